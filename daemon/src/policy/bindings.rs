@@ -1,0 +1,12 @@
+//! Host-side bindings for the `ballast:policy` world, generated from `sdk/wit`.
+
+wasmtime::component::bindgen!({
+    path: "../sdk/wit",
+    world: "ballast:policy/plugin",
+    with: {
+        "ballast:policy/snapshot.snapshot": crate::policy::input::SnapshotResource,
+    },
+    imports: { default: trappable },
+});
+
+pub use ballast::policy::{host, snapshot, types};

@@ -1,0 +1,91 @@
+//! What one evaluation reads: the tick's snapshot, converted to WIT types lazily and once per
+//! tick however many plugins read it, plus the plugin's own settings, state and the
+//! proposals made before it in the chain.
+
+use std::sync::{Arc, OnceLock};
+
+use ballast_sdk::SnapshotData;
+
+use super::bindings::types as w;
+use super::convert;
+
+/// The tick's snapshot, shared by every plugin of the chain.
+///
+/// Each part is converted the first time a plugin asks for it, so a chain whose plugins only
+/// read pending pods never converts the node list.
+pub struct SharedSnapshot {
+    data: Arc<SnapshotData>,
+    node_groups: OnceLock<Vec<w::NodeGroup>>,
+    nodes: OnceLock<Vec<w::Node>>,
+    pending_pods: OnceLock<Vec<w::PendingPod>>,
+    workloads: OnceLock<Vec<w::Workload>>,
+    fargate_pricing: OnceLock<w::FargatePricing>,
+}
+
+impl SharedSnapshot {
+    pub fn new(data: Arc<SnapshotData>) -> Self {
+        SharedSnapshot {
+            data,
+            node_groups: OnceLock::new(),
+            nodes: OnceLock::new(),
+            pending_pods: OnceLock::new(),
+            workloads: OnceLock::new(),
+            fargate_pricing: OnceLock::new(),
+        }
+    }
+
+    pub fn data(&self) -> &SnapshotData {
+        &self.data
+    }
+
+    pub fn taken_at_millis(&self) -> u64 {
+        self.data.taken_at_millis
+    }
+
+    pub fn node_groups(&self) -> Vec<w::NodeGroup> {
+        self.node_groups.get_or_init(|| self.data.node_groups.iter().map(convert::node_group).collect()).clone()
+    }
+
+    pub fn nodes(&self) -> Vec<w::Node> {
+        self.nodes.get_or_init(|| self.data.nodes.iter().map(convert::node).collect()).clone()
+    }
+
+    pub fn nodes_in_group(&self, group: &str) -> Vec<w::Node> {
+        self.data.nodes.iter().filter(|n| n.group.as_deref() == Some(group)).map(convert::node).collect()
+    }
+
+    pub fn pending_pods(&self) -> Vec<w::PendingPod> {
+        self.pending_pods.get_or_init(|| self.data.pending_pods.iter().map(convert::pending_pod).collect()).clone()
+    }
+
+    pub fn workloads(&self) -> Vec<w::Workload> {
+        self.workloads.get_or_init(|| self.data.workloads.iter().map(convert::workload).collect()).clone()
+    }
+
+    pub fn fargate_pricing(&self) -> w::FargatePricing {
+        self.fargate_pricing.get_or_init(|| convert::fargate_pricing(&self.data.fargate_pricing)).clone()
+    }
+}
+
+/// Everything one plugin's evaluation reads.
+#[derive(Clone)]
+pub struct EvaluationInput {
+    pub snapshot: Arc<SharedSnapshot>,
+    /// The plugin's settings, JSON.
+    pub settings: Arc<str>,
+    /// What the plugin returned last time.
+    pub state: Option<Vec<u8>>,
+    /// What earlier plugins of the chain proposed this tick.
+    pub proposals: Vec<w::Proposal>,
+}
+
+impl EvaluationInput {
+    /// An input with no state and no earlier proposals.
+    pub fn new(snapshot: Arc<SharedSnapshot>, settings: Arc<str>) -> Self {
+        EvaluationInput { snapshot, settings, state: None, proposals: Vec::new() }
+    }
+}
+
+/// The `snapshot` resource handed to a plugin. There is one per evaluation and the store's
+/// context holds its data, so the handle itself carries nothing.
+pub struct SnapshotResource;

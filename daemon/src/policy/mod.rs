@@ -1,0 +1,34 @@
+//! The policy plugin host: loads WebAssembly components that implement `ballast:policy`,
+//! runs them sandboxed and bounded, and returns what they propose.
+//!
+//! # Layout
+//! - [`host`]: the shared Wasmtime engine (pooling allocator, epochs, fuel) and linker;
+//! - [`inspect`]: reads a component's interface version before compiling it;
+//! - [`cache`]: compiled components by digest and engine configuration;
+//! - [`plugin`]: a loaded plugin and one bounded call into it;
+//! - [`context`]: what a call's imports reach, and the memory and log meters;
+//! - [`input`]: the snapshot a call reads, converted lazily once per tick;
+//! - [`validate`]: output size and sanity checks;
+//! - [`chain`]: plugins in order, each seeing earlier proposals;
+//! - [`limits`], [`error`]: per-plugin limits and what can go wrong.
+
+pub mod bindings;
+pub mod cache;
+pub mod chain;
+pub mod context;
+mod convert;
+pub mod error;
+pub mod host;
+pub mod input;
+pub mod inspect;
+pub mod limits;
+pub mod plugin;
+pub mod validate;
+
+pub use chain::{ChainOutcome, PolicyChain, Proposed};
+pub use error::{CallError, LoadError};
+pub use host::{HostConfig, PolicyHost};
+pub use inspect::{ComponentInfo, HOST_INTERFACE_VERSION};
+pub use input::{EvaluationInput, SharedSnapshot};
+pub use limits::PluginLimits;
+pub use plugin::{CallReport, Evaluated, Plugin, PluginSpec};

@@ -1,0 +1,72 @@
+//! `binpack`: a Cluster Autoscaler-like policy.
+//!
+//! - **Scale up**: bin-packs pending pods (first-fit decreasing on CPU, memory and pod
+//!   slots) onto new nodes of each Auto Scaling group that admits them, counting nodes
+//!   already on their way, and picks the group that places the most pods at the lowest
+//!   hourly cost. Repeats for pods the chosen group cannot take (a GPU pod, a selector).
+//! - **Scale down**: a node whose requests stay below `utilisation-threshold` of its
+//!   allocatable for `unneeded-seconds` is proposed for removal, if what it runs fits in the
+//!   spare room of the nodes that stay. Defaults are Cluster Autoscaler's (0.5, 10 min).
+//!
+//! Mixed-instances groups are sized from the smallest allocatable of their types and
+//! priced at the dearest, so a plan never counts on capacity a group may not deliver.
+
+mod scale_down;
+mod scale_up;
+
+use std::collections::BTreeMap;
+
+use ballast_sdk::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
+pub struct Settings {
+    /// Nodes whose requests are below this fraction of allocatable are candidates for removal.
+    pub utilisation_threshold: f64,
+    /// How long a node must stay under the threshold before it is proposed for removal.
+    pub unneeded_seconds: u64,
+    /// Turn scale-down off entirely.
+    pub scale_down: bool,
+    /// Fraction of spare room kept free on remaining nodes when checking a removal.
+    pub headroom: f64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings { utilisation_threshold: 0.5, unneeded_seconds: 600, scale_down: true, headroom: 0.1 }
+    }
+}
+
+/// Since when (snapshot millis) each node has been under the threshold.
+pub type State = BTreeMap<String, u64>;
+
+pub struct Binpack;
+
+impl Policy for Binpack {
+    type Settings = Settings;
+    type State = State;
+
+    fn validate(settings: &Settings) -> Result<(), String> {
+        if !(settings.utilisation_threshold > 0.0 && settings.utilisation_threshold <= 1.0) {
+            return Err(format!("utilisation-threshold must be in (0, 1], got {}", settings.utilisation_threshold));
+        }
+        if !(0.0..1.0).contains(&settings.headroom) {
+            return Err(format!("headroom must be in [0, 1), got {}", settings.headroom));
+        }
+        Ok(())
+    }
+
+    fn evaluate(snapshot: &dyn Snapshot, settings: &Settings, state: &mut State) -> Result<Vec<Decision>, String> {
+        let mut decisions = scale_up::plan(snapshot);
+        // Like Cluster Autoscaler, never shrink while pods are waiting for capacity.
+        if settings.scale_down && snapshot.pending_pods().is_empty() {
+            decisions.extend(scale_down::plan(snapshot, settings, state));
+        } else {
+            state.clear();
+        }
+        Ok(decisions)
+    }
+}
+
+ballast_sdk::export_policy!(Binpack);

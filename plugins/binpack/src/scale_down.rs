@@ -1,0 +1,95 @@
+//! Scale-down: nodes under the utilisation threshold for long enough, whose load fits
+//! elsewhere.
+
+use std::collections::{BTreeMap, HashMap};
+
+use ballast_sdk::prelude::*;
+
+use crate::{Settings, State};
+
+pub fn plan(snapshot: &dyn Snapshot, settings: &Settings, state: &mut State) -> Vec<Decision> {
+    let now = snapshot.taken_at_millis();
+    let groups: HashMap<&str, &NodeGroup> = snapshot
+        .node_groups()
+        .iter()
+        .filter(|g| g.kind == NodeGroupKind::Asg)
+        .map(|g| (g.id.as_str(), g))
+        .collect();
+    let nodes = snapshot.nodes();
+    let managed = |n: &Node| n.group.as_deref().is_some_and(|g| groups.contains_key(g)) && n.ready && !n.cordoned;
+
+    // Who is under the threshold now, and since when.
+    let mut since = BTreeMap::new();
+    for node in nodes.iter().filter(|n| managed(n)) {
+        let utilisation = node.utilisation();
+        if utilisation < settings.utilisation_threshold {
+            let first = state.get(&node.name).copied().unwrap_or(now);
+            since.insert(node.name.clone(), first);
+        }
+    }
+    *state = since;
+
+    let unneeded_ms = settings.unneeded_seconds.saturating_mul(1000);
+    let mut candidates: Vec<&Node> = nodes
+        .iter()
+        .filter(|n| managed(n) && n.removal_blocker.is_none())
+        .filter(|n| state.get(&n.name).is_some_and(|&s| now.saturating_sub(s) >= unneeded_ms))
+        .collect();
+    if candidates.is_empty() {
+        return Vec::new();
+    }
+    candidates.sort_by(|a, b| a.utilisation().total_cmp(&b.utilisation()).then(a.name.cmp(&b.name)));
+
+    // Spare room on the nodes that stay, less headroom.
+    let keep = 1.0 - settings.headroom;
+    let mut spare = nodes
+        .iter()
+        .filter(|n| n.ready && !n.cordoned && !candidates.iter().any(|c| c.name == n.name))
+        .fold(Resources::ZERO, |acc, n| {
+            let room = Resources {
+                cpu_millis: (n.allocatable.cpu_millis as f64 * keep) as u64,
+                memory_bytes: (n.allocatable.memory_bytes as f64 * keep) as u64,
+                pods: n.allocatable.pods,
+                gpus: n.allocatable.gpus,
+            };
+            acc.saturating_add(&room.saturating_sub(&n.requested))
+        });
+
+    let mut removable_per_group: HashMap<&str, u32> =
+        groups.iter().map(|(id, g)| (*id, g.desired_size.saturating_sub(g.min_size))).collect();
+    let mut chosen: BTreeMap<&str, Vec<&Node>> = BTreeMap::new();
+    for node in candidates {
+        let group = node.group.as_deref().unwrap_or_default();
+        let Some(room) = removable_per_group.get_mut(group) else { continue };
+        let load = Resources { pods: node.pod_count, ..node.requested };
+        if *room == 0 || !spare.fits(&load) {
+            // Stays: its room is available to the others.
+            continue;
+        }
+        *room -= 1;
+        spare = spare.saturating_sub(&load);
+        chosen.entry(group).or_default().push(node);
+    }
+
+    chosen
+        .into_iter()
+        .map(|(group, nodes)| {
+            let details: Vec<String> = nodes
+                .iter()
+                .map(|n| {
+                    let idle_min = now.saturating_sub(state[&n.name]) / 60_000;
+                    format!("{} at {:.0}% for {idle_min} min", n.name, n.utilisation() * 100.0)
+                })
+                .collect();
+            Decision::new(
+                Action::RemoveNodes { nodes: nodes.iter().map(|n| n.name.clone()).collect() },
+                format!(
+                    "group {group}: {} under {:.0}% utilisation for at least {} min, and their pods fit on the remaining nodes",
+                    details.join(", "),
+                    settings.utilisation_threshold * 100.0,
+                    settings.unneeded_seconds / 60
+                ),
+            )
+        })
+        .collect()
+}

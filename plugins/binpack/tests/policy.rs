@@ -1,0 +1,136 @@
+//! binpack's logic, tested natively through the SDK harness.
+
+use ballast_sdk::prelude::*;
+use ballast_sdk::testing::{GroupBuilder, Harness, NodeBuilder, SnapshotBuilder, labels};
+use binpack::Binpack;
+
+fn two_empty_groups() -> SnapshotBuilder {
+    SnapshotBuilder::new()
+        .group(GroupBuilder::asg("m5").instance_type("m5.large", "2", "8Gi", 0.096).sizes(0, 0, 20))
+        .group(GroupBuilder::asg("c5").instance_type("c5.large", "2", "4Gi", 0.085).sizes(0, 0, 20))
+}
+
+#[test]
+fn scales_the_cheapest_group_that_fits() {
+    let snapshot = two_empty_groups().pending_pods("default", "web", 12, "500m", "1Gi").build();
+    let decisions = Harness::<Binpack>::new().evaluate(&snapshot).unwrap();
+    assert_eq!(decisions.len(), 1, "{decisions:?}");
+    assert_eq!(decisions[0].action, Action::ScaleTo { group: "c5".into(), size: 3 });
+    let reason = &decisions[0].reason;
+    for needle in ["12 pending pods", "500m", "3 new c5.large", "$0.0850/h", "$0.2550/h", "m5: 12 pods on 3 nodes, $0.2880/h"] {
+        assert!(reason.contains(needle), "reason lacks {needle:?}: {reason}");
+    }
+}
+
+#[test]
+fn memory_bound_pods_go_where_memory_is_cheaper() {
+    // 3 GiB pods: one per c5.large (4 GiB), two per m5.large (8 GiB).
+    let snapshot = two_empty_groups().pending_pods("default", "cache", 6, "250m", "3Gi").build();
+    let decisions = Harness::<Binpack>::new().evaluate(&snapshot).unwrap();
+    assert_eq!(decisions[0].action, Action::ScaleTo { group: "m5".into(), size: 3 });
+}
+
+#[test]
+fn nodes_still_booting_are_counted() {
+    // desired 3 but no node registered yet: the 12 pods already have room coming.
+    let snapshot = SnapshotBuilder::new()
+        .group(GroupBuilder::asg("c5").instance_type("c5.large", "2", "4Gi", 0.085).sizes(0, 3, 20))
+        .pending_pods("default", "web", 14, "500m", "1Gi")
+        .build();
+    let decisions = Harness::<Binpack>::new().evaluate(&snapshot).unwrap();
+    assert_eq!(decisions, vec![decisions[0].clone()]);
+    assert_eq!(decisions[0].action, Action::ScaleTo { group: "c5".into(), size: 4 });
+}
+
+#[test]
+fn max_size_caps_a_group_and_the_rest_spill_over() {
+    let snapshot = SnapshotBuilder::new()
+        .group(GroupBuilder::asg("c5").instance_type("c5.large", "2", "4Gi", 0.085).sizes(0, 0, 2))
+        .group(GroupBuilder::asg("m5").instance_type("m5.large", "2", "8Gi", 0.096).sizes(0, 0, 20))
+        .pending_pods("default", "web", 12, "500m", "1Gi")
+        .build();
+    let decisions = Harness::<Binpack>::new().evaluate(&snapshot).unwrap();
+    let actions: Vec<_> = decisions.iter().map(|d| d.action.clone()).collect();
+    // m5 places all 12 (c5 only 8), so it wins; nothing is left for c5.
+    assert_eq!(actions, vec![Action::ScaleTo { group: "m5".into(), size: 3 }]);
+}
+
+#[test]
+fn selectors_and_taints_restrict_groups() {
+    let gpu_pod = PendingPod {
+        name: "train-0".into(),
+        namespace: "ml".into(),
+        requests: Resources { gpus: 1, ..Resources::pod(1000, 4 << 30) },
+        node_selector: labels(&[("accelerator", "nvidia")]),
+        tolerations: vec![Toleration { key: "nvidia.com/gpu".into(), operator_exists: true, ..Toleration::default() }],
+        ..PendingPod::default()
+    };
+    let mut gpu = GroupBuilder::asg("gpu")
+        .instance_type("g5.xlarge", "4", "16Gi", 1.006)
+        .sizes(0, 0, 4)
+        .label("accelerator", "nvidia")
+        .taint("nvidia.com/gpu", "", TaintEffect::NoSchedule)
+        .build();
+    gpu.instance_types[0].allocatable.gpus = 1;
+    let mut snapshot = two_empty_groups().pending_pods("default", "web", 4, "500m", "1Gi").pending_pod(gpu_pod).build();
+    snapshot.node_groups.push(gpu);
+    let decisions = Harness::<Binpack>::new().evaluate(&snapshot).unwrap();
+    let actions: Vec<_> = decisions.iter().map(|d| d.action.clone()).collect();
+    assert_eq!(
+        actions,
+        vec![Action::ScaleTo { group: "c5".into(), size: 1 }, Action::ScaleTo { group: "gpu".into(), size: 1 }]
+    );
+}
+
+fn idle_cluster(at_millis: u64) -> SnapshotData {
+    SnapshotBuilder::new()
+        .at_millis(at_millis)
+        .group(GroupBuilder::asg("m5").instance_type("m5.large", "2", "8Gi", 0.096).sizes(1, 3, 10))
+        .node(NodeBuilder::new("busy-1", "m5").allocatable("2", "8Gi").requested("1500m", "4Gi", 10))
+        .node(NodeBuilder::new("busy-2", "m5").allocatable("2", "8Gi").requested("1200m", "3Gi", 8))
+        .node(NodeBuilder::new("idle", "m5").allocatable("2", "8Gi").requested("200m", "512Mi", 2))
+        .build()
+}
+
+#[test]
+fn removes_a_node_idle_for_ten_minutes() {
+    let mut harness = Harness::<Binpack>::new();
+    assert!(harness.evaluate(&idle_cluster(0)).unwrap().is_empty(), "not idle long enough yet");
+    assert!(harness.evaluate(&idle_cluster(9 * 60_000)).unwrap().is_empty());
+    let decisions = harness.evaluate(&idle_cluster(10 * 60_000)).unwrap();
+    assert_eq!(decisions.len(), 1, "{decisions:?}");
+    assert_eq!(decisions[0].action, Action::RemoveNodes { nodes: vec!["idle".into()] });
+    assert!(decisions[0].reason.contains("idle at 10% for 10 min"), "{}", decisions[0].reason);
+}
+
+#[test]
+fn keeps_blocked_nodes_min_size_and_waits_for_pending_pods() {
+    let mut harness = Harness::<Binpack>::new();
+    let mut blocked = idle_cluster(0);
+    blocked.nodes[2].removal_blocker = Some("pod default/db-0 has local storage".into());
+    harness.evaluate(&blocked).unwrap();
+    blocked.taken_at_millis = 20 * 60_000;
+    assert!(harness.evaluate(&blocked).unwrap().is_empty());
+
+    let mut at_min = idle_cluster(0);
+    at_min.node_groups[0].min_size = 3;
+    let mut harness = Harness::<Binpack>::new();
+    harness.evaluate(&at_min).unwrap();
+    at_min.taken_at_millis = 20 * 60_000;
+    assert!(harness.evaluate(&at_min).unwrap().is_empty());
+
+    let mut harness = Harness::<Binpack>::new();
+    harness.evaluate(&idle_cluster(0)).unwrap();
+    let mut pending = idle_cluster(20 * 60_000);
+    pending.pending_pods = SnapshotBuilder::new().pending_pods("default", "big", 1, "4", "1Gi").build().pending_pods;
+    let decisions = harness.evaluate(&pending).unwrap();
+    assert!(decisions.iter().all(|d| !matches!(d.action, Action::RemoveNodes { .. })), "{decisions:?}");
+}
+
+#[test]
+fn refuses_bad_settings_with_the_value() {
+    let err = Harness::<Binpack>::with_settings(serde_json::json!({"utilisation-threshold": 1.5})).err().unwrap();
+    assert!(err.contains("utilisation-threshold") && err.contains("1.5"), "{err}");
+    let err = Harness::<Binpack>::with_settings(serde_json::json!({"treshold": 0.3})).err().unwrap();
+    assert!(err.contains("treshold"), "{err}");
+}

@@ -1,0 +1,74 @@
+//! fargate-placement's logic, tested natively.
+
+use ballast_sdk::prelude::*;
+use ballast_sdk::testing::{GroupBuilder, Harness, NodeBuilder, SnapshotBuilder, deployment};
+use fargate_placement::FargatePlacement;
+
+fn cluster() -> SnapshotBuilder {
+    SnapshotBuilder::new().group(GroupBuilder::asg("m5").instance_type("m5.large", "2", "8Gi", 0.096).sizes(0, 1, 10)).node(
+        NodeBuilder::new("full", "m5").allocatable("2", "8Gi").requested("1900m", "7Gi", 12),
+    )
+}
+
+fn place(decisions: &[Decision]) -> Vec<(String, PlacementTarget)> {
+    decisions
+        .iter()
+        .filter_map(|d| match &d.action {
+            Action::Place { workload, target } => Some((workload.name.clone(), target.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn small_pods_go_to_fargate_when_ec2_is_full() {
+    // 250m / 512Mi: Fargate bills 0.25 vCPU / 1 GB = $0.0146/h; EC2 share is 12.5% of a node
+    // at 80% packing = $0.015/h.
+    let snapshot = cluster().workload(deployment("web", "api", 3, "250m", "512Mi")).build();
+    let decisions = Harness::<FargatePlacement>::new().evaluate(&snapshot).unwrap();
+    assert_eq!(place(&decisions), vec![("api".into(), PlacementTarget::Fargate)]);
+    assert!(decisions[0].reason.contains("Fargate 0.25 vCPU / 1 GiB"), "{}", decisions[0].reason);
+}
+
+#[test]
+fn rounding_makes_awkward_sizes_cheaper_on_ec2() {
+    // 250m / 1800Mi plus 256 MiB overhead passes 2 GB, so Fargate bills 0.5 vCPU / 3 GB
+    // ($0.0336/h); on EC2 it is 22% of an m5.large at 80% packing ($0.0264/h).
+    let snapshot = cluster().workload(deployment("batch", "etl", 2, "250m", "1800Mi")).build();
+    let decisions = Harness::<FargatePlacement>::new().evaluate(&snapshot).unwrap();
+    assert_eq!(place(&decisions), vec![("etl".into(), PlacementTarget::Ec2(Some("m5".into())))]);
+}
+
+#[test]
+fn spare_room_on_running_nodes_is_free() {
+    let snapshot = SnapshotBuilder::new()
+        .group(GroupBuilder::asg("m5").instance_type("m5.large", "2", "8Gi", 0.096).sizes(0, 1, 10))
+        .node(NodeBuilder::new("empty", "m5").allocatable("2", "8Gi"))
+        .workload(deployment("web", "api", 3, "250m", "512Mi"))
+        .build();
+    let decisions = Harness::<FargatePlacement>::new().evaluate(&snapshot).unwrap();
+    assert_eq!(place(&decisions), vec![("api".into(), PlacementTarget::Ec2(Some("m5".into())))]);
+    assert!(decisions[0].reason.contains("spare room"), "{}", decisions[0].reason);
+}
+
+#[test]
+fn ineligible_workloads_are_never_sent_to_fargate() {
+    let mut agent = deployment("kube-system", "node-agent", 1, "100m", "128Mi");
+    agent.id.kind = WorkloadKind::DaemonSet;
+    agent.fargate_blocker = Some("DaemonSet".into());
+    let mut db = deployment("data", "db", 1, "250m", "512Mi");
+    db.fargate_blocker = Some("mounts an EBS volume (PVC data-db-0)".into());
+    let snapshot = cluster().workload(agent).workload(db).build();
+    let decisions = Harness::<FargatePlacement>::new().evaluate(&snapshot).unwrap();
+    assert!(place(&decisions).is_empty(), "{decisions:?}");
+}
+
+#[test]
+fn placed_workloads_stay_unless_the_saving_beats_hysteresis() {
+    let mut api = deployment("web", "api", 3, "250m", "512Mi");
+    api.placement = Placement::Ec2(Some("m5".into()));
+    let snapshot = cluster().workload(api).build();
+    // Fargate is only ~3% cheaper here: below the 10% hysteresis, so nothing moves.
+    let decisions = Harness::<FargatePlacement>::new().evaluate(&snapshot).unwrap();
+    assert!(place(&decisions).is_empty(), "{decisions:?}");
+}

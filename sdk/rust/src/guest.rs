@@ -1,0 +1,288 @@
+//! The wasm side of a plugin: the generated bindings, a [`Snapshot`] that fetches from the
+//! host on first use, and the conversions between generated and model types. Used through
+//! [`crate::export_policy!`]; nothing here is public API.
+
+use std::cell::OnceCell;
+
+use crate::log::Level;
+use crate::model as m;
+use crate::snapshot::Snapshot;
+use crate::{Policy, run};
+
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "ballast:policy/plugin",
+        pub_export_macro: true,
+        default_bindings_module: "ballast_sdk::guest::bindings",
+    });
+}
+
+use bindings::ballast::policy::{host, snapshot as wit_snapshot, types as w};
+pub use bindings::exports::ballast::policy::policy::Evaluation;
+
+/// How the export receives the snapshot resource.
+pub type SnapshotHandle<'a> = &'a wit_snapshot::Snapshot;
+
+pub fn log(level: Level, message: &str) {
+    let level = match level {
+        Level::Trace => host::Level::Trace,
+        Level::Debug => host::Level::Debug,
+        Level::Info => host::Level::Info,
+        Level::Warn => host::Level::Warn,
+        Level::Error => host::Level::Error,
+    };
+    host::log(level, message);
+}
+
+/// Runs `P` on the host's snapshot; called by the code `export_policy!` generates.
+pub fn evaluate<P: Policy>(handle: SnapshotHandle<'_>) -> Result<Evaluation, String> {
+    let snapshot = WasmSnapshot::new(handle);
+    let settings = handle.settings();
+    let previous = handle.state();
+    let outcome = run::<P>(&snapshot, &settings, previous.as_deref())?;
+    Ok(Evaluation {
+        decisions: outcome.decisions.into_iter().map(decision_to_wit).collect(),
+        state: Some(outcome.state),
+    })
+}
+
+/// A snapshot whose parts are fetched from the host the first time the policy reads them.
+struct WasmSnapshot<'a> {
+    handle: SnapshotHandle<'a>,
+    node_groups: OnceCell<Vec<m::NodeGroup>>,
+    nodes: OnceCell<Vec<m::Node>>,
+    pending_pods: OnceCell<Vec<m::PendingPod>>,
+    workloads: OnceCell<Vec<m::Workload>>,
+    fargate: OnceCell<m::FargatePricing>,
+    proposals: OnceCell<Vec<m::Proposal>>,
+}
+
+impl<'a> WasmSnapshot<'a> {
+    fn new(handle: SnapshotHandle<'a>) -> Self {
+        WasmSnapshot {
+            handle,
+            node_groups: OnceCell::new(),
+            nodes: OnceCell::new(),
+            pending_pods: OnceCell::new(),
+            workloads: OnceCell::new(),
+            fargate: OnceCell::new(),
+            proposals: OnceCell::new(),
+        }
+    }
+}
+
+impl Snapshot for WasmSnapshot<'_> {
+    fn taken_at_millis(&self) -> u64 {
+        self.handle.taken_at_millis()
+    }
+    fn node_groups(&self) -> &[m::NodeGroup] {
+        self.node_groups.get_or_init(|| self.handle.node_groups().into_iter().map(node_group).collect())
+    }
+    fn nodes(&self) -> &[m::Node] {
+        self.nodes.get_or_init(|| self.handle.nodes().into_iter().map(node).collect())
+    }
+    fn nodes_in_group(&self, group: &str) -> Vec<m::Node> {
+        match self.nodes.get() {
+            Some(all) => all.iter().filter(|n| n.group.as_deref() == Some(group)).cloned().collect(),
+            None => self.handle.nodes_in_group(group).into_iter().map(node).collect(),
+        }
+    }
+    fn pending_pods(&self) -> &[m::PendingPod] {
+        self.pending_pods.get_or_init(|| self.handle.pending_pods().into_iter().map(pending_pod).collect())
+    }
+    fn workloads(&self) -> &[m::Workload] {
+        self.workloads.get_or_init(|| self.handle.workloads().into_iter().map(workload).collect())
+    }
+    fn fargate_pricing(&self) -> &m::FargatePricing {
+        self.fargate.get_or_init(|| fargate_pricing(self.handle.fargate_pricing()))
+    }
+    fn proposals(&self) -> &[m::Proposal] {
+        self.proposals.get_or_init(|| {
+            self.handle
+                .proposals()
+                .into_iter()
+                .map(|p| m::Proposal { plugin: p.plugin, decision: decision_from_wit(p.decision) })
+                .collect()
+        })
+    }
+}
+
+fn resources(r: w::Resources) -> m::Resources {
+    m::Resources { cpu_millis: r.cpu_millis, memory_bytes: r.memory_bytes, pods: r.pods, gpus: r.gpus }
+}
+
+fn labels(list: Vec<w::Label>) -> std::collections::BTreeMap<String, String> {
+    list.into_iter().map(|l| (l.key, l.value)).collect()
+}
+
+fn taint_effect(e: w::TaintEffect) -> m::TaintEffect {
+    match e {
+        w::TaintEffect::NoSchedule => m::TaintEffect::NoSchedule,
+        w::TaintEffect::PreferNoSchedule => m::TaintEffect::PreferNoSchedule,
+        w::TaintEffect::NoExecute => m::TaintEffect::NoExecute,
+    }
+}
+
+fn node_group(g: w::NodeGroup) -> m::NodeGroup {
+    m::NodeGroup {
+        id: g.id,
+        kind: match g.kind {
+            w::NodeGroupKind::Asg => m::NodeGroupKind::Asg,
+            w::NodeGroupKind::Fargate => m::NodeGroupKind::Fargate,
+        },
+        min_size: g.min_size,
+        max_size: g.max_size,
+        desired_size: g.desired_size,
+        ready_nodes: g.ready_nodes,
+        instance_types: g
+            .instance_types
+            .into_iter()
+            .map(|t| m::InstanceType {
+                name: t.name,
+                capacity: resources(t.capacity),
+                allocatable: resources(t.allocatable),
+                price_per_hour: t.price_per_hour,
+            })
+            .collect(),
+        labels: labels(g.labels),
+        taints: g
+            .taints
+            .into_iter()
+            .map(|t| m::Taint { key: t.key, value: t.value, effect: taint_effect(t.effect) })
+            .collect(),
+        zones: g.zones,
+    }
+}
+
+fn node(n: w::Node) -> m::Node {
+    m::Node {
+        name: n.name,
+        group: n.group,
+        instance_type: n.instance_type,
+        zone: n.zone,
+        allocatable: resources(n.allocatable),
+        requested: resources(n.requested),
+        usage: n.usage.map(resources),
+        ready: n.ready,
+        cordoned: n.cordoned,
+        age_seconds: n.age_seconds,
+        pod_count: n.pod_count,
+        removal_blocker: n.removal_blocker,
+    }
+}
+
+fn workload_kind(k: w::WorkloadKind) -> m::WorkloadKind {
+    match k {
+        w::WorkloadKind::Deployment => m::WorkloadKind::Deployment,
+        w::WorkloadKind::StatefulSet => m::WorkloadKind::StatefulSet,
+        w::WorkloadKind::DaemonSet => m::WorkloadKind::DaemonSet,
+        w::WorkloadKind::Job => m::WorkloadKind::Job,
+        w::WorkloadKind::ReplicaSet => m::WorkloadKind::ReplicaSet,
+        w::WorkloadKind::Other => m::WorkloadKind::Other,
+    }
+}
+
+fn workload_ref(r: w::WorkloadRef) -> m::WorkloadRef {
+    m::WorkloadRef { kind: workload_kind(r.kind), namespace: r.namespace, name: r.name }
+}
+
+fn workload_ref_to_wit(r: m::WorkloadRef) -> w::WorkloadRef {
+    let kind = match r.kind {
+        m::WorkloadKind::Deployment => w::WorkloadKind::Deployment,
+        m::WorkloadKind::StatefulSet => w::WorkloadKind::StatefulSet,
+        m::WorkloadKind::DaemonSet => w::WorkloadKind::DaemonSet,
+        m::WorkloadKind::Job => w::WorkloadKind::Job,
+        m::WorkloadKind::ReplicaSet => w::WorkloadKind::ReplicaSet,
+        m::WorkloadKind::Other => w::WorkloadKind::Other,
+    };
+    w::WorkloadRef { kind, namespace: r.namespace, name: r.name }
+}
+
+fn pending_pod(p: w::PendingPod) -> m::PendingPod {
+    m::PendingPod {
+        namespace: p.namespace,
+        name: p.name,
+        requests: resources(p.requests),
+        owner: p.owner.map(workload_ref),
+        node_selector: labels(p.node_selector),
+        affinity_keys: p.affinity_keys,
+        tolerations: p
+            .tolerations
+            .into_iter()
+            .map(|t| m::Toleration {
+                key: t.key,
+                operator_exists: t.operator_exists,
+                value: t.value,
+                effect: t.effect.map(taint_effect),
+            })
+            .collect(),
+        age_seconds: p.age_seconds,
+    }
+}
+
+fn workload(wl: w::Workload) -> m::Workload {
+    m::Workload {
+        id: workload_ref(wl.id),
+        replicas: wl.replicas,
+        requests_per_replica: resources(wl.requests_per_replica),
+        placement: match wl.placement {
+            w::Placement::Unplaced => m::Placement::Unplaced,
+            w::Placement::Fargate => m::Placement::Fargate,
+            w::Placement::Ec2(group) => m::Placement::Ec2(group),
+        },
+        fargate_blocker: wl.fargate_blocker,
+        usage_per_replica: wl.usage_per_replica.map(resources),
+    }
+}
+
+fn fargate_pricing(f: w::FargatePricing) -> m::FargatePricing {
+    m::FargatePricing {
+        per_vcpu_hour: f.per_vcpu_hour,
+        per_gb_hour: f.per_gb_hour,
+        overhead_mib: f.overhead_mib,
+        sizes: f
+            .sizes
+            .into_iter()
+            .map(|s| m::FargateSize {
+                cpu_millis: s.cpu_millis,
+                memory_mib_min: s.memory_mib_min,
+                memory_mib_max: s.memory_mib_max,
+                memory_mib_step: s.memory_mib_step,
+            })
+            .collect(),
+    }
+}
+
+fn target_from_wit(t: w::PlacementTarget) -> m::PlacementTarget {
+    match t {
+        w::PlacementTarget::Fargate => m::PlacementTarget::Fargate,
+        w::PlacementTarget::Ec2(group) => m::PlacementTarget::Ec2(group),
+    }
+}
+
+fn decision_from_wit(d: w::Decision) -> m::Decision {
+    let action = match d.action {
+        w::Action::ScaleTo(s) => m::Action::ScaleTo { group: s.group, size: s.size },
+        w::Action::ScaleBy(s) => m::Action::ScaleBy { group: s.group, delta: s.delta },
+        w::Action::RemoveNodes(nodes) => m::Action::RemoveNodes { nodes },
+        w::Action::Place(p) => m::Action::Place { workload: workload_ref(p.workload), target: target_from_wit(p.target) },
+    };
+    m::Decision { action, reason: d.reason }
+}
+
+fn decision_to_wit(d: m::Decision) -> w::Decision {
+    let action = match d.action {
+        m::Action::ScaleTo { group, size } => w::Action::ScaleTo(w::ScaleTo { group, size }),
+        m::Action::ScaleBy { group, delta } => w::Action::ScaleBy(w::ScaleBy { group, delta }),
+        m::Action::RemoveNodes { nodes } => w::Action::RemoveNodes(nodes),
+        m::Action::Place { workload, target } => w::Action::Place(w::Place {
+            workload: workload_ref_to_wit(workload),
+            target: match target {
+                m::PlacementTarget::Fargate => w::PlacementTarget::Fargate,
+                m::PlacementTarget::Ec2(group) => w::PlacementTarget::Ec2(group),
+            },
+        }),
+    };
+    w::Decision { action, reason: d.reason }
+}

@@ -1,0 +1,398 @@
+//! The snapshot and decision types a policy works with.
+//!
+//! They mirror `sdk/wit/policy.wit` one to one, with Rust names and maps where the WIT has
+//! lists of pairs. The same types (with serde) are the snapshot file format that
+//! `ballast plugin run` reads, so a snapshot written for a test is also a CLI input.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::quantity;
+
+/// An amount of compute: a node's allocatable or requested total, or a pod's requests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Resources {
+    /// CPU in millicores. Files write it as a Kubernetes quantity: `cpu: 500m`.
+    #[serde(rename = "cpu", with = "quantity::cpu")]
+    pub cpu_millis: u64,
+    /// Memory in bytes. Files write it as a Kubernetes quantity: `memory: 1Gi`.
+    #[serde(rename = "memory", with = "quantity::memory")]
+    pub memory_bytes: u64,
+    /// Pod slots: a node's max pods, or 1 for a pod.
+    pub pods: u32,
+    pub gpus: u32,
+}
+
+impl Resources {
+    pub const ZERO: Resources = Resources { cpu_millis: 0, memory_bytes: 0, pods: 0, gpus: 0 };
+
+    pub fn new(cpu_millis: u64, memory_bytes: u64) -> Self {
+        Resources { cpu_millis, memory_bytes, pods: 0, gpus: 0 }
+    }
+
+    /// A pod's requests: `pods` is 1.
+    pub fn pod(cpu_millis: u64, memory_bytes: u64) -> Self {
+        Resources { cpu_millis, memory_bytes, pods: 1, gpus: 0 }
+    }
+
+    /// True if `other` fits in `self` in every dimension.
+    pub fn fits(&self, other: &Resources) -> bool {
+        other.cpu_millis <= self.cpu_millis
+            && other.memory_bytes <= self.memory_bytes
+            && other.pods <= self.pods
+            && other.gpus <= self.gpus
+    }
+
+    pub fn saturating_sub(&self, other: &Resources) -> Resources {
+        Resources {
+            cpu_millis: self.cpu_millis.saturating_sub(other.cpu_millis),
+            memory_bytes: self.memory_bytes.saturating_sub(other.memory_bytes),
+            pods: self.pods.saturating_sub(other.pods),
+            gpus: self.gpus.saturating_sub(other.gpus),
+        }
+    }
+
+    pub fn saturating_add(&self, other: &Resources) -> Resources {
+        Resources {
+            cpu_millis: self.cpu_millis.saturating_add(other.cpu_millis),
+            memory_bytes: self.memory_bytes.saturating_add(other.memory_bytes),
+            pods: self.pods.saturating_add(other.pods),
+            gpus: self.gpus.saturating_add(other.gpus),
+        }
+    }
+
+    /// The larger of the CPU and memory fractions of `of` that `self` takes, as Cluster
+    /// Autoscaler and Escalator measure utilisation. Zero when `of` is empty.
+    pub fn utilisation_of(&self, of: &Resources) -> f64 {
+        let ratio = |used: u64, total: u64| if total == 0 { 0.0 } else { used as f64 / total as f64 };
+        ratio(self.cpu_millis, of.cpu_millis).max(ratio(self.memory_bytes, of.memory_bytes))
+    }
+}
+
+impl fmt::Display for Resources {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} cpu / {} memory",
+            quantity::format_cpu(self.cpu_millis),
+            quantity::format_memory(self.memory_bytes)
+        )?;
+        if self.gpus > 0 {
+            write!(f, " / {} gpu", self.gpus)?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub enum TaintEffect {
+    NoSchedule,
+    PreferNoSchedule,
+    NoExecute,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Taint {
+    pub key: String,
+    #[serde(default)]
+    pub value: String,
+    pub effect: TaintEffect,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Toleration {
+    /// Empty together with `operator_exists` tolerates everything.
+    pub key: String,
+    /// `operator: Exists` (true) or `Equal` (false).
+    pub operator_exists: bool,
+    pub value: String,
+    /// None tolerates every effect.
+    pub effect: Option<TaintEffect>,
+}
+
+impl Toleration {
+    /// Kubernetes' matching rule for one taint.
+    pub fn tolerates(&self, taint: &Taint) -> bool {
+        if self.effect.is_some_and(|e| e != taint.effect) {
+            return false;
+        }
+        if self.key.is_empty() {
+            return self.operator_exists;
+        }
+        self.key == taint.key && (self.operator_exists || self.value == taint.value)
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NodeGroupKind {
+    /// An EC2 Auto Scaling group (EKS managed node group, kops instance group).
+    #[default]
+    Asg,
+    /// An EKS Fargate profile.
+    Fargate,
+}
+
+/// One instance type a node group can launch.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InstanceType {
+    pub name: String,
+    pub capacity: Resources,
+    pub allocatable: Resources,
+    /// US dollars per hour for one instance.
+    pub price_per_hour: f64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeGroup {
+    pub id: String,
+    pub kind: NodeGroupKind,
+    pub min_size: u32,
+    pub max_size: u32,
+    pub desired_size: u32,
+    pub ready_nodes: u32,
+    /// Every type the group can launch, primary first.
+    pub instance_types: Vec<InstanceType>,
+    pub labels: BTreeMap<String, String>,
+    pub taints: Vec<Taint>,
+    pub zones: Vec<String>,
+}
+
+impl NodeGroup {
+    /// What a new node of this group is certain to offer, whichever of its instance types is
+    /// launched: the smallest allocatable in each dimension. Unlike Cluster Autoscaler, which
+    /// sizes a mixed-instances group from its first type only, this never overestimates.
+    pub fn guaranteed_allocatable(&self) -> Resources {
+        let mut types = self.instance_types.iter().map(|t| t.allocatable);
+        let Some(first) = types.next() else { return Resources::ZERO };
+        types.fold(first, |a, b| Resources {
+            cpu_millis: a.cpu_millis.min(b.cpu_millis),
+            memory_bytes: a.memory_bytes.min(b.memory_bytes),
+            pods: a.pods.min(b.pods),
+            gpus: a.gpus.min(b.gpus),
+        })
+    }
+
+    /// The most a new node of this group can cost per hour.
+    pub fn max_price_per_hour(&self) -> f64 {
+        self.instance_types.iter().map(|t| t.price_per_hour).fold(0.0, f64::max)
+    }
+
+    /// True if a pod with these constraints may be scheduled on a new node of this group.
+    pub fn admits(&self, pod: &PendingPod) -> bool {
+        pod.node_selector.iter().all(|(k, v)| self.labels.get(k) == Some(v))
+            && pod.affinity_keys.iter().all(|k| self.labels.contains_key(k))
+            && self
+                .taints
+                .iter()
+                .filter(|t| t.effect != TaintEffect::PreferNoSchedule)
+                .all(|t| pod.tolerations.iter().any(|tol| tol.tolerates(t)))
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Node {
+    pub name: String,
+    pub group: Option<String>,
+    pub instance_type: String,
+    pub zone: String,
+    pub allocatable: Resources,
+    pub requested: Resources,
+    pub usage: Option<Resources>,
+    pub ready: bool,
+    pub cordoned: bool,
+    pub age_seconds: u64,
+    pub pod_count: u32,
+    /// None if the node may be removed; otherwise why not.
+    pub removal_blocker: Option<String>,
+}
+
+impl Node {
+    /// Requests over allocatable, the larger of CPU and memory.
+    pub fn utilisation(&self) -> f64 {
+        self.requested.utilisation_of(&self.allocatable)
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WorkloadKind {
+    #[default]
+    Deployment,
+    StatefulSet,
+    DaemonSet,
+    Job,
+    ReplicaSet,
+    Other,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkloadRef {
+    pub kind: WorkloadKind,
+    pub namespace: String,
+    pub name: String,
+}
+
+impl fmt::Display for WorkloadRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = serde_json::to_value(self.kind).ok();
+        let kind = kind.as_ref().and_then(|v| v.as_str()).unwrap_or("workload");
+        write!(f, "{kind}/{}/{}", self.namespace, self.name)
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PendingPod {
+    pub namespace: String,
+    pub name: String,
+    pub requests: Resources,
+    pub owner: Option<WorkloadRef>,
+    pub node_selector: BTreeMap<String, String>,
+    /// Label keys named by required node affinity terms.
+    pub affinity_keys: Vec<String>,
+    pub tolerations: Vec<Toleration>,
+    pub age_seconds: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Placement {
+    #[default]
+    Unplaced,
+    Fargate,
+    /// On EC2, in the named group when all replicas share one.
+    Ec2(Option<String>),
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Workload {
+    pub id: WorkloadRef,
+    pub replicas: u32,
+    pub requests_per_replica: Resources,
+    pub placement: Placement,
+    /// None if the workload may run on Fargate; otherwise why not.
+    pub fargate_blocker: Option<String>,
+    pub usage_per_replica: Option<Resources>,
+}
+
+/// One Fargate vCPU size and the memory sizes allowed with it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FargateSize {
+    pub cpu_millis: u64,
+    pub memory_mib_min: u64,
+    pub memory_mib_max: u64,
+    pub memory_mib_step: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FargatePricing {
+    pub per_vcpu_hour: f64,
+    pub per_gb_hour: f64,
+    pub overhead_mib: u64,
+    pub sizes: Vec<FargateSize>,
+}
+
+impl Default for FargatePricing {
+    /// EKS on Fargate in us-east-1, Linux x86 (see `shared/reference/domain.md`).
+    fn default() -> Self {
+        let size = |cpu_millis: u64, min: u64, max: u64, step: u64| FargateSize {
+            cpu_millis,
+            memory_mib_min: min * 1024,
+            memory_mib_max: max * 1024,
+            memory_mib_step: step,
+        };
+        FargatePricing {
+            per_vcpu_hour: 0.04048,
+            per_gb_hour: 0.004445,
+            overhead_mib: 256,
+            sizes: vec![
+                // 0.25 vCPU allows 0.5, 1 and 2 GB: a 512 MiB step from 0.5 to 1, then 2.
+                FargateSize { cpu_millis: 250, memory_mib_min: 512, memory_mib_max: 1024, memory_mib_step: 512 },
+                FargateSize { cpu_millis: 250, memory_mib_min: 2048, memory_mib_max: 2048, memory_mib_step: 1024 },
+                size(500, 1, 4, 1024),
+                size(1000, 2, 8, 1024),
+                size(2000, 4, 16, 1024),
+                size(4000, 8, 30, 1024),
+                size(8000, 16, 60, 4096),
+                size(16000, 32, 120, 8192),
+            ],
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PlacementTarget {
+    Fargate,
+    /// EC2, optionally in a named group.
+    Ec2(Option<String>),
+}
+
+/// What a policy asks for.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Action {
+    /// Set a node group's desired size.
+    ScaleTo { group: String, size: u32 },
+    /// Change a node group's desired size by a delta.
+    ScaleBy { group: String, delta: i32 },
+    /// Cordon, drain and terminate these nodes.
+    RemoveNodes { nodes: Vec<String> },
+    /// Run a workload on Fargate or EC2.
+    Place { workload: WorkloadRef, target: PlacementTarget },
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Action::ScaleTo { group, size } => write!(f, "scale {group} to {size}"),
+            Action::ScaleBy { group, delta } => write!(f, "scale {group} by {delta:+}"),
+            Action::RemoveNodes { nodes } => write!(f, "remove {}", nodes.join(", ")),
+            Action::Place { workload, target: PlacementTarget::Fargate } => {
+                write!(f, "place {workload} on fargate")
+            }
+            Action::Place { workload, target: PlacementTarget::Ec2(None) } => {
+                write!(f, "place {workload} on ec2")
+            }
+            Action::Place { workload, target: PlacementTarget::Ec2(Some(group)) } => {
+                write!(f, "place {workload} on ec2 group {group}")
+            }
+        }
+    }
+}
+
+/// A proposed action and why, for people.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Decision {
+    pub action: Action,
+    pub reason: String,
+}
+
+impl Decision {
+    pub fn new(action: Action, reason: impl Into<String>) -> Self {
+        Decision { action, reason: reason.into() }
+    }
+}
+
+/// A decision an earlier plugin of the chain proposed this tick.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Proposal {
+    pub plugin: String,
+    pub decision: Decision,
+}

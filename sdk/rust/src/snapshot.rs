@@ -1,0 +1,69 @@
+//! The read-only view a policy evaluates, and its in-memory form.
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{FargatePricing, Node, NodeGroup, PendingPod, Proposal, Workload};
+
+/// What a policy can read about the cluster in one evaluation.
+///
+/// Inside a plugin each method fetches its part from the host on first use and caches it, so
+/// a policy pays only for what it reads. In native tests [`SnapshotData`] implements it.
+pub trait Snapshot {
+    /// Milliseconds since the Unix epoch when the snapshot was taken (virtual in simulations).
+    fn taken_at_millis(&self) -> u64;
+    fn node_groups(&self) -> &[NodeGroup];
+    fn nodes(&self) -> &[Node];
+    /// The nodes of one group. Cheaper than [`Snapshot::nodes`] inside a plugin when the
+    /// policy only looks at a few groups.
+    fn nodes_in_group(&self, group: &str) -> Vec<Node> {
+        self.nodes().iter().filter(|n| n.group.as_deref() == Some(group)).cloned().collect()
+    }
+    fn pending_pods(&self) -> &[PendingPod];
+    fn workloads(&self) -> &[Workload];
+    fn fargate_pricing(&self) -> &FargatePricing;
+    /// Decisions earlier plugins of the chain proposed this tick.
+    fn proposals(&self) -> &[Proposal];
+
+    /// A node group by id.
+    fn node_group(&self, id: &str) -> Option<&NodeGroup> {
+        self.node_groups().iter().find(|g| g.id == id)
+    }
+}
+
+/// A whole snapshot held in memory: what the host builds each tick, what snapshot files
+/// contain, and what native policy tests evaluate.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SnapshotData {
+    pub taken_at_millis: u64,
+    pub node_groups: Vec<NodeGroup>,
+    pub nodes: Vec<Node>,
+    pub pending_pods: Vec<PendingPod>,
+    pub workloads: Vec<Workload>,
+    pub fargate_pricing: FargatePricing,
+    pub proposals: Vec<Proposal>,
+}
+
+impl Snapshot for SnapshotData {
+    fn taken_at_millis(&self) -> u64 {
+        self.taken_at_millis
+    }
+    fn node_groups(&self) -> &[NodeGroup] {
+        &self.node_groups
+    }
+    fn nodes(&self) -> &[Node] {
+        &self.nodes
+    }
+    fn pending_pods(&self) -> &[PendingPod] {
+        &self.pending_pods
+    }
+    fn workloads(&self) -> &[Workload] {
+        &self.workloads
+    }
+    fn fargate_pricing(&self) -> &FargatePricing {
+        &self.fargate_pricing
+    }
+    fn proposals(&self) -> &[Proposal] {
+        &self.proposals
+    }
+}

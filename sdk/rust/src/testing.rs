@@ -1,0 +1,268 @@
+//! Native testing for policies: run a [`Policy`] on a snapshot built in code, with the same
+//! settings parsing and state round-trip the host does, and no wasm involved.
+//!
+//! ```
+//! use ballast_sdk::testing::{GroupBuilder, Harness, SnapshotBuilder};
+//! # use ballast_sdk::prelude::*;
+//! # #[derive(Default)] struct Noop;
+//! # impl Policy for Noop { type Settings = (); type State = ();
+//! #   fn evaluate(_: &dyn Snapshot, _: &(), _: &mut ()) -> Result<Vec<Decision>, String> { Ok(vec![]) } }
+//! let snapshot = SnapshotBuilder::new()
+//!     .group(GroupBuilder::asg("web").instance_type("m5.large", "2", "8Gi", 0.096).sizes(0, 0, 10))
+//!     .pending_pods("default", "web", 3, "500m", "1Gi")
+//!     .build();
+//! let decisions = Harness::<Noop>::new().evaluate(&snapshot).unwrap();
+//! assert!(decisions.is_empty());
+//! ```
+
+use std::collections::BTreeMap;
+use std::marker::PhantomData;
+
+use crate::model::*;
+use crate::quantity;
+use crate::snapshot::SnapshotData;
+use crate::{Policy, run, validate_settings};
+
+/// Runs a policy natively, keeping its state between evaluations as the host would.
+pub struct Harness<P: Policy> {
+    settings: String,
+    state: Option<Vec<u8>>,
+    _policy: PhantomData<P>,
+}
+
+impl<P: Policy> Default for Harness<P> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<P: Policy> Harness<P> {
+    /// A harness with default settings and no state.
+    pub fn new() -> Self {
+        Harness { settings: String::new(), state: None, _policy: PhantomData }
+    }
+
+    /// A harness with these settings, validated as the host validates them at load.
+    ///
+    /// # Errors
+    /// The message the host would refuse the plugin with.
+    pub fn with_settings(settings: serde_json::Value) -> Result<Self, String> {
+        let settings = settings.to_string();
+        validate_settings::<P>(&settings)?;
+        Ok(Harness { settings, state: None, _policy: PhantomData })
+    }
+
+    /// Evaluates the policy; the state it returns is handed to the next call.
+    ///
+    /// # Errors
+    /// The policy's error.
+    pub fn evaluate(&mut self, snapshot: &SnapshotData) -> Result<Vec<Decision>, String> {
+        let outcome = run::<P>(snapshot, &self.settings, self.state.as_deref())?;
+        self.state = Some(outcome.state);
+        Ok(outcome.decisions)
+    }
+
+    /// The state as the host would store it (JSON).
+    pub fn state(&self) -> Option<&[u8]> {
+        self.state.as_deref()
+    }
+}
+
+fn cpu(text: &str) -> u64 {
+    quantity::parse(text, 1000.0).unwrap_or_else(|e| panic!("test builder: bad cpu: {e}"))
+}
+
+fn memory(text: &str) -> u64 {
+    quantity::parse(text, 1.0).unwrap_or_else(|e| panic!("test builder: bad memory: {e}"))
+}
+
+/// Default max pods for builder nodes when a test does not care.
+const DEFAULT_MAX_PODS: u32 = 110;
+
+/// Builds a [`SnapshotData`] for tests. Quantities are Kubernetes notation; a malformed
+/// literal panics, since it is a bug in the test.
+#[derive(Default)]
+pub struct SnapshotBuilder {
+    data: SnapshotData,
+}
+
+impl SnapshotBuilder {
+    pub fn new() -> Self {
+        SnapshotBuilder::default()
+    }
+
+    /// Sets the time the snapshot was taken, in milliseconds since the epoch.
+    pub fn at_millis(mut self, millis: u64) -> Self {
+        self.data.taken_at_millis = millis;
+        self
+    }
+
+    pub fn group(mut self, group: GroupBuilder) -> Self {
+        self.data.node_groups.push(group.0);
+        self
+    }
+
+    pub fn node(mut self, node: NodeBuilder) -> Self {
+        self.data.nodes.push(node.0);
+        self
+    }
+
+    /// Adds `count` pending pods of one Deployment, each requesting `cpu` and `memory`.
+    pub fn pending_pods(mut self, namespace: &str, deployment: &str, count: usize, cpu_q: &str, memory_q: &str) -> Self {
+        let requests = Resources::pod(cpu(cpu_q), memory(memory_q));
+        let owner = WorkloadRef {
+            kind: WorkloadKind::Deployment,
+            namespace: namespace.to_string(),
+            name: deployment.to_string(),
+        };
+        for i in 0..count {
+            self.data.pending_pods.push(PendingPod {
+                namespace: namespace.to_string(),
+                name: format!("{deployment}-{i}"),
+                requests,
+                owner: Some(owner.clone()),
+                ..PendingPod::default()
+            });
+        }
+        self
+    }
+
+    pub fn pending_pod(mut self, pod: PendingPod) -> Self {
+        self.data.pending_pods.push(pod);
+        self
+    }
+
+    pub fn workload(mut self, workload: Workload) -> Self {
+        self.data.workloads.push(workload);
+        self
+    }
+
+    pub fn proposal(mut self, plugin: &str, decision: Decision) -> Self {
+        self.data.proposals.push(Proposal { plugin: plugin.to_string(), decision });
+        self
+    }
+
+    pub fn build(self) -> SnapshotData {
+        self.data
+    }
+}
+
+/// Builds a [`NodeGroup`].
+pub struct GroupBuilder(NodeGroup);
+
+impl GroupBuilder {
+    /// An Auto Scaling group with sizes 0/0/10 and no instance types yet.
+    pub fn asg(id: &str) -> Self {
+        GroupBuilder(NodeGroup {
+            id: id.to_string(),
+            kind: NodeGroupKind::Asg,
+            max_size: 10,
+            zones: vec!["us-east-1a".to_string()],
+            ..NodeGroup::default()
+        })
+    }
+
+    /// Adds an instance type whose allocatable equals its capacity, with 110 pod slots.
+    pub fn instance_type(mut self, name: &str, cpu_q: &str, memory_q: &str, price_per_hour: f64) -> Self {
+        let capacity = Resources { cpu_millis: cpu(cpu_q), memory_bytes: memory(memory_q), pods: DEFAULT_MAX_PODS, gpus: 0 };
+        self.0.instance_types.push(InstanceType {
+            name: name.to_string(),
+            capacity,
+            allocatable: capacity,
+            price_per_hour,
+        });
+        self
+    }
+
+    /// Sets min, desired and max.
+    pub fn sizes(mut self, min: u32, desired: u32, max: u32) -> Self {
+        self.0.min_size = min;
+        self.0.desired_size = desired;
+        self.0.ready_nodes = desired;
+        self.0.max_size = max;
+        self
+    }
+
+    pub fn label(mut self, key: &str, value: &str) -> Self {
+        self.0.labels.insert(key.to_string(), value.to_string());
+        self
+    }
+
+    pub fn taint(mut self, key: &str, value: &str, effect: TaintEffect) -> Self {
+        self.0.taints.push(Taint { key: key.to_string(), value: value.to_string(), effect });
+        self
+    }
+
+    pub fn build(self) -> NodeGroup {
+        self.0
+    }
+}
+
+/// Builds a [`Node`]: ready, old enough to remove, and removable unless told otherwise.
+pub struct NodeBuilder(Node);
+
+impl NodeBuilder {
+    pub fn new(name: &str, group: &str) -> Self {
+        NodeBuilder(Node {
+            name: name.to_string(),
+            group: Some(group.to_string()),
+            zone: "us-east-1a".to_string(),
+            ready: true,
+            age_seconds: 3600,
+            allocatable: Resources { pods: DEFAULT_MAX_PODS, ..Resources::ZERO },
+            ..Node::default()
+        })
+    }
+
+    pub fn instance_type(mut self, name: &str) -> Self {
+        self.0.instance_type = name.to_string();
+        self
+    }
+
+    pub fn allocatable(mut self, cpu_q: &str, memory_q: &str) -> Self {
+        self.0.allocatable.cpu_millis = cpu(cpu_q);
+        self.0.allocatable.memory_bytes = memory(memory_q);
+        self
+    }
+
+    /// Sets the node's summed pod requests and its pod count.
+    pub fn requested(mut self, cpu_q: &str, memory_q: &str, pods: u32) -> Self {
+        self.0.requested = Resources { cpu_millis: cpu(cpu_q), memory_bytes: memory(memory_q), pods, gpus: 0 };
+        self.0.pod_count = pods;
+        self
+    }
+
+    pub fn age_seconds(mut self, seconds: u64) -> Self {
+        self.0.age_seconds = seconds;
+        self
+    }
+
+    pub fn blocked(mut self, reason: &str) -> Self {
+        self.0.removal_blocker = Some(reason.to_string());
+        self
+    }
+
+    pub fn cordoned(mut self) -> Self {
+        self.0.cordoned = true;
+        self
+    }
+
+    pub fn build(self) -> Node {
+        self.0
+    }
+}
+
+/// A Deployment with `replicas` replicas of these requests, not yet placed.
+pub fn deployment(namespace: &str, name: &str, replicas: u32, cpu_q: &str, memory_q: &str) -> Workload {
+    Workload {
+        id: WorkloadRef { kind: WorkloadKind::Deployment, namespace: namespace.to_string(), name: name.to_string() },
+        replicas,
+        requests_per_replica: Resources::pod(cpu(cpu_q), memory(memory_q)),
+        ..Workload::default()
+    }
+}
+
+/// Labels from pairs, for node selectors and group labels.
+pub fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
