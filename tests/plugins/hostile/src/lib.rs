@@ -58,7 +58,7 @@ impl Policy for Hostile {
                 Action::ScaleBy { group: first_group(), delta: 0 },
                 format!("depth {}", recurse(black_box(0))),
             )]),
-            Mode::HugeOutput => Ok((0..200_000)
+            Mode::HugeOutput => Ok((0..20_000)
                 .map(|i| Decision::new(Action::ScaleBy { group: first_group(), delta: 0 }, format!("padding {i:0>100}")))
                 .collect()),
             Mode::UnknownGroup => Ok(vec![Decision::new(

@@ -1,0 +1,167 @@
+//! The plugin host against real components built from source by `build.rs`: hostile plugins
+//! are contained and reported, the chain goes on, and incompatible plugins are refused.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ballast::policy::{CallError, HostConfig, LoadError, PluginLimits, PluginSpec, PolicyChain, PolicyHost};
+use ballast_sdk::testing::{GroupBuilder, SnapshotBuilder};
+use ballast_sdk::{Action, SnapshotData};
+
+fn wasm(name: &str) -> PathBuf {
+    PathBuf::from(env!("BALLAST_PLUGIN_DIR")).join(format!("{name}.wasm"))
+}
+
+fn host(deterministic: bool) -> PolicyHost {
+    PolicyHost::new(HostConfig { deterministic, cache_dir: None, ..HostConfig::default() }).expect("host starts")
+}
+
+fn spec(name: &str, file: &str, settings: serde_json::Value) -> PluginSpec {
+    let mut spec = PluginSpec::from_file(&wasm(file)).expect("plugin built");
+    spec.name = name.to_string();
+    spec.settings = settings;
+    spec
+}
+
+fn hostile(mode: &str) -> PluginSpec {
+    let mut spec = spec(mode, "hostile_policy", serde_json::json!({ "mode": mode }));
+    spec.limits = PluginLimits { deadline_ms: 200, memory_mib: 64, ..PluginLimits::default() };
+    spec
+}
+
+fn snapshot() -> Arc<SnapshotData> {
+    Arc::new(
+        SnapshotBuilder::new()
+            .group(GroupBuilder::asg("m5").instance_type("m5.large", "2", "8Gi", 0.096).sizes(0, 0, 20))
+            .group(GroupBuilder::asg("c5").instance_type("c5.large", "2", "4Gi", 0.085).sizes(0, 0, 20))
+            .pending_pods("default", "web", 12, "500m", "1Gi")
+            .build(),
+    )
+}
+
+/// Runs `[mode, binpack]` and returns the hostile plugin's error after checking that binpack,
+/// next in the chain, still ran and proposed its scale-up.
+fn contained(host: &PolicyHost, mode: &str) -> (CallError, Duration) {
+    let plugins = vec![host.load(hostile(mode)).expect("hostile plugin loads"), host.load(spec("binpack", "binpack", serde_json::Value::Null)).unwrap()];
+    let mut chain = PolicyChain::new(plugins);
+    let outcome = chain.evaluate(snapshot());
+    assert_eq!(outcome.reports.len(), 2);
+    let binpack = &outcome.reports[1];
+    let decisions = &binpack.result.as_ref().expect("binpack still runs").decisions;
+    assert_eq!(decisions[0].action, Action::ScaleTo { group: "c5".into(), size: 3 });
+    assert!(outcome.proposals.iter().all(|p| &*p.plugin == "binpack"), "nothing from the failed plugin is kept");
+    let report = &outcome.reports[0];
+    (report.result.clone().expect_err("hostile plugin fails"), report.elapsed)
+}
+
+#[test]
+fn endless_loop_is_stopped_at_the_deadline() {
+    let (error, elapsed) = contained(&host(false), "endless-loop");
+    assert_eq!(error, CallError::DeadlineExceeded { deadline_ms: 200 });
+    assert!(elapsed < Duration::from_millis(400), "stopped after {elapsed:?}, more than twice the deadline");
+}
+
+#[test]
+fn endless_loop_runs_out_of_fuel_in_deterministic_mode() {
+    let host = host(true);
+    let mut spec = hostile("endless-loop");
+    spec.limits.fuel = 10_000_000;
+    spec.limits.deadline_ms = 10_000;
+    let plugin = host.load(spec).unwrap();
+    let mut chain = PolicyChain::new(vec![plugin]);
+    let report = chain.evaluate(snapshot()).reports.remove(0);
+    assert_eq!(report.result.unwrap_err(), CallError::FuelExhausted { fuel: 10_000_000 });
+    assert!(report.fuel_used.unwrap() >= 10_000_000);
+}
+
+#[test]
+fn memory_bomb_hits_the_cap() {
+    let (error, _) = contained(&host(false), "memory-bomb");
+    match error {
+        CallError::MemoryExhausted { cap_mib: 64, requested_mib } => assert!(requested_mib > 64),
+        other => panic!("expected a memory error, got {other:?}"),
+    }
+}
+
+#[test]
+fn deep_recursion_traps() {
+    let (error, _) = contained(&host(false), "deep-recursion");
+    assert!(matches!(&error, CallError::Trap { message } if message.contains("stack")), "{error:?}");
+}
+
+#[test]
+fn a_panic_traps_and_is_reported() {
+    let (error, _) = contained(&host(false), "panic");
+    assert_eq!(error.kind(), "trap");
+}
+
+#[test]
+fn huge_output_is_refused() {
+    let (error, _) = contained(&host(false), "huge-output");
+    assert!(matches!(&error, CallError::OutputTooLarge { what } if what.contains("20000 decisions, the limit is 10000")), "{error:?}");
+}
+
+#[test]
+fn unknown_node_group_is_a_validation_error() {
+    let (error, _) = contained(&host(false), "unknown-group");
+    let text = error.to_string();
+    assert!(text.contains("unknown node group \"no-such-group\"") && text.contains("c5, m5"), "{text}");
+}
+
+#[test]
+fn a_well_behaved_plugin_sees_earlier_proposals_and_keeps_state() {
+    let host = host(true);
+    let mut chain = PolicyChain::new(vec![
+        host.load(spec("binpack", "binpack", serde_json::Value::Null)).unwrap(),
+        host.load(hostile("well-behaved")).unwrap(),
+    ]);
+    let outcome = chain.evaluate(snapshot());
+    assert!(outcome.reports.iter().all(|r| r.result.is_ok()), "{:?}", outcome.reports);
+    assert_eq!(outcome.proposals.len(), 2);
+    assert!(outcome.reports[0].fuel_used.unwrap() > 0);
+}
+
+#[test]
+fn a_newer_interface_version_is_refused_naming_both() {
+    let error = host(false).load(spec("future", "future_version_policy", serde_json::Value::Null)).err().unwrap();
+    assert!(matches!(error, LoadError::IncompatibleVersion { .. }), "{error:?}");
+    let text = error.to_string();
+    assert!(text.contains("ballast:policy@0.2.0") && text.contains("ballast:policy@0.1.0"), "{text}");
+}
+
+#[test]
+fn bad_settings_are_refused_at_load_with_the_plugins_message() {
+    let host = host(false);
+    let error = host.load(spec("binpack", "binpack", serde_json::json!({"utilisation-threshold": 2}))).err().unwrap();
+    let text = error.to_string();
+    assert!(text.contains("settings rejected") && text.contains("utilisation-threshold must be in (0, 1], got 2"), "{text}");
+    let error = host.load(spec("binpack", "binpack", serde_json::json!({"treshold": 0.3}))).err().unwrap();
+    assert!(error.to_string().contains("unknown field `treshold`"), "{error}");
+}
+
+#[test]
+fn settings_checks_are_bounded_too() {
+    let started = Instant::now();
+    let error = host(false).load(hostile("slow-settings")).err().unwrap();
+    assert!(matches!(error, LoadError::SettingsCheck { source: CallError::DeadlineExceeded { .. }, .. }), "{error:?}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn a_core_module_is_not_a_component() {
+    let mut spec = spec("core", "binpack", serde_json::Value::Null);
+    spec.bytes = Arc::from(&b"\0asm\x01\0\0\0"[..]);
+    let error = host(false).load(spec).err().unwrap().to_string();
+    assert!(error.contains("core wasm module, not a component"), "{error}");
+}
+
+#[test]
+fn the_compile_cache_survives_a_new_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = HostConfig { cache_dir: Some(dir.path().to_path_buf()), ..HostConfig::default() };
+    let first = PolicyHost::new(config.clone()).unwrap().load(spec("binpack", "binpack", serde_json::Value::Null)).unwrap();
+    assert_eq!(first.cache_outcome(), ballast::policy::cache::CacheOutcome::Compiled);
+    let second = PolicyHost::new(config).unwrap().load(spec("binpack", "binpack", serde_json::Value::Null)).unwrap();
+    assert_eq!(second.cache_outcome(), ballast::policy::cache::CacheOutcome::Disk);
+}
