@@ -75,29 +75,33 @@ impl ComponentInfo {
         let Some(version) = &self.policy_version else {
             return Err(LoadError::NotAPolicy { plugin: plugin.to_string(), exports: self.exports.join(", ") });
         };
-        // An import of a newer interface (say a new host function) is as fatal as a newer export.
-        let newest = self
+        // Every ballast:policy interface it names must be servable: an import of a newer host
+        // interface is as fatal as a newer export.
+        let mut versions: Vec<&str> = self
             .imports
             .iter()
             .filter_map(|i| i.strip_prefix("ballast:policy/").and_then(|rest| rest.split_once('@')))
             .map(|(_, v)| v)
             .chain(std::iter::once(version.as_str()))
-            .max_by_key(|v| parse_version(v))
-            .unwrap_or(version);
-        let incompatible = |hint| LoadError::IncompatibleVersion {
-            plugin: plugin.to_string(),
-            plugin_version: newest.to_string(),
-            host_version: HOST_INTERFACE_VERSION.to_string(),
-            hint,
-        };
-        let (Some(plugin_v), Some(host_v)) = (parse_version(newest), parse_version(HOST_INTERFACE_VERSION)) else {
-            return Err(incompatible("the plugin's version is not of the form MAJOR.MINOR.PATCH"));
-        };
-        if plugin_v > host_v {
-            return Err(incompatible("upgrade Ballast, or rebuild the plugin with the SDK that matches this host"));
-        }
-        if compat_key(plugin_v) != compat_key(host_v) {
-            return Err(incompatible("rebuild the plugin with the current SDK"));
+            .collect();
+        versions.sort_by_key(|v| std::cmp::Reverse(parse_version(v)));
+        let host_v = parse_version(HOST_INTERFACE_VERSION).expect("the host's version is well formed");
+        for found in versions {
+            let incompatible = |hint| LoadError::IncompatibleVersion {
+                plugin: plugin.to_string(),
+                plugin_version: found.to_string(),
+                host_version: HOST_INTERFACE_VERSION.to_string(),
+                hint,
+            };
+            let Some(plugin_v) = parse_version(found) else {
+                return Err(incompatible("the plugin's version is not of the form MAJOR.MINOR.PATCH"));
+            };
+            if plugin_v > host_v {
+                return Err(incompatible("upgrade Ballast, or rebuild the plugin with the SDK that matches this host"));
+            }
+            if compat_key(plugin_v) != compat_key(host_v) {
+                return Err(incompatible("rebuild the plugin with the current SDK"));
+            }
         }
         Ok(())
     }
@@ -122,7 +126,7 @@ mod tests {
         ComponentInfo {
             size: 0,
             digest: String::new(),
-            imports: vec!["ballast:policy/host@0.1.0".into()],
+            imports: vec![],
             exports: vec![export.into()],
             policy_version: export.strip_prefix("ballast:policy/policy@").map(str::to_string),
         }

@@ -40,34 +40,34 @@ pub fn plan(snapshot: &dyn Snapshot, settings: &Settings, state: &mut State) -> 
     }
     candidates.sort_by(|a, b| a.utilisation().total_cmp(&b.utilisation()).then(a.name.cmp(&b.name)));
 
-    // Spare room on the nodes that stay, less headroom.
+    // Spare room on every schedulable node, less headroom. Removing a node takes away its own
+    // room and needs room elsewhere for its load; candidates are taken one at a time, so the
+    // others still count as places to move to until they are chosen themselves.
     let keep = 1.0 - settings.headroom;
-    let mut spare = nodes
-        .iter()
-        .filter(|n| n.ready && !n.cordoned && !candidates.iter().any(|c| c.name == n.name))
-        .fold(Resources::ZERO, |acc, n| {
-            let room = Resources {
-                cpu_millis: (n.allocatable.cpu_millis as f64 * keep) as u64,
-                memory_bytes: (n.allocatable.memory_bytes as f64 * keep) as u64,
-                pods: n.allocatable.pods,
-                gpus: n.allocatable.gpus,
-            };
-            acc.saturating_add(&room.saturating_sub(&n.requested))
-        });
+    let room = |n: &Node| {
+        Resources {
+            cpu_millis: (n.allocatable.cpu_millis as f64 * keep) as u64,
+            memory_bytes: (n.allocatable.memory_bytes as f64 * keep) as u64,
+            pods: n.allocatable.pods,
+            gpus: n.allocatable.gpus,
+        }
+        .saturating_sub(&n.requested)
+    };
+    let mut spare = nodes.iter().filter(|n| n.ready && !n.cordoned).fold(Resources::ZERO, |acc, n| acc.saturating_add(&room(n)));
 
     let mut removable_per_group: HashMap<&str, u32> =
         groups.iter().map(|(id, g)| (*id, g.desired_size.saturating_sub(g.min_size))).collect();
     let mut chosen: BTreeMap<&str, Vec<&Node>> = BTreeMap::new();
     for node in candidates {
         let group = node.group.as_deref().unwrap_or_default();
-        let Some(room) = removable_per_group.get_mut(group) else { continue };
+        let Some(budget) = removable_per_group.get_mut(group) else { continue };
         let load = Resources { pods: node.pod_count, ..node.requested };
-        if *room == 0 || !spare.fits(&load) {
-            // Stays: its room is available to the others.
+        let elsewhere = spare.saturating_sub(&room(node));
+        if *budget == 0 || !elsewhere.fits(&load) {
             continue;
         }
-        *room -= 1;
-        spare = spare.saturating_sub(&load);
+        *budget -= 1;
+        spare = elsewhere.saturating_sub(&load);
         chosen.entry(group).or_default().push(node);
     }
 

@@ -4,7 +4,7 @@
 //! WebAssembly component that Ballast loads; [`testing`] runs the same code natively, so the
 //! logic is unit-tested with plain `cargo test` and no wasm involved.
 //!
-//! ```ignore
+//! ```
 //! use ballast_sdk::prelude::*;
 //!
 //! #[derive(Default)]

@@ -13,7 +13,7 @@ use crate::quantity;
 
 /// An amount of compute: a node's allocatable or requested total, or a pod's requests.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
 pub struct Resources {
     /// CPU in millicores. Files write it as a Kubernetes quantity: `cpu: 500m`.
     #[serde(rename = "cpu", with = "quantity::cpu")]
@@ -78,7 +78,7 @@ impl fmt::Display for Resources {
             f,
             "{} cpu / {} memory",
             quantity::format_cpu(self.cpu_millis),
-            quantity::format_memory(self.memory_bytes)
+            quantity::display_memory(self.memory_bytes)
         )?;
         if self.gpus > 0 {
             write!(f, " / {} gpu", self.gpus)?;
@@ -96,7 +96,7 @@ pub enum TaintEffect {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Taint {
     pub key: String,
     #[serde(default)]
@@ -105,7 +105,7 @@ pub struct Taint {
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
 pub struct Toleration {
     /// Empty together with `operator_exists` tolerates everything.
     pub key: String,
@@ -141,7 +141,7 @@ pub enum NodeGroupKind {
 
 /// One instance type a node group can launch.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
 pub struct InstanceType {
     pub name: String,
     pub capacity: Resources,
@@ -151,7 +151,7 @@ pub struct InstanceType {
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
 pub struct NodeGroup {
     pub id: String,
     pub kind: NodeGroupKind,
@@ -199,7 +199,7 @@ impl NodeGroup {
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
 pub struct Node {
     pub name: String,
     pub group: Option<String>,
@@ -236,7 +236,7 @@ pub enum WorkloadKind {
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
 pub struct WorkloadRef {
     pub kind: WorkloadKind,
     pub namespace: String,
@@ -252,7 +252,7 @@ impl fmt::Display for WorkloadRef {
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
 pub struct PendingPod {
     pub namespace: String,
     pub name: String,
@@ -276,7 +276,7 @@ pub enum Placement {
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
 pub struct Workload {
     pub id: WorkloadRef,
     pub replicas: u32,
@@ -289,7 +289,7 @@ pub struct Workload {
 
 /// One Fargate vCPU size and the memory sizes allowed with it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct FargateSize {
     pub cpu_millis: u64,
     pub memory_mib_min: u64,
@@ -298,7 +298,7 @@ pub struct FargateSize {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
 pub struct FargatePricing {
     pub per_vcpu_hour: f64,
     pub per_gb_hour: f64,
@@ -377,7 +377,7 @@ impl fmt::Display for Action {
 
 /// A proposed action and why, for people.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Decision {
     pub action: Action,
     pub reason: String,
@@ -391,7 +391,7 @@ impl Decision {
 
 /// A decision an earlier plugin of the chain proposed this tick.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Proposal {
     pub plugin: String,
     pub decision: Decision,

@@ -46,7 +46,7 @@ pub fn parse(text: &str, scale: f64) -> Result<u64, String> {
 
 /// Formats millicores the way `kubectl` shows them.
 pub fn format_cpu(millis: u64) -> String {
-    if millis % 1000 == 0 {
+    if millis.is_multiple_of(1000) {
         (millis / 1000).to_string()
     } else {
         format!("{millis}m")
@@ -62,11 +62,24 @@ pub fn format_memory(bytes: u64) -> String {
         ("Ki", 1 << 10),
     ];
     for (suffix, size) in UNITS {
-        if bytes >= size && bytes % size == 0 {
+        if bytes >= size && bytes.is_multiple_of(size) {
             return format!("{}{suffix}", bytes / size);
         }
     }
     bytes.to_string()
+}
+
+/// Formats bytes for people: exact when a binary suffix divides them, else to two decimals
+/// of the largest suffix ("3.2Gi").
+pub fn display_memory(bytes: u64) -> String {
+    let exact = format_memory(bytes);
+    if exact.ends_with('i') || bytes < 1024 {
+        return exact;
+    }
+    const UNITS: [(&str, u64); 4] = [("Ti", 1 << 40), ("Gi", 1 << 30), ("Mi", 1 << 20), ("Ki", 1 << 10)];
+    let (suffix, size) = UNITS.into_iter().find(|(_, size)| bytes >= *size).unwrap_or(("Ki", 1 << 10));
+    let value = format!("{:.2}", bytes as f64 / size as f64);
+    format!("{}{suffix}", value.trim_end_matches('0').trim_end_matches('.'))
 }
 
 /// Serde support for CPU fields: accepts "250m", "1.5", 2 and writes "250m" or "2".
@@ -151,6 +164,8 @@ mod tests {
         for millis in [250, 1000, 1500, 96000] {
             assert_eq!(parse(&format_cpu(millis), 1000.0), Ok(millis));
         }
+        assert_eq!(display_memory(3_435_973_837), "3.2Gi");
+        assert_eq!(display_memory(1 << 30), "1Gi");
         for bytes in [1 << 30, 3 << 29, 1000, 7 << 20] {
             assert_eq!(parse(&format_memory(bytes), 1.0), Ok(bytes));
         }

@@ -33,7 +33,7 @@ pub trait Snapshot {
 /// A whole snapshot held in memory: what the host builds each tick, what snapshot files
 /// contain, and what native policy tests evaluate.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
 pub struct SnapshotData {
     pub taken_at_millis: u64,
     pub node_groups: Vec<NodeGroup>,

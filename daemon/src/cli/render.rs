@@ -1,0 +1,39 @@
+//! Tables for people, JSON for programs.
+
+use comfy_table::presets::UTF8_FULL_CONDENSED;
+use comfy_table::{ContentArrangement, Table};
+
+use ballast_sdk::Decision;
+
+pub fn table(header: &[&str]) -> Table {
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic).set_header(header);
+    if let Some((width, _)) = terminal_width() {
+        table.set_width(width);
+    }
+    table
+}
+
+fn terminal_width() -> Option<(u16, u16)> {
+    std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()).map(|w| (w, 0)).or(Some((140, 0)))
+}
+
+pub fn decisions(decisions: &[Decision]) -> Table {
+    let mut t = table(&["#", "action", "reason"]);
+    for (i, d) in decisions.iter().enumerate() {
+        t.add_row(vec![i.to_string(), d.action.to_string(), d.reason.clone()]);
+    }
+    t
+}
+
+/// Formats a duration in the unit that reads best.
+pub fn duration(d: std::time::Duration) -> String {
+    let micros = d.as_secs_f64() * 1e6;
+    if micros < 1000.0 {
+        format!("{micros:.1} µs")
+    } else if micros < 1e6 {
+        format!("{:.2} ms", micros / 1000.0)
+    } else {
+        format!("{:.2} s", micros / 1e6)
+    }
+}

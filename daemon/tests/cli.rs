@@ -1,0 +1,114 @@
+//! The `ballast plugin` commands as a policy author runs them.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+fn ballast(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ballast"))
+        .args(args)
+        .current_dir(root())
+        .env("BALLAST_CACHE_DIR", root().join("target/test-component-cache"))
+        .env("COLUMNS", "400")
+        .output()
+        .expect("ballast runs")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn run_binpack_picks_the_cheaper_group_with_numbers() {
+    let out = ballast(&["plugin", "run", "binpack", "--snapshot", "tests/fixtures/snapshots/two-groups.yaml"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("scale c5 to 4"), "{text}");
+    for needle in ["12 pending pods (500m cpu / 1Gi memory each)", "4 new c5.large", "$0.0850/h", "$0.3400/h", "m5: 12 pods on 4 nodes, $0.3840/h"] {
+        assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+    }
+    assert!(text.contains("fuel used"), "{text}");
+}
+
+#[test]
+fn run_prints_json_for_programs() {
+    let out = ballast(&["plugin", "run", "binpack", "-o", "json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    assert_eq!(value["decisions"][0]["action"]["scale-to"]["group"], "c5");
+    assert!(value["fuel-used"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn a_bad_snapshot_names_the_file_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.yaml");
+    std::fs::write(&path, "node-groups:\n  - id: m5\n    max-size: twenty\n").unwrap();
+    let out = ballast(&["plugin", "run", "binpack", "--snapshot", path.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let text = stderr(&out);
+    assert!(text.contains("bad.yaml: field `node-groups[0].max-size`") && text.contains("twenty"), "{text}");
+}
+
+#[test]
+fn bad_settings_are_refused_with_the_plugins_message() {
+    let out = ballast(&["plugin", "run", "binpack", "--settings", r#"{"utilisation-threshold": 0}"#]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("utilisation-threshold must be in (0, 1], got 0"), "{}", stderr(&out));
+}
+
+#[test]
+fn test_reports_each_case_and_fails_on_a_mismatch() {
+    let out = ballast(&["plugin", "test", "binpack", "plugins/binpack/cases"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("3 passed, 0 failed"), "{}", stdout(&out));
+
+    let dir = tempfile::tempdir().unwrap();
+    let snapshot = root().join("tests/fixtures/snapshots/two-groups.yaml");
+    std::fs::write(
+        dir.path().join("wrong.yaml"),
+        format!("snapshot: {}\nexpect:\n  decisions:\n    - action: {{scale-to: {{group: m5, size: 4}}}}\n", snapshot.display()),
+    )
+    .unwrap();
+    let out = ballast(&["plugin", "test", "binpack", dir.path().to_str().unwrap()]);
+    assert!(!out.status.success());
+    let text = stdout(&out);
+    assert!(text.contains("FAILED") && text.contains("scale m5 to 4") && text.contains("scale c5 to 4"), "{text}");
+    assert!(text.contains("0 passed, 1 failed"), "{text}");
+}
+
+#[test]
+fn inspect_shows_the_interface_and_refuses_a_newer_one() {
+    let plugins = Path::new(env!("BALLAST_PLUGIN_DIR"));
+    let out = ballast(&["plugin", "inspect", plugins.join("binpack.wasm").to_str().unwrap(), "-o", "json"]);
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    assert_eq!(value["policy_version"], "0.1.0");
+    assert_eq!(value["digest"].as_str().unwrap().len(), 64);
+
+    let out = ballast(&["plugin", "inspect", plugins.join("future_version_policy.wasm").to_str().unwrap()]);
+    let text = stdout(&out);
+    assert!(text.contains("ballast:policy@0.2.0") && text.contains("serves ballast:policy@0.1.0"), "{text}");
+}
+
+#[test]
+fn bench_measures_calls() {
+    let out = ballast(&["plugin", "bench", "binpack", "--seconds", "0.2", "-o", "json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    assert!(value["calls"].as_u64().unwrap() >= 10);
+    assert!(value["median-us"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn an_unknown_plugin_lists_the_bundled_ones() {
+    let out = ballast(&["plugin", "run", "nonesuch"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("not a bundled policy (bundled: binpack, fargate-placement)"), "{}", stderr(&out));
+}
