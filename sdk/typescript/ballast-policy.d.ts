@@ -1,0 +1,74 @@
+// Type declarations for the `ballast:policy@0.1.0` world as componentize-js presents it to a
+// plugin: records are objects with camelCase fields, variants are `{ tag, val }`, enums are
+// kebab-case strings, `option<T>` is `T | undefined`, and u64 values are `bigint`.
+// Keep in step with sdk/wit/policy.wit.
+
+declare module "ballast:policy/types@0.1.0" {
+  export interface Resources { cpuMillis: bigint; memoryBytes: bigint; pods: number; gpus: number }
+  export interface Label { key: string; value: string }
+  export type TaintEffect = "no-schedule" | "prefer-no-schedule" | "no-execute";
+  export interface Taint { key: string; value: string; effect: TaintEffect }
+  export interface Toleration { key: string; operatorExists: boolean; value: string; effect?: TaintEffect }
+  export type NodeGroupKind = "asg" | "fargate";
+  export interface InstanceType { name: string; capacity: Resources; allocatable: Resources; pricePerHour: number }
+  export interface NodeGroup {
+    id: string; kind: NodeGroupKind; minSize: number; maxSize: number; desiredSize: number; readyNodes: number;
+    instanceTypes: InstanceType[]; labels: Label[]; taints: Taint[]; zones: string[];
+  }
+  export interface Node {
+    name: string; group?: string; instanceType: string; zone: string; allocatable: Resources; requested: Resources;
+    usage?: Resources; ready: boolean; cordoned: boolean; ageSeconds: bigint; podCount: number; removalBlocker?: string;
+  }
+  export type WorkloadKind = "deployment" | "stateful-set" | "daemon-set" | "job" | "replica-set" | "other";
+  export interface WorkloadRef { kind: WorkloadKind; namespace: string; name: string }
+  export interface PendingPod {
+    namespace: string; name: string; requests: Resources; owner?: WorkloadRef; nodeSelector: Label[];
+    affinityKeys: string[]; tolerations: Toleration[]; ageSeconds: bigint;
+  }
+  export type Placement = { tag: "unplaced" } | { tag: "fargate" } | { tag: "ec2"; val?: string };
+  export interface Workload {
+    id: WorkloadRef; replicas: number; requestsPerReplica: Resources; placement: Placement;
+    fargateBlocker?: string; usagePerReplica?: Resources;
+  }
+  export interface FargateSize { cpuMillis: bigint; memoryMibMin: bigint; memoryMibMax: bigint; memoryMibStep: bigint }
+  export interface FargatePricing { perVcpuHour: number; perGbHour: number; overheadMib: bigint; sizes: FargateSize[] }
+  export type PlacementTarget = { tag: "fargate" } | { tag: "ec2"; val?: string };
+  export type Action =
+    | { tag: "scale-to"; val: { group: string; size: number } }
+    | { tag: "scale-by"; val: { group: string; delta: number } }
+    | { tag: "remove-nodes"; val: string[] }
+    | { tag: "place"; val: { workload: WorkloadRef; target: PlacementTarget } };
+  export interface Decision { action: Action; reason: string }
+  export interface Proposal { plugin: string; decision: Decision }
+}
+
+declare module "ballast:policy/host@0.1.0" {
+  export type Level = "trace" | "debug" | "info" | "warn" | "error";
+  export function log(level: Level, message: string): void;
+  export function nowMillis(): bigint;
+}
+
+declare module "ballast:policy/snapshot@0.1.0" {
+  import type { FargatePricing, Node, NodeGroup, PendingPod, Proposal, Workload } from "ballast:policy/types@0.1.0";
+  export class Snapshot {
+    takenAtMillis(): bigint;
+    nodeGroups(): NodeGroup[];
+    nodes(): Node[];
+    nodesInGroup(group: string): Node[];
+    pendingPods(): PendingPod[];
+    workloads(): Workload[];
+    fargatePricing(): FargatePricing;
+    settings(): string;
+    state(): Uint8Array | undefined;
+    proposals(): Proposal[];
+  }
+}
+
+/** What the plugin's `policy` export must look like. Throw a string to return an error. */
+declare interface BallastPolicyExport {
+  validateSettings(settings: string): void;
+  evaluate(snapshot: import("ballast:policy/snapshot@0.1.0").Snapshot): {
+    decisions: import("ballast:policy/types@0.1.0").Decision[];
+    state?: Uint8Array;
+  };
+}

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs everything the build and the test suite need, from registries only, into the
+# repository (nothing global but the Rust target). Safe to run again: each step is skipped
+# when already done.
+#
+#   - the Rust toolchain pinned by rust-toolchain.toml, with the wasm32-wasip2 target;
+#   - componentize-py (Python plugins) in target/tools/venv;
+#   - componentize-js and TypeScript (JavaScript/TypeScript plugins) in tests/tools/node_modules.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+say "Rust toolchain and wasm32-wasip2 target (rust-toolchain.toml)"
+rustup toolchain install --no-self-update >/dev/null 2>&1 || rustup toolchain install
+rustup target add wasm32-wasip2 >/dev/null
+
+venv="$root/target/tools/venv"
+if [ ! -x "$venv/bin/componentize-py" ]; then
+  say "componentize-py into $venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/tools/requirements.txt
+fi
+
+if [ ! -x tests/tools/node_modules/.bin/componentize-js ] || [ tests/tools/package-lock.json -nt tests/tools/node_modules/.package-lock.json ]; then
+  say "componentize-js and TypeScript into tests/tools/node_modules"
+  (cd tests/tools && npm ci --no-audit --no-fund --loglevel=error)
+fi
+say "setup done"
