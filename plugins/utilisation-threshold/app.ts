@@ -49,8 +49,9 @@ function parseSettings(text: string): Settings {
   return settings;
 }
 
-function admits(group: NodeGroup, pod: PendingPod): boolean {
-  const labels = new Map(group.labels.map((l) => [l.key, l.value]));
+/** Whether a new node of `group` could take `pod`; `labels` is the group's labels as a map. */
+function admits(group: NodeGroup, labels: Map<string, string>, pod: PendingPod): boolean {
+  if (pod.nodeSelector.length === 0 && group.taints.length === 0) return true;
   return (
     pod.nodeSelector.every((s) => labels.get(s.key) === s.value) &&
     group.taints
@@ -69,7 +70,7 @@ function evaluateGroup(group: NodeGroup, nodes: Node[], pending: PendingPod[], s
     cpuCap += Number(n.allocatable.cpuMillis);
     memCap += Number(n.allocatable.memoryBytes);
   }
-  const waiting = pending.filter((p) => admits(group, p));
+  const waiting = pending;
   for (const p of waiting) {
     cpu += Number(p.requests.cpuMillis);
     mem += Number(p.requests.memoryBytes);
@@ -119,8 +120,11 @@ export const policy: BallastPolicyExport = {
     for (const group of snapshot.nodeGroups()) {
       if (group.kind !== "asg" || (settings.groups.length > 0 && !settings.groups.includes(group.id))) continue;
       // A pending pod counts toward the first group that can take it, not every one.
-      const mine = unclaimed.filter((p) => admits(group, p));
-      unclaimed = unclaimed.filter((p) => !admits(group, p));
+      const labels = new Map(group.labels.map((l) => [l.key, l.value]));
+      const mine: PendingPod[] = [];
+      const rest: PendingPod[] = [];
+      for (const pod of unclaimed) (admits(group, labels, pod) ? mine : rest).push(pod);
+      unclaimed = rest;
       const decision = evaluateGroup(group, snapshot.nodesInGroup(group.id), mine, settings);
       if (decision) decisions.push(decision);
     }

@@ -1,8 +1,8 @@
-//! What one evaluation reads: the tick's snapshot, converted to WIT types lazily and once per
-//! tick however many plugins read it, plus the plugin's own settings, state and the
-//! proposals made before it in the chain.
+//! What one evaluation reads: the tick's snapshot, converted to WIT types only when a plugin
+//! asks for a part, plus the plugin's own settings, state and the proposals made before it in
+//! the chain.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use ballast_sdk::SnapshotData;
 
@@ -11,27 +11,17 @@ use super::convert;
 
 /// The tick's snapshot, shared by every plugin of the chain.
 ///
-/// Each part is converted the first time a plugin asks for it, so a chain whose plugins only
-/// read pending pods never converts the node list.
+/// Each getter converts its part straight from the model when a plugin asks for it: a getter
+/// must hand Wasmtime an owned value anyway, so converting is one copy, where caching the
+/// converted form would cost a copy into the cache and another out of it. A chain whose
+/// plugins only read pending pods never converts the node list.
 pub struct SharedSnapshot {
     data: Arc<SnapshotData>,
-    node_groups: OnceLock<Vec<w::NodeGroup>>,
-    nodes: OnceLock<Vec<w::Node>>,
-    pending_pods: OnceLock<Vec<w::PendingPod>>,
-    workloads: OnceLock<Vec<w::Workload>>,
-    fargate_pricing: OnceLock<w::FargatePricing>,
 }
 
 impl SharedSnapshot {
     pub fn new(data: Arc<SnapshotData>) -> Self {
-        SharedSnapshot {
-            data,
-            node_groups: OnceLock::new(),
-            nodes: OnceLock::new(),
-            pending_pods: OnceLock::new(),
-            workloads: OnceLock::new(),
-            fargate_pricing: OnceLock::new(),
-        }
+        SharedSnapshot { data }
     }
 
     pub fn data(&self) -> &SnapshotData {
@@ -43,11 +33,11 @@ impl SharedSnapshot {
     }
 
     pub fn node_groups(&self) -> Vec<w::NodeGroup> {
-        self.node_groups.get_or_init(|| self.data.node_groups.iter().map(convert::node_group).collect()).clone()
+        self.data.node_groups.iter().map(convert::node_group).collect()
     }
 
     pub fn nodes(&self) -> Vec<w::Node> {
-        self.nodes.get_or_init(|| self.data.nodes.iter().map(convert::node).collect()).clone()
+        self.data.nodes.iter().map(convert::node).collect()
     }
 
     pub fn nodes_in_group(&self, group: &str) -> Vec<w::Node> {
@@ -55,15 +45,15 @@ impl SharedSnapshot {
     }
 
     pub fn pending_pods(&self) -> Vec<w::PendingPod> {
-        self.pending_pods.get_or_init(|| self.data.pending_pods.iter().map(convert::pending_pod).collect()).clone()
+        self.data.pending_pods.iter().map(convert::pending_pod).collect()
     }
 
     pub fn workloads(&self) -> Vec<w::Workload> {
-        self.workloads.get_or_init(|| self.data.workloads.iter().map(convert::workload).collect()).clone()
+        self.data.workloads.iter().map(convert::workload).collect()
     }
 
     pub fn fargate_pricing(&self) -> w::FargatePricing {
-        self.fargate_pricing.get_or_init(|| convert::fargate_pricing(&self.data.fargate_pricing)).clone()
+        convert::fargate_pricing(&self.data.fargate_pricing)
     }
 }
 

@@ -7,7 +7,7 @@
 //! - [`cache`]: compiled components by digest and engine configuration;
 //! - [`plugin`]: a loaded plugin and one bounded call into it;
 //! - [`context`]: what a call's imports reach, and the memory and log meters;
-//! - [`input`]: the snapshot a call reads, converted lazily once per tick;
+//! - [`input`]: the snapshot a call reads, converted only when a plugin reads it;
 //! - [`validate`]: output size and sanity checks;
 //! - [`chain`]: plugins in order, each seeing earlier proposals;
 //! - [`limits`], [`error`]: per-plugin limits and what can go wrong.

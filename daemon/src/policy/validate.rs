@@ -49,7 +49,10 @@ fn decision_bytes(d: &w::Decision) -> usize {
 /// [`CallError::InvalidOutput`] naming the decision (by index and action) and the value.
 pub fn decisions(decisions: &[Decision], snapshot: &SnapshotData) -> Result<(), CallError> {
     let groups: HashSet<&str> = snapshot.node_groups.iter().map(|g| g.id.as_str()).collect();
-    let nodes: HashSet<&str> = snapshot.nodes.iter().map(|n| n.name.as_str()).collect();
+    // Built only if a decision removes nodes: most ticks propose none, and a 5,000-node set
+    // is not free.
+    let nodes = std::cell::OnceCell::new();
+    let nodes = || nodes.get_or_init(|| snapshot.nodes.iter().map(|n| n.name.as_str()).collect::<HashSet<&str>>());
     for (index, decision) in decisions.iter().enumerate() {
         let invalid = |message: String| CallError::InvalidOutput {
             message: format!("decision {index} ({}): {message}", decision.action),
@@ -77,7 +80,7 @@ pub fn decisions(decisions: &[Decision], snapshot: &SnapshotData) -> Result<(), 
                 }
                 let mut seen = HashSet::new();
                 for name in names {
-                    if !nodes.contains(name.as_str()) {
+                    if !nodes().contains(name.as_str()) {
                         return Err(invalid(format!("unknown node {name:?}")));
                     }
                     if !seen.insert(name) {

@@ -29,7 +29,6 @@ pub fn plan(snapshot: &dyn Snapshot) -> Vec<Decision> {
         let (ra, rb) = (&pods[a].requests, &pods[b].requests);
         (rb.cpu_millis, rb.memory_bytes).cmp(&(ra.cpu_millis, ra.memory_bytes))
     });
-    let registered = registered_nodes(snapshot);
     let mut waiting = order;
     let mut decisions = Vec::new();
     let mut groups: Vec<&NodeGroup> = snapshot
@@ -41,7 +40,7 @@ pub fn plan(snapshot: &dyn Snapshot) -> Vec<Decision> {
     while !waiting.is_empty() && !groups.is_empty() {
         let fits: Vec<Fit> = groups
             .iter()
-            .map(|g| fit(g, registered(g), pods, &waiting))
+            .map(|g| fit(g, pods, &waiting))
             .filter(|f| !f.placed.is_empty())
             .collect();
         // Most pods placed, then lowest cost, then fewest nodes.
@@ -67,22 +66,13 @@ pub fn plan(snapshot: &dyn Snapshot) -> Vec<Decision> {
     decisions
 }
 
-/// How many nodes of each group are registered, to tell nodes still booting.
-fn registered_nodes(snapshot: &dyn Snapshot) -> impl Fn(&NodeGroup) -> u32 + '_ {
-    let mut counts = std::collections::HashMap::<&str, u32>::new();
-    for node in snapshot.nodes() {
-        if let Some(group) = &node.group {
-            *counts.entry(group.as_str()).or_default() += 1;
-        }
-    }
-    move |g: &NodeGroup| counts.get(g.id.as_str()).copied().unwrap_or(0)
-}
-
-/// Packs `waiting` pods (largest first) onto the group's booting nodes, then onto new ones up
-/// to the group's max.
-fn fit<'a>(group: &'a NodeGroup, registered: u32, pods: &[PendingPod], waiting: &[usize]) -> Fit<'a> {
+/// Packs `waiting` pods (largest first) onto the group's nodes that are not ready yet (asked
+/// for, booting, or registered but not Ready: the scheduler cannot use them, but soon will),
+/// then onto new ones up to the group's max. Reads no node list, so a plugin that only scales
+/// up never pays for copying the nodes.
+fn fit<'a>(group: &'a NodeGroup, pods: &[PendingPod], waiting: &[usize]) -> Fit<'a> {
     let template = group.guaranteed_allocatable();
-    let booting = group.desired_size.saturating_sub(registered);
+    let booting = group.desired_size.saturating_sub(group.ready_nodes);
     let headroom = group.max_size.saturating_sub(group.desired_size);
     let mut bins: Vec<Resources> = vec![template; booting as usize];
     let mut placed = Vec::new();

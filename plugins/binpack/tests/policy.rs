@@ -32,9 +32,9 @@ fn memory_bound_pods_go_where_memory_is_cheaper() {
 
 #[test]
 fn nodes_still_booting_are_counted() {
-    // desired 3 but no node registered yet: the 12 pods already have room coming.
+    // desired 3 but no node Ready yet: 12 of the 14 pods already have room coming.
     let snapshot = SnapshotBuilder::new()
-        .group(GroupBuilder::asg("c5").instance_type("c5.large", "2", "4Gi", 0.085).sizes(0, 3, 20))
+        .group(GroupBuilder::asg("c5").instance_type("c5.large", "2", "4Gi", 0.085).sizes(0, 3, 20).ready_nodes(0))
         .pending_pods("default", "web", 14, "500m", "1Gi")
         .build();
     let decisions = Harness::<Binpack>::new().evaluate(&snapshot).unwrap();

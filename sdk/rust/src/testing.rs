@@ -183,6 +183,12 @@ impl GroupBuilder {
         self
     }
 
+    /// Sets how many of the group's nodes are Ready (`sizes` sets it to desired).
+    pub fn ready_nodes(mut self, ready: u32) -> Self {
+        self.0.ready_nodes = ready;
+        self
+    }
+
     pub fn label(mut self, key: &str, value: &str) -> Self {
         self.0.labels.insert(key.to_string(), value.to_string());
         self
