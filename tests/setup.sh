@@ -25,6 +25,6 @@ fi
 
 if [ ! -x tests/tools/node_modules/.bin/componentize-js ] || [ tests/tools/package-lock.json -nt tests/tools/node_modules/.package-lock.json ]; then
   say "componentize-js and TypeScript into tests/tools/node_modules"
-  (cd tests/tools && npm ci --no-audit --no-fund --loglevel=error)
+  (cd tests/tools && npm install --no-audit --no-fund --loglevel=error)
 fi
 say "setup done"
