@@ -9,4 +9,4 @@ wasmtime::component::bindgen!({
     imports: { default: trappable },
 });
 
-pub use ballast::policy::{host, snapshot, types};
+pub use self::ballast::policy::{host, snapshot, types};

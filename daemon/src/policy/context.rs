@@ -46,7 +46,7 @@ impl PluginCtx {
             let at = Duration::from_millis(input.snapshot.taken_at_millis());
             wasi.wall_clock(FixedClock(at))
                 .monotonic_clock(FixedClock(at))
-                .secure_random(rand::rngs::StdRng::seed_from_u64(0x6261_6c6c_6173_74))
+                .secure_random(rand::rngs::StdRng::seed_from_u64(0x0062_616c_6c61_7374))
                 .insecure_random(rand::rngs::StdRng::seed_from_u64(0x7365_6564))
                 .insecure_random_seed(0);
         }
