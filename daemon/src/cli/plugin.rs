@@ -12,7 +12,7 @@ use clap::{Args, Subcommand};
 use super::{Output, fixture, render};
 use crate::bundled;
 use crate::input_file;
-use crate::policy::{CallReport, ComponentInfo, EvaluationInput, HOST_INTERFACE_VERSION, HostConfig, Plugin, PluginLimits, PluginSpec, PolicyHost, SharedSnapshot};
+use crate::policy::{CallReport, ComponentInfo, LoadError, EvaluationInput, HOST_INTERFACE_VERSION, HostConfig, Plugin, PluginLimits, PluginSpec, PolicyHost, SharedSnapshot};
 
 #[derive(Debug, Subcommand)]
 pub enum PluginCommand {
@@ -218,10 +218,12 @@ fn test(wasm: &str, cases: &Path, args: &PluginArgs) -> anyhow::Result<ExitCode>
     let host = PolicyHost::new(HostConfig { deterministic: true, ..HostConfig::default() })?;
     let base = spec(wasm, args)?;
     // Compile once up front so a broken component fails here, not once per case.
-    host.load(PluginSpec { settings: serde_json::Value::Null, ..base.clone() }).map(drop).or_else(|e| match e {
-        crate::policy::LoadError::SettingsRejected { .. } | crate::policy::LoadError::SettingsCheck { .. } => Ok(()),
-        other => Err(other),
-    })?;
+    // Default settings may legitimately be refused; cases bring their own.
+    if let Err(e) = host.load(PluginSpec { settings: serde_json::Value::Null, ..base.clone() })
+        && !matches!(e, LoadError::SettingsRejected { .. } | LoadError::SettingsCheck { .. })
+    {
+        return Err(e.into());
+    }
     let load = |settings: Option<&serde_json::Value>| -> anyhow::Result<Plugin> {
         let settings = settings.cloned().unwrap_or_else(|| base.settings.clone());
         Ok(host.load(PluginSpec { settings, ..base.clone() })?)

@@ -8,14 +8,14 @@ use ballast_sdk::Decision;
 pub fn table(header: &[&str]) -> Table {
     let mut table = Table::new();
     table.load_preset(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic).set_header(header);
-    if let Some((width, _)) = terminal_width() {
-        table.set_width(width);
-    }
+    table.set_width(width());
     table
 }
 
-fn terminal_width() -> Option<(u16, u16)> {
-    std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()).map(|w| (w, 0)).or(Some((140, 0)))
+/// `$COLUMNS` when set and numeric, else 140: output is often piped, where there is no
+/// terminal to ask.
+fn width() -> u16 {
+    std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()).unwrap_or(140)
 }
 
 pub fn decisions(decisions: &[Decision]) -> Table {
