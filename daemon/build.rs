@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const PACKAGES: &[&str] = &["binpack", "fargate-placement", "empty-policy", "hostile-policy", "future-version-policy"];
-const WATCHED: &[&str] = &["sdk/rust", "sdk/wit", "plugins/binpack", "plugins/fargate-placement", "tests/plugins", "Cargo.lock"];
+const WATCHED: &[&str] =
+    &["sdk/rust", "sdk/wit", "plugins/binpack", "plugins/fargate-placement", "tests/plugins", "Cargo.lock"];
 
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
@@ -32,7 +33,9 @@ fn main() {
         command.args(["-p", package]);
     }
     // Flags meant for the host build must not leak into the wasm one.
-    for var in ["CARGO_ENCODED_RUSTFLAGS", "RUSTFLAGS", "CARGO_BUILD_TARGET", "CARGO_TARGET_DIR", "CARGO_BUILD_RUSTFLAGS"] {
+    for var in
+        ["CARGO_ENCODED_RUSTFLAGS", "RUSTFLAGS", "CARGO_BUILD_TARGET", "CARGO_TARGET_DIR", "CARGO_BUILD_RUSTFLAGS"]
+    {
         command.env_remove(var);
     }
     let status = command.status().unwrap_or_else(|e| panic!("cannot run cargo to build the plugins: {e}"));

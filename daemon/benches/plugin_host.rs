@@ -19,15 +19,29 @@ use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 /// A cluster of `nodes` nodes over four groups, a third of them lightly used, and 1,000
 /// pending pods of five shapes.
 fn cluster(nodes: usize) -> SnapshotData {
-    let groups = [("m5", "m5.large", "2", "8Gi", 0.096), ("c5", "c5.large", "2", "4Gi", 0.085), ("r5", "r5.large", "2", "16Gi", 0.126), ("m5x", "m5.xlarge", "4", "16Gi", 0.192)];
+    let groups = [
+        ("m5", "m5.large", "2", "8Gi", 0.096),
+        ("c5", "c5.large", "2", "4Gi", 0.085),
+        ("r5", "r5.large", "2", "16Gi", 0.126),
+        ("m5x", "m5.xlarge", "4", "16Gi", 0.192),
+    ];
     let mut builder = SnapshotBuilder::new().at_millis(1_795_392_000_000);
     for (id, ty, cpu, mem, price) in groups {
-        builder = builder.group(GroupBuilder::asg(id).instance_type(ty, cpu, mem, price).sizes(0, (nodes / 4) as u32, (nodes / 4 + 500) as u32));
+        builder = builder.group(GroupBuilder::asg(id).instance_type(ty, cpu, mem, price).sizes(
+            0,
+            (nodes / 4) as u32,
+            (nodes / 4 + 500) as u32,
+        ));
     }
     for i in 0..nodes {
         let (id, ty, cpu, mem, _) = groups[i % 4];
         let (used_cpu, used_mem) = if i % 3 == 0 { ("200m", "512Mi") } else { ("1500m", "3Gi") };
-        builder = builder.node(NodeBuilder::new(&format!("ip-10-0-{}-{}.ec2.internal", i / 256, i % 256), id).instance_type(ty).allocatable(cpu, mem).requested(used_cpu, used_mem, 6));
+        builder = builder.node(
+            NodeBuilder::new(&format!("ip-10-0-{}-{}.ec2.internal", i / 256, i % 256), id)
+                .instance_type(ty)
+                .allocatable(cpu, mem)
+                .requested(used_cpu, used_mem, 6),
+        );
     }
     let shapes = [("100m", "128Mi"), ("250m", "512Mi"), ("500m", "1Gi"), ("1", "2Gi"), ("2", "4Gi")];
     for (i, (cpu, mem)) in shapes.iter().enumerate() {

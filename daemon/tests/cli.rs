@@ -31,7 +31,13 @@ fn run_binpack_picks_the_cheaper_group_with_numbers() {
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     assert!(text.contains("scale c5 to 4"), "{text}");
-    for needle in ["12 pending pods (500m cpu / 1Gi memory each)", "4 new c5.large", "$0.0850/h", "$0.3400/h", "m5: 12 pods on 4 nodes, $0.3840/h"] {
+    for needle in [
+        "12 pending pods (500m cpu / 1Gi memory each)",
+        "4 new c5.large",
+        "$0.0850/h",
+        "$0.3400/h",
+        "m5: 12 pods on 4 nodes, $0.3840/h",
+    ] {
         assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
     }
     assert!(text.contains("fuel used"), "{text}");
@@ -74,7 +80,10 @@ fn test_reports_each_case_and_fails_on_a_mismatch() {
     let snapshot = root().join("tests/fixtures/snapshots/two-groups.yaml");
     std::fs::write(
         dir.path().join("wrong.yaml"),
-        format!("snapshot: {}\nexpect:\n  decisions:\n    - action: {{scale-to: {{group: m5, size: 4}}}}\n", snapshot.display()),
+        format!(
+            "snapshot: {}\nexpect:\n  decisions:\n    - action: {{scale-to: {{group: m5, size: 4}}}}\n",
+            snapshot.display()
+        ),
     )
     .unwrap();
     let out = ballast(&["plugin", "test", "binpack", dir.path().to_str().unwrap()]);

@@ -16,7 +16,11 @@ fn root() -> PathBuf {
 
 fn component(name: &str) -> PluginSpec {
     let path = root().join("target/plugins/foreign").join(format!("{name}.wasm"));
-    assert!(path.exists(), "{} is missing: run tests/setup.sh and tests/build-plugins.sh (tests/run does both)", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: run tests/setup.sh and tests/build-plugins.sh (tests/run does both)",
+        path.display()
+    );
     PluginSpec::from_file(&path).unwrap()
 }
 
@@ -25,7 +29,11 @@ fn component(name: &str) -> PluginSpec {
 fn host() -> &'static PolicyHost {
     static HOST: OnceLock<PolicyHost> = OnceLock::new();
     HOST.get_or_init(|| {
-        PolicyHost::new(HostConfig { cache_dir: Some(root().join("target/test-component-cache")), ..HostConfig::default() }).unwrap()
+        PolicyHost::new(HostConfig {
+            cache_dir: Some(root().join("target/test-component-cache")),
+            ..HostConfig::default()
+        })
+        .unwrap()
     })
 }
 
@@ -33,7 +41,11 @@ fn load(name: &str, settings: serde_json::Value) -> Result<ballast::policy::Plug
     host().load(PluginSpec { settings, ..component(name) })
 }
 
-fn run(name: &str, settings: serde_json::Value, snapshot: SnapshotData) -> Result<Vec<ballast_sdk::Decision>, CallError> {
+fn run(
+    name: &str,
+    settings: serde_json::Value,
+    snapshot: SnapshotData,
+) -> Result<Vec<ballast_sdk::Decision>, CallError> {
     let mut chain = PolicyChain::new(vec![load(name, settings).expect("loads")]);
     chain.evaluate(Arc::new(snapshot)).reports.remove(0).result.map(|e| e.decisions)
 }
@@ -61,9 +73,16 @@ fn python_capacity_floor_raises_the_group_in_business_hours_only() {
     let decisions = run("capacity_floor", floor_settings(), web_group(wednesday(7, 50))).unwrap();
     assert_eq!(decisions.len(), 1, "{decisions:?}");
     assert_eq!(decisions[0].action, Action::ScaleTo { group: "web".into(), size: 6 });
-    assert!(decisions[0].reason.contains("08:00-19:00") && decisions[0].reason.contains("has 2"), "{}", decisions[0].reason);
+    assert!(
+        decisions[0].reason.contains("08:00-19:00") && decisions[0].reason.contains("has 2"),
+        "{}",
+        decisions[0].reason
+    );
 
-    assert!(run("capacity_floor", floor_settings(), web_group(wednesday(7, 30))).unwrap().is_empty(), "before the lead time");
+    assert!(
+        run("capacity_floor", floor_settings(), web_group(wednesday(7, 30))).unwrap().is_empty(),
+        "before the lead time"
+    );
     assert!(run("capacity_floor", floor_settings(), web_group(wednesday(19, 30))).unwrap().is_empty(), "after hours");
     let saturday = wednesday(12, 0) + 3 * 86_400_000;
     assert!(run("capacity_floor", floor_settings(), web_group(saturday)).unwrap().is_empty(), "weekend");
@@ -71,7 +90,10 @@ fn python_capacity_floor_raises_the_group_in_business_hours_only() {
 
 #[test]
 fn python_settings_errors_name_the_field() {
-    let err = load("capacity_floor", json!({"floors": [{"group": "web", "min-nodes": 2, "from": "8am", "to": "19:00"}]})).err().unwrap();
+    let err =
+        load("capacity_floor", json!({"floors": [{"group": "web", "min-nodes": 2, "from": "8am", "to": "19:00"}]}))
+            .err()
+            .unwrap();
     assert!(err.to_string().contains("floors[0].from: expected HH:MM, got '8am'"), "{err}");
 }
 
@@ -84,7 +106,10 @@ fn typescript_thresholds_scale_one_group_for_pending_pods() {
         .build();
     let decisions = run("utilisation_threshold", serde_json::Value::Null, snapshot).unwrap();
     // 6 CPUs of requests over 2-CPU nodes at a 70% target: 5 nodes, in the first group only.
-    assert_eq!(decisions.iter().map(|d| d.action.clone()).collect::<Vec<_>>(), vec![Action::ScaleTo { group: "m5".into(), size: 5 }]);
+    assert_eq!(
+        decisions.iter().map(|d| d.action.clone()).collect::<Vec<_>>(),
+        vec![Action::ScaleTo { group: "m5".into(), size: 5 }]
+    );
 }
 
 #[test]
@@ -98,7 +123,8 @@ fn typescript_thresholds_remove_the_emptiest_node_when_idle() {
     let decisions = run("utilisation_threshold", json!({"scale-down-threshold": 0.2}), snapshot).unwrap();
     assert_eq!(decisions.len(), 1, "{decisions:?}");
     assert_eq!(decisions[0].action, Action::RemoveNodes { nodes: vec!["b".into()] });
-    let err = load("utilisation_threshold", json!({"scale-up-threshold": 0.2, "scale-down-threshold": 0.5})).err().unwrap();
+    let err =
+        load("utilisation_threshold", json!({"scale-up-threshold": 0.2, "scale-down-threshold": 0.5})).err().unwrap();
     assert!(err.to_string().contains("scale-down-threshold (0.5) must be below scale-up-threshold (0.2)"), "{err}");
 }
 
@@ -119,7 +145,8 @@ fn the_starter_templates_build_and_run() {
 
 #[test]
 fn a_mixed_language_chain_survives_a_hostile_member() {
-    let mut looping = PluginSpec::from_file(&PathBuf::from(env!("BALLAST_PLUGIN_DIR")).join("hostile_policy.wasm")).unwrap();
+    let mut looping =
+        PluginSpec::from_file(&PathBuf::from(env!("BALLAST_PLUGIN_DIR")).join("hostile_policy.wasm")).unwrap();
     looping.settings = json!({"mode": "endless-loop"});
     looping.limits = PluginLimits { deadline_ms: 100, ..PluginLimits::default() };
     let plugins = vec![
@@ -129,9 +156,11 @@ fn a_mixed_language_chain_survives_a_hostile_member() {
     ];
     let mut chain = PolicyChain::new(plugins);
     let mut snapshot = web_group(wednesday(9, 0));
-    snapshot.pending_pods = SnapshotBuilder::new().pending_pods("default", "web", 40, "500m", "1Gi").build().pending_pods;
+    snapshot.pending_pods =
+        SnapshotBuilder::new().pending_pods("default", "web", 40, "500m", "1Gi").build().pending_pods;
     let outcome = chain.evaluate(Arc::new(snapshot));
-    let kinds: Vec<&str> = outcome.reports.iter().map(|r| r.result.as_ref().map_or_else(|e| e.kind(), |_| "ok")).collect();
+    let kinds: Vec<&str> =
+        outcome.reports.iter().map(|r| r.result.as_ref().map_or_else(|e| e.kind(), |_| "ok")).collect();
     assert_eq!(kinds, vec!["ok", "deadline", "ok"]);
     let plugins: Vec<&str> = outcome.proposals.iter().map(|p| &*p.plugin).collect();
     assert_eq!(plugins, vec!["capacity_floor", "utilisation_threshold"]);

@@ -43,7 +43,10 @@ fn snapshot() -> Arc<SnapshotData> {
 /// Runs `[mode, binpack]` and returns the hostile plugin's error after checking that binpack,
 /// next in the chain, still ran and proposed its scale-up.
 fn contained(host: &PolicyHost, mode: &str) -> (CallError, Duration) {
-    let plugins = vec![host.load(hostile(mode)).expect("hostile plugin loads"), host.load(spec("binpack", "binpack", serde_json::Value::Null)).unwrap()];
+    let plugins = vec![
+        host.load(hostile(mode)).expect("hostile plugin loads"),
+        host.load(spec("binpack", "binpack", serde_json::Value::Null)).unwrap(),
+    ];
     let mut chain = PolicyChain::new(plugins);
     let outcome = chain.evaluate(snapshot());
     assert_eq!(outcome.reports.len(), 2);
@@ -99,7 +102,10 @@ fn a_panic_traps_and_is_reported() {
 #[test]
 fn huge_output_is_refused() {
     let (error, _) = contained(&host(false), "huge-output");
-    assert!(matches!(&error, CallError::OutputTooLarge { what } if what.contains("20000 decisions, the limit is 10000")), "{error:?}");
+    assert!(
+        matches!(&error, CallError::OutputTooLarge { what } if what.contains("20000 decisions, the limit is 10000")),
+        "{error:?}"
+    );
 }
 
 #[test]
@@ -135,7 +141,10 @@ fn bad_settings_are_refused_at_load_with_the_plugins_message() {
     let host = host(false);
     let error = host.load(spec("binpack", "binpack", serde_json::json!({"utilisation-threshold": 2}))).err().unwrap();
     let text = error.to_string();
-    assert!(text.contains("settings rejected") && text.contains("utilisation-threshold must be in (0, 1], got 2"), "{text}");
+    assert!(
+        text.contains("settings rejected") && text.contains("utilisation-threshold must be in (0, 1], got 2"),
+        "{text}"
+    );
     let error = host.load(spec("binpack", "binpack", serde_json::json!({"treshold": 0.3}))).err().unwrap();
     assert!(error.to_string().contains("unknown field `treshold`"), "{error}");
 }
@@ -160,7 +169,8 @@ fn a_core_module_is_not_a_component() {
 fn the_compile_cache_survives_a_new_host() {
     let dir = tempfile::tempdir().unwrap();
     let config = HostConfig { cache_dir: Some(dir.path().to_path_buf()), ..HostConfig::default() };
-    let first = PolicyHost::new(config.clone()).unwrap().load(spec("binpack", "binpack", serde_json::Value::Null)).unwrap();
+    let first =
+        PolicyHost::new(config.clone()).unwrap().load(spec("binpack", "binpack", serde_json::Value::Null)).unwrap();
     assert_eq!(first.cache_outcome(), ballast::policy::cache::CacheOutcome::Compiled);
     let second = PolicyHost::new(config).unwrap().load(spec("binpack", "binpack", serde_json::Value::Null)).unwrap();
     assert_eq!(second.cache_outcome(), ballast::policy::cache::CacheOutcome::Disk);

@@ -75,7 +75,10 @@ pub fn discover(path: &Path) -> anyhow::Result<Vec<PathBuf>> {
 ///
 /// # Errors
 /// What did not match, for people.
-pub fn run_case(path: &Path, load: &dyn Fn(Option<&serde_json::Value>) -> anyhow::Result<Plugin>) -> Result<(), String> {
+pub fn run_case(
+    path: &Path,
+    load: &dyn Fn(Option<&serde_json::Value>) -> anyhow::Result<Plugin>,
+) -> Result<(), String> {
     let case: Case = input_file::load(path).map_err(|e| e.to_string())?;
     let mut steps = case.steps;
     match (case.snapshot, case.expect) {
@@ -88,10 +91,16 @@ pub fn run_case(path: &Path, load: &dyn Fn(Option<&serde_json::Value>) -> anyhow
     }
 
     let plugin = match (load(case.settings.as_ref()), &steps[0].expect.settings_error) {
-        (Ok(_), Some(wanted)) => return Err(format!("expected the settings to be refused with {wanted:?}, but they loaded")),
+        (Ok(_), Some(wanted)) => {
+            return Err(format!("expected the settings to be refused with {wanted:?}, but they loaded"));
+        }
         (Err(e), Some(wanted)) => {
             let text = format!("{e:#}");
-            return if text.contains(wanted.as_str()) { Ok(()) } else { Err(format!("settings refused with {text:?}, expected {wanted:?}")) };
+            return if text.contains(wanted.as_str()) {
+                Ok(())
+            } else {
+                Err(format!("settings refused with {text:?}, expected {wanted:?}"))
+            };
         }
         (Err(e), None) => return Err(format!("{e:#}")),
         (Ok(plugin), None) => plugin,
@@ -112,7 +121,9 @@ pub fn run_case(path: &Path, load: &dyn Fn(Option<&serde_json::Value>) -> anyhow
         match (report.result, step.expect) {
             (Err(e), Expect { error: Some(wanted), .. }) if e.to_string().contains(wanted.as_str()) => {}
             (Err(e), _) => return Err(at(format!("the plugin failed: {} error: {e}", e.kind()))),
-            (Ok(_), Expect { error: Some(wanted), .. }) => return Err(at(format!("expected an error containing {wanted:?}, got decisions"))),
+            (Ok(_), Expect { error: Some(wanted), .. }) => {
+                return Err(at(format!("expected an error containing {wanted:?}, got decisions")));
+            }
             (Ok(evaluated), Expect { decisions: Some(wanted), .. }) => {
                 let got: Vec<String> = evaluated.decisions.iter().map(|d| d.action.to_string()).collect();
                 let want: Vec<String> = wanted.iter().map(|d| d.action.to_string()).collect();
@@ -130,7 +141,9 @@ pub fn run_case(path: &Path, load: &dyn Fn(Option<&serde_json::Value>) -> anyhow
                     state = evaluated.state;
                 }
             }
-            (Ok(_), Expect { decisions: None, .. }) => return Err(at("`expect` names neither `decisions` nor `error`".into())),
+            (Ok(_), Expect { decisions: None, .. }) => {
+                return Err(at("`expect` names neither `decisions` nor `error`".into()));
+            }
         }
     }
     Ok(())

@@ -12,7 +12,10 @@ use clap::{Args, Subcommand};
 use super::{Output, fixture, render};
 use crate::bundled;
 use crate::input_file;
-use crate::policy::{CallReport, ComponentInfo, LoadError, EvaluationInput, HOST_INTERFACE_VERSION, HostConfig, Plugin, PluginLimits, PluginSpec, PolicyHost, SharedSnapshot};
+use crate::policy::{
+    CallReport, ComponentInfo, EvaluationInput, HOST_INTERFACE_VERSION, HostConfig, LoadError, Plugin, PluginLimits,
+    PluginSpec, PolicyHost, SharedSnapshot,
+};
 
 #[derive(Debug, Subcommand)]
 pub enum PluginCommand {
@@ -81,7 +84,9 @@ pub fn run(command: PluginCommand) -> anyhow::Result<ExitCode> {
         PluginCommand::Inspect { wasm, output } => inspect(&wasm, output),
         PluginCommand::Run { wasm, snapshot, plugin, output } => run_once(&wasm, snapshot.as_deref(), &plugin, output),
         PluginCommand::Test { wasm, cases, plugin } => test(&wasm, &cases, &plugin),
-        PluginCommand::Bench { wasm, snapshot, plugin, seconds, output } => bench(&wasm, snapshot.as_deref(), &plugin, seconds, output),
+        PluginCommand::Bench { wasm, snapshot, plugin, seconds, output } => {
+            bench(&wasm, snapshot.as_deref(), &plugin, seconds, output)
+        }
     }
 }
 
@@ -111,7 +116,10 @@ fn spec(wasm: &str, args: &PluginArgs) -> anyhow::Result<PluginSpec> {
         None => serde_json::Value::Null,
         Some(text) => {
             let (origin, text) = match text.strip_prefix('@') {
-                Some(file) => (file.to_string(), std::fs::read_to_string(file).with_context(|| format!("--settings: cannot read {file}"))?),
+                Some(file) => (
+                    file.to_string(),
+                    std::fs::read_to_string(file).with_context(|| format!("--settings: cannot read {file}"))?,
+                ),
                 None => ("--settings".to_string(), text.clone()),
             };
             serde_json::from_str(&text).with_context(|| format!("{origin}: not valid JSON"))?
@@ -152,7 +160,10 @@ fn inspect(wasm: &str, output: Output) -> anyhow::Result<ExitCode> {
     }
     let mut t = render::table(&["", ""]);
     t.add_row(vec!["plugin".to_string(), name]);
-    t.add_row(vec!["world".to_string(), format!("ballast:policy/plugin@{}", info.policy_version.as_deref().unwrap_or("(none)"))]);
+    t.add_row(vec![
+        "world".to_string(),
+        format!("ballast:policy/plugin@{}", info.policy_version.as_deref().unwrap_or("(none)")),
+    ]);
     t.add_row(vec!["compatibility".to_string(), verdict]);
     t.add_row(vec!["size".to_string(), format!("{} bytes", info.size)]);
     t.add_row(vec!["sha256".to_string(), info.digest.clone()]);
@@ -250,7 +261,13 @@ fn test(wasm: &str, cases: &Path, args: &PluginArgs) -> anyhow::Result<ExitCode>
     Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
-fn bench(wasm: &str, snapshot: Option<&Path>, args: &PluginArgs, seconds: f64, output: Output) -> anyhow::Result<ExitCode> {
+fn bench(
+    wasm: &str,
+    snapshot: Option<&Path>,
+    args: &PluginArgs,
+    seconds: f64,
+    output: Output,
+) -> anyhow::Result<ExitCode> {
     if !(seconds > 0.0 && seconds <= 3600.0) {
         bail!("--seconds must be between 0 and 3600, got {seconds}");
     }

@@ -38,7 +38,12 @@ impl ComponentCache {
     /// # Errors
     /// Cranelift's message when compilation fails. Disk cache failures are logged and
     /// otherwise ignored: the cache is an optimisation.
-    pub fn get_or_compile(&self, engine: &Engine, digest: &str, bytes: &[u8]) -> Result<(Component, CacheOutcome), String> {
+    pub fn get_or_compile(
+        &self,
+        engine: &Engine,
+        digest: &str,
+        bytes: &[u8],
+    ) -> Result<(Component, CacheOutcome), String> {
         let key = format!("{digest}-{:016x}", engine_hash(engine));
         if let Some(component) = self.memory.lock().ok().and_then(|m| m.get(&key).cloned()) {
             return Ok((component, CacheOutcome::Memory));

@@ -64,10 +64,17 @@ impl PolicyChain {
                         self.states.insert(report.plugin.clone(), state.clone());
                     }
                     for decision in &evaluated.decisions {
-                        wit_proposals.push(w::Proposal { plugin: plugin.name().to_string(), decision: convert::decision(decision) });
+                        wit_proposals.push(w::Proposal {
+                            plugin: plugin.name().to_string(),
+                            decision: convert::decision(decision),
+                        });
                         proposals.push(Proposed { plugin: report.plugin.clone(), decision: decision.clone() });
                     }
-                    tracing::debug!(decisions = evaluated.decisions.len(), elapsed_us = report.elapsed.as_micros() as u64, "evaluated");
+                    tracing::debug!(
+                        decisions = evaluated.decisions.len(),
+                        elapsed_us = report.elapsed.as_micros() as u64,
+                        "evaluated"
+                    );
                 }
                 Err(error) => {
                     tracing::warn!(kind = error.kind(), %error, "plugin failed; skipped this tick");

@@ -39,7 +39,13 @@ pub struct PluginCtx {
 }
 
 impl PluginCtx {
-    pub fn new(plugin: std::sync::Arc<str>, input: EvaluationInput, deterministic: bool, memory_cap: usize, max_log_lines: usize) -> Self {
+    pub fn new(
+        plugin: std::sync::Arc<str>,
+        input: EvaluationInput,
+        deterministic: bool,
+        memory_cap: usize,
+        max_log_lines: usize,
+    ) -> Self {
         let mut wasi = WasiCtx::builder();
         wasi.allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false);
         if deterministic {

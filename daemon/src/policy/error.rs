@@ -20,7 +20,9 @@ pub enum LoadError {
     #[error("plugin {plugin}: not a WebAssembly component: {reason}")]
     NotAComponent { plugin: String, reason: String },
     /// A component, but not of the `ballast:policy` world.
-    #[error("plugin {plugin}: not a Ballast policy: it exports no ballast:policy/policy interface (exports: {exports})")]
+    #[error(
+        "plugin {plugin}: not a Ballast policy: it exports no ballast:policy/policy interface (exports: {exports})"
+    )]
     NotAPolicy { plugin: String, exports: String },
     /// Built against a version of the interface this host does not serve.
     #[error(

@@ -112,7 +112,8 @@ impl PolicyHost {
 
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| HostError(format!("{e:#}")))?;
-        bindings::Plugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |ctx| ctx).map_err(|e| HostError(format!("{e:#}")))?;
+        bindings::Plugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |ctx| ctx)
+            .map_err(|e| HostError(format!("{e:#}")))?;
 
         spawn_epoch_ticker(&engine, Duration::from_millis(config.epoch_tick_ms));
         let cache = ComponentCache::new(config.cache_dir.clone());

@@ -54,10 +54,7 @@ impl ComponentInfo {
                 _ => {}
             }
         }
-        let policy_version = exports
-            .iter()
-            .find_map(|e| e.strip_prefix("ballast:policy/policy@"))
-            .map(str::to_string);
+        let policy_version = exports.iter().find_map(|e| e.strip_prefix("ballast:policy/policy@")).map(str::to_string);
         Ok(ComponentInfo {
             size: bytes.len(),
             digest: hex::encode(Sha256::digest(bytes)),

@@ -28,7 +28,7 @@ pub mod validate;
 pub use chain::{ChainOutcome, PolicyChain, Proposed};
 pub use error::{CallError, LoadError};
 pub use host::{HostConfig, PolicyHost};
-pub use inspect::{ComponentInfo, HOST_INTERFACE_VERSION};
 pub use input::{EvaluationInput, SharedSnapshot};
+pub use inspect::{ComponentInfo, HOST_INTERFACE_VERSION};
 pub use limits::PluginLimits;
 pub use plugin::{CallReport, Evaluated, Plugin, PluginSpec};

@@ -13,8 +13,8 @@ use super::cache::CacheOutcome;
 use super::context::{LogLine, PluginCtx};
 use super::error::{CallError, LoadError};
 use super::host::PolicyHost;
-use super::inspect::ComponentInfo;
 use super::input::{EvaluationInput, SharedSnapshot, SnapshotResource};
+use super::inspect::ComponentInfo;
 use super::limits::PluginLimits;
 use super::validate;
 
@@ -34,7 +34,11 @@ impl PluginSpec {
     /// [`LoadError::Read`] naming the path.
     pub fn from_file(path: &std::path::Path) -> Result<Self, LoadError> {
         let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "plugin".into());
-        let bytes = std::fs::read(path).map_err(|source| LoadError::Read { plugin: name.clone(), path: path.to_path_buf(), source })?;
+        let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
+            plugin: name.clone(),
+            path: path.to_path_buf(),
+            source,
+        })?;
         Ok(PluginSpec { name, bytes: bytes.into(), settings: serde_json::Value::Null, limits: PluginLimits::default() })
     }
 }
@@ -79,7 +83,8 @@ impl PolicyHost {
     /// A [`LoadError`] naming the plugin and what is wrong.
     pub fn load(&self, spec: PluginSpec) -> Result<Plugin, LoadError> {
         let name = spec.name.clone();
-        let info = ComponentInfo::read(&spec.bytes).map_err(|reason| LoadError::NotAComponent { plugin: name.clone(), reason })?;
+        let info = ComponentInfo::read(&spec.bytes)
+            .map_err(|reason| LoadError::NotAComponent { plugin: name.clone(), reason })?;
         info.check_compatible(&name)?;
         spec.limits
             .validate(self.config().max_memory_mib)
@@ -93,7 +98,8 @@ impl PolicyHost {
             .linker
             .instantiate_pre(&component)
             .map_err(|e| LoadError::Link { plugin: name.clone(), reason: format!("{e:#}") })?;
-        let pre = bindings::PluginPre::new(instance_pre).map_err(|e| LoadError::Link { plugin: name.clone(), reason: format!("{e:#}") })?;
+        let pre = bindings::PluginPre::new(instance_pre)
+            .map_err(|e| LoadError::Link { plugin: name.clone(), reason: format!("{e:#}") })?;
         let settings: Arc<str> = match &spec.settings {
             serde_json::Value::Null => Arc::from(""),
             value => Arc::from(value.to_string()),
@@ -135,9 +141,14 @@ impl Plugin {
     }
 
     fn check_settings(&self) -> Result<(), LoadError> {
-        let input = EvaluationInput::new(Arc::new(SharedSnapshot::new(Arc::new(SnapshotData::default()))), self.settings.clone());
+        let input = EvaluationInput::new(
+            Arc::new(SharedSnapshot::new(Arc::new(SnapshotData::default()))),
+            self.settings.clone(),
+        );
         let settings = self.settings.to_string();
-        let (result, _) = self.call(input, |store, instance, _| instance.ballast_policy_policy().call_validate_settings(store, &settings));
+        let (result, _) = self.call(input, |store, instance, _| {
+            instance.ballast_policy_policy().call_validate_settings(store, &settings)
+        });
         match result {
             Ok(Ok(())) => Ok(()),
             Ok(Err(message)) => Err(LoadError::SettingsRejected { plugin: self.name.to_string(), message }),
@@ -150,10 +161,12 @@ impl Plugin {
     pub fn evaluate(&self, input: EvaluationInput) -> CallReport {
         let started = Instant::now();
         let snapshot = input.snapshot.clone();
-        let (result, meters) = self.call(input, |store, instance, handle| instance.ballast_policy_policy().call_evaluate(store, handle));
+        let (result, meters) =
+            self.call(input, |store, instance, handle| instance.ballast_policy_policy().call_evaluate(store, handle));
         let result = result.and_then(|r| r.map_err(|message| CallError::Policy { message })).and_then(|evaluation| {
             validate::output_size(&evaluation, &self.limits)?;
-            let decisions: Vec<Decision> = evaluation.decisions.into_iter().map(super::convert::decision_from_wit).collect();
+            let decisions: Vec<Decision> =
+                evaluation.decisions.into_iter().map(super::convert::decision_from_wit).collect();
             validate::decisions(&decisions, snapshot.data())?;
             Ok(Evaluated { decisions, state: evaluation.state })
         });
@@ -175,7 +188,13 @@ impl Plugin {
     ) -> (Result<R, CallError>, Meters) {
         let inner = self.host.inner();
         let deterministic = inner.config.deterministic;
-        let ctx = PluginCtx::new(self.name.clone(), input, deterministic, self.limits.memory_bytes(), self.limits.max_log_lines);
+        let ctx = PluginCtx::new(
+            self.name.clone(),
+            input,
+            deterministic,
+            self.limits.memory_bytes(),
+            self.limits.max_log_lines,
+        );
         let mut store = Store::new(&inner.engine, ctx);
         store.limiter(|ctx| &mut ctx.limiter);
         if deterministic && let Err(e) = store.set_fuel(self.limits.fuel) {
@@ -190,7 +209,9 @@ impl Plugin {
                 Ok(handle) => f(&mut store, &instance, handle).map_err(|e| self.classify(e, &store)),
                 Err(e) => Err(CallError::Host { message: format!("{e:#}") }),
             },
-            Err(e) if e.downcast_ref::<Trap>().is_some() || store.data().limiter.refused.is_some() => Err(self.classify(e, &store)),
+            Err(e) if e.downcast_ref::<Trap>().is_some() || store.data().limiter.refused.is_some() => {
+                Err(self.classify(e, &store))
+            }
             Err(e) => Err(CallError::Host { message: format!("cannot instantiate: {e:#}") }),
         };
         let fuel_used = deterministic.then(|| self.limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0)));
@@ -202,7 +223,10 @@ impl Plugin {
     /// trap that follows it.
     fn classify(&self, error: wasmtime::Error, store: &Store<PluginCtx>) -> CallError {
         if let Some(requested) = store.data().limiter.refused {
-            return CallError::MemoryExhausted { cap_mib: self.limits.memory_mib, requested_mib: (requested as u64).div_ceil(1 << 20) };
+            return CallError::MemoryExhausted {
+                cap_mib: self.limits.memory_mib,
+                requested_mib: (requested as u64).div_ceil(1 << 20),
+            };
         }
         match error.downcast_ref::<Trap>() {
             Some(Trap::Interrupt) => CallError::DeadlineExceeded { deadline_ms: self.limits.deadline_ms },

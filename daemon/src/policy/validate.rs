@@ -23,11 +23,15 @@ pub fn output_size(evaluation: &Evaluation, limits: &PluginLimits) -> Result<(),
             what: format!("{} decisions, the limit is {}", evaluation.decisions.len(), limits.max_decisions),
         });
     }
-    let bytes: usize = evaluation.decisions.iter().map(decision_bytes).sum::<usize>()
-        + evaluation.state.as_ref().map_or(0, Vec::len);
+    let bytes: usize =
+        evaluation.decisions.iter().map(decision_bytes).sum::<usize>() + evaluation.state.as_ref().map_or(0, Vec::len);
     if bytes > limits.max_output_bytes() {
         return Err(CallError::OutputTooLarge {
-            what: format!("{} KiB of decisions and state, the limit is {} KiB", bytes.div_ceil(1024), limits.max_output_kib),
+            what: format!(
+                "{} KiB of decisions and state, the limit is {} KiB",
+                bytes.div_ceil(1024),
+                limits.max_output_kib
+            ),
         });
     }
     Ok(())
@@ -61,7 +65,10 @@ pub fn decisions(decisions: &[Decision], snapshot: &SnapshotData) -> Result<(), 
             return Err(invalid("the reason is empty; every decision must say why".into()));
         }
         if decision.reason.len() > MAX_REASON_BYTES {
-            return Err(invalid(format!("the reason is {} bytes, the limit is {MAX_REASON_BYTES}", decision.reason.len())));
+            return Err(invalid(format!(
+                "the reason is {} bytes, the limit is {MAX_REASON_BYTES}",
+                decision.reason.len()
+            )));
         }
         let known_group = |group: &str| {
             if groups.contains(group) {

@@ -9,12 +9,8 @@ use crate::{Settings, State};
 
 pub fn plan(snapshot: &dyn Snapshot, settings: &Settings, state: &mut State) -> Vec<Decision> {
     let now = snapshot.taken_at_millis();
-    let groups: HashMap<&str, &NodeGroup> = snapshot
-        .node_groups()
-        .iter()
-        .filter(|g| g.kind == NodeGroupKind::Asg)
-        .map(|g| (g.id.as_str(), g))
-        .collect();
+    let groups: HashMap<&str, &NodeGroup> =
+        snapshot.node_groups().iter().filter(|g| g.kind == NodeGroupKind::Asg).map(|g| (g.id.as_str(), g)).collect();
     let nodes = snapshot.nodes();
     let managed = |n: &Node| n.group.as_deref().is_some_and(|g| groups.contains_key(g)) && n.ready && !n.cordoned;
 
@@ -53,7 +49,8 @@ pub fn plan(snapshot: &dyn Snapshot, settings: &Settings, state: &mut State) -> 
         }
         .saturating_sub(&n.requested)
     };
-    let mut spare = nodes.iter().filter(|n| n.ready && !n.cordoned).fold(Resources::ZERO, |acc, n| acc.saturating_add(&room(n)));
+    let mut spare =
+        nodes.iter().filter(|n| n.ready && !n.cordoned).fold(Resources::ZERO, |acc, n| acc.saturating_add(&room(n)));
 
     let mut removable_per_group: HashMap<&str, u32> =
         groups.iter().map(|(id, g)| (*id, g.desired_size.saturating_sub(g.min_size))).collect();

@@ -38,18 +38,10 @@ pub fn plan(snapshot: &dyn Snapshot) -> Vec<Decision> {
         .collect();
 
     while !waiting.is_empty() && !groups.is_empty() {
-        let fits: Vec<Fit> = groups
-            .iter()
-            .map(|g| fit(g, pods, &waiting))
-            .filter(|f| !f.placed.is_empty())
-            .collect();
+        let fits: Vec<Fit> = groups.iter().map(|g| fit(g, pods, &waiting)).filter(|f| !f.placed.is_empty()).collect();
         // Most pods placed, then lowest cost, then fewest nodes.
         let Some(best) = fits.iter().min_by(|a, b| {
-            b.placed
-                .len()
-                .cmp(&a.placed.len())
-                .then(a.cost().total_cmp(&b.cost()))
-                .then(a.new_nodes.cmp(&b.new_nodes))
+            b.placed.len().cmp(&a.placed.len()).then(a.cost().total_cmp(&b.cost())).then(a.new_nodes.cmp(&b.new_nodes))
         }) else {
             break;
         };
@@ -101,16 +93,17 @@ fn fit<'a>(group: &'a NodeGroup, pods: &[PendingPod], waiting: &[usize]) -> Fit<
 fn reason(best: &Fit, all: &[Fit], pods: &[PendingPod]) -> String {
     let count = best.placed.len();
     let sample = &pods[best.placed[0]].requests;
-    let same = best.placed.iter().all(|&i| pods[i].requests.cpu_millis == sample.cpu_millis && pods[i].requests.memory_bytes == sample.memory_bytes);
-    let what = if same {
-        format!("{count} pending pods ({} each)", sample)
-    } else {
-        format!("{count} pending pods")
-    };
+    let same = best.placed.iter().all(|&i| {
+        pods[i].requests.cpu_millis == sample.cpu_millis && pods[i].requests.memory_bytes == sample.memory_bytes
+    });
+    let what = if same { format!("{count} pending pods ({} each)", sample) } else { format!("{count} pending pods") };
     let type_name = best.group.instance_types.first().map(|t| t.name.as_str()).unwrap_or("?");
     let mut text = format!(
         "{what} fit on {} new {type_name} node(s) ({} allocatable each) at ${:.4}/h each = ${:.4}/h",
-        best.new_nodes, best.template, best.price, best.cost()
+        best.new_nodes,
+        best.template,
+        best.price,
+        best.cost()
     );
     let others: Vec<String> = all
         .iter()

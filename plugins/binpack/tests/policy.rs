@@ -17,7 +17,9 @@ fn scales_the_cheapest_group_that_fits() {
     assert_eq!(decisions.len(), 1, "{decisions:?}");
     assert_eq!(decisions[0].action, Action::ScaleTo { group: "c5".into(), size: 3 });
     let reason = &decisions[0].reason;
-    for needle in ["12 pending pods", "500m", "3 new c5.large", "$0.0850/h", "$0.2550/h", "m5: 12 pods on 3 nodes, $0.2880/h"] {
+    for needle in
+        ["12 pending pods", "500m", "3 new c5.large", "$0.0850/h", "$0.2550/h", "m5: 12 pods on 3 nodes, $0.2880/h"]
+    {
         assert!(reason.contains(needle), "reason lacks {needle:?}: {reason}");
     }
 }

@@ -64,12 +64,16 @@ impl Policy for FargatePlacement {
             };
             let same_kind = matches!(
                 (&current, &choice.target),
-                (Some(PlacementTarget::Fargate), PlacementTarget::Fargate) | (Some(PlacementTarget::Ec2(_)), PlacementTarget::Ec2(_))
+                (Some(PlacementTarget::Fargate), PlacementTarget::Fargate)
+                    | (Some(PlacementTarget::Ec2(_)), PlacementTarget::Ec2(_))
             );
             if same_kind || (current.is_some() && !choice.beats_hysteresis) {
                 continue;
             }
-            decisions.push(Decision::new(Action::Place { workload: workload.id.clone(), target: choice.target }, choice.reason));
+            decisions.push(Decision::new(
+                Action::Place { workload: workload.id.clone(), target: choice.target },
+                choice.reason,
+            ));
         }
         Ok(decisions)
     }
@@ -81,7 +85,13 @@ struct Choice {
     beats_hysteresis: bool,
 }
 
-fn choose(snapshot: &dyn Snapshot, settings: &Settings, pricing: &FargatePricing, spare: &Resources, workload: &Workload) -> Option<Choice> {
+fn choose(
+    snapshot: &dyn Snapshot,
+    settings: &Settings,
+    pricing: &FargatePricing,
+    spare: &Resources,
+    workload: &Workload,
+) -> Option<Choice> {
     let requests = &workload.requests_per_replica;
     let ec2 = cheapest_ec2_share(snapshot, settings, requests);
     if let Some(blocker) = &workload.fargate_blocker {
@@ -167,7 +177,9 @@ fn spare_ec2_room(snapshot: &dyn Snapshot) -> Resources {
         .nodes()
         .iter()
         .filter(|n| n.ready && !n.cordoned)
-        .filter(|n| n.group.as_deref().and_then(|g| snapshot.node_group(g)).is_some_and(|g| g.kind == NodeGroupKind::Asg))
+        .filter(|n| {
+            n.group.as_deref().and_then(|g| snapshot.node_group(g)).is_some_and(|g| g.kind == NodeGroupKind::Asg)
+        })
         .fold(Resources::ZERO, |acc, n| acc.saturating_add(&n.allocatable.saturating_sub(&n.requested)))
 }
 

@@ -5,9 +5,9 @@ use ballast_sdk::testing::{GroupBuilder, Harness, NodeBuilder, SnapshotBuilder, 
 use fargate_placement::FargatePlacement;
 
 fn cluster() -> SnapshotBuilder {
-    SnapshotBuilder::new().group(GroupBuilder::asg("m5").instance_type("m5.large", "2", "8Gi", 0.096).sizes(0, 1, 10)).node(
-        NodeBuilder::new("full", "m5").allocatable("2", "8Gi").requested("1900m", "7Gi", 12),
-    )
+    SnapshotBuilder::new()
+        .group(GroupBuilder::asg("m5").instance_type("m5.large", "2", "8Gi", 0.096).sizes(0, 1, 10))
+        .node(NodeBuilder::new("full", "m5").allocatable("2", "8Gi").requested("1900m", "7Gi", 12))
 }
 
 fn place(decisions: &[Decision]) -> Vec<(String, PlacementTarget)> {

@@ -24,22 +24,15 @@ impl FargatePricing {
                 let step = s.memory_mib_step.max(1);
                 let above_min = memory_mib.saturating_sub(s.memory_mib_min);
                 let memory = s.memory_mib_min + above_min.div_ceil(step) * step;
-                (memory <= s.memory_mib_max).then_some(FargateBilledSize {
-                    cpu_millis: s.cpu_millis,
-                    memory_mib: memory,
-                })
+                (memory <= s.memory_mib_max)
+                    .then_some(FargateBilledSize { cpu_millis: s.cpu_millis, memory_mib: memory })
             })
-            .min_by(|a, b| {
-                self.hourly_price(a)
-                    .total_cmp(&self.hourly_price(b))
-                    .then(a.cpu_millis.cmp(&b.cpu_millis))
-            })
+            .min_by(|a, b| self.hourly_price(a).total_cmp(&self.hourly_price(b)).then(a.cpu_millis.cmp(&b.cpu_millis)))
     }
 
     /// US dollars per hour for one pod of this size.
     pub fn hourly_price(&self, size: &FargateBilledSize) -> f64 {
-        size.cpu_millis as f64 / 1000.0 * self.per_vcpu_hour
-            + size.memory_mib as f64 / 1024.0 * self.per_gb_hour
+        size.cpu_millis as f64 / 1000.0 * self.per_vcpu_hour + size.memory_mib as f64 / 1024.0 * self.per_gb_hour
     }
 
     /// US dollars per hour to run one pod with these requests, if Fargate has a size for it.

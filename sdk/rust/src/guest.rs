@@ -266,7 +266,9 @@ fn decision_from_wit(d: w::Decision) -> m::Decision {
         w::Action::ScaleTo(s) => m::Action::ScaleTo { group: s.group, size: s.size },
         w::Action::ScaleBy(s) => m::Action::ScaleBy { group: s.group, delta: s.delta },
         w::Action::RemoveNodes(nodes) => m::Action::RemoveNodes { nodes },
-        w::Action::Place(p) => m::Action::Place { workload: workload_ref(p.workload), target: target_from_wit(p.target) },
+        w::Action::Place(p) => {
+            m::Action::Place { workload: workload_ref(p.workload), target: target_from_wit(p.target) }
+        }
     };
     m::Decision { action, reason: d.reason }
 }

@@ -119,11 +119,7 @@ pub fn validate_settings<P: Policy>(json: &str) -> Result<(), String> {
 ///
 /// # Errors
 /// Bad settings, or the policy's own error.
-pub fn run<P: Policy>(
-    snapshot: &dyn Snapshot,
-    settings_json: &str,
-    state: Option<&[u8]>,
-) -> Result<Outcome, String> {
+pub fn run<P: Policy>(snapshot: &dyn Snapshot, settings_json: &str, state: Option<&[u8]>) -> Result<Outcome, String> {
     let settings = parse_settings::<P>(settings_json)?;
     let mut state: P::State = match state {
         Some(bytes) => serde_json::from_slice(bytes).unwrap_or_else(|e| {
@@ -141,6 +137,8 @@ pub fn run<P: Policy>(
 ///
 /// Use it once, at the crate root of a `cdylib` built for `wasm32-wasip2`. On other targets it
 /// expands to nothing, so the same crate also builds natively for tests.
+// rustfmt does not reach a stable layout for this body (it flips the closing brace each run).
+#[rustfmt::skip]
 #[macro_export]
 macro_rules! export_policy {
     ($policy:ty) => {
@@ -149,7 +147,9 @@ macro_rules! export_policy {
             struct BallastPolicyExport;
 
             impl $crate::guest::bindings::exports::ballast::policy::policy::Guest for BallastPolicyExport {
-                fn validate_settings(settings: ::std::string::String) -> ::std::result::Result<(), ::std::string::String> {
+                fn validate_settings(
+                    settings: ::std::string::String,
+                ) -> ::std::result::Result<(), ::std::string::String> {
                     $crate::validate_settings::<$policy>(&settings)
                 }
 

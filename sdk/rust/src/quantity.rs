@@ -12,9 +12,7 @@ use std::fmt;
 /// A message naming what is wrong with `text`.
 pub fn parse(text: &str, scale: f64) -> Result<u64, String> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| c.is_ascii_alphabetic() && c != 'e' && c != 'E')
-        .unwrap_or(text.len());
+    let split = text.find(|c: char| c.is_ascii_alphabetic() && c != 'e' && c != 'E').unwrap_or(text.len());
     let (number, suffix) = text.split_at(split);
     let multiplier: f64 = match suffix {
         "" => 1.0,
@@ -31,9 +29,8 @@ pub fn parse(text: &str, scale: f64) -> Result<u64, String> {
         "Pi" => 1024.0f64.powi(5),
         other => return Err(format!("unknown quantity suffix {other:?} in {text:?}")),
     };
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a quantity (expected e.g. \"500m\", \"2\", \"1Gi\")"))?;
+    let value: f64 =
+        number.parse().map_err(|_| format!("{text:?} is not a quantity (expected e.g. \"500m\", \"2\", \"1Gi\")"))?;
     if !value.is_finite() || value < 0.0 {
         return Err(format!("{text:?} must be a non-negative quantity"));
     }
@@ -46,21 +43,12 @@ pub fn parse(text: &str, scale: f64) -> Result<u64, String> {
 
 /// Formats millicores the way `kubectl` shows them.
 pub fn format_cpu(millis: u64) -> String {
-    if millis.is_multiple_of(1000) {
-        (millis / 1000).to_string()
-    } else {
-        format!("{millis}m")
-    }
+    if millis.is_multiple_of(1000) { (millis / 1000).to_string() } else { format!("{millis}m") }
 }
 
 /// Formats bytes with the largest binary suffix that divides them exactly.
 pub fn format_memory(bytes: u64) -> String {
-    const UNITS: [(&str, u64); 4] = [
-        ("Ti", 1 << 40),
-        ("Gi", 1 << 30),
-        ("Mi", 1 << 20),
-        ("Ki", 1 << 10),
-    ];
+    const UNITS: [(&str, u64); 4] = [("Ti", 1 << 40), ("Gi", 1 << 30), ("Mi", 1 << 20), ("Ki", 1 << 10)];
     for (suffix, size) in UNITS {
         if bytes >= size && bytes.is_multiple_of(size) {
             return format!("{}{suffix}", bytes / size);

@@ -108,7 +108,14 @@ impl SnapshotBuilder {
     }
 
     /// Adds `count` pending pods of one Deployment, each requesting `cpu` and `memory`.
-    pub fn pending_pods(mut self, namespace: &str, deployment: &str, count: usize, cpu_q: &str, memory_q: &str) -> Self {
+    pub fn pending_pods(
+        mut self,
+        namespace: &str,
+        deployment: &str,
+        count: usize,
+        cpu_q: &str,
+        memory_q: &str,
+    ) -> Self {
         let requests = Resources::pod(cpu(cpu_q), memory(memory_q));
         let owner = WorkloadRef {
             kind: WorkloadKind::Deployment,
@@ -164,7 +171,8 @@ impl GroupBuilder {
 
     /// Adds an instance type whose allocatable equals its capacity, with 110 pod slots.
     pub fn instance_type(mut self, name: &str, cpu_q: &str, memory_q: &str, price_per_hour: f64) -> Self {
-        let capacity = Resources { cpu_millis: cpu(cpu_q), memory_bytes: memory(memory_q), pods: DEFAULT_MAX_PODS, gpus: 0 };
+        let capacity =
+            Resources { cpu_millis: cpu(cpu_q), memory_bytes: memory(memory_q), pods: DEFAULT_MAX_PODS, gpus: 0 };
         self.0.instance_types.push(InstanceType {
             name: name.to_string(),
             capacity,

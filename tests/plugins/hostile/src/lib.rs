@@ -59,7 +59,9 @@ impl Policy for Hostile {
                 format!("depth {}", recurse(black_box(0))),
             )]),
             Mode::HugeOutput => Ok((0..20_000)
-                .map(|i| Decision::new(Action::ScaleBy { group: first_group(), delta: 0 }, format!("padding {i:0>100}")))
+                .map(|i| {
+                    Decision::new(Action::ScaleBy { group: first_group(), delta: 0 }, format!("padding {i:0>100}"))
+                })
                 .collect()),
             Mode::UnknownGroup => Ok(vec![Decision::new(
                 Action::ScaleTo { group: "no-such-group".into(), size: 3 },
