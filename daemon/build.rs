@@ -9,9 +9,25 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const PACKAGES: &[&str] = &["binpack", "fargate-placement", "empty-policy", "hostile-policy", "future-version-policy"];
-const WATCHED: &[&str] =
-    &["sdk/rust", "sdk/wit", "plugins/binpack", "plugins/fargate-placement", "tests/plugins", "Cargo.lock"];
+const PACKAGES: &[&str] = &[
+    "binpack",
+    "fargate-placement",
+    "static-size",
+    "thresholds",
+    "empty-policy",
+    "hostile-policy",
+    "future-version-policy",
+];
+const WATCHED: &[&str] = &[
+    "sdk/rust",
+    "sdk/wit",
+    "plugins/binpack",
+    "plugins/fargate-placement",
+    "plugins/static-size",
+    "plugins/thresholds",
+    "tests/plugins",
+    "Cargo.lock",
+];
 
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));

@@ -19,6 +19,16 @@ pub const PLUGINS: &[BundledPlugin] = &[
         summary: "per workload, Fargate or EC2 by cost and eligibility",
         wasm: include_bytes!(concat!(env!("BALLAST_PLUGIN_DIR"), "/fargate_placement.wasm")),
     },
+    BundledPlugin {
+        name: "thresholds",
+        summary: "Escalator-like baseline: utilisation thresholds per group",
+        wasm: include_bytes!(concat!(env!("BALLAST_PLUGIN_DIR"), "/thresholds.wasm")),
+    },
+    BundledPlugin {
+        name: "static-size",
+        summary: "baseline: holds each group at a fixed size",
+        wasm: include_bytes!(concat!(env!("BALLAST_PLUGIN_DIR"), "/static_size.wasm")),
+    },
 ];
 
 /// A bundled policy by name.

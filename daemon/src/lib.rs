@@ -2,12 +2,17 @@
 //! WebAssembly plugins.
 //!
 //! # Layout
+//! - [`engine`]: the tick (observe, policies, guardrails, actuate, record) over adapter traits;
 //! - [`policy`]: the plugin host (Wasmtime, limits, chain);
+//! - [`sim`]: the simulator (in-memory cluster and cloud on a virtual clock);
 //! - [`cli`]: the `ballast` command line;
 //! - [`bundled`]: policies and an example snapshot compiled into the binary;
 //! - [`input_file`]: YAML/JSON inputs with errors that name the field.
 
 pub mod bundled;
 pub mod cli;
+pub mod duration;
+pub mod engine;
 pub mod input_file;
 pub mod policy;
+pub mod sim;

@@ -1,0 +1,175 @@
+//! Acting on a plan, and carrying drains across ticks.
+//!
+//! A removal is several steps, one tick apart at most: cordon; evict every pod but DaemonSet
+//! and mirror pods through the Eviction API (a PodDisruptionBudget may refuse, and the next
+//! tick tries again); once the node holds no evictable pod, terminate its instance with a
+//! decrement, so the Auto Scaling group does not replace it. A drain that outlives
+//! `drain-timeout` is abandoned and the node uncordoned.
+
+use std::collections::BTreeMap;
+
+use ballast_sdk::{Action, WorkloadRef};
+
+use super::observe::Observation;
+use super::ports::{Capacity, Cluster, Eviction};
+use super::record::{ActionResult, Record, RemovalOutcome, RemovalRecord};
+use super::state::Drain;
+use super::{Engine, guard::Plan};
+
+/// What each part of a plan did.
+#[derive(Debug, Default)]
+pub struct Results {
+    scales: BTreeMap<String, Result<(), String>>,
+    removals: BTreeMap<String, Result<(), String>>,
+    placements: BTreeMap<WorkloadRef, Result<(), String>>,
+}
+
+impl Results {
+    /// The result of a decision from the results of the actions it was turned into.
+    pub fn for_actions(&self, actions: &[Action]) -> ActionResult {
+        let mut errors = Vec::new();
+        let mut started = false;
+        let mut done = false;
+        for action in actions {
+            let result = match action {
+                Action::ScaleTo { group, .. } | Action::ScaleBy { group, .. } => self.scales.get(group),
+                Action::RemoveNodes { nodes } => {
+                    for node in nodes {
+                        match self.removals.get(node) {
+                            Some(Ok(())) => started = true,
+                            Some(Err(e)) => errors.push(e.clone()),
+                            None => {}
+                        }
+                    }
+                    continue;
+                }
+                Action::Place { workload, .. } => self.placements.get(workload),
+            };
+            match result {
+                Some(Ok(())) => done = true,
+                Some(Err(e)) => errors.push(e.clone()),
+                None => {}
+            }
+        }
+        if !errors.is_empty() {
+            ActionResult::Failed { error: errors.join("; ") }
+        } else if started {
+            ActionResult::Started
+        } else if done {
+            ActionResult::Done
+        } else {
+            ActionResult::Unchanged
+        }
+    }
+}
+
+impl<C: Cluster, P: Capacity> Engine<C, P> {
+    pub(super) async fn actuate(&mut self, plan: &Plan, obs: &Observation, now: u64, tick: u64) -> Results {
+        let mut results = Results::default();
+        for (group, &size) in &plan.scales {
+            let before = obs.groups.get(group).map_or(0, |g| g.desired);
+            let result = self.capacity.set_desired_size(group, size).await.map_err(|e| e.to_string());
+            if result.is_ok() {
+                let state = self.state.group(group);
+                if size > before {
+                    state.last_scale_up = Some(now);
+                    state.waiting_since.get_or_insert(now);
+                } else {
+                    state.last_scale_down = Some(now);
+                }
+                tracing::info!(%group, from = before, to = size, "desired size set");
+            } else if let Err(error) = &result {
+                tracing::warn!(%group, %error, "cannot set desired size");
+            }
+            results.scales.insert(group.clone(), result);
+        }
+        for (node, group) in &plan.removals {
+            let instance_id = obs.nodes.get(node.as_str()).and_then(|f| f.instance_id.clone());
+            let Some(instance_id) = instance_id else {
+                results.removals.insert(node.clone(), Err(format!("node {node} has no instance id")));
+                continue;
+            };
+            let result = self.cluster.cordon(node).await.map_err(|e| e.to_string());
+            if result.is_ok() {
+                self.state.drains.insert(
+                    node.clone(),
+                    Drain { group: group.clone(), instance_id, started_at: now, started_tick: tick, evicted: 0 },
+                );
+                self.state.group(group).last_scale_down = Some(now);
+                tracing::info!(%node, %group, "cordoned; draining");
+            }
+            results.removals.insert(node.clone(), result);
+        }
+        for (workload, target) in &plan.placements {
+            let result = self.cluster.place(workload, target).await.map_err(|e| e.to_string());
+            results.placements.insert(workload.clone(), result);
+        }
+        results
+    }
+
+    /// Moves every drain one step: evict what is left, terminate what is empty, abandon what
+    /// took too long.
+    pub(super) async fn advance_drains(&mut self, obs: &Observation, now: u64, tick: u64) {
+        let timeout = self.config.guardrails.drain_timeout.as_millis() as u64;
+        let nodes: Vec<String> = self.state.drains.keys().cloned().collect();
+        for node in nodes {
+            let Some(drain) = self.state.drains.get(&node).cloned() else { continue };
+            let facts = obs.nodes.get(node.as_str());
+            let outcome = match facts {
+                None => Some(RemovalOutcome::Completed { evicted: drain.evicted }),
+                Some(facts) if facts.evictable.is_empty() => {
+                    match self.capacity.terminate_instance(&drain.group, &drain.instance_id).await {
+                        Ok(()) => Some(RemovalOutcome::Completed { evicted: drain.evicted }),
+                        Err(error) if now.saturating_sub(drain.started_at) >= timeout => {
+                            Some(RemovalOutcome::Abandoned { why: format!("cannot terminate: {error}") })
+                        }
+                        Err(error) => {
+                            tracing::warn!(%node, %error, "cannot terminate the drained node's instance; will retry");
+                            None
+                        }
+                    }
+                }
+                Some(_) if now.saturating_sub(drain.started_at) >= timeout => {
+                    let left = facts.map_or(0, |f| f.evictable.len());
+                    if let Err(error) = self.cluster.uncordon(&node).await {
+                        tracing::warn!(%node, %error, "cannot uncordon an abandoned drain");
+                    }
+                    Some(RemovalOutcome::Abandoned {
+                        why: format!(
+                            "{left} pod(s) still on the node after {}",
+                            crate::duration::display(self.config.guardrails.drain_timeout)
+                        ),
+                    })
+                }
+                Some(facts) => {
+                    let mut evicted = 0;
+                    for (namespace, pod) in &facts.evictable {
+                        match self.cluster.evict(namespace, pod).await {
+                            Ok(Eviction::Evicted) => evicted += 1,
+                            Ok(Eviction::Gone) => {}
+                            Ok(Eviction::Blocked { reason }) => {
+                                tracing::debug!(%node, %namespace, %pod, %reason, "eviction refused; will retry")
+                            }
+                            Err(error) => tracing::warn!(%node, %namespace, %pod, %error, "eviction failed"),
+                        }
+                    }
+                    if let Some(d) = self.state.drains.get_mut(&node) {
+                        d.evicted += evicted;
+                    }
+                    None
+                }
+            };
+            if let Some(outcome) = outcome {
+                self.state.drains.remove(&node);
+                self.recorder.record(Record::Removal(RemovalRecord {
+                    tick,
+                    at_millis: now,
+                    node: node.clone(),
+                    group: drain.group.clone(),
+                    started_tick: drain.started_tick,
+                    outcome,
+                }));
+            }
+        }
+    }
+}

@@ -1,0 +1,207 @@
+//! Engine settings: guardrails, timing and mode. Every field has a documented default, so an
+//! empty config is a safe one.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::duration;
+
+/// What the engine does with the decisions that pass the guardrails.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// Act.
+    #[default]
+    Enforce,
+    /// Evaluate, guard and record everything; never act.
+    DryRun,
+    /// Observe and record the tick; run no plugin, start no action, advance no drain.
+    Paused,
+}
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Mode::Enforce => "enforce",
+            Mode::DryRun => "dry-run",
+            Mode::Paused => "paused",
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
+pub struct EngineConfig {
+    pub mode: Mode,
+    /// Time between periodic ticks (Cluster Autoscaler scans every 10 s).
+    #[serde(with = "duration")]
+    pub tick_interval: Duration,
+    pub batching: Batching,
+    pub guardrails: Guardrails,
+    /// Decision records kept in memory for `ballast decisions` and the gRPC API.
+    pub ring_size: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            mode: Mode::Enforce,
+            tick_interval: Duration::from_secs(10),
+            batching: Batching::default(),
+            guardrails: Guardrails::default(),
+            ring_size: 10_000,
+        }
+    }
+}
+
+/// New pending pods start a tick once arrivals pause for `idle` or `max` has passed since the
+/// first, so a burst is planned as one batch (Karpenter's defaults: 1 s and 10 s).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
+pub struct Batching {
+    #[serde(with = "duration")]
+    pub idle: Duration,
+    #[serde(with = "duration")]
+    pub max: Duration,
+}
+
+impl Default for Batching {
+    fn default() -> Self {
+        Batching { idle: Duration::from_secs(1), max: Duration::from_secs(10) }
+    }
+}
+
+/// Limits the host enforces whatever the plugins propose.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
+pub struct Guardrails {
+    /// Most nodes one group may grow by in one tick.
+    pub max_step_up: u32,
+    /// Most nodes one group may lose in one tick.
+    pub max_step_down: u32,
+    pub cooldown: Cooldown,
+    /// Nodes younger than this are never removed (they may not have received pods yet).
+    #[serde(with = "duration")]
+    pub min_node_age: Duration,
+    pub disruption_budget: DisruptionBudget,
+    /// A drain that has not emptied its node by then is abandoned and the node uncordoned.
+    #[serde(with = "duration")]
+    pub drain_timeout: Duration,
+    pub backoff: Backoff,
+    /// Above this fraction of unready nodes (and more than 3), nothing is removed: the
+    /// cluster is unhealthy and utilisation figures cannot be trusted (Cluster Autoscaler: 45%).
+    pub max_unready_fraction: f64,
+}
+
+impl Default for Guardrails {
+    fn default() -> Self {
+        Guardrails {
+            max_step_up: 100,
+            max_step_down: 10,
+            cooldown: Cooldown::default(),
+            min_node_age: Duration::from_secs(600),
+            disruption_budget: DisruptionBudget::default(),
+            drain_timeout: Duration::from_secs(600),
+            backoff: Backoff::default(),
+            max_unready_fraction: 0.45,
+        }
+    }
+}
+
+/// Per group. Defaults follow Cluster Autoscaler's scale-down delays.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
+pub struct Cooldown {
+    /// No scale-up of a group sooner than this after its last one. Zero by default: policies
+    /// count booting nodes, and waiting leaves pods pending.
+    #[serde(with = "duration")]
+    pub after_scale_up: Duration,
+    /// No scale-down of a group sooner than this after it grew (`scale-down-delay-after-add`).
+    #[serde(with = "duration")]
+    pub scale_down_after_scale_up: Duration,
+    /// No scale-down of a group sooner than this after its last one
+    /// (`scale-down-delay-after-delete`).
+    #[serde(with = "duration")]
+    pub after_scale_down: Duration,
+}
+
+impl Default for Cooldown {
+    fn default() -> Self {
+        Cooldown {
+            after_scale_up: Duration::ZERO,
+            scale_down_after_scale_up: Duration::from_secs(600),
+            after_scale_down: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Nodes being removed at once, across the cluster: the larger of `percent` of the nodes and
+/// `min` (Karpenter's default: 10%, at least 1).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
+pub struct DisruptionBudget {
+    pub percent: f64,
+    pub min: u32,
+}
+
+impl Default for DisruptionBudget {
+    fn default() -> Self {
+        DisruptionBudget { percent: 10.0, min: 1 }
+    }
+}
+
+impl DisruptionBudget {
+    pub fn allowed(&self, nodes: usize) -> usize {
+        ((nodes as f64 * self.percent / 100.0).floor() as usize).max(self.min as usize)
+    }
+}
+
+/// After a group fails to provision (a launch error, or nodes not ready within `timeout`), it
+/// takes no scale-up for `initial`, doubling on each further failure up to `max`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
+pub struct Backoff {
+    #[serde(with = "duration")]
+    pub timeout: Duration,
+    #[serde(with = "duration")]
+    pub initial: Duration,
+    #[serde(with = "duration")]
+    pub max: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff { timeout: Duration::from_secs(900), initial: Duration::from_secs(300), max: Duration::from_secs(1800) }
+    }
+}
+
+impl EngineConfig {
+    /// Checks values serde cannot: each error names the field and the value.
+    pub fn validate(&self) -> Result<(), String> {
+        let g = &self.guardrails;
+        if self.tick_interval.is_zero() {
+            return Err("tick-interval: must be more than 0".into());
+        }
+        if !(0.0..=100.0).contains(&g.disruption_budget.percent) {
+            return Err(format!(
+                "guardrails.disruption-budget.percent: must be in [0, 100], got {}",
+                g.disruption_budget.percent
+            ));
+        }
+        if !(0.0..=1.0).contains(&g.max_unready_fraction) {
+            return Err(format!("guardrails.max-unready-fraction: must be in [0, 1], got {}", g.max_unready_fraction));
+        }
+        if g.backoff.initial > g.backoff.max {
+            return Err(format!(
+                "guardrails.backoff.initial: {} is longer than backoff.max {}",
+                duration::display(g.backoff.initial),
+                duration::display(g.backoff.max)
+            ));
+        }
+        if self.ring_size == 0 {
+            return Err("ring-size: must be at least 1".into());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,326 @@
+//! The engine: one tick is observe -> snapshot -> policies -> guardrails -> actuate -> record.
+//!
+//! It is deterministic and knows nothing of Kubernetes or AWS: it talks to the traits in
+//! [`ports`], and the same code runs against the kube and AWS adapters in a cluster and
+//! against the sim adapters in `ballast simulate`.
+//!
+//! # Layout
+//! - [`ports`]: the cluster, capacity and clock traits and what they return;
+//! - [`observe`]: views to snapshot, with removal and Fargate blockers worked out;
+//! - [`guard`]: proposals to a safe [`guard::Plan`], with a reason for every change;
+//! - [`actuate`]: the plan to adapter calls, and drains carried across ticks;
+//! - [`record`], [`journal`]: decision records in memory and on disk;
+//! - [`schedule`]: periodic and batched event-driven ticks;
+//! - [`config`], [`state`]: settings, and what is remembered between ticks.
+
+pub mod actuate;
+pub mod config;
+pub mod guard;
+pub mod journal;
+pub mod observe;
+pub mod ports;
+pub mod record;
+pub mod schedule;
+pub mod state;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use ballast_sdk::SnapshotData;
+
+pub use config::{EngineConfig, Mode};
+use guard::{Guard, Plan};
+use observe::{ObserveContext, Observation};
+pub use ports::{Capacity, Clock, Cluster};
+use record::{
+    ActionResult, DecisionRecord, GroupSummary, GuardOutcome, PluginRun, Record, Recorder, SnapshotSummary,
+    TickRecord, Trigger,
+};
+use schedule::TickSchedule;
+use state::EngineState;
+
+use crate::policy::{ChainOutcome, PolicyChain};
+
+/// The name decisions of the host itself are recorded under.
+pub const HOST: &str = "ballast";
+
+/// What one tick did, for runners and tests.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TickOutcome {
+    pub tick: u64,
+    pub proposed: usize,
+    pub accepted: usize,
+    pub changed: usize,
+    pub refused: usize,
+    /// Plugins that failed this tick and were skipped.
+    pub plugin_errors: usize,
+    pub plan: Plan,
+    pub error: Option<String>,
+}
+
+pub struct Engine<C, P> {
+    cluster: C,
+    capacity: P,
+    chain: PolicyChain,
+    config: EngineConfig,
+    /// The cluster has a Fargate profile that steered workloads can use.
+    fargate: bool,
+    state: EngineState,
+    recorder: Recorder,
+    schedule: TickSchedule,
+    tick: u64,
+}
+
+impl<C: Cluster, P: Capacity> Engine<C, P> {
+    /// Tick numbers continue from the last record the recorder holds, so a restart that
+    /// restores records from the journal does not reuse tick ids.
+    pub fn new(cluster: C, capacity: P, chain: PolicyChain, config: EngineConfig, recorder: Recorder) -> Self {
+        let schedule = TickSchedule::new(config.tick_interval, &config.batching);
+        let tick = recorder.last_tick().unwrap_or(0);
+        Engine { cluster, capacity, chain, config, fargate: false, state: EngineState::default(), recorder, schedule, tick }
+    }
+
+    /// Declares that the cluster has a Fargate profile Ballast may steer workloads to.
+    pub fn with_fargate(mut self, enabled: bool) -> Self {
+        self.fargate = enabled;
+        self
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.config.mode
+    }
+
+    pub fn set_mode(&mut self, mode: Mode) {
+        self.config.mode = mode;
+    }
+
+    pub fn recorder(&self) -> &Recorder {
+        &self.recorder
+    }
+
+    pub fn chain(&self) -> &PolicyChain {
+        &self.chain
+    }
+
+    pub fn cluster(&self) -> &C {
+        &self.cluster
+    }
+
+    pub fn capacity(&self) -> &P {
+        &self.capacity
+    }
+
+    /// New pending pods were seen: a batch opens or stays open.
+    pub fn pods_arrived(&mut self, now: u64) {
+        self.schedule.pods_arrived(now);
+    }
+
+    /// Whether a tick is due, and why.
+    pub fn due(&self, now: u64) -> Option<Trigger> {
+        self.schedule.due(now)
+    }
+
+    pub fn schedule(&self) -> &TickSchedule {
+        &self.schedule
+    }
+
+    /// Runs one tick at `now`.
+    pub async fn tick(&mut self, now: u64, trigger: Trigger) -> TickOutcome {
+        self.tick += 1;
+        self.schedule.ticked(now);
+        let tick = self.tick;
+        let span = tracing::info_span!("tick", tick, mode = %self.config.mode);
+        let _entered = span.enter();
+
+        let observed = async {
+            let cluster = self.cluster.observe().await?;
+            let groups = self.capacity.node_groups().await?;
+            let pricing = self.capacity.fargate_pricing().await?;
+            Ok::<_, ports::AdapterError>((cluster, groups, pricing))
+        }
+        .await;
+        let (cluster, groups, pricing) = match observed {
+            Ok(views) => views,
+            Err(error) => {
+                tracing::warn!(%error, "observation failed; nothing done this tick");
+                let message = error.to_string();
+                self.record_tick(now, trigger, SnapshotSummary::default(), &[], Some(message.clone()));
+                return TickOutcome { tick, error: Some(message), ..TickOutcome::default() };
+            }
+        };
+
+        let mut obs = {
+            let state = &self.state;
+            let backoff = |g: &str| state.groups.get(g).is_some_and(|s| s.backing_off(now).is_some());
+            let being_removed = |n: &str| state.drains.contains_key(n);
+            let cx = ObserveContext {
+                now_millis: now,
+                guardrails: &self.config.guardrails,
+                fargate: self.fargate,
+                fargate_pricing: pricing,
+                backoff: &backoff,
+                being_removed: &being_removed,
+            };
+            observe::observe(cluster, groups, &cx)
+        };
+        self.watch_provisioning(&mut obs, now);
+        let summary = self.summary(&obs, now);
+
+        if self.config.mode == Mode::Paused {
+            self.record_tick(now, trigger, summary, &[], None);
+            return TickOutcome { tick, ..TickOutcome::default() };
+        }
+
+        let ChainOutcome { proposals, reports } = self.chain.evaluate(obs.snapshot.clone());
+        let runs: Vec<PluginRun> = reports
+            .iter()
+            .map(|r| PluginRun {
+                plugin: r.plugin.to_string(),
+                elapsed_micros: r.elapsed.as_micros() as u64,
+                decisions: r.result.as_ref().map_or(0, |e| e.decisions.len()),
+                error: r.result.as_ref().err().map(|e| format!("{}: {e}", e.kind())),
+            })
+            .collect();
+        self.record_tick(now, trigger, summary, &runs, None);
+
+        let guard = Guard { obs: &obs, config: &self.config.guardrails, state: &self.state, now };
+        let (plan, outcomes) = guard.run(&proposals);
+        let mut outcome = TickOutcome {
+            tick,
+            proposed: proposals.len(),
+            plugin_errors: runs.iter().filter(|r| r.error.is_some()).count(),
+            ..TickOutcome::default()
+        };
+        for guard in &outcomes {
+            match guard {
+                GuardOutcome::Accepted => outcome.accepted += 1,
+                GuardOutcome::Changed { .. } => outcome.changed += 1,
+                GuardOutcome::Refused { .. } => outcome.refused += 1,
+            }
+        }
+
+        let results = match self.config.mode {
+            Mode::Enforce => self.actuate(&plan, &obs, now, tick).await,
+            _ => actuate::Results::default(),
+        };
+        for (proposal, guard) in proposals.iter().zip(outcomes) {
+            let result = match self.config.mode {
+                _ if matches!(guard, GuardOutcome::Refused { .. }) => ActionResult::NotApplied,
+                Mode::DryRun => ActionResult::DryRun,
+                _ => results.for_actions(&guard.applied(&proposal.decision.action)),
+            };
+            self.recorder.record(Record::Decision(DecisionRecord {
+                tick,
+                at_millis: now,
+                plugin: proposal.plugin.to_string(),
+                proposed: proposal.decision.action.clone(),
+                reason: proposal.decision.reason.clone(),
+                guard,
+                result,
+            }));
+        }
+        if self.config.mode == Mode::Enforce {
+            self.advance_drains(&obs, now, tick).await;
+        }
+        outcome.plan = plan;
+        outcome
+    }
+
+    /// Backs off from groups that failed to launch or whose nodes did not become ready in
+    /// time, and shows it in the snapshot (max-size held at the current size).
+    fn watch_provisioning(&mut self, obs: &mut Observation, now: u64) {
+        let backoff = self.config.guardrails.backoff.clone();
+        let timeout = backoff.timeout.as_millis() as u64;
+        let mut backing_off = Vec::new();
+        for (id, facts) in &obs.groups {
+            if facts.kind != ballast_sdk::NodeGroupKind::Asg {
+                continue;
+            }
+            let state = self.state.group(id);
+            let mut failure = None;
+            if let Some(f) = obs.launch_failures.get(id)
+                && state.failure_seen_at.is_none_or(|seen| f.at_millis > seen)
+            {
+                state.failure_seen_at = Some(f.at_millis);
+                failure = Some(format!("launch failed: {}", f.message));
+            }
+            if facts.ready >= facts.desired {
+                state.satisfied();
+            } else {
+                let since = *state.waiting_since.get_or_insert(now);
+                if failure.is_none() && now.saturating_sub(since) >= timeout {
+                    failure = Some(format!(
+                        "{} of {} nodes not ready after {}",
+                        facts.desired - facts.ready,
+                        facts.desired,
+                        crate::duration::display(backoff.timeout)
+                    ));
+                }
+            }
+            if let Some(reason) = failure {
+                let until = state.fail(now, reason.clone(), &backoff);
+                tracing::warn!(group = %id, %reason, until, "node group backing off");
+            }
+            if state.backing_off(now).is_some() {
+                backing_off.push(id.clone());
+            }
+        }
+        if let Some(snapshot) = Arc::get_mut(&mut obs.snapshot) {
+            for group in snapshot.node_groups.iter_mut().filter(|g| backing_off.contains(&g.id)) {
+                group.max_size = group.max_size.min(group.desired_size);
+            }
+        }
+    }
+
+    fn summary(&self, obs: &Observation, now: u64) -> SnapshotSummary {
+        let s: &SnapshotData = &obs.snapshot;
+        SnapshotSummary {
+            nodes: s.nodes.len(),
+            ready_nodes: s.nodes.iter().filter(|n| n.ready).count(),
+            pending_pods: s.pending_pods.len(),
+            workloads: s.workloads.len(),
+            nodes_being_removed: self.state.drains.len(),
+            groups: obs
+                .groups
+                .iter()
+                .map(|(id, g)| GroupSummary {
+                    id: id.clone(),
+                    min: g.min,
+                    max: g.max,
+                    desired: g.desired,
+                    ready: g.ready,
+                    backoff_until_millis: self
+                        .state
+                        .groups
+                        .get(id)
+                        .and_then(|s| s.backing_off(now))
+                        .map(|b| b.until),
+                })
+                .collect(),
+        }
+    }
+
+    fn record_tick(
+        &mut self,
+        now: u64,
+        trigger: Trigger,
+        saw: SnapshotSummary,
+        plugins: &[PluginRun],
+        error: Option<String>,
+    ) {
+        self.recorder.record(Record::Tick(TickRecord {
+            tick: self.tick,
+            at_millis: now,
+            mode: self.config.mode,
+            trigger,
+            error,
+            saw,
+            plugins: plugins.to_vec(),
+        }));
+    }
+
+    /// Last-scale times per group, for reports.
+    pub fn group_states(&self) -> BTreeMap<String, state::GroupState> {
+        self.state.groups.clone()
+    }
+}

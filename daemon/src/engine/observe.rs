@@ -1,0 +1,350 @@
+//! From what the adapters show to the snapshot plugins read, plus the facts the guardrails and
+//! actuation need (which instance backs a node, which pods a drain must evict).
+//!
+//! The removal and Fargate blockers are worked out here, once, by the host: a plugin sees why
+//! a node cannot go, and the guardrails refuse it whatever a plugin says.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use ballast_sdk::{
+    FargatePricing, Node, NodeGroup, NodeGroupKind, PendingPod, Placement, Resources, SnapshotData, Workload,
+    WorkloadKind, WorkloadRef,
+};
+
+use super::config::Guardrails;
+use super::ports::{ClusterView, GroupView, InstanceLifecycle, LaunchFailure, PodView, WorkloadView};
+
+/// The id of the node group that stands for the cluster's Fargate profile.
+pub const FARGATE_GROUP: &str = "fargate";
+
+/// What the engine knows about a group beyond the snapshot.
+#[derive(Clone, Debug)]
+pub struct GroupFacts {
+    pub kind: NodeGroupKind,
+    pub min: u32,
+    pub max: u32,
+    pub desired: u32,
+    /// Instances launched and not leaving: capacity the group already pays for.
+    pub instances: u32,
+    pub ready: u32,
+}
+
+/// What the engine knows about a node beyond the snapshot.
+#[derive(Clone, Debug, Default)]
+pub struct NodeFacts {
+    /// Index of the node in the snapshot's node list.
+    pub index: usize,
+    pub group: Option<String>,
+    pub instance_id: Option<String>,
+    /// Pods a drain evicts: everything but DaemonSet and mirror pods.
+    pub evictable: Vec<(Arc<str>, Arc<str>)>,
+}
+
+/// One observation, ready for plugins and guardrails.
+pub struct Observation {
+    pub snapshot: Arc<SnapshotData>,
+    pub groups: BTreeMap<String, GroupFacts>,
+    pub nodes: HashMap<Arc<str>, NodeFacts>,
+    /// Unready nodes over all nodes.
+    pub unready: (usize, usize),
+    /// Each group's most recent failed launch, as the capacity side reports it.
+    pub launch_failures: BTreeMap<String, LaunchFailure>,
+}
+
+/// Inputs to [`observe`] besides the views.
+pub struct ObserveContext<'a> {
+    pub now_millis: u64,
+    pub guardrails: &'a Guardrails,
+    pub fargate: bool,
+    pub fargate_pricing: FargatePricing,
+    /// Groups in provisioning back-off, offered to plugins with `max-size` at their current
+    /// size so that a policy falls back to another group at once.
+    pub backoff: &'a dyn Fn(&str) -> bool,
+    /// Nodes being removed (already cordoned by the engine).
+    pub being_removed: &'a dyn Fn(&str) -> bool,
+}
+
+#[derive(Default)]
+struct PodsOnNode {
+    requested: Resources,
+    count: u32,
+    blocker: Option<String>,
+    evictable: Vec<(Arc<str>, Arc<str>)>,
+}
+
+pub fn observe(cluster: ClusterView, mut groups: Vec<GroupView>, cx: &ObserveContext<'_>) -> Observation {
+    groups.sort_by(|a, b| a.id.cmp(&b.id));
+    let mut instance_group: HashMap<&str, &str> = HashMap::new();
+    for group in &groups {
+        for instance in &group.instances {
+            instance_group.insert(instance.id.as_str(), group.id.as_str());
+        }
+    }
+    let budgets: HashMap<(&str, &str), u32> = cluster
+        .disruption_budgets
+        .iter()
+        .map(|b| ((&*b.namespace, &*b.name), b.disruptions_allowed))
+        .collect();
+
+    let mut on_node: HashMap<&str, PodsOnNode> = HashMap::with_capacity(cluster.nodes.len());
+    let mut pending = Vec::new();
+    for pod in &cluster.pods {
+        match &pod.node {
+            Some(node) => {
+                let entry = on_node.entry(node).or_default();
+                entry.requested = entry.requested.saturating_add(&pod.requests);
+                entry.count += 1;
+                let daemon = pod.owner.as_ref().is_some_and(|o| o.kind == WorkloadKind::DaemonSet);
+                if daemon || pod.mirror {
+                    continue;
+                }
+                entry.evictable.push((pod.namespace.clone(), pod.name.clone()));
+                if entry.blocker.is_none() {
+                    entry.blocker = pod_blocker(pod, &budgets);
+                }
+            }
+            None if pod.unschedulable => pending.push(pending_pod(pod, cx.now_millis)),
+            None => {}
+        }
+    }
+
+    let mut nodes = Vec::with_capacity(cluster.nodes.len());
+    let mut facts = HashMap::with_capacity(cluster.nodes.len());
+    let mut ready_in_group: HashMap<&str, u32> = HashMap::new();
+    let mut unready = 0;
+    for view in &cluster.nodes {
+        let group = if view.fargate {
+            Some(FARGATE_GROUP)
+        } else {
+            view.instance_id.as_deref().and_then(|id| instance_group.get(id).copied())
+        };
+        if view.ready {
+            if let Some(g) = group {
+                *ready_in_group.entry(g).or_default() += 1;
+            }
+        } else {
+            unready += 1;
+        }
+        let pods = on_node.remove(&*view.name).unwrap_or_default();
+        let age_ms = cx.now_millis.saturating_sub(view.created_at_millis);
+        let min_age_ms = cx.guardrails.min_node_age.as_millis() as u64;
+        let blocker = if view.fargate {
+            Some("a Fargate node: it goes when its pod does".to_string())
+        } else if (cx.being_removed)(&view.name) {
+            Some("already being removed".to_string())
+        } else if view.scale_down_disabled {
+            Some("annotated cluster-autoscaler.kubernetes.io/scale-down-disabled=true".to_string())
+        } else if group.is_none() {
+            Some("not in a managed node group".to_string())
+        } else if age_ms < min_age_ms {
+            Some(format!(
+                "only {} old; nodes are kept at least {}",
+                crate::duration::display(std::time::Duration::from_millis(age_ms)),
+                crate::duration::display(cx.guardrails.min_node_age)
+            ))
+        } else {
+            pods.blocker
+        };
+        nodes.push(Node {
+            name: view.name.to_string(),
+            group: group.map(str::to_string),
+            instance_type: view.instance_type.clone(),
+            zone: view.zone.clone(),
+            allocatable: view.allocatable,
+            requested: pods.requested,
+            usage: view.usage,
+            ready: view.ready,
+            cordoned: view.cordoned,
+            age_seconds: age_ms / 1000,
+            pod_count: pods.count,
+            removal_blocker: blocker,
+        });
+        facts.insert(
+            view.name.clone(),
+            NodeFacts {
+                index: nodes.len() - 1,
+                group: group.map(str::to_string),
+                instance_id: view.instance_id.clone(),
+                evictable: pods.evictable,
+            },
+        );
+    }
+
+    let mut node_groups = Vec::with_capacity(groups.len() + 1);
+    let mut group_facts = BTreeMap::new();
+    for group in &groups {
+        let ready = ready_in_group.get(group.id.as_str()).copied().unwrap_or(0);
+        let instances =
+            group.instances.iter().filter(|i| i.lifecycle != InstanceLifecycle::Terminating).count() as u32;
+        let offered_max = if (cx.backoff)(&group.id) { group.desired_size.min(group.max_size) } else { group.max_size };
+        node_groups.push(NodeGroup {
+            id: group.id.clone(),
+            kind: NodeGroupKind::Asg,
+            min_size: group.min_size,
+            max_size: offered_max,
+            desired_size: group.desired_size,
+            ready_nodes: ready,
+            instance_types: group.instance_types.clone(),
+            labels: group.labels.clone(),
+            taints: group.taints.clone(),
+            zones: group.zones.clone(),
+        });
+        group_facts.insert(
+            group.id.clone(),
+            GroupFacts {
+                kind: NodeGroupKind::Asg,
+                min: group.min_size,
+                max: group.max_size,
+                desired: group.desired_size,
+                instances,
+                ready,
+            },
+        );
+    }
+    if cx.fargate {
+        let on_fargate = cluster.nodes.iter().filter(|n| n.fargate).count() as u32;
+        let ready = ready_in_group.get(FARGATE_GROUP).copied().unwrap_or(0);
+        node_groups.push(NodeGroup {
+            id: FARGATE_GROUP.to_string(),
+            kind: NodeGroupKind::Fargate,
+            min_size: 0,
+            max_size: u32::MAX,
+            desired_size: on_fargate,
+            ready_nodes: ready,
+            ..NodeGroup::default()
+        });
+        group_facts.insert(
+            FARGATE_GROUP.to_string(),
+            GroupFacts {
+                kind: NodeGroupKind::Fargate,
+                min: 0,
+                max: u32::MAX,
+                desired: on_fargate,
+                instances: on_fargate,
+                ready,
+            },
+        );
+    }
+
+    let workloads = cluster.workloads.iter().map(workload).collect();
+    let total_nodes = cluster.nodes.len();
+    Observation {
+        snapshot: Arc::new(SnapshotData {
+            taken_at_millis: cx.now_millis,
+            node_groups,
+            nodes,
+            pending_pods: pending,
+            workloads,
+            fargate_pricing: cx.fargate_pricing.clone(),
+            proposals: Vec::new(),
+        }),
+        groups: group_facts,
+        nodes: facts,
+        unready: (unready, total_nodes),
+        launch_failures: groups
+            .iter()
+            .filter_map(|g| g.last_launch_failure.clone().map(|f| (g.id.clone(), f)))
+            .collect(),
+    }
+}
+
+/// Why this pod keeps its node, if it does (Cluster Autoscaler's drainability rules).
+fn pod_blocker(pod: &PodView, budgets: &HashMap<(&str, &str), u32>) -> Option<String> {
+    let id = || format!("pod {}/{}", pod.namespace, pod.name);
+    let template = &pod.template;
+    if template.safe_to_evict == Some(false) {
+        return Some(format!("{} is annotated cluster-autoscaler.kubernetes.io/safe-to-evict=false", id()));
+    }
+    if let Some(budget) = &pod.disruption_budget {
+        match budgets.get(&(&*pod.namespace, &**budget)) {
+            Some(0) => {
+                return Some(format!(
+                    "{} is covered by PodDisruptionBudget {}/{budget}, which allows no disruption now",
+                    id(),
+                    pod.namespace
+                ));
+            }
+            Some(_) => {}
+            None => return Some(format!("{}: its PodDisruptionBudget {budget} is not known", id())),
+        }
+    }
+    if template.safe_to_evict == Some(true) {
+        return None;
+    }
+    if pod.owner.is_none() {
+        return Some(format!("{} has no controller: evicted, it would not come back", id()));
+    }
+    if template.local_storage {
+        return Some(format!("{} uses local storage (emptyDir or hostPath) that a move would lose", id()));
+    }
+    if &*pod.namespace == "kube-system" && pod.disruption_budget.is_none() {
+        return Some(format!("{} is a kube-system pod without a PodDisruptionBudget", id()));
+    }
+    None
+}
+
+fn pending_pod(pod: &PodView, now_millis: u64) -> PendingPod {
+    PendingPod {
+        namespace: pod.namespace.to_string(),
+        name: pod.name.to_string(),
+        requests: pod.requests,
+        owner: pod.owner.as_deref().cloned(),
+        node_selector: pod.template.node_selector.clone(),
+        affinity_keys: pod.template.affinity_keys.clone(),
+        tolerations: pod.template.tolerations.clone(),
+        age_seconds: now_millis.saturating_sub(pod.created_at_millis) / 1000,
+    }
+}
+
+/// Why a workload cannot run on Fargate, if it cannot.
+pub fn fargate_blocker(id: &WorkloadRef, traits: &super::ports::FargateTraits) -> Option<String> {
+    let why = if id.kind == WorkloadKind::DaemonSet {
+        "a DaemonSet (Fargate runs one pod per node and no DaemonSets)"
+    } else if traits.ebs_volume {
+        "mounts an EBS-backed volume (Fargate supports EFS only)"
+    } else if traits.privileged {
+        "runs a privileged container"
+    } else if traits.host_network {
+        "uses hostNetwork or hostPort"
+    } else if traits.gpu {
+        "requests GPUs"
+    } else if traits.unsupported_platform {
+        "selects Arm or Windows nodes"
+    } else {
+        return None;
+    };
+    Some(why.to_string())
+}
+
+fn workload(view: &WorkloadView) -> Workload {
+    Workload {
+        id: view.id.clone(),
+        replicas: view.replicas,
+        requests_per_replica: view.requests_per_replica,
+        placement: view.placement.clone(),
+        fargate_blocker: fargate_blocker(&view.id, &view.fargate_traits),
+        usage_per_replica: view.usage_per_replica,
+    }
+}
+
+impl Observation {
+    pub fn workload(&self, id: &WorkloadRef) -> Option<&Workload> {
+        self.snapshot.workloads.iter().find(|w| &w.id == id)
+    }
+
+    pub fn node(&self, name: &str) -> Option<(&Node, &NodeFacts)> {
+        let facts = self.nodes.get(name)?;
+        Some((self.snapshot.nodes.get(facts.index)?, facts))
+    }
+
+    pub fn is_placed(workload: &Workload, target: &ballast_sdk::PlacementTarget) -> bool {
+        use ballast_sdk::PlacementTarget;
+        match (target, &workload.placement) {
+            (PlacementTarget::Fargate, Placement::Fargate) => true,
+            (PlacementTarget::Ec2(None), Placement::Ec2(_)) => true,
+            (PlacementTarget::Ec2(Some(g)), Placement::Ec2(Some(h))) => g == h,
+            _ => false,
+        }
+    }
+}

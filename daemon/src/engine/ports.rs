@@ -1,0 +1,254 @@
+//! What the engine needs from the world, as traits: the cluster side (Kubernetes), the
+//! capacity side (AWS) and a clock.
+//!
+//! Three sets of adapters implement them: `kube`, `aws` and [`crate::sim`]. The traits carry
+//! plain observations and single actions, no policy: every judgement (which node, how many,
+//! whether it is safe) is the engine's, so the adapters stay thin and the sim exercises the
+//! same engine code as production.
+//!
+//! Views are taken whole each tick rather than streamed: the engine is a pure function of what
+//! it observes plus its own small state (cooldowns, drains in progress), which is what makes a
+//! tick reproducible and a simulation deterministic. Adapters are free to serve views from a
+//! watch cache (kube's reflector) or a periodic describe (AWS).
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+
+use ballast_sdk::{FargatePricing, InstanceType, Placement, PlacementTarget, Resources, Taint, Toleration, WorkloadRef};
+
+/// Why an adapter call failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{operation}: {message}")]
+pub struct AdapterError {
+    pub kind: AdapterErrorKind,
+    /// What was attempted, e.g. `set desired size of web-m5 to 4`.
+    pub operation: String,
+    pub message: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AdapterErrorKind {
+    /// The object is gone (node deleted, instance terminated).
+    NotFound,
+    /// The API refused on purpose: an eviction a PodDisruptionBudget blocks, a size outside
+    /// the group's bounds.
+    Refused,
+    /// Rate limited; retry later.
+    Throttled,
+    /// Anything else: network, permissions, a server error.
+    Failed,
+}
+
+impl AdapterError {
+    pub fn new(kind: AdapterErrorKind, operation: impl Into<String>, message: impl Into<String>) -> Self {
+        AdapterError { kind, operation: operation.into(), message: message.into() }
+    }
+}
+
+pub type AdapterResult<T> = Result<T, AdapterError>;
+
+/// Everything the cluster side shows in one observation.
+#[derive(Clone, Debug, Default)]
+pub struct ClusterView {
+    pub nodes: Vec<NodeView>,
+    /// Every live pod, running or not. Finished pods (Succeeded, Failed) are left out.
+    pub pods: Vec<PodView>,
+    pub workloads: Vec<WorkloadView>,
+    pub disruption_budgets: Vec<DisruptionBudgetView>,
+}
+
+#[derive(Clone, Debug)]
+pub struct NodeView {
+    pub name: Arc<str>,
+    /// The EC2 instance behind the node, from its provider id (`aws:///zone/i-...`).
+    pub instance_id: Option<String>,
+    pub instance_type: String,
+    pub zone: String,
+    pub allocatable: Resources,
+    /// Measured usage (metrics.k8s.io), when known.
+    pub usage: Option<Resources>,
+    pub ready: bool,
+    /// `spec.unschedulable`.
+    pub cordoned: bool,
+    pub created_at_millis: u64,
+    /// An EKS Fargate node (one pod each).
+    pub fargate: bool,
+    /// `cluster-autoscaler.kubernetes.io/scale-down-disabled: "true"`.
+    pub scale_down_disabled: bool,
+}
+
+/// Scheduling constraints and disruption traits of a pod. Pods of one workload share them, so
+/// adapters hand out one `Arc` per template rather than a copy per pod.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PodTemplate {
+    pub node_selector: BTreeMap<String, String>,
+    /// Label keys named by required node affinity terms.
+    pub affinity_keys: Vec<String>,
+    pub tolerations: Vec<Toleration>,
+    /// Uses emptyDir or hostPath: data is lost if the pod moves.
+    pub local_storage: bool,
+    /// `cluster-autoscaler.kubernetes.io/safe-to-evict`: `Some(false)` pins the pod,
+    /// `Some(true)` allows moving it despite other blockers.
+    pub safe_to_evict: Option<bool>,
+}
+
+#[derive(Clone, Debug)]
+pub struct PodView {
+    pub namespace: Arc<str>,
+    pub name: Arc<str>,
+    /// The node it is bound to; none while pending.
+    pub node: Option<Arc<str>>,
+    pub requests: Resources,
+    /// Its controller, if any. DaemonSet pods are never evicted by a drain. Shared by the
+    /// pods of a workload.
+    pub owner: Option<Arc<WorkloadRef>>,
+    pub template: Arc<PodTemplate>,
+    /// The scheduler reported it unschedulable (`PodScheduled=False`, reason
+    /// `Unschedulable`): it is waiting for capacity. A pod waiting for Fargate is not.
+    pub unschedulable: bool,
+    pub created_at_millis: u64,
+    /// The PodDisruptionBudget selecting it, by name in the pod's namespace.
+    pub disruption_budget: Option<Arc<str>>,
+    /// A static pod mirrored from the kubelet: not evictable, not a blocker.
+    pub mirror: bool,
+}
+
+/// What keeps a workload off Fargate. Each flag is a hard limit of EKS on Fargate.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FargateTraits {
+    pub ebs_volume: bool,
+    pub privileged: bool,
+    pub host_network: bool,
+    pub gpu: bool,
+    /// Selects Arm or Windows nodes.
+    pub unsupported_platform: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct WorkloadView {
+    pub id: WorkloadRef,
+    pub replicas: u32,
+    pub requests_per_replica: Resources,
+    pub placement: Placement,
+    pub fargate_traits: FargateTraits,
+    pub usage_per_replica: Option<Resources>,
+}
+
+#[derive(Clone, Debug)]
+pub struct DisruptionBudgetView {
+    pub namespace: Arc<str>,
+    pub name: Arc<str>,
+    /// `status.disruptionsAllowed`.
+    pub disruptions_allowed: u32,
+}
+
+/// What an eviction did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Eviction {
+    Evicted,
+    /// Refused (HTTP 429): a PodDisruptionBudget allows no disruption now.
+    Blocked { reason: String },
+    /// The pod was already gone.
+    Gone,
+}
+
+/// The cluster side: Kubernetes.
+pub trait Cluster: Send + Sync {
+    fn observe(&self) -> impl Future<Output = AdapterResult<ClusterView>> + Send;
+    fn cordon(&self, node: &str) -> impl Future<Output = AdapterResult<()>> + Send;
+    fn uncordon(&self, node: &str) -> impl Future<Output = AdapterResult<()>> + Send;
+    /// Evicts through the Eviction API, so PodDisruptionBudgets are honoured by the server too.
+    fn evict(&self, namespace: &str, pod: &str) -> impl Future<Output = AdapterResult<Eviction>> + Send;
+    /// Steers a workload's future pods to Fargate or EC2 (a label its Fargate profile selects).
+    fn place(&self, workload: &WorkloadRef, target: &PlacementTarget) -> impl Future<Output = AdapterResult<()>> + Send;
+}
+
+/// One instance of a node group.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InstanceView {
+    pub id: String,
+    pub zone: String,
+    pub instance_type: String,
+    /// Launched but not yet in service, or leaving: either way not capacity to count on.
+    pub lifecycle: InstanceLifecycle,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InstanceLifecycle {
+    Pending,
+    InService,
+    Terminating,
+}
+
+/// The most recent failed attempt of a group to launch capacity.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LaunchFailure {
+    pub at_millis: u64,
+    pub message: String,
+}
+
+/// An EC2 Auto Scaling group as the capacity side sees it.
+#[derive(Clone, Debug)]
+pub struct GroupView {
+    pub id: String,
+    pub min_size: u32,
+    pub max_size: u32,
+    pub desired_size: u32,
+    pub instance_types: Vec<InstanceType>,
+    /// Labels and taints a new node will carry (from the node template).
+    pub labels: BTreeMap<String, String>,
+    pub taints: Vec<Taint>,
+    pub zones: Vec<String>,
+    pub instances: Vec<InstanceView>,
+    pub last_launch_failure: Option<LaunchFailure>,
+}
+
+/// A metric series to read (CloudWatch `GetMetricData` in AWS).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MetricQuery {
+    pub namespace: String,
+    pub name: String,
+    pub dimensions: BTreeMap<String, String>,
+    pub period_seconds: u32,
+    pub start_millis: u64,
+    pub end_millis: u64,
+}
+
+/// One data point of a metric series.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MetricPoint {
+    pub at_millis: u64,
+    pub value: f64,
+}
+
+/// The capacity side: EC2 Auto Scaling, EC2 and CloudWatch.
+pub trait Capacity: Send + Sync {
+    fn node_groups(&self) -> impl Future<Output = AdapterResult<Vec<GroupView>>> + Send;
+    /// Sets a group's desired capacity (never its min or max, which stay the group owner's).
+    fn set_desired_size(&self, group: &str, size: u32) -> impl Future<Output = AdapterResult<()>> + Send;
+    /// Terminates one instance and lowers the group's desired capacity by one, so the group
+    /// does not replace it.
+    fn terminate_instance(&self, group: &str, instance_id: &str) -> impl Future<Output = AdapterResult<()>> + Send;
+    /// Fargate prices for this region.
+    fn fargate_pricing(&self) -> impl Future<Output = AdapterResult<FargatePricing>> + Send;
+    fn query_metric(&self, query: &MetricQuery) -> impl Future<Output = AdapterResult<Vec<MetricPoint>>> + Send;
+}
+
+/// Where time comes from: the wall clock in the daemon, a virtual one in the simulator.
+pub trait Clock: Send + Sync {
+    fn now_millis(&self) -> u64;
+}
+
+/// The system clock.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_millis(&self) -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or_default()
+    }
+}

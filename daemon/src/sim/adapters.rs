@@ -1,0 +1,302 @@
+//! The sim adapters: the engine's cluster, capacity and clock traits over a shared [`World`].
+//! They behave like the real APIs where it matters to the engine: an eviction a budget
+//! forbids is refused, a size outside min/max is a validation error, a terminated instance
+//! lowers desired capacity.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use ballast_sdk::{FargatePricing, Placement, PlacementTarget, WorkloadKind, WorkloadRef};
+
+use super::scenario::NODE_GROUP_LABEL;
+use super::world::{World, disruptions_allowed};
+use crate::engine::ports::{
+    AdapterError, AdapterErrorKind, AdapterResult, Capacity, Clock, Cluster, ClusterView, DisruptionBudgetView,
+    Eviction, GroupView, InstanceLifecycle, InstanceView, MetricPoint, MetricQuery, NodeView, PodTemplate, PodView,
+    WorkloadView,
+};
+
+/// A handle on the world, shared by the three adapters and the driver.
+#[derive(Clone)]
+pub struct SimHandle(Arc<Mutex<World>>);
+
+impl SimHandle {
+    pub fn new(world: World) -> Self {
+        SimHandle(Arc::new(Mutex::new(world)))
+    }
+
+    /// The world; a panic while it was held cannot leave it half-updated in a way that
+    /// matters to a report, so a poisoned lock is taken over.
+    pub fn lock(&self) -> MutexGuard<'_, World> {
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+fn not_found(operation: String, what: String) -> AdapterError {
+    AdapterError::new(AdapterErrorKind::NotFound, operation, format!("{what} not found"))
+}
+
+impl Clock for SimHandle {
+    fn now_millis(&self) -> u64 {
+        self.lock().now()
+    }
+}
+
+impl Cluster for SimHandle {
+    async fn observe(&self) -> AdapterResult<ClusterView> {
+        Ok(self.lock().cluster_view())
+    }
+
+    async fn cordon(&self, node: &str) -> AdapterResult<()> {
+        let mut world = self.lock();
+        let id = world.node_index.get(node).copied().ok_or_else(|| not_found(format!("cordon {node}"), node.into()))?;
+        if let Some(n) = world.nodes[id].as_mut() {
+            n.cordoned = true;
+        }
+        Ok(())
+    }
+
+    async fn uncordon(&self, node: &str) -> AdapterResult<()> {
+        let mut world = self.lock();
+        let id =
+            world.node_index.get(node).copied().ok_or_else(|| not_found(format!("uncordon {node}"), node.into()))?;
+        if let Some(n) = world.nodes[id].as_mut() {
+            n.cordoned = false;
+        }
+        world.mark_schedule_dirty();
+        Ok(())
+    }
+
+    async fn evict(&self, namespace: &str, pod: &str) -> AdapterResult<Eviction> {
+        let mut world = self.lock();
+        let Some(&id) = world.pod_index.get(pod) else { return Ok(Eviction::Gone) };
+        let Some(p) = world.pods[id].as_ref() else { return Ok(Eviction::Gone) };
+        let w = &world.workloads[p.workload];
+        if &*w.namespace != namespace {
+            return Ok(Eviction::Gone);
+        }
+        if let Some(budget) = &w.spec.disruption_budget {
+            let healthy = world.healthy(p.workload);
+            if disruptions_allowed(budget, w.wanted, healthy) == 0 {
+                return Ok(Eviction::Blocked {
+                    reason: format!(
+                        "Cannot evict pod as it would violate the pod's disruption budget {namespace}/{}",
+                        w.spec.name
+                    ),
+                });
+            }
+        }
+        world.delete_pod(id);
+        Ok(Eviction::Evicted)
+    }
+
+    async fn place(&self, workload: &WorkloadRef, target: &PlacementTarget) -> AdapterResult<()> {
+        let mut world = self.lock();
+        let operation = || format!("place {workload}");
+        let Some(w) = world.workloads.iter_mut().find(|w| *w.id == *workload) else {
+            return Err(not_found(operation(), workload.to_string()));
+        };
+        w.fargate = *target == PlacementTarget::Fargate;
+        if let PlacementTarget::Ec2(Some(group)) = target {
+            let mut template: PodTemplate = (*w.template).clone();
+            template.node_selector.insert(NODE_GROUP_LABEL.into(), group.clone());
+            w.template = Arc::new(template);
+        }
+        w.dirty = true;
+        Ok(())
+    }
+}
+
+impl Capacity for SimHandle {
+    async fn node_groups(&self) -> AdapterResult<Vec<GroupView>> {
+        let world = self.lock();
+        Ok(world
+            .groups
+            .iter()
+            .map(|g| GroupView {
+                id: g.id.clone(),
+                min_size: g.min,
+                max_size: g.max,
+                desired_size: g.desired,
+                instance_types: g.types.clone(),
+                labels: g.labels.clone(),
+                taints: g.taints.clone(),
+                zones: g.zones.clone(),
+                instances: g
+                    .instances
+                    .iter()
+                    .filter_map(|&n| world.nodes[n].as_ref())
+                    .map(|n| InstanceView {
+                        id: n.instance_id.clone().unwrap_or_default(),
+                        zone: n.zone.clone(),
+                        instance_type: n.instance_type.clone(),
+                        lifecycle: if n.ready { InstanceLifecycle::InService } else { InstanceLifecycle::Pending },
+                    })
+                    .collect(),
+                last_launch_failure: g.last_failure.clone(),
+            })
+            .collect())
+    }
+
+    async fn set_desired_size(&self, group: &str, size: u32) -> AdapterResult<()> {
+        let mut world = self.lock();
+        let operation = || format!("set desired size of {group} to {size}");
+        let Some(g) = world.groups.iter_mut().find(|g| g.id == group) else {
+            return Err(not_found(operation(), format!("group {group}")));
+        };
+        if size < g.min || size > g.max {
+            return Err(AdapterError::new(
+                AdapterErrorKind::Refused,
+                operation(),
+                format!("ValidationError: new desired capacity {size} is outside {}..={}", g.min, g.max),
+            ));
+        }
+        let before = g.desired;
+        g.desired = size;
+        if size > before {
+            world.meter.scale_ups += 1;
+        } else if size < before {
+            world.meter.scale_downs += 1;
+        }
+        Ok(())
+    }
+
+    async fn terminate_instance(&self, group: &str, instance_id: &str) -> AdapterResult<()> {
+        let mut world = self.lock();
+        let operation = || format!("terminate {instance_id} in {group}");
+        let Some(g) = world.groups.iter().position(|g| g.id == group) else {
+            return Err(not_found(operation(), format!("group {group}")));
+        };
+        let node = world.groups[g]
+            .instances
+            .iter()
+            .copied()
+            .find(|&n| world.nodes[n].as_ref().and_then(|n| n.instance_id.as_deref()) == Some(instance_id));
+        let Some(node) = node else { return Err(not_found(operation(), format!("instance {instance_id}"))) };
+        if world.groups[g].desired <= world.groups[g].min {
+            return Err(AdapterError::new(
+                AdapterErrorKind::Refused,
+                operation(),
+                "ValidationError: desired capacity would go below the group's min size".to_string(),
+            ));
+        }
+        world.groups[g].desired -= 1;
+        world.destroy_node(node);
+        world.meter.nodes_removed += 1;
+        world.meter.scale_downs += 1;
+        Ok(())
+    }
+
+    async fn fargate_pricing(&self) -> AdapterResult<FargatePricing> {
+        Ok(self.lock().pricing.clone())
+    }
+
+    async fn query_metric(&self, query: &MetricQuery) -> AdapterResult<Vec<MetricPoint>> {
+        let world = self.lock();
+        if query.namespace != super::METRIC_NAMESPACE {
+            return Ok(Vec::new());
+        }
+        let pick: fn(&super::meter::Sample) -> f64 = match query.name.as_str() {
+            "PendingPods" => |s| s.pending_pods as f64,
+            "CostPerHour" => |s| s.cost_per_hour,
+            "DemandVcpu" => |s| s.demand_vcpu,
+            "CapacityVcpu" => |s| s.capacity_vcpu,
+            "Nodes" => |s| s.nodes as f64,
+            other => {
+                return Err(AdapterError::new(
+                    AdapterErrorKind::NotFound,
+                    format!("query {}/{other}", query.namespace),
+                    "no such metric; known: PendingPods, CostPerHour, DemandVcpu, CapacityVcpu, Nodes",
+                ));
+            }
+        };
+        let start = world.start;
+        Ok(world
+            .meter
+            .samples
+            .iter()
+            .map(|s| MetricPoint { at_millis: start + (s.minute * 60_000.0) as u64, value: pick(s) })
+            .filter(|p| p.at_millis >= query.start_millis && p.at_millis <= query.end_millis)
+            .collect())
+    }
+}
+
+impl World {
+    /// Running pods of a workload.
+    pub(super) fn healthy(&self, w: usize) -> u32 {
+        self.workloads[w].pods.iter().filter(|&&p| self.pods[p].as_ref().is_some_and(|p| p.started_at.is_some())).count()
+            as u32
+    }
+
+    /// What the Kubernetes API would show now.
+    pub(super) fn cluster_view(&self) -> ClusterView {
+        let mut view = ClusterView::default();
+        for node in self.nodes.iter().flatten().filter(|n| n.ready) {
+            view.nodes.push(NodeView {
+                name: node.name.clone(),
+                instance_id: node.instance_id.clone(),
+                instance_type: node.instance_type.clone(),
+                zone: node.zone.clone(),
+                allocatable: node.allocatable,
+                usage: Some(node.used),
+                ready: true,
+                cordoned: node.cordoned,
+                created_at_millis: node.ready_at,
+                fargate: node.fargate,
+                scale_down_disabled: false,
+            });
+        }
+        view.pods.reserve(self.pod_index.len());
+        for pod in self.pods.iter().flatten() {
+            let w = &self.workloads[pod.workload];
+            view.pods.push(PodView {
+                namespace: w.namespace.clone(),
+                name: pod.name.clone(),
+                node: pod.node.and_then(|n| self.nodes[n].as_ref()).map(|n| n.name.clone()),
+                requests: w.requests,
+                owner: Some(w.id.clone()),
+                template: w.template.clone(),
+                unschedulable: pod.unschedulable,
+                created_at_millis: pod.created_at,
+                disruption_budget: w.budget_name.clone(),
+                mirror: false,
+            });
+        }
+        for (i, w) in self.workloads.iter().enumerate() {
+            let live = w.pods.len() as u32;
+            let replicas = if w.curve.is_some() { w.wanted } else { live };
+            let placement = if w.fargate {
+                Placement::Fargate
+            } else {
+                let mut groups = w.pods.iter().filter_map(|&p| {
+                    let node = self.pods[p].as_ref()?.node?;
+                    self.nodes[node].as_ref()?.group
+                });
+                match groups.next() {
+                    None => Placement::Ec2(None),
+                    Some(first) => {
+                        let same = groups.all(|g| g == first);
+                        Placement::Ec2(same.then(|| self.groups[first].id.clone()))
+                    }
+                }
+            };
+            view.workloads.push(WorkloadView {
+                id: (*w.id).clone(),
+                replicas,
+                requests_per_replica: w.requests,
+                placement,
+                fargate_traits: w.fargate_traits,
+                usage_per_replica: Some(super::world::scale(&w.requests, w.spec.usage)),
+            });
+            if let (Some(budget), Some(name)) = (&w.spec.disruption_budget, &w.budget_name)
+                && w.spec.kind != WorkloadKind::DaemonSet
+            {
+                view.disruption_budgets.push(DisruptionBudgetView {
+                    namespace: w.namespace.clone(),
+                    name: name.clone(),
+                    disruptions_allowed: disruptions_allowed(budget, w.wanted, self.healthy(i)),
+                });
+            }
+        }
+        view
+    }
+}

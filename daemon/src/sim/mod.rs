@@ -1,0 +1,27 @@
+//! The simulator: an in-memory cluster and cloud on a virtual clock, behind the same engine
+//! traits as the kube and AWS adapters. `ballast simulate` runs it; policy authors compare
+//! policies with it; our tests and benchmarks measure decision quality with it.
+//!
+//! # Layout
+//! - [`scenario`]: the scenario file format and its checks; [`trace`]: replica curves;
+//!   [`catalogue`]: instance types by name;
+//! - [`world`]: node groups, nodes, pods, workloads, Fargate; [`scheduler`]: binding pods;
+//! - [`adapters`]: the engine's traits over the world; [`meter`]: cost, waiting, utilisation;
+//! - [`run`]: the driver and the report.
+
+pub mod adapters;
+pub mod catalogue;
+pub mod meter;
+pub mod run;
+pub mod scenario;
+mod scheduler;
+pub mod trace;
+pub mod world;
+
+pub use adapters::SimHandle;
+pub use run::{SimError, SimReport, Simulation, Summary};
+pub use scenario::Scenario;
+pub use world::World;
+
+/// The namespace under which the simulator serves its own series as metrics.
+pub const METRIC_NAMESPACE: &str = "Ballast/Simulator";

@@ -1,0 +1,354 @@
+//! Scenario files: the cluster, its workloads and their traces, and how long to simulate.
+//! `deploy/examples/scenarios/reference.yaml` shows every field.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use ballast_sdk::{InstanceType, Resources, Taint, Toleration, WorkloadKind};
+use serde::{Deserialize, Serialize};
+
+use super::catalogue;
+use super::trace::{Trace, time_of_day};
+use crate::duration;
+use crate::engine::config::{Batching, Guardrails};
+use crate::input_file::{self, InputError};
+
+/// The label every simulated node carries with its group's id, as EKS managed node groups do.
+pub const NODE_GROUP_LABEL: &str = "eks.amazonaws.com/nodegroup";
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Scenario {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(with = "duration")]
+    pub duration: Duration,
+    /// Time between periodic engine ticks.
+    #[serde(default = "ten_seconds", with = "duration")]
+    pub tick: Duration,
+    /// Seed used when `--seed` is not given.
+    #[serde(default)]
+    pub seed: u64,
+    /// Time of day (UTC) the simulation starts at, `HH:MM`; daily traces and time-aware
+    /// policies see it.
+    #[serde(default = "midnight")]
+    pub start: String,
+    #[serde(default)]
+    pub batching: Batching,
+    #[serde(default)]
+    pub guardrails: Guardrails,
+    /// Instance types beyond the built-in catalogue.
+    #[serde(default)]
+    pub instance_types: Vec<InstanceType>,
+    pub node_groups: Vec<GroupSpec>,
+    /// The cluster's Fargate profile; without it nothing runs on Fargate.
+    #[serde(default)]
+    pub fargate: Option<FargateSpec>,
+    pub workloads: Vec<WorkloadSpec>,
+}
+
+fn ten_seconds() -> Duration {
+    Duration::from_secs(10)
+}
+
+fn midnight() -> String {
+    "00:00".into()
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct GroupSpec {
+    pub id: String,
+    /// Names from the catalogue or from the scenario's `instance-types`; the first is primary.
+    pub instance_types: Vec<String>,
+    pub min_size: u32,
+    pub max_size: u32,
+    /// Size at the start; `min-size` when absent.
+    #[serde(default)]
+    pub desired_size: Option<u32>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub taints: Vec<Taint>,
+    #[serde(default = "default_zones")]
+    pub zones: Vec<String>,
+    /// From launch to Ready; each node varies by up to ±20% (seeded).
+    #[serde(default = "sixty_seconds", with = "duration")]
+    pub provisioning_delay: Duration,
+    /// Windows in which launches fail (insufficient capacity).
+    #[serde(default)]
+    pub launch_failures: Vec<Window>,
+}
+
+fn default_zones() -> Vec<String> {
+    vec!["us-east-1a".into(), "us-east-1b".into()]
+}
+
+fn sixty_seconds() -> Duration {
+    Duration::from_secs(60)
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Window {
+    #[serde(with = "duration")]
+    pub from: Duration,
+    #[serde(with = "duration")]
+    pub to: Duration,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct FargateSpec {
+    /// From scheduling to running, per pod (a fresh micro-VM every time).
+    #[serde(default = "forty_five_seconds", with = "duration")]
+    pub provisioning_delay: Duration,
+}
+
+fn forty_five_seconds() -> Duration {
+    Duration::from_secs(45)
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Target {
+    #[default]
+    Ec2,
+    Fargate,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Volume {
+    #[default]
+    None,
+    Ebs,
+    Efs,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Budget {
+    MinAvailable(u32),
+    MaxUnavailable(u32),
+}
+
+/// Pods created at `start`, then every `every`; each runs for `run-for` once started.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Batches {
+    #[serde(default, with = "duration")]
+    pub start: Duration,
+    #[serde(with = "duration")]
+    pub every: Duration,
+    pub pods: u32,
+    #[serde(with = "duration")]
+    pub run_for: Duration,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct WorkloadSpec {
+    pub name: String,
+    #[serde(default = "default_namespace")]
+    pub namespace: String,
+    #[serde(default)]
+    pub kind: WorkloadKind,
+    /// Per pod; `pods` is set to 1.
+    pub requests: Resources,
+    /// Fraction of requests actually used, for usage metrics.
+    #[serde(default = "default_usage")]
+    pub usage: f64,
+    /// Deployments and StatefulSets: replicas over time.
+    #[serde(default)]
+    pub replicas: Option<Trace>,
+    /// Jobs: batches of pods that run to completion.
+    #[serde(default)]
+    pub batches: Option<Batches>,
+    /// Where pods start out.
+    #[serde(default)]
+    pub placement: Target,
+    /// Pins pods to one node group (a selector on its `eks.amazonaws.com/nodegroup` label).
+    #[serde(default)]
+    pub node_group: Option<String>,
+    #[serde(default)]
+    pub node_selector: BTreeMap<String, String>,
+    #[serde(default)]
+    pub tolerations: Vec<Toleration>,
+    #[serde(default)]
+    pub volume: Volume,
+    #[serde(default)]
+    pub local_storage: bool,
+    #[serde(default)]
+    pub privileged: bool,
+    #[serde(default)]
+    pub host_network: bool,
+    /// `cluster-autoscaler.kubernetes.io/safe-to-evict`.
+    #[serde(default)]
+    pub safe_to_evict: Option<bool>,
+    #[serde(default)]
+    pub disruption_budget: Option<Budget>,
+}
+
+fn default_namespace() -> String {
+    "default".into()
+}
+
+fn default_usage() -> f64 {
+    0.6
+}
+
+impl Scenario {
+    /// Reads and checks a scenario file.
+    ///
+    /// # Errors
+    /// [`InputError`] naming the file, the field and the value.
+    pub fn load(path: &Path) -> Result<Scenario, InputError> {
+        let scenario: Scenario = input_file::load(path)?;
+        scenario.validate(path)?;
+        Ok(scenario)
+    }
+
+    /// Parses and checks scenario text; `path` is only used in errors.
+    pub fn parse(path: &Path, text: &str) -> Result<Scenario, InputError> {
+        let scenario: Scenario = input_file::parse(path, text)?;
+        scenario.validate(path)?;
+        Ok(scenario)
+    }
+
+    /// An instance type by name, from the scenario's own list first.
+    pub fn instance_type(&self, name: &str) -> Option<InstanceType> {
+        self.instance_types.iter().find(|t| t.name == name).cloned().or_else(|| catalogue::instance_type(name))
+    }
+
+    /// Milliseconds after midnight at which the simulation starts.
+    pub fn start_of_day(&self) -> u64 {
+        time_of_day(&self.start).unwrap_or(0)
+    }
+
+    fn validate(&self, path: &Path) -> Result<(), InputError> {
+        let field = |field: String, message: String| InputError::Field { path: path.to_path_buf(), field, message };
+        if self.duration.is_zero() {
+            return Err(field("duration".into(), "must be more than 0s".into()));
+        }
+        if self.tick.is_zero() || self.tick > self.duration {
+            return Err(field(
+                "tick".into(),
+                format!("`{}` must be more than 0s and at most the duration", duration::display(self.tick)),
+            ));
+        }
+        time_of_day(&self.start).map_err(|m| field("start".into(), m))?;
+        if self.node_groups.is_empty() {
+            return Err(field("node-groups".into(), "at least one node group is needed".into()));
+        }
+        let mut ids: Vec<&str> = Vec::new();
+        for (i, g) in self.node_groups.iter().enumerate() {
+            let at = |f: &str| format!("node-groups[{i}].{f}");
+            if ids.contains(&g.id.as_str()) {
+                return Err(field(at("id"), format!("`{}` is used by two node groups", g.id)));
+            }
+            ids.push(g.id.as_str());
+            if g.instance_types.is_empty() {
+                return Err(field(at("instance-types"), "at least one instance type is needed".into()));
+            }
+            for (j, name) in g.instance_types.iter().enumerate() {
+                if self.instance_type(name).is_none() {
+                    let known: Vec<&str> = catalogue::names().collect();
+                    return Err(field(
+                        format!("node-groups[{i}].instance-types[{j}]"),
+                        format!(
+                            "unknown instance type `{name}`; known: {} (or define it under instance-types)",
+                            known.join(", ")
+                        ),
+                    ));
+                }
+            }
+            if g.min_size > g.max_size {
+                return Err(field(at("min-size"), format!("{} is above max-size {}", g.min_size, g.max_size)));
+            }
+            if let Some(d) = g.desired_size
+                && (d < g.min_size || d > g.max_size)
+            {
+                return Err(field(
+                    at("desired-size"),
+                    format!("{d} is outside min-size {} and max-size {}", g.min_size, g.max_size),
+                ));
+            }
+            if g.zones.is_empty() {
+                return Err(field(at("zones"), "at least one zone is needed".into()));
+            }
+        }
+        for (i, w) in self.workloads.iter().enumerate() {
+            let at = |f: &str| format!("workloads[{i}].{f}");
+            if self.workloads[..i].iter().any(|o| o.name == w.name) {
+                return Err(field(at("name"), format!("`{}` is used by two workloads", w.name)));
+            }
+            if let Some(group) = &w.node_group
+                && !ids.contains(&group.as_str())
+            {
+                let known = ids.clone();
+                return Err(field(
+                    at("node-group"),
+                    format!("unknown node group `{group}`; known: {}", known.join(", ")),
+                ));
+            }
+            if !(0.0..=1.0).contains(&w.usage) {
+                return Err(field(at("usage"), format!("must be a fraction in [0, 1], got {}", w.usage)));
+            }
+            if w.requests.cpu_millis == 0 && w.requests.memory_bytes == 0 {
+                return Err(field(at("requests"), "a pod must request some cpu or memory".into()));
+            }
+            match (w.kind, &w.replicas, &w.batches) {
+                (WorkloadKind::Job, _, None) => {
+                    return Err(field(at("batches"), "a job needs `batches`".into()));
+                }
+                (WorkloadKind::Job, Some(_), _) => {
+                    return Err(field(at("replicas"), "a job runs `batches`, not `replicas`".into()));
+                }
+                (WorkloadKind::DaemonSet, Some(_), _) | (WorkloadKind::DaemonSet, _, Some(_)) => {
+                    return Err(field(at("kind"), "a daemon-set runs one pod per node: no replicas or batches".into()));
+                }
+                (WorkloadKind::Deployment | WorkloadKind::StatefulSet | WorkloadKind::ReplicaSet, None, _) => {
+                    return Err(field(at("replicas"), format!("a {:?} needs `replicas`", w.kind).to_lowercase()));
+                }
+                (WorkloadKind::Other, ..) => {
+                    return Err(field(at("kind"), "`other` cannot be simulated; use deployment, stateful-set, daemon-set or job".into()));
+                }
+                _ => {}
+            }
+            if let Some(trace) = &w.replicas {
+                trace.validate().map_err(|m| field(at("replicas"), m))?;
+            }
+            if let Some(b) = &w.batches
+                && b.every.is_zero()
+            {
+                return Err(field(at("batches.every"), "must be more than 0s".into()));
+            }
+            if w.placement == Target::Fargate && self.fargate.is_none() {
+                return Err(field(at("placement"), "`fargate` needs a `fargate:` profile in the scenario".into()));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The scenario `ballast simulate` runs when given none.
+pub const DEFAULT_SCENARIO: &str = include_str!("../../../deploy/examples/scenarios/mixed-fargate.yaml");
+
+/// Scenarios shipped in the binary, by name.
+pub const BUILT_IN: &[(&str, &str)] = &[
+    ("steady-web", include_str!("../../../deploy/examples/scenarios/steady-web.yaml")),
+    ("morning-ramp", include_str!("../../../deploy/examples/scenarios/morning-ramp.yaml")),
+    ("spiky-batch", include_str!("../../../deploy/examples/scenarios/spiky-batch.yaml")),
+    ("mixed-fargate", DEFAULT_SCENARIO),
+];
+
+/// Loads `arg` as a built-in scenario name or a file path.
+pub fn resolve(arg: &str) -> Result<Scenario, InputError> {
+    match BUILT_IN.iter().find(|(name, _)| *name == arg) {
+        Some((name, text)) => Scenario::parse(Path::new(&format!("<built-in {name}>")), text),
+        None => Scenario::load(Path::new(arg)),
+    }
+}

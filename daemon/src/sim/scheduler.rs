@@ -1,0 +1,53 @@
+//! The simulated kube-scheduler: binds pending EC2 pods to Ready, uncordoned nodes where
+//! their requests fit, honouring node selectors and NoSchedule / NoExecute taints.
+//!
+//! First fit in node order. Pods of one workload are alike, so a sweep remembers where the
+//! last one of each workload landed (or that none fitted) and the next starts there: a sweep
+//! costs about pods + workloads x nodes, not pods x nodes.
+
+use std::collections::HashMap;
+
+use super::world::World;
+
+impl World {
+    pub(super) fn schedule(&mut self) {
+        self.clear_schedule_dirty();
+        let nodes: Vec<usize> = (0..self.nodes.len())
+            .filter(|&i| self.nodes[i].as_ref().is_some_and(|n| n.ready && !n.cordoned && !n.fargate))
+            .collect();
+        let waiting: Vec<usize> =
+            self.pending.iter().copied().filter(|&p| self.pods[p].as_ref().is_some_and(|p| !p.fargate)).collect();
+        let mut cursor: HashMap<usize, usize> = HashMap::new();
+        let mut admits: HashMap<(usize, usize), bool> = HashMap::new();
+        for pod in waiting {
+            let Some(w) = self.pods[pod].as_ref().map(|p| p.workload) else { continue };
+            let requests = self.workloads[w].requests;
+            let start = cursor.get(&w).copied().unwrap_or(0);
+            let mut found = None;
+            for (pos, &n) in nodes.iter().enumerate().skip(start) {
+                let Some(node) = self.nodes[n].as_ref() else { continue };
+                if !node.allocatable.saturating_sub(&node.requested).fits(&requests) {
+                    continue;
+                }
+                let group = node.group.unwrap_or(usize::MAX);
+                let ok = *admits.entry((w, group)).or_insert_with(|| self.node_admits(n, w));
+                if ok {
+                    found = Some((pos, n));
+                    break;
+                }
+            }
+            match found {
+                Some((pos, n)) => {
+                    cursor.insert(w, pos);
+                    self.bind(pod, n);
+                }
+                None => {
+                    cursor.insert(w, nodes.len());
+                    if let Some(p) = self.pods[pod].as_mut() {
+                        p.unschedulable = true;
+                    }
+                }
+            }
+        }
+    }
+}

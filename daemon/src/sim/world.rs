@@ -1,0 +1,617 @@
+//! The simulated cluster and cloud: node groups whose instances boot after a delay, workloads
+//! whose pods follow traces, a scheduler, Fargate, and the meters behind the report.
+//!
+//! Time moves in whole steps (one second in `ballast simulate`) and only through
+//! [`World::step`]; every random draw comes from the seed, and every collection is ordered,
+//! so a scenario and a seed always produce the same run.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use ballast_sdk::{FargatePricing, InstanceType, Resources, Taint, WorkloadKind, WorkloadRef};
+use rand::{RngExt, SeedableRng, rngs::StdRng};
+
+use super::meter::Meter;
+use super::scenario::{Budget, NODE_GROUP_LABEL, Scenario, Target, Volume, WorkloadSpec};
+use super::trace::ReplicaCurve;
+use crate::engine::ports::{FargateTraits, LaunchFailure, PodTemplate};
+
+/// Simulated time starts on Monday 2026-01-05 at the scenario's `start` (UTC).
+pub const EPOCH_MILLIS: u64 = 1_767_571_200_000;
+
+pub(super) struct SimGroup {
+    pub id: String,
+    pub types: Vec<InstanceType>,
+    pub min: u32,
+    pub max: u32,
+    pub desired: u32,
+    pub labels: BTreeMap<String, String>,
+    pub taints: Vec<Taint>,
+    pub zones: Vec<String>,
+    pub delay_ms: u64,
+    pub failures: Vec<(u64, u64)>,
+    /// Node ids of live instances, oldest first.
+    pub instances: Vec<usize>,
+    pub last_failure: Option<LaunchFailure>,
+    pub launched: u64,
+}
+
+pub(super) struct SimNode {
+    pub name: Arc<str>,
+    pub instance_id: Option<String>,
+    pub group: Option<usize>,
+    pub instance_type: String,
+    pub zone: String,
+    pub allocatable: Resources,
+    pub price_per_hour: f64,
+    pub ready_at: u64,
+    pub ready: bool,
+    pub cordoned: bool,
+    pub fargate: bool,
+    pub requested: Resources,
+    pub used: Resources,
+    pub pods: Vec<usize>,
+}
+
+pub(super) struct SimPod {
+    pub name: Arc<str>,
+    pub workload: usize,
+    pub node: Option<usize>,
+    pub created_at: u64,
+    pub started_at: Option<u64>,
+    pub unschedulable: bool,
+    /// Created for Fargate: waits for its own node instead of the scheduler.
+    pub fargate: bool,
+    pub fargate_ready_at: Option<u64>,
+    /// Jobs: when the pod completes.
+    pub finishes_at: Option<u64>,
+}
+
+pub(super) struct SimWorkload {
+    pub spec: WorkloadSpec,
+    pub id: Arc<WorkloadRef>,
+    pub namespace: Arc<str>,
+    pub budget_name: Option<Arc<str>>,
+    pub template: Arc<PodTemplate>,
+    pub requests: Resources,
+    pub curve: Option<ReplicaCurve>,
+    pub batch_times: Vec<u64>,
+    pub fargate: bool,
+    pub fargate_traits: FargateTraits,
+    pub pods: Vec<usize>,
+    pub serial: u64,
+    pub wanted: u32,
+    pub dirty: bool,
+}
+
+pub struct World {
+    pub(super) now: u64,
+    pub(super) start: u64,
+    pub(super) end: u64,
+    rng: StdRng,
+    pub(super) groups: Vec<SimGroup>,
+    pub(super) nodes: Vec<Option<SimNode>>,
+    pub(super) node_index: HashMap<Arc<str>, usize>,
+    pub(super) pods: Vec<Option<SimPod>>,
+    pub(super) pod_index: HashMap<Arc<str>, usize>,
+    free_pods: Vec<usize>,
+    pub(super) workloads: Vec<SimWorkload>,
+    pub(super) daemonsets: Vec<usize>,
+    pub(super) fargate_delay_ms: Option<u64>,
+    pub(super) pricing: FargatePricing,
+    /// Pods not running, by id (creation order).
+    pub(super) pending: BTreeSet<usize>,
+    booting: Vec<usize>,
+    running_jobs: BTreeSet<(u64, usize)>,
+    schedule_dirty: bool,
+    new_pending: u32,
+    pub(super) meter: Meter,
+}
+
+impl World {
+    pub fn new(scenario: &Scenario, seed: u64) -> World {
+        let start = EPOCH_MILLIS + scenario.start_of_day();
+        let horizon = scenario.duration;
+        let mut world = World {
+            now: start,
+            start,
+            end: start + horizon.as_millis() as u64,
+            rng: StdRng::seed_from_u64(seed),
+            groups: Vec::new(),
+            nodes: Vec::new(),
+            node_index: HashMap::new(),
+            pods: Vec::new(),
+            pod_index: HashMap::new(),
+            free_pods: Vec::new(),
+            workloads: Vec::new(),
+            daemonsets: Vec::new(),
+            fargate_delay_ms: scenario.fargate.as_ref().map(|f| f.provisioning_delay.as_millis() as u64),
+            pricing: FargatePricing::default(),
+            pending: BTreeSet::new(),
+            booting: Vec::new(),
+            running_jobs: BTreeSet::new(),
+            schedule_dirty: false,
+            new_pending: 0,
+            meter: Meter::default(),
+        };
+        for g in &scenario.node_groups {
+            let mut labels = g.labels.clone();
+            labels.insert(NODE_GROUP_LABEL.into(), g.id.clone());
+            let window = |w: &super::scenario::Window| (w.from.as_millis() as u64, w.to.as_millis() as u64);
+            world.groups.push(SimGroup {
+                id: g.id.clone(),
+                types: g.instance_types.iter().filter_map(|t| scenario.instance_type(t)).collect(),
+                min: g.min_size,
+                max: g.max_size,
+                desired: g.desired_size.unwrap_or(g.min_size),
+                labels,
+                taints: g.taints.clone(),
+                zones: g.zones.clone(),
+                delay_ms: g.provisioning_delay.as_millis() as u64,
+                failures: g.launch_failures.iter().map(window).collect(),
+                instances: Vec::new(),
+                last_failure: None,
+                launched: 0,
+            });
+        }
+        for (i, spec) in scenario.workloads.iter().enumerate() {
+            let mut node_selector = spec.node_selector.clone();
+            if let Some(group) = &spec.node_group {
+                node_selector.insert(NODE_GROUP_LABEL.into(), group.clone());
+            }
+            let template = PodTemplate {
+                node_selector,
+                affinity_keys: Vec::new(),
+                tolerations: spec.tolerations.clone(),
+                local_storage: spec.local_storage,
+                safe_to_evict: spec.safe_to_evict,
+            };
+            let curve = spec.replicas.as_ref().map(|t| {
+                ReplicaCurve::new(t, horizon, scenario.start_of_day(), seed.wrapping_add(i as u64 * 7919))
+            });
+            let batch_times = spec
+                .batches
+                .as_ref()
+                .map(|b| {
+                    let every = b.every.as_millis() as u64;
+                    (0..)
+                        .map(|k| b.start.as_millis() as u64 + k * every)
+                        .take_while(|&t| t < horizon.as_millis() as u64)
+                        .collect()
+                })
+                .unwrap_or_default();
+            let gpu = spec.requests.gpus > 0;
+            world.workloads.push(SimWorkload {
+                id: Arc::new(WorkloadRef { kind: spec.kind, namespace: spec.namespace.clone(), name: spec.name.clone() }),
+                namespace: Arc::from(spec.namespace.as_str()),
+                budget_name: spec.disruption_budget.as_ref().map(|_| Arc::from(spec.name.as_str())),
+                template: Arc::new(template),
+                requests: Resources { pods: 1, ..spec.requests },
+                curve,
+                batch_times,
+                fargate: spec.placement == Target::Fargate,
+                fargate_traits: FargateTraits {
+                    ebs_volume: spec.volume == Volume::Ebs,
+                    privileged: spec.privileged,
+                    host_network: spec.host_network,
+                    gpu,
+                    unsupported_platform: false,
+                },
+                pods: Vec::new(),
+                serial: 0,
+                wanted: 0,
+                dirty: true,
+                spec: spec.clone(),
+            });
+            if spec.kind == WorkloadKind::DaemonSet {
+                world.daemonsets.push(i);
+            }
+        }
+        // The starting nodes are up and Ready at time zero.
+        for g in 0..world.groups.len() {
+            for _ in 0..world.groups[g].desired {
+                let node = world.launch(g);
+                let now = world.now;
+                if let Some(n) = world.nodes[node].as_mut() {
+                    n.ready_at = now;
+                }
+            }
+        }
+        world.boot_nodes();
+        world.reconcile_workloads();
+        world.schedule();
+        world
+    }
+
+    pub fn now(&self) -> u64 {
+        self.now
+    }
+
+    pub fn end(&self) -> u64 {
+        self.end
+    }
+
+    pub fn elapsed_ms(&self) -> u64 {
+        self.now - self.start
+    }
+
+    /// Pods that became pending since the last call: what opens a batch in the engine.
+    pub fn take_new_pending(&mut self) -> u32 {
+        std::mem::take(&mut self.new_pending)
+    }
+
+    pub fn meter(&self) -> &Meter {
+        &self.meter
+    }
+
+    /// Advances time by `ms`.
+    pub fn step(&mut self, ms: u64) {
+        self.meter.accrue(ms, self.pending.len());
+        self.now += ms;
+        self.provision();
+        self.boot_nodes();
+        self.finish_jobs();
+        self.reconcile_workloads();
+        self.start_fargate_pods();
+        if self.schedule_dirty {
+            self.schedule();
+        }
+    }
+
+    fn in_failure_window(&self, g: usize) -> bool {
+        let t = self.now - self.start;
+        self.groups[g].failures.iter().any(|&(a, b)| t >= a && t < b)
+    }
+
+    /// Launches or terminates instances until each group matches its desired size.
+    fn provision(&mut self) {
+        for g in 0..self.groups.len() {
+            let (live, desired) = (self.groups[g].instances.len() as u32, self.groups[g].desired);
+            if desired > live {
+                if self.in_failure_window(g) {
+                    let failure = LaunchFailure {
+                        at_millis: self.now,
+                        message: format!(
+                            "InsufficientInstanceCapacity: not enough {} capacity in the requested zones",
+                            self.groups[g].types.first().map_or("", |t| t.name.as_str())
+                        ),
+                    };
+                    // One failed activity per minute of retrying, as an ASG reports them.
+                    let last = self.groups[g].last_failure.as_ref().map_or(0, |f| f.at_millis);
+                    if self.now >= last + 60_000 {
+                        self.groups[g].last_failure = Some(failure);
+                    }
+                    continue;
+                }
+                for _ in live..desired {
+                    self.launch(g);
+                }
+            } else if desired < live {
+                // The group picks: newest first (booting instances go before serving ones).
+                for _ in desired..live {
+                    if let Some(node) = self.groups[g].instances.pop() {
+                        self.destroy_node(node);
+                    }
+                }
+            }
+        }
+    }
+
+    fn launch(&mut self, g: usize) -> usize {
+        let jitter = 0.8 + self.rng.random::<f64>() * 0.4;
+        let group = &mut self.groups[g];
+        group.launched += 1;
+        let serial = group.launched;
+        let itype = group.types[0].clone();
+        let zone = group.zones[(serial as usize - 1) % group.zones.len()].clone();
+        let id = self.nodes.len();
+        let name: Arc<str> = Arc::from(format!("{}-{serial:04}", group.id));
+        let node = SimNode {
+            name: name.clone(),
+            instance_id: Some(format!("i-{:017x}", (g as u64) << 40 | serial)),
+            group: Some(g),
+            instance_type: itype.name.clone(),
+            zone,
+            allocatable: itype.allocatable,
+            price_per_hour: itype.price_per_hour,
+            ready_at: self.now + (group.delay_ms as f64 * jitter) as u64,
+            ready: false,
+            cordoned: false,
+            fargate: false,
+            requested: Resources::ZERO,
+            used: Resources::ZERO,
+            pods: Vec::new(),
+        };
+        group.instances.push(id);
+        self.meter.add_cost_rate(itype.price_per_hour);
+        self.nodes.push(Some(node));
+        self.node_index.insert(name, id);
+        self.booting.push(id);
+        id
+    }
+
+    /// Nodes whose boot time has come join the cluster, with their DaemonSet pods.
+    fn boot_nodes(&mut self) {
+        let now = self.now;
+        let mut joined = Vec::new();
+        self.booting.retain(|&id| match &self.nodes[id] {
+            Some(n) if n.ready_at <= now => {
+                joined.push(id);
+                false
+            }
+            Some(_) => true,
+            None => false,
+        });
+        for id in joined {
+            let Some(node) = self.nodes[id].as_mut() else { continue };
+            node.ready = true;
+            self.meter.node_ready(node.allocatable, true, false);
+            for w in self.daemonsets.clone() {
+                if self.node_admits(id, w) {
+                    let pod = self.create_pod(w, false);
+                    self.bind(pod, id);
+                }
+            }
+            self.schedule_dirty = true;
+        }
+    }
+
+    /// Removes a node and its pods; controllers recreate what they own.
+    pub(super) fn destroy_node(&mut self, id: usize) {
+        let Some(node) = self.nodes[id].take() else { return };
+        self.node_index.remove(&node.name);
+        self.meter.add_cost_rate(-node.price_per_hour);
+        if node.ready {
+            self.meter.node_ready(node.allocatable, false, node.fargate);
+            self.meter.remove_requested(node.requested, !node.fargate);
+        }
+        for pod in node.pods {
+            self.delete_pod(pod);
+        }
+        if let Some(g) = node.group {
+            self.groups[g].instances.retain(|&n| n != id);
+        }
+    }
+
+    pub(super) fn node_admits(&self, node: usize, workload: usize) -> bool {
+        let Some(n) = &self.nodes[node] else { return false };
+        let Some(g) = n.group else { return false };
+        let group = &self.groups[g];
+        let template = &self.workloads[workload].template;
+        template.node_selector.iter().all(|(k, v)| group.labels.get(k) == Some(v))
+            && group
+                .taints
+                .iter()
+                .filter(|t| t.effect != ballast_sdk::TaintEffect::PreferNoSchedule)
+                .all(|t| template.tolerations.iter().any(|tol| tol.tolerates(t)))
+    }
+
+    pub(super) fn create_pod(&mut self, w: usize, fargate: bool) -> usize {
+        let workload = &mut self.workloads[w];
+        workload.serial += 1;
+        let name: Arc<str> = Arc::from(format!("{}-{:05}", workload.spec.name, workload.serial));
+        let pod = SimPod {
+            name: name.clone(),
+            workload: w,
+            node: None,
+            created_at: self.now,
+            started_at: None,
+            unschedulable: false,
+            fargate,
+            fargate_ready_at: None,
+            finishes_at: None,
+        };
+        let id = match self.free_pods.pop() {
+            Some(id) => {
+                self.pods[id] = Some(pod);
+                id
+            }
+            None => {
+                self.pods.push(Some(pod));
+                self.pods.len() - 1
+            }
+        };
+        workload.pods.push(id);
+        self.pod_index.insert(name, id);
+        self.meter.add_demand(workload.requests.cpu_millis as i64);
+        if workload.spec.kind != WorkloadKind::DaemonSet {
+            self.pending.insert(id);
+            self.new_pending += 1;
+            self.schedule_dirty = true;
+        }
+        id
+    }
+
+    /// Binds a pod to a node and starts it.
+    pub(super) fn bind(&mut self, pod: usize, node: usize) {
+        let Some(p) = self.pods[pod].as_mut() else { return };
+        let w = &self.workloads[p.workload];
+        let Some(n) = self.nodes[node].as_mut() else { return };
+        p.node = Some(node);
+        p.started_at = Some(self.now);
+        p.unschedulable = false;
+        n.pods.push(pod);
+        n.requested = n.requested.saturating_add(&w.requests);
+        n.used = n.used.saturating_add(&scale(&w.requests, w.spec.usage));
+        if n.ready {
+            self.meter.add_requested(w.requests, !n.fargate);
+        }
+        if self.pending.remove(&pod) {
+            self.meter.pod_started(self.now - p.created_at, n.fargate);
+        }
+        if let Some(b) = &w.spec.batches {
+            let end = self.now + b.run_for.as_millis() as u64;
+            p.finishes_at = Some(end);
+            self.running_jobs.insert((end, pod));
+        }
+        let w = p.workload;
+        self.workloads[w].dirty = true;
+    }
+
+    /// Deletes a pod (scale-in, eviction, completion, its node gone).
+    pub(super) fn delete_pod(&mut self, pod: usize) {
+        let Some(p) = self.pods[pod].take() else { return };
+        self.free_pods.push(pod);
+        self.pod_index.remove(&p.name);
+        let w = &mut self.workloads[p.workload];
+        w.pods.retain(|&q| q != pod);
+        w.dirty = true;
+        let requests = w.requests;
+        let usage = w.spec.usage;
+        self.meter.add_demand(-(requests.cpu_millis as i64));
+        if self.pending.remove(&pod) {
+            self.meter.pod_gone_waiting(self.now - p.created_at);
+        }
+        if let Some(end) = p.finishes_at {
+            self.running_jobs.remove(&(end, pod));
+        }
+        if let Some(node) = p.node {
+            let fargate_node = self.nodes[node].as_ref().is_some_and(|n| n.fargate);
+            if let Some(n) = self.nodes[node].as_mut() {
+                n.pods.retain(|&q| q != pod);
+                n.requested = n.requested.saturating_sub(&requests);
+                n.used = n.used.saturating_sub(&scale(&requests, usage));
+                if n.ready {
+                    self.meter.remove_requested(requests, !n.fargate);
+                }
+            }
+            if fargate_node {
+                self.destroy_node(node);
+            }
+            self.schedule_dirty = true;
+        }
+    }
+
+    fn finish_jobs(&mut self) {
+        while let Some(&(end, pod)) = self.running_jobs.first() {
+            if end > self.now {
+                break;
+            }
+            self.running_jobs.pop_first();
+            self.delete_pod(pod);
+        }
+    }
+
+    /// Controllers: replicas follow traces, placements roll over with surge, batches start.
+    fn reconcile_workloads(&mut self) {
+        let t = self.now - self.start;
+        for w in 0..self.workloads.len() {
+            let workload = &mut self.workloads[w];
+            if let Some(curve) = &workload.curve {
+                let wanted = curve.at(t);
+                if wanted != workload.wanted {
+                    workload.wanted = wanted;
+                    workload.dirty = true;
+                }
+            }
+            let batch_due = workload.batch_times.first().is_some_and(|&b| b <= t);
+            if batch_due {
+                workload.batch_times.remove(0);
+                let (count, fargate) = (workload.spec.batches.as_ref().map_or(0, |b| b.pods), workload.fargate);
+                for _ in 0..count {
+                    self.create_pod(w, fargate);
+                }
+                continue;
+            }
+            if workload.dirty && workload.curve.is_some() {
+                workload.dirty = false;
+                self.reconcile_replicas(w);
+            }
+        }
+    }
+
+    fn reconcile_replicas(&mut self, w: usize) {
+        let workload = &self.workloads[w];
+        let wanted = workload.wanted as usize;
+        let target = workload.fargate;
+        let (mut current, mut old): (Vec<usize>, Vec<usize>) =
+            workload.pods.iter().partition(|&&p| self.pods[p].as_ref().is_some_and(|p| p.fargate == target));
+        while current.len() < wanted {
+            current.push(self.create_pod(w, target));
+        }
+        // Scale in: pending pods first, then the newest.
+        let key = |world: &World, p: usize| {
+            let pod = world.pods[p].as_ref();
+            (pod.is_some_and(|p| p.started_at.is_some()), std::cmp::Reverse(p))
+        };
+        current.sort_by_key(|&p| key(self, p));
+        while current.len() > wanted {
+            let p = current.remove(0);
+            self.delete_pod(p);
+        }
+        // Surge: old-placement pods go as new ones start.
+        let started = current.iter().filter(|&&p| self.pods[p].as_ref().is_some_and(|p| p.started_at.is_some())).count();
+        let keep_old = wanted.saturating_sub(started);
+        old.sort_by_key(|&p| key(self, p));
+        while old.len() > keep_old {
+            let p = old.remove(0);
+            self.delete_pod(p);
+        }
+    }
+
+    /// Pods on their way to Fargate get their own node after the provisioning delay.
+    fn start_fargate_pods(&mut self) {
+        let Some(delay) = self.fargate_delay_ms else { return };
+        let waiting: Vec<usize> =
+            self.pending.iter().copied().filter(|&p| self.pods[p].as_ref().is_some_and(|p| p.fargate)).collect();
+        for pod in waiting {
+            let Some(p) = self.pods[pod].as_mut() else { continue };
+            let ready_at = *p.fargate_ready_at.get_or_insert(self.now + delay);
+            if ready_at > self.now {
+                continue;
+            }
+            let w = &self.workloads[p.workload];
+            let requests = w.requests;
+            let Some(size) = self.pricing.billed_size(&requests) else { continue };
+            let price = self.pricing.hourly_price(&size);
+            let id = self.nodes.len();
+            let name: Arc<str> = Arc::from(format!("fargate-{}", p.name));
+            self.nodes.push(Some(SimNode {
+                name: name.clone(),
+                instance_id: None,
+                group: None,
+                instance_type: format!("fargate-{}m-{}Mi", size.cpu_millis, size.memory_mib),
+                zone: "us-east-1a".into(),
+                allocatable: Resources { cpu_millis: size.cpu_millis, memory_bytes: size.memory_mib << 20, pods: 1, gpus: 0 },
+                price_per_hour: price,
+                ready_at: self.now,
+                ready: true,
+                cordoned: false,
+                fargate: true,
+                requested: Resources::ZERO,
+                used: Resources::ZERO,
+                pods: Vec::new(),
+            }));
+            self.node_index.insert(name, id);
+            let allocatable = self.nodes[id].as_ref().map_or(Resources::ZERO, |n| n.allocatable);
+            self.meter.node_ready(allocatable, true, true);
+            self.meter.add_cost_rate(price);
+            self.bind(pod, id);
+        }
+    }
+
+    pub(super) fn mark_schedule_dirty(&mut self) {
+        self.schedule_dirty = true;
+    }
+
+    pub(super) fn clear_schedule_dirty(&mut self) {
+        self.schedule_dirty = false;
+    }
+}
+
+pub(super) fn scale(r: &Resources, f: f64) -> Resources {
+    Resources {
+        cpu_millis: (r.cpu_millis as f64 * f) as u64,
+        memory_bytes: (r.memory_bytes as f64 * f) as u64,
+        pods: r.pods,
+        gpus: r.gpus,
+    }
+}
+
+/// How many pods of a workload a disruption budget lets go now.
+pub(super) fn disruptions_allowed(budget: &Budget, wanted: u32, healthy: u32) -> u32 {
+    match budget {
+        Budget::MinAvailable(min) => healthy.saturating_sub(*min),
+        Budget::MaxUnavailable(max) => max.saturating_sub(wanted.saturating_sub(healthy)),
+    }
+}
