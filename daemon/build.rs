@@ -15,6 +15,7 @@ const PACKAGES: &[&str] = &[
     "static-size",
     "thresholds",
     "empty-policy",
+    "scripted-policy",
     "hostile-policy",
     "future-version-policy",
 ];

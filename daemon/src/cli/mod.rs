@@ -1,9 +1,12 @@
 //! The `ballast` command line. `main` parses and calls [`run`]; each subcommand lives in its
 //! own module.
 
+mod chart;
+mod decisions;
 mod fixture;
 mod plugin;
 mod render;
+mod simulate;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -20,6 +23,12 @@ pub enum Command {
     /// Work with policy plugins offline: inspect, run, test against fixtures, benchmark.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
+    /// Run policies on a simulated cluster and cloud: cost, pending time, a chart. With no
+    /// arguments, the built-in mixed EC2/Fargate scenario with the default policies.
+    Simulate(simulate::SimulateArgs),
+    /// Show decision records from a journal: what each plugin proposed, what the guardrails
+    /// made of it and what happened.
+    Decisions(decisions::DecisionsArgs),
 }
 
 /// How results are printed.
@@ -37,5 +46,7 @@ pub enum Output {
 pub fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     match cli.command {
         Command::Plugin(command) => plugin::run(command),
+        Command::Simulate(args) => simulate::run(args),
+        Command::Decisions(args) => decisions::run(args),
     }
 }

@@ -91,7 +91,7 @@ pub fn run(command: PluginCommand) -> anyhow::Result<ExitCode> {
 }
 
 /// Reads a component from a path, or takes a bundled one by name.
-fn read_component(arg: &str) -> anyhow::Result<(String, Arc<[u8]>)> {
+pub(super) fn read_component(arg: &str) -> anyhow::Result<(String, Arc<[u8]>)> {
     let path = Path::new(arg);
     if path.exists() {
         let spec = PluginSpec::from_file(path)?;
@@ -114,16 +114,7 @@ fn spec(wasm: &str, args: &PluginArgs) -> anyhow::Result<PluginSpec> {
     let (name, bytes) = read_component(wasm)?;
     let settings = match &args.settings {
         None => serde_json::Value::Null,
-        Some(text) => {
-            let (origin, text) = match text.strip_prefix('@') {
-                Some(file) => (
-                    file.to_string(),
-                    std::fs::read_to_string(file).with_context(|| format!("--settings: cannot read {file}"))?,
-                ),
-                None => ("--settings".to_string(), text.clone()),
-            };
-            serde_json::from_str(&text).with_context(|| format!("{origin}: not valid JSON"))?
-        }
+        Some(text) => parse_settings("--settings", text)?,
     };
     let defaults = PluginLimits::default();
     let limits = PluginLimits {
@@ -133,6 +124,17 @@ fn spec(wasm: &str, args: &PluginArgs) -> anyhow::Result<PluginSpec> {
         ..defaults
     };
     Ok(PluginSpec { name, bytes, settings, limits })
+}
+
+/// Settings given inline as JSON, or as `@FILE`.
+pub(super) fn parse_settings(flag: &str, text: &str) -> anyhow::Result<serde_json::Value> {
+    let (origin, text) = match text.strip_prefix('@') {
+        Some(file) => {
+            (file.to_string(), std::fs::read_to_string(file).with_context(|| format!("{flag}: cannot read {file}"))?)
+        }
+        None => (flag.to_string(), text.to_string()),
+    };
+    serde_json::from_str(&text).with_context(|| format!("{origin}: not valid JSON"))
 }
 
 fn read_snapshot(path: Option<&Path>) -> anyhow::Result<SnapshotData> {

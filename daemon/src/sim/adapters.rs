@@ -152,10 +152,9 @@ impl Capacity for SimHandle {
         }
         let before = g.desired;
         g.desired = size;
-        if size > before {
-            world.meter.scale_ups += 1;
-        } else if size < before {
-            world.meter.scale_downs += 1;
+        let now = world.now();
+        if size != before {
+            world.meter.group_changed(group, size > before, now);
         }
         Ok(())
     }
@@ -182,7 +181,8 @@ impl Capacity for SimHandle {
         world.groups[g].desired -= 1;
         world.destroy_node(node);
         world.meter.nodes_removed += 1;
-        world.meter.scale_downs += 1;
+        let now = world.now();
+        world.meter.group_changed(group, false, now);
         Ok(())
     }
 

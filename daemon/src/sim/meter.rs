@@ -26,6 +26,8 @@ pub struct Meter {
     pub scale_ups: u64,
     pub scale_downs: u64,
     pub nodes_removed: u64,
+    /// When each group last grew or shrank, so that one tick's actions count once.
+    last_change: std::collections::BTreeMap<(String, bool), u64>,
     pub samples: Vec<Sample>,
 }
 
@@ -100,6 +102,17 @@ impl Meter {
 
     pub fn pod_gone_waiting(&mut self, waited_ms: u64) {
         self.worst_wait_ms = self.worst_wait_ms.max(waited_ms);
+    }
+
+    /// Counts a group growing (`up`) or shrinking at `now`, once per group and instant.
+    pub fn group_changed(&mut self, group: &str, up: bool, now: u64) {
+        if self.last_change.insert((group.to_string(), up), now) != Some(now) {
+            if up {
+                self.scale_ups += 1;
+            } else {
+                self.scale_downs += 1;
+            }
+        }
     }
 
     /// Requests over allocatable on EC2 nodes, averaged over time.

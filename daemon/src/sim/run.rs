@@ -2,6 +2,7 @@
 //! schedule says so (periodically, or when a batch of new pending pods closes), and the meter
 //! becomes a report.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -50,6 +51,8 @@ pub struct SimReport {
     pub policies: Vec<String>,
     pub mode: Mode,
     pub summary: Summary,
+    /// The largest desired size each node group reached.
+    pub peak_group_sizes: BTreeMap<String, u32>,
     pub series: Vec<Sample>,
 }
 
@@ -120,6 +123,7 @@ impl Simulation {
         let mut counts = DecisionCounts::default();
         let mut ticks = 0;
         let mut peak_nodes = 0;
+        let mut peak_group_sizes: BTreeMap<String, u32> = BTreeMap::new();
         let mut next_sample = 0;
         loop {
             let (now, elapsed, done) = {
@@ -145,6 +149,10 @@ impl Simulation {
                 let mut w = world.lock();
                 let nodes = w.nodes.iter().flatten().filter(|n| !n.fargate).count() as u32;
                 peak_nodes = peak_nodes.max(nodes);
+                for g in &w.groups {
+                    let peak = peak_group_sizes.entry(g.id.clone()).or_default();
+                    *peak = (*peak).max(g.desired);
+                }
                 if elapsed >= next_sample || done {
                     next_sample += sample_every;
                     let sample = Sample {
@@ -192,6 +200,7 @@ impl Simulation {
                 ticks,
                 decisions: counts,
             },
+            peak_group_sizes,
             series: m.samples.clone(),
         })
     }

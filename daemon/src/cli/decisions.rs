@@ -1,0 +1,91 @@
+//! `ballast decisions`: read decision records back from a journal.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+
+use super::{Output, render};
+use crate::engine::journal;
+use crate::engine::record::{ActionResult, GuardOutcome, Record};
+
+#[derive(Debug, Args)]
+pub struct DecisionsArgs {
+    /// The JSON-lines journal written by the daemon or `ballast simulate --journal`.
+    #[arg(long, value_name = "FILE.jsonl")]
+    journal: PathBuf,
+    /// Only the last N decisions.
+    #[arg(long, value_name = "N")]
+    tail: Option<usize>,
+    /// Include tick and removal records, not just decisions.
+    #[arg(long)]
+    all: bool,
+    #[arg(short, long, value_enum, default_value_t)]
+    output: Output,
+}
+
+pub fn run(args: DecisionsArgs) -> anyhow::Result<ExitCode> {
+    let contents = journal::read(&args.journal).with_context(|| format!("cannot read {}", args.journal.display()))?;
+    for (line, error) in &contents.skipped {
+        eprintln!("{}:{line}: skipped an unreadable record ({error})", args.journal.display());
+    }
+    let mut records: Vec<&Record> =
+        contents.records.iter().filter(|r| args.all || matches!(r, Record::Decision(_))).collect();
+    if let Some(n) = args.tail {
+        records = records.split_off(records.len().saturating_sub(n));
+    }
+    if args.output == Output::Json {
+        for record in records {
+            println!("{}", serde_json::to_string(record)?);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut t = render::table(&["tick", "plugin", "proposed", "guardrails", "result", "reason"]);
+    for record in records {
+        match record {
+            Record::Decision(d) => {
+                let guard = match &d.guard {
+                    GuardOutcome::Accepted => "accepted".to_string(),
+                    GuardOutcome::Changed { applied, why } => format!(
+                        "changed to {}: {}",
+                        applied.iter().map(ToString::to_string).collect::<Vec<_>>().join(" and "),
+                        why.join("; ")
+                    ),
+                    GuardOutcome::Refused { why } => format!("refused: {}", why.join("; ")),
+                };
+                let result = match &d.result {
+                    ActionResult::Failed { error } => format!("failed: {error}"),
+                    other => serde_json::to_value(other)
+                        .ok()
+                        .and_then(|v| v["result"].as_str().map(str::to_string))
+                        .unwrap_or_default(),
+                };
+                t.add_row(vec![d.tick.to_string(), d.plugin.clone(), d.proposed.to_string(), guard, result, d.reason.clone()]);
+            }
+            Record::Tick(tick) => {
+                let failed: Vec<String> = tick.plugins.iter().filter_map(|p| p.error.clone()).collect();
+                t.add_row(vec![
+                    tick.tick.to_string(),
+                    "(tick)".into(),
+                    format!("{:?}, {}", tick.trigger, tick.mode).to_lowercase(),
+                    format!("{} nodes, {} pending pods", tick.saw.nodes, tick.saw.pending_pods),
+                    tick.error.clone().unwrap_or_default(),
+                    failed.join("; "),
+                ]);
+            }
+            Record::Removal(r) => {
+                t.add_row(vec![
+                    r.tick.to_string(),
+                    "(removal)".into(),
+                    format!("node {} of {}", r.node, r.group),
+                    String::new(),
+                    serde_json::to_value(&r.outcome).map(|v| v.to_string()).unwrap_or_default(),
+                    format!("started at tick {}", r.started_tick),
+                ]);
+            }
+        }
+    }
+    println!("{t}");
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,289 @@
+//! `ballast simulate`: run policies against a scenario on the simulator and show what they
+//! cost and how long pods waited.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::plugin::{parse_settings, read_component};
+use super::{Output, chart, render};
+use crate::engine::Mode;
+use crate::policy::{HostConfig, PluginLimits, PluginSpec, PolicyHost};
+use crate::sim::scenario::{self, Scenario};
+use crate::sim::{SimReport, Simulation};
+
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// A scenario file, or a built-in one: steady-web, morning-ramp, spiky-batch,
+    /// mixed-fargate (the default).
+    #[arg(long)]
+    scenario: Option<String>,
+    /// A policy (.wasm file or bundled name), in chain order; repeat for several. Default:
+    /// binpack, then fargate-placement.
+    #[arg(long = "policy", value_name = "WASM")]
+    policies: Vec<String>,
+    /// Settings for one policy of the chain: NAME=JSON or NAME=@FILE.
+    #[arg(long = "settings", value_name = "NAME=JSON")]
+    settings: Vec<String>,
+    /// Seed for the scenario's randomness (boot times, spike times). Default: the scenario's.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Run several policy sets on the same scenario and seed, one row each. A set is a
+    /// built-in name (default, ca-like, escalator-like, static-min, static-peak) or
+    /// policies joined by `+` (e.g. `binpack+./my.wasm`).
+    #[arg(long = "compare", value_name = "SET", num_args = 1.., conflicts_with = "policies")]
+    compare: Vec<String>,
+    /// Write the full report (summary and time series) as JSON.
+    #[arg(long, value_name = "FILE.json")]
+    report: Option<PathBuf>,
+    /// Draw demand, capacity and pending pods over time (.svg or .png).
+    #[arg(long, value_name = "FILE.svg|png")]
+    chart: Option<PathBuf>,
+    /// Append every decision record to this JSON-lines journal.
+    #[arg(long, value_name = "FILE.jsonl")]
+    journal: Option<PathBuf>,
+    /// Evaluate and record, but act on nothing.
+    #[arg(long)]
+    dry_run: bool,
+    #[arg(short, long, value_enum, default_value_t)]
+    output: Output,
+}
+
+/// The built-in policy sets `--compare` knows.
+const SETS: &[(&str, &str)] = &[
+    ("default", "binpack then fargate-placement: the bundled default policies"),
+    ("ca-like", "binpack alone: Cluster Autoscaler-like bin-packing, no Fargate"),
+    ("escalator-like", "thresholds: Escalator-like utilisation thresholds"),
+    ("static-min", "static-size at each group's min-size"),
+    ("static-peak", "static-size at the largest size the default set reached, all the time"),
+];
+
+pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
+    let scenario = match &args.scenario {
+        Some(arg) => scenario::resolve(arg)?,
+        None => Scenario::parse(std::path::Path::new("<built-in mixed-fargate>"), scenario::DEFAULT_SCENARIO)?,
+    };
+    let seed = args.seed.unwrap_or(scenario.seed);
+    let host = PolicyHost::new(HostConfig { deterministic: true, ..HostConfig::default() })?;
+    let mode = if args.dry_run { Mode::DryRun } else { Mode::Enforce };
+
+    let mut runs: Vec<(String, SimReport)> = Vec::new();
+    if args.compare.is_empty() {
+        let names = if args.policies.is_empty() {
+            vec!["binpack".to_string(), "fargate-placement".to_string()]
+        } else {
+            args.policies.clone()
+        };
+        let policies = specs(&names, &args.settings)?;
+        let sim = Simulation { scenario: scenario.clone(), seed, policies, mode, journal: args.journal.clone() };
+        runs.push(("policies".into(), simulate(&sim, &host, &names.join(" + "), args.output)?));
+    } else {
+        if args.journal.is_some() && args.compare.len() > 1 {
+            bail!("--journal records one run; use it without --compare, or with a single set");
+        }
+        for set in &args.compare {
+            let policies = match set.as_str() {
+                "static-peak" => {
+                    let reference = match runs.iter().find(|(name, _)| name == "default") {
+                        Some((_, report)) => report.clone(),
+                        None => {
+                            let policies = specs(&["binpack".into(), "fargate-placement".into()], &[])?;
+                            let sim = Simulation { scenario: scenario.clone(), seed, policies, mode, journal: None };
+                            simulate(&sim, &host, "static-peak: finding the peak", args.output)?
+                        }
+                    };
+                    let settings = serde_json::json!({ "sizes": reference.peak_group_sizes, "otherwise": "min" });
+                    vec![bundled_spec("static-size", settings)?]
+                }
+                _ => set_specs(set, &args.settings)?,
+            };
+            let sim = Simulation { scenario: scenario.clone(), seed, policies, mode, journal: args.journal.clone() };
+            runs.push((set.clone(), simulate(&sim, &host, set, args.output)?));
+        }
+    }
+
+    if let Some(path) = &args.report {
+        let value = if runs.len() == 1 {
+            serde_json::to_value(&runs[0].1)?
+        } else {
+            serde_json::Value::Array(
+                runs.iter()
+                    .map(|(set, r)| {
+                        let mut v = serde_json::to_value(r).unwrap_or_default();
+                        v["set"] = set.clone().into();
+                        v
+                    })
+                    .collect(),
+            )
+        };
+        std::fs::write(path, serde_json::to_string_pretty(&value)? + "\n")
+            .with_context(|| format!("cannot write the report to {}", path.display()))?;
+    }
+    if let Some(path) = &args.chart {
+        let lines: Vec<chart::Run> = runs.iter().map(|(set, r)| chart::Run { label: set, series: &r.series }).collect();
+        let title = format!("{}: {}, seed {seed}", scenario.name, scenario.description);
+        chart::draw(path, &title, &lines)?;
+    }
+
+    match args.output {
+        Output::Json => {
+            let reports: Vec<&SimReport> = runs.iter().map(|(_, r)| r).collect();
+            println!("{}", serde_json::to_string_pretty(&reports)?);
+        }
+        Output::Table => {
+            println!(
+                "{} ({}), {} simulated, seed {seed}{}",
+                scenario.name,
+                scenario.description,
+                crate::duration::display(scenario.duration),
+                if mode == Mode::DryRun { ", dry-run: nothing acted on" } else { "" }
+            );
+            if runs.len() == 1 {
+                println!("policies: {}", runs[0].1.policies.join(" -> "));
+                println!("{}", summary_table(&runs[0].1));
+            } else {
+                println!("{}", compare_table(&runs));
+            }
+            if let Some(path) = &args.chart {
+                println!("chart: {}", path.display());
+            }
+            if let Some(path) = &args.report {
+                println!("report: {}", path.display());
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn simulate(sim: &Simulation, host: &PolicyHost, label: &str, output: Output) -> anyhow::Result<SimReport> {
+    let total_minutes = sim.scenario.duration.as_secs() / 60;
+    let bar = if output == Output::Table { ProgressBar::new(total_minutes) } else { ProgressBar::hidden() };
+    bar.set_style(
+        ProgressStyle::with_template("{prefix:>14} [{bar:40}] {msg} simulated ({elapsed} real)")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(label.chars().take(14).collect::<String>());
+    let report = sim.run(host, &mut |done, total| {
+        bar.set_position(done / 60_000);
+        bar.set_message(format!(
+            "{} of {}",
+            crate::sim::run::display_duration(done),
+            crate::sim::run::display_duration(total)
+        ));
+    })?;
+    bar.finish_and_clear();
+    Ok(report)
+}
+
+/// Plugin specs for names or paths, with `NAME=JSON` settings applied.
+fn specs(names: &[String], settings: &[String]) -> anyhow::Result<Vec<PluginSpec>> {
+    let mut specs = Vec::new();
+    for name in names {
+        let (plugin, bytes) = read_component(name)?;
+        specs.push(PluginSpec { name: plugin, bytes, settings: serde_json::Value::Null, limits: PluginLimits::default() });
+    }
+    for entry in settings {
+        let Some((name, value)) = entry.split_once('=') else {
+            bail!("--settings {entry}: write it as NAME=JSON or NAME=@FILE");
+        };
+        let Some(spec) = specs.iter_mut().find(|s| s.name == name) else {
+            let known: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+            bail!("--settings {entry}: no policy named `{name}` in the chain ({})", known.join(", "));
+        };
+        spec.settings = parse_settings(&format!("--settings {name}"), value)?;
+    }
+    Ok(specs)
+}
+
+fn bundled_spec(name: &str, settings: serde_json::Value) -> anyhow::Result<PluginSpec> {
+    let (name, bytes) = read_component(name)?;
+    Ok(PluginSpec { name, bytes: Arc::clone(&bytes), settings, limits: PluginLimits::default() })
+}
+
+fn set_specs(set: &str, settings: &[String]) -> anyhow::Result<Vec<PluginSpec>> {
+    Ok(match set {
+        "default" => specs(&["binpack".into(), "fargate-placement".into()], settings)?,
+        "ca-like" => specs(&["binpack".into()], settings)?,
+        "escalator-like" => specs(&["thresholds".into()], settings)?,
+        "static-min" => vec![bundled_spec("static-size", serde_json::json!({ "otherwise": "min" }))?],
+        custom => {
+            let names: Vec<String> = custom.split('+').map(str::to_string).collect();
+            specs(&names, settings).with_context(|| {
+                let known: Vec<String> = SETS.iter().map(|(n, d)| format!("{n} ({d})")).collect();
+                format!("--compare {custom}: not a built-in set ({})", known.join("; "))
+            })?
+        }
+    })
+}
+
+fn money(x: f64) -> String {
+    format!("${x:.2}")
+}
+
+fn summary_table(report: &SimReport) -> comfy_table::Table {
+    let s = &report.summary;
+    let mut t = render::table(&["measure", "value"]);
+    let rows: Vec<(&str, String)> = vec![
+        ("total cost", money(s.total_cost)),
+        ("cost per hour", money(s.cost_per_hour)),
+        ("pending pod-minutes", format!("{:.1}", s.pending_pod_minutes)),
+        ("worst pending time", format!("{:.0} s", s.worst_pending_seconds)),
+        ("scale-ups (ticks that grew a group)", s.scale_ups.to_string()),
+        ("scale-downs (ticks that shrank a group)", s.scale_downs.to_string()),
+        ("nodes removed", s.nodes_removed.to_string()),
+        ("pods started on Fargate", s.pods_on_fargate.to_string()),
+        ("pods started on EC2", s.pods_on_ec2.to_string()),
+        ("mean utilisation (requests / allocatable)", format!("{:.1}%", s.mean_utilisation * 100.0)),
+        ("peak EC2 nodes", s.peak_nodes.to_string()),
+        (
+            "decisions (accepted / changed / refused)",
+            format!(
+                "{} ({} / {} / {})",
+                s.decisions.proposed, s.decisions.accepted, s.decisions.changed, s.decisions.refused
+            ),
+        ),
+        ("plugin failures", s.decisions.plugin_errors.to_string()),
+    ];
+    for (k, v) in rows {
+        t.add_row(vec![k.to_string(), v]);
+    }
+    t
+}
+
+fn compare_table(runs: &[(String, SimReport)]) -> comfy_table::Table {
+    let mut t = render::table(&[
+        "set",
+        "total cost",
+        "cost/h",
+        "pending pod-min",
+        "worst pending",
+        "scale-ups",
+        "scale-downs",
+        "nodes removed",
+        "pods Fargate",
+        "pods EC2",
+        "mean util",
+    ]);
+    for (set, r) in runs {
+        let s = &r.summary;
+        t.add_row(vec![
+            set.clone(),
+            money(s.total_cost),
+            money(s.cost_per_hour),
+            format!("{:.1}", s.pending_pod_minutes),
+            format!("{:.0} s", s.worst_pending_seconds),
+            s.scale_ups.to_string(),
+            s.scale_downs.to_string(),
+            s.nodes_removed.to_string(),
+            s.pods_on_fargate.to_string(),
+            s.pods_on_ec2.to_string(),
+            format!("{:.1}%", s.mean_utilisation * 100.0),
+        ]);
+    }
+    t
+}
