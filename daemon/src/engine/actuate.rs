@@ -102,6 +102,9 @@ impl<C: Cluster, P: Capacity> Engine<C, P> {
         }
         for (workload, target) in &plan.placements {
             let result = self.cluster.place(workload, target).await.map_err(|e| e.to_string());
+            if result.is_ok() {
+                self.state.placed_at.insert(workload.clone(), now);
+            }
             results.placements.insert(workload.clone(), result);
         }
         results

@@ -124,6 +124,10 @@ pub struct Cooldown {
     /// (`scale-down-delay-after-delete`).
     #[serde(with = "duration")]
     pub after_scale_down: Duration,
+    /// No new placement of a workload sooner than this after it was moved, so that policies
+    /// cannot flap workloads between Fargate and EC2 (each move restarts every pod).
+    #[serde(with = "duration")]
+    pub placement: Duration,
 }
 
 impl Default for Cooldown {
@@ -132,6 +136,7 @@ impl Default for Cooldown {
             after_scale_up: Duration::ZERO,
             scale_down_after_scale_up: Duration::from_secs(600),
             after_scale_down: Duration::from_secs(10),
+            placement: Duration::from_secs(1800),
         }
     }
 }

@@ -389,6 +389,16 @@ impl Guard<'_> {
         if Observation::is_placed(found, target) {
             return GuardOutcome::Accepted;
         }
+        let cooldown = self.config.cooldown.placement;
+        if let Some(&at) = self.state.placed_at.get(workload)
+            && self.now < at + cooldown.as_millis() as u64
+        {
+            return refused(format!(
+                "{workload} was moved {} ago; placements hold for {} (cooldown.placement)",
+                dur(std::time::Duration::from_millis(self.now - at)),
+                dur(cooldown)
+            ));
+        }
         tally.placed.insert(workload.clone());
         plan.placements.push((workload.clone(), target.clone()));
         GuardOutcome::Accepted

@@ -62,6 +62,8 @@ pub struct Drain {
 pub struct EngineState {
     pub groups: BTreeMap<String, GroupState>,
     pub drains: BTreeMap<String, Drain>,
+    /// When each workload was last moved between Fargate and EC2.
+    pub placed_at: BTreeMap<ballast_sdk::WorkloadRef, u64>,
 }
 
 impl EngineState {

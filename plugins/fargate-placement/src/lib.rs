@@ -4,7 +4,8 @@
 //! allowed vCPU/memory pair). EC2's cost for a replica is marginal: zero while the existing
 //! nodes have spare room for the whole workload (it is already paid for), otherwise the
 //! replica's share of a new node of the cheapest admitting group, divided by the packing
-//! efficiency actually reached. A workload moves only when the saving beats `hysteresis`, so
+//! efficiency actually reached (for a workload already on Fargate, always the latter: the
+//! room it left behind is not free). A workload moves only when the saving beats `hysteresis`, so
 //! placements do not flap; a workload Fargate cannot run (DaemonSet, EBS volume, GPU, ...)
 //! is never proposed for it.
 
@@ -104,7 +105,11 @@ fn choose(
     }
     let fargate = pricing.billed_size(requests).map(|size| (size, pricing.hourly_price(&size)));
     let total = scale(requests, workload.replicas);
-    let fits_spare = spare.fits(&total) && total.cpu_millis > 0;
+    // Spare EC2 room is free only to a workload already on EC2 (or not yet placed). For one on
+    // Fargate it is transient, often the room it left behind, which scale-down will reclaim:
+    // counting it as free would move the workload back and forth on every tick.
+    let on_fargate = matches!(workload.placement, Placement::Fargate);
+    let fits_spare = !on_fargate && spare.fits(&total) && total.cpu_millis > 0;
     let ec2_cost = if fits_spare { Some(0.0) } else { ec2.as_ref().map(|(_, c)| *c) };
     let replicas = workload.replicas.max(1) as f64;
     match (fargate, ec2_cost) {

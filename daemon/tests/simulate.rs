@@ -1,0 +1,212 @@
+//! The simulator as users meet it: reports, baselines, scenario errors, the journal, the CLI.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ballast::bundled;
+use ballast::engine::Mode;
+use ballast::engine::journal;
+use ballast::engine::record::Record;
+use ballast::policy::{HostConfig, PluginLimits, PluginSpec, PolicyHost};
+use ballast::sim::scenario::{self, Scenario};
+use ballast::sim::{SimReport, Simulation};
+use serde_json::json;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+fn host() -> PolicyHost {
+    PolicyHost::new(HostConfig { deterministic: true, cache_dir: None, ..HostConfig::default() }).unwrap()
+}
+
+fn policy(name: &str, settings: serde_json::Value) -> PluginSpec {
+    let plugin = bundled::plugin(name).unwrap();
+    PluginSpec { name: name.into(), bytes: Arc::from(plugin.wasm), settings, limits: PluginLimits::default() }
+}
+
+fn simulate(scenario: &str, seed: u64, policies: Vec<PluginSpec>) -> SimReport {
+    let scenario = scenario::resolve(scenario).unwrap();
+    let sim = Simulation { scenario, seed, policies, mode: Mode::Enforce, journal: None };
+    sim.run(&host(), &mut |_, _| {}).unwrap()
+}
+
+fn defaults() -> Vec<PluginSpec> {
+    vec![policy("binpack", json!(null)), policy("fargate-placement", json!(null))]
+}
+
+#[test]
+fn same_scenario_and_seed_give_the_same_report() {
+    let a = simulate("mixed-fargate", 42, defaults());
+    let b = simulate("mixed-fargate", 42, defaults());
+    assert_eq!(serde_json::to_string(&a).unwrap(), serde_json::to_string(&b).unwrap());
+    assert!(a.summary.ticks > 2000 && a.summary.pods_on_ec2 > 0 && a.summary.pods_on_fargate > 0, "{:?}", a.summary);
+
+    // The seed matters: boot times and spike times move.
+    let c = simulate("mixed-fargate", 43, defaults());
+    assert_ne!(a.summary, c.summary);
+}
+
+#[test]
+fn on_spiky_batch_binpack_waits_less_than_static_min_and_costs_less_than_static_peak() {
+    let binpack = simulate("spiky-batch", 3, vec![policy("binpack", json!(null))]);
+    let static_min = simulate("spiky-batch", 3, vec![policy("static-size", json!({"otherwise": "min"}))]);
+    let peak = json!({"sizes": binpack.peak_group_sizes, "otherwise": "min"});
+    let static_peak = simulate("spiky-batch", 3, vec![policy("static-size", peak)]);
+
+    let (b, min, max) = (&binpack.summary, &static_min.summary, &static_peak.summary);
+    assert!(
+        b.pending_pod_minutes < min.pending_pod_minutes,
+        "binpack {} vs static-min {} pending pod-minutes",
+        b.pending_pod_minutes,
+        min.pending_pod_minutes
+    );
+    assert!(b.total_cost < max.total_cost, "binpack ${} vs static-peak ${}", b.total_cost, max.total_cost);
+    // The baselines behave as baselines: static-peak never waits, static-min never pays for more.
+    assert!(max.pending_pod_minutes < b.pending_pod_minutes);
+    assert!(min.total_cost < b.total_cost);
+}
+
+fn scenario_error(text: &str) -> String {
+    Scenario::parse(Path::new("bad.yaml"), text).unwrap_err().to_string()
+}
+
+const GOOD: &str = "name: t\nduration: 1h\nnode-groups:\n  - {id: general, instance-types: [m5.large], min-size: 1, max-size: 5}\nworkloads:\n  - {name: web, requests: {cpu: 500m}, replicas: {constant: 3}, node-group: general}\n";
+
+#[test]
+fn a_bad_scenario_names_the_file_the_field_and_the_value() {
+    assert!(Scenario::parse(Path::new("good.yaml"), GOOD).is_ok());
+
+    let unknown_field = scenario_error(&GOOD.replace("min-size: 1,", "min-size: 1, min-nodes: 2,"));
+    assert!(unknown_field.starts_with("bad.yaml: field `node-groups[0]"), "{unknown_field}");
+    assert!(unknown_field.contains("unknown field `min-nodes`"), "{unknown_field}");
+
+    let negative = scenario_error(&GOOD.replace("constant: 3", "constant: -3"));
+    assert!(negative.starts_with("bad.yaml: field `workloads[0].replicas.constant`"), "{negative}");
+    assert!(negative.contains("-3"), "{negative}");
+
+    let unknown_group = scenario_error(&GOOD.replace("node-group: general", "node-group: gpu"));
+    assert_eq!(
+        unknown_group,
+        "bad.yaml: field `workloads[0].node-group`: unknown node group `gpu`; known: general"
+    );
+
+    let unknown_type = scenario_error(&GOOD.replace("m5.large", "m9.huge"));
+    assert!(unknown_type.contains("node-groups[0].instance-types[0]") && unknown_type.contains("`m9.huge`"), "{unknown_type}");
+
+    let bad_duration = scenario_error(&GOOD.replace("duration: 1h", "duration: soon"));
+    assert!(bad_duration.contains("field `duration`") && bad_duration.contains("`soon`"), "{bad_duration}");
+}
+
+#[test]
+fn every_shipped_scenario_and_the_reference_parse() {
+    for (name, _) in scenario::BUILT_IN {
+        scenario::resolve(name).unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    let dir = root().join("deploy/examples/scenarios");
+    let mut files = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        files += 1;
+    }
+    assert!(files >= 5, "four scenarios and the reference");
+}
+
+fn ballast(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ballast"))
+        .args(args)
+        .current_dir(root())
+        .env("BALLAST_CACHE_DIR", root().join("target/test-component-cache"))
+        .env("COLUMNS", "200")
+        .output()
+        .expect("ballast runs")
+}
+
+#[test]
+fn simulate_with_no_arguments_ends_with_the_summary_and_draws_a_chart() {
+    let dir = tempfile::tempdir().unwrap();
+    let svg = dir.path().join("chart.svg");
+    let png = dir.path().join("chart.png");
+    let out = ballast(&["simulate", "--chart", svg.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.starts_with("mixed-fargate"), "{text}");
+    for needle in ["total cost", "cost per hour", "pending pod-minutes", "worst pending time", "scale-ups", "scale-downs",
+        "nodes removed", "pods started on Fargate", "pods started on EC2", "mean utilisation"]
+    {
+        assert!(text.contains(needle), "summary lacks {needle}: {text}");
+    }
+    let chart = std::fs::read_to_string(&svg).unwrap();
+    for label in ["simulated time (hours)", "vCPU", "pending pods", "demand", "capacity"] {
+        assert!(chart.contains(label), "chart lacks the label {label:?}");
+    }
+
+    let out = ballast(&["simulate", "--scenario", "steady-web", "--chart", png.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let bytes = std::fs::read(&png).unwrap();
+    assert!(bytes.starts_with(b"\x89PNG") && bytes.len() > 10_000);
+}
+
+#[test]
+fn compare_prints_one_row_per_set() {
+    let out = ballast(&["simulate", "--scenario", "steady-web", "--compare", "ca-like", "escalator-like", "static-min"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for set in ["ca-like", "escalator-like", "static-min"] {
+        assert_eq!(text.lines().filter(|l| l.contains(&format!(" {set} "))).count(), 1, "{text}");
+    }
+    let out = ballast(&["simulate", "--compare", "no-such-set"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a built-in set"));
+}
+
+#[test]
+fn a_journal_survives_a_kill_in_the_middle_of_a_simulation() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal_path = dir.path().join("decisions.jsonl");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ballast"))
+        .args(["simulate", "--scenario", "morning-ramp", "--journal", journal_path.to_str().unwrap()])
+        .current_dir(root())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait for a good number of records, then kill -9.
+    let started = Instant::now();
+    loop {
+        let lines = std::fs::read(&journal_path).map(|b| b.iter().filter(|&&c| c == b'\n').count()).unwrap_or(0);
+        if lines > 500 {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(120), "the journal never grew");
+        assert!(child.try_wait().unwrap().is_none(), "the simulation ended before it could be killed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let bytes = std::fs::read(&journal_path).unwrap();
+    let complete_lines = bytes.iter().filter(|&&c| c == b'\n').count();
+    let contents = journal::read(&journal_path).unwrap();
+    assert_eq!(contents.records.len(), complete_lines, "every complete line is a readable record");
+    assert!(contents.skipped.len() <= 1, "at most a torn last line: {:?}", contents.skipped);
+    assert!(contents.records.iter().any(|r| matches!(r, Record::Decision(_))));
+    let ticks: Vec<u64> = contents.records.iter().map(Record::tick).collect();
+    assert!(ticks.windows(2).all(|w| w[0] <= w[1]), "records are in tick order");
+
+    // A torn tail does not break the reader or the next writer.
+    std::fs::write(&journal_path, [bytes.as_slice(), b"{\"record\":\"tick\",\"ti"].concat()).unwrap();
+    let mut journal = journal::Journal::open(&journal_path, false).unwrap();
+    journal.append(&contents.records[0]).unwrap();
+    drop(journal);
+    let reread = journal::read(&journal_path).unwrap();
+    assert_eq!(reread.records.len(), contents.records.len() + 1);
+    assert_eq!(reread.skipped.len(), contents.skipped.len() + 1);
+
+    let out = ballast(&["decisions", "--journal", journal_path.to_str().unwrap(), "--tail", "5"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("skipped an unreadable record"));
+}
