@@ -258,3 +258,39 @@ fn paused_runs_no_plugin_and_acts_on_nothing() {
     run(&world, &mut engine, 1, 1);
     assert_eq!(desired(&world), 10);
 }
+
+#[test]
+fn a_group_that_cannot_launch_is_backed_off_and_policies_fall_back() {
+    let scenario = r#"
+name: backoff
+duration: 1h
+node-groups:
+  - {id: cheap, instance-types: [c5.large], min-size: 0, max-size: 10, launch-failures: [{from: 0s, to: 1h}]}
+  - {id: dear, instance-types: [m5.large], min-size: 0, max-size: 10}
+workloads:
+  - {name: web, requests: {cpu: 500m, memory: 512Mi}, replicas: {constant: 10}}
+"#;
+    let scenario = Scenario::parse(Path::new("backoff.yaml"), scenario).unwrap();
+    let binpack = ballast::bundled::plugin("binpack").unwrap();
+    let policy = PluginSpec {
+        name: "binpack".into(),
+        bytes: Arc::from(binpack.wasm),
+        settings: serde_json::Value::Null,
+        limits: PluginLimits::default(),
+    };
+    let sim = Simulation { scenario, seed: 1, policies: vec![policy], mode: Mode::Enforce, journal: None };
+    let (world, mut engine) = sim.prepare(&host()).unwrap();
+    run(&world, &mut engine, 60, 10);
+
+    let records = decisions(&engine);
+    assert!(records[0].proposed.to_string().starts_with("scale cheap to"), "c5 is cheaper: {:?}", records[0].proposed);
+    let backoff = engine.recorder().records().find_map(|r| match r {
+        Record::Tick(t) => t.saw.groups.iter().find(|g| g.id == "cheap" && g.backoff_until_millis.is_some()).cloned(),
+        _ => None,
+    });
+    assert!(backoff.is_some(), "the failing group was backed off");
+    assert!(records.iter().any(|r| r.proposed.to_string().starts_with("scale dear to")), "binpack fell back");
+    let cluster = view(&world);
+    let running = cluster.pods.iter().filter(|p| p.node.as_ref().is_some_and(|n| n.starts_with("dear-"))).count();
+    assert_eq!(running, 10, "every pod runs on the fallback group");
+}

@@ -163,7 +163,7 @@ impl<C: Cluster, P: Capacity> Engine<C, P> {
             };
             observe::observe(cluster, groups, &cx)
         };
-        self.watch_provisioning(&mut obs, now);
+        let resets = self.watch_provisioning(&mut obs, now);
         let summary = self.summary(&obs, now);
 
         if self.config.mode == Mode::Paused {
@@ -182,6 +182,7 @@ impl<C: Cluster, P: Capacity> Engine<C, P> {
             })
             .collect();
         self.record_tick(now, trigger, summary, &runs, None);
+        self.reset_failed_groups(resets, now, tick).await;
 
         let guard = Guard { obs: &obs, config: &self.config.guardrails, state: &self.state, now };
         let (plan, outcomes) = guard.run(&proposals);
@@ -228,10 +229,15 @@ impl<C: Cluster, P: Capacity> Engine<C, P> {
 
     /// Backs off from groups that failed to launch or whose nodes did not become ready in
     /// time, and shows it in the snapshot (max-size held at the current size).
-    fn watch_provisioning(&mut self, obs: &mut Observation, now: u64) {
+    ///
+    /// A group that has just failed also has its desired size brought back to the instances
+    /// it has (as Cluster Autoscaler does): the nodes asked for are not coming, and a policy
+    /// counting them as on their way would never look elsewhere. Returns those resets.
+    fn watch_provisioning(&mut self, obs: &mut Observation, now: u64) -> Vec<(String, u32, String)> {
         let backoff = self.config.guardrails.backoff.clone();
         let timeout = backoff.timeout.as_millis() as u64;
         let mut backing_off = Vec::new();
+        let mut resets = Vec::new();
         for (id, facts) in &obs.groups {
             if facts.kind != ballast_sdk::NodeGroupKind::Asg {
                 continue;
@@ -260,15 +266,55 @@ impl<C: Cluster, P: Capacity> Engine<C, P> {
             if let Some(reason) = failure {
                 let until = state.fail(now, reason.clone(), &backoff);
                 tracing::warn!(group = %id, %reason, until, "node group backing off");
+                let keep = facts.instances.max(facts.min);
+                if facts.desired > keep {
+                    resets.push((id.clone(), keep, reason));
+                }
             }
             if state.backing_off(now).is_some() {
                 backing_off.push(id.clone());
             }
         }
-        if let Some(snapshot) = Arc::get_mut(&mut obs.snapshot) {
-            for group in snapshot.node_groups.iter_mut().filter(|g| backing_off.contains(&g.id)) {
-                group.max_size = group.max_size.min(group.desired_size);
+        for (id, keep, _) in &resets {
+            if let Some(facts) = obs.groups.get_mut(id) {
+                facts.desired = *keep;
             }
+        }
+        if let Some(snapshot) = Arc::get_mut(&mut obs.snapshot) {
+            for group in snapshot.node_groups.iter_mut() {
+                if let Some((_, keep, _)) = resets.iter().find(|(id, ..)| *id == group.id) {
+                    group.desired_size = *keep;
+                }
+                if backing_off.contains(&group.id) {
+                    group.max_size = group.max_size.min(group.desired_size);
+                }
+            }
+        }
+        resets
+    }
+
+    /// Brings failed groups back to the instances they have, and records it.
+    async fn reset_failed_groups(&mut self, resets: Vec<(String, u32, String)>, now: u64, tick: u64) {
+        for (group, size, reason) in resets {
+            let result = match self.config.mode {
+                Mode::Enforce => match self.capacity.set_desired_size(&group, size).await {
+                    Ok(()) => ActionResult::Done,
+                    Err(error) => ActionResult::Failed { error: error.to_string() },
+                },
+                _ => ActionResult::DryRun,
+            };
+            self.recorder.record(Record::Decision(DecisionRecord {
+                tick,
+                at_millis: now,
+                plugin: HOST.to_string(),
+                proposed: ballast_sdk::Action::ScaleTo { group: group.clone(), size },
+                reason: format!(
+                    "group {group} failed to provision ({reason}); its desired size goes back to the {size} \
+                     instance(s) it has and it is backed off, so policies look to other groups"
+                ),
+                guard: GuardOutcome::Accepted,
+                result,
+            }));
         }
     }
 
