@@ -107,7 +107,8 @@ fn why(outcome: &GuardOutcome) -> String {
 
 #[test]
 fn a_thousand_nodes_on_a_group_of_max_twenty_gets_twenty_and_says_why() {
-    let (world, mut engine) = engine(json!([{"action": {"scale-to": {"group": "general", "size": 1000}}, "reason": "more!"}]), Mode::Enforce);
+    let (world, mut engine) =
+        engine(json!([{"action": {"scale-to": {"group": "general", "size": 1000}}, "reason": "more!"}]), Mode::Enforce);
     run(&world, &mut engine, 1, 1);
     assert_eq!(desired(&world), 20);
     let records = decisions(&engine);
@@ -173,17 +174,23 @@ fn removing_a_node_whose_pods_a_pdb_protects_is_refused_with_the_reason() {
 
 #[test]
 fn daemonset_and_ebs_workloads_never_go_to_fargate() {
-    let place = |kind: &str, ns: &str, name: &str| {
-        json!({"action": {"place": {"workload": {"kind": kind, "namespace": ns, "name": name}, "target": "fargate"}}, "reason": "cheaper"})
-    };
+    let place = |kind: &str, ns: &str, name: &str| json!({"action": {"place": {"workload": {"kind": kind, "namespace": ns, "name": name}, "target": "fargate"}}, "reason": "cheaper"});
     let (world, mut engine) = engine(
-        json!([place("daemon-set", "kube-system", "agent"), place("stateful-set", "shop", "db"), place("deployment", "shop", "web")]),
+        json!([
+            place("daemon-set", "kube-system", "agent"),
+            place("stateful-set", "shop", "db"),
+            place("deployment", "shop", "web")
+        ]),
         Mode::Enforce,
     );
     run(&world, &mut engine, 12, 10);
     let records = decisions(&engine);
     assert!(why(&records[0].guard).contains("cannot run on Fargate: a DaemonSet"), "{:?}", records[0].guard);
-    assert!(why(&records[1].guard).contains("cannot run on Fargate: mounts an EBS-backed volume"), "{:?}", records[1].guard);
+    assert!(
+        why(&records[1].guard).contains("cannot run on Fargate: mounts an EBS-backed volume"),
+        "{:?}",
+        records[1].guard
+    );
     assert_eq!(records[2].guard, GuardOutcome::Accepted, "web may go");
 
     let cluster = view(&world);

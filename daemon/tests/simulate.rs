@@ -88,13 +88,13 @@ fn a_bad_scenario_names_the_file_the_field_and_the_value() {
     assert!(negative.contains("-3"), "{negative}");
 
     let unknown_group = scenario_error(&GOOD.replace("node-group: general", "node-group: gpu"));
-    assert_eq!(
-        unknown_group,
-        "bad.yaml: field `workloads[0].node-group`: unknown node group `gpu`; known: general"
-    );
+    assert_eq!(unknown_group, "bad.yaml: field `workloads[0].node-group`: unknown node group `gpu`; known: general");
 
     let unknown_type = scenario_error(&GOOD.replace("m5.large", "m9.huge"));
-    assert!(unknown_type.contains("node-groups[0].instance-types[0]") && unknown_type.contains("`m9.huge`"), "{unknown_type}");
+    assert!(
+        unknown_type.contains("node-groups[0].instance-types[0]") && unknown_type.contains("`m9.huge`"),
+        "{unknown_type}"
+    );
 
     let bad_duration = scenario_error(&GOOD.replace("duration: 1h", "duration: soon"));
     assert!(bad_duration.contains("field `duration`") && bad_duration.contains("`soon`"), "{bad_duration}");
@@ -134,9 +134,18 @@ fn simulate_with_no_arguments_ends_with_the_summary_and_draws_a_chart() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(text.starts_with("mixed-fargate"), "{text}");
-    for needle in ["total cost", "cost per hour", "pending pod-minutes", "worst pending time", "scale-ups", "scale-downs",
-        "nodes removed", "pods started on Fargate", "pods started on EC2", "mean utilisation"]
-    {
+    for needle in [
+        "total cost",
+        "cost per hour",
+        "pending pod-minutes",
+        "worst pending time",
+        "scale-ups",
+        "scale-downs",
+        "nodes removed",
+        "pods started on Fargate",
+        "pods started on EC2",
+        "mean utilisation",
+    ] {
         assert!(text.contains(needle), "summary lacks {needle}: {text}");
     }
     let chart = std::fs::read_to_string(&svg).unwrap();
@@ -152,7 +161,8 @@ fn simulate_with_no_arguments_ends_with_the_summary_and_draws_a_chart() {
 
 #[test]
 fn compare_prints_one_row_per_set() {
-    let out = ballast(&["simulate", "--scenario", "steady-web", "--compare", "ca-like", "escalator-like", "static-min"]);
+    let out =
+        ballast(&["simulate", "--scenario", "steady-web", "--compare", "ca-like", "escalator-like", "static-min"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8_lossy(&out.stdout);
     for set in ["ca-like", "escalator-like", "static-min"] {

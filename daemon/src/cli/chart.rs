@@ -67,13 +67,8 @@ where
         .fold(0.0, f64::max)
         .max(1.0)
         * 1.1;
-    let pending_max = runs
-        .iter()
-        .flat_map(|r| r.series.iter())
-        .map(|s| s.pending_pods as f64)
-        .fold(0.0, f64::max)
-        .max(1.0)
-        * 1.1;
+    let pending_max =
+        runs.iter().flat_map(|r| r.series.iter()).map(|s| s.pending_pods as f64).fold(0.0, f64::max).max(1.0) * 1.1;
 
     let mut chart = ChartBuilder::on(root)
         .caption(title, ("sans-serif", 24))
@@ -112,7 +107,10 @@ where
         let colour = COLOURS[i % COLOURS.len()];
         let name = |what: &str| if several { format!("{}: {what}", run.label) } else { what.to_string() };
         chart
-            .draw_series(LineSeries::new(run.series.iter().map(|s| (hours(s), s.capacity_vcpu)), colour.stroke_width(2)))
+            .draw_series(LineSeries::new(
+                run.series.iter().map(|s| (hours(s), s.capacity_vcpu)),
+                colour.stroke_width(2),
+            ))
             .map_err(err)?
             .label(name("capacity: vCPU allocatable on Ready nodes"))
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2)));

@@ -61,7 +61,14 @@ pub fn run(args: DecisionsArgs) -> anyhow::Result<ExitCode> {
                         .and_then(|v| v["result"].as_str().map(str::to_string))
                         .unwrap_or_default(),
                 };
-                t.add_row(vec![d.tick.to_string(), d.plugin.clone(), d.proposed.to_string(), guard, result, d.reason.clone()]);
+                t.add_row(vec![
+                    d.tick.to_string(),
+                    d.plugin.clone(),
+                    d.proposed.to_string(),
+                    guard,
+                    result,
+                    d.reason.clone(),
+                ]);
             }
             Record::Tick(tick) => {
                 let failed: Vec<String> = tick.plugins.iter().filter_map(|p| p.error.clone()).collect();

@@ -185,7 +185,12 @@ fn specs(names: &[String], settings: &[String]) -> anyhow::Result<Vec<PluginSpec
     let mut specs = Vec::new();
     for name in names {
         let (plugin, bytes) = read_component(name)?;
-        specs.push(PluginSpec { name: plugin, bytes, settings: serde_json::Value::Null, limits: PluginLimits::default() });
+        specs.push(PluginSpec {
+            name: plugin,
+            bytes,
+            settings: serde_json::Value::Null,
+            limits: PluginLimits::default(),
+        });
     }
     for entry in settings {
         let Some((name, value)) = entry.split_once('=') else {

@@ -23,7 +23,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use ballast_sdk::{Action, NodeGroupKind, PlacementTarget, WorkloadRef};
 
 use super::config::Guardrails;
-use super::observe::{Observation, FARGATE_GROUP};
+use super::observe::{FARGATE_GROUP, Observation};
 use super::record::GuardOutcome;
 use super::state::EngineState;
 use crate::duration::display as dur;

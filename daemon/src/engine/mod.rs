@@ -30,11 +30,11 @@ use ballast_sdk::SnapshotData;
 
 pub use config::{EngineConfig, Mode};
 use guard::{Guard, Plan};
-use observe::{ObserveContext, Observation};
+use observe::{Observation, ObserveContext};
 pub use ports::{Capacity, Clock, Cluster};
 use record::{
-    ActionResult, DecisionRecord, GroupSummary, GuardOutcome, PluginRun, Record, Recorder, SnapshotSummary,
-    TickRecord, Trigger,
+    ActionResult, DecisionRecord, GroupSummary, GuardOutcome, PluginRun, Record, Recorder, SnapshotSummary, TickRecord,
+    Trigger,
 };
 use schedule::TickSchedule;
 use state::EngineState;
@@ -77,7 +77,17 @@ impl<C: Cluster, P: Capacity> Engine<C, P> {
     pub fn new(cluster: C, capacity: P, chain: PolicyChain, config: EngineConfig, recorder: Recorder) -> Self {
         let schedule = TickSchedule::new(config.tick_interval, &config.batching);
         let tick = recorder.last_tick().unwrap_or(0);
-        Engine { cluster, capacity, chain, config, fargate: false, state: EngineState::default(), recorder, schedule, tick }
+        Engine {
+            cluster,
+            capacity,
+            chain,
+            config,
+            fargate: false,
+            state: EngineState::default(),
+            recorder,
+            schedule,
+            tick,
+        }
     }
 
     /// Declares that the cluster has a Fargate profile Ballast may steer workloads to.
@@ -335,12 +345,7 @@ impl<C: Cluster, P: Capacity> Engine<C, P> {
                     max: g.max,
                     desired: g.desired,
                     ready: g.ready,
-                    backoff_until_millis: self
-                        .state
-                        .groups
-                        .get(id)
-                        .and_then(|s| s.backing_off(now))
-                        .map(|b| b.until),
+                    backoff_until_millis: self.state.groups.get(id).and_then(|s| s.backing_off(now)).map(|b| b.until),
                 })
                 .collect(),
         }

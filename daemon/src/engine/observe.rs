@@ -81,11 +81,8 @@ pub fn observe(cluster: ClusterView, mut groups: Vec<GroupView>, cx: &ObserveCon
             instance_group.insert(instance.id.as_str(), group.id.as_str());
         }
     }
-    let budgets: HashMap<(&str, &str), u32> = cluster
-        .disruption_budgets
-        .iter()
-        .map(|b| ((&*b.namespace, &*b.name), b.disruptions_allowed))
-        .collect();
+    let budgets: HashMap<(&str, &str), u32> =
+        cluster.disruption_budgets.iter().map(|b| ((&*b.namespace, &*b.name), b.disruptions_allowed)).collect();
 
     let mut on_node: HashMap<&str, PodsOnNode> = HashMap::with_capacity(cluster.nodes.len());
     let mut pending = Vec::new();
@@ -175,8 +172,7 @@ pub fn observe(cluster: ClusterView, mut groups: Vec<GroupView>, cx: &ObserveCon
     let mut group_facts = BTreeMap::new();
     for group in &groups {
         let ready = ready_in_group.get(group.id.as_str()).copied().unwrap_or(0);
-        let instances =
-            group.instances.iter().filter(|i| i.lifecycle != InstanceLifecycle::Terminating).count() as u32;
+        let instances = group.instances.iter().filter(|i| i.lifecycle != InstanceLifecycle::Terminating).count() as u32;
         let offered_max = if (cx.backoff)(&group.id) { group.desired_size.min(group.max_size) } else { group.max_size };
         node_groups.push(NodeGroup {
             id: group.id.clone(),

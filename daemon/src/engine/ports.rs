@@ -15,7 +15,9 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 
-use ballast_sdk::{FargatePricing, InstanceType, Placement, PlacementTarget, Resources, Taint, Toleration, WorkloadRef};
+use ballast_sdk::{
+    FargatePricing, InstanceType, Placement, PlacementTarget, Resources, Taint, Toleration, WorkloadRef,
+};
 
 /// Why an adapter call failed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -148,7 +150,9 @@ pub struct DisruptionBudgetView {
 pub enum Eviction {
     Evicted,
     /// Refused (HTTP 429): a PodDisruptionBudget allows no disruption now.
-    Blocked { reason: String },
+    Blocked {
+        reason: String,
+    },
     /// The pod was already gone.
     Gone,
 }
@@ -161,7 +165,8 @@ pub trait Cluster: Send + Sync {
     /// Evicts through the Eviction API, so PodDisruptionBudgets are honoured by the server too.
     fn evict(&self, namespace: &str, pod: &str) -> impl Future<Output = AdapterResult<Eviction>> + Send;
     /// Steers a workload's future pods to Fargate or EC2 (a label its Fargate profile selects).
-    fn place(&self, workload: &WorkloadRef, target: &PlacementTarget) -> impl Future<Output = AdapterResult<()>> + Send;
+    fn place(&self, workload: &WorkloadRef, target: &PlacementTarget)
+    -> impl Future<Output = AdapterResult<()>> + Send;
 }
 
 /// One instance of a node group.

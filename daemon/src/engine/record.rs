@@ -96,8 +96,13 @@ pub struct PluginRun {
 pub enum GuardOutcome {
     Accepted,
     /// Done differently: clamped, split, converted. `applied` is what will be done.
-    Changed { applied: Vec<Action>, why: Vec<String> },
-    Refused { why: Vec<String> },
+    Changed {
+        applied: Vec<Action>,
+        why: Vec<String>,
+    },
+    Refused {
+        why: Vec<String>,
+    },
 }
 
 impl GuardOutcome {
@@ -123,7 +128,9 @@ pub enum ActionResult {
     NotApplied,
     /// Accepted, and already so: the group was at that size, the workload in that place.
     Unchanged,
-    Failed { error: String },
+    Failed {
+        error: String,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -173,7 +180,12 @@ pub struct Recorder {
 
 impl Recorder {
     pub fn new(capacity: usize, journal: Option<Journal>) -> Self {
-        Recorder { ring: VecDeque::with_capacity(capacity.min(1024)), capacity: capacity.max(1), journal, journal_errors: 0 }
+        Recorder {
+            ring: VecDeque::with_capacity(capacity.min(1024)),
+            capacity: capacity.max(1),
+            journal,
+            journal_errors: 0,
+        }
     }
 
     /// Keeps the record; a journal write that fails is logged and counted, never fatal: the

@@ -223,8 +223,11 @@ impl Capacity for SimHandle {
 impl World {
     /// Running pods of a workload.
     pub(super) fn healthy(&self, w: usize) -> u32 {
-        self.workloads[w].pods.iter().filter(|&&p| self.pods[p].as_ref().is_some_and(|p| p.started_at.is_some())).count()
-            as u32
+        self.workloads[w]
+            .pods
+            .iter()
+            .filter(|&&p| self.pods[p].as_ref().is_some_and(|p| p.started_at.is_some()))
+            .count() as u32
     }
 
     /// What the Kubernetes API would show now.

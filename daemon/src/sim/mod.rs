@@ -15,6 +15,7 @@ pub mod meter;
 pub mod run;
 pub mod scenario;
 mod scheduler;
+pub mod synthetic;
 pub mod trace;
 pub mod world;
 

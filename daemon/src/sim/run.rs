@@ -103,12 +103,20 @@ impl Simulation {
         config.validate().map_err(SimError::Config)?;
         let plugins = self.policies.iter().map(|spec| host.load(spec.clone())).collect::<Result<Vec<_>, _>>()?;
         let journal = match &self.journal {
-            Some(path) => Some(Journal::open(path, false).map_err(|source| SimError::Journal { path: path.clone(), source })?),
+            Some(path) => {
+                Some(Journal::open(path, false).map_err(|source| SimError::Journal { path: path.clone(), source })?)
+            }
             None => None,
         };
         let world = SimHandle::new(World::new(&self.scenario, self.seed));
-        let engine = Engine::new(world.clone(), world.clone(), PolicyChain::new(plugins), config.clone(), Recorder::new(config.ring_size, journal))
-            .with_fargate(self.scenario.fargate.is_some());
+        let engine = Engine::new(
+            world.clone(),
+            world.clone(),
+            PolicyChain::new(plugins),
+            config.clone(),
+            Recorder::new(config.ring_size, journal),
+        )
+        .with_fargate(self.scenario.fargate.is_some());
         Ok((world, engine))
     }
 
@@ -116,8 +124,7 @@ impl Simulation {
     /// done and in total.
     pub fn run(&self, host: &PolicyHost, progress: &mut dyn FnMut(u64, u64)) -> Result<SimReport, SimError> {
         let (world, mut engine) = self.prepare(host)?;
-        let runtime =
-            tokio::runtime::Builder::new_current_thread().build().map_err(SimError::Runtime)?;
+        let runtime = tokio::runtime::Builder::new_current_thread().build().map_err(SimError::Runtime)?;
         let total = self.scenario.duration.as_millis() as u64;
         let sample_every = (total / 720).max(60_000);
         let mut counts = DecisionCounts::default();

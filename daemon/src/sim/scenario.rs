@@ -314,7 +314,10 @@ impl Scenario {
                     return Err(field(at("replicas"), format!("a {:?} needs `replicas`", w.kind).to_lowercase()));
                 }
                 (WorkloadKind::Other, ..) => {
-                    return Err(field(at("kind"), "`other` cannot be simulated; use deployment, stateful-set, daemon-set or job".into()));
+                    return Err(field(
+                        at("kind"),
+                        "`other` cannot be simulated; use deployment, stateful-set, daemon-set or job".into(),
+                    ));
                 }
                 _ => {}
             }

@@ -226,10 +226,7 @@ mod tests {
             Step { at: Duration::from_secs(200), replicas: 12 },
             Step { at: Duration::from_secs(300), replicas: 0 },
         ]));
-        assert_eq!(
-            (linear.at(50_000), linear.at(150_000), linear.at(250_000), linear.at(400_000)),
-            (7, 12, 6, 0)
-        );
+        assert_eq!((linear.at(50_000), linear.at(150_000), linear.at(250_000), linear.at(400_000)), (7, 12, 6, 0));
     }
 
     #[test]

@@ -166,9 +166,10 @@ impl World {
                 local_storage: spec.local_storage,
                 safe_to_evict: spec.safe_to_evict,
             };
-            let curve = spec.replicas.as_ref().map(|t| {
-                ReplicaCurve::new(t, horizon, scenario.start_of_day(), seed.wrapping_add(i as u64 * 7919))
-            });
+            let curve = spec
+                .replicas
+                .as_ref()
+                .map(|t| ReplicaCurve::new(t, horizon, scenario.start_of_day(), seed.wrapping_add(i as u64 * 7919)));
             let batch_times = spec
                 .batches
                 .as_ref()
@@ -182,7 +183,11 @@ impl World {
                 .unwrap_or_default();
             let gpu = spec.requests.gpus > 0;
             world.workloads.push(SimWorkload {
-                id: Arc::new(WorkloadRef { kind: spec.kind, namespace: spec.namespace.clone(), name: spec.name.clone() }),
+                id: Arc::new(WorkloadRef {
+                    kind: spec.kind,
+                    namespace: spec.namespace.clone(),
+                    name: spec.name.clone(),
+                }),
                 namespace: Arc::from(spec.namespace.as_str()),
                 budget_name: spec.disruption_budget.as_ref().map(|_| Arc::from(spec.name.as_str())),
                 template: Arc::new(template),
@@ -540,7 +545,8 @@ impl World {
             self.delete_pod(p);
         }
         // Surge: old-placement pods go as new ones start.
-        let started = current.iter().filter(|&&p| self.pods[p].as_ref().is_some_and(|p| p.started_at.is_some())).count();
+        let started =
+            current.iter().filter(|&&p| self.pods[p].as_ref().is_some_and(|p| p.started_at.is_some())).count();
         let keep_old = wanted.saturating_sub(started);
         old.sort_by_key(|&p| key(self, p));
         while old.len() > keep_old {
@@ -572,7 +578,12 @@ impl World {
                 group: None,
                 instance_type: format!("fargate-{}m-{}Mi", size.cpu_millis, size.memory_mib),
                 zone: "us-east-1a".into(),
-                allocatable: Resources { cpu_millis: size.cpu_millis, memory_bytes: size.memory_mib << 20, pods: 1, gpus: 0 },
+                allocatable: Resources {
+                    cpu_millis: size.cpu_millis,
+                    memory_bytes: size.memory_mib << 20,
+                    pods: 1,
+                    gpus: 0,
+                },
                 price_per_hour: price,
                 ready_at: self.now,
                 ready: true,

@@ -73,33 +73,35 @@ impl Policy for FargatePlacement {
             }
             decisions.push(Decision::new(
                 Action::Place { workload: workload.id.clone(), target: choice.target },
-                choice.reason,
+                (choice.reason)(),
             ));
         }
         Ok(decisions)
     }
 }
 
-struct Choice {
+/// A placement and, built only if it becomes a decision, its reason: formatting prices for
+/// every workload on every tick would cost more than the choice itself.
+struct Choice<'a> {
     target: PlacementTarget,
-    reason: String,
+    reason: Box<dyn FnOnce() -> String + 'a>,
     beats_hysteresis: bool,
 }
 
-fn choose(
+fn choose<'a>(
     snapshot: &dyn Snapshot,
-    settings: &Settings,
+    settings: &'a Settings,
     pricing: &FargatePricing,
     spare: &Resources,
-    workload: &Workload,
-) -> Option<Choice> {
+    workload: &'a Workload,
+) -> Option<Choice<'a>> {
     let requests = &workload.requests_per_replica;
     let ec2 = cheapest_ec2_share(snapshot, settings, requests);
     if let Some(blocker) = &workload.fargate_blocker {
         // Only move it off Fargate if it is somehow there; otherwise nothing to decide.
         return matches!(workload.placement, Placement::Fargate).then(|| Choice {
             target: PlacementTarget::Ec2(ec2.as_ref().map(|(g, _)| g.clone())),
-            reason: format!("{} cannot run on Fargate: {blocker}", workload.id),
+            reason: Box::new(move || format!("{} cannot run on Fargate: {blocker}", workload.id)),
             beats_hysteresis: true,
         });
     }
@@ -116,43 +118,48 @@ fn choose(
         (None, None) => None,
         (None, Some(_)) => Some(Choice {
             target: PlacementTarget::Ec2(ec2.map(|(g, _)| g)),
-            reason: format!("{}: no Fargate size fits {requests} per replica", workload.id),
+            reason: Box::new(move || format!("{}: no Fargate size fits {requests} per replica", workload.id)),
             beats_hysteresis: true,
         }),
         (Some((size, price)), None) => Some(Choice {
             target: PlacementTarget::Fargate,
-            reason: format!(
-                "{}: no EC2 group admits it; Fargate {} vCPU / {} GiB at ${price:.4}/h per replica",
-                workload.id,
-                size.cpu_millis as f64 / 1000.0,
-                size.memory_mib as f64 / 1024.0
-            ),
+            reason: Box::new(move || {
+                format!(
+                    "{}: no EC2 group admits it; Fargate {} vCPU / {} GiB at ${price:.4}/h per replica",
+                    workload.id,
+                    size.cpu_millis as f64 / 1000.0,
+                    size.memory_mib as f64 / 1024.0
+                )
+            }),
             beats_hysteresis: true,
         }),
         (Some((size, fargate_price)), Some(ec2_price)) => {
             let fargate_wins = fargate_price < ec2_price;
             let (cheap, dear) = if fargate_wins { (fargate_price, ec2_price) } else { (ec2_price, fargate_price) };
             let saving = (dear - cheap) * replicas;
-            let ec2_text = if fits_spare {
-                "EC2 $0/h (fits in spare room on running nodes)".to_string()
-            } else {
+            let group = ec2.as_ref().map(|(g, _)| g.clone());
+            let reason = move || {
+                let ec2_text = if fits_spare {
+                    "EC2 $0/h (fits in spare room on running nodes)".to_string()
+                } else {
+                    format!(
+                        "EC2 ${ec2_price:.4}/h per replica in group {} (its share of a node at {:.0}% packing)",
+                        group.as_deref().unwrap_or("?"),
+                        settings.packing_efficiency * 100.0
+                    )
+                };
                 format!(
-                    "EC2 ${ec2_price:.4}/h per replica in group {} (its share of a node at {:.0}% packing)",
-                    ec2.as_ref().map(|(g, _)| g.as_str()).unwrap_or("?"),
-                    settings.packing_efficiency * 100.0
+                    "{}: Fargate {} vCPU / {} GiB at ${fargate_price:.4}/h per replica vs {ec2_text}; {} saves ${saving:.4}/h for {} replicas",
+                    workload.id,
+                    size.cpu_millis as f64 / 1000.0,
+                    size.memory_mib as f64 / 1024.0,
+                    if fargate_wins { "Fargate" } else { "EC2" },
+                    workload.replicas
                 )
             };
-            let reason = format!(
-                "{}: Fargate {} vCPU / {} GiB at ${fargate_price:.4}/h per replica vs {ec2_text}; {} saves ${saving:.4}/h for {} replicas",
-                workload.id,
-                size.cpu_millis as f64 / 1000.0,
-                size.memory_mib as f64 / 1024.0,
-                if fargate_wins { "Fargate" } else { "EC2" },
-                workload.replicas
-            );
             Some(Choice {
                 target: if fargate_wins { PlacementTarget::Fargate } else { PlacementTarget::Ec2(ec2.map(|(g, _)| g)) },
-                reason,
+                reason: Box::new(reason),
                 beats_hysteresis: dear > 0.0 && (dear - cheap) / dear > settings.hysteresis,
             })
         }

@@ -74,10 +74,7 @@ mod tests {
         let actions: Vec<Action> = decisions.into_iter().map(|d| d.action).collect();
         assert_eq!(
             actions,
-            vec![
-                Action::ScaleTo { group: "a".into(), size: 6 },
-                Action::ScaleTo { group: "b".into(), size: 2 }
-            ]
+            vec![Action::ScaleTo { group: "a".into(), size: 6 }, Action::ScaleTo { group: "b".into(), size: 2 }]
         );
     }
 }

@@ -45,8 +45,11 @@ impl Policy for Thresholds {
 
     fn evaluate(snapshot: &dyn Snapshot, s: &Settings, _: &mut ()) -> Result<Vec<Decision>, String> {
         let mut decisions = Vec::new();
-        let groups: Vec<&NodeGroup> =
-            snapshot.node_groups().iter().filter(|g| g.kind == NodeGroupKind::Asg && !g.instance_types.is_empty()).collect();
+        let groups: Vec<&NodeGroup> = snapshot
+            .node_groups()
+            .iter()
+            .filter(|g| g.kind == NodeGroupKind::Asg && !g.instance_types.is_empty())
+            .collect();
         let mut claimed = vec![false; snapshot.pending_pods().len()];
         for group in groups {
             let nodes = snapshot.nodes_in_group(&group.id);
@@ -131,7 +134,8 @@ mod tests {
         // Four nodes at 90% CPU: (0.9 - 0.7) / 0.7 x 4 = 1.14, so 2 nodes.
         let mut snapshot = SnapshotBuilder::new().group(group(4));
         for i in 0..4 {
-            snapshot = snapshot.node(NodeBuilder::new(&format!("n{i}"), "m5").allocatable("2", "8Gi").requested("1800m", "1Gi", 3));
+            snapshot = snapshot
+                .node(NodeBuilder::new(&format!("n{i}"), "m5").allocatable("2", "8Gi").requested("1800m", "1Gi", 3));
         }
         let decisions = Harness::<Thresholds>::new().evaluate(&snapshot.build()).unwrap();
         assert_eq!(decisions[0].action, Action::ScaleBy { group: "m5".into(), delta: 2 }, "{decisions:?}");

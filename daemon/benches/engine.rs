@@ -1,0 +1,47 @@
+//! Engine ticks per second with the default policies (binpack, fargate-placement) on the sim
+//! adapters: 500 nodes / 15k pods / 10 groups, and 5,000 nodes / 150k pods / 100 groups.
+//! A tick is the whole loop: observe, snapshot, both plugins, guardrails, actuate, record.
+//!
+//! `cargo bench -p ballast --bench engine`
+
+use std::time::Duration;
+
+use ballast::bundled;
+use ballast::engine::Mode;
+use ballast::engine::record::Trigger;
+use ballast::policy::{HostConfig, PluginSpec, PolicyHost};
+use ballast::sim::{Simulation, synthetic};
+use criterion::{Criterion, criterion_group, criterion_main};
+
+fn policies() -> Vec<PluginSpec> {
+    ["binpack", "fargate-placement"]
+        .iter()
+        .filter_map(|name| bundled::spec(name, serde_json::Value::Null, 5_000))
+        .collect()
+}
+
+fn ticks(c: &mut Criterion) {
+    let host = PolicyHost::new(HostConfig { deterministic: false, ..HostConfig::default() }).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let mut group = c.benchmark_group("engine tick");
+    group.sample_size(20).measurement_time(Duration::from_secs(10));
+    for (groups, nodes_per_group, label) in [(10, 50, "500 nodes, 15k pods"), (100, 50, "5000 nodes, 150k pods")] {
+        let scenario = synthetic::scenario(groups, nodes_per_group, 30, 24).unwrap();
+        let sim = Simulation { scenario, seed: 1, policies: policies(), mode: Mode::Enforce, journal: None };
+        let (world, mut engine) = sim.prepare(&host).unwrap();
+        group.bench_function(label, |b| {
+            b.iter(|| {
+                let now = {
+                    let mut w = world.lock();
+                    w.step(10_000);
+                    w.now()
+                };
+                runtime.block_on(engine.tick(now, Trigger::Periodic))
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, ticks);
+criterion_main!(benches);
