@@ -5,12 +5,14 @@
 //! # Layout
 //! - [`scenario`]: the scenario file format and its checks; [`trace`]: replica curves;
 //!   [`catalogue`]: instance types by name;
-//! - [`world`]: node groups, nodes, pods, workloads, Fargate; [`scheduler`]: binding pods;
+//! - [`world`]: node groups, nodes, pods; `controllers`: workloads, jobs, Fargate;
+//!   `scheduler`: binding pods;
 //! - [`adapters`]: the engine's traits over the world; [`meter`]: cost, waiting, utilisation;
 //! - [`run`]: the driver and the report.
 
 pub mod adapters;
 pub mod catalogue;
+mod controllers;
 pub mod meter;
 pub mod run;
 pub mod scenario;
