@@ -119,5 +119,9 @@ fn bench_measures_calls() {
 fn an_unknown_plugin_lists_the_bundled_ones() {
     let out = ballast(&["plugin", "run", "nonesuch"]);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("not a bundled policy (bundled: binpack, fargate-placement)"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("not a bundled policy (bundled: binpack, fargate-placement, thresholds, static-size)"),
+        "{}",
+        stderr(&out)
+    );
 }
