@@ -40,13 +40,13 @@ pub fn plugin(name: &str) -> Option<&'static BundledPlugin> {
 /// no snapshot is given.
 pub const EXAMPLE_SNAPSHOT: &str = include_str!("../../tests/fixtures/snapshots/two-groups.yaml");
 
-/// A bundled policy ready to load, with these settings and default limits but a `deadline_ms`.
-pub fn spec(name: &str, settings: serde_json::Value, deadline_ms: u64) -> Option<crate::policy::PluginSpec> {
+/// A bundled policy ready to load, with these settings and default limits.
+pub fn spec(name: &str, settings: serde_json::Value) -> Option<crate::policy::PluginSpec> {
     let plugin = plugin(name)?;
     Some(crate::policy::PluginSpec {
         name: plugin.name.to_string(),
         bytes: std::sync::Arc::from(plugin.wasm),
         settings,
-        limits: crate::policy::PluginLimits { deadline_ms, ..crate::policy::PluginLimits::default() },
+        limits: crate::policy::PluginLimits::default(),
     })
 }

@@ -2,14 +2,13 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ballast::bundled;
 use ballast::engine::Mode;
 use ballast::engine::journal;
 use ballast::engine::record::Record;
-use ballast::policy::{HostConfig, PluginLimits, PluginSpec, PolicyHost};
+use ballast::policy::{HostConfig, PluginSpec, PolicyHost};
 use ballast::sim::scenario::{self, Scenario};
 use ballast::sim::{SimReport, Simulation};
 use serde_json::json;
@@ -23,8 +22,7 @@ fn host() -> PolicyHost {
 }
 
 fn policy(name: &str, settings: serde_json::Value) -> PluginSpec {
-    let plugin = bundled::plugin(name).unwrap();
-    PluginSpec { name: name.into(), bytes: Arc::from(plugin.wasm), settings, limits: PluginLimits::default() }
+    bundled::spec(name, settings).unwrap()
 }
 
 fn simulate(scenario: &str, seed: u64, policies: Vec<PluginSpec>) -> SimReport {

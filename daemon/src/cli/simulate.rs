@@ -3,7 +3,6 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::Args;
@@ -206,8 +205,7 @@ fn specs(names: &[String], settings: &[String]) -> anyhow::Result<Vec<PluginSpec
 }
 
 fn bundled_spec(name: &str, settings: serde_json::Value) -> anyhow::Result<PluginSpec> {
-    let (name, bytes) = read_component(name)?;
-    Ok(PluginSpec { name, bytes: Arc::clone(&bytes), settings, limits: PluginLimits::default() })
+    crate::bundled::spec(name, settings).with_context(|| format!("`{name}` is not bundled in this build"))
 }
 
 fn set_specs(set: &str, settings: &[String]) -> anyhow::Result<Vec<PluginSpec>> {

@@ -46,12 +46,20 @@ pub struct Guard<'a> {
     pub now: u64,
 }
 
+/// The cluster-wide disruption budget for this tick: EC2 nodes, and how many may be leaving.
+#[derive(Default)]
+struct Budget {
+    nodes: usize,
+    allowed: usize,
+}
+
 /// Running tallies while proposals are judged in order.
 #[derive(Default)]
 struct Tally {
     removed_in_group: BTreeMap<String, u32>,
     removing: BTreeSet<String>,
     removals: usize,
+    budget: Budget,
     growing: BTreeSet<String>,
     placed: BTreeSet<WorkloadRef>,
 }
@@ -61,7 +69,9 @@ impl Guard<'_> {
     pub fn run(&self, proposals: &[Proposed]) -> (Plan, Vec<GuardOutcome>) {
         let mut plan = Plan::default();
         let mut outcomes: Vec<Option<GuardOutcome>> = vec![None; proposals.len()];
-        let mut tally = Tally::default();
+        let nodes = self.obs.snapshot.nodes.iter().filter(|n| n.group.as_deref() != Some(FARGATE_GROUP)).count();
+        let budget = Budget { nodes, allowed: self.config.disruption_budget.allowed(nodes) };
+        let mut tally = Tally { budget, ..Tally::default() };
 
         // Scale proposals, per group: the largest target wins.
         let mut by_group: BTreeMap<&str, Vec<(usize, u32)>> = BTreeMap::new();
@@ -309,8 +319,7 @@ impl Guard<'_> {
                 self.config.max_step_down
             ));
         }
-        let total = self.obs.snapshot.nodes.iter().filter(|n| n.group.as_deref() != Some(FARGATE_GROUP)).count();
-        let budget = self.config.disruption_budget.allowed(total);
+        let (total, budget) = (tally.budget.nodes, tally.budget.allowed);
         let in_flight = self.state.drains.len() + tally.removals;
         if in_flight >= budget {
             return Some(format!(

@@ -8,12 +8,11 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::record::Record;
 
 pub struct Journal {
-    path: PathBuf,
     file: File,
     sync: bool,
 }
@@ -36,11 +35,7 @@ impl Journal {
                 file.write_all(b"\n")?;
             }
         }
-        Ok(Journal { path: path.to_path_buf(), file, sync })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
+        Ok(Journal { file, sync })
     }
 
     pub fn append(&mut self, record: &Record) -> io::Result<()> {

@@ -23,7 +23,6 @@ pub mod record;
 pub mod schedule;
 pub mod state;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use ballast_sdk::SnapshotData;
@@ -368,10 +367,5 @@ impl<C: Cluster, P: Capacity> Engine<C, P> {
             saw,
             plugins: plugins.to_vec(),
         }));
-    }
-
-    /// Last-scale times per group, for reports.
-    pub fn group_states(&self) -> BTreeMap<String, state::GroupState> {
-        self.state.groups.clone()
     }
 }
