@@ -5,7 +5,9 @@
 #
 #   - the Rust toolchain pinned by rust-toolchain.toml, with the wasm32-wasip2 target;
 #   - componentize-py (Python plugins) in target/tools/venv;
-#   - componentize-js and TypeScript (JavaScript/TypeScript plugins) in tests/tools/node_modules.
+#   - componentize-js and TypeScript (JavaScript/TypeScript plugins) in tests/tools/node_modules;
+#   - the real kubectl (Debian's kubernetes-client, unpacked, not installed) in target/tools/kubectl,
+#     which drives the Kubernetes API stand-in in daemon/tests/kubectl.rs.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -26,5 +28,13 @@ fi
 if [ ! -x tests/tools/node_modules/.bin/componentize-js ] || [ tests/tools/package-lock.json -nt tests/tools/node_modules/.package-lock.json ]; then
   say "componentize-js and TypeScript into tests/tools/node_modules"
   (cd tests/tools && npm install --no-audit --no-fund --loglevel=error)
+fi
+kubectl="$root/target/tools/kubectl/usr/bin/kubectl"
+if [ ! -x "$kubectl" ]; then
+  say "kubectl (Debian kubernetes-client) into target/tools/kubectl"
+  tmp=$(mktemp -d)
+  (cd "$tmp" && { apt-get download kubernetes-client >/dev/null 2>&1 || { apt-get update -qq && apt-get download kubernetes-client; }; })
+  dpkg -x "$tmp"/kubernetes-client_*.deb "$root/target/tools/kubectl"
+  rm -rf "$tmp"
 fi
 say "setup done"

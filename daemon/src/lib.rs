@@ -14,5 +14,6 @@ pub mod cli;
 pub mod duration;
 pub mod engine;
 pub mod input_file;
+pub mod kubernetes;
 pub mod policy;
 pub mod sim;

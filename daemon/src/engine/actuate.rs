@@ -11,10 +11,14 @@ use std::collections::BTreeMap;
 use ballast_sdk::{Action, WorkloadRef};
 
 use super::observe::Observation;
+use super::announce;
 use super::ports::{Capacity, Cluster, Eviction};
 use super::record::{ActionResult, Record, RemovalOutcome, RemovalRecord};
 use super::state::Drain;
 use super::{Engine, guard::Plan};
+
+/// Why an action was not taken: leadership went between the start of the tick and the action.
+const STOOD_DOWN: &str = "not applied: this replica stopped leading";
 
 /// What each part of a plan did.
 #[derive(Debug, Default)]
@@ -67,6 +71,10 @@ impl<C: Cluster, P: Capacity> Engine<C, P> {
     pub(super) async fn actuate(&mut self, plan: &Plan, obs: &Observation, now: u64, tick: u64) -> Results {
         let mut results = Results::default();
         for (group, &size) in &plan.scales {
+            if !self.may_act() {
+                results.scales.insert(group.clone(), Err(STOOD_DOWN.into()));
+                continue;
+            }
             let before = obs.groups.get(group).map_or(0, |g| g.desired);
             let result = self.capacity.set_desired_size(group, size).await.map_err(|e| e.to_string());
             if result.is_ok() {
@@ -84,6 +92,10 @@ impl<C: Cluster, P: Capacity> Engine<C, P> {
             results.scales.insert(group.clone(), result);
         }
         for (node, group) in &plan.removals {
+            if !self.may_act() {
+                results.removals.insert(node.clone(), Err(STOOD_DOWN.into()));
+                continue;
+            }
             let instance_id = obs.nodes.get(node.as_str()).and_then(|f| f.instance_id.clone());
             let Some(instance_id) = instance_id else {
                 results.removals.insert(node.clone(), Err(format!("node {node} has no instance id")));
@@ -101,6 +113,10 @@ impl<C: Cluster, P: Capacity> Engine<C, P> {
             results.removals.insert(node.clone(), result);
         }
         for (workload, target) in &plan.placements {
+            if !self.may_act() {
+                results.placements.insert(workload.clone(), Err(STOOD_DOWN.into()));
+                continue;
+            }
             let result = self.cluster.place(workload, target).await.map_err(|e| e.to_string());
             if result.is_ok() {
                 self.state.placed_at.insert(workload.clone(), now);
@@ -116,6 +132,9 @@ impl<C: Cluster, P: Capacity> Engine<C, P> {
         let timeout = self.config.guardrails.drain_timeout.as_millis() as u64;
         let nodes: Vec<String> = self.state.drains.keys().cloned().collect();
         for node in nodes {
+            if !self.may_act() {
+                return;
+            }
             let Some(drain) = self.state.drains.get(&node).cloned() else { continue };
             let facts = obs.nodes.get(node.as_str());
             let outcome = match facts {
@@ -148,7 +167,10 @@ impl<C: Cluster, P: Capacity> Engine<C, P> {
                     let mut evicted = 0;
                     for (namespace, pod) in &facts.evictable {
                         match self.cluster.evict(namespace, pod).await {
-                            Ok(Eviction::Evicted) => evicted += 1,
+                            Ok(Eviction::Evicted) => {
+                                evicted += 1;
+                                self.cluster.announce(announce::evicted(namespace, pod, &node)).await;
+                            }
                             Ok(Eviction::Gone) => {}
                             Ok(Eviction::Blocked { reason }) => {
                                 tracing::debug!(%node, %namespace, %pod, %reason, "eviction refused; will retry")
@@ -164,6 +186,7 @@ impl<C: Cluster, P: Capacity> Engine<C, P> {
             };
             if let Some(outcome) = outcome {
                 self.state.drains.remove(&node);
+                self.cluster.announce(announce::removal(&node, &drain.group, &outcome)).await;
                 self.recorder.record(Record::Removal(RemovalRecord {
                     tick,
                     at_millis: now,

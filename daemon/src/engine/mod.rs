@@ -14,6 +14,7 @@
 //! - [`config`], [`state`]: settings, and what is remembered between ticks.
 
 pub mod actuate;
+pub mod announce;
 pub mod config;
 pub mod guard;
 pub mod journal;
@@ -68,7 +69,12 @@ pub struct Engine<C, P> {
     recorder: Recorder,
     schedule: TickSchedule,
     tick: u64,
+    gate: Option<Gate>,
 }
+
+/// Whether this replica may act now (leadership, in a cluster). Checked at the start of a
+/// tick and again before every action, so a replica that loses leadership mid-tick stops.
+pub type Gate = Arc<dyn Fn() -> bool + Send + Sync>;
 
 impl<C: Cluster, P: Capacity> Engine<C, P> {
     /// Tick numbers continue from the last record the recorder holds, so a restart that
@@ -86,7 +92,19 @@ impl<C: Cluster, P: Capacity> Engine<C, P> {
             recorder,
             schedule,
             tick,
+            gate: None,
         }
+    }
+
+    /// Acts only while `gate` says so; otherwise ticks observe and record, as a standby.
+    pub fn with_gate(mut self, gate: Gate) -> Self {
+        self.gate = Some(gate);
+        self
+    }
+
+    /// The gate allows acting (always, without one).
+    pub(crate) fn may_act(&self) -> bool {
+        self.gate.as_ref().is_none_or(|g| g())
     }
 
     /// Declares that the cluster has a Fargate profile Ballast may steer workloads to.
@@ -153,7 +171,7 @@ impl<C: Cluster, P: Capacity> Engine<C, P> {
             Err(error) => {
                 tracing::warn!(%error, "observation failed; nothing done this tick");
                 let message = error.to_string();
-                self.record_tick(now, trigger, SnapshotSummary::default(), &[], Some(message.clone()));
+                self.record_tick(now, trigger, SnapshotSummary::default(), &[], Some(message.clone()), false);
                 return TickOutcome { tick, error: Some(message), ..TickOutcome::default() };
             }
         };
@@ -176,7 +194,11 @@ impl<C: Cluster, P: Capacity> Engine<C, P> {
         let summary = self.summary(&obs, now);
 
         if self.config.mode == Mode::Paused {
-            self.record_tick(now, trigger, summary, &[], None);
+            self.record_tick(now, trigger, summary, &[], None, false);
+            return TickOutcome { tick, ..TickOutcome::default() };
+        }
+        if !self.may_act() {
+            self.record_tick(now, trigger, summary, &[], None, true);
             return TickOutcome { tick, ..TickOutcome::default() };
         }
 
@@ -190,7 +212,7 @@ impl<C: Cluster, P: Capacity> Engine<C, P> {
                 error: r.result.as_ref().err().map(|e| format!("{}: {e}", e.kind())),
             })
             .collect();
-        self.record_tick(now, trigger, summary, &runs, None);
+        self.record_tick(now, trigger, summary, &runs, None, false);
         self.reset_failed_groups(resets, now, tick).await;
 
         let guard = Guard { obs: &obs, config: &self.config.guardrails, state: &self.state, now };
@@ -219,6 +241,11 @@ impl<C: Cluster, P: Capacity> Engine<C, P> {
                 Mode::DryRun => ActionResult::DryRun,
                 _ => results.for_actions(&guard.applied(&proposal.decision.action)),
             };
+            if matches!(result, ActionResult::Done | ActionResult::Started) {
+                for announcement in announce::applied(&proposal.plugin, &guard.applied(&proposal.decision.action), &proposal.decision.reason) {
+                    self.cluster.announce(announcement).await;
+                }
+            }
             self.recorder.record(Record::Decision(DecisionRecord {
                 tick,
                 at_millis: now,
@@ -357,6 +384,7 @@ impl<C: Cluster, P: Capacity> Engine<C, P> {
         saw: SnapshotSummary,
         plugins: &[PluginRun],
         error: Option<String>,
+        standby: bool,
     ) {
         self.recorder.record(Record::Tick(TickRecord {
             tick: self.tick,
@@ -364,6 +392,7 @@ impl<C: Cluster, P: Capacity> Engine<C, P> {
             mode: self.config.mode,
             trigger,
             error,
+            standby,
             saw,
             plugins: plugins.to_vec(),
         }));

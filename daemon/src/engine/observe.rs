@@ -81,6 +81,7 @@ pub fn observe(cluster: ClusterView, mut groups: Vec<GroupView>, cx: &ObserveCon
             instance_group.insert(instance.id.as_str(), group.id.as_str());
         }
     }
+    let known: std::collections::HashSet<&str> = groups.iter().map(|g| g.id.as_str()).collect();
     let budgets: HashMap<(&str, &str), u32> =
         cluster.disruption_budgets.iter().map(|b| ((&*b.namespace, &*b.name), b.disruptions_allowed)).collect();
 
@@ -114,7 +115,10 @@ pub fn observe(cluster: ClusterView, mut groups: Vec<GroupView>, cx: &ObserveCon
         let group = if view.fargate {
             Some(FARGATE_GROUP)
         } else {
-            view.instance_id.as_deref().and_then(|id| instance_group.get(id).copied())
+            view.instance_id
+                .as_deref()
+                .and_then(|id| instance_group.get(id).copied())
+                .or_else(|| view.group_label.as_deref().filter(|g| known.contains(g)))
         };
         if view.ready {
             if let Some(g) = group {

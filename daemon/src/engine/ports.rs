@@ -78,6 +78,10 @@ pub struct NodeView {
     pub fargate: bool,
     /// `cluster-autoscaler.kubernetes.io/scale-down-disabled: "true"`.
     pub scale_down_disabled: bool,
+    /// The group its labels name (`eks.amazonaws.com/nodegroup`, `kops.k8s.io/instancegroup`),
+    /// used when no group lists its instance yet (a node registered before the group's
+    /// description caught up).
+    pub group_label: Option<String>,
 }
 
 /// Scheduling constraints and disruption traits of a pod. Pods of one workload share them, so
@@ -157,8 +161,33 @@ pub enum Eviction {
     Gone,
 }
 
+/// What an announcement is about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Subject {
+    Node(String),
+    Pod { namespace: String, name: String },
+    Workload(WorkloadRef),
+    NodeGroup(String),
+}
+
+/// Something the engine did, told to the cluster's users where they look (a Kubernetes
+/// Event on the object, shown by `kubectl describe`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Announcement {
+    pub subject: Subject,
+    /// Short and CamelCase, e.g. `ScaleDown`.
+    pub reason: &'static str,
+    /// What was done and why, with the plugin that asked.
+    pub note: String,
+    /// Something went wrong (Warning rather than Normal).
+    pub warning: bool,
+}
+
 /// The cluster side: Kubernetes.
 pub trait Cluster: Send + Sync {
+    /// Publishes an announcement. Best effort: a failure is logged by the adapter and never
+    /// fails a tick.
+    fn announce(&self, announcement: Announcement) -> impl Future<Output = ()> + Send;
     fn observe(&self) -> impl Future<Output = AdapterResult<ClusterView>> + Send;
     fn cordon(&self, node: &str) -> impl Future<Output = AdapterResult<()>> + Send;
     fn uncordon(&self, node: &str) -> impl Future<Output = AdapterResult<()>> + Send;

@@ -51,6 +51,10 @@ pub struct TickRecord {
     /// Set when observing failed: nothing was evaluated or done.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Another replica leads: this one observed and kept its caches warm, but evaluated
+    /// and did nothing.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub standby: bool,
     pub saw: SnapshotSummary,
     pub plugins: Vec<PluginRun>,
 }

@@ -42,6 +42,9 @@ impl Clock for SimHandle {
 }
 
 impl Cluster for SimHandle {
+    /// The simulator has no one to tell; decisions are in its records.
+    async fn announce(&self, _announcement: crate::engine::ports::Announcement) {}
+
     async fn observe(&self) -> AdapterResult<ClusterView> {
         Ok(self.lock().cluster_view())
     }
@@ -246,6 +249,7 @@ impl World {
                 created_at_millis: node.ready_at,
                 fargate: node.fargate,
                 scale_down_disabled: false,
+                group_label: None,
             });
         }
         view.pods.reserve(self.pod_index.len());

@@ -1,0 +1,277 @@
+//! From Kubernetes objects to the engine's views: pure functions, one object at a time, so
+//! the store can convert on each watch event rather than on each tick.
+//!
+//! Requests follow the scheduler's arithmetic: the larger of the containers' sum and the
+//! largest init container, plus pod overhead.
+
+use std::collections::BTreeMap;
+
+use ballast_sdk::{Resources, Taint, TaintEffect, Toleration};
+use k8s_openapi::api::core::v1::{Node, Pod, PodSpec, PodTemplateSpec};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+
+use crate::engine::ports::{FargateTraits, NodeView, PodTemplate};
+
+pub const SAFE_TO_EVICT: &str = "cluster-autoscaler.kubernetes.io/safe-to-evict";
+pub const SCALE_DOWN_DISABLED: &str = "cluster-autoscaler.kubernetes.io/scale-down-disabled";
+pub const MIRROR: &str = "kubernetes.io/config.mirror";
+pub const COMPUTE_TYPE: &str = "eks.amazonaws.com/compute-type";
+const GPU_RESOURCES: &[&str] = &["nvidia.com/gpu", "amd.com/gpu", "aws.amazon.com/neuron"];
+/// Provisioners whose claims Fargate can mount (EFS, statically provisioned).
+const FARGATE_MOUNTABLE: &[&str] = &["efs.csi.aws.com"];
+
+pub fn millis(time: Option<&Time>) -> u64 {
+    time.map_or(0, |t| t.0.as_millisecond().max(0) as u64)
+}
+
+fn quantity(q: Option<&Quantity>, scale: f64) -> u64 {
+    q.and_then(|q| ballast_sdk::quantity::parse(&q.0, scale).ok()).unwrap_or(0)
+}
+
+/// CPU, memory and GPUs of a resource list.
+pub fn resources(list: Option<&BTreeMap<String, Quantity>>) -> Resources {
+    let Some(list) = list else { return Resources::default() };
+    Resources {
+        cpu_millis: quantity(list.get("cpu"), 1000.0),
+        memory_bytes: quantity(list.get("memory"), 1.0),
+        pods: quantity(list.get("pods"), 1.0) as u32,
+        gpus: GPU_RESOURCES.iter().map(|g| quantity(list.get(*g), 1.0) as u32).sum(),
+    }
+}
+
+fn max_each(a: Resources, b: Resources) -> Resources {
+    Resources {
+        cpu_millis: a.cpu_millis.max(b.cpu_millis),
+        memory_bytes: a.memory_bytes.max(b.memory_bytes),
+        pods: a.pods.max(b.pods),
+        gpus: a.gpus.max(b.gpus),
+    }
+}
+
+/// What a pod with this spec asks the scheduler for, one pod slot included.
+pub fn requests(spec: &PodSpec) -> Resources {
+    let sum = spec.containers.iter().fold(Resources::default(), |acc, c| {
+        acc.saturating_add(&resources(c.resources.as_ref().and_then(|r| r.requests.as_ref())))
+    });
+    let init = spec.init_containers.iter().flatten().fold(Resources::default(), |acc, c| {
+        max_each(acc, resources(c.resources.as_ref().and_then(|r| r.requests.as_ref())))
+    });
+    let mut total = max_each(sum, init).saturating_add(&resources(spec.overhead.as_ref()));
+    total.pods = 1;
+    total
+}
+
+fn annotation<'a>(meta: &'a ObjectMeta, key: &str) -> Option<&'a str> {
+    meta.annotations.as_ref()?.get(key).map(String::as_str)
+}
+
+fn label<'a>(meta: &'a ObjectMeta, key: &str) -> Option<&'a str> {
+    meta.labels.as_ref()?.get(key).map(String::as_str)
+}
+
+/// Scheduling constraints and disruption traits of a pod spec.
+pub fn template(meta: &ObjectMeta, spec: &PodSpec) -> PodTemplate {
+    let affinity_keys = spec
+        .affinity
+        .as_ref()
+        .and_then(|a| a.node_affinity.as_ref())
+        .and_then(|n| n.required_during_scheduling_ignored_during_execution.as_ref())
+        .map(|r| {
+            let mut keys: Vec<String> = r
+                .node_selector_terms
+                .iter()
+                .flat_map(|t| t.match_expressions.iter().flatten())
+                .map(|e| e.key.clone())
+                .collect();
+            keys.sort();
+            keys.dedup();
+            keys
+        })
+        .unwrap_or_default();
+    let tolerations = spec
+        .tolerations
+        .iter()
+        .flatten()
+        .map(|t| Toleration {
+            key: t.key.clone().unwrap_or_default(),
+            operator_exists: t.operator.as_deref() == Some("Exists"),
+            value: t.value.clone().unwrap_or_default(),
+            effect: t.effect.as_deref().and_then(taint_effect),
+        })
+        .collect();
+    let local_storage = spec.volumes.iter().flatten().any(|v| v.empty_dir.is_some() || v.host_path.is_some());
+    PodTemplate {
+        node_selector: spec.node_selector.clone().unwrap_or_default(),
+        affinity_keys,
+        tolerations,
+        local_storage,
+        safe_to_evict: annotation(meta, SAFE_TO_EVICT).map(|v| v == "true"),
+    }
+}
+
+pub fn taint_effect(text: &str) -> Option<TaintEffect> {
+    match text {
+        "NoSchedule" => Some(TaintEffect::NoSchedule),
+        "PreferNoSchedule" => Some(TaintEffect::PreferNoSchedule),
+        "NoExecute" => Some(TaintEffect::NoExecute),
+        _ => None,
+    }
+}
+
+pub fn taints(node: &Node) -> Vec<Taint> {
+    node.spec
+        .as_ref()
+        .and_then(|s| s.taints.as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|t| {
+            Some(Taint { key: t.key.clone(), value: t.value.clone().unwrap_or_default(), effect: taint_effect(&t.effect)? })
+        })
+        .collect()
+}
+
+/// The scheduler gave up on the pod for want of room (`PodScheduled=False`, reason
+/// `Unschedulable`): it waits for capacity.
+pub fn unschedulable(pod: &Pod) -> bool {
+    pod.status.as_ref().and_then(|s| s.conditions.as_ref()).into_iter().flatten().any(|c| {
+        c.type_ == "PodScheduled" && c.status == "False" && c.reason.as_deref() == Some("Unschedulable")
+    })
+}
+
+pub fn finished(pod: &Pod) -> bool {
+    matches!(pod.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded" | "Failed"))
+}
+
+pub fn mirror(pod: &Pod) -> bool {
+    annotation(&pod.metadata, MIRROR).is_some()
+}
+
+/// The zone and EC2 instance id in a provider id (`aws:///us-east-1a/i-0abc`). Fargate
+/// nodes have provider ids too, but no instance behind them.
+pub fn provider_id(id: &str) -> Option<(String, String)> {
+    let rest = id.strip_prefix("aws:///")?;
+    let mut parts = rest.split('/');
+    let zone = parts.next()?.to_string();
+    let instance = parts.next_back()?.to_string();
+    instance.starts_with("i-").then_some((zone, instance))
+}
+
+/// The node as the engine sees it, without usage (metrics arrive separately).
+pub fn node(node: &Node, group_labels: &[String]) -> NodeView {
+    let meta = &node.metadata;
+    let spec = node.spec.as_ref();
+    let status = node.status.as_ref();
+    let parsed = spec.and_then(|s| s.provider_id.as_deref()).and_then(provider_id);
+    let ready = status
+        .and_then(|s| s.conditions.as_ref())
+        .into_iter()
+        .flatten()
+        .any(|c| c.type_ == "Ready" && c.status == "True");
+    let zone = label(meta, "topology.kubernetes.io/zone")
+        .map(str::to_string)
+        .or_else(|| parsed.as_ref().map(|(z, _)| z.clone()))
+        .unwrap_or_default();
+    NodeView {
+        name: meta.name.clone().unwrap_or_default().into(),
+        instance_id: parsed.map(|(_, i)| i),
+        instance_type: label(meta, "node.kubernetes.io/instance-type")
+            .or_else(|| label(meta, "beta.kubernetes.io/instance-type"))
+            .unwrap_or_default()
+            .to_string(),
+        zone,
+        allocatable: resources(status.and_then(|s| s.allocatable.as_ref())),
+        usage: None,
+        ready,
+        cordoned: spec.and_then(|s| s.unschedulable).unwrap_or(false),
+        created_at_millis: millis(meta.creation_timestamp.as_ref()),
+        fargate: label(meta, COMPUTE_TYPE) == Some("fargate"),
+        scale_down_disabled: annotation(meta, SCALE_DOWN_DISABLED) == Some("true"),
+        group_label: group_labels.iter().find_map(|k| label(meta, k)).map(str::to_string),
+    }
+}
+
+/// What keeps pods of this template off Fargate. `claims_fargate_mountable` answers, for a
+/// PersistentVolumeClaim name in the template's namespace, whether Fargate can mount it.
+pub fn fargate_traits(template: &PodTemplateSpec, claims_fargate_mountable: &dyn Fn(&str) -> bool) -> FargateTraits {
+    let Some(spec) = template.spec.as_ref() else { return FargateTraits::default() };
+    let containers = spec.containers.iter().chain(spec.init_containers.iter().flatten());
+    let privileged = containers.clone().any(|c| {
+        c.security_context.as_ref().and_then(|s| s.privileged).unwrap_or(false)
+    });
+    let host_port = containers.clone().any(|c| c.ports.iter().flatten().any(|p| p.host_port.is_some()));
+    let ebs_volume = spec.volumes.iter().flatten().any(|v| {
+        v.aws_elastic_block_store.is_some()
+            || v.csi.as_ref().is_some_and(|c| c.driver == "ebs.csi.aws.com")
+            || v.ephemeral.is_some()
+            || v.persistent_volume_claim.as_ref().is_some_and(|c| !claims_fargate_mountable(&c.claim_name))
+    });
+    let selector = spec.node_selector.as_ref();
+    let arch = selector.and_then(|s| s.get("kubernetes.io/arch")).map(String::as_str);
+    let os = selector.and_then(|s| s.get("kubernetes.io/os")).map(String::as_str);
+    FargateTraits {
+        ebs_volume,
+        privileged,
+        host_network: spec.host_network.unwrap_or(false) || host_port,
+        gpu: requests(spec).gpus > 0,
+        unsupported_platform: arch.is_some_and(|a| a != "amd64") || os.is_some_and(|o| o != "linux"),
+    }
+}
+
+/// Whether Fargate can mount a claim: only EFS (static) volumes.
+pub fn claim_fargate_mountable(claim: &k8s_openapi::api::core::v1::PersistentVolumeClaim) -> bool {
+    let meta = &claim.metadata;
+    let provisioner = annotation(meta, "volume.kubernetes.io/storage-provisioner")
+        .or_else(|| annotation(meta, "volume.beta.kubernetes.io/storage-provisioner"));
+    provisioner.is_some_and(|p| FARGATE_MOUNTABLE.contains(&p))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pod(value: serde_json::Value) -> Pod {
+        serde_json::from_value(value).expect("a valid pod")
+    }
+
+    #[test]
+    fn requests_take_the_larger_of_containers_and_init_containers() {
+        let p = pod(json!({"metadata": {"name": "p"}, "spec": {
+            "containers": [{"name": "a", "resources": {"requests": {"cpu": "250m", "memory": "1Gi"}}},
+                           {"name": "b", "resources": {"requests": {"cpu": "250m", "nvidia.com/gpu": "1"}}}],
+            "initContainers": [{"name": "i", "resources": {"requests": {"cpu": "2", "memory": "10Mi"}}}],
+            "overhead": {"cpu": "100m"}}}));
+        let r = requests(p.spec.as_ref().unwrap());
+        assert_eq!((r.cpu_millis, r.memory_bytes, r.gpus, r.pods), (2100, 1 << 30, 1, 1));
+    }
+
+    #[test]
+    fn provider_ids_yield_zone_and_instance_but_not_for_fargate() {
+        assert_eq!(provider_id("aws:///us-east-1a/i-0abc"), Some(("us-east-1a".into(), "i-0abc".into())));
+        assert_eq!(provider_id("aws:///us-east-1a/0123abcd/fargate-ip-10-0-0-1.ec2.internal"), None);
+        assert_eq!(provider_id("gce://p/z/n"), None);
+    }
+
+    #[test]
+    fn unschedulable_needs_the_scheduler_reason() {
+        let waiting = pod(json!({"metadata": {"name": "p"}, "status": {"phase": "Pending",
+            "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable"}]}}));
+        let new = pod(json!({"metadata": {"name": "p"}, "status": {"phase": "Pending"}}));
+        assert!(unschedulable(&waiting));
+        assert!(!unschedulable(&new));
+    }
+
+    #[test]
+    fn fargate_traits_flag_what_fargate_cannot_run() {
+        let t: PodTemplateSpec = serde_json::from_value(json!({"spec": {
+            "containers": [{"name": "a", "securityContext": {"privileged": true}, "ports": [{"containerPort": 80}]}],
+            "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}],
+            "nodeSelector": {"kubernetes.io/arch": "arm64"}}}))
+        .unwrap();
+        let traits = fargate_traits(&t, &|_| false);
+        assert!(traits.privileged && traits.ebs_volume && traits.unsupported_platform);
+        assert!(!traits.host_network && !traits.gpu);
+        assert!(!fargate_traits(&t, &|name| name == "data").ebs_volume);
+    }
+}

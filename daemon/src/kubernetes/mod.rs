@@ -1,0 +1,121 @@
+//! The Kubernetes adapter: the engine's [`Cluster`](crate::engine::Cluster) over a real API
+//! server.
+//!
+//! - [`watch`]: kube-runtime watchers for pods, nodes, workload owners, budgets and claims,
+//!   folded into [`store`] one event at a time;
+//! - [`metrics`]: usage from metrics.k8s.io, when served;
+//! - [`convert`]: Kubernetes objects to the engine's views;
+//! - [`actions`]: cordon, eviction, placement patches and Events;
+//! - [`leader`]: Lease-based leader election, so only one replica acts.
+//!
+//! An observation reads the cache and never the API, so a tick costs the same at any
+//! cluster size whatever the API server's latency; pending pods reach the cache as soon as
+//! their watch event arrives.
+
+pub mod actions;
+pub mod convert;
+pub mod leader;
+pub mod metrics;
+pub mod settings;
+pub mod store;
+pub mod watch;
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+use kube::Client;
+use kube::runtime::events::{Recorder, Reporter};
+use tokio::task::JoinHandle;
+
+pub use leader::{Elector, Leadership};
+pub use metrics::MetricsStatus;
+pub use settings::{KubeSettings, LeaderSettings};
+use store::ClusterStore;
+use watch::Feed;
+
+/// The Kubernetes adapter. Clones share one cache; the watches stop when the last clone is
+/// dropped.
+#[derive(Clone)]
+pub struct KubeCluster {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: Client,
+    settings: Arc<KubeSettings>,
+    feed: Arc<Feed>,
+    metrics: Arc<Mutex<MetricsStatus>>,
+    recorder: Recorder,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// What the adapter can say about itself, for status and readiness.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KubeStatus {
+    /// Kinds whose first list has not completed; observations fail until it is empty.
+    pub unsynced: Vec<&'static str>,
+    pub metrics: MetricsStatus,
+    pub events_applied: u64,
+    pub watch_errors: u64,
+    pub pods: usize,
+}
+
+impl KubeCluster {
+    /// Starts the watches and the usage poll. Returns at once; [`KubeCluster::synced`]
+    /// waits for the caches.
+    pub fn start(client: Client, settings: KubeSettings) -> Self {
+        let settings = Arc::new(settings);
+        let feed = Arc::new(Feed {
+            store: ClusterStore::new(settings.clone()).into(),
+            arrivals: tokio::sync::watch::channel(0).0,
+            events: 0.into(),
+            errors: 0.into(),
+        });
+        let metrics = Arc::new(Mutex::new(MetricsStatus::Unknown));
+        let mut tasks = watch::spawn_all(&client, &feed);
+        tasks.push(tokio::spawn(metrics::poll(client.clone(), feed.clone(), metrics.clone(), settings.metrics_interval)));
+        let reporter = Reporter { controller: settings.reporter.clone(), instance: std::env::var("POD_NAME").ok() };
+        let recorder = Recorder::new(client.clone(), reporter);
+        KubeCluster { inner: Arc::new(Inner { client, settings, feed, metrics, recorder, tasks }) }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.inner.client
+    }
+
+    pub fn settings(&self) -> &KubeSettings {
+        &self.inner.settings
+    }
+
+    /// Counts pods newly waiting for capacity; changes when one arrives.
+    pub fn arrivals(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.feed.arrivals.subscribe()
+    }
+
+    pub fn status(&self) -> KubeStatus {
+        let feed = &self.inner.feed;
+        let store = feed.read();
+        KubeStatus {
+            unsynced: store.unsynced(),
+            metrics: self.inner.metrics.lock().map(|m| m.clone()).unwrap_or(MetricsStatus::Unknown),
+            events_applied: feed.events.load(Ordering::Relaxed),
+            watch_errors: feed.errors.load(Ordering::Relaxed),
+            pods: store.pod_count(),
+        }
+    }
+
+    /// Waits until every watch has completed its first list.
+    pub async fn synced(&self) {
+        while !self.inner.feed.read().unsynced().is_empty() {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! The watches that feed the [`ClusterStore`]: one kube-runtime watcher per kind, each a
+//! stream folded into the store one event at a time.
+//!
+//! kube-runtime's watcher does the hard part: it lists, watches from the list's version,
+//! resumes from the last version it saw after a dropped connection, relists on 410 Gone,
+//! and backs off on errors. Relists are bracketed (`Init` .. `InitDone`) so objects deleted
+//! while nobody watched are dropped from the store when the relist ends.
+
+use std::fmt::Debug;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::runtime::watcher::{self, Event, watcher};
+use kube::runtime::WatchStreamExt;
+use kube::{Api, Client, Resource};
+use serde::de::DeserializeOwned;
+use tokio::sync::watch as signal;
+use tokio::task::JoinHandle;
+
+use super::store::{ClusterStore, kinds};
+use ballast_sdk::WorkloadKind;
+
+/// Shared between the watch tasks and the adapter.
+pub struct Feed {
+    pub store: RwLock<ClusterStore>,
+    /// Counts pods newly waiting for capacity; the daemon opens a tick batch on change.
+    pub arrivals: signal::Sender<u64>,
+    /// Watch events applied, for benchmarks and status.
+    pub events: AtomicU64,
+    /// Watch errors (each followed by a retry with back-off).
+    pub errors: AtomicU64,
+}
+
+impl Feed {
+    /// The store; a panic in a writer cannot leave it half-updated in a way a later event
+    /// does not repair, so a poisoned lock is taken over.
+    pub fn write(&self) -> std::sync::RwLockWriteGuard<'_, ClusterStore> {
+        self.store.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn read(&self) -> std::sync::RwLockReadGuard<'_, ClusterStore> {
+        self.store.read().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn key_of<K: Resource>(object: &K) -> (String, String) {
+    let meta = object.meta();
+    (meta.namespace.clone().unwrap_or_default(), meta.name.clone().unwrap_or_default())
+}
+
+/// Runs one watch until its task is aborted. `apply` folds an object into the store and
+/// says whether it is a pod newly waiting for capacity.
+async fn run<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    feed: Arc<Feed>,
+    kind: &'static str,
+    apply: fn(&mut ClusterStore, &K) -> bool,
+) where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    let mut stream = watcher(api, config).default_backoff().boxed();
+    while let Some(event) = stream.next().await {
+        let arrived = match event {
+            Ok(Event::Init) => {
+                feed.write().relist_started(kind);
+                false
+            }
+            Ok(Event::InitApply(object) | Event::Apply(object)) => apply(&mut feed.write(), &object),
+            Ok(Event::Delete(object)) => {
+                feed.write().remove(kind, &key_of(&object));
+                false
+            }
+            Ok(Event::InitDone) => {
+                feed.write().relist_done(kind);
+                tracing::debug!(kind, "watch cache synced");
+                false
+            }
+            Err(error) => {
+                feed.errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(kind, %error, "watch failed; retrying with back-off");
+                continue;
+            }
+        };
+        feed.events.fetch_add(1, Ordering::Relaxed);
+        if arrived {
+            feed.arrivals.send_modify(|n| *n += 1);
+        }
+    }
+}
+
+fn replicas(n: Option<i32>) -> u32 {
+    n.unwrap_or(1).max(0) as u32
+}
+
+/// Starts a watch for every kind the store needs, cluster-wide.
+pub fn spawn_all(client: &Client, feed: &Arc<Feed>) -> Vec<JoinHandle<()>> {
+    let config = watcher::Config::default();
+    // Finished pods hold no capacity and can be many (Jobs): the server leaves them out.
+    let live_pods = watcher::Config::default().fields("status.phase!=Succeeded,status.phase!=Failed");
+    let c = client.clone();
+    let f = feed.clone();
+    vec![
+        tokio::spawn(run(Api::<Pod>::all(c.clone()), live_pods, f.clone(), kinds::PODS, |s, p: &Pod| s.apply_pod(p))),
+        tokio::spawn(run(Api::<Node>::all(c.clone()), config.clone(), f.clone(), kinds::NODES, |s, n: &Node| {
+            s.apply_node(n);
+            false
+        })),
+        tokio::spawn(run(Api::<ReplicaSet>::all(c.clone()), config.clone(), f.clone(), kinds::REPLICA_SETS, |s, r: &ReplicaSet| {
+            let spec = r.spec.as_ref();
+            s.apply_replica_set(&r.metadata, replicas(spec.and_then(|s| s.replicas)), spec.and_then(|s| s.template.as_ref()));
+            false
+        })),
+        tokio::spawn(run(Api::<Deployment>::all(c.clone()), config.clone(), f.clone(), kinds::DEPLOYMENTS, |s, d: &Deployment| {
+            let spec = d.spec.as_ref();
+            let n = replicas(spec.and_then(|s| s.replicas));
+            s.apply_workload(WorkloadKind::Deployment, &d.metadata, n, spec.map(|s| &s.template), Some(kinds::DEPLOYMENTS));
+            false
+        })),
+        tokio::spawn(run(Api::<StatefulSet>::all(c.clone()), config.clone(), f.clone(), kinds::STATEFUL_SETS, |s, d: &StatefulSet| {
+            let spec = d.spec.as_ref();
+            let n = replicas(spec.and_then(|s| s.replicas));
+            let mut template = spec.map(|s| s.template.clone());
+            // Claims from volumeClaimTemplates are provisioned per replica (EBS on EKS unless
+            // the class is EFS): count them as claims Fargate cannot mount.
+            if let (Some(t), Some(claims)) = (template.as_mut(), spec.and_then(|s| s.volume_claim_templates.as_ref())) {
+                let pod_spec = t.spec.get_or_insert_with(Default::default);
+                for claim in claims {
+                    let efs = claim.spec.as_ref().and_then(|c| c.storage_class_name.as_deref()).is_some_and(|c| c.contains("efs"));
+                    if !efs {
+                        pod_spec.volumes.get_or_insert_with(Vec::new).push(k8s_openapi::api::core::v1::Volume {
+                            name: claim.metadata.name.clone().unwrap_or_default(),
+                            aws_elastic_block_store: Some(Default::default()),
+                            ..Default::default()
+                        });
+                    }
+                }
+            }
+            s.apply_workload(WorkloadKind::StatefulSet, &d.metadata, n, template.as_ref(), Some(kinds::STATEFUL_SETS));
+            false
+        })),
+        tokio::spawn(run(Api::<DaemonSet>::all(c.clone()), config.clone(), f.clone(), kinds::DAEMON_SETS, |s, d: &DaemonSet| {
+            let n = d.status.as_ref().map_or(0, |st| st.desired_number_scheduled.max(0) as u32);
+            s.apply_workload(WorkloadKind::DaemonSet, &d.metadata, n, d.spec.as_ref().map(|s| &s.template), Some(kinds::DAEMON_SETS));
+            false
+        })),
+        tokio::spawn(run(Api::<Job>::all(c.clone()), config.clone(), f.clone(), kinds::JOBS, |s, j: &Job| {
+            let spec = j.spec.as_ref();
+            let n = replicas(spec.and_then(|s| s.parallelism));
+            s.apply_workload(WorkloadKind::Job, &j.metadata, n, spec.map(|s| &s.template), Some(kinds::JOBS));
+            false
+        })),
+        tokio::spawn(run(Api::<PodDisruptionBudget>::all(c.clone()), config.clone(), f.clone(), kinds::BUDGETS, |s, b: &PodDisruptionBudget| {
+            s.apply_budget(b);
+            false
+        })),
+        tokio::spawn(run(Api::<PersistentVolumeClaim>::all(c), config, f, kinds::CLAIMS, |s, c: &PersistentVolumeClaim| {
+            s.apply_claim(c);
+            false
+        })),
+    ]
+}
