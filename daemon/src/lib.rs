@@ -16,4 +16,5 @@ pub mod engine;
 pub mod input_file;
 pub mod kubernetes;
 pub mod policy;
+pub mod runner;
 pub mod sim;

@@ -120,7 +120,7 @@ impl Cluster for KubeCluster {
     }
 
     async fn evict(&self, namespace: &str, pod: &str) -> AdapterResult<Eviction> {
-        let api = Api::<Pod>::namespaced(self.client().clone(), namespace);
+        let api = Api::<Pod>::namespaced(self.direct().clone(), namespace);
         match api.evict(pod, &EvictParams::default()).await {
             Ok(_) => Ok(Eviction::Evicted),
             Err(kube::Error::Api(s)) if s.code == 404 => Ok(Eviction::Gone),

@@ -42,6 +42,10 @@ pub struct KubeCluster {
 
 struct Inner {
     client: Client,
+    /// Without the client's own retries of 429: an eviction a PodDisruptionBudget refuses
+    /// must come back at once (the engine retries on its next tick), not after minutes of
+    /// exponential back-off inside one call.
+    direct: Client,
     settings: Arc<KubeSettings>,
     feed: Arc<Feed>,
     metrics: Arc<Mutex<MetricsStatus>>,
@@ -71,7 +75,11 @@ pub struct KubeStatus {
 impl KubeCluster {
     /// Starts the watches and the usage poll. Returns at once; [`KubeCluster::synced`]
     /// waits for the caches.
-    pub fn start(client: Client, settings: KubeSettings) -> Self {
+    pub fn start(config: kube::Config, settings: KubeSettings) -> Result<Self, kube::Error> {
+        let client = Client::try_from(config.clone())?;
+        let mut direct = config;
+        direct.default_retry = false;
+        let direct = Client::try_from(direct)?;
         let settings = Arc::new(settings);
         let feed = Arc::new(Feed {
             store: ClusterStore::new(settings.clone()).into(),
@@ -84,7 +92,12 @@ impl KubeCluster {
         tasks.push(tokio::spawn(metrics::poll(client.clone(), feed.clone(), metrics.clone(), settings.metrics_interval)));
         let reporter = Reporter { controller: settings.reporter.clone(), instance: std::env::var("POD_NAME").ok() };
         let recorder = Recorder::new(client.clone(), reporter);
-        KubeCluster { inner: Arc::new(Inner { client, settings, feed, metrics, recorder, tasks }) }
+        Ok(KubeCluster { inner: Arc::new(Inner { client, direct, settings, feed, metrics, recorder, tasks }) })
+    }
+
+    /// The client without automatic retries, for calls whose refusal is an answer.
+    pub(crate) fn direct(&self) -> &Client {
+        &self.inner.direct
     }
 
     pub fn client(&self) -> &Client {

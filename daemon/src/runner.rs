@@ -1,0 +1,55 @@
+//! The daemon's loop: tick the engine when its schedule says so, open a batch when pending
+//! pods arrive, stop when told. Shutdown is passed in (as in tokio's mini-redis), so tests
+//! and `main` stop it the same way.
+
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::engine::{Capacity, Clock, Cluster, Engine};
+
+/// Drives an engine in real time.
+pub struct Runner<C, P, K> {
+    pub engine: Engine<C, P>,
+    pub clock: K,
+    /// Changes when pods newly wait for capacity (the Kubernetes adapter's arrivals).
+    pub arrivals: Option<watch::Receiver<u64>>,
+}
+
+/// How long the loop sleeps at most between looks at the schedule: the resolution of the
+/// batching window.
+const RESOLUTION: Duration = Duration::from_millis(50);
+
+impl<C: Cluster, P: Capacity, K: Clock> Runner<C, P, K> {
+    /// Runs until `shutdown` resolves; returns the engine, with its records.
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Engine<C, P> {
+        tokio::pin!(shutdown);
+        loop {
+            let now = self.clock.now_millis();
+            if let Some(trigger) = self.engine.due(now) {
+                self.engine.tick(now, trigger).await;
+                continue;
+            }
+            let wait = self.engine.schedule().next_due().saturating_sub(now).clamp(1, RESOLUTION.as_millis() as u64);
+            let arrivals = async {
+                match self.arrivals.as_mut() {
+                    Some(rx) => rx.changed().await.is_ok(),
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = &mut shutdown => break,
+                _ = tokio::time::sleep(Duration::from_millis(wait)) => {}
+                arrived = arrivals => {
+                    if arrived {
+                        self.engine.pods_arrived(self.clock.now_millis());
+                    } else {
+                        self.arrivals = None;
+                    }
+                }
+            }
+        }
+        self.engine
+    }
+}

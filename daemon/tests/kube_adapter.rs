@@ -1,0 +1,247 @@
+//! The Kubernetes adapter against the API stand-in: what it sees, how fast, and what it does.
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ballast::engine::ports::{Cluster, Eviction};
+use ballast::engine::record::{Recorder, Trigger};
+use ballast::engine::{Clock, Engine, EngineConfig};
+use ballast::engine::ports::SystemClock;
+use ballast::kubernetes::{KubeCluster, KubeSettings, MetricsStatus};
+use ballast::policy::PolicyChain;
+use ballast_sdk::{Placement, PlacementTarget, WorkloadKind, WorkloadRef};
+use kube_standin::{Config, StandIn};
+use serde_json::json;
+use support::*;
+
+async fn started(standin: &StandIn, settings: KubeSettings) -> KubeCluster {
+    let cluster = KubeCluster::start(config(standin), settings).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), cluster.synced()).await.expect("caches sync");
+    cluster
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pending_pods_reach_the_snapshot_within_100ms_with_their_deployment_as_owner() {
+    let standin = StandIn::start().await.unwrap();
+    standin.create(node("n1", "i-1", "general")).unwrap();
+    standin.create(deployment("web")).unwrap();
+    standin.create(replica_set("web-5d8f", "web")).unwrap();
+    let cluster = started(&standin, KubeSettings::default()).await;
+    let mut arrivals = cluster.arrivals();
+    arrivals.borrow_and_update();
+
+    standin.create(pending_pod("web-5d8f-x1", Some(("ReplicaSet", "web-5d8f")))).unwrap();
+    let took = eventually(Duration::from_secs(2), async || {
+        let view = cluster.observe().await.unwrap();
+        view.pods.iter().any(|p| &*p.name == "web-5d8f-x1" && p.unschedulable)
+    })
+    .await
+    .expect("the pending pod appears");
+    assert!(took < Duration::from_millis(100), "took {took:?}");
+    assert!(arrivals.has_changed().unwrap(), "a pending pod opens a tick batch");
+
+    let view = cluster.observe().await.unwrap();
+    let pod = view.pods.iter().find(|p| &*p.name == "web-5d8f-x1").unwrap();
+    let owner = pod.owner.as_deref().unwrap();
+    assert_eq!((owner.kind, owner.name.as_str()), (WorkloadKind::Deployment, "web"));
+    assert_eq!(pod.requests.cpu_millis, 250);
+    let node = &view.nodes[0];
+    assert_eq!((node.instance_id.as_deref(), node.group_label.as_deref()), (Some("i-1"), Some("general")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_usage_comes_from_metrics_when_served_and_its_absence_is_reported() {
+    let standin = StandIn::start_with(Config { metrics: false, ..Config::default() }).await.unwrap();
+    standin.create(node("n1", "i-1", "general")).unwrap();
+    let settings = KubeSettings { metrics_interval: Duration::from_millis(50), ..KubeSettings::default() };
+    let cluster = started(&standin, settings).await;
+
+    eventually(Duration::from_secs(2), async || matches!(cluster.status().metrics, MetricsStatus::Absent(_)))
+        .await
+        .expect("absence reported");
+    let MetricsStatus::Absent(why) = cluster.status().metrics else { unreachable!() };
+    assert!(why.contains("metrics.k8s.io is not served"), "{why}");
+    assert_eq!(cluster.observe().await.unwrap().nodes[0].usage, None, "still observes, without usage");
+
+    standin.set_metrics(true);
+    standin
+        .create(json!({"apiVersion": "metrics.k8s.io/v1beta1", "kind": "NodeMetrics",
+            "metadata": {"name": "n1"}, "timestamp": LONG_AGO, "window": "30s",
+            "usage": {"cpu": "1500m", "memory": "3Gi"}}))
+        .unwrap();
+    eventually(Duration::from_secs(2), async || {
+        cluster.observe().await.unwrap().nodes[0].usage.is_some_and(|u| u.cpu_millis == 1500 && u.memory_bytes == 3 << 30)
+    })
+    .await
+    .expect("usage appears");
+    assert_eq!(cluster.status().metrics, MetricsStatus::Available);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removal_drains_all_but_daemonset_pods_waits_at_the_budget_and_records_events() {
+    let standin = StandIn::start().await.unwrap();
+    for (n, i) in [("n1", "i-1"), ("n2", "i-2")] {
+        standin.create(node(n, i, "general")).unwrap();
+    }
+    standin.create(deployment("web")).unwrap();
+    standin.create(replica_set("web-5d8f", "web")).unwrap();
+    let rs = Some(("ReplicaSet", "web-5d8f"));
+    standin.create(running_pod("web-1", "n1", rs, json!({"app": "web"}))).unwrap();
+    standin.create(running_pod("web-2", "n1", rs, json!({"app": "web"}))).unwrap();
+    standin.create(running_pod("web-3", "n2", rs, json!({"app": "web"}))).unwrap();
+    standin
+        .create(json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+            "metadata": {"name": "web", "namespace": "default"},
+            "spec": {"minAvailable": 2, "selector": {"matchLabels": {"app": "web"}}}}))
+        .unwrap();
+    standin
+        .create(json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "agent", "namespace": "default"},
+            "spec": {"selector": {"matchLabels": {"app": "agent"}}, "template": {"metadata": {"labels": {"app": "agent"}},
+                     "spec": {"containers": [{"name": "c", "image": "x"}]}}}}))
+        .unwrap();
+    standin.create(running_pod("agent-n1", "n1", Some(("DaemonSet", "agent")), json!({"app": "agent"}))).unwrap();
+
+    let cluster = started(&standin, KubeSettings::default()).await;
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    let capacity = RecordingCapacity::new("only", &["i-1", "i-2"], calls.clone());
+    let plugin = host()
+        .load(scripted(json!([{"action": {"remove-nodes": {"nodes": ["n1"]}}, "reason": "n1 is 26% used"}])))
+        .unwrap();
+    let mut engine = Engine::new(
+        cluster.clone(),
+        capacity,
+        PolicyChain::new(vec![plugin]),
+        EngineConfig::default(),
+        Recorder::new(100, None),
+    );
+    let pods = || standin.list("v1", "Pod", Some("default")).iter().map(|p| p["metadata"]["name"].as_str().unwrap().to_string()).collect::<Vec<_>>();
+    let allowed = async |n: u32| {
+        eventually(Duration::from_secs(2), async || {
+            cluster.observe().await.unwrap().disruption_budgets.iter().any(|b| b.disruptions_allowed == n)
+        })
+        .await
+        .expect("the budget's status reaches the cache");
+    };
+    allowed(1).await;
+
+    // Tick 1: cordon n1; the budget allows one eviction and refuses the second.
+    engine.tick(SystemClock.now_millis(), Trigger::Manual).await;
+    assert_eq!(standin.get("v1", "Node", "", "n1").unwrap()["spec"]["unschedulable"], json!(true));
+    assert_eq!(pods(), ["agent-n1", "web-2", "web-3"], "one web pod evicted, the DaemonSet pod left");
+    assert_eq!(cluster.evict("default", "web-2").await.unwrap(), Eviction::Blocked {
+        reason: "Cannot evict pod as it would violate the pod's disruption budget. (The disruption budget web needs 2 healthy pods and has 2 currently)".into()
+    });
+
+    // Tick 2: still blocked; nothing is terminated while a pod remains.
+    allowed(0).await;
+    engine.tick(SystemClock.now_millis(), Trigger::Manual).await;
+    assert_eq!(pods(), ["agent-n1", "web-2", "web-3"]);
+    assert!(calls.lock().unwrap().is_empty());
+
+    // The Deployment's replacement runs elsewhere: the budget allows one more.
+    standin.create(running_pod("web-4", "n2", rs, json!({"app": "web"}))).unwrap();
+    allowed(1).await;
+    engine.tick(SystemClock.now_millis(), Trigger::Manual).await;
+    assert_eq!(pods(), ["agent-n1", "web-3", "web-4"]);
+
+    // Once the cache shows the node empty, its instance goes with a decrement.
+    eventually(Duration::from_secs(2), async || {
+        !cluster.observe().await.unwrap().pods.iter().any(|p| &*p.name == "web-2")
+    })
+    .await
+    .unwrap();
+    engine.tick(SystemClock.now_millis(), Trigger::Manual).await;
+    let calls: Vec<String> = calls.lock().unwrap().iter().map(|c| c.what.clone()).collect();
+    assert_eq!(calls, ["terminate i-1 in general"]);
+
+    let events = standin.list("events.k8s.io/v1", "Event", None);
+    let about = |kind: &str, name: &str, reason: &str| {
+        events.iter().find(|e| e["regarding"]["kind"] == kind && e["regarding"]["name"] == name && e["reason"] == reason)
+    };
+    let started = about("Node", "n1", "ScaleDown").expect("an Event on the node");
+    assert!(started["note"].as_str().unwrap().contains("for policy scripted: n1 is 26% used"), "{started}");
+    assert_eq!(started["reportingController"], "ballast");
+    assert!(about("Pod", "web-1", "Evicted").is_some() && about("Pod", "web-2", "Evicted").is_some());
+    assert!(about("Node", "n1", "NodeRemoved").is_some());
+    assert!(about("Pod", "agent-n1", "Evicted").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn placement_patches_the_deployment_template_and_refuses_jobs() {
+    let standin = StandIn::start().await.unwrap();
+    standin.create(deployment("web")).unwrap();
+    let cluster = started(&standin, KubeSettings::default()).await;
+    let web = WorkloadRef { kind: WorkloadKind::Deployment, namespace: "default".into(), name: "web".into() };
+    let template = || standin.get("apps/v1", "Deployment", "default", "web").unwrap()["spec"]["template"].clone();
+
+    cluster.place(&web, &PlacementTarget::Fargate).await.unwrap();
+    assert_eq!(template()["metadata"]["labels"], json!({"app": "web", "ballast.dev/compute": "fargate"}));
+    assert!(template()["spec"].get("nodeSelector").is_none_or(|s| s.get("eks.amazonaws.com/nodegroup").is_none()));
+    eventually(Duration::from_secs(2), async || {
+        cluster.observe().await.unwrap().workloads.iter().any(|w| w.id == web && w.placement == Placement::Fargate)
+    })
+    .await
+    .expect("the cache sees the new placement");
+
+    cluster.place(&web, &PlacementTarget::Ec2(Some("general".into()))).await.unwrap();
+    assert_eq!(template()["metadata"]["labels"]["ballast.dev/compute"], "ec2");
+    assert_eq!(template()["spec"]["nodeSelector"], json!({"eks.amazonaws.com/nodegroup": "general"}));
+    assert_eq!(template()["spec"]["containers"][0]["name"], "c", "the rest of the template is untouched");
+
+    let job = WorkloadRef { kind: WorkloadKind::Job, namespace: "default".into(), name: "report".into() };
+    let refused = cluster.place(&job, &PlacementTarget::Fargate).await.unwrap_err();
+    assert!(refused.message.contains("cannot change after creation"), "{refused}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watches_recover_from_dropped_connections_and_410_without_losing_an_update() {
+    let standin = StandIn::start().await.unwrap();
+    standin.create(node("n1", "i-1", "general")).unwrap();
+    for i in 0..10 {
+        standin.create(running_pod(&format!("p{i}"), "n1", None, json!({"app": "x"}))).unwrap();
+    }
+    let cluster = started(&standin, KubeSettings::default()).await;
+
+    // Connections dropped: the watch resumes from the last version it saw.
+    standin.drop_watches();
+    for i in 10..20 {
+        standin.create(running_pod(&format!("p{i}"), "n1", None, json!({"app": "x"}))).unwrap();
+    }
+    for i in 0..3 {
+        standin.delete("v1", "Pod", "default", &format!("p{i}")).unwrap();
+    }
+    standin.patch("v1", "Pod", "default", "p5", &json!({"status": {"phase": "Pending",
+        "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable"}]}, "spec": {"nodeName": null}})).unwrap();
+
+    // The server refuses watches for a while and forgets its history meanwhile: the watch
+    // comes back to 410 Gone and must relist, learning of deletions it never saw.
+    standin.inject(Some("GET"), "/api/v1/pods", 503, 3);
+    standin.drop_watches();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    for i in 3..6 {
+        standin.delete("v1", "Pod", "default", &format!("p{i}")).unwrap();
+    }
+    standin.create(running_pod("p30", "n1", None, json!({"app": "x"}))).unwrap();
+    standin.compact();
+
+    let expected = || {
+        let mut names: Vec<String> = standin
+            .list("v1", "Pod", None)
+            .iter()
+            .map(|p| p["metadata"]["name"].as_str().unwrap().to_string())
+            .collect();
+        names.sort();
+        names
+    };
+    let converged = eventually(Duration::from_secs(15), async || {
+        let mut seen: Vec<String> = cluster.observe().await.unwrap().pods.iter().map(|p| p.name.to_string()).collect();
+        seen.sort();
+        seen == expected()
+    })
+    .await;
+    assert!(converged.is_some(), "the cache matches the server: {:?} vs {:?}", cluster.observe().await.unwrap().pods.len(), expected().len());
+    assert!(cluster.status().watch_errors > 0, "the refused watches were seen as errors");
+    assert_eq!(expected().len(), 15);
+}
