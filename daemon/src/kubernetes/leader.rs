@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{PostParams};
+use kube::api::PostParams;
 use kube::{Api, Client};
 use tokio::sync::watch;
 
@@ -68,6 +68,8 @@ fn record(lease: &Lease) -> String {
 }
 
 impl Elector {
+    /// `client` should not retry on its own (`default_retry: false`): a renewal retried
+    /// with back-off would outlast the renew deadline, and the campaign retries anyway.
     pub fn new(client: Client, settings: LeaderSettings, identity: impl Into<String>) -> Self {
         let api = Api::namespaced(client, &settings.namespace);
         Elector { api, settings, identity: identity.into(), observed: None }
@@ -85,7 +87,11 @@ impl Elector {
         tokio::pin!(shutdown);
         loop {
             let started = Instant::now();
-            match self.try_acquire_or_renew().await {
+            // One attempt may not outlast the retry period: a slow API server must not keep
+            // a leader from noticing that its deadline passed.
+            let attempt = tokio::time::timeout(self.settings.retry_period, self.try_acquire_or_renew()).await;
+            let attempt = attempt.unwrap_or_else(|_| Err(kube::Error::Service("lease request timed out".into())));
+            match attempt {
                 Ok(true) => {
                     let was = tx.borrow().until.is_some();
                     tx.send_replace(State { until: Some(started + self.settings.renew_deadline) });

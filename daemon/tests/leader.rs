@@ -1,0 +1,129 @@
+//! Leader election against the API stand-in: of two replicas on one Lease only the leader
+//! acts, the other takes over within the lease duration when the leader dies, and a leader
+//! that cannot renew stops acting before its lease runs out.
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ballast::engine::ports::SystemClock;
+use ballast::engine::record::Recorder;
+use ballast::engine::{Engine, EngineConfig};
+use ballast::kubernetes::{Elector, KubeCluster, KubeSettings, LeaderSettings};
+use ballast::policy::PolicyChain;
+use ballast::runner::Runner;
+use kube_standin::StandIn;
+use serde_json::json;
+use support::*;
+use tokio::task::JoinHandle;
+
+const LEASE: Duration = Duration::from_secs(2);
+
+fn leader_settings() -> LeaderSettings {
+    LeaderSettings {
+        namespace: "kube-system".into(),
+        lease_duration: LEASE,
+        renew_deadline: Duration::from_millis(1500),
+        retry_period: Duration::from_millis(250),
+        ..LeaderSettings::default()
+    }
+}
+
+struct Replica {
+    elector: JoinHandle<()>,
+    runner: JoinHandle<()>,
+}
+
+impl Replica {
+    /// Dies without a word: no lease release, as when its node vanishes.
+    fn crash(&self) {
+        self.elector.abort();
+        self.runner.abort();
+    }
+}
+
+/// A replica whose policy asks every tick to scale `general` to 5; the capacity side
+/// records the call and changes nothing, so every tick of an acting replica shows.
+async fn replica(standin: &StandIn, identity: &str, calls: Arc<Mutex<Vec<Call>>>) -> Replica {
+    let cluster = KubeCluster::start(config(standin), KubeSettings::default()).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), cluster.synced()).await.expect("caches sync");
+    let mut direct = config(standin);
+    direct.default_retry = false;
+    let elector = Elector::new(kube::Client::try_from(direct).unwrap(), leader_settings(), identity);
+    let (leadership, elector) = elector.spawn(std::future::pending());
+    let plugin = host()
+        .load(scripted(json!([{"action": {"scale-to": {"group": "general", "size": 5}}, "reason": "demand"}])))
+        .unwrap();
+    let config = EngineConfig { tick_interval: Duration::from_millis(100), ..EngineConfig::default() };
+    let engine = Engine::new(
+        cluster.clone(),
+        RecordingCapacity::new(identity, &["i-1"], calls),
+        PolicyChain::new(vec![plugin]),
+        config,
+        Recorder::new(1000, None),
+    )
+    .with_gate(Arc::new(move || leadership.is_leader()));
+    let runner = Runner { engine, clock: SystemClock, arrivals: Some(cluster.arrivals()) };
+    let runner = tokio::spawn(async move {
+        runner.run(std::future::pending()).await;
+    });
+    Replica { elector, runner }
+}
+
+fn by(calls: &Mutex<Vec<Call>>, who: &str) -> Vec<Instant> {
+    calls.lock().unwrap().iter().filter(|c| c.by == who).map(|c| c.at).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_leader_acts_and_a_standby_takes_over_within_the_lease_duration() {
+    let standin = StandIn::start().await.unwrap();
+    standin.create(node("n1", "i-1", "general")).unwrap();
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    let a = replica(&standin, "replica-a", calls.clone()).await;
+    let b = replica(&standin, "replica-b", calls.clone()).await;
+
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (na, nb) = (by(&calls, "replica-a").len(), by(&calls, "replica-b").len());
+    assert!(na + nb >= 5, "the leader acts every tick ({na} + {nb} calls)");
+    assert!(na == 0 || nb == 0, "both replicas acted: {na} and {nb} calls");
+    let (leader, standby, standby_name) = if na > 0 { (&a, &b, "replica-b") } else { (&b, &a, "replica-a") };
+
+    leader.crash();
+    let crashed = Instant::now();
+    let took = eventually(Duration::from_secs(5), async || !by(&calls, standby_name).is_empty())
+        .await
+        .expect("the standby takes over");
+    let first = by(&calls, standby_name)[0];
+    assert!(first.duration_since(crashed) <= LEASE + Duration::from_millis(600), "took over after {took:?}");
+    let lease = standin.get("coordination.k8s.io/v1", "Lease", "kube-system", "ballast-leader").unwrap();
+    assert_eq!(lease["spec"]["holderIdentity"], standby_name);
+    assert_eq!(lease["spec"]["leaseTransitions"], 1);
+    standby.crash();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_that_cannot_renew_stops_acting_before_its_lease_expires() {
+    let standin = StandIn::start().await.unwrap();
+    standin.create(node("n1", "i-1", "general")).unwrap();
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    let a = replica(&standin, "replica-a", calls.clone()).await;
+    eventually(Duration::from_secs(3), async || !by(&calls, "replica-a").is_empty()).await.expect("it leads");
+
+    // The API server stops accepting lease writes (a partition, an overloaded server).
+    let cut = Instant::now();
+    standin.inject(Some("PUT"), "/leases/ballast-leader", 503, 1_000);
+    tokio::time::sleep(LEASE + Duration::from_millis(500)).await;
+    let last = *by(&calls, "replica-a").last().unwrap();
+    assert!(last.duration_since(cut) < LEASE, "acted {:?} after the cut, past the lease", last.duration_since(cut));
+    let quiet = by(&calls, "replica-a").into_iter().filter(|t| t.duration_since(cut) >= LEASE).count();
+    assert_eq!(quiet, 0, "no action once the lease could have passed to another replica");
+
+    // Writes succeed again: it renews and acts again.
+    standin.clear_faults();
+    let resumed = Instant::now();
+    eventually(Duration::from_secs(3), async || by(&calls, "replica-a").last().is_some_and(|t| *t > resumed))
+        .await
+        .expect("it acts again once it renews");
+    a.crash();
+}
