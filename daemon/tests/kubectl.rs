@@ -1,0 +1,151 @@
+//! The API stand-in is faithful enough for the real kubectl: `get -w`, `label`, `cordon`,
+//! and `drain` of a node whose pod a PodDisruptionBudget protects.
+//!
+//! kubectl is Debian's kubernetes-client, unpacked by `tests/setup.sh`; without it these
+//! tests fail rather than skip, so a missing tool cannot pass for a working stand-in.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use kube_standin::StandIn;
+use serde_json::json;
+use support::*;
+
+fn kubectl_path() -> PathBuf {
+    let path = std::env::var_os("BALLAST_KUBECTL").map(PathBuf::from).unwrap_or_else(|| {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/tools/kubectl/usr/bin/kubectl")
+    });
+    assert!(path.exists(), "kubectl not found at {}: run tests/setup.sh (it unpacks Debian's kubernetes-client)", path.display());
+    path
+}
+
+struct Kubectl {
+    binary: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+impl Kubectl {
+    fn new(standin: &StandIn) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("config"), standin.kubeconfig()).unwrap();
+        Kubectl { binary: kubectl_path(), dir }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(&self.binary);
+        command
+            .arg("--kubeconfig")
+            .arg(self.dir.path().join("config"))
+            .arg("--cache-dir")
+            .arg(self.dir.path().join("cache"))
+            .args(args)
+            .env("HOME", self.dir.path());
+        command
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        let output = self.command(args).output().expect("kubectl runs");
+        assert!(
+            output.status.success(),
+            "kubectl {args:?} failed: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        output
+    }
+
+    fn spawn(&self, args: &[&str]) -> Child {
+        self.command(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("kubectl starts")
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+}
+
+#[test]
+fn kubectl_get_watch_label_and_cordon() {
+    let rt = runtime();
+    let standin = rt.block_on(StandIn::start()).unwrap();
+    standin.create(node("n1", "i-1", "general")).unwrap();
+    standin.create(running_pod("first", "n1", None, json!({"app": "x"}))).unwrap();
+    let kubectl = Kubectl::new(&standin);
+
+    let listed = kubectl.run(&["get", "pods", "-o", "name"]);
+    assert_eq!(String::from_utf8_lossy(&listed.stdout).trim(), "pod/first");
+
+    // get -w: lists, then streams what comes after.
+    let mut watch = kubectl.spawn(&["get", "pods", "-w", "-o", "name"]);
+    let stdout = watch.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    assert_eq!(rx.recv_timeout(Duration::from_secs(10)).unwrap(), "pod/first");
+    std::thread::sleep(Duration::from_millis(300));
+    standin.create(running_pod("late", "n1", None, json!({"app": "x"}))).unwrap();
+    assert_eq!(rx.recv_timeout(Duration::from_secs(10)).unwrap(), "pod/late", "the watch streams a new pod");
+    let _ = watch.kill();
+
+    kubectl.run(&["label", "node", "n1", "tier=spot"]);
+    let n1 = standin.get("v1", "Node", "", "n1").unwrap();
+    assert_eq!(n1["metadata"]["labels"]["tier"], "spot");
+    assert_eq!(n1["metadata"]["labels"]["eks.amazonaws.com/nodegroup"], "general", "other labels kept");
+
+    kubectl.run(&["cordon", "n1"]);
+    assert_eq!(standin.get("v1", "Node", "", "n1").unwrap()["spec"]["unschedulable"], true);
+    kubectl.run(&["uncordon", "n1"]);
+    assert!(standin.get("v1", "Node", "", "n1").unwrap()["spec"].get("unschedulable").is_none());
+}
+
+#[test]
+fn kubectl_drain_waits_for_the_disruption_budget_and_leaves_daemonset_pods() {
+    let rt = runtime();
+    let standin = rt.block_on(StandIn::start()).unwrap();
+    standin.create(node("n1", "i-1", "general")).unwrap();
+    standin.create(node("n2", "i-2", "general")).unwrap();
+    standin.create(deployment("web")).unwrap();
+    standin.create(replica_set("web-5d8f", "web")).unwrap();
+    let rs = Some(("ReplicaSet", "web-5d8f"));
+    standin.create(running_pod("web-1", "n1", rs, json!({"app": "web"}))).unwrap();
+    standin.create(running_pod("web-2", "n2", rs, json!({"app": "web"}))).unwrap();
+    standin
+        .create(json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+            "metadata": {"name": "web", "namespace": "default"},
+            "spec": {"minAvailable": 2, "selector": {"matchLabels": {"app": "web"}}}}))
+        .unwrap();
+    standin
+        .create(json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "agent", "namespace": "default"},
+            "spec": {"selector": {"matchLabels": {"app": "agent"}}, "template": {"metadata": {"labels": {"app": "agent"}},
+                     "spec": {"containers": [{"name": "c", "image": "x"}]}}}}))
+        .unwrap();
+    standin.create(running_pod("agent-n1", "n1", Some(("DaemonSet", "agent")), json!({"app": "agent"}))).unwrap();
+    let kubectl = Kubectl::new(&standin);
+
+    let drain = kubectl.spawn(&["drain", "n1", "--ignore-daemonsets", "--timeout=60s"]);
+    let started = Instant::now();
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(standin.get("v1", "Node", "", "n1").unwrap()["spec"]["unschedulable"], true, "drain cordons first");
+    assert!(standin.get("v1", "Pod", "default", "web-1").is_some(), "the budget holds web-1");
+
+    // The Deployment's replacement runs on n2: the budget now allows one disruption.
+    standin.create(running_pod("web-3", "n2", rs, json!({"app": "web"}))).unwrap();
+    let output = drain.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "drain failed: {stdout}{stderr}");
+    assert!(stderr.contains("would violate the pod's disruption budget"), "kubectl retried at the budget: {stderr}");
+    assert!(stdout.contains("pod/web-1 evicted"), "{stdout}");
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert!(standin.get("v1", "Pod", "default", "web-1").is_none());
+    assert!(standin.get("v1", "Pod", "default", "agent-n1").is_some(), "DaemonSet pods stay");
+}
