@@ -294,36 +294,34 @@ fn list(
     let res: &Resource = &RESOURCES[resource];
     let (labels, fields) = (labels(query)?, fields(query)?);
     let limit: usize = query.get("limit").and_then(|l| l.parse().ok()).filter(|&l| l > 0).unwrap_or(usize::MAX);
-    let after = query.get("continue").filter(|c| !c.is_empty()).cloned();
+    // The continue token is the last key returned: namespace and name, joined by '/'
+    // (neither may contain one).
+    let after = query
+        .get("continue")
+        .filter(|c| !c.is_empty())
+        .map(|c| c.split_once('/').map(|(ns, n)| (ns.to_string(), n.to_string())))
+        .map(|k| k.ok_or_else(|| ApiError::bad_request("invalid continue token".into())))
+        .transpose()?;
     let store = shared.lock_store();
     let mut items = Vec::new();
     let mut next = None;
-    for object in store.list(resource, namespace) {
-        let key = object_key(object);
-        if after.as_ref().is_some_and(|a| key.as_str() <= a.as_str()) {
-            continue;
-        }
+    let mut last = None;
+    for (key, object) in store.list_after(resource, namespace, after) {
         if !(labels.matches(object) && fields.matches(object)) {
             continue;
         }
         if items.len() == limit {
-            next = items.last().map(|o: &Value| object_key(o));
+            next = last.map(|(ns, name): &(String, String)| format!("{ns}/{name}"));
             break;
         }
         items.push((**object).clone());
+        last = Some(key);
     }
     let mut metadata = json!({"resourceVersion": store.resource_version().to_string()});
     if let Some(next) = next {
         metadata["continue"] = json!(next);
     }
     Ok(json!({"kind": format!("{}List", res.kind), "apiVersion": res.api_version(), "metadata": metadata, "items": items}))
-}
-
-/// The list order key: namespace and name, matching the store's order.
-fn object_key(object: &Value) -> String {
-    let ns = object.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or_default();
-    let name = object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
-    format!("{ns}/{name}")
 }
 
 fn patch_object(

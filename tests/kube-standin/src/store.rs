@@ -99,6 +99,23 @@ impl Store {
         self.objects[resource].iter().filter(move |((ns, _), _)| namespace.is_none_or(|n| n == ns)).map(|(_, v)| v)
     }
 
+    /// Objects after `after` (exclusive) in key order, for paged lists.
+    pub fn list_after<'a>(
+        &'a self,
+        resource: usize,
+        namespace: Option<&'a str>,
+        after: Option<Key>,
+    ) -> impl Iterator<Item = (&'a Key, &'a Arc<Value>)> + 'a {
+        use std::ops::Bound;
+        let start = match after {
+            Some(key) => Bound::Excluded(key),
+            None => Bound::Unbounded,
+        };
+        self.objects[resource]
+            .range((start, Bound::Unbounded))
+            .filter(move |((ns, _), _)| namespace.is_none_or(|n| n == ns))
+    }
+
     pub fn create(&mut self, resource: usize, namespace: &str, mut object: Value) -> Result<Arc<Value>, ApiError> {
         let res = &RESOURCES[resource];
         let namespace = scope(res, namespace);
