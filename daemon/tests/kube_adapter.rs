@@ -5,10 +5,10 @@ mod support;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use ballast::engine::ports::SystemClock;
 use ballast::engine::ports::{Cluster, Eviction};
 use ballast::engine::record::{Recorder, Trigger};
 use ballast::engine::{Clock, Engine, EngineConfig};
-use ballast::engine::ports::SystemClock;
 use ballast::kubernetes::{KubeCluster, KubeSettings, MetricsStatus};
 use ballast::policy::PolicyChain;
 use ballast_sdk::{Placement, PlacementTarget, WorkloadKind, WorkloadRef};
@@ -72,7 +72,9 @@ async fn node_usage_comes_from_metrics_when_served_and_its_absence_is_reported()
             "usage": {"cpu": "1500m", "memory": "3Gi"}}))
         .unwrap();
     eventually(Duration::from_secs(2), async || {
-        cluster.observe().await.unwrap().nodes[0].usage.is_some_and(|u| u.cpu_millis == 1500 && u.memory_bytes == 3 << 30)
+        cluster.observe().await.unwrap().nodes[0]
+            .usage
+            .is_some_and(|u| u.cpu_millis == 1500 && u.memory_bytes == 3 << 30)
     })
     .await
     .expect("usage appears");
@@ -116,7 +118,13 @@ async fn a_removal_drains_all_but_daemonset_pods_waits_at_the_budget_and_records
         EngineConfig::default(),
         Recorder::new(100, None),
     );
-    let pods = || standin.list("v1", "Pod", Some("default")).iter().map(|p| p["metadata"]["name"].as_str().unwrap().to_string()).collect::<Vec<_>>();
+    let pods = || {
+        standin
+            .list("v1", "Pod", Some("default"))
+            .iter()
+            .map(|p| p["metadata"]["name"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
     let allowed = async |n: u32| {
         eventually(Duration::from_secs(2), async || {
             cluster.observe().await.unwrap().disruption_budgets.iter().any(|b| b.disruptions_allowed == n)
@@ -158,7 +166,9 @@ async fn a_removal_drains_all_but_daemonset_pods_waits_at_the_budget_and_records
 
     let events = standin.list("events.k8s.io/v1", "Event", None);
     let about = |kind: &str, name: &str, reason: &str| {
-        events.iter().find(|e| e["regarding"]["kind"] == kind && e["regarding"]["name"] == name && e["reason"] == reason)
+        events
+            .iter()
+            .find(|e| e["regarding"]["kind"] == kind && e["regarding"]["name"] == name && e["reason"] == reason)
     };
     let started = about("Node", "n1", "ScaleDown").expect("an Event on the node");
     assert!(started["note"].as_str().unwrap().contains("for policy scripted: n1 is 26% used"), "{started}");
@@ -241,7 +251,12 @@ async fn watches_recover_from_dropped_connections_and_410_without_losing_an_upda
         seen == expected()
     })
     .await;
-    assert!(converged.is_some(), "the cache matches the server: {:?} vs {:?}", cluster.observe().await.unwrap().pods.len(), expected().len());
+    assert!(
+        converged.is_some(),
+        "the cache matches the server: {:?} vs {:?}",
+        cluster.observe().await.unwrap().pods.len(),
+        expected().len()
+    );
     assert!(cluster.status().watch_errors > 0, "the refused watches were seen as errors");
     assert_eq!(expected().len(), 15);
 }

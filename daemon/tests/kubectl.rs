@@ -17,10 +17,14 @@ use serde_json::json;
 use support::*;
 
 fn kubectl_path() -> PathBuf {
-    let path = std::env::var_os("BALLAST_KUBECTL").map(PathBuf::from).unwrap_or_else(|| {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/tools/kubectl/usr/bin/kubectl")
-    });
-    assert!(path.exists(), "kubectl not found at {}: run tests/setup.sh (it unpacks Debian's kubernetes-client)", path.display());
+    let path = std::env::var_os("BALLAST_KUBECTL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/tools/kubectl/usr/bin/kubectl"));
+    assert!(
+        path.exists(),
+        "kubectl not found at {}: run tests/setup.sh (it unpacks Debian's kubernetes-client)",
+        path.display()
+    );
     path
 }
 
@@ -95,6 +99,7 @@ fn kubectl_get_watch_label_and_cordon() {
     standin.create(running_pod("late", "n1", None, json!({"app": "x"}))).unwrap();
     assert_eq!(rx.recv_timeout(Duration::from_secs(10)).unwrap(), "pod/late", "the watch streams a new pod");
     let _ = watch.kill();
+    let _ = watch.wait();
 
     kubectl.run(&["label", "node", "n1", "tier=spot"]);
     let n1 = standin.get("v1", "Node", "", "n1").unwrap();

@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 
 use ballast_sdk::{Action, WorkloadRef};
 
-use super::observe::Observation;
 use super::announce;
+use super::observe::Observation;
 use super::ports::{Capacity, Cluster, Eviction};
 use super::record::{ActionResult, Record, RemovalOutcome, RemovalRecord};
 use super::state::Drain;

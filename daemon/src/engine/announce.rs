@@ -64,7 +64,9 @@ pub fn removal(node: &str, group: &str, outcome: &RemovalOutcome) -> Announcemen
             format!("drained ({evicted} pod(s) evicted); its instance is terminated and {group} shrinks by one"),
             false,
         ),
-        RemovalOutcome::Abandoned { why } => ("DrainAbandoned", format!("removal abandoned and node uncordoned: {why}"), true),
+        RemovalOutcome::Abandoned { why } => {
+            ("DrainAbandoned", format!("removal abandoned and node uncordoned: {why}"), true)
+        }
     };
     Announcement { subject: Subject::Node(node.to_string()), reason, note, warning }
 }

@@ -242,7 +242,11 @@ impl<C: Cluster, P: Capacity> Engine<C, P> {
                 _ => results.for_actions(&guard.applied(&proposal.decision.action)),
             };
             if matches!(result, ActionResult::Done | ActionResult::Started) {
-                for announcement in announce::applied(&proposal.plugin, &guard.applied(&proposal.decision.action), &proposal.decision.reason) {
+                for announcement in announce::applied(
+                    &proposal.plugin,
+                    &guard.applied(&proposal.decision.action),
+                    &proposal.decision.reason,
+                ) {
                     self.cluster.announce(announcement).await;
                 }
             }

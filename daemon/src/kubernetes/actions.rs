@@ -141,11 +141,15 @@ impl Cluster for KubeCluster {
         let client = self.client().clone();
         let ns = &workload.namespace;
         let result = match workload.kind {
-            WorkloadKind::Deployment => patch_template(Api::<Deployment>::namespaced(client, ns), &workload.name, &patch).await,
+            WorkloadKind::Deployment => {
+                patch_template(Api::<Deployment>::namespaced(client, ns), &workload.name, &patch).await
+            }
             WorkloadKind::StatefulSet => {
                 patch_template(Api::<StatefulSet>::namespaced(client, ns), &workload.name, &patch).await
             }
-            WorkloadKind::DaemonSet => patch_template(Api::<DaemonSet>::namespaced(client, ns), &workload.name, &patch).await,
+            WorkloadKind::DaemonSet => {
+                patch_template(Api::<DaemonSet>::namespaced(client, ns), &workload.name, &patch).await
+            }
             WorkloadKind::ReplicaSet => {
                 patch_template(Api::<ReplicaSet>::namespaced(client, ns), &workload.name, &patch).await
             }

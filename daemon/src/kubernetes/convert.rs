@@ -126,7 +126,11 @@ pub fn taints(node: &Node) -> Vec<Taint> {
         .into_iter()
         .flatten()
         .filter_map(|t| {
-            Some(Taint { key: t.key.clone(), value: t.value.clone().unwrap_or_default(), effect: taint_effect(&t.effect)? })
+            Some(Taint {
+                key: t.key.clone(),
+                value: t.value.clone().unwrap_or_default(),
+                effect: taint_effect(&t.effect)?,
+            })
         })
         .collect()
 }
@@ -134,9 +138,12 @@ pub fn taints(node: &Node) -> Vec<Taint> {
 /// The scheduler gave up on the pod for want of room (`PodScheduled=False`, reason
 /// `Unschedulable`): it waits for capacity.
 pub fn unschedulable(pod: &Pod) -> bool {
-    pod.status.as_ref().and_then(|s| s.conditions.as_ref()).into_iter().flatten().any(|c| {
-        c.type_ == "PodScheduled" && c.status == "False" && c.reason.as_deref() == Some("Unschedulable")
-    })
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .into_iter()
+        .flatten()
+        .any(|c| c.type_ == "PodScheduled" && c.status == "False" && c.reason.as_deref() == Some("Unschedulable"))
 }
 
 pub fn finished(pod: &Pod) -> bool {
@@ -196,9 +203,8 @@ pub fn node(node: &Node, group_labels: &[String]) -> NodeView {
 pub fn fargate_traits(template: &PodTemplateSpec, claims_fargate_mountable: &dyn Fn(&str) -> bool) -> FargateTraits {
     let Some(spec) = template.spec.as_ref() else { return FargateTraits::default() };
     let containers = spec.containers.iter().chain(spec.init_containers.iter().flatten());
-    let privileged = containers.clone().any(|c| {
-        c.security_context.as_ref().and_then(|s| s.privileged).unwrap_or(false)
-    });
+    let privileged =
+        containers.clone().any(|c| c.security_context.as_ref().and_then(|s| s.privileged).unwrap_or(false));
     let host_port = containers.clone().any(|c| c.ports.iter().flatten().any(|p| p.host_port.is_some()));
     let ebs_volume = spec.volumes.iter().flatten().any(|v| {
         v.aws_elastic_block_store.is_some()

@@ -77,7 +77,10 @@ impl Elector {
 
     /// Runs the campaign until `shutdown` resolves, then gives the lease up so that another
     /// replica takes over at once rather than after the lease duration.
-    pub fn spawn(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> (Leadership, tokio::task::JoinHandle<()>) {
+    pub fn spawn(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> (Leadership, tokio::task::JoinHandle<()>) {
         let (tx, rx) = watch::channel(State { until: None });
         let task = tokio::spawn(self.run(tx, shutdown));
         (Leadership(rx), task)
@@ -195,7 +198,9 @@ impl Elector {
         spec.holder_identity = None;
         match self.api.replace(&self.settings.lease_name, &PostParams::default(), &lease).await {
             Ok(_) => tracing::info!(identity = %self.identity, "lease released"),
-            Err(error) => tracing::warn!(%error, "cannot release the lease; another replica takes over when it expires"),
+            Err(error) => {
+                tracing::warn!(%error, "cannot release the lease; another replica takes over when it expires")
+            }
         }
     }
 }

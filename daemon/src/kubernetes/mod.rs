@@ -89,7 +89,12 @@ impl KubeCluster {
         });
         let metrics = Arc::new(Mutex::new(MetricsStatus::Unknown));
         let mut tasks = watch::spawn_all(&client, &feed);
-        tasks.push(tokio::spawn(metrics::poll(client.clone(), feed.clone(), metrics.clone(), settings.metrics_interval)));
+        tasks.push(tokio::spawn(metrics::poll(
+            client.clone(),
+            feed.clone(),
+            metrics.clone(),
+            settings.metrics_interval,
+        )));
         let reporter = Reporter { controller: settings.reporter.clone(), instance: std::env::var("POD_NAME").ok() };
         let recorder = Recorder::new(client.clone(), reporter);
         Ok(KubeCluster { inner: Arc::new(Inner { client, direct, settings, feed, metrics, recorder, tasks }) })

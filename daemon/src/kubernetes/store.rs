@@ -17,7 +17,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 
 use super::convert;
 use super::settings::KubeSettings;
-use crate::engine::ports::{ClusterView, DisruptionBudgetView, FargateTraits, NodeView, PodTemplate, PodView, WorkloadView};
+use crate::engine::ports::{
+    ClusterView, DisruptionBudgetView, FargateTraits, NodeView, PodTemplate, PodView, WorkloadView,
+};
 
 type Key = (String, String);
 
@@ -36,7 +38,8 @@ pub mod kinds {
     pub const JOBS: &str = "jobs";
     pub const BUDGETS: &str = "poddisruptionbudgets";
     pub const CLAIMS: &str = "persistentvolumeclaims";
-    pub const ALL: &[&str] = &[PODS, NODES, REPLICA_SETS, DEPLOYMENTS, STATEFUL_SETS, DAEMON_SETS, JOBS, BUDGETS, CLAIMS];
+    pub const ALL: &[&str] =
+        &[PODS, NODES, REPLICA_SETS, DEPLOYMENTS, STATEFUL_SETS, DAEMON_SETS, JOBS, BUDGETS, CLAIMS];
 }
 
 struct PodEntry {
@@ -351,8 +354,7 @@ impl ClusterStore {
     pub fn apply_replica_set(&mut self, meta: &ObjectMeta, replicas: u32, template: Option<&PodTemplateSpec>) {
         let key = key(meta);
         self.seen(kinds::REPLICA_SETS, &key);
-        let deployment =
-            controller(meta).and_then(|(kind, name)| (kind == WorkloadKind::Deployment).then_some(name));
+        let deployment = controller(meta).and_then(|(kind, name)| (kind == WorkloadKind::Deployment).then_some(name));
         let changed = self.replica_sets.get(&key) != Some(&deployment);
         self.replica_sets.insert(key.clone(), deployment.clone());
         if deployment.is_none() {
@@ -365,7 +367,8 @@ impl ClusterStore {
                 .pods
                 .iter()
                 .filter(|((pns, _), p)| {
-                    *pns == ns && p.controller.as_ref().is_some_and(|(k, n)| *k == WorkloadKind::ReplicaSet && *n == key.1)
+                    *pns == ns
+                        && p.controller.as_ref().is_some_and(|(k, n)| *k == WorkloadKind::ReplicaSet && *n == key.1)
                 })
                 .map(|(k, _)| k.clone())
                 .collect();
@@ -414,7 +417,8 @@ impl ClusterStore {
         let s = &self.settings;
         let labels = template.metadata.as_ref().and_then(|m| m.labels.as_ref());
         let label = labels.and_then(|l| l.get(&s.placement_label));
-        let group = template.spec.as_ref().and_then(|t| t.node_selector.as_ref()).and_then(|n| n.get(&s.group_selector_label));
+        let group =
+            template.spec.as_ref().and_then(|t| t.node_selector.as_ref()).and_then(|n| n.get(&s.group_selector_label));
         if label == Some(&s.fargate_value) {
             Placement::Fargate
         } else if let Some(group) = group {

@@ -15,8 +15,8 @@ use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet}
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use kube::runtime::watcher::{self, Event, watcher};
 use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event, watcher};
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
 use tokio::sync::watch as signal;
@@ -111,57 +111,121 @@ pub fn spawn_all(client: &Client, feed: &Arc<Feed>) -> Vec<JoinHandle<()>> {
             s.apply_node(n);
             false
         })),
-        tokio::spawn(run(Api::<ReplicaSet>::all(c.clone()), config.clone(), f.clone(), kinds::REPLICA_SETS, |s, r: &ReplicaSet| {
-            let spec = r.spec.as_ref();
-            s.apply_replica_set(&r.metadata, replicas(spec.and_then(|s| s.replicas)), spec.and_then(|s| s.template.as_ref()));
-            false
-        })),
-        tokio::spawn(run(Api::<Deployment>::all(c.clone()), config.clone(), f.clone(), kinds::DEPLOYMENTS, |s, d: &Deployment| {
-            let spec = d.spec.as_ref();
-            let n = replicas(spec.and_then(|s| s.replicas));
-            s.apply_workload(WorkloadKind::Deployment, &d.metadata, n, spec.map(|s| &s.template), Some(kinds::DEPLOYMENTS));
-            false
-        })),
-        tokio::spawn(run(Api::<StatefulSet>::all(c.clone()), config.clone(), f.clone(), kinds::STATEFUL_SETS, |s, d: &StatefulSet| {
-            let spec = d.spec.as_ref();
-            let n = replicas(spec.and_then(|s| s.replicas));
-            let mut template = spec.map(|s| s.template.clone());
-            // Claims from volumeClaimTemplates are provisioned per replica (EBS on EKS unless
-            // the class is EFS): count them as claims Fargate cannot mount.
-            if let (Some(t), Some(claims)) = (template.as_mut(), spec.and_then(|s| s.volume_claim_templates.as_ref())) {
-                let pod_spec = t.spec.get_or_insert_with(Default::default);
-                for claim in claims {
-                    let efs = claim.spec.as_ref().and_then(|c| c.storage_class_name.as_deref()).is_some_and(|c| c.contains("efs"));
-                    if !efs {
-                        pod_spec.volumes.get_or_insert_with(Vec::new).push(k8s_openapi::api::core::v1::Volume {
-                            name: claim.metadata.name.clone().unwrap_or_default(),
-                            aws_elastic_block_store: Some(Default::default()),
-                            ..Default::default()
-                        });
+        tokio::spawn(run(
+            Api::<ReplicaSet>::all(c.clone()),
+            config.clone(),
+            f.clone(),
+            kinds::REPLICA_SETS,
+            |s, r: &ReplicaSet| {
+                let spec = r.spec.as_ref();
+                s.apply_replica_set(
+                    &r.metadata,
+                    replicas(spec.and_then(|s| s.replicas)),
+                    spec.and_then(|s| s.template.as_ref()),
+                );
+                false
+            },
+        )),
+        tokio::spawn(run(
+            Api::<Deployment>::all(c.clone()),
+            config.clone(),
+            f.clone(),
+            kinds::DEPLOYMENTS,
+            |s, d: &Deployment| {
+                let spec = d.spec.as_ref();
+                let n = replicas(spec.and_then(|s| s.replicas));
+                s.apply_workload(
+                    WorkloadKind::Deployment,
+                    &d.metadata,
+                    n,
+                    spec.map(|s| &s.template),
+                    Some(kinds::DEPLOYMENTS),
+                );
+                false
+            },
+        )),
+        tokio::spawn(run(
+            Api::<StatefulSet>::all(c.clone()),
+            config.clone(),
+            f.clone(),
+            kinds::STATEFUL_SETS,
+            |s, d: &StatefulSet| {
+                let spec = d.spec.as_ref();
+                let n = replicas(spec.and_then(|s| s.replicas));
+                let mut template = spec.map(|s| s.template.clone());
+                // Claims from volumeClaimTemplates are provisioned per replica (EBS on EKS unless
+                // the class is EFS): count them as claims Fargate cannot mount.
+                if let (Some(t), Some(claims)) =
+                    (template.as_mut(), spec.and_then(|s| s.volume_claim_templates.as_ref()))
+                {
+                    let pod_spec = t.spec.get_or_insert_with(Default::default);
+                    for claim in claims {
+                        let efs = claim
+                            .spec
+                            .as_ref()
+                            .and_then(|c| c.storage_class_name.as_deref())
+                            .is_some_and(|c| c.contains("efs"));
+                        if !efs {
+                            pod_spec.volumes.get_or_insert_with(Vec::new).push(k8s_openapi::api::core::v1::Volume {
+                                name: claim.metadata.name.clone().unwrap_or_default(),
+                                aws_elastic_block_store: Some(Default::default()),
+                                ..Default::default()
+                            });
+                        }
                     }
                 }
-            }
-            s.apply_workload(WorkloadKind::StatefulSet, &d.metadata, n, template.as_ref(), Some(kinds::STATEFUL_SETS));
-            false
-        })),
-        tokio::spawn(run(Api::<DaemonSet>::all(c.clone()), config.clone(), f.clone(), kinds::DAEMON_SETS, |s, d: &DaemonSet| {
-            let n = d.status.as_ref().map_or(0, |st| st.desired_number_scheduled.max(0) as u32);
-            s.apply_workload(WorkloadKind::DaemonSet, &d.metadata, n, d.spec.as_ref().map(|s| &s.template), Some(kinds::DAEMON_SETS));
-            false
-        })),
+                s.apply_workload(
+                    WorkloadKind::StatefulSet,
+                    &d.metadata,
+                    n,
+                    template.as_ref(),
+                    Some(kinds::STATEFUL_SETS),
+                );
+                false
+            },
+        )),
+        tokio::spawn(run(
+            Api::<DaemonSet>::all(c.clone()),
+            config.clone(),
+            f.clone(),
+            kinds::DAEMON_SETS,
+            |s, d: &DaemonSet| {
+                let n = d.status.as_ref().map_or(0, |st| st.desired_number_scheduled.max(0) as u32);
+                s.apply_workload(
+                    WorkloadKind::DaemonSet,
+                    &d.metadata,
+                    n,
+                    d.spec.as_ref().map(|s| &s.template),
+                    Some(kinds::DAEMON_SETS),
+                );
+                false
+            },
+        )),
         tokio::spawn(run(Api::<Job>::all(c.clone()), config.clone(), f.clone(), kinds::JOBS, |s, j: &Job| {
             let spec = j.spec.as_ref();
             let n = replicas(spec.and_then(|s| s.parallelism));
             s.apply_workload(WorkloadKind::Job, &j.metadata, n, spec.map(|s| &s.template), Some(kinds::JOBS));
             false
         })),
-        tokio::spawn(run(Api::<PodDisruptionBudget>::all(c.clone()), config.clone(), f.clone(), kinds::BUDGETS, |s, b: &PodDisruptionBudget| {
-            s.apply_budget(b);
-            false
-        })),
-        tokio::spawn(run(Api::<PersistentVolumeClaim>::all(c), config, f, kinds::CLAIMS, |s, c: &PersistentVolumeClaim| {
-            s.apply_claim(c);
-            false
-        })),
+        tokio::spawn(run(
+            Api::<PodDisruptionBudget>::all(c.clone()),
+            config.clone(),
+            f.clone(),
+            kinds::BUDGETS,
+            |s, b: &PodDisruptionBudget| {
+                s.apply_budget(b);
+                false
+            },
+        )),
+        tokio::spawn(run(
+            Api::<PersistentVolumeClaim>::all(c),
+            config,
+            f,
+            kinds::CLAIMS,
+            |s, c: &PersistentVolumeClaim| {
+                s.apply_claim(c);
+                false
+            },
+        )),
     ]
 }

@@ -44,8 +44,7 @@ pub fn running_pod(name: &str, node: &str, owner: Option<(&str, &str)>, labels: 
         "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}});
     if let Some((kind, owner)) = owner {
         let api_version = if kind == "Job" { "batch/v1" } else { "apps/v1" };
-        pod["metadata"]["ownerReferences"] =
-            json!([{"apiVersion": api_version, "kind": kind, "name": owner, "uid": format!("uid-{owner}"), "controller": true}]);
+        pod["metadata"]["ownerReferences"] = json!([{"apiVersion": api_version, "kind": kind, "name": owner, "uid": format!("uid-{owner}"), "controller": true}]);
     }
     pod
 }
@@ -88,13 +87,19 @@ pub async fn eventually(limit: Duration, mut check: impl AsyncFnMut() -> bool) -
 }
 
 pub fn host() -> PolicyHost {
-    PolicyHost::new(HostConfig { deterministic: true, cache_dir: None, ..HostConfig::default() }).expect("a policy host")
+    PolicyHost::new(HostConfig { deterministic: true, cache_dir: None, ..HostConfig::default() })
+        .expect("a policy host")
 }
 
 pub fn scripted(decisions: Value) -> PluginSpec {
     let path = PathBuf::from(env!("BALLAST_PLUGIN_DIR")).join("scripted_policy.wasm");
     let bytes: Arc<[u8]> = std::fs::read(&path).expect("scripted plugin built by build.rs").into();
-    PluginSpec { name: "scripted".into(), bytes, settings: json!({ "decisions": decisions }), limits: PluginLimits::default() }
+    PluginSpec {
+        name: "scripted".into(),
+        bytes,
+        settings: json!({ "decisions": decisions }),
+        limits: PluginLimits::default(),
+    }
 }
 
 /// One call the capacity side received, with who received it and when.

@@ -24,12 +24,10 @@ fn budgets() -> usize {
 /// A running, ready pod.
 pub fn healthy(pod: &Value) -> bool {
     let running = pod.pointer("/status/phase").and_then(Value::as_str) == Some("Running");
-    let unready = pod
-        .pointer("/status/conditions")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .any(|c| c.get("type").and_then(Value::as_str) == Some("Ready") && c.get("status").and_then(Value::as_str) != Some("True"));
+    let unready = pod.pointer("/status/conditions").and_then(Value::as_array).into_iter().flatten().any(|c| {
+        c.get("type").and_then(Value::as_str) == Some("Ready")
+            && c.get("status").and_then(Value::as_str) != Some("True")
+    });
     running && !unready
 }
 
@@ -48,11 +46,8 @@ fn scaled(value: &Value, total: u64) -> Option<u64> {
 /// What a budget's status says now: (expected, healthy, desired healthy, allowed).
 fn assess(store: &Store, budget: &Value) -> (u64, u64, u64, u64) {
     let namespace = budget.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or_default();
-    let selector = budget
-        .pointer("/spec/selector")
-        .map(LabelSelector::from_object)
-        .and_then(Result::ok)
-        .unwrap_or_default();
+    let selector =
+        budget.pointer("/spec/selector").map(LabelSelector::from_object).and_then(Result::ok).unwrap_or_default();
     let selected: Vec<_> = store.list(pods(), Some(namespace)).filter(|p| selector.matches(p)).collect();
     let expected = selected.len() as u64;
     let healthy = selected.iter().filter(|p| healthy(p)).count() as u64;

@@ -30,8 +30,8 @@ use axum::http::Method;
 use serde_json::Value;
 
 pub use error::ApiError;
-pub use server::{Config, Fault};
 use server::Shared;
+pub use server::{Config, Fault};
 use store::Write;
 
 /// A running stand-in, serving on a loopback port until dropped.

@@ -32,6 +32,7 @@ impl Resource {
 
 pub const METRICS_GROUP: &str = "metrics.k8s.io";
 
+#[allow(clippy::too_many_arguments)] // a table row: every field named in the table's order
 const fn r(
     group: &'static str,
     version: &'static str,
@@ -50,14 +51,32 @@ pub static RESOURCES: &[Resource] = &[
     r("", "v1", "nodes", "node", "Node", false, &["no"], &["status"]),
     r("", "v1", "namespaces", "namespace", "Namespace", false, &["ns"], &["status"]),
     r("", "v1", "events", "event", "Event", true, &["ev"], &[]),
-    r("", "v1", "persistentvolumeclaims", "persistentvolumeclaim", "PersistentVolumeClaim", true, &["pvc"], &["status"]),
+    r(
+        "",
+        "v1",
+        "persistentvolumeclaims",
+        "persistentvolumeclaim",
+        "PersistentVolumeClaim",
+        true,
+        &["pvc"],
+        &["status"],
+    ),
     r("", "v1", "persistentvolumes", "persistentvolume", "PersistentVolume", false, &["pv"], &["status"]),
     r("apps", "v1", "deployments", "deployment", "Deployment", true, &["deploy"], &["status"]),
     r("apps", "v1", "replicasets", "replicaset", "ReplicaSet", true, &["rs"], &["status"]),
     r("apps", "v1", "statefulsets", "statefulset", "StatefulSet", true, &["sts"], &["status"]),
     r("apps", "v1", "daemonsets", "daemonset", "DaemonSet", true, &["ds"], &["status"]),
     r("batch", "v1", "jobs", "job", "Job", true, &[], &["status"]),
-    r("policy", "v1", "poddisruptionbudgets", "poddisruptionbudget", "PodDisruptionBudget", true, &["pdb"], &["status"]),
+    r(
+        "policy",
+        "v1",
+        "poddisruptionbudgets",
+        "poddisruptionbudget",
+        "PodDisruptionBudget",
+        true,
+        &["pdb"],
+        &["status"],
+    ),
     r("coordination.k8s.io", "v1", "leases", "lease", "Lease", true, &[], &[]),
     r("events.k8s.io", "v1", "events", "event", "Event", true, &["ev"], &[]),
     Resource { read_only: true, ..r(METRICS_GROUP, "v1beta1", "nodes", "", "NodeMetrics", false, &[], &[]) },

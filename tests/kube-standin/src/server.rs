@@ -166,12 +166,12 @@ fn route(shared: &Arc<Shared>, request: &Request<'_>) -> Result<Response, ApiErr
         ["healthz" | "readyz" | "livez"] => Ok(Response::new(Body::from("ok"))),
         ["api"] => Ok(json_response(200, &crate::discovery::core_versions(&shared.address))),
         ["apis"] => Ok(json_response(200, &crate::discovery::groups(metrics))),
-        ["api", "v1"] => crate::discovery::resources("", "v1", metrics)
-            .map(|v| json_response(200, &v))
-            .ok_or_else(not_served),
-        ["apis", group, version] => crate::discovery::resources(group, version, metrics)
-            .map(|v| json_response(200, &v))
-            .ok_or_else(not_served),
+        ["api", "v1"] => {
+            crate::discovery::resources("", "v1", metrics).map(|v| json_response(200, &v)).ok_or_else(not_served)
+        }
+        ["apis", group, version] => {
+            crate::discovery::resources(group, version, metrics).map(|v| json_response(200, &v)).ok_or_else(not_served)
+        }
         ["api", "v1", rest @ ..] => resource_request(shared, request, "", "v1", rest),
         ["apis", group, version, rest @ ..] => resource_request(shared, request, group, version, rest),
         _ => Err(not_served()),
@@ -212,7 +212,9 @@ fn resource_request(
             }
             let since = match request.query.get("resourceVersion").map(String::as_str) {
                 None | Some("") | Some("0") => None,
-                Some(v) => Some(v.parse().map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {v:?}")))?),
+                Some(v) => {
+                    Some(v.parse().map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {v:?}")))?)
+                }
             };
             watching::serve(
                 shared.clone(),
@@ -259,12 +261,14 @@ fn resource_request(
         }
         ([name, "eviction"], &Method::POST) if res.subresources.contains(&"eviction") => {
             disruption::evict(&mut shared.lock_store(), &ns, name)?;
-            Ok(json_response(201, &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201})))
+            Ok(json_response(
+                201,
+                &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+            ))
         }
         _ => Err(ApiError::method_not_allowed(format!(
             "{} {} is not supported by the stand-in",
-            request.method,
-            request.path
+            request.method, request.path
         ))),
     }
 }
@@ -321,7 +325,9 @@ fn list(
     if let Some(next) = next {
         metadata["continue"] = json!(next);
     }
-    Ok(json!({"kind": format!("{}List", res.kind), "apiVersion": res.api_version(), "metadata": metadata, "items": items}))
+    Ok(
+        json!({"kind": format!("{}List", res.kind), "apiVersion": res.api_version(), "metadata": metadata, "items": items}),
+    )
 }
 
 fn patch_object(

@@ -45,6 +45,9 @@ impl ChangeKind {
     }
 }
 
+/// Where a watch receives the changes to come.
+pub type Changes = broadcast::Receiver<Arc<Change>>;
+
 /// One write, as watches see it.
 #[derive(Debug)]
 pub struct Change {
@@ -95,7 +98,11 @@ impl Store {
     }
 
     /// Objects of a resource, in one namespace or all, in key order.
-    pub fn list<'a>(&'a self, resource: usize, namespace: Option<&'a str>) -> impl Iterator<Item = &'a Arc<Value>> + 'a {
+    pub fn list<'a>(
+        &'a self,
+        resource: usize,
+        namespace: Option<&'a str>,
+    ) -> impl Iterator<Item = &'a Arc<Value>> + 'a {
         self.objects[resource].iter().filter(move |((ns, _), _)| namespace.is_none_or(|n| n == ns)).map(|(_, v)| v)
     }
 
@@ -124,7 +131,11 @@ impl Store {
         if name.is_empty() {
             let prefix = object.pointer("/metadata/generateName").and_then(Value::as_str).unwrap_or_default();
             if prefix.is_empty() {
-                return Err(ApiError::invalid(res, "", "metadata.name: Required value: name or generateName is required"));
+                return Err(ApiError::invalid(
+                    res,
+                    "",
+                    "metadata.name: Required value: name or generateName is required",
+                ));
             }
             name = format!("{prefix}{:05x}", self.uids + 1);
         }
@@ -252,7 +263,7 @@ impl Store {
 
     /// The changes after `since` and a receiver for those to come, taken together under the
     /// store's lock so that nothing falls between them.
-    pub fn watch_from(&self, since: u64) -> Result<(Vec<Arc<Change>>, broadcast::Receiver<Arc<Change>>), ApiError> {
+    pub fn watch_from(&self, since: u64) -> Result<(Vec<Arc<Change>>, Changes), ApiError> {
         if since < self.oldest_resumable {
             return Err(ApiError::gone(since, self.oldest_resumable));
         }

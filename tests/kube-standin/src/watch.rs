@@ -47,9 +47,10 @@ fn line(kind: &str, object: &Value) -> Bytes {
 
 impl WatchRequest {
     fn selects(&self, object: &Value) -> bool {
-        let in_namespace = self.namespace.as_deref().is_none_or(|ns| {
-            object.pointer("/metadata/namespace").and_then(Value::as_str) == Some(ns)
-        });
+        let in_namespace = self
+            .namespace
+            .as_deref()
+            .is_none_or(|ns| object.pointer("/metadata/namespace").and_then(Value::as_str) == Some(ns));
         in_namespace && self.labels.matches(object) && self.fields.matches(object)
     }
 
