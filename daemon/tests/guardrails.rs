@@ -1,15 +1,18 @@
 //! The host's guardrails, end to end: a scripted plugin asks for unsafe things verbatim, the
 //! engine runs on the sim adapters, and the tests look at the world and the records.
 
-use std::path::{Path, PathBuf};
+mod support;
+
+use std::path::Path;
 use std::sync::Arc;
 
 use ballast::engine::ports::{Capacity, Cluster, ClusterView};
 use ballast::engine::record::{ActionResult, DecisionRecord, GuardOutcome, Record, Trigger};
 use ballast::engine::{Engine, Mode};
-use ballast::policy::{HostConfig, PluginLimits, PluginSpec, PolicyHost};
+use ballast::policy::{PluginLimits, PluginSpec};
 use ballast::sim::{Scenario, SimHandle, Simulation};
 use serde_json::json;
+use support::{host, scripted};
 
 const SCENARIO: &str = r#"
 name: guardrails
@@ -42,21 +45,6 @@ workloads:
     requests: {cpu: 250m, memory: 256Mi}
     replicas: {constant: 2}
 "#;
-
-fn scripted(decisions: serde_json::Value) -> PluginSpec {
-    let path = PathBuf::from(env!("BALLAST_PLUGIN_DIR")).join("scripted_policy.wasm");
-    let bytes: Arc<[u8]> = std::fs::read(&path).expect("scripted plugin built by build.rs").into();
-    PluginSpec {
-        name: "scripted".into(),
-        bytes,
-        settings: json!({ "decisions": decisions }),
-        limits: PluginLimits::default(),
-    }
-}
-
-fn host() -> PolicyHost {
-    PolicyHost::new(HostConfig { deterministic: true, cache_dir: None, ..HostConfig::default() }).unwrap()
-}
 
 fn engine(decisions: serde_json::Value, mode: Mode) -> (SimHandle, Engine<SimHandle, SimHandle>) {
     let scenario = Scenario::parse(Path::new("guardrails.yaml"), SCENARIO).unwrap();

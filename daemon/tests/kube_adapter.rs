@@ -93,16 +93,8 @@ async fn a_removal_drains_all_but_daemonset_pods_waits_at_the_budget_and_records
     standin.create(running_pod("web-1", "n1", rs, json!({"app": "web"}))).unwrap();
     standin.create(running_pod("web-2", "n1", rs, json!({"app": "web"}))).unwrap();
     standin.create(running_pod("web-3", "n2", rs, json!({"app": "web"}))).unwrap();
-    standin
-        .create(json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
-            "metadata": {"name": "web", "namespace": "default"},
-            "spec": {"minAvailable": 2, "selector": {"matchLabels": {"app": "web"}}}}))
-        .unwrap();
-    standin
-        .create(json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "agent", "namespace": "default"},
-            "spec": {"selector": {"matchLabels": {"app": "agent"}}, "template": {"metadata": {"labels": {"app": "agent"}},
-                     "spec": {"containers": [{"name": "c", "image": "x"}]}}}}))
-        .unwrap();
+    standin.create(budget("web", 2)).unwrap();
+    standin.create(daemon_set("agent")).unwrap();
     standin.create(running_pod("agent-n1", "n1", Some(("DaemonSet", "agent")), json!({"app": "agent"}))).unwrap();
 
     let cluster = started(&standin, KubeSettings::default()).await;

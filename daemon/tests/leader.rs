@@ -50,7 +50,7 @@ async fn replica(standin: &StandIn, identity: &str, calls: Arc<Mutex<Vec<Call>>>
     tokio::time::timeout(Duration::from_secs(10), cluster.synced()).await.expect("caches sync");
     let mut direct = config(standin);
     direct.default_retry = false;
-    let elector = Elector::new(kube::Client::try_from(direct).unwrap(), leader_settings(), identity);
+    let elector = Elector::new(kube::Client::try_from(direct).unwrap(), leader_settings(), identity).unwrap();
     let (leadership, elector) = elector.spawn(std::future::pending());
     let plugin = host()
         .load(scripted(json!([{"action": {"scale-to": {"group": "general", "size": 5}}, "reason": "demand"}])))
@@ -73,6 +73,16 @@ async fn replica(standin: &StandIn, identity: &str, calls: Arc<Mutex<Vec<Call>>>
 
 fn by(calls: &Mutex<Vec<Call>>, who: &str) -> Vec<Instant> {
     calls.lock().unwrap().iter().filter(|c| c.by == who).map(|c| c.at).collect()
+}
+
+#[test]
+fn lease_timings_that_would_overlap_two_leaders_are_refused() {
+    let bad = LeaderSettings { renew_deadline: Duration::from_secs(20), ..LeaderSettings::default() };
+    assert_eq!(
+        bad.validate().unwrap_err(),
+        "leader.renew-deadline (20s) must be shorter than leader.lease-duration (15s), or a leader could still act after another took over"
+    );
+    assert!(LeaderSettings::default().validate().is_ok());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

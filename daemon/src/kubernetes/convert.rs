@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use ballast_sdk::{Resources, Taint, TaintEffect, Toleration};
-use k8s_openapi::api::core::v1::{Node, Pod, PodSpec, PodTemplateSpec};
+use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod, PodSpec, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 
@@ -199,19 +199,29 @@ pub fn node(node: &Node, group_labels: &[String]) -> NodeView {
 }
 
 /// What keeps pods of this template off Fargate. `claims_fargate_mountable` answers, for a
-/// PersistentVolumeClaim name in the template's namespace, whether Fargate can mount it.
-pub fn fargate_traits(template: &PodTemplateSpec, claims_fargate_mountable: &dyn Fn(&str) -> bool) -> FargateTraits {
+/// PersistentVolumeClaim name in the template's namespace, whether Fargate can mount it;
+/// `claim_templates` are a StatefulSet's volumeClaimTemplates, provisioned per replica (EBS
+/// on EKS unless the class is EFS).
+pub fn fargate_traits(
+    template: &PodTemplateSpec,
+    claim_templates: &[PersistentVolumeClaim],
+    claims_fargate_mountable: &dyn Fn(&str) -> bool,
+) -> FargateTraits {
     let Some(spec) = template.spec.as_ref() else { return FargateTraits::default() };
+    let templated_ebs = claim_templates.iter().any(|c| {
+        !c.spec.as_ref().and_then(|s| s.storage_class_name.as_deref()).is_some_and(|class| class.contains("efs"))
+    });
     let containers = spec.containers.iter().chain(spec.init_containers.iter().flatten());
     let privileged =
         containers.clone().any(|c| c.security_context.as_ref().and_then(|s| s.privileged).unwrap_or(false));
     let host_port = containers.clone().any(|c| c.ports.iter().flatten().any(|p| p.host_port.is_some()));
-    let ebs_volume = spec.volumes.iter().flatten().any(|v| {
-        v.aws_elastic_block_store.is_some()
-            || v.csi.as_ref().is_some_and(|c| c.driver == "ebs.csi.aws.com")
-            || v.ephemeral.is_some()
-            || v.persistent_volume_claim.as_ref().is_some_and(|c| !claims_fargate_mountable(&c.claim_name))
-    });
+    let ebs_volume = templated_ebs
+        || spec.volumes.iter().flatten().any(|v| {
+            v.aws_elastic_block_store.is_some()
+                || v.csi.as_ref().is_some_and(|c| c.driver == "ebs.csi.aws.com")
+                || v.ephemeral.is_some()
+                || v.persistent_volume_claim.as_ref().is_some_and(|c| !claims_fargate_mountable(&c.claim_name))
+        });
     let selector = spec.node_selector.as_ref();
     let arch = selector.and_then(|s| s.get("kubernetes.io/arch")).map(String::as_str);
     let os = selector.and_then(|s| s.get("kubernetes.io/os")).map(String::as_str);
@@ -225,7 +235,7 @@ pub fn fargate_traits(template: &PodTemplateSpec, claims_fargate_mountable: &dyn
 }
 
 /// Whether Fargate can mount a claim: only EFS (static) volumes.
-pub fn claim_fargate_mountable(claim: &k8s_openapi::api::core::v1::PersistentVolumeClaim) -> bool {
+pub fn claim_fargate_mountable(claim: &PersistentVolumeClaim) -> bool {
     let meta = &claim.metadata;
     let provisioner = annotation(meta, "volume.kubernetes.io/storage-provisioner")
         .or_else(|| annotation(meta, "volume.beta.kubernetes.io/storage-provisioner"));
@@ -275,9 +285,13 @@ mod tests {
             "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}],
             "nodeSelector": {"kubernetes.io/arch": "arm64"}}}))
         .unwrap();
-        let traits = fargate_traits(&t, &|_| false);
+        let traits = fargate_traits(&t, &[], &|_| false);
         assert!(traits.privileged && traits.ebs_volume && traits.unsupported_platform);
         assert!(!traits.host_network && !traits.gpu);
-        assert!(!fargate_traits(&t, &|name| name == "data").ebs_volume);
+        assert!(!fargate_traits(&t, &[], &|name| name == "data").ebs_volume);
+        let claim: PersistentVolumeClaim =
+            serde_json::from_value(json!({"spec": {"storageClassName": "gp3"}})).unwrap();
+        let bare: PodTemplateSpec = serde_json::from_value(json!({"spec": {"containers": [{"name": "a"}]}})).unwrap();
+        assert!(fargate_traits(&bare, std::slice::from_ref(&claim), &|_| true).ebs_volume);
     }
 }

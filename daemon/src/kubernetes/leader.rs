@@ -70,9 +70,13 @@ fn record(lease: &Lease) -> String {
 impl Elector {
     /// `client` should not retry on its own (`default_retry: false`): a renewal retried
     /// with back-off would outlast the renew deadline, and the campaign retries anyway.
-    pub fn new(client: Client, settings: LeaderSettings, identity: impl Into<String>) -> Self {
+    ///
+    /// # Errors
+    /// Timings that would let a leader act after another took over, named with their values.
+    pub fn new(client: Client, settings: LeaderSettings, identity: impl Into<String>) -> Result<Self, String> {
+        settings.validate()?;
         let api = Api::namespaced(client, &settings.namespace);
-        Elector { api, settings, identity: identity.into(), observed: None }
+        Ok(Elector { api, settings, identity: identity.into(), observed: None })
     }
 
     /// Runs the campaign until `shutdown` resolves, then gives the lease up so that another

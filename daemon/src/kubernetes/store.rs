@@ -54,6 +54,7 @@ struct PodEntry {
 struct WorkloadEntry {
     replicas: u32,
     template: PodTemplateSpec,
+    claim_templates: Vec<PersistentVolumeClaim>,
     requests: Resources,
     traits: FargateTraits,
 }
@@ -332,9 +333,14 @@ impl ClusterStore {
         }
     }
 
-    fn traits(&self, namespace: &str, template: &PodTemplateSpec) -> FargateTraits {
+    fn traits(
+        &self,
+        namespace: &str,
+        template: &PodTemplateSpec,
+        claim_templates: &[PersistentVolumeClaim],
+    ) -> FargateTraits {
         let claims = &self.claims;
-        convert::fargate_traits(template, &|claim| {
+        convert::fargate_traits(template, claim_templates, &|claim| {
             claims.get(&(namespace.to_string(), claim.to_string())).copied().unwrap_or(false)
         })
     }
@@ -342,7 +348,7 @@ impl ClusterStore {
     fn reassess_traits(&mut self, namespace: &str) {
         let ids: Vec<WorkloadRef> = self.workloads.keys().filter(|w| w.namespace == namespace).cloned().collect();
         for id in ids {
-            let traits = self.workloads.get(&id).map(|w| self.traits(namespace, &w.template));
+            let traits = self.workloads.get(&id).map(|w| self.traits(namespace, &w.template, &w.claim_templates));
             if let (Some(traits), Some(w)) = (traits, self.workloads.get_mut(&id)) {
                 w.traits = traits;
             }
@@ -358,7 +364,7 @@ impl ClusterStore {
         let changed = self.replica_sets.get(&key) != Some(&deployment);
         self.replica_sets.insert(key.clone(), deployment.clone());
         if deployment.is_none() {
-            self.apply_workload(WorkloadKind::ReplicaSet, meta, replicas, template, None);
+            self.apply_workload(WorkloadKind::ReplicaSet, meta, replicas, template, &[], None);
         }
         if changed {
             // Pods seen before their ReplicaSet were owned by it; now the Deployment owns them.
@@ -389,6 +395,7 @@ impl ClusterStore {
         meta: &ObjectMeta,
         replicas: u32,
         template: Option<&PodTemplateSpec>,
+        claim_templates: &[PersistentVolumeClaim],
         seen_as: Option<&'static str>,
     ) {
         let key = key(meta);
@@ -397,9 +404,10 @@ impl ClusterStore {
         }
         let template = template.cloned().unwrap_or_default();
         let requests = template.spec.as_ref().map(convert::requests).unwrap_or_default();
-        let traits = self.traits(&key.0, &template);
+        let claim_templates = claim_templates.to_vec();
+        let traits = self.traits(&key.0, &template, &claim_templates);
         let id = WorkloadRef { kind, namespace: key.0, name: key.1 };
-        self.workloads.insert(id, WorkloadEntry { replicas, template, requests, traits });
+        self.workloads.insert(id, WorkloadEntry { replicas, template, claim_templates, requests, traits });
     }
 
     /// Usage read from metrics.k8s.io, replacing what was known.

@@ -139,6 +139,7 @@ pub fn spawn_all(client: &Client, feed: &Arc<Feed>) -> Vec<JoinHandle<()>> {
                     &d.metadata,
                     n,
                     spec.map(|s| &s.template),
+                    &[],
                     Some(kinds::DEPLOYMENTS),
                 );
                 false
@@ -152,33 +153,12 @@ pub fn spawn_all(client: &Client, feed: &Arc<Feed>) -> Vec<JoinHandle<()>> {
             |s, d: &StatefulSet| {
                 let spec = d.spec.as_ref();
                 let n = replicas(spec.and_then(|s| s.replicas));
-                let mut template = spec.map(|s| s.template.clone());
-                // Claims from volumeClaimTemplates are provisioned per replica (EBS on EKS unless
-                // the class is EFS): count them as claims Fargate cannot mount.
-                if let (Some(t), Some(claims)) =
-                    (template.as_mut(), spec.and_then(|s| s.volume_claim_templates.as_ref()))
-                {
-                    let pod_spec = t.spec.get_or_insert_with(Default::default);
-                    for claim in claims {
-                        let efs = claim
-                            .spec
-                            .as_ref()
-                            .and_then(|c| c.storage_class_name.as_deref())
-                            .is_some_and(|c| c.contains("efs"));
-                        if !efs {
-                            pod_spec.volumes.get_or_insert_with(Vec::new).push(k8s_openapi::api::core::v1::Volume {
-                                name: claim.metadata.name.clone().unwrap_or_default(),
-                                aws_elastic_block_store: Some(Default::default()),
-                                ..Default::default()
-                            });
-                        }
-                    }
-                }
                 s.apply_workload(
                     WorkloadKind::StatefulSet,
                     &d.metadata,
                     n,
-                    template.as_ref(),
+                    spec.map(|s| &s.template),
+                    spec.and_then(|s| s.volume_claim_templates.as_deref()).unwrap_or_default(),
                     Some(kinds::STATEFUL_SETS),
                 );
                 false
@@ -196,6 +176,7 @@ pub fn spawn_all(client: &Client, feed: &Arc<Feed>) -> Vec<JoinHandle<()>> {
                     &d.metadata,
                     n,
                     d.spec.as_ref().map(|s| &s.template),
+                    &[],
                     Some(kinds::DAEMON_SETS),
                 );
                 false
@@ -204,7 +185,7 @@ pub fn spawn_all(client: &Client, feed: &Arc<Feed>) -> Vec<JoinHandle<()>> {
         tokio::spawn(run(Api::<Job>::all(c.clone()), config.clone(), f.clone(), kinds::JOBS, |s, j: &Job| {
             let spec = j.spec.as_ref();
             let n = replicas(spec.and_then(|s| s.parallelism));
-            s.apply_workload(WorkloadKind::Job, &j.metadata, n, spec.map(|s| &s.template), Some(kinds::JOBS));
+            s.apply_workload(WorkloadKind::Job, &j.metadata, n, spec.map(|s| &s.template), &[], Some(kinds::JOBS));
             false
         })),
         tokio::spawn(run(

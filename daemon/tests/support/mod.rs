@@ -74,6 +74,19 @@ pub fn replica_set(name: &str, deployment: &str) -> Value {
                  "template": {"metadata": {"labels": {"app": deployment}}, "spec": {"containers": [{"name": "c", "image": "x"}]}}}})
 }
 
+/// A PodDisruptionBudget over pods labelled `app: <app>`.
+pub fn budget(app: &str, min_available: u32) -> Value {
+    json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+        "metadata": {"name": app, "namespace": "default"},
+        "spec": {"minAvailable": min_available, "selector": {"matchLabels": {"app": app}}}})
+}
+
+pub fn daemon_set(name: &str) -> Value {
+    json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": name, "namespace": "default"},
+        "spec": {"selector": {"matchLabels": {"app": name}}, "template": {"metadata": {"labels": {"app": name}},
+                 "spec": {"containers": [{"name": "c", "image": "x"}]}}}})
+}
+
 /// Polls `check` every 5 ms until it holds or `limit` passes; returns how long it took.
 pub async fn eventually(limit: Duration, mut check: impl AsyncFnMut() -> bool) -> Option<Duration> {
     let start = Instant::now();
