@@ -39,7 +39,10 @@ fn budget_refusal(status: &kube::core::Status) -> Option<String> {
 }
 
 impl KubeCluster {
-    fn settings_patch(&self, target: &PlacementTarget) -> Value {
+    /// The template patch that steers future pods: the placement label the Fargate profile
+    /// selects on, and the group nodeSelector (set for one EC2 group, removed otherwise).
+    /// Running pods move as the workload rolls them.
+    fn placement_patch(&self, target: &PlacementTarget) -> Value {
         let s = self.settings();
         let (value, group) = match target {
             PlacementTarget::Fargate => (&s.fargate_value, None),
@@ -137,7 +140,7 @@ impl Cluster for KubeCluster {
 
     async fn place(&self, workload: &WorkloadRef, target: &PlacementTarget) -> AdapterResult<()> {
         let operation = format!("place {workload} on {target:?}");
-        let patch = self.settings_patch(target);
+        let patch = self.placement_patch(target);
         let client = self.client().clone();
         let ns = &workload.namespace;
         let result = match workload.kind {
