@@ -9,9 +9,11 @@
 //! - [`bundled`]: policies and an example snapshot compiled into the binary;
 //! - [`input_file`]: YAML/JSON inputs with errors that name the field.
 
+pub mod aws;
 pub mod bundled;
 pub mod cli;
 pub mod duration;
+pub mod eks;
 pub mod engine;
 pub mod input_file;
 pub mod kubernetes;

@@ -1,11 +1,10 @@
 //! EC2 instance types the simulator knows by name: vCPUs, memory, max pods (VPC CNI) and the
-//! us-east-1 Linux on-demand price. Allocatable follows the EKS AMI's reservations, so a
+//! us-east-1 Linux on-demand price. Allocatable follows the EKS AMI's reservations (`crate::eks`), so a
 //! simulated node offers what a real one would.
 
 use ballast_sdk::{InstanceType, Resources};
 
 const GIB: u64 = 1 << 30;
-const MIB: u64 = 1 << 20;
 
 /// (name, vCPUs, memory GiB, max pods, GPUs, price per hour)
 const TYPES: &[(&str, u64, u64, u32, u32, f64)] = &[
@@ -33,30 +32,13 @@ pub fn instance_type(name: &str) -> Option<InstanceType> {
     Some(InstanceType {
         name: name.to_string(),
         capacity,
-        allocatable: Resources {
-            cpu_millis: vcpus * 1000 - reserved_cpu_millis(vcpus),
-            memory_bytes: gib * GIB - (255 + 11 * max_pods as u64 + 100) * MIB,
-            pods: max_pods,
-            gpus,
-        },
+        allocatable: crate::eks::allocatable(capacity),
         price_per_hour: price,
     })
 }
 
 pub fn names() -> impl Iterator<Item = &'static str> {
     TYPES.iter().map(|t| t.0)
-}
-
-/// The EKS AMI's kube-reserved CPU: 6% of the first core, 1% of the second, 0.5% of the
-/// next two, 0.25% of the rest.
-fn reserved_cpu_millis(vcpus: u64) -> u64 {
-    let mut reserved = 60;
-    if vcpus >= 2 {
-        reserved += 10;
-    }
-    reserved += 5 * vcpus.saturating_sub(2).min(2);
-    reserved += (vcpus.saturating_sub(4) * 25).div_ceil(10);
-    reserved
 }
 
 #[cfg(test)]
@@ -67,7 +49,7 @@ mod tests {
     fn allocatable_is_what_eks_leaves() {
         let m5 = instance_type("m5.large").unwrap();
         assert_eq!(m5.allocatable.cpu_millis, 1930);
-        assert_eq!(m5.allocatable.memory_bytes / MIB, 8192 - 255 - 11 * 29 - 100);
+        assert_eq!(m5.allocatable.memory_bytes >> 20, 8192 - 255 - 11 * 29 - 100);
         assert!(instance_type("m9.huge").is_none());
     }
 }

@@ -2,6 +2,8 @@
 //! objects to seed it with, and a capacity side that records what it is asked.
 #![allow(dead_code)]
 
+pub mod moto;
+
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -1,0 +1,244 @@
+//! The AWS adapter against moto: discovery by tag, templates from zero, prices, scaling and
+//! termination with decrement, CloudWatch both ways, and faults.
+
+mod support;
+
+use std::collections::BTreeMap;
+
+use aws_sdk_autoscaling::types::{
+    InstancesDistribution, LaunchTemplate, LaunchTemplateOverrides, LaunchTemplateSpecification, MixedInstancesPolicy,
+    Tag,
+};
+use aws_sdk_ec2::types::{InstanceType as Ec2Type, RequestLaunchTemplateData};
+use ballast::aws::cloudwatch::Figures;
+use ballast::aws::{AwsCapacity, AwsSettings};
+use ballast::engine::ports::{
+    AdapterResult, Announcement, Capacity, Cluster, ClusterView, Eviction, MetricQuery,
+};
+use ballast::engine::record::{Recorder, Trigger};
+use ballast::engine::{Engine, EngineConfig};
+use ballast::policy::PolicyChain;
+use ballast_sdk::{PlacementTarget, WorkloadRef};
+use serde_json::json;
+use support::moto::{Fault, Moto, Proxy, sdk_config};
+use support::*;
+
+const CLUSTER: &str = "prod";
+
+/// A launch template of `instance_type` and a group using it, tagged with `tags`.
+async fn group(config: &aws_config::SdkConfig, name: &str, instance_type: &str, tags: &[(&str, &str)], desired: i32) {
+    let ec2 = aws_sdk_ec2::Client::new(config);
+    let template = format!("{name}-lt");
+    ec2.create_launch_template()
+        .launch_template_name(&template)
+        .launch_template_data(RequestLaunchTemplateData::builder().image_id("ami-12c6146b").instance_type(Ec2Type::from(instance_type)).build())
+        .send()
+        .await
+        .unwrap();
+    let asg = aws_sdk_autoscaling::Client::new(config);
+    let mut create = asg
+        .create_auto_scaling_group()
+        .auto_scaling_group_name(name)
+        .min_size(0)
+        .max_size(10)
+        .desired_capacity(desired)
+        .availability_zones("us-east-1a")
+        .launch_template(LaunchTemplateSpecification::builder().launch_template_name(&template).version("$Latest").build());
+    for (k, v) in tags {
+        create = create.tags(Tag::builder().key(*k).value(*v).resource_id(name).resource_type("auto-scaling-group").propagate_at_launch(true).build());
+    }
+    create.send().await.unwrap();
+}
+
+fn ca_tags() -> Vec<(&'static str, &'static str)> {
+    vec![("k8s.io/cluster-autoscaler/enabled", "true"), ("k8s.io/cluster-autoscaler/prod", "owned")]
+}
+
+fn settings() -> AwsSettings {
+    AwsSettings { cluster_name: CLUSTER.into(), max_calls_per_second: 1000.0, ..AwsSettings::default() }
+}
+
+async fn asg_state(config: &aws_config::SdkConfig, name: &str) -> (i32, usize) {
+    let out = aws_sdk_autoscaling::Client::new(config).describe_auto_scaling_groups().auto_scaling_group_names(name).send().await.unwrap();
+    let g = &out.auto_scaling_groups()[0];
+    (g.desired_capacity().unwrap(), g.instances().len())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn groups_tagged_for_the_cluster_are_found_and_offer_a_template_from_zero() {
+    let moto = Moto::start().await;
+    let config = sdk_config(&moto.url).await;
+    let mut tags = ca_tags();
+    tags.push(("k8s.io/cluster-autoscaler/node-template/label/workload", "web"));
+    tags.push(("k8s.io/cluster-autoscaler/node-template/taint/dedicated", "web:NoSchedule"));
+    group(&config, "general", "m5.large", &tags, 0).await;
+    group(&config, "own-tag", "c5.xlarge", &[("ballast.dev/cluster", CLUSTER)], 0).await;
+    group(&config, "other-cluster", "m5.large", &[("k8s.io/cluster-autoscaler/enabled", "true"), ("k8s.io/cluster-autoscaler/staging", "owned")], 0).await;
+    group(&config, "untagged", "m5.large", &[], 0).await;
+
+    let capacity = AwsCapacity::from_config(&config, settings()).unwrap();
+    let groups = capacity.node_groups().await.unwrap();
+    let ids: Vec<&str> = groups.iter().map(|g| g.id.as_str()).collect();
+    assert_eq!(ids, ["general", "own-tag"]);
+
+    let general = &groups[0];
+    assert_eq!((general.min_size, general.max_size, general.desired_size), (0, 10, 0));
+    assert!(general.instances.is_empty(), "at zero");
+    let m5 = &general.instance_types[0];
+    assert_eq!(m5.name, "m5.large");
+    assert_eq!((m5.capacity.cpu_millis, m5.capacity.memory_bytes), (2000, 8 << 30));
+    assert_eq!(m5.capacity.pods, 29, "max pods from m5.large's ENI limits (3 x 10)");
+    assert_eq!(m5.allocatable.cpu_millis, 1930);
+    assert_eq!(m5.price_per_hour, 0.096);
+    assert_eq!(general.labels.get("workload").map(String::as_str), Some("web"));
+    assert_eq!(general.taints.len(), 1);
+    let c5 = &groups[1].instance_types[0];
+    assert_eq!((c5.name.as_str(), c5.capacity.cpu_millis, c5.price_per_hour), ("c5.xlarge", 4000, 0.17));
+}
+
+/// A cluster side with nothing in it: the AWS tests drive the engine's capacity side only.
+struct EmptyCluster;
+
+impl Cluster for EmptyCluster {
+    async fn announce(&self, _: Announcement) {}
+    async fn observe(&self) -> AdapterResult<ClusterView> {
+        Ok(ClusterView::default())
+    }
+    async fn cordon(&self, _: &str) -> AdapterResult<()> {
+        Ok(())
+    }
+    async fn uncordon(&self, _: &str) -> AdapterResult<()> {
+        Ok(())
+    }
+    async fn evict(&self, _: &str, _: &str) -> AdapterResult<Eviction> {
+        Ok(Eviction::Gone)
+    }
+    async fn place(&self, _: &WorkloadRef, _: &PlacementTarget) -> AdapterResult<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_engine_scales_a_group_up_and_a_removal_terminates_with_a_decrement() {
+    let moto = Moto::start().await;
+    let config = sdk_config(&moto.url).await;
+    group(&config, "general", "m5.large", &ca_tags(), 1).await;
+    let capacity = AwsCapacity::from_config(&config, settings()).unwrap();
+
+    let plugin = host()
+        .load(scripted(json!([{"action": {"scale-to": {"group": "general", "size": 3}}, "reason": "3 pods pending"}])))
+        .unwrap();
+    let mut engine =
+        Engine::new(EmptyCluster, capacity.clone(), PolicyChain::new(vec![plugin]), EngineConfig::default(), Recorder::new(100, None));
+    let outcome = engine.tick(0, Trigger::Manual).await;
+    assert_eq!(outcome.plan.scales.get("general"), Some(&3));
+    assert_eq!(asg_state(&config, "general").await, (3, 3), "desired 3 and moto launched the instances");
+
+    let groups = capacity.node_groups().await.unwrap();
+    let victim = groups[0].instances[1].id.clone();
+    capacity.terminate_instance("general", &victim).await.unwrap();
+    assert_eq!(asg_state(&config, "general").await, (2, 2), "one instance gone and desired lowered by one");
+    let left = capacity.node_groups().await.unwrap();
+    assert!(left[0].instances.iter().all(|i| i.id != victim));
+    // Asked again (a retry whose first answer was lost): nothing more is terminated.
+    capacity.terminate_instance("general", &victim).await.unwrap();
+    assert_eq!(asg_state(&config, "general").await, (2, 2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_size_changed_by_someone_else_is_not_overwritten() {
+    let moto = Moto::start().await;
+    let config = sdk_config(&moto.url).await;
+    group(&config, "general", "m5.large", &ca_tags(), 1).await;
+    let capacity = AwsCapacity::from_config(&config, settings()).unwrap();
+    capacity.node_groups().await.unwrap();
+    aws_sdk_autoscaling::Client::new(&config)
+        .set_desired_capacity()
+        .auto_scaling_group_name("general")
+        .desired_capacity(5)
+        .send()
+        .await
+        .unwrap();
+    let refused = capacity.set_desired_size("general", 2).await.unwrap_err();
+    assert!(refused.message.contains("changed from 1 to 5 outside Ballast"), "{refused}");
+    assert_eq!(asg_state(&config, "general").await.0, 5);
+    // Observed anew, the next decision applies.
+    capacity.set_desired_size("general", 6).await.unwrap();
+    assert_eq!(asg_state(&config, "general").await.0, 6);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cloudwatch_series_are_read_and_ballast_figures_published() {
+    let moto = Moto::start().await;
+    let config = sdk_config(&moto.url).await;
+    group(&config, "general", "m5.large", &ca_tags(), 0).await;
+    let capacity =
+        AwsCapacity::from_config(&config, AwsSettings { publish_metrics: true, ..settings() }).unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    let cw = aws_sdk_cloudwatch::Client::new(&config);
+    for (i, value) in [10.0, 20.0, 30.0].into_iter().enumerate() {
+        cw.put_metric_data()
+            .namespace("Shop/Queue")
+            .metric_data(
+                aws_sdk_cloudwatch::types::MetricDatum::builder()
+                    .metric_name("Depth")
+                    .dimensions(aws_sdk_cloudwatch::types::Dimension::builder().name("Queue").value("orders").build())
+                    .value(value)
+                    .timestamp(aws_smithy_types::DateTime::from_millis((now - 180_000 + i as u64 * 60_000) as i64))
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+    let query = MetricQuery {
+        namespace: "Shop/Queue".into(),
+        name: "Depth".into(),
+        dimensions: BTreeMap::from([("Queue".to_string(), "orders".to_string())]),
+        period_seconds: 60,
+        start_millis: now - 600_000,
+        end_millis: now + 60_000,
+    };
+    let points = capacity.query_metric(&query).await.unwrap();
+    let values: Vec<f64> = points.iter().map(|p| p.value).collect();
+    assert_eq!(values, [10.0, 20.0, 30.0]);
+
+    capacity.publish(Figures { pending_pods: 7, decisions: 2, cost_per_hour: 1.25 }, now).await.unwrap();
+    let pending = MetricQuery {
+        namespace: "Ballast".into(),
+        name: "PendingPods".into(),
+        dimensions: BTreeMap::from([("ClusterName".to_string(), CLUSTER.to_string())]),
+        ..query
+    };
+    let read = capacity.query_metric(&pending).await.unwrap();
+    assert_eq!(read.iter().map(|p| p.value).collect::<Vec<_>>(), [7.0]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_and_lost_answers_are_retried_without_scaling_twice() {
+    let moto = Moto::start().await;
+    let proxy = Proxy::start(&moto.url).await;
+    let direct = sdk_config(&moto.url).await;
+    group(&direct, "general", "m5.large", &ca_tags(), 1).await;
+    let config = sdk_config(&proxy.url).await;
+    let capacity = AwsCapacity::from_config(&config, settings()).unwrap();
+    capacity.node_groups().await.unwrap();
+
+    proxy.fail("SetDesiredCapacity", &[Fault::Refuse(400, "Throttling"), Fault::Refuse(500, "InternalFailure")]);
+    capacity.set_desired_size("general", 4).await.unwrap();
+    assert_eq!(proxy.forwarded("SetDesiredCapacity"), 1, "moto saw the change once");
+    assert_eq!(asg_state(&direct, "general").await, (4, 4));
+    let counts = capacity.call_counts();
+    assert!(counts.throttled >= 1, "{counts:?}");
+    assert!(counts.attempts > counts.calls, "retries happened: {counts:?}");
+
+    // The termination goes through but its answer is lost: the SDK retries, moto refuses
+    // (the instance is gone), and the next attempt finds nothing to do. Desired drops once.
+    let victim = capacity.node_groups().await.unwrap()[0].instances[0].id.clone();
+    proxy.fail("TerminateInstanceInAutoScalingGroup", &[Fault::LoseAnswer(500)]);
+    let first = capacity.terminate_instance("general", &victim).await;
+    if first.is_err() {
+        capacity.terminate_instance("general", &victim).await.unwrap();
+    }
+    assert_eq!(asg_state(&direct, "general").await, (3, 3), "one decrement for one removal");
+}

@@ -1,0 +1,160 @@
+//! moto, the AWS emulator, as the AWS adapter's tests use it: a server per test on a free
+//! loopback port, SDK clients for it, and a proxy in front of it that answers throttling or
+//! server errors on cue.
+//!
+//! moto comes from `tests/setup.sh` (target/tools/venv); without it these tests fail rather
+//! than skip.
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_autoscaling::config::Credentials;
+
+pub struct Moto {
+    child: Child,
+    pub url: String,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+}
+
+impl Moto {
+    pub async fn start() -> Moto {
+        let binary = std::env::var_os("BALLAST_MOTO_SERVER").map(PathBuf::from).unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/tools/venv/bin/moto_server")
+        });
+        assert!(binary.exists(), "moto_server not found at {}: run tests/setup.sh", binary.display());
+        let port = free_port();
+        let child = Command::new(&binary)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("moto_server starts");
+        let moto = Moto { child, url: format!("http://127.0.0.1:{port}") };
+        let start = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(start.elapsed() < Duration::from_secs(30), "moto_server did not listen within 30 s");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        moto
+    }
+}
+
+/// An SDK configuration for an endpoint, with static credentials and us-east-1.
+pub async fn sdk_config(url: &str) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
+        .endpoint_url(url)
+        .load()
+        .await
+}
+
+/// What the proxy does to requests of one API action.
+#[derive(Clone, Debug)]
+pub enum Fault {
+    /// Answer without forwarding: (HTTP status, error code).
+    Refuse(u16, &'static str),
+    /// Forward, then replace the answer with this status (the request took effect, the
+    /// client does not know).
+    LoseAnswer(u16),
+}
+
+#[derive(Default)]
+struct ProxyState {
+    faults: HashMap<String, Vec<Fault>>,
+    forwarded: HashMap<String, u32>,
+}
+
+/// A proxy in front of moto that injects faults by API action (`Action=` of the query
+/// protocols) and counts what it forwarded.
+#[derive(Clone)]
+pub struct Proxy {
+    pub url: String,
+    state: Arc<Mutex<ProxyState>>,
+}
+
+impl Proxy {
+    pub async fn start(upstream: &str) -> Proxy {
+        use axum::body::{Body, Bytes};
+        use axum::http::{Request, Response};
+        use http_body_util::BodyExt;
+        use hyper_util::client::legacy::Client;
+        use hyper_util::rt::TokioExecutor;
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let state = Arc::new(Mutex::new(ProxyState::default()));
+        let client: Client<_, http_body_util::Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+        let upstream = upstream.to_string();
+        let shared = state.clone();
+        let handler = move |request: Request<Body>| {
+            let (client, upstream, state) = (client.clone(), upstream.clone(), shared.clone());
+            async move {
+                let (parts, body) = request.into_parts();
+                let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                let text = String::from_utf8_lossy(&body);
+                let action = text
+                    .split('&')
+                    .find_map(|kv| kv.strip_prefix("Action="))
+                    .unwrap_or("")
+                    .to_string();
+                let fault = {
+                    let mut s = state.lock().unwrap();
+                    let fault = s.faults.get_mut(&action).and_then(|f| (!f.is_empty()).then(|| f.remove(0)));
+                    if !matches!(fault, Some(Fault::Refuse(..))) {
+                        *s.forwarded.entry(action.clone()).or_default() += 1;
+                    }
+                    fault
+                };
+                if let Some(Fault::Refuse(status, code)) = fault {
+                    let xml = format!("<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>injected</Message></Error><RequestId>proxy</RequestId></ErrorResponse>");
+                    return Response::builder().status(status).header("content-type", "text/xml").body(Body::from(xml)).unwrap();
+                }
+                let uri = format!("{upstream}{}", parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"));
+                let mut forward = Request::builder().method(parts.method).uri(uri);
+                for (k, v) in parts.headers.iter() {
+                    forward = forward.header(k, v);
+                }
+                let answer = client.request(forward.body(http_body_util::Full::new(body)).unwrap()).await.unwrap();
+                let (mut parts, body) = answer.into_parts();
+                let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                if let Some(Fault::LoseAnswer(status)) = fault {
+                    parts.status = axum::http::StatusCode::from_u16(status).unwrap();
+                    let xml = "<ErrorResponse><Error><Type>Receiver</Type><Code>InternalFailure</Code><Message>lost</Message></Error></ErrorResponse>";
+                    parts.headers.remove("content-length");
+                    return Response::from_parts(parts, Body::from(xml));
+                }
+                Response::from_parts(parts, Body::from(body))
+            }
+        };
+        let app = axum::Router::new().fallback(handler);
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Proxy { url, state }
+    }
+
+    pub fn fail(&self, action: &str, faults: &[Fault]) {
+        self.state.lock().unwrap().faults.entry(action.to_string()).or_default().extend(faults.iter().cloned());
+    }
+
+    /// Requests of an action that reached moto.
+    pub fn forwarded(&self, action: &str) -> u32 {
+        self.state.lock().unwrap().forwarded.get(action).copied().unwrap_or(0)
+    }
+}
