@@ -12,9 +12,7 @@ use aws_sdk_autoscaling::types::{
 use aws_sdk_ec2::types::{InstanceType as Ec2Type, RequestLaunchTemplateData};
 use ballast::aws::cloudwatch::Figures;
 use ballast::aws::{AwsCapacity, AwsSettings};
-use ballast::engine::ports::{
-    AdapterResult, Announcement, Capacity, Cluster, ClusterView, Eviction, MetricQuery,
-};
+use ballast::engine::ports::{AdapterResult, Announcement, Capacity, Cluster, ClusterView, Eviction, MetricQuery};
 use ballast::engine::record::{Recorder, Trigger};
 use ballast::engine::{Engine, EngineConfig};
 use ballast::policy::PolicyChain;
@@ -31,7 +29,12 @@ async fn group(config: &aws_config::SdkConfig, name: &str, instance_type: &str, 
     let template = format!("{name}-lt");
     ec2.create_launch_template()
         .launch_template_name(&template)
-        .launch_template_data(RequestLaunchTemplateData::builder().image_id("ami-12c6146b").instance_type(Ec2Type::from(instance_type)).build())
+        .launch_template_data(
+            RequestLaunchTemplateData::builder()
+                .image_id("ami-12c6146b")
+                .instance_type(Ec2Type::from(instance_type))
+                .build(),
+        )
         .send()
         .await
         .unwrap();
@@ -43,9 +46,19 @@ async fn group(config: &aws_config::SdkConfig, name: &str, instance_type: &str, 
         .max_size(10)
         .desired_capacity(desired)
         .availability_zones("us-east-1a")
-        .launch_template(LaunchTemplateSpecification::builder().launch_template_name(&template).version("$Latest").build());
+        .launch_template(
+            LaunchTemplateSpecification::builder().launch_template_name(&template).version("$Latest").build(),
+        );
     for (k, v) in tags {
-        create = create.tags(Tag::builder().key(*k).value(*v).resource_id(name).resource_type("auto-scaling-group").propagate_at_launch(true).build());
+        create = create.tags(
+            Tag::builder()
+                .key(*k)
+                .value(*v)
+                .resource_id(name)
+                .resource_type("auto-scaling-group")
+                .propagate_at_launch(true)
+                .build(),
+        );
     }
     create.send().await.unwrap();
 }
@@ -59,7 +72,12 @@ fn settings() -> AwsSettings {
 }
 
 async fn asg_state(config: &aws_config::SdkConfig, name: &str) -> (i32, usize) {
-    let out = aws_sdk_autoscaling::Client::new(config).describe_auto_scaling_groups().auto_scaling_group_names(name).send().await.unwrap();
+    let out = aws_sdk_autoscaling::Client::new(config)
+        .describe_auto_scaling_groups()
+        .auto_scaling_group_names(name)
+        .send()
+        .await
+        .unwrap();
     let g = &out.auto_scaling_groups()[0];
     (g.desired_capacity().unwrap(), g.instances().len())
 }
@@ -73,7 +91,14 @@ async fn groups_tagged_for_the_cluster_are_found_and_offer_a_template_from_zero(
     tags.push(("k8s.io/cluster-autoscaler/node-template/taint/dedicated", "web:NoSchedule"));
     group(&config, "general", "m5.large", &tags, 0).await;
     group(&config, "own-tag", "c5.xlarge", &[("ballast.dev/cluster", CLUSTER)], 0).await;
-    group(&config, "other-cluster", "m5.large", &[("k8s.io/cluster-autoscaler/enabled", "true"), ("k8s.io/cluster-autoscaler/staging", "owned")], 0).await;
+    group(
+        &config,
+        "other-cluster",
+        "m5.large",
+        &[("k8s.io/cluster-autoscaler/enabled", "true"), ("k8s.io/cluster-autoscaler/staging", "owned")],
+        0,
+    )
+    .await;
     group(&config, "untagged", "m5.large", &[], 0).await;
 
     let capacity = AwsCapacity::from_config(&config, settings()).unwrap();
@@ -128,8 +153,13 @@ async fn the_engine_scales_a_group_up_and_a_removal_terminates_with_a_decrement(
     let plugin = host()
         .load(scripted(json!([{"action": {"scale-to": {"group": "general", "size": 3}}, "reason": "3 pods pending"}])))
         .unwrap();
-    let mut engine =
-        Engine::new(EmptyCluster, capacity.clone(), PolicyChain::new(vec![plugin]), EngineConfig::default(), Recorder::new(100, None));
+    let mut engine = Engine::new(
+        EmptyCluster,
+        capacity.clone(),
+        PolicyChain::new(vec![plugin]),
+        EngineConfig::default(),
+        Recorder::new(100, None),
+    );
     let outcome = engine.tick(0, Trigger::Manual).await;
     assert_eq!(outcome.plan.scales.get("general"), Some(&3));
     assert_eq!(asg_state(&config, "general").await, (3, 3), "desired 3 and moto launched the instances");
@@ -172,8 +202,7 @@ async fn cloudwatch_series_are_read_and_ballast_figures_published() {
     let moto = Moto::start().await;
     let config = sdk_config(&moto.url).await;
     group(&config, "general", "m5.large", &ca_tags(), 0).await;
-    let capacity =
-        AwsCapacity::from_config(&config, AwsSettings { publish_metrics: true, ..settings() }).unwrap();
+    let capacity = AwsCapacity::from_config(&config, AwsSettings { publish_metrics: true, ..settings() }).unwrap();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
     let cw = aws_sdk_cloudwatch::Client::new(&config);
     for (i, value) in [10.0, 20.0, 30.0].into_iter().enumerate() {
@@ -241,4 +270,48 @@ async fn throttling_and_lost_answers_are_retried_without_scaling_twice() {
         capacity.terminate_instance("general", &victim).await.unwrap();
     }
     assert_eq!(asg_state(&direct, "general").await, (3, 3), "one decrement for one removal");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mixed_instances_group_reports_every_type_with_capacity_and_price() {
+    let moto = Moto::start().await;
+    let config = sdk_config(&moto.url).await;
+    let ec2 = aws_sdk_ec2::Client::new(&config);
+    ec2.create_launch_template()
+        .launch_template_name("mixed-lt")
+        .launch_template_data(RequestLaunchTemplateData::builder().image_id("ami-12c6146b").build())
+        .send()
+        .await
+        .unwrap();
+    let spec = LaunchTemplateSpecification::builder().launch_template_name("mixed-lt").version("$Latest").build();
+    let mut template = LaunchTemplate::builder().launch_template_specification(spec);
+    for t in ["m5.large", "c5.xlarge", "r5.large"] {
+        template = template.overrides(LaunchTemplateOverrides::builder().instance_type(t).build());
+    }
+    let policy = MixedInstancesPolicy::builder()
+        .launch_template(template.build())
+        .instances_distribution(InstancesDistribution::builder().on_demand_percentage_above_base_capacity(100).build())
+        .build();
+    let mut create = aws_sdk_autoscaling::Client::new(&config)
+        .create_auto_scaling_group()
+        .auto_scaling_group_name("mixed")
+        .min_size(0)
+        .max_size(10)
+        .desired_capacity(0)
+        .availability_zones("us-east-1a")
+        .mixed_instances_policy(policy);
+    for (k, v) in ca_tags() {
+        create = create
+            .tags(Tag::builder().key(k).value(v).resource_id("mixed").resource_type("auto-scaling-group").build());
+    }
+    create.send().await.unwrap();
+
+    let capacity = AwsCapacity::from_config(&config, settings()).unwrap();
+    let groups = capacity.node_groups().await.unwrap();
+    let types: Vec<(&str, u64, u64, f64)> = groups[0]
+        .instance_types
+        .iter()
+        .map(|t| (t.name.as_str(), t.capacity.cpu_millis, t.capacity.memory_bytes >> 30, t.price_per_hour))
+        .collect();
+    assert_eq!(types, [("c5.xlarge", 4000, 8, 0.17), ("m5.large", 2000, 8, 0.096), ("r5.large", 2000, 16, 0.126)]);
 }

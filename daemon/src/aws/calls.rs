@@ -83,7 +83,10 @@ impl Intercept for Counting {
             let body = response.body().bytes().map(String::from_utf8_lossy).unwrap_or_default();
             let throttled = status == 429
                 || status == 503
-                || (status == 400 && THROTTLING_CODES.iter().any(|code| body.contains(&format!(">{code}<")) || body.contains(&format!("\"{code}\""))));
+                || (status == 400
+                    && THROTTLING_CODES
+                        .iter()
+                        .any(|code| body.contains(&format!(">{code}<")) || body.contains(&format!("\"{code}\""))));
             if throttled {
                 self.0.throttled.fetch_add(1, Ordering::Relaxed);
             } else if status >= 500 {

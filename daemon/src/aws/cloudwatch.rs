@@ -21,8 +21,13 @@ impl AwsCapacity {
         let operation = format!("read metric {}/{}", query.namespace, query.name);
         let dimensions: Vec<Dimension> =
             query.dimensions.iter().map(|(k, v)| Dimension::builder().name(k).value(v).build()).collect();
-        let metric = Metric::builder().namespace(&query.namespace).metric_name(&query.name).set_dimensions(Some(dimensions)).build();
-        let stat = MetricStat::builder().metric(metric).period(query.period_seconds.max(1) as i32).stat("Average").build();
+        let metric = Metric::builder()
+            .namespace(&query.namespace)
+            .metric_name(&query.name)
+            .set_dimensions(Some(dimensions))
+            .build();
+        let stat =
+            MetricStat::builder().metric(metric).period(query.period_seconds.max(1) as i32).stat("Average").build();
         let mut points = Vec::new();
         let mut pages = self
             .inner
@@ -58,7 +63,13 @@ impl AwsCapacity {
         let cluster = Dimension::builder().name("ClusterName").value(&settings.cluster_name).build();
         let at = DateTime::from_millis(at_millis as i64);
         let datum = |name: &str, value: f64, unit: StandardUnit| {
-            MetricDatum::builder().metric_name(name).dimensions(cluster.clone()).value(value).unit(unit).timestamp(at).build()
+            MetricDatum::builder()
+                .metric_name(name)
+                .dimensions(cluster.clone())
+                .value(value)
+                .unit(unit)
+                .timestamp(at)
+                .build()
         };
         self.inner.limit.acquire().await;
         self.inner

@@ -49,7 +49,10 @@ impl AwsCapacity {
                 if settings.discover_by_tags {
                     let ca = format!("{CA_CLUSTER_TAG_PREFIX}{}", settings.cluster_name);
                     queries.push((None, Some(Filter::builder().name("tag-key").values(ca).build())));
-                    let own = Filter::builder().name(format!("tag:{BALLAST_CLUSTER_TAG}")).values(&settings.cluster_name).build();
+                    let own = Filter::builder()
+                        .name(format!("tag:{BALLAST_CLUSTER_TAG}"))
+                        .values(&settings.cluster_name)
+                        .build();
                     queries.push((None, Some(own)));
                 }
             }
@@ -157,7 +160,9 @@ impl AwsCapacity {
                 let facts = TypeFacts {
                     vcpus: info.v_cpu_info().and_then(|v| v.default_v_cpus()).unwrap_or(0).max(0) as u64,
                     memory_mib: info.memory_info().and_then(|m| m.size_in_mib()).unwrap_or(0).max(0) as u64,
-                    gpus: info.gpu_info().map_or(0, |g| g.gpus().iter().filter_map(|d| d.count()).sum::<i32>().max(0) as u32),
+                    gpus: info
+                        .gpu_info()
+                        .map_or(0, |g| g.gpus().iter().filter_map(|d| d.count()).sum::<i32>().max(0) as u32),
                     max_enis: network.and_then(|n| n.maximum_network_interfaces()).unwrap_or(1).max(1) as u32,
                     ipv4_per_eni: network.and_then(|n| n.ipv4_addresses_per_interface()).unwrap_or(2).max(2) as u32,
                 };
@@ -171,7 +176,8 @@ impl AwsCapacity {
     /// The most recent failed launch, asked only of groups short of their desired size.
     async fn last_failure(&self, group: &str) -> Option<LaunchFailure> {
         self.inner.limit.acquire().await;
-        let out = self.inner.asg.describe_scaling_activities().auto_scaling_group_name(group).max_records(5).send().await;
+        let out =
+            self.inner.asg.describe_scaling_activities().auto_scaling_group_name(group).max_records(5).send().await;
         let out = match out {
             Ok(out) => out,
             Err(e) => {
@@ -181,7 +187,12 @@ impl AwsCapacity {
         };
         out.activities()
             .iter()
-            .filter(|a| matches!(a.status_code(), Some(ScalingActivityStatusCode::Failed | ScalingActivityStatusCode::Cancelled)))
+            .filter(|a| {
+                matches!(
+                    a.status_code(),
+                    Some(ScalingActivityStatusCode::Failed | ScalingActivityStatusCode::Cancelled)
+                )
+            })
             .filter_map(|a| {
                 let at = a.start_time()?.to_millis().ok()?.max(0) as u64;
                 let message = a.status_message().or(a.description()).unwrap_or("launch failed").to_string();

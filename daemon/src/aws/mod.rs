@@ -59,7 +59,10 @@ struct Inner {
 }
 
 /// An SDK error as the engine's error, classified by its AWS error code.
-pub(crate) fn aws_error<E, R>(operation: impl Into<String>, error: aws_smithy_runtime_api::client::result::SdkError<E, R>) -> AdapterError
+pub(crate) fn aws_error<E, R>(
+    operation: impl Into<String>,
+    error: aws_smithy_runtime_api::client::result::SdkError<E, R>,
+) -> AdapterError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
@@ -103,10 +106,16 @@ impl AwsCapacity {
         let retry = RetryConfig::standard().with_max_attempts(settings.max_attempts);
         let counting = calls::Counting(stats.clone());
         let asg = aws_sdk_autoscaling::Client::from_conf(
-            aws_sdk_autoscaling::config::Builder::from(config).retry_config(retry.clone()).interceptor(counting.clone()).build(),
+            aws_sdk_autoscaling::config::Builder::from(config)
+                .retry_config(retry.clone())
+                .interceptor(counting.clone())
+                .build(),
         );
         let ec2 = aws_sdk_ec2::Client::from_conf(
-            aws_sdk_ec2::config::Builder::from(config).retry_config(retry.clone()).interceptor(counting.clone()).build(),
+            aws_sdk_ec2::config::Builder::from(config)
+                .retry_config(retry.clone())
+                .interceptor(counting.clone())
+                .build(),
         );
         let cloudwatch = aws_sdk_cloudwatch::Client::from_conf(
             aws_sdk_cloudwatch::config::Builder::from(config).retry_config(retry).interceptor(counting).build(),
@@ -148,7 +157,9 @@ impl AwsCapacity {
             .inner
             .ec2
             .describe_spot_price_history()
-            .set_instance_types(Some(stale.iter().map(|n| aws_sdk_ec2::types::InstanceType::from(n.as_str())).collect()))
+            .set_instance_types(Some(
+                stale.iter().map(|n| aws_sdk_ec2::types::InstanceType::from(n.as_str())).collect(),
+            ))
             .product_descriptions("Linux/UNIX")
             .start_time(aws_smithy_types::DateTime::from(std::time::SystemTime::now()))
             .send()
@@ -175,7 +186,11 @@ impl AwsCapacity {
 
     async fn describe_one(&self, group: &str) -> AdapterResult<aws_sdk_autoscaling::types::AutoScalingGroup> {
         self.describe_groups(Some(vec![group.to_string()])).await?.into_iter().next().ok_or_else(|| {
-            AdapterError::new(AdapterErrorKind::NotFound, format!("describe group {group}"), "no such Auto Scaling group")
+            AdapterError::new(
+                AdapterErrorKind::NotFound,
+                format!("describe group {group}"),
+                "no such Auto Scaling group",
+            )
         })
     }
 }
@@ -207,7 +222,9 @@ impl Capacity for AwsCapacity {
             return Err(AdapterError::new(
                 AdapterErrorKind::Refused,
                 operation,
-                format!("its desired capacity changed from {seen} to {desired} outside Ballast since it was observed; not overwriting it (the next tick decides again)"),
+                format!(
+                    "its desired capacity changed from {seen} to {desired} outside Ballast since it was observed; not overwriting it (the next tick decides again)"
+                ),
             ));
         }
         if desired == size {

@@ -85,7 +85,11 @@ impl Prices {
         let per_vcpu = if memory_gib / vcpus.max(1) as f64 >= 8.0 { 0.063 } else { 0.048 };
         let estimate = per_vcpu * vcpus as f64;
         if self.estimated.lock().map(|mut e| e.insert(name.to_string())).unwrap_or(false) {
-            tracing::warn!(instance_type = name, estimate, "no on-demand price known; estimated by vCPU (set aws.on-demand-prices)");
+            tracing::warn!(
+                instance_type = name,
+                estimate,
+                "no on-demand price known; estimated by vCPU (set aws.on-demand-prices)"
+            );
         }
         (estimate, PriceSource::Estimated)
     }

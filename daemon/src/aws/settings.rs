@@ -80,7 +80,10 @@ impl AwsSettings {
             return Err("aws.groups is empty and aws.discover-by-tags is false: no node group would be managed".into());
         }
         if !(self.max_calls_per_second > 0.0 && self.max_calls_per_second.is_finite()) {
-            return Err(format!("aws.max-calls-per-second must be a positive number, not {}", self.max_calls_per_second));
+            return Err(format!(
+                "aws.max-calls-per-second must be a positive number, not {}",
+                self.max_calls_per_second
+            ));
         }
         if self.max_attempts == 0 {
             return Err("aws.max-attempts must be at least 1, not 0".into());

@@ -66,7 +66,11 @@ pub enum LaunchSource {
     /// Instance types listed by a mixed instances policy's overrides.
     Types(Vec<String>),
     /// A launch template, by id or name, and version.
-    Template { id: Option<String>, name: Option<String>, version: String },
+    Template {
+        id: Option<String>,
+        name: Option<String>,
+        version: String,
+    },
     LaunchConfiguration(String),
     Unknown,
 }
@@ -74,11 +78,12 @@ pub enum LaunchSource {
 /// Where a group's instance types come from, and whether it launches spot instances.
 pub fn launch_source(group: &AutoScalingGroup) -> (LaunchSource, bool) {
     if let Some(policy) = group.mixed_instances_policy() {
-        let spot = policy
-            .instances_distribution()
-            .is_some_and(|d| d.on_demand_percentage_above_base_capacity() == Some(0) && d.on_demand_base_capacity().unwrap_or(0) == 0);
+        let spot = policy.instances_distribution().is_some_and(|d| {
+            d.on_demand_percentage_above_base_capacity() == Some(0) && d.on_demand_base_capacity().unwrap_or(0) == 0
+        });
         if let Some(lt) = policy.launch_template() {
-            let types: Vec<String> = lt.overrides().iter().filter_map(|o| o.instance_type().map(str::to_string)).collect();
+            let types: Vec<String> =
+                lt.overrides().iter().filter_map(|o| o.instance_type().map(str::to_string)).collect();
             if !types.is_empty() {
                 return (LaunchSource::Types(types), spot);
             }
@@ -117,7 +122,11 @@ pub fn node_template(group: &AutoScalingGroup) -> (BTreeMap<String, String>, Vec
             let (value, effect) = value.rsplit_once(':').unwrap_or(("", value));
             match taint_effect(effect) {
                 Some(effect) => taints.push(Taint { key: taint.to_string(), value: value.to_string(), effect }),
-                None => tracing::warn!(tag = key, value, "node-template taint tag has no valid effect (value:Effect); ignored"),
+                None => tracing::warn!(
+                    tag = key,
+                    value,
+                    "node-template taint tag has no valid effect (value:Effect); ignored"
+                ),
             }
         } else if let Some(resource) = key.strip_prefix(RESOURCE_TAG) {
             resources.insert(resource.to_string(), value.to_string());
@@ -160,7 +169,14 @@ mod tests {
         let (labels, taints, resources) = node_template(&group);
         assert_eq!(labels["workload"], "batch");
         assert_eq!(labels["eks.amazonaws.com/nodegroup"], "gpu-nodes");
-        assert_eq!(taints, vec![Taint { key: "dedicated".into(), value: "batch".into(), effect: ballast_sdk::TaintEffect::NoSchedule }]);
+        assert_eq!(
+            taints,
+            vec![Taint {
+                key: "dedicated".into(),
+                value: "batch".into(),
+                effect: ballast_sdk::TaintEffect::NoSchedule
+            }]
+        );
         let capacity = with_resource_tags(Resources::default(), &resources);
         assert_eq!(capacity.gpus, 4);
     }

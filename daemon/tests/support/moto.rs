@@ -33,9 +33,9 @@ fn free_port() -> u16 {
 
 impl Moto {
     pub async fn start() -> Moto {
-        let binary = std::env::var_os("BALLAST_MOTO_SERVER").map(PathBuf::from).unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/tools/venv/bin/moto_server")
-        });
+        let binary = std::env::var_os("BALLAST_MOTO_SERVER")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/tools/venv/bin/moto_server"));
         assert!(binary.exists(), "moto_server not found at {}: run tests/setup.sh", binary.display());
         let port = free_port();
         let child = Command::new(&binary)
@@ -108,11 +108,7 @@ impl Proxy {
                 let (parts, body) = request.into_parts();
                 let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
                 let text = String::from_utf8_lossy(&body);
-                let action = text
-                    .split('&')
-                    .find_map(|kv| kv.strip_prefix("Action="))
-                    .unwrap_or("")
-                    .to_string();
+                let action = text.split('&').find_map(|kv| kv.strip_prefix("Action=")).unwrap_or("").to_string();
                 let fault = {
                     let mut s = state.lock().unwrap();
                     let fault = s.faults.get_mut(&action).and_then(|f| (!f.is_empty()).then(|| f.remove(0)));
@@ -122,8 +118,14 @@ impl Proxy {
                     fault
                 };
                 if let Some(Fault::Refuse(status, code)) = fault {
-                    let xml = format!("<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>injected</Message></Error><RequestId>proxy</RequestId></ErrorResponse>");
-                    return Response::builder().status(status).header("content-type", "text/xml").body(Body::from(xml)).unwrap();
+                    let xml = format!(
+                        "<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>injected</Message></Error><RequestId>proxy</RequestId></ErrorResponse>"
+                    );
+                    return Response::builder()
+                        .status(status)
+                        .header("content-type", "text/xml")
+                        .body(Body::from(xml))
+                        .unwrap();
                 }
                 let uri = format!("{upstream}{}", parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"));
                 let mut forward = Request::builder().method(parts.method).uri(uri);
