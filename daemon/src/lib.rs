@@ -20,3 +20,4 @@ pub mod kubernetes;
 pub mod policy;
 pub mod runner;
 pub mod sim;
+pub mod tls;

@@ -85,6 +85,7 @@ impl AwsCapacity {
     /// # Errors
     /// Settings that name no group to manage, or a bad rate, with the field and value.
     pub async fn connect(settings: AwsSettings) -> Result<Self, String> {
+        crate::tls::install();
         let mut loader = aws_config::defaults(BehaviorVersion::latest());
         if let Some(region) = &settings.region {
             loader = loader.region(Region::new(region.clone()));
@@ -102,6 +103,7 @@ impl AwsCapacity {
     /// As [`AwsCapacity::connect`].
     pub fn from_config(config: &SdkConfig, settings: AwsSettings) -> Result<Self, String> {
         settings.validate()?;
+        crate::tls::install();
         let stats = Arc::new(CallStats::default());
         let retry = RetryConfig::standard().with_max_attempts(settings.max_attempts);
         let counting = calls::Counting(stats.clone());

@@ -76,6 +76,7 @@ impl KubeCluster {
     /// Starts the watches and the usage poll. Returns at once; [`KubeCluster::synced`]
     /// waits for the caches.
     pub fn start(config: kube::Config, settings: KubeSettings) -> Result<Self, kube::Error> {
+        crate::tls::install();
         let client = Client::try_from(config.clone())?;
         let mut direct = config;
         direct.default_retry = false;
