@@ -54,6 +54,16 @@ impl KubeCluster {
         }}})
     }
 
+    /// Cordons (`true`) or uncordons (`null` removes the field, as kubectl does).
+    async fn set_unschedulable(&self, node: &str, value: Value, verb: &str) -> AdapterResult<()> {
+        let patch = json!({"spec": {"unschedulable": value}});
+        Api::<Node>::all(self.client().clone())
+            .patch(node, &PatchParams::default(), &Patch::Strategic(&patch))
+            .await
+            .map(|_| ())
+            .map_err(|e| adapter_error(format!("{verb} {node}"), e))
+    }
+
     fn reference(subject: &Subject) -> Option<ObjectReference> {
         let (api_version, kind, namespace, name) = match subject {
             Subject::Node(name) => ("v1", "Node", None, name.clone()),
@@ -105,21 +115,11 @@ impl Cluster for KubeCluster {
     }
 
     async fn cordon(&self, node: &str) -> AdapterResult<()> {
-        let patch = json!({"spec": {"unschedulable": true}});
-        Api::<Node>::all(self.client().clone())
-            .patch(node, &PatchParams::default(), &Patch::Strategic(&patch))
-            .await
-            .map(|_| ())
-            .map_err(|e| adapter_error(format!("cordon {node}"), e))
+        self.set_unschedulable(node, json!(true), "cordon").await
     }
 
     async fn uncordon(&self, node: &str) -> AdapterResult<()> {
-        let patch = json!({"spec": {"unschedulable": null}});
-        Api::<Node>::all(self.client().clone())
-            .patch(node, &PatchParams::default(), &Patch::Strategic(&patch))
-            .await
-            .map(|_| ())
-            .map_err(|e| adapter_error(format!("uncordon {node}"), e))
+        self.set_unschedulable(node, Value::Null, "uncordon").await
     }
 
     async fn evict(&self, namespace: &str, pod: &str) -> AdapterResult<Eviction> {
