@@ -11,6 +11,7 @@
 
 pub mod aws;
 pub mod bundled;
+pub mod daemon_config;
 pub mod cli;
 pub mod duration;
 pub mod eks;

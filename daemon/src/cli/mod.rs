@@ -6,6 +6,7 @@ mod decisions;
 mod fixture;
 mod plugin;
 mod render;
+mod run;
 mod simulate;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -26,6 +27,9 @@ pub enum Command {
     /// Run policies on a simulated cluster and cloud: cost, pending time, a chart. With no
     /// arguments, the built-in mixed EC2/Fargate scenario with the default policies.
     Simulate(simulate::SimulateArgs),
+    /// Run the autoscaler: watch the cluster, evaluate the policies, act through the
+    /// guardrails (one replica at a time, by Lease).
+    Run(run::RunArgs),
     /// Show decision records from a journal: what each plugin proposed, what the guardrails
     /// made of it and what happened.
     Decisions(decisions::DecisionsArgs),
@@ -48,5 +52,6 @@ pub fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Plugin(command) => plugin::run(command),
         Command::Simulate(args) => simulate::run(args),
         Command::Decisions(args) => decisions::run(args),
+        Command::Run(args) => run::run(args),
     }
 }

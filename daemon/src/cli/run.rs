@@ -1,0 +1,122 @@
+//! `ballast run`: the daemon. Kubernetes adapter + AWS adapter + policy chain + engine, a
+//! Lease so that one replica acts, and the journal; until SIGINT or SIGTERM.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Args;
+
+use crate::aws::AwsCapacity;
+use crate::daemon_config::DaemonConfig;
+use crate::engine::journal::{self, Journal};
+use crate::engine::ports::SystemClock;
+use crate::engine::record::Recorder;
+use crate::engine::{Engine, Mode};
+use crate::kubernetes::{Elector, KubeCluster};
+use crate::policy::{HostConfig, PluginLimits, PluginSpec, PolicyChain, PolicyHost};
+use crate::runner::Runner;
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The configuration file (YAML or JSON); every field has a default.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Evaluate, guard and record everything, change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// This replica's name in the Lease (defaults to the pod name, then the host name).
+    #[arg(long, env = "POD_NAME")]
+    identity: Option<String>,
+}
+
+pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let mut config: DaemonConfig = match &args.config {
+        Some(path) => crate::input_file::load(path)?,
+        None => DaemonConfig::default(),
+    };
+    if args.dry_run {
+        config.engine.mode = Mode::DryRun;
+    }
+    config.engine.validate().map_err(|e| anyhow::anyhow!("engine: {e}"))?;
+    config.aws.validate().map_err(anyhow::Error::msg)?;
+    config.kubernetes.leader.validate().map_err(anyhow::Error::msg)?;
+    let identity = args
+        .identity
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| format!("ballast-{}", std::process::id()));
+
+    let host = PolicyHost::new(HostConfig::default())?;
+    let mut plugins = Vec::new();
+    for (i, entry) in config.policies.iter().enumerate() {
+        let (name, bytes) = super::plugin::read_component(&entry.plugin).with_context(|| format!("policies[{i}].plugin"))?;
+        let spec = PluginSpec { name, bytes, settings: entry.settings.clone(), limits: PluginLimits::default() };
+        plugins.push(host.load(spec).with_context(|| format!("policies[{i}] ({})", entry.plugin))?);
+    }
+
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(daemon(config, identity, PolicyChain::new(plugins)))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate => {}
+    }
+    tracing::info!("shutting down");
+}
+
+async fn daemon(config: DaemonConfig, identity: String, chain: PolicyChain) -> anyhow::Result<()> {
+    let kube_config = kube::Config::infer().await.context("no Kubernetes configuration (in-cluster or kubeconfig)")?;
+    let cluster = KubeCluster::start(kube_config.clone(), config.kubernetes.clone())?;
+    let capacity = AwsCapacity::connect(config.aws.clone()).await.map_err(anyhow::Error::msg)?;
+    tracing::info!(%identity, "waiting for the watch caches");
+    cluster.synced().await;
+
+    let mut recorder = Recorder::new(config.engine.ring_size, None);
+    if let Some(path) = &config.journal {
+        if path.exists() {
+            let old = journal::read(path).with_context(|| format!("reading the journal {}", path.display()))?;
+            recorder.restore(old.records);
+        }
+        let journal = Journal::open(path, false).with_context(|| format!("opening the journal {}", path.display()))?;
+        recorder = Recorder::new(config.engine.ring_size, Some(journal)).with_records(recorder);
+    }
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let on_stop = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let mut engine = Engine::new(cluster.clone(), capacity, chain, config.engine.clone(), recorder).with_fargate(config.fargate);
+    let elector = if config.leader_election {
+        let mut direct = kube_config;
+        direct.default_retry = false;
+        let elector = Elector::new(kube::Client::try_from(direct)?, config.kubernetes.leader.clone(), identity)
+            .map_err(anyhow::Error::msg)?;
+        let (leadership, task) = elector.spawn(on_stop(stopped.clone()));
+        engine = engine.with_gate(Arc::new(move || leadership.is_leader()));
+        Some(task)
+    } else {
+        None
+    };
+    let runner = Runner { engine, clock: SystemClock, arrivals: Some(cluster.arrivals()) };
+    runner.run(async {
+        shutdown_signal().await;
+    })
+    .await;
+    let _ = stop.send(true);
+    if let Some(task) = elector {
+        // Gives the lease up so another replica takes over at once.
+        let _ = task.await;
+    }
+    Ok(())
+}

@@ -1,0 +1,54 @@
+//! The daemon's configuration file (`ballast run --config FILE`): the engine and its
+//! guardrails, the policy chain, and both adapters. Every section has documented defaults;
+//! an unknown or wrong field is an error naming the file, the field and the value.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::aws::AwsSettings;
+use crate::engine::EngineConfig;
+use crate::kubernetes::KubeSettings;
+
+/// One policy of the chain: a bundled name or a component file, with its settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PolicyEntry {
+    pub plugin: String,
+    #[serde(default)]
+    pub settings: serde_json::Value,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
+pub struct DaemonConfig {
+    pub engine: EngineConfig,
+    /// In order; each sees the proposals of those before it.
+    pub policies: Vec<PolicyEntry>,
+    /// The cluster has a Fargate profile selecting `kubernetes.placement-label`.
+    pub fargate: bool,
+    pub kubernetes: KubeSettings,
+    pub aws: AwsSettings,
+    /// Decision records on disk (JSON lines); the last `engine.ring-size` are read back at
+    /// start, so a restart keeps its history.
+    pub journal: Option<PathBuf>,
+    /// Campaign for the Lease before acting (on unless a single replica is guaranteed).
+    pub leader_election: bool,
+}
+
+impl Default for DaemonConfig {
+    fn default() -> Self {
+        DaemonConfig {
+            engine: EngineConfig::default(),
+            policies: vec![
+                PolicyEntry { plugin: "binpack".into(), settings: serde_json::Value::Null },
+                PolicyEntry { plugin: "fargate-placement".into(), settings: serde_json::Value::Null },
+            ],
+            fargate: false,
+            kubernetes: KubeSettings::default(),
+            aws: AwsSettings::default(),
+            journal: None,
+            leader_election: true,
+        }
+    }
+}
