@@ -52,3 +52,23 @@ impl Default for DaemonConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    #[test]
+    fn the_example_file_parses_and_unknown_fields_are_named() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/examples/ballast.yaml");
+        let config: DaemonConfig = crate::input_file::load(&path).expect("the shipped example parses");
+        assert_eq!(config.aws.cluster_name, "my-cluster");
+        assert_eq!(config.policies.len(), 2);
+        assert!(config.leader_election);
+
+        let error =
+            crate::input_file::parse::<DaemonConfig>(Path::new("b.yaml"), "aws: {cluster-nam: x}\n").unwrap_err();
+        assert!(error.to_string().contains("cluster-nam"), "{error}");
+    }
+}

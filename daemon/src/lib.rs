@@ -11,8 +11,8 @@
 
 pub mod aws;
 pub mod bundled;
-pub mod daemon_config;
 pub mod cli;
+pub mod daemon_config;
 pub mod duration;
 pub mod eks;
 pub mod engine;

@@ -21,7 +21,9 @@ async fn the_daemon_scales_a_group_for_pending_pods_and_stops_cleanly() {
     aws_sdk_ec2::Client::new(&aws)
         .create_launch_template()
         .launch_template_name("general-lt")
-        .launch_template_data(RequestLaunchTemplateData::builder().image_id("ami-12c6146b").instance_type(InstanceType::M5Large).build())
+        .launch_template_data(
+            RequestLaunchTemplateData::builder().image_id("ami-12c6146b").instance_type(InstanceType::M5Large).build(),
+        )
         .send()
         .await
         .unwrap();
@@ -32,9 +34,12 @@ async fn the_daemon_scales_a_group_for_pending_pods_and_stops_cleanly() {
         .max_size(10)
         .desired_capacity(0)
         .availability_zones("us-east-1a")
-        .launch_template(LaunchTemplateSpecification::builder().launch_template_name("general-lt").version("$Latest").build());
+        .launch_template(
+            LaunchTemplateSpecification::builder().launch_template_name("general-lt").version("$Latest").build(),
+        );
     for (k, v) in [("k8s.io/cluster-autoscaler/enabled", "true"), ("k8s.io/cluster-autoscaler/e2e", "owned")] {
-        create = create.tags(Tag::builder().key(k).value(v).resource_id("general").resource_type("auto-scaling-group").build());
+        create = create
+            .tags(Tag::builder().key(k).value(v).resource_id("general").resource_type("auto-scaling-group").build());
     }
     create.send().await.unwrap();
 
@@ -93,5 +98,9 @@ async fn the_daemon_scales_a_group_for_pending_pods_and_stops_cleanly() {
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
         .find(|r| r["plugin"] == "binpack" && r["result"]["result"] == "done")
         .unwrap_or_else(|| panic!("a done binpack decision in the journal:\n{records}"));
-    assert!(decision["proposed"]["scale-to"]["group"] == "general" || decision["proposed"]["scale-by"]["group"] == "general", "{decision}");
+    assert!(
+        decision["proposed"]["scale-to"]["group"] == "general"
+            || decision["proposed"]["scale-by"]["group"] == "general",
+        "{decision}"
+    );
 }

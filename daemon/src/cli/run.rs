@@ -50,7 +50,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let host = PolicyHost::new(HostConfig::default())?;
     let mut plugins = Vec::new();
     for (i, entry) in config.policies.iter().enumerate() {
-        let (name, bytes) = super::plugin::read_component(&entry.plugin).with_context(|| format!("policies[{i}].plugin"))?;
+        let (name, bytes) =
+            super::plugin::read_component(&entry.plugin).with_context(|| format!("policies[{i}].plugin"))?;
         let spec = PluginSpec { name, bytes, settings: entry.settings.clone(), limits: PluginLimits::default() };
         plugins.push(host.load(spec).with_context(|| format!("policies[{i}] ({})", entry.plugin))?);
     }
@@ -96,7 +97,8 @@ async fn daemon(config: DaemonConfig, identity: String, chain: PolicyChain) -> a
     let on_stop = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let mut engine = Engine::new(cluster.clone(), capacity, chain, config.engine.clone(), recorder).with_fargate(config.fargate);
+    let mut engine =
+        Engine::new(cluster.clone(), capacity, chain, config.engine.clone(), recorder).with_fargate(config.fargate);
     let elector = if config.leader_election {
         let mut direct = kube_config;
         direct.default_retry = false;
@@ -109,10 +111,11 @@ async fn daemon(config: DaemonConfig, identity: String, chain: PolicyChain) -> a
         None
     };
     let runner = Runner { engine, clock: SystemClock, arrivals: Some(cluster.arrivals()) };
-    runner.run(async {
-        shutdown_signal().await;
-    })
-    .await;
+    runner
+        .run(async {
+            shutdown_signal().await;
+        })
+        .await;
     let _ = stop.send(true);
     if let Some(task) = elector {
         // Gives the lease up so another replica takes over at once.
