@@ -125,3 +125,18 @@ fn an_unknown_plugin_lists_the_bundled_ones() {
         stderr(&out)
     );
 }
+
+#[test]
+fn run_names_the_file_and_field_of_a_bad_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("ballast.yaml");
+    std::fs::write(&config, "engine: {tick-interval: 0s}\naws: {cluster-name: prod}\n").unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_ballast"))
+        .args(["run", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("ballast.yaml: engine.tick-interval: must be more than 0"), "{stderr}");
+}

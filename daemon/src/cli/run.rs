@@ -39,9 +39,18 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if args.dry_run {
         config.engine.mode = Mode::DryRun;
     }
-    config.engine.validate().map_err(|e| anyhow::anyhow!("engine: {e}"))?;
-    config.aws.validate().map_err(anyhow::Error::msg)?;
-    config.kubernetes.leader.validate().map_err(anyhow::Error::msg)?;
+    // Each section's check names fields from inside the section; the error names the file
+    // and the whole path, as the parser's errors do.
+    let file =
+        args.config.as_ref().map_or_else(|| "the default configuration".to_string(), |p| p.display().to_string());
+    let checks = [
+        config.engine.validate().map_err(|e| format!("engine.{e}")),
+        config.kubernetes.leader.validate().map_err(|e| format!("kubernetes.{e}")),
+        config.aws.validate(),
+    ];
+    if let Some(error) = checks.into_iter().find_map(Result::err) {
+        anyhow::bail!("{file}: {error}");
+    }
     let identity = args
         .identity
         .or_else(|| std::env::var("HOSTNAME").ok())
@@ -84,19 +93,22 @@ async fn daemon(config: DaemonConfig, identity: String, chain: PolicyChain) -> a
     tracing::info!(%identity, "waiting for the watch caches");
     cluster.synced().await;
 
-    let mut recorder = Recorder::new(config.engine.ring_size, None);
-    if let Some(path) = &config.journal {
-        if path.exists() {
-            let old = journal::read(path).with_context(|| format!("reading the journal {}", path.display()))?;
-            recorder.restore(old.records);
+    let recorder = match &config.journal {
+        None => Recorder::new(config.engine.ring_size, None),
+        Some(path) => {
+            // Read back before appending, so a restart keeps its history in the ring.
+            let old = match path.exists() {
+                true => journal::read(path).with_context(|| format!("reading the journal {}", path.display()))?.records,
+                false => Vec::new(),
+            };
+            let journal =
+                Journal::open(path, false).with_context(|| format!("opening the journal {}", path.display()))?;
+            let mut recorder = Recorder::new(config.engine.ring_size, Some(journal));
+            recorder.restore(old);
+            recorder
         }
-        let journal = Journal::open(path, false).with_context(|| format!("opening the journal {}", path.display()))?;
-        recorder = Recorder::new(config.engine.ring_size, Some(journal)).with_records(recorder);
-    }
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let on_stop = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
     };
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
     let mut engine =
         Engine::new(cluster.clone(), capacity, chain, config.engine.clone(), recorder).with_fargate(config.fargate);
     let elector = if config.leader_election {
@@ -104,7 +116,9 @@ async fn daemon(config: DaemonConfig, identity: String, chain: PolicyChain) -> a
         direct.default_retry = false;
         let elector = Elector::new(kube::Client::try_from(direct)?, config.kubernetes.leader.clone(), identity)
             .map_err(anyhow::Error::msg)?;
-        let (leadership, task) = elector.spawn(on_stop(stopped.clone()));
+        let (leadership, task) = elector.spawn(async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        });
         engine = engine.with_gate(Arc::new(move || leadership.is_leader()));
         Some(task)
     } else {

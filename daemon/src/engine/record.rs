@@ -208,13 +208,6 @@ impl Recorder {
     }
 
     /// Seeds the ring with records read back from a journal after a restart.
-    /// This recorder, holding the records `other` kept (a journal is attached after its old
-    /// records were read back).
-    pub fn with_records(mut self, other: Recorder) -> Self {
-        self.restore(other.ring);
-        self
-    }
-
     pub fn restore(&mut self, records: impl IntoIterator<Item = Record>) {
         for record in records {
             if self.ring.len() == self.capacity {

@@ -21,9 +21,10 @@ use crate::engine::ports::{
     ClusterView, DisruptionBudgetView, FargateTraits, NodeView, PodTemplate, PodView, WorkloadView,
 };
 
-type Key = (String, String);
+pub(super) type Key = (String, String);
 
-fn key(meta: &ObjectMeta) -> Key {
+/// An object's namespace and name, the store's key.
+pub(super) fn key(meta: &ObjectMeta) -> Key {
     (meta.namespace.clone().unwrap_or_default(), meta.name.clone().unwrap_or_default())
 }
 

@@ -22,7 +22,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::watch as signal;
 use tokio::task::JoinHandle;
 
-use super::store::{ClusterStore, kinds};
+use super::store::{self, ClusterStore, kinds};
 use ballast_sdk::WorkloadKind;
 
 /// Shared between the watch tasks and the adapter.
@@ -48,11 +48,6 @@ impl Feed {
     }
 }
 
-fn key_of<K: Resource>(object: &K) -> (String, String) {
-    let meta = object.meta();
-    (meta.namespace.clone().unwrap_or_default(), meta.name.clone().unwrap_or_default())
-}
-
 /// Runs one watch until its task is aborted. `apply` folds an object into the store and
 /// says whether it is a pod newly waiting for capacity.
 async fn run<K>(
@@ -73,7 +68,7 @@ async fn run<K>(
             }
             Ok(Event::InitApply(object) | Event::Apply(object)) => apply(&mut feed.write(), &object),
             Ok(Event::Delete(object)) => {
-                feed.write().remove(kind, &key_of(&object));
+                feed.write().remove(kind, &store::key(object.meta()));
                 false
             }
             Ok(Event::InitDone) => {
