@@ -18,6 +18,7 @@ const PACKAGES: &[&str] = &[
     "scripted-policy",
     "hostile-policy",
     "future-version-policy",
+    "echo-policy",
 ];
 const WATCHED: &[&str] = &[
     "sdk/rust",

@@ -34,6 +34,11 @@ pub struct DaemonConfig {
     pub journal: Option<PathBuf>,
     /// Campaign for the Lease before acting (on unless a single replica is guaranteed).
     pub leader_election: bool,
+    /// On SIGTERM: finish the tick in progress, release the Lease, exit; past this the
+    /// process exits anyway (drains in progress stay marked on their nodes for the next
+    /// leader). Keep it under the pod's `terminationGracePeriodSeconds`.
+    #[serde(with = "crate::duration")]
+    pub shutdown_grace: std::time::Duration,
 }
 
 impl Default for DaemonConfig {
@@ -49,6 +54,7 @@ impl Default for DaemonConfig {
             aws: AwsSettings::default(),
             journal: None,
             leader_election: true,
+            shutdown_grace: std::time::Duration::from_secs(20),
         }
     }
 }

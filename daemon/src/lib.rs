@@ -22,3 +22,4 @@ pub mod policy;
 pub mod runner;
 pub mod sim;
 pub mod tls;
+pub mod unreadable;

@@ -47,7 +47,7 @@ fn run(
     snapshot: SnapshotData,
 ) -> Result<Vec<ballast_sdk::Decision>, CallError> {
     let mut chain = PolicyChain::new(vec![load(name, settings).expect("loads")]);
-    chain.evaluate(Arc::new(snapshot)).reports.remove(0).result.map(|e| e.decisions)
+    chain.evaluate_blocking(Arc::new(snapshot)).reports.remove(0).result.map(|e| e.decisions)
 }
 
 /// Wednesday 2026-11-18 at `hh:mm` UTC.
@@ -158,7 +158,7 @@ fn a_mixed_language_chain_survives_a_hostile_member() {
     let mut snapshot = web_group(wednesday(9, 0));
     snapshot.pending_pods =
         SnapshotBuilder::new().pending_pods("default", "web", 40, "500m", "1Gi").build().pending_pods;
-    let outcome = chain.evaluate(Arc::new(snapshot));
+    let outcome = chain.evaluate_blocking(Arc::new(snapshot));
     let kinds: Vec<&str> =
         outcome.reports.iter().map(|r| r.result.as_ref().map_or_else(|e| e.kind(), |_| "ok")).collect();
     assert_eq!(kinds, vec!["ok", "deadline", "ok"]);

@@ -89,7 +89,7 @@ fn desired(world: &SimHandle) -> u32 {
 fn why(outcome: &GuardOutcome) -> String {
     match outcome {
         GuardOutcome::Accepted => String::new(),
-        GuardOutcome::Changed { why, .. } | GuardOutcome::Refused { why } => why.join("; "),
+        GuardOutcome::Changed { why, .. } | GuardOutcome::Refused { why } => ballast::engine::rule::join(why),
     }
 }
 
@@ -106,7 +106,7 @@ fn a_thousand_nodes_on_a_group_of_max_twenty_gets_twenty_and_says_why() {
     match &record.guard {
         GuardOutcome::Changed { applied, why } => {
             assert_eq!(applied[0].to_string(), "scale general to 20");
-            assert!(why[0].contains("max-size of 20 (asked 1000)"), "{why:?}");
+            assert!(why[0].message.contains("max-size of 20 (asked 1000)"), "{why:?}");
         }
         other => panic!("expected a change, got {other:?}"),
     }
@@ -141,7 +141,7 @@ fn removing_a_node_whose_pods_a_pdb_protects_is_refused_with_the_reason() {
     match &record.guard {
         GuardOutcome::Changed { applied, why } => {
             assert_eq!(applied[0].to_string(), format!("remove {free_node}"));
-            let why = why.join("; ");
+            let why = ballast::engine::rule::join(why);
             assert!(why.contains(&format!("node {db_node}")), "{why}");
             assert!(why.contains("PodDisruptionBudget shop/db, which allows no disruption"), "{why}");
         }
@@ -229,7 +229,7 @@ fn a_scale_down_below_running_instances_becomes_drained_removals() {
     match &record.guard {
         GuardOutcome::Changed { applied, why } => {
             assert!(applied.iter().any(|a| a.to_string().starts_with("remove general-")), "{applied:?}");
-            assert!(why.join(" ").contains("without draining"), "{why:?}");
+            assert!(ballast::engine::rule::join(why).contains("without draining"), "{why:?}");
         }
         other => panic!("expected removals instead, got {other:?}"),
     }

@@ -69,16 +69,91 @@ async fn node_usage_comes_from_metrics_when_served_and_its_absence_is_reported()
     standin
         .create(json!({"apiVersion": "metrics.k8s.io/v1beta1", "kind": "NodeMetrics",
             "metadata": {"name": "n1"}, "timestamp": LONG_AGO, "window": "30s",
-            "usage": {"cpu": "1500m", "memory": "3Gi"}}))
+            "usage": {"cpu": "1500123456n", "memory": "3145728Ki"}}))
         .unwrap();
     eventually(Duration::from_secs(2), async || {
         cluster.observe().await.unwrap().nodes[0]
             .usage
-            .is_some_and(|u| u.cpu_millis == 1500 && u.memory_bytes == 3 << 30)
+            .is_some_and(|u| u.cpu_millis == 1501 && u.memory_bytes == 3 << 30)
     })
     .await
-    .expect("usage appears");
+    .expect("usage in nanocores, as metrics-server reports it, reads as 1501m (rounded up), not 0");
     assert_eq!(cluster.status().metrics, MetricsStatus::Available);
+    assert_eq!(cluster.status().unreadable_values, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_garbage_quantity_is_counted_and_named_and_its_object_treated_as_unknown() {
+    let standin = StandIn::start().await.unwrap();
+    standin.create(node("n1", "i-1", "general")).unwrap();
+    standin.create(node("n2", "i-2", "general")).unwrap();
+    let mut garbage = node("n3", "i-3", "general");
+    garbage["status"]["allocatable"]["memory"] = json!("lots");
+    standin.create(garbage).unwrap();
+    standin.create(running_pod("web-1", "n1", Some(("Deployment", "web")), json!({"app": "web"}))).unwrap();
+    let mut odd = running_pod("odd", "n2", Some(("Deployment", "web")), json!({"app": "web"}));
+    odd["spec"]["containers"][0]["resources"]["requests"]["cpu"] = json!("12x");
+    standin.create(odd).unwrap();
+    for (name, cpu) in [("n1", "576285n"), ("n2", "a-lot")] {
+        standin
+            .create(json!({"apiVersion": "metrics.k8s.io/v1beta1", "kind": "NodeMetrics",
+                "metadata": {"name": name}, "timestamp": LONG_AGO, "window": "30s",
+                "usage": {"cpu": cpu, "memory": "1Gi"}}))
+            .unwrap();
+    }
+    let settings = KubeSettings { metrics_interval: Duration::from_millis(50), ..KubeSettings::default() };
+    let cluster = started(&standin, settings).await;
+    eventually(Duration::from_secs(2), async || {
+        cluster.observe().await.unwrap().nodes.iter().any(|n| &*n.name == "n1" && n.usage.is_some())
+    })
+    .await
+    .expect("usage read");
+
+    let view = cluster.observe().await.unwrap();
+    let names: Vec<&str> = view.nodes.iter().map(|n| &*n.name).collect();
+    assert_eq!(names, ["n1", "n2"], "n3's capacity is unknown: it is left out, not seen as an empty node");
+    let n1 = &view.nodes[0];
+    assert_eq!(n1.usage.map(|u| u.cpu_millis), Some(1), "576285 nanocores round up to 1m");
+    assert_eq!(view.nodes[1].usage, None, "n2's CPU usage cannot be read: unknown, not 0");
+    let odd = view.pods.iter().find(|p| &*p.name == "odd").expect("the pod is still seen");
+    let unreadable = odd.unreadable.as_deref().expect("its requests are marked unreadable");
+    assert!(
+        unreadable.contains("spec.containers[c].resources.requests.cpu") && unreadable.contains("\"12x\""),
+        "{unreadable}"
+    );
+
+    let status = cluster.status();
+    assert!(status.unreadable_values >= 3, "{status:?}");
+    let named = status.last_unreadable.expect("the last one named");
+    assert!(named.contains("cannot be read"), "{named}");
+
+    // The engine's view: the node with the unreadable pod is not removable, and says why.
+    let general = ballast::engine::ports::GroupView {
+        id: "general".into(),
+        min_size: 0,
+        max_size: 10,
+        desired_size: 2,
+        instance_types: Vec::new(),
+        labels: Default::default(),
+        taints: Vec::new(),
+        zones: Vec::new(),
+        instances: Vec::new(),
+        last_launch_failure: None,
+    };
+    let obs = ballast::engine::observe::observe(
+        view,
+        vec![general],
+        &ballast::engine::observe::ObserveContext {
+            now_millis: SystemClock.now_millis(),
+            guardrails: &Default::default(),
+            fargate: false,
+            fargate_pricing: Default::default(),
+            backoff: &|_| false,
+            being_removed: &|_| false,
+        },
+    );
+    let n2 = obs.snapshot.nodes.iter().find(|n| n.name == "n2").unwrap();
+    assert!(n2.removal_blocker.as_deref().is_some_and(|b| b.contains("12x")), "{:?}", n2.removal_blocker);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

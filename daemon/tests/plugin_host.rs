@@ -48,7 +48,7 @@ fn contained(host: &PolicyHost, mode: &str) -> (CallError, Duration) {
         host.load(spec("binpack", "binpack", serde_json::Value::Null)).unwrap(),
     ];
     let mut chain = PolicyChain::new(plugins);
-    let outcome = chain.evaluate(snapshot());
+    let outcome = chain.evaluate_blocking(snapshot());
     assert_eq!(outcome.reports.len(), 2);
     let binpack = &outcome.reports[1];
     let decisions = &binpack.result.as_ref().expect("binpack still runs").decisions;
@@ -73,7 +73,7 @@ fn endless_loop_runs_out_of_fuel_in_deterministic_mode() {
     spec.limits.deadline_ms = 10_000;
     let plugin = host.load(spec).unwrap();
     let mut chain = PolicyChain::new(vec![plugin]);
-    let report = chain.evaluate(snapshot()).reports.remove(0);
+    let report = chain.evaluate_blocking(snapshot()).reports.remove(0);
     assert_eq!(report.result.unwrap_err(), CallError::FuelExhausted { fuel: 10_000_000 });
     assert!(report.fuel_used.unwrap() >= 10_000_000);
 }
@@ -122,7 +122,7 @@ fn a_well_behaved_plugin_sees_earlier_proposals_and_keeps_state() {
         host.load(spec("binpack", "binpack", serde_json::Value::Null)).unwrap(),
         host.load(hostile("well-behaved")).unwrap(),
     ]);
-    let outcome = chain.evaluate(snapshot());
+    let outcome = chain.evaluate_blocking(snapshot());
     assert!(outcome.reports.iter().all(|r| r.result.is_ok()), "{:?}", outcome.reports);
     assert_eq!(outcome.proposals.len(), 2);
     assert!(outcome.reports[0].fuel_used.unwrap() > 0);

@@ -10,7 +10,10 @@ use ballast_sdk::InstanceType;
 
 use super::templates::{self, LaunchSource, TypeFacts};
 use super::{AwsCapacity, aws_error};
-use crate::engine::ports::{AdapterResult, GroupView, InstanceLifecycle, InstanceView, LaunchFailure};
+use crate::engine::ports::{
+    AdapterError, AdapterErrorKind, AdapterResult, GroupView, InstanceLifecycle, InstanceView, LaunchFailure,
+};
+use crate::unreadable::BadValue;
 
 /// Cluster Autoscaler's discovery tags, and Ballast's own.
 pub const CA_ENABLED_TAG: &str = "k8s.io/cluster-autoscaler/enabled";
@@ -237,13 +240,16 @@ impl AwsCapacity {
                 lifecycle: lifecycle(i.lifecycle_state()),
             })
             .collect();
-        let desired = group.desired_capacity().unwrap_or(0).max(0) as u32;
+        let sizes = Sizes::of(group).map_err(|bad| {
+            AdapterError::new(AdapterErrorKind::Failed, format!("describe group {id}"), bad.to_string())
+        })?;
+        let desired = sizes.desired;
         let launched = instances.iter().filter(|i| i.lifecycle != InstanceLifecycle::Terminating).count() as u32;
         let last_launch_failure = if launched < desired { self.last_failure(&id).await } else { None };
         Ok(GroupView {
             id,
-            min_size: group.min_size().unwrap_or(0).max(0) as u32,
-            max_size: group.max_size().unwrap_or(0).max(0) as u32,
+            min_size: sizes.min,
+            max_size: sizes.max,
             desired_size: desired,
             instance_types,
             labels,
@@ -251,6 +257,36 @@ impl AwsCapacity {
             zones: group.availability_zones().to_vec(),
             instances,
             last_launch_failure,
+        })
+    }
+}
+
+/// A group's bounds and desired capacity, all three present and non-negative.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Sizes {
+    pub min: u32,
+    pub max: u32,
+    pub desired: u32,
+}
+
+impl Sizes {
+    /// # Errors
+    /// The first size that is missing or negative, by its field name: a group whose sizes
+    /// are unknown is not one to scale.
+    pub fn of(group: &AutoScalingGroup) -> Result<Sizes, BadValue> {
+        let read = |field: &str, value: Option<i32>| -> Result<u32, BadValue> {
+            let bad = |error: &str| BadValue {
+                field: field.to_string(),
+                value: value.map_or_else(|| "(missing)".to_string(), |v| v.to_string()),
+                error: error.to_string(),
+            };
+            let value = value.ok_or_else(|| bad("DescribeAutoScalingGroups did not return it"))?;
+            u32::try_from(value).map_err(|_| bad("negative"))
+        };
+        Ok(Sizes {
+            min: read("MinSize", group.min_size())?,
+            max: read("MaxSize", group.max_size())?,
+            desired: read("DesiredCapacity", group.desired_capacity())?,
         })
     }
 }

@@ -56,6 +56,8 @@ struct Inner {
     spot_read: Mutex<TtlCache<()>>,
     /// Each group's desired capacity as last observed, to notice changes made by others.
     observed: Mutex<HashMap<String, u32>>,
+    /// Groups described without their sizes, left out of observations.
+    unreadable: crate::unreadable::Unreadable,
 }
 
 /// An SDK error as the engine's error, classified by its AWS error code.
@@ -135,8 +137,15 @@ impl AwsCapacity {
                 cloudwatch,
                 stats,
                 observed: Mutex::new(HashMap::new()),
+                unreadable: crate::unreadable::Unreadable::default(),
             }),
         })
+    }
+
+    /// Values AWS described that could not be read (a group without its sizes), and the
+    /// most recent, naming group and field.
+    pub fn unreadable(&self) -> (u64, Option<String>) {
+        (self.inner.unreadable.count(), self.inner.unreadable.last())
     }
 
     /// Calls, attempts and throttled attempts so far.
@@ -202,7 +211,13 @@ impl Capacity for AwsCapacity {
         let groups = self.describe_groups(None).await?;
         let mut views = Vec::with_capacity(groups.len());
         for group in &groups {
-            views.push(self.view(group).await?);
+            match groups::Sizes::of(group) {
+                Ok(_) => views.push(self.view(group).await?),
+                Err(bad) => {
+                    let name = group.auto_scaling_group_name().unwrap_or("(unnamed)");
+                    bad.report_to(&self.inner.unreadable, &format!("Auto Scaling group {name}"));
+                }
+            }
         }
         let mut observed = self.inner.observed.lock().await;
         for view in &views {
@@ -214,8 +229,8 @@ impl Capacity for AwsCapacity {
     async fn set_desired_size(&self, group: &str, size: u32) -> AdapterResult<()> {
         let operation = format!("set desired size of {group} to {size}");
         let current = self.describe_one(group).await?;
-        let desired = current.desired_capacity().unwrap_or(0).max(0) as u32;
-        let (min, max) = (current.min_size().unwrap_or(0).max(0) as u32, current.max_size().unwrap_or(0).max(0) as u32);
+        let groups::Sizes { min, max, desired } = groups::Sizes::of(&current)
+            .map_err(|bad| AdapterError::new(AdapterErrorKind::Failed, operation.clone(), bad.to_string()))?;
         let seen = self.inner.observed.lock().await.get(group).copied();
         if let Some(seen) = seen
             && seen != desired
@@ -271,8 +286,15 @@ impl Capacity for AwsCapacity {
             .send()
             .await
             .map_err(|e| aws_error(operation, e))?;
-        let desired = current.desired_capacity().unwrap_or(0).max(1) as u32 - 1;
-        self.inner.observed.lock().await.insert(group.to_string(), desired);
+        match groups::Sizes::of(&current) {
+            Ok(sizes) => {
+                self.inner.observed.lock().await.insert(group.to_string(), sizes.desired.saturating_sub(1));
+            }
+            // Unknown: the next observation records what the group says.
+            Err(_) => {
+                self.inner.observed.lock().await.remove(group);
+            }
+        }
         Ok(())
     }
 

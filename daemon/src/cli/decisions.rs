@@ -50,9 +50,9 @@ pub fn run(args: DecisionsArgs) -> anyhow::Result<ExitCode> {
                     GuardOutcome::Changed { applied, why } => format!(
                         "changed to {}: {}",
                         applied.iter().map(ToString::to_string).collect::<Vec<_>>().join(" and "),
-                        why.join("; ")
+                        crate::engine::rule::join(why)
                     ),
-                    GuardOutcome::Refused { why } => format!("refused: {}", why.join("; ")),
+                    GuardOutcome::Refused { why } => format!("refused: {}", crate::engine::rule::join(why)),
                 };
                 let result = match &d.result {
                     ActionResult::Failed { error } => format!("failed: {error}"),

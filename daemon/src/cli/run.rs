@@ -125,15 +125,26 @@ async fn daemon(config: DaemonConfig, identity: String, chain: PolicyChain) -> a
         None
     };
     let runner = Runner { engine, clock: SystemClock, arrivals: Some(cluster.arrivals()) };
-    runner
-        .run(async {
-            shutdown_signal().await;
-        })
-        .await;
+    let (quit, mut quitting) = tokio::sync::watch::channel(false);
+    let mut running = tokio::spawn(runner.run(async move {
+        let _ = quitting.wait_for(|q| *q).await;
+    }));
+    tokio::select! {
+        _ = shutdown_signal() => {}
+        _ = &mut running => anyhow::bail!("the engine loop ended unexpectedly"),
+    }
+    // Bounded graceful shutdown: the tick in progress finishes, the Lease is released so a
+    // standby takes over at once, and past the grace period the process exits anyway.
+    let deadline = tokio::time::Instant::now() + config.shutdown_grace;
+    let _ = quit.send(true);
+    if tokio::time::timeout_at(deadline, &mut running).await.is_err() {
+        tracing::warn!(grace = ?config.shutdown_grace, "the tick in progress did not finish within the shutdown grace; exiting");
+    }
     let _ = stop.send(true);
-    if let Some(task) = elector {
-        // Gives the lease up so another replica takes over at once.
-        let _ = task.await;
+    if let Some(task) = elector
+        && tokio::time::timeout_at(deadline, task).await.is_err()
+    {
+        tracing::warn!(grace = ?config.shutdown_grace, "could not release the Lease within the shutdown grace; exiting");
     }
     Ok(())
 }

@@ -9,6 +9,7 @@
 //! - [`observe`]: views to snapshot, with removal and Fargate blockers worked out;
 //! - [`guard`]: proposals to a safe [`guard::Plan`], with a reason for every change;
 //! - [`actuate`]: the plan to adapter calls, and drains carried across ticks;
+//! - [`rule`]: which guardrail changed or refused a proposal, and why;
 //! - [`record`], [`journal`]: decision records in memory and on disk;
 //! - [`schedule`]: periodic and batched event-driven ticks;
 //! - [`config`], [`state`]: settings, and what is remembered between ticks.
@@ -21,6 +22,7 @@ pub mod journal;
 pub mod observe;
 pub mod ports;
 pub mod record;
+pub mod rule;
 pub mod schedule;
 pub mod state;
 
@@ -151,13 +153,17 @@ impl<C: Cluster, P: Capacity> Engine<C, P> {
         &self.schedule
     }
 
-    /// Runs one tick at `now`.
+    /// Runs one tick at `now`, in a `tick` span that the plugin calls inherit.
     pub async fn tick(&mut self, now: u64, trigger: Trigger) -> TickOutcome {
+        use tracing::Instrument;
+        let span = tracing::info_span!("tick", tick = self.tick + 1, mode = %self.config.mode);
+        self.run_tick(now, trigger).instrument(span).await
+    }
+
+    async fn run_tick(&mut self, now: u64, trigger: Trigger) -> TickOutcome {
         self.tick += 1;
         self.schedule.ticked(now);
         let tick = self.tick;
-        let span = tracing::info_span!("tick", tick, mode = %self.config.mode);
-        let _entered = span.enter();
 
         let observed = async {
             let cluster = self.cluster.observe().await?;
@@ -202,7 +208,7 @@ impl<C: Cluster, P: Capacity> Engine<C, P> {
             return TickOutcome { tick, ..TickOutcome::default() };
         }
 
-        let ChainOutcome { proposals, reports } = self.chain.evaluate(obs.snapshot.clone());
+        let ChainOutcome { proposals, reports } = self.chain.evaluate(obs.snapshot.clone()).await;
         let runs: Vec<PluginRun> = reports
             .iter()
             .map(|r| PluginRun {

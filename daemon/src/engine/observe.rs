@@ -102,7 +102,7 @@ pub fn observe(cluster: ClusterView, mut groups: Vec<GroupView>, cx: &ObserveCon
                     entry.blocker = pod_blocker(pod, &budgets);
                 }
             }
-            None if pod.unschedulable => pending.push(pending_pod(pod, cx.now_millis)),
+            None if pod.unschedulable && pod.unreadable.is_none() => pending.push(pending_pod(pod, cx.now_millis)),
             None => {}
         }
     }
@@ -252,6 +252,9 @@ pub fn observe(cluster: ClusterView, mut groups: Vec<GroupView>, cx: &ObserveCon
 /// Why this pod keeps its node, if it does (Cluster Autoscaler's drainability rules).
 fn pod_blocker(pod: &PodView, budgets: &HashMap<(&str, &str), u32>) -> Option<String> {
     let id = || format!("pod {}/{}", pod.namespace, pod.name);
+    if let Some(unreadable) = &pod.unreadable {
+        return Some(format!("{}: {unreadable}; its needs are unknown", id()));
+    }
     let template = &pod.template;
     if template.safe_to_evict == Some(false) {
         return Some(format!("{} is annotated cluster-autoscaler.kubernetes.io/safe-to-evict=false", id()));

@@ -118,6 +118,9 @@ pub struct PodView {
     pub disruption_budget: Option<Arc<str>>,
     /// A static pod mirrored from the kubelet: not evictable, not a blocker.
     pub mirror: bool,
+    /// Its requests could not be read (named field and value): its node is not removed and
+    /// it is not sized for while pending.
+    pub unreadable: Option<String>,
 }
 
 /// What keeps a workload off Fargate. Each flag is a hard limit of EKS on Fargate.

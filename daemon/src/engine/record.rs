@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::config::Mode;
 use super::journal::Journal;
+use super::rule::Why;
 
 /// One line of the journal.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -102,14 +103,22 @@ pub enum GuardOutcome {
     /// Done differently: clamped, split, converted. `applied` is what will be done.
     Changed {
         applied: Vec<Action>,
-        why: Vec<String>,
+        why: Vec<Why>,
     },
     Refused {
-        why: Vec<String>,
+        why: Vec<Why>,
     },
 }
 
 impl GuardOutcome {
+    /// The rules that spoke, in order.
+    pub fn rules(&self) -> Vec<super::rule::Rule> {
+        match self {
+            GuardOutcome::Accepted => Vec::new(),
+            GuardOutcome::Changed { why, .. } | GuardOutcome::Refused { why } => why.iter().map(|w| w.rule).collect(),
+        }
+    }
+
     pub fn applied(&self, proposed: &Action) -> Vec<Action> {
         match self {
             GuardOutcome::Accepted => vec![proposed.clone()],

@@ -12,6 +12,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 
 use crate::engine::ports::{FargateTraits, NodeView, PodTemplate};
+use crate::unreadable::BadValue;
 
 pub const SAFE_TO_EVICT: &str = "cluster-autoscaler.kubernetes.io/safe-to-evict";
 pub const SCALE_DOWN_DISABLED: &str = "cluster-autoscaler.kubernetes.io/scale-down-disabled";
@@ -25,19 +26,33 @@ pub fn millis(time: Option<&Time>) -> u64 {
     time.map_or(0, |t| t.0.as_millisecond().max(0) as u64)
 }
 
-fn quantity(q: Option<&Quantity>, scale: f64) -> u64 {
-    q.and_then(|q| ballast_sdk::quantity::parse(&q.0, scale).ok()).unwrap_or(0)
+/// One named quantity of a list: absent is zero, unparseable is an error naming it.
+fn quantity(list: &BTreeMap<String, Quantity>, at: &str, key: &str, scale: f64) -> Result<u64, BadValue> {
+    let Some(q) = list.get(key) else { return Ok(0) };
+    ballast_sdk::quantity::parse(&q.0, scale).map_err(|error| BadValue {
+        field: format!("{at}.{key}"),
+        value: q.0.clone(),
+        error,
+    })
 }
 
-/// CPU, memory and GPUs of a resource list.
-pub fn resources(list: Option<&BTreeMap<String, Quantity>>) -> Resources {
-    let Some(list) = list else { return Resources::default() };
-    Resources {
-        cpu_millis: quantity(list.get("cpu"), 1000.0),
-        memory_bytes: quantity(list.get("memory"), 1.0),
-        pods: quantity(list.get("pods"), 1.0) as u32,
-        gpus: GPU_RESOURCES.iter().map(|g| quantity(list.get(*g), 1.0) as u32).sum(),
+/// CPU, memory, pods and GPUs of a resource list found at `at` (for errors, e.g.
+/// `status.allocatable`).
+///
+/// # Errors
+/// The first quantity that does not parse, named by its field path.
+pub fn resources(list: Option<&BTreeMap<String, Quantity>>, at: &str) -> Result<Resources, BadValue> {
+    let Some(list) = list else { return Ok(Resources::default()) };
+    let mut gpus = 0u64;
+    for g in GPU_RESOURCES {
+        gpus += quantity(list, at, g, 1.0)?;
     }
+    Ok(Resources {
+        cpu_millis: quantity(list, at, "cpu", 1000.0)?,
+        memory_bytes: quantity(list, at, "memory", 1.0)?,
+        pods: u32::try_from(quantity(list, at, "pods", 1.0)?).unwrap_or(u32::MAX),
+        gpus: u32::try_from(gpus).unwrap_or(u32::MAX),
+    })
 }
 
 fn max_each(a: Resources, b: Resources) -> Resources {
@@ -50,16 +65,25 @@ fn max_each(a: Resources, b: Resources) -> Resources {
 }
 
 /// What a pod with this spec asks the scheduler for, one pod slot included.
-pub fn requests(spec: &PodSpec) -> Resources {
-    let sum = spec.containers.iter().fold(Resources::default(), |acc, c| {
-        acc.saturating_add(&resources(c.resources.as_ref().and_then(|r| r.requests.as_ref())))
-    });
-    let init = spec.init_containers.iter().flatten().fold(Resources::default(), |acc, c| {
-        max_each(acc, resources(c.resources.as_ref().and_then(|r| r.requests.as_ref())))
-    });
-    let mut total = max_each(sum, init).saturating_add(&resources(spec.overhead.as_ref()));
+///
+/// # Errors
+/// The first request that does not parse, e.g. `spec.containers[web].resources.requests.cpu`.
+pub fn requests(spec: &PodSpec) -> Result<Resources, BadValue> {
+    let of = |kind: &str, c: &k8s_openapi::api::core::v1::Container| {
+        let at = format!("spec.{kind}[{}].resources.requests", c.name);
+        resources(c.resources.as_ref().and_then(|r| r.requests.as_ref()), &at)
+    };
+    let mut sum = Resources::default();
+    for c in &spec.containers {
+        sum = sum.saturating_add(&of("containers", c)?);
+    }
+    let mut init = Resources::default();
+    for c in spec.init_containers.iter().flatten() {
+        init = max_each(init, of("initContainers", c)?);
+    }
+    let mut total = max_each(sum, init).saturating_add(&resources(spec.overhead.as_ref(), "spec.overhead")?);
     total.pods = 1;
-    total
+    Ok(total)
 }
 
 fn annotation<'a>(meta: &'a ObjectMeta, key: &str) -> Option<&'a str> {
@@ -165,7 +189,10 @@ pub fn provider_id(id: &str) -> Option<(String, String)> {
 }
 
 /// The node as the engine sees it, without usage (metrics arrive separately).
-pub fn node(node: &Node, group_labels: &[String]) -> NodeView {
+///
+/// # Errors
+/// An allocatable quantity that does not parse: the node's capacity is unknown.
+pub fn node(node: &Node, group_labels: &[String]) -> Result<NodeView, BadValue> {
     let meta = &node.metadata;
     let spec = node.spec.as_ref();
     let status = node.status.as_ref();
@@ -179,7 +206,7 @@ pub fn node(node: &Node, group_labels: &[String]) -> NodeView {
         .map(str::to_string)
         .or_else(|| parsed.as_ref().map(|(z, _)| z.clone()))
         .unwrap_or_default();
-    NodeView {
+    Ok(NodeView {
         name: meta.name.clone().unwrap_or_default().into(),
         instance_id: parsed.map(|(_, i)| i),
         instance_type: label(meta, "node.kubernetes.io/instance-type")
@@ -187,7 +214,7 @@ pub fn node(node: &Node, group_labels: &[String]) -> NodeView {
             .unwrap_or_default()
             .to_string(),
         zone,
-        allocatable: resources(status.and_then(|s| s.allocatable.as_ref())),
+        allocatable: resources(status.and_then(|s| s.allocatable.as_ref()), "status.allocatable")?,
         usage: None,
         ready,
         cordoned: spec.and_then(|s| s.unschedulable).unwrap_or(false),
@@ -195,7 +222,7 @@ pub fn node(node: &Node, group_labels: &[String]) -> NodeView {
         fargate: label(meta, COMPUTE_TYPE) == Some("fargate"),
         scale_down_disabled: annotation(meta, SCALE_DOWN_DISABLED) == Some("true"),
         group_label: group_labels.iter().find_map(|k| label(meta, k)).map(str::to_string),
-    }
+    })
 }
 
 /// What keeps pods of this template off Fargate. `claims_fargate_mountable` answers, for a
@@ -229,7 +256,7 @@ pub fn fargate_traits(
         ebs_volume,
         privileged,
         host_network: spec.host_network.unwrap_or(false) || host_port,
-        gpu: requests(spec).gpus > 0,
+        gpu: requests(spec).map_or(true, |r| r.gpus > 0),
         unsupported_platform: arch.is_some_and(|a| a != "amd64") || os.is_some_and(|o| o != "linux"),
     }
 }
@@ -258,7 +285,7 @@ mod tests {
                            {"name": "b", "resources": {"requests": {"cpu": "250m", "nvidia.com/gpu": "1"}}}],
             "initContainers": [{"name": "i", "resources": {"requests": {"cpu": "2", "memory": "10Mi"}}}],
             "overhead": {"cpu": "100m"}}}));
-        let r = requests(p.spec.as_ref().unwrap());
+        let r = requests(p.spec.as_ref().unwrap()).unwrap();
         assert_eq!((r.cpu_millis, r.memory_bytes, r.gpus, r.pods), (2100, 1 << 30, 1, 1));
     }
 

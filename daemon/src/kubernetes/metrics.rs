@@ -14,6 +14,7 @@ use kube::{Api, Client};
 use serde_json::Value;
 
 use super::watch::Feed;
+use crate::unreadable::{BadValue, Unreadable};
 
 /// Whether usage is available.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -30,36 +31,49 @@ fn api(client: &Client, kind: &str, plural: &str) -> Api<DynamicObject> {
     Api::all_with(client.clone(), &ApiResource::from_gvk_with_plural(&gvk, plural))
 }
 
-fn usage(value: Option<&Value>) -> Resources {
-    let q = |k: &str, scale: f64| {
-        value
-            .and_then(|u| u.get(k))
-            .and_then(Value::as_str)
-            .and_then(|s| ballast_sdk::quantity::parse(s, scale).ok())
-            .unwrap_or(0)
+/// CPU and memory of a `usage` object (CPU in nanocores from metrics-server).
+fn usage(value: Option<&Value>, at: &str) -> Result<Resources, BadValue> {
+    let q = |k: &str, scale: f64| -> Result<u64, BadValue> {
+        let Some(field) = value.and_then(|u| u.get(k)) else { return Ok(0) };
+        let text = field.as_str().map_or_else(|| field.to_string(), str::to_string);
+        ballast_sdk::quantity::parse(&text, scale).map_err(|error| BadValue {
+            field: format!("{at}.{k}"),
+            value: text,
+            error,
+        })
     };
-    Resources { cpu_millis: q("cpu", 1000.0), memory_bytes: q("memory", 1.0), pods: 0, gpus: 0 }
+    Ok(Resources { cpu_millis: q("cpu", 1000.0)?, memory_bytes: q("memory", 1.0)?, pods: 0, gpus: 0 })
 }
 
 type Usage = (HashMap<String, Resources>, HashMap<(String, String), Resources>);
 
-async fn read(client: &Client) -> Result<Usage, kube::Error> {
+/// Reads all usage; a node or pod whose usage cannot be read is left out (unknown, not 0).
+async fn read(client: &Client, unreadable: &Unreadable) -> Result<Usage, kube::Error> {
     let lp = ListParams::default();
     let mut nodes = HashMap::new();
     for node in api(client, "NodeMetrics", "nodes").list(&lp).await? {
         let name = node.metadata.name.clone().unwrap_or_default();
-        nodes.insert(name, usage(node.data.get("usage")));
+        match usage(node.data.get("usage"), "usage") {
+            Ok(used) => {
+                nodes.insert(name, used);
+            }
+            Err(bad) => bad.report_to(unreadable, &format!("NodeMetrics {name}")),
+        }
     }
     let mut pods = HashMap::new();
-    for pod in api(client, "PodMetrics", "pods").list(&lp).await? {
+    'pods: for pod in api(client, "PodMetrics", "pods").list(&lp).await? {
         let key = (pod.metadata.namespace.clone().unwrap_or_default(), pod.metadata.name.clone().unwrap_or_default());
-        let total = pod
-            .data
-            .get("containers")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .fold(Resources::default(), |acc, c| acc.saturating_add(&usage(c.get("usage"))));
+        let mut total = Resources::default();
+        let containers = pod.data.get("containers").and_then(Value::as_array).into_iter().flatten();
+        for (i, c) in containers.enumerate() {
+            match usage(c.get("usage"), &format!("containers[{i}].usage")) {
+                Ok(used) => total = total.saturating_add(&used),
+                Err(bad) => {
+                    bad.report_to(unreadable, &format!("PodMetrics {}/{}", key.0, key.1));
+                    continue 'pods;
+                }
+            }
+        }
         pods.insert(key, total);
     }
     Ok((nodes, pods))
@@ -68,7 +82,8 @@ async fn read(client: &Client) -> Result<Usage, kube::Error> {
 /// Polls metrics.k8s.io every `interval` until aborted.
 pub async fn poll(client: Client, feed: Arc<Feed>, status: Arc<Mutex<MetricsStatus>>, interval: Duration) {
     loop {
-        let result = read(&client).await;
+        let unreadable = feed.read().unreadable.clone();
+        let result = read(&client, &unreadable).await;
         let now = match &result {
             Ok(_) => MetricsStatus::Available,
             Err(kube::Error::Api(s)) if s.code == 404 => {

@@ -70,6 +70,10 @@ pub struct KubeStatus {
     pub events_applied: u64,
     pub watch_errors: u64,
     pub pods: usize,
+    /// Values from the API that could not be read (their objects are treated as unknown).
+    pub unreadable_values: u64,
+    /// The most recent, naming object, field and value.
+    pub last_unreadable: Option<String>,
 }
 
 impl KubeCluster {
@@ -128,6 +132,8 @@ impl KubeCluster {
             events_applied: feed.events.load(Ordering::Relaxed),
             watch_errors: feed.errors.load(Ordering::Relaxed),
             pods: store.pod_count(),
+            unreadable_values: store.unreadable.count(),
+            last_unreadable: store.unreadable.last(),
         }
     }
 

@@ -20,6 +20,7 @@ use super::settings::KubeSettings;
 use crate::engine::ports::{
     ClusterView, DisruptionBudgetView, FargateTraits, NodeView, PodTemplate, PodView, WorkloadView,
 };
+use crate::unreadable::Unreadable;
 
 pub(super) type Key = (String, String);
 
@@ -83,6 +84,8 @@ pub struct ClusterStore {
     synced: BTreeSet<&'static str>,
     /// Keys seen since a relist began, per kind; what a relist did not see is gone.
     relisting: HashMap<&'static str, HashSet<Key>>,
+    /// Values that did not parse, shared with the usage poll and the adapter's status.
+    pub unreadable: Arc<Unreadable>,
 }
 
 fn workload_kind(kind: &str) -> WorkloadKind {
@@ -137,6 +140,7 @@ impl ClusterStore {
             templates: HashMap::new(),
             synced: BTreeSet::new(),
             relisting: HashMap::new(),
+            unreadable: Arc::default(),
         }
     }
 
@@ -221,10 +225,20 @@ impl ClusterStore {
     }
 
     pub fn apply_node(&mut self, node: &Node) {
-        let mut view = convert::node(node, &self.settings.group_labels);
-        self.seen(kinds::NODES, &(String::new(), view.name.to_string()));
-        view.usage = self.node_usage.get(&view.name).copied();
-        self.nodes.insert(view.name.clone(), view);
+        let name = node.metadata.name.clone().unwrap_or_default();
+        self.seen(kinds::NODES, &(String::new(), name.clone()));
+        match convert::node(node, &self.settings.group_labels) {
+            Ok(mut view) => {
+                view.usage = self.node_usage.get(&view.name).copied();
+                self.nodes.insert(view.name.clone(), view);
+            }
+            Err(bad) => {
+                // Unknown capacity: the node is left out (never removed, never counted as
+                // room) until a readable version arrives.
+                bad.report_to(&self.unreadable, &format!("node {name}"));
+                self.nodes.remove(name.as_str());
+            }
+        }
     }
 
     /// Returns whether the pod is newly waiting for capacity, which opens a tick batch.
@@ -251,11 +265,19 @@ impl ClusterStore {
         let usage = previous.and_then(|p| p.usage);
         let on_fargate = spec.scheduler_name.as_deref() == Some("fargate-scheduler")
             || labels.contains_key("eks.amazonaws.com/fargate-profile");
+        let (requests, unreadable) = match convert::requests(spec) {
+            Ok(requests) => (requests, None),
+            Err(bad) => {
+                bad.report_to(&self.unreadable, &format!("pod {}/{}", key.0, key.1));
+                (Resources { pods: 1, ..Resources::default() }, Some(bad.to_string()))
+            }
+        };
         let view = PodView {
             namespace: key.0.as_str().into(),
             name: key.1.as_str().into(),
             node: spec.node_name.as_deref().map(Into::into),
-            requests: convert::requests(spec),
+            requests,
+            unreadable,
             owner,
             template,
             unschedulable,
@@ -404,7 +426,13 @@ impl ClusterStore {
             self.seen(kind_name, &key);
         }
         let template = template.cloned().unwrap_or_default();
-        let requests = template.spec.as_ref().map(convert::requests).unwrap_or_default();
+        let requests = match template.spec.as_ref().map(convert::requests).transpose() {
+            Ok(requests) => requests.unwrap_or_default(),
+            Err(bad) => {
+                bad.report_to(&self.unreadable, &format!("{kind:?} {}/{}", key.0, key.1));
+                Resources::default()
+            }
+        };
         let claim_templates = claim_templates.to_vec();
         let traits = self.traits(&key.0, &template, &claim_templates);
         let id = WorkloadRef { kind, namespace: key.0, name: key.1 };

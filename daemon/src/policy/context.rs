@@ -3,7 +3,8 @@
 //!
 //! WASI is linked because every Rust, Python and JavaScript component imports it, but the
 //! context grants nothing: no preopened directories, no environment or arguments, no
-//! sockets, closed stdio. In deterministic mode its clocks read the snapshot's time and its
+//! sockets, no stdin. What a plugin prints to stdout or stderr is captured
+//! ([`super::output`]) and becomes log lines under its name, within the same budget as `log`. In deterministic mode its clocks read the snapshot's time and its
 //! random numbers come from a fixed seed, so two runs see the same inputs.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -15,6 +16,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::{host, snapshot, types};
 use super::input::{EvaluationInput, SnapshotResource};
+use super::output::CapturePipe;
 
 /// Longest log line kept; longer lines are cut.
 const MAX_LOG_LINE: usize = 1024;
@@ -36,6 +38,8 @@ pub struct PluginCtx {
     pub(super) logs: Vec<LogLine>,
     pub(super) dropped_logs: usize,
     max_log_lines: usize,
+    stdout: CapturePipe,
+    stderr: CapturePipe,
 }
 
 impl PluginCtx {
@@ -46,8 +50,10 @@ impl PluginCtx {
         memory_cap: usize,
         max_log_lines: usize,
     ) -> Self {
+        let (stdout, stderr) = (CapturePipe::default(), CapturePipe::default());
         let mut wasi = WasiCtx::builder();
         wasi.allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false);
+        wasi.stdout(stdout.clone()).stderr(stderr.clone());
         if deterministic {
             let at = Duration::from_millis(input.snapshot.taken_at_millis());
             wasi.wall_clock(FixedClock(at))
@@ -66,7 +72,65 @@ impl PluginCtx {
             logs: Vec::new(),
             dropped_logs: 0,
             max_log_lines,
+            stdout,
+            stderr,
         }
+    }
+
+    /// Turns what the plugin printed into log lines (stdout at info, stderr at warn) and
+    /// returns the stderr lines, which carry a guest panic's message.
+    pub(super) fn drain_output(&mut self) -> Vec<String> {
+        let (out, out_dropped) = self.stdout.take_lines();
+        let (err, err_dropped) = self.stderr.take_lines();
+        for line in out {
+            self.push_log(host::Level::Info, line);
+        }
+        for line in &err {
+            self.push_log(host::Level::Warn, line.clone());
+        }
+        if out_dropped + err_dropped > 0 {
+            self.dropped_logs += 1;
+        }
+        err
+    }
+
+    fn push_log(&mut self, level: host::Level, mut message: String) {
+        if self.logs.len() >= self.max_log_lines {
+            self.dropped_logs += 1;
+            return;
+        }
+        if message.len() > MAX_LOG_LINE {
+            let mut cut = MAX_LOG_LINE;
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            message.truncate(cut);
+            message.push('…');
+        }
+        let plugin = &*self.plugin;
+        let level = match level {
+            host::Level::Trace => {
+                tracing::trace!(plugin, "{message}");
+                "trace"
+            }
+            host::Level::Debug => {
+                tracing::debug!(plugin, "{message}");
+                "debug"
+            }
+            host::Level::Info => {
+                tracing::info!(plugin, "{message}");
+                "info"
+            }
+            host::Level::Warn => {
+                tracing::warn!(plugin, "{message}");
+                "warn"
+            }
+            host::Level::Error => {
+                tracing::error!(plugin, "{message}");
+                "error"
+            }
+        };
+        self.logs.push(LogLine { level, message });
     }
 
     /// Registers the snapshot resource handed to `evaluate`.
@@ -137,43 +201,8 @@ impl ResourceLimiter for MemoryLimiter {
 impl types::Host for PluginCtx {}
 
 impl host::Host for PluginCtx {
-    fn log(&mut self, level: host::Level, mut message: String) -> wasmtime::Result<()> {
-        if self.logs.len() >= self.max_log_lines {
-            self.dropped_logs += 1;
-            return Ok(());
-        }
-        if message.len() > MAX_LOG_LINE {
-            let mut cut = MAX_LOG_LINE;
-            while !message.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            message.truncate(cut);
-            message.push('…');
-        }
-        let plugin = &*self.plugin;
-        let level = match level {
-            host::Level::Trace => {
-                tracing::trace!(plugin, "{message}");
-                "trace"
-            }
-            host::Level::Debug => {
-                tracing::debug!(plugin, "{message}");
-                "debug"
-            }
-            host::Level::Info => {
-                tracing::info!(plugin, "{message}");
-                "info"
-            }
-            host::Level::Warn => {
-                tracing::warn!(plugin, "{message}");
-                "warn"
-            }
-            host::Level::Error => {
-                tracing::error!(plugin, "{message}");
-                "error"
-            }
-        };
-        self.logs.push(LogLine { level, message });
+    fn log(&mut self, level: host::Level, message: String) -> wasmtime::Result<()> {
+        self.push_log(level, message);
         Ok(())
     }
 

@@ -29,6 +29,9 @@ pub struct HostConfig {
     pub max_instances: u32,
     /// How often the epoch advances, in milliseconds: the precision of deadlines.
     pub epoch_tick_ms: u64,
+    /// Chains evaluated at once (the daemon's tick, simulations asked for over the API);
+    /// further evaluations wait for a slot.
+    pub max_concurrent_evaluations: u32,
     /// Where compiled components are cached; none keeps them in memory only.
     pub cache_dir: Option<PathBuf>,
 }
@@ -40,6 +43,7 @@ impl Default for HostConfig {
             max_memory_mib: 1024,
             max_instances: 32,
             epoch_tick_ms: 5,
+            max_concurrent_evaluations: 2,
             cache_dir: default_cache_dir(),
         }
     }
@@ -68,6 +72,8 @@ pub(super) struct HostInner {
     pub engine: Engine,
     pub linker: Linker<PluginCtx>,
     pub cache: ComponentCache,
+    /// Slots for evaluations off the async runtime (see [`super::PolicyChain::evaluate`]).
+    pub evaluations: Arc<tokio::sync::Semaphore>,
 }
 
 impl PolicyHost {
@@ -79,6 +85,9 @@ impl PolicyHost {
     pub fn new(config: HostConfig) -> Result<Self, HostError> {
         if config.epoch_tick_ms == 0 {
             return Err(HostError("epoch-tick-ms must be positive, got 0".into()));
+        }
+        if config.max_concurrent_evaluations == 0 {
+            return Err(HostError("max-concurrent-evaluations must be positive, got 0".into()));
         }
         let mut pool = PoolingAllocationConfig::new();
         let instances = config.max_instances.max(1);
@@ -101,7 +110,8 @@ impl PolicyHost {
 
         let mut wasm = Config::new();
         wasm.wasm_component_model(true)
-            .epoch_interruption(true)
+            // Deterministic runs end calls by fuel alone; epochs follow the wall clock.
+            .epoch_interruption(!config.deterministic)
             .consume_fuel(config.deterministic)
             .cranelift_opt_level(OptLevel::Speed)
             .parallel_compilation(true)
@@ -115,13 +125,20 @@ impl PolicyHost {
         bindings::Plugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |ctx| ctx)
             .map_err(|e| HostError(format!("{e:#}")))?;
 
-        spawn_epoch_ticker(&engine, Duration::from_millis(config.epoch_tick_ms));
+        if !config.deterministic {
+            spawn_epoch_ticker(&engine, Duration::from_millis(config.epoch_tick_ms))?;
+        }
         let cache = ComponentCache::new(config.cache_dir.clone());
-        Ok(PolicyHost { inner: Arc::new(HostInner { config, engine, linker, cache }) })
+        let evaluations = Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_evaluations as usize));
+        Ok(PolicyHost { inner: Arc::new(HostInner { config, engine, linker, cache, evaluations }) })
     }
 
     pub fn config(&self) -> &HostConfig {
         &self.inner.config
+    }
+
+    pub(super) fn evaluation_slots(&self) -> Arc<tokio::sync::Semaphore> {
+        self.inner.evaluations.clone()
     }
 
     pub(super) fn inner(&self) -> &HostInner {
@@ -130,7 +147,11 @@ impl PolicyHost {
 }
 
 /// Advances the engine's epoch every `period` for as long as the engine lives.
-fn spawn_epoch_ticker(engine: &Engine, period: Duration) {
+///
+/// # Errors
+/// Without the ticker no deadline would ever fire, so a thread that cannot start is a
+/// start-up error, not a warning.
+fn spawn_epoch_ticker(engine: &Engine, period: Duration) -> Result<(), HostError> {
     let weak = engine.weak();
     let spawned = std::thread::Builder::new().name("ballast-epoch".into()).spawn(move || {
         while let Some(engine) = weak.upgrade() {
@@ -139,7 +160,5 @@ fn spawn_epoch_ticker(engine: &Engine, period: Duration) {
             std::thread::sleep(period);
         }
     });
-    if let Err(e) = spawned {
-        tracing::error!(error = %e, "cannot start the epoch ticker: plugin deadlines will not be enforced");
-    }
+    spawned.map(drop).map_err(|e| HostError(format!("cannot start the epoch ticker thread (plugin deadlines): {e}")))
 }

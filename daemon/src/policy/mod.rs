@@ -7,6 +7,7 @@
 //! - [`cache`]: compiled components by digest and engine configuration;
 //! - [`plugin`]: a loaded plugin and one bounded call into it;
 //! - [`context`]: what a call's imports reach, and the memory and log meters;
+//! - [`output`]: a plugin's stdout and stderr, captured into its log;
 //! - [`input`]: the snapshot a call reads, converted only when a plugin reads it;
 //! - [`validate`]: output size and sanity checks;
 //! - [`chain`]: plugins in order, each seeing earlier proposals;
@@ -22,6 +23,7 @@ pub mod host;
 pub mod input;
 pub mod inspect;
 pub mod limits;
+pub mod output;
 pub mod plugin;
 pub mod validate;
 

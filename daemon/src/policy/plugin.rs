@@ -67,6 +67,20 @@ pub struct CallReport {
     pub result: Result<Evaluated, CallError>,
 }
 
+impl CallReport {
+    /// A call that never reached the plugin.
+    pub fn failed(plugin: &Plugin, message: String) -> Self {
+        CallReport {
+            plugin: plugin.name.clone(),
+            elapsed: Duration::ZERO,
+            fuel_used: None,
+            logs: Vec::new(),
+            dropped_logs: 0,
+            result: Err(CallError::Host { message }),
+        }
+    }
+}
+
 /// A successful evaluation's output, already validated against the snapshot.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Evaluated {
@@ -135,6 +149,10 @@ impl Plugin {
         &self.settings
     }
 
+    pub(super) fn host(&self) -> &PolicyHost {
+        &self.host
+    }
+
     /// Whether loading compiled the component or found it cached.
     pub fn cache_outcome(&self) -> CacheOutcome {
         self.cache_outcome
@@ -181,7 +199,37 @@ impl Plugin {
     }
 
     /// Instantiates a fresh instance under this plugin's limits and runs `f` on it.
+    ///
+    /// # Guarantees
+    /// Returns whatever the guest does: a trap, a deadline, a refused memory grow, and even a
+    /// panic of the host while serving the guest become a [`CallError`].
+    ///
+    /// # Caveats
+    /// Blocks the calling thread for up to the plugin's deadline, and WASI's blocking calls
+    /// (a guest's `println!`, a socket) enter a Tokio runtime: never call it from an async
+    /// task, only from a plain or `spawn_blocking` thread ([`super::PolicyChain::evaluate`]
+    /// does that).
     fn call<R>(
+        &self,
+        input: EvaluationInput,
+        f: impl FnOnce(&mut Store<PluginCtx>, &bindings::Plugin, Resource<SnapshotResource>) -> wasmtime::Result<R>,
+    ) -> (Result<R, CallError>, Meters) {
+        let contained = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.call_unguarded(input, f)));
+        contained.unwrap_or_else(|panic| {
+            let message = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("no message");
+            tracing::error!(plugin = %self.name, %message, "the host panicked serving this plugin; call abandoned");
+            (
+                Err(CallError::Host { message: format!("the host panicked serving the call: {message}") }),
+                Meters::default(),
+            )
+        })
+    }
+
+    fn call_unguarded<R>(
         &self,
         input: EvaluationInput,
         f: impl FnOnce(&mut Store<PluginCtx>, &bindings::Plugin, Resource<SnapshotResource>) -> wasmtime::Result<R>,
@@ -197,12 +245,16 @@ impl Plugin {
         );
         let mut store = Store::new(&inner.engine, ctx);
         store.limiter(|ctx| &mut ctx.limiter);
-        if deterministic && let Err(e) = store.set_fuel(self.limits.fuel) {
-            return (Err(CallError::Host { message: format!("{e:#}") }), Meters::default());
+        if deterministic {
+            // Only fuel ends a deterministic call, so a report never depends on machine load.
+            if let Err(e) = store.set_fuel(self.limits.fuel) {
+                return (Err(CallError::Host { message: format!("{e:#}") }), Meters::default());
+            }
+        } else {
+            let ticks = self.limits.deadline_ms.div_ceil(inner.config.epoch_tick_ms).max(1);
+            store.set_epoch_deadline(ticks);
+            store.epoch_deadline_trap();
         }
-        let ticks = self.limits.deadline_ms.div_ceil(inner.config.epoch_tick_ms).max(1);
-        store.set_epoch_deadline(ticks);
-        store.epoch_deadline_trap();
 
         let result = match self.pre.instantiate(&mut store) {
             Ok(instance) => match store.data_mut().snapshot_handle() {
@@ -215,6 +267,8 @@ impl Plugin {
             Err(e) => Err(CallError::Host { message: format!("cannot instantiate: {e:#}") }),
         };
         let fuel_used = deterministic.then(|| self.limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0)));
+        let stderr = store.data_mut().drain_output();
+        let result = result.map_err(|error| with_guest_message(error, &stderr));
         let ctx = store.into_data();
         (result, Meters { fuel_used, logs: ctx.logs, dropped_logs: ctx.dropped_logs })
     }
@@ -235,6 +289,27 @@ impl Plugin {
             None => CallError::Trap { message: format!("{error:#}") },
         }
     }
+}
+
+/// A trap says little ("unreachable executed"); what the guest wrote to stderr just before
+/// it (Rust's panic message, a Python traceback) says why, so it joins the error.
+fn with_guest_message(error: CallError, stderr: &[String]) -> CallError {
+    let CallError::Trap { message } = error else { return error };
+    let said: Vec<&str> =
+        stderr.iter().map(|l| l.trim()).filter(|l| !l.starts_with("note: run with `RUST_BACKTRACE")).collect();
+    if said.is_empty() {
+        return CallError::Trap { message };
+    }
+    let mut guest = said[said.len().saturating_sub(8)..].join(" | ");
+    if guest.len() > 1024 {
+        let mut cut = 1024;
+        while !guest.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        guest.truncate(cut);
+        guest.push('…');
+    }
+    CallError::Trap { message: format!("{message}; the plugin wrote: {guest}") }
 }
 
 #[derive(Default)]

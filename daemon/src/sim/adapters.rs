@@ -266,6 +266,7 @@ impl World {
                 created_at_millis: pod.created_at,
                 disruption_budget: w.budget_name.clone(),
                 mirror: false,
+                unreadable: None,
             });
         }
         for (i, w) in self.workloads.iter().enumerate() {

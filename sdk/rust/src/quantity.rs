@@ -8,37 +8,122 @@ use std::fmt;
 /// Parses a quantity into its value times `scale` (1000 for CPU millicores, 1 for bytes),
 /// rounding up as the kubelet does for requests.
 ///
+/// The whole Kubernetes grammar: an optionally signed decimal number, then a binary suffix
+/// (`Ki` `Mi` `Gi` `Ti` `Pi` `Ei`), a decimal one (`n` `u` `m` `k` `M` `G` `T` `P` `E`) or a
+/// decimal exponent (`e3`, `E-2`). metrics-server reports CPU in nanocores (`"576285n"`).
+/// The arithmetic is exact (no floating point), so `"1.1"` CPU is 1100 millicores.
+///
 /// # Errors
-/// A message naming what is wrong with `text`.
+/// A message naming what is wrong with `text`: no number, an unknown suffix, a negative
+/// value, or a value too large for 64 bits.
 pub fn parse(text: &str, scale: f64) -> Result<u64, String> {
-    let text = text.trim();
-    let split = text.find(|c: char| c.is_ascii_alphabetic() && c != 'e' && c != 'E').unwrap_or(text.len());
-    let (number, suffix) = text.split_at(split);
-    let multiplier: f64 = match suffix {
-        "" => 1.0,
-        "m" => 1e-3,
-        "k" => 1e3,
-        "M" => 1e6,
-        "G" => 1e9,
-        "T" => 1e12,
-        "P" => 1e15,
-        "Ki" => 1024.0,
-        "Mi" => 1024.0 * 1024.0,
-        "Gi" => 1024.0 * 1024.0 * 1024.0,
-        "Ti" => 1024.0f64.powi(4),
-        "Pi" => 1024.0f64.powi(5),
-        other => return Err(format!("unknown quantity suffix {other:?} in {text:?}")),
+    let scale_exp = if scale == 1000.0 {
+        3
+    } else if scale == 1.0 {
+        0
+    } else {
+        return Err(format!("unsupported scale {scale} for {text:?}"));
     };
-    let value: f64 =
-        number.parse().map_err(|_| format!("{text:?} is not a quantity (expected e.g. \"500m\", \"2\", \"1Gi\")"))?;
-    if !value.is_finite() || value < 0.0 {
-        return Err(format!("{text:?} must be a non-negative quantity"));
+    let parsed = Parsed::read(text)?;
+    parsed.scaled(scale_exp).ok_or_else(|| format!("{text:?} is too large"))
+}
+
+/// A quantity as mantissa × 10^exp10 × 2^exp2.
+struct Parsed {
+    mantissa: u128,
+    exp10: i32,
+    exp2: u32,
+}
+
+impl Parsed {
+    fn read(original: &str) -> Result<Self, String> {
+        let not_a_quantity =
+            || format!("{original:?} is not a quantity (expected e.g. \"500m\", \"2\", \"1Gi\", \"576285n\")");
+        let text = original.trim();
+        let (negative, unsigned) = match text.as_bytes().first() {
+            Some(b'-') => (true, &text[1..]),
+            Some(b'+') => (false, &text[1..]),
+            _ => (false, text),
+        };
+        let number_len = unsigned.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(unsigned.len());
+        let (number, suffix) = unsigned.split_at(number_len);
+        let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+        if (whole.is_empty() && fraction.is_empty()) || fraction.contains('.') {
+            return Err(not_a_quantity());
+        }
+        let digits = format!("{whole}{fraction}");
+        let digits = digits.trim_start_matches('0');
+        if digits.len() > 36 {
+            return Err(format!("{original:?} has too many digits"));
+        }
+        let mantissa: u128 = if digits.is_empty() { 0 } else { digits.parse().map_err(|_| not_a_quantity())? };
+        if negative && mantissa > 0 {
+            return Err(format!("{original:?} must be a non-negative quantity"));
+        }
+        let (exp10, exp2) = suffix_exponents(suffix).ok_or_else(|| {
+            if suffix.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '+') && !suffix.is_empty() {
+                format!("unknown quantity suffix {suffix:?} in {original:?}")
+            } else {
+                not_a_quantity()
+            }
+        })?;
+        let exp10 = exp10 - i32::try_from(fraction.len()).map_err(|_| not_a_quantity())?;
+        Ok(Parsed { mantissa, exp10, exp2 })
     }
-    let scaled = (value * multiplier * scale).ceil();
-    if scaled > u64::MAX as f64 {
-        return Err(format!("{text:?} is too large"));
+
+    /// The value × 10^scale_exp, rounded up; none if it overflows 64 bits.
+    fn scaled(&self, scale_exp: i32) -> Option<u64> {
+        let exp10 = self.exp10 + scale_exp;
+        let mut value = self.mantissa.checked_mul(1u128.checked_shl(self.exp2)?)?;
+        if exp10 >= 0 {
+            value = value.checked_mul(10u128.checked_pow(exp10 as u32)?)?;
+        } else {
+            let divisor = 10u128.checked_pow(exp10.unsigned_abs());
+            value = match divisor {
+                Some(d) => value.div_ceil(d),
+                None => u128::from(value > 0),
+            };
+        }
+        u64::try_from(value).ok()
     }
-    Ok(scaled as u64)
+}
+
+/// (decimal exponent, binary exponent) of a suffix.
+fn suffix_exponents(suffix: &str) -> Option<(i32, u32)> {
+    let decimal = match suffix {
+        "" => Some(0),
+        "n" => Some(-9),
+        "u" => Some(-6),
+        "m" => Some(-3),
+        "k" => Some(3),
+        "M" => Some(6),
+        "G" => Some(9),
+        "T" => Some(12),
+        "P" => Some(15),
+        "E" => Some(18),
+        _ => None,
+    };
+    if let Some(exp) = decimal {
+        return Some((exp, 0));
+    }
+    let binary = match suffix {
+        "Ki" => Some(10),
+        "Mi" => Some(20),
+        "Gi" => Some(30),
+        "Ti" => Some(40),
+        "Pi" => Some(50),
+        "Ei" => Some(60),
+        _ => None,
+    };
+    if let Some(exp) = binary {
+        return Some((0, exp));
+    }
+    let exponent = suffix.strip_prefix('e').or_else(|| suffix.strip_prefix('E'))?;
+    let digits = exponent.strip_prefix('+').or_else(|| exponent.strip_prefix('-')).unwrap_or(exponent);
+    if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit()) || digits.len() > 4 {
+        return None;
+    }
+    exponent.parse::<i32>().ok().map(|e| (e, 0))
 }
 
 /// Formats millicores the way `kubectl` shows them.
@@ -145,6 +230,38 @@ mod tests {
         assert!(parse("-1", 1.0).is_err());
         assert!(parse("1Xi", 1.0).unwrap_err().contains("\"Xi\""));
         assert!(parse("lots", 1.0).is_err());
+    }
+
+    #[test]
+    fn parses_the_whole_kubernetes_grammar_exactly() {
+        let cpu = |t| parse(t, 1000.0);
+        let bytes = |t| parse(t, 1.0);
+        // metrics-server reports nanocores and sometimes microcores; requests round up.
+        assert_eq!(cpu("576285n"), Ok(1));
+        assert_eq!(cpu("1500000000n"), Ok(1500));
+        assert_eq!(cpu("250000u"), Ok(250));
+        assert_eq!(cpu("1.1"), Ok(1100), "exact decimal arithmetic, no float rounding up to 1101");
+        assert_eq!(cpu("0.001"), Ok(1));
+        assert_eq!(cpu("+2"), Ok(2000));
+        assert_eq!(cpu("1e3"), Ok(1_000_000));
+        assert_eq!(cpu("15E-1"), Ok(1500));
+        assert_eq!(cpu(".5"), Ok(500));
+        assert_eq!(bytes("1k"), Ok(1000));
+        assert_eq!(bytes("2T"), Ok(2_000_000_000_000));
+        assert_eq!(bytes("1P"), Ok(1_000_000_000_000_000));
+        assert_eq!(bytes("1E"), Ok(1_000_000_000_000_000_000));
+        assert_eq!(bytes("1Ei"), Ok(1 << 60));
+        assert_eq!(bytes("1.5Ki"), Ok(1536));
+        assert_eq!(bytes("129e6"), Ok(129_000_000));
+        assert_eq!(bytes("0"), Ok(0));
+        assert_eq!(bytes("-0"), Ok(0));
+        assert!(bytes("20Ei").unwrap_err().contains("too large"));
+        assert!(bytes("1..2").is_err());
+        assert!(bytes("").is_err());
+        assert!(bytes("Gi").is_err());
+        assert!(bytes("1e").is_err());
+        assert!(bytes("1 Gi").is_err());
+        assert!(cpu("garbage").unwrap_err().contains("\"garbage\""));
     }
 
     #[test]

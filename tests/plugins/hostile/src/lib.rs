@@ -25,13 +25,24 @@ pub enum Mode {
     Panic,
     /// Loops only while validating settings, to show loading is bounded too.
     SlowSettings,
+    /// Prints to stdout and stderr (a forgotten `println!`), then behaves.
+    Print,
+    /// Opens a UDP socket, which the sandbox refuses.
+    Socket,
+    /// Reads a file of the host, which the sandbox cannot see.
+    FileRead,
+    /// Asks for absurd sizes: scale-by i32::MIN and scale-to u32::MAX.
+    ExtremeScale,
+    /// Returns a state that grows by 256 KiB at every call.
+    StateGrowth,
 }
 
 pub struct Hostile;
 
 impl Policy for Hostile {
     type Settings = Settings;
-    type State = ();
+    /// Only `state-growth` keeps anything.
+    type State = Vec<u8>;
 
     fn validate(settings: &Settings) -> Result<(), String> {
         if let Mode::SlowSettings = settings.mode {
@@ -40,7 +51,7 @@ impl Policy for Hostile {
         Ok(())
     }
 
-    fn evaluate(snapshot: &dyn Snapshot, settings: &Settings, _: &mut ()) -> Result<Vec<Decision>, String> {
+    fn evaluate(snapshot: &dyn Snapshot, settings: &Settings, state: &mut Vec<u8>) -> Result<Vec<Decision>, String> {
         let first_group = || snapshot.node_groups().first().map(|g| g.id.clone()).unwrap_or_default();
         match settings.mode {
             Mode::WellBehaved | Mode::SlowSettings => Ok(vec![Decision::new(
@@ -68,6 +79,27 @@ impl Policy for Hostile {
                 "scale a group that does not exist",
             )]),
             Mode::Panic => panic!("hostile plugin panics on purpose"),
+            Mode::Print => {
+                println!("hostile plugin prints to stdout");
+                eprintln!("hostile plugin prints to stderr");
+                Ok(vec![Decision::new(Action::ScaleBy { group: first_group(), delta: 0 }, "printed, then behaved")])
+            }
+            Mode::Socket => match std::net::UdpSocket::bind("127.0.0.1:0") {
+                Ok(_) => Err("a UDP socket was opened: the sandbox let it through".into()),
+                Err(e) => Err(format!("the sandbox refused a UDP socket: {e}")),
+            },
+            Mode::FileRead => match std::fs::read_to_string("/etc/hostname") {
+                Ok(_) => Err("read /etc/hostname: the sandbox let it through".into()),
+                Err(e) => Err(format!("the sandbox refused reading /etc/hostname: {e}")),
+            },
+            Mode::ExtremeScale => Ok(vec![
+                Decision::new(Action::ScaleBy { group: first_group(), delta: i32::MIN }, "shrink by i32::MIN"),
+                Decision::new(Action::ScaleTo { group: first_group(), size: u32::MAX }, "grow to u32::MAX"),
+            ]),
+            Mode::StateGrowth => {
+                state.extend(std::iter::repeat_n(7u8, 256 << 10));
+                Ok(Vec::new())
+            }
         }
     }
 }

@@ -25,6 +25,7 @@ use ballast_sdk::{Action, NodeGroupKind, PlacementTarget, WorkloadRef};
 use super::config::Guardrails;
 use super::observe::{FARGATE_GROUP, Observation};
 use super::record::GuardOutcome;
+use super::rule::{Rule, Why};
 use super::state::EngineState;
 use crate::duration::display as dur;
 use crate::policy::Proposed;
@@ -74,23 +75,23 @@ impl Guard<'_> {
         let mut tally = Tally { budget, ..Tally::default() };
 
         // Scale proposals, per group: the largest target wins.
-        let mut by_group: BTreeMap<&str, Vec<(usize, u32)>> = BTreeMap::new();
+        let mut by_group: BTreeMap<&str, Vec<(usize, i64)>> = BTreeMap::new();
         for (i, p) in proposals.iter().enumerate() {
             let (group, target) = match &p.decision.action {
-                Action::ScaleTo { group, size } => (group.as_str(), *size as i64),
+                Action::ScaleTo { group, size } => (group.as_str(), i64::from(*size)),
                 Action::ScaleBy { group, delta } => {
-                    let desired = self.obs.groups.get(group).map_or(0, |g| g.desired as i64);
-                    (group.as_str(), desired + *delta as i64)
+                    let desired = self.obs.groups.get(group).map_or(0, |g| i64::from(g.desired));
+                    (group.as_str(), desired + i64::from(*delta))
                 }
                 _ => continue,
             };
-            by_group.entry(group).or_default().push((i, target.clamp(0, u32::MAX as i64) as u32));
+            by_group.entry(group).or_default().push((i, target));
         }
         // Scale-ups first, so that removals in a group that is growing this tick are refused.
-        let mut ordered: Vec<(&str, Vec<(usize, u32)>)> = by_group.into_iter().collect();
+        let mut ordered: Vec<(&str, Vec<(usize, i64)>)> = by_group.into_iter().collect();
         ordered.sort_by_key(|(group, entries)| {
             let desired = self.obs.groups.get(*group).map_or(0, |g| g.desired);
-            (entries.iter().map(|e| e.1).max().unwrap_or(0) <= desired, group.to_string())
+            (entries.iter().map(|e| e.1).max().unwrap_or(0) <= i64::from(desired), group.to_string())
         });
         for (group, entries) in ordered {
             let winner = entries.iter().max_by_key(|(i, t)| (*t, std::cmp::Reverse(*i))).copied();
@@ -101,9 +102,12 @@ impl Guard<'_> {
                     outcome.clone()
                 } else {
                     GuardOutcome::Refused {
-                        why: vec![format!(
-                            "superseded by {}'s larger target of {target} for group {group}",
-                            proposals[winner_index].plugin
+                        why: vec![Why::new(
+                            Rule::Superseded,
+                            format!(
+                                "superseded by {}'s larger target of {target} for group {group}",
+                                proposals[winner_index].plugin
+                            ),
                         )],
                     }
                 });
@@ -121,69 +125,90 @@ impl Guard<'_> {
         }
         let outcomes = outcomes
             .into_iter()
-            .map(|o| o.unwrap_or(GuardOutcome::Refused { why: vec!["not judged".into()] }))
+            .map(|o| o.unwrap_or(GuardOutcome::Refused { why: vec![Why::new(Rule::UnknownGroup, "not judged")] }))
             .collect();
         (plan, outcomes)
     }
 
-    fn scale(&self, group: &str, target: u32, plan: &mut Plan, tally: &mut Tally) -> GuardOutcome {
-        let refused = |why: String| GuardOutcome::Refused { why: vec![why] };
+    /// `asked` is the target as the plugin meant it, before any clamping (a `scale-by` of
+    /// `i32::MIN` asks for a negative size, and the reason says so).
+    fn scale(&self, group: &str, asked: i64, plan: &mut Plan, tally: &mut Tally) -> GuardOutcome {
+        let refused = |rule: Rule, why: String| GuardOutcome::Refused { why: vec![Why::new(rule, why)] };
         let Some(facts) = self.obs.groups.get(group) else {
             let known: Vec<&str> = self.obs.groups.keys().map(String::as_str).collect();
-            return refused(format!("no node group `{group}`; known: {}", known.join(", ")));
+            return refused(Rule::UnknownGroup, format!("no node group `{group}`; known: {}", known.join(", ")));
         };
         if facts.kind == NodeGroupKind::Fargate {
-            return refused(format!("`{group}` is Fargate: its capacity follows pods and has no size to set"));
+            return refused(
+                Rule::FargateHasNoSize,
+                format!("`{group}` is Fargate: its capacity follows pods and has no size to set"),
+            );
         }
         let desired = facts.desired;
         let mut why = Vec::new();
-        if target == desired {
+        if asked == i64::from(desired) {
             return GuardOutcome::Accepted;
         }
+        let target = u32::try_from(asked.max(0)).unwrap_or(u32::MAX);
         let state = self.state.groups.get(group);
-        let size = if target > desired {
+        let size = if asked > i64::from(desired) {
             if let Some(backoff) = state.and_then(|s| s.backing_off(self.now)) {
-                return refused(format!(
-                    "group {group} is backing off for another {} after a provisioning failure: {}",
-                    dur(std::time::Duration::from_millis(backoff.until - self.now)),
-                    backoff.reason
-                ));
+                return refused(
+                    Rule::BackingOff,
+                    format!(
+                        "group {group} is backing off for another {} after a provisioning failure: {}",
+                        dur(std::time::Duration::from_millis(backoff.until - self.now)),
+                        backoff.reason
+                    ),
+                );
             }
             let cooldown = self.config.cooldown.after_scale_up.as_millis() as u64;
             if let Some(last) = state.and_then(|s| s.last_scale_up)
                 && self.now < last + cooldown
             {
-                return refused(format!(
-                    "group {group} grew {} ago; the scale-up cooldown is {}",
-                    dur(std::time::Duration::from_millis(self.now - last)),
-                    dur(self.config.cooldown.after_scale_up)
-                ));
+                return refused(
+                    Rule::ScaleUpCooldown,
+                    format!(
+                        "group {group} grew {} ago; the scale-up cooldown is {}",
+                        dur(std::time::Duration::from_millis(self.now - last)),
+                        dur(self.config.cooldown.after_scale_up)
+                    ),
+                );
             }
             if desired >= facts.max {
-                return refused(format!("group {group} is already at its max-size of {}", facts.max));
+                return refused(Rule::AtMaxSize, format!("group {group} is already at its max-size of {}", facts.max));
             }
             let mut size = target;
             if size > facts.max {
-                why.push(format!("clamped to the group's max-size of {} (asked {target})", facts.max));
+                why.push(Why::new(
+                    Rule::ClampedToMaxSize,
+                    format!("clamped to the group's max-size of {} (asked {asked})", facts.max),
+                ));
                 size = facts.max;
             }
             let step = desired.saturating_add(self.config.max_step_up);
             if size > step {
-                why.push(format!("limited to +{} nodes per tick (max-step-up)", self.config.max_step_up));
+                why.push(Why::new(
+                    Rule::MaxStepUp,
+                    format!("limited to +{} nodes per tick (max-step-up)", self.config.max_step_up),
+                ));
                 size = step;
             }
             tally.growing.insert(group.to_string());
             size
         } else {
             if desired <= facts.min {
-                return refused(format!("group {group} is already at its min-size of {}", facts.min));
+                return refused(Rule::AtMinSize, format!("group {group} is already at its min-size of {}", facts.min));
             }
             if let Some(why) = self.scale_down_refusal(group) {
-                return refused(why);
+                return GuardOutcome::Refused { why: vec![why] };
             }
             let mut size = target;
             if size < facts.min {
-                why.push(format!("clamped to the group's min-size of {} (asked {target})", facts.min));
+                why.push(Why::new(
+                    Rule::ClampedToMinSize,
+                    format!("clamped to the group's min-size of {} (asked {asked})", facts.min),
+                ));
                 size = facts.min;
             }
             let running = facts.instances;
@@ -206,7 +231,7 @@ impl Guard<'_> {
         &self,
         group: &str,
         size: u32,
-        mut why: Vec<String>,
+        mut why: Vec<Why>,
         plan: &mut Plan,
         tally: &mut Tally,
     ) -> GuardOutcome {
@@ -230,7 +255,7 @@ impl Guard<'_> {
             }
         }
         if chosen.is_empty() {
-            let mut why = vec![format!("no node of group {group} can be removed now")];
+            let mut why = vec![Why::new(Rule::NoRemovableNode, format!("no node of group {group} can be removed now"))];
             why.extend(refusals.into_iter().take(5));
             return GuardOutcome::Refused { why };
         }
@@ -239,15 +264,21 @@ impl Guard<'_> {
             plan.scales.insert(group.to_string(), facts.instances);
             applied.push(Action::ScaleTo { group: group.to_string(), size: facts.instances });
         }
-        why.push(format!(
-            "lowering desired capacity below the {} running instances would let the Auto Scaling group \
-             terminate instances of its choosing without draining them; draining the {} least utilised \
-             removable node(s) instead",
-            facts.instances,
-            chosen.len()
+        why.push(Why::new(
+            Rule::ConvertedToRemovals,
+            format!(
+                "lowering desired capacity below the {} running instances would let the Auto Scaling group \
+                 terminate instances of its choosing without draining them; draining the {} least utilised \
+                 removable node(s) instead",
+                facts.instances,
+                chosen.len()
+            ),
         ));
         if (chosen.len() as u32) < excess {
-            why.push(format!("only {} of the {excess} node(s) asked for can be removed now", chosen.len()));
+            why.push(Why::new(
+                Rule::PartialRemoval,
+                format!("only {} of the {excess} node(s) asked for can be removed now", chosen.len()),
+            ));
             why.extend(refusals.into_iter().take(3));
         }
         applied.push(Action::RemoveNodes { nodes: chosen });
@@ -284,60 +315,70 @@ impl Guard<'_> {
     }
 
     /// Why this node may not start draining now, if it may not.
-    fn removal_refusal(&self, name: &str, tally: &Tally) -> Option<String> {
+    fn removal_refusal(&self, name: &str, tally: &Tally) -> Option<Why> {
+        let refuse = |rule: Rule, why: String| Some(Why::new(rule, format!("node {name}: {why}")));
         let Some((node, facts)) = self.obs.node(name) else {
-            return Some(format!("node {name}: not a node of the cluster"));
+            return refuse(Rule::UnknownNode, "not a node of the cluster".into());
         };
         if tally.removing.contains(name) || self.state.drains.contains_key(name) {
-            return Some(format!("node {name}: already being removed"));
+            return refuse(Rule::AlreadyBeingRemoved, "already being removed".into());
         }
         if let Some(blocker) = &node.removal_blocker {
-            return Some(format!("node {name}: {blocker}"));
+            return refuse(Rule::RemovalBlocked, blocker.clone());
         }
         let (Some(group), Some(_)) = (&facts.group, &facts.instance_id) else {
-            return Some(format!("node {name}: no Auto Scaling group instance behind it"));
+            return refuse(Rule::NoInstance, "no Auto Scaling group instance behind it".into());
         };
         let Some(group_facts) = self.obs.groups.get(group) else {
-            return Some(format!("node {name}: group {group} is not managed"));
+            return refuse(Rule::GroupNotManaged, format!("group {group} is not managed"));
         };
         if tally.growing.contains(group) {
-            return Some(format!("node {name}: group {group} is growing this tick"));
+            return refuse(Rule::GroupGrowing, format!("group {group} is growing this tick"));
         }
         if let Some(why) = self.scale_down_refusal(group) {
-            return Some(format!("node {name}: {why}"));
+            return refuse(why.rule, why.message);
         }
         let leaving = self.state.draining_in(group) + tally.removed_in_group.get(group).copied().unwrap_or(0);
         if group_facts.desired.saturating_sub(leaving) <= group_facts.min {
-            return Some(format!(
-                "node {name}: group {group} would go below its min-size of {} ({} desired, {leaving} already leaving)",
-                group_facts.min, group_facts.desired
-            ));
+            return refuse(
+                Rule::BelowMinSize,
+                format!(
+                    "group {group} would go below its min-size of {} ({} desired, {leaving} already leaving)",
+                    group_facts.min, group_facts.desired
+                ),
+            );
         }
         if tally.removed_in_group.get(group).copied().unwrap_or(0) >= self.config.max_step_down {
-            return Some(format!(
-                "node {name}: group {group} already loses {} node(s) this tick (max-step-down)",
-                self.config.max_step_down
-            ));
+            return refuse(
+                Rule::MaxStepDown,
+                format!("group {group} already loses {} node(s) this tick (max-step-down)", self.config.max_step_down),
+            );
         }
         let (total, budget) = (tally.budget.nodes, tally.budget.allowed);
         let in_flight = self.state.drains.len() + tally.removals;
         if in_flight >= budget {
-            return Some(format!(
-                "node {name}: disruption budget spent: {in_flight} node(s) already being removed, {budget} allowed \
+            return refuse(
+                Rule::DisruptionBudget,
+                format!(
+                    "disruption budget spent: {in_flight} node(s) already being removed, {budget} allowed \
                  ({}% of {total}, at least {})",
-                self.config.disruption_budget.percent, self.config.disruption_budget.min
-            ));
+                    self.config.disruption_budget.percent, self.config.disruption_budget.min
+                ),
+            );
         }
         None
     }
 
     /// Cluster-wide and per-group reasons not to shrink a group now.
-    fn scale_down_refusal(&self, group: &str) -> Option<String> {
+    fn scale_down_refusal(&self, group: &str) -> Option<Why> {
         let (unready, total) = self.obs.unready;
         if unready > 3 && unready as f64 > total as f64 * self.config.max_unready_fraction {
-            return Some(format!(
-                "{unready} of {total} nodes are unready (over {:.0}%): no scale-down until the cluster recovers",
-                self.config.max_unready_fraction * 100.0
+            return Some(Why::new(
+                Rule::UnreadyBrake,
+                format!(
+                    "{unready} of {total} nodes are unready (over {:.0}%): no scale-down until the cluster recovers",
+                    self.config.max_unready_fraction * 100.0
+                ),
             ));
         }
         let state = self.state.groups.get(group)?;
@@ -345,19 +386,25 @@ impl Guard<'_> {
         if let Some(last) = state.last_scale_up
             && self.now < last + cooldown.scale_down_after_scale_up.as_millis() as u64
         {
-            return Some(format!(
-                "group {group} grew {} ago; scale-down waits {} after a scale-up",
-                dur(std::time::Duration::from_millis(self.now - last)),
-                dur(cooldown.scale_down_after_scale_up)
+            return Some(Why::new(
+                Rule::ScaleDownAfterScaleUp,
+                format!(
+                    "group {group} grew {} ago; scale-down waits {} after a scale-up",
+                    dur(std::time::Duration::from_millis(self.now - last)),
+                    dur(cooldown.scale_down_after_scale_up)
+                ),
             ));
         }
         if let Some(last) = state.last_scale_down
             && self.now < last + cooldown.after_scale_down.as_millis() as u64
         {
-            return Some(format!(
-                "group {group} shrank {} ago; the scale-down cooldown is {}",
-                dur(std::time::Duration::from_millis(self.now - last)),
-                dur(cooldown.after_scale_down)
+            return Some(Why::new(
+                Rule::ScaleDownCooldown,
+                format!(
+                    "group {group} shrank {} ago; the scale-down cooldown is {}",
+                    dur(std::time::Duration::from_millis(self.now - last)),
+                    dur(cooldown.after_scale_down)
+                ),
             ));
         }
         None
@@ -370,26 +417,29 @@ impl Guard<'_> {
         plan: &mut Plan,
         tally: &mut Tally,
     ) -> GuardOutcome {
-        let refused = |why: String| GuardOutcome::Refused { why: vec![why] };
+        let refused = |rule: Rule, why: String| GuardOutcome::Refused { why: vec![Why::new(rule, why)] };
         let Some(found) = self.obs.workload(workload) else {
-            return refused(format!("no workload {workload}"));
+            return refused(Rule::UnknownWorkload, format!("no workload {workload}"));
         };
         if tally.placed.contains(workload) {
-            return refused(format!("{workload} was already placed this tick by an earlier decision"));
+            return refused(
+                Rule::AlreadyPlaced,
+                format!("{workload} was already placed this tick by an earlier decision"),
+            );
         }
         match target {
             PlacementTarget::Fargate => {
                 if !self.obs.groups.contains_key(FARGATE_GROUP) {
-                    return refused("the cluster has no Fargate profile configured".into());
+                    return refused(Rule::NoFargateProfile, "the cluster has no Fargate profile configured".into());
                 }
                 if let Some(blocker) = &found.fargate_blocker {
-                    return refused(format!("{workload} cannot run on Fargate: {blocker}"));
+                    return refused(Rule::FargateIneligible, format!("{workload} cannot run on Fargate: {blocker}"));
                 }
             }
             PlacementTarget::Ec2(Some(group)) => match self.obs.groups.get(group) {
-                None => return refused(format!("no node group `{group}`")),
+                None => return refused(Rule::UnknownGroup, format!("no node group `{group}`")),
                 Some(g) if g.kind == NodeGroupKind::Fargate => {
-                    return refused(format!("`{group}` is Fargate, not EC2; use the fargate target"));
+                    return refused(Rule::NotEc2, format!("`{group}` is Fargate, not EC2; use the fargate target"));
                 }
                 Some(_) => {}
             },
@@ -402,14 +452,24 @@ impl Guard<'_> {
         if let Some(&at) = self.state.placed_at.get(workload)
             && self.now < at + cooldown.as_millis() as u64
         {
-            return refused(format!(
-                "{workload} was moved {} ago; placements hold for {} (cooldown.placement)",
-                dur(std::time::Duration::from_millis(self.now - at)),
-                dur(cooldown)
-            ));
+            return refused(
+                Rule::PlacementCooldown,
+                format!(
+                    "{workload} was moved {} ago; placements hold for {} (cooldown.placement)",
+                    dur(std::time::Duration::from_millis(self.now - at)),
+                    dur(cooldown)
+                ),
+            );
         }
         tally.placed.insert(workload.clone());
         plan.placements.push((workload.clone(), target.clone()));
         GuardOutcome::Accepted
     }
 }
+
+#[cfg(test)]
+mod fixture;
+#[cfg(test)]
+mod properties;
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,204 @@
+//! One contract, checked: a snapshot in which every field has a distinct value goes through
+//! the host's conversion to WIT, the guest SDK's conversion back, and returns as the echo
+//! plugin's state. Two fields of the same type swapped anywhere along the way fail here.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use ballast::policy::{HostConfig, PluginLimits, PluginSpec, PolicyChain, PolicyHost};
+use ballast_sdk::*;
+use serde_json::json;
+
+fn component(file: &str, name: &str, settings: serde_json::Value) -> PluginSpec {
+    let path = PathBuf::from(env!("BALLAST_PLUGIN_DIR")).join(format!("{file}.wasm"));
+    let bytes: Arc<[u8]> = std::fs::read(&path).expect("built by build.rs").into();
+    PluginSpec { name: name.into(), bytes, settings, limits: PluginLimits::default() }
+}
+
+/// Hands out 1, 2, 3, ... so that no two numeric fields agree.
+struct Distinct(u64);
+
+impl Distinct {
+    fn n(&mut self) -> u64 {
+        self.0 += 1;
+        self.0
+    }
+    fn u(&mut self) -> u32 {
+        self.n() as u32
+    }
+    fn f(&mut self) -> f64 {
+        self.n() as f64 + 0.25
+    }
+    fn s(&mut self, what: &str) -> String {
+        format!("{what}-{}", self.n())
+    }
+    fn resources(&mut self) -> Resources {
+        Resources { cpu_millis: self.n(), memory_bytes: self.n() << 10, pods: self.u(), gpus: self.u() }
+    }
+    fn taint(&mut self, effect: TaintEffect) -> Taint {
+        Taint { key: self.s("taint-key"), value: self.s("taint-value"), effect }
+    }
+    fn workload(&mut self, kind: WorkloadKind) -> WorkloadRef {
+        WorkloadRef { kind, namespace: self.s("ns"), name: self.s("workload") }
+    }
+}
+
+fn full_snapshot() -> SnapshotData {
+    let mut d = Distinct(1000);
+    let mut groups = Vec::new();
+    for (kind, effect) in
+        [(NodeGroupKind::Asg, TaintEffect::NoSchedule), (NodeGroupKind::Fargate, TaintEffect::NoExecute)]
+    {
+        groups.push(NodeGroup {
+            id: d.s("group"),
+            kind,
+            min_size: d.u(),
+            max_size: d.u(),
+            desired_size: d.u(),
+            ready_nodes: d.u(),
+            instance_types: vec![InstanceType {
+                name: d.s("type"),
+                capacity: d.resources(),
+                allocatable: d.resources(),
+                price_per_hour: d.f(),
+            }],
+            labels: BTreeMap::from([(d.s("label-key"), d.s("label-value"))]),
+            taints: vec![d.taint(effect), d.taint(TaintEffect::PreferNoSchedule)],
+            zones: vec![d.s("zone"), d.s("zone")],
+        });
+    }
+    let nodes = (0..3)
+        .map(|i| Node {
+            name: d.s("node"),
+            group: (i < 2).then(|| groups[i].id.clone()),
+            instance_type: d.s("type"),
+            zone: d.s("zone"),
+            allocatable: d.resources(),
+            requested: d.resources(),
+            usage: (i != 1).then(|| d.resources()),
+            ready: i != 0,
+            cordoned: i == 0,
+            age_seconds: d.n(),
+            pod_count: d.u(),
+            removal_blocker: (i == 2).then(|| d.s("blocker")),
+        })
+        .collect::<Vec<_>>();
+    let pending_pods = vec![PendingPod {
+        namespace: d.s("ns"),
+        name: d.s("pod"),
+        requests: d.resources(),
+        owner: Some(d.workload(WorkloadKind::Job)),
+        node_selector: BTreeMap::from([(d.s("selector-key"), d.s("selector-value"))]),
+        affinity_keys: vec![d.s("affinity"), d.s("affinity")],
+        tolerations: vec![
+            Toleration {
+                key: d.s("tol-key"),
+                operator_exists: false,
+                value: d.s("tol-value"),
+                effect: Some(TaintEffect::NoSchedule),
+            },
+            Toleration { key: d.s("tol-key"), operator_exists: true, value: String::new(), effect: None },
+        ],
+        age_seconds: d.n(),
+    }];
+    let workloads = vec![
+        Workload {
+            id: d.workload(WorkloadKind::Deployment),
+            replicas: d.u(),
+            requests_per_replica: d.resources(),
+            placement: Placement::Ec2(Some(groups[0].id.clone())),
+            fargate_blocker: None,
+            usage_per_replica: Some(d.resources()),
+        },
+        Workload {
+            id: d.workload(WorkloadKind::StatefulSet),
+            replicas: d.u(),
+            requests_per_replica: d.resources(),
+            placement: Placement::Fargate,
+            fargate_blocker: Some(d.s("fargate-blocker")),
+            usage_per_replica: None,
+        },
+        Workload {
+            id: d.workload(WorkloadKind::DaemonSet),
+            replicas: d.u(),
+            requests_per_replica: d.resources(),
+            placement: Placement::Unplaced,
+            fargate_blocker: None,
+            usage_per_replica: None,
+        },
+        Workload {
+            id: d.workload(WorkloadKind::ReplicaSet),
+            replicas: d.u(),
+            requests_per_replica: d.resources(),
+            placement: Placement::Ec2(None),
+            fargate_blocker: None,
+            usage_per_replica: None,
+        },
+    ];
+    let fargate_pricing = FargatePricing {
+        per_vcpu_hour: d.f(),
+        per_gb_hour: d.f(),
+        overhead_mib: d.n(),
+        sizes: vec![FargateSize {
+            cpu_millis: d.n(),
+            memory_mib_min: d.n(),
+            memory_mib_max: d.n(),
+            memory_mib_step: d.n(),
+        }],
+    };
+    SnapshotData {
+        taken_at_millis: d.n(),
+        node_groups: groups,
+        nodes,
+        pending_pods,
+        workloads,
+        fargate_pricing,
+        proposals: Vec::new(),
+    }
+}
+
+#[test]
+fn every_field_of_a_snapshot_reaches_a_plugin_as_sent() {
+    let snapshot = full_snapshot();
+    let (asg, replica_set) = (snapshot.node_groups[0].id.clone(), snapshot.workloads[3].id.clone());
+    let (deployment, node) = (snapshot.workloads[0].id.clone(), snapshot.nodes[1].name.clone());
+    // Earlier plugins' proposals, one of every action and target.
+    let proposed = vec![
+        Decision::new(Action::ScaleTo { group: asg.clone(), size: 7 }, "to seven"),
+        Decision::new(Action::ScaleBy { group: asg.clone(), delta: -3 }, "down three"),
+        Decision::new(Action::RemoveNodes { nodes: vec![node] }, "remove one"),
+        Decision::new(Action::Place { workload: deployment.clone(), target: PlacementTarget::Fargate }, "fargate"),
+        Decision::new(Action::Place { workload: deployment.clone(), target: PlacementTarget::Ec2(None) }, "ec2"),
+        Decision::new(Action::Place { workload: replica_set, target: PlacementTarget::Ec2(Some(asg)) }, "ec2 group"),
+    ];
+    let host = PolicyHost::new(HostConfig { deterministic: true, cache_dir: None, ..HostConfig::default() }).unwrap();
+    let scripted = component("scripted_policy", "scripted", json!({ "decisions": proposed }));
+    let echo = component("echo_policy", "echo", serde_json::Value::Null);
+    let mut chain = PolicyChain::new(vec![host.load(scripted).unwrap(), host.load(echo).unwrap()]);
+    let outcome = chain.evaluate_blocking(Arc::new(snapshot.clone()));
+    let report = &outcome.reports[1];
+    let state = report.result.as_ref().expect("echo ran").state.clone().expect("echo returns what it read");
+
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "kebab-case")]
+    struct Read {
+        snapshot: SnapshotData,
+        by_group: BTreeMap<String, Vec<Node>>,
+    }
+    let read: Read = serde_json::from_slice(&state).expect("the echo's state is JSON");
+    let got = read.snapshot;
+    assert_eq!(got.taken_at_millis, snapshot.taken_at_millis);
+    assert_eq!(got.node_groups, snapshot.node_groups);
+    assert_eq!(got.nodes, snapshot.nodes);
+    assert_eq!(got.pending_pods, snapshot.pending_pods);
+    assert_eq!(got.workloads, snapshot.workloads);
+    assert_eq!(got.fargate_pricing, snapshot.fargate_pricing);
+    let expected: Vec<Proposal> =
+        proposed.into_iter().map(|decision| Proposal { plugin: "scripted".into(), decision }).collect();
+    assert_eq!(got.proposals, expected);
+    for group in &snapshot.node_groups {
+        let nodes: Vec<Node> = snapshot.nodes.iter().filter(|n| n.group.as_ref() == Some(&group.id)).cloned().collect();
+        assert_eq!(read.by_group[&group.id], nodes, "nodes-in-group {}", group.id);
+    }
+}

@@ -1,0 +1,44 @@
+//! Reads every getter of the snapshot and returns what it read as its state, so the host can
+//! compare it, field by field, with what it sent: the contract's round trip through the WIT
+//! conversions of host and guest.
+
+use std::collections::BTreeMap;
+
+use ballast_sdk::prelude::*;
+use ballast_sdk::{Node, SnapshotData};
+use serde::{Deserialize, Serialize};
+
+/// Everything read, in the shape the host sends it.
+#[derive(Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Read {
+    pub snapshot: SnapshotData,
+    /// `nodes-in-group` for every group.
+    pub by_group: BTreeMap<String, Vec<Node>>,
+}
+
+pub struct Echo;
+
+impl Policy for Echo {
+    type Settings = ();
+    type State = Read;
+
+    fn evaluate(snapshot: &dyn Snapshot, _: &(), state: &mut Read) -> Result<Vec<Decision>, String> {
+        let by_group = snapshot.node_groups().iter().map(|g| (g.id.clone(), snapshot.nodes_in_group(&g.id))).collect();
+        *state = Read {
+            snapshot: SnapshotData {
+                taken_at_millis: snapshot.taken_at_millis(),
+                node_groups: snapshot.node_groups().to_vec(),
+                nodes: snapshot.nodes().to_vec(),
+                pending_pods: snapshot.pending_pods().to_vec(),
+                workloads: snapshot.workloads().to_vec(),
+                fargate_pricing: snapshot.fargate_pricing().clone(),
+                proposals: snapshot.proposals().to_vec(),
+            },
+            by_group,
+        };
+        Ok(Vec::new())
+    }
+}
+
+ballast_sdk::export_policy!(Echo);
