@@ -129,10 +129,10 @@ impl Cluster for EmptyCluster {
     async fn observe(&self) -> AdapterResult<ClusterView> {
         Ok(ClusterView::default())
     }
-    async fn cordon(&self, _: &str) -> AdapterResult<()> {
+    async fn mark_for_removal(&self, _: &str, _: &ballast::engine::ports::RemovalMark) -> AdapterResult<()> {
         Ok(())
     }
-    async fn uncordon(&self, _: &str) -> AdapterResult<()> {
+    async fn clear_removal(&self, _: &str) -> AdapterResult<()> {
         Ok(())
     }
     async fn evict(&self, _: &str, _: &str) -> AdapterResult<Eviction> {

@@ -94,9 +94,46 @@ fn deep_recursion_traps() {
 }
 
 #[test]
-fn a_panic_traps_and_is_reported() {
+fn a_panic_traps_and_is_reported_with_the_guests_own_message() {
     let (error, _) = contained(&host(false), "panic");
     assert_eq!(error.kind(), "trap");
+    let text = error.to_string();
+    assert!(text.contains("hostile plugin panics on purpose") && text.contains("unreachable"), "{text}");
+}
+
+#[test]
+fn what_a_plugin_prints_becomes_its_log_and_harms_nothing() {
+    let host = host(false);
+    let mut chain = PolicyChain::new(vec![host.load(hostile("print")).unwrap()]);
+    let report = chain.evaluate_blocking(snapshot()).reports.remove(0);
+    assert!(report.result.is_ok(), "{:?}", report.result);
+    let lines: Vec<(&str, &str)> = report.logs.iter().map(|l| (l.level, l.message.as_str())).collect();
+    assert!(lines.contains(&("info", "hostile plugin prints to stdout")), "{lines:?}");
+    assert!(lines.contains(&("warn", "hostile plugin prints to stderr")), "{lines:?}");
+}
+
+#[test]
+fn sockets_and_host_files_are_refused_to_the_guest() {
+    for (mode, says) in [("socket", "refused a UDP socket"), ("file-read", "refused reading /etc/hostname")] {
+        let (error, _) = contained(&host(false), mode);
+        assert_eq!(error.kind(), "policy-error", "{mode}: {error}");
+        assert!(error.to_string().contains(says), "{mode}: {error}");
+    }
+}
+
+#[test]
+fn a_state_that_keeps_growing_is_stopped_at_the_output_cap() {
+    let host = host(false);
+    let mut chain = PolicyChain::new(vec![host.load(hostile("state-growth")).unwrap()]);
+    let mut results = Vec::new();
+    for _ in 0..12 {
+        results.push(chain.evaluate_blocking(snapshot()).reports.remove(0).result);
+    }
+    assert!(results[0].is_ok());
+    let failed = results.iter().position(Result::is_err).expect("the state outgrows the cap");
+    let error = results[failed].clone().unwrap_err();
+    assert!(matches!(&error, CallError::OutputTooLarge { what } if what.contains("limit is 2048 KiB")), "{error:?}");
+    assert!(results[failed..].iter().all(Result::is_err), "the state is not kept past the cap, so it stays refused");
 }
 
 #[test]

@@ -109,8 +109,9 @@ async fn daemon(config: DaemonConfig, identity: String, chain: PolicyChain) -> a
         }
     };
     let (stop, mut stopped) = tokio::sync::watch::channel(false);
-    let mut engine =
-        Engine::new(cluster.clone(), capacity, chain, config.engine.clone(), recorder).with_fargate(config.fargate);
+    let mut engine = Engine::new(cluster.clone(), capacity, chain, config.engine.clone(), recorder)
+        .with_fargate(config.fargate)
+        .with_identity(identity.clone());
     let elector = if config.leader_election {
         let mut direct = kube_config;
         direct.default_retry = false;

@@ -12,7 +12,7 @@ use ballast_sdk::{Action, WorkloadRef};
 
 use super::announce;
 use super::observe::Observation;
-use super::ports::{Capacity, Cluster, Eviction};
+use super::ports::{Capacity, Cluster, ClusterView, Eviction, RemovalMark};
 use super::record::{ActionResult, Record, RemovalOutcome, RemovalRecord};
 use super::state::Drain;
 use super::{Engine, guard::Plan};
@@ -101,7 +101,14 @@ impl<C: Cluster, P: Capacity> Engine<C, P> {
                 results.removals.insert(node.clone(), Err(format!("node {node} has no instance id")));
                 continue;
             };
-            let result = self.cluster.cordon(node).await.map_err(|e| e.to_string());
+            let mark = RemovalMark {
+                owner: self.identity.clone(),
+                started_at_millis: now,
+                group: group.clone(),
+                instance_id: instance_id.clone(),
+                tick,
+            };
+            let result = self.cluster.mark_for_removal(node, &mark).await.map_err(|e| e.to_string());
             if result.is_ok() {
                 self.state.drains.insert(
                     node.clone(),
@@ -124,6 +131,62 @@ impl<C: Cluster, P: Capacity> Engine<C, P> {
             results.placements.insert(workload.clone(), result);
         }
         results
+    }
+
+    /// Takes over removals marked on nodes that this engine is not draining: begun by a
+    /// replica that died or lost the Lease, or by this one before a restart. Only while
+    /// acting (leading, enforcing); the drain then continues, or is abandoned and the node
+    /// cleared once `drain-timeout` has passed since the mark was written.
+    pub(super) async fn adopt_marked(&mut self, view: &ClusterView, now: u64, tick: u64) {
+        let present: std::collections::HashSet<&str> = view.nodes.iter().map(|n| &*n.name).collect();
+        self.state.removed.retain(|n| present.contains(n.as_str()));
+        for node in &view.nodes {
+            let Some(mark) = &node.removal_mark else { continue };
+            if self.state.drains.contains_key(&*node.name) || self.state.removed.contains(&*node.name) {
+                continue;
+            }
+            if mark.tick == 0 && mark.started_at_millis == 0 {
+                // A taint without a readable record of who began what: nothing to carry on.
+                match self.cluster.clear_removal(&node.name).await {
+                    Ok(()) => tracing::warn!(node = %node.name, "cleared an unreadable removal mark and uncordoned"),
+                    Err(error) => tracing::warn!(node = %node.name, %error, "cannot clear an unreadable removal mark"),
+                }
+                continue;
+            }
+            let instance_id = node.instance_id.clone().unwrap_or_else(|| mark.instance_id.clone());
+            let group =
+                if mark.group.is_empty() { node.group_label.clone().unwrap_or_default() } else { mark.group.clone() };
+            self.state.drains.insert(
+                node.name.to_string(),
+                Drain {
+                    group: group.clone(),
+                    instance_id,
+                    started_at: mark.started_at_millis,
+                    started_tick: mark.tick,
+                    evicted: 0,
+                },
+            );
+            let state = self.state.group(&group);
+            state.last_scale_down = state.last_scale_down.max(Some(mark.started_at_millis));
+            let reason = format!(
+                "adopting the removal of node {} that {} began {} ago (tick {}): it is carried on, or abandoned and \
+                 the node uncordoned once drain-timeout has passed",
+                node.name,
+                mark.owner,
+                crate::duration::display(std::time::Duration::from_millis(now.saturating_sub(mark.started_at_millis))),
+                mark.tick
+            );
+            tracing::info!(node = %node.name, owner = %mark.owner, "adopting a removal in progress");
+            self.recorder.record(super::record::Record::Decision(super::record::DecisionRecord {
+                tick,
+                at_millis: now,
+                plugin: super::HOST.to_string(),
+                proposed: Action::RemoveNodes { nodes: vec![node.name.to_string()] },
+                reason,
+                guard: super::record::GuardOutcome::Accepted,
+                result: ActionResult::Started,
+            }));
+        }
     }
 
     /// Moves every drain one step: evict what is left, terminate what is empty, abandon what
@@ -153,8 +216,10 @@ impl<C: Cluster, P: Capacity> Engine<C, P> {
                 }
                 Some(_) if now.saturating_sub(drain.started_at) >= timeout => {
                     let left = facts.map_or(0, |f| f.evictable.len());
-                    if let Err(error) = self.cluster.uncordon(&node).await {
-                        tracing::warn!(%node, %error, "cannot uncordon an abandoned drain");
+                    if let Err(error) = self.cluster.clear_removal(&node).await {
+                        // The mark stays, so the next tick (or the next leader) tries again.
+                        tracing::warn!(%node, %error, "cannot uncordon an abandoned drain; will retry");
+                        continue;
                     }
                     Some(RemovalOutcome::Abandoned {
                         why: format!(
@@ -186,6 +251,9 @@ impl<C: Cluster, P: Capacity> Engine<C, P> {
             };
             if let Some(outcome) = outcome {
                 self.state.drains.remove(&node);
+                if matches!(outcome, RemovalOutcome::Completed { .. }) {
+                    self.state.removed.insert(node.clone());
+                }
                 self.cluster.announce(announce::removal(&node, &drain.group, &outcome)).await;
                 self.recorder.record(Record::Removal(RemovalRecord {
                     tick,

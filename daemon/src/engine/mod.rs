@@ -72,6 +72,8 @@ pub struct Engine<C, P> {
     schedule: TickSchedule,
     tick: u64,
     gate: Option<Gate>,
+    /// This replica's name, written on the nodes it marks for removal.
+    identity: String,
 }
 
 /// Whether this replica may act now (leadership, in a cluster). Checked at the start of a
@@ -84,18 +86,26 @@ impl<C: Cluster, P: Capacity> Engine<C, P> {
     pub fn new(cluster: C, capacity: P, chain: PolicyChain, config: EngineConfig, recorder: Recorder) -> Self {
         let schedule = TickSchedule::new(config.tick_interval, &config.batching);
         let tick = recorder.last_tick().unwrap_or(0);
+        let state = EngineState::restored(recorder.records());
         Engine {
             cluster,
             capacity,
             chain,
             config,
             fargate: false,
-            state: EngineState::default(),
+            state,
             recorder,
             schedule,
             tick,
             gate: None,
+            identity: HOST.to_string(),
         }
+    }
+
+    /// Names this replica on the removal marks it writes (the Lease identity, in a cluster).
+    pub fn with_identity(mut self, identity: impl Into<String>) -> Self {
+        self.identity = identity.into();
+        self
     }
 
     /// Acts only while `gate` says so; otherwise ticks observe and record, as a standby.
@@ -182,6 +192,9 @@ impl<C: Cluster, P: Capacity> Engine<C, P> {
             }
         };
 
+        if self.config.mode == Mode::Enforce && self.may_act() {
+            self.adopt_marked(&cluster, now, tick).await;
+        }
         let mut obs = {
             let state = &self.state;
             let backoff = |g: &str| state.groups.get(g).is_some_and(|s| s.backing_off(now).is_some());

@@ -37,6 +37,8 @@ pub struct NodeFacts {
     pub index: usize,
     pub group: Option<String>,
     pub instance_id: Option<String>,
+    /// Its group lists its instance (not terminated, not waiting to be described).
+    pub listed: bool,
     /// Pods a drain evicts: everything but DaemonSet and mirror pods.
     pub evictable: Vec<(Arc<str>, Arc<str>)>,
 }
@@ -112,13 +114,11 @@ pub fn observe(cluster: ClusterView, mut groups: Vec<GroupView>, cx: &ObserveCon
     let mut ready_in_group: HashMap<&str, u32> = HashMap::new();
     let mut unready = 0;
     for view in &cluster.nodes {
+        let listed_in = view.instance_id.as_deref().and_then(|id| instance_group.get(id).copied());
         let group = if view.fargate {
             Some(FARGATE_GROUP)
         } else {
-            view.instance_id
-                .as_deref()
-                .and_then(|id| instance_group.get(id).copied())
-                .or_else(|| view.group_label.as_deref().filter(|g| known.contains(g)))
+            listed_in.or_else(|| view.group_label.as_deref().filter(|g| known.contains(g)))
         };
         if view.ready {
             if let Some(g) = group {
@@ -167,6 +167,7 @@ pub fn observe(cluster: ClusterView, mut groups: Vec<GroupView>, cx: &ObserveCon
                 index: nodes.len() - 1,
                 group: group.map(str::to_string),
                 instance_id: view.instance_id.clone(),
+                listed: listed_in.is_some(),
                 evictable: pods.evictable,
             },
         );

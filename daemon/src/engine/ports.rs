@@ -82,6 +82,24 @@ pub struct NodeView {
     /// used when no group lists its instance yet (a node registered before the group's
     /// description caught up).
     pub group_label: Option<String>,
+    /// A removal in progress, as written on the node by the replica that began it.
+    pub removal_mark: Option<RemovalMark>,
+}
+
+/// What a node removal in progress needs to outlive the replica that began it: written on
+/// the node itself (a `NoSchedule` taint and an annotation of Ballast's own, as Cluster
+/// Autoscaler does with `ToBeDeletedByClusterAutoscaler`), so that a restarted replica or a
+/// new leader adopts the drain instead of leaving the node cordoned and half drained.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct RemovalMark {
+    /// The replica that began it.
+    pub owner: String,
+    pub started_at_millis: u64,
+    pub group: String,
+    pub instance_id: String,
+    /// The tick whose decision began it.
+    pub tick: u64,
 }
 
 /// Scheduling constraints and disruption traits of a pod. Pods of one workload share them, so
@@ -192,8 +210,10 @@ pub trait Cluster: Send + Sync {
     /// fails a tick.
     fn announce(&self, announcement: Announcement) -> impl Future<Output = ()> + Send;
     fn observe(&self) -> impl Future<Output = AdapterResult<ClusterView>> + Send;
-    fn cordon(&self, node: &str) -> impl Future<Output = AdapterResult<()>> + Send;
-    fn uncordon(&self, node: &str) -> impl Future<Output = AdapterResult<()>> + Send;
+    /// Cordons the node and writes `mark` on it, in one write.
+    fn mark_for_removal(&self, node: &str, mark: &RemovalMark) -> impl Future<Output = AdapterResult<()>> + Send;
+    /// Uncordons the node and clears Ballast's mark from it: a removal abandoned.
+    fn clear_removal(&self, node: &str) -> impl Future<Output = AdapterResult<()>> + Send;
     /// Evicts through the Eviction API, so PodDisruptionBudgets are honoured by the server too.
     fn evict(&self, namespace: &str, pod: &str) -> impl Future<Output = AdapterResult<Eviction>> + Send;
     /// Steers a workload's future pods to Fargate or EC2 (a label its Fargate profile selects).

@@ -3,7 +3,10 @@
 
 use std::collections::BTreeMap;
 
+use ballast_sdk::Action;
+
 use super::config::Backoff;
+use super::record::{ActionResult, DecisionRecord, Record, RemovalOutcome, TickRecord};
 
 #[derive(Clone, Debug, Default)]
 pub struct GroupState {
@@ -64,9 +67,71 @@ pub struct EngineState {
     pub drains: BTreeMap<String, Drain>,
     /// When each workload was last moved between Fargate and EC2.
     pub placed_at: BTreeMap<ballast_sdk::WorkloadRef, u64>,
+    /// Nodes whose removal completed while their Node object (and its mark) lingers until
+    /// the cloud controller deletes it: not adopted again.
+    pub removed: std::collections::BTreeSet<String>,
 }
 
 impl EngineState {
+    /// What the records of an earlier run say about cooldowns, back-offs and placements, so
+    /// that a restart does not start them over: scale-ups and scale-downs that were done,
+    /// removals that completed, moves between Fargate and EC2, and the back-offs the last
+    /// tick showed. Removals still in progress are adopted from the marks on their nodes.
+    pub fn restored<'a>(records: impl Iterator<Item = &'a Record>) -> Self {
+        let mut state = EngineState::default();
+        let mut desired_at: BTreeMap<(u64, &str), u32> = BTreeMap::new();
+        let mut last_tick: Option<&TickRecord> = None;
+        for record in records {
+            match record {
+                Record::Tick(t) => {
+                    for g in &t.saw.groups {
+                        desired_at.insert((t.tick, g.id.as_str()), g.desired);
+                    }
+                    last_tick = Some(t);
+                }
+                Record::Decision(d) if d.result == ActionResult::Done => {
+                    for action in d.guard.applied(&d.proposed) {
+                        state.restore_action(&action, d, &desired_at);
+                    }
+                }
+                Record::Removal(r) if matches!(r.outcome, RemovalOutcome::Completed { .. }) => {
+                    let g = state.group(&r.group);
+                    g.last_scale_down = g.last_scale_down.max(Some(r.at_millis));
+                }
+                _ => {}
+            }
+        }
+        for g in last_tick.map(|t| t.saw.groups.as_slice()).unwrap_or_default() {
+            if let Some(until) = g.backoff_until_millis {
+                let reason = "a provisioning failure before the restart".to_string();
+                state.group(&g.id).backoff = Some(BackoffState { until, reason });
+            }
+        }
+        state
+    }
+
+    fn restore_action(&mut self, action: &Action, d: &DecisionRecord, desired_at: &BTreeMap<(u64, &str), u32>) {
+        let (group, grew) = match action {
+            Action::ScaleTo { group, size } => match desired_at.get(&(d.tick, group.as_str())) {
+                Some(before) if size != before => (group, size > before),
+                _ => return,
+            },
+            Action::ScaleBy { group, delta } if *delta != 0 => (group, *delta > 0),
+            Action::Place { workload, .. } => {
+                self.placed_at.insert(workload.clone(), d.at_millis);
+                return;
+            }
+            _ => return,
+        };
+        let g = self.group(group);
+        let at = Some(d.at_millis);
+        if grew {
+            g.last_scale_up = g.last_scale_up.max(at);
+        } else {
+            g.last_scale_down = g.last_scale_down.max(at);
+        }
+    }
+
     pub fn group(&mut self, id: &str) -> &mut GroupState {
         self.groups.entry(id.to_string()).or_default()
     }

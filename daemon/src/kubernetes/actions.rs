@@ -9,9 +9,9 @@ use kube::runtime::events::{Event, EventType};
 use kube::{Api, Resource};
 use serde_json::{Value, json};
 
-use super::KubeCluster;
+use super::{KubeCluster, convert};
 use crate::engine::ports::{
-    AdapterError, AdapterErrorKind, AdapterResult, Announcement, Cluster, ClusterView, Eviction, Subject,
+    AdapterError, AdapterErrorKind, AdapterResult, Announcement, Cluster, ClusterView, Eviction, RemovalMark, Subject,
 };
 
 fn adapter_error(operation: String, error: kube::Error) -> AdapterError {
@@ -54,11 +54,38 @@ impl KubeCluster {
         }}})
     }
 
-    /// Cordons (`true`) or uncordons (`null` removes the field, as kubectl does).
-    async fn set_unschedulable(&self, node: &str, value: Value, verb: &str) -> AdapterResult<()> {
-        let patch = json!({"spec": {"unschedulable": value}});
-        Api::<Node>::all(self.client().clone())
-            .patch(node, &PatchParams::default(), &Patch::Strategic(&patch))
+    /// Writes or clears the removal mark and cordons or uncordons, in one merge patch that
+    /// carries the resourceVersion read, so a concurrent change to the node's taints is never
+    /// overwritten (a conflict fails the call; the next tick tries again).
+    async fn set_removal(&self, node: &str, mark: Option<&RemovalMark>) -> AdapterResult<()> {
+        let verb = if mark.is_some() { "cordon and mark" } else { "uncordon and unmark" };
+        let api = Api::<Node>::all(self.client().clone());
+        let current = api.get(node).await.map_err(|e| adapter_error(format!("{verb} {node}"), e))?;
+        let mut taints: Vec<Value> = current
+            .spec
+            .as_ref()
+            .and_then(|s| s.taints.clone())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|t| t.key != convert::REMOVAL)
+            .filter_map(|t| serde_json::to_value(t).ok())
+            .collect();
+        let (annotation, unschedulable) = match mark {
+            Some(mark) => {
+                taints.push(json!({"key": convert::REMOVAL, "value": mark.owner, "effect": "NoSchedule"}));
+                (
+                    serde_json::to_value(serde_json::to_string(mark).unwrap_or_default()).unwrap_or(Value::Null),
+                    json!(true),
+                )
+            }
+            // `null` removes the field, as kubectl uncordon does.
+            None => (Value::Null, Value::Null),
+        };
+        let patch = json!({
+            "metadata": {"resourceVersion": current.metadata.resource_version, "annotations": {convert::REMOVAL: annotation}},
+            "spec": {"unschedulable": unschedulable, "taints": taints},
+        });
+        api.patch(node, &PatchParams::default(), &Patch::Merge(&patch))
             .await
             .map(|_| ())
             .map_err(|e| adapter_error(format!("{verb} {node}"), e))
@@ -114,12 +141,12 @@ impl Cluster for KubeCluster {
         Ok(store.view())
     }
 
-    async fn cordon(&self, node: &str) -> AdapterResult<()> {
-        self.set_unschedulable(node, json!(true), "cordon").await
+    async fn mark_for_removal(&self, node: &str, mark: &RemovalMark) -> AdapterResult<()> {
+        self.set_removal(node, Some(mark)).await
     }
 
-    async fn uncordon(&self, node: &str) -> AdapterResult<()> {
-        self.set_unschedulable(node, Value::Null, "uncordon").await
+    async fn clear_removal(&self, node: &str) -> AdapterResult<()> {
+        self.set_removal(node, None).await
     }
 
     async fn evict(&self, namespace: &str, pod: &str) -> AdapterResult<Eviction> {

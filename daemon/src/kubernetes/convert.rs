@@ -11,13 +11,15 @@ use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod, PodSpec, PodT
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 
-use crate::engine::ports::{FargateTraits, NodeView, PodTemplate};
+use crate::engine::ports::{FargateTraits, NodeView, PodTemplate, RemovalMark};
 use crate::unreadable::BadValue;
 
 pub const SAFE_TO_EVICT: &str = "cluster-autoscaler.kubernetes.io/safe-to-evict";
 pub const SCALE_DOWN_DISABLED: &str = "cluster-autoscaler.kubernetes.io/scale-down-disabled";
 pub const MIRROR: &str = "kubernetes.io/config.mirror";
 pub const COMPUTE_TYPE: &str = "eks.amazonaws.com/compute-type";
+/// The taint and annotation of a node Ballast is removing (see [`RemovalMark`]).
+pub const REMOVAL: &str = "ballast.dev/removal";
 const GPU_RESOURCES: &[&str] = &["nvidia.com/gpu", "amd.com/gpu", "aws.amazon.com/neuron"];
 /// Provisioners whose claims Fargate can mount (EFS, statically provisioned).
 const FARGATE_MOUNTABLE: &[&str] = &["efs.csi.aws.com"];
@@ -222,7 +224,27 @@ pub fn node(node: &Node, group_labels: &[String]) -> Result<NodeView, BadValue> 
         fargate: label(meta, COMPUTE_TYPE) == Some("fargate"),
         scale_down_disabled: annotation(meta, SCALE_DOWN_DISABLED) == Some("true"),
         group_label: group_labels.iter().find_map(|k| label(meta, k)).map(str::to_string),
+        removal_mark: removal_mark(node),
     })
+}
+
+/// The removal mark a replica wrote on the node. A taint without a readable annotation is
+/// still a mark (of unknown age): whoever leads adopts it and, past `drain-timeout`, clears
+/// it, so no node stays cordoned by a Ballast that no longer exists.
+fn removal_mark(node: &Node) -> Option<RemovalMark> {
+    let tainted = node.spec.as_ref()?.taints.iter().flatten().any(|t| t.key == REMOVAL);
+    let written = annotation(&node.metadata, REMOVAL).and_then(|text| serde_json::from_str(text).ok());
+    match written {
+        Some(mark) => Some(mark),
+        None if tainted || annotation(&node.metadata, REMOVAL).is_some() => Some(RemovalMark {
+            owner: "unknown".into(),
+            started_at_millis: 0,
+            group: String::new(),
+            instance_id: node.spec.as_ref()?.provider_id.as_deref().and_then(provider_id)?.1,
+            tick: 0,
+        }),
+        None => None,
+    }
 }
 
 /// What keeps pods of this template off Fargate. `claims_fargate_mountable` answers, for a

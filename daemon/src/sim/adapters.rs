@@ -49,21 +49,23 @@ impl Cluster for SimHandle {
         Ok(self.lock().cluster_view())
     }
 
-    async fn cordon(&self, node: &str) -> AdapterResult<()> {
+    async fn mark_for_removal(&self, node: &str, mark: &crate::engine::ports::RemovalMark) -> AdapterResult<()> {
         let mut world = self.lock();
         let id = world.node_index.get(node).copied().ok_or_else(|| not_found(format!("cordon {node}"), node.into()))?;
         if let Some(n) = world.nodes[id].as_mut() {
             n.cordoned = true;
+            n.removal_mark = Some(mark.clone());
         }
         Ok(())
     }
 
-    async fn uncordon(&self, node: &str) -> AdapterResult<()> {
+    async fn clear_removal(&self, node: &str) -> AdapterResult<()> {
         let mut world = self.lock();
         let id =
             world.node_index.get(node).copied().ok_or_else(|| not_found(format!("uncordon {node}"), node.into()))?;
         if let Some(n) = world.nodes[id].as_mut() {
             n.cordoned = false;
+            n.removal_mark = None;
         }
         world.mark_schedule_dirty();
         Ok(())
@@ -250,6 +252,7 @@ impl World {
                 fargate: node.fargate,
                 scale_down_disabled: false,
                 group_label: None,
+                removal_mark: node.removal_mark.clone(),
             });
         }
         view.pods.reserve(self.pod_index.len());

@@ -110,6 +110,7 @@ impl World {
                 ready_at: self.now,
                 ready: true,
                 cordoned: false,
+                removal_mark: None,
                 fargate: true,
                 requested: Resources::ZERO,
                 used: Resources::ZERO,

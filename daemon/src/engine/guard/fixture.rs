@@ -77,6 +77,7 @@ pub fn node(name: &str, instance: Option<&str>, group: Option<&str>) -> NodeView
         fargate: false,
         scale_down_disabled: false,
         group_label: group.map(str::to_string),
+        removal_mark: None,
     }
 }
 

@@ -326,9 +326,15 @@ impl Guard<'_> {
         if let Some(blocker) = &node.removal_blocker {
             return refuse(Rule::RemovalBlocked, blocker.clone());
         }
-        let (Some(group), Some(_)) = (&facts.group, &facts.instance_id) else {
+        let (Some(group), Some(instance)) = (&facts.group, &facts.instance_id) else {
             return refuse(Rule::NoInstance, "no Auto Scaling group instance behind it".into());
         };
+        if !facts.listed {
+            return refuse(
+                Rule::NoInstance,
+                format!("its instance {instance} is not listed by group {group} (terminated, or not yet described)"),
+            );
+        }
         let Some(group_facts) = self.obs.groups.get(group) else {
             return refuse(Rule::GroupNotManaged, format!("group {group} is not managed"));
         };

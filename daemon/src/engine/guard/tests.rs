@@ -237,6 +237,12 @@ fn cases() -> Vec<Case> {
             expect: vec![refused(&[Rule::NoInstance], "no Auto Scaling group instance behind it")],
         },
         Case {
+            name: "a node whose instance its group no longer lists",
+            setup: |w| w.group_mut("web").instances.retain(|i| i.id != "i-w1"),
+            proposals: || vec![remove(&["w1"])],
+            expect: vec![refused(&[Rule::NoInstance], "its instance i-w1 is not listed by group web")],
+        },
+        Case {
             name: "a node of a group that grows this tick",
             setup: nothing,
             proposals: || vec![scale_to("web", 6), remove(&["w1"])],

@@ -1,0 +1,253 @@
+//! A drain that outlives its replica: `ballast run` (the real binary, against the stand-in
+//! and moto) begins removing a node that a PodDisruptionBudget holds, is killed with
+//! SIGKILL, and a second replica takes the Lease, adopts the node from its mark and either
+//! finishes the removal with exactly one decrement or, past `drain-timeout`, uncordons it.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use aws_sdk_autoscaling::types::{LaunchTemplateSpecification, Tag};
+use aws_sdk_ec2::types::{InstanceType, RequestLaunchTemplateData};
+use kube_standin::StandIn;
+use serde_json::{Value, json};
+use support::moto::{Moto, sdk_config};
+use support::*;
+
+struct Cluster {
+    standin: StandIn,
+    _moto: Moto,
+    moto_url: String,
+    asg: aws_sdk_autoscaling::Client,
+    /// The group's two instances, behind nodes n1 and n2.
+    instances: Vec<String>,
+    dir: tempfile::TempDir,
+}
+
+/// Group `general` with two instances; n1 holds web-1 and web-2, n2 holds web-3, and a
+/// budget keeps two web pods available: one eviction from n1 goes through, the second waits.
+async fn cluster() -> Cluster {
+    let standin = StandIn::start().await.unwrap();
+    let moto = Moto::start().await;
+    let aws = sdk_config(&moto.url).await;
+    aws_sdk_ec2::Client::new(&aws)
+        .create_launch_template()
+        .launch_template_name("general-lt")
+        .launch_template_data(
+            RequestLaunchTemplateData::builder().image_id("ami-12c6146b").instance_type(InstanceType::M5Large).build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let mut create = aws_sdk_autoscaling::Client::new(&aws)
+        .create_auto_scaling_group()
+        .auto_scaling_group_name("general")
+        .min_size(0)
+        .max_size(5)
+        .desired_capacity(2)
+        .availability_zones("us-east-1a")
+        .launch_template(
+            LaunchTemplateSpecification::builder().launch_template_name("general-lt").version("$Latest").build(),
+        );
+    for (k, v) in [("k8s.io/cluster-autoscaler/enabled", "true"), ("k8s.io/cluster-autoscaler/e2e", "owned")] {
+        create = create
+            .tags(Tag::builder().key(k).value(v).resource_id("general").resource_type("auto-scaling-group").build());
+    }
+    create.send().await.unwrap();
+    let asg = aws_sdk_autoscaling::Client::new(&aws);
+    let out = asg.describe_auto_scaling_groups().auto_scaling_group_names("general").send().await.unwrap();
+    let mut instances: Vec<String> =
+        out.auto_scaling_groups()[0].instances().iter().filter_map(|i| i.instance_id().map(str::to_string)).collect();
+    instances.sort();
+    assert_eq!(instances.len(), 2);
+    standin.create(node("n1", &instances[0], "general")).unwrap();
+    standin.create(node("n2", &instances[1], "general")).unwrap();
+    standin.create(deployment("web")).unwrap();
+    standin.create(replica_set("web-5d8f", "web")).unwrap();
+    let rs = Some(("ReplicaSet", "web-5d8f"));
+    for (pod, on) in [("web-1", "n1"), ("web-2", "n1"), ("web-3", "n2")] {
+        standin.create(running_pod(pod, on, rs, json!({"app": "web"}))).unwrap();
+    }
+    standin.create(budget("web", 2)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("kubeconfig"), standin.kubeconfig()).unwrap();
+    Cluster { standin, moto_url: moto.url.clone(), _moto: moto, asg, instances, dir }
+}
+
+impl Cluster {
+    /// Writes the configuration both replicas share (the journal too, as a restarted pod
+    /// with its volume would) and starts one replica.
+    fn replica(&self, identity: &str, drain_timeout: &str) -> Child {
+        let scripted = PathBuf::from(env!("BALLAST_PLUGIN_DIR")).join("scripted_policy.wasm");
+        let decisions = json!([
+            {"action": {"remove-nodes": {"nodes": ["n1"]}}, "reason": "n1 is under-used"},
+            {"action": {"remove-nodes": {"nodes": ["n2"]}}, "reason": "n2 is under-used"},
+        ]);
+        let config = format!(
+            "engine:\n  tick-interval: 1s\n  guardrails:\n    min-node-age: 0s\n    drain-timeout: {drain_timeout}\n    \
+             disruption-budget: {{percent: 0, min: 1}}\n    \
+             cooldown: {{scale-down-after-scale-up: 0s, after-scale-down: 10m}}\n\
+             policies: [{{plugin: \"{}\", settings: {{decisions: {decisions}}}}}]\n\
+             kubernetes: {{leader: {{lease-duration: 3s, renew-deadline: 2s, retry-period: 500ms}}}}\n\
+             aws: {{cluster-name: e2e, region: us-east-1, endpoint-url: \"{}\", max-calls-per-second: 100}}\n\
+             journal: {}\n",
+            scripted.display(),
+            self.moto_url,
+            self.journal().display()
+        );
+        let path = self.dir.path().join("ballast.yaml");
+        std::fs::write(&path, config).unwrap();
+        Command::new(env!("CARGO_BIN_EXE_ballast"))
+            .args(["run", "--config"])
+            .arg(&path)
+            .args(["--identity", identity])
+            .env("KUBECONFIG", self.dir.path().join("kubeconfig"))
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("BALLAST_LOG", "info")
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("ballast runs")
+    }
+
+    fn journal(&self) -> PathBuf {
+        self.dir.path().join("decisions.jsonl")
+    }
+
+    fn node(&self, name: &str) -> Value {
+        self.standin.get("v1", "Node", "", name).expect("the node")
+    }
+
+    fn pods_on(&self, node: &str) -> usize {
+        self.standin.list("v1", "Pod", Some("default")).iter().filter(|p| p["spec"]["nodeName"] == node).count()
+    }
+
+    async fn group(&self) -> (i32, Vec<String>) {
+        let out = self.asg.describe_auto_scaling_groups().auto_scaling_group_names("general").send().await.unwrap();
+        let g = &out.auto_scaling_groups()[0];
+        let ids = g.instances().iter().filter_map(|i| i.instance_id().map(str::to_string)).collect();
+        (g.desired_capacity().unwrap_or(-1), ids)
+    }
+}
+
+fn records(journal: &Path) -> Vec<Value> {
+    std::fs::read_to_string(journal).unwrap_or_default().lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+}
+
+fn marked(node: &Value) -> bool {
+    let tainted =
+        node["spec"]["taints"].as_array().is_some_and(|t| t.iter().any(|t| t["key"] == "ballast.dev/removal"));
+    tainted
+        && node["metadata"]["annotations"]["ballast.dev/removal"].is_string()
+        && node["spec"]["unschedulable"] == true
+}
+
+fn log(child: Child) -> String {
+    String::from_utf8_lossy(&child.wait_with_output().unwrap().stderr).into_owned()
+}
+
+/// Starts replica a, waits until n1 is marked and one of its pods evicted, and kills it.
+async fn begin_and_kill(c: &Cluster, drain_timeout: &str) {
+    let mut a = c.replica("replica-a", drain_timeout);
+    let begun = eventually(Duration::from_secs(30), async || marked(&c.node("n1")) && c.pods_on("n1") == 1).await;
+    if begun.is_none() {
+        let _ = a.kill();
+        panic!("replica a never began the removal:\n{}", log(a));
+    }
+    let mark: Value =
+        serde_json::from_str(c.node("n1")["metadata"]["annotations"]["ballast.dev/removal"].as_str().unwrap()).unwrap();
+    assert_eq!((mark["owner"].as_str(), mark["group"].as_str()), (Some("replica-a"), Some("general")), "{mark}");
+    assert_eq!(mark["instance-id"], c.instances[0]);
+    Command::new("kill").args(["-KILL", &a.id().to_string()]).status().unwrap();
+    let _ = a.wait();
+    assert!(marked(&c.node("n1")), "the node stays marked after the kill");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_replica_adopts_a_drain_held_by_a_budget_and_finishes_it_with_one_decrement() {
+    let c = cluster().await;
+    begin_and_kill(&c, "10m").await;
+
+    let mut b = c.replica("replica-b", "10m");
+    let adopted = eventually(Duration::from_secs(30), async || {
+        records(&c.journal()).iter().any(|r| {
+            r["plugin"] == "ballast"
+                && r["reason"]
+                    .as_str()
+                    .is_some_and(|s| s.contains("adopting the removal of node n1 that replica-a began"))
+        })
+    })
+    .await;
+    if adopted.is_none() {
+        let _ = b.kill();
+        panic!("replica b never adopted n1:\n{}", log(b));
+    }
+    // The budget still holds the last pod: nothing is terminated yet.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(c.group().await.0, 2, "no termination while the budget holds a pod");
+    assert_eq!(c.pods_on("n1"), 1);
+
+    // A replacement runs elsewhere: the budget allows the eviction, then the instance goes.
+    c.standin.create(running_pod("web-4", "n2", Some(("ReplicaSet", "web-5d8f")), json!({"app": "web"}))).unwrap();
+    let removed = eventually(Duration::from_secs(30), async || !c.group().await.1.contains(&c.instances[0])).await;
+    if removed.is_none() {
+        let _ = b.kill();
+        panic!("replica b never terminated n1's instance:\n{}", log(b));
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (desired, instances) = c.group().await;
+    assert_eq!(desired, 1, "exactly one decrement: {instances:?}");
+    assert_eq!(instances, vec![c.instances[1].clone()]);
+
+    // The scale-down cooldown began with a's removal and holds after the restart: with the
+    // budget gone, nothing but the cooldown keeps n2.
+    let completed = records(&c.journal())
+        .iter()
+        .any(|r| r["record"] == "removal" && r["node"] == "n1" && r["outcome"] == "completed");
+    assert!(completed, "the removal of n1 is recorded as completed");
+    c.standin.delete("policy/v1", "PodDisruptionBudget", "default", "web").unwrap();
+    let after = records(&c.journal()).len();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let records = records(&c.journal());
+    let n2_refusals: Vec<&Value> = records[after..]
+        .iter()
+        .filter(|r| r["proposed"]["remove-nodes"]["nodes"][0] == "n2" && r["plugin"] == "scripted_policy")
+        .collect();
+    assert!(!n2_refusals.is_empty(), "n2 was proposed again after n1 went");
+    for r in n2_refusals {
+        let rules: Vec<&str> =
+            r["guard"]["why"].as_array().unwrap().iter().filter_map(|w| w["rule"].as_str()).collect();
+        assert!(rules.contains(&"scale-down-cooldown"), "{r}");
+    }
+    Command::new("kill").args(["-TERM", &b.id().to_string()]).status().unwrap();
+    let b_log = log(b);
+    assert!(b_log.contains("adopting a removal in progress"), "{b_log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_drain_timeout_a_new_replica_uncordons_and_clears_the_marks() {
+    let c = cluster().await;
+    begin_and_kill(&c, "6s").await;
+
+    let mut b = c.replica("replica-b", "6s");
+    let cleared = eventually(Duration::from_secs(40), async || {
+        let n1 = c.node("n1");
+        !marked(&n1) && n1["spec"]["unschedulable"] != true
+    })
+    .await;
+    Command::new("kill").args(["-TERM", &b.id().to_string()]).status().unwrap();
+    let b_log = log(b);
+    let n1 = c.node("n1");
+    assert!(cleared.is_some(), "n1 is still cordoned or marked: {n1}\n{b_log}");
+    let taints = n1["spec"]["taints"].as_array().cloned().unwrap_or_default();
+    assert!(taints.iter().all(|t| t["key"] != "ballast.dev/removal"), "{n1}");
+    assert!(n1["metadata"]["annotations"].get("ballast.dev/removal").is_none_or(Value::is_null), "{n1}");
+    assert_eq!(c.group().await.0, 2, "nothing terminated");
+    let abandoned = records(&c.journal())
+        .iter()
+        .any(|r| r["record"] == "removal" && r["node"] == "n1" && r["outcome"] == "abandoned");
+    assert!(abandoned, "the abandonment is recorded");
+}
