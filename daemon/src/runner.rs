@@ -23,9 +23,17 @@ const RESOLUTION: Duration = Duration::from_millis(50);
 
 impl<C: Cluster, P: Capacity, K: Clock> Runner<C, P, K> {
     /// Runs until `shutdown` resolves; returns the engine, with its records.
+    ///
+    /// # Guarantees
+    /// A tick in progress is finished, never cut short; `shutdown` is looked at between any
+    /// two ticks, even when ticks run back to back (a tick longer than the interval).
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Engine<C, P> {
+        use futures::FutureExt;
         tokio::pin!(shutdown);
         loop {
+            if (&mut shutdown).now_or_never().is_some() {
+                break;
+            }
             let now = self.clock.now_millis();
             if let Some(trigger) = self.engine.due(now) {
                 self.engine.tick(now, trigger).await;

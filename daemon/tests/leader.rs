@@ -137,3 +137,83 @@ async fn a_leader_that_cannot_renew_stops_acting_before_its_lease_expires() {
         .expect("it acts again once it renews");
     a.crash();
 }
+
+/// Wasm runs off the async runtime: with one worker thread and a plugin that computes for
+/// 400 ms every tick, the Lease is still renewed within a 1 s renew deadline, throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn a_slow_plugin_on_a_one_worker_runtime_does_not_cost_the_lease() {
+    let standin = StandIn::start().await.unwrap();
+    standin.create(node("n1", "i-1", "general")).unwrap();
+    let cluster = KubeCluster::start(config(&standin), KubeSettings::default()).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), cluster.synced()).await.expect("caches sync");
+    let mut direct = config(&standin);
+    direct.default_retry = false;
+    let settings = LeaderSettings {
+        namespace: "kube-system".into(),
+        lease_duration: Duration::from_millis(1500),
+        renew_deadline: Duration::from_secs(1),
+        retry_period: Duration::from_millis(200),
+        ..LeaderSettings::default()
+    };
+    let elector = Elector::new(kube::Client::try_from(direct).unwrap(), settings, "busy").unwrap();
+    let (leadership, _elector) = elector.spawn(std::future::pending());
+    // Not deterministic: the 400 ms deadline, not fuel, ends each call of the endless loop.
+    let host = ballast::policy::PolicyHost::new(ballast::policy::HostConfig {
+        cache_dir: None,
+        ..ballast::policy::HostConfig::default()
+    })
+    .unwrap();
+    let mut slow = scripted(json!([]));
+    slow.bytes = std::fs::read(std::path::PathBuf::from(env!("BALLAST_PLUGIN_DIR")).join("hostile_policy.wasm"))
+        .unwrap()
+        .into();
+    slow.settings = json!({"mode": "endless-loop"});
+    slow.limits.deadline_ms = 400;
+    let plugin = host.load(slow).unwrap();
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    let config = EngineConfig { tick_interval: Duration::from_millis(50), ..EngineConfig::default() };
+    let engine = Engine::new(
+        cluster.clone(),
+        RecordingCapacity::new("busy", &["i-1"], calls),
+        PolicyChain::new(vec![plugin]),
+        config,
+        Recorder::new(1000, None),
+    )
+    .with_gate(Arc::new({
+        let leadership = leadership.clone();
+        move || leadership.is_leader()
+    }));
+    let acquired = eventually(Duration::from_secs(5), async || leadership.is_leader()).await;
+    assert!(acquired.is_some(), "leads before the plugin starts");
+    let runner = Runner { engine, clock: SystemClock, arrivals: None };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(runner.run(async move {
+        let _ = stopped.await;
+    }));
+
+    let started = Instant::now();
+    let mut lapses = 0;
+    while started.elapsed() < Duration::from_secs(5) {
+        if !leadership.is_leader() {
+            lapses += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = stop.send(());
+    let engine = running.await.unwrap();
+    let ticks = engine.recorder().records().filter(|r| matches!(r, ballast::engine::record::Record::Tick(_))).count();
+    let failed_by_deadline = engine
+        .recorder()
+        .records()
+        .filter_map(|r| match r {
+            ballast::engine::record::Record::Tick(t) => t.plugins.first().and_then(|p| p.error.clone()),
+            _ => None,
+        })
+        .filter(|e| e.starts_with("deadline"))
+        .count();
+    assert!(failed_by_deadline >= 8, "the plugin ran for its 400 ms deadline on most of {ticks} ticks");
+    assert_eq!(lapses, 0, "leadership lapsed while the plugin ran");
+    let lease = standin.get("coordination.k8s.io/v1", "Lease", "kube-system", "ballast-leader").unwrap();
+    assert_eq!(lease["spec"]["holderIdentity"], "busy", "{lease}");
+    assert!(lease["spec"]["leaseTransitions"].as_u64().unwrap_or(0) <= 1, "{lease}");
+}
