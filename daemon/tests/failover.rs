@@ -232,7 +232,7 @@ async fn past_the_drain_timeout_a_new_replica_uncordons_and_clears_the_marks() {
     let c = cluster().await;
     begin_and_kill(&c, "6s").await;
 
-    let mut b = c.replica("replica-b", "6s");
+    let b = c.replica("replica-b", "6s");
     let cleared = eventually(Duration::from_secs(40), async || {
         let n1 = c.node("n1");
         !marked(&n1) && n1["spec"]["unschedulable"] != true

@@ -57,7 +57,7 @@ pub fn run(args: DecisionsArgs) -> anyhow::Result<ExitCode> {
                     GuardOutcome::Refused { why } => format!("refused: {}", crate::engine::rule::join(why)),
                 };
                 let result = match &d.result {
-                    ActionResult::Failed { error } => format!("failed: {error}"),
+                    ActionResult::Failed { error, kind } => format!("{kind:?}: {error}").to_lowercase(),
                     other => serde_json::to_value(other)
                         .ok()
                         .and_then(|v| v["result"].as_str().map(str::to_string))

@@ -14,6 +14,7 @@ use super::announce;
 use super::observe::Observation;
 use super::ports::{Capacity, Cluster, ClusterView, Eviction, RemovalMark};
 use super::record::{ActionResult, Record, RemovalOutcome, RemovalRecord};
+use super::failure::{Disposition, Step, disposition};
 use super::state::Drain;
 use super::{Engine, guard::Plan};
 
@@ -23,15 +24,15 @@ const STOOD_DOWN: &str = "not applied: this replica stopped leading";
 /// What each part of a plan did.
 #[derive(Debug, Default)]
 pub struct Results {
-    scales: BTreeMap<String, Result<(), String>>,
-    removals: BTreeMap<String, Result<(), String>>,
-    placements: BTreeMap<WorkloadRef, Result<(), String>>,
+    scales: BTreeMap<String, Result<(), Disposition>>,
+    removals: BTreeMap<String, Result<(), Disposition>>,
+    placements: BTreeMap<WorkloadRef, Result<(), Disposition>>,
 }
 
 impl Results {
     /// The result of a decision from the results of the actions it was turned into.
     pub fn for_actions(&self, actions: &[Action]) -> ActionResult {
-        let mut errors = Vec::new();
+        let mut errors: Vec<ActionResult> = Vec::new();
         let mut started = false;
         let mut done = false;
         for action in actions {
@@ -41,7 +42,7 @@ impl Results {
                     for node in nodes {
                         match self.removals.get(node) {
                             Some(Ok(())) => started = true,
-                            Some(Err(e)) => errors.push(e.clone()),
+                            Some(Err(e)) => errors.extend(e.result()),
                             None => {}
                         }
                     }
@@ -51,12 +52,16 @@ impl Results {
             };
             match result {
                 Some(Ok(())) => done = true,
-                Some(Err(e)) => errors.push(e.clone()),
+                Some(Err(e)) => match e.result() {
+                    Some(failed) => errors.push(failed),
+                    None => done = true,
+                },
                 None => {}
             }
         }
-        if !errors.is_empty() {
-            ActionResult::Failed { error: errors.join("; ") }
+        if let Some(worst) = errors.iter().filter_map(ActionResult::failure_kind).max() {
+            let error = errors.iter().filter_map(ActionResult::error).collect::<Vec<_>>().join("; ");
+            ActionResult::Failed { error, kind: worst }
         } else if started {
             ActionResult::Started
         } else if done {
@@ -72,11 +77,11 @@ impl<C: Cluster, P: Capacity> Engine<C, P> {
         let mut results = Results::default();
         for (group, &size) in &plan.scales {
             if !self.may_act() {
-                results.scales.insert(group.clone(), Err(STOOD_DOWN.into()));
+                results.scales.insert(group.clone(), Err(Disposition::Failed(STOOD_DOWN.into())));
                 continue;
             }
             let before = obs.groups.get(group).map_or(0, |g| g.desired);
-            let result = self.capacity.set_desired_size(group, size).await.map_err(|e| e.to_string());
+            let result = self.capacity.set_desired_size(group, size).await.map_err(|e| self.failed(Step::SetSize, &e));
             if result.is_ok() {
                 let state = self.state.group(group);
                 if size > before {
@@ -87,18 +92,18 @@ impl<C: Cluster, P: Capacity> Engine<C, P> {
                 }
                 tracing::info!(%group, from = before, to = size, "desired size set");
             } else if let Err(error) = &result {
-                tracing::warn!(%group, %error, "cannot set desired size");
+                tracing::warn!(%group, ?error, "cannot set desired size");
             }
             results.scales.insert(group.clone(), result);
         }
         for (node, group) in &plan.removals {
             if !self.may_act() {
-                results.removals.insert(node.clone(), Err(STOOD_DOWN.into()));
+                results.removals.insert(node.clone(), Err(Disposition::Failed(STOOD_DOWN.into())));
                 continue;
             }
             let instance_id = obs.nodes.get(node.as_str()).and_then(|f| f.instance_id.clone());
             let Some(instance_id) = instance_id else {
-                results.removals.insert(node.clone(), Err(format!("node {node} has no instance id")));
+                results.removals.insert(node.clone(), Err(Disposition::Failed(format!("node {node} has no instance id"))));
                 continue;
             };
             let mark = RemovalMark {
@@ -108,7 +113,7 @@ impl<C: Cluster, P: Capacity> Engine<C, P> {
                 instance_id: instance_id.clone(),
                 tick,
             };
-            let result = self.cluster.mark_for_removal(node, &mark).await.map_err(|e| e.to_string());
+            let result = self.cluster.mark_for_removal(node, &mark).await.map_err(|e| self.failed(Step::Mark, &e));
             if result.is_ok() {
                 self.state.drains.insert(
                     node.clone(),
@@ -121,16 +126,25 @@ impl<C: Cluster, P: Capacity> Engine<C, P> {
         }
         for (workload, target) in &plan.placements {
             if !self.may_act() {
-                results.placements.insert(workload.clone(), Err(STOOD_DOWN.into()));
+                results.placements.insert(workload.clone(), Err(Disposition::Failed(STOOD_DOWN.into())));
                 continue;
             }
-            let result = self.cluster.place(workload, target).await.map_err(|e| e.to_string());
+            let result = self.cluster.place(workload, target).await.map_err(|e| self.failed(Step::Place, &e));
             if result.is_ok() {
                 self.state.placed_at.insert(workload.clone(), now);
             }
             results.placements.insert(workload.clone(), result);
         }
         results
+    }
+
+    /// Classifies a failed call (see [`super::failure`]) and counts throttling.
+    fn failed(&mut self, step: Step, error: &super::ports::AdapterError) -> Disposition {
+        let disposition = disposition(step, error);
+        if matches!(disposition, Disposition::Retry(_)) {
+            self.throttled += 1;
+        }
+        disposition
     }
 
     /// Takes over removals marked on nodes that this engine is not draining: begun by a
@@ -203,23 +217,32 @@ impl<C: Cluster, P: Capacity> Engine<C, P> {
             let outcome = match facts {
                 None => Some(RemovalOutcome::Completed { evicted: drain.evicted }),
                 Some(facts) if facts.evictable.is_empty() => {
-                    match self.capacity.terminate_instance(&drain.group, &drain.instance_id).await {
-                        Ok(()) => Some(RemovalOutcome::Completed { evicted: drain.evicted }),
+                    let terminated = self.capacity.terminate_instance(&drain.group, &drain.instance_id).await;
+                    match terminated.map_err(|e| self.failed(Step::Terminate, &e)) {
+                        Ok(()) | Err(Disposition::AlreadyDone) => Some(RemovalOutcome::Completed { evicted: drain.evicted }),
+                        Err(Disposition::Retry(error)) => {
+                            tracing::info!(%node, %error, "termination throttled; retried next tick");
+                            None
+                        }
                         Err(error) if now.saturating_sub(drain.started_at) >= timeout => {
-                            Some(RemovalOutcome::Abandoned { why: format!("cannot terminate: {error}") })
+                            Some(RemovalOutcome::Abandoned { why: format!("cannot terminate: {error:?}") })
                         }
                         Err(error) => {
-                            tracing::warn!(%node, %error, "cannot terminate the drained node's instance; will retry");
+                            tracing::warn!(%node, ?error, "cannot terminate the drained node's instance; will retry");
                             None
                         }
                     }
                 }
                 Some(_) if now.saturating_sub(drain.started_at) >= timeout => {
                     let left = facts.map_or(0, |f| f.evictable.len());
-                    if let Err(error) = self.cluster.clear_removal(&node).await {
-                        // The mark stays, so the next tick (or the next leader) tries again.
-                        tracing::warn!(%node, %error, "cannot uncordon an abandoned drain; will retry");
-                        continue;
+                    let cleared = self.cluster.clear_removal(&node).await;
+                    match cleared.map_err(|e| self.failed(Step::Clear, &e)) {
+                        Ok(()) | Err(Disposition::AlreadyDone) => {}
+                        Err(error) => {
+                            // The mark stays, so the next tick (or the next leader) tries again.
+                            tracing::warn!(%node, ?error, "cannot uncordon an abandoned drain; will retry");
+                            continue;
+                        }
                     }
                     Some(RemovalOutcome::Abandoned {
                         why: format!(
@@ -240,7 +263,10 @@ impl<C: Cluster, P: Capacity> Engine<C, P> {
                             Ok(Eviction::Blocked { reason }) => {
                                 tracing::debug!(%node, %namespace, %pod, %reason, "eviction refused; will retry")
                             }
-                            Err(error) => tracing::warn!(%node, %namespace, %pod, %error, "eviction failed"),
+                            Err(error) => match self.failed(Step::Evict, &error) {
+                                Disposition::AlreadyDone => {}
+                                other => tracing::warn!(%node, %namespace, %pod, ?other, "eviction failed; retried next tick"),
+                            },
                         }
                     }
                     if let Some(d) = self.state.drains.get_mut(&node) {

@@ -17,6 +17,7 @@
 pub mod actuate;
 pub mod announce;
 pub mod config;
+pub mod failure;
 pub mod guard;
 pub mod journal;
 pub mod observe;
@@ -74,6 +75,8 @@ pub struct Engine<C, P> {
     gate: Option<Gate>,
     /// This replica's name, written on the nodes it marks for removal.
     identity: String,
+    /// Adapter calls answered with throttling so far (each retried on a later tick).
+    throttled: u64,
 }
 
 /// Whether this replica may act now (leadership, in a cluster). Checked at the start of a
@@ -99,6 +102,7 @@ impl<C: Cluster, P: Capacity> Engine<C, P> {
             tick,
             gate: None,
             identity: HOST.to_string(),
+            throttled: 0,
         }
     }
 
@@ -131,6 +135,11 @@ impl<C: Cluster, P: Capacity> Engine<C, P> {
 
     pub fn set_mode(&mut self, mode: Mode) {
         self.config.mode = mode;
+    }
+
+    /// Adapter calls the API throttled so far; each was retried on a later tick.
+    pub fn throttled_calls(&self) -> u64 {
+        self.throttled
     }
 
     pub fn recorder(&self) -> &Recorder {
@@ -358,7 +367,13 @@ impl<C: Cluster, P: Capacity> Engine<C, P> {
             let result = match self.config.mode {
                 Mode::Enforce => match self.capacity.set_desired_size(&group, size).await {
                     Ok(()) => ActionResult::Done,
-                    Err(error) => ActionResult::Failed { error: error.to_string() },
+                    Err(error) => {
+                        let failed = failure::disposition(failure::Step::SetSize, &error);
+                        if matches!(failed, failure::Disposition::Retry(_)) {
+                            self.throttled += 1;
+                        }
+                        failed.result().unwrap_or(ActionResult::Done)
+                    }
                 },
                 _ => ActionResult::DryRun,
             };
@@ -421,3 +436,6 @@ impl<C: Cluster, P: Capacity> Engine<C, P> {
         }));
     }
 }
+
+#[cfg(test)]
+mod tests;

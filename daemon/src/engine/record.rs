@@ -141,9 +141,41 @@ pub enum ActionResult {
     NotApplied,
     /// Accepted, and already so: the group was at that size, the workload in that place.
     Unchanged,
+    /// Not done; `kind` says whether the API refused, throttled (retried next tick) or failed.
     Failed {
         error: String,
+        #[serde(default)]
+        kind: FailureKind,
     },
+}
+
+/// Why an action failed, from the adapter's error kind (see `engine::failure`). Ordered from
+/// least to most serious.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FailureKind {
+    /// Rate limited: the next tick tries again.
+    Throttled,
+    /// The API refused on purpose, with its reason.
+    Refused,
+    #[default]
+    Failed,
+}
+
+impl ActionResult {
+    pub fn failure_kind(&self) -> Option<FailureKind> {
+        match self {
+            ActionResult::Failed { kind, .. } => Some(*kind),
+            _ => None,
+        }
+    }
+
+    pub fn error(&self) -> Option<&str> {
+        match self {
+            ActionResult::Failed { error, .. } => Some(error),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

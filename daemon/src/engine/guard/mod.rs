@@ -474,7 +474,7 @@ impl Guard<'_> {
 }
 
 #[cfg(test)]
-mod fixture;
+pub(crate) mod fixture;
 #[cfg(test)]
 mod properties;
 #[cfg(test)]

@@ -1,0 +1,194 @@
+//! Actuation against adapters that fail on purpose: each error kind is acted on as
+//! `failure` says, and an engine whose gate closes mid-tick stops acting at once.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use ballast_sdk::{FargatePricing, PlacementTarget, WorkloadRef};
+
+use super::guard::Plan;
+use super::ports::*;
+use super::record::{ActionResult, FailureKind, Record, RemovalOutcome};
+use super::state::Drain;
+use super::{Engine, EngineConfig};
+use crate::engine::guard::fixture::{NOW, World};
+use crate::policy::PolicyChain;
+
+/// Answers every call of one kind with a configured error, and logs every call.
+#[derive(Clone, Default)]
+struct Faulty {
+    view: Arc<Mutex<ClusterView>>,
+    groups: Arc<Mutex<Vec<GroupView>>>,
+    fail_terminate: Arc<Mutex<Option<AdapterErrorKind>>>,
+    fail_set_size: Arc<Mutex<Option<AdapterErrorKind>>>,
+    calls: Arc<Mutex<Vec<String>>>,
+}
+
+impl Faulty {
+    fn call(&self, what: String, fail: &Mutex<Option<AdapterErrorKind>>) -> AdapterResult<()> {
+        self.calls.lock().unwrap().push(what.clone());
+        match *fail.lock().unwrap() {
+            Some(kind) => Err(AdapterError::new(kind, what, "the server's own words")),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Cluster for Faulty {
+    async fn announce(&self, _: Announcement) {}
+    async fn observe(&self) -> AdapterResult<ClusterView> {
+        Ok(self.view.lock().unwrap().clone())
+    }
+    async fn mark_for_removal(&self, node: &str, _: &RemovalMark) -> AdapterResult<()> {
+        self.call(format!("mark {node}"), &Mutex::new(None))
+    }
+    async fn clear_removal(&self, node: &str) -> AdapterResult<()> {
+        self.call(format!("clear {node}"), &Mutex::new(None))
+    }
+    async fn evict(&self, namespace: &str, pod: &str) -> AdapterResult<Eviction> {
+        self.calls.lock().unwrap().push(format!("evict {namespace}/{pod}"));
+        Ok(Eviction::Evicted)
+    }
+    async fn place(&self, workload: &WorkloadRef, _: &PlacementTarget) -> AdapterResult<()> {
+        self.call(format!("place {workload}"), &Mutex::new(None))
+    }
+}
+
+impl Capacity for Faulty {
+    async fn node_groups(&self) -> AdapterResult<Vec<GroupView>> {
+        Ok(self.groups.lock().unwrap().clone())
+    }
+    async fn set_desired_size(&self, group: &str, size: u32) -> AdapterResult<()> {
+        self.call(format!("set {group} to {size}"), &self.fail_set_size)
+    }
+    async fn terminate_instance(&self, group: &str, instance: &str) -> AdapterResult<()> {
+        self.call(format!("terminate {instance} in {group}"), &self.fail_terminate)
+    }
+    async fn fargate_pricing(&self) -> AdapterResult<FargatePricing> {
+        Ok(FargatePricing::default())
+    }
+    async fn query_metric(&self, _: &MetricQuery) -> AdapterResult<Vec<MetricPoint>> {
+        Ok(Vec::new())
+    }
+}
+
+fn engine(world: &World) -> (Faulty, Engine<Faulty, Faulty>) {
+    let faulty = Faulty::default();
+    *faulty.view.lock().unwrap() = world.cluster.clone();
+    *faulty.groups.lock().unwrap() = world.groups.clone();
+    let engine = Engine::new(
+        faulty.clone(),
+        faulty.clone(),
+        PolicyChain::new(Vec::new()),
+        EngineConfig::default(),
+        super::record::Recorder::new(100, None),
+    );
+    (faulty, engine)
+}
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+}
+
+/// An empty node w9 whose drain is under way: the next tick terminates it.
+fn draining(world: &mut World, engine: &mut Engine<Faulty, Faulty>, faulty: &Faulty) {
+    let node = crate::engine::guard::fixture::node("w9", Some("i-w9"), Some("web"));
+    world.cluster.nodes.push(node);
+    *faulty.view.lock().unwrap() = world.cluster.clone();
+    let drain = Drain { group: "web".into(), instance_id: "i-w9".into(), started_at: NOW, started_tick: 1, evicted: 0 };
+    engine.state.drains.insert("w9".into(), drain);
+}
+
+fn removals(engine: &Engine<Faulty, Faulty>) -> Vec<RemovalOutcome> {
+    engine
+        .recorder()
+        .records()
+        .filter_map(|r| match r {
+            Record::Removal(r) => Some(r.outcome.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn an_instance_already_gone_completes_the_removal() {
+    let mut world = World::default();
+    let (faulty, mut engine) = engine(&world);
+    draining(&mut world, &mut engine, &faulty);
+    *faulty.fail_terminate.lock().unwrap() = Some(AdapterErrorKind::NotFound);
+    block_on(engine.tick(NOW + 1000, super::record::Trigger::Manual));
+    assert_eq!(removals(&engine), vec![RemovalOutcome::Completed { evicted: 0 }]);
+    assert!(!engine.state.drains.contains_key("w9"));
+}
+
+#[test]
+fn throttled_termination_is_counted_and_retried_next_tick() {
+    let mut world = World::default();
+    let (faulty, mut engine) = engine(&world);
+    draining(&mut world, &mut engine, &faulty);
+    *faulty.fail_terminate.lock().unwrap() = Some(AdapterErrorKind::Throttled);
+    block_on(engine.tick(NOW + 1000, super::record::Trigger::Manual));
+    assert!(removals(&engine).is_empty(), "not abandoned, not completed");
+    assert_eq!(engine.throttled_calls(), 1);
+    *faulty.fail_terminate.lock().unwrap() = None;
+    block_on(engine.tick(NOW + 2000, super::record::Trigger::Manual));
+    assert_eq!(removals(&engine), vec![RemovalOutcome::Completed { evicted: 0 }]);
+    let terminations = faulty.calls.lock().unwrap().iter().filter(|c| c.starts_with("terminate")).count();
+    assert_eq!(terminations, 2);
+}
+
+#[test]
+fn a_refused_size_is_recorded_with_the_servers_message_and_kind() {
+    let world = World::default();
+    let (faulty, mut engine) = engine(&world);
+    *faulty.fail_set_size.lock().unwrap() = Some(AdapterErrorKind::Refused);
+    let obs = world.observe();
+    let plan = Plan { scales: [("web".to_string(), 6)].into(), ..Plan::default() };
+    let results = block_on(engine.actuate(&plan, &obs, NOW, 1));
+    let result = results.for_actions(&[ballast_sdk::Action::ScaleTo { group: "web".into(), size: 6 }]);
+    assert_eq!(
+        result,
+        ActionResult::Failed { error: "set web to 6: the server's own words".into(), kind: FailureKind::Refused }
+    );
+    assert!(engine.state.groups.get("web").and_then(|g| g.last_scale_up).is_none(), "no cooldown for a refusal");
+
+    *faulty.fail_set_size.lock().unwrap() = Some(AdapterErrorKind::Throttled);
+    let results = block_on(engine.actuate(&plan, &obs, NOW, 2));
+    let result = results.for_actions(&[ballast_sdk::Action::ScaleTo { group: "web".into(), size: 6 }]);
+    assert_eq!(result.failure_kind(), Some(FailureKind::Throttled));
+    assert_eq!(engine.throttled_calls(), 1);
+}
+
+#[test]
+fn a_gate_that_closes_mid_tick_stops_every_later_action() {
+    let world = World::default();
+    let (faulty, engine) = engine(&world);
+    let allowed = Arc::new(AtomicUsize::new(1));
+    let open = Arc::new(AtomicBool::new(true));
+    let gate = {
+        let (allowed, open) = (allowed.clone(), open.clone());
+        // Leadership holds for one action, then is lost.
+        Arc::new(move || {
+            let left = allowed.load(Ordering::SeqCst);
+            if left == 0 {
+                open.store(false, Ordering::SeqCst);
+                return false;
+            }
+            allowed.store(left - 1, Ordering::SeqCst);
+            true
+        })
+    };
+    let mut engine = engine.with_gate(gate);
+    let obs = world.observe();
+    let plan = Plan {
+        scales: [("web".to_string(), 6), ("batch".to_string(), 2)].into(),
+        removals: vec![("w1".into(), "web".into())],
+        placements: vec![(crate::engine::guard::fixture::web(), PlacementTarget::Fargate)],
+    };
+    let results = block_on(engine.actuate(&plan, &obs, NOW, 1));
+    let calls = faulty.calls.lock().unwrap().clone();
+    assert_eq!(calls, vec!["set batch to 2"], "one action while leading, none after");
+    assert!(!open.load(Ordering::SeqCst));
+    let stood_down = results.for_actions(&[ballast_sdk::Action::ScaleTo { group: "web".into(), size: 6 }]);
+    assert!(stood_down.error().is_some_and(|e| e.contains("stopped leading")), "{stood_down:?}");
+}
