@@ -6,6 +6,9 @@
 //! The nested cargo uses its own target directory, so it never waits on the outer build's
 //! lock, and the `plugin` profile (optimised, no debug info).
 
+// A build script fails by panicking: that is how cargo reports its message.
+#![allow(clippy::expect_used)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

@@ -4,6 +4,8 @@
 //!
 //! `cargo bench -p ballast --bench engine`
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benchmarks fail loudly
+
 use std::time::Duration;
 
 use ballast::bundled;

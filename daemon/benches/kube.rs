@@ -6,6 +6,8 @@
 //!
 //! `cargo bench -p ballast --bench kube` prints them.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benchmarks fail loudly
+
 use std::time::{Duration, Instant};
 
 use ballast::engine::ports::Cluster;

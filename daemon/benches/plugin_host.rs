@@ -7,6 +7,8 @@
 //!
 //! Run with `cargo bench -p ballast --bench plugin_host` after `tests/build-plugins.sh`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benchmarks fail loudly
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -1,6 +1,8 @@
 //! The AWS adapter against moto: discovery by tag, templates from zero, prices, scaling and
 //! termination with decrement, CloudWatch both ways, and faults.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benchmarks fail loudly
+
 mod support;
 
 use std::collections::BTreeMap;

@@ -1,5 +1,7 @@
 //! The `ballast plugin` commands as a policy author runs them.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benchmarks fail loudly
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

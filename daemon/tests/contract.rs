@@ -2,6 +2,8 @@
 //! the host's conversion to WIT, the guest SDK's conversion back, and returns as the echo
 //! plugin's state. Two fields of the same type swapped anywhere along the way fail here.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benchmarks fail loudly
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;

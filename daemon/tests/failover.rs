@@ -3,6 +3,8 @@
 //! SIGKILL, and a second replica takes the Lease, adopts the node from its mark and either
 //! finishes the removal with exactly one decrement or, past `drain-timeout`, uncordons it.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benchmarks fail loudly
+
 mod support;
 
 use std::path::{Path, PathBuf};

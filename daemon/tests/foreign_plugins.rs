@@ -2,6 +2,8 @@
 //! `tests/build-plugins.sh` and run by the host like any other plugin. Missing components fail
 //! these tests: the toolchains are part of the suite.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benchmarks fail loudly
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 

@@ -1,6 +1,8 @@
 //! The host's guardrails, end to end: a scripted plugin asks for unsafe things verbatim, the
 //! engine runs on the sim adapters, and the tests look at the world and the records.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benchmarks fail loudly
+
 mod support;
 
 use std::path::Path;

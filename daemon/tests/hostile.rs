@@ -3,6 +3,8 @@
 //! chain runs, each failure is recorded with its kind and the guest's own message, and the
 //! group still scales for the pending pods.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benchmarks fail loudly
+
 mod support;
 
 use std::collections::BTreeMap;

@@ -1,5 +1,7 @@
 //! The Kubernetes adapter against the API stand-in: what it sees, how fast, and what it does.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benchmarks fail loudly
+
 mod support;
 
 use std::sync::{Arc, Mutex};

@@ -1,6 +1,8 @@
 //! The API stand-in's own contract, through kube's client: what the adapter tests and kubectl
 //! rely on it to get right.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benchmarks fail loudly
+
 mod support;
 
 use futures::{StreamExt, TryStreamExt};

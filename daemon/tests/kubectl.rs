@@ -4,6 +4,8 @@
 //! kubectl is Debian's kubernetes-client, unpacked by `tests/setup.sh`; without it these
 //! tests fail rather than skip, so a missing tool cannot pass for a working stand-in.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benchmarks fail loudly
+
 mod support;
 
 use std::io::{BufRead, BufReader};

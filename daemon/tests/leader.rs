@@ -2,6 +2,8 @@
 //! acts, the other takes over within the lease duration when the leader dies, and a leader
 //! that cannot renew stops acting before its lease runs out.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benchmarks fail loudly
+
 mod support;
 
 use std::sync::{Arc, Mutex};
@@ -164,9 +166,8 @@ async fn a_slow_plugin_on_a_one_worker_runtime_does_not_cost_the_lease() {
     })
     .unwrap();
     let mut slow = scripted(json!([]));
-    slow.bytes = std::fs::read(std::path::PathBuf::from(env!("BALLAST_PLUGIN_DIR")).join("hostile_policy.wasm"))
-        .unwrap()
-        .into();
+    slow.bytes =
+        std::fs::read(std::path::PathBuf::from(env!("BALLAST_PLUGIN_DIR")).join("hostile_policy.wasm")).unwrap().into();
     slow.settings = json!({"mode": "endless-loop"});
     slow.limits.deadline_ms = 400;
     let plugin = host.load(slow).unwrap();

@@ -1,6 +1,8 @@
 //! The plugin host against real components built from source by `build.rs`: hostile plugins
 //! are contained and reported, the chain goes on, and incompatible plugins are refused.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benchmarks fail loudly
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -2,6 +2,8 @@
 //! pods appear; the bundled binpack policy asks for a node; the Auto Scaling group grows; the
 //! decision is in the journal; SIGTERM stops it cleanly and frees the Lease.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benchmarks fail loudly
+
 mod support;
 
 use std::process::{Command, Stdio};

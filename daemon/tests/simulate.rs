@@ -1,5 +1,7 @@
 //! The simulator as users meet it: reports, baselines, scenario errors, the journal, the CLI.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benchmarks fail loudly
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};

@@ -11,10 +11,10 @@ use std::collections::BTreeMap;
 use ballast_sdk::{Action, WorkloadRef};
 
 use super::announce;
+use super::failure::{Disposition, Step, disposition};
 use super::observe::Observation;
 use super::ports::{Capacity, Cluster, ClusterView, Eviction, RemovalMark};
 use super::record::{ActionResult, Record, RemovalOutcome, RemovalRecord};
-use super::failure::{Disposition, Step, disposition};
 use super::state::Drain;
 use super::{Engine, guard::Plan};
 
@@ -103,7 +103,9 @@ impl<C: Cluster, P: Capacity> Engine<C, P> {
             }
             let instance_id = obs.nodes.get(node.as_str()).and_then(|f| f.instance_id.clone());
             let Some(instance_id) = instance_id else {
-                results.removals.insert(node.clone(), Err(Disposition::Failed(format!("node {node} has no instance id"))));
+                results
+                    .removals
+                    .insert(node.clone(), Err(Disposition::Failed(format!("node {node} has no instance id"))));
                 continue;
             };
             let mark = RemovalMark {
@@ -219,7 +221,9 @@ impl<C: Cluster, P: Capacity> Engine<C, P> {
                 Some(facts) if facts.evictable.is_empty() => {
                     let terminated = self.capacity.terminate_instance(&drain.group, &drain.instance_id).await;
                     match terminated.map_err(|e| self.failed(Step::Terminate, &e)) {
-                        Ok(()) | Err(Disposition::AlreadyDone) => Some(RemovalOutcome::Completed { evicted: drain.evicted }),
+                        Ok(()) | Err(Disposition::AlreadyDone) => {
+                            Some(RemovalOutcome::Completed { evicted: drain.evicted })
+                        }
                         Err(Disposition::Retry(error)) => {
                             tracing::info!(%node, %error, "termination throttled; retried next tick");
                             None
@@ -265,7 +269,9 @@ impl<C: Cluster, P: Capacity> Engine<C, P> {
                             }
                             Err(error) => match self.failed(Step::Evict, &error) {
                                 Disposition::AlreadyDone => {}
-                                other => tracing::warn!(%node, %namespace, %pod, ?other, "eviction failed; retried next tick"),
+                                other => {
+                                    tracing::warn!(%node, %namespace, %pod, ?other, "eviction failed; retried next tick")
+                                }
                             },
                         }
                     }

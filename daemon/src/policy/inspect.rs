@@ -82,7 +82,14 @@ impl ComponentInfo {
             .chain(std::iter::once(version.as_str()))
             .collect();
         versions.sort_by_key(|v| std::cmp::Reverse(parse_version(v)));
-        let host_v = parse_version(HOST_INTERFACE_VERSION).expect("the host's version is well formed");
+        let Some(host_v) = parse_version(HOST_INTERFACE_VERSION) else {
+            return Err(LoadError::IncompatibleVersion {
+                plugin: plugin.to_string(),
+                plugin_version: version.to_string(),
+                host_version: HOST_INTERFACE_VERSION.to_string(),
+                hint: "this host's own interface version is malformed",
+            });
+        };
         for found in versions {
             let incompatible = |hint| LoadError::IncompatibleVersion {
                 plugin: plugin.to_string(),

@@ -14,7 +14,7 @@
 //! - [`limits`], [`error`]: per-plugin limits and what can go wrong.
 
 pub mod bindings;
-pub mod cache;
+pub use ballast_component_cache as cache;
 pub mod chain;
 pub mod context;
 mod convert;

@@ -59,6 +59,7 @@ impl ComponentCache {
                     store(path, &serialized);
                 }
                 // SAFETY: the bytes were produced just above by this engine.
+                #[allow(unsafe_code)]
                 let component = unsafe { Component::deserialize(engine, &serialized) }.map_err(|e| format!("{e:#}"))?;
                 (component, CacheOutcome::Compiled)
             }
@@ -83,7 +84,9 @@ fn load(engine: &Engine, path: &Path) -> Option<Component> {
     // SAFETY: files in the cache directory are written only by `store` below, from
     // `Engine::precompile_component` output, under a key that includes the engine's
     // compatibility hash. Wasmtime still checks the header and refuses a mismatch.
-    match unsafe { Component::deserialize_file(engine, path) } {
+    #[allow(unsafe_code)]
+    let loaded = unsafe { Component::deserialize_file(engine, path) };
+    match loaded {
         Ok(component) => Some(component),
         Err(e) => {
             tracing::warn!(path = %path.display(), error = %e, "discarding unreadable cached component");
