@@ -22,6 +22,7 @@ const PACKAGES: &[&str] = &[
     "hostile-policy",
     "future-version-policy",
     "echo-policy",
+    "wrong-signature-policy",
 ];
 const WATCHED: &[&str] = &[
     "sdk/rust",

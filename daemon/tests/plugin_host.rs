@@ -214,3 +214,23 @@ fn the_compile_cache_survives_a_new_host() {
     let second = PolicyHost::new(config).unwrap().load(spec("binpack", "binpack", serde_json::Value::Null)).unwrap();
     assert_eq!(second.cache_outcome(), ballast::policy::cache::CacheOutcome::Disk);
 }
+
+#[test]
+fn a_component_with_the_wrong_signature_is_refused_at_load_naming_the_function() {
+    let error = host(false).load(spec("wrong", "wrong_signature_policy", serde_json::Value::Null)).err().unwrap();
+    match &error {
+        LoadError::Signature { function, .. } => assert_eq!(function, "evaluate"),
+        other => panic!("expected a signature error, got {other:?}"),
+    }
+    assert!(error.to_string().contains("export `evaluate` does not have the signature of ballast:policy"), "{error}");
+
+    // `plugin inspect` runs the same checks, so it does not call it loadable.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ballast"))
+        .args(["plugin", "inspect", "-o", "json"])
+        .arg(wasm("wrong_signature_policy"))
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let verdict = report["compatibility"].as_str().unwrap();
+    assert!(verdict.contains("export `evaluate` does not have the signature"), "{verdict}");
+}

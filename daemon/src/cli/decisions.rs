@@ -36,12 +36,10 @@ pub fn run(args: DecisionsArgs) -> anyhow::Result<ExitCode> {
         records = records.split_off(records.len().saturating_sub(n));
     }
     if args.output == Output::Json {
-        let mut lines = String::new();
         for record in records {
-            lines.push_str(&serde_json::to_string(record)?);
-            lines.push('\n');
+            outln!("{}", serde_json::to_string(record)?);
         }
-        return print(&lines);
+        return Ok(ExitCode::SUCCESS);
     }
     let mut t = render::table(&["tick", "plugin", "proposed", "guardrails", "result", "reason"]);
     for record in records {
@@ -95,17 +93,6 @@ pub fn run(args: DecisionsArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    print(&format!("{t}\n"))
-}
-
-/// Writes to stdout; a reader that stops early (`| head`) ends the output, not the program
-/// with a panic.
-fn print(text: &str) -> anyhow::Result<ExitCode> {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        Ok(()) => Ok(ExitCode::SUCCESS),
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
-        Err(e) => Err(e).context("cannot write to standard output"),
-    }
+    outln!("{t}");
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,6 +1,14 @@
 //! The `ballast` command line. `main` parses and calls [`run`]; each subcommand lives in its
 //! own module.
 
+/// `println!` for command output: a reader that stops early (`| head`) ends the program
+/// quietly with success instead of a panic.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::cli::write_line(format_args!($($arg)*))
+    };
+}
+
 mod chart;
 mod decisions;
 mod fixture;
@@ -10,6 +18,18 @@ mod run;
 mod simulate;
 
 use clap::{Parser, Subcommand, ValueEnum};
+
+/// Writes one line of command output. A closed pipe ends the process with success: the
+/// reader has what it wanted. Other write errors are reported once on stderr.
+pub(crate) fn write_line(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_fmt(args).and_then(|()| out.write_all(b"\n")) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(e) => eprintln!("cannot write to standard output: {e}"),
+    }
+}
 
 /// Ballast: a Kubernetes autoscaler for AWS whose policies are WebAssembly plugins.
 #[derive(Debug, Parser)]

@@ -147,8 +147,11 @@ fn read_snapshot(path: Option<&Path>) -> anyhow::Result<SnapshotData> {
 fn inspect(wasm: &str, output: Output) -> anyhow::Result<ExitCode> {
     let (name, bytes) = read_component(wasm)?;
     let info = ComponentInfo::read(&bytes).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
-    let verdict = match info.check_compatible(&name) {
-        Ok(()) => format!("loadable by this host (serves ballast:policy@{HOST_INTERFACE_VERSION})"),
+    // The same checks as loading, short of calling it: version, compilation, imports and
+    // the signatures of its exports.
+    let host = PolicyHost::new(HostConfig::default())?;
+    let verdict = match host.check(&name, &bytes) {
+        Ok(_) => format!("loadable by this host (serves ballast:policy@{HOST_INTERFACE_VERSION})"),
         Err(e) => e.to_string(),
     };
     if output == Output::Json {
@@ -157,7 +160,7 @@ fn inspect(wasm: &str, output: Output) -> anyhow::Result<ExitCode> {
         value["world"] = "ballast:policy/plugin".into();
         value["host-interface-version"] = HOST_INTERFACE_VERSION.into();
         value["compatibility"] = verdict.into();
-        println!("{}", serde_json::to_string_pretty(&value)?);
+        outln!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(ExitCode::SUCCESS);
     }
     let mut t = render::table(&["", ""]);
@@ -171,7 +174,7 @@ fn inspect(wasm: &str, output: Output) -> anyhow::Result<ExitCode> {
     t.add_row(vec!["sha256".to_string(), info.digest.clone()]);
     t.add_row(vec!["exports".to_string(), info.exports.join("\n")]);
     t.add_row(vec!["imports".to_string(), info.imports.join("\n")]);
-    println!("{t}");
+    outln!("{t}");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -183,7 +186,7 @@ fn run_once(wasm: &str, snapshot: Option<&Path>, args: &PluginArgs, output: Outp
     let shared = Arc::new(SharedSnapshot::new(Arc::new(snapshot)));
     let report = plugin.evaluate(EvaluationInput::new(shared, Arc::from(plugin.settings())));
     if output == Output::Json {
-        println!("{}", serde_json::to_string_pretty(&report_json(&report))?);
+        outln!("{}", serde_json::to_string_pretty(&report_json(&report))?);
     } else {
         print_report(&plugin, &report, load_time);
     }
@@ -208,17 +211,17 @@ fn report_json(report: &CallReport) -> serde_json::Value {
 
 fn print_report(plugin: &Plugin, report: &CallReport, load_time: Duration) {
     match &report.result {
-        Ok(evaluated) if evaluated.decisions.is_empty() => println!("{}: no decisions", plugin.name()),
-        Ok(evaluated) => println!("{}", render::decisions(&evaluated.decisions)),
-        Err(e) => println!("{}: {} error: {e}", plugin.name(), e.kind()),
+        Ok(evaluated) if evaluated.decisions.is_empty() => outln!("{}: no decisions", plugin.name()),
+        Ok(evaluated) => outln!("{}", render::decisions(&evaluated.decisions)),
+        Err(e) => outln!("{}: {} error: {e}", plugin.name(), e.kind()),
     }
     for line in &report.logs {
-        println!("  log [{}] {}", line.level, line.message);
+        outln!("  log [{}] {}", line.level, line.message);
     }
     if report.dropped_logs > 0 {
-        println!("  ({} more log lines dropped)", report.dropped_logs);
+        outln!("  ({} more log lines dropped)", report.dropped_logs);
     }
-    println!(
+    outln!(
         "evaluated in {} (fresh instance + call), fuel used {}; loaded in {} ({:?})",
         render::duration(report.elapsed),
         report.fuel_used.map_or("n/a".to_string(), |f| f.to_string()),
@@ -251,15 +254,15 @@ fn test(wasm: &str, cases: &Path, args: &PluginArgs) -> anyhow::Result<ExitCode>
         match outcome {
             Ok(()) => {
                 passed += 1;
-                println!("ok      {}", path.display());
+                outln!("ok      {}", path.display());
             }
             Err(problem) => {
                 failed += 1;
-                println!("FAILED  {}\n        {}", path.display(), problem.replace('\n', "\n        "));
+                outln!("FAILED  {}\n        {}", path.display(), problem.replace('\n', "\n        "));
             }
         }
     }
-    println!("{passed} passed, {failed} failed");
+    outln!("{passed} passed, {failed} failed");
     Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
@@ -296,7 +299,7 @@ fn bench(
     let pick = |q: f64| samples[((samples.len() - 1) as f64 * q) as usize];
     let mean = samples.iter().sum::<Duration>() / samples.len() as u32;
     if output == Output::Json {
-        println!(
+        outln!(
             "{}",
             serde_json::json!({
                 "plugin": plugin.name(), "calls": samples.len(), "load-us": load_time.as_micros() as u64,
@@ -316,7 +319,7 @@ fn bench(
         render::duration(mean),
         format!("{} ({:?})", render::duration(load_time), plugin.cache_outcome()),
     ]);
-    println!("{t}");
-    println!("each call: fresh instance from the pool + evaluate + output validation");
+    outln!("{t}");
+    outln!("each call: fresh instance from the pool + evaluate + output validation");
     Ok(ExitCode::SUCCESS)
 }

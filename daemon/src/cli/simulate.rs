@@ -131,10 +131,10 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     match args.output {
         Output::Json => {
             let reports: Vec<&SimReport> = runs.iter().map(|(_, r)| r).collect();
-            println!("{}", serde_json::to_string_pretty(&reports)?);
+            outln!("{}", serde_json::to_string_pretty(&reports)?);
         }
         Output::Table => {
-            println!(
+            outln!(
                 "{} ({}), {} simulated, seed {seed}{}",
                 scenario.name,
                 scenario.description,
@@ -142,16 +142,16 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
                 if mode == Mode::DryRun { ", dry-run: nothing acted on" } else { "" }
             );
             if runs.len() == 1 {
-                println!("policies: {}", runs[0].1.policies.join(" -> "));
-                println!("{}", summary_table(&runs[0].1));
+                outln!("policies: {}", runs[0].1.policies.join(" -> "));
+                outln!("{}", summary_table(&runs[0].1));
             } else {
-                println!("{}", compare_table(&runs));
+                outln!("{}", compare_table(&runs));
             }
             if let Some(path) = &args.chart {
-                println!("chart: {}", path.display());
+                outln!("chart: {}", path.display());
             }
             if let Some(path) = &args.report {
-                println!("report: {}", path.display());
+                outln!("report: {}", path.display());
             }
         }
     }

@@ -35,6 +35,9 @@ pub enum LoadError {
     /// Its imports cannot be satisfied (it asks for something the host does not offer).
     #[error("plugin {plugin}: cannot be linked: {reason}")]
     Link { plugin: String, reason: String },
+    /// It exports the contract's interface, but a function with another signature.
+    #[error("plugin {plugin}: export `{function}` does not have the signature of ballast:policy: {reason}")]
+    Signature { plugin: String, function: String, reason: String },
     /// The limits configured for it are invalid.
     #[error("plugin {plugin}: invalid limits: {reason}")]
     Limits { plugin: String, reason: String },

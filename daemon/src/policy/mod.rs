@@ -6,6 +6,7 @@
 //! - [`inspect`]: reads a component's interface version before compiling it;
 //! - [`cache`]: compiled components by digest and engine configuration;
 //! - [`plugin`]: a loaded plugin and one bounded call into it;
+//! - `signature`: the exports type-checked against the contract at load;
 //! - [`context`]: what a call's imports reach, and the memory and log meters;
 //! - [`output`]: a plugin's stdout and stderr, captured into its log;
 //! - [`input`]: the snapshot a call reads, converted only when a plugin reads it;
@@ -25,6 +26,7 @@ pub mod inspect;
 pub mod limits;
 pub mod output;
 pub mod plugin;
+mod signature;
 pub mod validate;
 
 pub use chain::{ChainOutcome, PolicyChain, Proposed};

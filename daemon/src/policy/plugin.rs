@@ -97,23 +97,10 @@ impl PolicyHost {
     /// A [`LoadError`] naming the plugin and what is wrong.
     pub fn load(&self, spec: PluginSpec) -> Result<Plugin, LoadError> {
         let name = spec.name.clone();
-        let info = ComponentInfo::read(&spec.bytes)
-            .map_err(|reason| LoadError::NotAComponent { plugin: name.clone(), reason })?;
-        info.check_compatible(&name)?;
         spec.limits
             .validate(self.config().max_memory_mib)
             .map_err(|reason| LoadError::Limits { plugin: name.clone(), reason })?;
-        let inner = self.inner();
-        let (component, cache_outcome) = inner
-            .cache
-            .get_or_compile(&inner.engine, &info.digest, &spec.bytes)
-            .map_err(|reason| LoadError::Compile { plugin: name.clone(), reason })?;
-        let instance_pre = inner
-            .linker
-            .instantiate_pre(&component)
-            .map_err(|e| LoadError::Link { plugin: name.clone(), reason: format!("{e:#}") })?;
-        let pre = bindings::PluginPre::new(instance_pre)
-            .map_err(|e| LoadError::Link { plugin: name.clone(), reason: format!("{e:#}") })?;
+        let Linked { info, pre, cache_outcome } = self.link(&name, &spec.bytes)?;
         let settings: Arc<str> = match &spec.settings {
             serde_json::Value::Null => Arc::from(""),
             value => Arc::from(value.to_string()),
@@ -129,6 +116,44 @@ impl PolicyHost {
         };
         plugin.check_settings()?;
         Ok(plugin)
+    }
+}
+
+/// A component compiled, linked and type-checked against the contract.
+struct Linked {
+    info: ComponentInfo,
+    pre: bindings::PluginPre<PluginCtx>,
+    cache_outcome: CacheOutcome,
+}
+
+impl PolicyHost {
+    /// Checks that this host can run the component, without calling it: a component, of a
+    /// servable interface version, that compiles, whose imports the host provides and whose
+    /// exports have the contract's signatures. What `ballast plugin inspect` reports.
+    ///
+    /// # Errors
+    /// The first [`LoadError`], naming the plugin (and the function, for a signature).
+    pub fn check(&self, name: &str, bytes: &[u8]) -> Result<ComponentInfo, LoadError> {
+        self.link(name, bytes).map(|linked| linked.info)
+    }
+
+    fn link(&self, name: &str, bytes: &[u8]) -> Result<Linked, LoadError> {
+        let info = ComponentInfo::read(bytes)
+            .map_err(|reason| LoadError::NotAComponent { plugin: name.to_string(), reason })?;
+        info.check_compatible(name)?;
+        let inner = self.inner();
+        let (component, cache_outcome) = inner
+            .cache
+            .get_or_compile(&inner.engine, &info.digest, bytes)
+            .map_err(|reason| LoadError::Compile { plugin: name.to_string(), reason })?;
+        let instance_pre = inner
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| LoadError::Link { plugin: name.to_string(), reason: format!("{e:#}") })?;
+        super::signature::check(&instance_pre, &info, name)?;
+        let pre = bindings::PluginPre::new(instance_pre)
+            .map_err(|e| LoadError::Link { plugin: name.to_string(), reason: format!("{e:#}") })?;
+        Ok(Linked { info, pre, cache_outcome })
     }
 }
 
