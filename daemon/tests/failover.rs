@@ -8,11 +8,9 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::Duration;
 
-use aws_sdk_autoscaling::types::{LaunchTemplateSpecification, Tag};
-use aws_sdk_ec2::types::{InstanceType, RequestLaunchTemplateData};
 use kube_standin::StandIn;
 use serde_json::{Value, json};
 use support::moto::{Moto, sdk_config};
@@ -34,30 +32,7 @@ async fn cluster() -> Cluster {
     let standin = StandIn::start().await.unwrap();
     let moto = Moto::start().await;
     let aws = sdk_config(&moto.url).await;
-    aws_sdk_ec2::Client::new(&aws)
-        .create_launch_template()
-        .launch_template_name("general-lt")
-        .launch_template_data(
-            RequestLaunchTemplateData::builder().image_id("ami-12c6146b").instance_type(InstanceType::M5Large).build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    let mut create = aws_sdk_autoscaling::Client::new(&aws)
-        .create_auto_scaling_group()
-        .auto_scaling_group_name("general")
-        .min_size(0)
-        .max_size(5)
-        .desired_capacity(2)
-        .availability_zones("us-east-1a")
-        .launch_template(
-            LaunchTemplateSpecification::builder().launch_template_name("general-lt").version("$Latest").build(),
-        );
-    for (k, v) in [("k8s.io/cluster-autoscaler/enabled", "true"), ("k8s.io/cluster-autoscaler/e2e", "owned")] {
-        create = create
-            .tags(Tag::builder().key(k).value(v).resource_id("general").resource_type("auto-scaling-group").build());
-    }
-    create.send().await.unwrap();
+    daemon::general_group(&aws, 2).await;
     let asg = aws_sdk_autoscaling::Client::new(&aws);
     let out = asg.describe_auto_scaling_groups().auto_scaling_group_names("general").send().await.unwrap();
     let mut instances: Vec<String> =
@@ -87,32 +62,15 @@ impl Cluster {
             {"action": {"remove-nodes": {"nodes": ["n1"]}}, "reason": "n1 is under-used"},
             {"action": {"remove-nodes": {"nodes": ["n2"]}}, "reason": "n2 is under-used"},
         ]);
-        let config = format!(
-            "engine:\n  tick-interval: 1s\n  guardrails:\n    min-node-age: 0s\n    drain-timeout: {drain_timeout}\n    \
+        let engine = format!(
+            "  tick-interval: 1s\n  guardrails:\n    min-node-age: 0s\n    drain-timeout: {drain_timeout}\n    \
              disruption-budget: {{percent: 0, min: 1}}\n    \
-             cooldown: {{scale-down-after-scale-up: 0s, after-scale-down: 10m}}\n\
-             policies: [{{plugin: \"{}\", settings: {{decisions: {decisions}}}}}]\n\
-             kubernetes: {{leader: {{lease-duration: 3s, renew-deadline: 2s, retry-period: 500ms}}}}\n\
-             aws: {{cluster-name: e2e, region: us-east-1, endpoint-url: \"{}\", max-calls-per-second: 100}}\n\
-             journal: {}\n",
-            scripted.display(),
-            self.moto_url,
-            self.journal().display()
+             cooldown: {{scale-down-after-scale-up: 0s, after-scale-down: 10m}}\n"
         );
+        let policies = format!("  - {{plugin: \"{}\", settings: {{decisions: {decisions}}}}}\n", scripted.display());
         let path = self.dir.path().join("ballast.yaml");
-        std::fs::write(&path, config).unwrap();
-        Command::new(env!("CARGO_BIN_EXE_ballast"))
-            .args(["run", "--config"])
-            .arg(&path)
-            .args(["--identity", identity])
-            .env("KUBECONFIG", self.dir.path().join("kubeconfig"))
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("BALLAST_LOG", "info")
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("ballast runs")
+        std::fs::write(&path, daemon::config(&engine, &policies, &self.moto_url, &self.journal())).unwrap();
+        daemon::start(&path, identity, &self.dir.path().join("kubeconfig"))
     }
 
     fn journal(&self) -> PathBuf {

@@ -6,11 +6,9 @@
 
 mod support;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use aws_sdk_autoscaling::types::{LaunchTemplateSpecification, Tag};
-use aws_sdk_ec2::types::{InstanceType, RequestLaunchTemplateData};
 use kube_standin::StandIn;
 use support::moto::{Moto, sdk_config};
 use support::*;
@@ -20,57 +18,14 @@ async fn the_daemon_scales_a_group_for_pending_pods_and_stops_cleanly() {
     let standin = StandIn::start().await.unwrap();
     let moto = Moto::start().await;
     let aws = sdk_config(&moto.url).await;
-    aws_sdk_ec2::Client::new(&aws)
-        .create_launch_template()
-        .launch_template_name("general-lt")
-        .launch_template_data(
-            RequestLaunchTemplateData::builder().image_id("ami-12c6146b").instance_type(InstanceType::M5Large).build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    let mut create = aws_sdk_autoscaling::Client::new(&aws)
-        .create_auto_scaling_group()
-        .auto_scaling_group_name("general")
-        .min_size(0)
-        .max_size(10)
-        .desired_capacity(0)
-        .availability_zones("us-east-1a")
-        .launch_template(
-            LaunchTemplateSpecification::builder().launch_template_name("general-lt").version("$Latest").build(),
-        );
-    for (k, v) in [("k8s.io/cluster-autoscaler/enabled", "true"), ("k8s.io/cluster-autoscaler/e2e", "owned")] {
-        create = create
-            .tags(Tag::builder().key(k).value(v).resource_id("general").resource_type("auto-scaling-group").build());
-    }
-    create.send().await.unwrap();
+    daemon::general_group(&aws, 0).await;
 
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("kubeconfig"), standin.kubeconfig()).unwrap();
     let journal = dir.path().join("decisions.jsonl");
-    let config = format!(
-        "engine: {{tick-interval: 1s}}\n\
-         policies: [{{plugin: binpack}}]\n\
-         kubernetes: {{leader: {{lease-duration: 3s, renew-deadline: 2s, retry-period: 500ms}}}}\n\
-         aws: {{cluster-name: e2e, region: us-east-1, endpoint-url: \"{}\", max-calls-per-second: 100}}\n\
-         journal: {}\n",
-        moto.url,
-        journal.display()
-    );
+    let config = daemon::config("  tick-interval: 1s\n", "  - {plugin: binpack}\n", &moto.url, &journal);
     std::fs::write(dir.path().join("ballast.yaml"), config).unwrap();
-
-    let mut daemon = Command::new(env!("CARGO_BIN_EXE_ballast"))
-        .args(["run", "--config"])
-        .arg(dir.path().join("ballast.yaml"))
-        .args(["--identity", "e2e-replica"])
-        .env("KUBECONFIG", dir.path().join("kubeconfig"))
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("BALLAST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("ballast runs");
+    let mut daemon = daemon::start(&dir.path().join("ballast.yaml"), "e2e-replica", &dir.path().join("kubeconfig"));
 
     for i in 0..3 {
         standin.create(pending_pod(&format!("web-{i}"), None)).unwrap();

@@ -2,6 +2,7 @@
 //! objects to seed it with, and a capacity side that records what it is asked.
 #![allow(dead_code)]
 
+pub mod daemon;
 pub mod moto;
 
 use std::path::PathBuf;

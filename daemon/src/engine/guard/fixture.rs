@@ -17,7 +17,7 @@ use crate::engine::ports::{
     PodTemplate, PodView, WorkloadView,
 };
 use crate::engine::record::GuardOutcome;
-use crate::engine::state::EngineState;
+use crate::engine::state::{Drain, EngineState};
 use crate::policy::Proposed;
 
 pub const NOW: u64 = 100 * 3_600_000;
@@ -149,6 +149,18 @@ impl World {
 
     pub fn node_mut(&mut self, name: &str) -> &mut NodeView {
         self.cluster.nodes.iter_mut().find(|n| &*n.name == name).expect("a fixture node")
+    }
+
+    /// Marks `node` (of group `web`) as being drained since now.
+    pub fn draining(&mut self, node: &str) {
+        let drain = Drain {
+            group: "web".into(),
+            instance_id: format!("i-{node}"),
+            started_at: NOW,
+            started_tick: 1,
+            evicted: 0,
+        };
+        self.state.drains.insert(node.into(), drain);
     }
 
     /// Puts `pod` under a PodDisruptionBudget that allows `allowed` disruptions now.

@@ -8,7 +8,7 @@ use super::fixture::{NOW, World, db, node, web};
 use crate::engine::observe::FARGATE_GROUP;
 use crate::engine::record::GuardOutcome;
 use crate::engine::rule::{Rule, Why};
-use crate::engine::state::{BackoffState, Drain};
+use crate::engine::state::BackoffState;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Kind {
@@ -201,16 +201,7 @@ fn cases() -> Vec<Case> {
         Case {
             name: "a node already draining",
             setup: |w| {
-                w.state.drains.insert(
-                    "w1".into(),
-                    Drain {
-                        group: "web".into(),
-                        instance_id: "i-w1".into(),
-                        started_at: NOW,
-                        started_tick: 1,
-                        evicted: 0,
-                    },
-                );
+                w.draining("w1");
             },
             proposals: || vec![remove(&["w1"])],
             expect: vec![refused(&[Rule::AlreadyBeingRemoved], "node w1: already being removed")],
@@ -454,16 +445,7 @@ fn every_removal_blocker_is_named_on_its_node() {
         (
             "being removed",
             |w| {
-                w.state.drains.insert(
-                    "w1".into(),
-                    Drain {
-                        group: "web".into(),
-                        instance_id: "i-w1".into(),
-                        started_at: NOW,
-                        started_tick: 1,
-                        evicted: 0,
-                    },
-                );
+                w.draining("w1");
             },
             "w1",
             "already being removed",

@@ -1,0 +1,69 @@
+//! `ballast run` as a process against the stand-in and moto: the Auto Scaling group it
+//! manages and the command that starts a replica.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use aws_config::SdkConfig;
+use aws_sdk_autoscaling::types::{LaunchTemplateSpecification, Tag};
+use aws_sdk_ec2::types::{InstanceType, RequestLaunchTemplateData};
+
+/// Group `general` of m5.large (min 0, max 10) tagged for cluster `e2e` as Cluster
+/// Autoscaler's discovery expects, with `desired` instances.
+pub async fn general_group(aws: &SdkConfig, desired: i32) {
+    aws_sdk_ec2::Client::new(aws)
+        .create_launch_template()
+        .launch_template_name("general-lt")
+        .launch_template_data(
+            RequestLaunchTemplateData::builder().image_id("ami-12c6146b").instance_type(InstanceType::M5Large).build(),
+        )
+        .send()
+        .await
+        .expect("launch template");
+    let mut create = aws_sdk_autoscaling::Client::new(aws)
+        .create_auto_scaling_group()
+        .auto_scaling_group_name("general")
+        .min_size(0)
+        .max_size(10)
+        .desired_capacity(desired)
+        .availability_zones("us-east-1a")
+        .launch_template(
+            LaunchTemplateSpecification::builder().launch_template_name("general-lt").version("$Latest").build(),
+        );
+    for (k, v) in [("k8s.io/cluster-autoscaler/enabled", "true"), ("k8s.io/cluster-autoscaler/e2e", "owned")] {
+        create = create
+            .tags(Tag::builder().key(k).value(v).resource_id("general").resource_type("auto-scaling-group").build());
+    }
+    create.send().await.expect("Auto Scaling group");
+}
+
+/// The daemon's configuration for cluster `e2e` against moto at `moto_url`: 1 s ticks, a
+/// 3 s Lease, the journal at `journal`; `engine` and `policies` are YAML blocks.
+pub fn config(engine: &str, policies: &str, moto_url: &str, journal: &Path) -> String {
+    format!(
+        "engine:\n{engine}\
+         policies:\n{policies}\
+         kubernetes: {{leader: {{lease-duration: 3s, renew-deadline: 2s, retry-period: 500ms}}}}\n\
+         aws: {{cluster-name: e2e, region: us-east-1, endpoint-url: \"{moto_url}\", max-calls-per-second: 100}}\n\
+         journal: {}\n",
+        journal.display()
+    )
+}
+
+/// Starts `ballast run` with `config` as replica `identity`; stderr is captured.
+pub fn start(config: &Path, identity: &str, kubeconfig: &Path) -> Child {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    Command::new(env!("CARGO_BIN_EXE_ballast"))
+        .args(["run", "--config"])
+        .arg(config)
+        .args(["--identity", identity])
+        .env("KUBECONFIG", kubeconfig)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("BALLAST_CACHE_DIR", root.join("target/test-component-cache"))
+        .env("BALLAST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ballast runs")
+}
