@@ -192,3 +192,76 @@ fn a_gate_that_closes_mid_tick_stops_every_later_action() {
     let stood_down = results.for_actions(&[ballast_sdk::Action::ScaleTo { group: "web".into(), size: 6 }]);
     assert!(stood_down.error().is_some_and(|e| e.contains("stopped leading")), "{stood_down:?}");
 }
+
+/// A scripted plugin (built by build.rs) that proposes a scale-up, a removal and a move.
+fn asking_for_everything() -> crate::policy::Plugin {
+    let path = std::path::PathBuf::from(env!("BALLAST_PLUGIN_DIR")).join("scripted_policy.wasm");
+    let decisions = serde_json::json!([
+        {"action": {"scale-to": {"group": "batch", "size": 2}}, "reason": "grow"},
+        {"action": {"remove-nodes": {"nodes": ["w1"]}}, "reason": "shrink"},
+        {"action": {"place": {"workload": {"kind": "deployment", "namespace": "shop", "name": "web"}, "target": "fargate"}}, "reason": "move"},
+    ]);
+    let spec = crate::policy::PluginSpec {
+        name: "scripted".into(),
+        bytes: std::fs::read(path).unwrap().into(),
+        settings: serde_json::json!({ "decisions": decisions }),
+        limits: crate::policy::PluginLimits::default(),
+    };
+    let host = crate::policy::PolicyHost::new(crate::policy::HostConfig {
+        deterministic: true,
+        cache_dir: None,
+        ..crate::policy::HostConfig::default()
+    })
+    .unwrap();
+    host.load(spec).unwrap()
+}
+
+#[test]
+fn nothing_is_acted_on_in_dry_run_or_paused_not_even_a_marked_node() {
+    for mode in [super::Mode::DryRun, super::Mode::Paused, super::Mode::Enforce] {
+        let mut world = World::default();
+        world.node_mut("w4").removal_mark = Some(RemovalMark {
+            owner: "gone".into(),
+            started_at_millis: NOW - 3_600_000,
+            group: "web".into(),
+            instance_id: "i-w4".into(),
+            tick: 1,
+        });
+        let faulty = Faulty::default();
+        *faulty.view.lock().unwrap() = world.cluster.clone();
+        *faulty.groups.lock().unwrap() = world.groups.clone();
+        let config = EngineConfig { mode, ..EngineConfig::default() };
+        let chain = PolicyChain::new(vec![asking_for_everything()]);
+        let mut engine =
+            Engine::new(faulty.clone(), faulty.clone(), chain, config, super::record::Recorder::new(100, None));
+        let outcome = block_on(engine.tick(NOW, super::record::Trigger::Manual));
+        let calls = faulty.calls.lock().unwrap().clone();
+        match mode {
+            super::Mode::Enforce => {
+                assert_eq!(outcome.proposed, 3);
+                assert!(calls.contains(&"set batch to 2".to_string()), "{calls:?}");
+                assert!(calls.contains(&"clear w4".to_string()), "the stale mark is cleared: {calls:?}");
+            }
+            super::Mode::DryRun => {
+                assert_eq!(outcome.proposed, 3, "evaluated and guarded");
+                assert!(calls.is_empty(), "{mode}: {calls:?}");
+                let results: Vec<ActionResult> = engine
+                    .recorder()
+                    .records()
+                    .filter_map(|r| match r {
+                        Record::Decision(d) => Some(d.result.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                assert!(
+                    results.iter().all(|r| matches!(r, ActionResult::DryRun | ActionResult::NotApplied)),
+                    "{results:?}"
+                );
+            }
+            super::Mode::Paused => {
+                assert_eq!(outcome.proposed, 0, "no plugin runs while paused");
+                assert!(calls.is_empty(), "{mode}: {calls:?}");
+            }
+        }
+    }
+}

@@ -56,16 +56,17 @@ impl PolicyChain {
     ///
     /// # Caveats
     /// Needs a Tokio runtime (either flavour). Cancelling the returned future does not stop the
-    /// pass; it finishes on its thread (each plugin is bounded by its deadline) and its states
-    /// are dropped.
+    /// pass: it finishes on its thread (each plugin is bounded by its deadline), keeping its
+    /// slot until then, and the plugins' states are lost with it.
     pub async fn evaluate(&mut self, snapshot: Arc<SnapshotData>) -> ChainOutcome {
         let Some(first) = self.plugins.first() else { return ChainOutcome::default() };
         let permits = first.host().evaluation_slots();
-        let _permit = permits.acquire_owned().await.ok();
+        let permit = permits.acquire_owned().await.ok();
         let plugins = self.plugins.clone();
         let states = std::mem::take(&mut self.states);
         let span = tracing::Span::current();
         let pass = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let _entered = span.enter();
             let mut states = states;
             let outcome = run(&plugins, &mut states, snapshot);
