@@ -73,10 +73,8 @@ impl KubeCluster {
         let (annotation, unschedulable) = match mark {
             Some(mark) => {
                 taints.push(json!({"key": convert::REMOVAL, "value": mark.owner, "effect": "NoSchedule"}));
-                (
-                    serde_json::to_value(serde_json::to_string(mark).unwrap_or_default()).unwrap_or(Value::Null),
-                    json!(true),
-                )
+                // An unwritable mark (it cannot be) would read back as unknown and be cleared.
+                (Value::String(serde_json::to_string(mark).unwrap_or_default()), json!(true))
             }
             // `null` removes the field, as kubectl uncordon does.
             None => (Value::Null, Value::Null),
