@@ -17,6 +17,9 @@ pub struct PolicyEntry {
     pub plugin: String,
     #[serde(default)]
     pub settings: serde_json::Value,
+    /// Deadline, memory, output and log bounds of each call; defaults as `PluginLimits`.
+    #[serde(default)]
+    pub limits: crate::policy::PluginLimits,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -46,8 +49,12 @@ impl Default for DaemonConfig {
         DaemonConfig {
             engine: EngineConfig::default(),
             policies: vec![
-                PolicyEntry { plugin: "binpack".into(), settings: serde_json::Value::Null },
-                PolicyEntry { plugin: "fargate-placement".into(), settings: serde_json::Value::Null },
+                PolicyEntry { plugin: "binpack".into(), settings: serde_json::Value::Null, limits: Default::default() },
+                PolicyEntry {
+                    plugin: "fargate-placement".into(),
+                    settings: serde_json::Value::Null,
+                    limits: Default::default(),
+                },
             ],
             fargate: false,
             kubernetes: KubeSettings::default(),

@@ -195,3 +195,34 @@ async fn hostile_plugins_inside_ballast_run_are_contained_and_the_group_still_gr
     assert_contained(&records(&journal), "deadline");
     assert!(log.contains("hostile plugin prints to stderr"), "{log}");
 }
+
+/// SIGTERM while a plugin computes far past the shutdown grace: the tick is not waited for
+/// beyond the grace, the process exits, and the drains it had begun stay marked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_long_plugin_call_exits_within_the_shutdown_grace() {
+    let standin = StandIn::start().await.unwrap();
+    let moto = Moto::start().await;
+    daemon::general_group(&sdk_config(&moto.url).await, 0).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("kubeconfig"), standin.kubeconfig()).unwrap();
+    let journal = dir.path().join("decisions.jsonl");
+    let (_, slow) = copies(dir.path()).into_iter().find(|(m, _)| m == "endless-loop").unwrap();
+    let policies = format!(
+        "  - {{plugin: \"{}\", settings: {{mode: endless-loop}}, limits: {{deadline-ms: 60000}}}}\n",
+        slow.display()
+    );
+    let config = daemon::config("  tick-interval: 1s\n", &policies, &moto.url, &journal)
+        + "shutdown-grace: 2s\nleader-election: false\n";
+    std::fs::write(dir.path().join("ballast.yaml"), config).unwrap();
+    let mut daemon = daemon::start(&dir.path().join("ballast.yaml"), "slow-replica", &dir.path().join("kubeconfig"));
+    // The first tick starts once the caches sync; give it time to be inside the plugin.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(daemon.try_wait().unwrap().is_none(), "still running");
+    Command::new("kill").args(["-TERM", &daemon.id().to_string()]).status().unwrap();
+    // The plugin call would run for 60 s: exiting well before that means it was not waited for.
+    let exited = eventually(Duration::from_secs(20), async || daemon.try_wait().unwrap().is_some()).await;
+    let _ = daemon.kill();
+    let log = String::from_utf8_lossy(&daemon.wait_with_output().unwrap().stderr).into_owned();
+    assert!(exited.is_some(), "still running 20 s after SIGTERM, with a 2 s grace:\n{log}");
+    assert!(log.contains("did not finish within the shutdown grace"), "{log}");
+}

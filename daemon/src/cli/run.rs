@@ -15,7 +15,7 @@ use crate::engine::ports::SystemClock;
 use crate::engine::record::Recorder;
 use crate::engine::{Engine, Mode};
 use crate::kubernetes::{Elector, KubeCluster};
-use crate::policy::{HostConfig, PluginLimits, PluginSpec, PolicyChain, PolicyHost};
+use crate::policy::{HostConfig, PluginSpec, PolicyChain, PolicyHost};
 use crate::runner::Runner;
 
 #[derive(Debug, Args)]
@@ -61,12 +61,16 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     for (i, entry) in config.policies.iter().enumerate() {
         let (name, bytes) =
             super::plugin::read_component(&entry.plugin).with_context(|| format!("policies[{i}].plugin"))?;
-        let spec = PluginSpec { name, bytes, settings: entry.settings.clone(), limits: PluginLimits::default() };
+        let spec = PluginSpec { name, bytes, settings: entry.settings.clone(), limits: entry.limits.clone() };
         plugins.push(host.load(spec).with_context(|| format!("policies[{i}] ({})", entry.plugin))?);
     }
 
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(daemon(config, identity, PolicyChain::new(plugins)))?;
+    let result = runtime.block_on(daemon(config, identity, PolicyChain::new(plugins)));
+    // A plugin call still running on a blocking thread past the grace period is not waited
+    // for: the process exits (its drains stay marked for the next leader).
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    result?;
     Ok(ExitCode::SUCCESS)
 }
 
