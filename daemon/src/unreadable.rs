@@ -51,6 +51,11 @@ pub struct BadValue {
 }
 
 impl BadValue {
+    /// The same value, its field named from `prefix`.
+    pub fn under(self, prefix: &str) -> Self {
+        BadValue { field: format!("{prefix}.{}", self.field), ..self }
+    }
+
     pub fn report_to(&self, unreadable: &Unreadable, object: &str) {
         unreadable.report(object, &self.field, &self.value, &self.error);
     }

@@ -92,7 +92,7 @@ impl<C: Cluster, P: Capacity> Engine<C, P> {
                 }
                 tracing::info!(%group, from = before, to = size, "desired size set");
             } else if let Err(error) = &result {
-                tracing::warn!(%group, ?error, "cannot set desired size");
+                tracing::warn!(%group, %error, "cannot set desired size");
             }
             results.scales.insert(group.clone(), result);
         }
@@ -229,10 +229,10 @@ impl<C: Cluster, P: Capacity> Engine<C, P> {
                             None
                         }
                         Err(error) if now.saturating_sub(drain.started_at) >= timeout => {
-                            Some(RemovalOutcome::Abandoned { why: format!("cannot terminate: {error:?}") })
+                            Some(RemovalOutcome::Abandoned { why: format!("cannot terminate: {error}") })
                         }
                         Err(error) => {
-                            tracing::warn!(%node, ?error, "cannot terminate the drained node's instance; will retry");
+                            tracing::warn!(%node, %error, "cannot terminate the drained node's instance; will retry");
                             None
                         }
                     }
@@ -244,7 +244,7 @@ impl<C: Cluster, P: Capacity> Engine<C, P> {
                         Ok(()) | Err(Disposition::AlreadyDone) => {}
                         Err(error) => {
                             // The mark stays, so the next tick (or the next leader) tries again.
-                            tracing::warn!(%node, ?error, "cannot uncordon an abandoned drain; will retry");
+                            tracing::warn!(%node, %error, "cannot uncordon an abandoned drain; will retry");
                             continue;
                         }
                     }
@@ -270,7 +270,7 @@ impl<C: Cluster, P: Capacity> Engine<C, P> {
                             Err(error) => match self.failed(Step::Evict, &error) {
                                 Disposition::AlreadyDone => {}
                                 other => {
-                                    tracing::warn!(%node, %namespace, %pod, ?other, "eviction failed; retried next tick")
+                                    tracing::warn!(%node, %namespace, %pod, error = %other, "eviction failed; retried next tick")
                                 }
                             },
                         }

@@ -48,6 +48,17 @@ pub fn disposition(step: Step, error: &AdapterError) -> Disposition {
     }
 }
 
+impl std::fmt::Display for Disposition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Disposition::AlreadyDone => f.write_str("already done"),
+            Disposition::Retry(e) => write!(f, "throttled, retried next tick: {e}"),
+            Disposition::Refused(e) => write!(f, "refused: {e}"),
+            Disposition::Failed(e) => f.write_str(e),
+        }
+    }
+}
+
 impl Disposition {
     /// The decision's result for a failed step; none when the step counts as done.
     pub fn result(&self) -> Option<ActionResult> {

@@ -140,3 +140,81 @@ impl EngineState {
         self.drains.values().filter(|d| d.group == group).count() as u32
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use ballast_sdk::{PlacementTarget, WorkloadKind, WorkloadRef};
+
+    use super::*;
+    use crate::engine::Mode;
+    use crate::engine::record::{GroupSummary, GuardOutcome, RemovalRecord, SnapshotSummary, Trigger};
+
+    fn tick(tick: u64, at: u64, desired: u32, backoff_until: Option<u64>) -> Record {
+        Record::Tick(TickRecord {
+            tick,
+            at_millis: at,
+            mode: Mode::Enforce,
+            trigger: Trigger::Periodic,
+            error: None,
+            standby: false,
+            saw: SnapshotSummary {
+                groups: vec![GroupSummary {
+                    id: "web".into(),
+                    min: 1,
+                    max: 10,
+                    desired,
+                    ready: desired,
+                    backoff_until_millis: backoff_until,
+                }],
+                ..SnapshotSummary::default()
+            },
+            plugins: Vec::new(),
+        })
+    }
+
+    fn decision(tick: u64, at: u64, proposed: Action, result: ActionResult) -> Record {
+        Record::Decision(DecisionRecord {
+            tick,
+            at_millis: at,
+            plugin: "p".into(),
+            proposed,
+            reason: "r".into(),
+            guard: GuardOutcome::Accepted,
+            result,
+        })
+    }
+
+    #[test]
+    fn a_restart_keeps_cooldowns_backoffs_and_placements() {
+        let web = WorkloadRef { kind: WorkloadKind::Deployment, namespace: "shop".into(), name: "web".into() };
+        let records = [
+            tick(1, 1_000, 3, None),
+            decision(1, 1_000, Action::ScaleTo { group: "web".into(), size: 5 }, ActionResult::Done),
+            tick(2, 2_000, 5, None),
+            // Failed actions start no cooldown.
+            decision(2, 2_000, Action::ScaleTo { group: "web".into(), size: 2 }, ActionResult::DryRun),
+            decision(
+                2,
+                2_000,
+                Action::Place { workload: web.clone(), target: PlacementTarget::Fargate },
+                ActionResult::Done,
+            ),
+            Record::Removal(RemovalRecord {
+                tick: 3,
+                at_millis: 3_000,
+                node: "w1".into(),
+                group: "web".into(),
+                started_tick: 2,
+                outcome: RemovalOutcome::Completed { evicted: 2 },
+            }),
+            tick(4, 4_000, 4, Some(90_000)),
+        ];
+        let state = EngineState::restored(records.iter());
+        let web_group = &state.groups["web"];
+        assert_eq!(web_group.last_scale_up, Some(1_000), "the scale-up from 3 to 5");
+        assert_eq!(web_group.last_scale_down, Some(3_000), "the completed removal; the dry-run is not counted");
+        assert_eq!(web_group.backing_off(4_000).map(|b| b.until), Some(90_000));
+        assert_eq!(state.placed_at.get(&web), Some(&2_000));
+        assert!(state.drains.is_empty(), "drains come from the marks on nodes, not the journal");
+    }
+}

@@ -32,7 +32,7 @@ pub fn millis(time: Option<&Time>) -> u64 {
 fn quantity(list: &BTreeMap<String, Quantity>, at: &str, key: &str, scale: f64) -> Result<u64, BadValue> {
     let Some(q) = list.get(key) else { return Ok(0) };
     ballast_sdk::quantity::parse(&q.0, scale).map_err(|error| BadValue {
-        field: format!("{at}.{key}"),
+        field: if at.is_empty() { key.to_string() } else { format!("{at}.{key}") },
         value: q.0.clone(),
         error,
     })
@@ -47,7 +47,7 @@ pub fn resources(list: Option<&BTreeMap<String, Quantity>>, at: &str) -> Result<
     let Some(list) = list else { return Ok(Resources::default()) };
     let mut gpus = 0u64;
     for g in GPU_RESOURCES {
-        gpus += quantity(list, at, g, 1.0)?;
+        gpus = gpus.saturating_add(quantity(list, at, g, 1.0)?);
     }
     Ok(Resources {
         cpu_millis: quantity(list, at, "cpu", 1000.0)?,
@@ -71,9 +71,10 @@ fn max_each(a: Resources, b: Resources) -> Resources {
 /// # Errors
 /// The first request that does not parse, e.g. `spec.containers[web].resources.requests.cpu`.
 pub fn requests(spec: &PodSpec) -> Result<Resources, BadValue> {
+    // The field path is built only for an error: this runs on every pod event.
     let of = |kind: &str, c: &k8s_openapi::api::core::v1::Container| {
-        let at = format!("spec.{kind}[{}].resources.requests", c.name);
-        resources(c.resources.as_ref().and_then(|r| r.requests.as_ref()), &at)
+        resources(c.resources.as_ref().and_then(|r| r.requests.as_ref()), "")
+            .map_err(|bad| bad.under(&format!("spec.{kind}[{}].resources.requests", c.name)))
     };
     let mut sum = Resources::default();
     for c in &spec.containers {
