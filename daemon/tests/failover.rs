@@ -11,34 +11,23 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::Duration;
 
-use kube_standin::StandIn;
 use serde_json::{Value, json};
-use support::moto::{Moto, sdk_config};
 use support::*;
 
 struct Cluster {
-    standin: StandIn,
-    _moto: Moto,
-    moto_url: String,
-    asg: aws_sdk_autoscaling::Client,
+    site: daemon::Site,
     /// The group's two instances, behind nodes n1 and n2.
     instances: Vec<String>,
-    dir: tempfile::TempDir,
 }
 
 /// Group `general` with two instances; n1 holds web-1 and web-2, n2 holds web-3, and a
 /// budget keeps two web pods available: one eviction from n1 goes through, the second waits.
 async fn cluster() -> Cluster {
-    let standin = StandIn::start().await.unwrap();
-    let moto = Moto::start().await;
-    let aws = sdk_config(&moto.url).await;
-    daemon::general_group(&aws, 2).await;
-    let asg = aws_sdk_autoscaling::Client::new(&aws);
-    let out = asg.describe_auto_scaling_groups().auto_scaling_group_names("general").send().await.unwrap();
-    let mut instances: Vec<String> =
-        out.auto_scaling_groups()[0].instances().iter().filter_map(|i| i.instance_id().map(str::to_string)).collect();
+    let site = daemon::Site::start(2).await;
+    let mut instances = site.group().await.1;
     instances.sort();
     assert_eq!(instances.len(), 2);
+    let standin = &site.standin;
     standin.create(node("n1", &instances[0], "general")).unwrap();
     standin.create(node("n2", &instances[1], "general")).unwrap();
     standin.create(deployment("web")).unwrap();
@@ -48,14 +37,12 @@ async fn cluster() -> Cluster {
         standin.create(running_pod(pod, on, rs, json!({"app": "web"}))).unwrap();
     }
     standin.create(budget("web", 2)).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("kubeconfig"), standin.kubeconfig()).unwrap();
-    Cluster { standin, moto_url: moto.url.clone(), _moto: moto, asg, instances, dir }
+    Cluster { site, instances }
 }
 
 impl Cluster {
-    /// Writes the configuration both replicas share (the journal too, as a restarted pod
-    /// with its volume would) and starts one replica.
+    /// Starts one replica with the configuration both share (the journal too, as a
+    /// restarted pod with its volume would).
     fn replica(&self, identity: &str, drain_timeout: &str) -> Child {
         let scripted = PathBuf::from(env!("BALLAST_PLUGIN_DIR")).join("scripted_policy.wasm");
         let decisions = json!([
@@ -68,28 +55,23 @@ impl Cluster {
              cooldown: {{scale-down-after-scale-up: 0s, after-scale-down: 10m}}\n"
         );
         let policies = format!("  - {{plugin: \"{}\", settings: {{decisions: {decisions}}}}}\n", scripted.display());
-        let path = self.dir.path().join("ballast.yaml");
-        std::fs::write(&path, daemon::config(&engine, &policies, &self.moto_url, &self.journal())).unwrap();
-        daemon::start(&path, identity, &self.dir.path().join("kubeconfig"))
+        self.site.replica(identity, &engine, &policies, "")
     }
 
     fn journal(&self) -> PathBuf {
-        self.dir.path().join("decisions.jsonl")
+        self.site.journal()
     }
 
     fn node(&self, name: &str) -> Value {
-        self.standin.get("v1", "Node", "", name).expect("the node")
+        self.site.standin.get("v1", "Node", "", name).expect("the node")
     }
 
     fn pods_on(&self, node: &str) -> usize {
-        self.standin.list("v1", "Pod", Some("default")).iter().filter(|p| p["spec"]["nodeName"] == node).count()
+        self.site.standin.list("v1", "Pod", Some("default")).iter().filter(|p| p["spec"]["nodeName"] == node).count()
     }
 
     async fn group(&self) -> (i32, Vec<String>) {
-        let out = self.asg.describe_auto_scaling_groups().auto_scaling_group_names("general").send().await.unwrap();
-        let g = &out.auto_scaling_groups()[0];
-        let ids = g.instances().iter().filter_map(|i| i.instance_id().map(str::to_string)).collect();
-        (g.desired_capacity().unwrap_or(-1), ids)
+        self.site.group().await
     }
 }
 
@@ -151,7 +133,7 @@ async fn a_new_replica_adopts_a_drain_held_by_a_budget_and_finishes_it_with_one_
     assert_eq!(c.pods_on("n1"), 1);
 
     // A replacement runs elsewhere: the budget allows the eviction, then the instance goes.
-    c.standin.create(running_pod("web-4", "n2", Some(("ReplicaSet", "web-5d8f")), json!({"app": "web"}))).unwrap();
+    c.site.standin.create(running_pod("web-4", "n2", Some(("ReplicaSet", "web-5d8f")), json!({"app": "web"}))).unwrap();
     let removed = eventually(Duration::from_secs(30), async || !c.group().await.1.contains(&c.instances[0])).await;
     if removed.is_none() {
         let _ = b.kill();
@@ -168,7 +150,7 @@ async fn a_new_replica_adopts_a_drain_held_by_a_budget_and_finishes_it_with_one_
         .iter()
         .any(|r| r["record"] == "removal" && r["node"] == "n1" && r["outcome"] == "completed");
     assert!(completed, "the removal of n1 is recorded as completed");
-    c.standin.delete("policy/v1", "PodDisruptionBudget", "default", "web").unwrap();
+    c.site.standin.delete("policy/v1", "PodDisruptionBudget", "default", "web").unwrap();
     let after = records(&c.journal()).len();
     tokio::time::sleep(Duration::from_secs(3)).await;
     let records = records(&c.journal());

@@ -12,9 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use kube_standin::StandIn;
 use serde_json::Value;
-use support::moto::{Moto, sdk_config};
 use support::*;
 
 /// Each misbehaviour, the error kind it must be recorded with ("" when the call succeeds)
@@ -159,30 +157,20 @@ fn ballast_plugin_run_reports_a_panic_with_the_guests_message_and_exits_non_zero
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_plugins_inside_ballast_run_are_contained_and_the_group_still_grows() {
-    let standin = StandIn::start().await.unwrap();
-    let moto = Moto::start().await;
-    let aws = sdk_config(&moto.url).await;
-    daemon::general_group(&aws, 0).await;
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("kubeconfig"), standin.kubeconfig()).unwrap();
-    let journal = dir.path().join("decisions.jsonl");
+    let site = daemon::Site::start(0).await;
+    let journal = site.journal();
     let mut policies = String::new();
-    for (mode, path) in copies(dir.path()) {
+    for (mode, path) in copies(site.dir.path()) {
         policies.push_str(&format!("  - {{plugin: \"{}\", settings: {{mode: {mode}}}}}\n", path.display()));
     }
     policies.push_str("  - {plugin: binpack}\n");
-    let config = daemon::config("  tick-interval: 1s\n", &policies, &moto.url, &journal);
-    std::fs::write(dir.path().join("ballast.yaml"), config).unwrap();
-    let mut daemon = daemon::start(&dir.path().join("ballast.yaml"), "hostile-replica", &dir.path().join("kubeconfig"));
+    let mut daemon = site.replica("hostile-replica", "  tick-interval: 1s\n", &policies, "");
     for i in 0..3 {
-        standin.create(pending_pod(&format!("web-{i}"), None)).unwrap();
+        site.standin.create(pending_pod(&format!("web-{i}"), None)).unwrap();
     }
-    let asg = aws_sdk_autoscaling::Client::new(&aws);
     let grew = eventually(Duration::from_secs(60), async || {
-        let out = asg.describe_auto_scaling_groups().auto_scaling_group_names("general").send().await.unwrap();
-        let desired = out.auto_scaling_groups()[0].desired_capacity().unwrap_or(0);
         // A few ticks more, so that state-growth reaches its cap.
-        desired > 0 && records(&journal).iter().filter(|r| r["record"] == "tick").count() >= 10
+        site.group().await.0 > 0 && records(&journal).iter().filter(|r| r["record"] == "tick").count() >= 10
     })
     .await;
     let alive = daemon.try_wait().unwrap().is_none();
@@ -197,24 +185,17 @@ async fn hostile_plugins_inside_ballast_run_are_contained_and_the_group_still_gr
 }
 
 /// SIGTERM while a plugin computes far past the shutdown grace: the tick is not waited for
-/// beyond the grace, the process exits, and the drains it had begun stay marked.
+/// beyond the grace, and the process exits.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_during_a_long_plugin_call_exits_within_the_shutdown_grace() {
-    let standin = StandIn::start().await.unwrap();
-    let moto = Moto::start().await;
-    daemon::general_group(&sdk_config(&moto.url).await, 0).await;
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("kubeconfig"), standin.kubeconfig()).unwrap();
-    let journal = dir.path().join("decisions.jsonl");
-    let (_, slow) = copies(dir.path()).into_iter().find(|(m, _)| m == "endless-loop").unwrap();
+    let site = daemon::Site::start(0).await;
+    let (_, slow) = copies(site.dir.path()).into_iter().find(|(m, _)| m == "endless-loop").unwrap();
     let policies = format!(
         "  - {{plugin: \"{}\", settings: {{mode: endless-loop}}, limits: {{deadline-ms: 60000}}}}\n",
         slow.display()
     );
-    let config = daemon::config("  tick-interval: 1s\n", &policies, &moto.url, &journal)
-        + "shutdown-grace: 2s\nleader-election: false\n";
-    std::fs::write(dir.path().join("ballast.yaml"), config).unwrap();
-    let mut daemon = daemon::start(&dir.path().join("ballast.yaml"), "slow-replica", &dir.path().join("kubeconfig"));
+    let extra = "shutdown-grace: 2s\nleader-election: false\n";
+    let mut daemon = site.replica("slow-replica", "  tick-interval: 1s\n", &policies, extra);
     // The first tick starts once the caches sync; give it time to be inside the plugin.
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert!(daemon.try_wait().unwrap().is_none(), "still running");

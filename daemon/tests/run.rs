@@ -9,33 +9,18 @@ mod support;
 use std::process::Command;
 use std::time::Duration;
 
-use kube_standin::StandIn;
-use support::moto::{Moto, sdk_config};
 use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_daemon_scales_a_group_for_pending_pods_and_stops_cleanly() {
-    let standin = StandIn::start().await.unwrap();
-    let moto = Moto::start().await;
-    let aws = sdk_config(&moto.url).await;
-    daemon::general_group(&aws, 0).await;
-
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("kubeconfig"), standin.kubeconfig()).unwrap();
-    let journal = dir.path().join("decisions.jsonl");
-    let config = daemon::config("  tick-interval: 1s\n", "  - {plugin: binpack}\n", &moto.url, &journal);
-    std::fs::write(dir.path().join("ballast.yaml"), config).unwrap();
-    let mut daemon = daemon::start(&dir.path().join("ballast.yaml"), "e2e-replica", &dir.path().join("kubeconfig"));
+    let site = daemon::Site::start(0).await;
+    let (standin, journal) = (&site.standin, site.journal());
+    let mut daemon = site.replica("e2e-replica", "  tick-interval: 1s\n", "  - {plugin: binpack}\n", "");
 
     for i in 0..3 {
         standin.create(pending_pod(&format!("web-{i}"), None)).unwrap();
     }
-    let asg = aws_sdk_autoscaling::Client::new(&aws);
-    let grew = eventually(Duration::from_secs(40), async || {
-        let out = asg.describe_auto_scaling_groups().auto_scaling_group_names("general").send().await.unwrap();
-        out.auto_scaling_groups()[0].desired_capacity().unwrap_or(0) > 0
-    })
-    .await;
+    let grew = eventually(Duration::from_secs(40), async || site.group().await.0 > 0).await;
     if grew.is_none() {
         let _ = daemon.kill();
         let output = daemon.wait_with_output().unwrap();

@@ -10,9 +10,7 @@ use ballast_sdk::InstanceType;
 
 use super::templates::{self, LaunchSource, TypeFacts};
 use super::{AwsCapacity, aws_error};
-use crate::engine::ports::{
-    AdapterError, AdapterErrorKind, AdapterResult, GroupView, InstanceLifecycle, InstanceView, LaunchFailure,
-};
+use crate::engine::ports::{AdapterResult, GroupView, InstanceLifecycle, InstanceView, LaunchFailure};
 use crate::unreadable::BadValue;
 
 /// Cluster Autoscaler's discovery tags, and Ballast's own.
@@ -204,8 +202,8 @@ impl AwsCapacity {
             .max_by_key(|f| f.at_millis)
     }
 
-    /// A described group as the engine sees it.
-    pub(super) async fn view(&self, group: &AutoScalingGroup) -> AdapterResult<GroupView> {
+    /// A described group as the engine sees it, with its sizes already read.
+    pub(super) async fn view(&self, group: &AutoScalingGroup, sizes: Sizes) -> AdapterResult<GroupView> {
         let settings = &self.inner.settings;
         let id = group.auto_scaling_group_name().unwrap_or_default().to_string();
         let (source, spot) = templates::launch_source(group);
@@ -240,9 +238,6 @@ impl AwsCapacity {
                 lifecycle: lifecycle(i.lifecycle_state()),
             })
             .collect();
-        let sizes = Sizes::of(group).map_err(|bad| {
-            AdapterError::new(AdapterErrorKind::Failed, format!("describe group {id}"), bad.to_string())
-        })?;
         let desired = sizes.desired;
         let launched = instances.iter().filter(|i| i.lifecycle != InstanceLifecycle::Terminating).count() as u32;
         let last_launch_failure = if launched < desired { self.last_failure(&id).await } else { None };

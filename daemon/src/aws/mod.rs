@@ -212,7 +212,7 @@ impl Capacity for AwsCapacity {
         let mut views = Vec::with_capacity(groups.len());
         for group in &groups {
             match groups::Sizes::of(group) {
-                Ok(_) => views.push(self.view(group).await?),
+                Ok(sizes) => views.push(self.view(group, sizes).await?),
                 Err(bad) => {
                     let name = group.auto_scaling_group_name().unwrap_or("(unnamed)");
                     bad.report_to(&self.inner.unreadable, &format!("Auto Scaling group {name}"));

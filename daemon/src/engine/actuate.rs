@@ -154,8 +154,10 @@ impl<C: Cluster, P: Capacity> Engine<C, P> {
     /// acting (leading, enforcing); the drain then continues, or is abandoned and the node
     /// cleared once `drain-timeout` has passed since the mark was written.
     pub(super) async fn adopt_marked(&mut self, view: &ClusterView, now: u64, tick: u64) {
-        let present: std::collections::HashSet<&str> = view.nodes.iter().map(|n| &*n.name).collect();
-        self.state.removed.retain(|n| present.contains(n.as_str()));
+        if !self.state.removed.is_empty() {
+            let present: std::collections::HashSet<&str> = view.nodes.iter().map(|n| &*n.name).collect();
+            self.state.removed.retain(|n| present.contains(n.as_str()));
+        }
         for node in &view.nodes {
             let Some(mark) = &node.removal_mark else { continue };
             if self.state.drains.contains_key(&*node.name) || self.state.removed.contains(&*node.name) {

@@ -66,7 +66,8 @@ async fn read(client: &Client, unreadable: &Unreadable) -> Result<Usage, kube::E
         let mut total = Resources::default();
         let containers = pod.data.get("containers").and_then(Value::as_array).into_iter().flatten();
         for (i, c) in containers.enumerate() {
-            match usage(c.get("usage"), &format!("containers[{i}].usage")) {
+            // The field path is built only for an error: this runs for every container.
+            match usage(c.get("usage"), "usage").map_err(|bad| bad.under(&format!("containers[{i}]"))) {
                 Ok(used) => total = total.saturating_add(&used),
                 Err(bad) => {
                     bad.report_to(unreadable, &format!("PodMetrics {}/{}", key.0, key.1));

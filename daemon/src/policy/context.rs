@@ -4,8 +4,9 @@
 //! WASI is linked because every Rust, Python and JavaScript component imports it, but the
 //! context grants nothing: no preopened directories, no environment or arguments, no
 //! sockets, no stdin. What a plugin prints to stdout or stderr is captured
-//! ([`super::output`]) and becomes log lines under its name, within the same budget as `log`. In deterministic mode its clocks read the snapshot's time and its
-//! random numbers come from a fixed seed, so two runs see the same inputs.
+//! ([`super::output`]) and becomes log lines under its name, within the same budget as
+//! `log`. In deterministic mode its clocks read the snapshot's time and its random numbers
+//! come from a fixed seed, so two runs see the same inputs.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

@@ -10,7 +10,7 @@ use aws_sdk_ec2::types::{InstanceType, RequestLaunchTemplateData};
 
 /// Group `general` of m5.large (min 0, max 10) tagged for cluster `e2e` as Cluster
 /// Autoscaler's discovery expects, with `desired` instances.
-pub async fn general_group(aws: &SdkConfig, desired: i32) {
+async fn general_group(aws: &SdkConfig, desired: i32) {
     aws_sdk_ec2::Client::new(aws)
         .create_launch_template()
         .launch_template_name("general-lt")
@@ -39,7 +39,7 @@ pub async fn general_group(aws: &SdkConfig, desired: i32) {
 
 /// The daemon's configuration for cluster `e2e` against moto at `moto_url`: 1 s ticks, a
 /// 3 s Lease, the journal at `journal`; `engine` and `policies` are YAML blocks.
-pub fn config(engine: &str, policies: &str, moto_url: &str, journal: &Path) -> String {
+fn config(engine: &str, policies: &str, moto_url: &str, journal: &Path) -> String {
     format!(
         "engine:\n{engine}\
          policies:\n{policies}\
@@ -51,7 +51,7 @@ pub fn config(engine: &str, policies: &str, moto_url: &str, journal: &Path) -> S
 }
 
 /// Starts `ballast run` with `config` as replica `identity`; stderr is captured.
-pub fn start(config: &Path, identity: &str, kubeconfig: &Path) -> Child {
+fn start(config: &Path, identity: &str, kubeconfig: &Path) -> Child {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     Command::new(env!("CARGO_BIN_EXE_ballast"))
         .args(["run", "--config"])
@@ -66,4 +66,49 @@ pub fn start(config: &Path, identity: &str, kubeconfig: &Path) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .expect("ballast runs")
+}
+
+/// Where `ballast run` is tried: the stand-in as the cluster, moto with group `general` as
+/// the cloud, and a directory for the kubeconfig, the configuration and the journal.
+pub struct Site {
+    pub standin: kube_standin::StandIn,
+    pub moto: super::moto::Moto,
+    pub aws: SdkConfig,
+    pub dir: tempfile::TempDir,
+}
+
+impl Site {
+    /// Starts both, with `desired` instances in `general`.
+    pub async fn start(desired: i32) -> Site {
+        let standin = kube_standin::StandIn::start().await.expect("the stand-in starts");
+        let moto = super::moto::Moto::start().await;
+        let aws = super::moto::sdk_config(&moto.url).await;
+        general_group(&aws, desired).await;
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        std::fs::write(dir.path().join("kubeconfig"), standin.kubeconfig()).expect("kubeconfig written");
+        Site { standin, moto, aws, dir }
+    }
+
+    pub fn journal(&self) -> std::path::PathBuf {
+        self.dir.path().join("decisions.jsonl")
+    }
+
+    /// Writes the configuration (`engine` and `policies` YAML blocks, then `extra` top-level
+    /// lines) and starts replica `identity` with it.
+    pub fn replica(&self, identity: &str, engine: &str, policies: &str, extra: &str) -> Child {
+        let path = self.dir.path().join("ballast.yaml");
+        std::fs::write(&path, config(engine, policies, &self.moto.url, &self.journal()) + extra)
+            .expect("config written");
+        start(&path, identity, &self.dir.path().join("kubeconfig"))
+    }
+
+    /// The desired capacity of `general` and its instances.
+    pub async fn group(&self) -> (i32, Vec<String>) {
+        let asg = aws_sdk_autoscaling::Client::new(&self.aws);
+        let out =
+            asg.describe_auto_scaling_groups().auto_scaling_group_names("general").send().await.expect("described");
+        let g = &out.auto_scaling_groups()[0];
+        let ids = g.instances().iter().filter_map(|i| i.instance_id().map(str::to_string)).collect();
+        (g.desired_capacity().unwrap_or(-1), ids)
+    }
 }
