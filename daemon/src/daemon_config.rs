@@ -42,6 +42,8 @@ pub struct DaemonConfig {
     /// leader). Keep it under the pod's `terminationGracePeriodSeconds`.
     #[serde(with = "crate::duration")]
     pub shutdown_grace: std::time::Duration,
+    /// The gRPC control API (`ballast ctl`, other tools).
+    pub control: crate::control::ControlSettings,
 }
 
 impl Default for DaemonConfig {
@@ -62,6 +64,7 @@ impl Default for DaemonConfig {
             journal: None,
             leader_election: true,
             shutdown_grace: std::time::Duration::from_secs(20),
+            control: crate::control::ControlSettings::default(),
         }
     }
 }

@@ -12,6 +12,7 @@
 pub mod aws;
 pub mod bundled;
 pub mod cli;
+pub mod control;
 pub mod daemon_config;
 pub mod duration;
 pub mod eks;

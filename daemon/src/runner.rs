@@ -5,8 +5,9 @@
 use std::future::Future;
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::engine::control::{Asked, Change, ChangeError};
 use crate::engine::{Capacity, Clock, Cluster, Engine};
 
 /// Drives an engine in real time.
@@ -15,6 +16,31 @@ pub struct Runner<C, P, K> {
     pub clock: K,
     /// Changes when pods newly wait for capacity (the Kubernetes adapter's arrivals).
     pub arrivals: Option<watch::Receiver<u64>>,
+    /// Changes asked for while running (the control API), applied between ticks.
+    pub commands: Option<mpsc::Receiver<Command>>,
+}
+
+/// A change for the engine, and where to answer.
+pub struct Command {
+    pub change: Change,
+    pub asked: Asked,
+    pub reply: oneshot::Sender<Result<String, ChangeError>>,
+}
+
+impl<C, P, K> Runner<C, P, K> {
+    pub fn new(engine: Engine<C, P>, clock: K) -> Self {
+        Runner { engine, clock, arrivals: None, commands: None }
+    }
+
+    pub fn with_arrivals(mut self, arrivals: watch::Receiver<u64>) -> Self {
+        self.arrivals = Some(arrivals);
+        self
+    }
+
+    pub fn with_commands(mut self, commands: mpsc::Receiver<Command>) -> Self {
+        self.commands = Some(commands);
+        self
+    }
 }
 
 /// How long the loop sleeps at most between looks at the schedule: the resolution of the
@@ -46,8 +72,21 @@ impl<C: Cluster, P: Capacity, K: Clock> Runner<C, P, K> {
                     None => std::future::pending().await,
                 }
             };
+            let command = async {
+                match self.commands.as_mut() {
+                    Some(rx) => rx.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 _ = &mut shutdown => break,
+                command = command => match command {
+                    Some(Command { change, asked, reply }) => {
+                        let done = self.engine.change(change, &asked, self.clock.now_millis());
+                        let _ = reply.send(done);
+                    }
+                    None => self.commands = None,
+                },
                 _ = tokio::time::sleep(Duration::from_millis(wait)) => {}
                 arrived = arrivals => {
                     if arrived {

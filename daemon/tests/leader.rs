@@ -66,7 +66,7 @@ async fn replica(standin: &StandIn, identity: &str, calls: Arc<Mutex<Vec<Call>>>
         Recorder::new(1000, None),
     )
     .with_gate(Arc::new(move || leadership.is_leader()));
-    let runner = Runner { engine, clock: SystemClock, arrivals: Some(cluster.arrivals()) };
+    let runner = Runner::new(engine, SystemClock).with_arrivals(cluster.arrivals());
     let runner = tokio::spawn(async move {
         runner.run(std::future::pending()).await;
     });
@@ -186,7 +186,7 @@ async fn a_slow_plugin_on_a_one_worker_runtime_does_not_cost_the_lease() {
     }));
     let acquired = eventually(Duration::from_secs(5), async || leadership.is_leader()).await;
     assert!(acquired.is_some(), "leads before the plugin starts");
-    let runner = Runner { engine, clock: SystemClock, arrivals: None };
+    let runner = Runner::new(engine, SystemClock);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let running = tokio::spawn(runner.run(async move {
         let _ = stopped.await;

@@ -91,6 +91,16 @@ pub fn run(args: DecisionsArgs) -> anyhow::Result<ExitCode> {
                     format!("started at tick {}", r.started_tick),
                 ]);
             }
+            Record::Control(c) => {
+                t.add_row(vec![
+                    c.tick.to_string(),
+                    format!("(control: {})", c.caller),
+                    c.change.clone(),
+                    String::new(),
+                    String::new(),
+                    c.reason.clone(),
+                ]);
+            }
         }
     }
     outln!("{t}");

@@ -15,6 +15,7 @@ mod fixture;
 mod plugin;
 mod render;
 mod run;
+mod serve;
 mod simulate;
 
 use clap::{Parser, Subcommand, ValueEnum};

@@ -1,5 +1,6 @@
 //! `ballast run`: the daemon. Kubernetes adapter + AWS adapter + policy chain + engine, a
-//! Lease so that one replica acts, and the journal; until SIGINT or SIGTERM.
+//! Lease so that one replica acts, the journal and the control API; until SIGINT or SIGTERM.
+//! With `--simulate SCENARIO`, the same daemon against the simulator (see [`super::serve`]).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,14 +9,16 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Args;
 
+use super::serve::{self, Stack};
 use crate::aws::AwsCapacity;
+use crate::control::AdapterHealth;
 use crate::daemon_config::DaemonConfig;
 use crate::engine::journal::{self, Journal};
 use crate::engine::ports::SystemClock;
 use crate::engine::record::Recorder;
 use crate::engine::{Engine, Mode};
-use crate::kubernetes::{Elector, KubeCluster};
-use crate::policy::{HostConfig, PluginSpec, PolicyChain, PolicyHost};
+use crate::kubernetes::{Elector, KubeCluster, MetricsStatus};
+use crate::policy::{ChainEntry, HostConfig, PluginMode, PluginSpec, PolicyChain, PolicyHost};
 use crate::runner::Runner;
 
 #[derive(Debug, Args)]
@@ -29,6 +32,8 @@ pub struct RunArgs {
     /// This replica's name in the Lease (defaults to the pod name, then the host name).
     #[arg(long, env = "POD_NAME")]
     identity: Option<String>,
+    #[command(flatten)]
+    pub(super) sim: serve::SimArgs,
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
@@ -47,6 +52,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         config.engine.validate().map_err(|e| format!("engine.{e}")),
         config.kubernetes.leader.validate().map_err(|e| format!("kubernetes.{e}")),
         config.aws.validate(),
+        config.control.validate().map_err(|e| format!("control.{e}")),
     ];
     if let Some(error) = checks.into_iter().find_map(Result::err) {
         anyhow::bail!("{file}: {error}");
@@ -57,16 +63,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .unwrap_or_else(|| format!("ballast-{}", std::process::id()));
 
     let host = PolicyHost::new(HostConfig::default())?;
-    let mut plugins = Vec::new();
-    for (i, entry) in config.policies.iter().enumerate() {
-        let (name, bytes) =
-            super::plugin::read_component(&entry.plugin).with_context(|| format!("policies[{i}].plugin"))?;
-        let spec = PluginSpec { name, bytes, settings: entry.settings.clone(), limits: entry.limits.clone() };
-        plugins.push(host.load(spec).with_context(|| format!("policies[{i}] ({})", entry.plugin))?);
-    }
-
+    let chain = chain(&host, &config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let result = runtime.block_on(daemon(config, identity, PolicyChain::new(plugins)));
+    let result = match args.sim.simulate.clone() {
+        Some(scenario) => runtime.block_on(serve::simulated(config, &args.sim, &scenario, chain, host)),
+        None => runtime.block_on(daemon(config, identity, chain, host)),
+    };
     // A plugin call still running on a blocking thread past the grace period is not waited
     // for: the process exits (its drains stay marked for the next leader).
     runtime.shutdown_timeout(std::time::Duration::from_millis(100));
@@ -74,52 +76,67 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn shutdown_signal() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate => {}
+/// The configured policies, loaded and enforced, each remembering where it came from (a
+/// path, or `bundled:NAME`) so that the control API can reload it.
+fn chain(host: &PolicyHost, config: &DaemonConfig) -> anyhow::Result<PolicyChain> {
+    let mut entries = Vec::new();
+    for (i, entry) in config.policies.iter().enumerate() {
+        let (name, bytes) =
+            super::plugin::read_component(&entry.plugin).with_context(|| format!("policies[{i}].plugin"))?;
+        let source = match std::path::Path::new(&entry.plugin).exists() {
+            true => entry.plugin.clone(),
+            false => format!("bundled:{name}"),
+        };
+        let spec = PluginSpec { name, bytes, settings: entry.settings.clone(), limits: entry.limits.clone() };
+        let plugin = host.load(spec).with_context(|| format!("policies[{i}] ({})", entry.plugin))?;
+        entries.push(ChainEntry::new(plugin, PluginMode::Enforce, source));
     }
-    tracing::info!("shutting down");
+    Ok(PolicyChain::of(entries))
 }
 
-async fn daemon(config: DaemonConfig, identity: String, chain: PolicyChain) -> anyhow::Result<()> {
+/// The recorder, with the journal's records read back so that a restart keeps its history.
+pub(super) fn recorder(config: &DaemonConfig) -> anyhow::Result<Recorder> {
+    let Some(path) = &config.journal else { return Ok(Recorder::new(config.engine.ring_size, None)) };
+    let old = match path.exists() {
+        true => journal::read(path).with_context(|| format!("reading the journal {}", path.display()))?.records,
+        false => Vec::new(),
+    };
+    let journal = Journal::open(path, false).with_context(|| format!("opening the journal {}", path.display()))?;
+    let recorder = Recorder::new(config.engine.ring_size, Some(journal));
+    recorder.restore(old);
+    Ok(recorder)
+}
+
+fn kube_health(cluster: &KubeCluster) -> AdapterHealth {
+    let status = cluster.status();
+    AdapterHealth {
+        unsynced: status.unsynced.iter().map(|k| k.to_string()).collect(),
+        metrics_api: match status.metrics {
+            MetricsStatus::Available => "served",
+            MetricsStatus::Absent(_) => "absent",
+            MetricsStatus::Unknown => "unknown",
+        }
+        .into(),
+        unreadable_values: status.unreadable_values,
+        last_unreadable: status.last_unreadable,
+    }
+}
+
+async fn daemon(config: DaemonConfig, identity: String, chain: PolicyChain, host: PolicyHost) -> anyhow::Result<()> {
     let kube_config = kube::Config::infer().await.context("no Kubernetes configuration (in-cluster or kubeconfig)")?;
     let cluster = KubeCluster::start(kube_config.clone(), config.kubernetes.clone())?;
     let capacity = AwsCapacity::connect(config.aws.clone()).await.map_err(anyhow::Error::msg)?;
     tracing::info!(%identity, "waiting for the watch caches");
     cluster.synced().await;
 
-    let recorder = match &config.journal {
-        None => Recorder::new(config.engine.ring_size, None),
-        Some(path) => {
-            // Read back before appending, so a restart keeps its history in the ring.
-            let old = match path.exists() {
-                true => journal::read(path).with_context(|| format!("reading the journal {}", path.display()))?.records,
-                false => Vec::new(),
-            };
-            let journal =
-                Journal::open(path, false).with_context(|| format!("opening the journal {}", path.display()))?;
-            let mut recorder = Recorder::new(config.engine.ring_size, Some(journal));
-            recorder.restore(old);
-            recorder
-        }
-    };
     let (stop, mut stopped) = tokio::sync::watch::channel(false);
-    let mut engine = Engine::new(cluster.clone(), capacity, chain, config.engine.clone(), recorder)
+    let mut engine = Engine::new(cluster.clone(), capacity, chain, config.engine.clone(), recorder(&config)?)
         .with_fargate(config.fargate)
         .with_identity(identity.clone());
     let elector = if config.leader_election {
         let mut direct = kube_config;
         direct.default_retry = false;
-        let elector = Elector::new(kube::Client::try_from(direct)?, config.kubernetes.leader.clone(), identity)
+        let elector = Elector::new(kube::Client::try_from(direct)?, config.kubernetes.leader.clone(), identity.clone())
             .map_err(anyhow::Error::msg)?;
         let (leadership, task) = elector.spawn(async move {
             let _ = stopped.wait_for(|s| *s).await;
@@ -129,22 +146,17 @@ async fn daemon(config: DaemonConfig, identity: String, chain: PolicyChain) -> a
     } else {
         None
     };
-    let runner = Runner { engine, clock: SystemClock, arrivals: Some(cluster.arrivals()) };
-    let (quit, mut quitting) = tokio::sync::watch::channel(false);
-    let mut running = tokio::spawn(runner.run(async move {
-        let _ = quitting.wait_for(|q| *q).await;
-    }));
-    tokio::select! {
-        _ = shutdown_signal() => {}
-        _ = &mut running => anyhow::bail!("the engine loop ended unexpectedly"),
-    }
-    // Bounded graceful shutdown: the tick in progress finishes, the Lease is released so a
-    // standby takes over at once, and past the grace period the process exits anyway.
+    let probe = cluster.clone();
+    let stack = Stack {
+        identity,
+        election: config.leader_election,
+        source: "kubernetes+aws".into(),
+        health: Arc::new(move || kube_health(&probe)),
+        host,
+    };
+    let runner = Runner::new(engine, SystemClock).with_arrivals(cluster.arrivals());
+    serve::drive(runner, &config, stack, None).await?;
     let deadline = tokio::time::Instant::now() + config.shutdown_grace;
-    let _ = quit.send(true);
-    if tokio::time::timeout_at(deadline, &mut running).await.is_err() {
-        tracing::warn!(grace = ?config.shutdown_grace, "the tick in progress did not finish within the shutdown grace; exiting");
-    }
     let _ = stop.send(true);
     if let Some(task) = elector
         && tokio::time::timeout_at(deadline, task).await.is_err()

@@ -17,9 +17,11 @@
 pub mod actuate;
 pub mod announce;
 pub mod config;
+pub mod control;
 pub mod failure;
 pub mod guard;
 pub mod journal;
+pub mod live;
 pub mod observe;
 pub mod ports;
 pub mod record;
@@ -42,7 +44,7 @@ use record::{
 use schedule::TickSchedule;
 use state::EngineState;
 
-use crate::policy::{ChainOutcome, PolicyChain};
+use crate::policy::{ChainOutcome, PolicyChain, Proposed};
 
 /// The name decisions of the host itself are recorded under.
 pub const HOST: &str = "ballast";
@@ -59,6 +61,8 @@ pub struct TickOutcome {
     pub plugin_errors: usize,
     pub plan: Plan,
     pub error: Option<String>,
+    /// Another replica leads: observed and recorded only.
+    pub standby: bool,
 }
 
 pub struct Engine<C, P> {
@@ -77,6 +81,18 @@ pub struct Engine<C, P> {
     identity: String,
     /// Adapter calls answered with throttling so far (each retried on a later tick).
     throttled: u64,
+    live: Arc<live::Live>,
+}
+
+/// What the guardrails would make of shadow-mode proposals were they enforced: guarded after
+/// the enforced ones, as a plugin at the end of the chain would be.
+fn shadowed_outcomes(guard: &Guard<'_>, enforced: &[Proposed], shadowed: &[Proposed]) -> Vec<GuardOutcome> {
+    if shadowed.is_empty() {
+        return Vec::new();
+    }
+    let all: Vec<Proposed> = enforced.iter().chain(shadowed).cloned().collect();
+    let (_, mut outcomes) = guard.run(&all);
+    outcomes.split_off(enforced.len().min(outcomes.len()))
 }
 
 /// Whether this replica may act now (leadership, in a cluster). Checked at the start of a
@@ -89,7 +105,11 @@ impl<C: Cluster, P: Capacity> Engine<C, P> {
     pub fn new(cluster: C, capacity: P, chain: PolicyChain, config: EngineConfig, recorder: Recorder) -> Self {
         let schedule = TickSchedule::new(config.tick_interval, &config.batching);
         let tick = recorder.last_tick().unwrap_or(0);
-        let state = EngineState::restored(recorder.records());
+        let records: Vec<Record> = recorder.records().collect();
+        let state = EngineState::restored(records.iter());
+        let live = Arc::new(live::Live::default());
+        live.set_mode(config.mode);
+        live.set_plugins(chain.entries().to_vec());
         Engine {
             cluster,
             capacity,
@@ -103,7 +123,13 @@ impl<C: Cluster, P: Capacity> Engine<C, P> {
             gate: None,
             identity: HOST.to_string(),
             throttled: 0,
+            live,
         }
+    }
+
+    /// What the engine last saw and did, for readers on other tasks.
+    pub fn live(&self) -> Arc<live::Live> {
+        self.live.clone()
     }
 
     /// Names this replica on the removal marks it writes (the Lease identity, in a cluster).
@@ -135,6 +161,7 @@ impl<C: Cluster, P: Capacity> Engine<C, P> {
 
     pub fn set_mode(&mut self, mode: Mode) {
         self.config.mode = mode;
+        self.live.set_mode(mode);
     }
 
     /// Adapter calls the API throttled so far; each was retried on a later tick.
@@ -176,7 +203,34 @@ impl<C: Cluster, P: Capacity> Engine<C, P> {
     pub async fn tick(&mut self, now: u64, trigger: Trigger) -> TickOutcome {
         use tracing::Instrument;
         let span = tracing::info_span!("tick", tick = self.tick + 1, mode = %self.config.mode);
-        self.run_tick(now, trigger).instrument(span).await
+        let started = std::time::Instant::now();
+        let outcome = self.run_tick(now, trigger).instrument(span).await;
+        self.publish_tick(&outcome, now, trigger, started.elapsed());
+        outcome
+    }
+
+    fn publish_tick(&self, outcome: &TickOutcome, now: u64, trigger: Trigger, duration: std::time::Duration) {
+        let kind = match self.config.mode {
+            _ if outcome.error.is_some() => "failed",
+            _ if outcome.standby => "standby",
+            Mode::Paused => "paused",
+            Mode::DryRun => "dry-run",
+            Mode::Enforce => "acted",
+        };
+        self.live.set_tick(live::TickInfo {
+            tick: outcome.tick,
+            at_millis: now,
+            trigger,
+            duration,
+            outcome: kind,
+            error: outcome.error.clone(),
+            proposed: outcome.proposed,
+            accepted: outcome.accepted,
+            changed: outcome.changed,
+            refused: outcome.refused,
+            plugin_errors: outcome.plugin_errors,
+            throttled_calls: self.throttled,
+        });
     }
 
     async fn run_tick(&mut self, now: u64, trigger: Trigger) -> TickOutcome {
@@ -220,6 +274,14 @@ impl<C: Cluster, P: Capacity> Engine<C, P> {
         };
         let resets = self.watch_provisioning(&mut obs, now);
         let summary = self.summary(&obs, now);
+        let obs = Arc::new(obs);
+        self.live.set_leading(self.may_act(), now);
+        self.live.set_observed(live::Observed {
+            at_millis: now,
+            obs: obs.clone(),
+            state: self.state.clone(),
+            guardrails: self.config.guardrails.clone(),
+        });
 
         if self.config.mode == Mode::Paused {
             self.record_tick(now, trigger, summary, &[], None, false);
@@ -227,7 +289,7 @@ impl<C: Cluster, P: Capacity> Engine<C, P> {
         }
         if !self.may_act() {
             self.record_tick(now, trigger, summary, &[], None, true);
-            return TickOutcome { tick, ..TickOutcome::default() };
+            return TickOutcome { tick, standby: true, ..TickOutcome::default() };
         }
 
         let ChainOutcome { proposals, reports } = self.chain.evaluate(obs.snapshot.clone()).await;
@@ -243,8 +305,10 @@ impl<C: Cluster, P: Capacity> Engine<C, P> {
         self.record_tick(now, trigger, summary, &runs, None, false);
         self.reset_failed_groups(resets, now, tick).await;
 
+        let (proposals, shadowed): (Vec<_>, Vec<_>) = proposals.into_iter().partition(|p| !p.shadow);
         let guard = Guard { obs: &obs, config: &self.config.guardrails, state: &self.state, now };
         let (plan, outcomes) = guard.run(&proposals);
+        let shadow_outcomes = shadowed_outcomes(&guard, &proposals, &shadowed);
         let mut outcome = TickOutcome {
             tick,
             proposed: proposals.len(),
@@ -278,6 +342,21 @@ impl<C: Cluster, P: Capacity> Engine<C, P> {
                     self.cluster.announce(announcement).await;
                 }
             }
+            self.recorder.record(Record::Decision(DecisionRecord {
+                tick,
+                at_millis: now,
+                plugin: proposal.plugin.to_string(),
+                proposed: proposal.decision.action.clone(),
+                reason: proposal.decision.reason.clone(),
+                guard,
+                result,
+            }));
+        }
+        for (proposal, guard) in shadowed.iter().zip(shadow_outcomes) {
+            let result = match guard {
+                GuardOutcome::Refused { .. } => ActionResult::NotApplied,
+                _ => ActionResult::Shadow,
+            };
             self.recorder.record(Record::Decision(DecisionRecord {
                 tick,
                 at_millis: now,

@@ -3,9 +3,11 @@
 //! appended to a JSON-lines journal (see [`super::journal`]).
 
 use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use ballast_sdk::Action;
 use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
 
 use super::config::Mode;
 use super::journal::Journal;
@@ -18,6 +20,8 @@ pub enum Record {
     Tick(TickRecord),
     Decision(DecisionRecord),
     Removal(RemovalRecord),
+    /// A change asked for through the control API: mode, plugins.
+    Control(ControlRecord),
 }
 
 impl Record {
@@ -26,8 +30,32 @@ impl Record {
             Record::Tick(r) => r.tick,
             Record::Decision(r) => r.tick,
             Record::Removal(r) => r.tick,
+            Record::Control(r) => r.tick,
         }
     }
+
+    pub fn at_millis(&self) -> u64 {
+        match self {
+            Record::Tick(r) => r.at_millis,
+            Record::Decision(r) => r.at_millis,
+            Record::Removal(r) => r.at_millis,
+            Record::Control(r) => r.at_millis,
+        }
+    }
+}
+
+/// A change to the daemon made by someone: who, what, why. Applied between ticks; `tick` is
+/// the last tick before it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ControlRecord {
+    pub tick: u64,
+    pub at_millis: u64,
+    /// The token's name or the client certificate that asked.
+    pub caller: String,
+    /// What changed, e.g. `mode enforce -> paused`.
+    pub change: String,
+    pub reason: String,
 }
 
 /// Why a tick ran.
@@ -137,6 +165,8 @@ pub enum ActionResult {
     Started,
     /// Dry-run: recorded, not done.
     DryRun,
+    /// Proposed by a plugin in shadow mode: guarded as if enforced, never acted on.
+    Shadow,
     /// Refused by the guardrails, or superseded: nothing to do.
     NotApplied,
     /// Accepted, and already so: the group was at that size, the workload in that place.
@@ -215,58 +245,149 @@ pub struct RemovalRecord {
     pub outcome: RemovalOutcome,
 }
 
-/// The ring and, optionally, the journal.
+/// A record with its id: its position in the history (the journal's line order, counting
+/// from 1), the cursor of the control API's `Watch` and the key of its `Get`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Stamped {
+    pub id: u64,
+    pub record: Record,
+}
+
+/// The ring and, optionally, the journal, shared: the engine records, readers (the control
+/// API) list and wait for new records. Cheap to clone; every clone is the same log.
+#[derive(Clone)]
 pub struct Recorder {
-    ring: VecDeque<Record>,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    log: Mutex<Log>,
+    /// The id of the newest record; changes with every record.
+    newest: watch::Sender<u64>,
+}
+
+struct Log {
+    ring: VecDeque<Arc<Stamped>>,
     capacity: usize,
+    next_id: u64,
     journal: Option<Journal>,
     journal_errors: u64,
 }
 
 impl Recorder {
     pub fn new(capacity: usize, journal: Option<Journal>) -> Self {
-        Recorder {
+        let log = Log {
             ring: VecDeque::with_capacity(capacity.min(1024)),
             capacity: capacity.max(1),
+            next_id: 1,
             journal,
             journal_errors: 0,
-        }
+        };
+        Recorder { shared: Arc::new(Shared { log: Mutex::new(log), newest: watch::channel(0).0 }) }
     }
 
-    /// Keeps the record; a journal write that fails is logged and counted, never fatal: the
-    /// autoscaler must keep working when its disk is full.
-    pub fn record(&mut self, record: Record) {
-        if let Some(journal) = &mut self.journal
-            && let Err(error) = journal.append(&record)
-        {
-            self.journal_errors += 1;
-            tracing::error!(%error, "cannot append to the decision journal");
-        }
-        if self.ring.len() == self.capacity {
-            self.ring.pop_front();
-        }
-        self.ring.push_back(record);
+    fn log(&self) -> MutexGuard<'_, Log> {
+        // A panic while the log was held left at worst one record out; keep recording.
+        self.shared.log.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Seeds the ring with records read back from a journal after a restart.
-    pub fn restore(&mut self, records: impl IntoIterator<Item = Record>) {
-        for record in records {
-            if self.ring.len() == self.capacity {
-                self.ring.pop_front();
+    /// Keeps the record and returns its id; a journal write that fails is logged and counted,
+    /// never fatal: the autoscaler must keep working when its disk is full.
+    pub fn record(&self, record: Record) -> u64 {
+        let id = {
+            let mut log = self.log();
+            if let Some(journal) = &mut log.journal
+                && let Err(error) = journal.append(&record)
+            {
+                log.journal_errors += 1;
+                tracing::error!(%error, "cannot append to the decision journal");
             }
-            self.ring.push_back(record);
+            log.push(record)
+        };
+        self.shared.newest.send_replace(id);
+        id
+    }
+
+    /// Seeds the ring with records read back from a journal after a restart; ids continue
+    /// from them, so a reader's cursor stays valid across the restart.
+    pub fn restore(&self, records: impl IntoIterator<Item = Record>) {
+        let id = {
+            let mut log = self.log();
+            for record in records {
+                log.push(record);
+            }
+            log.next_id - 1
+        };
+        self.shared.newest.send_replace(id);
+    }
+
+    /// Every record held, oldest first (a copy).
+    pub fn records(&self) -> std::vec::IntoIter<Record> {
+        self.log().ring.iter().map(|s| s.record.clone()).collect::<Vec<_>>().into_iter()
+    }
+
+    /// Records held with an id above `after`, oldest first, at most `limit`; `Err` with the
+    /// oldest id held when records after `after` were dropped from the ring already.
+    pub fn after(&self, after: u64, limit: usize) -> Result<Vec<Arc<Stamped>>, u64> {
+        let log = self.log();
+        let oldest = log.ring.front().map_or(log.next_id, |s| s.id);
+        if after + 1 < oldest {
+            return Err(oldest);
+        }
+        let skip = (after + 1 - oldest) as usize;
+        Ok(log.ring.iter().skip(skip).take(limit).cloned().collect())
+    }
+
+    /// Walks the records held from the newest with an id below `before` (all with `None`),
+    /// handing each to `visit` until it returns false.
+    pub fn scan_back(&self, before: Option<u64>, mut visit: impl FnMut(&Arc<Stamped>) -> bool) {
+        let log = self.log();
+        let oldest = log.ring.front().map_or(log.next_id, |s| s.id);
+        let end = match before {
+            Some(b) => (b.saturating_sub(oldest) as usize).min(log.ring.len()),
+            None => log.ring.len(),
+        };
+        for stamped in log.ring.range(..end).rev() {
+            if !visit(stamped) {
+                break;
+            }
         }
     }
 
-    pub fn records(&self) -> impl DoubleEndedIterator<Item = &Record> + ExactSizeIterator {
-        self.ring.iter()
+    /// The record with this id, if still held.
+    pub fn get(&self, id: u64) -> Option<Arc<Stamped>> {
+        let log = self.log();
+        let oldest = log.ring.front()?.id;
+        log.ring.get(id.checked_sub(oldest)? as usize).cloned()
+    }
+
+    /// Changes whenever a record is added; holds the newest id.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.shared.newest.subscribe()
+    }
+
+    /// The id of the newest record (0 when none).
+    pub fn newest_id(&self) -> u64 {
+        self.log().next_id - 1
     }
 
     pub fn last_tick(&self) -> Option<u64> {
-        self.ring.back().map(Record::tick)
+        self.log().ring.back().map(|s| s.record.tick())
     }
 
     pub fn journal_errors(&self) -> u64 {
-        self.journal_errors
+        self.log().journal_errors
+    }
+}
+
+impl Log {
+    fn push(&mut self, record: Record) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        if self.ring.len() == self.capacity {
+            self.ring.pop_front();
+        }
+        self.ring.push_back(Arc::new(Stamped { id, record }));
+        id
     }
 }

@@ -61,7 +61,7 @@ pub struct Drain {
     pub evicted: u32,
 }
 
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct EngineState {
     pub groups: BTreeMap<String, GroupState>,
     pub drains: BTreeMap<String, Drain>,

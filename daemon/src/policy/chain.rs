@@ -7,7 +7,7 @@
 //! Kubewarden's policy-server does), with the caller's tracing span carried in.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use ballast_sdk::{Decision, SnapshotData};
 
@@ -16,11 +16,86 @@ use super::convert;
 use super::input::{EvaluationInput, SharedSnapshot};
 use super::plugin::{CallReport, Plugin};
 
+
 /// A decision and the plugin that proposed it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Proposed {
     pub plugin: Arc<str>,
     pub decision: Decision,
+    /// Its plugin runs in shadow mode: guarded and recorded as if enforced, never acted on.
+    pub shadow: bool,
+}
+
+/// How a plugin's decisions are used.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PluginMode {
+    /// Guarded and acted on (in the engine's mode).
+    #[default]
+    Enforce,
+    /// Evaluated, guarded and recorded as if enforced, never acted on. Later plugins of the
+    /// chain do not see its proposals, so adding one changes nothing the chain does.
+    Shadow,
+}
+
+impl std::fmt::Display for PluginMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PluginMode::Enforce => "enforce",
+            PluginMode::Shadow => "shadow",
+        })
+    }
+}
+
+/// A plugin in the chain: how it is used, where it came from, how its calls went.
+#[derive(Clone)]
+pub struct ChainEntry {
+    pub plugin: Plugin,
+    pub mode: PluginMode,
+    /// Where it was loaded from: a path, `bundled:NAME`, `upload`.
+    pub source: String,
+    pub stats: Arc<Mutex<CallStats>>,
+}
+
+impl ChainEntry {
+    pub fn new(plugin: Plugin, mode: PluginMode, source: impl Into<String>) -> Self {
+        ChainEntry { plugin, mode, source: source.into(), stats: Arc::default() }
+    }
+}
+
+/// How many latencies [`CallStats`] keeps for its percentiles.
+const LATENCY_WINDOW: usize = 1024;
+
+/// A plugin's calls since it was loaded.
+#[derive(Clone, Debug, Default)]
+pub struct CallStats {
+    pub calls: u64,
+    /// Failed calls by error kind.
+    pub errors: std::collections::BTreeMap<&'static str, u64>,
+    pub last_error: Option<String>,
+    latencies: std::collections::VecDeque<u64>,
+}
+
+impl CallStats {
+    fn add(&mut self, report: &CallReport) {
+        self.calls += 1;
+        if self.latencies.len() == LATENCY_WINDOW {
+            self.latencies.pop_front();
+        }
+        self.latencies.push_back(report.elapsed.as_micros() as u64);
+        if let Err(error) = &report.result {
+            *self.errors.entry(error.kind()).or_default() += 1;
+            self.last_error = Some(error.to_string());
+        }
+    }
+
+    /// The latency at quantile `q` (0..=1) of the last calls, in microseconds (nearest rank).
+    pub fn latency_micros(&self, q: f64) -> u64 {
+        let mut sorted: Vec<u64> = self.latencies.iter().copied().collect();
+        sorted.sort_unstable();
+        let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len().max(1));
+        sorted.get(rank - 1).copied().unwrap_or(0)
+    }
 }
 
 /// What one pass of the chain produced.
@@ -34,17 +109,69 @@ pub struct ChainOutcome {
 
 /// Plugins in order, with the state each returned last.
 pub struct PolicyChain {
-    plugins: Vec<Plugin>,
+    entries: Vec<ChainEntry>,
     states: HashMap<Arc<str>, Vec<u8>>,
 }
 
 impl PolicyChain {
+    /// Every plugin enforced, in order.
     pub fn new(plugins: Vec<Plugin>) -> Self {
-        PolicyChain { plugins, states: HashMap::new() }
+        let entries = plugins
+            .into_iter()
+            .map(|p| {
+                let source = format!("loaded at start ({})", p.name());
+                ChainEntry::new(p, PluginMode::Enforce, source)
+            })
+            .collect();
+        Self::of(entries)
     }
 
-    pub fn plugins(&self) -> &[Plugin] {
-        &self.plugins
+    pub fn of(entries: Vec<ChainEntry>) -> Self {
+        PolicyChain { entries, states: HashMap::new() }
+    }
+
+    pub fn entries(&self) -> &[ChainEntry] {
+        &self.entries
+    }
+
+    pub fn entry(&self, name: &str) -> Option<&ChainEntry> {
+        self.entries.iter().find(|e| e.plugin.name() == name)
+    }
+
+    /// Adds a plugin at the end, or replaces the one of the same name in place (its state
+    /// kept only when the component is the same). Returns the entry it replaced.
+    pub fn insert(&mut self, entry: ChainEntry) -> Option<ChainEntry> {
+        let name = entry.plugin.name();
+        match self.entries.iter().position(|e| e.plugin.name() == name) {
+            Some(i) => {
+                if self.entries[i].plugin.info().digest != entry.plugin.info().digest {
+                    self.states.remove(name);
+                }
+                Some(std::mem::replace(&mut self.entries[i], entry))
+            }
+            None => {
+                self.entries.push(entry);
+                None
+            }
+        }
+    }
+
+    /// Takes a plugin out of the chain, with its state.
+    pub fn remove(&mut self, name: &str) -> Option<ChainEntry> {
+        let i = self.entries.iter().position(|e| e.plugin.name() == name)?;
+        self.states.remove(name);
+        Some(self.entries.remove(i))
+    }
+
+    /// Sets a plugin's mode; false when there is no such plugin.
+    pub fn set_mode(&mut self, name: &str, mode: PluginMode) -> bool {
+        match self.entries.iter_mut().find(|e| e.plugin.name() == name) {
+            Some(entry) => {
+                entry.mode = mode;
+                true
+            }
+            None => false,
+        }
     }
 
     /// Runs every plugin on `snapshot`, in order, on a blocking thread.
@@ -59,10 +186,10 @@ impl PolicyChain {
     /// pass: it finishes on its thread (each plugin is bounded by its deadline), keeping its
     /// slot until then, and the plugins' states are lost with it.
     pub async fn evaluate(&mut self, snapshot: Arc<SnapshotData>) -> ChainOutcome {
-        let Some(first) = self.plugins.first() else { return ChainOutcome::default() };
-        let permits = first.host().evaluation_slots();
+        let Some(first) = self.entries.first() else { return ChainOutcome::default() };
+        let permits = first.plugin.host().evaluation_slots();
         let permit = permits.acquire_owned().await.ok();
-        let plugins = self.plugins.clone();
+        let plugins = self.entries.clone();
         let states = std::mem::take(&mut self.states);
         let span = tracing::Span::current();
         let pass = tokio::task::spawn_blocking(move || {
@@ -80,7 +207,7 @@ impl PolicyChain {
             Err(error) => {
                 tracing::error!(%error, "the policy pass failed on its thread; no proposals this tick");
                 let message = format!("the evaluation thread failed: {error}");
-                let reports = self.plugins.iter().map(|p| CallReport::failed(p, message.clone())).collect();
+                let reports = self.entries.iter().map(|e| CallReport::failed(&e.plugin, message.clone())).collect();
                 ChainOutcome { proposals: Vec::new(), reports }
             }
         }
@@ -92,16 +219,18 @@ impl PolicyChain {
     /// Blocks for up to the sum of the plugins' deadlines, and must not be called from an
     /// async task (WASI's blocking calls enter a runtime): for the CLI and tests.
     pub fn evaluate_blocking(&mut self, snapshot: Arc<SnapshotData>) -> ChainOutcome {
-        run(&self.plugins, &mut self.states, snapshot)
+        run(&self.entries, &mut self.states, snapshot)
     }
 }
 
-fn run(plugins: &[Plugin], states: &mut HashMap<Arc<str>, Vec<u8>>, snapshot: Arc<SnapshotData>) -> ChainOutcome {
+fn run(entries: &[ChainEntry], states: &mut HashMap<Arc<str>, Vec<u8>>, snapshot: Arc<SnapshotData>) -> ChainOutcome {
     let shared = Arc::new(SharedSnapshot::new(snapshot));
     let mut proposals: Vec<Proposed> = Vec::new();
     let mut wit_proposals: Vec<w::Proposal> = Vec::new();
-    let mut reports = Vec::with_capacity(plugins.len());
-    for plugin in plugins {
+    let mut reports = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let plugin = &entry.plugin;
+        let shadow = entry.mode == PluginMode::Shadow;
         let span = tracing::info_span!("plugin", plugin = plugin.name());
         let _entered = span.enter();
         let input = EvaluationInput {
@@ -111,15 +240,20 @@ fn run(plugins: &[Plugin], states: &mut HashMap<Arc<str>, Vec<u8>>, snapshot: Ar
             proposals: wit_proposals.clone(),
         };
         let report = plugin.evaluate(input);
+        entry.stats.lock().unwrap_or_else(|p| p.into_inner()).add(&report);
         match &report.result {
             Ok(evaluated) => {
                 if let Some(state) = &evaluated.state {
                     states.insert(report.plugin.clone(), state.clone());
                 }
                 for decision in &evaluated.decisions {
-                    wit_proposals
-                        .push(w::Proposal { plugin: plugin.name().to_string(), decision: convert::decision(decision) });
-                    proposals.push(Proposed { plugin: report.plugin.clone(), decision: decision.clone() });
+                    if !shadow {
+                        wit_proposals.push(w::Proposal {
+                            plugin: plugin.name().to_string(),
+                            decision: convert::decision(decision),
+                        });
+                    }
+                    proposals.push(Proposed { plugin: report.plugin.clone(), decision: decision.clone(), shadow });
                 }
                 tracing::debug!(
                     decisions = evaluated.decisions.len(),

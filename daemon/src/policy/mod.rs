@@ -29,7 +29,7 @@ pub mod plugin;
 mod signature;
 pub mod validate;
 
-pub use chain::{ChainOutcome, PolicyChain, Proposed};
+pub use chain::{CallStats, ChainEntry, ChainOutcome, PluginMode, PolicyChain, Proposed};
 pub use error::{CallError, LoadError};
 pub use host::{HostConfig, PolicyHost};
 pub use input::{EvaluationInput, SharedSnapshot};

@@ -50,6 +50,8 @@ pub struct Plugin {
     info: Arc<ComponentInfo>,
     settings: Arc<str>,
     limits: PluginLimits,
+    /// The component, kept so that it can be loaded again elsewhere (a simulation).
+    bytes: Arc<[u8]>,
     pre: bindings::PluginPre<PluginCtx>,
     host: PolicyHost,
     cache_outcome: CacheOutcome,
@@ -110,6 +112,7 @@ impl PolicyHost {
             info: Arc::new(info),
             settings,
             limits: spec.limits,
+            bytes: spec.bytes,
             pre,
             host: self.clone(),
             cache_outcome,
@@ -172,6 +175,16 @@ impl Plugin {
 
     pub fn settings(&self) -> &str {
         &self.settings
+    }
+
+    /// What this plugin was loaded from: load it again with it, on another host.
+    pub fn spec(&self) -> PluginSpec {
+        PluginSpec {
+            name: self.name.to_string(),
+            bytes: self.bytes.clone(),
+            settings: serde_json::from_str(&self.settings).unwrap_or(serde_json::Value::Null),
+            limits: self.limits.clone(),
+        }
     }
 
     pub(super) fn host(&self) -> &PolicyHost {

@@ -39,6 +39,8 @@ pub enum SimError {
     Config(String),
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
+    #[error("stopped at {0} of simulated time")]
+    Stopped(String),
 }
 
 /// What a run produced. Contains nothing from the wall clock, so the same scenario, seed and
@@ -99,6 +101,16 @@ impl Simulation {
 
     /// Loads the policies and builds an engine over a fresh world.
     pub fn prepare(&self, host: &PolicyHost) -> Result<(SimHandle, Engine<SimHandle, SimHandle>), SimError> {
+        self.prepare_recorded(host, None)
+    }
+
+    /// As [`Simulation::prepare`], recording into `recorder` when given (a reader keeps a
+    /// handle on the records).
+    pub fn prepare_recorded(
+        &self,
+        host: &PolicyHost,
+        recorder: Option<Recorder>,
+    ) -> Result<(SimHandle, Engine<SimHandle, SimHandle>), SimError> {
         let config = self.engine_config();
         config.validate().map_err(SimError::Config)?;
         let plugins = self.policies.iter().map(|spec| host.load(spec.clone())).collect::<Result<Vec<_>, _>>()?;
@@ -114,7 +126,7 @@ impl Simulation {
             world.clone(),
             PolicyChain::new(plugins),
             config.clone(),
-            Recorder::new(config.ring_size, journal),
+            recorder.unwrap_or_else(|| Recorder::new(config.ring_size, journal)),
         )
         .with_fargate(self.scenario.fargate.is_some());
         Ok((world, engine))
@@ -123,7 +135,19 @@ impl Simulation {
     /// Runs to the end of the scenario. `progress` is called with simulated milliseconds
     /// done and in total.
     pub fn run(&self, host: &PolicyHost, progress: &mut dyn FnMut(u64, u64)) -> Result<SimReport, SimError> {
-        let (world, mut engine) = self.prepare(host)?;
+        self.run_until(host, progress, None, &std::sync::atomic::AtomicBool::new(false))
+    }
+
+    /// As [`Simulation::run`], recording into `recorder` when given, and ending early with
+    /// [`SimError::Stopped`] once `stop` is set (checked every simulated second).
+    pub fn run_until(
+        &self,
+        host: &PolicyHost,
+        progress: &mut dyn FnMut(u64, u64),
+        recorder: Option<Recorder>,
+        stop: &std::sync::atomic::AtomicBool,
+    ) -> Result<SimReport, SimError> {
+        let (world, mut engine) = self.prepare_recorded(host, recorder)?;
         let runtime = tokio::runtime::Builder::new_current_thread().build().map_err(SimError::Runtime)?;
         let total = self.scenario.duration.as_millis() as u64;
         let sample_every = (total / 720).max(60_000);
@@ -133,6 +157,9 @@ impl Simulation {
         let mut peak_group_sizes: BTreeMap<String, u32> = BTreeMap::new();
         let mut next_sample = 0;
         loop {
+            if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                return Err(SimError::Stopped(display_duration(world.lock().elapsed_ms())));
+            }
             let (now, elapsed, done) = {
                 let mut w = world.lock();
                 if w.take_new_pending() > 0 {

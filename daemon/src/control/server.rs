@@ -1,0 +1,108 @@
+//! The control API's server: TLS when configured, every service with its size caps, a
+//! deadline on every call, `grpc.health.v1` and server reflection.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use ballast_proto::v1;
+use tokio::net::TcpListener;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+
+use super::ControlState;
+use super::service::{
+    DecisionsService, ExplainService, ModeService, NodeGroupsService, PluginsService, SimulateService, StatusService,
+};
+use super::settings::TlsFiles;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("control.tls.{field}: cannot read {path}: {source}")]
+    TlsFile { field: &'static str, path: String, source: std::io::Error },
+    #[error("control.tls: {0}")]
+    Tls(tonic::transport::Error),
+    #[error("server reflection: {0}")]
+    Reflection(String),
+    #[error("the control API stopped: {0}")]
+    Transport(tonic::transport::Error),
+}
+
+fn read(field: &'static str, path: &std::path::Path) -> Result<Vec<u8>, ServeError> {
+    std::fs::read(path).map_err(|source| ServeError::TlsFile { field, path: path.display().to_string(), source })
+}
+
+fn tls_config(files: &TlsFiles) -> Result<ServerTlsConfig, ServeError> {
+    let identity = Identity::from_pem(read("cert", &files.cert)?, read("key", &files.key)?);
+    let mut tls = ServerTlsConfig::new().identity(identity);
+    if let Some(ca) = &files.client_ca {
+        // Optional: token holders connect without a certificate; one that is presented must
+        // verify against this CA.
+        tls = tls.client_ca_root(Certificate::from_pem(read("client-ca", ca)?)).client_auth_optional(true);
+    }
+    Ok(tls)
+}
+
+/// Serves the control API on `listener` until `shutdown` resolves.
+///
+/// # Guarantees
+/// Every request above `max-message-bytes` is refused with RESOURCE_EXHAUSTED before it is
+/// handled; no call outlives `call-timeout` (or the client's shorter deadline).
+///
+/// # Errors
+/// TLS files that cannot be read or used; the transport failing.
+pub async fn serve(
+    state: Arc<ControlState>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
+    let settings = state.settings.clone();
+    let mut builder = Server::builder().timeout(settings.call_timeout);
+    if let Some(files) = &settings.tls {
+        crate::tls::install();
+        builder = builder.tls_config(tls_config(files)?).map_err(ServeError::Tls)?;
+    }
+    let (health, health_service) = tonic_health::server::health_reporter();
+    for name in [
+        "ballast.v1.Status",
+        "ballast.v1.NodeGroups",
+        "ballast.v1.Decisions",
+        "ballast.v1.Plugins",
+        "ballast.v1.Mode",
+        "ballast.v1.Simulate",
+        "ballast.v1.Explain",
+        "",
+    ] {
+        health.set_service_status(name, tonic_health::ServingStatus::Serving).await;
+    }
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(ballast_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    // Both versions: grpcurl and newer clients ask v1, grpcio-reflection and older ones v1alpha.
+    let reflection_v1 = reflection().build_v1().map_err(|e| ServeError::Reflection(e.to_string()))?;
+    let reflection_v1alpha = reflection().build_v1alpha().map_err(|e| ServeError::Reflection(e.to_string()))?;
+    let max = settings.max_message_bytes;
+    macro_rules! capped {
+        ($server:path, $service:expr) => {
+            <$server>::new($service).max_decoding_message_size(max).max_encoding_message_size(max)
+        };
+    }
+    let router = builder
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(capped!(v1::status_server::StatusServer<_>, StatusService(state.clone())))
+        .add_service(capped!(v1::node_groups_server::NodeGroupsServer<_>, NodeGroupsService(state.clone())))
+        .add_service(capped!(v1::decisions_server::DecisionsServer<_>, DecisionsService(state.clone())))
+        .add_service(capped!(v1::plugins_server::PluginsServer<_>, PluginsService(state.clone())))
+        .add_service(capped!(v1::mode_server::ModeServer<_>, ModeService(state.clone())))
+        .add_service(capped!(v1::simulate_server::SimulateServer<_>, SimulateService(state.clone())))
+        .add_service(capped!(v1::explain_server::ExplainServer<_>, ExplainService(state.clone())));
+    let stopping = state.stopping.clone();
+    let shutdown = async move {
+        shutdown.await;
+        stopping.send_replace(true);
+    };
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    router.serve_with_incoming_shutdown(incoming, shutdown).await.map_err(ServeError::Transport)
+}

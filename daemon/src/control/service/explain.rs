@@ -1,0 +1,164 @@
+//! `Explain`: why a pod is pending, why a node is not removed, why a workload is not on
+//! Fargate, from the last observation's facts and the records about the subject.
+
+use std::sync::Arc;
+
+use ballast_proto::v1 as pb;
+use ballast_sdk::{NodeGroupKind, PendingPod, Placement, SnapshotData};
+use tonic::{Request, Response, Status};
+
+use super::super::ControlState;
+use super::super::convert::{self, kebab};
+use super::super::filter::Filter;
+use super::super::settings::Access;
+use crate::engine::live::Observed;
+
+pub struct ExplainService(pub Arc<ControlState>);
+
+/// Records about the subject an explanation includes at most.
+const RECORDS: usize = 10;
+
+fn split_name(field: &str, name: &str) -> Result<(Option<String>, String, String), Status> {
+    match name.split('/').collect::<Vec<_>>()[..] {
+        [ns, n] if !ns.is_empty() && !n.is_empty() => Ok((None, ns.into(), n.into())),
+        [kind, ns, n] if !kind.is_empty() && !ns.is_empty() && !n.is_empty() => {
+            Ok((Some(kind.into()), ns.into(), n.into()))
+        }
+        _ => Err(Status::invalid_argument(format!("{field}: '{name}' is not NAMESPACE/NAME"))),
+    }
+}
+
+impl ExplainService {
+    /// The newest records any of `filters` wants, newest first.
+    fn records(&self, filters: &[Filter]) -> Vec<pb::Record> {
+        let mut found = Vec::new();
+        self.0.recorder.scan_back(None, |s| {
+            if filters.iter().any(|f| f.matches(&s.record)) {
+                found.push(convert::record(s));
+            }
+            found.len() < RECORDS
+        });
+        found
+    }
+
+    fn answer(&self, observed: &Observed, subject: String, summary: String, facts: Vec<String>, filters: &[Filter]) -> pb::Explanation {
+        pb::Explanation {
+            subject,
+            summary,
+            facts,
+            records: self.records(filters),
+            observed_unix_millis: observed.at_millis as i64,
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl pb::explain_server::Explain for ExplainService {
+    async fn pod(&self, request: Request<pb::ExplainRequest>) -> Result<Response<pb::Explanation>, Status> {
+        self.0.credentials.authorize(&request, Access::Read)?;
+        let name = request.into_inner().name;
+        let (_, ns, pod) = split_name("name", &name)?;
+        let observed = super::observed(&self.0)?;
+        let snapshot = &observed.obs.snapshot;
+        let subject = format!("pod {ns}/{pod}");
+        let Some(p) = snapshot.pending_pods.iter().find(|p| p.namespace == ns && p.name == pod) else {
+            let summary = format!("{subject} was not pending at the last observation");
+            let facts = vec![format!("{} pods were pending", snapshot.pending_pods.len())];
+            return Ok(Response::new(self.answer(&observed, subject, summary, facts, &[])));
+        };
+        let (summary, facts, groups) = pending_pod(snapshot, &observed, p);
+        let mut filters = Filter::about_groups(groups);
+        if let Some(owner) = &p.owner {
+            filters.push(Filter::about_workload(owner));
+        }
+        Ok(Response::new(self.answer(&observed, subject, summary, facts, &filters)))
+    }
+
+    async fn node(&self, request: Request<pb::ExplainRequest>) -> Result<Response<pb::Explanation>, Status> {
+        self.0.credentials.authorize(&request, Access::Read)?;
+        let name = request.into_inner().name;
+        let observed = super::observed(&self.0)?;
+        let Some(node) = observed.obs.snapshot.nodes.iter().find(|n| n.name == name) else {
+            return Err(Status::not_found(format!("name: no node '{name}' at the last observation")));
+        };
+        let view = super::groups::node(node, &observed);
+        let mut facts = vec![
+            format!("group {}, {} in {}", view.group, view.instance_type, view.zone),
+            format!("utilisation {:.0}% of allocatable, {} pods", view.utilisation * 100.0, view.pod_count),
+        ];
+        if node.cordoned {
+            facts.push("cordoned".into());
+        }
+        let summary = match (&node.removal_blocker, view.being_removed) {
+            (_, true) => format!("node {name} is being removed (drain in progress)"),
+            (Some(blocker), _) => format!("node {name} may not be removed: {blocker}"),
+            (None, false) => format!(
+                "node {name} may be removed; no policy has chosen it (utilisation {:.0}%)",
+                view.utilisation * 100.0
+            ),
+        };
+        Ok(Response::new(self.answer(&observed, format!("node {name}"), summary, facts, &[Filter::about_node(&name)])))
+    }
+
+    async fn workload(&self, request: Request<pb::ExplainRequest>) -> Result<Response<pb::Explanation>, Status> {
+        self.0.credentials.authorize(&request, Access::Read)?;
+        let name = request.into_inner().name;
+        let (kind, ns, wl) = split_name("name", &name)?;
+        let observed = super::observed(&self.0)?;
+        let snapshot = &observed.obs.snapshot;
+        let Some(w) = snapshot.workloads.iter().find(|w| {
+            w.id.namespace == ns && w.id.name == wl && kind.as_ref().is_none_or(|k| *k == kebab(&w.id.kind))
+        }) else {
+            return Err(Status::not_found(format!("name: no workload '{name}' at the last observation")));
+        };
+        let fargate = snapshot.node_groups.iter().any(|g| g.kind == NodeGroupKind::Fargate);
+        let summary = match (&w.placement, &w.fargate_blocker) {
+            (Placement::Fargate, _) => format!("{} runs on Fargate", w.id),
+            (_, Some(blocker)) => format!("{} may not run on Fargate: {blocker}", w.id),
+            (_, None) if !fargate => format!("{} is eligible, but the cluster has no Fargate profile Ballast may use", w.id),
+            (_, None) => format!("{} is eligible for Fargate; no policy has moved it there", w.id),
+        };
+        let facts = vec![
+            format!("placement: {}", kebab(&w.placement)),
+            format!("{} replicas of {} mCPU, {} MiB", w.replicas, w.requests_per_replica.cpu_millis, w.requests_per_replica.memory_bytes >> 20),
+        ];
+        let filters = [Filter::about_workload(&w.id)];
+        Ok(Response::new(self.answer(&observed, format!("workload {}", w.id), summary, facts, &filters)))
+    }
+}
+
+/// Why a pending pod waits: which groups admit it, and what keeps each from giving it a node.
+fn pending_pod(snapshot: &SnapshotData, observed: &Observed, p: &PendingPod) -> (String, Vec<String>, Vec<String>) {
+    let mut facts = vec![format!(
+        "waiting {}s for {} mCPU, {} MiB",
+        p.age_seconds,
+        p.requests.cpu_millis,
+        p.requests.memory_bytes >> 20
+    )];
+    let mut admitting = Vec::new();
+    for g in snapshot.node_groups.iter().filter(|g| g.kind == NodeGroupKind::Asg) {
+        if !g.admits(p) {
+            facts.push(format!("group {}: its labels or taints do not admit the pod", g.id));
+            continue;
+        }
+        if !g.guaranteed_allocatable().fits(&p.requests) {
+            facts.push(format!("group {}: the pod does not fit on a node of its instance types", g.id));
+            continue;
+        }
+        admitting.push(g.id.clone());
+        let backoff = observed.state.groups.get(&g.id).and_then(|s| s.backing_off(observed.at_millis));
+        facts.push(match backoff {
+            Some(b) => format!("group {}: admits it, but is backing off: {}", g.id, b.reason),
+            None if g.desired_size >= g.max_size => format!("group {}: admits it, but is at its max-size {}", g.id, g.max_size),
+            None if g.desired_size > g.ready_nodes => {
+                format!("group {}: admits it; {} node(s) asked for are on their way", g.id, g.desired_size - g.ready_nodes)
+            }
+            None => format!("group {}: admits it and may grow ({} of max {})", g.id, g.desired_size, g.max_size),
+        });
+    }
+    let summary = match admitting.len() {
+        0 => format!("pod {}/{} is pending and no node group can run it", p.namespace, p.name),
+        n => format!("pod {}/{} is pending; {n} node group(s) can run it", p.namespace, p.name),
+    };
+    (summary, facts, admitting)
+}

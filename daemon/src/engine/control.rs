@@ -1,0 +1,77 @@
+//! Changes to a running engine asked for by someone (the control API): its mode, and the
+//! plugins of its chain. Applied between ticks, each recorded with who asked and why.
+
+use super::record::{ControlRecord, Record};
+use super::{Capacity, Cluster, Engine, Mode};
+use crate::policy::{ChainEntry, PluginMode};
+
+/// A change to the engine.
+pub enum Change {
+    Mode(Mode),
+    /// Adds a plugin at the end of the chain, or replaces the one of that name.
+    Load(ChainEntry),
+    Unload(String),
+    PluginMode { plugin: String, mode: PluginMode },
+}
+
+/// Who asked for a change, and why: what its record says.
+#[derive(Clone, Debug)]
+pub struct Asked {
+    pub caller: String,
+    pub reason: String,
+}
+
+/// Why a change was not made.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ChangeError {
+    #[error("no plugin named '{0}' is loaded")]
+    NoSuchPlugin(String),
+}
+
+impl<C: Cluster, P: Capacity> Engine<C, P> {
+    /// Makes `change`, records it with `asked`, and returns what the record says changed.
+    ///
+    /// # Guarantees
+    /// Takes effect at the next tick; a refused change changes nothing and records nothing.
+    pub fn change(&mut self, change: Change, asked: &Asked, now: u64) -> Result<String, ChangeError> {
+        let description = match change {
+            Change::Mode(mode) => {
+                let before = self.mode();
+                self.set_mode(mode);
+                format!("mode {before} -> {mode}")
+            }
+            Change::Load(entry) => {
+                let what = format!(
+                    "plugin {} (sha256 {}) from {} in {} mode",
+                    entry.plugin.name(),
+                    entry.plugin.info().digest,
+                    entry.source,
+                    entry.mode
+                );
+                match self.chain.insert(entry) {
+                    Some(_) => format!("replace {what}"),
+                    None => format!("load {what}"),
+                }
+            }
+            Change::Unload(name) => {
+                self.chain.remove(&name).ok_or_else(|| ChangeError::NoSuchPlugin(name.clone()))?;
+                format!("unload plugin {name}")
+            }
+            Change::PluginMode { plugin, mode } => {
+                let before = self.chain.entry(&plugin).map(|e| e.mode).ok_or_else(|| ChangeError::NoSuchPlugin(plugin.clone()))?;
+                self.chain.set_mode(&plugin, mode);
+                format!("plugin {plugin} mode {before} -> {mode}")
+            }
+        };
+        self.live.set_plugins(self.chain.entries().to_vec());
+        tracing::info!(caller = %asked.caller, change = %description, reason = %asked.reason, "changed by request");
+        self.recorder.record(Record::Control(ControlRecord {
+            tick: self.tick,
+            at_millis: now,
+            caller: asked.caller.clone(),
+            change: description.clone(),
+            reason: asked.reason.clone(),
+        }));
+        Ok(description)
+    }
+}

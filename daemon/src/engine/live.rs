@@ -1,0 +1,113 @@
+//! What the engine last saw and did, published for readers on other tasks (the control API)
+//! without ever holding up a tick: each piece is swapped whole behind a lock held for a
+//! pointer copy.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use super::config::{Guardrails, Mode};
+use super::observe::Observation;
+use super::record::Trigger;
+use super::state::EngineState;
+use crate::policy::ChainEntry;
+
+/// The engine's published state. Cheap to share; readers take snapshots.
+#[derive(Default)]
+pub struct Live {
+    mode: RwLock<Mode>,
+    tick: RwLock<Option<Arc<TickInfo>>>,
+    observed: RwLock<Option<Arc<Observed>>>,
+    plugins: RwLock<Arc<Vec<ChainEntry>>>,
+    leading: RwLock<Leading>,
+}
+
+/// How the last tick went.
+#[derive(Clone, Debug)]
+pub struct TickInfo {
+    pub tick: u64,
+    pub at_millis: u64,
+    pub trigger: Trigger,
+    /// Wall-clock time it took.
+    pub duration: Duration,
+    /// `acted`, `dry-run`, `paused`, `standby` or `failed`.
+    pub outcome: &'static str,
+    pub error: Option<String>,
+    pub proposed: usize,
+    pub accepted: usize,
+    pub changed: usize,
+    pub refused: usize,
+    pub plugin_errors: usize,
+    /// Adapter calls throttled so far.
+    pub throttled_calls: u64,
+}
+
+/// The last observation, with the engine's state at that moment: what NodeGroups, Explain
+/// and a simulation on the live snapshot read.
+pub struct Observed {
+    pub at_millis: u64,
+    pub obs: Arc<Observation>,
+    pub state: EngineState,
+    pub guardrails: Guardrails,
+}
+
+/// Whether this replica may act, and since when.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Leading {
+    pub leading: bool,
+    pub since_millis: Option<u64>,
+}
+
+fn read<T: Clone>(lock: &RwLock<T>) -> T {
+    lock.read().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
+fn write<T>(lock: &RwLock<T>, value: T) {
+    *lock.write().unwrap_or_else(|p| p.into_inner()) = value;
+}
+
+impl Live {
+    pub fn mode(&self) -> Mode {
+        read(&self.mode)
+    }
+
+    pub fn last_tick(&self) -> Option<Arc<TickInfo>> {
+        read(&self.tick)
+    }
+
+    pub fn observed(&self) -> Option<Arc<Observed>> {
+        read(&self.observed)
+    }
+
+    /// The chain's plugins, in order.
+    pub fn plugins(&self) -> Arc<Vec<ChainEntry>> {
+        read(&self.plugins)
+    }
+
+    pub fn leading(&self) -> Leading {
+        read(&self.leading)
+    }
+
+    pub(crate) fn set_mode(&self, mode: Mode) {
+        write(&self.mode, mode);
+    }
+
+    pub(crate) fn set_tick(&self, info: TickInfo) {
+        write(&self.tick, Some(Arc::new(info)));
+    }
+
+    pub(crate) fn set_observed(&self, observed: Observed) {
+        write(&self.observed, Some(Arc::new(observed)));
+    }
+
+    pub(crate) fn set_plugins(&self, entries: Vec<ChainEntry>) {
+        write(&self.plugins, Arc::new(entries));
+    }
+
+    /// Notes whether this replica may act at `now`; the start of leadership is kept.
+    pub(crate) fn set_leading(&self, leading: bool, now: u64) {
+        let mut current = self.leading.write().unwrap_or_else(|p| p.into_inner());
+        if leading != current.leading {
+            *current = Leading { leading, since_millis: leading.then_some(now) };
+        }
+    }
+}

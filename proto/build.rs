@@ -1,0 +1,17 @@
+//! Generates the messages, servers and clients of `ballast/v1/control.proto` with protox (a
+//! protobuf compiler in Rust, so no protoc needs installing) and tonic-prost-build, and
+//! writes the descriptor set that server reflection serves.
+
+use std::path::PathBuf;
+
+use prost::Message;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let proto = "ballast/v1/control.proto";
+    println!("cargo:rerun-if-changed={proto}");
+    let fds = protox::compile([proto], ["."])?;
+    let out = PathBuf::from(std::env::var("OUT_DIR")?);
+    std::fs::write(out.join("ballast_descriptor.bin"), fds.encode_to_vec())?;
+    tonic_prost_build::configure().compile_fds(fds)?;
+    Ok(())
+}
