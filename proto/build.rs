@@ -12,6 +12,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let fds = protox::compile([proto], ["."])?;
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(out.join("ballast_descriptor.bin"), fds.encode_to_vec())?;
-    tonic_prost_build::configure().compile_fds(fds)?;
+    // Serialize for `ballast ctl -o json|yaml`; the two enums print by name, not number.
+    let mut builder = tonic_prost_build::configure().type_attribute(".", "#[derive(serde::Serialize)]");
+    for field in ["GetStatusResponse.mode", "TickRecord.mode", "GetModeResponse.mode", "SetModeRequest.mode"] {
+        builder = builder.field_attribute(
+            format!("ballast.v1.{field}"),
+            "#[serde(serialize_with = \"crate::serialize_engine_mode\")]",
+        );
+    }
+    for field in ["PluginStatus.mode", "LoadPluginRequest.mode", "SetPluginModeRequest.mode"] {
+        builder = builder.field_attribute(
+            format!("ballast.v1.{field}"),
+            "#[serde(serialize_with = \"crate::serialize_plugin_mode\")]",
+        );
+    }
+    builder.compile_fds(fds)?;
     Ok(())
 }

@@ -4,8 +4,9 @@
 # when already done.
 #
 #   - the Rust toolchain pinned by rust-toolchain.toml, with the wasm32-wasip2 target;
-#   - componentize-py (Python plugins) and moto[server] (the AWS emulator the AWS adapter's
-#     tests run against) in target/tools/venv;
+#   - componentize-py (Python plugins), moto[server] (the AWS emulator the AWS adapter's
+#     tests run against) and grpcio with grpcio-reflection (the independent client of the
+#     control API in tests/grpc/client.py) in target/tools/venv;
 #   - componentize-js and TypeScript (JavaScript/TypeScript plugins) in tests/tools/node_modules;
 #   - the real kubectl (Debian's kubernetes-client, unpacked, not installed) in target/tools/kubectl,
 #     which drives the Kubernetes API stand-in in daemon/tests/kubectl.rs.
@@ -20,8 +21,9 @@ rustup toolchain install --no-self-update >/dev/null 2>&1 || rustup toolchain in
 rustup target add wasm32-wasip2 >/dev/null
 
 venv="$root/target/tools/venv"
-if [ ! -x "$venv/bin/componentize-py" ] || [ ! -x "$venv/bin/moto_server" ]; then
-  say "componentize-py and moto (the AWS emulator) into $venv"
+if [ ! -x "$venv/bin/componentize-py" ] || [ ! -x "$venv/bin/moto_server" ] \
+  || ! "$venv/bin/python" -c 'import grpc_reflection, grpc_health' 2>/dev/null; then
+  say "componentize-py, moto (the AWS emulator) and grpcio (a gRPC client) into $venv"
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/tools/requirements.txt
 fi

@@ -12,3 +12,19 @@ pub mod v1 {
 
 /// The encoded `FileDescriptorSet` of `ballast.v1`, for server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/ballast_descriptor.bin"));
+
+/// An `EngineMode` field by its name (`ENGINE_MODE_PAUSED`), for `ballast ctl -o json|yaml`.
+pub fn serialize_engine_mode<S: serde::Serializer>(value: &i32, s: S) -> Result<S::Ok, S::Error> {
+    match v1::EngineMode::try_from(*value) {
+        Ok(mode) => s.serialize_str(mode.as_str_name()),
+        Err(_) => s.serialize_i32(*value),
+    }
+}
+
+/// A `PluginMode` field by its name (`PLUGIN_MODE_SHADOW`).
+pub fn serialize_plugin_mode<S: serde::Serializer>(value: &i32, s: S) -> Result<S::Ok, S::Error> {
+    match v1::PluginMode::try_from(*value) {
+        Ok(mode) => s.serialize_str(mode.as_str_name()),
+        Err(_) => s.serialize_i32(*value),
+    }
+}

@@ -10,6 +10,7 @@ macro_rules! outln {
 }
 
 mod chart;
+mod ctl;
 mod decisions;
 mod fixture;
 mod plugin;
@@ -54,6 +55,9 @@ pub enum Command {
     /// Show decision records from a journal: what each plugin proposed, what the guardrails
     /// made of it and what happened.
     Decisions(decisions::DecisionsArgs),
+    /// Talk to a running daemon over its control API: status, groups, decisions (--follow),
+    /// plugins, mode, simulate, explain.
+    Ctl(ctl::CtlArgs),
 }
 
 /// How results are printed.
@@ -74,5 +78,6 @@ pub fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Simulate(args) => simulate::run(args),
         Command::Decisions(args) => decisions::run(args),
         Command::Run(args) => run::run(args),
+        Command::Ctl(args) => ctl::run(args),
     }
 }

@@ -84,8 +84,10 @@ impl Credentials {
                 Ok(Caller { name: "anonymous".into(), access: Access::Read })
             }
             None => Err(Status::unauthenticated(match needed {
-                Access::Write => "this call changes the daemon: send a bearer token with write access \
-                                  (authorization: Bearer ...) or a client certificate",
+                Access::Write => {
+                    "this call changes the daemon: send a bearer token with write access \
+                                  (authorization: Bearer ...) or a client certificate"
+                }
                 Access::Read => "this server needs a bearer token or a client certificate for every call",
             })),
         }

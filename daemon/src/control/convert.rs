@@ -141,9 +141,11 @@ pub fn record(stamped: &Stamped) -> pb::Record {
                 why,
             })
         }
-        Record::Control(c) => {
-            Kind::Control(pb::ControlRecord { caller: c.caller.clone(), change: c.change.clone(), reason: c.reason.clone() })
-        }
+        Record::Control(c) => Kind::Control(pb::ControlRecord {
+            caller: c.caller.clone(),
+            change: c.change.clone(),
+            reason: c.reason.clone(),
+        }),
     };
     pb::Record {
         id: stamped.id,

@@ -90,7 +90,9 @@ impl Filter {
         }
         match record {
             Record::Tick(_) => self.ticks && self.is_unfiltered(),
-            Record::Control(_) => self.plugin.as_deref().is_none_or(|p| p == crate::engine::HOST) && self.is_unfiltered(),
+            Record::Control(_) => {
+                self.plugin.as_deref().is_none_or(|p| p == crate::engine::HOST) && self.is_unfiltered()
+            }
             Record::Removal(r) => {
                 self.plugin.is_none()
                     && self.workload.is_none()
@@ -138,4 +140,3 @@ fn names_workload(action: &Action, (kind, ns, name): &(Option<String>, String, S
         _ => false,
     }
 }
-

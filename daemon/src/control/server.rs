@@ -41,6 +41,24 @@ fn tls_config(files: &TlsFiles) -> Result<ServerTlsConfig, ServeError> {
     Ok(tls)
 }
 
+/// tonic refuses a request above the size cap with OUT_OF_RANGE; gRPC's status codes (and
+/// every other implementation) say RESOURCE_EXHAUSTED, which is what clients retry on or not.
+/// The refusal is a trailers-only response, so its status is in the headers.
+fn too_large_is_resource_exhausted(
+    mut response: http::Response<tonic::body::Body>,
+) -> http::Response<tonic::body::Body> {
+    let headers = response.headers_mut();
+    let too_large = headers.get("grpc-status").is_some_and(|v| v == "11")
+        && headers
+            .get("grpc-message")
+            .and_then(|m| m.to_str().ok())
+            .is_some_and(|m| m.contains("too large") || m.contains("too%20large"));
+    if too_large {
+        headers.insert("grpc-status", http::HeaderValue::from_static("8"));
+    }
+    response
+}
+
 /// Serves the control API on `listener` until `shutdown` resolves.
 ///
 /// # Guarantees
@@ -88,6 +106,7 @@ pub async fn serve(
         };
     }
     let router = builder
+        .layer(tower::util::MapResponseLayer::new(too_large_is_resource_exhausted))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

@@ -11,7 +11,10 @@ pub enum Change {
     /// Adds a plugin at the end of the chain, or replaces the one of that name.
     Load(ChainEntry),
     Unload(String),
-    PluginMode { plugin: String, mode: PluginMode },
+    PluginMode {
+        plugin: String,
+        mode: PluginMode,
+    },
 }
 
 /// Who asked for a change, and why: what its record says.
@@ -58,7 +61,11 @@ impl<C: Cluster, P: Capacity> Engine<C, P> {
                 format!("unload plugin {name}")
             }
             Change::PluginMode { plugin, mode } => {
-                let before = self.chain.entry(&plugin).map(|e| e.mode).ok_or_else(|| ChangeError::NoSuchPlugin(plugin.clone()))?;
+                let before = self
+                    .chain
+                    .entry(&plugin)
+                    .map(|e| e.mode)
+                    .ok_or_else(|| ChangeError::NoSuchPlugin(plugin.clone()))?;
                 self.chain.set_mode(&plugin, mode);
                 format!("plugin {plugin} mode {before} -> {mode}")
             }

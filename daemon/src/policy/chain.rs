@@ -16,7 +16,6 @@ use super::convert;
 use super::input::{EvaluationInput, SharedSnapshot};
 use super::plugin::{CallReport, Plugin};
 
-
 /// A decision and the plugin that proposed it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Proposed {

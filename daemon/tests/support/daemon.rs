@@ -45,7 +45,8 @@ fn config(engine: &str, policies: &str, moto_url: &str, journal: &Path) -> Strin
          policies:\n{policies}\
          kubernetes: {{leader: {{lease-duration: 3s, renew-deadline: 2s, retry-period: 500ms}}}}\n\
          aws: {{cluster-name: e2e, region: us-east-1, endpoint-url: \"{moto_url}\", max-calls-per-second: 100}}\n\
-         journal: {}\n",
+         journal: {}\n\
+         control: {{listen: \"127.0.0.1:0\"}}\n",
         journal.display()
     )
 }

@@ -41,7 +41,14 @@ impl ExplainService {
         found
     }
 
-    fn answer(&self, observed: &Observed, subject: String, summary: String, facts: Vec<String>, filters: &[Filter]) -> pb::Explanation {
+    fn answer(
+        &self,
+        observed: &Observed,
+        subject: String,
+        summary: String,
+        facts: Vec<String>,
+        filters: &[Filter],
+    ) -> pb::Explanation {
         pb::Explanation {
             subject,
             summary,
@@ -106,21 +113,30 @@ impl pb::explain_server::Explain for ExplainService {
         let (kind, ns, wl) = split_name("name", &name)?;
         let observed = super::observed(&self.0)?;
         let snapshot = &observed.obs.snapshot;
-        let Some(w) = snapshot.workloads.iter().find(|w| {
-            w.id.namespace == ns && w.id.name == wl && kind.as_ref().is_none_or(|k| *k == kebab(&w.id.kind))
-        }) else {
+        let Some(w) = snapshot
+            .workloads
+            .iter()
+            .find(|w| w.id.namespace == ns && w.id.name == wl && kind.as_ref().is_none_or(|k| *k == kebab(&w.id.kind)))
+        else {
             return Err(Status::not_found(format!("name: no workload '{name}' at the last observation")));
         };
         let fargate = snapshot.node_groups.iter().any(|g| g.kind == NodeGroupKind::Fargate);
         let summary = match (&w.placement, &w.fargate_blocker) {
             (Placement::Fargate, _) => format!("{} runs on Fargate", w.id),
             (_, Some(blocker)) => format!("{} may not run on Fargate: {blocker}", w.id),
-            (_, None) if !fargate => format!("{} is eligible, but the cluster has no Fargate profile Ballast may use", w.id),
+            (_, None) if !fargate => {
+                format!("{} is eligible, but the cluster has no Fargate profile Ballast may use", w.id)
+            }
             (_, None) => format!("{} is eligible for Fargate; no policy has moved it there", w.id),
         };
         let facts = vec![
             format!("placement: {}", kebab(&w.placement)),
-            format!("{} replicas of {} mCPU, {} MiB", w.replicas, w.requests_per_replica.cpu_millis, w.requests_per_replica.memory_bytes >> 20),
+            format!(
+                "{} replicas of {} mCPU, {} MiB",
+                w.replicas,
+                w.requests_per_replica.cpu_millis,
+                w.requests_per_replica.memory_bytes >> 20
+            ),
         ];
         let filters = [Filter::about_workload(&w.id)];
         Ok(Response::new(self.answer(&observed, format!("workload {}", w.id), summary, facts, &filters)))
@@ -149,9 +165,15 @@ fn pending_pod(snapshot: &SnapshotData, observed: &Observed, p: &PendingPod) -> 
         let backoff = observed.state.groups.get(&g.id).and_then(|s| s.backing_off(observed.at_millis));
         facts.push(match backoff {
             Some(b) => format!("group {}: admits it, but is backing off: {}", g.id, b.reason),
-            None if g.desired_size >= g.max_size => format!("group {}: admits it, but is at its max-size {}", g.id, g.max_size),
+            None if g.desired_size >= g.max_size => {
+                format!("group {}: admits it, but is at its max-size {}", g.id, g.max_size)
+            }
             None if g.desired_size > g.ready_nodes => {
-                format!("group {}: admits it; {} node(s) asked for are on their way", g.id, g.desired_size - g.ready_nodes)
+                format!(
+                    "group {}: admits it; {} node(s) asked for are on their way",
+                    g.id,
+                    g.desired_size - g.ready_nodes
+                )
             }
             None => format!("group {}: admits it and may grow ({} of max {})", g.id, g.desired_size, g.max_size),
         });

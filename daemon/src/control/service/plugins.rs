@@ -82,9 +82,9 @@ fn plugin_name(name: &str) -> Result<String, Status> {
         && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
     match ok {
         true => Ok(name.into()),
-        false => Err(Status::invalid_argument(format!(
-            "name: '{name}' is not a plugin name (1-63 of a-z, 0-9, '-', '_')"
-        ))),
+        false => {
+            Err(Status::invalid_argument(format!("name: '{name}' is not a plugin name (1-63 of a-z, 0-9, '-', '_')")))
+        }
     }
 }
 
@@ -133,7 +133,10 @@ impl PluginsService {
 
 #[tonic::async_trait]
 impl pb::plugins_server::Plugins for PluginsService {
-    async fn list(&self, request: Request<pb::ListPluginsRequest>) -> Result<Response<pb::ListPluginsResponse>, Status> {
+    async fn list(
+        &self,
+        request: Request<pb::ListPluginsRequest>,
+    ) -> Result<Response<pb::ListPluginsResponse>, Status> {
         self.0.credentials.authorize(&request, Access::Read)?;
         let plugins = self.0.live.plugins().iter().map(plugin_status).collect();
         Ok(Response::new(pb::ListPluginsResponse { plugins }))
@@ -216,7 +219,9 @@ impl pb::plugins_server::Plugins for PluginsService {
             .map_err(|e| Status::internal(format!("validation failed on its thread: {e}")))?;
         let answer = match loaded {
             Ok(_) => pb::ValidateSettingsResponse { valid: true, error: String::new() },
-            Err(LoadError::SettingsRejected { message, .. }) => pb::ValidateSettingsResponse { valid: false, error: message },
+            Err(LoadError::SettingsRejected { message, .. }) => {
+                pb::ValidateSettingsResponse { valid: false, error: message }
+            }
             Err(other) => return Err(refused(other)),
         };
         Ok(Response::new(answer))

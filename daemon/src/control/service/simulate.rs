@@ -165,7 +165,8 @@ fn live_run(observed: &Observed, specs: Vec<PluginSpec>) -> Result<pb::SimulateR
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| Status::invalid_argument(e.to_string()))?;
     let outcome = PolicyChain::new(plugins).evaluate_blocking(observed.obs.snapshot.clone());
-    let guard = Guard { obs: &observed.obs, config: &observed.guardrails, state: &observed.state, now: observed.at_millis };
+    let guard =
+        Guard { obs: &observed.obs, config: &observed.guardrails, state: &observed.state, now: observed.at_millis };
     let (_, outcomes) = guard.run(&outcome.proposals);
     let decisions = outcome
         .proposals
@@ -188,11 +189,8 @@ fn live_run(observed: &Observed, specs: Vec<PluginSpec>) -> Result<pb::SimulateR
             convert::record(&Stamped { id: 0, record })
         })
         .collect();
-    let errors: Vec<String> = outcome
-        .reports
-        .iter()
-        .filter_map(|r| r.result.as_ref().err().map(|e| format!("{}: {e}", r.plugin)))
-        .collect();
+    let errors: Vec<String> =
+        outcome.reports.iter().filter_map(|r| r.result.as_ref().err().map(|e| format!("{}: {e}", r.plugin))).collect();
     let summary = serde_json::json!({ "proposed": outcome.proposals.len(), "plugin-errors": errors });
     Ok(pb::SimulateResponse { summary_json: summary.to_string(), decisions })
 }

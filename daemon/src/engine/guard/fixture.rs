@@ -202,7 +202,11 @@ impl World {
         let proposals: Vec<Proposed> = actions
             .iter()
             .enumerate()
-            .map(|(i, a)| Proposed { plugin: format!("p{i}").into(), decision: Decision::new(a.clone(), "test"), shadow: false })
+            .map(|(i, a)| Proposed {
+                plugin: format!("p{i}").into(),
+                decision: Decision::new(a.clone(), "test"),
+                shadow: false,
+            })
             .collect();
         Guard { obs, config: &self.config, state: &self.state, now: NOW }.run(&proposals)
     }

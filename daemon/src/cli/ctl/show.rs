@@ -1,0 +1,272 @@
+//! How `ballast ctl` prints answers: a table for people, the message itself as JSON or YAML
+//! for tools.
+
+use ballast_proto::v1 as pb;
+use serde::Serialize;
+
+use super::Format;
+use crate::cli::render;
+
+/// Prints `answer` in `format`; `table` renders it for people.
+pub fn print<T: Serialize>(format: Format, answer: &T, table: fn(&T) -> String) -> anyhow::Result<()> {
+    match format {
+        Format::Table => outln!("{}", table(answer)),
+        Format::Json => outln!("{}", serde_json::to_string_pretty(answer)?),
+        Format::Yaml => outln!("---\n{}", serde_yaml::to_string(answer)?.trim_end()),
+    }
+    Ok(())
+}
+
+fn engine_mode(mode: i32) -> &'static str {
+    match pb::EngineMode::try_from(mode) {
+        Ok(pb::EngineMode::Enforce) => "enforce",
+        Ok(pb::EngineMode::DryRun) => "dry-run",
+        Ok(pb::EngineMode::Paused) => "paused",
+        _ => "unknown",
+    }
+}
+
+fn plugin_mode(mode: i32) -> &'static str {
+    match pb::PluginMode::try_from(mode) {
+        Ok(pb::PluginMode::Enforce) => "enforce",
+        Ok(pb::PluginMode::Shadow) => "shadow",
+        _ => "unknown",
+    }
+}
+
+fn time(millis: i64) -> String {
+    match u64::try_from(millis) {
+        Ok(0) | Err(_) => "-".into(),
+        Ok(ms) => {
+            humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms)).to_string()
+        }
+    }
+}
+
+pub fn status(s: &pb::GetStatusResponse) -> String {
+    let mut lines = vec![format!("mode:      {}", engine_mode(s.mode)), format!("source:    {}", s.source)];
+    if let Some(l) = &s.leadership {
+        let leading = match (l.election, l.leading) {
+            (false, _) => "single replica, no election".to_string(),
+            (true, true) => format!("leading since {}", time(l.since_unix_millis)),
+            (true, false) => "standby".to_string(),
+        };
+        lines.push(format!("replica:   {} ({leading})", l.identity));
+    }
+    match &s.last_tick {
+        Some(t) => lines.push(format!(
+            "last tick: #{} at {} ({}), {} in {} µs: {} proposed, {} accepted, {} changed, {} refused, {} plugin errors{}",
+            t.tick,
+            time(t.at_unix_millis),
+            t.trigger,
+            t.outcome,
+            t.duration_micros,
+            t.proposed,
+            t.accepted,
+            t.changed,
+            t.refused,
+            t.plugin_errors,
+            if t.error.is_empty() { String::new() } else { format!(" ({})", t.error) }
+        )),
+        None => lines.push("last tick: none yet".into()),
+    }
+    if let Some(a) = &s.adapters {
+        lines.push(format!(
+            "adapters:  watch caches {}, metrics API {}, {} throttled calls, {} unreadable values, {} journal errors",
+            if a.watch_caches_synced {
+                "synced".to_string()
+            } else {
+                format!("syncing ({})", a.unsynced_kinds.join(", "))
+            },
+            a.metrics_api,
+            a.throttled_calls,
+            a.unreadable_values,
+            a.journal_errors
+        ));
+    }
+    lines.push(plugins(&pb::ListPluginsResponse { plugins: s.plugins.clone() }));
+    lines.join("\n")
+}
+
+pub fn plugins(p: &pb::ListPluginsResponse) -> String {
+    let mut t = render::table(&["plugin", "mode", "calls", "p50 µs", "p99 µs", "errors", "digest", "source"]);
+    for p in &p.plugins {
+        let errors: Vec<String> = p.errors.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+        t.add_row(vec![
+            p.name.clone(),
+            plugin_mode(p.mode).into(),
+            p.calls.to_string(),
+            p.latency_p50_micros.to_string(),
+            p.latency_p99_micros.to_string(),
+            errors.join(", "),
+            p.digest.chars().take(12).collect(),
+            p.source.clone(),
+        ]);
+    }
+    t.to_string()
+}
+
+pub fn groups(g: &pb::ListNodeGroupsResponse) -> String {
+    let mut t =
+        render::table(&["group", "kind", "min", "max", "desired", "ready", "$/hour", "back-off", "instance types"]);
+    for g in &g.groups {
+        let types: Vec<String> =
+            g.instance_types.iter().map(|i| format!("{} ${:.4}", i.name, i.price_per_hour)).collect();
+        t.add_row(vec![
+            g.id.clone(),
+            g.kind.clone(),
+            g.min_size.to_string(),
+            g.max_size.to_string(),
+            g.desired_size.to_string(),
+            g.ready_nodes.to_string(),
+            format!("{:.4}", g.cost_per_hour),
+            g.backoff
+                .as_ref()
+                .map(|b| format!("until {}: {}", time(b.until_unix_millis), b.reason))
+                .unwrap_or_default(),
+            types.join(", "),
+        ]);
+    }
+    let mut out = t.to_string();
+    let nodes: Vec<&pb::Node> = g.groups.iter().flat_map(|g| &g.nodes).collect();
+    if !nodes.is_empty() {
+        let mut n = render::table(&["node", "group", "type", "ready", "utilisation", "pods", "removal"]);
+        for node in nodes {
+            let removal = match (node.being_removed, node.removal_blocker.as_str()) {
+                (true, _) => "being removed".to_string(),
+                (false, "") => "removable".to_string(),
+                (false, blocker) => format!("blocked: {blocker}"),
+            };
+            n.add_row(vec![
+                node.name.clone(),
+                node.group.clone(),
+                node.instance_type.clone(),
+                node.ready.to_string(),
+                format!("{:.0}%", node.utilisation * 100.0),
+                node.pod_count.to_string(),
+                removal,
+            ]);
+        }
+        out = format!("{out}\n{n}");
+    }
+    out
+}
+
+/// One line per record, for `decisions --follow`.
+pub fn record_lines(r: &pb::ListDecisionsResponse) -> String {
+    r.records.iter().map(line).collect::<Vec<_>>().join("\n")
+}
+
+fn line(r: &pb::Record) -> String {
+    let (who, what, outcome, why) = columns(r);
+    format!("#{} tick {} {who}: {what} [{outcome}] {why}", r.id, r.tick)
+}
+
+fn columns(r: &pb::Record) -> (String, String, String, String) {
+    use pb::record::Kind;
+    match &r.kind {
+        Some(Kind::Decision(d)) => {
+            let mut outcome = format!("{}, {}", d.guard, d.result);
+            if !d.why.is_empty() {
+                let why: Vec<&str> = d.why.iter().map(|w| w.message.as_str()).collect();
+                outcome = format!("{outcome}: {}", why.join("; "));
+            }
+            if !d.error.is_empty() {
+                outcome = format!("{outcome}: {}", d.error);
+            }
+            let what = d.proposed.as_ref().map(|a| a.text.clone()).unwrap_or_default();
+            (d.plugin.clone(), what, outcome, d.reason.clone())
+        }
+        Some(Kind::TickRecord(t)) => (
+            "(tick)".into(),
+            format!("{} nodes, {} pending pods", t.nodes, t.pending_pods),
+            format!("{}, {}", t.trigger, engine_mode(t.mode)),
+            t.error.clone(),
+        ),
+        Some(Kind::Removal(rm)) => {
+            ("(removal)".into(), format!("node {} of {}", rm.node, rm.group), rm.outcome.clone(), rm.why.clone())
+        }
+        Some(Kind::Control(c)) => {
+            (format!("(control: {})", c.caller), c.change.clone(), String::new(), c.reason.clone())
+        }
+        None => Default::default(),
+    }
+}
+
+pub fn records(r: &pb::ListDecisionsResponse) -> String {
+    let mut t = render::table(&["id", "tick", "at", "plugin", "proposed", "outcome", "reason"]);
+    for record in &r.records {
+        let (who, what, outcome, why) = columns(record);
+        t.add_row(vec![
+            record.id.to_string(),
+            record.tick.to_string(),
+            time(record.at_unix_millis),
+            who,
+            what,
+            outcome,
+            why,
+        ]);
+    }
+    t.to_string()
+}
+
+pub fn decision(d: &pb::GetDecisionResponse) -> String {
+    let mut out = records(&pb::ListDecisionsResponse {
+        records: d.record.iter().cloned().collect(),
+        next_page_token: String::new(),
+    });
+    if let Some(pb::Record { kind: Some(pb::record::Kind::TickRecord(t)), tick, .. }) = &d.tick {
+        out.push_str(&format!(
+            "\ntick {tick} saw {} nodes ({} ready), {} pending pods, {} workloads, {} nodes being removed",
+            t.nodes, t.ready_nodes, t.pending_pods, t.workloads, t.nodes_being_removed
+        ));
+        for g in &t.groups {
+            out.push_str(&format!(
+                "\n  group {}: {} desired of {}..{}, {} ready",
+                g.id, g.desired, g.min, g.max, g.ready
+            ));
+        }
+        for p in &t.plugins {
+            out.push_str(&format!(
+                "\n  plugin {}: {} decisions in {} µs {}",
+                p.plugin, p.decisions, p.elapsed_micros, p.error
+            ));
+        }
+    }
+    out
+}
+
+pub fn mode(m: &pb::GetModeResponse) -> String {
+    format!("mode: {}", engine_mode(m.mode))
+}
+
+pub fn validation(v: &pb::ValidateSettingsResponse) -> String {
+    match v.valid {
+        true => "settings accepted".into(),
+        false => format!("settings refused: {}", v.error),
+    }
+}
+
+pub fn simulation(s: &pb::SimulateResponse) -> String {
+    let summary = serde_json::from_str::<serde_json::Value>(&s.summary_json)
+        .ok()
+        .and_then(|v| serde_json::to_string_pretty(&v).ok())
+        .unwrap_or_else(|| s.summary_json.clone());
+    match s.decisions.is_empty() {
+        true => summary,
+        false => format!(
+            "{summary}\n{}",
+            records(&pb::ListDecisionsResponse { records: s.decisions.clone(), next_page_token: String::new() })
+        ),
+    }
+}
+
+pub fn explanation(e: &pb::Explanation) -> String {
+    let mut out = vec![e.summary.clone()];
+    out.extend(e.facts.iter().map(|f| format!("  - {f}")));
+    if !e.records.is_empty() {
+        out.push("latest records:".into());
+        out.extend(e.records.iter().map(|r| format!("  {}", line(r))));
+    }
+    out.join("\n")
+}

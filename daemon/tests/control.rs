@@ -1,0 +1,441 @@
+//! The control API end to end: `ballast run --simulate` as a process, called by a tonic
+//! client generated from `proto/ballast/v1`, by Python's grpcio (an independent
+//! implementation), and by `ballast ctl`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use ballast_proto::v1 as pb;
+use tonic::Code;
+use tonic::transport::Channel;
+
+/// `ballast run --simulate` with tokens `ops` (write) and `viewer` (read), listening on a
+/// free loopback port.
+struct Daemon {
+    child: Child,
+    url: String,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const WRITE_TOKEN: &str = "ops-secret-token";
+const READ_TOKEN: &str = "viewer-secret-token";
+
+impl Daemon {
+    /// Starts on `scenario` at `speed`; `extra` is appended to the configuration.
+    fn start(scenario: &str, speed: u32, extra: &str) -> Daemon {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("write.token"), WRITE_TOKEN).unwrap();
+        std::fs::write(dir.path().join("read.token"), format!("{READ_TOKEN}\n")).unwrap();
+        let config = format!(
+            "control:\n  listen: 127.0.0.1:0\n  max-message-bytes: 65536\n  tokens:\n\
+             \x20 - {{name: ops, file: {0}/write.token, access: write}}\n\
+             \x20 - {{name: viewer, file: {0}/read.token, access: read}}\n{extra}",
+            dir.path().display()
+        );
+        std::fs::write(dir.path().join("ballast.yaml"), config).unwrap();
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ballast"))
+            .args(["run", "--simulate", scenario, "--speed", &speed.to_string(), "--config"])
+            .arg(dir.path().join("ballast.yaml"))
+            .env("BALLAST_CACHE_DIR", root.join("target/test-component-cache"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("ballast runs");
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let line = stdout.lines().map(Result::unwrap).find(|l| l.contains("control API on")).expect("the address");
+        let url = line.rsplit(' ').next().unwrap().to_string();
+        Daemon { child, url, dir }
+    }
+
+    async fn channel(&self) -> Channel {
+        Channel::from_shared(self.url.clone()).unwrap().connect().await.expect("connects")
+    }
+
+    fn token_file(&self, which: &str) -> PathBuf {
+        self.dir.path().join(format!("{which}.token"))
+    }
+
+    /// Waits until a tick has observed (NodeGroups answers).
+    async fn observed(&self) {
+        let mut groups = pb::node_groups_client::NodeGroupsClient::new(self.channel().await);
+        for _ in 0..200 {
+            if groups.list(pb::ListNodeGroupsRequest::default()).await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("no tick observed");
+    }
+
+    /// `ballast ctl ARGS` against this daemon: (success, stdout, stderr).
+    fn ctl(&self, token: Option<&str>, args: &[&str]) -> (bool, String, String) {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ballast"));
+        command.arg("ctl").args(["--server", &self.url]).args(args);
+        command.env_remove("BALLAST_TOKEN_FILE").env("TMPDIR", self.dir.path());
+        if let Some(which) = token {
+            command.arg("--token-file").arg(self.token_file(which));
+        }
+        let out = command.output().unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+    }
+}
+
+fn bearer<T>(message: T, token: &str) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+    request
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tonic_client_finds_the_services_by_reflection_and_reads_status_groups_decisions_and_explanations() {
+    let daemon = Daemon::start("mixed-fargate", 600, "");
+    daemon.observed().await;
+    let channel = daemon.channel().await;
+
+    use tonic_reflection::pb::v1::{ServerReflectionRequest, server_reflection_client::ServerReflectionClient};
+    use tonic_reflection::pb::v1::{
+        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+    };
+    let mut reflection = ServerReflectionClient::new(channel.clone());
+    let ask = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut answers = reflection.server_reflection_info(futures::stream::iter([ask])).await.unwrap().into_inner();
+    let Some(MessageResponse::ListServicesResponse(list)) = answers.message().await.unwrap().unwrap().message_response
+    else {
+        panic!("not a service list")
+    };
+    let services: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    for name in ["Status", "NodeGroups", "Decisions", "Plugins", "Mode", "Simulate", "Explain"] {
+        assert!(services.contains(&format!("ballast.v1.{name}")), "{name} missing from {services:?}");
+    }
+    assert!(services.contains(&"grpc.health.v1.Health".to_string()), "{services:?}");
+
+    let status =
+        pb::status_client::StatusClient::new(channel.clone()).get(pb::GetStatusRequest {}).await.unwrap().into_inner();
+    assert_eq!(status.mode(), pb::EngineMode::Enforce);
+    assert!(status.source.starts_with("simulator: mixed-fargate"), "{}", status.source);
+    let names: Vec<&str> = status.plugins.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["binpack", "fargate-placement"]);
+    assert!(status.plugins[0].calls > 0 && status.plugins[0].digest.len() == 64, "{:?}", status.plugins[0]);
+    assert!(status.adapters.unwrap().watch_caches_synced);
+
+    let groups = pb::node_groups_client::NodeGroupsClient::new(channel.clone())
+        .list(pb::ListNodeGroupsRequest { group: "general".into(), nodes: true })
+        .await
+        .unwrap()
+        .into_inner();
+    let general = &groups.groups[0];
+    assert_eq!((general.id.as_str(), general.min_size, general.max_size), ("general", 1, 25));
+    assert!(!general.nodes.is_empty() && general.cost_per_hour > 0.0, "{general:?}");
+    let missing = pb::node_groups_client::NodeGroupsClient::new(channel.clone())
+        .list(pb::ListNodeGroupsRequest { group: "gpu".into(), nodes: false })
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), Code::NotFound);
+
+    let mut decisions = pb::decisions_client::DecisionsClient::new(channel.clone());
+    let filter = pb::DecisionFilter { plugin: "binpack".into(), ..Default::default() };
+    let page = decisions
+        .list(pb::ListDecisionsRequest { filter: Some(filter), page_size: 1, page_token: String::new() })
+        .await
+        .unwrap()
+        .into_inner();
+    let first = &page.records[0];
+    let Some(pb::record::Kind::Decision(d)) = &first.kind else { panic!("{first:?}") };
+    assert_eq!(d.plugin, "binpack");
+    let got = decisions.get(pb::GetDecisionRequest { id: first.id }).await.unwrap().into_inner();
+    assert!(matches!(got.tick.unwrap().kind, Some(pb::record::Kind::TickRecord(_))), "the tick it saw");
+    let bad = pb::DecisionFilter { outcome: "maybe".into(), ..Default::default() };
+    let error = decisions
+        .list(pb::ListDecisionsRequest { filter: Some(bad), page_size: 0, page_token: String::new() })
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Code::InvalidArgument);
+    assert!(error.message().contains("filter.outcome: 'maybe'"), "{}", error.message());
+
+    let node = &general.nodes[0].name;
+    let explained = pb::explain_client::ExplainClient::new(channel.clone())
+        .node(pb::ExplainRequest { name: node.clone() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(explained.summary.contains(node.as_str()), "{explained:?}");
+    let workload = pb::explain_client::ExplainClient::new(channel)
+        .workload(pb::ExplainRequest { name: "default/nightly".into() })
+        .await
+        .unwrap_err();
+    assert_eq!(workload.code(), Code::NotFound);
+}
+
+/// Everything a refused change must leave as it was.
+async fn unchanged(channel: &Channel) -> (i32, Vec<String>, usize) {
+    let mode =
+        pb::mode_client::ModeClient::new(channel.clone()).get(pb::GetModeRequest {}).await.unwrap().into_inner().mode;
+    let plugins = pb::plugins_client::PluginsClient::new(channel.clone())
+        .list(pb::ListPluginsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .plugins
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    let filter = pb::DecisionFilter { plugin: "ballast".into(), ..Default::default() };
+    let controls = pb::decisions_client::DecisionsClient::new(channel.clone())
+        .list(pb::ListDecisionsRequest { filter: Some(filter), page_size: 1000, page_token: String::new() })
+        .await
+        .unwrap()
+        .into_inner()
+        .records
+        .iter()
+        .filter(|r| matches!(r.kind, Some(pb::record::Kind::Control(_))))
+        .count();
+    (mode, plugins, controls)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_need_a_write_credential_and_a_refused_call_changes_nothing() {
+    let daemon = Daemon::start("steady-web", 60, "");
+    daemon.observed().await;
+    let channel = daemon.channel().await;
+    let before = unchanged(&channel).await;
+    let mut mode = pb::mode_client::ModeClient::new(channel.clone());
+    let paused = || pb::SetModeRequest { mode: pb::EngineMode::Paused as i32, reason: "incident".into() };
+
+    let anonymous = mode.set(paused()).await.unwrap_err();
+    assert_eq!(anonymous.code(), Code::Unauthenticated, "{anonymous:?}");
+    let read_only = mode.set(bearer(paused(), READ_TOKEN)).await.unwrap_err();
+    assert_eq!(read_only.code(), Code::PermissionDenied, "{read_only:?}");
+    let wrong = mode.set(bearer(paused(), "guess")).await.unwrap_err();
+    assert_eq!(wrong.code(), Code::Unauthenticated);
+    let no_reason =
+        mode.set(bearer(pb::SetModeRequest { reason: " ".into(), ..paused() }, WRITE_TOKEN)).await.unwrap_err();
+    assert_eq!(no_reason.code(), Code::InvalidArgument);
+
+    let mut plugins = pb::plugins_client::PluginsClient::new(channel.clone());
+    let upload = |size: usize| pb::LoadPluginRequest {
+        name: "big".into(),
+        component: Some(pb::load_plugin_request::Component::Wasm(vec![0; size])),
+        reason: "try".into(),
+        ..Default::default()
+    };
+    let oversized = plugins.load(bearer(upload(100_000), WRITE_TOKEN)).await.unwrap_err();
+    assert_eq!(oversized.code(), Code::ResourceExhausted, "{oversized:?}");
+    let not_wasm = plugins.load(bearer(upload(1_000), WRITE_TOKEN)).await.unwrap_err();
+    assert_eq!(not_wasm.code(), Code::InvalidArgument, "{not_wasm:?}");
+    let pinned = pb::LoadPluginRequest {
+        name: "pinned".into(),
+        component: Some(pb::load_plugin_request::Component::Path("bundled:thresholds".into())),
+        expected_sha256: "0".repeat(64),
+        reason: "try".into(),
+        ..Default::default()
+    };
+    let mismatch = plugins.load(bearer(pinned, WRITE_TOKEN)).await.unwrap_err();
+    assert_eq!(mismatch.code(), Code::FailedPrecondition, "{mismatch:?}");
+    assert_eq!(unchanged(&channel).await, before, "a refused call changed something");
+
+    mode.set(bearer(paused(), WRITE_TOKEN)).await.unwrap();
+    let (now, _, controls) = unchanged(&channel).await;
+    assert_eq!((now, controls), (pb::EngineMode::Paused as i32, before.2 + 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_delivers_each_record_once_across_a_reconnect_and_paused_stops_actions_at_the_next_tick() {
+    let daemon = Daemon::start("spiky-batch", 300, "");
+    daemon.observed().await;
+    let channel = daemon.channel().await;
+    let mut decisions = pb::decisions_client::DecisionsClient::new(channel.clone());
+    let all = || Some(pb::DecisionFilter { ticks: true, ..Default::default() });
+
+    // First connection: read some records, then drop it mid-stream.
+    let mut stream = decisions
+        .watch(pb::WatchDecisionsRequest { filter: all(), after_id: 0, from_now: false })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut seen = Vec::new();
+    while seen.len() < 40 {
+        seen.push(stream.message().await.unwrap().unwrap().id);
+    }
+    drop(stream);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Resume from the last id received; records made meanwhile arrive, none twice.
+    let mut stream = decisions
+        .watch(pb::WatchDecisionsRequest { filter: all(), after_id: *seen.last().unwrap(), from_now: false })
+        .await
+        .unwrap()
+        .into_inner();
+    while seen.len() < 120 {
+        seen.push(stream.message().await.unwrap().unwrap().id);
+    }
+    let expected: Vec<u64> = (seen[0]..seen[0] + seen.len() as u64).collect();
+    assert_eq!(seen, expected, "every record once, in order");
+
+    // Pause; a Watch from now sees the control record, then only paused ticks.
+    let mut after = decisions
+        .watch(pb::WatchDecisionsRequest { filter: all(), after_id: 0, from_now: true })
+        .await
+        .unwrap()
+        .into_inner();
+    let request = pb::SetModeRequest { mode: pb::EngineMode::Paused as i32, reason: "freeze for the test".into() };
+    pb::mode_client::ModeClient::new(channel).set(bearer(request, WRITE_TOKEN)).await.unwrap();
+    let mut control_seen = false;
+    let mut paused_ticks = 0;
+    while paused_ticks < 5 {
+        let record = after.message().await.unwrap().unwrap();
+        match record.kind.unwrap() {
+            pb::record::Kind::Control(c) => {
+                assert_eq!((c.caller.as_str(), c.change.as_str()), ("ops", "mode enforce -> paused"));
+                control_seen = true;
+            }
+            pb::record::Kind::TickRecord(t) if control_seen => {
+                assert_eq!(t.mode(), pb::EngineMode::Paused);
+                assert!(t.plugins.is_empty(), "paused ticks evaluate nothing");
+                paused_ticks += 1;
+            }
+            pb::record::Kind::Decision(d) => assert!(!control_seen, "a decision after the pause: {d:?}"),
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_loaded_in_shadow_mode_is_evaluated_and_recorded_but_acts_on_nothing() {
+    let daemon = Daemon::start("steady-web", 300, "policies: [{plugin: binpack}]\n");
+    daemon.observed().await;
+    let channel = daemon.channel().await;
+    // static-size would hold `general` at 20 nodes; in shadow it must not.
+    let request = pb::LoadPluginRequest {
+        name: "hold-twenty".into(),
+        component: Some(pb::load_plugin_request::Component::Path("bundled:static-size".into())),
+        settings_json: r#"{"sizes": {"general": 20}}"#.into(),
+        mode: pb::PluginMode::Shadow as i32,
+        reason: "see what it would do".into(),
+        ..Default::default()
+    };
+    let loaded = pb::plugins_client::PluginsClient::new(channel.clone())
+        .load(bearer(request, WRITE_TOKEN))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(loaded.mode(), pb::PluginMode::Shadow);
+    let mut stream = pb::decisions_client::DecisionsClient::new(channel.clone())
+        .watch(pb::WatchDecisionsRequest {
+            filter: Some(pb::DecisionFilter { plugin: "hold-twenty".into(), ..Default::default() }),
+            after_id: 0,
+            from_now: true,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    for _ in 0..3 {
+        let record = stream.message().await.unwrap().unwrap();
+        let Some(pb::record::Kind::Decision(d)) = record.kind else { panic!() };
+        assert_eq!(d.result, "shadow", "{d:?}");
+        assert!(d.proposed.unwrap().text.contains("general"), "recorded as proposed");
+    }
+    let groups = pb::node_groups_client::NodeGroupsClient::new(channel)
+        .list(pb::ListNodeGroupsRequest { group: "general".into(), nodes: false })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(groups.groups[0].desired_size < 20, "the shadow plugin acted: {:?}", groups.groups[0]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ballast_ctl_runs_every_subcommand_in_every_format_and_prints_the_servers_status_on_failure() {
+    let daemon = Daemon::start("mixed-fargate", 600, "");
+    daemon.observed().await;
+    let node = {
+        let groups = pb::node_groups_client::NodeGroupsClient::new(daemon.channel().await)
+            .list(pb::ListNodeGroupsRequest { group: "general".into(), nodes: true })
+            .await
+            .unwrap()
+            .into_inner();
+        groups.groups[0].nodes[0].name.clone()
+    };
+    let reads: Vec<Vec<&str>> = vec![
+        vec!["status"],
+        vec!["groups", "--nodes"],
+        vec!["decisions", "--plugin", "binpack", "--since", "1h"],
+        vec!["decision", "2"],
+        vec!["plugins"],
+        vec!["mode"],
+        vec!["explain", "node", &node],
+        vec!["explain", "pod", "default/nobody"],
+        vec!["simulate", "steady-web", "--policy", "binpack"],
+        vec!["plugins", "validate", "binpack", "--settings", "{}"],
+    ];
+    for args in &reads {
+        for format in ["table", "json", "yaml"] {
+            let mut all = args.clone();
+            all.extend(["-o", format]);
+            let (ok, out, err) = daemon.ctl(None, &all);
+            assert!(ok, "ctl {all:?} failed: {err}");
+            match format {
+                "json" => {
+                    serde_json::from_str::<serde_json::Value>(&out).unwrap_or_else(|e| panic!("{all:?}: {e}\n{out}"));
+                }
+                "yaml" => {
+                    serde_yaml::from_str::<serde_yaml::Value>(&out).unwrap_or_else(|e| panic!("{all:?}: {e}\n{out}"));
+                }
+                _ => assert!(!out.trim().is_empty(), "{all:?} printed nothing"),
+            }
+        }
+    }
+    let (ok, out, _) = daemon.ctl(None, &["groups", "-o", "json"]);
+    assert!(ok && out.contains("\"general\""), "{out}");
+
+    let (ok, _, err) = daemon.ctl(None, &["mode", "set", "dry-run", "--reason", "x"]);
+    assert!(!ok && err.contains("UNAUTHENTICATED"), "{err}");
+    let (ok, _, err) = daemon.ctl(Some("read"), &["mode", "set", "dry-run", "--reason", "x"]);
+    assert!(!ok && err.contains("PERMISSION_DENIED"), "{err}");
+    let writes: Vec<Vec<&str>> = vec![
+        vec!["mode", "set", "dry-run", "--reason", "try ctl"],
+        vec!["plugins", "load", "extra", "--path", "bundled:thresholds", "--mode", "shadow", "--reason", "r"],
+        vec!["plugins", "mode", "extra", "enforce", "--reason", "r"],
+        vec!["plugins", "reload", "extra", "--reason", "r"],
+        vec!["plugins", "unload", "extra", "--reason", "r"],
+    ];
+    for args in &writes {
+        let (ok, _, err) = daemon.ctl(Some("write"), args);
+        assert!(ok, "ctl {args:?} failed: {err}");
+    }
+    let (ok, out, _) = daemon.ctl(None, &["mode", "-o", "json"]);
+    assert!(ok && out.contains("ENGINE_MODE_DRY_RUN"), "{out}");
+    let (ok, out, _) = daemon.ctl(None, &["decisions", "--plugin", "ballast", "-o", "json"]);
+    assert!(ok && out.contains("unload plugin extra") && out.contains("\"caller\": \"ops\""), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_grpcio_lists_the_services_by_reflection_and_calls_them() {
+    let daemon = Daemon::start("mixed-fargate", 600, "");
+    daemon.observed().await;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let python = root.join("target/tools/venv/bin/python");
+    assert!(python.exists(), "{} is missing: run tests/setup.sh", python.display());
+    let out = Command::new(python)
+        .arg(root.join("tests/grpc/client.py"))
+        .arg(daemon.url.trim_start_matches("http://"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    for line in ["services: ", "status: mode=ENGINE_MODE_ENFORCE", "groups: general", "decisions: ", "explain: node "] {
+        assert!(stdout.contains(line), "missing '{line}' in:\n{stdout}");
+    }
+}

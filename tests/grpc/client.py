@@ -1,0 +1,63 @@
+"""An independent client of Ballast's control API: Python grpcio, with no generated code.
+
+It learns the services and message types from the server by reflection (grpcio-reflection),
+then calls Status.Get, NodeGroups.List, Decisions.List and Explain.Node, printing one line
+per call for daemon/tests/control.rs to check. Usage: client.py HOST:PORT
+"""
+
+import sys
+
+import grpc
+from google.protobuf import descriptor_pool, json_format, message_factory
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
+
+
+def main(address: str) -> None:
+    channel = grpc.insecure_channel(address)
+    reflection = ProtoReflectionDescriptorDatabase(channel)
+    services = sorted(reflection.get_services())
+    print("services:", ", ".join(services))
+    pool = descriptor_pool.DescriptorPool(reflection)
+
+    def call(service: str, method: str, request: dict) -> dict:
+        descriptor = pool.FindServiceByName(service).FindMethodByName(method)
+        request_type = message_factory.GetMessageClass(descriptor.input_type)
+        response_type = message_factory.GetMessageClass(descriptor.output_type)
+        stub = channel.unary_unary(
+            f"/{service}/{method}",
+            request_serializer=request_type.SerializeToString,
+            response_deserializer=response_type.FromString,
+        )
+        answer = stub(json_format.ParseDict(request, request_type()), timeout=10)
+        return json_format.MessageToDict(answer, preserving_proto_field_name=True)
+
+    health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service="ballast.v1.Status"))
+    print("health:", health_pb2.HealthCheckResponse.ServingStatus.Name(health.status))
+
+    status = call("ballast.v1.Status", "Get", {})
+    print(f"status: mode={status['mode']} plugins={[p['name'] for p in status.get('plugins', [])]}")
+
+    groups = call("ballast.v1.NodeGroups", "List", {"nodes": True})
+    print("groups:", " ".join(g["id"] for g in groups["groups"]))
+
+    page = call("ballast.v1.Decisions", "List", {"filter": {"plugin": "binpack"}, "page_size": 3})
+    records = page.get("records", [])
+    assert records, "no binpack decisions"
+    assert all(r["decision"]["plugin"] == "binpack" for r in records), records
+    print("decisions:", " ".join(r["id"] for r in records))
+
+    node = next(n["name"] for g in groups["groups"] for n in g.get("nodes", []))
+    explained = call("ballast.v1.Explain", "Node", {"name": node})
+    print("explain:", explained["summary"])
+
+    try:
+        call("ballast.v1.Decisions", "List", {"page_size": 5000})
+        raise SystemExit("a page of 5000 was accepted")
+    except grpc.RpcError as error:
+        assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, error
+        print("invalid:", error.details())
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
