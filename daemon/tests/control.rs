@@ -34,13 +34,17 @@ const READ_TOKEN: &str = "viewer-secret-token";
 impl Daemon {
     /// Starts on `scenario` at `speed`; `extra` is appended to the configuration.
     fn start(scenario: &str, speed: u32, extra: &str) -> Daemon {
-        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(tempfile::tempdir().unwrap(), scenario, speed, "", extra)
+    }
+
+    /// As [`Daemon::start`] in `dir`, with `control` lines added to the `control:` section.
+    fn start_in(dir: tempfile::TempDir, scenario: &str, speed: u32, control: &str, extra: &str) -> Daemon {
         std::fs::write(dir.path().join("write.token"), WRITE_TOKEN).unwrap();
         std::fs::write(dir.path().join("read.token"), format!("{READ_TOKEN}\n")).unwrap();
         let config = format!(
             "control:\n  listen: 127.0.0.1:0\n  max-message-bytes: 65536\n  tokens:\n\
              \x20 - {{name: ops, file: {0}/write.token, access: write}}\n\
-             \x20 - {{name: viewer, file: {0}/read.token, access: read}}\n{extra}",
+             \x20 - {{name: viewer, file: {0}/read.token, access: read}}\n{control}{extra}",
             dir.path().display()
         );
         std::fs::write(dir.path().join("ballast.yaml"), config).unwrap();
@@ -438,4 +442,78 @@ async fn python_grpcio_lists_the_services_by_reflection_and_calls_them() {
     for line in ["services: ", "status: mode=ENGINE_MODE_ENFORCE", "groups: general", "decisions: ", "explain: node "] {
         assert!(stdout.contains(line), "missing '{line}' in:\n{stdout}");
     }
+}
+
+/// A CA, a server certificate for `localhost` and a client certificate for `platform-team`,
+/// written to `dir` as PEM.
+fn certificates(dir: &Path) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name.push(DnType::CommonName, "ballast test CA");
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca, ca_key);
+    std::fs::write(dir.join("ca.pem"), ca_cert.pem()).unwrap();
+    for (name, san, cn) in [("server", "localhost", "ballast"), ("client", "client.local", "platform-team")] {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(vec![san.to_string()]).unwrap();
+        params.distinguished_name.push(DnType::CommonName, cn);
+        let cert = params.signed_by(&key, &issuer).unwrap();
+        std::fs::write(dir.join(format!("{name}.pem")), cert.pem()).unwrap();
+        std::fs::write(dir.join(format!("{name}.key")), key.serialize_pem()).unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_tls_a_client_certificate_from_the_configured_ca_may_change_the_mode_and_is_named_in_the_record() {
+    let dir = tempfile::tempdir().unwrap();
+    certificates(dir.path());
+    let d = dir.path().display().to_string();
+    let tls = format!("  tls: {{cert: {d}/server.pem, key: {d}/server.key, client-ca: {d}/ca.pem}}\n");
+    let daemon = Daemon::start_in(dir, "steady-web", 60, &tls, "");
+    assert!(daemon.url.starts_with("https://"), "{}", daemon.url);
+    rustls::crypto::aws_lc_rs::default_provider().install_default().ok();
+    let read = |name: &str| std::fs::read(daemon.dir.path().join(name)).unwrap();
+    let connect = |identity: bool| {
+        let mut tls = tonic::transport::ClientTlsConfig::new()
+            .ca_certificate(tonic::transport::Certificate::from_pem(read("ca.pem")))
+            .domain_name("localhost");
+        if identity {
+            tls = tls.identity(tonic::transport::Identity::from_pem(read("client.pem"), read("client.key")));
+        }
+        Channel::from_shared(daemon.url.clone()).unwrap().tls_config(tls).unwrap().connect_lazy()
+    };
+    let request = || pb::SetModeRequest { mode: pb::EngineMode::DryRun as i32, reason: "over mTLS".into() };
+    let mut without = pb::mode_client::ModeClient::new(connect(false));
+    let mut status = pb::status_client::StatusClient::new(connect(false));
+    for _ in 0..100 {
+        if status.get(pb::GetStatusRequest {}).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let refused = without.set(request()).await.unwrap_err();
+    assert_eq!(refused.code(), Code::Unauthenticated, "{refused:?}");
+    let tokened = without.set(bearer(request(), READ_TOKEN)).await.unwrap_err();
+    assert_eq!(tokened.code(), Code::PermissionDenied, "{tokened:?}");
+
+    let mut with = pb::mode_client::ModeClient::new(connect(true));
+    let answer = with.set(request()).await.unwrap().into_inner();
+    assert_eq!(answer.mode(), pb::EngineMode::DryRun);
+    let filter = pb::DecisionFilter { plugin: "ballast".into(), ..Default::default() };
+    let records = pb::decisions_client::DecisionsClient::new(connect(false))
+        .list(pb::ListDecisionsRequest { filter: Some(filter), page_size: 10, page_token: String::new() })
+        .await
+        .unwrap()
+        .into_inner()
+        .records;
+    let caller = records
+        .iter()
+        .find_map(|r| match &r.kind {
+            Some(pb::record::Kind::Control(c)) => Some(c.caller.clone()),
+            _ => None,
+        })
+        .expect("the change is recorded");
+    assert!(caller.starts_with("cn=platform-team (sha256:"), "{caller}");
 }

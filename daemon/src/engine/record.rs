@@ -391,3 +391,38 @@ impl Log {
         id
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn control(n: u64) -> Record {
+        Record::Control(ControlRecord {
+            tick: n,
+            at_millis: n,
+            caller: "t".into(),
+            change: format!("change {n}"),
+            reason: String::new(),
+        })
+    }
+
+    #[test]
+    fn ids_continue_from_the_journal_and_a_cursor_past_the_ring_is_refused_not_skipped() {
+        let recorder = Recorder::new(3, None);
+        recorder.restore((1..=5).map(control));
+        assert_eq!(recorder.newest_id(), 5);
+        assert_eq!(recorder.record(control(6)), 6, "ids continue after a restore");
+        let held: Vec<u64> = recorder.after(3, 10).unwrap().iter().map(|s| s.id).collect();
+        assert_eq!(held, [4, 5, 6]);
+        assert_eq!(recorder.after(2, 10).unwrap_err(), 4, "record 3 is gone: say so, never skip it");
+        assert!(recorder.after(6, 10).unwrap().is_empty());
+        assert_eq!(recorder.get(5).map(|s| s.record.tick()), Some(5));
+        assert!(recorder.get(3).is_none());
+        let mut back = Vec::new();
+        recorder.scan_back(Some(6), |s| {
+            back.push(s.id);
+            true
+        });
+        assert_eq!(back, [5, 4], "newest first, below the page token");
+    }
+}
