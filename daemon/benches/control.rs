@@ -126,7 +126,8 @@ async fn load(url: &str) {
 /// 100 subscribers Watch from now; each record's time from `record` to the last of them.
 async fn fan_out(url: &str, recorder: &Recorder) {
     let mut subscribers = Vec::new();
-    let filter = pb::DecisionFilter { plugin: "bench".into(), ..Default::default() };
+    // Control records are the host's (`ballast`); the engine's own are skipped below.
+    let filter = pb::DecisionFilter { plugin: "ballast".into(), ..Default::default() };
     for _ in 0..SUBSCRIBERS {
         let channel = Channel::from_shared(url.to_string()).unwrap().connect().await.unwrap();
         let mut client = pb::decisions_client::DecisionsClient::new(channel);
@@ -136,7 +137,9 @@ async fn fan_out(url: &str, recorder: &Recorder) {
             let mut received = Vec::with_capacity(RECORDS);
             while received.len() < RECORDS {
                 let record = stream.message().await.unwrap().unwrap();
-                received.push((record.id, Instant::now()));
+                if matches!(record.kind, Some(pb::record::Kind::Control(_))) {
+                    received.push((record.id, Instant::now()));
+                }
             }
             received
         }));

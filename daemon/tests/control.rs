@@ -401,6 +401,11 @@ async fn ballast_ctl_runs_every_subcommand_in_every_format_and_prints_the_server
             }
         }
     }
+    let binpack = Path::new(env!("BALLAST_PLUGIN_DIR")).join("binpack.wasm");
+    let upload = format!("mine={}", binpack.display());
+    let (ok, out, err) = daemon.ctl(None, &["simulate", "steady-web", "--policy", &upload, "-o", "json"]);
+    assert!(ok && out.contains("summary_json"), "an uploaded component simulates: {err}");
+
     let (ok, out, _) = daemon.ctl(None, &["groups", "-o", "json"]);
     assert!(ok && out.contains("\"general\""), "{out}");
 
@@ -423,6 +428,27 @@ async fn ballast_ctl_runs_every_subcommand_in_every_format_and_prints_the_server
     assert!(ok && out.contains("ENGINE_MODE_DRY_RUN"), "{out}");
     let (ok, out, _) = daemon.ctl(None, &["decisions", "--plugin", "ballast", "-o", "json"]);
     assert!(ok && out.contains("unload plugin extra") && out.contains("\"caller\": \"ops\""), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ballast_ctl_decisions_follow_prints_new_records_as_they_are_made() {
+    let daemon = Daemon::start("spiky-batch", 300, "");
+    daemon.observed().await;
+    let mut follow = Command::new(env!("CARGO_BIN_EXE_ballast"))
+        .args(["ctl", "--server", &daemon.url, "decisions", "--follow", "--ticks", "--limit", "1"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = BufReader::new(follow.stdout.take().unwrap()).lines().map(Result::unwrap);
+    // The table of the newest record, then one line per new record, ids increasing.
+    let ids: Vec<u64> = lines
+        .filter_map(|l| l.strip_prefix('#').and_then(|rest| rest.split(' ').next()?.parse().ok()))
+        .take(5)
+        .collect();
+    let _ = follow.kill();
+    let _ = follow.wait();
+    assert_eq!(ids.len(), 5);
+    assert!(ids.windows(2).all(|w| w[1] == w[0] + 1), "{ids:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -152,6 +152,6 @@ pub fn record(stamped: &Stamped) -> pb::Record {
         tick: r.tick(),
         at_unix_millis: r.at_millis() as i64,
         kind: Some(kind),
-        json: serde_json::to_string(r).unwrap_or_default(),
+        json: stamped.json.to_string(),
     }
 }

@@ -122,6 +122,9 @@ pub async fn serve(
         shutdown.await;
         stopping.send_replace(true);
     };
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    // Without TCP_NODELAY, small answers wait for the peer's delayed ACK (about 40 ms each).
+    let incoming = tonic::transport::server::TcpIncoming::from(listener)
+        .with_nodelay(Some(true))
+        .with_keepalive(Some(std::time::Duration::from_secs(60)));
     router.serve_with_incoming_shutdown(incoming, shutdown).await.map_err(ServeError::Transport)
 }

@@ -39,7 +39,13 @@ impl Journal {
     }
 
     pub fn append(&mut self, record: &Record) -> io::Result<()> {
-        let mut line = serde_json::to_vec(record).map_err(io::Error::other)?;
+        self.append_line(&serde_json::to_string(record).map_err(io::Error::other)?)
+    }
+
+    /// Appends a record already serialised as one line of JSON, with one `write`.
+    pub fn append_line(&mut self, json: &str) -> io::Result<()> {
+        let mut line = Vec::with_capacity(json.len() + 1);
+        line.extend_from_slice(json.as_bytes());
         line.push(b'\n');
         self.file.write_all(&line)?;
         if self.sync {

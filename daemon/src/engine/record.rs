@@ -251,6 +251,15 @@ pub struct RemovalRecord {
 pub struct Stamped {
     pub id: u64,
     pub record: Record,
+    /// The record as the journal writes it, serialised once for every reader.
+    pub json: Arc<str>,
+}
+
+impl Stamped {
+    pub fn new(id: u64, record: Record) -> Self {
+        let json = serde_json::to_string(&record).unwrap_or_default().into();
+        Stamped { id, record, json }
+    }
 }
 
 /// The ring and, optionally, the journal, shared: the engine records, readers (the control
@@ -296,13 +305,17 @@ impl Recorder {
     pub fn record(&self, record: Record) -> u64 {
         let id = {
             let mut log = self.log();
-            if let Some(journal) = &mut log.journal
-                && let Err(error) = journal.append(&record)
-            {
+            let stamped = Stamped::new(log.next_id, record);
+            let written = match (&mut log.journal, stamped.json.is_empty()) {
+                (None, _) => Ok(()),
+                (Some(_), true) => Err(std::io::Error::other("the record could not be serialised")),
+                (Some(journal), false) => journal.append_line(&stamped.json),
+            };
+            if let Err(error) = written {
                 log.journal_errors += 1;
                 tracing::error!(%error, "cannot append to the decision journal");
             }
-            log.push(record)
+            log.push(stamped)
         };
         self.shared.newest.send_replace(id);
         id
@@ -314,7 +327,8 @@ impl Recorder {
         let id = {
             let mut log = self.log();
             for record in records {
-                log.push(record);
+                let stamped = Stamped::new(log.next_id, record);
+                log.push(stamped);
             }
             log.next_id - 1
         };
@@ -381,13 +395,14 @@ impl Recorder {
 }
 
 impl Log {
-    fn push(&mut self, record: Record) -> u64 {
-        let id = self.next_id;
-        self.next_id += 1;
+    /// Keeps `stamped`, whose id must be `next_id`.
+    fn push(&mut self, stamped: Stamped) -> u64 {
+        let id = stamped.id;
+        self.next_id = id + 1;
         if self.ring.len() == self.capacity {
             self.ring.pop_front();
         }
-        self.ring.push_back(Arc::new(Stamped { id, record }));
+        self.ring.push_back(Arc::new(stamped));
         id
     }
 }

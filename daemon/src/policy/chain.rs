@@ -88,12 +88,15 @@ impl CallStats {
         }
     }
 
-    /// The latency at quantile `q` (0..=1) of the last calls, in microseconds (nearest rank).
-    pub fn latency_micros(&self, q: f64) -> u64 {
+    /// The latencies at quantiles `qs` (0..=1) of the last calls, in microseconds (nearest
+    /// rank; 0 before the first call).
+    pub fn latency_micros<const N: usize>(&self, qs: [f64; N]) -> [u64; N] {
         let mut sorted: Vec<u64> = self.latencies.iter().copied().collect();
         sorted.sort_unstable();
-        let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len().max(1));
-        sorted.get(rank - 1).copied().unwrap_or(0)
+        qs.map(|q| {
+            let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len().max(1));
+            sorted.get(rank - 1).copied().unwrap_or(0)
+        })
     }
 }
 

@@ -189,7 +189,8 @@ struct SimulateArgs {
     /// The daemon's last snapshot, evaluated once.
     #[arg(long)]
     live: bool,
-    /// Bundled policies in order (default: the daemon's chain).
+    /// Policies in order: a bundled name, or NAME=FILE.wasm to upload your own (default: the
+    /// daemon's chain).
     #[arg(long = "policy")]
     policies: Vec<String>,
     #[arg(long, default_value_t = 1)]
@@ -382,11 +383,16 @@ async fn simulate(c: &Clients, args: SimulateArgs, format: Format) -> anyhow::Re
         }
         (None, None, _) => Input::LiveSnapshot(true),
     };
-    let policies = args
-        .policies
-        .into_iter()
-        .map(|name| pb::SimulatedPolicy { name, wasm: Vec::new(), settings_json: String::new() })
-        .collect();
+    let mut policies = Vec::new();
+    for policy in args.policies {
+        let (name, wasm) = match policy.split_once('=') {
+            Some((name, file)) => {
+                (name.to_string(), std::fs::read(file).with_context(|| format!("--policy {policy}: {file}"))?)
+            }
+            None => (policy, Vec::new()),
+        };
+        policies.push(pb::SimulatedPolicy { name, wasm, settings_json: String::new() });
+    }
     let request = pb::SimulateRequest { input: Some(input), policies, seed: args.seed, decisions: args.decisions };
     let answer = client!(c, simulate_client::SimulateClient).run(request).await.map_err(failed)?;
     show::print(format, &answer.into_inner(), show::simulation)

@@ -116,7 +116,7 @@ pub fn groups(g: &pb::ListNodeGroupsResponse) -> String {
             g.id.clone(),
             g.kind.clone(),
             g.min_size.to_string(),
-            g.max_size.to_string(),
+            if g.max_size == u32::MAX { "-".into() } else { g.max_size.to_string() },
             g.desired_size.to_string(),
             g.ready_nodes.to_string(),
             format!("{:.4}", g.cost_per_hour),

@@ -17,6 +17,7 @@ pub struct PluginsService(pub Arc<ControlState>);
 pub fn plugin_status(entry: &ChainEntry) -> pb::PluginStatus {
     let stats = entry.stats.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let info = entry.plugin.info();
+    let [p50, p99] = stats.latency_micros([0.5, 0.99]);
     pb::PluginStatus {
         name: entry.plugin.name().into(),
         digest: info.digest.clone(),
@@ -24,8 +25,8 @@ pub fn plugin_status(entry: &ChainEntry) -> pb::PluginStatus {
         settings_json: entry.plugin.settings().into(),
         mode: convert::plugin_mode(entry.mode) as i32,
         calls: stats.calls,
-        latency_p50_micros: stats.latency_micros(0.5),
-        latency_p99_micros: stats.latency_micros(0.99),
+        latency_p50_micros: p50,
+        latency_p99_micros: p99,
         errors: stats.errors.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
         last_error: stats.last_error.unwrap_or_default(),
         source: entry.source.clone(),

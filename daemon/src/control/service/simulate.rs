@@ -186,7 +186,7 @@ fn live_run(observed: &Observed, specs: Vec<PluginSpec>) -> Result<pb::SimulateR
                 guard,
                 result,
             });
-            convert::record(&Stamped { id: 0, record })
+            convert::record(&Stamped::new(0, record))
         })
         .collect();
     let errors: Vec<String> =
