@@ -42,7 +42,7 @@ impl Daemon {
         std::fs::write(dir.path().join("write.token"), WRITE_TOKEN).unwrap();
         std::fs::write(dir.path().join("read.token"), format!("{READ_TOKEN}\n")).unwrap();
         let config = format!(
-            "control:\n  listen: 127.0.0.1:0\n  max-message-bytes: 65536\n  tokens:\n\
+            "control:\n  listen: 127.0.0.1:0\n  max-message-bytes: 1048576\n  tokens:\n\
              \x20 - {{name: ops, file: {0}/write.token, access: write}}\n\
              \x20 - {{name: viewer, file: {0}/read.token, access: read}}\n{control}{extra}",
             dir.path().display()
@@ -237,7 +237,7 @@ async fn changes_need_a_write_credential_and_a_refused_call_changes_nothing() {
         reason: "try".into(),
         ..Default::default()
     };
-    let oversized = plugins.load(bearer(upload(100_000), WRITE_TOKEN)).await.unwrap_err();
+    let oversized = plugins.load(bearer(upload(1_500_000), WRITE_TOKEN)).await.unwrap_err();
     assert_eq!(oversized.code(), Code::ResourceExhausted, "{oversized:?}");
     let not_wasm = plugins.load(bearer(upload(1_000), WRITE_TOKEN)).await.unwrap_err();
     assert_eq!(not_wasm.code(), Code::InvalidArgument, "{not_wasm:?}");

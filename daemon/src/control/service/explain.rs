@@ -73,8 +73,8 @@ impl pb::explain_server::Explain for ExplainService {
             let facts = vec![format!("{} pods were pending", snapshot.pending_pods.len())];
             return Ok(Response::new(self.answer(&observed, subject, summary, facts, &[])));
         };
-        let (summary, facts, groups) = pending_pod(snapshot, &observed, p);
-        let mut filters = Filter::about_groups(groups);
+        let Waiting { summary, facts, admitting } = pending_pod(snapshot, &observed, p);
+        let mut filters = Filter::about_groups(admitting);
         if let Some(owner) = &p.owner {
             filters.push(Filter::about_workload(owner));
         }
@@ -143,8 +143,16 @@ impl pb::explain_server::Explain for ExplainService {
     }
 }
 
+/// Why a pending pod waits.
+struct Waiting {
+    summary: String,
+    facts: Vec<String>,
+    /// The groups that could run it.
+    admitting: Vec<String>,
+}
+
 /// Why a pending pod waits: which groups admit it, and what keeps each from giving it a node.
-fn pending_pod(snapshot: &SnapshotData, observed: &Observed, p: &PendingPod) -> (String, Vec<String>, Vec<String>) {
+fn pending_pod(snapshot: &SnapshotData, observed: &Observed, p: &PendingPod) -> Waiting {
     let mut facts = vec![format!(
         "waiting {}s for {} mCPU, {} MiB",
         p.age_seconds,
@@ -182,5 +190,42 @@ fn pending_pod(snapshot: &SnapshotData, observed: &Observed, p: &PendingPod) -> 
         0 => format!("pod {}/{} is pending and no node group can run it", p.namespace, p.name),
         n => format!("pod {}/{} is pending; {n} node group(s) can run it", p.namespace, p.name),
     };
-    (summary, facts, admitting)
+    Waiting { summary, facts, admitting }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::guard::fixture::{self, NOW};
+    use crate::engine::state::BackoffState;
+
+    #[test]
+    fn a_pending_pod_is_explained_group_by_group() {
+        let mut world = fixture::World::default();
+        world.cluster.pods.push(fixture::pod("web-9", None, Some(fixture::web()), 500));
+        world.cluster.pods.push(fixture::pod("huge", None, Some(fixture::web()), 64_000));
+        let backoff = BackoffState { until: NOW + 60_000, reason: "launch failed: no capacity".into() };
+        world.state.group("batch").backoff = Some(backoff);
+        let obs = Arc::new(world.observe());
+        let observed =
+            Observed { at_millis: NOW, obs: obs.clone(), state: world.state.clone(), guardrails: world.config.clone() };
+        let pending = |name: &str| obs.snapshot.pending_pods.iter().find(|p| p.name == name).cloned().unwrap();
+
+        let waiting = pending_pod(&obs.snapshot, &observed, &pending("web-9"));
+        assert_eq!(waiting.admitting, ["batch", "web"]);
+        assert!(waiting.summary.ends_with("is pending; 2 node group(s) can run it"), "{}", waiting.summary);
+        assert!(
+            waiting.facts.iter().any(|f| f == "group batch: admits it, but is backing off: launch failed: no capacity"),
+            "{:?}",
+            waiting.facts
+        );
+        assert!(
+            waiting.facts.iter().any(|f| f == "group web: admits it and may grow (4 of max 10)"),
+            "{:?}",
+            waiting.facts
+        );
+
+        let huge = pending_pod(&obs.snapshot, &observed, &pending("huge"));
+        assert!(huge.admitting.is_empty() && huge.summary.ends_with("no node group can run it"), "{}", huge.summary);
+    }
 }
