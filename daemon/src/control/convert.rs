@@ -152,6 +152,6 @@ pub fn record(stamped: &Stamped) -> pb::Record {
         tick: r.tick(),
         at_unix_millis: r.at_millis() as i64,
         kind: Some(kind),
-        json: stamped.json.to_string(),
+        json: stamped.json().to_string(),
     }
 }

@@ -17,11 +17,25 @@ pub struct Filter {
     group: Option<String>,
     node: Option<String>,
     /// Kind (optional), namespace, name.
-    workload: Option<(Option<String>, String, String)>,
+    workload: Option<WorkloadName>,
     outcome: Option<String>,
     since: Option<u64>,
     until: Option<u64>,
     ticks: bool,
+}
+
+/// A workload named `NAMESPACE/NAME` or `KIND/NAMESPACE/NAME`: (kind, namespace, name).
+pub type WorkloadName = (Option<String>, String, String);
+
+/// Reads a workload's name; INVALID_ARGUMENT naming `field` and the value otherwise.
+pub fn workload_name(field: &str, value: &str) -> Result<WorkloadName, Status> {
+    match value.split('/').collect::<Vec<_>>()[..] {
+        [ns, name] if !ns.is_empty() && !name.is_empty() => Ok((None, ns.to_string(), name.to_string())),
+        [kind, ns, name] if !kind.is_empty() && !ns.is_empty() && !name.is_empty() => {
+            Ok((Some(kind.to_string()), ns.to_string(), name.to_string()))
+        }
+        _ => Err(Status::invalid_argument(format!("{field}: '{value}' is not NAMESPACE/NAME or KIND/NAMESPACE/NAME"))),
+    }
 }
 
 fn nonempty(s: &str) -> Option<String> {
@@ -33,18 +47,9 @@ impl Filter {
     /// INVALID_ARGUMENT naming the field (under `field`) and the value.
     pub fn parse(f: Option<&pb::DecisionFilter>, field: &str) -> Result<Self, Status> {
         let Some(f) = f else { return Ok(Filter::default()) };
-        let workload = match f.workload.split('/').collect::<Vec<_>>()[..] {
-            [""] => None,
-            [ns, name] if !ns.is_empty() && !name.is_empty() => Some((None, ns.to_string(), name.to_string())),
-            [kind, ns, name] if !kind.is_empty() && !ns.is_empty() && !name.is_empty() => {
-                Some((Some(kind.to_string()), ns.to_string(), name.to_string()))
-            }
-            _ => {
-                return Err(Status::invalid_argument(format!(
-                    "{field}.workload: '{}' is not NAMESPACE/NAME or KIND/NAMESPACE/NAME",
-                    f.workload
-                )));
-            }
+        let workload = match f.workload.as_str() {
+            "" => None,
+            name => Some(workload_name(&format!("{field}.workload"), name)?),
         };
         if !f.outcome.is_empty() && !OUTCOMES.contains(&f.outcome.as_str()) {
             return Err(Status::invalid_argument(format!(
@@ -130,7 +135,7 @@ fn names_node(action: &Action, node: &str) -> bool {
     matches!(action, Action::RemoveNodes { nodes } if nodes.iter().any(|n| n == node))
 }
 
-fn names_workload(action: &Action, (kind, ns, name): &(Option<String>, String, String)) -> bool {
+fn names_workload(action: &Action, (kind, ns, name): &WorkloadName) -> bool {
     match action {
         Action::Place { workload, .. } => {
             workload.namespace == *ns

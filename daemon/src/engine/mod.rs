@@ -95,6 +95,25 @@ fn shadowed_outcomes(guard: &Guard<'_>, enforced: &[Proposed], shadowed: &[Propo
     outcomes.split_off(enforced.len().min(outcomes.len()))
 }
 
+/// The record of what became of a plugin's proposal.
+pub(crate) fn decision_record(
+    proposal: &Proposed,
+    tick: u64,
+    at_millis: u64,
+    guard: GuardOutcome,
+    result: ActionResult,
+) -> Record {
+    Record::Decision(DecisionRecord {
+        tick,
+        at_millis,
+        plugin: proposal.plugin.to_string(),
+        proposed: proposal.decision.action.clone(),
+        reason: proposal.decision.reason.clone(),
+        guard,
+        result,
+    })
+}
+
 /// Whether this replica may act now (leadership, in a cluster). Checked at the start of a
 /// tick and again before every action, so a replica that loses leadership mid-tick stops.
 pub type Gate = Arc<dyn Fn() -> bool + Send + Sync>;
@@ -342,30 +361,14 @@ impl<C: Cluster, P: Capacity> Engine<C, P> {
                     self.cluster.announce(announcement).await;
                 }
             }
-            self.recorder.record(Record::Decision(DecisionRecord {
-                tick,
-                at_millis: now,
-                plugin: proposal.plugin.to_string(),
-                proposed: proposal.decision.action.clone(),
-                reason: proposal.decision.reason.clone(),
-                guard,
-                result,
-            }));
+            self.recorder.record(decision_record(proposal, tick, now, guard, result));
         }
         for (proposal, guard) in shadowed.iter().zip(shadow_outcomes) {
             let result = match guard {
                 GuardOutcome::Refused { .. } => ActionResult::NotApplied,
                 _ => ActionResult::Shadow,
             };
-            self.recorder.record(Record::Decision(DecisionRecord {
-                tick,
-                at_millis: now,
-                plugin: proposal.plugin.to_string(),
-                proposed: proposal.decision.action.clone(),
-                reason: proposal.decision.reason.clone(),
-                guard,
-                result,
-            }));
+            self.recorder.record(decision_record(proposal, tick, now, guard, result));
         }
         if self.config.mode == Mode::Enforce {
             self.advance_drains(&obs, now, tick).await;

@@ -251,14 +251,19 @@ pub struct RemovalRecord {
 pub struct Stamped {
     pub id: u64,
     pub record: Record,
-    /// The record as the journal writes it, serialised once for every reader.
-    pub json: Arc<str>,
+    /// The record as the journal writes it: serialised at most once, when the journal or a
+    /// reader first asks (a simulation without a journal never pays for it).
+    json: std::sync::OnceLock<Box<str>>,
 }
 
 impl Stamped {
     pub fn new(id: u64, record: Record) -> Self {
-        let json = serde_json::to_string(&record).unwrap_or_default().into();
-        Stamped { id, record, json }
+        Stamped { id, record, json: std::sync::OnceLock::new() }
+    }
+
+    /// One line of JSON; empty only if the record cannot be serialised.
+    pub fn json(&self) -> &str {
+        self.json.get_or_init(|| serde_json::to_string(&self.record).unwrap_or_default().into())
     }
 }
 
@@ -306,10 +311,12 @@ impl Recorder {
         let id = {
             let mut log = self.log();
             let stamped = Stamped::new(log.next_id, record);
-            let written = match (&mut log.journal, stamped.json.is_empty()) {
-                (None, _) => Ok(()),
-                (Some(_), true) => Err(std::io::Error::other("the record could not be serialised")),
-                (Some(journal), false) => journal.append_line(&stamped.json),
+            let written = match &mut log.journal {
+                None => Ok(()),
+                Some(_) if stamped.json().is_empty() => {
+                    Err(std::io::Error::other("the record could not be serialised"))
+                }
+                Some(journal) => journal.append_line(stamped.json()),
             };
             if let Err(error) = written {
                 log.journal_errors += 1;

@@ -9,7 +9,7 @@ use tonic::{Request, Response, Status};
 
 use super::super::ControlState;
 use super::super::convert::{self, kebab};
-use super::super::filter::Filter;
+use super::super::filter::{Filter, workload_name};
 use super::super::settings::Access;
 use crate::engine::live::Observed;
 
@@ -17,16 +17,6 @@ pub struct ExplainService(pub Arc<ControlState>);
 
 /// Records about the subject an explanation includes at most.
 const RECORDS: usize = 10;
-
-fn split_name(field: &str, name: &str) -> Result<(Option<String>, String, String), Status> {
-    match name.split('/').collect::<Vec<_>>()[..] {
-        [ns, n] if !ns.is_empty() && !n.is_empty() => Ok((None, ns.into(), n.into())),
-        [kind, ns, n] if !kind.is_empty() && !ns.is_empty() && !n.is_empty() => {
-            Ok((Some(kind.into()), ns.into(), n.into()))
-        }
-        _ => Err(Status::invalid_argument(format!("{field}: '{name}' is not NAMESPACE/NAME"))),
-    }
-}
 
 impl ExplainService {
     /// The newest records any of `filters` wants, newest first.
@@ -64,7 +54,9 @@ impl pb::explain_server::Explain for ExplainService {
     async fn pod(&self, request: Request<pb::ExplainRequest>) -> Result<Response<pb::Explanation>, Status> {
         self.0.credentials.authorize(&request, Access::Read)?;
         let name = request.into_inner().name;
-        let (_, ns, pod) = split_name("name", &name)?;
+        let (None, ns, pod) = workload_name("name", &name)? else {
+            return Err(Status::invalid_argument(format!("name: '{name}' is not NAMESPACE/NAME")));
+        };
         let observed = super::observed(&self.0)?;
         let snapshot = &observed.obs.snapshot;
         let subject = format!("pod {ns}/{pod}");
@@ -110,7 +102,7 @@ impl pb::explain_server::Explain for ExplainService {
     async fn workload(&self, request: Request<pb::ExplainRequest>) -> Result<Response<pb::Explanation>, Status> {
         self.0.credentials.authorize(&request, Access::Read)?;
         let name = request.into_inner().name;
-        let (kind, ns, wl) = split_name("name", &name)?;
+        let (kind, ns, wl) = workload_name("name", &name)?;
         let observed = super::observed(&self.0)?;
         let snapshot = &observed.obs.snapshot;
         let Some(w) = snapshot

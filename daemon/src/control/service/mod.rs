@@ -40,7 +40,7 @@ async fn apply(
         .map_err(|_| Status::unavailable("the engine loop is stopping"))?;
     match answer.await {
         Ok(Ok(done)) => Ok(done),
-        Ok(Err(error)) => Err(Status::not_found(error.to_string())),
+        Ok(Err(error)) => Err(Status::not_found(format!("name: {error}"))),
         Err(_) => Err(Status::unavailable("the engine loop stopped before applying the change")),
     }
 }

@@ -12,7 +12,7 @@ use super::super::convert;
 use super::super::settings::Access;
 use crate::engine::guard::Guard;
 use crate::engine::live::Observed;
-use crate::engine::record::{ActionResult, DecisionRecord, Record, Recorder, Stamped};
+use crate::engine::record::{ActionResult, Record, Recorder, Stamped};
 use crate::policy::{HostConfig, PluginLimits, PluginSpec, PolicyChain, PolicyHost};
 use crate::sim::run::{SimError, Simulation};
 use crate::sim::scenario::{BUILT_IN, Scenario};
@@ -177,16 +177,7 @@ fn live_run(observed: &Observed, specs: Vec<PluginSpec>) -> Result<pb::SimulateR
                 crate::engine::record::GuardOutcome::Refused { .. } => ActionResult::NotApplied,
                 _ => ActionResult::DryRun,
             };
-            let record = Record::Decision(DecisionRecord {
-                tick: 0,
-                at_millis: observed.at_millis,
-                plugin: p.plugin.to_string(),
-                proposed: p.decision.action.clone(),
-                reason: p.decision.reason.clone(),
-                guard,
-                result,
-            });
-            convert::record(&Stamped::new(0, record))
+            convert::record(&Stamped::new(0, crate::engine::decision_record(p, 0, observed.at_millis, guard, result)))
         })
         .collect();
     let errors: Vec<String> =
