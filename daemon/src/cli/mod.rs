@@ -39,6 +39,17 @@ pub(crate) fn write_line(args: std::fmt::Arguments<'_>) {
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// How log lines on standard error look: `text` for people, `json` (one object per
+    /// line, with the tick and plugin spans) for log collectors. The level is `BALLAST_LOG`.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "BALLAST_LOG_FORMAT")]
+    pub log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]

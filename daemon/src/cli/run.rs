@@ -18,7 +18,10 @@ use crate::engine::ports::SystemClock;
 use crate::engine::record::Recorder;
 use crate::engine::{Engine, Mode};
 use crate::kubernetes::{Elector, KubeCluster, MetricsStatus};
-use crate::policy::{ChainEntry, HostConfig, PluginMode, PluginSpec, PolicyChain, PolicyHost};
+use crate::metrics::AdapterFigures;
+use crate::metrics::admin::Check;
+use crate::policy::{HostConfig, PolicyChain, PolicyHost};
+use crate::reload::load_entry;
 use crate::runner::Runner;
 
 #[derive(Debug, Args)]
@@ -53,6 +56,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let checks = [
         config.engine.validate().map_err(|e| format!("engine.{e}")),
         config.control.validate().map_err(|e| format!("control.{e}")),
+        config.admin.validate().map_err(|e| format!("admin.{e}")),
         if simulated { Ok(()) } else { config.kubernetes.leader.validate().map_err(|e| format!("kubernetes.{e}")) },
         if simulated { Ok(()) } else { config.aws.validate() },
     ];
@@ -68,8 +72,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let chain = chain(&host, &config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let result = match args.sim.simulate.clone() {
-        Some(scenario) => runtime.block_on(serve::simulated(config, &args.sim, &scenario, chain, host)),
-        None => runtime.block_on(daemon(config, identity, chain, host)),
+        Some(scenario) => runtime.block_on(serve::simulated(config, args.config, &args.sim, &scenario, chain, host)),
+        None => runtime.block_on(daemon(config, args.config, identity, chain, host)),
     };
     // A plugin call still running on a blocking thread past the grace period is not waited
     // for: the process exits (its drains stay marked for the next leader).
@@ -78,20 +82,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The configured policies, loaded and enforced, each remembering where it came from (a
-/// path, or `bundled:NAME`) so that the control API can reload it.
+/// The configured policies, loaded, each remembering where it came from (a path, or
+/// `bundled:NAME`) so that the control API and a reload can load it again.
 fn chain(host: &PolicyHost, config: &DaemonConfig) -> anyhow::Result<PolicyChain> {
     let mut entries = Vec::new();
     for (i, entry) in config.policies.iter().enumerate() {
-        let (name, bytes) =
-            super::plugin::read_component(&entry.plugin).with_context(|| format!("policies[{i}].plugin"))?;
-        let source = match std::path::Path::new(&entry.plugin).exists() {
-            true => entry.plugin.clone(),
-            false => format!("bundled:{name}"),
-        };
-        let spec = PluginSpec { name, bytes, settings: entry.settings.clone(), limits: entry.limits.clone() };
-        let plugin = host.load(spec).with_context(|| format!("policies[{i}] ({})", entry.plugin))?;
-        entries.push(ChainEntry::new(plugin, PluginMode::Enforce, source));
+        entries.push(load_entry(host, entry).map_err(|e| anyhow::anyhow!("policies[{i}].plugin: {e}"))?);
     }
     Ok(PolicyChain::of(entries))
 }
@@ -124,7 +120,39 @@ fn kube_health(cluster: &KubeCluster) -> AdapterHealth {
     }
 }
 
-async fn daemon(config: DaemonConfig, identity: String, chain: PolicyChain, host: PolicyHost) -> anyhow::Result<()> {
+fn adapter_figures(cluster: &KubeCluster, capacity: &AwsCapacity) -> AdapterFigures {
+    let status = cluster.status();
+    AdapterFigures {
+        watch_restarts: Some(status.watch_errors),
+        caches_synced: Some(status.unsynced.is_empty()),
+        evictions: Some(status.evictions),
+        aws_calls: capacity.calls_by_operation(),
+    }
+}
+
+/// Publishing each tick's figures with PutMetricData.
+fn cloudwatch(capacity: AwsCapacity) -> crate::metrics::publish::Publish {
+    Arc::new(move |figures, at| {
+        let capacity = capacity.clone();
+        Box::pin(async move { capacity.publish(figures, at).await.map_err(|e| e.to_string()) })
+    })
+}
+
+fn caches_synced(cluster: &KubeCluster) -> Check {
+    let unsynced = cluster.status().unsynced;
+    match unsynced.is_empty() {
+        true => Check { name: "kubernetes", ok: true, detail: "every watch cache has listed".into() },
+        false => Check { name: "kubernetes", ok: false, detail: format!("not yet listed: {}", unsynced.join(", ")) },
+    }
+}
+
+async fn daemon(
+    config: DaemonConfig,
+    config_path: Option<PathBuf>,
+    identity: String,
+    chain: PolicyChain,
+    host: PolicyHost,
+) -> anyhow::Result<()> {
     let kube_config = kube::Config::infer().await.context("no Kubernetes configuration (in-cluster or kubeconfig)")?;
     let cluster = KubeCluster::start(kube_config.clone(), config.kubernetes.clone())?;
     let capacity = AwsCapacity::connect(config.aws.clone()).await.map_err(anyhow::Error::msg)?;
@@ -132,7 +160,7 @@ async fn daemon(config: DaemonConfig, identity: String, chain: PolicyChain, host
     cluster.synced().await;
 
     let (stop, mut stopped) = tokio::sync::watch::channel(false);
-    let mut engine = Engine::new(cluster.clone(), capacity, chain, config.engine.clone(), recorder(&config)?)
+    let mut engine = Engine::new(cluster.clone(), capacity.clone(), chain, config.engine.clone(), recorder(&config)?)
         .with_fargate(config.fargate)
         .with_identity(identity.clone());
     let elector = if config.leader_election {
@@ -149,12 +177,18 @@ async fn daemon(config: DaemonConfig, identity: String, chain: PolicyChain, host
         None
     };
     let probe = cluster.clone();
+    let (kube, aws) = (cluster.clone(), capacity.clone());
+    let ready_probe = cluster.clone();
     let stack = Stack {
         identity,
         election: config.leader_election,
         source: "kubernetes+aws".into(),
         health: Arc::new(move || kube_health(&probe)),
         host,
+        figures: Arc::new(move || adapter_figures(&kube, &aws)),
+        ready: Arc::new(move || vec![caches_synced(&ready_probe)]),
+        publish: config.aws.publish_metrics.then(|| cloudwatch(capacity)),
+        config_path,
     };
     let runner = Runner::new(engine, SystemClock).with_arrivals(cluster.arrivals());
     serve::drive(runner, &config, stack, None).await?;

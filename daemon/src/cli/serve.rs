@@ -15,8 +15,12 @@ use crate::control::auth::Credentials;
 use crate::control::settings::Access;
 use crate::control::{ControlState, HealthProbe, server};
 use crate::daemon_config::DaemonConfig;
+use crate::engine::live::Live;
 use crate::engine::{Capacity, Clock, Cluster, Engine};
+use crate::metrics::admin::{Admin, Check, ReadyProbe};
+use crate::metrics::{AdapterFigures, FiguresProbe, Metrics};
 use crate::policy::{PolicyChain, PolicyHost};
+use crate::reload::Reloader;
 use crate::runner::Runner;
 use crate::sim::adapters::SimHandle;
 use crate::sim::run::Simulation;
@@ -41,13 +45,21 @@ pub struct SimArgs {
     pub token_file: Option<PathBuf>,
 }
 
-/// What the control API needs besides the engine's own handles.
+/// What the control API and the admin port need besides the engine's own handles.
 pub struct Stack {
     pub identity: String,
     pub election: bool,
     pub source: String,
     pub health: HealthProbe,
     pub host: PolicyHost,
+    /// The adapters' counters for `/metrics`.
+    pub figures: FiguresProbe,
+    /// The adapters' readiness conditions for `/readyz` (the engine's are added).
+    pub ready: ReadyProbe,
+    /// Where each tick's figures are published (CloudWatch), if anywhere.
+    pub publish: Option<crate::metrics::publish::Publish>,
+    /// The configuration file, watched with the policies' files for reloads.
+    pub config_path: Option<PathBuf>,
 }
 
 /// Serves the control API (when enabled) and runs the engine until SIGINT or SIGTERM, then
@@ -70,6 +82,27 @@ where
     let (commands, received) = mpsc::channel(16);
     let runner = runner.with_commands(received);
     let (quit, quitting) = watch::channel(false);
+    let live = runner.engine.live();
+    let metrics = Metrics::new(live.clone(), stack.figures.clone());
+    tokio::spawn(crate::metrics::follow::follow(metrics.clone(), runner.engine.recorder().clone(), quitting.clone()));
+    if let Some(publish) = stack.publish.clone() {
+        crate::metrics::publish::spawn(live.clone(), metrics.clone(), publish, quitting.clone());
+    }
+    if !config.reload_interval.is_zero() {
+        let reloader = Reloader::new(stack.config_path.clone(), config.policies.clone(), stack.host.clone());
+        let (every, stop) = (config.reload_interval, quitting.clone());
+        tokio::spawn(crate::reload::run(reloader, live.clone(), commands.clone(), metrics.clone(), every, stop));
+    }
+    let admin = Admin {
+        metrics: metrics.clone(),
+        heartbeat: runner.heartbeat.clone(),
+        max_inactivity: config.admin.max_inactivity,
+        ready: engine_ready(live, stack.ready.clone(), config.policies.len()),
+    };
+    let admin = match config.admin.enabled {
+        true => Some(start_admin(config, admin, quitting.clone()).await?),
+        false => None,
+    };
     let control = match config.control.enabled {
         true => Some(start_control(config, stack, &runner.engine, commands, token, quitting.clone()).await?),
         false => None,
@@ -92,7 +125,58 @@ where
     {
         tracing::warn!("the control API did not stop within the shutdown grace; exiting");
     }
+    if let Some(admin) = admin
+        && tokio::time::timeout_at(deadline, admin).await.is_err()
+    {
+        tracing::warn!("the admin port did not stop within the shutdown grace; exiting");
+    }
     Ok(())
+}
+
+/// The adapters' readiness conditions, then the engine's: a tick has observed the cluster
+/// and the cloud, and the configured policies are loaded.
+fn engine_ready(live: Arc<Live>, adapters: ReadyProbe, configured: usize) -> ReadyProbe {
+    Arc::new(move || {
+        let mut checks = adapters();
+        let observed = match live.last_tick() {
+            None => Check { name: "observed", ok: false, detail: "no tick has run yet".into() },
+            Some(t) if t.outcome == "failed" => Check {
+                name: "observed",
+                ok: false,
+                detail: format!("tick {} could not observe: {}", t.tick, t.error.as_deref().unwrap_or("")),
+            },
+            Some(t) => Check { name: "observed", ok: true, detail: format!("tick {} observed", t.tick) },
+        };
+        checks.push(observed);
+        let plugins = live.plugins();
+        let names: Vec<&str> = plugins.iter().map(|e| e.plugin.name()).collect();
+        checks.push(Check {
+            name: "policies",
+            ok: plugins.len() >= configured,
+            detail: format!("{} of {configured} configured loaded: {}", plugins.len(), names.join(", ")),
+        });
+        checks
+    })
+}
+
+async fn start_admin(
+    config: &DaemonConfig,
+    admin: Admin,
+    mut quitting: watch::Receiver<bool>,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let listen = config.admin.listen;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("admin.listen: cannot listen on {listen}"))?;
+    outln!("ballast: metrics and health on http://{}", listener.local_addr()?);
+    let serve = crate::metrics::admin::serve(Arc::new(admin), listener, async move {
+        let _ = quitting.wait_for(|q| *q).await;
+    });
+    Ok(tokio::spawn(async move {
+        if let Err(error) = serve.await {
+            tracing::error!(%error, "the admin port stopped");
+        }
+    }))
 }
 
 async fn start_control<C: Cluster, P: Capacity>(
@@ -158,6 +242,7 @@ pub(super) async fn shutdown_signal() {
 /// sim adapters; the world steps a simulated second every `1/speed` real seconds.
 pub async fn simulated(
     config: DaemonConfig,
+    config_path: Option<PathBuf>,
     args: &SimArgs,
     scenario: &str,
     chain: PolicyChain,
@@ -179,6 +264,10 @@ pub async fn simulated(
         source: format!("simulator: {} (x{})", sim.scenario.name, args.speed),
         health: Arc::new(|| crate::control::AdapterHealth { metrics_api: "served".into(), ..Default::default() }),
         host,
+        figures: Arc::new(AdapterFigures::default),
+        ready: Arc::new(Vec::new),
+        publish: None,
+        config_path,
     };
     let (arrived, arrivals) = watch::channel(0u64);
     let stepping = tokio::spawn(step_world(world.clone(), args.speed, arrived));

@@ -15,6 +15,16 @@ pub enum Change {
         plugin: String,
         mode: PluginMode,
     },
+    /// The whole chain, as a configuration reload arrived at it; `notes` say what could not
+    /// be loaded and was kept as it ran.
+    Chain {
+        entries: Vec<ChainEntry>,
+        notes: Vec<String>,
+    },
+}
+
+fn short(digest: &str) -> &str {
+    digest.get(..12).unwrap_or(digest)
 }
 
 /// Who asked for a change, and why: what its record says.
@@ -68,6 +78,19 @@ impl<C: Cluster, P: Capacity> Engine<C, P> {
                     .ok_or_else(|| ChangeError::NoSuchPlugin(plugin.clone()))?;
                 self.chain.set_mode(&plugin, mode);
                 format!("plugin {plugin} mode {before} -> {mode}")
+            }
+            Change::Chain { entries, notes } => {
+                let names: Vec<String> = entries
+                    .iter()
+                    .map(|e| format!("{} ({}, sha256 {})", e.plugin.name(), e.mode, short(&e.plugin.info().digest)))
+                    .collect();
+                self.chain.replace_all(entries);
+                let mut description = format!("chain {}", names.join(", "));
+                for note in notes {
+                    description.push_str("; ");
+                    description.push_str(&note);
+                }
+                description
             }
         };
         self.live.set_plugins(self.chain.entries().to_vec());

@@ -19,7 +19,12 @@ pub struct Live {
     observed: RwLock<Option<Arc<Observed>>>,
     plugins: RwLock<Arc<Vec<ChainEntry>>>,
     leading: RwLock<Leading>,
+    after_tick: RwLock<Vec<TickHook>>,
 }
+
+/// Called with each tick's [`TickInfo`] as the tick ends, on the engine's task: it must be
+/// quick and must not block (count, or hand the figures to another task).
+pub type TickHook = Arc<dyn Fn(&TickInfo) + Send + Sync>;
 
 /// How the last tick went.
 #[derive(Clone, Debug)]
@@ -91,8 +96,21 @@ impl Live {
         write(&self.mode, mode);
     }
 
+    /// Runs `hook` after every tick from now on (metrics, CloudWatch publishing).
+    ///
+    /// # Guarantees
+    /// Each hook sees every tick once, in order, after [`Live::observed`] holds that tick's
+    /// observation (for a tick whose observation failed, the previous one).
+    pub fn after_tick(&self, hook: TickHook) {
+        self.after_tick.write().unwrap_or_else(|p| p.into_inner()).push(hook);
+    }
+
     pub(crate) fn set_tick(&self, info: TickInfo) {
-        write(&self.tick, Some(Arc::new(info)));
+        let info = Arc::new(info);
+        write(&self.tick, Some(info.clone()));
+        for hook in read(&self.after_tick) {
+            hook(&info);
+        }
     }
 
     pub(crate) fn set_observed(&self, observed: Observed) {

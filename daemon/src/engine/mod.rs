@@ -18,6 +18,7 @@ pub mod actuate;
 pub mod announce;
 pub mod config;
 pub mod control;
+pub mod cost;
 pub mod failure;
 pub mod guard;
 pub mod journal;

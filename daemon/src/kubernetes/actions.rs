@@ -116,6 +116,22 @@ impl KubeCluster {
             ..Default::default()
         })
     }
+
+    /// Asks the eviction subresource; a budget's refusal is an answer, not an error.
+    async fn request_eviction(&self, api: &Api<Pod>, namespace: &str, pod: &str) -> AdapterResult<Eviction> {
+        match api.evict(pod, &EvictParams::default()).await {
+            Ok(_) => Ok(Eviction::Evicted),
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(Eviction::Gone),
+            Err(kube::Error::Api(s)) if s.code == 429 && budget_refusal(&s).is_some() => {
+                Ok(Eviction::Blocked { reason: budget_refusal(&s).unwrap_or_default() })
+            }
+            // More than one budget selects the pod: the server refuses every eviction of it.
+            Err(kube::Error::Api(s)) if s.code == 500 && s.message.contains("more than one PodDisruptionBudget") => {
+                Ok(Eviction::Blocked { reason: s.message.clone() })
+            }
+            Err(e) => Err(adapter_error(format!("evict {namespace}/{pod}"), e)),
+        }
+    }
 }
 
 async fn patch_template<K>(api: Api<K>, name: &str, patch: &Value) -> Result<(), kube::Error>
@@ -149,18 +165,16 @@ impl Cluster for KubeCluster {
 
     async fn evict(&self, namespace: &str, pod: &str) -> AdapterResult<Eviction> {
         let api = Api::<Pod>::namespaced(self.direct().clone(), namespace);
-        match api.evict(pod, &EvictParams::default()).await {
-            Ok(_) => Ok(Eviction::Evicted),
-            Err(kube::Error::Api(s)) if s.code == 404 => Ok(Eviction::Gone),
-            Err(kube::Error::Api(s)) if s.code == 429 && budget_refusal(&s).is_some() => {
-                Ok(Eviction::Blocked { reason: budget_refusal(&s).unwrap_or_default() })
-            }
-            // More than one budget selects the pod: the server refuses every eviction of it.
-            Err(kube::Error::Api(s)) if s.code == 500 && s.message.contains("more than one PodDisruptionBudget") => {
-                Ok(Eviction::Blocked { reason: s.message.clone() })
-            }
-            Err(e) => Err(adapter_error(format!("evict {namespace}/{pod}"), e)),
-        }
+        let answer = self.request_eviction(&api, namespace, pod).await;
+        let counts = self.evictions();
+        let counter = match &answer {
+            Ok(Eviction::Evicted) => &counts.evicted,
+            Ok(Eviction::Gone) => &counts.gone,
+            Ok(Eviction::Blocked { .. }) => &counts.blocked,
+            Err(_) => &counts.failed,
+        };
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        answer
     }
 
     async fn place(&self, workload: &WorkloadRef, target: &PlacementTarget) -> AdapterResult<()> {

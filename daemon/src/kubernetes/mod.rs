@@ -6,7 +6,8 @@
 //! - [`metrics`]: usage from metrics.k8s.io, when served;
 //! - [`convert`]: Kubernetes objects to the engine's views;
 //! - [`actions`]: cordon, eviction, placement patches and Events;
-//! - [`leader`]: Lease-based leader election, so only one replica acts.
+//! - [`leader`]: Lease-based leader election, so only one replica acts;
+//! - [`rbac`]: the API access all of this needs (what the chart grants).
 //!
 //! An observation reads the cache and never the API, so a tick costs the same at any
 //! cluster size whatever the API server's latency; pending pods reach the cache as soon as
@@ -16,11 +17,12 @@ pub mod actions;
 pub mod convert;
 pub mod leader;
 pub mod metrics;
+pub mod rbac;
 pub mod settings;
 pub mod store;
 pub mod watch;
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use kube::Client;
@@ -50,7 +52,27 @@ struct Inner {
     feed: Arc<Feed>,
     metrics: Arc<Mutex<MetricsStatus>>,
     recorder: Recorder,
+    evictions: Evictions,
     tasks: Vec<JoinHandle<()>>,
+}
+
+/// Eviction requests so far, by how the API answered.
+#[derive(Debug, Default)]
+pub(crate) struct Evictions {
+    pub evicted: AtomicU64,
+    pub gone: AtomicU64,
+    /// Refused by a PodDisruptionBudget.
+    pub blocked: AtomicU64,
+    pub failed: AtomicU64,
+}
+
+/// A snapshot of [`Evictions`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EvictionCounts {
+    pub evicted: u64,
+    pub gone: u64,
+    pub blocked: u64,
+    pub failed: u64,
 }
 
 impl Drop for Inner {
@@ -74,6 +96,7 @@ pub struct KubeStatus {
     pub unreadable_values: u64,
     /// The most recent, naming object, field and value.
     pub last_unreadable: Option<String>,
+    pub evictions: EvictionCounts,
 }
 
 impl KubeCluster {
@@ -102,7 +125,18 @@ impl KubeCluster {
         )));
         let reporter = Reporter { controller: settings.reporter.clone(), instance: std::env::var("POD_NAME").ok() };
         let recorder = Recorder::new(client.clone(), reporter);
-        Ok(KubeCluster { inner: Arc::new(Inner { client, direct, settings, feed, metrics, recorder, tasks }) })
+        Ok(KubeCluster {
+            inner: Arc::new(Inner {
+                client,
+                direct,
+                settings,
+                feed,
+                metrics,
+                recorder,
+                evictions: Evictions::default(),
+                tasks,
+            }),
+        })
     }
 
     /// The client without automatic retries, for calls whose refusal is an answer.
@@ -134,7 +168,22 @@ impl KubeCluster {
             pods: store.pod_count(),
             unreadable_values: store.unreadable.count(),
             last_unreadable: store.unreadable.last(),
+            evictions: self.eviction_counts(),
         }
+    }
+
+    fn eviction_counts(&self) -> EvictionCounts {
+        let e = &self.inner.evictions;
+        EvictionCounts {
+            evicted: e.evicted.load(Ordering::Relaxed),
+            gone: e.gone.load(Ordering::Relaxed),
+            blocked: e.blocked.load(Ordering::Relaxed),
+            failed: e.failed.load(Ordering::Relaxed),
+        }
+    }
+
+    pub(crate) fn evictions(&self) -> &Evictions {
+        &self.inner.evictions
     }
 
     /// Waits until every watch has completed its first list.

@@ -158,6 +158,21 @@ impl PolicyChain {
         }
     }
 
+    /// Replaces the whole chain; a plugin keeps its state when its name and component are
+    /// the same as before.
+    pub fn replace_all(&mut self, entries: Vec<ChainEntry>) {
+        let kept: HashMap<&str, &str> =
+            entries.iter().map(|e| (e.plugin.name(), e.plugin.info().digest.as_str())).collect();
+        let old = std::mem::take(&mut self.entries);
+        let mut states = std::mem::take(&mut self.states);
+        states.retain(|name, _| {
+            old.iter()
+                .any(|e| e.plugin.name() == &**name && kept.get(&**name) == Some(&e.plugin.info().digest.as_str()))
+        });
+        self.states = states;
+        self.entries = entries;
+    }
+
     /// Takes a plugin out of the chain, with its state.
     pub fn remove(&mut self, name: &str) -> Option<ChainEntry> {
         let i = self.entries.iter().position(|e| e.plugin.name() == name)?;

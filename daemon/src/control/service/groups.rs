@@ -39,11 +39,7 @@ impl pb::node_groups_server::NodeGroups for NodeGroupsService {
 fn group(g: &NodeGroup, observed: &Observed, with_nodes: bool) -> pb::NodeGroup {
     let nodes: Vec<&Node> =
         observed.obs.snapshot.nodes.iter().filter(|n| n.group.as_deref() == Some(g.id.as_str())).collect();
-    let cost_per_hour = nodes
-        .iter()
-        .filter_map(|n| g.instance_types.iter().find(|t| t.name == n.instance_type))
-        .map(|t| t.price_per_hour)
-        .sum();
+    let cost_per_hour = crate::engine::cost::group_cost(g, &observed.obs.snapshot);
     let backoff = observed.state.groups.get(&g.id).and_then(|s| s.backing_off(observed.at_millis));
     pb::NodeGroup {
         id: g.id.clone(),

@@ -1,0 +1,129 @@
+//! The admin port: `/metrics` (Prometheus), `/healthz` (the process and its tick loop are
+//! alive) and `/readyz` (watch caches synced, the cloud and cluster observed, policies
+//! loaded). Plain HTTP, unauthenticated, read-only, as Cluster Autoscaler's and Karpenter's.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::{Deserialize, Serialize};
+
+use super::{Format, Metrics};
+use crate::runner::Heartbeat;
+
+/// The `admin:` section of the daemon's configuration.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
+pub struct AdminSettings {
+    pub enabled: bool,
+    /// Where `/metrics`, `/healthz` and `/readyz` are served; all interfaces by default,
+    /// so that Prometheus and the kubelet reach the pod.
+    pub listen: SocketAddr,
+    /// `/healthz` fails when the tick loop has not come round for this long (a tick stuck
+    /// past every deadline), so that the kubelet restarts the pod. As Cluster Autoscaler's
+    /// `--max-inactivity`.
+    #[serde(with = "crate::duration")]
+    pub max_inactivity: Duration,
+}
+
+impl Default for AdminSettings {
+    fn default() -> Self {
+        AdminSettings {
+            enabled: true,
+            listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            max_inactivity: Duration::from_secs(600),
+        }
+    }
+}
+
+impl AdminSettings {
+    /// Errors name the field and the value.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.max_inactivity < Duration::from_secs(1) {
+            return Err(format!("max-inactivity must be at least 1s, not {:?}", self.max_inactivity));
+        }
+        Ok(())
+    }
+}
+
+/// One readiness condition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Check {
+    pub name: &'static str,
+    pub ok: bool,
+    /// What was seen, for a person reading `/readyz`.
+    pub detail: String,
+}
+
+/// Works out the readiness conditions now.
+pub type ReadyProbe = Arc<dyn Fn() -> Vec<Check> + Send + Sync>;
+
+/// What the admin port serves from.
+pub struct Admin {
+    pub metrics: Arc<Metrics>,
+    pub heartbeat: Arc<Heartbeat>,
+    pub max_inactivity: Duration,
+    pub ready: ReadyProbe,
+}
+
+/// The admin port's routes.
+pub fn router(admin: Arc<Admin>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .with_state(admin)
+}
+
+async fn metrics(State(admin): State<Arc<Admin>>, headers: HeaderMap) -> Response {
+    let format = Format::negotiate(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
+    let body = tokio::task::spawn_blocking(move || admin.metrics.render(format)).await.unwrap_or_default();
+    ([(header::CONTENT_TYPE, format.content_type())], body).into_response()
+}
+
+async fn healthz(State(admin): State<Arc<Admin>>) -> Response {
+    let age = admin.heartbeat.age();
+    if age > admin.max_inactivity {
+        let body = format!(
+            "unhealthy: the tick loop has not come round for {} (admin.max-inactivity {})\n",
+            humantime::format_duration(round(age)),
+            humantime::format_duration(admin.max_inactivity)
+        );
+        return (StatusCode::SERVICE_UNAVAILABLE, body).into_response();
+    }
+    (StatusCode::OK, format!("ok: the tick loop came round {} ago\n", humantime::format_duration(round(age))))
+        .into_response()
+}
+
+fn round(d: Duration) -> Duration {
+    Duration::from_millis(d.as_millis() as u64)
+}
+
+async fn readyz(State(admin): State<Arc<Admin>>) -> Response {
+    let checks = (admin.ready)();
+    let ready = checks.iter().all(|c| c.ok);
+    let mut body = String::new();
+    for c in &checks {
+        body.push_str(&format!("[{}] {}: {}\n", if c.ok { "+" } else { "-" }, c.name, c.detail));
+    }
+    body.push_str(if ready { "ready\n" } else { "not ready\n" });
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, body).into_response()
+}
+
+/// Serves the admin port on `listener` until `shutdown` resolves.
+///
+/// # Errors
+/// The listener fails (accept errors are retried by axum; this is the rest).
+pub async fn serve(
+    admin: Arc<Admin>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(admin)).with_graceful_shutdown(shutdown).await
+}

@@ -1,0 +1,119 @@
+//! Counters that follow the records: each decision, plugin run and node removal is counted
+//! once, from the same record the journal and the control API see.
+
+use std::sync::Arc;
+
+use ballast_sdk::Action;
+use tokio::sync::watch;
+
+use super::*;
+use crate::engine::record::Recorder;
+use crate::engine::record::{ActionResult, GuardOutcome, Record, RemovalOutcome, TickRecord};
+
+/// Records read per wake-up.
+const BATCH: usize = 1024;
+
+/// Counts every record made from now on (records restored from the journal are not
+/// counted again: counters start at zero with the process, as Prometheus expects) until
+/// `stop` turns true.
+///
+/// # Caveats
+/// A follower that falls more than the ring's size behind skips what the ring dropped and
+/// logs how many.
+pub async fn follow(metrics: Arc<Metrics>, recorder: Recorder, mut stop: watch::Receiver<bool>) {
+    let mut newest = recorder.subscribe();
+    let mut cursor = recorder.newest_id();
+    loop {
+        loop {
+            match recorder.after(cursor, BATCH) {
+                Ok(batch) if batch.is_empty() => break,
+                Ok(batch) => {
+                    for stamped in &batch {
+                        metrics.count(&stamped.record);
+                    }
+                    cursor = batch.last().map_or(cursor, |s| s.id);
+                }
+                Err(oldest) => {
+                    tracing::warn!(missed = oldest - 1 - cursor, "metrics fell behind the record ring");
+                    cursor = oldest - 1;
+                }
+            }
+        }
+        tokio::select! {
+            changed = newest.changed() => if changed.is_err() { return },
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+impl Metrics {
+    /// Counts one record.
+    pub fn count(&self, record: &Record) {
+        let f = &self.f;
+        match record {
+            Record::Tick(tick) => self.count_plugin_runs(tick),
+            Record::Decision(d) => {
+                let labels = DecisionLabels {
+                    plugin: d.plugin.clone(),
+                    action: action_name(&d.proposed).into(),
+                    guard: guard_name(&d.guard).into(),
+                    result: result_name(&d.result).into(),
+                };
+                f.decisions.get_or_create(&labels).inc();
+            }
+            Record::Removal(r) => match &r.outcome {
+                RemovalOutcome::Completed { evicted } => {
+                    // As Cluster Autoscaler's scaled_down_nodes_total: empty, or moved pods.
+                    let reason = if *evicted == 0 { "empty" } else { "underutilized" };
+                    let labels = RemovalLabels { node_group: r.group.clone(), reason: reason.into() };
+                    f.nodes_removed.get_or_create(&labels).inc();
+                }
+                RemovalOutcome::Abandoned { .. } => {
+                    f.removals_abandoned.get_or_create(&GroupLabel { node_group: r.group.clone() }).inc();
+                }
+            },
+            Record::Control(_) => {}
+        }
+    }
+
+    fn count_plugin_runs(&self, tick: &TickRecord) {
+        for run in &tick.plugins {
+            let plugin = PluginLabel { plugin: run.plugin.clone() };
+            self.f.plugin_duration.get_or_create(&plugin).observe(run.elapsed_micros as f64 / 1e6);
+            if let Some(error) = &run.error {
+                // Recorded as "kind: message".
+                let kind = error.split_once(':').map_or(error.as_str(), |(k, _)| k).to_string();
+                self.f.plugin_errors.get_or_create(&PluginErrorLabels { plugin: run.plugin.clone(), kind }).inc();
+            }
+        }
+    }
+}
+
+pub fn action_name(action: &Action) -> &'static str {
+    match action {
+        Action::ScaleTo { .. } => "scale-to",
+        Action::ScaleBy { .. } => "scale-by",
+        Action::RemoveNodes { .. } => "remove-nodes",
+        Action::Place { .. } => "place",
+    }
+}
+
+fn guard_name(guard: &GuardOutcome) -> &'static str {
+    match guard {
+        GuardOutcome::Accepted => "accepted",
+        GuardOutcome::Changed { .. } => "changed",
+        GuardOutcome::Refused { .. } => "refused",
+    }
+}
+
+fn result_name(result: &ActionResult) -> &'static str {
+    match result {
+        ActionResult::Done => "done",
+        ActionResult::Started => "started",
+        ActionResult::DryRun => "dry-run",
+        ActionResult::Shadow => "shadow",
+        ActionResult::NotApplied => "not-applied",
+        ActionResult::Unchanged => "unchanged",
+        ActionResult::Failed { .. } => "failed",
+    }
+}

@@ -1,0 +1,220 @@
+//! Prometheus metrics (`/metrics` on the admin port, see [`admin`]), named as the metrics
+//! people already scrape from Cluster Autoscaler and Karpenter: `ballast_` prefix, counters
+//! ending in `_total`, durations as histograms in `_seconds`, snake_case label keys.
+//!
+//! Where the figures come from:
+//! - each tick, through [`crate::engine::live::Live::after_tick`]: ticks and their duration;
+//! - each record, by following the [`Recorder`] ([`follow`]): decisions, plugin calls and
+//!   errors, node removals, policy reloads, so a metric counts exactly what the journal says;
+//! - at scrape time ([`scrape`]): group sizes, back-off, cost, leadership and mode from what
+//!   the engine last published, and the adapters' own counters (AWS calls, evictions, watch
+//!   restarts) from a [`FiguresProbe`].
+//!
+//! The README's table lists every metric; `tests` checks that it does.
+
+pub mod admin;
+mod exposition;
+pub mod follow;
+pub mod publish;
+mod scrape;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+pub use exposition::Format;
+pub use scrape::{AdapterFigures, FiguresProbe};
+
+use crate::engine::live::{Live, TickInfo};
+
+/// A label set of named strings.
+macro_rules! labels {
+    ($name:ident { $($field:ident),+ }) => {
+        #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+        pub struct $name { $(pub $field: String),+ }
+    };
+}
+
+labels!(TickLabels { trigger, outcome });
+labels!(TriggerLabel { trigger });
+labels!(DecisionLabels { plugin, action, guard, result });
+labels!(PluginLabel { plugin });
+labels!(PluginErrorLabels { plugin, kind });
+labels!(ResultLabel { result });
+labels!(RemovalLabels { node_group, reason });
+labels!(GroupLabel { node_group });
+labels!(BackoffLabels { node_group, reason });
+labels!(ApiLabels { service, operation });
+labels!(StateLabel { state });
+labels!(ModeLabel { mode });
+labels!(PluginInfoLabels { plugin, mode, sha256 });
+labels!(ReloadLabels { plugin, result });
+labels!(VersionLabel { version });
+
+type FloatGauge = Gauge<f64, AtomicU64>;
+type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
+
+/// Every family Ballast exports.
+pub(crate) struct Families {
+    pub ticks: Family<TickLabels, Counter>,
+    pub tick_duration: Histograms<TriggerLabel>,
+    pub last_tick: FloatGauge,
+    pub decisions: Family<DecisionLabels, Counter>,
+    pub plugin_duration: Histograms<PluginLabel>,
+    pub plugin_errors: Family<PluginErrorLabels, Counter>,
+    pub plugin_info: Family<PluginInfoLabels, Gauge>,
+    pub reloads: Family<ReloadLabels, Counter>,
+    pub nodes_removed: Family<RemovalLabels, Counter>,
+    pub removals_abandoned: Family<GroupLabel, Counter>,
+    pub evictions: Family<ResultLabel, Counter>,
+    pub unschedulable: Gauge,
+    pub nodes: Family<StateLabel, Gauge>,
+    pub drains: Gauge,
+    pub group_min: Family<GroupLabel, Gauge>,
+    pub group_max: Family<GroupLabel, Gauge>,
+    pub group_desired: Family<GroupLabel, Gauge>,
+    pub group_ready: Family<GroupLabel, Gauge>,
+    pub group_backoff: Family<BackoffLabels, Gauge>,
+    pub group_cost: Family<GroupLabel, FloatGauge>,
+    pub fargate_cost: FloatGauge,
+    pub aws_calls: Family<ApiLabels, Counter>,
+    pub aws_retries: Family<ApiLabels, Counter>,
+    pub aws_throttles: Family<ApiLabels, Counter>,
+    pub aws_server_errors: Family<ApiLabels, Counter>,
+    pub cloudwatch_publishes: Family<ResultLabel, Counter>,
+    pub watch_restarts: Counter,
+    pub caches_synced: Gauge,
+    pub leader: Gauge,
+    pub mode: Family<ModeLabel, Gauge>,
+    pub build_info: Family<VersionLabel, Gauge>,
+}
+
+fn tick_histogram() -> Histogram {
+    // 5 ms to 41 s.
+    Histogram::new(exponential_buckets(0.005, 2.0, 14))
+}
+
+fn plugin_histogram() -> Histogram {
+    // 100 µs to 6.7 s.
+    Histogram::new(exponential_buckets(0.0001, 2.0, 17))
+}
+
+/// The registry and its families, with what scrapes read.
+pub struct Metrics {
+    registry: Registry,
+    pub(crate) f: Families,
+    live: Arc<Live>,
+    probe: FiguresProbe,
+}
+
+impl Metrics {
+    /// Registers every family. `live` is what the engine publishes; `probe` asks the
+    /// adapters for their counters at each scrape.
+    pub fn new(live: Arc<Live>, probe: FiguresProbe) -> Arc<Self> {
+        let f = Families {
+            ticks: Family::default(),
+            tick_duration: Family::new_with_constructor(tick_histogram),
+            last_tick: FloatGauge::default(),
+            decisions: Family::default(),
+            plugin_duration: Family::new_with_constructor(plugin_histogram),
+            plugin_errors: Family::default(),
+            plugin_info: Family::default(),
+            reloads: Family::default(),
+            nodes_removed: Family::default(),
+            removals_abandoned: Family::default(),
+            evictions: Family::default(),
+            unschedulable: Gauge::default(),
+            nodes: Family::default(),
+            drains: Gauge::default(),
+            group_min: Family::default(),
+            group_max: Family::default(),
+            group_desired: Family::default(),
+            group_ready: Family::default(),
+            group_backoff: Family::default(),
+            group_cost: Family::default(),
+            fargate_cost: FloatGauge::default(),
+            aws_calls: Family::default(),
+            aws_retries: Family::default(),
+            aws_throttles: Family::default(),
+            aws_server_errors: Family::default(),
+            cloudwatch_publishes: Family::default(),
+            watch_restarts: Counter::default(),
+            caches_synced: Gauge::default(),
+            leader: Gauge::default(),
+            mode: Family::default(),
+            build_info: Family::default(),
+        };
+        f.build_info.get_or_create(&VersionLabel { version: env!("CARGO_PKG_VERSION").into() }).set(1);
+        let mut registry = Registry::with_prefix("ballast");
+        register(&mut registry, &f);
+        let metrics = Arc::new(Metrics { registry, f, live: live.clone(), probe });
+        let counting = metrics.clone();
+        live.after_tick(Arc::new(move |info| counting.tick(info)));
+        metrics
+    }
+
+    fn tick(&self, info: &TickInfo) {
+        let trigger = crate::control::convert::kebab(&info.trigger);
+        self.f.ticks.get_or_create(&TickLabels { trigger: trigger.clone(), outcome: info.outcome.into() }).inc();
+        self.f.tick_duration.get_or_create(&TriggerLabel { trigger }).observe(info.duration.as_secs_f64());
+        self.f.last_tick.set(info.at_millis as f64 / 1000.0);
+    }
+
+    /// The exposition in `format`, with the scrape-time figures read now.
+    pub fn render(&self, format: Format) -> String {
+        self.refresh();
+        let mut text = String::new();
+        if let Err(error) = prometheus_client::encoding::text::encode(&mut text, &self.registry) {
+            tracing::error!(%error, "could not encode the metrics");
+        }
+        exposition::convert(text, format)
+    }
+}
+
+fn register(r: &mut Registry, f: &Families) {
+    r.register("ticks", "Engine ticks, by what started them and how they ended.", f.ticks.clone());
+    r.register("tick_duration_seconds", "Wall-clock time of a tick, observe to record.", f.tick_duration.clone());
+    r.register("last_tick_timestamp_seconds", "Unix time of the last tick.", f.last_tick.clone());
+    r.register(
+        "decisions",
+        "Decisions proposed, by plugin, action, guardrail outcome and result.",
+        f.decisions.clone(),
+    );
+    r.register("plugin_call_duration_seconds", "Time of one plugin call.", f.plugin_duration.clone());
+    r.register("plugin_errors", "Plugin calls that failed and were skipped, by kind.", f.plugin_errors.clone());
+    r.register("plugin_info", "The chain's plugins: mode and component digest (value 1).", f.plugin_info.clone());
+    r.register("policy_reloads", "Policy reloads from files: loaded, or kept-previous.", f.reloads.clone());
+    r.register("nodes_removed", "Nodes drained and terminated, by group and reason.", f.nodes_removed.clone());
+    r.register("node_removals_abandoned", "Removals given up (node uncordoned).", f.removals_abandoned.clone());
+    r.register("evictions", "Eviction requests, by result.", f.evictions.clone());
+    r.register("unschedulable_pods", "Pods waiting for capacity at the last tick.", f.unschedulable.clone());
+    r.register("nodes", "Nodes at the last tick, by state.", f.nodes.clone());
+    r.register("drains_in_progress", "Nodes being drained for removal.", f.drains.clone());
+    r.register("node_group_min_size", "A node group's minimum size.", f.group_min.clone());
+    r.register("node_group_max_size", "A node group's maximum size.", f.group_max.clone());
+    r.register("node_group_desired_size", "A node group's desired size.", f.group_desired.clone());
+    r.register("node_group_ready_nodes", "A node group's ready nodes.", f.group_ready.clone());
+    r.register("node_group_backoff", "1 while a node group is in provisioning back-off.", f.group_backoff.clone());
+    r.register(
+        "node_group_cost_per_hour_dollars",
+        "A node group's running nodes at their price, USD per hour.",
+        f.group_cost.clone(),
+    );
+    r.register("fargate_cost_per_hour_dollars", "Pods on Fargate at their billed size.", f.fargate_cost.clone());
+    r.register("aws_calls", "AWS API operations started.", f.aws_calls.clone());
+    r.register("aws_retries", "AWS API attempts beyond the first.", f.aws_retries.clone());
+    r.register("aws_throttles", "AWS API attempts answered with throttling.", f.aws_throttles.clone());
+    r.register("aws_server_errors", "AWS API attempts answered with a 5xx.", f.aws_server_errors.clone());
+    r.register("cloudwatch_publishes", "PutMetricData of Ballast's figures.", f.cloudwatch_publishes.clone());
+    r.register("kube_watch_restarts", "Kubernetes watches restarted after an error.", f.watch_restarts.clone());
+    r.register("kube_caches_synced", "1 when every watch cache has listed.", f.caches_synced.clone());
+    r.register("leader", "1 while this replica holds the Lease and may act.", f.leader.clone());
+    r.register("mode", "The engine's mode (value 1).", f.mode.clone());
+    r.register("build_info", "The running version (value 1).", f.build_info.clone());
+}

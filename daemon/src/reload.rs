@@ -1,0 +1,286 @@
+//! Policies managed like configuration: components from files (a ConfigMap or a volume),
+//! optionally pinned by SHA-256, loaded again when a file or the configuration changes
+//! (including the symlink swap a ConfigMap update makes), the last good version kept when
+//! a new one fails to load or validate. Each reload is recorded (a `control` record by
+//! `policy-reload`) and counted in `ballast_policy_reloads_total{plugin,result}`.
+//!
+//! Files are polled (`reload-interval`): a kubelet updates a mounted ConfigMap by swapping
+//! a symlink, which a poll of the resolved path sees whatever the filesystem.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::daemon_config::{DaemonConfig, PolicyEntry};
+use crate::engine::control::{Asked, Change};
+use crate::engine::live::Live;
+use crate::metrics::{Metrics, ReloadLabels};
+use crate::policy::{ChainEntry, PluginSpec, PolicyHost};
+use crate::runner::Command;
+
+/// Reads and loads one configured policy: a component file or a bundled name, checked
+/// against its pinned digest, compiled, linked, its settings validated.
+///
+/// # Errors
+/// What is wrong, naming the file or name (and both digests when the pin does not match).
+pub fn load_entry(host: &PolicyHost, entry: &PolicyEntry) -> Result<ChainEntry, String> {
+    let (name, bytes, source) = read(&entry.plugin)?;
+    if let Some(pin) = &entry.sha256 {
+        let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+        if !digest.eq_ignore_ascii_case(pin) {
+            return Err(format!("{}: sha256 is {digest}, the configuration pins {pin}", entry.plugin));
+        }
+    }
+    let spec = PluginSpec { name, bytes, settings: entry.settings.clone(), limits: entry.limits.clone() };
+    let plugin = host.load(spec).map_err(|e| format!("{}: {e}", entry.plugin))?;
+    Ok(ChainEntry::new(plugin, entry.mode, source))
+}
+
+/// The component's name, bytes and source (`bundled:NAME` or the path as configured).
+fn read(plugin: &str) -> Result<(String, Arc<[u8]>, String), String> {
+    let path = Path::new(plugin);
+    if path.exists() {
+        let spec = PluginSpec::from_file(path).map_err(|e| e.to_string())?;
+        return Ok((spec.name, spec.bytes, plugin.to_string()));
+    }
+    match crate::bundled::plugin(plugin) {
+        Some(b) => Ok((b.name.to_string(), Arc::from(b.wasm), format!("bundled:{}", b.name))),
+        None => {
+            let names: Vec<&str> = crate::bundled::PLUGINS.iter().map(|p| p.name).collect();
+            Err(format!("{plugin}: no such file, and not a bundled policy (bundled: {})", names.join(", ")))
+        }
+    }
+}
+
+/// What identifies a file's content without reading it: where its path resolves to (a
+/// ConfigMap's symlink swap changes it), its size, time and inode.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Stamp {
+    resolved: Option<PathBuf>,
+    len: u64,
+    modified: Option<SystemTime>,
+    inode: u64,
+}
+
+fn stamp(path: &Path) -> Option<Stamp> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).ok()?;
+    Some(Stamp {
+        resolved: std::fs::canonicalize(path).ok(),
+        len: meta.len(),
+        modified: meta.modified().ok(),
+        inode: meta.ino(),
+    })
+}
+
+/// How one configured policy came out of a reload.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// A new component, settings or limits, now in the chain.
+    Loaded,
+    /// As it was (its mode may have changed).
+    Unchanged,
+    /// The new version failed; the running one stays.
+    KeptPrevious(String),
+    /// Failed, and nothing of that source was running.
+    Failed(String),
+}
+
+impl Outcome {
+    fn label(&self) -> &'static str {
+        match self {
+            Outcome::Loaded => "loaded",
+            Outcome::Unchanged => "unchanged",
+            Outcome::KeptPrevious(_) => "kept-previous",
+            Outcome::Failed(_) => "failed",
+        }
+    }
+}
+
+/// The chain a reload arrived at, and how each policy fared.
+pub struct Reload {
+    pub entries: Vec<ChainEntry>,
+    pub outcomes: Vec<(String, Outcome)>,
+    /// The files that changed.
+    pub changed: Vec<PathBuf>,
+}
+
+impl Reload {
+    /// Changes nothing: every policy as it runs, in the same order and modes.
+    pub fn is_noop(&self, running: &[ChainEntry]) -> bool {
+        self.outcomes.iter().all(|(_, o)| *o == Outcome::Unchanged)
+            && self.entries.len() == running.len()
+            && self.entries.iter().zip(running).all(|(a, b)| a.plugin.name() == b.plugin.name() && a.mode == b.mode)
+    }
+}
+
+/// Watches the configuration file and the policies' files.
+pub struct Reloader {
+    config_path: Option<PathBuf>,
+    policies: Vec<PolicyEntry>,
+    host: PolicyHost,
+    stamps: BTreeMap<PathBuf, Option<Stamp>>,
+}
+
+impl Reloader {
+    /// Starts from the configuration the daemon started with.
+    pub fn new(config_path: Option<PathBuf>, policies: Vec<PolicyEntry>, host: PolicyHost) -> Self {
+        let mut reloader = Reloader { config_path, policies, host, stamps: BTreeMap::new() };
+        reloader.stamps = reloader.watched().into_iter().map(|p| (p.clone(), stamp(&p))).collect();
+        reloader
+    }
+
+    fn watched(&self) -> Vec<PathBuf> {
+        let files = self.policies.iter().map(|p| PathBuf::from(&p.plugin)).filter(|p| p.exists());
+        self.config_path.iter().cloned().chain(files).collect()
+    }
+
+    /// Looks at the files; when one changed, works out the new chain from `running`.
+    /// Blocking: reads files and compiles components.
+    ///
+    /// # Guarantees
+    /// A policy whose new version fails keeps its running entry; an unreadable or invalid
+    /// configuration file keeps the running chain whole (reported as one failure).
+    pub fn poll(&mut self, running: &[ChainEntry]) -> Option<Reload> {
+        let changed: Vec<PathBuf> =
+            self.watched().into_iter().filter(|p| self.stamps.get(p).cloned().flatten() != stamp(p)).collect();
+        if changed.is_empty() {
+            return None;
+        }
+        let configured = self.reread_config();
+        self.stamps = self.watched().into_iter().map(|p| (p.clone(), stamp(&p))).collect();
+        let reload = match configured {
+            Ok(()) => self.plan(running, changed),
+            Err(error) => Reload {
+                entries: running.to_vec(),
+                outcomes: vec![("configuration".into(), Outcome::KeptPrevious(error))],
+                changed,
+            },
+        };
+        Some(reload)
+    }
+
+    fn reread_config(&mut self) -> Result<(), String> {
+        let Some(path) = &self.config_path else { return Ok(()) };
+        let config: DaemonConfig = crate::input_file::load(path).map_err(|e| format!("{e:#}"))?;
+        if config.policies != self.policies {
+            tracing::info!(file = %path.display(), "the configuration's policies changed");
+        }
+        self.policies = config.policies;
+        Ok(())
+    }
+
+    /// The configured chain, reusing running entries that did not change.
+    fn plan(&self, running: &[ChainEntry], changed: Vec<PathBuf>) -> Reload {
+        let mut entries = Vec::new();
+        let mut outcomes = Vec::new();
+        for configured in &self.policies {
+            let (name, outcome, entry) = self.reload_one(running, configured);
+            entries.extend(entry);
+            outcomes.push((name, outcome));
+        }
+        Reload { entries, outcomes, changed }
+    }
+
+    fn reload_one(&self, running: &[ChainEntry], configured: &PolicyEntry) -> (String, Outcome, Option<ChainEntry>) {
+        let source = read(&configured.plugin).map(|(_, _, s)| s).unwrap_or_else(|_| configured.plugin.clone());
+        let current = running.iter().find(|e| e.source == source);
+        if let Some(current) = current.filter(|c| same(c, configured)) {
+            let mut kept = current.clone();
+            kept.mode = configured.mode;
+            return (kept.plugin.name().to_string(), Outcome::Unchanged, Some(kept));
+        }
+        match (load_entry(&self.host, configured), current) {
+            (Ok(entry), _) => (entry.plugin.name().to_string(), Outcome::Loaded, Some(entry)),
+            (Err(error), Some(current)) => {
+                (current.plugin.name().to_string(), Outcome::KeptPrevious(error), Some(current.clone()))
+            }
+            (Err(error), None) => (configured.plugin.clone(), Outcome::Failed(error), None),
+        }
+    }
+}
+
+/// The running entry is what `configured` asks for: same bytes, settings and limits.
+fn same(current: &ChainEntry, configured: &PolicyEntry) -> bool {
+    let Ok((_, bytes, _)) = read(&configured.plugin) else { return false };
+    let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+    let settings = match &configured.settings {
+        serde_json::Value::Null => String::new(),
+        value => value.to_string(),
+    };
+    current.plugin.info().digest == digest
+        && current.plugin.settings() == settings
+        && *current.plugin.limits() == configured.limits
+        && configured.sha256.as_ref().is_none_or(|pin| pin.eq_ignore_ascii_case(&digest))
+}
+
+/// Polls every `interval` until `stop`, and hands each reload to the runner as one change.
+pub async fn run(
+    mut reloader: Reloader,
+    live: Arc<Live>,
+    commands: mpsc::Sender<Command>,
+    metrics: Arc<Metrics>,
+    interval: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        let running = live.plugins();
+        let polled = tokio::task::spawn_blocking(move || {
+            let reload = reloader.poll(&running);
+            (reloader, reload)
+        })
+        .await;
+        let Ok((back, reload)) = polled else { return };
+        reloader = back;
+        let Some(reload) = reload else { continue };
+        if reload.is_noop(&live.plugins()) {
+            tracing::debug!("policy files touched, nothing changed");
+            continue;
+        }
+        for (plugin, outcome) in &reload.outcomes {
+            metrics
+                .f
+                .reloads
+                .get_or_create(&ReloadLabels { plugin: plugin.clone(), result: outcome.label().into() })
+                .inc();
+            match outcome {
+                Outcome::KeptPrevious(e) | Outcome::Failed(e) => {
+                    tracing::error!(%plugin, error = %e, "policy reload failed")
+                }
+                _ => tracing::info!(%plugin, result = outcome.label(), "policy reloaded"),
+            }
+        }
+        if !send(&commands, reload).await {
+            return;
+        }
+    }
+}
+
+/// Sends the reload to the runner and waits until it is applied; false when the runner
+/// has stopped.
+async fn send(commands: &mpsc::Sender<Command>, reload: Reload) -> bool {
+    let files: Vec<String> = reload.changed.iter().map(|p| p.display().to_string()).collect();
+    let asked = Asked { caller: "policy-reload".into(), reason: format!("changed: {}", files.join(", ")) };
+    let notes = reload
+        .outcomes
+        .iter()
+        .filter_map(|(plugin, o)| match o {
+            Outcome::KeptPrevious(e) => Some(format!("{plugin}: kept the running version: {e}")),
+            Outcome::Failed(e) => Some(format!("{plugin}: not loaded: {e}")),
+            _ => None,
+        })
+        .collect();
+    let (reply, answer) = oneshot::channel();
+    let change = Change::Chain { entries: reload.entries, notes };
+    if commands.send(Command { change, asked, reply }).await.is_err() {
+        return false;
+    }
+    answer.await.is_ok()
+}

