@@ -42,7 +42,7 @@ impl Daemon {
         std::fs::write(dir.path().join("write.token"), WRITE_TOKEN).unwrap();
         std::fs::write(dir.path().join("read.token"), format!("{READ_TOKEN}\n")).unwrap();
         let config = format!(
-            "control:\n  listen: 127.0.0.1:0\n  max-message-bytes: 1048576\n  tokens:\n\
+            "admin: {{listen: \"127.0.0.1:0\"}}\ncontrol:\n  listen: 127.0.0.1:0\n  max-message-bytes: 1048576\n  tokens:\n\
              \x20 - {{name: ops, file: {0}/write.token, access: write}}\n\
              \x20 - {{name: viewer, file: {0}/read.token, access: read}}\n{control}{extra}",
             dir.path().display()

@@ -58,7 +58,9 @@ impl CallStats {
 
     fn count(&self, cfg: &ConfigBag, add: impl FnOnce(&mut CallCounts)) {
         let Some(metadata) = cfg.load::<Metadata>() else { return };
-        let operation = Operation { service: metadata.service().to_string(), name: metadata.name().to_string() };
+        // `Auto Scaling` as `AutoScaling`: label values people type.
+        let service = metadata.service().replace(' ', "");
+        let operation = Operation { service, name: metadata.name().to_string() };
         add(self.by_operation.lock().unwrap_or_else(|p| p.into_inner()).entry(operation).or_default());
     }
 
@@ -88,9 +90,19 @@ impl Intercept for Counting {
     fn read_before_execution(
         &self,
         _context: &BeforeSerializationInterceptorContextRef<'_>,
-        cfg: &mut ConfigBag,
+        _cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         self.0.calls.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Once per operation, retries done (the operation's name is not known before).
+    fn read_after_execution(
+        &self,
+        _context: &FinalizerInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
         self.0.count(cfg, |c| c.calls += 1);
         Ok(())
     }

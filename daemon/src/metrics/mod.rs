@@ -178,43 +178,39 @@ impl Metrics {
 }
 
 fn register(r: &mut Registry, f: &Families) {
-    r.register("ticks", "Engine ticks, by what started them and how they ended.", f.ticks.clone());
-    r.register("tick_duration_seconds", "Wall-clock time of a tick, observe to record.", f.tick_duration.clone());
-    r.register("last_tick_timestamp_seconds", "Unix time of the last tick.", f.last_tick.clone());
-    r.register(
-        "decisions",
-        "Decisions proposed, by plugin, action, guardrail outcome and result.",
-        f.decisions.clone(),
-    );
-    r.register("plugin_call_duration_seconds", "Time of one plugin call.", f.plugin_duration.clone());
-    r.register("plugin_errors", "Plugin calls that failed and were skipped, by kind.", f.plugin_errors.clone());
-    r.register("plugin_info", "The chain's plugins: mode and component digest (value 1).", f.plugin_info.clone());
-    r.register("policy_reloads", "Policy reloads from files: loaded, or kept-previous.", f.reloads.clone());
-    r.register("nodes_removed", "Nodes drained and terminated, by group and reason.", f.nodes_removed.clone());
-    r.register("node_removals_abandoned", "Removals given up (node uncordoned).", f.removals_abandoned.clone());
-    r.register("evictions", "Eviction requests, by result.", f.evictions.clone());
-    r.register("unschedulable_pods", "Pods waiting for capacity at the last tick.", f.unschedulable.clone());
-    r.register("nodes", "Nodes at the last tick, by state.", f.nodes.clone());
-    r.register("drains_in_progress", "Nodes being drained for removal.", f.drains.clone());
-    r.register("node_group_min_size", "A node group's minimum size.", f.group_min.clone());
-    r.register("node_group_max_size", "A node group's maximum size.", f.group_max.clone());
-    r.register("node_group_desired_size", "A node group's desired size.", f.group_desired.clone());
-    r.register("node_group_ready_nodes", "A node group's ready nodes.", f.group_ready.clone());
-    r.register("node_group_backoff", "1 while a node group is in provisioning back-off.", f.group_backoff.clone());
+    r.register("ticks", "Engine ticks, by what started them and how they ended", f.ticks.clone());
+    r.register("tick_duration_seconds", "Wall-clock time of a tick, observe to record", f.tick_duration.clone());
+    r.register("last_tick_timestamp_seconds", "Unix time of the last tick", f.last_tick.clone());
+    r.register("decisions", "Decisions proposed, by plugin, action, guardrail outcome and result", f.decisions.clone());
+    r.register("plugin_call_duration_seconds", "Time of one plugin call", f.plugin_duration.clone());
+    r.register("plugin_errors", "Plugin calls that failed and were skipped, by kind", f.plugin_errors.clone());
+    r.register("plugin_info", "The chain's plugins: mode and component digest (value 1)", f.plugin_info.clone());
+    r.register("policy_reloads", "Policy reloads from files: loaded, or kept-previous", f.reloads.clone());
+    r.register("nodes_removed", "Nodes drained and terminated, by group and reason", f.nodes_removed.clone());
+    r.register("node_removals_abandoned", "Removals given up (node uncordoned)", f.removals_abandoned.clone());
+    r.register("evictions", "Eviction requests, by result", f.evictions.clone());
+    r.register("unschedulable_pods", "Pods waiting for capacity at the last tick", f.unschedulable.clone());
+    r.register("nodes", "Nodes at the last tick, by state", f.nodes.clone());
+    r.register("drains_in_progress", "Nodes being drained for removal", f.drains.clone());
+    r.register("node_group_min_size", "A node group's minimum size", f.group_min.clone());
+    r.register("node_group_max_size", "A node group's maximum size", f.group_max.clone());
+    r.register("node_group_desired_size", "A node group's desired size", f.group_desired.clone());
+    r.register("node_group_ready_nodes", "A node group's ready nodes", f.group_ready.clone());
+    r.register("node_group_backoff", "1 while a node group is in provisioning back-off", f.group_backoff.clone());
     r.register(
         "node_group_cost_per_hour_dollars",
-        "A node group's running nodes at their price, USD per hour.",
+        "A node group's running nodes at their price, USD per hour",
         f.group_cost.clone(),
     );
-    r.register("fargate_cost_per_hour_dollars", "Pods on Fargate at their billed size.", f.fargate_cost.clone());
-    r.register("aws_calls", "AWS API operations started.", f.aws_calls.clone());
-    r.register("aws_retries", "AWS API attempts beyond the first.", f.aws_retries.clone());
-    r.register("aws_throttles", "AWS API attempts answered with throttling.", f.aws_throttles.clone());
-    r.register("aws_server_errors", "AWS API attempts answered with a 5xx.", f.aws_server_errors.clone());
-    r.register("cloudwatch_publishes", "PutMetricData of Ballast's figures.", f.cloudwatch_publishes.clone());
-    r.register("kube_watch_restarts", "Kubernetes watches restarted after an error.", f.watch_restarts.clone());
-    r.register("kube_caches_synced", "1 when every watch cache has listed.", f.caches_synced.clone());
-    r.register("leader", "1 while this replica holds the Lease and may act.", f.leader.clone());
-    r.register("mode", "The engine's mode (value 1).", f.mode.clone());
-    r.register("build_info", "The running version (value 1).", f.build_info.clone());
+    r.register("fargate_cost_per_hour_dollars", "Pods on Fargate at their billed size", f.fargate_cost.clone());
+    r.register("aws_calls", "AWS API operations started", f.aws_calls.clone());
+    r.register("aws_retries", "AWS API attempts beyond the first", f.aws_retries.clone());
+    r.register("aws_throttles", "AWS API attempts answered with throttling", f.aws_throttles.clone());
+    r.register("aws_server_errors", "AWS API attempts answered with a 5xx", f.aws_server_errors.clone());
+    r.register("cloudwatch_publishes", "PutMetricData of Ballast's figures", f.cloudwatch_publishes.clone());
+    r.register("kube_watch_restarts", "Kubernetes watches restarted after an error", f.watch_restarts.clone());
+    r.register("kube_caches_synced", "1 when every watch cache has listed", f.caches_synced.clone());
+    r.register("leader", "1 while this replica holds the Lease and may act", f.leader.clone());
+    r.register("mode", "The engine's mode (value 1)", f.mode.clone());
+    r.register("build_info", "The running version (value 1)", f.build_info.clone());
 }

@@ -37,16 +37,18 @@ async fn general_group(aws: &SdkConfig, desired: i32) {
     create.send().await.expect("Auto Scaling group");
 }
 
-/// The daemon's configuration for cluster `e2e` against moto at `moto_url`: 1 s ticks, a
+/// The daemon's configuration for cluster `e2e` against moto at `moto_url` (publishing its
+/// figures to moto's CloudWatch): 1 s ticks, a
 /// 3 s Lease, the journal at `journal`; `engine` and `policies` are YAML blocks.
 fn config(engine: &str, policies: &str, moto_url: &str, journal: &Path) -> String {
     format!(
         "engine:\n{engine}\
          policies:\n{policies}\
          kubernetes: {{leader: {{lease-duration: 3s, renew-deadline: 2s, retry-period: 500ms}}}}\n\
-         aws: {{cluster-name: e2e, region: us-east-1, endpoint-url: \"{moto_url}\", max-calls-per-second: 100}}\n\
+         aws: {{cluster-name: e2e, region: us-east-1, endpoint-url: \"{moto_url}\", max-calls-per-second: 100, publish-metrics: true}}\n\
          journal: {}\n\
-         control: {{listen: \"127.0.0.1:0\"}}\n",
+         control: {{listen: \"127.0.0.1:0\"}}\n\
+         admin: {{listen: \"127.0.0.1:0\"}}\n",
         journal.display()
     )
 }
@@ -64,9 +66,22 @@ fn start(config: &Path, identity: &str, kubeconfig: &Path) -> Child {
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("BALLAST_CACHE_DIR", root.join("target/test-component-cache"))
         .env("BALLAST_LOG", "info")
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("ballast runs")
+}
+
+/// The address a replica announces on stdout for `what` (`metrics and health`, `control
+/// API`): `ballast: <what> on http://ADDR`. Takes the replica's stdout and keeps reading it
+/// (a closed stdout ends `ballast`, as a closed pipe ends any command-line tool).
+pub fn announced(child: &mut Child, what: &str) -> String {
+    use std::io::{BufRead, BufReader};
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout piped")).lines();
+    let needle = format!("{what} on http://");
+    let line = stdout.by_ref().map_while(Result::ok).find(|l| l.contains(&needle)).expect("the address announced");
+    std::thread::spawn(move || stdout.map_while(Result::ok).for_each(drop));
+    line.rsplit("http://").next().unwrap_or_default().to_string()
 }
 
 /// Where `ballast run` is tried: the stand-in as the cluster, moto with group `general` as

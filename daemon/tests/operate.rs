@@ -1,0 +1,333 @@
+//! Running Ballast as a cluster operator would: the real binary against the Kubernetes API
+//! stand-in and moto, watched through `/metrics`, `/healthz` and `/readyz`, its policies
+//! replaced on disk the way a ConfigMap update replaces them.
+//!
+//! promtool (Debian's prometheus, unpacked by `tests/setup.sh`) lints a scrape; without it
+//! the test fails rather than skips.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benchmarks fail loudly
+
+mod support;
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::daemon::{Site, announced};
+use support::*;
+
+/// An HTTP/1.0 GET on loopback: status, content type and body.
+fn get(addr: &str, path: &str, accept: Option<&str>) -> (u16, String, String) {
+    let mut stream = std::net::TcpStream::connect(addr).expect("the admin port accepts");
+    let accept = accept.map(|a| format!("Accept: {a}\r\n")).unwrap_or_default();
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n{accept}\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let content_type = head
+        .lines()
+        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-type: ").map(str::to_string))
+        .unwrap_or_default();
+    (status, content_type, body.to_string())
+}
+
+/// The value of the sample `series` (name and labels exactly as exposed), if present.
+fn sample(metrics: &str, series: &str) -> Option<f64> {
+    metrics.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+fn records(journal: &Path) -> Vec<Value> {
+    std::fs::read_to_string(journal).unwrap_or_default().lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+}
+
+fn stop(mut child: Child) -> String {
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let _ = child.stdout.take();
+    let output = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn fail(child: Child, what: &str) -> ! {
+    panic!("{what}; daemon log:\n{}", stop(child));
+}
+
+fn promtool_check(metrics: &str) {
+    let promtool = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/tools/prometheus/usr/bin/promtool");
+    assert!(promtool.exists(), "promtool not found at {}: run tests/setup.sh", promtool.display());
+    let mut child = Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(metrics.as_bytes()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "promtool check metrics: {}{}\n{metrics}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_show_the_decisions_and_group_sizes_and_pass_promtool() {
+    let site = Site::start(0).await;
+    let mut daemon = site.replica("ops", "  tick-interval: 1s\n", "  - {plugin: binpack}\n", "");
+    let admin = announced(&mut daemon, "metrics and health");
+    for i in 0..3 {
+        site.standin.create(pending_pod(&format!("web-{i}"), None)).unwrap();
+    }
+    let grew = eventually(Duration::from_secs(40), async || site.group().await.0 > 0).await;
+    if grew.is_none() {
+        fail(daemon, "the group never grew");
+    }
+    let desired = f64::from(site.group().await.0);
+    let decided = "ballast_decisions_total{plugin=\"binpack\",action=\"scale-to\",guard=\"accepted\",result=\"done\"}";
+    let size = "ballast_node_group_desired_size{node_group=\"general\"}";
+    let mut scrape = String::new();
+    let shown = eventually(Duration::from_secs(20), async || {
+        scrape = get(&admin, "/metrics", None).2;
+        sample(&scrape, decided).is_some_and(|n| n >= 1.0) && sample(&scrape, size) == Some(desired)
+    })
+    .await;
+    if shown.is_none() {
+        fail(daemon, &format!("/metrics never showed the decision and the size {desired}:\n{scrape}"));
+    }
+    let set_desired = "ballast_aws_calls_total{service=\"AutoScaling\",operation=\"SetDesiredCapacity\"}";
+    assert!(sample(&scrape, set_desired).is_some_and(|n| n >= 1.0), "{scrape}");
+    assert_eq!(sample(&scrape, "ballast_leader"), Some(1.0));
+    assert_eq!(sample(&scrape, "ballast_mode{mode=\"enforce\"}"), Some(1.0));
+    assert_eq!(sample(&scrape, "ballast_kube_caches_synced"), Some(1.0));
+    promtool_check(&scrape);
+    published(&site, &admin).await;
+
+    let (status, content_type, body) = get(&admin, "/metrics", Some("application/openmetrics-text;version=1.0.0"));
+    assert_eq!(status, 200);
+    assert!(content_type.starts_with("application/openmetrics-text"), "{content_type}");
+    assert!(body.ends_with("# EOF\n"), "OpenMetrics ends with # EOF");
+    let (health, _, said) = get(&admin, "/healthz", None);
+    assert_eq!(health, 200, "{said}");
+    let (ready, _, said) = get(&admin, "/readyz", None);
+    assert_eq!(ready, 200, "{said}");
+    assert!(
+        said.contains("[+] kubernetes") && said.contains("[+] observed") && said.contains("[+] policies"),
+        "{said}"
+    );
+    stop(daemon);
+}
+
+/// Each tick's figures reach CloudWatch (moto's), under `Ballast` by cluster.
+async fn published(site: &Site, admin: &str) {
+    let cloudwatch = aws_sdk_cloudwatch::Client::new(&site.aws);
+    let listed = eventually(Duration::from_secs(20), async || {
+        let out = cloudwatch.list_metrics().namespace("Ballast").send().await.unwrap();
+        let names: Vec<&str> = out.metrics().iter().filter_map(|m| m.metric_name()).collect();
+        ["PendingPods", "Decisions", "CostPerHour"].iter().all(|n| names.contains(n))
+    })
+    .await;
+    assert!(listed.is_some(), "Ballast's figures never reached CloudWatch");
+    let counted = sample(&get(admin, "/metrics", None).2, "ballast_cloudwatch_publishes_total{result=\"published\"}");
+    assert!(counted.is_some_and(|n| n >= 1.0), "publications counted: {counted:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_left_empty_are_drained_and_terminated_after_the_unneeded_time() {
+    let site = Site::start(2).await;
+    let instances = site.group().await.1;
+    assert_eq!(instances.len(), 2);
+    for (i, instance) in instances.iter().enumerate() {
+        site.standin.create(node(&format!("n{i}"), instance, "general")).unwrap();
+    }
+    let engine = "  tick-interval: 1s\n  guardrails:\n    min-node-age: 0s\n    \
+                  disruption-budget: {percent: 100, min: 2}\n    \
+                  cooldown: {scale-down-after-scale-up: 0s, after-scale-down: 0s}\n";
+    let policies = "  - {plugin: binpack, settings: {unneeded-seconds: 4}}\n";
+    let mut daemon = site.replica("ops", engine, policies, "");
+    let admin = announced(&mut daemon, "metrics and health");
+    let emptied = eventually(Duration::from_secs(60), async || site.group().await == (0, Vec::new())).await;
+    if emptied.is_none() {
+        fail(daemon, &format!("the empty nodes were not removed: {:?}", site.group().await));
+    }
+    for i in 0..2 {
+        let node = site.standin.get("v1", "Node", "", &format!("n{i}")).unwrap();
+        assert_eq!(node["spec"]["unschedulable"], true, "cordoned before termination: {node}");
+    }
+    let journal = records(&site.journal());
+    let first_tick = journal.iter().find(|r| r["record"] == "tick").unwrap()["at-millis"].as_u64().unwrap();
+    let removal = journal
+        .iter()
+        .find(|r| r["record"] == "decision" && r["proposed"]["remove-nodes"].is_object())
+        .expect("a removal decision");
+    let waited = removal["at-millis"].as_u64().unwrap() - first_tick;
+    assert!(waited >= 4_000, "proposed after {waited} ms, before the 4 s unneeded time");
+    let completed = journal.iter().filter(|r| r["record"] == "removal" && r["outcome"] == "completed").count();
+    assert_eq!(completed, 2, "{journal:#?}");
+    let removed = "ballast_nodes_removed_total{node_group=\"general\",reason=\"empty\"}";
+    let counted =
+        eventually(Duration::from_secs(10), async || sample(&get(&admin, "/metrics", None).2, removed) == Some(2.0));
+    assert!(counted.await.is_some(), "{}", get(&admin, "/metrics", None).2);
+    stop(daemon);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fargate_ineligible_workload_is_never_steered_to_fargate() {
+    let site = Site::start(1).await;
+    let instance = site.group().await.1[0].clone();
+    site.standin.create(node("n1", &instance, "general")).unwrap();
+    let mut agent = deployment("agent");
+    agent["spec"]["template"]["spec"]["containers"][0]["securityContext"] = json!({"privileged": true});
+    site.standin.create(agent).unwrap();
+    site.standin.create(replica_set("agent-7c9", "agent")).unwrap();
+    let mut pod = running_pod("agent-1", "n1", Some(("ReplicaSet", "agent-7c9")), json!({"app": "agent"}));
+    pod["spec"]["containers"][0]["securityContext"] = json!({"privileged": true});
+    site.standin.create(pod).unwrap();
+
+    let scripted = PathBuf::from(env!("BALLAST_PLUGIN_DIR")).join("scripted_policy.wasm");
+    let to_fargate = json!([{"action": {"place": {"workload": {"kind": "deployment", "namespace": "default",
+        "name": "agent"}, "target": "fargate"}}, "reason": "cheaper on Fargate"}]);
+    let policies = format!("  - {{plugin: \"{}\", settings: {{decisions: {to_fargate}}}}}\n", scripted.display());
+    let daemon = site.replica("ops", "  tick-interval: 1s\n", &policies, "fargate: true\n");
+    let journal = site.journal();
+    let refused =
+        |r: &Value| r["record"] == "decision" && r["plugin"] == "scripted_policy" && r["guard"]["outcome"] == "refused";
+    let three =
+        eventually(Duration::from_secs(40), async || records(&journal).iter().filter(|r| refused(r)).count() >= 3);
+    if three.await.is_none() {
+        fail(daemon, &format!("no refused placements:\n{:#?}", records(&journal)));
+    }
+    let decision = records(&journal).into_iter().find(refused).unwrap();
+    let why = decision["guard"]["why"].to_string();
+    assert!(why.contains("privileged"), "the refusal names the blocker: {why}");
+    assert_eq!(decision["result"]["result"], "not-applied");
+    let template = &site.standin.get("apps/v1", "Deployment", "default", "agent").unwrap()["spec"]["template"];
+    assert!(template["spec"]["nodeSelector"].is_null(), "the pod template was not steered: {template}");
+    stop(daemon);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_changes_nothing_and_records_everything() {
+    let site = Site::start(0).await;
+    let mut daemon = site.replica("ops", "  tick-interval: 1s\n  mode: dry-run\n", "  - {plugin: binpack}\n", "");
+    let admin = announced(&mut daemon, "metrics and health");
+    for i in 0..3 {
+        site.standin.create(pending_pod(&format!("web-{i}"), None)).unwrap();
+    }
+    let journal = site.journal();
+    let dry = |r: &Value| r["record"] == "decision" && r["result"]["result"] == "dry-run";
+    let recorded =
+        eventually(Duration::from_secs(40), async || records(&journal).iter().filter(|r| dry(r)).count() >= 3);
+    if recorded.await.is_none() {
+        fail(daemon, &format!("no dry-run decisions:\n{:#?}", records(&journal)));
+    }
+    let decision = records(&journal).into_iter().find(dry).unwrap();
+    assert!(decision["proposed"]["scale-to"]["size"].as_u64().unwrap() > 0, "{decision}");
+    assert!(!decision["reason"].as_str().unwrap().is_empty(), "the plugin's reason is recorded");
+    let tick = records(&journal).into_iter().find(|r| r["record"] == "tick" && r["saw"]["pending-pods"] == 3);
+    assert!(tick.is_some(), "the tick records what it saw");
+    assert_eq!(site.group().await.0, 0, "the group was not changed");
+    let metrics = get(&admin, "/metrics", None).2;
+    assert_eq!(sample(&metrics, "ballast_mode{mode=\"dry-run\"}"), Some(1.0));
+    let counted =
+        "ballast_decisions_total{plugin=\"binpack\",action=\"scale-to\",guard=\"accepted\",result=\"dry-run\"}";
+    assert!(sample(&metrics, counted).is_some_and(|n| n >= 1.0), "{metrics}");
+    assert!(!metrics.contains("operation=\"SetDesiredCapacity\""), "no SetDesiredCapacity call: {metrics}");
+    stop(daemon);
+}
+
+/// A directory laid out as the kubelet mounts a ConfigMap: `policy.wasm` -> `..data/policy.wasm`,
+/// `..data` -> `..<version>`; a new version is swapped in by renaming a new `..data` link.
+struct ConfigMapDir(PathBuf);
+
+impl ConfigMapDir {
+    fn new(dir: &Path, component: &Path) -> Self {
+        let root = dir.join("policies");
+        std::fs::create_dir_all(&root).unwrap();
+        let mounted = ConfigMapDir(root);
+        mounted.swap_in("v1", &std::fs::read(component).unwrap());
+        std::os::unix::fs::symlink("..data/policy.wasm", mounted.0.join("policy.wasm")).unwrap();
+        mounted
+    }
+
+    fn swap_in(&self, version: &str, bytes: &[u8]) {
+        let versioned = self.0.join(format!("..{version}"));
+        std::fs::create_dir_all(&versioned).unwrap();
+        std::fs::write(versioned.join("policy.wasm"), bytes).unwrap();
+        let staged = self.0.join("..data_tmp");
+        std::os::unix::fs::symlink(format!("..{version}"), &staged).unwrap();
+        std::fs::rename(&staged, self.0.join("..data")).unwrap();
+    }
+
+    fn path(&self) -> PathBuf {
+        self.0.join("policy.wasm")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replaced_policy_file_takes_effect_without_a_restart_and_a_broken_one_keeps_the_old() {
+    let site = Site::start(0).await;
+    let plugins = PathBuf::from(env!("BALLAST_PLUGIN_DIR"));
+    let mounted = ConfigMapDir::new(site.dir.path(), &plugins.join("static_size.wasm"));
+    let policies = format!("  - {{plugin: \"{}\"}}\n", mounted.path().display());
+    let mut daemon = site.replica("ops", "  tick-interval: 1s\n", &policies, "reload-interval: 200ms\n");
+    let admin = announced(&mut daemon, "metrics and health");
+    for i in 0..3 {
+        site.standin.create(pending_pod(&format!("web-{i}"), None)).unwrap();
+    }
+    // static-size holds the group at its min-size (0) whatever waits.
+    let journal = site.journal();
+    let ticks = |n: usize| {
+        let journal = journal.clone();
+        async move || {
+            records(&journal).iter().filter(|r| r["record"] == "tick" && r["saw"]["pending-pods"] == 3).count() >= n
+        }
+    };
+    if eventually(Duration::from_secs(40), ticks(3)).await.is_none() {
+        fail(daemon, "no ticks saw the pending pods");
+    }
+    assert_eq!(site.group().await.0, 0, "static-size kept the group at 0");
+
+    // The ConfigMap now holds binpack under the same file name: it scales up, same process.
+    mounted.swap_in("v2", &std::fs::read(plugins.join("binpack.wasm")).unwrap());
+    if eventually(Duration::from_secs(40), async || site.group().await.0 > 0).await.is_none() {
+        fail(daemon, "the replaced policy never scaled the group");
+    }
+    let reload = records(&journal)
+        .into_iter()
+        .find(|r| r["record"] == "control" && r["caller"] == "policy-reload")
+        .expect("the reload is recorded");
+    assert!(reload["reason"].as_str().unwrap().contains("policy.wasm"), "{reload}");
+
+    // A broken replacement: the running binpack stays, a record and a metric say so.
+    mounted.swap_in("v3", b"not a component");
+    let kept = |r: &Value| {
+        r["record"] == "control" && r["change"].as_str().is_some_and(|c| c.contains("kept the running version"))
+    };
+    if eventually(Duration::from_secs(20), async || records(&journal).iter().any(kept)).await.is_none() {
+        fail(daemon, &format!("the failed reload was not recorded:\n{:#?}", records(&journal)));
+    }
+    let metrics = get(&admin, "/metrics", None).2;
+    assert_eq!(
+        sample(&metrics, "ballast_policy_reloads_total{plugin=\"policy\",result=\"kept-previous\"}"),
+        Some(1.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        sample(&metrics, "ballast_policy_reloads_total{plugin=\"policy\",result=\"loaded\"}"),
+        Some(1.0),
+        "{metrics}"
+    );
+    let before = records(&journal).iter().filter(|r| r["record"] == "tick").count();
+    let still = eventually(Duration::from_secs(20), async || {
+        records(&journal).iter().filter(|r| r["record"] == "tick" && r["plugins"][0]["error"].is_null()).count()
+            > before + 2
+    });
+    assert!(still.await.is_some(), "the old policy keeps running without errors");
+    let (ready, _, said) = get(&admin, "/readyz", None);
+    assert_eq!(ready, 200, "{said}");
+    stop(daemon);
+}
