@@ -23,6 +23,8 @@ const PACKAGES: &[&str] = &[
     "future-version-policy",
     "echo-policy",
     "wrong-signature-policy",
+    "old-contract-policy",
+    "queue-floor",
 ];
 const WATCHED: &[&str] = &[
     "sdk/rust",
@@ -31,6 +33,7 @@ const WATCHED: &[&str] = &[
     "plugins/fargate-placement",
     "plugins/static-size",
     "plugins/thresholds",
+    "plugins/queue-floor",
     "tests/plugins",
     "Cargo.lock",
 ];

@@ -27,6 +27,10 @@ pub struct PolicyEntry {
     /// `enforce`, or `shadow`: evaluated, guarded and recorded, never acted on.
     #[serde(default)]
     pub mode: crate::policy::PluginMode,
+    /// CloudWatch series the policy reads (`snapshot.metrics`), each read on its own
+    /// schedule. Changes take effect at the next restart.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metrics: Vec<crate::engine::series::SeriesQuery>,
 }
 
 impl PolicyEntry {
@@ -38,6 +42,7 @@ impl PolicyEntry {
             limits: Default::default(),
             sha256: None,
             mode: Default::default(),
+            metrics: Vec::new(),
         }
     }
 }

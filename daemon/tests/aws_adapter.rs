@@ -226,6 +226,7 @@ async fn cloudwatch_series_are_read_and_ballast_figures_published() {
         namespace: "Shop/Queue".into(),
         name: "Depth".into(),
         dimensions: BTreeMap::from([("Queue".to_string(), "orders".to_string())]),
+        statistic: "Average".into(),
         period_seconds: 60,
         start_millis: now - 600_000,
         end_millis: now + 60_000,

@@ -157,6 +157,23 @@ fn full_snapshot() -> SnapshotData {
         workloads,
         fargate_pricing,
         proposals: Vec::new(),
+        metrics: vec![
+            MetricSeries {
+                name: d.s("series"),
+                points: vec![
+                    MetricPoint { at_millis: d.n(), value: d.f() },
+                    MetricPoint { at_millis: d.n(), value: d.f() },
+                ],
+                read_at_millis: d.n(),
+                error: None,
+            },
+            MetricSeries {
+                name: d.s("failed-series"),
+                points: Vec::new(),
+                read_at_millis: d.n(),
+                error: Some(d.s("error")),
+            },
+        ],
     }
 }
 

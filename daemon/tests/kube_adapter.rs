@@ -152,6 +152,7 @@ async fn a_garbage_quantity_is_counted_and_named_and_its_object_treated_as_unkno
             fargate_pricing: Default::default(),
             backoff: &|_| false,
             being_removed: &|_| false,
+            metrics: Vec::new(),
         },
     );
     let n2 = obs.snapshot.nodes.iter().find(|n| n.name == "n2").unwrap();

@@ -331,3 +331,34 @@ async fn a_replaced_policy_file_takes_effect_without_a_restart_and_a_broken_one_
     assert_eq!(ready, 200, "{said}");
     stop(daemon);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_reads_a_cloudwatch_series_and_holds_a_floor_from_it() {
+    let site = Site::start(0).await;
+    let dimension = aws_sdk_cloudwatch::types::Dimension::builder().name("QueueName").value("orders").build();
+    let depth = aws_sdk_cloudwatch::types::MetricDatum::builder()
+        .metric_name("ApproximateNumberOfMessagesVisible")
+        .dimensions(dimension)
+        .value(250.0)
+        .timestamp(aws_smithy_types::DateTime::from(std::time::SystemTime::now()))
+        .build();
+    let cloudwatch = aws_sdk_cloudwatch::Client::new(&site.aws);
+    cloudwatch.put_metric_data().namespace("AWS/SQS").metric_data(depth).send().await.unwrap();
+
+    let plugin = PathBuf::from(env!("BALLAST_PLUGIN_DIR")).join("queue_floor.wasm");
+    let policies = format!(
+        "  - plugin: \"{}\"\n    settings: {{series: orders-depth, group: general, messages-per-node: 100, max: 8}}\n    \
+         metrics:\n      - {{name: orders-depth, namespace: AWS/SQS, metric: ApproximateNumberOfMessagesVisible, \
+         dimensions: {{QueueName: orders}}, statistic: maximum, period: 60s, window: 10m, every: 1s}}\n",
+        plugin.display()
+    );
+    let daemon = site.replica("ops", "  tick-interval: 1s\n", &policies, "");
+    // 250 messages at 100 per node: a floor of 3 nodes, with no pod pending at all.
+    if eventually(Duration::from_secs(40), async || site.group().await.0 == 3).await.is_none() {
+        fail(daemon, &format!("the group never reached the floor of 3: {:?}", site.group().await));
+    }
+    let journal = records(&site.journal());
+    let decision = journal.iter().find(|r| r["record"] == "decision" && r["plugin"] == "queue_floor").unwrap();
+    assert!(decision["reason"].as_str().unwrap().contains("250"), "{decision}");
+    stop(daemon);
+}

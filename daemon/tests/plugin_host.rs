@@ -172,7 +172,21 @@ fn a_newer_interface_version_is_refused_naming_both() {
     let error = host(false).load(spec("future", "future_version_policy", serde_json::Value::Null)).err().unwrap();
     assert!(matches!(error, LoadError::IncompatibleVersion { .. }), "{error:?}");
     let text = error.to_string();
-    assert!(text.contains("ballast:policy@0.2.0") && text.contains("ballast:policy@0.1.0"), "{text}");
+    assert!(text.contains("ballast:policy@0.2.0") && text.contains("ballast:policy@0.1.1"), "{text}");
+}
+
+#[test]
+fn a_plugin_built_against_0_1_0_loads_and_runs_on_this_0_1_x_host() {
+    let host = host(false);
+    let old = host.load(spec("old", "old_contract_policy", serde_json::Value::Null)).unwrap();
+    assert_eq!(old.info().policy_version.as_deref(), Some("0.1.0"));
+    assert_ne!(ballast_sdk::INTERFACE_VERSION, "0.1.0", "this host serves a newer 0.1.x");
+    let mut chain = PolicyChain::new(vec![old]);
+    let outcome = chain.evaluate_blocking(snapshot());
+    assert!(outcome.reports[0].result.is_ok(), "{:?}", outcome.reports);
+    let pending = snapshot().pending_pods.len() as u32;
+    let group = snapshot().node_groups[0].id.clone();
+    assert_eq!(outcome.proposals[0].decision.action, Action::ScaleTo { group, size: pending });
 }
 
 #[test]

@@ -1,9 +1,9 @@
-// Type declarations for the `ballast:policy@0.1.0` world as componentize-js presents it to a
+// Type declarations for the `ballast:policy@0.1.1` world as componentize-js presents it to a
 // plugin: records are objects with camelCase fields, variants are `{ tag, val }`, enums are
 // kebab-case strings, `option<T>` is `T | undefined`, and u64 values are `bigint`.
 // Keep in step with sdk/wit/policy.wit.
 
-declare module "ballast:policy/types@0.1.0" {
+declare module "ballast:policy/types@0.1.1" {
   export interface Resources { cpuMillis: bigint; memoryBytes: bigint; pods: number; gpus: number }
   export interface Label { key: string; value: string }
   export type TaintEffect = "no-schedule" | "prefer-no-schedule" | "no-execute";
@@ -40,16 +40,18 @@ declare module "ballast:policy/types@0.1.0" {
     | { tag: "place"; val: { workload: WorkloadRef; target: PlacementTarget } };
   export interface Decision { action: Action; reason: string }
   export interface Proposal { plugin: string; decision: Decision }
+  export interface MetricPoint { atMillis: bigint; value: number }
+  export interface MetricSeries { name: string; points: MetricPoint[]; readAtMillis: bigint; error?: string }
 }
 
-declare module "ballast:policy/host@0.1.0" {
+declare module "ballast:policy/host@0.1.1" {
   export type Level = "trace" | "debug" | "info" | "warn" | "error";
   export function log(level: Level, message: string): void;
   export function nowMillis(): bigint;
 }
 
-declare module "ballast:policy/snapshot@0.1.0" {
-  import type { FargatePricing, Node, NodeGroup, PendingPod, Proposal, Workload } from "ballast:policy/types@0.1.0";
+declare module "ballast:policy/snapshot@0.1.1" {
+  import type { FargatePricing, MetricSeries, Node, NodeGroup, PendingPod, Proposal, Workload } from "ballast:policy/types@0.1.1";
   export class Snapshot {
     takenAtMillis(): bigint;
     nodeGroups(): NodeGroup[];
@@ -61,14 +63,16 @@ declare module "ballast:policy/snapshot@0.1.0" {
     settings(): string;
     state(): Uint8Array | undefined;
     proposals(): Proposal[];
+    /** CloudWatch series the configuration names (since 0.1.1). */
+    metrics(): MetricSeries[];
   }
 }
 
 /** What the plugin's `policy` export must look like. Throw a string to return an error. */
 declare interface BallastPolicyExport {
   validateSettings(settings: string): void;
-  evaluate(snapshot: import("ballast:policy/snapshot@0.1.0").Snapshot): {
-    decisions: import("ballast:policy/types@0.1.0").Decision[];
+  evaluate(snapshot: import("ballast:policy/snapshot@0.1.1").Snapshot): {
+    decisions: import("ballast:policy/types@0.1.1").Decision[];
     state?: Uint8Array;
   };
 }

@@ -16,7 +16,7 @@ pub struct Figures {
 }
 
 impl AwsCapacity {
-    /// The average of a series per period, oldest first.
+    /// The query's statistic of a series per period, oldest first.
     pub(super) async fn metric(&self, query: &MetricQuery) -> AdapterResult<Vec<MetricPoint>> {
         let operation = format!("read metric {}/{}", query.namespace, query.name);
         let dimensions: Vec<Dimension> =
@@ -26,8 +26,11 @@ impl AwsCapacity {
             .metric_name(&query.name)
             .set_dimensions(Some(dimensions))
             .build();
-        let stat =
-            MetricStat::builder().metric(metric).period(query.period_seconds.max(1) as i32).stat("Average").build();
+        let stat = MetricStat::builder()
+            .metric(metric)
+            .period(query.period_seconds.max(1) as i32)
+            .stat(&query.statistic)
+            .build();
         let mut points = Vec::new();
         let mut pages = self
             .inner

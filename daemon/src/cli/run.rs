@@ -57,6 +57,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         config.engine.validate().map_err(|e| format!("engine.{e}")),
         config.control.validate().map_err(|e| format!("control.{e}")),
         config.admin.validate().map_err(|e| format!("admin.{e}")),
+        crate::engine::series::validate_all(config.policies.iter().map(|p| &p.metrics[..]).enumerate()),
         if simulated { Ok(()) } else { config.kubernetes.leader.validate().map_err(|e| format!("kubernetes.{e}")) },
         if simulated { Ok(()) } else { config.aws.validate() },
     ];
@@ -160,9 +161,13 @@ async fn daemon(
     cluster.synced().await;
 
     let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    let series = serve::series_feed(&config, capacity.clone(), SystemClock, stop.subscribe());
     let mut engine = Engine::new(cluster.clone(), capacity.clone(), chain, config.engine.clone(), recorder(&config)?)
         .with_fargate(config.fargate)
         .with_identity(identity.clone());
+    if let Some(store) = series {
+        engine = engine.with_series(store);
+    }
     let elector = if config.leader_election {
         let mut direct = kube_config;
         direct.default_retry = false;

@@ -16,6 +16,7 @@ use crate::control::settings::Access;
 use crate::control::{ControlState, HealthProbe, server};
 use crate::daemon_config::DaemonConfig;
 use crate::engine::live::Live;
+use crate::engine::series::SeriesStore;
 use crate::engine::{Capacity, Clock, Cluster, Engine};
 use crate::metrics::admin::{Admin, Check, ReadyProbe};
 use crate::metrics::{AdapterFigures, FiguresProbe, Metrics};
@@ -255,8 +256,12 @@ pub async fn simulated(
     let sim = Simulation { scenario, seed: args.seed, policies: Vec::new(), mode: config.engine.mode, journal: None };
     let engine_config = sim.engine_config();
     let world = SimHandle::new(World::new(&sim.scenario, sim.seed));
-    let engine = Engine::new(world.clone(), world.clone(), chain, engine_config, super::run::recorder(&config)?)
+    let mut engine = Engine::new(world.clone(), world.clone(), chain, engine_config, super::run::recorder(&config)?)
         .with_fargate(sim.scenario.fargate.is_some());
+    let (_feeding, fed) = watch::channel(false);
+    if let Some(store) = series_feed(&config, world.clone(), world.clone(), fed) {
+        engine = engine.with_series(store);
+    }
     let token = local_token(&config, args)?;
     let stack = Stack {
         identity: "simulator".into(),
@@ -293,6 +298,27 @@ async fn step_world(world: SimHandle, speed: f64, arrived: watch::Sender<u64>) {
             arrived.send_modify(|n| *n += u64::from(new));
         }
     }
+}
+
+/// The CloudWatch series the policies name, read on their own schedule from `capacity` until
+/// `stop`; `None` when no policy names one.
+pub(super) fn series_feed<P, K>(
+    config: &DaemonConfig,
+    capacity: P,
+    clock: K,
+    stop: watch::Receiver<bool>,
+) -> Option<SeriesStore>
+where
+    P: Capacity + Clone + 'static,
+    K: Clock + Clone + 'static,
+{
+    let queries: Vec<_> = config.policies.iter().flat_map(|p| p.metrics.iter().cloned()).collect();
+    if queries.is_empty() {
+        return None;
+    }
+    let store = SeriesStore::default();
+    tokio::spawn(crate::engine::series::feed(capacity, clock, queries, store.clone(), stop));
+    Some(store)
 }
 
 /// With no tokens configured, `--simulate` writes a fresh write token for `ballast ctl`.

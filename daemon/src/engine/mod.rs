@@ -28,6 +28,7 @@ pub mod ports;
 pub mod record;
 pub mod rule;
 pub mod schedule;
+pub mod series;
 pub mod state;
 
 use std::sync::Arc;
@@ -83,6 +84,8 @@ pub struct Engine<C, P> {
     /// Adapter calls answered with throttling so far (each retried on a later tick).
     throttled: u64,
     live: Arc<live::Live>,
+    /// CloudWatch series for the snapshot, read by [`series::feed`] outside the tick.
+    series: Option<series::SeriesStore>,
 }
 
 /// What the guardrails would make of shadow-mode proposals were they enforced: guarded after
@@ -144,7 +147,14 @@ impl<C: Cluster, P: Capacity> Engine<C, P> {
             identity: HOST.to_string(),
             throttled: 0,
             live,
+            series: None,
         }
+    }
+
+    /// Offers the series `store` holds to the plugins (`snapshot.metrics`).
+    pub fn with_series(mut self, store: series::SeriesStore) -> Self {
+        self.series = Some(store);
+        self
     }
 
     /// What the engine last saw and did, for readers on other tasks.
@@ -289,6 +299,7 @@ impl<C: Cluster, P: Capacity> Engine<C, P> {
                 fargate_pricing: pricing,
                 backoff: &backoff,
                 being_removed: &being_removed,
+                metrics: self.series.as_ref().map(series::SeriesStore::latest).unwrap_or_default(),
             };
             observe::observe(cluster, groups, &cx)
         };

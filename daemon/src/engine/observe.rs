@@ -65,6 +65,8 @@ pub struct ObserveContext<'a> {
     pub backoff: &'a dyn Fn(&str) -> bool,
     /// Nodes being removed (already cordoned by the engine).
     pub being_removed: &'a dyn Fn(&str) -> bool,
+    /// The CloudWatch series as last read (see [`super::series`]).
+    pub metrics: Vec<ballast_sdk::MetricSeries>,
 }
 
 #[derive(Default)]
@@ -239,6 +241,7 @@ pub fn observe(cluster: ClusterView, mut groups: Vec<GroupView>, cx: &ObserveCon
             workloads,
             fargate_pricing: cx.fargate_pricing.clone(),
             proposals: Vec::new(),
+            metrics: cx.metrics.clone(),
         }),
         groups: group_facts,
         nodes: facts,

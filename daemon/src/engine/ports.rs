@@ -267,6 +267,8 @@ pub struct MetricQuery {
     pub namespace: String,
     pub name: String,
     pub dimensions: BTreeMap<String, String>,
+    /// `Average`, `Sum`, `Minimum`, `Maximum` or `SampleCount`.
+    pub statistic: String,
     pub period_seconds: u32,
     pub start_millis: u64,
     pub end_millis: u64,

@@ -248,6 +248,9 @@ impl snapshot::HostSnapshot for PluginCtx {
     fn proposals(&mut self, _: Resource<SnapshotResource>) -> wasmtime::Result<Vec<types::Proposal>> {
         Ok(self.input.proposals.clone())
     }
+    fn metrics(&mut self, _: Resource<SnapshotResource>) -> wasmtime::Result<Vec<types::MetricSeries>> {
+        Ok(self.input.snapshot.metrics())
+    }
     fn drop(&mut self, handle: Resource<SnapshotResource>) -> wasmtime::Result<()> {
         self.table.delete(handle)?;
         Ok(())

@@ -133,6 +133,15 @@ pub fn workload(wl: &m::Workload) -> w::Workload {
     }
 }
 
+pub fn metric_series(s: &m::MetricSeries) -> w::MetricSeries {
+    w::MetricSeries {
+        name: s.name.clone(),
+        points: s.points.iter().map(|p| w::MetricPoint { at_millis: p.at_millis, value: p.value }).collect(),
+        read_at_millis: s.read_at_millis,
+        error: s.error.clone(),
+    }
+}
+
 pub fn fargate_pricing(f: &m::FargatePricing) -> w::FargatePricing {
     w::FargatePricing {
         per_vcpu_hour: f.per_vcpu_hour,

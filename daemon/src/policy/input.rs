@@ -55,6 +55,10 @@ impl SharedSnapshot {
     pub fn fargate_pricing(&self) -> w::FargatePricing {
         convert::fargate_pricing(&self.data.fargate_pricing)
     }
+
+    pub fn metrics(&self) -> Vec<w::MetricSeries> {
+        self.data.metrics.iter().map(convert::metric_series).collect()
+    }
 }
 
 /// Everything one plugin's evaluation reads.

@@ -56,6 +56,7 @@ struct WasmSnapshot<'a> {
     workloads: OnceCell<Vec<m::Workload>>,
     fargate: OnceCell<m::FargatePricing>,
     proposals: OnceCell<Vec<m::Proposal>>,
+    metrics: OnceCell<Vec<m::MetricSeries>>,
 }
 
 impl<'a> WasmSnapshot<'a> {
@@ -68,6 +69,7 @@ impl<'a> WasmSnapshot<'a> {
             workloads: OnceCell::new(),
             fargate: OnceCell::new(),
             proposals: OnceCell::new(),
+            metrics: OnceCell::new(),
         }
     }
 }
@@ -105,6 +107,18 @@ impl Snapshot for WasmSnapshot<'_> {
                 .map(|p| m::Proposal { plugin: p.plugin, decision: decision_from_wit(p.decision) })
                 .collect()
         })
+    }
+    fn metrics(&self) -> &[m::MetricSeries] {
+        self.metrics.get_or_init(|| self.handle.metrics().into_iter().map(metric_series).collect())
+    }
+}
+
+fn metric_series(s: w::MetricSeries) -> m::MetricSeries {
+    m::MetricSeries {
+        name: s.name,
+        points: s.points.into_iter().map(|p| m::MetricPoint { at_millis: p.at_millis, value: p.value }).collect(),
+        read_at_millis: s.read_at_millis,
+        error: s.error,
     }
 }
 

@@ -287,6 +287,36 @@ pub struct Workload {
     pub usage_per_replica: Option<Resources>,
 }
 
+/// One value of a series: the start of the period it covers (Unix millis) and the value.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct MetricPoint {
+    pub at_millis: u64,
+    pub value: f64,
+}
+
+/// A CloudWatch series the plugin's configuration names (`policies[].metrics`), as last
+/// read. Series are read on their own schedule, outside the tick.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
+pub struct MetricSeries {
+    /// The name the configuration gives the query.
+    pub name: String,
+    /// One point per period over the query's window, oldest first.
+    pub points: Vec<MetricPoint>,
+    /// When it was last read (Unix millis); 0 before the first read.
+    pub read_at_millis: u64,
+    /// Set when the last read failed; the points are then those of the read before.
+    pub error: Option<String>,
+}
+
+impl MetricSeries {
+    /// The newest value, if any.
+    pub fn latest(&self) -> Option<f64> {
+        self.points.last().map(|p| p.value)
+    }
+}
+
 /// One Fargate vCPU size and the memory sizes allowed with it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]

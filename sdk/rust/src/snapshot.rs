@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{FargatePricing, Node, NodeGroup, PendingPod, Proposal, Workload};
+use crate::model::{FargatePricing, MetricSeries, Node, NodeGroup, PendingPod, Proposal, Workload};
 
 /// What a policy can read about the cluster in one evaluation.
 ///
@@ -23,6 +23,15 @@ pub trait Snapshot {
     fn fargate_pricing(&self) -> &FargatePricing;
     /// Decisions earlier plugins of the chain proposed this tick.
     fn proposals(&self) -> &[Proposal];
+    /// The CloudWatch series the configuration names (interface 0.1.1).
+    fn metrics(&self) -> &[MetricSeries] {
+        &[]
+    }
+
+    /// A series by the name the configuration gives it.
+    fn metric(&self, name: &str) -> Option<&MetricSeries> {
+        self.metrics().iter().find(|m| m.name == name)
+    }
 
     /// A node group by id.
     fn node_group(&self, id: &str) -> Option<&NodeGroup> {
@@ -42,6 +51,7 @@ pub struct SnapshotData {
     pub workloads: Vec<Workload>,
     pub fargate_pricing: FargatePricing,
     pub proposals: Vec<Proposal>,
+    pub metrics: Vec<MetricSeries>,
 }
 
 impl Snapshot for SnapshotData {
@@ -65,5 +75,8 @@ impl Snapshot for SnapshotData {
     }
     fn proposals(&self) -> &[Proposal] {
         &self.proposals
+    }
+    fn metrics(&self) -> &[MetricSeries] {
+        &self.metrics
     }
 }

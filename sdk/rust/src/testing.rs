@@ -149,6 +149,20 @@ impl SnapshotBuilder {
         self
     }
 
+    /// A CloudWatch series, read at the snapshot's time, with these values oldest first
+    /// (one a minute, the newest at the snapshot's time).
+    pub fn metric(mut self, name: &str, values: &[f64]) -> Self {
+        let now = self.data.taken_at_millis;
+        let n = values.len() as u64;
+        let points = values
+            .iter()
+            .enumerate()
+            .map(|(i, &value)| MetricPoint { at_millis: now.saturating_sub((n - 1 - i as u64) * 60_000), value })
+            .collect();
+        self.data.metrics.push(MetricSeries { name: name.to_string(), points, read_at_millis: now, error: None });
+        self
+    }
+
     pub fn build(self) -> SnapshotData {
         self.data
     }

@@ -31,7 +31,9 @@ class Policy(exports.Policy):
 
     def evaluate(self, snapshot) -> policy.Evaluation:
         settings = parse_settings(snapshot.settings())
-        # Each getter fetches from the host on call: read only what you need.
+        # Each getter fetches from the host on call: read only what you need. Besides nodes,
+        # groups, pods and workloads: snapshot.metrics(), the CloudWatch series this policy's
+        # configuration names (each a types.MetricSeries: name, points, read_at_millis, error).
         pending = snapshot.pending_pods()
         decisions = []
         for group in snapshot.node_groups():

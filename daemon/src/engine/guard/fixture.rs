@@ -189,6 +189,7 @@ impl World {
             fargate_pricing: Default::default(),
             backoff: &backoff,
             being_removed: &being_removed,
+            metrics: Vec::new(),
         };
         observe::observe(self.cluster.clone(), self.groups.clone(), &cx)
     }

@@ -34,6 +34,7 @@ impl Policy for Echo {
                 workloads: snapshot.workloads().to_vec(),
                 fargate_pricing: snapshot.fargate_pricing().clone(),
                 proposals: snapshot.proposals().to_vec(),
+                metrics: snapshot.metrics().to_vec(),
             },
             by_group,
         };
