@@ -284,3 +284,88 @@ async fn send(commands: &mpsc::Sender<Command>, reload: Reload) -> bool {
     }
     answer.await.is_ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{HostConfig, PluginMode};
+
+    fn host() -> PolicyHost {
+        let cache = std::env::var_os("BALLAST_CACHE_DIR").map(PathBuf::from);
+        PolicyHost::new(HostConfig { cache_dir: cache, ..HostConfig::default() }).unwrap()
+    }
+
+    fn wasm(name: &str) -> &'static [u8] {
+        crate::bundled::plugin(name).unwrap().wasm
+    }
+
+    fn entry(path: &Path) -> PolicyEntry {
+        PolicyEntry::named(&path.display().to_string())
+    }
+
+    fn digest(bytes: &[u8]) -> String {
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes))
+    }
+
+    #[test]
+    fn a_pin_that_does_not_match_refuses_the_file_naming_both_digests() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("policy.wasm");
+        std::fs::write(&path, wasm("static-size")).unwrap();
+        let pinned = PolicyEntry { sha256: Some("ab".repeat(32)), ..entry(&path) };
+        let error = load_entry(&host(), &pinned).err().unwrap();
+        assert!(error.contains(&digest(wasm("static-size"))) && error.contains(&"ab".repeat(32)), "{error}");
+        let right = PolicyEntry { sha256: Some(digest(wasm("static-size")).to_uppercase()), ..entry(&path) };
+        assert_eq!(load_entry(&host(), &right).unwrap().plugin.name(), "policy");
+    }
+
+    #[test]
+    fn a_change_reloads_a_broken_file_keeps_the_running_version_and_no_change_is_quiet() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("policy.wasm");
+        std::fs::write(&path, wasm("static-size")).unwrap();
+        let host = host();
+        let running = vec![load_entry(&host, &entry(&path)).unwrap()];
+        let mut reloader = Reloader::new(None, vec![entry(&path)], host);
+        assert!(reloader.poll(&running).is_none(), "nothing changed");
+
+        std::fs::write(&path, wasm("binpack")).unwrap();
+        let reload = reloader.poll(&running).expect("the file changed");
+        assert_eq!(reload.outcomes, [("policy".to_string(), Outcome::Loaded)]);
+        assert_eq!(reload.entries[0].plugin.info().digest, digest(wasm("binpack")));
+        let running = reload.entries;
+
+        std::fs::write(&path, b"not a component").unwrap();
+        let reload = reloader.poll(&running).expect("the file changed");
+        assert!(
+            matches!(&reload.outcomes[0].1, Outcome::KeptPrevious(e) if e.contains("policy.wasm")),
+            "{:?}",
+            reload.outcomes
+        );
+        assert_eq!(reload.entries[0].plugin.info().digest, digest(wasm("binpack")), "binpack still runs");
+        assert!(reloader.poll(&reload.entries).is_none(), "reported once");
+    }
+
+    #[test]
+    fn the_configuration_file_changes_a_mode_without_loading_again_and_a_bad_one_keeps_the_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("ballast.yaml");
+        std::fs::write(&config, "policies: [{plugin: binpack}]\n").unwrap();
+        let host = host();
+        let running = vec![load_entry(&host, &PolicyEntry::named("binpack")).unwrap()];
+        let mut reloader = Reloader::new(Some(config.clone()), vec![PolicyEntry::named("binpack")], host);
+
+        std::fs::write(&config, "policies: [{plugin: binpack, mode: shadow}]\n").unwrap();
+        let reload = reloader.poll(&running).expect("the configuration changed");
+        assert_eq!(reload.outcomes, [("binpack".to_string(), Outcome::Unchanged)]);
+        assert_eq!(reload.entries[0].mode, PluginMode::Shadow);
+        assert!(!reload.is_noop(&running), "a mode change is a change");
+
+        std::fs::write(&config, "policies: [{plugin: binpack, mode: loud}]\n").unwrap();
+        let reload = reloader.poll(&running).expect("the configuration changed");
+        assert!(
+            matches!(&reload.outcomes[0], (what, Outcome::KeptPrevious(e)) if what == "configuration" && e.contains("loud"))
+        );
+        assert_eq!(reload.entries.len(), 1);
+    }
+}

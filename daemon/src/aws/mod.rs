@@ -233,6 +233,7 @@ impl Capacity for AwsCapacity {
 
     async fn set_desired_size(&self, group: &str, size: u32) -> AdapterResult<()> {
         let operation = format!("set desired size of {group} to {size}");
+        tracing::debug!(group, size, "setting desired size");
         let current = self.describe_one(group).await?;
         let groups::Sizes { min, max, desired } = groups::Sizes::of(&current)
             .map_err(|bad| AdapterError::new(AdapterErrorKind::Failed, operation.clone(), bad.to_string()))?;

@@ -234,6 +234,7 @@ impl<C: Cluster, P: Capacity> Engine<C, P> {
         use tracing::Instrument;
         let span = tracing::info_span!("tick", tick = self.tick + 1, mode = %self.config.mode);
         let started = std::time::Instant::now();
+        tracing::debug!(tick = self.tick + 1, ?trigger, "tick started");
         let outcome = self.run_tick(now, trigger).instrument(span).await;
         self.publish_tick(&outcome, now, trigger, started.elapsed());
         outcome
@@ -324,6 +325,7 @@ impl<C: Cluster, P: Capacity> Engine<C, P> {
         }
 
         let ChainOutcome { proposals, reports } = self.chain.evaluate(obs.snapshot.clone()).await;
+        tracing::debug!(proposals = proposals.len(), "policies evaluated");
         let runs: Vec<PluginRun> = reports
             .iter()
             .map(|r| PluginRun {

@@ -66,7 +66,14 @@ async fn run<K>(
                 feed.write().relist_started(kind);
                 false
             }
-            Ok(Event::InitApply(object) | Event::Apply(object)) => apply(&mut feed.write(), &object),
+            Ok(Event::InitApply(object) | Event::Apply(object)) => {
+                let arrived = apply(&mut feed.write(), &object);
+                if arrived {
+                    let (namespace, name) = store::key(object.meta());
+                    tracing::debug!(pod = %format_args!("{namespace}/{name}"), "pending pod arrived");
+                }
+                arrived
+            }
             Ok(Event::Delete(object)) => {
                 feed.write().remove(kind, &store::key(object.meta()));
                 false

@@ -214,3 +214,84 @@ fn register(r: &mut Registry, f: &Families) {
     r.register("mode", "The engine's mode (value 1)", f.mode.clone());
     r.register("build_info", "The running version (value 1)", f.build_info.clone());
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::engine::record::{ActionResult, DecisionRecord, GuardOutcome, Record, RemovalOutcome, RemovalRecord};
+
+    fn metrics() -> Arc<Metrics> {
+        Metrics::new(Arc::new(Live::default()), Arc::new(AdapterFigures::default))
+    }
+
+    /// Every name `register` gives a family (read from this file: a family with no series
+    /// yet is not in the exposition).
+    fn registered() -> Vec<String> {
+        let source = include_str!("mod.rs");
+        let body = &source[source.find("fn register(").unwrap_or(0)..];
+        let body = &body[..body.find("\n}\n").unwrap_or(body.len())];
+        body.split("r.register(")
+            .skip(1)
+            .filter_map(|call| call.split('"').nth(1).map(|name| format!("ballast_{name}")))
+            .collect()
+    }
+
+    #[test]
+    fn every_metric_is_in_the_readme_table() {
+        let readme = include_str!("../../../README.md");
+        let names = registered();
+        assert!(names.len() > 25, "{names:?}");
+        for name in names {
+            // Grouped rows name the suffix only: `ballast_node_group_min_size`, `_max_size`.
+            let suffix = name.rsplit_once("node_group").map(|(_, s)| format!("`{s}`")).unwrap_or_default();
+            // Counters are listed with their `_total`.
+            let listed = readme.contains(&format!("`{name}`"))
+                || readme.contains(&format!("`{name}_total`"))
+                || (!suffix.is_empty() && readme.contains(&suffix));
+            assert!(listed, "{name} is not in the README's metrics table");
+        }
+    }
+
+    #[test]
+    fn records_are_counted_once_by_plugin_action_guard_and_result() {
+        let m = metrics();
+        let decision = Record::Decision(DecisionRecord {
+            tick: 1,
+            at_millis: 0,
+            plugin: "binpack".into(),
+            proposed: ballast_sdk::Action::ScaleTo { group: "general".into(), size: 3 },
+            reason: "pending pods".into(),
+            guard: GuardOutcome::Accepted,
+            result: ActionResult::DryRun,
+        });
+        m.count(&decision);
+        m.count(&decision);
+        let removal = |evicted| {
+            Record::Removal(RemovalRecord {
+                tick: 2,
+                at_millis: 0,
+                node: "n1".into(),
+                group: "general".into(),
+                started_tick: 1,
+                outcome: RemovalOutcome::Completed { evicted },
+            })
+        };
+        m.count(&removal(0));
+        m.count(&removal(3));
+        let text = m.render(Format::Text);
+        let line = |series: &str| text.lines().find(|l| l.starts_with(series)).map(str::to_string);
+        assert_eq!(
+            line(
+                "ballast_decisions_total{plugin=\"binpack\",action=\"scale-to\",guard=\"accepted\",result=\"dry-run\"}"
+            )
+            .as_deref()
+            .and_then(|l| l.rsplit(' ').next()),
+            Some("2")
+        );
+        assert!(line("ballast_nodes_removed_total{node_group=\"general\",reason=\"empty\"} 1").is_some(), "{text}");
+        assert!(line("ballast_nodes_removed_total{node_group=\"general\",reason=\"underutilized\"} 1").is_some());
+        assert!(line("ballast_build_info{version=").is_some());
+    }
+}

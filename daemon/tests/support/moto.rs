@@ -78,6 +78,8 @@ pub enum Fault {
 struct ProxyState {
     faults: HashMap<String, Vec<Fault>>,
     forwarded: HashMap<String, u32>,
+    /// When each request of an action reached the proxy.
+    arrivals: HashMap<String, Vec<std::time::SystemTime>>,
 }
 
 /// A proxy in front of moto that injects faults by API action (`Action=` of the query
@@ -105,12 +107,14 @@ impl Proxy {
         let handler = move |request: Request<Body>| {
             let (client, upstream, state) = (client.clone(), upstream.clone(), shared.clone());
             async move {
+                let arrived = std::time::SystemTime::now();
                 let (parts, body) = request.into_parts();
                 let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
                 let text = String::from_utf8_lossy(&body);
                 let action = text.split('&').find_map(|kv| kv.strip_prefix("Action=")).unwrap_or("").to_string();
                 let fault = {
                     let mut s = state.lock().unwrap();
+                    s.arrivals.entry(action.clone()).or_default().push(arrived);
                     let fault = s.faults.get_mut(&action).and_then(|f| (!f.is_empty()).then(|| f.remove(0)));
                     if !matches!(fault, Some(Fault::Refuse(..))) {
                         *s.forwarded.entry(action.clone()).or_default() += 1;
@@ -153,6 +157,11 @@ impl Proxy {
 
     pub fn fail(&self, action: &str, faults: &[Fault]) {
         self.state.lock().unwrap().faults.entry(action.to_string()).or_default().extend(faults.iter().cloned());
+    }
+
+    /// When each request of an action reached the proxy, in order.
+    pub fn arrivals(&self, action: &str) -> Vec<std::time::SystemTime> {
+        self.state.lock().unwrap().arrivals.get(action).cloned().unwrap_or_default()
     }
 
     /// Requests of an action that reached moto.
