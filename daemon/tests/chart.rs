@@ -172,7 +172,7 @@ fn the_strict_parser_names_an_unknown_field() {
          spec: {selector: {}, template: {spec: {containers: [{name: c, imagePulPolicy: Always}]}}}\n",
     )
     .unwrap();
-    let error = strict::<Deployment>(doc).err().expect("a misspelt field is refused");
+    let error = strict::<Deployment>(doc).expect_err("a misspelt field is refused");
     assert!(error.contains("imagePulPolicy"), "{error}");
 }
 
@@ -215,8 +215,8 @@ fn every_rendered_object_parses_strictly_and_the_configuration_loads() {
             |p: &Option<k8s_openapi::api::core::v1::Probe>| p.as_ref().and_then(|p| p.http_get.clone()).unwrap().path;
         assert_eq!(probe(&container.liveness_probe).as_deref(), Some("/healthz"));
         assert_eq!(probe(&container.readiness_probe).as_deref(), Some("/readyz"));
-        if config.journal.is_some() {
-            let dir = config.journal.as_ref().unwrap().parent().unwrap();
+        if let Some(journal) = &config.journal {
+            let dir = journal.parent().unwrap();
             assert!(
                 mounts.iter().any(|m| Path::new(&m.mount_path) == dir),
                 "{name}: the journal's directory is writable"
