@@ -40,7 +40,11 @@ pub fn load_entry(host: &PolicyHost, entry: &PolicyEntry) -> Result<ChainEntry, 
 }
 
 /// The component's name, bytes and source (`bundled:NAME` or the path as configured).
-fn read(plugin: &str) -> Result<(String, Arc<[u8]>, String), String> {
+///
+/// # Errors
+/// The file cannot be read, or the name is neither a file nor a bundled policy (the message
+/// lists the bundled ones).
+pub fn read(plugin: &str) -> Result<(String, Arc<[u8]>, String), String> {
     let path = Path::new(plugin);
     if path.exists() {
         let spec = PluginSpec::from_file(path).map_err(|e| e.to_string())?;

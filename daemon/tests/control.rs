@@ -434,8 +434,11 @@ async fn ballast_ctl_runs_every_subcommand_in_every_format_and_prints_the_server
 async fn ballast_ctl_decisions_follow_prints_new_records_as_they_are_made() {
     let daemon = Daemon::start("spiky-batch", 300, "");
     daemon.observed().await;
+    // A token of its own: not whatever a local `run --simulate` left in the default file.
     let mut follow = Command::new(env!("CARGO_BIN_EXE_ballast"))
-        .args(["ctl", "--server", &daemon.url, "decisions", "--follow", "--ticks", "--limit", "1"])
+        .args(["ctl", "--server", &daemon.url, "--token-file"])
+        .arg(daemon.token_file("read"))
+        .args(["decisions", "--follow", "--ticks", "--limit", "1"])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();

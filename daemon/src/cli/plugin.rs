@@ -92,16 +92,8 @@ pub fn run(command: PluginCommand) -> anyhow::Result<ExitCode> {
 
 /// Reads a component from a path, or takes a bundled one by name.
 pub(super) fn read_component(arg: &str) -> anyhow::Result<(String, Arc<[u8]>)> {
-    let path = Path::new(arg);
-    if path.exists() {
-        let spec = PluginSpec::from_file(path)?;
-        return Ok((spec.name, spec.bytes));
-    }
-    if let Some(bundled) = bundled::plugin(arg) {
-        return Ok((bundled.name.to_string(), Arc::from(bundled.wasm)));
-    }
-    let names: Vec<&str> = bundled::PLUGINS.iter().map(|p| p.name).collect();
-    bail!("{arg}: no such file, and not a bundled policy (bundled: {})", names.join(", "))
+    let (name, bytes, _) = crate::reload::read(arg).map_err(anyhow::Error::msg)?;
+    Ok((name, bytes))
 }
 
 fn load(wasm: &str, args: &PluginArgs, deterministic: bool) -> anyhow::Result<Plugin> {

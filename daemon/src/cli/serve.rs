@@ -151,10 +151,13 @@ fn engine_ready(live: Arc<Live>, adapters: ReadyProbe, configured: usize) -> Rea
         checks.push(observed);
         let plugins = live.plugins();
         let names: Vec<&str> = plugins.iter().map(|e| e.plugin.name()).collect();
+        // Every configured policy loaded at start (or the daemon would not have started);
+        // reloads keep a running version when a new one fails, so only an emptied chain is
+        // not ready.
         checks.push(Check {
             name: "policies",
-            ok: plugins.len() >= configured,
-            detail: format!("{} of {configured} configured loaded: {}", plugins.len(), names.join(", ")),
+            ok: configured == 0 || !plugins.is_empty(),
+            detail: format!("{} loaded: {}", plugins.len(), names.join(", ")),
         });
         checks
     })

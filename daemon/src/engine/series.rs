@@ -75,7 +75,9 @@ impl SeriesQuery {
     /// Errors name the field and the value.
     pub fn validate(&self) -> Result<(), String> {
         let period = self.period.as_secs();
-        if self.period.subsec_nanos() != 0 || !(matches!(period, 1 | 5 | 10 | 30) || (period > 0 && period.is_multiple_of(60))) {
+        if self.period.subsec_nanos() != 0
+            || !(matches!(period, 1 | 5 | 10 | 30) || (period > 0 && period.is_multiple_of(60)))
+        {
             return Err(format!(
                 "period: CloudWatch takes 1s, 5s, 10s, 30s or a multiple of 60s, not {:?}",
                 self.period
