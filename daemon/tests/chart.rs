@@ -215,6 +215,7 @@ fn every_rendered_object_parses_strictly_and_the_configuration_loads() {
             |p: &Option<k8s_openapi::api::core::v1::Probe>| p.as_ref().and_then(|p| p.http_get.clone()).unwrap().path;
         assert_eq!(probe(&container.liveness_probe).as_deref(), Some("/healthz"));
         assert_eq!(probe(&container.readiness_probe).as_deref(), Some("/readyz"));
+        assert_eq!(probe(&container.startup_probe).as_deref(), Some("/healthz"), "liveness waits for the caches");
         if let Some(journal) = &config.journal {
             let dir = journal.parent().unwrap();
             assert!(

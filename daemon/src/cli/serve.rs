@@ -84,16 +84,8 @@ where
     let runner = runner.with_commands(received);
     let (quit, quitting) = watch::channel(false);
     let live = runner.engine.live();
-    let metrics = Metrics::new(live.clone(), stack.figures.clone());
-    tokio::spawn(crate::metrics::follow::follow(metrics.clone(), runner.engine.recorder().clone(), quitting.clone()));
-    if let Some(publish) = stack.publish.clone() {
-        crate::metrics::publish::spawn(live.clone(), metrics.clone(), publish, quitting.clone());
-    }
-    if !config.reload_interval.is_zero() {
-        let reloader = Reloader::new(stack.config_path.clone(), config.policies.clone(), stack.host.clone());
-        let (every, stop) = (config.reload_interval, quitting.clone());
-        tokio::spawn(crate::reload::run(reloader, live.clone(), commands.clone(), metrics.clone(), every, stop));
-    }
+    let recorder = runner.engine.recorder().clone();
+    let metrics = start_companions(config, &stack, live.clone(), recorder, commands.clone(), &quitting);
     let admin = Admin {
         metrics: metrics.clone(),
         heartbeat: runner.heartbeat.clone(),
@@ -132,6 +124,29 @@ where
         tracing::warn!("the admin port did not stop within the shutdown grace; exiting");
     }
     Ok(())
+}
+
+/// The tasks beside the runner, all stopped by `quitting`: metrics follow the records, each
+/// tick's figures are published (when configured), the policies' files are watched.
+fn start_companions(
+    config: &DaemonConfig,
+    stack: &Stack,
+    live: Arc<Live>,
+    recorder: crate::engine::record::Recorder,
+    commands: mpsc::Sender<crate::runner::Command>,
+    quitting: &watch::Receiver<bool>,
+) -> Arc<Metrics> {
+    let metrics = Metrics::new(live.clone(), stack.figures.clone());
+    tokio::spawn(crate::metrics::follow::follow(metrics.clone(), recorder, quitting.clone()));
+    if let Some(publish) = stack.publish.clone() {
+        crate::metrics::publish::spawn(live.clone(), metrics.clone(), publish, quitting.clone());
+    }
+    if !config.reload_interval.is_zero() {
+        let reloader = Reloader::new(stack.config_path.clone(), config.policies.clone(), stack.host.clone());
+        let (every, stop) = (config.reload_interval, quitting.clone());
+        tokio::spawn(crate::reload::run(reloader, live, commands, metrics.clone(), every, stop));
+    }
+    metrics
 }
 
 /// The adapters' readiness conditions, then the engine's: a tick has observed the cluster
