@@ -142,3 +142,38 @@ fn run_names_the_file_and_field_of_a_bad_setting() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("ballast.yaml: engine.tick-interval: must be more than 0"), "{stderr}");
 }
+
+#[test]
+fn run_logs_one_json_object_per_line_with_the_tick_and_plugin_spans() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("ballast.yaml");
+    std::fs::write(&config, "admin: {listen: \"127.0.0.1:0\"}\ncontrol: {listen: \"127.0.0.1:0\"}\n").unwrap();
+    let mut daemon = Command::new(env!("CARGO_BIN_EXE_ballast"))
+        .args(["--log-format", "json", "run", "--simulate", "steady-web", "--speed", "600", "--config"])
+        .arg(&config)
+        .arg("--token-file")
+        .arg(dir.path().join("token"))
+        .env("BALLAST_LOG", "ballast=debug")
+        .env("BALLAST_CACHE_DIR", root().join("target/test-component-cache"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = BufReader::new(daemon.stderr.take().unwrap()).lines().map_while(Result::ok);
+    let mut in_plugin = None;
+    for line in lines.take(2_000) {
+        let value: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        let spans: Vec<&str> =
+            value["spans"].as_array().into_iter().flatten().filter_map(|s| s["name"].as_str()).collect();
+        if spans == ["tick", "plugin"] {
+            in_plugin = Some(value);
+            break;
+        }
+    }
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+    let line = in_plugin.expect("a log line inside a plugin call, inside a tick");
+    assert!(line["spans"][0]["tick"].is_u64() && line["spans"][1]["plugin"].is_string(), "{line}");
+    assert!(line["timestamp"].is_string() && line["level"].is_string(), "{line}");
+}

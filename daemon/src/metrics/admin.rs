@@ -127,3 +127,55 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     axum::serve(listener, router(admin)).with_graceful_shutdown(shutdown).await
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::Request;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::engine::live::Live;
+
+    fn admin(ready: bool) -> (Arc<Admin>, Arc<Heartbeat>) {
+        let heartbeat = Arc::new(Heartbeat::default());
+        let metrics = Metrics::new(Arc::new(Live::default()), Arc::new(super::super::AdapterFigures::default));
+        let check = Check { name: "kubernetes", ok: ready, detail: "pods not yet listed".into() };
+        let admin = Admin {
+            metrics,
+            heartbeat: heartbeat.clone(),
+            max_inactivity: Duration::from_secs(600),
+            ready: Arc::new(move || vec![check.clone()]),
+        };
+        (Arc::new(admin), heartbeat)
+    }
+
+    async fn get(admin: &Arc<Admin>, path: &str) -> (StatusCode, String) {
+        let request = Request::builder().uri(path).body(Body::empty()).unwrap();
+        let response = router(admin.clone()).oneshot(request).await.unwrap();
+        let status = response.status();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn healthz_fails_once_the_tick_loop_stops_coming_round() {
+        let (admin, heartbeat) = admin(true);
+        assert_eq!(get(&admin, "/healthz").await.0, StatusCode::OK);
+        tokio::time::advance(Duration::from_secs(601)).await;
+        let (status, body) = get(&admin, "/healthz").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.contains("10m 1s") && body.contains("admin.max-inactivity 10m"), "{body}");
+        heartbeat.beat();
+        assert_eq!(get(&admin, "/healthz").await.0, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn readyz_lists_each_condition_and_fails_on_any() {
+        let (status, body) = get(&admin(false).0, "/readyz").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body, "[-] kubernetes: pods not yet listed\nnot ready\n");
+        assert_eq!(get(&admin(true).0, "/readyz").await.0, StatusCode::OK);
+    }
+}
