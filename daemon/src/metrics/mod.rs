@@ -111,6 +111,8 @@ pub struct Metrics {
     pub(crate) f: Families,
     live: Arc<Live>,
     probe: FiguresProbe,
+    /// One scrape at a time: refreshing clears and refills the per-group families.
+    scraping: std::sync::Mutex<()>,
 }
 
 impl Metrics {
@@ -153,7 +155,7 @@ impl Metrics {
         f.build_info.get_or_create(&VersionLabel { version: env!("CARGO_PKG_VERSION").into() }).set(1);
         let mut registry = Registry::with_prefix("ballast");
         register(&mut registry, &f);
-        let metrics = Arc::new(Metrics { registry, f, live: live.clone(), probe });
+        let metrics = Arc::new(Metrics { registry, f, live: live.clone(), probe, scraping: Default::default() });
         let counting = metrics.clone();
         live.after_tick(Arc::new(move |info| counting.tick(info)));
         metrics
@@ -168,6 +170,7 @@ impl Metrics {
 
     /// The exposition in `format`, with the scrape-time figures read now.
     pub fn render(&self, format: Format) -> String {
+        let _one = self.scraping.lock().unwrap_or_else(|p| p.into_inner());
         self.refresh();
         let mut text = String::new();
         if let Err(error) = prometheus_client::encoding::text::encode(&mut text, &self.registry) {
