@@ -18,24 +18,53 @@ use crate::daemon_config::{DaemonConfig, PolicyEntry};
 use crate::engine::control::{Asked, Change};
 use crate::engine::live::Live;
 use crate::metrics::{Metrics, ReloadLabels};
-use crate::policy::{ChainEntry, PluginSpec, PolicyHost};
+use crate::policy::{ChainEntry, LoadError, PluginSpec, PolicyHost};
 use crate::runner::Command;
+
+/// A configured policy's component as read: once per load or reload.
+struct Component {
+    name: String,
+    bytes: Arc<[u8]>,
+    /// `bundled:NAME` or the path as configured.
+    source: String,
+    /// SHA-256 of the bytes, hex.
+    digest: String,
+}
+
+impl Component {
+    fn read(entry: &PolicyEntry) -> Result<Self, String> {
+        let (name, bytes, source) = read(&entry.plugin).map_err(|e| format!("plugin: {e}"))?;
+        let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+        Ok(Component { name, bytes, source, digest })
+    }
+}
 
 /// Reads and loads one configured policy: a component file or a bundled name, checked
 /// against its pinned digest, compiled, linked, its settings validated.
 ///
 /// # Errors
-/// What is wrong, naming the file or name (and both digests when the pin does not match).
+/// What is wrong, starting with the entry's field (`plugin: ...`, `sha256: ...`,
+/// `settings: ...`, `limits: ...`) and naming the file and both digests where they matter.
 pub fn load_entry(host: &PolicyHost, entry: &PolicyEntry) -> Result<ChainEntry, String> {
-    let (name, bytes, source) = read(&entry.plugin)?;
-    if let Some(pin) = &entry.sha256 {
-        let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
-        if !digest.eq_ignore_ascii_case(pin) {
-            return Err(format!("{}: sha256 is {digest}, the configuration pins {pin}", entry.plugin));
-        }
+    load(host, entry, Component::read(entry)?)
+}
+
+fn load(host: &PolicyHost, entry: &PolicyEntry, component: Component) -> Result<ChainEntry, String> {
+    if let Some(pin) = &entry.sha256
+        && !component.digest.eq_ignore_ascii_case(pin)
+    {
+        return Err(format!("sha256: {} is {}, the configuration pins {pin}", entry.plugin, component.digest));
     }
+    let Component { name, bytes, source, .. } = component;
     let spec = PluginSpec { name, bytes, settings: entry.settings.clone(), limits: entry.limits.clone() };
-    let plugin = host.load(spec).map_err(|e| format!("{}: {e}", entry.plugin))?;
+    let plugin = host.load(spec).map_err(|e| {
+        let field = match e {
+            LoadError::SettingsRejected { .. } | LoadError::SettingsCheck { .. } => "settings",
+            LoadError::Limits { .. } => "limits",
+            _ => "plugin",
+        };
+        format!("{field}: {}: {e}", entry.plugin)
+    })?;
     Ok(ChainEntry::new(plugin, entry.mode, source))
 }
 
@@ -190,14 +219,17 @@ impl Reloader {
     }
 
     fn reload_one(&self, running: &[ChainEntry], configured: &PolicyEntry) -> (String, Outcome, Option<ChainEntry>) {
-        let source = read(&configured.plugin).map(|(_, _, s)| s).unwrap_or_else(|_| configured.plugin.clone());
+        let component = Component::read(configured);
+        let source = component.as_ref().map_or_else(|_| configured.plugin.clone(), |c| c.source.clone());
         let current = running.iter().find(|e| e.source == source);
-        if let Some(current) = current.filter(|c| same(c, configured)) {
+        if let (Ok(c), Some(current)) = (&component, current)
+            && same(current, configured, &c.digest)
+        {
             let mut kept = current.clone();
             kept.mode = configured.mode;
             return (kept.plugin.name().to_string(), Outcome::Unchanged, Some(kept));
         }
-        match (load_entry(&self.host, configured), current) {
+        match (component.and_then(|c| load(&self.host, configured, c)), current) {
             (Ok(entry), _) => (entry.plugin.name().to_string(), Outcome::Loaded, Some(entry)),
             (Err(error), Some(current)) => {
                 (current.plugin.name().to_string(), Outcome::KeptPrevious(error), Some(current.clone()))
@@ -207,10 +239,9 @@ impl Reloader {
     }
 }
 
-/// The running entry is what `configured` asks for: same bytes, settings and limits.
-fn same(current: &ChainEntry, configured: &PolicyEntry) -> bool {
-    let Ok((_, bytes, _)) = read(&configured.plugin) else { return false };
-    let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+/// The running entry is what `configured` asks for: the same component (`digest`), settings
+/// and limits, and a pin (if any) that the component matches.
+fn same(current: &ChainEntry, configured: &PolicyEntry, digest: &str) -> bool {
     let settings = match &configured.settings {
         serde_json::Value::Null => String::new(),
         value => value.to_string(),
@@ -218,7 +249,7 @@ fn same(current: &ChainEntry, configured: &PolicyEntry) -> bool {
     current.plugin.info().digest == digest
         && current.plugin.settings() == settings
         && *current.plugin.limits() == configured.limits
-        && configured.sha256.as_ref().is_none_or(|pin| pin.eq_ignore_ascii_case(&digest))
+        && configured.sha256.as_ref().is_none_or(|pin| pin.eq_ignore_ascii_case(digest))
 }
 
 /// Polls every `interval` until `stop`, and hands each reload to the runner as one change.

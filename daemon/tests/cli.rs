@@ -177,3 +177,33 @@ fn run_logs_one_json_object_per_line_with_the_tick_and_plugin_spans() {
     assert!(line["spans"][0]["tick"].is_u64() && line["spans"][1]["plugin"].is_string(), "{line}");
     assert!(line["timestamp"].is_string() && line["level"].is_string(), "{line}");
 }
+
+#[test]
+fn run_refuses_a_component_that_does_not_match_its_pin_naming_field_and_both_digests() {
+    let dir = tempfile::tempdir().unwrap();
+    let component = PathBuf::from(env!("BALLAST_PLUGIN_DIR")).join("static_size.wasm");
+    let pin = "0".repeat(64);
+    let config = dir.path().join("ballast.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "policies: [{{plugin: \"{}\", sha256: \"{pin}\"}}]\nadmin: {{listen: \"127.0.0.1:0\"}}\n\
+             control: {{listen: \"127.0.0.1:0\"}}\n",
+            component.display()
+        ),
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_ballast"))
+        .args(["run", "--simulate", "steady-web", "--config"])
+        .arg(&config)
+        .env("BALLAST_CACHE_DIR", root().join("target/test-component-cache"))
+        .output()
+        .unwrap();
+    assert!(!output.status.success(), "a mismatching component must not run");
+    let stderr = stderr(&output);
+    let actual = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(std::fs::read(&component).unwrap()))
+    };
+    assert!(stderr.contains("policies[0].sha256:") && stderr.contains(&pin) && stderr.contains(&actual), "{stderr}");
+}

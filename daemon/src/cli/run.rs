@@ -88,7 +88,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 fn chain(host: &PolicyHost, config: &DaemonConfig) -> anyhow::Result<PolicyChain> {
     let mut entries = Vec::new();
     for (i, entry) in config.policies.iter().enumerate() {
-        entries.push(load_entry(host, entry).map_err(|e| anyhow::anyhow!("policies[{i}].plugin: {e}"))?);
+        entries.push(load_entry(host, entry).map_err(|e| anyhow::anyhow!("policies[{i}].{e}"))?);
     }
     Ok(PolicyChain::of(entries))
 }

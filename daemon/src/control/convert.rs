@@ -5,7 +5,7 @@ use ballast_sdk::{Action, PlacementTarget, Resources, WorkloadRef};
 use serde::Serialize;
 
 use crate::engine::Mode;
-use crate::engine::record::{ActionResult, GuardOutcome, Record, RemovalOutcome, Stamped};
+use crate::engine::record::{GuardOutcome, Record, RemovalOutcome, Stamped};
 use crate::policy::PluginMode;
 
 /// A unit enum's kebab-case name, as the journal writes it.
@@ -57,20 +57,6 @@ pub fn action(a: &Action) -> pb::Action {
     pb::Action { action: Some(inner), text: a.to_string() }
 }
 
-/// The guardrails' word on a decision: `accepted`, `changed` or `refused`.
-pub fn guard_name(guard: &GuardOutcome) -> &'static str {
-    match guard {
-        GuardOutcome::Accepted => "accepted",
-        GuardOutcome::Changed { .. } => "changed",
-        GuardOutcome::Refused { .. } => "refused",
-    }
-}
-
-/// What acting did: `done`, `started`, `dry-run`, `shadow`, `not-applied`, `unchanged`, `failed`.
-pub fn result_name(result: &ActionResult) -> String {
-    kebab(result)
-}
-
 pub fn record(stamped: &Stamped) -> pb::Record {
     use pb::record::Kind;
     let r = &stamped.record;
@@ -119,10 +105,10 @@ pub fn record(stamped: &Stamped) -> pb::Record {
                 plugin: d.plugin.clone(),
                 proposed: Some(action(&d.proposed)),
                 reason: d.reason.clone(),
-                guard: guard_name(&d.guard).into(),
+                guard: d.guard.name().into(),
                 applied,
                 why: why.iter().map(|w| pb::Why { rule: kebab(&w.rule), message: w.message.clone() }).collect(),
-                result: result_name(&d.result),
+                result: d.result.name().into(),
                 error: d.result.error().unwrap_or_default().to_string(),
                 failure_kind: d.result.failure_kind().map(|k| kebab(&k)).unwrap_or_default(),
             })

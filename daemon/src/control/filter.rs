@@ -4,7 +4,7 @@ use ballast_proto::v1 as pb;
 use ballast_sdk::{Action, WorkloadRef};
 use tonic::Status;
 
-use super::convert::{guard_name, kebab, result_name};
+use super::convert::kebab;
 use crate::engine::record::Record;
 
 const OUTCOMES: [&str; 10] =
@@ -112,7 +112,7 @@ impl Filter {
                     && self.group.as_ref().is_none_or(|g| actions().any(|a| names_group(a, g)))
                     && self.node.as_ref().is_none_or(|n| actions().any(|a| names_node(a, n)))
                     && self.workload.as_ref().is_none_or(|w| actions().any(|a| names_workload(a, w)))
-                    && self.outcome.as_ref().is_none_or(|o| *o == guard_name(&d.guard) || *o == result_name(&d.result))
+                    && self.outcome.as_ref().is_none_or(|o| *o == d.guard.name() || *o == d.result.name())
             }
         }
     }

@@ -139,6 +139,15 @@ pub enum GuardOutcome {
 }
 
 impl GuardOutcome {
+    /// `accepted`, `changed` or `refused`: what records, filters and metrics call it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            GuardOutcome::Accepted => "accepted",
+            GuardOutcome::Changed { .. } => "changed",
+            GuardOutcome::Refused { .. } => "refused",
+        }
+    }
+
     /// The rules that spoke, in order.
     pub fn rules(&self) -> Vec<super::rule::Rule> {
         match self {
@@ -193,6 +202,19 @@ pub enum FailureKind {
 }
 
 impl ActionResult {
+    /// `done`, `started`, `dry-run`, `shadow`, `not-applied`, `unchanged` or `failed`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ActionResult::Done => "done",
+            ActionResult::Started => "started",
+            ActionResult::DryRun => "dry-run",
+            ActionResult::Shadow => "shadow",
+            ActionResult::NotApplied => "not-applied",
+            ActionResult::Unchanged => "unchanged",
+            ActionResult::Failed { .. } => "failed",
+        }
+    }
+
     pub fn failure_kind(&self) -> Option<FailureKind> {
         match self {
             ActionResult::Failed { kind, .. } => Some(*kind),

@@ -89,8 +89,10 @@ impl SeriesQuery {
         if self.every < Duration::from_secs(1) {
             return Err(format!("every: at least 1s, not {:?}", self.every));
         }
-        if self.name.is_empty() || self.namespace.is_empty() || self.metric.is_empty() {
-            return Err("name, namespace and metric are required".into());
+        for (field, value) in [("name", &self.name), ("namespace", &self.namespace), ("metric", &self.metric)] {
+            if value.trim().is_empty() {
+                return Err(format!("{field}: required, got '{value}'"));
+            }
         }
         Ok(())
     }

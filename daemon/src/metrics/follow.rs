@@ -8,7 +8,7 @@ use tokio::sync::watch;
 
 use super::*;
 use crate::engine::record::Recorder;
-use crate::engine::record::{ActionResult, GuardOutcome, Record, RemovalOutcome, TickRecord};
+use crate::engine::record::{Record, RemovalOutcome, TickRecord};
 
 /// Records read per wake-up.
 const BATCH: usize = 1024;
@@ -56,8 +56,8 @@ impl Metrics {
                 let labels = DecisionLabels {
                     plugin: d.plugin.clone(),
                     action: action_name(&d.proposed).into(),
-                    guard: guard_name(&d.guard).into(),
-                    result: result_name(&d.result).into(),
+                    guard: d.guard.name().into(),
+                    result: d.result.name().into(),
                 };
                 f.decisions.get_or_create(&labels).inc();
             }
@@ -95,25 +95,5 @@ pub fn action_name(action: &Action) -> &'static str {
         Action::ScaleBy { .. } => "scale-by",
         Action::RemoveNodes { .. } => "remove-nodes",
         Action::Place { .. } => "place",
-    }
-}
-
-fn guard_name(guard: &GuardOutcome) -> &'static str {
-    match guard {
-        GuardOutcome::Accepted => "accepted",
-        GuardOutcome::Changed { .. } => "changed",
-        GuardOutcome::Refused { .. } => "refused",
-    }
-}
-
-fn result_name(result: &ActionResult) -> &'static str {
-    match result {
-        ActionResult::Done => "done",
-        ActionResult::Started => "started",
-        ActionResult::DryRun => "dry-run",
-        ActionResult::Shadow => "shadow",
-        ActionResult::NotApplied => "not-applied",
-        ActionResult::Unchanged => "unchanged",
-        ActionResult::Failed { .. } => "failed",
     }
 }

@@ -10,30 +10,32 @@ use tokio::sync::watch;
 
 use super::{Metrics, ResultLabel};
 use crate::aws::cloudwatch::Figures;
-use crate::engine::live::{Live, TickInfo};
+use crate::engine::live::{Live, Observed};
 
 /// Publishes one tick's figures, stamped with the tick's time.
 pub type Publish = Arc<dyn Fn(Figures, u64) -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
 
-/// A tick's figures, from what it observed.
-pub fn figures(live: &Live, tick: &TickInfo) -> Figures {
-    let observed = live.observed();
-    let snapshot = observed.as_ref().map(|o| o.obs.snapshot.clone());
+/// A tick's figures, from what it observed (computed on the publishing task, not the tick's).
+fn figures(observed: Option<&Observed>, decisions: usize) -> Figures {
+    let snapshot = observed.map(|o| &o.obs.snapshot);
     Figures {
-        pending_pods: snapshot.as_ref().map_or(0, |s| s.pending_pods.len() as u32),
-        decisions: tick.proposed as u32,
-        cost_per_hour: snapshot.map_or(0.0, |s| crate::engine::cost::cost_per_hour(&s).total()),
+        pending_pods: snapshot.map_or(0, |s| s.pending_pods.len() as u32),
+        decisions: decisions as u32,
+        cost_per_hour: snapshot.map_or(0.0, |s| crate::engine::cost::cost_per_hour(s).total()),
     }
 }
+
+/// What a tick hands over: pointer copies only.
+type Handed = (Option<Arc<Observed>>, usize, u64);
 
 /// Publishes after every tick that observed, until `stop`; each publication is counted in
 /// `ballast_cloudwatch_publishes_total{result}` (`published` or `failed`).
 pub fn spawn(live: Arc<Live>, metrics: Arc<Metrics>, publish: Publish, mut stop: watch::Receiver<bool>) {
-    let (latest, mut next) = watch::channel::<Option<(Figures, u64)>>(None);
+    let (latest, mut next) = watch::channel::<Option<Handed>>(None);
     let reader = live.clone();
     live.after_tick(Arc::new(move |tick| {
         if tick.outcome != "failed" {
-            latest.send_replace(Some((figures(&reader, tick), tick.at_millis)));
+            latest.send_replace(Some((reader.observed(), tick.proposed, tick.at_millis)));
         }
     }));
     tokio::spawn(async move {
@@ -42,8 +44,8 @@ pub fn spawn(live: Arc<Live>, metrics: Arc<Metrics>, publish: Publish, mut stop:
                 changed = next.changed() => if changed.is_err() { return },
                 _ = stop.wait_for(|s| *s) => return,
             }
-            let Some((figures, at)) = *next.borrow_and_update() else { continue };
-            let result = match publish(figures, at).await {
+            let Some((observed, decisions, at)) = next.borrow_and_update().clone() else { continue };
+            let result = match publish(figures(observed.as_deref(), decisions), at).await {
                 Ok(()) => "published",
                 Err(error) => {
                     tracing::warn!(%error, "could not publish Ballast's figures");

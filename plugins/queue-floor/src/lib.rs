@@ -72,8 +72,11 @@ impl Policy for QueueFloor {
     type State = ();
 
     fn validate(settings: &Settings) -> Result<(), String> {
-        if settings.series.is_empty() || settings.group.is_empty() {
-            return Err("series and group are required".into());
+        if settings.series.is_empty() {
+            return Err("series is required: the name of a query under this policy's metrics".into());
+        }
+        if settings.group.is_empty() {
+            return Err("group is required: the node group to hold up".into());
         }
         if !(settings.messages_per_node > 0.0 && settings.messages_per_node.is_finite()) {
             return Err(format!("messages-per-node must be a positive number, not {}", settings.messages_per_node));
