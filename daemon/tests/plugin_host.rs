@@ -26,9 +26,12 @@ fn spec(name: &str, file: &str, settings: serde_json::Value) -> PluginSpec {
     spec
 }
 
+/// The two endless modes test the deadline, so they get a short one; every other mode tests
+/// another limit and gets a deadline a loaded 2-core CI machine cannot reach first.
 fn hostile(mode: &str) -> PluginSpec {
     let mut spec = spec(mode, "hostile_policy", serde_json::json!({ "mode": mode }));
-    spec.limits = PluginLimits { deadline_ms: 200, memory_mib: 64, ..PluginLimits::default() };
+    let deadline_ms = if matches!(mode, "endless-loop" | "slow-settings") { 200 } else { 10_000 };
+    spec.limits = PluginLimits { deadline_ms, memory_mib: 64, ..PluginLimits::default() };
     spec
 }
 
@@ -64,7 +67,9 @@ fn contained(host: &PolicyHost, mode: &str) -> (CallError, Duration) {
 fn endless_loop_is_stopped_at_the_deadline() {
     let (error, elapsed) = contained(&host(false), "endless-loop");
     assert_eq!(error, CallError::DeadlineExceeded { deadline_ms: 200 });
-    assert!(elapsed < Duration::from_millis(400), "stopped after {elapsed:?}, more than twice the deadline");
+    // Loose on purpose: the loop alone never ends, so any bound proves the deadline stopped it,
+    // and a loaded CI machine must not fail the test for scheduling noise.
+    assert!(elapsed < Duration::from_secs(3), "stopped after {elapsed:?}, far past the 200 ms deadline");
 }
 
 #[test]
