@@ -1,5 +1,6 @@
 //! Engine ticks per second with the default policies (binpack, fargate-placement) on the sim
-//! adapters: 500 nodes / 15k pods / 10 groups, and 5,000 nodes / 150k pods / 100 groups.
+//! adapters: 500 nodes / 15k pods / 10 groups, 5,000 nodes / 150k pods / 100 groups and
+//! 15,000 nodes / 450k pods / 300 groups.
 //! A tick is the whole loop: observe, snapshot, both plugins, guardrails, actuate, record.
 //!
 //! `cargo bench -p ballast --bench engine`
@@ -30,7 +31,9 @@ fn ticks(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
     let mut group = c.benchmark_group("engine tick");
     group.sample_size(20).measurement_time(Duration::from_secs(10));
-    for (groups, nodes_per_group, label) in [(10, 50, "500 nodes, 15k pods"), (100, 50, "5000 nodes, 150k pods")] {
+    let sizes =
+        [(10, 50, "500 nodes, 15k pods"), (100, 50, "5000 nodes, 150k pods"), (300, 50, "15000 nodes, 450k pods")];
+    for (groups, nodes_per_group, label) in sizes {
         let scenario = synthetic::scenario(groups, nodes_per_group, 30, 24).unwrap();
         let sim = Simulation { scenario, seed: 1, policies: policies(), mode: Mode::Enforce, journal: None };
         let (world, mut engine) = sim.prepare(&host).unwrap();

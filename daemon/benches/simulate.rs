@@ -55,14 +55,26 @@ fn main() {
     );
     println!("peak RSS after the 500-node day: {:.0} MiB", peak_rss_mib().unwrap_or(f64::NAN));
 
-    let scenario = synthetic::scenario(100, 50, 30, 1).unwrap();
+    for (groups, label) in
+        [(100, "5,000 nodes / 150k pods / 100 groups"), (300, "15,000 nodes / 450k pods / 300 groups")]
+    {
+        large_ticks(&host, groups, label);
+        println!("peak RSS so far (after {label}): {:.0} MiB", peak_rss_mib().unwrap_or(f64::NAN));
+    }
+}
+
+/// Builds a synthetic cluster of `groups` groups of 50 nodes with 30 pods each, then times 30
+/// ticks, each after 10 s of world steps.
+fn large_ticks(host: &PolicyHost, groups: usize, label: &str) {
+    let scenario = synthetic::scenario(groups, 50, 30, 1).unwrap();
     let sim = Simulation { scenario, seed: 1, policies: policies(), mode: Mode::Enforce, journal: None };
     let built = Instant::now();
-    let (world, mut engine) = sim.prepare(&host).unwrap();
-    let pods = ballast::engine::ports::Cluster::observe(&world);
+    let (world, mut engine) = sim.prepare(host).unwrap();
     let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
-    let pods = runtime.block_on(pods).unwrap().pods.len();
-    println!("built 5,000 nodes / {pods} pods in {:.2} s", built.elapsed().as_secs_f64());
+    let view = runtime.block_on(ballast::engine::ports::Cluster::observe(&world)).unwrap();
+    let pods = view.pods().count();
+    println!("built {} nodes / {pods} pods in {:.2} s", view.nodes.len(), built.elapsed().as_secs_f64());
+    drop(view);
     let started = Instant::now();
     let ticks = 30;
     for _ in 0..ticks {
@@ -76,8 +88,7 @@ fn main() {
         runtime.block_on(engine.tick(now, Trigger::Periodic));
     }
     println!(
-        "5,000 nodes / 150k pods / 100 groups: {:.1} ms per tick including 10 s of world steps ({ticks} ticks)",
+        "{label}: {:.1} ms per tick including 10 s of world steps ({ticks} ticks)",
         started.elapsed().as_secs_f64() * 1000.0 / ticks as f64
     );
-    println!("peak RSS with 150k pods: {:.0} MiB", peak_rss_mib().unwrap_or(f64::NAN));
 }

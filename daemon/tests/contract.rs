@@ -104,6 +104,12 @@ fn full_snapshot() -> SnapshotData {
         ],
         age_seconds: d.n(),
     }];
+    // A second pod of the first one's shape, waiting longer, and a pod of a shape of its own.
+    let twin =
+        PendingPod { name: d.s("twin"), age_seconds: pending_pods[0].age_seconds + 1000, ..pending_pods[0].clone() };
+    let other =
+        PendingPod { name: d.s("other"), requests: d.resources(), age_seconds: d.n(), ..pending_pods[0].clone() };
+    let pending_pods = [pending_pods, vec![twin, other]].concat();
     let workloads = vec![
         Workload {
             id: d.workload(WorkloadKind::Deployment),
@@ -157,6 +163,7 @@ fn full_snapshot() -> SnapshotData {
         workloads,
         fargate_pricing,
         proposals: Vec::new(),
+        shapes: Default::default(),
         metrics: vec![
             MetricSeries {
                 name: d.s("series"),
@@ -204,6 +211,7 @@ fn every_field_of_a_snapshot_reaches_a_plugin_as_sent() {
     struct Read {
         snapshot: SnapshotData,
         by_group: BTreeMap<String, Vec<Node>>,
+        pending_shapes: Vec<PendingShape>,
     }
     let read: Read = serde_json::from_slice(&state).expect("the echo's state is JSON");
     let got = read.snapshot;
@@ -211,6 +219,11 @@ fn every_field_of_a_snapshot_reaches_a_plugin_as_sent() {
     assert_eq!(got.node_groups, snapshot.node_groups);
     assert_eq!(got.nodes, snapshot.nodes);
     assert_eq!(got.pending_pods, snapshot.pending_pods);
+    // Two pods of one shape and one of another: counts, the oldest age and every field.
+    let shapes = ballast_sdk::Snapshot::pending_shapes(&snapshot);
+    assert_eq!(shapes.iter().map(|s| s.count).collect::<Vec<_>>(), [2, 1]);
+    assert_eq!(shapes[0].oldest_age_seconds, snapshot.pending_pods[1].age_seconds);
+    assert_eq!(read.pending_shapes, shapes);
     assert_eq!(got.workloads, snapshot.workloads);
     assert_eq!(got.fargate_pricing, snapshot.fargate_pricing);
     let expected: Vec<Proposal> =

@@ -126,12 +126,12 @@ fn removing_a_node_whose_pods_a_pdb_protects_is_refused_with_the_reason() {
     // Find where the database pods run (the world is the same for the same scenario and seed).
     let (world, _) = engine(json!([]), Mode::Enforce);
     let cluster = view(&world);
-    let db_node = cluster.pods.iter().find(|p| &*p.name == "db-00001").and_then(|p| p.node.clone()).unwrap();
+    let db_node = cluster.pods().find(|p| &**p.name == "db-00001").and_then(|p| p.node.cloned()).unwrap();
     let free_node = cluster
         .nodes
         .iter()
+        .find(|n| !n.pods.shapes.iter().any(|s| s.shape.disruption_budget.is_some()))
         .map(|n| n.name.clone())
-        .find(|n| !cluster.pods.iter().any(|p| p.node.as_ref() == Some(n) && p.disruption_budget.is_some()))
         .expect("a node without budgeted pods");
 
     let (world, mut engine) = engine(
@@ -186,10 +186,9 @@ fn daemonset_and_ebs_workloads_never_go_to_fargate() {
     let cluster = view(&world);
     let on_fargate = |workload: &str| {
         cluster
-            .pods
-            .iter()
-            .filter(|p| p.owner.as_ref().is_some_and(|o| o.name == workload))
-            .filter(|p| p.node.as_ref().is_some_and(|n| n.starts_with("fargate-")))
+            .pods()
+            .filter(|p| p.shape.owner.as_ref().is_some_and(|o| o.name == workload))
+            .filter(|p| p.node.is_some_and(|n| n.starts_with("fargate-")))
             .count()
     };
     assert_eq!(on_fargate("agent"), 0);
@@ -288,6 +287,6 @@ workloads:
     assert!(backoff.is_some(), "the failing group was backed off");
     assert!(records.iter().any(|r| r.proposed.to_string().starts_with("scale dear to")), "binpack fell back");
     let cluster = view(&world);
-    let running = cluster.pods.iter().filter(|p| p.node.as_ref().is_some_and(|n| n.starts_with("dear-"))).count();
+    let running: u32 = cluster.nodes.iter().filter(|n| n.name.starts_with("dear-")).map(|n| n.pods.count).sum();
     assert_eq!(running, 10, "every pod runs on the fallback group");
 }

@@ -37,7 +37,7 @@ async fn pending_pods_reach_the_snapshot_within_100ms_with_their_deployment_as_o
     standin.create(pending_pod("web-5d8f-x1", Some(("ReplicaSet", "web-5d8f")))).unwrap();
     let took = eventually(Duration::from_secs(2), async || {
         let view = cluster.observe().await.unwrap();
-        view.pods.iter().any(|p| &*p.name == "web-5d8f-x1" && p.unschedulable)
+        view.pending.iter().any(|p| &*p.name == "web-5d8f-x1")
     })
     .await
     .expect("the pending pod appears");
@@ -45,10 +45,10 @@ async fn pending_pods_reach_the_snapshot_within_100ms_with_their_deployment_as_o
     assert!(arrivals.has_changed().unwrap(), "a pending pod opens a tick batch");
 
     let view = cluster.observe().await.unwrap();
-    let pod = view.pods.iter().find(|p| &*p.name == "web-5d8f-x1").unwrap();
-    let owner = pod.owner.as_deref().unwrap();
+    let pod = view.pending.iter().find(|p| &*p.name == "web-5d8f-x1").unwrap();
+    let owner = pod.shape.owner.as_deref().unwrap();
     assert_eq!((owner.kind, owner.name.as_str()), (WorkloadKind::Deployment, "web"));
-    assert_eq!(pod.requests.cpu_millis, 250);
+    assert_eq!(pod.shape.requests.cpu_millis, 250);
     let node = &view.nodes[0];
     assert_eq!((node.instance_id.as_deref(), node.group_label.as_deref()), (Some("i-1"), Some("general")));
 }
@@ -117,8 +117,9 @@ async fn a_garbage_quantity_is_counted_and_named_and_its_object_treated_as_unkno
     let n1 = &view.nodes[0];
     assert_eq!(n1.usage.map(|u| u.cpu_millis), Some(1), "576285 nanocores round up to 1m");
     assert_eq!(view.nodes[1].usage, None, "n2's CPU usage cannot be read: unknown, not 0");
-    let odd = view.pods.iter().find(|p| &*p.name == "odd").expect("the pod is still seen");
-    let unreadable = odd.unreadable.as_deref().expect("its requests are marked unreadable");
+    let odd = view.pods().find(|p| &**p.name == "odd").expect("the pod is still seen");
+    assert_eq!(odd.node.map(|n| &**n), Some("n2"));
+    let unreadable = odd.shape.unreadable.as_deref().expect("its requests are marked unreadable");
     assert!(
         unreadable.contains("spec.containers[c].resources.requests.cpu") && unreadable.contains("\"12x\""),
         "{unreadable}"
@@ -225,11 +226,9 @@ async fn a_removal_drains_all_but_daemonset_pods_waits_at_the_budget_and_records
     assert_eq!(pods(), ["agent-n1", "web-3", "web-4"]);
 
     // Once the cache shows the node empty, its instance goes with a decrement.
-    eventually(Duration::from_secs(2), async || {
-        !cluster.observe().await.unwrap().pods.iter().any(|p| &*p.name == "web-2")
-    })
-    .await
-    .unwrap();
+    eventually(Duration::from_secs(2), async || !cluster.observe().await.unwrap().pods().any(|p| &**p.name == "web-2"))
+        .await
+        .unwrap();
     engine.tick(SystemClock.now_millis(), Trigger::Manual).await;
     let calls: Vec<String> = calls.lock().unwrap().iter().map(|c| c.what.clone()).collect();
     assert_eq!(calls, ["terminate i-1 in general"]);
@@ -316,7 +315,7 @@ async fn watches_recover_from_dropped_connections_and_410_without_losing_an_upda
         names
     };
     let converged = eventually(Duration::from_secs(15), async || {
-        let mut seen: Vec<String> = cluster.observe().await.unwrap().pods.iter().map(|p| p.name.to_string()).collect();
+        let mut seen: Vec<String> = cluster.observe().await.unwrap().pods().map(|p| p.name.to_string()).collect();
         seen.sort();
         seen == expected()
     })
@@ -324,7 +323,7 @@ async fn watches_recover_from_dropped_connections_and_410_without_losing_an_upda
     assert!(
         converged.is_some(),
         "the cache matches the server: {:?} vs {:?}",
-        cluster.observe().await.unwrap().pods.len(),
+        cluster.observe().await.unwrap().pods().count(),
         expected().len()
     );
     assert!(cluster.status().watch_errors > 0, "the refused watches were seen as errors");

@@ -177,7 +177,8 @@ fn a_newer_interface_version_is_refused_naming_both() {
     let error = host(false).load(spec("future", "future_version_policy", serde_json::Value::Null)).err().unwrap();
     assert!(matches!(error, LoadError::IncompatibleVersion { .. }), "{error:?}");
     let text = error.to_string();
-    assert!(text.contains("ballast:policy@0.2.0") && text.contains("ballast:policy@0.1.1"), "{text}");
+    let host_version = format!("ballast:policy@{}", ballast_sdk::INTERFACE_VERSION);
+    assert!(text.contains("ballast:policy@0.2.0") && text.contains(&host_version), "{text}");
 }
 
 #[test]

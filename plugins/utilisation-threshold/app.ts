@@ -8,9 +8,9 @@
 // Settings (JSON): {"scale-up-threshold": 0.7, "scale-down-threshold": 0.3, "groups": ["web"]}
 
 /// <reference path="../../sdk/typescript/ballast-policy.d.ts" />
-import { log } from "ballast:policy/host@0.1.1";
-import type { Snapshot } from "ballast:policy/snapshot@0.1.1";
-import type { Decision, Node, NodeGroup, PendingPod } from "ballast:policy/types@0.1.1";
+import { log } from "ballast:policy/host@0.1.2";
+import type { Snapshot } from "ballast:policy/snapshot@0.1.2";
+import type { Decision, Node, NodeGroup, PendingShape } from "ballast:policy/types@0.1.2";
 
 interface Settings {
   scaleUp: number;
@@ -50,7 +50,7 @@ function parseSettings(text: string): Settings {
 }
 
 /** Whether a new node of `group` could take `pod`; `labels` is the group's labels as a map. */
-function admits(group: NodeGroup, labels: Map<string, string>, pod: PendingPod): boolean {
+function admits(group: NodeGroup, labels: Map<string, string>, pod: PendingShape): boolean {
   if (pod.nodeSelector.length === 0 && group.taints.length === 0) return true;
   return (
     pod.nodeSelector.every((s) => labels.get(s.key) === s.value) &&
@@ -60,7 +60,7 @@ function admits(group: NodeGroup, labels: Map<string, string>, pod: PendingPod):
   );
 }
 
-function evaluateGroup(group: NodeGroup, nodes: Node[], pending: PendingPod[], settings: Settings): Decision | undefined {
+function evaluateGroup(group: NodeGroup, nodes: Node[], pending: PendingShape[], settings: Settings): Decision | undefined {
   const live = nodes.filter((n) => n.ready && !n.cordoned);
   const template = group.instanceTypes[0]?.allocatable;
   let cpu = 0, mem = 0, cpuCap = 0, memCap = 0;
@@ -70,10 +70,11 @@ function evaluateGroup(group: NodeGroup, nodes: Node[], pending: PendingPod[], s
     cpuCap += Number(n.allocatable.cpuMillis);
     memCap += Number(n.allocatable.memoryBytes);
   }
-  const waiting = pending;
-  for (const p of waiting) {
-    cpu += Number(p.requests.cpuMillis);
-    mem += Number(p.requests.memoryBytes);
+  let waiting = 0;
+  for (const p of pending) {
+    cpu += Number(p.requests.cpuMillis) * p.count;
+    mem += Number(p.requests.memoryBytes) * p.count;
+    waiting += p.count;
   }
   // Nodes still booting count as capacity at the template's size.
   const booting = Math.max(0, group.desiredSize - nodes.length);
@@ -86,13 +87,13 @@ function evaluateGroup(group: NodeGroup, nodes: Node[], pending: PendingPod[], s
     if (waiting.length === 0 || !template || group.maxSize === 0) return undefined;
     const perNode = Math.max(cpu / Number(template.cpuMillis), mem / Number(template.memoryBytes));
     const size = Math.min(group.maxSize, Math.max(1, Math.ceil(perNode / settings.scaleUp)));
-    return { action: { tag: "scale-to", val: { group: group.id, size } }, reason: `${group.id} is empty and ${waiting.length} pods are pending: ${size} nodes at ${pct(settings.scaleUp)} target utilisation` };
+    return { action: { tag: "scale-to", val: { group: group.id, size } }, reason: `${group.id} is empty and ${waiting} pods are pending: ${size} nodes at ${pct(settings.scaleUp)} target utilisation` };
   }
   const util = Math.max(cpuCap ? cpu / cpuCap : 0, memCap ? mem / memCap : 0);
   if (util > settings.scaleUp && group.desiredSize < group.maxSize) {
     const add = Math.max(1, Math.ceil(((util - settings.scaleUp) / settings.scaleUp) * count));
     const size = Math.min(group.maxSize, group.desiredSize + add);
-    return { action: { tag: "scale-to", val: { group: group.id, size } }, reason: `${group.id} at ${pct(util)} requested utilisation over ${count} nodes (${waiting.length} pods pending), above ${pct(settings.scaleUp)}: +${size - group.desiredSize} nodes` };
+    return { action: { tag: "scale-to", val: { group: group.id, size } }, reason: `${group.id} at ${pct(util)} requested utilisation over ${count} nodes (${waiting} pods pending), above ${pct(settings.scaleUp)}: +${size - group.desiredSize} nodes` };
   }
   if (util < settings.scaleDown && waiting.length === 0 && group.desiredSize > group.minSize) {
     const candidate = live
@@ -115,14 +116,14 @@ export const policy: BallastPolicyExport = {
   },
   evaluate(snapshot: Snapshot) {
     const settings = parseSettings(snapshot.settings());
-    let unclaimed = snapshot.pendingPods();
+    let unclaimed = snapshot.pendingShapes();
     const decisions: Decision[] = [];
     for (const group of snapshot.nodeGroups()) {
       if (group.kind !== "asg" || (settings.groups.length > 0 && !settings.groups.includes(group.id))) continue;
-      // A pending pod counts toward the first group that can take it, not every one.
+      // Pending pods count toward the first group that can take them, not every one.
       const labels = new Map(group.labels.map((l) => [l.key, l.value]));
-      const mine: PendingPod[] = [];
-      const rest: PendingPod[] = [];
+      const mine: PendingShape[] = [];
+      const rest: PendingShape[] = [];
       for (const pod of unclaimed) (admits(group, labels, pod) ? mine : rest).push(pod);
       unclaimed = rest;
       const decision = evaluateGroup(group, snapshot.nodesInGroup(group.id), mine, settings);

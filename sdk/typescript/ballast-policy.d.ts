@@ -1,9 +1,9 @@
-// Type declarations for the `ballast:policy@0.1.1` world as componentize-js presents it to a
+// Type declarations for the `ballast:policy@0.1.2` world as componentize-js presents it to a
 // plugin: records are objects with camelCase fields, variants are `{ tag, val }`, enums are
 // kebab-case strings, `option<T>` is `T | undefined`, and u64 values are `bigint`.
 // Keep in step with sdk/wit/policy.wit.
 
-declare module "ballast:policy/types@0.1.1" {
+declare module "ballast:policy/types@0.1.2" {
   export interface Resources { cpuMillis: bigint; memoryBytes: bigint; pods: number; gpus: number }
   export interface Label { key: string; value: string }
   export type TaintEffect = "no-schedule" | "prefer-no-schedule" | "no-execute";
@@ -25,6 +25,11 @@ declare module "ballast:policy/types@0.1.1" {
     namespace: string; name: string; requests: Resources; owner?: WorkloadRef; nodeSelector: Label[];
     affinityKeys: string[]; tolerations: Toleration[]; ageSeconds: bigint;
   }
+  /** Pending pods alike for placement, counted (since 0.1.2). */
+  export interface PendingShape {
+    namespace: string; owner?: WorkloadRef; requests: Resources; nodeSelector: Label[]; affinityKeys: string[];
+    tolerations: Toleration[]; count: number; oldestAgeSeconds: bigint;
+  }
   export type Placement = { tag: "unplaced" } | { tag: "fargate" } | { tag: "ec2"; val?: string };
   export interface Workload {
     id: WorkloadRef; replicas: number; requestsPerReplica: Resources; placement: Placement;
@@ -44,20 +49,22 @@ declare module "ballast:policy/types@0.1.1" {
   export interface MetricSeries { name: string; points: MetricPoint[]; readAtMillis: bigint; error?: string }
 }
 
-declare module "ballast:policy/host@0.1.1" {
+declare module "ballast:policy/host@0.1.2" {
   export type Level = "trace" | "debug" | "info" | "warn" | "error";
   export function log(level: Level, message: string): void;
   export function nowMillis(): bigint;
 }
 
-declare module "ballast:policy/snapshot@0.1.1" {
-  import type { FargatePricing, MetricSeries, Node, NodeGroup, PendingPod, Proposal, Workload } from "ballast:policy/types@0.1.1";
+declare module "ballast:policy/snapshot@0.1.2" {
+  import type { FargatePricing, MetricSeries, Node, NodeGroup, PendingPod, PendingShape, Proposal, Workload } from "ballast:policy/types@0.1.2";
   export class Snapshot {
     takenAtMillis(): bigint;
     nodeGroups(): NodeGroup[];
     nodes(): Node[];
     nodesInGroup(group: string): Node[];
     pendingPods(): PendingPod[];
+    /** The pending pods grouped by shape with counts (since 0.1.2). */
+    pendingShapes(): PendingShape[];
     workloads(): Workload[];
     fargatePricing(): FargatePricing;
     settings(): string;
@@ -71,8 +78,8 @@ declare module "ballast:policy/snapshot@0.1.1" {
 /** What the plugin's `policy` export must look like. Throw a string to return an error. */
 declare interface BallastPolicyExport {
   validateSettings(settings: string): void;
-  evaluate(snapshot: import("ballast:policy/snapshot@0.1.1").Snapshot): {
-    decisions: import("ballast:policy/types@0.1.1").Decision[];
+  evaluate(snapshot: import("ballast:policy/snapshot@0.1.2").Snapshot): {
+    decisions: import("ballast:policy/types@0.1.2").Decision[];
     state?: Uint8Array;
   };
 }

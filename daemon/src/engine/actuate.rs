@@ -220,7 +220,7 @@ impl<C: Cluster, P: Capacity> Engine<C, P> {
             let facts = obs.nodes.get(node.as_str());
             let outcome = match facts {
                 None => Some(RemovalOutcome::Completed { evicted: drain.evicted }),
-                Some(facts) if facts.evictable.is_empty() => {
+                Some(facts) if facts.pods.evictable_count() == 0 => {
                     let terminated = self.capacity.terminate_instance(&drain.group, &drain.instance_id).await;
                     match terminated.map_err(|e| self.failed(Step::Terminate, &e)) {
                         Ok(()) | Err(Disposition::AlreadyDone) => {
@@ -240,7 +240,7 @@ impl<C: Cluster, P: Capacity> Engine<C, P> {
                     }
                 }
                 Some(_) if now.saturating_sub(drain.started_at) >= timeout => {
-                    let left = facts.map_or(0, |f| f.evictable.len());
+                    let left = facts.map_or(0, |f| f.pods.evictable_count());
                     let cleared = self.cluster.clear_removal(&node).await;
                     match cleared.map_err(|e| self.failed(Step::Clear, &e)) {
                         Ok(()) | Err(Disposition::AlreadyDone) => {}
@@ -259,7 +259,7 @@ impl<C: Cluster, P: Capacity> Engine<C, P> {
                 }
                 Some(facts) => {
                     let mut evicted = 0;
-                    for (namespace, pod) in &facts.evictable {
+                    for (namespace, pod) in facts.pods.evictable() {
                         match self.cluster.evict(namespace, pod).await {
                             Ok(Eviction::Evicted) => {
                                 evicted += 1;

@@ -24,6 +24,7 @@ pub mod guard;
 pub mod journal;
 pub mod live;
 pub mod observe;
+pub mod pods;
 pub mod ports;
 pub mod record;
 pub mod rule;

@@ -8,12 +8,14 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use ballast_sdk::{
-    FargatePricing, Node, NodeGroup, NodeGroupKind, PendingPod, Placement, Resources, SnapshotData, Workload,
-    WorkloadKind, WorkloadRef,
+    FargatePricing, Node, NodeGroup, NodeGroupKind, PendingPod, Placement, SnapshotData, Workload, WorkloadKind,
+    WorkloadRef,
 };
 
 use super::config::Guardrails;
-use super::ports::{ClusterView, GroupView, InstanceLifecycle, LaunchFailure, PodView, WorkloadView};
+use super::ports::{
+    ClusterView, GroupView, InstanceLifecycle, LaunchFailure, NodePods, PendingPodView, PodShape, WorkloadView,
+};
 
 /// The id of the node group that stands for the cluster's Fargate profile.
 pub const FARGATE_GROUP: &str = "fargate";
@@ -39,8 +41,8 @@ pub struct NodeFacts {
     pub instance_id: Option<String>,
     /// Its group lists its instance (not terminated, not waiting to be described).
     pub listed: bool,
-    /// Pods a drain evicts: everything but DaemonSet and mirror pods.
-    pub evictable: Vec<(Arc<str>, Arc<str>)>,
+    /// What runs on it; a drain evicts [`NodePods::evictable`].
+    pub pods: Arc<NodePods>,
 }
 
 /// One observation, ready for plugins and guardrails.
@@ -69,14 +71,6 @@ pub struct ObserveContext<'a> {
     pub metrics: Vec<ballast_sdk::MetricSeries>,
 }
 
-#[derive(Default)]
-struct PodsOnNode {
-    requested: Resources,
-    count: u32,
-    blocker: Option<String>,
-    evictable: Vec<(Arc<str>, Arc<str>)>,
-}
-
 pub fn observe(cluster: ClusterView, mut groups: Vec<GroupView>, cx: &ObserveContext<'_>) -> Observation {
     groups.sort_by(|a, b| a.id.cmp(&b.id));
     let mut instance_group: HashMap<&str, &str> = HashMap::new();
@@ -88,28 +82,7 @@ pub fn observe(cluster: ClusterView, mut groups: Vec<GroupView>, cx: &ObserveCon
     let known: std::collections::HashSet<&str> = groups.iter().map(|g| g.id.as_str()).collect();
     let budgets: HashMap<(&str, &str), u32> =
         cluster.disruption_budgets.iter().map(|b| ((&*b.namespace, &*b.name), b.disruptions_allowed)).collect();
-
-    let mut on_node: HashMap<&str, PodsOnNode> = HashMap::with_capacity(cluster.nodes.len());
-    let mut pending = Vec::new();
-    for pod in &cluster.pods {
-        match &pod.node {
-            Some(node) => {
-                let entry = on_node.entry(node).or_default();
-                entry.requested = entry.requested.saturating_add(&pod.requests);
-                entry.count += 1;
-                let daemon = pod.owner.as_ref().is_some_and(|o| o.kind == WorkloadKind::DaemonSet);
-                if daemon || pod.mirror {
-                    continue;
-                }
-                entry.evictable.push((pod.namespace.clone(), pod.name.clone()));
-                if entry.blocker.is_none() {
-                    entry.blocker = pod_blocker(pod, &budgets);
-                }
-            }
-            None if pod.unschedulable && pod.unreadable.is_none() => pending.push(pending_pod(pod, cx.now_millis)),
-            None => {}
-        }
-    }
+    let pending: Vec<PendingPod> = cluster.pending.iter().map(|p| pending_pod(p, cx.now_millis)).collect();
 
     let mut nodes = Vec::with_capacity(cluster.nodes.len());
     let mut facts = HashMap::with_capacity(cluster.nodes.len());
@@ -129,7 +102,7 @@ pub fn observe(cluster: ClusterView, mut groups: Vec<GroupView>, cx: &ObserveCon
         } else {
             unready += 1;
         }
-        let pods = on_node.remove(&*view.name).unwrap_or_default();
+        let pods = &view.pods;
         let age_ms = cx.now_millis.saturating_sub(view.created_at_millis);
         let min_age_ms = cx.guardrails.min_node_age.as_millis() as u64;
         let blocker = if view.fargate {
@@ -147,7 +120,7 @@ pub fn observe(cluster: ClusterView, mut groups: Vec<GroupView>, cx: &ObserveCon
                 crate::duration::display(cx.guardrails.min_node_age)
             ))
         } else {
-            pods.blocker
+            node_blocker(pods, &budgets)
         };
         nodes.push(Node {
             name: view.name.to_string(),
@@ -170,7 +143,7 @@ pub fn observe(cluster: ClusterView, mut groups: Vec<GroupView>, cx: &ObserveCon
                 group: group.map(str::to_string),
                 instance_id: view.instance_id.clone(),
                 listed: listed_in.is_some(),
-                evictable: pods.evictable,
+                pods: view.pods.clone(),
             },
         );
     }
@@ -242,6 +215,7 @@ pub fn observe(cluster: ClusterView, mut groups: Vec<GroupView>, cx: &ObserveCon
             fargate_pricing: cx.fargate_pricing.clone(),
             proposals: Vec::new(),
             metrics: cx.metrics.clone(),
+            shapes: Default::default(),
         }),
         groups: group_facts,
         nodes: facts,
@@ -253,9 +227,19 @@ pub fn observe(cluster: ClusterView, mut groups: Vec<GroupView>, cx: &ObserveCon
     }
 }
 
-/// Why this pod keeps its node, if it does (Cluster Autoscaler's drainability rules).
-fn pod_blocker(pod: &PodView, budgets: &HashMap<(&str, &str), u32>) -> Option<String> {
-    let id = || format!("pod {}/{}", pod.namespace, pod.name);
+/// Why a pod keeps this node, if one does: the first blocking pod of the first blocking shape.
+/// A shape is judged once, however many of its pods the node runs.
+fn node_blocker(pods: &NodePods, budgets: &HashMap<(&str, &str), u32>) -> Option<String> {
+    pods.shapes
+        .iter()
+        .filter(|s| s.shape.evictable())
+        .find_map(|s| s.pods.first().and_then(|name| pod_blocker(&s.shape, name, budgets)))
+}
+
+/// Why a pod of this shape keeps its node, if it does (Cluster Autoscaler's drainability
+/// rules). `name` is one pod of the shape on the node, for the message.
+fn pod_blocker(pod: &PodShape, name: &str, budgets: &HashMap<(&str, &str), u32>) -> Option<String> {
+    let id = || format!("pod {}/{name}", pod.namespace);
     if let Some(unreadable) = &pod.unreadable {
         return Some(format!("{}: {unreadable}; its needs are unknown", id()));
     }
@@ -291,15 +275,16 @@ fn pod_blocker(pod: &PodView, budgets: &HashMap<(&str, &str), u32>) -> Option<St
     None
 }
 
-fn pending_pod(pod: &PodView, now_millis: u64) -> PendingPod {
+fn pending_pod(pod: &PendingPodView, now_millis: u64) -> PendingPod {
+    let shape = &pod.shape;
     PendingPod {
-        namespace: pod.namespace.to_string(),
+        namespace: shape.namespace.to_string(),
         name: pod.name.to_string(),
-        requests: pod.requests,
-        owner: pod.owner.as_deref().cloned(),
-        node_selector: pod.template.node_selector.clone(),
-        affinity_keys: pod.template.affinity_keys.clone(),
-        tolerations: pod.template.tolerations.clone(),
+        requests: shape.requests,
+        owner: shape.owner.as_deref().cloned(),
+        node_selector: shape.template.node_selector.clone(),
+        affinity_keys: shape.template.affinity_keys.clone(),
+        tolerations: shape.template.tolerations.clone(),
         age_seconds: now_millis.saturating_sub(pod.created_at_millis) / 1000,
     }
 }

@@ -15,6 +15,8 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 
+pub use super::pods::{NodePods, PodShape};
+
 use ballast_sdk::{
     FargatePricing, InstanceType, Placement, PlacementTarget, Resources, Taint, Toleration, WorkloadRef,
 };
@@ -51,13 +53,76 @@ impl AdapterError {
 pub type AdapterResult<T> = Result<T, AdapterError>;
 
 /// Everything the cluster side shows in one observation.
+///
+/// Pods come counted, not listed: each node carries what runs on it ([`NodePods`], kept up to
+/// date by the adapter as pods come and go), and only pods waiting for capacity are listed
+/// one by one. A tick therefore costs what the nodes and the pending pods cost, not what
+/// every pod in the cluster does.
 #[derive(Clone, Debug, Default)]
 pub struct ClusterView {
     pub nodes: Vec<NodeView>,
-    /// Every live pod, running or not. Finished pods (Succeeded, Failed) are left out.
-    pub pods: Vec<PodView>,
+    /// Pods waiting for capacity: the scheduler found no room and their requests are
+    /// readable. In a stable order (the adapter's), which is the order plugins see.
+    pub pending: Vec<PendingPodView>,
     pub workloads: Vec<WorkloadView>,
     pub disruption_budgets: Vec<DisruptionBudgetView>,
+}
+
+impl ClusterView {
+    /// Counts `pods` onto the view's nodes and lists the pending ones, replacing what the
+    /// nodes carried: how a view is made from a plain pod list (fixtures, one-off adapters).
+    /// Pods bound to a node the view does not list are left out, as a tick would ignore them.
+    pub fn count_pods(&mut self, pods: &[PodView]) {
+        let mut interner = super::pods::ShapeInterner::default();
+        let mut tally = super::pods::NodeTally::default();
+        self.pending.clear();
+        for pod in pods {
+            let shape = interner.acquire(pod.shape());
+            match &pod.node {
+                Some(node) => tally.add(node, &shape, pod.name.clone()),
+                None if pod.waits_for_capacity() => self.pending.push(PendingPodView {
+                    shape,
+                    name: pod.name.clone(),
+                    created_at_millis: pod.created_at_millis,
+                }),
+                None => {}
+            }
+        }
+        for node in &mut self.nodes {
+            node.pods = tally.of(&node.name);
+        }
+    }
+}
+
+/// One pod as a view holds it: see [`ClusterView::pods`].
+#[derive(Clone, Copy, Debug)]
+pub struct PodSeen<'a> {
+    pub name: &'a Arc<str>,
+    /// None while it waits for capacity.
+    pub node: Option<&'a Arc<str>>,
+    pub shape: &'a Arc<PodShape>,
+}
+
+impl ClusterView {
+    /// Every pod the view holds one by one: those on its nodes, then those waiting for
+    /// capacity. For tools and tests; a tick reads the counts instead.
+    pub fn pods(&self) -> impl Iterator<Item = PodSeen<'_>> {
+        let running = self.nodes.iter().flat_map(|n| {
+            n.pods.shapes.iter().flat_map(move |s| {
+                s.pods.iter().map(move |name| PodSeen { name, node: Some(&n.name), shape: &s.shape })
+            })
+        });
+        let pending = self.pending.iter().map(|p| PodSeen { name: &p.name, node: None, shape: &p.shape });
+        running.chain(pending)
+    }
+}
+
+/// A pod waiting for capacity.
+#[derive(Clone, Debug)]
+pub struct PendingPodView {
+    pub shape: Arc<PodShape>,
+    pub name: Arc<str>,
+    pub created_at_millis: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -84,6 +149,8 @@ pub struct NodeView {
     pub group_label: Option<String>,
     /// A removal in progress, as written on the node by the replica that began it.
     pub removal_mark: Option<RemovalMark>,
+    /// What runs on it, as the adapter counts it.
+    pub pods: Arc<NodePods>,
 }
 
 /// What a node removal in progress needs to outlive the replica that began it: written on
@@ -139,6 +206,26 @@ pub struct PodView {
     /// Its requests could not be read (named field and value): its node is not removed and
     /// it is not sized for while pending.
     pub unreadable: Option<String>,
+}
+
+impl PodView {
+    /// Its equivalence class (not yet shared: see [`super::pods::ShapeInterner`]).
+    pub fn shape(&self) -> PodShape {
+        PodShape {
+            namespace: self.namespace.clone(),
+            owner: self.owner.clone(),
+            requests: self.requests,
+            template: self.template.clone(),
+            disruption_budget: self.disruption_budget.clone(),
+            mirror: self.mirror,
+            unreadable: self.unreadable.clone(),
+        }
+    }
+
+    /// Unbound, reported unschedulable, and readable: sized for by the engine.
+    pub fn waits_for_capacity(&self) -> bool {
+        self.node.is_none() && self.unschedulable && self.unreadable.is_none()
+    }
 }
 
 /// What keeps a workload off Fargate. Each flag is a hard limit of EKS on Fargate.

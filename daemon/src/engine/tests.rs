@@ -74,7 +74,7 @@ impl Capacity for Faulty {
 
 fn engine(world: &World) -> (Faulty, Engine<Faulty, Faulty>) {
     let faulty = Faulty::default();
-    *faulty.view.lock().unwrap() = world.cluster.clone();
+    *faulty.view.lock().unwrap() = world.view();
     *faulty.groups.lock().unwrap() = world.groups.clone();
     let engine = Engine::new(
         faulty.clone(),
@@ -94,7 +94,7 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
 fn draining(world: &mut World, engine: &mut Engine<Faulty, Faulty>, faulty: &Faulty) {
     let node = crate::engine::guard::fixture::node("w9", Some("i-w9"), Some("web"));
     world.cluster.nodes.push(node);
-    *faulty.view.lock().unwrap() = world.cluster.clone();
+    *faulty.view.lock().unwrap() = world.view();
     let drain = Drain { group: "web".into(), instance_id: "i-w9".into(), started_at: NOW, started_tick: 1, evicted: 0 };
     engine.state.drains.insert("w9".into(), drain);
 }
@@ -228,7 +228,7 @@ fn nothing_is_acted_on_in_dry_run_or_paused_not_even_a_marked_node() {
             tick: 1,
         });
         let faulty = Faulty::default();
-        *faulty.view.lock().unwrap() = world.cluster.clone();
+        *faulty.view.lock().unwrap() = world.view();
         *faulty.groups.lock().unwrap() = world.groups.clone();
         let config = EngineConfig { mode, ..EngineConfig::default() };
         let chain = PolicyChain::new(vec![asking_for_everything()]);

@@ -226,6 +226,7 @@ pub fn node(node: &Node, group_labels: &[String]) -> Result<NodeView, BadValue> 
         scale_down_disabled: annotation(meta, SCALE_DOWN_DISABLED) == Some("true"),
         group_label: group_labels.iter().find_map(|k| label(meta, k)).map(str::to_string),
         removal_mark: removal_mark(node),
+        pods: Default::default(),
     })
 }
 

@@ -17,6 +17,7 @@ pub mod actions;
 pub mod convert;
 pub mod leader;
 pub mod metrics;
+mod pod_index;
 pub mod rbac;
 pub mod settings;
 pub mod store;

@@ -16,6 +16,7 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 
 use super::convert;
+use super::pod_index::{OwnerPods, PodEntry, PodIndex};
 use super::settings::KubeSettings;
 use crate::engine::ports::{
     ClusterView, DisruptionBudgetView, FargateTraits, NodeView, PodTemplate, PodView, WorkloadView,
@@ -44,15 +45,6 @@ pub mod kinds {
         &[PODS, NODES, REPLICA_SETS, DEPLOYMENTS, STATEFUL_SETS, DAEMON_SETS, JOBS, BUDGETS, CLAIMS];
 }
 
-struct PodEntry {
-    view: PodView,
-    /// The pod's controller as its owner reference names it (a ReplicaSet for Deployments).
-    controller: Option<(WorkloadKind, String)>,
-    labels: BTreeMap<String, String>,
-    on_fargate: bool,
-    usage: Option<Resources>,
-}
-
 struct WorkloadEntry {
     replicas: u32,
     template: PodTemplateSpec,
@@ -71,7 +63,7 @@ pub struct ClusterStore {
     settings: Arc<KubeSettings>,
     nodes: BTreeMap<Arc<str>, NodeView>,
     node_usage: HashMap<Arc<str>, Resources>,
-    pods: BTreeMap<Key, PodEntry>,
+    pods: PodIndex,
     /// ReplicaSet -> the Deployment that controls it, if any.
     replica_sets: HashMap<Key, Option<String>>,
     workloads: BTreeMap<WorkloadRef, WorkloadEntry>,
@@ -131,7 +123,7 @@ impl ClusterStore {
             settings,
             nodes: BTreeMap::new(),
             node_usage: HashMap::new(),
-            pods: BTreeMap::new(),
+            pods: PodIndex::default(),
             replica_sets: HashMap::new(),
             workloads: BTreeMap::new(),
             budgets: BTreeMap::new(),
@@ -151,6 +143,11 @@ impl ClusterStore {
 
     pub fn pod_count(&self) -> usize {
         self.pods.len()
+    }
+
+    /// Distinct pod shapes (equivalence classes) among the pods held.
+    pub fn shape_count(&self) -> usize {
+        self.pods.shape_count()
     }
 
     /// A relist of `kind` begins.
@@ -326,12 +323,18 @@ impl ClusterStore {
 
     /// A budget appeared, went or changed its selector: pods of its namespace are matched again.
     fn rematch_budgets(&mut self, namespace: &str) {
-        let keys: Vec<Key> = self.pods.keys().filter(|(ns, _)| ns == namespace).cloned().collect();
-        for key in keys {
-            let budget = self.pods.get(&key).and_then(|p| self.budget_for(namespace, &p.labels));
-            if let Some(p) = self.pods.get_mut(&key) {
-                p.view.disruption_budget = budget;
-            }
+        let start = (namespace.to_string(), String::new());
+        let changed: Vec<(Key, Option<Arc<str>>)> = self
+            .pods
+            .entries()
+            .skip_while(|(k, _)| **k < start)
+            .take_while(|((ns, _), _)| ns == namespace)
+            .map(|(k, p)| (k.clone(), p.view.disruption_budget.clone(), self.budget_for(namespace, &p.labels)))
+            .filter(|(_, was, now)| was != now)
+            .map(|(k, _, now)| (k, now))
+            .collect();
+        for (key, budget) in changed {
+            self.pods.update(&key, |p| p.view.disruption_budget = budget);
         }
     }
 
@@ -394,7 +397,7 @@ impl ClusterStore {
             let ns = key.0.clone();
             let pods: Vec<Key> = self
                 .pods
-                .iter()
+                .entries()
                 .filter(|((pns, _), p)| {
                     *pns == ns
                         && p.controller.as_ref().is_some_and(|(k, n)| *k == WorkloadKind::ReplicaSet && *n == key.1)
@@ -403,9 +406,7 @@ impl ClusterStore {
                 .collect();
             let owner = self.resolve_owner(&ns, WorkloadKind::ReplicaSet, &key.1);
             for pod in pods {
-                if let Some(p) = self.pods.get_mut(&pod) {
-                    p.view.owner = Some(owner.clone());
-                }
+                self.pods.update(&pod, |p| p.view.owner = Some(owner.clone()));
             }
         }
     }
@@ -445,9 +446,7 @@ impl ClusterStore {
         for (name, node) in self.nodes.iter_mut() {
             node.usage = self.node_usage.get(name).copied();
         }
-        for (key, pod) in self.pods.iter_mut() {
-            pod.usage = pods.get(key).copied();
-        }
+        self.pods.set_usage(&pods);
     }
 
     fn placement(&self, template: &PodTemplateSpec, pods: Option<&OwnerPods>) -> Placement {
@@ -469,31 +468,16 @@ impl ClusterStore {
         }
     }
 
-    /// The cluster as the engine sees it, from the cache alone.
+    /// The cluster as the engine sees it, from the cache alone: nodes with their counted
+    /// pods, the pending pods and the workloads. Never walks the running pods.
     pub fn view(&self) -> ClusterView {
-        let nodes: Vec<NodeView> = self.nodes.values().cloned().collect();
-        let mut pods = Vec::with_capacity(self.pods.len());
-        let mut by_owner: HashMap<*const WorkloadRef, OwnerPods> = HashMap::new();
-        for entry in self.pods.values() {
-            if let Some(owner) = &entry.view.owner {
-                let o = by_owner.entry(Arc::as_ptr(owner)).or_default();
-                if entry.on_fargate {
-                    o.on_fargate += 1;
-                } else if entry.view.node.is_some() {
-                    o.on_ec2 += 1;
-                }
-                if let Some(usage) = entry.usage {
-                    o.usage = o.usage.saturating_add(&usage);
-                    o.measured += 1;
-                }
-            }
-            pods.push(entry.view.clone());
-        }
+        let nodes: Vec<NodeView> =
+            self.nodes.values().map(|n| NodeView { pods: self.pods.on_node(&n.name), ..n.clone() }).collect();
         let workloads = self
             .workloads
             .iter()
             .map(|(id, w)| {
-                let owned = self.owners.get(id).and_then(|o| by_owner.get(&Arc::as_ptr(o)));
+                let owned = self.pods.owner(id);
                 WorkloadView {
                     id: id.clone(),
                     replicas: w.replicas,
@@ -513,27 +497,7 @@ impl ClusterStore {
                 disruptions_allowed: b.allowed,
             })
             .collect();
-        ClusterView { nodes, pods, workloads, disruption_budgets }
-    }
-}
-
-#[derive(Default)]
-struct OwnerPods {
-    on_fargate: u32,
-    on_ec2: u32,
-    usage: Resources,
-    measured: u32,
-}
-
-impl OwnerPods {
-    fn mean_usage(&self) -> Resources {
-        let n = u64::from(self.measured.max(1));
-        Resources {
-            cpu_millis: self.usage.cpu_millis / n,
-            memory_bytes: self.usage.memory_bytes / n,
-            pods: 1,
-            gpus: self.usage.gpus / self.measured.max(1),
-        }
+        ClusterView { nodes, pending: self.pods.pending(), workloads, disruption_budgets }
     }
 }
 

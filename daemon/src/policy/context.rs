@@ -233,6 +233,9 @@ impl snapshot::HostSnapshot for PluginCtx {
     fn pending_pods(&mut self, _: Resource<SnapshotResource>) -> wasmtime::Result<Vec<types::PendingPod>> {
         Ok(self.input.snapshot.pending_pods())
     }
+    fn pending_shapes(&mut self, _: Resource<SnapshotResource>) -> wasmtime::Result<Vec<types::PendingShape>> {
+        Ok(self.input.snapshot.pending_shapes())
+    }
     fn workloads(&mut self, _: Resource<SnapshotResource>) -> wasmtime::Result<Vec<types::Workload>> {
         Ok(self.input.snapshot.workloads())
     }

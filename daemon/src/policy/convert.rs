@@ -104,18 +104,33 @@ pub fn pending_pod(p: &m::PendingPod) -> w::PendingPod {
         owner: p.owner.as_ref().map(workload_ref),
         node_selector: labels(&p.node_selector),
         affinity_keys: p.affinity_keys.clone(),
-        tolerations: p
-            .tolerations
-            .iter()
-            .map(|t| w::Toleration {
-                key: t.key.clone(),
-                operator_exists: t.operator_exists,
-                value: t.value.clone(),
-                effect: t.effect.map(taint_effect),
-            })
-            .collect(),
+        tolerations: tolerations(&p.tolerations),
         age_seconds: p.age_seconds,
     }
+}
+
+pub fn pending_shape(p: &m::PendingShape) -> w::PendingShape {
+    w::PendingShape {
+        namespace: p.namespace.clone(),
+        owner: p.owner.as_ref().map(workload_ref),
+        requests: resources(&p.requests),
+        node_selector: labels(&p.node_selector),
+        affinity_keys: p.affinity_keys.clone(),
+        tolerations: tolerations(&p.tolerations),
+        count: p.count,
+        oldest_age_seconds: p.oldest_age_seconds,
+    }
+}
+
+fn tolerations(list: &[m::Toleration]) -> Vec<w::Toleration> {
+    list.iter()
+        .map(|t| w::Toleration {
+            key: t.key.clone(),
+            operator_exists: t.operator_exists,
+            value: t.value.clone(),
+            effect: t.effect.map(taint_effect),
+        })
+        .collect()
 }
 
 pub fn workload(wl: &m::Workload) -> w::Workload {

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use ballast_sdk::SnapshotData;
+use ballast_sdk::{Snapshot, SnapshotData};
 
 use super::bindings::types as w;
 use super::convert;
@@ -46,6 +46,11 @@ impl SharedSnapshot {
 
     pub fn pending_pods(&self) -> Vec<w::PendingPod> {
         self.data.pending_pods.iter().map(convert::pending_pod).collect()
+    }
+
+    /// Grouped once per tick (the first plugin to ask pays), shared by the chain.
+    pub fn pending_shapes(&self) -> Vec<w::PendingShape> {
+        self.data.pending_shapes().iter().map(convert::pending_shape).collect()
     }
 
     pub fn workloads(&self) -> Vec<w::Workload> {

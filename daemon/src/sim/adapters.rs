@@ -11,8 +11,8 @@ use super::scenario::NODE_GROUP_LABEL;
 use super::world::{World, disruptions_allowed};
 use crate::engine::ports::{
     AdapterError, AdapterErrorKind, AdapterResult, Capacity, Clock, Cluster, ClusterView, DisruptionBudgetView,
-    Eviction, GroupView, InstanceLifecycle, InstanceView, MetricPoint, MetricQuery, NodeView, PodTemplate, PodView,
-    WorkloadView,
+    Eviction, GroupView, InstanceLifecycle, InstanceView, MetricPoint, MetricQuery, NodeView, PendingPodView, PodShape,
+    PodTemplate, WorkloadView,
 };
 
 /// A handle on the world, shared by the three adapters and the driver.
@@ -105,6 +105,7 @@ impl Cluster for SimHandle {
             let mut template: PodTemplate = (*w.template).clone();
             template.node_selector.insert(NODE_GROUP_LABEL.into(), group.clone());
             w.template = Arc::new(template);
+            w.shape = Arc::new(PodShape { template: w.template.clone(), ..(*w.shape).clone() });
         }
         w.dirty = true;
         Ok(())
@@ -228,14 +229,11 @@ impl Capacity for SimHandle {
 impl World {
     /// Running pods of a workload.
     pub(super) fn healthy(&self, w: usize) -> u32 {
-        self.workloads[w]
-            .pods
-            .iter()
-            .filter(|&&p| self.pods[p].as_ref().is_some_and(|p| p.started_at.is_some()))
-            .count() as u32
+        self.workloads[w].running
     }
 
-    /// What the Kubernetes API would show now.
+    /// What the Kubernetes API would show now: nodes with the pods they run as counted at
+    /// bind time, and the pods waiting for capacity. Never walks the running pods.
     pub(super) fn cluster_view(&self) -> ClusterView {
         let mut view = ClusterView::default();
         for node in self.nodes.iter().flatten().filter(|n| n.ready) {
@@ -253,24 +251,17 @@ impl World {
                 scale_down_disabled: false,
                 group_label: None,
                 removal_mark: node.removal_mark.clone(),
+                pods: node.tally.clone(),
             });
         }
-        view.pods.reserve(self.pod_index.len());
-        for pod in self.pods.iter().flatten() {
-            let w = &self.workloads[pod.workload];
-            view.pods.push(PodView {
-                namespace: w.namespace.clone(),
-                name: pod.name.clone(),
-                node: pod.node.and_then(|n| self.nodes[n].as_ref()).map(|n| n.name.clone()),
-                requests: w.requests,
-                owner: Some(w.id.clone()),
-                template: w.template.clone(),
-                unschedulable: pod.unschedulable,
-                created_at_millis: pod.created_at,
-                disruption_budget: w.budget_name.clone(),
-                mirror: false,
-                unreadable: None,
-            });
+        for pod in self.pending.iter().filter_map(|&p| self.pods[p].as_ref()) {
+            if pod.unschedulable {
+                view.pending.push(PendingPodView {
+                    shape: self.workloads[pod.workload].shape.clone(),
+                    name: pod.name.clone(),
+                    created_at_millis: pod.created_at,
+                });
+            }
         }
         for (i, w) in self.workloads.iter().enumerate() {
             let live = w.pods.len() as u32;
@@ -278,16 +269,10 @@ impl World {
             let placement = if w.fargate {
                 Placement::Fargate
             } else {
-                let mut groups = w.pods.iter().filter_map(|&p| {
-                    let node = self.pods[p].as_ref()?.node?;
-                    self.nodes[node].as_ref()?.group
-                });
-                match groups.next() {
-                    None => Placement::Ec2(None),
-                    Some(first) => {
-                        let same = groups.all(|g| g == first);
-                        Placement::Ec2(same.then(|| self.groups[first].id.clone()))
-                    }
+                let mut groups = w.running_in_group.keys();
+                match (groups.next(), groups.next()) {
+                    (Some(&only), None) => Placement::Ec2(Some(self.groups[only].id.clone())),
+                    _ => Placement::Ec2(None),
                 }
             };
             view.workloads.push(WorkloadView {

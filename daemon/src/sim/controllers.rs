@@ -115,6 +115,7 @@ impl World {
                 requested: Resources::ZERO,
                 used: Resources::ZERO,
                 pods: Vec::new(),
+                tally: Default::default(),
             }));
             self.node_index.insert(name, id);
             let allocatable = self.nodes[id].as_ref().map_or(Resources::ZERO, |n| n.allocatable);

@@ -15,7 +15,7 @@ use rand::{RngExt, SeedableRng, rngs::StdRng};
 use super::meter::Meter;
 use super::scenario::{Budget, NODE_GROUP_LABEL, Scenario, Target, Volume, WorkloadSpec};
 use super::trace::ReplicaCurve;
-use crate::engine::ports::{FargateTraits, LaunchFailure, PodTemplate};
+use crate::engine::ports::{FargateTraits, LaunchFailure, NodePods, PodShape, PodTemplate};
 
 /// Simulated time starts on Monday 2026-01-05 at the scenario's `start` (UTC).
 pub const EPOCH_MILLIS: u64 = 1_767_571_200_000;
@@ -53,6 +53,8 @@ pub(super) struct SimNode {
     pub requested: Resources,
     pub used: Resources,
     pub pods: Vec<usize>,
+    /// What the view shows of its pods, kept as they are bound and deleted.
+    pub tally: Arc<NodePods>,
 }
 
 pub(super) struct SimPod {
@@ -67,6 +69,8 @@ pub(super) struct SimPod {
     pub fargate_ready_at: Option<u64>,
     /// Jobs: when the pod completes.
     pub finishes_at: Option<u64>,
+    /// The shape it was counted under on its node, once bound.
+    pub shape: Option<Arc<PodShape>>,
 }
 
 pub(super) struct SimWorkload {
@@ -75,12 +79,17 @@ pub(super) struct SimWorkload {
     pub namespace: Arc<str>,
     pub budget_name: Option<Arc<str>>,
     pub template: Arc<PodTemplate>,
+    /// The class of its pods as created now (a placement changes the template).
+    pub shape: Arc<PodShape>,
     pub requests: Resources,
     pub curve: Option<ReplicaCurve>,
     pub batch_times: Vec<u64>,
     pub fargate: bool,
     pub fargate_traits: FargateTraits,
     pub pods: Vec<usize>,
+    /// Pods bound to a node (started), and how many per node group.
+    pub running: u32,
+    pub running_in_group: BTreeMap<usize, u32>,
     pub serial: u64,
     pub wanted: u32,
     pub dirty: bool,
@@ -184,16 +193,28 @@ impl World {
                 })
                 .unwrap_or_default();
             let gpu = spec.requests.gpus > 0;
+            let id =
+                Arc::new(WorkloadRef { kind: spec.kind, namespace: spec.namespace.clone(), name: spec.name.clone() });
+            let namespace: Arc<str> = Arc::from(spec.namespace.as_str());
+            let budget_name: Option<Arc<str>> = spec.disruption_budget.as_ref().map(|_| Arc::from(spec.name.as_str()));
+            let template = Arc::new(template);
+            let requests = Resources { pods: 1, ..spec.requests };
+            let shape = Arc::new(PodShape {
+                namespace: namespace.clone(),
+                owner: Some(id.clone()),
+                requests,
+                template: template.clone(),
+                disruption_budget: budget_name.clone(),
+                mirror: false,
+                unreadable: None,
+            });
             world.workloads.push(SimWorkload {
-                id: Arc::new(WorkloadRef {
-                    kind: spec.kind,
-                    namespace: spec.namespace.clone(),
-                    name: spec.name.clone(),
-                }),
-                namespace: Arc::from(spec.namespace.as_str()),
-                budget_name: spec.disruption_budget.as_ref().map(|_| Arc::from(spec.name.as_str())),
-                template: Arc::new(template),
-                requests: Resources { pods: 1, ..spec.requests },
+                id,
+                namespace,
+                budget_name,
+                template,
+                shape,
+                requests,
                 curve,
                 batch_times,
                 fargate: spec.placement == Target::Fargate,
@@ -205,6 +226,8 @@ impl World {
                     unsupported_platform: false,
                 },
                 pods: Vec::new(),
+                running: 0,
+                running_in_group: BTreeMap::new(),
                 serial: 0,
                 wanted: 0,
                 dirty: true,
@@ -329,6 +352,7 @@ impl World {
             requested: Resources::ZERO,
             used: Resources::ZERO,
             pods: Vec::new(),
+            tally: Default::default(),
         };
         group.instances.push(id);
         self.meter.add_cost_rate(itype.price_per_hour);
@@ -408,6 +432,7 @@ impl World {
             fargate,
             fargate_ready_at: None,
             finishes_at: None,
+            shape: None,
         };
         let id = match self.free_pods.pop() {
             Some(id) => {
@@ -433,11 +458,18 @@ impl World {
     /// Binds a pod to a node and starts it.
     pub(super) fn bind(&mut self, pod: usize, node: usize) {
         let Some(p) = self.pods[pod].as_mut() else { return };
-        let w = &self.workloads[p.workload];
+        let w = &mut self.workloads[p.workload];
         let Some(n) = self.nodes[node].as_mut() else { return };
         p.node = Some(node);
         p.started_at = Some(self.now);
         p.unschedulable = false;
+        p.shape = Some(w.shape.clone());
+        w.running += 1;
+        if let Some(g) = n.group {
+            *w.running_in_group.entry(g).or_default() += 1;
+        }
+        let w = &self.workloads[p.workload];
+        Arc::make_mut(&mut n.tally).add(&w.shape, p.name.clone());
         n.pods.push(pod);
         n.requested = n.requested.saturating_add(&w.requests);
         n.used = n.used.saturating_add(&scale(&w.requests, w.spec.usage));
@@ -475,7 +507,20 @@ impl World {
         }
         if let Some(node) = p.node {
             let fargate_node = self.nodes[node].as_ref().is_some_and(|n| n.fargate);
+            let w = &mut self.workloads[p.workload];
+            w.running = w.running.saturating_sub(1);
+            if let Some(g) = self.nodes[node].as_ref().and_then(|n| n.group)
+                && let Some(count) = w.running_in_group.get_mut(&g)
+            {
+                *count -= 1;
+                if *count == 0 {
+                    w.running_in_group.remove(&g);
+                }
+            }
             if let Some(n) = self.nodes[node].as_mut() {
+                if let Some(shape) = &p.shape {
+                    Arc::make_mut(&mut n.tally).remove(shape, &p.name);
+                }
                 n.pods.retain(|&q| q != pod);
                 n.requested = n.requested.saturating_sub(&requests);
                 n.used = n.used.saturating_sub(&scale(&requests, usage));

@@ -60,7 +60,7 @@ impl Policy for Binpack {
     fn evaluate(snapshot: &dyn Snapshot, settings: &Settings, state: &mut State) -> Result<Vec<Decision>, String> {
         let mut decisions = scale_up::plan(snapshot);
         // Like Cluster Autoscaler, never shrink while pods are waiting for capacity.
-        if settings.scale_down && snapshot.pending_pods().is_empty() {
+        if settings.scale_down && snapshot.pending_shapes().is_empty() {
             decisions.extend(scale_down::plan(snapshot, settings, state));
         } else {
             state.clear();

@@ -1,6 +1,17 @@
 //! Scale-up: first-fit decreasing of pending pods onto new nodes, cheapest group first.
+//!
+//! Works on pending shapes (pods alike for placement, with a count): a 1,000-replica
+//! Deployment crosses the plugin boundary as one record. The packing itself still places
+//! pod by pod, so the plan is the one per-pod first-fit decreasing gives.
 
 use ballast_sdk::prelude::*;
+
+/// How many pods of one shape (an index into the pending shapes).
+#[derive(Clone, Copy)]
+struct Pods {
+    shape: usize,
+    count: u32,
+}
 
 /// A group's answer for a set of pods: how many it places on how many new nodes.
 struct Fit<'a> {
@@ -8,28 +19,32 @@ struct Fit<'a> {
     template: Resources,
     price: f64,
     new_nodes: u32,
-    /// Indices (into the pending list) of the pods placed.
-    placed: Vec<usize>,
+    /// The pods placed, by shape.
+    placed: Vec<Pods>,
 }
 
 impl Fit<'_> {
     fn cost(&self) -> f64 {
         self.new_nodes as f64 * self.price
     }
+
+    fn pods(&self) -> u32 {
+        self.placed.iter().map(|p| p.count).sum()
+    }
 }
 
 pub fn plan(snapshot: &dyn Snapshot) -> Vec<Decision> {
-    let pods = snapshot.pending_pods();
-    if pods.is_empty() {
+    let shapes = snapshot.pending_shapes();
+    if shapes.is_empty() {
         return Vec::new();
     }
     // Largest first, by the dimension that is scarcest on a typical node (CPU then memory).
-    let mut order: Vec<usize> = (0..pods.len()).collect();
+    let mut order: Vec<usize> = (0..shapes.len()).collect();
     order.sort_by(|&a, &b| {
-        let (ra, rb) = (&pods[a].requests, &pods[b].requests);
+        let (ra, rb) = (&shapes[a].requests, &shapes[b].requests);
         (rb.cpu_millis, rb.memory_bytes).cmp(&(ra.cpu_millis, ra.memory_bytes))
     });
-    let mut waiting = order;
+    let mut waiting: Vec<Pods> = order.into_iter().map(|shape| Pods { shape, count: shapes[shape].count }).collect();
     let mut decisions = Vec::new();
     let mut groups: Vec<&NodeGroup> = snapshot
         .node_groups()
@@ -38,20 +53,25 @@ pub fn plan(snapshot: &dyn Snapshot) -> Vec<Decision> {
         .collect();
 
     while !waiting.is_empty() && !groups.is_empty() {
-        let fits: Vec<Fit> = groups.iter().map(|g| fit(g, pods, &waiting)).filter(|f| !f.placed.is_empty()).collect();
+        let fits: Vec<Fit> = groups.iter().map(|g| fit(g, shapes, &waiting)).filter(|f| f.pods() > 0).collect();
         // Most pods placed, then lowest cost, then fewest nodes.
         let Some(best) = fits.iter().min_by(|a, b| {
-            b.placed.len().cmp(&a.placed.len()).then(a.cost().total_cmp(&b.cost())).then(a.new_nodes.cmp(&b.new_nodes))
+            b.pods().cmp(&a.pods()).then(a.cost().total_cmp(&b.cost())).then(a.new_nodes.cmp(&b.new_nodes))
         }) else {
             break;
         };
         if best.new_nodes > 0 {
             decisions.push(Decision::new(
                 Action::ScaleTo { group: best.group.id.clone(), size: best.group.desired_size + best.new_nodes },
-                reason(best, &fits, pods),
+                reason(best, &fits, shapes),
             ));
         }
-        waiting.retain(|i| !best.placed.contains(i));
+        for placed in &best.placed {
+            if let Some(w) = waiting.iter_mut().find(|w| w.shape == placed.shape) {
+                w.count -= placed.count.min(w.count);
+            }
+        }
+        waiting.retain(|w| w.count > 0);
         let chosen = best.group.id.clone();
         groups.retain(|g| g.id != chosen);
     }
@@ -62,39 +82,50 @@ pub fn plan(snapshot: &dyn Snapshot) -> Vec<Decision> {
 /// for, booting, or registered but not Ready: the scheduler cannot use them, but soon will),
 /// then onto new ones up to the group's max. Reads no node list, so a plugin that only scales
 /// up never pays for copying the nodes.
-fn fit<'a>(group: &'a NodeGroup, pods: &[PendingPod], waiting: &[usize]) -> Fit<'a> {
+fn fit<'a>(group: &'a NodeGroup, shapes: &[PendingShape], waiting: &[Pods]) -> Fit<'a> {
     let template = group.guaranteed_allocatable();
     let booting = group.desired_size.saturating_sub(group.ready_nodes);
-    let headroom = group.max_size.saturating_sub(group.desired_size);
+    let limit = (booting + group.max_size.saturating_sub(group.desired_size)) as usize;
     let mut bins: Vec<Resources> = vec![template; booting as usize];
     let mut placed = Vec::new();
-    for &i in waiting {
-        let pod = &pods[i];
-        let request = Resources { pods: pod.requests.pods.max(1), ..pod.requests };
-        if !group.admits(pod) || !template.fits(&request) {
+    for w in waiting {
+        let shape = &shapes[w.shape];
+        let request = Resources { pods: shape.requests.pods.max(1), ..shape.requests };
+        if !group.admits(shape) || !template.fits(&request) {
             continue;
         }
-        let index = match bins.iter().position(|free| free.fits(&request)) {
-            Some(index) => index,
-            None if bins.len() < (booting + headroom) as usize => {
-                bins.push(template);
-                bins.len() - 1
-            }
-            None => continue,
-        };
-        let free = &mut bins[index];
-        *free = free.saturating_sub(&request);
-        placed.push(i);
+        // Pods of a shape are alike and bins only fill up, so the next pod of the shape never
+        // fits before where the last one went: the search resumes there.
+        let mut from = 0;
+        let mut count = 0;
+        for _ in 0..w.count {
+            let index = match bins[from..].iter().position(|free| free.fits(&request)) {
+                Some(offset) => from + offset,
+                None if bins.len() < limit => {
+                    bins.push(template);
+                    bins.len() - 1
+                }
+                None => break,
+            };
+            let free = &mut bins[index];
+            *free = free.saturating_sub(&request);
+            from = index;
+            count += 1;
+        }
+        if count > 0 {
+            placed.push(Pods { shape: w.shape, count });
+        }
     }
     let new_nodes = (bins.len() as u32).saturating_sub(booting);
     Fit { group, template, price: group.max_price_per_hour(), new_nodes, placed }
 }
 
-fn reason(best: &Fit, all: &[Fit], pods: &[PendingPod]) -> String {
-    let count = best.placed.len();
-    let sample = &pods[best.placed[0]].requests;
-    let same = best.placed.iter().all(|&i| {
-        pods[i].requests.cpu_millis == sample.cpu_millis && pods[i].requests.memory_bytes == sample.memory_bytes
+fn reason(best: &Fit, all: &[Fit], shapes: &[PendingShape]) -> String {
+    let count = best.pods();
+    let sample = &shapes[best.placed[0].shape].requests;
+    let same = best.placed.iter().all(|p| {
+        let r = &shapes[p.shape].requests;
+        r.cpu_millis == sample.cpu_millis && r.memory_bytes == sample.memory_bytes
     });
     let what = if same { format!("{count} pending pods ({} each)", sample) } else { format!("{count} pending pods") };
     let type_name = best.group.instance_types.first().map(|t| t.name.as_str()).unwrap_or("?");
@@ -108,7 +139,7 @@ fn reason(best: &Fit, all: &[Fit], pods: &[PendingPod]) -> String {
     let others: Vec<String> = all
         .iter()
         .filter(|f| f.group.id != best.group.id)
-        .map(|f| format!("{}: {} pods on {} nodes, ${:.4}/h", f.group.id, f.placed.len(), f.new_nodes, f.cost()))
+        .map(|f| format!("{}: {} pods on {} nodes, ${:.4}/h", f.group.id, f.pods(), f.new_nodes, f.cost()))
         .collect();
     if !others.is_empty() {
         text.push_str(&format!("; cheapest of {} groups (others: {})", all.len(), others.join("; ")));

@@ -50,15 +50,16 @@ impl Policy for Thresholds {
             .iter()
             .filter(|g| g.kind == NodeGroupKind::Asg && !g.instance_types.is_empty())
             .collect();
-        let mut claimed = vec![false; snapshot.pending_pods().len()];
+        let pending = snapshot.pending_shapes();
+        let mut claimed = vec![false; pending.len()];
         for group in groups {
             let nodes = snapshot.nodes_in_group(&group.id);
             let live: Vec<&Node> = nodes.iter().filter(|n| n.ready && !n.cordoned).collect();
             let mut requested = live.iter().fold(Resources::ZERO, |acc, n| acc.saturating_add(&n.requested));
-            for (i, pod) in snapshot.pending_pods().iter().enumerate() {
-                if !claimed[i] && group.admits(pod) {
+            for (i, shape) in pending.iter().enumerate() {
+                if !claimed[i] && group.admits(shape) {
                     claimed[i] = true;
-                    requested = requested.saturating_add(&pod.requests);
+                    requested = requested.saturating_add(&shape.requests.times(shape.count));
                 }
             }
             let template = group.guaranteed_allocatable();

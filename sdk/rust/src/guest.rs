@@ -53,6 +53,7 @@ struct WasmSnapshot<'a> {
     node_groups: OnceCell<Vec<m::NodeGroup>>,
     nodes: OnceCell<Vec<m::Node>>,
     pending_pods: OnceCell<Vec<m::PendingPod>>,
+    pending_shapes: OnceCell<Vec<m::PendingShape>>,
     workloads: OnceCell<Vec<m::Workload>>,
     fargate: OnceCell<m::FargatePricing>,
     proposals: OnceCell<Vec<m::Proposal>>,
@@ -66,6 +67,7 @@ impl<'a> WasmSnapshot<'a> {
             node_groups: OnceCell::new(),
             nodes: OnceCell::new(),
             pending_pods: OnceCell::new(),
+            pending_shapes: OnceCell::new(),
             workloads: OnceCell::new(),
             fargate: OnceCell::new(),
             proposals: OnceCell::new(),
@@ -92,6 +94,9 @@ impl Snapshot for WasmSnapshot<'_> {
     }
     fn pending_pods(&self) -> &[m::PendingPod] {
         self.pending_pods.get_or_init(|| self.handle.pending_pods().into_iter().map(pending_pod).collect())
+    }
+    fn pending_shapes(&self) -> &[m::PendingShape] {
+        self.pending_shapes.get_or_init(|| self.handle.pending_shapes().into_iter().map(pending_shape).collect())
     }
     fn workloads(&self) -> &[m::Workload] {
         self.workloads.get_or_init(|| self.handle.workloads().into_iter().map(workload).collect())
@@ -221,18 +226,33 @@ fn pending_pod(p: w::PendingPod) -> m::PendingPod {
         owner: p.owner.map(workload_ref),
         node_selector: labels(p.node_selector),
         affinity_keys: p.affinity_keys,
-        tolerations: p
-            .tolerations
-            .into_iter()
-            .map(|t| m::Toleration {
-                key: t.key,
-                operator_exists: t.operator_exists,
-                value: t.value,
-                effect: t.effect.map(taint_effect),
-            })
-            .collect(),
+        tolerations: tolerations(p.tolerations),
         age_seconds: p.age_seconds,
     }
+}
+
+fn pending_shape(p: w::PendingShape) -> m::PendingShape {
+    m::PendingShape {
+        namespace: p.namespace,
+        owner: p.owner.map(workload_ref),
+        requests: resources(p.requests),
+        node_selector: labels(p.node_selector),
+        affinity_keys: p.affinity_keys,
+        tolerations: tolerations(p.tolerations),
+        count: p.count,
+        oldest_age_seconds: p.oldest_age_seconds,
+    }
+}
+
+fn tolerations(list: Vec<w::Toleration>) -> Vec<m::Toleration> {
+    list.into_iter()
+        .map(|t| m::Toleration {
+            key: t.key,
+            operator_exists: t.operator_exists,
+            value: t.value,
+            effect: t.effect.map(taint_effect),
+        })
+        .collect()
 }
 
 fn workload(wl: w::Workload) -> m::Workload {

@@ -64,6 +64,16 @@ impl Resources {
         }
     }
 
+    /// `n` of these, e.g. what a pending shape requests in all.
+    pub fn times(&self, n: u32) -> Resources {
+        Resources {
+            cpu_millis: self.cpu_millis.saturating_mul(u64::from(n)),
+            memory_bytes: self.memory_bytes.saturating_mul(u64::from(n)),
+            pods: self.pods.saturating_mul(n),
+            gpus: self.gpus.saturating_mul(n),
+        }
+    }
+
     /// The larger of the CPU and memory fractions of `of` that `self` takes, as Cluster
     /// Autoscaler and Escalator measure utilisation. Zero when `of` is empty.
     pub fn utilisation_of(&self, of: &Resources) -> f64 {
@@ -104,7 +114,7 @@ pub struct Taint {
     pub effect: TaintEffect,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
 pub struct Toleration {
     /// Empty together with `operator_exists` tolerates everything.
@@ -186,15 +196,16 @@ impl NodeGroup {
         self.instance_types.iter().map(|t| t.price_per_hour).fold(0.0, f64::max)
     }
 
-    /// True if a pod with these constraints may be scheduled on a new node of this group.
-    pub fn admits(&self, pod: &PendingPod) -> bool {
-        pod.node_selector.iter().all(|(k, v)| self.labels.get(k) == Some(v))
-            && pod.affinity_keys.iter().all(|k| self.labels.contains_key(k))
+    /// True if a pod with these constraints (a [`PendingPod`] or a [`PendingShape`]) may be
+    /// scheduled on a new node of this group.
+    pub fn admits(&self, pod: &impl Constraints) -> bool {
+        pod.node_selector().iter().all(|(k, v)| self.labels.get(k) == Some(v))
+            && pod.affinity_keys().iter().all(|k| self.labels.contains_key(k))
             && self
                 .taints
                 .iter()
                 .filter(|t| t.effect != TaintEffect::PreferNoSchedule)
-                .all(|t| pod.tolerations.iter().any(|tol| tol.tolerates(t)))
+                .all(|t| pod.tolerations().iter().any(|tol| tol.tolerates(t)))
     }
 }
 
@@ -263,6 +274,96 @@ pub struct PendingPod {
     pub affinity_keys: Vec<String>,
     pub tolerations: Vec<Toleration>,
     pub age_seconds: u64,
+}
+
+/// Pending pods interchangeable for placement, counted (interface 0.1.2): what
+/// [`crate::Snapshot::pending_shapes`] returns.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
+pub struct PendingShape {
+    pub namespace: String,
+    pub owner: Option<WorkloadRef>,
+    /// What each pod of the shape requests.
+    pub requests: Resources,
+    pub node_selector: BTreeMap<String, String>,
+    /// Label keys named by required node affinity terms.
+    pub affinity_keys: Vec<String>,
+    pub tolerations: Vec<Toleration>,
+    /// How many pods of this shape are waiting.
+    pub count: u32,
+    /// How long the one that has waited longest has waited.
+    pub oldest_age_seconds: u64,
+}
+
+/// Where a pod may be scheduled: what [`NodeGroup::admits`] reads.
+pub trait Constraints {
+    fn node_selector(&self) -> &BTreeMap<String, String>;
+    fn affinity_keys(&self) -> &[String];
+    fn tolerations(&self) -> &[Toleration];
+}
+
+impl Constraints for PendingPod {
+    fn node_selector(&self) -> &BTreeMap<String, String> {
+        &self.node_selector
+    }
+    fn affinity_keys(&self) -> &[String] {
+        &self.affinity_keys
+    }
+    fn tolerations(&self) -> &[Toleration] {
+        &self.tolerations
+    }
+}
+
+impl Constraints for PendingShape {
+    fn node_selector(&self) -> &BTreeMap<String, String> {
+        &self.node_selector
+    }
+    fn affinity_keys(&self) -> &[String] {
+        &self.affinity_keys
+    }
+    fn tolerations(&self) -> &[Toleration] {
+        &self.tolerations
+    }
+}
+
+/// Groups pending pods by shape, in the order each shape's first pod appears, with counts
+/// and the oldest age. The one definition of a shape: the host and snapshot files both use it.
+pub fn pending_shapes(pods: &[PendingPod]) -> Vec<PendingShape> {
+    type Key<'a> =
+        (&'a str, Option<&'a WorkloadRef>, Resources, &'a BTreeMap<String, String>, &'a [String], &'a [Toleration]);
+    let mut index: std::collections::HashMap<Key<'_>, usize> = std::collections::HashMap::new();
+    let mut shapes: Vec<PendingShape> = Vec::new();
+    for pod in pods {
+        let key = (
+            pod.namespace.as_str(),
+            pod.owner.as_ref(),
+            pod.requests,
+            &pod.node_selector,
+            pod.affinity_keys.as_slice(),
+            pod.tolerations.as_slice(),
+        );
+        match index.get(&key) {
+            Some(&i) => {
+                let shape = &mut shapes[i];
+                shape.count += 1;
+                shape.oldest_age_seconds = shape.oldest_age_seconds.max(pod.age_seconds);
+            }
+            None => {
+                index.insert(key, shapes.len());
+                shapes.push(PendingShape {
+                    namespace: pod.namespace.clone(),
+                    owner: pod.owner.clone(),
+                    requests: pod.requests,
+                    node_selector: pod.node_selector.clone(),
+                    affinity_keys: pod.affinity_keys.clone(),
+                    tolerations: pod.tolerations.clone(),
+                    count: 1,
+                    oldest_age_seconds: pod.age_seconds,
+                });
+            }
+        }
+    }
+    shapes
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,8 +1,10 @@
 //! The read-only view a policy evaluates, and its in-memory form.
 
+use std::sync::OnceLock;
+
 use serde::{Deserialize, Serialize};
 
-use crate::model::{FargatePricing, MetricSeries, Node, NodeGroup, PendingPod, Proposal, Workload};
+use crate::model::{FargatePricing, MetricSeries, Node, NodeGroup, PendingPod, PendingShape, Proposal, Workload};
 
 /// What a policy can read about the cluster in one evaluation.
 ///
@@ -18,7 +20,12 @@ pub trait Snapshot {
     fn nodes_in_group(&self, group: &str) -> Vec<Node> {
         self.nodes().iter().filter(|n| n.group.as_deref() == Some(group)).cloned().collect()
     }
+    /// Every pod waiting for capacity, one record each.
     fn pending_pods(&self) -> &[PendingPod];
+    /// The pending pods grouped by shape with counts (interface 0.1.2), in the order each
+    /// shape's first pod appears in [`Snapshot::pending_pods`]. Inside a plugin this crosses
+    /// the boundary once per shape instead of once per pod: prefer it when many replicas wait.
+    fn pending_shapes(&self) -> &[PendingShape];
     fn workloads(&self) -> &[Workload];
     fn fargate_pricing(&self) -> &FargatePricing;
     /// Decisions earlier plugins of the chain proposed this tick.
@@ -52,6 +59,21 @@ pub struct SnapshotData {
     pub fargate_pricing: FargatePricing,
     pub proposals: Vec<Proposal>,
     pub metrics: Vec<MetricSeries>,
+    /// Worked out from `pending_pods` on first use; never written to a file.
+    #[serde(skip)]
+    pub shapes: DerivedShapes,
+}
+
+/// [`SnapshotData::pending_shapes`], computed once from the pending pods. Equal to any other,
+/// so that comparing two snapshots compares what they hold, not whether one was asked for
+/// its shapes yet.
+#[derive(Clone, Debug, Default)]
+pub struct DerivedShapes(OnceLock<Vec<PendingShape>>);
+
+impl PartialEq for DerivedShapes {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 impl Snapshot for SnapshotData {
@@ -66,6 +88,9 @@ impl Snapshot for SnapshotData {
     }
     fn pending_pods(&self) -> &[PendingPod] {
         &self.pending_pods
+    }
+    fn pending_shapes(&self) -> &[PendingShape] {
+        self.shapes.0.get_or_init(|| crate::model::pending_shapes(&self.pending_pods))
     }
     fn workloads(&self) -> &[Workload] {
         &self.workloads

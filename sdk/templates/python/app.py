@@ -34,16 +34,18 @@ class Policy(exports.Policy):
         # Each getter fetches from the host on call: read only what you need. Besides nodes,
         # groups, pods and workloads: snapshot.metrics(), the CloudWatch series this policy's
         # configuration names (each a types.MetricSeries: name, points, read_at_millis, error).
-        pending = snapshot.pending_pods()
+        # pending_shapes() groups the pending pods (alike for placement) with a count: far
+        # cheaper than pending_pods() when many replicas wait.
+        pending = sum(shape.count for shape in snapshot.pending_shapes())
         decisions = []
         for group in snapshot.node_groups():
-            if group.kind != types.NodeGroupKind.ASG or not pending:
+            if group.kind != types.NodeGroupKind.ASG or pending == 0:
                 continue
             target = min(group.max_size, max(group.desired_size, settings["warm_nodes"]))
             if target > group.desired_size:
                 decisions.append(types.Decision(
                     action=types.Action_ScaleTo(types.ScaleTo(group=group.id, size=target)),
-                    reason=f"{len(pending)} pods pending: keep {target} warm nodes in {group.id}",
+                    reason=f"{pending} pods pending: keep {target} warm nodes in {group.id}",
                 ))
         host.log(host.Level.INFO, f"{len(decisions)} decisions")
         # `state` (bytes) is handed back next time as snapshot.state(); None keeps the old one.

@@ -194,8 +194,8 @@ mod tests {
     #[test]
     fn a_pending_pod_is_explained_group_by_group() {
         let mut world = fixture::World::default();
-        world.cluster.pods.push(fixture::pod("web-9", None, Some(fixture::web()), 500));
-        world.cluster.pods.push(fixture::pod("huge", None, Some(fixture::web()), 64_000));
+        world.pods.push(fixture::pod("web-9", None, Some(fixture::web()), 500));
+        world.pods.push(fixture::pod("huge", None, Some(fixture::web()), 64_000));
         let backoff = BackoffState { until: NOW + 60_000, reason: "launch failed: no capacity".into() };
         world.state.group("batch").backoff = Some(backoff);
         let obs = Arc::new(world.observe());

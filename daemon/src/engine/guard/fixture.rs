@@ -25,7 +25,9 @@ const GIB: u64 = 1 << 30;
 
 pub struct World {
     pub groups: Vec<GroupView>,
+    /// The cluster without its pods: [`World::observe`] counts `pods` onto it.
     pub cluster: ClusterView,
+    pub pods: Vec<PodView>,
     pub config: Guardrails,
     pub state: EngineState,
     pub fargate: bool,
@@ -78,6 +80,7 @@ pub fn node(name: &str, instance: Option<&str>, group: Option<&str>) -> NodeView
         scale_down_disabled: false,
         group_label: group.map(str::to_string),
         removal_mark: None,
+        pods: Default::default(),
     }
 }
 
@@ -112,6 +115,7 @@ impl Default for World {
     fn default() -> Self {
         let mut web_group = group("web", 1, 10, 4);
         let mut cluster = ClusterView::default();
+        let mut pods = Vec::new();
         for (i, cpu) in [250, 500, 1000, 1500].into_iter().enumerate() {
             let (name, instance) = (format!("w{}", i + 1), format!("i-w{}", i + 1));
             web_group.instances.push(InstanceView {
@@ -121,7 +125,7 @@ impl Default for World {
                 lifecycle: InstanceLifecycle::InService,
             });
             cluster.nodes.push(node(&name, Some(&instance), Some("web")));
-            cluster.pods.push(pod(&format!("web-{}", i + 1), Some(&name), Some(web()), cpu));
+            pods.push(pod(&format!("web-{}", i + 1), Some(&name), Some(web()), cpu));
         }
         cluster.workloads = vec![
             workload_view(web(), FargateTraits::default()),
@@ -131,6 +135,7 @@ impl Default for World {
         World {
             groups: vec![web_group, group("batch", 0, 5, 0)],
             cluster,
+            pods,
             config: Guardrails::default(),
             state: EngineState::default(),
             fargate: true,
@@ -144,7 +149,7 @@ impl World {
     }
 
     pub fn pod_mut(&mut self, name: &str) -> &mut PodView {
-        self.cluster.pods.iter_mut().find(|p| &*p.name == name).expect("a fixture pod")
+        self.pods.iter_mut().find(|p| &*p.name == name).expect("a fixture pod")
     }
 
     pub fn node_mut(&mut self, name: &str) -> &mut NodeView {
@@ -191,7 +196,14 @@ impl World {
             being_removed: &being_removed,
             metrics: Vec::new(),
         };
-        observe::observe(self.cluster.clone(), self.groups.clone(), &cx)
+        observe::observe(self.view(), self.groups.clone(), &cx)
+    }
+
+    /// The cluster as an adapter would show it: `cluster` with `pods` counted onto it.
+    pub fn view(&self) -> ClusterView {
+        let mut cluster = self.cluster.clone();
+        cluster.count_pods(&self.pods);
+        cluster
     }
 
     /// Judges `actions`, each proposed by its own plugin (`p0`, `p1`, ...).

@@ -113,7 +113,7 @@ fn scenario() -> impl Strategy<Value = Scenario> {
 fn world(s: &Scenario) -> World {
     let mut w = World { groups: Vec::new(), fargate: s.fargate, ..World::default() };
     w.cluster.nodes.clear();
-    w.cluster.pods.clear();
+    w.pods.clear();
     w.cluster.workloads[0].id = workload(WorkloadKind::Deployment, "shop", "web");
     w.cluster.workloads[1].id = workload(WorkloadKind::Deployment, "shop", "db");
     w.cluster.workloads[1].fargate_traits = FargateTraits { privileged: true, ..FargateTraits::default() };
@@ -134,7 +134,7 @@ fn world(s: &Scenario) -> World {
             });
             w.cluster.nodes.push(node(&name, Some(&instance), Some(&id)));
             let owner = (!pinned).then(|| workload(WorkloadKind::Deployment, "shop", "web"));
-            w.cluster.pods.push(pod(&format!("{name}-pod"), Some(&name), owner, *cpu));
+            w.pods.push(pod(&format!("{name}-pod"), Some(&name), owner, *cpu));
         }
         w.groups.push(view);
         let state = GroupState {

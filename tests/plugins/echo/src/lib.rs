@@ -15,6 +15,8 @@ pub struct Read {
     pub snapshot: SnapshotData,
     /// `nodes-in-group` for every group.
     pub by_group: BTreeMap<String, Vec<Node>>,
+    /// `pending-shapes` (0.1.2).
+    pub pending_shapes: Vec<PendingShape>,
 }
 
 pub struct Echo;
@@ -35,8 +37,10 @@ impl Policy for Echo {
                 fargate_pricing: snapshot.fargate_pricing().clone(),
                 proposals: snapshot.proposals().to_vec(),
                 metrics: snapshot.metrics().to_vec(),
+                shapes: Default::default(),
             },
             by_group,
+            pending_shapes: snapshot.pending_shapes().to_vec(),
         };
         Ok(Vec::new())
     }
