@@ -20,7 +20,7 @@ use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 
 /// A cluster of `nodes` nodes over four groups, a third of them lightly used, and `pending`
 /// pending pods of 20 shapes (20 Deployments, five request sizes).
-fn cluster(nodes: usize, pending: u32) -> SnapshotData {
+fn cluster(nodes: usize, pending: usize) -> SnapshotData {
     let groups = [
         ("m5", "m5.large", "2", "8Gi", 0.096),
         ("c5", "c5.large", "2", "4Gi", 0.085),

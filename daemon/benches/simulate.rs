@@ -65,7 +65,7 @@ fn main() {
 
 /// Builds a synthetic cluster of `groups` groups of 50 nodes with 30 pods each, then times 30
 /// ticks, each after 10 s of world steps.
-fn large_ticks(host: &PolicyHost, groups: usize, label: &str) {
+fn large_ticks(host: &PolicyHost, groups: u32, label: &str) {
     let scenario = synthetic::scenario(groups, 50, 30, 1).unwrap();
     let sim = Simulation { scenario, seed: 1, policies: policies(), mode: Mode::Enforce, journal: None };
     let built = Instant::now();

@@ -15,8 +15,8 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::daemon_config::{DaemonConfig, PolicyEntry};
-use crate::engine::control::{Asked, Change};
-use crate::engine::live::Live;
+use crate::engine::control::Asked;
+use crate::policy::{Change, Live};
 use crate::metrics::{Metrics, ReloadLabels};
 use crate::policy::{ChainEntry, LoadError, PluginSpec, PolicyHost};
 use crate::runner::Command;

@@ -10,8 +10,9 @@ use tokio::time::Instant;
 
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::engine::control::{Asked, Change, ChangeError};
-use crate::engine::{Capacity, Clock, Cluster, Engine};
+use crate::engine::control::{Asked, ChangeError};
+use crate::engine::{Capacity, Clock, Cluster};
+use crate::policy::{Change, Engine};
 
 /// Drives an engine in real time.
 pub struct Runner<C, P, K> {

@@ -100,12 +100,13 @@ fn inspect_shows_the_interface_and_refuses_a_newer_one() {
     let plugins = Path::new(env!("BALLAST_PLUGIN_DIR"));
     let out = ballast(&["plugin", "inspect", plugins.join("binpack.wasm").to_str().unwrap(), "-o", "json"]);
     let value: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
-    assert_eq!(value["policy_version"], "0.1.1");
+    assert_eq!(value["policy_version"], ballast_sdk::INTERFACE_VERSION);
     assert_eq!(value["digest"].as_str().unwrap().len(), 64);
 
     let out = ballast(&["plugin", "inspect", plugins.join("future_version_policy.wasm").to_str().unwrap()]);
     let text = stdout(&out);
-    assert!(text.contains("ballast:policy@0.2.0") && text.contains("serves ballast:policy@0.1.1"), "{text}");
+    let serves = format!("serves ballast:policy@{}", ballast_sdk::INTERFACE_VERSION);
+    assert!(text.contains("ballast:policy@0.2.0") && text.contains(&serves), "{text}");
 }
 
 #[test]

@@ -10,7 +10,8 @@ use std::sync::Arc;
 
 use ballast::engine::ports::{Capacity, Cluster, ClusterView};
 use ballast::engine::record::{ActionResult, DecisionRecord, GuardOutcome, Record, Trigger};
-use ballast::engine::{Engine, Mode};
+use ballast::engine::Mode;
+use ballast::policy::Engine;
 use ballast::policy::{PluginLimits, PluginSpec};
 use ballast::sim::{Scenario, SimHandle, Simulation};
 use serde_json::json;

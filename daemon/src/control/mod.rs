@@ -25,7 +25,7 @@ use tokio::sync::{Semaphore, mpsc};
 
 pub use settings::ControlSettings;
 
-use crate::engine::live::Live;
+use crate::policy::Live;
 use crate::engine::record::Recorder;
 use crate::policy::PolicyHost;
 use crate::runner::Command;

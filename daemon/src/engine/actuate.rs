@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use ballast_sdk::{Action, WorkloadRef};
 
+use super::policies::Policies;
 use super::announce;
 use super::failure::{Disposition, Step, disposition};
 use super::observe::Observation;
@@ -72,7 +73,7 @@ impl Results {
     }
 }
 
-impl<C: Cluster, P: Capacity> Engine<C, P> {
+impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
     pub(super) async fn actuate(&mut self, plan: &Plan, obs: &Observation, now: u64, tick: u64) -> Results {
         let mut results = Results::default();
         for (group, &size) in &plan.scales {

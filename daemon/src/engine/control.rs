@@ -1,15 +1,15 @@
 //! Changes to a running engine asked for by someone (the control API): its mode, and the
 //! plugins of its chain. Applied between ticks, each recorded with who asked and why.
 
+use super::policies::{PluginMode, Policies, PolicyEntry};
 use super::record::{ControlRecord, Record};
 use super::{Capacity, Cluster, Engine, Mode};
-use crate::policy::{ChainEntry, PluginMode};
 
-/// A change to the engine.
-pub enum Change {
+/// A change to the engine; `E` is its policies' entry type.
+pub enum Change<E> {
     Mode(Mode),
     /// Adds a plugin at the end of the chain, or replaces the one of that name.
-    Load(ChainEntry),
+    Load(E),
     Unload(String),
     PluginMode {
         plugin: String,
@@ -18,7 +18,7 @@ pub enum Change {
     /// The whole chain, as a configuration reload arrived at it; `notes` say what could not
     /// be loaded and was kept as it ran.
     Chain {
-        entries: Vec<ChainEntry>,
+        entries: Vec<E>,
         notes: Vec<String>,
     },
 }
@@ -41,12 +41,12 @@ pub enum ChangeError {
     NoSuchPlugin(String),
 }
 
-impl<C: Cluster, P: Capacity> Engine<C, P> {
+impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
     /// Makes `change`, records it with `asked`, and returns what the record says changed.
     ///
     /// # Guarantees
     /// Takes effect at the next tick; a refused change changes nothing and records nothing.
-    pub fn change(&mut self, change: Change, asked: &Asked, now: u64) -> Result<String, ChangeError> {
+    pub fn change(&mut self, change: Change<Q::Entry>, asked: &Asked, now: u64) -> Result<String, ChangeError> {
         let description = match change {
             Change::Mode(mode) => {
                 let before = self.mode();
@@ -56,35 +56,35 @@ impl<C: Cluster, P: Capacity> Engine<C, P> {
             Change::Load(entry) => {
                 let what = format!(
                     "plugin {} (sha256 {}) from {} in {} mode",
-                    entry.plugin.name(),
-                    entry.plugin.info().digest,
-                    entry.source,
-                    entry.mode
+                    entry.name(),
+                    entry.digest(),
+                    entry.source(),
+                    entry.mode()
                 );
-                match self.chain.insert(entry) {
+                match self.policies.insert(entry) {
                     Some(_) => format!("replace {what}"),
                     None => format!("load {what}"),
                 }
             }
             Change::Unload(name) => {
-                self.chain.remove(&name).ok_or_else(|| ChangeError::NoSuchPlugin(name.clone()))?;
+                self.policies.remove(&name).ok_or_else(|| ChangeError::NoSuchPlugin(name.clone()))?;
                 format!("unload plugin {name}")
             }
             Change::PluginMode { plugin, mode } => {
                 let before = self
-                    .chain
+                    .policies
                     .entry(&plugin)
-                    .map(|e| e.mode)
+                    .map(|e| e.mode())
                     .ok_or_else(|| ChangeError::NoSuchPlugin(plugin.clone()))?;
-                self.chain.set_mode(&plugin, mode);
+                self.policies.set_mode(&plugin, mode);
                 format!("plugin {plugin} mode {before} -> {mode}")
             }
             Change::Chain { entries, notes } => {
                 let names: Vec<String> = entries
                     .iter()
-                    .map(|e| format!("{} ({}, sha256 {})", e.plugin.name(), e.mode, short(&e.plugin.info().digest)))
+                    .map(|e| format!("{} ({}, sha256 {})", e.name(), e.mode(), short(e.digest())))
                     .collect();
-                self.chain.replace_all(entries);
+                self.policies.replace_all(entries);
                 let mut description = format!("chain {}", names.join(", "));
                 for note in notes {
                     description.push_str("; ");
@@ -93,7 +93,7 @@ impl<C: Cluster, P: Capacity> Engine<C, P> {
                 description
             }
         };
-        self.live.set_plugins(self.chain.entries().to_vec());
+        self.live.set_plugins(self.policies.entries().to_vec());
         tracing::info!(caller = %asked.caller, change = %description, reason = %asked.reason, "changed by request");
         self.recorder.record(Record::Control(ControlRecord {
             tick: self.tick,

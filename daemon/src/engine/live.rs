@@ -9,17 +9,29 @@ use super::config::{Guardrails, Mode};
 use super::observe::Observation;
 use super::record::Trigger;
 use super::state::EngineState;
-use crate::policy::ChainEntry;
 
-/// The engine's published state. Cheap to share; readers take snapshots.
-#[derive(Default)]
-pub struct Live {
+/// The engine's published state. Cheap to share; readers take snapshots. `E` is the
+/// policies' entry type (see [`super::policies::Policies::Entry`]).
+pub struct Live<E> {
     mode: RwLock<Mode>,
     tick: RwLock<Option<Arc<TickInfo>>>,
     observed: RwLock<Option<Arc<Observed>>>,
-    plugins: RwLock<Arc<Vec<ChainEntry>>>,
+    plugins: RwLock<Arc<Vec<E>>>,
     leading: RwLock<Leading>,
     after_tick: RwLock<Vec<TickHook>>,
+}
+
+impl<E> Default for Live<E> {
+    fn default() -> Self {
+        Live {
+            mode: RwLock::default(),
+            tick: RwLock::default(),
+            observed: RwLock::default(),
+            plugins: RwLock::new(Arc::new(Vec::new())),
+            leading: RwLock::default(),
+            after_tick: RwLock::default(),
+        }
+    }
 }
 
 /// Called with each tick's [`TickInfo`] as the tick ends, on the engine's task: it must be
@@ -70,7 +82,7 @@ fn write<T>(lock: &RwLock<T>, value: T) {
     *lock.write().unwrap_or_else(|p| p.into_inner()) = value;
 }
 
-impl Live {
+impl<E> Live<E> {
     pub fn mode(&self) -> Mode {
         read(&self.mode)
     }
@@ -84,7 +96,7 @@ impl Live {
     }
 
     /// The chain's plugins, in order.
-    pub fn plugins(&self) -> Arc<Vec<ChainEntry>> {
+    pub fn plugins(&self) -> Arc<Vec<E>> {
         read(&self.plugins)
     }
 
@@ -117,7 +129,7 @@ impl Live {
         write(&self.observed, Some(Arc::new(observed)));
     }
 
-    pub(crate) fn set_plugins(&self, entries: Vec<ChainEntry>) {
+    pub(crate) fn set_plugins(&self, entries: Vec<E>) {
         write(&self.plugins, Arc::new(entries));
     }
 

@@ -25,6 +25,7 @@ pub mod journal;
 pub mod live;
 pub mod observe;
 pub mod pods;
+pub mod policies;
 pub mod ports;
 pub mod record;
 pub mod rule;
@@ -47,7 +48,7 @@ use record::{
 use schedule::TickSchedule;
 use state::EngineState;
 
-use crate::policy::{ChainOutcome, PolicyChain, Proposed};
+use policies::{Evaluation, Policies, Proposed};
 
 /// The name decisions of the host itself are recorded under.
 pub const HOST: &str = "ballast";
@@ -68,10 +69,10 @@ pub struct TickOutcome {
     pub standby: bool,
 }
 
-pub struct Engine<C, P> {
+pub struct Engine<C, P, Q: Policies> {
     cluster: C,
     capacity: P,
-    chain: PolicyChain,
+    policies: Q,
     config: EngineConfig,
     /// The cluster has a Fargate profile that steered workloads can use.
     fargate: bool,
@@ -84,7 +85,7 @@ pub struct Engine<C, P> {
     identity: String,
     /// Adapter calls answered with throttling so far (each retried on a later tick).
     throttled: u64,
-    live: Arc<live::Live>,
+    live: Arc<live::Live<Q::Entry>>,
     /// CloudWatch series for the snapshot, read by [`series::feed`] outside the tick.
     series: Option<series::SeriesStore>,
 }
@@ -123,21 +124,21 @@ pub(crate) fn decision_record(
 /// tick and again before every action, so a replica that loses leadership mid-tick stops.
 pub type Gate = Arc<dyn Fn() -> bool + Send + Sync>;
 
-impl<C: Cluster, P: Capacity> Engine<C, P> {
+impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
     /// Tick numbers continue from the last record the recorder holds, so a restart that
     /// restores records from the journal does not reuse tick ids.
-    pub fn new(cluster: C, capacity: P, chain: PolicyChain, config: EngineConfig, recorder: Recorder) -> Self {
+    pub fn new(cluster: C, capacity: P, policies: Q, config: EngineConfig, recorder: Recorder) -> Self {
         let schedule = TickSchedule::new(config.tick_interval, &config.batching);
         let tick = recorder.last_tick().unwrap_or(0);
         let records: Vec<Record> = recorder.records().collect();
         let state = EngineState::restored(records.iter());
         let live = Arc::new(live::Live::default());
         live.set_mode(config.mode);
-        live.set_plugins(chain.entries().to_vec());
+        live.set_plugins(policies.entries().to_vec());
         Engine {
             cluster,
             capacity,
-            chain,
+            policies,
             config,
             fargate: false,
             state,
@@ -159,7 +160,7 @@ impl<C: Cluster, P: Capacity> Engine<C, P> {
     }
 
     /// What the engine last saw and did, for readers on other tasks.
-    pub fn live(&self) -> Arc<live::Live> {
+    pub fn live(&self) -> Arc<live::Live<Q::Entry>> {
         self.live.clone()
     }
 
@@ -204,8 +205,8 @@ impl<C: Cluster, P: Capacity> Engine<C, P> {
         &self.recorder
     }
 
-    pub fn chain(&self) -> &PolicyChain {
-        &self.chain
+    pub fn policies(&self) -> &Q {
+        &self.policies
     }
 
     pub fn cluster(&self) -> &C {
@@ -325,15 +326,15 @@ impl<C: Cluster, P: Capacity> Engine<C, P> {
             return TickOutcome { tick, standby: true, ..TickOutcome::default() };
         }
 
-        let ChainOutcome { proposals, reports } = self.chain.evaluate(obs.snapshot.clone()).await;
+        let Evaluation { proposals, calls } = self.policies.evaluate(obs.snapshot.clone()).await;
         tracing::debug!(proposals = proposals.len(), "policies evaluated");
-        let runs: Vec<PluginRun> = reports
-            .iter()
-            .map(|r| PluginRun {
-                plugin: r.plugin.to_string(),
-                elapsed_micros: r.elapsed.as_micros() as u64,
-                decisions: r.result.as_ref().map_or(0, |e| e.decisions.len()),
-                error: r.result.as_ref().err().map(|e| format!("{}: {e}", e.kind())),
+        let runs: Vec<PluginRun> = calls
+            .into_iter()
+            .map(|c| PluginRun {
+                plugin: c.plugin.to_string(),
+                elapsed_micros: c.elapsed.as_micros() as u64,
+                decisions: c.decisions,
+                error: c.error,
             })
             .collect();
         self.record_tick(now, trigger, summary, &runs, None, false);

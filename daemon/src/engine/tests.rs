@@ -12,7 +12,7 @@ use super::record::{ActionResult, FailureKind, Record, RemovalOutcome};
 use super::state::Drain;
 use super::{Engine, EngineConfig};
 use crate::engine::guard::fixture::{NOW, World};
-use crate::policy::PolicyChain;
+use super::policies::{Evaluation, Policies, PluginMode, PolicyCall, PolicyEntry, Proposed};
 
 /// Answers every call of one kind with a configured error, and logs every call.
 #[derive(Clone, Default)]
@@ -72,14 +72,61 @@ impl Capacity for Faulty {
     }
 }
 
-fn engine(world: &World) -> (Faulty, Engine<Faulty, Faulty>) {
+/// Policies in plain Rust: one plugin, `scripted`, proposing the same decisions every tick.
+#[derive(Clone, Default)]
+struct Scripted(Vec<ballast_sdk::Decision>);
+
+impl PolicyEntry for Scripted {
+    fn name(&self) -> &str {
+        "scripted"
+    }
+    fn mode(&self) -> PluginMode {
+        PluginMode::Enforce
+    }
+    fn digest(&self) -> &str {
+        "0"
+    }
+    fn source(&self) -> &str {
+        "test"
+    }
+}
+
+impl Policies for Scripted {
+    type Entry = Scripted;
+    async fn evaluate(&mut self, _: Arc<ballast_sdk::SnapshotData>) -> Evaluation {
+        let plugin: Arc<str> = Arc::from("scripted");
+        let proposals =
+            self.0.iter().map(|d| Proposed { plugin: plugin.clone(), decision: d.clone(), shadow: false }).collect();
+        let call = PolicyCall { plugin, elapsed: Default::default(), decisions: self.0.len(), error: None };
+        Evaluation { proposals, calls: vec![call] }
+    }
+    fn entries(&self) -> &[Scripted] {
+        std::slice::from_ref(self)
+    }
+    fn insert(&mut self, entry: Scripted) -> Option<Scripted> {
+        Some(std::mem::replace(self, entry))
+    }
+    fn remove(&mut self, _: &str) -> Option<Scripted> {
+        Some(std::mem::take(self))
+    }
+    fn set_mode(&mut self, _: &str, _: PluginMode) -> bool {
+        false
+    }
+    fn replace_all(&mut self, mut entries: Vec<Scripted>) {
+        *self = entries.pop().unwrap_or_default();
+    }
+}
+
+type TestEngine = Engine<Faulty, Faulty, Scripted>;
+
+fn engine(world: &World) -> (Faulty, TestEngine) {
     let faulty = Faulty::default();
     *faulty.view.lock().unwrap() = world.view();
     *faulty.groups.lock().unwrap() = world.groups.clone();
     let engine = Engine::new(
         faulty.clone(),
         faulty.clone(),
-        PolicyChain::new(Vec::new()),
+        Scripted::default(),
         EngineConfig::default(),
         super::record::Recorder::new(100, None),
     );
@@ -91,7 +138,7 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
 }
 
 /// An empty node w9 whose drain is under way: the next tick terminates it.
-fn draining(world: &mut World, engine: &mut Engine<Faulty, Faulty>, faulty: &Faulty) {
+fn draining(world: &mut World, engine: &mut TestEngine, faulty: &Faulty) {
     let node = crate::engine::guard::fixture::node("w9", Some("i-w9"), Some("web"));
     world.cluster.nodes.push(node);
     *faulty.view.lock().unwrap() = world.view();
@@ -99,7 +146,7 @@ fn draining(world: &mut World, engine: &mut Engine<Faulty, Faulty>, faulty: &Fau
     engine.state.drains.insert("w9".into(), drain);
 }
 
-fn removals(engine: &Engine<Faulty, Faulty>) -> Vec<RemovalOutcome> {
+fn removals(engine: &TestEngine) -> Vec<RemovalOutcome> {
     engine
         .recorder()
         .records()
@@ -193,27 +240,14 @@ fn a_gate_that_closes_mid_tick_stops_every_later_action() {
     assert!(stood_down.error().is_some_and(|e| e.contains("stopped leading")), "{stood_down:?}");
 }
 
-/// A scripted plugin (built by build.rs) that proposes a scale-up, a removal and a move.
-fn asking_for_everything() -> crate::policy::Plugin {
-    let path = std::path::PathBuf::from(env!("BALLAST_PLUGIN_DIR")).join("scripted_policy.wasm");
+/// Proposes a scale-up, a removal and a move.
+fn asking_for_everything() -> Scripted {
     let decisions = serde_json::json!([
         {"action": {"scale-to": {"group": "batch", "size": 2}}, "reason": "grow"},
         {"action": {"remove-nodes": {"nodes": ["w1"]}}, "reason": "shrink"},
         {"action": {"place": {"workload": {"kind": "deployment", "namespace": "shop", "name": "web"}, "target": "fargate"}}, "reason": "move"},
     ]);
-    let spec = crate::policy::PluginSpec {
-        name: "scripted".into(),
-        bytes: std::fs::read(path).unwrap().into(),
-        settings: serde_json::json!({ "decisions": decisions }),
-        limits: crate::policy::PluginLimits::default(),
-    };
-    let host = crate::policy::PolicyHost::new(crate::policy::HostConfig {
-        deterministic: true,
-        cache_dir: None,
-        ..crate::policy::HostConfig::default()
-    })
-    .unwrap();
-    host.load(spec).unwrap()
+    Scripted(serde_json::from_value(decisions).unwrap())
 }
 
 #[test]
@@ -231,7 +265,7 @@ fn nothing_is_acted_on_in_dry_run_or_paused_not_even_a_marked_node() {
         *faulty.view.lock().unwrap() = world.view();
         *faulty.groups.lock().unwrap() = world.groups.clone();
         let config = EngineConfig { mode, ..EngineConfig::default() };
-        let chain = PolicyChain::new(vec![asking_for_everything()]);
+        let chain = asking_for_everything();
         let mut engine =
             Engine::new(faulty.clone(), faulty.clone(), chain, config, super::record::Recorder::new(100, None));
         let outcome = block_on(engine.tick(NOW, super::record::Trigger::Manual));

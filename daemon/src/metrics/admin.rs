@@ -136,7 +136,7 @@ mod tests {
     use tower::ServiceExt;
 
     use super::*;
-    use crate::engine::live::Live;
+    use crate::policy::Live;
 
     fn admin(ready: bool) -> (Arc<Admin>, Arc<Heartbeat>) {
         let heartbeat = Arc::new(Heartbeat::default());

@@ -31,7 +31,8 @@ use prometheus_client::registry::Registry;
 pub use exposition::Format;
 pub use scrape::{AdapterFigures, FiguresProbe};
 
-use crate::engine::live::{Live, TickInfo};
+use crate::engine::live::TickInfo;
+use crate::policy::Live;
 
 /// A label set of named strings.
 macro_rules! labels {

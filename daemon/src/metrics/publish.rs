@@ -10,7 +10,8 @@ use tokio::sync::watch;
 
 use super::{Metrics, ResultLabel};
 use crate::aws::cloudwatch::Figures;
-use crate::engine::live::{Live, Observed};
+use crate::engine::live::Observed;
+use crate::policy::Live;
 
 /// Publishes one tick's figures, stamped with the tick's time.
 pub type Publish = Arc<dyn Fn(Figures, u64) -> BoxFuture<'static, Result<(), String>> + Send + Sync>;

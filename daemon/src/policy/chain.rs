@@ -9,42 +9,17 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use ballast_sdk::{Decision, SnapshotData};
+use ballast_sdk::SnapshotData;
+
+use crate::engine::policies::{Evaluation, Policies, PolicyCall, PolicyEntry};
 
 use super::bindings::types as w;
 use super::convert;
 use super::input::{EvaluationInput, SharedSnapshot};
 use super::plugin::{CallReport, Plugin};
 
-/// A decision and the plugin that proposed it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Proposed {
-    pub plugin: Arc<str>,
-    pub decision: Decision,
-    /// Its plugin runs in shadow mode: guarded and recorded as if enforced, never acted on.
-    pub shadow: bool,
-}
+pub use crate::engine::policies::{PluginMode, Proposed};
 
-/// How a plugin's decisions are used.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum PluginMode {
-    /// Guarded and acted on (in the engine's mode).
-    #[default]
-    Enforce,
-    /// Evaluated, guarded and recorded as if enforced, never acted on. Later plugins of the
-    /// chain do not see its proposals, so adding one changes nothing the chain does.
-    Shadow,
-}
-
-impl std::fmt::Display for PluginMode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            PluginMode::Enforce => "enforce",
-            PluginMode::Shadow => "shadow",
-        })
-    }
-}
 
 /// A plugin in the chain: how it is used, where it came from, how its calls went.
 #[derive(Clone)]
@@ -285,4 +260,53 @@ fn run(entries: &[ChainEntry], states: &mut HashMap<Arc<str>, Vec<u8>>, snapshot
         reports.push(report);
     }
     ChainOutcome { proposals, reports }
+}
+
+impl PolicyEntry for ChainEntry {
+    fn name(&self) -> &str {
+        self.plugin.name()
+    }
+    fn mode(&self) -> PluginMode {
+        self.mode
+    }
+    fn digest(&self) -> &str {
+        &self.plugin.info().digest
+    }
+    fn source(&self) -> &str {
+        &self.source
+    }
+}
+
+/// The engine's port, served by wasm plugins.
+impl Policies for PolicyChain {
+    type Entry = ChainEntry;
+
+    async fn evaluate(&mut self, snapshot: Arc<SnapshotData>) -> Evaluation {
+        let ChainOutcome { proposals, reports } = PolicyChain::evaluate(self, snapshot).await;
+        let calls = reports
+            .into_iter()
+            .map(|r| PolicyCall {
+                decisions: r.result.as_ref().map_or(0, |e| e.decisions.len()),
+                error: r.result.as_ref().err().map(|e| format!("{}: {e}", e.kind())),
+                plugin: r.plugin,
+                elapsed: r.elapsed,
+            })
+            .collect();
+        Evaluation { proposals, calls }
+    }
+    fn entries(&self) -> &[ChainEntry] {
+        PolicyChain::entries(self)
+    }
+    fn insert(&mut self, entry: ChainEntry) -> Option<ChainEntry> {
+        PolicyChain::insert(self, entry)
+    }
+    fn remove(&mut self, name: &str) -> Option<ChainEntry> {
+        PolicyChain::remove(self, name)
+    }
+    fn set_mode(&mut self, name: &str, mode: PluginMode) -> bool {
+        PolicyChain::set_mode(self, name, mode)
+    }
+    fn replace_all(&mut self, entries: Vec<ChainEntry>) {
+        PolicyChain::replace_all(self, entries)
+    }
 }

@@ -36,3 +36,10 @@ pub use input::{EvaluationInput, SharedSnapshot};
 pub use inspect::{ComponentInfo, HOST_INTERFACE_VERSION};
 pub use limits::PluginLimits;
 pub use plugin::{CallReport, Evaluated, Plugin, PluginSpec};
+
+/// The engine as the daemon runs it: its policies are wasm plugins.
+pub type Engine<C, P> = crate::engine::Engine<C, P, PolicyChain>;
+/// What that engine publishes.
+pub type Live = crate::engine::live::Live<ChainEntry>;
+/// A change to that engine.
+pub type Change = crate::engine::control::Change<ChainEntry>;

@@ -14,7 +14,8 @@ use super::scenario::Scenario;
 use super::world::World;
 use crate::engine::journal::Journal;
 use crate::engine::record::Recorder;
-use crate::engine::{Engine, EngineConfig, Mode};
+use crate::engine::{EngineConfig, Mode};
+use crate::policy::Engine;
 use crate::policy::{LoadError, PluginSpec, PolicyChain, PolicyHost};
 
 /// How finely the world moves.

@@ -29,7 +29,7 @@ fn observed(state: &ControlState) -> Result<Arc<Observed>, Status> {
 /// Sends a change to the runner and waits for it to be applied (between ticks).
 async fn apply(
     state: &ControlState,
-    change: crate::engine::control::Change,
+    change: crate::policy::Change,
     asked: crate::engine::control::Asked,
 ) -> Result<String, Status> {
     let (reply, answer) = tokio::sync::oneshot::channel();

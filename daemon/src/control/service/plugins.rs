@@ -9,7 +9,8 @@ use tonic::{Request, Response, Status};
 use super::super::ControlState;
 use super::super::convert;
 use super::super::settings::Access;
-use crate::engine::control::{Asked, Change};
+use crate::engine::control::Asked;
+use crate::policy::Change;
 use crate::policy::{ChainEntry, LoadError, PluginLimits, PluginMode, PluginSpec};
 
 pub struct PluginsService(pub Arc<ControlState>);

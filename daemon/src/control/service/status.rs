@@ -10,7 +10,8 @@ use super::super::convert;
 use super::super::settings::Access;
 use super::plugins::plugin_status;
 use crate::engine::Mode;
-use crate::engine::control::{Asked, Change};
+use crate::engine::control::Asked;
+use crate::policy::Change;
 
 pub struct StatusService(pub Arc<ControlState>);
 pub struct ModeService(pub Arc<ControlState>);

@@ -18,7 +18,7 @@ use crate::engine::ports::{
 };
 use crate::engine::record::GuardOutcome;
 use crate::engine::state::{Drain, EngineState};
-use crate::policy::Proposed;
+use crate::engine::policies::Proposed;
 
 pub const NOW: u64 = 100 * 3_600_000;
 const GIB: u64 = 1 << 30;

@@ -28,7 +28,7 @@ use super::record::GuardOutcome;
 use super::rule::{Rule, Why};
 use super::state::EngineState;
 use crate::duration::display as dur;
-use crate::policy::Proposed;
+use crate::engine::policies::Proposed;
 
 /// What passed the guardrails, ready to act on.
 #[derive(Clone, Debug, Default, PartialEq)]
