@@ -16,9 +16,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::daemon_config::{DaemonConfig, PolicyEntry};
 use crate::engine::control::Asked;
-use crate::policy::{Change, Live};
 use crate::metrics::{Metrics, ReloadLabels};
 use crate::policy::{ChainEntry, LoadError, PluginSpec, PolicyHost};
+use crate::policy::{Change, Live};
 use crate::runner::Command;
 
 /// A configured policy's component as read: once per load or reload.

@@ -8,9 +8,9 @@ mod support;
 use std::path::Path;
 use std::sync::Arc;
 
+use ballast::engine::Mode;
 use ballast::engine::ports::{Capacity, Cluster, ClusterView};
 use ballast::engine::record::{ActionResult, DecisionRecord, GuardOutcome, Record, Trigger};
-use ballast::engine::Mode;
 use ballast::policy::Engine;
 use ballast::policy::{PluginLimits, PluginSpec};
 use ballast::sim::{Scenario, SimHandle, Simulation};

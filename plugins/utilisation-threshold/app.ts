@@ -84,7 +84,7 @@ function evaluateGroup(group: NodeGroup, nodes: Node[], pending: PendingShape[],
   }
   const count = live.length + booting;
   if (count === 0) {
-    if (waiting.length === 0 || !template || group.maxSize === 0) return undefined;
+    if (waiting === 0 || !template || group.maxSize === 0) return undefined;
     const perNode = Math.max(cpu / Number(template.cpuMillis), mem / Number(template.memoryBytes));
     const size = Math.min(group.maxSize, Math.max(1, Math.ceil(perNode / settings.scaleUp)));
     return { action: { tag: "scale-to", val: { group: group.id, size } }, reason: `${group.id} is empty and ${waiting} pods are pending: ${size} nodes at ${pct(settings.scaleUp)} target utilisation` };
@@ -95,7 +95,7 @@ function evaluateGroup(group: NodeGroup, nodes: Node[], pending: PendingShape[],
     const size = Math.min(group.maxSize, group.desiredSize + add);
     return { action: { tag: "scale-to", val: { group: group.id, size } }, reason: `${group.id} at ${pct(util)} requested utilisation over ${count} nodes (${waiting} pods pending), above ${pct(settings.scaleUp)}: +${size - group.desiredSize} nodes` };
   }
-  if (util < settings.scaleDown && waiting.length === 0 && group.desiredSize > group.minSize) {
+  if (util < settings.scaleDown && waiting === 0 && group.desiredSize > group.minSize) {
     const candidate = live
       .filter((n) => n.removalBlocker === undefined)
       .sort((a, b) => Number(a.requested.cpuMillis) - Number(b.requested.cpuMillis))[0];

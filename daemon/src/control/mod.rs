@@ -25,8 +25,8 @@ use tokio::sync::{Semaphore, mpsc};
 
 pub use settings::ControlSettings;
 
-use crate::policy::Live;
 use crate::engine::record::Recorder;
+use crate::policy::Live;
 use crate::policy::PolicyHost;
 use crate::runner::Command;
 

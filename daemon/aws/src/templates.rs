@@ -1,0 +1,181 @@
+//! What a new node of a group will be, known before any exists (scale from zero): the group's
+//! instance types from its launch template, launch configuration or mixed instances policy,
+//! their capacity from DescribeInstanceTypes (cached for `template-ttl`), and the labels and
+//! taints Cluster Autoscaler's node-template tags declare.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use aws_sdk_autoscaling::types::AutoScalingGroup;
+use ballast_sdk::{Resources, Taint};
+
+pub const LABEL_TAG: &str = "k8s.io/cluster-autoscaler/node-template/label/";
+pub const TAINT_TAG: &str = "k8s.io/cluster-autoscaler/node-template/taint/";
+pub const RESOURCE_TAG: &str = "k8s.io/cluster-autoscaler/node-template/resources/";
+/// EKS managed node groups tag their ASG with the node group's name; their nodes carry it as
+/// the `eks.amazonaws.com/nodegroup` label.
+pub const EKS_NODEGROUP_TAG: &str = "eks:nodegroup-name";
+
+/// What DescribeInstanceTypes says about a type.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TypeFacts {
+    pub vcpus: u64,
+    pub memory_mib: u64,
+    pub gpus: u32,
+    pub max_enis: u32,
+    pub ipv4_per_eni: u32,
+}
+
+impl TypeFacts {
+    /// Capacity as the kubelet reports it, max pods from the ENI limits unless configured.
+    pub fn capacity(&self, max_pods: Option<u32>) -> Resources {
+        Resources {
+            cpu_millis: self.vcpus * 1000,
+            memory_bytes: self.memory_mib << 20,
+            pods: max_pods.unwrap_or_else(|| ballast_engine::eks::max_pods(self.max_enis, self.ipv4_per_eni)),
+            gpus: self.gpus,
+        }
+    }
+}
+
+/// Entries that expire.
+pub struct TtlCache<V> {
+    ttl: Duration,
+    entries: HashMap<String, (Instant, V)>,
+}
+
+impl<V: Clone> TtlCache<V> {
+    pub fn new(ttl: Duration) -> Self {
+        TtlCache { ttl, entries: HashMap::new() }
+    }
+
+    pub fn get(&self, key: &str) -> Option<V> {
+        self.entries.get(key).filter(|(at, _)| at.elapsed() < self.ttl).map(|(_, v)| v.clone())
+    }
+
+    pub fn insert(&mut self, key: String, value: V) {
+        self.entries.insert(key, (Instant::now(), value));
+    }
+}
+
+/// How a group says what it launches.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LaunchSource {
+    /// Instance types listed by a mixed instances policy's overrides.
+    Types(Vec<String>),
+    /// A launch template, by id or name, and version.
+    Template {
+        id: Option<String>,
+        name: Option<String>,
+        version: String,
+    },
+    LaunchConfiguration(String),
+    Unknown,
+}
+
+/// Where a group's instance types come from, and whether it launches spot instances.
+pub fn launch_source(group: &AutoScalingGroup) -> (LaunchSource, bool) {
+    if let Some(policy) = group.mixed_instances_policy() {
+        let spot = policy.instances_distribution().is_some_and(|d| {
+            d.on_demand_percentage_above_base_capacity() == Some(0) && d.on_demand_base_capacity().unwrap_or(0) == 0
+        });
+        if let Some(lt) = policy.launch_template() {
+            let types: Vec<String> =
+                lt.overrides().iter().filter_map(|o| o.instance_type().map(str::to_string)).collect();
+            if !types.is_empty() {
+                return (LaunchSource::Types(types), spot);
+            }
+            if let Some(spec) = lt.launch_template_specification() {
+                return (template(spec.launch_template_id(), spec.launch_template_name(), spec.version()), spot);
+            }
+        }
+    }
+    if let Some(spec) = group.launch_template() {
+        return (template(spec.launch_template_id(), spec.launch_template_name(), spec.version()), false);
+    }
+    match group.launch_configuration_name() {
+        Some(name) => (LaunchSource::LaunchConfiguration(name.to_string()), false),
+        None => (LaunchSource::Unknown, false),
+    }
+}
+
+fn template(id: Option<&str>, name: Option<&str>, version: Option<&str>) -> LaunchSource {
+    LaunchSource::Template {
+        id: id.map(str::to_string),
+        name: name.map(str::to_string),
+        version: version.unwrap_or("$Default").to_string(),
+    }
+}
+
+/// Labels, taints and extra resources from the group's node-template tags.
+pub fn node_template(group: &AutoScalingGroup) -> (BTreeMap<String, String>, Vec<Taint>, BTreeMap<String, String>) {
+    let mut labels = BTreeMap::new();
+    let mut taints = Vec::new();
+    let mut resources = BTreeMap::new();
+    for tag in group.tags() {
+        let (Some(key), value) = (tag.key(), tag.value().unwrap_or_default()) else { continue };
+        if let Some(label) = key.strip_prefix(LABEL_TAG) {
+            labels.insert(label.to_string(), value.to_string());
+        } else if let Some(taint) = key.strip_prefix(TAINT_TAG) {
+            let (value, effect) = value.rsplit_once(':').unwrap_or(("", value));
+            match ballast_sdk::TaintEffect::parse(effect) {
+                Some(effect) => taints.push(Taint { key: taint.to_string(), value: value.to_string(), effect }),
+                None => tracing::warn!(
+                    tag = key,
+                    value,
+                    "node-template taint tag has no valid effect (value:Effect); ignored"
+                ),
+            }
+        } else if let Some(resource) = key.strip_prefix(RESOURCE_TAG) {
+            resources.insert(resource.to_string(), value.to_string());
+        } else if key == EKS_NODEGROUP_TAG {
+            labels.insert("eks.amazonaws.com/nodegroup".to_string(), value.to_string());
+        }
+    }
+    (labels, taints, resources)
+}
+
+/// Capacity with the node-template resource tags applied (GPUs, or a pod limit).
+pub fn with_resource_tags(mut capacity: Resources, tags: &BTreeMap<String, String>) -> Resources {
+    for (name, value) in tags {
+        let parsed = |scale| ballast_sdk::quantity::parse(value, scale).ok();
+        match name.as_str() {
+            "cpu" => capacity.cpu_millis = parsed(1000.0).unwrap_or(capacity.cpu_millis),
+            "memory" => capacity.memory_bytes = parsed(1.0).unwrap_or(capacity.memory_bytes),
+            "pods" => capacity.pods = parsed(1.0).map_or(capacity.pods, |p| p as u32),
+            "nvidia.com/gpu" | "amd.com/gpu" => capacity.gpus = parsed(1.0).map_or(capacity.gpus, |g| g as u32),
+            _ => {}
+        }
+    }
+    capacity
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_autoscaling::types::TagDescription;
+
+    #[test]
+    fn node_template_tags_become_labels_taints_and_resources() {
+        let tag = |k: &str, v: &str| TagDescription::builder().key(k).value(v).build();
+        let group = AutoScalingGroup::builder()
+            .tags(tag("k8s.io/cluster-autoscaler/node-template/label/workload", "batch"))
+            .tags(tag("k8s.io/cluster-autoscaler/node-template/taint/dedicated", "batch:NoSchedule"))
+            .tags(tag("k8s.io/cluster-autoscaler/node-template/resources/nvidia.com/gpu", "4"))
+            .tags(tag("eks:nodegroup-name", "gpu-nodes"))
+            .build();
+        let (labels, taints, resources) = node_template(&group);
+        assert_eq!(labels["workload"], "batch");
+        assert_eq!(labels["eks.amazonaws.com/nodegroup"], "gpu-nodes");
+        assert_eq!(
+            taints,
+            vec![Taint {
+                key: "dedicated".into(),
+                value: "batch".into(),
+                effect: ballast_sdk::TaintEffect::NoSchedule
+            }]
+        );
+        let capacity = with_resource_tags(Resources::default(), &resources);
+        assert_eq!(capacity.gpus, 4);
+    }
+}

@@ -1,0 +1,304 @@
+//! Acting on a plan, and carrying drains across ticks.
+//!
+//! A removal is several steps, one tick apart at most: cordon; evict every pod but DaemonSet
+//! and mirror pods through the Eviction API (a PodDisruptionBudget may refuse, and the next
+//! tick tries again); once the node holds no evictable pod, terminate its instance with a
+//! decrement, so the Auto Scaling group does not replace it. A drain that outlives
+//! `drain-timeout` is abandoned and the node uncordoned.
+
+use std::collections::BTreeMap;
+
+use ballast_sdk::{Action, WorkloadRef};
+
+use super::announce;
+use super::failure::{Disposition, Step, disposition};
+use super::observe::Observation;
+use super::policies::Policies;
+use super::ports::{Capacity, Cluster, ClusterView, Eviction, RemovalMark};
+use super::record::{ActionResult, Record, RemovalOutcome, RemovalRecord};
+use super::state::Drain;
+use super::{Engine, guard::Plan};
+
+/// Why an action was not taken: leadership went between the start of the tick and the action.
+const STOOD_DOWN: &str = "not applied: this replica stopped leading";
+
+/// What each part of a plan did.
+#[derive(Debug, Default)]
+pub struct Results {
+    scales: BTreeMap<String, Result<(), Disposition>>,
+    removals: BTreeMap<String, Result<(), Disposition>>,
+    placements: BTreeMap<WorkloadRef, Result<(), Disposition>>,
+}
+
+impl Results {
+    /// The result of a decision from the results of the actions it was turned into.
+    pub fn for_actions(&self, actions: &[Action]) -> ActionResult {
+        let mut errors: Vec<ActionResult> = Vec::new();
+        let mut started = false;
+        let mut done = false;
+        for action in actions {
+            let result = match action {
+                Action::ScaleTo { group, .. } | Action::ScaleBy { group, .. } => self.scales.get(group),
+                Action::RemoveNodes { nodes } => {
+                    for node in nodes {
+                        match self.removals.get(node) {
+                            Some(Ok(())) => started = true,
+                            Some(Err(e)) => errors.extend(e.result()),
+                            None => {}
+                        }
+                    }
+                    continue;
+                }
+                Action::Place { workload, .. } => self.placements.get(workload),
+            };
+            match result {
+                Some(Ok(())) => done = true,
+                Some(Err(e)) => match e.result() {
+                    Some(failed) => errors.push(failed),
+                    None => done = true,
+                },
+                None => {}
+            }
+        }
+        if let Some(worst) = errors.iter().filter_map(ActionResult::failure_kind).max() {
+            let error = errors.iter().filter_map(ActionResult::error).collect::<Vec<_>>().join("; ");
+            ActionResult::Failed { error, kind: worst }
+        } else if started {
+            ActionResult::Started
+        } else if done {
+            ActionResult::Done
+        } else {
+            ActionResult::Unchanged
+        }
+    }
+}
+
+impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
+    pub(super) async fn actuate(&mut self, plan: &Plan, obs: &Observation, now: u64, tick: u64) -> Results {
+        let mut results = Results::default();
+        for (group, &size) in &plan.scales {
+            if !self.may_act() {
+                results.scales.insert(group.clone(), Err(Disposition::Failed(STOOD_DOWN.into())));
+                continue;
+            }
+            let before = obs.groups.get(group).map_or(0, |g| g.desired);
+            let result = self.capacity.set_desired_size(group, size).await.map_err(|e| self.failed(Step::SetSize, &e));
+            if result.is_ok() {
+                let state = self.state.group(group);
+                if size > before {
+                    state.last_scale_up = Some(now);
+                    state.waiting_since.get_or_insert(now);
+                } else {
+                    state.last_scale_down = Some(now);
+                }
+                tracing::info!(%group, from = before, to = size, "desired size set");
+            } else if let Err(error) = &result {
+                tracing::warn!(%group, %error, "cannot set desired size");
+            }
+            results.scales.insert(group.clone(), result);
+        }
+        for (node, group) in &plan.removals {
+            if !self.may_act() {
+                results.removals.insert(node.clone(), Err(Disposition::Failed(STOOD_DOWN.into())));
+                continue;
+            }
+            let instance_id = obs.nodes.get(node.as_str()).and_then(|f| f.instance_id.clone());
+            let Some(instance_id) = instance_id else {
+                results
+                    .removals
+                    .insert(node.clone(), Err(Disposition::Failed(format!("node {node} has no instance id"))));
+                continue;
+            };
+            let mark = RemovalMark {
+                owner: self.identity.clone(),
+                started_at_millis: now,
+                group: group.clone(),
+                instance_id: instance_id.clone(),
+                tick,
+            };
+            let result = self.cluster.mark_for_removal(node, &mark).await.map_err(|e| self.failed(Step::Mark, &e));
+            if result.is_ok() {
+                self.state.drains.insert(
+                    node.clone(),
+                    Drain { group: group.clone(), instance_id, started_at: now, started_tick: tick, evicted: 0 },
+                );
+                self.state.group(group).last_scale_down = Some(now);
+                tracing::info!(%node, %group, "cordoned; draining");
+            }
+            results.removals.insert(node.clone(), result);
+        }
+        for (workload, target) in &plan.placements {
+            if !self.may_act() {
+                results.placements.insert(workload.clone(), Err(Disposition::Failed(STOOD_DOWN.into())));
+                continue;
+            }
+            let result = self.cluster.place(workload, target).await.map_err(|e| self.failed(Step::Place, &e));
+            if result.is_ok() {
+                self.state.placed_at.insert(workload.clone(), now);
+            }
+            results.placements.insert(workload.clone(), result);
+        }
+        results
+    }
+
+    /// Classifies a failed call (see [`super::failure`]) and counts throttling.
+    fn failed(&mut self, step: Step, error: &super::ports::AdapterError) -> Disposition {
+        let disposition = disposition(step, error);
+        if matches!(disposition, Disposition::Retry(_)) {
+            self.throttled += 1;
+        }
+        disposition
+    }
+
+    /// Takes over removals marked on nodes that this engine is not draining: begun by a
+    /// replica that died or lost the Lease, or by this one before a restart. Only while
+    /// acting (leading, enforcing); the drain then continues, or is abandoned and the node
+    /// cleared once `drain-timeout` has passed since the mark was written.
+    pub(super) async fn adopt_marked(&mut self, view: &ClusterView, now: u64, tick: u64) {
+        if !self.state.removed.is_empty() {
+            let present: std::collections::HashSet<&str> = view.nodes.iter().map(|n| &*n.name).collect();
+            self.state.removed.retain(|n| present.contains(n.as_str()));
+        }
+        for node in &view.nodes {
+            let Some(mark) = &node.removal_mark else { continue };
+            if self.state.drains.contains_key(&*node.name) || self.state.removed.contains(&*node.name) {
+                continue;
+            }
+            if mark.tick == 0 && mark.started_at_millis == 0 {
+                // A taint without a readable record of who began what: nothing to carry on.
+                match self.cluster.clear_removal(&node.name).await {
+                    Ok(()) => tracing::warn!(node = %node.name, "cleared an unreadable removal mark and uncordoned"),
+                    Err(error) => tracing::warn!(node = %node.name, %error, "cannot clear an unreadable removal mark"),
+                }
+                continue;
+            }
+            let instance_id = node.instance_id.clone().unwrap_or_else(|| mark.instance_id.clone());
+            let group =
+                if mark.group.is_empty() { node.group_label.clone().unwrap_or_default() } else { mark.group.clone() };
+            self.state.drains.insert(
+                node.name.to_string(),
+                Drain {
+                    group: group.clone(),
+                    instance_id,
+                    started_at: mark.started_at_millis,
+                    started_tick: mark.tick,
+                    evicted: 0,
+                },
+            );
+            let state = self.state.group(&group);
+            state.last_scale_down = state.last_scale_down.max(Some(mark.started_at_millis));
+            let reason = format!(
+                "adopting the removal of node {} that {} began {} ago (tick {}): it is carried on, or abandoned and \
+                 the node uncordoned once drain-timeout has passed",
+                node.name,
+                mark.owner,
+                crate::duration::display(std::time::Duration::from_millis(now.saturating_sub(mark.started_at_millis))),
+                mark.tick
+            );
+            tracing::info!(node = %node.name, owner = %mark.owner, "adopting a removal in progress");
+            self.recorder.record(super::record::Record::Decision(super::record::DecisionRecord {
+                tick,
+                at_millis: now,
+                plugin: super::HOST.to_string(),
+                proposed: Action::RemoveNodes { nodes: vec![node.name.to_string()] },
+                reason,
+                guard: super::record::GuardOutcome::Accepted,
+                result: ActionResult::Started,
+            }));
+        }
+    }
+
+    /// Moves every drain one step: evict what is left, terminate what is empty, abandon what
+    /// took too long.
+    pub(super) async fn advance_drains(&mut self, obs: &Observation, now: u64, tick: u64) {
+        let timeout = self.config.guardrails.drain_timeout.as_millis() as u64;
+        let nodes: Vec<String> = self.state.drains.keys().cloned().collect();
+        for node in nodes {
+            if !self.may_act() {
+                return;
+            }
+            let Some(drain) = self.state.drains.get(&node).cloned() else { continue };
+            let facts = obs.nodes.get(node.as_str());
+            let outcome = match facts {
+                None => Some(RemovalOutcome::Completed { evicted: drain.evicted }),
+                Some(facts) if facts.pods.evictable_count() == 0 => {
+                    let terminated = self.capacity.terminate_instance(&drain.group, &drain.instance_id).await;
+                    match terminated.map_err(|e| self.failed(Step::Terminate, &e)) {
+                        Ok(()) | Err(Disposition::AlreadyDone) => {
+                            Some(RemovalOutcome::Completed { evicted: drain.evicted })
+                        }
+                        Err(Disposition::Retry(error)) => {
+                            tracing::info!(%node, %error, "termination throttled; retried next tick");
+                            None
+                        }
+                        Err(error) if now.saturating_sub(drain.started_at) >= timeout => {
+                            Some(RemovalOutcome::Abandoned { why: format!("cannot terminate: {error}") })
+                        }
+                        Err(error) => {
+                            tracing::warn!(%node, %error, "cannot terminate the drained node's instance; will retry");
+                            None
+                        }
+                    }
+                }
+                Some(_) if now.saturating_sub(drain.started_at) >= timeout => {
+                    let left = facts.map_or(0, |f| f.pods.evictable_count());
+                    let cleared = self.cluster.clear_removal(&node).await;
+                    match cleared.map_err(|e| self.failed(Step::Clear, &e)) {
+                        Ok(()) | Err(Disposition::AlreadyDone) => {}
+                        Err(error) => {
+                            // The mark stays, so the next tick (or the next leader) tries again.
+                            tracing::warn!(%node, %error, "cannot uncordon an abandoned drain; will retry");
+                            continue;
+                        }
+                    }
+                    Some(RemovalOutcome::Abandoned {
+                        why: format!(
+                            "{left} pod(s) still on the node after {}",
+                            crate::duration::display(self.config.guardrails.drain_timeout)
+                        ),
+                    })
+                }
+                Some(facts) => {
+                    let mut evicted = 0;
+                    for (namespace, pod) in facts.pods.evictable() {
+                        match self.cluster.evict(namespace, pod).await {
+                            Ok(Eviction::Evicted) => {
+                                evicted += 1;
+                                self.cluster.announce(announce::evicted(namespace, pod, &node)).await;
+                            }
+                            Ok(Eviction::Gone) => {}
+                            Ok(Eviction::Blocked { reason }) => {
+                                tracing::debug!(%node, %namespace, %pod, %reason, "eviction refused; will retry")
+                            }
+                            Err(error) => match self.failed(Step::Evict, &error) {
+                                Disposition::AlreadyDone => {}
+                                other => {
+                                    tracing::warn!(%node, %namespace, %pod, error = %other, "eviction failed; retried next tick")
+                                }
+                            },
+                        }
+                    }
+                    if let Some(d) = self.state.drains.get_mut(&node) {
+                        d.evicted += evicted;
+                    }
+                    None
+                }
+            };
+            if let Some(outcome) = outcome {
+                self.state.drains.remove(&node);
+                if matches!(outcome, RemovalOutcome::Completed { .. }) {
+                    self.state.removed.insert(node.clone());
+                }
+                self.cluster.announce(announce::removal(&node, &drain.group, &outcome)).await;
+                self.recorder.record(Record::Removal(RemovalRecord {
+                    tick,
+                    at_millis: now,
+                    node: node.clone(),
+                    group: drain.group.clone(),
+                    started_tick: drain.started_tick,
+                    outcome,
+                }));
+            }
+        }
+    }
+}

@@ -1,0 +1,547 @@
+//! The guardrails as a specification: one case per outcome of [`Guard::run`] and per removal
+//! and Fargate blocker of the observation, each with the outcome kind, the rules that spoke
+//! and the words a user reads. The fixture is described in [`super::fixture`].
+
+use ballast_sdk::{Action, PlacementTarget};
+
+use super::fixture::{NOW, World, db, node, web};
+use crate::observe::FARGATE_GROUP;
+use crate::record::GuardOutcome;
+use crate::rule::{Rule, Why};
+use crate::state::BackoffState;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Kind {
+    Accepted,
+    Changed,
+    Refused,
+}
+
+/// What one proposal must come to.
+struct Expect {
+    kind: Kind,
+    /// Rules that must all be among those that spoke.
+    rules: &'static [Rule],
+    /// Words the reasons must contain.
+    says: &'static str,
+}
+
+const fn accepted() -> Expect {
+    Expect { kind: Kind::Accepted, rules: &[], says: "" }
+}
+const fn changed(rules: &'static [Rule], says: &'static str) -> Expect {
+    Expect { kind: Kind::Changed, rules, says }
+}
+const fn refused(rules: &'static [Rule], says: &'static str) -> Expect {
+    Expect { kind: Kind::Refused, rules, says }
+}
+
+struct Case {
+    name: &'static str,
+    setup: fn(&mut World),
+    proposals: fn() -> Vec<Action>,
+    expect: Vec<Expect>,
+}
+
+fn scale_to(group: &str, size: u32) -> Action {
+    Action::ScaleTo { group: group.into(), size }
+}
+fn remove(nodes: &[&str]) -> Action {
+    Action::RemoveNodes { nodes: nodes.iter().map(|n| n.to_string()).collect() }
+}
+fn place(workload: ballast_sdk::WorkloadRef, target: PlacementTarget) -> Action {
+    Action::Place { workload, target }
+}
+fn nothing(_: &mut World) {}
+
+fn cases() -> Vec<Case> {
+    vec![
+        Case {
+            name: "a scale-up within bounds",
+            setup: nothing,
+            proposals: || vec![scale_to("web", 6)],
+            expect: vec![accepted()],
+        },
+        Case {
+            name: "the size it has",
+            setup: nothing,
+            proposals: || vec![scale_to("web", 4)],
+            expect: vec![accepted()],
+        },
+        Case {
+            name: "an unknown group",
+            setup: nothing,
+            proposals: || vec![scale_to("nope", 3)],
+            expect: vec![refused(&[Rule::UnknownGroup], "no node group `nope`; known: batch, fargate, web")],
+        },
+        Case {
+            name: "a size for Fargate",
+            setup: nothing,
+            proposals: || vec![scale_to(FARGATE_GROUP, 3)],
+            expect: vec![refused(&[Rule::FargateHasNoSize], "capacity follows pods")],
+        },
+        Case {
+            name: "two targets for one group",
+            setup: nothing,
+            proposals: || vec![scale_to("web", 6), scale_to("web", 8)],
+            expect: vec![refused(&[Rule::Superseded], "superseded by p1's larger target of 8"), accepted()],
+        },
+        Case {
+            name: "a group backing off",
+            setup: |w| {
+                w.state.group("web").backoff =
+                    Some(BackoffState { until: NOW + 60_000, reason: "launch failed: no capacity".into() })
+            },
+            proposals: || vec![scale_to("web", 6)],
+            expect: vec![refused(
+                &[Rule::BackingOff],
+                "backing off for another 1m after a provisioning failure: launch failed",
+            )],
+        },
+        Case {
+            name: "a scale-up inside the scale-up cooldown",
+            setup: |w| {
+                w.config.cooldown.after_scale_up = std::time::Duration::from_secs(300);
+                w.state.group("web").last_scale_up = Some(NOW - 60_000);
+            },
+            proposals: || vec![scale_to("web", 6)],
+            expect: vec![refused(&[Rule::ScaleUpCooldown], "grew 1m ago; the scale-up cooldown is 5m")],
+        },
+        Case {
+            name: "a group at its max-size",
+            setup: |w| w.group_mut("web").desired_size = 10,
+            proposals: || vec![scale_to("web", 12)],
+            expect: vec![refused(&[Rule::AtMaxSize], "already at its max-size of 10")],
+        },
+        Case {
+            name: "a target past max-size",
+            setup: nothing,
+            proposals: || vec![scale_to("web", 1000)],
+            expect: vec![changed(&[Rule::ClampedToMaxSize], "clamped to the group's max-size of 10 (asked 1000)")],
+        },
+        Case {
+            name: "a growth past max-step-up",
+            setup: |w| w.config.max_step_up = 2,
+            proposals: || vec![scale_to("web", 9)],
+            expect: vec![changed(&[Rule::MaxStepUp], "limited to +2 nodes per tick")],
+        },
+        Case {
+            name: "a group at its min-size",
+            setup: |w| w.group_mut("web").min_size = 4,
+            proposals: || vec![scale_to("web", 0)],
+            expect: vec![refused(&[Rule::AtMinSize], "already at its min-size of 4")],
+        },
+        Case {
+            name: "scale-by i32::MIN",
+            setup: nothing,
+            proposals: || vec![Action::ScaleBy { group: "web".into(), delta: i32::MIN }],
+            expect: vec![changed(
+                &[Rule::ClampedToMinSize, Rule::ConvertedToRemovals, Rule::PartialRemoval, Rule::DisruptionBudget],
+                "clamped to the group's min-size of 1 (asked -2147483644)",
+            )],
+        },
+        Case {
+            name: "a scale-down while too many nodes are unready",
+            setup: |w| {
+                for i in 0..4 {
+                    let mut sick = node(&format!("sick-{i}"), None, None);
+                    sick.ready = false;
+                    w.cluster.nodes.push(sick);
+                }
+            },
+            proposals: || vec![scale_to("web", 3)],
+            expect: vec![refused(&[Rule::UnreadyBrake], "4 of 8 nodes are unready (over 45%)")],
+        },
+        Case {
+            name: "a scale-down soon after a scale-up",
+            setup: |w| w.state.group("web").last_scale_up = Some(NOW - 60_000),
+            proposals: || vec![scale_to("web", 3)],
+            expect: vec![refused(&[Rule::ScaleDownAfterScaleUp], "grew 1m ago; scale-down waits 10m after a scale-up")],
+        },
+        Case {
+            name: "a scale-down soon after a scale-down",
+            setup: |w| w.state.group("web").last_scale_down = Some(NOW - 5_000),
+            proposals: || vec![scale_to("web", 3)],
+            expect: vec![refused(&[Rule::ScaleDownCooldown], "shrank 5s ago; the scale-down cooldown is 10s")],
+        },
+        Case {
+            name: "a scale-down below the running instances",
+            setup: nothing,
+            proposals: || vec![scale_to("web", 3)],
+            expect: vec![changed(
+                &[Rule::ConvertedToRemovals],
+                "draining the 1 least utilised removable node(s) instead",
+            )],
+        },
+        Case {
+            name: "a scale-down of capacity not yet launched",
+            setup: |w| w.group_mut("web").desired_size = 6,
+            proposals: || vec![scale_to("web", 5)],
+            expect: vec![accepted()],
+        },
+        Case {
+            name: "a scale-down with no removable node",
+            setup: |w| {
+                for i in 1..=4 {
+                    w.template_mut(&format!("web-{i}")).safe_to_evict = Some(false);
+                }
+            },
+            proposals: || vec![scale_to("web", 3)],
+            expect: vec![refused(
+                &[Rule::NoRemovableNode, Rule::RemovalBlocked],
+                "no node of group web can be removed now",
+            )],
+        },
+        Case {
+            name: "a node the cluster does not have",
+            setup: nothing,
+            proposals: || vec![remove(&["ghost"])],
+            expect: vec![refused(&[Rule::UnknownNode], "node ghost: not a node of the cluster")],
+        },
+        Case {
+            name: "a node already draining",
+            setup: |w| {
+                w.draining("w1");
+            },
+            proposals: || vec![remove(&["w1"])],
+            expect: vec![refused(&[Rule::AlreadyBeingRemoved], "node w1: already being removed")],
+        },
+        Case {
+            name: "the same node twice in one tick",
+            setup: |w| w.config.disruption_budget.min = 4,
+            proposals: || vec![remove(&["w1", "w1"])],
+            expect: vec![changed(&[Rule::AlreadyBeingRemoved], "node w1: already being removed")],
+        },
+        Case {
+            name: "a node held by a PodDisruptionBudget",
+            setup: |w| w.budget("web-2", 0),
+            proposals: || vec![remove(&["w2"])],
+            expect: vec![refused(
+                &[Rule::RemovalBlocked],
+                "PodDisruptionBudget shop/web-2-pdb, which allows no disruption",
+            )],
+        },
+        Case {
+            name: "a node without an instance",
+            setup: |w| w.node_mut("w1").instance_id = None,
+            proposals: || vec![remove(&["w1"])],
+            expect: vec![refused(&[Rule::NoInstance], "no Auto Scaling group instance behind it")],
+        },
+        Case {
+            name: "a node whose instance its group no longer lists",
+            setup: |w| w.group_mut("web").instances.retain(|i| i.id != "i-w1"),
+            proposals: || vec![remove(&["w1"])],
+            expect: vec![refused(&[Rule::NoInstance], "its instance i-w1 is not listed by group web")],
+        },
+        Case {
+            name: "a node of a group that grows this tick",
+            setup: nothing,
+            proposals: || vec![scale_to("web", 6), remove(&["w1"])],
+            expect: vec![accepted(), refused(&[Rule::GroupGrowing], "group web is growing this tick")],
+        },
+        Case {
+            name: "a removal that would go below min-size",
+            setup: |w| w.group_mut("web").min_size = 4,
+            proposals: || vec![remove(&["w1"])],
+            expect: vec![refused(
+                &[Rule::BelowMinSize],
+                "would go below its min-size of 4 (4 desired, 0 already leaving)",
+            )],
+        },
+        Case {
+            name: "removals past max-step-down",
+            setup: |w| {
+                w.config.max_step_down = 1;
+                w.config.disruption_budget.min = 4;
+            },
+            proposals: || vec![remove(&["w1", "w2"])],
+            expect: vec![changed(&[Rule::MaxStepDown], "already loses 1 node(s) this tick (max-step-down)")],
+        },
+        Case {
+            name: "removals past the disruption budget",
+            setup: nothing,
+            proposals: || vec![remove(&["w1", "w2"])],
+            expect: vec![changed(
+                &[Rule::DisruptionBudget],
+                "disruption budget spent: 1 node(s) already being removed, 1 allowed",
+            )],
+        },
+        Case {
+            name: "an unknown workload",
+            setup: nothing,
+            proposals: || {
+                vec![place(
+                    super::fixture::workload(ballast_sdk::WorkloadKind::Deployment, "shop", "nope"),
+                    PlacementTarget::Fargate,
+                )]
+            },
+            expect: vec![refused(&[Rule::UnknownWorkload], "no workload")],
+        },
+        Case {
+            name: "a workload placed twice",
+            setup: nothing,
+            proposals: || {
+                vec![place(web(), PlacementTarget::Fargate), place(web(), PlacementTarget::Ec2(Some("batch".into())))]
+            },
+            expect: vec![accepted(), refused(&[Rule::AlreadyPlaced], "was already placed this tick")],
+        },
+        Case {
+            name: "Fargate without a profile",
+            setup: |w| w.fargate = false,
+            proposals: || vec![place(web(), PlacementTarget::Fargate)],
+            expect: vec![refused(&[Rule::NoFargateProfile], "no Fargate profile configured")],
+        },
+        Case {
+            name: "a Fargate-ineligible workload",
+            setup: nothing,
+            proposals: || vec![place(db(), PlacementTarget::Fargate)],
+            expect: vec![refused(&[Rule::FargateIneligible], "cannot run on Fargate: mounts an EBS-backed volume")],
+        },
+        Case {
+            name: "an EC2 group that does not exist",
+            setup: nothing,
+            proposals: || vec![place(web(), PlacementTarget::Ec2(Some("nope".into())))],
+            expect: vec![refused(&[Rule::UnknownGroup], "no node group `nope`")],
+        },
+        Case {
+            name: "the Fargate group as an EC2 target",
+            setup: nothing,
+            proposals: || vec![place(web(), PlacementTarget::Ec2(Some(FARGATE_GROUP.into())))],
+            expect: vec![refused(&[Rule::NotEc2], "is Fargate, not EC2")],
+        },
+        Case {
+            name: "a move inside the placement cooldown",
+            setup: |w| {
+                w.state.placed_at.insert(web(), NOW - 60_000);
+            },
+            proposals: || vec![place(web(), PlacementTarget::Fargate)],
+            expect: vec![refused(&[Rule::PlacementCooldown], "was moved 1m ago; placements hold for 30m")],
+        },
+        Case {
+            name: "a placement it already has, even in cooldown",
+            setup: |w| {
+                w.state.placed_at.insert(web(), NOW - 60_000);
+            },
+            proposals: || vec![place(web(), PlacementTarget::Ec2(None))],
+            expect: vec![accepted()],
+        },
+    ]
+}
+
+fn check(outcome: &GuardOutcome, expect: &Expect) -> Result<(), String> {
+    let (kind, why): (Kind, &[Why]) = match outcome {
+        GuardOutcome::Accepted => (Kind::Accepted, &[]),
+        GuardOutcome::Changed { why, .. } => (Kind::Changed, why),
+        GuardOutcome::Refused { why } => (Kind::Refused, why),
+    };
+    if kind != expect.kind {
+        return Err(format!("expected {:?}, got {outcome:?}", expect.kind));
+    }
+    let rules = outcome.rules();
+    if let Some(missing) = expect.rules.iter().find(|r| !rules.contains(r)) {
+        return Err(format!("rule {missing:?} did not speak; rules {rules:?}"));
+    }
+    let text = crate::rule::join(why);
+    if !text.contains(expect.says) {
+        return Err(format!("reasons do not say {:?}: {text}", expect.says));
+    }
+    Ok(())
+}
+
+#[test]
+fn every_guard_outcome_has_its_kind_rule_and_reason() {
+    let mut failures = Vec::new();
+    for case in cases() {
+        let mut world = World::default();
+        (case.setup)(&mut world);
+        let (_, outcomes) = world.judge(&(case.proposals)());
+        assert_eq!(outcomes.len(), case.expect.len(), "{}", case.name);
+        for (i, (outcome, expect)) in outcomes.iter().zip(&case.expect).enumerate() {
+            if let Err(e) = check(outcome, expect) {
+                failures.push(format!("{} (proposal {i}): {e}", case.name));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{} case(s) failed:\n{}", failures.len(), failures.join("\n"));
+}
+
+#[test]
+fn every_rule_of_the_guard_is_covered_by_a_case() {
+    let mut spoken = std::collections::BTreeSet::new();
+    for case in cases() {
+        for expect in &case.expect {
+            spoken.extend(expect.rules.iter().copied());
+        }
+    }
+    spoken.insert(Rule::GroupNotManaged); // below: needs an observation no adapter produces
+    spoken.insert(Rule::Unrecorded); // old journals only
+    let all = [
+        Rule::UnknownGroup,
+        Rule::FargateHasNoSize,
+        Rule::Superseded,
+        Rule::BackingOff,
+        Rule::ScaleUpCooldown,
+        Rule::AtMaxSize,
+        Rule::ClampedToMaxSize,
+        Rule::MaxStepUp,
+        Rule::AtMinSize,
+        Rule::ClampedToMinSize,
+        Rule::UnreadyBrake,
+        Rule::ScaleDownAfterScaleUp,
+        Rule::ScaleDownCooldown,
+        Rule::ConvertedToRemovals,
+        Rule::PartialRemoval,
+        Rule::NoRemovableNode,
+        Rule::UnknownNode,
+        Rule::AlreadyBeingRemoved,
+        Rule::RemovalBlocked,
+        Rule::NoInstance,
+        Rule::GroupNotManaged,
+        Rule::GroupGrowing,
+        Rule::BelowMinSize,
+        Rule::MaxStepDown,
+        Rule::DisruptionBudget,
+        Rule::UnknownWorkload,
+        Rule::AlreadyPlaced,
+        Rule::NoFargateProfile,
+        Rule::FargateIneligible,
+        Rule::NotEc2,
+        Rule::PlacementCooldown,
+        Rule::Unrecorded,
+    ];
+    let missing: Vec<_> = all.iter().filter(|r| !spoken.contains(r)).collect();
+    assert!(missing.is_empty(), "rules without a case: {missing:?}");
+}
+
+#[test]
+fn a_node_whose_group_is_not_managed_is_refused() {
+    let world = World::default();
+    let mut obs = world.observe();
+    obs.groups.remove("web");
+    let (plan, outcomes) = world.judge_observed(&obs, &[remove(&["w1"])]);
+    check(&outcomes[0], &refused(&[Rule::GroupNotManaged], "node w1: group web is not managed")).unwrap();
+    assert!(plan.removals.is_empty());
+}
+
+#[test]
+fn accepted_and_changed_proposals_form_the_plan() {
+    let world = World::default();
+    let (plan, _) = world.judge(&[scale_to("web", 1000), remove(&["w1"]), place(web(), PlacementTarget::Fargate)]);
+    assert_eq!(plan.scales.get("web"), Some(&10));
+    assert!(plan.removals.is_empty(), "web grows this tick: no removal");
+    assert_eq!(plan.placements, vec![(web(), PlacementTarget::Fargate)]);
+
+    let (plan, outcomes) = world.judge(&[scale_to("web", 3)]);
+    assert_eq!(plan.removals, vec![("w1".to_string(), "web".to_string())], "the least used node goes");
+    assert_eq!(outcomes[0].applied(&scale_to("web", 3)), vec![remove(&["w1"])]);
+}
+
+/// One case per removal blocker the observation works out, with the words a plugin sees.
+#[test]
+fn every_removal_blocker_is_named_on_its_node() {
+    type Setup = fn(&mut World);
+    let cases: Vec<(&str, Setup, &str, &str)> = vec![
+        ("Fargate node", |w| w.node_mut("w1").fargate = true, "w1", "a Fargate node: it goes when its pod does"),
+        (
+            "being removed",
+            |w| {
+                w.draining("w1");
+            },
+            "w1",
+            "already being removed",
+        ),
+        ("scale-down disabled", |w| w.node_mut("w1").scale_down_disabled = true, "w1", "scale-down-disabled=true"),
+        (
+            "no managed group",
+            |w| {
+                let n = w.node_mut("w1");
+                n.instance_id = Some("i-elsewhere".into());
+                n.group_label = None;
+            },
+            "w1",
+            "not in a managed node group",
+        ),
+        (
+            "too young",
+            |w| w.node_mut("w1").created_at_millis = NOW - 60_000,
+            "w1",
+            "only 1m old; nodes are kept at least 10m",
+        ),
+        ("safe-to-evict=false", |w| w.template_mut("web-1").safe_to_evict = Some(false), "w1", "safe-to-evict=false"),
+        ("PDB allows none", |w| w.budget("web-1", 0), "w1", "which allows no disruption now"),
+        (
+            "PDB unknown",
+            |w| w.pod_mut("web-1").disruption_budget = Some("ghost".into()),
+            "w1",
+            "its PodDisruptionBudget ghost is not known",
+        ),
+        ("no controller", |w| w.pod_mut("web-1").owner = None, "w1", "has no controller"),
+        ("local storage", |w| w.template_mut("web-1").local_storage = true, "w1", "uses local storage"),
+        (
+            "kube-system without PDB",
+            |w| w.pod_mut("web-1").namespace = "kube-system".into(),
+            "w1",
+            "kube-system pod without a PodDisruptionBudget",
+        ),
+        (
+            "unreadable requests",
+            |w| w.pod_mut("web-1").unreadable = Some("spec.containers[c].resources.requests.cpu = \"12x\"".into()),
+            "w1",
+            "\"12x\"; its needs are unknown",
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (name, setup, node, says) in cases {
+        let mut world = World::default();
+        setup(&mut world);
+        let obs = world.observe();
+        let blocker = obs.snapshot.nodes.iter().find(|n| n.name == node).and_then(|n| n.removal_blocker.clone());
+        match &blocker {
+            Some(b) if b.contains(says) => {}
+            other => failures.push(format!("{name}: expected {says:?}, got {other:?}")),
+        }
+        let (plan, _) = world.judge_observed(&obs, &[remove(&[node])]);
+        if !plan.removals.is_empty() {
+            failures.push(format!("{name}: the blocked node was planned for removal"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+
+    // safe-to-evict=true lets a pod without a controller go, and a DaemonSet or mirror pod
+    // never blocks.
+    let mut world = World::default();
+    world.pod_mut("web-1").owner = None;
+    world.template_mut("web-1").safe_to_evict = Some(true);
+    assert_eq!(world.observe().snapshot.nodes[0].removal_blocker, None);
+}
+
+#[test]
+fn every_fargate_blocker_is_named_on_its_workload() {
+    use crate::ports::FargateTraits;
+    let traits = |f: fn(&mut FargateTraits)| {
+        let mut t = FargateTraits::default();
+        f(&mut t);
+        t
+    };
+    let cases = [
+        ("EBS", traits(|t| t.ebs_volume = true), "mounts an EBS-backed volume"),
+        ("privileged", traits(|t| t.privileged = true), "runs a privileged container"),
+        ("hostNetwork", traits(|t| t.host_network = true), "uses hostNetwork or hostPort"),
+        ("GPU", traits(|t| t.gpu = true), "requests GPUs"),
+        ("platform", traits(|t| t.unsupported_platform = true), "selects Arm or Windows nodes"),
+    ];
+    for (name, traits, says) in cases {
+        let mut world = World::default();
+        world.cluster.workloads[0].fargate_traits = traits;
+        let obs = world.observe();
+        let blocker = obs.workload(&web()).and_then(|w| w.fargate_blocker.clone());
+        assert!(blocker.as_deref().is_some_and(|b| b.contains(says)), "{name}: {blocker:?}");
+        let (plan, outcomes) = world.judge_observed(&obs, &[place(web(), PlacementTarget::Fargate)]);
+        assert!(plan.placements.is_empty(), "{name}");
+        check(&outcomes[0], &refused(&[Rule::FargateIneligible], says)).unwrap();
+    }
+    let world = World::default();
+    let agent = super::fixture::workload(ballast_sdk::WorkloadKind::DaemonSet, "kube-system", "agent");
+    let (_, outcomes) = world.judge(&[place(agent, PlacementTarget::Fargate)]);
+    check(&outcomes[0], &refused(&[Rule::FargateIneligible], "a DaemonSet")).unwrap();
+}

@@ -1,0 +1,400 @@
+//! What the engine needs from the world, as traits: the cluster side (Kubernetes), the
+//! capacity side (AWS) and a clock.
+//!
+//! Three sets of adapters implement them: `kube`, `aws` and `sim`. The traits carry
+//! plain observations and single actions, no policy: every judgement (which node, how many,
+//! whether it is safe) is the engine's, so the adapters stay thin and the sim exercises the
+//! same engine code as production.
+//!
+//! Views are taken whole each tick rather than streamed: the engine is a pure function of what
+//! it observes plus its own small state (cooldowns, drains in progress), which is what makes a
+//! tick reproducible and a simulation deterministic. Adapters are free to serve views from a
+//! watch cache (kube's reflector) or a periodic describe (AWS).
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+
+pub use super::pods::{NodePods, PodShape};
+
+use ballast_sdk::{
+    FargatePricing, InstanceType, Placement, PlacementTarget, Resources, Taint, Toleration, WorkloadRef,
+};
+
+/// Why an adapter call failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{operation}: {message}")]
+pub struct AdapterError {
+    pub kind: AdapterErrorKind,
+    /// What was attempted, e.g. `set desired size of web-m5 to 4`.
+    pub operation: String,
+    pub message: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AdapterErrorKind {
+    /// The object is gone (node deleted, instance terminated).
+    NotFound,
+    /// The API refused on purpose: an eviction a PodDisruptionBudget blocks, a size outside
+    /// the group's bounds.
+    Refused,
+    /// Rate limited; retry later.
+    Throttled,
+    /// Anything else: network, permissions, a server error.
+    Failed,
+}
+
+impl AdapterError {
+    pub fn new(kind: AdapterErrorKind, operation: impl Into<String>, message: impl Into<String>) -> Self {
+        AdapterError { kind, operation: operation.into(), message: message.into() }
+    }
+}
+
+pub type AdapterResult<T> = Result<T, AdapterError>;
+
+/// Everything the cluster side shows in one observation.
+///
+/// Pods come counted, not listed: each node carries what runs on it ([`NodePods`], kept up to
+/// date by the adapter as pods come and go), and only pods waiting for capacity are listed
+/// one by one. A tick therefore costs what the nodes and the pending pods cost, not what
+/// every pod in the cluster does.
+#[derive(Clone, Debug, Default)]
+pub struct ClusterView {
+    pub nodes: Vec<NodeView>,
+    /// Pods waiting for capacity: the scheduler found no room and their requests are
+    /// readable. In a stable order (the adapter's), which is the order plugins see.
+    pub pending: Vec<PendingPodView>,
+    pub workloads: Vec<WorkloadView>,
+    pub disruption_budgets: Vec<DisruptionBudgetView>,
+}
+
+impl ClusterView {
+    /// Counts `pods` onto the view's nodes and lists the pending ones, replacing what the
+    /// nodes carried: how a view is made from a plain pod list (fixtures, one-off adapters).
+    /// Pods bound to a node the view does not list are left out, as a tick would ignore them.
+    pub fn count_pods(&mut self, pods: &[PodView]) {
+        let mut interner = super::pods::ShapeInterner::default();
+        let mut tally = super::pods::NodeTally::default();
+        self.pending.clear();
+        for pod in pods {
+            let shape = interner.acquire(pod.shape());
+            match &pod.node {
+                Some(node) => tally.add(node, &shape, pod.name.clone()),
+                None if pod.waits_for_capacity() => self.pending.push(PendingPodView {
+                    shape,
+                    name: pod.name.clone(),
+                    created_at_millis: pod.created_at_millis,
+                }),
+                None => {}
+            }
+        }
+        for node in &mut self.nodes {
+            node.pods = tally.of(&node.name);
+        }
+    }
+}
+
+/// One pod as a view holds it: see [`ClusterView::pods`].
+#[derive(Clone, Copy, Debug)]
+pub struct PodSeen<'a> {
+    pub name: &'a Arc<str>,
+    /// None while it waits for capacity.
+    pub node: Option<&'a Arc<str>>,
+    pub shape: &'a Arc<PodShape>,
+}
+
+impl ClusterView {
+    /// Every pod the view holds one by one: those on its nodes, then those waiting for
+    /// capacity. For tools and tests; a tick reads the counts instead.
+    pub fn pods(&self) -> impl Iterator<Item = PodSeen<'_>> {
+        let running = self.nodes.iter().flat_map(|n| {
+            n.pods.shapes.iter().flat_map(move |s| {
+                s.pods.iter().map(move |name| PodSeen { name, node: Some(&n.name), shape: &s.shape })
+            })
+        });
+        let pending = self.pending.iter().map(|p| PodSeen { name: &p.name, node: None, shape: &p.shape });
+        running.chain(pending)
+    }
+}
+
+/// A pod waiting for capacity.
+#[derive(Clone, Debug)]
+pub struct PendingPodView {
+    pub shape: Arc<PodShape>,
+    pub name: Arc<str>,
+    pub created_at_millis: u64,
+}
+
+#[derive(Clone, Debug)]
+pub struct NodeView {
+    pub name: Arc<str>,
+    /// The EC2 instance behind the node, from its provider id (`aws:///zone/i-...`).
+    pub instance_id: Option<String>,
+    pub instance_type: String,
+    pub zone: String,
+    pub allocatable: Resources,
+    /// Measured usage (metrics.k8s.io), when known.
+    pub usage: Option<Resources>,
+    pub ready: bool,
+    /// `spec.unschedulable`.
+    pub cordoned: bool,
+    pub created_at_millis: u64,
+    /// An EKS Fargate node (one pod each).
+    pub fargate: bool,
+    /// `cluster-autoscaler.kubernetes.io/scale-down-disabled: "true"`.
+    pub scale_down_disabled: bool,
+    /// The group its labels name (`eks.amazonaws.com/nodegroup`, `kops.k8s.io/instancegroup`),
+    /// used when no group lists its instance yet (a node registered before the group's
+    /// description caught up).
+    pub group_label: Option<String>,
+    /// A removal in progress, as written on the node by the replica that began it.
+    pub removal_mark: Option<RemovalMark>,
+    /// What runs on it, as the adapter counts it.
+    pub pods: Arc<NodePods>,
+}
+
+/// What a node removal in progress needs to outlive the replica that began it: written on
+/// the node itself (a `NoSchedule` taint and an annotation of Ballast's own, as Cluster
+/// Autoscaler does with `ToBeDeletedByClusterAutoscaler`), so that a restarted replica or a
+/// new leader adopts the drain instead of leaving the node cordoned and half drained.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct RemovalMark {
+    /// The replica that began it.
+    pub owner: String,
+    pub started_at_millis: u64,
+    pub group: String,
+    pub instance_id: String,
+    /// The tick whose decision began it.
+    pub tick: u64,
+}
+
+/// Scheduling constraints and disruption traits of a pod. Pods of one workload share them, so
+/// adapters hand out one `Arc` per template rather than a copy per pod.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PodTemplate {
+    pub node_selector: BTreeMap<String, String>,
+    /// Label keys named by required node affinity terms.
+    pub affinity_keys: Vec<String>,
+    pub tolerations: Vec<Toleration>,
+    /// Uses emptyDir or hostPath: data is lost if the pod moves.
+    pub local_storage: bool,
+    /// `cluster-autoscaler.kubernetes.io/safe-to-evict`: `Some(false)` pins the pod,
+    /// `Some(true)` allows moving it despite other blockers.
+    pub safe_to_evict: Option<bool>,
+}
+
+#[derive(Clone, Debug)]
+pub struct PodView {
+    pub namespace: Arc<str>,
+    pub name: Arc<str>,
+    /// The node it is bound to; none while pending.
+    pub node: Option<Arc<str>>,
+    pub requests: Resources,
+    /// Its controller, if any. DaemonSet pods are never evicted by a drain. Shared by the
+    /// pods of a workload.
+    pub owner: Option<Arc<WorkloadRef>>,
+    pub template: Arc<PodTemplate>,
+    /// The scheduler reported it unschedulable (`PodScheduled=False`, reason
+    /// `Unschedulable`): it is waiting for capacity. A pod waiting for Fargate is not.
+    pub unschedulable: bool,
+    pub created_at_millis: u64,
+    /// The PodDisruptionBudget selecting it, by name in the pod's namespace.
+    pub disruption_budget: Option<Arc<str>>,
+    /// A static pod mirrored from the kubelet: not evictable, not a blocker.
+    pub mirror: bool,
+    /// Its requests could not be read (named field and value): its node is not removed and
+    /// it is not sized for while pending.
+    pub unreadable: Option<String>,
+}
+
+impl PodView {
+    /// Its equivalence class (not yet shared: see [`super::pods::ShapeInterner`]).
+    pub fn shape(&self) -> PodShape {
+        PodShape {
+            namespace: self.namespace.clone(),
+            owner: self.owner.clone(),
+            requests: self.requests,
+            template: self.template.clone(),
+            disruption_budget: self.disruption_budget.clone(),
+            mirror: self.mirror,
+            unreadable: self.unreadable.clone(),
+        }
+    }
+
+    /// Unbound, reported unschedulable, and readable: sized for by the engine.
+    pub fn waits_for_capacity(&self) -> bool {
+        self.node.is_none() && self.unschedulable && self.unreadable.is_none()
+    }
+}
+
+/// What keeps a workload off Fargate. Each flag is a hard limit of EKS on Fargate.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FargateTraits {
+    pub ebs_volume: bool,
+    pub privileged: bool,
+    pub host_network: bool,
+    pub gpu: bool,
+    /// Selects Arm or Windows nodes.
+    pub unsupported_platform: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct WorkloadView {
+    pub id: WorkloadRef,
+    pub replicas: u32,
+    pub requests_per_replica: Resources,
+    pub placement: Placement,
+    pub fargate_traits: FargateTraits,
+    pub usage_per_replica: Option<Resources>,
+}
+
+#[derive(Clone, Debug)]
+pub struct DisruptionBudgetView {
+    pub namespace: Arc<str>,
+    pub name: Arc<str>,
+    /// `status.disruptionsAllowed`.
+    pub disruptions_allowed: u32,
+}
+
+/// What an eviction did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Eviction {
+    Evicted,
+    /// Refused (HTTP 429): a PodDisruptionBudget allows no disruption now.
+    Blocked {
+        reason: String,
+    },
+    /// The pod was already gone.
+    Gone,
+}
+
+/// What an announcement is about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Subject {
+    Node(String),
+    Pod { namespace: String, name: String },
+    Workload(WorkloadRef),
+    NodeGroup(String),
+}
+
+/// Something the engine did, told to the cluster's users where they look (a Kubernetes
+/// Event on the object, shown by `kubectl describe`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Announcement {
+    pub subject: Subject,
+    /// Short and CamelCase, e.g. `ScaleDown`.
+    pub reason: &'static str,
+    /// What was done and why, with the plugin that asked.
+    pub note: String,
+    /// Something went wrong (Warning rather than Normal).
+    pub warning: bool,
+}
+
+/// The cluster side: Kubernetes.
+pub trait Cluster: Send + Sync {
+    /// Publishes an announcement. Best effort: a failure is logged by the adapter and never
+    /// fails a tick.
+    fn announce(&self, announcement: Announcement) -> impl Future<Output = ()> + Send;
+    fn observe(&self) -> impl Future<Output = AdapterResult<ClusterView>> + Send;
+    /// Cordons the node and writes `mark` on it, in one write.
+    fn mark_for_removal(&self, node: &str, mark: &RemovalMark) -> impl Future<Output = AdapterResult<()>> + Send;
+    /// Uncordons the node and clears Ballast's mark from it: a removal abandoned.
+    fn clear_removal(&self, node: &str) -> impl Future<Output = AdapterResult<()>> + Send;
+    /// Evicts through the Eviction API, so PodDisruptionBudgets are honoured by the server too.
+    fn evict(&self, namespace: &str, pod: &str) -> impl Future<Output = AdapterResult<Eviction>> + Send;
+    /// Steers a workload's future pods to Fargate or EC2 (a label its Fargate profile selects).
+    fn place(&self, workload: &WorkloadRef, target: &PlacementTarget)
+    -> impl Future<Output = AdapterResult<()>> + Send;
+}
+
+/// One instance of a node group.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InstanceView {
+    pub id: String,
+    pub zone: String,
+    pub instance_type: String,
+    /// Launched but not yet in service, or leaving: either way not capacity to count on.
+    pub lifecycle: InstanceLifecycle,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InstanceLifecycle {
+    Pending,
+    InService,
+    Terminating,
+}
+
+/// The most recent failed attempt of a group to launch capacity.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LaunchFailure {
+    pub at_millis: u64,
+    pub message: String,
+}
+
+/// An EC2 Auto Scaling group as the capacity side sees it.
+#[derive(Clone, Debug)]
+pub struct GroupView {
+    pub id: String,
+    pub min_size: u32,
+    pub max_size: u32,
+    pub desired_size: u32,
+    pub instance_types: Vec<InstanceType>,
+    /// Labels and taints a new node will carry (from the node template).
+    pub labels: BTreeMap<String, String>,
+    pub taints: Vec<Taint>,
+    pub zones: Vec<String>,
+    pub instances: Vec<InstanceView>,
+    pub last_launch_failure: Option<LaunchFailure>,
+}
+
+/// A metric series to read (CloudWatch `GetMetricData` in AWS).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MetricQuery {
+    pub namespace: String,
+    pub name: String,
+    pub dimensions: BTreeMap<String, String>,
+    /// `Average`, `Sum`, `Minimum`, `Maximum` or `SampleCount`.
+    pub statistic: String,
+    pub period_seconds: u32,
+    pub start_millis: u64,
+    pub end_millis: u64,
+}
+
+/// One data point of a metric series.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MetricPoint {
+    pub at_millis: u64,
+    pub value: f64,
+}
+
+/// The capacity side: EC2 Auto Scaling, EC2 and CloudWatch.
+pub trait Capacity: Send + Sync {
+    fn node_groups(&self) -> impl Future<Output = AdapterResult<Vec<GroupView>>> + Send;
+    /// Sets a group's desired capacity (never its min or max, which stay the group owner's).
+    fn set_desired_size(&self, group: &str, size: u32) -> impl Future<Output = AdapterResult<()>> + Send;
+    /// Terminates one instance and lowers the group's desired capacity by one, so the group
+    /// does not replace it.
+    fn terminate_instance(&self, group: &str, instance_id: &str) -> impl Future<Output = AdapterResult<()>> + Send;
+    /// Fargate prices for this region.
+    fn fargate_pricing(&self) -> impl Future<Output = AdapterResult<FargatePricing>> + Send;
+    fn query_metric(&self, query: &MetricQuery) -> impl Future<Output = AdapterResult<Vec<MetricPoint>>> + Send;
+}
+
+/// Where time comes from: the wall clock in the daemon, a virtual one in the simulator.
+pub trait Clock: Send + Sync {
+    fn now_millis(&self) -> u64;
+}
+
+/// The system clock.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_millis(&self) -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or_default()
+    }
+}

@@ -1,0 +1,220 @@
+//! The little the engine remembers between ticks: when each group last changed, which groups
+//! are backing off, and which nodes are being drained.
+
+use std::collections::BTreeMap;
+
+use ballast_sdk::Action;
+
+use super::config::Backoff;
+use super::record::{ActionResult, DecisionRecord, Record, RemovalOutcome, TickRecord};
+
+#[derive(Clone, Debug, Default)]
+pub struct GroupState {
+    pub last_scale_up: Option<u64>,
+    pub last_scale_down: Option<u64>,
+    /// When the group was last asked for more nodes than it had ready, and not yet satisfied.
+    pub waiting_since: Option<u64>,
+    pub backoff: Option<BackoffState>,
+    /// The launch failure already counted, so one failure backs off once.
+    pub failure_seen_at: Option<u64>,
+    /// Consecutive provisioning failures.
+    pub failures: u32,
+}
+
+#[derive(Clone, Debug)]
+pub struct BackoffState {
+    pub until: u64,
+    pub reason: String,
+}
+
+impl GroupState {
+    pub fn backing_off(&self, now: u64) -> Option<&BackoffState> {
+        self.backoff.as_ref().filter(|b| now < b.until)
+    }
+
+    /// Records a provisioning failure and starts (or lengthens) the back-off.
+    pub fn fail(&mut self, now: u64, reason: String, config: &Backoff) -> u64 {
+        let initial = config.initial.as_millis() as u64;
+        let max = config.max.as_millis() as u64;
+        let wait = initial.saturating_mul(1u64 << self.failures.min(16)).min(max);
+        self.failures += 1;
+        self.waiting_since = None;
+        let until = now + wait;
+        self.backoff = Some(BackoffState { until, reason });
+        until
+    }
+
+    /// The group delivered what it was asked for.
+    pub fn satisfied(&mut self) {
+        self.waiting_since = None;
+        self.failures = 0;
+    }
+}
+
+/// A node on its way out: cordoned, being drained.
+#[derive(Clone, Debug)]
+pub struct Drain {
+    pub group: String,
+    pub instance_id: String,
+    pub started_at: u64,
+    pub started_tick: u64,
+    pub evicted: u32,
+}
+
+#[derive(Clone, Default)]
+pub struct EngineState {
+    pub groups: BTreeMap<String, GroupState>,
+    pub drains: BTreeMap<String, Drain>,
+    /// When each workload was last moved between Fargate and EC2.
+    pub placed_at: BTreeMap<ballast_sdk::WorkloadRef, u64>,
+    /// Nodes whose removal completed while their Node object (and its mark) lingers until
+    /// the cloud controller deletes it: not adopted again.
+    pub removed: std::collections::BTreeSet<String>,
+}
+
+impl EngineState {
+    /// What the records of an earlier run say about cooldowns, back-offs and placements, so
+    /// that a restart does not start them over: scale-ups and scale-downs that were done,
+    /// removals that completed, moves between Fargate and EC2, and the back-offs the last
+    /// tick showed. Removals still in progress are adopted from the marks on their nodes.
+    pub fn restored<'a>(records: impl Iterator<Item = &'a Record>) -> Self {
+        let mut state = EngineState::default();
+        let mut desired_at: BTreeMap<(u64, &str), u32> = BTreeMap::new();
+        let mut last_tick: Option<&TickRecord> = None;
+        for record in records {
+            match record {
+                Record::Tick(t) => {
+                    for g in &t.saw.groups {
+                        desired_at.insert((t.tick, g.id.as_str()), g.desired);
+                    }
+                    last_tick = Some(t);
+                }
+                Record::Decision(d) if d.result == ActionResult::Done => {
+                    for action in d.guard.applied(&d.proposed) {
+                        state.restore_action(&action, d, &desired_at);
+                    }
+                }
+                Record::Removal(r) if matches!(r.outcome, RemovalOutcome::Completed { .. }) => {
+                    let g = state.group(&r.group);
+                    g.last_scale_down = g.last_scale_down.max(Some(r.at_millis));
+                }
+                _ => {}
+            }
+        }
+        for g in last_tick.map(|t| t.saw.groups.as_slice()).unwrap_or_default() {
+            if let Some(until) = g.backoff_until_millis {
+                let reason = "a provisioning failure before the restart".to_string();
+                state.group(&g.id).backoff = Some(BackoffState { until, reason });
+            }
+        }
+        state
+    }
+
+    fn restore_action(&mut self, action: &Action, d: &DecisionRecord, desired_at: &BTreeMap<(u64, &str), u32>) {
+        let (group, grew) = match action {
+            Action::ScaleTo { group, size } => match desired_at.get(&(d.tick, group.as_str())) {
+                Some(before) if size != before => (group, size > before),
+                _ => return,
+            },
+            Action::ScaleBy { group, delta } if *delta != 0 => (group, *delta > 0),
+            Action::Place { workload, .. } => {
+                self.placed_at.insert(workload.clone(), d.at_millis);
+                return;
+            }
+            _ => return,
+        };
+        let g = self.group(group);
+        let at = Some(d.at_millis);
+        if grew {
+            g.last_scale_up = g.last_scale_up.max(at);
+        } else {
+            g.last_scale_down = g.last_scale_down.max(at);
+        }
+    }
+
+    pub fn group(&mut self, id: &str) -> &mut GroupState {
+        self.groups.entry(id.to_string()).or_default()
+    }
+
+    pub fn draining_in(&self, group: &str) -> u32 {
+        self.drains.values().filter(|d| d.group == group).count() as u32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ballast_sdk::{PlacementTarget, WorkloadKind, WorkloadRef};
+
+    use super::*;
+    use crate::Mode;
+    use crate::record::{GroupSummary, GuardOutcome, RemovalRecord, SnapshotSummary, Trigger};
+
+    fn tick(tick: u64, at: u64, desired: u32, backoff_until: Option<u64>) -> Record {
+        Record::Tick(TickRecord {
+            tick,
+            at_millis: at,
+            mode: Mode::Enforce,
+            trigger: Trigger::Periodic,
+            error: None,
+            standby: false,
+            saw: SnapshotSummary {
+                groups: vec![GroupSummary {
+                    id: "web".into(),
+                    min: 1,
+                    max: 10,
+                    desired,
+                    ready: desired,
+                    backoff_until_millis: backoff_until,
+                }],
+                ..SnapshotSummary::default()
+            },
+            plugins: Vec::new(),
+        })
+    }
+
+    fn decision(tick: u64, at: u64, proposed: Action, result: ActionResult) -> Record {
+        Record::Decision(DecisionRecord {
+            tick,
+            at_millis: at,
+            plugin: "p".into(),
+            proposed,
+            reason: "r".into(),
+            guard: GuardOutcome::Accepted,
+            result,
+        })
+    }
+
+    #[test]
+    fn a_restart_keeps_cooldowns_backoffs_and_placements() {
+        let web = WorkloadRef { kind: WorkloadKind::Deployment, namespace: "shop".into(), name: "web".into() };
+        let records = [
+            tick(1, 1_000, 3, None),
+            decision(1, 1_000, Action::ScaleTo { group: "web".into(), size: 5 }, ActionResult::Done),
+            tick(2, 2_000, 5, None),
+            // Failed actions start no cooldown.
+            decision(2, 2_000, Action::ScaleTo { group: "web".into(), size: 2 }, ActionResult::DryRun),
+            decision(
+                2,
+                2_000,
+                Action::Place { workload: web.clone(), target: PlacementTarget::Fargate },
+                ActionResult::Done,
+            ),
+            Record::Removal(RemovalRecord {
+                tick: 3,
+                at_millis: 3_000,
+                node: "w1".into(),
+                group: "web".into(),
+                started_tick: 2,
+                outcome: RemovalOutcome::Completed { evicted: 2 },
+            }),
+            tick(4, 4_000, 4, Some(90_000)),
+        ];
+        let state = EngineState::restored(records.iter());
+        let web_group = &state.groups["web"];
+        assert_eq!(web_group.last_scale_up, Some(1_000), "the scale-up from 3 to 5");
+        assert_eq!(web_group.last_scale_down, Some(3_000), "the completed removal; the dry-run is not counted");
+        assert_eq!(web_group.backing_off(4_000).map(|b| b.until), Some(90_000));
+        assert_eq!(state.placed_at.get(&web), Some(&2_000));
+        assert!(state.drains.is_empty(), "drains come from the marks on nodes, not the journal");
+    }
+}

@@ -1,0 +1,339 @@
+//! From Kubernetes objects to the engine's views: pure functions, one object at a time, so
+//! the store can convert on each watch event rather than on each tick.
+//!
+//! Requests follow the scheduler's arithmetic: the larger of the containers' sum and the
+//! largest init container, plus pod overhead.
+
+use std::collections::BTreeMap;
+
+use ballast_sdk::{Resources, Taint, TaintEffect, Toleration};
+use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod, PodSpec, PodTemplateSpec};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+
+use ballast_engine::ports::{FargateTraits, NodeView, PodTemplate, RemovalMark};
+use ballast_engine::unreadable::BadValue;
+
+pub const SAFE_TO_EVICT: &str = "cluster-autoscaler.kubernetes.io/safe-to-evict";
+pub const SCALE_DOWN_DISABLED: &str = "cluster-autoscaler.kubernetes.io/scale-down-disabled";
+pub const MIRROR: &str = "kubernetes.io/config.mirror";
+pub const COMPUTE_TYPE: &str = "eks.amazonaws.com/compute-type";
+/// The taint and annotation of a node Ballast is removing (see [`RemovalMark`]).
+pub const REMOVAL: &str = "ballast.dev/removal";
+const GPU_RESOURCES: &[&str] = &["nvidia.com/gpu", "amd.com/gpu", "aws.amazon.com/neuron"];
+/// Provisioners whose claims Fargate can mount (EFS, statically provisioned).
+const FARGATE_MOUNTABLE: &[&str] = &["efs.csi.aws.com"];
+
+pub fn millis(time: Option<&Time>) -> u64 {
+    time.map_or(0, |t| t.0.as_millisecond().max(0) as u64)
+}
+
+/// One named quantity of a list: absent is zero, unparseable is an error naming it.
+fn quantity(list: &BTreeMap<String, Quantity>, at: &str, key: &str, scale: f64) -> Result<u64, BadValue> {
+    let Some(q) = list.get(key) else { return Ok(0) };
+    ballast_sdk::quantity::parse(&q.0, scale).map_err(|error| BadValue {
+        field: if at.is_empty() { key.to_string() } else { format!("{at}.{key}") },
+        value: q.0.clone(),
+        error,
+    })
+}
+
+/// CPU, memory, pods and GPUs of a resource list found at `at` (for errors, e.g.
+/// `status.allocatable`).
+///
+/// # Errors
+/// The first quantity that does not parse, named by its field path.
+pub fn resources(list: Option<&BTreeMap<String, Quantity>>, at: &str) -> Result<Resources, BadValue> {
+    let Some(list) = list else { return Ok(Resources::default()) };
+    let mut gpus = 0u64;
+    for g in GPU_RESOURCES {
+        gpus = gpus.saturating_add(quantity(list, at, g, 1.0)?);
+    }
+    Ok(Resources {
+        cpu_millis: quantity(list, at, "cpu", 1000.0)?,
+        memory_bytes: quantity(list, at, "memory", 1.0)?,
+        pods: u32::try_from(quantity(list, at, "pods", 1.0)?).unwrap_or(u32::MAX),
+        gpus: u32::try_from(gpus).unwrap_or(u32::MAX),
+    })
+}
+
+fn max_each(a: Resources, b: Resources) -> Resources {
+    Resources {
+        cpu_millis: a.cpu_millis.max(b.cpu_millis),
+        memory_bytes: a.memory_bytes.max(b.memory_bytes),
+        pods: a.pods.max(b.pods),
+        gpus: a.gpus.max(b.gpus),
+    }
+}
+
+/// What a pod with this spec asks the scheduler for, one pod slot included.
+///
+/// # Errors
+/// The first request that does not parse, e.g. `spec.containers[web].resources.requests.cpu`.
+pub fn requests(spec: &PodSpec) -> Result<Resources, BadValue> {
+    // The field path is built only for an error: this runs on every pod event.
+    let of = |kind: &str, c: &k8s_openapi::api::core::v1::Container| {
+        resources(c.resources.as_ref().and_then(|r| r.requests.as_ref()), "")
+            .map_err(|bad| bad.under(&format!("spec.{kind}[{}].resources.requests", c.name)))
+    };
+    let mut sum = Resources::default();
+    for c in &spec.containers {
+        sum = sum.saturating_add(&of("containers", c)?);
+    }
+    let mut init = Resources::default();
+    for c in spec.init_containers.iter().flatten() {
+        init = max_each(init, of("initContainers", c)?);
+    }
+    let mut total = max_each(sum, init).saturating_add(&resources(spec.overhead.as_ref(), "spec.overhead")?);
+    total.pods = 1;
+    Ok(total)
+}
+
+fn annotation<'a>(meta: &'a ObjectMeta, key: &str) -> Option<&'a str> {
+    meta.annotations.as_ref()?.get(key).map(String::as_str)
+}
+
+fn label<'a>(meta: &'a ObjectMeta, key: &str) -> Option<&'a str> {
+    meta.labels.as_ref()?.get(key).map(String::as_str)
+}
+
+/// Scheduling constraints and disruption traits of a pod spec.
+pub fn template(meta: &ObjectMeta, spec: &PodSpec) -> PodTemplate {
+    let affinity_keys = spec
+        .affinity
+        .as_ref()
+        .and_then(|a| a.node_affinity.as_ref())
+        .and_then(|n| n.required_during_scheduling_ignored_during_execution.as_ref())
+        .map(|r| {
+            let mut keys: Vec<String> = r
+                .node_selector_terms
+                .iter()
+                .flat_map(|t| t.match_expressions.iter().flatten())
+                .map(|e| e.key.clone())
+                .collect();
+            keys.sort();
+            keys.dedup();
+            keys
+        })
+        .unwrap_or_default();
+    let tolerations = spec
+        .tolerations
+        .iter()
+        .flatten()
+        .map(|t| Toleration {
+            key: t.key.clone().unwrap_or_default(),
+            operator_exists: t.operator.as_deref() == Some("Exists"),
+            value: t.value.clone().unwrap_or_default(),
+            effect: t.effect.as_deref().and_then(TaintEffect::parse),
+        })
+        .collect();
+    let local_storage = spec.volumes.iter().flatten().any(|v| v.empty_dir.is_some() || v.host_path.is_some());
+    PodTemplate {
+        node_selector: spec.node_selector.clone().unwrap_or_default(),
+        affinity_keys,
+        tolerations,
+        local_storage,
+        safe_to_evict: annotation(meta, SAFE_TO_EVICT).map(|v| v == "true"),
+    }
+}
+
+pub fn taints(node: &Node) -> Vec<Taint> {
+    node.spec
+        .as_ref()
+        .and_then(|s| s.taints.as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|t| {
+            Some(Taint {
+                key: t.key.clone(),
+                value: t.value.clone().unwrap_or_default(),
+                effect: TaintEffect::parse(&t.effect)?,
+            })
+        })
+        .collect()
+}
+
+/// The scheduler gave up on the pod for want of room (`PodScheduled=False`, reason
+/// `Unschedulable`): it waits for capacity.
+pub fn unschedulable(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .into_iter()
+        .flatten()
+        .any(|c| c.type_ == "PodScheduled" && c.status == "False" && c.reason.as_deref() == Some("Unschedulable"))
+}
+
+pub fn finished(pod: &Pod) -> bool {
+    matches!(pod.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded" | "Failed"))
+}
+
+pub fn mirror(pod: &Pod) -> bool {
+    annotation(&pod.metadata, MIRROR).is_some()
+}
+
+/// The zone and EC2 instance id in a provider id (`aws:///us-east-1a/i-0abc`). Fargate
+/// nodes have provider ids too, but no instance behind them.
+pub fn provider_id(id: &str) -> Option<(String, String)> {
+    let rest = id.strip_prefix("aws:///")?;
+    let mut parts = rest.split('/');
+    let zone = parts.next()?.to_string();
+    let instance = parts.next_back()?.to_string();
+    instance.starts_with("i-").then_some((zone, instance))
+}
+
+/// The node as the engine sees it, without usage (metrics arrive separately).
+///
+/// # Errors
+/// An allocatable quantity that does not parse: the node's capacity is unknown.
+pub fn node(node: &Node, group_labels: &[String]) -> Result<NodeView, BadValue> {
+    let meta = &node.metadata;
+    let spec = node.spec.as_ref();
+    let status = node.status.as_ref();
+    let parsed = spec.and_then(|s| s.provider_id.as_deref()).and_then(provider_id);
+    let ready = status
+        .and_then(|s| s.conditions.as_ref())
+        .into_iter()
+        .flatten()
+        .any(|c| c.type_ == "Ready" && c.status == "True");
+    let zone = label(meta, "topology.kubernetes.io/zone")
+        .map(str::to_string)
+        .or_else(|| parsed.as_ref().map(|(z, _)| z.clone()))
+        .unwrap_or_default();
+    Ok(NodeView {
+        name: meta.name.clone().unwrap_or_default().into(),
+        instance_id: parsed.map(|(_, i)| i),
+        instance_type: label(meta, "node.kubernetes.io/instance-type")
+            .or_else(|| label(meta, "beta.kubernetes.io/instance-type"))
+            .unwrap_or_default()
+            .to_string(),
+        zone,
+        allocatable: resources(status.and_then(|s| s.allocatable.as_ref()), "status.allocatable")?,
+        usage: None,
+        ready,
+        cordoned: spec.and_then(|s| s.unschedulable).unwrap_or(false),
+        created_at_millis: millis(meta.creation_timestamp.as_ref()),
+        fargate: label(meta, COMPUTE_TYPE) == Some("fargate"),
+        scale_down_disabled: annotation(meta, SCALE_DOWN_DISABLED) == Some("true"),
+        group_label: group_labels.iter().find_map(|k| label(meta, k)).map(str::to_string),
+        removal_mark: removal_mark(node),
+        pods: Default::default(),
+    })
+}
+
+/// The removal mark a replica wrote on the node. A taint without a readable annotation is
+/// still a mark (of unknown age): whoever leads adopts it and, past `drain-timeout`, clears
+/// it, so no node stays cordoned by a Ballast that no longer exists.
+fn removal_mark(node: &Node) -> Option<RemovalMark> {
+    let tainted = node.spec.as_ref()?.taints.iter().flatten().any(|t| t.key == REMOVAL);
+    let written = annotation(&node.metadata, REMOVAL).and_then(|text| serde_json::from_str(text).ok());
+    match written {
+        Some(mark) => Some(mark),
+        None if tainted || annotation(&node.metadata, REMOVAL).is_some() => Some(RemovalMark {
+            owner: "unknown".into(),
+            started_at_millis: 0,
+            group: String::new(),
+            instance_id: node.spec.as_ref()?.provider_id.as_deref().and_then(provider_id)?.1,
+            tick: 0,
+        }),
+        None => None,
+    }
+}
+
+/// What keeps pods of this template off Fargate. `claims_fargate_mountable` answers, for a
+/// PersistentVolumeClaim name in the template's namespace, whether Fargate can mount it;
+/// `claim_templates` are a StatefulSet's volumeClaimTemplates, provisioned per replica (EBS
+/// on EKS unless the class is EFS).
+pub fn fargate_traits(
+    template: &PodTemplateSpec,
+    claim_templates: &[PersistentVolumeClaim],
+    claims_fargate_mountable: &dyn Fn(&str) -> bool,
+) -> FargateTraits {
+    let Some(spec) = template.spec.as_ref() else { return FargateTraits::default() };
+    let templated_ebs = claim_templates.iter().any(|c| {
+        !c.spec.as_ref().and_then(|s| s.storage_class_name.as_deref()).is_some_and(|class| class.contains("efs"))
+    });
+    let containers = spec.containers.iter().chain(spec.init_containers.iter().flatten());
+    let privileged =
+        containers.clone().any(|c| c.security_context.as_ref().and_then(|s| s.privileged).unwrap_or(false));
+    let host_port = containers.clone().any(|c| c.ports.iter().flatten().any(|p| p.host_port.is_some()));
+    let ebs_volume = templated_ebs
+        || spec.volumes.iter().flatten().any(|v| {
+            v.aws_elastic_block_store.is_some()
+                || v.csi.as_ref().is_some_and(|c| c.driver == "ebs.csi.aws.com")
+                || v.ephemeral.is_some()
+                || v.persistent_volume_claim.as_ref().is_some_and(|c| !claims_fargate_mountable(&c.claim_name))
+        });
+    let selector = spec.node_selector.as_ref();
+    let arch = selector.and_then(|s| s.get("kubernetes.io/arch")).map(String::as_str);
+    let os = selector.and_then(|s| s.get("kubernetes.io/os")).map(String::as_str);
+    FargateTraits {
+        ebs_volume,
+        privileged,
+        host_network: spec.host_network.unwrap_or(false) || host_port,
+        gpu: requests(spec).map_or(true, |r| r.gpus > 0),
+        unsupported_platform: arch.is_some_and(|a| a != "amd64") || os.is_some_and(|o| o != "linux"),
+    }
+}
+
+/// Whether Fargate can mount a claim: only EFS (static) volumes.
+pub fn claim_fargate_mountable(claim: &PersistentVolumeClaim) -> bool {
+    let meta = &claim.metadata;
+    let provisioner = annotation(meta, "volume.kubernetes.io/storage-provisioner")
+        .or_else(|| annotation(meta, "volume.beta.kubernetes.io/storage-provisioner"));
+    provisioner.is_some_and(|p| FARGATE_MOUNTABLE.contains(&p))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pod(value: serde_json::Value) -> Pod {
+        serde_json::from_value(value).expect("a valid pod")
+    }
+
+    #[test]
+    fn requests_take_the_larger_of_containers_and_init_containers() {
+        let p = pod(json!({"metadata": {"name": "p"}, "spec": {
+            "containers": [{"name": "a", "resources": {"requests": {"cpu": "250m", "memory": "1Gi"}}},
+                           {"name": "b", "resources": {"requests": {"cpu": "250m", "nvidia.com/gpu": "1"}}}],
+            "initContainers": [{"name": "i", "resources": {"requests": {"cpu": "2", "memory": "10Mi"}}}],
+            "overhead": {"cpu": "100m"}}}));
+        let r = requests(p.spec.as_ref().unwrap()).unwrap();
+        assert_eq!((r.cpu_millis, r.memory_bytes, r.gpus, r.pods), (2100, 1 << 30, 1, 1));
+    }
+
+    #[test]
+    fn provider_ids_yield_zone_and_instance_but_not_for_fargate() {
+        assert_eq!(provider_id("aws:///us-east-1a/i-0abc"), Some(("us-east-1a".into(), "i-0abc".into())));
+        assert_eq!(provider_id("aws:///us-east-1a/0123abcd/fargate-ip-10-0-0-1.ec2.internal"), None);
+        assert_eq!(provider_id("gce://p/z/n"), None);
+    }
+
+    #[test]
+    fn unschedulable_needs_the_scheduler_reason() {
+        let waiting = pod(json!({"metadata": {"name": "p"}, "status": {"phase": "Pending",
+            "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable"}]}}));
+        let new = pod(json!({"metadata": {"name": "p"}, "status": {"phase": "Pending"}}));
+        assert!(unschedulable(&waiting));
+        assert!(!unschedulable(&new));
+    }
+
+    #[test]
+    fn fargate_traits_flag_what_fargate_cannot_run() {
+        let t: PodTemplateSpec = serde_json::from_value(json!({"spec": {
+            "containers": [{"name": "a", "securityContext": {"privileged": true}, "ports": [{"containerPort": 80}]}],
+            "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}],
+            "nodeSelector": {"kubernetes.io/arch": "arm64"}}}))
+        .unwrap();
+        let traits = fargate_traits(&t, &[], &|_| false);
+        assert!(traits.privileged && traits.ebs_volume && traits.unsupported_platform);
+        assert!(!traits.host_network && !traits.gpu);
+        assert!(!fargate_traits(&t, &[], &|name| name == "data").ebs_volume);
+        let claim: PersistentVolumeClaim =
+            serde_json::from_value(json!({"spec": {"storageClassName": "gp3"}})).unwrap();
+        let bare: PodTemplateSpec = serde_json::from_value(json!({"spec": {"containers": [{"name": "a"}]}})).unwrap();
+        assert!(fargate_traits(&bare, std::slice::from_ref(&claim), &|_| true).ebs_volume);
+    }
+}

@@ -1,0 +1,512 @@
+//! The adapter's cache: compact views of what the watches have seen, updated one event at a
+//! time, from which a [`ClusterView`] is assembled on demand without touching the API.
+//!
+//! Why not kube-runtime's reflector `Store` of whole objects: at 150,000 pods the full
+//! objects (managed fields, status, every container) cost around a gigabyte and would be
+//! converted again on every tick. Each event is converted once here instead, and what a
+//! tick needs (owners resolved through ReplicaSets, the PodDisruptionBudget of each pod, a
+//! template shared by the pods of a workload) is kept resolved as events arrive.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+
+use ballast_sdk::{Placement, Resources, WorkloadKind, WorkloadRef};
+use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod, PodTemplateSpec};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+
+use super::convert;
+use super::pod_index::{OwnerPods, PodEntry, PodIndex};
+use super::settings::KubeSettings;
+use ballast_engine::ports::{
+    ClusterView, DisruptionBudgetView, FargateTraits, NodeView, PodTemplate, PodView, WorkloadView,
+};
+use ballast_engine::unreadable::Unreadable;
+
+pub(super) type Key = (String, String);
+
+/// An object's namespace and name, the store's key.
+pub(super) fn key(meta: &ObjectMeta) -> Key {
+    (meta.namespace.clone().unwrap_or_default(), meta.name.clone().unwrap_or_default())
+}
+
+/// The kinds the adapter watches, as the store names them.
+pub mod kinds {
+    pub const PODS: &str = "pods";
+    pub const NODES: &str = "nodes";
+    pub const REPLICA_SETS: &str = "replicasets";
+    pub const DEPLOYMENTS: &str = "deployments";
+    pub const STATEFUL_SETS: &str = "statefulsets";
+    pub const DAEMON_SETS: &str = "daemonsets";
+    pub const JOBS: &str = "jobs";
+    pub const BUDGETS: &str = "poddisruptionbudgets";
+    pub const CLAIMS: &str = "persistentvolumeclaims";
+    pub const ALL: &[&str] =
+        &[PODS, NODES, REPLICA_SETS, DEPLOYMENTS, STATEFUL_SETS, DAEMON_SETS, JOBS, BUDGETS, CLAIMS];
+}
+
+struct WorkloadEntry {
+    replicas: u32,
+    template: PodTemplateSpec,
+    claim_templates: Vec<PersistentVolumeClaim>,
+    requests: Resources,
+    traits: FargateTraits,
+}
+
+struct BudgetEntry {
+    selector: LabelSelector,
+    allowed: u32,
+}
+
+/// What the watches have seen.
+pub struct ClusterStore {
+    settings: Arc<KubeSettings>,
+    nodes: BTreeMap<Arc<str>, NodeView>,
+    node_usage: HashMap<Arc<str>, Resources>,
+    pods: PodIndex,
+    /// ReplicaSet -> the Deployment that controls it, if any.
+    replica_sets: HashMap<Key, Option<String>>,
+    workloads: BTreeMap<WorkloadRef, WorkloadEntry>,
+    budgets: BTreeMap<Key, BudgetEntry>,
+    /// Claim -> Fargate can mount it.
+    claims: HashMap<Key, bool>,
+    /// One `Arc` per owner and per template, shared by the pods of a workload.
+    owners: HashMap<WorkloadRef, Arc<WorkloadRef>>,
+    templates: HashMap<WorkloadRef, Arc<PodTemplate>>,
+    synced: BTreeSet<&'static str>,
+    /// Keys seen since a relist began, per kind; what a relist did not see is gone.
+    relisting: HashMap<&'static str, HashSet<Key>>,
+    /// Values that did not parse, shared with the usage poll and the adapter's status.
+    pub unreadable: Arc<Unreadable>,
+}
+
+fn workload_kind(kind: &str) -> WorkloadKind {
+    match kind {
+        "Deployment" => WorkloadKind::Deployment,
+        "StatefulSet" => WorkloadKind::StatefulSet,
+        "DaemonSet" => WorkloadKind::DaemonSet,
+        "Job" => WorkloadKind::Job,
+        "ReplicaSet" => WorkloadKind::ReplicaSet,
+        _ => WorkloadKind::Other,
+    }
+}
+
+fn controller(meta: &ObjectMeta) -> Option<(WorkloadKind, String)> {
+    meta.owner_references
+        .iter()
+        .flatten()
+        .find(|o| o.controller == Some(true))
+        .map(|o| (workload_kind(&o.kind), o.name.clone()))
+}
+
+/// A `metav1.LabelSelector` against labels. The empty selector matches everything, as a
+/// policy/v1 PodDisruptionBudget's does.
+pub fn selects(selector: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
+    let by_label = selector.match_labels.iter().flatten().all(|(k, v)| labels.get(k) == Some(v));
+    by_label
+        && selector.match_expressions.iter().flatten().all(|e| {
+            let value = labels.get(&e.key);
+            let values = e.values.as_deref().unwrap_or_default();
+            match e.operator.as_str() {
+                "In" => value.is_some_and(|v| values.contains(v)),
+                "NotIn" => value.is_none_or(|v| !values.contains(v)),
+                "Exists" => value.is_some(),
+                "DoesNotExist" => value.is_none(),
+                _ => false,
+            }
+        })
+}
+
+impl ClusterStore {
+    pub fn new(settings: Arc<KubeSettings>) -> Self {
+        ClusterStore {
+            settings,
+            nodes: BTreeMap::new(),
+            node_usage: HashMap::new(),
+            pods: PodIndex::default(),
+            replica_sets: HashMap::new(),
+            workloads: BTreeMap::new(),
+            budgets: BTreeMap::new(),
+            claims: HashMap::new(),
+            owners: HashMap::new(),
+            templates: HashMap::new(),
+            synced: BTreeSet::new(),
+            relisting: HashMap::new(),
+            unreadable: Arc::default(),
+        }
+    }
+
+    /// Kinds whose first list has not completed.
+    pub fn unsynced(&self) -> Vec<&'static str> {
+        kinds::ALL.iter().copied().filter(|k| !self.synced.contains(k)).collect()
+    }
+
+    pub fn pod_count(&self) -> usize {
+        self.pods.len()
+    }
+
+    /// Distinct pod shapes (equivalence classes) among the pods held.
+    pub fn shape_count(&self) -> usize {
+        self.pods.shape_count()
+    }
+
+    /// A relist of `kind` begins.
+    pub fn relist_started(&mut self, kind: &'static str) {
+        self.relisting.insert(kind, HashSet::new());
+    }
+
+    fn seen(&mut self, kind: &'static str, key: &Key) {
+        if let Some(seen) = self.relisting.get_mut(kind) {
+            seen.insert(key.clone());
+        }
+    }
+
+    /// A relist of `kind` ended: objects it did not see were deleted while nobody watched.
+    pub fn relist_done(&mut self, kind: &'static str) {
+        self.synced.insert(kind);
+        let Some(seen) = self.relisting.remove(kind) else { return };
+        let stale: Vec<Key> = match kind {
+            kinds::PODS => self.pods.keys().filter(|k| !seen.contains(*k)).cloned().collect(),
+            kinds::NODES => {
+                self.nodes.keys().map(|n| (String::new(), n.to_string())).filter(|k| !seen.contains(k)).collect()
+            }
+            kinds::REPLICA_SETS => self.replica_sets.keys().filter(|k| !seen.contains(*k)).cloned().collect(),
+            kinds::BUDGETS => self.budgets.keys().filter(|k| !seen.contains(*k)).cloned().collect(),
+            kinds::CLAIMS => self.claims.keys().filter(|k| !seen.contains(*k)).cloned().collect(),
+            other => {
+                let kind = workload_kind_of(other);
+                self.workloads
+                    .keys()
+                    .filter(|w| w.kind == kind)
+                    .map(|w| (w.namespace.clone(), w.name.clone()))
+                    .filter(|k| !seen.contains(k))
+                    .collect()
+            }
+        };
+        for key in stale {
+            self.remove(kind, &key);
+        }
+    }
+
+    /// Removes an object by kind and key.
+    pub fn remove(&mut self, kind: &'static str, key: &Key) {
+        match kind {
+            kinds::PODS => {
+                self.pods.remove(key);
+            }
+            kinds::NODES => {
+                self.nodes.remove(key.1.as_str());
+                self.node_usage.remove(key.1.as_str());
+            }
+            kinds::REPLICA_SETS => {
+                self.replica_sets.remove(key);
+                self.workloads.remove(&WorkloadRef {
+                    kind: WorkloadKind::ReplicaSet,
+                    namespace: key.0.clone(),
+                    name: key.1.clone(),
+                });
+            }
+            kinds::BUDGETS => {
+                self.budgets.remove(key);
+                self.rematch_budgets(&key.0);
+            }
+            kinds::CLAIMS => {
+                self.claims.remove(key);
+                self.reassess_traits(&key.0);
+            }
+            other => {
+                let id = WorkloadRef { kind: workload_kind_of(other), namespace: key.0.clone(), name: key.1.clone() };
+                self.workloads.remove(&id);
+            }
+        }
+    }
+
+    pub fn apply_node(&mut self, node: &Node) {
+        let name = node.metadata.name.clone().unwrap_or_default();
+        self.seen(kinds::NODES, &(String::new(), name.clone()));
+        match convert::node(node, &self.settings.group_labels) {
+            Ok(mut view) => {
+                view.usage = self.node_usage.get(&view.name).copied();
+                self.nodes.insert(view.name.clone(), view);
+            }
+            Err(bad) => {
+                // Unknown capacity: the node is left out (never removed, never counted as
+                // room) until a readable version arrives.
+                bad.report_to(&self.unreadable, &format!("node {name}"));
+                self.nodes.remove(name.as_str());
+            }
+        }
+    }
+
+    /// Returns whether the pod is newly waiting for capacity, which opens a tick batch.
+    pub fn apply_pod(&mut self, pod: &Pod) -> bool {
+        let key = key(&pod.metadata);
+        self.seen(kinds::PODS, &key);
+        if convert::finished(pod) {
+            self.pods.remove(&key);
+            return false;
+        }
+        let Some(spec) = pod.spec.as_ref() else { return false };
+        let controller = controller(&pod.metadata);
+        let owner = controller.as_ref().map(|(kind, name)| self.resolve_owner(&key.0, *kind, name));
+        let template = convert::template(&pod.metadata, spec);
+        let template = match &owner {
+            Some(owner) => self.intern_template(owner, template),
+            None => Arc::new(template),
+        };
+        let labels = pod.metadata.labels.clone().unwrap_or_default();
+        let disruption_budget = self.budget_for(&key.0, &labels);
+        let unschedulable = convert::unschedulable(pod);
+        let previous = self.pods.get(&key);
+        let newly_pending = unschedulable && !previous.is_some_and(|p| p.view.unschedulable);
+        let usage = previous.and_then(|p| p.usage);
+        let on_fargate = spec.scheduler_name.as_deref() == Some("fargate-scheduler")
+            || labels.contains_key("eks.amazonaws.com/fargate-profile");
+        let (requests, unreadable) = match convert::requests(spec) {
+            Ok(requests) => (requests, None),
+            Err(bad) => {
+                bad.report_to(&self.unreadable, &format!("pod {}/{}", key.0, key.1));
+                (Resources { pods: 1, ..Resources::default() }, Some(bad.to_string()))
+            }
+        };
+        let view = PodView {
+            namespace: key.0.as_str().into(),
+            name: key.1.as_str().into(),
+            node: spec.node_name.as_deref().map(Into::into),
+            requests,
+            unreadable,
+            owner,
+            template,
+            unschedulable,
+            created_at_millis: convert::millis(pod.metadata.creation_timestamp.as_ref()),
+            disruption_budget,
+            mirror: convert::mirror(pod),
+        };
+        self.pods.insert(key, PodEntry { view, controller, labels, on_fargate, usage });
+        newly_pending
+    }
+
+    fn resolve_owner(&mut self, namespace: &str, kind: WorkloadKind, name: &str) -> Arc<WorkloadRef> {
+        let id = match kind {
+            WorkloadKind::ReplicaSet => {
+                match self.replica_sets.get(&(namespace.to_string(), name.to_string())).cloned().flatten() {
+                    Some(deployment) => {
+                        WorkloadRef { kind: WorkloadKind::Deployment, namespace: namespace.into(), name: deployment }
+                    }
+                    None => WorkloadRef { kind, namespace: namespace.into(), name: name.into() },
+                }
+            }
+            kind => WorkloadRef { kind, namespace: namespace.into(), name: name.into() },
+        };
+        self.owners.entry(id.clone()).or_insert_with(|| Arc::new(id)).clone()
+    }
+
+    fn intern_template(&mut self, owner: &WorkloadRef, template: PodTemplate) -> Arc<PodTemplate> {
+        match self.templates.get(owner) {
+            Some(shared) if **shared == template => shared.clone(),
+            _ => {
+                let shared = Arc::new(template);
+                self.templates.insert(owner.clone(), shared.clone());
+                shared
+            }
+        }
+    }
+
+    fn budget_for(&self, namespace: &str, labels: &BTreeMap<String, String>) -> Option<Arc<str>> {
+        let start = (namespace.to_string(), String::new());
+        self.budgets
+            .range(start..)
+            .take_while(|((ns, _), _)| ns == namespace)
+            .find(|(_, b)| selects(&b.selector, labels))
+            .map(|((_, name), _)| Arc::from(name.as_str()))
+    }
+
+    /// A budget appeared, went or changed its selector: pods of its namespace are matched again.
+    fn rematch_budgets(&mut self, namespace: &str) {
+        let start = (namespace.to_string(), String::new());
+        let changed: Vec<(Key, Option<Arc<str>>)> = self
+            .pods
+            .entries()
+            .skip_while(|(k, _)| **k < start)
+            .take_while(|((ns, _), _)| ns == namespace)
+            .map(|(k, p)| (k.clone(), p.view.disruption_budget.clone(), self.budget_for(namespace, &p.labels)))
+            .filter(|(_, was, now)| was != now)
+            .map(|(k, _, now)| (k, now))
+            .collect();
+        for (key, budget) in changed {
+            self.pods.update(&key, |p| p.view.disruption_budget = budget);
+        }
+    }
+
+    pub fn apply_budget(&mut self, budget: &PodDisruptionBudget) {
+        let key = key(&budget.metadata);
+        self.seen(kinds::BUDGETS, &key);
+        let selector = budget.spec.as_ref().and_then(|s| s.selector.clone()).unwrap_or_default();
+        let allowed = budget.status.as_ref().map_or(0, |s| s.disruptions_allowed.max(0) as u32);
+        let selector_changed = self.budgets.get(&key).is_none_or(|b| b.selector != selector);
+        self.budgets.insert(key.clone(), BudgetEntry { selector, allowed });
+        if selector_changed {
+            self.rematch_budgets(&key.0);
+        }
+    }
+
+    pub fn apply_claim(&mut self, claim: &PersistentVolumeClaim) {
+        let key = key(&claim.metadata);
+        self.seen(kinds::CLAIMS, &key);
+        let mountable = convert::claim_fargate_mountable(claim);
+        if self.claims.insert(key.clone(), mountable) != Some(mountable) {
+            self.reassess_traits(&key.0);
+        }
+    }
+
+    fn traits(
+        &self,
+        namespace: &str,
+        template: &PodTemplateSpec,
+        claim_templates: &[PersistentVolumeClaim],
+    ) -> FargateTraits {
+        let claims = &self.claims;
+        convert::fargate_traits(template, claim_templates, &|claim| {
+            claims.get(&(namespace.to_string(), claim.to_string())).copied().unwrap_or(false)
+        })
+    }
+
+    fn reassess_traits(&mut self, namespace: &str) {
+        let ids: Vec<WorkloadRef> = self.workloads.keys().filter(|w| w.namespace == namespace).cloned().collect();
+        for id in ids {
+            let traits = self.workloads.get(&id).map(|w| self.traits(namespace, &w.template, &w.claim_templates));
+            if let (Some(traits), Some(w)) = (traits, self.workloads.get_mut(&id)) {
+                w.traits = traits;
+            }
+        }
+    }
+
+    /// A ReplicaSet: remembered for the Deployment that owns it; one without a Deployment is
+    /// a workload of its own.
+    pub fn apply_replica_set(&mut self, meta: &ObjectMeta, replicas: u32, template: Option<&PodTemplateSpec>) {
+        let key = key(meta);
+        self.seen(kinds::REPLICA_SETS, &key);
+        let deployment = controller(meta).and_then(|(kind, name)| (kind == WorkloadKind::Deployment).then_some(name));
+        let changed = self.replica_sets.get(&key) != Some(&deployment);
+        self.replica_sets.insert(key.clone(), deployment.clone());
+        if deployment.is_none() {
+            self.apply_workload(WorkloadKind::ReplicaSet, meta, replicas, template, &[], None);
+        }
+        if changed {
+            // Pods seen before their ReplicaSet were owned by it; now the Deployment owns them.
+            let ns = key.0.clone();
+            let pods: Vec<Key> = self
+                .pods
+                .entries()
+                .filter(|((pns, _), p)| {
+                    *pns == ns
+                        && p.controller.as_ref().is_some_and(|(k, n)| *k == WorkloadKind::ReplicaSet && *n == key.1)
+                })
+                .map(|(k, _)| k.clone())
+                .collect();
+            let owner = self.resolve_owner(&ns, WorkloadKind::ReplicaSet, &key.1);
+            for pod in pods {
+                self.pods.update(&pod, |p| p.view.owner = Some(owner.clone()));
+            }
+        }
+    }
+
+    /// A Deployment, StatefulSet, DaemonSet or Job (`seen_as` is the kind's store name,
+    /// for relists).
+    pub fn apply_workload(
+        &mut self,
+        kind: WorkloadKind,
+        meta: &ObjectMeta,
+        replicas: u32,
+        template: Option<&PodTemplateSpec>,
+        claim_templates: &[PersistentVolumeClaim],
+        seen_as: Option<&'static str>,
+    ) {
+        let key = key(meta);
+        if let Some(kind_name) = seen_as {
+            self.seen(kind_name, &key);
+        }
+        let template = template.cloned().unwrap_or_default();
+        let requests = match template.spec.as_ref().map(convert::requests).transpose() {
+            Ok(requests) => requests.unwrap_or_default(),
+            Err(bad) => {
+                bad.report_to(&self.unreadable, &format!("{kind:?} {}/{}", key.0, key.1));
+                Resources::default()
+            }
+        };
+        let claim_templates = claim_templates.to_vec();
+        let traits = self.traits(&key.0, &template, &claim_templates);
+        let id = WorkloadRef { kind, namespace: key.0, name: key.1 };
+        self.workloads.insert(id, WorkloadEntry { replicas, template, claim_templates, requests, traits });
+    }
+
+    /// Usage read from metrics.k8s.io, replacing what was known.
+    pub fn set_usage(&mut self, nodes: HashMap<String, Resources>, pods: HashMap<Key, Resources>) {
+        self.node_usage = nodes.into_iter().map(|(k, v)| (Arc::from(k.as_str()), v)).collect();
+        for (name, node) in self.nodes.iter_mut() {
+            node.usage = self.node_usage.get(name).copied();
+        }
+        self.pods.set_usage(&pods);
+    }
+
+    fn placement(&self, template: &PodTemplateSpec, pods: Option<&OwnerPods>) -> Placement {
+        let s = &self.settings;
+        let labels = template.metadata.as_ref().and_then(|m| m.labels.as_ref());
+        let label = labels.and_then(|l| l.get(&s.placement_label));
+        let group =
+            template.spec.as_ref().and_then(|t| t.node_selector.as_ref()).and_then(|n| n.get(&s.group_selector_label));
+        if label == Some(&s.fargate_value) {
+            Placement::Fargate
+        } else if let Some(group) = group {
+            Placement::Ec2(Some(group.clone()))
+        } else if label == Some(&s.ec2_value) || pods.is_some_and(|p| p.on_ec2 > 0) {
+            Placement::Ec2(None)
+        } else if pods.is_some_and(|p| p.on_fargate > 0) {
+            Placement::Fargate
+        } else {
+            Placement::Unplaced
+        }
+    }
+
+    /// The cluster as the engine sees it, from the cache alone: nodes with their counted
+    /// pods, the pending pods and the workloads. Never walks the running pods.
+    pub fn view(&self) -> ClusterView {
+        let nodes: Vec<NodeView> =
+            self.nodes.values().map(|n| NodeView { pods: self.pods.on_node(&n.name), ..n.clone() }).collect();
+        let workloads = self
+            .workloads
+            .iter()
+            .map(|(id, w)| {
+                let owned = self.pods.owner(id);
+                WorkloadView {
+                    id: id.clone(),
+                    replicas: w.replicas,
+                    requests_per_replica: w.requests,
+                    placement: self.placement(&w.template, owned),
+                    fargate_traits: w.traits,
+                    usage_per_replica: owned.filter(|o| o.measured > 0).map(OwnerPods::mean_usage),
+                }
+            })
+            .collect();
+        let disruption_budgets = self
+            .budgets
+            .iter()
+            .map(|((ns, name), b)| DisruptionBudgetView {
+                namespace: ns.as_str().into(),
+                name: name.as_str().into(),
+                disruptions_allowed: b.allowed,
+            })
+            .collect();
+        ClusterView { nodes, pending: self.pods.pending(), workloads, disruption_budgets }
+    }
+}
+
+fn workload_kind_of(kind: &str) -> WorkloadKind {
+    match kind {
+        kinds::DEPLOYMENTS => WorkloadKind::Deployment,
+        kinds::STATEFUL_SETS => WorkloadKind::StatefulSet,
+        kinds::DAEMON_SETS => WorkloadKind::DaemonSet,
+        kinds::JOBS => WorkloadKind::Job,
+        _ => WorkloadKind::Other,
+    }
+}
