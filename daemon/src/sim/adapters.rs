@@ -296,3 +296,45 @@ impl World {
         view
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::sim::scenario::Scenario;
+
+    const TWO_GROUPS: &str = r#"
+name: two-groups
+duration: 1h
+node-groups:
+  - {id: a, instance-types: [m5.large], min-size: 0, max-size: 4, desired-size: 1}
+  - {id: b, instance-types: [m5.large], min-size: 0, max-size: 4, desired-size: 1}
+workloads:
+  - {name: agent, namespace: kube-system, kind: daemon-set, requests: {cpu: 100m, memory: 128Mi}}
+  - {name: web, namespace: shop, requests: {cpu: 1500m, memory: 1Gi}, replicas: {constant: 2}}
+"#;
+
+    fn placement(world: &World, name: &str) -> Placement {
+        let view = world.cluster_view();
+        view.workloads.into_iter().find(|w| w.id.name == name).map(|w| w.placement).unwrap_or(Placement::Unplaced)
+    }
+
+    #[test]
+    fn counts_follow_pods_when_their_node_goes_first() {
+        let scenario = Scenario::parse(Path::new("two-groups"), TWO_GROUPS).unwrap();
+        let mut world = World::new(&scenario, 1);
+        assert_eq!(placement(&world, "web"), Placement::Ec2(None), "one web pod per group");
+        let view = world.cluster_view();
+        assert_eq!(view.nodes.iter().map(|n| n.pods.count).sum::<u32>(), 4, "two agents, two web pods");
+
+        // Group b's node goes with its pods (as a termination does); until the controller
+        // replaces the web pod, every running one is in group a.
+        let b = world.groups[1].instances[0];
+        world.destroy_node(b);
+        assert_eq!(placement(&world, "web"), Placement::Ec2(Some("a".into())));
+        let view = world.cluster_view();
+        assert_eq!(view.nodes.iter().map(|n| n.pods.count).sum::<u32>(), 2);
+        assert_eq!(world.healthy(1), 1, "one web pod still runs");
+    }
+}

@@ -71,6 +71,8 @@ pub(super) struct SimPod {
     pub finishes_at: Option<u64>,
     /// The shape it was counted under on its node, once bound.
     pub shape: Option<Arc<PodShape>>,
+    /// The node group of its node, once bound (kept here: the node may go first).
+    pub node_group: Option<usize>,
 }
 
 pub(super) struct SimWorkload {
@@ -433,6 +435,7 @@ impl World {
             fargate_ready_at: None,
             finishes_at: None,
             shape: None,
+            node_group: None,
         };
         let id = match self.free_pods.pop() {
             Some(id) => {
@@ -464,6 +467,7 @@ impl World {
         p.started_at = Some(self.now);
         p.unschedulable = false;
         p.shape = Some(w.shape.clone());
+        p.node_group = n.group;
         w.running += 1;
         if let Some(g) = n.group {
             *w.running_in_group.entry(g).or_default() += 1;
@@ -509,7 +513,7 @@ impl World {
             let fargate_node = self.nodes[node].as_ref().is_some_and(|n| n.fargate);
             let w = &mut self.workloads[p.workload];
             w.running = w.running.saturating_sub(1);
-            if let Some(g) = self.nodes[node].as_ref().and_then(|n| n.group)
+            if let Some(g) = p.node_group
                 && let Some(count) = w.running_in_group.get_mut(&g)
             {
                 *count -= 1;
