@@ -174,3 +174,78 @@ impl PodIndex {
         self.shapes.len()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use ballast_engine::guard::fixture;
+    use ballast_engine::ports::ClusterView;
+
+    use super::*;
+
+    fn entry(name: &str, node: Option<&str>, cpu: u64) -> PodEntry {
+        PodEntry {
+            view: fixture::pod(name, node, Some(fixture::web()), cpu),
+            controller: None,
+            labels: BTreeMap::new(),
+            on_fargate: false,
+            usage: Some(Resources::pod(cpu / 2, 1 << 20)),
+        }
+    }
+
+    fn key(name: &str) -> Key {
+        ("shop".into(), name.into())
+    }
+
+    /// What a walk over every pod gives, against what the index kept.
+    fn agrees_with_a_fresh_walk(index: &PodIndex) {
+        let pods: Vec<PodView> = index.entries().map(|(_, e)| e.view.clone()).collect();
+        let mut fresh = ClusterView {
+            nodes: vec![fixture::node("n1", None, None), fixture::node("n2", None, None)],
+            ..ClusterView::default()
+        };
+        fresh.count_pods(&pods);
+        for node in &fresh.nodes {
+            let kept = index.on_node(&node.name);
+            assert_eq!((kept.count, kept.requested), (node.pods.count, node.pods.requested), "{}", node.name);
+            let names = |p: &NodePods| {
+                let mut n: Vec<String> = p.evictable().map(|(_, name)| name.to_string()).collect();
+                n.sort();
+                n
+            };
+            assert_eq!(names(&kept), names(&node.pods), "{}", node.name);
+        }
+        let pending = |v: Vec<PendingPodView>| v.into_iter().map(|p| p.name.to_string()).collect::<Vec<_>>();
+        assert_eq!(pending(index.pending()), pending(fresh.pending));
+        let on_ec2 = pods.iter().filter(|p| p.node.is_some()).count() as u32;
+        assert_eq!(index.owner(&fixture::web()).map_or(0, |o| o.on_ec2), on_ec2);
+        assert_eq!(index.owner(&fixture::web()).map_or(0, |o| o.measured), pods.len() as u32);
+    }
+
+    #[test]
+    fn counts_equal_a_fresh_walk_after_every_kind_of_change() {
+        let mut index = PodIndex::default();
+        index.insert(key("a"), entry("a", Some("n1"), 500));
+        index.insert(key("b"), entry("b", Some("n1"), 250));
+        index.insert(key("c"), entry("c", Some("n2"), 1000));
+        index.insert(key("p"), entry("p", None, 750));
+        agrees_with_a_fresh_walk(&index);
+        assert_eq!(index.pending().len(), 1);
+
+        // The pending pod is bound; a pod moves under a budget; one goes; one is replaced.
+        index.insert(key("p"), entry("p", Some("n2"), 750));
+        agrees_with_a_fresh_walk(&index);
+        index.update(&key("a"), |p| p.view.disruption_budget = Some("web-pdb".into()));
+        agrees_with_a_fresh_walk(&index);
+        assert!(index.on_node("n1").shapes.iter().any(|s| s.shape.disruption_budget.is_some()));
+        index.remove(&key("b"));
+        index.insert(key("c"), entry("c", Some("n1"), 100));
+        agrees_with_a_fresh_walk(&index);
+        index.set_usage(&HashMap::new());
+        assert_eq!(index.owner(&fixture::web()).map(|o| o.measured), Some(0), "usage replaced by none");
+
+        for name in ["a", "c", "p"] {
+            index.remove(&key(name));
+        }
+        assert_eq!((index.len(), index.shape_count(), index.on_node("n1").count), (0, 0, 0), "nothing left behind");
+    }
+}
