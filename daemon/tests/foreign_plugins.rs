@@ -135,11 +135,14 @@ fn the_starter_templates_build_and_run() {
     let snapshot = SnapshotBuilder::new()
         .group(GroupBuilder::asg("m5").instance_type("m5.large", "2", "8Gi", 0.096).sizes(0, 0, 20))
         .pending_pods("default", "web", 3, "500m", "1Gi")
+        .pending_pods("default", "api", 2, "1", "2Gi")
         .build();
     for template in ["template_python", "template_typescript"] {
         let decisions = run(template, json!({"warm-nodes": 2}), snapshot.clone()).unwrap();
         assert_eq!(decisions.len(), 1, "{template}: {decisions:?}");
         assert_eq!(decisions[0].action, Action::ScaleTo { group: "m5".into(), size: 2 }, "{template}");
+        // Two pending shapes (3 + 2 pods) read through pending-shapes and summed.
+        assert!(decisions[0].reason.starts_with("5 pods pending"), "{template}: {}", decisions[0].reason);
         let err = load(template, json!({"warm-nodes": -1})).err().unwrap();
         assert!(err.to_string().contains("warm-nodes must be a whole number >= 0, got -1"), "{template}: {err}");
     }
