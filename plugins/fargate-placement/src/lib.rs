@@ -47,13 +47,14 @@ impl Policy for FargatePlacement {
 
     fn evaluate(snapshot: &dyn Snapshot, settings: &Settings, _: &mut ()) -> Result<Vec<Decision>, String> {
         let pricing = snapshot.fargate_pricing();
+        let groups = ec2_groups(snapshot);
         let mut spare = spare_ec2_room(snapshot);
         let mut decisions = Vec::new();
         for workload in snapshot.workloads() {
             if !settings.namespaces.is_empty() && !settings.namespaces.contains(&workload.id.namespace) {
                 continue;
             }
-            let Some(choice) = choose(snapshot, settings, pricing, &spare, workload) else { continue };
+            let Some(choice) = choose(&groups, settings, pricing, &spare, workload) else { continue };
             if let PlacementTarget::Ec2(_) = choice.target {
                 let total = scale(&workload.requests_per_replica, workload.replicas);
                 spare = spare.saturating_sub(&total);
@@ -89,14 +90,14 @@ struct Choice<'a> {
 }
 
 fn choose<'a>(
-    snapshot: &dyn Snapshot,
+    groups: &[Ec2Group<'_>],
     settings: &'a Settings,
     pricing: &FargatePricing,
     spare: &Resources,
     workload: &'a Workload,
 ) -> Option<Choice<'a>> {
     let requests = &workload.requests_per_replica;
-    let ec2 = cheapest_ec2_share(snapshot, settings, requests);
+    let ec2 = cheapest_ec2_share(groups, settings, requests);
     if let Some(blocker) = &workload.fargate_blocker {
         // Only move it off Fargate if it is somehow there; otherwise nothing to decide.
         return matches!(workload.placement, Placement::Fargate).then(|| Choice {
@@ -166,32 +167,44 @@ fn choose<'a>(
     }
 }
 
-/// The cheapest EC2 group for one replica and that replica's share of a node's price.
-fn cheapest_ec2_share(snapshot: &dyn Snapshot, settings: &Settings, requests: &Resources) -> Option<(String, f64)> {
+/// An untainted Auto Scaling group: what a new node of it surely offers, and costs at most.
+/// Worked out once per evaluation, not once per workload.
+struct Ec2Group<'a> {
+    id: &'a str,
+    template: Resources,
+    price: f64,
+}
+
+fn ec2_groups(snapshot: &dyn Snapshot) -> Vec<Ec2Group<'_>> {
     snapshot
         .node_groups()
         .iter()
         .filter(|g| g.kind == NodeGroupKind::Asg && g.taints.is_empty())
-        .filter_map(|g| {
-            let template = g.guaranteed_allocatable();
-            if !template.fits(&Resources { pods: 1, ..*requests }) {
-                return None;
-            }
-            let share = requests.utilisation_of(&template) / settings.packing_efficiency;
-            Some((g.id.clone(), share * g.max_price_per_hour()))
-        })
+        .map(|g| Ec2Group { id: &g.id, template: g.guaranteed_allocatable(), price: g.max_price_per_hour() })
+        .collect()
+}
+
+/// The cheapest EC2 group for one replica and that replica's share of a node's price (the
+/// first of equally cheap ones, in snapshot order).
+fn cheapest_ec2_share(groups: &[Ec2Group<'_>], settings: &Settings, requests: &Resources) -> Option<(String, f64)> {
+    let one = Resources { pods: 1, ..*requests };
+    groups
+        .iter()
+        .filter(|g| g.template.fits(&one))
+        .map(|g| (g, requests.utilisation_of(&g.template) / settings.packing_efficiency * g.price))
         .min_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(g, cost)| (g.id.to_string(), cost))
 }
 
 /// Free room on ready, schedulable EC2 nodes.
 fn spare_ec2_room(snapshot: &dyn Snapshot) -> Resources {
+    let asg: std::collections::HashSet<&str> =
+        snapshot.node_groups().iter().filter(|g| g.kind == NodeGroupKind::Asg).map(|g| g.id.as_str()).collect();
     snapshot
         .nodes()
         .iter()
         .filter(|n| n.ready && !n.cordoned)
-        .filter(|n| {
-            n.group.as_deref().and_then(|g| snapshot.node_group(g)).is_some_and(|g| g.kind == NodeGroupKind::Asg)
-        })
+        .filter(|n| n.group.as_deref().is_some_and(|g| asg.contains(g)))
         .fold(Resources::ZERO, |acc, n| acc.saturating_add(&n.allocatable.saturating_sub(&n.requested)))
 }
 
