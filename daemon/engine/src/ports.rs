@@ -92,18 +92,7 @@ impl ClusterView {
             node.pods = tally.of(&node.name);
         }
     }
-}
 
-/// One pod as a view holds it: see [`ClusterView::pods`].
-#[derive(Clone, Copy, Debug)]
-pub struct PodSeen<'a> {
-    pub name: &'a Arc<str>,
-    /// None while it waits for capacity.
-    pub node: Option<&'a Arc<str>>,
-    pub shape: &'a Arc<PodShape>,
-}
-
-impl ClusterView {
     /// Every pod the view holds one by one: those on its nodes, then those waiting for
     /// capacity. For tools and tests; a tick reads the counts instead.
     pub fn pods(&self) -> impl Iterator<Item = PodSeen<'_>> {
@@ -115,6 +104,15 @@ impl ClusterView {
         let pending = self.pending.iter().map(|p| PodSeen { name: &p.name, node: None, shape: &p.shape });
         running.chain(pending)
     }
+}
+
+/// One pod as a view holds it: see [`ClusterView::pods`].
+#[derive(Clone, Copy, Debug)]
+pub struct PodSeen<'a> {
+    pub name: &'a Arc<str>,
+    /// None while it waits for capacity.
+    pub node: Option<&'a Arc<str>>,
+    pub shape: &'a Arc<PodShape>,
 }
 
 /// A pod waiting for capacity.
@@ -184,6 +182,8 @@ pub struct PodTemplate {
     pub safe_to_evict: Option<bool>,
 }
 
+/// One pod as an adapter reads it, before it is counted: adapters turn these into each
+/// node's [`NodePods`] and the pending list (see [`ClusterView::count_pods`]).
 #[derive(Clone, Debug)]
 pub struct PodView {
     pub namespace: Arc<str>,
