@@ -314,29 +314,24 @@ pub trait Constraints {
     fn tolerations(&self) -> &[Toleration];
 }
 
-impl Constraints for PendingPod {
-    fn node_selector(&self) -> &BTreeMap<String, String> {
-        &self.node_selector
-    }
-    fn affinity_keys(&self) -> &[String] {
-        &self.affinity_keys
-    }
-    fn tolerations(&self) -> &[Toleration] {
-        &self.tolerations
-    }
+/// Both pending forms keep their constraints in fields of the same names.
+macro_rules! constraints_from_fields {
+    ($($type:ty),+) => {$(
+        impl Constraints for $type {
+            fn node_selector(&self) -> &BTreeMap<String, String> {
+                &self.node_selector
+            }
+            fn affinity_keys(&self) -> &[String] {
+                &self.affinity_keys
+            }
+            fn tolerations(&self) -> &[Toleration] {
+                &self.tolerations
+            }
+        }
+    )+};
 }
 
-impl Constraints for PendingShape {
-    fn node_selector(&self) -> &BTreeMap<String, String> {
-        &self.node_selector
-    }
-    fn affinity_keys(&self) -> &[String] {
-        &self.affinity_keys
-    }
-    fn tolerations(&self) -> &[Toleration] {
-        &self.tolerations
-    }
-}
+constraints_from_fields!(PendingPod, PendingShape);
 
 /// Groups pending pods by shape, in the order each shape's first pod appears, with counts
 /// and the oldest age. The one definition of a shape: the host and snapshot files both use it.
