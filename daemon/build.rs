@@ -14,7 +14,9 @@ use std::process::Command;
 
 const PACKAGES: &[&str] = &[
     "binpack",
+    "consolidation",
     "fargate-placement",
+    "headroom",
     "static-size",
     "thresholds",
     "empty-policy",
@@ -30,7 +32,9 @@ const WATCHED: &[&str] = &[
     "sdk/rust",
     "sdk/wit",
     "plugins/binpack",
+    "plugins/consolidation",
     "plugins/fargate-placement",
+    "plugins/headroom",
     "plugins/static-size",
     "plugins/thresholds",
     "plugins/queue-floor",

@@ -15,9 +15,19 @@ pub const PLUGINS: &[BundledPlugin] = &[
         wasm: include_bytes!(concat!(env!("BALLAST_PLUGIN_DIR"), "/binpack.wasm")),
     },
     BundledPlugin {
+        name: "consolidation",
+        summary: "Karpenter-like: removes nodes whose pods provably fit on the others",
+        wasm: include_bytes!(concat!(env!("BALLAST_PLUGIN_DIR"), "/consolidation.wasm")),
+    },
+    BundledPlugin {
         name: "fargate-placement",
         summary: "per workload, Fargate or EC2 by cost and eligibility",
         wasm: include_bytes!(concat!(env!("BALLAST_PLUGIN_DIR"), "/fargate_placement.wasm")),
+    },
+    BundledPlugin {
+        name: "headroom",
+        summary: "spare room for N pods of a shape, optionally on a schedule",
+        wasm: include_bytes!(concat!(env!("BALLAST_PLUGIN_DIR"), "/headroom.wasm")),
     },
     BundledPlugin {
         name: "thresholds",
@@ -30,6 +40,28 @@ pub const PLUGINS: &[BundledPlugin] = &[
         wasm: include_bytes!(concat!(env!("BALLAST_PLUGIN_DIR"), "/static_size.wasm")),
     },
 ];
+
+/// The default policies, in chain order: scale-up by bin-packing at the lowest cost,
+/// consolidation by simulated placement, then Fargate-or-EC2 placement by cost. `ballast run`
+/// loads them when its configuration names none, and `ballast simulate` runs them as the
+/// `default` set.
+pub const DEFAULT_CHAIN: &[&str] = &["binpack", "consolidation", "fargate-placement"];
+
+/// The settings a policy runs with in the default chain (`null`: its own defaults): in it,
+/// binpack leaves scale-down to consolidation, which waits for a node to stay removable for
+/// 30 s and for a group to settle 2 min after it grew before taking nodes back.
+pub fn default_settings(name: &str) -> serde_json::Value {
+    match name {
+        "binpack" => serde_json::json!({ "scale-down": false }),
+        "consolidation" => serde_json::json!({ "consolidate-after-seconds": 30, "stabilise-seconds": 120 }),
+        _ => serde_json::Value::Null,
+    }
+}
+
+/// The default chain, ready to load.
+pub fn default_specs() -> Vec<crate::policy::PluginSpec> {
+    DEFAULT_CHAIN.iter().filter_map(|name| spec(name, default_settings(name))).collect()
+}
 
 /// A bundled policy by name.
 pub fn plugin(name: &str) -> Option<&'static BundledPlugin> {

@@ -81,7 +81,10 @@ impl Default for DaemonConfig {
     fn default() -> Self {
         DaemonConfig {
             engine: EngineConfig::default(),
-            policies: vec![PolicyEntry::named("binpack"), PolicyEntry::named("fargate-placement")],
+            policies: crate::bundled::DEFAULT_CHAIN
+                .iter()
+                .map(|name| PolicyEntry { settings: crate::bundled::default_settings(name), ..PolicyEntry::named(name) })
+                .collect(),
             fargate: false,
             kubernetes: KubeSettings::default(),
             aws: AwsSettings::default(),

@@ -79,7 +79,8 @@ impl<C: Cluster, P: Capacity, K: Clock> Runner<C, P, K> {
     ///
     /// # Guarantees
     /// A tick in progress is finished, never cut short; `shutdown` is looked at between any
-    /// two ticks, even when ticks run back to back (a tick longer than the interval).
+    /// two ticks, even when ticks run back to back (a tick longer than the interval). Runs
+    /// of repeated decisions still open get their closing records before it returns.
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Engine<C, P> {
         use futures::FutureExt;
         tokio::pin!(shutdown);
@@ -125,6 +126,7 @@ impl<C: Cluster, P: Capacity, K: Clock> Runner<C, P, K> {
                 }
             }
         }
+        self.engine.recorder().close_runs(self.clock.now_millis());
         self.engine
     }
 }

@@ -133,7 +133,7 @@ async fn a_tonic_client_finds_the_services_by_reflection_and_reads_status_groups
     assert_eq!(status.mode(), pb::EngineMode::Enforce);
     assert!(status.source.starts_with("simulator: mixed-fargate"), "{}", status.source);
     let names: Vec<&str> = status.plugins.iter().map(|p| p.name.as_str()).collect();
-    assert_eq!(names, ["binpack", "fargate-placement"]);
+    assert_eq!(names, ballast::bundled::DEFAULT_CHAIN);
     assert!(status.plugins[0].calls > 0 && status.plugins[0].digest.len() == 64, "{:?}", status.plugins[0]);
     assert!(status.adapters.unwrap().watch_caches_synced);
 

@@ -34,7 +34,7 @@ fn simulate(scenario: &str, seed: u64, policies: Vec<PluginSpec>) -> SimReport {
 }
 
 fn defaults() -> Vec<PluginSpec> {
-    vec![policy("binpack", json!(null)), policy("fargate-placement", json!(null))]
+    bundled::default_specs()
 }
 
 #[test]
@@ -67,6 +67,56 @@ fn on_spiky_batch_binpack_waits_less_than_static_min_and_costs_less_than_static_
     // The baselines behave as baselines: static-peak never waits, static-min never pays for more.
     assert!(max.pending_pod_minutes < b.pending_pod_minutes);
     assert!(min.total_cost < b.total_cost);
+}
+
+/// One m5.large group ($0.096/h, 1930m CPU allocatable), a DaemonSet taking 100m of every
+/// node, and for one hour two replicas of 915m: each replica is half of what the DaemonSet
+/// leaves, so the bound is one node-hour, $0.096, whatever the policy. A Fargate-only workload
+/// (its selector matches no group) adds its billed price: 4 pods of 0.25 vCPU / 1 GB
+/// (250m / 512Mi plus 256 MiB overhead) at $0.04048 per vCPU-hour and $0.004445 per
+/// GB-hour, $0.05826/h in all.
+const BOUND_BY_HAND: &str = "name: bound\nduration: 1h\nfargate: {}\nnode-groups:\n  - {id: general, instance-types: [m5.large], min-size: 0, max-size: 5}\nworkloads:\n  - {name: agent, namespace: kube-system, kind: daemon-set, requests: {cpu: 100m, memory: 64Mi}}\n  - {name: web, requests: {cpu: 915m, memory: 100Mi}, replicas: {constant: 2}}\n  - {name: api, requests: {cpu: 250m, memory: 512Mi}, replicas: {constant: 4}, node-selector: {tier: serverless}}\n";
+
+#[test]
+fn the_lower_bound_of_a_tiny_scenario_is_what_it_is_by_hand_and_no_set_beats_it() {
+    let scenario = Scenario::parse(Path::new("bound.yaml"), BOUND_BY_HAND).unwrap();
+    let run = |policies| {
+        let sim = Simulation { scenario: scenario.clone(), seed: 1, policies, mode: Mode::Enforce, journal: None };
+        sim.run(&host(), &mut |_, _| {}).unwrap().summary
+    };
+    let default = run(defaults());
+    let by_hand = 0.096 + 4.0 * (0.25 * 0.04048 + 1.0 * 0.004445);
+    assert!((default.lower_bound_cost - by_hand).abs() < 1e-4, "{} vs {by_hand}", default.lower_bound_cost);
+    assert!(default.total_cost >= default.lower_bound_cost, "{default:?}");
+    let static_peak = run(vec![policy("static-size", json!({"sizes": {"general": 5}}))]);
+    assert_eq!(static_peak.lower_bound_cost, default.lower_bound_cost, "the bound is the demand's, not the policy's");
+    assert!(static_peak.cost_to_bound > default.cost_to_bound, "{static_peak:?}");
+}
+
+/// Every shipped scenario under the default set: the bound holds, and the journal stays
+/// readable: no one proposal (plugin and action) is more than a tenth of its decision records.
+#[test]
+fn on_every_shipped_scenario_the_default_set_costs_above_the_bound_and_its_records_stay_readable() {
+    for (name, _) in scenario::BUILT_IN {
+        let scenario = scenario::resolve(name).unwrap();
+        let sim = Simulation { seed: scenario.seed, scenario, policies: defaults(), mode: Mode::Enforce, journal: None };
+        let recorder = ballast::engine::record::Recorder::new(usize::MAX >> 1, None);
+        let report =
+            sim.run_until(&host(), &mut |_, _| {}, Some(recorder.clone()), &std::sync::atomic::AtomicBool::new(false));
+        let s = report.unwrap().summary;
+        assert!(s.lower_bound_cost > 0.0 && s.total_cost >= s.lower_bound_cost, "{name}: {s:?}");
+
+        let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
+        let mut total = 0;
+        for record in recorder.records() {
+            if let Record::Decision(d) = record {
+                total += 1;
+                *counts.entry(format!("{}: {}", d.plugin, d.proposed)).or_default() += 1;
+            }
+        }
+        let (top, most) = counts.iter().max_by_key(|(_, n)| **n).map(|(k, n)| (k.clone(), *n)).unwrap_or_default();
+        assert!(most * 10 <= total.max(10), "{name}: `{top}` is {most} of {total} decision records");
+    }
 }
 
 fn scenario_error(text: &str) -> String {

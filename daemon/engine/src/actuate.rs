@@ -204,6 +204,7 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
                 reason,
                 guard: super::record::GuardOutcome::Accepted,
                 result: ActionResult::Started,
+                repeated: None,
             }));
         }
     }

@@ -123,6 +123,7 @@ pub fn decision_record(
         reason: proposal.decision.reason.clone(),
         guard,
         result,
+        repeated: None,
     })
 }
 
@@ -492,6 +493,7 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
                 ),
                 guard: GuardOutcome::Accepted,
                 result,
+                repeated: None,
             }));
         }
     }

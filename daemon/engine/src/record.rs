@@ -242,6 +242,52 @@ pub struct DecisionRecord {
     pub reason: String,
     pub guard: GuardOutcome,
     pub result: ActionResult,
+    /// Set on the record that closes a run of identical decisions on consecutive ticks
+    /// (see [`Recorder::record`]): the first was recorded when it was made, the rest are
+    /// counted here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeated: Option<Repeated>,
+}
+
+/// A run of one decision (same plugin, action, reason, guard outcome and result) made on
+/// consecutive ticks.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Repeated {
+    /// How many times it was made, the first included.
+    pub count: u64,
+    pub first_tick: u64,
+    pub last_tick: u64,
+    /// The id of the record of its first time.
+    pub first_id: u64,
+}
+
+impl DecisionRecord {
+    /// True if `other` is the same decision with the same outcome, whatever its tick.
+    fn same_as(&self, other: &DecisionRecord) -> bool {
+        self.plugin == other.plugin
+            && self.proposed == other.proposed
+            && self.reason == other.reason
+            && self.guard == other.guard
+            && self.result == other.result
+    }
+
+    /// Only decisions that changed nothing are folded: one that acted is always recorded
+    /// on its own, as cooldowns are restored from those records after a restart.
+    fn foldable(&self) -> bool {
+        matches!(
+            self.result,
+            ActionResult::NotApplied | ActionResult::Unchanged | ActionResult::DryRun | ActionResult::Shadow
+        )
+    }
+}
+
+/// A run of identical decisions being folded: its first record and how far it has gone.
+struct Run {
+    first: DecisionRecord,
+    first_id: u64,
+    count: u64,
+    last_tick: u64,
 }
 
 /// How a node removal ended.
@@ -308,6 +354,8 @@ struct Log {
     next_id: u64,
     journal: Option<Journal>,
     journal_errors: u64,
+    /// Runs of identical decisions open as of the last tick.
+    runs: Vec<Run>,
 }
 
 impl Recorder {
@@ -318,6 +366,7 @@ impl Recorder {
             next_id: 1,
             journal,
             journal_errors: 0,
+            runs: Vec::new(),
         };
         Recorder { shared: Arc::new(Shared { log: Mutex::new(log), newest: watch::channel(0).0 }) }
     }
@@ -329,25 +378,54 @@ impl Recorder {
 
     /// Keeps the record and returns its id; a journal write that fails is logged and counted,
     /// never fatal: the autoscaler must keep working when its disk is full.
+    ///
+    /// # Guarantees
+    ///
+    /// A decision that changed nothing (refused, unchanged, dry-run, shadow) and is made
+    /// again on the next tick, identical in plugin, action, reason, guard outcome and
+    /// result, is not kept again: the run is counted, and when it ends (a tick passes
+    /// without it, or [`Recorder::close_runs`]) one closing record with [`Repeated`] says
+    /// how many times and over which ticks. The id returned for a folded decision is that
+    /// of its first record. So a standing refusal costs two records, not one per tick.
+    ///
+    /// # Caveats
+    ///
+    /// A run still open when the process is killed has only its first record; the closing
+    /// record is written at the tick after it ends, with that tick's number.
     pub fn record(&self, record: Record) -> u64 {
         let id = {
             let mut log = self.log();
-            let stamped = Stamped::new(log.next_id, record);
-            let written = match &mut log.journal {
-                None => Ok(()),
-                Some(_) if stamped.json().is_empty() => {
-                    Err(std::io::Error::other("the record could not be serialised"))
-                }
-                Some(journal) => journal.append_line(stamped.json()),
-            };
-            if let Err(error) = written {
-                log.journal_errors += 1;
-                tracing::error!(%error, "cannot append to the decision journal");
+            if let Record::Tick(tick) = &record {
+                log.close_runs_before(Some(tick.tick), tick.at_millis);
             }
-            log.push(stamped)
+            if let Record::Decision(decision) = &record
+                && let Some(first_id) = log.fold(decision)
+            {
+                return first_id;
+            }
+            let id = log.write(record);
+            if let Some(Record::Decision(decision)) = log.ring.back().map(|s| &s.record)
+                && decision.foldable()
+                && decision.repeated.is_none()
+            {
+                let run = Run { first: decision.clone(), first_id: id, count: 1, last_tick: decision.tick };
+                log.runs.push(run);
+            }
+            id
         };
         self.shared.newest.send_replace(id);
         id
+    }
+
+    /// Ends every open run of identical decisions, writing the closing record of each that
+    /// repeated (at shutdown, at the end of a simulation).
+    pub fn close_runs(&self, at_millis: u64) {
+        let id = {
+            let mut log = self.log();
+            log.close_runs_before(None, at_millis);
+            log.next_id - 1
+        };
+        self.shared.newest.send_replace(id);
     }
 
     /// Seeds the ring with records read back from a journal after a restart; ids continue
@@ -424,6 +502,58 @@ impl Recorder {
 }
 
 impl Log {
+    /// Appends to the journal and keeps the record; returns its id.
+    fn write(&mut self, record: Record) -> u64 {
+        let stamped = Stamped::new(self.next_id, record);
+        let written = match &mut self.journal {
+            None => Ok(()),
+            Some(_) if stamped.json().is_empty() => Err(std::io::Error::other("the record could not be serialised")),
+            Some(journal) => journal.append_line(stamped.json()),
+        };
+        if let Err(error) = written {
+            self.journal_errors += 1;
+            tracing::error!(%error, "cannot append to the decision journal");
+        }
+        self.push(stamped)
+    }
+
+    /// Counts `decision` into the open run it continues (same decision, previous tick) and
+    /// returns that run's first id; `None` if it starts or belongs to no run.
+    fn fold(&mut self, decision: &DecisionRecord) -> Option<u64> {
+        if !decision.foldable() {
+            return None;
+        }
+        let run = self.runs.iter_mut().find(|r| r.last_tick + 1 == decision.tick && r.first.same_as(decision))?;
+        run.count += 1;
+        run.last_tick = decision.tick;
+        Some(run.first_id)
+    }
+
+    /// Ends the runs not made on the tick before `tick` (all of them with `None`), each that
+    /// repeated with a closing record stamped `tick` (the tick at which its end is known), or
+    /// the newest record's tick, so the history stays in tick order.
+    fn close_runs_before(&mut self, tick: Option<u64>, at_millis: u64) {
+        let (ended, open): (Vec<Run>, Vec<Run>) = std::mem::take(&mut self.runs)
+            .into_iter()
+            .partition(|r| tick.is_none_or(|t| r.last_tick + 1 < t));
+        self.runs = open;
+        let newest = self.ring.back().map_or(0, |s| s.record.tick());
+        for run in ended.into_iter().filter(|r| r.count > 1) {
+            let closing = DecisionRecord {
+                tick: tick.unwrap_or(newest.max(run.last_tick)),
+                at_millis,
+                repeated: Some(Repeated {
+                    count: run.count,
+                    first_tick: run.first.tick,
+                    last_tick: run.last_tick,
+                    first_id: run.first_id,
+                }),
+                ..run.first
+            };
+            self.write(Record::Decision(closing));
+        }
+    }
+
     /// Keeps `stamped`, whose id must be `next_id`.
     fn push(&mut self, stamped: Stamped) -> u64 {
         let id = stamped.id;
@@ -468,5 +598,84 @@ mod tests {
             true
         });
         assert_eq!(back, [5, 4], "newest first, below the page token");
+    }
+
+    fn tick(n: u64) -> Record {
+        Record::Tick(TickRecord {
+            tick: n,
+            at_millis: n * 10,
+            mode: Mode::Enforce,
+            trigger: Trigger::Periodic,
+            error: None,
+            standby: false,
+            saw: SnapshotSummary::default(),
+            plugins: Vec::new(),
+        })
+    }
+
+    fn refused(n: u64, group: &str) -> Record {
+        Record::Decision(DecisionRecord {
+            tick: n,
+            at_millis: n * 10,
+            plugin: "fargate-placement".into(),
+            proposed: Action::ScaleTo { group: group.into(), size: 3 },
+            reason: "r".into(),
+            guard: GuardOutcome::Refused { why: Vec::new() },
+            result: ActionResult::NotApplied,
+            repeated: None,
+        })
+    }
+
+    fn decisions(recorder: &Recorder) -> Vec<DecisionRecord> {
+        recorder
+            .records()
+            .filter_map(|r| match r {
+                Record::Decision(d) => Some(d),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_refusal_repeated_tick_after_tick_is_one_record_and_one_closing_count() {
+        let recorder = Recorder::new(1_000, None);
+        for n in 1..=100 {
+            recorder.record(tick(n));
+            recorder.record(refused(n, "a"));
+            if n == 50 {
+                recorder.record(refused(n, "b"));
+            }
+        }
+        recorder.record(tick(101));
+        recorder.record(refused(101, "a"));
+        recorder.record(tick(102));
+        let held = decisions(&recorder);
+        assert_eq!(held.len(), 2, "{held:#?}");
+        assert_eq!(held[0].tick, 1);
+        assert!(held[0].repeated.is_none());
+        assert_eq!(held[1].proposed, Action::ScaleTo { group: "b".into(), size: 3 }, "a one-off is kept as it is");
+        recorder.record(tick(103));
+        let held = decisions(&recorder);
+        let closing = held.last().unwrap();
+        assert_eq!(closing.tick, 103, "stamped when its end is known, so the history stays in tick order");
+        let repeated = closing.repeated.as_ref().unwrap();
+        assert_eq!((repeated.count, repeated.first_tick, repeated.last_tick, repeated.first_id), (101, 1, 101, 2));
+
+        // A gap breaks the run; a decision that acted is never folded.
+        recorder.record(tick(105));
+        recorder.record(refused(105, "a"));
+        let done = |n| {
+            let Record::Decision(mut d) = refused(n, "a") else { unreachable!() };
+            d.result = ActionResult::Done;
+            d.guard = GuardOutcome::Accepted;
+            Record::Decision(d)
+        };
+        recorder.record(done(105));
+        recorder.record(tick(106));
+        recorder.record(done(106));
+        recorder.close_runs(1_060);
+        let held = decisions(&recorder);
+        assert_eq!(held.len(), 3 + 3, "{:#?}", &held[3..]);
+        assert!(held[3..].iter().all(|d| d.repeated.is_none()), "a run of one has no closing record");
     }
 }

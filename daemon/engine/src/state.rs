@@ -181,6 +181,7 @@ mod tests {
             reason: "r".into(),
             guard: GuardOutcome::Accepted,
             result,
+            repeated: None,
         })
     }
 

@@ -61,8 +61,12 @@ pub fn run(args: DecisionsArgs) -> anyhow::Result<ExitCode> {
                         .and_then(|v| v["result"].as_str().map(str::to_string))
                         .unwrap_or_default(),
                 };
+                let tick = match &d.repeated {
+                    Some(r) => format!("{}-{} (x{})", r.first_tick, r.last_tick, r.count),
+                    None => d.tick.to_string(),
+                };
                 t.add_row(vec![
-                    d.tick.to_string(),
+                    tick,
                     d.plugin.clone(),
                     d.proposed.to_string(),
                     guard,

@@ -10,6 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::plugin::{parse_settings, read_component};
 use super::{Output, chart, render};
+use crate::bundled::DEFAULT_CHAIN;
 use crate::engine::Mode;
 use crate::policy::{HostConfig, PluginLimits, PluginSpec, PolicyHost};
 use crate::sim::scenario::{self, Scenario};
@@ -18,11 +19,11 @@ use crate::sim::{SimReport, Simulation};
 #[derive(Debug, Args)]
 pub struct SimulateArgs {
     /// A scenario file, or a built-in one: steady-web, morning-ramp, spiky-batch,
-    /// mixed-fargate (the default).
+    /// mixed-fargate (the default), nightly-batch, flash-sale, zone-outage.
     #[arg(long)]
     scenario: Option<String>,
     /// A policy (.wasm file or bundled name), in chain order; repeat for several. Default:
-    /// binpack, then fargate-placement.
+    /// binpack, consolidation, then fargate-placement (the `default` set).
     #[arg(long = "policy", value_name = "WASM")]
     policies: Vec<String>,
     /// Settings for one policy of the chain: NAME=JSON or NAME=@FILE.
@@ -32,7 +33,8 @@ pub struct SimulateArgs {
     #[arg(long)]
     seed: Option<u64>,
     /// Run several policy sets on the same scenario and seed, one row each. A set is a
-    /// built-in name (default, ca-like, escalator-like, static-min, static-peak) or
+    /// built-in name (default, ca-like, karpenter-like, escalator-like, static-min,
+    /// static-peak) or
     /// policies joined by `+` (e.g. `binpack+./my.wasm`).
     #[arg(long = "compare", value_name = "SET", num_args = 1.., conflicts_with = "policies")]
     compare: Vec<String>,
@@ -54,8 +56,12 @@ pub struct SimulateArgs {
 
 /// The built-in policy sets `--compare` knows.
 const SETS: &[(&str, &str)] = &[
-    ("default", "binpack then fargate-placement: the bundled default policies"),
+    ("default", "binpack, consolidation, fargate-placement: the bundled default policies"),
     ("ca-like", "binpack alone: Cluster Autoscaler-like bin-packing, no Fargate"),
+    (
+        "karpenter-like",
+        "binpack up, consolidation down (WhenEmptyOrUnderutilized, consolidateAfter 0 s, 10% budget)",
+    ),
     ("escalator-like", "thresholds: Escalator-like utilisation thresholds"),
     ("static-min", "static-size at each group's min-size"),
     ("static-peak", "static-size at the largest size the default set reached, all the time"),
@@ -72,12 +78,11 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
 
     let mut runs: Vec<(String, SimReport)> = Vec::new();
     if args.compare.is_empty() {
-        let names = if args.policies.is_empty() {
-            vec!["binpack".to_string(), "fargate-placement".to_string()]
+        let (names, policies) = if args.policies.is_empty() {
+            (chain_names(DEFAULT_CHAIN), set_specs("default", &args.settings)?)
         } else {
-            args.policies.clone()
+            (args.policies.clone(), specs(&args.policies, &args.settings)?)
         };
-        let policies = specs(&names, &args.settings)?;
         let sim = Simulation { scenario: scenario.clone(), seed, policies, mode, journal: args.journal.clone() };
         runs.push(("policies".into(), simulate(&sim, &host, &names.join(" + "), args.output)?));
     } else {
@@ -90,7 +95,7 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
                     let reference = match runs.iter().find(|(name, _)| name == "default") {
                         Some((_, report)) => report.clone(),
                         None => {
-                            let policies = specs(&["binpack".into(), "fargate-placement".into()], &[])?;
+                            let policies = crate::bundled::default_specs();
                             let sim = Simulation { scenario: scenario.clone(), seed, policies, mode, journal: None };
                             simulate(&sim, &host, "static-peak: finding the peak", args.output)?
                         }
@@ -208,10 +213,33 @@ fn bundled_spec(name: &str, settings: serde_json::Value) -> anyhow::Result<Plugi
     crate::bundled::spec(name, settings).with_context(|| format!("`{name}` is not bundled in this build"))
 }
 
+fn chain_names(names: &[&str]) -> Vec<String> {
+    names.iter().map(|n| n.to_string()).collect()
+}
+
+/// Specs for bundled policies with the set's own settings, which `--settings` replaces.
+fn bundled_set(names: &[&str], own: impl Fn(&str) -> serde_json::Value, settings: &[String]) -> anyhow::Result<Vec<PluginSpec>> {
+    let mut specs = specs(&chain_names(names), settings)?;
+    for spec in &mut specs {
+        if spec.settings.is_null() {
+            spec.settings = own(&spec.name);
+        }
+    }
+    Ok(specs)
+}
+
 fn set_specs(set: &str, settings: &[String]) -> anyhow::Result<Vec<PluginSpec>> {
     Ok(match set {
-        "default" => specs(&["binpack".into(), "fargate-placement".into()], settings)?,
+        "default" => bundled_set(DEFAULT_CHAIN, crate::bundled::default_settings, settings)?,
         "ca-like" => specs(&["binpack".into()], settings)?,
+        "karpenter-like" => bundled_set(
+            &["binpack", "consolidation"],
+            |name| match name {
+                "binpack" => serde_json::json!({ "scale-down": false }),
+                _ => serde_json::Value::Null,
+            },
+            settings,
+        )?,
         "escalator-like" => specs(&["thresholds".into()], settings)?,
         "static-min" => vec![bundled_spec("static-size", serde_json::json!({ "otherwise": "min" }))?],
         custom => {
@@ -228,12 +256,18 @@ fn money(x: f64) -> String {
     format!("${x:.2}")
 }
 
+fn ratio(x: f64) -> String {
+    format!("{x:.2}x")
+}
+
 fn summary_table(report: &SimReport) -> comfy_table::Table {
     let s = &report.summary;
     let mut t = render::table(&["measure", "value"]);
     let rows: Vec<(&str, String)> = vec![
         ("total cost", money(s.total_cost)),
         ("cost per hour", money(s.cost_per_hour)),
+        ("lower bound (no policy can cost less)", money(s.lower_bound_cost)),
+        ("cost / lower bound", ratio(s.cost_to_bound)),
         ("pending pod-minutes", format!("{:.1}", s.pending_pod_minutes)),
         ("worst pending time", format!("{:.0} s", s.worst_pending_seconds)),
         ("scale-ups (ticks that grew a group)", s.scale_ups.to_string()),
@@ -262,6 +296,7 @@ fn compare_table(runs: &[(String, SimReport)]) -> comfy_table::Table {
     let mut t = render::table(&[
         "set",
         "total cost",
+        "x bound",
         "cost/h",
         "pending pod-min",
         "worst pending",
@@ -277,6 +312,7 @@ fn compare_table(runs: &[(String, SimReport)]) -> comfy_table::Table {
         t.add_row(vec![
             set.clone(),
             money(s.total_cost),
+            ratio(s.cost_to_bound),
             money(s.cost_per_hour),
             format!("{:.1}", s.pending_pod_minutes),
             format!("{:.0} s", s.worst_pending_seconds),

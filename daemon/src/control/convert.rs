@@ -111,6 +111,10 @@ pub fn record(stamped: &Stamped) -> pb::Record {
                 result: d.result.name().into(),
                 error: d.result.error().unwrap_or_default().to_string(),
                 failure_kind: d.result.failure_kind().map(|k| kebab(&k)).unwrap_or_default(),
+                repeat_count: d.repeated.as_ref().map_or(0, |r| r.count),
+                first_tick: d.repeated.as_ref().map_or(0, |r| r.first_tick),
+                last_tick: d.repeated.as_ref().map_or(0, |r| r.last_tick),
+                first_id: d.repeated.as_ref().map_or(0, |r| r.first_id),
             })
         }
         Record::Removal(rm) => {

@@ -269,6 +269,7 @@ mod tests {
             reason: "pending pods".into(),
             guard: GuardOutcome::Accepted,
             result: ActionResult::DryRun,
+            repeated: None,
         });
         m.count(&decision);
         m.count(&decision);

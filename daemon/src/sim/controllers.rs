@@ -19,6 +19,17 @@ impl World {
         }
     }
 
+    /// Batches whose run time is over leave the lower bound (whether or not their pods ran).
+    pub(super) fn end_batch_bounds(&mut self) {
+        while let Some(entry) = self.bound_ends.first_entry() {
+            if entry.key().0 > self.now {
+                break;
+            }
+            let ((_, w), count) = entry.remove_entry();
+            self.meter.bound_rate.add(self.workloads[w].bound, -(count as f64));
+        }
+    }
+
     /// Controllers: replicas follow traces, placements roll over with surge, batches start.
     pub(super) fn reconcile_workloads(&mut self) {
         let t = self.now - self.start;
@@ -27,6 +38,8 @@ impl World {
             if let Some(curve) = &workload.curve {
                 let wanted = curve.at(t);
                 if wanted != workload.wanted {
+                    let change = wanted as f64 - workload.wanted as f64;
+                    self.meter.bound_rate.add(workload.bound, change);
                     workload.wanted = wanted;
                     workload.dirty = true;
                 }
@@ -35,6 +48,11 @@ impl World {
             if batch_due {
                 workload.batch_times.remove(0);
                 let (count, fargate) = (workload.spec.batches.as_ref().map_or(0, |b| b.pods), workload.fargate);
+                // The bound charges a batch for its run time from the moment it is due, as
+                // a provisioner with perfect foresight would run it: waiting does not add.
+                let run_for = workload.spec.batches.as_ref().map_or(0, |b| b.run_for.as_millis() as u64);
+                self.meter.bound_rate.add(workload.bound, count as f64);
+                *self.bound_ends.entry((self.now + run_for, w)).or_default() += count;
                 for _ in 0..count {
                     self.create_pod(w, fargate);
                 }

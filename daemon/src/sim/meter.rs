@@ -11,6 +11,9 @@ pub struct Meter {
     pub cost: f64,
     /// Dollars per hour right now: EC2 instances from launch, Fargate pods by billed size.
     pub cost_rate: f64,
+    /// The lower bound on cost so far (see [`super::bound`]).
+    pub bound_cost: f64,
+    pub bound_rate: super::bound::BoundRate,
     pub pending_pod_ms: u128,
     pub worst_wait_ms: u64,
     pub pods_started_on_fargate: u64,
@@ -41,12 +44,16 @@ pub struct Sample {
     pub pending_pods: u32,
     pub nodes: u32,
     pub cost_per_hour: f64,
+    /// The lower bound's rate at that minute.
+    #[serde(default)]
+    pub lower_bound_per_hour: f64,
 }
 
 impl Meter {
     /// Charges `ms` of the current state.
     pub fn accrue(&mut self, ms: u64, pending: usize) {
         self.cost += self.cost_rate * ms as f64 / 3_600_000.0;
+        self.bound_cost += self.bound_rate.per_hour() * ms as f64 / 3_600_000.0;
         self.pending_pod_ms += pending as u128 * ms as u128;
         if self.ec2_allocatable.cpu_millis > 0 {
             self.utilisation_ms += self.ec2_requested.utilisation_of(&self.ec2_allocatable) * ms as f64;

@@ -8,9 +8,11 @@
 //! - [`world`]: node groups, nodes, pods; `controllers`: workloads, jobs, Fargate;
 //!   `scheduler`: binding pods;
 //! - [`adapters`]: the engine's traits over the world; [`meter`]: cost, waiting, utilisation;
+//!   [`bound`]: the lower bound on cost every report carries;
 //! - [`run`]: the driver and the report.
 
 pub mod adapters;
+pub mod bound;
 pub mod catalogue;
 mod controllers;
 pub mod meter;

@@ -65,6 +65,11 @@ pub struct Summary {
     pub hours: f64,
     pub total_cost: f64,
     pub cost_per_hour: f64,
+    /// What no policy can beat (see [`super::bound`]): perfect foresight, no boot delay,
+    /// fractional packing at the cheapest admitting capacity.
+    pub lower_bound_cost: f64,
+    /// `total-cost` over `lower-bound-cost` (1 is unbeatable; 0 when the bound is 0).
+    pub cost_to_bound: f64,
     pub pending_pod_minutes: f64,
     pub worst_pending_seconds: f64,
     pub scale_ups: u64,
@@ -197,6 +202,7 @@ impl Simulation {
                         pending_pods: w.pending.len() as u32,
                         nodes,
                         cost_per_hour: w.meter.cost_rate,
+                        lower_bound_per_hour: w.meter.bound_rate.per_hour(),
                     };
                     w.meter.samples.push(sample);
                 }
@@ -210,6 +216,7 @@ impl Simulation {
             }
         }
         progress(total, total);
+        engine.recorder().close_runs(world.lock().now());
         let w = world.lock();
         let m = w.meter();
         let still_waiting = w.pending.iter().filter_map(|&p| w.pods[p].as_ref()).map(|p| w.now() - p.created_at).max();
@@ -223,6 +230,8 @@ impl Simulation {
                 hours,
                 total_cost: round(m.cost, 4),
                 cost_per_hour: round(m.cost / hours, 4),
+                lower_bound_cost: round(m.bound_cost, 4),
+                cost_to_bound: if m.bound_cost > 0.0 { round(m.cost / m.bound_cost, 3) } else { 0.0 },
                 pending_pod_minutes: round(m.pending_pod_ms as f64 / 60_000.0, 2),
                 worst_pending_seconds: m.worst_wait_ms.max(still_waiting.unwrap_or(0)) as f64 / 1000.0,
                 scale_ups: m.scale_ups,

@@ -346,6 +346,9 @@ pub const BUILT_IN: &[(&str, &str)] = &[
     ("morning-ramp", include_str!("../../../deploy/examples/scenarios/morning-ramp.yaml")),
     ("spiky-batch", include_str!("../../../deploy/examples/scenarios/spiky-batch.yaml")),
     ("mixed-fargate", DEFAULT_SCENARIO),
+    ("nightly-batch", include_str!("../../../deploy/examples/scenarios/nightly-batch.yaml")),
+    ("flash-sale", include_str!("../../../deploy/examples/scenarios/flash-sale.yaml")),
+    ("zone-outage", include_str!("../../../deploy/examples/scenarios/zone-outage.yaml")),
 ];
 
 /// Loads `arg` as a built-in scenario name or a file path.

@@ -95,6 +95,8 @@ pub(super) struct SimWorkload {
     pub serial: u64,
     pub wanted: u32,
     pub dirty: bool,
+    /// Each of its pods' share of the lower bound's rate.
+    pub bound: super::bound::PodBound,
 }
 
 pub struct World {
@@ -116,6 +118,9 @@ pub struct World {
     pub(super) pending: BTreeSet<usize>,
     booting: Vec<usize>,
     pub(super) running_jobs: BTreeSet<(u64, usize)>,
+    /// When each batch's share of the lower bound ends (its run time after it starts), by
+    /// workload, with its pod count.
+    pub(super) bound_ends: BTreeMap<(u64, usize), u32>,
     schedule_dirty: bool,
     new_pending: u32,
     pub(super) meter: Meter,
@@ -143,6 +148,7 @@ impl World {
             pending: BTreeSet::new(),
             booting: Vec::new(),
             running_jobs: BTreeSet::new(),
+            bound_ends: BTreeMap::new(),
             schedule_dirty: false,
             new_pending: 0,
             meter: Meter::default(),
@@ -233,12 +239,14 @@ impl World {
                 serial: 0,
                 wanted: 0,
                 dirty: true,
+                bound: Default::default(),
                 spec: spec.clone(),
             });
             if spec.kind == WorkloadKind::DaemonSet {
                 world.daemonsets.push(i);
             }
         }
+        world.price_bounds(scenario.fargate.is_some());
         // The starting nodes are up and Ready at time zero.
         for g in 0..world.groups.len() {
             for _ in 0..world.groups[g].desired {
@@ -253,6 +261,32 @@ impl World {
         world.reconcile_workloads();
         world.schedule();
         world
+    }
+
+    /// Works out each workload's share of the lower bound (see [`super::bound`]).
+    fn price_bounds(&mut self, fargate: bool) {
+        for w in 0..self.workloads.len() {
+            let workload = &self.workloads[w];
+            if workload.spec.kind == WorkloadKind::DaemonSet {
+                continue;
+            }
+            let mut offers = Vec::new();
+            for (g, group) in self.groups.iter().enumerate() {
+                if !self.group_admits(g, w) {
+                    continue;
+                }
+                let daemonsets = self
+                    .daemonsets
+                    .iter()
+                    .filter(|&&d| self.group_admits(g, d))
+                    .fold(Resources::ZERO, |acc, &d| acc.saturating_add(&self.workloads[d].requests));
+                offers.extend(group.types.iter().map(|t| super::bound::Offer { instance_type: t, daemonsets }));
+            }
+            let eligible = fargate && crate::engine::observe::fargate_blocker(&workload.id, &workload.fargate_traits).is_none();
+            let on_fargate = super::bound::fargate_price(&self.pricing, &workload.requests, eligible);
+            let bound = super::bound::pod_bound(&workload.requests, &offers, on_fargate);
+            self.workloads[w].bound = bound;
+        }
     }
 
     pub fn now(&self) -> u64 {
@@ -283,6 +317,7 @@ impl World {
         self.provision();
         self.boot_nodes();
         self.finish_jobs();
+        self.end_batch_bounds();
         self.reconcile_workloads();
         self.start_fargate_pods();
         if self.schedule_dirty {
@@ -410,6 +445,11 @@ impl World {
     pub(super) fn node_admits(&self, node: usize, workload: usize) -> bool {
         let Some(n) = &self.nodes[node] else { return false };
         let Some(g) = n.group else { return false };
+        self.group_admits(g, workload)
+    }
+
+    /// True if the workload's pods, as first templated, may run on a node of group `g`.
+    fn group_admits(&self, g: usize, workload: usize) -> bool {
         let group = &self.groups[g];
         let template = &self.workloads[workload].template;
         template.node_selector.iter().all(|(k, v)| group.labels.get(k) == Some(v))

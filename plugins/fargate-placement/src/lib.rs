@@ -8,6 +8,10 @@
 //! room it left behind is not free). A workload moves only when the saving beats `hysteresis`, so
 //! placements do not flap; a workload Fargate cannot run (DaemonSet, EBS volume, GPU, ...)
 //! is never proposed for it.
+//!
+//! It proposes nothing the host would refuse for a standing reason: no Fargate target when
+//! the cluster has no Fargate profile, and nothing for a workload with no replicas (there is
+//! no cost to compare until it has some).
 
 use ballast_sdk::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -46,12 +50,16 @@ impl Policy for FargatePlacement {
     }
 
     fn evaluate(snapshot: &dyn Snapshot, settings: &Settings, _: &mut ()) -> Result<Vec<Decision>, String> {
-        let pricing = snapshot.fargate_pricing();
+        let has_profile = snapshot.node_groups().iter().any(|g| g.kind == NodeGroupKind::Fargate);
+        let pricing = has_profile.then(|| snapshot.fargate_pricing());
         let groups = ec2_groups(snapshot);
         let mut spare = spare_ec2_room(snapshot);
         let mut decisions = Vec::new();
         for workload in snapshot.workloads() {
             if !settings.namespaces.is_empty() && !settings.namespaces.contains(&workload.id.namespace) {
+                continue;
+            }
+            if workload.replicas == 0 {
                 continue;
             }
             let Some(choice) = choose(&groups, settings, pricing, &spare, workload) else { continue };
@@ -92,7 +100,7 @@ struct Choice<'a> {
 fn choose<'a>(
     groups: &[Ec2Group<'_>],
     settings: &'a Settings,
-    pricing: &FargatePricing,
+    pricing: Option<&FargatePricing>,
     spare: &Resources,
     workload: &'a Workload,
 ) -> Option<Choice<'a>> {
@@ -106,7 +114,7 @@ fn choose<'a>(
             beats_hysteresis: true,
         });
     }
-    let fargate = pricing.billed_size(requests).map(|size| (size, pricing.hourly_price(&size)));
+    let fargate = pricing.and_then(|p| p.billed_size(requests).map(|size| (size, p.hourly_price(&size))));
     let total = scale(requests, workload.replicas);
     // Spare EC2 room is free only to a workload already on EC2 (or not yet placed). For one on
     // Fargate it is transient, often the room it left behind, which scale-down will reclaim:

@@ -8,6 +8,7 @@ fn cluster() -> SnapshotBuilder {
     SnapshotBuilder::new()
         .group(GroupBuilder::asg("m5").instance_type("m5.large", "2", "8Gi", 0.096).sizes(0, 1, 10))
         .node(NodeBuilder::new("full", "m5").allocatable("2", "8Gi").requested("1900m", "7Gi", 12))
+        .group(GroupBuilder::fargate())
 }
 
 fn place(decisions: &[Decision]) -> Vec<(String, PlacementTarget)> {
@@ -70,5 +71,21 @@ fn placed_workloads_stay_unless_the_saving_beats_hysteresis() {
     let snapshot = cluster().workload(api).build();
     // Fargate is only ~3% cheaper here: below the 10% hysteresis, so nothing moves.
     let decisions = Harness::<FargatePlacement>::new().evaluate(&snapshot).unwrap();
+    assert!(place(&decisions).is_empty(), "{decisions:?}");
+}
+
+#[test]
+fn nothing_the_host_would_refuse_for_a_standing_reason_is_proposed() {
+    // No Fargate profile: the same small pods that go to Fargate above stay put.
+    let no_profile = SnapshotBuilder::new()
+        .group(GroupBuilder::asg("m5").instance_type("m5.large", "2", "8Gi", 0.096).sizes(0, 1, 10))
+        .node(NodeBuilder::new("full", "m5").allocatable("2", "8Gi").requested("1900m", "7Gi", 12))
+        .workload(deployment("web", "api", 3, "250m", "512Mi"))
+        .build();
+    let decisions = Harness::<FargatePlacement>::new().evaluate(&no_profile).unwrap();
+    assert!(place(&decisions).is_empty(), "{decisions:?}");
+    // A workload with no replicas has nothing to place yet.
+    let idle = cluster().workload(deployment("data", "crunch", 0, "250m", "512Mi")).build();
+    let decisions = Harness::<FargatePlacement>::new().evaluate(&idle).unwrap();
     assert!(place(&decisions).is_empty(), "{decisions:?}");
 }

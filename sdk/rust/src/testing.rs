@@ -183,6 +183,17 @@ impl GroupBuilder {
         })
     }
 
+    /// The cluster's Fargate profile, as the host shows it: a group of kind `fargate` whose
+    /// size is the number of pods on Fargate.
+    pub fn fargate() -> Self {
+        GroupBuilder(NodeGroup {
+            id: "fargate".to_string(),
+            kind: NodeGroupKind::Fargate,
+            max_size: u32::MAX,
+            ..NodeGroup::default()
+        })
+    }
+
     /// Adds an instance type whose allocatable equals its capacity, with 110 pod slots.
     pub fn instance_type(mut self, name: &str, cpu_q: &str, memory_q: &str, price_per_hour: f64) -> Self {
         let capacity =

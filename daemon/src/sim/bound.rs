@@ -1,0 +1,132 @@
+//! The lower bound on cost: what a provisioner with perfect foresight, no boot delay and
+//! per-second billing would pay if it could pack requested resources fractionally.
+//!
+//! # Definition
+//!
+//! The bound charges demand, not pods: each replica a workload's trace asks for, from the
+//! moment it asks, and each pod of a batch for its run time from the moment the batch is
+//! due. So it is the same for every policy on a scenario and seed, and waiting never makes
+//! it larger.
+//!
+//! For each such pod `p` (DaemonSet pods excluded) and each resource `k` (CPU, memory),
+//! let `c(p, k)` be the cheapest price per unit of `k` among the capacity `p` may use:
+//!
+//! - every instance type of every node group whose labels and taints admit `p`, at its
+//!   hourly price over its allocatable `k` less the requests of the DaemonSets that run on
+//!   every node of that group;
+//! - Fargate, when the cluster has a profile and the workload is eligible: the pod's share
+//!   is then `min(r(p, k) * c, fargate_price(p))`, its billed size at its hourly price.
+//!
+//! At each instant the bound's rate is `max over k of sum over p of r(p, k) * c(p, k)`, and
+//! the bound is its integral over the run.
+//!
+//! # Why it is a lower bound
+//!
+//! Take any placement of those pods at any instant. A node `n` of price `P` holds pods
+//! whose requests of `k`, DaemonSets aside, sum to at most `A(n, k)` (its allocatable less
+//! the DaemonSets), so `P >= sum over p on n of r(p, k) * P / A(n, k) >= sum over p on n of
+//! r(p, k) * c(p, k)`, since `n` admits each `p` and `c` is the minimum over what admits it.
+//! A pod on Fargate pays `fargate_price(p) >= r(p, k) * c(p, k)` by the `min`. Summing over
+//! nodes and Fargate pods, the cost rate of any placement that runs the demand is at least
+//! the sum for every `k`, hence at least the largest. Integrating over time keeps the
+//! inequality; boot delays, whole instances, packing losses and idle nodes only add to a
+//! real policy's cost.
+//!
+//! # Caveats
+//!
+//! It bounds policies that run the demand. A policy that leaves pods waiting (e.g. a static
+//! size too small for the peak) can cost less than the bound: its pending pod-minutes show
+//! what it saved on.
+
+use ballast_sdk::{FargatePricing, InstanceType, Resources};
+
+/// A pod's share of the bound's rate, per resource: dollars per hour for CPU and memory.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct PodBound {
+    pub cpu: f64,
+    pub memory: f64,
+}
+
+/// One kind of capacity a pod may use: an instance type of an admitting group, with what
+/// the group's DaemonSets leave of it.
+pub struct Offer<'a> {
+    pub instance_type: &'a InstanceType,
+    pub daemonsets: Resources,
+}
+
+/// The bound's rate for one pod with `requests`, given the EC2 capacity it may use and its
+/// Fargate price if it may run there.
+pub fn pod_bound(requests: &Resources, ec2: &[Offer<'_>], fargate: Option<f64>) -> PodBound {
+    let per_unit = |alloc: fn(&Resources) -> u64| {
+        ec2.iter()
+            .filter_map(|o| {
+                let left = alloc(&o.instance_type.allocatable).checked_sub(alloc(&o.daemonsets))?;
+                (left > 0).then(|| o.instance_type.price_per_hour / left as f64)
+            })
+            .min_by(f64::total_cmp)
+    };
+    let share = |request: u64, unit: Option<f64>| {
+        let ec2 = unit.map(|u| request as f64 * u);
+        match (ec2, fargate) {
+            (Some(e), Some(f)) => e.min(f),
+            (Some(e), None) => e,
+            (None, Some(f)) => f,
+            (None, None) => 0.0,
+        }
+    };
+    PodBound {
+        cpu: share(requests.cpu_millis, per_unit(|r| r.cpu_millis)),
+        memory: share(requests.memory_bytes, per_unit(|r| r.memory_bytes)),
+    }
+}
+
+/// The Fargate price of a pod, when the cluster has a profile and the pod may run there.
+pub fn fargate_price(pricing: &FargatePricing, requests: &Resources, eligible: bool) -> Option<f64> {
+    if eligible { pricing.pod_price_per_hour(requests) } else { None }
+}
+
+/// The running sum of the pods' shares: the bound's rate is its larger component.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BoundRate {
+    cpu: f64,
+    memory: f64,
+}
+
+impl BoundRate {
+    pub fn add(&mut self, pod: PodBound, sign: f64) {
+        self.cpu += sign * pod.cpu;
+        self.memory += sign * pod.memory;
+    }
+
+    /// Dollars per hour now.
+    pub fn per_hour(&self) -> f64 {
+        self.cpu.max(self.memory).max(0.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m5_large() -> InstanceType {
+        crate::sim::catalogue::instance_type("m5.large").unwrap()
+    }
+
+    #[test]
+    fn a_pod_pays_its_share_of_the_cheapest_admitting_capacity_per_resource() {
+        let m5 = m5_large();
+        let none = Resources::ZERO;
+        let half = Resources::pod(965, 0);
+        let b = pod_bound(&half, &[Offer { instance_type: &m5, daemonsets: none }], None);
+        assert!((b.cpu - 0.048).abs() < 1e-9, "half of 1930m of a $0.096 node: {b:?}");
+        assert_eq!(b.memory, 0.0);
+        // DaemonSets take their part of every node first.
+        let ds = Resources::pod(965, 0);
+        let b = pod_bound(&half, &[Offer { instance_type: &m5, daemonsets: ds }], None);
+        assert!((b.cpu - 0.096).abs() < 1e-9, "{b:?}");
+        // Fargate caps each resource's share at the pod's Fargate price.
+        let b = pod_bound(&half, &[Offer { instance_type: &m5, daemonsets: ds }], Some(0.05));
+        assert!((b.cpu - 0.05).abs() < 1e-9, "{b:?}");
+        assert_eq!(pod_bound(&half, &[], None), PodBound::default(), "no capacity admits it");
+    }
+}

@@ -1,0 +1,111 @@
+//! Whether a node's pods fit on other nodes: a placement simulated on slots.
+//!
+//! The snapshot gives each node its requested total and pod count, not its pods. What is
+//! known for sure: each pod on the node requests at most `largest`, the per-resource maximum
+//! over the workloads that may run there, and at most the node's whole movable load. So each
+//! pod fits in a slot of `min(largest, load)`, and the pods fit elsewhere if the other
+//! nodes' free room holds as many such slots as there are pods. This overestimates every pod,
+//! never underestimates one: a node it says can go surely can.
+
+use ballast_sdk::prelude::*;
+
+/// What must move off a node: its pods and their requests, DaemonSet pods aside.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Load {
+    pub pods: u32,
+    pub requests: Resources,
+}
+
+/// The room left on a node pods may move to.
+#[derive(Clone, Debug)]
+pub struct Target {
+    pub node: String,
+    pub free: Resources,
+}
+
+/// How many slots of `slot` a free room holds.
+fn slots(free: &Resources, slot: &Resources) -> u64 {
+    let per = |free: u64, need: u64| if need == 0 { u64::MAX } else { free / need };
+    per(free.cpu_millis, slot.cpu_millis)
+        .min(per(free.memory_bytes, slot.memory_bytes))
+        .min(per(free.gpus as u64, slot.gpus as u64))
+        .min(free.pods as u64)
+}
+
+/// The slot one pod of `load` surely fits in, given the largest request of any pod.
+pub fn slot(load: &Load, largest: &Resources) -> Resources {
+    Resources {
+        cpu_millis: load.requests.cpu_millis.min(largest.cpu_millis),
+        memory_bytes: load.requests.memory_bytes.min(largest.memory_bytes),
+        pods: 1,
+        gpus: load.requests.gpus.min(largest.gpus),
+    }
+}
+
+/// Places `load` on `targets`, fullest first (so emptier nodes stay candidates), taking
+/// the room it uses. Returns how many targets it went to, or `None`, leaving `targets`
+/// untouched, when it does not fit.
+pub fn place(load: &Load, largest: &Resources, targets: &mut [Target]) -> Option<usize> {
+    if load.pods == 0 {
+        return Some(0);
+    }
+    let slot = slot(load, largest);
+    let mut order: Vec<usize> = (0..targets.len()).collect();
+    order.sort_by_key(|&i| (targets[i].free.cpu_millis, targets[i].free.memory_bytes));
+    let mut left = load.pods as u64;
+    let mut plan = Vec::new();
+    for i in order {
+        let take = slots(&targets[i].free, &slot).min(left);
+        if take > 0 {
+            plan.push((i, take));
+            left -= take;
+        }
+        if left == 0 {
+            break;
+        }
+    }
+    if left > 0 {
+        return None;
+    }
+    for &(i, take) in &plan {
+        let used = Resources {
+            cpu_millis: slot.cpu_millis * take,
+            memory_bytes: slot.memory_bytes * take,
+            pods: take as u32,
+            gpus: slot.gpus * take as u32,
+        };
+        targets[i].free = targets[i].free.saturating_sub(&used);
+    }
+    Some(plan.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GIB: u64 = 1 << 30;
+
+    fn target(name: &str, cpu: u64, memory: u64, pods: u32) -> Target {
+        Target { node: name.into(), free: Resources { cpu_millis: cpu, memory_bytes: memory, pods, gpus: 0 } }
+    }
+
+    #[test]
+    fn pods_are_counted_at_the_largest_size_they_could_be() {
+        let largest = Resources { cpu_millis: 1000, memory_bytes: 2 * GIB, pods: 1, gpus: 0 };
+        // Three pods, 1.5 CPU in all: each could be 1 CPU, so three 1-CPU slots are needed.
+        let load = Load { pods: 3, requests: Resources { cpu_millis: 1500, memory_bytes: GIB, pods: 3, gpus: 0 } };
+        let mut two = vec![target("a", 1000, 8 * GIB, 10), target("b", 1000, 8 * GIB, 10)];
+        assert_eq!(place(&load, &largest, &mut two), None, "1.5 CPU free in total is not proof");
+        assert_eq!(two[0].free.cpu_millis, 1000, "a failed placement takes nothing");
+        let mut three = vec![target("a", 2000, 8 * GIB, 10), target("b", 1000, 8 * GIB, 10)];
+        assert_eq!(place(&load, &largest, &mut three), Some(2));
+        assert_eq!(three.iter().map(|t| t.free.cpu_millis).sum::<u64>(), 0);
+        // A single small pod needs only its own size.
+        let one = Load { pods: 1, requests: Resources { cpu_millis: 200, memory_bytes: GIB, pods: 1, gpus: 0 } };
+        let mut small = vec![target("a", 250, 2 * GIB, 1)];
+        assert_eq!(place(&one, &largest, &mut small), Some(1));
+        // Pod slots count too.
+        let mut full = vec![target("a", 4000, 8 * GIB, 0)];
+        assert_eq!(place(&one, &largest, &mut full), None);
+    }
+}

@@ -1,0 +1,260 @@
+//! `consolidation`: removes nodes whose pods provably fit on the other nodes of their group,
+//! Karpenter's `WhenEmptyOrUnderutilized` without its replacements.
+//!
+//! - A node is a candidate when it is Ready, schedulable, not blocked from removal by the
+//!   host (PDBs, local storage, too young, ...) and its pods fit in the free room of the
+//!   group's other nodes by a simulated placement ([`fit`]): not a utilisation threshold.
+//! - Empty nodes (DaemonSet pods only) come first, then the lightest; each chosen node's
+//!   pods take the room they need, so two nodes never count on the same room.
+//! - A candidate must stay one for `consolidate-after-seconds` (0: at once).
+//! - Churn control: at most `disruption-budget` of the nodes are being removed at once
+//!   (removals in progress count), nothing below a group's min-size, and nothing in a group
+//!   that grew in the last `stabilise-seconds`, so capacity asked for a minute ago is not
+//!   taken back before the pods that wanted it have landed.
+//! - Nothing while pods are pending: capacity is short, not spare; and nothing in a group an
+//!   earlier policy of the chain asked to keep or grow this tick (`headroom` holds a group
+//!   whose spare room it needs).
+//!
+//! # Caveats
+//! Pods move only within their group (the snapshot does not say which other groups their
+//! selectors admit), and replacing a node by a cheaper one is not done.
+
+mod fit;
+
+use std::collections::BTreeMap;
+
+use ballast_sdk::prelude::*;
+use serde::{Deserialize, Serialize};
+
+pub use fit::{Load, Target, place};
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
+pub struct Settings {
+    /// How long a node must stay removable before it is proposed.
+    pub consolidate_after_seconds: u64,
+    /// Also nodes that still run pods (false: empty nodes only, Karpenter's `WhenEmpty`).
+    pub underutilised: bool,
+    /// Fraction of the managed nodes that may be under removal at once (at least one).
+    pub disruption_budget: f64,
+    /// No removal in a group that grew within this many seconds.
+    pub stabilise_seconds: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings { consolidate_after_seconds: 0, underutilised: true, disruption_budget: 0.1, stabilise_seconds: 0 }
+    }
+}
+
+/// What the policy remembers: since when each node has been removable, and each group's
+/// desired size with when it last grew.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct State {
+    pub removable_since: BTreeMap<String, u64>,
+    pub groups: BTreeMap<String, Growth>,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize)]
+pub struct Growth {
+    pub desired: u32,
+    pub grew_at: u64,
+}
+
+pub struct Consolidation;
+
+impl Policy for Consolidation {
+    type Settings = Settings;
+    type State = State;
+
+    fn validate(settings: &Settings) -> Result<(), String> {
+        if !(settings.disruption_budget > 0.0 && settings.disruption_budget <= 1.0) {
+            return Err(format!("disruption-budget must be in (0, 1], got {}", settings.disruption_budget));
+        }
+        Ok(())
+    }
+
+    fn evaluate(snapshot: &dyn Snapshot, settings: &Settings, state: &mut State) -> Result<Vec<Decision>, String> {
+        let now = snapshot.taken_at_millis();
+        track_growth(snapshot, state, now);
+        if !snapshot.pending_shapes().is_empty() {
+            state.removable_since.clear();
+            return Ok(Vec::new());
+        }
+        Ok(Plan::new(snapshot, settings, state, now).choose())
+    }
+}
+
+/// Remembers when each group last grew.
+fn track_growth(snapshot: &dyn Snapshot, state: &mut State, now: u64) {
+    let mut groups = BTreeMap::new();
+    for g in snapshot.node_groups().iter().filter(|g| g.kind == NodeGroupKind::Asg) {
+        let before = state.groups.get(&g.id).copied();
+        let grew_at = match before {
+            Some(b) if g.desired_size <= b.desired => b.grew_at,
+            Some(_) => now,
+            None => 0,
+        };
+        groups.insert(g.id.clone(), Growth { desired: g.desired_size, grew_at });
+    }
+    state.groups = groups;
+}
+
+/// A node that may go, and what must move off it.
+struct Candidate<'a> {
+    node: &'a Node,
+    group: &'a NodeGroup,
+    load: Load,
+}
+
+struct Plan<'a> {
+    settings: &'a Settings,
+    state: &'a mut State,
+    now: u64,
+    candidates: Vec<Candidate<'a>>,
+    /// Free room per group, on its Ready schedulable nodes.
+    targets: BTreeMap<&'a str, Vec<Target>>,
+    /// The largest request of any pod that may run on EC2, per resource.
+    largest: Resources,
+    /// Removals the budget still allows this tick.
+    budget: usize,
+}
+
+impl<'a> Plan<'a> {
+    fn new(snapshot: &'a dyn Snapshot, settings: &'a Settings, state: &'a mut State, now: u64) -> Self {
+        let groups: BTreeMap<&str, &NodeGroup> =
+            snapshot.node_groups().iter().filter(|g| g.kind == NodeGroupKind::Asg).map(|g| (g.id.as_str(), g)).collect();
+        let held: Vec<&str> = snapshot
+            .proposals()
+            .iter()
+            .filter_map(|p| match &p.decision.action {
+                Action::ScaleTo { group, size } => groups.get(group.as_str()).filter(|g| *size >= g.desired_size),
+                Action::ScaleBy { group, delta } if *delta >= 0 => groups.get(group.as_str()),
+                _ => None,
+            })
+            .map(|g| g.id.as_str())
+            .collect();
+        let group_of = |n: &Node| n.group.as_deref().and_then(|g| groups.get(g).copied());
+        let managed: Vec<&Node> = snapshot.nodes().iter().filter(|n| group_of(n).is_some()).collect();
+        let in_flight = managed.iter().filter(|n| n.cordoned).count();
+        let allowed = ((managed.len() as f64 * settings.disruption_budget).floor() as usize).max(1);
+        let ready: Vec<&Node> = managed.iter().copied().filter(|n| n.ready && !n.cordoned).collect();
+        let daemonsets = daemonset_load(snapshot.workloads(), ready.len());
+        let mut targets: BTreeMap<&str, Vec<Target>> = BTreeMap::new();
+        let mut candidates = Vec::new();
+        for node in ready {
+            let Some(group) = group_of(node) else { continue };
+            targets
+                .entry(group.id.as_str())
+                .or_default()
+                .push(Target { node: node.name.clone(), free: node.allocatable.saturating_sub(&node.requested) });
+            let load = Load {
+                pods: node.pod_count.saturating_sub(daemonsets.pods),
+                requests: node.requested.saturating_sub(&daemonsets.requests),
+            };
+            let wanted = node.removal_blocker.is_none()
+                && (settings.underutilised || load.pods == 0)
+                && !held.contains(&group.id.as_str());
+            if wanted {
+                candidates.push(Candidate { node, group, load });
+            }
+        }
+        candidates.sort_by(|a, b| {
+            (a.load.pods, a.load.requests.cpu_millis, &a.node.name).cmp(&(
+                b.load.pods,
+                b.load.requests.cpu_millis,
+                &b.node.name,
+            ))
+        });
+        Plan {
+            settings,
+            state,
+            now,
+            candidates,
+            targets,
+            largest: largest_pod(snapshot.workloads()),
+            budget: allowed.saturating_sub(in_flight),
+        }
+    }
+
+    /// The removals to propose, one decision per group.
+    fn choose(mut self) -> Vec<Decision> {
+        let mut since = BTreeMap::new();
+        let mut chosen: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut reasons: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let candidates = std::mem::take(&mut self.candidates);
+        for c in candidates {
+            let group = c.group.id.as_str();
+            let Some(targets) = self.targets.get_mut(group) else { continue };
+            let Some(own) = targets.iter().position(|t| t.node == c.node.name) else { continue };
+            let mine = targets.swap_remove(own);
+            let mut trial = targets.clone();
+            let Some(spread) = place(&c.load, &self.largest, &mut trial) else {
+                targets.push(mine);
+                continue;
+            };
+            let first = self.state.removable_since.get(&c.node.name).copied().unwrap_or(self.now);
+            since.insert(c.node.name.clone(), first);
+            let removing = chosen.get(group).map_or(0, Vec::len) as u32;
+            let room_above_min = c.group.desired_size.saturating_sub(c.group.min_size) > removing;
+            let settled = self.now.saturating_sub(self.state.groups.get(group).map_or(0, |g| g.grew_at))
+                >= self.settings.stabilise_seconds * 1000;
+            let due = self.now.saturating_sub(first) >= self.settings.consolidate_after_seconds * 1000;
+            if !(due && settled && room_above_min && self.budget > 0) {
+                targets.push(mine);
+                continue;
+            }
+            *targets = trial;
+            self.budget -= 1;
+            chosen.entry(group.to_string()).or_default().push(c.node.name.clone());
+            reasons.entry(group.to_string()).or_default().push(explain(&c, spread, &self.largest));
+        }
+        self.state.removable_since = since;
+        chosen
+            .into_iter()
+            .map(|(group, nodes)| {
+                let why = reasons.remove(&group).unwrap_or_default().join("; ");
+                Decision::new(Action::RemoveNodes { nodes }, format!("group {group}: {why}"))
+            })
+            .collect()
+    }
+}
+
+fn explain(c: &Candidate<'_>, spread: usize, largest: &Resources) -> String {
+    if c.load.pods == 0 {
+        return format!("{} is empty (DaemonSet pods only)", c.node.name);
+    }
+    format!(
+        "{}'s {} pods fit on {spread} other node(s) even at {} each (a simulated placement)",
+        c.node.name,
+        c.load.pods,
+        fit::slot(&c.load, largest)
+    )
+}
+
+/// The DaemonSet pods every node surely runs: those of DaemonSets with at least one replica
+/// per Ready node.
+fn daemonset_load(workloads: &[Workload], ready_nodes: usize) -> Load {
+    workloads
+        .iter()
+        .filter(|w| w.id.kind == WorkloadKind::DaemonSet && w.replicas as usize >= ready_nodes && ready_nodes > 0)
+        .fold(Load { pods: 0, requests: Resources::ZERO }, |acc, w| Load {
+            pods: acc.pods + 1,
+            requests: acc.requests.saturating_add(&w.requests_per_replica),
+        })
+}
+
+/// The largest request per resource among the pods that may run on EC2 nodes.
+fn largest_pod(workloads: &[Workload]) -> Resources {
+    workloads
+        .iter()
+        .filter(|w| w.id.kind != WorkloadKind::DaemonSet && w.placement != Placement::Fargate)
+        .fold(Resources::ZERO, |acc, w| Resources {
+            cpu_millis: acc.cpu_millis.max(w.requests_per_replica.cpu_millis),
+            memory_bytes: acc.memory_bytes.max(w.requests_per_replica.memory_bytes),
+            pods: 1,
+            gpus: acc.gpus.max(w.requests_per_replica.gpus),
+        })
+}
+
+ballast_sdk::export_policy!(Consolidation);

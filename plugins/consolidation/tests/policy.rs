@@ -1,0 +1,106 @@
+//! consolidation's logic, tested natively.
+
+use ballast_sdk::prelude::*;
+use ballast_sdk::testing::{GroupBuilder, Harness, NodeBuilder, SnapshotBuilder, deployment};
+use consolidation::{Consolidation, Settings};
+
+fn removed(decisions: &[Decision]) -> Vec<String> {
+    decisions
+        .iter()
+        .flat_map(|d| match &d.action {
+            Action::RemoveNodes { nodes } => nodes.clone(),
+            _ => Vec::new(),
+        })
+        .collect()
+}
+
+/// Four m5.xlarge nodes (4 CPU, 16 GiB) running 1-CPU pods: `a` is full, `b` half full,
+/// `c` has one pod, `d` is empty.
+fn cluster() -> SnapshotBuilder {
+    SnapshotBuilder::new()
+        .group(GroupBuilder::asg("general").instance_type("m5.xlarge", "4", "16Gi", 0.192).sizes(1, 4, 10))
+        .node(NodeBuilder::new("a", "general").allocatable("4", "16Gi").requested("4", "8Gi", 4))
+        .node(NodeBuilder::new("b", "general").allocatable("4", "16Gi").requested("2", "4Gi", 2))
+        .node(NodeBuilder::new("c", "general").allocatable("4", "16Gi").requested("1", "2Gi", 1))
+        .node(NodeBuilder::new("d", "general").allocatable("4", "16Gi").requested("0", "0", 0))
+        .workload(deployment("shop", "web", 7, "1", "2Gi"))
+}
+
+fn harness(settings: Settings) -> Harness<Consolidation> {
+    Harness::with_settings(serde_json::to_value(settings).unwrap()).unwrap()
+}
+
+fn evaluate(snapshot: &SnapshotData, settings: Settings) -> Vec<Decision> {
+    harness(settings).evaluate(snapshot).unwrap()
+}
+
+#[test]
+fn empty_then_lightest_nodes_go_when_their_pods_fit_on_the_others() {
+    let all = Settings { disruption_budget: 1.0, ..Settings::default() };
+    let decisions = evaluate(&cluster().build(), all);
+    // d is empty; c's pod fits on b; then b's two pods need two 1-CPU slots, and only a
+    // (full) is left: b stays.
+    assert_eq!(removed(&decisions), ["d", "c"]);
+    assert!(decisions[0].reason.contains("d is empty"), "{}", decisions[0].reason);
+    assert!(decisions[0].reason.contains("c's 1 pods fit on 1 other node(s)"), "{}", decisions[0].reason);
+}
+
+#[test]
+fn a_load_that_fits_only_if_its_pods_were_small_stays() {
+    // c runs 1 CPU in two pods, but a 1-CPU pod exists in the cluster: each could be 1 CPU,
+    // and b has 0.5 CPU free. Utilisation alone (25%) would remove it. b's four pods (3.5
+    // CPU) would need four 1-CPU slots where c has three.
+    let snapshot = SnapshotBuilder::new()
+        .group(GroupBuilder::asg("general").instance_type("m5.xlarge", "4", "16Gi", 0.192).sizes(1, 2, 10))
+        .node(NodeBuilder::new("b", "general").allocatable("4", "16Gi").requested("3500m", "4Gi", 4))
+        .node(NodeBuilder::new("c", "general").allocatable("4", "16Gi").requested("1", "1Gi", 2))
+        .workload(deployment("shop", "web", 3, "1", "1Gi"))
+        .workload(deployment("shop", "api", 2, "500m", "512Mi"))
+        .build();
+    assert!(removed(&evaluate(&snapshot, Settings::default())).is_empty());
+}
+
+#[test]
+fn the_budget_min_size_pending_pods_and_waiting_times_hold_removals_back() {
+    // 10% of 4 nodes is less than one: one at a time.
+    assert_eq!(removed(&evaluate(&cluster().build(), Settings::default())), ["d"]);
+    // A removal in progress uses the budget up.
+    let busy = cluster().node(NodeBuilder::new("e", "general").cordoned()).build();
+    assert!(removed(&evaluate(&busy, Settings::default())).is_empty());
+    // min-size 3 of desired 4: one node may go.
+    let all = Settings { disruption_budget: 1.0, ..Settings::default() };
+    let at_min = SnapshotBuilder::new()
+        .group(GroupBuilder::asg("general").instance_type("m5.xlarge", "4", "16Gi", 0.192).sizes(3, 4, 10))
+        .node(NodeBuilder::new("c", "general").allocatable("4", "16Gi").requested("1", "2Gi", 1))
+        .node(NodeBuilder::new("d", "general").allocatable("4", "16Gi").requested("0", "0", 0))
+        .build();
+    assert_eq!(removed(&evaluate(&at_min, all.clone())), ["d"]);
+    // Pods waiting for capacity: nothing is spare.
+    let pending = cluster().pending_pods("shop", "web", 1, "1", "2Gi").build();
+    assert!(removed(&evaluate(&pending, all.clone())).is_empty());
+    // An earlier policy (headroom) holds the group at its size: its room is wanted.
+    let hold = Decision::new(Action::ScaleTo { group: "general".into(), size: 4 }, "keeps spare room");
+    assert!(removed(&evaluate(&cluster().proposal("headroom", hold).build(), all)).is_empty());
+}
+
+#[test]
+fn a_node_must_stay_removable_for_consolidate_after_and_a_group_that_grew_settles_first() {
+    let wait = Settings { consolidate_after_seconds: 60, ..Settings::default() };
+    let mut waiting = harness(wait);
+    let at = |ms: u64| cluster().at_millis(ms).build();
+    assert!(removed(&waiting.evaluate(&at(1_000)).unwrap()).is_empty(), "removable for 0 s");
+    assert!(removed(&waiting.evaluate(&at(31_000)).unwrap()).is_empty(), "for 30 s");
+    assert_eq!(removed(&waiting.evaluate(&at(61_000)).unwrap()), ["d"], "for 60 s");
+
+    let settle = Settings { stabilise_seconds: 300, ..Settings::default() };
+    let mut settling = harness(settle);
+    let sized = |desired: u32, ms: u64| {
+        let mut s = cluster().at_millis(ms).build();
+        s.node_groups[0].desired_size = desired;
+        s
+    };
+    assert!(removed(&settling.evaluate(&sized(4, 1_000_000)).unwrap()).len() == 1, "never grew");
+    assert!(removed(&settling.evaluate(&sized(5, 1_010_000)).unwrap()).is_empty(), "grew just now");
+    assert!(removed(&settling.evaluate(&sized(5, 1_200_000)).unwrap()).is_empty(), "190 s ago");
+    assert_eq!(removed(&settling.evaluate(&sized(5, 1_320_000)).unwrap()).len(), 1, "310 s ago");
+}

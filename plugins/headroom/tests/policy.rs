@@ -1,0 +1,64 @@
+//! headroom's logic, tested natively.
+
+use ballast_sdk::prelude::*;
+use ballast_sdk::testing::{GroupBuilder, Harness, NodeBuilder, SnapshotBuilder};
+use headroom::Headroom;
+use serde_json::json;
+
+fn evaluate(snapshot: &SnapshotData, settings: serde_json::Value) -> Vec<Decision> {
+    Harness::<Headroom>::with_settings(settings).unwrap().evaluate(snapshot).unwrap()
+}
+
+fn sizes(decisions: &[Decision]) -> Vec<(String, u32)> {
+    decisions
+        .iter()
+        .filter_map(|d| match &d.action {
+            Action::ScaleTo { group, size } => Some((group.clone(), *size)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Two groups: m5 (2 CPU, $0.096) and c5 (4 CPU, $0.17: the cheaper slot for 1-CPU pods).
+/// One m5 node has 1 CPU free.
+fn cluster() -> SnapshotBuilder {
+    SnapshotBuilder::new()
+        .at_millis(1_767_571_200_000 + 9 * 3_600_000)
+        .group(GroupBuilder::asg("m5").instance_type("m5.large", "2", "8Gi", 0.096).sizes(1, 1, 10))
+        .group(GroupBuilder::asg("c5").instance_type("c5.xlarge", "4", "8Gi", 0.17).sizes(0, 0, 10))
+        .node(NodeBuilder::new("m5-a", "m5").allocatable("2", "8Gi").requested("1", "1Gi", 3))
+}
+
+#[test]
+fn a_short_reserve_grows_the_cheapest_slot_and_counts_what_earlier_policies_asked_for_as_taken() {
+    let reserve = json!({"reserves": [{"count": 6, "cpu": "1", "memory": "1Gi"}]});
+    // One slot free; five more: two c5 nodes (four slots each at $0.0425 a slot).
+    assert_eq!(sizes(&evaluate(&cluster().build(), reserve.clone())), [("c5".to_string(), 2)]);
+    // binpack asked for 3 c5 nodes for pending pods: the reserve comes on top.
+    let busy = cluster()
+        .proposal("binpack", Decision::new(Action::ScaleTo { group: "c5".into(), size: 3 }, "pending"))
+        .build();
+    assert_eq!(sizes(&evaluate(&busy, reserve)), [("c5".to_string(), 5)]);
+}
+
+#[test]
+fn an_exact_reserve_holds_its_group_and_an_ample_one_says_nothing() {
+    let one = json!({"reserves": [{"count": 1, "cpu": "1", "memory": "1Gi"}]});
+    let decisions = evaluate(&cluster().build(), one);
+    assert_eq!(sizes(&decisions), [("m5".to_string(), 1)], "losing m5-a would leave no room");
+    assert!(decisions[0].reason.contains("keeps spare room"), "{}", decisions[0].reason);
+    let roomy = cluster().node(NodeBuilder::new("m5-b", "m5").allocatable("2", "8Gi")).build();
+    let one = json!({"reserves": [{"count": 1, "cpu": "1", "memory": "1Gi"}]});
+    assert!(evaluate(&roomy, one).is_empty(), "three slots on two nodes: any one can go");
+}
+
+#[test]
+fn a_reserve_out_of_its_window_asks_for_nothing_and_bad_settings_name_the_field() {
+    let evening = json!({"reserves": [{"count": 6, "cpu": "1", "memory": "1Gi", "schedule": [{"from": "18:00", "to": "23:00"}]}]});
+    assert!(evaluate(&cluster().build(), evening).is_empty(), "09:00 is outside 18:00-23:00");
+    let bad = json!({"reserves": [{"count": 1, "cpu": "1", "memory": "1Gi", "schedule": [{"from": "25:00", "to": "23:00"}]}]});
+    let error = Harness::<Headroom>::with_settings(bad).err().unwrap();
+    assert!(error.contains("reserves[0].schedule[0].from") && error.contains("`25:00`"), "{error}");
+    let empty = json!({"reserves": [{"count": 1, "cpu": "0", "memory": "0"}]});
+    assert!(Harness::<Headroom>::with_settings(empty).err().unwrap().contains("reserves[0]"));
+}
