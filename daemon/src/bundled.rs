@@ -48,12 +48,12 @@ pub const PLUGINS: &[BundledPlugin] = &[
 pub const DEFAULT_CHAIN: &[&str] = &["binpack", "consolidation", "fargate-placement"];
 
 /// The settings a policy runs with in the default chain (`null`: its own defaults): in it,
-/// binpack leaves scale-down to consolidation, which waits for a node to stay removable for
-/// 30 s and for a group to settle 2 min after it grew before taking nodes back.
+/// binpack picks groups by cost per pod and leaves scale-down to consolidation, which
+/// learns to wait in groups whose demand comes back within 10 minutes.
 pub fn default_settings(name: &str) -> serde_json::Value {
     match name {
-        "binpack" => serde_json::json!({ "scale-down": false }),
-        "consolidation" => serde_json::json!({ "consolidate-after-seconds": 30, "stabilise-seconds": 120 }),
+        "binpack" => serde_json::json!({ "scale-down": false, "expander": "price" }),
+        "consolidation" => serde_json::json!({ "churn-window-seconds": 600 }),
         _ => serde_json::Value::Null,
     }
 }

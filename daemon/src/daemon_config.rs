@@ -83,7 +83,10 @@ impl Default for DaemonConfig {
             engine: EngineConfig::default(),
             policies: crate::bundled::DEFAULT_CHAIN
                 .iter()
-                .map(|name| PolicyEntry { settings: crate::bundled::default_settings(name), ..PolicyEntry::named(name) })
+                .map(|name| PolicyEntry {
+                    settings: crate::bundled::default_settings(name),
+                    ..PolicyEntry::named(name)
+                })
                 .collect(),
             fargate: false,
             kubernetes: KubeSettings::default(),

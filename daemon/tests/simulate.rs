@@ -99,7 +99,8 @@ fn the_lower_bound_of_a_tiny_scenario_is_what_it_is_by_hand_and_no_set_beats_it(
 fn on_every_shipped_scenario_the_default_set_costs_above_the_bound_and_its_records_stay_readable() {
     for (name, _) in scenario::BUILT_IN {
         let scenario = scenario::resolve(name).unwrap();
-        let sim = Simulation { seed: scenario.seed, scenario, policies: defaults(), mode: Mode::Enforce, journal: None };
+        let sim =
+            Simulation { seed: scenario.seed, scenario, policies: defaults(), mode: Mode::Enforce, journal: None };
         let recorder = ballast::engine::record::Recorder::new(usize::MAX >> 1, None);
         let report =
             sim.run_until(&host(), &mut |_, _| {}, Some(recorder.clone()), &std::sync::atomic::AtomicBool::new(false));

@@ -120,7 +120,14 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
             if result.is_ok() {
                 self.state.drains.insert(
                     node.clone(),
-                    Drain { group: group.clone(), instance_id, started_at: now, started_tick: tick, evicted: 0 },
+                    Drain {
+                        group: group.clone(),
+                        instance_id,
+                        started_at: now,
+                        started_tick: tick,
+                        evicted: 0,
+                        interrupted: false,
+                    },
                 );
                 self.state.group(group).last_scale_down = Some(now);
                 tracing::info!(%node, %group, "cordoned; draining");
@@ -183,6 +190,7 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
                     started_at: mark.started_at_millis,
                     started_tick: mark.tick,
                     evicted: 0,
+                    interrupted: false,
                 },
             );
             let state = self.state.group(&group);
@@ -221,6 +229,10 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
             let Some(drain) = self.state.drains.get(&node).cloned() else { continue };
             let facts = obs.nodes.get(node.as_str());
             let outcome = match facts {
+                None if drain.interrupted => {
+                    self.undo_replacement(obs, &drain).await;
+                    Some(RemovalOutcome::Completed { evicted: drain.evicted })
+                }
                 None => Some(RemovalOutcome::Completed { evicted: drain.evicted }),
                 Some(facts) if facts.pods.evictable_count() == 0 => {
                     let terminated = self.capacity.terminate_instance(&drain.group, &drain.instance_id).await;
@@ -300,6 +312,16 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
                     outcome,
                 }));
             }
+        }
+    }
+
+    /// An interrupted instance died before its drain could terminate it with a decrement: the
+    /// group, raised by one for the replacement, would otherwise replace the dead instance
+    /// too. Lowers it by one.
+    async fn undo_replacement(&mut self, obs: &Observation, drain: &super::state::Drain) {
+        let Some(desired) = obs.groups.get(&drain.group).map(|g| g.desired) else { return };
+        if let Err(error) = self.capacity.set_desired_size(&drain.group, desired.saturating_sub(1)).await {
+            tracing::warn!(group = %drain.group, %error, "cannot lower the group after an interrupted node died");
         }
     }
 }

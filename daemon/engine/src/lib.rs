@@ -26,6 +26,7 @@ pub mod duration;
 pub mod eks;
 pub mod failure;
 pub mod guard;
+pub mod interruption;
 pub mod journal;
 pub mod live;
 pub mod observe;
@@ -333,6 +334,7 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
             return TickOutcome { tick, standby: true, ..TickOutcome::default() };
         }
 
+        self.handle_interruptions(&obs, now, tick).await;
         let Evaluation { proposals, calls } = self.policies.evaluate(obs.snapshot.clone()).await;
         tracing::debug!(proposals = proposals.len(), "policies evaluated");
         let runs: Vec<PluginRun> = calls

@@ -379,6 +379,21 @@ pub trait Capacity: Send + Sync {
     /// Fargate prices for this region.
     fn fargate_pricing(&self) -> impl Future<Output = AdapterResult<FargatePricing>> + Send;
     fn query_metric(&self, query: &MetricQuery) -> impl Future<Output = AdapterResult<Vec<MetricPoint>>> + Send;
+    /// Spot interruption warnings received since the last call, each once (an AWS adapter
+    /// reads them from the SQS queue EventBridge feeds). None by default.
+    fn interruptions(&self) -> impl Future<Output = AdapterResult<Vec<Interruption>>> + Send {
+        async { Ok(Vec::new()) }
+    }
+}
+
+/// A spot instance about to be reclaimed: EC2's two-minute warning.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Interruption {
+    pub instance_id: String,
+    /// When the warning was given (Unix millis).
+    pub at_millis: u64,
+    /// When the instance will be stopped or terminated.
+    pub deadline_millis: u64,
 }
 
 /// Where time comes from: the wall clock in the daemon, a virtual one in the simulator.

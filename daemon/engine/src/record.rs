@@ -533,9 +533,8 @@ impl Log {
     /// repeated with a closing record stamped `tick` (the tick at which its end is known), or
     /// the newest record's tick, so the history stays in tick order.
     fn close_runs_before(&mut self, tick: Option<u64>, at_millis: u64) {
-        let (ended, open): (Vec<Run>, Vec<Run>) = std::mem::take(&mut self.runs)
-            .into_iter()
-            .partition(|r| tick.is_none_or(|t| r.last_tick + 1 < t));
+        let (ended, open): (Vec<Run>, Vec<Run>) =
+            std::mem::take(&mut self.runs).into_iter().partition(|r| tick.is_none_or(|t| r.last_tick + 1 < t));
         self.runs = open;
         let newest = self.ring.back().map_or(0, |s| s.record.tick());
         for run in ended.into_iter().filter(|r| r.count > 1) {

@@ -59,6 +59,9 @@ pub struct Drain {
     pub started_at: u64,
     pub started_tick: u64,
     pub evicted: u32,
+    /// Begun for a spot interruption, with the group's desired size raised by one for the
+    /// replacement: if the instance dies before the drain ends, the size is lowered again.
+    pub interrupted: bool,
 }
 
 #[derive(Clone, Default)]

@@ -142,7 +142,14 @@ fn draining(world: &mut World, engine: &mut TestEngine, faulty: &Faulty) {
     let node = crate::guard::fixture::node("w9", Some("i-w9"), Some("web"));
     world.cluster.nodes.push(node);
     *faulty.view.lock().unwrap() = world.view();
-    let drain = Drain { group: "web".into(), instance_id: "i-w9".into(), started_at: NOW, started_tick: 1, evicted: 0 };
+    let drain = Drain {
+        group: "web".into(),
+        instance_id: "i-w9".into(),
+        started_at: NOW,
+        started_tick: 1,
+        evicted: 0,
+        interrupted: false,
+    };
     engine.state.drains.insert("w9".into(), drain);
 }
 

@@ -65,14 +65,7 @@ pub fn run(args: DecisionsArgs) -> anyhow::Result<ExitCode> {
                     Some(r) => format!("{}-{} (x{})", r.first_tick, r.last_tick, r.count),
                     None => d.tick.to_string(),
                 };
-                t.add_row(vec![
-                    tick,
-                    d.plugin.clone(),
-                    d.proposed.to_string(),
-                    guard,
-                    result,
-                    d.reason.clone(),
-                ]);
+                t.add_row(vec![tick, d.plugin.clone(), d.proposed.to_string(), guard, result, d.reason.clone()]);
             }
             Record::Tick(tick) => {
                 let failed: Vec<String> = tick.plugins.iter().filter_map(|p| p.error.clone()).collect();

@@ -19,7 +19,7 @@ use crate::sim::{SimReport, Simulation};
 #[derive(Debug, Args)]
 pub struct SimulateArgs {
     /// A scenario file, or a built-in one: steady-web, morning-ramp, spiky-batch,
-    /// mixed-fargate (the default), nightly-batch, flash-sale, zone-outage.
+    /// mixed-fargate (the default), nightly-batch, flash-sale, zone-outage, spot-storm.
     #[arg(long)]
     scenario: Option<String>,
     /// A policy (.wasm file or bundled name), in chain order; repeat for several. Default:
@@ -58,10 +58,7 @@ pub struct SimulateArgs {
 const SETS: &[(&str, &str)] = &[
     ("default", "binpack, consolidation, fargate-placement: the bundled default policies"),
     ("ca-like", "binpack alone: Cluster Autoscaler-like bin-packing, no Fargate"),
-    (
-        "karpenter-like",
-        "binpack up, consolidation down (WhenEmptyOrUnderutilized, consolidateAfter 0 s, 10% budget)",
-    ),
+    ("karpenter-like", "binpack up, consolidation down (WhenEmptyOrUnderutilized, consolidateAfter 0 s, 10% budget)"),
     ("escalator-like", "thresholds: Escalator-like utilisation thresholds"),
     ("static-min", "static-size at each group's min-size"),
     ("static-peak", "static-size at the largest size the default set reached, all the time"),
@@ -218,7 +215,11 @@ fn chain_names(names: &[&str]) -> Vec<String> {
 }
 
 /// Specs for bundled policies with the set's own settings, which `--settings` replaces.
-fn bundled_set(names: &[&str], own: impl Fn(&str) -> serde_json::Value, settings: &[String]) -> anyhow::Result<Vec<PluginSpec>> {
+fn bundled_set(
+    names: &[&str],
+    own: impl Fn(&str) -> serde_json::Value,
+    settings: &[String],
+) -> anyhow::Result<Vec<PluginSpec>> {
     let mut specs = specs(&chain_names(names), settings)?;
     for spec in &mut specs {
         if spec.settings.is_null() {
@@ -235,7 +236,7 @@ fn set_specs(set: &str, settings: &[String]) -> anyhow::Result<Vec<PluginSpec>> 
         "karpenter-like" => bundled_set(
             &["binpack", "consolidation"],
             |name| match name {
-                "binpack" => serde_json::json!({ "scale-down": false }),
+                "binpack" => serde_json::json!({ "scale-down": false, "expander": "price" }),
                 _ => serde_json::Value::Null,
             },
             settings,
@@ -273,6 +274,10 @@ fn summary_table(report: &SimReport) -> comfy_table::Table {
         ("scale-ups (ticks that grew a group)", s.scale_ups.to_string()),
         ("scale-downs (ticks that shrank a group)", s.scale_downs.to_string()),
         ("nodes removed", s.nodes_removed.to_string()),
+        (
+            "spot interruptions (reclaimed before drained)",
+            format!("{} ({})", s.spot_interruptions, s.reclaimed_undrained),
+        ),
         ("pods started on Fargate", s.pods_on_fargate.to_string()),
         ("pods started on EC2", s.pods_on_ec2.to_string()),
         ("mean utilisation (requests / allocatable)", format!("{:.1}%", s.mean_utilisation * 100.0)),

@@ -11,8 +11,8 @@ use super::scenario::NODE_GROUP_LABEL;
 use super::world::{World, disruptions_allowed};
 use crate::engine::ports::{
     AdapterError, AdapterErrorKind, AdapterResult, Capacity, Clock, Cluster, ClusterView, DisruptionBudgetView,
-    Eviction, GroupView, InstanceLifecycle, InstanceView, MetricPoint, MetricQuery, NodeView, PendingPodView, PodShape,
-    PodTemplate, WorkloadView,
+    Eviction, GroupView, InstanceLifecycle, InstanceView, Interruption, MetricPoint, MetricQuery, NodeView,
+    PendingPodView, PodShape, PodTemplate, WorkloadView,
 };
 
 /// A handle on the world, shared by the three adapters and the driver.
@@ -194,6 +194,10 @@ impl Capacity for SimHandle {
 
     async fn fargate_pricing(&self) -> AdapterResult<FargatePricing> {
         Ok(self.lock().pricing.clone())
+    }
+
+    async fn interruptions(&self) -> AdapterResult<Vec<Interruption>> {
+        Ok(self.lock().take_interruptions())
     }
 
     async fn query_metric(&self, query: &MetricQuery) -> AdapterResult<Vec<MetricPoint>> {

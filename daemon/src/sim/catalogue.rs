@@ -6,6 +6,10 @@ use ballast_sdk::{InstanceType, Resources};
 
 const GIB: u64 = 1 << 30;
 
+/// A spot instance's price as a fraction of on-demand: a typical discount for general
+/// purpose types in us-east-1 (spot prices move; the simulator holds them still).
+pub const SPOT_PRICE_RATIO: f64 = 0.35;
+
 /// (name, vCPUs, memory GiB, max pods, GPUs, price per hour)
 const TYPES: &[(&str, u64, u64, u32, u32, f64)] = &[
     ("t3.medium", 2, 4, 17, 0, 0.0416),

@@ -29,6 +29,9 @@ pub struct Meter {
     pub scale_ups: u64,
     pub scale_downs: u64,
     pub nodes_removed: u64,
+    /// Spot interruption warnings given, and nodes reclaimed before a drain removed them.
+    pub interruptions: u64,
+    pub reclaimed_undrained: u64,
     /// When each group last grew or shrank, so that one tick's actions count once.
     last_change: std::collections::BTreeMap<(String, bool), u64>,
     pub samples: Vec<Sample>,

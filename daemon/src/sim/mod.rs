@@ -5,7 +5,8 @@
 //! # Layout
 //! - [`scenario`]: the scenario file format and its checks; [`trace`]: replica curves;
 //!   [`catalogue`]: instance types by name;
-//! - [`world`]: node groups, nodes, pods; `controllers`: workloads, jobs, Fargate;
+//! - [`world`]: node groups, nodes, pods; `controllers`: workloads, jobs, Fargate; `spot`:
+//!   interruption warnings and reclaims;
 //!   `scheduler`: binding pods;
 //! - [`adapters`]: the engine's traits over the world; [`meter`]: cost, waiting, utilisation;
 //!   [`bound`]: the lower bound on cost every report carries;
@@ -19,6 +20,7 @@ pub mod meter;
 pub mod run;
 pub mod scenario;
 mod scheduler;
+mod spot;
 pub mod synthetic;
 pub mod trace;
 pub mod world;

@@ -75,6 +75,12 @@ pub struct Summary {
     pub scale_ups: u64,
     pub scale_downs: u64,
     pub nodes_removed: u64,
+    /// Spot interruption warnings, and interrupted nodes reclaimed before a drain removed
+    /// them (their pods were killed, not evicted).
+    #[serde(default)]
+    pub spot_interruptions: u64,
+    #[serde(default)]
+    pub reclaimed_undrained: u64,
     pub pods_on_fargate: u64,
     pub pods_on_ec2: u64,
     pub mean_utilisation: f64,
@@ -237,6 +243,8 @@ impl Simulation {
                 scale_ups: m.scale_ups,
                 scale_downs: m.scale_downs,
                 nodes_removed: m.nodes_removed,
+                spot_interruptions: m.interruptions,
+                reclaimed_undrained: m.reclaimed_undrained,
                 pods_on_fargate: m.pods_started_on_fargate,
                 pods_on_ec2: m.pods_started_on_ec2,
                 mean_utilisation: round(m.mean_utilisation(), 4),

@@ -80,6 +80,25 @@ pub struct GroupSpec {
     /// Windows in which launches fail (insufficient capacity).
     #[serde(default)]
     pub launch_failures: Vec<Window>,
+    /// `on-demand` or `spot`: spot instances cost a fraction of the on-demand price
+    /// ([`catalogue::SPOT_PRICE_RATIO`]) and may be interrupted.
+    #[serde(default)]
+    pub capacity_type: ballast_sdk::CapacityType,
+    /// Spot only: windows in which each instance is interrupted at a rate per hour (seeded),
+    /// with EC2's two-minute warning.
+    #[serde(default)]
+    pub interruptions: Vec<RateWindow>,
+}
+
+/// A window with an interruption rate: the chance per instance per hour.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct RateWindow {
+    #[serde(with = "duration")]
+    pub from: Duration,
+    #[serde(with = "duration")]
+    pub to: Duration,
+    pub per_hour: f64,
 }
 
 fn default_zones() -> Vec<String> {
@@ -279,6 +298,20 @@ impl Scenario {
             if g.zones.is_empty() {
                 return Err(field(at("zones"), "at least one zone is needed".into()));
             }
+            if !g.interruptions.is_empty() && g.capacity_type != ballast_sdk::CapacityType::Spot {
+                return Err(field(
+                    at("interruptions"),
+                    "only spot instances are interrupted: set capacity-type: spot".into(),
+                ));
+            }
+            for (j, w) in g.interruptions.iter().enumerate() {
+                if !(w.per_hour >= 0.0 && w.per_hour <= 60.0) {
+                    return Err(field(
+                        format!("node-groups[{i}].interruptions[{j}].per-hour"),
+                        format!("must be in [0, 60], got {}", w.per_hour),
+                    ));
+                }
+            }
         }
         for (i, w) in self.workloads.iter().enumerate() {
             let at = |f: &str| format!("workloads[{i}].{f}");
@@ -349,6 +382,7 @@ pub const BUILT_IN: &[(&str, &str)] = &[
     ("nightly-batch", include_str!("../../../deploy/examples/scenarios/nightly-batch.yaml")),
     ("flash-sale", include_str!("../../../deploy/examples/scenarios/flash-sale.yaml")),
     ("zone-outage", include_str!("../../../deploy/examples/scenarios/zone-outage.yaml")),
+    ("spot-storm", include_str!("../../../deploy/examples/scenarios/spot-storm.yaml")),
 ];
 
 /// Loads `arg` as a built-in scenario name or a file path.

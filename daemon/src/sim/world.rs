@@ -35,6 +35,8 @@ pub(super) struct SimGroup {
     pub instances: Vec<usize>,
     pub last_failure: Option<LaunchFailure>,
     pub launched: u64,
+    /// Interruption windows: from, to (millis after the start) and rate per instance-hour.
+    pub interruptions: Vec<(u64, u64, f64)>,
 }
 
 pub(super) struct SimNode {
@@ -124,6 +126,10 @@ pub struct World {
     schedule_dirty: bool,
     new_pending: u32,
     pub(super) meter: Meter,
+    /// Spot interruption warnings not yet read by the engine.
+    pub(super) notices: Vec<crate::engine::ports::Interruption>,
+    /// Interrupted nodes by when EC2 reclaims them.
+    pub(super) doomed: BTreeSet<(u64, usize)>,
 }
 
 impl World {
@@ -152,14 +158,27 @@ impl World {
             schedule_dirty: false,
             new_pending: 0,
             meter: Meter::default(),
+            notices: Vec::new(),
+            doomed: BTreeSet::new(),
         };
         for g in &scenario.node_groups {
             let mut labels = g.labels.clone();
             labels.insert(NODE_GROUP_LABEL.into(), g.id.clone());
+            labels.insert(ballast_sdk::CAPACITY_TYPE_LABEL.into(), g.capacity_type.label().into());
             let window = |w: &super::scenario::Window| (w.from.as_millis() as u64, w.to.as_millis() as u64);
             world.groups.push(SimGroup {
                 id: g.id.clone(),
-                types: g.instance_types.iter().filter_map(|t| scenario.instance_type(t)).collect(),
+                types: g
+                    .instance_types
+                    .iter()
+                    .filter_map(|t| scenario.instance_type(t))
+                    .map(|mut t| {
+                        if g.capacity_type == ballast_sdk::CapacityType::Spot {
+                            t.price_per_hour *= super::catalogue::SPOT_PRICE_RATIO;
+                        }
+                        t
+                    })
+                    .collect(),
                 min: g.min_size,
                 max: g.max_size,
                 desired: g.desired_size.unwrap_or(g.min_size),
@@ -171,6 +190,11 @@ impl World {
                 instances: Vec::new(),
                 last_failure: None,
                 launched: 0,
+                interruptions: g
+                    .interruptions
+                    .iter()
+                    .map(|w| (w.from.as_millis() as u64, w.to.as_millis() as u64, w.per_hour))
+                    .collect(),
             });
         }
         for (i, spec) in scenario.workloads.iter().enumerate() {
@@ -282,7 +306,8 @@ impl World {
                     .fold(Resources::ZERO, |acc, &d| acc.saturating_add(&self.workloads[d].requests));
                 offers.extend(group.types.iter().map(|t| super::bound::Offer { instance_type: t, daemonsets }));
             }
-            let eligible = fargate && crate::engine::observe::fargate_blocker(&workload.id, &workload.fargate_traits).is_none();
+            let eligible =
+                fargate && crate::engine::observe::fargate_blocker(&workload.id, &workload.fargate_traits).is_none();
             let on_fargate = super::bound::fargate_price(&self.pricing, &workload.requests, eligible);
             let bound = super::bound::pod_bound(&workload.requests, &offers, on_fargate);
             self.workloads[w].bound = bound;
@@ -314,6 +339,8 @@ impl World {
     pub fn step(&mut self, ms: u64) {
         self.meter.accrue(ms, self.pending.len());
         self.now += ms;
+        self.interrupt_spot(ms);
+        self.reclaim_spot();
         self.provision();
         self.boot_nodes();
         self.finish_jobs();
@@ -362,6 +389,10 @@ impl World {
                 }
             }
         }
+    }
+
+    pub(super) fn random(&mut self) -> f64 {
+        self.rng.random::<f64>()
     }
 
     fn launch(&mut self, g: usize) -> usize {

@@ -2,8 +2,11 @@
 //!
 //! - **Scale up**: bin-packs pending pods (first-fit decreasing on CPU, memory and pod
 //!   slots) onto new nodes of each Auto Scaling group that admits them, counting nodes
-//!   already on their way, and picks the group that places the most pods at the lowest
-//!   hourly cost. Repeats for pods the chosen group cannot take (a GPU pod, a selector).
+//!   already on their way, and picks a group by `expander`: `most-pods` (the default, as
+//!   Cluster Autoscaler: the group that places the most pods, then the lowest hourly cost)
+//!   or `price` (the lowest cost per pod placed, as Karpenter: pods that tolerate a cheap
+//!   spot group go there even when an on-demand group could take everything). Repeats for
+//!   pods the chosen group cannot take (a GPU pod, a selector).
 //! - **Scale down**: a node whose requests stay below `utilisation-threshold` of its
 //!   allocatable for `unneeded-seconds` is proposed for removal, if what it runs fits in the
 //!   spare room of the nodes that stay. Defaults are Cluster Autoscaler's (0.5, 10 min).
@@ -30,11 +33,29 @@ pub struct Settings {
     pub scale_down: bool,
     /// Fraction of spare room kept free on remaining nodes when checking a removal.
     pub headroom: f64,
+    /// How scale-up picks among the groups that fit pending pods.
+    pub expander: Expander,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Expander {
+    /// The group that places the most pods, then the cheapest (Cluster Autoscaler-like).
+    #[default]
+    MostPods,
+    /// The lowest hourly cost per pod placed, then the most pods.
+    Price,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { utilisation_threshold: 0.5, unneeded_seconds: 600, scale_down: true, headroom: 0.1 }
+        Settings {
+            utilisation_threshold: 0.5,
+            unneeded_seconds: 600,
+            scale_down: true,
+            headroom: 0.1,
+            expander: Expander::MostPods,
+        }
     }
 }
 
@@ -58,7 +79,7 @@ impl Policy for Binpack {
     }
 
     fn evaluate(snapshot: &dyn Snapshot, settings: &Settings, state: &mut State) -> Result<Vec<Decision>, String> {
-        let mut decisions = scale_up::plan(snapshot);
+        let mut decisions = scale_up::plan(snapshot, settings.expander);
         // Like Cluster Autoscaler, never shrink while pods are waiting for capacity.
         if settings.scale_down && snapshot.pending_shapes().is_empty() {
             decisions.extend(scale_down::plan(snapshot, settings, state));

@@ -33,7 +33,7 @@ impl Fit<'_> {
     }
 }
 
-pub fn plan(snapshot: &dyn Snapshot) -> Vec<Decision> {
+pub fn plan(snapshot: &dyn Snapshot, expander: crate::Expander) -> Vec<Decision> {
     let shapes = snapshot.pending_shapes();
     if shapes.is_empty() {
         return Vec::new();
@@ -54,10 +54,7 @@ pub fn plan(snapshot: &dyn Snapshot) -> Vec<Decision> {
 
     while !waiting.is_empty() && !groups.is_empty() {
         let fits: Vec<Fit> = groups.iter().map(|g| fit(g, shapes, &waiting)).filter(|f| f.pods() > 0).collect();
-        // Most pods placed, then lowest cost, then fewest nodes.
-        let Some(best) = fits.iter().min_by(|a, b| {
-            b.pods().cmp(&a.pods()).then(a.cost().total_cmp(&b.cost())).then(a.new_nodes.cmp(&b.new_nodes))
-        }) else {
+        let Some(best) = fits.iter().min_by(|a, b| rank(expander, a, b)) else {
             break;
         };
         if best.new_nodes > 0 {
@@ -76,6 +73,17 @@ pub fn plan(snapshot: &dyn Snapshot) -> Vec<Decision> {
         groups.retain(|g| g.id != chosen);
     }
     decisions
+}
+
+/// Orders two fits, better first: by `most-pods`, most pods placed, then lowest cost, then
+/// fewest nodes; by `price`, lowest cost per pod placed, then most pods, then fewest nodes.
+fn rank(expander: crate::Expander, a: &Fit, b: &Fit) -> std::cmp::Ordering {
+    let per_pod = |f: &Fit| f.cost() / f.pods().max(1) as f64;
+    match expander {
+        crate::Expander::MostPods => b.pods().cmp(&a.pods()).then(a.cost().total_cmp(&b.cost())),
+        crate::Expander::Price => per_pod(a).total_cmp(&per_pod(b)).then(b.pods().cmp(&a.pods())),
+    }
+    .then(a.new_nodes.cmp(&b.new_nodes))
 }
 
 /// Packs `waiting` pods (largest first) onto the group's nodes that are not ready yet (asked

@@ -136,3 +136,35 @@ fn refuses_bad_settings_with_the_value() {
     let err = Harness::<Binpack>::with_settings(serde_json::json!({"treshold": 0.3})).err().unwrap();
     assert!(err.contains("treshold"), "{err}");
 }
+
+#[test]
+fn the_price_expander_sends_pods_that_tolerate_spot_there_and_the_rest_on_demand() {
+    // 8 web pods tolerate the spot group's taint; 4 api pods do not. On-demand places all 12,
+    // spot only 8 but at a third of the price per pod.
+    let mut snapshot = SnapshotBuilder::new()
+        .group(GroupBuilder::asg("on-demand").instance_type("m5.large", "2", "8Gi", 0.096).sizes(0, 0, 20))
+        .group(
+            GroupBuilder::asg("spot")
+                .instance_type("m5.large", "2", "8Gi", 0.0336)
+                .sizes(0, 0, 20)
+                .label(CAPACITY_TYPE_LABEL, "SPOT")
+                .taint("capacity", "spot", TaintEffect::NoSchedule),
+        )
+        .pending_pods("shop", "api", 4, "500m", "1Gi")
+        .pending_pods("shop", "web", 8, "500m", "1Gi")
+        .build();
+    let spot = Toleration { key: "capacity".into(), value: "spot".into(), operator_exists: false, effect: None };
+    for pod in snapshot.pending_pods.iter_mut().filter(|p| p.name.starts_with("web")) {
+        pod.tolerations.push(spot.clone());
+    }
+    assert_eq!(snapshot.node_groups[1].capacity_type(), CapacityType::Spot);
+    let actions = |settings: serde_json::Value| -> Vec<Action> {
+        let mut harness = Harness::<Binpack>::with_settings(settings).unwrap();
+        harness.evaluate(&snapshot).unwrap().into_iter().map(|d| d.action).collect()
+    };
+    assert_eq!(actions(serde_json::json!(null)), [Action::ScaleTo { group: "on-demand".into(), size: 3 }]);
+    assert_eq!(
+        actions(serde_json::json!({"expander": "price"})),
+        [Action::ScaleTo { group: "spot".into(), size: 2 }, Action::ScaleTo { group: "on-demand".into(), size: 1 }]
+    );
+}

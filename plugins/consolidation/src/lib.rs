@@ -10,7 +10,10 @@
 //! - Churn control: at most `disruption-budget` of the nodes are being removed at once
 //!   (removals in progress count), nothing below a group's min-size, and nothing in a group
 //!   that grew in the last `stabilise-seconds`, so capacity asked for a minute ago is not
-//!   taken back before the pods that wanted it have landed.
+//!   taken back before the pods that wanted it have landed. And it learns from regret: when
+//!   a group has to grow again within `churn-window-seconds` of a removal (a batch that
+//!   comes back every 15 minutes), its nodes wait longer before they go (doubling, from
+//!   1 min up to `max-wait-seconds`); growth that comes later halves the wait again.
 //! - Nothing while pods are pending: capacity is short, not spare; and nothing in a group an
 //!   earlier policy of the chain asked to keep or grow this tick (`headroom` holds a group
 //!   whose spare room it needs).
@@ -39,11 +42,22 @@ pub struct Settings {
     pub disruption_budget: f64,
     /// No removal in a group that grew within this many seconds.
     pub stabilise_seconds: u64,
+    /// A group that grows again this soon after a removal waits longer next time (0: off).
+    pub churn_window_seconds: u64,
+    /// The longest extra wait churn can add.
+    pub max_wait_seconds: u64,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { consolidate_after_seconds: 0, underutilised: true, disruption_budget: 0.1, stabilise_seconds: 0 }
+        Settings {
+            consolidate_after_seconds: 0,
+            underutilised: true,
+            disruption_budget: 0.1,
+            stabilise_seconds: 0,
+            churn_window_seconds: 0,
+            max_wait_seconds: 900,
+        }
     }
 }
 
@@ -59,6 +73,12 @@ pub struct State {
 pub struct Growth {
     pub desired: u32,
     pub grew_at: u64,
+    /// When this policy last removed nodes of the group.
+    #[serde(default)]
+    pub removed_at: u64,
+    /// The extra wait churn has taught (millis).
+    #[serde(default)]
+    pub wait_ms: u64,
 }
 
 pub struct Consolidation;
@@ -76,7 +96,7 @@ impl Policy for Consolidation {
 
     fn evaluate(snapshot: &dyn Snapshot, settings: &Settings, state: &mut State) -> Result<Vec<Decision>, String> {
         let now = snapshot.taken_at_millis();
-        track_growth(snapshot, state, now);
+        track_growth(snapshot, settings, state, now);
         if !snapshot.pending_shapes().is_empty() {
             state.removable_since.clear();
             return Ok(Vec::new());
@@ -85,17 +105,23 @@ impl Policy for Consolidation {
     }
 }
 
-/// Remembers when each group last grew.
-fn track_growth(snapshot: &dyn Snapshot, state: &mut State, now: u64) {
+/// Remembers when each group last grew, and learns from growth soon after a removal.
+fn track_growth(snapshot: &dyn Snapshot, settings: &Settings, state: &mut State, now: u64) {
+    let window = settings.churn_window_seconds * 1000;
     let mut groups = BTreeMap::new();
     for g in snapshot.node_groups().iter().filter(|g| g.kind == NodeGroupKind::Asg) {
-        let before = state.groups.get(&g.id).copied();
-        let grew_at = match before {
-            Some(b) if g.desired_size <= b.desired => b.grew_at,
-            Some(_) => now,
-            None => 0,
-        };
-        groups.insert(g.id.clone(), Growth { desired: g.desired_size, grew_at });
+        let mut growth =
+            state.groups.get(&g.id).copied().unwrap_or(Growth { desired: g.desired_size, ..Growth::default() });
+        if g.desired_size > growth.desired {
+            growth.grew_at = now;
+            if window > 0 && growth.removed_at > 0 && now.saturating_sub(growth.removed_at) <= window {
+                growth.wait_ms = (growth.wait_ms * 2).max(60_000).min(settings.max_wait_seconds * 1000);
+            } else {
+                growth.wait_ms /= 2;
+            }
+        }
+        growth.desired = g.desired_size;
+        groups.insert(g.id.clone(), growth);
     }
     state.groups = groups;
 }
@@ -122,8 +148,12 @@ struct Plan<'a> {
 
 impl<'a> Plan<'a> {
     fn new(snapshot: &'a dyn Snapshot, settings: &'a Settings, state: &'a mut State, now: u64) -> Self {
-        let groups: BTreeMap<&str, &NodeGroup> =
-            snapshot.node_groups().iter().filter(|g| g.kind == NodeGroupKind::Asg).map(|g| (g.id.as_str(), g)).collect();
+        let groups: BTreeMap<&str, &NodeGroup> = snapshot
+            .node_groups()
+            .iter()
+            .filter(|g| g.kind == NodeGroupKind::Asg)
+            .map(|g| (g.id.as_str(), g))
+            .collect();
         let held: Vec<&str> = snapshot
             .proposals()
             .iter()
@@ -199,7 +229,9 @@ impl<'a> Plan<'a> {
             let room_above_min = c.group.desired_size.saturating_sub(c.group.min_size) > removing;
             let settled = self.now.saturating_sub(self.state.groups.get(group).map_or(0, |g| g.grew_at))
                 >= self.settings.stabilise_seconds * 1000;
-            let due = self.now.saturating_sub(first) >= self.settings.consolidate_after_seconds * 1000;
+            let wait =
+                self.settings.consolidate_after_seconds * 1000 + self.state.groups.get(group).map_or(0, |g| g.wait_ms);
+            let due = self.now.saturating_sub(first) >= wait;
             if !(due && settled && room_above_min && self.budget > 0) {
                 targets.push(mine);
                 continue;
@@ -210,6 +242,11 @@ impl<'a> Plan<'a> {
             reasons.entry(group.to_string()).or_default().push(explain(&c, spread, &self.largest));
         }
         self.state.removable_since = since;
+        for group in chosen.keys() {
+            if let Some(g) = self.state.groups.get_mut(group) {
+                g.removed_at = self.now;
+            }
+        }
         chosen
             .into_iter()
             .map(|(group, nodes)| {
@@ -246,15 +283,15 @@ fn daemonset_load(workloads: &[Workload], ready_nodes: usize) -> Load {
 
 /// The largest request per resource among the pods that may run on EC2 nodes.
 fn largest_pod(workloads: &[Workload]) -> Resources {
-    workloads
-        .iter()
-        .filter(|w| w.id.kind != WorkloadKind::DaemonSet && w.placement != Placement::Fargate)
-        .fold(Resources::ZERO, |acc, w| Resources {
+    workloads.iter().filter(|w| w.id.kind != WorkloadKind::DaemonSet && w.placement != Placement::Fargate).fold(
+        Resources::ZERO,
+        |acc, w| Resources {
             cpu_millis: acc.cpu_millis.max(w.requests_per_replica.cpu_millis),
             memory_bytes: acc.memory_bytes.max(w.requests_per_replica.memory_bytes),
             pods: 1,
             gpus: acc.gpus.max(w.requests_per_replica.gpus),
-        })
+        },
+    )
 }
 
 ballast_sdk::export_policy!(Consolidation);

@@ -104,3 +104,32 @@ fn a_node_must_stay_removable_for_consolidate_after_and_a_group_that_grew_settle
     assert!(removed(&settling.evaluate(&sized(5, 1_200_000)).unwrap()).is_empty(), "190 s ago");
     assert_eq!(removed(&settling.evaluate(&sized(5, 1_320_000)).unwrap()).len(), 1, "310 s ago");
 }
+
+#[test]
+fn a_group_that_grows_back_soon_after_a_removal_waits_longer_next_time() {
+    let learn = Settings { churn_window_seconds: 600, ..Settings::default() };
+    let mut policy = harness(learn);
+    // The group at `desired`, with one empty node named `empty` (a new one each time).
+    let at = |desired: u32, ms: u64, empty: &str| {
+        let mut s = SnapshotBuilder::new()
+            .at_millis(ms)
+            .group(GroupBuilder::asg("general").instance_type("m5.xlarge", "4", "16Gi", 0.192).sizes(1, desired, 10))
+            .node(NodeBuilder::new("a", "general").allocatable("4", "16Gi").requested("1", "2Gi", 1))
+            .node(NodeBuilder::new(empty, "general").allocatable("4", "16Gi"))
+            .build();
+        s.node_groups[0].desired_size = desired;
+        s
+    };
+    let mut run = |desired, ms, empty| removed(&policy.evaluate(&at(desired, ms, empty)).unwrap());
+    let minute = 60_000;
+    assert_eq!(run(4, minute, "d"), ["d"], "no wait learnt yet");
+    // The group grows back 5 minutes later: regret, so the next empty node waits a minute.
+    assert!(run(5, 6 * minute, "e").is_empty());
+    assert_eq!(run(5, 7 * minute, "e"), ["e"]);
+    // Growing back again soon doubles the wait; growing much later halves it.
+    assert!(run(6, 8 * minute, "f").is_empty());
+    assert!(run(6, 9 * minute + 59_000, "f").is_empty(), "2 min now");
+    assert_eq!(run(6, 10 * minute, "f"), ["f"]);
+    assert!(run(7, 40 * minute, "g").is_empty());
+    assert_eq!(run(7, 41 * minute, "g"), ["g"], "halved to 1 min");
+}

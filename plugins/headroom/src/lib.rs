@@ -123,7 +123,8 @@ fn plan(
     if spare >= want {
         // Enough; hold the group whose loss of one node would leave too little.
         let g = groups.iter().find(|s| s.spare > 0 && spare - s.largest_node.min(spare) < want)?;
-        let why = format!("keeps spare room for {what}: {spare} slots now, fewer without any one node of {}", g.group.id);
+        let why =
+            format!("keeps spare room for {what}: {spare} slots now, fewer without any one node of {}", g.group.id);
         return Some((g.group.id.clone(), g.base, why));
     }
     let short = want - spare;

@@ -161,6 +161,29 @@ pub enum NodeGroupKind {
     Fargate,
 }
 
+/// The label carrying a group's capacity type, as EKS managed node groups put it on their
+/// nodes: `ON_DEMAND` or `SPOT`. The host sets it on every Auto Scaling group it shows.
+pub const CAPACITY_TYPE_LABEL: &str = "eks.amazonaws.com/capacityType";
+
+/// Whether a group's instances are on-demand or spot (interruptible, cheaper).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CapacityType {
+    #[default]
+    OnDemand,
+    Spot,
+}
+
+impl CapacityType {
+    /// The label's value: `ON_DEMAND` or `SPOT`.
+    pub fn label(self) -> &'static str {
+        match self {
+            CapacityType::OnDemand => "ON_DEMAND",
+            CapacityType::Spot => "SPOT",
+        }
+    }
+}
+
 /// One instance type a node group can launch.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
@@ -201,6 +224,14 @@ impl NodeGroup {
             pods: a.pods.min(b.pods),
             gpus: a.gpus.min(b.gpus),
         })
+    }
+
+    /// On-demand or spot, from [`CAPACITY_TYPE_LABEL`] (on-demand when absent).
+    pub fn capacity_type(&self) -> CapacityType {
+        match self.labels.get(CAPACITY_TYPE_LABEL).map(String::as_str) {
+            Some("SPOT") => CapacityType::Spot,
+            _ => CapacityType::OnDemand,
+        }
     }
 
     /// The most a new node of this group can cost per hour.

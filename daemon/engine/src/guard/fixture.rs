@@ -169,6 +169,7 @@ impl World {
             started_at: NOW,
             started_tick: 1,
             evicted: 0,
+            interrupted: false,
         };
         self.state.drains.insert(node.into(), drain);
     }

@@ -153,6 +153,7 @@ fn world(s: &Scenario) -> World {
                 started_at: NOW,
                 started_tick: 1,
                 evicted: 0,
+                interrupted: false,
             };
             w.state.drains.insert(name, drain);
         }
