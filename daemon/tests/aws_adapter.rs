@@ -318,3 +318,64 @@ async fn a_mixed_instances_group_reports_every_type_with_capacity_and_price() {
         .collect();
     assert_eq!(types, [("c5.xlarge", 4000, 8, 0.17), ("m5.large", 2000, 8, 0.096), ("r5.large", 2000, 16, 0.126)]);
 }
+
+/// An EventBridge event as the rule forwards it to the queue.
+fn event(detail_type: &str, detail: serde_json::Value) -> String {
+    json!({
+        "version": "0", "id": "7bf73129-1428-4cd3-a780-95db273d1602", "detail-type": detail_type,
+        "source": "aws.ec2", "account": "123456789012", "time": "2026-01-05T10:00:00Z",
+        "region": "us-east-1", "resources": [], "detail": detail,
+    })
+    .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spot_warnings_are_read_from_the_queue_once_and_a_bad_message_is_reported_not_retried() {
+    let moto = Moto::start().await;
+    let config = sdk_config(&moto.url).await;
+    group(&config, "general", "m5.large", &ca_tags(), 2).await;
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let created = sqs.create_queue().queue_name("ballast-interruptions").send().await.unwrap();
+    let queue = created.queue_url().unwrap().to_string();
+    let settings = AwsSettings { interruption_queue: Some("ballast-interruptions".into()), ..settings() };
+    let capacity = AwsCapacity::from_config(&config, settings).unwrap();
+    let groups = capacity.node_groups().await.unwrap();
+    assert_eq!(groups[0].labels.get(ballast_sdk::CAPACITY_TYPE_LABEL).map(String::as_str), Some("ON_DEMAND"));
+    let victim = groups[0].instances[0].id.clone();
+
+    let warning = json!({"instance-id": victim, "instance-action": "terminate"});
+    for body in [
+        event("EC2 Spot Instance Interruption Warning", warning),
+        event("EC2 Instance Rebalance Recommendation", json!({"instance-id": victim})),
+        event("EC2 Spot Instance Interruption Warning", json!({"instance-action": "terminate"})),
+    ] {
+        sqs.send_message().queue_url(&queue).message_body(body).send().await.unwrap();
+    }
+    let warnings = capacity.interruptions().await.unwrap();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert_eq!(warnings[0].instance_id, victim);
+    assert_eq!(warnings[0].at_millis, 1_767_607_200_000);
+    assert_eq!(warnings[0].deadline_millis, warnings[0].at_millis + 120_000, "EC2's two minutes");
+
+    assert!(capacity.interruptions().await.unwrap().is_empty(), "each message is handed out once");
+    let attributes = sqs
+        .get_queue_attributes()
+        .queue_url(&queue)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::All)
+        .send()
+        .await
+        .unwrap();
+    let left = |name: aws_sdk_sqs::types::QueueAttributeName| {
+        attributes.attributes().and_then(|a| a.get(&name)).map(String::as_str).unwrap_or("?").to_string()
+    };
+    assert_eq!(left(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages), "0");
+    assert_eq!(
+        left(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+        "0",
+        "read messages are deleted, the unreadable one too, not left to come back"
+    );
+    let (unreadable, last) = capacity.unreadable();
+    assert_eq!(unreadable, 1);
+    let last = last.unwrap();
+    assert!(last.contains("interruption message") && last.contains("detail.instance-id"), "{last}");
+}

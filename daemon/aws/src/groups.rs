@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use aws_sdk_autoscaling::types::{AutoScalingGroup, Filter, LifecycleState, ScalingActivityStatusCode};
 use aws_sdk_ec2::types::InstanceType as Ec2InstanceType;
-use ballast_sdk::InstanceType;
+use ballast_sdk::{CAPACITY_TYPE_LABEL, CapacityType, InstanceType};
 
 use super::templates::{self, LaunchSource, TypeFacts};
 use super::{AwsCapacity, aws_error};
@@ -212,7 +212,10 @@ impl AwsCapacity {
         if spot && settings.spot_prices {
             self.refresh_spot(&names).await;
         }
-        let (labels, taints, resources) = templates::node_template(group);
+        let (mut labels, taints, resources) = templates::node_template(group);
+        // What EKS managed node groups label their nodes with; a node-template tag wins.
+        let capacity = if spot { CapacityType::Spot } else { CapacityType::OnDemand };
+        labels.entry(CAPACITY_TYPE_LABEL.to_string()).or_insert_with(|| capacity.label().to_string());
         let instance_types = names
             .iter()
             .filter_map(|name| {

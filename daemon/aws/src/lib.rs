@@ -6,6 +6,7 @@
 //! - [`templates`]: scale-from-zero facts (DescribeInstanceTypes, node-template tags);
 //! - [`prices`]: the bundled on-demand table, config overrides, spot prices;
 //! - [`cloudwatch`]: metric queries in, Ballast's figures out;
+//! - [`interruptions`]: spot interruption warnings from the SQS queue EventBridge feeds;
 //! - [`calls`]: client-side rate limit and counters of attempts and throttling.
 //!
 //! Changing a size re-reads the group first: a desired capacity someone else changed since
@@ -16,6 +17,7 @@
 pub mod calls;
 pub mod cloudwatch;
 pub mod groups;
+pub mod interruptions;
 pub mod prices;
 pub mod settings;
 pub mod templates;
@@ -31,7 +33,7 @@ use ballast_sdk::FargatePricing;
 use tokio::sync::Mutex;
 
 use ballast_engine::ports::{
-    AdapterError, AdapterErrorKind, AdapterResult, Capacity, GroupView, MetricPoint, MetricQuery,
+    AdapterError, AdapterErrorKind, AdapterResult, Capacity, GroupView, Interruption, MetricPoint, MetricQuery,
 };
 pub use calls::{CallCounts, CallStats, Operation};
 pub use settings::AwsSettings;
@@ -48,6 +50,9 @@ struct Inner {
     asg: aws_sdk_autoscaling::Client,
     ec2: aws_sdk_ec2::Client,
     cloudwatch: aws_sdk_cloudwatch::Client,
+    sqs: aws_sdk_sqs::Client,
+    /// The interruption queue's URL, once looked up by name.
+    queue_url: Mutex<Option<String>>,
     limit: calls::RateLimit,
     stats: Arc<CallStats>,
     types: Mutex<TtlCache<TypeFacts>>,
@@ -122,7 +127,13 @@ impl AwsCapacity {
                 .build(),
         );
         let cloudwatch = aws_sdk_cloudwatch::Client::from_conf(
-            aws_sdk_cloudwatch::config::Builder::from(config).retry_config(retry).interceptor(counting).build(),
+            aws_sdk_cloudwatch::config::Builder::from(config)
+                .retry_config(retry.clone())
+                .interceptor(counting.clone())
+                .build(),
+        );
+        let sqs = aws_sdk_sqs::Client::from_conf(
+            aws_sdk_sqs::config::Builder::from(config).retry_config(retry).interceptor(counting).build(),
         );
         Ok(AwsCapacity {
             inner: Arc::new(Inner {
@@ -135,6 +146,8 @@ impl AwsCapacity {
                 asg,
                 ec2,
                 cloudwatch,
+                sqs,
+                queue_url: Mutex::new(None),
                 stats,
                 observed: Mutex::new(HashMap::new()),
                 unreadable: ballast_engine::unreadable::Unreadable::default(),
@@ -310,6 +323,10 @@ impl Capacity for AwsCapacity {
 
     async fn query_metric(&self, query: &MetricQuery) -> AdapterResult<Vec<MetricPoint>> {
         self.metric(query).await
+    }
+
+    async fn interruptions(&self) -> AdapterResult<Vec<Interruption>> {
+        self.receive_interruptions().await
     }
 }
 

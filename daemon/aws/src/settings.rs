@@ -46,6 +46,9 @@ pub struct AwsSettings {
     pub publish_metrics: bool,
     /// The CloudWatch namespace they are published under.
     pub metrics_namespace: String,
+    /// The SQS queue (name or URL) an EventBridge rule sends EC2 spot interruption warnings
+    /// to; a warned node is drained at once and replaced. None: warnings are not read.
+    pub interruption_queue: Option<String>,
 }
 
 impl Default for AwsSettings {
@@ -66,6 +69,7 @@ impl Default for AwsSettings {
             max_attempts: 5,
             publish_metrics: false,
             metrics_namespace: "Ballast".into(),
+            interruption_queue: None,
         }
     }
 }

@@ -19,7 +19,8 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
     /// Each warned node that Ballast manages and is not already draining is cordoned and
     /// drained (marked for removal, so a restart or a new leader carries the drain on), and
     /// its group's desired size is raised by one, up to max-size, so the replacement boots
-    /// while the pods leave; the drain's terminate-with-decrement brings the size back. No
+    /// while the pods leave (not while the group backs off from a failed launch: its pods
+    /// then go pending and policies place them elsewhere at once); the drain's terminate-with-decrement brings the size back. No
     /// guardrail holds this back (minimum age, disruption budget, cooldowns): the node goes
     /// whatever is decided. Every warning is recorded as a decision of `ballast`; in dry-run
     /// nothing is done.
@@ -53,15 +54,20 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
             let desired =
                 raised.get(&group).copied().or_else(|| obs.groups.get(&group).map(|g| g.desired)).unwrap_or(0);
             let max = obs.groups.get(&group).map_or(0, |g| g.max);
-            let (result, size) = if self.config.mode != super::Mode::Enforce || !self.may_act() {
-                (ActionResult::DryRun, desired)
+            let backing_off = self.state.groups.get(&group).is_some_and(|g| g.backing_off(now).is_some());
+            let size = if backing_off { desired } else { (desired + 1).min(max.max(desired)) };
+            let result = if self.config.mode != super::Mode::Enforce || !self.may_act() {
+                ActionResult::DryRun
             } else {
-                let size = (desired + 1).min(max.max(desired));
-                (self.replace(&warning, &node, &group, size, desired, now, tick).await, size)
+                self.replace(&warning, &node, &group, size, desired, now, tick).await
             };
             raised.insert(group.clone(), size);
             let replacement = if size > desired {
                 format!("its replacement started at once ({group} {desired} -> {size})")
+            } else if backing_off {
+                format!(
+                    "no replacement in {group}, which cannot launch now (backing off): its pods go where policies send them"
+                )
             } else {
                 format!("no replacement: {group} is at its max-size {max}")
             };

@@ -250,7 +250,7 @@ pub struct DecisionRecord {
 }
 
 /// A run of one decision (same plugin, action, reason, guard outcome and result) made on
-/// consecutive ticks.
+/// consecutive ticks. The closing record carries the guard's messages of the last time.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct Repeated {
@@ -263,12 +263,20 @@ pub struct Repeated {
 }
 
 impl DecisionRecord {
-    /// True if `other` is the same decision with the same outcome, whatever its tick.
+    /// True if `other` is the same decision with the same outcome, whatever its tick: same
+    /// plugin, action and reason, and the same guard outcome, rules and applied actions, and
+    /// result. The guard's messages may differ ("grew 3m ago", then "3m 10s ago").
     fn same_as(&self, other: &DecisionRecord) -> bool {
+        let applied = |g: &GuardOutcome| match g {
+            GuardOutcome::Changed { applied, .. } => applied.clone(),
+            _ => Vec::new(),
+        };
         self.plugin == other.plugin
             && self.proposed == other.proposed
             && self.reason == other.reason
-            && self.guard == other.guard
+            && self.guard.name() == other.guard.name()
+            && self.guard.rules() == other.guard.rules()
+            && applied(&self.guard) == applied(&other.guard)
             && self.result == other.result
     }
 
@@ -282,12 +290,12 @@ impl DecisionRecord {
     }
 }
 
-/// A run of identical decisions being folded: its first record and how far it has gone.
+/// A run of identical decisions being folded: its first and latest records and its count.
 struct Run {
     first: DecisionRecord,
     first_id: u64,
     count: u64,
-    last_tick: u64,
+    last: DecisionRecord,
 }
 
 /// How a node removal ended.
@@ -408,7 +416,7 @@ impl Recorder {
                 && decision.foldable()
                 && decision.repeated.is_none()
             {
-                let run = Run { first: decision.clone(), first_id: id, count: 1, last_tick: decision.tick };
+                let run = Run { first: decision.clone(), first_id: id, count: 1, last: decision.clone() };
                 log.runs.push(run);
             }
             id
@@ -523,9 +531,9 @@ impl Log {
         if !decision.foldable() {
             return None;
         }
-        let run = self.runs.iter_mut().find(|r| r.last_tick + 1 == decision.tick && r.first.same_as(decision))?;
+        let run = self.runs.iter_mut().find(|r| r.last.tick + 1 == decision.tick && r.first.same_as(decision))?;
         run.count += 1;
-        run.last_tick = decision.tick;
+        run.last = decision.clone();
         Some(run.first_id)
     }
 
@@ -534,20 +542,20 @@ impl Log {
     /// the newest record's tick, so the history stays in tick order.
     fn close_runs_before(&mut self, tick: Option<u64>, at_millis: u64) {
         let (ended, open): (Vec<Run>, Vec<Run>) =
-            std::mem::take(&mut self.runs).into_iter().partition(|r| tick.is_none_or(|t| r.last_tick + 1 < t));
+            std::mem::take(&mut self.runs).into_iter().partition(|r| tick.is_none_or(|t| r.last.tick + 1 < t));
         self.runs = open;
         let newest = self.ring.back().map_or(0, |s| s.record.tick());
         for run in ended.into_iter().filter(|r| r.count > 1) {
             let closing = DecisionRecord {
-                tick: tick.unwrap_or(newest.max(run.last_tick)),
+                tick: tick.unwrap_or(newest.max(run.last.tick)),
                 at_millis,
                 repeated: Some(Repeated {
                     count: run.count,
                     first_tick: run.first.tick,
-                    last_tick: run.last_tick,
+                    last_tick: run.last.tick,
                     first_id: run.first_id,
                 }),
-                ..run.first
+                ..run.last
             };
             self.write(Record::Decision(closing));
         }
@@ -612,14 +620,16 @@ mod tests {
         })
     }
 
+    /// A refusal whose message changes every tick, as a cooldown's "grew 3m ago" does.
     fn refused(n: u64, group: &str) -> Record {
+        let why = Why::new(super::super::rule::Rule::ScaleDownAfterScaleUp, format!("grew {n}0 s ago"));
         Record::Decision(DecisionRecord {
             tick: n,
             at_millis: n * 10,
             plugin: "fargate-placement".into(),
             proposed: Action::ScaleTo { group: group.into(), size: 3 },
             reason: "r".into(),
-            guard: GuardOutcome::Refused { why: Vec::new() },
+            guard: GuardOutcome::Refused { why: vec![why] },
             result: ActionResult::NotApplied,
             repeated: None,
         })
@@ -659,6 +669,13 @@ mod tests {
         assert_eq!(closing.tick, 103, "stamped when its end is known, so the history stays in tick order");
         let repeated = closing.repeated.as_ref().unwrap();
         assert_eq!((repeated.count, repeated.first_tick, repeated.last_tick, repeated.first_id), (101, 1, 101, 2));
+        assert_eq!(
+            closing.guard,
+            GuardOutcome::Refused {
+                why: vec![Why::new(super::super::rule::Rule::ScaleDownAfterScaleUp, "grew 1010 s ago")]
+            },
+            "the last time's words"
+        );
 
         // A gap breaks the run; a decision that acted is never folded.
         recorder.record(tick(105));

@@ -22,6 +22,7 @@ struct Faulty {
     fail_terminate: Arc<Mutex<Option<AdapterErrorKind>>>,
     fail_set_size: Arc<Mutex<Option<AdapterErrorKind>>>,
     calls: Arc<Mutex<Vec<String>>>,
+    interruptions: Arc<Mutex<Vec<Interruption>>>,
 }
 
 impl Faulty {
@@ -69,6 +70,9 @@ impl Capacity for Faulty {
     }
     async fn query_metric(&self, _: &MetricQuery) -> AdapterResult<Vec<MetricPoint>> {
         Ok(Vec::new())
+    }
+    async fn interruptions(&self) -> AdapterResult<Vec<Interruption>> {
+        Ok(std::mem::take(&mut *self.interruptions.lock().unwrap()))
     }
 }
 
@@ -305,4 +309,41 @@ fn nothing_is_acted_on_in_dry_run_or_paused_not_even_a_marked_node() {
             }
         }
     }
+}
+
+#[test]
+fn a_spot_warning_drains_its_node_at_once_starts_the_replacement_and_undoes_it_if_the_node_dies_first() {
+    let mut world = World::default();
+    // Too young for any scale-down: the guardrails do not hold an interruption back.
+    world.node_mut("w2").created_at_millis = NOW - 60_000;
+    let (faulty, mut engine) = engine(&world);
+    let warn = |id: &str| Interruption { instance_id: id.into(), at_millis: NOW, deadline_millis: NOW + 120_000 };
+    faulty.interruptions.lock().unwrap().extend([warn("i-w2"), warn("i-unknown")]);
+    block_on(engine.tick(NOW, super::record::Trigger::Manual));
+    let calls = faulty.calls.lock().unwrap().clone();
+    assert_eq!(calls, ["set web to 5", "mark w2", "evict shop/web-2"], "replacement, drain, evictions: one tick");
+    assert!(engine.state.drains.get("w2").is_some_and(|d| d.interrupted));
+    let records: Vec<_> = engine
+        .recorder()
+        .records()
+        .filter_map(|r| match r {
+            Record::Decision(d) if d.plugin == super::HOST => Some(d),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(records.len(), 1, "the unknown instance is not a decision: {records:?}");
+    assert_eq!(records[0].result, ActionResult::Started);
+    assert!(records[0].reason.contains("spot interruption warning for i-w2"), "{}", records[0].reason);
+    assert!(records[0].reason.contains("web 4 -> 5"), "{}", records[0].reason);
+
+    // EC2 reclaims the instance before the drain could terminate it: the group, raised for
+    // the replacement, would also replace the dead one, so it is lowered again.
+    world.cluster.nodes.retain(|n| &*n.name != "w2");
+    world.group_mut("web").desired_size = 5;
+    *faulty.view.lock().unwrap() = world.view();
+    *faulty.groups.lock().unwrap() = world.groups.clone();
+    faulty.calls.lock().unwrap().clear();
+    block_on(engine.tick(NOW + 90_000, super::record::Trigger::Manual));
+    assert_eq!(faulty.calls.lock().unwrap().clone(), ["set web to 4"]);
+    assert_eq!(removals(&engine), vec![RemovalOutcome::Completed { evicted: 1 }]);
 }
