@@ -41,10 +41,9 @@ pub const PLUGINS: &[BundledPlugin] = &[
     },
 ];
 
-/// The default policies, in chain order: scale-up by bin-packing at the lowest cost,
-/// consolidation by simulated placement, then Fargate-or-EC2 placement by cost. `ballast run`
-/// loads them when its configuration names none, and `ballast simulate` runs them as the
-/// `default` set.
+/// The default policies, in chain order: scale-up by bin-packing at the lowest cost per pod,
+/// consolidation by simulated placement, then Fargate-or-EC2 placement by cost. `ballast run` loads them when its configuration
+/// names none, and `ballast simulate` runs them as the `default` set.
 pub const DEFAULT_CHAIN: &[&str] = &["binpack", "consolidation", "fargate-placement"];
 
 /// The settings a policy runs with in the default chain (`null`: its own defaults): in it,

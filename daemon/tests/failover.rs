@@ -157,6 +157,8 @@ async fn a_new_replica_adopts_a_drain_held_by_a_budget_and_finishes_it_with_one_
     let n2_refusals: Vec<&Value> = records[after..]
         .iter()
         .filter(|r| r["proposed"]["remove-nodes"]["nodes"][0] == "n2" && r["plugin"] == "scripted_policy")
+        // A closing record folds ticks from before the budget went.
+        .filter(|r| r["repeated"].is_null())
         .collect();
     assert!(!n2_refusals.is_empty(), "n2 was proposed again after n1 went");
     for r in n2_refusals {

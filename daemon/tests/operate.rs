@@ -195,8 +195,7 @@ async fn a_fargate_ineligible_workload_is_never_steered_to_fargate() {
     let journal = site.journal();
     let refused =
         |r: &Value| r["record"] == "decision" && r["plugin"] == "scripted_policy" && r["guard"]["outcome"] == "refused";
-    let three =
-        eventually(Duration::from_secs(40), async || records(&journal).iter().filter(|r| refused(r)).count() >= 3);
+    let three = eventually(Duration::from_secs(40), async || records(&journal).iter().any(refused));
     if three.await.is_none() {
         fail(daemon, &format!("no refused placements:\n{:#?}", records(&journal)));
     }
@@ -219,16 +218,16 @@ async fn dry_run_changes_nothing_and_records_everything() {
     }
     let journal = site.journal();
     let dry = |r: &Value| r["record"] == "decision" && r["result"]["result"] == "dry-run";
-    let recorded =
-        eventually(Duration::from_secs(40), async || records(&journal).iter().filter(|r| dry(r)).count() >= 3);
+    let recorded = eventually(Duration::from_secs(40), async || records(&journal).iter().any(dry));
     if recorded.await.is_none() {
         fail(daemon, &format!("no dry-run decisions:\n{:#?}", records(&journal)));
     }
     let decision = records(&journal).into_iter().find(dry).unwrap();
     assert!(decision["proposed"]["scale-to"]["size"].as_u64().unwrap() > 0, "{decision}");
     assert!(!decision["reason"].as_str().unwrap().is_empty(), "the plugin's reason is recorded");
-    let tick = records(&journal).into_iter().find(|r| r["record"] == "tick" && r["saw"]["pending-pods"] == 3);
-    assert!(tick.is_some(), "the tick records what it saw");
+    let saw_all = |r: &Value| r["record"] == "tick" && r["saw"]["pending-pods"] == 3;
+    let seen = eventually(Duration::from_secs(20), async || records(&journal).iter().any(saw_all)).await;
+    assert!(seen.is_some(), "the tick records what it saw");
     assert_eq!(site.group().await.0, 0, "the group was not changed");
     let metrics = get(&admin, "/metrics", None).2;
     assert_eq!(sample(&metrics, "ballast_mode{mode=\"dry-run\"}"), Some(1.0));
@@ -236,7 +235,17 @@ async fn dry_run_changes_nothing_and_records_everything() {
         "ballast_decisions_total{plugin=\"binpack\",action=\"scale-to\",guard=\"accepted\",result=\"dry-run\"}";
     assert!(sample(&metrics, counted).is_some_and(|n| n >= 1.0), "{metrics}");
     assert!(!metrics.contains("operation=\"SetDesiredCapacity\""), "no SetDesiredCapacity call: {metrics}");
+    // The same dry-run decision tick after tick is one record while it lasts; stopping ends
+    // the run, and its closing record says how many ticks it was made on.
+    let first = decision["tick"].as_u64().unwrap();
+    let later = |r: &Value| r["record"] == "tick" && r["tick"].as_u64().is_some_and(|t| t >= first + 2);
+    if eventually(Duration::from_secs(20), async || records(&journal).iter().any(later)).await.is_none() {
+        fail(daemon, "no ticks after the first dry-run decision");
+    }
     stop(daemon);
+    let closing = records(&journal).into_iter().find(|r| dry(r) && r["repeated"]["count"].as_u64().is_some());
+    let closing = closing.unwrap_or_else(|| panic!("no closing record:\n{:#?}", records(&journal)));
+    assert!(closing["repeated"]["count"].as_u64().unwrap() >= 2, "{closing}");
 }
 
 /// A directory laid out as the kubelet mounts a ConfigMap: `policy.wasm` -> `..data/policy.wasm`,

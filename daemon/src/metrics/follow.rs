@@ -59,7 +59,9 @@ impl Metrics {
                     guard: d.guard.name().into(),
                     result: d.result.name().into(),
                 };
-                f.decisions.get_or_create(&labels).inc();
+                // A closing record stands for the repeats after the first, already counted.
+                let made = d.repeated.as_ref().map_or(1, |r| r.count.saturating_sub(1));
+                f.decisions.get_or_create(&labels).inc_by(made);
             }
             Record::Removal(r) => match &r.outcome {
                 RemovalOutcome::Completed { evicted } => {

@@ -25,7 +25,7 @@ pub struct Target {
 
 /// How many slots of `slot` a free room holds.
 fn slots(free: &Resources, slot: &Resources) -> u64 {
-    let per = |free: u64, need: u64| if need == 0 { u64::MAX } else { free / need };
+    let per = |free: u64, need: u64| free.checked_div(need).unwrap_or(u64::MAX);
     per(free.cpu_millis, slot.cpu_millis)
         .min(per(free.memory_bytes, slot.memory_bytes))
         .min(per(free.gpus as u64, slot.gpus as u64))

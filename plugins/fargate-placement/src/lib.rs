@@ -50,8 +50,11 @@ impl Policy for FargatePlacement {
     }
 
     fn evaluate(snapshot: &dyn Snapshot, settings: &Settings, _: &mut ()) -> Result<Vec<Decision>, String> {
-        let has_profile = snapshot.node_groups().iter().any(|g| g.kind == NodeGroupKind::Fargate);
-        let pricing = has_profile.then(|| snapshot.fargate_pricing());
+        // Without a Fargate profile there is no choice to make.
+        if !snapshot.node_groups().iter().any(|g| g.kind == NodeGroupKind::Fargate) {
+            return Ok(Vec::new());
+        }
+        let pricing = snapshot.fargate_pricing();
         let groups = ec2_groups(snapshot);
         let mut spare = spare_ec2_room(snapshot);
         let mut decisions = Vec::new();
@@ -100,7 +103,7 @@ struct Choice<'a> {
 fn choose<'a>(
     groups: &[Ec2Group<'_>],
     settings: &'a Settings,
-    pricing: Option<&FargatePricing>,
+    pricing: &FargatePricing,
     spare: &Resources,
     workload: &'a Workload,
 ) -> Option<Choice<'a>> {
@@ -114,7 +117,7 @@ fn choose<'a>(
             beats_hysteresis: true,
         });
     }
-    let fargate = pricing.and_then(|p| p.billed_size(requests).map(|size| (size, p.hourly_price(&size))));
+    let fargate = pricing.billed_size(requests).map(|size| (size, pricing.hourly_price(&size)));
     let total = scale(requests, workload.replicas);
     // Spare EC2 room is free only to a workload already on EC2 (or not yet placed). For one on
     // Fargate it is transient, often the room it left behind, which scale-down will reclaim:

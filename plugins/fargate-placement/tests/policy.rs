@@ -45,6 +45,7 @@ fn spare_room_on_running_nodes_is_free() {
     let snapshot = SnapshotBuilder::new()
         .group(GroupBuilder::asg("m5").instance_type("m5.large", "2", "8Gi", 0.096).sizes(0, 1, 10))
         .node(NodeBuilder::new("empty", "m5").allocatable("2", "8Gi"))
+        .group(GroupBuilder::fargate())
         .workload(deployment("web", "api", 3, "250m", "512Mi"))
         .build();
     let decisions = Harness::<FargatePlacement>::new().evaluate(&snapshot).unwrap();

@@ -62,3 +62,30 @@ fn a_reserve_out_of_its_window_asks_for_nothing_and_bad_settings_name_the_field(
     let empty = json!({"reserves": [{"count": 1, "cpu": "0", "memory": "0"}]});
     assert!(Harness::<Headroom>::with_settings(empty).err().unwrap().contains("reserves[0]"));
 }
+
+#[test]
+fn a_burst_that_recurs_at_a_steady_period_gets_room_before_it_is_due() {
+    let mut policy = Harness::<Headroom>::with_settings(json!({"recurring": {}})).unwrap();
+    let minute = 60_000;
+    let start = 1_767_571_200_000;
+    // The job's 12 pods of 1 CPU arrive at 0, 15 and 30 min, wait a tick, and get nodes.
+    let at = |ms: u64, pending: bool| {
+        let mut b = cluster().at_millis(start + ms);
+        if pending {
+            b = b.pending_pods("data", "etl", 12, "1", "1Gi");
+        }
+        b.build()
+    };
+    for burst in [0, 15, 30] {
+        assert!(policy.evaluate(&at(burst * minute, true)).unwrap().is_empty(), "nothing learnt yet at {burst}");
+        assert!(policy.evaluate(&at(burst * minute + 20_000, false)).unwrap().is_empty());
+    }
+    // Due at 45 min; room is asked for from 2 min before: 12 slots, 1 free, so three c5 nodes.
+    assert!(policy.evaluate(&at(42 * minute, false)).unwrap().is_empty(), "3 min ahead: not yet");
+    let decisions = policy.evaluate(&at(43 * minute + 30_000, false)).unwrap();
+    assert_eq!(sizes(&decisions), [("c5".to_string(), 3)]);
+    assert!(decisions[0].reason.contains("the next burst of deployment/data/etl (12 pods"), "{}", decisions[0].reason);
+    assert!(decisions[0].reason.contains("every 15 min"), "{}", decisions[0].reason);
+    // Once it has arrived, it is pending pods' business (binpack's), not headroom's.
+    assert!(policy.evaluate(&at(45 * minute, true)).unwrap().is_empty());
+}

@@ -49,6 +49,7 @@ then the user's `config` merged over it.
 {{- define "ballast.config" -}}
 {{- $aws := dict "cluster-name" .Values.clusterName }}
 {{- if .Values.awsRegion }}{{ $_ := set $aws "region" .Values.awsRegion }}{{ end }}
+{{- if .Values.interruptionQueue }}{{ $_ := set $aws "interruption-queue" .Values.interruptionQueue }}{{ end }}
 {{- $control := dict "enabled" .Values.control.enabled "listen" (printf "0.0.0.0:%d" (int .Values.control.port)) "read-access" .Values.control.readAccess }}
 {{- with .Values.control.tls.secretName }}
 {{- $tls := dict "cert" "/etc/ballast/tls/tls.crt" "key" "/etc/ballast/tls/tls.key" }}

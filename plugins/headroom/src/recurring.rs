@@ -1,0 +1,131 @@
+//! Recurring bursts: pending pods of one workload shape that arrive together at a steady
+//! period. Learnt from the snapshots; the next burst is expected one period after the last.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use ballast_sdk::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::slots::Need;
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
+pub struct Recurring {
+    /// How long before a burst is due its room is asked for: a node's boot time and a tick.
+    pub lead_seconds: u64,
+    /// Two intervals between bursts this close count as one period.
+    pub tolerance_seconds: u64,
+    /// Bursts smaller than this are not learnt.
+    pub min_pods: u32,
+}
+
+impl Default for Recurring {
+    fn default() -> Self {
+        Recurring { lead_seconds: 120, tolerance_seconds: 60, min_pods: 5 }
+    }
+}
+
+impl Recurring {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.lead_seconds == 0 {
+            return Err("lead-seconds: 0 asks for room when the burst is already due".into());
+        }
+        Ok(())
+    }
+}
+
+/// One burst: when it arrived and how many pods.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Deserialize, Serialize)]
+pub struct Burst {
+    pub at: u64,
+    pub count: u32,
+}
+
+/// What has been learnt, by shape.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct Learnt {
+    pub shapes: BTreeMap<String, Learning>,
+    /// Shapes with pods pending at the last evaluation: a burst is pods appearing anew.
+    pub waiting: BTreeSet<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct Learning {
+    pub shape: PendingShape,
+    /// The last three bursts, oldest first.
+    pub bursts: Vec<Burst>,
+}
+
+/// A burst expected soon.
+pub struct Expected {
+    shape: PendingShape,
+    count: u32,
+    in_seconds: u64,
+    period_seconds: u64,
+}
+
+impl Expected {
+    pub fn need(&self) -> Need<'_> {
+        let owner = self.shape.owner.as_ref().map_or_else(|| self.shape.namespace.clone(), |o| o.to_string());
+        Need {
+            what: format!(
+                "the next burst of {owner} ({} pods of {}) due in {} s (every {} min)",
+                self.count,
+                self.shape.requests,
+                self.in_seconds,
+                self.period_seconds / 60
+            ),
+            shape: Resources { pods: 1, ..self.shape.requests },
+            count: self.count,
+            admits: Box::new(move |g: &NodeGroup| g.admits(&self.shape)),
+        }
+    }
+}
+
+fn key(shape: &PendingShape) -> String {
+    let owner = shape.owner.as_ref().map_or_else(|| shape.namespace.clone(), |o| o.to_string());
+    format!("{owner} {}", shape.requests)
+}
+
+impl Learnt {
+    /// Records the bursts that arrived since the last evaluation.
+    pub fn observe(&mut self, shapes: &[PendingShape], now: u64, settings: &Recurring) {
+        let mut waiting = BTreeSet::new();
+        for shape in shapes {
+            let key = key(shape);
+            if !self.waiting.contains(&key) && shape.count >= settings.min_pods {
+                let learning = self.shapes.entry(key.clone()).or_default();
+                learning.shape = PendingShape { count: 0, oldest_age_seconds: 0, ..shape.clone() };
+                learning.bursts.push(Burst { at: now, count: shape.count });
+                let extra = learning.bursts.len().saturating_sub(3);
+                learning.bursts.drain(..extra);
+            }
+            waiting.insert(key);
+        }
+        self.waiting = waiting;
+    }
+
+    /// Bursts due within the lead time, of shapes not waiting now.
+    pub fn expected(&self, now: u64, settings: &Recurring) -> Vec<Expected> {
+        let tolerance = settings.tolerance_seconds * 1000;
+        let lead = settings.lead_seconds * 1000;
+        self.shapes
+            .iter()
+            .filter(|(key, _)| !self.waiting.contains(*key))
+            .filter_map(|(_, l)| {
+                let [a, b, c] = l.bursts.as_slice() else { return None };
+                let (first, second) = (b.at - a.at, c.at - b.at);
+                if first.abs_diff(second) > tolerance || second == 0 {
+                    return None;
+                }
+                let next = c.at + second;
+                (now + lead >= next && now < next + tolerance).then(|| Expected {
+                    shape: l.shape.clone(),
+                    count: b.count.max(c.count),
+                    in_seconds: next.saturating_sub(now) / 1000,
+                    period_seconds: second / 1000,
+                })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,95 @@
+//! Counting a shape's slots in a group, and sizing the group for a need.
+
+use std::collections::BTreeMap;
+
+use ballast_sdk::prelude::*;
+
+/// Room wanted for `count` pods of `shape`, in the groups `admits` accepts.
+pub struct Need<'a> {
+    pub what: String,
+    pub shape: Resources,
+    pub count: u32,
+    pub admits: Box<dyn Fn(&NodeGroup) -> bool + 'a>,
+}
+
+/// A group's slots for one shape: spare now, and per new node.
+struct Slots<'a> {
+    group: &'a NodeGroup,
+    /// The size the group is headed for this tick (earlier proposals, this plugin's own).
+    base: u32,
+    spare: u64,
+    per_node: u64,
+    /// The most slots any one of its Ready nodes holds: what a removal could take.
+    largest_node: u64,
+}
+
+/// The group to grow or hold for `need`, its size and why; `None` when nothing is asked.
+pub fn plan(
+    snapshot: &dyn Snapshot,
+    need: &Need<'_>,
+    planned: &BTreeMap<String, (u32, String)>,
+) -> Option<(String, u32, String)> {
+    let groups: Vec<Slots> = snapshot
+        .node_groups()
+        .iter()
+        .filter(|g| g.kind == NodeGroupKind::Asg && !g.instance_types.is_empty() && (need.admits)(g))
+        .map(|g| slots(snapshot, g, &need.shape, planned.get(&g.id).map(|p| p.0)))
+        .collect();
+    let spare: u64 = groups.iter().map(|s| s.spare).sum();
+    let want = need.count as u64;
+    let what = &need.what;
+    if spare >= want {
+        // Enough; hold the group whose loss of one node would leave too little.
+        let g = groups.iter().find(|s| s.spare > 0 && spare - s.largest_node.min(spare) < want)?;
+        let why = format!("keeps spare room for {what}: enough now, not without any one node of {}", g.group.id);
+        return Some((g.group.id.clone(), g.base, why));
+    }
+    let short = want - spare;
+    let per_slot = |s: &Slots| s.group.max_price_per_hour() / s.per_node as f64;
+    let g = groups
+        .iter()
+        .filter(|s| s.per_node > 0 && s.base < s.group.max_size)
+        .min_by(|a, b| per_slot(a).total_cmp(&per_slot(b)))?;
+    let nodes = short.div_ceil(g.per_node).min((g.group.max_size - g.base) as u64) as u32;
+    let why = format!(
+        "spare room for {what}: {spare} slots free, {nodes} new node(s) of {} add {} (the cheapest slot, ${:.4}/h per node)",
+        g.group.id,
+        nodes as u64 * g.per_node,
+        g.group.max_price_per_hour()
+    );
+    Some((g.group.id.clone(), g.base + nodes, why))
+}
+
+fn slots<'a>(snapshot: &dyn Snapshot, group: &'a NodeGroup, shape: &Resources, planned: Option<u32>) -> Slots<'a> {
+    let count = |free: &Resources| {
+        let per = |f: u64, n: u64| f.checked_div(n).unwrap_or(u64::MAX);
+        per(free.cpu_millis, shape.cpu_millis).min(per(free.memory_bytes, shape.memory_bytes)).min(free.pods as u64)
+    };
+    let per_node = count(&group.guaranteed_allocatable());
+    let on_nodes: Vec<u64> = snapshot
+        .nodes()
+        .iter()
+        .filter(|n| n.group.as_deref() == Some(&group.id) && n.ready && !n.cordoned)
+        .map(|n| count(&n.allocatable.saturating_sub(&n.requested)))
+        .collect();
+    let booting = group.desired_size.saturating_sub(group.ready_nodes) as u64;
+    let earlier = snapshot
+        .proposals()
+        .iter()
+        .filter_map(|p| match &p.decision.action {
+            Action::ScaleTo { group: g, size } if g == &group.id => Some(*size),
+            _ => None,
+        })
+        .max();
+    // Nodes earlier policies asked for are for pending pods; those this plugin added for an
+    // earlier need are spare.
+    let headed = earlier.unwrap_or(group.desired_size).max(group.desired_size);
+    let base = planned.unwrap_or(headed).max(headed);
+    Slots {
+        group,
+        base,
+        spare: on_nodes.iter().sum::<u64>() + (booting + (base - headed) as u64) * per_node,
+        per_node,
+        largest_node: on_nodes.iter().copied().max().unwrap_or(0),
+    }
+}
