@@ -25,6 +25,7 @@ pub mod cost;
 pub mod duration;
 pub mod eks;
 pub mod failure;
+mod fold;
 pub mod guard;
 pub mod interruption;
 pub mod journal;

@@ -262,42 +262,6 @@ pub struct Repeated {
     pub first_id: u64,
 }
 
-impl DecisionRecord {
-    /// True if `other` is the same decision with the same outcome, whatever its tick: same
-    /// plugin, action and reason, and the same guard outcome, rules and applied actions, and
-    /// result. The guard's messages may differ ("grew 3m ago", then "3m 10s ago").
-    fn same_as(&self, other: &DecisionRecord) -> bool {
-        let applied = |g: &GuardOutcome| match g {
-            GuardOutcome::Changed { applied, .. } => applied.clone(),
-            _ => Vec::new(),
-        };
-        self.plugin == other.plugin
-            && self.proposed == other.proposed
-            && self.reason == other.reason
-            && self.guard.name() == other.guard.name()
-            && self.guard.rules() == other.guard.rules()
-            && applied(&self.guard) == applied(&other.guard)
-            && self.result == other.result
-    }
-
-    /// Only decisions that changed nothing are folded: one that acted is always recorded
-    /// on its own, as cooldowns are restored from those records after a restart.
-    fn foldable(&self) -> bool {
-        matches!(
-            self.result,
-            ActionResult::NotApplied | ActionResult::Unchanged | ActionResult::DryRun | ActionResult::Shadow
-        )
-    }
-}
-
-/// A run of identical decisions being folded: its first and latest records and its count.
-struct Run {
-    first: DecisionRecord,
-    first_id: u64,
-    count: u64,
-    last: DecisionRecord,
-}
-
 /// How a node removal ended.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "kebab-case")]
@@ -363,7 +327,7 @@ struct Log {
     journal: Option<Journal>,
     journal_errors: u64,
     /// Runs of identical decisions open as of the last tick.
-    runs: Vec<Run>,
+    runs: super::fold::Runs,
 }
 
 impl Recorder {
@@ -374,7 +338,7 @@ impl Recorder {
             next_id: 1,
             journal,
             journal_errors: 0,
-            runs: Vec::new(),
+            runs: super::fold::Runs::default(),
         };
         Recorder { shared: Arc::new(Shared { log: Mutex::new(log), newest: watch::channel(0).0 }) }
     }
@@ -407,17 +371,14 @@ impl Recorder {
                 log.close_runs_before(Some(tick.tick), tick.at_millis);
             }
             if let Record::Decision(decision) = &record
-                && let Some(first_id) = log.fold(decision)
+                && let Some(first_id) = log.runs.fold(decision)
             {
                 return first_id;
             }
             let id = log.write(record);
-            if let Some(Record::Decision(decision)) = log.ring.back().map(|s| &s.record)
-                && decision.foldable()
-                && decision.repeated.is_none()
-            {
-                let run = Run { first: decision.clone(), first_id: id, count: 1, last: decision.clone() };
-                log.runs.push(run);
+            if let Some(Record::Decision(decision)) = log.ring.back().map(|s| &s.record) {
+                let decision = decision.clone();
+                log.runs.open(&decision, id);
             }
             id
         };
@@ -525,38 +486,12 @@ impl Log {
         self.push(stamped)
     }
 
-    /// Counts `decision` into the open run it continues (same decision, previous tick) and
-    /// returns that run's first id; `None` if it starts or belongs to no run.
-    fn fold(&mut self, decision: &DecisionRecord) -> Option<u64> {
-        if !decision.foldable() {
-            return None;
-        }
-        let run = self.runs.iter_mut().find(|r| r.last.tick + 1 == decision.tick && r.first.same_as(decision))?;
-        run.count += 1;
-        run.last = decision.clone();
-        Some(run.first_id)
-    }
-
-    /// Ends the runs not made on the tick before `tick` (all of them with `None`), each that
-    /// repeated with a closing record stamped `tick` (the tick at which its end is known), or
-    /// the newest record's tick, so the history stays in tick order.
+    /// Ends the runs not made on the tick before `tick` (all of them with `None`), writing
+    /// the closing record of each that repeated, stamped `tick` (the tick at which its end
+    /// is known) or the newest record's tick, so the history stays in tick order.
     fn close_runs_before(&mut self, tick: Option<u64>, at_millis: u64) {
-        let (ended, open): (Vec<Run>, Vec<Run>) =
-            std::mem::take(&mut self.runs).into_iter().partition(|r| tick.is_none_or(|t| r.last.tick + 1 < t));
-        self.runs = open;
         let newest = self.ring.back().map_or(0, |s| s.record.tick());
-        for run in ended.into_iter().filter(|r| r.count > 1) {
-            let closing = DecisionRecord {
-                tick: tick.unwrap_or(newest.max(run.last.tick)),
-                at_millis,
-                repeated: Some(Repeated {
-                    count: run.count,
-                    first_tick: run.first.tick,
-                    last_tick: run.last.tick,
-                    first_id: run.first_id,
-                }),
-                ..run.last
-            };
+        for closing in self.runs.end(tick, newest, at_millis) {
             self.write(Record::Decision(closing));
         }
     }
@@ -605,93 +540,5 @@ mod tests {
             true
         });
         assert_eq!(back, [5, 4], "newest first, below the page token");
-    }
-
-    fn tick(n: u64) -> Record {
-        Record::Tick(TickRecord {
-            tick: n,
-            at_millis: n * 10,
-            mode: Mode::Enforce,
-            trigger: Trigger::Periodic,
-            error: None,
-            standby: false,
-            saw: SnapshotSummary::default(),
-            plugins: Vec::new(),
-        })
-    }
-
-    /// A refusal whose message changes every tick, as a cooldown's "grew 3m ago" does.
-    fn refused(n: u64, group: &str) -> Record {
-        let why = Why::new(super::super::rule::Rule::ScaleDownAfterScaleUp, format!("grew {n}0 s ago"));
-        Record::Decision(DecisionRecord {
-            tick: n,
-            at_millis: n * 10,
-            plugin: "fargate-placement".into(),
-            proposed: Action::ScaleTo { group: group.into(), size: 3 },
-            reason: "r".into(),
-            guard: GuardOutcome::Refused { why: vec![why] },
-            result: ActionResult::NotApplied,
-            repeated: None,
-        })
-    }
-
-    fn decisions(recorder: &Recorder) -> Vec<DecisionRecord> {
-        recorder
-            .records()
-            .filter_map(|r| match r {
-                Record::Decision(d) => Some(d),
-                _ => None,
-            })
-            .collect()
-    }
-
-    #[test]
-    fn a_refusal_repeated_tick_after_tick_is_one_record_and_one_closing_count() {
-        let recorder = Recorder::new(1_000, None);
-        for n in 1..=100 {
-            recorder.record(tick(n));
-            recorder.record(refused(n, "a"));
-            if n == 50 {
-                recorder.record(refused(n, "b"));
-            }
-        }
-        recorder.record(tick(101));
-        recorder.record(refused(101, "a"));
-        recorder.record(tick(102));
-        let held = decisions(&recorder);
-        assert_eq!(held.len(), 2, "{held:#?}");
-        assert_eq!(held[0].tick, 1);
-        assert!(held[0].repeated.is_none());
-        assert_eq!(held[1].proposed, Action::ScaleTo { group: "b".into(), size: 3 }, "a one-off is kept as it is");
-        recorder.record(tick(103));
-        let held = decisions(&recorder);
-        let closing = held.last().unwrap();
-        assert_eq!(closing.tick, 103, "stamped when its end is known, so the history stays in tick order");
-        let repeated = closing.repeated.as_ref().unwrap();
-        assert_eq!((repeated.count, repeated.first_tick, repeated.last_tick, repeated.first_id), (101, 1, 101, 2));
-        assert_eq!(
-            closing.guard,
-            GuardOutcome::Refused {
-                why: vec![Why::new(super::super::rule::Rule::ScaleDownAfterScaleUp, "grew 1010 s ago")]
-            },
-            "the last time's words"
-        );
-
-        // A gap breaks the run; a decision that acted is never folded.
-        recorder.record(tick(105));
-        recorder.record(refused(105, "a"));
-        let done = |n| {
-            let Record::Decision(mut d) = refused(n, "a") else { unreachable!() };
-            d.result = ActionResult::Done;
-            d.guard = GuardOutcome::Accepted;
-            Record::Decision(d)
-        };
-        recorder.record(done(105));
-        recorder.record(tick(106));
-        recorder.record(done(106));
-        recorder.close_runs(1_060);
-        let held = decisions(&recorder);
-        assert_eq!(held.len(), 3 + 3, "{:#?}", &held[3..]);
-        assert!(held[3..].iter().all(|d| d.repeated.is_none()), "a run of one has no closing record");
     }
 }

@@ -38,7 +38,7 @@
 //! size too small for the peak) can cost less than the bound: its pending pod-minutes show
 //! what it saved on.
 
-use ballast_sdk::{FargatePricing, InstanceType, Resources};
+use ballast_sdk::{FargatePricing, InstanceType, Resources, WorkloadKind};
 
 /// A pod's share of the bound's rate, per resource: dollars per hour for CPU and memory.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -83,6 +83,35 @@ pub fn pod_bound(requests: &Resources, ec2: &[Offer<'_>], fargate: Option<f64>) 
 /// The Fargate price of a pod, when the cluster has a profile and the pod may run there.
 pub fn fargate_price(pricing: &FargatePricing, requests: &Resources, eligible: bool) -> Option<f64> {
     if eligible { pricing.pod_price_per_hour(requests) } else { None }
+}
+
+impl super::world::World {
+    /// Works out each workload's share of the lower bound (see [`super::bound`]).
+    pub(super) fn price_bounds(&mut self, fargate: bool) {
+        for w in 0..self.workloads.len() {
+            let workload = &self.workloads[w];
+            if workload.spec.kind == WorkloadKind::DaemonSet {
+                continue;
+            }
+            let mut offers = Vec::new();
+            for (g, group) in self.groups.iter().enumerate() {
+                if !self.group_admits(g, w) {
+                    continue;
+                }
+                let daemonsets = self
+                    .daemonsets
+                    .iter()
+                    .filter(|&&d| self.group_admits(g, d))
+                    .fold(Resources::ZERO, |acc, &d| acc.saturating_add(&self.workloads[d].requests));
+                offers.extend(group.types.iter().map(|t| Offer { instance_type: t, daemonsets }));
+            }
+            let eligible =
+                fargate && crate::engine::observe::fargate_blocker(&workload.id, &workload.fargate_traits).is_none();
+            let on_fargate = fargate_price(&self.pricing, &workload.requests, eligible);
+            let bound = pod_bound(&workload.requests, &offers, on_fargate);
+            self.workloads[w].bound = bound;
+        }
+    }
 }
 
 /// The running sum of the pods' shares: the bound's rate is its larger component.

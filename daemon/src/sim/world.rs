@@ -287,33 +287,6 @@ impl World {
         world
     }
 
-    /// Works out each workload's share of the lower bound (see [`super::bound`]).
-    fn price_bounds(&mut self, fargate: bool) {
-        for w in 0..self.workloads.len() {
-            let workload = &self.workloads[w];
-            if workload.spec.kind == WorkloadKind::DaemonSet {
-                continue;
-            }
-            let mut offers = Vec::new();
-            for (g, group) in self.groups.iter().enumerate() {
-                if !self.group_admits(g, w) {
-                    continue;
-                }
-                let daemonsets = self
-                    .daemonsets
-                    .iter()
-                    .filter(|&&d| self.group_admits(g, d))
-                    .fold(Resources::ZERO, |acc, &d| acc.saturating_add(&self.workloads[d].requests));
-                offers.extend(group.types.iter().map(|t| super::bound::Offer { instance_type: t, daemonsets }));
-            }
-            let eligible =
-                fargate && crate::engine::observe::fargate_blocker(&workload.id, &workload.fargate_traits).is_none();
-            let on_fargate = super::bound::fargate_price(&self.pricing, &workload.requests, eligible);
-            let bound = super::bound::pod_bound(&workload.requests, &offers, on_fargate);
-            self.workloads[w].bound = bound;
-        }
-    }
-
     pub fn now(&self) -> u64 {
         self.now
     }
@@ -480,7 +453,7 @@ impl World {
     }
 
     /// True if the workload's pods, as first templated, may run on a node of group `g`.
-    fn group_admits(&self, g: usize, workload: usize) -> bool {
+    pub(super) fn group_admits(&self, g: usize, workload: usize) -> bool {
         let group = &self.groups[g];
         let template = &self.workloads[workload].template;
         template.node_selector.iter().all(|(k, v)| group.labels.get(k) == Some(v))
