@@ -371,3 +371,53 @@ async fn a_policy_reads_a_cloudwatch_series_and_holds_a_floor_from_it() {
     assert!(decision["reason"].as_str().unwrap().contains("250"), "{decision}");
     stop(daemon);
 }
+
+/// A spot interruption warning on the queue EventBridge feeds, read by `ballast run` itself:
+/// the warned node is drained at once, its replacement asked for in the same tick, and the
+/// drained instance terminated with a decrement.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spot_warning_on_the_queue_drains_the_node_and_starts_its_replacement_at_once() {
+    let site = Site::start(2).await;
+    let instances = site.group().await.1;
+    for (i, instance) in instances.iter().enumerate() {
+        site.standin.create(node(&format!("n{i}"), instance, "general")).unwrap();
+    }
+    let sqs = aws_sdk_sqs::Client::new(&site.aws);
+    let queue = sqs.create_queue().queue_name("ballast-interruptions").send().await.unwrap();
+    let queue = queue.queue_url().unwrap().to_string();
+    let aws = ", interruption-queue: ballast-interruptions";
+    let daemon = site.replica_with_aws("ops", "  tick-interval: 1s\n", "  - {plugin: binpack}\n", aws, "");
+    let journal = site.journal();
+    let ticked = eventually(Duration::from_secs(40), async || records(&journal).iter().any(|r| r["record"] == "tick"));
+    if ticked.await.is_none() {
+        fail(daemon, "no tick");
+    }
+    let warning = json!({"version": "0", "id": "1", "detail-type": "EC2 Spot Instance Interruption Warning",
+        "source": "aws.ec2", "account": "123456789012", "time": "2026-01-05T10:00:00Z", "region": "us-east-1",
+        "resources": [], "detail": {"instance-id": instances[0], "instance-action": "terminate"}});
+    sqs.send_message().queue_url(&queue).message_body(warning.to_string()).send().await.unwrap();
+
+    let warned = |r: &Value| {
+        r["record"] == "decision"
+            && r["plugin"] == "ballast"
+            && r["reason"].as_str().is_some_and(|s| s.contains("spot"))
+    };
+    if eventually(Duration::from_secs(30), async || records(&journal).iter().any(warned)).await.is_none() {
+        fail(daemon, &format!("the warning was not acted on:\n{:#?}", records(&journal)));
+    }
+    let decision = records(&journal).into_iter().find(warned).unwrap();
+    assert_eq!(decision["proposed"]["remove-nodes"]["nodes"][0], "n0", "{decision}");
+    assert_eq!(decision["result"]["result"], "started", "{decision}");
+    assert!(decision["reason"].as_str().unwrap().contains("general 2 -> 3"), "replacement asked for: {decision}");
+    // n0 is empty: drained, and its instance terminated with a decrement, so the group keeps
+    // its size with the replacement in place of the warned instance.
+    let replaced = eventually(Duration::from_secs(30), async || {
+        let (desired, ids) = site.group().await;
+        desired == 2 && !ids.contains(&instances[0])
+    });
+    if replaced.await.is_none() {
+        let group = site.group().await;
+        fail(daemon, &format!("the warned instance is still there: {group:?}"));
+    }
+    stop(daemon);
+}

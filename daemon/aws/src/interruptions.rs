@@ -15,9 +15,6 @@ use serde::Deserialize;
 
 use super::{AwsCapacity, aws_error};
 
-/// EC2's notice before it reclaims a spot instance.
-const WARNING_MS: u64 = 120_000;
-
 /// The EventBridge envelope, as much of it as is read.
 #[derive(Debug, Deserialize)]
 struct Event {
@@ -50,7 +47,7 @@ pub fn parse(body: &str) -> Result<Message, String> {
         Some(serde_json::Value::String(id)) if id.starts_with("i-") => id.clone(),
         other => return Err(format!("field `detail.instance-id`: {other:?} is not an instance id")),
     };
-    Ok(Message::Warning(Interruption { instance_id, at_millis: at, deadline_millis: at + WARNING_MS }))
+    Ok(Message::Warning(Interruption { instance_id, at_millis: at, deadline_millis: at + Interruption::NOTICE_MS }))
 }
 
 impl AwsCapacity {

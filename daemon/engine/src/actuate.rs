@@ -109,26 +109,16 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
                     .insert(node.clone(), Err(Disposition::Failed(format!("node {node} has no instance id"))));
                 continue;
             };
-            let mark = RemovalMark {
-                owner: self.identity.clone(),
-                started_at_millis: now,
+            let drain = Drain {
                 group: group.clone(),
-                instance_id: instance_id.clone(),
-                tick,
+                instance_id,
+                started_at: now,
+                started_tick: tick,
+                evicted: 0,
+                interrupted: false,
             };
-            let result = self.cluster.mark_for_removal(node, &mark).await.map_err(|e| self.failed(Step::Mark, &e));
+            let result = self.begin_drain(node, drain).await.map_err(|e| self.failed(Step::Mark, &e));
             if result.is_ok() {
-                self.state.drains.insert(
-                    node.clone(),
-                    Drain {
-                        group: group.clone(),
-                        instance_id,
-                        started_at: now,
-                        started_tick: tick,
-                        evicted: 0,
-                        interrupted: false,
-                    },
-                );
                 self.state.group(group).last_scale_down = Some(now);
                 tracing::info!(%node, %group, "cordoned; draining");
             }
@@ -146,6 +136,21 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
             results.placements.insert(workload.clone(), result);
         }
         results
+    }
+
+    /// Marks `node` for removal (cordon, taint, the annotation a restart or a new leader
+    /// adopts) and, once that is written, carries `drain` from tick to tick.
+    pub(super) async fn begin_drain(&mut self, node: &str, drain: Drain) -> super::ports::AdapterResult<()> {
+        let mark = RemovalMark {
+            owner: self.identity.clone(),
+            started_at_millis: drain.started_at,
+            group: drain.group.clone(),
+            instance_id: drain.instance_id.clone(),
+            tick: drain.started_tick,
+        };
+        self.cluster.mark_for_removal(node, &mark).await?;
+        self.state.drains.insert(node.to_string(), drain);
+        Ok(())
     }
 
     /// Classifies a failed call (see [`super::failure`]) and counts throttling.

@@ -65,10 +65,12 @@ impl Runs {
 /// plugin, action and reason, and the same guard outcome, rules and applied actions, and
 /// result. The guard's messages may differ ("grew 3m ago", then "3m 10s ago").
 fn same_as(a: &DecisionRecord, b: &DecisionRecord) -> bool {
-    let applied = |g: &GuardOutcome| match g {
-        GuardOutcome::Changed { applied, .. } => applied.clone(),
-        _ => Vec::new(),
-    };
+    fn applied(g: &GuardOutcome) -> Option<&Vec<ballast_sdk::Action>> {
+        match g {
+            GuardOutcome::Changed { applied, .. } => Some(applied),
+            _ => None,
+        }
+    }
     a.plugin == b.plugin
         && a.proposed == b.proposed
         && a.reason == b.reason

@@ -6,7 +6,7 @@ use ballast_sdk::Action;
 
 use super::observe::Observation;
 use super::policies::Policies;
-use super::ports::{Capacity, Cluster, Interruption, RemovalMark};
+use super::ports::{Capacity, Cluster, Interruption};
 use super::record::{ActionResult, DecisionRecord, GuardOutcome, Record};
 use super::state::Drain;
 use super::{Engine, HOST};
@@ -106,26 +106,16 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
         {
             tracing::warn!(%group, %error, "cannot start the replacement of an interrupted node");
         }
-        let mark = RemovalMark {
-            owner: self.identity.clone(),
-            started_at_millis: now,
+        let drain = Drain {
             group: group.to_string(),
             instance_id: warning.instance_id.clone(),
-            tick,
+            started_at: now,
+            started_tick: tick,
+            evicted: 0,
+            interrupted: size > desired,
         };
-        match self.cluster.mark_for_removal(node, &mark).await {
-            Ok(()) => {
-                let drain = Drain {
-                    group: group.to_string(),
-                    instance_id: warning.instance_id.clone(),
-                    started_at: now,
-                    started_tick: tick,
-                    evicted: 0,
-                    interrupted: size > desired,
-                };
-                self.state.drains.insert(node.to_string(), drain);
-                ActionResult::Started
-            }
+        match self.begin_drain(node, drain).await {
+            Ok(()) => ActionResult::Started,
             Err(error) => ActionResult::Failed { error: error.to_string(), kind: Default::default() },
         }
     }

@@ -396,6 +396,11 @@ pub struct Interruption {
     pub deadline_millis: u64,
 }
 
+impl Interruption {
+    /// EC2's notice before it reclaims a spot instance.
+    pub const NOTICE_MS: u64 = 120_000;
+}
+
 /// Where time comes from: the wall clock in the daemon, a virtual one in the simulator.
 pub trait Clock: Send + Sync {
     fn now_millis(&self) -> u64;

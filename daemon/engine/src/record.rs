@@ -376,9 +376,9 @@ impl Recorder {
                 return first_id;
             }
             let id = log.write(record);
-            if let Some(Record::Decision(decision)) = log.ring.back().map(|s| &s.record) {
-                let decision = decision.clone();
-                log.runs.open(&decision, id);
+            let Log { ring, runs, .. } = &mut *log;
+            if let Some(Record::Decision(decision)) = ring.back().map(|s| &s.record) {
+                runs.open(decision, id);
             }
             id
         };

@@ -38,7 +38,7 @@
 //! size too small for the peak) can cost less than the bound: its pending pod-minutes show
 //! what it saved on.
 
-use ballast_sdk::{FargatePricing, InstanceType, Resources, WorkloadKind};
+use ballast_sdk::{InstanceType, Resources, WorkloadKind};
 
 /// A pod's share of the bound's rate, per resource: dollars per hour for CPU and memory.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -80,11 +80,6 @@ pub fn pod_bound(requests: &Resources, ec2: &[Offer<'_>], fargate: Option<f64>) 
     }
 }
 
-/// The Fargate price of a pod, when the cluster has a profile and the pod may run there.
-pub fn fargate_price(pricing: &FargatePricing, requests: &Resources, eligible: bool) -> Option<f64> {
-    if eligible { pricing.pod_price_per_hour(requests) } else { None }
-}
-
 impl super::world::World {
     /// Works out each workload's share of the lower bound (see [`super::bound`]).
     pub(super) fn price_bounds(&mut self, fargate: bool) {
@@ -107,7 +102,7 @@ impl super::world::World {
             }
             let eligible =
                 fargate && crate::engine::observe::fargate_blocker(&workload.id, &workload.fargate_traits).is_none();
-            let on_fargate = fargate_price(&self.pricing, &workload.requests, eligible);
+            let on_fargate = eligible.then(|| self.pricing.pod_price_per_hour(&workload.requests)).flatten();
             let bound = pod_bound(&workload.requests, &offers, on_fargate);
             self.workloads[w].bound = bound;
         }

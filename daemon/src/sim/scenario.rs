@@ -305,6 +305,12 @@ impl Scenario {
                 ));
             }
             for (j, w) in g.interruptions.iter().enumerate() {
+                if w.to <= w.from {
+                    return Err(field(
+                        format!("node-groups[{i}].interruptions[{j}].to"),
+                        format!("`{}` must be after from `{}`", duration::display(w.to), duration::display(w.from)),
+                    ));
+                }
                 if !(w.per_hour >= 0.0 && w.per_hour <= 60.0) {
                     return Err(field(
                         format!("node-groups[{i}].interruptions[{j}].per-hour"),

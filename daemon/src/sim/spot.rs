@@ -6,9 +6,6 @@
 use super::world::World;
 use crate::engine::ports::Interruption;
 
-/// EC2's notice before it reclaims a spot instance.
-pub const WARNING_MS: u64 = 120_000;
-
 impl World {
     /// Warns the spot instances whose turn has come in this step of `ms`.
     pub(super) fn interrupt_spot(&mut self, ms: u64) {
@@ -26,7 +23,7 @@ impl World {
                     continue;
                 }
                 let Some(instance_id) = self.nodes[node].as_ref().and_then(|n| n.instance_id.clone()) else { continue };
-                let deadline = self.now + WARNING_MS;
+                let deadline = self.now + Interruption::NOTICE_MS;
                 self.notices.push(Interruption { instance_id, at_millis: self.now, deadline_millis: deadline });
                 self.doomed.insert((deadline, node));
                 self.meter.interruptions += 1;

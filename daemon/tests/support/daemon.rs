@@ -39,13 +39,14 @@ async fn general_group(aws: &SdkConfig, desired: i32) {
 
 /// The daemon's configuration for cluster `e2e` against moto at `moto_url` (publishing its
 /// figures to moto's CloudWatch): 1 s ticks, a
-/// 3 s Lease, the journal at `journal`; `engine` and `policies` are YAML blocks.
-fn config(engine: &str, policies: &str, moto_url: &str, journal: &Path) -> String {
+/// 3 s Lease, the journal at `journal`; `engine` and `policies` are YAML blocks, `aws` more
+/// entries of the `aws` mapping (`, key: value`).
+fn config(engine: &str, policies: &str, aws: &str, moto_url: &str, journal: &Path) -> String {
     format!(
         "engine:\n{engine}\
          policies:\n{policies}\
          kubernetes: {{leader: {{lease-duration: 3s, renew-deadline: 2s, retry-period: 500ms}}}}\n\
-         aws: {{cluster-name: e2e, region: us-east-1, endpoint-url: \"{moto_url}\", max-calls-per-second: 100, publish-metrics: true}}\n\
+         aws: {{cluster-name: e2e, region: us-east-1, endpoint-url: \"{moto_url}\", max-calls-per-second: 100, publish-metrics: true{aws}}}\n\
          journal: {}\n\
          control: {{listen: \"127.0.0.1:0\"}}\n\
          admin: {{listen: \"127.0.0.1:0\"}}\n",
@@ -112,8 +113,13 @@ impl Site {
     /// Writes the configuration (`engine` and `policies` YAML blocks, then `extra` top-level
     /// lines) and starts replica `identity` with it.
     pub fn replica(&self, identity: &str, engine: &str, policies: &str, extra: &str) -> Child {
+        self.replica_with_aws(identity, engine, policies, "", extra)
+    }
+
+    /// As [`Site::replica`], with `aws` added to the `aws` mapping (`, key: value`).
+    pub fn replica_with_aws(&self, identity: &str, engine: &str, policies: &str, aws: &str, extra: &str) -> Child {
         let path = self.dir.path().join("ballast.yaml");
-        std::fs::write(&path, config(engine, policies, &self.moto.url, &self.journal()) + extra)
+        std::fs::write(&path, config(engine, policies, aws, &self.moto.url, &self.journal()) + extra)
             .expect("config written");
         start(&path, identity, &self.dir.path().join("kubeconfig"))
     }
