@@ -27,5 +27,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     builder.compile_fds(fds)?;
+    expander(&out)
+}
+
+/// Cluster Autoscaler's expander protocol and the Kubernetes messages it carries (the subset
+/// Ballast reads), with their own descriptor set for the expander's reflection.
+fn expander(out: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
+    let protos = ["grpcplugin/expander.proto", "k8s/io/apimachinery/pkg/runtime/generated.proto"];
+    for dir in ["grpcplugin", "k8s"] {
+        println!("cargo:rerun-if-changed={dir}");
+    }
+    let fds = protox::compile(protos, ["."])?;
+    std::fs::write(out.join("expander_descriptor.bin"), fds.encode_to_vec())?;
+    tonic_prost_build::configure().compile_fds(fds)?;
     Ok(())
 }

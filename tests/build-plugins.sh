@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the plugins written in Python and TypeScript (and the SDK's starter templates) into
+# Builds the plugins written in Python, TypeScript and C (and the SDK's starter templates) into
 # components under target/plugins/foreign/. Rust plugins are built by daemon/build.rs.
 # A plugin is rebuilt only when its sources or the WIT changed. Needs tests/setup.sh first.
 set -euo pipefail
@@ -10,7 +10,7 @@ mkdir -p "$out"
 componentize_py=target/tools/venv/bin/componentize-py
 componentize_js=tests/tools/node_modules/.bin/componentize-js
 tsc=tests/tools/node_modules/.bin/tsc
-for tool in "$componentize_py" "$componentize_js" "$tsc"; do
+for tool in "$componentize_py" "$componentize_js" "$tsc" target/tools/cargo/bin/wit-bindgen target/tools/venv/bin/wasm-tools; do
   [ -x "$tool" ] || { echo "missing $tool: run tests/setup.sh" >&2; exit 1; }
 done
 
@@ -40,8 +40,18 @@ typescript_plugin() { # NAME DIR
   mark "$name" "$dir"/*.ts
 }
 
+c_plugin() { # NAME DIR
+  local name=$1 dir=$2
+  up_to_date "$name" "$dir"/*.c "$dir"/build.sh && return
+  echo "building $name (C) from $dir" >&2
+  WIT_BINDGEN=target/tools/cargo/bin/wit-bindgen WASM_TOOLS=target/tools/venv/bin/wasm-tools \
+    WASM_CC="target/tools/venv/bin/python -m ziglang cc" "$dir/build.sh" sdk/wit "$out/$name.wasm"
+  mark "$name" "$dir"/*.c "$dir"/build.sh
+}
+
 python_plugin capacity_floor plugins/capacity-floor
 typescript_plugin utilisation_threshold plugins/utilisation-threshold
 python_plugin template_python sdk/templates/python
 typescript_plugin template_typescript sdk/templates/typescript
+c_plugin template_c sdk/templates/c
 echo "foreign plugins ready in $out" >&2

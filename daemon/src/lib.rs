@@ -27,6 +27,7 @@ pub mod bundled;
 pub mod cli;
 pub mod control;
 pub mod daemon_config;
+pub mod expander;
 pub mod input_file;
 pub mod metrics;
 pub mod reload;

@@ -379,3 +379,81 @@ async fn spot_warnings_are_read_from_the_queue_once_and_a_bad_message_is_reporte
     let last = last.unwrap();
     assert!(last.contains("interruption message") && last.contains("detail.instance-id"), "{last}");
 }
+
+/// Group `batch` of twelve 4-vCPU nodes: one at 10%, one at 55%, ten at 75%, taken at
+/// `minutes` past the first look.
+fn batch_nodes(group: &ballast::engine::ports::GroupView, minutes: u64) -> ballast_sdk::SnapshotData {
+    use ballast_sdk::testing::{GroupBuilder, NodeBuilder, SnapshotBuilder};
+    let m5 = &group.instance_types[0];
+    let mut snapshot = SnapshotBuilder::new()
+        .at_millis(minutes * 60_000)
+        .group(GroupBuilder::asg(&group.id).instance_type(&m5.name, "4", "16Gi", m5.price_per_hour).sizes(0, 12, 20));
+    let mut node = |name: String, cpu: &str| {
+        snapshot = std::mem::take(&mut snapshot)
+            .node(NodeBuilder::new(&name, &group.id).allocatable("4", "16Gi").requested(cpu, "1Gi", 3));
+    };
+    node("quiet".into(), "400m");
+    node("half".into(), "2200m");
+    for i in 0..10 {
+        node(format!("busy-{i}"), "3000m");
+    }
+    let mut data = snapshot.build();
+    if !group.options.is_empty() {
+        data.group_options = vec![group.options.clone()];
+    }
+    data
+}
+
+/// Which nodes the bundled binpack (the component, through the host) removes from `group`
+/// once they have been under its threshold for 10 minutes.
+async fn removed_by_binpack(group: &ballast::engine::ports::GroupView) -> Vec<String> {
+    let spec = ballast::bundled::spec("binpack", json!({})).unwrap();
+    let mut chain = PolicyChain::new(vec![host().load(spec).unwrap()]);
+    chain.evaluate(std::sync::Arc::new(batch_nodes(group, 0))).await;
+    let outcome = chain.evaluate(std::sync::Arc::new(batch_nodes(group, 10))).await;
+    outcome
+        .proposals
+        .iter()
+        .flat_map(|p| match &p.decision.action {
+            ballast_sdk::Action::RemoveNodes { nodes } => nodes.clone(),
+            _ => Vec::new(),
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_autoscalers_scale_down_threshold_tag_changes_which_nodes_binpack_removes() {
+    let moto = Moto::start().await;
+    let config = sdk_config(&moto.url).await;
+    let option = |name: &str| format!("k8s.io/cluster-autoscaler/node-template/autoscaling-options/{name}");
+    let (threshold, unneeded) = (option("scaledownutilizationthreshold"), option("scaledownunneededtime"));
+    let mut strict = ca_tags();
+    strict.push((&threshold, "0.05"));
+    let mut loose = ca_tags();
+    loose.push((&threshold, "0.6"));
+    loose.push((&unneeded, "5m0s"));
+    let mut broken = ca_tags();
+    broken.push((&threshold, "most"));
+    group(&config, "plain", "m5.xlarge", &ca_tags(), 0).await;
+    group(&config, "strict", "m5.xlarge", &strict, 0).await;
+    group(&config, "loose", "m5.xlarge", &loose, 0).await;
+    group(&config, "broken", "m5.xlarge", &broken, 0).await;
+
+    let capacity = AwsCapacity::from_config(&config, settings()).unwrap();
+    let groups = capacity.node_groups().await.unwrap();
+    let by_id = |id: &str| groups.iter().find(|g| g.id == id).unwrap();
+    assert_eq!(by_id("loose").options.scale_down_utilization_threshold, Some(0.6));
+    assert_eq!(by_id("loose").options.scale_down_unneeded_seconds, Some(300));
+
+    // binpack's own threshold is 50%: only the node at 10% goes.
+    assert_eq!(removed_by_binpack(by_id("plain")).await, ["quiet"]);
+    // Tagged 5%: no node is that idle.
+    assert!(removed_by_binpack(by_id("strict")).await.is_empty());
+    // Tagged 60%: the node at 55% goes too, its pods fitting on the ten at 75%.
+    assert_eq!(removed_by_binpack(by_id("loose")).await, ["quiet", "half"]);
+    // A tag that cannot be read leaves binpack's own threshold, and is reported by name.
+    assert_eq!(removed_by_binpack(by_id("broken")).await, ["quiet"]);
+    let (count, last) = capacity.unreadable();
+    assert!(count >= 1, "the bad tag is counted");
+    assert!(last.unwrap().contains("autoscaling-options/scaledownutilizationthreshold"), "named");
+}

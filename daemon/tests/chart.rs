@@ -43,6 +43,7 @@ fn value_sets() -> Vec<(&'static str, Vec<String>)> {
         ("default", vec![]),
         ("eks", vec!["-f".into(), example("eks-values.yaml")]),
         ("kops", vec!["-f".into(), example("kops-values.yaml")]),
+        ("ca-expander", vec!["-f".into(), example("ca-expander-values.yaml")]),
     ]
 }
 
@@ -109,6 +110,8 @@ struct MonitorEndpoint {
 #[derive(Default)]
 struct Rendered {
     deployment: Option<Deployment>,
+    /// `ballast expander`'s, when enabled.
+    expander: Option<Deployment>,
     config_maps: Vec<ConfigMap>,
     services: Vec<Service>,
     cluster_roles: Vec<ClusterRole>,
@@ -130,6 +133,7 @@ fn parse(text: &str) -> Rendered {
         let name = value["metadata"]["name"].as_str().unwrap_or_default().to_string();
         let what = format!("{kind} {name}");
         match kind.as_str() {
+            "Deployment" if name.ends_with("-expander") => rendered.expander = Some(must(value, &what)),
             "Deployment" => rendered.deployment = Some(must(value, &what)),
             "ConfigMap" => rendered.config_maps.push(must(value, &what)),
             "Service" => rendered.services.push(must(value, &what)),
@@ -292,4 +296,47 @@ fn the_committed_manifest_is_what_the_script_renders() {
     let committed = std::fs::read_to_string(root().join("deploy/manifests/ballast.yaml")).unwrap();
     assert!(fresh == committed, "deploy/manifests/ballast.yaml is stale: run deploy/render-manifests.sh");
     parse(&committed);
+}
+
+#[test]
+fn the_expander_serves_tls_its_configuration_loads_and_the_daemons_service_never_selects_it() {
+    let args: Vec<String> = ["-f", "deploy/examples/ca-expander-values.yaml"]
+        .iter()
+        .map(|a| if a.ends_with(".yaml") { root().join(a).display().to_string() } else { a.to_string() })
+        .collect();
+    let rendered = parse(&render(&args));
+    let config_map = rendered
+        .config_maps
+        .iter()
+        .find(|c| c.data.as_ref().is_some_and(|d| d.contains_key("expander.yaml")))
+        .expect("the expander's ConfigMap");
+    let text = &config_map.data.as_ref().unwrap()["expander.yaml"];
+    let config: ballast::expander::ExpanderConfig = ballast::input_file::parse(Path::new("expander.yaml"), text)
+        .unwrap_or_else(|e| panic!("the expander's configuration does not load: {e:#}\n{text}"));
+    config.validate().unwrap();
+    assert_eq!(config.on_demand_prices["m5.large"], 0.107, "the values' config is merged in");
+
+    let expander = rendered.expander.expect("the expander's Deployment").spec.unwrap();
+    let pod = expander.template.spec.unwrap();
+    let args = pod.containers[0].args.clone().unwrap();
+    assert_eq!(args[..2], ["expander", "--config=/etc/ballast/config/expander.yaml"]);
+    let tls = pod.volumes.unwrap().into_iter().find(|v| v.name == "tls").unwrap();
+    assert_eq!(tls.secret.unwrap().secret_name.as_deref(), Some("ballast-expander-tls"));
+    let labels = expander.template.metadata.unwrap().labels.unwrap();
+    for service in &rendered.services {
+        let selector = service.spec.as_ref().unwrap().selector.clone().unwrap();
+        let selects = selector.iter().all(|(k, v)| labels.get(k) == Some(v));
+        let name = service.metadata.name.as_deref().unwrap();
+        assert_eq!(selects, name.ends_with("-expander"), "Service {name} selecting the expander's pods");
+    }
+
+    let mut without_tls = helm();
+    without_tls
+        .args(["template", "ballast"])
+        .arg(root().join("deploy/chart/ballast"))
+        .args(["--set", "clusterName=c", "--set", "expander.enabled=true"]);
+    let output = without_tls.output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("expander.tls.secretName: Cluster Autoscaler connects to its expander only over TLS"), "{stderr}");
 }

@@ -164,6 +164,17 @@ fn full_snapshot() -> SnapshotData {
         fargate_pricing,
         proposals: Vec::new(),
         shapes: Default::default(),
+        group_options: vec![
+            GroupOptions {
+                group: d.s("group"),
+                scale_down_utilization_threshold: Some(d.f()),
+                scale_down_gpu_utilization_threshold: Some(d.f()),
+                scale_down_unneeded_seconds: Some(d.n()),
+                scale_down_unready_seconds: Some(d.n()),
+                ignore_daemonsets_utilization: Some(true),
+            },
+            GroupOptions { group: d.s("other"), ignore_daemonsets_utilization: Some(false), ..GroupOptions::default() },
+        ],
         metrics: vec![
             MetricSeries {
                 name: d.s("series"),

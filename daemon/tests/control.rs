@@ -4,6 +4,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "support/tls.rs"]
+mod tls;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -481,31 +484,10 @@ async fn python_grpcio_lists_the_services_by_reflection_and_calls_them() {
     }
 }
 
-/// A CA, a server certificate for `localhost` and a client certificate for `platform-team`,
-/// written to `dir` as PEM.
-fn certificates(dir: &Path) {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name.push(DnType::CommonName, "ballast test CA");
-    let ca_cert = ca.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca, ca_key);
-    std::fs::write(dir.join("ca.pem"), ca_cert.pem()).unwrap();
-    for (name, san, cn) in [("server", "localhost", "ballast"), ("client", "client.local", "platform-team")] {
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(vec![san.to_string()]).unwrap();
-        params.distinguished_name.push(DnType::CommonName, cn);
-        let cert = params.signed_by(&key, &issuer).unwrap();
-        std::fs::write(dir.join(format!("{name}.pem")), cert.pem()).unwrap();
-        std::fs::write(dir.join(format!("{name}.key")), key.serialize_pem()).unwrap();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn over_tls_a_client_certificate_from_the_configured_ca_may_change_the_mode_and_is_named_in_the_record() {
     let dir = tempfile::tempdir().unwrap();
-    certificates(dir.path());
+    tls::certificates(dir.path());
     let d = dir.path().display().to_string();
     let tls = format!("  tls: {{cert: {d}/server.pem, key: {d}/server.key, client-ca: {d}/ca.pem}}\n");
     let daemon = Daemon::start_in(dir, "steady-web", 60, &tls, "");

@@ -1,4 +1,4 @@
-//! Policies written in Python and TypeScript, and the SDK's starter templates, built by
+//! Policies written in Python, TypeScript and C, and the SDK's starter templates, built by
 //! `tests/build-plugins.sh` and run by the host like any other plugin. Missing components fail
 //! these tests: the toolchains are part of the suite.
 
@@ -137,7 +137,7 @@ fn the_starter_templates_build_and_run() {
         .pending_pods("default", "web", 3, "500m", "1Gi")
         .pending_pods("default", "api", 2, "1", "2Gi")
         .build();
-    for template in ["template_python", "template_typescript"] {
+    for template in ["template_python", "template_typescript", "template_c"] {
         let decisions = run(template, json!({"warm-nodes": 2}), snapshot.clone()).unwrap();
         assert_eq!(decisions.len(), 1, "{template}: {decisions:?}");
         assert_eq!(decisions[0].action, Action::ScaleTo { group: "m5".into(), size: 2 }, "{template}");
@@ -149,7 +149,7 @@ fn the_starter_templates_build_and_run() {
 }
 
 #[test]
-fn a_mixed_language_chain_survives_a_hostile_member() {
+fn a_mixed_language_chain_with_c_survives_a_hostile_member() {
     let mut looping =
         PluginSpec::from_file(&PathBuf::from(env!("BALLAST_PLUGIN_DIR")).join("hostile_policy.wasm")).unwrap();
     looping.settings = json!({"mode": "endless-loop"});
@@ -157,6 +157,7 @@ fn a_mixed_language_chain_survives_a_hostile_member() {
     let plugins = vec![
         load("capacity_floor", floor_settings()).unwrap(),
         host().load(looping).unwrap(),
+        load("template_c", json!({"warm-nodes": 12})).unwrap(),
         load("utilisation_threshold", json!({"groups": ["web"]})).unwrap(),
     ];
     let mut chain = PolicyChain::new(plugins);
@@ -166,7 +167,9 @@ fn a_mixed_language_chain_survives_a_hostile_member() {
     let outcome = chain.evaluate_blocking(Arc::new(snapshot));
     let kinds: Vec<&str> =
         outcome.reports.iter().map(|r| r.result.as_ref().map_or_else(|e| e.kind(), |_| "ok")).collect();
-    assert_eq!(kinds, vec!["ok", "deadline", "ok"]);
+    assert_eq!(kinds, vec!["ok", "deadline", "ok", "ok"]);
     let plugins: Vec<&str> = outcome.proposals.iter().map(|p| &*p.plugin).collect();
-    assert_eq!(plugins, vec!["capacity_floor", "utilisation_threshold"]);
+    assert_eq!(plugins, vec!["capacity_floor", "template_c", "utilisation_threshold"]);
+    let warm = &outcome.proposals[1].decision;
+    assert_eq!(warm.action, Action::ScaleTo { group: "web".into(), size: 10 }, "capped at max: {warm:?}");
 }

@@ -142,6 +142,7 @@ async fn a_garbage_quantity_is_counted_and_named_and_its_object_treated_as_unkno
         zones: Vec::new(),
         instances: Vec::new(),
         last_launch_failure: None,
+        options: Default::default(),
     };
     let obs = ballast::engine::observe::observe(
         view,

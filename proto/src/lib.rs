@@ -28,3 +28,45 @@ pub fn serialize_plugin_mode<S: serde::Serializer>(value: &i32, s: S) -> Result<
         Err(_) => s.serialize_i32(*value),
     }
 }
+
+/// Package `grpcplugin`: Cluster Autoscaler's gRPC expander (`grpcplugin/expander.proto`),
+/// served by `ballast expander`.
+pub mod grpcplugin {
+    tonic::include_proto!("grpcplugin");
+}
+
+/// The encoded `FileDescriptorSet` of `grpcplugin` and the Kubernetes messages it carries.
+pub const EXPANDER_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/expander_descriptor.bin"));
+
+/// The Kubernetes messages (the fields Ballast reads) in their protobuf encoding, under
+/// their own package names (`k8s.io.api.core.v1` is `k8s::io::api::core::v1`).
+pub mod k8s {
+    pub mod io {
+        pub mod api {
+            pub mod core {
+                pub mod v1 {
+                    tonic::include_proto!("k8s.io.api.core.v1");
+                }
+            }
+        }
+        pub mod apimachinery {
+            pub mod pkg {
+                pub mod api {
+                    pub mod resource {
+                        tonic::include_proto!("k8s.io.apimachinery.pkg.api.resource");
+                    }
+                }
+                pub mod apis {
+                    pub mod meta {
+                        pub mod v1 {
+                            tonic::include_proto!("k8s.io.apimachinery.pkg.apis.meta.v1");
+                        }
+                    }
+                }
+                pub mod runtime {
+                    tonic::include_proto!("k8s.io.apimachinery.pkg.runtime");
+                }
+            }
+        }
+    }
+}

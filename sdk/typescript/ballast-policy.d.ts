@@ -1,9 +1,9 @@
-// Type declarations for the `ballast:policy@0.1.2` world as componentize-js presents it to a
+// Type declarations for the `ballast:policy@0.1.3` world as componentize-js presents it to a
 // plugin: records are objects with camelCase fields, variants are `{ tag, val }`, enums are
 // kebab-case strings, `option<T>` is `T | undefined`, and u64 values are `bigint`.
 // Keep in step with sdk/wit/policy.wit.
 
-declare module "ballast:policy/types@0.1.2" {
+declare module "ballast:policy/types@0.1.3" {
   export interface Resources { cpuMillis: bigint; memoryBytes: bigint; pods: number; gpus: number }
   export interface Label { key: string; value: string }
   export type TaintEffect = "no-schedule" | "prefer-no-schedule" | "no-execute";
@@ -47,16 +47,23 @@ declare module "ballast:policy/types@0.1.2" {
   export interface Proposal { plugin: string; decision: Decision }
   export interface MetricPoint { atMillis: bigint; value: number }
   export interface MetricSeries { name: string; points: MetricPoint[]; readAtMillis: bigint; error?: string }
+  /** Cluster Autoscaler's per-group settings from the group's tags (since 0.1.3). */
+  export interface GroupOptions {
+    group: string; scaleDownUtilizationThreshold?: number; scaleDownGpuUtilizationThreshold?: number;
+    scaleDownUnneededSeconds?: bigint; scaleDownUnreadySeconds?: bigint; ignoreDaemonsetsUtilization?: boolean;
+  }
 }
 
-declare module "ballast:policy/host@0.1.2" {
+declare module "ballast:policy/host@0.1.3" {
   export type Level = "trace" | "debug" | "info" | "warn" | "error";
   export function log(level: Level, message: string): void;
   export function nowMillis(): bigint;
 }
 
-declare module "ballast:policy/snapshot@0.1.2" {
-  import type { FargatePricing, MetricSeries, Node, NodeGroup, PendingPod, PendingShape, Proposal, Workload } from "ballast:policy/types@0.1.2";
+declare module "ballast:policy/snapshot@0.1.3" {
+  import type {
+    FargatePricing, GroupOptions, MetricSeries, Node, NodeGroup, PendingPod, PendingShape, Proposal, Workload,
+  } from "ballast:policy/types@0.1.3";
   export class Snapshot {
     takenAtMillis(): bigint;
     nodeGroups(): NodeGroup[];
@@ -72,14 +79,16 @@ declare module "ballast:policy/snapshot@0.1.2" {
     proposals(): Proposal[];
     /** CloudWatch series the configuration names (since 0.1.1). */
     metrics(): MetricSeries[];
+    /** Cluster Autoscaler's settings of the groups that set any (since 0.1.3). */
+    groupOptions(): GroupOptions[];
   }
 }
 
 /** What the plugin's `policy` export must look like. Throw a string to return an error. */
 declare interface BallastPolicyExport {
   validateSettings(settings: string): void;
-  evaluate(snapshot: import("ballast:policy/snapshot@0.1.2").Snapshot): {
-    decisions: import("ballast:policy/types@0.1.2").Decision[];
+  evaluate(snapshot: import("ballast:policy/snapshot@0.1.3").Snapshot): {
+    decisions: import("ballast:policy/types@0.1.3").Decision[];
     state?: Uint8Array;
   };
 }

@@ -213,6 +213,10 @@ impl AwsCapacity {
             self.refresh_spot(&names).await;
         }
         let (mut labels, taints, resources) = templates::node_template(group);
+        let (options, unreadable) = templates::autoscaling_options(group);
+        for bad in unreadable {
+            bad.report_to(&self.inner.unreadable, &format!("Auto Scaling group {id}"));
+        }
         // What EKS managed node groups label their nodes with; a node-template tag wins.
         let capacity = if spot { CapacityType::Spot } else { CapacityType::OnDemand };
         labels.entry(CAPACITY_TYPE_LABEL.to_string()).or_insert_with(|| capacity.label().to_string());
@@ -255,6 +259,7 @@ impl AwsCapacity {
             zones: group.availability_zones().to_vec(),
             instances,
             last_launch_failure,
+            options,
         })
     }
 }

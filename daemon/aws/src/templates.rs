@@ -7,11 +7,14 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use aws_sdk_autoscaling::types::AutoScalingGroup;
+use ballast_engine::unreadable::BadValue;
 use ballast_sdk::{Resources, Taint};
 
 pub const LABEL_TAG: &str = "k8s.io/cluster-autoscaler/node-template/label/";
 pub const TAINT_TAG: &str = "k8s.io/cluster-autoscaler/node-template/taint/";
 pub const RESOURCE_TAG: &str = "k8s.io/cluster-autoscaler/node-template/resources/";
+/// Cluster Autoscaler's per-group settings (see [`autoscaling_options`]).
+pub const OPTIONS_TAG: &str = "k8s.io/cluster-autoscaler/node-template/autoscaling-options/";
 /// EKS managed node groups tag their ASG with the node group's name; their nodes carry it as
 /// the `eks.amazonaws.com/nodegroup` label.
 pub const EKS_NODEGROUP_TAG: &str = "eks:nodegroup-name";
@@ -135,6 +138,51 @@ pub fn node_template(group: &AutoScalingGroup) -> (BTreeMap<String, String>, Vec
     (labels, taints, resources)
 }
 
+/// Cluster Autoscaler's per-group settings from the group's `autoscaling-options` tags, as CA
+/// reads them: thresholds as fractions (`0.5`), times as durations (`10m`, `10m0s`),
+/// `ignoredaemonsetsutilization` as `true` or `false`.
+///
+/// # Errors
+/// Each tag whose value cannot be read, or that names no option CA knows; the others are
+/// still applied. A value that cannot be read is left unset, so the policy's own setting
+/// applies to that group.
+pub fn autoscaling_options(group: &AutoScalingGroup) -> (ballast_sdk::GroupOptions, Vec<BadValue>) {
+    let mut options = ballast_sdk::GroupOptions {
+        group: group.auto_scaling_group_name().unwrap_or_default().to_string(),
+        ..Default::default()
+    };
+    let mut bad = Vec::new();
+    for tag in group.tags() {
+        let Some(option) = tag.key().and_then(|k| k.strip_prefix(OPTIONS_TAG)) else { continue };
+        let value = tag.value().unwrap_or_default();
+        let read = read_option(&mut options, option, value.trim());
+        if let Err(error) = read {
+            bad.push(BadValue { field: format!("tag {OPTIONS_TAG}{option}"), value: value.to_string(), error });
+        }
+    }
+    (options, bad)
+}
+
+fn read_option(options: &mut ballast_sdk::GroupOptions, option: &str, value: &str) -> Result<(), String> {
+    let fraction = || match value.parse::<f64>() {
+        Ok(f) if (0.0..=1.0).contains(&f) => Ok(f),
+        _ => Err("not a fraction between 0 and 1".to_string()),
+    };
+    let seconds = || ballast_engine::duration::parse(value).map(|d| d.as_secs());
+    match option {
+        "scaledownutilizationthreshold" => options.scale_down_utilization_threshold = Some(fraction()?),
+        "scaledowngpuutilizationthreshold" => options.scale_down_gpu_utilization_threshold = Some(fraction()?),
+        "scaledownunneededtime" => options.scale_down_unneeded_seconds = Some(seconds()?),
+        "scaledownunreadytime" => options.scale_down_unready_seconds = Some(seconds()?),
+        "ignoredaemonsetsutilization" => {
+            let flag = value.parse::<bool>().map_err(|_| "neither true nor false".to_string())?;
+            options.ignore_daemonsets_utilization = Some(flag);
+        }
+        _ => return Err("not an option Cluster Autoscaler knows".into()),
+    }
+    Ok(())
+}
+
 /// Capacity with the node-template resource tags applied (GPUs, or a pod limit).
 pub fn with_resource_tags(mut capacity: Resources, tags: &BTreeMap<String, String>) -> Resources {
     for (name, value) in tags {
@@ -177,5 +225,33 @@ mod tests {
         );
         let capacity = with_resource_tags(Resources::default(), &resources);
         assert_eq!(capacity.gpus, 4);
+    }
+
+    #[test]
+    fn autoscaling_option_tags_are_read_and_a_bad_one_is_named_and_left_unset() {
+        let tag = |k: &str, v: &str| TagDescription::builder().key(format!("{OPTIONS_TAG}{k}")).value(v).build();
+        let group = AutoScalingGroup::builder()
+            .auto_scaling_group_name("batch")
+            .tags(tag("scaledownutilizationthreshold", "0.7"))
+            .tags(tag("scaledownunneededtime", "10m0s"))
+            .tags(tag("ignoredaemonsetsutilization", "true"))
+            .tags(tag("scaledownunreadytime", "soon"))
+            .tags(tag("scaledowngpuutilizationthreshold", "1.5"))
+            .build();
+        let (options, bad) = autoscaling_options(&group);
+        assert_eq!(options.group, "batch");
+        assert_eq!(options.scale_down_utilization_threshold, Some(0.7));
+        assert_eq!(options.scale_down_unneeded_seconds, Some(600));
+        assert_eq!(options.ignore_daemonsets_utilization, Some(true));
+        assert_eq!((options.scale_down_unready_seconds, options.scale_down_gpu_utilization_threshold), (None, None));
+        let fields: Vec<&str> = bad.iter().map(|b| b.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "tag k8s.io/cluster-autoscaler/node-template/autoscaling-options/scaledownunreadytime",
+                "tag k8s.io/cluster-autoscaler/node-template/autoscaling-options/scaledowngpuutilizationthreshold"
+            ]
+        );
+        assert!(bad[1].to_string().contains("\"1.5\""), "{}", bad[1]);
     }
 }

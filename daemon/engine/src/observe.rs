@@ -215,6 +215,11 @@ pub fn observe(cluster: ClusterView, mut groups: Vec<GroupView>, cx: &ObserveCon
             fargate_pricing: cx.fargate_pricing.clone(),
             proposals: Vec::new(),
             metrics: cx.metrics.clone(),
+            group_options: groups
+                .iter()
+                .filter(|g| !g.options.is_empty())
+                .map(|g| ballast_sdk::GroupOptions { group: g.id.clone(), ..g.options.clone() })
+                .collect(),
             shapes: Default::default(),
         }),
         groups: group_facts,

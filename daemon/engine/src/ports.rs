@@ -346,6 +346,8 @@ pub struct GroupView {
     pub zones: Vec<String>,
     pub instances: Vec<InstanceView>,
     pub last_launch_failure: Option<LaunchFailure>,
+    /// Cluster Autoscaler's per-group settings (its `autoscaling-options` tags).
+    pub options: ballast_sdk::GroupOptions,
 }
 
 /// A metric series to read (CloudWatch `GetMetricData` in AWS).

@@ -22,6 +22,8 @@ pub enum Record {
     Removal(RemovalRecord),
     /// A change asked for through the control API: mode, plugins.
     Control(ControlRecord),
+    /// An answer to Cluster Autoscaler's expander (`ballast expander`).
+    Expander(ExpanderRecord),
 }
 
 impl Record {
@@ -31,6 +33,7 @@ impl Record {
             Record::Decision(r) => r.tick,
             Record::Removal(r) => r.tick,
             Record::Control(r) => r.tick,
+            Record::Expander(r) => r.call,
         }
     }
 
@@ -40,6 +43,7 @@ impl Record {
             Record::Decision(r) => r.at_millis,
             Record::Removal(r) => r.at_millis,
             Record::Control(r) => r.at_millis,
+            Record::Expander(r) => r.at_millis,
         }
     }
 }
@@ -55,6 +59,44 @@ pub struct ControlRecord {
     pub caller: String,
     /// What changed, e.g. `mode enforce -> paused`.
     pub change: String,
+    pub reason: String,
+}
+
+/// One BestOptions call of Cluster Autoscaler's expander: the options CA offered, the ones
+/// the policies chose (best first) and why. CA keeps all of its options when `chosen` is
+/// empty or the call failed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ExpanderRecord {
+    /// The call's number since the expander started (its `tick`).
+    pub call: u64,
+    pub at_millis: u64,
+    pub offered: Vec<OfferSummary>,
+    pub chosen: Vec<ChosenOption>,
+    pub plugins: Vec<PluginRun>,
+    /// Why no answer was given: a request that cannot be read, a plugin that failed, the
+    /// deadline. CA then makes its own choice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// One of CA's options, as offered.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct OfferSummary {
+    pub group: String,
+    pub node_count: u32,
+    /// Pending pods the option would schedule.
+    pub pods: usize,
+}
+
+/// An option the policies chose: the scale-up proposal that named its group, and its plugin.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ChosenOption {
+    pub group: String,
+    pub plugin: String,
+    pub proposed: Action,
     pub reason: String,
 }
 

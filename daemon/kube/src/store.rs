@@ -91,7 +91,8 @@ fn workload_kind(kind: &str) -> WorkloadKind {
     }
 }
 
-fn controller(meta: &ObjectMeta) -> Option<(WorkloadKind, String)> {
+/// The kind and name of the object that controls this one (its controller owner reference).
+pub fn controller(meta: &ObjectMeta) -> Option<(WorkloadKind, String)> {
     meta.owner_references
         .iter()
         .flatten()

@@ -254,6 +254,9 @@ impl snapshot::HostSnapshot for PluginCtx {
     fn metrics(&mut self, _: Resource<SnapshotResource>) -> wasmtime::Result<Vec<types::MetricSeries>> {
         Ok(self.input.snapshot.metrics())
     }
+    fn group_options(&mut self, _: Resource<SnapshotResource>) -> wasmtime::Result<Vec<types::GroupOptions>> {
+        Ok(self.input.snapshot.group_options())
+    }
     fn drop(&mut self, handle: Resource<SnapshotResource>) -> wasmtime::Result<()> {
         self.table.delete(handle)?;
         Ok(())

@@ -157,6 +157,17 @@ pub fn metric_series(s: &m::MetricSeries) -> w::MetricSeries {
     }
 }
 
+pub fn group_options(o: &m::GroupOptions) -> w::GroupOptions {
+    w::GroupOptions {
+        group: o.group.clone(),
+        scale_down_utilization_threshold: o.scale_down_utilization_threshold,
+        scale_down_gpu_utilization_threshold: o.scale_down_gpu_utilization_threshold,
+        scale_down_unneeded_seconds: o.scale_down_unneeded_seconds,
+        scale_down_unready_seconds: o.scale_down_unready_seconds,
+        ignore_daemonsets_utilization: o.ignore_daemonsets_utilization,
+    }
+}
+
 pub fn fargate_pricing(f: &m::FargatePricing) -> w::FargatePricing {
     w::FargatePricing {
         per_vcpu_hour: f.per_vcpu_hour,

@@ -64,6 +64,10 @@ impl SharedSnapshot {
     pub fn metrics(&self) -> Vec<w::MetricSeries> {
         self.data.metrics.iter().map(convert::metric_series).collect()
     }
+
+    pub fn group_options(&self) -> Vec<w::GroupOptions> {
+        self.data.group_options.iter().map(convert::group_options).collect()
+    }
 }
 
 /// Everything one plugin's evaluation reads.

@@ -18,7 +18,7 @@ pub struct DecisionsArgs {
     /// Only the last N decisions.
     #[arg(long, value_name = "N")]
     tail: Option<usize>,
-    /// Include tick and removal records, not just decisions.
+    /// Include tick, removal and control records, not just decisions and expander answers.
     #[arg(long)]
     all: bool,
     #[arg(short, long, value_enum, default_value_t)]
@@ -31,7 +31,7 @@ pub fn run(args: DecisionsArgs) -> anyhow::Result<ExitCode> {
         eprintln!("{}:{line}: skipped an unreadable record ({error})", args.journal.display());
     }
     let mut records: Vec<&Record> =
-        contents.records.iter().filter(|r| args.all || matches!(r, Record::Decision(_))).collect();
+        contents.records.iter().filter(|r| args.all || matches!(r, Record::Decision(_) | Record::Expander(_))).collect();
     if let Some(n) = args.tail {
         records = records.split_off(records.len().saturating_sub(n));
     }
@@ -86,6 +86,25 @@ pub fn run(args: DecisionsArgs) -> anyhow::Result<ExitCode> {
                     String::new(),
                     serde_json::to_value(&r.outcome).map(|v| v.to_string()).unwrap_or_default(),
                     format!("started at tick {}", r.started_tick),
+                ]);
+            }
+            Record::Expander(e) => {
+                let offered: Vec<String> =
+                    e.offered.iter().map(|o| format!("{} +{} ({} pods)", o.group, o.node_count, o.pods)).collect();
+                let chosen: Vec<&str> = e.chosen.iter().map(|c| c.group.as_str()).collect();
+                let (plugin, reason) = e.chosen.first().map_or(("", ""), |c| (c.plugin.as_str(), c.reason.as_str()));
+                let answer = match (&e.error, chosen.is_empty()) {
+                    (Some(error), _) => format!("failed: {error}"),
+                    (None, true) => "none chosen".into(),
+                    (None, false) => format!("chose {}", chosen.join(", ")),
+                };
+                t.add_row(vec![
+                    e.call.to_string(),
+                    format!("(expander) {plugin}"),
+                    format!("options {}", offered.join(", ")),
+                    String::new(),
+                    answer,
+                    reason.to_string(),
                 ]);
             }
             Record::Control(c) => {

@@ -12,6 +12,7 @@ macro_rules! outln {
 mod chart;
 mod ctl;
 mod decisions;
+mod expander;
 mod fixture;
 mod plugin;
 mod render;
@@ -69,6 +70,9 @@ pub enum Command {
     /// Talk to a running daemon over its control API: status, groups, decisions (--follow),
     /// plugins, mode, simulate, explain.
     Ctl(ctl::CtlArgs),
+    /// Serve Cluster Autoscaler's gRPC expander (`--expander=grpc`): Ballast's policies pick
+    /// among CA's scale-up options, and every answer is recorded.
+    Expander(expander::ExpanderArgs),
 }
 
 /// How results are printed.
@@ -90,5 +94,6 @@ pub fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Decisions(args) => decisions::run(args),
         Command::Run(args) => run::run(args),
         Command::Ctl(args) => ctl::run(args),
+        Command::Expander(args) => expander::run(args),
     }
 }

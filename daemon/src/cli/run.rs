@@ -71,7 +71,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .unwrap_or_else(|| format!("ballast-{}", std::process::id()));
 
     let host = PolicyHost::new(HostConfig::default())?;
-    let chain = chain(&host, &config)?;
+    let chain = chain(&host, &config.policies)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let result = match args.sim.simulate.clone() {
         Some(scenario) => runtime.block_on(serve::simulated(config, args.config, &args.sim, &scenario, chain, host)),
@@ -86,9 +86,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 
 /// The configured policies, loaded, each remembering where it came from (a path, or
 /// `bundled:NAME`) so that the control API and a reload can load it again.
-fn chain(host: &PolicyHost, config: &DaemonConfig) -> anyhow::Result<PolicyChain> {
+pub(super) fn chain(host: &PolicyHost, policies: &[crate::daemon_config::PolicyEntry]) -> anyhow::Result<PolicyChain> {
     let mut entries = Vec::new();
-    for (i, entry) in config.policies.iter().enumerate() {
+    for (i, entry) in policies.iter().enumerate() {
         entries.push(load_entry(host, entry).map_err(|e| anyhow::anyhow!("policies[{i}].{e}"))?);
     }
     Ok(PolicyChain::of(entries))
@@ -96,13 +96,19 @@ fn chain(host: &PolicyHost, config: &DaemonConfig) -> anyhow::Result<PolicyChain
 
 /// The recorder, with the journal's records read back so that a restart keeps its history.
 pub(super) fn recorder(config: &DaemonConfig) -> anyhow::Result<Recorder> {
-    let Some(path) = &config.journal else { return Ok(Recorder::new(config.engine.ring_size, None)) };
+    open_recorder(config.journal.as_deref(), config.engine.ring_size)
+}
+
+/// A recorder keeping `ring_size` records, appending to the journal at `path` if any, with
+/// the journal's records read back.
+pub(super) fn open_recorder(path: Option<&std::path::Path>, ring_size: usize) -> anyhow::Result<Recorder> {
+    let Some(path) = path else { return Ok(Recorder::new(ring_size, None)) };
     let old = match path.exists() {
         true => journal::read(path).with_context(|| format!("reading the journal {}", path.display()))?.records,
         false => Vec::new(),
     };
     let journal = Journal::open(path, false).with_context(|| format!("opening the journal {}", path.display()))?;
-    let recorder = Recorder::new(config.engine.ring_size, Some(journal));
+    let recorder = Recorder::new(ring_size, Some(journal));
     recorder.restore(old);
     Ok(recorder)
 }

@@ -84,16 +84,7 @@ pub fn record(stamped: &Stamped) -> pb::Record {
                     backoff_until_unix_millis: g.backoff_until_millis.unwrap_or(0) as i64,
                 })
                 .collect(),
-            plugins: t
-                .plugins
-                .iter()
-                .map(|p| pb::PluginRun {
-                    plugin: p.plugin.clone(),
-                    elapsed_micros: p.elapsed_micros,
-                    decisions: p.decisions as u32,
-                    error: p.error.clone().unwrap_or_default(),
-                })
-                .collect(),
+            plugins: t.plugins.iter().map(plugin_run).collect(),
         }),
         Record::Decision(d) => {
             let (applied, why) = match &d.guard {
@@ -136,6 +127,25 @@ pub fn record(stamped: &Stamped) -> pb::Record {
             change: c.change.clone(),
             reason: c.reason.clone(),
         }),
+        Record::Expander(e) => Kind::Expander(pb::ExpanderRecord {
+            offered: e
+                .offered
+                .iter()
+                .map(|o| pb::ExpanderOffer { group: o.group.clone(), node_count: o.node_count, pods: o.pods as u32 })
+                .collect(),
+            chosen: e
+                .chosen
+                .iter()
+                .map(|c| pb::ExpanderChoice {
+                    group: c.group.clone(),
+                    plugin: c.plugin.clone(),
+                    proposed: Some(action(&c.proposed)),
+                    reason: c.reason.clone(),
+                })
+                .collect(),
+            plugins: e.plugins.iter().map(plugin_run).collect(),
+            error: e.error.clone().unwrap_or_default(),
+        }),
     };
     pb::Record {
         id: stamped.id,
@@ -143,5 +153,14 @@ pub fn record(stamped: &Stamped) -> pb::Record {
         at_unix_millis: r.at_millis() as i64,
         kind: Some(kind),
         json: stamped.json().to_string(),
+    }
+}
+
+fn plugin_run(p: &crate::engine::record::PluginRun) -> pb::PluginRun {
+    pb::PluginRun {
+        plugin: p.plugin.clone(),
+        elapsed_micros: p.elapsed_micros,
+        decisions: p.decisions as u32,
+        error: p.error.clone().unwrap_or_default(),
     }
 }

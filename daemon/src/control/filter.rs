@@ -98,6 +98,13 @@ impl Filter {
             Record::Control(_) => {
                 self.plugin.as_deref().is_none_or(|p| p == crate::engine::HOST) && self.is_unfiltered()
             }
+            Record::Expander(e) => {
+                self.plugin.as_ref().is_none_or(|p| e.chosen.iter().any(|c| c.plugin == *p))
+                    && self.group.as_ref().is_none_or(|g| e.offered.iter().any(|o| o.group == *g))
+                    && self.node.is_none()
+                    && self.workload.is_none()
+                    && self.outcome.as_ref().is_none_or(|o| *o == expander_outcome(e))
+            }
             Record::Removal(r) => {
                 self.plugin.is_none()
                     && self.workload.is_none()
@@ -120,6 +127,15 @@ impl Filter {
     /// No subject filter: tick and control records go with any time range only.
     fn is_unfiltered(&self) -> bool {
         self.group.is_none() && self.node.is_none() && self.workload.is_none() && self.outcome.is_none()
+    }
+}
+
+/// `chosen`, `none-chosen` or `failed`: what an outcome filter matches on an expander record.
+pub fn expander_outcome(e: &crate::engine::record::ExpanderRecord) -> &'static str {
+    match (&e.error, e.chosen.is_empty()) {
+        (Some(_), _) => "failed",
+        (None, true) => "none-chosen",
+        (None, false) => "chosen",
     }
 }
 

@@ -16,7 +16,7 @@ pub mod auth;
 pub mod convert;
 pub mod filter;
 pub mod server;
-mod service;
+pub(crate) mod service;
 pub mod settings;
 
 use std::sync::Arc;

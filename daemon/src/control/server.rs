@@ -20,6 +20,8 @@ pub enum ServeError {
     TlsFile { field: &'static str, path: String, source: std::io::Error },
     #[error("control.tls: {0}")]
     Tls(tonic::transport::Error),
+    #[error("tls: required: Cluster Autoscaler connects to its expander only over TLS")]
+    TlsRequired,
     #[error("server reflection: {0}")]
     Reflection(String),
     #[error("the control API stopped: {0}")]
@@ -30,7 +32,7 @@ fn read(field: &'static str, path: &std::path::Path) -> Result<Vec<u8>, ServeErr
     std::fs::read(path).map_err(|source| ServeError::TlsFile { field, path: path.display().to_string(), source })
 }
 
-fn tls_config(files: &TlsFiles) -> Result<ServerTlsConfig, ServeError> {
+pub(crate) fn tls_config(files: &TlsFiles) -> Result<ServerTlsConfig, ServeError> {
     let identity = Identity::from_pem(read("cert", &files.cert)?, read("key", &files.key)?);
     let mut tls = ServerTlsConfig::new().identity(identity);
     if let Some(ca) = &files.client_ca {
@@ -44,7 +46,7 @@ fn tls_config(files: &TlsFiles) -> Result<ServerTlsConfig, ServeError> {
 /// tonic refuses a request above the size cap with OUT_OF_RANGE; gRPC's status codes (and
 /// every other implementation) say RESOURCE_EXHAUSTED, which is what clients retry on or not.
 /// The refusal is a trailers-only response, so its status is in the headers.
-fn too_large_is_resource_exhausted(
+pub(crate) fn too_large_is_resource_exhausted(
     mut response: http::Response<tonic::body::Body>,
 ) -> http::Response<tonic::body::Body> {
     let headers = response.headers_mut();

@@ -74,7 +74,7 @@ impl Metrics {
                     f.removals_abandoned.get_or_create(&GroupLabel { node_group: r.group.clone() }).inc();
                 }
             },
-            Record::Control(_) => {}
+            Record::Control(_) | Record::Expander(_) => {}
         }
     }
 

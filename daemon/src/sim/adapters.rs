@@ -139,6 +139,7 @@ impl Capacity for SimHandle {
                     })
                     .collect(),
                 last_launch_failure: g.last_failure.clone(),
+                options: Default::default(),
             })
             .collect())
     }

@@ -173,6 +173,7 @@ impl Capacity for RecordingCapacity {
                 })
                 .collect(),
             last_launch_failure: None,
+            options: Default::default(),
         }])
     }
 

@@ -1,5 +1,6 @@
 //! Scale-down: nodes under the utilisation threshold for long enough, whose load fits
-//! elsewhere.
+//! elsewhere. A group tagged with Cluster Autoscaler's `autoscaling-options` has its own
+//! threshold (GPU nodes: the GPU threshold) and unneeded time, over the settings.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -7,8 +8,33 @@ use ballast_sdk::prelude::*;
 
 use crate::{Settings, State};
 
+/// The threshold and unneeded time that apply to one group's nodes.
+#[derive(Clone, Copy)]
+struct GroupRule {
+    threshold: f64,
+    gpu_threshold: f64,
+    unneeded_seconds: u64,
+}
+
+impl GroupRule {
+    fn of(options: Option<&GroupOptions>, settings: &Settings) -> Self {
+        let threshold = options.and_then(|o| o.scale_down_utilization_threshold).unwrap_or(settings.utilisation_threshold);
+        GroupRule {
+            threshold,
+            gpu_threshold: options.and_then(|o| o.scale_down_gpu_utilization_threshold).unwrap_or(threshold),
+            unneeded_seconds: options.and_then(|o| o.scale_down_unneeded_seconds).unwrap_or(settings.unneeded_seconds),
+        }
+    }
+
+    fn threshold_for(&self, node: &Node) -> f64 {
+        if node.allocatable.gpus > 0 { self.gpu_threshold } else { self.threshold }
+    }
+}
+
 pub fn plan(snapshot: &dyn Snapshot, settings: &Settings, state: &mut State) -> Vec<Decision> {
     let now = snapshot.taken_at_millis();
+    let options: HashMap<&str, &GroupOptions> = snapshot.group_options().iter().map(|o| (o.group.as_str(), o)).collect();
+    let rule = |group: &str| GroupRule::of(options.get(group).copied(), settings);
     let groups: HashMap<&str, &NodeGroup> =
         snapshot.node_groups().iter().filter(|g| g.kind == NodeGroupKind::Asg).map(|g| (g.id.as_str(), g)).collect();
     let nodes = snapshot.nodes();
@@ -18,18 +44,18 @@ pub fn plan(snapshot: &dyn Snapshot, settings: &Settings, state: &mut State) -> 
     let mut since = BTreeMap::new();
     for node in nodes.iter().filter(|n| managed(n)) {
         let utilisation = node.utilisation();
-        if utilisation < settings.utilisation_threshold {
+        if utilisation < rule(node.group.as_deref().unwrap_or_default()).threshold_for(node) {
             let first = state.get(&node.name).copied().unwrap_or(now);
             since.insert(node.name.clone(), first);
         }
     }
     *state = since;
 
-    let unneeded_ms = settings.unneeded_seconds.saturating_mul(1000);
+    let unneeded = |n: &Node| rule(n.group.as_deref().unwrap_or_default()).unneeded_seconds.saturating_mul(1000);
     let mut candidates: Vec<&Node> = nodes
         .iter()
         .filter(|n| managed(n) && n.removal_blocker.is_none())
-        .filter(|n| state.get(&n.name).is_some_and(|&s| now.saturating_sub(s) >= unneeded_ms))
+        .filter(|n| state.get(&n.name).is_some_and(|&s| now.saturating_sub(s) >= unneeded(n)))
         .collect();
     if candidates.is_empty() {
         return Vec::new();
@@ -71,6 +97,7 @@ pub fn plan(snapshot: &dyn Snapshot, settings: &Settings, state: &mut State) -> 
     chosen
         .into_iter()
         .map(|(group, nodes)| {
+            let rule = rule(group);
             let details: Vec<String> = nodes
                 .iter()
                 .map(|n| {
@@ -83,8 +110,8 @@ pub fn plan(snapshot: &dyn Snapshot, settings: &Settings, state: &mut State) -> 
                 format!(
                     "group {group}: {} under {:.0}% utilisation for at least {} min, and their pods fit on the remaining nodes",
                     details.join(", "),
-                    settings.utilisation_threshold * 100.0,
-                    settings.unneeded_seconds / 60
+                    rule.threshold * 100.0,
+                    rule.unneeded_seconds / 60
                 ),
             )
         })

@@ -7,6 +7,10 @@
 //! - Empty nodes (DaemonSet pods only) come first, then the lightest; each chosen node's
 //!   pods take the room they need, so two nodes never count on the same room.
 //! - A candidate must stay one for `consolidate-after-seconds` (0: at once).
+//! - A group tagged with Cluster Autoscaler's `autoscaling-options` keeps CA's behaviour: only
+//!   nodes under its `scaledownutilizationthreshold` are candidates, and they wait its
+//!   `scaledownunneededtime` instead of `consolidate-after-seconds` (with
+//!   `ignoredaemonsetsutilization`, DaemonSet pods do not count towards the threshold).
 //! - Churn control: at most `disruption-budget` of the nodes are being removed at once
 //!   (removals in progress count), nothing below a group's min-size, and nothing in a group
 //!   that grew in the last `stabilise-seconds`, so capacity asked for a minute ago is not
@@ -131,6 +135,9 @@ struct Candidate<'a> {
     node: &'a Node,
     group: &'a NodeGroup,
     load: Load,
+    /// How long it must stay removable: the group's Cluster Autoscaler unneeded time when it
+    /// is tagged with one, else `consolidate-after-seconds`.
+    wait_seconds: u64,
 }
 
 struct Plan<'a> {
@@ -170,6 +177,8 @@ impl<'a> Plan<'a> {
         let allowed = ((managed.len() as f64 * settings.disruption_budget).floor() as usize).max(1);
         let ready: Vec<&Node> = managed.iter().copied().filter(|n| n.ready && !n.cordoned).collect();
         let daemonsets = daemonset_load(snapshot.workloads(), ready.len());
+        let options: BTreeMap<&str, &GroupOptions> =
+            snapshot.group_options().iter().map(|o| (o.group.as_str(), o)).collect();
         let mut targets: BTreeMap<&str, Vec<Target>> = BTreeMap::new();
         let mut candidates = Vec::new();
         for node in ready {
@@ -182,11 +191,21 @@ impl<'a> Plan<'a> {
                 pods: node.pod_count.saturating_sub(daemonsets.pods),
                 requests: node.requested.saturating_sub(&daemonsets.requests),
             };
+            // A group tuned for Cluster Autoscaler keeps its threshold: busier nodes stay.
+            let tagged = options.get(group.id.as_str()).copied();
+            let used = match tagged.and_then(|o| o.ignore_daemonsets_utilization) {
+                Some(true) => load.requests.utilisation_of(&node.allocatable),
+                _ => node.utilisation(),
+            };
+            let under = tagged.and_then(|o| o.scale_down_utilization_threshold).is_none_or(|t| used < t);
             let wanted = node.removal_blocker.is_none()
                 && (settings.underutilised || load.pods == 0)
+                && under
                 && !held.contains(&group.id.as_str());
             if wanted {
-                candidates.push(Candidate { node, group, load });
+                let wait_seconds =
+                    tagged.and_then(|o| o.scale_down_unneeded_seconds).unwrap_or(settings.consolidate_after_seconds);
+                candidates.push(Candidate { node, group, load, wait_seconds });
             }
         }
         candidates.sort_by(|a, b| {
@@ -229,8 +248,7 @@ impl<'a> Plan<'a> {
             let room_above_min = c.group.desired_size.saturating_sub(c.group.min_size) > removing;
             let settled = self.now.saturating_sub(self.state.groups.get(group).map_or(0, |g| g.grew_at))
                 >= self.settings.stabilise_seconds * 1000;
-            let wait =
-                self.settings.consolidate_after_seconds * 1000 + self.state.groups.get(group).map_or(0, |g| g.wait_ms);
+            let wait = c.wait_seconds * 1000 + self.state.groups.get(group).map_or(0, |g| g.wait_ms);
             let due = self.now.saturating_sub(first) >= wait;
             if !(due && settled && room_above_min && self.budget > 0) {
                 targets.push(mine);

@@ -58,6 +58,7 @@ struct WasmSnapshot<'a> {
     fargate: OnceCell<m::FargatePricing>,
     proposals: OnceCell<Vec<m::Proposal>>,
     metrics: OnceCell<Vec<m::MetricSeries>>,
+    group_options: OnceCell<Vec<m::GroupOptions>>,
 }
 
 impl<'a> WasmSnapshot<'a> {
@@ -72,6 +73,7 @@ impl<'a> WasmSnapshot<'a> {
             fargate: OnceCell::new(),
             proposals: OnceCell::new(),
             metrics: OnceCell::new(),
+            group_options: OnceCell::new(),
         }
     }
 }
@@ -115,6 +117,20 @@ impl Snapshot for WasmSnapshot<'_> {
     }
     fn metrics(&self) -> &[m::MetricSeries] {
         self.metrics.get_or_init(|| self.handle.metrics().into_iter().map(metric_series).collect())
+    }
+    fn group_options(&self) -> &[m::GroupOptions] {
+        self.group_options.get_or_init(|| self.handle.group_options().into_iter().map(group_options).collect())
+    }
+}
+
+fn group_options(o: w::GroupOptions) -> m::GroupOptions {
+    m::GroupOptions {
+        group: o.group,
+        scale_down_utilization_threshold: o.scale_down_utilization_threshold,
+        scale_down_gpu_utilization_threshold: o.scale_down_gpu_utilization_threshold,
+        scale_down_unneeded_seconds: o.scale_down_unneeded_seconds,
+        scale_down_unready_seconds: o.scale_down_unready_seconds,
+        ignore_daemonsets_utilization: o.ignore_daemonsets_utilization,
     }
 }
 

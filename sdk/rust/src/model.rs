@@ -319,6 +319,32 @@ pub struct PendingPod {
     pub age_seconds: u64,
 }
 
+/// Cluster Autoscaler's per-group settings (interface 0.1.3), from the Auto Scaling group's
+/// tags `k8s.io/cluster-autoscaler/node-template/autoscaling-options/<option>`. `None` where
+/// the group does not set one: the policy's own setting applies.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
+pub struct GroupOptions {
+    pub group: String,
+    /// A node whose requests are below this fraction of its allocatable may be removed.
+    pub scale_down_utilization_threshold: Option<f64>,
+    /// The same for nodes with GPUs.
+    pub scale_down_gpu_utilization_threshold: Option<f64>,
+    /// How long a node must stay removable before it is removed.
+    pub scale_down_unneeded_seconds: Option<u64>,
+    /// The same for a node that is not Ready.
+    pub scale_down_unready_seconds: Option<u64>,
+    /// Leave DaemonSet pods out of a node's utilisation.
+    pub ignore_daemonsets_utilization: Option<bool>,
+}
+
+impl GroupOptions {
+    /// True when the group sets nothing.
+    pub fn is_empty(&self) -> bool {
+        *self == GroupOptions { group: self.group.clone(), ..GroupOptions::default() }
+    }
+}
+
 /// Pending pods interchangeable for placement, counted (interface 0.1.2): what
 /// [`crate::Snapshot::pending_shapes`] returns.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -4,7 +4,9 @@ use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{FargatePricing, MetricSeries, Node, NodeGroup, PendingPod, PendingShape, Proposal, Workload};
+use crate::model::{
+    FargatePricing, GroupOptions, MetricSeries, Node, NodeGroup, PendingPod, PendingShape, Proposal, Workload,
+};
 
 /// What a policy can read about the cluster in one evaluation.
 ///
@@ -35,6 +37,17 @@ pub trait Snapshot {
         &[]
     }
 
+    /// Cluster Autoscaler's settings of the groups that set any, from their tags (interface
+    /// 0.1.3).
+    fn group_options(&self) -> &[GroupOptions] {
+        &[]
+    }
+
+    /// One group's Cluster Autoscaler settings; none set gives the default (all `None`).
+    fn options_of(&self, group: &str) -> GroupOptions {
+        self.group_options().iter().find(|o| o.group == group).cloned().unwrap_or_default()
+    }
+
     /// A series by the name the configuration gives it.
     fn metric(&self, name: &str) -> Option<&MetricSeries> {
         self.metrics().iter().find(|m| m.name == name)
@@ -59,6 +72,7 @@ pub struct SnapshotData {
     pub fargate_pricing: FargatePricing,
     pub proposals: Vec<Proposal>,
     pub metrics: Vec<MetricSeries>,
+    pub group_options: Vec<GroupOptions>,
     /// Worked out from `pending_pods` on first use; never written to a file.
     #[serde(skip)]
     pub shapes: DerivedShapes,
@@ -103,5 +117,8 @@ impl Snapshot for SnapshotData {
     }
     fn metrics(&self) -> &[MetricSeries] {
         &self.metrics
+    }
+    fn group_options(&self) -> &[GroupOptions] {
+        &self.group_options
     }
 }

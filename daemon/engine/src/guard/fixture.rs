@@ -67,6 +67,7 @@ pub fn group(id: &str, min: u32, max: u32, desired: u32) -> GroupView {
         zones: vec!["us-east-1a".into()],
         instances: Vec::new(),
         last_launch_failure: None,
+        options: Default::default(),
     }
 }
 

@@ -189,6 +189,18 @@ fn columns(r: &pb::Record) -> (String, String, String, String) {
         Some(Kind::Control(c)) => {
             (format!("(control: {})", c.caller), c.change.clone(), String::new(), c.reason.clone())
         }
+        Some(Kind::Expander(e)) => {
+            let offered: Vec<String> =
+                e.offered.iter().map(|o| format!("{} +{} ({} pods)", o.group, o.node_count, o.pods)).collect();
+            let chosen: Vec<&str> = e.chosen.iter().map(|c| c.group.as_str()).collect();
+            let outcome = match (e.error.is_empty(), chosen.is_empty()) {
+                (false, _) => format!("failed: {}", e.error),
+                (true, true) => "none chosen".into(),
+                (true, false) => format!("chose {}", chosen.join(", ")),
+            };
+            let (plugin, reason) = e.chosen.first().map_or((String::new(), String::new()), |c| (c.plugin.clone(), c.reason.clone()));
+            (format!("(expander) {plugin}"), format!("options {}", offered.join(", ")), outcome, reason)
+        }
         None => Default::default(),
     }
 }

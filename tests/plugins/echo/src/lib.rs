@@ -37,6 +37,7 @@ impl Policy for Echo {
                 fargate_pricing: snapshot.fargate_pricing().clone(),
                 proposals: snapshot.proposals().to_vec(),
                 metrics: snapshot.metrics().to_vec(),
+                group_options: snapshot.group_options().to_vec(),
                 shapes: Default::default(),
             },
             by_group,
