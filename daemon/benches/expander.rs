@@ -50,7 +50,7 @@ fn template(i: usize) -> k8s::Node {
     let spot = i >= TYPES.len();
     let mut labels: HashMap<String, String> = [
         ("node.kubernetes.io/instance-type", instance),
-        ("topology.kubernetes.io/zone", if i % 2 == 0 { "us-east-1a" } else { "us-east-1b" }),
+        ("topology.kubernetes.io/zone", if i.is_multiple_of(2) { "us-east-1a" } else { "us-east-1b" }),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -58,7 +58,8 @@ fn template(i: usize) -> k8s::Node {
     if spot {
         labels.insert("eks.amazonaws.com/capacityType".into(), "SPOT".into());
     }
-    let resources = |cpu: String, memory: String| quantities(&[("cpu", cpu), ("memory", memory), ("pods", "58".into())]);
+    let resources =
+        |cpu: String, memory: String| quantities(&[("cpu", cpu), ("memory", memory), ("pods", "58".into())]);
     k8s::Node {
         metadata: Some(meta::ObjectMeta { name: Some(format!("template-{i}")), labels, ..Default::default() }),
         spec: Some(k8s::NodeSpec::default()),
@@ -145,8 +146,13 @@ fn main() {
         let tls = ClientTlsConfig::new()
             .ca_certificate(Certificate::from_pem(std::fs::read(dir.path().join("ca.pem")).unwrap()))
             .domain_name("localhost");
-        let channel =
-            Channel::from_shared(format!("https://localhost:{port}")).unwrap().tls_config(tls).unwrap().connect().await.unwrap();
+        let channel = Channel::from_shared(format!("https://localhost:{port}"))
+            .unwrap()
+            .tls_config(tls)
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
         let mut client = ExpanderClient::new(channel).max_encoding_message_size(128 << 20);
         let request = request();
         let bytes = request.encoded_len();

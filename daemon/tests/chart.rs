@@ -331,12 +331,17 @@ fn the_expander_serves_tls_its_configuration_loads_and_the_daemons_service_never
     }
 
     let mut without_tls = helm();
-    without_tls
-        .args(["template", "ballast"])
-        .arg(root().join("deploy/chart/ballast"))
-        .args(["--set", "clusterName=c", "--set", "expander.enabled=true"]);
+    without_tls.args(["template", "ballast"]).arg(root().join("deploy/chart/ballast")).args([
+        "--set",
+        "clusterName=c",
+        "--set",
+        "expander.enabled=true",
+    ]);
     let output = without_tls.output().unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("expander.tls.secretName: Cluster Autoscaler connects to its expander only over TLS"), "{stderr}");
+    assert!(
+        stderr.contains("expander.tls.secretName: Cluster Autoscaler connects to its expander only over TLS"),
+        "{stderr}"
+    );
 }

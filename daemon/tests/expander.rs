@@ -68,7 +68,13 @@ impl Expander {
         let tls = ClientTlsConfig::new()
             .ca_certificate(Certificate::from_pem(std::fs::read(self.ca_pem()).unwrap()))
             .domain_name("localhost");
-        Channel::from_shared(format!("https://localhost:{port}")).unwrap().tls_config(tls).unwrap().connect().await.unwrap()
+        Channel::from_shared(format!("https://localhost:{port}"))
+            .unwrap()
+            .tls_config(tls)
+            .unwrap()
+            .connect()
+            .await
+            .unwrap()
     }
 
     /// BestOptions with CA's deadline.
@@ -117,7 +123,11 @@ fn template(group: &str, instance: &str, allocatable: (&str, &str), spot: bool) 
     let mut taints = Vec::new();
     if spot {
         labels.push(("eks.amazonaws.com/capacityType", "SPOT"));
-        taints.push(k8s::Taint { key: Some("spot".into()), value: Some("true".into()), effect: Some("NoSchedule".into()) });
+        taints.push(k8s::Taint {
+            key: Some("spot".into()),
+            value: Some("true".into()),
+            effect: Some("NoSchedule".into()),
+        });
     }
     k8s::Node {
         metadata: Some(meta::ObjectMeta {
@@ -323,8 +333,12 @@ async fn python_grpcio_generated_from_the_same_proto_gets_the_same_answers() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    for line in ["bytes, intolerant: general", "messages, intolerant: general", "bytes, tolerant: spot", "messages, tolerant: spot"]
-    {
+    for line in [
+        "bytes, intolerant: general",
+        "messages, intolerant: general",
+        "bytes, tolerant: spot",
+        "messages, tolerant: spot",
+    ] {
         assert!(stdout.contains(line), "missing '{line}' in:\n{stdout}");
     }
 }

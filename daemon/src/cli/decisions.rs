@@ -30,8 +30,11 @@ pub fn run(args: DecisionsArgs) -> anyhow::Result<ExitCode> {
     for (line, error) in &contents.skipped {
         eprintln!("{}:{line}: skipped an unreadable record ({error})", args.journal.display());
     }
-    let mut records: Vec<&Record> =
-        contents.records.iter().filter(|r| args.all || matches!(r, Record::Decision(_) | Record::Expander(_))).collect();
+    let mut records: Vec<&Record> = contents
+        .records
+        .iter()
+        .filter(|r| args.all || matches!(r, Record::Decision(_) | Record::Expander(_)))
+        .collect();
     if let Some(n) = args.tail {
         records = records.split_off(records.len().saturating_sub(n));
     }

@@ -51,8 +51,6 @@ async fn serve(expander: Arc<ExpanderState>, control: Arc<ControlState>) -> anyh
     let listener =
         tokio::net::TcpListener::bind(listen).await.with_context(|| format!("listen: cannot listen on {listen}"))?;
     outln!("ballast: expander on https://{}", listener.local_addr()?);
-    let recorder = control.recorder.clone();
     crate::expander::server::serve(expander, control, listener, super::serve::shutdown_signal()).await?;
-    recorder.close_runs(0);
     Ok(())
 }

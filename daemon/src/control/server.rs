@@ -16,23 +16,31 @@ use super::settings::TlsFiles;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("control.tls.{field}: cannot read {path}: {source}")]
-    TlsFile { field: &'static str, path: String, source: std::io::Error },
-    #[error("control.tls: {0}")]
-    Tls(tonic::transport::Error),
+    /// `section` is where `tls` sits in the configuration file: `control.` for the daemon's
+    /// control API, empty for the expander's.
+    #[error("{section}tls.{field}: cannot read {path}: {source}")]
+    TlsFile { section: &'static str, field: &'static str, path: String, source: std::io::Error },
+    #[error("{section}tls: {error}")]
+    Tls { section: &'static str, error: tonic::transport::Error },
     #[error("tls: required: Cluster Autoscaler connects to its expander only over TLS")]
     TlsRequired,
     #[error("server reflection: {0}")]
     Reflection(String),
-    #[error("the control API stopped: {0}")]
+    #[error("the gRPC listener stopped: {0}")]
     Transport(tonic::transport::Error),
 }
 
-fn read(field: &'static str, path: &std::path::Path) -> Result<Vec<u8>, ServeError> {
-    std::fs::read(path).map_err(|source| ServeError::TlsFile { field, path: path.display().to_string(), source })
-}
-
-pub(crate) fn tls_config(files: &TlsFiles) -> Result<ServerTlsConfig, ServeError> {
+/// rustls's server configuration from the files `tls` names, at `section` of the configuration
+/// (for errors).
+pub(crate) fn tls_config(files: &TlsFiles, section: &'static str) -> Result<ServerTlsConfig, ServeError> {
+    let read = |field: &'static str, path: &std::path::Path| {
+        std::fs::read(path).map_err(|source| ServeError::TlsFile {
+            section,
+            field,
+            path: path.display().to_string(),
+            source,
+        })
+    };
     let identity = Identity::from_pem(read("cert", &files.cert)?, read("key", &files.key)?);
     let mut tls = ServerTlsConfig::new().identity(identity);
     if let Some(ca) = &files.client_ca {
@@ -78,7 +86,9 @@ pub async fn serve(
     let mut builder = Server::builder().timeout(settings.call_timeout);
     if let Some(files) = &settings.tls {
         crate::tls::install();
-        builder = builder.tls_config(tls_config(files)?).map_err(ServeError::Tls)?;
+        let section = "control.";
+        builder =
+            builder.tls_config(tls_config(files, section)?).map_err(|error| ServeError::Tls { section, error })?;
     }
     let (health, health_service) = tonic_health::server::health_reporter();
     for name in [

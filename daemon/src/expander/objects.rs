@@ -24,16 +24,18 @@ const ENVELOPE_MAGIC: &[u8] = b"k8s\0";
 /// Bytes that are not a protobuf `M`, with prost's reason.
 pub fn decode<M: Message + Default>(bytes: &[u8]) -> Result<M, String> {
     let bare = match bytes.strip_prefix(ENVELOPE_MAGIC) {
-        Some(wrapped) => Unknown::decode(wrapped).map_err(|e| format!("a Kubernetes envelope that does not decode: {e}"))?.raw.unwrap_or_default(),
+        Some(wrapped) => Unknown::decode(wrapped)
+            .map_err(|e| format!("a Kubernetes envelope that does not decode: {e}"))?
+            .raw
+            .unwrap_or_default(),
         None => bytes.to_vec(),
     };
     M::decode(bare.as_slice()).map_err(|e| e.to_string())
 }
 
 fn quantities(list: &HashMap<String, PbQuantity>) -> Option<BTreeMap<String, Quantity>> {
-    (!list.is_empty()).then(|| {
-        list.iter().map(|(k, q)| (k.clone(), Quantity(q.string.clone().unwrap_or_default()))).collect()
-    })
+    (!list.is_empty())
+        .then(|| list.iter().map(|(k, q)| (k.clone(), Quantity(q.string.clone().unwrap_or_default()))).collect())
 }
 
 fn strings(map: &HashMap<String, String>) -> Option<BTreeMap<String, String>> {
@@ -104,7 +106,8 @@ fn container(c: &pb::Container) -> core::Container {
 }
 
 fn affinity(a: &pb::Affinity) -> core::Affinity {
-    let required = a.node_affinity.as_ref().and_then(|n| n.required_during_scheduling_ignored_during_execution.as_ref());
+    let required =
+        a.node_affinity.as_ref().and_then(|n| n.required_during_scheduling_ignored_during_execution.as_ref());
     core::Affinity {
         node_affinity: required.map(|r| core::NodeAffinity {
             required_during_scheduling_ignored_during_execution: Some(core::NodeSelector {

@@ -7,7 +7,7 @@
 //! Nothing else is known: the snapshot has no nodes and no workloads, so a policy sizes each
 //! group for the pending pods alone, which is the question CA asks.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use ballast_proto::grpcplugin as ca;
 use ballast_proto::k8s::io::api::core::v1 as pb;
@@ -62,7 +62,7 @@ pub struct Offers {
 pub fn read(request: &ca::BestOptionsRequest, pricing: &Pricing, now_millis: u64) -> Result<Offers, BadRequest> {
     let mut offers = Vec::with_capacity(request.options.len());
     let mut groups = Vec::with_capacity(request.options.len());
-    let mut pods: BTreeMap<(String, String), PendingPod> = BTreeMap::new();
+    let mut pods = Pods::default();
     let mut seen = BTreeSet::new();
     for (i, option) in request.options.iter().enumerate() {
         let at = format!("options[{i}]");
@@ -75,40 +75,64 @@ pub fn read(request: &ca::BestOptionsRequest, pricing: &Pricing, now_millis: u64
         }
         let node_count = u32::try_from(option.node_count)
             .map_err(|_| bad(format!("{at}.nodeCount"), format!("{} is below 0", option.node_count)))?;
-        let option_pods = option_pods(option, &at)?;
+        let carried = pods.read(option, &at)?;
         let template = template(request, &group, &at)?;
         groups.push(node_group(&group, node_count, &template.0, &template.1, pricing)?);
         offers.push(Offer {
             group,
             node_count,
-            pods: option_pods.len(),
+            pods: carried,
             echo: ca::Option { pod: Vec::new(), pod_bytes: Vec::new(), ..option.clone() },
         });
-        for pod in option_pods {
-            pods.entry((pod.namespace.clone(), pod.name.clone())).or_insert(pod);
-        }
     }
     let snapshot = SnapshotData {
         taken_at_millis: now_millis,
         node_groups: groups,
-        pending_pods: pods.into_values().collect(),
+        pending_pods: pods.by_name.into_values().collect(),
         ..SnapshotData::default()
     };
     Ok(Offers { offers, snapshot })
 }
 
-/// The option's pods: `podBytes` when CA sent them, the deprecated `pod` otherwise.
-fn option_pods(option: &ca::Option, at: &str) -> Result<Vec<PendingPod>, BadRequest> {
-    if option.pod_bytes.is_empty() {
-        return option.pod.iter().enumerate().map(|(j, p)| pending(&objects::pod(p), &format!("{at}.pod[{j}]"))).collect();
+/// The options' pending pods, each read once: CA repeats a pod in every option that could
+/// hold it (20 options of 1,000 pods are 20,000 entries and 1,000 pods).
+#[derive(Default)]
+struct Pods<'r> {
+    by_name: BTreeMap<(String, String), PendingPod>,
+    /// Serialised pods already read.
+    bytes_seen: HashSet<&'r [u8]>,
+}
+
+impl<'r> Pods<'r> {
+    /// Reads an option's pods (`podBytes` when CA sent them, the deprecated `pod`
+    /// otherwise); returns how many it carries.
+    fn read(&mut self, option: &'r ca::Option, at: &str) -> Result<usize, BadRequest> {
+        if option.pod_bytes.is_empty() {
+            for (j, p) in option.pod.iter().enumerate() {
+                let meta = p.metadata.as_ref();
+                let name = meta.and_then(|m| m.name.clone()).unwrap_or_default();
+                let namespace = meta.and_then(|m| m.namespace.clone()).unwrap_or_else(|| "default".into());
+                if !self.by_name.contains_key(&(namespace, name)) {
+                    self.add(pending(&objects::pod(p), &format!("{at}.pod[{j}]"))?);
+                }
+            }
+            return Ok(option.pod.len());
+        }
+        for (j, bytes) in option.pod_bytes.iter().enumerate() {
+            if !self.bytes_seen.insert(bytes.as_slice()) {
+                continue;
+            }
+            let field = format!("{at}.podBytes[{j}]");
+            let pod: pb::Pod =
+                objects::decode(bytes).map_err(|e| bad(&field, format!("not a protobuf v1.Pod: {e}")))?;
+            self.add(pending(&objects::pod(&pod), &field)?);
+        }
+        Ok(option.pod_bytes.len())
     }
-    let mut pods = Vec::with_capacity(option.pod_bytes.len());
-    for (j, bytes) in option.pod_bytes.iter().enumerate() {
-        let field = format!("{at}.podBytes[{j}]");
-        let pod: pb::Pod = objects::decode(bytes).map_err(|e| bad(&field, format!("not a protobuf v1.Pod: {e}")))?;
-        pods.push(pending(&objects::pod(&pod), &field)?);
+
+    fn add(&mut self, pod: PendingPod) {
+        self.by_name.entry((pod.namespace.clone(), pod.name.clone())).or_insert(pod);
     }
-    Ok(pods)
 }
 
 /// The template node of `group` (`nodeBytesMap`, else the deprecated `nodeMap`), with the
@@ -121,17 +145,17 @@ fn template(request: &ca::BestOptionsRequest, group: &str, at: &str) -> Result<(
     }
     match request.node_map.get(group) {
         Some(node) => Ok((objects::node(node), format!("nodeMap[{group}]"))),
-        None => Err(bad(
-            format!("{at}.nodeGroupId"),
-            format!("'{group}' has no template node in nodeBytesMap or nodeMap"),
-        )),
+        None => {
+            Err(bad(format!("{at}.nodeGroupId"), format!("'{group}' has no template node in nodeBytesMap or nodeMap")))
+        }
     }
 }
 
 fn pending(pod: &core::Pod, field: &str) -> Result<PendingPod, BadRequest> {
     let meta = &pod.metadata;
     let spec = pod.spec.as_ref().ok_or_else(|| bad(format!("{field}.spec"), "missing"))?;
-    let requests = convert::requests(spec).map_err(|b| bad(format!("{field}.{}", b.field), format!("'{}': {}", b.value, b.error)))?;
+    let requests = convert::requests(spec)
+        .map_err(|b| bad(format!("{field}.{}", b.field), format!("'{}': {}", b.value, b.error)))?;
     let template = convert::template(meta, spec);
     let namespace = meta.namespace.clone().unwrap_or_else(|| "default".into());
     let owner = controller(meta).map(|(kind, name)| WorkloadRef { kind, namespace: namespace.clone(), name });
@@ -154,13 +178,18 @@ fn label<'a>(node: &'a core::Node, key: &str) -> Option<&'a str> {
 /// The group a template node stands for.
 fn node_group(id: &str, room: u32, node: &core::Node, field: &str, pricing: &Pricing) -> Result<NodeGroup, BadRequest> {
     let status = node.status.as_ref();
-    let resources = |list: Option<&BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>, at: &str| {
-        convert::resources(list, at).map_err(|b| bad(format!("{field}.{}", b.field), format!("'{}': {}", b.value, b.error)))
+    let resources = |list: Option<&BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>,
+                     at: &str| {
+        convert::resources(list, at)
+            .map_err(|b| bad(format!("{field}.{}", b.field), format!("'{}': {}", b.value, b.error)))
     };
     let capacity = resources(status.and_then(|s| s.capacity.as_ref()), "status.capacity")?;
     let allocatable = resources(status.and_then(|s| s.allocatable.as_ref()), "status.allocatable")?;
     if allocatable.cpu_millis == 0 || allocatable.memory_bytes == 0 {
-        return Err(bad(format!("{field}.status.allocatable"), "no cpu or no memory: the template node cannot hold a pod"));
+        return Err(bad(
+            format!("{field}.status.allocatable"),
+            "no cpu or no memory: the template node cannot hold a pod",
+        ));
     }
     let name = label(node, "node.kubernetes.io/instance-type")
         .or_else(|| label(node, "beta.kubernetes.io/instance-type"))

@@ -31,7 +31,10 @@ pub async fn serve(
     let settings = control.settings.clone();
     let Some(files) = &settings.tls else { return Err(ServeError::TlsRequired) };
     crate::tls::install();
-    let builder = Server::builder().timeout(settings.call_timeout).tls_config(tls_config(files)?).map_err(ServeError::Tls)?;
+    let builder = Server::builder()
+        .timeout(settings.call_timeout)
+        .tls_config(tls_config(files, "")?)
+        .map_err(|error| ServeError::Tls { section: "", error })?;
     let (health, health_service) = tonic_health::server::health_reporter();
     for name in ["grpcplugin.Expander", "ballast.v1.Decisions", ""] {
         health.set_service_status(name, tonic_health::ServingStatus::Serving).await;

@@ -73,7 +73,11 @@ impl ExpanderService {
         let pass = async { Policies::evaluate(&mut *self.0.chain.lock().await, snapshot).await };
         let Ok(evaluation) = tokio::time::timeout(self.0.call_timeout, pass).await else {
             let message = format!("the policies took longer than call-timeout ({:?})", self.0.call_timeout);
-            return Outcome { offered: read.offers, plugins: Vec::new(), result: Err(Status::deadline_exceeded(message)) };
+            return Outcome {
+                offered: read.offers,
+                plugins: Vec::new(),
+                result: Err(Status::deadline_exceeded(message)),
+            };
         };
         let plugins = runs(&evaluation);
         // A chain with a failed plugin may have chosen without it: CA's own choice is safer.

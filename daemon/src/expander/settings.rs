@@ -117,8 +117,7 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> Result<ExpanderConfig, String> {
-        let config: ExpanderConfig =
-            crate::input_file::parse(Path::new("e.yaml"), text).map_err(|e| e.to_string())?;
+        let config: ExpanderConfig = crate::input_file::parse(Path::new("e.yaml"), text).map_err(|e| e.to_string())?;
         config.validate().map(|()| config)
     }
 

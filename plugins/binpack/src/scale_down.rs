@@ -18,7 +18,8 @@ struct GroupRule {
 
 impl GroupRule {
     fn of(options: Option<&GroupOptions>, settings: &Settings) -> Self {
-        let threshold = options.and_then(|o| o.scale_down_utilization_threshold).unwrap_or(settings.utilisation_threshold);
+        let threshold =
+            options.and_then(|o| o.scale_down_utilization_threshold).unwrap_or(settings.utilisation_threshold);
         GroupRule {
             threshold,
             gpu_threshold: options.and_then(|o| o.scale_down_gpu_utilization_threshold).unwrap_or(threshold),
@@ -33,7 +34,8 @@ impl GroupRule {
 
 pub fn plan(snapshot: &dyn Snapshot, settings: &Settings, state: &mut State) -> Vec<Decision> {
     let now = snapshot.taken_at_millis();
-    let options: HashMap<&str, &GroupOptions> = snapshot.group_options().iter().map(|o| (o.group.as_str(), o)).collect();
+    let options: HashMap<&str, &GroupOptions> =
+        snapshot.group_options().iter().map(|o| (o.group.as_str(), o)).collect();
     let rule = |group: &str| GroupRule::of(options.get(group).copied(), settings);
     let groups: HashMap<&str, &NodeGroup> =
         snapshot.node_groups().iter().filter(|g| g.kind == NodeGroupKind::Asg).map(|g| (g.id.as_str(), g)).collect();

@@ -133,3 +133,24 @@ fn a_group_that_grows_back_soon_after_a_removal_waits_longer_next_time() {
     assert!(run(7, 40 * minute, "g").is_empty());
     assert_eq!(run(7, 41 * minute, "g"), ["g"], "halved to 1 min");
 }
+
+#[test]
+fn a_group_tagged_with_cluster_autoscalers_options_keeps_its_threshold_and_unneeded_time() {
+    let all = Settings { disruption_budget: 1.0, ..Settings::default() };
+    // Only nodes under 20% are candidates: c (25%) stays although its pod would fit.
+    let mut tagged = cluster().build();
+    tagged.group_options = vec![GroupOptions {
+        group: "general".into(),
+        scale_down_utilization_threshold: Some(0.2),
+        ..GroupOptions::default()
+    }];
+    assert_eq!(removed(&evaluate(&tagged, all.clone())), ["d"]);
+
+    // A tagged unneeded time replaces consolidate-after-seconds (0 here): nothing goes at
+    // once, d goes after two minutes.
+    tagged.group_options[0].scale_down_unneeded_seconds = Some(120);
+    let mut h = harness(all);
+    assert!(removed(&h.evaluate(&tagged).unwrap()).is_empty());
+    tagged.taken_at_millis = 120_000;
+    assert_eq!(removed(&h.evaluate(&tagged).unwrap()), ["d"]);
+}

@@ -11,7 +11,8 @@
 //
 // Memory: what the host hands over (lists from the snapshot's getters) is yours to free with
 // the generated *_free helpers; what you return (decisions, strings) must be allocated with
-// malloc or plugin_string_dup: the generated code frees it after the host has read it.
+// malloc or plugin_string_dup: the generated code frees it after the host has read it. The
+// snapshot is borrowed for one call: drop the borrow before returning (see the end).
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,8 +65,8 @@ static void log_info(const char *message) {
     ballast_policy_host_log(BALLAST_POLICY_HOST_LEVEL_INFO, &text);
 }
 
-bool exports_ballast_policy_policy_evaluate(exports_ballast_policy_policy_borrow_snapshot_t snapshot,
-                                            exports_ballast_policy_policy_evaluation_t *ret, plugin_string_t *err) {
+static bool evaluate(ballast_policy_snapshot_borrow_snapshot_t snapshot, exports_ballast_policy_policy_evaluation_t *ret,
+                     plugin_string_t *err) {
     plugin_string_t text;
     ballast_policy_snapshot_method_snapshot_settings(snapshot, &text);
     settings_t settings;
@@ -120,4 +121,13 @@ bool exports_ballast_policy_policy_evaluate(exports_ballast_policy_policy_borrow
     // the old one.
     ret->state.is_some = false;
     return true;
+}
+
+bool exports_ballast_policy_policy_evaluate(exports_ballast_policy_policy_borrow_snapshot_t snapshot,
+                                            exports_ballast_policy_policy_evaluation_t *ret, plugin_string_t *err) {
+    bool ok = evaluate(snapshot, ret, err);
+    // The snapshot is lent for this call only: hand it back before returning, or the host
+    // traps the call ("borrow handles still remain").
+    ballast_policy_snapshot_snapshot_drop_borrow(snapshot);
+    return ok;
 }

@@ -198,7 +198,8 @@ fn columns(r: &pb::Record) -> (String, String, String, String) {
                 (true, true) => "none chosen".into(),
                 (true, false) => format!("chose {}", chosen.join(", ")),
             };
-            let (plugin, reason) = e.chosen.first().map_or((String::new(), String::new()), |c| (c.plugin.clone(), c.reason.clone()));
+            let (plugin, reason) =
+                e.chosen.first().map_or((String::new(), String::new()), |c| (c.plugin.clone(), c.reason.clone()));
             (format!("(expander) {plugin}"), format!("options {}", offered.join(", ")), outcome, reason)
         }
         None => Default::default(),
