@@ -300,10 +300,7 @@ fn the_committed_manifest_is_what_the_script_renders() {
 
 #[test]
 fn the_expander_serves_tls_its_configuration_loads_and_the_daemons_service_never_selects_it() {
-    let args: Vec<String> = ["-f", "deploy/examples/ca-expander-values.yaml"]
-        .iter()
-        .map(|a| if a.ends_with(".yaml") { root().join(a).display().to_string() } else { a.to_string() })
-        .collect();
+    let (_, args) = value_sets().into_iter().find(|(name, _)| *name == "ca-expander").unwrap();
     let rendered = parse(&render(&args));
     let config_map = rendered
         .config_maps

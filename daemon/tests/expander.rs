@@ -342,3 +342,14 @@ async fn python_grpcio_generated_from_the_same_proto_gets_the_same_answers() {
         assert!(stdout.contains(line), "missing '{line}' in:\n{stdout}");
     }
 }
+
+#[test]
+fn the_binary_refuses_to_start_without_tls_naming_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("expander.yaml");
+    std::fs::write(&config, "listen: 127.0.0.1:0\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ballast")).args(["expander", "--config"]).arg(&config).output().unwrap();
+    assert!(!out.status.success(), "it must not serve without TLS");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("expander.yaml: tls: required"), "{stderr}");
+}

@@ -338,15 +338,7 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
         self.handle_interruptions(&obs, now, tick).await;
         let Evaluation { proposals, calls } = self.policies.evaluate(obs.snapshot.clone()).await;
         tracing::debug!(proposals = proposals.len(), "policies evaluated");
-        let runs: Vec<PluginRun> = calls
-            .into_iter()
-            .map(|c| PluginRun {
-                plugin: c.plugin.to_string(),
-                elapsed_micros: c.elapsed.as_micros() as u64,
-                decisions: c.decisions,
-                error: c.error,
-            })
-            .collect();
+        let runs: Vec<PluginRun> = calls.iter().map(PluginRun::from).collect();
         self.record_tick(now, trigger, summary, &runs, None, false);
         self.reset_failed_groups(resets, now, tick).await;
 

@@ -80,6 +80,17 @@ pub struct ExpanderRecord {
     pub error: Option<String>,
 }
 
+impl ExpanderRecord {
+    /// `chosen`, `none-chosen` or `failed`: what outcome filters match.
+    pub fn outcome(&self) -> &'static str {
+        match (&self.error, self.chosen.is_empty()) {
+            (Some(_), _) => "failed",
+            (None, true) => "none-chosen",
+            (None, false) => "chosen",
+        }
+    }
+}
+
 /// One of CA's options, as offered.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -163,6 +174,17 @@ pub struct PluginRun {
     /// The error kind and message when the plugin failed and was skipped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+impl From<&super::policies::PolicyCall> for PluginRun {
+    fn from(c: &super::policies::PolicyCall) -> Self {
+        PluginRun {
+            plugin: c.plugin.to_string(),
+            elapsed_micros: c.elapsed.as_micros() as u64,
+            decisions: c.decisions,
+            error: c.error.clone(),
+        }
+    }
 }
 
 /// What the guardrails made of a proposed decision.

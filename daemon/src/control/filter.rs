@@ -103,7 +103,7 @@ impl Filter {
                     && self.group.as_ref().is_none_or(|g| e.offered.iter().any(|o| o.group == *g))
                     && self.node.is_none()
                     && self.workload.is_none()
-                    && self.outcome.as_ref().is_none_or(|o| *o == expander_outcome(e))
+                    && self.outcome.as_ref().is_none_or(|o| *o == e.outcome())
             }
             Record::Removal(r) => {
                 self.plugin.is_none()
@@ -127,15 +127,6 @@ impl Filter {
     /// No subject filter: tick and control records go with any time range only.
     fn is_unfiltered(&self) -> bool {
         self.group.is_none() && self.node.is_none() && self.workload.is_none() && self.outcome.is_none()
-    }
-}
-
-/// `chosen`, `none-chosen` or `failed`: what an outcome filter matches on an expander record.
-pub fn expander_outcome(e: &crate::engine::record::ExpanderRecord) -> &'static str {
-    match (&e.error, e.chosen.is_empty()) {
-        (Some(_), _) => "failed",
-        (None, true) => "none-chosen",
-        (None, false) => "chosen",
     }
 }
 

@@ -11,7 +11,7 @@ use tracing::Instrument;
 
 use super::choice::{self, Answer};
 use super::offers::{self, Offer, Pricing};
-use crate::engine::policies::{Evaluation, Policies};
+use crate::engine::policies::Policies;
 use crate::engine::record::{ExpanderRecord, OfferSummary, PluginRun, Record, Recorder};
 use crate::policy::PolicyChain;
 
@@ -40,19 +40,6 @@ fn now_millis() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
-fn runs(evaluation: &Evaluation) -> Vec<PluginRun> {
-    evaluation
-        .calls
-        .iter()
-        .map(|c| PluginRun {
-            plugin: c.plugin.to_string(),
-            elapsed_micros: c.elapsed.as_micros() as u64,
-            decisions: c.decisions,
-            error: c.error.clone(),
-        })
-        .collect()
-}
-
 /// How a call ended, before it is recorded.
 struct Outcome {
     offered: Vec<Offer>,
@@ -79,7 +66,7 @@ impl ExpanderService {
                 result: Err(Status::deadline_exceeded(message)),
             };
         };
-        let plugins = runs(&evaluation);
+        let plugins: Vec<PluginRun> = evaluation.calls.iter().map(PluginRun::from).collect();
         // A chain with a failed plugin may have chosen without it: CA's own choice is safer.
         let result = match evaluation.calls.iter().find_map(|c| c.error.as_ref().map(|e| (&c.plugin, e))) {
             Some((plugin, error)) => Err(Status::internal(format!("plugin {plugin} failed ({error})"))),
