@@ -44,10 +44,17 @@ impl GroupState {
         until
     }
 
-    /// The group delivered what it was asked for.
+    /// The group has every node it is asked for.
+    ///
+    /// # Guarantees
+    /// The failure count (which doubles the next back-off) is cleared only when nodes the
+    /// group was waiting for arrived. A group whose desired size was brought back to its
+    /// instances after a failure has nothing outstanding, but has not recovered: its next
+    /// failure backs off twice as long, as Cluster Autoscaler's does.
     pub fn satisfied(&mut self) {
-        self.waiting_since = None;
-        self.failures = 0;
+        if self.waiting_since.take().is_some() {
+            self.failures = 0;
+        }
     }
 }
 
@@ -220,5 +227,25 @@ mod tests {
         assert_eq!(web_group.backing_off(4_000).map(|b| b.until), Some(90_000));
         assert_eq!(state.placed_at.get(&web), Some(&2_000));
         assert!(state.drains.is_empty(), "drains come from the marks on nodes, not the journal");
+    }
+
+    #[test]
+    fn a_group_that_keeps_failing_backs_off_longer_each_time_until_nodes_arrive() {
+        let config = Backoff::default();
+        let minute = 60_000;
+        let mut group = GroupState::default();
+        // The first failure: 5 minutes. The desired size is then brought back to the
+        // instances, so the group has everything it is asked for, yet has not recovered.
+        assert_eq!(group.fail(0, "launch failed".into(), &config), 5 * minute);
+        group.satisfied();
+        assert_eq!(group.fail(5 * minute, "launch failed".into(), &config), 15 * minute, "doubled to 10 minutes");
+        group.satisfied();
+        assert_eq!(group.fail(15 * minute, "launch failed".into(), &config), 35 * minute, "doubled to 20 minutes");
+        group.satisfied();
+        assert_eq!(group.fail(35 * minute, "launch failed".into(), &config), 65 * minute, "held at the 30-minute max");
+        // Asked again, and the nodes it waited for arrived: the count starts over.
+        group.waiting_since = Some(70 * minute);
+        group.satisfied();
+        assert_eq!(group.fail(80 * minute, "launch failed".into(), &config), 85 * minute);
     }
 }

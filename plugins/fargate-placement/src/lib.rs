@@ -1,13 +1,26 @@
-//! `fargate-placement`: per workload, Fargate or EC2, whichever costs less.
+//! `fargate-placement`: per workload, Fargate or EC2, whichever costs less at its replica
+//! count now.
 //!
 //! Fargate bills each replica at its rounded size (requests plus 256 MiB, rounded up to an
-//! allowed vCPU/memory pair). EC2's cost for a replica is marginal: zero while the existing
-//! nodes have spare room for the whole workload (it is already paid for), otherwise the
-//! replica's share of a new node of the cheapest admitting group, divided by the packing
-//! efficiency actually reached (for a workload already on Fargate, always the latter: the
-//! room it left behind is not free). A workload moves only when the saving beats `hysteresis`, so
-//! placements do not flap; a workload Fargate cannot run (DaemonSet, EBS volume, GPU, ...)
-//! is never proposed for it.
+//! allowed vCPU/memory pair), so its cost grows replica by replica. EC2 is bought a node at a
+//! time, each filled to `packing-efficiency`:
+//! - a workload not on EC2 (on Fargate, or not placed yet) costs the whole nodes of the
+//!   cheapest admitting group that must be added for what spare room on running nodes cannot
+//!   hold (nothing if it all fits, except for a workload on Fargate: that room is often the
+//!   room it left, which scale-down will reclaim);
+//! - a workload on EC2 costs its share of such nodes (nothing if it fits in spare room again).
+//!
+//! So a workload on Fargate follows its replica count: a few replicas would cost a whole
+//! node on EC2 and stay on Fargate; a peak that fills nodes moves to EC2 when that is cheaper
+//! per replica. A workload moves only when the saving beats `hysteresis` (and the host holds
+//! it for its placement cooldown), so placements do not flap; a workload Fargate cannot run
+//! (DaemonSet, EBS volume, GPU, ...) is never proposed for it.
+//!
+//! # Caveats
+//! A workload on EC2 is not moved to Fargate for the nodes its leaving would free: that
+//! depends on how the pods left behind pack, which node totals do not tell. Measured on the
+//! shipped scenarios, counting it freed nodes that consolidation then could not remove (small
+//! pods fill the gaps beside big ones), and cost rose.
 //!
 //! It proposes nothing the host would refuse for a standing reason: no Fargate target when
 //! the cluster has no Fargate profile, and nothing for a workload with no replicas (there is
@@ -66,9 +79,10 @@ impl Policy for FargatePlacement {
                 continue;
             }
             let Some(choice) = choose(&groups, settings, pricing, &spare, workload) else { continue };
-            if let PlacementTarget::Ec2(_) = choice.target {
-                let total = scale(&workload.requests_per_replica, workload.replicas);
-                spare = spare.saturating_sub(&total);
+            // A workload coming to EC2 takes spare room from the ones after it; one already
+            // there holds its own room, not spare room.
+            if matches!(choice.target, PlacementTarget::Ec2(_)) && !matches!(workload.placement, Placement::Ec2(_)) {
+                spare = spare.saturating_sub(&total(workload));
             }
             let current = match &workload.placement {
                 Placement::Fargate => Some(PlacementTarget::Fargate),
@@ -101,35 +115,28 @@ struct Choice<'a> {
 }
 
 fn choose<'a>(
-    groups: &[Ec2Group<'_>],
+    groups: &[Ec2Group<'a>],
     settings: &'a Settings,
     pricing: &FargatePricing,
     spare: &Resources,
     workload: &'a Workload,
 ) -> Option<Choice<'a>> {
     let requests = &workload.requests_per_replica;
-    let ec2 = cheapest_ec2_share(groups, settings, requests);
+    let ec2 = ec2_cost(groups, settings, spare, workload);
     if let Some(blocker) = &workload.fargate_blocker {
         // Only move it off Fargate if it is somehow there; otherwise nothing to decide.
         return matches!(workload.placement, Placement::Fargate).then(|| Choice {
-            target: PlacementTarget::Ec2(ec2.as_ref().map(|(g, _)| g.clone())),
+            target: PlacementTarget::Ec2(ec2.as_ref().map(|c| c.group.to_string())),
             reason: Box::new(move || format!("{} cannot run on Fargate: {blocker}", workload.id)),
             beats_hysteresis: true,
         });
     }
     let fargate = pricing.billed_size(requests).map(|size| (size, pricing.hourly_price(&size)));
-    let total = scale(requests, workload.replicas);
-    // Spare EC2 room is free only to a workload already on EC2 (or not yet placed). For one on
-    // Fargate it is transient, often the room it left behind, which scale-down will reclaim:
-    // counting it as free would move the workload back and forth on every tick.
-    let on_fargate = matches!(workload.placement, Placement::Fargate);
-    let fits_spare = !on_fargate && spare.fits(&total) && total.cpu_millis > 0;
-    let ec2_cost = if fits_spare { Some(0.0) } else { ec2.as_ref().map(|(_, c)| *c) };
     let replicas = workload.replicas.max(1) as f64;
-    match (fargate, ec2_cost) {
+    match (fargate, ec2) {
         (None, None) => None,
-        (None, Some(_)) => Some(Choice {
-            target: PlacementTarget::Ec2(ec2.map(|(g, _)| g)),
+        (None, Some(ec2)) => Some(Choice {
+            target: PlacementTarget::Ec2(Some(ec2.group.to_string())),
             reason: Box::new(move || format!("{}: no Fargate size fits {requests} per replica", workload.id)),
             beats_hysteresis: true,
         }),
@@ -145,32 +152,26 @@ fn choose<'a>(
             }),
             beats_hysteresis: true,
         }),
-        (Some((size, fargate_price)), Some(ec2_price)) => {
+        (Some((size, fargate_price)), Some(ec2)) => {
+            let ec2_price = ec2.per_replica(workload.replicas);
             let fargate_wins = fargate_price < ec2_price;
             let (cheap, dear) = if fargate_wins { (fargate_price, ec2_price) } else { (ec2_price, fargate_price) };
             let saving = (dear - cheap) * replicas;
-            let group = ec2.as_ref().map(|(g, _)| g.clone());
+            let target =
+                if fargate_wins { PlacementTarget::Fargate } else { PlacementTarget::Ec2(Some(ec2.group.to_string())) };
             let reason = move || {
-                let ec2_text = if fits_spare {
-                    "EC2 $0/h (fits in spare room on running nodes)".to_string()
-                } else {
-                    format!(
-                        "EC2 ${ec2_price:.4}/h per replica in group {} (its share of a node at {:.0}% packing)",
-                        group.as_deref().unwrap_or("?"),
-                        settings.packing_efficiency * 100.0
-                    )
-                };
                 format!(
-                    "{}: Fargate {} vCPU / {} GiB at ${fargate_price:.4}/h per replica vs {ec2_text}; {} saves ${saving:.4}/h for {} replicas",
+                    "{}: Fargate {} vCPU / {} GiB at ${fargate_price:.4}/h per replica vs {}; {} saves ${saving:.4}/h for {} replicas",
                     workload.id,
                     size.cpu_millis as f64 / 1000.0,
                     size.memory_mib as f64 / 1024.0,
+                    ec2.describe(workload.replicas, settings),
                     if fargate_wins { "Fargate" } else { "EC2" },
                     workload.replicas
                 )
             };
             Some(Choice {
-                target: if fargate_wins { PlacementTarget::Fargate } else { PlacementTarget::Ec2(ec2.map(|(g, _)| g)) },
+                target,
                 reason: Box::new(reason),
                 beats_hysteresis: dear > 0.0 && (dear - cheap) / dear > settings.hysteresis,
             })
@@ -195,16 +196,105 @@ fn ec2_groups(snapshot: &dyn Snapshot) -> Vec<Ec2Group<'_>> {
         .collect()
 }
 
-/// The cheapest EC2 group for one replica and that replica's share of a node's price (the
-/// first of equally cheap ones, in snapshot order).
-fn cheapest_ec2_share(groups: &[Ec2Group<'_>], settings: &Settings, requests: &Resources) -> Option<(String, f64)> {
-    let one = Resources { pods: 1, ..*requests };
-    groups
-        .iter()
-        .filter(|g| g.template.fits(&one))
-        .map(|g| (g, requests.utilisation_of(&g.template) / settings.packing_efficiency * g.price))
-        .min_by(|a, b| a.1.total_cmp(&b.1))
-        .map(|(g, cost)| (g.id.to_string(), cost))
+/// What a workload's replicas cost on EC2 at their count now, in nodes of one group.
+struct Ec2Cost<'a> {
+    group: &'a str,
+    nodes: f64,
+    node_price: f64,
+    basis: Basis,
+}
+
+/// How [`Ec2Cost::nodes`] was counted.
+enum Basis {
+    /// It all fits in room already paid for.
+    Spare,
+    /// Whole nodes to add for what spare room cannot hold: a workload not on EC2.
+    NewNodes,
+    /// Its share of nodes filled to the packing efficiency: a workload on EC2. What its
+    /// leaving would free in whole nodes depends on how the pods left behind pack, which a
+    /// node's totals do not tell (small pods that fill the gaps beside big ones free nothing).
+    Share,
+}
+
+impl Ec2Cost<'_> {
+    fn total(&self) -> f64 {
+        self.nodes * self.node_price
+    }
+
+    fn per_replica(&self, replicas: u32) -> f64 {
+        self.total() / replicas.max(1) as f64
+    }
+
+    fn describe(&self, replicas: u32, settings: &Settings) -> String {
+        let (price, group) = (self.per_replica(replicas), self.group);
+        match self.basis {
+            Basis::Spare => "EC2 $0/h (fits in spare room on running nodes)".to_string(),
+            Basis::NewNodes => format!(
+                "EC2 ${price:.4}/h per replica in group {group} ({} new node{} at ${:.4}/h for what spare room cannot hold)",
+                self.nodes,
+                if self.nodes == 1.0 { "" } else { "s" },
+                self.node_price
+            ),
+            Basis::Share => format!(
+                "EC2 ${price:.4}/h per replica in group {group} (its share of a node at {:.0}% packing)",
+                settings.packing_efficiency * 100.0
+            ),
+        }
+    }
+}
+
+/// The workload's EC2 cost in the group it is on, or else in the cheapest group that admits
+/// one replica (the first of equally cheap ones, in snapshot order).
+///
+/// Spare room is free only to a workload not on Fargate: for one on Fargate it is transient,
+/// often the room it left behind, which scale-down will reclaim; counting it as free would
+/// move the workload back and forth.
+fn ec2_cost<'a>(
+    groups: &[Ec2Group<'a>],
+    settings: &Settings,
+    spare: &Resources,
+    workload: &Workload,
+) -> Option<Ec2Cost<'a>> {
+    let one = Resources { pods: 1, ..workload.requests_per_replica };
+    let total = total(workload);
+    let fits_spare = !matches!(workload.placement, Placement::Fargate) && spare.fits(&total);
+    let cost = |g: &Ec2Group<'a>| {
+        let node = filled(&g.template, settings.packing_efficiency);
+        let (nodes, basis) = match &workload.placement {
+            _ if fits_spare => (0.0, Basis::Spare),
+            Placement::Ec2(_) => (total.utilisation_of(&node), Basis::Share),
+            Placement::Fargate => (nodes_for(&total, &node), Basis::NewNodes),
+            Placement::Unplaced => (nodes_for(&total.saturating_sub(spare), &node), Basis::NewNodes),
+        };
+        Ec2Cost { group: g.id, nodes, node_price: g.price, basis }
+    };
+    let admitting = groups.iter().filter(|g| g.template.fits(&one));
+    if let Placement::Ec2(Some(on)) = &workload.placement
+        && let Some(group) = admitting.clone().find(|g| g.id == on.as_str())
+    {
+        return Some(cost(group));
+    }
+    admitting.map(cost).min_by(|a, b| a.total().total_cmp(&b.total()))
+}
+
+/// A node's allocatable as far as bin-packing fills it.
+fn filled(template: &Resources, efficiency: f64) -> Resources {
+    Resources {
+        cpu_millis: (template.cpu_millis as f64 * efficiency) as u64,
+        memory_bytes: (template.memory_bytes as f64 * efficiency) as u64,
+        ..*template
+    }
+}
+
+/// Whole nodes of `room` needed to hold `need`: the largest ratio over the dimensions the
+/// node has, rounded up.
+fn nodes_for(need: &Resources, room: &Resources) -> f64 {
+    let ratio = |n: u64, r: u64| if r > 0 { n as f64 / r as f64 } else { 0.0 };
+    ratio(need.cpu_millis, room.cpu_millis)
+        .max(ratio(need.memory_bytes, room.memory_bytes))
+        .max(ratio(need.pods.into(), room.pods.into()))
+        .max(ratio(need.gpus.into(), room.gpus.into()))
+        .ceil()
 }
 
 /// Free room on ready, schedulable EC2 nodes.
@@ -219,13 +309,9 @@ fn spare_ec2_room(snapshot: &dyn Snapshot) -> Resources {
         .fold(Resources::ZERO, |acc, n| acc.saturating_add(&n.allocatable.saturating_sub(&n.requested)))
 }
 
-fn scale(r: &Resources, n: u32) -> Resources {
-    Resources {
-        cpu_millis: r.cpu_millis * n as u64,
-        memory_bytes: r.memory_bytes * n as u64,
-        pods: n,
-        gpus: r.gpus * n,
-    }
+/// All of a workload's replicas' requests, a pod slot each.
+fn total(workload: &Workload) -> Resources {
+    Resources { pods: 1, ..workload.requests_per_replica }.times(workload.replicas)
 }
 
 ballast_sdk::export_policy!(FargatePlacement);

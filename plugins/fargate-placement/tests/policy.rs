@@ -34,10 +34,32 @@ fn small_pods_go_to_fargate_when_ec2_is_full() {
 #[test]
 fn rounding_makes_awkward_sizes_cheaper_on_ec2() {
     // 250m / 1800Mi plus 256 MiB overhead passes 2 GB, so Fargate bills 0.5 vCPU / 3 GB
-    // ($0.0336/h); on EC2 it is 22% of an m5.large at 80% packing ($0.0264/h).
-    let snapshot = cluster().workload(deployment("batch", "etl", 2, "250m", "1800Mi")).build();
+    // ($0.0336/h); 13 replicas fill four m5.large at 80% packing ($0.0295/h each).
+    let snapshot = cluster().workload(deployment("batch", "etl", 13, "250m", "1800Mi")).build();
     let decisions = Harness::<FargatePlacement>::new().evaluate(&snapshot).unwrap();
     assert_eq!(place(&decisions), vec![("etl".into(), PlacementTarget::Ec2(Some("m5".into())))]);
+}
+
+#[test]
+fn a_few_replicas_stay_on_fargate_and_the_peak_moves_to_ec2() {
+    // 1050m / 1Gi: Fargate bills 2 vCPU / 4 GB, $0.0988/h a replica. An m5.xlarge at 80%
+    // packing holds three ($0.064/h each), but one replica alone costs the whole node.
+    let cluster = |replicas: u32| {
+        let mut report = deployment("internal", "report", replicas, "1050m", "1Gi");
+        report.placement = Placement::Fargate;
+        SnapshotBuilder::new()
+            .group(GroupBuilder::asg("m5x").instance_type("m5.xlarge", "4", "16Gi", 0.192).sizes(0, 1, 10))
+            .group(GroupBuilder::fargate())
+            .workload(report)
+            .build()
+    };
+    // Night: one replica would need a node of its own ($0.192/h). It stays.
+    let decisions = Harness::<FargatePlacement>::new().evaluate(&cluster(1)).unwrap();
+    assert!(place(&decisions).is_empty(), "{decisions:?}");
+    // The peak: twelve replicas fill four nodes, 35% cheaper than Fargate. It moves.
+    let decisions = Harness::<FargatePlacement>::new().evaluate(&cluster(12)).unwrap();
+    assert_eq!(place(&decisions), vec![("report".into(), PlacementTarget::Ec2(Some("m5x".into())))]);
+    assert!(decisions[0].reason.contains("4 new nodes at $0.1920/h"), "{}", decisions[0].reason);
 }
 
 #[test]
@@ -67,12 +89,19 @@ fn ineligible_workloads_are_never_sent_to_fargate() {
 
 #[test]
 fn placed_workloads_stay_unless_the_saving_beats_hysteresis() {
-    let mut api = deployment("web", "api", 3, "250m", "512Mi");
-    api.placement = Placement::Ec2(Some("m5".into()));
-    let snapshot = cluster().workload(api).build();
-    // Fargate is only ~3% cheaper here: below the 10% hysteresis, so nothing moves.
-    let decisions = Harness::<FargatePlacement>::new().evaluate(&snapshot).unwrap();
-    assert!(place(&decisions).is_empty(), "{decisions:?}");
+    // On EC2, on a full node: its share of an m5.large at 80% packing is $0.0150/h a
+    // replica against Fargate's $0.0146/h, 3% less.
+    let on_ec2 = || {
+        let mut api = deployment("web", "api", 3, "250m", "512Mi");
+        api.placement = Placement::Ec2(Some("m5".into()));
+        cluster().workload(api).build()
+    };
+    let decisions = Harness::<FargatePlacement>::new().evaluate(&on_ec2()).unwrap();
+    assert!(place(&decisions).is_empty(), "under the 10% hysteresis nothing moves: {decisions:?}");
+    let mut eager = Harness::<FargatePlacement>::with_settings(serde_json::json!({"hysteresis": 0.01})).unwrap();
+    let decisions = eager.evaluate(&on_ec2()).unwrap();
+    assert_eq!(place(&decisions), vec![("api".into(), PlacementTarget::Fargate)]);
+    assert!(decisions[0].reason.contains("share of a node at 80% packing"), "{}", decisions[0].reason);
 }
 
 #[test]
