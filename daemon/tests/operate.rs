@@ -366,8 +366,15 @@ async fn a_policy_reads_a_cloudwatch_series_and_holds_a_floor_from_it() {
     if eventually(Duration::from_secs(40), async || site.group().await.0 == 3).await.is_none() {
         fail(daemon, &format!("the group never reached the floor of 3: {:?}", site.group().await));
     }
-    let journal = records(&site.journal());
-    let decision = journal.iter().find(|r| r["record"] == "decision" && r["plugin"] == "queue_floor").unwrap();
+    // The record is written after the call that raised the group returns: wait for it too.
+    let journal = site.journal();
+    let floor = |r: &Value| r["record"] == "decision" && r["plugin"] == "queue_floor";
+    let recorded = eventually(Duration::from_secs(10), async || records(&journal).iter().any(floor));
+    if recorded.await.is_none() {
+        fail(daemon, "the group reached 3 but no queue_floor decision was recorded");
+    }
+    let journal = records(&journal);
+    let decision = journal.iter().find(|r| floor(r)).unwrap();
     assert!(decision["reason"].as_str().unwrap().contains("250"), "{decision}");
     stop(daemon);
 }
