@@ -144,6 +144,26 @@ fn full_snapshot() -> SnapshotData {
             usage_per_replica: None,
         },
     ];
+    // Two shapes on the first node (one a DaemonSet's, which a drain leaves), one on the second.
+    let mut running = |kind, moves_on_drain| PodShape {
+        namespace: d.s("ns"),
+        owner: Some(d.workload(kind)),
+        requests: d.resources(),
+        node_selector: BTreeMap::from([(d.s("selector-key"), d.s("selector-value"))]),
+        affinity_keys: vec![d.s("affinity")],
+        tolerations: vec![Toleration {
+            key: d.s("tol-key"),
+            operator_exists: true,
+            value: String::new(),
+            effect: None,
+        }],
+        count: d.u(),
+        moves_on_drain,
+    };
+    let pods_on_nodes = BTreeMap::from([
+        (nodes[0].name.clone(), vec![running(WorkloadKind::Deployment, true), running(WorkloadKind::DaemonSet, false)]),
+        (nodes[1].name.clone(), vec![PodShape { owner: None, ..running(WorkloadKind::Other, true) }]),
+    ]);
     let fargate_pricing = FargatePricing {
         per_vcpu_hour: d.f(),
         per_gb_hour: d.f(),
@@ -163,6 +183,7 @@ fn full_snapshot() -> SnapshotData {
         workloads,
         fargate_pricing,
         proposals: Vec::new(),
+        pods_on_nodes,
         shapes: Default::default(),
         group_options: vec![
             GroupOptions {
@@ -223,6 +244,7 @@ fn every_field_of_a_snapshot_reaches_a_plugin_as_sent() {
         snapshot: SnapshotData,
         by_group: BTreeMap<String, Vec<Node>>,
         pending_shapes: Vec<PendingShape>,
+        pods_on_unknown_node: Vec<PodShape>,
     }
     let read: Read = serde_json::from_slice(&state).expect("the echo's state is JSON");
     let got = read.snapshot;
@@ -236,6 +258,8 @@ fn every_field_of_a_snapshot_reaches_a_plugin_as_sent() {
     assert_eq!(shapes[0].oldest_age_seconds, snapshot.pending_pods[1].age_seconds);
     assert_eq!(read.pending_shapes, shapes);
     assert_eq!(got.workloads, snapshot.workloads);
+    assert_eq!(got.pods_on_nodes, snapshot.pods_on_nodes, "pods-on-node, node by node");
+    assert!(read.pods_on_unknown_node.is_empty());
     assert_eq!(got.fargate_pricing, snapshot.fargate_pricing);
     let expected: Vec<Proposal> =
         proposed.into_iter().map(|decision| Proposal { plugin: "scripted".into(), decision }).collect();

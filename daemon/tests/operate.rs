@@ -157,7 +157,14 @@ async fn nodes_left_empty_are_drained_and_terminated_after_the_unneeded_time() {
         let node = site.standin.get("v1", "Node", "", &format!("n{i}")).unwrap();
         assert_eq!(node["spec"]["unschedulable"], true, "cordoned before termination: {node}");
     }
-    let journal = records(&site.journal());
+    // Each removal's record is written after the call that terminated its instance returns.
+    let path = site.journal();
+    let completed =
+        |journal: &[Value]| journal.iter().filter(|r| r["record"] == "removal" && r["outcome"] == "completed").count();
+    if eventually(Duration::from_secs(10), async || completed(&records(&path)) >= 2).await.is_none() {
+        fail(daemon, &format!("the removals were not recorded as completed:\n{:#?}", records(&path)));
+    }
+    let journal = records(&path);
     let first_tick = journal.iter().find(|r| r["record"] == "tick").unwrap()["at-millis"].as_u64().unwrap();
     let removal = journal
         .iter()
@@ -165,8 +172,7 @@ async fn nodes_left_empty_are_drained_and_terminated_after_the_unneeded_time() {
         .expect("a removal decision");
     let waited = removal["at-millis"].as_u64().unwrap() - first_tick;
     assert!(waited >= 4_000, "proposed after {waited} ms, before the 4 s unneeded time");
-    let completed = journal.iter().filter(|r| r["record"] == "removal" && r["outcome"] == "completed").count();
-    assert_eq!(completed, 2, "{journal:#?}");
+    assert_eq!(completed(&journal), 2, "{journal:#?}");
     let removed = "ballast_nodes_removed_total{node_group=\"general\",reason=\"empty\"}";
     let counted =
         eventually(Duration::from_secs(10), async || sample(&get(&admin, "/metrics", None).2, removed) == Some(2.0));

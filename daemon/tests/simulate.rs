@@ -257,7 +257,7 @@ fn simulate_with_no_arguments_ends_with_the_summary_and_draws_a_chart() {
         assert!(text.contains(needle), "summary lacks {needle}: {text}");
     }
     let chart = std::fs::read_to_string(&svg).unwrap();
-    for label in ["simulated time (hours)", "vCPU", "pending pods", "demand", "capacity"] {
+    for label in ["simulated time (hours)", "vCPU", "pending pods", "demand", "capacity", "cost ($/h)", "lower bound"] {
         assert!(chart.contains(label), "chart lacks the label {label:?}");
     }
 

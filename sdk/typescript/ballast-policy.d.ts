@@ -1,9 +1,9 @@
-// Type declarations for the `ballast:policy@0.1.3` world as componentize-js presents it to a
+// Type declarations for the `ballast:policy@0.1.4` world as componentize-js presents it to a
 // plugin: records are objects with camelCase fields, variants are `{ tag, val }`, enums are
 // kebab-case strings, `option<T>` is `T | undefined`, and u64 values are `bigint`.
 // Keep in step with sdk/wit/policy.wit.
 
-declare module "ballast:policy/types@0.1.3" {
+declare module "ballast:policy/types@0.1.4" {
   export interface Resources { cpuMillis: bigint; memoryBytes: bigint; pods: number; gpus: number }
   export interface Label { key: string; value: string }
   export type TaintEffect = "no-schedule" | "prefer-no-schedule" | "no-execute";
@@ -30,6 +30,11 @@ declare module "ballast:policy/types@0.1.3" {
     namespace: string; owner?: WorkloadRef; requests: Resources; nodeSelector: Label[]; affinityKeys: string[];
     tolerations: Toleration[]; count: number; oldestAgeSeconds: bigint;
   }
+  /** Pods running on one node alike for placement, counted (since 0.1.4). */
+  export interface PodShape {
+    namespace: string; owner?: WorkloadRef; requests: Resources; nodeSelector: Label[]; affinityKeys: string[];
+    tolerations: Toleration[]; count: number; movesOnDrain: boolean;
+  }
   export type Placement = { tag: "unplaced" } | { tag: "fargate" } | { tag: "ec2"; val?: string };
   export interface Workload {
     id: WorkloadRef; replicas: number; requestsPerReplica: Resources; placement: Placement;
@@ -54,16 +59,17 @@ declare module "ballast:policy/types@0.1.3" {
   }
 }
 
-declare module "ballast:policy/host@0.1.3" {
+declare module "ballast:policy/host@0.1.4" {
   export type Level = "trace" | "debug" | "info" | "warn" | "error";
   export function log(level: Level, message: string): void;
   export function nowMillis(): bigint;
 }
 
-declare module "ballast:policy/snapshot@0.1.3" {
+declare module "ballast:policy/snapshot@0.1.4" {
   import type {
-    FargatePricing, GroupOptions, MetricSeries, Node, NodeGroup, PendingPod, PendingShape, Proposal, Workload,
-  } from "ballast:policy/types@0.1.3";
+    FargatePricing, GroupOptions, MetricSeries, Node, NodeGroup, PendingPod, PendingShape, PodShape, Proposal,
+    Workload,
+  } from "ballast:policy/types@0.1.4";
   export class Snapshot {
     takenAtMillis(): bigint;
     nodeGroups(): NodeGroup[];
@@ -81,14 +87,16 @@ declare module "ballast:policy/snapshot@0.1.3" {
     metrics(): MetricSeries[];
     /** Cluster Autoscaler's settings of the groups that set any (since 0.1.3). */
     groupOptions(): GroupOptions[];
+    /** The pods running on one node, grouped by shape (since 0.1.4). */
+    podsOnNode(node: string): PodShape[];
   }
 }
 
 /** What the plugin's `policy` export must look like. Throw a string to return an error. */
 declare interface BallastPolicyExport {
   validateSettings(settings: string): void;
-  evaluate(snapshot: import("ballast:policy/snapshot@0.1.3").Snapshot): {
-    decisions: import("ballast:policy/types@0.1.3").Decision[];
+  evaluate(snapshot: import("ballast:policy/snapshot@0.1.4").Snapshot): {
+    decisions: import("ballast:policy/types@0.1.4").Decision[];
     state?: Uint8Array;
   };
 }

@@ -88,6 +88,7 @@ pub fn observe(cluster: ClusterView, mut groups: Vec<GroupView>, cx: &ObserveCon
     let mut facts = HashMap::with_capacity(cluster.nodes.len());
     let mut ready_in_group: HashMap<&str, u32> = HashMap::new();
     let mut unready = 0;
+    let mut pods_on_nodes = BTreeMap::new();
     for view in &cluster.nodes {
         let listed_in = view.instance_id.as_deref().and_then(|id| instance_group.get(id).copied());
         let group = if view.fargate {
@@ -136,6 +137,9 @@ pub fn observe(cluster: ClusterView, mut groups: Vec<GroupView>, cx: &ObserveCon
             pod_count: pods.count,
             removal_blocker: blocker,
         });
+        if !view.fargate {
+            pods_on_nodes.insert(view.name.to_string(), pod_shapes(pods));
+        }
         facts.insert(
             view.name.clone(),
             NodeFacts {
@@ -220,6 +224,7 @@ pub fn observe(cluster: ClusterView, mut groups: Vec<GroupView>, cx: &ObserveCon
                 .filter(|g| !g.options.is_empty())
                 .map(|g| ballast_sdk::GroupOptions { group: g.id.clone(), ..g.options.clone() })
                 .collect(),
+            pods_on_nodes,
             shapes: Default::default(),
         }),
         groups: group_facts,
@@ -230,6 +235,23 @@ pub fn observe(cluster: ClusterView, mut groups: Vec<GroupView>, cx: &ObserveCon
             .filter_map(|g| g.last_launch_failure.clone().map(|f| (g.id.clone(), f)))
             .collect(),
     }
+}
+
+/// A node's pods by shape as policies see them (contract 0.1.4 `pods-on-node`).
+fn pod_shapes(pods: &NodePods) -> Vec<ballast_sdk::PodShape> {
+    pods.shapes
+        .iter()
+        .map(|on| ballast_sdk::PodShape {
+            namespace: on.shape.namespace.to_string(),
+            owner: on.shape.owner.as_deref().cloned(),
+            requests: on.shape.requests,
+            node_selector: on.shape.template.node_selector.clone(),
+            affinity_keys: on.shape.template.affinity_keys.clone(),
+            tolerations: on.shape.template.tolerations.clone(),
+            count: on.pods.len() as u32,
+            moves_on_drain: on.shape.evictable(),
+        })
+        .collect()
 }
 
 /// Why a pod keeps this node, if one does: the first blocking pod of the first blocking shape.

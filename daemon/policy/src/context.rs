@@ -257,6 +257,9 @@ impl snapshot::HostSnapshot for PluginCtx {
     fn group_options(&mut self, _: Resource<SnapshotResource>) -> wasmtime::Result<Vec<types::GroupOptions>> {
         Ok(self.input.snapshot.group_options())
     }
+    fn pods_on_node(&mut self, _: Resource<SnapshotResource>, node: String) -> wasmtime::Result<Vec<types::PodShape>> {
+        Ok(self.input.snapshot.pods_on_node(&node))
+    }
     fn drop(&mut self, handle: Resource<SnapshotResource>) -> wasmtime::Result<()> {
         self.table.delete(handle)?;
         Ok(())

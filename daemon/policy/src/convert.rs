@@ -122,6 +122,19 @@ pub fn pending_shape(p: &m::PendingShape) -> w::PendingShape {
     }
 }
 
+pub fn pod_shape(p: &m::PodShape) -> w::PodShape {
+    w::PodShape {
+        namespace: p.namespace.clone(),
+        owner: p.owner.as_ref().map(workload_ref),
+        requests: resources(&p.requests),
+        node_selector: labels(&p.node_selector),
+        affinity_keys: p.affinity_keys.clone(),
+        tolerations: tolerations(&p.tolerations),
+        count: p.count,
+        moves_on_drain: p.moves_on_drain,
+    }
+}
+
 fn tolerations(list: &[m::Toleration]) -> Vec<w::Toleration> {
     list.iter()
         .map(|t| w::Toleration {

@@ -68,6 +68,14 @@ impl SharedSnapshot {
     pub fn group_options(&self) -> Vec<w::GroupOptions> {
         self.data.group_options.iter().map(convert::group_options).collect()
     }
+
+    pub fn pods_on_node(&self, node: &str) -> Vec<w::PodShape> {
+        self.data
+            .pods_on_nodes
+            .get(node)
+            .map(|shapes| shapes.iter().map(convert::pod_shape).collect())
+            .unwrap_or_default()
+    }
 }
 
 /// Everything one plugin's evaluation reads.

@@ -1,11 +1,15 @@
-//! Whether a node's pods fit on other nodes: a placement simulated on slots.
+//! Whether a node's pods fit on other nodes: a simulated placement.
 //!
-//! The snapshot gives each node its requested total and pod count, not its pods. What is
-//! known for sure: each pod on the node requests at most `largest`, the per-resource maximum
-//! over the workloads that may run there, and at most the node's whole movable load. So each
-//! pod fits in a slot of `min(largest, load)`, and the pods fit elsewhere if the other
-//! nodes' free room holds as many such slots as there are pods. This overestimates every pod,
-//! never underestimates one: a node it says can go surely can.
+//! From a host that serves `pods-on-node` (contract 0.1.4) the pods are known by shape, and
+//! each is placed at its own requests on a node whose group admits it (selectors, affinity
+//! keys, taints), in any group: [`place_shapes`].
+//!
+//! From an older host only the node's requested total and pod count are known. What is
+//! known for sure then: each pod on the node requests at most `largest`, the per-resource
+//! maximum over the workloads that may run there, and at most the node's whole movable load.
+//! So each pod fits in a slot of `min(largest, load)`, and the pods fit elsewhere if the
+//! other nodes of its group hold as many such slots as there are pods ([`place`]). This
+//! overestimates every pod, never underestimates one: a node it says can go surely can.
 
 use ballast_sdk::prelude::*;
 
@@ -20,7 +24,51 @@ pub struct Load {
 #[derive(Clone, Debug)]
 pub struct Target {
     pub node: String,
+    /// The node's group.
+    pub group: String,
     pub free: Resources,
+}
+
+/// What [`place_shapes`] could not place: pods of `shapes[shape]`, `count` of them.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Left {
+    pub shape: usize,
+    pub count: u32,
+}
+
+/// Places each pod of `shapes` at its requests, largest first, on the fullest target that
+/// `admits` it, taking the room it uses. Returns how many targets received pods and the pods
+/// that found no room (none: they all fit).
+pub fn place_shapes(
+    shapes: &[PodShape],
+    targets: &mut [Target],
+    admits: impl Fn(&Target, &PodShape) -> bool,
+) -> (usize, Vec<Left>) {
+    let mut order: Vec<usize> = (0..shapes.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse((shapes[i].requests.cpu_millis, shapes[i].requests.memory_bytes)));
+    let mut by_fullness: Vec<usize> = (0..targets.len()).collect();
+    by_fullness.sort_by_key(|&i| (targets[i].free.cpu_millis, targets[i].free.memory_bytes));
+    let mut used = vec![false; targets.len()];
+    let mut left = Vec::new();
+    for i in order {
+        let shape = &shapes[i];
+        let request = Resources { pods: 1, ..shape.requests };
+        let mut count = shape.count;
+        for &t in &by_fullness {
+            if !admits(&targets[t], shape) {
+                continue;
+            }
+            while count > 0 && targets[t].free.fits(&request) {
+                targets[t].free = targets[t].free.saturating_sub(&request);
+                used[t] = true;
+                count -= 1;
+            }
+        }
+        if count > 0 {
+            left.push(Left { shape: i, count });
+        }
+    }
+    (used.iter().filter(|u| **u).count(), left)
 }
 
 /// How many slots of `slot` a free room holds.
@@ -42,15 +90,15 @@ pub fn slot(load: &Load, largest: &Resources) -> Resources {
     }
 }
 
-/// Places `load` on `targets`, fullest first (so emptier nodes stay candidates), taking
-/// the room it uses. Returns how many targets it went to, or `None`, leaving `targets`
-/// untouched, when it does not fit.
-pub fn place(load: &Load, largest: &Resources, targets: &mut [Target]) -> Option<usize> {
+/// Places `load` on the targets of `group`, fullest first (so emptier nodes stay
+/// candidates), taking the room it uses. Returns how many targets it went to, or `None`,
+/// leaving `targets` untouched, when it does not fit.
+pub fn place(load: &Load, largest: &Resources, group: &str, targets: &mut [Target]) -> Option<usize> {
     if load.pods == 0 {
         return Some(0);
     }
     let slot = slot(load, largest);
-    let mut order: Vec<usize> = (0..targets.len()).collect();
+    let mut order: Vec<usize> = (0..targets.len()).filter(|&i| targets[i].group == group).collect();
     order.sort_by_key(|&i| (targets[i].free.cpu_millis, targets[i].free.memory_bytes));
     let mut left = load.pods as u64;
     let mut plan = Vec::new();
@@ -86,7 +134,8 @@ mod tests {
     const GIB: u64 = 1 << 30;
 
     fn target(name: &str, cpu: u64, memory: u64, pods: u32) -> Target {
-        Target { node: name.into(), free: Resources { cpu_millis: cpu, memory_bytes: memory, pods, gpus: 0 } }
+        let free = Resources { cpu_millis: cpu, memory_bytes: memory, pods, gpus: 0 };
+        Target { node: name.into(), group: "g".into(), free }
     }
 
     #[test]
@@ -95,17 +144,17 @@ mod tests {
         // Three pods, 1.5 CPU in all: each could be 1 CPU, so three 1-CPU slots are needed.
         let load = Load { pods: 3, requests: Resources { cpu_millis: 1500, memory_bytes: GIB, pods: 3, gpus: 0 } };
         let mut two = vec![target("a", 1000, 8 * GIB, 10), target("b", 1000, 8 * GIB, 10)];
-        assert_eq!(place(&load, &largest, &mut two), None, "1.5 CPU free in total is not proof");
+        assert_eq!(place(&load, &largest, "g", &mut two), None, "1.5 CPU free in total is not proof");
         assert_eq!(two[0].free.cpu_millis, 1000, "a failed placement takes nothing");
         let mut three = vec![target("a", 2000, 8 * GIB, 10), target("b", 1000, 8 * GIB, 10)];
-        assert_eq!(place(&load, &largest, &mut three), Some(2));
+        assert_eq!(place(&load, &largest, "g", &mut three), Some(2));
         assert_eq!(three.iter().map(|t| t.free.cpu_millis).sum::<u64>(), 0);
         // A single small pod needs only its own size.
         let one = Load { pods: 1, requests: Resources { cpu_millis: 200, memory_bytes: GIB, pods: 1, gpus: 0 } };
         let mut small = vec![target("a", 250, 2 * GIB, 1)];
-        assert_eq!(place(&one, &largest, &mut small), Some(1));
+        assert_eq!(place(&one, &largest, "g", &mut small), Some(1));
         // Pod slots count too.
         let mut full = vec![target("a", 4000, 8 * GIB, 0)];
-        assert_eq!(place(&one, &largest, &mut full), None);
+        assert_eq!(place(&one, &largest, "g", &mut full), None);
     }
 }

@@ -1,11 +1,18 @@
-//! `consolidation`: removes nodes whose pods provably fit on the other nodes of their group,
-//! Karpenter's `WhenEmptyOrUnderutilized` without its replacements.
+//! `consolidation`: removes nodes whose pods provably fit on the other nodes, and replaces
+//! nodes by cheaper ones: Karpenter's `WhenEmptyOrUnderutilized`.
 //!
 //! - A node is a candidate when it is Ready, schedulable, not blocked from removal by the
 //!   host (PDBs, local storage, too young, ...) and its pods fit in the free room of the
-//!   group's other nodes by a simulated placement ([`fit`]): not a utilisation threshold.
+//!   other nodes by a simulated placement ([`fit`]): not a utilisation threshold. From a host
+//!   that says which pods a node runs (`pods-on-node`, contract 0.1.4) each pod is placed at
+//!   its requests on any group that admits it (selectors, affinity keys, taints); from an
+//!   older host, at the largest size it could be, within its own group.
 //! - Empty nodes (DaemonSet pods only) come first, then the lightest; each chosen node's
 //!   pods take the room they need, so two nodes never count on the same room.
+//! - On a tick that removes nothing, a node whose pods would fit on one new node of a group
+//!   cheaper by `replace-min-saving` (and on the others' room) is replaced: that group grows
+//!   by one, and once the new node is Ready the old one is removed like any other
+//!   ([`replace`]: launch first, one at a time, 10 minutes at most).
 //! - A candidate must stay one for `consolidate-after-seconds` (0: at once).
 //! - A group tagged with Cluster Autoscaler's `autoscaling-options` keeps CA's behaviour: only
 //!   nodes under its `scaledownutilizationthreshold` are candidates, and they wait its
@@ -23,17 +30,18 @@
 //!   whose spare room it needs).
 //!
 //! # Caveats
-//! Pods move only within their group (the snapshot does not say which other groups their
-//! selectors admit), and replacing a node by a cheaper one is not done.
+//! The placement is first-fit at requests; the scheduler may place the moved pods elsewhere
+//! (a replacement's new node then stays empty and goes as spare after the replacement ends).
 
 mod fit;
+mod replace;
 
 use std::collections::BTreeMap;
 
 use ballast_sdk::prelude::*;
 use serde::{Deserialize, Serialize};
 
-pub use fit::{Load, Target, place};
+pub use fit::{Left, Load, Target, place, place_shapes};
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
@@ -50,6 +58,11 @@ pub struct Settings {
     pub churn_window_seconds: u64,
     /// The longest extra wait churn can add.
     pub max_wait_seconds: u64,
+    /// Replace a node by a new one of a cheaper group when its pods fit there (and on the
+    /// room the others have): Karpenter's replacement. Needs contract 0.1.4's `pods-on-node`.
+    pub replace: bool,
+    /// The least fraction of the node's price a replacement must save.
+    pub replace_min_saving: f64,
 }
 
 impl Default for Settings {
@@ -61,6 +74,8 @@ impl Default for Settings {
             stabilise_seconds: 0,
             churn_window_seconds: 0,
             max_wait_seconds: 900,
+            replace: true,
+            replace_min_saving: 0.2,
         }
     }
 }
@@ -71,6 +86,9 @@ impl Default for Settings {
 pub struct State {
     pub removable_since: BTreeMap<String, u64>,
     pub groups: BTreeMap<String, Growth>,
+    /// Replacements under way, by the node being replaced.
+    #[serde(default)]
+    pub replacing: BTreeMap<String, replace::Replacing>,
 }
 
 #[derive(Clone, Copy, Debug, Default, Deserialize, Serialize)]
@@ -95,12 +113,16 @@ impl Policy for Consolidation {
         if !(settings.disruption_budget > 0.0 && settings.disruption_budget <= 1.0) {
             return Err(format!("disruption-budget must be in (0, 1], got {}", settings.disruption_budget));
         }
+        if !(settings.replace_min_saving > 0.0 && settings.replace_min_saving < 1.0) {
+            return Err(format!("replace-min-saving must be in (0, 1), got {}", settings.replace_min_saving));
+        }
         Ok(())
     }
 
     fn evaluate(snapshot: &dyn Snapshot, settings: &Settings, state: &mut State) -> Result<Vec<Decision>, String> {
         let now = snapshot.taken_at_millis();
         track_growth(snapshot, settings, state, now);
+        replace::forget_finished(state, snapshot, now);
         if !snapshot.pending_shapes().is_empty() {
             state.removable_since.clear();
             return Ok(Vec::new());
@@ -131,10 +153,12 @@ fn track_growth(snapshot: &dyn Snapshot, settings: &Settings, state: &mut State,
 }
 
 /// A node that may go, and what must move off it.
-struct Candidate<'a> {
+pub(crate) struct Candidate<'a> {
     node: &'a Node,
     group: &'a NodeGroup,
     load: Load,
+    /// The pods a drain moves, by shape, from a host that serves `pods-on-node` (0.1.4).
+    shapes: Option<Vec<PodShape>>,
     /// How long it must stay removable: the group's Cluster Autoscaler unneeded time when it
     /// is tagged with one, else `consolidate-after-seconds`.
     wait_seconds: u64,
@@ -144,13 +168,40 @@ struct Plan<'a> {
     settings: &'a Settings,
     state: &'a mut State,
     now: u64,
+    groups: BTreeMap<&'a str, &'a NodeGroup>,
     candidates: Vec<Candidate<'a>>,
-    /// Free room per group, on its Ready schedulable nodes.
-    targets: BTreeMap<&'a str, Vec<Target>>,
+    /// Free room on the Ready schedulable nodes of every managed group.
+    targets: Vec<Target>,
     /// The largest request of any pod that may run on EC2, per resource.
     largest: Resources,
+    /// The DaemonSet pods every node runs (a new node too).
+    daemonsets: Load,
     /// Removals the budget still allows this tick.
     budget: usize,
+}
+
+/// The groups earlier policies of the chain asked to keep or grow this tick.
+fn held<'a>(snapshot: &'a dyn Snapshot, groups: &BTreeMap<&'a str, &'a NodeGroup>) -> Vec<&'a str> {
+    snapshot
+        .proposals()
+        .iter()
+        .filter_map(|p| match &p.decision.action {
+            Action::ScaleTo { group, size } => groups.get(group.as_str()).filter(|g| *size >= g.desired_size),
+            Action::ScaleBy { group, delta } if *delta >= 0 => groups.get(group.as_str()),
+            _ => None,
+        })
+        .map(|g| g.id.as_str())
+        .collect()
+}
+
+/// The pods a drain of `node` moves, by shape; `None` when the host does not say (a node
+/// that runs pods but has no shapes: a host older than 0.1.4).
+fn movable(snapshot: &dyn Snapshot, node: &Node) -> Option<Vec<PodShape>> {
+    let shapes = snapshot.pods_on_node(&node.name);
+    if shapes.is_empty() && node.pod_count > 0 {
+        return None;
+    }
+    Some(shapes.into_iter().filter(|s| s.moves_on_drain && s.count > 0).collect())
 }
 
 impl<'a> Plan<'a> {
@@ -161,16 +212,7 @@ impl<'a> Plan<'a> {
             .filter(|g| g.kind == NodeGroupKind::Asg)
             .map(|g| (g.id.as_str(), g))
             .collect();
-        let held: Vec<&str> = snapshot
-            .proposals()
-            .iter()
-            .filter_map(|p| match &p.decision.action {
-                Action::ScaleTo { group, size } => groups.get(group.as_str()).filter(|g| *size >= g.desired_size),
-                Action::ScaleBy { group, delta } if *delta >= 0 => groups.get(group.as_str()),
-                _ => None,
-            })
-            .map(|g| g.id.as_str())
-            .collect();
+        let held = held(snapshot, &groups);
         let group_of = |n: &Node| n.group.as_deref().and_then(|g| groups.get(g).copied());
         let managed: Vec<&Node> = snapshot.nodes().iter().filter(|n| group_of(n).is_some()).collect();
         let in_flight = managed.iter().filter(|n| n.cordoned).count();
@@ -179,14 +221,13 @@ impl<'a> Plan<'a> {
         let daemonsets = daemonset_load(snapshot.workloads(), ready.len());
         let options: BTreeMap<&str, &GroupOptions> =
             snapshot.group_options().iter().map(|o| (o.group.as_str(), o)).collect();
-        let mut targets: BTreeMap<&str, Vec<Target>> = BTreeMap::new();
+        let replacing_in: Vec<&str> = state.replacing.values().map(|r| r.group.as_str()).collect();
+        let mut targets = Vec::new();
         let mut candidates = Vec::new();
         for node in ready {
             let Some(group) = group_of(node) else { continue };
-            targets
-                .entry(group.id.as_str())
-                .or_default()
-                .push(Target { node: node.name.clone(), free: node.allocatable.saturating_sub(&node.requested) });
+            let free = node.allocatable.saturating_sub(&node.requested);
+            targets.push(Target { node: node.name.clone(), group: group.id.clone(), free });
             let load = Load {
                 pods: node.pod_count.saturating_sub(daemonsets.pods),
                 requests: node.requested.saturating_sub(&daemonsets.requests),
@@ -198,14 +239,18 @@ impl<'a> Plan<'a> {
                 _ => node.utilisation(),
             };
             let under = tagged.and_then(|o| o.scale_down_utilization_threshold).is_none_or(|t| used < t);
+            // An empty node in a group a replacement grows is the replacement, not spare.
+            let awaited = load.pods == 0 && replacing_in.contains(&group.id.as_str());
             let wanted = node.removal_blocker.is_none()
                 && (settings.underutilised || load.pods == 0)
                 && under
+                && !awaited
                 && !held.contains(&group.id.as_str());
             if wanted {
                 let wait_seconds =
                     tagged.and_then(|o| o.scale_down_unneeded_seconds).unwrap_or(settings.consolidate_after_seconds);
-                candidates.push(Candidate { node, group, load, wait_seconds });
+                let shapes = movable(snapshot, node);
+                candidates.push(Candidate { node, group, load, shapes, wait_seconds });
             }
         }
         candidates.sort_by(|a, b| {
@@ -219,29 +264,47 @@ impl<'a> Plan<'a> {
             settings,
             state,
             now,
+            groups,
             candidates,
             targets,
             largest: largest_pod(snapshot.workloads()),
+            daemonsets,
             budget: allowed.saturating_sub(in_flight),
         }
     }
 
-    /// The removals to propose, one decision per group.
+    /// Where `c`'s pods would go on `targets`: how many nodes receive them and what is left
+    /// over (by its shapes when known, else by slots within its group, all or nothing).
+    fn trial(&self, c: &Candidate<'_>, targets: &mut [Target]) -> (usize, Vec<Left>) {
+        match &c.shapes {
+            Some(shapes) => place_shapes(shapes, targets, |t, shape| {
+                self.groups.get(t.group.as_str()).is_some_and(|g| g.admits(shape))
+            }),
+            None => match place(&c.load, &self.largest, &c.group.id, targets) {
+                Some(spread) => (spread, Vec::new()),
+                None => (0, vec![Left { shape: 0, count: c.load.pods }]),
+            },
+        }
+    }
+
+    /// The removals to propose, one decision per group, then the replacements.
     fn choose(mut self) -> Vec<Decision> {
         let mut since = BTreeMap::new();
         let mut chosen: BTreeMap<String, Vec<String>> = BTreeMap::new();
         let mut reasons: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut unfit = Vec::new();
         let candidates = std::mem::take(&mut self.candidates);
         for c in candidates {
             let group = c.group.id.as_str();
-            let Some(targets) = self.targets.get_mut(group) else { continue };
-            let Some(own) = targets.iter().position(|t| t.node == c.node.name) else { continue };
-            let mine = targets.swap_remove(own);
-            let mut trial = targets.clone();
-            let Some(spread) = place(&c.load, &self.largest, &mut trial) else {
-                targets.push(mine);
+            let Some(own) = self.targets.iter().position(|t| t.node == c.node.name) else { continue };
+            let mine = self.targets.swap_remove(own);
+            let mut trial = self.targets.clone();
+            let (spread, left) = self.trial(&c, &mut trial);
+            if !left.is_empty() {
+                self.targets.push(mine);
+                unfit.push(c);
                 continue;
-            };
+            }
             let first = self.state.removable_since.get(&c.node.name).copied().unwrap_or(self.now);
             since.insert(c.node.name.clone(), first);
             let removing = chosen.get(group).map_or(0, Vec::len) as u32;
@@ -251,10 +314,10 @@ impl<'a> Plan<'a> {
             let wait = c.wait_seconds * 1000 + self.state.groups.get(group).map_or(0, |g| g.wait_ms);
             let due = self.now.saturating_sub(first) >= wait;
             if !(due && settled && room_above_min && self.budget > 0) {
-                targets.push(mine);
+                self.targets.push(mine);
                 continue;
             }
-            *targets = trial;
+            self.targets = trial;
             self.budget -= 1;
             chosen.entry(group.to_string()).or_default().push(c.node.name.clone());
             reasons.entry(group.to_string()).or_default().push(explain(&c, spread, &self.largest));
@@ -265,19 +328,27 @@ impl<'a> Plan<'a> {
                 g.removed_at = self.now;
             }
         }
-        chosen
+        let mut decisions: Vec<Decision> = chosen
             .into_iter()
             .map(|(group, nodes)| {
                 let why = reasons.remove(&group).unwrap_or_default().join("; ");
                 Decision::new(Action::RemoveNodes { nodes }, format!("group {group}: {why}"))
             })
-            .collect()
+            .collect();
+        if self.settings.replace && decisions.is_empty() {
+            decisions.extend(self.replacement(&unfit));
+        }
+        decisions
     }
 }
 
 fn explain(c: &Candidate<'_>, spread: usize, largest: &Resources) -> String {
     if c.load.pods == 0 {
         return format!("{} is empty (DaemonSet pods only)", c.node.name);
+    }
+    if let Some(shapes) = &c.shapes {
+        let pods: u32 = shapes.iter().map(|s| s.count).sum();
+        return format!("{}'s {pods} pods fit on {spread} other node(s) (placed at their requests)", c.node.name);
     }
     format!(
         "{}'s {} pods fit on {spread} other node(s) even at {} each (a simulated placement)",

@@ -1,7 +1,7 @@
 //! consolidation's logic, tested natively.
 
 use ballast_sdk::prelude::*;
-use ballast_sdk::testing::{GroupBuilder, Harness, NodeBuilder, SnapshotBuilder, deployment};
+use ballast_sdk::testing::{GroupBuilder, Harness, NodeBuilder, SnapshotBuilder, deployment, running};
 use consolidation::{Consolidation, Settings};
 
 fn removed(decisions: &[Decision]) -> Vec<String> {
@@ -153,4 +153,133 @@ fn a_group_tagged_with_cluster_autoscalers_options_keeps_its_threshold_and_unnee
     assert!(removed(&h.evaluate(&tagged).unwrap()).is_empty());
     tagged.taken_at_millis = 120_000;
     assert_eq!(removed(&h.evaluate(&tagged).unwrap()), ["d"]);
+}
+
+/// An on-demand group and a spot group (tainted) of m5.large, each node 2 CPU / 8 GiB.
+fn two_groups(spot_desired: u32) -> SnapshotBuilder {
+    SnapshotBuilder::new()
+        .group(GroupBuilder::asg("on-demand").instance_type("m5.large", "2", "8Gi", 0.096).sizes(1, 2, 10))
+        .group(
+            GroupBuilder::asg("spot")
+                .instance_type("m5.large", "2", "8Gi", 0.035)
+                .taint("capacity", "spot", TaintEffect::NoSchedule)
+                .sizes(0, spot_desired, 10),
+        )
+        .node(NodeBuilder::new("od-1", "on-demand").instance_type("m5.large").allocatable("2", "8Gi"))
+        .node(NodeBuilder::new("od-2", "on-demand").instance_type("m5.large").allocatable("2", "8Gi"))
+}
+
+fn tolerating_spot(shape: PodShape) -> PodShape {
+    let toleration = Toleration { key: "capacity".into(), operator_exists: false, value: "spot".into(), effect: None };
+    PodShape { tolerations: vec![toleration], ..shape }
+}
+
+fn grown(decisions: &[Decision]) -> Vec<(String, u32)> {
+    decisions
+        .iter()
+        .filter_map(|d| match &d.action {
+            Action::ScaleTo { group, size } => Some((group.clone(), *size)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn pods_known_by_shape_move_to_any_group_that_admits_them_and_no_further() {
+    // od-2's one pod tolerates spot and fits beside the one on the spot node; the on-demand
+    // node beside it is full. Told its pods, consolidation moves them across groups.
+    let spot_node = NodeBuilder::new("spot-1", "spot").allocatable("2", "8Gi");
+    let snapshot = two_groups(1)
+        .node(spot_node)
+        .pods_on("spot-1", tolerating_spot(running("media", "render", 1, "1", "2Gi")))
+        .pods_on("od-1", running("shop", "api", 2, "1", "2Gi"))
+        .pods_on("od-2", tolerating_spot(running("shop", "web", 1, "1", "2Gi")))
+        .workload(deployment("shop", "web", 1, "1", "2Gi"))
+        .workload(deployment("shop", "api", 2, "1", "2Gi"))
+        .build();
+    let decisions = evaluate(&snapshot, Settings::default());
+    assert_eq!(removed(&decisions), ["od-2"]);
+    assert!(decisions[0].reason.contains("od-2's 1 pods fit on 1 other node(s)"), "{}", decisions[0].reason);
+    assert!(grown(&decisions).is_empty());
+
+    // The same pod without the toleration has nowhere to go: the spot node's taint refuses it
+    // (the spot node itself is held by a PDB here, so only od-2 is weighed).
+    let snapshot = two_groups(1)
+        .node(NodeBuilder::new("spot-1", "spot").allocatable("2", "8Gi").blocked("a PDB"))
+        .pods_on("spot-1", tolerating_spot(running("media", "render", 1, "1", "2Gi")))
+        .pods_on("od-1", running("shop", "api", 2, "1", "2Gi"))
+        .pods_on("od-2", running("shop", "web", 1, "1", "2Gi"))
+        .build();
+    let decisions = evaluate(&snapshot, Settings { replace: false, ..Settings::default() });
+    assert!(decisions.is_empty(), "{decisions:?}");
+}
+
+#[test]
+fn a_node_whose_pods_fit_on_a_cheaper_group_is_replaced_launch_first_then_drained() {
+    let mut harness = harness(Settings::default());
+    // No room anywhere: od-2's pods tolerate spot, and spot is 64% cheaper.
+    let before = two_groups(0)
+        .pods_on("od-1", running("shop", "api", 2, "1", "2Gi"))
+        .pods_on("od-2", tolerating_spot(running("shop", "web", 2, "750m", "2Gi")))
+        .build();
+    let decisions = harness.evaluate(&before).unwrap();
+    assert_eq!(grown(&decisions), [("spot".to_string(), 1)], "{decisions:?}");
+    assert!(removed(&decisions).is_empty(), "launch first: nothing is drained before the new node is up");
+    let reason = &decisions[0].reason;
+    assert!(reason.contains("replace od-2 (m5.large in on-demand at $0.0960/h) by a new m5.large in spot"), "{reason}");
+    assert!(reason.contains("64% less") && reason.contains("its 2 pods fit"), "{reason}");
+
+    // The spot node is asked for, not yet Ready: one replacement at a time, none repeated.
+    let booting = two_groups(1)
+        .pods_on("od-1", running("shop", "api", 2, "1", "2Gi"))
+        .pods_on("od-2", tolerating_spot(running("shop", "web", 2, "750m", "2Gi")))
+        .build();
+    assert!(harness.evaluate(&booting).unwrap().is_empty());
+
+    // It is Ready and empty: it is the replacement, not spare; od-2 goes.
+    let ready = two_groups(1)
+        .node(NodeBuilder::new("spot-1", "spot").allocatable("2", "8Gi"))
+        .pods_on("od-1", running("shop", "api", 2, "1", "2Gi"))
+        .pods_on("od-2", tolerating_spot(running("shop", "web", 2, "750m", "2Gi")))
+        .build();
+    let decisions = harness.evaluate(&ready).unwrap();
+    assert_eq!(removed(&decisions), ["od-2"], "{decisions:?}");
+    assert!(grown(&decisions).is_empty());
+}
+
+#[test]
+fn no_replacement_without_enough_saving_without_admitting_groups_or_above_min_size() {
+    let with = |snapshot: SnapshotBuilder, settings: Settings| evaluate(&snapshot.build(), settings);
+    let spot_pods = || {
+        two_groups(0)
+            .pods_on("od-1", running("shop", "api", 2, "1", "2Gi"))
+            .pods_on("od-2", tolerating_spot(running("shop", "web", 2, "750m", "2Gi")))
+    };
+    // 64% saved is under a 70% floor.
+    assert!(with(spot_pods(), Settings { replace_min_saving: 0.7, ..Settings::default() }).is_empty());
+    assert!(with(spot_pods(), Settings { replace: false, ..Settings::default() }).is_empty());
+    // Pods that do not tolerate spot.
+    let plain = two_groups(0)
+        .pods_on("od-1", running("shop", "api", 2, "1", "2Gi"))
+        .pods_on("od-2", running("shop", "web", 2, "750m", "2Gi"));
+    assert!(with(plain, Settings::default()).is_empty());
+    // Pods too big for one new spot node together (2 x 1.5 CPU on 2 CPU).
+    let too_big = two_groups(0)
+        .pods_on("od-1", running("shop", "api", 2, "1", "2Gi"))
+        .pods_on("od-2", tolerating_spot(running("shop", "web", 2, "1500m", "2Gi")));
+    assert!(with(too_big, Settings::default()).is_empty());
+    // The on-demand group at its min-size: the node is not going anywhere.
+    let at_min = SnapshotBuilder::new()
+        .group(GroupBuilder::asg("on-demand").instance_type("m5.large", "2", "8Gi", 0.096).sizes(2, 2, 10))
+        .group(
+            GroupBuilder::asg("spot")
+                .instance_type("m5.large", "2", "8Gi", 0.035)
+                .taint("capacity", "spot", TaintEffect::NoSchedule)
+                .sizes(0, 0, 10),
+        )
+        .node(NodeBuilder::new("od-1", "on-demand").allocatable("2", "8Gi"))
+        .node(NodeBuilder::new("od-2", "on-demand").allocatable("2", "8Gi"))
+        .pods_on("od-1", running("shop", "api", 2, "1", "2Gi"))
+        .pods_on("od-2", tolerating_spot(running("shop", "web", 2, "750m", "2Gi")));
+    assert!(with(at_min, Settings::default()).is_empty());
 }

@@ -121,6 +121,9 @@ impl Snapshot for WasmSnapshot<'_> {
     fn group_options(&self) -> &[m::GroupOptions] {
         self.group_options.get_or_init(|| self.handle.group_options().into_iter().map(group_options).collect())
     }
+    fn pods_on_node(&self, node: &str) -> Vec<m::PodShape> {
+        self.handle.pods_on_node(node).into_iter().map(pod_shape).collect()
+    }
 }
 
 fn group_options(o: w::GroupOptions) -> m::GroupOptions {
@@ -257,6 +260,19 @@ fn pending_shape(p: w::PendingShape) -> m::PendingShape {
         tolerations: tolerations(p.tolerations),
         count: p.count,
         oldest_age_seconds: p.oldest_age_seconds,
+    }
+}
+
+fn pod_shape(p: w::PodShape) -> m::PodShape {
+    m::PodShape {
+        namespace: p.namespace,
+        owner: p.owner.map(workload_ref),
+        requests: resources(p.requests),
+        node_selector: labels(p.node_selector),
+        affinity_keys: p.affinity_keys,
+        tolerations: tolerations(p.tolerations),
+        count: p.count,
+        moves_on_drain: p.moves_on_drain,
     }
 }
 

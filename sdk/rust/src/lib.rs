@@ -52,7 +52,7 @@ pub use model::*;
 pub use snapshot::{Snapshot, SnapshotData};
 
 /// The version of the `ballast:policy` WIT package this SDK builds plugins against.
-pub const INTERFACE_VERSION: &str = "0.1.3";
+pub const INTERFACE_VERSION: &str = "0.1.4";
 
 /// Everything a policy usually needs.
 pub mod prelude {

@@ -364,6 +364,25 @@ pub struct PendingShape {
     pub oldest_age_seconds: u64,
 }
 
+/// Pods running on one node that are interchangeable for placement, counted (interface
+/// 0.1.4): what [`crate::Snapshot::pods_on_node`] returns.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
+pub struct PodShape {
+    pub namespace: String,
+    pub owner: Option<WorkloadRef>,
+    /// What each pod of the shape requests.
+    pub requests: Resources,
+    pub node_selector: BTreeMap<String, String>,
+    /// Label keys named by required node affinity terms.
+    pub affinity_keys: Vec<String>,
+    pub tolerations: Vec<Toleration>,
+    /// How many pods of this shape run on the node.
+    pub count: u32,
+    /// A drain of the node evicts them (false for DaemonSet and static pods).
+    pub moves_on_drain: bool,
+}
+
 /// Where a pod may be scheduled: what [`NodeGroup::admits`] reads.
 pub trait Constraints {
     fn node_selector(&self) -> &BTreeMap<String, String>;
@@ -371,7 +390,7 @@ pub trait Constraints {
     fn tolerations(&self) -> &[Toleration];
 }
 
-/// Both pending forms keep their constraints in fields of the same names.
+/// The pending forms and the running shape keep their constraints in fields of the same names.
 macro_rules! constraints_from_fields {
     ($($type:ty),+) => {$(
         impl Constraints for $type {
@@ -388,7 +407,7 @@ macro_rules! constraints_from_fields {
     )+};
 }
 
-constraints_from_fields!(PendingPod, PendingShape);
+constraints_from_fields!(PendingPod, PendingShape, PodShape);
 
 /// Groups pending pods by shape, in the order each shape's first pod appears, with counts
 /// and the oldest age. The one definition of a shape: the host and snapshot files both use it.

@@ -1,11 +1,12 @@
 //! The read-only view a policy evaluates, and its in-memory form.
 
+use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    FargatePricing, GroupOptions, MetricSeries, Node, NodeGroup, PendingPod, PendingShape, Proposal, Workload,
+    FargatePricing, GroupOptions, MetricSeries, Node, NodeGroup, PendingPod, PendingShape, PodShape, Proposal, Workload,
 };
 
 /// What a policy can read about the cluster in one evaluation.
@@ -43,6 +44,14 @@ pub trait Snapshot {
         &[]
     }
 
+    /// The pods running on one node, grouped by shape (interface 0.1.4); empty for a node the
+    /// snapshot does not hold, and from a host older than 0.1.4. Inside a plugin each call
+    /// crosses the boundary once, so ask only for the nodes a policy weighs.
+    fn pods_on_node(&self, node: &str) -> Vec<PodShape> {
+        let _ = node;
+        Vec::new()
+    }
+
     /// One group's Cluster Autoscaler settings; none set gives the default (all `None`).
     fn options_of(&self, group: &str) -> GroupOptions {
         self.group_options().iter().find(|o| o.group == group).cloned().unwrap_or_default()
@@ -73,6 +82,8 @@ pub struct SnapshotData {
     pub proposals: Vec<Proposal>,
     pub metrics: Vec<MetricSeries>,
     pub group_options: Vec<GroupOptions>,
+    /// The pods on each node by shape, by node name (interface 0.1.4).
+    pub pods_on_nodes: BTreeMap<String, Vec<PodShape>>,
     /// Worked out from `pending_pods` on first use; never written to a file.
     #[serde(skip)]
     pub shapes: DerivedShapes,
@@ -120,5 +131,8 @@ impl Snapshot for SnapshotData {
     }
     fn group_options(&self) -> &[GroupOptions] {
         &self.group_options
+    }
+    fn pods_on_node(&self, node: &str) -> Vec<PodShape> {
+        self.pods_on_nodes.get(node).cloned().unwrap_or_default()
     }
 }

@@ -163,6 +163,17 @@ impl SnapshotBuilder {
         self
     }
 
+    /// Puts pods of `shape` on `node` (interface 0.1.4 `pods-on-node`), adding their requests
+    /// and count to the node's totals when the node is already in the snapshot.
+    pub fn pods_on(mut self, node: &str, shape: PodShape) -> Self {
+        if let Some(n) = self.data.nodes.iter_mut().find(|n| n.name == node) {
+            n.requested = n.requested.saturating_add(&Resources { pods: 1, ..shape.requests }.times(shape.count));
+            n.pod_count += shape.count;
+        }
+        self.data.pods_on_nodes.entry(node.to_string()).or_default().push(shape);
+        self
+    }
+
     pub fn build(self) -> SnapshotData {
         self.data
     }
@@ -298,6 +309,23 @@ pub fn deployment(namespace: &str, name: &str, replicas: u32, cpu_q: &str, memor
         replicas,
         requests_per_replica: Resources::pod(cpu(cpu_q), memory(memory_q)),
         ..Workload::default()
+    }
+}
+
+/// `count` running pods of one Deployment, each requesting `cpu` and `memory`, that a drain
+/// moves: for [`SnapshotBuilder::pods_on`].
+pub fn running(namespace: &str, deployment: &str, count: u32, cpu_q: &str, memory_q: &str) -> PodShape {
+    PodShape {
+        namespace: namespace.to_string(),
+        owner: Some(WorkloadRef {
+            kind: WorkloadKind::Deployment,
+            namespace: namespace.to_string(),
+            name: deployment.to_string(),
+        }),
+        requests: Resources::pod(cpu(cpu_q), memory(memory_q)),
+        count,
+        moves_on_drain: true,
+        ..PodShape::default()
     }
 }
 

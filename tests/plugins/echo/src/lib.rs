@@ -17,6 +17,8 @@ pub struct Read {
     pub by_group: BTreeMap<String, Vec<Node>>,
     /// `pending-shapes` (0.1.2).
     pub pending_shapes: Vec<PendingShape>,
+    /// `pods-on-node` (0.1.4) for a node the snapshot does not hold.
+    pub pods_on_unknown_node: Vec<PodShape>,
 }
 
 pub struct Echo;
@@ -38,10 +40,18 @@ impl Policy for Echo {
                 proposals: snapshot.proposals().to_vec(),
                 metrics: snapshot.metrics().to_vec(),
                 group_options: snapshot.group_options().to_vec(),
+                // `pods-on-node` (0.1.4) for every node, kept where it holds any.
+                pods_on_nodes: snapshot
+                    .nodes()
+                    .iter()
+                    .map(|n| (n.name.clone(), snapshot.pods_on_node(&n.name)))
+                    .filter(|(_, pods)| !pods.is_empty())
+                    .collect(),
                 shapes: Default::default(),
             },
             by_group,
             pending_shapes: snapshot.pending_shapes().to_vec(),
+            pods_on_unknown_node: snapshot.pods_on_node("no-such-node"),
         };
         Ok(Vec::new())
     }

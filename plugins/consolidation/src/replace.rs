@@ -1,0 +1,108 @@
+//! Replacement: a node whose pods would fit on one new node of a cheaper group, with the room
+//! the other nodes have, is replaced, Karpenter's way round: launch first, then drain. The
+//! cheaper group grows by one; once its new node is Ready the old node's pods fit elsewhere,
+//! and the ordinary removal takes the old node. Meanwhile the new node, empty, is not taken
+//! for spare room.
+//!
+//! # Guarantees
+//! - One replacement at a time, and only on a tick that removes nothing.
+//! - A replacement saves at least `replace-min-saving` of the node's price, so a node's
+//!   price only falls from one replacement to the next: no cycle.
+//! - Only from a host that says which pods a node runs (`pods-on-node`, contract 0.1.4):
+//!   each pod is placed at its requests on a group that admits it.
+//!
+//! # Caveats
+//! A replacement is given up after [`GIVE_UP_MS`]; the new node is then spare like any other.
+
+use ballast_sdk::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::{Candidate, Plan, Target, place_shapes};
+
+/// A replacement under way: the group asked to grow for it, and when.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Replacing {
+    pub group: String,
+    pub at: u64,
+}
+
+/// How long a replacement may take (boot, drain) before it is given up.
+pub const GIVE_UP_MS: u64 = 10 * 60_000;
+
+/// Forgets replacements whose node is gone (done) or that took too long.
+pub fn forget_finished(state: &mut super::State, snapshot: &dyn Snapshot, now: u64) {
+    state
+        .replacing
+        .retain(|node, r| now.saturating_sub(r.at) < GIVE_UP_MS && snapshot.nodes().iter().any(|n| n.name == *node));
+}
+
+/// A cheaper group that holds what the node's pods cannot find room for elsewhere.
+struct Offer<'a> {
+    group: &'a NodeGroup,
+    price: f64,
+}
+
+impl<'a> Plan<'a> {
+    /// The one replacement to start this tick, if any.
+    pub(crate) fn replacement(&mut self, unfit: &[Candidate<'a>]) -> Vec<Decision> {
+        if !self.state.replacing.is_empty() || self.budget == 0 {
+            return Vec::new();
+        }
+        for c in unfit {
+            if c.shapes.is_none() || c.group.desired_size <= c.group.min_size {
+                continue;
+            }
+            let Some((offer, price, pods)) = self.offer(c) else { continue };
+            self.state.replacing.insert(c.node.name.clone(), Replacing { group: offer.group.id.clone(), at: self.now });
+            let reason = format!(
+                "replace {} ({} in {} at ${price:.4}/h) by a new {} in {} at ${:.4}/h, {:.0}% less: its {pods} pods fit \
+                 there and on the other nodes; {} goes once the new node is Ready",
+                c.node.name,
+                c.node.instance_type,
+                c.group.id,
+                offer.group.instance_types.first().map(|t| t.name.as_str()).unwrap_or("node"),
+                offer.group.id,
+                offer.price,
+                (1.0 - offer.price / price) * 100.0,
+                c.node.name,
+            );
+            let grow = Action::ScaleTo { group: offer.group.id.clone(), size: offer.group.desired_size + 1 };
+            return vec![Decision::new(grow, reason)];
+        }
+        Vec::new()
+    }
+
+    /// The cheapest group whose one new node takes what `c`'s pods leave over on the others,
+    /// saving enough: the offer, the node's own price and how many pods it runs.
+    fn offer(&self, c: &Candidate<'a>) -> Option<(Offer<'a>, f64, u32)> {
+        let shapes = c.shapes.as_ref()?;
+        let mut others: Vec<Target> = self.targets.iter().filter(|t| t.node != c.node.name).cloned().collect();
+        let (_, left) = self.trial(c, &mut others);
+        let left: Vec<PodShape> = left.iter().map(|l| PodShape { count: l.count, ..shapes[l.shape].clone() }).collect();
+        let price = c
+            .group
+            .instance_types
+            .iter()
+            .find(|t| t.name == c.node.instance_type)
+            .map_or_else(|| c.group.max_price_per_hour(), |t| t.price_per_hour);
+        let ceiling = price * (1.0 - self.settings.replace_min_saving);
+        let best = self
+            .groups
+            .values()
+            .copied()
+            .filter(|g| g.id != c.group.id && g.desired_size < g.max_size && !g.instance_types.is_empty())
+            .filter(|g| g.max_price_per_hour() <= ceiling && self.holds(g, &left))
+            .min_by(|a, b| a.max_price_per_hour().total_cmp(&b.max_price_per_hour()))?;
+        let pods = shapes.iter().map(|s| s.count).sum();
+        Some((Offer { group: best, price: best.max_price_per_hour() }, price, pods))
+    }
+
+    /// True if one new node of `group` holds `pods`, beside the DaemonSet pods it will run.
+    fn holds(&self, group: &NodeGroup, pods: &[PodShape]) -> bool {
+        let free = group.guaranteed_allocatable().saturating_sub(&self.daemonsets.requests);
+        let free = Resources { pods: free.pods.saturating_sub(self.daemonsets.pods), ..free };
+        let mut new = [Target { node: String::new(), group: group.id.clone(), free }];
+        pods.iter().all(|p| group.admits(p)) && place_shapes(pods, &mut new, |_, _| true).1.is_empty()
+    }
+}
