@@ -48,11 +48,13 @@ pub const DEFAULT_CHAIN: &[&str] = &["binpack", "consolidation", "fargate-placem
 
 /// The settings a policy runs with in the default chain (`null`: its own defaults): in it,
 /// binpack picks groups by cost per pod and leaves scale-down to consolidation, which
-/// learns to wait in groups whose demand comes back within 10 minutes.
+/// learns to wait in groups whose demand comes back within 10 minutes, and proposes no
+/// removal in a group that grew in the last 10 minutes (the host's default
+/// `scale-down-after-scale-up` cooldown would refuse it every tick).
 pub fn default_settings(name: &str) -> serde_json::Value {
     match name {
         "binpack" => serde_json::json!({ "scale-down": false, "expander": "price" }),
-        "consolidation" => serde_json::json!({ "churn-window-seconds": 600 }),
+        "consolidation" => serde_json::json!({ "churn-window-seconds": 600, "stabilise-seconds": 600 }),
         _ => serde_json::Value::Null,
     }
 }

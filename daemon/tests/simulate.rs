@@ -175,6 +175,23 @@ fn in_a_spot_storm_warned_nodes_are_drained_before_they_go_and_a_group_without_c
             .filter(|d| d.reason.contains("spot interruption"))
             .all(|d| d.reason.contains("no replacement in spot"))
     );
+    // Once spot launches again, consolidation replaces on-demand nodes whose pods tolerate
+    // spot by spot nodes (launch first), and the replaced nodes are then removed.
+    let replacements: Vec<_> = decisions
+        .iter()
+        .filter(|d| d.plugin == "consolidation" && d.reason.starts_with("replace "))
+        .filter(|d| !backing_off.contains(&d.tick))
+        .collect();
+    assert!(!replacements.is_empty(), "no node was replaced by a cheaper one");
+    for r in &replacements {
+        assert!(matches!(&r.proposed, ballast_sdk::Action::ScaleTo { group, .. } if group == "spot"), "{r:?}");
+        let node = r.reason.split_whitespace().nth(1).unwrap();
+        let removed = decisions.iter().any(|d| {
+            d.tick > r.tick
+                && matches!(&d.proposed, ballast_sdk::Action::RemoveNodes { nodes } if nodes.iter().any(|n| n == node))
+        });
+        assert!(removed || r.tick + 60 > decisions.last().unwrap().tick, "{node} was replaced but never removed");
+    }
 }
 
 fn scenario_error(text: &str) -> String {
