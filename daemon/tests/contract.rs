@@ -184,6 +184,7 @@ fn full_snapshot() -> SnapshotData {
         fargate_pricing,
         proposals: Vec::new(),
         pods_on_nodes,
+        pods_source: Default::default(),
         shapes: Default::default(),
         group_options: vec![
             GroupOptions {

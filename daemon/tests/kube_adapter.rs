@@ -159,6 +159,12 @@ async fn a_garbage_quantity_is_counted_and_named_and_its_object_treated_as_unkno
     );
     let n2 = obs.snapshot.nodes.iter().find(|n| n.name == "n2").unwrap();
     assert!(n2.removal_blocker.as_deref().is_some_and(|b| b.contains("12x")), "{:?}", n2.removal_blocker);
+    // Policies read a node's pods by shape (contract 0.1.4) as the adapter counted them.
+    let on_n1 = ballast_sdk::Snapshot::pods_on_node(&*obs.snapshot, "n1");
+    assert_eq!(on_n1.len(), 1, "{on_n1:?}");
+    assert_eq!((on_n1[0].count, on_n1[0].moves_on_drain), (1, true), "{on_n1:?}");
+    assert_eq!(on_n1[0].owner.as_ref().map(|o| o.name.as_str()), Some("web"), "{on_n1:?}");
+    assert!(ballast_sdk::Snapshot::pods_on_node(&*obs.snapshot, "n3").is_empty(), "n3 is not in the snapshot");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -88,7 +88,7 @@ pub fn observe(cluster: ClusterView, mut groups: Vec<GroupView>, cx: &ObserveCon
     let mut facts = HashMap::with_capacity(cluster.nodes.len());
     let mut ready_in_group: HashMap<&str, u32> = HashMap::new();
     let mut unready = 0;
-    let mut pods_on_nodes = BTreeMap::new();
+    let mut pods_on_nodes: HashMap<Arc<str>, Arc<NodePods>> = HashMap::new();
     for view in &cluster.nodes {
         let listed_in = view.instance_id.as_deref().and_then(|id| instance_group.get(id).copied());
         let group = if view.fargate {
@@ -138,7 +138,7 @@ pub fn observe(cluster: ClusterView, mut groups: Vec<GroupView>, cx: &ObserveCon
             removal_blocker: blocker,
         });
         if !view.fargate {
-            pods_on_nodes.insert(view.name.to_string(), pod_shapes(pods));
+            pods_on_nodes.insert(view.name.clone(), pods.clone());
         }
         facts.insert(
             view.name.clone(),
@@ -224,7 +224,10 @@ pub fn observe(cluster: ClusterView, mut groups: Vec<GroupView>, cx: &ObserveCon
                 .filter(|g| !g.options.is_empty())
                 .map(|g| ballast_sdk::GroupOptions { group: g.id.clone(), ..g.options.clone() })
                 .collect(),
-            pods_on_nodes,
+            pods_on_nodes: BTreeMap::new(),
+            pods_source: ballast_sdk::PodsSource::new(move |node| {
+                pods_on_nodes.get(node).map(|pods| pod_shapes(pods)).unwrap_or_default()
+            }),
             shapes: Default::default(),
         }),
         groups: group_facts,
@@ -237,7 +240,8 @@ pub fn observe(cluster: ClusterView, mut groups: Vec<GroupView>, cx: &ObserveCon
     }
 }
 
-/// A node's pods by shape as policies see them (contract 0.1.4 `pods-on-node`).
+/// A node's pods by shape as policies see them (contract 0.1.4 `pods-on-node`), worked out
+/// only for the nodes a policy asks about.
 fn pod_shapes(pods: &NodePods) -> Vec<ballast_sdk::PodShape> {
     pods.shapes
         .iter()

@@ -70,11 +70,7 @@ impl SharedSnapshot {
     }
 
     pub fn pods_on_node(&self, node: &str) -> Vec<w::PodShape> {
-        self.data
-            .pods_on_nodes
-            .get(node)
-            .map(|shapes| shapes.iter().map(convert::pod_shape).collect())
-            .unwrap_or_default()
+        self.data.pods_on_node(node).iter().map(convert::pod_shape).collect()
     }
 }
 

@@ -1,7 +1,7 @@
 //! The read-only view a policy evaluates, and its in-memory form.
 
 use std::collections::BTreeMap;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use serde::{Deserialize, Serialize};
 
@@ -82,11 +82,42 @@ pub struct SnapshotData {
     pub proposals: Vec<Proposal>,
     pub metrics: Vec<MetricSeries>,
     pub group_options: Vec<GroupOptions>,
-    /// The pods on each node by shape, by node name (interface 0.1.4).
+    /// The pods on each node by shape, by node name (interface 0.1.4), as a snapshot file
+    /// or a test gives them. A node not listed here is asked of `pods_source`.
     pub pods_on_nodes: BTreeMap<String, Vec<PodShape>>,
+    /// Where a host's snapshot finds a node's pods, only when a policy asks: never written.
+    #[serde(skip)]
+    pub pods_source: PodsSource,
     /// Worked out from `pending_pods` on first use; never written to a file.
     #[serde(skip)]
     pub shapes: DerivedShapes,
+}
+
+/// Looks up one node's pods by shape: how a host hands over `pods-on-node` without building
+/// every node's list each tick. Equal to any other, like [`DerivedShapes`].
+#[derive(Clone, Default)]
+pub struct PodsSource(Option<Arc<dyn Fn(&str) -> Vec<PodShape> + Send + Sync>>);
+
+impl PodsSource {
+    pub fn new(lookup: impl Fn(&str) -> Vec<PodShape> + Send + Sync + 'static) -> Self {
+        PodsSource(Some(Arc::new(lookup)))
+    }
+
+    fn get(&self, node: &str) -> Vec<PodShape> {
+        self.0.as_ref().map(|lookup| lookup(node)).unwrap_or_default()
+    }
+}
+
+impl PartialEq for PodsSource {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for PodsSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "PodsSource(host)" } else { "PodsSource(none)" })
+    }
 }
 
 /// [`SnapshotData::pending_shapes`], computed once from the pending pods. Equal to any other,
@@ -133,6 +164,9 @@ impl Snapshot for SnapshotData {
         &self.group_options
     }
     fn pods_on_node(&self, node: &str) -> Vec<PodShape> {
-        self.pods_on_nodes.get(node).cloned().unwrap_or_default()
+        match self.pods_on_nodes.get(node) {
+            Some(listed) => listed.clone(),
+            None => self.pods_source.get(node),
+        }
     }
 }

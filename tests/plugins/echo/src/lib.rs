@@ -47,6 +47,7 @@ impl Policy for Echo {
                     .map(|n| (n.name.clone(), snapshot.pods_on_node(&n.name)))
                     .filter(|(_, pods)| !pods.is_empty())
                     .collect(),
+                pods_source: Default::default(),
                 shapes: Default::default(),
             },
             by_group,
