@@ -7,7 +7,10 @@
 //!   steady period (a job fanning out every 15 minutes) is learnt from what the snapshots
 //!   show, and room for its next burst is asked for `lead-seconds` before it is due, so the
 //!   nodes are Ready when the pods arrive. The nodes cost about what they would have anyway:
-//!   launched a boot time earlier, the burst finishes a boot time earlier.
+//!   launched a boot time earlier, the burst finishes a boot time earlier. A burst the room
+//!   took at once is never seen pending; it counts as arrived at its due time, so the cadence
+//!   holds, and no room is asked for a burst once it is due (a late one is pending pods,
+//!   scale-up's business).
 //!
 //! Each need counts the slots its shape has in the free room of Ready schedulable nodes and
 //! in nodes on their way, of the groups that admit it. Nodes earlier policies of the chain

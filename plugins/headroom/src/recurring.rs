@@ -103,9 +103,28 @@ impl Learnt {
             waiting.insert(key);
         }
         self.waiting = waiting;
+        self.absorbed(now, settings);
     }
 
-    /// Bursts due within the lead time, of shapes not waiting now.
+    /// Counts as arrived, at its due time, each burst that came and went without a pod of it
+    /// seen pending: the room made for it took it at once, so the snapshots never show it.
+    /// Without this the learning would forget a burst it served well and ask for its room
+    /// again, on top of the pods already in it.
+    fn absorbed(&mut self, now: u64, settings: &Recurring) {
+        let tolerance = settings.tolerance_seconds * 1000;
+        for (key, learning) in &mut self.shapes {
+            let Some(due) = learning.next_due(tolerance) else { continue };
+            let seen_near = learning.bursts.last().is_some_and(|b| b.at + tolerance >= due.at);
+            if now >= due.at + tolerance && !seen_near && !self.waiting.contains(key) {
+                learning.bursts.push(Burst { at: due.at, count: due.count });
+                let extra = learning.bursts.len().saturating_sub(3);
+                learning.bursts.drain(..extra);
+            }
+        }
+    }
+
+    /// Bursts due within the lead time, of shapes not waiting now. Only until the burst is
+    /// due: a late burst shows as pending pods, which scale-up serves.
     pub fn expected(&self, now: u64, settings: &Recurring) -> Vec<Expected> {
         let tolerance = settings.tolerance_seconds * 1000;
         let lead = settings.lead_seconds * 1000;
@@ -113,19 +132,33 @@ impl Learnt {
             .iter()
             .filter(|(key, _)| !self.waiting.contains(*key))
             .filter_map(|(_, l)| {
-                let [a, b, c] = l.bursts.as_slice() else { return None };
-                let (first, second) = (b.at - a.at, c.at - b.at);
-                if first.abs_diff(second) > tolerance || second == 0 {
-                    return None;
-                }
-                let next = c.at + second;
-                (now + lead >= next && now < next + tolerance).then(|| Expected {
+                let due = l.next_due(tolerance)?;
+                (now + lead >= due.at && now < due.at).then(|| Expected {
                     shape: l.shape.clone(),
-                    count: b.count.max(c.count),
-                    in_seconds: next.saturating_sub(now) / 1000,
-                    period_seconds: second / 1000,
+                    count: due.count,
+                    in_seconds: due.at.saturating_sub(now) / 1000,
+                    period_seconds: due.period / 1000,
                 })
             })
             .collect()
+    }
+}
+
+/// The next burst of a steady period: when, every how long, and how many pods.
+struct Due {
+    at: u64,
+    period: u64,
+    count: u32,
+}
+
+impl Learning {
+    /// The next burst, when the last three came at a steady period (within `tolerance`).
+    fn next_due(&self, tolerance: u64) -> Option<Due> {
+        let [a, b, c] = self.bursts.as_slice() else { return None };
+        let (first, second) = (b.at - a.at, c.at - b.at);
+        if first.abs_diff(second) > tolerance || second == 0 {
+            return None;
+        }
+        Some(Due { at: c.at + second, period: second, count: b.count.max(c.count) })
     }
 }

@@ -89,3 +89,33 @@ fn a_burst_that_recurs_at_a_steady_period_gets_room_before_it_is_due() {
     // Once it has arrived, it is pending pods' business (binpack's), not headroom's.
     assert!(policy.evaluate(&at(45 * minute, true)).unwrap().is_empty());
 }
+
+/// A burst the room took at once never shows as pending: it still counts as arrived, so the
+/// next one gets its room a period later, and no more room is asked for once it is due.
+#[test]
+fn a_burst_absorbed_by_its_room_keeps_the_cadence_and_is_not_asked_for_twice() {
+    let mut policy = Harness::<Headroom>::with_settings(json!({"recurring": {}})).unwrap();
+    let minute = 60_000;
+    let start = 1_767_571_200_000;
+    let at = |ms: u64, pending: bool| {
+        let mut b = cluster().at_millis(start + ms);
+        if pending {
+            b = b.pending_pods("data", "etl", 12, "1", "1Gi");
+        }
+        b.build()
+    };
+    for burst in [0, 15, 30] {
+        policy.evaluate(&at(burst * minute, true)).unwrap();
+        policy.evaluate(&at(burst * minute + 20_000, false)).unwrap();
+    }
+    assert_eq!(sizes(&policy.evaluate(&at(43 * minute + 30_000, false)).unwrap()), [("c5".to_string(), 3)]);
+    // Due at 45 min, it lands on the room made for it: no pod is seen pending, and the room
+    // is full. Headroom does not ask for the same burst again.
+    assert!(policy.evaluate(&at(45 * minute, false)).unwrap().is_empty(), "due: no second helping");
+    assert!(policy.evaluate(&at(46 * minute + 30_000, false)).unwrap().is_empty());
+    // The next one is due at 60 min and gets its room.
+    assert!(policy.evaluate(&at(57 * minute, false)).unwrap().is_empty(), "3 min ahead: not yet");
+    let decisions = policy.evaluate(&at(58 * minute + 30_000, false)).unwrap();
+    assert_eq!(sizes(&decisions), [("c5".to_string(), 3)], "the cadence was kept");
+    assert!(decisions[0].reason.contains("due in 90 s"), "{}", decisions[0].reason);
+}
