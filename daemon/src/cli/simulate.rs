@@ -56,7 +56,7 @@ pub struct SimulateArgs {
 
 /// The built-in policy sets `--compare` knows.
 const SETS: &[(&str, &str)] = &[
-    ("default", "binpack, consolidation, fargate-placement: the bundled default policies"),
+    ("default", "binpack, headroom, consolidation, fargate-placement: the bundled default policies"),
     ("ca-like", "binpack alone: Cluster Autoscaler-like bin-packing, no Fargate"),
     ("karpenter-like", "binpack up, consolidation down (WhenEmptyOrUnderutilized, consolidateAfter 0 s, 10% budget)"),
     ("escalator-like", "thresholds: Escalator-like utilisation thresholds"),

@@ -60,7 +60,8 @@ pub struct Learning {
 pub struct Expected {
     shape: PendingShape,
     count: u32,
-    in_seconds: u64,
+    /// When it is due, milliseconds since the Unix epoch.
+    due_at: u64,
     period_seconds: u64,
 }
 
@@ -69,10 +70,10 @@ impl Expected {
         let owner = self.shape.owner.as_ref().map_or_else(|| self.shape.namespace.clone(), |o| o.to_string());
         Need {
             what: format!(
-                "the next burst of {owner} ({} pods of {}) due in {} s (every {} min)",
+                "the next burst of {owner} ({} pods of {}) due at {} (every {} min)",
                 self.count,
                 self.shape.requests,
-                self.in_seconds,
+                clock(self.due_at),
                 self.period_seconds / 60
             ),
             shape: Resources { pods: 1, ..self.shape.requests },
@@ -80,6 +81,13 @@ impl Expected {
             admits: Box::new(move |g: &NodeGroup| g.admits(&self.shape)),
         }
     }
+}
+
+/// The time of day of `millis` (UTC), as the reason states it: the same on every tick that
+/// holds room for one burst, so the recorder folds those decisions into one.
+fn clock(millis: u64) -> String {
+    let seconds = (millis / 1000) % 86_400;
+    format!("{:02}:{:02}:{:02} UTC", seconds / 3600, seconds / 60 % 60, seconds % 60)
 }
 
 fn key(shape: &PendingShape) -> String {
@@ -136,7 +144,7 @@ impl Learnt {
                 (now + lead >= due.at && now < due.at).then(|| Expected {
                     shape: l.shape.clone(),
                     count: due.count,
-                    in_seconds: due.at.saturating_sub(now) / 1000,
+                    due_at: due.at,
                     period_seconds: due.period / 1000,
                 })
             })
