@@ -96,7 +96,10 @@ pub struct SnapshotData {
 /// Looks up one node's pods by shape: how a host hands over `pods-on-node` without building
 /// every node's list each tick. Equal to any other, like [`DerivedShapes`].
 #[derive(Clone, Default)]
-pub struct PodsSource(Option<Arc<dyn Fn(&str) -> Vec<PodShape> + Send + Sync>>);
+pub struct PodsSource(Option<Arc<PodsLookup>>);
+
+/// A host's lookup of one node's pods by shape.
+type PodsLookup = dyn Fn(&str) -> Vec<PodShape> + Send + Sync;
 
 impl PodsSource {
     pub fn new(lookup: impl Fn(&str) -> Vec<PodShape> + Send + Sync + 'static) -> Self {
