@@ -36,39 +36,63 @@ pub struct Left {
     pub count: u32,
 }
 
-/// Places each pod of `shapes` at its requests, largest first, on the fullest target that
-/// `admits` it, taking the room it uses. Returns how many targets received pods and the pods
-/// that found no room (none: they all fit).
+/// The room a trial placement took, by target index, so that it can be given back.
+#[derive(Debug, Default)]
+pub struct Taken(Vec<(usize, Resources)>);
+
+impl Taken {
+    /// How many targets received pods.
+    pub fn spread(&self) -> usize {
+        let mut seen: Vec<usize> = self.0.iter().map(|(i, _)| *i).collect();
+        seen.sort_unstable();
+        seen.dedup();
+        seen.len()
+    }
+
+    /// Returns the room to the targets it was taken from (the same slice, unchanged since).
+    pub fn give_back(self, targets: &mut [Target]) {
+        for (i, room) in self.0 {
+            targets[i].free = targets[i].free.saturating_add(&room);
+        }
+    }
+}
+
+/// Places each pod of `shapes` at its requests, largest first, on the first target (in the
+/// order given: fullest first keeps emptier nodes candidates) that `admits` it, taking the
+/// room it uses. Returns what it took and the pods that found no room (none: they all fit).
 pub fn place_shapes(
     shapes: &[PodShape],
     targets: &mut [Target],
     admits: impl Fn(&Target, &PodShape) -> bool,
-) -> (usize, Vec<Left>) {
+) -> (Taken, Vec<Left>) {
     let mut order: Vec<usize> = (0..shapes.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse((shapes[i].requests.cpu_millis, shapes[i].requests.memory_bytes)));
-    let mut by_fullness: Vec<usize> = (0..targets.len()).collect();
-    by_fullness.sort_by_key(|&i| (targets[i].free.cpu_millis, targets[i].free.memory_bytes));
-    let mut used = vec![false; targets.len()];
+    let mut taken = Taken::default();
     let mut left = Vec::new();
     for i in order {
         let shape = &shapes[i];
         let request = Resources { pods: 1, ..shape.requests };
         let mut count = shape.count;
-        for &t in &by_fullness {
-            if !admits(&targets[t], shape) {
+        for (t, target) in targets.iter_mut().enumerate() {
+            if count == 0 {
+                break;
+            }
+            if !target.free.fits(&request) || !admits(target, shape) {
                 continue;
             }
-            while count > 0 && targets[t].free.fits(&request) {
-                targets[t].free = targets[t].free.saturating_sub(&request);
-                used[t] = true;
+            let mut here = 0;
+            while count > 0 && target.free.fits(&request) {
+                target.free = target.free.saturating_sub(&request);
                 count -= 1;
+                here += 1;
             }
+            taken.0.push((t, request.times(here)));
         }
         if count > 0 {
             left.push(Left { shape: i, count });
         }
     }
-    (used.iter().filter(|u| **u).count(), left)
+    (taken, left)
 }
 
 /// How many slots of `slot` a free room holds.
@@ -91,11 +115,11 @@ pub fn slot(load: &Load, largest: &Resources) -> Resources {
 }
 
 /// Places `load` on the targets of `group`, fullest first (so emptier nodes stay
-/// candidates), taking the room it uses. Returns how many targets it went to, or `None`,
-/// leaving `targets` untouched, when it does not fit.
-pub fn place(load: &Load, largest: &Resources, group: &str, targets: &mut [Target]) -> Option<usize> {
+/// candidates), taking the room it uses. Returns what it took, or `None`, leaving `targets`
+/// untouched, when it does not fit.
+pub fn place(load: &Load, largest: &Resources, group: &str, targets: &mut [Target]) -> Option<Taken> {
     if load.pods == 0 {
-        return Some(0);
+        return Some(Taken::default());
     }
     let slot = slot(load, largest);
     let mut order: Vec<usize> = (0..targets.len()).filter(|&i| targets[i].group == group).collect();
@@ -115,16 +139,13 @@ pub fn place(load: &Load, largest: &Resources, group: &str, targets: &mut [Targe
     if left > 0 {
         return None;
     }
+    let mut taken = Taken::default();
     for &(i, take) in &plan {
-        let used = Resources {
-            cpu_millis: slot.cpu_millis * take,
-            memory_bytes: slot.memory_bytes * take,
-            pods: take as u32,
-            gpus: slot.gpus * take as u32,
-        };
+        let used = slot.times(take as u32);
         targets[i].free = targets[i].free.saturating_sub(&used);
+        taken.0.push((i, used));
     }
-    Some(plan.len())
+    Some(taken)
 }
 
 #[cfg(test)]
@@ -144,17 +165,17 @@ mod tests {
         // Three pods, 1.5 CPU in all: each could be 1 CPU, so three 1-CPU slots are needed.
         let load = Load { pods: 3, requests: Resources { cpu_millis: 1500, memory_bytes: GIB, pods: 3, gpus: 0 } };
         let mut two = vec![target("a", 1000, 8 * GIB, 10), target("b", 1000, 8 * GIB, 10)];
-        assert_eq!(place(&load, &largest, "g", &mut two), None, "1.5 CPU free in total is not proof");
+        assert!(place(&load, &largest, "g", &mut two).is_none(), "1.5 CPU free in total is not proof");
         assert_eq!(two[0].free.cpu_millis, 1000, "a failed placement takes nothing");
         let mut three = vec![target("a", 2000, 8 * GIB, 10), target("b", 1000, 8 * GIB, 10)];
-        assert_eq!(place(&load, &largest, "g", &mut three), Some(2));
+        assert_eq!(place(&load, &largest, "g", &mut three).map(|t| t.spread()), Some(2));
         assert_eq!(three.iter().map(|t| t.free.cpu_millis).sum::<u64>(), 0);
         // A single small pod needs only its own size.
         let one = Load { pods: 1, requests: Resources { cpu_millis: 200, memory_bytes: GIB, pods: 1, gpus: 0 } };
         let mut small = vec![target("a", 250, 2 * GIB, 1)];
-        assert_eq!(place(&one, &largest, "g", &mut small), Some(1));
+        assert_eq!(place(&one, &largest, "g", &mut small).map(|t| t.spread()), Some(1));
         // Pod slots count too.
         let mut full = vec![target("a", 4000, 8 * GIB, 0)];
-        assert_eq!(place(&one, &largest, "g", &mut full), None);
+        assert!(place(&one, &largest, "g", &mut full).is_none());
     }
 }

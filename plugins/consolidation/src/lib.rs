@@ -13,6 +13,9 @@
 //!   cheaper by `replace-min-saving` (and on the others' room) is replaced: that group grows
 //!   by one, and once the new node is Ready the old one is removed like any other
 //!   ([`replace`]: launch first, one at a time, 10 minutes at most).
+//! - At most [`MAX_CANDIDATES`] nodes, the lightest, are weighed in one evaluation; the
+//!   trial placements take room in place and give it back, so a tick costs candidates x
+//!   nodes, not a copy of every node per candidate.
 //! - A candidate must stay one for `consolidate-after-seconds` (0: at once).
 //! - A group tagged with Cluster Autoscaler's `autoscaling-options` keeps CA's behaviour: only
 //!   nodes under its `scaledownutilizationthreshold` are candidates, and they wait its
@@ -41,7 +44,12 @@ use std::collections::BTreeMap;
 use ballast_sdk::prelude::*;
 use serde::{Deserialize, Serialize};
 
-pub use fit::{Left, Load, Target, place, place_shapes};
+pub use fit::{Left, Load, Taken, Target, place, place_shapes};
+
+/// The most candidates weighed in one evaluation, lightest first: each is a placement over
+/// every node, so a 5,000-node cluster is not searched 5,000 times a tick (Karpenter bounds
+/// its search the same way). The rest are weighed once these have gone.
+pub const MAX_CANDIDATES: usize = 100;
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
@@ -260,6 +268,10 @@ impl<'a> Plan<'a> {
                 &b.node.name,
             ))
         });
+        candidates.truncate(MAX_CANDIDATES);
+        // Fullest first, once: placements fill the fullest nodes and leave the emptier ones
+        // as candidates.
+        targets.sort_by_key(|t: &Target| (t.free.cpu_millis, t.free.memory_bytes));
         Plan {
             settings,
             state,
@@ -273,18 +285,29 @@ impl<'a> Plan<'a> {
         }
     }
 
-    /// Where `c`'s pods would go on `targets`: how many nodes receive them and what is left
+    /// Places `c`'s pods on the other nodes, taking the room: what it took and what is left
     /// over (by its shapes when known, else by slots within its group, all or nothing).
-    fn trial(&self, c: &Candidate<'_>, targets: &mut [Target]) -> (usize, Vec<Left>) {
-        match &c.shapes {
-            Some(shapes) => place_shapes(shapes, targets, |t, shape| {
-                self.groups.get(t.group.as_str()).is_some_and(|g| g.admits(shape))
+    /// `c`'s own node is out of the targets until [`Plan::restore`] puts it back at `own`.
+    fn trial(&mut self, c: &Candidate<'_>) -> Option<(usize, Target, Taken, Vec<Left>)> {
+        let own = self.targets.iter().position(|t| t.node == c.node.name)?;
+        let mine = self.targets.remove(own);
+        let groups = &self.groups;
+        let (taken, left) = match &c.shapes {
+            Some(shapes) => place_shapes(shapes, &mut self.targets, |t, shape| {
+                groups.get(t.group.as_str()).is_some_and(|g| g.admits(shape))
             }),
-            None => match place(&c.load, &self.largest, &c.group.id, targets) {
-                Some(spread) => (spread, Vec::new()),
-                None => (0, vec![Left { shape: 0, count: c.load.pods }]),
+            None => match place(&c.load, &self.largest, &c.group.id, &mut self.targets) {
+                Some(taken) => (taken, Vec::new()),
+                None => (Taken::default(), vec![Left { shape: 0, count: c.load.pods }]),
             },
-        }
+        };
+        Some((own, mine, taken, left))
+    }
+
+    /// Undoes a [`Plan::trial`].
+    fn restore(&mut self, own: usize, mine: Target, taken: Taken) {
+        taken.give_back(&mut self.targets);
+        self.targets.insert(own, mine);
     }
 
     /// The removals to propose, one decision per group, then the replacements.
@@ -296,12 +319,9 @@ impl<'a> Plan<'a> {
         let candidates = std::mem::take(&mut self.candidates);
         for c in candidates {
             let group = c.group.id.as_str();
-            let Some(own) = self.targets.iter().position(|t| t.node == c.node.name) else { continue };
-            let mine = self.targets.swap_remove(own);
-            let mut trial = self.targets.clone();
-            let (spread, left) = self.trial(&c, &mut trial);
+            let Some((own, mine, taken, left)) = self.trial(&c) else { continue };
             if !left.is_empty() {
-                self.targets.push(mine);
+                self.restore(own, mine, taken);
                 unfit.push(c);
                 continue;
             }
@@ -314,10 +334,10 @@ impl<'a> Plan<'a> {
             let wait = c.wait_seconds * 1000 + self.state.groups.get(group).map_or(0, |g| g.wait_ms);
             let due = self.now.saturating_sub(first) >= wait;
             if !(due && settled && room_above_min && self.budget > 0) {
-                self.targets.push(mine);
+                self.restore(own, mine, taken);
                 continue;
             }
-            self.targets = trial;
+            let spread = taken.spread();
             self.budget -= 1;
             chosen.entry(group.to_string()).or_default().push(c.node.name.clone());
             reasons.entry(group.to_string()).or_default().push(explain(&c, spread, &self.largest));

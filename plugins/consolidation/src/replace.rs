@@ -75,10 +75,10 @@ impl<'a> Plan<'a> {
 
     /// The cheapest group whose one new node takes what `c`'s pods leave over on the others,
     /// saving enough: the offer, the node's own price and how many pods it runs.
-    fn offer(&self, c: &Candidate<'a>) -> Option<(Offer<'a>, f64, u32)> {
+    fn offer(&mut self, c: &Candidate<'a>) -> Option<(Offer<'a>, f64, u32)> {
         let shapes = c.shapes.as_ref()?;
-        let mut others: Vec<Target> = self.targets.iter().filter(|t| t.node != c.node.name).cloned().collect();
-        let (_, left) = self.trial(c, &mut others);
+        let (own, mine, taken, left) = self.trial(c)?;
+        self.restore(own, mine, taken);
         let left: Vec<PodShape> = left.iter().map(|l| PodShape { count: l.count, ..shapes[l.shape].clone() }).collect();
         let price = c
             .group

@@ -283,3 +283,16 @@ fn no_replacement_without_enough_saving_without_admitting_groups_or_above_min_si
         .pods_on("od-2", tolerating_spot(running("shop", "web", 2, "750m", "2Gi")));
     assert!(with(at_min, Settings::default()).is_empty());
 }
+
+#[test]
+fn one_evaluation_weighs_at_most_max_candidates_nodes_lightest_first() {
+    let mut snapshot = SnapshotBuilder::new()
+        .group(GroupBuilder::asg("general").instance_type("m5.large", "2", "8Gi", 0.096).sizes(0, 150, 200));
+    for i in 0..150 {
+        snapshot = snapshot.node(NodeBuilder::new(&format!("n{i:03}"), "general").allocatable("2", "8Gi"));
+    }
+    let all = Settings { disruption_budget: 1.0, ..Settings::default() };
+    let gone = removed(&evaluate(&snapshot.build(), all));
+    assert_eq!(gone.len(), consolidation::MAX_CANDIDATES, "the rest wait for the next evaluation");
+    assert_eq!(gone.first().map(String::as_str), Some("n000"));
+}
