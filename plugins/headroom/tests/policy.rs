@@ -63,23 +63,32 @@ fn a_reserve_out_of_its_window_asks_for_nothing_and_bad_settings_name_the_field(
     assert!(Harness::<Headroom>::with_settings(empty).err().unwrap().contains("reserves[0]"));
 }
 
+const MINUTE: u64 = 60_000;
+
+/// The cluster `ms` after midnight, with the etl job's 12 pods of 1 CPU pending or not.
+fn at(ms: u64, pending: bool) -> SnapshotData {
+    let mut b = cluster().at_millis(1_767_571_200_000 + ms);
+    if pending {
+        b = b.pending_pods("data", "etl", 12, "1", "1Gi");
+    }
+    b.build()
+}
+
+/// A headroom that has seen the job's pods arrive at 0, 15 and 30 min, wait a tick, and get
+/// nodes.
+fn learnt_every_15_minutes() -> Harness<Headroom> {
+    let mut policy = Harness::<Headroom>::with_settings(json!({"recurring": {}})).unwrap();
+    for burst in [0, 15, 30] {
+        assert!(policy.evaluate(&at(burst * MINUTE, true)).unwrap().is_empty(), "nothing learnt yet at {burst}");
+        assert!(policy.evaluate(&at(burst * MINUTE + 20_000, false)).unwrap().is_empty());
+    }
+    policy
+}
+
 #[test]
 fn a_burst_that_recurs_at_a_steady_period_gets_room_before_it_is_due() {
-    let mut policy = Harness::<Headroom>::with_settings(json!({"recurring": {}})).unwrap();
-    let minute = 60_000;
-    let start = 1_767_571_200_000;
-    // The job's 12 pods of 1 CPU arrive at 0, 15 and 30 min, wait a tick, and get nodes.
-    let at = |ms: u64, pending: bool| {
-        let mut b = cluster().at_millis(start + ms);
-        if pending {
-            b = b.pending_pods("data", "etl", 12, "1", "1Gi");
-        }
-        b.build()
-    };
-    for burst in [0, 15, 30] {
-        assert!(policy.evaluate(&at(burst * minute, true)).unwrap().is_empty(), "nothing learnt yet at {burst}");
-        assert!(policy.evaluate(&at(burst * minute + 20_000, false)).unwrap().is_empty());
-    }
+    let mut policy = learnt_every_15_minutes();
+    let minute = MINUTE;
     // Due at 45 min; room is asked for from 2 min before: 12 slots, 1 free, so three c5 nodes.
     assert!(policy.evaluate(&at(42 * minute, false)).unwrap().is_empty(), "3 min ahead: not yet");
     let decisions = policy.evaluate(&at(43 * minute + 30_000, false)).unwrap();
@@ -94,20 +103,8 @@ fn a_burst_that_recurs_at_a_steady_period_gets_room_before_it_is_due() {
 /// next one gets its room a period later, and no more room is asked for once it is due.
 #[test]
 fn a_burst_absorbed_by_its_room_keeps_the_cadence_and_is_not_asked_for_twice() {
-    let mut policy = Harness::<Headroom>::with_settings(json!({"recurring": {}})).unwrap();
-    let minute = 60_000;
-    let start = 1_767_571_200_000;
-    let at = |ms: u64, pending: bool| {
-        let mut b = cluster().at_millis(start + ms);
-        if pending {
-            b = b.pending_pods("data", "etl", 12, "1", "1Gi");
-        }
-        b.build()
-    };
-    for burst in [0, 15, 30] {
-        policy.evaluate(&at(burst * minute, true)).unwrap();
-        policy.evaluate(&at(burst * minute + 20_000, false)).unwrap();
-    }
+    let mut policy = learnt_every_15_minutes();
+    let minute = MINUTE;
     assert_eq!(sizes(&policy.evaluate(&at(43 * minute + 30_000, false)).unwrap()), [("c5".to_string(), 3)]);
     // Due at 45 min, it lands on the room made for it: no pod is seen pending, and the room
     // is full. Headroom does not ask for the same burst again.
