@@ -257,8 +257,7 @@ impl<'a> Plan<'a> {
             if wanted {
                 let wait_seconds =
                     tagged.and_then(|o| o.scale_down_unneeded_seconds).unwrap_or(settings.consolidate_after_seconds);
-                let shapes = movable(snapshot, node);
-                candidates.push(Candidate { node, group, load, shapes, wait_seconds });
+                candidates.push(Candidate { node, group, load, shapes: None, wait_seconds });
             }
         }
         candidates.sort_by(|a, b| {
@@ -269,6 +268,10 @@ impl<'a> Plan<'a> {
             ))
         });
         candidates.truncate(MAX_CANDIDATES);
+        // One host call per candidate weighed, not per node that could have been one.
+        for c in &mut candidates {
+            c.shapes = movable(snapshot, c.node);
+        }
         // Fullest first, once: placements fill the fullest nodes and leave the emptier ones
         // as candidates.
         targets.sort_by_key(|t: &Target| (t.free.cpu_millis, t.free.memory_bytes));
