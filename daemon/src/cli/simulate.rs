@@ -23,7 +23,7 @@ pub struct SimulateArgs {
     #[arg(long)]
     scenario: Option<String>,
     /// A policy (.wasm file or bundled name), in chain order; repeat for several. Default:
-    /// binpack, consolidation, then fargate-placement (the `default` set).
+    /// binpack, headroom, consolidation, then fargate-placement (the `default` set).
     #[arg(long = "policy", value_name = "WASM")]
     policies: Vec<String>,
     /// Settings for one policy of the chain: NAME=JSON or NAME=@FILE.
