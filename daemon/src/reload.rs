@@ -120,6 +120,9 @@ pub enum Outcome {
     KeptPrevious(String),
     /// Failed, and nothing of that source was running.
     Failed(String),
+    /// Running, but the configuration does not name it (loaded through the control API, or
+    /// taken out of the configuration): no longer in the chain.
+    Removed,
 }
 
 impl Outcome {
@@ -129,6 +132,7 @@ impl Outcome {
             Outcome::Unchanged => "unchanged",
             Outcome::KeptPrevious(_) => "kept-previous",
             Outcome::Failed(_) => "failed",
+            Outcome::Removed => "removed",
         }
     }
 }
@@ -215,6 +219,9 @@ impl Reloader {
             entries.extend(entry);
             outcomes.push((name, outcome));
         }
+        let kept = |r: &ChainEntry| entries.iter().any(|e| e.source == r.source);
+        let removed = running.iter().filter(|r| !kept(r)).map(|r| (r.plugin.name().to_string(), Outcome::Removed));
+        outcomes.extend(removed.collect::<Vec<_>>());
         Reload { entries, outcomes, changed }
     }
 
@@ -309,6 +316,10 @@ async fn send(commands: &mpsc::Sender<Command>, reload: Reload) -> bool {
         .filter_map(|(plugin, o)| match o {
             Outcome::KeptPrevious(e) => Some(format!("{plugin}: kept the running version: {e}")),
             Outcome::Failed(e) => Some(format!("{plugin}: not loaded: {e}")),
+            Outcome::Removed => Some(format!(
+                "{plugin}: taken out of the chain: the configuration does not name it (a plugin loaded \
+                 through the control API lasts until the files next change)"
+            )),
             _ => None,
         })
         .collect();
@@ -402,5 +413,28 @@ mod tests {
             matches!(&reload.outcomes[0], (what, Outcome::KeptPrevious(e)) if what == "configuration" && e.contains("loud"))
         );
         assert_eq!(reload.entries.len(), 1);
+    }
+
+    #[test]
+    fn a_running_policy_the_configuration_does_not_name_is_reported_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("ballast.yaml");
+        std::fs::write(&config, "policies: [{plugin: binpack}]\n").unwrap();
+        let host = host();
+        // binpack from the configuration, static-size as the control API would have added it.
+        let running = vec![
+            load_entry(&host, &PolicyEntry::named("binpack")).unwrap(),
+            load_entry(&host, &PolicyEntry::named("static-size")).unwrap(),
+        ];
+        let mut reloader = Reloader::new(Some(config.clone()), vec![PolicyEntry::named("binpack")], host);
+
+        std::fs::write(&config, "policies: [{plugin: binpack, mode: shadow}]\n").unwrap();
+        let reload = reloader.poll(&running).expect("the configuration changed");
+        assert_eq!(
+            reload.outcomes,
+            [("binpack".to_string(), Outcome::Unchanged), ("static-size".to_string(), Outcome::Removed)]
+        );
+        assert_eq!(reload.entries.len(), 1);
+        assert!(!reload.is_noop(&running));
     }
 }
