@@ -54,12 +54,13 @@ pub const DEFAULT_CHAIN: &[&str] = &["binpack", "headroom", "consolidation", "fa
 /// `scale-down-after-scale-up` cooldown would refuse it every tick). headroom learns bursts
 /// that recur at a steady period and asks for their room 90 s before each is due: a node's
 /// boot (60-75 s in the shipped scenarios) and a tick; raise `lead-seconds` where nodes boot
-/// slower.
+/// slower. With `ramp` (its defaults: a climb of 5 replicas in 3 steps within 60 s) it makes
+/// room for what a climbing workload adds in the next 90 s.
 pub fn default_settings(name: &str) -> serde_json::Value {
     match name {
         "binpack" => serde_json::json!({ "scale-down": false, "expander": "price" }),
         "consolidation" => serde_json::json!({ "churn-window-seconds": 600, "stabilise-seconds": 600 }),
-        "headroom" => serde_json::json!({ "recurring": { "lead-seconds": 90 } }),
+        "headroom" => serde_json::json!({ "recurring": { "lead-seconds": 90 }, "ramp": {} }),
         _ => serde_json::Value::Null,
     }
 }

@@ -123,6 +123,27 @@ fn on_every_shipped_scenario_the_default_set_costs_above_the_bound_and_its_recor
     }
 }
 
+/// flash-sale: the storefront climbs from 4 to 60 replicas in five minutes. The default set
+/// makes room ahead of the climb (headroom's `ramp`), so its pods wait less than under
+/// Cluster Autoscaler's spare room, for less than that room costs.
+#[test]
+fn in_a_flash_sale_room_comes_ahead_of_the_climb_and_pods_wait_less_than_under_ca_like() {
+    let scenario = scenario::resolve("flash-sale").unwrap();
+    let sim = Simulation { seed: scenario.seed, scenario, policies: defaults(), mode: Mode::Enforce, journal: None };
+    let recorder = ballast::engine::record::Recorder::new(1 << 20, None);
+    let default = sim.run_until(&host(), &mut |_, _| {}, Some(recorder.clone()), &Default::default()).unwrap();
+    let ahead = recorder.records().any(|r| {
+        matches!(r, Record::Decision(d) if d.plugin == "headroom"
+            && d.reason.contains("the climb of deployment/shop/storefront")
+            && matches!(d.result, ActionResult::Done))
+    });
+    assert!(ahead, "headroom grew a group ahead of the storefront's climb");
+    let ca_like = simulate("flash-sale", 21, vec![policy("binpack", serde_json::Value::Null)]);
+    let (d, ca) = (&default.summary, &ca_like.summary);
+    assert!(d.pending_pod_minutes < ca.pending_pod_minutes, "default {d:?}\nca-like {ca:?}");
+    assert!(d.total_cost < ca.total_cost, "default {d:?}\nca-like {ca:?}");
+}
+
 /// spot-storm: every warned node is drained and replaced before EC2 takes it, and when the
 /// spot group cannot launch, the pods that tolerate spot go to on-demand at once.
 #[test]

@@ -11,6 +11,9 @@
 //!   took at once is never seen pending; it counts as arrived at its due time, so the cadence
 //!   holds, and no room is asked for a burst once it is due (a late one is pending pods,
 //!   scale-up's business).
+//! - **Ramps** (`ramp`): a workload whose replica count has climbed step after step over the
+//!   last `window-seconds` gets room for what the same rate adds in `lead-seconds`, while it
+//!   is still climbing, so each wave of a scale-out does not wait a boot time of its own.
 //!
 //! Each need counts the slots its shape has in the free room of Ready schedulable nodes and
 //! in nodes on their way, of the groups that admit it. Nodes earlier policies of the chain
@@ -18,6 +21,7 @@
 //! When short, it grows the group with the cheapest slot; when enough, it proposes to hold
 //! a group it needs at its size, which `consolidation` honours.
 
+mod ramp;
 mod recurring;
 mod schedule;
 mod slots;
@@ -27,6 +31,7 @@ use std::collections::BTreeMap;
 use ballast_sdk::prelude::*;
 use serde::{Deserialize, Serialize};
 
+pub use ramp::Ramp;
 pub use recurring::{Burst, Recurring};
 pub use schedule::Window;
 use slots::Need;
@@ -37,6 +42,8 @@ pub struct Settings {
     pub reserves: Vec<Reserve>,
     /// Learn recurring bursts of pending pods and make room before the next one.
     pub recurring: Option<Recurring>,
+    /// Make room ahead of workloads whose replica count is climbing.
+    pub ramp: Option<Ramp>,
 }
 
 /// Spare room for `count` pods of `cpu` / `memory`.
@@ -68,6 +75,7 @@ impl Reserve {
                 Some(id) => &g.id == id,
                 None => g.taints.is_empty(),
             }),
+            hold: true,
         }
     }
 
@@ -76,8 +84,16 @@ impl Reserve {
     }
 }
 
-/// What the policy remembers: the bursts seen per workload shape.
-pub type State = recurring::Learnt;
+/// What the policy remembers: the bursts seen per workload shape, and each workload's recent
+/// replica counts.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct State {
+    /// Flattened: a state saved before ramps existed reads as it was.
+    #[serde(flatten)]
+    pub bursts: recurring::Learnt,
+    pub ramps: ramp::Climbs,
+}
 
 pub struct Headroom;
 
@@ -97,6 +113,9 @@ impl Policy for Headroom {
         if let Some(r) = &settings.recurring {
             r.validate().map_err(|e| format!("recurring.{e}"))?;
         }
+        if let Some(r) = &settings.ramp {
+            r.validate().map_err(|e| format!("ramp.{e}"))?;
+        }
         Ok(())
     }
 
@@ -104,8 +123,15 @@ impl Policy for Headroom {
         let now = snapshot.taken_at_millis();
         let expected = match &settings.recurring {
             Some(recurring) => {
-                state.observe(snapshot.pending_shapes(), now, recurring);
-                state.expected(now, recurring)
+                state.bursts.observe(snapshot.pending_shapes(), now, recurring);
+                state.bursts.expected(now, recurring)
+            }
+            None => Vec::new(),
+        };
+        let climbing = match &settings.ramp {
+            Some(ramp) => {
+                state.ramps.observe(snapshot, now, ramp);
+                state.ramps.expected(snapshot, now, ramp)
             }
             None => Vec::new(),
         };
@@ -116,6 +142,7 @@ impl Policy for Headroom {
             .map(Reserve::need)
             .collect();
         needs.extend(expected.iter().map(recurring::Expected::need));
+        needs.extend(climbing.iter().map(ramp::Expected::need));
         let mut targets: BTreeMap<String, (u32, String)> = BTreeMap::new();
         for need in &needs {
             if let Some((group, size, why)) = slots::plan(snapshot, need, &targets) {

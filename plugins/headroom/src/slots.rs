@@ -10,6 +10,10 @@ pub struct Need<'a> {
     pub shape: Resources,
     pub count: u32,
     pub admits: Box<dyn Fn(&NodeGroup) -> bool + 'a>,
+    /// When there is enough room, propose to hold the group a removal would leave short.
+    /// Not for a ramp: its pods are pending meanwhile, and consolidation removes nothing
+    /// while pods are pending or soon after a group grew.
+    pub hold: bool,
 }
 
 /// A group's slots for one shape: spare now, and per new node.
@@ -39,6 +43,9 @@ pub fn plan(
     let want = need.count as u64;
     let what = &need.what;
     if spare >= want {
+        if !need.hold {
+            return None;
+        }
         // Enough; hold the group whose loss of one node would leave too little.
         let g = groups.iter().find(|s| s.spare > 0 && spare - s.largest_node.min(spare) < want)?;
         let why = format!("keeps spare room for {what}: enough now, not without any one node of {}", g.group.id);

@@ -1,7 +1,7 @@
 //! headroom's logic, tested natively.
 
 use ballast_sdk::prelude::*;
-use ballast_sdk::testing::{GroupBuilder, Harness, NodeBuilder, SnapshotBuilder};
+use ballast_sdk::testing::{GroupBuilder, Harness, NodeBuilder, SnapshotBuilder, deployment};
 use headroom::Headroom;
 use serde_json::json;
 
@@ -115,4 +115,83 @@ fn a_burst_absorbed_by_its_room_keeps_the_cadence_and_is_not_asked_for_twice() {
     let decisions = policy.evaluate(&at(58 * minute + 30_000, false)).unwrap();
     assert_eq!(sizes(&decisions), [("c5".to_string(), 3)], "the cadence was kept");
     assert!(decisions[0].reason.contains("due at 01:00:00 UTC"), "{}", decisions[0].reason);
+}
+
+/// The cluster `seconds` after 09:00 with the storefront at `replicas`, `pending` of them
+/// waiting (250m / 512Mi: sixteen to a c5 node, eight to an m5; m5-a has four free).
+fn storefront(seconds: u64, replicas: u32, pending: usize) -> SnapshotData {
+    cluster()
+        .at_millis(1_767_571_200_000 + 9 * 3_600_000 + seconds * 1000)
+        .workload(deployment("shop", "storefront", replicas, "250m", "512Mi"))
+        .pending_pods("shop", "storefront", pending, "250m", "512Mi")
+        .build()
+}
+
+fn ramp() -> Harness<Headroom> {
+    Harness::<Headroom>::with_settings(json!({"ramp": {}})).unwrap()
+}
+
+#[test]
+fn a_climbing_workload_gets_room_for_what_its_rate_adds_within_the_lead_time() {
+    let mut policy = ramp();
+    // 4 replicas, then +4 every 10 s: by 30 s it has climbed 12 in 30 s in three steps.
+    for (t, replicas) in [(0, 4), (10, 8), (20, 12)] {
+        assert!(policy.evaluate(&storefront(t, replicas, 4)).unwrap().is_empty(), "not a ramp yet at {t} s");
+    }
+    let decisions = policy.evaluate(&storefront(30, 16, 4)).unwrap();
+    // 12 in 30 s is 0.4 a second: 36 more within 90 s. Four 250m slots are free on m5-a;
+    // 32 more is two c5 nodes (sixteen slots each, the cheapest slot).
+    assert_eq!(sizes(&decisions), [("c5".to_string(), 2)]);
+    let reason = &decisions[0].reason;
+    assert!(reason.contains("the climb of deployment/shop/storefront (+12 replicas in 30 s): 36 more"), "{reason}");
+    // On top of what binpack asked for the pods pending now.
+    let busy = cluster()
+        .at_millis(1_767_571_200_000 + 9 * 3_600_000 + 40_000)
+        .workload(deployment("shop", "storefront", 20, "250m", "512Mi"))
+        .proposal("binpack", Decision::new(Action::ScaleTo { group: "c5".into(), size: 1 }, "pending"))
+        .build();
+    let decisions = policy.evaluate(&busy).unwrap();
+    assert_eq!(sizes(&decisions), [("c5".to_string(), 3)], "{decisions:?}");
+}
+
+#[test]
+fn a_single_jump_or_a_climb_that_stopped_asks_for_nothing() {
+    // One jump of 40 replicas: no rate to extrapolate; its pods are scale-up's business.
+    let mut policy = ramp();
+    assert!(policy.evaluate(&storefront(0, 4, 0)).unwrap().is_empty());
+    assert!(policy.evaluate(&storefront(10, 44, 40)).unwrap().is_empty(), "a jump is not a ramp");
+    assert!(policy.evaluate(&storefront(20, 44, 40)).unwrap().is_empty());
+
+    // A climb that reached its top: room until the lead time after the last step, then none.
+    let mut policy = ramp();
+    for (t, replicas) in [(0, 4), (10, 8), (20, 12)] {
+        policy.evaluate(&storefront(t, replicas, 0)).unwrap();
+    }
+    assert!(!policy.evaluate(&storefront(30, 16, 0)).unwrap().is_empty(), "climbing");
+    // An autoscaler steps every 15-30 s, not every tick: a pause is not yet the top. Once
+    // the last minute (the window) holds fewer than three steps of climb, it is.
+    assert!(!policy.evaluate(&storefront(40, 16, 0)).unwrap().is_empty(), "10 s after the last step");
+    assert!(!policy.evaluate(&storefront(65, 16, 0)).unwrap().is_empty(), "three steps in the last minute");
+    assert!(policy.evaluate(&storefront(75, 16, 0)).unwrap().is_empty(), "two steps in the last minute: the top");
+
+    // A workload on Fargate needs no EC2 room however it climbs.
+    let mut policy = ramp();
+    for (t, replicas) in [(0, 4), (10, 8), (20, 12), (30, 16)] {
+        let mut on_fargate = deployment("shop", "storefront", replicas, "250m", "512Mi");
+        on_fargate.placement = Placement::Fargate;
+        let snapshot = cluster().at_millis(1_767_571_200_000 + t * 1000).workload(on_fargate).build();
+        assert!(policy.evaluate(&snapshot).unwrap().is_empty(), "at {t} s");
+    }
+}
+
+#[test]
+fn ramp_settings_are_checked_and_a_state_saved_before_ramps_still_reads() {
+    let error = Harness::<Headroom>::with_settings(json!({"ramp": {"window-seconds": 0}})).err().unwrap();
+    assert!(error.contains("ramp.window-seconds"), "{error}");
+    let error = Harness::<Headroom>::with_settings(json!({"ramp": {"lead": 90}})).err().unwrap();
+    assert!(error.contains("unknown field `lead`"), "{error}");
+    let old: headroom::State =
+        serde_json::from_str(r#"{"shapes": {}, "waiting": ["deployment/data/etl 1 cpu"]}"#).unwrap();
+    assert_eq!(old.bursts.waiting.len(), 1);
+    assert!(old.ramps.workloads.is_empty());
 }

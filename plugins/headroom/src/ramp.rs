@@ -1,0 +1,176 @@
+//! Ramps: a workload whose replica count has climbed step after step (a flash sale, a
+//! horizontal autoscaler scaling out) is likely to climb for a node's boot time more. Room
+//! for what it would add in `lead-seconds` at its recent rate is asked for now, so those pods
+//! find nodes booted instead of each wave waiting for its own.
+//!
+//! A single jump is not a ramp: it has no rate to extrapolate, and its pods are pending
+//! pods, scale-up's business. Nor is a climb that has stopped: room is asked for only while
+//! the window holds a climb of `min-pods` in `min-steps` increases and the last increase is
+//! within the lead time.
+
+use std::collections::BTreeMap;
+
+use ballast_sdk::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::slots::Need;
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
+pub struct Ramp {
+    /// How far back the climb is measured.
+    pub window_seconds: u64,
+    /// How far ahead room is made: a node's boot time and a tick.
+    pub lead_seconds: u64,
+    /// A climb of fewer replicas over the window is not a ramp.
+    pub min_pods: u32,
+    /// Separate increases within the window that make a ramp rather than a jump.
+    pub min_steps: u32,
+}
+
+impl Default for Ramp {
+    fn default() -> Self {
+        Ramp { window_seconds: 60, lead_seconds: 90, min_pods: 5, min_steps: 3 }
+    }
+}
+
+impl Ramp {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.window_seconds == 0 {
+            return Err("window-seconds: 0 leaves no time to measure a climb over".into());
+        }
+        if self.lead_seconds == 0 {
+            return Err("lead-seconds: 0 asks for room for nothing ahead".into());
+        }
+        Ok(())
+    }
+}
+
+/// A replica count and when it was first seen.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Deserialize, Serialize)]
+pub struct Sample {
+    pub at: u64,
+    pub replicas: u32,
+}
+
+/// One workload's recent replica counts: one sample per change, the newest last, none older
+/// than needed to know the count at the start of the window.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct Climb {
+    pub samples: Vec<Sample>,
+    /// Where its pods may go, from the last of its pods seen pending (count 0).
+    pub shape: Option<PendingShape>,
+}
+
+/// Every workload's climb, by workload.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct Climbs {
+    pub workloads: BTreeMap<String, Climb>,
+}
+
+/// Room wanted ahead of one climbing workload.
+pub struct Expected {
+    workload: String,
+    requests: Resources,
+    shape: Option<PendingShape>,
+    /// Replicas added over the window.
+    grew: u32,
+    over_seconds: u64,
+    count: u32,
+    lead_seconds: u64,
+}
+
+impl Expected {
+    pub fn need(&self) -> Need<'_> {
+        Need {
+            what: format!(
+                "the climb of {} (+{} replicas in {} s): {} more of {} expected within {} s",
+                self.workload, self.grew, self.over_seconds, self.count, self.requests, self.lead_seconds
+            ),
+            shape: Resources { pods: 1, ..self.requests },
+            count: self.count,
+            admits: Box::new(move |g: &NodeGroup| match &self.shape {
+                Some(shape) => g.admits(shape),
+                None => g.taints.is_empty(),
+            }),
+            hold: false,
+        }
+    }
+}
+
+impl Climbs {
+    /// Records the replica counts of the workloads on EC2 (or not placed yet).
+    pub fn observe(&mut self, snapshot: &dyn Snapshot, now: u64, settings: &Ramp) {
+        let mut shapes: BTreeMap<String, &PendingShape> = BTreeMap::new();
+        for shape in snapshot.pending_shapes() {
+            if let Some(owner) = &shape.owner {
+                shapes.entry(owner.to_string()).or_insert(shape);
+            }
+        }
+        let start = now.saturating_sub(settings.window_seconds * 1000);
+        let mut seen = BTreeMap::new();
+        for w in snapshot.workloads().iter().filter(|w| !matches!(w.placement, Placement::Fargate)) {
+            let key = w.id.to_string();
+            let mut climb = self.workloads.remove(&key).unwrap_or_default();
+            if climb.samples.last().is_none_or(|s| s.replicas != w.replicas) {
+                climb.samples.push(Sample { at: now, replicas: w.replicas });
+            }
+            // Keep the newest sample at or before the window's start: the count it began at.
+            let before = climb.samples.iter().rposition(|s| s.at <= start).unwrap_or(0);
+            climb.samples.drain(..before);
+            if let Some(shape) = shapes.get(&key) {
+                climb.shape = Some(PendingShape { count: 0, oldest_age_seconds: 0, ..(*shape).clone() });
+            }
+            seen.insert(key, climb);
+        }
+        self.workloads = seen;
+    }
+
+    /// The workloads climbing now, with the room their climb would fill within the lead time.
+    pub fn expected(&self, snapshot: &dyn Snapshot, now: u64, settings: &Ramp) -> Vec<Expected> {
+        let requests: BTreeMap<String, Resources> =
+            snapshot.workloads().iter().map(|w| (w.id.to_string(), w.requests_per_replica)).collect();
+        self.workloads
+            .iter()
+            .filter_map(|(key, climb)| {
+                let rate = climb.rate(now, settings)?;
+                let count = (rate.per_second() * settings.lead_seconds as f64).ceil() as u32;
+                Some(Expected {
+                    workload: key.clone(),
+                    requests: *requests.get(key)?,
+                    shape: climb.shape.clone(),
+                    grew: rate.grew,
+                    over_seconds: rate.over_millis / 1000,
+                    count,
+                    lead_seconds: settings.lead_seconds,
+                })
+            })
+            .collect()
+    }
+}
+
+/// How fast a workload climbed over the window.
+struct Rate {
+    grew: u32,
+    over_millis: u64,
+}
+
+impl Rate {
+    fn per_second(&self) -> f64 {
+        self.grew as f64 * 1000.0 / self.over_millis.max(1) as f64
+    }
+}
+
+impl Climb {
+    /// Its climb over the window, if it is a ramp still climbing.
+    fn rate(&self, now: u64, settings: &Ramp) -> Option<Rate> {
+        let start = now.saturating_sub(settings.window_seconds * 1000);
+        let (first, last) = (self.samples.first()?, self.samples.last()?);
+        let steps = self.samples.windows(2).filter(|p| p[1].at > start && p[1].replicas > p[0].replicas).count();
+        let grew = last.replicas.saturating_sub(first.replicas);
+        let rising = self.samples.len() > 1 && last.replicas > self.samples[self.samples.len() - 2].replicas;
+        let climbing = rising && last.at + settings.lead_seconds * 1000 >= now;
+        (climbing && grew >= settings.min_pods && steps >= settings.min_steps as usize)
+            .then(|| Rate { grew, over_millis: now - first.at.max(start) })
+    }
+}
