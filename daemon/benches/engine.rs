@@ -1,7 +1,8 @@
-//! Engine ticks per second with the default policies (binpack, fargate-placement) on the sim
-//! adapters: 500 nodes / 15k pods / 10 groups, 5,000 nodes / 150k pods / 100 groups and
-//! 15,000 nodes / 450k pods / 300 groups.
-//! A tick is the whole loop: observe, snapshot, both plugins, guardrails, actuate, record.
+//! Engine ticks per second with the default chain (binpack, headroom, consolidation,
+//! fargate-placement, with the default set's settings) on the sim adapters: 500 nodes / 15k
+//! pods / 10 groups, 5,000 nodes / 150k pods / 100 groups and 15,000 nodes / 450k pods / 300
+//! groups.
+//! A tick is the whole loop: observe, snapshot, the chain, guardrails, actuate, record.
 //!
 //! `cargo bench -p ballast --bench engine`
 
@@ -18,10 +19,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 
 fn policies() -> Vec<PluginSpec> {
     // A generous deadline: the large sizes are measured, not bounded.
-    let mut specs: Vec<PluginSpec> = ["binpack", "fargate-placement"]
-        .iter()
-        .filter_map(|name| bundled::spec(name, serde_json::Value::Null))
-        .collect();
+    let mut specs = bundled::default_specs();
     specs.iter_mut().for_each(|s| s.limits.deadline_ms = 5_000);
     specs
 }

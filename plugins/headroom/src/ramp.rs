@@ -128,12 +128,16 @@ impl Climbs {
 
     /// The workloads climbing now, with the room their climb would fill within the lead time.
     pub fn expected(&self, snapshot: &dyn Snapshot, now: u64, settings: &Ramp) -> Vec<Expected> {
+        let climbing: Vec<(&String, &Climb, Rate)> =
+            self.workloads.iter().filter_map(|(key, climb)| Some((key, climb, climb.rate(now, settings)?))).collect();
+        if climbing.is_empty() {
+            return Vec::new();
+        }
         let requests: BTreeMap<String, Resources> =
             snapshot.workloads().iter().map(|w| (w.id.to_string(), w.requests_per_replica)).collect();
-        self.workloads
-            .iter()
-            .filter_map(|(key, climb)| {
-                let rate = climb.rate(now, settings)?;
+        climbing
+            .into_iter()
+            .filter_map(|(key, climb, rate)| {
                 let count = (rate.per_second() * settings.lead_seconds as f64).ceil() as u32;
                 Some(Expected {
                     workload: key.clone(),
@@ -171,6 +175,6 @@ impl Climb {
         let rising = self.samples.len() > 1 && last.replicas > self.samples[self.samples.len() - 2].replicas;
         let climbing = rising && last.at + settings.lead_seconds * 1000 >= now;
         (climbing && grew >= settings.min_pods && steps >= settings.min_steps as usize)
-            .then(|| Rate { grew, over_millis: now - first.at.max(start) })
+            .then(|| Rate { grew, over_millis: now.saturating_sub(first.at.max(start)) })
     }
 }
