@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use ballast::engine::ports::SystemClock;
 use ballast::engine::record::Recorder;
 use ballast::engine::{Engine, EngineConfig};
-use ballast::kubernetes::{Elector, KubeCluster, KubeSettings, LeaderSettings};
+use ballast::kubernetes::{Elector, KubeCluster, KubeSettings, LeaderSettings, Leadership};
 use ballast::policy::PolicyChain;
 use ballast::runner::Runner;
 use kube_standin::StandIn;
@@ -35,6 +35,7 @@ fn leader_settings() -> LeaderSettings {
 struct Replica {
     elector: JoinHandle<()>,
     runner: JoinHandle<()>,
+    leadership: Leadership,
 }
 
 impl Replica {
@@ -65,12 +66,15 @@ async fn replica(standin: &StandIn, identity: &str, calls: Arc<Mutex<Vec<Call>>>
         config,
         Recorder::new(1000, None),
     )
-    .with_gate(Arc::new(move || leadership.is_leader()));
+    .with_gate(Arc::new({
+        let leadership = leadership.clone();
+        move || leadership.is_leader()
+    }));
     let runner = Runner::new(engine, SystemClock).with_arrivals(cluster.arrivals());
     let runner = tokio::spawn(async move {
         runner.run(std::future::pending()).await;
     });
-    Replica { elector, runner }
+    Replica { elector, runner, leadership }
 }
 
 fn by(calls: &Mutex<Vec<Call>>, who: &str) -> Vec<Instant> {
@@ -100,6 +104,10 @@ async fn only_the_leader_acts_and_a_standby_takes_over_within_the_lease_duration
     assert!(na + nb >= 5, "the leader acts every tick ({na} + {nb} calls)");
     assert!(na == 0 || nb == 0, "both replicas acted: {na} and {nb} calls");
     let (leader, standby, standby_name) = if na > 0 { (&a, &b, "replica-b") } else { (&b, &a, "replica-a") };
+    let leader_name = if na > 0 { "replica-a" } else { "replica-b" };
+    // What Status reports as the Lease's holder, on both replicas.
+    assert_eq!(leader.leadership.holder().as_deref(), Some(leader_name));
+    assert_eq!(standby.leadership.holder().as_deref(), Some(leader_name), "the standby names the leader");
 
     leader.crash();
     let crashed = Instant::now();
@@ -111,6 +119,7 @@ async fn only_the_leader_acts_and_a_standby_takes_over_within_the_lease_duration
     let lease = standin.get("coordination.k8s.io/v1", "Lease", "kube-system", "ballast-leader").unwrap();
     assert_eq!(lease["spec"]["holderIdentity"], standby_name);
     assert_eq!(lease["spec"]["leaseTransitions"], 1);
+    assert_eq!(standby.leadership.holder().as_deref(), Some(standby_name), "the new leader names itself");
     standby.crash();
 }
 

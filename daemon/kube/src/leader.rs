@@ -21,10 +21,18 @@ use tokio::sync::watch;
 
 use super::settings::LeaderSettings;
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 struct State {
     /// Acting is allowed until then; `None` when not leading.
     until: Option<Instant>,
+    /// Who held the Lease at the last read; `None` before it, or when nobody did.
+    holder: Option<String>,
+}
+
+/// What one campaign round found.
+struct Attempt {
+    leading: bool,
+    holder: Option<String>,
 }
 
 /// A view of this replica's leadership, cheap to clone and to ask.
@@ -35,6 +43,16 @@ impl Leadership {
     /// Leading, and the last renewal is recent enough to act on.
     pub fn is_leader(&self) -> bool {
         self.0.borrow().until.is_some_and(|until| Instant::now() < until)
+    }
+
+    /// The identity that held the Lease when this replica last read it (itself when it
+    /// leads). `None` before the first read, when the Lease is free, and after shutdown.
+    ///
+    /// # Caveats
+    /// As old as the last campaign round (`retry-period`): a leader that has just gone is
+    /// still named until a standby reads the Lease again.
+    pub fn holder(&self) -> Option<String> {
+        self.0.borrow().holder.clone()
     }
 
     /// Waits until this replica leads.
@@ -85,7 +103,7 @@ impl Elector {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> (Leadership, tokio::task::JoinHandle<()>) {
-        let (tx, rx) = watch::channel(State { until: None });
+        let (tx, rx) = watch::channel(State { until: None, holder: None });
         let task = tokio::spawn(self.run(tx, shutdown));
         (Leadership(rx), task)
     }
@@ -99,18 +117,19 @@ impl Elector {
             let attempt = tokio::time::timeout(self.settings.retry_period, self.try_acquire_or_renew()).await;
             let attempt = attempt.unwrap_or_else(|_| Err(kube::Error::Service("lease request timed out".into())));
             match attempt {
-                Ok(true) => {
+                Ok(Attempt { leading: true, holder }) => {
                     let was = tx.borrow().until.is_some();
-                    tx.send_replace(State { until: Some(started + self.settings.renew_deadline) });
+                    tx.send_replace(State { until: Some(started + self.settings.renew_deadline), holder });
                     if !was {
                         tracing::info!(identity = %self.identity, lease = %self.settings.lease_name, "leading");
                     }
                 }
-                Ok(false) => {
+                Ok(Attempt { leading: false, holder }) => {
                     if tx.borrow().until.is_some() {
                         tracing::warn!(identity = %self.identity, "lost the lease to another replica");
                     }
-                    tx.send_replace(State { until: None });
+                    let holder = holder.or_else(|| tx.borrow().holder.clone());
+                    tx.send_replace(State { until: None, holder });
                 }
                 // Leadership, if held, runs out at its deadline unless a retry renews it.
                 Err(error) => tracing::warn!(identity = %self.identity, %error, "cannot renew or acquire the lease"),
@@ -121,7 +140,7 @@ impl Elector {
             }
         }
         let leading = tx.borrow().until.is_some();
-        tx.send_replace(State { until: None });
+        tx.send_replace(State { until: None, holder: None });
         if leading {
             self.release().await;
         }
@@ -131,7 +150,8 @@ impl Elector {
         MicroTime(Timestamp::now())
     }
 
-    async fn try_acquire_or_renew(&mut self) -> Result<bool, kube::Error> {
+    async fn try_acquire_or_renew(&mut self) -> Result<Attempt, kube::Error> {
+        let me = || Some(self.identity.clone());
         let duration_secs = self.settings.lease_duration.as_secs().max(1) as i32;
         let existing = match self.api.get_opt(&self.settings.lease_name).await? {
             Some(lease) => lease,
@@ -147,9 +167,10 @@ impl Elector {
                         ..Default::default()
                     }),
                 };
+                // A 409 is another replica's create: who it is shows at the next read.
                 return match self.api.create(&PostParams::default(), &lease).await {
-                    Ok(_) => Ok(true),
-                    Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
+                    Ok(_) => Ok(Attempt { leading: true, holder: me() }),
+                    Err(kube::Error::Api(s)) if s.code == 409 => Ok(Attempt { leading: false, holder: None }),
                     Err(e) => Err(e),
                 };
             }
@@ -168,8 +189,9 @@ impl Elector {
         let held_for = Duration::from_secs(spec.lease_duration_seconds.unwrap_or(duration_secs).max(0) as u64);
         let mine = holder == self.identity;
         let free = holder.is_empty() || now.duration_since(first_seen) >= held_for;
+        let read = (!holder.is_empty()).then(|| holder.clone());
         if !mine && !free {
-            return Ok(false);
+            return Ok(Attempt { leading: false, holder: read });
         }
         let mut lease = existing;
         let spec = lease.spec.get_or_insert_with(Default::default);
@@ -185,9 +207,9 @@ impl Elector {
         match self.api.replace(&self.settings.lease_name, &PostParams::default(), &lease).await {
             Ok(written) => {
                 self.observed = Some((record(&written), Instant::now()));
-                Ok(true)
+                Ok(Attempt { leading: true, holder: me() })
             }
-            Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
+            Err(kube::Error::Api(s)) if s.code == 409 => Ok(Attempt { leading: false, holder: read }),
             Err(e) => Err(e),
         }
     }

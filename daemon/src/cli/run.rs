@@ -175,6 +175,7 @@ async fn daemon(
     if let Some(store) = series {
         engine = engine.with_series(store);
     }
+    let mut holder: Option<crate::control::HolderProbe> = None;
     let elector = if config.leader_election {
         let mut direct = kube_config;
         direct.default_retry = false;
@@ -183,6 +184,8 @@ async fn daemon(
         let (leadership, task) = elector.spawn(async move {
             let _ = stopped.wait_for(|s| *s).await;
         });
+        let lease = leadership.clone();
+        holder = Some(Arc::new(move || lease.holder()));
         engine = engine.with_gate(Arc::new(move || leadership.is_leader()));
         Some(task)
     } else {
@@ -194,6 +197,7 @@ async fn daemon(
     let stack = Stack {
         identity,
         election: config.leader_election,
+        holder,
         source: "kubernetes+aws".into(),
         health: Arc::new(move || kube_health(&probe)),
         host,

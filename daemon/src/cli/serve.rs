@@ -51,6 +51,8 @@ pub struct SimArgs {
 pub struct Stack {
     pub identity: String,
     pub election: bool,
+    /// Who holds the Lease, with election.
+    pub holder: Option<crate::control::HolderProbe>,
     pub source: String,
     pub health: HealthProbe,
     pub host: PolicyHost,
@@ -223,6 +225,7 @@ async fn start_control<C: Cluster, P: Capacity>(
     );
     state.identity = stack.identity;
     state.election = stack.election;
+    state.holder = stack.holder;
     state.source = stack.source;
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
@@ -285,6 +288,7 @@ pub async fn simulated(
     let stack = Stack {
         identity: "simulator".into(),
         election: false,
+        holder: None,
         source: format!("simulator: {} (x{})", sim.scenario.name, args.speed),
         health: Arc::new(|| crate::control::AdapterHealth { metrics_api: "served".into(), ..Default::default() }),
         host,

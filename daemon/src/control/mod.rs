@@ -44,6 +44,9 @@ pub struct AdapterHealth {
 /// Asks the adapters for their health.
 pub type HealthProbe = Arc<dyn Fn() -> AdapterHealth + Send + Sync>;
 
+/// Asks the leader election who holds the Lease.
+pub type HolderProbe = Arc<dyn Fn() -> Option<String> + Send + Sync>;
+
 /// Everything the services read and where they send changes.
 pub struct ControlState {
     pub settings: ControlSettings,
@@ -57,6 +60,8 @@ pub struct ControlState {
     /// This replica's Lease identity, and whether replicas elect a leader.
     pub identity: String,
     pub election: bool,
+    /// Who holds the Lease, with election.
+    pub holder: Option<HolderProbe>,
     /// What the daemon runs against, for Status.
     pub source: String,
     pub(crate) simulations: Arc<Semaphore>,
@@ -85,6 +90,7 @@ impl ControlState {
             health,
             identity: crate::engine::HOST.into(),
             election: false,
+            holder: None,
             source: "kubernetes+aws".into(),
             simulations,
             stopping: tokio::sync::watch::channel(false).0,

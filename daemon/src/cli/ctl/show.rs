@@ -49,7 +49,8 @@ pub fn status(s: &pb::GetStatusResponse) -> String {
         let leading = match (l.election, l.leading) {
             (false, _) => "single replica, no election".to_string(),
             (true, true) => format!("leading since {}", time(l.since_unix_millis)),
-            (true, false) => "standby".to_string(),
+            (true, false) if l.holder.is_empty() => "standby; no leader seen yet".to_string(),
+            (true, false) => format!("standby; {} leads", l.holder),
         };
         lines.push(format!("replica:   {} ({leading})", l.identity));
     }
@@ -282,4 +283,26 @@ pub fn explanation(e: &pb::Explanation) -> String {
         out.extend(e.records.iter().map(|r| format!("  {}", line(r))));
     }
     out.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(leadership: pb::Leadership) -> String {
+        status(&pb::GetStatusResponse { leadership: Some(leadership), ..Default::default() })
+    }
+
+    #[test]
+    fn a_standby_names_the_replica_that_leads() {
+        let standby = |holder: &str| pb::Leadership {
+            election: true,
+            identity: "ballast-b".into(),
+            leading: false,
+            since_unix_millis: 0,
+            holder: holder.into(),
+        };
+        assert!(with(standby("ballast-a")).contains("replica:   ballast-b (standby; ballast-a leads)"));
+        assert!(with(standby("")).contains("(standby; no leader seen yet)"));
+    }
 }

@@ -54,6 +54,7 @@ impl pb::status_server::Status for StatusService {
                 identity: state.identity.clone(),
                 leading: leading.leading,
                 since_unix_millis: leading.since_millis.unwrap_or(0) as i64,
+                holder: state.holder.as_ref().and_then(|h| h()).unwrap_or_default(),
             }),
             last_tick,
             adapters: Some(adapters),
