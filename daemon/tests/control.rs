@@ -334,12 +334,9 @@ async fn a_plugin_loaded_in_shadow_mode_is_evaluated_and_recorded_but_acts_on_no
         reason: "see what it would do".into(),
         ..Default::default()
     };
-    let loaded = pb::plugins_client::PluginsClient::new(channel.clone())
-        .load(bearer(request, WRITE_TOKEN))
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(loaded.mode(), pb::PluginMode::Shadow);
+    // Watch from before the load: its first decision can come on the very next tick, and
+    // the same decision on the ticks after is folded, so a watch opened after it may wait
+    // for a record that is not made until the run ends.
     let mut stream = pb::decisions_client::DecisionsClient::new(channel.clone())
         .watch(pb::WatchDecisionsRequest {
             filter: Some(pb::DecisionFilter { plugin: "hold-twenty".into(), ..Default::default() }),
@@ -349,7 +346,14 @@ async fn a_plugin_loaded_in_shadow_mode_is_evaluated_and_recorded_but_acts_on_no
         .await
         .unwrap()
         .into_inner();
-    let record = stream.message().await.unwrap().unwrap();
+    let loaded = pb::plugins_client::PluginsClient::new(channel.clone())
+        .load(bearer(request, WRITE_TOKEN))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(loaded.mode(), pb::PluginMode::Shadow);
+    let first = tokio::time::timeout(std::time::Duration::from_secs(60), stream.message());
+    let record = first.await.expect("a shadow decision within a minute").unwrap().unwrap();
     let Some(pb::record::Kind::Decision(d)) = record.kind else { panic!() };
     assert_eq!(d.result, "shadow", "{d:?}");
     assert!(d.proposed.unwrap().text.contains("general"), "recorded as proposed");

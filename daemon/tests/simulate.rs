@@ -37,6 +37,15 @@ fn defaults() -> Vec<PluginSpec> {
     bundled::default_specs()
 }
 
+/// A shipped scenario under the default set, with every record kept.
+fn recorded(name: &str) -> (SimReport, ballast::engine::record::Recorder) {
+    let scenario = scenario::resolve(name).unwrap();
+    let sim = Simulation { seed: scenario.seed, scenario, policies: defaults(), mode: Mode::Enforce, journal: None };
+    let recorder = ballast::engine::record::Recorder::new(1 << 20, None);
+    let report = sim.run_until(&host(), &mut |_, _| {}, Some(recorder.clone()), &Default::default()).unwrap();
+    (report, recorder)
+}
+
 #[test]
 fn same_scenario_and_seed_give_the_same_report() {
     let a = simulate("mixed-fargate", 42, defaults());
@@ -99,12 +108,8 @@ fn the_lower_bound_of_a_tiny_scenario_is_what_it_is_by_hand_and_no_set_beats_it(
 #[test]
 fn on_every_shipped_scenario_the_default_set_costs_above_the_bound_and_its_records_stay_readable() {
     for (name, _) in scenario::BUILT_IN {
-        let scenario = scenario::resolve(name).unwrap();
-        let sim =
-            Simulation { seed: scenario.seed, scenario, policies: defaults(), mode: Mode::Enforce, journal: None };
-        let recorder = ballast::engine::record::Recorder::new(1 << 20, None);
-        let report = sim.run_until(&host(), &mut |_, _| {}, Some(recorder.clone()), &Default::default());
-        let s = report.unwrap().summary;
+        let (report, recorder) = recorded(name);
+        let s = report.summary;
         assert!(s.lower_bound_cost > 0.0 && s.total_cost >= s.lower_bound_cost, "{name}: {s:?}");
 
         let mut noise: std::collections::BTreeMap<String, usize> = Default::default();
@@ -128,10 +133,7 @@ fn on_every_shipped_scenario_the_default_set_costs_above_the_bound_and_its_recor
 /// Cluster Autoscaler's spare room, for less than that room costs.
 #[test]
 fn in_a_flash_sale_room_comes_ahead_of_the_climb_and_pods_wait_less_than_under_ca_like() {
-    let scenario = scenario::resolve("flash-sale").unwrap();
-    let sim = Simulation { seed: scenario.seed, scenario, policies: defaults(), mode: Mode::Enforce, journal: None };
-    let recorder = ballast::engine::record::Recorder::new(1 << 20, None);
-    let default = sim.run_until(&host(), &mut |_, _| {}, Some(recorder.clone()), &Default::default()).unwrap();
+    let (default, recorder) = recorded("flash-sale");
     let ahead = recorder.records().any(|r| {
         matches!(r, Record::Decision(d) if d.plugin == "headroom"
             && d.reason.contains("the climb of deployment/shop/storefront")
@@ -148,10 +150,7 @@ fn in_a_flash_sale_room_comes_ahead_of_the_climb_and_pods_wait_less_than_under_c
 /// spot group cannot launch, the pods that tolerate spot go to on-demand at once.
 #[test]
 fn in_a_spot_storm_warned_nodes_are_drained_before_they_go_and_a_group_without_capacity_is_left_at_once() {
-    let scenario = scenario::resolve("spot-storm").unwrap();
-    let sim = Simulation { seed: scenario.seed, scenario, policies: defaults(), mode: Mode::Enforce, journal: None };
-    let recorder = ballast::engine::record::Recorder::new(1 << 20, None);
-    let report = sim.run_until(&host(), &mut |_, _| {}, Some(recorder.clone()), &Default::default()).unwrap();
+    let (report, recorder) = recorded("spot-storm");
     let s = &report.summary;
     assert!(s.spot_interruptions >= 5, "{s:?}");
     assert_eq!(s.reclaimed_undrained, 0, "every warned node was drained in its two minutes: {s:?}");
