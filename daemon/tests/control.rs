@@ -156,12 +156,19 @@ async fn a_tonic_client_finds_the_services_by_reflection_and_reads_status_groups
 
     let mut decisions = pb::decisions_client::DecisionsClient::new(channel.clone());
     let filter = pb::DecisionFilter { plugin: "binpack".into(), ..Default::default() };
-    let page = decisions
-        .list(pb::ListDecisionsRequest { filter: Some(filter), page_size: 1, page_token: String::new() })
-        .await
-        .unwrap()
-        .into_inner();
-    let first = &page.records[0];
+    // A tick's decisions are recorded after its actions, so the first tick observed may not
+    // have its record yet.
+    let mut page = pb::ListDecisionsResponse::default();
+    for _ in 0..200 {
+        let request =
+            pb::ListDecisionsRequest { filter: Some(filter.clone()), page_size: 1, page_token: String::new() };
+        page = decisions.list(request).await.unwrap().into_inner();
+        if !page.records.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let first = page.records.first().expect("binpack's first decision within 10 s");
     let Some(pb::record::Kind::Decision(d)) = &first.kind else { panic!("{first:?}") };
     assert_eq!(d.plugin, "binpack");
     let got = decisions.get(pb::GetDecisionRequest { id: first.id }).await.unwrap().into_inner();
