@@ -46,23 +46,25 @@ impl Ramp {
     }
 }
 
-/// A replica count and when it was first seen.
+/// A replica count and when it was first seen. Short names: the state holds one or more per
+/// workload and crosses the plugin boundary as JSON on every call.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Deserialize, Serialize)]
 pub struct Sample {
+    #[serde(rename = "t")]
     pub at: u64,
+    #[serde(rename = "n")]
     pub replicas: u32,
 }
 
 /// One workload's recent replica counts: one sample per change, the newest last, none older
 /// than needed to know the count at the start of the window.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(transparent)]
 pub struct Climb {
     pub samples: Vec<Sample>,
-    /// Where its pods may go, from the last of its pods seen pending (count 0).
-    pub shape: Option<PendingShape>,
 }
 
-/// Every workload's climb, by workload.
+/// Every workload's climb, by workload (`Kind/namespace/name`).
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 pub struct Climbs {
     pub workloads: BTreeMap<String, Climb>,
@@ -72,6 +74,7 @@ pub struct Climbs {
 pub struct Expected {
     workload: String,
     requests: Resources,
+    /// Where its pods may go: one of its pods pending now, if any.
     shape: Option<PendingShape>,
     /// Replicas added over the window.
     grew: u32,
@@ -98,54 +101,70 @@ impl Expected {
     }
 }
 
+/// The state's key for a workload: cheaper than its display form, which it is only given
+/// when it climbs.
+fn key(id: &WorkloadRef) -> String {
+    format!("{:?}/{}/{}", id.kind, id.namespace, id.name)
+}
+
 impl Climbs {
-    /// Records the replica counts of the workloads on EC2 (or not placed yet).
+    /// Records the replica counts of the workloads on EC2 (or not placed yet) that have pods
+    /// pending or changed within the window.
+    ///
+    /// # Caveats
+    /// A workload is followed from the first evaluation that finds one of its pods pending (a
+    /// climb that spare room absorbs needs no room made), counting from the replicas it has
+    /// then; and forgotten once nothing of it is pending and its count has not changed for a
+    /// window. So the state stays small in a large cluster at rest, and the climb's first
+    /// step is not counted.
     pub fn observe(&mut self, snapshot: &dyn Snapshot, now: u64, settings: &Ramp) {
-        let mut shapes: BTreeMap<String, &PendingShape> = BTreeMap::new();
-        for shape in snapshot.pending_shapes() {
-            if let Some(owner) = &shape.owner {
-                shapes.entry(owner.to_string()).or_insert(shape);
-            }
-        }
         let start = now.saturating_sub(settings.window_seconds * 1000);
+        let pending: std::collections::BTreeSet<String> =
+            snapshot.pending_shapes().iter().filter_map(|s| s.owner.as_ref()).map(key).collect();
         let mut seen = BTreeMap::new();
         for w in snapshot.workloads().iter().filter(|w| !matches!(w.placement, Placement::Fargate)) {
-            let key = w.id.to_string();
-            let mut climb = self.workloads.remove(&key).unwrap_or_default();
+            let key = key(&w.id);
+            let waiting = pending.contains(&key);
+            let Some(mut climb) = self.workloads.remove(&key).or_else(|| waiting.then(Climb::default)) else {
+                continue;
+            };
             if climb.samples.last().is_none_or(|s| s.replicas != w.replicas) {
                 climb.samples.push(Sample { at: now, replicas: w.replicas });
             }
             // Keep the newest sample at or before the window's start: the count it began at.
             let before = climb.samples.iter().rposition(|s| s.at <= start).unwrap_or(0);
             climb.samples.drain(..before);
-            if let Some(shape) = shapes.get(&key) {
-                climb.shape = Some(PendingShape { count: 0, oldest_age_seconds: 0, ..(*shape).clone() });
+            let settled = climb.samples.len() == 1 && climb.samples[0].at <= start;
+            if waiting || !settled {
+                seen.insert(key, climb);
             }
-            seen.insert(key, climb);
         }
         self.workloads = seen;
     }
 
     /// The workloads climbing now, with the room their climb would fill within the lead time.
     pub fn expected(&self, snapshot: &dyn Snapshot, now: u64, settings: &Ramp) -> Vec<Expected> {
-        let climbing: Vec<(&String, &Climb, Rate)> =
-            self.workloads.iter().filter_map(|(key, climb)| Some((key, climb, climb.rate(now, settings)?))).collect();
+        let climbing: BTreeMap<&str, Rate> =
+            self.workloads.iter().filter_map(|(key, climb)| Some((key.as_str(), climb.rate(now, settings)?))).collect();
         if climbing.is_empty() {
             return Vec::new();
         }
-        let requests: BTreeMap<String, Resources> =
-            snapshot.workloads().iter().map(|w| (w.id.to_string(), w.requests_per_replica)).collect();
-        climbing
-            .into_iter()
-            .filter_map(|(key, climb, rate)| {
-                let count = (rate.per_second() * settings.lead_seconds as f64).ceil() as u32;
+        let pending = |w: &Workload| {
+            let shape = snapshot.pending_shapes().iter().find(|s| s.owner.as_ref() == Some(&w.id))?;
+            Some(PendingShape { count: 0, oldest_age_seconds: 0, ..shape.clone() })
+        };
+        snapshot
+            .workloads()
+            .iter()
+            .filter_map(|w| {
+                let rate = climbing.get(key(&w.id).as_str())?;
                 Some(Expected {
-                    workload: key.clone(),
-                    requests: *requests.get(key)?,
-                    shape: climb.shape.clone(),
+                    workload: w.id.to_string(),
+                    requests: w.requests_per_replica,
+                    shape: pending(w),
                     grew: rate.grew,
                     over_seconds: rate.over_millis / 1000,
-                    count,
+                    count: (rate.per_second() * settings.lead_seconds as f64).ceil() as u32,
                     lead_seconds: settings.lead_seconds,
                 })
             })

@@ -165,14 +165,19 @@ fn a_single_jump_or_a_climb_that_stopped_asks_for_nothing() {
     // A climb that reached its top: room until the lead time after the last step, then none.
     let mut policy = ramp();
     for (t, replicas) in [(0, 4), (10, 8), (20, 12)] {
-        policy.evaluate(&storefront(t, replicas, 0)).unwrap();
+        policy.evaluate(&storefront(t, replicas, 4)).unwrap();
     }
-    assert!(!policy.evaluate(&storefront(30, 16, 0)).unwrap().is_empty(), "climbing");
+    assert!(!policy.evaluate(&storefront(30, 16, 4)).unwrap().is_empty(), "climbing");
     // An autoscaler steps every 15-30 s, not every tick: a pause is not yet the top. Once
     // the last minute (the window) holds fewer than three steps of climb, it is.
     assert!(!policy.evaluate(&storefront(40, 16, 0)).unwrap().is_empty(), "10 s after the last step");
     assert!(!policy.evaluate(&storefront(65, 16, 0)).unwrap().is_empty(), "three steps in the last minute");
     assert!(policy.evaluate(&storefront(75, 16, 0)).unwrap().is_empty(), "two steps in the last minute: the top");
+    // Nothing pending and no change for a window: forgotten, so a large cluster at rest keeps
+    // no per-workload state (it crosses the plugin boundary on every call).
+    policy.evaluate(&storefront(95, 16, 0)).unwrap();
+    let state: serde_json::Value = serde_json::from_slice(policy.state().unwrap()).unwrap();
+    assert_eq!(state["ramps"]["workloads"], json!({}), "{state}");
 
     // A workload on Fargate needs no EC2 room however it climbs.
     let mut policy = ramp();
