@@ -121,6 +121,10 @@ impl Climbs {
         let start = now.saturating_sub(settings.window_seconds * 1000);
         let pending: std::collections::BTreeSet<String> =
             snapshot.pending_shapes().iter().filter_map(|s| s.owner.as_ref()).map(key).collect();
+        // A cluster at rest: nothing followed, nothing to start following.
+        if pending.is_empty() && self.workloads.is_empty() {
+            return;
+        }
         let mut seen = BTreeMap::new();
         for w in snapshot.workloads().iter().filter(|w| !matches!(w.placement, Placement::Fargate)) {
             let key = key(&w.id);
