@@ -24,8 +24,8 @@ pub struct Load {
 #[derive(Clone, Debug)]
 pub struct Target {
     pub node: String,
-    /// The node's group.
-    pub group: String,
+    /// The node's group, by its index in the plan's groups.
+    pub group: usize,
     pub free: Resources,
 }
 
@@ -58,12 +58,13 @@ impl Taken {
 }
 
 /// Places each pod of `shapes` at its requests, largest first, on the first target (in the
-/// order given: fullest first keeps emptier nodes candidates) that `admits` it, taking the
-/// room it uses. Returns what it took and the pods that found no room (none: they all fit).
+/// order given: fullest first keeps emptier nodes candidates) whose group `admits` it (by
+/// group index and shape index), taking the room it uses. Returns what it took and the pods
+/// that found no room (none: they all fit).
 pub fn place_shapes(
     shapes: &[PodShape],
     targets: &mut [Target],
-    admits: impl Fn(&Target, &PodShape) -> bool,
+    admits: impl Fn(usize, usize) -> bool,
 ) -> (Taken, Vec<Left>) {
     let mut order: Vec<usize> = (0..shapes.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse((shapes[i].requests.cpu_millis, shapes[i].requests.memory_bytes)));
@@ -77,7 +78,7 @@ pub fn place_shapes(
             if count == 0 {
                 break;
             }
-            if !target.free.fits(&request) || !admits(target, shape) {
+            if !target.free.fits(&request) || !admits(target.group, i) {
                 continue;
             }
             let mut here = 0;
@@ -117,7 +118,7 @@ pub fn slot(load: &Load, largest: &Resources) -> Resources {
 /// Places `load` on the targets of `group`, fullest first (so emptier nodes stay
 /// candidates), taking the room it uses. Returns what it took, or `None`, leaving `targets`
 /// untouched, when it does not fit.
-pub fn place(load: &Load, largest: &Resources, group: &str, targets: &mut [Target]) -> Option<Taken> {
+pub fn place(load: &Load, largest: &Resources, group: usize, targets: &mut [Target]) -> Option<Taken> {
     if load.pods == 0 {
         return Some(Taken::default());
     }
@@ -156,7 +157,7 @@ mod tests {
 
     fn target(name: &str, cpu: u64, memory: u64, pods: u32) -> Target {
         let free = Resources { cpu_millis: cpu, memory_bytes: memory, pods, gpus: 0 };
-        Target { node: name.into(), group: "g".into(), free }
+        Target { node: name.into(), group: 0, free }
     }
 
     #[test]
@@ -165,17 +166,17 @@ mod tests {
         // Three pods, 1.5 CPU in all: each could be 1 CPU, so three 1-CPU slots are needed.
         let load = Load { pods: 3, requests: Resources { cpu_millis: 1500, memory_bytes: GIB, pods: 3, gpus: 0 } };
         let mut two = vec![target("a", 1000, 8 * GIB, 10), target("b", 1000, 8 * GIB, 10)];
-        assert!(place(&load, &largest, "g", &mut two).is_none(), "1.5 CPU free in total is not proof");
+        assert!(place(&load, &largest, 0, &mut two).is_none(), "1.5 CPU free in total is not proof");
         assert_eq!(two[0].free.cpu_millis, 1000, "a failed placement takes nothing");
         let mut three = vec![target("a", 2000, 8 * GIB, 10), target("b", 1000, 8 * GIB, 10)];
-        assert_eq!(place(&load, &largest, "g", &mut three).map(|t| t.spread()), Some(2));
+        assert_eq!(place(&load, &largest, 0, &mut three).map(|t| t.spread()), Some(2));
         assert_eq!(three.iter().map(|t| t.free.cpu_millis).sum::<u64>(), 0);
         // A single small pod needs only its own size.
         let one = Load { pods: 1, requests: Resources { cpu_millis: 200, memory_bytes: GIB, pods: 1, gpus: 0 } };
         let mut small = vec![target("a", 250, 2 * GIB, 1)];
-        assert_eq!(place(&one, &largest, "g", &mut small).map(|t| t.spread()), Some(1));
+        assert_eq!(place(&one, &largest, 0, &mut small).map(|t| t.spread()), Some(1));
         // Pod slots count too.
         let mut full = vec![target("a", 4000, 8 * GIB, 0)];
-        assert!(place(&one, &largest, "g", &mut full).is_none());
+        assert!(place(&one, &largest, 0, &mut full).is_none());
     }
 }

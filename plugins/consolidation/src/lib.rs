@@ -163,6 +163,8 @@ fn track_growth(snapshot: &dyn Snapshot, settings: &Settings, state: &mut State,
 /// A node that may go, and what must move off it.
 pub(crate) struct Candidate<'a> {
     node: &'a Node,
+    /// The node's own room, by its index in the plan's targets.
+    target: usize,
     group: &'a NodeGroup,
     load: Load,
     /// The pods a drain moves, by shape, from a host that serves `pods-on-node` (0.1.4).
@@ -172,11 +174,22 @@ pub(crate) struct Candidate<'a> {
     wait_seconds: u64,
 }
 
+/// A trial placement of a candidate's pods: the room it took, and what found none.
+struct Trial {
+    /// The candidate's own target, and its room, taken away for the trial.
+    own: usize,
+    mine: Resources,
+    taken: Taken,
+    left: Vec<Left>,
+}
+
 struct Plan<'a> {
     settings: &'a Settings,
     state: &'a mut State,
     now: u64,
     groups: BTreeMap<&'a str, &'a NodeGroup>,
+    /// The same groups by index, as targets name them.
+    indexed: Vec<&'a NodeGroup>,
     candidates: Vec<Candidate<'a>>,
     /// Free room on the Ready schedulable nodes of every managed group.
     targets: Vec<Target>,
@@ -212,6 +225,38 @@ fn movable(snapshot: &dyn Snapshot, node: &Node) -> Option<Vec<PodShape>> {
     Some(shapes.into_iter().filter(|s| s.moves_on_drain && s.count > 0).collect())
 }
 
+/// What the plan needs of each managed group, by the index targets use.
+struct GroupFacts<'a> {
+    group: &'a NodeGroup,
+    /// An earlier policy asked to keep or grow it this tick.
+    held: bool,
+    /// A replacement under way grows it.
+    replacing: bool,
+    /// Its Cluster Autoscaler options, when it is tagged with some.
+    options: Option<&'a GroupOptions>,
+}
+
+/// Finds a node's group index by name, remembering the last hit: nodes of one group tend to
+/// come together, so most lookups compare one name, not a tree's worth.
+struct GroupIndex<'a> {
+    index: BTreeMap<&'a str, usize>,
+    last: Option<(&'a str, usize)>,
+}
+
+impl<'a> GroupIndex<'a> {
+    fn of(&mut self, node: &'a Node) -> Option<usize> {
+        let name = node.group.as_deref()?;
+        if let Some((last, i)) = self.last
+            && last == name
+        {
+            return Some(i);
+        }
+        let i = *self.index.get(name)?;
+        self.last = Some((name, i));
+        Some(i)
+    }
+}
+
 impl<'a> Plan<'a> {
     fn new(snapshot: &'a dyn Snapshot, settings: &'a Settings, state: &'a mut State, now: u64) -> Self {
         let groups: BTreeMap<&str, &NodeGroup> = snapshot
@@ -220,66 +265,56 @@ impl<'a> Plan<'a> {
             .filter(|g| g.kind == NodeGroupKind::Asg)
             .map(|g| (g.id.as_str(), g))
             .collect();
-        let held = held(snapshot, &groups);
-        let group_of = |n: &Node| n.group.as_deref().and_then(|g| groups.get(g).copied());
-        let managed: Vec<&Node> = snapshot.nodes().iter().filter(|n| group_of(n).is_some()).collect();
-        let in_flight = managed.iter().filter(|n| n.cordoned).count();
+        let facts = group_facts(snapshot, &groups, state);
+        let mut lookup = GroupIndex { index: groups.keys().enumerate().map(|(i, id)| (*id, i)).collect(), last: None };
+        let managed: Vec<(&Node, usize)> =
+            snapshot.nodes().iter().filter_map(|n| lookup.of(n).map(|i| (n, i))).collect();
+        let in_flight = managed.iter().filter(|(n, _)| n.cordoned).count();
         let allowed = ((managed.len() as f64 * settings.disruption_budget).floor() as usize).max(1);
-        let ready: Vec<&Node> = managed.iter().copied().filter(|n| n.ready && !n.cordoned).collect();
+        let ready: Vec<(&Node, usize)> = managed.into_iter().filter(|(n, _)| n.ready && !n.cordoned).collect();
         let daemonsets = daemonset_load(snapshot.workloads(), ready.len());
-        let options: BTreeMap<&str, &GroupOptions> =
-            snapshot.group_options().iter().map(|o| (o.group.as_str(), o)).collect();
-        let replacing_in: Vec<&str> = state.replacing.values().map(|r| r.group.as_str()).collect();
-        let mut targets = Vec::new();
+        let mut targets = Vec::with_capacity(ready.len());
         let mut candidates = Vec::new();
-        for node in ready {
-            let Some(group) = group_of(node) else { continue };
+        for (node, gi) in ready {
             let free = node.allocatable.saturating_sub(&node.requested);
-            targets.push(Target { node: node.name.clone(), group: group.id.clone(), free });
+            targets.push(Target { node: node.name.clone(), group: gi, free });
             let load = Load {
                 pods: node.pod_count.saturating_sub(daemonsets.pods),
                 requests: node.requested.saturating_sub(&daemonsets.requests),
             };
-            // A group tuned for Cluster Autoscaler keeps its threshold: busier nodes stay.
-            let tagged = options.get(group.id.as_str()).copied();
-            let used = match tagged.and_then(|o| o.ignore_daemonsets_utilization) {
-                Some(true) => load.requests.utilisation_of(&node.allocatable),
-                _ => node.utilisation(),
-            };
-            let under = tagged.and_then(|o| o.scale_down_utilization_threshold).is_none_or(|t| used < t);
-            // An empty node in a group a replacement grows is the replacement, not spare.
-            let awaited = load.pods == 0 && replacing_in.contains(&group.id.as_str());
-            let wanted = node.removal_blocker.is_none()
-                && (settings.underutilised || load.pods == 0)
-                && under
-                && !awaited
-                && !held.contains(&group.id.as_str());
-            if wanted {
-                let wait_seconds =
-                    tagged.and_then(|o| o.scale_down_unneeded_seconds).unwrap_or(settings.consolidate_after_seconds);
-                candidates.push(Candidate { node, group, load, shapes: None, wait_seconds });
+            if let Some(wait_seconds) = wanted(node, &load, &facts[gi], settings) {
+                let target = targets.len() - 1;
+                candidates.push(Candidate { node, target, group: facts[gi].group, load, shapes: None, wait_seconds });
             }
         }
-        candidates.sort_by(|a, b| {
+        let lightest = |a: &Candidate<'_>, b: &Candidate<'_>| {
             (a.load.pods, a.load.requests.cpu_millis, &a.node.name).cmp(&(
                 b.load.pods,
                 b.load.requests.cpu_millis,
                 &b.node.name,
             ))
-        });
-        candidates.truncate(MAX_CANDIDATES);
+        };
+        // The lightest MAX_CANDIDATES without sorting all the others (nodes of a cluster
+        // often tie on load, and the tie goes to comparing names).
+        if candidates.len() > MAX_CANDIDATES {
+            candidates.select_nth_unstable_by(MAX_CANDIDATES - 1, lightest);
+            candidates.truncate(MAX_CANDIDATES);
+        }
+        candidates.sort_by(lightest);
+        // Fullest first, once: placements fill the fullest nodes and leave the emptier ones
+        // as candidates.
+        let (targets, position) = fullest_first(targets);
         // One host call per candidate weighed, not per node that could have been one.
         for c in &mut candidates {
             c.shapes = movable(snapshot, c.node);
+            c.target = position[c.target];
         }
-        // Fullest first, once: placements fill the fullest nodes and leave the emptier ones
-        // as candidates.
-        targets.sort_by_key(|t: &Target| (t.free.cpu_millis, t.free.memory_bytes));
         Plan {
             settings,
             state,
             now,
             groups,
+            indexed: facts.iter().map(|f| f.group).collect(),
             candidates,
             targets,
             largest: largest_pod(snapshot.workloads()),
@@ -288,29 +323,31 @@ impl<'a> Plan<'a> {
         }
     }
 
-    /// Places `c`'s pods on the other nodes, taking the room: what it took and what is left
-    /// over (by its shapes when known, else by slots within its group, all or nothing).
-    /// `c`'s own node is out of the targets until [`Plan::restore`] puts it back at `own`.
-    fn trial(&mut self, c: &Candidate<'_>) -> Option<(usize, Target, Taken, Vec<Left>)> {
-        let own = self.targets.iter().position(|t| t.node == c.node.name)?;
-        let mine = self.targets.remove(own);
-        let groups = &self.groups;
+    /// Places `c`'s pods on the other nodes, taking the room (by its shapes when known, else
+    /// by slots within its group, all or nothing). `c`'s own node has no room until
+    /// [`Plan::restore`] gives the trial back.
+    fn trial(&mut self, c: &Candidate<'_>) -> Trial {
+        let own = c.target;
+        let mine = std::mem::replace(&mut self.targets[own].free, Resources::ZERO);
         let (taken, left) = match &c.shapes {
-            Some(shapes) => place_shapes(shapes, &mut self.targets, |t, shape| {
-                groups.get(t.group.as_str()).is_some_and(|g| g.admits(shape))
-            }),
-            None => match place(&c.load, &self.largest, &c.group.id, &mut self.targets) {
+            Some(shapes) => {
+                // Which group admits which shape, worked out once a trial, not once a node.
+                let admitted: Vec<Vec<bool>> =
+                    shapes.iter().map(|s| self.indexed.iter().map(|g| g.admits(s)).collect()).collect();
+                place_shapes(shapes, &mut self.targets, |group, shape| admitted[shape][group])
+            }
+            None => match place(&c.load, &self.largest, self.targets[own].group, &mut self.targets) {
                 Some(taken) => (taken, Vec::new()),
                 None => (Taken::default(), vec![Left { shape: 0, count: c.load.pods }]),
             },
         };
-        Some((own, mine, taken, left))
+        Trial { own, mine, taken, left }
     }
 
     /// Undoes a [`Plan::trial`].
-    fn restore(&mut self, own: usize, mine: Target, taken: Taken) {
-        taken.give_back(&mut self.targets);
-        self.targets.insert(own, mine);
+    fn restore(&mut self, trial: Trial) {
+        trial.taken.give_back(&mut self.targets);
+        self.targets[trial.own].free = trial.mine;
     }
 
     /// The removals to propose, one decision per group, then the replacements.
@@ -322,9 +359,9 @@ impl<'a> Plan<'a> {
         let candidates = std::mem::take(&mut self.candidates);
         for c in candidates {
             let group = c.group.id.as_str();
-            let Some((own, mine, taken, left)) = self.trial(&c) else { continue };
-            if !left.is_empty() {
-                self.restore(own, mine, taken);
+            let trial = self.trial(&c);
+            if !trial.left.is_empty() {
+                self.restore(trial);
                 unfit.push(c);
                 continue;
             }
@@ -337,10 +374,10 @@ impl<'a> Plan<'a> {
             let wait = c.wait_seconds * 1000 + self.state.groups.get(group).map_or(0, |g| g.wait_ms);
             let due = self.now.saturating_sub(first) >= wait;
             if !(due && settled && room_above_min && self.budget > 0) {
-                self.restore(own, mine, taken);
+                self.restore(trial);
                 continue;
             }
-            let spread = taken.spread();
+            let spread = trial.taken.spread();
             self.budget -= 1;
             chosen.entry(group.to_string()).or_default().push(c.node.name.clone());
             reasons.entry(group.to_string()).or_default().push(explain(&c, spread, &self.largest));
@@ -363,6 +400,58 @@ impl<'a> Plan<'a> {
         }
         decisions
     }
+}
+
+/// Each managed group's facts, in the order of its index.
+fn group_facts<'a>(
+    snapshot: &'a dyn Snapshot,
+    groups: &BTreeMap<&'a str, &'a NodeGroup>,
+    state: &State,
+) -> Vec<GroupFacts<'a>> {
+    let held = held(snapshot, groups);
+    let options: BTreeMap<&str, &GroupOptions> =
+        snapshot.group_options().iter().map(|o| (o.group.as_str(), o)).collect();
+    groups
+        .values()
+        .map(|&group| GroupFacts {
+            group,
+            held: held.contains(&group.id.as_str()),
+            replacing: state.replacing.values().any(|r| r.group == group.id),
+            options: options.get(group.id.as_str()).copied(),
+        })
+        .collect()
+}
+
+/// How long `node` must stay removable before it goes, if it may go at all.
+fn wanted(node: &Node, load: &Load, facts: &GroupFacts<'_>, settings: &Settings) -> Option<u64> {
+    // A group tuned for Cluster Autoscaler keeps its threshold: busier nodes stay.
+    let tagged = facts.options;
+    let used = match tagged.and_then(|o| o.ignore_daemonsets_utilization) {
+        Some(true) => load.requests.utilisation_of(&node.allocatable),
+        _ => node.utilisation(),
+    };
+    let under = tagged.and_then(|o| o.scale_down_utilization_threshold).is_none_or(|t| used < t);
+    // An empty node in a group a replacement grows is the replacement, not spare.
+    let awaited = load.pods == 0 && facts.replacing;
+    let wanted = node.removal_blocker.is_none()
+        && (settings.underutilised || load.pods == 0)
+        && under
+        && !awaited
+        && !facts.held;
+    wanted.then(|| tagged.and_then(|o| o.scale_down_unneeded_seconds).unwrap_or(settings.consolidate_after_seconds))
+}
+
+/// The targets fullest first (a stable order), and where each one went, by its index before.
+fn fullest_first(targets: Vec<Target>) -> (Vec<Target>, Vec<usize>) {
+    let mut order: Vec<usize> = (0..targets.len()).collect();
+    order.sort_by_key(|&i| (targets[i].free.cpu_millis, targets[i].free.memory_bytes));
+    let mut position = vec![0; targets.len()];
+    for (new, &old) in order.iter().enumerate() {
+        position[old] = new;
+    }
+    let mut slots: Vec<Option<Target>> = targets.into_iter().map(Some).collect();
+    let sorted = order.iter().filter_map(|&old| slots[old].take()).collect();
+    (sorted, position)
 }
 
 fn explain(c: &Candidate<'_>, spread: usize, largest: &Resources) -> String {

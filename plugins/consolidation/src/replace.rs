@@ -77,9 +77,10 @@ impl<'a> Plan<'a> {
     /// saving enough: the offer, the node's own price and how many pods it runs.
     fn offer(&mut self, c: &Candidate<'a>) -> Option<(Offer<'a>, f64, u32)> {
         let shapes = c.shapes.as_ref()?;
-        let (own, mine, taken, left) = self.trial(c)?;
-        self.restore(own, mine, taken);
-        let left: Vec<PodShape> = left.iter().map(|l| PodShape { count: l.count, ..shapes[l.shape].clone() }).collect();
+        let trial = self.trial(c);
+        let left: Vec<PodShape> =
+            trial.left.iter().map(|l| PodShape { count: l.count, ..shapes[l.shape].clone() }).collect();
+        self.restore(trial);
         let price = c
             .group
             .instance_types
@@ -102,7 +103,7 @@ impl<'a> Plan<'a> {
     fn holds(&self, group: &NodeGroup, pods: &[PodShape]) -> bool {
         let free = group.guaranteed_allocatable().saturating_sub(&self.daemonsets.requests);
         let free = Resources { pods: free.pods.saturating_sub(self.daemonsets.pods), ..free };
-        let mut new = [Target { node: String::new(), group: group.id.clone(), free }];
+        let mut new = [Target { node: String::new(), group: 0, free }];
         pods.iter().all(|p| group.admits(p)) && place_shapes(pods, &mut new, |_, _| true).1.is_empty()
     }
 }
