@@ -34,7 +34,7 @@ fn run_binpack_picks_the_cheaper_group_with_numbers() {
     let text = stdout(&out);
     assert!(text.contains("scale c5 to 4"), "{text}");
     for needle in [
-        "12 pending pods (500m cpu / 1Gi memory each)",
+        "12 pending pods of deployment/default/web (500m cpu / 1Gi memory each)",
         "4 new c5.large",
         "$0.0850/h",
         "$0.3400/h",

@@ -128,6 +128,25 @@ fn fit<'a>(group: &'a NodeGroup, shapes: &[PendingShape], waiting: &[Pods]) -> F
     Fit { group, template, price: group.max_price_per_hour(), new_nodes, placed }
 }
 
+/// Whose pods a scale-up is for, as a journal reader asks: up to three owners (bare pods by
+/// namespace), then how many more.
+fn owners(best: &Fit, shapes: &[PendingShape]) -> String {
+    let mut names: Vec<String> = best
+        .placed
+        .iter()
+        .map(|p| {
+            let shape = &shapes[p.shape];
+            shape.owner.as_ref().map_or_else(|| format!("bare pods in {}", shape.namespace), |o| o.to_string())
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    match names.len() {
+        0..=3 => names.join(", "),
+        n => format!("{} and {} more", names[..3].join(", "), n - 3),
+    }
+}
+
 fn reason(best: &Fit, all: &[Fit], shapes: &[PendingShape]) -> String {
     let count = best.pods();
     let sample = &shapes[best.placed[0].shape].requests;
@@ -135,7 +154,12 @@ fn reason(best: &Fit, all: &[Fit], shapes: &[PendingShape]) -> String {
         let r = &shapes[p.shape].requests;
         r.cpu_millis == sample.cpu_millis && r.memory_bytes == sample.memory_bytes
     });
-    let what = if same { format!("{count} pending pods ({} each)", sample) } else { format!("{count} pending pods") };
+    let whose = owners(best, shapes);
+    let what = if same {
+        format!("{count} pending pods of {whose} ({sample} each)")
+    } else {
+        format!("{count} pending pods of {whose}")
+    };
     let type_name = best.group.instance_types.first().map(|t| t.name.as_str()).unwrap_or("?");
     let mut text = format!(
         "{what} fit on {} new {type_name} node(s) ({} allocatable each) at ${:.4}/h each = ${:.4}/h",

@@ -17,9 +17,14 @@ fn scales_the_cheapest_group_that_fits() {
     assert_eq!(decisions.len(), 1, "{decisions:?}");
     assert_eq!(decisions[0].action, Action::ScaleTo { group: "c5".into(), size: 3 });
     let reason = &decisions[0].reason;
-    for needle in
-        ["12 pending pods", "500m", "3 new c5.large", "$0.0850/h", "$0.2550/h", "m5: 12 pods on 3 nodes, $0.2880/h"]
-    {
+    for needle in [
+        "12 pending pods of deployment/default/web",
+        "500m",
+        "3 new c5.large",
+        "$0.0850/h",
+        "$0.2550/h",
+        "m5: 12 pods on 3 nodes, $0.2880/h",
+    ] {
         assert!(reason.contains(needle), "reason lacks {needle:?}: {reason}");
     }
 }
@@ -166,5 +171,21 @@ fn the_price_expander_sends_pods_that_tolerate_spot_there_and_the_rest_on_demand
     assert_eq!(
         actions(serde_json::json!({"expander": "price"})),
         [Action::ScaleTo { group: "spot".into(), size: 2 }, Action::ScaleTo { group: "on-demand".into(), size: 1 }]
+    );
+}
+
+#[test]
+fn a_scale_up_names_whose_pods_it_is_for() {
+    let mut builder = two_empty_groups();
+    for name in ["api", "cart", "search", "web", "worker"] {
+        builder = builder.pending_pods("shop", name, 2, "500m", "1Gi");
+    }
+    let decisions = Harness::<Binpack>::new().evaluate(&builder.build()).unwrap();
+    let reason = &decisions[0].reason;
+    assert!(
+        reason.starts_with(
+            "10 pending pods of deployment/shop/api, deployment/shop/cart, deployment/shop/search and 2 more (500m"
+        ),
+        "{reason}"
     );
 }
