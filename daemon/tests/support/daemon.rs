@@ -8,31 +8,32 @@ use aws_config::SdkConfig;
 use aws_sdk_autoscaling::types::{LaunchTemplateSpecification, Tag};
 use aws_sdk_ec2::types::{InstanceType, RequestLaunchTemplateData};
 
-/// Group `general` of m5.large (min 0, max 10) tagged for cluster `e2e` as Cluster
+/// Group `name` of `instance_type` (min 0, max 10) tagged for cluster `e2e` as Cluster
 /// Autoscaler's discovery expects, with `desired` instances.
-async fn general_group(aws: &SdkConfig, desired: i32) {
+pub async fn node_group(aws: &SdkConfig, name: &str, instance_type: InstanceType, desired: i32) {
+    let template = format!("{name}-lt");
     aws_sdk_ec2::Client::new(aws)
         .create_launch_template()
-        .launch_template_name("general-lt")
+        .launch_template_name(&template)
         .launch_template_data(
-            RequestLaunchTemplateData::builder().image_id("ami-12c6146b").instance_type(InstanceType::M5Large).build(),
+            RequestLaunchTemplateData::builder().image_id("ami-12c6146b").instance_type(instance_type).build(),
         )
         .send()
         .await
         .expect("launch template");
     let mut create = aws_sdk_autoscaling::Client::new(aws)
         .create_auto_scaling_group()
-        .auto_scaling_group_name("general")
+        .auto_scaling_group_name(name)
         .min_size(0)
         .max_size(10)
         .desired_capacity(desired)
         .availability_zones("us-east-1a")
         .launch_template(
-            LaunchTemplateSpecification::builder().launch_template_name("general-lt").version("$Latest").build(),
+            LaunchTemplateSpecification::builder().launch_template_name(&template).version("$Latest").build(),
         );
     for (k, v) in [("k8s.io/cluster-autoscaler/enabled", "true"), ("k8s.io/cluster-autoscaler/e2e", "owned")] {
-        create = create
-            .tags(Tag::builder().key(k).value(v).resource_id("general").resource_type("auto-scaling-group").build());
+        create =
+            create.tags(Tag::builder().key(k).value(v).resource_id(name).resource_type("auto-scaling-group").build());
     }
     create.send().await.expect("Auto Scaling group");
 }
@@ -85,8 +86,8 @@ pub fn announced(child: &mut Child, what: &str) -> String {
     line.rsplit("http://").next().unwrap_or_default().to_string()
 }
 
-/// Where `ballast run` is tried: the stand-in as the cluster, moto with group `general` as
-/// the cloud, and a directory for the kubeconfig, the configuration and the journal.
+/// Where `ballast run` is tried: the stand-in as the cluster, moto with group `general`
+/// (m5.large) as the cloud, and a directory for the kubeconfig, the configuration and the journal.
 pub struct Site {
     pub standin: kube_standin::StandIn,
     pub moto: super::moto::Moto,
@@ -100,7 +101,7 @@ impl Site {
         let standin = kube_standin::StandIn::start().await.expect("the stand-in starts");
         let moto = super::moto::Moto::start().await;
         let aws = super::moto::sdk_config(&moto.url).await;
-        general_group(&aws, desired).await;
+        node_group(&aws, "general", InstanceType::M5Large, desired).await;
         let dir = tempfile::tempdir().expect("a temporary directory");
         std::fs::write(dir.path().join("kubeconfig"), standin.kubeconfig()).expect("kubeconfig written");
         Site { standin, moto, aws, dir }
@@ -126,9 +127,13 @@ impl Site {
 
     /// The desired capacity of `general` and its instances.
     pub async fn group(&self) -> (i32, Vec<String>) {
+        self.group_named("general").await
+    }
+
+    /// The desired capacity of group `name` and its instances.
+    pub async fn group_named(&self, name: &str) -> (i32, Vec<String>) {
         let asg = aws_sdk_autoscaling::Client::new(&self.aws);
-        let out =
-            asg.describe_auto_scaling_groups().auto_scaling_group_names("general").send().await.expect("described");
+        let out = asg.describe_auto_scaling_groups().auto_scaling_group_names(name).send().await.expect("described");
         let g = &out.auto_scaling_groups()[0];
         let ids = g.instances().iter().filter_map(|i| i.instance_id().map(str::to_string)).collect();
         (g.desired_capacity().unwrap_or(-1), ids)

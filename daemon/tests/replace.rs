@@ -1,0 +1,97 @@
+//! Replacement through `ballast run`, Karpenter's way round: the real binary against the
+//! Kubernetes API stand-in and moto. A node whose pods would fit on one node of a group at
+//! least 20% cheaper is replaced: the cheaper group grows first, and only once its new node
+//! is Ready is the old node cordoned, drained through the Eviction API and terminated with a
+//! decrement of its group.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benchmarks fail loudly
+
+mod support;
+
+use std::path::Path;
+use std::process::{Child, Command};
+use std::time::Duration;
+
+use aws_sdk_ec2::types::InstanceType;
+use serde_json::{Value, json};
+use support::daemon::{Site, node_group};
+use support::*;
+
+fn records(journal: &Path) -> Vec<Value> {
+    std::fs::read_to_string(journal).unwrap_or_default().lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+}
+
+fn stop(child: Child) -> String {
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let output = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn fail(child: Child, what: &str) -> ! {
+    panic!("{what}; daemon log:\n{}", stop(child));
+}
+
+/// The Node a kubelet on a t3.medium of group `cheap` registers.
+fn cheap_node(name: &str, instance: &str) -> Value {
+    let mut n = node(name, instance, "cheap");
+    n["metadata"]["labels"]["node.kubernetes.io/instance-type"] = json!("t3.medium");
+    n["status"]["allocatable"] = json!({"cpu": "1930m", "memory": "3300Mi", "pods": "17"});
+    n
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_is_replaced_by_a_cheaper_one_launched_before_it_is_drained() {
+    let site = Site::start(1).await;
+    node_group(&site.aws, "cheap", InstanceType::T3Medium, 0).await;
+    let old = site.group().await.1;
+    site.standin.create(node("n0", &old[0], "general")).unwrap();
+    site.standin.create(deployment("web")).unwrap();
+    site.standin.create(replica_set("web-rs", "web")).unwrap();
+    for i in 0..2 {
+        site.standin
+            .create(running_pod(&format!("web-{i}"), "n0", Some(("ReplicaSet", "web-rs")), json!({"app": "web"})))
+            .unwrap();
+    }
+    let engine = "  tick-interval: 1s\n  guardrails:\n    min-node-age: 0s\n    \
+                  cooldown: {scale-down-after-scale-up: 0s, after-scale-down: 0s}\n";
+    let daemon = site.replica("replacer", engine, "  - {plugin: consolidation}\n", "");
+
+    // The cheaper group grows first; the old node keeps its pods meanwhile.
+    let launched = eventually(Duration::from_secs(40), async || site.group_named("cheap").await.1.len() == 1).await;
+    if launched.is_none() {
+        fail(daemon, &format!("the cheaper group never grew: {:?}", site.group_named("cheap").await));
+    }
+    let n0 = site.standin.get("v1", "Node", "", "n0").unwrap();
+    assert_ne!(n0["spec"]["unschedulable"], true, "n0 cordoned before its replacement was Ready: {n0}");
+    assert_eq!(site.group().await.0, 1, "the old node's group shrank before its replacement was Ready");
+
+    // The new instance's kubelet registers; then the old node goes.
+    let new = site.group_named("cheap").await.1;
+    site.standin.create(cheap_node("c0", &new[0])).unwrap();
+    let replaced = eventually(Duration::from_secs(60), async || site.group().await == (0, Vec::new())).await;
+    if replaced.is_none() {
+        fail(daemon, &format!("n0 was not removed: general {:?}", site.group().await));
+    }
+    let n0 = site.standin.get("v1", "Node", "", "n0").unwrap();
+    assert_eq!(n0["spec"]["unschedulable"], true, "cordoned before termination: {n0}");
+    assert!(site.standin.get("v1", "Pod", "default", "web-0").is_none(), "web-0 evicted from n0");
+    assert_eq!(site.group_named("cheap").await.0, 1, "the replacement stays");
+
+    let journal = records(&site.journal());
+    let decision = |what: &str| {
+        journal
+            .iter()
+            .find(|r| r["record"] == "decision" && r["plugin"] == "consolidation" && r["proposed"][what].is_object())
+            .unwrap_or_else(|| panic!("a consolidation {what} decision in:\n{journal:#?}"))
+    };
+    let (grow, remove) = (decision("scale-to"), decision("remove-nodes"));
+    assert_eq!(grow["proposed"]["scale-to"], json!({"group": "cheap", "size": 1}), "{grow}");
+    let reason = grow["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("replace n0 (m5.large in general at $0.0960/h) by a new t3.medium in cheap"),
+        "{reason}"
+    );
+    assert_eq!(remove["proposed"]["remove-nodes"]["nodes"], json!(["n0"]), "{remove}");
+    assert!(grow["tick"].as_u64() < remove["tick"].as_u64(), "launch first, then drain: {grow} {remove}");
+    stop(daemon);
+}
