@@ -101,6 +101,21 @@ impl Default for DaemonConfig {
     }
 }
 
+impl DaemonConfig {
+    /// The CloudWatch queries of every policy, in configuration order.
+    pub fn series_queries(&self) -> Vec<crate::engine::series::SeriesQuery> {
+        self.policies.iter().flat_map(|p| p.metrics.iter().cloned()).collect()
+    }
+
+    /// Checks every policy's queries: each valid, names unique across policies.
+    ///
+    /// # Errors
+    /// The first problem, as `policies[i].metrics[j].field: ...`.
+    pub fn validate_series(&self) -> Result<(), String> {
+        crate::engine::series::validate_all(self.policies.iter().map(|p| &p.metrics[..]).enumerate())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;

@@ -16,6 +16,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::daemon_config::{DaemonConfig, PolicyEntry};
 use crate::engine::control::Asked;
+use crate::engine::series::SeriesQuery;
 use crate::metrics::{Metrics, ReloadLabels};
 use crate::policy::{ChainEntry, LoadError, PluginSpec, PolicyHost};
 use crate::policy::{Change, Live};
@@ -143,6 +144,9 @@ pub struct Reload {
     pub outcomes: Vec<(String, Outcome)>,
     /// The files that changed.
     pub changed: Vec<PathBuf>,
+    /// The CloudWatch queries the configuration names now (as before when it could not be
+    /// read).
+    pub queries: Vec<SeriesQuery>,
 }
 
 impl Reload {
@@ -195,6 +199,7 @@ impl Reloader {
                 entries: running.to_vec(),
                 outcomes: vec![("configuration".into(), Outcome::KeptPrevious(error))],
                 changed,
+                queries: self.queries(),
             },
         };
         Some(reload)
@@ -203,6 +208,7 @@ impl Reloader {
     fn reread_config(&mut self) -> Result<(), String> {
         let Some(path) = &self.config_path else { return Ok(()) };
         let config: DaemonConfig = crate::input_file::load(path).map_err(|e| format!("{e:#}"))?;
+        config.validate_series().map_err(|e| format!("{}: {e}", path.display()))?;
         if config.policies != self.policies {
             tracing::info!(file = %path.display(), "the configuration's policies changed");
         }
@@ -222,7 +228,12 @@ impl Reloader {
         let kept = |r: &ChainEntry| entries.iter().any(|e| e.source == r.source);
         let removed = running.iter().filter(|r| !kept(r)).map(|r| (r.plugin.name().to_string(), Outcome::Removed));
         outcomes.extend(removed.collect::<Vec<_>>());
-        Reload { entries, outcomes, changed }
+        Reload { entries, outcomes, changed, queries: self.queries() }
+    }
+
+    /// The CloudWatch queries of the configured policies.
+    fn queries(&self) -> Vec<SeriesQuery> {
+        self.policies.iter().flat_map(|p| p.metrics.iter().cloned()).collect()
     }
 
     fn reload_one(&self, running: &[ChainEntry], configured: &PolicyEntry) -> (String, Outcome, Option<ChainEntry>) {
@@ -259,12 +270,14 @@ fn same(current: &ChainEntry, configured: &PolicyEntry, digest: &str) -> bool {
         && configured.sha256.as_ref().is_none_or(|pin| pin.eq_ignore_ascii_case(digest))
 }
 
-/// Polls every `interval` until `stop`, and hands each reload to the runner as one change.
+/// Polls every `interval` until `stop`, and hands each reload to the runner as one change;
+/// the CloudWatch queries a reload names go to `queries`, which the series feed follows.
 pub async fn run(
     mut reloader: Reloader,
     live: Arc<Live>,
     commands: mpsc::Sender<Command>,
     metrics: Arc<Metrics>,
+    queries: watch::Sender<Vec<SeriesQuery>>,
     interval: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -282,9 +295,15 @@ pub async fn run(
         let Ok((back, reload)) = polled else { return };
         reloader = back;
         let Some(reload) = reload else { continue };
-        if reload.is_noop(&live.plugins()) {
+        let new_queries = *queries.borrow() != reload.queries;
+        if reload.is_noop(&live.plugins()) && !new_queries {
             tracing::debug!("policy files touched, nothing changed");
             continue;
+        }
+        if new_queries {
+            let names: Vec<&str> = reload.queries.iter().map(|q| q.name.as_str()).collect();
+            tracing::info!(queries = ?names, "the policies' CloudWatch queries changed");
+            queries.send_replace(reload.queries.clone());
         }
         for (plugin, outcome) in &reload.outcomes {
             metrics
@@ -299,18 +318,18 @@ pub async fn run(
                 _ => tracing::info!(%plugin, result = outcome.label(), "policy reloaded"),
             }
         }
-        if !send(&commands, reload).await {
+        if !send(&commands, reload, new_queries).await {
             return;
         }
     }
 }
 
-/// Sends the reload to the runner and waits until it is applied; false when the runner
-/// has stopped.
-async fn send(commands: &mpsc::Sender<Command>, reload: Reload) -> bool {
+/// Sends the reload to the runner and waits until it is applied (its record names the
+/// queries when `new_queries`); false when the runner has stopped.
+async fn send(commands: &mpsc::Sender<Command>, reload: Reload, new_queries: bool) -> bool {
     let files: Vec<String> = reload.changed.iter().map(|p| p.display().to_string()).collect();
     let asked = Asked { caller: "policy-reload".into(), reason: format!("changed: {}", files.join(", ")) };
-    let notes = reload
+    let mut notes: Vec<String> = reload
         .outcomes
         .iter()
         .filter_map(|(plugin, o)| match o {
@@ -323,6 +342,13 @@ async fn send(commands: &mpsc::Sender<Command>, reload: Reload) -> bool {
             _ => None,
         })
         .collect();
+    if new_queries {
+        let names: Vec<&str> = reload.queries.iter().map(|q| q.name.as_str()).collect();
+        notes.push(format!(
+            "CloudWatch queries now: {}",
+            if names.is_empty() { "none".into() } else { names.join(", ") }
+        ));
+    }
     let (reply, answer) = oneshot::channel();
     let change = Change::Chain { entries: reload.entries, notes };
     if commands.send(Command { change, asked, reply }).await.is_err() {
@@ -436,5 +462,34 @@ mod tests {
         );
         assert_eq!(reload.entries.len(), 1);
         assert!(!reload.is_noop(&running));
+    }
+
+    #[test]
+    fn a_change_of_queries_alone_is_carried_and_a_bad_query_keeps_the_old_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("ballast.yaml");
+        std::fs::write(&config, "policies: [{plugin: binpack}]\n").unwrap();
+        let host = host();
+        let running = vec![load_entry(&host, &PolicyEntry::named("binpack")).unwrap()];
+        let mut reloader = Reloader::new(Some(config.clone()), vec![PolicyEntry::named("binpack")], host);
+
+        let with = |metrics: &str| format!("policies: [{{plugin: binpack, metrics: [{metrics}]}}]\n");
+        std::fs::write(&config, with("{name: depth, namespace: AWS/SQS, metric: ApproximateNumberOfMessagesVisible}"))
+            .unwrap();
+        let reload = reloader.poll(&running).expect("the configuration changed");
+        assert_eq!(reload.outcomes, [("binpack".to_string(), Outcome::Unchanged)]);
+        assert!(reload.is_noop(&running), "the chain is as it runs");
+        let names: Vec<&str> = reload.queries.iter().map(|q| q.name.as_str()).collect();
+        assert_eq!(names, ["depth"]);
+
+        std::fs::write(&config, with("{name: depth, namespace: AWS/SQS, metric: Depth, period: 90s}")).unwrap();
+        let reload = reloader.poll(&reload.entries).expect("the configuration changed");
+        assert!(
+            matches!(&reload.outcomes[0], (what, Outcome::KeptPrevious(e))
+                if what == "configuration" && e.contains("policies[0].metrics[0].period") && e.contains("90s")),
+            "{:?}",
+            reload.outcomes
+        );
+        assert_eq!(reload.queries[0].metric, "ApproximateNumberOfMessagesVisible", "the last good queries stay");
     }
 }

@@ -132,42 +132,72 @@ impl SeriesStore {
     fn get(&self, name: &str) -> Option<MetricSeries> {
         self.0.read().unwrap_or_else(|p| p.into_inner()).get(name).cloned()
     }
+
+    /// Makes the store hold the series of `now`: a query that is in `before` as it is keeps
+    /// its points; a new or changed one starts with none; one no longer asked for goes.
+    fn follow(&self, before: &[SeriesQuery], now: &[SeriesQuery]) {
+        let mut series = self.0.write().unwrap_or_else(|p| p.into_inner());
+        series.retain(|name, _| now.iter().any(|q| &q.name == name));
+        for query in now.iter().filter(|q| !before.contains(q)) {
+            series.insert(query.name.clone(), MetricSeries { name: query.name.clone(), ..Default::default() });
+        }
+    }
 }
 
-/// Reads every query on its own schedule until `stop`.
+/// Reads every query on its own schedule until `stop`, following `queries` as a reload
+/// changes them.
 ///
 /// # Guarantees
 /// Never on the tick's path: a slow or failing CloudWatch delays only its own series. A read
-/// that fails keeps the previous points and sets `error`.
+/// that fails keeps the previous points and sets `error`. When the queries change, the
+/// series of a query that did not change keep their points and schedule is restarted; a
+/// series no longer asked for is gone from the store before the next tick can read it.
 pub async fn feed<P, K>(
     capacity: P,
     clock: K,
-    queries: Vec<SeriesQuery>,
+    mut queries: watch::Receiver<Vec<SeriesQuery>>,
     store: SeriesStore,
-    stop: watch::Receiver<bool>,
+    mut stop: watch::Receiver<bool>,
 ) where
     P: Capacity + Clone + 'static,
     K: Clock + Clone + 'static,
 {
-    let mut tasks = Vec::new();
-    for query in queries {
-        store.set(MetricSeries { name: query.name.clone(), ..Default::default() });
-        let (capacity, clock, store, mut stop) = (capacity.clone(), clock.clone(), store.clone(), stop.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut every = tokio::time::interval(query.every);
-            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = every.tick() => {}
-                    _ = stop.wait_for(|s| *s) => return,
-                }
-                read(&capacity, &query, &store, clock.now_millis()).await;
-            }
-        }));
+    let mut before: Vec<SeriesQuery> = Vec::new();
+    loop {
+        let now = queries.borrow_and_update().clone();
+        store.follow(&before, &now);
+        let readers: Vec<_> =
+            now.iter().map(|q| spawn_reader(capacity.clone(), clock.clone(), q.clone(), store.clone())).collect();
+        before = now;
+        let changed = tokio::select! {
+            changed = queries.changed() => changed.is_ok(),
+            _ = stop.wait_for(|s| *s) => false,
+        };
+        if !changed {
+            // Stopped, or nobody can change the queries any more: read on until stopped.
+            let _ = stop.wait_for(|s| *s).await;
+        }
+        readers.iter().for_each(|r| r.abort());
+        if !changed {
+            return;
+        }
     }
-    for task in tasks {
-        let _ = task.await;
-    }
+}
+
+/// Reads `query` every `query.every`, the first time at once, until aborted.
+fn spawn_reader<P, K>(capacity: P, clock: K, query: SeriesQuery, store: SeriesStore) -> tokio::task::JoinHandle<()>
+where
+    P: Capacity + Clone + 'static,
+    K: Clock + Clone + 'static,
+{
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(query.every);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            read(&capacity, &query, &store, clock.now_millis()).await;
+        }
+    })
 }
 
 async fn read<P: Capacity>(capacity: &P, query: &SeriesQuery, store: &SeriesStore, now: u64) {
@@ -217,5 +247,40 @@ mod tests {
         let twice = [query("depth"), query("depth")];
         let error = validate_all([(1, &twice[..])].into_iter()).unwrap_err();
         assert_eq!(error, "policies[1].metrics[1].name: 'depth' is used twice");
+    }
+
+    #[derive(Clone)]
+    struct Fixed(u64);
+
+    impl Clock for Fixed {
+        fn now_millis(&self) -> u64 {
+            self.0
+        }
+    }
+
+    fn read_names(store: &SeriesStore) -> Vec<(String, u64)> {
+        store.latest().into_iter().map(|s| (s.name, s.read_at_millis)).collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_feed_follows_its_queries_as_a_reload_changes_them() {
+        let (queries, followed) = watch::channel(vec![query("age"), query("depth")]);
+        let (stop, stopped) = watch::channel(false);
+        let store = SeriesStore::default();
+        let capacity = crate::tests::Faulty::default();
+        let feed = tokio::spawn(feed(capacity, Fixed(7), followed, store.clone(), stopped));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(read_names(&store), [("age".into(), 7), ("depth".into(), 7)]);
+
+        // `depth` goes, `backlog` comes and is read at once, `age` keeps its points.
+        queries.send_replace(vec![query("age"), query("backlog")]);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(read_names(&store), [("age".into(), 7), ("backlog".into(), 7)]);
+
+        queries.send_replace(Vec::new());
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(store.latest().is_empty(), "{:?}", read_names(&store));
+        stop.send_replace(true);
+        tokio::time::timeout(Duration::from_secs(5), feed).await.expect("the feed stops").unwrap();
     }
 }

@@ -16,7 +16,7 @@ use crate::guard::fixture::{NOW, World};
 
 /// Answers every call of one kind with a configured error, and logs every call.
 #[derive(Clone, Default)]
-struct Faulty {
+pub(crate) struct Faulty {
     view: Arc<Mutex<ClusterView>>,
     groups: Arc<Mutex<Vec<GroupView>>>,
     fail_terminate: Arc<Mutex<Option<AdapterErrorKind>>>,

@@ -58,7 +58,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         config.engine.validate().map_err(|e| format!("engine.{e}")),
         config.control.validate().map_err(|e| format!("control.{e}")),
         config.admin.validate().map_err(|e| format!("admin.{e}")),
-        crate::engine::series::validate_all(config.policies.iter().map(|p| &p.metrics[..]).enumerate()),
+        config.validate_series(),
         if simulated { Ok(()) } else { config.kubernetes.leader.validate().map_err(|e| format!("kubernetes.{e}")) },
         if simulated { Ok(()) } else { config.aws.validate() },
     ];
@@ -171,10 +171,8 @@ async fn daemon(
     let series = serve::series_feed(&config, capacity.clone(), SystemClock, stop.subscribe());
     let mut engine = Engine::new(cluster.clone(), capacity.clone(), chain, config.engine.clone(), recorder(&config)?)
         .with_fargate(config.fargate)
-        .with_identity(identity.clone());
-    if let Some(store) = series {
-        engine = engine.with_series(store);
-    }
+        .with_identity(identity.clone())
+        .with_series(series.store);
     let mut holder: Option<crate::control::HolderProbe> = None;
     let elector = if config.leader_election {
         let mut direct = kube_config;
@@ -205,6 +203,7 @@ async fn daemon(
         ready: Arc::new(move || vec![caches_synced(&ready_probe)]),
         publish: config.aws.publish_metrics.then(|| cloudwatch(capacity)),
         config_path,
+        queries: series.queries,
     };
     let runner = Runner::new(engine, SystemClock).with_arrivals(cluster.arrivals());
     serve::drive(runner, &config, stack, None).await?;

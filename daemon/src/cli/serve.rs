@@ -15,7 +15,7 @@ use crate::control::auth::Credentials;
 use crate::control::settings::Access;
 use crate::control::{ControlState, HealthProbe, server};
 use crate::daemon_config::DaemonConfig;
-use crate::engine::series::SeriesStore;
+use crate::engine::series::{SeriesQuery, SeriesStore};
 use crate::engine::{Capacity, Clock, Cluster};
 use crate::metrics::admin::{Admin, Check, ReadyProbe};
 use crate::metrics::{AdapterFigures, FiguresProbe, Metrics};
@@ -64,6 +64,8 @@ pub struct Stack {
     pub publish: Option<crate::metrics::publish::Publish>,
     /// The configuration file, watched with the policies' files for reloads.
     pub config_path: Option<PathBuf>,
+    /// The CloudWatch queries the series feed follows; a reload sets them.
+    pub queries: watch::Sender<Vec<SeriesQuery>>,
 }
 
 /// Serves the control API (when enabled) and runs the engine until SIGINT or SIGTERM, then
@@ -147,7 +149,8 @@ fn start_companions(
     if !config.reload_interval.is_zero() {
         let reloader = Reloader::new(stack.config_path.clone(), config.policies.clone(), stack.host.clone());
         let (every, stop) = (config.reload_interval, quitting.clone());
-        tokio::spawn(crate::reload::run(reloader, live, commands, metrics.clone(), every, stop));
+        let queries = stack.queries.clone();
+        tokio::spawn(crate::reload::run(reloader, live, commands, metrics.clone(), queries, every, stop));
     }
     metrics
 }
@@ -281,9 +284,8 @@ pub async fn simulated(
     let mut engine = Engine::new(world.clone(), world.clone(), chain, engine_config, super::run::recorder(&config)?)
         .with_fargate(sim.scenario.fargate.is_some());
     let (_feeding, fed) = watch::channel(false);
-    if let Some(store) = series_feed(&config, world.clone(), world.clone(), fed) {
-        engine = engine.with_series(store);
-    }
+    let series = series_feed(&config, world.clone(), world.clone(), fed);
+    engine = engine.with_series(series.store);
     let token = local_token(&config, args)?;
     let stack = Stack {
         identity: "simulator".into(),
@@ -296,6 +298,7 @@ pub async fn simulated(
         ready: Arc::new(Vec::new),
         publish: None,
         config_path,
+        queries: series.queries,
     };
     let (arrived, arrivals) = watch::channel(0u64);
     let stepping = tokio::spawn(step_world(world.clone(), args.speed, arrived));
@@ -323,25 +326,24 @@ async fn step_world(world: SimHandle, speed: f64, arrived: watch::Sender<u64>) {
     }
 }
 
-/// The CloudWatch series the policies name, read on their own schedule from `capacity` until
-/// `stop`; `None` when no policy names one.
-pub(super) fn series_feed<P, K>(
-    config: &DaemonConfig,
-    capacity: P,
-    clock: K,
-    stop: watch::Receiver<bool>,
-) -> Option<SeriesStore>
+/// The CloudWatch series the policies name, and the queries that say which.
+pub(super) struct SeriesFeed {
+    pub store: SeriesStore,
+    /// Set by a reload: the feed follows.
+    pub queries: watch::Sender<Vec<SeriesQuery>>,
+}
+
+/// Reads the CloudWatch series the policies name, each on its own schedule, from `capacity`
+/// until `stop`. Started even when no policy names one, so that a reload can add some.
+pub(super) fn series_feed<P, K>(config: &DaemonConfig, capacity: P, clock: K, stop: watch::Receiver<bool>) -> SeriesFeed
 where
     P: Capacity + Clone + 'static,
     K: Clock + Clone + 'static,
 {
-    let queries: Vec<_> = config.policies.iter().flat_map(|p| p.metrics.iter().cloned()).collect();
-    if queries.is_empty() {
-        return None;
-    }
+    let (queries, followed) = watch::channel(config.series_queries());
     let store = SeriesStore::default();
-    tokio::spawn(crate::engine::series::feed(capacity, clock, queries, store.clone(), stop));
-    Some(store)
+    tokio::spawn(crate::engine::series::feed(capacity, clock, followed, store.clone(), stop));
+    SeriesFeed { store, queries }
 }
 
 /// With no tokens configured, `--simulate` writes a fresh write token for `ballast ctl`.
