@@ -347,18 +347,24 @@ async fn a_replaced_policy_file_takes_effect_without_a_restart_and_a_broken_one_
     stop(daemon);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_policy_reads_a_cloudwatch_series_and_holds_a_floor_from_it() {
-    let site = Site::start(0).await;
-    let dimension = aws_sdk_cloudwatch::types::Dimension::builder().name("QueueName").value("orders").build();
+/// Puts `messages` as the depth of SQS queue `queue` into moto's CloudWatch, as of now.
+async fn queue_depth(site: &Site, queue: &str, messages: f64) {
+    let dimension = aws_sdk_cloudwatch::types::Dimension::builder().name("QueueName").value(queue).build();
     let depth = aws_sdk_cloudwatch::types::MetricDatum::builder()
         .metric_name("ApproximateNumberOfMessagesVisible")
         .dimensions(dimension)
-        .value(250.0)
+        .value(messages)
         .timestamp(aws_smithy_types::DateTime::from(std::time::SystemTime::now()))
         .build();
     let cloudwatch = aws_sdk_cloudwatch::Client::new(&site.aws);
     cloudwatch.put_metric_data().namespace("AWS/SQS").metric_data(depth).send().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_reads_a_cloudwatch_series_holds_a_floor_from_it_and_follows_a_reloaded_query() {
+    let site = Site::start(0).await;
+    queue_depth(&site, "orders", 250.0).await;
+    queue_depth(&site, "refunds", 650.0).await;
 
     let plugin = PathBuf::from(env!("BALLAST_PLUGIN_DIR")).join("queue_floor.wasm");
     let policies = format!(
@@ -367,7 +373,7 @@ async fn a_policy_reads_a_cloudwatch_series_and_holds_a_floor_from_it() {
          dimensions: {{QueueName: orders}}, statistic: maximum, period: 60s, window: 10m, every: 1s}}\n",
         plugin.display()
     );
-    let daemon = site.replica("ops", "  tick-interval: 1s\n", &policies, "");
+    let daemon = site.replica("ops", "  tick-interval: 1s\n", &policies, "reload-interval: 1s\n");
     // 250 messages at 100 per node: a floor of 3 nodes, with no pod pending at all.
     if eventually(Duration::from_secs(40), async || site.group().await.0 == 3).await.is_none() {
         fail(daemon, &format!("the group never reached the floor of 3: {:?}", site.group().await));
@@ -379,9 +385,25 @@ async fn a_policy_reads_a_cloudwatch_series_and_holds_a_floor_from_it() {
     if recorded.await.is_none() {
         fail(daemon, "the group reached 3 but no queue_floor decision was recorded");
     }
-    let journal = records(&journal);
-    let decision = journal.iter().find(|r| floor(r)).unwrap();
+    let decision = records(&journal).into_iter().find(floor).unwrap();
     assert!(decision["reason"].as_str().unwrap().contains("250"), "{decision}");
+
+    // The query now reads another queue (a ConfigMap edit): followed without a restart.
+    let config = site.dir.path().join("ballast.yaml");
+    let edited = std::fs::read_to_string(&config).unwrap().replace("QueueName: orders", "QueueName: refunds");
+    std::fs::write(site.dir.path().join("ballast.yaml.new"), edited).unwrap();
+    std::fs::rename(site.dir.path().join("ballast.yaml.new"), &config).unwrap();
+    // 650 messages: a floor of 7.
+    if eventually(Duration::from_secs(40), async || site.group().await.0 == 7).await.is_none() {
+        fail(daemon, &format!("the reloaded query was not followed: {:?}", site.group().await));
+    }
+    let reloaded = |r: &Value| {
+        r["record"] == "control"
+            && r["caller"] == "policy-reload"
+            && r["change"].as_str().is_some_and(|c| c.contains("CloudWatch queries now: orders-depth"))
+    };
+    let journal = records(&journal);
+    assert!(journal.iter().any(reloaded), "the reload is recorded: {journal:#?}");
     stop(daemon);
 }
 
