@@ -1,14 +1,16 @@
 //! `ballast run` end to end: the daemon against the Kubernetes API stand-in and moto. Pending
 //! pods appear; the bundled binpack policy asks for a node; the Auto Scaling group grows; the
-//! decision is in the journal; SIGTERM stops it cleanly and frees the Lease.
+//! decision is in the journal; SIGTERM stops it cleanly and frees the Lease. Two replicas:
+//! `ballast ctl status` on the standby names the one that leads.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benchmarks fail loudly
 
 mod support;
 
-use std::process::Command;
+use std::process::{Child, Command};
 use std::time::Duration;
 
+use support::daemon::announced;
 use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -45,4 +47,43 @@ async fn the_daemon_scales_a_group_for_pending_pods_and_stops_cleanly() {
             || decision["proposed"]["scale-by"]["group"] == "general",
         "{decision}"
     );
+}
+
+/// What `ballast ctl status` prints for the control API at `address`.
+fn ctl_status(address: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_ballast"))
+        .args(["ctl", "--server", &format!("http://{address}"), "status"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "ctl status: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stop(child: &mut Child) {
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let _ = child.wait();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctl_status_on_a_standby_names_the_replica_that_leads() {
+    let site = daemon::Site::start(0).await;
+    let engine = "  tick-interval: 1s\n";
+    let mut first = site.replica("replica-a", engine, "  - {plugin: binpack}\n", "");
+    let at_first = announced(&mut first, "control API");
+    let holder = || {
+        let lease = site.standin.get("coordination.k8s.io/v1", "Lease", "kube-system", "ballast-leader");
+        lease.and_then(|l| l["spec"]["holderIdentity"].as_str().map(str::to_string))
+    };
+    let led = eventually(Duration::from_secs(30), async || holder().as_deref() == Some("replica-a")).await;
+    assert!(led.is_some(), "replica-a never took the Lease: {:?}", holder());
+
+    let mut second = site.replica("replica-b", engine, "  - {plugin: binpack}\n", "");
+    let at_second = announced(&mut second, "control API");
+    let named = eventually(Duration::from_secs(20), async || ctl_status(&at_second).contains("replica-a leads")).await;
+    let (standby, leader) = (ctl_status(&at_second), ctl_status(&at_first));
+    stop(&mut first);
+    stop(&mut second);
+    assert!(named.is_some(), "the standby does not name the leader:\n{standby}");
+    assert!(standby.contains("replica:   replica-b (standby; replica-a leads)"), "{standby}");
+    assert!(leader.contains("replica:   replica-a (leading since"), "{leader}");
 }
