@@ -271,7 +271,8 @@ fn same(current: &ChainEntry, configured: &PolicyEntry, digest: &str) -> bool {
 }
 
 /// Polls every `interval` until `stop`, and hands each reload to the runner as one change;
-/// the CloudWatch queries a reload names go to `queries`, which the series feed follows.
+/// once the runner has applied and recorded it, the CloudWatch queries it names go to
+/// `queries`, which the series feed follows.
 pub async fn run(
     mut reloader: Reloader,
     live: Arc<Live>,
@@ -300,11 +301,6 @@ pub async fn run(
             tracing::debug!("policy files touched, nothing changed");
             continue;
         }
-        if new_queries {
-            let names: Vec<&str> = reload.queries.iter().map(|q| q.name.as_str()).collect();
-            tracing::info!(queries = ?names, "the policies' CloudWatch queries changed");
-            queries.send_replace(reload.queries.clone());
-        }
         for (plugin, outcome) in &reload.outcomes {
             metrics
                 .f
@@ -318,8 +314,15 @@ pub async fn run(
                 _ => tracing::info!(%plugin, result = outcome.label(), "policy reloaded"),
             }
         }
+        let wanted = new_queries.then(|| reload.queries.clone());
         if !send(&commands, reload, new_queries).await {
             return;
+        }
+        // After the reload's record: a decision made from the new series comes after it.
+        if let Some(wanted) = wanted {
+            let names: Vec<&str> = wanted.iter().map(|q| q.name.as_str()).collect();
+            tracing::info!(queries = ?names, "the policies' CloudWatch queries changed");
+            queries.send_replace(wanted);
         }
     }
 }

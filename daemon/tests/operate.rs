@@ -402,8 +402,14 @@ async fn a_policy_reads_a_cloudwatch_series_holds_a_floor_from_it_and_follows_a_
             && r["caller"] == "policy-reload"
             && r["change"].as_str().is_some_and(|c| c.contains("CloudWatch queries now: orders-depth"))
     };
+    // Written by the runner before the feed follows; the journal's writer may lag a little.
+    if eventually(Duration::from_secs(10), async || records(&journal).iter().any(reloaded)).await.is_none() {
+        fail(daemon, &format!("the reload is not recorded: {:#?}", records(&journal)));
+    }
     let journal = records(&journal);
-    assert!(journal.iter().any(reloaded), "the reload is recorded: {journal:#?}");
+    let reload_at = journal.iter().position(reloaded).unwrap();
+    let raised = journal.iter().position(|r| floor(r) && r["proposed"]["scale-to"]["size"] == 7);
+    assert!(raised.is_some_and(|i| i > reload_at), "the floor of 7 is decided after the reload's record");
     stop(daemon);
 }
 
