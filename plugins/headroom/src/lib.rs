@@ -8,9 +8,10 @@
 //!   show, and room for its next burst is asked for `lead-seconds` before it is due, so the
 //!   nodes are Ready when the pods arrive. The nodes cost about what they would have anyway:
 //!   launched a boot time earlier, the burst finishes a boot time earlier. A burst the room
-//!   took at once is never seen pending; it counts as arrived at its due time, so the cadence
-//!   holds, and no room is asked for a burst once it is due (a late one is pending pods,
-//!   scale-up's business).
+//!   took at once is never seen pending; it counts as arrived when its workload's replicas
+//!   appear (even a little before it was due), or else at its due time, so the cadence holds
+//!   and its room is not asked for twice; no room is asked for a burst once it is due (a
+//!   late one is pending pods, scale-up's business).
 //! - **Ramps** (`ramp`): a workload whose replica count has climbed step after step over the
 //!   last `window-seconds` gets room for what the same rate adds in `lead-seconds`, while it
 //!   is still climbing, so each wave of a scale-out does not wait a boot time of its own.
@@ -123,7 +124,7 @@ impl Policy for Headroom {
         let now = snapshot.taken_at_millis();
         let expected = match &settings.recurring {
             Some(recurring) => {
-                state.bursts.observe(snapshot.pending_shapes(), now, recurring);
+                state.bursts.observe(snapshot.pending_shapes(), snapshot.workloads(), now, recurring);
                 state.bursts.expected(now, recurring)
             }
             None => Vec::new(),

@@ -47,6 +47,10 @@ pub struct Learnt {
     pub shapes: BTreeMap<String, Learning>,
     /// Shapes with pods pending at the last evaluation: a burst is pods appearing anew.
     pub waiting: BTreeSet<String>,
+    /// The replica count of each learnt shape's workload at the last evaluation: a burst the
+    /// room takes at once shows only as replicas appearing anew.
+    #[serde(default)]
+    pub replicas: BTreeMap<String, u32>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
@@ -97,22 +101,44 @@ fn key(shape: &PendingShape) -> String {
 }
 
 impl Learnt {
-    /// Records the bursts that arrived since the last evaluation.
-    pub fn observe(&mut self, shapes: &[PendingShape], now: u64, settings: &Recurring) {
+    /// Records the bursts that arrived since the last evaluation: seen as pending pods, or
+    /// as replicas of the workload that no pod of was seen pending.
+    pub fn observe(&mut self, shapes: &[PendingShape], workloads: &[Workload], now: u64, settings: &Recurring) {
+        let tolerance = settings.tolerance_seconds * 1000;
         let mut waiting = BTreeSet::new();
         for shape in shapes {
             let key = key(shape);
             if !self.waiting.contains(&key) && shape.count >= settings.min_pods {
                 let learning = self.shapes.entry(key.clone()).or_default();
                 learning.shape = PendingShape { count: 0, oldest_age_seconds: 0, ..shape.clone() };
-                learning.bursts.push(Burst { at: now, count: shape.count });
-                let extra = learning.bursts.len().saturating_sub(3);
-                learning.bursts.drain(..extra);
+                learning.arrived(Burst { at: now, count: shape.count }, tolerance);
             }
             waiting.insert(key);
         }
         self.waiting = waiting;
+        self.landed(workloads, now, settings);
         self.absorbed(now, settings);
+    }
+
+    /// Counts as arrived now each burst whose workload gained at least `min-pods` replicas
+    /// since the last evaluation with none of its pods pending: the room made for it took
+    /// them at once, perhaps a little before it was due. Without this, headroom would still
+    /// expect the burst until its due time and ask for its room again, on top of the pods
+    /// already in it.
+    fn landed(&mut self, workloads: &[Workload], now: u64, settings: &Recurring) {
+        let tolerance = settings.tolerance_seconds * 1000;
+        let mut replicas = BTreeMap::new();
+        for (key, learning) in &mut self.shapes {
+            let Some(owner) = &learning.shape.owner else { continue };
+            let Some(workload) = workloads.iter().find(|w| &w.id == owner) else { continue };
+            replicas.insert(key.clone(), workload.replicas);
+            let Some(&before) = self.replicas.get(key) else { continue };
+            let rise = workload.replicas.saturating_sub(before);
+            if rise >= settings.min_pods && !self.waiting.contains(key) {
+                learning.arrived(Burst { at: now, count: rise }, tolerance);
+            }
+        }
+        self.replicas = replicas;
     }
 
     /// Counts as arrived, at its due time, each burst that came and went without a pod of it
@@ -125,9 +151,7 @@ impl Learnt {
             let Some(due) = learning.next_due(tolerance) else { continue };
             let seen_near = learning.bursts.last().is_some_and(|b| b.at + tolerance >= due.at);
             if now >= due.at + tolerance && !seen_near && !self.waiting.contains(key) {
-                learning.bursts.push(Burst { at: due.at, count: due.count });
-                let extra = learning.bursts.len().saturating_sub(3);
-                learning.bursts.drain(..extra);
+                learning.arrived(Burst { at: due.at, count: due.count }, tolerance);
             }
         }
     }
@@ -161,6 +185,20 @@ struct Due {
 }
 
 impl Learning {
+    /// Keeps `burst` among the last three; one within `tolerance` of the last is the same
+    /// burst seen a second way (its replicas, then its pods pending), not a new one.
+    fn arrived(&mut self, burst: Burst, tolerance: u64) {
+        if let Some(last) = self.bursts.last_mut()
+            && burst.at.saturating_sub(last.at) < tolerance
+        {
+            last.count = last.count.max(burst.count);
+            return;
+        }
+        self.bursts.push(burst);
+        let extra = self.bursts.len().saturating_sub(3);
+        self.bursts.drain(..extra);
+    }
+
     /// The next burst, when the last three came at a steady period (within `tolerance`).
     fn next_due(&self, tolerance: u64) -> Option<Due> {
         let [a, b, c] = self.bursts.as_slice() else { return None };
