@@ -19,8 +19,9 @@
 //! Each need counts the slots its shape has in the free room of Ready schedulable nodes and
 //! in nodes on their way, of the groups that admit it. Nodes earlier policies of the chain
 //! asked for this tick are for pending pods, not spare: the need is added on top of them.
-//! When short, it grows the group with the cheapest slot; when enough, it proposes to hold
-//! a group it needs at its size, which `consolidation` honours.
+//! When short, it grows the group with the cheapest slot by whole nodes and puts what is left
+//! over where it costs least in whole nodes (one pod is not worth a big node); when enough,
+//! it proposes to hold a group it needs at its size, which `consolidation` honours.
 
 mod ramp;
 mod recurring;
@@ -146,8 +147,8 @@ impl Policy for Headroom {
         needs.extend(climbing.iter().map(ramp::Expected::need));
         let mut targets: BTreeMap<String, (u32, String)> = BTreeMap::new();
         for need in &needs {
-            if let Some((group, size, why)) = slots::plan(snapshot, need, &targets) {
-                targets.insert(group, (size, why));
+            for ask in slots::plan(snapshot, need, &targets) {
+                targets.insert(ask.group, (ask.size, ask.why));
             }
         }
         Ok(targets

@@ -27,12 +27,19 @@ struct Slots<'a> {
     largest_node: u64,
 }
 
-/// The group to grow or hold for `need`, its size and why; `None` when nothing is asked.
-pub fn plan(
-    snapshot: &dyn Snapshot,
-    need: &Need<'_>,
-    planned: &BTreeMap<String, (u32, String)>,
-) -> Option<(String, u32, String)> {
+/// A group asked to grow or hold for a need: its target size, and why.
+pub struct Ask {
+    pub group: String,
+    pub size: u32,
+    pub why: String,
+}
+
+/// The groups to grow or hold for `need` (none when nothing is asked).
+///
+/// When short, whole nodes of the group with the cheapest slot take what they can hold
+/// whole; what is left over goes where it costs least in whole nodes, which may be a smaller
+/// node of another group (one pod left over is not worth a whole big node).
+pub fn plan(snapshot: &dyn Snapshot, need: &Need<'_>, planned: &BTreeMap<String, (u32, String)>) -> Vec<Ask> {
     let groups: Vec<Slots> = snapshot
         .node_groups()
         .iter()
@@ -44,27 +51,64 @@ pub fn plan(
     let what = &need.what;
     if spare >= want {
         if !need.hold {
-            return None;
+            return Vec::new();
         }
         // Enough; hold the group whose loss of one node would leave too little.
-        let g = groups.iter().find(|s| s.spare > 0 && spare - s.largest_node.min(spare) < want)?;
+        let Some(g) = groups.iter().find(|s| s.spare > 0 && spare - s.largest_node.min(spare) < want) else {
+            return Vec::new();
+        };
         let why = format!("keeps spare room for {what}: enough now, not without any one node of {}", g.group.id);
-        return Some((g.group.id.clone(), g.base, why));
+        return vec![Ask { group: g.group.id.clone(), size: g.base, why }];
     }
-    let short = want - spare;
+    let open: Vec<&Slots> = groups.iter().filter(|s| s.per_node > 0 && s.base < s.group.max_size).collect();
+    let Some((cheapest, added)) = nodes_to_add(&open, want - spare) else { return Vec::new() };
+    open.iter()
+        .filter_map(|s| {
+            let nodes = *added.get(s.group.id.as_str()).filter(|n| **n > 0)?;
+            let why = format!(
+                "spare room for {what}: {spare} slots free, {nodes} new node(s) of {} add {} ({}, ${:.4}/h per node)",
+                s.group.id,
+                nodes as u64 * s.per_node,
+                if s.group.id == cheapest { "the cheapest slot" } else { "the cheapest for what is left over" },
+                s.group.max_price_per_hour()
+            );
+            Some(Ask { group: s.group.id.clone(), size: s.base + nodes, why })
+        })
+        .collect()
+}
+
+/// New nodes by group for `short` slots: whole nodes of the group with the cheapest slot,
+/// then the rest where it costs least in whole nodes. Also names the cheapest-slot group.
+fn nodes_to_add<'a>(open: &[&'a Slots<'a>], short: u64) -> Option<(&'a str, BTreeMap<&'a str, u32>)> {
     let per_slot = |s: &Slots| s.group.max_price_per_hour() / s.per_node as f64;
-    let g = groups
-        .iter()
-        .filter(|s| s.per_node > 0 && s.base < s.group.max_size)
-        .min_by(|a, b| per_slot(a).total_cmp(&per_slot(b)))?;
-    let nodes = short.div_ceil(g.per_node).min((g.group.max_size - g.base) as u64) as u32;
-    let why = format!(
-        "spare room for {what}: {spare} slots free, {nodes} new node(s) of {} add {} (the cheapest slot, ${:.4}/h per node)",
-        g.group.id,
-        nodes as u64 * g.per_node,
-        g.group.max_price_per_hour()
-    );
-    Some((g.group.id.clone(), g.base + nodes, why))
+    let cheapest = open.iter().copied().min_by(|a, b| per_slot(a).total_cmp(&per_slot(b)))?;
+    let whole = (short / cheapest.per_node).min(cheapest.room() as u64) as u32;
+    let mut added = BTreeMap::from([(cheapest.group.id.as_str(), whole)]);
+    let rest = short - whole as u64 * cheapest.per_node;
+    if rest > 0 {
+        // What each group would add for the rest: nodes, and their cost.
+        let offer = |s: &Slots| {
+            let room = s.room().saturating_sub(added.get(s.group.id.as_str()).copied().unwrap_or(0));
+            let nodes = rest.div_ceil(s.per_node).min(room as u64) as u32;
+            (nodes, nodes as f64 * s.group.max_price_per_hour())
+        };
+        let best = open
+            .iter()
+            .copied()
+            .filter(|s| offer(s).0 as u64 * s.per_node >= rest)
+            .min_by(|a, b| offer(a).1.total_cmp(&offer(b).1))
+            .unwrap_or(cheapest);
+        let nodes = offer(best).0;
+        *added.entry(best.group.id.as_str()).or_default() += nodes;
+    }
+    Some((cheapest.group.id.as_str(), added))
+}
+
+impl Slots<'_> {
+    /// New nodes the group can still take.
+    fn room(&self) -> u32 {
+        self.group.max_size.saturating_sub(self.base)
+    }
 }
 
 fn slots<'a>(snapshot: &dyn Snapshot, group: &'a NodeGroup, shape: &Resources, planned: Option<u32>) -> Slots<'a> {

@@ -30,15 +30,22 @@ fn cluster() -> SnapshotBuilder {
 }
 
 #[test]
-fn a_short_reserve_grows_the_cheapest_slot_and_counts_what_earlier_policies_asked_for_as_taken() {
+fn a_short_reserve_grows_the_cheapest_slot_puts_the_rest_where_it_costs_least_and_counts_earlier_asks_as_taken() {
     let reserve = json!({"reserves": [{"count": 6, "cpu": "1", "memory": "1Gi"}]});
-    // One slot free; five more: two c5 nodes (four slots each at $0.0425 a slot).
-    assert_eq!(sizes(&evaluate(&cluster().build(), reserve.clone())), [("c5".to_string(), 2)]);
+    // One slot free; five more: a c5 node (four slots at $0.0425 a slot), and the fifth on an
+    // m5 node ($0.096), not on a second c5 ($0.17).
+    let decisions = evaluate(&cluster().build(), reserve.clone());
+    assert_eq!(sizes(&decisions), [("c5".to_string(), 1), ("m5".to_string(), 2)]);
+    assert!(decisions[1].reason.contains("the cheapest for what is left over"), "{}", decisions[1].reason);
     // binpack asked for 3 c5 nodes for pending pods: the reserve comes on top.
     let busy = cluster()
         .proposal("binpack", Decision::new(Action::ScaleTo { group: "c5".into(), size: 3 }, "pending"))
         .build();
-    assert_eq!(sizes(&evaluate(&busy, reserve)), [("c5".to_string(), 5)]);
+    assert_eq!(sizes(&evaluate(&busy, reserve)), [("c5".to_string(), 4), ("m5".to_string(), 2)]);
+    // Seven short: one c5 node and three left over, cheaper on a second c5 ($0.17) than on
+    // two m5 ($0.192).
+    let seven = json!({"reserves": [{"count": 8, "cpu": "1", "memory": "1Gi"}]});
+    assert_eq!(sizes(&evaluate(&cluster().build(), seven)), [("c5".to_string(), 2)]);
 }
 
 #[test]
