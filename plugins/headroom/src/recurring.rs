@@ -124,7 +124,8 @@ impl Learnt {
     /// since the last evaluation with none of its pods pending: the room made for it took
     /// them at once, perhaps a little before it was due. Without this, headroom would still
     /// expect the burst until its due time and ask for its room again, on top of the pods
-    /// already in it.
+    /// already in it. Its size stays what was asked for (no more than it rose): that room,
+    /// with the spare room beside it, was enough.
     fn landed(&mut self, workloads: &[Workload], now: u64, settings: &Recurring) {
         let tolerance = settings.tolerance_seconds * 1000;
         let mut replicas = BTreeMap::new();
@@ -135,7 +136,9 @@ impl Learnt {
             let Some(&before) = self.replicas.get(key) else { continue };
             let rise = workload.replicas.saturating_sub(before);
             if rise >= settings.min_pods && !self.waiting.contains(key) {
-                learning.arrived(Burst { at: now, count: rise }, tolerance);
+                // No pod of it waited: the room asked for (and spare room beside it) held it.
+                let asked = learning.bursts.iter().map(|b| b.count).max().unwrap_or(rise);
+                learning.arrived(Burst { at: now, count: asked.min(rise) }, tolerance);
             }
         }
         self.replicas = replicas;

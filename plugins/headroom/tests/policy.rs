@@ -126,7 +126,7 @@ fn a_burst_absorbed_by_its_room_keeps_the_cadence_and_is_not_asked_for_twice() {
 
 /// A burst that lands in its room a little before it is due shows only as the workload's
 /// replicas appearing: it counts as arrived then, so its room is not asked for a second
-/// time, and the next one is due a period after it.
+/// time, and the next one is due a period after it, with the room that was enough.
 #[test]
 fn a_burst_that_lands_early_in_its_room_is_counted_when_its_replicas_appear() {
     let mut policy = learnt_every_15_minutes();
@@ -135,13 +135,16 @@ fn a_burst_that_lands_early_in_its_room_is_counted_when_its_replicas_appear() {
         cluster().at_millis(1_767_571_200_000 + ms).workload(deployment("data", "etl", replicas, "1", "1Gi")).build()
     };
     assert_eq!(sizes(&policy.evaluate(&etl(43 * minute + 30_000, 0)).unwrap()), [("c5".to_string(), 3)]);
-    // 10 s before it is due, its 12 pods start in the room at once: none is seen pending.
-    assert!(policy.evaluate(&etl(44 * minute + 50_000, 12)).unwrap().is_empty(), "no second helping");
-    assert!(policy.evaluate(&etl(45 * minute, 12)).unwrap().is_empty());
+    // 10 s before it is due, its 14 pods start in the room and the spare room beside it at
+    // once: none is seen pending.
+    assert!(policy.evaluate(&etl(44 * minute + 50_000, 14)).unwrap().is_empty(), "no second helping");
+    assert!(policy.evaluate(&etl(45 * minute, 14)).unwrap().is_empty());
     // The next one is due 14 min 50 s later (the last two intervals agree within a minute).
     assert!(policy.evaluate(&etl(56 * minute, 0)).unwrap().is_empty(), "3 min 40 s ahead: not yet");
+    // What was asked for was enough: the next room is for 12 again, not 14.
     let decisions = policy.evaluate(&etl(58 * minute, 0)).unwrap();
     assert_eq!(sizes(&decisions), [("c5".to_string(), 3)]);
+    assert!(decisions[0].reason.contains("(12 pods"), "{}", decisions[0].reason);
     assert!(decisions[0].reason.contains("due at 00:59:40 UTC"), "{}", decisions[0].reason);
 }
 
