@@ -125,7 +125,7 @@ impl Policy for Headroom {
         let now = snapshot.taken_at_millis();
         let expected = match &settings.recurring {
             Some(recurring) => {
-                state.bursts.observe(snapshot.pending_shapes(), snapshot.workloads(), now, recurring);
+                state.bursts.observe(snapshot, now, recurring);
                 state.bursts.expected(now, recurring)
             }
             None => Vec::new(),

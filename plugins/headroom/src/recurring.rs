@@ -103,10 +103,10 @@ fn key(shape: &PendingShape) -> String {
 impl Learnt {
     /// Records the bursts that arrived since the last evaluation: seen as pending pods, or
     /// as replicas of the workload that no pod of was seen pending.
-    pub fn observe(&mut self, shapes: &[PendingShape], workloads: &[Workload], now: u64, settings: &Recurring) {
+    pub fn observe(&mut self, snapshot: &dyn Snapshot, now: u64, settings: &Recurring) {
         let tolerance = settings.tolerance_seconds * 1000;
         let mut waiting = BTreeSet::new();
-        for shape in shapes {
+        for shape in snapshot.pending_shapes() {
             let key = key(shape);
             if !self.waiting.contains(&key) && shape.count >= settings.min_pods {
                 let learning = self.shapes.entry(key.clone()).or_default();
@@ -116,7 +116,11 @@ impl Learnt {
             waiting.insert(key);
         }
         self.waiting = waiting;
-        self.landed(workloads, now, settings);
+        // The workloads are read only once a burst has been learnt: a large cluster's list is
+        // not copied into the plugin on every tick for nothing.
+        if !self.shapes.is_empty() {
+            self.landed(snapshot.workloads(), now, settings);
+        }
         self.absorbed(now, settings);
     }
 
