@@ -333,6 +333,39 @@ fn compare_prints_one_row_per_set() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a built-in set"));
 }
 
+/// `--seeds`: every set on every seed; each run is the one `--seed` gives, and the table
+/// says how each set fares across the seeds against the first.
+#[test]
+fn compare_over_seeds_runs_every_set_on_every_seed_and_sums_them_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("small.yaml");
+    std::fs::write(&file, GOOD.replace("constant: 3", "constant: 6")).unwrap();
+    let scenario = file.to_str().unwrap();
+    let compare = ["simulate", "--scenario", scenario, "--compare", "ca-like", "static-min", "--seeds", "1-3"];
+
+    let out = ballast(&[&compare[..], &["-o", "json"]].concat());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let runs: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let pairs: Vec<(&str, u64)> =
+        runs.iter().map(|r| (r["set"].as_str().unwrap(), r["seed"].as_u64().unwrap())).collect();
+    assert_eq!(
+        pairs,
+        [("ca-like", 1), ("ca-like", 2), ("ca-like", 3), ("static-min", 1), ("static-min", 2), ("static-min", 3)]
+    );
+    let alone = ballast(&["simulate", "--scenario", scenario, "--compare", "ca-like", "--seed", "2", "-o", "json"]);
+    let alone: Vec<serde_json::Value> = serde_json::from_slice(&alone.stdout).unwrap();
+    assert_eq!(runs[1]["summary"], alone[0]["summary"], "the sweep's seed 2 is --seed 2");
+
+    let out = ballast(&compare);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("seeds 1, 2, 3") && text.contains("seeds no dearer than ca-like"), "{text}");
+    let row = text.lines().find(|l| l.contains(" static-min ")).unwrap_or_else(|| panic!("{text}"));
+    assert!(row.contains(" of 3"), "{row}");
+
+    let clash = ballast(&[&compare[..], &["--seed", "4"]].concat());
+    assert!(!clash.status.success() && String::from_utf8_lossy(&clash.stderr).contains("--seed"));
+}
+
 #[test]
 fn a_journal_survives_a_kill_in_the_middle_of_a_simulation() {
     let dir = tempfile::tempdir().unwrap();

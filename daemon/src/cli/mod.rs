@@ -19,6 +19,7 @@ mod render;
 mod run;
 mod serve;
 mod simulate;
+mod sweep;
 
 use clap::{Parser, Subcommand, ValueEnum};
 

@@ -9,7 +9,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::plugin::{parse_settings, read_component};
-use super::{Output, chart, render};
+use super::{Output, chart, render, sweep};
 use crate::bundled::DEFAULT_CHAIN;
 use crate::engine::Mode;
 use crate::policy::{HostConfig, PluginLimits, PluginSpec, PolicyHost};
@@ -38,6 +38,10 @@ pub struct SimulateArgs {
     /// policies joined by `+` (e.g. `binpack+./my.wasm`).
     #[arg(long = "compare", value_name = "SET", num_args = 1.., conflicts_with = "policies")]
     compare: Vec<String>,
+    /// With `--compare`: run every set on each of these seeds (`1-5`, `1,4,9`) and show
+    /// each set's mean and range, and on how many seeds it did no worse than the first set.
+    #[arg(long, value_name = "SEEDS", requires = "compare", conflicts_with_all = ["seed", "journal", "chart", "report"])]
+    seeds: Option<String>,
     /// Write the full report (summary and time series) as JSON.
     #[arg(long, value_name = "FILE.json")]
     report: Option<PathBuf>,
@@ -69,43 +73,27 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         Some(arg) => scenario::resolve(arg)?,
         None => Scenario::parse(std::path::Path::new("<built-in mixed-fargate>"), scenario::DEFAULT_SCENARIO)?,
     };
-    let seed = args.seed.unwrap_or(scenario.seed);
     let host = PolicyHost::new(HostConfig { deterministic: true, ..HostConfig::default() })?;
     let mode = if args.dry_run { Mode::DryRun } else { Mode::Enforce };
+    if let Some(seeds) = &args.seeds {
+        return run_sweep(&args, &scenario, &sweep::parse_seeds(seeds)?, &host, mode);
+    }
+    let seed = args.seed.unwrap_or(scenario.seed);
 
-    let mut runs: Vec<(String, SimReport)> = Vec::new();
-    if args.compare.is_empty() {
+    let runs = if args.compare.is_empty() {
         let (names, policies) = if args.policies.is_empty() {
             (chain_names(DEFAULT_CHAIN), set_specs("default", &args.settings)?)
         } else {
             (args.policies.clone(), specs(&args.policies, &args.settings)?)
         };
         let sim = Simulation { scenario: scenario.clone(), seed, policies, mode, journal: args.journal.clone() };
-        runs.push(("policies".into(), simulate(&sim, &host, &names.join(" + "), args.output)?));
+        vec![("policies".to_string(), simulate(&sim, &host, &names.join(" + "), args.output)?)]
     } else {
         if args.journal.is_some() && args.compare.len() > 1 {
             bail!("--journal records one run; use it without --compare, or with a single set");
         }
-        for set in &args.compare {
-            let policies = match set.as_str() {
-                "static-peak" => {
-                    let reference = match runs.iter().find(|(name, _)| name == "default") {
-                        Some((_, report)) => report.clone(),
-                        None => {
-                            let policies = crate::bundled::default_specs();
-                            let sim = Simulation { scenario: scenario.clone(), seed, policies, mode, journal: None };
-                            simulate(&sim, &host, "static-peak: finding the peak", args.output)?
-                        }
-                    };
-                    let settings = serde_json::json!({ "sizes": reference.peak_group_sizes, "otherwise": "min" });
-                    vec![bundled_spec("static-size", settings)?]
-                }
-                _ => set_specs(set, &args.settings)?,
-            };
-            let sim = Simulation { scenario: scenario.clone(), seed, policies, mode, journal: args.journal.clone() };
-            runs.push((set.clone(), simulate(&sim, &host, set, args.output)?));
-        }
-    }
+        run_sets(&args, &scenario, seed, &host, mode, "")?
+    };
 
     if let Some(path) = &args.report {
         let value = if runs.len() == 1 {
@@ -155,6 +143,73 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
             if let Some(path) = &args.report {
                 outln!("report: {}", path.display());
             }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Every `--compare` set on one seed, in order; `tag` marks the progress bars.
+fn run_sets(
+    args: &SimulateArgs,
+    scenario: &Scenario,
+    seed: u64,
+    host: &PolicyHost,
+    mode: Mode,
+    tag: &str,
+) -> anyhow::Result<Vec<(String, SimReport)>> {
+    let mut runs: Vec<(String, SimReport)> = Vec::new();
+    for set in &args.compare {
+        let label = format!("{set}{tag}");
+        let policies = match set.as_str() {
+            "static-peak" => {
+                let reference = match runs.iter().find(|(name, _)| name == "default") {
+                    Some((_, report)) => report.clone(),
+                    None => {
+                        let policies = crate::bundled::default_specs();
+                        let sim = Simulation { scenario: scenario.clone(), seed, policies, mode, journal: None };
+                        simulate(&sim, host, "static-peak: finding the peak", args.output)?
+                    }
+                };
+                let settings = serde_json::json!({ "sizes": reference.peak_group_sizes, "otherwise": "min" });
+                vec![bundled_spec("static-size", settings)?]
+            }
+            _ => set_specs(set, &args.settings)?,
+        };
+        let sim = Simulation { scenario: scenario.clone(), seed, policies, mode, journal: args.journal.clone() };
+        runs.push((set.clone(), simulate(&sim, host, &label, args.output)?));
+    }
+    Ok(runs)
+}
+
+/// `--seeds`: every set on every seed, then one row per set across them.
+fn run_sweep(
+    args: &SimulateArgs,
+    scenario: &Scenario,
+    seeds: &[u64],
+    host: &PolicyHost,
+    mode: Mode,
+) -> anyhow::Result<ExitCode> {
+    let mut sets: Vec<sweep::SetRuns> =
+        args.compare.iter().map(|set| sweep::SetRuns { set: set.clone(), runs: Vec::new() }).collect();
+    for &seed in seeds {
+        let runs = run_sets(args, scenario, seed, host, mode, &format!(" s{seed}"))?;
+        for (set, (_, report)) in sets.iter_mut().zip(runs) {
+            set.runs.push((seed, report));
+        }
+    }
+    match args.output {
+        Output::Json => outln!("{}", serde_json::to_string_pretty(&sweep::json(&sets))?),
+        Output::Table => {
+            let listed: Vec<String> = seeds.iter().map(u64::to_string).collect();
+            outln!(
+                "{} ({}), {} simulated, seeds {}{}",
+                scenario.name,
+                scenario.description,
+                crate::duration::display(scenario.duration),
+                listed.join(", "),
+                if mode == Mode::DryRun { ", dry-run: nothing acted on" } else { "" }
+            );
+            outln!("{}", sweep::table(&sets));
         }
     }
     Ok(ExitCode::SUCCESS)
