@@ -11,7 +11,9 @@
 //!   took at once is never seen pending; it counts as arrived when its workload's replicas
 //!   appear (even a little before it was due), or else at its due time, so the cadence holds
 //!   and its room is not asked for twice; no room is asked for a burst once it is due (a
-//!   late one is pending pods, scale-up's business).
+//!   late one is pending pods, scale-up's business). A period is confirmed by three bursts
+//!   (two intervals that agree); `min-bursts: 2` guesses it from the first interval, for
+//!   less waiting at the price of room bought once for nothing where bursts do not recur.
 //! - **Ramps** (`ramp`): a workload whose replica count has climbed step after step over the
 //!   last `window-seconds` gets room for what the same rate adds in `lead-seconds`, while it
 //!   is still climbing, so each wave of a scale-out does not wait a boot time of its own.

@@ -17,11 +17,15 @@ pub struct Recurring {
     pub tolerance_seconds: u64,
     /// Bursts smaller than this are not learnt.
     pub min_pods: u32,
+    /// Bursts seen before the next is expected: 3 waits for two intervals that agree within
+    /// the tolerance; 2 guesses the period from one interval, so pods wait less where bursts
+    /// do recur, and a workload whose bursts do not gets room bought for nothing once.
+    pub min_bursts: u32,
 }
 
 impl Default for Recurring {
     fn default() -> Self {
-        Recurring { lead_seconds: 120, tolerance_seconds: 60, min_pods: 5 }
+        Recurring { lead_seconds: 120, tolerance_seconds: 60, min_pods: 5, min_bursts: 3 }
     }
 }
 
@@ -29,6 +33,9 @@ impl Recurring {
     pub fn validate(&self) -> Result<(), String> {
         if self.lead_seconds == 0 {
             return Err("lead-seconds: 0 asks for room when the burst is already due".into());
+        }
+        if !(2..=3).contains(&self.min_bursts) {
+            return Err(format!("min-bursts: {} is neither 2 (guess from one interval) nor 3", self.min_bursts));
         }
         Ok(())
     }
@@ -155,7 +162,8 @@ impl Learnt {
     fn absorbed(&mut self, now: u64, settings: &Recurring) {
         let tolerance = settings.tolerance_seconds * 1000;
         for (key, learning) in &mut self.shapes {
-            let Some(due) = learning.next_due(tolerance) else { continue };
+            // Only a confirmed period: a guessed burst that never came must not be made up.
+            let Some(due) = learning.next_due(tolerance, 3) else { continue };
             let seen_near = learning.bursts.last().is_some_and(|b| b.at + tolerance >= due.at);
             if now >= due.at + tolerance && !seen_near && !self.waiting.contains(key) {
                 learning.arrived(Burst { at: due.at, count: due.count }, tolerance);
@@ -172,7 +180,7 @@ impl Learnt {
             .iter()
             .filter(|(key, _)| !self.waiting.contains(*key))
             .filter_map(|(_, l)| {
-                let due = l.next_due(tolerance)?;
+                let due = l.next_due(tolerance, settings.min_bursts)?;
                 (now + lead >= due.at && now < due.at).then(|| Expected {
                     shape: l.shape.clone(),
                     count: due.count,
@@ -206,8 +214,13 @@ impl Learning {
         self.bursts.drain(..extra);
     }
 
-    /// The next burst, when the last three came at a steady period (within `tolerance`).
-    fn next_due(&self, tolerance: u64) -> Option<Due> {
+    /// The next burst, when the last three came at a steady period (within `tolerance`), or
+    /// with `min_bursts` 2, one interval after the last of two.
+    fn next_due(&self, tolerance: u64, min_bursts: u32) -> Option<Due> {
+        if let ([a, b], 2) = (self.bursts.as_slice(), min_bursts) {
+            let period = b.at - a.at;
+            return (period > 0).then(|| Due { at: b.at + period, period, count: a.count.max(b.count) });
+        }
         let [a, b, c] = self.bursts.as_slice() else { return None };
         let (first, second) = (b.at - a.at, c.at - b.at);
         if first.abs_diff(second) > tolerance || second == 0 {

@@ -124,6 +124,27 @@ fn a_burst_absorbed_by_its_room_keeps_the_cadence_and_is_not_asked_for_twice() {
     assert!(decisions[0].reason.contains("due at 01:00:00 UTC"), "{}", decisions[0].reason);
 }
 
+/// `min-bursts: 2` guesses the period from the first interval: the third burst gets its
+/// room, where the default waits for two intervals that agree. Other counts are refused.
+#[test]
+fn with_min_bursts_2_the_third_burst_gets_room_from_one_interval() {
+    let minute = MINUTE;
+    let after_two = |settings: serde_json::Value| {
+        let mut policy = Harness::<Headroom>::with_settings(settings).unwrap();
+        for burst in [0, 15] {
+            policy.evaluate(&at(burst * minute, true)).unwrap();
+            policy.evaluate(&at(burst * minute + 20_000, false)).unwrap();
+        }
+        policy.evaluate(&at(28 * minute + 30_000, false)).unwrap()
+    };
+    let guessed = after_two(json!({"recurring": {"min-bursts": 2}}));
+    assert_eq!(sizes(&guessed), [("c5".to_string(), 3)]);
+    assert!(guessed[0].reason.contains("due at 00:30:00 UTC (every 15 min)"), "{}", guessed[0].reason);
+    assert!(after_two(json!({"recurring": {}})).is_empty(), "the default waits for a third burst");
+    let error = Harness::<Headroom>::with_settings(json!({"recurring": {"min-bursts": 4}})).err().unwrap();
+    assert!(error.contains("recurring.min-bursts") && error.contains('4'), "{error}");
+}
+
 /// A burst that lands in its room a little before it is due shows only as the workload's
 /// replicas appearing: it counts as arrived then, so its room is not asked for a second
 /// time, and the next one is due a period after it, with the room that was enough.
