@@ -334,7 +334,8 @@ fn compare_prints_one_row_per_set() {
 }
 
 /// `--seeds`: every set on every seed; each run is the one `--seed` gives, and the table
-/// says how each set fares across the seeds against the first.
+/// says how each set fares across the seeds against the first. Without `--compare`, the
+/// chain given, or the default set.
 #[test]
 fn compare_over_seeds_runs_every_set_on_every_seed_and_sums_them_up() {
     let dir = tempfile::tempdir().unwrap();
@@ -364,6 +365,17 @@ fn compare_over_seeds_runs_every_set_on_every_seed_and_sums_them_up() {
 
     let clash = ballast(&[&compare[..], &["--seed", "4"]].concat());
     assert!(!clash.status.success() && String::from_utf8_lossy(&clash.stderr).contains("--seed"));
+
+    // Without --compare: the --policy chain, else the default set.
+    for (chain, set) in [(&["--policy", "binpack"][..], "binpack"), (&[][..], "default")] {
+        let args = [&["simulate", "--scenario", scenario, "--seeds", "1,3", "-o", "json"][..], chain].concat();
+        let out = ballast(&args);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let runs: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+        let pairs: Vec<(&str, u64)> =
+            runs.iter().map(|r| (r["set"].as_str().unwrap(), r["seed"].as_u64().unwrap())).collect();
+        assert_eq!(pairs, [(set, 1), (set, 3)]);
+    }
 }
 
 #[test]

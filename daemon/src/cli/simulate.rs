@@ -38,9 +38,10 @@ pub struct SimulateArgs {
     /// policies joined by `+` (e.g. `binpack+./my.wasm`).
     #[arg(long = "compare", value_name = "SET", num_args = 1.., conflicts_with = "policies")]
     compare: Vec<String>,
-    /// With `--compare`: run every set on each of these seeds (`1-5`, `1,4,9`) and show
-    /// each set's mean and range, and on how many seeds it did no worse than the first set.
-    #[arg(long, value_name = "SEEDS", requires = "compare", conflicts_with_all = ["seed", "journal", "chart", "report"])]
+    /// Run on each of these seeds (`1-5`, `1,4,9`) and show each set's mean and range, and on
+    /// how many seeds it did no worse than the first set. The sets are `--compare`'s, else
+    /// the `--policy` chain, else the default set.
+    #[arg(long, value_name = "SEEDS", conflicts_with_all = ["seed", "journal", "chart", "report"])]
     seeds: Option<String>,
     /// Write the full report (summary and time series) as JSON.
     #[arg(long, value_name = "FILE.json")]
@@ -92,7 +93,7 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         if args.journal.is_some() && args.compare.len() > 1 {
             bail!("--journal records one run; use it without --compare, or with a single set");
         }
-        run_sets(&args, &scenario, seed, &host, mode, "")?
+        run_sets(&args, &args.compare, &scenario, seed, &host, mode, "")?
     };
 
     if let Some(path) = &args.report {
@@ -148,9 +149,10 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Every `--compare` set on one seed, in order; `tag` marks the progress bars.
+/// Every set on one seed, in order; `tag` marks the progress bars.
 fn run_sets(
     args: &SimulateArgs,
+    sets: &[String],
     scenario: &Scenario,
     seed: u64,
     host: &PolicyHost,
@@ -158,7 +160,7 @@ fn run_sets(
     tag: &str,
 ) -> anyhow::Result<Vec<(String, SimReport)>> {
     let mut runs: Vec<(String, SimReport)> = Vec::new();
-    for set in &args.compare {
+    for set in sets {
         let label = format!("{set}{tag}");
         let policies = match set.as_str() {
             "static-peak" => {
@@ -189,10 +191,15 @@ fn run_sweep(
     host: &PolicyHost,
     mode: Mode,
 ) -> anyhow::Result<ExitCode> {
+    let names = match (args.compare.is_empty(), args.policies.is_empty()) {
+        (false, _) => args.compare.clone(),
+        (true, false) => vec![args.policies.join("+")],
+        (true, true) => vec!["default".to_string()],
+    };
     let mut sets: Vec<sweep::SetRuns> =
-        args.compare.iter().map(|set| sweep::SetRuns { set: set.clone(), runs: Vec::new() }).collect();
+        names.iter().map(|set| sweep::SetRuns { set: set.clone(), runs: Vec::new() }).collect();
     for &seed in seeds {
-        let runs = run_sets(args, scenario, seed, host, mode, &format!(" s{seed}"))?;
+        let runs = run_sets(args, &names, scenario, seed, host, mode, &format!(" s{seed}"))?;
         for (set, (_, report)) in sets.iter_mut().zip(runs) {
             set.runs.push((seed, report));
         }
