@@ -93,7 +93,8 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         if args.journal.is_some() && args.compare.len() > 1 {
             bail!("--journal records one run; use it without --compare, or with a single set");
         }
-        run_sets(&args, &args.compare, &scenario, seed, &host, mode, "")?
+        let sets: Vec<PolicySet> = args.compare.iter().map(|set| PolicySet::Named(set)).collect();
+        run_sets(&args, &sets, &scenario, seed, &host, mode, "")?
     };
 
     if let Some(path) = &args.report {
@@ -149,10 +150,26 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// A set of policies to run: a `--compare` name (built-in, or policies joined by `+`), or
+/// the `--policy` chain as given.
+enum PolicySet<'a> {
+    Named(&'a str),
+    Chain(&'a [String]),
+}
+
+impl PolicySet<'_> {
+    fn label(&self) -> String {
+        match self {
+            PolicySet::Named(name) => name.to_string(),
+            PolicySet::Chain(names) => names.join(" + "),
+        }
+    }
+}
+
 /// Every set on one seed, in order; `tag` marks the progress bars.
 fn run_sets(
     args: &SimulateArgs,
-    sets: &[String],
+    sets: &[PolicySet<'_>],
     scenario: &Scenario,
     seed: u64,
     host: &PolicyHost,
@@ -161,9 +178,10 @@ fn run_sets(
 ) -> anyhow::Result<Vec<(String, SimReport)>> {
     let mut runs: Vec<(String, SimReport)> = Vec::new();
     for set in sets {
-        let label = format!("{set}{tag}");
-        let policies = match set.as_str() {
-            "static-peak" => {
+        let name = set.label();
+        let policies = match *set {
+            PolicySet::Chain(names) => specs(names, &args.settings)?,
+            PolicySet::Named("static-peak") => {
                 let reference = match runs.iter().find(|(name, _)| name == "default") {
                     Some((_, report)) => report.clone(),
                     None => {
@@ -175,10 +193,11 @@ fn run_sets(
                 let settings = serde_json::json!({ "sizes": reference.peak_group_sizes, "otherwise": "min" });
                 vec![bundled_spec("static-size", settings)?]
             }
-            _ => set_specs(set, &args.settings)?,
+            PolicySet::Named(other) => set_specs(other, &args.settings)?,
         };
         let sim = Simulation { scenario: scenario.clone(), seed, policies, mode, journal: args.journal.clone() };
-        runs.push((set.clone(), simulate(&sim, host, &label, args.output)?));
+        let report = simulate(&sim, host, &format!("{name}{tag}"), args.output)?;
+        runs.push((name, report));
     }
     Ok(runs)
 }
@@ -191,15 +210,15 @@ fn run_sweep(
     host: &PolicyHost,
     mode: Mode,
 ) -> anyhow::Result<ExitCode> {
-    let names = match (args.compare.is_empty(), args.policies.is_empty()) {
-        (false, _) => args.compare.clone(),
-        (true, false) => vec![args.policies.join("+")],
-        (true, true) => vec!["default".to_string()],
+    let chosen: Vec<PolicySet> = match (args.compare.is_empty(), args.policies.is_empty()) {
+        (false, _) => args.compare.iter().map(|set| PolicySet::Named(set)).collect(),
+        (true, false) => vec![PolicySet::Chain(&args.policies)],
+        (true, true) => vec![PolicySet::Named("default")],
     };
     let mut sets: Vec<sweep::SetRuns> =
-        names.iter().map(|set| sweep::SetRuns { set: set.clone(), runs: Vec::new() }).collect();
+        chosen.iter().map(|set| sweep::SetRuns { set: set.label(), runs: Vec::new() }).collect();
     for &seed in seeds {
-        let runs = run_sets(args, &names, scenario, seed, host, mode, &format!(" s{seed}"))?;
+        let runs = run_sets(args, &chosen, scenario, seed, host, mode, &format!(" s{seed}"))?;
         for (set, (_, report)) in sets.iter_mut().zip(runs) {
             set.runs.push((seed, report));
         }

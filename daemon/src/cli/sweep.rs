@@ -1,4 +1,4 @@
-//! `ballast simulate --compare SETS --seeds 1-5`: every set on every seed, and how each set
+//! `ballast simulate [--compare SETS] --seeds 1-5`: every set on every seed, and how each set
 //! fares across them. Boot times, spike times and interruptions move with the seed, and a
 //! policy that wins on one seed may have been lucky: the mean, the range and the seeds on
 //! which a set did no worse than the first say whether a win holds.
