@@ -164,6 +164,24 @@ fn full_snapshot() -> SnapshotData {
         (nodes[0].name.clone(), vec![running(WorkloadKind::Deployment, true), running(WorkloadKind::DaemonSet, false)]),
         (nodes[1].name.clone(), vec![PodShape { owner: None, ..running(WorkloadKind::Other, true) }]),
     ]);
+    let scheduled_runs = vec![
+        ScheduledRun {
+            owner: d.workload(WorkloadKind::Job),
+            due_at_millis: d.n(),
+            pods: d.u(),
+            requests: d.resources(),
+            node_selector: BTreeMap::from([(d.s("run-key"), d.s("run-value"))]),
+            affinity_keys: vec![d.s("run-affinity")],
+            tolerations: vec![Toleration {
+                key: d.s("run-tol"),
+                operator_exists: false,
+                value: d.s("run-tol-value"),
+                effect: Some(TaintEffect::NoSchedule),
+            }],
+            on_fargate: false,
+        },
+        ScheduledRun { owner: d.workload(WorkloadKind::Job), on_fargate: true, ..ScheduledRun::default() },
+    ];
     let fargate_pricing = FargatePricing {
         per_vcpu_hour: d.f(),
         per_gb_hour: d.f(),
@@ -184,6 +202,7 @@ fn full_snapshot() -> SnapshotData {
         fargate_pricing,
         proposals: Vec::new(),
         pods_on_nodes,
+        scheduled_runs,
         pods_source: Default::default(),
         shapes: Default::default(),
         group_options: vec![
@@ -261,6 +280,7 @@ fn every_field_of_a_snapshot_reaches_a_plugin_as_sent() {
     assert_eq!(got.workloads, snapshot.workloads);
     assert_eq!(got.pods_on_nodes, snapshot.pods_on_nodes, "pods-on-node, node by node");
     assert!(read.pods_on_unknown_node.is_empty());
+    assert_eq!(got.scheduled_runs, snapshot.scheduled_runs, "scheduled-runs, field by field");
     assert_eq!(got.fargate_pricing, snapshot.fargate_pricing);
     let expected: Vec<Proposal> =
         proposed.into_iter().map(|decision| Proposal { plugin: "scripted".into(), decision }).collect();

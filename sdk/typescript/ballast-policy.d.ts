@@ -1,9 +1,9 @@
-// Type declarations for the `ballast:policy@0.1.4` world as componentize-js presents it to a
+// Type declarations for the `ballast:policy@0.1.5` world as componentize-js presents it to a
 // plugin: records are objects with camelCase fields, variants are `{ tag, val }`, enums are
 // kebab-case strings, `option<T>` is `T | undefined`, and u64 values are `bigint`.
 // Keep in step with sdk/wit/policy.wit.
 
-declare module "ballast:policy/types@0.1.4" {
+declare module "ballast:policy/types@0.1.5" {
   export interface Resources { cpuMillis: bigint; memoryBytes: bigint; pods: number; gpus: number }
   export interface Label { key: string; value: string }
   export type TaintEffect = "no-schedule" | "prefer-no-schedule" | "no-execute";
@@ -35,6 +35,11 @@ declare module "ballast:policy/types@0.1.4" {
     namespace: string; owner?: WorkloadRef; requests: Resources; nodeSelector: Label[]; affinityKeys: string[];
     tolerations: Toleration[]; count: number; movesOnDrain: boolean;
   }
+  /** The next run of a workload that runs on a schedule, a CronJob (since 0.1.5). */
+  export interface ScheduledRun {
+    owner: WorkloadRef; dueAtMillis: bigint; pods: number; requests: Resources; nodeSelector: Label[];
+    affinityKeys: string[]; tolerations: Toleration[]; onFargate: boolean;
+  }
   export type Placement = { tag: "unplaced" } | { tag: "fargate" } | { tag: "ec2"; val?: string };
   export interface Workload {
     id: WorkloadRef; replicas: number; requestsPerReplica: Resources; placement: Placement;
@@ -59,17 +64,17 @@ declare module "ballast:policy/types@0.1.4" {
   }
 }
 
-declare module "ballast:policy/host@0.1.4" {
+declare module "ballast:policy/host@0.1.5" {
   export type Level = "trace" | "debug" | "info" | "warn" | "error";
   export function log(level: Level, message: string): void;
   export function nowMillis(): bigint;
 }
 
-declare module "ballast:policy/snapshot@0.1.4" {
+declare module "ballast:policy/snapshot@0.1.5" {
   import type {
     FargatePricing, GroupOptions, MetricSeries, Node, NodeGroup, PendingPod, PendingShape, PodShape, Proposal,
-    Workload,
-  } from "ballast:policy/types@0.1.4";
+    ScheduledRun, Workload,
+  } from "ballast:policy/types@0.1.5";
   export class Snapshot {
     takenAtMillis(): bigint;
     nodeGroups(): NodeGroup[];
@@ -89,14 +94,16 @@ declare module "ballast:policy/snapshot@0.1.4" {
     groupOptions(): GroupOptions[];
     /** The pods running on one node, grouped by shape (since 0.1.4). */
     podsOnNode(node: string): PodShape[];
+    /** The next run of each workload that runs on a schedule, soonest first (since 0.1.5). */
+    scheduledRuns(): ScheduledRun[];
   }
 }
 
 /** What the plugin's `policy` export must look like. Throw a string to return an error. */
 declare interface BallastPolicyExport {
   validateSettings(settings: string): void;
-  evaluate(snapshot: import("ballast:policy/snapshot@0.1.4").Snapshot): {
-    decisions: import("ballast:policy/types@0.1.4").Decision[];
+  evaluate(snapshot: import("ballast:policy/snapshot@0.1.5").Snapshot): {
+    decisions: import("ballast:policy/types@0.1.5").Decision[];
     state?: Uint8Array;
   };
 }

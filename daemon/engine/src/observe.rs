@@ -209,6 +209,8 @@ pub fn observe(cluster: ClusterView, mut groups: Vec<GroupView>, cx: &ObserveCon
 
     let workloads = cluster.workloads.iter().map(workload).collect();
     let total_nodes = cluster.nodes.len();
+    let mut scheduled_runs = cluster.scheduled_runs;
+    scheduled_runs.sort_by(|a, b| (a.due_at_millis, &a.owner).cmp(&(b.due_at_millis, &b.owner)));
     Observation {
         snapshot: Arc::new(SnapshotData {
             taken_at_millis: cx.now_millis,
@@ -225,6 +227,7 @@ pub fn observe(cluster: ClusterView, mut groups: Vec<GroupView>, cx: &ObserveCon
                 .map(|g| ballast_sdk::GroupOptions { group: g.id.clone(), ..g.options.clone() })
                 .collect(),
             pods_on_nodes: BTreeMap::new(),
+            scheduled_runs,
             pods_source: ballast_sdk::PodsSource::new(move |node| {
                 pods_on_nodes.get(node).map(|pods| pod_shapes(pods)).unwrap_or_default()
             }),

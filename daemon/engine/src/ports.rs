@@ -66,6 +66,8 @@ pub struct ClusterView {
     pub pending: Vec<PendingPodView>,
     pub workloads: Vec<WorkloadView>,
     pub disruption_budgets: Vec<DisruptionBudgetView>,
+    /// The next run of each workload that runs on a schedule (a CronJob), in any order.
+    pub scheduled_runs: Vec<ballast_sdk::ScheduledRun>,
 }
 
 impl ClusterView {

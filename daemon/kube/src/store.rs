@@ -498,7 +498,7 @@ impl ClusterStore {
                 disruptions_allowed: b.allowed,
             })
             .collect();
-        ClusterView { nodes, pending: self.pods.pending(), workloads, disruption_budgets }
+        ClusterView { nodes, pending: self.pods.pending(), workloads, disruption_budgets, scheduled_runs: Vec::new() }
     }
 }
 

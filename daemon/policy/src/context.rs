@@ -260,6 +260,9 @@ impl snapshot::HostSnapshot for PluginCtx {
     fn pods_on_node(&mut self, _: Resource<SnapshotResource>, node: String) -> wasmtime::Result<Vec<types::PodShape>> {
         Ok(self.input.snapshot.pods_on_node(&node))
     }
+    fn scheduled_runs(&mut self, _: Resource<SnapshotResource>) -> wasmtime::Result<Vec<types::ScheduledRun>> {
+        Ok(self.input.snapshot.scheduled_runs())
+    }
     fn drop(&mut self, handle: Resource<SnapshotResource>) -> wasmtime::Result<()> {
         self.table.delete(handle)?;
         Ok(())

@@ -122,6 +122,19 @@ pub fn pending_shape(p: &m::PendingShape) -> w::PendingShape {
     }
 }
 
+pub fn scheduled_run(r: &m::ScheduledRun) -> w::ScheduledRun {
+    w::ScheduledRun {
+        owner: workload_ref(&r.owner),
+        due_at_millis: r.due_at_millis,
+        pods: r.pods,
+        requests: resources(&r.requests),
+        node_selector: labels(&r.node_selector),
+        affinity_keys: r.affinity_keys.clone(),
+        tolerations: tolerations(&r.tolerations),
+        on_fargate: r.on_fargate,
+    }
+}
+
 pub fn pod_shape(p: &m::PodShape) -> w::PodShape {
     w::PodShape {
         namespace: p.namespace.clone(),

@@ -69,6 +69,10 @@ impl SharedSnapshot {
         self.data.group_options.iter().map(convert::group_options).collect()
     }
 
+    pub fn scheduled_runs(&self) -> Vec<w::ScheduledRun> {
+        self.data.scheduled_runs.iter().map(convert::scheduled_run).collect()
+    }
+
     pub fn pods_on_node(&self, node: &str) -> Vec<w::PodShape> {
         self.data.pods_on_node(node).iter().map(convert::pod_shape).collect()
     }

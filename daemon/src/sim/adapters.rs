@@ -5,7 +5,7 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use ballast_sdk::{FargatePricing, Placement, PlacementTarget, WorkloadKind, WorkloadRef};
+use ballast_sdk::{FargatePricing, Placement, PlacementTarget, ScheduledRun, WorkloadKind, WorkloadRef};
 
 use super::scenario::NODE_GROUP_LABEL;
 use super::world::{World, disruptions_allowed};
@@ -288,6 +288,18 @@ impl World {
                 fargate_traits: w.fargate_traits,
                 usage_per_replica: Some(super::world::scale(&w.requests, w.spec.usage)),
             });
+            if let (Some(&next), Some(batches)) = (w.batch_times.first(), &w.spec.batches) {
+                view.scheduled_runs.push(ScheduledRun {
+                    owner: (*w.id).clone(),
+                    due_at_millis: self.start + next,
+                    pods: batches.pods,
+                    requests: w.requests,
+                    node_selector: w.template.node_selector.clone(),
+                    affinity_keys: w.template.affinity_keys.clone(),
+                    tolerations: w.template.tolerations.clone(),
+                    on_fargate: w.fargate,
+                });
+            }
             if let (Some(budget), Some(name)) = (&w.spec.disruption_budget, &w.budget_name)
                 && w.spec.kind != WorkloadKind::DaemonSet
             {

@@ -25,9 +25,11 @@
 //!   (removals in progress count), nothing below a group's min-size, and nothing in a group
 //!   that grew in the last `stabilise-seconds`, so capacity asked for a minute ago is not
 //!   taken back before the pods that wanted it have landed. And it learns from regret: when
-//!   a group has to grow again within `churn-window-seconds` of a removal (a batch that
-//!   comes back every 15 minutes), its nodes wait longer before they go (doubling, from
-//!   1 min up to `max-wait-seconds`); growth that comes later halves the wait again.
+//!   a group has to grow again for waiting pods within `churn-window-seconds` of a removal
+//!   (a batch that comes back every 15 minutes), its nodes wait longer before they go
+//!   (doubling, from 1 min up to `max-wait-seconds`); growth that comes later, or that was
+//!   asked ahead of demand with no pod waiting (`headroom`'s room for a run it knew was
+//!   coming), halves the wait again: that removal saved what the idle gap cost.
 //! - Nothing while pods are pending: capacity is short, not spare; and nothing in a group an
 //!   earlier policy of the chain asked to keep or grow this tick (`headroom` holds a group
 //!   whose spare room it needs).
@@ -142,13 +144,15 @@ impl Policy for Consolidation {
 /// Remembers when each group last grew, and learns from growth soon after a removal.
 fn track_growth(snapshot: &dyn Snapshot, settings: &Settings, state: &mut State, now: u64) {
     let window = settings.churn_window_seconds * 1000;
+    // Growth asked ahead of demand (room made before pods arrive) cost no pod any waiting.
+    let waited = !snapshot.pending_shapes().is_empty();
     let mut groups = BTreeMap::new();
     for g in snapshot.node_groups().iter().filter(|g| g.kind == NodeGroupKind::Asg) {
         let mut growth =
             state.groups.get(&g.id).copied().unwrap_or(Growth { desired: g.desired_size, ..Growth::default() });
         if g.desired_size > growth.desired {
             growth.grew_at = now;
-            if window > 0 && growth.removed_at > 0 && now.saturating_sub(growth.removed_at) <= window {
+            if window > 0 && waited && growth.removed_at > 0 && now.saturating_sub(growth.removed_at) <= window {
                 growth.wait_ms = (growth.wait_ms * 2).max(60_000).min(settings.max_wait_seconds * 1000);
             } else {
                 growth.wait_ms /= 2;
@@ -473,13 +477,8 @@ fn explain(c: &Candidate<'_>, spread: usize, largest: &Resources) -> String {
 /// The DaemonSet pods every node surely runs: those of DaemonSets with at least one replica
 /// per Ready node.
 fn daemonset_load(workloads: &[Workload], ready_nodes: usize) -> Load {
-    workloads
-        .iter()
-        .filter(|w| w.id.kind == WorkloadKind::DaemonSet && w.replicas as usize >= ready_nodes && ready_nodes > 0)
-        .fold(Load { pods: 0, requests: Resources::ZERO }, |acc, w| Load {
-            pods: acc.pods + 1,
-            requests: acc.requests.saturating_add(&w.requests_per_replica),
-        })
+    let overhead = ballast_sdk::daemonset_overhead(workloads, ready_nodes);
+    Load { pods: overhead.pods, requests: overhead }
 }
 
 /// The largest request per resource among the pods that may run on EC2 nodes.

@@ -106,32 +106,43 @@ fn a_node_must_stay_removable_for_consolidate_after_and_a_group_that_grew_settle
 }
 
 #[test]
-fn a_group_that_grows_back_soon_after_a_removal_waits_longer_next_time() {
+fn a_group_that_grows_back_soon_after_a_removal_for_waiting_pods_waits_longer_next_time() {
     let learn = Settings { churn_window_seconds: 600, ..Settings::default() };
     let mut policy = harness(learn);
-    // The group at `desired`, with one empty node named `empty` (a new one each time).
-    let at = |desired: u32, ms: u64, empty: &str| {
-        let mut s = SnapshotBuilder::new()
+    // The group at `desired`, with one empty node named `empty` (a new one each time), and
+    // the pods it grew for waiting or not.
+    let at = |desired: u32, ms: u64, empty: &str, waiting: bool| {
+        let mut b = SnapshotBuilder::new()
             .at_millis(ms)
             .group(GroupBuilder::asg("general").instance_type("m5.xlarge", "4", "16Gi", 0.192).sizes(1, desired, 10))
             .node(NodeBuilder::new("a", "general").allocatable("4", "16Gi").requested("1", "2Gi", 1))
-            .node(NodeBuilder::new(empty, "general").allocatable("4", "16Gi"))
-            .build();
+            .node(NodeBuilder::new(empty, "general").allocatable("4", "16Gi"));
+        if waiting {
+            b = b.pending_pods("data", "etl", 4, "1", "2Gi");
+        }
+        let mut s = b.build();
         s.node_groups[0].desired_size = desired;
         s
     };
-    let mut run = |desired, ms, empty| removed(&policy.evaluate(&at(desired, ms, empty)).unwrap());
+    let mut run = |desired, ms, empty, waiting| removed(&policy.evaluate(&at(desired, ms, empty, waiting)).unwrap());
     let minute = 60_000;
-    assert_eq!(run(4, minute, "d"), ["d"], "no wait learnt yet");
-    // The group grows back 5 minutes later: regret, so the next empty node waits a minute.
-    assert!(run(5, 6 * minute, "e").is_empty());
-    assert_eq!(run(5, 7 * minute, "e"), ["e"]);
-    // Growing back again soon doubles the wait; growing much later halves it.
-    assert!(run(6, 8 * minute, "f").is_empty());
-    assert!(run(6, 9 * minute + 59_000, "f").is_empty(), "2 min now");
-    assert_eq!(run(6, 10 * minute, "f"), ["f"]);
-    assert!(run(7, 40 * minute, "g").is_empty());
-    assert_eq!(run(7, 41 * minute, "g"), ["g"], "halved to 1 min");
+    assert_eq!(run(4, minute, "d", false), ["d"], "no wait learnt yet");
+    // The group grows back 5 minutes later while pods wait: regret, so the next empty node
+    // waits a minute (nothing goes while they wait).
+    assert!(run(5, 6 * minute, "e", true).is_empty());
+    assert!(run(5, 6 * minute + 10_000, "e", false).is_empty());
+    assert_eq!(run(5, 7 * minute + 10_000, "e", false), ["e"]);
+    // Growing back again soon for waiting pods doubles the wait; growing much later halves it.
+    assert!(run(6, 8 * minute, "f", true).is_empty());
+    assert!(run(6, 8 * minute + 10_000, "f", false).is_empty());
+    assert!(run(6, 10 * minute + 9_000, "f", false).is_empty(), "2 min now");
+    assert_eq!(run(6, 10 * minute + 10_000, "f", false), ["f"]);
+    assert!(run(7, 40 * minute, "g", false).is_empty());
+    assert_eq!(run(7, 41 * minute, "g", false), ["g"], "halved to 1 min");
+    // Growth soon after that removal with no pod waiting was asked ahead of demand (headroom
+    // making room for a scheduled run): nothing was regretted, and the wait halves again.
+    assert!(run(8, 42 * minute, "h", false).is_empty(), "h has waited none of its 30 s");
+    assert_eq!(run(8, 42 * minute + 30_000, "h", false), ["h"], "halved to 30 s");
 }
 
 #[test]

@@ -14,6 +14,10 @@
 //!   late one is pending pods, scale-up's business). A period is confirmed by three bursts
 //!   (two intervals that agree); `min-bursts: 2` guesses it from the first interval, for
 //!   less waiting at the price of room bought once for nothing where bursts do not recur.
+//! - **Scheduled runs** (`scheduled`): a CronJob's next run is known before its pods exist
+//!   (contract 0.1.5 `scheduled-runs`), so room for all its pods is asked for `lead-seconds`
+//!   before it is due, from the first run on. A workload with a schedule is not also learnt
+//!   as a recurring burst. Runs whose pods go to Fargate need no room.
 //! - **Ramps** (`ramp`): a workload whose replica count has climbed step after step over the
 //!   last `window-seconds` gets room for what the same rate adds in `lead-seconds`, while it
 //!   is still climbing, so each wave of a scale-out does not wait a boot time of its own.
@@ -28,6 +32,7 @@
 mod ramp;
 mod recurring;
 mod schedule;
+mod scheduled;
 mod slots;
 
 use std::collections::BTreeMap;
@@ -37,6 +42,7 @@ use serde::{Deserialize, Serialize};
 
 pub use ramp::Ramp;
 pub use recurring::{Burst, Recurring};
+pub use scheduled::Scheduled;
 pub use schedule::Window;
 use slots::Need;
 
@@ -48,6 +54,8 @@ pub struct Settings {
     pub recurring: Option<Recurring>,
     /// Make room ahead of workloads whose replica count is climbing.
     pub ramp: Option<Ramp>,
+    /// Make room before each scheduled run (a CronJob's) is due.
+    pub scheduled: Option<Scheduled>,
 }
 
 /// Spare room for `count` pods of `cpu` / `memory`.
@@ -120,15 +128,22 @@ impl Policy for Headroom {
         if let Some(r) = &settings.ramp {
             r.validate().map_err(|e| format!("ramp.{e}"))?;
         }
+        if let Some(s) = &settings.scheduled {
+            s.validate().map_err(|e| format!("scheduled.{e}"))?;
+        }
         Ok(())
     }
 
     fn evaluate(snapshot: &dyn Snapshot, settings: &Settings, state: &mut State) -> Result<Vec<Decision>, String> {
         let now = snapshot.taken_at_millis();
+        let (runs, scheduled): (Vec<&ScheduledRun>, Vec<&WorkloadRef>) = match &settings.scheduled {
+            Some(s) => (s.due(snapshot, now), snapshot.scheduled_runs().iter().map(|r| &r.owner).collect()),
+            None => (Vec::new(), Vec::new()),
+        };
         let expected = match &settings.recurring {
             Some(recurring) => {
                 state.bursts.observe(snapshot, now, recurring);
-                state.bursts.expected(now, recurring)
+                state.bursts.expected(now, recurring, &scheduled)
             }
             None => Vec::new(),
         };
@@ -145,6 +160,7 @@ impl Policy for Headroom {
             .filter(|r| r.schedule.is_empty() || r.schedule.iter().any(|w| w.contains(now)))
             .map(Reserve::need)
             .collect();
+        needs.extend(runs.into_iter().map(scheduled::need));
         needs.extend(expected.iter().map(recurring::Expected::need));
         needs.extend(climbing.iter().map(ramp::Expected::need));
         let mut targets: BTreeMap<String, (u32, String)> = BTreeMap::new();

@@ -97,7 +97,7 @@ impl Expected {
 
 /// The time of day of `millis` (UTC), as the reason states it: the same on every tick that
 /// holds room for one burst, so the recorder folds those decisions into one.
-fn clock(millis: u64) -> String {
+pub(crate) fn clock(millis: u64) -> String {
     let seconds = (millis / 1000) % 86_400;
     format!("{:02}:{:02}:{:02} UTC", seconds / 3600, seconds / 60 % 60, seconds % 60)
 }
@@ -171,14 +171,16 @@ impl Learnt {
         }
     }
 
-    /// Bursts due within the lead time, of shapes not waiting now. Only until the burst is
-    /// due: a late burst shows as pending pods, which scale-up serves.
-    pub fn expected(&self, now: u64, settings: &Recurring) -> Vec<Expected> {
+    /// Bursts due within the lead time, of shapes not waiting now and not of a workload whose
+    /// runs are `scheduled` (their room is asked for from the schedule). Only until the burst
+    /// is due: a late burst shows as pending pods, which scale-up serves.
+    pub fn expected(&self, now: u64, settings: &Recurring, scheduled: &[&WorkloadRef]) -> Vec<Expected> {
         let tolerance = settings.tolerance_seconds * 1000;
         let lead = settings.lead_seconds * 1000;
         self.shapes
             .iter()
             .filter(|(key, _)| !self.waiting.contains(*key))
+            .filter(|(_, l)| l.shape.owner.as_ref().is_none_or(|o| !scheduled.contains(&o)))
             .filter_map(|(_, l)| {
                 let due = l.next_due(tolerance, settings.min_bursts)?;
                 (now + lead >= due.at && now < due.at).then(|| Expected {

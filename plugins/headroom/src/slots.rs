@@ -40,11 +40,13 @@ pub struct Ask {
 /// whole; what is left over goes where it costs least in whole nodes, which may be a smaller
 /// node of another group (one pod left over is not worth a whole big node).
 pub fn plan(snapshot: &dyn Snapshot, need: &Need<'_>, planned: &BTreeMap<String, (u32, String)>) -> Vec<Ask> {
+    let ready = snapshot.nodes().iter().filter(|n| n.ready).count();
+    let overhead = ballast_sdk::daemonset_overhead(snapshot.workloads(), ready);
     let groups: Vec<Slots> = snapshot
         .node_groups()
         .iter()
         .filter(|g| g.kind == NodeGroupKind::Asg && !g.instance_types.is_empty() && (need.admits)(g))
-        .map(|g| slots(snapshot, g, &need.shape, planned.get(&g.id).map(|p| p.0)))
+        .map(|g| slots(snapshot, g, &need.shape, &overhead, planned.get(&g.id).map(|p| p.0)))
         .collect();
     let spare: u64 = groups.iter().map(|s| s.spare).sum();
     let want = need.count as u64;
@@ -111,12 +113,19 @@ impl Slots<'_> {
     }
 }
 
-fn slots<'a>(snapshot: &dyn Snapshot, group: &'a NodeGroup, shape: &Resources, planned: Option<u32>) -> Slots<'a> {
+/// `overhead`: the DaemonSet pods a new node runs before any of the shape's.
+fn slots<'a>(
+    snapshot: &dyn Snapshot,
+    group: &'a NodeGroup,
+    shape: &Resources,
+    overhead: &Resources,
+    planned: Option<u32>,
+) -> Slots<'a> {
     let count = |free: &Resources| {
         let per = |f: u64, n: u64| f.checked_div(n).unwrap_or(u64::MAX);
         per(free.cpu_millis, shape.cpu_millis).min(per(free.memory_bytes, shape.memory_bytes)).min(free.pods as u64)
     };
-    let per_node = count(&group.guaranteed_allocatable());
+    let per_node = count(&group.guaranteed_allocatable().saturating_sub(overhead));
     let on_nodes: Vec<u64> = snapshot
         .nodes()
         .iter()

@@ -1,7 +1,7 @@
 //! headroom's logic, tested natively.
 
 use ballast_sdk::prelude::*;
-use ballast_sdk::testing::{GroupBuilder, Harness, NodeBuilder, SnapshotBuilder, deployment};
+use ballast_sdk::testing::{GroupBuilder, Harness, NodeBuilder, SnapshotBuilder, cron_run, deployment};
 use headroom::Headroom;
 use serde_json::json;
 
@@ -251,4 +251,72 @@ fn ramp_settings_are_checked_and_a_state_saved_before_ramps_still_reads() {
         serde_json::from_str(r#"{"shapes": {}, "waiting": ["deployment/data/etl 1 cpu"]}"#).unwrap();
     assert_eq!(old.bursts.waiting.len(), 1);
     assert!(old.ramps.workloads.is_empty());
+}
+
+/// The etl CronJob's next run: 12 pods of 1 CPU due `in_ms` from the cluster's 09:00.
+fn with_run(in_ms: u64) -> SnapshotBuilder {
+    let now = 1_767_571_200_000 + 9 * 3_600_000;
+    cluster().scheduled_run(cron_run("data", "etl", now + in_ms, 12, "1", "1Gi"))
+}
+
+fn scheduled() -> serde_json::Value {
+    json!({"scheduled": {"lead-seconds": 90}})
+}
+
+#[test]
+fn a_scheduled_run_gets_room_for_all_its_pods_before_its_first_run() {
+    // Nothing learnt, nothing pending: the schedule alone says 12 pods come in 60 s. One slot
+    // is free; 11 more: two c5 nodes (8 slots) and three left over, cheaper on a third c5
+    // ($0.17) than on two m5 ($0.192).
+    let decisions = evaluate(&with_run(60_000).build(), scheduled());
+    assert_eq!(sizes(&decisions), [("c5".to_string(), 3)]);
+    assert!(decisions[0].reason.contains("the run of job/data/etl due at 09:01:00 UTC (12 pods"), "{}", decisions[0].reason);
+    // Further off than the lead time, due already, or bound for Fargate: nothing.
+    assert!(evaluate(&with_run(5 * MINUTE).build(), scheduled()).is_empty(), "due in 5 min: not yet");
+    assert!(evaluate(&with_run(0).build(), scheduled()).is_empty(), "due now: its pods are binpack's");
+    let now = 1_767_571_200_000 + 9 * 3_600_000;
+    let fargate = ScheduledRun { on_fargate: true, ..cron_run("data", "etl", now + 60_000, 12, "1", "1Gi") };
+    assert!(evaluate(&cluster().scheduled_run(fargate).build(), scheduled()).is_empty(), "Fargate needs no nodes");
+    // Without `scheduled` in the settings the schedule is not read.
+    assert!(evaluate(&with_run(60_000).build(), json!({})).is_empty());
+    let zero = json!({"scheduled": {"lead-seconds": 0}});
+    assert!(Harness::<Headroom>::with_settings(zero).err().unwrap().contains("scheduled.lead-seconds"));
+}
+
+#[test]
+fn a_new_node_is_counted_without_the_room_its_daemonset_pods_take() {
+    // A DaemonSet of 500m on every node: a new c5 holds 3 pods of 1 CPU, not 4. 11 short:
+    // three c5 nodes (9) and two left over, cheaper on a fourth c5 ($0.17) than on two m5
+    // nodes that hold one pod each ($0.192).
+    let agent = Workload {
+        id: WorkloadRef { kind: WorkloadKind::DaemonSet, namespace: "kube-system".into(), name: "agent".into() },
+        replicas: 1,
+        requests_per_replica: Resources::pod(500, 256 << 20),
+        ..Workload::default()
+    };
+    let decisions = evaluate(&with_run(60_000).workload(agent).build(), scheduled());
+    assert_eq!(sizes(&decisions), [("c5".to_string(), 4)]);
+}
+
+#[test]
+fn a_workload_with_a_schedule_gets_room_by_its_schedule_not_by_its_learnt_bursts() {
+    // The job's bursts came every 15 min and were learnt (as a Deployment's pods here), so the
+    // next is expected at 45 min; but its schedule, now known, says the next run is at 60.
+    let mut policy = Harness::<Headroom>::with_settings(json!({"recurring": {}, "scheduled": {}})).unwrap();
+    for burst in [0, 15, 30] {
+        policy.evaluate(&at(burst * MINUTE, true)).unwrap();
+        policy.evaluate(&at(burst * MINUTE + 20_000, false)).unwrap();
+    }
+    let run = |at_minute: u64| ScheduledRun {
+        owner: WorkloadRef { kind: WorkloadKind::Deployment, namespace: "data".into(), name: "etl".into() },
+        ..cron_run("data", "etl", 1_767_571_200_000 + at_minute * MINUTE, 12, "1", "1Gi")
+    };
+    let mut before_45 = at(43 * MINUTE + 30_000, false);
+    before_45.scheduled_runs.push(run(60));
+    assert!(policy.evaluate(&before_45).unwrap().is_empty(), "no room for a burst the schedule does not have");
+    let mut before_60 = at(58 * MINUTE + 30_000, false);
+    before_60.scheduled_runs.push(run(60));
+    let decisions = policy.evaluate(&before_60).unwrap();
+    assert_eq!(sizes(&decisions), [("c5".to_string(), 3)]);
+    assert!(decisions[0].reason.contains("the run of deployment/data/etl due at 01:00:00 UTC"), "{}", decisions[0].reason);
 }

@@ -59,6 +59,7 @@ struct WasmSnapshot<'a> {
     proposals: OnceCell<Vec<m::Proposal>>,
     metrics: OnceCell<Vec<m::MetricSeries>>,
     group_options: OnceCell<Vec<m::GroupOptions>>,
+    scheduled_runs: OnceCell<Vec<m::ScheduledRun>>,
 }
 
 impl<'a> WasmSnapshot<'a> {
@@ -74,6 +75,7 @@ impl<'a> WasmSnapshot<'a> {
             proposals: OnceCell::new(),
             metrics: OnceCell::new(),
             group_options: OnceCell::new(),
+            scheduled_runs: OnceCell::new(),
         }
     }
 }
@@ -123,6 +125,9 @@ impl Snapshot for WasmSnapshot<'_> {
     }
     fn pods_on_node(&self, node: &str) -> Vec<m::PodShape> {
         self.handle.pods_on_node(node).into_iter().map(pod_shape).collect()
+    }
+    fn scheduled_runs(&self) -> &[m::ScheduledRun] {
+        self.scheduled_runs.get_or_init(|| self.handle.scheduled_runs().into_iter().map(scheduled_run).collect())
     }
 }
 
@@ -260,6 +265,19 @@ fn pending_shape(p: w::PendingShape) -> m::PendingShape {
         tolerations: tolerations(p.tolerations),
         count: p.count,
         oldest_age_seconds: p.oldest_age_seconds,
+    }
+}
+
+fn scheduled_run(r: w::ScheduledRun) -> m::ScheduledRun {
+    m::ScheduledRun {
+        owner: workload_ref(r.owner),
+        due_at_millis: r.due_at_millis,
+        pods: r.pods,
+        requests: resources(r.requests),
+        node_selector: labels(r.node_selector),
+        affinity_keys: r.affinity_keys,
+        tolerations: tolerations(r.tolerations),
+        on_fargate: r.on_fargate,
     }
 }
 

@@ -383,6 +383,27 @@ pub struct PodShape {
     pub moves_on_drain: bool,
 }
 
+/// The next run of a workload that runs on a schedule (interface 0.1.5): a CronJob, whose
+/// runs are one workload of kind `job` named after it. What [`crate::Snapshot::scheduled_runs`]
+/// returns.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
+pub struct ScheduledRun {
+    pub owner: WorkloadRef,
+    /// When the run is due, milliseconds since the Unix epoch.
+    pub due_at_millis: u64,
+    /// The pods it starts at once (its Job's parallelism).
+    pub pods: u32,
+    /// What each pod requests.
+    pub requests: Resources,
+    pub node_selector: BTreeMap<String, String>,
+    /// Label keys named by required node affinity terms.
+    pub affinity_keys: Vec<String>,
+    pub tolerations: Vec<Toleration>,
+    /// Its pods go to Fargate, not to a node group.
+    pub on_fargate: bool,
+}
+
 /// Where a pod may be scheduled: what [`NodeGroup::admits`] reads.
 pub trait Constraints {
     fn node_selector(&self) -> &BTreeMap<String, String>;
@@ -407,7 +428,17 @@ macro_rules! constraints_from_fields {
     )+};
 }
 
-constraints_from_fields!(PendingPod, PendingShape, PodShape);
+constraints_from_fields!(PendingPod, PendingShape, PodShape, ScheduledRun);
+
+/// The requests of the DaemonSet pods that every node runs, a new one too: those of the
+/// DaemonSets with a pod for each of the `ready_nodes` (`pods` counts them). A new node
+/// offers its group's allocatable less this.
+pub fn daemonset_overhead(workloads: &[Workload], ready_nodes: usize) -> Resources {
+    workloads
+        .iter()
+        .filter(|w| w.id.kind == WorkloadKind::DaemonSet && ready_nodes > 0 && w.replicas as usize >= ready_nodes)
+        .fold(Resources::ZERO, |acc, w| Resources { pods: acc.pods + 1, ..acc.saturating_add(&w.requests_per_replica) })
+}
 
 /// Groups pending pods by shape, in the order each shape's first pod appears, with counts
 /// and the oldest age. The one definition of a shape: the host and snapshot files both use it.

@@ -6,7 +6,8 @@ use std::sync::{Arc, OnceLock};
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    FargatePricing, GroupOptions, MetricSeries, Node, NodeGroup, PendingPod, PendingShape, PodShape, Proposal, Workload,
+    FargatePricing, GroupOptions, MetricSeries, Node, NodeGroup, PendingPod, PendingShape, PodShape, Proposal,
+    ScheduledRun, Workload,
 };
 
 /// What a policy can read about the cluster in one evaluation.
@@ -52,6 +53,12 @@ pub trait Snapshot {
         Vec::new()
     }
 
+    /// The next run of each workload that runs on a schedule, soonest first (interface
+    /// 0.1.5); empty from a host older than 0.1.5.
+    fn scheduled_runs(&self) -> &[ScheduledRun] {
+        &[]
+    }
+
     /// One group's Cluster Autoscaler settings; none set gives the default (all `None`).
     fn options_of(&self, group: &str) -> GroupOptions {
         self.group_options().iter().find(|o| o.group == group).cloned().unwrap_or_default()
@@ -85,6 +92,8 @@ pub struct SnapshotData {
     /// The pods on each node by shape, by node name (interface 0.1.4), as a snapshot file
     /// or a test gives them. A node not listed here is asked of `pods_source`.
     pub pods_on_nodes: BTreeMap<String, Vec<PodShape>>,
+    /// The next run of each scheduled workload, soonest first (interface 0.1.5).
+    pub scheduled_runs: Vec<ScheduledRun>,
     /// Where a host's snapshot finds a node's pods, only when a policy asks: never written.
     #[serde(skip)]
     pub pods_source: PodsSource,
@@ -165,6 +174,9 @@ impl Snapshot for SnapshotData {
     }
     fn group_options(&self) -> &[GroupOptions] {
         &self.group_options
+    }
+    fn scheduled_runs(&self) -> &[ScheduledRun] {
+        &self.scheduled_runs
     }
     fn pods_on_node(&self, node: &str) -> Vec<PodShape> {
         match self.pods_on_nodes.get(node) {

@@ -174,6 +174,12 @@ impl SnapshotBuilder {
         self
     }
 
+    /// Adds the next run of a scheduled workload (interface 0.1.5 `scheduled-runs`).
+    pub fn scheduled_run(mut self, run: ScheduledRun) -> Self {
+        self.data.scheduled_runs.push(run);
+        self
+    }
+
     pub fn build(self) -> SnapshotData {
         self.data
     }
@@ -326,6 +332,18 @@ pub fn running(namespace: &str, deployment: &str, count: u32, cpu_q: &str, memor
         count,
         moves_on_drain: true,
         ..PodShape::default()
+    }
+}
+
+/// The next run of CronJob `name`, due at `due_at_millis`, of `pods` pods each requesting `cpu`
+/// and `memory`: for [`SnapshotBuilder::scheduled_run`].
+pub fn cron_run(namespace: &str, name: &str, due_at_millis: u64, pods: u32, cpu_q: &str, memory_q: &str) -> ScheduledRun {
+    ScheduledRun {
+        owner: WorkloadRef { kind: WorkloadKind::Job, namespace: namespace.to_string(), name: name.to_string() },
+        due_at_millis,
+        pods,
+        requests: Resources::pod(cpu(cpu_q), memory(memory_q)),
+        ..ScheduledRun::default()
     }
 }
 

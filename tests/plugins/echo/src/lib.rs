@@ -47,6 +47,8 @@ impl Policy for Echo {
                     .map(|n| (n.name.clone(), snapshot.pods_on_node(&n.name)))
                     .filter(|(_, pods)| !pods.is_empty())
                     .collect(),
+                // `scheduled-runs` (0.1.5).
+                scheduled_runs: snapshot.scheduled_runs().to_vec(),
                 pods_source: Default::default(),
                 shapes: Default::default(),
             },

@@ -1,0 +1,57 @@
+//! Scheduled runs: a CronJob's next run is known before any of its pods exist, so its room
+//! is asked for `lead-seconds` before it is due, from its first run on (no bursts to learn).
+
+use ballast_sdk::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::recurring::clock;
+use super::slots::Need;
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
+pub struct Scheduled {
+    /// How long before a run is due its room is asked for: a node's boot time and a tick.
+    pub lead_seconds: u64,
+}
+
+impl Default for Scheduled {
+    fn default() -> Self {
+        Scheduled { lead_seconds: 120 }
+    }
+}
+
+impl Scheduled {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.lead_seconds == 0 {
+            return Err("lead-seconds: 0 asks for room when the run is already due".into());
+        }
+        Ok(())
+    }
+
+    /// The runs due within the lead time whose pods go to a node group, not yet due.
+    pub fn due<'a>(&self, snapshot: &'a dyn Snapshot, now: u64) -> Vec<&'a ScheduledRun> {
+        let lead = self.lead_seconds * 1000;
+        snapshot
+            .scheduled_runs()
+            .iter()
+            .filter(|r| !r.on_fargate && r.pods > 0 && now < r.due_at_millis && now + lead >= r.due_at_millis)
+            .collect()
+    }
+}
+
+/// Room for all the pods of `run` in the groups that admit them, held until it is due.
+pub fn need(run: &ScheduledRun) -> Need<'_> {
+    Need {
+        what: format!(
+            "the run of {} due at {} ({} pods of {})",
+            run.owner,
+            clock(run.due_at_millis),
+            run.pods,
+            run.requests
+        ),
+        shape: Resources { pods: 1, ..run.requests },
+        count: run.pods,
+        admits: Box::new(move |g: &NodeGroup| g.admits(run)),
+        hold: true,
+    }
+}
