@@ -336,3 +336,57 @@ async fn watches_recover_from_dropped_connections_and_410_without_losing_an_upda
     assert!(cluster.status().watch_errors > 0, "the refused watches were seen as errors");
     assert_eq!(expected().len(), 15);
 }
+
+/// A CronJob in `data` whose runs start `parallelism` pods of 1500m / 3Gi on the batch group.
+fn cron_job(name: &str, schedule: &str, extra: serde_json::Value) -> serde_json::Value {
+    let mut cron = json!({"apiVersion": "batch/v1", "kind": "CronJob",
+        "metadata": {"name": name, "namespace": "data"},
+        "spec": {"schedule": schedule, "jobTemplate": {"spec": {"parallelism": 40, "template": {"spec": {
+            "restartPolicy": "Never",
+            "tolerations": [{"key": "workload", "operator": "Exists"}],
+            "containers": [{"name": "etl", "image": "etl",
+                "resources": {"requests": {"cpu": "1500m", "memory": "3Gi"}}}]}}}}}});
+    if let serde_json::Value::Object(fields) = extra {
+        cron["spec"].as_object_mut().unwrap().extend(fields);
+    }
+    cron
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cronjobs_next_run_reaches_the_snapshot_and_a_schedule_that_does_not_read_is_named() {
+    let standin = StandIn::start().await.unwrap();
+    standin.create(cron_job("etl", "*/15 * * * *", json!({}))).unwrap();
+    standin.create(cron_job("paused", "*/15 * * * *", json!({"suspend": true}))).unwrap();
+    standin.create(cron_job("broken", "61 * * * *", json!({}))).unwrap();
+    standin.create(cron_job("berlin", "0 2 * * *", json!({"timeZone": "Europe/Berlin"}))).unwrap();
+    let cluster = started(&standin, KubeSettings::default()).await;
+
+    let before = SystemClock.now_millis();
+    let view = cluster.observe().await.unwrap();
+    let names: Vec<&str> = view.scheduled_runs.iter().map(|r| r.owner.name.as_str()).collect();
+    assert_eq!(names, ["berlin", "etl"], "not the suspended one, nor the one whose schedule does not read");
+    let etl = &view.scheduled_runs[1];
+    assert_eq!(etl.owner, WorkloadRef { kind: WorkloadKind::Job, namespace: "data".into(), name: "etl".into() });
+    let quarter = 15 * 60_000;
+    assert_eq!(etl.due_at_millis % quarter, 0, "on a quarter hour");
+    assert!(etl.due_at_millis > before - 60_000 && etl.due_at_millis <= before + quarter, "the next quarter hour");
+    assert_eq!((etl.pods, etl.requests.cpu_millis, etl.requests.memory_bytes), (40, 1500, 3 << 30));
+    assert_eq!(etl.tolerations.len(), 1, "{:?}", etl.tolerations);
+    assert!(!etl.on_fargate);
+    let berlin = view.scheduled_runs[0].due_at_millis;
+    assert_eq!(berlin % 3_600_000, 0, "02:00 in Berlin is on the hour in UTC too");
+    assert!(berlin > before - 60_000 && berlin <= before + 24 * 3_600_000, "within a day");
+
+    let status = cluster.status();
+    let named = status.last_unreadable.expect("the broken schedule is named");
+    assert!(named.contains("CronJob data/broken") && named.contains("spec.schedule"), "{named}");
+    assert!(named.contains("minute: 61 is outside 0-59"), "{named}");
+
+    // A deleted CronJob has no more runs.
+    standin.delete("batch/v1", "CronJob", "data", "etl").unwrap();
+    eventually(Duration::from_secs(10), async || {
+        cluster.observe().await.unwrap().scheduled_runs.iter().all(|r| r.owner.name != "etl")
+    })
+    .await
+    .expect("etl's runs are gone");
+}

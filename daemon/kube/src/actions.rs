@@ -14,6 +14,11 @@ use ballast_engine::ports::{
     AdapterError, AdapterErrorKind, AdapterResult, Announcement, Cluster, ClusterView, Eviction, RemovalMark, Subject,
 };
 
+/// The wall clock, which CronJobs fire by.
+fn now_millis() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
 fn adapter_error(operation: String, error: kube::Error) -> AdapterError {
     let kind = match &error {
         kube::Error::Api(s) if s.code == 404 => AdapterErrorKind::NotFound,
@@ -152,7 +157,7 @@ impl Cluster for KubeCluster {
                 format!("watch caches not synced yet: {}", unsynced.join(", ")),
             ));
         }
-        Ok(store.view())
+        Ok(store.view(now_millis()))
     }
 
     async fn mark_for_removal(&self, node: &str, mark: &RemovalMark) -> AdapterResult<()> {

@@ -15,6 +15,7 @@
 
 pub mod actions;
 pub mod convert;
+pub mod cron;
 pub mod leader;
 pub mod metrics;
 mod pod_index;

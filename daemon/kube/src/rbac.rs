@@ -27,6 +27,7 @@ pub const CLUSTER_RULES: &[Rule] = &[
         used_by: "watch.rs: workload owners",
     },
     Rule { api_groups: &["batch"], resources: &["jobs"], verbs: READ, used_by: "watch.rs: workload owners" },
+    Rule { api_groups: &["batch"], resources: &["cronjobs"], verbs: READ, used_by: "watch.rs: scheduled runs" },
     Rule {
         api_groups: &["policy"],
         resources: &["poddisruptionbudgets"],

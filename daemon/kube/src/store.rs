@@ -10,12 +10,16 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
-use ballast_sdk::{Placement, Resources, WorkloadKind, WorkloadRef};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use ballast_sdk::{Placement, Resources, ScheduledRun, WorkloadKind, WorkloadRef};
+use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod, PodTemplateSpec};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 
 use super::convert;
+use super::cron::Schedule;
 use super::pod_index::{OwnerPods, PodEntry, PodIndex};
 use super::settings::KubeSettings;
 use ballast_engine::ports::{
@@ -41,8 +45,9 @@ pub mod kinds {
     pub const JOBS: &str = "jobs";
     pub const BUDGETS: &str = "poddisruptionbudgets";
     pub const CLAIMS: &str = "persistentvolumeclaims";
+    pub const CRON_JOBS: &str = "cronjobs";
     pub const ALL: &[&str] =
-        &[PODS, NODES, REPLICA_SETS, DEPLOYMENTS, STATEFUL_SETS, DAEMON_SETS, JOBS, BUDGETS, CLAIMS];
+        &[PODS, NODES, REPLICA_SETS, DEPLOYMENTS, STATEFUL_SETS, DAEMON_SETS, JOBS, BUDGETS, CLAIMS, CRON_JOBS];
 }
 
 struct WorkloadEntry {
@@ -51,6 +56,32 @@ struct WorkloadEntry {
     claim_templates: Vec<PersistentVolumeClaim>,
     requests: Resources,
     traits: FargateTraits,
+}
+
+struct CronEntry {
+    schedule: Schedule,
+    zone: jiff::tz::TimeZone,
+    suspended: bool,
+    /// Pods a run starts at once: its Job's parallelism.
+    pods: u32,
+    requests: Resources,
+    template: PodTemplate,
+    on_fargate: bool,
+    /// The next run last worked out (millis; 0: not yet), reused until it has passed.
+    next: AtomicU64,
+}
+
+impl CronEntry {
+    fn next_after(&self, now_millis: u64) -> Option<u64> {
+        let known = self.next.load(Ordering::Relaxed);
+        if known > now_millis {
+            return Some(known);
+        }
+        let now = jiff::Timestamp::from_millisecond(i64::try_from(now_millis).ok()?).ok()?;
+        let next = u64::try_from(self.schedule.next_after(now, &self.zone)?.as_millisecond()).ok()?;
+        self.next.store(next, Ordering::Relaxed);
+        Some(next)
+    }
 }
 
 struct BudgetEntry {
@@ -70,6 +101,8 @@ pub struct ClusterStore {
     budgets: BTreeMap<Key, BudgetEntry>,
     /// Claim -> Fargate can mount it.
     claims: HashMap<Key, bool>,
+    /// CronJobs whose schedule and pods were readable.
+    cron_jobs: BTreeMap<Key, CronEntry>,
     /// One `Arc` per owner and per template, shared by the pods of a workload.
     owners: HashMap<WorkloadRef, Arc<WorkloadRef>>,
     templates: HashMap<WorkloadRef, Arc<PodTemplate>>,
@@ -128,6 +161,7 @@ impl ClusterStore {
             replica_sets: HashMap::new(),
             workloads: BTreeMap::new(),
             budgets: BTreeMap::new(),
+            cron_jobs: BTreeMap::new(),
             claims: HashMap::new(),
             owners: HashMap::new(),
             templates: HashMap::new(),
@@ -174,6 +208,7 @@ impl ClusterStore {
             kinds::REPLICA_SETS => self.replica_sets.keys().filter(|k| !seen.contains(*k)).cloned().collect(),
             kinds::BUDGETS => self.budgets.keys().filter(|k| !seen.contains(*k)).cloned().collect(),
             kinds::CLAIMS => self.claims.keys().filter(|k| !seen.contains(*k)).cloned().collect(),
+            kinds::CRON_JOBS => self.cron_jobs.keys().filter(|k| !seen.contains(*k)).cloned().collect(),
             other => {
                 let kind = workload_kind_of(other);
                 self.workloads
@@ -214,6 +249,9 @@ impl ClusterStore {
             kinds::CLAIMS => {
                 self.claims.remove(key);
                 self.reassess_traits(&key.0);
+            }
+            kinds::CRON_JOBS => {
+                self.cron_jobs.remove(key);
             }
             other => {
                 let id = WorkloadRef { kind: workload_kind_of(other), namespace: key.0.clone(), name: key.1.clone() };
@@ -469,9 +507,70 @@ impl ClusterStore {
         }
     }
 
-    /// The cluster as the engine sees it, from the cache alone: nodes with their counted
-    /// pods, the pending pods and the workloads. Never walks the running pods.
-    pub fn view(&self) -> ClusterView {
+    /// A CronJob: its schedule and the pods each run starts. One whose schedule, time zone
+    /// or requests do not read is reported as unreadable and has no runs.
+    pub fn apply_cron_job(&mut self, cron: &CronJob) {
+        let key = key(&cron.metadata);
+        self.seen(kinds::CRON_JOBS, &key);
+        self.cron_jobs.remove(&key);
+        let object = format!("CronJob {}/{}", key.0, key.1);
+        let Some(spec) = cron.spec.as_ref() else { return };
+        let schedule = match Schedule::parse(&spec.schedule) {
+            Ok(schedule) => schedule,
+            Err(error) => return self.unreadable.report(&object, "spec.schedule", &spec.schedule, &error),
+        };
+        let zone = match spec.time_zone.as_deref() {
+            None | Some("UTC" | "Etc/UTC") => jiff::tz::TimeZone::UTC,
+            Some(name) => match jiff::tz::TimeZone::get(name) {
+                Ok(zone) => zone,
+                Err(error) => return self.unreadable.report(&object, "spec.timeZone", name, &error.to_string()),
+            },
+        };
+        let job = spec.job_template.spec.as_ref();
+        let template = job.map(|j| j.template.clone()).unwrap_or_default();
+        let pod_spec = template.spec.clone().unwrap_or_default();
+        let requests = match convert::requests(&pod_spec) {
+            Ok(requests) => requests,
+            Err(bad) => return bad.under("spec.jobTemplate.spec.template.spec").report_to(&self.unreadable, &object),
+        };
+        let meta = template.metadata.clone().unwrap_or_default();
+        let entry = CronEntry {
+            schedule,
+            zone,
+            suspended: spec.suspend == Some(true),
+            pods: job.and_then(|j| j.parallelism).unwrap_or(1).max(0) as u32,
+            requests,
+            template: convert::template(&meta, &pod_spec),
+            on_fargate: self.placement(&template, None) == Placement::Fargate,
+            next: AtomicU64::new(0),
+        };
+        self.cron_jobs.insert(key, entry);
+    }
+
+    /// The next run of each CronJob not suspended, after `now_millis`.
+    fn scheduled_runs(&self, now_millis: u64) -> Vec<ScheduledRun> {
+        self.cron_jobs
+            .iter()
+            .filter(|(_, c)| !c.suspended)
+            .filter_map(|((namespace, name), c)| {
+                Some(ScheduledRun {
+                    owner: WorkloadRef { kind: WorkloadKind::Job, namespace: namespace.clone(), name: name.clone() },
+                    due_at_millis: c.next_after(now_millis)?,
+                    pods: c.pods,
+                    requests: c.requests,
+                    node_selector: c.template.node_selector.clone(),
+                    affinity_keys: c.template.affinity_keys.clone(),
+                    tolerations: c.template.tolerations.clone(),
+                    on_fargate: c.on_fargate,
+                })
+            })
+            .collect()
+    }
+
+    /// The cluster as the engine sees it at `now_millis`, from the cache alone: nodes with
+    /// their counted pods, the pending pods, the workloads and the CronJobs' next runs.
+    /// Never walks the running pods.
+    pub fn view(&self, now_millis: u64) -> ClusterView {
         let nodes: Vec<NodeView> =
             self.nodes.values().map(|n| NodeView { pods: self.pods.on_node(&n.name), ..n.clone() }).collect();
         let workloads = self
@@ -498,7 +597,13 @@ impl ClusterStore {
                 disruptions_allowed: b.allowed,
             })
             .collect();
-        ClusterView { nodes, pending: self.pods.pending(), workloads, disruption_budgets, scheduled_runs: Vec::new() }
+        ClusterView {
+            nodes,
+            pending: self.pods.pending(),
+            workloads,
+            disruption_budgets,
+            scheduled_runs: self.scheduled_runs(now_millis),
+        }
     }
 }
 

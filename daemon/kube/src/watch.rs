@@ -12,7 +12,7 @@ use std::sync::{Arc, RwLock};
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
-use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::runtime::WatchStreamExt;
@@ -188,6 +188,10 @@ pub fn spawn_all(client: &Client, feed: &Arc<Feed>) -> Vec<JoinHandle<()>> {
             let spec = j.spec.as_ref();
             let n = replicas(spec.and_then(|s| s.parallelism));
             s.apply_workload(WorkloadKind::Job, &j.metadata, n, spec.map(|s| &s.template), &[], Some(kinds::JOBS));
+            false
+        })),
+        tokio::spawn(run(Api::<CronJob>::all(c.clone()), config.clone(), f.clone(), kinds::CRON_JOBS, |s, j| {
+            s.apply_cron_job(j);
             false
         })),
         tokio::spawn(run(

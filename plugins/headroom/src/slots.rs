@@ -55,12 +55,18 @@ pub fn plan(snapshot: &dyn Snapshot, need: &Need<'_>, planned: &BTreeMap<String,
         if !need.hold {
             return Vec::new();
         }
-        // Enough; hold the group whose loss of one node would leave too little.
-        let Some(g) = groups.iter().find(|s| s.spare > 0 && spare - s.largest_node.min(spare) < want) else {
-            return Vec::new();
-        };
-        let why = format!("keeps spare room for {what}: enough now, not without any one node of {}", g.group.id);
-        return vec![Ask { group: g.group.id.clone(), size: g.base, why }];
+        // Enough; hold each group whose loss of one node would leave too little. Every such
+        // group, not the first: which one comes first changes as nodes turn Ready, and holds
+        // that took turns would each start a new record instead of folding into one.
+        return groups
+            .iter()
+            .filter(|s| s.spare > 0 && spare - s.largest_node.min(spare) < want)
+            .map(|g| Ask {
+                group: g.group.id.clone(),
+                size: g.base,
+                why: format!("keeps spare room for {what}: enough now, not without any one node of {}", g.group.id),
+            })
+            .collect();
     }
     let open: Vec<&Slots> = groups.iter().filter(|s| s.per_node > 0 && s.base < s.group.max_size).collect();
     let Some((cheapest, added)) = nodes_to_add(&open, want - spare) else { return Vec::new() };

@@ -67,6 +67,7 @@ pub static RESOURCES: &[Resource] = &[
     r("apps", "v1", "statefulsets", "statefulset", "StatefulSet", true, &["sts"], &["status"]),
     r("apps", "v1", "daemonsets", "daemonset", "DaemonSet", true, &["ds"], &["status"]),
     r("batch", "v1", "jobs", "job", "Job", true, &[], &["status"]),
+    r("batch", "v1", "cronjobs", "cronjob", "CronJob", true, &["cj"], &["status"]),
     r(
         "policy",
         "v1",
