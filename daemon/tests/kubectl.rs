@@ -136,6 +136,18 @@ fn get_watch_label_and_cordon(version: Version) {
     assert_eq!(n1["metadata"]["labels"]["tier"], "spot");
     assert_eq!(n1["metadata"]["labels"]["eks.amazonaws.com/nodegroup"], "general", "other labels kept");
 
+    // A CronJob (whose next run the adapter serves to policies) applied and listed.
+    let manifest = kubectl.dir.path().join("cronjob.json");
+    let cron = json!({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "report", "namespace": "default"},
+        "spec": {"schedule": "*/15 1-3 * * *", "jobTemplate": {"spec": {"parallelism": 10, "template": {"spec": {
+            "restartPolicy": "Never", "containers": [{"name": "report", "image": "report"}]}}}}}});
+    std::fs::write(&manifest, cron.to_string()).unwrap();
+    kubectl.run(&["apply", "--validate=false", "-f", manifest.to_str().unwrap()]);
+    let listed = kubectl.run(&["get", "cronjobs", "-o", "name"]);
+    assert_eq!(String::from_utf8_lossy(&listed.stdout).trim(), "cronjob.batch/report");
+    let stored = standin.get("batch/v1", "CronJob", "default", "report").unwrap();
+    assert_eq!(stored["spec"]["schedule"], "*/15 1-3 * * *");
+
     kubectl.run(&["cordon", "n1"]);
     assert_eq!(standin.get("v1", "Node", "", "n1").unwrap()["spec"]["unschedulable"], true);
     kubectl.run(&["uncordon", "n1"]);
