@@ -60,7 +60,9 @@ pub fn default_settings(name: &str) -> serde_json::Value {
     match name {
         "binpack" => serde_json::json!({ "scale-down": false, "expander": "price" }),
         "consolidation" => serde_json::json!({ "churn-window-seconds": 600, "stabilise-seconds": 600 }),
-        "headroom" => serde_json::json!({ "recurring": { "lead-seconds": 90 }, "ramp": {}, "scheduled": { "lead-seconds": 90 } }),
+        "headroom" => {
+            serde_json::json!({ "recurring": { "lead-seconds": 90 }, "ramp": {}, "scheduled": { "lead-seconds": 90 } })
+        }
         _ => serde_json::Value::Null,
     }
 }

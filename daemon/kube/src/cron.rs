@@ -135,12 +135,13 @@ fn bits(expr: &str, field: &Field) -> Result<(u64, bool), String> {
             // `N/step` runs from N to the field's end.
             (low, if step.is_some() { field.max } else { low })
         };
-        let step = match step {
-            Some(s) => s.parse::<u32>().ok().filter(|s| *s > 0).ok_or_else(|| {
-                format!("{}: the step `{s}` in `{part}` is not a whole number above 0", field.name)
-            })?,
-            None => 1,
-        };
+        let step =
+            match step {
+                Some(s) => s.parse::<u32>().ok().filter(|s| *s > 0).ok_or_else(|| {
+                    format!("{}: the step `{s}` in `{part}` is not a whole number above 0", field.name)
+                })?,
+                None => 1,
+            };
         if low > high {
             return Err(format!("{}: the range `{part}` runs backwards", field.name));
         }

@@ -144,15 +144,15 @@ impl Policy for Consolidation {
 /// Remembers when each group last grew, and learns from growth soon after a removal.
 fn track_growth(snapshot: &dyn Snapshot, settings: &Settings, state: &mut State, now: u64) {
     let window = settings.churn_window_seconds * 1000;
-    // Growth asked ahead of demand (room made before pods arrive) cost no pod any waiting.
-    let waited = !snapshot.pending_shapes().is_empty();
     let mut groups = BTreeMap::new();
     for g in snapshot.node_groups().iter().filter(|g| g.kind == NodeGroupKind::Asg) {
+        // Growth asked ahead of demand (room made before pods arrive) kept no pod waiting.
+        let waited = || snapshot.pending_shapes().iter().any(|p| g.admits(p));
         let mut growth =
             state.groups.get(&g.id).copied().unwrap_or(Growth { desired: g.desired_size, ..Growth::default() });
         if g.desired_size > growth.desired {
             growth.grew_at = now;
-            if window > 0 && waited && growth.removed_at > 0 && now.saturating_sub(growth.removed_at) <= window {
+            if window > 0 && growth.removed_at > 0 && now.saturating_sub(growth.removed_at) <= window && waited() {
                 growth.wait_ms = (growth.wait_ms * 2).max(60_000).min(settings.max_wait_seconds * 1000);
             } else {
                 growth.wait_ms /= 2;

@@ -110,15 +110,23 @@ fn a_group_that_grows_back_soon_after_a_removal_for_waiting_pods_waits_longer_ne
     let learn = Settings { churn_window_seconds: 600, ..Settings::default() };
     let mut policy = harness(learn);
     // The group at `desired`, with one empty node named `empty` (a new one each time), and
-    // the pods it grew for waiting or not.
-    let at = |desired: u32, ms: u64, empty: &str, waiting: bool| {
+    // pods waiting or not: `etl` (which the group takes) or `gpu` (which want a GPU node).
+    let at = |desired: u32, ms: u64, empty: &str, waiting: &str| {
         let mut b = SnapshotBuilder::new()
             .at_millis(ms)
             .group(GroupBuilder::asg("general").instance_type("m5.xlarge", "4", "16Gi", 0.192).sizes(1, desired, 10))
             .node(NodeBuilder::new("a", "general").allocatable("4", "16Gi").requested("1", "2Gi", 1))
             .node(NodeBuilder::new(empty, "general").allocatable("4", "16Gi"));
-        if waiting {
+        if waiting == "etl" {
             b = b.pending_pods("data", "etl", 4, "1", "2Gi");
+        } else if waiting == "gpu" {
+            b = b.pending_pod(PendingPod {
+                namespace: "ml".into(),
+                name: "train-0".into(),
+                requests: Resources::pod(1000, 1 << 30),
+                node_selector: [("accelerator".to_string(), "gpu".to_string())].into(),
+                ..PendingPod::default()
+            });
         }
         let mut s = b.build();
         s.node_groups[0].desired_size = desired;
@@ -126,23 +134,27 @@ fn a_group_that_grows_back_soon_after_a_removal_for_waiting_pods_waits_longer_ne
     };
     let mut run = |desired, ms, empty, waiting| removed(&policy.evaluate(&at(desired, ms, empty, waiting)).unwrap());
     let minute = 60_000;
-    assert_eq!(run(4, minute, "d", false), ["d"], "no wait learnt yet");
+    assert_eq!(run(4, minute, "d", ""), ["d"], "no wait learnt yet");
     // The group grows back 5 minutes later while pods wait: regret, so the next empty node
     // waits a minute (nothing goes while they wait).
-    assert!(run(5, 6 * minute, "e", true).is_empty());
-    assert!(run(5, 6 * minute + 10_000, "e", false).is_empty());
-    assert_eq!(run(5, 7 * minute + 10_000, "e", false), ["e"]);
+    assert!(run(5, 6 * minute, "e", "etl").is_empty());
+    assert!(run(5, 6 * minute + 10_000, "e", "").is_empty());
+    assert_eq!(run(5, 7 * minute + 10_000, "e", ""), ["e"]);
     // Growing back again soon for waiting pods doubles the wait; growing much later halves it.
-    assert!(run(6, 8 * minute, "f", true).is_empty());
-    assert!(run(6, 8 * minute + 10_000, "f", false).is_empty());
-    assert!(run(6, 10 * minute + 9_000, "f", false).is_empty(), "2 min now");
-    assert_eq!(run(6, 10 * minute + 10_000, "f", false), ["f"]);
-    assert!(run(7, 40 * minute, "g", false).is_empty());
-    assert_eq!(run(7, 41 * minute, "g", false), ["g"], "halved to 1 min");
+    assert!(run(6, 8 * minute, "f", "etl").is_empty());
+    assert!(run(6, 8 * minute + 10_000, "f", "").is_empty());
+    assert!(run(6, 10 * minute + 9_000, "f", "").is_empty(), "2 min now");
+    assert_eq!(run(6, 10 * minute + 10_000, "f", ""), ["f"]);
+    assert!(run(7, 40 * minute, "g", "").is_empty());
+    assert_eq!(run(7, 41 * minute, "g", ""), ["g"], "halved to 1 min");
     // Growth soon after that removal with no pod waiting was asked ahead of demand (headroom
     // making room for a scheduled run): nothing was regretted, and the wait halves again.
-    assert!(run(8, 42 * minute, "h", false).is_empty(), "h has waited none of its 30 s");
-    assert_eq!(run(8, 42 * minute + 30_000, "h", false), ["h"], "halved to 30 s");
+    assert!(run(8, 42 * minute, "h", "").is_empty(), "h has waited none of its 30 s");
+    assert_eq!(run(8, 42 * minute + 30_000, "h", ""), ["h"], "halved to 30 s");
+    // Pods waiting that the group could not take (they want a GPU node) are not its regret.
+    assert!(run(9, 43 * minute, "i", "gpu").is_empty(), "nothing goes while pods wait");
+    assert!(run(9, 43 * minute + 10_000, "i", "").is_empty());
+    assert_eq!(run(9, 43 * minute + 25_000, "i", ""), ["i"], "halved to 15 s, not doubled");
 }
 
 #[test]

@@ -42,8 +42,8 @@ use serde::{Deserialize, Serialize};
 
 pub use ramp::Ramp;
 pub use recurring::{Burst, Recurring};
-pub use scheduled::Scheduled;
 pub use schedule::Window;
+pub use scheduled::Scheduled;
 use slots::Need;
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -197,7 +197,14 @@ impl Policy for Headroom {
 
 /// Whether to propose `group` at `size`: always a growth (remembered), a hold only once the
 /// host's cooldown after this policy's last growth of the group has passed.
-fn keep(snapshot: &dyn Snapshot, settings: &Settings, grew: &mut BTreeMap<String, u64>, group: &str, size: u32, now: u64) -> bool {
+fn keep(
+    snapshot: &dyn Snapshot,
+    settings: &Settings,
+    grew: &mut BTreeMap<String, u64>,
+    group: &str,
+    size: u32,
+    now: u64,
+) -> bool {
     let desired = snapshot.node_groups().iter().find(|g| g.id == group).map_or(0, |g| g.desired_size);
     if size > desired {
         grew.insert(group.to_string(), now);

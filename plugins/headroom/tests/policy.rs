@@ -270,7 +270,11 @@ fn a_scheduled_run_gets_room_for_all_its_pods_before_its_first_run() {
     // ($0.17) than on two m5 ($0.192).
     let decisions = evaluate(&with_run(60_000).build(), scheduled());
     assert_eq!(sizes(&decisions), [("c5".to_string(), 3)]);
-    assert!(decisions[0].reason.contains("the run of job/data/etl due at 09:01:00 UTC (12 pods"), "{}", decisions[0].reason);
+    assert!(
+        decisions[0].reason.contains("the run of job/data/etl due at 09:01:00 UTC (12 pods"),
+        "{}",
+        decisions[0].reason
+    );
     // Further off than the lead time, due already, or bound for Fargate: nothing.
     assert!(evaluate(&with_run(5 * MINUTE).build(), scheduled()).is_empty(), "due in 5 min: not yet");
     assert!(evaluate(&with_run(0).build(), scheduled()).is_empty(), "due now: its pods are binpack's");
@@ -318,15 +322,17 @@ fn a_workload_with_a_schedule_gets_room_by_its_schedule_not_by_its_learnt_bursts
     before_60.scheduled_runs.push(run(60));
     let decisions = policy.evaluate(&before_60).unwrap();
     assert_eq!(sizes(&decisions), [("c5".to_string(), 3)]);
-    assert!(decisions[0].reason.contains("the run of deployment/data/etl due at 01:00:00 UTC"), "{}", decisions[0].reason);
+    assert!(
+        decisions[0].reason.contains("the run of deployment/data/etl due at 01:00:00 UTC"),
+        "{}",
+        decisions[0].reason
+    );
 }
 
 #[test]
 fn a_group_it_just_grew_is_not_also_held_while_the_hosts_cooldown_refuses_removals_there() {
     // Six slots wanted, one free: c5 grows to 1 and m5 to 2 (see the first test).
-    let reserve = |cooldown: u64| {
-        json!({"scale-down-cooldown-seconds": cooldown, "reserves": [{"count": 6, "cpu": "1", "memory": "1Gi"}]})
-    };
+    let reserve = |cooldown: u64| json!({"scale-down-cooldown-seconds": cooldown, "reserves": [{"count": 6, "cpu": "1", "memory": "1Gi"}]});
     let grown = |seconds: u64| {
         let now = 1_767_571_200_000 + 9 * 3_600_000 + seconds * 1000;
         let mut s = cluster()

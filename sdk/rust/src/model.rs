@@ -383,9 +383,9 @@ pub struct PodShape {
     pub moves_on_drain: bool,
 }
 
-/// The next run of a workload that runs on a schedule (interface 0.1.5): a CronJob, whose
-/// runs are one workload of kind `job` named after it. What [`crate::Snapshot::scheduled_runs`]
-/// returns.
+/// The next run of a workload that runs on a schedule (interface 0.1.5): a CronJob, named as
+/// a workload of kind `job` after the CronJob (in a cluster each run's pods belong to that
+/// run's own Job). What [`crate::Snapshot::scheduled_runs`] returns.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
 pub struct ScheduledRun {

@@ -337,7 +337,14 @@ pub fn running(namespace: &str, deployment: &str, count: u32, cpu_q: &str, memor
 
 /// The next run of CronJob `name`, due at `due_at_millis`, of `pods` pods each requesting `cpu`
 /// and `memory`: for [`SnapshotBuilder::scheduled_run`].
-pub fn cron_run(namespace: &str, name: &str, due_at_millis: u64, pods: u32, cpu_q: &str, memory_q: &str) -> ScheduledRun {
+pub fn cron_run(
+    namespace: &str,
+    name: &str,
+    due_at_millis: u64,
+    pods: u32,
+    cpu_q: &str,
+    memory_q: &str,
+) -> ScheduledRun {
     ScheduledRun {
         owner: WorkloadRef { kind: WorkloadKind::Job, namespace: namespace.to_string(), name: name.to_string() },
         due_at_millis,
