@@ -25,8 +25,8 @@
 //!   (removals in progress count), nothing below a group's min-size, and nothing in a group
 //!   that grew in the last `stabilise-seconds`, so capacity asked for a minute ago is not
 //!   taken back before the pods that wanted it have landed. And it learns from regret: when
-//!   a group has to grow again for waiting pods within `churn-window-seconds` of a removal
-//!   (a batch that comes back every 15 minutes), its nodes wait longer before they go
+//!   a group has to grow again for waiting pods it admits within `churn-window-seconds` of a
+//!   removal (a batch that comes back every 15 minutes), its nodes wait longer before they go
 //!   (doubling, from 1 min up to `max-wait-seconds`); growth that comes later, or that was
 //!   asked ahead of demand with no pod waiting (`headroom`'s room for a run it knew was
 //!   coming), halves the wait again: that removal saved what the idle gap cost.
