@@ -389,4 +389,18 @@ async fn a_cronjobs_next_run_reaches_the_snapshot_and_a_schedule_that_does_not_r
     })
     .await
     .expect("etl's runs are gone");
+
+    // A request that does not parse is named by its whole path in the CronJob.
+    let mut odd = cron_job("odd", "*/15 * * * *", json!({}));
+    odd["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]["cpu"] =
+        json!("12x");
+    standin.create(odd).unwrap();
+    eventually(Duration::from_secs(10), async || {
+        cluster.status().last_unreadable.is_some_and(|named| named.contains("CronJob data/odd"))
+    })
+    .await
+    .expect("the odd request is reported");
+    let named = cluster.status().last_unreadable.unwrap();
+    assert!(named.contains("spec.jobTemplate.spec.template.spec.containers[etl].resources.requests.cpu"), "{named}");
+    assert!(cluster.observe().await.unwrap().scheduled_runs.iter().all(|r| r.owner.name != "odd"), "no runs");
 }

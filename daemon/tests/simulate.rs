@@ -46,6 +46,15 @@ fn recorded(name: &str) -> (SimReport, ballast::engine::record::Recorder) {
     (report, recorder)
 }
 
+/// Whether `headroom` grew a group, done, for a reason that says `why`.
+fn headroom_acted(recorder: &ballast::engine::record::Recorder, why: &str) -> bool {
+    recorder.records().any(|r| {
+        matches!(r, Record::Decision(d) if d.plugin == "headroom"
+            && d.reason.contains(why)
+            && matches!(d.result, ActionResult::Done))
+    })
+}
+
 #[test]
 fn same_scenario_and_seed_give_the_same_report() {
     let a = simulate("mixed-fargate", 42, defaults());
@@ -151,11 +160,7 @@ fn a_burst_that_lands_early_in_its_room_is_not_given_room_twice() {
 #[test]
 fn a_scheduled_jobs_runs_find_their_room_ready_from_the_first_one_on() {
     let (default, recorder) = recorded("nightly-batch");
-    let first = recorder.records().any(|r| {
-        matches!(r, Record::Decision(d) if d.plugin == "headroom"
-            && d.reason.contains("the run of job/data/etl due at 01:00:00 UTC")
-            && matches!(d.result, ActionResult::Done))
-    });
+    let first = headroom_acted(&recorder, "the run of job/data/etl due at 01:00:00 UTC");
     assert!(first, "headroom grew a group before the first run was due");
     let ca_like = simulate("nightly-batch", 11, vec![policy("binpack", serde_json::Value::Null)]);
     let (d, ca) = (&default.summary, &ca_like.summary);
@@ -169,11 +174,7 @@ fn a_scheduled_jobs_runs_find_their_room_ready_from_the_first_one_on() {
 #[test]
 fn in_a_flash_sale_room_comes_ahead_of_the_climb_and_pods_wait_less_than_under_ca_like() {
     let (default, recorder) = recorded("flash-sale");
-    let ahead = recorder.records().any(|r| {
-        matches!(r, Record::Decision(d) if d.plugin == "headroom"
-            && d.reason.contains("the climb of deployment/shop/storefront")
-            && matches!(d.result, ActionResult::Done))
-    });
+    let ahead = headroom_acted(&recorder, "the climb of deployment/shop/storefront");
     assert!(ahead, "headroom grew a group ahead of the storefront's climb");
     let ca_like = simulate("flash-sale", 21, vec![policy("binpack", serde_json::Value::Null)]);
     let (d, ca) = (&default.summary, &ca_like.summary);

@@ -11,13 +11,9 @@ use serde_json::{Value, json};
 
 use super::{KubeCluster, convert};
 use ballast_engine::ports::{
-    AdapterError, AdapterErrorKind, AdapterResult, Announcement, Cluster, ClusterView, Eviction, RemovalMark, Subject,
+    AdapterError, AdapterErrorKind, AdapterResult, Announcement, Clock, Cluster, ClusterView, Eviction, RemovalMark,
+    Subject, SystemClock,
 };
-
-/// The wall clock, which CronJobs fire by.
-fn now_millis() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
-}
 
 fn adapter_error(operation: String, error: kube::Error) -> AdapterError {
     let kind = match &error {
@@ -157,7 +153,8 @@ impl Cluster for KubeCluster {
                 format!("watch caches not synced yet: {}", unsynced.join(", ")),
             ));
         }
-        Ok(store.view(now_millis()))
+        // CronJobs fire by the wall clock.
+        Ok(store.view(SystemClock.now_millis()))
     }
 
     async fn mark_for_removal(&self, node: &str, mark: &RemovalMark) -> AdapterResult<()> {

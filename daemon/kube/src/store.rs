@@ -9,7 +9,6 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
-
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use ballast_sdk::{Placement, Resources, ScheduledRun, WorkloadKind, WorkloadRef};
@@ -531,7 +530,7 @@ impl ClusterStore {
         let pod_spec = template.spec.clone().unwrap_or_default();
         let requests = match convert::requests(&pod_spec) {
             Ok(requests) => requests,
-            Err(bad) => return bad.under("spec.jobTemplate.spec.template.spec").report_to(&self.unreadable, &object),
+            Err(bad) => return bad.under("spec.jobTemplate.spec.template").report_to(&self.unreadable, &object),
         };
         let meta = template.metadata.clone().unwrap_or_default();
         let entry = CronEntry {
