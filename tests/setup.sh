@@ -15,6 +15,8 @@
 #     and the kubectl tests again with a current kubectl;
 #   - promtool (Debian's prometheus package, unpacked, not installed) in target/tools/prometheus,
 #     which lints a scrape of the daemon's /metrics;
+#   - where the system has none, the time zone database (Debian's tzdata, unpacked) in
+#     target/tools/tzdata, for the CronJob `spec.timeZone` tests (tests/run sets TZDIR);
 #   - for the C plugin template: wit-bindgen (cargo install wit-bindgen-cli, C bindings only)
 #     in target/tools/cargo, and zig (its `cc` targets wasm32-wasi) and wasm-tools from PyPI in
 #     the venv above.
@@ -74,6 +76,13 @@ if [ ! -x "$promtool" ]; then
   tmp=$(mktemp -d)
   (cd "$tmp" && { apt-get download prometheus >/dev/null 2>&1 || { apt-get update -qq && apt-get download prometheus; }; })
   dpkg -x "$tmp"/prometheus_*.deb "$root/target/tools/prometheus"
+  rm -rf "$tmp"
+fi
+if [ ! -e /usr/share/zoneinfo/Europe/Berlin ] && [ ! -e "$root/target/tools/tzdata/usr/share/zoneinfo/Europe/Berlin" ]; then
+  say "time zone database (Debian tzdata, unpacked) into target/tools/tzdata: CronJob spec.timeZone tests"
+  tmp=$(mktemp -d)
+  (cd "$tmp" && { apt-get download tzdata >/dev/null 2>&1 || { apt-get update -qq && apt-get download tzdata; }; })
+  dpkg -x "$tmp"/tzdata_*.deb "$root/target/tools/tzdata"
   rm -rf "$tmp"
 fi
 wit_bindgen="$root/target/tools/cargo/bin/wit-bindgen"
