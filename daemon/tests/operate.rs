@@ -414,8 +414,8 @@ async fn a_policy_reads_a_cloudwatch_series_holds_a_floor_from_it_and_follows_a_
 }
 
 /// A spot interruption warning on the queue EventBridge feeds, read by `ballast run` itself:
-/// the warned node is drained at once, its replacement asked for in the same tick, and the
-/// drained instance terminated with a decrement.
+/// the warned node is cordoned at once, its replacement asked for in the same tick, and the
+/// drained instance (empty, so nothing waits for the replacement) terminated with a decrement.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_spot_warning_on_the_queue_drains_the_node_and_starts_its_replacement_at_once() {
     let site = Site::start(2).await;

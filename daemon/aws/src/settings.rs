@@ -47,7 +47,8 @@ pub struct AwsSettings {
     /// The CloudWatch namespace they are published under.
     pub metrics_namespace: String,
     /// The SQS queue (name or URL) an EventBridge rule sends EC2 spot interruption warnings
-    /// to; a warned node is drained at once and replaced. None: warnings are not read.
+    /// to; a warned node is cordoned at once and replaced, and its pods are evicted once the
+    /// replacement is Ready. None: warnings are not read.
     pub interruption_queue: Option<String>,
 }
 

@@ -116,6 +116,7 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
                 started_tick: tick,
                 evicted: 0,
                 interrupted: false,
+                hold: None,
             };
             let result = self.begin_drain(node, drain).await.map_err(|e| self.failed(Step::Mark, &e));
             if result.is_ok() {
@@ -196,6 +197,7 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
                     started_tick: mark.tick,
                     evicted: 0,
                     interrupted: false,
+                    hold: None,
                 },
             );
             let state = self.state.group(&group);
@@ -226,6 +228,7 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
     /// took too long.
     pub(super) async fn advance_drains(&mut self, obs: &Observation, now: u64, tick: u64) {
         let timeout = self.config.guardrails.drain_timeout.as_millis() as u64;
+        self.release_held_evictions(obs, now);
         let nodes: Vec<String> = self.state.drains.keys().cloned().collect();
         for node in nodes {
             if !self.may_act() {
@@ -276,6 +279,7 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
                         ),
                     })
                 }
+                Some(_) if drain.hold.is_some() => None,
                 Some(facts) => {
                     let mut evicted = 0;
                     for (namespace, pod) in facts.pods.evictable() {

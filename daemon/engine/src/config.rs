@@ -88,6 +88,11 @@ pub struct Guardrails {
     /// A drain that has not emptied its node by then is abandoned and the node uncordoned.
     #[serde(with = "duration")]
     pub drain_timeout: Duration,
+    /// A node warned of a spot interruption is cordoned at once, but its pods stay until its
+    /// replacement is Ready, and are evicted at the latest this long before the reclaim: the
+    /// time they have to stop. Two minutes (EC2's notice) or more evicts at once.
+    #[serde(with = "duration")]
+    pub spot_eviction_margin: Duration,
     pub backoff: Backoff,
     /// Above this fraction of unready nodes (and more than 3), nothing is removed: the
     /// cluster is unhealthy and utilisation figures cannot be trusted (Cluster Autoscaler: 45%).
@@ -103,6 +108,7 @@ impl Default for Guardrails {
             min_node_age: Duration::from_secs(600),
             disruption_budget: DisruptionBudget::default(),
             drain_timeout: Duration::from_secs(600),
+            spot_eviction_margin: Duration::from_secs(45),
             backoff: Backoff::default(),
             max_unready_fraction: 0.45,
         }

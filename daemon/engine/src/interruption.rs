@@ -1,6 +1,9 @@
 //! Spot interruptions: EC2 gives two minutes' warning before it reclaims a spot instance.
-//! The engine drains the node at once and starts its replacement at the same moment, as
-//! Karpenter does, instead of waiting for the pods to go pending after the instance dies.
+//! The engine cordons the node and starts its replacement at once, as Karpenter does,
+//! instead of waiting for the pods to go pending after the instance dies. Unlike Karpenter,
+//! it evicts the pods only once the replacement is Ready (or when the reclaim is
+//! `spot-eviction-margin` away): a node boots in about a minute, well inside the notice, so
+//! the pods move once, straight to a node that can take them, instead of waiting pending.
 
 use ballast_sdk::Action;
 
@@ -8,7 +11,7 @@ use super::observe::Observation;
 use super::policies::Policies;
 use super::ports::{Capacity, Cluster, Interruption};
 use super::record::{ActionResult, DecisionRecord, GuardOutcome, Record};
-use super::state::Drain;
+use super::state::{Drain, EvictionHold};
 use super::{Engine, HOST};
 
 impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
@@ -19,16 +22,21 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
     /// Each warned node that Ballast manages and is not already draining is cordoned and
     /// drained (marked for removal, so a restart or a new leader carries the drain on), and
     /// its group's desired size is raised by one, up to max-size, so the replacement boots
-    /// while the pods leave (not while the group backs off from a failed launch: its pods
-    /// then go pending and policies place them elsewhere at once); the drain's terminate-with-decrement brings the size back. No
-    /// guardrail holds this back (minimum age, disruption budget, cooldowns): the node goes
-    /// whatever is decided. Every warning is recorded as a decision of `ballast`; in dry-run
-    /// nothing is done.
+    /// at once; the drain's terminate-with-decrement brings the size back. While the
+    /// replacement boots the pods stay: they are evicted once a node that joined the group
+    /// after the warning is Ready, or `spot-eviction-margin` before the reclaim, whichever
+    /// comes first (see [`Engine::release_held_evictions`]). With no replacement (the group
+    /// backs off from a failed launch, or is at max-size) they are evicted at once, so they
+    /// go pending and policies place them elsewhere. No guardrail holds this back (minimum
+    /// age, disruption budget, cooldowns): the node goes whatever is decided. Every warning
+    /// is recorded as a decision of `ballast`; in dry-run nothing is done.
     ///
     /// # Caveats
     ///
     /// Warnings read while paused or standing by are not acted on later: the adapter hands
     /// each out once, and the pods then come back as pending pods like after any node loss.
+    /// A drain adopted after a restart or a change of leader evicts at once: the hold is not
+    /// written in the node's removal mark.
     pub(super) async fn handle_interruptions(&mut self, obs: &Observation, now: u64, tick: u64) {
         let warnings = match self.capacity.interruptions().await {
             Ok(w) => w,
@@ -63,7 +71,11 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
             };
             raised.insert(group.clone(), size);
             let replacement = if size > desired {
-                format!("its replacement started at once ({group} {desired} -> {size})")
+                format!(
+                    "its replacement started at once ({group} {desired} -> {size}); its pods stay until the \
+                     replacement is Ready, {} s before the reclaim at the latest",
+                    self.config.guardrails.spot_eviction_margin.as_secs()
+                )
             } else if backing_off {
                 format!(
                     "no replacement in {group}, which cannot launch now (backing off): its pods go where policies send them"
@@ -72,7 +84,7 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
                 format!("no replacement: {group} is at its max-size {max}")
             };
             let reason = format!(
-                "spot interruption warning for {} (reclaimed in {} s): draining {node} now; {replacement}",
+                "spot interruption warning for {} (reclaimed in {} s): cordoned {node}; {replacement}",
                 warning.instance_id,
                 warning.deadline_millis.saturating_sub(now) / 1000,
             );
@@ -106,6 +118,8 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
         {
             tracing::warn!(%group, %error, "cannot start the replacement of an interrupted node");
         }
+        let margin = self.config.guardrails.spot_eviction_margin.as_millis() as u64;
+        let until_millis = warning.deadline_millis.saturating_sub(margin);
         let drain = Drain {
             group: group.to_string(),
             instance_id: warning.instance_id.clone(),
@@ -113,10 +127,67 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
             started_tick: tick,
             evicted: 0,
             interrupted: size > desired,
+            hold: (size > desired && until_millis > now).then_some(EvictionHold { until_millis }),
         };
         match self.begin_drain(node, drain).await {
             Ok(()) => ActionResult::Started,
             Err(error) => ActionResult::Failed { error: error.to_string(), kind: Default::default() },
         }
     }
+}
+
+impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
+    /// Lets the pods of warned spot nodes go once somewhere is ready for them.
+    ///
+    /// # Guarantees
+    ///
+    /// Held drains are taken in the order they were warned. Each is released by the first
+    /// Ready, schedulable node of its group that joined after its warning and has not
+    /// released another (a node replaces one node, for as long as it exists), or once
+    /// `until_millis` has come, whatever else holds. A released drain evicts on this tick.
+    pub(super) fn release_held_evictions(&mut self, obs: &Observation, now: u64) {
+        self.state.replacements.retain(|n| obs.nodes.contains_key(n.as_str()));
+        let mut held: Vec<(u64, String)> = self
+            .state
+            .drains
+            .iter()
+            .filter(|(_, d)| d.hold.is_some())
+            .map(|(node, d)| (d.started_at, node.clone()))
+            .collect();
+        held.sort();
+        for (warned_at, node) in held {
+            let Some(drain) = self.state.drains.get(&node) else { continue };
+            let deadline = drain.hold.as_ref().is_some_and(|h| now >= h.until_millis);
+            let replacement = ready_newcomer(obs, &drain.group, warned_at, now, &self.state.replacements);
+            if !deadline && replacement.is_none() {
+                continue;
+            }
+            match &replacement {
+                Some(by) => tracing::info!(%node, replacement = %by, "replacement Ready: evicting"),
+                None => tracing::info!(%node, "no replacement Ready before the reclaim: evicting now"),
+            }
+            self.state.replacements.extend(replacement);
+            if let Some(drain) = self.state.drains.get_mut(&node) {
+                drain.hold = None;
+            }
+        }
+    }
+}
+
+/// A Ready, schedulable node of `group` that joined after `since` and is not already some
+/// other node's replacement.
+fn ready_newcomer(
+    obs: &Observation,
+    group: &str,
+    since: u64,
+    now: u64,
+    taken: &std::collections::BTreeSet<String>,
+) -> Option<String> {
+    obs.snapshot
+        .nodes
+        .iter()
+        .filter(|n| n.ready && !n.cordoned && n.group.as_deref() == Some(group))
+        .filter(|n| now.saturating_sub(n.age_seconds * 1000) >= since)
+        .find(|n| !taken.contains(&n.name))
+        .map(|n| n.name.clone())
 }

@@ -69,6 +69,16 @@ pub struct Drain {
     /// Begun for a spot interruption, with the group's desired size raised by one for the
     /// replacement: if the instance dies before the drain ends, the size is lowered again.
     pub interrupted: bool,
+    /// Evictions held back until the replacement is Ready (see [`EvictionHold`]).
+    pub hold: Option<EvictionHold>,
+}
+
+/// A warned spot node's pods stay where they run until a node that joined its group after
+/// the warning is Ready to take them, or until `until_millis`, whichever comes first.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EvictionHold {
+    /// The latest moment to evict: the reclaim less `spot-eviction-margin`.
+    pub until_millis: u64,
 }
 
 #[derive(Clone, Default)]
@@ -80,6 +90,8 @@ pub struct EngineState {
     /// Nodes whose removal completed while their Node object (and its mark) lingers until
     /// the cloud controller deletes it: not adopted again.
     pub removed: std::collections::BTreeSet<String>,
+    /// Nodes that released an interrupted node's held evictions: each replaces one.
+    pub replacements: std::collections::BTreeSet<String>,
 }
 
 impl EngineState {

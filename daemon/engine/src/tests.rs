@@ -153,6 +153,7 @@ fn draining(world: &mut World, engine: &mut TestEngine, faulty: &Faulty) {
         started_tick: 1,
         evicted: 0,
         interrupted: false,
+        hold: None,
     };
     engine.state.drains.insert("w9".into(), drain);
 }
@@ -311,17 +312,44 @@ fn nothing_is_acted_on_in_dry_run_or_paused_not_even_a_marked_node() {
     }
 }
 
+fn warn(id: &str, at: u64) -> Interruption {
+    Interruption { instance_id: id.into(), at_millis: at, deadline_millis: at + Interruption::NOTICE_MS }
+}
+
+/// Shows the engine the cluster and groups as `world` has them now, and forgets past calls.
+fn show(world: &World, faulty: &Faulty) {
+    *faulty.view.lock().unwrap() = world.view();
+    *faulty.groups.lock().unwrap() = world.groups.clone();
+    faulty.calls.lock().unwrap().clear();
+}
+
+/// A node of group `web` that joined at `joined`, Ready and empty.
+fn join(world: &mut World, name: &str, joined: u64) {
+    let mut node = crate::guard::fixture::node(name, Some(&format!("i-{name}")), Some("web"));
+    node.created_at_millis = joined;
+    world.cluster.nodes.push(node);
+    world.group_mut("web").instances.push(InstanceView {
+        id: format!("i-{name}"),
+        zone: "us-east-1a".into(),
+        instance_type: "m5.large".into(),
+        lifecycle: InstanceLifecycle::InService,
+    });
+}
+
+fn tick_at(engine: &mut TestEngine, faulty: &Faulty, at: u64) -> Vec<String> {
+    block_on(engine.tick(at, super::record::Trigger::Manual));
+    faulty.calls.lock().unwrap().clone()
+}
+
 #[test]
-fn a_spot_warning_drains_its_node_at_once_starts_the_replacement_and_undoes_it_if_the_node_dies_first() {
+fn a_spot_warning_cordons_its_node_starts_the_replacement_and_evicts_once_the_replacement_is_ready() {
     let mut world = World::default();
     // Too young for any scale-down: the guardrails do not hold an interruption back.
     world.node_mut("w2").created_at_millis = NOW - 60_000;
     let (faulty, mut engine) = engine(&world);
-    let warn = |id: &str| Interruption { instance_id: id.into(), at_millis: NOW, deadline_millis: NOW + 120_000 };
-    faulty.interruptions.lock().unwrap().extend([warn("i-w2"), warn("i-unknown")]);
-    block_on(engine.tick(NOW, super::record::Trigger::Manual));
-    let calls = faulty.calls.lock().unwrap().clone();
-    assert_eq!(calls, ["set web to 5", "mark w2", "evict shop/web-2"], "replacement, drain, evictions: one tick");
+    faulty.interruptions.lock().unwrap().extend([warn("i-w2", NOW), warn("i-unknown", NOW)]);
+    let calls = tick_at(&mut engine, &faulty, NOW);
+    assert_eq!(calls, ["set web to 5", "mark w2"], "replacement and cordon; the pods stay while it boots");
     assert!(engine.state.drains.get("w2").is_some_and(|d| d.interrupted));
     let records: Vec<_> = engine
         .recorder()
@@ -333,17 +361,80 @@ fn a_spot_warning_drains_its_node_at_once_starts_the_replacement_and_undoes_it_i
         .collect();
     assert_eq!(records.len(), 1, "the unknown instance is not a decision: {records:?}");
     assert_eq!(records[0].result, ActionResult::Started);
-    assert!(records[0].reason.contains("spot interruption warning for i-w2"), "{}", records[0].reason);
-    assert!(records[0].reason.contains("web 4 -> 5"), "{}", records[0].reason);
+    let reason = &records[0].reason;
+    assert!(reason.contains("spot interruption warning for i-w2"), "{reason}");
+    assert!(reason.contains("web 4 -> 5"), "{reason}");
+    assert!(reason.contains("its pods stay until the replacement is Ready, 45 s before the reclaim"), "{reason}");
+
+    // The replacement has joined but is not Ready: still held.
+    join(&mut world, "w5", NOW + 40_000);
+    world.node_mut("w5").ready = false;
+    world.group_mut("web").desired_size = 5;
+    show(&world, &faulty);
+    assert_eq!(tick_at(&mut engine, &faulty, NOW + 60_000), Vec::<String>::new());
+    // Ready: the pods go now, 15 s before the latest moment.
+    world.node_mut("w5").ready = true;
+    show(&world, &faulty);
+    assert_eq!(tick_at(&mut engine, &faulty, NOW + 60_000), ["evict shop/web-2"]);
 
     // EC2 reclaims the instance before the drain could terminate it: the group, raised for
     // the replacement, would also replace the dead one, so it is lowered again.
     world.cluster.nodes.retain(|n| &*n.name != "w2");
-    world.group_mut("web").desired_size = 5;
-    *faulty.view.lock().unwrap() = world.view();
-    *faulty.groups.lock().unwrap() = world.groups.clone();
-    faulty.calls.lock().unwrap().clear();
-    block_on(engine.tick(NOW + 90_000, super::record::Trigger::Manual));
-    assert_eq!(faulty.calls.lock().unwrap().clone(), ["set web to 4"]);
+    world.pods.retain(|p| &*p.name != "web-2");
+    show(&world, &faulty);
+    assert_eq!(tick_at(&mut engine, &faulty, NOW + 120_000), ["set web to 4"]);
     assert_eq!(removals(&engine), vec![RemovalOutcome::Completed { evicted: 1 }]);
+}
+
+#[test]
+fn held_evictions_go_at_the_margin_before_the_reclaim_when_no_replacement_is_ready() {
+    let world = World::default();
+    let (faulty, mut engine) = engine(&world);
+    faulty.interruptions.lock().unwrap().push(warn("i-w2", NOW));
+    assert_eq!(tick_at(&mut engine, &faulty, NOW), ["set web to 5", "mark w2"]);
+    // A node that was there before the warning is no replacement, however empty.
+    show(&world, &faulty);
+    assert_eq!(tick_at(&mut engine, &faulty, NOW + 74_000), Vec::<String>::new(), "76 s before the reclaim");
+    assert_eq!(tick_at(&mut engine, &faulty, NOW + 75_000), ["evict shop/web-2"], "45 s before the reclaim");
+}
+
+#[test]
+fn each_replacement_releases_one_held_node_in_the_order_they_were_warned() {
+    let mut world = World::default();
+    let (faulty, mut engine) = engine(&world);
+    faulty.interruptions.lock().unwrap().push(warn("i-w3", NOW));
+    tick_at(&mut engine, &faulty, NOW);
+    faulty.interruptions.lock().unwrap().push(warn("i-w1", NOW + 10_000));
+    world.group_mut("web").desired_size = 5;
+    show(&world, &faulty);
+    assert_eq!(tick_at(&mut engine, &faulty, NOW + 10_000), ["set web to 6", "mark w1"]);
+
+    join(&mut world, "w5", NOW + 20_000);
+    world.group_mut("web").desired_size = 6;
+    show(&world, &faulty);
+    assert_eq!(tick_at(&mut engine, &faulty, NOW + 60_000), ["evict shop/web-3"], "w3 was warned first");
+    // w3's drain is over and its node gone: w5 still replaced it, so w1 waits for its own.
+    world.cluster.nodes.retain(|n| &*n.name != "w3");
+    world.pods.retain(|p| &*p.name != "web-3");
+    show(&world, &faulty);
+    assert_eq!(tick_at(&mut engine, &faulty, NOW + 65_000), ["set web to 5"]);
+    join(&mut world, "w6", NOW + 30_000);
+    show(&world, &faulty);
+    assert_eq!(tick_at(&mut engine, &faulty, NOW + 70_000), ["evict shop/web-1"]);
+}
+
+#[test]
+fn with_no_replacement_or_a_margin_of_the_whole_notice_the_pods_are_evicted_at_once() {
+    // The group is at its max-size: nothing will come to take the pods.
+    let mut world = World::default();
+    world.group_mut("web").max_size = 4;
+    let (faulty, mut capped) = engine(&world);
+    faulty.interruptions.lock().unwrap().push(warn("i-w2", NOW));
+    assert_eq!(tick_at(&mut capped, &faulty, NOW), ["mark w2", "evict shop/web-2"]);
+
+    let world = World::default();
+    let (faulty, mut eager) = engine(&world);
+    eager.config.guardrails.spot_eviction_margin = std::time::Duration::from_secs(120);
+    faulty.interruptions.lock().unwrap().push(warn("i-w2", NOW));
+    assert_eq!(tick_at(&mut eager, &faulty, NOW), ["set web to 5", "mark w2", "evict shop/web-2"]);
 }

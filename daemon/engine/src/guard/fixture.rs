@@ -171,6 +171,7 @@ impl World {
             started_tick: 1,
             evicted: 0,
             interrupted: false,
+            hold: None,
         };
         self.state.drains.insert(node.into(), drain);
     }

@@ -154,6 +154,7 @@ fn world(s: &Scenario) -> World {
                 started_tick: 1,
                 evicted: 0,
                 interrupted: false,
+                hold: None,
             };
             w.state.drains.insert(name, drain);
         }
