@@ -230,6 +230,26 @@ fn every_rendered_object_parses_strictly_and_the_configuration_loads() {
     }
 }
 
+/// An install with the chart's defaults runs the `default` set `ballast simulate` measures,
+/// with the same settings: a chart that drifted from it would run policies nobody measured.
+#[test]
+fn the_charts_default_chain_is_the_measured_default_set() {
+    let rendered = parse(&render(&[]));
+    let text = rendered
+        .config_maps
+        .iter()
+        .find_map(|c| c.data.as_ref().and_then(|d| d.get("ballast.yaml")))
+        .expect("a configuration ConfigMap");
+    let config: DaemonConfig = ballast::input_file::parse(Path::new("ballast.yaml"), text).unwrap();
+    let chain: Vec<(String, serde_json::Value)> =
+        config.policies.iter().map(|p| (p.plugin.clone(), p.settings.clone())).collect();
+    let measured: Vec<(String, serde_json::Value)> = ballast::bundled::DEFAULT_CHAIN
+        .iter()
+        .map(|name| (name.to_string(), ballast::bundled::default_settings(name)))
+        .collect();
+    assert_eq!(chain, measured);
+}
+
 #[test]
 fn the_defaults_are_hardened_and_highly_available() {
     let rendered = parse(&render(&[]));

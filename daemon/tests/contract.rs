@@ -182,6 +182,16 @@ fn full_snapshot() -> SnapshotData {
         },
         ScheduledRun { owner: d.workload(WorkloadKind::Job), on_fargate: true, ..ScheduledRun::default() },
     ];
+    let group_cooldowns = vec![
+        GroupCooldown {
+            group: d.s("cooling"),
+            last_scale_up_millis: Some(d.n()),
+            last_scale_down_millis: Some(d.n()),
+            scale_up_allowed_at_millis: d.n(),
+            scale_down_allowed_at_millis: d.n(),
+        },
+        GroupCooldown { group: d.s("never-scaled"), ..GroupCooldown::default() },
+    ];
     let fargate_pricing = FargatePricing {
         per_vcpu_hour: d.f(),
         per_gb_hour: d.f(),
@@ -203,6 +213,7 @@ fn full_snapshot() -> SnapshotData {
         proposals: Vec::new(),
         pods_on_nodes,
         scheduled_runs,
+        group_cooldowns,
         pods_source: Default::default(),
         shapes: Default::default(),
         group_options: vec![
@@ -281,6 +292,7 @@ fn every_field_of_a_snapshot_reaches_a_plugin_as_sent() {
     assert_eq!(got.pods_on_nodes, snapshot.pods_on_nodes, "pods-on-node, node by node");
     assert!(read.pods_on_unknown_node.is_empty());
     assert_eq!(got.scheduled_runs, snapshot.scheduled_runs, "scheduled-runs, field by field");
+    assert_eq!(got.group_cooldowns, snapshot.group_cooldowns, "group-cooldowns, field by field");
     assert_eq!(got.fargate_pricing, snapshot.fargate_pricing);
     let expected: Vec<Proposal> =
         proposed.into_iter().map(|decision| Proposal { plugin: "scripted".into(), decision }).collect();

@@ -182,6 +182,48 @@ fn in_a_flash_sale_room_comes_ahead_of_the_climb_and_pods_wait_less_than_under_c
     assert!(d.total_cost < ca.total_cost, "default {d:?}\nca-like {ca:?}");
 }
 
+/// The default set follows the host's cooldowns as configured (contract 0.1.6), not a copy of
+/// their defaults: an operator who shortens `scale-down-after-scale-up` to 2 minutes on
+/// spiky-batch (one group) sees nodes go sooner after a growth, and pays less.
+#[test]
+fn a_shorter_scale_down_cooldown_is_followed_by_the_default_set() {
+    let run = |cooldown_seconds: u64| {
+        let mut scenario = scenario::resolve("spiky-batch").unwrap();
+        scenario.guardrails.cooldown.scale_down_after_scale_up = Duration::from_secs(cooldown_seconds);
+        let sim =
+            Simulation { seed: scenario.seed, scenario, policies: defaults(), mode: Mode::Enforce, journal: None };
+        let recorder = ballast::engine::record::Recorder::new(1 << 20, None);
+        let report = sim.run_until(&host(), &mut |_, _| {}, Some(recorder.clone()), &Default::default()).unwrap();
+        (report, soonest_removal_after_growth(&recorder))
+    };
+    let (stock, stock_gap) = run(600);
+    let (short, short_gap) = run(120);
+    assert!(stock_gap.is_some_and(|gap| gap >= 600_000), "10-minute cooldown: {stock_gap:?}");
+    assert!(short_gap.is_some_and(|gap| (120_000..600_000).contains(&gap)), "2-minute cooldown: {short_gap:?}");
+    assert!(short.summary.total_cost < stock.summary.total_cost, "{:?}\n{:?}", short.summary, stock.summary);
+}
+
+/// The shortest time from a growth the host made to the next removal a policy began.
+fn soonest_removal_after_growth(recorder: &ballast::engine::record::Recorder) -> Option<u64> {
+    let mut grew_at = None;
+    let mut soonest: Option<u64> = None;
+    for record in recorder.records() {
+        let Record::Decision(d) = record else { continue };
+        match (&d.proposed, &d.result) {
+            (ballast_sdk::Action::ScaleTo { .. }, ActionResult::Done) if d.plugin != "consolidation" => {
+                grew_at = Some(d.at_millis)
+            }
+            (ballast_sdk::Action::RemoveNodes { .. }, ActionResult::Started) if d.plugin == "consolidation" => {
+                if let Some(at) = grew_at.take() {
+                    soonest = Some(soonest.map_or(d.at_millis - at, |s| s.min(d.at_millis - at)));
+                }
+            }
+            _ => {}
+        }
+    }
+    soonest
+}
+
 /// spot-storm: every warned node is drained and replaced before EC2 takes it, and when the
 /// spot group cannot launch, the pods that tolerate spot go to on-demand at once.
 #[test]

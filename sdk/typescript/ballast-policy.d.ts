@@ -1,9 +1,9 @@
-// Type declarations for the `ballast:policy@0.1.5` world as componentize-js presents it to a
+// Type declarations for the `ballast:policy@0.1.6` world as componentize-js presents it to a
 // plugin: records are objects with camelCase fields, variants are `{ tag, val }`, enums are
 // kebab-case strings, `option<T>` is `T | undefined`, and u64 values are `bigint`.
 // Keep in step with sdk/wit/policy.wit.
 
-declare module "ballast:policy/types@0.1.5" {
+declare module "ballast:policy/types@0.1.6" {
   export interface Resources { cpuMillis: bigint; memoryBytes: bigint; pods: number; gpus: number }
   export interface Label { key: string; value: string }
   export type TaintEffect = "no-schedule" | "prefer-no-schedule" | "no-execute";
@@ -62,19 +62,24 @@ declare module "ballast:policy/types@0.1.5" {
     group: string; scaleDownUtilizationThreshold?: number; scaleDownGpuUtilizationThreshold?: number;
     scaleDownUnneededSeconds?: bigint; scaleDownUnreadySeconds?: bigint; ignoreDaemonsetsUtilization?: boolean;
   }
+  /** Where a node group stands against the host's cooldowns (since 0.1.6). */
+  export interface GroupCooldown {
+    group: string; lastScaleUpMillis?: bigint; lastScaleDownMillis?: bigint; scaleUpAllowedAtMillis: bigint;
+    scaleDownAllowedAtMillis: bigint;
+  }
 }
 
-declare module "ballast:policy/host@0.1.5" {
+declare module "ballast:policy/host@0.1.6" {
   export type Level = "trace" | "debug" | "info" | "warn" | "error";
   export function log(level: Level, message: string): void;
   export function nowMillis(): bigint;
 }
 
-declare module "ballast:policy/snapshot@0.1.5" {
+declare module "ballast:policy/snapshot@0.1.6" {
   import type {
-    FargatePricing, GroupOptions, MetricSeries, Node, NodeGroup, PendingPod, PendingShape, PodShape, Proposal,
-    ScheduledRun, Workload,
-  } from "ballast:policy/types@0.1.5";
+    FargatePricing, GroupCooldown, GroupOptions, MetricSeries, Node, NodeGroup, PendingPod, PendingShape, PodShape,
+    Proposal, ScheduledRun, Workload,
+  } from "ballast:policy/types@0.1.6";
   export class Snapshot {
     takenAtMillis(): bigint;
     nodeGroups(): NodeGroup[];
@@ -96,14 +101,16 @@ declare module "ballast:policy/snapshot@0.1.5" {
     podsOnNode(node: string): PodShape[];
     /** The next run of each workload that runs on a schedule, soonest first (since 0.1.5). */
     scheduledRuns(): ScheduledRun[];
+    /** Each Auto Scaling group's standing against the host's cooldowns (since 0.1.6). */
+    groupCooldowns(): GroupCooldown[];
   }
 }
 
 /** What the plugin's `policy` export must look like. Throw a string to return an error. */
 declare interface BallastPolicyExport {
   validateSettings(settings: string): void;
-  evaluate(snapshot: import("ballast:policy/snapshot@0.1.5").Snapshot): {
-    decisions: import("ballast:policy/types@0.1.5").Decision[];
+  evaluate(snapshot: import("ballast:policy/snapshot@0.1.6").Snapshot): {
+    decisions: import("ballast:policy/types@0.1.6").Decision[];
     state?: Uint8Array;
   };
 }

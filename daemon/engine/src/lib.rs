@@ -304,6 +304,7 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
             let state = &self.state;
             let backoff = |g: &str| state.groups.get(g).is_some_and(|s| s.backing_off(now).is_some());
             let being_removed = |n: &str| state.drains.contains_key(n);
+            let cooldown = |g: &str| state.cooldown(g, &self.config.guardrails.cooldown);
             let cx = ObserveContext {
                 now_millis: now,
                 guardrails: &self.config.guardrails,
@@ -311,6 +312,7 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
                 fargate_pricing: pricing,
                 backoff: &backoff,
                 being_removed: &being_removed,
+                cooldown: &cooldown,
                 metrics: self.series.as_ref().map(series::SeriesStore::latest).unwrap_or_default(),
             };
             observe::observe(cluster, groups, &cx)

@@ -67,6 +67,8 @@ pub struct ObserveContext<'a> {
     pub backoff: &'a dyn Fn(&str) -> bool,
     /// Nodes being removed (already cordoned by the engine).
     pub being_removed: &'a dyn Fn(&str) -> bool,
+    /// Where a group stands against the host's cooldowns.
+    pub cooldown: &'a dyn Fn(&str) -> ballast_sdk::GroupCooldown,
     /// The CloudWatch series as last read (see [`super::series`]).
     pub metrics: Vec<ballast_sdk::MetricSeries>,
 }
@@ -228,6 +230,7 @@ pub fn observe(cluster: ClusterView, mut groups: Vec<GroupView>, cx: &ObserveCon
                 .collect(),
             pods_on_nodes: BTreeMap::new(),
             scheduled_runs,
+            group_cooldowns: groups.iter().map(|g| (cx.cooldown)(&g.id)).collect(),
             pods_source: ballast_sdk::PodsSource::new(move |node| {
                 pods_on_nodes.get(node).map(|pods| pod_shapes(pods)).unwrap_or_default()
             }),

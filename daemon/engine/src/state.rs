@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use ballast_sdk::Action;
 
-use super::config::Backoff;
+use super::config::{Backoff, Cooldown};
 use super::record::{ActionResult, DecisionRecord, Record, RemovalOutcome, TickRecord};
 
 #[derive(Clone, Debug, Default)]
@@ -42,6 +42,20 @@ impl GroupState {
         let until = now + wait;
         self.backoff = Some(BackoffState { until, reason });
         until
+    }
+
+    /// Where the group stands against `config`'s cooldowns, as the guardrails judge them:
+    /// what the snapshot tells plugins (`group-cooldowns`).
+    pub fn cooldown(&self, group: &str, config: &Cooldown) -> ballast_sdk::GroupCooldown {
+        let after = |last: Option<u64>, wait: std::time::Duration| last.map_or(0, |at| at + wait.as_millis() as u64);
+        ballast_sdk::GroupCooldown {
+            group: group.to_string(),
+            last_scale_up_millis: self.last_scale_up,
+            last_scale_down_millis: self.last_scale_down,
+            scale_up_allowed_at_millis: after(self.last_scale_up, config.after_scale_up),
+            scale_down_allowed_at_millis: after(self.last_scale_up, config.scale_down_after_scale_up)
+                .max(after(self.last_scale_down, config.after_scale_down)),
+        }
     }
 
     /// The group has every node it is asked for.
@@ -95,6 +109,14 @@ pub struct EngineState {
 }
 
 impl EngineState {
+    /// Where `group` stands against `config`'s cooldowns (see [`GroupState::cooldown`]).
+    pub fn cooldown(&self, group: &str, config: &Cooldown) -> ballast_sdk::GroupCooldown {
+        match self.groups.get(group) {
+            Some(state) => state.cooldown(group, config),
+            None => GroupState::default().cooldown(group, config),
+        }
+    }
+
     /// What the records of an earlier run say about cooldowns, back-offs and placements, so
     /// that a restart does not start them over: scale-ups and scale-downs that were done,
     /// removals that completed, moves between Fargate and EC2, and the back-offs the last

@@ -263,6 +263,9 @@ impl snapshot::HostSnapshot for PluginCtx {
     fn scheduled_runs(&mut self, _: Resource<SnapshotResource>) -> wasmtime::Result<Vec<types::ScheduledRun>> {
         Ok(self.input.snapshot.scheduled_runs())
     }
+    fn group_cooldowns(&mut self, _: Resource<SnapshotResource>) -> wasmtime::Result<Vec<types::GroupCooldown>> {
+        Ok(self.input.snapshot.group_cooldowns())
+    }
     fn drop(&mut self, handle: Resource<SnapshotResource>) -> wasmtime::Result<()> {
         self.table.delete(handle)?;
         Ok(())

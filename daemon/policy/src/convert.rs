@@ -135,6 +135,16 @@ pub fn scheduled_run(r: &m::ScheduledRun) -> w::ScheduledRun {
     }
 }
 
+pub fn group_cooldown(c: &m::GroupCooldown) -> w::GroupCooldown {
+    w::GroupCooldown {
+        group: c.group.clone(),
+        last_scale_up_millis: c.last_scale_up_millis,
+        last_scale_down_millis: c.last_scale_down_millis,
+        scale_up_allowed_at_millis: c.scale_up_allowed_at_millis,
+        scale_down_allowed_at_millis: c.scale_down_allowed_at_millis,
+    }
+}
+
 pub fn pod_shape(p: &m::PodShape) -> w::PodShape {
     w::PodShape {
         namespace: p.namespace.clone(),

@@ -73,6 +73,10 @@ impl SharedSnapshot {
         self.data.scheduled_runs.iter().map(convert::scheduled_run).collect()
     }
 
+    pub fn group_cooldowns(&self) -> Vec<w::GroupCooldown> {
+        self.data.group_cooldowns.iter().map(convert::group_cooldown).collect()
+    }
+
     pub fn pods_on_node(&self, node: &str) -> Vec<w::PodShape> {
         self.data.pods_on_node(node).iter().map(convert::pod_shape).collect()
     }

@@ -23,8 +23,11 @@
 //!   `ignoredaemonsetsutilization`, DaemonSet pods do not count towards the threshold).
 //! - Churn control: at most `disruption-budget` of the nodes are being removed at once
 //!   (removals in progress count), nothing below a group's min-size, and nothing in a group
-//!   that grew in the last `stabilise-seconds`, so capacity asked for a minute ago is not
-//!   taken back before the pods that wanted it have landed. And it learns from regret: when
+//!   the host would not let shrink yet (its `scale-down-after-scale-up` and
+//!   `after-scale-down` cooldowns, read from the snapshot's `group-cooldowns`) or that grew
+//!   in the last `stabilise-seconds` (0 by default: an extra wait of this policy's own), so
+//!   capacity asked for a minute ago is not taken back before the pods that wanted it have
+//!   landed, and no removal is proposed only to be refused. And it learns from regret: when
 //!   a group has to grow again for waiting pods it admits within `churn-window-seconds` of a
 //!   removal (a batch that comes back every 15 minutes), its nodes wait longer before they go
 //!   (doubling, from 1 min up to `max-wait-seconds`); growth that comes later, or that was
@@ -62,7 +65,8 @@ pub struct Settings {
     pub underutilised: bool,
     /// Fraction of the managed nodes that may be under removal at once (at least one).
     pub disruption_budget: f64,
-    /// No removal in a group that grew within this many seconds.
+    /// No removal in a group that grew within this many seconds, on top of the host's own
+    /// cooldowns (which are always respected).
     pub stabilise_seconds: u64,
     /// A group that grows again this soon after a removal waits longer next time (0: off).
     pub churn_window_seconds: u64,
@@ -203,6 +207,8 @@ struct Plan<'a> {
     daemonsets: Load,
     /// Removals the budget still allows this tick.
     budget: usize,
+    /// Where each group stands against the host's cooldowns.
+    cooldowns: BTreeMap<&'a str, &'a GroupCooldown>,
 }
 
 /// The groups earlier policies of the chain asked to keep or grow this tick.
@@ -324,6 +330,7 @@ impl<'a> Plan<'a> {
             largest: largest_pod(snapshot.workloads()),
             daemonsets,
             budget: allowed.saturating_sub(in_flight),
+            cooldowns: snapshot.group_cooldowns().iter().map(|c| (c.group.as_str(), c)).collect(),
         }
     }
 
@@ -374,7 +381,8 @@ impl<'a> Plan<'a> {
             let removing = chosen.get(group).map_or(0, Vec::len) as u32;
             let room_above_min = c.group.desired_size.saturating_sub(c.group.min_size) > removing;
             let settled = self.now.saturating_sub(self.state.groups.get(group).map_or(0, |g| g.grew_at))
-                >= self.settings.stabilise_seconds * 1000;
+                >= self.settings.stabilise_seconds * 1000
+                && self.cooldowns.get(group).is_none_or(|c| c.may_shrink(self.now));
             let wait = c.wait_seconds * 1000 + self.state.groups.get(group).map_or(0, |g| g.wait_ms);
             let due = self.now.saturating_sub(first) >= wait;
             if !(due && settled && room_above_min && self.budget > 0) {

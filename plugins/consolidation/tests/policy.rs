@@ -106,6 +106,20 @@ fn a_node_must_stay_removable_for_consolidate_after_and_a_group_that_grew_settle
 }
 
 #[test]
+fn nothing_is_proposed_in_a_group_the_host_would_not_let_shrink_yet() {
+    // The host grew `general` at 1,000 s and refuses to shrink it for 600 s after, as its
+    // configuration says: no removal to be refused, whatever this policy's own settings.
+    let grown =
+        |now_ms: u64, cooldown: u64| cluster().at_millis(now_ms).grown_at("general", 1_000_000, cooldown).build();
+    let mut policy = harness(Settings::default());
+    assert!(removed(&policy.evaluate(&grown(1_010_000, 600)).unwrap()).is_empty(), "10 s after");
+    assert!(removed(&policy.evaluate(&grown(1_599_000, 600)).unwrap()).is_empty(), "599 s after");
+    assert_eq!(removed(&policy.evaluate(&grown(1_600_000, 600)).unwrap()), ["d"], "600 s after");
+    // A host configured with a 2-minute cooldown is read, not assumed.
+    assert_eq!(removed(&harness(Settings::default()).evaluate(&grown(1_120_000, 120)).unwrap()), ["d"]);
+}
+
+#[test]
 fn a_group_that_grows_back_soon_after_a_removal_for_waiting_pods_waits_longer_next_time() {
     let learn = Settings { churn_window_seconds: 600, ..Settings::default() };
     let mut policy = harness(learn);

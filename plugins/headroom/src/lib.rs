@@ -46,13 +46,9 @@ pub use schedule::Window;
 pub use scheduled::Scheduled;
 use slots::Need;
 
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
 pub struct Settings {
-    /// The host's `scale-down-after-scale-up` cooldown: within it after this policy grew a
-    /// group, the host already refuses removals there, so the group is not also held (a
-    /// hold then changes nothing and would only fill the journal). 0 holds at once.
-    pub scale_down_cooldown_seconds: u64,
     pub reserves: Vec<Reserve>,
     /// Learn recurring bursts of pending pods and make room before the next one.
     pub recurring: Option<Recurring>,
@@ -60,18 +56,6 @@ pub struct Settings {
     pub ramp: Option<Ramp>,
     /// Make room before each scheduled run (a CronJob's) is due.
     pub scheduled: Option<Scheduled>,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            scale_down_cooldown_seconds: 600,
-            reserves: Vec::new(),
-            recurring: None,
-            ramp: None,
-            scheduled: None,
-        }
-    }
 }
 
 /// Spare room for `count` pods of `cpu` / `memory`.
@@ -121,8 +105,6 @@ pub struct State {
     #[serde(flatten)]
     pub bursts: recurring::Learnt,
     pub ramps: ramp::Climbs,
-    /// When this policy last asked each group to grow (millis).
-    pub grew: BTreeMap<String, u64>,
 }
 
 pub struct Headroom;
@@ -189,29 +171,18 @@ impl Policy for Headroom {
         }
         Ok(targets
             .into_iter()
-            .filter(|(group, (size, _))| keep(snapshot, settings, &mut state.grew, group, *size, now))
+            .filter(|(group, (size, _))| keep(snapshot, group, *size, now))
             .map(|(group, (size, why))| Decision::new(Action::ScaleTo { group, size }, why))
             .collect())
     }
 }
 
-/// Whether to propose `group` at `size`: always a growth (remembered), a hold only once the
-/// host's cooldown after this policy's last growth of the group has passed.
-fn keep(
-    snapshot: &dyn Snapshot,
-    settings: &Settings,
-    grew: &mut BTreeMap<String, u64>,
-    group: &str,
-    size: u32,
-    now: u64,
-) -> bool {
+/// Whether to propose `group` at `size`: always a growth; a hold only where the host would
+/// let the group shrink now. Within its cooldowns the host refuses removals there anyway, so
+/// a hold would change nothing and only fill the journal.
+fn keep(snapshot: &dyn Snapshot, group: &str, size: u32, now: u64) -> bool {
     let desired = snapshot.node_groups().iter().find(|g| g.id == group).map_or(0, |g| g.desired_size);
-    if size > desired {
-        grew.insert(group.to_string(), now);
-        return true;
-    }
-    let cooldown = settings.scale_down_cooldown_seconds * 1000;
-    grew.get(group).is_none_or(|&at| now >= at + cooldown)
+    size > desired || snapshot.cooldown_of(group).is_none_or(|c| c.may_shrink(now))
 }
 
 ballast_sdk::export_policy!(Headroom);

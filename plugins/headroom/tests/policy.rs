@@ -330,31 +330,32 @@ fn a_workload_with_a_schedule_gets_room_by_its_schedule_not_by_its_learnt_bursts
 }
 
 #[test]
-fn a_group_it_just_grew_is_not_also_held_while_the_hosts_cooldown_refuses_removals_there() {
+fn a_group_is_not_held_while_the_host_refuses_removals_there_after_it_grew() {
     // Six slots wanted, one free: c5 grows to 1 and m5 to 2 (see the first test).
-    let reserve = |cooldown: u64| json!({"scale-down-cooldown-seconds": cooldown, "reserves": [{"count": 6, "cpu": "1", "memory": "1Gi"}]});
-    let grown = |seconds: u64| {
-        let now = 1_767_571_200_000 + 9 * 3_600_000 + seconds * 1000;
+    let reserve = json!({"reserves": [{"count": 6, "cpu": "1", "memory": "1Gi"}]});
+    let start = 1_767_571_200_000 + 9 * 3_600_000;
+    // The host says when it grew each group and how long it then refuses to shrink it.
+    let grown = |seconds: u64, cooldown: u64| {
         let mut s = cluster()
-            .at_millis(now)
+            .at_millis(start + seconds * 1000)
             .node(NodeBuilder::new("c5-a", "c5").allocatable("4", "8Gi"))
             .node(NodeBuilder::new("m5-b", "m5").allocatable("2", "8Gi"))
+            .grown_at("c5", start, cooldown)
+            .grown_at("m5", start, cooldown)
             .build();
         for (group, size) in s.node_groups.iter_mut().zip([2, 1]) {
             (group.desired_size, group.ready_nodes) = (size, size);
         }
         s
     };
-    let mut policy = Harness::<Headroom>::with_settings(reserve(600)).unwrap();
+    let mut policy = Harness::<Headroom>::with_settings(reserve.clone()).unwrap();
     assert_eq!(sizes(&policy.evaluate(&cluster().build()).unwrap()), [("c5".to_string(), 1), ("m5".to_string(), 2)]);
     // Exactly enough now: losing any node would leave too little, but the host refuses
     // removals in both groups for 600 s after they grew, so no hold is proposed meanwhile.
-    assert!(policy.evaluate(&grown(10)).unwrap().is_empty(), "within the cooldown");
-    let held = policy.evaluate(&grown(600)).unwrap();
+    assert!(policy.evaluate(&grown(10, 600)).unwrap().is_empty(), "within the cooldown");
+    let held = policy.evaluate(&grown(600, 600)).unwrap();
     assert_eq!(sizes(&held), [("c5".to_string(), 1), ("m5".to_string(), 2)], "after it: both held");
     assert!(held.iter().all(|d| d.reason.contains("keeps spare room")), "{held:#?}");
-    // With no cooldown to count on, the hold comes at once.
-    let mut eager = Harness::<Headroom>::with_settings(reserve(0)).unwrap();
-    eager.evaluate(&cluster().build()).unwrap();
-    assert_eq!(sizes(&eager.evaluate(&grown(10)).unwrap()), [("c5".to_string(), 1), ("m5".to_string(), 2)]);
+    // A host configured with a shorter cooldown is read, not assumed: the hold comes then.
+    assert_eq!(sizes(&policy.evaluate(&grown(10, 0)).unwrap()), [("c5".to_string(), 1), ("m5".to_string(), 2)]);
 }

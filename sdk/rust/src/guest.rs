@@ -60,6 +60,7 @@ struct WasmSnapshot<'a> {
     metrics: OnceCell<Vec<m::MetricSeries>>,
     group_options: OnceCell<Vec<m::GroupOptions>>,
     scheduled_runs: OnceCell<Vec<m::ScheduledRun>>,
+    group_cooldowns: OnceCell<Vec<m::GroupCooldown>>,
 }
 
 impl<'a> WasmSnapshot<'a> {
@@ -76,6 +77,7 @@ impl<'a> WasmSnapshot<'a> {
             metrics: OnceCell::new(),
             group_options: OnceCell::new(),
             scheduled_runs: OnceCell::new(),
+            group_cooldowns: OnceCell::new(),
         }
     }
 }
@@ -128,6 +130,9 @@ impl Snapshot for WasmSnapshot<'_> {
     }
     fn scheduled_runs(&self) -> &[m::ScheduledRun] {
         self.scheduled_runs.get_or_init(|| self.handle.scheduled_runs().into_iter().map(scheduled_run).collect())
+    }
+    fn group_cooldowns(&self) -> &[m::GroupCooldown] {
+        self.group_cooldowns.get_or_init(|| self.handle.group_cooldowns().into_iter().map(group_cooldown).collect())
     }
 }
 
@@ -278,6 +283,16 @@ fn scheduled_run(r: w::ScheduledRun) -> m::ScheduledRun {
         affinity_keys: r.affinity_keys,
         tolerations: tolerations(r.tolerations),
         on_fargate: r.on_fargate,
+    }
+}
+
+fn group_cooldown(c: w::GroupCooldown) -> m::GroupCooldown {
+    m::GroupCooldown {
+        group: c.group,
+        last_scale_up_millis: c.last_scale_up_millis,
+        last_scale_down_millis: c.last_scale_down_millis,
+        scale_up_allowed_at_millis: c.scale_up_allowed_at_millis,
+        scale_down_allowed_at_millis: c.scale_down_allowed_at_millis,
     }
 }
 

@@ -404,6 +404,30 @@ pub struct ScheduledRun {
     pub on_fargate: bool,
 }
 
+/// Where a node group stands against the host's cooldowns (interface 0.1.6): what
+/// [`crate::Snapshot::group_cooldowns`] returns, so a policy need not copy the host's
+/// configuration to know what it would refuse.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
+pub struct GroupCooldown {
+    pub group: String,
+    /// When the host last grew the group, milliseconds since the Unix epoch.
+    pub last_scale_up_millis: Option<u64>,
+    /// When the host last shrank it (a smaller size or a node removal begun).
+    pub last_scale_down_millis: Option<u64>,
+    /// The host refuses a growth of the group before this moment; 0 when nothing holds it.
+    pub scale_up_allowed_at_millis: u64,
+    /// The host refuses a shrink before this moment; 0 when nothing holds it.
+    pub scale_down_allowed_at_millis: u64,
+}
+
+impl GroupCooldown {
+    /// The host would let the group shrink at `now`.
+    pub fn may_shrink(&self, now: u64) -> bool {
+        now >= self.scale_down_allowed_at_millis
+    }
+}
+
 /// Where a pod may be scheduled: what [`NodeGroup::admits`] reads.
 pub trait Constraints {
     fn node_selector(&self) -> &BTreeMap<String, String>;

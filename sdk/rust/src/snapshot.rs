@@ -6,8 +6,8 @@ use std::sync::{Arc, OnceLock};
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    FargatePricing, GroupOptions, MetricSeries, Node, NodeGroup, PendingPod, PendingShape, PodShape, Proposal,
-    ScheduledRun, Workload,
+    FargatePricing, GroupCooldown, GroupOptions, MetricSeries, Node, NodeGroup, PendingPod, PendingShape, PodShape,
+    Proposal, ScheduledRun, Workload,
 };
 
 /// What a policy can read about the cluster in one evaluation.
@@ -59,6 +59,17 @@ pub trait Snapshot {
         &[]
     }
 
+    /// Each Auto Scaling group's standing against the host's cooldowns, in the order of
+    /// [`Snapshot::node_groups`] (interface 0.1.6); empty from a host older than 0.1.6.
+    fn group_cooldowns(&self) -> &[GroupCooldown] {
+        &[]
+    }
+
+    /// One group's standing against the host's cooldowns, if the host says.
+    fn cooldown_of(&self, group: &str) -> Option<&GroupCooldown> {
+        self.group_cooldowns().iter().find(|c| c.group == group)
+    }
+
     /// One group's Cluster Autoscaler settings; none set gives the default (all `None`).
     fn options_of(&self, group: &str) -> GroupOptions {
         self.group_options().iter().find(|o| o.group == group).cloned().unwrap_or_default()
@@ -94,6 +105,8 @@ pub struct SnapshotData {
     pub pods_on_nodes: BTreeMap<String, Vec<PodShape>>,
     /// The next run of each scheduled workload, soonest first (interface 0.1.5).
     pub scheduled_runs: Vec<ScheduledRun>,
+    /// Each Auto Scaling group's standing against the host's cooldowns (interface 0.1.6).
+    pub group_cooldowns: Vec<GroupCooldown>,
     /// Where a host's snapshot finds a node's pods, only when a policy asks: never written.
     #[serde(skip)]
     pub pods_source: PodsSource,
@@ -177,6 +190,9 @@ impl Snapshot for SnapshotData {
     }
     fn scheduled_runs(&self) -> &[ScheduledRun] {
         &self.scheduled_runs
+    }
+    fn group_cooldowns(&self) -> &[GroupCooldown] {
+        &self.group_cooldowns
     }
     fn pods_on_node(&self, node: &str) -> Vec<PodShape> {
         match self.pods_on_nodes.get(node) {

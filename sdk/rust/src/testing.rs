@@ -180,6 +180,20 @@ impl SnapshotBuilder {
         self
     }
 
+    /// Says the host last grew `group` at `at_millis` and refuses to shrink it for
+    /// `scale_down_after_seconds` after (interface 0.1.6 `group-cooldowns`).
+    pub fn grown_at(mut self, group: &str, at_millis: u64, scale_down_after_seconds: u64) -> Self {
+        self.data.group_cooldowns.retain(|c| c.group != group);
+        self.data.group_cooldowns.push(GroupCooldown {
+            group: group.to_string(),
+            last_scale_up_millis: Some(at_millis),
+            last_scale_down_millis: None,
+            scale_up_allowed_at_millis: 0,
+            scale_down_allowed_at_millis: at_millis + scale_down_after_seconds * 1000,
+        });
+        self
+    }
+
     pub fn build(self) -> SnapshotData {
         self.data
     }

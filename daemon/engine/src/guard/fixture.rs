@@ -195,6 +195,7 @@ impl World {
         let drains = &self.state.drains;
         let being_removed = |n: &str| drains.contains_key(n);
         let backoff = |g: &str| self.state.groups.get(g).is_some_and(|s| s.backing_off(NOW).is_some());
+        let cooldown = |g: &str| self.state.cooldown(g, &self.config.cooldown);
         let cx = ObserveContext {
             now_millis: NOW,
             guardrails: &self.config,
@@ -202,6 +203,7 @@ impl World {
             fargate_pricing: Default::default(),
             backoff: &backoff,
             being_removed: &being_removed,
+            cooldown: &cooldown,
             metrics: Vec::new(),
         };
         observe::observe(self.view(), self.groups.clone(), &cx)

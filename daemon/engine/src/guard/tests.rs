@@ -545,3 +545,39 @@ fn every_fargate_blocker_is_named_on_its_workload() {
     let (_, outcomes) = world.judge(&[place(agent, PlacementTarget::Fargate)]);
     check(&outcomes[0], &refused(&[Rule::FargateIneligible], "a DaemonSet")).unwrap();
 }
+
+/// What the snapshot tells plugins of a group's cooldowns (contract 0.1.6) is what the guard
+/// then judges: a shrink is refused for a cooldown exactly while the snapshot says it is not
+/// allowed yet, and likewise a growth.
+#[test]
+fn the_cooldowns_plugins_read_are_those_the_guard_applies() {
+    let cooldown_rules = [Rule::ScaleDownAfterScaleUp, Rule::ScaleDownCooldown, Rule::ScaleUpCooldown];
+    let minutes = [None, Some(0), Some(1), Some(9), Some(10), Some(11), Some(30)];
+    let mut checked = 0;
+    for up in minutes {
+        for down in minutes {
+            let mut world = World::default();
+            world.config.cooldown.after_scale_up = std::time::Duration::from_secs(300);
+            let state = world.state.group("web");
+            state.last_scale_up = ago(up);
+            state.last_scale_down = ago(down);
+            let obs = world.observe();
+            let told = ballast_sdk::Snapshot::cooldown_of(&*obs.snapshot, "web").cloned().unwrap();
+            assert_eq!((told.last_scale_up_millis, told.last_scale_down_millis), (ago(up), ago(down)));
+            let (_, shrink) = world.judge_observed(&obs, &[scale_to("web", 3)]);
+            let (_, grow) = world.judge_observed(&obs, &[scale_to("web", 6)]);
+            let outcomes = [&shrink[0], &grow[0]];
+            let by_cooldown = |o: &GuardOutcome| {
+                matches!(o, GuardOutcome::Refused { .. }) && o.rules().iter().any(|r| cooldown_rules.contains(r))
+            };
+            assert_eq!(by_cooldown(outcomes[0]), !told.may_shrink(NOW), "up {up:?} down {down:?}: {outcomes:?}");
+            assert_eq!(by_cooldown(outcomes[1]), NOW < told.scale_up_allowed_at_millis, "up {up:?}: {outcomes:?}");
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 49);
+}
+
+fn ago(minutes: Option<u64>) -> Option<u64> {
+    minutes.map(|m| NOW - m * 60_000)
+}

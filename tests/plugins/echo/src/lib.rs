@@ -49,6 +49,8 @@ impl Policy for Echo {
                     .collect(),
                 // `scheduled-runs` (0.1.5).
                 scheduled_runs: snapshot.scheduled_runs().to_vec(),
+                // `group-cooldowns` (0.1.6).
+                group_cooldowns: snapshot.group_cooldowns().to_vec(),
                 pods_source: Default::default(),
                 shapes: Default::default(),
             },
