@@ -177,6 +177,28 @@ async fn the_engine_scales_a_group_up_and_a_removal_terminates_with_a_decrement(
     assert_eq!(asg_state(&config, "general").await, (2, 2));
 }
 
+/// Node repair: a broken node's instance is terminated without a decrement, so the group
+/// launches a new one and keeps its size.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replaced_instance_leaves_the_group_and_the_group_keeps_its_size() {
+    let moto = Moto::start().await;
+    let config = sdk_config(&moto.url).await;
+    group(&config, "general", "m5.large", &ca_tags(), 2).await;
+    let capacity = AwsCapacity::from_config(&config, settings()).unwrap();
+    let before = capacity.node_groups().await.unwrap();
+    let broken = before[0].instances[0].id.clone();
+    capacity.replace_instance("general", &broken).await.unwrap();
+    let after = capacity.node_groups().await.unwrap();
+    assert_eq!(after[0].desired_size, 2, "desired kept");
+    assert_eq!(asg_state(&config, "general").await, (2, 2), "moto launched a replacement");
+    assert!(after[0].instances.iter().all(|i| i.id != broken), "{:?}", after[0].instances);
+    // Asked again: it already left the group, and nothing else is terminated.
+    let kept: Vec<String> = after[0].instances.iter().map(|i| i.id.clone()).collect();
+    capacity.replace_instance("general", &broken).await.unwrap();
+    let again: Vec<String> = capacity.node_groups().await.unwrap()[0].instances.iter().map(|i| i.id.clone()).collect();
+    assert_eq!(again, kept);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_size_changed_by_someone_else_is_not_overwritten() {
     let moto = Moto::start().await;

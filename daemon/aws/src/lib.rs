@@ -222,6 +222,45 @@ impl AwsCapacity {
             )
         })
     }
+
+    /// Terminates `instance_id` in `group`, lowering the group's desired capacity by one when
+    /// `decrement`, else leaving the group to launch a replacement.
+    ///
+    /// # Guarantees
+    /// An instance no longer in the group is not terminated again (an earlier attempt went
+    /// through although its answer was lost, or the group replaced it): terminating again
+    /// would decrement twice.
+    async fn terminate(&self, group: &str, instance_id: &str, decrement: bool) -> AdapterResult<()> {
+        let verb = if decrement { "terminate" } else { "replace" };
+        let operation = format!("{verb} {instance_id} in {group}");
+        let current = self.describe_one(group).await?;
+        if !current.instances().iter().any(|i| i.instance_id() == Some(instance_id)) {
+            tracing::info!(group, instance_id, "instance already left the group; nothing to terminate");
+            return Ok(());
+        }
+        self.inner.limit.acquire().await;
+        self.inner
+            .asg
+            .terminate_instance_in_auto_scaling_group()
+            .instance_id(instance_id)
+            .should_decrement_desired_capacity(decrement)
+            .send()
+            .await
+            .map_err(|e| aws_error(operation, e))?;
+        if !decrement {
+            return Ok(());
+        }
+        match groups::Sizes::of(&current) {
+            Ok(sizes) => {
+                self.inner.observed.lock().await.insert(group.to_string(), sizes.desired.saturating_sub(1));
+            }
+            // Unknown: the next observation records what the group says.
+            Err(_) => {
+                self.inner.observed.lock().await.remove(group);
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Capacity for AwsCapacity {
@@ -288,33 +327,11 @@ impl Capacity for AwsCapacity {
     }
 
     async fn terminate_instance(&self, group: &str, instance_id: &str) -> AdapterResult<()> {
-        let operation = format!("terminate {instance_id} in {group}");
-        let current = self.describe_one(group).await?;
-        // Already gone (an earlier attempt went through although its answer was lost, or the
-        // group replaced it): terminating again would decrement twice.
-        if !current.instances().iter().any(|i| i.instance_id() == Some(instance_id)) {
-            tracing::info!(group, instance_id, "instance already left the group; nothing to terminate");
-            return Ok(());
-        }
-        self.inner.limit.acquire().await;
-        self.inner
-            .asg
-            .terminate_instance_in_auto_scaling_group()
-            .instance_id(instance_id)
-            .should_decrement_desired_capacity(true)
-            .send()
-            .await
-            .map_err(|e| aws_error(operation, e))?;
-        match groups::Sizes::of(&current) {
-            Ok(sizes) => {
-                self.inner.observed.lock().await.insert(group.to_string(), sizes.desired.saturating_sub(1));
-            }
-            // Unknown: the next observation records what the group says.
-            Err(_) => {
-                self.inner.observed.lock().await.remove(group);
-            }
-        }
-        Ok(())
+        self.terminate(group, instance_id, true).await
+    }
+
+    async fn replace_instance(&self, group: &str, instance_id: &str) -> AdapterResult<()> {
+        self.terminate(group, instance_id, false).await
     }
 
     async fn fargate_pricing(&self) -> AdapterResult<FargatePricing> {

@@ -93,6 +93,12 @@ pub struct Guardrails {
     /// time they have to stop. Two minutes (EC2's notice) or more evicts at once.
     #[serde(with = "duration")]
     pub spot_eviction_margin: Duration,
+    /// A node of a managed group that has not been Ready for this long is replaced: its
+    /// instance is terminated and the group keeps its size, so it launches a new one
+    /// (Cluster Autoscaler's `scale-down-unready-time`, which a group's
+    /// `scaledownunreadytime` tag overrides). Zero: never.
+    #[serde(with = "duration")]
+    pub replace_unready_after: Duration,
     pub backoff: Backoff,
     /// Above this fraction of unready nodes (and more than 3), nothing is removed: the
     /// cluster is unhealthy and utilisation figures cannot be trusted (Cluster Autoscaler: 45%).
@@ -109,6 +115,7 @@ impl Default for Guardrails {
             disruption_budget: DisruptionBudget::default(),
             drain_timeout: Duration::from_secs(600),
             spot_eviction_margin: Duration::from_secs(45),
+            replace_unready_after: Duration::from_secs(1200),
             backoff: Backoff::default(),
             max_unready_fraction: 0.45,
         }

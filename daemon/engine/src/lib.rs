@@ -35,6 +35,7 @@ pub mod pods;
 pub mod policies;
 pub mod ports;
 pub mod record;
+pub mod repair;
 pub mod rule;
 pub mod schedule;
 pub mod series;
@@ -338,6 +339,7 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
         }
 
         self.handle_interruptions(&obs, now, tick).await;
+        self.repair_unready(&obs, now, tick).await;
         let Evaluation { proposals, calls } = self.policies.evaluate(obs.snapshot.clone()).await;
         tracing::debug!(proposals = proposals.len(), "policies evaluated");
         let runs: Vec<PluginRun> = calls.iter().map(PluginRun::from).collect();
@@ -420,14 +422,17 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
                 state.failure_seen_at = Some(f.at_millis);
                 failure = Some(format!("launch failed: {}", f.message));
             }
-            if facts.ready >= facts.desired {
+            // A node that was Ready and is no longer is lost, not awaited: node repair
+            // replaces it; it is no launch failure to back off from.
+            let here = facts.ready + facts.lost;
+            if here >= facts.desired {
                 state.satisfied();
             } else {
                 let since = *state.waiting_since.get_or_insert(now);
                 if failure.is_none() && now.saturating_sub(since) >= timeout {
                     failure = Some(format!(
                         "{} of {} nodes not ready after {}",
-                        facts.desired - facts.ready,
+                        facts.desired - here,
                         facts.desired,
                         crate::duration::display(backoff.timeout)
                     ));

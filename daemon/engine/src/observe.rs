@@ -30,6 +30,9 @@ pub struct GroupFacts {
     /// Instances launched and not leaving: capacity the group already pays for.
     pub instances: u32,
     pub ready: u32,
+    /// Nodes that were Ready once and are not now (see [`was_ready_once`]): lost, not booting,
+    /// so not awaited by the provisioning watch.
+    pub lost: u32,
 }
 
 /// What the engine knows about a node beyond the snapshot.
@@ -41,6 +44,8 @@ pub struct NodeFacts {
     pub instance_id: Option<String>,
     /// Its group lists its instance (not terminated, not waiting to be described).
     pub listed: bool,
+    /// When it stopped being Ready, if it is not (as the adapter tells).
+    pub unready_since: Option<u64>,
     /// What runs on it; a drain evicts [`NodePods::evictable`].
     pub pods: Arc<NodePods>,
 }
@@ -73,6 +78,13 @@ pub struct ObserveContext<'a> {
     pub metrics: Vec<ballast_sdk::MetricSeries>,
 }
 
+/// A node that is not Ready but was once: it stopped being Ready well after it registered
+/// (a node that never became Ready has been unready since about when it registered).
+pub fn was_ready_once(view: &super::ports::NodeView) -> bool {
+    const BOOT_MS: u64 = 60_000;
+    !view.ready && view.unready_since_millis.is_some_and(|since| since >= view.created_at_millis + BOOT_MS)
+}
+
 pub fn observe(cluster: ClusterView, mut groups: Vec<GroupView>, cx: &ObserveContext<'_>) -> Observation {
     groups.sort_by(|a, b| a.id.cmp(&b.id));
     let mut instance_group: HashMap<&str, &str> = HashMap::new();
@@ -89,6 +101,7 @@ pub fn observe(cluster: ClusterView, mut groups: Vec<GroupView>, cx: &ObserveCon
     let mut nodes = Vec::with_capacity(cluster.nodes.len());
     let mut facts = HashMap::with_capacity(cluster.nodes.len());
     let mut ready_in_group: HashMap<&str, u32> = HashMap::new();
+    let mut lost_in_group: HashMap<&str, u32> = HashMap::new();
     let mut unready = 0;
     let mut pods_on_nodes: HashMap<Arc<str>, Arc<NodePods>> = HashMap::new();
     for view in &cluster.nodes {
@@ -104,6 +117,9 @@ pub fn observe(cluster: ClusterView, mut groups: Vec<GroupView>, cx: &ObserveCon
             }
         } else {
             unready += 1;
+            if let Some(g) = group.filter(|_| was_ready_once(view)) {
+                *lost_in_group.entry(g).or_default() += 1;
+            }
         }
         let pods = &view.pods;
         let age_ms = cx.now_millis.saturating_sub(view.created_at_millis);
@@ -149,6 +165,7 @@ pub fn observe(cluster: ClusterView, mut groups: Vec<GroupView>, cx: &ObserveCon
                 group: group.map(str::to_string),
                 instance_id: view.instance_id.clone(),
                 listed: listed_in.is_some(),
+                unready_since: view.unready_since_millis.filter(|_| !view.ready),
                 pods: view.pods.clone(),
             },
         );
@@ -181,6 +198,7 @@ pub fn observe(cluster: ClusterView, mut groups: Vec<GroupView>, cx: &ObserveCon
                 desired: group.desired_size,
                 instances,
                 ready,
+                lost: lost_in_group.get(group.id.as_str()).copied().unwrap_or(0),
             },
         );
     }
@@ -205,6 +223,7 @@ pub fn observe(cluster: ClusterView, mut groups: Vec<GroupView>, cx: &ObserveCon
                 desired: on_fargate,
                 instances: on_fargate,
                 ready,
+                lost: 0,
             },
         );
     }

@@ -136,6 +136,9 @@ pub struct NodeView {
     /// Measured usage (metrics.k8s.io), when known.
     pub usage: Option<Resources>,
     pub ready: bool,
+    /// When a node that is not Ready stopped being Ready (its `Ready` condition's last
+    /// transition); none while it is Ready or when the adapter cannot tell.
+    pub unready_since_millis: Option<u64>,
     /// `spec.unschedulable`.
     pub cordoned: bool,
     pub created_at_millis: u64,
@@ -380,6 +383,9 @@ pub trait Capacity: Send + Sync {
     /// Terminates one instance and lowers the group's desired capacity by one, so the group
     /// does not replace it.
     fn terminate_instance(&self, group: &str, instance_id: &str) -> impl Future<Output = AdapterResult<()>> + Send;
+    /// Terminates one instance and keeps the group's desired capacity, so the group launches
+    /// a replacement (a broken node's repair).
+    fn replace_instance(&self, group: &str, instance_id: &str) -> impl Future<Output = AdapterResult<()>> + Send;
     /// Fargate prices for this region.
     fn fargate_pricing(&self) -> impl Future<Output = AdapterResult<FargatePricing>> + Send;
     fn query_metric(&self, query: &MetricQuery) -> impl Future<Output = AdapterResult<Vec<MetricPoint>>> + Send;

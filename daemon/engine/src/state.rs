@@ -106,6 +106,8 @@ pub struct EngineState {
     pub removed: std::collections::BTreeSet<String>,
     /// Nodes that released an interrupted node's held evictions: each replaces one.
     pub replacements: std::collections::BTreeSet<String>,
+    /// Nodes replaced for not being Ready, until they leave the cluster: replaced once.
+    pub repaired: std::collections::BTreeSet<String>,
 }
 
 impl EngineState {

@@ -65,6 +65,9 @@ impl Capacity for Faulty {
     async fn terminate_instance(&self, group: &str, instance: &str) -> AdapterResult<()> {
         self.call(format!("terminate {instance} in {group}"), &self.fail_terminate)
     }
+    async fn replace_instance(&self, group: &str, instance: &str) -> AdapterResult<()> {
+        self.call(format!("replace {instance} in {group}"), &self.fail_terminate)
+    }
     async fn fargate_pricing(&self) -> AdapterResult<FargatePricing> {
         Ok(FargatePricing::default())
     }
@@ -437,4 +440,89 @@ fn with_no_replacement_or_a_margin_of_the_whole_notice_the_pods_are_evicted_at_o
     eager.config.guardrails.spot_eviction_margin = std::time::Duration::from_secs(120);
     faulty.interruptions.lock().unwrap().push(warn("i-w2", NOW));
     assert_eq!(tick_at(&mut eager, &faulty, NOW), ["set web to 5", "mark w2", "evict shop/web-2"]);
+}
+
+/// `w2` stopped being Ready `minutes` ago, long after it registered.
+fn lost(world: &mut World, node: &str, minutes: u64) {
+    let node = world.node_mut(node);
+    node.ready = false;
+    node.unready_since_millis = Some(NOW - minutes * 60_000);
+}
+
+fn host_decisions(engine: &TestEngine) -> Vec<super::record::DecisionRecord> {
+    engine
+        .recorder()
+        .records()
+        .filter_map(|r| match r {
+            Record::Decision(d) if d.plugin == super::HOST => Some(d.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_node_not_ready_for_twenty_minutes_is_replaced_once_with_its_groups_size_kept() {
+    let mut world = World::default();
+    lost(&mut world, "w2", 21);
+    lost(&mut world, "w3", 19);
+    let (faulty, mut engine) = engine(&world);
+    let calls = tick_at(&mut engine, &faulty, NOW);
+    assert!(calls.contains(&"replace i-w2 in web".to_string()), "{calls:?}");
+    assert!(!calls.iter().any(|c| c.contains("i-w3")), "19 minutes is not 20: {calls:?}");
+    assert!(!calls.iter().any(|c| c.starts_with("set web")), "the size is kept: {calls:?}");
+    let records = host_decisions(&engine);
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0].result, ActionResult::Done);
+    let reason = &records[0].reason;
+    assert!(reason.contains("node w2 has not been Ready for 21m (limit 20m)"), "{reason}");
+    assert!(reason.contains("group web keeps its size, so a replacement launches"), "{reason}");
+    // The node object lingers until the cloud controller deletes it: replaced once.
+    faulty.calls.lock().unwrap().clear();
+    let calls = tick_at(&mut engine, &faulty, NOW + 10_000);
+    assert!(!calls.iter().any(|c| c.contains("i-w2")), "{calls:?}");
+}
+
+#[test]
+fn a_groups_scaledownunreadytime_tag_sets_its_own_limit_and_zero_turns_repair_off() {
+    let mut world = World::default();
+    lost(&mut world, "w2", 6);
+    world.group_mut("web").options.scale_down_unready_seconds = Some(300);
+    let (faulty, mut tagged) = engine(&world);
+    assert!(tick_at(&mut tagged, &faulty, NOW).contains(&"replace i-w2 in web".to_string()));
+
+    let mut world = World::default();
+    lost(&mut world, "w2", 600);
+    let (faulty, mut never) = engine(&world);
+    never.config.guardrails.replace_unready_after = std::time::Duration::ZERO;
+    assert!(!tick_at(&mut never, &faulty, NOW).iter().any(|c| c.starts_with("replace")));
+}
+
+#[test]
+fn no_node_is_replaced_while_most_of_the_cluster_is_unready() {
+    let mut world = World::default();
+    for node in ["w1", "w2", "w3", "w4"] {
+        lost(&mut world, node, 30);
+    }
+    let (faulty, mut engine) = engine(&world);
+    assert!(!tick_at(&mut engine, &faulty, NOW).iter().any(|c| c.starts_with("replace")));
+    assert!(host_decisions(&engine).is_empty());
+}
+
+/// A node that was Ready and is lost is not a launch that failed: its group does not back
+/// off (which would stop it growing), while a node that never became Ready still backs off.
+#[test]
+fn a_lost_node_does_not_put_its_group_into_back_off_but_one_that_never_became_ready_does() {
+    for (never_ready, backs_off) in [(false, false), (true, true)] {
+        let mut world = World::default();
+        lost(&mut world, "w2", 30);
+        if never_ready {
+            world.node_mut("w2").created_at_millis = NOW - 30 * 60_000;
+        }
+        let (faulty, mut engine) = engine(&world);
+        engine.config.guardrails.replace_unready_after = std::time::Duration::ZERO;
+        tick_at(&mut engine, &faulty, NOW);
+        tick_at(&mut engine, &faulty, NOW + 16 * 60_000);
+        let backing_off = engine.state.groups.get("web").is_some_and(|g| g.backing_off(NOW + 16 * 60_000).is_some());
+        assert_eq!(backing_off, backs_off, "never ready: {never_ready}");
+    }
 }

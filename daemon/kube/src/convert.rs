@@ -191,11 +191,10 @@ pub fn node(node: &Node, group_labels: &[String]) -> Result<NodeView, BadValue> 
     let spec = node.spec.as_ref();
     let status = node.status.as_ref();
     let parsed = spec.and_then(|s| s.provider_id.as_deref()).and_then(provider_id);
-    let ready = status
-        .and_then(|s| s.conditions.as_ref())
-        .into_iter()
-        .flatten()
-        .any(|c| c.type_ == "Ready" && c.status == "True");
+    let ready_condition = status.and_then(|s| s.conditions.as_ref()).into_iter().flatten().find(|c| c.type_ == "Ready");
+    let ready = ready_condition.is_some_and(|c| c.status == "True");
+    let unready_since_millis =
+        ready_condition.filter(|_| !ready).and_then(|c| c.last_transition_time.as_ref()).map(|t| millis(Some(t)));
     let zone = label(meta, "topology.kubernetes.io/zone")
         .map(str::to_string)
         .or_else(|| parsed.as_ref().map(|(z, _)| z.clone()))
@@ -211,6 +210,7 @@ pub fn node(node: &Node, group_labels: &[String]) -> Result<NodeView, BadValue> 
         allocatable: resources(status.and_then(|s| s.allocatable.as_ref()), "status.allocatable")?,
         usage: None,
         ready,
+        unready_since_millis,
         cordoned: spec.and_then(|s| s.unschedulable).unwrap_or(false),
         created_at_millis: millis(meta.creation_timestamp.as_ref()),
         fargate: label(meta, COMPUTE_TYPE) == Some("fargate"),
@@ -302,6 +302,23 @@ mod tests {
             "overhead": {"cpu": "100m"}}}));
         let r = requests(p.spec.as_ref().unwrap()).unwrap();
         assert_eq!((r.cpu_millis, r.memory_bytes, r.gpus, r.pods), (2100, 1 << 30, 1, 1));
+    }
+
+    #[test]
+    fn a_node_that_is_not_ready_says_since_when_and_a_ready_one_does_not() {
+        let node_with = |status: &str| -> Node {
+            serde_json::from_value(json!({"metadata": {"name": "n", "creationTimestamp": "2026-01-05T10:00:00Z"},
+                "spec": {"providerID": "aws:///us-east-1a/i-0abc"},
+                "status": {"conditions": [{"type": "Ready", "status": status, "reason": "NodeStatusUnknown",
+                    "lastTransitionTime": "2026-01-05T12:00:00Z"}]}}))
+            .expect("a valid node")
+        };
+        let lost = node(&node_with("Unknown"), &[]).unwrap();
+        assert!(!lost.ready);
+        assert_eq!(lost.unready_since_millis, Some(1_767_614_400_000), "12:00 UTC");
+        assert_eq!(node(&node_with("False"), &[]).unwrap().unready_since_millis, Some(1_767_614_400_000));
+        let ready = node(&node_with("True"), &[]).unwrap();
+        assert!(ready.ready && ready.unready_since_millis.is_none());
     }
 
     #[test]

@@ -166,18 +166,26 @@ impl Capacity for SimHandle {
         Ok(())
     }
 
+    async fn replace_instance(&self, group: &str, instance_id: &str) -> AdapterResult<()> {
+        let mut world = self.lock();
+        let operation = || format!("replace {instance_id} in {group}");
+        let Some(node) = world.node_of_instance(group, instance_id) else {
+            return Err(not_found(operation(), format!("instance {instance_id} in group {group}")));
+        };
+        // The group's desired size stays: it launches a replacement on its next step.
+        world.destroy_node(node);
+        Ok(())
+    }
+
     async fn terminate_instance(&self, group: &str, instance_id: &str) -> AdapterResult<()> {
         let mut world = self.lock();
         let operation = || format!("terminate {instance_id} in {group}");
         let Some(g) = world.groups.iter().position(|g| g.id == group) else {
             return Err(not_found(operation(), format!("group {group}")));
         };
-        let node = world.groups[g]
-            .instances
-            .iter()
-            .copied()
-            .find(|&n| world.nodes[n].as_ref().and_then(|n| n.instance_id.as_deref()) == Some(instance_id));
-        let Some(node) = node else { return Err(not_found(operation(), format!("instance {instance_id}"))) };
+        let Some(node) = world.node_of_instance(group, instance_id) else {
+            return Err(not_found(operation(), format!("instance {instance_id}")));
+        };
         if world.groups[g].desired <= world.groups[g].min {
             return Err(AdapterError::new(
                 AdapterErrorKind::Refused,
@@ -250,6 +258,7 @@ impl World {
                 allocatable: node.allocatable,
                 usage: Some(node.used),
                 ready: true,
+                unready_since_millis: None,
                 cordoned: node.cordoned,
                 created_at_millis: node.ready_at,
                 fargate: node.fargate,

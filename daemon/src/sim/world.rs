@@ -429,6 +429,15 @@ impl World {
         }
     }
 
+    /// The node of `group` that runs `instance_id`.
+    pub(super) fn node_of_instance(&self, group: &str, instance_id: &str) -> Option<usize> {
+        let g = self.groups.iter().find(|g| g.id == group)?;
+        g.instances
+            .iter()
+            .copied()
+            .find(|&n| self.nodes[n].as_ref().and_then(|n| n.instance_id.as_deref()) == Some(instance_id))
+    }
+
     /// Removes a node and its pods; controllers recreate what they own.
     pub(super) fn destroy_node(&mut self, id: usize) {
         let Some(node) = self.nodes[id].take() else { return };

@@ -187,6 +187,11 @@ impl Capacity for RecordingCapacity {
         Ok(())
     }
 
+    async fn replace_instance(&self, group: &str, instance_id: &str) -> AdapterResult<()> {
+        self.record(format!("replace {instance_id} in {group}"));
+        Ok(())
+    }
+
     async fn fargate_pricing(&self) -> AdapterResult<FargatePricing> {
         Ok(FargatePricing::default())
     }

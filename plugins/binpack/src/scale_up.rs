@@ -53,7 +53,8 @@ pub fn plan(snapshot: &dyn Snapshot, expander: crate::Expander) -> Vec<Decision>
         .collect();
 
     while !waiting.is_empty() && !groups.is_empty() {
-        let fits: Vec<Fit> = groups.iter().map(|g| fit(g, shapes, &waiting)).filter(|f| f.pods() > 0).collect();
+        let fits: Vec<Fit> =
+            groups.iter().map(|g| fit(g, snapshot.booting(g), shapes, &waiting)).filter(|f| f.pods() > 0).collect();
         let Some(best) = fits.iter().min_by(|a, b| rank(expander, a, b)) else {
             break;
         };
@@ -86,13 +87,11 @@ fn rank(expander: crate::Expander, a: &Fit, b: &Fit) -> std::cmp::Ordering {
     .then(a.new_nodes.cmp(&b.new_nodes))
 }
 
-/// Packs `waiting` pods (largest first) onto the group's nodes that are not ready yet (asked
-/// for, booting, or registered but not Ready: the scheduler cannot use them, but soon will),
-/// then onto new ones up to the group's max. Reads no node list, so a plugin that only scales
-/// up never pays for copying the nodes.
-fn fit<'a>(group: &'a NodeGroup, shapes: &[PendingShape], waiting: &[Pods]) -> Fit<'a> {
+/// Packs `waiting` pods (largest first) onto the group's `booting` nodes (asked for, booting,
+/// or registered lately but not Ready: the scheduler cannot use them, but soon will), then
+/// onto new ones up to the group's max.
+fn fit<'a>(group: &'a NodeGroup, booting: u32, shapes: &[PendingShape], waiting: &[Pods]) -> Fit<'a> {
     let template = group.guaranteed_allocatable();
-    let booting = group.desired_size.saturating_sub(group.ready_nodes);
     let limit = (booting + group.max_size.saturating_sub(group.desired_size)) as usize;
     let mut bins: Vec<Resources> = vec![template; booting as usize];
     let mut placed = Vec::new();

@@ -50,6 +50,25 @@ fn nodes_still_booting_are_counted() {
 }
 
 #[test]
+fn a_node_not_ready_long_after_it_registered_is_not_counted_as_booting() {
+    // desired 3, 2 Ready, and the third registered: booting when a minute old, lost (its
+    // kubelet died; the host will replace it) when an hour old. 4 pods fill one c5.large.
+    let with_third = |age: u64| {
+        SnapshotBuilder::new()
+            .group(GroupBuilder::asg("c5").instance_type("c5.large", "2", "4Gi", 0.085).sizes(0, 3, 20).ready_nodes(2))
+            .node(NodeBuilder::new("c5-a", "c5").allocatable("2", "4Gi").requested("2", "4Gi", 4))
+            .node(NodeBuilder::new("c5-b", "c5").allocatable("2", "4Gi").requested("2", "4Gi", 4))
+            .node(NodeBuilder::new("c5-c", "c5").allocatable("2", "4Gi").not_ready().age_seconds(age))
+            .pending_pods("default", "web", 4, "500m", "1Gi")
+            .build()
+    };
+    assert!(Harness::<Binpack>::new().evaluate(&with_third(60)).unwrap().is_empty(), "room is coming");
+    let decisions = Harness::<Binpack>::new().evaluate(&with_third(3600)).unwrap();
+    assert_eq!(decisions.len(), 1, "{decisions:?}");
+    assert_eq!(decisions[0].action, Action::ScaleTo { group: "c5".into(), size: 4 });
+}
+
+#[test]
 fn max_size_caps_a_group_and_the_rest_spill_over() {
     let snapshot = SnapshotBuilder::new()
         .group(GroupBuilder::asg("c5").instance_type("c5.large", "2", "4Gi", 0.085).sizes(0, 0, 2))

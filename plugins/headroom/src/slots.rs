@@ -138,7 +138,7 @@ fn slots<'a>(
         .filter(|n| n.group.as_deref() == Some(&group.id) && n.ready && !n.cordoned)
         .map(|n| count(&n.allocatable.saturating_sub(&n.requested)))
         .collect();
-    let booting = group.desired_size.saturating_sub(group.ready_nodes) as u64;
+    let booting = snapshot.booting(group) as u64;
     let earlier = snapshot
         .proposals()
         .iter()

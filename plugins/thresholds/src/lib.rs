@@ -64,7 +64,7 @@ impl Policy for Thresholds {
             }
             let template = group.guaranteed_allocatable();
             // Nodes on their way count as capacity, as Escalator counts them once registered.
-            let booting = group.desired_size.saturating_sub(group.ready_nodes);
+            let booting = snapshot.booting(group);
             let count = live.len() as u32 + booting;
             let allocatable = live.iter().fold(Resources::ZERO, |acc, n| acc.saturating_add(&n.allocatable));
             let allocatable = (0..booting).fold(allocatable, |acc, _| acc.saturating_add(&template));

@@ -49,7 +49,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use model::*;
-pub use snapshot::{PodsSource, Snapshot, SnapshotData};
+pub use snapshot::{PodsSource, STUCK_AFTER_SECONDS, Snapshot, SnapshotData};
 
 /// The version of the `ballast:policy` WIT package this SDK builds plugins against.
 pub const INTERFACE_VERSION: &str = "0.1.6";

@@ -10,6 +10,10 @@ use crate::model::{
     Proposal, ScheduledRun, Workload,
 };
 
+/// How long after it registered a node that is not Ready is taken for lost or stuck rather
+/// than booting: a node is Ready a minute or two after it registers.
+pub const STUCK_AFTER_SECONDS: u64 = 600;
+
 /// What a policy can read about the cluster in one evaluation.
 ///
 /// Inside a plugin each method fetches its part from the host on first use and caches it, so
@@ -23,6 +27,19 @@ pub trait Snapshot {
     /// policy only looks at a few groups.
     fn nodes_in_group(&self, group: &str) -> Vec<Node> {
         self.nodes().iter().filter(|n| n.group.as_deref() == Some(group)).cloned().collect()
+    }
+    /// Nodes `group` has asked for that are still on their way: its desired size less its
+    /// Ready nodes and less its nodes that registered over [`STUCK_AFTER_SECONDS`] ago and
+    /// are not Ready (lost or stuck, not coming: the host replaces them). Reads the group's
+    /// nodes only when some are not Ready.
+    fn booting(&self, group: &NodeGroup) -> u32 {
+        let missing = group.desired_size.saturating_sub(group.ready_nodes);
+        if missing == 0 {
+            return 0;
+        }
+        let stuck =
+            self.nodes_in_group(&group.id).into_iter().filter(|n| !n.ready && n.age_seconds >= STUCK_AFTER_SECONDS);
+        missing.saturating_sub(stuck.count() as u32)
     }
     /// Every pod waiting for capacity, one record each.
     fn pending_pods(&self) -> &[PendingPod];

@@ -317,6 +317,12 @@ impl NodeBuilder {
         self
     }
 
+    /// Registered but not Ready (booting when young, lost or stuck when old).
+    pub fn not_ready(mut self) -> Self {
+        self.0.ready = false;
+        self
+    }
+
     pub fn build(self) -> Node {
         self.0
     }

@@ -80,6 +80,7 @@ pub fn node(name: &str, instance: Option<&str>, group: Option<&str>) -> NodeView
         allocatable: Resources { cpu_millis: 2000, memory_bytes: 8 * GIB, pods: 29, gpus: 0 },
         usage: None,
         ready: true,
+        unready_since_millis: None,
         cordoned: false,
         created_at_millis: 0,
         fargate: false,

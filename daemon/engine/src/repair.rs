@@ -1,0 +1,113 @@
+//! Node repair: a node that stopped being Ready (its kubelet died, its instance is impaired)
+//! runs nothing and never comes back by itself, yet its group counts it. After
+//! `replace-unready-after` (Cluster Autoscaler's `scale-down-unready-time`, 20 minutes; a
+//! group's `scaledownunreadytime` tag overrides it) its instance is terminated with the
+//! group's size kept, so the group launches a replacement, as an Auto Scaling health check
+//! or Karpenter's node repair would.
+
+use std::time::Duration;
+
+use ballast_sdk::{Action, Snapshot};
+
+use super::observe::{NodeFacts, Observation};
+use super::policies::Policies;
+use super::ports::{Capacity, Cluster};
+use super::record::{ActionResult, DecisionRecord, GuardOutcome, Record};
+use super::{Engine, HOST};
+
+/// A node to replace, and for how long it has not been Ready.
+struct Broken<'a> {
+    node: &'a str,
+    group: &'a str,
+    instance_id: &'a str,
+    unready_for: Duration,
+    limit: Duration,
+}
+
+impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
+    /// Replaces the nodes of managed groups that have not been Ready for their group's limit.
+    ///
+    /// # Guarantees
+    ///
+    /// Each such node is replaced once: its instance terminated without a decrement, and the
+    /// node remembered until it leaves the cluster. Nodes being removed are left to their
+    /// drain. Nothing is replaced while the unready brake holds (more than 3 nodes unready
+    /// and over `max-unready-fraction`): so many at once is a cluster-wide fault (network,
+    /// control plane) that new instances would not mend. Every replacement is recorded as a
+    /// decision of `ballast`; in dry-run it is recorded and not done.
+    ///
+    /// # Caveats
+    ///
+    /// The node is not drained: its kubelet is not answering, so evictions could not finish.
+    /// Its pods go when the instance does (their controllers recreate them), PodDisruptionBudgets
+    /// notwithstanding, as with Karpenter's repair.
+    pub(super) async fn repair_unready(&mut self, obs: &Observation, now: u64, tick: u64) {
+        let default_limit = self.config.guardrails.replace_unready_after;
+        self.state.repaired.retain(|n| obs.nodes.contains_key(n.as_str()));
+        let (unready, total) = obs.unready;
+        if unready > 3 && unready as f64 > total as f64 * self.config.guardrails.max_unready_fraction {
+            tracing::warn!(unready, total, "too many nodes unready to repair any: a cluster-wide fault?");
+            return;
+        }
+        let mut broken: Vec<Broken<'_>> = obs
+            .nodes
+            .iter()
+            .filter(|(name, _)| {
+                !self.state.drains.contains_key(name.as_ref()) && !self.state.repaired.contains(name.as_ref())
+            })
+            .filter_map(|(name, facts)| broken(name, facts, obs, now, default_limit))
+            .collect();
+        broken.sort_by_key(|b| b.node);
+        for b in broken {
+            let result = if self.config.mode != super::Mode::Enforce || !self.may_act() {
+                ActionResult::DryRun
+            } else {
+                match self.capacity.replace_instance(b.group, b.instance_id).await {
+                    Ok(()) => {
+                        self.state.repaired.insert(b.node.to_string());
+                        ActionResult::Done
+                    }
+                    Err(error) => ActionResult::Failed { error: error.to_string(), kind: Default::default() },
+                }
+            };
+            let reason = format!(
+                "node {} has not been Ready for {} (limit {}): its instance {} is terminated and group {} keeps its \
+                 size, so a replacement launches",
+                b.node,
+                crate::duration::display(b.unready_for),
+                crate::duration::display(b.limit),
+                b.instance_id,
+                b.group
+            );
+            tracing::info!(node = b.node, group = b.group, "replacing a node that is not Ready");
+            self.recorder.record(Record::Decision(DecisionRecord {
+                tick,
+                at_millis: now,
+                plugin: HOST.to_string(),
+                proposed: Action::RemoveNodes { nodes: vec![b.node.to_string()] },
+                reason,
+                guard: GuardOutcome::Accepted,
+                result,
+                repeated: None,
+            }));
+        }
+    }
+}
+
+/// `facts`' node, if it belongs to a managed group and has not been Ready for that group's
+/// limit (its `scaledownunreadytime` tag, else `default_limit`; zero: never).
+fn broken<'a>(
+    name: &'a str,
+    facts: &'a NodeFacts,
+    obs: &'a Observation,
+    now: u64,
+    default_limit: Duration,
+) -> Option<Broken<'a>> {
+    let since = facts.unready_since?;
+    let group = facts.group.as_deref()?;
+    let instance_id = facts.instance_id.as_deref().filter(|_| facts.listed)?;
+    obs.groups.get(group).filter(|g| g.kind == ballast_sdk::NodeGroupKind::Asg)?;
+    let limit = obs.snapshot.options_of(group).scale_down_unready_seconds.map_or(default_limit, Duration::from_secs);
+    let unready_for = Duration::from_millis(now.saturating_sub(since));
+    (!limit.is_zero() && unready_for >= limit).then_some(Broken { node: name, group, instance_id, unready_for, limit })
+}
