@@ -224,6 +224,46 @@ fn soonest_removal_after_growth(recorder: &ballast::engine::record::Recorder) ->
     soonest
 }
 
+/// Node repair end to end: one of three nodes is lost for good at 30 min (its kubelet dies).
+/// Its pods are evicted at 35 min and get a new node at once (the lost node is not taken for
+/// one booting), the group never backs off, and at 50 min the lost node's instance is
+/// replaced; with repair off it stays, and costs, to the end.
+#[test]
+fn a_lost_node_is_replaced_after_twenty_minutes_and_its_pods_do_not_wait_for_it() {
+    const LOSS: &str = "name: lost\nduration: 2h\nnode-groups:\n  - {id: general, instance-types: [m5.large], \
+        min-size: 1, max-size: 10, desired-size: 3, node-losses: [{at: 30m, nodes: 1}]}\nworkloads:\n  \
+        - {name: web, requests: {cpu: 500m, memory: 1Gi}, replicas: {constant: 9}}\n";
+    let run = |repair: &str| {
+        let text = format!("{LOSS}guardrails: {{replace-unready-after: {repair}}}\n");
+        let scenario = Scenario::parse(Path::new("lost.yaml"), &text).unwrap();
+        let sim = Simulation { seed: 1, scenario, policies: defaults(), mode: Mode::Enforce, journal: None };
+        let recorder = ballast::engine::record::Recorder::new(1 << 20, None);
+        let report = sim.run_until(&host(), &mut |_, _| {}, Some(recorder.clone()), &Default::default()).unwrap();
+        (report, recorder)
+    };
+    let (repaired, recorder) = run("20m");
+    let replaced: Vec<_> = recorder
+        .records()
+        .filter_map(|r| match r {
+            Record::Decision(d) if d.plugin == "ballast" && d.reason.contains("has not been Ready for") => Some(d),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(replaced.len(), 1, "{replaced:?}");
+    assert_eq!(replaced[0].result, ActionResult::Done);
+    let minute = (replaced[0].at_millis - recorder.records().next().map_or(0, |r| r.at_millis())) / 60_000;
+    assert!((50..=51).contains(&minute), "replaced at minute {minute}");
+    let backed_off = recorder
+        .records()
+        .any(|r| matches!(r, Record::Tick(t) if t.saw.groups.iter().any(|g| g.backoff_until_millis.is_some())));
+    assert!(!backed_off, "a lost node is no launch failure");
+    assert!(repaired.summary.worst_pending_seconds < 120.0, "{:?}", repaired.summary);
+
+    let (kept, recorder) = run("0s");
+    assert!(!recorder.records().any(|r| matches!(r, Record::Decision(d) if d.reason.contains("has not been Ready"))));
+    assert!(repaired.summary.total_cost < kept.summary.total_cost, "{:?}\n{:?}", repaired.summary, kept.summary);
+}
+
 /// spot-storm: every warned node is drained and replaced before EC2 takes it, and when the
 /// spot group cannot launch, the pods that tolerate spot go to on-demand at once.
 #[test]
@@ -317,6 +357,12 @@ fn a_bad_scenario_names_the_file_the_field_and_the_value() {
     assert!(
         unknown_type.contains("node-groups[0].instance-types[0]") && unknown_type.contains("`m9.huge`"),
         "{unknown_type}"
+    );
+
+    let late_loss = scenario_error(&GOOD.replace("max-size: 5", "max-size: 5, node-losses: [{at: 2h, nodes: 1}]"));
+    assert_eq!(
+        late_loss,
+        "bad.yaml: field `node-groups[0].node-losses[0].at`: `2h` is not before the end of the run (1h)"
     );
 
     let bad_duration = scenario_error(&GOOD.replace("duration: 1h", "duration: soon"));

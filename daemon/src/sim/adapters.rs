@@ -249,7 +249,7 @@ impl World {
     /// bind time, and the pods waiting for capacity. Never walks the running pods.
     pub(super) fn cluster_view(&self) -> ClusterView {
         let mut view = ClusterView::default();
-        for node in self.nodes.iter().flatten().filter(|n| n.ready) {
+        for node in self.nodes.iter().flatten().filter(|n| n.ready || n.lost_at.is_some()) {
             view.nodes.push(NodeView {
                 name: node.name.clone(),
                 instance_id: node.instance_id.clone(),
@@ -257,8 +257,8 @@ impl World {
                 zone: node.zone.clone(),
                 allocatable: node.allocatable,
                 usage: Some(node.used),
-                ready: true,
-                unready_since_millis: None,
+                ready: node.ready,
+                unready_since_millis: node.lost_at,
                 cordoned: node.cordoned,
                 created_at_millis: node.ready_at,
                 fargate: node.fargate,

@@ -127,6 +127,7 @@ impl World {
                 price_per_hour: price,
                 ready_at: self.now,
                 ready: true,
+                lost_at: None,
                 cordoned: false,
                 removal_mark: None,
                 fargate: true,

@@ -16,6 +16,7 @@ pub mod adapters;
 pub mod bound;
 pub mod catalogue;
 mod controllers;
+mod loss;
 pub mod meter;
 pub mod run;
 pub mod scenario;

@@ -88,6 +88,19 @@ pub struct GroupSpec {
     /// with EC2's two-minute warning.
     #[serde(default)]
     pub interruptions: Vec<RateWindow>,
+    /// Moments at which Ready nodes of the group stop being Ready for good (their kubelet
+    /// dies): they stay, cost and count in the group until something replaces them.
+    #[serde(default)]
+    pub node_losses: Vec<NodeLoss>,
+}
+
+/// `nodes` Ready nodes of a group (picked at random, seeded) lost `at` a time after the start.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct NodeLoss {
+    #[serde(with = "duration")]
+    pub at: Duration,
+    pub nodes: u32,
 }
 
 /// A window with an interruption rate: the chance per instance per hour.
@@ -315,6 +328,21 @@ impl Scenario {
                     return Err(field(
                         format!("node-groups[{i}].interruptions[{j}].per-hour"),
                         format!("must be in [0, 60], got {}", w.per_hour),
+                    ));
+                }
+            }
+            for (j, loss) in g.node_losses.iter().enumerate() {
+                if loss.nodes == 0 {
+                    return Err(field(format!("node-groups[{i}].node-losses[{j}].nodes"), "must be at least 1".into()));
+                }
+                if loss.at >= self.duration {
+                    return Err(field(
+                        format!("node-groups[{i}].node-losses[{j}].at"),
+                        format!(
+                            "`{}` is not before the end of the run ({})",
+                            duration::display(loss.at),
+                            duration::display(self.duration)
+                        ),
                     ));
                 }
             }

@@ -37,6 +37,8 @@ pub(super) struct SimGroup {
     pub launched: u64,
     /// Interruption windows: from, to (millis after the start) and rate per instance-hour.
     pub interruptions: Vec<(u64, u64, f64)>,
+    /// Node losses not yet due: when (millis after the start) and how many nodes.
+    pub losses: Vec<(u64, u32)>,
 }
 
 pub(super) struct SimNode {
@@ -49,6 +51,8 @@ pub(super) struct SimNode {
     pub price_per_hour: f64,
     pub ready_at: u64,
     pub ready: bool,
+    /// When it stopped being Ready for good (see `sim/loss.rs`).
+    pub lost_at: Option<u64>,
     pub cordoned: bool,
     pub removal_mark: Option<crate::engine::ports::RemovalMark>,
     pub fargate: bool,
@@ -130,6 +134,8 @@ pub struct World {
     pub(super) notices: Vec<crate::engine::ports::Interruption>,
     /// Interrupted nodes by when EC2 reclaims them.
     pub(super) doomed: BTreeSet<(u64, usize)>,
+    /// Lost nodes whose pods the node lifecycle controller has yet to evict, by when.
+    pub(super) unreachable: BTreeSet<(u64, usize)>,
 }
 
 impl World {
@@ -160,6 +166,7 @@ impl World {
             meter: Meter::default(),
             notices: Vec::new(),
             doomed: BTreeSet::new(),
+            unreachable: BTreeSet::new(),
         };
         for g in &scenario.node_groups {
             let mut labels = g.labels.clone();
@@ -195,6 +202,7 @@ impl World {
                     .iter()
                     .map(|w| (w.from.as_millis() as u64, w.to.as_millis() as u64, w.per_hour))
                     .collect(),
+                losses: g.node_losses.iter().map(|l| (l.at.as_millis() as u64, l.nodes)).collect(),
             });
         }
         for (i, spec) in scenario.workloads.iter().enumerate() {
@@ -314,6 +322,8 @@ impl World {
         self.now += ms;
         self.interrupt_spot(ms);
         self.reclaim_spot();
+        self.lose_nodes();
+        self.evict_from_lost_nodes();
         self.provision();
         self.boot_nodes();
         self.finish_jobs();
@@ -387,6 +397,7 @@ impl World {
             price_per_hour: itype.price_per_hour,
             ready_at: self.now + (group.delay_ms as f64 * jitter) as u64,
             ready: false,
+            lost_at: None,
             cordoned: false,
             removal_mark: None,
             fargate: false,
