@@ -22,7 +22,8 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
     /// Each warned node that Ballast manages and is not already draining is cordoned and
     /// drained (marked for removal, so a restart or a new leader carries the drain on), and
     /// its group's desired size is raised by one, up to max-size, so the replacement boots
-    /// at once; the drain's terminate-with-decrement brings the size back. While the
+    /// at once (a growth: the scale-down cooldowns count from it, as from any other); the
+    /// drain's terminate-with-decrement brings the size back. While the
     /// replacement boots the pods stay: they are evicted once a node that joined the group
     /// after the warning is Ready, or `spot-eviction-margin` before the reclaim, whichever
     /// comes first (see [`Engine::release_held_evictions`]). With no replacement (the group
@@ -113,10 +114,12 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
         now: u64,
         tick: u64,
     ) -> ActionResult {
-        if size > desired
-            && let Err(error) = self.capacity.set_desired_size(group, size).await
-        {
-            tracing::warn!(%group, %error, "cannot start the replacement of an interrupted node");
+        if size > desired {
+            match self.capacity.set_desired_size(group, size).await {
+                // A growth like any other: the scale-down cooldowns count from it.
+                Ok(()) => self.state.group(group).last_scale_up = Some(now),
+                Err(error) => tracing::warn!(%group, %error, "cannot start the replacement of an interrupted node"),
+            }
         }
         let margin = self.config.guardrails.spot_eviction_margin.as_millis() as u64;
         let until_millis = warning.deadline_millis.saturating_sub(margin);

@@ -354,6 +354,8 @@ fn a_spot_warning_cordons_its_node_starts_the_replacement_and_evicts_once_the_re
     let calls = tick_at(&mut engine, &faulty, NOW);
     assert_eq!(calls, ["set web to 5", "mark w2"], "replacement and cordon; the pods stay while it boots");
     assert!(engine.state.drains.get("w2").is_some_and(|d| d.interrupted));
+    let told = engine.state.cooldown("web", &engine.config.guardrails.cooldown);
+    assert_eq!(told.last_scale_up_millis, Some(NOW), "the replacement is a growth the cooldowns count from");
     let records: Vec<_> = engine
         .recorder()
         .records()
