@@ -46,15 +46,18 @@ pub fn plan(snapshot: &dyn Snapshot, expander: crate::Expander) -> Vec<Decision>
     });
     let mut waiting: Vec<Pods> = order.into_iter().map(|shape| Pods { shape, count: shapes[shape].count }).collect();
     let mut decisions = Vec::new();
-    let mut groups: Vec<&NodeGroup> = snapshot
+    // Each group with the nodes it has on their way, read once (a host call per group that
+    // has some).
+    let mut groups: Vec<(&NodeGroup, u32)> = snapshot
         .node_groups()
         .iter()
         .filter(|g| g.kind == NodeGroupKind::Asg && !g.instance_types.is_empty())
+        .map(|g| (g, snapshot.booting(g)))
         .collect();
 
     while !waiting.is_empty() && !groups.is_empty() {
         let fits: Vec<Fit> =
-            groups.iter().map(|g| fit(g, snapshot.booting(g), shapes, &waiting)).filter(|f| f.pods() > 0).collect();
+            groups.iter().map(|&(g, booting)| fit(g, booting, shapes, &waiting)).filter(|f| f.pods() > 0).collect();
         let Some(best) = fits.iter().min_by(|a, b| rank(expander, a, b)) else {
             break;
         };
@@ -71,7 +74,7 @@ pub fn plan(snapshot: &dyn Snapshot, expander: crate::Expander) -> Vec<Decision>
         }
         waiting.retain(|w| w.count > 0);
         let chosen = best.group.id.clone();
-        groups.retain(|g| g.id != chosen);
+        groups.retain(|(g, _)| g.id != chosen);
     }
     decisions
 }
