@@ -402,13 +402,19 @@ async fn a_policy_reads_a_cloudwatch_series_holds_a_floor_from_it_and_follows_a_
             && r["caller"] == "policy-reload"
             && r["change"].as_str().is_some_and(|c| c.contains("CloudWatch queries now: orders-depth"))
     };
-    // Written by the runner before the feed follows; the journal's writer may lag a little.
-    if eventually(Duration::from_secs(10), async || records(&journal).iter().any(reloaded)).await.is_none() {
-        fail(daemon, &format!("the reload is not recorded: {:#?}", records(&journal)));
+    // Both records may trail the group's size: the decision's is written after the call
+    // that raised the group returns, and the journal's writer may lag a little.
+    let raised = |r: &Value| floor(r) && r["proposed"]["scale-to"]["size"] == 7;
+    let both = async || {
+        let all = records(&journal);
+        all.iter().any(reloaded) && all.iter().any(raised)
+    };
+    if eventually(Duration::from_secs(10), both).await.is_none() {
+        fail(daemon, &format!("the reload or the floor of 7 is not recorded: {:#?}", records(&journal)));
     }
     let journal = records(&journal);
     let reload_at = journal.iter().position(reloaded).unwrap();
-    let raised = journal.iter().position(|r| floor(r) && r["proposed"]["scale-to"]["size"] == 7);
+    let raised = journal.iter().position(raised);
     assert!(raised.is_some_and(|i| i > reload_at), "the floor of 7 is decided after the reload's record");
     stop(daemon);
 }
