@@ -311,10 +311,12 @@ async fn a_replaced_policy_file_takes_effect_without_a_restart_and_a_broken_one_
     if eventually(Duration::from_secs(40), async || site.group().await.0 > 0).await.is_none() {
         fail(daemon, "the replaced policy never scaled the group");
     }
-    let reload = records(&journal)
-        .into_iter()
-        .find(|r| r["record"] == "control" && r["caller"] == "policy-reload")
-        .expect("the reload is recorded");
+    let reloaded = |r: &Value| r["record"] == "control" && r["caller"] == "policy-reload";
+    // The journal's writer may lag a little behind the group's size.
+    if eventually(Duration::from_secs(10), async || records(&journal).iter().any(reloaded)).await.is_none() {
+        fail(daemon, &format!("the reload is not recorded:\n{:#?}", records(&journal)));
+    }
+    let reload = records(&journal).into_iter().find(reloaded).unwrap();
     assert!(reload["reason"].as_str().unwrap().contains("policy.wasm"), "{reload}");
 
     // A broken replacement: the running binpack stays, a record and a metric say so.
