@@ -16,7 +16,7 @@ use super::observe::Observation;
 use super::policies::Policies;
 use super::ports::{Capacity, Cluster, ClusterView, Eviction, RemovalMark};
 use super::record::{ActionResult, Record, RemovalOutcome, RemovalRecord};
-use super::state::Drain;
+use super::state::{Drain, EvictionHold};
 use super::{Engine, guard::Plan};
 
 /// Why an action was not taken: leadership went between the start of the tick and the action.
@@ -148,6 +148,8 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
             group: drain.group.clone(),
             instance_id: drain.instance_id.clone(),
             tick: drain.started_tick,
+            interrupted: drain.interrupted,
+            hold_until_millis: drain.hold.as_ref().map(|h| h.until_millis),
         };
         self.cluster.mark_for_removal(node, &mark).await?;
         self.state.drains.insert(node.to_string(), drain);
@@ -196,8 +198,8 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
                     started_at: mark.started_at_millis,
                     started_tick: mark.tick,
                     evicted: 0,
-                    interrupted: false,
-                    hold: None,
+                    interrupted: mark.interrupted,
+                    hold: mark.hold_until_millis.map(|until_millis| EvictionHold { until_millis }),
                 },
             );
             let state = self.state.group(&group);

@@ -36,8 +36,10 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
     ///
     /// Warnings read while paused or standing by are not acted on later: the adapter hands
     /// each out once, and the pods then come back as pending pods like after any node loss.
-    /// A drain adopted after a restart or a change of leader evicts at once: the hold is not
-    /// written in the node's removal mark.
+    /// A drain adopted after a restart or a change of leader holds its pods as the one that
+    /// began it did (the hold is written in the node's removal mark), but which new node
+    /// released which held drain is not: the adopting replica pairs them again, in the order
+    /// the nodes were warned.
     pub(super) async fn handle_interruptions(&mut self, obs: &Observation, now: u64, tick: u64) {
         let warnings = match self.capacity.interruptions().await {
             Ok(w) => w,

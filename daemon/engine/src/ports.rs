@@ -170,6 +170,14 @@ pub struct RemovalMark {
     pub instance_id: String,
     /// The tick whose decision began it.
     pub tick: u64,
+    /// Begun for a spot interruption with the group raised by one for the replacement (see
+    /// [`crate::state::Drain::interrupted`]). Absent from marks written before it existed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub interrupted: bool,
+    /// The pods are held until a replacement is Ready, or until this moment at the latest
+    /// (see [`crate::state::EvictionHold`]): a drain adopted after a restart holds them too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold_until_millis: Option<u64>,
 }
 
 /// Scheduling constraints and disruption traits of a pod. Pods of one workload share them, so

@@ -23,6 +23,8 @@ pub(crate) struct Faulty {
     fail_set_size: Arc<Mutex<Option<AdapterErrorKind>>>,
     calls: Arc<Mutex<Vec<String>>>,
     interruptions: Arc<Mutex<Vec<Interruption>>>,
+    /// The removal marks written, by node.
+    marks: Arc<Mutex<std::collections::BTreeMap<String, RemovalMark>>>,
 }
 
 impl Faulty {
@@ -40,7 +42,8 @@ impl Cluster for Faulty {
     async fn observe(&self) -> AdapterResult<ClusterView> {
         Ok(self.view.lock().unwrap().clone())
     }
-    async fn mark_for_removal(&self, node: &str, _: &RemovalMark) -> AdapterResult<()> {
+    async fn mark_for_removal(&self, node: &str, mark: &RemovalMark) -> AdapterResult<()> {
+        self.marks.lock().unwrap().insert(node.to_string(), mark.clone());
         self.call(format!("mark {node}"), &Mutex::new(None))
     }
     async fn clear_removal(&self, node: &str) -> AdapterResult<()> {
@@ -275,6 +278,8 @@ fn nothing_is_acted_on_in_dry_run_or_paused_not_even_a_marked_node() {
             group: "web".into(),
             instance_id: "i-w4".into(),
             tick: 1,
+            interrupted: false,
+            hold_until_millis: None,
         });
         let faulty = Faulty::default();
         *faulty.view.lock().unwrap() = world.view();
@@ -426,6 +431,32 @@ fn each_replacement_releases_one_held_node_in_the_order_they_were_warned() {
     join(&mut world, "w6", NOW + 30_000);
     show(&world, &faulty);
     assert_eq!(tick_at(&mut engine, &faulty, NOW + 70_000), ["evict shop/web-1"]);
+}
+
+#[test]
+fn a_restarted_engine_keeps_holding_a_warned_nodes_pods_until_its_replacement_is_ready() {
+    let mut world = World::default();
+    let (faulty, mut first) = engine(&world);
+    faulty.interruptions.lock().unwrap().push(warn("i-w2", NOW));
+    assert_eq!(tick_at(&mut first, &faulty, NOW), ["set web to 5", "mark w2"]);
+    drop(first);
+
+    // A new process (or a new leader) reads the mark on the node and adopts the drain.
+    world.node_mut("w2").removal_mark = faulty.marks.lock().unwrap().get("w2").cloned();
+    world.node_mut("w2").cordoned = true;
+    world.group_mut("web").desired_size = 5;
+    let (faulty, mut restarted) = engine(&world);
+    assert_eq!(tick_at(&mut restarted, &faulty, NOW + 30_000), Vec::<String>::new(), "still held");
+    join(&mut world, "w5", NOW + 40_000);
+    show(&world, &faulty);
+    assert_eq!(tick_at(&mut restarted, &faulty, NOW + 60_000), ["evict shop/web-2"], "w5 is its replacement");
+
+    // The instance is reclaimed before the drain ends: the adopted drain still knows the
+    // group was raised for the replacement, and lowers it again.
+    world.cluster.nodes.retain(|n| &*n.name != "w2");
+    world.pods.retain(|p| &*p.name != "web-2");
+    show(&world, &faulty);
+    assert_eq!(tick_at(&mut restarted, &faulty, NOW + 120_000), ["set web to 4"]);
 }
 
 #[test]

@@ -235,6 +235,8 @@ fn removal_mark(node: &Node) -> Option<RemovalMark> {
             group: String::new(),
             instance_id: node.spec.as_ref()?.provider_id.as_deref().and_then(provider_id)?.1,
             tick: 0,
+            interrupted: false,
+            hold_until_millis: None,
         }),
         None => None,
     }
@@ -319,6 +321,22 @@ mod tests {
         assert_eq!(node(&node_with("False"), &[]).unwrap().unready_since_millis, Some(1_767_614_400_000));
         let ready = node(&node_with("True"), &[]).unwrap();
         assert!(ready.ready && ready.unready_since_millis.is_none());
+    }
+
+    #[test]
+    fn a_removal_mark_written_before_spot_holds_reads_as_a_plain_drain_and_a_held_one_keeps_its_hold() {
+        let marked = |mark: &str| -> Node {
+            serde_json::from_value(json!({"metadata": {"name": "n", "annotations": {REMOVAL: mark}},
+                "spec": {"providerID": "aws:///us-east-1a/i-0abc"}}))
+            .expect("a valid node")
+        };
+        let old = r#"{"owner":"a","started-at-millis":5,"group":"web","instance-id":"i-0abc","tick":3}"#;
+        let read = node(&marked(old), &[]).unwrap().removal_mark.expect("a mark");
+        assert!(!read.interrupted && read.hold_until_millis.is_none(), "{read:?}");
+        let held = RemovalMark { interrupted: true, hold_until_millis: Some(75_000), ..read };
+        let written = serde_json::to_string(&held).unwrap();
+        assert!(written.contains(r#""hold-until-millis":75000"#), "{written}");
+        assert_eq!(node(&marked(&written), &[]).unwrap().removal_mark, Some(held));
     }
 
     #[test]
