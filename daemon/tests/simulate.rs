@@ -245,7 +245,7 @@ fn a_lost_node_is_replaced_after_twenty_minutes_and_its_pods_do_not_wait_for_it(
     let replaced: Vec<_> = recorder
         .records()
         .filter_map(|r| match r {
-            Record::Decision(d) if d.plugin == "ballast" && d.reason.contains("has not been Ready for") => Some(d),
+            Record::Decision(d) if d.plugin == "ballast" && d.reason.contains("has not been Ready since") => Some(d),
             _ => None,
         })
         .collect();

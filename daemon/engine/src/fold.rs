@@ -1,5 +1,5 @@
-//! Folding: a decision that changed nothing, made again on the next tick, is counted
-//! instead of kept, and one closing record says how many times (see
+//! Folding: a decision that changed nothing (or failed the same way), made again on the next
+//! tick, is counted instead of kept, and one closing record says how many times (see
 //! [`super::record::Recorder::record`]).
 
 use super::record::{ActionResult, DecisionRecord, GuardOutcome, Repeated};
@@ -80,10 +80,19 @@ fn same_as(a: &DecisionRecord, b: &DecisionRecord) -> bool {
         && a.result == b.result
 }
 
-/// Only decisions that changed nothing are folded: one that acted is always recorded on
-/// its own, as cooldowns are restored from those records after a restart.
+/// Only decisions that changed nothing, or failed with the same error, are folded: one that
+/// acted is always recorded on its own, as cooldowns are restored from those records after a
+/// restart. (A call refused tick after tick, say a termination the IAM role may not make, is
+/// one record and a closing count, as a standing refusal of the guardrails is.)
 fn foldable(d: &DecisionRecord) -> bool {
-    matches!(d.result, ActionResult::NotApplied | ActionResult::Unchanged | ActionResult::DryRun | ActionResult::Shadow)
+    matches!(
+        d.result,
+        ActionResult::NotApplied
+            | ActionResult::Unchanged
+            | ActionResult::DryRun
+            | ActionResult::Shadow
+            | ActionResult::Failed { .. }
+    )
 }
 
 #[cfg(test)]

@@ -15,12 +15,13 @@ use super::ports::{Capacity, Cluster};
 use super::record::{ActionResult, DecisionRecord, GuardOutcome, Record};
 use super::{Engine, HOST};
 
-/// A node to replace, and for how long it has not been Ready.
+/// A node to replace, and since when it has not been Ready.
 struct Broken<'a> {
     node: &'a str,
     group: &'a str,
     instance_id: &'a str,
-    unready_for: Duration,
+    /// When it stopped being Ready (milliseconds since the epoch).
+    unready_since: u64,
     limit: Duration,
 }
 
@@ -70,11 +71,14 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
                     Err(error) => ActionResult::Failed { error: error.to_string(), kind: Default::default() },
                 }
             };
+            // Names the moment, not a growing age, so the same decision made again (dry-run,
+            // or a refused call retried) reads the same and is folded.
+            let since = std::time::UNIX_EPOCH + Duration::from_millis(b.unready_since);
             let reason = format!(
-                "node {} has not been Ready for {} (limit {}): its instance {} is terminated and group {} keeps its \
-                 size, so a replacement launches",
+                "node {} has not been Ready since {} (limit {}): its instance {} is terminated and group {} keeps \
+                 its size, so a replacement launches",
                 b.node,
-                crate::duration::display(b.unready_for),
+                humantime::format_rfc3339_seconds(since),
                 crate::duration::display(b.limit),
                 b.instance_id,
                 b.group
@@ -109,5 +113,11 @@ fn broken<'a>(
     obs.groups.get(group).filter(|g| g.kind == ballast_sdk::NodeGroupKind::Asg)?;
     let limit = obs.snapshot.options_of(group).scale_down_unready_seconds.map_or(default_limit, Duration::from_secs);
     let unready_for = Duration::from_millis(now.saturating_sub(since));
-    (!limit.is_zero() && unready_for >= limit).then_some(Broken { node: name, group, instance_id, unready_for, limit })
+    (!limit.is_zero() && unready_for >= limit).then_some(Broken {
+        node: name,
+        group,
+        instance_id,
+        unready_since: since,
+        limit,
+    })
 }

@@ -507,12 +507,37 @@ fn a_node_not_ready_for_twenty_minutes_is_replaced_once_with_its_groups_size_kep
     assert_eq!(records.len(), 1, "{records:?}");
     assert_eq!(records[0].result, ActionResult::Done);
     let reason = &records[0].reason;
-    assert!(reason.contains("node w2 has not been Ready for 21m (limit 20m)"), "{reason}");
+    let since =
+        humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_millis(NOW - 21 * 60_000));
+    assert!(reason.contains(&format!("node w2 has not been Ready since {since} (limit 20m)")), "{reason}");
     assert!(reason.contains("group web keeps its size, so a replacement launches"), "{reason}");
     // The node object lingers until the cloud controller deletes it: replaced once.
     faulty.calls.lock().unwrap().clear();
     let calls = tick_at(&mut engine, &faulty, NOW + 10_000);
     assert!(!calls.iter().any(|c| c.contains("i-w2")), "{calls:?}");
+}
+
+/// A replacement the cloud refuses (an IAM role without TerminateInstanceInGroup) is tried
+/// again every tick, and its records fold: the first, then one closing count.
+#[test]
+fn a_refused_repair_is_retried_every_tick_and_recorded_once_with_a_count() {
+    let mut world = World::default();
+    lost(&mut world, "w2", 21);
+    let (faulty, mut engine) = engine(&world);
+    *faulty.fail_terminate.lock().unwrap() = Some(AdapterErrorKind::Failed);
+    for n in 0..10 {
+        let calls = tick_at(&mut engine, &faulty, NOW + n * 10_000);
+        assert!(calls.contains(&"replace i-w2 in web".to_string()), "tick {n}: {calls:?}");
+        faulty.calls.lock().unwrap().clear();
+    }
+    *faulty.fail_terminate.lock().unwrap() = None;
+    tick_at(&mut engine, &faulty, NOW + 100_000);
+    engine.recorder().close_runs(NOW + 100_000);
+    let records = host_decisions(&engine);
+    let results: Vec<(&str, Option<u64>)> =
+        records.iter().map(|r| (r.result.name(), r.repeated.as_ref().map(|r| r.count))).collect();
+    // The closing record is written when the run ends: after the tick that broke it.
+    assert_eq!(results, [("failed", None), ("done", None), ("failed", Some(10))], "{records:#?}");
 }
 
 #[test]
