@@ -297,6 +297,26 @@ async fn throttling_and_lost_answers_are_retried_without_scaling_twice() {
     assert_eq!(asg_state(&direct, "general").await, (3, 3), "one decrement for one removal");
 }
 
+/// A call refused the same way twice is described the same way twice: the service's code
+/// and message, without the request id (new on every answer) or a dump of the response, so
+/// the decision records of a standing refusal fold.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_reads_the_same_each_time_without_its_request_id() {
+    let moto = Moto::start().await;
+    let proxy = Proxy::start(&moto.url).await;
+    let direct = sdk_config(&moto.url).await;
+    group(&direct, "general", "m5.large", &ca_tags(), 1).await;
+    let capacity = AwsCapacity::from_config(&sdk_config(&proxy.url).await, settings()).unwrap();
+    let victim = capacity.node_groups().await.unwrap()[0].instances[0].id.clone();
+    let denied = Fault::Refuse(403, "AccessDenied");
+    proxy.fail("TerminateInstanceInAutoScalingGroup", &[denied, Fault::Refuse(403, "AccessDenied")]);
+    let first = capacity.replace_instance("general", &victim).await.unwrap_err();
+    let second = capacity.replace_instance("general", &victim).await.unwrap_err();
+    assert_eq!(first.to_string(), second.to_string());
+    assert!(first.message == "AccessDenied: injected", "{first}");
+    assert_eq!(asg_state(&direct, "general").await, (1, 1), "nothing was terminated");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mixed_instances_group_reports_every_type_with_capacity_and_price() {
     let moto = Moto::start().await;

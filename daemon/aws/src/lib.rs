@@ -82,7 +82,38 @@ where
         Some("InvalidInstanceID.NotFound" | "ResourceNotFound") => AdapterErrorKind::NotFound,
         _ => AdapterErrorKind::Failed,
     };
-    AdapterError::new(kind, operation, DisplayErrorContext(&error).to_string())
+    let operation = operation.into();
+    // The whole of it, request id and raw response included, for whoever debugs the call.
+    let request_id = error.meta().extra("aws_request_id").unwrap_or("none");
+    tracing::debug!(%operation, request_id, error = %DisplayErrorContext(&error), "AWS call failed");
+    AdapterError::new(kind, operation, describe(&error))
+}
+
+/// An SDK error in words that read the same each time the same thing goes wrong: the
+/// service's code and message, or else the chain of causes. Neither the request id nor the
+/// raw response (its `Date` header included), which `DisplayErrorContext` ends with, is
+/// kept: they differ on every call, so two records of one standing refusal would never read
+/// alike (and fold), and a decision record is no place for an HTTP dump. Both go to the
+/// debug log.
+fn describe<E, R>(error: &aws_smithy_runtime_api::client::result::SdkError<E, R>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    if let Some(code) = error.code() {
+        return match error.message() {
+            Some(message) => format!("{code}: {message}"),
+            None => code.to_string(),
+        };
+    }
+    let mut words = error.to_string();
+    let mut cause = std::error::Error::source(error);
+    while let Some(next) = cause {
+        words.push_str(": ");
+        words.push_str(&next.to_string());
+        cause = next.source();
+    }
+    words
 }
 
 impl AwsCapacity {

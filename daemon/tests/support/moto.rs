@@ -64,6 +64,9 @@ pub async fn sdk_config(url: &str) -> SdkConfig {
         .await
 }
 
+/// Request ids of the proxy's own answers.
+static REQUEST_IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(7_000_000);
+
 /// What the proxy does to requests of one API action.
 #[derive(Clone, Debug)]
 pub enum Fault {
@@ -123,7 +126,9 @@ impl Proxy {
                 };
                 if let Some(Fault::Refuse(status, code)) = fault {
                     let xml = format!(
-                        "<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>injected</Message></Error><RequestId>proxy</RequestId></ErrorResponse>"
+                        "<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>injected</Message></Error><RequestId>{}</RequestId></ErrorResponse>",
+                        // A new id on every answer, as AWS gives.
+                        REQUEST_IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
                     );
                     return Response::builder()
                         .status(status)
