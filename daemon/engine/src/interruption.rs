@@ -5,6 +5,8 @@
 //! `spot-eviction-margin` away): a node boots in about a minute, well inside the notice, so
 //! the pods move once, straight to a node that can take them, instead of waiting pending.
 
+use std::collections::BTreeMap;
+
 use ballast_sdk::Action;
 
 use super::observe::Observation;
@@ -30,7 +32,10 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
     /// backs off from a failed launch, or is at max-size) they are evicted at once, so they
     /// go pending and policies place them elsewhere. No guardrail holds this back (minimum
     /// age, disruption budget, cooldowns): the node goes whatever is decided. Every warning
-    /// is recorded as a decision of `ballast`; in dry-run nothing is done.
+    /// is recorded as a decision of `ballast`; in dry-run nothing is done. Returns the groups
+    /// it raised, at their new desired size: the tick runs it before the snapshot policies
+    /// see is final, which then shows that growth (sizes and cooldowns) and the warned nodes
+    /// being removed, so no policy proposes what the growth has made moot or refused.
     ///
     /// # Caveats
     ///
@@ -40,15 +45,15 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
     /// began it did (the hold is written in the node's removal mark), but which new node
     /// released which held drain is not: the adopting replica pairs them again, in the order
     /// the nodes were warned.
-    pub(super) async fn handle_interruptions(&mut self, obs: &Observation, now: u64, tick: u64) {
-        let warnings = match self.capacity.interruptions().await {
-            Ok(w) => w,
-            Err(error) => {
-                tracing::warn!(%error, "cannot read spot interruption warnings; next tick tries again");
-                return;
-            }
-        };
-        let mut raised: std::collections::BTreeMap<String, u32> = Default::default();
+    pub(super) async fn handle_interruptions(
+        &mut self,
+        obs: &Observation,
+        warnings: Vec<Interruption>,
+        now: u64,
+        tick: u64,
+    ) -> BTreeMap<String, u32> {
+        let mut raised: BTreeMap<String, u32> = BTreeMap::new();
+        let mut done: BTreeMap<String, u32> = BTreeMap::new();
         for warning in warnings {
             let Some((node, group)) = obs
                 .nodes
@@ -70,7 +75,11 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
             let result = if self.config.mode != super::Mode::Enforce || !self.may_act() {
                 ActionResult::DryRun
             } else {
-                self.replace(&warning, &node, &group, size, desired, now, tick).await
+                let (result, grown) = self.replace(&warning, &node, &group, size, desired, now, tick).await;
+                if grown {
+                    done.insert(group.clone(), size);
+                }
+                result
             };
             raised.insert(group.clone(), size);
             let replacement = if size > desired {
@@ -102,9 +111,23 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
                 repeated: None,
             }));
         }
+        done
     }
 
-    /// Raises the group to `size` (if above `desired`) and marks the node for removal.
+    /// The spot interruption warnings the capacity side has for this tick (none if it
+    /// cannot say: the next tick asks again).
+    pub(super) async fn read_interruptions(&self) -> Vec<Interruption> {
+        match self.capacity.interruptions().await {
+            Ok(warnings) => warnings,
+            Err(error) => {
+                tracing::warn!(%error, "cannot read spot interruption warnings; next tick tries again");
+                Vec::new()
+            }
+        }
+    }
+
+    /// Raises the group to `size` (if above `desired`) and marks the node for removal;
+    /// says whether the group was raised.
     #[allow(clippy::too_many_arguments)]
     async fn replace(
         &mut self,
@@ -115,11 +138,15 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
         desired: u32,
         now: u64,
         tick: u64,
-    ) -> ActionResult {
+    ) -> (ActionResult, bool) {
+        let mut grown = false;
         if size > desired {
             match self.capacity.set_desired_size(group, size).await {
                 // A growth like any other: the scale-down cooldowns count from it.
-                Ok(()) => self.state.group(group).last_scale_up = Some(now),
+                Ok(()) => {
+                    self.state.group(group).last_scale_up = Some(now);
+                    grown = true;
+                }
                 Err(error) => tracing::warn!(%group, %error, "cannot start the replacement of an interrupted node"),
             }
         }
@@ -134,10 +161,11 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
             interrupted: size > desired,
             hold: (size > desired && until_millis > now).then_some(EvictionHold { until_millis }),
         };
-        match self.begin_drain(node, drain).await {
+        let result = match self.begin_drain(node, drain).await {
             Ok(()) => ActionResult::Started,
             Err(error) => ActionResult::Failed { error: error.to_string(), kind: Default::default() },
-        }
+        };
+        (result, grown)
     }
 }
 

@@ -276,6 +276,31 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
         });
     }
 
+    /// What the views show, with what the engine remembers (back-offs, drains, cooldowns).
+    fn observation(
+        &self,
+        cluster: ports::ClusterView,
+        groups: Vec<ports::GroupView>,
+        pricing: ballast_sdk::FargatePricing,
+        now: u64,
+    ) -> Observation {
+        let state = &self.state;
+        let backoff = |g: &str| state.groups.get(g).is_some_and(|s| s.backing_off(now).is_some());
+        let being_removed = |n: &str| state.drains.contains_key(n);
+        let cooldown = |g: &str| state.cooldown(g, &self.config.guardrails.cooldown);
+        let cx = ObserveContext {
+            now_millis: now,
+            guardrails: &self.config.guardrails,
+            fargate: self.fargate,
+            fargate_pricing: pricing,
+            backoff: &backoff,
+            being_removed: &being_removed,
+            cooldown: &cooldown,
+            metrics: self.series.as_ref().map(series::SeriesStore::latest).unwrap_or_default(),
+        };
+        observe::observe(cluster, groups, &cx)
+    }
+
     async fn run_tick(&mut self, now: u64, trigger: Trigger) -> TickOutcome {
         self.tick += 1;
         self.schedule.ticked(now);
@@ -301,22 +326,23 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
         if self.config.mode == Mode::Enforce && self.may_act() {
             self.adopt_marked(&cluster, now, tick).await;
         }
-        let mut obs = {
-            let state = &self.state;
-            let backoff = |g: &str| state.groups.get(g).is_some_and(|s| s.backing_off(now).is_some());
-            let being_removed = |n: &str| state.drains.contains_key(n);
-            let cooldown = |g: &str| state.cooldown(g, &self.config.guardrails.cooldown);
-            let cx = ObserveContext {
-                now_millis: now,
-                guardrails: &self.config.guardrails,
-                fargate: self.fargate,
-                fargate_pricing: pricing,
-                backoff: &backoff,
-                being_removed: &being_removed,
-                cooldown: &cooldown,
-                metrics: self.series.as_ref().map(series::SeriesStore::latest).unwrap_or_default(),
-            };
-            observe::observe(cluster, groups, &cx)
+        // Spot warnings are acted on before the snapshot policies see is final, so that it
+        // shows the replacements' growth (sizes, cooldowns) and the warned nodes draining.
+        let warnings = if self.config.mode != Mode::Paused && self.may_act() {
+            self.read_interruptions().await
+        } else {
+            Vec::new()
+        };
+        let mut obs = if warnings.is_empty() {
+            self.observation(cluster, groups, pricing, now)
+        } else {
+            let warned = self.observation(cluster.clone(), groups.clone(), pricing.clone(), now);
+            let raised = self.handle_interruptions(&warned, warnings, now, tick).await;
+            let mut groups = groups;
+            for group in &mut groups {
+                group.desired_size = raised.get(&group.id).copied().unwrap_or(group.desired_size);
+            }
+            self.observation(cluster, groups, pricing, now)
         };
         let resets = self.watch_provisioning(&mut obs, now);
         let summary = self.summary(&obs, now);
@@ -338,7 +364,6 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
             return TickOutcome { tick, standby: true, ..TickOutcome::default() };
         }
 
-        self.handle_interruptions(&obs, now, tick).await;
         self.repair_unready(&obs, now, tick).await;
         let Evaluation { proposals, calls } = self.policies.evaluate(obs.snapshot.clone()).await;
         tracing::debug!(proposals = proposals.len(), "policies evaluated");

@@ -150,7 +150,8 @@ pub fn observe(cluster: ClusterView, mut groups: Vec<GroupView>, cx: &ObserveCon
             requested: pods.requested,
             usage: view.usage,
             ready: view.ready,
-            cordoned: view.cordoned,
+            // The engine cordoned it, though the view may have been read just before.
+            cordoned: view.cordoned || (cx.being_removed)(&view.name),
             age_seconds: age_ms / 1000,
             pod_count: pods.count,
             removal_blocker: blocker,

@@ -84,7 +84,10 @@ impl Capacity for Faulty {
 
 /// Policies in plain Rust: one plugin, `scripted`, proposing the same decisions every tick.
 #[derive(Clone, Default)]
-struct Scripted(Vec<ballast_sdk::Decision>);
+struct Scripted(Vec<ballast_sdk::Decision>, Seen);
+
+/// The snapshots the policies were handed, oldest first.
+type Seen = Arc<Mutex<Vec<Arc<ballast_sdk::SnapshotData>>>>;
 
 impl PolicyEntry for Scripted {
     fn name(&self) -> &str {
@@ -103,7 +106,8 @@ impl PolicyEntry for Scripted {
 
 impl Policies for Scripted {
     type Entry = Scripted;
-    async fn evaluate(&mut self, _: Arc<ballast_sdk::SnapshotData>) -> Evaluation {
+    async fn evaluate(&mut self, snapshot: Arc<ballast_sdk::SnapshotData>) -> Evaluation {
+        self.1.lock().unwrap().push(snapshot);
         let plugin: Arc<str> = Arc::from("scripted");
         let proposals =
             self.0.iter().map(|d| Proposed { plugin: plugin.clone(), decision: d.clone(), shadow: false }).collect();
@@ -265,7 +269,7 @@ fn asking_for_everything() -> Scripted {
         {"action": {"remove-nodes": {"nodes": ["w1"]}}, "reason": "shrink"},
         {"action": {"place": {"workload": {"kind": "deployment", "namespace": "shop", "name": "web"}, "target": "fargate"}}, "reason": "move"},
     ]);
-    Scripted(serde_json::from_value(decisions).unwrap())
+    Scripted(serde_json::from_value(decisions).unwrap(), Seen::default())
 }
 
 #[test]
@@ -375,6 +379,13 @@ fn a_spot_warning_cordons_its_node_starts_the_replacement_and_evicts_once_the_re
     assert!(reason.contains("spot interruption warning for i-w2"), "{reason}");
     assert!(reason.contains("web 4 -> 5"), "{reason}");
     assert!(reason.contains("its pods stay until the replacement is Ready, 45 s before the reclaim"), "{reason}");
+    // The policies of that tick saw the replacement's growth and the warned node going.
+    let seen = engine.policies.1.lock().unwrap().last().cloned().expect("the policies ran");
+    let web = seen.node_groups.iter().find(|g| g.id == "web").unwrap();
+    assert_eq!(web.desired_size, 5, "the raised size");
+    let cooldown = seen.group_cooldowns.iter().find(|c| c.group == "web").unwrap();
+    assert_eq!(cooldown.last_scale_up_millis, Some(NOW), "the growth, for the cooldowns");
+    assert!(seen.nodes.iter().find(|n| n.name == "w2").is_some_and(|n| n.cordoned), "w2 is going");
 
     // The replacement has joined but is not Ready: still held.
     join(&mut world, "w5", NOW + 40_000);
