@@ -348,6 +348,12 @@ fn join(world: &mut World, name: &str, joined: u64) {
     });
 }
 
+/// EC2 took `node`'s instance: the node and its pod `pod` are gone.
+fn reclaimed(world: &mut World, node: &str, pod: &str) {
+    world.cluster.nodes.retain(|n| &*n.name != node);
+    world.pods.retain(|p| &*p.name != pod);
+}
+
 fn tick_at(engine: &mut TestEngine, faulty: &Faulty, at: u64) -> Vec<String> {
     block_on(engine.tick(at, super::record::Trigger::Manual));
     faulty.calls.lock().unwrap().clone()
@@ -400,8 +406,7 @@ fn a_spot_warning_cordons_its_node_starts_the_replacement_and_evicts_once_the_re
 
     // EC2 reclaims the instance before the drain could terminate it: the group, raised for
     // the replacement, would also replace the dead one, so it is lowered again.
-    world.cluster.nodes.retain(|n| &*n.name != "w2");
-    world.pods.retain(|p| &*p.name != "web-2");
+    reclaimed(&mut world, "w2", "web-2");
     show(&world, &faulty);
     assert_eq!(tick_at(&mut engine, &faulty, NOW + 120_000), ["set web to 4"]);
     assert_eq!(removals(&engine), vec![RemovalOutcome::Completed { evicted: 1 }]);
@@ -435,8 +440,7 @@ fn each_replacement_releases_one_held_node_in_the_order_they_were_warned() {
     show(&world, &faulty);
     assert_eq!(tick_at(&mut engine, &faulty, NOW + 60_000), ["evict shop/web-3"], "w3 was warned first");
     // w3's drain is over and its node gone: w5 still replaced it, so w1 waits for its own.
-    world.cluster.nodes.retain(|n| &*n.name != "w3");
-    world.pods.retain(|p| &*p.name != "web-3");
+    reclaimed(&mut world, "w3", "web-3");
     show(&world, &faulty);
     assert_eq!(tick_at(&mut engine, &faulty, NOW + 65_000), ["set web to 5"]);
     join(&mut world, "w6", NOW + 30_000);
@@ -464,8 +468,7 @@ fn a_restarted_engine_keeps_holding_a_warned_nodes_pods_until_its_replacement_is
 
     // The instance is reclaimed before the drain ends: the adopted drain still knows the
     // group was raised for the replacement, and lowers it again.
-    world.cluster.nodes.retain(|n| &*n.name != "w2");
-    world.pods.retain(|p| &*p.name != "web-2");
+    reclaimed(&mut world, "w2", "web-2");
     show(&world, &faulty);
     assert_eq!(tick_at(&mut restarted, &faulty, NOW + 120_000), ["set web to 4"]);
 }
