@@ -5,6 +5,7 @@
 //! group's size kept, so the group launches a replacement, as an Auto Scaling health check
 //! or Karpenter's node repair would.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use ballast_sdk::{Action, Snapshot};
@@ -30,12 +31,17 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
     ///
     /// # Guarantees
     ///
-    /// Each such node is replaced once: its instance terminated without a decrement, and the
-    /// node remembered until it leaves the cluster. Nodes being removed are left to their
+    /// Each such node is replaced once: its instance terminated without a decrement (or, in a
+    /// group backing off, with one: see below), and the node remembered until it leaves the
+    /// cluster. Nodes being removed are left to their
     /// drain. Nothing is replaced while the unready brake holds (more than 3 nodes unready
     /// and over `max-unready-fraction`): so many at once is a cluster-wide fault (network,
-    /// control plane) that new instances would not mend. Every replacement is recorded as a
-    /// decision of `ballast`; in dry-run it is recorded and not done.
+    /// control plane) that new instances would not mend. A group backing off from failed
+    /// launches (a node that never became Ready is one) gets no replacement: the instance is
+    /// terminated with a decrement instead, down to the group's min-size, as Cluster
+    /// Autoscaler removes a node that did not come up and backs the group off. Every
+    /// replacement is recorded as a decision of `ballast`; in dry-run it is recorded and not
+    /// done.
     ///
     /// # Caveats
     ///
@@ -59,42 +65,74 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
             .filter_map(|(name, facts)| broken(name, facts, obs, now, default_limit))
             .collect();
         broken.sort_by_key(|b| b.node);
+        let mut shrunk: BTreeMap<&str, u32> = BTreeMap::new();
         for b in broken {
-            let result = if self.config.mode != super::Mode::Enforce || !self.may_act() {
-                ActionResult::DryRun
-            } else {
-                match self.capacity.replace_instance(b.group, b.instance_id).await {
-                    Ok(()) => {
-                        self.state.repaired.insert(b.node.to_string());
-                        ActionResult::Done
-                    }
-                    Err(error) => ActionResult::Failed { error: error.to_string(), kind: Default::default() },
-                }
-            };
-            // Names the moment, not a growing age, so the same decision made again (dry-run,
-            // or a refused call retried) reads the same and is folded.
-            let since = std::time::UNIX_EPOCH + Duration::from_millis(b.unready_since);
-            let reason = format!(
-                "node {} has not been Ready since {} (limit {}): its instance {} is terminated and group {} keeps \
-                 its size, so a replacement launches",
-                b.node,
-                humantime::format_rfc3339_seconds(since),
-                crate::duration::display(b.limit),
-                b.instance_id,
-                b.group
-            );
-            tracing::info!(node = b.node, group = b.group, "replacing a node that is not Ready");
-            self.recorder.record(Record::Decision(DecisionRecord {
-                tick,
-                at_millis: now,
-                plugin: HOST.to_string(),
-                proposed: Action::RemoveNodes { nodes: vec![b.node.to_string()] },
-                reason,
-                guard: GuardOutcome::Accepted,
-                result,
-                repeated: None,
-            }));
+            // A group backing off cannot launch: its broken node goes without a replacement,
+            // down to its min-size (below which Auto Scaling would launch one anyway).
+            let backing_off = self.state.groups.get(b.group).is_some_and(|g| g.backing_off(now).is_some());
+            let taken = shrunk.get(b.group).copied().unwrap_or(0);
+            let shrink =
+                backing_off && obs.groups.get(b.group).is_some_and(|g| g.desired.saturating_sub(taken) > g.min);
+            let result = self.repair(&b, shrink, now).await;
+            if shrink && result == ActionResult::Done {
+                *shrunk.entry(b.group).or_default() += 1;
+            }
+            self.record_repair(&b, shrink, result, now, tick);
         }
+    }
+
+    /// Terminates `b`'s instance, with a decrement if `shrink`; in dry-run, nothing.
+    async fn repair(&mut self, b: &Broken<'_>, shrink: bool, now: u64) -> ActionResult {
+        if self.config.mode != super::Mode::Enforce || !self.may_act() {
+            return ActionResult::DryRun;
+        }
+        let call = if shrink {
+            self.capacity.terminate_instance(b.group, b.instance_id).await
+        } else {
+            self.capacity.replace_instance(b.group, b.instance_id).await
+        };
+        match call {
+            Ok(()) => {
+                self.state.repaired.insert(b.node.to_string());
+                if shrink {
+                    self.state.group(b.group).last_scale_down = Some(now);
+                }
+                ActionResult::Done
+            }
+            Err(error) => ActionResult::Failed { error: error.to_string(), kind: Default::default() },
+        }
+    }
+
+    fn record_repair(&self, b: &Broken<'_>, shrink: bool, result: ActionResult, now: u64, tick: u64) {
+        // Names the moment, not a growing age, so the same decision made again (dry-run,
+        // or a refused call retried) reads the same and is folded.
+        let since = std::time::UNIX_EPOCH + Duration::from_millis(b.unready_since);
+        let outcome = if shrink {
+            format!(
+                "group {} shrinks by one: it cannot launch now (backing off), so no replacement is asked for",
+                b.group
+            )
+        } else {
+            format!("group {} keeps its size, so a replacement launches", b.group)
+        };
+        let reason = format!(
+            "node {} has not been Ready since {} (limit {}): its instance {} is terminated and {outcome}",
+            b.node,
+            humantime::format_rfc3339_seconds(since),
+            crate::duration::display(b.limit),
+            b.instance_id,
+        );
+        tracing::info!(node = b.node, group = b.group, shrink, "replacing a node that is not Ready");
+        self.recorder.record(Record::Decision(DecisionRecord {
+            tick,
+            at_millis: now,
+            plugin: HOST.to_string(),
+            proposed: Action::RemoveNodes { nodes: vec![b.node.to_string()] },
+            reason,
+            guard: GuardOutcome::Accepted,
+            result,
+            repeated: None,
+        }));
     }
 }
 

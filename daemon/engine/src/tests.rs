@@ -554,6 +554,27 @@ fn a_refused_repair_is_retried_every_tick_and_recorded_once_with_a_count() {
     assert_eq!(results, [("failed", None), ("done", None), ("failed", Some(10))], "{records:#?}");
 }
 
+/// A group backing off cannot launch: a replacement would not come (or come up), so its
+/// broken nodes go with a decrement, as Cluster Autoscaler removes a node that did not come
+/// up; at min-size Auto Scaling would launch one anyway, so the rest are replaced.
+#[test]
+fn in_a_group_backing_off_a_broken_node_goes_without_a_replacement_down_to_min_size() {
+    let mut world = World::default();
+    lost(&mut world, "w2", 30);
+    lost(&mut world, "w3", 30);
+    world.group_mut("web").min_size = 3;
+    let (faulty, mut engine) = engine(&world);
+    let backoff = super::state::BackoffState { until: NOW + 600_000, reason: "launch failed".into() };
+    engine.state.group("web").backoff = Some(backoff);
+    let calls = tick_at(&mut engine, &faulty, NOW);
+    assert!(calls.contains(&"terminate i-w2 in web".to_string()), "{calls:?}");
+    assert!(calls.contains(&"replace i-w3 in web".to_string()), "at min-size: {calls:?}");
+    let records = host_decisions(&engine);
+    let shrunk = records.iter().find(|r| r.reason.contains("node w2")).expect("w2's record");
+    assert!(shrunk.reason.contains("group web shrinks by one: it cannot launch now (backing off)"), "{shrunk:?}");
+    assert_eq!(shrunk.result, ActionResult::Done);
+}
+
 #[test]
 fn a_groups_scaledownunreadytime_tag_sets_its_own_limit_and_zero_turns_repair_off() {
     let mut world = World::default();
