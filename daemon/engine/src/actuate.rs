@@ -142,7 +142,14 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
     /// Marks `node` for removal (cordon, taint, the annotation a restart or a new leader
     /// adopts) and, once that is written, carries `drain` from tick to tick.
     pub(super) async fn begin_drain(&mut self, node: &str, drain: Drain) -> super::ports::AdapterResult<()> {
-        let mark = RemovalMark {
+        self.cluster.mark_for_removal(node, &self.mark_of(&drain)).await?;
+        self.state.drains.insert(node.to_string(), drain);
+        Ok(())
+    }
+
+    /// The removal mark that lets a restarted replica or a new leader carry `drain` on.
+    pub(super) fn mark_of(&self, drain: &Drain) -> RemovalMark {
+        RemovalMark {
             owner: self.identity.clone(),
             started_at_millis: drain.started_at,
             group: drain.group.clone(),
@@ -150,10 +157,7 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
             tick: drain.started_tick,
             interrupted: drain.interrupted,
             hold_until_millis: drain.hold.as_ref().map(|h| h.until_millis),
-        };
-        self.cluster.mark_for_removal(node, &mark).await?;
-        self.state.drains.insert(node.to_string(), drain);
-        Ok(())
+        }
     }
 
     /// Classifies a failed call (see [`super::failure`]) and counts throttling.
@@ -230,7 +234,9 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
     /// took too long.
     pub(super) async fn advance_drains(&mut self, obs: &Observation, now: u64, tick: u64) {
         let timeout = self.config.guardrails.drain_timeout.as_millis() as u64;
-        self.release_held_evictions(obs, now);
+        for node in self.release_held_evictions(obs, now) {
+            self.note_release(&node).await;
+        }
         let nodes: Vec<String> = self.state.drains.keys().cloned().collect();
         for node in nodes {
             if !self.may_act() {

@@ -42,9 +42,10 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
     /// Warnings read while paused or standing by are not acted on later: the adapter hands
     /// each out once, and the pods then come back as pending pods like after any node loss.
     /// A drain adopted after a restart or a change of leader holds its pods as the one that
-    /// began it did (the hold is written in the node's removal mark), but which new node
-    /// released which held drain is not: the adopting replica pairs them again, in the order
-    /// the nodes were warned.
+    /// began it did (the hold is written in the node's removal mark, and taken out of it when
+    /// released), but which new node released which drain is not written: the adopting
+    /// replica pairs the drains still held with new nodes again, in the order they were
+    /// warned, so a new node that released a drain before the restart may release another.
     pub(super) async fn handle_interruptions(
         &mut self,
         obs: &Observation,
@@ -178,7 +179,9 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
     /// Ready, schedulable node of its group that joined after its warning and has not
     /// released another (a node replaces one node, for as long as it exists), or once
     /// `until_millis` has come, whatever else holds. A released drain evicts on this tick.
-    pub(super) fn release_held_evictions(&mut self, obs: &Observation, now: u64) {
+    /// Returns the nodes released.
+    pub(super) fn release_held_evictions(&mut self, obs: &Observation, now: u64) -> Vec<String> {
+        let mut released = Vec::new();
         self.state.replacements.retain(|n| obs.nodes.contains_key(n.as_str()));
         let mut held: Vec<(u64, String)> = self
             .state
@@ -203,6 +206,21 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
             if let Some(drain) = self.state.drains.get_mut(&node) {
                 drain.hold = None;
             }
+            released.push(node);
+        }
+        released
+    }
+
+    /// Writes `node`'s removal mark again, without the hold just released, so that a replica
+    /// adopting the drain evicts as this one does instead of holding the pods again.
+    pub(super) async fn note_release(&mut self, node: &str) {
+        let Some(drain) = self.state.drains.get(node) else { return };
+        let mark = self.mark_of(drain);
+        if let Err(error) = self.cluster.mark_for_removal(node, &mark).await {
+            tracing::warn!(
+                %node, %error,
+                "cannot write the released hold on the node: a replica adopting its drain would hold its pods again"
+            );
         }
     }
 }

@@ -163,7 +163,8 @@ pub struct NodeView {
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct RemovalMark {
-    /// The replica that began it.
+    /// The replica that began it, or carries it on since (it writes the mark again when a
+    /// spot drain's hold is released).
     pub owner: String,
     pub started_at_millis: u64,
     pub group: String,

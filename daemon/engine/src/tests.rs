@@ -402,7 +402,7 @@ fn a_spot_warning_cordons_its_node_starts_the_replacement_and_evicts_once_the_re
     // Ready: the pods go now, 15 s before the latest moment.
     world.node_mut("w5").ready = true;
     show(&world, &faulty);
-    assert_eq!(tick_at(&mut engine, &faulty, NOW + 60_000), ["evict shop/web-2"]);
+    assert_eq!(tick_at(&mut engine, &faulty, NOW + 60_000), ["mark w2", "evict shop/web-2"], "the mark loses its hold");
 
     // EC2 reclaims the instance before the drain could terminate it: the group, raised for
     // the replacement, would also replace the dead one, so it is lowered again.
@@ -421,7 +421,7 @@ fn held_evictions_go_at_the_margin_before_the_reclaim_when_no_replacement_is_rea
     // A node that was there before the warning is no replacement, however empty.
     show(&world, &faulty);
     assert_eq!(tick_at(&mut engine, &faulty, NOW + 74_000), Vec::<String>::new(), "76 s before the reclaim");
-    assert_eq!(tick_at(&mut engine, &faulty, NOW + 75_000), ["evict shop/web-2"], "45 s before the reclaim");
+    assert_eq!(tick_at(&mut engine, &faulty, NOW + 75_000), ["mark w2", "evict shop/web-2"], "45 s before the reclaim");
 }
 
 #[test]
@@ -438,14 +438,14 @@ fn each_replacement_releases_one_held_node_in_the_order_they_were_warned() {
     join(&mut world, "w5", NOW + 20_000);
     world.group_mut("web").desired_size = 6;
     show(&world, &faulty);
-    assert_eq!(tick_at(&mut engine, &faulty, NOW + 60_000), ["evict shop/web-3"], "w3 was warned first");
+    assert_eq!(tick_at(&mut engine, &faulty, NOW + 60_000), ["mark w3", "evict shop/web-3"], "w3 was warned first");
     // w3's drain is over and its node gone: w5 still replaced it, so w1 waits for its own.
     reclaimed(&mut world, "w3", "web-3");
     show(&world, &faulty);
     assert_eq!(tick_at(&mut engine, &faulty, NOW + 65_000), ["set web to 5"]);
     join(&mut world, "w6", NOW + 30_000);
     show(&world, &faulty);
-    assert_eq!(tick_at(&mut engine, &faulty, NOW + 70_000), ["evict shop/web-1"]);
+    assert_eq!(tick_at(&mut engine, &faulty, NOW + 70_000), ["mark w1", "evict shop/web-1"]);
 }
 
 #[test]
@@ -464,7 +464,9 @@ fn a_restarted_engine_keeps_holding_a_warned_nodes_pods_until_its_replacement_is
     assert_eq!(tick_at(&mut restarted, &faulty, NOW + 30_000), Vec::<String>::new(), "still held");
     join(&mut world, "w5", NOW + 40_000);
     show(&world, &faulty);
-    assert_eq!(tick_at(&mut restarted, &faulty, NOW + 60_000), ["evict shop/web-2"], "w5 is its replacement");
+    assert_eq!(tick_at(&mut restarted, &faulty, NOW + 60_000), ["mark w2", "evict shop/web-2"], "w5 replaces it");
+    let released = faulty.marks.lock().unwrap().get("w2").cloned().expect("the mark written again");
+    assert_eq!((released.interrupted, released.hold_until_millis), (true, None), "{released:?}");
 
     // The instance is reclaimed before the drain ends: the adopted drain still knows the
     // group was raised for the replacement, and lowers it again.
