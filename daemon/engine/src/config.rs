@@ -96,7 +96,9 @@ pub struct Guardrails {
     /// A node of a managed group that has not been Ready for this long is replaced: its
     /// instance is terminated and the group keeps its size, so it launches a new one
     /// (Cluster Autoscaler's `scale-down-unready-time`, which a group's
-    /// `scaledownunreadytime` tag overrides). Zero: never.
+    /// `scaledownunreadytime` tag overrides). Zero: never. A node that never became Ready,
+    /// once its group backs off for it (after `backoff.timeout`), goes sooner and with a
+    /// decrement, as Cluster Autoscaler's `max-node-provision-time` removes it.
     #[serde(with = "duration")]
     pub replace_unready_after: Duration,
     pub backoff: Backoff,

@@ -46,6 +46,9 @@ pub struct NodeFacts {
     pub listed: bool,
     /// When it stopped being Ready, if it is not (as the adapter tells).
     pub unready_since: Option<u64>,
+    /// It was Ready once and is not now (see [`was_ready_once`]); an unready node that is
+    /// not lost never became Ready.
+    pub lost: bool,
     /// What runs on it; a drain evicts [`NodePods::evictable`].
     pub pods: Arc<NodePods>,
 }
@@ -167,6 +170,7 @@ pub fn observe(cluster: ClusterView, mut groups: Vec<GroupView>, cx: &ObserveCon
                 instance_id: view.instance_id.clone(),
                 listed: listed_in.is_some(),
                 unready_since: view.unready_since_millis.filter(|_| !view.ready),
+                lost: was_ready_once(view),
                 pods: view.pods.clone(),
             },
         );

@@ -62,14 +62,21 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
             .filter(|(name, _)| {
                 !self.state.drains.contains_key(name.as_ref()) && !self.state.repaired.contains(name.as_ref())
             })
-            .filter_map(|(name, facts)| broken(name, facts, obs, now, default_limit))
+            .filter_map(|(name, facts)| {
+                let limits = Limits {
+                    default: default_limit,
+                    provision: self.config.guardrails.backoff.timeout,
+                    backing_off: self.backing_off(facts.group.as_deref(), now),
+                };
+                broken(name, facts, obs, now, &limits)
+            })
             .collect();
         broken.sort_by_key(|b| b.node);
         let mut shrunk: BTreeMap<&str, u32> = BTreeMap::new();
         for b in broken {
             // A group backing off cannot launch: its broken node goes without a replacement,
             // down to its min-size (below which Auto Scaling would launch one anyway).
-            let backing_off = self.state.groups.get(b.group).is_some_and(|g| g.backing_off(now).is_some());
+            let backing_off = self.backing_off(Some(b.group), now);
             let taken = shrunk.get(b.group).copied().unwrap_or(0);
             let shrink =
                 backing_off && obs.groups.get(b.group).is_some_and(|g| g.desired.saturating_sub(taken) > g.min);
@@ -79,6 +86,10 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
             }
             self.record_repair(&b, shrink, result, now, tick);
         }
+    }
+
+    fn backing_off(&self, group: Option<&str>, now: u64) -> bool {
+        group.and_then(|g| self.state.groups.get(g)).is_some_and(|g| g.backing_off(now).is_some())
     }
 
     /// Terminates `b`'s instance, with a decrement if `shrink`; in dry-run, nothing.
@@ -136,20 +147,38 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
     }
 }
 
+/// How long a node of a group may stay unready.
+struct Limits {
+    /// `replace-unready-after`, unless the group's `scaledownunreadytime` tag says otherwise.
+    default: Duration,
+    /// `backoff.timeout`: how long a new node has to become Ready before its launch counts
+    /// as failed.
+    provision: Duration,
+    /// The node's group is backing off from a failed launch.
+    backing_off: bool,
+}
+
 /// `facts`' node, if it belongs to a managed group and has not been Ready for that group's
-/// limit (its `scaledownunreadytime` tag, else `default_limit`; zero: never).
+/// limit (its `scaledownunreadytime` tag, else the default; zero: never). A node that never
+/// became Ready in a group backing off is a launch that failed: its limit is the time a new
+/// node has to come up (`backoff.timeout`), if that is shorter, as Cluster Autoscaler's
+/// `max-node-provision-time` is.
 fn broken<'a>(
     name: &'a str,
     facts: &'a NodeFacts,
     obs: &'a Observation,
     now: u64,
-    default_limit: Duration,
+    limits: &Limits,
 ) -> Option<Broken<'a>> {
     let since = facts.unready_since?;
     let group = facts.group.as_deref()?;
     let instance_id = facts.instance_id.as_deref().filter(|_| facts.listed)?;
     obs.groups.get(group).filter(|g| g.kind == ballast_sdk::NodeGroupKind::Asg)?;
-    let limit = obs.snapshot.options_of(group).scale_down_unready_seconds.map_or(default_limit, Duration::from_secs);
+    let mut limit =
+        obs.snapshot.options_of(group).scale_down_unready_seconds.map_or(limits.default, Duration::from_secs);
+    if !facts.lost && limits.backing_off && !limit.is_zero() {
+        limit = limit.min(limits.provision);
+    }
     let unready_for = Duration::from_millis(now.saturating_sub(since));
     (!limit.is_zero() && unready_for >= limit).then_some(Broken {
         node: name,

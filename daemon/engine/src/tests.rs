@@ -577,6 +577,28 @@ fn in_a_group_backing_off_a_broken_node_goes_without_a_replacement_down_to_min_s
     assert_eq!(shrunk.result, ActionResult::Done);
 }
 
+/// A node that registered 16 minutes ago and never became Ready is a launch that failed:
+/// once its group backs off for it (after `backoff.timeout`, 15 minutes) it goes with a
+/// decrement, as Cluster Autoscaler's `max-node-provision-time` removes it, without waiting
+/// for the 20 minutes a lost node gets.
+#[test]
+fn a_node_that_never_came_up_goes_with_a_decrement_once_its_group_backs_off() {
+    let mut world = World::default();
+    let node = world.node_mut("w2");
+    node.ready = false;
+    node.created_at_millis = NOW - 16 * 60_000;
+    node.unready_since_millis = Some(NOW - 16 * 60_000 + 10_000);
+    let (faulty, mut waiting) = engine(&world);
+    let calls = tick_at(&mut waiting, &faulty, NOW);
+    assert!(!calls.iter().any(|c| c.contains("i-w2")), "no back-off, under 20 minutes: {calls:?}");
+
+    let (faulty, mut failed) = engine(&world);
+    let backoff = super::state::BackoffState { until: NOW + 300_000, reason: "not Ready within 15m".into() };
+    failed.state.group("web").backoff = Some(backoff);
+    let calls = tick_at(&mut failed, &faulty, NOW);
+    assert!(calls.contains(&"terminate i-w2 in web".to_string()), "{calls:?}");
+}
+
 #[test]
 fn a_groups_scaledownunreadytime_tag_sets_its_own_limit_and_zero_turns_repair_off() {
     let mut world = World::default();
