@@ -208,3 +208,56 @@ fn run_refuses_a_component_that_does_not_match_its_pin_naming_field_and_both_dig
     };
     assert!(stderr.contains("policies[0].sha256:") && stderr.contains(&pin) && stderr.contains(&actual), "{stderr}");
 }
+
+/// `ballast decisions --summary` tells a journal's reader what dominates it: each proposal
+/// with its records, their share of all decision records and the times it was made, a
+/// folded run counting every tick it covered.
+#[test]
+fn decisions_summary_counts_each_proposal_with_its_folded_runs_most_frequent_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("decisions.jsonl");
+    let decision = |tick: u64, proposed: &str, result: &str, repeated: Option<u64>| {
+        let mut record = serde_json::json!({
+            "record": "decision", "tick": tick, "at-millis": tick * 10_000, "plugin": "binpack",
+            "proposed": serde_json::from_str::<serde_json::Value>(proposed).unwrap(), "reason": "pending pods",
+            "guard": {"outcome": "accepted"}, "result": {"result": result},
+        });
+        if let Some(count) = repeated {
+            record["repeated"] =
+                serde_json::json!({"count": count, "first-tick": 4, "last-tick": 3 + count, "first-id": 2});
+            record["guard"] =
+                serde_json::json!({"outcome": "refused", "why": [{"rule": "at-max-size", "message": "at max"}]});
+        }
+        record.to_string()
+    };
+    let to_10 = r#"{"scale-to": {"group": "general", "size": 10}}"#;
+    let to_25 = r#"{"scale-to": {"group": "general", "size": 26}}"#;
+    let lines = [
+        decision(1, to_10, "done", None),
+        decision(4, to_25, "not-applied", None),
+        decision(9, to_25, "not-applied", Some(6)),
+        decision(20, to_10, "done", None),
+        decision(30, to_10, "done", None),
+        r#"{"record":"tick","tick":31,"at-millis":310000,"mode":"enforce","trigger":"periodic","saw":{"nodes":1,"ready-nodes":1,"pending-pods":0,"workloads":1,"nodes-being-removed":0,"groups":[]},"plugins":[]}"#.to_string(),
+    ];
+    std::fs::write(&journal, lines.join("\n") + "\n").unwrap();
+
+    let path = journal.to_str().unwrap();
+    let out = ballast(&["decisions", "--journal", path, "--summary", "-o", "json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows: Vec<serde_json::Value> =
+        stdout(&out).lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(rows[0]["proposed"], "scale general to 10");
+    assert_eq!((rows[0]["records"].as_u64(), rows[0]["times"].as_u64()), (Some(3), Some(3)));
+    assert_eq!(rows[0]["share"].as_f64(), Some(0.6), "3 of 5 decision records; the tick record is not one");
+    assert_eq!(rows[0]["results"]["done"], 3);
+    assert_eq!(rows[1]["proposed"], "scale general to 26");
+    assert_eq!((rows[1]["records"].as_u64(), rows[1]["times"].as_u64()), (Some(2), Some(6)), "{}", rows[1]);
+    assert_eq!(rows[1]["results"]["not-applied"], 6);
+
+    let table = stdout(&ballast(&["decisions", "--journal", path, "--summary"]));
+    let first = table.lines().position(|l| l.contains("scale general to 10")).expect(&table);
+    let second = table.lines().position(|l| l.contains("scale general to 26")).expect(&table);
+    assert!(first < second && table.contains("60.0%") && table.contains("not-applied 6"), "{table}");
+}

@@ -21,6 +21,11 @@ pub struct DecisionsArgs {
     /// Include tick, removal and control records, not just decisions and expander answers.
     #[arg(long)]
     all: bool,
+    /// Instead of the records, each proposal (plugin and action) with how many decision
+    /// records hold it, their share of all decision records, the times it was made (a folded
+    /// run counts each tick) and its results, most frequent first.
+    #[arg(long, conflicts_with = "all")]
+    summary: bool,
     #[arg(short, long, value_enum, default_value_t)]
     output: Output,
 }
@@ -37,6 +42,17 @@ pub fn run(args: DecisionsArgs) -> anyhow::Result<ExitCode> {
         .collect();
     if let Some(n) = args.tail {
         records = records.split_off(records.len().saturating_sub(n));
+    }
+    if args.summary {
+        let proposals = super::proposals::summarise(records);
+        if args.output == Output::Json {
+            for proposal in proposals {
+                outln!("{}", serde_json::to_string(&proposal)?);
+            }
+        } else {
+            outln!("{}", super::proposals::table(&proposals));
+        }
+        return Ok(ExitCode::SUCCESS);
     }
     if args.output == Output::Json {
         for record in records {

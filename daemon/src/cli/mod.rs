@@ -15,6 +15,7 @@ mod decisions;
 mod expander;
 mod fixture;
 mod plugin;
+mod proposals;
 mod render;
 mod run;
 mod serve;
