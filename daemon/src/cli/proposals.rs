@@ -48,7 +48,7 @@ pub fn summarise<'a>(records: impl IntoIterator<Item = &'a Record>) -> Vec<Propo
     for p in &mut proposals {
         p.share = p.records as f64 / total.max(1) as f64;
     }
-    proposals.sort_by(|a, b| b.records.cmp(&a.records));
+    proposals.sort_by_key(|p| std::cmp::Reverse(p.records));
     proposals
 }
 
