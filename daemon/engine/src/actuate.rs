@@ -117,6 +117,7 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
                 evicted: 0,
                 interrupted: false,
                 hold: None,
+                released_by: None,
             };
             let result = self.begin_drain(node, drain).await.map_err(|e| self.failed(Step::Mark, &e));
             if result.is_ok() {
@@ -157,6 +158,7 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
             tick: drain.started_tick,
             interrupted: drain.interrupted,
             hold_until_millis: drain.hold.as_ref().map(|h| h.until_millis),
+            released_by: drain.released_by.clone(),
         }
     }
 
@@ -204,8 +206,11 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
                     evicted: 0,
                     interrupted: mark.interrupted,
                     hold: mark.hold_until_millis.map(|until_millis| EvictionHold { until_millis }),
+                    released_by: mark.released_by.clone(),
                 },
             );
+            // The node that released this drain's hold replaces it: it releases no other.
+            self.state.replacements.extend(mark.released_by.clone());
             let state = self.state.group(&group);
             state.last_scale_down = state.last_scale_down.max(Some(mark.started_at_millis));
             let reason = format!(

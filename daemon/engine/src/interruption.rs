@@ -42,10 +42,12 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
     /// Warnings read while paused or standing by are not acted on later: the adapter hands
     /// each out once, and the pods then come back as pending pods like after any node loss.
     /// A drain adopted after a restart or a change of leader holds its pods as the one that
-    /// began it did (the hold is written in the node's removal mark, and taken out of it when
-    /// released), but which new node released which drain is not written: the adopting
-    /// replica pairs the drains still held with new nodes again, in the order they were
-    /// warned, so a new node that released a drain before the restart may release another.
+    /// began it did: the hold is written in the node's removal mark, and when released the
+    /// mark is written again without it and with the new node that released it, which the
+    /// adopting replica then lets release no other drain. A replacement whose drained node
+    /// is already gone at the restart (its mark with it) is not known as one: it may release
+    /// a drain warned before it joined that is still held, up to `spot-eviction-margin`
+    /// before that drain would have been released anyway.
     pub(super) async fn handle_interruptions(
         &mut self,
         obs: &Observation,
@@ -161,6 +163,7 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
             evicted: 0,
             interrupted: size > desired,
             hold: (size > desired && until_millis > now).then_some(EvictionHold { until_millis }),
+            released_by: None,
         };
         let result = match self.begin_drain(node, drain).await {
             Ok(()) => ActionResult::Started,
@@ -178,8 +181,9 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
     /// Held drains are taken in the order they were warned. Each is released by the first
     /// Ready, schedulable node of its group that joined after its warning and has not
     /// released another (a node replaces one node, for as long as it exists), or once
-    /// `until_millis` has come, whatever else holds. A released drain evicts on this tick.
-    /// Returns the nodes released.
+    /// `until_millis` has come, whatever else holds. A released drain evicts on this tick
+    /// and keeps the node that released it (`released_by`, written in its removal mark by
+    /// [`Engine::note_release`]). Returns the nodes released.
     pub(super) fn release_held_evictions(&mut self, obs: &Observation, now: u64) -> Vec<String> {
         let mut released = Vec::new();
         self.state.replacements.retain(|n| obs.nodes.contains_key(n.as_str()));
@@ -202,9 +206,10 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
                 Some(by) => tracing::info!(%node, replacement = %by, "replacement Ready: evicting"),
                 None => tracing::info!(%node, "no replacement Ready before the reclaim: evicting now"),
             }
-            self.state.replacements.extend(replacement);
+            self.state.replacements.extend(replacement.clone());
             if let Some(drain) = self.state.drains.get_mut(&node) {
                 drain.hold = None;
+                drain.released_by = replacement;
             }
             released.push(node);
         }

@@ -179,6 +179,10 @@ pub struct RemovalMark {
     /// (see [`crate::state::EvictionHold`]): a drain adopted after a restart holds them too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hold_until_millis: Option<u64>,
+    /// The new node whose readiness released the hold: a replica adopting the drain knows
+    /// that node replaces this one, and lets it release no other.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub released_by: Option<String>,
 }
 
 /// Scheduling constraints and disruption traits of a pod. Pods of one workload share them, so

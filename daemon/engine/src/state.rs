@@ -85,6 +85,8 @@ pub struct Drain {
     pub interrupted: bool,
     /// Evictions held back until the replacement is Ready (see [`EvictionHold`]).
     pub hold: Option<EvictionHold>,
+    /// The new node whose readiness released the hold: it replaces this node and no other.
+    pub released_by: Option<String>,
 }
 
 /// A warned spot node's pods stay where they run until a node that joined its group after

@@ -164,6 +164,7 @@ fn draining(world: &mut World, engine: &mut TestEngine, faulty: &Faulty) {
         evicted: 0,
         interrupted: false,
         hold: None,
+        released_by: None,
     };
     engine.state.drains.insert("w9".into(), drain);
 }
@@ -284,6 +285,7 @@ fn nothing_is_acted_on_in_dry_run_or_paused_not_even_a_marked_node() {
             tick: 1,
             interrupted: false,
             hold_until_millis: None,
+            released_by: None,
         });
         let faulty = Faulty::default();
         *faulty.view.lock().unwrap() = world.view();
@@ -467,12 +469,44 @@ fn a_restarted_engine_keeps_holding_a_warned_nodes_pods_until_its_replacement_is
     assert_eq!(tick_at(&mut restarted, &faulty, NOW + 60_000), ["mark w2", "evict shop/web-2"], "w5 replaces it");
     let released = faulty.marks.lock().unwrap().get("w2").cloned().expect("the mark written again");
     assert_eq!((released.interrupted, released.hold_until_millis), (true, None), "{released:?}");
+    assert_eq!(released.released_by.as_deref(), Some("w5"), "the mark names the replacement");
 
     // The instance is reclaimed before the drain ends: the adopted drain still knows the
     // group was raised for the replacement, and lowers it again.
     reclaimed(&mut world, "w2", "web-2");
     show(&world, &faulty);
     assert_eq!(tick_at(&mut restarted, &faulty, NOW + 120_000), ["set web to 4"]);
+}
+
+#[test]
+fn after_a_restart_a_replacement_that_released_one_drain_does_not_release_another() {
+    let mut world = World::default();
+    let (faulty, mut first) = engine(&world);
+    faulty.interruptions.lock().unwrap().push(warn("i-w3", NOW));
+    tick_at(&mut first, &faulty, NOW);
+    faulty.interruptions.lock().unwrap().push(warn("i-w1", NOW + 10_000));
+    world.group_mut("web").desired_size = 5;
+    show(&world, &faulty);
+    assert_eq!(tick_at(&mut first, &faulty, NOW + 10_000), ["set web to 6", "mark w1"]);
+    join(&mut world, "w5", NOW + 20_000);
+    world.group_mut("web").desired_size = 6;
+    show(&world, &faulty);
+    assert_eq!(tick_at(&mut first, &faulty, NOW + 60_000), ["mark w3", "evict shop/web-3"], "w5 replaces w3");
+    let marks = faulty.marks.lock().unwrap().clone();
+    drop(first);
+
+    // A new process (or a new leader) reads both marks: w3 released by w5, w1 still held.
+    for node in ["w3", "w1"] {
+        world.node_mut(node).removal_mark = marks.get(node).cloned();
+        world.node_mut(node).cordoned = true;
+    }
+    let (faulty, mut restarted) = engine(&world);
+    let calls = tick_at(&mut restarted, &faulty, NOW + 65_000);
+    assert!(!calls.iter().any(|c| c.contains("w1")), "w5 replaced w3, not w1 as well: {calls:?}");
+    join(&mut world, "w6", NOW + 30_000);
+    show(&world, &faulty);
+    let calls = tick_at(&mut restarted, &faulty, NOW + 70_000);
+    assert!(calls.contains(&"evict shop/web-1".to_string()), "w6 replaces w1: {calls:?}");
 }
 
 #[test]

@@ -237,6 +237,7 @@ fn removal_mark(node: &Node) -> Option<RemovalMark> {
             tick: 0,
             interrupted: false,
             hold_until_millis: None,
+            released_by: None,
         }),
         None => None,
     }
@@ -324,7 +325,7 @@ mod tests {
     }
 
     #[test]
-    fn a_removal_mark_written_before_spot_holds_reads_as_a_plain_drain_and_a_held_one_keeps_its_hold() {
+    fn a_removal_mark_written_before_spot_holds_reads_as_a_plain_drain_and_a_held_or_released_one_keeps_it() {
         let marked = |mark: &str| -> Node {
             serde_json::from_value(json!({"metadata": {"name": "n", "annotations": {REMOVAL: mark}},
                 "spec": {"providerID": "aws:///us-east-1a/i-0abc"}}))
@@ -336,7 +337,11 @@ mod tests {
         let held = RemovalMark { interrupted: true, hold_until_millis: Some(75_000), ..read };
         let written = serde_json::to_string(&held).unwrap();
         assert!(written.contains(r#""hold-until-millis":75000"#), "{written}");
-        assert_eq!(node(&marked(&written), &[]).unwrap().removal_mark, Some(held));
+        assert_eq!(node(&marked(&written), &[]).unwrap().removal_mark, Some(held.clone()));
+        let released = RemovalMark { hold_until_millis: None, released_by: Some("n-new".into()), ..held };
+        let written = serde_json::to_string(&released).unwrap();
+        assert!(written.contains(r#""released-by":"n-new""#), "{written}");
+        assert_eq!(node(&marked(&written), &[]).unwrap().removal_mark, Some(released));
     }
 
     #[test]

@@ -173,6 +173,7 @@ impl World {
             evicted: 0,
             interrupted: false,
             hold: None,
+            released_by: None,
         };
         self.state.drains.insert(node.into(), drain);
     }

@@ -155,6 +155,7 @@ fn world(s: &Scenario) -> World {
                 evicted: 0,
                 interrupted: false,
                 hold: None,
+                released_by: None,
             };
             w.state.drains.insert(name, drain);
         }
