@@ -46,8 +46,8 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
     /// mark is written again without it and with the new node that released it, which the
     /// adopting replica then lets release no other drain. A replacement whose drained node
     /// is already gone at the restart (its mark with it) is not known as one: it may release
-    /// a drain warned before it joined that is still held, up to `spot-eviction-margin`
-    /// before that drain would have been released anyway.
+    /// a drain warned before it joined that is still held, whose pods then move before their
+    /// own replacement is Ready (at most the hold's length early: the notice less the margin).
     pub(super) async fn handle_interruptions(
         &mut self,
         obs: &Observation,

@@ -426,21 +426,27 @@ fn held_evictions_go_at_the_margin_before_the_reclaim_when_no_replacement_is_rea
     assert_eq!(tick_at(&mut engine, &faulty, NOW + 75_000), ["mark w2", "evict shop/web-2"], "45 s before the reclaim");
 }
 
-#[test]
-fn each_replacement_releases_one_held_node_in_the_order_they_were_warned() {
-    let mut world = World::default();
-    let (faulty, mut engine) = engine(&world);
+/// w3 warned at `NOW` and w1 ten seconds later, both held; w5 joins at `NOW + 20 s` and,
+/// once Ready at `NOW + 60 s`, releases w3, the first warned.
+fn two_warned_and_the_first_released(world: &mut World) -> (Faulty, TestEngine) {
+    let (faulty, mut engine) = engine(world);
     faulty.interruptions.lock().unwrap().push(warn("i-w3", NOW));
     tick_at(&mut engine, &faulty, NOW);
     faulty.interruptions.lock().unwrap().push(warn("i-w1", NOW + 10_000));
     world.group_mut("web").desired_size = 5;
-    show(&world, &faulty);
+    show(world, &faulty);
     assert_eq!(tick_at(&mut engine, &faulty, NOW + 10_000), ["set web to 6", "mark w1"]);
-
-    join(&mut world, "w5", NOW + 20_000);
+    join(world, "w5", NOW + 20_000);
     world.group_mut("web").desired_size = 6;
-    show(&world, &faulty);
+    show(world, &faulty);
     assert_eq!(tick_at(&mut engine, &faulty, NOW + 60_000), ["mark w3", "evict shop/web-3"], "w3 was warned first");
+    (faulty, engine)
+}
+
+#[test]
+fn each_replacement_releases_one_held_node_in_the_order_they_were_warned() {
+    let mut world = World::default();
+    let (faulty, mut engine) = two_warned_and_the_first_released(&mut world);
     // w3's drain is over and its node gone: w5 still replaced it, so w1 waits for its own.
     reclaimed(&mut world, "w3", "web-3");
     show(&world, &faulty);
@@ -481,17 +487,7 @@ fn a_restarted_engine_keeps_holding_a_warned_nodes_pods_until_its_replacement_is
 #[test]
 fn after_a_restart_a_replacement_that_released_one_drain_does_not_release_another() {
     let mut world = World::default();
-    let (faulty, mut first) = engine(&world);
-    faulty.interruptions.lock().unwrap().push(warn("i-w3", NOW));
-    tick_at(&mut first, &faulty, NOW);
-    faulty.interruptions.lock().unwrap().push(warn("i-w1", NOW + 10_000));
-    world.group_mut("web").desired_size = 5;
-    show(&world, &faulty);
-    assert_eq!(tick_at(&mut first, &faulty, NOW + 10_000), ["set web to 6", "mark w1"]);
-    join(&mut world, "w5", NOW + 20_000);
-    world.group_mut("web").desired_size = 6;
-    show(&world, &faulty);
-    assert_eq!(tick_at(&mut first, &faulty, NOW + 60_000), ["mark w3", "evict shop/web-3"], "w5 replaces w3");
+    let (faulty, first) = two_warned_and_the_first_released(&mut world);
     let marks = faulty.marks.lock().unwrap().clone();
     drop(first);
 
