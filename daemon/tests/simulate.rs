@@ -155,13 +155,22 @@ fn a_burst_that_lands_early_in_its_room_is_not_given_room_twice() {
 /// nightly-batch: the etl job runs on a schedule (a CronJob's, 40 pods every 15 minutes
 /// from 01:00), so `headroom` makes room before each run is due, the first one included,
 /// and `consolidation` does not take the room it removes between runs, bought back before
-/// the next with no pod waiting, for regret. Pods barely wait (a tenth of Cluster
+/// the next with no pod waiting, for regret. A run's nodes empty together and go together,
+/// in one removal: an empty node disrupts nothing, so neither the policy nor the host's
+/// disruption budget takes them one a tick. Pods barely wait (a tenth of Cluster
 /// Autoscaler's pending time at most), for less than its spare room costs.
 #[test]
 fn a_scheduled_jobs_runs_find_their_room_ready_from_the_first_one_on() {
     let (default, recorder) = recorded("nightly-batch");
     let first = headroom_acted(&recorder, "the run of job/data/etl due at 01:00:00 UTC");
     assert!(first, "headroom grew a group before the first run was due");
+    let all_at_once = |r: &Record| {
+        matches!(r, Record::Decision(d) if d.plugin == "consolidation"
+            && matches!(&d.proposed, ballast_sdk::Action::RemoveNodes { nodes } if nodes.len() >= 9)
+            && matches!(d.guard, ballast::engine::record::GuardOutcome::Accepted))
+    };
+    let runs_removed_whole = recorder.records().filter(|r| all_at_once(r)).count();
+    assert!(runs_removed_whole >= 12, "only {runs_removed_whole} of 13 runs' nodes went in one removal");
     let ca_like = simulate("nightly-batch", 11, vec![policy("binpack", serde_json::Value::Null)]);
     let (d, ca) = (&default.summary, &ca_like.summary);
     assert!(d.pending_pod_minutes * 10.0 < ca.pending_pod_minutes, "default {d:?}\nca-like {ca:?}");

@@ -158,16 +158,23 @@ impl Default for Cooldown {
 
 /// Nodes being removed at once, across the cluster: the larger of `percent` of the nodes and
 /// `min` (Karpenter's default: 10%, at least 1).
+///
+/// A node with no pod a drain would evict (DaemonSet pods only) disrupts nothing: unless
+/// `count-empty-nodes` is set, such nodes are not held to the budget and go together, at most
+/// `max-step-down` per group per tick, as Cluster Autoscaler deletes empty nodes in parallel
+/// (its `max-scale-down-parallelism`, 10) while it drains one node at a time. Set it for
+/// Karpenter's default budget, which counts empty nodes too.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
 pub struct DisruptionBudget {
     pub percent: f64,
     pub min: u32,
+    pub count_empty_nodes: bool,
 }
 
 impl Default for DisruptionBudget {
     fn default() -> Self {
-        DisruptionBudget { percent: 10.0, min: 1 }
+        DisruptionBudget { percent: 10.0, min: 1, count_empty_nodes: false }
     }
 }
 

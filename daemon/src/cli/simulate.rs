@@ -318,6 +318,8 @@ fn set_specs(set: &str, settings: &[String]) -> anyhow::Result<Vec<PluginSpec>> 
             &["binpack", "consolidation"],
             |name| match name {
                 "binpack" => serde_json::json!({ "scale-down": false, "expander": "price" }),
+                // Karpenter's default budget (10% of nodes) counts empty nodes too.
+                "consolidation" => serde_json::json!({ "count-empty-nodes": true }),
                 _ => serde_json::Value::Null,
             },
             settings,

@@ -22,7 +22,8 @@
 //!   `scaledownunneededtime` instead of `consolidate-after-seconds` (with
 //!   `ignoredaemonsetsutilization`, DaemonSet pods do not count towards the threshold).
 //! - Churn control: at most `disruption-budget` of the nodes are being removed at once
-//!   (removals in progress count), nothing below a group's min-size, and nothing in a group
+//!   (removals in progress count; an empty node, which disrupts nothing, does not use it
+//!   unless `count-empty-nodes`, as the host's own budget), nothing below a group's min-size, and nothing in a group
 //!   the host would not let shrink yet (its `scale-down-after-scale-up` and
 //!   `after-scale-down` cooldowns, read from the snapshot's `group-cooldowns`) or that grew
 //!   in the last `stabilise-seconds` (0 by default: an extra wait of this policy's own), so
@@ -65,6 +66,10 @@ pub struct Settings {
     pub underutilised: bool,
     /// Fraction of the managed nodes that may be under removal at once (at least one).
     pub disruption_budget: f64,
+    /// Empty nodes (DaemonSet pods only) use the budget too: Karpenter's default budget,
+    /// which counts every reason. Off, they all go together, as Cluster Autoscaler deletes
+    /// empty nodes, within the host's `max-step-down`.
+    pub count_empty_nodes: bool,
     /// No removal in a group that grew within this many seconds, on top of the host's own
     /// cooldowns (which are always respected).
     pub stabilise_seconds: u64,
@@ -85,6 +90,7 @@ impl Default for Settings {
             consolidate_after_seconds: 0,
             underutilised: true,
             disruption_budget: 0.1,
+            count_empty_nodes: false,
             stabilise_seconds: 0,
             churn_window_seconds: 0,
             max_wait_seconds: 900,
@@ -385,12 +391,15 @@ impl<'a> Plan<'a> {
                 && self.cooldowns.get(group).is_none_or(|c| c.may_shrink(self.now));
             let wait = c.wait_seconds * 1000 + self.state.groups.get(group).map_or(0, |g| g.wait_ms);
             let due = self.now.saturating_sub(first) >= wait;
-            if !(due && settled && room_above_min && self.budget > 0) {
+            let budgeted = c.load.pods > 0 || self.settings.count_empty_nodes;
+            if !(due && settled && room_above_min && (self.budget > 0 || !budgeted)) {
                 self.restore(trial);
                 continue;
             }
             let spread = trial.taken.spread();
-            self.budget -= 1;
+            if budgeted {
+                self.budget -= 1;
+            }
             chosen.entry(group.to_string()).or_default().push(c.node.name.clone());
             reasons.entry(group.to_string()).or_default().push(explain(&c, spread, &self.largest));
         }

@@ -62,11 +62,16 @@ fn a_load_that_fits_only_if_its_pods_were_small_stays() {
 
 #[test]
 fn the_budget_min_size_pending_pods_and_waiting_times_hold_removals_back() {
-    // 10% of 4 nodes is less than one: one at a time.
-    assert_eq!(removed(&evaluate(&cluster().build(), Settings::default())), ["d"]);
-    // A removal in progress uses the budget up.
+    // 10% of 4 nodes is less than one: one at a time, empty nodes included when counted
+    // (Karpenter's budget)...
+    let counted = Settings { count_empty_nodes: true, ..Settings::default() };
+    assert_eq!(removed(&evaluate(&cluster().build(), counted.clone())), ["d"]);
+    // ... and by default an empty node disrupts nothing: d goes, and c uses the budget.
+    assert_eq!(removed(&evaluate(&cluster().build(), Settings::default())), ["d", "c"]);
+    // A removal in progress uses the budget up, but for empty nodes when they are not counted.
     let busy = cluster().node(NodeBuilder::new("e", "general").cordoned()).build();
-    assert!(removed(&evaluate(&busy, Settings::default())).is_empty());
+    assert!(removed(&evaluate(&busy, counted)).is_empty());
+    assert_eq!(removed(&evaluate(&busy, Settings::default())), ["d"]);
     // min-size 3 of desired 4: one node may go.
     let all = Settings { disruption_budget: 1.0, ..Settings::default() };
     let at_min = SnapshotBuilder::new()
@@ -90,7 +95,7 @@ fn a_node_must_stay_removable_for_consolidate_after_and_a_group_that_grew_settle
     let at = |ms: u64| cluster().at_millis(ms).build();
     assert!(removed(&waiting.evaluate(&at(1_000)).unwrap()).is_empty(), "removable for 0 s");
     assert!(removed(&waiting.evaluate(&at(31_000)).unwrap()).is_empty(), "for 30 s");
-    assert_eq!(removed(&waiting.evaluate(&at(61_000)).unwrap()), ["d"], "for 60 s");
+    assert_eq!(removed(&waiting.evaluate(&at(61_000)).unwrap()), ["d", "c"], "for 60 s");
 
     let settle = Settings { stabilise_seconds: 300, ..Settings::default() };
     let mut settling = harness(settle);
@@ -99,10 +104,10 @@ fn a_node_must_stay_removable_for_consolidate_after_and_a_group_that_grew_settle
         s.node_groups[0].desired_size = desired;
         s
     };
-    assert!(removed(&settling.evaluate(&sized(4, 1_000_000)).unwrap()).len() == 1, "never grew");
+    assert_eq!(removed(&settling.evaluate(&sized(4, 1_000_000)).unwrap()), ["d", "c"], "never grew");
     assert!(removed(&settling.evaluate(&sized(5, 1_010_000)).unwrap()).is_empty(), "grew just now");
     assert!(removed(&settling.evaluate(&sized(5, 1_200_000)).unwrap()).is_empty(), "190 s ago");
-    assert_eq!(removed(&settling.evaluate(&sized(5, 1_320_000)).unwrap()).len(), 1, "310 s ago");
+    assert_eq!(removed(&settling.evaluate(&sized(5, 1_320_000)).unwrap()), ["d", "c"], "310 s ago");
 }
 
 #[test]
@@ -114,9 +119,9 @@ fn nothing_is_proposed_in_a_group_the_host_would_not_let_shrink_yet() {
     let mut policy = harness(Settings::default());
     assert!(removed(&policy.evaluate(&grown(1_010_000, 600)).unwrap()).is_empty(), "10 s after");
     assert!(removed(&policy.evaluate(&grown(1_599_000, 600)).unwrap()).is_empty(), "599 s after");
-    assert_eq!(removed(&policy.evaluate(&grown(1_600_000, 600)).unwrap()), ["d"], "600 s after");
+    assert_eq!(removed(&policy.evaluate(&grown(1_600_000, 600)).unwrap()), ["d", "c"], "600 s after");
     // A host configured with a 2-minute cooldown is read, not assumed.
-    assert_eq!(removed(&harness(Settings::default()).evaluate(&grown(1_120_000, 120)).unwrap()), ["d"]);
+    assert_eq!(removed(&harness(Settings::default()).evaluate(&grown(1_120_000, 120)).unwrap()), ["d", "c"]);
 }
 
 #[test]

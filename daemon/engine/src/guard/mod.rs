@@ -13,8 +13,9 @@
 //!   the least utilised removable nodes.
 //! - Node removal: not a node with a removal blocker (PDB, no controller, local storage,
 //!   safe-to-evict, scale-down-disabled, too young), not within the group's scale-down
-//!   cooldowns, at most `max-step-down` per group per tick, within the disruption budget, and
-//!   not while too many nodes are unready.
+//!   cooldowns, at most `max-step-down` per group per tick, within the disruption budget
+//!   (which a node with nothing to evict does not use, unless `count-empty-nodes`), and not
+//!   while too many nodes are unready.
 //! - Placement: never a Fargate-ineligible workload on Fargate, never on Fargate without a
 //!   Fargate profile.
 
@@ -310,8 +311,17 @@ impl Guard<'_> {
     fn accept_removal(&self, name: &str, group: &str, plan: &mut Plan, tally: &mut Tally) {
         *tally.removed_in_group.entry(group.to_string()).or_default() += 1;
         tally.removing.insert(name.to_string());
-        tally.removals += 1;
+        if self.uses_budget(name) {
+            tally.removals += 1;
+        }
         plan.removals.push((name.to_string(), group.to_string()));
+    }
+
+    /// Whether removing `name` counts against the disruption budget: it has a pod a drain
+    /// would evict, or the budget counts empty nodes too.
+    fn uses_budget(&self, name: &str) -> bool {
+        self.config.disruption_budget.count_empty_nodes
+            || self.obs.node(name).is_none_or(|(_, facts)| facts.pods.evictable_count() > 0)
     }
 
     /// Why this node may not start draining now, if it may not.
@@ -362,7 +372,7 @@ impl Guard<'_> {
         }
         let (total, budget) = (tally.budget.nodes, tally.budget.allowed);
         let in_flight = self.state.drains.len() + tally.removals;
-        if in_flight >= budget {
+        if in_flight >= budget && self.uses_budget(name) {
             return refuse(
                 Rule::DisruptionBudget,
                 format!(

@@ -4,6 +4,7 @@
 
 use ballast_sdk::{Action, PlacementTarget};
 
+use super::Plan;
 use super::fixture::{NOW, World, db, node, web};
 use crate::observe::FARGATE_GROUP;
 use crate::record::GuardOutcome;
@@ -421,6 +422,28 @@ fn a_node_whose_group_is_not_managed_is_refused() {
     let (plan, outcomes) = world.judge_observed(&obs, &[remove(&["w1"])]);
     check(&outcomes[0], &refused(&[Rule::GroupNotManaged], "node w1: group web is not managed")).unwrap();
     assert!(plan.removals.is_empty());
+}
+
+#[test]
+fn empty_nodes_go_together_past_the_disruption_budget_unless_it_counts_them() {
+    let mut world = World::default();
+    world.group_mut("web").min_size = 0;
+    world.pods.retain(|p| !["web-1", "web-2"].contains(&&*p.name));
+    let removed = |plan: &Plan| plan.removals.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+
+    let (plan, outcomes) = world.judge(&[remove(&["w1", "w2", "w3", "w4"])]);
+    assert_eq!(removed(&plan), ["w1", "w2", "w3"], "w1 and w2 run nothing to evict; w3 spends the budget of 1");
+    check(&outcomes[0], &changed(&[Rule::DisruptionBudget], "node w4: disruption budget spent: 1 node(s)")).unwrap();
+
+    world.draining("w4");
+    let (plan, outcomes) = world.judge(&[remove(&["w3", "w1", "w2"])]);
+    assert_eq!(removed(&plan), ["w1", "w2"], "w4's drain spends the budget; the empty nodes still go");
+    check(&outcomes[0], &changed(&[Rule::DisruptionBudget], "node w3: disruption budget spent")).unwrap();
+
+    world.config.disruption_budget.count_empty_nodes = true;
+    let (plan, outcomes) = world.judge(&[remove(&["w1", "w2"])]);
+    assert!(removed(&plan).is_empty(), "counted, the empty nodes wait for w4's drain");
+    check(&outcomes[0], &refused(&[Rule::DisruptionBudget], "node w1: disruption budget spent")).unwrap();
 }
 
 #[test]
