@@ -164,6 +164,10 @@ impl Default for Cooldown {
 /// `max-step-down` per group per tick, as Cluster Autoscaler deletes empty nodes in parallel
 /// (its `max-scale-down-parallelism`, 10) while it drains one node at a time. Set it for
 /// Karpenter's default budget, which counts empty nodes too.
+///
+/// # Caveats
+/// Empty is judged on the tick's snapshot: a pod the scheduler binds to such a node before
+/// it is cordoned is evicted by its drain outside the budget (its PDB still applies).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
 pub struct DisruptionBudget {

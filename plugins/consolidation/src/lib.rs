@@ -23,10 +23,11 @@
 //!   `ignoredaemonsetsutilization`, DaemonSet pods do not count towards the threshold).
 //! - Churn control: at most `disruption-budget` of the nodes are being removed at once
 //!   (removals in progress count; an empty node, which disrupts nothing, does not use it
-//!   unless `count-empty-nodes`, as the host's own budget), nothing below a group's min-size, and nothing in a group
-//!   the host would not let shrink yet (its `scale-down-after-scale-up` and
-//!   `after-scale-down` cooldowns, read from the snapshot's `group-cooldowns`) or that grew
-//!   in the last `stabilise-seconds` (0 by default: an extra wait of this policy's own), so
+//!   unless `count-empty-nodes`, as with the host's own budget), nothing below a group's
+//!   min-size, and nothing in a group the host would not let shrink yet (its
+//!   `scale-down-after-scale-up` and `after-scale-down` cooldowns, read from the snapshot's
+//!   `group-cooldowns`) or that grew in the last `stabilise-seconds` (0 by default: an extra
+//!   wait of this policy's own), so
 //!   capacity asked for a minute ago is not taken back before the pods that wanted it have
 //!   landed, and no removal is proposed only to be refused. And it learns from regret: when
 //!   a group has to grow again for waiting pods it admits within `churn-window-seconds` of a
