@@ -210,16 +210,18 @@ fn run_refuses_a_component_that_does_not_match_its_pin_naming_field_and_both_dig
 }
 
 /// `ballast decisions --summary` tells a journal's reader what dominates it: each proposal
-/// with its records, their share of all decision records and the times it was made, a
-/// folded run counting every tick it covered.
+/// with its records, their share of all decision records, the times it was made (a folded
+/// run counting every tick it covered) and how many different reasons they give (one
+/// action taken on several occasions, or one standing refusal).
 #[test]
 fn decisions_summary_counts_each_proposal_with_its_folded_runs_most_frequent_first() {
     let dir = tempfile::tempdir().unwrap();
     let journal = dir.path().join("decisions.jsonl");
     let decision = |tick: u64, proposed: &str, result: &str, repeated: Option<u64>| {
+        let reason = if repeated.is_some() { "pending pods".to_string() } else { format!("{tick} pending pods") };
         let mut record = serde_json::json!({
             "record": "decision", "tick": tick, "at-millis": tick * 10_000, "plugin": "binpack",
-            "proposed": serde_json::from_str::<serde_json::Value>(proposed).unwrap(), "reason": "pending pods",
+            "proposed": serde_json::from_str::<serde_json::Value>(proposed).unwrap(), "reason": reason,
             "guard": {"outcome": "accepted"}, "result": {"result": result},
         });
         if let Some(count) = repeated {
@@ -252,9 +254,11 @@ fn decisions_summary_counts_each_proposal_with_its_folded_runs_most_frequent_fir
     assert_eq!((rows[0]["records"].as_u64(), rows[0]["times"].as_u64()), (Some(3), Some(3)));
     assert_eq!(rows[0]["share"].as_f64(), Some(0.6), "3 of 5 decision records; the tick record is not one");
     assert_eq!(rows[0]["results"]["done"], 3);
+    assert_eq!(rows[0]["reasons"], 3, "made for three different sets of pending pods");
     assert_eq!(rows[1]["proposed"], "scale general to 26");
     assert_eq!((rows[1]["records"].as_u64(), rows[1]["times"].as_u64()), (Some(2), Some(6)), "{}", rows[1]);
     assert_eq!(rows[1]["results"]["not-applied"], 6);
+    assert_eq!(rows[1]["reasons"], 2, "{}", rows[1]);
 
     let table = stdout(&ballast(&["decisions", "--journal", path, "--summary"]));
     let first = table.lines().position(|l| l.contains("scale general to 10")).expect(&table);

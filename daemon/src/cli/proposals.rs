@@ -1,8 +1,10 @@
 //! `ballast decisions --summary`: which proposals a journal holds most often, so a reader
 //! sees at once what dominates it (a standing refusal, a scale-up made at every burst)
-//! before reading it record by record.
+//! before reading it record by record. How many different reasons a proposal's records
+//! give tells the two apart: one reason over many records is a standing refusal, one
+//! reason a record is the same action taken on as many occasions.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
@@ -20,6 +22,9 @@ pub struct Proposal {
     pub share: f64,
     /// Times it was made: a folded run counts every tick it covered.
     pub times: u64,
+    /// Different reasons its records give (a reason names what it was for: a run's due
+    /// time, the pods it waits for).
+    pub reasons: usize,
     /// Each result and the times it came of the proposal (`done`, `not-applied`, ...).
     pub results: BTreeMap<String, u64>,
 }
@@ -28,11 +33,13 @@ pub struct Proposal {
 /// by plugin and action, so the order is stable).
 pub fn summarise<'a>(records: impl IntoIterator<Item = &'a Record>) -> Vec<Proposal> {
     let mut by_proposal: BTreeMap<(String, String), Proposal> = BTreeMap::new();
+    let mut reasons: BTreeMap<(String, String), BTreeSet<&str>> = BTreeMap::new();
     let mut total = 0;
     for record in records {
         let Record::Decision(d) = record else { continue };
         total += 1;
         let key = (d.plugin.clone(), d.proposed.to_string());
+        reasons.entry(key.clone()).or_default().insert(&d.reason);
         let entry = by_proposal.entry(key).or_insert_with(|| Proposal {
             plugin: d.plugin.clone(),
             proposed: d.proposed.to_string(),
@@ -44,10 +51,14 @@ pub fn summarise<'a>(records: impl IntoIterator<Item = &'a Record>) -> Vec<Propo
         entry.times += times;
         *entry.results.entry(result_name(d)).or_default() += times;
     }
-    let mut proposals: Vec<Proposal> = by_proposal.into_values().collect();
-    for p in &mut proposals {
-        p.share = p.records as f64 / total.max(1) as f64;
-    }
+    let mut proposals: Vec<Proposal> = by_proposal
+        .into_iter()
+        .map(|(key, mut p)| {
+            p.share = p.records as f64 / total.max(1) as f64;
+            p.reasons = reasons.get(&key).map_or(0, BTreeSet::len);
+            p
+        })
+        .collect();
     proposals.sort_by_key(|p| std::cmp::Reverse(p.records));
     proposals
 }
@@ -64,13 +75,14 @@ fn result_name(d: &DecisionRecord) -> String {
 
 /// The summary for people: one row per proposal.
 pub fn table(proposals: &[Proposal]) -> comfy_table::Table {
-    let mut t = super::render::table(&["records", "share", "times", "plugin", "proposed", "results"]);
+    let mut t = super::render::table(&["records", "share", "times", "reasons", "plugin", "proposed", "results"]);
     for p in proposals {
         let results: Vec<String> = p.results.iter().map(|(name, n)| format!("{name} {n}")).collect();
         t.add_row(vec![
             p.records.to_string(),
             format!("{:.1}%", p.share * 100.0),
             p.times.to_string(),
+            p.reasons.to_string(),
             p.plugin.clone(),
             p.proposed.clone(),
             results.join(", "),
