@@ -137,6 +137,9 @@ impl Cluster for EmptyCluster {
     async fn clear_removal(&self, _: &str) -> AdapterResult<()> {
         Ok(())
     }
+    async fn claim_replacement(&self, _: &str, _: &str) -> AdapterResult<()> {
+        Ok(())
+    }
     async fn evict(&self, _: &str, _: &str) -> AdapterResult<Eviction> {
         Ok(Eviction::Gone)
     }

@@ -255,6 +255,26 @@ async fn a_removal_drains_all_but_daemonset_pods_waits_at_the_budget_and_records
     assert!(about("Pod", "agent-n1", "Evicted").is_none());
 }
 
+/// The claim a spot replacement carries outlives the node it replaced: it is on the
+/// replacement itself, and reads back on the next observation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replacement_claim_is_written_on_the_node_and_read_back() {
+    let standin = StandIn::start().await.unwrap();
+    standin.create(node("n1", "i-1", "general")).unwrap();
+    let cluster = started(&standin, KubeSettings::default()).await;
+    cluster.claim_replacement("n1", "n0").await.unwrap();
+    let written = standin.get("v1", "Node", "", "n1").unwrap();
+    assert_eq!(written["metadata"]["annotations"]["ballast.dev/replaces"], "n0", "{written}");
+    eventually(Duration::from_secs(2), async || {
+        let view = cluster.observe().await.unwrap();
+        view.nodes.iter().any(|n| &*n.name == "n1" && n.replaces.as_deref() == Some("n0"))
+    })
+    .await
+    .expect("the cache reads the claim");
+    let missing = cluster.claim_replacement("ghost", "n0").await.unwrap_err();
+    assert!(missing.to_string().contains("claim ghost"), "{missing}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn placement_patches_the_deployment_template_and_refuses_jobs() {
     let standin = StandIn::start().await.unwrap();

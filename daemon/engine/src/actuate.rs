@@ -176,6 +176,9 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
     /// acting (leading, enforcing); the drain then continues, or is abandoned and the node
     /// cleared once `drain-timeout` has passed since the mark was written.
     pub(super) async fn adopt_marked(&mut self, view: &ClusterView, now: u64, tick: u64) {
+        // A node that released a spot drain's hold replaces that node, gone or not.
+        let claimed = view.nodes.iter().filter(|n| n.replaces.is_some()).map(|n| n.name.to_string());
+        self.state.replacements.extend(claimed);
         if !self.state.removed.is_empty() {
             let present: std::collections::HashSet<&str> = view.nodes.iter().map(|n| &*n.name).collect();
             self.state.removed.retain(|n| present.contains(n.as_str()));

@@ -44,10 +44,10 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
     /// A drain adopted after a restart or a change of leader holds its pods as the one that
     /// began it did: the hold is written in the node's removal mark, and when released the
     /// mark is written again without it and with the new node that released it, which the
-    /// adopting replica then lets release no other drain. A replacement whose drained node
-    /// is already gone at the restart (its mark with it) is not known as one: it may release
-    /// a drain warned before it joined that is still held, whose pods then move before their
-    /// own replacement is Ready (at most the hold's length early: the notice less the margin).
+    /// adopting replica then lets release no other drain. That new node also carries the
+    /// claim itself (`replaces`), which outlives the drained node and its mark. If writing
+    /// the claim fails (logged), a replica starting after the drained node is gone may let
+    /// that replacement release a second held drain, up to the hold's length early.
     pub(super) async fn handle_interruptions(
         &mut self,
         obs: &Observation,
@@ -217,14 +217,24 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
     }
 
     /// Writes `node`'s removal mark again, without the hold just released, so that a replica
-    /// adopting the drain evicts as this one does instead of holding the pods again.
+    /// adopting the drain evicts as this one does instead of holding the pods again; and
+    /// writes on the replacement that released it which node it replaces, so that a replica
+    /// starting after `node` is gone lets the replacement release no other drain.
     pub(super) async fn note_release(&mut self, node: &str) {
         let Some(drain) = self.state.drains.get(node) else { return };
         let mark = self.mark_of(drain);
+        let replacement = drain.released_by.clone();
         if let Err(error) = self.cluster.mark_for_removal(node, &mark).await {
             tracing::warn!(
                 %node, %error,
                 "cannot write the released hold on the node: a replica adopting its drain would hold its pods again"
+            );
+        }
+        let Some(replacement) = replacement else { return };
+        if let Err(error) = self.cluster.claim_replacement(&replacement, node).await {
+            tracing::warn!(
+                %node, %replacement, %error,
+                "cannot write the claim on the replacement: after a restart it could release another held drain"
             );
         }
     }

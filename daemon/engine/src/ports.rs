@@ -152,6 +152,9 @@ pub struct NodeView {
     pub group_label: Option<String>,
     /// A removal in progress, as written on the node by the replica that began it.
     pub removal_mark: Option<RemovalMark>,
+    /// The node this one replaces, written on it when its readiness released a warned spot
+    /// node's held pods (see [`Cluster::claim_replacement`]).
+    pub replaces: Option<String>,
     /// What runs on it, as the adapter counts it.
     pub pods: Arc<NodePods>,
 }
@@ -319,6 +322,13 @@ pub trait Cluster: Send + Sync {
     fn mark_for_removal(&self, node: &str, mark: &RemovalMark) -> impl Future<Output = AdapterResult<()>> + Send;
     /// Uncordons the node and clears Ballast's mark from it: a removal abandoned.
     fn clear_removal(&self, node: &str) -> impl Future<Output = AdapterResult<()>> + Send;
+    /// Writes on `node` that it replaces `replaced`, a warned spot node whose held pods its
+    /// readiness released.
+    ///
+    /// # Guarantees
+    /// The claim lives on the node itself, so a replica that starts after the replaced node
+    /// is gone still knows `node` replaces one node and lets it release no other.
+    fn claim_replacement(&self, node: &str, replaced: &str) -> impl Future<Output = AdapterResult<()>> + Send;
     /// Evicts through the Eviction API, so PodDisruptionBudgets are honoured by the server too.
     fn evict(&self, namespace: &str, pod: &str) -> impl Future<Output = AdapterResult<Eviction>> + Send;
     /// Steers a workload's future pods to Fargate or EC2 (a label its Fargate profile selects).

@@ -25,6 +25,8 @@ pub(crate) struct Faulty {
     interruptions: Arc<Mutex<Vec<Interruption>>>,
     /// The removal marks written, by node.
     marks: Arc<Mutex<std::collections::BTreeMap<String, RemovalMark>>>,
+    /// The replacement claims written: the node each new node replaces.
+    claims: Arc<Mutex<std::collections::BTreeMap<String, String>>>,
 }
 
 impl Faulty {
@@ -48,6 +50,10 @@ impl Cluster for Faulty {
     }
     async fn clear_removal(&self, node: &str) -> AdapterResult<()> {
         self.call(format!("clear {node}"), &Mutex::new(None))
+    }
+    async fn claim_replacement(&self, node: &str, replaced: &str) -> AdapterResult<()> {
+        self.claims.lock().unwrap().insert(node.to_string(), replaced.to_string());
+        Ok(())
     }
     async fn evict(&self, namespace: &str, pod: &str) -> AdapterResult<Eviction> {
         self.calls.lock().unwrap().push(format!("evict {namespace}/{pod}"));
@@ -496,6 +502,29 @@ fn after_a_restart_a_replacement_that_released_one_drain_does_not_release_anothe
         world.node_mut(node).removal_mark = marks.get(node).cloned();
         world.node_mut(node).cordoned = true;
     }
+    let (faulty, mut restarted) = engine(&world);
+    let calls = tick_at(&mut restarted, &faulty, NOW + 65_000);
+    assert!(!calls.iter().any(|c| c.contains("w1")), "w5 replaced w3, not w1 as well: {calls:?}");
+    join(&mut world, "w6", NOW + 30_000);
+    show(&world, &faulty);
+    let calls = tick_at(&mut restarted, &faulty, NOW + 70_000);
+    assert!(calls.contains(&"evict shop/web-1".to_string()), "w6 replaces w1: {calls:?}");
+}
+
+#[test]
+fn a_replacement_whose_drained_node_is_gone_still_releases_no_other_drain_after_a_restart() {
+    let mut world = World::default();
+    let (faulty, first) = two_warned_and_the_first_released(&mut world);
+    assert_eq!(faulty.claims.lock().unwrap().get("w5").map(String::as_str), Some("w3"), "claimed on w5");
+    let (marks, claims) = (faulty.marks.lock().unwrap().clone(), faulty.claims.lock().unwrap().clone());
+    drop(first);
+
+    // w3's instance is reclaimed, its mark gone with it; then a new process starts. Only
+    // w1's mark and the claim on w5 tell it what happened.
+    reclaimed(&mut world, "w3", "web-3");
+    world.node_mut("w1").removal_mark = marks.get("w1").cloned();
+    world.node_mut("w1").cordoned = true;
+    world.node_mut("w5").replaces = claims.get("w5").cloned();
     let (faulty, mut restarted) = engine(&world);
     let calls = tick_at(&mut restarted, &faulty, NOW + 65_000);
     assert!(!calls.iter().any(|c| c.contains("w1")), "w5 replaced w3, not w1 as well: {calls:?}");

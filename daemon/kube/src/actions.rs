@@ -165,6 +165,15 @@ impl Cluster for KubeCluster {
         self.set_removal(node, None).await
     }
 
+    async fn claim_replacement(&self, node: &str, replaced: &str) -> AdapterResult<()> {
+        let api = Api::<Node>::all(self.client().clone());
+        let patch = json!({"metadata": {"annotations": {convert::REPLACES: replaced}}});
+        api.patch(node, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map(|_| ())
+            .map_err(|e| adapter_error(format!("claim {node} as the replacement of {replaced}"), e))
+    }
+
     async fn evict(&self, namespace: &str, pod: &str) -> AdapterResult<Eviction> {
         let api = Api::<Pod>::namespaced(self.direct().clone(), namespace);
         let answer = self.request_eviction(&api, namespace, pod).await;

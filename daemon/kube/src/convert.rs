@@ -20,6 +20,8 @@ pub const MIRROR: &str = "kubernetes.io/config.mirror";
 pub const COMPUTE_TYPE: &str = "eks.amazonaws.com/compute-type";
 /// The taint and annotation of a node Ballast is removing (see [`RemovalMark`]).
 pub const REMOVAL: &str = "ballast.dev/removal";
+/// On a node whose readiness released a warned spot node's held pods: the node it replaces.
+pub const REPLACES: &str = "ballast.dev/replaces";
 const GPU_RESOURCES: &[&str] = &["nvidia.com/gpu", "amd.com/gpu", "aws.amazon.com/neuron"];
 /// Provisioners whose claims Fargate can mount (EFS, statically provisioned).
 const FARGATE_MOUNTABLE: &[&str] = &["efs.csi.aws.com"];
@@ -217,6 +219,7 @@ pub fn node(node: &Node, group_labels: &[String]) -> Result<NodeView, BadValue> 
         scale_down_disabled: annotation(meta, SCALE_DOWN_DISABLED) == Some("true"),
         group_label: group_labels.iter().find_map(|k| label(meta, k)).map(str::to_string),
         removal_mark: removal_mark(node),
+        replaces: annotation(meta, REPLACES).map(str::to_string),
         pods: Default::default(),
     })
 }

@@ -71,6 +71,15 @@ impl Cluster for SimHandle {
         Ok(())
     }
 
+    async fn claim_replacement(&self, node: &str, replaced: &str) -> AdapterResult<()> {
+        let mut world = self.lock();
+        let id = world.node_index.get(node).copied().ok_or_else(|| not_found(format!("claim {node}"), node.into()))?;
+        if let Some(n) = world.nodes[id].as_mut() {
+            n.replaces = Some(replaced.to_string());
+        }
+        Ok(())
+    }
+
     async fn evict(&self, namespace: &str, pod: &str) -> AdapterResult<Eviction> {
         let mut world = self.lock();
         let Some(&id) = world.pod_index.get(pod) else { return Ok(Eviction::Gone) };
@@ -265,6 +274,7 @@ impl World {
                 scale_down_disabled: false,
                 group_label: None,
                 removal_mark: node.removal_mark.clone(),
+                replaces: node.replaces.clone(),
                 pods: node.tally.clone(),
             });
         }

@@ -130,6 +130,7 @@ impl World {
                 lost_at: None,
                 cordoned: false,
                 removal_mark: None,
+                replaces: None,
                 fargate: true,
                 requested: Resources::ZERO,
                 used: Resources::ZERO,

@@ -55,6 +55,8 @@ pub(super) struct SimNode {
     pub lost_at: Option<u64>,
     pub cordoned: bool,
     pub removal_mark: Option<crate::engine::ports::RemovalMark>,
+    /// The node it replaces (see `Cluster::claim_replacement`).
+    pub replaces: Option<String>,
     pub fargate: bool,
     pub requested: Resources,
     pub used: Resources,
@@ -400,6 +402,7 @@ impl World {
             lost_at: None,
             cordoned: false,
             removal_mark: None,
+            replaces: None,
             fargate: false,
             requested: Resources::ZERO,
             used: Resources::ZERO,

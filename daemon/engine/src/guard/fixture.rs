@@ -87,6 +87,7 @@ pub fn node(name: &str, instance: Option<&str>, group: Option<&str>) -> NodeView
         scale_down_disabled: false,
         group_label: group.map(str::to_string),
         removal_mark: None,
+        replaces: None,
         pods: Default::default(),
     }
 }
