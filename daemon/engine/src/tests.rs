@@ -490,6 +490,18 @@ fn a_restarted_engine_keeps_holding_a_warned_nodes_pods_until_its_replacement_is
     assert_eq!(tick_at(&mut restarted, &faulty, NOW + 120_000), ["set web to 4"]);
 }
 
+/// A new engine on `world`, where w5 replaced w3 and w1 is held: w5 does not release w1,
+/// and w6, joining after w1's warning, does.
+fn restart_and_see_w1_wait_for_its_own_replacement(world: &mut World) {
+    let (faulty, mut restarted) = engine(world);
+    let calls = tick_at(&mut restarted, &faulty, NOW + 65_000);
+    assert!(!calls.iter().any(|c| c.contains("w1")), "w5 replaced w3, not w1 as well: {calls:?}");
+    join(world, "w6", NOW + 30_000);
+    show(world, &faulty);
+    let calls = tick_at(&mut restarted, &faulty, NOW + 70_000);
+    assert!(calls.contains(&"evict shop/web-1".to_string()), "w6 replaces w1: {calls:?}");
+}
+
 #[test]
 fn after_a_restart_a_replacement_that_released_one_drain_does_not_release_another() {
     let mut world = World::default();
@@ -502,13 +514,7 @@ fn after_a_restart_a_replacement_that_released_one_drain_does_not_release_anothe
         world.node_mut(node).removal_mark = marks.get(node).cloned();
         world.node_mut(node).cordoned = true;
     }
-    let (faulty, mut restarted) = engine(&world);
-    let calls = tick_at(&mut restarted, &faulty, NOW + 65_000);
-    assert!(!calls.iter().any(|c| c.contains("w1")), "w5 replaced w3, not w1 as well: {calls:?}");
-    join(&mut world, "w6", NOW + 30_000);
-    show(&world, &faulty);
-    let calls = tick_at(&mut restarted, &faulty, NOW + 70_000);
-    assert!(calls.contains(&"evict shop/web-1".to_string()), "w6 replaces w1: {calls:?}");
+    restart_and_see_w1_wait_for_its_own_replacement(&mut world);
 }
 
 #[test]
@@ -525,13 +531,7 @@ fn a_replacement_whose_drained_node_is_gone_still_releases_no_other_drain_after_
     world.node_mut("w1").removal_mark = marks.get("w1").cloned();
     world.node_mut("w1").cordoned = true;
     world.node_mut("w5").replaces = claims.get("w5").cloned();
-    let (faulty, mut restarted) = engine(&world);
-    let calls = tick_at(&mut restarted, &faulty, NOW + 65_000);
-    assert!(!calls.iter().any(|c| c.contains("w1")), "w5 replaced w3, not w1 as well: {calls:?}");
-    join(&mut world, "w6", NOW + 30_000);
-    show(&world, &faulty);
-    let calls = tick_at(&mut restarted, &faulty, NOW + 70_000);
-    assert!(calls.contains(&"evict shop/web-1".to_string()), "w6 replaces w1: {calls:?}");
+    restart_and_see_w1_wait_for_its_own_replacement(&mut world);
 }
 
 #[test]
