@@ -172,18 +172,20 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
     }
 
     /// Takes over removals marked on nodes that this engine is not draining: begun by a
-    /// replica that died or lost the Lease, or by this one before a restart. Only while
+    /// replica that died or lost the Lease, or by this one before a restart; and the
+    /// replacement claims written on nodes (see [`Cluster::claim_replacement`]). Only while
     /// acting (leading, enforcing); the drain then continues, or is abandoned and the node
     /// cleared once `drain-timeout` has passed since the mark was written.
     pub(super) async fn adopt_marked(&mut self, view: &ClusterView, now: u64, tick: u64) {
-        // A node that released a spot drain's hold replaces that node, gone or not.
-        let claimed = view.nodes.iter().filter(|n| n.replaces.is_some()).map(|n| n.name.to_string());
-        self.state.replacements.extend(claimed);
         if !self.state.removed.is_empty() {
             let present: std::collections::HashSet<&str> = view.nodes.iter().map(|n| &*n.name).collect();
             self.state.removed.retain(|n| present.contains(n.as_str()));
         }
         for node in &view.nodes {
+            // A node that released a spot drain's hold replaces that node, gone or not.
+            if node.replaces.is_some() && !self.state.replacements.contains(&*node.name) {
+                self.state.replacements.insert(node.name.to_string());
+            }
             let Some(mark) = &node.removal_mark else { continue };
             if self.state.drains.contains_key(&*node.name) || self.state.removed.contains(&*node.name) {
                 continue;

@@ -32,30 +32,28 @@ pub struct Proposal {
 /// The journal's decision records grouped by plugin and action, most records first (then
 /// by plugin and action, so the order is stable).
 pub fn summarise<'a>(records: impl IntoIterator<Item = &'a Record>) -> Vec<Proposal> {
-    let mut by_proposal: BTreeMap<(String, String), Proposal> = BTreeMap::new();
-    let mut reasons: BTreeMap<(String, String), BTreeSet<&str>> = BTreeMap::new();
+    // Each proposal with the reasons its records give.
+    let mut by_proposal: BTreeMap<(String, String), (Proposal, BTreeSet<&str>)> = BTreeMap::new();
     let mut total = 0;
     for record in records {
         let Record::Decision(d) = record else { continue };
         total += 1;
         let key = (d.plugin.clone(), d.proposed.to_string());
-        reasons.entry(key.clone()).or_default().insert(&d.reason);
-        let entry = by_proposal.entry(key).or_insert_with(|| Proposal {
-            plugin: d.plugin.clone(),
-            proposed: d.proposed.to_string(),
-            ..Proposal::default()
+        let (entry, reasons) = by_proposal.entry(key).or_insert_with_key(|(plugin, proposed)| {
+            (Proposal { plugin: plugin.clone(), proposed: proposed.clone(), ..Proposal::default() }, BTreeSet::new())
         });
         // A closing record's count includes its run's first time, recorded on its own.
         let times = d.repeated.as_ref().map_or(1, |r| r.count.saturating_sub(1));
         entry.records += 1;
         entry.times += times;
         *entry.results.entry(result_name(d)).or_default() += times;
+        reasons.insert(&d.reason);
     }
     let mut proposals: Vec<Proposal> = by_proposal
-        .into_iter()
-        .map(|(key, mut p)| {
+        .into_values()
+        .map(|(mut p, reasons)| {
             p.share = p.records as f64 / total.max(1) as f64;
-            p.reasons = reasons.get(&key).map_or(0, BTreeSet::len);
+            p.reasons = reasons.len();
             p
         })
         .collect();
