@@ -192,6 +192,10 @@ fn full_snapshot() -> SnapshotData {
         },
         GroupCooldown { group: d.s("never-scaled"), ..GroupCooldown::default() },
     ];
+    let horizontal_autoscalers = vec![
+        HorizontalAutoscaler { target: d.workload(WorkloadKind::Deployment), min_replicas: d.u(), max_replicas: d.u() },
+        HorizontalAutoscaler { target: d.workload(WorkloadKind::StatefulSet), min_replicas: 0, max_replicas: d.u() },
+    ];
     let fargate_pricing = FargatePricing {
         per_vcpu_hour: d.f(),
         per_gb_hour: d.f(),
@@ -214,6 +218,7 @@ fn full_snapshot() -> SnapshotData {
         pods_on_nodes,
         scheduled_runs,
         group_cooldowns,
+        horizontal_autoscalers,
         pods_source: Default::default(),
         shapes: Default::default(),
         group_options: vec![
@@ -293,6 +298,7 @@ fn every_field_of_a_snapshot_reaches_a_plugin_as_sent() {
     assert!(read.pods_on_unknown_node.is_empty());
     assert_eq!(got.scheduled_runs, snapshot.scheduled_runs, "scheduled-runs, field by field");
     assert_eq!(got.group_cooldowns, snapshot.group_cooldowns, "group-cooldowns, field by field");
+    assert_eq!(got.horizontal_autoscalers, snapshot.horizontal_autoscalers, "horizontal-autoscalers, field by field");
     assert_eq!(got.fargate_pricing, snapshot.fargate_pricing);
     let expected: Vec<Proposal> =
         proposed.into_iter().map(|decision| Proposal { plugin: "scripted".into(), decision }).collect();

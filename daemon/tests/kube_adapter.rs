@@ -425,3 +425,51 @@ async fn a_cronjobs_next_run_reaches_the_snapshot_and_a_schedule_that_does_not_r
     assert!(named.contains("spec.jobTemplate.spec.template.spec.containers[etl].resources.requests.cpu"), "{named}");
     assert!(cluster.observe().await.unwrap().scheduled_runs.iter().all(|r| r.owner.name != "odd"), "no runs");
 }
+
+/// A HorizontalPodAutoscaler (autoscaling/v2) in `shop` on Deployment `target`.
+fn autoscaler(name: &str, target: &str, min: Option<i32>, max: i32) -> serde_json::Value {
+    let mut hpa = json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": name, "namespace": "shop"},
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": target},
+            "maxReplicas": max,
+            "metrics": [{"type": "Resource", "resource": {"name": "cpu",
+                "target": {"type": "Utilization", "averageUtilization": 60}}}]}});
+    if let Some(min) = min {
+        hpa["spec"]["minReplicas"] = json!(min);
+    }
+    hpa
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_autoscalers_bounds_reach_the_snapshot_and_bounds_that_do_not_hold_are_named() {
+    let standin = StandIn::start().await.unwrap();
+    standin.create(autoscaler("storefront", "storefront", Some(4), 60)).unwrap();
+    standin.create(autoscaler("cart", "cart", None, 12)).unwrap();
+    standin.create(autoscaler("upside-down", "search", Some(10), 3)).unwrap();
+    let cluster = started(&standin, KubeSettings::default()).await;
+
+    let view = cluster.observe().await.unwrap();
+    let bounds: Vec<(&str, u32, u32)> =
+        view.horizontal_autoscalers.iter().map(|a| (a.target.name.as_str(), a.min_replicas, a.max_replicas)).collect();
+    assert_eq!(bounds, [("cart", 1, 12), ("storefront", 4, 60)], "minReplicas defaults to 1; not the upside-down one");
+    let storefront = &view.horizontal_autoscalers[1].target;
+    assert_eq!(
+        *storefront,
+        WorkloadRef { kind: WorkloadKind::Deployment, namespace: "shop".into(), name: "storefront".into() }
+    );
+    let named = cluster.status().last_unreadable.expect("the upside-down bounds are named");
+    assert!(named.contains("HorizontalPodAutoscaler shop/upside-down"), "{named}");
+    assert!(named.contains("spec.maxReplicas = \"3\""), "{named}");
+
+    // A changed max is followed; a deleted autoscaler bounds nothing.
+    standin
+        .patch("autoscaling/v2", "HorizontalPodAutoscaler", "shop", "storefront", &json!({"spec": {"maxReplicas": 80}}))
+        .unwrap();
+    standin.delete("autoscaling/v2", "HorizontalPodAutoscaler", "shop", "cart").unwrap();
+    eventually(Duration::from_secs(10), async || {
+        let view = cluster.observe().await.unwrap();
+        view.horizontal_autoscalers.len() == 1 && view.horizontal_autoscalers[0].max_replicas == 80
+    })
+    .await
+    .expect("the new max is read and the deleted autoscaler is gone");
+}

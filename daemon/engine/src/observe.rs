@@ -237,6 +237,8 @@ pub fn observe(cluster: ClusterView, mut groups: Vec<GroupView>, cx: &ObserveCon
     let total_nodes = cluster.nodes.len();
     let mut scheduled_runs = cluster.scheduled_runs;
     scheduled_runs.sort_by(|a, b| (a.due_at_millis, &a.owner).cmp(&(b.due_at_millis, &b.owner)));
+    let mut horizontal_autoscalers = cluster.horizontal_autoscalers;
+    horizontal_autoscalers.sort_by(|a, b| a.target.cmp(&b.target));
     Observation {
         snapshot: Arc::new(SnapshotData {
             taken_at_millis: cx.now_millis,
@@ -255,6 +257,7 @@ pub fn observe(cluster: ClusterView, mut groups: Vec<GroupView>, cx: &ObserveCon
             pods_on_nodes: BTreeMap::new(),
             scheduled_runs,
             group_cooldowns: groups.iter().map(|g| (cx.cooldown)(&g.id)).collect(),
+            horizontal_autoscalers,
             pods_source: ballast_sdk::PodsSource::new(move |node| {
                 pods_on_nodes.get(node).map(|pods| pod_shapes(pods)).unwrap_or_default()
             }),

@@ -68,6 +68,8 @@ pub struct ClusterView {
     pub disruption_budgets: Vec<DisruptionBudgetView>,
     /// The next run of each workload that runs on a schedule (a CronJob), in any order.
     pub scheduled_runs: Vec<ballast_sdk::ScheduledRun>,
+    /// The HorizontalPodAutoscalers whose bounds read, in any order.
+    pub horizontal_autoscalers: Vec<ballast_sdk::HorizontalAutoscaler>,
 }
 
 impl ClusterView {

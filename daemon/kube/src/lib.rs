@@ -1,8 +1,10 @@
 //! The Kubernetes adapter: the engine's [`Cluster`](ballast_engine::Cluster) over a real API
 //! server.
 //!
-//! - [`watch`]: kube-runtime watchers for pods, nodes, workload owners, budgets and claims,
-//!   folded into [`store`] one event at a time;
+//! - [`watch`]: kube-runtime watchers for pods, nodes, workload owners, budgets, claims,
+//!   CronJobs and HorizontalPodAutoscalers, folded into [`store`] one event at a time;
+//! - [`cron`], [`autoscaler`]: a CronJob's schedule and an autoscaler's bounds, as the
+//!   snapshot serves them;
 //! - [`metrics`]: usage from metrics.k8s.io, when served;
 //! - [`convert`]: Kubernetes objects to the engine's views;
 //! - [`actions`]: cordon, eviction, placement patches and Events;
@@ -14,6 +16,7 @@
 //! their watch event arrives.
 
 pub mod actions;
+pub mod autoscaler;
 pub mod convert;
 pub mod cron;
 pub mod leader;

@@ -29,6 +29,12 @@ pub const CLUSTER_RULES: &[Rule] = &[
     Rule { api_groups: &["batch"], resources: &["jobs"], verbs: READ, used_by: "watch.rs: workload owners" },
     Rule { api_groups: &["batch"], resources: &["cronjobs"], verbs: READ, used_by: "watch.rs: scheduled runs" },
     Rule {
+        api_groups: &["autoscaling"],
+        resources: &["horizontalpodautoscalers"],
+        verbs: READ,
+        used_by: "watch.rs: workloads' replica bounds",
+    },
+    Rule {
         api_groups: &["policy"],
         resources: &["poddisruptionbudgets"],
         verbs: READ,

@@ -11,7 +11,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use ballast_sdk::{Placement, Resources, ScheduledRun, WorkloadKind, WorkloadRef};
+use ballast_sdk::{HorizontalAutoscaler, Placement, Resources, ScheduledRun, WorkloadKind, WorkloadRef};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod, PodTemplateSpec};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -45,8 +46,20 @@ pub mod kinds {
     pub const BUDGETS: &str = "poddisruptionbudgets";
     pub const CLAIMS: &str = "persistentvolumeclaims";
     pub const CRON_JOBS: &str = "cronjobs";
-    pub const ALL: &[&str] =
-        &[PODS, NODES, REPLICA_SETS, DEPLOYMENTS, STATEFUL_SETS, DAEMON_SETS, JOBS, BUDGETS, CLAIMS, CRON_JOBS];
+    pub const AUTOSCALERS: &str = "horizontalpodautoscalers";
+    pub const ALL: &[&str] = &[
+        PODS,
+        NODES,
+        REPLICA_SETS,
+        DEPLOYMENTS,
+        STATEFUL_SETS,
+        DAEMON_SETS,
+        JOBS,
+        BUDGETS,
+        CLAIMS,
+        CRON_JOBS,
+        AUTOSCALERS,
+    ];
 }
 
 struct WorkloadEntry {
@@ -102,6 +115,8 @@ pub struct ClusterStore {
     claims: HashMap<Key, bool>,
     /// CronJobs whose schedule and pods were readable.
     cron_jobs: BTreeMap<Key, CronEntry>,
+    /// HorizontalPodAutoscalers whose bounds were readable.
+    autoscalers: BTreeMap<Key, HorizontalAutoscaler>,
     /// One `Arc` per owner and per template, shared by the pods of a workload.
     owners: HashMap<WorkloadRef, Arc<WorkloadRef>>,
     templates: HashMap<WorkloadRef, Arc<PodTemplate>>,
@@ -161,6 +176,7 @@ impl ClusterStore {
             workloads: BTreeMap::new(),
             budgets: BTreeMap::new(),
             cron_jobs: BTreeMap::new(),
+            autoscalers: BTreeMap::new(),
             claims: HashMap::new(),
             owners: HashMap::new(),
             templates: HashMap::new(),
@@ -208,6 +224,7 @@ impl ClusterStore {
             kinds::BUDGETS => self.budgets.keys().filter(|k| !seen.contains(*k)).cloned().collect(),
             kinds::CLAIMS => self.claims.keys().filter(|k| !seen.contains(*k)).cloned().collect(),
             kinds::CRON_JOBS => self.cron_jobs.keys().filter(|k| !seen.contains(*k)).cloned().collect(),
+            kinds::AUTOSCALERS => self.autoscalers.keys().filter(|k| !seen.contains(*k)).cloned().collect(),
             other => {
                 let kind = workload_kind_of(other);
                 self.workloads
@@ -251,6 +268,9 @@ impl ClusterStore {
             }
             kinds::CRON_JOBS => {
                 self.cron_jobs.remove(key);
+            }
+            kinds::AUTOSCALERS => {
+                self.autoscalers.remove(key);
             }
             other => {
                 let id = WorkloadRef { kind: workload_kind_of(other), namespace: key.0.clone(), name: key.1.clone() };
@@ -546,6 +566,21 @@ impl ClusterStore {
         self.cron_jobs.insert(key, entry);
     }
 
+    /// A HorizontalPodAutoscaler: the bounds it keeps its target within. One whose bounds
+    /// do not hold is reported as unreadable and bounds nothing.
+    pub fn apply_autoscaler(&mut self, hpa: &HorizontalPodAutoscaler) {
+        let key = key(&hpa.metadata);
+        self.seen(kinds::AUTOSCALERS, &key);
+        self.autoscalers.remove(&key);
+        match super::autoscaler::bounds(hpa) {
+            Ok(Some(bounds)) => {
+                self.autoscalers.insert(key, bounds);
+            }
+            Ok(None) => {}
+            Err(bad) => bad.report_to(&self.unreadable, &format!("HorizontalPodAutoscaler {}/{}", key.0, key.1)),
+        }
+    }
+
     /// The next run of each CronJob not suspended, after `now_millis`.
     fn scheduled_runs(&self, now_millis: u64) -> Vec<ScheduledRun> {
         self.cron_jobs
@@ -567,7 +602,8 @@ impl ClusterStore {
     }
 
     /// The cluster as the engine sees it at `now_millis`, from the cache alone: nodes with
-    /// their counted pods, the pending pods, the workloads and the CronJobs' next runs.
+    /// their counted pods, the pending pods, the workloads, the CronJobs' next runs and the
+    /// autoscalers' bounds.
     /// Never walks the running pods.
     pub fn view(&self, now_millis: u64) -> ClusterView {
         let nodes: Vec<NodeView> =
@@ -602,6 +638,7 @@ impl ClusterStore {
             workloads,
             disruption_budgets,
             scheduled_runs: self.scheduled_runs(now_millis),
+            horizontal_autoscalers: self.autoscalers.values().cloned().collect(),
         }
     }
 }

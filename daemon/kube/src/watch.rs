@@ -12,6 +12,7 @@ use std::sync::{Arc, RwLock};
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -194,6 +195,16 @@ pub fn spawn_all(client: &Client, feed: &Arc<Feed>) -> Vec<JoinHandle<()>> {
             s.apply_cron_job(j);
             false
         })),
+        tokio::spawn(run(
+            Api::<HorizontalPodAutoscaler>::all(c.clone()),
+            config.clone(),
+            f.clone(),
+            kinds::AUTOSCALERS,
+            |s, a: &HorizontalPodAutoscaler| {
+                s.apply_autoscaler(a);
+                false
+            },
+        )),
         tokio::spawn(run(
             Api::<PodDisruptionBudget>::all(c.clone()),
             config.clone(),

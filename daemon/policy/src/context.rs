@@ -266,6 +266,12 @@ impl snapshot::HostSnapshot for PluginCtx {
     fn group_cooldowns(&mut self, _: Resource<SnapshotResource>) -> wasmtime::Result<Vec<types::GroupCooldown>> {
         Ok(self.input.snapshot.group_cooldowns())
     }
+    fn horizontal_autoscalers(
+        &mut self,
+        _: Resource<SnapshotResource>,
+    ) -> wasmtime::Result<Vec<types::HorizontalAutoscaler>> {
+        Ok(self.input.snapshot.horizontal_autoscalers())
+    }
     fn drop(&mut self, handle: Resource<SnapshotResource>) -> wasmtime::Result<()> {
         self.table.delete(handle)?;
         Ok(())

@@ -135,6 +135,14 @@ pub fn scheduled_run(r: &m::ScheduledRun) -> w::ScheduledRun {
     }
 }
 
+pub fn horizontal_autoscaler(a: &m::HorizontalAutoscaler) -> w::HorizontalAutoscaler {
+    w::HorizontalAutoscaler {
+        target: workload_ref(&a.target),
+        min_replicas: a.min_replicas,
+        max_replicas: a.max_replicas,
+    }
+}
+
 pub fn group_cooldown(c: &m::GroupCooldown) -> w::GroupCooldown {
     w::GroupCooldown {
         group: c.group.clone(),

@@ -77,6 +77,10 @@ impl SharedSnapshot {
         self.data.group_cooldowns.iter().map(convert::group_cooldown).collect()
     }
 
+    pub fn horizontal_autoscalers(&self) -> Vec<w::HorizontalAutoscaler> {
+        self.data.horizontal_autoscalers.iter().map(convert::horizontal_autoscaler).collect()
+    }
+
     pub fn pods_on_node(&self, node: &str) -> Vec<w::PodShape> {
         self.data.pods_on_node(node).iter().map(convert::pod_shape).collect()
     }

@@ -5,7 +5,9 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use ballast_sdk::{FargatePricing, Placement, PlacementTarget, ScheduledRun, WorkloadKind, WorkloadRef};
+use ballast_sdk::{
+    FargatePricing, HorizontalAutoscaler, Placement, PlacementTarget, ScheduledRun, WorkloadKind, WorkloadRef,
+};
 
 use super::scenario::NODE_GROUP_LABEL;
 use super::world::{World, disruptions_allowed};
@@ -307,6 +309,13 @@ impl World {
                 fargate_traits: w.fargate_traits,
                 usage_per_replica: Some(super::world::scale(&w.requests, w.spec.usage)),
             });
+            if let Some(bounds) = &w.spec.autoscaler {
+                view.horizontal_autoscalers.push(HorizontalAutoscaler {
+                    target: (*w.id).clone(),
+                    min_replicas: bounds.min_replicas,
+                    max_replicas: bounds.max_replicas,
+                });
+            }
             if let (Some(&next), Some(batches)) = (w.batch_times.first(), &w.spec.batches) {
                 view.scheduled_runs.push(ScheduledRun {
                     owner: (*w.id).clone(),

@@ -36,7 +36,7 @@ impl World {
         for w in 0..self.workloads.len() {
             let workload = &mut self.workloads[w];
             if let Some(curve) = &workload.curve {
-                let wanted = curve.at(t);
+                let wanted = workload.spec.autoscaler.map_or_else(|| curve.at(t), |a| a.bound(curve.at(t)));
                 if wanted != workload.wanted {
                     let change = wanted as f64 - workload.wanted as f64;
                     self.meter.bound_rate.add(workload.bound, change);

@@ -167,6 +167,28 @@ pub enum Budget {
     MaxUnavailable(u32),
 }
 
+/// A HorizontalPodAutoscaler on a workload: the bounds plugins see
+/// (`horizontal-autoscalers`), which its replicas stay within whatever its trace says, as
+/// the autoscaler keeps them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Autoscaler {
+    #[serde(default = "one")]
+    pub min_replicas: u32,
+    pub max_replicas: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+impl Autoscaler {
+    /// The replicas the autoscaler would keep when `wanted` are asked for.
+    pub fn bound(&self, wanted: u32) -> u32 {
+        wanted.clamp(self.min_replicas, self.max_replicas)
+    }
+}
+
 /// Pods created at `start`, then every `every`; each runs for `run-for` once started.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
@@ -196,6 +218,9 @@ pub struct WorkloadSpec {
     /// Deployments and StatefulSets: replicas over time.
     #[serde(default)]
     pub replicas: Option<Trace>,
+    /// A HorizontalPodAutoscaler's bounds on `replicas`.
+    #[serde(default)]
+    pub autoscaler: Option<Autoscaler>,
     /// Jobs: batches of pods that run to completion.
     #[serde(default)]
     pub batches: Option<Batches>,
@@ -390,6 +415,20 @@ impl Scenario {
             }
             if let Some(trace) = &w.replicas {
                 trace.validate().map_err(|m| field(at("replicas"), m))?;
+            }
+            if let Some(a) = &w.autoscaler {
+                if w.replicas.is_none() {
+                    return Err(field(
+                        at("autoscaler"),
+                        "an autoscaler scales `replicas`, which this workload has none of".into(),
+                    ));
+                }
+                if a.max_replicas == 0 || a.max_replicas < a.min_replicas {
+                    return Err(field(
+                        at("autoscaler.max-replicas"),
+                        format!("{} must be at least 1 and at least min-replicas {}", a.max_replicas, a.min_replicas),
+                    ));
+                }
             }
             if let Some(b) = &w.batches
                 && b.every.is_zero()

@@ -3,6 +3,9 @@
 //! for what it would add in `lead-seconds` at its recent rate is asked for now, so those pods
 //! find nodes booted instead of each wave waiting for its own.
 //!
+//! Where a HorizontalPodAutoscaler scales the workload, the climb stops at its
+//! `max-replicas`: room is asked only for what is left below it.
+//!
 //! A single jump is not a ramp: it has no rate to extrapolate, and its pods are pending
 //! pods, scale-up's business. Nor is a climb that has stopped: room is asked for only while
 //! the window holds a climb of `min-pods` in `min-steps` increases and the last increase is
@@ -81,13 +84,16 @@ pub struct Expected {
     over_seconds: u64,
     count: u32,
     lead_seconds: u64,
+    /// The autoscaler's `max-replicas`, when it, not the rate, set `count`.
+    capped_at: Option<u32>,
 }
 
 impl Expected {
     pub fn need(&self) -> Need<'_> {
+        let cap = self.capped_at.map(|max| format!(", up to its autoscaler's max-replicas {max}")).unwrap_or_default();
         Need {
             what: format!(
-                "the climb of {} (+{} replicas in {} s): {} more of {} expected within {} s",
+                "the climb of {} (+{} replicas in {} s): {} more of {} expected within {} s{cap}",
                 self.workload, self.grew, self.over_seconds, self.count, self.requests, self.lead_seconds
             ),
             shape: Resources { pods: 1, ..self.requests },
@@ -147,6 +153,11 @@ impl Climbs {
     }
 
     /// The workloads climbing now, with the room their climb would fill within the lead time.
+    ///
+    /// # Guarantees
+    /// No more room than a workload's HorizontalPodAutoscaler lets it grow into: a climb
+    /// that reached its `max-replicas` expects nothing, however fast it came (contract 0.1.7;
+    /// a host older than that says of no autoscaler, and the rate alone counts).
     pub fn expected(&self, snapshot: &dyn Snapshot, now: u64, settings: &Ramp) -> Vec<Expected> {
         let climbing: BTreeMap<&str, Rate> =
             self.workloads.iter().filter_map(|(key, climb)| Some((key.as_str(), climb.rate(now, settings)?))).collect();
@@ -162,14 +173,21 @@ impl Climbs {
             .iter()
             .filter_map(|w| {
                 let rate = climbing.get(key(&w.id).as_str())?;
-                Some(Expected {
+                let at_rate = (rate.per_second() * settings.lead_seconds as f64).ceil() as u32;
+                let room = snapshot.autoscaler_of(&w.id).map(|a| (a.room_to_grow(w.replicas), a.max_replicas));
+                let (count, capped_at) = match room {
+                    Some((room, max)) if room < at_rate => (room, Some(max)),
+                    _ => (at_rate, None),
+                };
+                (count > 0).then(|| Expected {
                     workload: w.id.to_string(),
                     requests: w.requests_per_replica,
                     shape: pending(w),
                     grew: rate.grew,
                     over_seconds: rate.over_millis / 1000,
-                    count: (rate.per_second() * settings.lead_seconds as f64).ceil() as u32,
+                    count,
                     lead_seconds: settings.lead_seconds,
+                    capped_at,
                 })
             })
             .collect()

@@ -206,6 +206,38 @@ fn a_climbing_workload_gets_room_for_what_its_rate_adds_within_the_lead_time() {
     assert_eq!(sizes(&decisions), [("c5".to_string(), 3)], "{decisions:?}");
 }
 
+/// The storefront climbs as above under a HorizontalPodAutoscaler with `max` replicas.
+fn autoscaled_storefront(seconds: u64, replicas: u32, max: u32) -> SnapshotData {
+    let mut snapshot = storefront(seconds, replicas, 4);
+    let target = snapshot.workloads[0].id.clone();
+    snapshot.horizontal_autoscalers.push(HorizontalAutoscaler { target, min_replicas: 4, max_replicas: max });
+    snapshot
+}
+
+#[test]
+fn a_climb_expects_no_more_than_its_autoscaler_lets_it_reach() {
+    let mut policy = ramp();
+    for (t, replicas) in [(0, 4), (10, 8), (20, 12)] {
+        assert!(policy.evaluate(&autoscaled_storefront(t, replicas, 24)).unwrap().is_empty());
+    }
+    // The rate says 36 more within 90 s; the autoscaler stops at 24, 8 above the 16 running.
+    // Four fit on m5-a's free room; the four left are one m5 node ($0.096, eight slots),
+    // not the two c5 nodes (32 slots) the rate alone asks for.
+    let decisions = policy.evaluate(&autoscaled_storefront(30, 16, 24)).unwrap();
+    assert_eq!(sizes(&decisions), [("m5".to_string(), 2)]);
+    let reason = &decisions[0].reason;
+    assert!(reason.contains(": 8 more of"), "{reason}");
+    assert!(reason.contains("up to its autoscaler's max-replicas 24"), "{reason}");
+    // At its max, a climb expects nothing, however fast it came.
+    assert!(policy.evaluate(&autoscaled_storefront(40, 24, 24)).unwrap().is_empty(), "at max-replicas");
+    // An autoscaler that leaves more room than the rate fills changes nothing.
+    let mut policy = ramp();
+    for (t, replicas) in [(0, 4), (10, 8), (20, 12)] {
+        policy.evaluate(&autoscaled_storefront(t, replicas, 100)).unwrap();
+    }
+    assert_eq!(sizes(&policy.evaluate(&autoscaled_storefront(30, 16, 100)).unwrap()), [("c5".to_string(), 2)]);
+}
+
 #[test]
 fn a_single_jump_or_a_climb_that_stopped_asks_for_nothing() {
     // One jump of 40 replicas: no rate to extrapolate; its pods are scale-up's business.

@@ -61,6 +61,7 @@ struct WasmSnapshot<'a> {
     group_options: OnceCell<Vec<m::GroupOptions>>,
     scheduled_runs: OnceCell<Vec<m::ScheduledRun>>,
     group_cooldowns: OnceCell<Vec<m::GroupCooldown>>,
+    horizontal_autoscalers: OnceCell<Vec<m::HorizontalAutoscaler>>,
 }
 
 impl<'a> WasmSnapshot<'a> {
@@ -78,6 +79,7 @@ impl<'a> WasmSnapshot<'a> {
             group_options: OnceCell::new(),
             scheduled_runs: OnceCell::new(),
             group_cooldowns: OnceCell::new(),
+            horizontal_autoscalers: OnceCell::new(),
         }
     }
 }
@@ -133,6 +135,10 @@ impl Snapshot for WasmSnapshot<'_> {
     }
     fn group_cooldowns(&self) -> &[m::GroupCooldown] {
         self.group_cooldowns.get_or_init(|| self.handle.group_cooldowns().into_iter().map(group_cooldown).collect())
+    }
+    fn horizontal_autoscalers(&self) -> &[m::HorizontalAutoscaler] {
+        self.horizontal_autoscalers
+            .get_or_init(|| self.handle.horizontal_autoscalers().into_iter().map(horizontal_autoscaler).collect())
     }
 }
 
@@ -293,6 +299,14 @@ fn group_cooldown(c: w::GroupCooldown) -> m::GroupCooldown {
         last_scale_down_millis: c.last_scale_down_millis,
         scale_up_allowed_at_millis: c.scale_up_allowed_at_millis,
         scale_down_allowed_at_millis: c.scale_down_allowed_at_millis,
+    }
+}
+
+fn horizontal_autoscaler(a: w::HorizontalAutoscaler) -> m::HorizontalAutoscaler {
+    m::HorizontalAutoscaler {
+        target: workload_ref(a.target),
+        min_replicas: a.min_replicas,
+        max_replicas: a.max_replicas,
     }
 }
 

@@ -428,6 +428,27 @@ impl GroupCooldown {
     }
 }
 
+/// A HorizontalPodAutoscaler's bounds on the workload it scales (interface 0.1.7): what
+/// [`crate::Snapshot::horizontal_autoscalers`] returns. A workload at its `max_replicas`
+/// grows no further however fast it climbed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
+pub struct HorizontalAutoscaler {
+    /// The workload it scales (its `scaleTargetRef`).
+    pub target: WorkloadRef,
+    /// `spec.minReplicas` (1 when unset).
+    pub min_replicas: u32,
+    /// `spec.maxReplicas`.
+    pub max_replicas: u32,
+}
+
+impl HorizontalAutoscaler {
+    /// Replicas the autoscaler may still add to a workload running `replicas`.
+    pub fn room_to_grow(&self, replicas: u32) -> u32 {
+        self.max_replicas.saturating_sub(replicas)
+    }
+}
+
 /// Where a pod may be scheduled: what [`NodeGroup::admits`] reads.
 pub trait Constraints {
     fn node_selector(&self) -> &BTreeMap<String, String>;

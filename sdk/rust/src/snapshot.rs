@@ -6,8 +6,8 @@ use std::sync::{Arc, OnceLock};
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    FargatePricing, GroupCooldown, GroupOptions, MetricSeries, Node, NodeGroup, PendingPod, PendingShape, PodShape,
-    Proposal, ScheduledRun, Workload,
+    FargatePricing, GroupCooldown, GroupOptions, HorizontalAutoscaler, MetricSeries, Node, NodeGroup, PendingPod,
+    PendingShape, PodShape, Proposal, ScheduledRun, Workload, WorkloadRef,
 };
 
 /// How long after it registered a node that is not Ready is taken for lost or stuck rather
@@ -82,6 +82,17 @@ pub trait Snapshot {
         &[]
     }
 
+    /// Every HorizontalPodAutoscaler whose bounds read, by target (interface 0.1.7); empty
+    /// from a host older than 0.1.7.
+    fn horizontal_autoscalers(&self) -> &[HorizontalAutoscaler] {
+        &[]
+    }
+
+    /// The autoscaler of one workload, if it has one the host could read.
+    fn autoscaler_of(&self, workload: &WorkloadRef) -> Option<&HorizontalAutoscaler> {
+        self.horizontal_autoscalers().iter().find(|a| &a.target == workload)
+    }
+
     /// One group's standing against the host's cooldowns, if the host says.
     fn cooldown_of(&self, group: &str) -> Option<&GroupCooldown> {
         self.group_cooldowns().iter().find(|c| c.group == group)
@@ -124,6 +135,8 @@ pub struct SnapshotData {
     pub scheduled_runs: Vec<ScheduledRun>,
     /// Each Auto Scaling group's standing against the host's cooldowns (interface 0.1.6).
     pub group_cooldowns: Vec<GroupCooldown>,
+    /// Every HorizontalPodAutoscaler whose bounds read, by target (interface 0.1.7).
+    pub horizontal_autoscalers: Vec<HorizontalAutoscaler>,
     /// Where a host's snapshot finds a node's pods, only when a policy asks: never written.
     #[serde(skip)]
     pub pods_source: PodsSource,
@@ -210,6 +223,9 @@ impl Snapshot for SnapshotData {
     }
     fn group_cooldowns(&self) -> &[GroupCooldown] {
         &self.group_cooldowns
+    }
+    fn horizontal_autoscalers(&self) -> &[HorizontalAutoscaler] {
+        &self.horizontal_autoscalers
     }
     fn pods_on_node(&self, node: &str) -> Vec<PodShape> {
         match self.pods_on_nodes.get(node) {

@@ -194,6 +194,14 @@ impl SnapshotBuilder {
         self
     }
 
+    /// Says a HorizontalPodAutoscaler keeps `target` within `min..=max` replicas (interface
+    /// 0.1.7 `horizontal-autoscalers`).
+    pub fn autoscaled(mut self, target: WorkloadRef, min_replicas: u32, max_replicas: u32) -> Self {
+        self.data.horizontal_autoscalers.retain(|a| a.target != target);
+        self.data.horizontal_autoscalers.push(HorizontalAutoscaler { target, min_replicas, max_replicas });
+        self
+    }
+
     pub fn build(self) -> SnapshotData {
         self.data
     }

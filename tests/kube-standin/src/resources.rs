@@ -69,6 +69,16 @@ pub static RESOURCES: &[Resource] = &[
     r("batch", "v1", "jobs", "job", "Job", true, &[], &["status"]),
     r("batch", "v1", "cronjobs", "cronjob", "CronJob", true, &["cj"], &["status"]),
     r(
+        "autoscaling",
+        "v2",
+        "horizontalpodautoscalers",
+        "horizontalpodautoscaler",
+        "HorizontalPodAutoscaler",
+        true,
+        &["hpa"],
+        &["status"],
+    ),
+    r(
         "policy",
         "v1",
         "poddisruptionbudgets",

@@ -51,6 +51,8 @@ impl Policy for Echo {
                 scheduled_runs: snapshot.scheduled_runs().to_vec(),
                 // `group-cooldowns` (0.1.6).
                 group_cooldowns: snapshot.group_cooldowns().to_vec(),
+                // `horizontal-autoscalers` (0.1.7).
+                horizontal_autoscalers: snapshot.horizontal_autoscalers().to_vec(),
                 pods_source: Default::default(),
                 shapes: Default::default(),
             },
