@@ -13,6 +13,11 @@
 //!   cheaper by `replace-min-saving` (and on the others' room) is replaced: that group grows
 //!   by one, and once the new node is Ready the old one is removed like any other
 //!   ([`replace`]: launch first, one at a time, 10 minutes at most).
+//! - On such a tick with no replacement, two or more nodes (up to `merge-max-nodes`) whose pods
+//!   would fit together on one new node, with the others' room, are merged when that node
+//!   costs at least `merge-min-saving` less than they do together: Karpenter's multi-node
+//!   consolidation, launch first like a replacement (two m5.large running three 500m pods
+//!   each become one c5.xlarge, 11% less).
 //! - At most [`MAX_CANDIDATES`] nodes, the lightest, are weighed in one evaluation; the
 //!   trial placements take room in place and give it back, so a tick costs candidates x
 //!   nodes, not a copy of every node per candidate.
@@ -44,6 +49,7 @@
 //! (a replacement's new node then stays empty and goes as spare after the replacement ends).
 
 mod fit;
+mod merge;
 mod replace;
 
 use std::collections::BTreeMap;
@@ -83,6 +89,11 @@ pub struct Settings {
     pub replace: bool,
     /// The least fraction of the node's price a replacement must save.
     pub replace_min_saving: f64,
+    /// The most nodes one merge replaces by a single new node (Karpenter's multi-node
+    /// consolidation); below 2, no merges.
+    pub merge_max_nodes: u32,
+    /// The least fraction of the merged nodes' prices together a merge must save.
+    pub merge_min_saving: f64,
 }
 
 impl Default for Settings {
@@ -97,6 +108,8 @@ impl Default for Settings {
             max_wait_seconds: 900,
             replace: true,
             replace_min_saving: 0.2,
+            merge_max_nodes: 3,
+            merge_min_saving: 0.1,
         }
     }
 }
@@ -136,6 +149,9 @@ impl Policy for Consolidation {
         }
         if !(settings.replace_min_saving > 0.0 && settings.replace_min_saving < 1.0) {
             return Err(format!("replace-min-saving must be in (0, 1), got {}", settings.replace_min_saving));
+        }
+        if !(settings.merge_min_saving > 0.0 && settings.merge_min_saving < 1.0) {
+            return Err(format!("merge-min-saving must be in (0, 1), got {}", settings.merge_min_saving));
         }
         Ok(())
     }
@@ -347,7 +363,14 @@ impl<'a> Plan<'a> {
     fn trial(&mut self, c: &Candidate<'_>) -> Trial {
         let own = c.target;
         let mine = std::mem::replace(&mut self.targets[own].free, Resources::ZERO);
-        let (taken, left) = match &c.shapes {
+        let (taken, left) = self.place_pods(c);
+        Trial { own, mine, taken, left }
+    }
+
+    /// Places `c`'s pods on the nodes that have room now, taking it.
+    fn place_pods(&mut self, c: &Candidate<'_>) -> (Taken, Vec<Left>) {
+        let own = c.target;
+        match &c.shapes {
             Some(shapes) => {
                 // Which group admits which shape, worked out once a trial, not once a node.
                 let admitted: Vec<Vec<bool>> =
@@ -358,8 +381,7 @@ impl<'a> Plan<'a> {
                 Some(taken) => (taken, Vec::new()),
                 None => (Taken::default(), vec![Left { shape: 0, count: c.load.pods }]),
             },
-        };
-        Trial { own, mine, taken, left }
+        }
     }
 
     /// Undoes a [`Plan::trial`].
@@ -419,6 +441,9 @@ impl<'a> Plan<'a> {
             .collect();
         if self.settings.replace && decisions.is_empty() {
             decisions.extend(self.replacement(&unfit));
+        }
+        if self.settings.replace && decisions.is_empty() {
+            decisions.extend(self.merge(&unfit));
         }
         decisions
     }

@@ -37,6 +37,18 @@ pub fn forget_finished(state: &mut super::State, snapshot: &dyn Snapshot, now: u
         .retain(|node, r| now.saturating_sub(r.at) < GIVE_UP_MS && snapshot.nodes().iter().any(|n| n.name == *node));
 }
 
+impl Candidate<'_> {
+    /// What the node costs an hour: its instance type's price in its group, else the group's
+    /// dearest.
+    pub(crate) fn price(&self) -> f64 {
+        self.group
+            .instance_types
+            .iter()
+            .find(|t| t.name == self.node.instance_type)
+            .map_or_else(|| self.group.max_price_per_hour(), |t| t.price_per_hour)
+    }
+}
+
 /// A cheaper group that holds what the node's pods cannot find room for elsewhere.
 struct Offer<'a> {
     group: &'a NodeGroup,
@@ -81,22 +93,27 @@ impl<'a> Plan<'a> {
         let left: Vec<PodShape> =
             trial.left.iter().map(|l| PodShape { count: l.count, ..shapes[l.shape].clone() }).collect();
         self.restore(trial);
-        let price = c
-            .group
-            .instance_types
-            .iter()
-            .find(|t| t.name == c.node.instance_type)
-            .map_or_else(|| c.group.max_price_per_hour(), |t| t.price_per_hour);
+        let price = c.price();
         let ceiling = price * (1.0 - self.settings.replace_min_saving);
-        let best = self
-            .groups
-            .values()
-            .copied()
-            .filter(|g| g.id != c.group.id && g.desired_size < g.max_size && !g.instance_types.is_empty())
-            .filter(|g| g.max_price_per_hour() <= ceiling && self.holds(g, &left))
-            .min_by(|a, b| a.max_price_per_hour().total_cmp(&b.max_price_per_hour()))?;
+        let best = self.cheapest_holding(&left, ceiling, Some(&c.group.id))?;
         let pods = shapes.iter().map(|s| s.count).sum();
         Some((Offer { group: best, price: best.max_price_per_hour() }, price, pods))
+    }
+
+    /// The cheapest group other than `except`'s, below `ceiling` an hour and able to grow,
+    /// whose one new node holds `pods`.
+    pub(crate) fn cheapest_holding(
+        &self,
+        pods: &[PodShape],
+        ceiling: f64,
+        except: Option<&str>,
+    ) -> Option<&'a NodeGroup> {
+        self.groups
+            .values()
+            .copied()
+            .filter(|g| Some(g.id.as_str()) != except && g.desired_size < g.max_size && !g.instance_types.is_empty())
+            .filter(|g| g.max_price_per_hour() <= ceiling && self.holds(g, pods))
+            .min_by(|a, b| a.max_price_per_hour().total_cmp(&b.max_price_per_hour()))
     }
 
     /// True if one new node of `group` holds `pods`, beside the DaemonSet pods it will run.

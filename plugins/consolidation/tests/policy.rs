@@ -338,3 +338,65 @@ fn one_evaluation_weighs_at_most_max_candidates_nodes_lightest_first() {
     assert_eq!(gone.len(), consolidation::MAX_CANDIDATES, "the rest wait for the next evaluation");
     assert_eq!(gone.first().map(String::as_str), Some("n000"));
 }
+
+/// Two m5.large running three 500m web pods each (general) and a c5.xlarge group
+/// (compute) that holds six: 4 CPU / 8 GiB for $0.17/h against $0.192/h for the two.
+fn two_small_nodes(general: (u32, u32), compute_desired: u32) -> SnapshotBuilder {
+    SnapshotBuilder::new()
+        .group(
+            GroupBuilder::asg("general").instance_type("m5.large", "2", "8Gi", 0.096).sizes(general.0, general.1, 10),
+        )
+        .group(GroupBuilder::asg("compute").instance_type("c5.xlarge", "4", "8Gi", 0.17).sizes(0, compute_desired, 10))
+        .node(NodeBuilder::new("a", "general").instance_type("m5.large").allocatable("2", "8Gi"))
+        .node(NodeBuilder::new("b", "general").instance_type("m5.large").allocatable("2", "8Gi"))
+        .pods_on("a", running("shop", "web", 3, "500m", "1Gi"))
+        .pods_on("b", running("shop", "web", 3, "500m", "1Gi"))
+        .workload(deployment("shop", "web", 6, "500m", "1Gi"))
+}
+
+#[test]
+fn two_nodes_whose_pods_fit_on_one_cheaper_node_are_merged_launch_first() {
+    let mut harness = harness(Settings::default());
+    // Neither node's pods fit on the other, and one c5.xlarge alone costs more than one
+    // m5.large: no removal, no single replacement. Together they fit on one c5.xlarge.
+    let decisions = harness.evaluate(&two_small_nodes((0, 2), 0).build()).unwrap();
+    assert_eq!(grown(&decisions), [("compute".to_string(), 1)], "{decisions:?}");
+    assert!(removed(&decisions).is_empty(), "launch first: nothing is drained before the new node is up");
+    let reason = &decisions[0].reason;
+    assert!(
+        reason.contains("merge a, b ($0.1920/h together) into a new c5.xlarge in compute at $0.1700/h"),
+        "{reason}"
+    );
+    assert!(reason.contains("11% less: their 6 pods fit"), "{reason}");
+
+    // The new node boots: nothing more is asked.
+    assert!(harness.evaluate(&two_small_nodes((0, 2), 1).build()).unwrap().is_empty());
+
+    // It is Ready and empty: it is the merge's, not spare; the merged nodes go.
+    let ready = two_small_nodes((0, 2), 1).node(NodeBuilder::new("c", "compute").allocatable("4", "8Gi"));
+    let decisions = harness.evaluate(&ready.build()).unwrap();
+    assert_eq!(removed(&decisions), ["a"], "one at a time within the disruption budget: {decisions:?}");
+    assert!(grown(&decisions).is_empty(), "{decisions:?}");
+}
+
+#[test]
+fn no_merge_without_enough_saving_below_min_size_or_when_turned_off() {
+    let with = |snapshot: SnapshotBuilder, settings: Settings| evaluate(&snapshot.build(), settings);
+    // 11% saved is under a 15% floor.
+    assert!(with(two_small_nodes((0, 2), 0), Settings { merge_min_saving: 0.15, ..Settings::default() }).is_empty());
+    assert!(with(two_small_nodes((0, 2), 0), Settings { merge_max_nodes: 1, ..Settings::default() }).is_empty());
+    assert!(with(two_small_nodes((0, 2), 0), Settings { replace: false, ..Settings::default() }).is_empty());
+    // general at min-size 1 may not lose both.
+    assert!(with(two_small_nodes((1, 2), 0), Settings::default()).is_empty());
+    // compute at its max-size cannot grow for them.
+    let full = SnapshotBuilder::new()
+        .group(GroupBuilder::asg("general").instance_type("m5.large", "2", "8Gi", 0.096).sizes(0, 2, 10))
+        .group(GroupBuilder::asg("compute").instance_type("c5.xlarge", "4", "8Gi", 0.17).sizes(0, 0, 0))
+        .node(NodeBuilder::new("a", "general").instance_type("m5.large").allocatable("2", "8Gi"))
+        .node(NodeBuilder::new("b", "general").instance_type("m5.large").allocatable("2", "8Gi"))
+        .pods_on("a", running("shop", "web", 3, "500m", "1Gi"))
+        .pods_on("b", running("shop", "web", 3, "500m", "1Gi"));
+    assert!(with(full, Settings::default()).is_empty());
+    let bad = Harness::<Consolidation>::with_settings(serde_json::json!({"merge-min-saving": 1.5}));
+    assert!(bad.is_err_and(|e| e.contains("merge-min-saving must be in (0, 1), got 1.5")));
+}
