@@ -204,6 +204,33 @@ fn in_a_flash_sale_room_comes_ahead_of_the_climb_and_pods_wait_less_than_under_c
     assert!(d.pending_pod_minutes <= unbounded.pending_pod_minutes, "bounded {d:?}\nunbounded {unbounded:?}");
 }
 
+/// morning-ramp: the web tier grows a pod or two at a time, each time onto the cheapest node
+/// for what waits (an m5.large, three of its pods). Consolidation merges two such nodes into
+/// one c5.xlarge, which holds six for 11% less, launching first; with merges off the ramp
+/// stays on m5.large and costs more, and pods wait no less.
+#[test]
+fn in_a_morning_ramp_small_nodes_are_merged_into_fewer_cheaper_ones() {
+    let (merged, recorder) = recorded("morning-ramp");
+    let merges = recorder
+        .records()
+        .filter(|r| {
+            matches!(r, Record::Decision(d) if d.plugin == "consolidation"
+                && d.reason.starts_with("merge ")
+                && d.reason.contains("into a new c5.xlarge in compute")
+                && matches!(d.result, ActionResult::Done))
+        })
+        .count();
+    assert!(merges > 0, "no merge was made");
+    let mut unmerged = defaults();
+    let consolidation = unmerged.iter_mut().find(|p| p.name == "consolidation").unwrap();
+    consolidation.settings = json!({ "merge-max-nodes": 1 });
+    let seed = scenario::resolve("morning-ramp").unwrap().seed;
+    let unmerged = simulate("morning-ramp", seed, unmerged).summary;
+    let m = &merged.summary;
+    assert!(m.total_cost < unmerged.total_cost * 0.95, "merged {m:?}\nunmerged {unmerged:?}");
+    assert!(m.pending_pod_minutes <= unmerged.pending_pod_minutes, "merged {m:?}\nunmerged {unmerged:?}");
+}
+
 /// The default set follows the host's cooldowns as configured (contract 0.1.6), not a copy of
 /// their defaults: an operator who shortens `scale-down-after-scale-up` to 2 minutes on
 /// spiky-batch (one group) sees nodes go sooner after a growth, and pays less.
