@@ -74,11 +74,16 @@ impl Daemon {
         self.dir.path().join(format!("{which}.token"))
     }
 
-    /// Waits until a tick has observed (NodeGroups answers).
+    /// Waits until a tick has ended: NodeGroups answers and the status has a last tick (the
+    /// groups answer from the tick's observation, before its plugins have run).
     async fn observed(&self) {
-        let mut groups = pb::node_groups_client::NodeGroupsClient::new(self.channel().await);
-        for _ in 0..200 {
-            if groups.list(pb::ListNodeGroupsRequest::default()).await.is_ok() {
+        let channel = self.channel().await;
+        let mut groups = pb::node_groups_client::NodeGroupsClient::new(channel.clone());
+        let mut status = pb::status_client::StatusClient::new(channel);
+        for _ in 0..400 {
+            let listed = groups.list(pb::ListNodeGroupsRequest::default()).await.is_ok();
+            let ticked = status.get(pb::GetStatusRequest {}).await.is_ok_and(|s| s.into_inner().last_tick.is_some());
+            if listed && ticked {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
