@@ -473,3 +473,23 @@ async fn an_autoscalers_bounds_reach_the_snapshot_and_bounds_that_do_not_hold_ar
     .await
     .expect("the new max is read and the deleted autoscaler is gone");
 }
+
+/// A ClusterRole from before autoscalers were read forbids listing them. The adapter still
+/// syncs and observes (policies see no autoscalers), and once the role allows it, the
+/// autoscalers arrive without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forbidden_autoscaler_list_leaves_the_rest_working_and_is_read_once_allowed() {
+    let standin = StandIn::start().await.unwrap();
+    standin.create(autoscaler("storefront", "storefront", Some(4), 60)).unwrap();
+    standin.inject(Some("GET"), "horizontalpodautoscalers", 403, 3);
+    let cluster = started(&standin, KubeSettings::default()).await;
+    let view = cluster.observe().await.expect("observes without the autoscalers");
+    assert!(view.horizontal_autoscalers.is_empty(), "{:?}", view.horizontal_autoscalers);
+
+    // The role is fixed (the injected answers run out): the watch's retry lists them.
+    eventually(Duration::from_secs(30), async || {
+        cluster.observe().await.is_ok_and(|v| v.horizontal_autoscalers.len() == 1)
+    })
+    .await
+    .expect("the autoscaler is read once the list is allowed");
+}

@@ -60,6 +60,10 @@ pub mod kinds {
         CRON_JOBS,
         AUTOSCALERS,
     ];
+    /// Kinds that only tell policies more: when the API server refuses to list one
+    /// (forbidden by a ClusterRole from before it was read, or not served), it counts as
+    /// listed and empty, and the engine acts on the rest ([`super::ClusterStore::forgo`]).
+    pub const OPTIONAL: &[&str] = &[AUTOSCALERS];
 }
 
 struct WorkloadEntry {
@@ -198,6 +202,17 @@ impl ClusterStore {
     /// Distinct pod shapes (equivalence classes) among the pods held.
     pub fn shape_count(&self) -> usize {
         self.pods.shape_count()
+    }
+
+    /// Takes an optional kind the API server refuses to list as listed and empty, so that
+    /// the caches count as synced without it. True the first time, while it was unsynced.
+    pub fn forgo(&mut self, kind: &'static str) -> bool {
+        if self.synced.contains(kind) && !self.relisting.contains_key(kind) {
+            return false;
+        }
+        self.relist_started(kind);
+        self.relist_done(kind);
+        true
     }
 
     /// A relist of `kind` begins.

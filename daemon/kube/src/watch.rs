@@ -86,7 +86,16 @@ async fn run<K>(
             }
             Err(error) => {
                 feed.errors.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(kind, %error, "watch failed; retrying with back-off");
+                if store::kinds::OPTIONAL.contains(&kind) && refused(&error) && feed.write().forgo(kind) {
+                    tracing::warn!(
+                        kind,
+                        %error,
+                        "cannot list; policies see none until it can (the ClusterRole may predate it); \
+                         the other watches go on, and this one keeps retrying"
+                    );
+                } else {
+                    tracing::warn!(kind, %error, "watch failed; retrying with back-off");
+                }
                 continue;
             }
         };
@@ -95,6 +104,11 @@ async fn run<K>(
             feed.arrivals.send_modify(|n| *n += 1);
         }
     }
+}
+
+/// The API server refused the list outright: forbidden (RBAC) or not served (API version).
+fn refused(error: &watcher::Error) -> bool {
+    matches!(error, watcher::Error::InitialListFailed(kube::Error::Api(status)) if matches!(status.code, 403 | 404))
 }
 
 fn replicas(n: Option<i32>) -> u32 {
