@@ -2,7 +2,7 @@
 //! Kubernetes API stand-in and moto. A node whose pods would fit on one node of a group at
 //! least 20% cheaper is replaced: the cheaper group grows first, and only once its new node
 //! is Ready is the old node cordoned, drained through the Eviction API and terminated with a
-//! decrement of its group.
+//! decrement of its group. Merges (several nodes into one cheaper new node) go the same way.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benchmarks fail loudly
 
@@ -93,5 +93,77 @@ async fn a_node_is_replaced_by_a_cheaper_one_launched_before_it_is_drained() {
     );
     assert_eq!(remove["proposed"]["remove-nodes"]["nodes"], json!(["n0"]), "{remove}");
     assert!(grow["tick"].as_u64() < remove["tick"].as_u64(), "launch first, then drain: {grow} {remove}");
+    stop(daemon);
+}
+
+/// The Node a kubelet on a c5.xlarge of group `big` registers.
+fn big_node(name: &str, instance: &str) -> Value {
+    let mut n = node(name, instance, "big");
+    n["metadata"]["labels"]["node.kubernetes.io/instance-type"] = json!("c5.xlarge");
+    n["status"]["allocatable"] = json!({"cpu": "3920m", "memory": "7Gi", "pods": "58"});
+    n
+}
+
+/// A merge through `ballast run`: two m5.large ($0.192/h together), each too full to take
+/// the other's pods, become one c5.xlarge ($0.17/h). The c5.xlarge is launched first; only
+/// once it is Ready are the two drained and their group shrunk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_are_merged_into_one_cheaper_node_launched_before_they_are_drained() {
+    let site = Site::start(2).await;
+    node_group(&site.aws, "big", InstanceType::C5Xlarge, 0).await;
+    let old = site.group().await.1;
+    site.standin.create(deployment("web")).unwrap();
+    site.standin.create(replica_set("web-rs", "web")).unwrap();
+    for (n, instance) in ["n0", "n1"].iter().zip(&old) {
+        site.standin.create(node(n, instance, "general")).unwrap();
+        // Seven 250m pods: 180m left, too little for the other node's.
+        for i in 0..7 {
+            let pod = running_pod(&format!("web-{n}-{i}"), n, Some(("ReplicaSet", "web-rs")), json!({"app": "web"}));
+            site.standin.create(pod).unwrap();
+        }
+    }
+    let engine = "  tick-interval: 1s\n  guardrails:\n    min-node-age: 0s\n    \
+                  cooldown: {scale-down-after-scale-up: 0s, after-scale-down: 0s}\n";
+    let daemon = site.replica("merger", engine, "  - {plugin: consolidation}\n", "");
+
+    let launched = eventually(Duration::from_secs(40), async || site.group_named("big").await.1.len() == 1).await;
+    if launched.is_none() {
+        fail(daemon, &format!("the c5.xlarge group never grew: {:?}", site.group_named("big").await));
+    }
+    for n in ["n0", "n1"] {
+        let node = site.standin.get("v1", "Node", "", n).unwrap();
+        assert_ne!(node["spec"]["unschedulable"], true, "{n} cordoned before the new node was Ready: {node}");
+    }
+    assert_eq!(site.group().await.0, 2, "general shrank before the new node was Ready");
+
+    let new = site.group_named("big").await.1;
+    site.standin.create(big_node("b0", &new[0])).unwrap();
+    // The cloud's node controller deletes the Node of each terminated instance.
+    let merged = eventually(Duration::from_secs(60), async || {
+        let (desired, instances) = site.group().await;
+        for (n, instance) in ["n0", "n1"].iter().zip(&old) {
+            if !instances.contains(instance) {
+                let _ = site.standin.delete("v1", "Node", "", n);
+            }
+        }
+        (desired, instances.len()) == (0, 0)
+    })
+    .await;
+    if merged.is_none() {
+        fail(daemon, &format!("n0 and n1 were not removed: general {:?}", site.group().await));
+    }
+    assert!(site.standin.get("v1", "Pod", "default", "web-n1-0").is_none(), "n1's pods were evicted");
+    assert_eq!(site.group_named("big").await.0, 1, "the merged node stays");
+
+    let journal = records(&site.journal());
+    let grow = journal
+        .iter()
+        .find(|r| r["record"] == "decision" && r["plugin"] == "consolidation" && r["proposed"]["scale-to"].is_object())
+        .unwrap_or_else(|| panic!("a consolidation scale-to decision in:\n{journal:#?}"));
+    let reason = grow["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("merge n0, n1 ($0.1920/h together) into a new c5.xlarge in big at $0.1700/h, 11% less"),
+        "{reason}"
+    );
     stop(daemon);
 }
