@@ -31,12 +31,17 @@ fn fail(child: Child, what: &str) -> ! {
     panic!("{what}; daemon log:\n{}", stop(child));
 }
 
+/// The Node a kubelet on an instance of `group` registers: its type and allocatable.
+fn typed_node(name: &str, instance: &str, group: &str, instance_type: &str, allocatable: Value) -> Value {
+    let mut n = node(name, instance, group);
+    n["metadata"]["labels"]["node.kubernetes.io/instance-type"] = json!(instance_type);
+    n["status"]["allocatable"] = allocatable;
+    n
+}
+
 /// The Node a kubelet on a t3.medium of group `cheap` registers.
 fn cheap_node(name: &str, instance: &str) -> Value {
-    let mut n = node(name, instance, "cheap");
-    n["metadata"]["labels"]["node.kubernetes.io/instance-type"] = json!("t3.medium");
-    n["status"]["allocatable"] = json!({"cpu": "1930m", "memory": "3300Mi", "pods": "17"});
-    n
+    typed_node(name, instance, "cheap", "t3.medium", json!({"cpu": "1930m", "memory": "3300Mi", "pods": "17"}))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -98,10 +103,7 @@ async fn a_node_is_replaced_by_a_cheaper_one_launched_before_it_is_drained() {
 
 /// The Node a kubelet on a c5.xlarge of group `big` registers.
 fn big_node(name: &str, instance: &str) -> Value {
-    let mut n = node(name, instance, "big");
-    n["metadata"]["labels"]["node.kubernetes.io/instance-type"] = json!("c5.xlarge");
-    n["status"]["allocatable"] = json!({"cpu": "3920m", "memory": "7Gi", "pods": "58"});
-    n
+    typed_node(name, instance, "big", "c5.xlarge", json!({"cpu": "3920m", "memory": "7Gi", "pods": "58"}))
 }
 
 /// A merge through `ballast run`: two m5.large ($0.192/h together), each too full to take
