@@ -1,7 +1,8 @@
 //! `ballast run` end to end: the daemon against the Kubernetes API stand-in and moto. Pending
 //! pods appear; the bundled binpack policy asks for a node; the Auto Scaling group grows; the
 //! decision is in the journal; SIGTERM stops it cleanly and frees the Lease. Two replicas:
-//! `ballast ctl status` on the standby names the one that leads.
+//! `ballast ctl status` on the standby names the one that leads. A ClusterRole that forbids
+//! HorizontalPodAutoscalers does not stop it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benchmarks fail loudly
 
@@ -86,4 +87,22 @@ async fn ctl_status_on_a_standby_names_the_replica_that_leads() {
     assert!(named.is_some(), "the standby does not name the leader:\n{standby}");
     assert!(standby.contains("replica:   replica-b (standby; replica-a leads)"), "{standby}");
     assert!(leader.contains("replica:   replica-a (leading since"), "{leader}");
+}
+
+/// A ClusterRole from before HorizontalPodAutoscalers were read forbids listing them for the
+/// whole run: `ballast run` still syncs, scales a group for pending pods, and says why it
+/// sees no autoscalers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_role_that_forbids_autoscalers_does_not_stop_scaling() {
+    let site = daemon::Site::start(0).await;
+    site.standin.inject(Some("GET"), "horizontalpodautoscalers", 403, 100_000);
+    let daemon = site.replica("old-role", "  tick-interval: 1s\n", "  - {plugin: binpack}\n", "");
+    for i in 0..3 {
+        site.standin.create(pending_pod(&format!("web-{i}"), None)).unwrap();
+    }
+    let grew = eventually(Duration::from_secs(40), async || site.group().await.0 > 0).await;
+    Command::new("kill").args(["-TERM", &daemon.id().to_string()]).status().unwrap();
+    let log = String::from_utf8_lossy(&daemon.wait_with_output().unwrap().stderr).into_owned();
+    assert!(grew.is_some(), "the group never grew; daemon log:\n{log}");
+    assert!(log.contains("horizontalpodautoscalers") && log.contains("cannot list"), "{log}");
 }

@@ -86,7 +86,7 @@ async fn run<K>(
             }
             Err(error) => {
                 feed.errors.fetch_add(1, Ordering::Relaxed);
-                if store::kinds::OPTIONAL.contains(&kind) && refused(&error) && feed.write().forgo(kind) {
+                if kinds::OPTIONAL.contains(&kind) && refused(&error) && feed.write().forgo(kind) {
                     tracing::warn!(
                         kind,
                         %error,

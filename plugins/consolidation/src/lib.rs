@@ -442,9 +442,6 @@ impl<'a> Plan<'a> {
         if self.settings.replace && decisions.is_empty() {
             decisions.extend(self.replacement(&unfit));
         }
-        if self.settings.replace && decisions.is_empty() {
-            decisions.extend(self.merge(&unfit));
-        }
         decisions
     }
 }

@@ -38,12 +38,10 @@ struct Merge<'a, 'c> {
 }
 
 impl<'a> Plan<'a> {
-    /// The one merge to start this tick, if any (see the module's guarantees).
+    /// The one merge to start this tick, if any: called by [`Plan::replacement`] when no
+    /// single node can be replaced, so no replacement is under way and the budget allows.
     pub(crate) fn merge(&mut self, unfit: &[Candidate<'a>]) -> Vec<Decision> {
         let most = self.settings.merge_max_nodes as usize;
-        if most < 2 || !self.state.replacing.is_empty() || self.budget == 0 {
-            return Vec::new();
-        }
         let known: Vec<&Candidate<'a>> = unfit.iter().filter(|c| c.shapes.is_some()).collect();
         for start in 0..known.len().min(MAX_STARTS) {
             for end in start + 2..=(start + most).min(known.len()) {

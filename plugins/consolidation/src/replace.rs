@@ -56,7 +56,8 @@ struct Offer<'a> {
 }
 
 impl<'a> Plan<'a> {
-    /// The one replacement to start this tick, if any.
+    /// The one replacement to start this tick, if any: of one node by a cheaper one, else
+    /// of several by one ([`super::merge`]).
     pub(crate) fn replacement(&mut self, unfit: &[Candidate<'a>]) -> Vec<Decision> {
         if !self.state.replacing.is_empty() || self.budget == 0 {
             return Vec::new();
@@ -82,7 +83,7 @@ impl<'a> Plan<'a> {
             let grow = Action::ScaleTo { group: offer.group.id.clone(), size: offer.group.desired_size + 1 };
             return vec![Decision::new(grow, reason)];
         }
-        Vec::new()
+        self.merge(unfit)
     }
 
     /// The cheapest group whose one new node takes what `c`'s pods leave over on the others,

@@ -172,11 +172,14 @@ fn a_burst_that_lands_early_in_its_room_is_counted_when_its_replicas_appear() {
 /// The cluster `seconds` after 09:00 with the storefront at `replicas`, `pending` of them
 /// waiting (250m / 512Mi: sixteen to a c5 node, eight to an m5; m5-a has four free).
 fn storefront(seconds: u64, replicas: u32, pending: usize) -> SnapshotData {
+    storefront_at(seconds, replicas, pending).build()
+}
+
+fn storefront_at(seconds: u64, replicas: u32, pending: usize) -> SnapshotBuilder {
     cluster()
         .at_millis(1_767_571_200_000 + 9 * 3_600_000 + seconds * 1000)
         .workload(deployment("shop", "storefront", replicas, "250m", "512Mi"))
         .pending_pods("shop", "storefront", pending, "250m", "512Mi")
-        .build()
 }
 
 fn ramp() -> Harness<Headroom> {
@@ -208,10 +211,8 @@ fn a_climbing_workload_gets_room_for_what_its_rate_adds_within_the_lead_time() {
 
 /// The storefront climbs as above under a HorizontalPodAutoscaler with `max` replicas.
 fn autoscaled_storefront(seconds: u64, replicas: u32, max: u32) -> SnapshotData {
-    let mut snapshot = storefront(seconds, replicas, 4);
-    let target = snapshot.workloads[0].id.clone();
-    snapshot.horizontal_autoscalers.push(HorizontalAutoscaler { target, min_replicas: 4, max_replicas: max });
-    snapshot
+    let target = WorkloadRef { kind: WorkloadKind::Deployment, namespace: "shop".into(), name: "storefront".into() };
+    storefront_at(seconds, replicas, 4).autoscaled(target, 4, max).build()
 }
 
 #[test]
