@@ -152,6 +152,22 @@ fn a_burst_that_lands_early_in_its_room_is_not_given_room_twice() {
     assert!(d < 0.75 * ca, "default ${d:.2} vs ca-like ${ca:.2}");
 }
 
+/// deploy/examples/scenarios/spot-mixed.yaml: a diversified spot group (m5.xlarge first,
+/// the cheaper m5a.large after it) beside on-demand m5.xlarge. EC2 launches the cheapest spot
+/// type, and the default set prices a spot node at it, so the hourly ETL job runs on spot.
+/// Priced at the group's dearest type with the smallest type's room, a spot slot looked
+/// dearer than an on-demand one: the job went on-demand, the spot group peaked at 6 nodes
+/// against 9, and the run cost $5.05.
+#[test]
+fn a_diversified_spot_group_is_priced_at_the_type_ec2_launches_and_takes_the_batch() {
+    let path = root().join("deploy/examples/scenarios/spot-mixed.yaml");
+    let default = simulate(path.to_str().unwrap(), 4, defaults());
+    let (spot, on_demand) = (default.peak_group_sizes["spot"], default.peak_group_sizes["on-demand"]);
+    assert!(spot > 2 * on_demand, "spot peaked at {spot} nodes, on-demand at {on_demand}");
+    let cost = default.summary.total_cost;
+    assert!(cost < 4.5, "the run cost ${cost:.2}");
+}
+
 /// nightly-batch: the etl job runs on a schedule (a CronJob's, 40 pods every 15 minutes
 /// from 01:00), so `headroom` makes room before each run is due, the first one included,
 /// and `consolidation` does not take the room it removes between runs, bought back before

@@ -360,6 +360,29 @@ workloads:
   - {name: web, namespace: shop, requests: {cpu: 1500m, memory: 1Gi}, replicas: {constant: 2}}
 "#;
 
+    /// Both groups list a large type first and a cheaper, smaller one after it.
+    const MIXED: &str = r#"
+name: mixed
+duration: 1h
+node-groups:
+  - {id: od, instance-types: [m5.xlarge, m5a.large], min-size: 0, max-size: 4, desired-size: 2}
+  - {id: spot, instance-types: [m5.xlarge, m5a.large], capacity-type: spot, min-size: 0, max-size: 4, desired-size: 2}
+workloads:
+  - {name: web, namespace: shop, requests: {cpu: 500m, memory: 1Gi}, replicas: {constant: 2}}
+"#;
+
+    #[test]
+    fn a_mixed_instances_group_launches_the_type_ec2_would() {
+        let scenario = Scenario::parse(Path::new("mixed"), MIXED).unwrap();
+        let world = World::new(&scenario, 1);
+        let view = world.cluster_view();
+        let types = |group: &str| -> Vec<String> {
+            view.nodes.iter().filter(|n| n.name.starts_with(group)).map(|n| n.instance_type.clone()).collect()
+        };
+        assert_eq!(types("od-"), ["m5.xlarge", "m5.xlarge"], "on-demand: the first type, as `prioritized` launches");
+        assert_eq!(types("spot-"), ["m5a.large", "m5a.large"], "spot: the cheapest per instance");
+    }
+
     fn placement(world: &World, name: &str) -> Placement {
         let view = world.cluster_view();
         view.workloads.into_iter().find(|w| w.id.name == name).map(|w| w.placement).unwrap_or(Placement::Unplaced)

@@ -23,6 +23,7 @@ pub const EPOCH_MILLIS: u64 = 1_767_571_200_000;
 pub(super) struct SimGroup {
     pub id: String,
     pub types: Vec<InstanceType>,
+    pub capacity: ballast_sdk::CapacityType,
     pub min: u32,
     pub max: u32,
     pub desired: u32,
@@ -39,6 +40,15 @@ pub(super) struct SimGroup {
     pub interruptions: Vec<(u64, u64, f64)>,
     /// Node losses not yet due: when (millis after the start) and how many nodes.
     pub losses: Vec<(u64, u32)>,
+}
+
+impl SimGroup {
+    /// The type EC2 launches for a new instance of the group ([`ballast_sdk::launch_type`]:
+    /// a spot group's cheapest, an on-demand group's first). A scenario's group always lists
+    /// one at least.
+    pub fn launch_type(&self) -> &InstanceType {
+        ballast_sdk::launch_type(&self.types, self.capacity).unwrap_or_else(|| &self.types[0])
+    }
 }
 
 pub(super) struct SimNode {
@@ -188,6 +198,7 @@ impl World {
                         t
                     })
                     .collect(),
+                capacity: g.capacity_type,
                 min: g.min_size,
                 max: g.max_size,
                 desired: g.desired_size.unwrap_or(g.min_size),
@@ -352,7 +363,7 @@ impl World {
                         at_millis: self.now,
                         message: format!(
                             "InsufficientInstanceCapacity: not enough {} capacity in the requested zones",
-                            self.groups[g].types.first().map_or("", |t| t.name.as_str())
+                            self.groups[g].launch_type().name
                         ),
                     };
                     // One failed activity per minute of retrying, as an ASG reports them.
@@ -385,7 +396,7 @@ impl World {
         let group = &mut self.groups[g];
         group.launched += 1;
         let serial = group.launched;
-        let itype = group.types[0].clone();
+        let itype = group.launch_type().clone();
         let zone = group.zones[(serial as usize - 1) % group.zones.len()].clone();
         let id = self.nodes.len();
         let name: Arc<str> = Arc::from(format!("{}-{serial:04}", group.id));

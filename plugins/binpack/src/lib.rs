@@ -11,8 +11,9 @@
 //!   allocatable for `unneeded-seconds` is proposed for removal, if what it runs fits in the
 //!   spare room of the nodes that stay. Defaults are Cluster Autoscaler's (0.5, 10 min).
 //!
-//! Mixed-instances groups are sized from the smallest allocatable of their types and
-//! priced at the dearest, so a plan never counts on capacity a group may not deliver.
+//! Mixed-instances groups are sized from the smallest allocatable of their types, so a plan
+//! never counts on capacity a group may not deliver, and priced at the type EC2 launches
+//! for them (a spot group's cheapest, an on-demand group's first: `launch_type`).
 
 mod scale_down;
 mod scale_up;

@@ -127,7 +127,7 @@ fn fit<'a>(group: &'a NodeGroup, booting: u32, shapes: &[PendingShape], waiting:
         }
     }
     let new_nodes = (bins.len() as u32).saturating_sub(booting);
-    Fit { group, template, price: group.max_price_per_hour(), new_nodes, placed }
+    Fit { group, template, price: group.launch_price_per_hour(), new_nodes, placed }
 }
 
 /// Whose pods a scale-up is for, as a journal reader asks: up to three owners (bare pods by
@@ -162,7 +162,7 @@ fn reason(best: &Fit, all: &[Fit], shapes: &[PendingShape]) -> String {
     } else {
         format!("{count} pending pods of {whose}")
     };
-    let type_name = best.group.instance_types.first().map(|t| t.name.as_str()).unwrap_or("?");
+    let type_name = best.group.launch_type().map_or("?", |t| t.name.as_str());
     let mut text = format!(
         "{what} fit on {} new {type_name} node(s) ({} allocatable each) at ${:.4}/h each = ${:.4}/h",
         best.new_nodes,

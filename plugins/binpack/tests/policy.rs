@@ -194,6 +194,31 @@ fn the_price_expander_sends_pods_that_tolerate_spot_there_and_the_rest_on_demand
 }
 
 #[test]
+fn a_mixed_instances_spot_group_is_priced_at_the_type_it_launches_not_its_dearest() {
+    // The spot group lists m5.xlarge first and the cheaper m5a.large after it; EC2 launches
+    // the cheapest spot type, so a node is an m5a.large at $0.0301/h (one 1-CPU pod in its
+    // 1930m), not an m5a.large-sized node at the m5.xlarge's $0.0672/h, which priced each
+    // pod above on-demand's $0.064 (three to an m5.xlarge at $0.192/h).
+    let snapshot = SnapshotBuilder::new()
+        .group(GroupBuilder::asg("on-demand").instance_type("m5.xlarge", "3920m", "15Gi", 0.192).sizes(0, 0, 20))
+        .group(
+            GroupBuilder::asg("spot")
+                .instance_type("m5.xlarge", "3920m", "15Gi", 0.0672)
+                .instance_type("m5a.large", "1930m", "7Gi", 0.0301)
+                .sizes(0, 0, 20)
+                .label(CAPACITY_TYPE_LABEL, "SPOT"),
+        )
+        .pending_pods("data", "etl", 6, "1", "2Gi")
+        .build();
+    assert_eq!(snapshot.node_groups[1].launch_type().map(|t| t.name.as_str()), Some("m5a.large"));
+    let mut harness = Harness::<Binpack>::with_settings(serde_json::json!({"expander": "price"})).unwrap();
+    let decisions = harness.evaluate(&snapshot).unwrap();
+    let actions: Vec<&Action> = decisions.iter().map(|d| &d.action).collect();
+    assert_eq!(actions, [&Action::ScaleTo { group: "spot".into(), size: 6 }], "{decisions:?}");
+    assert!(decisions[0].reason.contains("$0.0301/h each"), "{}", decisions[0].reason);
+}
+
+#[test]
 fn a_scale_up_names_whose_pods_it_is_for() {
     let mut builder = two_empty_groups();
     for name in ["api", "cart", "search", "web", "worker"] {

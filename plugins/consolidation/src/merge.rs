@@ -101,7 +101,7 @@ impl<'a> Plan<'a> {
         for name in &names {
             self.state.replacing.insert(name.to_string(), Replacing { group: merge.group.id.clone(), at: self.now });
         }
-        let new_price = merge.group.max_price_per_hour();
+        let new_price = merge.group.launch_price_per_hour();
         let reason = format!(
             "merge {} (${:.4}/h together) into a new {} in {} at ${new_price:.4}/h, {:.0}% less: their {} pods fit \
              there and on the other nodes; they go once the new node is Ready",

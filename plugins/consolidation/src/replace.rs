@@ -98,7 +98,7 @@ impl<'a> Plan<'a> {
         let ceiling = price * (1.0 - self.settings.replace_min_saving);
         let best = self.cheapest_holding(&left, ceiling, Some(&c.group.id))?;
         let pods = shapes.iter().map(|s| s.count).sum();
-        Some((Offer { group: best, price: best.max_price_per_hour() }, price, pods))
+        Some((Offer { group: best, price: best.launch_price_per_hour() }, price, pods))
     }
 
     /// The cheapest group other than `except`'s, below `ceiling` an hour and able to grow,
@@ -113,8 +113,8 @@ impl<'a> Plan<'a> {
             .values()
             .copied()
             .filter(|g| Some(g.id.as_str()) != except && g.desired_size < g.max_size && !g.instance_types.is_empty())
-            .filter(|g| g.max_price_per_hour() <= ceiling && self.holds(g, pods))
-            .min_by(|a, b| a.max_price_per_hour().total_cmp(&b.max_price_per_hour()))
+            .filter(|g| g.launch_price_per_hour() <= ceiling && self.holds(g, pods))
+            .min_by(|a, b| a.launch_price_per_hour().total_cmp(&b.launch_price_per_hour()))
     }
 
     /// True if one new node of `group` holds `pods`, beside the DaemonSet pods it will run.

@@ -192,7 +192,7 @@ fn ec2_groups(snapshot: &dyn Snapshot) -> Vec<Ec2Group<'_>> {
         .node_groups()
         .iter()
         .filter(|g| g.kind == NodeGroupKind::Asg && g.taints.is_empty())
-        .map(|g| Ec2Group { id: &g.id, template: g.guaranteed_allocatable(), price: g.max_price_per_hour() })
+        .map(|g| Ec2Group { id: &g.id, template: g.guaranteed_allocatable(), price: g.launch_price_per_hour() })
         .collect()
 }
 

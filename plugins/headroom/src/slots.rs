@@ -78,7 +78,7 @@ pub fn plan(snapshot: &dyn Snapshot, need: &Need<'_>, planned: &BTreeMap<String,
                 s.group.id,
                 nodes as u64 * s.per_node,
                 if s.group.id == cheapest { "the cheapest slot" } else { "the cheapest for what is left over" },
-                s.group.max_price_per_hour()
+                s.group.launch_price_per_hour()
             );
             Some(Ask { group: s.group.id.clone(), size: s.base + nodes, why })
         })
@@ -88,7 +88,7 @@ pub fn plan(snapshot: &dyn Snapshot, need: &Need<'_>, planned: &BTreeMap<String,
 /// New nodes by group for `short` slots: whole nodes of the group with the cheapest slot,
 /// then the rest where it costs least in whole nodes. Also names the cheapest-slot group.
 fn nodes_to_add<'a>(open: &[&'a Slots<'a>], short: u64) -> Option<(&'a str, BTreeMap<&'a str, u32>)> {
-    let per_slot = |s: &Slots| s.group.max_price_per_hour() / s.per_node as f64;
+    let per_slot = |s: &Slots| s.group.launch_price_per_hour() / s.per_node as f64;
     let cheapest = open.iter().copied().min_by(|a, b| per_slot(a).total_cmp(&per_slot(b)))?;
     let whole = (short / cheapest.per_node).min(cheapest.room() as u64) as u32;
     let mut added = BTreeMap::from([(cheapest.group.id.as_str(), whole)]);
@@ -98,7 +98,7 @@ fn nodes_to_add<'a>(open: &[&'a Slots<'a>], short: u64) -> Option<(&'a str, BTre
         let offer = |s: &Slots| {
             let room = s.room().saturating_sub(added.get(s.group.id.as_str()).copied().unwrap_or(0));
             let nodes = rest.div_ceil(s.per_node).min(room as u64) as u32;
-            (nodes, nodes as f64 * s.group.max_price_per_hour())
+            (nodes, nodes as f64 * s.group.launch_price_per_hour())
         };
         let best = open
             .iter()

@@ -239,6 +239,18 @@ impl NodeGroup {
         self.instance_types.iter().map(|t| t.price_per_hour).fold(0.0, f64::max)
     }
 
+    /// The type a new node of this group is most likely to be: see [`launch_type`].
+    pub fn launch_type(&self) -> Option<&InstanceType> {
+        launch_type(&self.instance_types, self.capacity_type())
+    }
+
+    /// What a new node of this group is expected to cost per hour: its [`launch_type`]'s
+    /// price. What a plan sized by [`NodeGroup::guaranteed_allocatable`] costs; the node
+    /// may come larger, at most at [`NodeGroup::max_price_per_hour`].
+    pub fn launch_price_per_hour(&self) -> f64 {
+        self.launch_type().map_or(0.0, |t| t.price_per_hour)
+    }
+
     /// True if a pod with these constraints (a [`PendingPod`] or a [`PendingShape`]) may be
     /// scheduled on a new node of this group.
     pub fn admits(&self, pod: &impl Constraints) -> bool {
@@ -249,6 +261,25 @@ impl NodeGroup {
                 .iter()
                 .filter(|t| t.effect != TaintEffect::PreferNoSchedule)
                 .all(|t| pod.tolerations().iter().any(|tol| tol.tolerates(t)))
+    }
+}
+
+/// Which of a group's instance types (primary first) EC2 launches for a new node when the
+/// group sets no weights: a spot group's cheapest (the spot allocation strategies weigh
+/// price per instance, so the cheapest pool wins unless it has no capacity), an on-demand
+/// group's first (the `prioritized` strategy, the default for on-demand). The simulator
+/// launches the same type; the first of equally cheap types wins.
+///
+/// # Caveats
+/// An estimate, not a promise: a spot pool short of capacity, or an on-demand group set to
+/// `lowest-price`, launches another type. Plans stay sized by the smallest type
+/// ([`NodeGroup::guaranteed_allocatable`]), so a different type never leaves pods short.
+pub fn launch_type(types: &[InstanceType], capacity: CapacityType) -> Option<&InstanceType> {
+    match capacity {
+        CapacityType::OnDemand => types.first(),
+        CapacityType::Spot => {
+            types.iter().reduce(|cheapest, t| if t.price_per_hour < cheapest.price_per_hour { t } else { cheapest })
+        }
     }
 }
 
