@@ -320,39 +320,47 @@ async fn a_refusal_reads_the_same_each_time_without_its_request_id() {
     assert_eq!(asg_state(&direct, "general").await, (1, 1), "nothing was terminated");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_mixed_instances_group_reports_every_type_with_capacity_and_price() {
-    let moto = Moto::start().await;
-    let config = sdk_config(&moto.url).await;
-    let ec2 = aws_sdk_ec2::Client::new(&config);
-    ec2.create_launch_template()
-        .launch_template_name("mixed-lt")
+/// A mixed instances group `name` of these overrides (type, weight), on demand, tagged for
+/// the cluster.
+async fn mixed_group(config: &aws_config::SdkConfig, name: &str, overrides: &[(&str, Option<&str>)]) {
+    let template_name = format!("{name}-lt");
+    aws_sdk_ec2::Client::new(config)
+        .create_launch_template()
+        .launch_template_name(&template_name)
         .launch_template_data(RequestLaunchTemplateData::builder().image_id("ami-12c6146b").build())
         .send()
         .await
         .unwrap();
-    let spec = LaunchTemplateSpecification::builder().launch_template_name("mixed-lt").version("$Latest").build();
+    let spec = LaunchTemplateSpecification::builder().launch_template_name(&template_name).version("$Latest").build();
     let mut template = LaunchTemplate::builder().launch_template_specification(spec);
-    for t in ["m5.large", "c5.xlarge", "r5.large"] {
-        template = template.overrides(LaunchTemplateOverrides::builder().instance_type(t).build());
+    for (t, weight) in overrides {
+        let o = LaunchTemplateOverrides::builder().instance_type(*t).set_weighted_capacity(weight.map(str::to_string));
+        template = template.overrides(o.build());
     }
     let policy = MixedInstancesPolicy::builder()
         .launch_template(template.build())
         .instances_distribution(InstancesDistribution::builder().on_demand_percentage_above_base_capacity(100).build())
         .build();
-    let mut create = aws_sdk_autoscaling::Client::new(&config)
+    let mut create = aws_sdk_autoscaling::Client::new(config)
         .create_auto_scaling_group()
-        .auto_scaling_group_name("mixed")
+        .auto_scaling_group_name(name)
         .min_size(0)
         .max_size(10)
         .desired_capacity(0)
         .availability_zones("us-east-1a")
         .mixed_instances_policy(policy);
     for (k, v) in ca_tags() {
-        create = create
-            .tags(Tag::builder().key(k).value(v).resource_id("mixed").resource_type("auto-scaling-group").build());
+        create =
+            create.tags(Tag::builder().key(k).value(v).resource_id(name).resource_type("auto-scaling-group").build());
     }
     create.send().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mixed_instances_group_reports_every_type_in_its_order_with_capacity_and_price() {
+    let moto = Moto::start().await;
+    let config = sdk_config(&moto.url).await;
+    mixed_group(&config, "mixed", &[("m5.large", None), ("c5.xlarge", None), ("r5.large", None)]).await;
 
     let capacity = AwsCapacity::from_config(&config, settings()).unwrap();
     let groups = capacity.node_groups().await.unwrap();
@@ -361,7 +369,29 @@ async fn a_mixed_instances_group_reports_every_type_with_capacity_and_price() {
         .iter()
         .map(|t| (t.name.as_str(), t.capacity.cpu_millis, t.capacity.memory_bytes >> 30, t.price_per_hour))
         .collect();
-    assert_eq!(types, [("c5.xlarge", 4000, 8, 0.17), ("m5.large", 2000, 8, 0.096), ("r5.large", 2000, 16, 0.126)]);
+    // In the overrides' order: the first is the type an on-demand group launches first.
+    assert_eq!(types, [("m5.large", 2000, 8, 0.096), ("c5.xlarge", 4000, 8, 0.17), ("r5.large", 2000, 16, 0.126)]);
+}
+
+/// A group whose types carry weights counts its desired capacity in units: it is reported,
+/// naming the field and the value, and left alone; the other groups are managed as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_weighted_group_is_reported_and_left_alone() {
+    let moto = Moto::start().await;
+    let config = sdk_config(&moto.url).await;
+    mixed_group(&config, "plain", &[("m5.large", Some("1")), ("m5a.large", None)]).await;
+    mixed_group(&config, "weighted", &[("m5.large", Some("2")), ("m5.xlarge", Some("4"))]).await;
+
+    let capacity = AwsCapacity::from_config(&config, settings()).unwrap();
+    let groups = capacity.node_groups().await.unwrap();
+    let ids: Vec<&str> = groups.iter().map(|g| g.id.as_str()).collect();
+    assert_eq!(ids, ["plain"]);
+    let (count, last) = capacity.unreadable();
+    let last = last.unwrap_or_default();
+    assert!(count >= 1, "nothing reported");
+    for needle in ["Auto Scaling group weighted", "Overrides[0].WeightedCapacity", "\"2\"", "counts units"] {
+        assert!(last.contains(needle), "{needle:?} not in {last}");
+    }
 }
 
 /// An EventBridge event as the rule forwards it to the queue.

@@ -207,7 +207,11 @@ impl AwsCapacity {
         let settings = &self.inner.settings;
         let id = group.auto_scaling_group_name().unwrap_or_default().to_string();
         let (source, spot) = templates::launch_source(group);
-        let names: BTreeSet<String> = self.launch_types(&source).await?.into_iter().collect();
+        // In the group's order: the first is its primary type, the one an on-demand group
+        // launches first (`prioritized`), which policies price a new node at.
+        let mut names = BTreeSet::new();
+        let ordered: Vec<String> =
+            self.launch_types(&source).await?.into_iter().filter(|name| names.insert(name.clone())).collect();
         let facts = self.type_facts(&names).await?;
         if spot && settings.spot_prices {
             self.refresh_spot(&names).await;
@@ -220,7 +224,7 @@ impl AwsCapacity {
         // What EKS managed node groups label their nodes with; a node-template tag wins.
         let capacity = if spot { CapacityType::Spot } else { CapacityType::OnDemand };
         labels.entry(CAPACITY_TYPE_LABEL.to_string()).or_insert_with(|| capacity.label().to_string());
-        let instance_types = names
+        let instance_types = ordered
             .iter()
             .filter_map(|name| {
                 let facts = facts.get(name)?;

@@ -299,7 +299,7 @@ impl Capacity for AwsCapacity {
         let groups = self.describe_groups(None).await?;
         let mut views = Vec::with_capacity(groups.len());
         for group in &groups {
-            match groups::Sizes::of(group) {
+            match templates::unweighted(group).and_then(|()| groups::Sizes::of(group)) {
                 Ok(sizes) => views.push(self.view(group, sizes).await?),
                 Err(bad) => {
                     let name = group.auto_scaling_group_name().unwrap_or("(unnamed)");

@@ -76,6 +76,26 @@ pub enum LaunchSource {
     Unknown,
 }
 
+/// Ok unless the group weights its instance types. A weighted group's DesiredCapacity counts
+/// units (vCPUs, say), not instances, and Ballast sizes groups in instances: growing one by
+/// one would add a unit, which may launch nothing. Such a group is reported and left alone,
+/// never scaled on a wrong reading.
+pub fn unweighted(group: &AutoScalingGroup) -> Result<(), BadValue> {
+    let overrides = group.mixed_instances_policy().and_then(|p| p.launch_template()).map(|t| t.overrides());
+    for (i, o) in overrides.unwrap_or_default().iter().enumerate() {
+        if let Some(weight) = o.weighted_capacity().filter(|w| w.trim() != "1") {
+            return Err(BadValue {
+                field: format!("MixedInstancesPolicy.LaunchTemplate.Overrides[{i}].WeightedCapacity"),
+                value: weight.to_string(),
+                error: "a weighted group's DesiredCapacity counts units, not instances; Ballast sizes groups in \
+                        instances and leaves this group alone"
+                    .to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Where a group's instance types come from, and whether it launches spot instances.
 pub fn launch_source(group: &AutoScalingGroup) -> (LaunchSource, bool) {
     if let Some(policy) = group.mixed_instances_policy() {
