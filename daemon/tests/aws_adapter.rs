@@ -320,9 +320,14 @@ async fn a_refusal_reads_the_same_each_time_without_its_request_id() {
     assert_eq!(asg_state(&direct, "general").await, (1, 1), "nothing was terminated");
 }
 
-/// A mixed instances group `name` of these overrides (type, weight), on demand, tagged for
-/// the cluster.
-async fn mixed_group(config: &aws_config::SdkConfig, name: &str, overrides: &[(&str, Option<&str>)]) {
+/// A mixed instances group `name` of these overrides (type, weight), on demand (launched by
+/// `strategy`, else `prioritized`), tagged for the cluster.
+async fn mixed_group(
+    config: &aws_config::SdkConfig,
+    name: &str,
+    overrides: &[(&str, Option<&str>)],
+    strategy: Option<&str>,
+) {
     let template_name = format!("{name}-lt");
     aws_sdk_ec2::Client::new(config)
         .create_launch_template()
@@ -339,7 +344,12 @@ async fn mixed_group(config: &aws_config::SdkConfig, name: &str, overrides: &[(&
     }
     let policy = MixedInstancesPolicy::builder()
         .launch_template(template.build())
-        .instances_distribution(InstancesDistribution::builder().on_demand_percentage_above_base_capacity(100).build())
+        .instances_distribution(
+            InstancesDistribution::builder()
+                .on_demand_percentage_above_base_capacity(100)
+                .set_on_demand_allocation_strategy(strategy.map(str::to_string))
+                .build(),
+        )
         .build();
     let mut create = aws_sdk_autoscaling::Client::new(config)
         .create_auto_scaling_group()
@@ -360,17 +370,23 @@ async fn mixed_group(config: &aws_config::SdkConfig, name: &str, overrides: &[(&
 async fn a_mixed_instances_group_reports_every_type_in_its_order_with_capacity_and_price() {
     let moto = Moto::start().await;
     let config = sdk_config(&moto.url).await;
-    mixed_group(&config, "mixed", &[("m5.large", None), ("c5.xlarge", None), ("r5.large", None)]).await;
+    let overrides = [("m5.large", None), ("c5.xlarge", None), ("r5.large", None)];
+    mixed_group(&config, "mixed", &overrides, None).await;
+    mixed_group(&config, "cheapest-first", &[("m5.large", None), ("m5a.large", None)], Some("lowest-price")).await;
 
     let capacity = AwsCapacity::from_config(&config, settings()).unwrap();
     let groups = capacity.node_groups().await.unwrap();
-    let types: Vec<(&str, u64, u64, f64)> = groups[0]
+    let group = |id: &str| groups.iter().find(|g| g.id == id).unwrap();
+    let types: Vec<(&str, u64, u64, f64)> = group("mixed")
         .instance_types
         .iter()
         .map(|t| (t.name.as_str(), t.capacity.cpu_millis, t.capacity.memory_bytes >> 30, t.price_per_hour))
         .collect();
     // In the overrides' order: the first is the type an on-demand group launches first.
     assert_eq!(types, [("m5.large", 2000, 8, 0.096), ("c5.xlarge", 4000, 8, 0.17), ("r5.large", 2000, 16, 0.126)]);
+    // Unless the group launches the cheapest first.
+    let names: Vec<&str> = group("cheapest-first").instance_types.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["m5a.large", "m5.large"]);
 }
 
 /// A group whose types carry weights counts its desired capacity in units: it is reported,
@@ -379,8 +395,8 @@ async fn a_mixed_instances_group_reports_every_type_in_its_order_with_capacity_a
 async fn a_weighted_group_is_reported_and_left_alone() {
     let moto = Moto::start().await;
     let config = sdk_config(&moto.url).await;
-    mixed_group(&config, "plain", &[("m5.large", Some("1")), ("m5a.large", None)]).await;
-    mixed_group(&config, "weighted", &[("m5.large", Some("2")), ("m5.xlarge", Some("4"))]).await;
+    mixed_group(&config, "plain", &[("m5.large", Some("1")), ("m5a.large", None)], None).await;
+    mixed_group(&config, "weighted", &[("m5.large", Some("2")), ("m5.xlarge", Some("4"))], None).await;
 
     let capacity = AwsCapacity::from_config(&config, settings()).unwrap();
     let groups = capacity.node_groups().await.unwrap();

@@ -224,7 +224,7 @@ impl AwsCapacity {
         // What EKS managed node groups label their nodes with; a node-template tag wins.
         let capacity = if spot { CapacityType::Spot } else { CapacityType::OnDemand };
         labels.entry(CAPACITY_TYPE_LABEL.to_string()).or_insert_with(|| capacity.label().to_string());
-        let instance_types = ordered
+        let mut instance_types: Vec<InstanceType> = ordered
             .iter()
             .filter_map(|name| {
                 let facts = facts.get(name)?;
@@ -239,6 +239,10 @@ impl AwsCapacity {
                 })
             })
             .collect();
+        // The first type is the one an on-demand group launches first (`launch_type`).
+        if !spot && templates::on_demand_lowest_price(group) {
+            instance_types.sort_by(|a, b| a.price_per_hour.total_cmp(&b.price_per_hour));
+        }
         let instances: Vec<InstanceView> = group
             .instances()
             .iter()

@@ -96,6 +96,14 @@ pub fn unweighted(group: &AutoScalingGroup) -> Result<(), BadValue> {
     Ok(())
 }
 
+/// True if the group launches its on-demand instances cheapest type first
+/// (`OnDemandAllocationStrategy: lowest-price`) rather than in its overrides' order
+/// (`prioritized`, the default).
+pub fn on_demand_lowest_price(group: &AutoScalingGroup) -> bool {
+    let distribution = group.mixed_instances_policy().and_then(|p| p.instances_distribution());
+    distribution.and_then(|d| d.on_demand_allocation_strategy()) == Some("lowest-price")
+}
+
 /// Where a group's instance types come from, and whether it launches spot instances.
 pub fn launch_source(group: &AutoScalingGroup) -> (LaunchSource, bool) {
     if let Some(policy) = group.mixed_instances_policy() {

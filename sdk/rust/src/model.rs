@@ -267,13 +267,15 @@ impl NodeGroup {
 /// Which of a group's instance types (primary first) EC2 launches for a new node when the
 /// group sets no weights: a spot group's cheapest (the spot allocation strategies weigh
 /// price per instance, so the cheapest pool wins unless it has no capacity), an on-demand
-/// group's first (the `prioritized` strategy, the default for on-demand). The simulator
-/// launches the same type; the first of equally cheap types wins.
+/// group's first (the `prioritized` strategy, the default for on-demand; the AWS adapter
+/// lists a `lowest-price` group's types cheapest first). The simulator launches the same
+/// type; the first of equally cheap types wins.
 ///
 /// # Caveats
-/// An estimate, not a promise: a spot pool short of capacity, or an on-demand group set to
-/// `lowest-price`, launches another type. Plans stay sized by the smallest type
-/// ([`NodeGroup::guaranteed_allocatable`]), so a different type never leaves pods short.
+/// An estimate, not a promise: a spot pool short of capacity launches another type, and a
+/// spot group on `capacity-optimized` picks pools by capacity, not price. Plans stay sized
+/// by the smallest type ([`NodeGroup::guaranteed_allocatable`]), so a different type never
+/// leaves pods short; only the price is off.
 pub fn launch_type(types: &[InstanceType], capacity: CapacityType) -> Option<&InstanceType> {
     match capacity {
         CapacityType::OnDemand => types.first(),
