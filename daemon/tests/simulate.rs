@@ -152,6 +152,19 @@ fn a_burst_that_lands_early_in_its_room_is_not_given_room_twice() {
     assert!(d < 0.75 * ca, "default ${d:.2} vs ca-like ${ca:.2}");
 }
 
+/// The summary counts the pods drains evicted, the disruption behind "nodes removed": on
+/// steady-web `ca-like` removes no node and evicts nothing, the default set removes two
+/// nodes that ran pods, each pod moved once.
+#[test]
+fn the_summary_counts_the_pods_drains_evicted() {
+    let ca_like = simulate("steady-web", 1, vec![policy("binpack", json!(null))]).summary;
+    assert_eq!((ca_like.nodes_removed, ca_like.pods_evicted), (0, 0), "{ca_like:?}");
+    let default = simulate("steady-web", 1, defaults()).summary;
+    assert_eq!(default.nodes_removed, 2, "{default:?}");
+    let most = default.nodes_removed * 29; // an m5.large's pod slots
+    assert!((1..=most).contains(&default.pods_evicted), "{default:?}");
+}
+
 /// deploy/examples/scenarios/spot-mixed.yaml: a diversified spot group (m5.xlarge first,
 /// the cheaper m5a.large after it) beside on-demand m5.xlarge. EC2 launches the cheapest spot
 /// type, and the default set prices a spot node at it, so the hourly ETL job runs on spot.
@@ -483,6 +496,7 @@ fn simulate_with_no_arguments_ends_with_the_summary_and_draws_a_chart() {
         "scale-ups",
         "scale-downs",
         "nodes removed",
+        "pods evicted (by drains)",
         "pods started on Fargate",
         "pods started on EC2",
         "mean utilisation",

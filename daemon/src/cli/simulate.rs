@@ -357,6 +357,7 @@ fn summary_table(report: &SimReport) -> comfy_table::Table {
         ("scale-ups (ticks that grew a group)", s.scale_ups.to_string()),
         ("scale-downs (ticks that shrank a group)", s.scale_downs.to_string()),
         ("nodes removed", s.nodes_removed.to_string()),
+        ("pods evicted (by drains)", s.pods_evicted.to_string()),
         (
             "spot interruptions (reclaimed before drained)",
             format!("{} ({})", s.spot_interruptions, s.reclaimed_undrained),
@@ -391,6 +392,7 @@ fn compare_table(runs: &[(String, SimReport)]) -> comfy_table::Table {
         "scale-ups",
         "scale-downs",
         "nodes removed",
+        "pods evicted",
         "pods Fargate",
         "pods EC2",
         "mean util",
@@ -407,6 +409,7 @@ fn compare_table(runs: &[(String, SimReport)]) -> comfy_table::Table {
             s.scale_ups.to_string(),
             s.scale_downs.to_string(),
             s.nodes_removed.to_string(),
+            s.pods_evicted.to_string(),
             s.pods_on_fargate.to_string(),
             s.pods_on_ec2.to_string(),
             format!("{:.1}%", s.mean_utilisation * 100.0),

@@ -73,6 +73,7 @@ pub(super) fn table(sweep: &[SetRuns]) -> comfy_table::Table {
         "pending range",
         "worst pending",
         "mean nodes removed",
+        "mean pods evicted",
         &against[0],
         &against[1],
     ]);
@@ -97,6 +98,7 @@ pub(super) fn table(sweep: &[SetRuns]) -> comfy_table::Table {
             format!("{pending_min:.1}-{pending_max:.1}"),
             format!("{:.0} s", s.range(|r| r.summary.worst_pending_seconds).1),
             format!("{:.1}", s.mean(|r| r.summary.nodes_removed as f64)),
+            format!("{:.1}", s.mean(|r| r.summary.pods_evicted as f64)),
             versus(&cost, 0.01),
             versus(&pending, 0.1),
         ]);

@@ -102,6 +102,7 @@ impl Cluster for SimHandle {
             }
         }
         world.delete_pod(id);
+        world.meter.pods_evicted += 1;
         Ok(Eviction::Evicted)
     }
 

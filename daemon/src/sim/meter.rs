@@ -29,6 +29,9 @@ pub struct Meter {
     pub scale_ups: u64,
     pub scale_downs: u64,
     pub nodes_removed: u64,
+    /// Pods evicted through the Eviction API (drains of removals, replacements, merges and
+    /// spot warnings); pods of a reclaimed node are killed, not evicted.
+    pub pods_evicted: u64,
     /// Spot interruption warnings given, and nodes reclaimed before a drain removed them.
     pub interruptions: u64,
     pub reclaimed_undrained: u64,

@@ -75,6 +75,9 @@ pub struct Summary {
     pub scale_ups: u64,
     pub scale_downs: u64,
     pub nodes_removed: u64,
+    /// Pods evicted by drains: the disruption behind `nodes-removed`, as the workloads feel it.
+    #[serde(default)]
+    pub pods_evicted: u64,
     /// Spot interruption warnings, and interrupted nodes reclaimed before a drain removed
     /// them (their pods were killed, not evicted).
     #[serde(default)]
@@ -243,6 +246,7 @@ impl Simulation {
                 scale_ups: m.scale_ups,
                 scale_downs: m.scale_downs,
                 nodes_removed: m.nodes_removed,
+                pods_evicted: m.pods_evicted,
                 spot_interruptions: m.interruptions,
                 reclaimed_undrained: m.reclaimed_undrained,
                 pods_on_fargate: m.pods_started_on_fargate,
