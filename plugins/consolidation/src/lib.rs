@@ -40,6 +40,8 @@
 //!   (doubling, from 1 min up to `max-wait-seconds`); growth that comes later, or that was
 //!   asked ahead of demand with no pod waiting (`headroom`'s room for a run it knew was
 //!   coming), halves the wait again: that removal saved what the idle gap cost.
+//! - With `shrink-wait-seconds`, a node that runs pods of a workload whose replicas fell
+//!   within that window is not drained ([`shrink`]): its scale-in empties nodes itself.
 //! - Nothing while pods are pending: capacity is short, not spare; and nothing in a group an
 //!   earlier policy of the chain asked to keep or grow this tick (`headroom` holds a group
 //!   whose spare room it needs).
@@ -51,6 +53,7 @@
 mod fit;
 mod merge;
 mod replace;
+mod shrink;
 
 use std::collections::BTreeMap;
 
@@ -94,6 +97,9 @@ pub struct Settings {
     pub merge_max_nodes: u32,
     /// The least fraction of the merged nodes' prices together a merge must save.
     pub merge_min_saving: f64,
+    /// A node that runs pods of a workload whose replicas fell within this many seconds is
+    /// not drained (0: off): the workload's scale-in is emptying nodes itself ([`shrink`]).
+    pub shrink_wait_seconds: u64,
 }
 
 impl Default for Settings {
@@ -110,6 +116,7 @@ impl Default for Settings {
             replace_min_saving: 0.2,
             merge_max_nodes: 3,
             merge_min_saving: 0.1,
+            shrink_wait_seconds: 0,
         }
     }
 }
@@ -123,6 +130,9 @@ pub struct State {
     /// Replacements under way, by the node being replaced.
     #[serde(default)]
     pub replacing: BTreeMap<String, replace::Replacing>,
+    /// The replicas of workloads on candidate nodes, for `shrink-wait-seconds`.
+    #[serde(default)]
+    pub followed: BTreeMap<String, shrink::Followed>,
 }
 
 #[derive(Clone, Copy, Debug, Default, Deserialize, Serialize)]
@@ -258,6 +268,21 @@ fn movable(snapshot: &dyn Snapshot, node: &Node) -> Option<Vec<PodShape>> {
     Some(shapes.into_iter().filter(|s| s.moves_on_drain && s.count > 0).collect())
 }
 
+/// Drops the candidates that run pods of a workload shrinking now ([`shrink`]); empty ones
+/// stay.
+fn wait_for_shrinks(
+    snapshot: &dyn Snapshot,
+    candidates: &mut Vec<Candidate<'_>>,
+    followed: &mut BTreeMap<String, shrink::Followed>,
+    now: u64,
+    window_ms: u64,
+) {
+    let owners = candidates.iter().flat_map(|c| shrink::owners(c.shapes.iter().flatten())).collect();
+    let shrinking = shrink::shrinking(followed, snapshot.workloads(), &owners, now, window_ms);
+    candidates
+        .retain(|c| c.load.pods == 0 || !shrink::owners(c.shapes.iter().flatten()).any(|o| shrinking.contains(&o)));
+}
+
 /// What the plan needs of each managed group, by the index targets use.
 struct GroupFacts<'a> {
     group: &'a NodeGroup,
@@ -341,6 +366,9 @@ impl<'a> Plan<'a> {
         for c in &mut candidates {
             c.shapes = movable(snapshot, c.node);
             c.target = position[c.target];
+        }
+        if settings.shrink_wait_seconds > 0 {
+            wait_for_shrinks(snapshot, &mut candidates, &mut state.followed, now, settings.shrink_wait_seconds * 1000);
         }
         Plan {
             settings,

@@ -400,3 +400,39 @@ fn no_merge_without_enough_saving_below_min_size_or_when_turned_off() {
     let bad = Harness::<Consolidation>::with_settings(serde_json::json!({"merge-min-saving": 1.5}));
     assert!(bad.is_err_and(|e| e.contains("merge-min-saving must be in (0, 1), got 1.5")));
 }
+
+/// Three m5.xlarge nodes: `a` runs two web pods, `b` one, `c` none. `web` has
+/// `replicas` replicas; the snapshot is taken at `at_millis`.
+fn web_scaling_in(replicas: u32, at_millis: u64) -> SnapshotData {
+    SnapshotBuilder::new()
+        .at_millis(at_millis)
+        .group(GroupBuilder::asg("general").instance_type("m5.xlarge", "4", "16Gi", 0.192).sizes(1, 3, 10))
+        .node(NodeBuilder::new("a", "general").allocatable("4", "16Gi"))
+        .node(NodeBuilder::new("b", "general").allocatable("4", "16Gi"))
+        .node(NodeBuilder::new("c", "general").allocatable("4", "16Gi"))
+        .pods_on("a", running("shop", "web", 2, "1", "2Gi"))
+        .pods_on("b", running("shop", "web", 1, "1", "2Gi"))
+        .workload(deployment("shop", "web", replicas, "1", "2Gi"))
+        .build()
+}
+
+#[test]
+fn with_shrink_wait_a_node_running_a_workload_that_is_scaling_in_is_not_drained_but_empty_ones_go() {
+    let settings = Settings { disruption_budget: 1.0, shrink_wait_seconds: 300, ..Settings::default() };
+    let mut policy = harness(settings);
+    // First sight of web: no fall known yet, so b is drained as without the setting.
+    assert_eq!(removed(&policy.evaluate(&web_scaling_in(5, 1_000_000)).unwrap()), ["c", "b"]);
+    // web fell from 5 to 4 replicas between two evaluations: its scale-in is emptying nodes
+    // itself, so b waits; c, empty, still goes.
+    let decisions = policy.evaluate(&web_scaling_in(4, 1_010_000)).unwrap();
+    assert_eq!(removed(&decisions), ["c"], "{decisions:?}");
+    // Still within 300 s of the fall: b waits.
+    assert_eq!(removed(&policy.evaluate(&web_scaling_in(4, 1_300_000)).unwrap()), ["c"]);
+    // 300 s after the last fall, with web steady, b is drained again.
+    assert_eq!(removed(&policy.evaluate(&web_scaling_in(4, 1_311_000)).unwrap()), ["c", "b"]);
+
+    // Off (the default), the fall changes nothing.
+    let mut off = harness(Settings { disruption_budget: 1.0, ..Settings::default() });
+    off.evaluate(&web_scaling_in(5, 1_000_000)).unwrap();
+    assert_eq!(removed(&off.evaluate(&web_scaling_in(4, 1_010_000)).unwrap()), ["c", "b"]);
+}

@@ -1,0 +1,62 @@
+//! Nodes that run pods of a shrinking workload wait (`shrink-wait-seconds`).
+//!
+//! While a Deployment scales in, its own controller deletes pods and empties nodes; a drain
+//! of a node it runs on would evict pods the scale-in may delete minutes later, and move the
+//! rest once more than needed. So a node that is not empty is not removed, replaced or merged
+//! while any workload it runs lost replicas within the window; empty nodes still go at once.
+//!
+//! # Caveats
+//! A workload's replica count is followed only while its pods are on a node weighed as a
+//! candidate (a few hundred workloads at most, not every workload of the cluster on every
+//! tick), so the first fall seen is the one between two evaluations that both weighed it:
+//! a node waits from the second tick a shrink is under way, not the first.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use ballast_sdk::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// A workload followed: its replicas when last seen, and when they last fell.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize)]
+pub struct Followed {
+    pub replicas: u32,
+    pub fell_at: u64,
+    pub seen_at: u64,
+}
+
+/// Notes the replicas of every workload in `owners` and returns those that fell within
+/// `window_ms` of `now`. Workloads not seen for a window are forgotten.
+pub(crate) fn shrinking(
+    followed: &mut BTreeMap<String, Followed>,
+    workloads: &[Workload],
+    owners: &BTreeSet<String>,
+    now: u64,
+    window_ms: u64,
+) -> BTreeSet<String> {
+    if owners.is_empty() && followed.is_empty() {
+        return BTreeSet::new();
+    }
+    for w in workloads {
+        let key = w.id.to_string();
+        if !owners.contains(&key) {
+            continue;
+        }
+        let seen = followed.entry(key).or_insert(Followed { replicas: w.replicas, fell_at: 0, seen_at: now });
+        if w.replicas < seen.replicas {
+            seen.fell_at = now;
+        }
+        seen.replicas = w.replicas;
+        seen.seen_at = now;
+    }
+    followed.retain(|_, f| now.saturating_sub(f.seen_at) <= window_ms);
+    followed
+        .iter()
+        .filter(|(_, f)| f.fell_at > 0 && now.saturating_sub(f.fell_at) < window_ms)
+        .map(|(key, _)| key.clone())
+        .collect()
+}
+
+/// The workloads whose pods a drain of a node with these shapes would move.
+pub(crate) fn owners<'a>(shapes: impl Iterator<Item = &'a PodShape>) -> impl Iterator<Item = String> {
+    shapes.filter(|s| s.moves_on_drain && s.count > 0).filter_map(|s| s.owner.as_ref().map(ToString::to_string))
+}
