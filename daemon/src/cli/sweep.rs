@@ -72,8 +72,7 @@ pub(super) fn table(sweep: &[SetRuns]) -> comfy_table::Table {
         "mean pending pod-min",
         "pending range",
         "worst pending",
-        "mean nodes removed",
-        "mean pods evicted",
+        "mean nodes removed (pods evicted)",
         &against[0],
         &against[1],
     ]);
@@ -97,8 +96,11 @@ pub(super) fn table(sweep: &[SetRuns]) -> comfy_table::Table {
             format!("{:.1}", s.mean(pending)),
             format!("{pending_min:.1}-{pending_max:.1}"),
             format!("{:.0} s", s.range(|r| r.summary.worst_pending_seconds).1),
-            format!("{:.1}", s.mean(|r| r.summary.nodes_removed as f64)),
-            format!("{:.1}", s.mean(|r| r.summary.pods_evicted as f64)),
+            format!(
+                "{:.1} ({:.1})",
+                s.mean(|r| r.summary.nodes_removed as f64),
+                s.mean(|r| r.summary.pods_evicted as f64)
+            ),
             versus(&cost, 0.01),
             versus(&pending, 0.1),
         ]);

@@ -107,7 +107,7 @@ impl<'a> Plan<'a> {
              there and on the other nodes; they go once the new node is Ready",
             names.join(", "),
             merge.price,
-            merge.group.instance_types.first().map(|t| t.name.as_str()).unwrap_or("node"),
+            merge.group.launch_type().map_or("node", |t| t.name.as_str()),
             merge.group.id,
             (1.0 - new_price / merge.price) * 100.0,
             merge.pods,

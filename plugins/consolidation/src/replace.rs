@@ -74,7 +74,7 @@ impl<'a> Plan<'a> {
                 c.node.name,
                 c.node.instance_type,
                 c.group.id,
-                offer.group.instance_types.first().map(|t| t.name.as_str()).unwrap_or("node"),
+                offer.group.launch_type().map_or("node", |t| t.name.as_str()),
                 offer.group.id,
                 offer.price,
                 (1.0 - offer.price / price) * 100.0,
