@@ -437,6 +437,17 @@ fn a_bad_scenario_names_the_file_the_field_and_the_value() {
         "{unknown_type}"
     );
 
+    let budget = |value: &str| {
+        GOOD.replace(
+            "node-group: general",
+            &format!("node-group: general, disruption-budget: {{max-unavailable: {value}}}"),
+        )
+    };
+    assert!(Scenario::parse(Path::new("good.yaml"), &budget("\"34%\"")).is_ok());
+    let bad_percent = scenario_error(&budget("\"120%\""));
+    assert!(bad_percent.contains("workloads[0].disruption-budget.max-unavailable"), "{bad_percent}");
+    assert!(bad_percent.contains("`120%`"), "{bad_percent}");
+
     let late_loss = scenario_error(&GOOD.replace("max-size: 5", "max-size: 5, node-losses: [{at: 2h, nodes: 1}]"));
     assert_eq!(
         late_loss,

@@ -372,6 +372,19 @@ workloads:
   - {name: web, namespace: shop, requests: {cpu: 500m, memory: 1Gi}, replicas: {constant: 2}}
 "#;
 
+    /// A percentage rounds up against the workload's replicas, as the disruption controller
+    /// rounds both fields: 34% of 3 is 2 pods.
+    #[test]
+    fn a_budget_in_percent_counts_against_the_workloads_replicas() {
+        use crate::sim::scenario::{Budget, Pods};
+        use crate::sim::world::disruptions_allowed;
+        assert_eq!(disruptions_allowed(&Budget::MaxUnavailable(Pods::Percent(34)), 3, 3), 2);
+        assert_eq!(disruptions_allowed(&Budget::MaxUnavailable(Pods::Percent(34)), 3, 2), 1);
+        assert_eq!(disruptions_allowed(&Budget::MinAvailable(Pods::Percent(50)), 3, 3), 1);
+        assert_eq!(disruptions_allowed(&Budget::MinAvailable(Pods::Count(2)), 3, 3), 1);
+        assert_eq!(disruptions_allowed(&Budget::MaxUnavailable(Pods::Percent(0)), 3, 3), 0);
+    }
+
     #[test]
     fn a_mixed_instances_group_launches_the_type_ec2_would() {
         let scenario = Scenario::parse(Path::new("mixed"), MIXED).unwrap();

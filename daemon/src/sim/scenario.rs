@@ -160,11 +160,64 @@ pub enum Volume {
     Efs,
 }
 
+/// A PodDisruptionBudget: `{min-available: N}` or `{max-unavailable: N}`, N a count or a
+/// percentage of the workload's replicas (`"20%"`), as in the Kubernetes object.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Budget {
-    MinAvailable(u32),
-    MaxUnavailable(u32),
+    MinAvailable(Pods),
+    MaxUnavailable(Pods),
+}
+
+/// A number of pods, or a percentage of a workload's replicas (Kubernetes' IntOrString).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "PodsText", into = "PodsText")]
+pub enum Pods {
+    Count(u32),
+    Percent(u32),
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+enum PodsText {
+    Count(u32),
+    Text(String),
+}
+
+impl TryFrom<PodsText> for Pods {
+    type Error = String;
+
+    fn try_from(text: PodsText) -> Result<Self, String> {
+        match text {
+            PodsText::Count(n) => Ok(Pods::Count(n)),
+            PodsText::Text(s) => s
+                .strip_suffix('%')
+                .and_then(|p| p.parse::<u32>().ok())
+                .filter(|p| *p <= 100)
+                .map(Pods::Percent)
+                .ok_or_else(|| format!("`{s}` is neither a number of pods nor a percentage from 0% to 100%")),
+        }
+    }
+}
+
+impl From<Pods> for PodsText {
+    fn from(pods: Pods) -> Self {
+        match pods {
+            Pods::Count(n) => PodsText::Count(n),
+            Pods::Percent(p) => PodsText::Text(format!("{p}%")),
+        }
+    }
+}
+
+impl Pods {
+    /// The count for a workload of `replicas`: a percentage rounds up, as the disruption
+    /// controller rounds both fields.
+    pub fn of(self, replicas: u32) -> u32 {
+        match self {
+            Pods::Count(n) => n,
+            Pods::Percent(p) => (u64::from(replicas) * u64::from(p)).div_ceil(100) as u32,
+        }
+    }
 }
 
 /// A HorizontalPodAutoscaler on a workload: the bounds plugins see

@@ -638,7 +638,7 @@ pub(super) fn scale(r: &Resources, f: f64) -> Resources {
 /// How many pods of a workload a disruption budget lets go now.
 pub(super) fn disruptions_allowed(budget: &Budget, wanted: u32, healthy: u32) -> u32 {
     match budget {
-        Budget::MinAvailable(min) => healthy.saturating_sub(*min),
-        Budget::MaxUnavailable(max) => max.saturating_sub(wanted.saturating_sub(healthy)),
+        Budget::MinAvailable(min) => healthy.saturating_sub(min.of(wanted)),
+        Budget::MaxUnavailable(max) => max.of(wanted).saturating_sub(wanted.saturating_sub(healthy)),
     }
 }
