@@ -79,6 +79,19 @@ impl Kubectl {
     }
 }
 
+/// The lines a child process writes, as they come.
+fn lines(output: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(output).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
 }
@@ -115,15 +128,7 @@ fn get_watch_label_and_cordon(version: Version) {
 
     // get -w: lists, then streams what comes after.
     let mut watch = kubectl.spawn(&["get", "pods", "-w", "-o", "name"]);
-    let stdout = watch.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let rx = lines(watch.stdout.take().unwrap());
     assert_eq!(rx.recv_timeout(Duration::from_secs(10)).unwrap(), "pod/first");
     std::thread::sleep(Duration::from_millis(300));
     standin.create(running_pod("late", "n1", None, json!({"app": "x"}))).unwrap();
@@ -171,15 +176,7 @@ fn drain_waits_for_the_budget(version: Version) {
 
     let mut drain = kubectl.spawn(&["drain", "n1", "--ignore-daemonsets", "--timeout=60s"]);
     // kubectl says when the budget refuses an eviction: wait for that, not for a fixed time.
-    let stderr = drain.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let rx = lines(drain.stderr.take().unwrap());
     let mut said = Vec::new();
     while !said.iter().any(|l: &String| l.contains("would violate the pod's disruption budget")) {
         match rx.recv_timeout(Duration::from_secs(30)) {
