@@ -153,8 +153,8 @@ fn a_burst_that_lands_early_in_its_room_is_not_given_room_twice() {
 }
 
 /// The summary counts the pods drains evicted, the disruption behind "nodes removed": on
-/// steady-web `ca-like` removes no node and evicts nothing, the default set removes two
-/// nodes that ran pods, each pod moved once.
+/// steady-web `ca-like` removes no node and evicts nothing; the default set removes two
+/// nodes that ran pods, and evicts at least one pod and at most what two nodes hold.
 #[test]
 fn the_summary_counts_the_pods_drains_evicted() {
     let ca_like = simulate("steady-web", 1, vec![policy("binpack", json!(null))]).summary;
