@@ -39,6 +39,22 @@ fn typed_node(name: &str, instance: &str, group: &str, instance_type: &str, allo
     n
 }
 
+/// A replica running consolidation alone, free to act at once: 1 s ticks, no minimum node
+/// age, no cooldowns.
+fn consolidating(site: &Site, name: &str) -> Child {
+    let engine = "  tick-interval: 1s\n  guardrails:\n    min-node-age: 0s\n    \
+                  cooldown: {scale-down-after-scale-up: 0s, after-scale-down: 0s}\n";
+    site.replica(name, engine, "  - {plugin: consolidation}\n", "")
+}
+
+/// consolidation's first decision proposing `what` (`scale-to`, `remove-nodes`).
+fn decision<'a>(journal: &'a [Value], what: &str) -> &'a Value {
+    journal
+        .iter()
+        .find(|r| r["record"] == "decision" && r["plugin"] == "consolidation" && r["proposed"][what].is_object())
+        .unwrap_or_else(|| panic!("a consolidation {what} decision in:\n{journal:#?}"))
+}
+
 /// The Node a kubelet on a t3.medium of group `cheap` registers.
 fn cheap_node(name: &str, instance: &str) -> Value {
     typed_node(name, instance, "cheap", "t3.medium", json!({"cpu": "1930m", "memory": "3300Mi", "pods": "17"}))
@@ -57,9 +73,7 @@ async fn a_node_is_replaced_by_a_cheaper_one_launched_before_it_is_drained() {
             .create(running_pod(&format!("web-{i}"), "n0", Some(("ReplicaSet", "web-rs")), json!({"app": "web"})))
             .unwrap();
     }
-    let engine = "  tick-interval: 1s\n  guardrails:\n    min-node-age: 0s\n    \
-                  cooldown: {scale-down-after-scale-up: 0s, after-scale-down: 0s}\n";
-    let daemon = site.replica("replacer", engine, "  - {plugin: consolidation}\n", "");
+    let daemon = consolidating(&site, "replacer");
 
     // The cheaper group grows first; the old node keeps its pods meanwhile.
     let launched = eventually(Duration::from_secs(40), async || site.group_named("cheap").await.1.len() == 1).await;
@@ -83,13 +97,7 @@ async fn a_node_is_replaced_by_a_cheaper_one_launched_before_it_is_drained() {
     assert_eq!(site.group_named("cheap").await.0, 1, "the replacement stays");
 
     let journal = records(&site.journal());
-    let decision = |what: &str| {
-        journal
-            .iter()
-            .find(|r| r["record"] == "decision" && r["plugin"] == "consolidation" && r["proposed"][what].is_object())
-            .unwrap_or_else(|| panic!("a consolidation {what} decision in:\n{journal:#?}"))
-    };
-    let (grow, remove) = (decision("scale-to"), decision("remove-nodes"));
+    let (grow, remove) = (decision(&journal, "scale-to"), decision(&journal, "remove-nodes"));
     assert_eq!(grow["proposed"]["scale-to"], json!({"group": "cheap", "size": 1}), "{grow}");
     let reason = grow["reason"].as_str().unwrap();
     assert!(
@@ -124,9 +132,7 @@ async fn two_nodes_are_merged_into_one_cheaper_node_launched_before_they_are_dra
             site.standin.create(pod).unwrap();
         }
     }
-    let engine = "  tick-interval: 1s\n  guardrails:\n    min-node-age: 0s\n    \
-                  cooldown: {scale-down-after-scale-up: 0s, after-scale-down: 0s}\n";
-    let daemon = site.replica("merger", engine, "  - {plugin: consolidation}\n", "");
+    let daemon = consolidating(&site, "merger");
 
     let launched = eventually(Duration::from_secs(40), async || site.group_named("big").await.1.len() == 1).await;
     if launched.is_none() {
@@ -158,10 +164,7 @@ async fn two_nodes_are_merged_into_one_cheaper_node_launched_before_they_are_dra
     assert_eq!(site.group_named("big").await.0, 1, "the merged node stays");
 
     let journal = records(&site.journal());
-    let grow = journal
-        .iter()
-        .find(|r| r["record"] == "decision" && r["plugin"] == "consolidation" && r["proposed"]["scale-to"].is_object())
-        .unwrap_or_else(|| panic!("a consolidation scale-to decision in:\n{journal:#?}"));
+    let grow = decision(&journal, "scale-to");
     let reason = grow["reason"].as_str().unwrap();
     assert!(
         reason.starts_with("merge n0, n1 ($0.1920/h together) into a new c5.xlarge in big at $0.1700/h, 11% less"),

@@ -280,7 +280,7 @@ fn wait_for_shrinks(
     let owners = candidates.iter().flat_map(|c| shrink::owners(c.shapes.iter().flatten())).collect();
     let shrinking = shrink::shrinking(followed, snapshot.workloads(), &owners, now, window_ms);
     candidates
-        .retain(|c| c.load.pods == 0 || !shrink::owners(c.shapes.iter().flatten()).any(|o| shrinking.contains(&o)));
+        .retain(|c| c.load.pods == 0 || !shrink::owners(c.shapes.iter().flatten()).any(|o| shrinking.contains(o)));
 }
 
 /// What the plan needs of each managed group, by the index targets use.

@@ -25,38 +25,33 @@ pub struct Followed {
 }
 
 /// Notes the replicas of every workload in `owners` and returns those that fell within
-/// `window_ms` of `now`. Workloads not seen for a window are forgotten.
+/// `window_ms` of `now`. Workloads not seen for a window are forgotten. Only the owners are
+/// looked up: the other workloads cost a set lookup each, not a key.
 pub(crate) fn shrinking(
     followed: &mut BTreeMap<String, Followed>,
     workloads: &[Workload],
-    owners: &BTreeSet<String>,
+    owners: &BTreeSet<&WorkloadRef>,
     now: u64,
     window_ms: u64,
-) -> BTreeSet<String> {
-    if owners.is_empty() && followed.is_empty() {
-        return BTreeSet::new();
-    }
-    for w in workloads {
-        let key = w.id.to_string();
-        if !owners.contains(&key) {
-            continue;
-        }
-        let seen = followed.entry(key).or_insert(Followed { replicas: w.replicas, fell_at: 0, seen_at: now });
+) -> BTreeSet<WorkloadRef> {
+    let mut falling = BTreeSet::new();
+    for w in workloads.iter().filter(|w| owners.contains(&w.id)) {
+        let seen =
+            followed.entry(w.id.to_string()).or_insert(Followed { replicas: w.replicas, fell_at: 0, seen_at: now });
         if w.replicas < seen.replicas {
             seen.fell_at = now;
         }
         seen.replicas = w.replicas;
         seen.seen_at = now;
+        if seen.fell_at > 0 && now.saturating_sub(seen.fell_at) < window_ms {
+            falling.insert(w.id.clone());
+        }
     }
     followed.retain(|_, f| now.saturating_sub(f.seen_at) <= window_ms);
-    followed
-        .iter()
-        .filter(|(_, f)| f.fell_at > 0 && now.saturating_sub(f.fell_at) < window_ms)
-        .map(|(key, _)| key.clone())
-        .collect()
+    falling
 }
 
 /// The workloads whose pods a drain of a node with these shapes would move.
-pub(crate) fn owners<'a>(shapes: impl Iterator<Item = &'a PodShape>) -> impl Iterator<Item = String> {
-    shapes.filter(|s| s.moves_on_drain && s.count > 0).filter_map(|s| s.owner.as_ref().map(ToString::to_string))
+pub(crate) fn owners<'a>(shapes: impl Iterator<Item = &'a PodShape>) -> impl Iterator<Item = &'a WorkloadRef> {
+    shapes.filter(|s| s.moves_on_drain && s.count > 0).filter_map(|s| s.owner.as_ref())
 }
