@@ -17,6 +17,13 @@
 //! - [`bundled`]: policies and an example snapshot compiled into the binary;
 //! - [`input_file`]: YAML/JSON inputs with errors that name the field.
 
+/// The process's allocator: a tick builds and drops the whole cluster view and snapshot
+/// (at 5,000 nodes, tens of thousands of small allocations), and glibc's malloc spent about a
+/// quarter of the engine bench's samples on them (BENCHMARKS.md, session 25). The library
+/// sets it, so the binary, its tests and the benches measure the same allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pub use ballast_aws as aws;
 pub use ballast_engine as engine;
 pub use ballast_engine::{duration, eks, unreadable};

@@ -57,14 +57,17 @@ impl Taken {
     }
 }
 
-/// Places each pod of `shapes` at its requests, largest first, on the first target (in the
-/// order given: fullest first keeps emptier nodes candidates) whose group `admits` it (by
-/// group index and shape index), taking the room it uses. Returns what it took and the pods
-/// that found no room (none: they all fit).
+/// Places each pod of `shapes` at its requests, largest first, on the first of the targets
+/// `on(shape)` names (positions into `targets`, ascending: fullest first keeps emptier nodes
+/// candidates), taking the room it uses. Returns what it took and the pods that found no room
+/// (none: they all fit).
+///
+/// `on` names the targets whose group admits the shape: at 5,000 nodes in a hundred groups,
+/// a pod that selects one group has fifty targets to try, not five thousand.
 pub fn place_shapes(
     shapes: &[PodShape],
     targets: &mut [Target],
-    admits: impl Fn(usize, usize) -> bool,
+    on: impl Fn(usize) -> Vec<usize>,
 ) -> (Taken, Vec<Left>) {
     let mut order: Vec<usize> = (0..shapes.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse((shapes[i].requests.cpu_millis, shapes[i].requests.memory_bytes)));
@@ -74,20 +77,20 @@ pub fn place_shapes(
         let shape = &shapes[i];
         let request = Resources { pods: 1, ..shape.requests };
         let mut count = shape.count;
-        for (t, target) in targets.iter_mut().enumerate() {
+        for t in on(i) {
             if count == 0 {
                 break;
             }
-            if !target.free.fits(&request) || !admits(target.group, i) {
-                continue;
-            }
+            let Some(target) = targets.get_mut(t) else { continue };
             let mut here = 0;
             while count > 0 && target.free.fits(&request) {
                 target.free = target.free.saturating_sub(&request);
                 count -= 1;
                 here += 1;
             }
-            taken.0.push((t, request.times(here)));
+            if here > 0 {
+                taken.0.push((t, request.times(here)));
+            }
         }
         if count > 0 {
             left.push(Left { shape: i, count });

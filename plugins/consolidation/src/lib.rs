@@ -50,6 +50,7 @@
 //! The placement is first-fit at requests; the scheduler may place the moved pods elsewhere
 //! (a replacement's new node then stays empty and goes as spare after the replacement ends).
 
+mod admitted;
 mod fit;
 mod merge;
 mod replace;
@@ -232,8 +233,10 @@ struct Plan<'a> {
     /// The same groups by index, as targets name them.
     indexed: Vec<&'a NodeGroup>,
     candidates: Vec<Candidate<'a>>,
-    /// Free room on the Ready schedulable nodes of every managed group.
+    /// Free room on the Ready schedulable nodes of every managed group, fullest first.
     targets: Vec<Target>,
+    /// The positions in `targets` of each group's nodes, ascending, by group index.
+    by_group: Vec<Vec<usize>>,
     /// The largest request of any pod that may run on EC2, per resource.
     largest: Resources,
     /// The DaemonSet pods every node runs (a new node too).
@@ -242,6 +245,8 @@ struct Plan<'a> {
     budget: usize,
     /// Where each group stands against the host's cooldowns.
     cooldowns: BTreeMap<&'a str, &'a GroupCooldown>,
+    /// Which group admits which shape, by the shape's constraints.
+    admitted: admitted::Admitted,
 }
 
 /// The groups earlier policies of the chain asked to keep or grow this tick.
@@ -362,6 +367,12 @@ impl<'a> Plan<'a> {
         // Fullest first, once: placements fill the fullest nodes and leave the emptier ones
         // as candidates.
         let (targets, position) = fullest_first(targets);
+        let mut by_group = vec![Vec::new(); facts.len()];
+        for (at, target) in targets.iter().enumerate() {
+            if let Some(positions) = by_group.get_mut(target.group) {
+                positions.push(at);
+            }
+        }
         // One host call per candidate weighed, not per node that could have been one.
         for c in &mut candidates {
             c.shapes = movable(snapshot, c.node);
@@ -378,10 +389,12 @@ impl<'a> Plan<'a> {
             indexed: facts.iter().map(|f| f.group).collect(),
             candidates,
             targets,
+            by_group,
             largest: largest_pod(snapshot.workloads()),
             daemonsets,
             budget: allowed.saturating_sub(in_flight),
             cooldowns: snapshot.group_cooldowns().iter().map(|c| (c.group.as_str(), c)).collect(),
+            admitted: admitted::Admitted::default(),
         }
     }
 
@@ -400,10 +413,9 @@ impl<'a> Plan<'a> {
         let own = c.target;
         match &c.shapes {
             Some(shapes) => {
-                // Which group admits which shape, worked out once a trial, not once a node.
-                let admitted: Vec<Vec<bool>> =
-                    shapes.iter().map(|s| self.indexed.iter().map(|g| g.admits(s)).collect()).collect();
-                place_shapes(shapes, &mut self.targets, |group, shape| admitted[shape][group])
+                let admitted = self.admitted.rows(&self.indexed, shapes);
+                let (by_group, all) = (&self.by_group, self.targets.len());
+                place_shapes(shapes, &mut self.targets, |shape| admitting(by_group, admitted[shape], all))
             }
             None => match place(&c.load, &self.largest, self.targets[own].group, &mut self.targets) {
                 Some(taken) => (taken, Vec::new()),
@@ -511,6 +523,17 @@ fn wanted(node: &Node, load: &Load, facts: &GroupFacts<'_>, settings: &Settings)
         && !awaited
         && !facts.held;
     wanted.then(|| tagged.and_then(|o| o.scale_down_unneeded_seconds).unwrap_or(settings.consolidate_after_seconds))
+}
+
+/// The positions of the targets in the groups `row` admits, ascending (fullest first).
+fn admitting(by_group: &[Vec<usize>], row: &[bool], all: usize) -> Vec<usize> {
+    if row.len() == by_group.len() && row.iter().all(|&admits| admits) {
+        return (0..all).collect();
+    }
+    let mut on: Vec<usize> =
+        by_group.iter().zip(row).filter(|(_, admits)| **admits).flat_map(|(at, _)| at.iter().copied()).collect();
+    on.sort_unstable();
+    on
 }
 
 /// The targets fullest first (a stable order), and where each one went, by its index before.
