@@ -7,10 +7,7 @@ mod support;
 
 use std::collections::BTreeMap;
 
-use aws_sdk_autoscaling::types::{
-    InstancesDistribution, LaunchTemplate, LaunchTemplateOverrides, LaunchTemplateSpecification, MixedInstancesPolicy,
-    Tag,
-};
+use aws_sdk_autoscaling::types::{LaunchTemplateSpecification, Tag};
 use aws_sdk_ec2::types::{InstanceType as Ec2Type, RequestLaunchTemplateData};
 use ballast::aws::cloudwatch::Figures;
 use ballast::aws::{AwsCapacity, AwsSettings};
@@ -20,7 +17,7 @@ use ballast::engine::{Engine, EngineConfig};
 use ballast::policy::PolicyChain;
 use ballast_sdk::{PlacementTarget, WorkloadRef};
 use serde_json::json;
-use support::moto::{Fault, Moto, Proxy, sdk_config};
+use support::moto::{Fault, Moto, Proxy, mixed_group, sdk_config};
 use support::*;
 
 const CLUSTER: &str = "prod";
@@ -320,59 +317,14 @@ async fn a_refusal_reads_the_same_each_time_without_its_request_id() {
     assert_eq!(asg_state(&direct, "general").await, (1, 1), "nothing was terminated");
 }
 
-/// A mixed instances group `name` of these overrides (type, weight), on demand (launched by
-/// `strategy`, else `prioritized`), tagged for the cluster.
-async fn mixed_group(
-    config: &aws_config::SdkConfig,
-    name: &str,
-    overrides: &[(&str, Option<&str>)],
-    strategy: Option<&str>,
-) {
-    let template_name = format!("{name}-lt");
-    aws_sdk_ec2::Client::new(config)
-        .create_launch_template()
-        .launch_template_name(&template_name)
-        .launch_template_data(RequestLaunchTemplateData::builder().image_id("ami-12c6146b").build())
-        .send()
-        .await
-        .unwrap();
-    let spec = LaunchTemplateSpecification::builder().launch_template_name(&template_name).version("$Latest").build();
-    let mut template = LaunchTemplate::builder().launch_template_specification(spec);
-    for (t, weight) in overrides {
-        let o = LaunchTemplateOverrides::builder().instance_type(*t).set_weighted_capacity(weight.map(str::to_string));
-        template = template.overrides(o.build());
-    }
-    let policy = MixedInstancesPolicy::builder()
-        .launch_template(template.build())
-        .instances_distribution(
-            InstancesDistribution::builder()
-                .on_demand_percentage_above_base_capacity(100)
-                .set_on_demand_allocation_strategy(strategy.map(str::to_string))
-                .build(),
-        )
-        .build();
-    let mut create = aws_sdk_autoscaling::Client::new(config)
-        .create_auto_scaling_group()
-        .auto_scaling_group_name(name)
-        .min_size(0)
-        .max_size(10)
-        .desired_capacity(0)
-        .availability_zones("us-east-1a")
-        .mixed_instances_policy(policy);
-    for (k, v) in ca_tags() {
-        create =
-            create.tags(Tag::builder().key(k).value(v).resource_id(name).resource_type("auto-scaling-group").build());
-    }
-    create.send().await.unwrap();
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mixed_instances_group_reports_every_type_in_its_order_with_capacity_and_price() {
     let moto = Moto::start().await;
     let config = sdk_config(&moto.url).await;
     let overrides = [("m5.large", None), ("c5.xlarge", None), ("r5.large", None)];
-    mixed_group(&config, "mixed", &overrides, None).await;
-    mixed_group(&config, "cheapest-first", &[("m5.large", None), ("m5a.large", None)], Some("lowest-price")).await;
+    mixed_group(&config, "mixed", &overrides, None, &ca_tags()).await;
+    let cheapest_first = [("m5.large", None), ("m5a.large", None)];
+    mixed_group(&config, "cheapest-first", &cheapest_first, Some("lowest-price"), &ca_tags()).await;
 
     let capacity = AwsCapacity::from_config(&config, settings()).unwrap();
     let groups = capacity.node_groups().await.unwrap();
@@ -395,8 +347,8 @@ async fn a_mixed_instances_group_reports_every_type_in_its_order_with_capacity_a
 async fn a_weighted_group_is_reported_and_left_alone() {
     let moto = Moto::start().await;
     let config = sdk_config(&moto.url).await;
-    mixed_group(&config, "plain", &[("m5.large", Some("1")), ("m5a.large", None)], None).await;
-    mixed_group(&config, "weighted", &[("m5.large", Some("2")), ("m5.xlarge", Some("4"))], None).await;
+    mixed_group(&config, "plain", &[("m5.large", Some("1")), ("m5a.large", None)], None, &ca_tags()).await;
+    mixed_group(&config, "weighted", &[("m5.large", Some("2")), ("m5.xlarge", Some("4"))], None, &ca_tags()).await;
 
     let capacity = AwsCapacity::from_config(&config, settings()).unwrap();
     let groups = capacity.node_groups().await.unwrap();

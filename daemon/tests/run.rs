@@ -2,7 +2,8 @@
 //! pods appear; the bundled binpack policy asks for a node; the Auto Scaling group grows; the
 //! decision is in the journal; SIGTERM stops it cleanly and frees the Lease. Two replicas:
 //! `ballast ctl status` on the standby names the one that leads. A ClusterRole that forbids
-//! HorizontalPodAutoscalers does not stop it.
+//! HorizontalPodAutoscalers does not stop it. A weighted group is left alone and named in
+//! `ballast ctl status`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benchmarks fail loudly
 
@@ -11,7 +12,8 @@ mod support;
 use std::process::{Child, Command};
 use std::time::Duration;
 
-use support::daemon::announced;
+use support::daemon::{announced, announced_each, get, sample};
+use support::moto::mixed_group;
 use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -105,4 +107,37 @@ async fn a_cluster_role_that_forbids_autoscalers_does_not_stop_scaling() {
     let log = String::from_utf8_lossy(&daemon.wait_with_output().unwrap().stderr).into_owned();
     assert!(grew.is_some(), "the group never grew; daemon log:\n{log}");
     assert!(log.contains("horizontalpodautoscalers") && log.contains("cannot list"), "{log}");
+}
+
+/// A mixed instances group with weights (its desired capacity counts units, not instances)
+/// beside `general`, and cheaper (m5a.large): `ballast run` scales `general` for pending pods
+/// and never the weighted group; `ballast ctl status` names the group, the field and the
+/// value, and `/metrics` counts it under the AWS adapter, so an operator sees why it is not
+/// managed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_weighted_group_is_left_alone_and_named_in_ctl_status() {
+    let site = daemon::Site::start(0).await;
+    let tags = [("k8s.io/cluster-autoscaler/enabled", "true"), ("k8s.io/cluster-autoscaler/e2e", "owned")];
+    mixed_group(&site.aws, "weighted", &[("m5a.large", Some("2")), ("m5.xlarge", Some("4"))], None, &tags).await;
+    let mut daemon = site.replica("weighted", "  tick-interval: 1s\n", "  - {plugin: binpack}\n", "");
+    let [control, admin] = <[String; 2]>::try_from(announced_each(&mut daemon, &["control API", "metrics and health"]))
+        .expect("both addresses");
+    for i in 0..3 {
+        site.standin.create(pending_pod(&format!("web-{i}"), None)).unwrap();
+    }
+    let grew = eventually(Duration::from_secs(40), async || site.group().await.0 > 0).await;
+    let status = ctl_status(&control);
+    let metrics = get(&admin, "/metrics", None).2;
+    let weighted = site.group_named("weighted").await.0;
+    Command::new("kill").args(["-TERM", &daemon.id().to_string()]).status().unwrap();
+    let log = String::from_utf8_lossy(&daemon.wait_with_output().unwrap().stderr).into_owned();
+    assert!(grew.is_some(), "general never grew; daemon log:\n{log}");
+    assert_eq!(weighted, 0, "the weighted group was scaled");
+    let line = status.lines().find(|l| l.starts_with("unreadable:")).unwrap_or_else(|| panic!("{status}"));
+    for needle in ["Auto Scaling group weighted", "Overrides[0].WeightedCapacity", "\"2\"", "counts units"] {
+        assert!(line.contains(needle), "{needle:?} not in {line}");
+    }
+    let counted = sample(&metrics, "ballast_unreadable_values_total{adapter=\"aws\"}").unwrap_or_default();
+    assert!(counted >= 1.0, "the weighted group is not counted:\n{metrics}");
+    assert_eq!(sample(&metrics, "ballast_unreadable_values_total{adapter=\"kubernetes\"}"), Some(0.0), "{metrics}");
 }

@@ -113,8 +113,16 @@ pub(super) fn open_recorder(path: Option<&std::path::Path>, ring_size: usize) ->
     Ok(recorder)
 }
 
-fn kube_health(cluster: &KubeCluster) -> AdapterHealth {
+/// What the adapters say of their health: the cluster's watches and metrics API, and the
+/// values either adapter could not read (an Auto Scaling group left unmanaged, such as a
+/// weighted one, counts there), with the latest of each.
+fn adapter_health(cluster: &KubeCluster, capacity: &AwsCapacity) -> AdapterHealth {
     let status = cluster.status();
+    let (aws_unreadable, aws_last) = capacity.unreadable();
+    let last_unreadable = match (status.last_unreadable, aws_last) {
+        (Some(kube), Some(aws)) => Some(format!("{kube}; {aws}")),
+        (kube, aws) => kube.or(aws),
+    };
     AdapterHealth {
         unsynced: status.unsynced.iter().map(|k| k.to_string()).collect(),
         metrics_api: match status.metrics {
@@ -123,8 +131,8 @@ fn kube_health(cluster: &KubeCluster) -> AdapterHealth {
             MetricsStatus::Unknown => "unknown",
         }
         .into(),
-        unreadable_values: status.unreadable_values,
-        last_unreadable: status.last_unreadable,
+        unreadable_values: status.unreadable_values + aws_unreadable,
+        last_unreadable,
     }
 }
 
@@ -135,6 +143,7 @@ fn adapter_figures(cluster: &KubeCluster, capacity: &AwsCapacity) -> AdapterFigu
         caches_synced: Some(status.unsynced.is_empty()),
         evictions: Some(status.evictions),
         aws_calls: capacity.calls_by_operation(),
+        unreadable: vec![("kubernetes", status.unreadable_values), ("aws", capacity.unreadable().0)],
     }
 }
 
@@ -189,7 +198,7 @@ async fn daemon(
     } else {
         None
     };
-    let probe = cluster.clone();
+    let (probe, probe_aws) = (cluster.clone(), capacity.clone());
     let (kube, aws) = (cluster.clone(), capacity.clone());
     let ready_probe = cluster.clone();
     let stack = Stack {
@@ -197,7 +206,7 @@ async fn daemon(
         election: config.leader_election,
         holder,
         source: "kubernetes+aws".into(),
-        health: Arc::new(move || kube_health(&probe)),
+        health: Arc::new(move || adapter_health(&probe, &probe_aws)),
         host,
         figures: Arc::new(move || adapter_figures(&kube, &aws)),
         ready: Arc::new(move || vec![caches_synced(&ready_probe)]),

@@ -56,6 +56,7 @@ labels!(StateLabel { state });
 labels!(ModeLabel { mode });
 labels!(PluginInfoLabels { plugin, mode, sha256 });
 labels!(ReloadLabels { plugin, result });
+labels!(AdapterLabel { adapter });
 labels!(VersionLabel { version });
 
 type FloatGauge = Gauge<f64, AtomicU64>;
@@ -91,6 +92,7 @@ pub(crate) struct Families {
     pub cloudwatch_publishes: Family<ResultLabel, Counter>,
     pub watch_restarts: Counter,
     pub caches_synced: Gauge,
+    pub unreadable: Family<AdapterLabel, Counter>,
     pub leader: Gauge,
     pub mode: Family<ModeLabel, Gauge>,
     pub build_info: Family<VersionLabel, Gauge>,
@@ -149,6 +151,7 @@ impl Metrics {
             cloudwatch_publishes: Family::default(),
             watch_restarts: Counter::default(),
             caches_synced: Gauge::default(),
+            unreadable: Family::default(),
             leader: Gauge::default(),
             mode: Family::default(),
             build_info: Family::default(),
@@ -214,6 +217,11 @@ fn register(r: &mut Registry, f: &Families) {
     r.register("cloudwatch_publishes", "PutMetricData of Ballast's figures", f.cloudwatch_publishes.clone());
     r.register("kube_watch_restarts", "Kubernetes watches restarted after an error", f.watch_restarts.clone());
     r.register("kube_caches_synced", "1 when every watch cache has listed", f.caches_synced.clone());
+    r.register(
+        "unreadable_values",
+        "Values from the Kubernetes or AWS APIs that could not be read (their objects treated as unknown), by adapter",
+        f.unreadable.clone(),
+    );
     r.register("leader", "1 while this replica holds the Lease and may act", f.leader.clone());
     r.register("mode", "The engine's mode (value 1)", f.mode.clone());
     r.register("build_info", "The running version (value 1)", f.build_info.clone());

@@ -15,6 +15,8 @@ pub struct AdapterFigures {
     pub caches_synced: Option<bool>,
     pub evictions: Option<EvictionCounts>,
     pub aws_calls: Vec<(Operation, CallCounts)>,
+    /// Values each adapter could not read so far, by adapter (`kubernetes`, `aws`).
+    pub unreadable: Vec<(&'static str, u64)>,
 }
 
 /// Asks the adapters for their counters.
@@ -87,6 +89,9 @@ impl Metrics {
             {
                 set_total(&f.evictions.get_or_create(&ResultLabel { result: result.into() }), total);
             }
+        }
+        for (adapter, total) in figures.unreadable {
+            set_total(&f.unreadable.get_or_create(&AdapterLabel { adapter: adapter.into() }), total);
         }
         for (op, counts) in figures.aws_calls {
             let labels = ApiLabels { service: op.service, operation: op.name };

@@ -78,12 +78,25 @@ fn start(config: &Path, identity: &str, kubeconfig: &Path) -> Child {
 /// API`): `ballast: <what> on http://ADDR`. Takes the replica's stdout and keeps reading it
 /// (a closed stdout ends `ballast`, as a closed pipe ends any command-line tool).
 pub fn announced(child: &mut Child, what: &str) -> String {
+    announced_each(child, &[what]).remove(0)
+}
+
+/// The addresses `ballast run` announces on stdout for each of `whats` (`control API`,
+/// `metrics and health`), in that order, whatever order they come in.
+pub fn announced_each(child: &mut Child, whats: &[&str]) -> Vec<String> {
     use std::io::{BufRead, BufReader};
     let mut stdout = BufReader::new(child.stdout.take().expect("stdout piped")).lines();
-    let needle = format!("{what} on http://");
-    let line = stdout.by_ref().map_while(Result::ok).find(|l| l.contains(&needle)).expect("the address announced");
+    let mut found: Vec<Option<String>> = vec![None; whats.len()];
+    while found.iter().any(Option::is_none) {
+        let line = stdout.next().and_then(Result::ok).expect("the addresses announced");
+        for (what, slot) in whats.iter().zip(&mut found) {
+            if line.contains(&format!("{what} on http://")) {
+                *slot = Some(line.rsplit("http://").next().unwrap_or_default().to_string());
+            }
+        }
+    }
     std::thread::spawn(move || stdout.map_while(Result::ok).for_each(drop));
-    line.rsplit("http://").next().unwrap_or_default().to_string()
+    found.into_iter().flatten().collect()
 }
 
 /// Where `ballast run` is tried: the stand-in as the cluster, moto with group `general`
@@ -138,4 +151,26 @@ impl Site {
         let ids = g.instances().iter().filter_map(|i| i.instance_id().map(str::to_string)).collect();
         (g.desired_capacity().unwrap_or(-1), ids)
     }
+}
+
+/// An HTTP/1.0 GET on loopback: status, content type and body.
+pub fn get(addr: &str, path: &str, accept: Option<&str>) -> (u16, String, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("the admin port accepts");
+    let accept = accept.map(|a| format!("Accept: {a}\r\n")).unwrap_or_default();
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n{accept}\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let content_type = head
+        .lines()
+        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-type: ").map(str::to_string))
+        .unwrap_or_default();
+    (status, content_type, body.to_string())
+}
+
+/// The value of the sample `series` (name and labels exactly as exposed), if present.
+pub fn sample(metrics: &str, series: &str) -> Option<f64> {
+    metrics.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
 }

@@ -174,3 +174,56 @@ impl Proxy {
         self.state.lock().unwrap().forwarded.get(action).copied().unwrap_or(0)
     }
 }
+
+/// A mixed instances group `name` (min 0, max 10, none running) of these overrides (type,
+/// weight), on demand (launched by `strategy`, else `prioritized`), tagged with `tags` (the
+/// tags Cluster Autoscaler's discovery reads, for the cluster the test runs).
+pub async fn mixed_group(
+    config: &SdkConfig,
+    name: &str,
+    overrides: &[(&str, Option<&str>)],
+    strategy: Option<&str>,
+    tags: &[(&str, &str)],
+) {
+    use aws_sdk_autoscaling::types::{
+        InstancesDistribution, LaunchTemplate, LaunchTemplateOverrides, LaunchTemplateSpecification,
+        MixedInstancesPolicy, Tag,
+    };
+    use aws_sdk_ec2::types::RequestLaunchTemplateData;
+    let template_name = format!("{name}-lt");
+    aws_sdk_ec2::Client::new(config)
+        .create_launch_template()
+        .launch_template_name(&template_name)
+        .launch_template_data(RequestLaunchTemplateData::builder().image_id("ami-12c6146b").build())
+        .send()
+        .await
+        .expect("launch template");
+    let spec = LaunchTemplateSpecification::builder().launch_template_name(&template_name).version("$Latest").build();
+    let mut template = LaunchTemplate::builder().launch_template_specification(spec);
+    for (t, weight) in overrides {
+        let o = LaunchTemplateOverrides::builder().instance_type(*t).set_weighted_capacity(weight.map(str::to_string));
+        template = template.overrides(o.build());
+    }
+    let policy = MixedInstancesPolicy::builder()
+        .launch_template(template.build())
+        .instances_distribution(
+            InstancesDistribution::builder()
+                .on_demand_percentage_above_base_capacity(100)
+                .set_on_demand_allocation_strategy(strategy.map(str::to_string))
+                .build(),
+        )
+        .build();
+    let mut create = aws_sdk_autoscaling::Client::new(config)
+        .create_auto_scaling_group()
+        .auto_scaling_group_name(name)
+        .min_size(0)
+        .max_size(10)
+        .desired_capacity(0)
+        .availability_zones("us-east-1a")
+        .mixed_instances_policy(policy);
+    for (k, v) in tags {
+        create =
+            create.tags(Tag::builder().key(*k).value(*v).resource_id(name).resource_type("auto-scaling-group").build());
+    }
+    create.send().await.expect("Auto Scaling group");
+}

@@ -84,6 +84,9 @@ pub fn status(s: &pb::GetStatusResponse) -> String {
             a.unreadable_values,
             a.journal_errors
         ));
+        if !a.last_unreadable.is_empty() {
+            lines.push(format!("unreadable: {}", a.last_unreadable));
+        }
     }
     lines.push(plugins(&pb::ListPluginsResponse { plugins: s.plugins.clone() }));
     lines.join("\n")
