@@ -4,7 +4,8 @@
 //! node: the pods of one workload have the same ones wherever they run. Checking them
 //! against every group's labels and taints on every trial was about a tenth of
 //! consolidation's time at 5,000 nodes (BENCHMARKS.md, session 25); now each distinct set of
-//! constraints is checked once an evaluation.
+//! constraints is checked once an evaluation, and a shape tries only the targets of the
+//! groups that admit it ([`positions`]).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -31,6 +32,19 @@ impl Admitted {
         }
         keys.iter().map(|key| self.rows.get(key).map_or(&[][..], Vec::as_slice)).collect()
     }
+}
+
+/// The positions (into the plan's targets, ascending: fullest first) of the targets in the
+/// groups `row` admits, given each group's positions `by_group`; all `all` of them when every
+/// group admits it.
+pub fn positions(by_group: &[Vec<usize>], row: &[bool], all: usize) -> Vec<usize> {
+    if row.len() == by_group.len() && row.iter().all(|&admits| admits) {
+        return (0..all).collect();
+    }
+    let mut on: Vec<usize> =
+        by_group.iter().zip(row).filter(|(_, admits)| **admits).flat_map(|(at, _)| at.iter().copied()).collect();
+    on.sort_unstable();
+    on
 }
 
 #[cfg(test)]
@@ -62,5 +76,17 @@ mod tests {
         assert_eq!(admitted.rows(&groups, &[shape(&[("pool", "a")])]), vec![&[true, false][..]]);
         let rows = admitted.rows(&groups, &[shape(&[("pool", "b")]), shape(&[]), shape(&[("pool", "a")])]);
         assert_eq!(rows, vec![&[false, true][..], &[true, true][..], &[true, false][..]]);
+    }
+
+    #[test]
+    fn a_shape_tries_the_targets_of_the_groups_that_admit_it_in_the_plans_order() {
+        // Targets 0 and 3 are group 0's, 1, 2 and 4 group 1's.
+        let by_group = [vec![0, 3], vec![1, 2, 4]];
+        assert_eq!(positions(&by_group, &[false, true], 5), [1, 2, 4]);
+        assert_eq!(positions(&by_group, &[true, false], 5), [0, 3]);
+        assert_eq!(positions(&by_group, &[true, true], 5), [0, 1, 2, 3, 4]);
+        assert_eq!(positions(&by_group, &[false, false], 5), Vec::<usize>::new());
+        // A row that does not cover the groups (none known) admits nowhere, not everywhere.
+        assert_eq!(positions(&by_group, &[], 5), Vec::<usize>::new());
     }
 }

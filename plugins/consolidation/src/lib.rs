@@ -415,7 +415,7 @@ impl<'a> Plan<'a> {
             Some(shapes) => {
                 let admitted = self.admitted.rows(&self.indexed, shapes);
                 let (by_group, all) = (&self.by_group, self.targets.len());
-                place_shapes(shapes, &mut self.targets, |shape| admitting(by_group, admitted[shape], all))
+                place_shapes(shapes, &mut self.targets, |shape| admitted::positions(by_group, admitted[shape], all))
             }
             None => match place(&c.load, &self.largest, self.targets[own].group, &mut self.targets) {
                 Some(taken) => (taken, Vec::new()),
@@ -523,17 +523,6 @@ fn wanted(node: &Node, load: &Load, facts: &GroupFacts<'_>, settings: &Settings)
         && !awaited
         && !facts.held;
     wanted.then(|| tagged.and_then(|o| o.scale_down_unneeded_seconds).unwrap_or(settings.consolidate_after_seconds))
-}
-
-/// The positions of the targets in the groups `row` admits, ascending (fullest first).
-fn admitting(by_group: &[Vec<usize>], row: &[bool], all: usize) -> Vec<usize> {
-    if row.len() == by_group.len() && row.iter().all(|&admits| admits) {
-        return (0..all).collect();
-    }
-    let mut on: Vec<usize> =
-        by_group.iter().zip(row).filter(|(_, admits)| **admits).flat_map(|(at, _)| at.iter().copied()).collect();
-    on.sort_unstable();
-    on
 }
 
 /// The targets fullest first (a stable order), and where each one went, by its index before.
