@@ -11,6 +11,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::quantity;
 
+mod decision;
+mod group;
+
+pub use decision::{Action, Decision, PlacementTarget, Proposal};
+pub use group::{
+    CAPACITY_TYPE_LABEL, CapacityType, GroupCooldown, GroupOptions, InstanceType, NodeGroup, NodeGroupKind, launch_type,
+};
+
 /// An amount of compute: a node's allocatable or requested total, or a pod's requests.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
@@ -151,140 +159,6 @@ impl Toleration {
     }
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum NodeGroupKind {
-    /// An EC2 Auto Scaling group (EKS managed node group, kops instance group).
-    #[default]
-    Asg,
-    /// An EKS Fargate profile.
-    Fargate,
-}
-
-/// The label carrying a group's capacity type, as EKS managed node groups put it on their
-/// nodes: `ON_DEMAND` or `SPOT`. The host sets it on every Auto Scaling group it shows.
-pub const CAPACITY_TYPE_LABEL: &str = "eks.amazonaws.com/capacityType";
-
-/// Whether a group's instances are on-demand or spot (interruptible, cheaper).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum CapacityType {
-    #[default]
-    OnDemand,
-    Spot,
-}
-
-impl CapacityType {
-    /// The label's value: `ON_DEMAND` or `SPOT`.
-    pub fn label(self) -> &'static str {
-        match self {
-            CapacityType::OnDemand => "ON_DEMAND",
-            CapacityType::Spot => "SPOT",
-        }
-    }
-}
-
-/// One instance type a node group can launch.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
-pub struct InstanceType {
-    pub name: String,
-    pub capacity: Resources,
-    pub allocatable: Resources,
-    /// US dollars per hour for one instance.
-    pub price_per_hour: f64,
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
-pub struct NodeGroup {
-    pub id: String,
-    pub kind: NodeGroupKind,
-    pub min_size: u32,
-    pub max_size: u32,
-    pub desired_size: u32,
-    pub ready_nodes: u32,
-    /// Every type the group can launch, primary first.
-    pub instance_types: Vec<InstanceType>,
-    pub labels: BTreeMap<String, String>,
-    pub taints: Vec<Taint>,
-    pub zones: Vec<String>,
-}
-
-impl NodeGroup {
-    /// What a new node of this group is certain to offer, whichever of its instance types is
-    /// launched: the smallest allocatable in each dimension. Unlike Cluster Autoscaler, which
-    /// sizes a mixed-instances group from its first type only, this never overestimates.
-    pub fn guaranteed_allocatable(&self) -> Resources {
-        let mut types = self.instance_types.iter().map(|t| t.allocatable);
-        let Some(first) = types.next() else { return Resources::ZERO };
-        types.fold(first, |a, b| Resources {
-            cpu_millis: a.cpu_millis.min(b.cpu_millis),
-            memory_bytes: a.memory_bytes.min(b.memory_bytes),
-            pods: a.pods.min(b.pods),
-            gpus: a.gpus.min(b.gpus),
-        })
-    }
-
-    /// On-demand or spot, from [`CAPACITY_TYPE_LABEL`] (on-demand when absent).
-    pub fn capacity_type(&self) -> CapacityType {
-        match self.labels.get(CAPACITY_TYPE_LABEL).map(String::as_str) {
-            Some("SPOT") => CapacityType::Spot,
-            _ => CapacityType::OnDemand,
-        }
-    }
-
-    /// The most a new node of this group can cost per hour.
-    pub fn max_price_per_hour(&self) -> f64 {
-        self.instance_types.iter().map(|t| t.price_per_hour).fold(0.0, f64::max)
-    }
-
-    /// The type a new node of this group is most likely to be: see [`launch_type`].
-    pub fn launch_type(&self) -> Option<&InstanceType> {
-        launch_type(&self.instance_types, self.capacity_type())
-    }
-
-    /// What a new node of this group is expected to cost per hour: its [`launch_type`]'s
-    /// price. What a plan sized by [`NodeGroup::guaranteed_allocatable`] costs; the node
-    /// may come larger, at most at [`NodeGroup::max_price_per_hour`].
-    pub fn launch_price_per_hour(&self) -> f64 {
-        self.launch_type().map_or(0.0, |t| t.price_per_hour)
-    }
-
-    /// True if a pod with these constraints (a [`PendingPod`] or a [`PendingShape`]) may be
-    /// scheduled on a new node of this group.
-    pub fn admits(&self, pod: &impl Constraints) -> bool {
-        pod.node_selector().iter().all(|(k, v)| self.labels.get(k) == Some(v))
-            && pod.affinity_keys().iter().all(|k| self.labels.contains_key(k))
-            && self
-                .taints
-                .iter()
-                .filter(|t| t.effect != TaintEffect::PreferNoSchedule)
-                .all(|t| pod.tolerations().iter().any(|tol| tol.tolerates(t)))
-    }
-}
-
-/// Which of a group's instance types (primary first) EC2 launches for a new node when the
-/// group sets no weights: a spot group's cheapest (the spot allocation strategies weigh
-/// price per instance, so the cheapest pool wins unless it has no capacity), an on-demand
-/// group's first (the `prioritized` strategy, the default for on-demand; the AWS adapter
-/// lists a `lowest-price` group's types cheapest first). The simulator launches the same
-/// type; the first of equally cheap types wins.
-///
-/// # Caveats
-/// An estimate, not a promise: a spot pool short of capacity launches another type, and a
-/// spot group on `capacity-optimized` picks pools by capacity, not price. Plans stay sized
-/// by the smallest type ([`NodeGroup::guaranteed_allocatable`]), so a different type never
-/// leaves pods short; only the price is off.
-pub fn launch_type(types: &[InstanceType], capacity: CapacityType) -> Option<&InstanceType> {
-    match capacity {
-        CapacityType::OnDemand => types.first(),
-        CapacityType::Spot => {
-            types.iter().reduce(|cheapest, t| if t.price_per_hour < cheapest.price_per_hour { t } else { cheapest })
-        }
-    }
-}
-
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
 pub struct Node {
@@ -352,32 +226,6 @@ pub struct PendingPod {
     pub age_seconds: u64,
 }
 
-/// Cluster Autoscaler's per-group settings (interface 0.1.3), from the Auto Scaling group's
-/// tags `k8s.io/cluster-autoscaler/node-template/autoscaling-options/<option>`. `None` where
-/// the group does not set one: the policy's own setting applies.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
-pub struct GroupOptions {
-    pub group: String,
-    /// A node whose requests are below this fraction of its allocatable may be removed.
-    pub scale_down_utilization_threshold: Option<f64>,
-    /// The same for nodes with GPUs.
-    pub scale_down_gpu_utilization_threshold: Option<f64>,
-    /// How long a node must stay removable before it is removed.
-    pub scale_down_unneeded_seconds: Option<u64>,
-    /// The same for a node that is not Ready.
-    pub scale_down_unready_seconds: Option<u64>,
-    /// Leave DaemonSet pods out of a node's utilisation.
-    pub ignore_daemonsets_utilization: Option<bool>,
-}
-
-impl GroupOptions {
-    /// True when the group sets nothing.
-    pub fn is_empty(&self) -> bool {
-        *self == GroupOptions { group: self.group.clone(), ..GroupOptions::default() }
-    }
-}
-
 /// Pending pods interchangeable for placement, counted (interface 0.1.2): what
 /// [`crate::Snapshot::pending_shapes`] returns.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -435,30 +283,6 @@ pub struct ScheduledRun {
     pub tolerations: Vec<Toleration>,
     /// Its pods go to Fargate, not to a node group.
     pub on_fargate: bool,
-}
-
-/// Where a node group stands against the host's cooldowns (interface 0.1.6): what
-/// [`crate::Snapshot::group_cooldowns`] returns, so a policy need not copy the host's
-/// configuration to know what it would refuse.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
-pub struct GroupCooldown {
-    pub group: String,
-    /// When the host last grew the group, milliseconds since the Unix epoch.
-    pub last_scale_up_millis: Option<u64>,
-    /// When the host last shrank it (a smaller size or a node removal begun).
-    pub last_scale_down_millis: Option<u64>,
-    /// The host refuses a growth of the group before this moment; 0 when nothing holds it.
-    pub scale_up_allowed_at_millis: u64,
-    /// The host refuses a shrink before this moment; 0 when nothing holds it.
-    pub scale_down_allowed_at_millis: u64,
-}
-
-impl GroupCooldown {
-    /// The host would let the group shrink at `now`.
-    pub fn may_shrink(&self, now: u64) -> bool {
-        now >= self.scale_down_allowed_at_millis
-    }
 }
 
 /// A HorizontalPodAutoscaler's bounds on the workload it scales (interface 0.1.7): what
@@ -655,67 +479,4 @@ impl Default for FargatePricing {
             ],
         }
     }
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum PlacementTarget {
-    Fargate,
-    /// EC2, optionally in a named group.
-    Ec2(Option<String>),
-}
-
-/// What a policy asks for.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
-pub enum Action {
-    /// Set a node group's desired size.
-    ScaleTo { group: String, size: u32 },
-    /// Change a node group's desired size by a delta.
-    ScaleBy { group: String, delta: i32 },
-    /// Cordon, drain and terminate these nodes.
-    RemoveNodes { nodes: Vec<String> },
-    /// Run a workload on Fargate or EC2.
-    Place { workload: WorkloadRef, target: PlacementTarget },
-}
-
-impl fmt::Display for Action {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Action::ScaleTo { group, size } => write!(f, "scale {group} to {size}"),
-            Action::ScaleBy { group, delta } => write!(f, "scale {group} by {delta:+}"),
-            Action::RemoveNodes { nodes } => write!(f, "remove {}", nodes.join(", ")),
-            Action::Place { workload, target: PlacementTarget::Fargate } => {
-                write!(f, "place {workload} on fargate")
-            }
-            Action::Place { workload, target: PlacementTarget::Ec2(None) } => {
-                write!(f, "place {workload} on ec2")
-            }
-            Action::Place { workload, target: PlacementTarget::Ec2(Some(group)) } => {
-                write!(f, "place {workload} on ec2 group {group}")
-            }
-        }
-    }
-}
-
-/// A proposed action and why, for people.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct Decision {
-    pub action: Action,
-    pub reason: String,
-}
-
-impl Decision {
-    pub fn new(action: Action, reason: impl Into<String>) -> Self {
-        Decision { action, reason: reason.into() }
-    }
-}
-
-/// A decision an earlier plugin of the chain proposed this tick.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct Proposal {
-    pub plugin: String,
-    pub decision: Decision,
 }
