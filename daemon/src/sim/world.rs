@@ -15,7 +15,7 @@ use rand::{RngExt, SeedableRng, rngs::StdRng};
 mod provision;
 
 use super::meter::Meter;
-use super::scenario::{Budget, NODE_GROUP_LABEL, Scenario, Target, Volume, WorkloadSpec};
+use super::scenario::{Budget, GroupSpec, NODE_GROUP_LABEL, Scenario, Target, Volume, WorkloadSpec};
 use super::trace::ReplicaCurve;
 use crate::engine::ports::{FargateTraits, LaunchFailure, NodePods, PodShape, PodTemplate};
 
@@ -152,6 +152,124 @@ pub struct World {
     pub(super) unreachable: BTreeSet<(u64, usize)>,
 }
 
+impl SimGroup {
+    /// The group a scenario describes, with no instances yet: spot types at the spot price,
+    /// the group's own label and its capacity type's among its labels.
+    fn from_spec(scenario: &Scenario, g: &GroupSpec) -> SimGroup {
+        let mut labels = g.labels.clone();
+        labels.insert(NODE_GROUP_LABEL.into(), g.id.clone());
+        labels.insert(ballast_sdk::CAPACITY_TYPE_LABEL.into(), g.capacity_type.label().into());
+        let window = |w: &super::scenario::Window| (w.from.as_millis() as u64, w.to.as_millis() as u64);
+        SimGroup {
+            id: g.id.clone(),
+            types: g
+                .instance_types
+                .iter()
+                .filter_map(|t| scenario.instance_type(t))
+                .map(|mut t| {
+                    if g.capacity_type == ballast_sdk::CapacityType::Spot {
+                        t.price_per_hour *= super::catalogue::SPOT_PRICE_RATIO;
+                    }
+                    t
+                })
+                .collect(),
+            capacity: g.capacity_type,
+            min: g.min_size,
+            max: g.max_size,
+            desired: g.desired_size.unwrap_or(g.min_size),
+            labels,
+            taints: g.taints.clone(),
+            zones: g.zones.clone(),
+            delay_ms: g.provisioning_delay.as_millis() as u64,
+            failures: g.launch_failures.iter().map(window).collect(),
+            instances: Vec::new(),
+            last_failure: None,
+            launched: 0,
+            interruptions: g
+                .interruptions
+                .iter()
+                .map(|w| (w.from.as_millis() as u64, w.to.as_millis() as u64, w.per_hour))
+                .collect(),
+            losses: g.node_losses.iter().map(|l| (l.at.as_millis() as u64, l.nodes)).collect(),
+        }
+    }
+}
+
+impl SimWorkload {
+    /// Workload `i` of the scenario as the world runs it: its pods' shared template and
+    /// shape, its replica curve (seeded from `seed` and `i`) or batch times.
+    fn from_spec(scenario: &Scenario, i: usize, spec: &WorkloadSpec, seed: u64) -> SimWorkload {
+        let horizon = scenario.duration;
+        let mut node_selector = spec.node_selector.clone();
+        if let Some(group) = &spec.node_group {
+            node_selector.insert(NODE_GROUP_LABEL.into(), group.clone());
+        }
+        let template = PodTemplate {
+            node_selector,
+            affinity_keys: Vec::new(),
+            tolerations: spec.tolerations.clone(),
+            local_storage: spec.local_storage,
+            safe_to_evict: spec.safe_to_evict,
+        };
+        let curve = spec
+            .replicas
+            .as_ref()
+            .map(|t| ReplicaCurve::new(t, horizon, scenario.start_of_day(), seed.wrapping_add(i as u64 * 7919)));
+        let batch_times = spec
+            .batches
+            .as_ref()
+            .map(|b| {
+                let every = b.every.as_millis() as u64;
+                (0..)
+                    .map(|k| b.start.as_millis() as u64 + k * every)
+                    .take_while(|&t| t < horizon.as_millis() as u64)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let gpu = spec.requests.gpus > 0;
+        let id = Arc::new(WorkloadRef { kind: spec.kind, namespace: spec.namespace.clone(), name: spec.name.clone() });
+        let namespace: Arc<str> = Arc::from(spec.namespace.as_str());
+        let budget_name: Option<Arc<str>> = spec.disruption_budget.as_ref().map(|_| Arc::from(spec.name.as_str()));
+        let template = Arc::new(template);
+        let requests = Resources { pods: 1, ..spec.requests };
+        let shape = Arc::new(PodShape {
+            namespace: namespace.clone(),
+            owner: Some(id.clone()),
+            requests,
+            template: template.clone(),
+            disruption_budget: budget_name.clone(),
+            mirror: false,
+            unreadable: None,
+        });
+        SimWorkload {
+            id,
+            namespace,
+            budget_name,
+            template,
+            shape,
+            requests,
+            curve,
+            batch_times,
+            fargate: spec.placement == Target::Fargate,
+            fargate_traits: FargateTraits {
+                ebs_volume: spec.volume == Volume::Ebs,
+                privileged: spec.privileged,
+                host_network: spec.host_network,
+                gpu,
+                unsupported_platform: false,
+            },
+            pods: Vec::new(),
+            running: 0,
+            running_in_group: BTreeMap::new(),
+            serial: 0,
+            wanted: 0,
+            dirty: true,
+            bound: Default::default(),
+            spec: spec.clone(),
+        }
+    }
+}
+
 impl World {
     pub fn new(scenario: &Scenario, seed: u64) -> World {
         let start = EPOCH_MILLIS + scenario.start_of_day();
@@ -161,14 +279,19 @@ impl World {
             start,
             end: start + horizon.as_millis() as u64,
             rng: StdRng::seed_from_u64(seed),
-            groups: Vec::new(),
+            groups: scenario.node_groups.iter().map(|g| SimGroup::from_spec(scenario, g)).collect(),
             nodes: Vec::new(),
             node_index: HashMap::new(),
             pods: Vec::new(),
             pod_index: HashMap::new(),
             free_pods: Vec::new(),
-            workloads: Vec::new(),
-            daemonsets: Vec::new(),
+            workloads: (scenario.workloads.iter().enumerate())
+                .map(|(i, spec)| SimWorkload::from_spec(scenario, i, spec, seed))
+                .collect(),
+            daemonsets: (scenario.workloads.iter().enumerate())
+                .filter(|(_, spec)| spec.kind == WorkloadKind::DaemonSet)
+                .map(|(i, _)| i)
+                .collect(),
             fargate_delay_ms: scenario.fargate.as_ref().map(|f| f.provisioning_delay.as_millis() as u64),
             pricing: FargatePricing::default(),
             pending: BTreeSet::new(),
@@ -182,117 +305,6 @@ impl World {
             doomed: BTreeSet::new(),
             unreachable: BTreeSet::new(),
         };
-        for g in &scenario.node_groups {
-            let mut labels = g.labels.clone();
-            labels.insert(NODE_GROUP_LABEL.into(), g.id.clone());
-            labels.insert(ballast_sdk::CAPACITY_TYPE_LABEL.into(), g.capacity_type.label().into());
-            let window = |w: &super::scenario::Window| (w.from.as_millis() as u64, w.to.as_millis() as u64);
-            world.groups.push(SimGroup {
-                id: g.id.clone(),
-                types: g
-                    .instance_types
-                    .iter()
-                    .filter_map(|t| scenario.instance_type(t))
-                    .map(|mut t| {
-                        if g.capacity_type == ballast_sdk::CapacityType::Spot {
-                            t.price_per_hour *= super::catalogue::SPOT_PRICE_RATIO;
-                        }
-                        t
-                    })
-                    .collect(),
-                capacity: g.capacity_type,
-                min: g.min_size,
-                max: g.max_size,
-                desired: g.desired_size.unwrap_or(g.min_size),
-                labels,
-                taints: g.taints.clone(),
-                zones: g.zones.clone(),
-                delay_ms: g.provisioning_delay.as_millis() as u64,
-                failures: g.launch_failures.iter().map(window).collect(),
-                instances: Vec::new(),
-                last_failure: None,
-                launched: 0,
-                interruptions: g
-                    .interruptions
-                    .iter()
-                    .map(|w| (w.from.as_millis() as u64, w.to.as_millis() as u64, w.per_hour))
-                    .collect(),
-                losses: g.node_losses.iter().map(|l| (l.at.as_millis() as u64, l.nodes)).collect(),
-            });
-        }
-        for (i, spec) in scenario.workloads.iter().enumerate() {
-            let mut node_selector = spec.node_selector.clone();
-            if let Some(group) = &spec.node_group {
-                node_selector.insert(NODE_GROUP_LABEL.into(), group.clone());
-            }
-            let template = PodTemplate {
-                node_selector,
-                affinity_keys: Vec::new(),
-                tolerations: spec.tolerations.clone(),
-                local_storage: spec.local_storage,
-                safe_to_evict: spec.safe_to_evict,
-            };
-            let curve = spec
-                .replicas
-                .as_ref()
-                .map(|t| ReplicaCurve::new(t, horizon, scenario.start_of_day(), seed.wrapping_add(i as u64 * 7919)));
-            let batch_times = spec
-                .batches
-                .as_ref()
-                .map(|b| {
-                    let every = b.every.as_millis() as u64;
-                    (0..)
-                        .map(|k| b.start.as_millis() as u64 + k * every)
-                        .take_while(|&t| t < horizon.as_millis() as u64)
-                        .collect()
-                })
-                .unwrap_or_default();
-            let gpu = spec.requests.gpus > 0;
-            let id =
-                Arc::new(WorkloadRef { kind: spec.kind, namespace: spec.namespace.clone(), name: spec.name.clone() });
-            let namespace: Arc<str> = Arc::from(spec.namespace.as_str());
-            let budget_name: Option<Arc<str>> = spec.disruption_budget.as_ref().map(|_| Arc::from(spec.name.as_str()));
-            let template = Arc::new(template);
-            let requests = Resources { pods: 1, ..spec.requests };
-            let shape = Arc::new(PodShape {
-                namespace: namespace.clone(),
-                owner: Some(id.clone()),
-                requests,
-                template: template.clone(),
-                disruption_budget: budget_name.clone(),
-                mirror: false,
-                unreadable: None,
-            });
-            world.workloads.push(SimWorkload {
-                id,
-                namespace,
-                budget_name,
-                template,
-                shape,
-                requests,
-                curve,
-                batch_times,
-                fargate: spec.placement == Target::Fargate,
-                fargate_traits: FargateTraits {
-                    ebs_volume: spec.volume == Volume::Ebs,
-                    privileged: spec.privileged,
-                    host_network: spec.host_network,
-                    gpu,
-                    unsupported_platform: false,
-                },
-                pods: Vec::new(),
-                running: 0,
-                running_in_group: BTreeMap::new(),
-                serial: 0,
-                wanted: 0,
-                dirty: true,
-                bound: Default::default(),
-                spec: spec.clone(),
-            });
-            if spec.kind == WorkloadKind::DaemonSet {
-                world.daemonsets.push(i);
-            }
-        }
         world.price_bounds(scenario.fargate.is_some());
         // The starting nodes are up and Ready at time zero.
         for g in 0..world.groups.len() {
