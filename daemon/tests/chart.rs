@@ -426,7 +426,9 @@ fn series(name: &str, labels: &str, values: &str) -> serde_json::Value {
     })
 }
 
-/// What each alert should show at `eval`: its extra labels when it fires, or `None`.
+/// What promtool should find at `eval` for every alert of `spec`: the ones `firing` names,
+/// each with its labels (the rule's, job, namespace and the extra ones given) and its
+/// annotations; none for the others.
 fn expect(spec: &RuleSpec, eval: &str, firing: &[(&str, &[(&str, &str)])]) -> Vec<serde_json::Value> {
     spec.groups[0]
         .rules
@@ -450,8 +452,9 @@ fn expect(spec: &RuleSpec, eval: &str, firing: &[(&str, &[(&str, &str)])]) -> Ve
 
 /// promtool checks the rendered rules, then runs them over four clusters' series: a sick
 /// one (each alert's condition held for 40 minutes), a healthy one (none fires), one whose
-/// replicas are down and one where Ballast is not scraped at all (only BallastDown fires). Every metric a rule names is one Ballast
-/// exposes (the README's table, which a unit test ties to the registry).
+/// replicas are down and one where Ballast is not scraped at all (only BallastDown fires).
+/// Every metric a rule names is one Ballast exposes (the README's table, which a unit test
+/// ties to the registry).
 #[test]
 fn the_alerts_load_in_promtool_and_fire_on_what_they_watch() {
     let spec = alerts();
@@ -467,17 +470,22 @@ fn the_alerts_load_in_promtool_and_fire_on_what_they_watch() {
     std::fs::write(dir.path().join("rules.yaml"), serde_yaml::to_string(&spec).unwrap()).unwrap();
     promtool(&["check", "rules", "rules.yaml"], dir.path());
 
-    let sick = vec![
-        series("up", "", "1x40"),
-        series("ballast_leader", "", "0x40"),
-        series("ballast_last_tick_timestamp_seconds", "", "0x40"),
-        series("ballast_unschedulable_pods", "", "3x40"),
-        series("ballast_node_group_backoff", "node_group=\"spot\",reason=\"launch-failed\"", "1x40"),
-        series("ballast_plugin_errors_total", "plugin=\"team\",kind=\"deadline\"", "0+1x40"),
-        series("ballast_unreadable_values_total", "adapter=\"aws\"", "0+1x40"),
-        series("ballast_kube_caches_synced", "", "0x40"),
-        series("ballast_node_removals_abandoned_total", "node_group=\"general\"", "0x5 1x35"),
+    // Each series the rules watch (name, extra labels), with its values in a sick cluster
+    // and in a healthy one.
+    let watched = [
+        ("up", "", "1x40", "1x40"),
+        ("ballast_leader", "", "0x40", "1x40"),
+        // Healthy, the last tick's time follows the clock: 60 s a minute.
+        ("ballast_last_tick_timestamp_seconds", "", "0x40", "0+60x40"),
+        ("ballast_unschedulable_pods", "", "3x40", "0x40"),
+        ("ballast_node_group_backoff", "node_group=\"spot\",reason=\"launch-failed\"", "1x40", "0x40"),
+        ("ballast_plugin_errors_total", "plugin=\"team\",kind=\"deadline\"", "0+1x40", "4x40"),
+        ("ballast_unreadable_values_total", "adapter=\"aws\"", "0+1x40", "0x40"),
+        ("ballast_kube_caches_synced", "", "0x40", "1x40"),
+        ("ballast_node_removals_abandoned_total", "node_group=\"general\"", "0x5 1x35", "2x40"),
     ];
+    let sick: Vec<_> = watched.iter().map(|(name, labels, sick, _)| series(name, labels, sick)).collect();
+    let healthy: Vec<_> = watched.iter().map(|(name, labels, _, healthy)| series(name, labels, healthy)).collect();
     let firing: &[(&str, &[(&str, &str)])] = &[
         ("BallastNoLeader", &[]),
         ("BallastTicksStalled", &[]),
@@ -487,18 +495,6 @@ fn the_alerts_load_in_promtool_and_fire_on_what_they_watch() {
         ("BallastUnreadableValues", &[("adapter", "aws")]),
         ("BallastKubeCachesNotSynced", &[]),
         ("BallastNodeRemovalsAbandoned", &[("node_group", "general")]),
-    ];
-    let healthy = vec![
-        series("up", "", "1x40"),
-        series("ballast_leader", "", "1x40"),
-        // The last tick's time follows the clock: 60 s a minute.
-        series("ballast_last_tick_timestamp_seconds", "", "0+60x40"),
-        series("ballast_unschedulable_pods", "", "0x40"),
-        series("ballast_node_group_backoff", "node_group=\"spot\",reason=\"launch-failed\"", "0x40"),
-        series("ballast_plugin_errors_total", "plugin=\"team\",kind=\"deadline\"", "4x40"),
-        series("ballast_unreadable_values_total", "adapter=\"aws\"", "0x40"),
-        series("ballast_kube_caches_synced", "", "1x40"),
-        series("ballast_node_removals_abandoned_total", "node_group=\"general\"", "2x40"),
     ];
     let down = vec![series("up", "", "0x40")];
     // No target at all: only another job is scraped.
