@@ -45,6 +45,47 @@ pub(super) struct SimGroup {
 }
 
 impl SimGroup {
+    /// The group a scenario describes, with no instances yet: spot types at the spot price,
+    /// the group's own label and its capacity type's among its labels.
+    fn from_spec(scenario: &Scenario, g: &GroupSpec) -> SimGroup {
+        let mut labels = g.labels.clone();
+        labels.insert(NODE_GROUP_LABEL.into(), g.id.clone());
+        labels.insert(ballast_sdk::CAPACITY_TYPE_LABEL.into(), g.capacity_type.label().into());
+        let window = |w: &super::scenario::Window| (w.from.as_millis() as u64, w.to.as_millis() as u64);
+        SimGroup {
+            id: g.id.clone(),
+            types: g
+                .instance_types
+                .iter()
+                .filter_map(|t| scenario.instance_type(t))
+                .map(|mut t| {
+                    if g.capacity_type == ballast_sdk::CapacityType::Spot {
+                        t.price_per_hour *= super::catalogue::SPOT_PRICE_RATIO;
+                    }
+                    t
+                })
+                .collect(),
+            capacity: g.capacity_type,
+            min: g.min_size,
+            max: g.max_size,
+            desired: g.desired_size.unwrap_or(g.min_size),
+            labels,
+            taints: g.taints.clone(),
+            zones: g.zones.clone(),
+            delay_ms: g.provisioning_delay.as_millis() as u64,
+            failures: g.launch_failures.iter().map(window).collect(),
+            instances: Vec::new(),
+            last_failure: None,
+            launched: 0,
+            interruptions: g
+                .interruptions
+                .iter()
+                .map(|w| (w.from.as_millis() as u64, w.to.as_millis() as u64, w.per_hour))
+                .collect(),
+            losses: g.node_losses.iter().map(|l| (l.at.as_millis() as u64, l.nodes)).collect(),
+        }
+    }
+
     /// The type EC2 launches for a new instance of the group ([`ballast_sdk::launch_type`]:
     /// a spot group's cheapest, an on-demand group's first). A scenario's group always lists
     /// one at least.
@@ -150,49 +191,6 @@ pub struct World {
     pub(super) doomed: BTreeSet<(u64, usize)>,
     /// Lost nodes whose pods the node lifecycle controller has yet to evict, by when.
     pub(super) unreachable: BTreeSet<(u64, usize)>,
-}
-
-impl SimGroup {
-    /// The group a scenario describes, with no instances yet: spot types at the spot price,
-    /// the group's own label and its capacity type's among its labels.
-    fn from_spec(scenario: &Scenario, g: &GroupSpec) -> SimGroup {
-        let mut labels = g.labels.clone();
-        labels.insert(NODE_GROUP_LABEL.into(), g.id.clone());
-        labels.insert(ballast_sdk::CAPACITY_TYPE_LABEL.into(), g.capacity_type.label().into());
-        let window = |w: &super::scenario::Window| (w.from.as_millis() as u64, w.to.as_millis() as u64);
-        SimGroup {
-            id: g.id.clone(),
-            types: g
-                .instance_types
-                .iter()
-                .filter_map(|t| scenario.instance_type(t))
-                .map(|mut t| {
-                    if g.capacity_type == ballast_sdk::CapacityType::Spot {
-                        t.price_per_hour *= super::catalogue::SPOT_PRICE_RATIO;
-                    }
-                    t
-                })
-                .collect(),
-            capacity: g.capacity_type,
-            min: g.min_size,
-            max: g.max_size,
-            desired: g.desired_size.unwrap_or(g.min_size),
-            labels,
-            taints: g.taints.clone(),
-            zones: g.zones.clone(),
-            delay_ms: g.provisioning_delay.as_millis() as u64,
-            failures: g.launch_failures.iter().map(window).collect(),
-            instances: Vec::new(),
-            last_failure: None,
-            launched: 0,
-            interruptions: g
-                .interruptions
-                .iter()
-                .map(|w| (w.from.as_millis() as u64, w.to.as_millis() as u64, w.per_hour))
-                .collect(),
-            losses: g.node_losses.iter().map(|l| (l.at.as_millis() as u64, l.nodes)).collect(),
-        }
-    }
 }
 
 impl SimWorkload {

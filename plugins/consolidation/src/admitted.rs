@@ -7,6 +7,7 @@
 //! constraints is checked once an evaluation, and a shape tries only the targets of the
 //! groups that admit it ([`positions`]).
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
 use ballast_sdk::prelude::*;
@@ -35,16 +36,16 @@ impl Admitted {
 }
 
 /// The positions (into the plan's targets, ascending: fullest first) of the targets in the
-/// groups `row` admits, given each group's positions `by_group`; all `all` of them when every
-/// group admits it.
-pub fn positions(by_group: &[Vec<usize>], row: &[bool], all: usize) -> Vec<usize> {
+/// groups `row` admits, given each group's positions `by_group`; `everywhere` (all of them,
+/// worked out once a plan) when every group admits it, which is what most pods ask.
+pub fn positions<'a>(by_group: &[Vec<usize>], row: &[bool], everywhere: &'a [usize]) -> Cow<'a, [usize]> {
     if row.len() == by_group.len() && row.iter().all(|&admits| admits) {
-        return (0..all).collect();
+        return Cow::Borrowed(everywhere);
     }
     let mut on: Vec<usize> =
         by_group.iter().zip(row).filter(|(_, admits)| **admits).flat_map(|(at, _)| at.iter().copied()).collect();
     on.sort_unstable();
-    on
+    Cow::Owned(on)
 }
 
 #[cfg(test)]
@@ -82,11 +83,13 @@ mod tests {
     fn a_shape_tries_the_targets_of_the_groups_that_admit_it_in_the_plans_order() {
         // Targets 0 and 3 are group 0's, 1, 2 and 4 group 1's.
         let by_group = [vec![0, 3], vec![1, 2, 4]];
-        assert_eq!(positions(&by_group, &[false, true], 5), [1, 2, 4]);
-        assert_eq!(positions(&by_group, &[true, false], 5), [0, 3]);
-        assert_eq!(positions(&by_group, &[true, true], 5), [0, 1, 2, 3, 4]);
-        assert_eq!(positions(&by_group, &[false, false], 5), Vec::<usize>::new());
+        let everywhere = [0, 1, 2, 3, 4];
+        let on = |row: &[bool]| positions(&by_group, row, &everywhere).into_owned();
+        assert_eq!(on(&[false, true]), [1, 2, 4]);
+        assert_eq!(on(&[true, false]), [0, 3]);
+        assert_eq!(on(&[true, true]), [0, 1, 2, 3, 4]);
+        assert_eq!(on(&[false, false]), Vec::<usize>::new());
         // A row that does not cover the groups (none known) admits nowhere, not everywhere.
-        assert_eq!(positions(&by_group, &[], 5), Vec::<usize>::new());
+        assert_eq!(on(&[]), Vec::<usize>::new());
     }
 }

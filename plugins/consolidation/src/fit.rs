@@ -64,10 +64,10 @@ impl Taken {
 ///
 /// `on` names the targets whose group admits the shape: at 5,000 nodes in a hundred groups,
 /// a pod that selects one group has fifty targets to try, not five thousand.
-pub fn place_shapes(
+pub fn place_shapes<P: AsRef<[usize]>>(
     shapes: &[PodShape],
     targets: &mut [Target],
-    on: impl Fn(usize) -> Vec<usize>,
+    on: impl Fn(usize) -> P,
 ) -> (Taken, Vec<Left>) {
     let mut order: Vec<usize> = (0..shapes.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse((shapes[i].requests.cpu_millis, shapes[i].requests.memory_bytes)));
@@ -77,7 +77,7 @@ pub fn place_shapes(
         let shape = &shapes[i];
         let request = Resources { pods: 1, ..shape.requests };
         let mut count = shape.count;
-        for t in on(i) {
+        for &t in on(i).as_ref() {
             if count == 0 {
                 break;
             }

@@ -237,6 +237,8 @@ struct Plan<'a> {
     targets: Vec<Target>,
     /// The positions in `targets` of each group's nodes, ascending, by group index.
     by_group: Vec<Vec<usize>>,
+    /// Every position in `targets`, ascending: where a pod every group admits may go.
+    everywhere: Vec<usize>,
     /// The largest request of any pod that may run on EC2, per resource.
     largest: Resources,
     /// The DaemonSet pods every node runs (a new node too).
@@ -367,6 +369,7 @@ impl<'a> Plan<'a> {
         // Fullest first, once: placements fill the fullest nodes and leave the emptier ones
         // as candidates.
         let (targets, position) = fullest_first(targets);
+        let targets_len = targets.len();
         let mut by_group = vec![Vec::new(); facts.len()];
         for (at, target) in targets.iter().enumerate() {
             if let Some(positions) = by_group.get_mut(target.group) {
@@ -390,6 +393,7 @@ impl<'a> Plan<'a> {
             candidates,
             targets,
             by_group,
+            everywhere: (0..targets_len).collect(),
             largest: largest_pod(snapshot.workloads()),
             daemonsets,
             budget: allowed.saturating_sub(in_flight),
@@ -414,8 +418,10 @@ impl<'a> Plan<'a> {
         match &c.shapes {
             Some(shapes) => {
                 let admitted = self.admitted.rows(&self.indexed, shapes);
-                let (by_group, all) = (&self.by_group, self.targets.len());
-                place_shapes(shapes, &mut self.targets, |shape| admitted::positions(by_group, admitted[shape], all))
+                let (by_group, everywhere) = (&self.by_group, &self.everywhere);
+                place_shapes(shapes, &mut self.targets, |shape| {
+                    admitted::positions(by_group, admitted[shape], everywhere)
+                })
             }
             None => match place(&c.load, &self.largest, self.targets[own].group, &mut self.targets) {
                 Some(taken) => (taken, Vec::new()),
