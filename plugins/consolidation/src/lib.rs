@@ -40,6 +40,10 @@
 //!   (doubling, from 1 min up to `max-wait-seconds`); growth that comes later, or that was
 //!   asked ahead of demand with no pod waiting (`headroom`'s room for a run it knew was
 //!   coming), halves the wait again: that removal saved what the idle gap cost.
+//! - With `shrink-replace-wait-seconds` (300 in the default chain), a node that runs pods of
+//!   a workload whose replicas fell within that window is not replaced or merged: during a
+//!   scale-in a node launched for its pods would soon be merged or emptied itself, and its
+//!   pods moved twice. It is still removed when its pods fit on the other nodes.
 //! - With `shrink-wait-seconds`, a node that runs pods of a workload whose replicas fell
 //!   within that window is not drained ([`shrink`]): its scale-in empties nodes itself.
 //! - Nothing while pods are pending: capacity is short, not spare; and nothing in a group an
@@ -101,6 +105,9 @@ pub struct Settings {
     /// A node that runs pods of a workload whose replicas fell within this many seconds is
     /// not drained (0: off): the workload's scale-in is emptying nodes itself ([`shrink`]).
     pub shrink_wait_seconds: u64,
+    /// A node that runs pods of a workload whose replicas fell within this many seconds is
+    /// not replaced or merged (0: off), only removed when its pods fit elsewhere ([`shrink`]).
+    pub shrink_replace_wait_seconds: u64,
 }
 
 impl Default for Settings {
@@ -118,6 +125,7 @@ impl Default for Settings {
             merge_max_nodes: 3,
             merge_min_saving: 0.1,
             shrink_wait_seconds: 0,
+            shrink_replace_wait_seconds: 0,
         }
     }
 }
@@ -131,7 +139,8 @@ pub struct State {
     /// Replacements under way, by the node being replaced.
     #[serde(default)]
     pub replacing: BTreeMap<String, replace::Replacing>,
-    /// The replicas of workloads on candidate nodes, for `shrink-wait-seconds`.
+    /// The replicas of workloads on candidate nodes, for `shrink-wait-seconds` and
+    /// `shrink-replace-wait-seconds`.
     #[serde(default)]
     pub followed: BTreeMap<String, shrink::Followed>,
 }
@@ -214,6 +223,9 @@ pub(crate) struct Candidate<'a> {
     /// How long it must stay removable: the group's Cluster Autoscaler unneeded time when it
     /// is tagged with one, else `consolidate-after-seconds`.
     wait_seconds: u64,
+    /// Runs pods of a workload that lost replicas within `shrink-replace-wait-seconds`:
+    /// removed when its pods fit elsewhere, never replaced or merged.
+    shrinking: bool,
 }
 
 /// A trial placement of a candidate's pods: the room it took, and what found none.
@@ -275,19 +287,30 @@ fn movable(snapshot: &dyn Snapshot, node: &Node) -> Option<Vec<PodShape>> {
     Some(shapes.into_iter().filter(|s| s.moves_on_drain && s.count > 0).collect())
 }
 
-/// Drops the candidates that run pods of a workload shrinking now ([`shrink`]); empty ones
-/// stay.
+/// Drops the candidates that run pods of a workload that lost replicas within
+/// `shrink-wait-seconds`, and marks those within `shrink-replace-wait-seconds` as not to be
+/// replaced or merged ([`shrink`]); empty ones are neither.
 fn wait_for_shrinks(
     snapshot: &dyn Snapshot,
     candidates: &mut Vec<Candidate<'_>>,
     followed: &mut BTreeMap<String, shrink::Followed>,
     now: u64,
-    window_ms: u64,
+    settings: &Settings,
 ) {
+    let (drain_ms, replace_ms) = (settings.shrink_wait_seconds * 1000, settings.shrink_replace_wait_seconds * 1000);
+    let window_ms = drain_ms.max(replace_ms);
+    if window_ms == 0 {
+        return;
+    }
     let owners = candidates.iter().flat_map(|c| shrink::owners(c.shapes.iter().flatten())).collect();
-    let shrinking = shrink::shrinking(followed, snapshot.workloads(), &owners, now, window_ms);
-    candidates
-        .retain(|c| c.load.pods == 0 || !shrink::owners(c.shapes.iter().flatten()).any(|o| shrinking.contains(o)));
+    let fell = shrink::fell(followed, snapshot.workloads(), &owners, now, window_ms);
+    // How long ago the latest fall among the workloads a drain of the node would move was.
+    let since =
+        |c: &Candidate<'_>| shrink::owners(c.shapes.iter().flatten()).filter_map(|o| fell.get(o)).min().copied();
+    candidates.retain(|c| c.load.pods == 0 || since(c).is_none_or(|ago| ago >= drain_ms));
+    for c in candidates.iter_mut() {
+        c.shrinking = since(c).is_some_and(|ago| ago < replace_ms);
+    }
 }
 
 /// What the plan needs of each managed group, by the index targets use.
@@ -349,7 +372,15 @@ impl<'a> Plan<'a> {
             };
             if let Some(wait_seconds) = wanted(node, &load, &facts[gi], settings) {
                 let target = targets.len() - 1;
-                candidates.push(Candidate { node, target, group: facts[gi].group, load, shapes: None, wait_seconds });
+                candidates.push(Candidate {
+                    node,
+                    target,
+                    group: facts[gi].group,
+                    load,
+                    shapes: None,
+                    wait_seconds,
+                    shrinking: false,
+                });
             }
         }
         let lightest = |a: &Candidate<'_>, b: &Candidate<'_>| {
@@ -381,9 +412,7 @@ impl<'a> Plan<'a> {
             c.shapes = movable(snapshot, c.node);
             c.target = position[c.target];
         }
-        if settings.shrink_wait_seconds > 0 {
-            wait_for_shrinks(snapshot, &mut candidates, &mut state.followed, now, settings.shrink_wait_seconds * 1000);
-        }
+        wait_for_shrinks(snapshot, &mut candidates, &mut state.followed, now, settings);
         Plan {
             settings,
             state,
@@ -486,6 +515,7 @@ impl<'a> Plan<'a> {
             })
             .collect();
         if self.settings.replace && decisions.is_empty() {
+            unfit.retain(|c| !c.shrinking);
             decisions.extend(self.replacement(&unfit));
         }
         decisions

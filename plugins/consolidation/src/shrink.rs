@@ -1,9 +1,16 @@
-//! Nodes that run pods of a shrinking workload wait (`shrink-wait-seconds`).
+//! Nodes that run pods of a shrinking workload wait (`shrink-wait-seconds`,
+//! `shrink-replace-wait-seconds`).
 //!
 //! While a Deployment scales in, its own controller deletes pods and empties nodes; a drain
 //! of a node it runs on would evict pods the scale-in may delete minutes later, and move the
-//! rest once more than needed. So a node that is not empty is not removed, replaced or merged
-//! while any workload it runs lost replicas within the window; empty nodes still go at once.
+//! rest once more than needed. So with `shrink-wait-seconds` a node that is not empty is not
+//! removed, replaced or merged while any workload it runs lost replicas within the window;
+//! empty nodes still go at once.
+//!
+//! `shrink-replace-wait-seconds` holds back only the moves that launch a node: a half-empty
+//! node of a scale-in replaced by a smaller one (a c5.xlarge by an m5.large, 44% less) is
+//! soon merged with another such into a larger one again (two m5.large into a c5.xlarge),
+//! its pods moved at each step. The node is still removed once its pods fit on the others.
 //!
 //! # Caveats
 //! A workload's replica count is followed only while its pods are on a node weighed as a
@@ -25,16 +32,17 @@ pub struct Followed {
 }
 
 /// Notes the replicas of every workload in `owners` and returns those that fell within
-/// `window_ms` of `now`. Workloads not seen for a window are forgotten. Only the owners are
-/// looked up: the other workloads cost a set lookup each, not a key.
-pub(crate) fn shrinking(
+/// `window_ms` of `now`, with how long ago (ms). Workloads not seen for a window are
+/// forgotten. Only the owners are looked up: the other workloads cost a set lookup each, not
+/// a key.
+pub(crate) fn fell(
     followed: &mut BTreeMap<String, Followed>,
     workloads: &[Workload],
     owners: &BTreeSet<&WorkloadRef>,
     now: u64,
     window_ms: u64,
-) -> BTreeSet<WorkloadRef> {
-    let mut falling = BTreeSet::new();
+) -> BTreeMap<WorkloadRef, u64> {
+    let mut falling = BTreeMap::new();
     for w in workloads.iter().filter(|w| owners.contains(&w.id)) {
         let seen =
             followed.entry(w.id.to_string()).or_insert(Followed { replicas: w.replicas, fell_at: 0, seen_at: now });
@@ -43,8 +51,9 @@ pub(crate) fn shrinking(
         }
         seen.replicas = w.replicas;
         seen.seen_at = now;
-        if seen.fell_at > 0 && now.saturating_sub(seen.fell_at) < window_ms {
-            falling.insert(w.id.clone());
+        let ago = now.saturating_sub(seen.fell_at);
+        if seen.fell_at > 0 && ago < window_ms {
+            falling.insert(w.id.clone(), ago);
         }
     }
     followed.retain(|_, f| now.saturating_sub(f.seen_at) <= window_ms);

@@ -342,6 +342,11 @@ fn one_evaluation_weighs_at_most_max_candidates_nodes_lightest_first() {
 /// Two m5.large running three 500m web pods each (general) and a c5.xlarge group
 /// (compute) that holds six: 4 CPU / 8 GiB for $0.17/h against $0.192/h for the two.
 fn two_small_nodes(general: (u32, u32), compute_desired: u32) -> SnapshotBuilder {
+    two_small_nodes_of_web(general, compute_desired, 6)
+}
+
+/// [`two_small_nodes`] with `web` at `replicas` replicas.
+fn two_small_nodes_of_web(general: (u32, u32), compute_desired: u32, replicas: u32) -> SnapshotBuilder {
     SnapshotBuilder::new()
         .group(
             GroupBuilder::asg("general").instance_type("m5.large", "2", "8Gi", 0.096).sizes(general.0, general.1, 10),
@@ -351,7 +356,7 @@ fn two_small_nodes(general: (u32, u32), compute_desired: u32) -> SnapshotBuilder
         .node(NodeBuilder::new("b", "general").instance_type("m5.large").allocatable("2", "8Gi"))
         .pods_on("a", running("shop", "web", 3, "500m", "1Gi"))
         .pods_on("b", running("shop", "web", 3, "500m", "1Gi"))
-        .workload(deployment("shop", "web", 6, "500m", "1Gi"))
+        .workload(deployment("shop", "web", replicas, "500m", "1Gi"))
 }
 
 #[test]
@@ -435,4 +440,45 @@ fn with_shrink_wait_a_node_running_a_workload_that_is_scaling_in_is_not_drained_
     let mut off = harness(Settings { disruption_budget: 1.0, ..Settings::default() });
     off.evaluate(&web_scaling_in(5, 1_000_000)).unwrap();
     assert_eq!(removed(&off.evaluate(&web_scaling_in(4, 1_010_000)).unwrap()), ["c", "b"]);
+}
+
+#[test]
+fn with_shrink_replace_wait_a_scale_in_launches_no_merge_or_replacement_but_its_nodes_still_go() {
+    let settings = Settings { shrink_replace_wait_seconds: 300, ..Settings::default() };
+    let mut policy = harness(settings.clone());
+    let web = |general_min, replicas, at| two_small_nodes_of_web((general_min, 2), 0, replicas).at_millis(at).build();
+    // First sight of web at 7 replicas (general at its min-size: nothing to merge yet).
+    assert!(policy.evaluate(&web(2, 7, 1_000_000)).unwrap().is_empty());
+    // web fell to 6: a and b would merge into one c5.xlarge, but the scale-in may empty
+    // them itself, and the new node would be bought for pods on their way out.
+    let decisions = policy.evaluate(&web(0, 6, 1_010_000)).unwrap();
+    assert!(decisions.is_empty(), "{decisions:?}");
+    assert!(policy.evaluate(&web(0, 6, 1_300_000)).unwrap().is_empty(), "still within 300 s of the fall");
+    // 300 s after the fall, with web steady, the merge goes ahead.
+    assert_eq!(grown(&policy.evaluate(&web(0, 6, 1_311_000)).unwrap()), [("compute".to_string(), 1)]);
+    // Off (the default), the fall changes nothing.
+    let mut off = harness(Settings::default());
+    off.evaluate(&web(2, 7, 1_000_000)).unwrap();
+    assert_eq!(grown(&off.evaluate(&web(0, 6, 1_010_000)).unwrap()), [("compute".to_string(), 1)]);
+
+    // A single replacement waits the same way. od-3, cordoned, uses the disruption budget
+    // at first sight, so nothing starts while web is first followed.
+    let spot = |replicas, at, draining: bool| {
+        let snapshot = two_groups(0)
+            .at_millis(at)
+            .pods_on("od-1", running("shop", "api", 2, "1", "2Gi"))
+            .pods_on("od-2", tolerating_spot(running("shop", "web", 2, "750m", "2Gi")))
+            .workload(deployment("shop", "web", replicas, "750m", "2Gi"));
+        let od_3 = NodeBuilder::new("od-3", "on-demand").instance_type("m5.large").allocatable("2", "8Gi").cordoned();
+        if draining { snapshot.node(od_3) } else { snapshot }.build()
+    };
+    let mut policy = harness(settings.clone());
+    assert!(policy.evaluate(&spot(3, 1_000_000, true)).unwrap().is_empty());
+    assert!(policy.evaluate(&spot(2, 1_010_000, false)).unwrap().is_empty(), "web fell: no replacement");
+    assert_eq!(grown(&policy.evaluate(&spot(2, 1_311_000, false)).unwrap()), [("spot".to_string(), 1)]);
+
+    // Removals launch nothing and still go: b's pod fits on a while web scales in.
+    let mut policy = harness(Settings { disruption_budget: 1.0, ..settings });
+    assert_eq!(removed(&policy.evaluate(&web_scaling_in(5, 1_000_000)).unwrap()), ["c", "b"]);
+    assert_eq!(removed(&policy.evaluate(&web_scaling_in(4, 1_010_000)).unwrap()), ["c", "b"]);
 }

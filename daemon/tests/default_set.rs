@@ -1,0 +1,329 @@
+//! The default set on the shipped scenarios: what each of its policies does there that a
+//! user would notice (room ready before a run, merges, replacements, spot warnings), and what
+//! it costs against the baselines.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly
+
+use std::path::Path;
+use std::time::Duration;
+
+use ballast::engine::Mode;
+use ballast::engine::record::{ActionResult, Record};
+use ballast::sim::Simulation;
+use ballast::sim::scenario::{self, Scenario};
+use serde_json::json;
+use support::sim::{defaults, host, policy, recorded, root, simulate};
+
+mod support;
+
+/// Whether `headroom` grew a group, done, for a reason that says `why`.
+fn headroom_acted(recorder: &ballast::engine::record::Recorder, why: &str) -> bool {
+    recorder.records().any(|r| {
+        matches!(r, Record::Decision(d) if d.plugin == "headroom"
+            && d.reason.contains(why)
+            && matches!(d.result, ActionResult::Done))
+    })
+}
+
+#[test]
+fn on_every_shipped_scenario_the_default_set_costs_above_the_bound_and_its_records_stay_readable() {
+    for (name, _) in scenario::BUILT_IN {
+        let (report, recorder) = recorded(name);
+        let s = report.summary;
+        assert!(s.lower_bound_cost > 0.0 && s.total_cost >= s.lower_bound_cost, "{name}: {s:?}");
+
+        let mut noise: std::collections::BTreeMap<String, usize> = Default::default();
+        let mut total = 0;
+        for record in recorder.records() {
+            if let Record::Decision(d) = record {
+                total += 1;
+                if matches!(d.result, ActionResult::NotApplied | ActionResult::Unchanged) {
+                    *noise.entry(format!("{}: {}", d.plugin, d.proposed)).or_default() += 1;
+                }
+            }
+        }
+        for (proposal, n) in noise {
+            assert!(n * 10 <= total || n <= 2, "{name}: `{proposal}` changed nothing {n} times in {total} records");
+        }
+    }
+}
+
+/// spiky-batch on seed 1: each crunch burst lands in the room `headroom` made for it a
+/// second before it was due, so none of its pods is ever seen pending. The default set
+/// does not take that for a burst still to come and ask for its room again: the group
+/// stays under its max-size and the run costs at least a quarter less than `ca-like`.
+#[test]
+fn a_burst_that_lands_early_in_its_room_is_not_given_room_twice() {
+    let default = simulate("spiky-batch", 1, defaults());
+    let ca_like = simulate("spiky-batch", 1, vec![policy("binpack", json!(null))]);
+    let max_size = scenario::resolve("spiky-batch").unwrap().node_groups[0].max_size;
+    let peak = default.peak_group_sizes["general"];
+    assert!(peak < max_size, "the group reached {peak} of {max_size}: room asked for twice");
+    let (d, ca) = (default.summary.total_cost, ca_like.summary.total_cost);
+    assert!(d < 0.75 * ca, "default ${d:.2} vs ca-like ${ca:.2}");
+}
+
+/// deploy/examples/scenarios/spot-mixed.yaml: a diversified spot group (m5.xlarge first,
+/// the cheaper m5a.large after it) beside on-demand m5.xlarge. EC2 launches the cheapest spot
+/// type, and the default set prices a spot node at it, so the hourly ETL job runs on spot.
+/// Priced at the group's dearest type with the smallest type's room, a spot slot looked
+/// dearer than an on-demand one: the job went on-demand, the spot group peaked at 6 nodes
+/// against 9, and the run cost $5.05.
+#[test]
+fn a_diversified_spot_group_is_priced_at_the_type_ec2_launches_and_takes_the_batch() {
+    let path = root().join("deploy/examples/scenarios/spot-mixed.yaml");
+    let default = simulate(path.to_str().unwrap(), 4, defaults());
+    let (spot, on_demand) = (default.peak_group_sizes["spot"], default.peak_group_sizes["on-demand"]);
+    assert!(spot > 2 * on_demand, "spot peaked at {spot} nodes, on-demand at {on_demand}");
+    let cost = default.summary.total_cost;
+    assert!(cost < 4.5, "the run cost ${cost:.2}");
+}
+
+/// nightly-batch: the etl job runs on a schedule (a CronJob's, 40 pods every 15 minutes
+/// from 01:00), so `headroom` makes room before each run is due, the first one included,
+/// and `consolidation` does not take the room it removes between runs, bought back before
+/// the next with no pod waiting, for regret. A run's nodes empty together and go together,
+/// in one removal: an empty node disrupts nothing, so neither the policy nor the host's
+/// disruption budget takes them one a tick. Pods barely wait (a tenth of Cluster
+/// Autoscaler's pending time at most), for less than its spare room costs.
+#[test]
+fn a_scheduled_jobs_runs_find_their_room_ready_from_the_first_one_on() {
+    let (default, recorder) = recorded("nightly-batch");
+    let first = headroom_acted(&recorder, "the run of job/data/etl due at 01:00:00 UTC");
+    assert!(first, "headroom grew a group before the first run was due");
+    let all_at_once = |r: &Record| {
+        matches!(r, Record::Decision(d) if d.plugin == "consolidation"
+            && matches!(&d.proposed, ballast_sdk::Action::RemoveNodes { nodes } if nodes.len() >= 9)
+            && matches!(d.guard, ballast::engine::record::GuardOutcome::Accepted))
+    };
+    let runs_removed_whole = recorder.records().filter(|r| all_at_once(r)).count();
+    assert!(runs_removed_whole >= 12, "only {runs_removed_whole} of 13 runs' nodes went in one removal");
+    let ca_like = simulate("nightly-batch", 11, vec![policy("binpack", serde_json::Value::Null)]);
+    let (d, ca) = (&default.summary, &ca_like.summary);
+    assert!(d.pending_pod_minutes * 10.0 < ca.pending_pod_minutes, "default {d:?}\nca-like {ca:?}");
+    assert!(d.total_cost < ca.total_cost, "default {d:?}\nca-like {ca:?}");
+}
+
+/// flash-sale: the storefront climbs from 4 to 60 replicas in five minutes. The default set
+/// makes room ahead of the climb (headroom's `ramp`), so its pods wait less than under
+/// Cluster Autoscaler's spare room, for less than that room costs; and no room past the
+/// storefront's autoscaler's max.
+#[test]
+fn in_a_flash_sale_room_comes_ahead_of_the_climb_and_pods_wait_less_than_under_ca_like() {
+    let (default, recorder) = recorded("flash-sale");
+    let ahead = headroom_acted(&recorder, "the climb of deployment/shop/storefront");
+    assert!(ahead, "headroom grew a group ahead of the storefront's climb");
+    let ca_like = simulate("flash-sale", 21, vec![policy("binpack", serde_json::Value::Null)]);
+    let (d, ca) = (&default.summary, &ca_like.summary);
+    assert!(d.pending_pod_minutes < ca.pending_pod_minutes, "default {d:?}\nca-like {ca:?}");
+    assert!(d.total_cost < ca.total_cost, "default {d:?}\nca-like {ca:?}");
+
+    // The storefront's HorizontalPodAutoscaler stops at 60 (contract 0.1.7): the room asked
+    // near the top of the climb stops there too (the free slots cover what is left, so no
+    // decision is made). Without it, the rate's last 90 s of room is bought past the top and
+    // kept through the cooldown after a scale-up.
+    let mut unbounded = scenario::resolve("flash-sale").unwrap();
+    let storefront = unbounded.workloads.iter_mut().find(|w| w.name == "storefront").unwrap();
+    assert!(storefront.autoscaler.take().is_some(), "the shipped storefront has its autoscaler");
+    let sim = Simulation { seed: 21, scenario: unbounded, policies: defaults(), mode: Mode::Enforce, journal: None };
+    let unbounded = sim.run(&host(), &mut |_, _| {}).unwrap().summary;
+    assert!(d.total_cost < unbounded.total_cost, "bounded {d:?}\nunbounded {unbounded:?}");
+    assert!(d.pending_pod_minutes <= unbounded.pending_pod_minutes, "bounded {d:?}\nunbounded {unbounded:?}");
+}
+
+/// morning-ramp: the web tier grows a pod or two at a time, each time onto the cheapest node
+/// for what waits (an m5.large, three of its pods). Consolidation merges two such nodes into
+/// one c5.xlarge, which holds six for 11% less, launching first; with merges off the ramp
+/// stays on m5.large and costs more, and pods wait no less.
+#[test]
+fn in_a_morning_ramp_small_nodes_are_merged_into_fewer_cheaper_ones() {
+    let (merged, recorder) = recorded("morning-ramp");
+    let merges = recorder
+        .records()
+        .filter(|r| {
+            matches!(r, Record::Decision(d) if d.plugin == "consolidation"
+                && d.reason.starts_with("merge ")
+                && d.reason.contains("into a new c5.xlarge in compute")
+                && matches!(d.result, ActionResult::Done))
+        })
+        .count();
+    assert!(merges > 0, "no merge was made");
+    let mut unmerged = defaults();
+    let consolidation = unmerged.iter_mut().find(|p| p.name == "consolidation").unwrap();
+    consolidation.settings = json!({ "merge-max-nodes": 1 });
+    let seed = scenario::resolve("morning-ramp").unwrap().seed;
+    let unmerged = simulate("morning-ramp", seed, unmerged).summary;
+    let m = &merged.summary;
+    assert!(m.total_cost < unmerged.total_cost * 0.95, "merged {m:?}\nunmerged {unmerged:?}");
+    assert!(m.pending_pod_minutes <= unmerged.pending_pod_minutes, "merged {m:?}\nunmerged {unmerged:?}");
+}
+
+/// morning-ramp: from 17:00 the web tier scales in from 60 replicas to 6. With
+/// `shrink-replace-wait-seconds` off, consolidation answers each half-emptied c5.xlarge by
+/// launching an m5.large for its pods (44% less) and minutes later merges two such m5.large
+/// into a c5.xlarge again, moving the same pods at each step. With the default chain's 300 s,
+/// no node is launched for pods of a workload scaling in; its nodes go once their pods fit
+/// on the others: a fifth fewer pods evicted over the day, for no more cost.
+#[test]
+fn while_a_workload_scales_in_no_node_is_launched_to_replace_its_nodes() {
+    let (default, _) = recorded("morning-ramp");
+    let mut eager = defaults();
+    let consolidation = eager.iter_mut().find(|p| p.name == "consolidation").unwrap();
+    consolidation.settings = json!({ "shrink-replace-wait-seconds": 0 });
+    let seed = scenario::resolve("morning-ramp").unwrap().seed;
+    let eager = simulate("morning-ramp", seed, eager).summary;
+    let d = &default.summary;
+    assert!(d.pods_evicted * 5 <= eager.pods_evicted * 4, "default {d:?}\neager {eager:?}");
+    assert!(d.nodes_removed < eager.nodes_removed, "default {d:?}\neager {eager:?}");
+    assert!(d.total_cost <= eager.total_cost, "default {d:?}\neager {eager:?}");
+}
+
+/// The default set follows the host's cooldowns as configured (contract 0.1.6), not a copy of
+/// their defaults: an operator who shortens `scale-down-after-scale-up` to 2 minutes on
+/// spiky-batch (one group) sees nodes go sooner after a growth, and pays less.
+#[test]
+fn a_shorter_scale_down_cooldown_is_followed_by_the_default_set() {
+    let run = |cooldown_seconds: u64| {
+        let mut scenario = scenario::resolve("spiky-batch").unwrap();
+        scenario.guardrails.cooldown.scale_down_after_scale_up = Duration::from_secs(cooldown_seconds);
+        let sim =
+            Simulation { seed: scenario.seed, scenario, policies: defaults(), mode: Mode::Enforce, journal: None };
+        let recorder = ballast::engine::record::Recorder::new(1 << 20, None);
+        let report = sim.run_until(&host(), &mut |_, _| {}, Some(recorder.clone()), &Default::default()).unwrap();
+        (report, soonest_removal_after_growth(&recorder))
+    };
+    let (stock, stock_gap) = run(600);
+    let (short, short_gap) = run(120);
+    assert!(stock_gap.is_some_and(|gap| gap >= 600_000), "10-minute cooldown: {stock_gap:?}");
+    assert!(short_gap.is_some_and(|gap| (120_000..600_000).contains(&gap)), "2-minute cooldown: {short_gap:?}");
+    assert!(short.summary.total_cost < stock.summary.total_cost, "{:?}\n{:?}", short.summary, stock.summary);
+}
+
+/// The shortest time from a growth the host made to the next removal a policy began.
+fn soonest_removal_after_growth(recorder: &ballast::engine::record::Recorder) -> Option<u64> {
+    let mut grew_at = None;
+    let mut soonest: Option<u64> = None;
+    for record in recorder.records() {
+        let Record::Decision(d) = record else { continue };
+        match (&d.proposed, &d.result) {
+            (ballast_sdk::Action::ScaleTo { .. }, ActionResult::Done) if d.plugin != "consolidation" => {
+                grew_at = Some(d.at_millis)
+            }
+            (ballast_sdk::Action::RemoveNodes { .. }, ActionResult::Started) if d.plugin == "consolidation" => {
+                if let Some(at) = grew_at.take() {
+                    soonest = Some(soonest.map_or(d.at_millis - at, |s| s.min(d.at_millis - at)));
+                }
+            }
+            _ => {}
+        }
+    }
+    soonest
+}
+
+/// Node repair end to end: one of three nodes is lost for good at 30 min (its kubelet dies).
+/// Its pods are evicted at 35 min and get a new node at once (the lost node is not taken for
+/// one booting), the group never backs off, and at 50 min the lost node's instance is
+/// replaced; with repair off it stays, and costs, to the end.
+#[test]
+fn a_lost_node_is_replaced_after_twenty_minutes_and_its_pods_do_not_wait_for_it() {
+    const LOSS: &str = "name: lost\nduration: 2h\nnode-groups:\n  - {id: general, instance-types: [m5.large], \
+        min-size: 1, max-size: 10, desired-size: 3, node-losses: [{at: 30m, nodes: 1}]}\nworkloads:\n  \
+        - {name: web, requests: {cpu: 500m, memory: 1Gi}, replicas: {constant: 9}}\n";
+    let run = |repair: &str| {
+        let text = format!("{LOSS}guardrails: {{replace-unready-after: {repair}}}\n");
+        let scenario = Scenario::parse(Path::new("lost.yaml"), &text).unwrap();
+        let sim = Simulation { seed: 1, scenario, policies: defaults(), mode: Mode::Enforce, journal: None };
+        let recorder = ballast::engine::record::Recorder::new(1 << 20, None);
+        let report = sim.run_until(&host(), &mut |_, _| {}, Some(recorder.clone()), &Default::default()).unwrap();
+        (report, recorder)
+    };
+    let (repaired, recorder) = run("20m");
+    let replaced: Vec<_> = recorder
+        .records()
+        .filter_map(|r| match r {
+            Record::Decision(d) if d.plugin == "ballast" && d.reason.contains("has not been Ready since") => Some(d),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(replaced.len(), 1, "{replaced:?}");
+    assert_eq!(replaced[0].result, ActionResult::Done);
+    let minute = (replaced[0].at_millis - recorder.records().next().map_or(0, |r| r.at_millis())) / 60_000;
+    assert!((50..=51).contains(&minute), "replaced at minute {minute}");
+    let backed_off = recorder
+        .records()
+        .any(|r| matches!(r, Record::Tick(t) if t.saw.groups.iter().any(|g| g.backoff_until_millis.is_some())));
+    assert!(!backed_off, "a lost node is no launch failure");
+    assert!(repaired.summary.worst_pending_seconds < 120.0, "{:?}", repaired.summary);
+
+    let (kept, recorder) = run("0s");
+    assert!(!recorder.records().any(|r| matches!(r, Record::Decision(d) if d.reason.contains("has not been Ready"))));
+    assert!(repaired.summary.total_cost < kept.summary.total_cost, "{:?}\n{:?}", repaired.summary, kept.summary);
+}
+
+/// spot-storm: every warned node is drained and replaced before EC2 takes it, and when the
+/// spot group cannot launch, the pods that tolerate spot go to on-demand at once.
+#[test]
+fn in_a_spot_storm_warned_nodes_are_drained_before_they_go_and_a_group_without_capacity_is_left_at_once() {
+    let (report, recorder) = recorded("spot-storm");
+    let s = &report.summary;
+    assert!(s.spot_interruptions >= 5, "{s:?}");
+    assert_eq!(s.reclaimed_undrained, 0, "every warned node was drained in its two minutes: {s:?}");
+    let decisions: Vec<_> = recorder
+        .records()
+        .filter_map(|r| match r {
+            Record::Decision(d) => Some(d),
+            _ => None,
+        })
+        .collect();
+    let warned = decisions.iter().filter(|d| d.plugin == "ballast" && d.reason.contains("spot interruption")).count();
+    assert_eq!(warned as u64, s.spot_interruptions, "one record per warning");
+    // From 2h30m the spot group cannot launch: while it backs off, every scale-up goes to
+    // on-demand, and a warned spot node is not replaced in its own group.
+    let mut backing_off = std::collections::BTreeSet::new();
+    let mut during = Vec::new();
+    for record in recorder.records() {
+        match record {
+            Record::Tick(t) => {
+                let spot = t.saw.groups.iter().find(|g| g.id == "spot").unwrap();
+                if spot.backoff_until_millis.is_some_and(|until| until > t.at_millis) {
+                    backing_off.insert(t.tick);
+                }
+            }
+            Record::Decision(d) if backing_off.contains(&d.tick) => during.push(d),
+            _ => {}
+        }
+    }
+    assert!(!backing_off.is_empty(), "the spot group's launch failures are seen");
+    let scaled: Vec<&str> = during
+        .iter()
+        .filter(|d| d.plugin == "binpack")
+        .filter_map(|d| match &d.proposed {
+            ballast_sdk::Action::ScaleTo { group, .. } => Some(group.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert!(scaled.contains(&"on-demand") && !scaled.contains(&"spot"), "{scaled:?}");
+    assert!(
+        during
+            .iter()
+            .filter(|d| d.reason.contains("spot interruption"))
+            .all(|d| d.reason.contains("no replacement in spot"))
+    );
+    // Once spot launches again, consolidation replaces on-demand nodes whose pods tolerate
+    // spot by spot nodes (launch first), and the replaced nodes are then removed.
+    let replacements: Vec<_> = decisions
+        .iter()
+        .filter(|d| d.plugin == "consolidation" && d.reason.starts_with("replace "))
+        .filter(|d| !backing_off.contains(&d.tick))
+        .collect();
+    assert!(!replacements.is_empty(), "no node was replaced by a cheaper one");
+    for r in &replacements {
+        assert!(matches!(&r.proposed, ballast_sdk::Action::ScaleTo { group, .. } if group == "spot"), "{r:?}");
+        let node = r.reason.split_whitespace().nth(1).unwrap();
+        let removed = decisions.iter().any(|d| {
+            d.tick > r.tick
+                && matches!(&d.proposed, ballast_sdk::Action::RemoveNodes { nodes } if nodes.iter().any(|n| n == node))
+        });
+        assert!(removed || r.tick + 60 > decisions.last().unwrap().tick, "{node} was replaced but never removed");
+    }
+}
