@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use ballast::engine::Mode;
 use ballast::engine::record::{ActionResult, Record};
-use ballast::sim::Simulation;
 use ballast::sim::scenario::{self, Scenario};
+use ballast::sim::{Simulation, Summary};
 use serde_json::json;
 use support::sim::{defaults, host, policy, recorded, root, simulate};
 
@@ -148,11 +148,7 @@ fn in_a_morning_ramp_small_nodes_are_merged_into_fewer_cheaper_ones() {
         })
         .count();
     assert!(merges > 0, "no merge was made");
-    let mut unmerged = defaults();
-    let consolidation = unmerged.iter_mut().find(|p| p.name == "consolidation").unwrap();
-    consolidation.settings = json!({ "merge-max-nodes": 1 });
-    let seed = scenario::resolve("morning-ramp").unwrap().seed;
-    let unmerged = simulate("morning-ramp", seed, unmerged).summary;
+    let unmerged = morning_ramp_with_consolidation(json!({ "merge-max-nodes": 1, "shrink-replace-wait-seconds": 300 }));
     let m = &merged.summary;
     assert!(m.total_cost < unmerged.total_cost * 0.95, "merged {m:?}\nunmerged {unmerged:?}");
     assert!(m.pending_pod_minutes <= unmerged.pending_pod_minutes, "merged {m:?}\nunmerged {unmerged:?}");
@@ -167,15 +163,20 @@ fn in_a_morning_ramp_small_nodes_are_merged_into_fewer_cheaper_ones() {
 #[test]
 fn while_a_workload_scales_in_no_node_is_launched_to_replace_its_nodes() {
     let (default, _) = recorded("morning-ramp");
-    let mut eager = defaults();
-    let consolidation = eager.iter_mut().find(|p| p.name == "consolidation").unwrap();
-    consolidation.settings = json!({ "shrink-replace-wait-seconds": 0 });
-    let seed = scenario::resolve("morning-ramp").unwrap().seed;
-    let eager = simulate("morning-ramp", seed, eager).summary;
+    let eager = morning_ramp_with_consolidation(json!({ "shrink-replace-wait-seconds": 0 }));
     let d = &default.summary;
     assert!(d.pods_evicted * 5 <= eager.pods_evicted * 4, "default {d:?}\neager {eager:?}");
     assert!(d.nodes_removed < eager.nodes_removed, "default {d:?}\neager {eager:?}");
     assert!(d.total_cost <= eager.total_cost, "default {d:?}\neager {eager:?}");
+}
+
+/// morning-ramp on its own seed under the default set, consolidation's settings replaced.
+fn morning_ramp_with_consolidation(settings: serde_json::Value) -> Summary {
+    let mut policies = defaults();
+    let consolidation = policies.iter_mut().find(|p| p.name == "consolidation").unwrap();
+    consolidation.settings = settings;
+    let seed = scenario::resolve("morning-ramp").unwrap().seed;
+    simulate("morning-ramp", seed, policies).summary
 }
 
 /// The default set follows the host's cooldowns as configured (contract 0.1.6), not a copy of
