@@ -18,8 +18,8 @@ use crate::engine::journal::{self, Journal};
 use crate::engine::ports::SystemClock;
 use crate::engine::record::Recorder;
 use crate::kubernetes::{Elector, KubeCluster, MetricsStatus};
-use crate::metrics::AdapterFigures;
 use crate::metrics::admin::Check;
+use crate::metrics::{AdapterFigures, Unreadable};
 use crate::policy::Engine;
 use crate::policy::{HostConfig, PolicyChain, PolicyHost};
 use crate::reload::load_entry;
@@ -143,7 +143,10 @@ fn adapter_figures(cluster: &KubeCluster, capacity: &AwsCapacity) -> AdapterFigu
         caches_synced: Some(status.unsynced.is_empty()),
         evictions: Some(status.evictions),
         aws_calls: capacity.calls_by_operation(),
-        unreadable: vec![("kubernetes", status.unreadable_values), ("aws", capacity.unreadable().0)],
+        unreadable: vec![
+            Unreadable { adapter: "kubernetes", values: status.unreadable_values },
+            Unreadable { adapter: "aws", values: capacity.unreadable().0 },
+        ],
     }
 }
 

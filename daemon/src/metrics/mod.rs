@@ -29,7 +29,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 pub use exposition::Format;
-pub use scrape::{AdapterFigures, FiguresProbe};
+pub use scrape::{AdapterFigures, FiguresProbe, Unreadable};
 
 use crate::engine::live::TickInfo;
 use crate::policy::Live;

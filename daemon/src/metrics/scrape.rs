@@ -15,8 +15,15 @@ pub struct AdapterFigures {
     pub caches_synced: Option<bool>,
     pub evictions: Option<EvictionCounts>,
     pub aws_calls: Vec<(Operation, CallCounts)>,
-    /// Values each adapter could not read so far, by adapter (`kubernetes`, `aws`).
-    pub unreadable: Vec<(&'static str, u64)>,
+    /// Values each adapter could not read so far.
+    pub unreadable: Vec<Unreadable>,
+}
+
+/// How many values one adapter (`kubernetes`, `aws`) could not read so far.
+#[derive(Clone, Copy, Debug)]
+pub struct Unreadable {
+    pub adapter: &'static str,
+    pub values: u64,
 }
 
 /// Asks the adapters for their counters.
@@ -90,8 +97,8 @@ impl Metrics {
                 set_total(&f.evictions.get_or_create(&ResultLabel { result: result.into() }), total);
             }
         }
-        for (adapter, total) in figures.unreadable {
-            set_total(&f.unreadable.get_or_create(&AdapterLabel { adapter: adapter.into() }), total);
+        for Unreadable { adapter, values } in figures.unreadable {
+            set_total(&f.unreadable.get_or_create(&AdapterLabel { adapter: adapter.into() }), values);
         }
         for (op, counts) in figures.aws_calls {
             let labels = ApiLabels { service: op.service, operation: op.name };

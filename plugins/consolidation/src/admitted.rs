@@ -13,7 +13,22 @@ use std::collections::{BTreeMap, HashMap};
 use ballast_sdk::prelude::*;
 
 /// What decides whether a group admits a pod, and nothing else.
-type Constraints = (BTreeMap<String, String>, Vec<String>, Vec<Toleration>);
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct Constraints {
+    node_selector: BTreeMap<String, String>,
+    affinity_keys: Vec<String>,
+    tolerations: Vec<Toleration>,
+}
+
+impl Constraints {
+    fn of(shape: &PodShape) -> Self {
+        Constraints {
+            node_selector: shape.node_selector.clone(),
+            affinity_keys: shape.affinity_keys.clone(),
+            tolerations: shape.tolerations.clone(),
+        }
+    }
+}
 
 /// Rows of "group `i` admits it", by constraints.
 #[derive(Default)]
@@ -24,8 +39,7 @@ pub struct Admitted {
 impl Admitted {
     /// For each of `shapes`, in order, which of `groups` (by index) admit it.
     pub fn rows(&mut self, groups: &[&NodeGroup], shapes: &[PodShape]) -> Vec<&[bool]> {
-        let keys: Vec<Constraints> =
-            shapes.iter().map(|s| (s.node_selector.clone(), s.affinity_keys.clone(), s.tolerations.clone())).collect();
+        let keys: Vec<Constraints> = shapes.iter().map(Constraints::of).collect();
         for (key, shape) in keys.iter().zip(shapes) {
             if !self.rows.contains_key(key) {
                 self.rows.insert(key.clone(), groups.iter().map(|g| g.admits(shape)).collect());

@@ -190,7 +190,7 @@ impl Policy for Consolidation {
 
 /// Remembers when each group last grew, and learns from growth soon after a removal.
 fn track_growth(snapshot: &dyn Snapshot, settings: &Settings, state: &mut State, now: u64) {
-    let window = settings.churn_window_seconds * 1000;
+    let window = ms(settings.churn_window_seconds);
     let mut groups = BTreeMap::new();
     for g in snapshot.node_groups().iter().filter(|g| g.kind == NodeGroupKind::Asg) {
         // Growth asked ahead of demand (room made before pods arrive) kept no pod waiting.
@@ -200,7 +200,7 @@ fn track_growth(snapshot: &dyn Snapshot, settings: &Settings, state: &mut State,
         if g.desired_size > growth.desired {
             growth.grew_at = now;
             if window > 0 && growth.removed_at > 0 && now.saturating_sub(growth.removed_at) <= window && waited() {
-                growth.wait_ms = (growth.wait_ms * 2).max(60_000).min(settings.max_wait_seconds * 1000);
+                growth.wait_ms = (growth.wait_ms * 2).max(60_000).min(ms(settings.max_wait_seconds));
             } else {
                 growth.wait_ms /= 2;
             }
@@ -297,20 +297,25 @@ fn wait_for_shrinks(
     now: u64,
     settings: &Settings,
 ) {
-    let (drain_ms, replace_ms) = (settings.shrink_wait_seconds * 1000, settings.shrink_replace_wait_seconds * 1000);
+    let (drain_ms, replace_ms) = (ms(settings.shrink_wait_seconds), ms(settings.shrink_replace_wait_seconds));
     let window_ms = drain_ms.max(replace_ms);
     if window_ms == 0 {
         return;
     }
     let owners = candidates.iter().flat_map(|c| shrink::owners(c.shapes.iter().flatten())).collect();
     let fell = shrink::fell(followed, snapshot.workloads(), &owners, now, window_ms);
-    // How long ago the latest fall among the workloads a drain of the node would move was.
-    let since =
-        |c: &Candidate<'_>| shrink::owners(c.shapes.iter().flatten()).filter_map(|o| fell.get(o)).min().copied();
-    candidates.retain(|c| c.load.pods == 0 || since(c).is_none_or(|ago| ago >= drain_ms));
-    for c in candidates.iter_mut() {
-        c.shrinking = since(c).is_some_and(|ago| ago < replace_ms);
-    }
+    candidates.retain_mut(|c| {
+        // How long ago the latest fall among the workloads a drain of the node would move was.
+        let since = shrink::owners(c.shapes.iter().flatten()).filter_map(|o| fell.get(o)).min().copied();
+        c.shrinking = since.is_some_and(|ago| ago < replace_ms);
+        c.load.pods == 0 || since.is_none_or(|ago| ago >= drain_ms)
+    });
+}
+
+/// Seconds from the settings as milliseconds, the snapshot's clock; a value too large for
+/// that stands for "never" rather than wrapping round to a short wait.
+fn ms(seconds: u64) -> u64 {
+    seconds.saturating_mul(1000)
 }
 
 /// What the plan needs of each managed group, by the index targets use.
@@ -485,9 +490,9 @@ impl<'a> Plan<'a> {
             let removing = chosen.get(group).map_or(0, Vec::len) as u32;
             let room_above_min = c.group.desired_size.saturating_sub(c.group.min_size) > removing;
             let settled = self.now.saturating_sub(self.state.groups.get(group).map_or(0, |g| g.grew_at))
-                >= self.settings.stabilise_seconds * 1000
+                >= ms(self.settings.stabilise_seconds)
                 && self.cooldowns.get(group).is_none_or(|c| c.may_shrink(self.now));
-            let wait = c.wait_seconds * 1000 + self.state.groups.get(group).map_or(0, |g| g.wait_ms);
+            let wait = ms(c.wait_seconds).saturating_add(self.state.groups.get(group).map_or(0, |g| g.wait_ms));
             let due = self.now.saturating_sub(first) >= wait;
             let budgeted = c.load.pods > 0 || self.settings.count_empty_nodes;
             if !(due && settled && room_above_min && (self.budget > 0 || !budgeted)) {

@@ -482,3 +482,10 @@ fn with_shrink_replace_wait_a_scale_in_launches_no_merge_or_replacement_but_its_
     assert_eq!(removed(&policy.evaluate(&web_scaling_in(5, 1_000_000)).unwrap()), ["c", "b"]);
     assert_eq!(removed(&policy.evaluate(&web_scaling_in(4, 1_010_000)).unwrap()), ["c", "b"]);
 }
+
+#[test]
+fn a_setting_of_the_wrong_kind_is_refused_naming_its_field_and_value() {
+    let bad = Harness::<Consolidation>::with_settings(serde_json::json!({"shrink-replace-wait-seconds": -1}));
+    let error = bad.err().unwrap();
+    assert!(error.contains("shrink-replace-wait-seconds: invalid value: integer `-1`, expected u64"), "{error}");
+}

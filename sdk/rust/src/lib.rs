@@ -97,13 +97,21 @@ pub struct Outcome {
 /// Parses settings JSON; empty or `null` means the defaults.
 ///
 /// # Errors
-/// The parser's message, which names the field and position.
+/// The parser's message, after the path of the field it was reading
+/// (`invalid settings: ramp.lead-seconds: invalid value: integer `-1`, expected u64 ...`);
+/// a value serde_json alone would report by line and column only.
 pub fn parse_settings<P: Policy>(json: &str) -> Result<P::Settings, String> {
     let json = json.trim();
     if json.is_empty() || json == "null" {
         return Ok(P::Settings::default());
     }
-    serde_json::from_str(json).map_err(|e| format!("invalid settings: {e}"))
+    let mut parser = serde_json::Deserializer::from_str(json);
+    let settings = serde_path_to_error::deserialize(&mut parser).map_err(|e| match e.path().to_string().as_str() {
+        "." => format!("invalid settings: {}", e.inner()),
+        field => format!("invalid settings: {field}: {}", e.inner()),
+    })?;
+    parser.end().map_err(|e| format!("invalid settings: {e}"))?;
+    Ok(settings)
 }
 
 /// Parses and validates settings, as the host asks at load.
