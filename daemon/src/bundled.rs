@@ -54,15 +54,22 @@ pub const DEFAULT_CHAIN: &[&str] = &["binpack", "headroom", "consolidation", "fa
 /// headroom making room for the demand it can foresee, the wait only kept nodes longer,
 /// measured on the shipped scenarios over seeds 1 to 5; `shrink-replace-wait-seconds` is 300:
 /// no node is launched to replace or merge nodes of a workload that scaled in within 5
-/// minutes, which on morning-ramp's evening moved the same pods twice). headroom learns bursts
+/// minutes, which on morning-ramp's evening moved the same pods twice; `replace-after-cooldown`
+/// starts a replacement or merge only when the replaced node's group may shrink). binpack
+/// prices each group for what a growing workload adds over 10 minutes (`growth`), so a
+/// climb a pod at a time buys nodes that fill rather than the cheapest for one pod. headroom learns bursts
 /// that recur at a steady period and asks for their room 90 s before each is due: a node's
 /// boot (60-75 s in the shipped scenarios) and a tick; raise `lead-seconds` where nodes boot
 /// slower. With `ramp` (its defaults: a climb of 5 replicas in 3 steps within 60 s) it makes
 /// room for what a climbing workload adds in the next 90 s.
 pub fn default_settings(name: &str) -> serde_json::Value {
     match name {
-        "binpack" => serde_json::json!({ "scale-down": false, "expander": "price" }),
-        "consolidation" => serde_json::json!({ "shrink-replace-wait-seconds": 300 }),
+        "binpack" => {
+            serde_json::json!({ "scale-down": false, "expander": "price", "growth": { "horizon-seconds": 600 } })
+        }
+        "consolidation" => {
+            serde_json::json!({ "shrink-replace-wait-seconds": 300, "replace-after-cooldown": true })
+        }
         "headroom" => {
             serde_json::json!({ "recurring": { "lead-seconds": 90 }, "ramp": {}, "scheduled": { "lead-seconds": 90 } })
         }

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use ballast::engine::Mode;
-use ballast::engine::record::{ActionResult, Record};
+use ballast::engine::record::{ActionResult, Record, Recorder};
 use ballast::sim::scenario::{self, Scenario};
 use ballast::sim::{Simulation, Summary};
 use serde_json::json;
@@ -131,13 +131,41 @@ fn in_a_flash_sale_room_comes_ahead_of_the_climb_and_pods_wait_less_than_under_c
     assert!(d.pending_pod_minutes <= unbounded.pending_pod_minutes, "bounded {d:?}\nunbounded {unbounded:?}");
 }
 
-/// morning-ramp: the web tier grows a pod or two at a time, each time onto the cheapest node
-/// for what waits (an m5.large, three of its pods). Consolidation merges two such nodes into
-/// one c5.xlarge, which holds six for 11% less, launching first; with merges off the ramp
+/// morning-ramp: the web tier climbs a pod or two at a time from 07:00 to 09:00. Priced for
+/// the one pod waiting, an m5.large (three of its pods) is the cheapest node each time, and
+/// consolidation then merges two of them into a c5.xlarge (six, 11% less), moving their pods.
+/// The default set's binpack prices each group for what the climb adds over the next 10
+/// minutes (`growth`), so it buys the c5.xlarge at once: during the climb web's waiting pods
+/// get c5.xlarge nodes and no merge moves them; over the day fewer pods are evicted, for
+/// no more cost.
+#[test]
+fn in_a_morning_ramp_the_climb_gets_nodes_that_fill_not_nodes_merged_later() {
+    let (default, recorder) = recorded("morning-ramp");
+    let no_growth = morning_ramp_with(json!({ "growth": { "horizon-seconds": 0 } }), json!({}));
+    let climb = 720..1440; // 07:00 to 09:00 at 10 s a tick from 05:00
+    let in_climb = |r: &Record, plugin: &str, what: &str| {
+        matches!(r, Record::Decision(d) if d.plugin == plugin
+            && climb.contains(&d.tick)
+            && d.reason.contains(what)
+            && matches!(d.result, ActionResult::Done))
+    };
+    let for_web = recorder.records().filter(|r| in_climb(r, "binpack", "of deployment/shop/web")).count();
+    let on_compute = recorder.records().filter(|r| in_climb(r, "binpack", "new c5.xlarge")).count();
+    assert!(for_web >= 6 && on_compute * 4 >= for_web * 3, "{on_compute} of {for_web} scale-ups for web on compute");
+    let merges = recorder.records().filter(|r| in_climb(r, "consolidation", "merge ")).count();
+    assert!(merges <= 1, "{merges} merges during the climb");
+    let (d, n) = (&default.summary, &no_growth.0);
+    assert!(d.pods_evicted * 10 <= n.pods_evicted * 9, "default {d:?}\nwithout growth {n:?}");
+    assert!(d.total_cost <= n.total_cost, "default {d:?}\nwithout growth {n:?}");
+}
+
+/// morning-ramp without binpack's growth: the climb goes onto m5.large, and consolidation
+/// merges two such nodes into one c5.xlarge, launching first; with merges off too, the ramp
 /// stays on m5.large and costs more, and pods wait no less.
 #[test]
 fn in_a_morning_ramp_small_nodes_are_merged_into_fewer_cheaper_ones() {
-    let (merged, recorder) = recorded("morning-ramp");
+    let no_growth = json!({ "growth": { "horizon-seconds": 0 } });
+    let (merged, recorder) = morning_ramp_with(no_growth.clone(), json!({}));
     let merges = recorder
         .records()
         .filter(|r| {
@@ -148,10 +176,9 @@ fn in_a_morning_ramp_small_nodes_are_merged_into_fewer_cheaper_ones() {
         })
         .count();
     assert!(merges > 0, "no merge was made");
-    let unmerged = morning_ramp_with_consolidation(json!({ "merge-max-nodes": 1, "shrink-replace-wait-seconds": 300 }));
-    let m = &merged.summary;
-    assert!(m.total_cost < unmerged.total_cost * 0.95, "merged {m:?}\nunmerged {unmerged:?}");
-    assert!(m.pending_pod_minutes <= unmerged.pending_pod_minutes, "merged {m:?}\nunmerged {unmerged:?}");
+    let (unmerged, _) = morning_ramp_with(no_growth, json!({ "merge-max-nodes": 1 }));
+    assert!(merged.total_cost < unmerged.total_cost * 0.95, "merged {merged:?}\nunmerged {unmerged:?}");
+    assert!(merged.pending_pod_minutes <= unmerged.pending_pod_minutes, "merged {merged:?}\nunmerged {unmerged:?}");
 }
 
 /// morning-ramp: from 17:00 the web tier scales in from 60 replicas to 6. With
@@ -163,20 +190,28 @@ fn in_a_morning_ramp_small_nodes_are_merged_into_fewer_cheaper_ones() {
 #[test]
 fn while_a_workload_scales_in_no_node_is_launched_to_replace_its_nodes() {
     let (default, _) = recorded("morning-ramp");
-    let eager = morning_ramp_with_consolidation(json!({ "shrink-replace-wait-seconds": 0 }));
+    let (eager, _) = morning_ramp_with(json!({}), json!({ "shrink-replace-wait-seconds": 0 }));
     let d = &default.summary;
     assert!(d.pods_evicted * 5 <= eager.pods_evicted * 4, "default {d:?}\neager {eager:?}");
     assert!(d.nodes_removed < eager.nodes_removed, "default {d:?}\neager {eager:?}");
     assert!(d.total_cost <= eager.total_cost, "default {d:?}\neager {eager:?}");
 }
 
-/// morning-ramp on its own seed under the default set, consolidation's settings replaced.
-fn morning_ramp_with_consolidation(settings: serde_json::Value) -> Summary {
+/// morning-ramp on its own seed under the default set, with these settings of binpack and
+/// consolidation laid over the default chain's, every record kept.
+fn morning_ramp_with(binpack: serde_json::Value, consolidation: serde_json::Value) -> (Summary, Recorder) {
     let mut policies = defaults();
-    let consolidation = policies.iter_mut().find(|p| p.name == "consolidation").unwrap();
-    consolidation.settings = settings;
-    let seed = scenario::resolve("morning-ramp").unwrap().seed;
-    simulate("morning-ramp", seed, policies).summary
+    for (name, overrides) in [("binpack", binpack), ("consolidation", consolidation)] {
+        let spec = policies.iter_mut().find(|p| p.name == name).unwrap();
+        for (key, value) in overrides.as_object().unwrap() {
+            spec.settings[key] = value.clone();
+        }
+    }
+    let scenario = scenario::resolve("morning-ramp").unwrap();
+    let sim = Simulation { seed: scenario.seed, scenario, policies, mode: Mode::Enforce, journal: None };
+    let recorder = Recorder::new(1 << 20, None);
+    let report = sim.run_until(&host(), &mut |_, _| {}, Some(recorder.clone()), &Default::default()).unwrap();
+    (report.summary, recorder)
 }
 
 /// The default set follows the host's cooldowns as configured (contract 0.1.6), not a copy of

@@ -11,14 +11,17 @@
 //!   allocatable for `unneeded-seconds` is proposed for removal, if what it runs fits in the
 //!   spare room of the nodes that stay. Defaults are Cluster Autoscaler's (0.5, 10 min).
 //!
+//! - **Growth** (`growth.horizon-seconds`, off by default): a workload whose pods keep
+//!   waiting as it grows has each group priced by what its new nodes will hold once the
+//!   workload has grown for the horizon at its recent rate (see [`growth`]).
+//!
 //! Mixed-instances groups are sized from the smallest allocatable of their types, so a plan
 //! never counts on capacity a group may not deliver, and priced at the type EC2 launches
 //! for them (a spot group's cheapest, an on-demand group's first: `launch_type`).
 
+pub mod growth;
 mod scale_down;
 mod scale_up;
-
-use std::collections::BTreeMap;
 
 use ballast_sdk::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -36,6 +39,8 @@ pub struct Settings {
     pub headroom: f64,
     /// How scale-up picks among the groups that fit pending pods.
     pub expander: Expander,
+    /// How a workload's recent growth weighs in choosing a group.
+    pub growth: growth::Growth,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -56,12 +61,20 @@ impl Default for Settings {
             scale_down: true,
             headroom: 0.1,
             expander: Expander::MostPods,
+            growth: growth::Growth::default(),
         }
     }
 }
 
-/// Since when (snapshot millis) each node has been under the threshold.
-pub type State = BTreeMap<String, u64>;
+/// What binpack remembers between ticks.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct State {
+    /// Since when (snapshot millis) each node has been under the threshold.
+    pub under: scale_down::Under,
+    /// The recent replica counts of workloads whose pods waited lately.
+    pub growth: growth::Followed,
+}
 
 pub struct Binpack;
 
@@ -76,16 +89,20 @@ impl Policy for Binpack {
         if !(0.0..1.0).contains(&settings.headroom) {
             return Err(format!("headroom must be in [0, 1), got {}", settings.headroom));
         }
-        Ok(())
+        settings.growth.validate()
     }
 
     fn evaluate(snapshot: &dyn Snapshot, settings: &Settings, state: &mut State) -> Result<Vec<Decision>, String> {
-        let mut decisions = scale_up::plan(snapshot, settings.expander);
+        if settings.growth.horizon_seconds > 0 {
+            state.growth.observe(snapshot, snapshot.taken_at_millis(), &settings.growth);
+        }
+        let expected = |owner: &WorkloadRef| state.growth.expected(snapshot, owner, &settings.growth);
+        let mut decisions = scale_up::plan(snapshot, settings.expander, &expected);
         // Like Cluster Autoscaler, never shrink while pods are waiting for capacity.
         if settings.scale_down && snapshot.pending_shapes().is_empty() {
-            decisions.extend(scale_down::plan(snapshot, settings, state));
+            decisions.extend(scale_down::plan(snapshot, settings, &mut state.under));
         } else {
-            state.clear();
+            state.under.clear();
         }
         Ok(decisions)
     }

@@ -6,7 +6,10 @@ use std::collections::{BTreeMap, HashMap};
 
 use ballast_sdk::prelude::*;
 
-use crate::{Settings, State};
+use crate::Settings;
+
+/// Since when (snapshot millis) each node has been under the threshold.
+pub type Under = BTreeMap<String, u64>;
 
 /// The threshold and unneeded time that apply to one group's nodes.
 #[derive(Clone, Copy)]
@@ -32,7 +35,7 @@ impl GroupRule {
     }
 }
 
-pub fn plan(snapshot: &dyn Snapshot, settings: &Settings, state: &mut State) -> Vec<Decision> {
+pub fn plan(snapshot: &dyn Snapshot, settings: &Settings, state: &mut Under) -> Vec<Decision> {
     let now = snapshot.taken_at_millis();
     let options: HashMap<&str, &GroupOptions> =
         snapshot.group_options().iter().map(|o| (o.group.as_str(), o)).collect();

@@ -33,7 +33,23 @@ impl Fit<'_> {
     }
 }
 
-pub fn plan(snapshot: &dyn Snapshot, expander: crate::Expander) -> Vec<Decision> {
+/// A group's fit for the pods waiting now, and the fit it is ranked by: those pods with the
+/// ones their workloads are expected to add soon, when any are.
+struct Offer<'a> {
+    now: Fit<'a>,
+    ahead: Option<Fit<'a>>,
+}
+
+impl<'a> Offer<'a> {
+    fn ranked(&self) -> &Fit<'a> {
+        self.ahead.as_ref().unwrap_or(&self.now)
+    }
+}
+
+/// Plans scale-ups for the pending pods. `expected` says how many more pods a workload is
+/// expected to add soon ([`crate::growth`]); groups are ranked by what their new nodes
+/// would hold with those, and sized for the pods waiting now.
+pub fn plan(snapshot: &dyn Snapshot, expander: crate::Expander, expected: &dyn Fn(&WorkloadRef) -> u32) -> Vec<Decision> {
     let shapes = snapshot.pending_shapes();
     if shapes.is_empty() {
         return Vec::new();
@@ -55,18 +71,30 @@ pub fn plan(snapshot: &dyn Snapshot, expander: crate::Expander) -> Vec<Decision>
         .map(|g| (g, snapshot.booting(g)))
         .collect();
 
+    let extra = soon(shapes, &waiting, expected);
     while !waiting.is_empty() && !groups.is_empty() {
-        let fits: Vec<Fit> =
-            groups.iter().map(|&(g, booting)| fit(g, booting, shapes, &waiting)).filter(|f| f.pods() > 0).collect();
-        let Some(best) = fits.iter().min_by(|a, b| rank(expander, a, b)) else {
+        let ahead: Vec<Pods> = waiting
+            .iter()
+            .map(|w| Pods { count: w.count + extra.iter().find(|e| e.shape == w.shape).map_or(0, |e| e.count), ..*w })
+            .collect();
+        let offers: Vec<Offer> = groups
+            .iter()
+            .map(|&(g, booting)| Offer {
+                now: fit(g, booting, shapes, &waiting),
+                ahead: (!extra.is_empty()).then(|| fit(g, booting, shapes, &ahead)),
+            })
+            .filter(|o| o.now.pods() > 0)
+            .collect();
+        let Some(best) = offers.iter().min_by(|a, b| rank(expander, a.ranked(), b.ranked())) else {
             break;
         };
-        if best.new_nodes > 0 {
+        if best.now.new_nodes > 0 {
             decisions.push(Decision::new(
-                Action::ScaleTo { group: best.group.id.clone(), size: best.group.desired_size + best.new_nodes },
-                reason(best, &fits, shapes),
+                Action::ScaleTo { group: best.now.group.id.clone(), size: best.now.group.desired_size + best.now.new_nodes },
+                reason(best, &offers, shapes),
             ));
         }
+        let best = &best.now;
         for placed in &best.placed {
             if let Some(w) = waiting.iter_mut().find(|w| w.shape == placed.shape) {
                 w.count -= placed.count.min(w.count);
@@ -77,6 +105,20 @@ pub fn plan(snapshot: &dyn Snapshot, expander: crate::Expander) -> Vec<Decision>
         groups.retain(|(g, _)| g.id != chosen);
     }
     decisions
+}
+
+/// The pods each waiting shape's workload is expected to add soon (the first shape of a
+/// workload carries them all).
+fn soon(shapes: &[PendingShape], waiting: &[Pods], expected: &dyn Fn(&WorkloadRef) -> u32) -> Vec<Pods> {
+    let mut seen = std::collections::BTreeSet::new();
+    waiting
+        .iter()
+        .filter_map(|w| {
+            let owner = shapes[w.shape].owner.as_ref()?;
+            let count = if seen.insert(owner) { expected(owner) } else { 0 };
+            (count > 0).then_some(Pods { shape: w.shape, count })
+        })
+        .collect()
 }
 
 /// Orders two fits, better first: by `most-pods`, most pods placed, then lowest cost, then
@@ -149,7 +191,8 @@ fn owners(best: &Fit, shapes: &[PendingShape]) -> String {
     }
 }
 
-fn reason(best: &Fit, all: &[Fit], shapes: &[PendingShape]) -> String {
+fn reason(offer: &Offer, all: &[Offer], shapes: &[PendingShape]) -> String {
+    let best = &offer.now;
     let count = best.pods();
     let sample = &shapes[best.placed[0].shape].requests;
     let same = best.placed.iter().all(|p| {
@@ -172,9 +215,21 @@ fn reason(best: &Fit, all: &[Fit], shapes: &[PendingShape]) -> String {
     );
     let others: Vec<String> = all
         .iter()
-        .filter(|f| f.group.id != best.group.id)
-        .map(|f| format!("{}: {} pods on {} nodes, ${:.4}/h", f.group.id, f.pods(), f.new_nodes, f.cost()))
+        .filter(|o| o.now.group.id != best.group.id)
+        .map(|o| {
+            let f = o.ranked();
+            format!("{}: {} pods on {} nodes, ${:.4}/h", f.group.id, f.pods(), f.new_nodes, f.cost())
+        })
         .collect();
+    if let Some(ahead) = &offer.ahead {
+        text.push_str(&format!(
+            "; priced with the {} more pods their growth brings soon: {} pods on {} nodes, ${:.4}/h",
+            ahead.pods().saturating_sub(count),
+            ahead.pods(),
+            ahead.new_nodes,
+            ahead.cost()
+        ));
+    }
     if !others.is_empty() {
         text.push_str(&format!("; cheapest of {} groups (others: {})", all.len(), others.join("; ")));
     }

@@ -233,3 +233,76 @@ fn a_scale_up_names_whose_pods_it_is_for() {
         "{reason}"
     );
 }
+
+/// A general group of m5.large (three 500m pods each beside nothing else, $0.096/h) and a
+/// compute group of c5.xlarge (seven, $0.17/h), with `web` at `replicas`, one pod waiting.
+fn climbing_web(at_seconds: u64, replicas: u32) -> SnapshotData {
+    SnapshotBuilder::new()
+        .at_millis(at_seconds * 1000)
+        .group(GroupBuilder::asg("general").instance_type("m5.large", "1900m", "7Gi", 0.096).sizes(1, 2, 40))
+        .group(GroupBuilder::asg("compute").instance_type("c5.xlarge", "3900m", "7Gi", 0.17).sizes(0, 1, 20))
+        .workload(ballast_sdk::testing::deployment("shop", "web", replicas, "500m", "1Gi"))
+        .pending_pods("shop", "web", 1, "500m", "1Gi")
+        .build()
+}
+
+fn grown_group(decisions: &[Decision]) -> Vec<String> {
+    decisions
+        .iter()
+        .filter_map(|d| match &d.action {
+            Action::ScaleTo { group, .. } => Some(group.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn with_growth_a_workload_climbing_a_pod_at_a_time_gets_nodes_that_fill_not_the_cheapest_for_one_pod() {
+    let settings = serde_json::json!({"expander": "price", "growth": {"horizon-seconds": 600}});
+    let mut growth = Harness::<Binpack>::with_settings(settings).unwrap();
+    let mut plain = Harness::<Binpack>::with_settings(serde_json::json!({"expander": "price"})).unwrap();
+    // A pod waits every five minutes as web climbs 3 replicas at a time.
+    let climb = [(0, 10), (300, 13), (600, 16)];
+    let mut chosen = Vec::new();
+    for &(at, replicas) in &climb {
+        let snapshot = climbing_web(at, replicas);
+        chosen.push(grown_group(&growth.evaluate(&snapshot).unwrap()));
+        // Priced for the one pod alone, an m5.large is always cheapest.
+        assert_eq!(grown_group(&plain.evaluate(&snapshot).unwrap()), ["general"]);
+    }
+    // First wait: no rate yet. Second: 3 over the 15-minute window, 2 more expected in 10
+    // minutes, which one m5.large still holds. Third: 6 over the window, 4 more expected: 5
+    // pods take two m5.large ($0.192/h) or one c5.xlarge ($0.17/h).
+    assert_eq!(chosen, [vec!["general"], vec!["general"], vec!["compute"]]);
+    let third = growth.evaluate(&climbing_web(610, 16)).unwrap();
+    let reason = &third[0].reason;
+    assert!(reason.contains("1 pending pods of deployment/shop/web"), "{reason}");
+    assert!(reason.contains("1 new c5.xlarge"), "sized for the pod waiting now: {reason}");
+    assert!(reason.contains("priced with the 4 more pods their growth brings soon: 5 pods on 1 nodes"), "{reason}");
+}
+
+#[test]
+fn growth_expects_no_more_than_the_workloads_autoscaler_lets_it_reach() {
+    let settings = serde_json::json!({"expander": "price", "growth": {"horizon-seconds": 600}});
+    let mut harness = Harness::<Binpack>::with_settings(settings).unwrap();
+    let web = WorkloadRef { kind: WorkloadKind::Deployment, namespace: "shop".into(), name: "web".into() };
+    let mut last = Vec::new();
+    for &(at, replicas) in &[(0, 10), (300, 13), (600, 16)] {
+        // Its HorizontalPodAutoscaler stops it at 17: one more pod, which one m5.large holds.
+        let mut snapshot = climbing_web(at, replicas);
+        snapshot.horizontal_autoscalers =
+            vec![HorizontalAutoscaler { target: web.clone(), min_replicas: 2, max_replicas: 17 }];
+        last = grown_group(&harness.evaluate(&snapshot).unwrap());
+    }
+    assert_eq!(last, ["general"]);
+}
+
+#[test]
+fn a_growth_window_of_zero_is_refused_naming_the_field() {
+    let err = Harness::<Binpack>::with_settings(serde_json::json!({"growth": {"horizon-seconds": 600, "window-seconds": 0}}))
+        .err()
+        .unwrap();
+    assert!(err.contains("growth.window-seconds") && err.contains('0'), "{err}");
+    let err = Harness::<Binpack>::with_settings(serde_json::json!({"growth": {"horizon-seconds": -1}})).err().unwrap();
+    assert!(err.contains("growth.horizon-seconds") && err.contains("-1"), "{err}");
+}

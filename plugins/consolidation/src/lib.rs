@@ -44,6 +44,9 @@
 //!   a workload whose replicas fell within that window is not replaced or merged: during a
 //!   scale-in a node launched for its pods would soon be merged or emptied itself, and its
 //!   pods moved twice. It is still removed when its pods fit on the other nodes.
+//! - With `replace-after-cooldown` (on in the default chain), a node is replaced or merged
+//!   only once the host's cooldowns let its group shrink, so the new node does not wait as
+//!   spare room beside it.
 //! - With `shrink-wait-seconds`, a node that runs pods of a workload whose replicas fell
 //!   within that window is not drained ([`shrink`]): its scale-in empties nodes itself.
 //! - Nothing while pods are pending: capacity is short, not spare; and nothing in a group an
@@ -108,6 +111,11 @@ pub struct Settings {
     /// A node that runs pods of a workload whose replicas fell within this many seconds is
     /// not replaced or merged (0: off), only removed when its pods fit elsewhere ([`shrink`]).
     pub shrink_replace_wait_seconds: u64,
+    /// A node is replaced or merged only when the host's cooldowns let its group shrink now
+    /// (off: Karpenter's way, launch first whenever). Launched sooner, the new node waits
+    /// beside the node it replaces until the cooldown ends, and a climb that keeps resetting
+    /// the cooldown takes its room meanwhile: the replacement is given up, the node stays.
+    pub replace_after_cooldown: bool,
 }
 
 impl Default for Settings {
@@ -126,6 +134,7 @@ impl Default for Settings {
             merge_min_saving: 0.1,
             shrink_wait_seconds: 0,
             shrink_replace_wait_seconds: 0,
+            replace_after_cooldown: false,
         }
     }
 }
@@ -470,6 +479,14 @@ impl<'a> Plan<'a> {
         self.targets[trial.own].free = trial.mine;
     }
 
+    /// True if `group` may lose a node now: the host's cooldowns let it shrink and it has not
+    /// grown within `stabilise-seconds`.
+    fn settled(&self, group: &str) -> bool {
+        self.now.saturating_sub(self.state.groups.get(group).map_or(0, |g| g.grew_at))
+            >= ms(self.settings.stabilise_seconds)
+            && self.cooldowns.get(group).is_none_or(|c| c.may_shrink(self.now))
+    }
+
     /// The removals to propose, one decision per group, then the replacements.
     fn choose(mut self) -> Vec<Decision> {
         let mut since = BTreeMap::new();
@@ -489,9 +506,7 @@ impl<'a> Plan<'a> {
             since.insert(c.node.name.clone(), first);
             let removing = chosen.get(group).map_or(0, Vec::len) as u32;
             let room_above_min = c.group.desired_size.saturating_sub(c.group.min_size) > removing;
-            let settled = self.now.saturating_sub(self.state.groups.get(group).map_or(0, |g| g.grew_at))
-                >= ms(self.settings.stabilise_seconds)
-                && self.cooldowns.get(group).is_none_or(|c| c.may_shrink(self.now));
+            let settled = self.settled(group);
             let wait = ms(c.wait_seconds).saturating_add(self.state.groups.get(group).map_or(0, |g| g.wait_ms));
             let due = self.now.saturating_sub(first) >= wait;
             let budgeted = c.load.pods > 0 || self.settings.count_empty_nodes;
@@ -520,7 +535,8 @@ impl<'a> Plan<'a> {
             })
             .collect();
         if self.settings.replace && decisions.is_empty() {
-            unfit.retain(|c| !c.shrinking);
+            let after_cooldown = self.settings.replace_after_cooldown;
+            unfit.retain(|c| !c.shrinking && (!after_cooldown || self.settled(&c.group.id)));
             decisions.extend(self.replacement(&unfit));
         }
         decisions

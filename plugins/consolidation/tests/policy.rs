@@ -290,6 +290,27 @@ fn a_node_whose_pods_fit_on_a_cheaper_group_is_replaced_launch_first_then_draine
 }
 
 #[test]
+fn with_replace_after_cooldown_no_node_is_launched_for_a_group_that_may_not_shrink_yet() {
+    // od-2 would be replaced by a spot node (64% less), but on-demand grew 2 minutes ago and
+    // the host lets it shrink only 10 minutes after: the new node would wait as spare room.
+    let cluster = |now_ms: u64| {
+        two_groups(0)
+            .at_millis(now_ms)
+            .grown_at("on-demand", 1_000_000, 600)
+            .pods_on("od-1", running("shop", "api", 2, "1", "2Gi"))
+            .pods_on("od-2", tolerating_spot(running("shop", "web", 2, "750m", "2Gi")))
+            .build()
+    };
+    let after_cooldown = Settings { replace_after_cooldown: true, ..Settings::default() };
+    let in_cooldown = cluster(1_120_000);
+    assert!(evaluate(&in_cooldown, after_cooldown.clone()).is_empty(), "refused: on-demand may not shrink yet");
+    // Karpenter's way (the plugin's default): launch now, drain once the cooldown allows.
+    assert_eq!(grown(&evaluate(&in_cooldown, Settings::default())), [("spot".to_string(), 1)]);
+    // Once the cooldown has passed, the replacement starts.
+    assert_eq!(grown(&evaluate(&cluster(1_600_000), after_cooldown)), [("spot".to_string(), 1)]);
+}
+
+#[test]
 fn no_replacement_without_enough_saving_without_admitting_groups_or_above_min_size() {
     let with = |snapshot: SnapshotBuilder, settings: Settings| evaluate(&snapshot.build(), settings);
     let spot_pods = || {
