@@ -49,7 +49,11 @@ impl<'a> Offer<'a> {
 /// Plans scale-ups for the pending pods. `expected` says how many more pods a workload is
 /// expected to add soon ([`crate::growth`]); groups are ranked by what their new nodes
 /// would hold with those, and sized for the pods waiting now.
-pub fn plan(snapshot: &dyn Snapshot, expander: crate::Expander, expected: &dyn Fn(&WorkloadRef) -> u32) -> Vec<Decision> {
+pub fn plan(
+    snapshot: &dyn Snapshot,
+    expander: crate::Expander,
+    expected: &dyn Fn(&WorkloadRef) -> u32,
+) -> Vec<Decision> {
     let shapes = snapshot.pending_shapes();
     if shapes.is_empty() {
         return Vec::new();
@@ -90,7 +94,10 @@ pub fn plan(snapshot: &dyn Snapshot, expander: crate::Expander, expected: &dyn F
         };
         if best.now.new_nodes > 0 {
             decisions.push(Decision::new(
-                Action::ScaleTo { group: best.now.group.id.clone(), size: best.now.group.desired_size + best.now.new_nodes },
+                Action::ScaleTo {
+                    group: best.now.group.id.clone(),
+                    size: best.now.group.desired_size + best.now.new_nodes,
+                },
                 reason(best, &offers, shapes),
             ));
         }

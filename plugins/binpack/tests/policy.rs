@@ -299,9 +299,10 @@ fn growth_expects_no_more_than_the_workloads_autoscaler_lets_it_reach() {
 
 #[test]
 fn a_growth_window_of_zero_is_refused_naming_the_field() {
-    let err = Harness::<Binpack>::with_settings(serde_json::json!({"growth": {"horizon-seconds": 600, "window-seconds": 0}}))
-        .err()
-        .unwrap();
+    let err =
+        Harness::<Binpack>::with_settings(serde_json::json!({"growth": {"horizon-seconds": 600, "window-seconds": 0}}))
+            .err()
+            .unwrap();
     assert!(err.contains("growth.window-seconds") && err.contains('0'), "{err}");
     let err = Harness::<Binpack>::with_settings(serde_json::json!({"growth": {"horizon-seconds": -1}})).err().unwrap();
     assert!(err.contains("growth.horizon-seconds") && err.contains("-1"), "{err}");
