@@ -8,9 +8,8 @@
 //! `growth.horizon-seconds` at the workload's recent rate, and still buys only what the pods
 //! waiting now need.
 
-use std::collections::BTreeMap;
-
 use ballast_sdk::prelude::*;
+use ballast_sdk::replicas::ReplicaHistory;
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -39,59 +38,19 @@ impl Growth {
     }
 }
 
-/// A replica count and when it was first seen (short names: the state crosses the plugin
-/// boundary as JSON on every call).
-#[derive(Clone, Copy, Debug, PartialEq, Deserialize, Serialize)]
-pub struct Sample {
-    #[serde(rename = "t")]
-    pub at: u64,
-    #[serde(rename = "n")]
-    pub replicas: u32,
-}
-
-/// The recent replica counts of the workloads followed, by workload (`kind/namespace/name`),
-/// one sample per change, the newest last.
+/// The replica counts of workloads whose pods waited lately.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
 #[serde(transparent)]
 pub struct Followed {
-    pub workloads: BTreeMap<String, Vec<Sample>>,
+    pub history: ReplicaHistory,
 }
 
 impl Followed {
     /// Records the replica counts of the workloads with pods pending now, and of those
-    /// followed whose count changed within the window.
-    ///
-    /// # Caveats
-    /// A workload is followed from the first evaluation that finds one of its pods pending,
-    /// so its first wait is priced for the pods waiting only; it is forgotten once nothing of
-    /// it is pending and its count has rested for a window, which keeps the state small in a
-    /// large cluster at rest.
+    /// followed whose count changed within the window ([`ReplicaHistory::observe`]: a
+    /// workload's first wait is priced for the pods waiting only).
     pub fn observe(&mut self, snapshot: &dyn Snapshot, now: u64, settings: &Growth) {
-        let pending: std::collections::BTreeSet<String> =
-            snapshot.pending_shapes().iter().filter_map(|s| s.owner.as_ref()).map(ToString::to_string).collect();
-        if pending.is_empty() && self.workloads.is_empty() {
-            return;
-        }
-        let start = now.saturating_sub(settings.window_seconds * 1000);
-        let mut followed = BTreeMap::new();
-        for w in snapshot.workloads() {
-            let key = w.id.to_string();
-            let waiting = pending.contains(&key);
-            let Some(mut samples) = self.workloads.remove(&key).or_else(|| waiting.then(Vec::new)) else {
-                continue;
-            };
-            if samples.last().is_none_or(|s| s.replicas != w.replicas) {
-                samples.push(Sample { at: now, replicas: w.replicas });
-            }
-            // Keep the newest sample at or before the window's start: the count it began at.
-            let before = samples.iter().rposition(|s| s.at <= start).unwrap_or(0);
-            samples.drain(..before);
-            let rested = samples.len() == 1 && samples[0].at <= start;
-            if waiting || !rested {
-                followed.insert(key, samples);
-            }
-        }
-        self.workloads = followed;
+        self.history.observe(snapshot, now, settings.window_seconds.saturating_mul(1000), |_| true);
     }
 
     /// How many more replicas `workload` is expected to add within the horizon, at the rate
@@ -101,7 +60,7 @@ impl Followed {
         if settings.horizon_seconds == 0 {
             return 0;
         }
-        let Some(samples) = self.workloads.get(&workload.to_string()) else {
+        let Some(samples) = self.history.of(workload) else {
             return 0;
         };
         let (Some(first), Some(last)) = (samples.first(), samples.last()) else {
@@ -111,7 +70,8 @@ impl Followed {
         // rate to extrapolate ten minutes from.
         let grew = last.replicas.saturating_sub(first.replicas);
         let at_rate = (u64::from(grew) * settings.horizon_seconds / settings.window_seconds.max(1)) as u32;
-        let current = snapshot.workloads().iter().find(|w| &w.id == workload).map_or(last.replicas, |w| w.replicas);
-        snapshot.autoscaler_of(workload).map_or(at_rate, |a| at_rate.min(a.room_to_grow(current)))
+        // The last sample is this tick's count: `observe` ran first. (No search of the
+        // snapshot's workloads: this is asked once per waiting shape.)
+        snapshot.autoscaler_of(workload).map_or(at_rate, |a| at_rate.min(a.room_to_grow(last.replicas)))
     }
 }

@@ -14,6 +14,7 @@
 use std::collections::BTreeMap;
 
 use ballast_sdk::prelude::*;
+use ballast_sdk::replicas::{self, ReplicaHistory, Sample};
 use serde::{Deserialize, Serialize};
 
 use super::slots::Need;
@@ -49,28 +50,10 @@ impl Ramp {
     }
 }
 
-/// A replica count and when it was first seen. Short names: the state holds one or more per
-/// workload and crosses the plugin boundary as JSON on every call.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Deserialize, Serialize)]
-pub struct Sample {
-    #[serde(rename = "t")]
-    pub at: u64,
-    #[serde(rename = "n")]
-    pub replicas: u32,
-}
-
-/// One workload's recent replica counts: one sample per change, the newest last, none older
-/// than needed to know the count at the start of the window.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
-#[serde(transparent)]
-pub struct Climb {
-    pub samples: Vec<Sample>,
-}
-
-/// Every workload's climb, by workload (`Kind/namespace/name`).
+/// Every followed workload's recent replica counts.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 pub struct Climbs {
-    pub workloads: BTreeMap<String, Climb>,
+    pub workloads: ReplicaHistory,
 }
 
 /// Room wanted ahead of one climbing workload.
@@ -107,49 +90,13 @@ impl Expected {
     }
 }
 
-/// The state's key for a workload: cheaper than its display form, which it is only given
-/// when it climbs.
-fn key(id: &WorkloadRef) -> String {
-    format!("{:?}/{}/{}", id.kind, id.namespace, id.name)
-}
-
 impl Climbs {
     /// Records the replica counts of the workloads on EC2 (or not placed yet) that have pods
-    /// pending or changed within the window.
-    ///
-    /// # Caveats
-    /// A workload is followed from the first evaluation that finds one of its pods pending (a
-    /// climb that spare room absorbs needs no room made), counting from the replicas it has
-    /// then; and forgotten once nothing of it is pending and its count has not changed for a
-    /// window. So the state stays small in a large cluster at rest, and the climb's first
-    /// step is not counted.
+    /// pending or changed within the window ([`ReplicaHistory::observe`]: a climb that
+    /// spare room absorbs needs no room made, and the climb's first step is not counted).
     pub fn observe(&mut self, snapshot: &dyn Snapshot, now: u64, settings: &Ramp) {
-        let start = now.saturating_sub(settings.window_seconds * 1000);
-        let pending: std::collections::BTreeSet<String> =
-            snapshot.pending_shapes().iter().filter_map(|s| s.owner.as_ref()).map(key).collect();
-        // A cluster at rest: nothing followed, nothing to start following.
-        if pending.is_empty() && self.workloads.is_empty() {
-            return;
-        }
-        let mut seen = BTreeMap::new();
-        for w in snapshot.workloads().iter().filter(|w| !matches!(w.placement, Placement::Fargate)) {
-            let key = key(&w.id);
-            let waiting = pending.contains(&key);
-            let Some(mut climb) = self.workloads.remove(&key).or_else(|| waiting.then(Climb::default)) else {
-                continue;
-            };
-            if climb.samples.last().is_none_or(|s| s.replicas != w.replicas) {
-                climb.samples.push(Sample { at: now, replicas: w.replicas });
-            }
-            // Keep the newest sample at or before the window's start: the count it began at.
-            let before = climb.samples.iter().rposition(|s| s.at <= start).unwrap_or(0);
-            climb.samples.drain(..before);
-            let settled = climb.samples.len() == 1 && climb.samples[0].at <= start;
-            if waiting || !settled {
-                seen.insert(key, climb);
-            }
-        }
-        self.workloads = seen;
+        let window = settings.window_seconds.saturating_mul(1000);
+        self.workloads.observe(snapshot, now, window, |w| !matches!(w.placement, Placement::Fargate));
     }
 
     /// The workloads climbing now, with the room their climb would fill within the lead time.
@@ -159,8 +106,12 @@ impl Climbs {
     /// that reached its `max-replicas` expects nothing, however fast it came (contract 0.1.7;
     /// a host older than that says of no autoscaler, and the rate alone counts).
     pub fn expected(&self, snapshot: &dyn Snapshot, now: u64, settings: &Ramp) -> Vec<Expected> {
-        let climbing: BTreeMap<&str, Rate> =
-            self.workloads.iter().filter_map(|(key, climb)| Some((key.as_str(), climb.rate(now, settings)?))).collect();
+        let climbing: BTreeMap<&str, Rate> = self
+            .workloads
+            .workloads
+            .iter()
+            .filter_map(|(key, samples)| Some((key.as_str(), rate(samples, now, settings)?)))
+            .collect();
         if climbing.is_empty() {
             return Vec::new();
         }
@@ -172,7 +123,7 @@ impl Climbs {
             .workloads()
             .iter()
             .filter_map(|w| {
-                let rate = climbing.get(key(&w.id).as_str())?;
+                let rate = climbing.get(replicas::key(&w.id).as_str())?;
                 let at_rate = (rate.per_second() * settings.lead_seconds as f64).ceil() as u32;
                 let room = snapshot.autoscaler_of(&w.id).map(|a| (a.room_to_grow(w.replicas), a.max_replicas));
                 let (count, capped_at) = match room {
@@ -206,16 +157,14 @@ impl Rate {
     }
 }
 
-impl Climb {
-    /// Its climb over the window, if it is a ramp still climbing.
-    fn rate(&self, now: u64, settings: &Ramp) -> Option<Rate> {
-        let start = now.saturating_sub(settings.window_seconds * 1000);
-        let (first, last) = (self.samples.first()?, self.samples.last()?);
-        let steps = self.samples.windows(2).filter(|p| p[1].at > start && p[1].replicas > p[0].replicas).count();
-        let grew = last.replicas.saturating_sub(first.replicas);
-        let rising = self.samples.len() > 1 && last.replicas > self.samples[self.samples.len() - 2].replicas;
-        let climbing = rising && last.at + settings.lead_seconds * 1000 >= now;
-        (climbing && grew >= settings.min_pods && steps >= settings.min_steps as usize)
-            .then(|| Rate { grew, over_millis: now.saturating_sub(first.at.max(start)) })
-    }
+/// A workload's climb over the window, if it is a ramp still climbing.
+fn rate(samples: &[Sample], now: u64, settings: &Ramp) -> Option<Rate> {
+    let start = now.saturating_sub(settings.window_seconds * 1000);
+    let (first, last) = (samples.first()?, samples.last()?);
+    let steps = samples.windows(2).filter(|p| p[1].at > start && p[1].replicas > p[0].replicas).count();
+    let grew = last.replicas.saturating_sub(first.replicas);
+    let rising = samples.len() > 1 && last.replicas > samples[samples.len() - 2].replicas;
+    let climbing = rising && last.at + settings.lead_seconds * 1000 >= now;
+    (climbing && grew >= settings.min_pods && steps >= settings.min_steps as usize)
+        .then(|| Rate { grew, over_millis: now.saturating_sub(first.at.max(start)) })
 }

@@ -31,6 +31,7 @@
 //! - [`model`]: the snapshot and decision types (also the snapshot file format);
 //! - [`snapshot`]: the [`Snapshot`] trait and its in-memory form;
 //! - [`fargate`]: Fargate size rounding and prices;
+//! - [`replicas`]: workloads' recent replica counts, kept in a policy's state;
 //! - [`testing`]: the native harness and snapshot builders;
 //! - [`log`]: logging through the host.
 
@@ -38,6 +39,7 @@ pub mod fargate;
 pub mod log;
 pub mod model;
 pub mod quantity;
+pub mod replicas;
 pub mod snapshot;
 pub mod testing;
 
