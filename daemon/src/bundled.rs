@@ -55,10 +55,10 @@ pub const DEFAULT_CHAIN: &[&str] = &["binpack", "headroom", "consolidation", "fa
 /// measured on the shipped scenarios over seeds 1 to 5; `shrink-replace-wait-seconds` is 300:
 /// no node is launched to replace or merge nodes of a workload that scaled in within 5
 /// minutes, which on morning-ramp's evening moved the same pods twice; `replace-after-cooldown`
-/// starts a replacement or merge only when the replaced node's group may shrink). binpack
-/// prices each group for what a growing workload adds over 10 minutes (`growth`), so a
-/// climb a pod at a time buys nodes that fill rather than the cheapest for one pod. headroom learns bursts
-/// that recur at a steady period and asks for their room 90 s before each is due: a node's
+/// starts a replacement or merge only if the replaced node's group may shrink by the time
+/// the new node is Ready). binpack prices each group for what a growing workload adds over
+/// 10 minutes (`growth`), so a climb a pod at a time buys nodes that fill rather than the
+/// cheapest for one pod. headroom learns bursts that recur at a steady period and asks for their room 90 s before each is due: a node's
 /// boot (60-75 s in the shipped scenarios) and a tick; raise `lead-seconds` where nodes boot
 /// slower. With `ramp` (its defaults: a climb of 5 replicas in 3 steps within 60 s) it makes
 /// room for what a climbing workload adds in the next 90 s.

@@ -38,10 +38,11 @@ pub struct Settings {
     /// A node that runs pods of a workload whose replicas fell within this many seconds is
     /// not replaced or merged (0: off), only removed when its pods fit elsewhere ([`crate::shrink`]).
     pub shrink_replace_wait_seconds: u64,
-    /// A node is replaced or merged only when the host's cooldowns let its group shrink now
-    /// (off: Karpenter's way, launch first whenever). Launched sooner, the new node waits
-    /// beside the node it replaces until the cooldown ends, and a climb that keeps resetting
-    /// the cooldown takes its room meanwhile: the replacement is given up, the node stays.
+    /// A node is replaced or merged only if the host's cooldowns let its group shrink by the
+    /// time the new node is Ready ([`crate::replace::READY_WITHIN_MS`]; off: Karpenter's way,
+    /// launch first whenever). Launched sooner, the new node waits beside the node it replaces
+    /// until the cooldown ends, and a climb that keeps resetting the cooldown takes its room
+    /// meanwhile: the replacement is given up, the node stays.
     pub replace_after_cooldown: bool,
 }
 

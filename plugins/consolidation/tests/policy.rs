@@ -292,7 +292,8 @@ fn a_node_whose_pods_fit_on_a_cheaper_group_is_replaced_launch_first_then_draine
 #[test]
 fn with_replace_after_cooldown_no_node_is_launched_for_a_group_that_may_not_shrink_yet() {
     // od-2 would be replaced by a spot node (64% less), but on-demand grew 2 minutes ago and
-    // the host lets it shrink only 10 minutes after: the new node would wait as spare room.
+    // the host lets it shrink only 10 minutes after: the new node would be Ready 5 minutes
+    // before od-2 may go, and wait as spare room.
     let cluster = |now_ms: u64| {
         two_groups(0)
             .at_millis(now_ms)
@@ -306,8 +307,8 @@ fn with_replace_after_cooldown_no_node_is_launched_for_a_group_that_may_not_shri
     assert!(evaluate(&in_cooldown, after_cooldown.clone()).is_empty(), "refused: on-demand may not shrink yet");
     // Karpenter's way (the plugin's default): launch now, drain once the cooldown allows.
     assert_eq!(grown(&evaluate(&in_cooldown, Settings::default())), [("spot".to_string(), 1)]);
-    // Once the cooldown has passed, the replacement starts.
-    assert_eq!(grown(&evaluate(&cluster(1_600_000), after_cooldown)), [("spot".to_string(), 1)]);
+    // When the cooldown ends before the new node can be Ready (3 minutes), it starts.
+    assert_eq!(grown(&evaluate(&cluster(1_450_000), after_cooldown)), [("spot".to_string(), 1)]);
 }
 
 #[test]
