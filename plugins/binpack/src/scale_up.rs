@@ -76,16 +76,14 @@ pub fn plan(
         .collect();
 
     let extra = soon(shapes, &waiting, expected);
+    let growing = extra.iter().any(|&n| n > 0);
     while !waiting.is_empty() && !groups.is_empty() {
-        let ahead: Vec<Pods> = waiting
-            .iter()
-            .map(|w| Pods { count: w.count + extra.iter().find(|e| e.shape == w.shape).map_or(0, |e| e.count), ..*w })
-            .collect();
+        let ahead: Vec<Pods> = waiting.iter().map(|w| Pods { count: w.count + extra[w.shape], ..*w }).collect();
         let offers: Vec<Offer> = groups
             .iter()
             .map(|&(g, booting)| Offer {
                 now: fit(g, booting, shapes, &waiting),
-                ahead: (!extra.is_empty()).then(|| fit(g, booting, shapes, &ahead)),
+                ahead: growing.then(|| fit(g, booting, shapes, &ahead)),
             })
             .filter(|o| o.now.pods() > 0)
             .collect();
@@ -114,18 +112,17 @@ pub fn plan(
     decisions
 }
 
-/// The pods each waiting shape's workload is expected to add soon (the first shape of a
-/// workload carries them all).
-fn soon(shapes: &[PendingShape], waiting: &[Pods], expected: &dyn Fn(&WorkloadRef) -> u32) -> Vec<Pods> {
+/// The pods each waiting shape's workload is expected to add soon, by shape index (the first
+/// shape of a workload carries them all).
+fn soon(shapes: &[PendingShape], waiting: &[Pods], expected: &dyn Fn(&WorkloadRef) -> u32) -> Vec<u32> {
+    let mut extra = vec![0; shapes.len()];
     let mut seen = std::collections::BTreeSet::new();
-    waiting
-        .iter()
-        .filter_map(|w| {
-            let owner = shapes[w.shape].owner.as_ref()?;
-            let count = if seen.insert(owner) { expected(owner) } else { 0 };
-            (count > 0).then_some(Pods { shape: w.shape, count })
-        })
-        .collect()
+    for w in waiting {
+        if let Some(owner) = shapes[w.shape].owner.as_ref().filter(|&o| seen.insert(o)) {
+            extra[w.shape] = expected(owner);
+        }
+    }
+    extra
 }
 
 /// Orders two fits, better first: by `most-pods`, most pods placed, then lowest cost, then
