@@ -69,7 +69,8 @@ impl Followed {
         // Over the whole window even when followed for less: a first step seconds ago is no
         // rate to extrapolate ten minutes from.
         let grew = last.replicas.saturating_sub(first.replicas);
-        let at_rate = (u64::from(grew) * settings.horizon_seconds / settings.window_seconds.max(1)) as u32;
+        let at_rate = u64::from(grew).saturating_mul(settings.horizon_seconds) / settings.window_seconds.max(1);
+        let at_rate = u32::try_from(at_rate).unwrap_or(u32::MAX);
         // The last sample is this tick's count: `observe` ran first. (No search of the
         // snapshot's workloads: this is asked once per waiting shape.)
         snapshot.autoscaler_of(workload).map_or(at_rate, |a| at_rate.min(a.room_to_grow(last.replicas)))

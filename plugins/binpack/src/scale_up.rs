@@ -78,7 +78,8 @@ pub fn plan(
     let extra = soon(shapes, &waiting, expected);
     let growing = extra.iter().any(|&n| n > 0);
     while !waiting.is_empty() && !groups.is_empty() {
-        let ahead: Vec<Pods> = waiting.iter().map(|w| Pods { count: w.count + extra[w.shape], ..*w }).collect();
+        let ahead: Vec<Pods> =
+            waiting.iter().map(|w| Pods { count: w.count.saturating_add(extra[w.shape]), ..*w }).collect();
         let offers: Vec<Offer> = groups
             .iter()
             .map(|&(g, booting)| Offer {

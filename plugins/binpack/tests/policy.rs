@@ -307,3 +307,17 @@ fn a_growth_window_of_zero_is_refused_naming_the_field() {
     let err = Harness::<Binpack>::with_settings(serde_json::json!({"growth": {"horizon-seconds": -1}})).err().unwrap();
     assert!(err.contains("growth.horizon-seconds") && err.contains("-1"), "{err}");
 }
+
+#[test]
+fn an_enormous_growth_horizon_saturates_instead_of_overflowing() {
+    let settings = serde_json::json!({"expander": "price", "growth": {"horizon-seconds": u64::MAX}});
+    let mut harness = Harness::<Binpack>::with_settings(settings).unwrap();
+    let mut last = Vec::new();
+    for &(at, replicas) in &[(0, 10), (300, 13), (600, 16)] {
+        last = harness.evaluate(&climbing_web(at, replicas)).unwrap();
+    }
+    // Expected pods past every group's max: still one node for the one pod waiting, of the
+    // group cheapest per pod for all it can hold.
+    assert_eq!(last.len(), 1, "{last:?}");
+    assert_eq!(last[0].action, Action::ScaleTo { group: "compute".into(), size: 2 });
+}
