@@ -12,12 +12,12 @@ use ballast::engine::record::{ActionResult, Record, Recorder};
 use ballast::sim::scenario::{self, Scenario};
 use ballast::sim::{Simulation, Summary};
 use serde_json::json;
-use support::sim::{defaults, host, policy, recorded, root, simulate};
+use support::sim::{defaults, host, policy, recorded, recorded_with, root, simulate};
 
 mod support;
 
 /// Whether `headroom` grew a group, done, for a reason that says `why`.
-fn headroom_acted(recorder: &ballast::engine::record::Recorder, why: &str) -> bool {
+fn headroom_acted(recorder: &Recorder, why: &str) -> bool {
     recorder.records().any(|r| {
         matches!(r, Record::Decision(d) if d.plugin == "headroom"
             && d.reason.contains(why)
@@ -208,9 +208,7 @@ fn morning_ramp_with(binpack: serde_json::Value, consolidation: serde_json::Valu
         }
     }
     let scenario = scenario::resolve("morning-ramp").unwrap();
-    let sim = Simulation { seed: scenario.seed, scenario, policies, mode: Mode::Enforce, journal: None };
-    let recorder = Recorder::new(1 << 20, None);
-    let report = sim.run_until(&host(), &mut |_, _| {}, Some(recorder.clone()), &Default::default()).unwrap();
+    let (report, recorder) = recorded_with(scenario.seed, scenario, policies);
     (report.summary, recorder)
 }
 
@@ -222,10 +220,7 @@ fn a_shorter_scale_down_cooldown_is_followed_by_the_default_set() {
     let run = |cooldown_seconds: u64| {
         let mut scenario = scenario::resolve("spiky-batch").unwrap();
         scenario.guardrails.cooldown.scale_down_after_scale_up = Duration::from_secs(cooldown_seconds);
-        let sim =
-            Simulation { seed: scenario.seed, scenario, policies: defaults(), mode: Mode::Enforce, journal: None };
-        let recorder = ballast::engine::record::Recorder::new(1 << 20, None);
-        let report = sim.run_until(&host(), &mut |_, _| {}, Some(recorder.clone()), &Default::default()).unwrap();
+        let (report, recorder) = recorded_with(scenario.seed, scenario, defaults());
         (report, soonest_removal_after_growth(&recorder))
     };
     let (stock, stock_gap) = run(600);
@@ -236,7 +231,7 @@ fn a_shorter_scale_down_cooldown_is_followed_by_the_default_set() {
 }
 
 /// The shortest time from a growth the host made to the next removal a policy began.
-fn soonest_removal_after_growth(recorder: &ballast::engine::record::Recorder) -> Option<u64> {
+fn soonest_removal_after_growth(recorder: &Recorder) -> Option<u64> {
     let mut grew_at = None;
     let mut soonest: Option<u64> = None;
     for record in recorder.records() {
@@ -268,10 +263,7 @@ fn a_lost_node_is_replaced_after_twenty_minutes_and_its_pods_do_not_wait_for_it(
     let run = |repair: &str| {
         let text = format!("{LOSS}guardrails: {{replace-unready-after: {repair}}}\n");
         let scenario = Scenario::parse(Path::new("lost.yaml"), &text).unwrap();
-        let sim = Simulation { seed: 1, scenario, policies: defaults(), mode: Mode::Enforce, journal: None };
-        let recorder = ballast::engine::record::Recorder::new(1 << 20, None);
-        let report = sim.run_until(&host(), &mut |_, _| {}, Some(recorder.clone()), &Default::default()).unwrap();
-        (report, recorder)
+        recorded_with(1, scenario, defaults())
     };
     let (repaired, recorder) = run("20m");
     let replaced: Vec<_> = recorder

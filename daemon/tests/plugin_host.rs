@@ -213,6 +213,20 @@ fn bad_settings_are_refused_at_load_with_the_plugins_message() {
     assert!(error.to_string().contains("unknown field `treshold`"), "{error}");
 }
 
+/// What `ballast run` loads: the wasm build of binpack, settings checked by the component.
+/// A value of the wrong kind deep in the settings is refused naming its path and the value,
+/// and so is a nested setting the policy itself refuses.
+#[test]
+fn a_nested_bad_setting_is_refused_at_load_naming_its_path_and_value() {
+    let host = host(false);
+    let wrong_kind = serde_json::json!({"growth": {"horizon-seconds": -1}});
+    let error = host.load(spec("binpack", "binpack", wrong_kind)).err().unwrap().to_string();
+    assert!(error.contains("growth.horizon-seconds") && error.contains("-1"), "{error}");
+    let refused = serde_json::json!({"growth": {"horizon-seconds": 600, "window-seconds": 0}});
+    let error = host.load(spec("binpack", "binpack", refused)).err().unwrap().to_string();
+    assert!(error.contains("growth.window-seconds: 0"), "{error}");
+}
+
 #[test]
 fn settings_checks_are_bounded_too() {
     let started = Instant::now();

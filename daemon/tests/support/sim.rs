@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 
 use ballast::bundled;
 use ballast::engine::Mode;
+use ballast::engine::record::Recorder;
 use ballast::policy::{HostConfig, PluginSpec, PolicyHost};
-use ballast::sim::scenario;
+use ballast::sim::scenario::{self, Scenario};
 use ballast::sim::{SimReport, Simulation};
 
 pub fn root() -> PathBuf {
@@ -33,10 +34,15 @@ pub fn defaults() -> Vec<PluginSpec> {
 }
 
 /// A shipped scenario under the default set, with every record kept.
-pub fn recorded(name: &str) -> (SimReport, ballast::engine::record::Recorder) {
+pub fn recorded(name: &str) -> (SimReport, Recorder) {
     let scenario = scenario::resolve(name).unwrap();
-    let sim = Simulation { seed: scenario.seed, scenario, policies: defaults(), mode: Mode::Enforce, journal: None };
-    let recorder = ballast::engine::record::Recorder::new(1 << 20, None);
+    recorded_with(scenario.seed, scenario, defaults())
+}
+
+/// A scenario on `seed` under `policies`, with every record kept.
+pub fn recorded_with(seed: u64, scenario: Scenario, policies: Vec<PluginSpec>) -> (SimReport, Recorder) {
+    let sim = Simulation { seed, scenario, policies, mode: Mode::Enforce, journal: None };
+    let recorder = Recorder::new(1 << 20, None);
     let report = sim.run_until(&host(), &mut |_, _| {}, Some(recorder.clone()), &Default::default()).unwrap();
     (report, recorder)
 }

@@ -159,12 +159,12 @@ impl Rate {
 
 /// A workload's climb over the window, if it is a ramp still climbing.
 fn rate(samples: &[Sample], now: u64, settings: &Ramp) -> Option<Rate> {
-    let start = now.saturating_sub(settings.window_seconds * 1000);
+    let start = now.saturating_sub(settings.window_seconds.saturating_mul(1000));
     let (first, last) = (samples.first()?, samples.last()?);
     let steps = samples.windows(2).filter(|p| p[1].at > start && p[1].replicas > p[0].replicas).count();
     let grew = last.replicas.saturating_sub(first.replicas);
     let rising = samples.len() > 1 && last.replicas > samples[samples.len() - 2].replicas;
-    let climbing = rising && last.at + settings.lead_seconds * 1000 >= now;
+    let climbing = rising && last.at.saturating_add(settings.lead_seconds.saturating_mul(1000)) >= now;
     (climbing && grew >= settings.min_pods && steps >= settings.min_steps as usize)
         .then(|| Rate { grew, over_millis: now.saturating_sub(first.at.max(start)) })
 }
