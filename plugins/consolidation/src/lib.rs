@@ -45,8 +45,9 @@
 //!   scale-in a node launched for its pods would soon be merged or emptied itself, and its
 //!   pods moved twice. It is still removed when its pods fit on the other nodes.
 //! - With `replace-after-cooldown` (on in the default chain), a node is replaced or merged
-//!   only if the host's cooldowns let its group shrink by the time the new node is Ready, so
-//!   the new node does not wait as spare room beside it.
+//!   only if the host's cooldowns let its group shrink by the time the new node is Ready
+//!   (`replace-ready-within-seconds`, 180), so the new node does not wait as spare room
+//!   beside it.
 //! - With `shrink-wait-seconds`, a node that runs pods of a workload whose replicas fell
 //!   within that window is not drained ([`shrink`]): its scale-in empties nodes itself.
 //! - Nothing while pods are pending: capacity is short, not spare; and nothing in a group an
@@ -465,7 +466,7 @@ impl<'a> Plan<'a> {
             .collect();
         if self.settings.replace && decisions.is_empty() {
             let after_cooldown = self.settings.replace_after_cooldown;
-            let ready_at = self.now.saturating_add(replace::READY_WITHIN_MS);
+            let ready_at = self.now.saturating_add(self.settings.replace_ready_within_seconds.saturating_mul(1000));
             unfit.retain(|c| {
                 let may_go = || self.cooldowns.get(c.group.id.as_str()).is_none_or(|k| k.may_shrink(ready_at));
                 !c.shrinking && (!after_cooldown || may_go())

@@ -27,11 +27,6 @@ pub struct Replacing {
     pub at: u64,
 }
 
-/// How soon a replacement's new node is taken to be Ready (a launch and a boot, one to
-/// three minutes on EC2): with `replace-after-cooldown`, a node is replaced only if its
-/// group may shrink by then.
-pub const READY_WITHIN_MS: u64 = 3 * 60_000;
-
 /// How long a replacement may take (boot, drain) before it is given up.
 pub const GIVE_UP_MS: u64 = 10 * 60_000;
 

@@ -39,11 +39,15 @@ pub struct Settings {
     /// not replaced or merged (0: off), only removed when its pods fit elsewhere ([`crate::shrink`]).
     pub shrink_replace_wait_seconds: u64,
     /// A node is replaced or merged only if the host's cooldowns let its group shrink by the
-    /// time the new node is Ready ([`crate::replace::READY_WITHIN_MS`]; off: Karpenter's way,
+    /// time the new node is Ready (`replace-ready-within-seconds`; off: Karpenter's way,
     /// launch first whenever). Launched sooner, the new node waits beside the node it replaces
     /// until the cooldown ends, and a climb that keeps resetting the cooldown takes its room
     /// meanwhile: the replacement is given up, the node stays.
     pub replace_after_cooldown: bool,
+    /// How soon a replacement's new node is taken to be Ready, for `replace-after-cooldown`:
+    /// a launch and a boot of the groups it may come from (one to three minutes on EC2;
+    /// 0: the group must be free to shrink now).
+    pub replace_ready_within_seconds: u64,
 }
 
 impl Default for Settings {
@@ -63,6 +67,7 @@ impl Default for Settings {
             shrink_wait_seconds: 0,
             shrink_replace_wait_seconds: 0,
             replace_after_cooldown: false,
+            replace_ready_within_seconds: 180,
         }
     }
 }

@@ -308,7 +308,10 @@ fn with_replace_after_cooldown_no_node_is_launched_for_a_group_that_may_not_shri
     // Karpenter's way (the plugin's default): launch now, drain once the cooldown allows.
     assert_eq!(grown(&evaluate(&in_cooldown, Settings::default())), [("spot".to_string(), 1)]);
     // When the cooldown ends before the new node can be Ready (3 minutes), it starts.
-    assert_eq!(grown(&evaluate(&cluster(1_450_000), after_cooldown)), [("spot".to_string(), 1)]);
+    assert_eq!(grown(&evaluate(&cluster(1_450_000), after_cooldown.clone())), [("spot".to_string(), 1)]);
+    // Unless the groups boot faster than that: Ready in a minute, it would wait 90 s.
+    let quick_boot = Settings { replace_ready_within_seconds: 60, ..after_cooldown };
+    assert!(evaluate(&cluster(1_450_000), quick_boot).is_empty(), "refused: Ready 90 s before od-2 may go");
 }
 
 #[test]
