@@ -7,8 +7,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ballast::policy::{CallError, HostConfig, LoadError, PluginLimits, PluginSpec, PolicyChain, PolicyHost};
-use ballast_sdk::testing::{GroupBuilder, SnapshotBuilder};
+use ballast::policy::{
+    CallError, ChainEntry, HostConfig, LoadError, PluginLimits, PluginMode, PluginSpec, PolicyChain, PolicyHost,
+};
+use ballast_sdk::testing::{GroupBuilder, NodeBuilder, SnapshotBuilder};
 use ballast_sdk::{Action, SnapshotData};
 
 fn wasm(name: &str) -> PathBuf {
@@ -175,6 +177,59 @@ fn a_well_behaved_plugin_sees_earlier_proposals_and_keeps_state() {
     assert!(outcome.reports.iter().all(|r| r.result.is_ok()), "{:?}", outcome.reports);
     assert_eq!(outcome.proposals.len(), 2);
     assert!(outcome.reports[0].fuel_used.unwrap() > 0);
+}
+
+/// Three m5.large, one at 10% since the cluster started: binpack with its own defaults
+/// removes it once its state has timed it idle for 10 minutes.
+fn one_idle_node_at(minutes: u64) -> Arc<SnapshotData> {
+    Arc::new(
+        SnapshotBuilder::new()
+            .at_millis(minutes * 60_000)
+            .group(GroupBuilder::asg("m5").instance_type("m5.large", "2", "8Gi", 0.096).sizes(1, 3, 10))
+            .node(NodeBuilder::new("busy-1", "m5").allocatable("2", "8Gi").requested("1500m", "4Gi", 10))
+            .node(NodeBuilder::new("busy-2", "m5").allocatable("2", "8Gi").requested("1200m", "3Gi", 8))
+            .node(NodeBuilder::new("idle", "m5").allocatable("2", "8Gi").requested("200m", "512Mi", 2))
+            .build(),
+    )
+}
+
+fn removes_the_idle_node(chain: &mut PolicyChain, minutes: u64) -> bool {
+    let outcome = chain.evaluate_blocking(one_idle_node_at(minutes));
+    assert!(outcome.reports.iter().all(|r| r.result.is_ok()), "{:?}", outcome.reports);
+    outcome.proposals.iter().any(|p| p.decision.action == Action::RemoveNodes { nodes: vec!["idle".into()] })
+}
+
+/// A component that differs from `spec`'s only by a custom section appended (a rebuild, a
+/// new version): the same policy, another digest.
+fn rebuilt(mut spec: PluginSpec) -> PluginSpec {
+    let name = b"ballast-test";
+    let payload = b"another build";
+    let mut bytes = spec.bytes.to_vec();
+    bytes.push(0); // custom section
+    bytes.push(u8::try_from(1 + name.len() + payload.len()).unwrap());
+    bytes.push(u8::try_from(name.len()).unwrap());
+    bytes.extend_from_slice(name);
+    bytes.extend_from_slice(payload);
+    spec.bytes = Arc::from(bytes);
+    spec
+}
+
+#[test]
+fn a_policy_keeps_its_state_across_a_reload_only_while_its_component_is_unchanged() {
+    let host = host(true);
+    let entry = |spec: PluginSpec| ChainEntry::new(host.load(spec).unwrap(), PluginMode::Enforce, "test");
+    let binpack = || spec("binpack", "binpack", serde_json::Value::Null);
+    let mut chain = PolicyChain::new(vec![host.load(binpack()).unwrap()]);
+    assert!(!removes_the_idle_node(&mut chain, 0), "idle for no time yet");
+    // Reloaded with the same component: the timer started at minute 0 runs on.
+    chain.replace_all(vec![entry(binpack())]);
+    assert!(removes_the_idle_node(&mut chain, 10), "the state was kept across the reload");
+    // Another build under the same name never reads the old one's state: the timer restarts.
+    let other = rebuilt(binpack());
+    assert_ne!(host.load(other.clone()).unwrap().info().digest, chain.entries()[0].plugin.info().digest);
+    chain.replace_all(vec![entry(other)]);
+    assert!(!removes_the_idle_node(&mut chain, 20), "a new component starts afresh");
+    assert!(removes_the_idle_node(&mut chain, 30));
 }
 
 #[test]

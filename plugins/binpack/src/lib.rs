@@ -67,42 +67,13 @@ impl Default for Settings {
 }
 
 /// What binpack remembers between ticks.
-///
-/// Read back from either form it has been saved in: this struct, or the bare map of
-/// unneeded timers binpack kept before `growth`, so an upgrade does not restart every
-/// node's timer.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
-#[serde(from = "Stored")]
+#[serde(default)]
 pub struct State {
     /// Since when (snapshot millis) each node has been under the threshold.
     pub under: scale_down::Under,
     /// The recent replica counts of workloads whose pods waited lately.
     pub growth: growth::Followed,
-}
-
-/// The forms a saved [`State`] comes in.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Stored {
-    Current(Fields),
-    /// Before `growth`: the unneeded timers alone, by node name.
-    Timers(scale_down::Under),
-}
-
-#[derive(Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-struct Fields {
-    under: scale_down::Under,
-    growth: growth::Followed,
-}
-
-impl From<Stored> for State {
-    fn from(stored: Stored) -> Self {
-        match stored {
-            Stored::Current(Fields { under, growth }) => State { under, growth },
-            Stored::Timers(under) => State { under, growth: growth::Followed::default() },
-        }
-    }
 }
 
 pub struct Binpack;

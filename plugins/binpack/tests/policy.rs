@@ -130,23 +130,6 @@ fn removes_a_node_idle_for_ten_minutes() {
 }
 
 #[test]
-fn an_upgrade_keeps_the_unneeded_timers_an_older_binpack_saved() {
-    // Before `growth`, binpack saved its timers as a bare map of node name to since when.
-    let saved = serde_json::json!({ "idle": 0 }).to_string();
-    let mut harness = Harness::<Binpack>::new().with_state(saved.as_bytes());
-    let decisions = harness.evaluate(&idle_cluster(10 * 60_000)).unwrap();
-    assert_eq!(decisions.len(), 1, "the timer restarted: {decisions:?}");
-    assert_eq!(decisions[0].action, Action::RemoveNodes { nodes: vec!["idle".into()] });
-
-    // And what this version saves reads back the same.
-    let mut harness = Harness::<Binpack>::new();
-    harness.evaluate(&idle_cluster(0)).unwrap();
-    let saved = harness.state().unwrap().to_vec();
-    let mut harness = Harness::<Binpack>::new().with_state(&saved);
-    assert_eq!(harness.evaluate(&idle_cluster(10 * 60_000)).unwrap().len(), 1);
-}
-
-#[test]
 fn keeps_blocked_nodes_min_size_and_waits_for_pending_pods() {
     let mut harness = Harness::<Binpack>::new();
     let mut blocked = idle_cluster(0);

@@ -52,13 +52,6 @@ impl<P: Policy> Harness<P> {
         Ok(Harness { settings, state: None, _policy: PhantomData })
     }
 
-    /// Hands `state` to the next evaluation, as the host hands back what an earlier run
-    /// (perhaps an older version of the policy) saved.
-    pub fn with_state(mut self, state: &[u8]) -> Self {
-        self.state = Some(state.to_vec());
-        self
-    }
-
     /// Evaluates the policy; the state it returns is handed to the next call.
     ///
     /// # Errors
