@@ -60,6 +60,16 @@ pub struct DaemonConfig {
     /// Decision records on disk (JSON lines); the last `engine.ring-size` are read back at
     /// start, so a restart keeps its history.
     pub journal: Option<PathBuf>,
+    /// Where the policies' own state (idle timers, learnt bursts, replica histories) is
+    /// saved after every evaluation and read back at start, so a restart does not forget
+    /// it. Beside the journal; without it every policy starts afresh after a restart.
+    pub policy_state: Option<PathBuf>,
+    /// A policy's state older than this is not handed back (from the file, or kept in
+    /// memory by a replica that regains leadership): the policy starts afresh instead of
+    /// acting on timers that missed what happened meanwhile. More than
+    /// `engine.tick-interval`.
+    #[serde(with = "crate::duration")]
+    pub policy_state_max_age: std::time::Duration,
     /// Campaign for the Lease before acting (on unless a single replica is guaranteed).
     pub leader_election: bool,
     /// On SIGTERM: finish the tick in progress, release the Lease, exit; past this the
@@ -92,6 +102,8 @@ impl Default for DaemonConfig {
             kubernetes: KubeSettings::default(),
             aws: AwsSettings::default(),
             journal: None,
+            policy_state: None,
+            policy_state_max_age: std::time::Duration::from_secs(300),
             leader_election: true,
             shutdown_grace: std::time::Duration::from_secs(20),
             control: crate::control::ControlSettings::default(),
@@ -105,6 +117,22 @@ impl DaemonConfig {
     /// The CloudWatch queries of every policy, in configuration order.
     pub fn series_queries(&self) -> Vec<crate::engine::series::SeriesQuery> {
         self.policies.iter().flat_map(|p| p.metrics.iter().cloned()).collect()
+    }
+
+    /// Checks that a saved policy state can outlive a tick.
+    ///
+    /// # Errors
+    /// `policy-state-max-age` not more than `engine.tick-interval`, naming both values.
+    pub fn validate_policy_state(&self) -> Result<(), String> {
+        let (max_age, tick) = (self.policy_state_max_age, self.engine.tick_interval);
+        if max_age <= tick {
+            return Err(format!(
+                "policy-state-max-age: {} is not more than engine.tick-interval ({}): every policy would start afresh at every tick",
+                crate::duration::display(max_age),
+                crate::duration::display(tick)
+            ));
+        }
+        Ok(())
     }
 
     /// Checks every policy's queries: each valid, names unique across policies.
@@ -133,5 +161,17 @@ mod tests {
         let error =
             crate::input_file::parse::<DaemonConfig>(Path::new("b.yaml"), "aws: {cluster-nam: x}\n").unwrap_err();
         assert!(error.to_string().contains("cluster-nam"), "{error}");
+    }
+
+    #[test]
+    fn a_policy_state_max_age_within_a_tick_is_refused_naming_both() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/examples/ballast.yaml");
+        let config: DaemonConfig = crate::input_file::load(&path).expect("the shipped example parses");
+        assert_eq!(config.policy_state.as_deref(), Some(Path::new("/var/lib/ballast/policy-state.json")));
+        config.validate_policy_state().expect("the example's 5m outlives its tick");
+        let text = "policy-state-max-age: 10s\nengine: {tick-interval: 10s}\n";
+        let config = crate::input_file::parse::<DaemonConfig>(Path::new("b.yaml"), text).unwrap();
+        let error = config.validate_policy_state().unwrap_err();
+        assert!(error.contains("policy-state-max-age: 10s") && error.contains("engine.tick-interval (10s)"), "{error}");
     }
 }

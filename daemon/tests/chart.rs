@@ -259,13 +259,20 @@ fn every_rendered_object_parses_strictly_and_the_configuration_loads() {
         assert_eq!(probe(&container.liveness_probe).as_deref(), Some("/healthz"));
         assert_eq!(probe(&container.readiness_probe).as_deref(), Some("/readyz"));
         assert_eq!(probe(&container.startup_probe).as_deref(), Some("/healthz"), "liveness waits for the caches");
-        if let Some(journal) = &config.journal {
-            let dir = journal.parent().unwrap();
+        for (what, file) in [("journal", &config.journal), ("policy state", &config.policy_state)] {
+            let Some(file) = file else { continue };
+            let dir = file.parent().unwrap();
             assert!(
-                mounts.iter().any(|m| Path::new(&m.mount_path) == dir),
-                "{name}: the journal's directory is writable"
+                mounts.iter().any(|m| Path::new(&m.mount_path) == dir && m.read_only != Some(true)),
+                "{name}: the {what}'s directory is writable"
             );
         }
+        assert_eq!(
+            config.journal.is_some(),
+            config.policy_state.is_some(),
+            "{name}: policy state kept beside the journal"
+        );
+        config.validate_policy_state().unwrap_or_else(|e| panic!("{name}: {e}"));
     }
 }
 

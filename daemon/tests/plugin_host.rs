@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ballast::policy::saved::StateFile;
 use ballast::policy::{
     CallError, ChainEntry, HostConfig, LoadError, PluginLimits, PluginMode, PluginSpec, PolicyChain, PolicyHost,
 };
@@ -230,6 +231,63 @@ fn a_policy_keeps_its_state_across_a_reload_only_while_its_component_is_unchange
     chain.replace_all(vec![entry(other)]);
     assert!(!removes_the_idle_node(&mut chain, 20), "a new component starts afresh");
     assert!(removes_the_idle_node(&mut chain, 30));
+}
+
+/// A chain of binpack saving its state to `file`, with what the file held taken back, as
+/// `ballast run` starts.
+fn restarted(
+    host: &PolicyHost,
+    spec: PluginSpec,
+    file: &std::path::Path,
+    max_age: Duration,
+) -> (PolicyChain, Vec<String>) {
+    let mut chain = PolicyChain::new(vec![host.load(spec).unwrap()]).with_state_max_age(max_age);
+    let file = StateFile::new(file);
+    let restored = file.load().unwrap().map(|saved| chain.restore(saved)).unwrap_or_default();
+    (chain.with_state_file(file), restored)
+}
+
+#[test]
+fn after_a_restart_a_policy_takes_back_its_saved_state_if_the_same_component_wrote_it() {
+    let host = host(true);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("policy-state.json");
+    let binpack = || spec("binpack", "binpack", serde_json::Value::Null);
+    let hour = Duration::from_secs(3600);
+    let (mut before, restored) = restarted(&host, binpack(), &file, hour);
+    assert!(restored.is_empty(), "nothing saved yet");
+    assert!(!removes_the_idle_node(&mut before, 0));
+    drop(before);
+    // Restarted: the idle timer started at minute 0 runs on.
+    let (mut after, restored) = restarted(&host, binpack(), &file, hour);
+    assert_eq!(restored, ["binpack"]);
+    assert!(removes_the_idle_node(&mut after, 10), "the restart forgot the idle timer");
+    // Another build of it reads nothing the first wrote: its timer starts now.
+    let (mut other, restored) = restarted(&host, rebuilt(binpack()), &file, hour);
+    assert!(restored.is_empty(), "{restored:?}");
+    assert!(!removes_the_idle_node(&mut other, 10));
+    assert!(removes_the_idle_node(&mut other, 20));
+}
+
+#[test]
+fn a_policy_state_older_than_the_limit_is_not_handed_back() {
+    let host = host(true);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("policy-state.json");
+    let binpack = || spec("binpack", "binpack", serde_json::Value::Null);
+    let five_minutes = Duration::from_secs(300);
+    let (mut chain, _) = restarted(&host, binpack(), &file, five_minutes);
+    assert!(!removes_the_idle_node(&mut chain, 0));
+    // Restarted ten minutes later: the saved timer missed those minutes and is dropped.
+    let (mut chain, restored) = restarted(&host, binpack(), &file, five_minutes);
+    assert_eq!(restored, ["binpack"], "taken back, judged at the next evaluation");
+    assert!(!removes_the_idle_node(&mut chain, 10), "a ten-minute-old timer fired");
+    // In memory the same: evaluations every four minutes keep it, a gap of ten drops it.
+    for minute in [14, 18] {
+        assert!(!removes_the_idle_node(&mut chain, minute));
+    }
+    assert!(removes_the_idle_node(&mut chain, 20), "idle since minute 10");
+    assert!(!removes_the_idle_node(&mut chain, 30), "a standby that leads again starts afresh");
 }
 
 #[test]

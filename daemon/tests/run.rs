@@ -20,7 +20,9 @@ use support::*;
 async fn the_daemon_scales_a_group_for_pending_pods_and_stops_cleanly() {
     let site = daemon::Site::start(0).await;
     let (standin, journal) = (&site.standin, site.journal());
-    let mut daemon = site.replica("e2e-replica", "  tick-interval: 1s\n", "  - {plugin: binpack}\n", "");
+    let state_file = journal.with_file_name("policy-state.json");
+    let extra = format!("policy-state: {}\n", state_file.display());
+    let mut daemon = site.replica("e2e-replica", "  tick-interval: 1s\n", "  - {plugin: binpack}\n", &extra);
 
     for i in 0..3 {
         standin.create(pending_pod(&format!("web-{i}"), None)).unwrap();
@@ -50,6 +52,16 @@ async fn the_daemon_scales_a_group_for_pending_pods_and_stops_cleanly() {
             || decision["proposed"]["scale-by"]["group"] == "general",
         "{decision}"
     );
+
+    // What binpack remembers was saved, and a restart takes it back.
+    let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(&state_file).unwrap()).unwrap();
+    assert!(saved["policies"]["binpack"]["state"].as_str().is_some_and(|s| !s.is_empty()), "{saved}");
+    let mut restarted = site.replica("e2e-replica", "  tick-interval: 1s\n", "  - {plugin: binpack}\n", &extra);
+    announced(&mut restarted, "control API");
+    Command::new("kill").args(["-TERM", &restarted.id().to_string()]).status().unwrap();
+    let output = restarted.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(log.contains("policy states taken back") && log.contains("[\"binpack\"]"), "{log}");
 }
 
 /// What `ballast ctl status` prints for the control API at `address`.

@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use ballast_sdk::SnapshotData;
 
@@ -17,6 +18,11 @@ use super::bindings::types as w;
 use super::convert;
 use super::input::{EvaluationInput, SharedSnapshot};
 use super::plugin::{CallReport, Plugin};
+use super::saved::{SavedState, SavedStates, StateFile};
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
 
 pub use ballast_engine::policies::{PluginMode, Proposed};
 
@@ -87,6 +93,11 @@ pub struct ChainOutcome {
 pub struct PolicyChain {
     entries: Vec<ChainEntry>,
     states: HashMap<Arc<str>, Vec<u8>>,
+    /// Snapshot time of the evaluation (or saved file) the states come from.
+    states_at: Option<u64>,
+    /// States older than this are not handed back ([`PolicyChain::with_state_max_age`]).
+    state_max_age_millis: u64,
+    file: Option<StateFile>,
 }
 
 impl PolicyChain {
@@ -103,7 +114,89 @@ impl PolicyChain {
     }
 
     pub fn of(entries: Vec<ChainEntry>) -> Self {
-        PolicyChain { entries, states: HashMap::new() }
+        PolicyChain { entries, states: HashMap::new(), states_at: None, state_max_age_millis: u64::MAX, file: None }
+    }
+
+    /// Hands a policy's state back only if the evaluation that returned it was taken at most
+    /// `max_age` before the snapshot being evaluated; otherwise every policy starts afresh.
+    /// Without it, states are handed back however old (the simulator, tests).
+    ///
+    /// # Guarantees
+    /// A replica that stopped evaluating for longer (a standby that regains leadership, a
+    /// paused engine, a state file from long ago) never acts on timers and histories that
+    /// missed what happened meanwhile: an idle timer restarts instead of firing at once.
+    pub fn with_state_max_age(mut self, max_age: Duration) -> Self {
+        self.state_max_age_millis = millis(max_age);
+        self
+    }
+
+    /// Saves every policy's state to `file` after each evaluation ([`StateFile::store`]).
+    /// Call [`PolicyChain::restore`] with what it held first.
+    pub fn with_state_file(mut self, file: StateFile) -> Self {
+        self.file = Some(file);
+        self
+    }
+
+    /// Takes back the states `saved` holds for policies of this chain whose component is the
+    /// one that wrote them; the rest are dropped. Returns the names taken back.
+    ///
+    /// # Caveats
+    /// Their age is judged at the next evaluation, against its snapshot's time.
+    pub fn restore(&mut self, saved: SavedStates) -> Vec<String> {
+        let mut restored = Vec::new();
+        for (name, kept) in saved.policies {
+            let entry = self.entries.iter().find(|e| e.plugin.name() == name);
+            let why_not = match (entry, hex::decode(&kept.state)) {
+                (None, _) => Some("not in the chain".to_string()),
+                (Some(e), _) if e.plugin.info().digest != kept.digest => Some("another component".to_string()),
+                (Some(_), Err(e)) => Some(format!("state is not hex: {e}")),
+                (Some(e), Ok(bytes)) => {
+                    self.states.insert(Arc::from(e.plugin.name()), bytes);
+                    None
+                }
+            };
+            match why_not {
+                Some(why) => tracing::info!(plugin = %name, %why, "saved policy state not taken back"),
+                None => restored.push(name),
+            }
+        }
+        self.states_at = Some(saved.at_millis);
+        restored
+    }
+
+    /// Every policy's state as it stands, for [`StateFile::store`].
+    pub fn saved(&self) -> SavedStates {
+        let policies = self
+            .entries
+            .iter()
+            .filter_map(|e| {
+                let state = self.states.get(e.plugin.name())?;
+                let saved = SavedState { digest: e.plugin.info().digest.clone(), state: hex::encode(state) };
+                Some((e.plugin.name().to_string(), saved))
+            })
+            .collect();
+        SavedStates { at_millis: self.states_at.unwrap_or_default(), policies }
+    }
+
+    /// Drops every state older than the limit, before evaluating a snapshot taken at `now`.
+    fn forget_stale(&mut self, now: u64) {
+        let Some(at) = self.states_at else { return };
+        let age = now.saturating_sub(at);
+        if age > self.state_max_age_millis && !self.states.is_empty() {
+            tracing::info!(age_seconds = age / 1000, "policy states too old to hand back; every policy starts afresh");
+            self.states.clear();
+        }
+    }
+
+    /// Records when the states were returned and saves them.
+    fn evaluated(&mut self, now: u64) {
+        self.states_at = Some(now);
+        if self.file.is_some() {
+            let saved = self.saved();
+            if let Some(file) = self.file.as_mut() {
+                let _ = file.store(&saved);
+            }
+        }
     }
 
     pub fn entries(&self) -> &[ChainEntry] {
@@ -179,6 +272,8 @@ impl PolicyChain {
     pub async fn evaluate(&mut self, snapshot: Arc<SnapshotData>) -> ChainOutcome {
         let Some(first) = self.entries.first() else { return ChainOutcome::default() };
         let permits = first.plugin.host().evaluation_slots();
+        let now = snapshot.taken_at_millis;
+        self.forget_stale(now);
         let permit = permits.acquire_owned().await.ok();
         let plugins = self.entries.clone();
         let states = std::mem::take(&mut self.states);
@@ -193,6 +288,7 @@ impl PolicyChain {
         match pass.await {
             Ok((outcome, states)) => {
                 self.states = states;
+                self.evaluated(now);
                 outcome
             }
             Err(error) => {
@@ -210,7 +306,11 @@ impl PolicyChain {
     /// Blocks for up to the sum of the plugins' deadlines, and must not be called from an
     /// async task (WASI's blocking calls enter a runtime): for the CLI and tests.
     pub fn evaluate_blocking(&mut self, snapshot: Arc<SnapshotData>) -> ChainOutcome {
-        run(&self.entries, &mut self.states, snapshot)
+        let now = snapshot.taken_at_millis;
+        self.forget_stale(now);
+        let outcome = run(&self.entries, &mut self.states, snapshot);
+        self.evaluated(now);
+        outcome
     }
 }
 

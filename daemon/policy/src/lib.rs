@@ -12,6 +12,7 @@
 //! - [`input`]: the snapshot a call reads, converted only when a plugin reads it;
 //! - [`validate`]: output size and sanity checks;
 //! - [`chain`]: plugins in order, each seeing earlier proposals;
+//! - [`saved`]: the policies' states on disk, taken back after a restart;
 //! - [`limits`], [`error`]: per-plugin limits and what can go wrong.
 
 pub mod bindings;
@@ -26,6 +27,7 @@ pub mod inspect;
 pub mod limits;
 pub mod output;
 pub mod plugin;
+pub mod saved;
 mod signature;
 pub mod validate;
 

@@ -21,6 +21,7 @@ use crate::kubernetes::{Elector, KubeCluster, MetricsStatus};
 use crate::metrics::admin::Check;
 use crate::metrics::{AdapterFigures, Unreadable};
 use crate::policy::Engine;
+use crate::policy::saved::StateFile;
 use crate::policy::{HostConfig, PolicyChain, PolicyHost};
 use crate::reload::load_entry;
 use crate::runner::Runner;
@@ -59,6 +60,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         config.control.validate().map_err(|e| format!("control.{e}")),
         config.admin.validate().map_err(|e| format!("admin.{e}")),
         config.validate_series(),
+        config.validate_policy_state(),
         if simulated { Ok(()) } else { config.kubernetes.leader.validate().map_err(|e| format!("kubernetes.{e}")) },
         if simulated { Ok(()) } else { config.aws.validate() },
     ];
@@ -71,7 +73,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .unwrap_or_else(|| format!("ballast-{}", std::process::id()));
 
     let host = PolicyHost::new(HostConfig::default())?;
-    let chain = chain(&host, &config.policies)?;
+    let chain = with_saved_states(chain(&host, &config.policies)?, &config);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let result = match args.sim.simulate.clone() {
         Some(scenario) => runtime.block_on(serve::simulated(config, args.config, &args.sim, &scenario, chain, host)),
@@ -92,6 +94,25 @@ pub(super) fn chain(host: &PolicyHost, policies: &[crate::daemon_config::PolicyE
         entries.push(load_entry(host, entry).map_err(|e| anyhow::anyhow!("policies[{i}].{e}"))?);
     }
     Ok(PolicyChain::of(entries))
+}
+
+/// The chain with the states its policies saved before a restart taken back, saving them
+/// from now on (`policy-state`), and none handed back older than `policy-state-max-age`.
+/// A file that does not read is reported and left to be overwritten: the policies start
+/// afresh, as without one.
+pub(super) fn with_saved_states(chain: PolicyChain, config: &DaemonConfig) -> PolicyChain {
+    let mut chain = chain.with_state_max_age(config.policy_state_max_age);
+    let Some(path) = &config.policy_state else { return chain };
+    let file = StateFile::new(path);
+    match file.load() {
+        Ok(Some(saved)) => {
+            let restored = chain.restore(saved);
+            tracing::info!(path = %path.display(), policies = ?restored, "policy states taken back");
+        }
+        Ok(None) => tracing::info!(path = %path.display(), "no policy states saved yet"),
+        Err(error) => tracing::warn!(%error, "every policy starts afresh"),
+    }
+    chain.with_state_file(file)
 }
 
 /// The recorder, with the journal's records read back so that a restart keeps its history.

@@ -76,6 +76,6 @@ then the user's `config` merged over it.
   "control" $control
   "admin" (dict "listen" (printf "0.0.0.0:%d" (int .Values.metrics.port)))
 }}
-{{- if .Values.journal.enabled }}{{ $_ := set $config "journal" "/var/lib/ballast/decisions.jsonl" }}{{ end }}
+{{- if .Values.journal.enabled }}{{ $_ := set $config "journal" "/var/lib/ballast/decisions.jsonl" }}{{ $_ := set $config "policy-state" "/var/lib/ballast/policy-state.json" }}{{ end }}
 {{- toYaml (mustMergeOverwrite $config (deepCopy .Values.config)) }}
 {{- end }}
