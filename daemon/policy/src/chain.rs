@@ -97,7 +97,8 @@ pub struct PolicyChain {
     states_at: Option<u64>,
     /// States older than this are not handed back ([`PolicyChain::with_state_max_age`]).
     state_max_age_millis: u64,
-    file: Option<StateFile>,
+    /// Behind a lock so that the daemon writes it on a blocking thread.
+    file: Option<Arc<Mutex<StateFile>>>,
 }
 
 impl PolicyChain {
@@ -133,7 +134,7 @@ impl PolicyChain {
     /// Saves every policy's state to `file` after each evaluation ([`StateFile::store`]).
     /// Call [`PolicyChain::restore`] with what it held first.
     pub fn with_state_file(mut self, file: StateFile) -> Self {
-        self.file = Some(file);
+        self.file = Some(Arc::new(Mutex::new(file)));
         self
     }
 
@@ -188,15 +189,10 @@ impl PolicyChain {
         }
     }
 
-    /// Records when the states were returned and saves them.
-    fn evaluated(&mut self, now: u64) {
+    /// Records when the states were returned; what to save, when they are saved.
+    fn evaluated(&mut self, now: u64) -> Option<(Arc<Mutex<StateFile>>, SavedStates)> {
         self.states_at = Some(now);
-        if self.file.is_some() {
-            let saved = self.saved();
-            if let Some(file) = self.file.as_mut() {
-                let _ = file.store(&saved);
-            }
-        }
+        Some((self.file.clone()?, self.saved()))
     }
 
     pub fn entries(&self) -> &[ChainEntry] {
@@ -288,7 +284,10 @@ impl PolicyChain {
         match pass.await {
             Ok((outcome, states)) => {
                 self.states = states;
-                self.evaluated(now);
+                if let Some((file, saved)) = self.evaluated(now) {
+                    // A write and its fsync stay off the runtime's workers, as the pass does.
+                    let _ = tokio::task::spawn_blocking(move || store(&file, &saved)).await;
+                }
                 outcome
             }
             Err(error) => {
@@ -309,9 +308,16 @@ impl PolicyChain {
         let now = snapshot.taken_at_millis;
         self.forget_stale(now);
         let outcome = run(&self.entries, &mut self.states, snapshot);
-        self.evaluated(now);
+        if let Some((file, saved)) = self.evaluated(now) {
+            store(&file, &saved);
+        }
         outcome
     }
+}
+
+/// Saves `saved`; a failure is reported by the file and retried after the next evaluation.
+fn store(file: &Mutex<StateFile>, saved: &SavedStates) {
+    let _ = file.lock().unwrap_or_else(|p| p.into_inner()).store(saved);
 }
 
 fn run(entries: &[ChainEntry], states: &mut HashMap<Arc<str>, Vec<u8>>, snapshot: Arc<SnapshotData>) -> ChainOutcome {
