@@ -56,10 +56,7 @@ fn snapshot() -> Arc<SnapshotData> {
 /// Runs `[plugin, binpack]` and returns the hostile plugin's error after checking that binpack,
 /// next in the chain, still ran and proposed its scale-up.
 fn contained(host: &PolicyHost, plugin: PluginSpec) -> (CallError, Duration) {
-    let plugins = vec![
-        host.load(plugin).expect("hostile plugin loads"),
-        host.load(spec("binpack", "binpack", serde_json::Value::Null)).unwrap(),
-    ];
+    let plugins = vec![host.load(plugin).expect("hostile plugin loads"), host.load(binpack()).unwrap()];
     let mut chain = PolicyChain::new(plugins);
     let outcome = chain.evaluate_blocking(snapshot());
     assert_eq!(outcome.reports.len(), 2);
@@ -170,10 +167,7 @@ fn unknown_node_group_is_a_validation_error() {
 #[test]
 fn a_well_behaved_plugin_sees_earlier_proposals_and_keeps_state() {
     let host = host(true);
-    let mut chain = PolicyChain::new(vec![
-        host.load(spec("binpack", "binpack", serde_json::Value::Null)).unwrap(),
-        host.load(hostile("well-behaved")).unwrap(),
-    ]);
+    let mut chain = PolicyChain::new(vec![host.load(binpack()).unwrap(), host.load(hostile("well-behaved")).unwrap()]);
     let outcome = chain.evaluate_blocking(snapshot());
     assert!(outcome.reports.iter().all(|r| r.result.is_ok()), "{:?}", outcome.reports);
     assert_eq!(outcome.proposals.len(), 2);
@@ -219,7 +213,6 @@ fn rebuilt(mut spec: PluginSpec) -> PluginSpec {
 fn a_policy_keeps_its_state_across_a_reload_only_while_its_component_is_unchanged() {
     let host = host(true);
     let entry = |spec: PluginSpec| ChainEntry::new(host.load(spec).unwrap(), PluginMode::Enforce, "test");
-    let binpack = || spec("binpack", "binpack", serde_json::Value::Null);
     let mut chain = PolicyChain::new(vec![host.load(binpack()).unwrap()]);
     assert!(!removes_the_idle_node(&mut chain, 0), "idle for no time yet");
     // Reloaded with the same component: the timer started at minute 0 runs on.
@@ -231,6 +224,18 @@ fn a_policy_keeps_its_state_across_a_reload_only_while_its_component_is_unchange
     chain.replace_all(vec![entry(other)]);
     assert!(!removes_the_idle_node(&mut chain, 20), "a new component starts afresh");
     assert!(removes_the_idle_node(&mut chain, 30));
+}
+
+/// binpack with its own defaults: removes a node idle for 10 minutes.
+fn binpack() -> PluginSpec {
+    spec("binpack", "binpack", serde_json::Value::Null)
+}
+
+/// A directory for the state file, and the file's path in it.
+fn state_file() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("policy-state.json");
+    (dir, file)
 }
 
 /// A chain of binpack saving its state to `file`, with what the file held taken back, as
@@ -250,9 +255,7 @@ fn restarted(
 #[test]
 fn after_a_restart_a_policy_takes_back_its_saved_state_if_the_same_component_wrote_it() {
     let host = host(true);
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("policy-state.json");
-    let binpack = || spec("binpack", "binpack", serde_json::Value::Null);
+    let (_dir, file) = state_file();
     let hour = Duration::from_secs(3600);
     let (mut before, restored) = restarted(&host, binpack(), &file, hour);
     assert!(restored.is_empty(), "nothing saved yet");
@@ -272,9 +275,7 @@ fn after_a_restart_a_policy_takes_back_its_saved_state_if_the_same_component_wro
 #[test]
 fn a_policy_state_older_than_the_limit_is_not_handed_back() {
     let host = host(true);
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("policy-state.json");
-    let binpack = || spec("binpack", "binpack", serde_json::Value::Null);
+    let (_dir, file) = state_file();
     let five_minutes = Duration::from_secs(300);
     let (mut chain, _) = restarted(&host, binpack(), &file, five_minutes);
     assert!(!removes_the_idle_node(&mut chain, 0));
@@ -360,10 +361,9 @@ fn a_core_module_is_not_a_component() {
 fn the_compile_cache_survives_a_new_host() {
     let dir = tempfile::tempdir().unwrap();
     let config = HostConfig { cache_dir: Some(dir.path().to_path_buf()), ..HostConfig::default() };
-    let first =
-        PolicyHost::new(config.clone()).unwrap().load(spec("binpack", "binpack", serde_json::Value::Null)).unwrap();
+    let first = PolicyHost::new(config.clone()).unwrap().load(binpack()).unwrap();
     assert_eq!(first.cache_outcome(), ballast::policy::cache::CacheOutcome::Compiled);
-    let second = PolicyHost::new(config).unwrap().load(spec("binpack", "binpack", serde_json::Value::Null)).unwrap();
+    let second = PolicyHost::new(config).unwrap().load(binpack()).unwrap();
     assert_eq!(second.cache_outcome(), ballast::policy::cache::CacheOutcome::Disk);
 }
 
