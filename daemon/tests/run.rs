@@ -1,6 +1,7 @@
 //! `ballast run` end to end: the daemon against the Kubernetes API stand-in and moto. Pending
 //! pods appear; the bundled binpack policy asks for a node; the Auto Scaling group grows; the
-//! decision is in the journal; SIGTERM stops it cleanly and frees the Lease. Two replicas:
+//! decision is in the journal; SIGTERM stops it cleanly and frees the Lease; the policy's
+//! state was saved and a restart takes it back. Two replicas:
 //! `ballast ctl status` on the standby names the one that leads. A ClusterRole that forbids
 //! HorizontalPodAutoscalers does not stop it. A weighted group is left alone and named in
 //! `ballast ctl status`.

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
@@ -35,8 +35,10 @@ pub struct SavedState {
 /// What went wrong with the state file. None is fatal: the policies start afresh.
 #[derive(Debug, thiserror::Error)]
 pub enum StateFileError {
+    /// At start; not retried: the file is overwritten after the first evaluation.
     #[error("reading the policy state {}: {source}", path.display())]
     Read { path: PathBuf, source: std::io::Error },
+    /// At start; not retried, as `Read`.
     #[error("the policy state {} does not parse: {source}", path.display())]
     Parse { path: PathBuf, source: serde_json::Error },
     /// Retryable: the next evaluation writes again.
@@ -55,10 +57,6 @@ pub struct StateFile {
 impl StateFile {
     pub fn new(path: impl Into<PathBuf>) -> Self {
         StateFile { path: path.into(), failing: false }
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// What was saved last, or `None` when nothing was (no file yet).
