@@ -166,17 +166,7 @@ impl World {
 
     /// Marks `node` (of group `web`) as being drained since now.
     pub fn draining(&mut self, node: &str) {
-        let drain = Drain {
-            group: "web".into(),
-            instance_id: format!("i-{node}"),
-            started_at: NOW,
-            started_tick: 1,
-            evicted: 0,
-            interrupted: false,
-            hold: None,
-            released_by: None,
-        };
-        self.state.drains.insert(node.into(), drain);
+        self.state.drains.insert(node.into(), drain_since_now("web", &format!("i-{node}")));
     }
 
     /// Puts `pod` under a PodDisruptionBudget that allows `allowed` disruptions now.
@@ -235,5 +225,19 @@ impl World {
             })
             .collect();
         Guard { obs, config: &self.config, state: &self.state, now: NOW }.run(&proposals)
+    }
+}
+
+/// A drain of `instance_id` in `group` begun now, at tick 1, nothing evicted yet.
+pub fn drain_since_now(group: &str, instance_id: &str) -> Drain {
+    Drain {
+        group: group.into(),
+        instance_id: instance_id.into(),
+        started_at: NOW,
+        started_tick: 1,
+        evicted: 0,
+        interrupted: false,
+        hold: None,
+        released_by: None,
     }
 }

@@ -10,10 +10,10 @@ use ballast_sdk::{Action, PlacementTarget, WorkloadKind};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 
-use super::fixture::{NOW, World, group, node, pod, workload};
+use super::fixture::{NOW, World, drain_since_now, group, node, pod, workload};
 use crate::observe::FARGATE_GROUP;
 use crate::ports::{FargateTraits, InstanceLifecycle, InstanceView};
-use crate::state::{Drain, GroupState};
+use crate::state::GroupState;
 
 /// What a generated group looks like.
 #[derive(Clone, Debug)]
@@ -150,17 +150,7 @@ fn world(s: &Scenario) -> World {
     for &(g, n) in &s.draining {
         let name = format!("g{g}-n{n}");
         if g < s.groups.len() && n < s.groups[g].nodes.len() {
-            let drain = Drain {
-                group: format!("g{g}"),
-                instance_id: format!("i-g{g}-{n}"),
-                started_at: NOW,
-                started_tick: 1,
-                evicted: 0,
-                interrupted: false,
-                hold: None,
-                released_by: None,
-            };
-            w.state.drains.insert(name, drain);
+            w.state.drains.insert(name, drain_since_now(&format!("g{g}"), &format!("i-g{g}-{n}")));
         }
     }
     w

@@ -14,7 +14,6 @@ use super::guard::Plan;
 use super::policies::{Evaluation, PluginMode, Policies, PolicyCall, PolicyEntry, Proposed};
 use super::ports::*;
 use super::record::{ActionResult, FailureKind, Record, RemovalOutcome};
-use super::state::Drain;
 use super::{Engine, EngineConfig};
 use crate::guard::fixture::{NOW, World};
 
@@ -166,17 +165,7 @@ fn draining(world: &mut World, engine: &mut TestEngine, faulty: &Faulty) {
     let node = crate::guard::fixture::node("w9", Some("i-w9"), Some("web"));
     world.cluster.nodes.push(node);
     *faulty.view.lock().unwrap() = world.view();
-    let drain = Drain {
-        group: "web".into(),
-        instance_id: "i-w9".into(),
-        started_at: NOW,
-        started_tick: 1,
-        evicted: 0,
-        interrupted: false,
-        hold: None,
-        released_by: None,
-    };
-    engine.state.drains.insert("w9".into(), drain);
+    engine.state.drains.insert("w9".into(), crate::guard::fixture::drain_since_now("web", "i-w9"));
 }
 
 fn removals(engine: &TestEngine) -> Vec<RemovalOutcome> {
