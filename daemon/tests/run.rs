@@ -1,7 +1,7 @@
 //! `ballast run` end to end: the daemon against the Kubernetes API stand-in and moto. Pending
 //! pods appear; the bundled binpack policy asks for a node; the Auto Scaling group grows; the
 //! decision is in the journal; SIGTERM stops it cleanly and frees the Lease; the policy's
-//! state was saved and a restart takes it back. Two replicas:
+//! state was saved and a restart takes it back, unless it is too old. Two replicas:
 //! `ballast ctl status` on the standby names the one that leads. A ClusterRole that forbids
 //! HorizontalPodAutoscalers does not stop it. A weighted group is left alone and named in
 //! `ballast ctl status`.
@@ -63,6 +63,23 @@ async fn the_daemon_scales_a_group_for_pending_pods_and_stops_cleanly() {
     let output = restarted.wait_with_output().unwrap();
     let log = String::from_utf8_lossy(&output.stderr);
     assert!(log.contains("policy states taken back") && log.contains("[\"binpack\"]"), "{log}");
+
+    // A state saved long ago is taken back but not handed to binpack: its first evaluation
+    // drops it (policy-state-max-age, 5m by default) and saves afresh.
+    let mut saved: serde_json::Value = serde_json::from_slice(&std::fs::read(&state_file).unwrap()).unwrap();
+    saved["at-millis"] = serde_json::json!(0);
+    std::fs::write(&state_file, saved.to_string()).unwrap();
+    let stale = site.replica("e2e-replica", "  tick-interval: 1s\n", "  - {plugin: binpack}\n", &extra);
+    let evaluated = async || {
+        let text = std::fs::read(&state_file).unwrap_or_default();
+        serde_json::from_slice::<serde_json::Value>(&text).is_ok_and(|v| v["at-millis"].as_u64() > Some(0))
+    };
+    let saved_again = eventually(Duration::from_secs(40), evaluated).await;
+    Command::new("kill").args(["-TERM", &stale.id().to_string()]).status().unwrap();
+    let output = stale.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(saved_again.is_some(), "never evaluated:\n{log}");
+    assert!(log.contains("policy states too old to hand back"), "{log}");
 }
 
 /// What `ballast ctl status` prints for the control API at `address`.

@@ -414,7 +414,12 @@ impl<'a> Plan<'a> {
     fn settled(&self, group: &str) -> bool {
         self.now.saturating_sub(self.state.groups.get(group).map_or(0, |g| g.grew_at))
             >= ms(self.settings.stabilise_seconds)
-            && self.cooldowns.get(group).is_none_or(|c| c.may_shrink(self.now))
+            && self.cooldowns_let_shrink(group, self.now)
+    }
+
+    /// True if the host's cooldowns let `group` shrink at `at`.
+    fn cooldowns_let_shrink(&self, group: &str, at: u64) -> bool {
+        self.cooldowns.get(group).is_none_or(|c| c.may_shrink(at))
     }
 
     /// The removals to propose, one decision per group, then the replacements.
@@ -466,11 +471,8 @@ impl<'a> Plan<'a> {
             .collect();
         if self.settings.replace && decisions.is_empty() {
             let after_cooldown = self.settings.replace_after_cooldown;
-            let ready_at = self.now.saturating_add(self.settings.replace_ready_within_seconds.saturating_mul(1000));
-            unfit.retain(|c| {
-                let may_go = || self.cooldowns.get(c.group.id.as_str()).is_none_or(|k| k.may_shrink(ready_at));
-                !c.shrinking && (!after_cooldown || may_go())
-            });
+            let ready_at = self.now.saturating_add(ms(self.settings.replace_ready_within_seconds));
+            unfit.retain(|c| !c.shrinking && (!after_cooldown || self.cooldowns_let_shrink(&c.group.id, ready_at)));
             decisions.extend(self.replacement(&unfit));
         }
         decisions
