@@ -327,6 +327,15 @@ fn the_chart_grants_exactly_what_the_adapter_calls() {
     assert_eq!(rendered.cluster_roles[0].rules.clone().unwrap(), rules(rbac::CLUSTER_RULES));
     assert_eq!(rendered.roles.len(), 1);
     assert_eq!(rendered.roles[0].rules.clone().unwrap(), rules(rbac::LEASE_RULES));
+    // The Role is where the Lease and the handover ConfigMap are: the replicas' namespace.
+    let text = rendered
+        .config_maps
+        .iter()
+        .find_map(|c| c.data.as_ref().and_then(|d| d.get("ballast.yaml")))
+        .expect("a configuration ConfigMap");
+    let config: DaemonConfig = ballast::input_file::parse(Path::new("ballast.yaml"), text).unwrap();
+    assert_eq!(rendered.roles[0].metadata.namespace.as_ref(), Some(&config.kubernetes.leader.namespace));
+    assert_eq!(config.kubernetes.handover.as_deref(), Some("ballast-handover"), "a new leader takes over");
 }
 
 #[test]

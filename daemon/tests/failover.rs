@@ -195,3 +195,55 @@ async fn past_the_drain_timeout_a_new_replica_uncordons_and_clears_the_marks() {
         .any(|r| r["record"] == "removal" && r["node"] == "n1" && r["outcome"] == "abandoned");
     assert!(abandoned, "the abandonment is recorded");
 }
+
+/// Replica a removes empty node n1 and is killed; replica b, on a volume of its own (the
+/// chart's emptyDir on another pod: none of a's journal), takes the Lease with a plugin that
+/// asks to remove n2 every tick. The scale-down cooldown a's removal began holds in b,
+/// through the handover a left in the ConfigMap beside the Lease.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_leader_on_another_pod_keeps_the_cooldown_the_last_one_began() {
+    let site = daemon::Site::start(2).await;
+    let mut instances = site.group().await.1;
+    instances.sort();
+    site.standin.create(node("n1", &instances[0], "general")).unwrap();
+    site.standin.create(node("n2", &instances[1], "general")).unwrap();
+    let engine = "  tick-interval: 1s\n  guardrails:\n    min-node-age: 0s\n    \
+                  cooldown: {scale-down-after-scale-up: 0s, after-scale-down: 10m}\n";
+    let removing = |node: &str| {
+        let scripted = PathBuf::from(env!("BALLAST_PLUGIN_DIR")).join("scripted_policy.wasm");
+        let decisions = json!([{"action": {"remove-nodes": {"nodes": [node]}}, "reason": format!("{node} is empty")}]);
+        format!("  - {{plugin: \"{}\", settings: {{decisions: {decisions}}}}}\n", scripted.display())
+    };
+
+    let mut a = site.replica_on_own_volume("replica-a", engine, &removing("n1"));
+    let left = async || {
+        let map = site.standin.get("v1", "ConfigMap", "kube-system", "ballast-handover");
+        map.is_some_and(|m| m["data"]["handover.json"].as_str().is_some_and(|h| h.contains("\"last-scale-down\"")))
+    };
+    let removed = eventually(Duration::from_secs(30), async || {
+        site.group().await == (1, vec![instances[1].clone()]) && left().await
+    })
+    .await;
+    if removed.is_none() {
+        let _ = a.kill();
+        panic!("replica a never removed n1, or left no handover of it:\n{}", log(a));
+    }
+    Command::new("kill").args(["-KILL", &a.id().to_string()]).status().unwrap();
+    let _ = a.wait();
+    // The cloud controller deletes the node of a terminated instance.
+    site.standin.delete("v1", "Node", "", "n1").unwrap();
+
+    let b = site.replica_on_own_volume("replica-b", engine, &removing("n2"));
+    let n2_proposed = |r: &Value| r["plugin"] == "scripted_policy" && r["proposed"]["remove-nodes"]["nodes"][0] == "n2";
+    let journal = site.own_journal("replica-b");
+    eventually(Duration::from_secs(30), async || records(&journal).iter().any(n2_proposed)).await;
+    Command::new("kill").args(["-TERM", &b.id().to_string()]).status().unwrap();
+    let b_log = log(b);
+    let refused = records(&journal).into_iter().find(n2_proposed);
+    let refused = refused.unwrap_or_else(|| panic!("replica b never led:\n{b_log}"));
+    let rules: Vec<&str> =
+        refused["guard"]["why"].as_array().into_iter().flatten().filter_map(|w| w["rule"].as_str()).collect();
+    assert_eq!(rules, ["scale-down-cooldown"], "{refused}\n{b_log}");
+    assert_eq!(site.group().await.0, 1, "n2 stays");
+    assert!(b_log.contains("taken over from the last leader from=replica-a"), "{b_log}");
+}

@@ -227,3 +227,59 @@ async fn a_slow_plugin_on_a_one_worker_runtime_does_not_cost_the_lease() {
     assert_eq!(lease["spec"]["holderIdentity"], "busy", "{lease}");
     assert!(lease["spec"]["leaseTransitions"].as_u64().unwrap_or(0) <= 1, "{lease}");
 }
+
+mod handover {
+    use ballast::engine::handover::{Handover, HandoverError, HandoverStore};
+    use ballast::kubernetes::ConfigMapHandover;
+    use ballast::kubernetes::handover::{KEY, MAX_BYTES};
+
+    use super::*;
+
+    fn store(standin: &StandIn) -> ConfigMapHandover {
+        ConfigMapHandover::spawn(kube::Client::try_from(config(standin)).unwrap(), "kube-system", "ballast-handover")
+    }
+
+    fn left_at(at_millis: u64, policies: Option<serde_json::Value>) -> Handover {
+        let mut state = ballast::engine::state::EngineState::default();
+        state.group("general").last_scale_up = Some(at_millis);
+        Handover { policies, ..state.handover(at_millis, "replica-a") }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn what_a_leader_leaves_in_the_configmap_another_replica_reads() {
+        let standin = StandIn::start().await.unwrap();
+        let (a, b) = (store(&standin), store(&standin));
+        assert_eq!(b.read().await, Ok(None), "nothing left yet");
+        let first = left_at(1_000, Some(json!({"at-millis": 1_000, "policies": {}})));
+        a.leave(first.clone());
+        a.flush(Duration::from_secs(5)).await.expect("written");
+        assert_eq!(b.read().await, Ok(Some(first)));
+        let map = standin.get("v1", "ConfigMap", "kube-system", "ballast-handover").unwrap();
+        assert_eq!(map["metadata"]["labels"]["app.kubernetes.io/managed-by"], "ballast");
+
+        // The next replaces it; policies' states past a ConfigMap's size are left out.
+        let huge =
+            json!({"at-millis": 2_000, "policies": {"binpack": {"digest": "ab", "state": "0".repeat(MAX_BYTES)}}});
+        a.leave(left_at(2_000, Some(huge)));
+        a.flush(Duration::from_secs(5)).await.expect("written");
+        assert_eq!(b.read().await, Ok(Some(left_at(2_000, None))));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_handover_that_does_not_parse_is_named_and_a_server_error_is_retryable() {
+        let standin = StandIn::start().await.unwrap();
+        let map = json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "ballast-handover", "namespace": "kube-system"},
+            "data": {KEY: "{\"at-millis\": \"noon\"}"},
+        });
+        standin.create(map).unwrap();
+        let read = store(&standin).read().await;
+        let Err(HandoverError::Unusable(why)) = read else { panic!("{read:?}") };
+        assert!(why.starts_with("ConfigMap kube-system/ballast-handover, key handover.json: invalid type"), "{why}");
+
+        standin.inject(Some("GET"), "/api/v1/namespaces/kube-system/configmaps/ballast-handover", 500, 10);
+        let read = store(&standin).read().await;
+        assert!(matches!(read, Err(HandoverError::Unavailable(_))), "{read:?}");
+    }
+}

@@ -291,6 +291,30 @@ fn a_policy_state_older_than_the_limit_is_not_handed_back() {
     assert!(!removes_the_idle_node(&mut chain, 30), "a standby that leads again starts afresh");
 }
 
+/// A leader's chain hands its policies' states to the next leader's (the engine's handover,
+/// through `Policies`), which takes them only if they are newer than its own.
+#[test]
+fn a_new_leader_takes_the_policies_states_the_last_one_handed_over_if_newer_than_its_own() {
+    use ballast::engine::policies::Policies;
+    let host = host(true);
+    let hour = Duration::from_secs(3600);
+    let chain = || PolicyChain::new(vec![host.load(binpack()).unwrap()]).with_state_max_age(hour);
+    let (mut a, mut b) = (chain(), chain());
+    assert_eq!(a.hand_over(), None, "nothing evaluated yet");
+    // b led first and saw the node idle from minute 0; a led from minute 2 to minute 8.
+    assert!(!removes_the_idle_node(&mut b, 0));
+    assert!(!removes_the_idle_node(&mut a, 2));
+    assert!(!removes_the_idle_node(&mut a, 8));
+    let left = a.hand_over().expect("states to hand over");
+    assert_eq!(b.take_over(left.clone()), Ok(vec!["binpack".to_string()]));
+    assert!(!removes_the_idle_node(&mut b, 10), "b took a's timer, idle since minute 2, not its own");
+    assert!(removes_the_idle_node(&mut b, 12));
+    // States older than those held are not taken.
+    assert_eq!(b.take_over(left), Ok(vec![]));
+    let error = b.take_over(serde_json::json!({"at-millis": "noon"})).unwrap_err();
+    assert!(error.starts_with("policies: invalid type: string \"noon\""), "{error}");
+}
+
 #[test]
 fn a_newer_interface_version_is_refused_naming_both() {
     let error = host(false).load(spec("future", "future_version_policy", serde_json::Value::Null)).err().unwrap();

@@ -54,6 +54,14 @@ async fn the_daemon_scales_a_group_for_pending_pods_and_stops_cleanly() {
         "{decision}"
     );
 
+    // What the next leader needs was left in the ConfigMap beside the Lease: the group's
+    // cooldown and binpack's state.
+    let map = standin.get("v1", "ConfigMap", "kube-system", "ballast-handover").expect("a handover");
+    let handover: serde_json::Value = serde_json::from_str(map["data"]["handover.json"].as_str().unwrap()).unwrap();
+    assert!(handover["groups"]["general"]["last-scale-up"].as_u64().is_some(), "{handover}");
+    assert_eq!(handover["left-by"], "e2e-replica");
+    assert!(handover["policies"]["policies"]["binpack"]["state"].is_string(), "{handover}");
+
     // What binpack remembers was saved, and a restart takes it back.
     let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(&state_file).unwrap()).unwrap();
     assert!(saved["policies"]["binpack"]["state"].as_str().is_some_and(|s| !s.is_empty()), "{saved}");
@@ -65,7 +73,9 @@ async fn the_daemon_scales_a_group_for_pending_pods_and_stops_cleanly() {
     assert!(log.contains("policy states taken back") && log.contains("[\"binpack\"]"), "{log}");
 
     // A state saved long ago is taken back but not handed to binpack: its first evaluation
-    // drops it (policy-state-max-age, 5m by default) and saves afresh.
+    // drops it (policy-state-max-age, 5m by default) and saves afresh. (No handover in the
+    // cluster, or its newer states would be taken instead.)
+    standin.delete("v1", "ConfigMap", "kube-system", "ballast-handover").unwrap();
     let mut saved: serde_json::Value = serde_json::from_slice(&std::fs::read(&state_file).unwrap()).unwrap();
     saved["at-millis"] = serde_json::json!(0);
     std::fs::write(&state_file, saved.to_string()).unwrap();

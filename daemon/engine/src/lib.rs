@@ -15,7 +15,8 @@
 //! - [`rule`]: which guardrail changed or refused a proposal, and why;
 //! - [`record`], [`journal`]: decision records in memory and on disk;
 //! - [`schedule`]: periodic and batched event-driven ticks;
-//! - [`config`], [`state`]: settings, and what is remembered between ticks.
+//! - [`config`], [`state`]: settings, and what is remembered between ticks;
+//! - [`handover`]: what a leader leaves for the next one.
 
 pub mod actuate;
 pub mod announce;
@@ -27,6 +28,7 @@ pub mod eks;
 pub mod failure;
 mod fold;
 pub mod guard;
+pub mod handover;
 pub mod interruption;
 pub mod journal;
 pub mod live;
@@ -97,6 +99,10 @@ pub struct Engine<C, P, Q: Policies> {
     live: Arc<live::Live<Q::Entry>>,
     /// CloudWatch series for the snapshot, read by [`series::feed`] outside the tick.
     series: Option<series::SeriesStore>,
+    /// Where a leader leaves what the next one needs.
+    handover: Option<Arc<dyn handover::HandoverStore>>,
+    /// This replica led at its last tick and has taken over what the last leader left.
+    led: bool,
 }
 
 /// What the guardrails would make of shadow-mode proposals were they enforced: guarded after
@@ -160,6 +166,8 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
             throttled: 0,
             live,
             series: None,
+            handover: None,
+            led: false,
         }
     }
 
@@ -177,6 +185,13 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
     /// Names this replica on the removal marks it writes (the Lease identity, in a cluster).
     pub fn with_identity(mut self, identity: impl Into<String>) -> Self {
         self.identity = identity.into();
+        self
+    }
+
+    /// Leaves what the next leader needs with `store` after every tick it leads, and takes
+    /// what the last one left before it first acts ([`handover`]).
+    pub fn with_handover(mut self, store: Arc<dyn handover::HandoverStore>) -> Self {
+        self.handover = Some(store);
         self
     }
 
@@ -248,6 +263,9 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
         let started = std::time::Instant::now();
         tracing::debug!(tick = self.tick + 1, ?trigger, "tick started");
         let outcome = self.run_tick(now, trigger).instrument(span).await;
+        if outcome.error.is_none() {
+            self.leave_handover(now);
+        }
         self.publish_tick(&outcome, now, trigger, started.elapsed());
         outcome
     }
@@ -323,6 +341,12 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
             }
         };
 
+        if let Err(error) = self.lead_or_stand_by(now).await {
+            let message = error.to_string();
+            tracing::warn!(%message, "not leading until the last leader's handover is read");
+            self.record_tick(now, trigger, SnapshotSummary::default(), &[], Some(message.clone()), false);
+            return TickOutcome { tick, error: Some(message), ..TickOutcome::default() };
+        }
         if self.config.mode == Mode::Enforce && self.may_act() {
             self.adopt_marked(&cluster, now, tick).await;
         }

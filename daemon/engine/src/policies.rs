@@ -96,4 +96,20 @@ pub trait Policies: Send + 'static {
     fn entry(&self, name: &str) -> Option<&Self::Entry> {
         self.entries().iter().find(|e| e.name() == name)
     }
+
+    /// The policies' own states, for the next leader ([`super::handover`]); opaque to the
+    /// engine. `None` when they keep none.
+    fn hand_over(&self) -> Option<serde_json::Value> {
+        None
+    }
+
+    /// Takes back the states another replica handed over, if they are newer than the ones
+    /// held; returns the names of the policies that took theirs back.
+    ///
+    /// # Errors
+    /// States that do not parse, naming what is wrong.
+    fn take_over(&mut self, states: serde_json::Value) -> Result<Vec<String>, String> {
+        let _ = states;
+        Ok(Vec::new())
+    }
 }

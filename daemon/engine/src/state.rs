@@ -8,7 +8,8 @@ use ballast_sdk::Action;
 use super::config::{Backoff, Cooldown};
 use super::record::{ActionResult, DecisionRecord, Record, RemovalOutcome, TickRecord};
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct GroupState {
     pub last_scale_up: Option<u64>,
     pub last_scale_down: Option<u64>,
@@ -21,7 +22,8 @@ pub struct GroupState {
     pub failures: u32,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct BackoffState {
     pub until: u64,
     pub reason: String,

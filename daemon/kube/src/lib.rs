@@ -9,6 +9,7 @@
 //! - [`convert`]: Kubernetes objects to the engine's views;
 //! - [`actions`]: cordon, eviction, placement patches and Events;
 //! - [`leader`]: Lease-based leader election, so only one replica acts;
+//! - [`handover`]: what the leader leaves for the next one, in a ConfigMap beside the Lease;
 //! - [`rbac`]: the API access all of this needs (what the chart grants).
 //!
 //! An observation reads the cache and never the API, so a tick costs the same at any
@@ -19,6 +20,7 @@ pub mod actions;
 pub mod autoscaler;
 pub mod convert;
 pub mod cron;
+pub mod handover;
 pub mod leader;
 pub mod metrics;
 mod pod_index;
@@ -34,6 +36,7 @@ use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
 use tokio::task::JoinHandle;
 
+pub use handover::ConfigMapHandover;
 pub use leader::{Elector, Leadership};
 pub use metrics::MetricsStatus;
 pub use settings::{KubeSettings, LeaderSettings};

@@ -72,10 +72,18 @@ pub const CLUSTER_RULES: &[Rule] = &[
     },
 ];
 
-/// In Ballast's own namespace: its Lease.
-pub const LEASE_RULES: &[Rule] = &[Rule {
-    api_groups: &["coordination.k8s.io"],
-    resources: &["leases"],
-    verbs: &["get", "create", "update"],
-    used_by: "leader.rs: one Lease",
-}];
+/// In Ballast's own namespace: its Lease and its handover.
+pub const LEASE_RULES: &[Rule] = &[
+    Rule {
+        api_groups: &["coordination.k8s.io"],
+        resources: &["leases"],
+        verbs: &["get", "create", "update"],
+        used_by: "leader.rs: one Lease",
+    },
+    Rule {
+        api_groups: &[""],
+        resources: &["configmaps"],
+        verbs: &["get", "create", "patch"],
+        used_by: "handover.rs: what the leader leaves for the next one",
+    },
+];

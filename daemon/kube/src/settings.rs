@@ -26,6 +26,10 @@ pub struct KubeSettings {
     /// The name Events are reported under.
     pub reporter: String,
     pub leader: LeaderSettings,
+    /// The ConfigMap, in `leader.namespace`, where the leader leaves what the next one needs
+    /// (cooldowns, back-offs, placement times, the policies' states); `null` for none, and a
+    /// new leader on another pod then starts them afresh.
+    pub handover: Option<String>,
 }
 
 impl Default for KubeSettings {
@@ -39,6 +43,7 @@ impl Default for KubeSettings {
             metrics_interval: Duration::from_secs(15),
             reporter: "ballast".into(),
             leader: LeaderSettings::default(),
+            handover: Some("ballast-handover".into()),
         }
     }
 }
@@ -48,6 +53,7 @@ impl Default for KubeSettings {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct LeaderSettings {
+    /// Ballast's own namespace: its Lease and its handover ConfigMap.
     pub namespace: String,
     pub lease_name: String,
     /// How long a lease holds without renewal; another replica may take it after that.

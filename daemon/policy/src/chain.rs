@@ -414,4 +414,18 @@ impl Policies for PolicyChain {
     fn replace_all(&mut self, entries: Vec<ChainEntry>) {
         PolicyChain::replace_all(self, entries)
     }
+    /// [`PolicyChain::saved`], once there is anything to save.
+    fn hand_over(&self) -> Option<serde_json::Value> {
+        self.states_at?;
+        serde_json::to_value(self.saved()).ok()
+    }
+    /// [`PolicyChain::restore`], when the states handed over are newer than those held.
+    fn take_over(&mut self, states: serde_json::Value) -> Result<Vec<String>, String> {
+        let saved: SavedStates = serde_json::from_value(states).map_err(|e| format!("policies: {e}"))?;
+        if self.states_at.is_some_and(|at| at >= saved.at_millis) {
+            return Ok(Vec::new());
+        }
+        self.states.clear();
+        Ok(self.restore(saved))
+    }
 }

@@ -17,7 +17,7 @@ use crate::engine::Mode;
 use crate::engine::journal::{self, Journal};
 use crate::engine::ports::SystemClock;
 use crate::engine::record::Recorder;
-use crate::kubernetes::{Elector, KubeCluster, MetricsStatus};
+use crate::kubernetes::{ConfigMapHandover, Elector, KubeCluster, MetricsStatus};
 use crate::metrics::admin::Check;
 use crate::metrics::{AdapterFigures, Unreadable};
 use crate::policy::Engine;
@@ -206,6 +206,16 @@ async fn daemon(
         .with_fargate(config.fargate)
         .with_identity(identity.clone())
         .with_series(series.store);
+    let handover = match &config.kubernetes.handover {
+        Some(name) => {
+            let client = kube::Client::try_from(kube_config.clone())?;
+            Some(ConfigMapHandover::spawn(client, &config.kubernetes.leader.namespace, name))
+        }
+        None => None,
+    };
+    if let Some(store) = &handover {
+        engine = engine.with_handover(Arc::new(store.clone()));
+    }
     let mut holder: Option<crate::control::HolderProbe> = None;
     let elector = if config.leader_election {
         let mut direct = kube_config;
@@ -241,6 +251,13 @@ async fn daemon(
     let runner = Runner::new(engine, SystemClock).with_arrivals(cluster.arrivals());
     serve::drive(runner, &config, stack, None).await?;
     let deadline = tokio::time::Instant::now() + config.shutdown_grace;
+    // The last tick's handover is written before the Lease is released, so the next leader
+    // reads it.
+    if let Some(store) = handover
+        && store.flush(deadline.saturating_duration_since(tokio::time::Instant::now())).await.is_err()
+    {
+        tracing::warn!(grace = ?config.shutdown_grace, "the last handover was not written within the shutdown grace");
+    }
     let _ = stop.send(true);
     if let Some(task) = elector
         && tokio::time::timeout_at(deadline, task).await.is_err()

@@ -138,6 +138,21 @@ impl Site {
         start(&path, identity, &self.dir.path().join("kubeconfig"))
     }
 
+    /// As [`Site::replica`], with a journal and a configuration file of its own
+    /// (`<identity>.jsonl`, `<identity>.yaml`), as each pod of a Deployment has its own
+    /// emptyDir.
+    pub fn replica_on_own_volume(&self, identity: &str, engine: &str, policies: &str) -> Child {
+        let path = self.dir.path().join(format!("{identity}.yaml"));
+        let journal = self.own_journal(identity);
+        std::fs::write(&path, config(engine, policies, "", &self.moto.url, &journal)).expect("config written");
+        start(&path, identity, &self.dir.path().join("kubeconfig"))
+    }
+
+    /// The journal of a replica started with [`Site::replica_on_own_volume`].
+    pub fn own_journal(&self, identity: &str) -> std::path::PathBuf {
+        self.dir.path().join(format!("{identity}.jsonl"))
+    }
+
     /// The desired capacity of `general` and its instances.
     pub async fn group(&self) -> (i32, Vec<String>) {
         self.group_named("general").await

@@ -4,7 +4,7 @@
 //! watch that resumes, so this is a small real server: an in-memory object store with one
 //! resourceVersion counter, list and watch with selectors, bookmarks and 410 Gone, create,
 //! update with optimistic concurrency, delete, patch (merge, strategic merge, apply), the
-//! pods/eviction subresource honouring PodDisruptionBudgets, leases and metrics.k8s.io.
+//! pods/eviction subresource honouring PodDisruptionBudgets, leases, ConfigMaps and metrics.k8s.io.
 //! kube-rs and the real kubectl both drive it (`tests/kubectl.rs` in the daemon proves the
 //! latter).
 //!

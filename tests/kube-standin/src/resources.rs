@@ -88,6 +88,7 @@ pub static RESOURCES: &[Resource] = &[
         &["pdb"],
         &["status"],
     ),
+    r("", "v1", "configmaps", "configmap", "ConfigMap", true, &["cm"], &[]),
     r("coordination.k8s.io", "v1", "leases", "lease", "Lease", true, &[], &[]),
     r("events.k8s.io", "v1", "events", "event", "Event", true, &["ev"], &[]),
     Resource { read_only: true, ..r(METRICS_GROUP, "v1beta1", "nodes", "", "NodeMetrics", false, &[], &[]) },

@@ -2,6 +2,7 @@
 //! `failure` says, and an engine whose gate closes mid-tick stops acting at once; spot
 //! warnings and node repair on the same fakes, in their own modules.
 
+mod handover;
 mod repair;
 mod spot;
 
@@ -14,7 +15,7 @@ use super::guard::Plan;
 use super::policies::{Evaluation, PluginMode, Policies, PolicyCall, PolicyEntry, Proposed};
 use super::ports::*;
 use super::record::{ActionResult, FailureKind, Record, RemovalOutcome};
-use super::{Engine, EngineConfig};
+use super::{Engine, EngineConfig, TickOutcome};
 use crate::guard::fixture::{NOW, World};
 
 /// Answers every call of one kind with a configured error, and logs every call.

@@ -71,7 +71,7 @@ then the user's `config` merged over it.
   "policies" .Values.policies.chain
   "fargate" .Values.fargate
   "leader-election" true
-  "kubernetes" (dict "leader" (dict "namespace" .Release.Namespace "lease-name" (printf "%s-leader" (include "ballast.fullname" .))))
+  "kubernetes" (dict "leader" (dict "namespace" .Release.Namespace "lease-name" (printf "%s-leader" (include "ballast.fullname" .))) "handover" (printf "%s-handover" (include "ballast.fullname" .)))
   "aws" $aws
   "control" $control
   "admin" (dict "listen" (printf "0.0.0.0:%d" (int .Values.metrics.port)))

@@ -1,0 +1,164 @@
+//! The engine's handover ([`ballast_engine::handover`]) in a ConfigMap in Ballast's own
+//! namespace, beside its Lease: the leader writes it after every tick it leads, off the
+//! tick, and a replica that starts to lead reads it before it acts.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ballast_engine::handover::{Handover, HandoverError, HandoverStore, StoreFuture};
+use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::{Api, Client};
+use tokio::sync::watch;
+
+/// The ConfigMap key the handover is kept under, as JSON.
+pub const KEY: &str = "handover.json";
+
+/// A ConfigMap holds at most 1 MiB; past this the policies' states are left out.
+pub const MAX_BYTES: usize = 900 * 1024;
+
+/// A read that takes longer is taken for an API server that does not answer.
+const READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The handover as a ConfigMap. Clones share one writer, which stops when the last clone is
+/// dropped.
+#[derive(Clone)]
+pub struct ConfigMapHandover {
+    api: Api<ConfigMap>,
+    name: Arc<str>,
+    namespace: Arc<str>,
+    /// The latest handover left, numbered; the writer takes the latest only.
+    left: Arc<watch::Sender<Left>>,
+    /// The number of the last handover written.
+    written: watch::Receiver<u64>,
+}
+
+#[derive(Clone, Default)]
+struct Left {
+    number: u64,
+    handover: Option<Arc<Handover>>,
+}
+
+impl ConfigMapHandover {
+    /// Keeps the handover in ConfigMap `name` of `namespace`, starting its writer.
+    pub fn spawn(client: Client, namespace: &str, name: &str) -> Self {
+        let api: Api<ConfigMap> = Api::namespaced(client, namespace);
+        let (left, pending) = watch::channel(Left::default());
+        let (done, written) = watch::channel(0);
+        let writer = Writer { api: api.clone(), name: name.to_string(), namespace: namespace.to_string() };
+        tokio::spawn(writer.run(pending, done));
+        ConfigMapHandover { api, name: Arc::from(name), namespace: Arc::from(namespace), left: Arc::new(left), written }
+    }
+
+    /// Waits until the last handover left is written, or `within` passes: at shutdown,
+    /// before the Lease is released, so that the next leader reads the last tick's.
+    ///
+    /// # Errors
+    /// Not written within `within` (the writer's own warning says why).
+    pub async fn flush(&self, within: Duration) -> Result<(), tokio::time::error::Elapsed> {
+        let number = self.left.borrow().number;
+        let mut written = self.written.clone();
+        tokio::time::timeout(within, written.wait_for(|w| *w >= number)).await.map(|_| ())
+    }
+
+    async fn read_now(&self) -> Result<Option<Handover>, HandoverError> {
+        let what = format!("ConfigMap {}/{}", self.namespace, self.name);
+        let found = match tokio::time::timeout(READ_TIMEOUT, self.api.get_opt(&self.name)).await {
+            Err(_) => return Err(HandoverError::Unavailable(format!("reading {what}: no answer in {READ_TIMEOUT:?}"))),
+            Ok(Err(kube::Error::Api(s))) if s.code == 403 => {
+                return Err(HandoverError::Unusable(format!("reading {what} is forbidden: {}", s.message)));
+            }
+            Ok(Err(error)) => return Err(HandoverError::Unavailable(format!("reading {what}: {error}"))),
+            Ok(Ok(found)) => found,
+        };
+        let Some(map) = found else { return Ok(None) };
+        let Some(text) = map.data.as_ref().and_then(|d| d.get(KEY)) else {
+            return Err(HandoverError::Unusable(format!("{what} has no key {KEY}")));
+        };
+        serde_json::from_str(text).map(Some).map_err(|e| HandoverError::Unusable(format!("{what}, key {KEY}: {e}")))
+    }
+}
+
+impl HandoverStore for ConfigMapHandover {
+    fn read(&self) -> StoreFuture<'_, Result<Option<Handover>, HandoverError>> {
+        Box::pin(self.read_now())
+    }
+
+    fn leave(&self, handover: Handover) {
+        self.left.send_modify(|left| {
+            left.number += 1;
+            left.handover = Some(Arc::new(handover));
+        });
+    }
+}
+
+/// Writes the latest handover left, one at a time.
+struct Writer {
+    api: Api<ConfigMap>,
+    name: String,
+    namespace: String,
+}
+
+impl Writer {
+    async fn run(self, mut pending: watch::Receiver<Left>, done: watch::Sender<u64>) {
+        let mut failing = false;
+        let mut too_big_reported = false;
+        while pending.changed().await.is_ok() {
+            let Left { number, handover } = pending.borrow_and_update().clone();
+            let Some(handover) = handover else { continue };
+            let result = match self.encode(&handover, &mut too_big_reported) {
+                Ok(text) => self.write(text).await.map_err(|e| e.to_string()),
+                Err(error) => Err(format!("encoding it: {error}")),
+            };
+            match (&result, failing) {
+                (Err(error), false) => tracing::warn!(
+                    configmap = %self.name, namespace = %self.namespace, %error,
+                    "the handover is not written; a new leader would start its cooldowns afresh"
+                ),
+                (Ok(()), true) => tracing::info!(configmap = %self.name, "the handover is written again"),
+                _ => {}
+            }
+            failing = result.is_err();
+            if result.is_ok() {
+                done.send_replace(number);
+            }
+        }
+    }
+
+    /// The handover as JSON, without the policies' states if with them it would not fit.
+    fn encode(&self, handover: &Handover, too_big_reported: &mut bool) -> serde_json::Result<String> {
+        let text = serde_json::to_string(handover)?;
+        if text.len() <= MAX_BYTES {
+            return Ok(text);
+        }
+        if !*too_big_reported {
+            tracing::warn!(
+                bytes = text.len(),
+                limit = MAX_BYTES,
+                "the policies' states do not fit the handover; a new leader starts its policies afresh"
+            );
+            *too_big_reported = true;
+        }
+        let without = Handover { policies: None, ..handover.clone() };
+        serde_json::to_string(&without)
+    }
+
+    async fn write(&self, text: String) -> Result<(), kube::Error> {
+        let patch = serde_json::json!({ "data": { KEY: &text } });
+        match self.api.patch(&self.name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            other => return other.map(drop),
+        }
+        let map = ConfigMap {
+            metadata: ObjectMeta {
+                name: Some(self.name.clone()),
+                labels: Some([("app.kubernetes.io/managed-by".to_string(), "ballast".to_string())].into()),
+                ..ObjectMeta::default()
+            },
+            data: Some([(KEY.to_string(), text)].into()),
+            ..ConfigMap::default()
+        };
+        self.api.create(&PostParams::default(), &map).await.map(drop)
+    }
+}
