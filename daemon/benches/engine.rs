@@ -8,6 +8,9 @@
 //! bench prints each plugin's mean time a call over every tick run (warm-up included), from
 //! the `elapsed-micros` of the tick records: the wasm call with the snapshot's reads and the
 //! state it carries.
+//! Each tick leaves a handover for the next leader, as `ballast run` does (in memory here;
+//! the ConfigMap write is off the tick); after each size the bench prints the last one's
+//! size as JSON, the ConfigMap's text, and the time to encode it.
 //!
 //! `cargo bench -p ballast --bench engine`
 
@@ -15,10 +18,12 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ballast::bundled;
 use ballast::engine::Mode;
+use ballast::engine::handover::MemoryHandover;
 use ballast::engine::record::Trigger;
 use ballast::policy::{HostConfig, PluginSpec, PolicyHost};
 use ballast::sim::{Simulation, synthetic};
@@ -44,7 +49,9 @@ fn ticks(c: &mut Criterion) {
         let journal = dir.path().join(format!("{groups}.jsonl"));
         let sim =
             Simulation { scenario, seed: 1, policies: policies(), mode: Mode::Enforce, journal: Some(journal.clone()) };
-        let (world, mut engine) = sim.prepare(&host).unwrap();
+        let (world, engine) = sim.prepare(&host).unwrap();
+        let store = MemoryHandover::default();
+        let mut engine = engine.with_handover(Arc::new(store.clone()));
         // The simulated world's step (150k pods at 5,000 nodes) is outside the timing.
         group.bench_function(label, |b| {
             b.iter_custom(|iterations| {
@@ -68,6 +75,16 @@ fn ticks(c: &mut Criterion) {
             .map(|(plugin, micros)| format!("{plugin} {:.1} ms", micros / 1000.0))
             .collect();
         println!("{label}: mean time a call: {}", means.join(", "));
+        let left = store.left().expect("a handover left");
+        let started = Instant::now();
+        let text = serde_json::to_string(&left).unwrap();
+        let policies = left.policies.as_ref().map_or(0, |p| p.to_string().len());
+        println!(
+            "{label}: handover {} KiB as JSON ({} KiB of it the policies' states), encoded in {:.1} ms",
+            text.len() / 1024,
+            policies / 1024,
+            started.elapsed().as_secs_f64() * 1000.0
+        );
     }
     group.finish();
 }

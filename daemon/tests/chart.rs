@@ -498,6 +498,9 @@ fn the_alerts_load_in_promtool_and_fire_on_what_they_watch() {
         ("ballast_unreadable_values_total", "adapter=\"aws\"", "0+1x40", "0x40"),
         ("ballast_kube_caches_synced", "", "0x40", "1x40"),
         ("ballast_node_removals_abandoned_total", "node_group=\"general\"", "0x5 1x35", "2x40"),
+        // Sick, every write fails and none succeeds; healthy, one a tick.
+        ("ballast_handover_writes_total", "result=\"failed\"", "0+6x40", "2x40"),
+        ("ballast_handover_writes_total", "result=\"written\"", "5x40", "0+6x40"),
     ];
     let sick: Vec<_> = watched.iter().map(|(name, labels, sick, _)| series(name, labels, sick)).collect();
     let healthy: Vec<_> = watched.iter().map(|(name, labels, _, healthy)| series(name, labels, healthy)).collect();
@@ -510,6 +513,7 @@ fn the_alerts_load_in_promtool_and_fire_on_what_they_watch() {
         ("BallastUnreadableValues", &[("adapter", "aws")]),
         ("BallastKubeCachesNotSynced", &[]),
         ("BallastNodeRemovalsAbandoned", &[("node_group", "general")]),
+        ("BallastHandoverNotWritten", &[]),
     ];
     let down = vec![series("up", "", "0x40")];
     // No target at all: only another job is scraped.

@@ -266,6 +266,21 @@ mod handover {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_the_api_refuses_is_counted_and_the_next_handover_is_written() {
+        let standin = StandIn::start().await.unwrap();
+        let a = store(&standin);
+        let path = "/api/v1/namespaces/kube-system/configmaps";
+        standin.inject(Some("POST"), path, 403, 1);
+        a.leave(left_at(1_000, None));
+        assert!(a.flush(Duration::from_millis(500)).await.is_err(), "refused: not written");
+        assert_eq!((a.writes().written, a.writes().failed), (0, 1));
+        a.leave(left_at(2_000, None));
+        a.flush(Duration::from_secs(5)).await.expect("written");
+        assert_eq!((a.writes().written, a.writes().failed), (1, 1));
+        assert_eq!(store(&standin).read().await, Ok(Some(left_at(2_000, None))));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_handover_that_does_not_parse_is_named_and_a_server_error_is_retryable() {
         let standin = StandIn::start().await.unwrap();
         let map = json!({

@@ -82,6 +82,9 @@ async fn metrics_show_the_decisions_and_group_sizes_and_pass_promtool() {
     assert_eq!(sample(&scrape, "ballast_leader"), Some(1.0));
     assert_eq!(sample(&scrape, "ballast_mode{mode=\"enforce\"}"), Some(1.0));
     assert_eq!(sample(&scrape, "ballast_kube_caches_synced"), Some(1.0));
+    let handovers = |result: &str| sample(&scrape, &format!("ballast_handover_writes_total{{result=\"{result}\"}}"));
+    assert!(handovers("written").is_some_and(|n| n >= 1.0), "{scrape}");
+    assert_eq!(handovers("failed"), Some(0.0));
     promtool_check(&scrape);
     published(&site, &admin).await;
 

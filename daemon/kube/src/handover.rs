@@ -3,6 +3,7 @@
 //! tick, and a replica that starts to lead reads it before it acts.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use ballast_engine::handover::{Handover, HandoverError, HandoverStore, StoreFuture};
@@ -32,6 +33,21 @@ pub struct ConfigMapHandover {
     left: Arc<watch::Sender<Left>>,
     /// The number of the last handover written.
     written: watch::Receiver<u64>,
+    counts: Arc<Counts>,
+}
+
+/// Writes so far, by how they ended.
+#[derive(Debug, Default)]
+struct Counts {
+    written: AtomicU64,
+    failed: AtomicU64,
+}
+
+/// A snapshot of the writes so far (`ballast_handover_writes_total`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WriteCounts {
+    pub written: u64,
+    pub failed: u64,
 }
 
 #[derive(Clone, Default)]
@@ -46,9 +62,24 @@ impl ConfigMapHandover {
         let api: Api<ConfigMap> = Api::namespaced(client, namespace);
         let (left, pending) = watch::channel(Left::default());
         let (done, written) = watch::channel(0);
-        let writer = Writer { api: api.clone(), name: name.to_string(), namespace: namespace.to_string() };
+        let counts = Arc::new(Counts::default());
+        let writer = Writer {
+            api: api.clone(),
+            name: name.to_string(),
+            namespace: namespace.to_string(),
+            counts: counts.clone(),
+        };
         tokio::spawn(writer.run(pending, done));
-        ConfigMapHandover { api, name: Arc::from(name), namespace: Arc::from(namespace), left: Arc::new(left), written }
+        let (name, namespace, left) = (Arc::from(name), Arc::from(namespace), Arc::new(left));
+        ConfigMapHandover { api, name, namespace, left, written, counts }
+    }
+
+    /// The writes so far, by how they ended.
+    pub fn writes(&self) -> WriteCounts {
+        WriteCounts {
+            written: self.counts.written.load(Ordering::Relaxed),
+            failed: self.counts.failed.load(Ordering::Relaxed),
+        }
     }
 
     /// Waits until the last handover left is written, or `within` passes: at shutdown,
@@ -98,6 +129,7 @@ struct Writer {
     api: Api<ConfigMap>,
     name: String,
     namespace: String,
+    counts: Arc<Counts>,
 }
 
 impl Writer {
@@ -120,7 +152,9 @@ impl Writer {
                 _ => {}
             }
             failing = result.is_err();
-            if result.is_ok() {
+            let count = if failing { &self.counts.failed } else { &self.counts.written };
+            count.fetch_add(1, Ordering::Relaxed);
+            if !failing {
                 done.send_replace(number);
             }
         }

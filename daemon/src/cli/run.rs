@@ -157,9 +157,14 @@ fn adapter_health(cluster: &KubeCluster, capacity: &AwsCapacity) -> AdapterHealt
     }
 }
 
-fn adapter_figures(cluster: &KubeCluster, capacity: &AwsCapacity) -> AdapterFigures {
+fn adapter_figures(
+    cluster: &KubeCluster,
+    capacity: &AwsCapacity,
+    handover: Option<&ConfigMapHandover>,
+) -> AdapterFigures {
     let status = cluster.status();
     AdapterFigures {
+        handover_writes: handover.map(ConfigMapHandover::writes),
         watch_restarts: Some(status.watch_errors),
         caches_synced: Some(status.unsynced.is_empty()),
         evictions: Some(status.evictions),
@@ -233,7 +238,7 @@ async fn daemon(
         None
     };
     let (probe, probe_aws) = (cluster.clone(), capacity.clone());
-    let (kube, aws) = (cluster.clone(), capacity.clone());
+    let (kube, aws, handed) = (cluster.clone(), capacity.clone(), handover.clone());
     let ready_probe = cluster.clone();
     let stack = Stack {
         identity,
@@ -242,7 +247,7 @@ async fn daemon(
         source: "kubernetes+aws".into(),
         health: Arc::new(move || adapter_health(&probe, &probe_aws)),
         host,
-        figures: Arc::new(move || adapter_figures(&kube, &aws)),
+        figures: Arc::new(move || adapter_figures(&kube, &aws, handed.as_ref())),
         ready: Arc::new(move || vec![caches_synced(&ready_probe)]),
         publish: config.aws.publish_metrics.then(|| cloudwatch(capacity)),
         config_path,

@@ -90,6 +90,7 @@ pub(crate) struct Families {
     pub aws_throttles: Family<ApiLabels, Counter>,
     pub aws_server_errors: Family<ApiLabels, Counter>,
     pub cloudwatch_publishes: Family<ResultLabel, Counter>,
+    pub handover_writes: Family<ResultLabel, Counter>,
     pub watch_restarts: Counter,
     pub caches_synced: Gauge,
     pub unreadable: Family<AdapterLabel, Counter>,
@@ -149,6 +150,7 @@ impl Metrics {
             aws_throttles: Family::default(),
             aws_server_errors: Family::default(),
             cloudwatch_publishes: Family::default(),
+            handover_writes: Family::default(),
             watch_restarts: Counter::default(),
             caches_synced: Gauge::default(),
             unreadable: Family::default(),
@@ -215,6 +217,11 @@ fn register(r: &mut Registry, f: &Families) {
     r.register("aws_throttles", "AWS API attempts answered with throttling", f.aws_throttles.clone());
     r.register("aws_server_errors", "AWS API attempts answered with a 5xx", f.aws_server_errors.clone());
     r.register("cloudwatch_publishes", "PutMetricData of Ballast's figures", f.cloudwatch_publishes.clone());
+    r.register(
+        "handover_writes",
+        "Handovers written to the ConfigMap for the next leader, by result",
+        f.handover_writes.clone(),
+    );
     r.register("kube_watch_restarts", "Kubernetes watches restarted after an error", f.watch_restarts.clone());
     r.register("kube_caches_synced", "1 when every watch cache has listed", f.caches_synced.clone());
     r.register(

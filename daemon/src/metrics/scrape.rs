@@ -6,6 +6,7 @@ use std::sync::Arc;
 use super::*;
 use crate::aws::{CallCounts, Operation};
 use crate::kubernetes::EvictionCounts;
+use crate::kubernetes::handover::WriteCounts;
 
 /// The adapters' counters, as they stand. `None` where the adapter does not exist (the
 /// simulator has no Kubernetes watches or AWS calls): those series are then absent.
@@ -17,6 +18,8 @@ pub struct AdapterFigures {
     pub aws_calls: Vec<(Operation, CallCounts)>,
     /// Values each adapter could not read so far.
     pub unreadable: Vec<Unreadable>,
+    /// Handovers written to the ConfigMap for the next leader, and writes that failed.
+    pub handover_writes: Option<WriteCounts>,
 }
 
 /// How many values one adapter (`kubernetes`, `aws`) could not read so far.
@@ -95,6 +98,11 @@ impl Metrics {
                 [("evicted", e.evicted), ("gone", e.gone), ("blocked", e.blocked), ("failed", e.failed)]
             {
                 set_total(&f.evictions.get_or_create(&ResultLabel { result: result.into() }), total);
+            }
+        }
+        if let Some(writes) = figures.handover_writes {
+            for (result, total) in [("written", writes.written), ("failed", writes.failed)] {
+                set_total(&f.handover_writes.get_or_create(&ResultLabel { result: result.into() }), total);
             }
         }
         for Unreadable { adapter, values } in figures.unreadable {
