@@ -180,9 +180,10 @@ struct Plan<'a> {
     settings: &'a Settings,
     state: &'a mut State,
     now: u64,
-    groups: BTreeMap<&'a str, &'a NodeGroup>,
-    /// The same groups by index, as targets name them.
+    /// The managed groups by index, as targets name them.
     indexed: Vec<&'a NodeGroup>,
+    /// The same groups by the price of a node they launch, cheapest first, ties in id order.
+    by_price: Vec<(f64, &'a NodeGroup)>,
     candidates: Vec<Candidate<'a>>,
     /// Free room on the Ready schedulable nodes of every managed group, fullest first.
     targets: Vec<Target>,
@@ -357,12 +358,16 @@ impl<'a> Plan<'a> {
             c.target = position[c.target];
         }
         wait_for_shrinks(snapshot, &mut candidates, &mut state.followed, now, settings);
+        // A price that is not a number is never at most a ceiling: such a group is never offered.
+        let mut by_price: Vec<(f64, &NodeGroup)> =
+            groups.values().map(|g| (g.launch_price_per_hour(), *g)).filter(|(price, _)| !price.is_nan()).collect();
+        by_price.sort_by(|a, b| a.0.total_cmp(&b.0));
         Plan {
             settings,
             state,
             now,
-            groups,
             indexed: facts.iter().map(|f| f.group).collect(),
+            by_price,
             candidates,
             targets,
             by_group,

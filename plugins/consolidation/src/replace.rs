@@ -101,20 +101,22 @@ impl<'a> Plan<'a> {
         Some((Offer { group: best, price: best.launch_price_per_hour() }, price, pods))
     }
 
-    /// The cheapest group other than `except`'s, below `ceiling` an hour and able to grow,
-    /// whose one new node holds `pods`.
+    /// The cheapest group other than `except`'s, at most `ceiling` an hour and able to grow,
+    /// whose one new node holds `pods`; of those as cheap, the first by id.
     pub(crate) fn cheapest_holding(
         &self,
         pods: &[PodShape],
         ceiling: f64,
         except: Option<&str>,
     ) -> Option<&'a NodeGroup> {
-        self.groups
-            .values()
-            .copied()
+        // Cheapest first: the first that holds them is the one, and none past the ceiling
+        // is tried.
+        self.by_price
+            .iter()
+            .take_while(|(price, _)| *price <= ceiling)
+            .map(|(_, g)| *g)
             .filter(|g| Some(g.id.as_str()) != except && g.desired_size < g.max_size && !g.instance_types.is_empty())
-            .filter(|g| g.launch_price_per_hour() <= ceiling && self.holds(g, pods))
-            .min_by(|a, b| a.launch_price_per_hour().total_cmp(&b.launch_price_per_hour()))
+            .find(|g| self.holds(g, pods))
     }
 
     /// True if one new node of `group` holds `pods`, beside the DaemonSet pods it will run.

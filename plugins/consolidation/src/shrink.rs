@@ -18,7 +18,7 @@
 //! tick), so the first fall seen is the one between two evaluations that both weighed it:
 //! a node waits from the second tick a shrink is under way, not the first.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashSet};
 
 use ballast_sdk::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -33,12 +33,13 @@ pub struct Followed {
 
 /// Notes the replicas of every workload in `owners` and returns those that fell within
 /// `window_ms` of `now`, with how long ago (ms). Workloads not seen for a window are
-/// forgotten. Only the owners are looked up: the other workloads cost a set lookup each, not
-/// a key.
+/// forgotten. Only the owners are looked up: the other workloads cost a hash each, not a
+/// key (a tree of owners compared names for a quarter of consolidation's time at 5,000
+/// nodes).
 pub(crate) fn fell(
     followed: &mut BTreeMap<String, Followed>,
     workloads: &[Workload],
-    owners: &BTreeSet<&WorkloadRef>,
+    owners: &HashSet<&WorkloadRef>,
     now: u64,
     window_ms: u64,
 ) -> BTreeMap<WorkloadRef, u64> {
