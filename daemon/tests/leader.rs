@@ -231,7 +231,7 @@ async fn a_slow_plugin_on_a_one_worker_runtime_does_not_cost_the_lease() {
 mod handover {
     use ballast::engine::handover::{Handover, HandoverError, HandoverStore};
     use ballast::kubernetes::ConfigMapHandover;
-    use ballast::kubernetes::handover::{KEY, MAX_BYTES};
+    use ballast::kubernetes::handover::{FlushError, KEY, MAX_BYTES};
 
     use super::*;
 
@@ -266,13 +266,14 @@ mod handover {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_write_the_api_refuses_is_counted_and_the_next_handover_is_written() {
+    async fn a_write_the_api_refuses_is_counted_and_reported_at_flush_and_the_next_is_written() {
         let standin = StandIn::start().await.unwrap();
         let a = store(&standin);
         let path = "/api/v1/namespaces/kube-system/configmaps";
         standin.inject(Some("POST"), path, 403, 1);
         a.leave(left_at(1_000, None));
-        assert!(a.flush(Duration::from_millis(500)).await.is_err(), "refused: not written");
+        let flushed = a.flush(Duration::from_secs(5)).await;
+        assert_eq!(flushed, Err(FlushError::Failed), "refused: said at once, not retried");
         assert_eq!((a.writes().written, a.writes().failed), (0, 1));
         a.leave(left_at(2_000, None));
         a.flush(Duration::from_secs(5)).await.expect("written");

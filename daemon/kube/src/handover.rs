@@ -31,8 +31,8 @@ pub struct ConfigMapHandover {
     namespace: Arc<str>,
     /// The latest handover left, numbered; the writer takes the latest only.
     left: Arc<watch::Sender<Left>>,
-    /// The number of the last handover written.
-    written: watch::Receiver<u64>,
+    /// The last handover the writer tried, and how that went.
+    tried: watch::Receiver<Tried>,
     counts: Arc<Counts>,
 }
 
@@ -50,6 +50,22 @@ pub struct WriteCounts {
     pub failed: u64,
 }
 
+/// The number of the last handover the writer tried to write, and whether it was written.
+#[derive(Clone, Copy, Default)]
+struct Tried {
+    number: u64,
+    written: bool,
+}
+
+/// Why the last handover was not written at shutdown.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FlushError {
+    #[error("the last handover's write failed (the warning before says why)")]
+    Failed,
+    #[error("the last handover was not written within {0:?}")]
+    TimedOut(Duration),
+}
+
 #[derive(Clone, Default)]
 struct Left {
     number: u64,
@@ -61,7 +77,7 @@ impl ConfigMapHandover {
     pub fn spawn(client: Client, namespace: &str, name: &str) -> Self {
         let api: Api<ConfigMap> = Api::namespaced(client, namespace);
         let (left, pending) = watch::channel(Left::default());
-        let (done, written) = watch::channel(0);
+        let (done, tried) = watch::channel(Tried { number: 0, written: true });
         let counts = Arc::new(Counts::default());
         let writer = Writer {
             api: api.clone(),
@@ -71,7 +87,7 @@ impl ConfigMapHandover {
         };
         tokio::spawn(writer.run(pending, done));
         let (name, namespace, left) = (Arc::from(name), Arc::from(namespace), Arc::new(left));
-        ConfigMapHandover { api, name, namespace, left, written, counts }
+        ConfigMapHandover { api, name, namespace, left, tried, counts }
     }
 
     /// The writes so far, by how they ended.
@@ -82,15 +98,20 @@ impl ConfigMapHandover {
         }
     }
 
-    /// Waits until the last handover left is written, or `within` passes: at shutdown,
-    /// before the Lease is released, so that the next leader reads the last tick's.
+    /// Waits until the writer has tried the last handover left, at most `within`: at
+    /// shutdown, before the Lease is released, so that the next leader reads the last tick's.
     ///
     /// # Errors
-    /// Not written within `within` (the writer's own warning says why).
-    pub async fn flush(&self, within: Duration) -> Result<(), tokio::time::error::Elapsed> {
+    /// The write failed (it is not tried again: the caller is shutting down), or was not
+    /// tried within `within`.
+    pub async fn flush(&self, within: Duration) -> Result<(), FlushError> {
         let number = self.left.borrow().number;
-        let mut written = self.written.clone();
-        tokio::time::timeout(within, written.wait_for(|w| *w >= number)).await.map(|_| ())
+        let mut tried = self.tried.clone();
+        match tokio::time::timeout(within, tried.wait_for(|t| t.number >= number)).await {
+            Ok(Ok(t)) if t.written => Ok(()),
+            Ok(_) => Err(FlushError::Failed),
+            Err(_) => Err(FlushError::TimedOut(within)),
+        }
     }
 
     async fn read_now(&self) -> Result<Option<Handover>, HandoverError> {
@@ -133,7 +154,7 @@ struct Writer {
 }
 
 impl Writer {
-    async fn run(self, mut pending: watch::Receiver<Left>, done: watch::Sender<u64>) {
+    async fn run(self, mut pending: watch::Receiver<Left>, done: watch::Sender<Tried>) {
         let mut failing = false;
         let mut too_big_reported = false;
         while pending.changed().await.is_ok() {
@@ -154,9 +175,7 @@ impl Writer {
             failing = result.is_err();
             let count = if failing { &self.counts.failed } else { &self.counts.written };
             count.fetch_add(1, Ordering::Relaxed);
-            if !failing {
-                done.send_replace(number);
-            }
+            done.send_replace(Tried { number, written: !failing });
         }
     }
 

@@ -257,11 +257,12 @@ async fn daemon(
     serve::drive(runner, &config, stack, None).await?;
     let deadline = tokio::time::Instant::now() + config.shutdown_grace;
     // The last tick's handover is written before the Lease is released, so the next leader
-    // reads it.
-    if let Some(store) = handover
-        && store.flush(deadline.saturating_duration_since(tokio::time::Instant::now())).await.is_err()
-    {
-        tracing::warn!(grace = ?config.shutdown_grace, "the last handover was not written within the shutdown grace");
+    // reads it; half the grace left at most, the other half for the release.
+    if let Some(store) = handover {
+        let within = deadline.saturating_duration_since(tokio::time::Instant::now()) / 2;
+        if let Err(error) = store.flush(within).await {
+            tracing::warn!(%error, "the next leader takes an older handover");
+        }
     }
     let _ = stop.send(true);
     if let Some(task) = elector
