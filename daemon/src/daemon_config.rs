@@ -174,4 +174,12 @@ mod tests {
         let error = config.validate_policy_state().unwrap_err();
         assert!(error.contains("policy-state-max-age: 10s") && error.contains("engine.tick-interval (10s)"), "{error}");
     }
+
+    #[test]
+    fn the_handover_is_on_unless_turned_off_with_null() {
+        let parse = |text| crate::input_file::parse::<DaemonConfig>(Path::new("b.yaml"), text).unwrap();
+        assert_eq!(parse("{}\n").kubernetes.handover.as_deref(), Some("ballast-handover"));
+        assert_eq!(parse("kubernetes: {handover: mine}\n").kubernetes.handover.as_deref(), Some("mine"));
+        assert_eq!(parse("kubernetes: {handover: null}\n").kubernetes.handover, None);
+    }
 }

@@ -276,17 +276,21 @@ fn every_rendered_object_parses_strictly_and_the_configuration_loads() {
     }
 }
 
-/// An install with the chart's defaults runs the `default` set `ballast simulate` measures,
-/// with the same settings: a chart that drifted from it would run policies nobody measured.
-#[test]
-fn the_charts_default_chain_is_the_measured_default_set() {
-    let rendered = parse(&render(&[]));
+/// The daemon's configuration the chart renders.
+fn configuration(rendered: &Rendered) -> DaemonConfig {
     let text = rendered
         .config_maps
         .iter()
         .find_map(|c| c.data.as_ref().and_then(|d| d.get("ballast.yaml")))
         .expect("a configuration ConfigMap");
-    let config: DaemonConfig = ballast::input_file::parse(Path::new("ballast.yaml"), text).unwrap();
+    ballast::input_file::parse(Path::new("ballast.yaml"), text).unwrap()
+}
+
+/// An install with the chart's defaults runs the `default` set `ballast simulate` measures,
+/// with the same settings: a chart that drifted from it would run policies nobody measured.
+#[test]
+fn the_charts_default_chain_is_the_measured_default_set() {
+    let config = configuration(&parse(&render(&[])));
     let chain: Vec<(String, serde_json::Value)> =
         config.policies.iter().map(|p| (p.plugin.clone(), p.settings.clone())).collect();
     let measured: Vec<(String, serde_json::Value)> = ballast::bundled::DEFAULT_CHAIN
@@ -328,12 +332,7 @@ fn the_chart_grants_exactly_what_the_adapter_calls() {
     assert_eq!(rendered.roles.len(), 1);
     assert_eq!(rendered.roles[0].rules.clone().unwrap(), rules(rbac::LEASE_RULES));
     // The Role is where the Lease and the handover ConfigMap are: the replicas' namespace.
-    let text = rendered
-        .config_maps
-        .iter()
-        .find_map(|c| c.data.as_ref().and_then(|d| d.get("ballast.yaml")))
-        .expect("a configuration ConfigMap");
-    let config: DaemonConfig = ballast::input_file::parse(Path::new("ballast.yaml"), text).unwrap();
+    let config = configuration(&rendered);
     assert_eq!(rendered.roles[0].metadata.namespace.as_ref(), Some(&config.kubernetes.leader.namespace));
     assert_eq!(config.kubernetes.handover.as_deref(), Some("ballast-handover"), "a new leader takes over");
 }

@@ -81,8 +81,7 @@ pub trait HandoverStore: Send + Sync + 'static {
     fn leave(&self, handover: Handover);
 }
 
-/// A store in memory: what one engine leaves, another takes (tests, and a daemon without a
-/// cluster).
+/// A store in memory: what one engine leaves, another takes (tests, benchmarks).
 #[derive(Clone, Default)]
 pub struct MemoryHandover {
     left: Arc<Mutex<Option<Handover>>>,

@@ -19,8 +19,8 @@ pub const KEY: &str = "handover.json";
 /// A ConfigMap holds at most 1 MiB; past this the policies' states are left out.
 pub const MAX_BYTES: usize = 900 * 1024;
 
-/// A read that takes longer is taken for an API server that does not answer.
-const READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// A read or write that takes longer is taken for an API server that does not answer.
+const ANSWER_WITHIN: Duration = Duration::from_secs(10);
 
 /// The handover as a ConfigMap. Clones share one writer, which stops when the last clone is
 /// dropped.
@@ -116,8 +116,10 @@ impl ConfigMapHandover {
 
     async fn read_now(&self) -> Result<Option<Handover>, HandoverError> {
         let what = format!("ConfigMap {}/{}", self.namespace, self.name);
-        let found = match tokio::time::timeout(READ_TIMEOUT, self.api.get_opt(&self.name)).await {
-            Err(_) => return Err(HandoverError::Unavailable(format!("reading {what}: no answer in {READ_TIMEOUT:?}"))),
+        let found = match tokio::time::timeout(ANSWER_WITHIN, self.api.get_opt(&self.name)).await {
+            Err(_) => {
+                return Err(HandoverError::Unavailable(format!("reading {what}: no answer in {ANSWER_WITHIN:?}")));
+            }
             Ok(Err(kube::Error::Api(s))) if s.code == 403 => {
                 return Err(HandoverError::Unusable(format!("reading {what} is forbidden: {}", s.message)));
             }
@@ -161,7 +163,10 @@ impl Writer {
             let Left { number, handover } = pending.borrow_and_update().clone();
             let Some(handover) = handover else { continue };
             let result = match self.encode(&handover, &mut too_big_reported) {
-                Ok(text) => self.write(text).await.map_err(|e| e.to_string()),
+                Ok(text) => match tokio::time::timeout(ANSWER_WITHIN, self.write(text)).await {
+                    Ok(written) => written.map_err(|e| e.to_string()),
+                    Err(_) => Err(format!("no answer in {ANSWER_WITHIN:?}")),
+                },
                 Err(error) => Err(format!("encoding it: {error}")),
             };
             match (&result, failing) {
