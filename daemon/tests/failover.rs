@@ -233,10 +233,15 @@ async fn a_new_leader_on_another_pod_keeps_the_cooldown_the_last_one_began() {
     // The cloud controller deletes the node of a terminated instance.
     site.standin.delete("v1", "Node", "", "n1").unwrap();
 
-    let b = site.replica_on_own_volume("replica-b", engine, &removing("n2"));
+    let mut b = site.replica_on_own_volume("replica-b", engine, &removing("n2"));
+    let control = daemon::announced(&mut b, "control API");
     let n2_proposed = |r: &Value| r["plugin"] == "scripted_policy" && r["proposed"]["remove-nodes"]["nodes"][0] == "n2";
     let journal = site.own_journal("replica-b");
     eventually(Duration::from_secs(30), async || records(&journal).iter().any(n2_proposed)).await;
+    let status = Command::new(env!("CARGO_BIN_EXE_ballast"))
+        .args(["ctl", "--server", &format!("http://{control}"), "status"])
+        .output()
+        .unwrap();
     Command::new("kill").args(["-TERM", &b.id().to_string()]).status().unwrap();
     let b_log = log(b);
     let refused = records(&journal).into_iter().find(n2_proposed);
@@ -246,4 +251,6 @@ async fn a_new_leader_on_another_pod_keeps_the_cooldown_the_last_one_began() {
     assert_eq!(rules, ["scale-down-cooldown"], "{refused}\n{b_log}");
     assert_eq!(site.group().await.0, 1, "n2 stays");
     assert!(b_log.contains("taken over from the last leader from=replica-a"), "{b_log}");
+    let status = String::from_utf8_lossy(&status.stdout);
+    assert!(status.contains("handover:  taken from replica-a at "), "ballast ctl status:\n{status}");
 }

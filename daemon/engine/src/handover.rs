@@ -17,6 +17,7 @@ use ballast_sdk::WorkloadRef;
 use serde::{Deserialize, Serialize};
 
 use super::Engine;
+use super::live::TakenOver;
 use super::policies::Policies;
 use super::ports::{Capacity, Cluster};
 use super::state::{EngineState, GroupState};
@@ -207,6 +208,7 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
     /// reported and passed over, as is a policies' state that does not parse.
     pub(crate) async fn take_over(&mut self, now: u64) -> Result<(), HandoverError> {
         let Some(store) = self.handover.clone() else { return Ok(()) };
+        self.live.set_taken_over(None);
         let left = match store.read().await {
             Ok(Some(left)) => left,
             Ok(None) => {
@@ -220,6 +222,8 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
             Err(error) => return Err(error),
         };
         self.state.take_over(&left);
+        let from = left.left_by.clone();
+        self.live.set_taken_over(Some(TakenOver { from, at_millis: now, left_at_millis: left.at_millis }));
         let policies = match left.policies.clone().map(|states| self.policies.take_over(states)) {
             Some(Ok(names)) => names,
             Some(Err(why)) => {

@@ -18,6 +18,7 @@ pub struct Live<E> {
     observed: RwLock<Option<Arc<Observed>>>,
     plugins: RwLock<Arc<Vec<E>>>,
     leading: RwLock<Leading>,
+    taken_over: RwLock<Option<TakenOver>>,
     after_tick: RwLock<Vec<TickHook>>,
 }
 
@@ -29,6 +30,7 @@ impl<E> Default for Live<E> {
             observed: RwLock::default(),
             plugins: RwLock::new(Arc::new(Vec::new())),
             leading: RwLock::default(),
+            taken_over: RwLock::default(),
             after_tick: RwLock::default(),
         }
     }
@@ -74,6 +76,17 @@ pub struct Leading {
     pub since_millis: Option<u64>,
 }
 
+/// What this replica took over when it last started to lead ([`super::handover`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TakenOver {
+    /// The replica that left the handover.
+    pub from: String,
+    /// When this replica took it.
+    pub at_millis: u64,
+    /// When it was left: the last tick the other replica led.
+    pub left_at_millis: u64,
+}
+
 fn read<T: Clone>(lock: &RwLock<T>) -> T {
     lock.read().unwrap_or_else(|p| p.into_inner()).clone()
 }
@@ -102,6 +115,16 @@ impl<E> Live<E> {
 
     pub fn leading(&self) -> Leading {
         read(&self.leading)
+    }
+
+    /// What this replica took over when it last started to lead; `None` when it found no
+    /// handover (or none it could use), or has not led.
+    pub fn taken_over(&self) -> Option<TakenOver> {
+        read(&self.taken_over)
+    }
+
+    pub(crate) fn set_taken_over(&self, taken: Option<TakenOver>) {
+        write(&self.taken_over, taken);
     }
 
     pub(crate) fn set_mode(&self, mode: Mode) {

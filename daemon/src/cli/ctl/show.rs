@@ -43,6 +43,15 @@ fn time(millis: i64) -> String {
     }
 }
 
+/// What a leader took over when it started to lead.
+fn taken_over(l: &pb::Leadership) -> String {
+    if l.taken_over_from.is_empty() {
+        return "none taken when it started to lead (cooldowns from its own records)".into();
+    }
+    let age = l.taken_over_unix_millis.saturating_sub(l.handover_left_unix_millis) / 1000;
+    format!("taken from {} at {}, left by it {age} s before", l.taken_over_from, time(l.taken_over_unix_millis))
+}
+
 pub fn status(s: &pb::GetStatusResponse) -> String {
     let mut lines = vec![format!("mode:      {}", engine_mode(s.mode)), format!("source:    {}", s.source)];
     if let Some(l) = &s.leadership {
@@ -53,6 +62,9 @@ pub fn status(s: &pb::GetStatusResponse) -> String {
             (true, false) => format!("standby; {} leads", l.holder),
         };
         lines.push(format!("replica:   {} ({leading})", l.identity));
+        if l.leading {
+            lines.push(format!("handover:  {}", taken_over(l)));
+        }
     }
     match &s.last_tick {
         Some(t) => lines.push(format!(
@@ -304,8 +316,30 @@ mod tests {
             leading: false,
             since_unix_millis: 0,
             holder: holder.into(),
+            ..Default::default()
         };
         assert!(with(standby("ballast-a")).contains("replica:   ballast-b (standby; ballast-a leads)"));
         assert!(with(standby("")).contains("(standby; no leader seen yet)"));
+        assert!(!with(standby("ballast-a")).contains("handover:"), "a standby took nothing");
+    }
+
+    #[test]
+    fn a_leader_says_whose_handover_it_took_and_how_old_it_was() {
+        let leader = |from: &str| pb::Leadership {
+            election: true,
+            identity: "ballast-b".into(),
+            leading: true,
+            since_unix_millis: 1_800_000_000_000,
+            holder: "ballast-b".into(),
+            taken_over_from: from.into(),
+            taken_over_unix_millis: 1_800_000_000_000,
+            handover_left_unix_millis: 1_799_999_996_000,
+        };
+        let text = with(leader("ballast-a"));
+        assert!(
+            text.contains("handover:  taken from ballast-a at 2027-01-15T08:00:00Z, left by it 4 s before"),
+            "{text}"
+        );
+        assert!(with(leader("")).contains("handover:  none taken when it started to lead"));
     }
 }

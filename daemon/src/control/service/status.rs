@@ -23,6 +23,7 @@ impl pb::status_server::Status for StatusService {
         state.credentials.authorize(&request, Access::Read)?;
         let live = &state.live;
         let leading = live.leading();
+        let taken_over = live.taken_over();
         let tick = live.last_tick();
         let health = (state.health)();
         let adapters = pb::AdapterHealth {
@@ -55,6 +56,9 @@ impl pb::status_server::Status for StatusService {
                 leading: leading.leading,
                 since_unix_millis: leading.since_millis.unwrap_or(0) as i64,
                 holder: state.holder.as_ref().and_then(|h| h()).unwrap_or_default(),
+                taken_over_from: taken_over.as_ref().map(|t| t.from.clone()).unwrap_or_default(),
+                taken_over_unix_millis: taken_over.as_ref().map_or(0, |t| t.at_millis as i64),
+                handover_left_unix_millis: taken_over.as_ref().map_or(0, |t| t.left_at_millis as i64),
             }),
             last_tick,
             adapters: Some(adapters),
