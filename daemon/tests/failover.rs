@@ -233,6 +233,9 @@ async fn a_new_leader_on_another_pod_keeps_the_cooldown_the_last_one_began() {
     // The cloud controller deletes the node of a terminated instance.
     site.standin.delete("v1", "Node", "", "n1").unwrap();
 
+    // The API server fails b's first three reads of the handover: b acts on nothing until
+    // it has read it.
+    site.standin.inject(Some("GET"), "/api/v1/namespaces/kube-system/configmaps/ballast-handover", 500, 3);
     let mut b = site.replica_on_own_volume("replica-b", engine, &removing("n2"));
     let control = daemon::announced(&mut b, "control API");
     let n2_proposed = |r: &Value| r["plugin"] == "scripted_policy" && r["proposed"]["remove-nodes"]["nodes"][0] == "n2";
@@ -251,6 +254,12 @@ async fn a_new_leader_on_another_pod_keeps_the_cooldown_the_last_one_began() {
     assert_eq!(rules, ["scale-down-cooldown"], "{refused}\n{b_log}");
     assert_eq!(site.group().await.0, 1, "n2 stays");
     assert!(b_log.contains("taken over from the last leader from=replica-a"), "{b_log}");
+    let records = records(&journal);
+    let unread = records.iter().position(|r| {
+        r["record"] == "tick" && r["error"].as_str().is_some_and(|e| e.contains("handover could not be read"))
+    });
+    let first_decision = records.iter().position(|r| r["record"] == "decision");
+    assert!(unread.is_some() && unread < first_decision, "b decided before it read the handover:\n{b_log}");
     let status = String::from_utf8_lossy(&status.stdout);
     assert!(status.contains("handover:  taken from replica-a at "), "ballast ctl status:\n{status}");
 }

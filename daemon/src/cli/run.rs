@@ -211,13 +211,11 @@ async fn daemon(
         .with_fargate(config.fargate)
         .with_identity(identity.clone())
         .with_series(series.store);
-    let handover = match &config.kubernetes.handover {
-        Some(name) => {
-            let client = kube::Client::try_from(kube_config.clone())?;
-            Some(ConfigMapHandover::spawn(client, &config.kubernetes.leader.namespace, name))
-        }
-        None => None,
-    };
+    let handover = config
+        .kubernetes
+        .handover
+        .as_ref()
+        .map(|name| ConfigMapHandover::spawn(cluster.client().clone(), &config.kubernetes.leader.namespace, name));
     if let Some(store) = &handover {
         engine = engine.with_handover(Arc::new(store.clone()));
     }

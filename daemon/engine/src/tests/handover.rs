@@ -93,12 +93,18 @@ fn a_new_leader_keeps_the_cooldowns_the_last_one_started() {
     assert!(calls.contains(&"place deployment/shop/web".to_string()), "{calls:?}");
 }
 
-#[test]
-fn a_new_leader_that_cannot_read_the_handover_acts_on_nothing_until_it_can() {
+/// What replica a left, in a store that answers b's first read with `error`.
+fn left_then_read_fails(error: HandoverError) -> (World, MemoryHandover) {
     let mut world = World::default();
     let store = MemoryHandover::default();
     first_leader_acts(&mut world, &store);
-    store.fail_reads(Some(HandoverError::Unavailable("the API server timed out".into())));
+    store.fail_reads(Some(error));
+    (world, store)
+}
+
+#[test]
+fn a_new_leader_that_cannot_read_the_handover_acts_on_nothing_until_it_can() {
+    let (world, store) = left_then_read_fails(HandoverError::Unavailable("the API server timed out".into()));
     let mut b = second_leader(&world, Some(&store));
     assert!(b.calls.is_empty(), "{:?}", b.calls);
     let error = b.outcome.error.expect("the tick failed");
@@ -112,10 +118,8 @@ fn a_new_leader_that_cannot_read_the_handover_acts_on_nothing_until_it_can() {
 
 #[test]
 fn a_handover_that_does_not_parse_is_passed_over_and_the_new_leader_acts() {
-    let mut world = World::default();
-    let store = MemoryHandover::default();
-    first_leader_acts(&mut world, &store);
-    store.fail_reads(Some(HandoverError::Unusable("handover.json: expected value at line 1".into())));
+    let (world, store) =
+        left_then_read_fails(HandoverError::Unusable("handover.json: expected value at line 1".into()));
     let b = second_leader(&world, Some(&store));
     assert!(b.outcome.error.is_none(), "{:?}", b.outcome);
     assert!(b.calls.contains(&"set batch to 1".to_string()), "{:?}", b.calls);
