@@ -53,8 +53,10 @@ fn on_spiky_batch_binpack_waits_less_than_static_min_and_costs_less_than_static_
 /// leaves, so the bound is one node-hour, $0.096, whatever the policy. A Fargate-only workload
 /// (its selector matches no group) adds its billed price: 4 pods of 0.25 vCPU / 1 GB
 /// (250m / 512Mi plus 256 MiB overhead) at $0.04048 per vCPU-hour and $0.004445 per
-/// GB-hour, $0.05826/h in all.
-const BOUND_BY_HAND: &str = "name: bound\nduration: 1h\nfargate: {}\nnode-groups:\n  - {id: general, instance-types: [m5.large], min-size: 0, max-size: 5}\nworkloads:\n  - {name: agent, namespace: kube-system, kind: daemon-set, requests: {cpu: 100m, memory: 64Mi}}\n  - {name: web, requests: {cpu: 915m, memory: 100Mi}, replicas: {constant: 2}}\n  - {name: api, requests: {cpu: 250m, memory: 512Mi}, replicas: {constant: 4}, node-selector: {tier: serverless}}\n";
+/// GB-hour, $0.05826/h in all. A stateful set of 2-CPU pods on EBS can run nowhere (not on
+/// Fargate, and no m5.large holds 2 CPUs): no policy can pay for it, so it adds nothing,
+/// however cheap the CPU of the nodes its labels would allow.
+const BOUND_BY_HAND: &str = "name: bound\nduration: 1h\nfargate: {}\nnode-groups:\n  - {id: general, instance-types: [m5.large], min-size: 0, max-size: 5}\nworkloads:\n  - {name: agent, namespace: kube-system, kind: daemon-set, requests: {cpu: 100m, memory: 64Mi}}\n  - {name: web, requests: {cpu: 915m, memory: 100Mi}, replicas: {constant: 2}}\n  - {name: api, requests: {cpu: 250m, memory: 512Mi}, replicas: {constant: 4}, node-selector: {tier: serverless}}\n  - {name: giant, kind: stateful-set, volume: ebs, requests: {cpu: 2, memory: 1Gi}, replicas: {constant: 3}}\n";
 
 #[test]
 fn the_lower_bound_of_a_tiny_scenario_is_what_it_is_by_hand_and_no_set_beats_it() {

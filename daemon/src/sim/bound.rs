@@ -11,9 +11,10 @@
 //! For each such pod `p` (DaemonSet pods excluded) and each resource `k` (CPU, memory),
 //! let `c(p, k)` be the cheapest price per unit of `k` among the capacity `p` may use:
 //!
-//! - every instance type of every node group whose labels and taints admit `p`, at its
-//!   hourly price over its allocatable `k` less the requests of the DaemonSets that run on
-//!   every node of that group;
+//! - every instance type of every node group whose labels and taints admit `p` and whose
+//!   allocatable, less the requests of the DaemonSets that run on every node of that group,
+//!   holds `p` whole (CPU, memory, a pod slot, GPUs), at its hourly price over that
+//!   allocatable's `k`;
 //! - Fargate, when the cluster has a profile and the workload is eligible: the pod's share
 //!   is then `min(r(p, k) * c, fargate_price(p))`, its billed size at its hourly price.
 //!
@@ -25,7 +26,9 @@
 //! Take any placement of those pods at any instant. A node `n` of price `P` holds pods
 //! whose requests of `k`, DaemonSets aside, sum to at most `A(n, k)` (its allocatable less
 //! the DaemonSets), so `P >= sum over p on n of r(p, k) * P / A(n, k) >= sum over p on n of
-//! r(p, k) * c(p, k)`, since `n` admits each `p` and `c` is the minimum over what admits it.
+//! r(p, k) * c(p, k)`, since `n` admits and holds each `p` and `c` is the minimum over
+//! what admits and holds it. (A type too small for `p` cannot be counted: a 2-CPU pod never
+//! runs on an m5.large, so its cheaper CPU says nothing about what the pod costs.)
 //! A pod on Fargate pays `fargate_price(p) >= r(p, k) * c(p, k)` by the `min`. Summing over
 //! nodes and Fargate pods, the cost rate of any placement that runs the demand is at least
 //! the sum for every `k`, hence at least the largest. Integrating over time keeps the
@@ -36,7 +39,12 @@
 //!
 //! It bounds policies that run the demand. A policy that leaves pods waiting (e.g. a static
 //! size too small for the peak) can cost less than the bound: its pending pod-minutes show
-//! what it saved on.
+//! what it saved on. A pod that nothing can hold (no type of an admitting group is large
+//! enough, and Fargate is no option) adds nothing: no policy can pay for it, and it shows
+//! as pending time in every set. Every type a group lists counts, though the simulator
+//! launches only the group's launch type (an on-demand group's first, a spot group's
+//! cheapest): the bound stays a bound, looser where a group lists a cheaper type it never
+//! launches (the m5a.large of flash-sale's and mixed-fargate's general group).
 
 use ballast_sdk::{InstanceType, Resources, WorkloadKind};
 
@@ -54,11 +62,13 @@ pub struct Offer<'a> {
     pub daemonsets: Resources,
 }
 
-/// The bound's rate for one pod with `requests`, given the EC2 capacity it may use and its
-/// Fargate price if it may run there.
+/// The bound's rate for one pod with `requests` (a pod slot included), given the EC2
+/// capacity its labels and taints let it use and its Fargate price if it may run there.
+/// Only the offers that hold the pod whole count.
 pub fn pod_bound(requests: &Resources, ec2: &[Offer<'_>], fargate: Option<f64>) -> PodBound {
     let per_unit = |alloc: fn(&Resources) -> u64| {
         ec2.iter()
+            .filter(|o| o.instance_type.allocatable.saturating_sub(&o.daemonsets).fits(requests))
             .filter_map(|o| {
                 let left = alloc(&o.instance_type.allocatable).checked_sub(alloc(&o.daemonsets))?;
                 (left > 0).then(|| o.instance_type.price_per_hour / left as f64)
@@ -152,5 +162,28 @@ mod tests {
         let b = pod_bound(&half, &[Offer { instance_type: &m5, daemonsets: ds }], Some(0.05));
         assert!((b.cpu - 0.05).abs() < 1e-9, "{b:?}");
         assert_eq!(pod_bound(&half, &[], None), PodBound::default(), "no capacity admits it");
+    }
+
+    #[test]
+    fn only_capacity_that_holds_the_pod_whole_prices_it() {
+        let (m5, m5_xl) = (m5_large(), crate::sim::catalogue::instance_type("m5.xlarge").unwrap());
+        let none = Resources::ZERO;
+        let two_cpus = Resources::pod(2000, 0);
+        let offers =
+            [Offer { instance_type: &m5, daemonsets: none }, Offer { instance_type: &m5_xl, daemonsets: none }];
+        let b = pod_bound(&two_cpus, &offers, None);
+        let per_cpu = m5_xl.price_per_hour / m5_xl.allocatable.cpu_millis as f64;
+        assert!((b.cpu - 2000.0 * per_cpu).abs() < 1e-9, "an m5.large cannot hold 2 CPUs: {b:?}");
+        let b = pod_bound(&two_cpus, &offers[..1], Some(0.0987));
+        assert_eq!(b.cpu, 0.0987, "only Fargate holds it: {b:?}");
+        assert_eq!(pod_bound(&two_cpus, &offers[..1], None), PodBound::default(), "nothing holds it");
+        // What the DaemonSets leave is what counts: an m5.xlarge's 3920m hold 3900m, less a
+        // 100m DaemonSet they do not.
+        let big = Resources::pod(3900, 0);
+        assert!(pod_bound(&big, &offers, None).cpu > 0.0);
+        let agent = Resources::pod(100, 0);
+        let taken =
+            [Offer { instance_type: &m5, daemonsets: agent }, Offer { instance_type: &m5_xl, daemonsets: agent }];
+        assert_eq!(pod_bound(&big, &taken, None), PodBound::default());
     }
 }
