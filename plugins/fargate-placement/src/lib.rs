@@ -8,7 +8,13 @@
 //!   cheapest admitting group that must be added for what spare room on running nodes cannot
 //!   hold (nothing if it all fits, except for a workload on Fargate: that room is often the
 //!   room it left, which scale-down will reclaim);
-//! - a workload on EC2 costs its share of such nodes (nothing if it fits in spare room again).
+//! - a workload on EC2 costs what its leaving would free of its group's nodes, counted
+//!   fractionally in the resource that binds the group (nothing if it fits in spare room
+//!   again). A CPU-heavy workload beside memory-heavy ones in a group short of memory frees
+//!   little: the nodes stay for the memory, and its CPU there was nearly free. The group's
+//!   load is what its Ready nodes' pods request and what the pods waiting for it request.
+//!   This is never more than its share of such nodes, which is what it costs when that load
+//!   does not account for it.
 //!
 //! So a workload on Fargate follows its replica count: a few replicas would cost a whole
 //! node on EC2 and stay on Fargate; a peak that fills nodes moves to EC2 when that is cheaper
@@ -25,6 +31,8 @@
 //! It proposes nothing the host would refuse for a standing reason: no Fargate target when
 //! the cluster has no Fargate profile, and nothing for a workload with no replicas (there is
 //! no cost to compare until it has some).
+
+use std::collections::{HashMap, HashSet};
 
 use ballast_sdk::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -179,21 +187,50 @@ fn choose<'a>(
     }
 }
 
-/// An untainted Auto Scaling group: what a new node of it surely offers, and costs at most.
-/// Worked out once per evaluation, not once per workload.
+/// An untainted Auto Scaling group: what a new node of it surely offers, and costs at most,
+/// and the load it carries or is to carry. Worked out once per evaluation, not once per
+/// workload.
 struct Ec2Group<'a> {
     id: &'a str,
     template: Resources,
     price: f64,
+    load: Resources,
 }
 
 fn ec2_groups(snapshot: &dyn Snapshot) -> Vec<Ec2Group<'_>> {
+    let mut on_nodes: HashMap<&str, Resources> = HashMap::new();
+    for node in snapshot.nodes().iter().filter(|n| n.ready) {
+        if let Some(group) = node.group.as_deref() {
+            let sum = on_nodes.entry(group).or_insert(Resources::ZERO);
+            *sum = sum.saturating_add(&node.requested);
+        }
+    }
+    let on_fargate: HashSet<&WorkloadRef> =
+        snapshot.workloads().iter().filter(|w| matches!(w.placement, Placement::Fargate)).map(|w| &w.id).collect();
+    let waiting: Vec<&PendingShape> =
+        snapshot.pending_shapes().iter().filter(|s| s.owner.as_ref().is_none_or(|o| !on_fargate.contains(o))).collect();
     snapshot
         .node_groups()
         .iter()
         .filter(|g| g.kind == NodeGroupKind::Asg && g.taints.is_empty())
-        .map(|g| Ec2Group { id: &g.id, template: g.guaranteed_allocatable(), price: g.launch_price_per_hour() })
+        .map(|g| {
+            let template = g.guaranteed_allocatable();
+            let on_nodes = on_nodes.get(g.id.as_str()).copied().unwrap_or(Resources::ZERO);
+            let load = on_nodes.saturating_add(&waiting_for(&waiting, g, &template));
+            Ec2Group { id: &g.id, template, price: g.launch_price_per_hour(), load }
+        })
         .collect()
+}
+
+/// What the pods waiting for EC2 (none of a workload placed on Fargate: they wait for
+/// Fargate) that `group` admits and its new nodes hold request in all. When a cluster starts
+/// or a burst arrives, much of a group's load is still pending.
+fn waiting_for(waiting: &[&PendingShape], group: &NodeGroup, template: &Resources) -> Resources {
+    waiting
+        .iter()
+        .map(|s| (s, Resources { pods: 1, ..s.requests }))
+        .filter(|(s, one)| group.admits(**s) && template.fits(one))
+        .fold(Resources::ZERO, |sum, (s, one)| sum.saturating_add(&one.times(s.count)))
 }
 
 /// What a workload's replicas cost on EC2 at their count now, in nodes of one group.
@@ -210,9 +247,13 @@ enum Basis {
     Spare,
     /// Whole nodes to add for what spare room cannot hold: a workload not on EC2.
     NewNodes,
-    /// Its share of nodes filled to the packing efficiency: a workload on EC2. What its
-    /// leaving would free in whole nodes depends on how the pods left behind pack, which a
-    /// node's totals do not tell (small pods that fill the gaps beside big ones free nothing).
+    /// What its leaving would free of its group's nodes filled to the packing efficiency,
+    /// fractionally, in the resource that binds the group: a workload on EC2. Whole nodes
+    /// depend on how the pods left behind pack, which a node's totals do not tell (small
+    /// pods that fill the gaps beside big ones free nothing).
+    Freed,
+    /// Its share of nodes filled to the packing efficiency: a workload on EC2 whose pods its
+    /// group's load does not account for (running on another group's nodes, say).
     Share,
 }
 
@@ -234,6 +275,11 @@ impl Ec2Cost<'_> {
                 self.nodes,
                 if self.nodes == 1.0 { "" } else { "s" },
                 self.node_price
+            ),
+            Basis::Freed => format!(
+                "EC2 ${price:.4}/h per replica in group {group} ({:.2} of its nodes at {:.0}% packing freed if it left)",
+                self.nodes,
+                settings.packing_efficiency * 100.0
             ),
             Basis::Share => format!(
                 "EC2 ${price:.4}/h per replica in group {group} (its share of a node at {:.0}% packing)",
@@ -262,6 +308,7 @@ fn ec2_cost<'a>(
         let node = filled(&g.template, settings.packing_efficiency);
         let (nodes, basis) = match &workload.placement {
             _ if fits_spare => (0.0, Basis::Spare),
+            Placement::Ec2(_) if g.load.fits(&total) => (freed_by_leaving(&g.load, &total, &node), Basis::Freed),
             Placement::Ec2(_) => (total.utilisation_of(&node), Basis::Share),
             Placement::Fargate => (nodes_for(&total, &node), Basis::NewNodes),
             Placement::Unplaced => (nodes_for(&total.saturating_sub(spare), &node), Basis::NewNodes),
@@ -284,6 +331,14 @@ fn filled(template: &Resources, efficiency: f64) -> Resources {
         memory_bytes: (template.memory_bytes as f64 * efficiency) as u64,
         ..*template
     }
+}
+
+/// What leaving frees of a group whose pods request `load`, in nodes of `room`, when
+/// `leaving` (part of `load`) goes: the nodes the binding resource fills with it less
+/// those it fills without. At most `leaving`'s own share of such nodes.
+fn freed_by_leaving(load: &Resources, leaving: &Resources, room: &Resources) -> f64 {
+    let filled = |r: &Resources| r.utilisation_of(room);
+    (filled(load) - filled(&load.saturating_sub(leaving))).max(0.0)
 }
 
 /// Whole nodes of `room` needed to hold `need`: the largest ratio over the dimensions the

@@ -89,19 +89,74 @@ fn ineligible_workloads_are_never_sent_to_fargate() {
 
 #[test]
 fn placed_workloads_stay_unless_the_saving_beats_hysteresis() {
-    // On EC2, on a full node: its share of an m5.large at 80% packing is $0.0150/h a
-    // replica against Fargate's $0.0146/h, 3% less.
+    // On EC2, on a node short of CPU: its leaving frees 750m of 1600m (an m5.large at 80%
+    // packing), 0.47 of a node, $0.0150/h a replica against Fargate's $0.0146/h, 3% less.
     let on_ec2 = || {
         let mut api = deployment("web", "api", 3, "250m", "512Mi");
         api.placement = Placement::Ec2(Some("m5".into()));
-        cluster().workload(api).build()
+        SnapshotBuilder::new()
+            .group(GroupBuilder::asg("m5").instance_type("m5.large", "2", "8Gi", 0.096).sizes(0, 1, 10))
+            .node(NodeBuilder::new("full", "m5").allocatable("2", "8Gi").requested("1900m", "2Gi", 12))
+            .group(GroupBuilder::fargate())
+            .workload(api)
+            .build()
     };
     let decisions = Harness::<FargatePlacement>::new().evaluate(&on_ec2()).unwrap();
     assert!(place(&decisions).is_empty(), "under the 10% hysteresis nothing moves: {decisions:?}");
     let mut eager = Harness::<FargatePlacement>::with_settings(serde_json::json!({"hysteresis": 0.01})).unwrap();
     let decisions = eager.evaluate(&on_ec2()).unwrap();
     assert_eq!(place(&decisions), vec![("api".into(), PlacementTarget::Fargate)]);
-    assert!(decisions[0].reason.contains("share of a node at 80% packing"), "{}", decisions[0].reason);
+    assert!(
+        decisions[0].reason.contains("0.47 of its nodes at 80% packing freed if it left"),
+        "{}",
+        decisions[0].reason
+    );
+}
+
+#[test]
+fn a_workload_that_fills_what_a_group_short_of_memory_leaves_stays_on_ec2() {
+    // 22 replicas of 1 CPU / 1Gi (Fargate bills 1 vCPU / 2 GB, $0.0494/h) on nine m5.xlarge
+    // whose memory is all requested, by them and memory-heavy pods, and their CPU 27 of 36.
+    // By its share of nodes at 80% packing (22 of 3.2 CPUs a node: $0.060/h a replica)
+    // Fargate would be 18% cheaper. But memory binds the group: leaving frees 22Gi of
+    // 144Gi, 1.7 nodes of 12.8Gi, $0.015/h a replica. It stays.
+    let workload = || {
+        let mut compute = deployment("batch", "compute", 22, "1", "1Gi");
+        compute.placement = Placement::Ec2(Some("m5x".into()));
+        compute
+    };
+    let group = |nodes| GroupBuilder::asg("m5x").instance_type("m5.xlarge", "4", "16Gi", 0.192).sizes(0, nodes, 30);
+    let mut beside = SnapshotBuilder::new().group(group(9)).group(GroupBuilder::fargate()).workload(workload());
+    for n in 0..9 {
+        beside =
+            beside.node(NodeBuilder::new(&format!("n{n}"), "m5x").allocatable("4", "16Gi").requested("3", "16Gi", 8));
+    }
+    let decisions = Harness::<FargatePlacement>::new().evaluate(&beside.build()).unwrap();
+    assert!(place(&decisions).is_empty(), "{decisions:?}");
+    // The same when the cluster starts: every pod waits, and the group's load is theirs.
+    let cold = SnapshotBuilder::new()
+        .group(group(0))
+        .group(GroupBuilder::fargate())
+        .workload(workload())
+        .pending_pods("batch", "compute", 22, "1", "1Gi")
+        .pending_pods("data", "cache", 25, "200m", "4900Mi")
+        .build();
+    let decisions = Harness::<FargatePlacement>::new().evaluate(&cold).unwrap();
+    assert!(place(&decisions).is_empty(), "{decisions:?}");
+    // Alone on its nodes, leaving frees its whole share, and it goes to Fargate.
+    let mut alone = SnapshotBuilder::new().group(group(8)).group(GroupBuilder::fargate()).workload(workload());
+    for n in 0..8 {
+        let (cpu, memory, pods) = if n < 6 { ("3", "3Gi", 3) } else { ("2", "2Gi", 2) };
+        alone =
+            alone.node(NodeBuilder::new(&format!("n{n}"), "m5x").allocatable("4", "16Gi").requested(cpu, memory, pods));
+    }
+    let decisions = Harness::<FargatePlacement>::new().evaluate(&alone.build()).unwrap();
+    assert_eq!(place(&decisions), vec![("compute".into(), PlacementTarget::Fargate)]);
+    assert!(
+        decisions[0].reason.contains("6.88 of its nodes at 80% packing freed if it left"),
+        "{}",
+        decisions[0].reason
+    );
 }
 
 #[test]
