@@ -141,7 +141,7 @@ fn rank(expander: crate::Expander, a: &Fit, b: &Fit) -> std::cmp::Ordering {
 /// or registered lately but not Ready: the scheduler cannot use them, but soon will), then
 /// onto new ones up to the group's max.
 fn fit<'a>(group: &'a NodeGroup, booting: u32, shapes: &[PendingShape], waiting: &[Pods]) -> Fit<'a> {
-    let template = group.guaranteed_allocatable();
+    let template = group.launch_allocatable();
     let limit = (booting + group.max_size.saturating_sub(group.desired_size)) as usize;
     let mut bins: Vec<Resources> = vec![template; booting as usize];
     let mut placed = Vec::new();

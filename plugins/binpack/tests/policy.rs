@@ -219,6 +219,26 @@ fn a_mixed_instances_spot_group_is_priced_at_the_type_it_launches_not_its_deares
 }
 
 #[test]
+fn an_on_demand_group_whose_types_differ_in_size_is_sized_by_the_type_it_launches() {
+    // EC2 launches an on-demand group's first type, an m5.2xlarge: eight 1-CPU pods fill
+    // one. Sized by the smaller c5.xlarge it also lists, the plan bought two, the second
+    // left empty for consolidation to remove.
+    let snapshot = SnapshotBuilder::new()
+        .group(
+            GroupBuilder::asg("big")
+                .instance_type("m5.2xlarge", "8", "32Gi", 0.384)
+                .instance_type("c5.xlarge", "4", "8Gi", 0.17)
+                .sizes(0, 0, 20),
+        )
+        .pending_pods("batch", "crunch", 8, "1", "1Gi")
+        .build();
+    let decisions = Harness::<Binpack>::new().evaluate(&snapshot).unwrap();
+    let actions: Vec<&Action> = decisions.iter().map(|d| &d.action).collect();
+    assert_eq!(actions, [&Action::ScaleTo { group: "big".into(), size: 1 }], "{decisions:?}");
+    assert!(decisions[0].reason.contains("1 new m5.2xlarge"), "{}", decisions[0].reason);
+}
+
+#[test]
 fn a_scale_up_names_whose_pods_it_is_for() {
     let mut builder = two_empty_groups();
     for name in ["api", "cart", "search", "web", "worker"] {

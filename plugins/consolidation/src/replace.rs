@@ -119,7 +119,9 @@ impl<'a> Plan<'a> {
             .find(|g| self.holds(g, pods))
     }
 
-    /// True if one new node of `group` holds `pods`, beside the DaemonSet pods it will run.
+    /// True if one new node of `group` holds `pods`, beside the DaemonSet pods it will run,
+    /// whichever of the group's types comes: the pods are running, and a replacement that
+    /// came smaller would leave some of them waiting once evicted.
     fn holds(&self, group: &NodeGroup, pods: &[PodShape]) -> bool {
         let free = group.guaranteed_allocatable().saturating_sub(&self.daemonsets.requests);
         let free = Resources { pods: free.pods.saturating_sub(self.daemonsets.pods), ..free };

@@ -214,7 +214,7 @@ fn ec2_groups(snapshot: &dyn Snapshot) -> Vec<Ec2Group<'_>> {
         .iter()
         .filter(|g| g.kind == NodeGroupKind::Asg && g.taints.is_empty())
         .map(|g| {
-            let template = g.guaranteed_allocatable();
+            let template = g.launch_allocatable();
             let on_nodes = on_nodes.get(g.id.as_str()).copied().unwrap_or(Resources::ZERO);
             let load = on_nodes.saturating_add(&waiting_for(&waiting, g, &template));
             Ec2Group { id: &g.id, template, price: g.launch_price_per_hour(), load }

@@ -131,7 +131,7 @@ fn slots<'a>(
         let per = |f: u64, n: u64| f.checked_div(n).unwrap_or(u64::MAX);
         per(free.cpu_millis, shape.cpu_millis).min(per(free.memory_bytes, shape.memory_bytes)).min(free.pods as u64)
     };
-    let per_node = count(&group.guaranteed_allocatable().saturating_sub(overhead));
+    let per_node = count(&group.launch_allocatable().saturating_sub(overhead));
     let on_nodes: Vec<u64> = snapshot
         .nodes()
         .iter()

@@ -62,7 +62,7 @@ impl Policy for Thresholds {
                     requested = requested.saturating_add(&shape.requests.times(shape.count));
                 }
             }
-            let template = group.guaranteed_allocatable();
+            let template = group.launch_allocatable();
             // Nodes on their way count as capacity, as Escalator counts them once registered.
             let booting = snapshot.booting(group);
             let count = live.len() as u32 + booting;

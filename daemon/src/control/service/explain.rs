@@ -157,8 +157,8 @@ fn pending_pod(snapshot: &SnapshotData, observed: &Observed, p: &PendingPod) -> 
             facts.push(format!("group {}: its labels or taints do not admit the pod", g.id));
             continue;
         }
-        if !g.guaranteed_allocatable().fits(&p.requests) {
-            facts.push(format!("group {}: the pod does not fit on a node of its instance types", g.id));
+        if !g.launch_allocatable().fits(&p.requests) {
+            facts.push(format!("group {}: the pod does not fit on a node of the type it launches", g.id));
             continue;
         }
         admitting.push(g.id.clone());

@@ -69,8 +69,10 @@ pub struct NodeGroup {
 
 impl NodeGroup {
     /// What a new node of this group is certain to offer, whichever of its instance types is
-    /// launched: the smallest allocatable in each dimension. Unlike Cluster Autoscaler, which
-    /// sizes a mixed-instances group from its first type only, this never overestimates.
+    /// launched: the smallest allocatable in each dimension. Never overestimates, but in a
+    /// group whose types differ in size it can be half of what comes: a scale-up planned by
+    /// it buys twice the nodes. Plans use [`NodeGroup::launch_allocatable`]; this is for
+    /// moves that must not leave running pods short (a replacement node).
     pub fn guaranteed_allocatable(&self) -> Resources {
         let mut types = self.instance_types.iter().map(|t| t.allocatable);
         let Some(first) = types.next() else { return Resources::ZERO };
@@ -101,10 +103,20 @@ impl NodeGroup {
     }
 
     /// What a new node of this group is expected to cost per hour: its [`launch_type`]'s
-    /// price. What a plan sized by [`NodeGroup::guaranteed_allocatable`] costs; the node
-    /// may come larger, at most at [`NodeGroup::max_price_per_hour`].
+    /// price, at most [`NodeGroup::max_price_per_hour`].
     pub fn launch_price_per_hour(&self) -> f64 {
         self.launch_type().map_or(0.0, |t| t.price_per_hour)
+    }
+
+    /// What a new node of this group is expected to offer: its [`launch_type`]'s allocatable
+    /// (nothing for a group with no types), the room that [`NodeGroup::launch_price_per_hour`]
+    /// buys. Cluster Autoscaler sizes a mixed-instances group by its first type the same way.
+    ///
+    /// # Caveats
+    /// A node that comes as a smaller type of the group holds less: what it cannot hold waits
+    /// for the next scale-up.
+    pub fn launch_allocatable(&self) -> Resources {
+        self.launch_type().map_or(Resources::ZERO, |t| t.allocatable)
     }
 
     /// True if a pod with these constraints (a [`PendingPod`](super::PendingPod) or a [`PendingShape`](super::PendingShape)) may be
@@ -129,9 +141,10 @@ impl NodeGroup {
 ///
 /// # Caveats
 /// An estimate, not a promise: a spot pool short of capacity launches another type, and a
-/// spot group on `capacity-optimized` picks pools by capacity, not price. Plans stay sized
-/// by the smallest type ([`NodeGroup::guaranteed_allocatable`]), so a different type never
-/// leaves pods short; only the price is off.
+/// spot group on `capacity-optimized` picks pools by capacity, not price. A scale-up sized
+/// by it ([`NodeGroup::launch_allocatable`]) that gets a smaller type leaves pods waiting for
+/// the next one; a replacement is sized by the smallest type
+/// ([`NodeGroup::guaranteed_allocatable`]), so it never leaves running pods short.
 pub fn launch_type(types: &[InstanceType], capacity: CapacityType) -> Option<&InstanceType> {
     match capacity {
         CapacityType::OnDemand => types.first(),
