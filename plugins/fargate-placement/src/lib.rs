@@ -289,8 +289,10 @@ impl Ec2Cost<'_> {
     }
 }
 
-/// The workload's EC2 cost in the group it is on, or else in the cheapest group that admits
-/// one replica (the first of equally cheap ones, in snapshot order).
+/// The workload's EC2 cost in the cheapest group that admits one replica: the group it is
+/// on when none is cheaper, else the first of equally cheap ones, in snapshot order. A
+/// workload running in a dear group is not sent to Fargate when a cheaper group would take
+/// it: Fargate must beat EC2 at its best.
 ///
 /// Spare room is free only to a workload not on Fargate: for one on Fargate it is transient,
 /// often the room it left behind, which scale-down will reclaim; counting it as free would
@@ -316,12 +318,12 @@ fn ec2_cost<'a>(
         Ec2Cost { group: g.id, nodes, node_price: g.price, basis }
     };
     let admitting = groups.iter().filter(|g| g.template.fits(&one));
-    if let Placement::Ec2(Some(on)) = &workload.placement
-        && let Some(group) = admitting.clone().find(|g| g.id == on.as_str())
-    {
-        return Some(cost(group));
-    }
-    admitting.map(cost).min_by(|a, b| a.total().total_cmp(&b.total()))
+    let on = match &workload.placement {
+        Placement::Ec2(Some(on)) => admitting.clone().find(|g| g.id == on.as_str()),
+        _ => None,
+    };
+    // `min_by` keeps the first of equal ones: the group it is on, then snapshot order.
+    on.into_iter().chain(admitting).map(cost).min_by(|a, b| a.total().total_cmp(&b.total()))
 }
 
 /// A node's allocatable as far as bin-packing fills it.

@@ -160,6 +160,28 @@ fn a_workload_that_fills_what_a_group_short_of_memory_leaves_stays_on_ec2() {
 }
 
 #[test]
+fn a_workload_in_a_dear_group_is_not_sent_to_fargate_when_a_cheaper_group_would_take_it() {
+    // 2 vCPU / 256Mi pods: Fargate bills 2 vCPU / 4 GB, $0.0987/h. On the on-demand
+    // m5.xlarge group they run in, each costs half a node at 80% packing: $0.12/h, so
+    // Fargate looks 18% cheaper. On spot m5.2xlarge at $0.1344/h each costs a quarter of a
+    // node at 80% packing: $0.042. Sent to Fargate, the next tick would have brought it back
+    // to EC2.
+    let mut api = deployment("shop", "api", 4, "2", "256Mi");
+    api.placement = Placement::Ec2(Some("on-demand".into()));
+    let group = |id: &str, name, cpu, memory, price| GroupBuilder::asg(id).instance_type(name, cpu, memory, price);
+    let snapshot = SnapshotBuilder::new()
+        .group(group("on-demand", "m5.xlarge", "4", "16Gi", 0.192).sizes(0, 2, 20))
+        .group(group("spot", "m5.2xlarge", "8", "32Gi", 0.1344).sizes(0, 0, 20).label(CAPACITY_TYPE_LABEL, "SPOT"))
+        .group(GroupBuilder::fargate())
+        .node(NodeBuilder::new("a", "on-demand").allocatable("4", "16Gi").requested("4", "512Mi", 2))
+        .node(NodeBuilder::new("b", "on-demand").allocatable("4", "16Gi").requested("4", "512Mi", 2))
+        .workload(api)
+        .build();
+    let decisions = Harness::<FargatePlacement>::new().evaluate(&snapshot).unwrap();
+    assert!(place(&decisions).is_empty(), "{decisions:?}");
+}
+
+#[test]
 fn nothing_the_host_would_refuse_for_a_standing_reason_is_proposed() {
     // No Fargate profile: the same small pods that go to Fargate above stay put.
     let no_profile = SnapshotBuilder::new()
