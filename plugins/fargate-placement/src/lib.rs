@@ -12,9 +12,11 @@
 //!   fractionally in the resource that binds the group (nothing if it fits in spare room
 //!   again). A CPU-heavy workload beside memory-heavy ones in a group short of memory frees
 //!   little: the nodes stay for the memory, and its CPU there was nearly free. The group's
-//!   load is what its Ready nodes' pods request and what the pods waiting for it request.
-//!   This is never more than its share of such nodes, which is what it costs when that load
-//!   does not account for it.
+//!   load is what its Ready nodes' pods request and what the pods waiting for it request;
+//!   nodes its min-size keeps are paid for either way, so leaving frees none of them. This
+//!   is never more than its share of such nodes, which is what it costs when that load does
+//!   not account for it. EC2 is taken at its cheapest: the group it runs in, or a cheaper
+//!   one that would take it.
 //!
 //! So a workload on Fargate follows its replica count: a few replicas would cost a whole
 //! node on EC2 and stay on Fargate; a peak that fills nodes moves to EC2 when that is cheaper
@@ -23,10 +25,10 @@
 //! (DaemonSet, EBS volume, GPU, ...) is never proposed for it.
 //!
 //! # Caveats
-//! A workload on EC2 is not moved to Fargate for the nodes its leaving would free: that
-//! depends on how the pods left behind pack, which node totals do not tell. Measured on the
-//! shipped scenarios, counting it freed nodes that consolidation then could not remove (small
-//! pods fill the gaps beside big ones), and cost rose.
+//! What leaving frees is counted fractionally over the group's load, not in whole nodes:
+//! whole nodes depend on how the pods left behind pack, which node totals do not tell.
+//! Counting the nodes a workload holds alone (session 17) freed nodes that consolidation
+//! then could not remove (small pods fill the gaps beside big ones), and cost rose.
 //!
 //! It proposes nothing the host would refuse for a standing reason: no Fargate target when
 //! the cluster has no Fargate profile, and nothing for a workload with no replicas (there is
@@ -195,6 +197,7 @@ struct Ec2Group<'a> {
     template: Resources,
     price: f64,
     load: Resources,
+    min_size: u32,
 }
 
 fn ec2_groups(snapshot: &dyn Snapshot) -> Vec<Ec2Group<'_>> {
@@ -217,7 +220,7 @@ fn ec2_groups(snapshot: &dyn Snapshot) -> Vec<Ec2Group<'_>> {
             let template = g.launch_allocatable();
             let on_nodes = on_nodes.get(g.id.as_str()).copied().unwrap_or(Resources::ZERO);
             let load = on_nodes.saturating_add(&waiting_for(&waiting, g, &template));
-            Ec2Group { id: &g.id, template, price: g.launch_price_per_hour(), load }
+            Ec2Group { id: &g.id, template, price: g.launch_price_per_hour(), load, min_size: g.min_size }
         })
         .collect()
 }
@@ -310,7 +313,9 @@ fn ec2_cost<'a>(
         let node = filled(&g.template, settings.packing_efficiency);
         let (nodes, basis) = match &workload.placement {
             _ if fits_spare => (0.0, Basis::Spare),
-            Placement::Ec2(_) if g.load.fits(&total) => (freed_by_leaving(&g.load, &total, &node), Basis::Freed),
+            Placement::Ec2(_) if g.load.fits(&total) => {
+                (freed_by_leaving(&g.load, &total, &node, g.min_size), Basis::Freed)
+            }
             Placement::Ec2(_) => (total.utilisation_of(&node), Basis::Share),
             Placement::Fargate => (nodes_for(&total, &node), Basis::NewNodes),
             Placement::Unplaced => (nodes_for(&total.saturating_sub(spare), &node), Basis::NewNodes),
@@ -337,10 +342,11 @@ fn filled(template: &Resources, efficiency: f64) -> Resources {
 
 /// What leaving frees of a group whose pods request `load`, in nodes of `room`, when
 /// `leaving` (part of `load`) goes: the nodes the binding resource fills with it less
-/// those it fills without. At most `leaving`'s own share of such nodes.
-fn freed_by_leaving(load: &Resources, leaving: &Resources, room: &Resources) -> f64 {
-    let filled = |r: &Resources| r.utilisation_of(room);
-    (filled(load) - filled(&load.saturating_sub(leaving))).max(0.0)
+/// those it fills without, neither fewer than the group's `min_size`. At most `leaving`'s
+/// own share of such nodes.
+fn freed_by_leaving(load: &Resources, leaving: &Resources, room: &Resources, min_size: u32) -> f64 {
+    let kept = |r: &Resources| r.utilisation_of(room).max(f64::from(min_size));
+    (kept(load) - kept(&load.saturating_sub(leaving))).max(0.0)
 }
 
 /// Whole nodes of `room` needed to hold `need`: the largest ratio over the dimensions the

@@ -114,6 +114,32 @@ fn placed_workloads_stay_unless_the_saving_beats_hysteresis() {
 }
 
 #[test]
+fn leaving_a_group_held_at_its_min_size_frees_nothing() {
+    // Three m5.large the group's min-size keeps, 1 CPU requested on each, 750m of it the
+    // api's, and every pod slot taken (so the api would not fit in spare room again).
+    // Leaving would free 0.47 of a node at 80% packing ($0.0150/h a replica, 3% over
+    // Fargate's $0.0146/h: it moves at a 1% hysteresis), but the group cannot shrink below
+    // three nodes, so it frees nothing and the api stays, at any hysteresis.
+    let cluster = |min: u32| {
+        let mut api = deployment("web", "api", 3, "250m", "512Mi");
+        api.placement = Placement::Ec2(Some("m5".into()));
+        let mut snapshot = SnapshotBuilder::new()
+            .group(GroupBuilder::asg("m5").instance_type("m5.large", "2", "8Gi", 0.096).sizes(min, 3, 10))
+            .group(GroupBuilder::fargate())
+            .workload(api);
+        for n in 0..3 {
+            snapshot = snapshot
+                .node(NodeBuilder::new(&format!("n{n}"), "m5").allocatable("2", "8Gi").requested("1", "1Gi", 110));
+        }
+        snapshot.build()
+    };
+    let mut eager = Harness::<FargatePlacement>::with_settings(serde_json::json!({"hysteresis": 0.01})).unwrap();
+    assert!(place(&eager.evaluate(&cluster(3)).unwrap()).is_empty());
+    let decisions = eager.evaluate(&cluster(0)).unwrap();
+    assert_eq!(place(&decisions), vec![("api".into(), PlacementTarget::Fargate)]);
+}
+
+#[test]
 fn a_workload_that_fills_what_a_group_short_of_memory_leaves_stays_on_ec2() {
     // 22 replicas of 1 CPU / 1Gi (Fargate bills 1 vCPU / 2 GB, $0.0494/h) on nine m5.xlarge
     // whose memory is all requested, by them and memory-heavy pods, and their CPU 27 of 36.
