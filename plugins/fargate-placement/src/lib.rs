@@ -189,9 +189,9 @@ fn choose<'a>(
     }
 }
 
-/// An untainted Auto Scaling group: what a new node of it surely offers, and costs at most,
-/// and the load it carries or is to carry. Worked out once per evaluation, not once per
-/// workload.
+/// An untainted Auto Scaling group: what a new node of it is expected to offer and cost
+/// (its launch type's), the load it carries or is to carry, and its min-size. Worked out
+/// once per evaluation, not once per workload.
 struct Ec2Group<'a> {
     id: &'a str,
     template: Resources,
@@ -255,9 +255,10 @@ enum Basis {
     /// depend on how the pods left behind pack, which a node's totals do not tell (small
     /// pods that fill the gaps beside big ones free nothing).
     Freed,
-    /// Its share of nodes filled to the packing efficiency: a workload on EC2 whose pods its
-    /// group's load does not account for (running on another group's nodes, say).
-    Share,
+    /// What its coming would add to the nodes of another group, filled to the packing
+    /// efficiency, in the resource that binds it: a workload on EC2 weighed in a group that
+    /// does not hold it.
+    Added,
 }
 
 impl Ec2Cost<'_> {
@@ -284,8 +285,9 @@ impl Ec2Cost<'_> {
                 self.nodes,
                 settings.packing_efficiency * 100.0
             ),
-            Basis::Share => format!(
-                "EC2 ${price:.4}/h per replica in group {group} (its share of a node at {:.0}% packing)",
+            Basis::Added => format!(
+                "EC2 ${price:.4}/h per replica in group {group} ({:.2} of its nodes at {:.0}% packing added if it came)",
+                self.nodes,
                 settings.packing_efficiency * 100.0
             ),
         }
@@ -309,18 +311,24 @@ fn ec2_cost<'a>(
     let one = Resources { pods: 1, ..workload.requests_per_replica };
     let total = total(workload);
     let fits_spare = !matches!(workload.placement, Placement::Fargate) && spare.fits(&total);
+    // The group it runs in holds it; not knowing which, any whose load accounts for it.
+    let holds = |g: &Ec2Group<'_>, on: Option<&str>| on.map_or(g.load.fits(&total), |on| on == g.id);
     let cost = |g: &Ec2Group<'a>| {
         let node = filled(&g.template, settings.packing_efficiency);
         let (nodes, basis) = match &workload.placement {
             _ if fits_spare => (0.0, Basis::Spare),
-            Placement::Ec2(_) if g.load.fits(&total) => {
-                (freed_by_leaving(&g.load, &total, &node, g.min_size), Basis::Freed)
+            Placement::Ec2(on) if holds(g, on.as_deref()) => {
+                let without = g.load.saturating_sub(&total);
+                (nodes_kept(&g.load, &node, g.min_size) - nodes_kept(&without, &node, g.min_size), Basis::Freed)
             }
-            Placement::Ec2(_) => (total.utilisation_of(&node), Basis::Share),
+            Placement::Ec2(_) => {
+                let with = g.load.saturating_add(&total);
+                (nodes_kept(&with, &node, g.min_size) - nodes_kept(&g.load, &node, g.min_size), Basis::Added)
+            }
             Placement::Fargate => (nodes_for(&total, &node), Basis::NewNodes),
             Placement::Unplaced => (nodes_for(&total.saturating_sub(spare), &node), Basis::NewNodes),
         };
-        Ec2Cost { group: g.id, nodes, node_price: g.price, basis }
+        Ec2Cost { group: g.id, nodes: nodes.max(0.0), node_price: g.price, basis }
     };
     let admitting = groups.iter().filter(|g| g.template.fits(&one));
     let on = match &workload.placement {
@@ -340,13 +348,12 @@ fn filled(template: &Resources, efficiency: f64) -> Resources {
     }
 }
 
-/// What leaving frees of a group whose pods request `load`, in nodes of `room`, when
-/// `leaving` (part of `load`) goes: the nodes the binding resource fills with it less
-/// those it fills without, neither fewer than the group's `min_size`. At most `leaving`'s
-/// own share of such nodes.
-fn freed_by_leaving(load: &Resources, leaving: &Resources, room: &Resources, min_size: u32) -> f64 {
-    let kept = |r: &Resources| r.utilisation_of(room).max(f64::from(min_size));
-    (kept(load) - kept(&load.saturating_sub(leaving))).max(0.0)
+/// The nodes of `room` a group keeps for `load`: as many as its binding resource fills,
+/// fractionally, and never fewer than its `min_size`. A workload's leaving frees the
+/// difference this makes, and its coming adds it: never more than the workload's own share
+/// of such nodes, and little where the group is bound by a resource it hardly asks for.
+fn nodes_kept(load: &Resources, room: &Resources, min_size: u32) -> f64 {
+    load.utilisation_of(room).max(f64::from(min_size))
 }
 
 /// Whole nodes of `room` needed to hold `need`: the largest ratio over the dimensions the
