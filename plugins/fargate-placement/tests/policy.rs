@@ -208,6 +208,34 @@ fn a_workload_in_a_dear_group_is_not_sent_to_fargate_when_a_cheaper_group_would_
 }
 
 #[test]
+fn a_group_short_of_memory_elsewhere_takes_a_cpu_heavy_workload_for_little() {
+    // 22 replicas of 1 CPU / 1Gi alone on on-demand m5.xlarge: leaving frees 6.9 nodes at
+    // 80% packing, $0.060/h a replica, and Fargate ($0.0494/h) is 18% cheaper. But an r5
+    // group beside it is bound by memory (28Gi of 32Gi requested on each of ten nodes, 1 CPU):
+    // its nodes keep 30 CPUs it hardly uses, and the workload's coming adds 0.86 of a node
+    // there ($0.010/h a replica). EC2 at its best wins; it stays. (Every pod slot is taken,
+    // so that spare room does not hold it and decide alone.)
+    let mut compute = deployment("batch", "compute", 22, "1", "1Gi");
+    compute.placement = Placement::Ec2(Some("od".into()));
+    let mut snapshot = SnapshotBuilder::new()
+        .group(GroupBuilder::asg("od").instance_type("m5.xlarge", "4", "16Gi", 0.192).sizes(0, 8, 30))
+        .group(GroupBuilder::asg("mem").instance_type("r5.xlarge", "4", "32Gi", 0.252).sizes(0, 10, 30))
+        .group(GroupBuilder::fargate())
+        .workload(compute);
+    for n in 0..8 {
+        let (cpu, memory) = if n < 6 { ("3", "3Gi") } else { ("2", "2Gi") };
+        snapshot = snapshot
+            .node(NodeBuilder::new(&format!("od{n}"), "od").allocatable("4", "16Gi").requested(cpu, memory, 110));
+    }
+    for n in 0..10 {
+        snapshot = snapshot
+            .node(NodeBuilder::new(&format!("mem{n}"), "mem").allocatable("4", "32Gi").requested("1", "28Gi", 110));
+    }
+    let decisions = Harness::<FargatePlacement>::new().evaluate(&snapshot.build()).unwrap();
+    assert!(place(&decisions).is_empty(), "{decisions:?}");
+}
+
+#[test]
 fn nothing_the_host_would_refuse_for_a_standing_reason_is_proposed() {
     // No Fargate profile: the same small pods that go to Fargate above stay put.
     let no_profile = SnapshotBuilder::new()
