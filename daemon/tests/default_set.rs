@@ -358,8 +358,8 @@ fn in_a_spot_storm_warned_nodes_are_drained_before_they_go_and_a_group_without_c
 
 /// An on-demand group that launches m5.2xlarge (7,810m a node beside its DaemonSet: seven
 /// 1-CPU pods) and also lists the smaller c5.xlarge (three). A job of 24 such pods needs
-/// four m5.2xlarge; planned by the smaller type, the set bought eight, and consolidation
-/// removed the four it left empty.
+/// four m5.2xlarge; planned by the smaller type, the set bought eight, half of them left
+/// empty.
 #[test]
 fn a_group_whose_types_differ_in_size_is_bought_by_the_type_it_launches() {
     let text = "name: mixed-sizes\nduration: 40m\nnode-groups:\n  - {id: big, instance-types: [m5.2xlarge, c5.xlarge], min-size: 0, max-size: 20}\nworkloads:\n  - {name: agent, namespace: kube-system, kind: daemon-set, requests: {cpu: 100m, memory: 128Mi}}\n  - {name: crunch, kind: job, requests: {cpu: 1, memory: 1Gi}, batches: {start: 1m, every: 1h, pods: 24, run-for: 20m}}\n";

@@ -250,14 +250,14 @@ enum Basis {
     Spare,
     /// Whole nodes to add for what spare room cannot hold: a workload not on EC2.
     NewNodes,
-    /// What its leaving would free of its group's nodes filled to the packing efficiency,
-    /// fractionally, in the resource that binds the group: a workload on EC2. Whole nodes
-    /// depend on how the pods left behind pack, which a node's totals do not tell (small
-    /// pods that fill the gaps beside big ones free nothing).
+    /// What its leaving would free of the nodes of the group that holds it, filled to the
+    /// packing efficiency, fractionally, in the resource that binds the group, above its
+    /// min-size ([`nodes_kept`]): a workload on EC2. Whole nodes depend on how the pods left
+    /// behind pack, which a node's totals do not tell (small pods that fill the gaps beside
+    /// big ones free nothing).
     Freed,
-    /// What its coming would add to the nodes of another group, filled to the packing
-    /// efficiency, in the resource that binds it: a workload on EC2 weighed in a group that
-    /// does not hold it.
+    /// What its coming would add to the nodes of another group, counted the same way: a
+    /// workload on EC2 weighed in a group that does not hold it.
     Added,
 }
 

@@ -21,6 +21,21 @@ fn place(decisions: &[Decision]) -> Vec<(String, PlacementTarget)> {
         .collect()
 }
 
+/// `count` Ready nodes of `group` named `<prefix><n>`, each of `allocatable` (CPU, memory)
+/// with `requested` (CPU, memory, pods) taken.
+fn with_nodes(
+    mut snapshot: SnapshotBuilder,
+    (prefix, group, count): (&str, &str, u32),
+    allocatable: (&str, &str),
+    requested: (&str, &str, u32),
+) -> SnapshotBuilder {
+    for n in 0..count {
+        let node = NodeBuilder::new(&format!("{prefix}{n}"), group).allocatable(allocatable.0, allocatable.1);
+        snapshot = snapshot.node(node.requested(requested.0, requested.1, requested.2));
+    }
+    snapshot
+}
+
 #[test]
 fn small_pods_go_to_fargate_when_ec2_is_full() {
     // 250m / 512Mi: Fargate bills 0.25 vCPU / 1 GB = $0.0146/h; EC2 share is 12.5% of a node
@@ -123,15 +138,11 @@ fn leaving_a_group_held_at_its_min_size_frees_nothing() {
     let cluster = |min: u32| {
         let mut api = deployment("web", "api", 3, "250m", "512Mi");
         api.placement = Placement::Ec2(Some("m5".into()));
-        let mut snapshot = SnapshotBuilder::new()
+        let snapshot = SnapshotBuilder::new()
             .group(GroupBuilder::asg("m5").instance_type("m5.large", "2", "8Gi", 0.096).sizes(min, 3, 10))
             .group(GroupBuilder::fargate())
             .workload(api);
-        for n in 0..3 {
-            snapshot = snapshot
-                .node(NodeBuilder::new(&format!("n{n}"), "m5").allocatable("2", "8Gi").requested("1", "1Gi", 110));
-        }
-        snapshot.build()
+        with_nodes(snapshot, ("n", "m5", 3), ("2", "8Gi"), ("1", "1Gi", 110)).build()
     };
     let mut eager = Harness::<FargatePlacement>::with_settings(serde_json::json!({"hysteresis": 0.01})).unwrap();
     assert!(place(&eager.evaluate(&cluster(3)).unwrap()).is_empty());
@@ -152,11 +163,8 @@ fn a_workload_that_fills_what_a_group_short_of_memory_leaves_stays_on_ec2() {
         compute
     };
     let group = |nodes| GroupBuilder::asg("m5x").instance_type("m5.xlarge", "4", "16Gi", 0.192).sizes(0, nodes, 30);
-    let mut beside = SnapshotBuilder::new().group(group(9)).group(GroupBuilder::fargate()).workload(workload());
-    for n in 0..9 {
-        beside =
-            beside.node(NodeBuilder::new(&format!("n{n}"), "m5x").allocatable("4", "16Gi").requested("3", "16Gi", 8));
-    }
+    let beside = SnapshotBuilder::new().group(group(9)).group(GroupBuilder::fargate()).workload(workload());
+    let beside = with_nodes(beside, ("n", "m5x", 9), ("4", "16Gi"), ("3", "16Gi", 8));
     let decisions = Harness::<FargatePlacement>::new().evaluate(&beside.build()).unwrap();
     assert!(place(&decisions).is_empty(), "{decisions:?}");
     // The same when the cluster starts: every pod waits, and the group's load is theirs.
@@ -170,12 +178,9 @@ fn a_workload_that_fills_what_a_group_short_of_memory_leaves_stays_on_ec2() {
     let decisions = Harness::<FargatePlacement>::new().evaluate(&cold).unwrap();
     assert!(place(&decisions).is_empty(), "{decisions:?}");
     // Alone on its nodes, leaving frees its whole share, and it goes to Fargate.
-    let mut alone = SnapshotBuilder::new().group(group(8)).group(GroupBuilder::fargate()).workload(workload());
-    for n in 0..8 {
-        let (cpu, memory, pods) = if n < 6 { ("3", "3Gi", 3) } else { ("2", "2Gi", 2) };
-        alone =
-            alone.node(NodeBuilder::new(&format!("n{n}"), "m5x").allocatable("4", "16Gi").requested(cpu, memory, pods));
-    }
+    let alone = SnapshotBuilder::new().group(group(8)).group(GroupBuilder::fargate()).workload(workload());
+    let alone = with_nodes(alone, ("n", "m5x", 6), ("4", "16Gi"), ("3", "3Gi", 3));
+    let alone = with_nodes(alone, ("m", "m5x", 2), ("4", "16Gi"), ("2", "2Gi", 2));
     let decisions = Harness::<FargatePlacement>::new().evaluate(&alone.build()).unwrap();
     assert_eq!(place(&decisions), vec![("compute".into(), PlacementTarget::Fargate)]);
     assert!(
@@ -217,20 +222,14 @@ fn a_group_short_of_memory_elsewhere_takes_a_cpu_heavy_workload_for_little() {
     // so that spare room does not hold it and decide alone.)
     let mut compute = deployment("batch", "compute", 22, "1", "1Gi");
     compute.placement = Placement::Ec2(Some("od".into()));
-    let mut snapshot = SnapshotBuilder::new()
+    let snapshot = SnapshotBuilder::new()
         .group(GroupBuilder::asg("od").instance_type("m5.xlarge", "4", "16Gi", 0.192).sizes(0, 8, 30))
         .group(GroupBuilder::asg("mem").instance_type("r5.xlarge", "4", "32Gi", 0.252).sizes(0, 10, 30))
         .group(GroupBuilder::fargate())
         .workload(compute);
-    for n in 0..8 {
-        let (cpu, memory) = if n < 6 { ("3", "3Gi") } else { ("2", "2Gi") };
-        snapshot = snapshot
-            .node(NodeBuilder::new(&format!("od{n}"), "od").allocatable("4", "16Gi").requested(cpu, memory, 110));
-    }
-    for n in 0..10 {
-        snapshot = snapshot
-            .node(NodeBuilder::new(&format!("mem{n}"), "mem").allocatable("4", "32Gi").requested("1", "28Gi", 110));
-    }
+    let snapshot = with_nodes(snapshot, ("od", "od", 6), ("4", "16Gi"), ("3", "3Gi", 110));
+    let snapshot = with_nodes(snapshot, ("odx", "od", 2), ("4", "16Gi"), ("2", "2Gi", 110));
+    let snapshot = with_nodes(snapshot, ("mem", "mem", 10), ("4", "32Gi"), ("1", "28Gi", 110));
     let decisions = Harness::<FargatePlacement>::new().evaluate(&snapshot.build()).unwrap();
     assert!(place(&decisions).is_empty(), "{decisions:?}");
 }
