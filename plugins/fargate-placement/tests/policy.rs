@@ -21,6 +21,12 @@ fn place(decisions: &[Decision]) -> Vec<(String, PlacementTarget)> {
         .collect()
 }
 
+/// The first decision's reason says `needle`.
+fn assert_first_reason(decisions: &[Decision], needle: &str) {
+    let reason = &decisions[0].reason;
+    assert!(reason.contains(needle), "reason lacks {needle:?}: {reason}");
+}
+
 /// `count` Ready nodes of `group` named `<prefix><n>`, each of `allocatable` (CPU, memory)
 /// with `requested` (CPU, memory, pods) taken.
 fn with_nodes(
@@ -43,7 +49,7 @@ fn small_pods_go_to_fargate_when_ec2_is_full() {
     let snapshot = cluster().workload(deployment("web", "api", 3, "250m", "512Mi")).build();
     let decisions = Harness::<FargatePlacement>::new().evaluate(&snapshot).unwrap();
     assert_eq!(place(&decisions), vec![("api".into(), PlacementTarget::Fargate)]);
-    assert!(decisions[0].reason.contains("Fargate 0.25 vCPU / 1 GiB"), "{}", decisions[0].reason);
+    assert_first_reason(&decisions, "Fargate 0.25 vCPU / 1 GiB");
 }
 
 #[test]
@@ -74,7 +80,7 @@ fn a_few_replicas_stay_on_fargate_and_the_peak_moves_to_ec2() {
     // The peak: twelve replicas fill four nodes, 35% cheaper than Fargate. It moves.
     let decisions = Harness::<FargatePlacement>::new().evaluate(&cluster(12)).unwrap();
     assert_eq!(place(&decisions), vec![("report".into(), PlacementTarget::Ec2(Some("m5x".into())))]);
-    assert!(decisions[0].reason.contains("4 new nodes at $0.1920/h"), "{}", decisions[0].reason);
+    assert_first_reason(&decisions, "4 new nodes at $0.1920/h");
 }
 
 #[test]
@@ -87,7 +93,7 @@ fn spare_room_on_running_nodes_is_free() {
         .build();
     let decisions = Harness::<FargatePlacement>::new().evaluate(&snapshot).unwrap();
     assert_eq!(place(&decisions), vec![("api".into(), PlacementTarget::Ec2(Some("m5".into())))]);
-    assert!(decisions[0].reason.contains("spare room"), "{}", decisions[0].reason);
+    assert_first_reason(&decisions, "spare room");
 }
 
 #[test]
@@ -121,11 +127,7 @@ fn placed_workloads_stay_unless_the_saving_beats_hysteresis() {
     let mut eager = Harness::<FargatePlacement>::with_settings(serde_json::json!({"hysteresis": 0.01})).unwrap();
     let decisions = eager.evaluate(&on_ec2()).unwrap();
     assert_eq!(place(&decisions), vec![("api".into(), PlacementTarget::Fargate)]);
-    assert!(
-        decisions[0].reason.contains("0.47 of its nodes at 80% packing freed if it left"),
-        "{}",
-        decisions[0].reason
-    );
+    assert_first_reason(&decisions, "0.47 of its nodes at 80% packing freed if it left");
 }
 
 #[test]
@@ -183,11 +185,7 @@ fn a_workload_that_fills_what_a_group_short_of_memory_leaves_stays_on_ec2() {
     let alone = with_nodes(alone, ("m", "m5x", 2), ("4", "16Gi"), ("2", "2Gi", 2));
     let decisions = Harness::<FargatePlacement>::new().evaluate(&alone.build()).unwrap();
     assert_eq!(place(&decisions), vec![("compute".into(), PlacementTarget::Fargate)]);
-    assert!(
-        decisions[0].reason.contains("6.88 of its nodes at 80% packing freed if it left"),
-        "{}",
-        decisions[0].reason
-    );
+    assert_first_reason(&decisions, "6.88 of its nodes at 80% packing freed if it left");
 }
 
 #[test]
