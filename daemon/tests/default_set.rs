@@ -368,3 +368,17 @@ fn a_group_whose_types_differ_in_size_is_bought_by_the_type_it_launches() {
     assert_eq!(report.peak_group_sizes["big"], 4, "{:?}", report.summary);
     assert!(report.summary.pending_pod_minutes < 24.0 * 2.0, "{:?}", report.summary);
 }
+
+/// A stateful set asks 4 CPU, more than an m5.large holds, so it waits the whole run
+/// whatever runs. The web tier's scale-in (12 pods to 2) empties nodes; the waiting pod
+/// must not keep them: before, every plugin held all removals while any pod waited, and the
+/// emptied nodes ran to the end.
+#[test]
+fn a_pod_no_group_can_hold_does_not_keep_idle_nodes() {
+    let text = "name: unrunnable\nduration: 90m\nnode-groups:\n  - {id: general, instance-types: [m5.large], min-size: 0, max-size: 20}\nworkloads:\n  - {name: agent, namespace: kube-system, kind: daemon-set, requests: {cpu: 100m, memory: 128Mi}}\n  - {name: web, requests: {cpu: 900m, memory: 1Gi}, replicas: {steps: [{at: 0m, replicas: 12}, {at: 30m, replicas: 2}]}}\n  - {name: giant, kind: stateful-set, volume: ebs, requests: {cpu: 4, memory: 1Gi}, replicas: {constant: 1}}\n";
+    let scenario = Scenario::parse(Path::new("unrunnable.yaml"), text).unwrap();
+    let (report, _) = recorded_with(1, scenario, defaults());
+    let summary = &report.summary;
+    assert!(summary.worst_pending_seconds >= 85.0 * 60.0, "the giant waits the whole run: {summary:?}");
+    assert!(summary.nodes_removed >= 5, "the nodes the scale-in emptied go: {summary:?}");
+}

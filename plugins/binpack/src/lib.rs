@@ -10,6 +10,8 @@
 //! - **Scale down**: a node whose requests stay below `utilisation-threshold` of its
 //!   allocatable for `unneeded-seconds` is proposed for removal, if what it runs fits in the
 //!   spare room of the nodes that stay. Defaults are Cluster Autoscaler's (0.5, 10 min).
+//!   Nothing while pods wait that a new node would hold; a pod no group can hold (too big
+//!   for every launch type, a selector no group carries) holds nothing back.
 //!
 //! - **Growth** (`growth.horizon-seconds`, off by default): a workload whose pods keep
 //!   waiting as it grows has each group priced by what its new nodes will hold once the
@@ -100,8 +102,9 @@ impl Policy for Binpack {
         }
         let expected = |owner: &WorkloadRef| state.growth.expected(snapshot, owner, &settings.growth);
         let mut decisions = scale_up::plan(snapshot, settings.expander, &expected);
-        // Like Cluster Autoscaler, never shrink while pods are waiting for capacity.
-        if settings.scale_down && snapshot.pending_shapes().is_empty() {
+        // Never shrink while pods wait for room a new node would give; a pod no group can
+        // hold waits whatever runs, and must not keep idle nodes for as long as it waits.
+        if settings.scale_down && !snapshot.pods_wait_for_nodes() {
             decisions.extend(scale_down::plan(snapshot, settings, &mut state.under));
         } else {
             state.under.clear();

@@ -50,7 +50,8 @@
 //!   beside it.
 //! - With `shrink-wait-seconds`, a node that runs pods of a workload whose replicas fell
 //!   within that window is not drained ([`shrink`]): its scale-in empties nodes itself.
-//! - Nothing while pods are pending: capacity is short, not spare; and nothing in a group an
+//! - Nothing while pods wait that a new node would hold: capacity is short, not spare (a pod
+//!   no group can hold, which waits whatever runs, holds nothing back); and nothing in a group an
 //!   earlier policy of the chain asked to keep or grow this tick (`headroom` holds a group
 //!   whose spare room it needs).
 //!
@@ -119,7 +120,7 @@ impl Policy for Consolidation {
         let now = snapshot.taken_at_millis();
         track_growth(snapshot, settings, state, now);
         replace::forget_finished(state, snapshot, now);
-        if !snapshot.pending_shapes().is_empty() {
+        if snapshot.pods_wait_for_nodes() {
             state.removable_since.clear();
             return Ok(Vec::new());
         }

@@ -83,6 +83,10 @@ fn the_budget_min_size_pending_pods_and_waiting_times_hold_removals_back() {
     // Pods waiting for capacity: nothing is spare.
     let pending = cluster().pending_pods("shop", "web", 1, "1", "2Gi").build();
     assert!(removed(&evaluate(&pending, all.clone())).is_empty());
+    // A pod no group's nodes can hold (8 CPU on m5.xlarge) waits whatever runs: it holds
+    // nothing back.
+    let unrunnable = cluster().pending_pods("shop", "giant", 1, "8", "2Gi").build();
+    assert_eq!(removed(&evaluate(&unrunnable, all.clone())), ["d", "c"]);
     // An earlier policy (headroom) holds the group at its size: its room is wanted.
     let hold = Decision::new(Action::ScaleTo { group: "general".into(), size: 4 }, "keeps spare room");
     assert!(removed(&evaluate(&cluster().proposal("headroom", hold).build(), all)).is_empty());

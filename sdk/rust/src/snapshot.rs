@@ -6,8 +6,8 @@ use std::sync::{Arc, OnceLock};
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    FargatePricing, GroupCooldown, GroupOptions, HorizontalAutoscaler, MetricSeries, Node, NodeGroup, PendingPod,
-    PendingShape, PodShape, Proposal, ScheduledRun, Workload, WorkloadRef,
+    FargatePricing, GroupCooldown, GroupOptions, HorizontalAutoscaler, MetricSeries, Node, NodeGroup, NodeGroupKind,
+    PendingPod, PendingShape, PodShape, Proposal, Resources, ScheduledRun, Workload, WorkloadRef,
 };
 
 /// How long after it registered a node that is not Ready is taken for lost or stuck rather
@@ -47,6 +47,29 @@ pub trait Snapshot {
     /// shape's first pod appears in [`Snapshot::pending_pods`]. Inside a plugin this crosses
     /// the boundary once per shape instead of once per pod: prefer it when many replicas wait.
     fn pending_shapes(&self) -> &[PendingShape];
+    /// Whether a pod waits that a new node of some Auto Scaling group would hold: one a group
+    /// with room to grow admits (selectors, affinity keys, taints) and its launch type's
+    /// allocatable fits, the pods a scale-up can help.
+    ///
+    /// Pods for which this is false wait however many nodes run (a request no group's type
+    /// holds, a selector or a taint no group matches), so they do not make capacity short: a policy that keeps nodes while pods wait should keep them for these
+    /// pods only, or one unrunnable pod keeps every idle node for as long as it waits.
+    ///
+    /// # Caveats
+    /// A group at its max still counts: its pods may wait for room a removal elsewhere in it
+    /// would hand back to them.
+    fn pods_wait_for_nodes(&self) -> bool {
+        let groups: Vec<(&NodeGroup, Resources)> = self
+            .node_groups()
+            .iter()
+            .filter(|g| g.kind == NodeGroupKind::Asg && g.max_size > 0)
+            .map(|g| (g, g.launch_allocatable()))
+            .collect();
+        self.pending_shapes().iter().any(|shape| {
+            let one = Resources { pods: shape.requests.pods.max(1), ..shape.requests };
+            groups.iter().any(|(g, template)| g.admits(shape) && template.fits(&one))
+        })
+    }
     fn workloads(&self) -> &[Workload];
     fn fargate_pricing(&self) -> &FargatePricing;
     /// Decisions earlier plugins of the chain proposed this tick.
