@@ -16,7 +16,10 @@
 //!   nodes its min-size keeps are paid for either way, so leaving frees none of them. This
 //!   is never more than its share of such nodes, which is what it costs when that load does
 //!   not account for it. EC2 is taken at its cheapest: the group it runs in, or a cheaper
-//!   one that would take it.
+//!   one that would take it. A group takes it when it admits what its pods ask (selectors,
+//!   affinity keys, tolerations: a tainted spot group its pods tolerate counts), read from
+//!   one of its pods ([`asks`]); a workload none of whose pods can be read is weighed
+//!   against the untainted groups.
 //!
 //! So a workload on Fargate follows its replica count: a few replicas would cost a whole
 //! node on EC2 and stay on Fargate; a peak that fills nodes moves to EC2 when that is cheaper
@@ -34,8 +37,11 @@
 //! the cluster has no Fargate profile, and nothing for a workload with no replicas (there is
 //! no cost to compare until it has some).
 
+mod asks;
+
 use std::collections::{HashMap, HashSet};
 
+use asks::Asks;
 use ballast_sdk::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -80,15 +86,17 @@ impl Policy for FargatePlacement {
         let pricing = snapshot.fargate_pricing();
         let groups = ec2_groups(snapshot);
         let mut spare = spare_ec2_room(snapshot);
+        let weighed: Vec<&Workload> = snapshot
+            .workloads()
+            .iter()
+            .filter(|w| settings.namespaces.is_empty() || settings.namespaces.contains(&w.id.namespace))
+            .filter(|w| w.replicas > 0)
+            .collect();
+        let asks = asks::of(snapshot, &weighed);
         let mut decisions = Vec::new();
-        for workload in snapshot.workloads() {
-            if !settings.namespaces.is_empty() && !settings.namespaces.contains(&workload.id.namespace) {
-                continue;
-            }
-            if workload.replicas == 0 {
-                continue;
-            }
-            let Some(choice) = choose(&groups, settings, pricing, &spare, workload) else { continue };
+        for workload in weighed {
+            let candidates = Candidates { groups: &groups, asks: asks.get(&workload.id) };
+            let Some(choice) = choose(&candidates, settings, pricing, &spare, workload) else { continue };
             // A workload coming to EC2 takes spare room from the ones after it; one already
             // there holds its own room, not spare room.
             if matches!(choice.target, PlacementTarget::Ec2(_)) && !matches!(workload.placement, Placement::Ec2(_)) {
@@ -125,7 +133,7 @@ struct Choice<'a> {
 }
 
 fn choose<'a>(
-    groups: &[Ec2Group<'a>],
+    groups: &Candidates<'_, 'a>,
     settings: &'a Settings,
     pricing: &FargatePricing,
     spare: &Resources,
@@ -189,10 +197,27 @@ fn choose<'a>(
     }
 }
 
-/// An untainted Auto Scaling group: what a new node of it is expected to offer and cost
-/// (its launch type's), the load it carries or is to carry, and its min-size. Worked out
-/// once per evaluation, not once per workload.
+/// The groups a workload may run in: those that admit what its pods ask (selectors, affinity
+/// keys, tolerations), or the untainted ones when none of its pods can be read.
+struct Candidates<'g, 'a> {
+    groups: &'g [Ec2Group<'a>],
+    asks: Option<&'g Asks>,
+}
+
+impl<'g, 'a> Candidates<'g, 'a> {
+    fn admitting(&self, one: &Resources) -> impl Iterator<Item = &'g Ec2Group<'a>> + Clone {
+        let asks = self.asks;
+        self.groups.iter().filter(move |g| {
+            g.template.fits(one) && asks.map_or(g.group.taints.is_empty(), |asks| g.group.admits(asks))
+        })
+    }
+}
+
+/// An Auto Scaling group: what a new node of it is expected to offer and cost (its launch
+/// type's), the load it carries or is to carry, and its min-size. Worked out once per
+/// evaluation, not once per workload.
 struct Ec2Group<'a> {
+    group: &'a NodeGroup,
     id: &'a str,
     template: Resources,
     price: f64,
@@ -215,12 +240,12 @@ fn ec2_groups(snapshot: &dyn Snapshot) -> Vec<Ec2Group<'_>> {
     snapshot
         .node_groups()
         .iter()
-        .filter(|g| g.kind == NodeGroupKind::Asg && g.taints.is_empty())
+        .filter(|g| g.kind == NodeGroupKind::Asg)
         .map(|g| {
             let template = g.launch_allocatable();
             let on_nodes = on_nodes.get(g.id.as_str()).copied().unwrap_or(Resources::ZERO);
             let load = on_nodes.saturating_add(&waiting_for(&waiting, g, &template));
-            Ec2Group { id: &g.id, template, price: g.launch_price_per_hour(), load, min_size: g.min_size }
+            Ec2Group { group: g, id: &g.id, template, price: g.launch_price_per_hour(), load, min_size: g.min_size }
         })
         .collect()
 }
@@ -303,7 +328,7 @@ impl Ec2Cost<'_> {
 /// often the room it left behind, which scale-down will reclaim; counting it as free would
 /// move the workload back and forth.
 fn ec2_cost<'a>(
-    groups: &[Ec2Group<'a>],
+    groups: &Candidates<'_, 'a>,
     settings: &Settings,
     spare: &Resources,
     workload: &Workload,
@@ -330,7 +355,7 @@ fn ec2_cost<'a>(
         };
         Ec2Cost { group: g.id, nodes: nodes.max(0.0), node_price: g.price, basis }
     };
-    let admitting = groups.iter().filter(|g| g.template.fits(&one));
+    let admitting = groups.admitting(&one);
     let on = match &workload.placement {
         Placement::Ec2(Some(on)) => admitting.clone().find(|g| g.id == on.as_str()),
         _ => None,

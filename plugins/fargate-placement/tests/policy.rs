@@ -1,7 +1,7 @@
 //! fargate-placement's logic, tested natively.
 
 use ballast_sdk::prelude::*;
-use ballast_sdk::testing::{GroupBuilder, Harness, NodeBuilder, SnapshotBuilder, deployment};
+use ballast_sdk::testing::{GroupBuilder, Harness, NodeBuilder, SnapshotBuilder, deployment, running};
 use fargate_placement::FargatePlacement;
 
 fn cluster() -> SnapshotBuilder {
@@ -245,5 +245,43 @@ fn nothing_the_host_would_refuse_for_a_standing_reason_is_proposed() {
     // A workload with no replicas has nothing to place yet.
     let idle = cluster().workload(deployment("data", "crunch", 0, "250m", "512Mi")).build();
     let decisions = Harness::<FargatePlacement>::new().evaluate(&idle).unwrap();
+    assert!(place(&decisions).is_empty(), "{decisions:?}");
+}
+
+#[test]
+fn a_tainted_spot_group_the_pods_tolerate_is_weighed_before_fargate() {
+    // 14 cache replicas (250m / 3Gi) on seven on-demand m5.large: leaving frees 6.56 nodes
+    // at 80% packing, $0.0450/h a replica, 16% over Fargate's $0.0380/h. A spot group of
+    // r5.large at $0.03/h, tainted, would hold them for $0.0070/h a replica: pods that
+    // tolerate its taint stay on EC2; pods that do not go to Fargate.
+    let cluster = |tolerate: bool| {
+        let mut cache = deployment("data", "cache", 14, "250m", "3Gi");
+        cache.placement = Placement::Ec2(Some("od".into()));
+        let mut snapshot = SnapshotBuilder::new()
+            .group(GroupBuilder::asg("od").instance_type("m5.large", "2", "8Gi", 0.096).sizes(0, 7, 20))
+            .group(
+                GroupBuilder::asg("spot")
+                    .instance_type("r5.large", "2", "16Gi", 0.03)
+                    .sizes(0, 0, 20)
+                    .label(CAPACITY_TYPE_LABEL, "SPOT")
+                    .taint("capacity", "spot", TaintEffect::NoSchedule),
+            )
+            .group(GroupBuilder::fargate())
+            .workload(cache);
+        let spot = Toleration { key: "capacity".into(), value: "spot".into(), operator_exists: false, effect: None };
+        for n in 0..7 {
+            let mut pods = running("data", "cache", 2, "250m", "3Gi");
+            if tolerate {
+                pods.tolerations.push(spot.clone());
+            }
+            let node = NodeBuilder::new(&format!("od{n}"), "od").allocatable("2", "8Gi");
+            snapshot = snapshot.node(node).pods_on(&format!("od{n}"), pods);
+        }
+        snapshot.build()
+    };
+    let decisions = Harness::<FargatePlacement>::new().evaluate(&cluster(false)).unwrap();
+    assert_eq!(place(&decisions), vec![("cache".into(), PlacementTarget::Fargate)]);
+    assert_first_reason(&decisions, "in group od (6.56 of its nodes");
+    let decisions = Harness::<FargatePlacement>::new().evaluate(&cluster(true)).unwrap();
     assert!(place(&decisions).is_empty(), "{decisions:?}");
 }

@@ -1,0 +1,66 @@
+//! What a workload's pods ask of a node besides room: the groups it may run in.
+//!
+//! A workload record carries no selectors or tolerations; its pods do. Weighing only
+//! untainted groups sent a workload that tolerates a cheap tainted spot group to Fargate
+//! against the price of an on-demand group (scenario 383 of the hunt).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use ballast_sdk::prelude::*;
+
+/// A workload's pods' node selector, affinity keys and tolerations, read from one of them.
+pub struct Asks {
+    node_selector: BTreeMap<String, String>,
+    affinity_keys: Vec<String>,
+    tolerations: Vec<Toleration>,
+}
+
+impl Constraints for Asks {
+    fn node_selector(&self) -> &BTreeMap<String, String> {
+        &self.node_selector
+    }
+    fn affinity_keys(&self) -> &[String] {
+        &self.affinity_keys
+    }
+    fn tolerations(&self) -> &[Toleration] {
+        &self.tolerations
+    }
+}
+
+impl Asks {
+    fn from(pod: &impl Constraints) -> Self {
+        Asks {
+            node_selector: pod.node_selector().clone(),
+            affinity_keys: pod.affinity_keys().to_vec(),
+            tolerations: pod.tolerations().to_vec(),
+        }
+    }
+}
+
+/// What the pods of each of `workloads` ask, from a waiting pod of it, else from one running
+/// on a node. A workload none of whose pods can be read is left out.
+///
+/// # Caveats
+/// Nodes are read (one `pods-on-node` call each) only for workloads with no pod waiting, and
+/// only until every one of them is found: a workload with no pod anywhere has every node
+/// read, on every evaluation.
+pub fn of(snapshot: &dyn Snapshot, workloads: &[&Workload]) -> HashMap<WorkloadRef, Asks> {
+    let mut missing: HashSet<&WorkloadRef> = workloads.iter().map(|w| &w.id).collect();
+    let mut found = HashMap::new();
+    for shape in snapshot.pending_shapes() {
+        if let Some(owner) = shape.owner.as_ref().and_then(|o| missing.take(o)) {
+            found.insert(owner.clone(), Asks::from(shape));
+        }
+    }
+    for node in snapshot.nodes() {
+        if missing.is_empty() {
+            break;
+        }
+        for pod in snapshot.pods_on_node(&node.name) {
+            if let Some(owner) = pod.owner.as_ref().and_then(|o| missing.take(o)) {
+                found.insert(owner.clone(), Asks::from(&pod));
+            }
+        }
+    }
+    found
+}
