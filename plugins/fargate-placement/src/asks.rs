@@ -28,7 +28,7 @@ impl Constraints for Asks {
 }
 
 impl Asks {
-    fn from(pod: &impl Constraints) -> Self {
+    pub fn from(pod: &impl Constraints) -> Self {
         Asks {
             node_selector: pod.node_selector().clone(),
             affinity_keys: pod.affinity_keys().to_vec(),
@@ -37,14 +37,20 @@ impl Asks {
     }
 }
 
-/// What the pods of each of `workloads` ask, from a waiting pod of it, else from one running
-/// on a node. A workload none of whose pods can be read is left out.
+/// What the pods of each of `workloads` ask: from a waiting pod of it, else from one of the
+/// running pods `seen` already holds (read with the groups' loads), else from one on a node
+/// `read` says was not read yet. A workload none of whose pods can be read is left out.
 ///
 /// # Caveats
-/// Nodes are read (one `pods-on-node` call each) only for workloads with no pod waiting, and
-/// only until every one of them is found: a workload with no pod anywhere has every node
-/// read, on every evaluation.
-pub fn of(snapshot: &dyn Snapshot, workloads: &[&Workload]) -> HashMap<WorkloadRef, Asks> {
+/// Nodes not read yet (not Ready, or not in an Auto Scaling group: Fargate's) are read one
+/// `pods-on-node` call each, only until every workload is found: a workload with no pod
+/// anywhere has every such node read, on every evaluation.
+pub fn of(
+    snapshot: &dyn Snapshot,
+    workloads: &[&Workload],
+    mut seen: HashMap<WorkloadRef, Asks>,
+    read: impl Fn(&Node) -> bool,
+) -> HashMap<WorkloadRef, Asks> {
     let mut missing: HashSet<&WorkloadRef> = workloads.iter().map(|w| &w.id).collect();
     let mut found = HashMap::new();
     for shape in snapshot.pending_shapes() {
@@ -52,7 +58,14 @@ pub fn of(snapshot: &dyn Snapshot, workloads: &[&Workload]) -> HashMap<WorkloadR
             found.insert(owner.clone(), Asks::from(shape));
         }
     }
-    for node in snapshot.nodes() {
+    missing.retain(|owner| match seen.remove_entry(*owner) {
+        Some((owner, asks)) => {
+            found.insert(owner, asks);
+            false
+        }
+        None => true,
+    });
+    for node in snapshot.nodes().iter().filter(|n| !read(n)) {
         if missing.is_empty() {
             break;
         }

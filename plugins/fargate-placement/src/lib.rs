@@ -12,8 +12,10 @@
 //!   fractionally in the resource that binds the group (nothing if it fits in spare room
 //!   again). A CPU-heavy workload beside memory-heavy ones in a group short of memory frees
 //!   little: the nodes stay for the memory, and its CPU there was nearly free. The group's
-//!   load is what its Ready nodes' pods request and what the pods waiting for it request;
-//!   nodes its min-size keeps are paid for either way, so leaving frees none of them. This
+//!   load is what its Ready nodes' pods request and what the pods waiting for it request,
+//!   by owner ([`load`]), so a workload spread over two groups is taken out of each rather
+//!   than counted again on top of the half a group runs; nodes its min-size keeps are paid
+//!   for either way, so leaving frees none of them. This
 //!   is never more than its share of such nodes, which is what it costs when that load does
 //!   not account for it. EC2 is taken at its cheapest: the group it runs in, or a cheaper
 //!   one that would take it. A group takes it when it admits what its pods ask (selectors,
@@ -29,20 +31,24 @@
 //!
 //! # Caveats
 //! What leaving frees is counted fractionally over the group's load, not in whole nodes:
-//! whole nodes depend on how the pods left behind pack, which node totals do not tell.
-//! Counting the nodes a workload holds alone (session 17) freed nodes that consolidation
-//! then could not remove (small pods fill the gaps beside big ones), and cost rose.
+//! whole nodes depend on how the pods left behind pack. Counting the nodes a workload holds
+//! alone (session 17) freed nodes that consolidation then could not remove (small pods fill
+//! the gaps beside big ones), and cost rose; counting whole pods packed first-fit
+//! decreasing (session 31) made the estimate jump a node from tick to tick
+//! ([`load::Ec2Group::kept`]). So a workload whose pods fill the gaps whole pods of others
+//! leave (3 GiB beside 4 GiB on 8 GiB nodes) is priced at its share and may go to Fargate
+//! for room that was free.
 //!
 //! It proposes nothing the host would refuse for a standing reason: no Fargate target when
 //! the cluster has no Fargate profile, and nothing for a workload with no replicas (there is
 //! no cost to compare until it has some).
 
 mod asks;
-
-use std::collections::{HashMap, HashSet};
+mod load;
 
 use asks::Asks;
 use ballast_sdk::prelude::*;
+use load::{Ec2Group, Loads};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -84,7 +90,7 @@ impl Policy for FargatePlacement {
             return Ok(Vec::new());
         }
         let pricing = snapshot.fargate_pricing();
-        let groups = ec2_groups(snapshot);
+        let Loads { groups, asks: seen } = load::loads(snapshot);
         let mut spare = spare_ec2_room(snapshot);
         let weighed: Vec<&Workload> = snapshot
             .workloads()
@@ -92,7 +98,7 @@ impl Policy for FargatePlacement {
             .filter(|w| settings.namespaces.is_empty() || settings.namespaces.contains(&w.id.namespace))
             .filter(|w| w.replicas > 0)
             .collect();
-        let asks = asks::of(snapshot, &weighed);
+        let asks = asks::of(snapshot, &weighed, seen, |node| load::read(node, snapshot));
         let mut decisions = Vec::new();
         for workload in weighed {
             let candidates = Candidates { groups: &groups, asks: asks.get(&workload.id) };
@@ -213,54 +219,6 @@ impl<'g, 'a> Candidates<'g, 'a> {
     }
 }
 
-/// An Auto Scaling group: what a new node of it is expected to offer and cost (its launch
-/// type's), the load it carries or is to carry, and its min-size. Worked out once per
-/// evaluation, not once per workload.
-struct Ec2Group<'a> {
-    group: &'a NodeGroup,
-    id: &'a str,
-    template: Resources,
-    price: f64,
-    load: Resources,
-    min_size: u32,
-}
-
-fn ec2_groups(snapshot: &dyn Snapshot) -> Vec<Ec2Group<'_>> {
-    let mut on_nodes: HashMap<&str, Resources> = HashMap::new();
-    for node in snapshot.nodes().iter().filter(|n| n.ready) {
-        if let Some(group) = node.group.as_deref() {
-            let sum = on_nodes.entry(group).or_insert(Resources::ZERO);
-            *sum = sum.saturating_add(&node.requested);
-        }
-    }
-    let on_fargate: HashSet<&WorkloadRef> =
-        snapshot.workloads().iter().filter(|w| matches!(w.placement, Placement::Fargate)).map(|w| &w.id).collect();
-    let waiting: Vec<&PendingShape> =
-        snapshot.pending_shapes().iter().filter(|s| s.owner.as_ref().is_none_or(|o| !on_fargate.contains(o))).collect();
-    snapshot
-        .node_groups()
-        .iter()
-        .filter(|g| g.kind == NodeGroupKind::Asg)
-        .map(|g| {
-            let template = g.launch_allocatable();
-            let on_nodes = on_nodes.get(g.id.as_str()).copied().unwrap_or(Resources::ZERO);
-            let load = on_nodes.saturating_add(&waiting_for(&waiting, g, &template));
-            Ec2Group { group: g, id: &g.id, template, price: g.launch_price_per_hour(), load, min_size: g.min_size }
-        })
-        .collect()
-}
-
-/// What the pods waiting for EC2 (none of a workload placed on Fargate: they wait for
-/// Fargate) that `group` admits and its new nodes hold request in all. When a cluster starts
-/// or a burst arrives, much of a group's load is still pending.
-fn waiting_for(waiting: &[&PendingShape], group: &NodeGroup, template: &Resources) -> Resources {
-    waiting
-        .iter()
-        .map(|s| (s, Resources { pods: 1, ..s.requests }))
-        .filter(|(s, one)| group.admits(**s) && template.fits(one))
-        .fold(Resources::ZERO, |sum, (s, one)| sum.saturating_add(&one.times(s.count)))
-}
-
 /// What a workload's replicas cost on EC2 at their count now, in nodes of one group.
 struct Ec2Cost<'a> {
     group: &'a str,
@@ -275,14 +233,11 @@ enum Basis {
     Spare,
     /// Whole nodes to add for what spare room cannot hold: a workload not on EC2.
     NewNodes,
-    /// What its leaving would free of the nodes of the group that holds it, filled to the
-    /// packing efficiency, fractionally, in the resource that binds the group, above its
-    /// min-size ([`nodes_kept`]): a workload on EC2. Whole nodes depend on how the pods left
-    /// behind pack, which a node's totals do not tell (small pods that fill the gaps beside
-    /// big ones free nothing).
+    /// What its leaving would free of the nodes of a group that holds it: the nodes the
+    /// group's load keeps with it less those it keeps without ([`Ec2Group::kept`]).
     Freed,
-    /// What its coming would add to the nodes of another group, counted the same way: a
-    /// workload on EC2 weighed in a group that does not hold it.
+    /// What its coming would add to the nodes of a group that does not hold it, counted the
+    /// same way: a workload on EC2 weighed in another group.
     Added,
 }
 
@@ -297,23 +252,19 @@ impl Ec2Cost<'_> {
 
     fn describe(&self, replicas: u32, settings: &Settings) -> String {
         let (price, group) = (self.per_replica(replicas), self.group);
+        let (nodes, packing) = (self.nodes, settings.packing_efficiency * 100.0);
         match self.basis {
             Basis::Spare => "EC2 $0/h (fits in spare room on running nodes)".to_string(),
             Basis::NewNodes => format!(
-                "EC2 ${price:.4}/h per replica in group {group} ({} new node{} at ${:.4}/h for what spare room cannot hold)",
-                self.nodes,
-                if self.nodes == 1.0 { "" } else { "s" },
+                "EC2 ${price:.4}/h per replica in group {group} ({nodes} new node{} at ${:.4}/h for what spare room cannot hold)",
+                if nodes == 1.0 { "" } else { "s" },
                 self.node_price
             ),
             Basis::Freed => format!(
-                "EC2 ${price:.4}/h per replica in group {group} ({:.2} of its nodes at {:.0}% packing freed if it left)",
-                self.nodes,
-                settings.packing_efficiency * 100.0
+                "EC2 ${price:.4}/h per replica in group {group} ({nodes:.2} of its nodes at {packing:.0}% packing freed if it left)"
             ),
             Basis::Added => format!(
-                "EC2 ${price:.4}/h per replica in group {group} ({:.2} of its nodes at {:.0}% packing added if it came)",
-                self.nodes,
-                settings.packing_efficiency * 100.0
+                "EC2 ${price:.4}/h per replica in group {group} ({nodes:.2} of its nodes at {packing:.0}% packing added if it came)"
             ),
         }
     }
@@ -334,51 +285,46 @@ fn ec2_cost<'a>(
     workload: &Workload,
 ) -> Option<Ec2Cost<'a>> {
     let one = Resources { pods: 1, ..workload.requests_per_replica };
-    let total = total(workload);
-    let fits_spare = !matches!(workload.placement, Placement::Fargate) && spare.fits(&total);
-    // The group it runs in holds it; not knowing which, any whose load accounts for it.
-    let holds = |g: &Ec2Group<'_>, on: Option<&str>| on.map_or(g.load.fits(&total), |on| on == g.id);
+    let all = total(workload);
+    let fits_spare = !matches!(workload.placement, Placement::Fargate) && spare.fits(&all);
+    let efficiency = settings.packing_efficiency;
     let cost = |g: &Ec2Group<'a>| {
-        let node = filled(&g.template, settings.packing_efficiency);
         let (nodes, basis) = match &workload.placement {
             _ if fits_spare => (0.0, Basis::Spare),
-            Placement::Ec2(on) if holds(g, on.as_deref()) => {
-                let without = g.load.saturating_sub(&total);
-                (nodes_kept(&g.load, &node, g.min_size) - nodes_kept(&without, &node, g.min_size), Basis::Freed)
+            Placement::Ec2(on) => {
+                let (without, held) = load_without(g, workload, on.as_deref());
+                let with = without.saturating_add(&all);
+                (
+                    g.kept(&with, efficiency) - g.kept(&without, efficiency),
+                    if held { Basis::Freed } else { Basis::Added },
+                )
             }
-            Placement::Ec2(_) => {
-                let with = g.load.saturating_add(&total);
-                (nodes_kept(&with, &node, g.min_size) - nodes_kept(&g.load, &node, g.min_size), Basis::Added)
-            }
-            Placement::Fargate => (nodes_for(&total, &node), Basis::NewNodes),
-            Placement::Unplaced => (nodes_for(&total.saturating_sub(spare), &node), Basis::NewNodes),
+            Placement::Fargate => (nodes_for(&all, &g.room(efficiency)), Basis::NewNodes),
+            Placement::Unplaced => (nodes_for(&all.saturating_sub(spare), &g.room(efficiency)), Basis::NewNodes),
         };
-        Ec2Cost { group: g.id, nodes: nodes.max(0.0), node_price: g.price, basis }
+        Ec2Cost { group: &g.group.id, nodes: nodes.max(0.0), node_price: g.price, basis }
     };
     let admitting = groups.admitting(&one);
     let on = match &workload.placement {
-        Placement::Ec2(Some(on)) => admitting.clone().find(|g| g.id == on.as_str()),
+        Placement::Ec2(Some(on)) => admitting.clone().find(|g| g.group.id == *on),
         _ => None,
     };
     // `min_by` keeps the first of equal ones: the group it is on, then snapshot order.
     on.into_iter().chain(admitting).map(cost).min_by(|a, b| a.total().total_cmp(&b.total()))
 }
 
-/// A node's allocatable as far as bin-packing fills it.
-fn filled(template: &Resources, efficiency: f64) -> Resources {
-    Resources {
-        cpu_millis: (template.cpu_millis as f64 * efficiency) as u64,
-        memory_bytes: (template.memory_bytes as f64 * efficiency) as u64,
-        ..*template
+/// The load of `g` without `workload`'s pods, and whether `g` holds any of them. Its pods
+/// are known by owner wherever they run, so a workload spread over groups is taken out of
+/// each; from a host that lists no pods, the group it is on holds it (not knowing which, any
+/// whose load could hold it) and its total is taken out.
+fn load_without(g: &Ec2Group<'_>, workload: &Workload, on: Option<&str>) -> (Resources, bool) {
+    let without = g.without(&workload.id);
+    if g.holds(&workload.id) {
+        return (without, true);
     }
-}
-
-/// The nodes of `room` a group keeps for `load`: as many as its binding resource fills,
-/// fractionally, and never fewer than its `min_size`. A workload's leaving frees the
-/// difference this makes, and its coming adds it: never more than the workload's own share
-/// of such nodes, and little where the group is bound by a resource it hardly asks for.
-fn nodes_kept(load: &Resources, room: &Resources, min_size: u32) -> f64 {
-    load.utilisation_of(room).max(f64::from(min_size))
+    let all = total(workload);
+    let held = on.map_or(without.fits(&all), |on| on == g.group.id);
+    (if held { without.saturating_sub(&all) } else { without }, held)
 }
 
 /// Whole nodes of `room` needed to hold `need`: the largest ratio over the dimensions the

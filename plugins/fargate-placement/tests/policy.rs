@@ -285,3 +285,26 @@ fn a_tainted_spot_group_the_pods_tolerate_is_weighed_before_fargate() {
     let decisions = Harness::<FargatePlacement>::new().evaluate(&cluster(true)).unwrap();
     assert!(place(&decisions).is_empty(), "{decisions:?}");
 }
+
+#[test]
+fn a_workload_spread_over_two_groups_is_counted_once_in_each() {
+    // 24 api replicas (240m / 200Mi: Fargate bills 0.25 vCPU / 0.5 GiB, $0.0123/h), six on
+    // each of four nodes, two in each of two groups held at min-size 2 ($0.11/h a node,
+    // 1,600m at 80% packing). All of it in one group takes 3.6 nodes, 1.6 over the two the
+    // group keeps anyway: $0.0073/h a replica, and it stays on EC2. Counted on top of the
+    // half a group already runs, it would add 3.4 nodes ($0.0156/h): Fargate by 21%.
+    let mut api = deployment("web", "api", 24, "240m", "200Mi");
+    api.placement = Placement::Ec2(None);
+    let mut snapshot = SnapshotBuilder::new().group(GroupBuilder::fargate()).workload(api);
+    for group in ["a", "b"] {
+        snapshot = snapshot.group(GroupBuilder::asg(group).instance_type("m5.large", "2", "8Gi", 0.11).sizes(2, 2, 10));
+        for n in 0..2 {
+            let node = format!("{group}{n}");
+            snapshot = snapshot
+                .node(NodeBuilder::new(&node, group).allocatable("2", "8Gi"))
+                .pods_on(&node, running("web", "api", 6, "240m", "200Mi"));
+        }
+    }
+    let decisions = Harness::<FargatePlacement>::new().evaluate(&snapshot.build()).unwrap();
+    assert!(place(&decisions).is_empty(), "{decisions:?}");
+}

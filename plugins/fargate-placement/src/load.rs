@@ -1,0 +1,135 @@
+//! Each Auto Scaling group's load by owner: what its Ready nodes run and what waits for it.
+//! What a workload costs on EC2 is what it changes in the nodes that load keeps
+//! ([`Ec2Group::kept`]).
+
+use std::collections::{HashMap, HashSet};
+
+use ballast_sdk::prelude::*;
+
+use crate::asks::Asks;
+
+/// An Auto Scaling group as this policy weighs it. Worked out once per evaluation, not once
+/// per workload.
+pub struct Ec2Group<'a> {
+    pub group: &'a NodeGroup,
+    /// What a new node offers: its launch type's allocatable.
+    pub template: Resources,
+    pub price: f64,
+    load: Vec<Owned>,
+}
+
+/// What the pods of one owner request in all (no owner: what nodes request beyond the pods
+/// they list with one, DaemonSet pods included).
+struct Owned {
+    owner: Option<WorkloadRef>,
+    requests: Resources,
+}
+
+impl Ec2Group<'_> {
+    /// Whether pods of `workload` run on the group's Ready nodes or wait for it.
+    pub fn holds(&self, workload: &WorkloadRef) -> bool {
+        self.load.iter().any(|o| o.owner.as_ref() == Some(workload))
+    }
+
+    /// What the group's load requests without the pods of `workload` it is known to hold.
+    pub fn without(&self, workload: &WorkloadRef) -> Resources {
+        let others = self.load.iter().filter(|o| o.owner.as_ref() != Some(workload));
+        others.fold(Resources::ZERO, |sum, o| sum.saturating_add(&o.requests))
+    }
+
+    /// A new node's allocatable as far as bin-packing fills it.
+    pub fn room(&self, efficiency: f64) -> Resources {
+        Resources {
+            cpu_millis: (self.template.cpu_millis as f64 * efficiency) as u64,
+            memory_bytes: (self.template.memory_bytes as f64 * efficiency) as u64,
+            ..self.template
+        }
+    }
+
+    /// The nodes the group keeps for `load`: as many as its binding resource fills at
+    /// `efficiency`, fractionally, and never fewer than its min-size (those are paid for
+    /// either way). A workload's leaving frees the difference it makes, and its coming adds
+    /// it: never more than the workload's own share of such nodes, and little where the
+    /// group is bound by a resource it hardly asks for.
+    ///
+    /// # Caveats
+    /// Fractional, not whole nodes: whole nodes depend on how the pods left behind pack.
+    /// Counted in whole pods (first-fit decreasing, tried in session 31) the estimate jumped
+    /// by a node from one tick to the next, and two workloads that shared a node's room each
+    /// claimed it: flash-sale's storefront and cart went to Fargate together and its cost
+    /// rose from $3.40 to $3.66.
+    pub fn kept(&self, load: &Resources, efficiency: f64) -> f64 {
+        load.utilisation_of(&self.room(efficiency)).max(f64::from(self.group.min_size))
+    }
+}
+
+/// Every Auto Scaling group with its load, and what the pods read for it ask, by owner.
+pub struct Loads<'a> {
+    pub groups: Vec<Ec2Group<'a>>,
+    pub asks: HashMap<WorkloadRef, Asks>,
+}
+
+/// Whether [`loads`] read the node's pods: a Ready node of an Auto Scaling group.
+pub fn read(node: &Node, snapshot: &dyn Snapshot) -> bool {
+    node.ready
+        && node.group.as_deref().and_then(|g| snapshot.node_group(g)).is_some_and(|g| g.kind == NodeGroupKind::Asg)
+}
+
+/// Every Auto Scaling group with its load. Reads each Ready node's pods (`pods-on-node`) to
+/// tell whose they are; what a node requests beyond the pods it lists with an owner (its
+/// DaemonSet pods; everything, from a host without `pods-on-node`) has none.
+///
+/// # Caveats
+/// One `pods-on-node` call per Ready node of a group, each evaluation.
+pub fn loads(snapshot: &dyn Snapshot) -> Loads<'_> {
+    let on_fargate: HashSet<&WorkloadRef> =
+        snapshot.workloads().iter().filter(|w| matches!(w.placement, Placement::Fargate)).map(|w| &w.id).collect();
+    let waiting: Vec<&PendingShape> =
+        snapshot.pending_shapes().iter().filter(|s| s.owner.as_ref().is_none_or(|o| !on_fargate.contains(o))).collect();
+    let mut asks = HashMap::new();
+    let groups = snapshot
+        .node_groups()
+        .iter()
+        .filter(|g| g.kind == NodeGroupKind::Asg)
+        .map(|g| {
+            let template = g.launch_allocatable();
+            let mut load = Vec::new();
+            for node in snapshot.nodes().iter().filter(|n| n.ready && n.group.as_deref() == Some(&g.id)) {
+                on_node(snapshot, node, &mut load, &mut asks);
+            }
+            // When a cluster starts or a burst arrives, much of a group's load still waits.
+            for shape in waiting.iter().filter(|s| g.admits(**s)) {
+                let one = Resources { pods: 1, ..shape.requests };
+                if template.fits(&one) {
+                    add(&mut load, shape.owner.as_ref(), one.times(shape.count));
+                }
+            }
+            Ec2Group { group: g, template, price: g.launch_price_per_hour(), load }
+        })
+        .collect();
+    Loads { groups, asks }
+}
+
+/// Adds what `node` runs to `load`: its pods that have an owner, by owner, and the rest of
+/// what it requests without one. Keeps what the first pod read of each owner asks.
+fn on_node(snapshot: &dyn Snapshot, node: &Node, load: &mut Vec<Owned>, asks: &mut HashMap<WorkloadRef, Asks>) {
+    let mut owned = Resources::ZERO;
+    for shape in snapshot.pods_on_node(&node.name) {
+        if let Some(owner) = shape.owner.as_ref().filter(|_| shape.moves_on_drain) {
+            let requests = Resources { pods: 1, ..shape.requests }.times(shape.count);
+            owned = owned.saturating_add(&requests);
+            add(load, Some(owner), requests);
+            if !asks.contains_key(owner) {
+                asks.insert(owner.clone(), Asks::from(&shape));
+            }
+        }
+    }
+    add(load, None, node.requested.saturating_sub(&owned));
+}
+
+fn add(load: &mut Vec<Owned>, owner: Option<&WorkloadRef>, requests: Resources) {
+    match load.iter_mut().find(|o| o.owner.as_ref() == owner) {
+        Some(same) => same.requests = same.requests.saturating_add(&requests),
+        None => load.push(Owned { owner: owner.cloned(), requests }),
+    }
+}
