@@ -18,7 +18,7 @@
 //!   for either way, so leaving frees none of them. This
 //!   is never more than its share of such nodes, which is what it costs when that load does
 //!   not account for it. EC2 is taken at its cheapest: the group it runs in, or a cheaper
-//!   one that would take it. A group takes it when it admits what its pods ask (selectors,
+//!   one that would take it and can grow by what it would need (not one at its max). A group takes it when it admits what its pods ask (selectors,
 //!   affinity keys, tolerations: a tainted spot group its pods tolerate counts), read from
 //!   one of its pods ([`asks`]); a workload none of whose pods can be read is weighed
 //!   against the untainted groups.
@@ -288,21 +288,22 @@ fn ec2_cost<'a>(
     let all = total(workload);
     let fits_spare = !matches!(workload.placement, Placement::Fargate) && spare.fits(&all);
     let efficiency = settings.packing_efficiency;
+    // A group that cannot grow by what it would need is no option: its pods would spill to
+    // a dearer group, or wait.
     let cost = |g: &Ec2Group<'a>| {
-        let (nodes, basis) = match &workload.placement {
-            _ if fits_spare => (0.0, Basis::Spare),
+        let (nodes, basis, room) = match &workload.placement {
+            _ if fits_spare => (0.0, Basis::Spare, true),
             Placement::Ec2(on) => {
                 let (without, held) = load_without(g, workload, on.as_deref());
-                let with = without.saturating_add(&all);
-                (
-                    g.kept(&with, efficiency) - g.kept(&without, efficiency),
-                    if held { Basis::Freed } else { Basis::Added },
-                )
+                let with = g.kept(&without.saturating_add(&all), efficiency);
+                let room = held || with.ceil() <= f64::from(g.group.max_size);
+                (with - g.kept(&without, efficiency), if held { Basis::Freed } else { Basis::Added }, room)
             }
-            Placement::Fargate => (nodes_for(&all, &g.room(efficiency)), Basis::NewNodes),
-            Placement::Unplaced => (nodes_for(&all.saturating_sub(spare), &g.room(efficiency)), Basis::NewNodes),
+            Placement::Fargate => (nodes_for(&all, &g.room(efficiency)), Basis::NewNodes, false),
+            Placement::Unplaced => (nodes_for(&all.saturating_sub(spare), &g.room(efficiency)), Basis::NewNodes, false),
         };
-        Ec2Cost { group: &g.group.id, nodes: nodes.max(0.0), node_price: g.price, basis }
+        let room = room || f64::from(g.group.desired_size) + nodes <= f64::from(g.group.max_size);
+        room.then(|| Ec2Cost { group: &g.group.id, nodes: nodes.max(0.0), node_price: g.price, basis })
     };
     let admitting = groups.admitting(&one);
     let on = match &workload.placement {
@@ -310,7 +311,7 @@ fn ec2_cost<'a>(
         _ => None,
     };
     // `min_by` keeps the first of equal ones: the group it is on, then snapshot order.
-    on.into_iter().chain(admitting).map(cost).min_by(|a, b| a.total().total_cmp(&b.total()))
+    on.into_iter().chain(admitting).filter_map(cost).min_by(|a, b| a.total().total_cmp(&b.total()))
 }
 
 /// The load of `g` without `workload`'s pods, and whether `g` holds any of them. Its pods

@@ -308,3 +308,24 @@ fn a_workload_spread_over_two_groups_is_counted_once_in_each() {
     let decisions = Harness::<FargatePlacement>::new().evaluate(&snapshot.build()).unwrap();
     assert!(place(&decisions).is_empty(), "{decisions:?}");
 }
+
+#[test]
+fn a_group_at_its_max_is_no_ec2_option() {
+    // Four api replicas (500m / 1Gi, Fargate $0.0291/h each) take two m5.large. In the spot
+    // group at $0.03/h a node that is $0.015/h a replica, but it is at its max of two nodes,
+    // both full: the pods would go on-demand at $0.096/h a node, $0.048/h a replica, dearer
+    // than Fargate.
+    let snapshot = with_nodes(
+        SnapshotBuilder::new()
+            .group(GroupBuilder::asg("spot").instance_type("m5.large", "2", "8Gi", 0.03).sizes(0, 2, 2))
+            .group(GroupBuilder::asg("od").instance_type("m5.large", "2", "8Gi", 0.096).sizes(0, 0, 10))
+            .group(GroupBuilder::fargate())
+            .workload(deployment("web", "api", 4, "500m", "1Gi")),
+        ("s", "spot", 2),
+        ("2", "8Gi"),
+        ("1900m", "7Gi", 12),
+    );
+    let decisions = Harness::<FargatePlacement>::new().evaluate(&snapshot.build()).unwrap();
+    assert_eq!(place(&decisions), vec![("api".into(), PlacementTarget::Fargate)]);
+    assert_first_reason(&decisions, "in group od");
+}
