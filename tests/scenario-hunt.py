@@ -13,7 +13,7 @@ prints a line a scenario (cost, ratio to the lower bound and pending pod-minutes
 set, flags where `default` is dearer or waits longer) and a summary: the totals, and the
 scenarios where `default` is dominated (dearer and waiting longer than a baseline). The
 scenario files are left in the output directory for `ballast simulate --scenario`.
-BENCHMARKS.md records what it found (session 30).
+BENCHMARKS.md records what it found (sessions 30 and 31).
 """
 import json
 import os

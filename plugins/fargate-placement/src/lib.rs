@@ -18,10 +18,10 @@
 //!   for either way, so leaving frees none of them. This
 //!   is never more than its share of such nodes, which is what it costs when that load does
 //!   not account for it. EC2 is taken at its cheapest: the group it runs in, or a cheaper
-//!   one that would take it and can grow by what it would need (not one at its max). A group takes it when it admits what its pods ask (selectors,
-//!   affinity keys, tolerations: a tainted spot group its pods tolerate counts), read from
-//!   one of its pods ([`asks`]); a workload none of whose pods can be read is weighed
-//!   against the untainted groups.
+//!   one that would take it and can grow by what it needs (not one at its max). A group
+//!   takes it when it admits what its pods ask (selectors, affinity keys, tolerations: a
+//!   tainted spot group its pods tolerate counts), read from one of its pods ([`asks`]); a
+//!   workload none of whose pods can be read is weighed against the untainted groups.
 //!
 //! So a workload on Fargate follows its replica count: a few replicas would cost a whole
 //! node on EC2 and stay on Fargate; a peak that fills nodes moves to EC2 when that is cheaper
@@ -288,22 +288,26 @@ fn ec2_cost<'a>(
     let all = total(workload);
     let fits_spare = !matches!(workload.placement, Placement::Fargate) && spare.fits(&all);
     let efficiency = settings.packing_efficiency;
-    // A group that cannot grow by what it would need is no option: its pods would spill to
-    // a dearer group, or wait.
     let cost = |g: &Ec2Group<'a>| {
-        let (nodes, basis, room) = match &workload.placement {
-            _ if fits_spare => (0.0, Basis::Spare, true),
+        // The nodes the group would run with it, when it needs more than it has.
+        let (nodes, basis, would_run) = match &workload.placement {
+            _ if fits_spare => (0.0, Basis::Spare, None),
             Placement::Ec2(on) => {
                 let (without, held) = load_without(g, workload, on.as_deref());
                 let with = g.kept(&without.saturating_add(&all), efficiency);
-                let room = held || with.ceil() <= f64::from(g.group.max_size);
-                (with - g.kept(&without, efficiency), if held { Basis::Freed } else { Basis::Added }, room)
+                let nodes = with - g.kept(&without, efficiency);
+                if held { (nodes, Basis::Freed, None) } else { (nodes, Basis::Added, Some(with)) }
             }
-            Placement::Fargate => (nodes_for(&all, &g.room(efficiency)), Basis::NewNodes, false),
-            Placement::Unplaced => (nodes_for(&all.saturating_sub(spare), &g.room(efficiency)), Basis::NewNodes, false),
+            Placement::Fargate | Placement::Unplaced => {
+                let need = if workload.placement == Placement::Fargate { all } else { all.saturating_sub(spare) };
+                let nodes = nodes_for(&need, &g.room(efficiency));
+                (nodes, Basis::NewNodes, Some(f64::from(g.group.desired_size) + nodes))
+            }
         };
-        let room = room || f64::from(g.group.desired_size) + nodes <= f64::from(g.group.max_size);
-        room.then(|| Ec2Cost { group: &g.group.id, nodes: nodes.max(0.0), node_price: g.price, basis })
+        // A group that cannot grow that far (at its max) is no option: its pods would spill
+        // to a dearer group, or wait.
+        let grows = would_run.is_none_or(|n| n.ceil() <= f64::from(g.group.max_size));
+        grows.then(|| Ec2Cost { group: &g.group.id, nodes: nodes.max(0.0), node_price: g.price, basis })
     };
     let admitting = groups.admitting(&one);
     let on = match &workload.placement {
