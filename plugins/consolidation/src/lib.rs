@@ -51,9 +51,9 @@
 //! - With `shrink-wait-seconds`, a node that runs pods of a workload whose replicas fell
 //!   within that window is not drained ([`shrink`]): its scale-in empties nodes itself.
 //! - Nothing while pods wait that a new node would hold: capacity is short, not spare (a pod
-//!   no group can hold, which waits whatever runs, holds nothing back); and nothing in a group an
-//!   earlier policy of the chain asked to keep or grow this tick (`headroom` holds a group
-//!   whose spare room it needs).
+//!   no group can hold, which waits whatever runs, holds nothing back); and nothing in a
+//!   group an earlier policy of the chain asked to keep or grow this tick (`headroom` holds a
+//!   group whose spare room it needs).
 //!
 //! # Caveats
 //! The placement is first-fit at requests; the scheduler may place the moved pods elsewhere

@@ -4,36 +4,22 @@
 //! untainted groups sent a workload that tolerates a cheap tainted spot group to Fargate
 //! against the price of an on-demand group (scenario 383 of the hunt).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 use ballast_sdk::prelude::*;
 
-/// A workload's pods' node selector, affinity keys and tolerations, read from one of them.
-pub struct Asks {
-    node_selector: BTreeMap<String, String>,
-    affinity_keys: Vec<String>,
-    tolerations: Vec<Toleration>,
-}
+/// A workload's pods' node selector, affinity keys and tolerations, read from one of them
+/// and kept in the SDK's running shape (its other fields unset), which `NodeGroup::admits`
+/// reads.
+pub type Asks = PodShape;
 
-impl Constraints for Asks {
-    fn node_selector(&self) -> &BTreeMap<String, String> {
-        &self.node_selector
-    }
-    fn affinity_keys(&self) -> &[String] {
-        &self.affinity_keys
-    }
-    fn tolerations(&self) -> &[Toleration] {
-        &self.tolerations
-    }
-}
-
-impl Asks {
-    pub fn from(pod: &impl Constraints) -> Self {
-        Asks {
-            node_selector: pod.node_selector().clone(),
-            affinity_keys: pod.affinity_keys().to_vec(),
-            tolerations: pod.tolerations().to_vec(),
-        }
+/// What `pod` asks of a node besides room.
+pub fn of_pod(pod: &impl Constraints) -> Asks {
+    PodShape {
+        node_selector: pod.node_selector().clone(),
+        affinity_keys: pod.affinity_keys().to_vec(),
+        tolerations: pod.tolerations().to_vec(),
+        ..PodShape::default()
     }
 }
 
@@ -55,7 +41,7 @@ pub fn of(
     let mut found = HashMap::new();
     for shape in snapshot.pending_shapes() {
         if let Some(owner) = shape.owner.as_ref().and_then(|o| missing.take(o)) {
-            found.insert(owner.clone(), Asks::from(shape));
+            found.insert(owner.clone(), of_pod(shape));
         }
     }
     missing.retain(|owner| match seen.remove_entry(*owner) {
@@ -71,7 +57,7 @@ pub fn of(
         }
         for pod in snapshot.pods_on_node(&node.name) {
             if let Some(owner) = pod.owner.as_ref().and_then(|o| missing.take(o)) {
-                found.insert(owner.clone(), Asks::from(&pod));
+                found.insert(owner.clone(), of_pod(&pod));
             }
         }
     }

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 
 use ballast_sdk::prelude::*;
 
-use crate::asks::Asks;
+use crate::asks::{Asks, of_pod};
 
 /// An Auto Scaling group as this policy weighs it. Worked out once per evaluation, not once
 /// per workload.
@@ -120,7 +120,7 @@ fn on_node(snapshot: &dyn Snapshot, node: &Node, load: &mut Vec<Owned>, asks: &m
             owned = owned.saturating_add(&requests);
             add(load, Some(owner), requests);
             if !asks.contains_key(owner) {
-                asks.insert(owner.clone(), Asks::from(&shape));
+                asks.insert(owner.clone(), of_pod(&shape));
             }
         }
     }

@@ -48,12 +48,13 @@ pub trait Snapshot {
     /// the boundary once per shape instead of once per pod: prefer it when many replicas wait.
     fn pending_shapes(&self) -> &[PendingShape];
     /// Whether a pod waits that a new node of some Auto Scaling group would hold: one a group
-    /// with room to grow admits (selectors, affinity keys, taints) and its launch type's
-    /// allocatable fits, the pods a scale-up can help.
+    /// (with a max-size above 0) admits (selectors, affinity keys, taints) and its launch
+    /// type's allocatable fits, the pods a scale-up can help.
     ///
-    /// Pods for which this is false wait however many nodes run (a request no group's type
-    /// holds, a selector or a taint no group matches), so they do not make capacity short: a policy that keeps nodes while pods wait should keep them for these
-    /// pods only, or one unrunnable pod keeps every idle node for as long as it waits.
+    /// Other pods wait however many nodes run (a request no group's type holds, a selector
+    /// or a taint no group matches), so they do not make capacity short: a policy that keeps
+    /// nodes while pods wait should keep them for the pods this counts only, or one
+    /// unrunnable pod keeps every idle node for as long as it waits.
     ///
     /// # Caveats
     /// A group at its max still counts: its pods may wait for room a removal elsewhere in it
