@@ -86,6 +86,13 @@ pub fn loads(snapshot: &dyn Snapshot) -> Loads<'_> {
         snapshot.workloads().iter().filter(|w| matches!(w.placement, Placement::Fargate)).map(|w| &w.id).collect();
     let waiting: Vec<&PendingShape> =
         snapshot.pending_shapes().iter().filter(|s| s.owner.as_ref().is_none_or(|o| !on_fargate.contains(o))).collect();
+    // Ready nodes by group, in snapshot order: one pass over the nodes, not one a group.
+    let mut ready: HashMap<&str, Vec<&Node>> = HashMap::new();
+    for node in snapshot.nodes().iter().filter(|n| n.ready) {
+        if let Some(group) = node.group.as_deref() {
+            ready.entry(group).or_default().push(node);
+        }
+    }
     let mut asks = HashMap::new();
     let groups = snapshot
         .node_groups()
@@ -94,7 +101,7 @@ pub fn loads(snapshot: &dyn Snapshot) -> Loads<'_> {
         .map(|g| {
             let template = g.launch_allocatable();
             let mut load = Vec::new();
-            for node in snapshot.nodes().iter().filter(|n| n.ready && n.group.as_deref() == Some(&g.id)) {
+            for node in ready.get(g.id.as_str()).into_iter().flatten() {
                 on_node(snapshot, node, &mut load, &mut asks);
             }
             // When a cluster starts or a burst arrives, much of a group's load still waits.
