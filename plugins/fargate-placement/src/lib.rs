@@ -4,10 +4,15 @@
 //! Fargate bills each replica at its rounded size (requests plus 256 MiB, rounded up to an
 //! allowed vCPU/memory pair), so its cost grows replica by replica. EC2 is bought a node at a
 //! time, each filled to `packing-efficiency`:
-//! - a workload not on EC2 (on Fargate, or not placed yet) costs the whole nodes of the
-//!   cheapest admitting group that must be added for what spare room on running nodes cannot
-//!   hold (nothing if it all fits, except for a workload on Fargate: that room is often the
-//!   room it left, which scale-down will reclaim);
+//! - a workload not placed yet costs the whole nodes of the cheapest admitting group that
+//!   must be added for what spare room on running nodes cannot hold (nothing if it all fits);
+//! - a workload on Fargate costs the whole nodes a group's load would need for the most
+//!   replicas it ran within `peak-window-seconds`, beyond those the least load of the group
+//!   in that time needs ([`recent`]). Spare room is not free to it (that room is often the
+//!   room it left, which scale-down will reclaim), but what a group keeps all along for a
+//!   resource it hardly asks for is: CPU-heavy pods come back beside memory-heavy ones. A
+//!   workload whose bursts are dear on EC2, or that fits only while short batch runs keep a
+//!   group's nodes, does not come back only to leave again;
 //! - a workload on EC2 costs what its leaving would free of its group's nodes, counted
 //!   fractionally in the resource that binds the group (nothing if it fits in spare room
 //!   again). A CPU-heavy workload beside memory-heavy ones in a group short of memory frees
@@ -25,7 +30,7 @@
 //!
 //! So a workload on Fargate follows its replica count: a few replicas would cost a whole
 //! node on EC2 and stay on Fargate; a peak that fills nodes moves to EC2 when that is cheaper
-//! per replica. A workload moves only when the saving beats `hysteresis` (and the host holds
+//! per replica, as does a workload whose group comes to keep room it can use. A workload moves only when the saving beats `hysteresis` (and the host holds
 //! it for its placement cooldown), so placements do not flap; a workload Fargate cannot run
 //! (DaemonSet, EBS volume, GPU, ...) is never proposed for it.
 //!
@@ -45,10 +50,12 @@
 
 mod asks;
 mod load;
+mod recent;
 
 use asks::Asks;
 use ballast_sdk::prelude::*;
 use load::{Ec2Group, Loads};
+use recent::Recent;
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -60,11 +67,14 @@ pub struct Settings {
     pub hysteresis: f64,
     /// Only these namespaces are considered; empty means all.
     pub namespaces: Vec<String>,
+    /// A workload on Fargate is priced on EC2 at the most replicas it ran within this
+    /// window, so one whose bursts are dear on EC2 stays there between them.
+    pub peak_window_seconds: u64,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { packing_efficiency: 0.8, hysteresis: 0.1, namespaces: Vec::new() }
+        Settings { packing_efficiency: 0.8, hysteresis: 0.1, namespaces: Vec::new(), peak_window_seconds: 1800 }
     }
 }
 
@@ -72,7 +82,7 @@ pub struct FargatePlacement;
 
 impl Policy for FargatePlacement {
     type Settings = Settings;
-    type State = ();
+    type State = Recent;
 
     fn validate(settings: &Settings) -> Result<(), String> {
         if !(settings.packing_efficiency > 0.0 && settings.packing_efficiency <= 1.0) {
@@ -81,16 +91,25 @@ impl Policy for FargatePlacement {
         if !(0.0..1.0).contains(&settings.hysteresis) {
             return Err(format!("hysteresis must be in [0, 1), got {}", settings.hysteresis));
         }
+        if settings.peak_window_seconds > 7 * 86_400 {
+            return Err(format!(
+                "peak-window-seconds must be at most 604800 (a week), got {}",
+                settings.peak_window_seconds
+            ));
+        }
         Ok(())
     }
 
-    fn evaluate(snapshot: &dyn Snapshot, settings: &Settings, _: &mut ()) -> Result<Vec<Decision>, String> {
+    fn evaluate(snapshot: &dyn Snapshot, settings: &Settings, recent: &mut Recent) -> Result<Vec<Decision>, String> {
         // Without a Fargate profile there is no choice to make.
         if !snapshot.node_groups().iter().any(|g| g.kind == NodeGroupKind::Fargate) {
             return Ok(Vec::new());
         }
         let pricing = snapshot.fargate_pricing();
         let Loads { groups, asks: seen } = load::loads(snapshot);
+        let window_ms = settings.peak_window_seconds.saturating_mul(1000);
+        let loads = groups.iter().map(|g| (g.group.id.as_str(), g.total()));
+        recent.observe(snapshot.workloads(), loads, snapshot.taken_at_millis(), window_ms);
         let mut spare = spare_ec2_room(snapshot);
         let weighed: Vec<&Workload> = snapshot
             .workloads()
@@ -101,7 +120,7 @@ impl Policy for FargatePlacement {
         let asks = asks::of(snapshot, &weighed, seen, |node| load::read(node, snapshot));
         let mut decisions = Vec::new();
         for workload in weighed {
-            let candidates = Candidates { groups: &groups, asks: asks.get(&workload.id) };
+            let candidates = Candidates { groups: &groups, asks: asks.get(&workload.id), recent: &*recent };
             let Some(choice) = choose(&candidates, settings, pricing, &spare, workload) else { continue };
             // A workload coming to EC2 takes spare room from the ones after it; one already
             // there holds its own room, not spare room.
@@ -177,7 +196,7 @@ fn choose<'a>(
             beats_hysteresis: true,
         }),
         (Some((size, fargate_price)), Some(ec2)) => {
-            let ec2_price = ec2.per_replica(workload.replicas);
+            let ec2_price = ec2.per_replica();
             let fargate_wins = fargate_price < ec2_price;
             let (cheap, dear) = if fargate_wins { (fargate_price, ec2_price) } else { (ec2_price, fargate_price) };
             let saving = (dear - cheap) * replicas;
@@ -189,7 +208,7 @@ fn choose<'a>(
                     workload.id,
                     size.cpu_millis as f64 / 1000.0,
                     size.memory_mib as f64 / 1024.0,
-                    ec2.describe(workload.replicas, settings),
+                    ec2.describe(settings),
                     if fargate_wins { "Fargate" } else { "EC2" },
                     workload.replicas
                 )
@@ -204,10 +223,12 @@ fn choose<'a>(
 }
 
 /// The groups a workload may run in: those that admit what its pods ask (selectors, affinity
-/// keys, tolerations), or the untainted ones when none of its pods can be read.
+/// keys, tolerations), or the untainted ones when none of its pods can be read; and what
+/// it and they reached lately.
 struct Candidates<'g, 'a> {
     groups: &'g [Ec2Group<'a>],
     asks: Option<&'g Asks>,
+    recent: &'g Recent,
 }
 
 impl<'g, 'a> Candidates<'g, 'a> {
@@ -224,6 +245,8 @@ struct Ec2Cost<'a> {
     group: &'a str,
     nodes: f64,
     node_price: f64,
+    /// The replicas those nodes are for: its count now, or its recent peak ([`Basis::Grown`]).
+    replicas: u32,
     basis: Basis,
 }
 
@@ -231,8 +254,13 @@ struct Ec2Cost<'a> {
 enum Basis {
     /// It all fits in room already paid for.
     Spare,
-    /// Whole nodes to add for what spare room cannot hold: a workload not on EC2.
+    /// Whole nodes to add for what spare room cannot hold: a workload not placed yet.
     NewNodes,
+    /// Whole nodes the group's load would need for the most replicas the workload ran
+    /// lately, beyond those the least load of the group in that time needs: a workload on
+    /// Fargate. Spare room is not free to it (often the room it left, which scale-down
+    /// reclaims), but room its group keeps all along for a resource it hardly asks for is.
+    Grown,
     /// What its leaving would free of the nodes of a group that holds it: the nodes the
     /// group's load keeps with it less those it keeps without ([`Ec2Group::kept`]).
     Freed,
@@ -246,12 +274,12 @@ impl Ec2Cost<'_> {
         self.nodes * self.node_price
     }
 
-    fn per_replica(&self, replicas: u32) -> f64 {
-        self.total() / replicas.max(1) as f64
+    fn per_replica(&self) -> f64 {
+        self.total() / self.replicas.max(1) as f64
     }
 
-    fn describe(&self, replicas: u32, settings: &Settings) -> String {
-        let (price, group) = (self.per_replica(replicas), self.group);
+    fn describe(&self, settings: &Settings) -> String {
+        let (price, group, replicas) = (self.per_replica(), self.group, self.replicas);
         let (nodes, packing) = (self.nodes, settings.packing_efficiency * 100.0);
         match self.basis {
             Basis::Spare => "EC2 $0/h (fits in spare room on running nodes)".to_string(),
@@ -259,6 +287,12 @@ impl Ec2Cost<'_> {
                 "EC2 ${price:.4}/h per replica in group {group} ({nodes} new node{} at ${:.4}/h for what spare room cannot hold)",
                 if nodes == 1.0 { "" } else { "s" },
                 self.node_price
+            ),
+            Basis::Grown => format!(
+                "EC2 ${price:.4}/h per replica in group {group} ({nodes} new node{} at ${:.4}/h for {replicas} replicas, the most it ran within {}s, beside the group's least load then)",
+                if nodes == 1.0 { "" } else { "s" },
+                self.node_price,
+                settings.peak_window_seconds
             ),
             Basis::Freed => format!(
                 "EC2 ${price:.4}/h per replica in group {group} ({nodes:.2} of its nodes at {packing:.0}% packing freed if it left)"
@@ -277,7 +311,8 @@ impl Ec2Cost<'_> {
 ///
 /// Spare room is free only to a workload not on Fargate: for one on Fargate it is transient,
 /// often the room it left behind, which scale-down will reclaim; counting it as free would
-/// move the workload back and forth.
+/// move the workload back and forth. One on Fargate is priced in whole nodes its group's
+/// load would need for its recent peak ([`Basis::Grown`]).
 fn ec2_cost<'a>(
     groups: &Candidates<'_, 'a>,
     settings: &Settings,
@@ -290,24 +325,31 @@ fn ec2_cost<'a>(
     let efficiency = settings.packing_efficiency;
     let cost = |g: &Ec2Group<'a>| {
         // The nodes the group would run with it, when it needs more than it has.
-        let (nodes, basis, would_run) = match &workload.placement {
-            _ if fits_spare => (0.0, Basis::Spare, None),
+        let (nodes, basis, would_run, replicas) = match &workload.placement {
+            _ if fits_spare => (0.0, Basis::Spare, None, workload.replicas),
             Placement::Ec2(on) => {
                 let (without, held) = load_without(g, workload, on.as_deref());
                 let with = g.kept(&without.saturating_add(&all), efficiency);
                 let nodes = with - g.kept(&without, efficiency);
-                if held { (nodes, Basis::Freed, None) } else { (nodes, Basis::Added, Some(with)) }
+                let basis = if held { Basis::Freed } else { Basis::Added };
+                (nodes, basis, (!held).then_some(with), workload.replicas)
             }
-            Placement::Fargate | Placement::Unplaced => {
-                let need = if workload.placement == Placement::Fargate { all } else { all.saturating_sub(spare) };
-                let nodes = nodes_for(&need, &g.room(efficiency));
-                (nodes, Basis::NewNodes, Some(f64::from(g.group.desired_size) + nodes))
+            Placement::Fargate => {
+                let low = groups.recent.low(&g.group.id, &g.total());
+                let peak = groups.recent.peak(workload);
+                let at_peak = Resources { pods: 1, ..workload.requests_per_replica }.times(peak);
+                let with = g.kept(&low.saturating_add(&at_peak), efficiency).ceil();
+                (with - g.kept(&low, efficiency).ceil(), Basis::Grown, Some(with), peak)
+            }
+            Placement::Unplaced => {
+                let nodes = nodes_for(&all.saturating_sub(spare), &g.room(efficiency));
+                (nodes, Basis::NewNodes, Some(f64::from(g.group.desired_size) + nodes), workload.replicas)
             }
         };
         // A group that cannot grow that far (at its max) is no option: its pods would spill
         // to a dearer group, or wait.
         let grows = would_run.is_none_or(|n| n.ceil() <= f64::from(g.group.max_size));
-        grows.then(|| Ec2Cost { group: &g.group.id, nodes: nodes.max(0.0), node_price: g.price, basis })
+        grows.then(|| Ec2Cost { group: &g.group.id, nodes: nodes.max(0.0), node_price: g.price, replicas, basis })
     };
     let admitting = groups.admitting(&one);
     let on = match &workload.placement {

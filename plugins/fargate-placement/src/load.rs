@@ -37,6 +37,11 @@ impl Ec2Group<'_> {
         others.fold(Resources::ZERO, |sum, o| sum.saturating_add(&o.requests))
     }
 
+    /// What the group's load requests in all.
+    pub fn total(&self) -> Resources {
+        self.load.iter().fold(Resources::ZERO, |sum, o| sum.saturating_add(&o.requests))
+    }
+
     /// A new node's allocatable as far as bin-packing fills it.
     pub fn room(&self, efficiency: f64) -> Resources {
         Resources {

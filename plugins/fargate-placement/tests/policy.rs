@@ -329,3 +329,72 @@ fn a_group_at_its_max_is_no_ec2_option() {
     assert_eq!(place(&decisions), vec![("api".into(), PlacementTarget::Fargate)]);
     assert_first_reason(&decisions, "in group od");
 }
+
+#[test]
+fn a_workload_on_fargate_comes_back_to_room_its_group_keeps_but_not_between_bursts() {
+    // Four r5.xlarge kept for memory (30 of 32Gi requested on each: 4.69 nodes of 25.6Gi at
+    // 80% packing), their CPU nearly idle (500m of 4). A 2 CPU / 1Gi workload on Fargate
+    // bills 2 vCPU / 4 GB, $0.0987/h a replica. Three replicas fit in the CPU those nodes
+    // keep: no new node, and it comes back. Thirty would need 15 more nodes ($0.126/h a
+    // replica), so while thirty ran within the last 30 minutes it stays.
+    let minute = 60_000;
+    let cluster = |replicas: u32, at: u64| {
+        let mut burst = deployment("batch", "burst", replicas, "2", "1Gi");
+        burst.placement = Placement::Fargate;
+        let snapshot = SnapshotBuilder::new()
+            .at_millis(at)
+            .group(GroupBuilder::asg("r5x").instance_type("r5.xlarge", "4", "32Gi", 0.252).sizes(0, 4, 50))
+            .group(GroupBuilder::fargate())
+            .workload(burst);
+        with_nodes(snapshot, ("n", "r5x", 4), ("4", "32Gi"), ("500m", "30Gi", 4)).build()
+    };
+    let back = vec![("burst".into(), PlacementTarget::Ec2(Some("r5x".into())))];
+    let decisions = Harness::<FargatePlacement>::new().evaluate(&cluster(3, 0)).unwrap();
+    assert_eq!(place(&decisions), back);
+    assert_first_reason(&decisions, "0 new nodes at $0.2520/h for 3 replicas");
+
+    let mut harness = Harness::<FargatePlacement>::new();
+    assert!(place(&harness.evaluate(&cluster(30, 0)).unwrap()).is_empty(), "at its peak it stays");
+    let decisions = harness.evaluate(&cluster(3, 29 * minute)).unwrap();
+    assert!(place(&decisions).is_empty(), "thirty ran 29 minutes ago: {decisions:?}");
+    let decisions = harness.evaluate(&cluster(3, 31 * minute)).unwrap();
+    assert_eq!(place(&decisions), back, "the peak is past the window");
+    assert_first_reason(&decisions, "for 3 replicas, the most it ran within 1800s, beside the group's least load then");
+}
+
+#[test]
+fn settings_errors_name_the_field_and_the_value() {
+    let err = Harness::<FargatePlacement>::with_settings(serde_json::json!({"peak-window-seconds": 700_000})).err();
+    let err = err.expect("a window over a week is refused");
+    assert!(err.contains("peak-window-seconds must be at most 604800 (a week), got 700000"), "{err}");
+}
+
+#[test]
+fn a_workload_on_fargate_does_not_come_back_to_room_a_batch_run_keeps_for_minutes() {
+    // The r5.xlarge group of the test above, its four memory-bound nodes kept only while a
+    // batch runs: before it, one node holds 500m / 2Gi. Three replicas of 2 CPU would need
+    // two more nodes beside that load ($0.168/h a replica against Fargate's $0.0987/h), so
+    // the room the run keeps is no reason to come back until it has been kept for the window.
+    let minute = 60_000;
+    let cluster = |at: u64, batch: bool| {
+        let mut burst = deployment("batch", "burst", 3, "2", "1Gi");
+        burst.placement = Placement::Fargate;
+        let snapshot = SnapshotBuilder::new()
+            .at_millis(at)
+            .group(GroupBuilder::asg("r5x").instance_type("r5.xlarge", "4", "32Gi", 0.252).sizes(0, 4, 50))
+            .group(GroupBuilder::fargate())
+            .workload(burst);
+        let snapshot = if batch {
+            with_nodes(snapshot, ("n", "r5x", 4), ("4", "32Gi"), ("500m", "30Gi", 4))
+        } else {
+            with_nodes(snapshot, ("n", "r5x", 1), ("4", "32Gi"), ("500m", "2Gi", 2))
+        };
+        snapshot.build()
+    };
+    let mut harness = Harness::<FargatePlacement>::new();
+    assert!(place(&harness.evaluate(&cluster(0, false)).unwrap()).is_empty());
+    let decisions = harness.evaluate(&cluster(5 * minute, true)).unwrap();
+    assert!(place(&decisions).is_empty(), "the run's room is minutes old: {decisions:?}");
+    let decisions = harness.evaluate(&cluster(31 * minute, true)).unwrap();
+    assert_eq!(place(&decisions), vec![("burst".into(), PlacementTarget::Ec2(Some("r5x".into())))]);
+}

@@ -1,0 +1,91 @@
+//! What the workloads and the groups reached lately, kept in the policy's state. A workload
+//! on Fargate is priced on EC2 at the most replicas it ran within the window, beside the
+//! least its group's load was: one whose bursts are dear on EC2, or that fits only while
+//! short batch runs keep a group's nodes, is not brought back only to leave again.
+
+use std::collections::BTreeMap;
+
+use ballast_sdk::prelude::*;
+use ballast_sdk::replicas::key;
+use serde::{Deserialize, Serialize};
+
+/// The policy's state: per workload its peak replica count, per Auto Scaling group the
+/// least its load requested, each within the window.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct Recent {
+    peaks: BTreeMap<String, Peak>,
+    lows: BTreeMap<String, Low>,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize)]
+struct Peak {
+    replicas: u32,
+    /// When it was set, Unix millis.
+    at: u64,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize)]
+struct Low {
+    load: Resources,
+    at: u64,
+}
+
+impl Recent {
+    /// Takes in the workloads' replica counts and the groups' loads at `now`, and forgets
+    /// what is no longer listed.
+    ///
+    /// # Caveats
+    /// One figure each, not a sliding extreme: a peak (a low) older than `window_ms` gives
+    /// way to the figure of the moment, even if one in between went further. A low is kept
+    /// per resource, so it may combine the least CPU of one moment with the least memory of
+    /// another: never more than the load was.
+    pub fn observe<'a>(
+        &mut self,
+        workloads: &[Workload],
+        loads: impl Iterator<Item = (&'a str, Resources)>,
+        now: u64,
+        window_ms: u64,
+    ) {
+        let fresh = |at: u64| now.saturating_sub(at) < window_ms;
+        let mut peaks = BTreeMap::new();
+        for workload in workloads {
+            let id = key(&workload.id);
+            let replicas = workload.replicas;
+            let peak = match self.peaks.remove(&id) {
+                Some(p) if p.replicas > replicas && fresh(p.at) => p,
+                _ => Peak { replicas, at: now },
+            };
+            peaks.insert(id, peak);
+        }
+        let mut lows = BTreeMap::new();
+        for (group, load) in loads {
+            // A load at or under the low in every resource is the new low.
+            let low = match self.lows.remove(group) {
+                Some(low) if fresh(low.at) && !low.load.fits(&load) => Low { load: least(&low.load, &load), ..low },
+                _ => Low { load, at: now },
+            };
+            lows.insert(group.to_string(), low);
+        }
+        (self.peaks, self.lows) = (peaks, lows);
+    }
+
+    /// The most replicas `workload` ran within the window, its count now included.
+    pub fn peak(&self, workload: &Workload) -> u32 {
+        let peak = self.peaks.get(&key(&workload.id)).map_or(0, |p| p.replicas);
+        peak.max(workload.replicas)
+    }
+
+    /// The least the load of `group` requested within the window, `now` included.
+    pub fn low(&self, group: &str, now: &Resources) -> Resources {
+        self.lows.get(group).map_or(*now, |low| least(&low.load, now))
+    }
+}
+
+fn least(a: &Resources, b: &Resources) -> Resources {
+    Resources {
+        cpu_millis: a.cpu_millis.min(b.cpu_millis),
+        memory_bytes: a.memory_bytes.min(b.memory_bytes),
+        pods: a.pods.min(b.pods),
+        gpus: a.gpus.min(b.gpus),
+    }
+}
