@@ -30,9 +30,10 @@
 //!
 //! So a workload on Fargate follows its replica count: a few replicas would cost a whole
 //! node on EC2 and stay on Fargate; a peak that fills nodes moves to EC2 when that is cheaper
-//! per replica, as does a workload whose group comes to keep room it can use. A workload moves only when the saving beats `hysteresis` (and the host holds
-//! it for its placement cooldown), so placements do not flap; a workload Fargate cannot run
-//! (DaemonSet, EBS volume, GPU, ...) is never proposed for it.
+//! per replica, as does a workload whose group comes to keep room it can use. A workload
+//! moves only when the saving beats `hysteresis` (and the host holds it for its placement
+//! cooldown), so placements do not flap; a workload Fargate cannot run (DaemonSet, EBS
+//! volume, GPU, ...) is never proposed for it.
 //!
 //! # Caveats
 //! What leaving frees is counted fractionally over the group's load, not in whole nodes:

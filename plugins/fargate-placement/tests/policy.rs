@@ -330,6 +330,20 @@ fn a_group_at_its_max_is_no_ec2_option() {
     assert_first_reason(&decisions, "in group od");
 }
 
+/// At `at`, a 2 CPU / 1Gi workload of `replicas` on Fargate beside an r5.xlarge group
+/// ($0.252/h, 4 CPU / 32Gi) whose `(count, cpu, memory, pods)` Ready nodes each request
+/// what the tuple says.
+fn burst_beside_r5(at: u64, replicas: u32, (count, cpu, memory, pods): (u32, &str, &str, u32)) -> SnapshotData {
+    let mut burst = deployment("batch", "burst", replicas, "2", "1Gi");
+    burst.placement = Placement::Fargate;
+    let snapshot = SnapshotBuilder::new()
+        .at_millis(at)
+        .group(GroupBuilder::asg("r5x").instance_type("r5.xlarge", "4", "32Gi", 0.252).sizes(0, 4, 50))
+        .group(GroupBuilder::fargate())
+        .workload(burst);
+    with_nodes(snapshot, ("n", "r5x", count), ("4", "32Gi"), (cpu, memory, pods)).build()
+}
+
 #[test]
 fn a_workload_on_fargate_comes_back_to_room_its_group_keeps_but_not_between_bursts() {
     // Four r5.xlarge kept for memory (30 of 32Gi requested on each: 4.69 nodes of 25.6Gi at
@@ -338,16 +352,7 @@ fn a_workload_on_fargate_comes_back_to_room_its_group_keeps_but_not_between_burs
     // keep: no new node, and it comes back. Thirty would need 15 more nodes ($0.126/h a
     // replica), so while thirty ran within the last 30 minutes it stays.
     let minute = 60_000;
-    let cluster = |replicas: u32, at: u64| {
-        let mut burst = deployment("batch", "burst", replicas, "2", "1Gi");
-        burst.placement = Placement::Fargate;
-        let snapshot = SnapshotBuilder::new()
-            .at_millis(at)
-            .group(GroupBuilder::asg("r5x").instance_type("r5.xlarge", "4", "32Gi", 0.252).sizes(0, 4, 50))
-            .group(GroupBuilder::fargate())
-            .workload(burst);
-        with_nodes(snapshot, ("n", "r5x", 4), ("4", "32Gi"), ("500m", "30Gi", 4)).build()
-    };
+    let cluster = |replicas: u32, at: u64| burst_beside_r5(at, replicas, (4, "500m", "30Gi", 4));
     let back = vec![("burst".into(), PlacementTarget::Ec2(Some("r5x".into())))];
     let decisions = Harness::<FargatePlacement>::new().evaluate(&cluster(3, 0)).unwrap();
     assert_eq!(place(&decisions), back);
@@ -377,19 +382,8 @@ fn a_workload_on_fargate_does_not_come_back_to_room_a_batch_run_keeps_for_minute
     // the room the run keeps is no reason to come back until it has been kept for the window.
     let minute = 60_000;
     let cluster = |at: u64, batch: bool| {
-        let mut burst = deployment("batch", "burst", 3, "2", "1Gi");
-        burst.placement = Placement::Fargate;
-        let snapshot = SnapshotBuilder::new()
-            .at_millis(at)
-            .group(GroupBuilder::asg("r5x").instance_type("r5.xlarge", "4", "32Gi", 0.252).sizes(0, 4, 50))
-            .group(GroupBuilder::fargate())
-            .workload(burst);
-        let snapshot = if batch {
-            with_nodes(snapshot, ("n", "r5x", 4), ("4", "32Gi"), ("500m", "30Gi", 4))
-        } else {
-            with_nodes(snapshot, ("n", "r5x", 1), ("4", "32Gi"), ("500m", "2Gi", 2))
-        };
-        snapshot.build()
+        let nodes = if batch { (4, "500m", "30Gi", 4) } else { (1, "500m", "2Gi", 2) };
+        burst_beside_r5(at, 3, nodes)
     };
     let mut harness = Harness::<FargatePlacement>::new();
     assert!(place(&harness.evaluate(&cluster(0, false)).unwrap()).is_empty());
