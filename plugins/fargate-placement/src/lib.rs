@@ -108,9 +108,10 @@ impl Policy for FargatePlacement {
         }
         let pricing = snapshot.fargate_pricing();
         let Loads { groups, asks: seen } = load::loads(snapshot);
-        let window_ms = settings.peak_window_seconds.saturating_mul(1000);
+        let (now, window_ms) = (snapshot.taken_at_millis(), settings.peak_window_seconds.saturating_mul(1000));
+        let on_fargate = snapshot.workloads().iter().filter(|w| w.placement == Placement::Fargate);
         let loads = groups.iter().map(|g| (g.group.id.as_str(), g.total()));
-        recent.observe(snapshot.workloads(), loads, snapshot.taken_at_millis(), window_ms);
+        recent.observe(on_fargate, loads, now, window_ms);
         let mut spare = spare_ec2_room(snapshot);
         let weighed: Vec<&Workload> = snapshot
             .workloads()
@@ -120,6 +121,7 @@ impl Policy for FargatePlacement {
             .collect();
         let asks = asks::of(snapshot, &weighed, seen, |node| load::read(node, snapshot));
         let mut decisions = Vec::new();
+        let mut sent = Vec::new();
         for workload in weighed {
             let candidates = Candidates { groups: &groups, asks: asks.get(&workload.id), recent: &*recent };
             let Some(choice) = choose(&candidates, settings, pricing, &spare, workload) else { continue };
@@ -141,10 +143,16 @@ impl Policy for FargatePlacement {
             if same_kind || (current.is_some() && !choice.beats_hysteresis) {
                 continue;
             }
+            if choice.target == PlacementTarget::Fargate {
+                sent.push(workload);
+            }
             decisions.push(Decision::new(
                 Action::Place { workload: workload.id.clone(), target: choice.target },
                 (choice.reason)(),
             ));
+        }
+        for workload in sent {
+            recent.sent(workload, now, window_ms);
         }
         Ok(decisions)
     }

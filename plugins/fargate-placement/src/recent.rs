@@ -9,8 +9,10 @@ use ballast_sdk::prelude::*;
 use ballast_sdk::replicas::key;
 use serde::{Deserialize, Serialize};
 
-/// The policy's state: per workload its peak replica count, per Auto Scaling group the
-/// least its load requested, each within the window.
+/// The policy's state: per workload on Fargate (or being sent there) its peak replica
+/// count, per Auto Scaling group the least its load requested, each within the window. A
+/// workload on EC2 has no entry, so the state grows with what runs on Fargate, not with the
+/// cluster.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 pub struct Recent {
     peaks: BTreeMap<String, Peak>,
@@ -31,31 +33,28 @@ struct Low {
 }
 
 impl Recent {
-    /// Takes in the workloads' replica counts and the groups' loads at `now`, and forgets
-    /// what is no longer listed.
+    /// Takes in the replica counts of the workloads on Fargate and the groups' loads at
+    /// `now`, and forgets what is no longer listed.
     ///
     /// # Caveats
     /// One figure each, not a sliding extreme: a peak (a low) older than `window_ms` gives
     /// way to the figure of the moment, even if one in between went further. A low is kept
     /// per resource, so it may combine the least CPU of one moment with the least memory of
-    /// another: never more than the load was.
-    pub fn observe<'a>(
+    /// another: never more than the load was. A workload's peak counts from when it was
+    /// sent to Fargate ([`Recent::sent`]), not from before.
+    pub fn observe<'a, 'w>(
         &mut self,
-        workloads: &[Workload],
+        on_fargate: impl Iterator<Item = &'w Workload>,
         loads: impl Iterator<Item = (&'a str, Resources)>,
         now: u64,
         window_ms: u64,
     ) {
         let fresh = |at: u64| now.saturating_sub(at) < window_ms;
         let mut peaks = BTreeMap::new();
-        for workload in workloads {
+        for workload in on_fargate {
             let id = key(&workload.id);
-            let replicas = workload.replicas;
-            let peak = match self.peaks.remove(&id) {
-                Some(p) if p.replicas > replicas && fresh(p.at) => p,
-                _ => Peak { replicas, at: now },
-            };
-            peaks.insert(id, peak);
+            let peak = self.peaks.remove(&id);
+            peaks.insert(id, higher(peak, workload.replicas, now, window_ms));
         }
         let mut lows = BTreeMap::new();
         for (group, load) in loads {
@@ -69,6 +68,13 @@ impl Recent {
         (self.peaks, self.lows) = (peaks, lows);
     }
 
+    /// Starts following `workload`, proposed for Fargate at `now`, from its count then.
+    pub fn sent(&mut self, workload: &Workload, now: u64, window_ms: u64) {
+        let id = key(&workload.id);
+        let peak = self.peaks.remove(&id);
+        self.peaks.insert(id, higher(peak, workload.replicas, now, window_ms));
+    }
+
     /// The most replicas `workload` ran within the window, its count now included.
     pub fn peak(&self, workload: &Workload) -> u32 {
         let peak = self.peaks.get(&key(&workload.id)).map_or(0, |p| p.replicas);
@@ -78,6 +84,14 @@ impl Recent {
     /// The least the load of `group` requested within the window, `now` included.
     pub fn low(&self, group: &str, now: &Resources) -> Resources {
         self.lows.get(group).map_or(*now, |low| least(&low.load, now))
+    }
+}
+
+/// The peak still standing within the window, or the count of the moment.
+fn higher(peak: Option<Peak>, replicas: u32, now: u64, window_ms: u64) -> Peak {
+    match peak {
+        Some(p) if p.replicas > replicas && now.saturating_sub(p.at) < window_ms => p,
+        _ => Peak { replicas, at: now },
     }
 }
 

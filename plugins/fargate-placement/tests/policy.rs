@@ -392,3 +392,17 @@ fn a_workload_on_fargate_does_not_come_back_to_room_a_batch_run_keeps_for_minute
     let decisions = harness.evaluate(&cluster(31 * minute, true)).unwrap();
     assert_eq!(place(&decisions), vec![("burst".into(), PlacementTarget::Ec2(Some("r5x".into())))]);
 }
+
+#[test]
+fn the_state_follows_only_workloads_on_fargate() {
+    // A cluster's many workloads on EC2 cost the state nothing: it crosses the plugin
+    // boundary on every call.
+    let mut api = deployment("web", "api", 3, "250m", "512Mi");
+    api.placement = Placement::Ec2(Some("r5x".into()));
+    let mut snapshot = burst_beside_r5(0, 30, (4, "500m", "30Gi", 4));
+    snapshot.workloads.push(api);
+    let mut harness = Harness::<FargatePlacement>::new();
+    assert!(place(&harness.evaluate(&snapshot).unwrap()).is_empty());
+    let state = String::from_utf8_lossy(harness.state().unwrap()).into_owned();
+    assert!(state.contains("batch/burst") && !state.contains("web/api"), "{state}");
+}
