@@ -69,7 +69,8 @@ pub struct Settings {
     /// Only these namespaces are considered; empty means all.
     pub namespaces: Vec<String>,
     /// A workload on Fargate is priced on EC2 at the most replicas it ran within this
-    /// window, so one whose bursts are dear on EC2 stays there between them.
+    /// window, beside the least load its group had in it, so one whose bursts are dear on
+    /// EC2, or that fits only while batch runs keep nodes, stays there.
     pub peak_window_seconds: u64,
 }
 
@@ -332,6 +333,8 @@ fn ec2_cost<'a>(
     let all = total(workload);
     let fits_spare = !matches!(workload.placement, Placement::Fargate) && spare.fits(&all);
     let efficiency = settings.packing_efficiency;
+    // Read once, not once a group: the most replicas a workload on Fargate ran lately.
+    let peak = (workload.placement == Placement::Fargate).then(|| groups.recent.peak(workload));
     let cost = |g: &Ec2Group<'a>| {
         // The nodes the group would run with it, when it needs more than it has.
         let (nodes, basis, would_run, replicas) = match &workload.placement {
@@ -344,8 +347,8 @@ fn ec2_cost<'a>(
                 (nodes, basis, (!held).then_some(with), workload.replicas)
             }
             Placement::Fargate => {
-                let low = groups.recent.low(&g.group.id, &g.total());
-                let peak = groups.recent.peak(workload);
+                let low = groups.recent.low(&g.group.id).unwrap_or_else(|| g.total());
+                let peak = peak.unwrap_or(workload.replicas);
                 let at_peak = Resources { pods: 1, ..workload.requests_per_replica }.times(peak);
                 let with = g.kept(&low.saturating_add(&at_peak), efficiency).ceil();
                 (with - g.kept(&low, efficiency).ceil(), Basis::Grown, Some(with), peak)

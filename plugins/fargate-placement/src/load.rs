@@ -33,13 +33,12 @@ impl Ec2Group<'_> {
 
     /// What the group's load requests without the pods of `workload` it is known to hold.
     pub fn without(&self, workload: &WorkloadRef) -> Resources {
-        let others = self.load.iter().filter(|o| o.owner.as_ref() != Some(workload));
-        others.fold(Resources::ZERO, |sum, o| sum.saturating_add(&o.requests))
+        sum(self.load.iter().filter(|o| o.owner.as_ref() != Some(workload)))
     }
 
     /// What the group's load requests in all.
     pub fn total(&self) -> Resources {
-        self.load.iter().fold(Resources::ZERO, |sum, o| sum.saturating_add(&o.requests))
+        sum(self.load.iter())
     }
 
     /// A new node's allocatable as far as bin-packing fills it.
@@ -137,6 +136,10 @@ fn on_node(snapshot: &dyn Snapshot, node: &Node, load: &mut Vec<Owned>, asks: &m
         }
     }
     add(load, None, node.requested.saturating_sub(&owned));
+}
+
+fn sum<'o>(owned: impl Iterator<Item = &'o Owned>) -> Resources {
+    owned.fold(Resources::ZERO, |sum, o| sum.saturating_add(&o.requests))
 }
 
 fn add(load: &mut Vec<Owned>, owner: Option<&WorkloadRef>, requests: Resources) {

@@ -29,6 +29,7 @@ struct Peak {
 #[derive(Clone, Copy, Debug, Deserialize, Serialize)]
 struct Low {
     load: Resources,
+    /// When a load at or under it in every resource was last seen, Unix millis.
     at: u64,
 }
 
@@ -49,18 +50,14 @@ impl Recent {
         now: u64,
         window_ms: u64,
     ) {
-        let fresh = |at: u64| now.saturating_sub(at) < window_ms;
-        let mut peaks = BTreeMap::new();
-        for workload in on_fargate {
-            let id = key(&workload.id);
-            let peak = self.peaks.remove(&id);
-            peaks.insert(id, higher(peak, workload.replicas, now, window_ms));
-        }
+        let peaks = on_fargate.map(|w| self.follow(w, now, window_ms)).collect();
         let mut lows = BTreeMap::new();
         for (group, load) in loads {
             // A load at or under the low in every resource is the new low.
             let low = match self.lows.remove(group) {
-                Some(low) if fresh(low.at) && !low.load.fits(&load) => Low { load: least(&low.load, &load), ..low },
+                Some(low) if fresh(low.at, now, window_ms) && !low.load.fits(&load) => {
+                    Low { load: least(&low.load, &load), ..low }
+                }
                 _ => Low { load, at: now },
             };
             lows.insert(group.to_string(), low);
@@ -70,9 +67,8 @@ impl Recent {
 
     /// Starts following `workload`, proposed for Fargate at `now`, from its count then.
     pub fn sent(&mut self, workload: &Workload, now: u64, window_ms: u64) {
-        let id = key(&workload.id);
-        let peak = self.peaks.remove(&id);
-        self.peaks.insert(id, higher(peak, workload.replicas, now, window_ms));
+        let (id, peak) = self.follow(workload, now, window_ms);
+        self.peaks.insert(id, peak);
     }
 
     /// The most replicas `workload` ran within the window, its count now included.
@@ -81,18 +77,26 @@ impl Recent {
         peak.max(workload.replicas)
     }
 
-    /// The least the load of `group` requested within the window, `now` included.
-    pub fn low(&self, group: &str, now: &Resources) -> Resources {
-        self.lows.get(group).map_or(*now, |low| least(&low.load, now))
+    /// The least the load of `group` requested within the window, the load [`Recent::observe`]
+    /// took in included; `None` for a group it was not given.
+    pub fn low(&self, group: &str) -> Option<Resources> {
+        self.lows.get(group).map(|low| low.load)
+    }
+
+    /// `workload`'s entry: its peak if one still stands within the window, or its count now.
+    fn follow(&self, workload: &Workload, now: u64, window_ms: u64) -> (String, Peak) {
+        let id = key(&workload.id);
+        let peak = match self.peaks.get(&id) {
+            Some(p) if p.replicas > workload.replicas && fresh(p.at, now, window_ms) => *p,
+            _ => Peak { replicas: workload.replicas, at: now },
+        };
+        (id, peak)
     }
 }
 
-/// The peak still standing within the window, or the count of the moment.
-fn higher(peak: Option<Peak>, replicas: u32, now: u64, window_ms: u64) -> Peak {
-    match peak {
-        Some(p) if p.replicas > replicas && now.saturating_sub(p.at) < window_ms => p,
-        _ => Peak { replicas, at: now },
-    }
+/// Whether a figure set `at` still stands at `now`.
+fn fresh(at: u64, now: u64, window_ms: u64) -> bool {
+    now.saturating_sub(at) < window_ms
 }
 
 fn least(a: &Resources, b: &Resources) -> Resources {
