@@ -382,3 +382,30 @@ fn a_pod_no_group_can_hold_does_not_keep_idle_nodes() {
     assert!(summary.worst_pending_seconds >= 85.0 * 60.0, "the giant waits the whole run: {summary:?}");
     assert!(summary.nodes_removed >= 5, "the nodes the scale-in emptied go: {summary:?}");
 }
+
+/// tests/fixtures/scenarios/fargate-return.yaml: three 1-CPU render pods start alone, cheaper
+/// on Fargate than an r5.xlarge of their own. From 20 minutes in, a cache fills four r5
+/// nodes for its memory and leaves their CPU idle. Once that has lasted the plugin's window
+/// (30 minutes), `fargate-placement` brings render back into that CPU: one move there, one
+/// back, and no node bought for it.
+#[test]
+fn a_workload_sent_to_fargate_comes_back_once_to_room_its_group_keeps() {
+    let path = root().join("tests/fixtures/scenarios/fargate-return.yaml");
+    let scenario = scenario::resolve(path.to_str().unwrap()).unwrap();
+    let (report, recorder) = recorded_with(scenario.seed, scenario, defaults());
+    let moves: Vec<(u64, String)> = recorder
+        .records()
+        .filter_map(|r| match r {
+            Record::Decision(d) if d.plugin == "fargate-placement" && matches!(d.result, ActionResult::Done) => {
+                Some((d.tick, d.proposed.to_string()))
+            }
+            _ => None,
+        })
+        .collect();
+    let targets: Vec<&str> = moves.iter().map(|(_, proposed)| proposed.as_str()).collect();
+    // Back to EC2 at large, not pinned to the group it was priced in.
+    assert_eq!(targets, ["place deployment/media/render on fargate", "place deployment/media/render on ec2"]);
+    let (cache_came, window) = (20 * 6, 30 * 6);
+    assert!(moves[1].0 >= cache_came + window, "back at tick {}, before the window", moves[1].0);
+    assert_eq!(report.peak_group_sizes["memory"], 4, "{:?}", report.summary);
+}

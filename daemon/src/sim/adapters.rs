@@ -113,12 +113,15 @@ impl Cluster for SimHandle {
             return Err(not_found(operation(), workload.to_string()));
         };
         w.fargate = *target == PlacementTarget::Fargate;
-        if let PlacementTarget::Ec2(Some(group)) = target {
-            let mut template: PodTemplate = (*w.template).clone();
-            template.node_selector.insert(NODE_GROUP_LABEL.into(), group.clone());
-            w.template = Arc::new(template);
-            w.shape = Arc::new(PodShape { template: w.template.clone(), ..(*w.shape).clone() });
-        }
+        // As the Kubernetes adapter's patch does: the group selector set for one EC2 group,
+        // removed otherwise.
+        let mut template: PodTemplate = (*w.template).clone();
+        match target {
+            PlacementTarget::Ec2(Some(group)) => template.node_selector.insert(NODE_GROUP_LABEL.into(), group.clone()),
+            _ => template.node_selector.remove(NODE_GROUP_LABEL),
+        };
+        w.template = Arc::new(template);
+        w.shape = Arc::new(PodShape { template: w.template.clone(), ..(*w.shape).clone() });
         w.dirty = true;
         Ok(())
     }
@@ -395,6 +398,30 @@ workloads:
         };
         assert_eq!(types("od-"), ["m5.xlarge", "m5.xlarge"], "on-demand: the first type, as `prioritized` launches");
         assert_eq!(types("spot-"), ["m5a.large", "m5a.large"], "spot: the cheapest per instance");
+    }
+
+    /// As the Kubernetes adapter's template patch: a placement in one EC2 group selects it,
+    /// any other placement clears that selector, so a workload once placed in a group is not
+    /// held there after it moves to Fargate or to EC2 at large.
+    #[tokio::test]
+    async fn a_placement_sets_the_group_selector_only_for_one_group() {
+        let scenario = Scenario::parse(Path::new("two-groups"), TWO_GROUPS).unwrap();
+        let sim = SimHandle::new(World::new(&scenario, 1));
+        let web = sim.lock().workloads.iter().find(|w| w.id.name == "web").map(|w| (*w.id).clone()).unwrap();
+        let selected = |sim: &SimHandle| {
+            let world = sim.lock();
+            let w = world.workloads.iter().find(|w| w.id.name == "web").unwrap();
+            w.template.node_selector.get(NODE_GROUP_LABEL).cloned()
+        };
+        for (target, group) in [
+            (PlacementTarget::Ec2(Some("a".into())), Some("a".to_string())),
+            (PlacementTarget::Ec2(None), None),
+            (PlacementTarget::Ec2(Some("b".into())), Some("b".to_string())),
+            (PlacementTarget::Fargate, None),
+        ] {
+            sim.place(&web, &target).await.unwrap();
+            assert_eq!(selected(&sim), group, "after {target:?}");
+        }
     }
 
     fn placement(world: &World, name: &str) -> Placement {

@@ -8,11 +8,13 @@
 //!   must be added for what spare room on running nodes cannot hold (nothing if it all fits);
 //! - a workload on Fargate costs the whole nodes a group's load would need for the most
 //!   replicas it ran within `peak-window-seconds`, beyond those the least load of the group
-//!   in that time needs ([`recent`]). Spare room is not free to it (that room is often the
-//!   room it left, which scale-down will reclaim), but what a group keeps all along for a
-//!   resource it hardly asks for is: CPU-heavy pods come back beside memory-heavy ones. A
-//!   workload whose bursts are dear on EC2, or that fits only while short batch runs keep a
-//!   group's nodes, does not come back only to leave again;
+//!   in that time needs ([`recent`]), and never less than the share of them its leaving
+//!   would free (else the slack of the low load's last node calls back, the tick after,
+//!   what just left). Spare room is not free to it (that room is often the room it left,
+//!   which scale-down will reclaim), but what a group keeps all along for a resource it
+//!   hardly asks for is: CPU-heavy pods come back beside memory-heavy ones. A workload
+//!   whose bursts are dear on EC2, or that fits only while short batch runs keep a group's
+//!   nodes, does not come back only to leave again;
 //! - a workload on EC2 costs what its leaving would free of its group's nodes, counted
 //!   fractionally in the resource that binds the group (nothing if it fits in spare room
 //!   again). A CPU-heavy workload beside memory-heavy ones in a group short of memory frees
@@ -23,10 +25,17 @@
 //!   for either way, so leaving frees none of them. This
 //!   is never more than its share of such nodes, which is what it costs when that load does
 //!   not account for it. EC2 is taken at its cheapest: the group it runs in, or a cheaper
-//!   one that would take it and can grow by what it needs (not one at its max). A group
+//!   one that would take it and can grow by what it needs: not one whose desired size plus
+//!   the nodes it was priced at passes its max (a group at its max, busy now though its
+//!   load was low lately, would leave the pods that came waiting). A group
 //!   takes it when it admits what its pods ask (selectors, affinity keys, tolerations: a
 //!   tainted spot group its pods tolerate counts), read from one of its pods ([`asks`]); a
 //!   workload none of whose pods can be read is weighed against the untainted groups.
+//!
+//! A workload sent to EC2 is sent to EC2, not to the group it was priced in: where its pods
+//! land is the scheduler's and the scale-up policy's choice, as for any workload that never
+//! went to Fargate. Pinned to that group (a nodeSelector), it could not follow a cheaper
+//! group later, nor fall back to another when a spot group cannot launch.
 //!
 //! So a workload on Fargate follows its replica count: a few replicas would cost a whole
 //! node on EC2 and stay on Fargate; a peak that fills nodes moves to EC2 when that is cheaper
@@ -175,29 +184,34 @@ fn choose<'a>(
     workload: &'a Workload,
 ) -> Option<Choice<'a>> {
     let requests = &workload.requests_per_replica;
-    let ec2 = ec2_cost(groups, settings, spare, workload);
     if let Some(blocker) = &workload.fargate_blocker {
         // Only move it off Fargate if it is somehow there; otherwise nothing to decide.
         return matches!(workload.placement, Placement::Fargate).then(|| Choice {
-            target: PlacementTarget::Ec2(ec2.as_ref().map(|c| c.group.to_string())),
+            target: PlacementTarget::Ec2(None),
             reason: Box::new(move || format!("{} cannot run on Fargate: {blocker}", workload.id)),
             beats_hysteresis: true,
         });
     }
+    let ec2 = ec2_cost(groups, settings, spare, workload);
     let fargate = pricing.billed_size(requests).map(|size| (size, pricing.hourly_price(&size)));
     let replicas = workload.replicas.max(1) as f64;
     match (fargate, ec2) {
         (None, None) => None,
         (None, Some(ec2)) => Some(Choice {
-            target: PlacementTarget::Ec2(Some(ec2.group.to_string())),
-            reason: Box::new(move || format!("{}: no Fargate size fits {requests} per replica", workload.id)),
+            target: PlacementTarget::Ec2(None),
+            reason: Box::new(move || {
+                format!(
+                    "{}: no Fargate size fits {requests} per replica; EC2, cheapest in group {}",
+                    workload.id, ec2.group
+                )
+            }),
             beats_hysteresis: true,
         }),
         (Some((size, price)), None) => Some(Choice {
             target: PlacementTarget::Fargate,
             reason: Box::new(move || {
                 format!(
-                    "{}: no EC2 group admits it; Fargate {} vCPU / {} GiB at ${price:.4}/h per replica",
+                    "{}: no EC2 group admits it or can grow for it; Fargate {} vCPU / {} GiB at ${price:.4}/h per replica",
                     workload.id,
                     size.cpu_millis as f64 / 1000.0,
                     size.memory_mib as f64 / 1024.0
@@ -210,8 +224,7 @@ fn choose<'a>(
             let fargate_wins = fargate_price < ec2_price;
             let (cheap, dear) = if fargate_wins { (fargate_price, ec2_price) } else { (ec2_price, fargate_price) };
             let saving = (dear - cheap) * replicas;
-            let target =
-                if fargate_wins { PlacementTarget::Fargate } else { PlacementTarget::Ec2(Some(ec2.group.to_string())) };
+            let target = if fargate_wins { PlacementTarget::Fargate } else { PlacementTarget::Ec2(None) };
             let reason = move || {
                 format!(
                     "{}: Fargate {} vCPU / {} GiB at ${fargate_price:.4}/h per replica vs {}; {} saves ${saving:.4}/h for {} replicas",
@@ -267,9 +280,10 @@ enum Basis {
     /// Whole nodes to add for what spare room cannot hold: a workload not placed yet.
     NewNodes,
     /// Whole nodes the group's load would need for the most replicas the workload ran
-    /// lately, beyond those the least load of the group in that time needs: a workload on
-    /// Fargate. Spare room is not free to it (often the room it left, which scale-down
-    /// reclaims), but room its group keeps all along for a resource it hardly asks for is.
+    /// lately, beyond those the least load of the group in that time needs, and no fewer
+    /// than its share of them: a workload on Fargate. Spare room is not free to it (often
+    /// the room it left, which scale-down reclaims), but room its group keeps all along for
+    /// a resource it hardly asks for is.
     Grown,
     /// What its leaving would free of the nodes of a group that holds it: the nodes the
     /// group's load keeps with it less those it keeps without ([`Ec2Group::kept`]).
@@ -299,7 +313,8 @@ impl Ec2Cost<'_> {
                 self.node_price
             ),
             Basis::Grown => format!(
-                "EC2 ${price:.4}/h per replica in group {group} ({nodes} new node{} at ${:.4}/h for {replicas} replicas, the most it ran within {}s, beside the group's least load then)",
+                "EC2 ${price:.4}/h per replica in group {group} ({} new node{} at ${:.4}/h for {replicas} replicas, the most it ran within {}s, beside the group's least load then)",
+                if nodes.fract() == 0.0 { format!("{nodes}") } else { format!("{nodes:.2}") },
                 if nodes == 1.0 { "" } else { "s" },
                 self.node_price,
                 settings.peak_window_seconds
@@ -344,18 +359,21 @@ fn ec2_cost<'a>(
                 let with = g.kept(&without.saturating_add(&all), efficiency);
                 let nodes = with - g.kept(&without, efficiency);
                 let basis = if held { Basis::Freed } else { Basis::Added };
-                (nodes, basis, (!held).then_some(with), workload.replicas)
+                (nodes, basis, (!held).then(|| grown_to(g, with, nodes)), workload.replicas)
             }
             Placement::Fargate => {
                 let low = groups.recent.low(&g.group.id).unwrap_or_else(|| g.total());
                 let peak = peak.unwrap_or(workload.replicas);
                 let at_peak = Resources { pods: 1, ..workload.requests_per_replica }.times(peak);
-                let with = g.kept(&low.saturating_add(&at_peak), efficiency).ceil();
-                (with - g.kept(&low, efficiency).ceil(), Basis::Grown, Some(with), peak)
+                let (low_kept, with) = (g.kept(&low, efficiency), g.kept(&low.saturating_add(&at_peak), efficiency));
+                // Never less than the share its leaving would free: else the slack of the
+                // low load's last node would call it back the tick after it left.
+                let nodes = (with.ceil() - low_kept.ceil()).max(with - low_kept);
+                (nodes, Basis::Grown, Some(grown_to(g, with.ceil(), nodes)), peak)
             }
             Placement::Unplaced => {
                 let nodes = nodes_for(&all.saturating_sub(spare), &g.room(efficiency));
-                (nodes, Basis::NewNodes, Some(f64::from(g.group.desired_size) + nodes), workload.replicas)
+                (nodes, Basis::NewNodes, Some(grown_to(g, 0.0, nodes)), workload.replicas)
             }
         };
         // A group that cannot grow that far (at its max) is no option: its pods would spill
@@ -370,6 +388,16 @@ fn ec2_cost<'a>(
     };
     // `min_by` keeps the first of equal ones: the group it is on, then snapshot order.
     on.into_iter().chain(admitting).filter_map(cost).min_by(|a, b| a.total().total_cmp(&b.total()))
+}
+
+/// The size `g` would grow to for a workload coming to it that `nodes` more nodes were
+/// priced at: its desired size plus those nodes, or the nodes its load would need with it
+/// (`with`), whichever is more. The load alone is not enough: a group whose nodes pack
+/// looser than `packing-efficiency`, or whose load is past the least one a workload on
+/// Fargate is priced beside, runs more nodes than it would need, and at its max it has no
+/// room to grow into, so the pods that came would wait.
+fn grown_to(g: &Ec2Group<'_>, with: f64, nodes: f64) -> f64 {
+    with.max(f64::from(g.group.desired_size) + nodes.max(0.0).ceil())
 }
 
 /// The load of `g` without `workload`'s pods, and whether `g` holds any of them. Its pods

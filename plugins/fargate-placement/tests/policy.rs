@@ -58,7 +58,8 @@ fn rounding_makes_awkward_sizes_cheaper_on_ec2() {
     // ($0.0336/h); 13 replicas fill four m5.large at 80% packing ($0.0295/h each).
     let snapshot = cluster().workload(deployment("batch", "etl", 13, "250m", "1800Mi")).build();
     let decisions = Harness::<FargatePlacement>::new().evaluate(&snapshot).unwrap();
-    assert_eq!(place(&decisions), vec![("etl".into(), PlacementTarget::Ec2(Some("m5".into())))]);
+    assert_eq!(place(&decisions), vec![("etl".into(), PlacementTarget::Ec2(None))]);
+    assert_first_reason(&decisions, "in group m5");
 }
 
 #[test]
@@ -79,8 +80,8 @@ fn a_few_replicas_stay_on_fargate_and_the_peak_moves_to_ec2() {
     assert!(place(&decisions).is_empty(), "{decisions:?}");
     // The peak: twelve replicas fill four nodes, 35% cheaper than Fargate. It moves.
     let decisions = Harness::<FargatePlacement>::new().evaluate(&cluster(12)).unwrap();
-    assert_eq!(place(&decisions), vec![("report".into(), PlacementTarget::Ec2(Some("m5x".into())))]);
-    assert_first_reason(&decisions, "4 new nodes at $0.1920/h");
+    assert_eq!(place(&decisions), vec![("report".into(), PlacementTarget::Ec2(None))]);
+    assert_first_reason(&decisions, "in group m5x (4 new nodes at $0.1920/h");
 }
 
 #[test]
@@ -92,7 +93,7 @@ fn spare_room_on_running_nodes_is_free() {
         .workload(deployment("web", "api", 3, "250m", "512Mi"))
         .build();
     let decisions = Harness::<FargatePlacement>::new().evaluate(&snapshot).unwrap();
-    assert_eq!(place(&decisions), vec![("api".into(), PlacementTarget::Ec2(Some("m5".into())))]);
+    assert_eq!(place(&decisions), vec![("api".into(), PlacementTarget::Ec2(None))]);
     assert_first_reason(&decisions, "spare room");
 }
 
@@ -349,14 +350,15 @@ fn a_workload_on_fargate_comes_back_to_room_its_group_keeps_but_not_between_burs
     // Four r5.xlarge kept for memory (30 of 32Gi requested on each: 4.69 nodes of 25.6Gi at
     // 80% packing), their CPU nearly idle (500m of 4). A 2 CPU / 1Gi workload on Fargate
     // bills 2 vCPU / 4 GB, $0.0987/h a replica. Three replicas fit in the CPU those nodes
-    // keep: no new node, and it comes back. Thirty would need 15 more nodes ($0.126/h a
-    // replica), so while thirty ran within the last 30 minutes it stays.
+    // keep: their memory adds 0.12 of a node, and it comes back, to EC2, not pinned to the
+    // group. Thirty would need 15 more nodes ($0.126/h a replica), so while thirty ran
+    // within the last 30 minutes it stays.
     let minute = 60_000;
     let cluster = |replicas: u32, at: u64| burst_beside_r5(at, replicas, (4, "500m", "30Gi", 4));
-    let back = vec![("burst".into(), PlacementTarget::Ec2(Some("r5x".into())))];
+    let back = vec![("burst".into(), PlacementTarget::Ec2(None))];
     let decisions = Harness::<FargatePlacement>::new().evaluate(&cluster(3, 0)).unwrap();
     assert_eq!(place(&decisions), back);
-    assert_first_reason(&decisions, "0 new nodes at $0.2520/h for 3 replicas");
+    assert_first_reason(&decisions, "in group r5x (0.12 new nodes at $0.2520/h for 3 replicas");
 
     let mut harness = Harness::<FargatePlacement>::new();
     assert!(place(&harness.evaluate(&cluster(30, 0)).unwrap()).is_empty(), "at its peak it stays");
@@ -390,7 +392,8 @@ fn a_workload_on_fargate_does_not_come_back_to_room_a_batch_run_keeps_for_minute
     let decisions = harness.evaluate(&cluster(5 * minute, true)).unwrap();
     assert!(place(&decisions).is_empty(), "the run's room is minutes old: {decisions:?}");
     let decisions = harness.evaluate(&cluster(31 * minute, true)).unwrap();
-    assert_eq!(place(&decisions), vec![("burst".into(), PlacementTarget::Ec2(Some("r5x".into())))]);
+    assert_eq!(place(&decisions), vec![("burst".into(), PlacementTarget::Ec2(None))]);
+    assert_first_reason(&decisions, "in group r5x");
 }
 
 #[test]
@@ -405,4 +408,74 @@ fn the_state_follows_only_workloads_on_fargate() {
     assert!(place(&harness.evaluate(&snapshot).unwrap()).is_empty());
     let state = String::from_utf8_lossy(harness.state().unwrap()).into_owned();
     assert!(state.contains("batch/burst") && !state.contains("web/api"), "{state}");
+}
+
+/// At `at`, the 2 CPU / 1Gi workload of three replicas on Fargate ($0.0987/h a replica)
+/// beside a spot group of 4 CPU / 16Gi nodes at $0.06/h ($0.0375/h a replica packed at 80%),
+/// `desired` of its `max` nodes Ready, each requesting `(cpu, memory, pods)`.
+fn burst_beside_spot(at: u64, (desired, max): (u32, u32), requested: (&str, &str, u32)) -> SnapshotData {
+    let mut burst = deployment("batch", "burst", 3, "2", "1Gi");
+    burst.placement = Placement::Fargate;
+    let snapshot = SnapshotBuilder::new()
+        .at_millis(at)
+        .group(GroupBuilder::asg("spot").instance_type("m5.xlarge", "4", "16Gi", 0.06).sizes(0, desired, max))
+        .group(GroupBuilder::fargate())
+        .workload(burst);
+    with_nodes(snapshot, ("s", "spot", desired), ("4", "16Gi"), requested).build()
+}
+
+#[test]
+fn a_workload_on_fargate_does_not_come_back_to_a_group_at_its_max() {
+    // Two quiet spot nodes: three replicas need two more ($0.04/h a replica), and they come
+    // back (the host has not moved them yet). Ten minutes later a neighbour's spike has
+    // taken the group to its max of ten, every node busy. Beside the least load of the last
+    // 30 minutes (the quiet two) they would still need only two more, but the group cannot
+    // grow: the pods would wait.
+    let minute = 60_000;
+    let back = vec![("burst".into(), PlacementTarget::Ec2(None))];
+    let mut harness = Harness::<FargatePlacement>::new();
+    let decisions = harness.evaluate(&burst_beside_spot(0, (2, 10), ("500m", "2Gi", 2))).unwrap();
+    assert_eq!(place(&decisions), back);
+    assert_first_reason(&decisions, "in group spot (2 new nodes at $0.0600/h for 3 replicas");
+    let spike = burst_beside_spot(10 * minute, (10, 10), ("3500m", "8Gi", 6));
+    let decisions = harness.evaluate(&spike).unwrap();
+    assert!(place(&decisions).is_empty(), "the group is at its max: {decisions:?}");
+}
+
+/// At `at`, nine 1 CPU / 256Mi replicas placed at `placement` beside an m5.2xlarge group
+/// ($0.384/h, 6.4 CPU at 80% packing) whose first node runs 3 CPU of another workload. On
+/// EC2 the nine fill that node and run four on a second.
+fn nine_beside_m5_2xlarge(at: u64, placement: Placement) -> SnapshotData {
+    let on_ec2 = placement != Placement::Fargate;
+    let mut crunch = deployment("batch", "crunch", 9, "1", "256Mi");
+    crunch.placement = placement;
+    let mut snapshot = SnapshotBuilder::new()
+        .at_millis(at)
+        .group(GroupBuilder::asg("m5x2").instance_type("m5.2xlarge", "8", "32Gi", 0.384).sizes(0, 1, 20))
+        .group(GroupBuilder::fargate())
+        .workload(crunch)
+        .node(NodeBuilder::new("a", "m5x2").allocatable("8", "32Gi"))
+        .pods_on("a", running("web", "api", 3, "1", "1Gi"));
+    if on_ec2 {
+        snapshot = snapshot
+            .pods_on("a", running("batch", "crunch", 5, "1", "256Mi"))
+            .node(NodeBuilder::new("b", "m5x2").allocatable("8", "32Gi"))
+            .pods_on("b", running("batch", "crunch", 4, "1", "256Mi"));
+    }
+    snapshot.build()
+}
+
+#[test]
+fn a_workload_sent_to_fargate_is_not_called_back_by_the_slack_of_the_last_node() {
+    // On EC2 the nine free 1.41 nodes if they leave ($0.0600/h a replica): Fargate bills
+    // 1 vCPU / 2 GB, $0.0494/h, 18% less, and they go. On Fargate the tick after, beside the
+    // 3 CPU left (0.47 of a node), whole nodes would say one more node ($0.0427/h a
+    // replica, 13% under Fargate): the last node's slack would call them back, to leave
+    // again. Their return is priced at no less than the share their leaving freed.
+    let mut harness = Harness::<FargatePlacement>::new();
+    let decisions = harness.evaluate(&nine_beside_m5_2xlarge(0, Placement::Ec2(Some("m5x2".into())))).unwrap();
+    assert_eq!(place(&decisions), vec![("crunch".into(), PlacementTarget::Fargate)]);
+    assert_first_reason(&decisions, "1.41 of its nodes at 80% packing freed if it left");
+    let decisions = harness.evaluate(&nine_beside_m5_2xlarge(10_000, Placement::Fargate)).unwrap();
+    assert!(place(&decisions).is_empty(), "{decisions:?}");
 }
