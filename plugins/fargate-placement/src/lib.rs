@@ -32,6 +32,11 @@
 //!   tainted spot group its pods tolerate counts), read from one of its pods ([`asks`]); a
 //!   workload none of whose pods can be read is weighed against the untainted groups.
 //!
+//! Workloads are weighed one after another, in snapshot order, each on the groups the
+//! ones sent to Fargate before it leave: a workload's leaving frees what it frees beside
+//! the others that stay, and where two share a group's binding resource only the first
+//! leaves (the second, beside a group bound by another resource, frees little).
+//!
 //! A workload sent to EC2 is sent to EC2, not to the group it was priced in: where its pods
 //! land is the scheduler's and the scale-up policy's choice, as for any workload that never
 //! went to Fargate. Pinned to that group (a nodeSelector), it could not follow a cheaper
@@ -117,7 +122,7 @@ impl Policy for FargatePlacement {
             return Ok(Vec::new());
         }
         let pricing = snapshot.fargate_pricing();
-        let Loads { groups, asks: seen } = load::loads(snapshot);
+        let Loads { mut groups, asks: seen } = load::loads(snapshot);
         let (now, window_ms) = (snapshot.taken_at_millis(), settings.peak_window_seconds.saturating_mul(1000));
         let on_fargate = snapshot.workloads().iter().filter(|w| w.placement == Placement::Fargate);
         let loads = groups.iter().map(|g| (g.group.id.as_str(), g.total()));
@@ -153,13 +158,18 @@ impl Policy for FargatePlacement {
             if same_kind || (current.is_some() && !choice.beats_hysteresis) {
                 continue;
             }
-            if choice.target == PlacementTarget::Fargate {
-                sent.push(workload);
-            }
             decisions.push(Decision::new(
-                Action::Place { workload: workload.id.clone(), target: choice.target },
+                Action::Place { workload: workload.id.clone(), target: choice.target.clone() },
                 (choice.reason)(),
             ));
+            if choice.target == PlacementTarget::Fargate {
+                // The workloads after it are weighed on the groups it leaves: each counted
+                // against the others staying, workloads that share a group's binding
+                // resource would all leave at once, and each would then be cheap to bring
+                // back beside a group the others left.
+                groups.iter_mut().for_each(|g| g.forget(&workload.id));
+                sent.push(workload);
+            }
         }
         for workload in sent {
             recent.sent(workload, now, window_ms);

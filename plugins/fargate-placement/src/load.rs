@@ -36,6 +36,12 @@ impl Ec2Group<'_> {
         sum(self.load.iter().filter(|o| o.owner.as_ref() != Some(workload)))
     }
 
+    /// Takes the pods of `workload` out of the load: it leaves for Fargate in this
+    /// evaluation, so what another workload's leaving would free is counted without it.
+    pub fn forget(&mut self, workload: &WorkloadRef) {
+        self.load.retain(|o| o.owner.as_ref() != Some(workload));
+    }
+
     /// What the group's load requests in all.
     pub fn total(&self) -> Resources {
         sum(self.load.iter())

@@ -479,3 +479,44 @@ fn a_workload_sent_to_fargate_is_not_called_back_by_the_slack_of_the_last_node()
     let decisions = harness.evaluate(&nine_beside_m5_2xlarge(10_000, Placement::Fargate)).unwrap();
     assert!(place(&decisions).is_empty(), "{decisions:?}");
 }
+
+#[test]
+fn workloads_that_share_a_group_are_weighed_one_after_another_not_each_against_all() {
+    // Five r5.xlarge (3.2 CPU / 25.6Gi at 80% packing) run a cache kept for its memory
+    // (8 x 100m / 9Gi, Fargate cannot run it) and two CPU-bound workloads of 8 x 1 CPU /
+    // 256Mi (Fargate: 1 vCPU / 2 GB, $0.0494/h). The group needs 5.25 nodes for its CPU,
+    // 2.97 for its memory. Either one leaving frees 2.36 nodes ($0.0743/h a replica), but
+    // once one has left the other frees 0.08: memory binds. Weighed each against the other
+    // staying, both went, and each was then cheap to bring back.
+    let mut cache = deployment("data", "cache", 8, "100m", "9Gi");
+    cache.fargate_blocker = Some("mounts an EBS-backed volume".into());
+    let mut snapshot = SnapshotBuilder::new()
+        .group(GroupBuilder::asg("r5x").instance_type("r5.xlarge", "4", "32Gi", 0.252).sizes(0, 5, 20))
+        .group(GroupBuilder::fargate())
+        .workload(cache);
+    for name in ["a", "b"] {
+        let mut crunch = deployment("batch", name, 8, "1", "256Mi");
+        crunch.placement = Placement::Ec2(Some("r5x".into()));
+        snapshot = snapshot.workload(crunch);
+    }
+    let pods = |name: &str, count| match name {
+        "cache" => running("data", "cache", count, "100m", "9Gi"),
+        _ => running("batch", name, count, "1", "256Mi"),
+    };
+    let layout = [
+        ("n0", vec![pods("cache", 3), pods("a", 3)]),
+        ("n1", vec![pods("cache", 3), pods("b", 3)]),
+        ("n2", vec![pods("cache", 2), pods("a", 3)]),
+        ("n3", vec![pods("a", 2), pods("b", 2)]),
+        ("n4", vec![pods("b", 3)]),
+    ];
+    for (node, shapes) in layout {
+        snapshot = snapshot.node(NodeBuilder::new(node, "r5x").allocatable("4", "32Gi"));
+        for shape in shapes {
+            snapshot = snapshot.pods_on(node, shape);
+        }
+    }
+    let decisions = Harness::<FargatePlacement>::new().evaluate(&snapshot.build()).unwrap();
+    assert_eq!(place(&decisions), vec![("a".into(), PlacementTarget::Fargate)]);
+    assert_first_reason(&decisions, "2.36 of its nodes at 80% packing freed if it left");
+}
