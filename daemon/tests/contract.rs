@@ -196,6 +196,14 @@ fn full_snapshot() -> SnapshotData {
         HorizontalAutoscaler { target: d.workload(WorkloadKind::Deployment), min_replicas: d.u(), max_replicas: d.u() },
         HorizontalAutoscaler { target: d.workload(WorkloadKind::StatefulSet), min_replicas: 0, max_replicas: d.u() },
     ];
+    let placement_cooldowns = vec![
+        PlacementCooldown {
+            workload: d.workload(WorkloadKind::Deployment),
+            placed_at_millis: d.n(),
+            allowed_at_millis: d.n(),
+        },
+        PlacementCooldown { workload: d.workload(WorkloadKind::StatefulSet), ..PlacementCooldown::default() },
+    ];
     let fargate_pricing = FargatePricing {
         per_vcpu_hour: d.f(),
         per_gb_hour: d.f(),
@@ -219,6 +227,7 @@ fn full_snapshot() -> SnapshotData {
         scheduled_runs,
         group_cooldowns,
         horizontal_autoscalers,
+        placement_cooldowns,
         pods_source: Default::default(),
         shapes: Default::default(),
         group_options: vec![
@@ -299,6 +308,7 @@ fn every_field_of_a_snapshot_reaches_a_plugin_as_sent() {
     assert_eq!(got.scheduled_runs, snapshot.scheduled_runs, "scheduled-runs, field by field");
     assert_eq!(got.group_cooldowns, snapshot.group_cooldowns, "group-cooldowns, field by field");
     assert_eq!(got.horizontal_autoscalers, snapshot.horizontal_autoscalers, "horizontal-autoscalers, field by field");
+    assert_eq!(got.placement_cooldowns, snapshot.placement_cooldowns, "placement-cooldowns, field by field");
     assert_eq!(got.fargate_pricing, snapshot.fargate_pricing);
     let expected: Vec<Proposal> =
         proposed.into_iter().map(|decision| Proposal { plugin: "scripted".into(), decision }).collect();

@@ -155,6 +155,7 @@ async fn a_garbage_quantity_is_counted_and_named_and_its_object_treated_as_unkno
             backoff: &|_| false,
             being_removed: &|_| false,
             cooldown: &|g| ballast_sdk::GroupCooldown { group: g.into(), ..Default::default() },
+            placement_cooldowns: Vec::new(),
             metrics: Vec::new(),
         },
     );

@@ -314,6 +314,7 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
             backoff: &backoff,
             being_removed: &being_removed,
             cooldown: &cooldown,
+            placement_cooldowns: state.placement_cooldowns(now, self.config.guardrails.cooldown.placement),
             metrics: self.series.as_ref().map(series::SeriesStore::latest).unwrap_or_default(),
         };
         observe::observe(cluster, groups, &cx)

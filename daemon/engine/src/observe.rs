@@ -77,6 +77,8 @@ pub struct ObserveContext<'a> {
     pub being_removed: &'a dyn Fn(&str) -> bool,
     /// Where a group stands against the host's cooldowns.
     pub cooldown: &'a dyn Fn(&str) -> ballast_sdk::GroupCooldown,
+    /// The workloads the host's placement cooldown holds at `now_millis`.
+    pub placement_cooldowns: Vec<ballast_sdk::PlacementCooldown>,
     /// The CloudWatch series as last read (see [`super::series`]).
     pub metrics: Vec<ballast_sdk::MetricSeries>,
 }
@@ -258,6 +260,7 @@ pub fn observe(cluster: ClusterView, mut groups: Vec<GroupView>, cx: &ObserveCon
             scheduled_runs,
             group_cooldowns: groups.iter().map(|g| (cx.cooldown)(&g.id)).collect(),
             horizontal_autoscalers,
+            placement_cooldowns: cx.placement_cooldowns.clone(),
             pods_source: ballast_sdk::PodsSource::new(move |node| {
                 pods_on_nodes.get(node).map(|pods| pod_shapes(pods)).unwrap_or_default()
             }),

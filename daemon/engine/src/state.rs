@@ -115,6 +115,21 @@ pub struct EngineState {
 }
 
 impl EngineState {
+    /// The workloads `placement` still holds at `now`, as the guardrails judge them: what the
+    /// snapshot tells plugins (`placement-cooldowns`).
+    pub fn placement_cooldowns(&self, now: u64, placement: std::time::Duration) -> Vec<ballast_sdk::PlacementCooldown> {
+        let hold = placement.as_millis() as u64;
+        self.placed_at
+            .iter()
+            .filter(|&(_, &at)| now < at + hold)
+            .map(|(workload, &at)| ballast_sdk::PlacementCooldown {
+                workload: workload.clone(),
+                placed_at_millis: at,
+                allowed_at_millis: at + hold,
+            })
+            .collect()
+    }
+
     /// Where `group` stands against `config`'s cooldowns (see [`GroupState::cooldown`]).
     pub fn cooldown(&self, group: &str, config: &Cooldown) -> ballast_sdk::GroupCooldown {
         match self.groups.get(group) {

@@ -272,6 +272,12 @@ impl snapshot::HostSnapshot for PluginCtx {
     ) -> wasmtime::Result<Vec<types::HorizontalAutoscaler>> {
         Ok(self.input.snapshot.horizontal_autoscalers())
     }
+    fn placement_cooldowns(
+        &mut self,
+        _: Resource<SnapshotResource>,
+    ) -> wasmtime::Result<Vec<types::PlacementCooldown>> {
+        Ok(self.input.snapshot.placement_cooldowns())
+    }
     fn drop(&mut self, handle: Resource<SnapshotResource>) -> wasmtime::Result<()> {
         self.table.delete(handle)?;
         Ok(())

@@ -153,6 +153,14 @@ pub fn group_cooldown(c: &m::GroupCooldown) -> w::GroupCooldown {
     }
 }
 
+pub fn placement_cooldown(c: &m::PlacementCooldown) -> w::PlacementCooldown {
+    w::PlacementCooldown {
+        workload: workload_ref(&c.workload),
+        placed_at_millis: c.placed_at_millis,
+        allowed_at_millis: c.allowed_at_millis,
+    }
+}
+
 pub fn pod_shape(p: &m::PodShape) -> w::PodShape {
     w::PodShape {
         namespace: p.namespace.clone(),

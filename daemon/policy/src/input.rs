@@ -81,6 +81,10 @@ impl SharedSnapshot {
         self.data.horizontal_autoscalers.iter().map(convert::horizontal_autoscaler).collect()
     }
 
+    pub fn placement_cooldowns(&self) -> Vec<w::PlacementCooldown> {
+        self.data.placement_cooldowns.iter().map(convert::placement_cooldown).collect()
+    }
+
     pub fn pods_on_node(&self, node: &str) -> Vec<w::PodShape> {
         self.data.pods_on_node(node).iter().map(convert::pod_shape).collect()
     }

@@ -60,8 +60,9 @@
 //! for room that was free.
 //!
 //! It proposes nothing the host would refuse for a standing reason: no Fargate target when
-//! the cluster has no Fargate profile, and nothing for a workload with no replicas (there is
-//! no cost to compare until it has some).
+//! the cluster has no Fargate profile, nothing for a workload with no replicas (there is
+//! no cost to compare until it has some), and nothing for a workload the host's placement
+//! cooldown still holds (the snapshot's `placement-cooldowns`, contract 0.1.8).
 
 mod asks;
 mod load;
@@ -133,6 +134,8 @@ impl Policy for FargatePlacement {
             .iter()
             .filter(|w| settings.namespaces.is_empty() || settings.namespaces.contains(&w.id.namespace))
             .filter(|w| w.replicas > 0)
+            // Moved lately: the host's placement cooldown would refuse another move.
+            .filter(|w| snapshot.may_place(&w.id))
             .collect();
         let asks = asks::of(snapshot, &weighed, seen, |node| load::read(node, snapshot));
         let mut decisions = Vec::new();

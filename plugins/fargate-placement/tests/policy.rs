@@ -247,6 +247,14 @@ fn nothing_the_host_would_refuse_for_a_standing_reason_is_proposed() {
     let idle = cluster().workload(deployment("data", "crunch", 0, "250m", "512Mi")).build();
     let decisions = Harness::<FargatePlacement>::new().evaluate(&idle).unwrap();
     assert!(place(&decisions).is_empty(), "{decisions:?}");
+    // A workload the host moved a minute ago is held by its placement cooldown (30 minutes
+    // here); once that has passed, the same snapshot sends it to Fargate.
+    let api = || deployment("web", "api", 3, "250m", "512Mi");
+    let moved = |now: u64| cluster().at_millis(now).workload(api()).placed_at(api().id, 0, 1800).build();
+    let decisions = Harness::<FargatePlacement>::new().evaluate(&moved(60_000)).unwrap();
+    assert!(place(&decisions).is_empty(), "{decisions:?}");
+    let decisions = Harness::<FargatePlacement>::new().evaluate(&moved(1_800_000)).unwrap();
+    assert_eq!(place(&decisions), vec![("api".into(), PlacementTarget::Fargate)]);
 }
 
 #[test]

@@ -62,6 +62,7 @@ struct WasmSnapshot<'a> {
     scheduled_runs: OnceCell<Vec<m::ScheduledRun>>,
     group_cooldowns: OnceCell<Vec<m::GroupCooldown>>,
     horizontal_autoscalers: OnceCell<Vec<m::HorizontalAutoscaler>>,
+    placement_cooldowns: OnceCell<Vec<m::PlacementCooldown>>,
 }
 
 impl<'a> WasmSnapshot<'a> {
@@ -80,6 +81,7 @@ impl<'a> WasmSnapshot<'a> {
             scheduled_runs: OnceCell::new(),
             group_cooldowns: OnceCell::new(),
             horizontal_autoscalers: OnceCell::new(),
+            placement_cooldowns: OnceCell::new(),
         }
     }
 }
@@ -139,6 +141,10 @@ impl Snapshot for WasmSnapshot<'_> {
     fn horizontal_autoscalers(&self) -> &[m::HorizontalAutoscaler] {
         self.horizontal_autoscalers
             .get_or_init(|| self.handle.horizontal_autoscalers().into_iter().map(horizontal_autoscaler).collect())
+    }
+    fn placement_cooldowns(&self) -> &[m::PlacementCooldown] {
+        self.placement_cooldowns
+            .get_or_init(|| self.handle.placement_cooldowns().into_iter().map(placement_cooldown).collect())
     }
 }
 
@@ -299,6 +305,14 @@ fn group_cooldown(c: w::GroupCooldown) -> m::GroupCooldown {
         last_scale_down_millis: c.last_scale_down_millis,
         scale_up_allowed_at_millis: c.scale_up_allowed_at_millis,
         scale_down_allowed_at_millis: c.scale_down_allowed_at_millis,
+    }
+}
+
+fn placement_cooldown(c: w::PlacementCooldown) -> m::PlacementCooldown {
+    m::PlacementCooldown {
+        workload: workload_ref(c.workload),
+        placed_at_millis: c.placed_at_millis,
+        allowed_at_millis: c.allowed_at_millis,
     }
 }
 

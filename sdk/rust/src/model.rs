@@ -306,6 +306,26 @@ impl HorizontalAutoscaler {
     }
 }
 
+/// A workload the host moved between Fargate and EC2 within its placement cooldown
+/// (interface 0.1.8): what [`crate::Snapshot::placement_cooldowns`] returns, so a policy need
+/// not copy the host's configuration to know that another move would be refused.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
+pub struct PlacementCooldown {
+    pub workload: WorkloadRef,
+    /// When the host last placed it, milliseconds since the Unix epoch.
+    pub placed_at_millis: u64,
+    /// The host refuses another placement of it before this moment.
+    pub allowed_at_millis: u64,
+}
+
+impl PlacementCooldown {
+    /// The host would let the workload move at `now`.
+    pub fn may_move(&self, now: u64) -> bool {
+        now >= self.allowed_at_millis
+    }
+}
+
 /// Where a pod may be scheduled: what [`NodeGroup::admits`] reads.
 pub trait Constraints {
     fn node_selector(&self) -> &BTreeMap<String, String>;

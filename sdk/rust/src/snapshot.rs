@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{
     FargatePricing, GroupCooldown, GroupOptions, HorizontalAutoscaler, MetricSeries, Node, NodeGroup, NodeGroupKind,
-    PendingPod, PendingShape, PodShape, Proposal, Resources, ScheduledRun, Workload, WorkloadRef,
+    PendingPod, PendingShape, PlacementCooldown, PodShape, Proposal, Resources, ScheduledRun, Workload, WorkloadRef,
 };
 
 /// How long after it registered a node that is not Ready is taken for lost or stuck rather
@@ -112,6 +112,20 @@ pub trait Snapshot {
         &[]
     }
 
+    /// The workloads the host's placement cooldown still holds (interface 0.1.8); empty
+    /// from a host older than 0.1.8.
+    fn placement_cooldowns(&self) -> &[PlacementCooldown] {
+        &[]
+    }
+
+    /// Whether the host would let `workload` move between Fargate and EC2 now: not while
+    /// its placement cooldown holds it. Always from a host older than 0.1.8, which says
+    /// nothing of it (its guardrails still refuse such a move).
+    fn may_place(&self, workload: &WorkloadRef) -> bool {
+        let now = self.taken_at_millis();
+        self.placement_cooldowns().iter().all(|c| &c.workload != workload || c.may_move(now))
+    }
+
     /// The autoscaler of one workload, if it has one the host could read.
     fn autoscaler_of(&self, workload: &WorkloadRef) -> Option<&HorizontalAutoscaler> {
         self.horizontal_autoscalers().iter().find(|a| &a.target == workload)
@@ -161,6 +175,8 @@ pub struct SnapshotData {
     pub group_cooldowns: Vec<GroupCooldown>,
     /// Every HorizontalPodAutoscaler whose bounds read, by target (interface 0.1.7).
     pub horizontal_autoscalers: Vec<HorizontalAutoscaler>,
+    /// The workloads the host's placement cooldown holds (interface 0.1.8).
+    pub placement_cooldowns: Vec<PlacementCooldown>,
     /// Where a host's snapshot finds a node's pods, only when a policy asks: never written.
     #[serde(skip)]
     pub pods_source: PodsSource,
@@ -250,6 +266,9 @@ impl Snapshot for SnapshotData {
     }
     fn horizontal_autoscalers(&self) -> &[HorizontalAutoscaler] {
         &self.horizontal_autoscalers
+    }
+    fn placement_cooldowns(&self) -> &[PlacementCooldown] {
+        &self.placement_cooldowns
     }
     fn pods_on_node(&self, node: &str) -> Vec<PodShape> {
         match self.pods_on_nodes.get(node) {

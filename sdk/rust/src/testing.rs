@@ -202,6 +202,19 @@ impl SnapshotBuilder {
         self
     }
 
+    /// Says the host moved `workload` at `at_millis` and refuses to move it again for
+    /// `cooldown_seconds` (interface 0.1.8 `placement-cooldowns`).
+    pub fn placed_at(mut self, workload: WorkloadRef, at_millis: u64, cooldown_seconds: u64) -> Self {
+        self.data.placement_cooldowns.retain(|c| c.workload != workload);
+        let allowed_at_millis = at_millis + cooldown_seconds * 1000;
+        self.data.placement_cooldowns.push(PlacementCooldown {
+            workload,
+            placed_at_millis: at_millis,
+            allowed_at_millis,
+        });
+        self
+    }
+
     pub fn build(self) -> SnapshotData {
         self.data
     }

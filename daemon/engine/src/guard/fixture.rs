@@ -197,6 +197,7 @@ impl World {
             backoff: &backoff,
             being_removed: &being_removed,
             cooldown: &cooldown,
+            placement_cooldowns: self.state.placement_cooldowns(NOW, self.config.cooldown.placement),
             metrics: Vec::new(),
         };
         observe::observe(self.view(), self.groups.clone(), &cx)

@@ -601,6 +601,26 @@ fn the_cooldowns_plugins_read_are_those_the_guard_applies() {
     assert_eq!(checked, 49);
 }
 
+/// What the snapshot tells plugins of a workload's placement cooldown (contract 0.1.8) is
+/// what the guard then judges: a move is refused for it exactly while the snapshot says the
+/// workload may not move.
+#[test]
+fn the_placement_cooldown_plugins_read_is_the_one_the_guard_applies() {
+    for minutes in [None, Some(0), Some(1), Some(29), Some(30), Some(31), Some(120)] {
+        let mut world = World::default();
+        if let Some(at) = ago(minutes) {
+            world.state.placed_at.insert(web(), at);
+        }
+        let obs = world.observe();
+        let may = ballast_sdk::Snapshot::may_place(&*obs.snapshot, &web());
+        let listed = obs.snapshot.placement_cooldowns.iter().any(|c| c.workload == web());
+        assert_eq!(listed, !may, "{minutes:?}: listed only while it holds");
+        let (_, outcomes) = world.judge_observed(&obs, &[place(web(), PlacementTarget::Fargate)]);
+        let refused = outcomes[0].rules().contains(&Rule::PlacementCooldown);
+        assert_eq!(refused, !may, "{minutes:?} minutes ago: {outcomes:?}");
+    }
+}
+
 fn ago(minutes: Option<u64>) -> Option<u64> {
     minutes.map(|m| NOW - m * 60_000)
 }

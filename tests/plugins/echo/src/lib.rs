@@ -53,6 +53,8 @@ impl Policy for Echo {
                 group_cooldowns: snapshot.group_cooldowns().to_vec(),
                 // `horizontal-autoscalers` (0.1.7).
                 horizontal_autoscalers: snapshot.horizontal_autoscalers().to_vec(),
+                // `placement-cooldowns` (0.1.8).
+                placement_cooldowns: snapshot.placement_cooldowns().to_vec(),
                 pods_source: Default::default(),
                 shapes: Default::default(),
             },
