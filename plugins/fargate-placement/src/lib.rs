@@ -161,11 +161,12 @@ impl Policy for FargatePlacement {
             if same_kind || (current.is_some() && !choice.beats_hysteresis) {
                 continue;
             }
+            let to_fargate = choice.target == PlacementTarget::Fargate;
             decisions.push(Decision::new(
-                Action::Place { workload: workload.id.clone(), target: choice.target.clone() },
+                Action::Place { workload: workload.id.clone(), target: choice.target },
                 (choice.reason)(),
             ));
-            if choice.target == PlacementTarget::Fargate {
+            if to_fargate {
                 // The workloads after it are weighed on the groups it leaves: each counted
                 // against the others staying, workloads that share a group's binding
                 // resource would all leave at once, and each would then be cheap to bring
