@@ -115,19 +115,27 @@ pub struct EngineState {
 }
 
 impl EngineState {
-    /// The workloads `placement` still holds at `now`, as the guardrails judge them: what the
-    /// snapshot tells plugins (`placement-cooldowns`).
+    /// The cooldown `placement` holds `workload` in at `now`, if it was moved within it: what
+    /// the guardrails refuse a move for, and what the snapshot tells plugins
+    /// (`placement-cooldowns`).
+    pub fn placement_cooldown(
+        &self,
+        workload: &ballast_sdk::WorkloadRef,
+        now: u64,
+        placement: std::time::Duration,
+    ) -> Option<ballast_sdk::PlacementCooldown> {
+        let at = *self.placed_at.get(workload)?;
+        let allowed_at_millis = at + placement.as_millis() as u64;
+        (now < allowed_at_millis).then(|| ballast_sdk::PlacementCooldown {
+            workload: workload.clone(),
+            placed_at_millis: at,
+            allowed_at_millis,
+        })
+    }
+
+    /// Every workload `placement` still holds at `now` (see [`EngineState::placement_cooldown`]).
     pub fn placement_cooldowns(&self, now: u64, placement: std::time::Duration) -> Vec<ballast_sdk::PlacementCooldown> {
-        let hold = placement.as_millis() as u64;
-        self.placed_at
-            .iter()
-            .filter(|&(_, &at)| now < at + hold)
-            .map(|(workload, &at)| ballast_sdk::PlacementCooldown {
-                workload: workload.clone(),
-                placed_at_millis: at,
-                allowed_at_millis: at + hold,
-            })
-            .collect()
+        self.placed_at.keys().filter_map(|workload| self.placement_cooldown(workload, now, placement)).collect()
     }
 
     /// Where `group` stands against `config`'s cooldowns (see [`GroupState::cooldown`]).

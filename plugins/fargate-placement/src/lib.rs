@@ -378,12 +378,12 @@ fn ec2_cost<'a>(
             Placement::Fargate => {
                 let low = groups.recent.low(&g.group.id).unwrap_or_else(|| g.total());
                 let peak = peak.unwrap_or(workload.replicas);
-                let at_peak = Resources { pods: 1, ..workload.requests_per_replica }.times(peak);
-                let (low_kept, with) = (g.kept(&low, efficiency), g.kept(&low.saturating_add(&at_peak), efficiency));
+                let (low_kept, with) =
+                    (g.kept(&low, efficiency), g.kept(&low.saturating_add(&one.times(peak)), efficiency));
                 // Never less than the share its leaving would free: else the slack of the
                 // low load's last node would call it back the tick after it left.
                 let nodes = (with.ceil() - low_kept.ceil()).max(with - low_kept);
-                (nodes, Basis::Grown, Some(grown_to(g, with.ceil(), nodes)), peak)
+                (nodes, Basis::Grown, Some(grown_to(g, with, nodes)), peak)
             }
             Placement::Unplaced => {
                 let nodes = nodes_for(&all.saturating_sub(spare), &g.room(efficiency));

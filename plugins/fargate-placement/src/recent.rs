@@ -56,7 +56,7 @@ impl Recent {
             // A load at or under the low in every resource is the new low.
             let low = match self.lows.remove(group) {
                 Some(low) if fresh(low.at, now, window_ms) && !low.load.fits(&load) => {
-                    Low { load: least(&low.load, &load), ..low }
+                    Low { load: low.load.least(&load), ..low }
                 }
                 _ => Low { load, at: now },
             };
@@ -97,13 +97,4 @@ impl Recent {
 /// Whether a figure set `at` still stands at `now`.
 fn fresh(at: u64, now: u64, window_ms: u64) -> bool {
     now.saturating_sub(at) < window_ms
-}
-
-fn least(a: &Resources, b: &Resources) -> Resources {
-    Resources {
-        cpu_millis: a.cpu_millis.min(b.cpu_millis),
-        memory_bytes: a.memory_bytes.min(b.memory_bytes),
-        pods: a.pods.min(b.pods),
-        gpus: a.gpus.min(b.gpus),
-    }
 }

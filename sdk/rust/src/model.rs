@@ -72,6 +72,16 @@ impl Resources {
         }
     }
 
+    /// The smaller of the two in each dimension.
+    pub fn least(&self, other: &Resources) -> Resources {
+        Resources {
+            cpu_millis: self.cpu_millis.min(other.cpu_millis),
+            memory_bytes: self.memory_bytes.min(other.memory_bytes),
+            pods: self.pods.min(other.pods),
+            gpus: self.gpus.min(other.gpus),
+        }
+    }
+
     /// `n` of these, e.g. what a pending shape requests in all.
     pub fn times(&self, n: u32) -> Resources {
         Resources {

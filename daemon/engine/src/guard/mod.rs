@@ -465,14 +465,12 @@ impl Guard<'_> {
             return GuardOutcome::Accepted;
         }
         let cooldown = self.config.cooldown.placement;
-        if let Some(&at) = self.state.placed_at.get(workload)
-            && self.now < at + cooldown.as_millis() as u64
-        {
+        if let Some(held) = self.state.placement_cooldown(workload, self.now, cooldown) {
             return refused(
                 Rule::PlacementCooldown,
                 format!(
                     "{workload} was moved {} ago; placements hold for {} (cooldown.placement)",
-                    dur(std::time::Duration::from_millis(self.now - at)),
+                    dur(std::time::Duration::from_millis(self.now - held.placed_at_millis)),
                     dur(cooldown)
                 ),
             );

@@ -337,3 +337,33 @@ fn tick_at(engine: &mut TestEngine, faulty: &Faulty, at: u64) -> Vec<String> {
     block_on(engine.tick(at, super::record::Trigger::Manual));
     faulty.calls.lock().unwrap().clone()
 }
+
+/// The placement cooldown the guard refuses a move for reaches the policies through the
+/// engine's own snapshot (contract 0.1.8 `placement-cooldowns`): listed from the tick after
+/// the move until the cooldown ends, and the same move refused until then.
+#[test]
+fn a_moved_workload_is_listed_in_the_snapshot_while_its_placement_cooldown_holds() {
+    let world = World::default();
+    let (faulty, engine) = engine(&world);
+    let mut engine = engine.with_fargate(true);
+    let decisions = serde_json::json!([
+        {"action": {"place": {"workload": {"kind": "deployment", "namespace": "shop", "name": "web"}, "target": "fargate"}}, "reason": "move"},
+    ]);
+    let seen = Seen::default();
+    engine.policies = Scripted(serde_json::from_value(decisions).unwrap(), seen.clone());
+    let web = crate::guard::fixture::web();
+    let cooldown = engine.config.guardrails.cooldown.placement.as_millis() as u64;
+    let held = |at: u64| {
+        let snapshot = seen.lock().unwrap().last().cloned().expect("the policies ran");
+        assert_eq!(snapshot.taken_at_millis, at);
+        snapshot.placement_cooldowns.iter().find(|c| c.workload == web).map(|c| c.allowed_at_millis)
+    };
+    assert_eq!(tick_at(&mut engine, &faulty, NOW), ["place deployment/shop/web"]);
+    assert_eq!(held(NOW), None, "not moved before this tick");
+    show(&world, &faulty);
+    assert!(tick_at(&mut engine, &faulty, NOW + 60_000).is_empty(), "refused in the cooldown");
+    assert_eq!(held(NOW + 60_000), Some(NOW + cooldown));
+    show(&world, &faulty);
+    assert_eq!(tick_at(&mut engine, &faulty, NOW + cooldown), ["place deployment/shop/web"]);
+    assert_eq!(held(NOW + cooldown), None, "the cooldown has ended");
+}

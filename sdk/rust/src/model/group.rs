@@ -76,12 +76,7 @@ impl NodeGroup {
     pub fn guaranteed_allocatable(&self) -> Resources {
         let mut types = self.instance_types.iter().map(|t| t.allocatable);
         let Some(first) = types.next() else { return Resources::ZERO };
-        types.fold(first, |a, b| Resources {
-            cpu_millis: a.cpu_millis.min(b.cpu_millis),
-            memory_bytes: a.memory_bytes.min(b.memory_bytes),
-            pods: a.pods.min(b.pods),
-            gpus: a.gpus.min(b.gpus),
-        })
+        types.fold(first, |a, b| a.least(&b))
     }
 
     /// On-demand or spot, from [`CAPACITY_TYPE_LABEL`] (on-demand when absent).
