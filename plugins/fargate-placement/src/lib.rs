@@ -33,9 +33,14 @@
 //!   workload none of whose pods can be read is weighed against the untainted groups.
 //!
 //! Workloads are weighed one after another, in snapshot order, each on the groups the
-//! ones sent to Fargate before it leave: a workload's leaving frees what it frees beside
-//! the others that stay, and where two share a group's binding resource only the first
-//! leaves (the second, beside a group bound by another resource, frees little).
+//! ones sent to Fargate before it leave and beside the ones brought back before it: a
+//! workload's leaving frees what it frees beside the others that stay, and where two share
+//! a group's binding resource only the first leaves (the second, beside a group bound by
+//! another resource, frees little). The same holds coming back: two memory-heavy workloads
+//! that each fit in the memory a CPU-bound group keeps do not both come back, to make
+//! memory bind and each be worth sending off again. What one brought back requests counts
+//! in its group's least load from then on ([`recent::Recent::brought`]), so the next tick,
+//! while its pods still wait, does not weigh the other beside the room it takes.
 //!
 //! A workload sent to EC2 is sent to EC2, not to the group it was priced in: where its pods
 //! land is the scheduler's and the scale-up policy's choice, as for any workload that never
@@ -139,7 +144,7 @@ impl Policy for FargatePlacement {
             .collect();
         let asks = asks::of(snapshot, &weighed, seen, |node| load::read(node, snapshot));
         let mut decisions = Vec::new();
-        let mut sent = Vec::new();
+        let (mut sent, mut brought) = (Vec::new(), Vec::new());
         for workload in weighed {
             let candidates = Candidates { groups: &groups, asks: asks.get(&workload.id), recent: &*recent };
             let Some(choice) = choose(&candidates, settings, pricing, &spare, workload) else { continue };
@@ -173,10 +178,19 @@ impl Policy for FargatePlacement {
                 // back beside a group the others left.
                 groups.iter_mut().for_each(|g| g.forget(&workload.id));
                 sent.push(workload);
+            } else if let (Placement::Fargate, Some(back)) = (&workload.placement, choice.coming) {
+                // Weighed beside the least load alone, two workloads that each fit in room
+                // the group keeps for another resource would both come back, make that
+                // resource bind, and each be worth sending off again.
+                groups.iter_mut().filter(|g| g.group.id == back.group).for_each(|g| g.expect(&back.requests));
+                brought.push(back);
             }
         }
         for workload in sent {
             recent.sent(workload, now, window_ms);
+        }
+        for back in brought {
+            recent.brought(back.group, &back.requests);
         }
         Ok(decisions)
     }
@@ -188,6 +202,14 @@ struct Choice<'a> {
     target: PlacementTarget,
     reason: Box<dyn FnOnce() -> String + 'a>,
     beats_hysteresis: bool,
+    /// For EC2: the group it was priced in and what it was priced at.
+    coming: Option<Coming<'a>>,
+}
+
+/// What a workload sent to EC2 adds to the group it was priced in.
+struct Coming<'a> {
+    group: &'a str,
+    requests: Resources,
 }
 
 fn choose<'a>(
@@ -204,6 +226,7 @@ fn choose<'a>(
             target: PlacementTarget::Ec2(None),
             reason: Box::new(move || format!("{} cannot run on Fargate: {blocker}", workload.id)),
             beats_hysteresis: true,
+            coming: None,
         });
     }
     let ec2 = ec2_cost(groups, settings, spare, workload);
@@ -213,6 +236,7 @@ fn choose<'a>(
         (None, None) => None,
         (None, Some(ec2)) => Some(Choice {
             target: PlacementTarget::Ec2(None),
+            coming: Some(ec2.coming(workload)),
             reason: Box::new(move || {
                 format!(
                     "{}: no Fargate size fits {requests} per replica; EC2, cheapest in group {}",
@@ -223,6 +247,7 @@ fn choose<'a>(
         }),
         (Some((size, price)), None) => Some(Choice {
             target: PlacementTarget::Fargate,
+            coming: None,
             reason: Box::new(move || {
                 format!(
                     "{}: no EC2 group admits it or can grow for it; Fargate {} vCPU / {} GiB at ${price:.4}/h per replica",
@@ -239,6 +264,7 @@ fn choose<'a>(
             let (cheap, dear) = if fargate_wins { (fargate_price, ec2_price) } else { (ec2_price, fargate_price) };
             let saving = (dear - cheap) * replicas;
             let target = if fargate_wins { PlacementTarget::Fargate } else { PlacementTarget::Ec2(None) };
+            let coming = (!fargate_wins).then(|| ec2.coming(workload));
             let reason = move || {
                 format!(
                     "{}: Fargate {} vCPU / {} GiB at ${fargate_price:.4}/h per replica vs {}; {} saves ${saving:.4}/h for {} replicas",
@@ -254,6 +280,7 @@ fn choose<'a>(
                 target,
                 reason: Box::new(reason),
                 beats_hysteresis: dear > 0.0 && (dear - cheap) / dear > settings.hysteresis,
+                coming,
             })
         }
     }
@@ -307,13 +334,21 @@ enum Basis {
     Added,
 }
 
-impl Ec2Cost<'_> {
+impl<'a> Ec2Cost<'a> {
     fn total(&self) -> f64 {
         self.nodes * self.node_price
     }
 
     fn per_replica(&self) -> f64 {
         self.total() / self.replicas.max(1) as f64
+    }
+
+    /// What `workload` adds to the group if it comes: the replicas it was priced at.
+    fn coming(&self, workload: &Workload) -> Coming<'a> {
+        Coming {
+            group: self.group,
+            requests: Resources { pods: 1, ..workload.requests_per_replica }.times(self.replicas),
+        }
     }
 
     fn describe(&self, settings: &Settings) -> String {
@@ -376,7 +411,7 @@ fn ec2_cost<'a>(
                 (nodes, basis, (!held).then(|| grown_to(g, with, nodes)), workload.replicas)
             }
             Placement::Fargate => {
-                let low = groups.recent.low(&g.group.id).unwrap_or_else(|| g.total());
+                let low = g.least(groups.recent);
                 let peak = peak.unwrap_or(workload.replicas);
                 let (low_kept, with) =
                     (g.kept(&low, efficiency), g.kept(&low.saturating_add(&one.times(peak)), efficiency));

@@ -7,6 +7,7 @@ use std::collections::{HashMap, HashSet};
 use ballast_sdk::prelude::*;
 
 use crate::asks::{Asks, of_pod};
+use crate::recent::Recent;
 
 /// An Auto Scaling group as this policy weighs it. Worked out once per evaluation, not once
 /// per workload.
@@ -16,6 +17,9 @@ pub struct Ec2Group<'a> {
     pub template: Resources,
     pub price: f64,
     load: Vec<Owned>,
+    /// What the workloads brought back from Fargate in this evaluation, priced in this
+    /// group, request: not yet on its nodes, but the ones weighed after them run beside it.
+    coming: Resources,
 }
 
 /// What the pods of one owner request in all (no owner: what nodes request beyond the pods
@@ -33,7 +37,7 @@ impl Ec2Group<'_> {
 
     /// What the group's load requests without the pods of `workload` it is known to hold.
     pub fn without(&self, workload: &WorkloadRef) -> Resources {
-        sum(self.load.iter().filter(|o| o.owner.as_ref() != Some(workload)))
+        sum(self.load.iter().filter(|o| o.owner.as_ref() != Some(workload))).saturating_add(&self.coming)
     }
 
     /// Takes the pods of `workload` out of the load: it leaves for Fargate in this
@@ -42,9 +46,22 @@ impl Ec2Group<'_> {
         self.load.retain(|o| o.owner.as_ref() != Some(workload));
     }
 
+    /// Adds `requests` of a workload brought back from Fargate in this evaluation, priced
+    /// in this group, to its load: the workloads after it are weighed beside it, as they
+    /// are weighed without one that leaves ([`Ec2Group::forget`]).
+    pub fn expect(&mut self, requests: &Resources) {
+        self.coming = self.coming.saturating_add(requests);
+    }
+
     /// What the group's load requests in all.
     pub fn total(&self) -> Resources {
-        sum(self.load.iter())
+        sum(self.load.iter()).saturating_add(&self.coming)
+    }
+
+    /// The least load of the group lately ([`Recent::low`]) and what is coming to it in
+    /// this evaluation; its load now when there is no such figure.
+    pub fn least(&self, recent: &Recent) -> Resources {
+        recent.low(&self.group.id).map_or_else(|| self.total(), |low| low.saturating_add(&self.coming))
     }
 
     /// A new node's allocatable as far as bin-packing fills it.
@@ -121,7 +138,7 @@ pub fn loads(snapshot: &dyn Snapshot) -> Loads<'_> {
                     add(&mut load, shape.owner.as_ref(), one.times(shape.count));
                 }
             }
-            Ec2Group { group: g, template, price: g.launch_price_per_hour(), load }
+            Ec2Group { group: g, template, price: g.launch_price_per_hour(), load, coming: Resources::ZERO }
         })
         .collect();
     Loads { groups, asks }

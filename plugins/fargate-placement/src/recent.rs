@@ -71,6 +71,17 @@ impl Recent {
         self.peaks.insert(id, peak);
     }
 
+    /// Adds `requests` to the least load of `group`: a workload on Fargate was brought back
+    /// to it. Until its pods show in the group's load the least load lacks them, and a
+    /// workload weighed beside it the next tick would fit in the room the first one takes.
+    /// The next [`Recent::observe`] keeps the lesser of this and the load it sees, so a
+    /// return the host refused lowers it again.
+    pub fn brought(&mut self, group: &str, requests: &Resources) {
+        if let Some(low) = self.lows.get_mut(group) {
+            low.load = low.load.saturating_add(requests);
+        }
+    }
+
     /// The most replicas `workload` ran within the window, its count now included.
     pub fn peak(&self, workload: &Workload) -> u32 {
         let peak = self.peaks.get(&key(&workload.id)).map_or(0, |p| p.replicas);

@@ -528,3 +528,35 @@ fn workloads_that_share_a_group_are_weighed_one_after_another_not_each_against_a
     assert_eq!(place(&decisions), vec![("a".into(), PlacementTarget::Fargate)]);
     assert_first_reason(&decisions, "2.36 of its nodes at 80% packing freed if it left");
 }
+
+#[test]
+fn workloads_brought_back_are_weighed_one_after_another_not_each_against_the_least_load() {
+    // Four c5.xlarge (3.2 CPU / 6.4Gi at 80% packing) kept for their CPU: 12 CPU / 4Gi
+    // requested, 3.75 nodes. Two workloads on Fargate, each 8 x 250m / 3Gi (Fargate: 0.5
+    // vCPU / 4 GB, $0.0380/h a replica). Either one alone fits beside that load in one more
+    // node ($0.0213/h a replica), but the first back makes memory bind, and the second
+    // would then need four ($0.0850/h). Each weighed against the least load alone, both
+    // came back, and once both were back, each freed 3.75 nodes if it left. The tick after,
+    // the first one's pods wait for the group, not yet in its least load: the second stays.
+    let cluster = |at: u64, a: Placement| {
+        let mut snapshot = SnapshotBuilder::new()
+            .at_millis(at)
+            .group(GroupBuilder::asg("c5x").instance_type("c5.xlarge", "4", "8Gi", 0.17).sizes(0, 4, 20))
+            .group(GroupBuilder::fargate());
+        for (name, placement) in [("a", a.clone()), ("b", Placement::Fargate)] {
+            let mut cache = deployment("data", name, 8, "250m", "3Gi");
+            cache.placement = placement;
+            snapshot = snapshot.workload(cache);
+        }
+        if a != Placement::Fargate {
+            snapshot = snapshot.pending_pods("data", "a", 8, "250m", "3Gi");
+        }
+        with_nodes(snapshot, ("n", "c5x", 4), ("4", "8Gi"), ("3", "1Gi", 4)).build()
+    };
+    let mut harness = Harness::<FargatePlacement>::new();
+    let decisions = harness.evaluate(&cluster(0, Placement::Fargate)).unwrap();
+    assert_eq!(place(&decisions), vec![("a".into(), PlacementTarget::Ec2(None))]);
+    assert_first_reason(&decisions, "in group c5x (1 new node at $0.1700/h for 8 replicas");
+    let decisions = harness.evaluate(&cluster(10_000, Placement::Ec2(None))).unwrap();
+    assert!(place(&decisions).is_empty(), "{decisions:?}");
+}
