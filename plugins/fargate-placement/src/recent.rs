@@ -10,7 +10,8 @@ use ballast_sdk::replicas::key;
 use serde::{Deserialize, Serialize};
 
 /// The policy's state: per workload on Fargate (or being sent there) its peak replica
-/// count, per Auto Scaling group the least its load requested, each within the window. A
+/// count, per Auto Scaling group the least its load requested (and what was brought back to
+/// it since, [`Recent::brought`]), each within the window. A
 /// workload on EC2 has no entry, so the state grows with what runs on Fargate, not with the
 /// cluster.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
