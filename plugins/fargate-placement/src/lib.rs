@@ -345,10 +345,7 @@ impl<'a> Ec2Cost<'a> {
 
     /// What `workload` adds to the group if it comes: the replicas it was priced at.
     fn coming(&self, workload: &Workload) -> Coming<'a> {
-        Coming {
-            group: self.group,
-            requests: Resources { pods: 1, ..workload.requests_per_replica }.times(self.replicas),
-        }
+        Coming { group: self.group, requests: one_replica(workload).times(self.replicas) }
     }
 
     fn describe(&self, settings: &Settings) -> String {
@@ -393,7 +390,7 @@ fn ec2_cost<'a>(
     spare: &Resources,
     workload: &Workload,
 ) -> Option<Ec2Cost<'a>> {
-    let one = Resources { pods: 1, ..workload.requests_per_replica };
+    let one = one_replica(workload);
     let all = total(workload);
     let fits_spare = !matches!(workload.placement, Placement::Fargate) && spare.fits(&all);
     let efficiency = settings.packing_efficiency;
@@ -488,7 +485,12 @@ fn spare_ec2_room(snapshot: &dyn Snapshot) -> Resources {
 
 /// All of a workload's replicas' requests, a pod slot each.
 fn total(workload: &Workload) -> Resources {
-    Resources { pods: 1, ..workload.requests_per_replica }.times(workload.replicas)
+    one_replica(workload).times(workload.replicas)
+}
+
+/// One replica's requests and its pod slot.
+fn one_replica(workload: &Workload) -> Resources {
+    Resources { pods: 1, ..workload.requests_per_replica }
 }
 
 ballast_sdk::export_policy!(FargatePlacement);
