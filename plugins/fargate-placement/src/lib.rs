@@ -30,7 +30,16 @@
 //!   load was low lately, would leave the pods that came waiting). A group
 //!   takes it when it admits what its pods ask (selectors, affinity keys, tolerations: a
 //!   tainted spot group its pods tolerate counts), read from one of its pods ([`asks`]); a
-//!   workload none of whose pods can be read is weighed against the untainted groups.
+//!   workload none of whose pods can be read is weighed against the untainted groups;
+//! - a group its pods wait for is no option when the group has no room to give them (at
+//!   its max-size, every node it asked for Ready, its load past what that many nodes hold
+//!   at `packing-efficiency`: [`load::Ec2Group::full`]) and one of them has waited
+//!   `full-group-wait-seconds`: the replicas it runs there cost little, but the ones that
+//!   wait would wait for as long as the load stays. Unless moving all its replicas costs
+//!   more over EC2 than the waiting ones would on Fargate (a pod or two a spike's peak
+//!   leaves waiting, [`worth_leaving`]), it goes to Fargate with no other group to grow,
+//!   and the workloads weighed after it see the room it leaves: of several whose pods
+//!   wait for the same full group, only as many go as it takes to make room.
 //!
 //! Workloads are weighed one after another, in snapshot order, each on the groups the
 //! ones sent to Fargate before it leave and beside the ones brought back before it: a
@@ -92,11 +101,22 @@ pub struct Settings {
     /// window, beside the least load its group had in it, so one whose bursts are dear on
     /// EC2, or that fits only while batch runs keep nodes, stays there.
     pub peak_window_seconds: u64,
+    /// How long pods must have waited for a group at its max-size that has no room for
+    /// them before their workload goes to Fargate though EC2 is cheaper
+    /// ([`load::Ec2Group::full`]): pods a spike's peak or a repacking leaves waiting for a
+    /// few minutes do not move a whole workload.
+    pub full_group_wait_seconds: u64,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { packing_efficiency: 0.8, hysteresis: 0.1, namespaces: Vec::new(), peak_window_seconds: 1800 }
+        Settings {
+            packing_efficiency: 0.8,
+            hysteresis: 0.1,
+            namespaces: Vec::new(),
+            peak_window_seconds: 1800,
+            full_group_wait_seconds: 300,
+        }
     }
 }
 
@@ -117,6 +137,12 @@ impl Policy for FargatePlacement {
             return Err(format!(
                 "peak-window-seconds must be at most 604800 (a week), got {}",
                 settings.peak_window_seconds
+            ));
+        }
+        if settings.full_group_wait_seconds > 86_400 {
+            return Err(format!(
+                "full-group-wait-seconds must be at most 86400 (a day), got {}",
+                settings.full_group_wait_seconds
             ));
         }
         Ok(())
@@ -229,8 +255,8 @@ fn choose<'a>(
             coming: None,
         });
     }
-    let ec2 = ec2_cost(groups, settings, spare, workload);
     let fargate = pricing.billed_size(requests).map(|size| (size, pricing.hourly_price(&size)));
+    let ec2 = ec2_cost(groups, settings, spare, workload, fargate.map(|(_, price)| price));
     let replicas = workload.replicas.max(1) as f64;
     match (fargate, ec2) {
         (None, None) => None,
@@ -245,19 +271,31 @@ fn choose<'a>(
             }),
             beats_hysteresis: true,
         }),
-        (Some((size, price)), None) => Some(Choice {
-            target: PlacementTarget::Fargate,
-            coming: None,
-            reason: Box::new(move || {
-                format!(
-                    "{}: no EC2 group admits it or can grow for it; Fargate {} vCPU / {} GiB at ${price:.4}/h per replica",
-                    workload.id,
-                    size.cpu_millis as f64 / 1000.0,
-                    size.memory_mib as f64 / 1024.0
-                )
-            }),
-            beats_hysteresis: true,
-        }),
+        (Some((size, price)), None) => {
+            let stuck = groups.stuck(workload, settings);
+            Some(Choice {
+                target: PlacementTarget::Fargate,
+                coming: None,
+                reason: Box::new(move || {
+                    let why = match stuck {
+                        Some(Stuck { group, pods }) => format!(
+                            "{pods} of its pods {} for group {} at its max-size of {}, every node Ready, and no other EC2 group admits them or can grow for them",
+                            if pods == 1 { "waits" } else { "wait" },
+                            group.id,
+                            group.max_size
+                        ),
+                        None => "no EC2 group admits it or can grow for it".to_string(),
+                    };
+                    format!(
+                        "{}: {why}; Fargate {} vCPU / {} GiB at ${price:.4}/h per replica",
+                        workload.id,
+                        size.cpu_millis as f64 / 1000.0,
+                        size.memory_mib as f64 / 1024.0
+                    )
+                }),
+                beats_hysteresis: true,
+            })
+        }
         (Some((size, fargate_price)), Some(ec2)) => {
             let ec2_price = ec2.per_replica();
             let fargate_wins = fargate_price < ec2_price;
@@ -302,6 +340,22 @@ impl<'g, 'a> Candidates<'g, 'a> {
             g.template.fits(one) && asks.map_or(g.group.taints.is_empty(), |asks| g.group.admits(asks))
         })
     }
+
+    /// The first group that admits `workload` where pods of it wait and that has no room
+    /// to give them ([`Ec2Group::full`]).
+    fn stuck(&self, workload: &Workload, settings: &Settings) -> Option<Stuck<'a>> {
+        self.admitting(&one_replica(workload)).find_map(|g| {
+            let pods = g.waited(&workload.id, settings.full_group_wait_seconds);
+            (pods > 0 && g.full(settings.packing_efficiency)).then_some(Stuck { group: g.group, pods })
+        })
+    }
+}
+
+/// A group pods of a workload wait for, at its max-size and full.
+#[derive(Clone, Copy)]
+struct Stuck<'a> {
+    group: &'a NodeGroup,
+    pods: u32,
 }
 
 /// What a workload's replicas cost on EC2 at their count now, in nodes of one group.
@@ -389,6 +443,7 @@ fn ec2_cost<'a>(
     settings: &Settings,
     spare: &Resources,
     workload: &Workload,
+    fargate_price: Option<f64>,
 ) -> Option<Ec2Cost<'a>> {
     let one = one_replica(workload);
     let all = total(workload);
@@ -425,7 +480,19 @@ fn ec2_cost<'a>(
         // A group that cannot grow that far (at its max) is no option: its pods would spill
         // to a dearer group, or wait.
         let grows = would_run.is_none_or(|n| n.ceil() <= f64::from(g.group.max_size));
-        grows.then(|| Ec2Cost { group: &g.group.id, nodes: nodes.max(0.0), node_price: g.price, replicas, basis })
+        if !grows {
+            return None;
+        }
+        let cost = Ec2Cost { group: &g.group.id, nodes: nodes.max(0.0), node_price: g.price, replicas, basis };
+        // Its pods wait for a group that has no room to give them: they would wait for as
+        // long as the group's load stays (a group at its max grows no more). The group is
+        // no option unless moving all its replicas costs more over EC2 than those pods
+        // would on Fargate.
+        let waited = g.waited(&workload.id, settings.full_group_wait_seconds);
+        let stuck = waited > 0
+            && g.full(efficiency)
+            && fargate_price.is_some_and(|f| worth_leaving(f, cost.per_replica(), workload.replicas, waited));
+        (!stuck).then_some(cost)
     };
     let admitting = groups.admitting(&one);
     let on = match &workload.placement {
@@ -434,6 +501,16 @@ fn ec2_cost<'a>(
     };
     // `min_by` keeps the first of equal ones: the group it is on, then snapshot order.
     on.into_iter().chain(admitting).filter_map(cost).min_by(|a, b| a.total().total_cmp(&b.total()))
+}
+
+/// Whether a workload some of whose pods a full group leaves waiting ([`Ec2Group::full`])
+/// is worth sending to Fargate at `fargate` per replica against `ec2`: what moving all its
+/// `replicas` costs over EC2 is no more than its `waiting` pods would cost on Fargate. So
+/// the share of its replicas that wait must be at least the share of Fargate's price EC2
+/// saves: half of them where EC2 costs half as much, a fifth where it costs 80%. A pod or
+/// two a spike's peak leaves waiting do not move a whole workload much cheaper on EC2.
+fn worth_leaving(fargate: f64, ec2: f64, replicas: u32, waiting: u32) -> bool {
+    (fargate - ec2) * f64::from(replicas) <= fargate * f64::from(waiting)
 }
 
 /// The size `g` would grow to for a workload coming to it that `nodes` more nodes were

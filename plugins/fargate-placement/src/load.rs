@@ -17,6 +17,8 @@ pub struct Ec2Group<'a> {
     pub template: Resources,
     pub price: f64,
     load: Vec<Owned>,
+    /// The pods waiting for the group, by owner (their requests are also in `load`).
+    waiting: Vec<Waiting>,
     /// What the workloads brought back from Fargate in this evaluation, priced in this
     /// group, request: not yet on its nodes, but the ones weighed after them run beside it.
     coming: Resources,
@@ -27,6 +29,13 @@ pub struct Ec2Group<'a> {
 struct Owned {
     owner: Option<WorkloadRef>,
     requests: Resources,
+}
+
+/// The pods of one owner that wait for a group, and how long the first of them has waited.
+struct Waiting {
+    owner: Option<WorkloadRef>,
+    pods: u32,
+    oldest_age_seconds: u64,
 }
 
 impl Ec2Group<'_> {
@@ -44,6 +53,32 @@ impl Ec2Group<'_> {
     /// evaluation, so what another workload's leaving would free is counted without it.
     pub fn forget(&mut self, workload: &WorkloadRef) {
         self.load.retain(|o| o.owner.as_ref() != Some(workload));
+        self.waiting.retain(|w| w.owner.as_ref() != Some(workload));
+    }
+
+    /// How many pods of `workload` wait for the group (pods it admits and that fit a new
+    /// node), if one of them has waited `seconds` or longer; else none.
+    pub fn waited(&self, workload: &WorkloadRef, seconds: u64) -> u32 {
+        self.waiting
+            .iter()
+            .find(|w| w.owner.as_ref() == Some(workload) && w.oldest_age_seconds >= seconds)
+            .map_or(0, |w| w.pods)
+    }
+
+    /// Whether the group has no room to give the pods that wait for it: at its max-size,
+    /// every node it asked for Ready (none booting that they could land on), and its load,
+    /// the waiting pods included, more than its max-size holds at `efficiency`. Its pods
+    /// that wait will go on waiting, whatever EC2 costs.
+    ///
+    /// # Caveats
+    /// Pods that wait because the room left is split into gaps too small for them, in a
+    /// group whose load its max-size holds at `efficiency`, are not seen: the group is
+    /// not full by this count.
+    pub fn full(&self, efficiency: f64) -> bool {
+        let g = self.group;
+        g.desired_size >= g.max_size
+            && g.ready_nodes >= g.desired_size
+            && self.kept(&self.total(), efficiency) > f64::from(g.max_size)
     }
 
     /// Adds `requests` of a workload brought back from Fargate in this evaluation, priced
@@ -111,7 +146,7 @@ pub fn read(node: &Node, snapshot: &dyn Snapshot) -> bool {
 pub fn loads(snapshot: &dyn Snapshot) -> Loads<'_> {
     let on_fargate: HashSet<&WorkloadRef> =
         snapshot.workloads().iter().filter(|w| matches!(w.placement, Placement::Fargate)).map(|w| &w.id).collect();
-    let waiting: Vec<&PendingShape> =
+    let pending: Vec<&PendingShape> =
         snapshot.pending_shapes().iter().filter(|s| s.owner.as_ref().is_none_or(|o| !on_fargate.contains(o))).collect();
     // Ready nodes by group, in snapshot order: one pass over the nodes, not one a group.
     let mut ready: HashMap<&str, Vec<&Node>> = HashMap::new();
@@ -127,18 +162,20 @@ pub fn loads(snapshot: &dyn Snapshot) -> Loads<'_> {
         .filter(|g| g.kind == NodeGroupKind::Asg)
         .map(|g| {
             let template = g.launch_allocatable();
-            let mut load = Vec::new();
+            let (mut load, mut waiting) = (Vec::new(), Vec::new());
             for node in ready.get(g.id.as_str()).into_iter().flatten() {
                 on_node(snapshot, node, &mut load, &mut asks);
             }
             // When a cluster starts or a burst arrives, much of a group's load still waits.
-            for shape in waiting.iter().filter(|s| g.admits(**s)) {
+            for shape in pending.iter().filter(|s| g.admits(**s)) {
                 let one = Resources { pods: 1, ..shape.requests };
                 if template.fits(&one) {
                     add(&mut load, shape.owner.as_ref(), one.times(shape.count));
+                    wait(&mut waiting, shape);
                 }
             }
-            Ec2Group { group: g, template, price: g.launch_price_per_hour(), load, coming: Resources::ZERO }
+            let price = g.launch_price_per_hour();
+            Ec2Group { group: g, template, price, load, waiting, coming: Resources::ZERO }
         })
         .collect();
     Loads { groups, asks }
@@ -159,6 +196,21 @@ fn on_node(snapshot: &dyn Snapshot, node: &Node, load: &mut Vec<Owned>, asks: &m
         }
     }
     add(load, None, node.requested.saturating_sub(&owned));
+}
+
+/// Counts the pods of `shape` as waiting for the group, with their owner's others.
+fn wait(waiting: &mut Vec<Waiting>, shape: &PendingShape) {
+    match waiting.iter_mut().find(|w| w.owner == shape.owner) {
+        Some(same) => {
+            same.pods += shape.count;
+            same.oldest_age_seconds = same.oldest_age_seconds.max(shape.oldest_age_seconds);
+        }
+        None => waiting.push(Waiting {
+            owner: shape.owner.clone(),
+            pods: shape.count,
+            oldest_age_seconds: shape.oldest_age_seconds,
+        }),
+    }
 }
 
 fn sum<'o>(owned: impl Iterator<Item = &'o Owned>) -> Resources {
