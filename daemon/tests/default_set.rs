@@ -409,3 +409,36 @@ fn a_workload_sent_to_fargate_comes_back_once_to_room_its_group_keeps() {
     assert!(moves[1].0 >= cache_came + window, "back at tick {}, before the window", moves[1].0);
     assert_eq!(report.peak_group_sizes["memory"], 4, "{:?}", report.summary);
 }
+
+/// A web tier outgrows its group at its max-size: three m5.large hold nine of its twelve
+/// replicas, in a cluster with a Fargate profile. On EC2 a replica costs about what it does
+/// on Fargate, so by price alone it stays (within the 10% hysteresis) and three pods wait
+/// the rest of the run. Once they have waited `full-group-wait-seconds` (5 minutes),
+/// `fargate-placement` sends it to Fargate, where all twelve run.
+#[test]
+fn a_workload_that_outgrows_a_group_at_its_max_size_goes_to_fargate_rather_than_wait() {
+    let text = "name: outgrown\nduration: 90m\nnode-groups:\n  - {id: general, instance-types: [m5.large], min-size: 0, max-size: 3, desired-size: 3}\nfargate: {provisioning-delay: 45s}\nworkloads:\n  - {name: agent, namespace: kube-system, kind: daemon-set, requests: {cpu: 100m, memory: 128Mi}}\n  - {name: web, requests: {cpu: 500m, memory: 1Gi}, replicas: {steps: [{at: 0m, replicas: 6}, {at: 10m, replicas: 12}]}}\n";
+    let scenario = Scenario::parse(Path::new("outgrown.yaml"), text).unwrap();
+    let (moved, recorder) = recorded_with(1, scenario.clone(), defaults());
+    let reason = recorder.records().find_map(|r| match r {
+        Record::Decision(d) if d.plugin == "fargate-placement" && matches!(d.result, ActionResult::Done) => {
+            Some(d.reason.clone())
+        }
+        _ => None,
+    });
+    let reason = reason.expect("web went to Fargate");
+    assert!(reason.contains("3 of its pods wait for group general at its max-size of 3"), "{reason}");
+    // The same run with a wait past its end: web stays on EC2 and three pods wait.
+    let patient: Vec<_> = defaults()
+        .into_iter()
+        .map(|spec| match spec.name.as_str() {
+            "fargate-placement" => policy("fargate-placement", json!({ "full-group-wait-seconds": 86_400 })),
+            _ => spec,
+        })
+        .collect();
+    let (stayed, _) = recorded_with(1, scenario, patient);
+    let (moved, stayed) = (&moved.summary, &stayed.summary);
+    assert!(moved.pods_on_fargate >= 12 && stayed.pods_on_fargate == 0, "{moved:?} / {stayed:?}");
+    let (m, s) = (moved.pending_pod_minutes, stayed.pending_pod_minutes);
+    assert!(m * 4.0 < s, "pending pod-minutes: {m:.1} sent to Fargate, {s:.1} kept on EC2");
+}
