@@ -345,8 +345,8 @@ impl<'g, 'a> Candidates<'g, 'a> {
     /// to give them ([`Ec2Group::full`]).
     fn stuck(&self, workload: &Workload, settings: &Settings) -> Option<Stuck<'a>> {
         self.admitting(&one_replica(workload)).find_map(|g| {
-            let pods = g.waited(&workload.id, settings.full_group_wait_seconds);
-            (pods > 0 && g.full(settings.packing_efficiency)).then_some(Stuck { group: g.group, pods })
+            let pods = g.left_waiting(&workload.id, settings.full_group_wait_seconds, settings.packing_efficiency);
+            (pods > 0).then_some(Stuck { group: g.group, pods })
         })
     }
 }
@@ -488,10 +488,9 @@ fn ec2_cost<'a>(
         // long as the group's load stays (a group at its max grows no more). The group is
         // no option unless moving all its replicas costs more over EC2 than those pods
         // would on Fargate.
-        let waited = g.waited(&workload.id, settings.full_group_wait_seconds);
-        let stuck = waited > 0
-            && g.full(efficiency)
-            && fargate_price.is_some_and(|f| worth_leaving(f, cost.per_replica(), workload.replicas, waited));
+        let waiting = g.left_waiting(&workload.id, settings.full_group_wait_seconds, efficiency);
+        let stuck = waiting > 0
+            && fargate_price.is_some_and(|f| worth_leaving(f, cost.per_replica(), workload.replicas, waiting));
         (!stuck).then_some(cost)
     };
     let admitting = groups.admitting(&one);

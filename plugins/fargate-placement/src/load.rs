@@ -56,13 +56,13 @@ impl Ec2Group<'_> {
         self.waiting.retain(|w| w.owner.as_ref() != Some(workload));
     }
 
-    /// How many pods of `workload` wait for the group (pods it admits and that fit a new
-    /// node), if one of them has waited `seconds` or longer; else none.
-    pub fn waited(&self, workload: &WorkloadRef, seconds: u64) -> u32 {
-        self.waiting
-            .iter()
-            .find(|w| w.owner.as_ref() == Some(workload) && w.oldest_age_seconds >= seconds)
-            .map_or(0, |w| w.pods)
+    /// How many pods of `workload` the group leaves waiting (pods it admits and that fit a
+    /// new node): all that wait for it when one of them has waited `seconds` or longer and
+    /// the group is full at `efficiency` ([`Ec2Group::full`]); else none.
+    pub fn left_waiting(&self, workload: &WorkloadRef, seconds: u64, efficiency: f64) -> u32 {
+        let waited =
+            self.waiting.iter().find(|w| w.owner.as_ref() == Some(workload) && w.oldest_age_seconds >= seconds);
+        waited.filter(|_| self.full(efficiency)).map_or(0, |w| w.pods)
     }
 
     /// Whether the group has no room to give the pods that wait for it: at its max-size,
