@@ -410,6 +410,8 @@ fn a_workload_sent_to_fargate_comes_back_once_to_room_its_group_keeps() {
     assert_eq!(report.peak_group_sizes["memory"], 4, "{:?}", report.summary);
 }
 
+const OUTGROWN: &str = "name: outgrown\nduration: 90m\nnode-groups:\n  - {id: general, instance-types: [m5.large], min-size: 0, max-size: 3, desired-size: 3}\nfargate: {provisioning-delay: 45s}\nworkloads:\n  - {name: agent, namespace: kube-system, kind: daemon-set, requests: {cpu: 100m, memory: 128Mi}}\n  - {name: web, requests: {cpu: 500m, memory: 1Gi}, replicas: {steps: [{at: 0m, replicas: 6}, {at: 10m, replicas: 12}]}}\n";
+
 /// A web tier outgrows its group at its max-size: three m5.large hold nine of its twelve
 /// replicas, in a cluster with a Fargate profile. On EC2 a replica costs about what it does
 /// on Fargate, so by price alone it stays (within the 10% hysteresis) and three pods wait
@@ -417,8 +419,7 @@ fn a_workload_sent_to_fargate_comes_back_once_to_room_its_group_keeps() {
 /// `fargate-placement` sends it to Fargate, where all twelve run.
 #[test]
 fn a_workload_that_outgrows_a_group_at_its_max_size_goes_to_fargate_rather_than_wait() {
-    let text = "name: outgrown\nduration: 90m\nnode-groups:\n  - {id: general, instance-types: [m5.large], min-size: 0, max-size: 3, desired-size: 3}\nfargate: {provisioning-delay: 45s}\nworkloads:\n  - {name: agent, namespace: kube-system, kind: daemon-set, requests: {cpu: 100m, memory: 128Mi}}\n  - {name: web, requests: {cpu: 500m, memory: 1Gi}, replicas: {steps: [{at: 0m, replicas: 6}, {at: 10m, replicas: 12}]}}\n";
-    let scenario = Scenario::parse(Path::new("outgrown.yaml"), text).unwrap();
+    let scenario = Scenario::parse(Path::new("outgrown.yaml"), OUTGROWN).unwrap();
     let (moved, recorder) = recorded_with(1, scenario.clone(), defaults());
     let reason = recorder.records().find_map(|r| match r {
         Record::Decision(d) if d.plugin == "fargate-placement" && matches!(d.result, ActionResult::Done) => {
@@ -441,4 +442,25 @@ fn a_workload_that_outgrows_a_group_at_its_max_size_goes_to_fargate_rather_than_
     assert!(moved.pods_on_fargate >= 12 && stayed.pods_on_fargate == 0, "{moved:?} / {stayed:?}");
     let (m, s) = (moved.pending_pod_minutes, stayed.pending_pod_minutes);
     assert!(m * 4.0 < s, "pending pod-minutes: {m:.1} sent to Fargate, {s:.1} kept on EC2");
+}
+
+/// The same web tier, pinned to its group by its owner (`node-group`, a nodeSelector the
+/// owner wrote): the owner's choice stands. It never goes to Fargate, and no placement of it
+/// is proposed to be refused tick after tick: the snapshot says why it cannot go.
+#[test]
+fn a_workload_its_owner_pins_to_a_group_stays_there_even_when_pods_wait() {
+    let text = OUTGROWN.replace("{name: web, ", "{name: web, node-group: general, ");
+    let scenario = Scenario::parse(Path::new("pinned.yaml"), &text).unwrap();
+    let (report, recorder) = recorded_with(1, scenario, defaults());
+    let placements: Vec<String> = recorder
+        .records()
+        .filter_map(|r| match r {
+            Record::Decision(d) if d.plugin == "fargate-placement" => Some(format!("{}: {}", d.proposed, d.reason)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(placements, Vec::<String>::new());
+    let summary = &report.summary;
+    assert_eq!(summary.pods_on_fargate, 0, "{summary:?}");
+    assert!(summary.pending_pod_minutes > 100.0, "three pods wait the rest of the run: {summary:?}");
 }

@@ -303,6 +303,55 @@ async fn placement_patches_the_deployment_template_and_refuses_jobs() {
     assert!(refused.message.contains("cannot change after creation"), "{refused}");
 }
 
+/// A nodeSelector its owner wrote on the group label pins the workload: it is no candidate
+/// for Fargate, and the blocker names the group. One Ballast wrote for a placement carries
+/// the `ballast.dev/placed-group` annotation and stays Ballast's to change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owners_group_pin_is_kept_and_a_placement_is_told_from_it() {
+    let standin = StandIn::start().await.unwrap();
+    let mut pinned = deployment("payments");
+    pinned["spec"]["template"]["spec"]["nodeSelector"] = json!({"eks.amazonaws.com/nodegroup": "on-demand"});
+    standin.create(pinned).unwrap();
+    standin.create(deployment("web")).unwrap();
+    let cluster = started(&standin, KubeSettings::default()).await;
+    let pin_of = async |name: &str| {
+        let view = cluster.observe().await.unwrap();
+        let w = view.workloads.into_iter().find(|w| w.id.name == name).expect("the workload is seen");
+        (w.placement, w.fargate_traits.pinned_by_owner)
+    };
+    let pin = Some("on-demand".to_string());
+    assert_eq!(pin_of("payments").await, (Placement::Ec2(pin.clone()), pin.clone()), "the owner's pin");
+    assert_eq!(pin_of("web").await.1, None, "no selector, no pin");
+
+    let web = WorkloadRef { kind: WorkloadKind::Deployment, namespace: "default".into(), name: "web".into() };
+    let annotations =
+        || standin.get("apps/v1", "Deployment", "default", "web").unwrap()["metadata"]["annotations"].clone();
+    cluster.place(&web, &PlacementTarget::Ec2(Some("spot".into()))).await.unwrap();
+    assert_eq!(annotations()["ballast.dev/placed-group"], "spot");
+    let placed =
+        eventually(Duration::from_secs(2), async || pin_of("web").await.0 == Placement::Ec2(Some("spot".into())));
+    placed.await.expect("the cache sees the placement");
+    assert_eq!(pin_of("web").await.1, None, "a selector Ballast wrote is not the owner's pin");
+
+    cluster.place(&web, &PlacementTarget::Fargate).await.unwrap();
+    assert!(annotations().get("ballast.dev/placed-group").is_none(), "{}", annotations());
+
+    // The owner moves the pin by hand: the annotation no longer matches, so it is theirs.
+    standin
+        .patch(
+            "apps/v1",
+            "Deployment",
+            "default",
+            "web",
+            &json!({"metadata": {"annotations": {"ballast.dev/placed-group": "spot"}},
+            "spec": {"template": {"metadata": {"labels": {"ballast.dev/compute": null}},
+                "spec": {"nodeSelector": {"eks.amazonaws.com/nodegroup": "on-demand"}}}}}),
+        )
+        .unwrap();
+    let repinned = eventually(Duration::from_secs(2), async || pin_of("web").await.1 == pin);
+    repinned.await.expect("a selector the owner changed is the owner's pin");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watches_recover_from_dropped_connections_and_410_without_losing_an_update() {
     let standin = StandIn::start().await.unwrap();

@@ -370,6 +370,8 @@ pub fn fargate_blocker(id: &WorkloadRef, traits: &super::ports::FargateTraits) -
         "requests GPUs"
     } else if traits.unsupported_platform {
         "selects Arm or Windows nodes"
+    } else if let Some(group) = &traits.pinned_by_owner {
+        return Some(format!("pinned to node group `{group}` by its own nodeSelector, which Ballast keeps"));
     } else {
         return None;
     };

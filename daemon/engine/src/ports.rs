@@ -251,8 +251,9 @@ impl PodView {
     }
 }
 
-/// What keeps a workload off Fargate. Each flag is a hard limit of EKS on Fargate.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// What keeps a workload off Fargate. Each flag is a hard limit of EKS on Fargate; the pin
+/// is its owner's choice, which Ballast keeps.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FargateTraits {
     pub ebs_volume: bool,
     pub privileged: bool,
@@ -260,6 +261,9 @@ pub struct FargateTraits {
     pub gpu: bool,
     /// Selects Arm or Windows nodes.
     pub unsupported_platform: bool,
+    /// The node group its owner pins it to: a nodeSelector on the group label that Ballast
+    /// did not write (one Ballast wrote for a placement is Ballast's to change).
+    pub pinned_by_owner: Option<String>,
 }
 
 #[derive(Clone, Debug)]

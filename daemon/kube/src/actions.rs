@@ -41,18 +41,27 @@ fn budget_refusal(status: &kube::core::Status) -> Option<String> {
 
 impl KubeCluster {
     /// The template patch that steers future pods: the placement label the Fargate profile
-    /// selects on, and the group nodeSelector (set for one EC2 group, removed otherwise).
+    /// selects on, and the group nodeSelector (set for one EC2 group, removed otherwise),
+    /// with the workload's [`convert::PLACED_GROUP`] annotation saying Ballast wrote it.
     /// Running pods move as the workload rolls them.
+    ///
+    /// # Caveats
+    /// A selector its owner wrote is removed too: the guard never sends a workload so pinned
+    /// to Fargate ([`convert::pinned_by_owner`]), and "EC2 at large" needs no patch for one
+    /// already on EC2, so only a placement in another named group replaces an owner's pin.
     fn placement_patch(&self, target: &PlacementTarget) -> Value {
         let s = self.settings();
         let (value, group) = match target {
             PlacementTarget::Fargate => (&s.fargate_value, None),
             PlacementTarget::Ec2(group) => (&s.ec2_value, group.as_ref()),
         };
-        json!({"spec": {"template": {
-            "metadata": {"labels": {s.placement_label.clone(): value}},
-            "spec": {"nodeSelector": {s.group_selector_label.clone(): group}},
-        }}})
+        json!({
+            "metadata": {"annotations": {convert::PLACED_GROUP: group}},
+            "spec": {"template": {
+                "metadata": {"labels": {s.placement_label.clone(): value}},
+                "spec": {"nodeSelector": {s.group_selector_label.clone(): group}},
+            }},
+        })
     }
 
     /// Writes or clears the removal mark and cordons or uncordons, in one merge patch that

@@ -22,6 +22,9 @@ pub const COMPUTE_TYPE: &str = "eks.amazonaws.com/compute-type";
 pub const REMOVAL: &str = "ballast.dev/removal";
 /// On a node whose readiness released a warned spot node's held pods: the node it replaces.
 pub const REPLACES: &str = "ballast.dev/replaces";
+/// On a workload Ballast placed in one node group: that group, so the nodeSelector it wrote
+/// is told from one its owner wrote (an owner's pin Ballast keeps).
+pub const PLACED_GROUP: &str = "ballast.dev/placed-group";
 const GPU_RESOURCES: &[&str] = &["nvidia.com/gpu", "amd.com/gpu", "aws.amazon.com/neuron"];
 /// Provisioners whose claims Fargate can mount (EFS, statically provisioned).
 const FARGATE_MOUNTABLE: &[&str] = &["efs.csi.aws.com"];
@@ -89,6 +92,13 @@ pub fn requests(spec: &PodSpec) -> Result<Resources, BadValue> {
     let mut total = max_each(sum, init).saturating_add(&resources(spec.overhead.as_ref(), "spec.overhead")?);
     total.pods = 1;
     Ok(total)
+}
+
+/// The node group a workload's owner pins it to: the template's nodeSelector on
+/// `group_label`, unless Ballast wrote that selector for a placement ([`PLACED_GROUP`]).
+pub fn pinned_by_owner(meta: &ObjectMeta, template: &PodTemplateSpec, group_label: &str) -> Option<String> {
+    let group = template.spec.as_ref()?.node_selector.as_ref()?.get(group_label)?;
+    (annotation(meta, PLACED_GROUP) != Some(group.as_str())).then(|| group.clone())
 }
 
 fn annotation<'a>(meta: &'a ObjectMeta, key: &str) -> Option<&'a str> {
@@ -279,6 +289,7 @@ pub fn fargate_traits(
         host_network: spec.host_network.unwrap_or(false) || host_port,
         gpu: requests(spec).map_or(true, |r| r.gpus > 0),
         unsupported_platform: arch.is_some_and(|a| a != "amd64") || os.is_some_and(|o| o != "linux"),
+        pinned_by_owner: None,
     }
 }
 

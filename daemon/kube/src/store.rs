@@ -424,7 +424,7 @@ impl ClusterStore {
         for id in ids {
             let traits = self.workloads.get(&id).map(|w| self.traits(namespace, &w.template, &w.claim_templates));
             if let (Some(traits), Some(w)) = (traits, self.workloads.get_mut(&id)) {
-                w.traits = traits;
+                w.traits = FargateTraits { pinned_by_owner: w.traits.pinned_by_owner.take(), ..traits };
             }
         }
     }
@@ -483,7 +483,8 @@ impl ClusterStore {
             }
         };
         let claim_templates = claim_templates.to_vec();
-        let traits = self.traits(&key.0, &template, &claim_templates);
+        let pinned_by_owner = convert::pinned_by_owner(meta, &template, &self.settings.group_selector_label);
+        let traits = FargateTraits { pinned_by_owner, ..self.traits(&key.0, &template, &claim_templates) };
         let id = WorkloadRef { kind, namespace: key.0, name: key.1 };
         self.workloads.insert(id, WorkloadEntry { replicas, template, claim_templates, requests, traits });
     }
@@ -548,7 +549,7 @@ impl ClusterStore {
                     replicas: w.replicas,
                     requests_per_replica: w.requests,
                     placement: self.placement(&w.template, owned),
-                    fargate_traits: w.traits,
+                    fargate_traits: w.traits.clone(),
                     usage_per_replica: owned.filter(|o| o.measured > 0).map(OwnerPods::mean_usage),
                 }
             })

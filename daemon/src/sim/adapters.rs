@@ -114,7 +114,8 @@ impl Cluster for SimHandle {
         };
         w.fargate = *target == PlacementTarget::Fargate;
         // As the Kubernetes adapter's patch does: the group selector set for one EC2 group,
-        // removed otherwise.
+        // removed otherwise, and Ballast's to change from then on.
+        w.fargate_traits.pinned_by_owner = None;
         let mut template: PodTemplate = (*w.template).clone();
         match target {
             PlacementTarget::Ec2(Some(group)) => template.node_selector.insert(NODE_GROUP_LABEL.into(), group.clone()),
@@ -310,7 +311,7 @@ impl World {
                 replicas,
                 requests_per_replica: w.requests,
                 placement,
-                fargate_traits: w.fargate_traits,
+                fargate_traits: w.fargate_traits.clone(),
                 usage_per_replica: Some(super::world::scale(&w.requests, w.spec.usage)),
             });
             if let Some(bounds) = &w.spec.autoscaler {

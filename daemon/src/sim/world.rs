@@ -255,6 +255,7 @@ impl SimWorkload {
                 host_network: spec.host_network,
                 gpu,
                 unsupported_platform: false,
+                pinned_by_owner: spec.node_group.clone(),
             },
             pods: Vec::new(),
             running: 0,

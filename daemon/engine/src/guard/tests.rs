@@ -541,17 +541,22 @@ fn every_removal_blocker_is_named_on_its_node() {
 #[test]
 fn every_fargate_blocker_is_named_on_its_workload() {
     use crate::ports::FargateTraits;
-    let traits = |f: fn(&mut FargateTraits)| {
+    let traits = |f: &dyn Fn(&mut FargateTraits)| {
         let mut t = FargateTraits::default();
         f(&mut t);
         t
     };
     let cases = [
-        ("EBS", traits(|t| t.ebs_volume = true), "mounts an EBS-backed volume"),
-        ("privileged", traits(|t| t.privileged = true), "runs a privileged container"),
-        ("hostNetwork", traits(|t| t.host_network = true), "uses hostNetwork or hostPort"),
-        ("GPU", traits(|t| t.gpu = true), "requests GPUs"),
-        ("platform", traits(|t| t.unsupported_platform = true), "selects Arm or Windows nodes"),
+        ("EBS", traits(&|t| t.ebs_volume = true), "mounts an EBS-backed volume"),
+        ("privileged", traits(&|t| t.privileged = true), "runs a privileged container"),
+        ("hostNetwork", traits(&|t| t.host_network = true), "uses hostNetwork or hostPort"),
+        ("GPU", traits(&|t| t.gpu = true), "requests GPUs"),
+        ("platform", traits(&|t| t.unsupported_platform = true), "selects Arm or Windows nodes"),
+        (
+            "owner's pin",
+            traits(&|t| t.pinned_by_owner = Some("payments".into())),
+            "pinned to node group `payments` by its own nodeSelector",
+        ),
     ];
     for (name, traits, says) in cases {
         let mut world = World::default();
