@@ -204,6 +204,16 @@ fn full_snapshot() -> SnapshotData {
         },
         PlacementCooldown { workload: d.workload(WorkloadKind::StatefulSet), ..PlacementCooldown::default() },
     ];
+    let launch_failures = vec![
+        LaunchFailure {
+            group: d.s("group"),
+            failed_at_millis: d.n(),
+            reason: d.s("reason"),
+            in_a_row: d.u(),
+            backing_off_until_millis: d.n(),
+        },
+        LaunchFailure { group: d.s("group"), ..LaunchFailure::default() },
+    ];
     let fargate_pricing = FargatePricing {
         per_vcpu_hour: d.f(),
         per_gb_hour: d.f(),
@@ -228,6 +238,7 @@ fn full_snapshot() -> SnapshotData {
         group_cooldowns,
         horizontal_autoscalers,
         placement_cooldowns,
+        launch_failures,
         pods_source: Default::default(),
         shapes: Default::default(),
         group_options: vec![
@@ -309,6 +320,7 @@ fn every_field_of_a_snapshot_reaches_a_plugin_as_sent() {
     assert_eq!(got.group_cooldowns, snapshot.group_cooldowns, "group-cooldowns, field by field");
     assert_eq!(got.horizontal_autoscalers, snapshot.horizontal_autoscalers, "horizontal-autoscalers, field by field");
     assert_eq!(got.placement_cooldowns, snapshot.placement_cooldowns, "placement-cooldowns, field by field");
+    assert_eq!(got.launch_failures, snapshot.launch_failures, "launch-failures, field by field");
     assert_eq!(got.fargate_pricing, snapshot.fargate_pricing);
     let expected: Vec<Proposal> =
         proposed.into_iter().map(|decision| Proposal { plugin: "scripted".into(), decision }).collect();

@@ -464,3 +464,33 @@ fn a_workload_its_owner_pins_to_a_group_stays_there_even_when_pods_wait() {
     assert_eq!(summary.pods_on_fargate, 0, "{summary:?}");
     assert!(summary.pending_pod_minutes > 100.0, "three pods wait the rest of the run: {summary:?}");
 }
+
+/// A spot group that cannot launch for its first 14 minutes; web's pods tolerate spot and
+/// land on on-demand when spot fails at the first minute. Once spot's 5-minute back-off ends,
+/// a replacement into it would fail again and double the back-off. The default set waits
+/// `failed-group-wait-seconds` (15 minutes) after the failure, then replaces the on-demand
+/// nodes by spot ones, which launch: one failure in all, where launching at the end of the
+/// back-off made two.
+#[test]
+fn no_replacement_goes_into_a_spot_group_that_just_failed_to_launch() {
+    let text = "name: ice\nduration: 60m\nnode-groups:\n  - {id: on-demand, instance-types: [m5.large], min-size: 1, max-size: 10, desired-size: 3}\n  - {id: spot, instance-types: [m5.large], capacity-type: spot, min-size: 0, max-size: 10, desired-size: 0, taints: [{key: capacity, value: spot, effect: NoSchedule}], launch-failures: [{from: 0m, to: 14m}]}\nworkloads:\n  - {name: agent, namespace: kube-system, kind: daemon-set, requests: {cpu: 100m, memory: 128Mi}, tolerations: [{key: capacity, operator-exists: true}]}\n  - {name: web, requests: {cpu: 500m, memory: 1Gi}, replicas: {steps: [{at: 0m, replicas: 9}, {at: 1m, replicas: 12}]}, tolerations: [{key: capacity, value: spot}]}\n";
+    let scenario = Scenario::parse(Path::new("ice.yaml"), text).unwrap();
+    let (report, recorder) = recorded_with(1, scenario, defaults());
+    let decisions: Vec<_> = recorder
+        .records()
+        .filter_map(|r| match r {
+            Record::Decision(d) => Some(d.clone()),
+            _ => None,
+        })
+        .collect();
+    let failures: Vec<u64> =
+        decisions.iter().filter(|d| d.reason.contains("group spot failed to provision")).map(|d| d.at_millis).collect();
+    assert_eq!(failures.len(), 1, "{decisions:#?}");
+    let into_spot = |d: &&ballast::engine::record::DecisionRecord| {
+        d.plugin == "consolidation" && d.reason.contains("by a new m5.large in spot")
+    };
+    let first = decisions.iter().find(into_spot).expect("on-demand nodes are replaced by spot ones");
+    let waited = first.at_millis - failures[0];
+    assert!((900_000..960_000).contains(&waited), "replaced {waited} ms after the failure");
+    assert_eq!(report.peak_group_sizes["spot"], 3, "{:?}", report.summary);
+}

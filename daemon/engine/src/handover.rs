@@ -137,6 +137,7 @@ impl GroupState {
             backoff,
             failure_seen_at: self.failure_seen_at.max(left.failure_seen_at),
             failures: left.failures,
+            failed_at: self.failed_at.max(left.failed_at),
         }
     }
 }

@@ -506,6 +506,10 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
             }
         }
         if let Some(snapshot) = Arc::get_mut(&mut obs.snapshot) {
+            let state = &self.state;
+            snapshot.launch_failures = (snapshot.node_groups.iter())
+                .filter_map(|g| state.groups.get(&g.id).and_then(|s| s.launch_failure(&g.id, now)))
+                .collect();
             for group in snapshot.node_groups.iter_mut() {
                 if let Some((_, keep, _)) = resets.iter().find(|(id, ..)| *id == group.id) {
                     group.desired_size = *keep;

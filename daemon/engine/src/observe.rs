@@ -261,6 +261,8 @@ pub fn observe(cluster: ClusterView, mut groups: Vec<GroupView>, cx: &ObserveCon
             group_cooldowns: groups.iter().map(|g| (cx.cooldown)(&g.id)).collect(),
             horizontal_autoscalers,
             placement_cooldowns: cx.placement_cooldowns.clone(),
+            // Filled in by the engine once this tick's failures are counted.
+            launch_failures: Vec::new(),
             pods_source: ballast_sdk::PodsSource::new(move |node| {
                 pods_on_nodes.get(node).map(|pods| pod_shapes(pods)).unwrap_or_default()
             }),

@@ -20,6 +20,8 @@ pub struct GroupState {
     pub failure_seen_at: Option<u64>,
     /// Consecutive provisioning failures.
     pub failures: u32,
+    /// When the last of them was counted (engine clock).
+    pub failed_at: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -40,10 +42,24 @@ impl GroupState {
         let max = config.max.as_millis() as u64;
         let wait = initial.saturating_mul(1u64 << self.failures.min(16)).min(max);
         self.failures += 1;
+        self.failed_at = Some(now);
         self.waiting_since = None;
         let until = now + wait;
         self.backoff = Some(BackoffState { until, reason });
         until
+    }
+
+    /// The group's failures since it last delivered the nodes asked of it, as the snapshot
+    /// tells plugins (`launch-failures`); none once they arrived (see [`Self::satisfied`]).
+    pub fn launch_failure(&self, group: &str, now: u64) -> Option<ballast_sdk::LaunchFailure> {
+        let failed_at = self.failed_at.filter(|_| self.failures > 0)?;
+        Some(ballast_sdk::LaunchFailure {
+            group: group.to_string(),
+            failed_at_millis: failed_at,
+            reason: self.backoff.as_ref().map(|b| b.reason.clone()).unwrap_or_default(),
+            in_a_row: self.failures,
+            backing_off_until_millis: self.backing_off(now).map_or(0, |b| b.until),
+        })
     }
 
     /// Where the group stands against `config`'s cooldowns, as the guardrails judge them:

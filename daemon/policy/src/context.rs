@@ -278,6 +278,9 @@ impl snapshot::HostSnapshot for PluginCtx {
     ) -> wasmtime::Result<Vec<types::PlacementCooldown>> {
         Ok(self.input.snapshot.placement_cooldowns())
     }
+    fn launch_failures(&mut self, _: Resource<SnapshotResource>) -> wasmtime::Result<Vec<types::LaunchFailure>> {
+        Ok(self.input.snapshot.launch_failures())
+    }
     fn drop(&mut self, handle: Resource<SnapshotResource>) -> wasmtime::Result<()> {
         self.table.delete(handle)?;
         Ok(())

@@ -161,6 +161,16 @@ pub fn placement_cooldown(c: &m::PlacementCooldown) -> w::PlacementCooldown {
     }
 }
 
+pub fn launch_failure(f: &m::LaunchFailure) -> w::LaunchFailure {
+    w::LaunchFailure {
+        group: f.group.clone(),
+        failed_at_millis: f.failed_at_millis,
+        reason: f.reason.clone(),
+        in_a_row: f.in_a_row,
+        backing_off_until_millis: f.backing_off_until_millis,
+    }
+}
+
 pub fn pod_shape(p: &m::PodShape) -> w::PodShape {
     w::PodShape {
         namespace: p.namespace.clone(),

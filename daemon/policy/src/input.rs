@@ -85,6 +85,10 @@ impl SharedSnapshot {
         self.data.placement_cooldowns.iter().map(convert::placement_cooldown).collect()
     }
 
+    pub fn launch_failures(&self) -> Vec<w::LaunchFailure> {
+        self.data.launch_failures.iter().map(convert::launch_failure).collect()
+    }
+
     pub fn pods_on_node(&self, node: &str) -> Vec<w::PodShape> {
         self.data.pods_on_node(node).iter().map(convert::pod_shape).collect()
     }

@@ -318,8 +318,9 @@ fn set_specs(set: &str, settings: &[String]) -> anyhow::Result<Vec<PluginSpec>> 
             &["binpack", "consolidation"],
             |name| match name {
                 "binpack" => serde_json::json!({ "scale-down": false, "expander": "price" }),
-                // Karpenter's default budget (10% of nodes) counts empty nodes too.
-                "consolidation" => serde_json::json!({ "count-empty-nodes": true }),
+                // Karpenter's default budget (10% of nodes) counts empty nodes too; an
+                // offering it could not launch stays out of its choices for 3 minutes.
+                "consolidation" => serde_json::json!({ "count-empty-nodes": true, "failed-group-wait-seconds": 180 }),
                 _ => serde_json::Value::Null,
             },
             settings,

@@ -48,6 +48,10 @@
 //!   only if the host's cooldowns let its group shrink by the time the new node is Ready
 //!   (`replace-ready-within-seconds`, 180), so the new node does not wait as spare room
 //!   beside it.
+//! - No replacement or merge launches in a group whose launch failed within
+//!   `failed-group-wait-seconds` (900) and that has not delivered nodes since (contract
+//!   0.1.9 `launch-failures`): a spot pool out of capacity is no cheaper place for running
+//!   pods, and another failure doubles the group's back-off for the pods that need it.
 //! - With `shrink-wait-seconds`, a node that runs pods of a workload whose replicas fell
 //!   within that window is not drained ([`shrink`]): its scale-in empties nodes itself.
 //! - Nothing while pods wait that a new node would hold: capacity is short, not spare (a pod
@@ -183,7 +187,8 @@ struct Plan<'a> {
     now: u64,
     /// The managed groups by index, as targets name them.
     indexed: Vec<&'a NodeGroup>,
-    /// The same groups by the price of a node they launch, cheapest first, ties in id order.
+    /// The same groups by the price of a node they launch, cheapest first, ties in id order;
+    /// where a replacement may launch, so without those whose launches failed lately.
     by_price: Vec<(f64, &'a NodeGroup)>,
     candidates: Vec<Candidate<'a>>,
     /// Free room on the Ready schedulable nodes of every managed group, fullest first.
@@ -359,9 +364,18 @@ impl<'a> Plan<'a> {
             c.target = position[c.target];
         }
         wait_for_shrinks(snapshot, &mut candidates, &mut state.followed, now, settings);
-        // A price that is not a number is never at most a ceiling: such a group is never offered.
-        let mut by_price: Vec<(f64, &NodeGroup)> =
-            groups.values().map(|g| (g.launch_price_per_hour(), *g)).filter(|(price, _)| !price.is_nan()).collect();
+        // A price that is not a number is never at most a ceiling: such a group is never
+        // offered; nor is one whose launches failed lately.
+        let failed_lately = |g: &NodeGroup| {
+            let wait = settings.failed_group_wait_seconds * 1000;
+            snapshot.launch_failure_of(&g.id).is_some_and(|f| f.age_millis(now) < wait)
+        };
+        let mut by_price: Vec<(f64, &NodeGroup)> = groups
+            .values()
+            .filter(|g| !failed_lately(g))
+            .map(|g| (g.launch_price_per_hour(), *g))
+            .filter(|(price, _)| !price.is_nan())
+            .collect();
         by_price.sort_by(|a, b| a.0.total_cmp(&b.0));
         Plan {
             settings,

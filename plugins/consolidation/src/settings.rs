@@ -48,6 +48,12 @@ pub struct Settings {
     /// a launch and a boot of the groups it may come from (one to three minutes on EC2;
     /// 0: the group must be free to shrink now).
     pub replace_ready_within_seconds: u64,
+    /// No replacement or merge launches in a group whose launch failed within this many
+    /// seconds and that has not delivered nodes since (contract 0.1.9 `launch-failures`;
+    /// 0: off). Such a launch saves money only if the capacity came back, and another
+    /// failure doubles the group's back-off, which pods that need the group then wait out.
+    /// Karpenter keeps an offering it could not launch out of its choices for 3 minutes.
+    pub failed_group_wait_seconds: u64,
 }
 
 impl Default for Settings {
@@ -68,6 +74,7 @@ impl Default for Settings {
             shrink_replace_wait_seconds: 0,
             replace_after_cooldown: false,
             replace_ready_within_seconds: 180,
+            failed_group_wait_seconds: 900,
         }
     }
 }
@@ -83,6 +90,12 @@ impl Settings {
         }
         if !(self.merge_min_saving > 0.0 && self.merge_min_saving < 1.0) {
             return Err(format!("merge-min-saving must be in (0, 1), got {}", self.merge_min_saving));
+        }
+        if self.failed_group_wait_seconds > 86_400 {
+            return Err(format!(
+                "failed-group-wait-seconds must be at most 86400 (a day), got {}",
+                self.failed_group_wait_seconds
+            ));
         }
         Ok(())
     }

@@ -318,6 +318,42 @@ fn with_replace_after_cooldown_no_node_is_launched_for_a_group_that_may_not_shri
     assert!(evaluate(&cluster(1_450_000), quick_boot).is_empty(), "refused: Ready 90 s before od-2 may go");
 }
 
+/// A spot pool that could not launch lately is no cheaper home for od-2's pods: a launch
+/// there fails again (doubling the group's back-off for pods that need it) unless the
+/// capacity came back. No replacement or merge launches in a group whose launch failed
+/// within `failed-group-wait-seconds` and that has not delivered since.
+#[test]
+fn no_replacement_or_merge_launches_in_a_group_whose_launch_failed_lately() {
+    const NOW: u64 = 10_000_000;
+    let replacing = |failed_ago_seconds: Option<u64>, settings: Settings| {
+        let cluster = two_groups(0)
+            .at_millis(NOW)
+            .pods_on("od-1", running("shop", "api", 2, "1", "2Gi"))
+            .pods_on("od-2", tolerating_spot(running("shop", "web", 2, "750m", "2Gi")));
+        let cluster = match failed_ago_seconds {
+            Some(s) => cluster.launch_failed("spot", NOW - s * 1000, 2, "InsufficientInstanceCapacity"),
+            None => cluster,
+        };
+        grown(&evaluate(&cluster.build(), settings))
+    };
+    let spot = vec![("spot".to_string(), 1)];
+    assert_eq!(replacing(None, Settings::default()), spot);
+    assert_eq!(replacing(Some(60), Settings::default()), [], "failed a minute ago");
+    assert_eq!(replacing(Some(899), Settings::default()), [], "failed just under 15 minutes ago");
+    assert_eq!(replacing(Some(900), Settings::default()), spot, "15 minutes on, the capacity may be back");
+    let karpenter = Settings { failed_group_wait_seconds: 180, ..Settings::default() };
+    assert_eq!(replacing(Some(180), karpenter), spot, "Karpenter's 3 minutes");
+    let off = Settings { failed_group_wait_seconds: 0, ..Settings::default() };
+    assert_eq!(replacing(Some(60), off), spot, "off");
+
+    let merging = |cluster: SnapshotBuilder| grown(&evaluate(&cluster.at_millis(NOW).build(), Settings::default()));
+    assert_eq!(merging(two_small_nodes((0, 2), 0)), [("compute".to_string(), 1)]);
+    let failed = two_small_nodes((0, 2), 0).launch_failed("compute", NOW - 60_000, 1, "InsufficientInstanceCapacity");
+    assert_eq!(merging(failed), [], "no merge into it either");
+    let bad = Harness::<Consolidation>::with_settings(serde_json::json!({"failed-group-wait-seconds": 90_000}));
+    assert!(bad.is_err_and(|e| e.contains("failed-group-wait-seconds must be at most 86400 (a day), got 90000")));
+}
+
 #[test]
 fn no_replacement_without_enough_saving_without_admitting_groups_or_above_min_size() {
     let with = |snapshot: SnapshotBuilder, settings: Settings| evaluate(&snapshot.build(), settings);

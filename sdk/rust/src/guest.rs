@@ -63,6 +63,7 @@ struct WasmSnapshot<'a> {
     group_cooldowns: OnceCell<Vec<m::GroupCooldown>>,
     horizontal_autoscalers: OnceCell<Vec<m::HorizontalAutoscaler>>,
     placement_cooldowns: OnceCell<Vec<m::PlacementCooldown>>,
+    launch_failures: OnceCell<Vec<m::LaunchFailure>>,
 }
 
 impl<'a> WasmSnapshot<'a> {
@@ -82,6 +83,7 @@ impl<'a> WasmSnapshot<'a> {
             group_cooldowns: OnceCell::new(),
             horizontal_autoscalers: OnceCell::new(),
             placement_cooldowns: OnceCell::new(),
+            launch_failures: OnceCell::new(),
         }
     }
 }
@@ -145,6 +147,9 @@ impl Snapshot for WasmSnapshot<'_> {
     fn placement_cooldowns(&self) -> &[m::PlacementCooldown] {
         self.placement_cooldowns
             .get_or_init(|| self.handle.placement_cooldowns().into_iter().map(placement_cooldown).collect())
+    }
+    fn launch_failures(&self) -> &[m::LaunchFailure] {
+        self.launch_failures.get_or_init(|| self.handle.launch_failures().into_iter().map(launch_failure).collect())
     }
 }
 
@@ -305,6 +310,16 @@ fn group_cooldown(c: w::GroupCooldown) -> m::GroupCooldown {
         last_scale_down_millis: c.last_scale_down_millis,
         scale_up_allowed_at_millis: c.scale_up_allowed_at_millis,
         scale_down_allowed_at_millis: c.scale_down_allowed_at_millis,
+    }
+}
+
+fn launch_failure(f: w::LaunchFailure) -> m::LaunchFailure {
+    m::LaunchFailure {
+        group: f.group,
+        failed_at_millis: f.failed_at_millis,
+        reason: f.reason,
+        in_a_row: f.in_a_row,
+        backing_off_until_millis: f.backing_off_until_millis,
     }
 }
 

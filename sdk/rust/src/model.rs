@@ -336,6 +336,31 @@ impl PlacementCooldown {
     }
 }
 
+/// An Auto Scaling group whose launches failed since it last delivered the nodes asked of it
+/// (interface 0.1.9): what [`crate::Snapshot::launch_failures`] returns. While the host backs
+/// off, the group's `max_size` is also held at its size; after that only this record says the
+/// group failed lately, which a discretionary move (a cheaper replacement) should weigh.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
+pub struct LaunchFailure {
+    pub group: String,
+    /// When the host last counted a failure, milliseconds since the Unix epoch.
+    pub failed_at_millis: u64,
+    /// Why, as the host recorded it.
+    pub reason: String,
+    /// Failures counted since the group last delivered the nodes asked of it.
+    pub in_a_row: u32,
+    /// The host refuses to grow the group before this moment; 0 when its back-off is over.
+    pub backing_off_until_millis: u64,
+}
+
+impl LaunchFailure {
+    /// Milliseconds since the last failure at `now` (0 for a failure stamped later).
+    pub fn age_millis(&self, now: u64) -> u64 {
+        now.saturating_sub(self.failed_at_millis)
+    }
+}
+
 /// Where a pod may be scheduled: what [`NodeGroup::admits`] reads.
 pub trait Constraints {
     fn node_selector(&self) -> &BTreeMap<String, String>;

@@ -6,8 +6,9 @@ use std::sync::{Arc, OnceLock};
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    FargatePricing, GroupCooldown, GroupOptions, HorizontalAutoscaler, MetricSeries, Node, NodeGroup, NodeGroupKind,
-    PendingPod, PendingShape, PlacementCooldown, PodShape, Proposal, Resources, ScheduledRun, Workload, WorkloadRef,
+    FargatePricing, GroupCooldown, GroupOptions, HorizontalAutoscaler, LaunchFailure, MetricSeries, Node, NodeGroup,
+    NodeGroupKind, PendingPod, PendingShape, PlacementCooldown, PodShape, Proposal, Resources, ScheduledRun, Workload,
+    WorkloadRef,
 };
 
 /// How long after it registered a node that is not Ready is taken for lost or stuck rather
@@ -118,6 +119,18 @@ pub trait Snapshot {
         &[]
     }
 
+    /// The Auto Scaling groups whose launches failed since they last delivered the nodes
+    /// asked of them (interface 0.1.9); empty from a host older than 0.1.9.
+    fn launch_failures(&self) -> &[LaunchFailure] {
+        &[]
+    }
+
+    /// One group's launch failures since it last delivered, if any (see
+    /// [`Snapshot::launch_failures`]).
+    fn launch_failure_of(&self, group: &str) -> Option<&LaunchFailure> {
+        self.launch_failures().iter().find(|f| f.group == group)
+    }
+
     /// Whether the host would let `workload` move between Fargate and EC2 now: not while
     /// its placement cooldown holds it. Always from a host older than 0.1.8, which says
     /// nothing of it (its guardrails still refuse such a move).
@@ -177,6 +190,8 @@ pub struct SnapshotData {
     pub horizontal_autoscalers: Vec<HorizontalAutoscaler>,
     /// The workloads the host's placement cooldown holds (interface 0.1.8).
     pub placement_cooldowns: Vec<PlacementCooldown>,
+    /// The groups whose launches failed since they last delivered (interface 0.1.9).
+    pub launch_failures: Vec<LaunchFailure>,
     /// Where a host's snapshot finds a node's pods, only when a policy asks: never written.
     #[serde(skip)]
     pub pods_source: PodsSource,
@@ -269,6 +284,9 @@ impl Snapshot for SnapshotData {
     }
     fn placement_cooldowns(&self) -> &[PlacementCooldown] {
         &self.placement_cooldowns
+    }
+    fn launch_failures(&self) -> &[LaunchFailure] {
+        &self.launch_failures
     }
     fn pods_on_node(&self, node: &str) -> Vec<PodShape> {
         match self.pods_on_nodes.get(node) {

@@ -215,6 +215,21 @@ impl SnapshotBuilder {
         self
     }
 
+    /// Says `group` failed to launch at `at_millis`, `in_a_row` times since it last
+    /// delivered, for `reason`, with no back-off holding it now (interface 0.1.9
+    /// `launch-failures`).
+    pub fn launch_failed(mut self, group: &str, at_millis: u64, in_a_row: u32, reason: &str) -> Self {
+        self.data.launch_failures.retain(|f| f.group != group);
+        self.data.launch_failures.push(LaunchFailure {
+            group: group.into(),
+            failed_at_millis: at_millis,
+            reason: reason.into(),
+            in_a_row,
+            backing_off_until_millis: 0,
+        });
+        self
+    }
+
     pub fn build(self) -> SnapshotData {
         self.data
     }

@@ -367,3 +367,44 @@ fn a_moved_workload_is_listed_in_the_snapshot_while_its_placement_cooldown_holds
     assert_eq!(tick_at(&mut engine, &faulty, NOW + cooldown), ["place deployment/shop/web"]);
     assert_eq!(held(NOW + cooldown), None, "the cooldown has ended");
 }
+
+/// A group whose launch failed reaches the policies through the engine's own snapshot
+/// (contract 0.1.9 `launch-failures`): listed with its back-off while that lasts, still
+/// listed once it is over (the group is offered again, but failed lately), and gone once the
+/// group delivers nodes it was asked for.
+#[test]
+fn a_group_whose_launch_failed_is_listed_until_it_delivers_nodes_asked_of_it() {
+    let mut world = World::default();
+    let failure =
+        crate::ports::LaunchFailure { at_millis: NOW - 5_000, message: "InsufficientInstanceCapacity".into() };
+    world.group_mut("web").last_launch_failure = Some(failure);
+    let (faulty, mut engine) = engine(&world);
+    let seen = Seen::default();
+    engine.policies = Scripted(Vec::new(), seen.clone());
+    let listed = |at: u64| {
+        let snapshot = seen.lock().unwrap().last().cloned().expect("the policies ran");
+        assert_eq!(snapshot.taken_at_millis, at);
+        let failures = &snapshot.launch_failures;
+        failures.iter().map(|f| (f.group.clone(), f.in_a_row, f.backing_off_until_millis)).collect::<Vec<_>>()
+    };
+    let initial = engine.config.guardrails.backoff.initial.as_millis() as u64;
+    tick_at(&mut engine, &faulty, NOW);
+    assert_eq!(listed(NOW), [("web".to_string(), 1, NOW + initial)], "counted this tick, backing off");
+    let first = seen.lock().unwrap().last().cloned().unwrap().launch_failures[0].clone();
+    assert_eq!(first.failed_at_millis, NOW);
+    assert!(first.reason.contains("InsufficientInstanceCapacity"), "{first:?}");
+
+    let after = NOW + initial;
+    tick_at(&mut engine, &faulty, after);
+    assert_eq!(listed(after), [("web".to_string(), 1, 0)], "the back-off is over; the failure is not forgotten");
+
+    // A scale-up of one node, then that node Ready: the group delivered.
+    world.group_mut("web").desired_size = 5;
+    show(&world, &faulty);
+    tick_at(&mut engine, &faulty, after + 10_000);
+    assert_eq!(listed(after + 10_000), [("web".to_string(), 1, 0)], "asked, not yet delivered");
+    world.cluster.nodes.push(crate::guard::fixture::node("w5", Some("i-w5"), Some("web")));
+    show(&world, &faulty);
+    tick_at(&mut engine, &faulty, after + 70_000);
+    assert_eq!(listed(after + 70_000), [], "delivered: no longer listed");
+}

@@ -55,6 +55,8 @@ impl Policy for Echo {
                 horizontal_autoscalers: snapshot.horizontal_autoscalers().to_vec(),
                 // `placement-cooldowns` (0.1.8).
                 placement_cooldowns: snapshot.placement_cooldowns().to_vec(),
+                // `launch-failures` (0.1.9).
+                launch_failures: snapshot.launch_failures().to_vec(),
                 pods_source: Default::default(),
                 shapes: Default::default(),
             },
