@@ -263,6 +263,7 @@ mod tests {
             waiting_since: Some(500),
             backoff: backoff(90_000),
             failures: 3,
+            failed_at: Some(85_000),
             ..GroupState::default()
         };
         let theirs = GroupState {
@@ -271,12 +272,14 @@ mod tests {
             waiting_since: None,
             backoff: backoff(60_000),
             failures: 1,
+            failed_at: Some(55_000),
             ..GroupState::default()
         };
         let merged = mine.taken_over(&theirs);
         assert_eq!((merged.last_scale_up, merged.last_scale_down), (Some(5_000), Some(8_000)));
         assert_eq!(merged.backoff, backoff(90_000), "the back-off that ends later");
         assert_eq!((merged.waiting_since, merged.failures), (None, 1), "the last leader's");
+        assert_eq!(merged.failed_at, Some(85_000), "the later failure: plugins see the group failed lately");
         let none = GroupState::default().taken_over(&theirs);
         assert_eq!(none.backoff, backoff(60_000));
     }
@@ -285,6 +288,7 @@ mod tests {
     fn a_handover_reads_back_as_it_was_left() {
         let mut state = EngineState::default();
         state.group("batch").last_scale_up = Some(7);
+        (state.group("batch").failures, state.group("batch").failed_at) = (1, Some(8));
         let web =
             WorkloadRef { kind: ballast_sdk::WorkloadKind::Deployment, namespace: "shop".into(), name: "web".into() };
         state.placed_at.insert(web.clone(), 9);
@@ -298,6 +302,8 @@ mod tests {
         let mut next = EngineState::default();
         next.take_over(&read);
         assert_eq!(next.groups["batch"].last_scale_up, Some(7));
+        let failure = next.groups["batch"].launch_failure("batch", 10).map(|f| (f.failed_at_millis, f.in_a_row));
+        assert_eq!(failure, Some((8, 1)), "a new leader still tells plugins the group failed lately");
         assert_eq!(next.placed_at[&web], 9);
         assert!(next.removed.contains("n1"));
     }
