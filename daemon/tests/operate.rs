@@ -174,25 +174,47 @@ async fn a_fargate_ineligible_workload_is_never_steered_to_fargate() {
     let mut pod = running_pod("agent-1", "n1", Some(("ReplicaSet", "agent-7c9")), json!({"app": "agent"}));
     pod["spec"]["containers"][0]["securityContext"] = json!({"privileged": true});
     site.standin.create(pod).unwrap();
+    // Pinned to its group by its owner's nodeSelector: that pin is kept, so no Fargate.
+    let mut payments = deployment("payments");
+    payments["spec"]["template"]["spec"]["nodeSelector"] = json!({"eks.amazonaws.com/nodegroup": "general"});
+    site.standin.create(payments).unwrap();
 
     let scripted = PathBuf::from(env!("BALLAST_PLUGIN_DIR")).join("scripted_policy.wasm");
-    let to_fargate = json!([{"action": {"place": {"workload": {"kind": "deployment", "namespace": "default",
-        "name": "agent"}, "target": "fargate"}}, "reason": "cheaper on Fargate"}]);
+    let to_fargate = json!([
+        {"action": {"place": {"workload": {"kind": "deployment", "namespace": "default", "name": "agent"},
+            "target": "fargate"}}, "reason": "cheaper on Fargate"},
+        {"action": {"place": {"workload": {"kind": "deployment", "namespace": "default", "name": "payments"},
+            "target": "fargate"}}, "reason": "cheaper on Fargate"},
+    ]);
     let policies = format!("  - {{plugin: \"{}\", settings: {{decisions: {to_fargate}}}}}\n", scripted.display());
     let daemon = site.replica("ops", "  tick-interval: 1s\n", &policies, "fargate: true\n");
     let journal = site.journal();
-    let refused =
-        |r: &Value| r["record"] == "decision" && r["plugin"] == "scripted_policy" && r["guard"]["outcome"] == "refused";
-    let three = eventually(Duration::from_secs(40), async || records(&journal).iter().any(refused));
-    if three.await.is_none() {
+    let refused = |name: &'static str| {
+        move |r: &Value| {
+            r["record"] == "decision"
+                && r["plugin"] == "scripted_policy"
+                && r["guard"]["outcome"] == "refused"
+                && r["proposed"]["place"]["workload"]["name"] == name
+        }
+    };
+    let both = eventually(Duration::from_secs(40), async || {
+        let journal = records(&journal);
+        journal.iter().any(refused("agent")) && journal.iter().any(refused("payments"))
+    });
+    if both.await.is_none() {
         fail(daemon, &format!("no refused placements:\n{:#?}", records(&journal)));
     }
-    let decision = records(&journal).into_iter().find(refused).unwrap();
+    let decision = records(&journal).into_iter().find(refused("agent")).unwrap();
     let why = decision["guard"]["why"].to_string();
     assert!(why.contains("privileged"), "the refusal names the blocker: {why}");
     assert_eq!(decision["result"]["result"], "not-applied");
     let template = &site.standin.get("apps/v1", "Deployment", "default", "agent").unwrap()["spec"]["template"];
     assert!(template["spec"]["nodeSelector"].is_null(), "the pod template was not steered: {template}");
+    let pinned = records(&journal).into_iter().find(refused("payments")).unwrap();
+    let why = pinned["guard"]["why"].to_string();
+    assert!(why.contains("pinned to node group `general` by its own nodeSelector"), "{why}");
+    let template = &site.standin.get("apps/v1", "Deployment", "default", "payments").unwrap()["spec"]["template"];
+    assert_eq!(template["spec"]["nodeSelector"], json!({"eks.amazonaws.com/nodegroup": "general"}), "the pin is kept");
     stop(daemon);
 }
 

@@ -32,7 +32,7 @@
 //!   tainted spot group its pods tolerate counts), read from one of its pods ([`asks`]); a
 //!   workload none of whose pods can be read is weighed against the untainted groups;
 //! - a group its pods wait for is no option when the group has no room to give them (at
-//!   its max-size, every node it asked for Ready, its load past what that many nodes hold
+//!   its max-size, no node it asked for still booting, its load past what that many nodes hold
 //!   at `packing-efficiency`: [`load::Ec2Group::full`]) and one of them has waited
 //!   `full-group-wait-seconds`: the replicas it runs there cost little, but the ones that
 //!   wait would wait for as long as the load stays. Unless moving all its replicas costs

@@ -19,6 +19,9 @@ pub struct Ec2Group<'a> {
     load: Vec<Owned>,
     /// The pods waiting for the group, by owner (their requests are also in `load`).
     waiting: Vec<Waiting>,
+    /// At its max-size with nodes still on their way ([`Snapshot::booting`]; read only for
+    /// a group at its max, the one case [`Ec2Group::full`] asks).
+    booting_at_max: bool,
     /// What the workloads brought back from Fargate in this evaluation, priced in this
     /// group, request: not yet on its nodes, but the ones weighed after them run beside it.
     coming: Resources,
@@ -66,7 +69,7 @@ impl Ec2Group<'_> {
     }
 
     /// Whether the group has no room to give the pods that wait for it: at its max-size,
-    /// every node it asked for Ready (none booting that they could land on), and its load,
+    /// no node it asked for still booting that they could land on, and its load,
     /// the waiting pods included, more than its max-size holds at `efficiency`. Its pods
     /// that wait will go on waiting, whatever EC2 costs.
     ///
@@ -77,7 +80,7 @@ impl Ec2Group<'_> {
     pub fn full(&self, efficiency: f64) -> bool {
         let g = self.group;
         g.desired_size >= g.max_size
-            && g.ready_nodes >= g.desired_size
+            && !self.booting_at_max
             && self.kept(&self.total(), efficiency) > f64::from(g.max_size)
     }
 
@@ -174,8 +177,9 @@ pub fn loads(snapshot: &dyn Snapshot) -> Loads<'_> {
                     wait(&mut waiting, shape);
                 }
             }
-            let price = g.launch_price_per_hour();
-            Ec2Group { group: g, template, price, load, waiting, coming: Resources::ZERO }
+            let (price, booting_at_max) =
+                (g.launch_price_per_hour(), g.desired_size >= g.max_size && snapshot.booting(g) > 0);
+            Ec2Group { group: g, template, price, load, waiting, booting_at_max, coming: Resources::ZERO }
         })
         .collect();
     Loads { groups, asks }
