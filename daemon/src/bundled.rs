@@ -58,10 +58,12 @@ pub const DEFAULT_CHAIN: &[&str] = &["binpack", "headroom", "consolidation", "fa
 /// starts a replacement or merge only if the replaced node's group may shrink by the time
 /// the new node is Ready). binpack prices each group for what a growing workload adds over
 /// 10 minutes (`growth`), so a climb a pod at a time buys nodes that fill rather than the
-/// cheapest for one pod. headroom learns bursts that recur at a steady period and asks for
-/// their room 90 s before each is due: a node's boot (60-75 s in the shipped scenarios) and a
-/// tick; raise `lead-seconds` where nodes boot slower. With `ramp` (its defaults: a climb of 5 replicas in 3 steps within 60 s) it makes
-/// room for what a climbing workload adds in the next 90 s.
+/// cheapest for one pod. headroom learns bursts that recur at a steady period, reads CronJob
+/// schedules, and asks for their room 90 s before each is due (a node's boot, 60-75 s in the
+/// shipped scenarios, and a tick), or longer before where the group that would hold it took
+/// longer to deliver its last nodes (contract 0.1.10). With `ramp` (its defaults: a climb of
+/// 5 replicas in 3 steps within 60 s) it makes room for what a climbing workload adds within
+/// that lead.
 pub fn default_settings(name: &str) -> serde_json::Value {
     match name {
         "binpack" => {

@@ -214,6 +214,10 @@ fn full_snapshot() -> SnapshotData {
         },
         LaunchFailure { group: d.s("group"), ..LaunchFailure::default() },
     ];
+    let provisioning_times = vec![
+        ProvisioningTime { group: d.s("group"), recent_seconds: vec![d.u(), d.u(), d.u()] },
+        ProvisioningTime { group: d.s("group"), recent_seconds: Vec::new() },
+    ];
     let fargate_pricing = FargatePricing {
         per_vcpu_hour: d.f(),
         per_gb_hour: d.f(),
@@ -239,6 +243,7 @@ fn full_snapshot() -> SnapshotData {
         horizontal_autoscalers,
         placement_cooldowns,
         launch_failures,
+        provisioning_times,
         pods_source: Default::default(),
         shapes: Default::default(),
         group_options: vec![
@@ -321,6 +326,7 @@ fn every_field_of_a_snapshot_reaches_a_plugin_as_sent() {
     assert_eq!(got.horizontal_autoscalers, snapshot.horizontal_autoscalers, "horizontal-autoscalers, field by field");
     assert_eq!(got.placement_cooldowns, snapshot.placement_cooldowns, "placement-cooldowns, field by field");
     assert_eq!(got.launch_failures, snapshot.launch_failures, "launch-failures, field by field");
+    assert_eq!(got.provisioning_times, snapshot.provisioning_times, "provisioning-times, field by field");
     assert_eq!(got.fargate_pricing, snapshot.fargate_pricing);
     let expected: Vec<Proposal> =
         proposed.into_iter().map(|decision| Proposal { plugin: "scripted".into(), decision }).collect();

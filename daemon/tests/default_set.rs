@@ -494,3 +494,51 @@ fn no_replacement_goes_into_a_spot_group_that_just_failed_to_launch() {
     assert!((900_000..960_000).contains(&waited), "replaced {waited} ms after the failure");
     assert_eq!(report.peak_group_sizes["spot"], 3, "{:?}", report.summary);
 }
+
+/// A batch group whose nodes take 2 to 3 minutes to boot, and a job every 30 minutes whose
+/// pods only it holds.
+const SLOW_BOOT: &str = "name: slow-boot\nduration: 3h\nstart: \"00:00\"\nnode-groups:\n  - {id: general, instance-types: [m5.large], min-size: 1, max-size: 5, desired-size: 2}\n  - {id: batch, instance-types: [c5.xlarge], min-size: 0, max-size: 10, desired-size: 0, provisioning-delay: 150s, labels: {workload: batch}, taints: [{key: workload, value: batch, effect: NoSchedule}]}\nworkloads:\n  - {name: agent, namespace: kube-system, kind: daemon-set, requests: {cpu: 100m, memory: 128Mi}, tolerations: [{key: workload, operator-exists: true}]}\n  - {name: web, requests: {cpu: 500m, memory: 1Gi}, replicas: {constant: 3}}\n  - {name: etl, namespace: data, kind: job, requests: {cpu: \"1\", memory: 1Gi}, batches: {start: 20m, every: 30m, pods: 12, run-for: 10m}, node-selector: {workload: batch}, tolerations: [{key: workload, operator-exists: true}]}\n";
+
+/// When `headroom` grew a group, done, for the run due at `due` ("01:20:00").
+fn room_asked_for(recorder: &Recorder, due: &str) -> Option<u64> {
+    recorder.records().find_map(|r| match r {
+        Record::Decision(d)
+            if d.plugin == "headroom"
+                && d.reason.contains(&format!("due at {due} UTC"))
+                && matches!(d.result, ActionResult::Done) =>
+        {
+            Some(d.at_millis)
+        }
+        _ => None,
+    })
+}
+
+/// Where nodes boot slower than the 90-s `lead-seconds`, the default set learns it from the
+/// group's deliveries (contract 0.1.10 `provisioning-times`): after the first run, whose
+/// pods wait for the rest of a boot, each run's room is asked for as long before it is due
+/// as the group took lately, and its pods find it Ready. With `fixed-lead` every run waits.
+#[test]
+fn a_group_that_boots_slowly_gets_its_room_asked_for_that_much_earlier() {
+    let scenario = || Scenario::parse(Path::new("slow-boot.yaml"), SLOW_BOOT).unwrap();
+    let (learned, recorder) = recorded_with(1, scenario(), defaults());
+    let fixed_settings =
+        json!({"recurring": {"lead-seconds": 90}, "ramp": {}, "scheduled": {"lead-seconds": 90}, "fixed-lead": true});
+    let fixed_chain = defaults()
+        .into_iter()
+        .map(|p| if p.name == "headroom" { policy("headroom", fixed_settings.clone()) } else { p })
+        .collect();
+    let (fixed, fixed_recorder) = recorded_with(1, scenario(), fixed_chain);
+    let start = ballast::sim::world::EPOCH_MILLIS; // the scenario starts at 00:00
+    let ahead = |recorder: &Recorder, due_minute: u64| {
+        let due = start + due_minute * 60_000;
+        let clock = format!("{:02}:{:02}:00", due_minute / 60, due_minute % 60);
+        due - room_asked_for(recorder, &clock).unwrap_or_else(|| panic!("no room asked for the run at {clock}"))
+    };
+    assert!(ahead(&recorder, 20) <= 90_000, "the first run: nothing delivered yet, the setting's 90 s");
+    for due in [50, 80, 110, 140] {
+        assert!(ahead(&recorder, due) >= 150_000, "the run at minute {due}: {} s ahead", ahead(&recorder, due) / 1000);
+        assert!(ahead(&fixed_recorder, due) <= 90_000, "fixed-lead at minute {due}");
+    }
+    let (l, f) = (&learned.summary, &fixed.summary);
+    assert!(l.pending_pod_minutes * 4.0 < f.pending_pod_minutes, "learned {l:?}\nfixed {f:?}");
+}

@@ -122,8 +122,9 @@ impl GroupState {
     /// # Guarantees
     /// No guardrail gets looser: each cooldown counts from the later of the two last
     /// scalings, and the back-off that ends later is kept. Whether the group is waiting for
-    /// nodes, and how many failures in a row it has seen, are the last leader's: it acted
-    /// after this replica last did.
+    /// nodes (and since when each node it waits for was asked), how many failures in a row
+    /// it has seen, and its recent provisioning times are the last leader's: it acted after
+    /// this replica last did.
     fn taken_over(&self, left: &GroupState) -> GroupState {
         let backoff = match (&self.backoff, &left.backoff) {
             (Some(mine), Some(theirs)) if mine.until > theirs.until => Some(mine.clone()),
@@ -138,6 +139,10 @@ impl GroupState {
             failure_seen_at: self.failure_seen_at.max(left.failure_seen_at),
             failures: left.failures,
             failed_at: self.failed_at.max(left.failed_at),
+            asked: left.asked.clone(),
+            present: left.present,
+            looked_at: left.looked_at,
+            provisioned: if left.provisioned.is_empty() { self.provisioned.clone() } else { left.provisioned.clone() },
         }
     }
 }
@@ -282,6 +287,13 @@ mod tests {
         assert_eq!(merged.failed_at, Some(85_000), "the later failure: plugins see the group failed lately");
         let none = GroupState::default().taken_over(&theirs);
         assert_eq!(none.backoff, backoff(60_000));
+        // A new leader times the nodes the last one asked for, and keeps the group's recent
+        // deliveries, so its first scheduled room is asked as far ahead as the last one's.
+        let timing = GroupState { asked: vec![Some(70_000)], present: Some(4), provisioned: vec![80], ..theirs };
+        let merged = GroupState { provisioned: vec![60], ..mine.clone() }.taken_over(&timing);
+        assert_eq!((merged.asked, merged.present, merged.provisioned), (vec![Some(70_000)], Some(4), vec![80]));
+        let kept = GroupState { provisioned: vec![60], ..mine }.taken_over(&GroupState::default());
+        assert_eq!(kept.provisioned, [60], "a leader that timed nothing leaves this replica's figures");
     }
 
     #[test]

@@ -263,6 +263,7 @@ pub fn observe(cluster: ClusterView, mut groups: Vec<GroupView>, cx: &ObserveCon
             placement_cooldowns: cx.placement_cooldowns.clone(),
             // Filled in by the engine once this tick's failures are counted.
             launch_failures: Vec::new(),
+            provisioning_times: Vec::new(),
             pods_source: ballast_sdk::PodsSource::new(move |node| {
                 pods_on_nodes.get(node).map(|pods| pod_shapes(pods)).unwrap_or_default()
             }),

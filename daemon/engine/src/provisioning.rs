@@ -1,6 +1,7 @@
 //! Provisioning failures: groups whose launches failed, or whose nodes did not become Ready
 //! in time, back off; their desired size goes back to the instances they have, and the
-//! snapshot shows both (max-size held, `launch-failures`).
+//! snapshot shows both (max-size held, `launch-failures`). And provisioning times: how long
+//! each group took to deliver its last nodes (`provisioning-times`).
 
 use std::sync::Arc;
 
@@ -39,6 +40,7 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
             // A node that was Ready and is no longer is lost, not awaited: node repair
             // replaces it; it is no launch failure to back off from.
             let here = facts.ready + facts.lost;
+            state.time_provisioning(here, facts.desired, now);
             if here >= facts.desired {
                 state.satisfied();
             } else {
@@ -73,6 +75,9 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
             let state = &self.state;
             snapshot.launch_failures = (snapshot.node_groups.iter())
                 .filter_map(|g| state.groups.get(&g.id).and_then(|s| s.launch_failure(&g.id, now)))
+                .collect();
+            snapshot.provisioning_times = (snapshot.node_groups.iter())
+                .filter_map(|g| state.groups.get(&g.id).and_then(|s| s.provisioning_time(&g.id)))
                 .collect();
             for group in snapshot.node_groups.iter_mut() {
                 if let Some((_, keep, _)) = resets.iter().find(|(id, ..)| *id == group.id) {

@@ -22,6 +22,18 @@ pub struct GroupState {
     pub failures: u32,
     /// When the last of them was counted (engine clock).
     pub failed_at: Option<u64>,
+    /// Nodes asked of the group and not yet there, oldest first: when each was asked (the
+    /// tick before the one that saw the desired size rise), unknown for nodes asked before
+    /// this engine first saw the group or before a failure.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub asked: Vec<Option<u64>>,
+    /// Nodes present (Ready, or lost after being Ready) at the last tick that looked, and
+    /// when that was.
+    pub present: Option<u32>,
+    pub looked_at: Option<u64>,
+    /// Seconds from ask to Ready of the last deliveries, oldest first (`provisioning-times`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub provisioned: Vec<u32>,
 }
 
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -43,6 +55,8 @@ impl GroupState {
         let wait = initial.saturating_mul(1u64 << self.failures.min(16)).min(max);
         self.failures += 1;
         self.failed_at = Some(now);
+        // Whatever still arrives of what was asked is no measure of the group's boot.
+        self.asked.fill(None);
         self.waiting_since = None;
         let until = now + wait;
         self.backoff = Some(BackoffState { until, reason });
@@ -59,6 +73,44 @@ impl GroupState {
             reason: self.backoff.as_ref().map(|b| b.reason.clone()).unwrap_or_default(),
             in_a_row: self.failures,
             backing_off_until_millis: self.backing_off(now).map_or(0, |b| b.until),
+        })
+    }
+
+    /// Times the nodes the group delivers, once a tick: a node asked for is stamped with the
+    /// tick before the one that saw the ask, and each node that the next ticks see arrive
+    /// takes the oldest stamp.
+    ///
+    /// # Guarantees
+    /// Each figure is at least the node's boot (the ask came no earlier than its stamp, the
+    /// node was Ready no later than the tick that saw it), so a lead of the slowest recent
+    /// figure has nodes Ready in time if the group boots as it did.
+    ///
+    /// # Caveats
+    /// Nodes are matched to asks in order, not by name: when a replacement arrives while an
+    /// older ask is still outstanding, the older stamp goes to it. A desired size lowered
+    /// before its nodes came cancels the newest asks first.
+    pub fn time_provisioning(&mut self, present: u32, desired: u32, now: u64) {
+        let arrived = self.present.map_or(0, |before| present.saturating_sub(before));
+        let delivered = (arrived as usize).min(self.asked.len());
+        for asked in self.asked.drain(..delivered).flatten() {
+            self.provisioned.push(now.saturating_sub(asked).div_ceil(1000) as u32);
+        }
+        let extra = self.provisioned.len().saturating_sub(ballast_sdk::ProvisioningTime::KEPT);
+        self.provisioned.drain(..extra);
+        let outstanding = desired.saturating_sub(present) as usize;
+        let stamp = self.present.and(self.looked_at);
+        self.asked.truncate(outstanding);
+        self.asked.resize(outstanding, stamp);
+        self.present = Some(present);
+        self.looked_at = Some(now);
+    }
+
+    /// The group's recent deliveries, as the snapshot tells plugins (`provisioning-times`);
+    /// none before it delivered a node this engine saw asked for.
+    pub fn provisioning_time(&self, group: &str) -> Option<ballast_sdk::ProvisioningTime> {
+        (!self.provisioned.is_empty()).then(|| ballast_sdk::ProvisioningTime {
+            group: group.to_string(),
+            recent_seconds: self.provisioned.clone(),
         })
     }
 

@@ -281,6 +281,9 @@ impl snapshot::HostSnapshot for PluginCtx {
     fn launch_failures(&mut self, _: Resource<SnapshotResource>) -> wasmtime::Result<Vec<types::LaunchFailure>> {
         Ok(self.input.snapshot.launch_failures())
     }
+    fn provisioning_times(&mut self, _: Resource<SnapshotResource>) -> wasmtime::Result<Vec<types::ProvisioningTime>> {
+        Ok(self.input.snapshot.provisioning_times())
+    }
     fn drop(&mut self, handle: Resource<SnapshotResource>) -> wasmtime::Result<()> {
         self.table.delete(handle)?;
         Ok(())

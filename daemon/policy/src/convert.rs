@@ -171,6 +171,10 @@ pub fn launch_failure(f: &m::LaunchFailure) -> w::LaunchFailure {
     }
 }
 
+pub fn provisioning_time(t: &m::ProvisioningTime) -> w::ProvisioningTime {
+    w::ProvisioningTime { group: t.group.clone(), recent_seconds: t.recent_seconds.clone() }
+}
+
 pub fn pod_shape(p: &m::PodShape) -> w::PodShape {
     w::PodShape {
         namespace: p.namespace.clone(),

@@ -89,6 +89,10 @@ impl SharedSnapshot {
         self.data.launch_failures.iter().map(convert::launch_failure).collect()
     }
 
+    pub fn provisioning_times(&self) -> Vec<w::ProvisioningTime> {
+        self.data.provisioning_times.iter().map(convert::provisioning_time).collect()
+    }
+
     pub fn pods_on_node(&self, node: &str) -> Vec<w::PodShape> {
         self.data.pods_on_node(node).iter().map(convert::pod_shape).collect()
     }

@@ -15,12 +15,18 @@
 //!   (two intervals that agree); `min-bursts: 2` guesses it from the first interval, for
 //!   less waiting at the price of room bought once for nothing where bursts do not recur.
 //! - **Scheduled runs** (`scheduled`): a CronJob's next run is known before its pods exist
-//!   (contract 0.1.5 `scheduled-runs`), so room for all its pods is asked for `lead-seconds`
-//!   before it is due, from the first run on. A workload with a schedule is not also learnt
+//!   (contract 0.1.5 `scheduled-runs`), so room for all its pods is asked for a lead before
+//!   it is due, from the first run on. A workload with a schedule is not also learnt
 //!   as a recurring burst. Runs whose pods go to Fargate need no room.
 //! - **Ramps** (`ramp`): a workload whose replica count has climbed step after step over the
 //!   last `window-seconds` gets room for what the same rate adds in `lead-seconds`, while it
 //!   is still climbing, so each wave of a scale-out does not wait a boot time of its own.
+//!
+//! Each need's `lead-seconds` is the least lead (`lead.rs`): where the groups that would
+//! hold the room delivered more slowly lately, as the host timed it (contract 0.1.10
+//! `provisioning-times`), the second slowest of their recent deliveries is the lead
+//! instead, so a group that boots in three minutes gets its room three minutes ahead. `fixed-lead: true` keeps
+//! `lead-seconds` always.
 //!
 //! Each need counts the slots its shape has in the free room of Ready schedulable nodes and
 //! in nodes on their way, of the groups that admit it. Nodes earlier policies of the chain
@@ -29,6 +35,7 @@
 //! over where it costs least in whole nodes (one pod is not worth a big node); when enough,
 //! it proposes to hold a group it needs at its size, which `consolidation` honours.
 
+mod lead;
 mod ramp;
 mod recurring;
 mod schedule;
@@ -40,6 +47,7 @@ use std::collections::BTreeMap;
 use ballast_sdk::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use lead::Lead;
 pub use ramp::Ramp;
 pub use recurring::{Burst, Recurring};
 pub use schedule::Window;
@@ -56,6 +64,9 @@ pub struct Settings {
     pub ramp: Option<Ramp>,
     /// Make room before each scheduled run (a CronJob's) is due.
     pub scheduled: Option<Scheduled>,
+    /// Ask for room each need's `lead-seconds` ahead always, even where the groups that
+    /// would hold it delivered more slowly lately (contract 0.1.10 `provisioning-times`).
+    pub fixed_lead: bool,
 }
 
 /// Spare room for `count` pods of `cpu` / `memory`.
@@ -136,21 +147,22 @@ impl Policy for Headroom {
 
     fn evaluate(snapshot: &dyn Snapshot, settings: &Settings, state: &mut State) -> Result<Vec<Decision>, String> {
         let now = snapshot.taken_at_millis();
+        let lead = Lead::new(snapshot, settings.fixed_lead);
         let (runs, scheduled): (Vec<&ScheduledRun>, Vec<&WorkloadRef>) = match &settings.scheduled {
-            Some(s) => (s.due(snapshot, now), snapshot.scheduled_runs().iter().map(|r| &r.owner).collect()),
+            Some(s) => (s.due(snapshot, now, &lead), snapshot.scheduled_runs().iter().map(|r| &r.owner).collect()),
             None => (Vec::new(), Vec::new()),
         };
         let expected = match &settings.recurring {
             Some(recurring) => {
                 state.bursts.observe(snapshot, now, recurring);
-                state.bursts.expected(now, recurring, &scheduled)
+                state.bursts.expected(now, recurring, &scheduled, &lead)
             }
             None => Vec::new(),
         };
         let climbing = match &settings.ramp {
             Some(ramp) => {
                 state.ramps.observe(snapshot, now, ramp);
-                state.ramps.expected(snapshot, now, ramp)
+                state.ramps.expected(snapshot, now, ramp, &lead)
             }
             None => Vec::new(),
         };

@@ -17,6 +17,7 @@ use ballast_sdk::prelude::*;
 use ballast_sdk::replicas::{self, ReplicaHistory, Sample};
 use serde::{Deserialize, Serialize};
 
+use super::lead::Lead;
 use super::slots::Need;
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -24,7 +25,9 @@ use super::slots::Need;
 pub struct Ramp {
     /// How far back the climb is measured.
     pub window_seconds: u64,
-    /// How far ahead room is made: a node's boot time and a tick.
+    /// How far ahead room is made: at least this, longer where the groups that admit the
+    /// workload's pods delivered more slowly lately; and how long after its last step a
+    /// climb still counts as climbing.
     pub lead_seconds: u64,
     /// A climb of fewer replicas over the window is not a ramp.
     pub min_pods: u32,
@@ -81,10 +84,7 @@ impl Expected {
             ),
             shape: Resources { pods: 1, ..self.requests },
             count: self.count,
-            admits: Box::new(move |g: &NodeGroup| match &self.shape {
-                Some(shape) => g.admits(shape),
-                None => g.taints.is_empty(),
-            }),
+            admits: Box::new(move |g: &NodeGroup| admits(g, self.shape.as_ref())),
             hold: false,
         }
     }
@@ -105,7 +105,7 @@ impl Climbs {
     /// No more room than a workload's HorizontalPodAutoscaler lets it grow into: a climb
     /// that reached its `max-replicas` expects nothing, however fast it came (contract 0.1.7;
     /// a host older than that says of no autoscaler, and the rate alone counts).
-    pub fn expected(&self, snapshot: &dyn Snapshot, now: u64, settings: &Ramp) -> Vec<Expected> {
+    pub fn expected(&self, snapshot: &dyn Snapshot, now: u64, settings: &Ramp, lead: &Lead) -> Vec<Expected> {
         let climbing: BTreeMap<&str, Rate> = self
             .workloads
             .workloads
@@ -124,7 +124,9 @@ impl Climbs {
             .iter()
             .filter_map(|w| {
                 let rate = climbing.get(replicas::key(&w.id).as_str())?;
-                let at_rate = (rate.per_second() * settings.lead_seconds as f64).ceil() as u32;
+                let shape = pending(w);
+                let ahead = lead.seconds(settings.lead_seconds, |g| admits(g, shape.as_ref()));
+                let at_rate = (rate.per_second() * ahead as f64).ceil() as u32;
                 let room = snapshot.autoscaler_of(&w.id).map(|a| (a.room_to_grow(w.replicas), a.max_replicas));
                 let (count, capped_at) = match room {
                     Some((room, max)) if room < at_rate => (room, Some(max)),
@@ -133,15 +135,24 @@ impl Climbs {
                 (count > 0).then(|| Expected {
                     workload: w.id.to_string(),
                     requests: w.requests_per_replica,
-                    shape: pending(w),
+                    shape,
                     grew: rate.grew,
                     over_seconds: rate.over_millis / 1000,
                     count,
-                    lead_seconds: settings.lead_seconds,
+                    lead_seconds: ahead,
                     capped_at,
                 })
             })
             .collect()
+    }
+}
+
+/// Where a climbing workload's pods may go: where its pending pod may, or, with none
+/// pending, any untainted group.
+fn admits(group: &NodeGroup, shape: Option<&PendingShape>) -> bool {
+    match shape {
+        Some(shape) => group.admits(shape),
+        None => group.taints.is_empty(),
     }
 }
 

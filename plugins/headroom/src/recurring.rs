@@ -6,12 +6,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use ballast_sdk::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::lead::Lead;
 use super::slots::Need;
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
 pub struct Recurring {
-    /// How long before a burst is due its room is asked for: a node's boot time and a tick.
+    /// How long before a burst is due its room is asked for, at least: longer where the
+    /// groups that admit its pods delivered more slowly lately.
     pub lead_seconds: u64,
     /// Two intervals between bursts this close count as one period.
     pub tolerance_seconds: u64,
@@ -174,16 +176,16 @@ impl Learnt {
     /// Bursts due within the lead time, of shapes not waiting now and not of a workload whose
     /// runs are `scheduled` (their room is asked for from the schedule). Only until the burst
     /// is due: a late burst shows as pending pods, which scale-up serves.
-    pub fn expected(&self, now: u64, settings: &Recurring, scheduled: &[&WorkloadRef]) -> Vec<Expected> {
+    pub fn expected(&self, now: u64, settings: &Recurring, scheduled: &[&WorkloadRef], lead: &Lead) -> Vec<Expected> {
         let tolerance = settings.tolerance_seconds * 1000;
-        let lead = settings.lead_seconds * 1000;
         self.shapes
             .iter()
             .filter(|(key, _)| !self.waiting.contains(*key))
             .filter(|(_, l)| l.shape.owner.as_ref().is_none_or(|o| !scheduled.contains(&o)))
             .filter_map(|(_, l)| {
                 let due = l.next_due(tolerance, settings.min_bursts)?;
-                (now + lead >= due.at && now < due.at).then(|| Expected {
+                let ahead = lead.seconds(settings.lead_seconds, |g| g.admits(&l.shape)).saturating_mul(1000);
+                (now.saturating_add(ahead) >= due.at && now < due.at).then(|| Expected {
                     shape: l.shape.clone(),
                     count: due.count,
                     due_at: due.at,

@@ -4,13 +4,15 @@
 use ballast_sdk::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::lead::Lead;
 use super::recurring::clock;
 use super::slots::Need;
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
 pub struct Scheduled {
-    /// How long before a run is due its room is asked for: a node's boot time and a tick.
+    /// How long before a run is due its room is asked for, at least: longer where the
+    /// groups that admit its pods delivered more slowly lately.
     pub lead_seconds: u64,
 }
 
@@ -29,13 +31,12 @@ impl Scheduled {
     }
 
     /// The runs due within the lead time whose pods go to a node group, not yet due.
-    pub fn due<'a>(&self, snapshot: &'a dyn Snapshot, now: u64) -> Vec<&'a ScheduledRun> {
-        let lead = self.lead_seconds * 1000;
-        snapshot
-            .scheduled_runs()
-            .iter()
-            .filter(|r| !r.on_fargate && r.pods > 0 && now < r.due_at_millis && now + lead >= r.due_at_millis)
-            .collect()
+    pub fn due<'a>(&self, snapshot: &'a dyn Snapshot, now: u64, lead: &Lead) -> Vec<&'a ScheduledRun> {
+        let within = |r: &ScheduledRun| {
+            let ahead = lead.seconds(self.lead_seconds, |g| g.admits(r)).saturating_mul(1000);
+            now < r.due_at_millis && now.saturating_add(ahead) >= r.due_at_millis
+        };
+        (snapshot.scheduled_runs().iter()).filter(|r| !r.on_fargate && r.pods > 0 && within(r)).collect()
     }
 }
 

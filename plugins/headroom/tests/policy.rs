@@ -209,6 +209,25 @@ fn a_climbing_workload_gets_room_for_what_its_rate_adds_within_the_lead_time() {
     assert_eq!(sizes(&decisions), [("c5".to_string(), 3)], "{decisions:?}");
 }
 
+#[test]
+fn a_climb_into_groups_that_deliver_slowly_gets_room_for_what_it_adds_in_their_boot_time() {
+    // The same climb (0.4 replicas a second), with every untainted group taking up to 180 s
+    // to deliver lately: room for what it adds in 180 s (72), not in the setting's 90 s.
+    let mut policy = ramp();
+    let slow = |t, replicas| {
+        storefront_at(t, replicas, 4).provisioned("c5", &[180, 170, 180]).provisioned("m5", &[90]).build()
+    };
+    for (t, replicas) in [(0, 4), (10, 8), (20, 12)] {
+        assert!(policy.evaluate(&slow(t, replicas)).unwrap().is_empty());
+    }
+    let decisions = policy.evaluate(&slow(30, 16)).unwrap();
+    let reason = &decisions[0].reason;
+    assert!(reason.contains("72 more of") && reason.contains("within 180 s"), "{reason}");
+    // 72 less the four free slots on m5-a: 68, four c5 nodes (64) and the four left over
+    // on a new m5 ($0.096 against a fifth c5's $0.17).
+    assert_eq!(sizes(&decisions), [("c5".to_string(), 4), ("m5".to_string(), 2)]);
+}
+
 /// The storefront climbs as above under a HorizontalPodAutoscaler with `max` replicas.
 fn autoscaled_storefront(seconds: u64, replicas: u32, max: u32) -> SnapshotData {
     let target = WorkloadRef { kind: WorkloadKind::Deployment, namespace: "shop".into(), name: "storefront".into() };
@@ -318,6 +337,40 @@ fn a_scheduled_run_gets_room_for_all_its_pods_before_its_first_run() {
     assert!(evaluate(&with_run(60_000).build(), json!({})).is_empty());
     let zero = json!({"scheduled": {"lead-seconds": 0}});
     assert!(Harness::<Headroom>::with_settings(zero).err().unwrap().contains("scheduled.lead-seconds"));
+}
+
+#[test]
+fn a_run_gets_its_room_as_far_ahead_as_the_groups_that_would_hold_it_took_to_deliver_lately() {
+    // c5 (the cheapest slot) took 150 to 180 s to deliver its last nodes: room for a run due
+    // in 170 s (its second slowest) is asked for now, where the 90-s setting alone would
+    // still wait and leave the run's pods waiting for the rest of a boot; due in 180 s, not
+    // yet: one delivery slower than the rest does not move the lead.
+    let slow = |in_ms| with_run(in_ms).provisioned("c5", &[150, 180, 170, 160]).build();
+    assert_eq!(sizes(&evaluate(&slow(170_000), scheduled())), [("c5".to_string(), 3)]);
+    assert!(evaluate(&slow(180_000), scheduled()).is_empty(), "beyond the second slowest delivery");
+    let outlier = |in_ms| with_run(in_ms).provisioned("c5", &[60, 600, 70]).build();
+    assert!(evaluate(&outlier(100_000), scheduled()).is_empty(), "one 10-minute boot among fast ones");
+    let fixed = json!({"scheduled": {"lead-seconds": 90}, "fixed-lead": true});
+    assert!(evaluate(&slow(170_000), fixed.clone()).is_empty(), "fixed-lead keeps the setting");
+    assert_eq!(sizes(&evaluate(&slow(90_000), fixed)), [("c5".to_string(), 3)]);
+
+    // Groups faster than the setting keep its 90 s.
+    let fast = |in_ms| with_run(in_ms).provisioned("c5", &[50]).provisioned("m5", &[40, 50]).build();
+    assert_eq!(sizes(&evaluate(&fast(90_000), scheduled())), [("c5".to_string(), 3)]);
+    assert!(evaluate(&fast(100_000), scheduled()).is_empty(), "100 s ahead");
+
+    // Only the groups that admit the run's pods count: a tainted GPU group's 10-minute
+    // boots do not pull the run's room ten minutes ahead.
+    let beside_gpu = |in_ms| {
+        let gpu = GroupBuilder::asg("gpu").instance_type("g5.xlarge", "4", "16Gi", 1.006).sizes(0, 0, 4).taint(
+            "nvidia.com/gpu",
+            "true",
+            TaintEffect::NoSchedule,
+        );
+        with_run(in_ms).group(gpu).provisioned("c5", &[50]).provisioned("gpu", &[600]).build()
+    };
+    assert!(evaluate(&beside_gpu(170_000), scheduled()).is_empty(), "the GPU group's boots are not the run's");
+    assert_eq!(sizes(&evaluate(&beside_gpu(90_000), scheduled())), [("c5".to_string(), 3)]);
 }
 
 #[test]

@@ -64,6 +64,7 @@ struct WasmSnapshot<'a> {
     horizontal_autoscalers: OnceCell<Vec<m::HorizontalAutoscaler>>,
     placement_cooldowns: OnceCell<Vec<m::PlacementCooldown>>,
     launch_failures: OnceCell<Vec<m::LaunchFailure>>,
+    provisioning_times: OnceCell<Vec<m::ProvisioningTime>>,
 }
 
 impl<'a> WasmSnapshot<'a> {
@@ -84,6 +85,7 @@ impl<'a> WasmSnapshot<'a> {
             horizontal_autoscalers: OnceCell::new(),
             placement_cooldowns: OnceCell::new(),
             launch_failures: OnceCell::new(),
+            provisioning_times: OnceCell::new(),
         }
     }
 }
@@ -150,6 +152,13 @@ impl Snapshot for WasmSnapshot<'_> {
     }
     fn launch_failures(&self) -> &[m::LaunchFailure] {
         self.launch_failures.get_or_init(|| self.handle.launch_failures().into_iter().map(launch_failure).collect())
+    }
+    fn provisioning_times(&self) -> &[m::ProvisioningTime] {
+        self.provisioning_times.get_or_init(|| {
+            (self.handle.provisioning_times().into_iter())
+                .map(|t| m::ProvisioningTime { group: t.group, recent_seconds: t.recent_seconds })
+                .collect()
+        })
     }
 }
 

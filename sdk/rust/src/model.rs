@@ -361,6 +361,33 @@ impl LaunchFailure {
     }
 }
 
+/// How long an Auto Scaling group took to deliver its last few nodes (interface 0.1.10): what
+/// [`crate::Snapshot::provisioning_times`] returns. Each figure runs from the tick at which
+/// the group was asked for one more node to the first tick that saw a node of it Ready, so it
+/// is an upper bound on that node's boot, rounded up to the host's tick.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
+pub struct ProvisioningTime {
+    pub group: String,
+    /// The last deliveries, oldest first, in seconds (at most
+    /// [`ProvisioningTime::KEPT`]).
+    pub recent_seconds: Vec<u32>,
+}
+
+impl ProvisioningTime {
+    /// How many deliveries the host keeps per group.
+    pub const KEPT: usize = 8;
+
+    /// How far ahead to ask for a node that should be Ready at a given moment, if the group
+    /// boots as it did lately: the second slowest of the recent deliveries (the only one, if
+    /// one), so that one outlier among them does not move every lead. None before any.
+    pub fn lead_seconds(&self) -> Option<u32> {
+        let mut sorted = self.recent_seconds.clone();
+        sorted.sort_unstable();
+        sorted.iter().rev().nth(1).or(sorted.last()).copied()
+    }
+}
+
 /// Where a pod may be scheduled: what [`NodeGroup::admits`] reads.
 pub trait Constraints {
     fn node_selector(&self) -> &BTreeMap<String, String>;

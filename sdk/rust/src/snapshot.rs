@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{
     FargatePricing, GroupCooldown, GroupOptions, HorizontalAutoscaler, LaunchFailure, MetricSeries, Node, NodeGroup,
-    NodeGroupKind, PendingPod, PendingShape, PlacementCooldown, PodShape, Proposal, Resources, ScheduledRun, Workload,
-    WorkloadRef,
+    NodeGroupKind, PendingPod, PendingShape, PlacementCooldown, PodShape, Proposal, ProvisioningTime, Resources,
+    ScheduledRun, Workload, WorkloadRef,
 };
 
 /// How long after it registered a node that is not Ready is taken for lost or stuck rather
@@ -131,6 +131,19 @@ pub trait Snapshot {
         self.launch_failures().iter().find(|f| f.group == group)
     }
 
+    /// How long each Auto Scaling group took to deliver its last few nodes (interface
+    /// 0.1.10); empty from an older host, and a group the host has not yet seen deliver is
+    /// not listed.
+    fn provisioning_times(&self) -> &[ProvisioningTime] {
+        &[]
+    }
+
+    /// One group's recent provisioning times, if the host has seen it deliver (see
+    /// [`Snapshot::provisioning_times`]).
+    fn provisioning_time_of(&self, group: &str) -> Option<&ProvisioningTime> {
+        self.provisioning_times().iter().find(|t| t.group == group)
+    }
+
     /// Whether the host would let `workload` move between Fargate and EC2 now: not while
     /// its placement cooldown holds it. Always from a host older than 0.1.8, which says
     /// nothing of it (its guardrails still refuse such a move).
@@ -192,6 +205,8 @@ pub struct SnapshotData {
     pub placement_cooldowns: Vec<PlacementCooldown>,
     /// The groups whose launches failed since they last delivered (interface 0.1.9).
     pub launch_failures: Vec<LaunchFailure>,
+    /// How long each group took to deliver its last few nodes (interface 0.1.10).
+    pub provisioning_times: Vec<ProvisioningTime>,
     /// Where a host's snapshot finds a node's pods, only when a policy asks: never written.
     #[serde(skip)]
     pub pods_source: PodsSource,
@@ -287,6 +302,9 @@ impl Snapshot for SnapshotData {
     }
     fn launch_failures(&self) -> &[LaunchFailure] {
         &self.launch_failures
+    }
+    fn provisioning_times(&self) -> &[ProvisioningTime] {
+        &self.provisioning_times
     }
     fn pods_on_node(&self, node: &str) -> Vec<PodShape> {
         match self.pods_on_nodes.get(node) {

@@ -230,6 +230,16 @@ impl SnapshotBuilder {
         self
     }
 
+    /// Says `group` delivered its last nodes in `recent_seconds`, oldest first (interface
+    /// 0.1.10 `provisioning-times`).
+    pub fn provisioned(mut self, group: &str, recent_seconds: &[u32]) -> Self {
+        self.data.provisioning_times.retain(|t| t.group != group);
+        self.data
+            .provisioning_times
+            .push(ProvisioningTime { group: group.into(), recent_seconds: recent_seconds.to_vec() });
+        self
+    }
+
     pub fn build(self) -> SnapshotData {
         self.data
     }

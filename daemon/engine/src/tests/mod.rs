@@ -3,6 +3,7 @@
 //! warnings and node repair on the same fakes, in their own modules.
 
 mod handover;
+mod provisioning;
 mod repair;
 mod spot;
 

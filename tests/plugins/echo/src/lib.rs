@@ -57,6 +57,8 @@ impl Policy for Echo {
                 placement_cooldowns: snapshot.placement_cooldowns().to_vec(),
                 // `launch-failures` (0.1.9).
                 launch_failures: snapshot.launch_failures().to_vec(),
+                // `provisioning-times` (0.1.10).
+                provisioning_times: snapshot.provisioning_times().to_vec(),
                 pods_source: Default::default(),
                 shapes: Default::default(),
             },
