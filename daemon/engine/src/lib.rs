@@ -45,6 +45,7 @@ pub mod series;
 pub mod state;
 pub mod unreadable;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use ballast_sdk::SnapshotData;
@@ -370,8 +371,8 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
             }
             self.observation(cluster, groups, pricing, now)
         };
-        let resets = self.watch_provisioning(&mut obs, now);
-        let summary = self.summary(&obs, now);
+        let watched = self.watch_provisioning(&mut obs, now);
+        let summary = self.summary(&obs, now, &watched.delivered);
         let obs = Arc::new(obs);
         self.live.set_leading(self.may_act(), now);
         self.live.set_observed(live::Observed {
@@ -395,7 +396,7 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
         tracing::debug!(proposals = proposals.len(), "policies evaluated");
         let runs: Vec<PluginRun> = calls.iter().map(PluginRun::from).collect();
         self.record_tick(now, trigger, summary, &runs, None, false);
-        self.reset_failed_groups(resets, now, tick).await;
+        self.reset_failed_groups(watched.resets, now, tick).await;
 
         let (proposals, shadowed): (Vec<_>, Vec<_>) = proposals.into_iter().partition(|p| !p.shadow);
         let guard = Guard { obs: &obs, config: &self.config.guardrails, state: &self.state, now };
@@ -450,7 +451,7 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
         outcome
     }
 
-    fn summary(&self, obs: &Observation, now: u64) -> SnapshotSummary {
+    fn summary(&self, obs: &Observation, now: u64, delivered: &BTreeMap<String, Vec<u32>>) -> SnapshotSummary {
         let s: &SnapshotData = &obs.snapshot;
         SnapshotSummary {
             nodes: s.nodes.len(),
@@ -468,6 +469,7 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
                     desired: g.desired,
                     ready: g.ready,
                     backoff_until_millis: self.state.groups.get(id).and_then(|s| s.backing_off(now)).map(|b| b.until),
+                    delivered_seconds: delivered.get(id).cloned().unwrap_or_default(),
                 })
                 .collect(),
         }

@@ -3,6 +3,8 @@
 //! snapshot shows both (max-size held, `launch-failures`). And provisioning times: how long
 //! each group took to deliver its last nodes (`provisioning-times`).
 
+use std::collections::BTreeMap;
+
 use std::sync::Arc;
 
 use super::failure;
@@ -12,6 +14,14 @@ use super::ports::{Capacity, Cluster};
 use super::record::{ActionResult, DecisionRecord, GuardOutcome, Record};
 use super::{Engine, HOST, Mode};
 
+/// What the provisioning watch found this tick.
+pub(super) struct Watched {
+    /// Groups whose desired size goes back to their instances: size, and why.
+    pub resets: Vec<(String, u32, String)>,
+    /// Seconds each node a group delivered this tick took, by group.
+    pub delivered: BTreeMap<String, Vec<u32>>,
+}
+
 impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
     /// Backs off from groups that failed to launch or whose nodes did not become ready in
     /// time, and shows it in the snapshot (max-size held at the current size; the group in
@@ -19,12 +29,14 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
     ///
     /// A group that has just failed also has its desired size brought back to the instances
     /// it has (as Cluster Autoscaler does): the nodes asked for are not coming, and a policy
-    /// counting them as on their way would never look elsewhere. Returns those resets.
-    pub(super) fn watch_provisioning(&mut self, obs: &mut Observation, now: u64) -> Vec<(String, u32, String)> {
+    /// counting them as on their way would never look elsewhere. Returns those resets, and
+    /// the nodes each group delivered this tick, timed.
+    pub(super) fn watch_provisioning(&mut self, obs: &mut Observation, now: u64) -> Watched {
         let backoff = self.config.guardrails.backoff.clone();
         let timeout = backoff.timeout.as_millis() as u64;
         let mut backing_off = Vec::new();
         let mut resets = Vec::new();
+        let mut delivered = BTreeMap::new();
         for (id, facts) in &obs.groups {
             if facts.kind != ballast_sdk::NodeGroupKind::Asg {
                 continue;
@@ -40,7 +52,10 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
             // A node that was Ready and is no longer is lost, not awaited: node repair
             // replaces it; it is no launch failure to back off from.
             let here = facts.ready + facts.lost;
-            state.time_provisioning(here, facts.desired, now);
+            let timed = state.time_provisioning(here, facts.desired, now);
+            if !timed.is_empty() {
+                delivered.insert(id.clone(), timed);
+            }
             if here >= facts.desired {
                 state.satisfied();
             } else {
@@ -88,7 +103,7 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
                 }
             }
         }
-        resets
+        Watched { resets, delivered }
     }
 
     /// Brings failed groups back to the instances they have, and records it.

@@ -162,6 +162,10 @@ pub struct GroupSummary {
     pub ready: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backoff_until_millis: Option<u64>,
+    /// The nodes the group delivered this tick: seconds each took from the tick that asked
+    /// for it (`provisioning-times`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub delivered_seconds: Vec<u32>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

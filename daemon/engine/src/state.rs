@@ -89,12 +89,18 @@ impl GroupState {
     /// Nodes are matched to asks in order, not by name: when a replacement arrives while an
     /// older ask is still outstanding, the older stamp goes to it. A desired size lowered
     /// before its nodes came cancels the newest asks first.
-    pub fn time_provisioning(&mut self, present: u32, desired: u32, now: u64) {
+    ///
+    /// Returns the figures this tick added.
+    pub fn time_provisioning(&mut self, present: u32, desired: u32, now: u64) -> Vec<u32> {
         let arrived = self.present.map_or(0, |before| present.saturating_sub(before));
         let delivered = (arrived as usize).min(self.asked.len());
-        for asked in self.asked.drain(..delivered).flatten() {
-            self.provisioned.push(now.saturating_sub(asked).div_ceil(1000) as u32);
-        }
+        let timed: Vec<u32> = self
+            .asked
+            .drain(..delivered)
+            .flatten()
+            .map(|asked| now.saturating_sub(asked).div_ceil(1000) as u32)
+            .collect();
+        self.provisioned.extend(&timed);
         let extra = self.provisioned.len().saturating_sub(ballast_sdk::ProvisioningTime::KEPT);
         self.provisioned.drain(..extra);
         let outstanding = desired.saturating_sub(present) as usize;
@@ -103,6 +109,7 @@ impl GroupState {
         self.asked.resize(outstanding, stamp);
         self.present = Some(present);
         self.looked_at = Some(now);
+        timed
     }
 
     /// The group's recent deliveries, as the snapshot tells plugins (`provisioning-times`);
@@ -306,6 +313,7 @@ mod tests {
                     desired,
                     ready: desired,
                     backoff_until_millis: backoff_until,
+                    delivered_seconds: Vec::new(),
                 }],
                 ..SnapshotSummary::default()
             },

@@ -51,7 +51,10 @@ impl Metrics {
     pub fn count(&self, record: &Record) {
         let f = &self.f;
         match record {
-            Record::Tick(tick) => self.count_plugin_runs(tick),
+            Record::Tick(tick) => {
+                self.count_plugin_runs(tick);
+                self.count_deliveries(tick);
+            }
             Record::Decision(d) => {
                 let labels = DecisionLabels {
                     plugin: d.plugin.clone(),
@@ -75,6 +78,15 @@ impl Metrics {
                 }
             },
             Record::Control(_) | Record::Expander(_) => {}
+        }
+    }
+
+    fn count_deliveries(&self, tick: &TickRecord) {
+        for group in tick.saw.groups.iter().filter(|g| !g.delivered_seconds.is_empty()) {
+            let histogram = self.f.group_provisioning.get_or_create(&GroupLabel { node_group: group.id.clone() });
+            for seconds in &group.delivered_seconds {
+                histogram.observe(f64::from(*seconds));
+            }
         }
     }
 

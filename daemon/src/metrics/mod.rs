@@ -83,6 +83,7 @@ pub(crate) struct Families {
     pub group_desired: Family<GroupLabel, Gauge>,
     pub group_ready: Family<GroupLabel, Gauge>,
     pub group_backoff: Family<BackoffLabels, Gauge>,
+    pub group_provisioning: Histograms<GroupLabel>,
     pub group_cost: Family<GroupLabel, FloatGauge>,
     pub fargate_cost: FloatGauge,
     pub aws_calls: Family<ApiLabels, Counter>,
@@ -102,6 +103,11 @@ pub(crate) struct Families {
 fn tick_histogram() -> Histogram {
     // 5 ms to 41 s.
     Histogram::new(exponential_buckets(0.005, 2.0, 14))
+}
+
+fn provisioning_histogram() -> Histogram {
+    // A node's boot: 15 s to 15 minutes (the back-off timeout).
+    Histogram::new([15.0, 30.0, 45.0, 60.0, 75.0, 90.0, 120.0, 150.0, 180.0, 240.0, 300.0, 450.0, 600.0, 900.0])
 }
 
 fn plugin_histogram() -> Histogram {
@@ -143,6 +149,7 @@ impl Metrics {
             group_desired: Family::default(),
             group_ready: Family::default(),
             group_backoff: Family::default(),
+            group_provisioning: Family::new_with_constructor(provisioning_histogram),
             group_cost: Family::default(),
             fargate_cost: FloatGauge::default(),
             aws_calls: Family::default(),
@@ -207,6 +214,11 @@ fn register(r: &mut Registry, f: &Families) {
     r.register("node_group_ready_nodes", "A node group's ready nodes", f.group_ready.clone());
     r.register("node_group_backoff", "1 while a node group is in provisioning back-off", f.group_backoff.clone());
     r.register(
+        "node_group_provisioning_duration_seconds",
+        "From the tick that asked a node group for a node to the tick that saw it Ready",
+        f.group_provisioning.clone(),
+    );
+    r.register(
         "node_group_cost_per_hour_dollars",
         "A node group's running nodes at their price, USD per hour",
         f.group_cost.clone(),
@@ -239,7 +251,10 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::engine::record::{ActionResult, DecisionRecord, GuardOutcome, Record, RemovalOutcome, RemovalRecord};
+    use crate::engine::record::{
+        ActionResult, DecisionRecord, GroupSummary, GuardOutcome, Record, RemovalOutcome, RemovalRecord,
+        SnapshotSummary, TickRecord,
+    };
 
     fn metrics() -> Arc<Metrics> {
         Metrics::new(Arc::new(Live::default()), Arc::new(AdapterFigures::default))
@@ -313,5 +328,46 @@ mod tests {
         assert!(line("ballast_nodes_removed_total{node_group=\"general\",reason=\"empty\"} 1").is_some(), "{text}");
         assert!(line("ballast_nodes_removed_total{node_group=\"general\",reason=\"underutilized\"} 1").is_some());
         assert!(line("ballast_build_info{version=").is_some());
+    }
+
+    #[test]
+    fn each_node_a_group_delivers_is_observed_with_the_time_it_took() {
+        let m = metrics();
+        let group = |id: &str, delivered_seconds: Vec<u32>| GroupSummary {
+            id: id.into(),
+            min: 0,
+            max: 10,
+            desired: 2,
+            ready: 2,
+            backoff_until_millis: None,
+            delivered_seconds,
+        };
+        let tick = Record::Tick(TickRecord {
+            tick: 3,
+            at_millis: 0,
+            mode: crate::engine::Mode::Enforce,
+            trigger: crate::engine::record::Trigger::Periodic,
+            error: None,
+            standby: false,
+            saw: SnapshotSummary {
+                groups: vec![group("batch", vec![70, 95]), group("web", Vec::new())],
+                ..Default::default()
+            },
+            plugins: Vec::new(),
+        });
+        m.count(&tick);
+        let text = m.render(Format::Text);
+        let series = "ballast_node_group_provisioning_duration_seconds";
+        let value =
+            |s: &str| text.lines().find(|l| l.starts_with(s)).and_then(|l| l.rsplit(' ').next()).map(str::to_string);
+        assert_eq!(value(&format!("{series}_count{{node_group=\"batch\"}}")).as_deref(), Some("2"), "{text}");
+        assert_eq!(value(&format!("{series}_sum{{node_group=\"batch\"}}")).as_deref(), Some("165.0"));
+        assert_eq!(
+            value(&format!("{series}_bucket{{le=\"75.0\",node_group=\"batch\"}}")).as_deref(),
+            Some("1"),
+            "{text}"
+        );
+        assert_eq!(value(&format!("{series}_bucket{{le=\"120.0\",node_group=\"batch\"}}")).as_deref(), Some("2"));
+        assert!(!text.contains(&format!("{series}_count{{node_group=\"web\"}}")), "a group that delivered nothing");
     }
 }

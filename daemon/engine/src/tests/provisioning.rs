@@ -32,6 +32,12 @@ fn each_node_a_group_delivers_is_timed_from_the_tick_that_asked_for_it_to_the_ti
     show(&world, &faulty);
     tick_at(&mut engine, &faulty, NOW + 70_000);
     assert_eq!(timed(&seen), [70]);
+    // The tick's record says what arrived and how long it took (the metric follows it).
+    let mut delivered = engine.recorder.records().filter_map(|r| match r {
+        Record::Tick(t) => t.saw.groups.iter().find(|g| g.id == "web").map(|g| g.delivered_seconds.clone()),
+        _ => None,
+    });
+    assert_eq!(delivered.next_back(), Some(vec![70]));
     ready(&mut world, "w6");
     show(&world, &faulty);
     tick_at(&mut engine, &faulty, NOW + 90_000);
