@@ -79,6 +79,20 @@ async fn metrics_show_the_decisions_and_group_sizes_and_pass_promtool() {
     }
     let set_desired = "ballast_aws_calls_total{service=\"AutoScaling\",operation=\"SetDesiredCapacity\"}";
     assert!(sample(&scrape, set_desired).is_some_and(|n| n >= 1.0), "{scrape}");
+    // The nodes it asked for join, Ready: each delivery is timed, from the tick that asked to
+    // the tick that saw it, and shows in the histogram (which promtool lints below).
+    for (i, instance) in site.group().await.1.iter().enumerate() {
+        site.standin.create(node(&format!("n{i}"), instance, "general")).unwrap();
+    }
+    let delivered = "ballast_node_group_provisioning_duration_seconds_count{node_group=\"general\"}";
+    let timed = eventually(Duration::from_secs(20), async || {
+        scrape = get(&admin, "/metrics", None).2;
+        sample(&scrape, delivered).is_some_and(|n| n >= 1.0)
+    })
+    .await;
+    if timed.is_none() {
+        fail(daemon, &format!("/metrics never showed a delivery timed:\n{scrape}"));
+    }
     assert_eq!(sample(&scrape, "ballast_leader"), Some(1.0));
     assert_eq!(sample(&scrape, "ballast_mode{mode=\"enforce\"}"), Some(1.0));
     assert_eq!(sample(&scrape, "ballast_kube_caches_synced"), Some(1.0));
