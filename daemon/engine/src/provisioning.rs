@@ -4,7 +4,6 @@
 //! each group took to deliver its last nodes (`provisioning-times`).
 
 use std::collections::BTreeMap;
-
 use std::sync::Arc;
 
 use super::failure;

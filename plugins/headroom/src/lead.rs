@@ -10,13 +10,21 @@ use ballast_sdk::prelude::*;
 /// The lead for one evaluation: the snapshot whose provisioning times it reads.
 pub struct Lead<'a> {
     snapshot: &'a dyn Snapshot,
-    /// `fixed-lead`: the settings' lead always, whatever the groups' deliveries say.
-    fixed: bool,
+    /// The longest lead of any group (0 with `fixed-lead`): a setting at least this long is
+    /// the lead, whatever the groups.
+    longest: u64,
 }
 
 impl<'a> Lead<'a> {
     pub fn new(snapshot: &'a dyn Snapshot, fixed: bool) -> Self {
-        Lead { snapshot, fixed }
+        let leads = snapshot.provisioning_times().iter().filter_map(ProvisioningTime::lead_seconds);
+        let longest = if fixed { 0 } else { leads.max().map_or(0, u64::from) };
+        Lead { snapshot, longest }
+    }
+
+    /// The most [`Lead::seconds`] can say with `setting`, for any pods.
+    pub fn at_most(&self, setting: u64) -> u64 {
+        self.longest.max(setting)
     }
 
     /// Seconds ahead to ask for room the groups `admits` would hold: `setting`, or the
@@ -32,7 +40,7 @@ impl<'a> Lead<'a> {
     /// saved a little and left pods waiting a little more, in as many of 300 generated
     /// scenarios as not (BENCHMARKS.md).
     pub fn seconds(&self, setting: u64, admits: impl Fn(&NodeGroup) -> bool) -> u64 {
-        if self.fixed {
+        if self.longest <= setting {
             return setting;
         }
         (self.snapshot.node_groups().iter())

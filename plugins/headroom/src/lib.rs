@@ -25,8 +25,8 @@
 //! Each need's `lead-seconds` is the least lead (`lead.rs`): where the groups that would
 //! hold the room delivered more slowly lately, as the host timed it (contract 0.1.10
 //! `provisioning-times`), the second slowest of their recent deliveries is the lead
-//! instead, so a group that boots in three minutes gets its room three minutes ahead. `fixed-lead: true` keeps
-//! `lead-seconds` always.
+//! instead, so a group that boots in three minutes gets its room three minutes ahead.
+//! `fixed-lead: true` keeps `lead-seconds` always.
 //!
 //! Each need counts the slots its shape has in the free room of Ready schedulable nodes and
 //! in nodes on their way, of the groups that admit it. Nodes earlier policies of the chain

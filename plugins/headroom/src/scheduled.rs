@@ -32,11 +32,12 @@ impl Scheduled {
 
     /// The runs due within the lead time whose pods go to a node group, not yet due.
     pub fn due<'a>(&self, snapshot: &'a dyn Snapshot, now: u64, lead: &Lead) -> Vec<&'a ScheduledRun> {
-        let within = |r: &ScheduledRun| {
-            let ahead = lead.seconds(self.lead_seconds, |g| g.admits(r)).saturating_mul(1000);
-            now < r.due_at_millis && now.saturating_add(ahead) >= r.due_at_millis
-        };
-        (snapshot.scheduled_runs().iter()).filter(|r| !r.on_fargate && r.pods > 0 && within(r)).collect()
+        let ahead = |seconds: u64| now.saturating_add(seconds.saturating_mul(1000));
+        // Runs further off than any lead are not weighed group by group.
+        let near =
+            |r: &ScheduledRun| now < r.due_at_millis && ahead(lead.at_most(self.lead_seconds)) >= r.due_at_millis;
+        let within = |r: &ScheduledRun| ahead(lead.seconds(self.lead_seconds, |g| g.admits(r))) >= r.due_at_millis;
+        (snapshot.scheduled_runs().iter()).filter(|r| !r.on_fargate && r.pods > 0 && near(r) && within(r)).collect()
     }
 }
 

@@ -382,9 +382,15 @@ impl ProvisioningTime {
     /// boots as it did lately: the second slowest of the recent deliveries (the only one, if
     /// one), so that one outlier among them does not move every lead. None before any.
     pub fn lead_seconds(&self) -> Option<u32> {
-        let mut sorted = self.recent_seconds.clone();
-        sorted.sort_unstable();
-        sorted.iter().rev().nth(1).or(sorted.last()).copied()
+        let (mut slowest, mut second) = (None, None);
+        for &s in &self.recent_seconds {
+            if Some(s) > slowest {
+                (second, slowest) = (slowest, Some(s));
+            } else if Some(s) > second {
+                second = Some(s);
+            }
+        }
+        second.or(slowest)
     }
 }
 
@@ -560,5 +566,20 @@ impl Default for FargatePricing {
                 size(16000, 32, 120, 8192),
             ],
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ProvisioningTime;
+
+    #[test]
+    fn a_groups_lead_is_its_second_slowest_recent_delivery_so_one_outlier_does_not_move_it() {
+        let lead =
+            |recent: &[u32]| ProvisioningTime { group: "g".into(), recent_seconds: recent.to_vec() }.lead_seconds();
+        assert_eq!(lead(&[]), None, "nothing delivered yet");
+        assert_eq!(lead(&[90]), Some(90), "one delivery is all there is");
+        assert_eq!(lead(&[70, 600, 80, 60]), Some(80), "a 10-minute boot among 1-minute ones");
+        assert_eq!(lead(&[150, 180, 180, 160]), Some(180), "the slowest twice");
     }
 }
