@@ -82,6 +82,7 @@ pub fn record(stamped: &Stamped) -> pb::Record {
                     desired: g.desired,
                     ready: g.ready,
                     backoff_until_unix_millis: g.backoff_until_millis.unwrap_or(0) as i64,
+                    delivered_seconds: g.delivered_seconds.clone(),
                 })
                 .collect(),
             plugins: t.plugins.iter().map(plugin_run).collect(),

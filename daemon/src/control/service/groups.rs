@@ -40,7 +40,8 @@ fn group(g: &NodeGroup, observed: &Observed, with_nodes: bool) -> pb::NodeGroup 
     let nodes: Vec<&Node> =
         observed.obs.snapshot.nodes.iter().filter(|n| n.group.as_deref() == Some(g.id.as_str())).collect();
     let cost_per_hour = crate::engine::cost::group_cost(g, &observed.obs.snapshot);
-    let backoff = observed.state.groups.get(&g.id).and_then(|s| s.backing_off(observed.at_millis));
+    let state = observed.state.groups.get(&g.id);
+    let backoff = state.and_then(|s| s.backing_off(observed.at_millis));
     pb::NodeGroup {
         id: g.id.clone(),
         kind: kebab(&g.kind),
@@ -62,6 +63,7 @@ fn group(g: &NodeGroup, observed: &Observed, with_nodes: bool) -> pb::NodeGroup 
         nodes: if with_nodes { nodes.iter().map(|n| node(n, observed)).collect() } else { Vec::new() },
         labels: g.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         zones: g.zones.clone(),
+        recent_provisioning_seconds: state.map(|s| s.provisioned.clone()).unwrap_or_default(),
     }
 }
 
