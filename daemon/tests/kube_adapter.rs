@@ -303,6 +303,36 @@ async fn placement_patches_the_deployment_template_and_refuses_jobs() {
     assert!(refused.message.contains("cannot change after creation"), "{refused}");
 }
 
+/// A Job's replicas are the pods it runs now, as the simulator counts them: its parallelism
+/// until the Job controller starts it, its active pods while it runs, none once it finished
+/// (a finished Job keeps its object, and its parallelism, until it is cleaned up).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_jobs_replicas_are_the_pods_it_runs_and_none_once_it_finished() {
+    let standin = StandIn::start().await.unwrap();
+    let pod = json!({"containers": [{"name": "c", "image": "etl", "resources": {"requests": {"cpu": "1"}}}],
+                     "restartPolicy": "Never"});
+    standin
+        .create(
+            json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "etl-29412360", "namespace": "data"},
+                       "spec": {"parallelism": 5, "template": {"spec": pod}}}),
+        )
+        .unwrap();
+    let cluster = started(&standin, KubeSettings::default()).await;
+    let replicas = async || {
+        let view = cluster.observe().await.unwrap();
+        view.workloads.iter().find(|w| w.id.name == "etl-29412360").map(|w| w.replicas)
+    };
+    assert_eq!(replicas().await, Some(5), "not started yet: its parallelism");
+    let patch = |status: serde_json::Value| {
+        standin.patch("batch/v1", "Job", "data", "etl-29412360", &json!({"status": status})).unwrap();
+    };
+    patch(json!({"startTime": "2026-11-27T01:00:00Z", "active": 3}));
+    eventually(Duration::from_secs(2), async || replicas().await == Some(3)).await.expect("three pods active");
+    patch(json!({"active": null, "succeeded": 5, "completionTime": "2026-11-27T01:12:00Z",
+                 "conditions": [{"type": "Complete", "status": "True"}]}));
+    eventually(Duration::from_secs(2), async || replicas().await == Some(0)).await.expect("finished: no pods");
+}
+
 /// A nodeSelector its owner wrote on the group label pins the workload: it is no candidate
 /// for Fargate, and the blocker names the group. One Ballast wrote for a placement carries
 /// the `ballast.dev/placed-group` annotation and stays Ballast's to change.

@@ -115,6 +115,24 @@ fn replicas(n: Option<i32>) -> u32 {
     n.unwrap_or(1).max(0) as u32
 }
 
+/// A Job's pods now, as the simulator counts them: its parallelism until the Job controller
+/// starts it, its active pods while it runs (`status.active`, left out when 0), none once it
+/// completed or failed. A finished Job's object (and its parallelism) stays until it is
+/// cleaned up; its pods do not.
+fn job_replicas(job: &Job) -> u32 {
+    let status = job.status.as_ref();
+    let finished = status.is_some_and(|s| {
+        s.completion_time.is_some()
+            || (s.conditions.iter().flatten())
+                .any(|c| matches!(c.type_.as_str(), "Complete" | "Failed") && c.status == "True")
+    });
+    match status {
+        _ if finished => 0,
+        Some(s) if s.start_time.is_some() => s.active.unwrap_or(0).max(0) as u32,
+        _ => replicas(job.spec.as_ref().and_then(|s| s.parallelism)),
+    }
+}
+
 /// Starts a watch for every kind the store needs, cluster-wide.
 pub fn spawn_all(client: &Client, feed: &Arc<Feed>) -> Vec<JoinHandle<()>> {
     let config = watcher::Config::default();
@@ -200,9 +218,8 @@ pub fn spawn_all(client: &Client, feed: &Arc<Feed>) -> Vec<JoinHandle<()>> {
             },
         )),
         tokio::spawn(run(Api::<Job>::all(c.clone()), config.clone(), f.clone(), kinds::JOBS, |s, j: &Job| {
-            let spec = j.spec.as_ref();
-            let n = replicas(spec.and_then(|s| s.parallelism));
-            s.apply_workload(WorkloadKind::Job, &j.metadata, n, spec.map(|s| &s.template), &[], Some(kinds::JOBS));
+            let template = j.spec.as_ref().map(|s| &s.template);
+            s.apply_workload(WorkloadKind::Job, &j.metadata, job_replicas(j), template, &[], Some(kinds::JOBS));
             false
         })),
         tokio::spawn(run(Api::<CronJob>::all(c.clone()), config.clone(), f.clone(), kinds::CRON_JOBS, |s, j| {
