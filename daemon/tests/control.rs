@@ -448,6 +448,16 @@ async fn ballast_ctl_runs_every_subcommand_in_every_format_and_prints_the_server
 
     let (ok, out, _) = daemon.ctl(None, &["groups", "-o", "json"]);
     assert!(ok && out.contains("\"general\""), "{out}");
+    // Once the group has delivered nodes, the table says how long they took to boot.
+    let mut table = String::new();
+    for _ in 0..100 {
+        table = daemon.ctl(None, &["groups", "general"]).1;
+        if table.contains(" s (last ") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(table.contains("boots in") && table.contains(" s (last "), "{table}");
 
     let (ok, _, err) = daemon.ctl(None, &["mode", "set", "dry-run", "--reason", "x"]);
     assert!(!ok && err.contains("UNAUTHENTICATED"), "{err}");

@@ -123,11 +123,17 @@ pub fn plugins(p: &pb::ListPluginsResponse) -> String {
 }
 
 pub fn groups(g: &pb::ListNodeGroupsResponse) -> String {
-    let mut t =
-        render::table(&["group", "kind", "min", "max", "desired", "ready", "$/hour", "back-off", "instance types"]);
+    let header =
+        ["group", "kind", "min", "max", "desired", "ready", "$/hour", "back-off", "boots in", "instance types"];
+    let mut t = render::table(&header);
     for g in &g.groups {
         let types: Vec<String> =
             g.instance_types.iter().map(|i| format!("{} ${:.4}", i.name, i.price_per_hour)).collect();
+        let recent = &g.recent_provisioning_seconds;
+        let boots = match (recent.iter().min(), recent.iter().max()) {
+            (Some(fastest), Some(slowest)) => format!("{fastest}-{slowest} s (last {})", recent.len()),
+            _ => String::new(),
+        };
         t.add_row(vec![
             g.id.clone(),
             g.kind.clone(),
@@ -140,6 +146,7 @@ pub fn groups(g: &pb::ListNodeGroupsResponse) -> String {
                 .as_ref()
                 .map(|b| format!("until {}: {}", time(b.until_unix_millis), b.reason))
                 .unwrap_or_default(),
+            boots,
             types.join(", "),
         ]);
     }
