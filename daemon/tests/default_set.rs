@@ -16,13 +16,21 @@ use support::sim::{defaults, host, policy, recorded, recorded_with, root, simula
 
 mod support;
 
+/// When `headroom` first grew a group, done, for a reason that says `why`.
+fn headroom_grew_at(recorder: &Recorder, why: &str) -> Option<u64> {
+    recorder.records().find_map(|r| match r {
+        Record::Decision(d)
+            if d.plugin == "headroom" && d.reason.contains(why) && matches!(d.result, ActionResult::Done) =>
+        {
+            Some(d.at_millis)
+        }
+        _ => None,
+    })
+}
+
 /// Whether `headroom` grew a group, done, for a reason that says `why`.
 fn headroom_acted(recorder: &Recorder, why: &str) -> bool {
-    recorder.records().any(|r| {
-        matches!(r, Record::Decision(d) if d.plugin == "headroom"
-            && d.reason.contains(why)
-            && matches!(d.result, ActionResult::Done))
-    })
+    headroom_grew_at(recorder, why).is_some()
 }
 
 #[test]
@@ -499,20 +507,6 @@ fn no_replacement_goes_into_a_spot_group_that_just_failed_to_launch() {
 /// pods only it holds.
 const SLOW_BOOT: &str = "name: slow-boot\nduration: 3h\nstart: \"00:00\"\nnode-groups:\n  - {id: general, instance-types: [m5.large], min-size: 1, max-size: 5, desired-size: 2}\n  - {id: batch, instance-types: [c5.xlarge], min-size: 0, max-size: 10, desired-size: 0, provisioning-delay: 150s, labels: {workload: batch}, taints: [{key: workload, value: batch, effect: NoSchedule}]}\nworkloads:\n  - {name: agent, namespace: kube-system, kind: daemon-set, requests: {cpu: 100m, memory: 128Mi}, tolerations: [{key: workload, operator-exists: true}]}\n  - {name: web, requests: {cpu: 500m, memory: 1Gi}, replicas: {constant: 3}}\n  - {name: etl, namespace: data, kind: job, requests: {cpu: \"1\", memory: 1Gi}, batches: {start: 20m, every: 30m, pods: 12, run-for: 10m}, node-selector: {workload: batch}, tolerations: [{key: workload, operator-exists: true}]}\n";
 
-/// When `headroom` grew a group, done, for the run due at `due` ("01:20:00").
-fn room_asked_for(recorder: &Recorder, due: &str) -> Option<u64> {
-    recorder.records().find_map(|r| match r {
-        Record::Decision(d)
-            if d.plugin == "headroom"
-                && d.reason.contains(&format!("due at {due} UTC"))
-                && matches!(d.result, ActionResult::Done) =>
-        {
-            Some(d.at_millis)
-        }
-        _ => None,
-    })
-}
-
 /// Where nodes boot slower than the 90-s `lead-seconds`, the default set learns it from the
 /// group's deliveries (contract 0.1.10 `provisioning-times`): after the first run, whose
 /// pods wait for the rest of a boot, each run's room is asked for as long before it is due
@@ -532,7 +526,8 @@ fn a_group_that_boots_slowly_gets_its_room_asked_for_that_much_earlier() {
     let ahead = |recorder: &Recorder, due_minute: u64| {
         let due = start + due_minute * 60_000;
         let clock = format!("{:02}:{:02}:00", due_minute / 60, due_minute % 60);
-        due - room_asked_for(recorder, &clock).unwrap_or_else(|| panic!("no room asked for the run at {clock}"))
+        let asked = headroom_grew_at(recorder, &format!("due at {clock} UTC"));
+        due - asked.unwrap_or_else(|| panic!("no room asked for the run at {clock}"))
     };
     assert!(ahead(&recorder, 20) <= 90_000, "the first run: nothing delivered yet, the setting's 90 s");
     for due in [50, 80, 110, 140] {
