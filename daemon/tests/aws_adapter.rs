@@ -120,6 +120,55 @@ async fn groups_tagged_for_the_cluster_are_found_and_offer_a_template_from_zero(
     assert_eq!((c5.name.as_str(), c5.capacity.cpu_millis, c5.price_per_hour), ("c5.xlarge", 4000, 0.17));
 }
 
+/// A pod that selects a label every node registers with (`kubernetes.io/os: linux`, the default
+/// of many charts; an architecture; a zone) is admitted by a group only if the group's template
+/// carries it: each group's labels are those its nodes will carry, from DescribeInstanceTypes
+/// and the group's zones, and a node-template tag still wins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_groups_template_carries_the_labels_its_nodes_register_with() {
+    let moto = Moto::start().await;
+    let config = sdk_config(&moto.url).await;
+    group(&config, "graviton", "m6g.large", &ca_tags(), 0).await;
+    let mut windows = ca_tags();
+    windows.push(("k8s.io/cluster-autoscaler/node-template/label/kubernetes.io/os", "windows"));
+    group(&config, "windows", "m5.large", &windows, 0).await;
+    group(&config, "two-zones", "m5.large", &ca_tags(), 0).await;
+    aws_sdk_autoscaling::Client::new(&config)
+        .update_auto_scaling_group()
+        .auto_scaling_group_name("two-zones")
+        .availability_zones("us-east-1a")
+        .availability_zones("us-east-1b")
+        .send()
+        .await
+        .unwrap();
+
+    let capacity = AwsCapacity::from_config(&config, settings()).unwrap();
+    let groups = capacity.node_groups().await.unwrap();
+    let labels = |id: &str| groups.iter().find(|g| g.id == id).map(|g| g.labels.clone()).unwrap();
+    let graviton = labels("graviton");
+    let selector = [("kubernetes.io/os", "linux"), ("kubernetes.io/arch", "arm64")];
+    let pod = ballast_sdk::PendingPod {
+        node_selector: selector.map(|(k, v)| (k.to_string(), v.to_string())).into(),
+        ..Default::default()
+    };
+    let admits = |id: &str| {
+        let group = ballast_sdk::NodeGroup { labels: labels(id), ..Default::default() };
+        group.admits(&pod)
+    };
+    assert!(admits("graviton"), "{graviton:?}");
+    assert!(!admits("two-zones"), "an amd64 group does not admit an arm64 pod");
+    assert_eq!(graviton["node.kubernetes.io/instance-type"], "m6g.large");
+    assert_eq!(graviton["topology.kubernetes.io/zone"], "us-east-1a");
+    assert_eq!(graviton["topology.kubernetes.io/region"], "us-east-1");
+    assert_eq!(labels("windows")["kubernetes.io/os"], "windows", "the node-template tag wins");
+    let two_zones = labels("two-zones");
+    assert_eq!(two_zones["kubernetes.io/arch"], "amd64");
+    assert!(
+        !two_zones.contains_key("topology.kubernetes.io/zone"),
+        "the group picks the zone of each launch, so none is promised: {two_zones:?}"
+    );
+}
+
 /// A cluster side with nothing in it: the AWS tests drive the engine's capacity side only.
 struct EmptyCluster;
 

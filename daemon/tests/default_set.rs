@@ -537,3 +537,21 @@ fn a_group_that_boots_slowly_gets_its_room_asked_for_that_much_earlier() {
     let (l, f) = (&learned.summary, &fixed.summary);
     assert!(l.pending_pod_minutes * 4.0 < f.pending_pod_minutes, "learned {l:?}\nfixed {f:?}");
 }
+
+/// Pods that select labels every node registers with: the `kubernetes.io/os: linux` many
+/// charts set by default, an architecture, a zone. Each group's labels carry what its nodes
+/// will, so the default set scales for them, into the groups whose nodes carry them: the
+/// arm64 pods on the Graviton group, the amd64 ones not there though it is cheaper, the pods
+/// pinned to us-east-1b on the group in that zone. Before, no group carried these labels and
+/// none of these pods ever started.
+#[test]
+fn pods_that_select_labels_every_node_carries_get_nodes_of_the_groups_that_carry_them() {
+    let text = "name: well-known\nduration: 40m\nnode-groups:\n  - {id: east-a, instance-types: [m5.large], zones: [us-east-1a], min-size: 0, max-size: 10}\n  - {id: east-b, instance-types: [m5.large], zones: [us-east-1b], min-size: 0, max-size: 10}\n  - {id: graviton, instance-types: [m7g.large], zones: [us-east-1a, us-east-1b], min-size: 0, max-size: 10}\nworkloads:\n  - {name: agent, namespace: kube-system, kind: daemon-set, requests: {cpu: 100m, memory: 128Mi}}\n  - {name: web, requests: {cpu: 900m, memory: 1Gi}, replicas: {constant: 6}, node-selector: {kubernetes.io/os: linux, kubernetes.io/arch: amd64}}\n  - {name: api, requests: {cpu: 900m, memory: 1Gi}, replicas: {constant: 4}, node-selector: {kubernetes.io/arch: arm64}}\n  - {name: ledger, kind: stateful-set, requests: {cpu: 900m, memory: 1Gi}, replicas: {constant: 2}, node-selector: {topology.kubernetes.io/zone: us-east-1b}}\n";
+    let scenario = Scenario::parse(Path::new("well-known.yaml"), text).unwrap();
+    let (report, _) = recorded_with(1, scenario, defaults());
+    let summary = &report.summary;
+    assert!(summary.worst_pending_seconds < 5.0 * 60.0, "every pod started within a boot or two: {summary:?}");
+    let peaks = &report.peak_group_sizes;
+    assert_eq!(peaks["graviton"], 2, "the 4 arm64 pods, two a node, and no amd64 pod: {peaks:?}");
+    assert!(peaks["east-b"] >= 1, "the pods pinned to us-east-1b: {peaks:?}");
+}

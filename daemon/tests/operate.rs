@@ -117,6 +117,55 @@ async fn metrics_show_the_decisions_and_group_sizes_and_pass_promtool() {
     stop(daemon);
 }
 
+/// A pending pod asking one CPU, with `constraints` merged into its spec.
+fn pending_with(name: &str, constraints: Value) -> Value {
+    let mut pod = pending_pod(name, None);
+    pod["spec"]["containers"][0]["resources"]["requests"]["cpu"] = json!("1");
+    for (key, value) in constraints.as_object().into_iter().flatten() {
+        pod["spec"][key] = value.clone();
+    }
+    pod
+}
+
+/// Pods that select labels every node registers with scale the group whose nodes will carry
+/// them, in the real process: moto's `general` is one zone of m5.large, so pods selecting
+/// `kubernetes.io/os: linux` (many charts' default) and required by node affinity to be in
+/// us-east-1a (as a zonal volume requires) get a node each, and pods selecting arm64 get none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_selecting_a_nodes_well_known_labels_scale_the_group_that_carries_them() {
+    let site = Site::start(0).await;
+    let mut daemon = site.replica("labels", "  tick-interval: 1s\n", "  - {plugin: binpack}\n", "");
+    announced(&mut daemon, "metrics and health");
+    for i in 0..2 {
+        let arm = json!({"nodeSelector": {"kubernetes.io/arch": "arm64"}});
+        site.standin.create(pending_with(&format!("arm-{i}"), arm)).unwrap();
+    }
+    let journal = site.journal();
+    let ticks_saw = |pending: u64| {
+        records(&journal).iter().filter(|r| r["record"] == "tick" && r["saw"]["pending-pods"] == pending).count()
+    };
+    if eventually(Duration::from_secs(30), async || ticks_saw(2) >= 3).await.is_none() {
+        fail(daemon, "no three ticks saw the arm64 pods");
+    }
+    assert_eq!(site.group().await.0, 0, "an m5.large group does not grow for arm64 pods");
+
+    let zone = json!({"key": "topology.kubernetes.io/zone", "operator": "In", "values": ["us-east-1a"]});
+    let linux_in_zone = json!({"nodeSelector": {"kubernetes.io/os": "linux"},
+        "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution":
+            {"nodeSelectorTerms": [{"matchExpressions": [zone]}]}}}});
+    for i in 0..3 {
+        site.standin.create(pending_with(&format!("web-{i}"), linux_in_zone.clone())).unwrap();
+    }
+    if eventually(Duration::from_secs(30), async || site.group().await.0 > 0).await.is_none() {
+        fail(daemon, "the group never grew for the linux pods");
+    }
+    if eventually(Duration::from_secs(30), async || ticks_saw(5) >= 3).await.is_none() {
+        fail(daemon, "no three ticks saw all five pods");
+    }
+    assert_eq!(site.group().await.0, 3, "a node for each linux pod (one CPU each), none for the arm64 ones");
+    stop(daemon);
+}
+
 /// Each tick's figures reach CloudWatch (moto's), under `Ballast` by cluster.
 async fn published(site: &Site, admin: &str) {
     let cloudwatch = aws_sdk_cloudwatch::Client::new(&site.aws);

@@ -10,6 +10,7 @@ use ballast_sdk::{CAPACITY_TYPE_LABEL, CapacityType, InstanceType};
 
 use super::templates::{self, LaunchSource, TypeFacts};
 use super::{AwsCapacity, aws_error};
+use ballast_engine::node_labels::{self, Arch, NewNode};
 use ballast_engine::ports::{AdapterResult, GroupView, InstanceLifecycle, InstanceView, LaunchFailure};
 use ballast_engine::unreadable::BadValue;
 
@@ -166,6 +167,9 @@ impl AwsCapacity {
                         .map_or(0, |g| g.gpus().iter().filter_map(|d| d.count()).sum::<i32>().max(0) as u32),
                     max_enis: network.and_then(|n| n.maximum_network_interfaces()).unwrap_or(1).max(1) as u32,
                     ipv4_per_eni: network.and_then(|n| n.ipv4_addresses_per_interface()).unwrap_or(2).max(2) as u32,
+                    arch: info
+                        .processor_info()
+                        .and_then(|p| p.supported_architectures().iter().find_map(|a| Arch::from_ec2(a.as_str()))),
                 };
                 cache.insert(name.clone(), facts);
                 out.insert(name, facts);
@@ -242,6 +246,15 @@ impl AwsCapacity {
         // The first type is the one an on-demand group launches first (`launch_type`).
         if !spot && templates::on_demand_lowest_price(group) {
             instance_types.sort_by(|a, b| a.price_per_hour.total_cmp(&b.price_per_hour));
+        }
+        if let Some(launched) = ballast_sdk::launch_type(&instance_types, capacity) {
+            let node = NewNode {
+                instance_type: &launched.name,
+                arch: facts.get(&launched.name).and_then(|f| f.arch),
+                region: self.inner.ec2.config().region().map(|r| r.as_ref()),
+                zones: group.availability_zones(),
+            };
+            node_labels::add_well_known(&mut labels, &node);
         }
         let instances: Vec<InstanceView> = group
             .instances()

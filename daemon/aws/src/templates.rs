@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use aws_sdk_autoscaling::types::AutoScalingGroup;
+use ballast_engine::node_labels::Arch;
 use ballast_engine::unreadable::BadValue;
 use ballast_sdk::{Resources, Taint};
 
@@ -27,6 +28,8 @@ pub struct TypeFacts {
     pub gpus: u32,
     pub max_enis: u32,
     pub ipv4_per_eni: u32,
+    /// The first of its `SupportedArchitectures` an EKS node runs.
+    pub arch: Option<Arch>,
 }
 
 impl TypeFacts {

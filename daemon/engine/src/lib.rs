@@ -32,6 +32,7 @@ pub mod handover;
 pub mod interruption;
 pub mod journal;
 pub mod live;
+pub mod node_labels;
 pub mod observe;
 pub mod pods;
 pub mod policies;

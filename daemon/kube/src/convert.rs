@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use ballast_sdk::{Resources, Taint, TaintEffect, Toleration};
-use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod, PodSpec, PodTemplateSpec};
+use k8s_openapi::api::core::v1::{Node, NodeSelector, PersistentVolumeClaim, Pod, PodSpec, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 
@@ -111,11 +111,16 @@ fn label<'a>(meta: &'a ObjectMeta, key: &str) -> Option<&'a str> {
 
 /// Scheduling constraints and disruption traits of a pod spec.
 pub fn template(meta: &ObjectMeta, spec: &PodSpec) -> PodTemplate {
-    let affinity_keys = spec
+    let required = spec
         .affinity
         .as_ref()
         .and_then(|a| a.node_affinity.as_ref())
-        .and_then(|n| n.required_during_scheduling_ignored_during_execution.as_ref())
+        .and_then(|n| n.required_during_scheduling_ignored_during_execution.as_ref());
+    let mut node_selector = spec.node_selector.clone().unwrap_or_default();
+    for (key, value) in required.map(pinned_by_affinity).unwrap_or_default() {
+        node_selector.entry(key).or_insert(value);
+    }
+    let affinity_keys = required
         .map(|r| {
             let mut keys: Vec<String> = r
                 .node_selector_terms
@@ -141,12 +146,28 @@ pub fn template(meta: &ObjectMeta, spec: &PodSpec) -> PodTemplate {
         .collect();
     let local_storage = spec.volumes.iter().flatten().any(|v| v.empty_dir.is_some() || v.host_path.is_some());
     PodTemplate {
-        node_selector: spec.node_selector.clone().unwrap_or_default(),
+        node_selector,
         affinity_keys,
         tolerations,
         local_storage,
         safe_to_evict: annotation(meta, SAFE_TO_EVICT).map(|v| v == "true"),
     }
+}
+
+/// The labels a pod's required node affinity pins to one value, which admit it as a node
+/// selector would: with a single term (terms are alternatives), each `In` expression of one
+/// value (a zone, an architecture, an instance type). Other expressions stay keys only.
+fn pinned_by_affinity(required: &NodeSelector) -> Vec<(String, String)> {
+    let [term] = required.node_selector_terms.as_slice() else { return Vec::new() };
+    term.match_expressions
+        .iter()
+        .flatten()
+        .filter(|e| e.operator == "In")
+        .filter_map(|e| match e.values.as_deref() {
+            Some([value]) => Some((e.key.clone(), value.clone())),
+            _ => None,
+        })
+        .collect()
 }
 
 pub fn taints(node: &Node) -> Vec<Taint> {
@@ -372,6 +393,32 @@ mod tests {
         let new = pod(json!({"metadata": {"name": "p"}, "status": {"phase": "Pending"}}));
         assert!(unschedulable(&waiting));
         assert!(!unschedulable(&new));
+    }
+
+    #[test]
+    fn required_affinity_that_pins_a_label_to_one_value_selects_it_as_a_node_selector_would() {
+        let spec = |terms: serde_json::Value| -> PodSpec {
+            serde_json::from_value(json!({"containers": [], "nodeSelector": {"kubernetes.io/os": "linux"},
+                "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution":
+                    {"nodeSelectorTerms": terms}}}}))
+            .expect("a valid pod spec")
+        };
+        let zone = json!({"key": "topology.kubernetes.io/zone", "operator": "In", "values": ["us-east-1b"]});
+        let either_arch = json!({"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64", "arm64"]});
+        let not_spot = json!({"key": "eks.amazonaws.com/capacityType", "operator": "NotIn", "values": ["SPOT"]});
+        let one_term = spec(json!([{"matchExpressions": [zone, either_arch, not_spot]}]));
+        let read = template(&ObjectMeta::default(), &one_term);
+        let selector: Vec<(&str, &str)> = read.node_selector.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(selector, [("kubernetes.io/os", "linux"), ("topology.kubernetes.io/zone", "us-east-1b")]);
+        assert_eq!(
+            read.affinity_keys,
+            ["eks.amazonaws.com/capacityType", "kubernetes.io/arch", "topology.kubernetes.io/zone"]
+        );
+        // Two terms are alternatives: neither pins the zone.
+        let other_zone = json!({"key": "topology.kubernetes.io/zone", "operator": "In", "values": ["us-east-1c"]});
+        let two_terms = spec(json!([{"matchExpressions": [zone]}, {"matchExpressions": [other_zone]}]));
+        let read = template(&ObjectMeta::default(), &two_terms);
+        assert!(!read.node_selector.contains_key("topology.kubernetes.io/zone"), "{:?}", read.node_selector);
     }
 
     #[test]

@@ -22,6 +22,8 @@ impl World {
         for pod in waiting {
             let Some(w) = self.pods[pod].as_ref().map(|p| p.workload) else { continue };
             let requests = self.workloads[w].requests;
+            // A group's answer holds for all its nodes unless the pods select a zone.
+            let by_node = self.selects_zone(w);
             let start = cursor.get(&w).copied().unwrap_or(0);
             let mut found = None;
             for (pos, &n) in nodes.iter().enumerate().skip(start) {
@@ -30,7 +32,11 @@ impl World {
                     continue;
                 }
                 let group = node.group.unwrap_or(usize::MAX);
-                let ok = *admits.entry((w, group)).or_insert_with(|| self.node_admits(n, w));
+                let ok = if by_node {
+                    self.node_admits(n, w)
+                } else {
+                    *admits.entry((w, group)).or_insert_with(|| self.node_admits(n, w))
+                };
                 if ok {
                     found = Some((pos, n));
                     break;

@@ -14,6 +14,8 @@ use rand::{RngExt, SeedableRng, rngs::StdRng};
 
 mod provision;
 
+use crate::engine::node_labels::{self, Arch, NewNode};
+
 use super::meter::Meter;
 use super::scenario::{Budget, GroupSpec, NODE_GROUP_LABEL, Scenario, Target, Volume, WorkloadSpec};
 use super::trace::ReplicaCurve;
@@ -46,13 +48,14 @@ pub(super) struct SimGroup {
 
 impl SimGroup {
     /// The group a scenario describes, with no instances yet: spot types at the spot price,
-    /// the group's own label and its capacity type's among its labels.
+    /// the group's own label, its capacity type's and those every node registers with
+    /// ([`node_labels::add_well_known`]) among its labels.
     fn from_spec(scenario: &Scenario, g: &GroupSpec) -> SimGroup {
         let mut labels = g.labels.clone();
         labels.insert(NODE_GROUP_LABEL.into(), g.id.clone());
         labels.insert(ballast_sdk::CAPACITY_TYPE_LABEL.into(), g.capacity_type.label().into());
         let window = |w: &super::scenario::Window| (w.from.as_millis() as u64, w.to.as_millis() as u64);
-        SimGroup {
+        let mut group = SimGroup {
             id: g.id.clone(),
             types: g
                 .instance_types
@@ -83,7 +86,16 @@ impl SimGroup {
                 .map(|w| (w.from.as_millis() as u64, w.to.as_millis() as u64, w.per_hour))
                 .collect(),
             losses: g.node_losses.iter().map(|l| (l.at.as_millis() as u64, l.nodes)).collect(),
-        }
+        };
+        let launched = group.launch_type().name.clone();
+        let node = NewNode {
+            instance_type: &launched,
+            arch: Some(Arch::of_type_name(&launched)),
+            region: None,
+            zones: &group.zones,
+        };
+        node_labels::add_well_known(&mut group.labels, &node);
+        group
     }
 
     /// The type EC2 launches for a new instance of the group ([`ballast_sdk::launch_type`]:
@@ -391,17 +403,34 @@ impl World {
         }
     }
 
+    /// True if the workload's pods may run on the node: its group admits them, but for the
+    /// zone, which is the node's own (a group in several zones promises none).
     pub(super) fn node_admits(&self, node: usize, workload: usize) -> bool {
         let Some(n) = &self.nodes[node] else { return false };
         let Some(g) = n.group else { return false };
-        self.group_admits(g, workload)
+        self.admits(g, workload, Some(&n.zone))
     }
 
     /// True if the workload's pods, as first templated, may run on a node of group `g`.
     pub(super) fn group_admits(&self, g: usize, workload: usize) -> bool {
+        self.admits(g, workload, None)
+    }
+
+    /// True if the workload's pods select a zone: whether a node admits them depends on the
+    /// node, not only on its group.
+    pub(super) fn selects_zone(&self, workload: usize) -> bool {
+        let selector = &self.workloads[workload].template.node_selector;
+        node_labels::ZONE_KEYS.iter().any(|k| selector.contains_key(*k))
+    }
+
+    fn admits(&self, g: usize, workload: usize, zone: Option<&str>) -> bool {
         let group = &self.groups[g];
         let template = &self.workloads[workload].template;
-        template.node_selector.iter().all(|(k, v)| group.labels.get(k) == Some(v))
+        let carries = |k: &String, v: &String| match zone {
+            Some(zone) if node_labels::ZONE_KEYS.contains(&k.as_str()) => zone == v,
+            _ => group.labels.get(k) == Some(v),
+        };
+        template.node_selector.iter().all(|(k, v)| carries(k, v))
             && group
                 .taints
                 .iter()

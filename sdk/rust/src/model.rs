@@ -229,6 +229,8 @@ pub struct PendingPod {
     pub name: String,
     pub requests: Resources,
     pub owner: Option<WorkloadRef>,
+    /// Labels a node must carry with these values: the pod's nodeSelector, and any label its
+    /// required node affinity (a single term) pins to one value, a zone say.
     pub node_selector: BTreeMap<String, String>,
     /// Label keys named by required node affinity terms.
     pub affinity_keys: Vec<String>,
