@@ -333,6 +333,54 @@ async fn a_jobs_replicas_are_the_pods_it_runs_and_none_once_it_finished() {
     eventually(Duration::from_secs(2), async || replicas().await == Some(0)).await.expect("finished: no pods");
 }
 
+/// A StatefulSet's pod whose claim is bound to an EBS volume runs only in the volume's zone:
+/// waiting, it selects that zone, so a scale-up for it goes to a group there. Whichever
+/// arrives last (the pod, its claim's binding, the volume), the pod reads the zone, each pod
+/// its own volume's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pending_pod_bound_to_a_zonal_volume_selects_the_volumes_zone() {
+    let standin = StandIn::start().await.unwrap();
+    let volume = |name: &str, zone: &str| {
+        json!({"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": name},
+            "spec": {"capacity": {"storage": "10Gi"}, "accessModes": ["ReadWriteOnce"],
+                "csi": {"driver": "ebs.csi.aws.com", "volumeHandle": format!("vol-{name}")},
+                "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+                    {"key": "topology.ebs.csi.aws.com/zone", "operator": "In", "values": [zone]}]}]}}}})
+    };
+    let claim = |name: &str, volume: &str| {
+        json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": name, "namespace": "default"},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "10Gi"}},
+                "volumeName": volume}})
+    };
+    let db_pod = |n: u32| {
+        let mut pod = pending_pod(&format!("db-{n}"), Some(("StatefulSet", "db")));
+        pod["spec"]["volumes"] =
+            json!([{"name": "data", "persistentVolumeClaim": {"claimName": format!("data-db-{n}")}}]);
+        pod
+    };
+    // db-1's volume and claim are there before it; db-0 comes before its claim and volume.
+    standin.create(volume("pv-db-1", "us-east-1c")).unwrap();
+    standin.create(claim("data-db-1", "pv-db-1")).unwrap();
+    let cluster = started(&standin, KubeSettings::default()).await;
+    standin.create(db_pod(0)).unwrap();
+    standin.create(db_pod(1)).unwrap();
+    let zone_of = async |pod: &str| {
+        let view = cluster.observe().await.unwrap();
+        let waiting = view.pending.iter().find(|p| &*p.name == pod)?;
+        waiting.shape.template.node_selector.get("topology.kubernetes.io/zone").cloned()
+    };
+    eventually(Duration::from_secs(10), async || zone_of("db-1").await.is_some()).await.expect("db-1 waits");
+    assert_eq!(zone_of("db-1").await.as_deref(), Some("us-east-1c"));
+    assert_eq!(zone_of("db-0").await, None, "no claim yet: any zone will do");
+
+    standin.create(claim("data-db-0", "pv-db-0")).unwrap();
+    standin.create(volume("pv-db-0", "us-east-1b")).unwrap();
+    eventually(Duration::from_secs(10), async || zone_of("db-0").await.as_deref() == Some("us-east-1b"))
+        .await
+        .expect("db-0 reads its volume's zone once both are seen");
+    assert_eq!(zone_of("db-1").await.as_deref(), Some("us-east-1c"), "each pod its own volume's zone");
+}
+
 /// A nodeSelector its owner wrote on the group label pins the workload: it is no candidate
 /// for Fargate, and the blocker names the group. One Ballast wrote for a placement carries
 /// the `ballast.dev/placed-group` annotation and stays Ballast's to change.

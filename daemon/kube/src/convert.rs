@@ -157,7 +157,7 @@ pub fn template(meta: &ObjectMeta, spec: &PodSpec) -> PodTemplate {
 /// The labels a pod's required node affinity pins to one value, which admit it as a node
 /// selector would: with a single term (terms are alternatives), each `In` expression of one
 /// value (a zone, an architecture, an instance type). Other expressions stay keys only.
-fn pinned_by_affinity(required: &NodeSelector) -> Vec<(String, String)> {
+pub fn pinned_by_affinity(required: &NodeSelector) -> Vec<(String, String)> {
     let [term] = required.node_selector_terms.as_slice() else { return Vec::new() };
     term.match_expressions
         .iter()

@@ -27,6 +27,7 @@ mod pod_index;
 pub mod rbac;
 pub mod settings;
 pub mod store;
+pub mod volumes;
 pub mod watch;
 
 use std::sync::atomic::{AtomicU64, Ordering};

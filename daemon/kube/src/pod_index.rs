@@ -23,6 +23,8 @@ pub(super) struct PodEntry {
     pub labels: BTreeMap<String, String>,
     pub on_fargate: bool,
     pub usage: Option<Resources>,
+    /// The claims it mounts by name, which may pin it to a zone (`volumes.rs`).
+    pub claims: Vec<String>,
 }
 
 struct Indexed {
@@ -153,6 +155,11 @@ impl PodIndex {
         self.nodes.of(node)
     }
 
+    /// The pods waiting for capacity that mount claims.
+    pub fn pending_with_claims(&self) -> Vec<Key> {
+        self.pending.iter().filter(|k| self.get(k).is_some_and(|e| !e.claims.is_empty())).cloned().collect()
+    }
+
     pub fn pending(&self) -> Vec<PendingPodView> {
         self.pending
             .iter()
@@ -189,6 +196,7 @@ mod tests {
             labels: BTreeMap::new(),
             on_fargate: false,
             usage: Some(Resources::pod(cpu / 2, 1 << 20)),
+            claims: Vec::new(),
         }
     }
 

@@ -21,6 +21,12 @@ pub const CLUSTER_RULES: &[Rule] = &[
         used_by: "watch.rs: the cache the snapshot is built from",
     },
     Rule {
+        api_groups: &[""],
+        resources: &["persistentvolumes"],
+        verbs: READ,
+        used_by: "watch.rs: the zone a pending pod's bound volume pins it to",
+    },
+    Rule {
         api_groups: &["apps"],
         resources: &["replicasets", "deployments", "statefulsets", "daemonsets"],
         verbs: READ,

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use ballast_sdk::{HorizontalAutoscaler, Placement, Resources, WorkloadKind, WorkloadRef};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod, PodTemplateSpec};
+use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod, PodTemplateSpec};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 
@@ -23,6 +23,7 @@ use cron_jobs::CronEntry;
 use super::convert;
 use super::pod_index::{OwnerPods, PodEntry, PodIndex};
 use super::settings::KubeSettings;
+use super::volumes::{self, Volumes};
 use ballast_engine::ports::{
     ClusterView, DisruptionBudgetView, FargateTraits, NodeView, PodTemplate, PodView, WorkloadView,
 };
@@ -46,6 +47,7 @@ pub mod kinds {
     pub const JOBS: &str = "jobs";
     pub const BUDGETS: &str = "poddisruptionbudgets";
     pub const CLAIMS: &str = "persistentvolumeclaims";
+    pub const VOLUMES: &str = "persistentvolumes";
     pub const CRON_JOBS: &str = "cronjobs";
     pub const AUTOSCALERS: &str = "horizontalpodautoscalers";
     pub const ALL: &[&str] = &[
@@ -58,13 +60,14 @@ pub mod kinds {
         JOBS,
         BUDGETS,
         CLAIMS,
+        VOLUMES,
         CRON_JOBS,
         AUTOSCALERS,
     ];
     /// Kinds that only tell policies more: when the API server refuses to list one
     /// (forbidden by a ClusterRole from before it was read, or not served), it counts as
     /// listed and empty, and the engine acts on the rest ([`super::ClusterStore::forgo`]).
-    pub const OPTIONAL: &[&str] = &[AUTOSCALERS];
+    pub const OPTIONAL: &[&str] = &[AUTOSCALERS, VOLUMES];
 }
 
 struct WorkloadEntry {
@@ -90,8 +93,8 @@ pub struct ClusterStore {
     replica_sets: HashMap<Key, Option<String>>,
     workloads: BTreeMap<WorkloadRef, WorkloadEntry>,
     budgets: BTreeMap<Key, BudgetEntry>,
-    /// Claim -> Fargate can mount it.
-    claims: HashMap<Key, bool>,
+    /// Claims (can Fargate mount each, the volume it is bound to) and volumes' zones.
+    volumes: Volumes,
     /// CronJobs whose schedule and pods were readable.
     cron_jobs: BTreeMap<Key, CronEntry>,
     /// HorizontalPodAutoscalers whose bounds were readable.
@@ -156,7 +159,7 @@ impl ClusterStore {
             budgets: BTreeMap::new(),
             cron_jobs: BTreeMap::new(),
             autoscalers: BTreeMap::new(),
-            claims: HashMap::new(),
+            volumes: Volumes::default(),
             owners: HashMap::new(),
             templates: HashMap::new(),
             synced: BTreeSet::new(),
@@ -212,7 +215,10 @@ impl ClusterStore {
             }
             kinds::REPLICA_SETS => self.replica_sets.keys().filter(|k| !seen.contains(*k)).cloned().collect(),
             kinds::BUDGETS => self.budgets.keys().filter(|k| !seen.contains(*k)).cloned().collect(),
-            kinds::CLAIMS => self.claims.keys().filter(|k| !seen.contains(*k)).cloned().collect(),
+            kinds::CLAIMS => self.volumes.claim_keys().filter(|k| !seen.contains(*k)).cloned().collect(),
+            kinds::VOLUMES => {
+                self.volumes.volume_names().map(|n| (String::new(), n.clone())).filter(|k| !seen.contains(k)).collect()
+            }
             kinds::CRON_JOBS => self.cron_jobs.keys().filter(|k| !seen.contains(*k)).cloned().collect(),
             kinds::AUTOSCALERS => self.autoscalers.keys().filter(|k| !seen.contains(*k)).cloned().collect(),
             other => {
@@ -253,9 +259,10 @@ impl ClusterStore {
                 self.rematch_budgets(&key.0);
             }
             kinds::CLAIMS => {
-                self.claims.remove(key);
+                self.volumes.remove_claim(key);
                 self.reassess_traits(&key.0);
             }
+            kinds::VOLUMES => self.volumes.remove_volume(&key.1),
             kinds::CRON_JOBS => {
                 self.cron_jobs.remove(key);
             }
@@ -298,9 +305,14 @@ impl ClusterStore {
         let controller = controller(&pod.metadata);
         let owner = controller.as_ref().map(|(kind, name)| self.resolve_owner(&key.0, *kind, name));
         let template = convert::template(&pod.metadata, spec);
-        let template = match &owner {
-            Some(owner) => self.intern_template(owner, template),
-            None => Arc::new(template),
+        // A pod whose claim is bound to a zonal volume runs only in that zone: its own
+        // template, not its workload's shared one.
+        let claims = volumes::claim_names(spec);
+        let zoned = self.volumes.zone_of(&key.0, &claims).and_then(|zone| volumes::in_zone(&template, &zone));
+        let template = match (&owner, zoned) {
+            (_, Some(zoned)) => Arc::new(zoned),
+            (Some(owner), None) => self.intern_template(owner, template),
+            (None, None) => Arc::new(template),
         };
         let labels = pod.metadata.labels.clone().unwrap_or_default();
         let disruption_budget = self.budget_for(&key.0, &labels);
@@ -330,7 +342,7 @@ impl ClusterStore {
             disruption_budget,
             mirror: convert::mirror(pod),
         };
-        self.pods.insert(key, PodEntry { view, controller, labels, on_fargate, usage });
+        self.pods.insert(key, PodEntry { view, controller, labels, on_fargate, usage, claims });
         newly_pending
     }
 
@@ -401,9 +413,36 @@ impl ClusterStore {
     pub fn apply_claim(&mut self, claim: &PersistentVolumeClaim) {
         let key = key(&claim.metadata);
         self.seen(kinds::CLAIMS, &key);
-        let mountable = convert::claim_fargate_mountable(claim);
-        if self.claims.insert(key.clone(), mountable) != Some(mountable) {
-            self.reassess_traits(&key.0);
+        let namespace = key.0.clone();
+        let change = self.volumes.apply_claim(key, claim);
+        if change.mountable {
+            self.reassess_traits(&namespace);
+        }
+        if change.binding {
+            self.rezone_pending();
+        }
+    }
+
+    pub fn apply_volume(&mut self, volume: &PersistentVolume) {
+        let name = volume.metadata.name.clone().unwrap_or_default();
+        self.seen(kinds::VOLUMES, &(String::new(), name));
+        if self.volumes.apply_volume(volume) {
+            self.rezone_pending();
+        }
+    }
+
+    /// Pins the pending pods whose claims were bound, or whose volumes were seen, after the
+    /// pods themselves to their volume's zone (`volumes.rs`). Pending pods are few; claims
+    /// and volumes change rarely.
+    fn rezone_pending(&mut self) {
+        for key in self.pods.pending_with_claims() {
+            let zoned = self.pods.get(&key).and_then(|e| {
+                let zone = self.volumes.zone_of(&key.0, &e.claims)?;
+                volumes::in_zone(&e.view.template, &zone)
+            });
+            if let Some(zoned) = zoned {
+                self.pods.update(&key, |e| e.view.template = Arc::new(zoned));
+            }
         }
     }
 
@@ -413,10 +452,8 @@ impl ClusterStore {
         template: &PodTemplateSpec,
         claim_templates: &[PersistentVolumeClaim],
     ) -> FargateTraits {
-        let claims = &self.claims;
-        convert::fargate_traits(template, claim_templates, &|claim| {
-            claims.get(&(namespace.to_string(), claim.to_string())).copied().unwrap_or(false)
-        })
+        let volumes = &self.volumes;
+        convert::fargate_traits(template, claim_templates, &|claim| volumes.fargate_mountable(namespace, claim))
     }
 
     fn reassess_traits(&mut self, namespace: &str) {

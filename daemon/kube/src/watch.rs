@@ -14,7 +14,7 @@ use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
-use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event, watcher};
@@ -247,14 +247,18 @@ pub fn spawn_all(client: &Client, feed: &Arc<Feed>) -> Vec<JoinHandle<()>> {
             },
         )),
         tokio::spawn(run(
-            Api::<PersistentVolumeClaim>::all(c),
-            config,
-            f,
+            Api::<PersistentVolumeClaim>::all(c.clone()),
+            config.clone(),
+            f.clone(),
             kinds::CLAIMS,
             |s, c: &PersistentVolumeClaim| {
                 s.apply_claim(c);
                 false
             },
         )),
+        tokio::spawn(run(Api::<PersistentVolume>::all(c), config, f, kinds::VOLUMES, |s, v: &PersistentVolume| {
+            s.apply_volume(v);
+            false
+        })),
     ]
 }
