@@ -130,12 +130,13 @@ fn pending_with(name: &str, constraints: Value) -> Value {
 /// Pods that select labels every node registers with scale the group whose nodes will carry
 /// them, in the real process: moto's `general` is one zone of m5.large, so pods selecting
 /// `kubernetes.io/os: linux` (many charts' default) and required by node affinity to be in
-/// us-east-1a (as a zonal volume requires) get a node each, and pods selecting arm64 get none.
+/// us-east-1a (as a zonal volume requires) get a node each, and pods selecting arm64 get none:
+/// each is told why by a `NotTriggerScaleUp` event, and `/metrics` counts them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pods_selecting_a_nodes_well_known_labels_scale_the_group_that_carries_them() {
     let site = Site::start(0).await;
     let mut daemon = site.replica("labels", "  tick-interval: 1s\n", "  - {plugin: binpack}\n", "");
-    announced(&mut daemon, "metrics and health");
+    let admin = announced(&mut daemon, "metrics and health");
     for i in 0..2 {
         let arm = json!({"nodeSelector": {"kubernetes.io/arch": "arm64"}});
         site.standin.create(pending_with(&format!("arm-{i}"), arm)).unwrap();
@@ -148,6 +149,22 @@ async fn pods_selecting_a_nodes_well_known_labels_scale_the_group_that_carries_t
         fail(daemon, "no three ticks saw the arm64 pods");
     }
     assert_eq!(site.group().await.0, 0, "an m5.large group does not grow for arm64 pods");
+    let unplaceable = sample(&get(&admin, "/metrics", None).2, "ballast_unplaceable_pods");
+    assert_eq!(unplaceable, Some(2.0), "both arm64 pods counted");
+    let told = |pod: &str| {
+        let events = site.standin.list("events.k8s.io/v1", "Event", None);
+        events
+            .into_iter()
+            .filter(|e| e["regarding"]["name"] == pod && e["reason"] == "NotTriggerScaleUp")
+            .collect::<Vec<_>>()
+    };
+    let events = told("arm-0");
+    assert_eq!(events.len(), 1, "told once, however many ticks saw it: {events:?}");
+    let note = events[0]["note"].as_str().unwrap_or_default();
+    assert!(
+        note.contains("general: its nodes do not carry kubernetes.io/arch=arm64"),
+        "the event names the group and the label: {note}"
+    );
 
     let zone = json!({"key": "topology.kubernetes.io/zone", "operator": "In", "values": ["us-east-1a"]});
     let linux_in_zone = json!({"nodeSelector": {"kubernetes.io/os": "linux"},
@@ -163,6 +180,7 @@ async fn pods_selecting_a_nodes_well_known_labels_scale_the_group_that_carries_t
         fail(daemon, "no three ticks saw all five pods");
     }
     assert_eq!(site.group().await.0, 3, "a node for each linux pod (one CPU each), none for the arm64 ones");
+    assert!(told("web-0").is_empty(), "a pod a group can hold is not told it cannot");
     stop(daemon);
 }
 

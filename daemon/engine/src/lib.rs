@@ -16,7 +16,8 @@
 //! - [`record`], [`journal`]: decision records in memory and on disk;
 //! - [`schedule`]: periodic and batched event-driven ticks;
 //! - [`config`], [`state`]: settings, and what is remembered between ticks;
-//! - [`handover`]: what a leader leaves for the next one.
+//! - [`handover`]: what a leader leaves for the next one;
+//! - [`unplaceable`]: pending pods no node group can hold, and why.
 
 pub mod actuate;
 pub mod announce;
@@ -44,9 +45,10 @@ pub mod rule;
 pub mod schedule;
 pub mod series;
 pub mod state;
+pub mod unplaceable;
 pub mod unreadable;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use ballast_sdk::SnapshotData;
@@ -106,6 +108,8 @@ pub struct Engine<C, P, Q: Policies> {
     handover: Option<Arc<dyn handover::HandoverStore>>,
     /// This replica led at its last tick and has taken over what the last leader left.
     led: bool,
+    /// What each unplaceable pod was last told (`unplaceable::announcements`).
+    told_unplaceable: HashMap<(String, String), Arc<str>>,
 }
 
 /// What the guardrails would make of shadow-mode proposals were they enforced: guarded after
@@ -171,6 +175,7 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
             series: None,
             handover: None,
             led: false,
+            told_unplaceable: HashMap::new(),
         }
     }
 
@@ -373,14 +378,21 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
             self.observation(cluster, groups, pricing, now)
         };
         let watched = self.watch_provisioning(&mut obs, now);
-        let summary = self.summary(&obs, now, &watched.delivered);
         let obs = Arc::new(obs);
+        let unplaceable = unplaceable::find(&obs.snapshot);
+        let summary =
+            SnapshotSummary { unplaceable_pods: unplaceable.len(), ..self.summary(&obs, now, &watched.delivered) };
+        let told = match self.config.mode {
+            Mode::Enforce if self.may_act() => unplaceable::announcements(&unplaceable, &mut self.told_unplaceable),
+            _ => Vec::new(),
+        };
         self.live.set_leading(self.may_act(), now);
         self.live.set_observed(live::Observed {
             at_millis: now,
             obs: obs.clone(),
             state: self.state.clone(),
             guardrails: self.config.guardrails.clone(),
+            unplaceable_pods: unplaceable.len(),
         });
 
         if self.config.mode == Mode::Paused {
@@ -392,6 +404,9 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
             return TickOutcome { tick, standby: true, ..TickOutcome::default() };
         }
 
+        for announcement in told {
+            self.cluster.announce(announcement).await;
+        }
         self.repair_unready(&obs, now, tick).await;
         let Evaluation { proposals, calls } = self.policies.evaluate(obs.snapshot.clone()).await;
         tracing::debug!(proposals = proposals.len(), "policies evaluated");
@@ -460,6 +475,7 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
             pending_pods: s.pending_pods.len(),
             workloads: s.workloads.len(),
             nodes_being_removed: self.state.drains.len(),
+            unplaceable_pods: 0,
             groups: obs
                 .groups
                 .iter()

@@ -67,6 +67,8 @@ pub struct Observed {
     pub obs: Arc<Observation>,
     pub state: EngineState,
     pub guardrails: Guardrails,
+    /// Pending pods no node group can hold (`unplaceable::find`).
+    pub unplaceable_pods: usize,
 }
 
 /// Whether this replica may act, and since when.

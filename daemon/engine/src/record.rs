@@ -149,7 +149,14 @@ pub struct SnapshotSummary {
     pub pending_pods: usize,
     pub workloads: usize,
     pub nodes_being_removed: usize,
+    /// Pending pods no node group can hold, nor Fargate (`unplaceable.rs`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unplaceable_pods: usize,
     pub groups: Vec<GroupSummary>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -92,7 +92,11 @@ pub fn run(args: DecisionsArgs) -> anyhow::Result<ExitCode> {
                     tick.tick.to_string(),
                     "(tick)".into(),
                     format!("{:?}, {}", tick.trigger, tick.mode).to_lowercase(),
-                    format!("{} nodes, {} pending pods", tick.saw.nodes, tick.saw.pending_pods),
+                    super::render::tick_saw(
+                        tick.saw.nodes as u64,
+                        tick.saw.pending_pods as u64,
+                        tick.saw.unplaceable_pods as u64,
+                    ),
                     tick.error.clone().unwrap_or_default(),
                     failed.join("; "),
                 ]);

@@ -37,3 +37,12 @@ pub fn duration(d: std::time::Duration) -> String {
         format!("{:.2} s", micros / 1e6)
     }
 }
+
+/// What a tick saw, in a table cell: its nodes and pending pods, and the pending pods no
+/// node group can hold when there are any.
+pub fn tick_saw(nodes: u64, pending: u64, unplaceable: u64) -> String {
+    match unplaceable {
+        0 => format!("{nodes} nodes, {pending} pending pods"),
+        n => format!("{nodes} nodes, {pending} pending pods ({n} no group can hold)"),
+    }
+}

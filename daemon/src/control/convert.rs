@@ -71,6 +71,7 @@ pub fn record(stamped: &Stamped) -> pb::Record {
             pending_pods: t.saw.pending_pods as u32,
             workloads: t.saw.workloads as u32,
             nodes_being_removed: t.saw.nodes_being_removed as u32,
+            unplaceable_pods: t.saw.unplaceable_pods as u32,
             groups: t
                 .saw
                 .groups

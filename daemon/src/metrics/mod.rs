@@ -76,6 +76,7 @@ pub(crate) struct Families {
     pub removals_abandoned: Family<GroupLabel, Counter>,
     pub evictions: Family<ResultLabel, Counter>,
     pub unschedulable: Gauge,
+    pub unplaceable: Gauge,
     pub nodes: Family<StateLabel, Gauge>,
     pub drains: Gauge,
     pub group_min: Family<GroupLabel, Gauge>,
@@ -142,6 +143,7 @@ impl Metrics {
             removals_abandoned: Family::default(),
             evictions: Family::default(),
             unschedulable: Gauge::default(),
+            unplaceable: Gauge::default(),
             nodes: Family::default(),
             drains: Gauge::default(),
             group_min: Family::default(),
@@ -206,6 +208,11 @@ fn register(r: &mut Registry, f: &Families) {
     r.register("node_removals_abandoned", "Removals given up (node uncordoned)", f.removals_abandoned.clone());
     r.register("evictions", "Eviction requests, by result", f.evictions.clone());
     r.register("unschedulable_pods", "Pods waiting for capacity at the last tick", f.unschedulable.clone());
+    r.register(
+        "unplaceable_pods",
+        "Pods waiting at the last tick that no node group can hold, nor Fargate (each told why by a NotTriggerScaleUp event)",
+        f.unplaceable.clone(),
+    );
     r.register("nodes", "Nodes at the last tick, by state", f.nodes.clone());
     r.register("drains_in_progress", "Nodes being drained for removal", f.drains.clone());
     r.register("node_group_min_size", "A node group's minimum size", f.group_min.clone());

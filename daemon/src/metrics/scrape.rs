@@ -61,6 +61,7 @@ impl Metrics {
         let Some(observed) = self.live.observed() else { return };
         let snapshot = &observed.obs.snapshot;
         f.unschedulable.set(snapshot.pending_pods.len() as i64);
+        f.unplaceable.set(observed.unplaceable_pods as i64);
         let (unready, all) = observed.obs.unready;
         f.nodes.get_or_create(&StateLabel { state: "ready".into() }).set((all - unready.min(all)) as i64);
         f.nodes.get_or_create(&StateLabel { state: "unready".into() }).set(unready as i64);

@@ -16,7 +16,8 @@ mod group;
 
 pub use decision::{Action, Decision, PlacementTarget, Proposal};
 pub use group::{
-    CAPACITY_TYPE_LABEL, CapacityType, GroupCooldown, GroupOptions, InstanceType, NodeGroup, NodeGroupKind, launch_type,
+    CAPACITY_TYPE_LABEL, CapacityType, GroupCooldown, GroupOptions, InstanceType, NodeGroup, NodeGroupKind, Refusal,
+    launch_type,
 };
 
 /// An amount of compute: a node's allocatable or requested total, or a pod's requests.

@@ -202,7 +202,7 @@ fn columns(r: &pb::Record) -> (String, String, String, String) {
         }
         Some(Kind::TickRecord(t)) => (
             "(tick)".into(),
-            format!("{} nodes, {} pending pods", t.nodes, t.pending_pods),
+            super::super::render::tick_saw(t.nodes.into(), t.pending_pods.into(), t.unplaceable_pods.into()),
             format!("{}, {}", t.trigger, engine_mode(t.mode)),
             t.error.clone(),
         ),

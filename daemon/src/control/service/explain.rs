@@ -153,8 +153,8 @@ fn pending_pod(snapshot: &SnapshotData, observed: &Observed, p: &PendingPod) -> 
     )];
     let mut admitting = Vec::new();
     for g in snapshot.node_groups.iter().filter(|g| g.kind == NodeGroupKind::Asg) {
-        if !g.admits(p) {
-            facts.push(format!("group {}: its labels or taints do not admit the pod", g.id));
+        if let Some(refusal) = g.refusal(p) {
+            facts.push(format!("group {}: {refusal}", g.id));
             continue;
         }
         if !g.launch_allocatable().fits(&p.requests) {
@@ -199,8 +199,13 @@ mod tests {
         let backoff = BackoffState { until: NOW + 60_000, reason: "launch failed: no capacity".into() };
         world.state.group("batch").backoff = Some(backoff);
         let obs = Arc::new(world.observe());
-        let observed =
-            Observed { at_millis: NOW, obs: obs.clone(), state: world.state.clone(), guardrails: world.config.clone() };
+        let observed = Observed {
+            at_millis: NOW,
+            obs: obs.clone(),
+            state: world.state.clone(),
+            guardrails: world.config.clone(),
+            unplaceable_pods: 0,
+        };
         let pending = |name: &str| obs.snapshot.pending_pods.iter().find(|p| p.name == name).cloned().unwrap();
 
         let waiting = pending_pod(&obs.snapshot, &observed, &pending("web-9"));

@@ -117,13 +117,51 @@ impl NodeGroup {
     /// True if a pod with these constraints (a [`PendingPod`](super::PendingPod) or a [`PendingShape`](super::PendingShape)) may be
     /// scheduled on a new node of this group.
     pub fn admits(&self, pod: &impl Constraints) -> bool {
-        pod.node_selector().iter().all(|(k, v)| self.labels.get(k) == Some(v))
-            && pod.affinity_keys().iter().all(|k| self.labels.contains_key(k))
-            && self
-                .taints
-                .iter()
-                .filter(|t| t.effect != TaintEffect::PreferNoSchedule)
-                .all(|t| pod.tolerations().iter().any(|tol| tol.tolerates(t)))
+        self.refusal(pod).is_none()
+    }
+
+    /// Why a new node of this group would not take a pod with these constraints: the first
+    /// label it selects that the group's nodes do not carry with that value, the first label
+    /// its required node affinity names that they do not carry at all, or the first taint it
+    /// does not tolerate. None when the group admits it ([`NodeGroup::admits`]).
+    pub fn refusal<'a>(&'a self, pod: &'a impl Constraints) -> Option<Refusal<'a>> {
+        if let Some((key, value)) = pod.node_selector().iter().find(|(k, v)| self.labels.get(*k) != Some(v)) {
+            return Some(Refusal::Label { key, value });
+        }
+        if let Some(key) = pod.affinity_keys().iter().find(|k| !self.labels.contains_key(*k)) {
+            return Some(Refusal::AffinityKey(key));
+        }
+        self.taints
+            .iter()
+            .filter(|t| t.effect != TaintEffect::PreferNoSchedule)
+            .find(|t| !pod.tolerations().iter().any(|tol| tol.tolerates(t)))
+            .map(Refusal::Taint)
+    }
+}
+
+/// Why a group does not admit a pod ([`NodeGroup::refusal`]); its `Display` says it as
+/// "its nodes do not carry `topology.kubernetes.io/zone=us-east-1c`".
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal<'a> {
+    /// The pod selects this label with this value; the group's nodes do not carry it.
+    Label { key: &'a str, value: &'a str },
+    /// The pod's required node affinity names this label; the group's nodes do not carry it.
+    AffinityKey(&'a str),
+    /// The group's nodes carry this taint; the pod does not tolerate it.
+    Taint(&'a Taint),
+}
+
+impl std::fmt::Display for Refusal<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::Label { key, value } => write!(f, "its nodes do not carry {key}={value}"),
+            Refusal::AffinityKey(key) => {
+                write!(f, "its nodes do not carry {key}, which the pod's node affinity requires")
+            }
+            Refusal::Taint(t) => {
+                write!(f, "its nodes carry taint {}={}:{:?}, which the pod does not tolerate", t.key, t.value, t.effect)
+            }
+        }
     }
 }
 
