@@ -492,6 +492,7 @@ fn the_alerts_load_in_promtool_and_fire_on_what_they_watch() {
         // Healthy, the last tick's time follows the clock: 60 s a minute.
         ("ballast_last_tick_timestamp_seconds", "", "0x40", "0+60x40"),
         ("ballast_unschedulable_pods", "", "3x40", "0x40"),
+        ("ballast_unplaceable_pods", "", "2x40", "0x40"),
         ("ballast_node_group_backoff", "node_group=\"spot\",reason=\"launch-failed\"", "1x40", "0x40"),
         ("ballast_plugin_errors_total", "plugin=\"team\",kind=\"deadline\"", "0+1x40", "4x40"),
         ("ballast_unreadable_values_total", "adapter=\"aws\"", "0+1x40", "0x40"),
@@ -507,6 +508,7 @@ fn the_alerts_load_in_promtool_and_fire_on_what_they_watch() {
         ("BallastNoLeader", &[]),
         ("BallastTicksStalled", &[]),
         ("BallastPodsPending", &[]),
+        ("BallastPodsUnplaceable", &[]),
         ("BallastNodeGroupBackoff", &[("node_group", "spot"), ("reason", "launch-failed")]),
         ("BallastPluginErrors", &[("plugin", "team"), ("kind", "deadline")]),
         ("BallastUnreadableValues", &[("adapter", "aws")]),
