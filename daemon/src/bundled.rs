@@ -58,7 +58,9 @@ pub const DEFAULT_CHAIN: &[&str] = &["binpack", "headroom", "consolidation", "fa
 /// starts a replacement or merge only if the replaced node's group may shrink by the time
 /// the new node is Ready). binpack prices each group for what a growing workload adds over
 /// 10 minutes (`growth`), so a climb a pod at a time buys nodes that fill rather than the
-/// cheapest for one pod. headroom learns bursts that recur at a steady period, reads CronJob
+/// cheapest for one pod, and spreads a scale-up over groups alike but for their zone
+/// (`balance-similar-groups`), as Cluster Autoscaler does with
+/// `--balance-similar-node-groups`, at the same price. headroom learns bursts that recur at a steady period, reads CronJob
 /// schedules, and asks for their room 90 s before each is due (a node's boot, 60-75 s in the
 /// shipped scenarios, and a tick), or longer before where the group that would hold it took
 /// longer to deliver its last nodes (contract 0.1.10). With `ramp` (its defaults: a climb of
@@ -67,7 +69,12 @@ pub const DEFAULT_CHAIN: &[&str] = &["binpack", "headroom", "consolidation", "fa
 pub fn default_settings(name: &str) -> serde_json::Value {
     match name {
         "binpack" => {
-            serde_json::json!({ "scale-down": false, "expander": "price", "growth": { "horizon-seconds": 600 } })
+            serde_json::json!({
+                "scale-down": false,
+                "expander": "price",
+                "growth": { "horizon-seconds": 600 },
+                "balance-similar-groups": { "enabled": true }
+            })
         }
         "consolidation" => {
             serde_json::json!({ "shrink-replace-wait-seconds": 300, "replace-after-cooldown": true })

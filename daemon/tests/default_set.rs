@@ -555,3 +555,29 @@ fn pods_that_select_labels_every_node_carries_get_nodes_of_the_groups_that_carry
     assert_eq!(peaks["graviton"], 2, "the 4 arm64 pods, two a node, and no amd64 pod: {peaks:?}");
     assert!(peaks["east-b"] >= 1, "the pods pinned to us-east-1b: {peaks:?}");
 }
+
+/// Three groups alike but for their zone (one per zone, as clusters with EBS volumes run
+/// them) and a web tier that climbs from 4 to 40 replicas: the default set grows them
+/// together, as Cluster Autoscaler's `--balance-similar-node-groups` does, so each zone holds
+/// a third of the nodes at the peak rather than one holding them all, for the same cost.
+#[test]
+fn groups_alike_but_for_their_zone_grow_together() {
+    let text = "name: three-zones\nduration: 2h\nnode-groups:\n  - {id: general-1a, instance-types: [m5.large], zones: [us-east-1a], min-size: 1, max-size: 30, desired-size: 1}\n  - {id: general-1b, instance-types: [m5.large], zones: [us-east-1b], min-size: 1, max-size: 30, desired-size: 1}\n  - {id: general-1c, instance-types: [m5.large], zones: [us-east-1c], min-size: 1, max-size: 30, desired-size: 1}\nworkloads:\n  - {name: agent, namespace: kube-system, kind: daemon-set, requests: {cpu: 100m, memory: 128Mi}}\n  - {name: web, requests: {cpu: 900m, memory: 1Gi}, replicas: {linear: [{at: 0s, replicas: 4}, {at: 1h, replicas: 40}, {at: 2h, replicas: 40}]}}\n";
+    let scenario = Scenario::parse(Path::new("three-zones.yaml"), text).unwrap();
+    let (balanced, _) = recorded_with(1, scenario.clone(), defaults());
+    let peaks: Vec<u32> = balanced.peak_group_sizes.values().copied().collect();
+    let (low, high) = (peaks.iter().min().copied().unwrap(), peaks.iter().max().copied().unwrap());
+    assert!(high - low <= 1 && low >= 6, "each zone a third of the 20 nodes: {:?}", balanced.peak_group_sizes);
+
+    let mut one_group = defaults();
+    let binpack = one_group.iter_mut().find(|p| p.name == "binpack").unwrap();
+    binpack.settings["balance-similar-groups"]["enabled"] = json!(false);
+    let (unbalanced, _) = recorded_with(1, scenario, one_group);
+    let (b, u) = (balanced.summary.total_cost, unbalanced.summary.total_cost);
+    assert!(
+        unbalanced.peak_group_sizes["general-1a"] > 2 * high,
+        "off, one group took them: {:?}",
+        unbalanced.peak_group_sizes
+    );
+    assert!((b - u).abs() <= 0.02 * u, "the same cost: ${b:.2} balanced, ${u:.2} not");
+}

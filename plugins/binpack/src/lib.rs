@@ -13,6 +13,10 @@
 //!   Nothing while pods wait that a new node would hold; a pod no group can hold (too big
 //!   for every launch type, a selector no group carries) holds nothing back.
 //!
+//! - **Balance** (`balance-similar-groups.enabled`, off by default, as Cluster Autoscaler's
+//!   `--balance-similar-node-groups`): groups alike but for their zone (or a label in
+//!   `ignore-labels`) grow together, each new node to the smallest (see [`balance`]).
+//!
 //! - **Growth** (`growth.horizon-seconds`, off by default): a workload whose pods keep
 //!   waiting as it grows has each group priced by what its new nodes will hold once the
 //!   workload has grown for the horizon at its recent rate (see [`growth`]).
@@ -23,6 +27,7 @@
 //! differ in size was bought twice the nodes its pods needed (an on-demand m5.2xlarge group
 //! that also lists c5.xlarge), and consolidation removed the extras minutes later.
 
+pub mod balance;
 pub mod growth;
 mod scale_down;
 mod scale_up;
@@ -45,6 +50,9 @@ pub struct Settings {
     pub expander: Expander,
     /// How a workload's recent growth weighs in choosing a group.
     pub growth: growth::Growth,
+    /// Spread scale-ups over similar groups (one per zone), as Cluster Autoscaler's
+    /// `--balance-similar-node-groups`.
+    pub balance_similar_groups: balance::Balance,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -66,6 +74,7 @@ impl Default for Settings {
             headroom: 0.1,
             expander: Expander::MostPods,
             growth: growth::Growth::default(),
+            balance_similar_groups: balance::Balance::default(),
         }
     }
 }
@@ -101,7 +110,7 @@ impl Policy for Binpack {
             state.growth.observe(snapshot, snapshot.taken_at_millis(), &settings.growth);
         }
         let expected = |owner: &WorkloadRef| state.growth.expected(snapshot, owner, &settings.growth);
-        let mut decisions = scale_up::plan(snapshot, settings.expander, &expected);
+        let mut decisions = scale_up::plan(snapshot, settings.expander, &settings.balance_similar_groups, &expected);
         // Never shrink while pods wait for room a new node would give; a pod no group can
         // hold waits whatever runs, and must not keep idle nodes for as long as it waits.
         if settings.scale_down && !snapshot.pods_wait_for_nodes() {

@@ -6,6 +6,8 @@
 
 use ballast_sdk::prelude::*;
 
+use crate::balance::{self, Balance};
+
 /// How many pods of one shape (an index into the pending shapes).
 #[derive(Clone, Copy)]
 struct Pods {
@@ -48,10 +50,12 @@ impl<'a> Offer<'a> {
 
 /// Plans scale-ups for the pending pods. `expected` says how many more pods a workload is
 /// expected to add soon ([`crate::growth`]); groups are ranked by what their new nodes
-/// would hold with those, and sized for the pods waiting now.
+/// would hold with those, and sized for the pods waiting now. With `balance` on, the nodes
+/// the chosen group would get are spread over it and the groups similar to it.
 pub fn plan(
     snapshot: &dyn Snapshot,
     expander: crate::Expander,
+    balance: &Balance,
     expected: &dyn Fn(&WorkloadRef) -> u32,
 ) -> Vec<Decision> {
     let shapes = snapshot.pending_shapes();
@@ -74,6 +78,7 @@ pub fn plan(
         .filter(|g| g.kind == NodeGroupKind::Asg && !g.instance_types.is_empty())
         .map(|g| (g, snapshot.booting(g)))
         .collect();
+    balance.pool(&mut groups);
 
     let extra = soon(shapes, &waiting, expected);
     let growing = extra.iter().any(|&n| n > 0);
@@ -91,14 +96,10 @@ pub fn plan(
         let Some(best) = offers.iter().min_by(|a, b| rank(expander, a.ranked(), b.ranked())) else {
             break;
         };
+        let admits_all = |g: &NodeGroup| best.now.placed.iter().all(|p| g.admits(&shapes[p.shape]));
+        let set = balance.set(best.now.group, groups.iter().map(|(g, _)| *g), admits_all);
         if best.now.new_nodes > 0 {
-            decisions.push(Decision::new(
-                Action::ScaleTo {
-                    group: best.now.group.id.clone(),
-                    size: best.now.group.desired_size + best.now.new_nodes,
-                },
-                reason(best, &offers, shapes),
-            ));
+            decisions.extend(grow(&set, best.now.new_nodes, &reason(best, &offers, shapes)));
         }
         let best = &best.now;
         for placed in &best.placed {
@@ -107,10 +108,34 @@ pub fn plan(
             }
         }
         waiting.retain(|w| w.count > 0);
-        let chosen = best.group.id.clone();
-        groups.retain(|(g, _)| g.id != chosen);
+        let chosen: Vec<String> = set.iter().map(|g| g.id.clone()).collect();
+        groups.retain(|(g, _)| !chosen.contains(&g.id));
     }
     decisions
+}
+
+/// One decision a group of `set` that gets nodes: all to the first when it is alone,
+/// otherwise spread ([`balance::spread`]), the spread named in each reason.
+fn grow(set: &[&NodeGroup], nodes: u32, reason: &str) -> Vec<Decision> {
+    let added = balance::spread(set, nodes);
+    let spread = match set {
+        [_] => String::new(),
+        _ => {
+            let parts: Vec<String> =
+                set.iter().zip(&added).filter(|(_, n)| **n > 0).map(|(g, n)| format!("{} +{n}", g.id)).collect();
+            format!("; spread over similar groups: {}", parts.join(", "))
+        }
+    };
+    set.iter()
+        .zip(added)
+        .filter(|(_, n)| *n > 0)
+        .map(|(g, n)| {
+            Decision::new(
+                Action::ScaleTo { group: g.id.clone(), size: g.desired_size + n },
+                format!("{reason}{spread}"),
+            )
+        })
+        .collect()
 }
 
 /// The pods each waiting shape's workload is expected to add soon, by shape index (the first
