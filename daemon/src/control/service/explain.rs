@@ -196,6 +196,10 @@ mod tests {
         let mut world = fixture::World::default();
         world.pods.push(fixture::pod("web-9", None, Some(fixture::web()), 500));
         world.pods.push(fixture::pod("huge", None, Some(fixture::web()), 64_000));
+        let mut arm = fixture::pod("arm-1", None, Some(fixture::web()), 500);
+        let selector = [("kubernetes.io/arch".to_string(), "arm64".to_string())].into();
+        arm.template = Arc::new(crate::engine::ports::PodTemplate { node_selector: selector, ..Default::default() });
+        world.pods.push(arm);
         let backoff = BackoffState { until: NOW + 60_000, reason: "launch failed: no capacity".into() };
         world.state.group("batch").backoff = Some(backoff);
         let obs = Arc::new(world.observe());
@@ -220,6 +224,13 @@ mod tests {
             waiting.facts.iter().any(|f| f == "group web: admits it and may grow (4 of max 10)"),
             "{:?}",
             waiting.facts
+        );
+
+        let arm = pending_pod(&obs.snapshot, &observed, &pending("arm-1"));
+        assert!(
+            arm.facts.iter().any(|f| f == "group web: its nodes do not carry kubernetes.io/arch=arm64"),
+            "each group's refusal names the label: {:?}",
+            arm.facts
         );
 
         let huge = pending_pod(&obs.snapshot, &observed, &pending("huge"));
