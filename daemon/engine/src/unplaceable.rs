@@ -41,11 +41,14 @@ pub fn find(snapshot: &SnapshotData) -> Vec<Unplaceable<'_>> {
         .map(|g| (g, g.launch_allocatable()))
         .collect();
     let fargate = snapshot.node_groups.iter().any(|g| g.kind == NodeGroupKind::Fargate);
+    // Most shapes fit some group: that is asked first, with nothing written; Fargate and the
+    // reasons only for the rest.
     let unplaceable: Vec<(&PendingShape, Arc<str>)> = snapshot
         .pending_shapes()
         .iter()
+        .filter(|shape| !groups.iter().any(|(g, template)| g.admits(*shape) && template.fits(&one_pod(shape))))
         .filter(|shape| !(fargate && may_run_on_fargate(snapshot, shape)))
-        .filter_map(|shape| why_not(&groups, shape).map(|why| (shape, Arc::from(why))))
+        .map(|shape| (shape, Arc::from(why_not(&groups, shape))))
         .collect();
     if unplaceable.is_empty() {
         return Vec::new();
@@ -74,12 +77,16 @@ fn of_shape(pod: &PendingPod, shape: &PendingShape) -> bool {
         && pod.tolerations == shape.tolerations
 }
 
-/// Why no group takes the shape, the groups gathered by reason: none when one does.
-fn why_not(groups: &[(&NodeGroup, Resources)], shape: &PendingShape) -> Option<String> {
+/// What one pod of the shape takes on a node: its requests and a pod slot.
+fn one_pod(shape: &PendingShape) -> Resources {
+    Resources { pods: shape.requests.pods.max(1), ..shape.requests }
+}
+
+/// Why no group takes a shape none does, the groups gathered by reason.
+fn why_not(groups: &[(&NodeGroup, Resources)], shape: &PendingShape) -> String {
     if groups.is_empty() {
-        return Some("no Auto Scaling group may grow (none, or every max-size is 0)".to_string());
+        return "no Auto Scaling group may grow (none, or every max-size is 0)".to_string();
     }
-    let one = Resources { pods: shape.requests.pods.max(1), ..shape.requests };
     let mut by_reason: BTreeMap<String, Vec<&str>> = BTreeMap::new();
     let mut zonal = false;
     for (group, template) in groups {
@@ -88,7 +95,6 @@ fn why_not(groups: &[(&NodeGroup, Resources)], shape: &PendingShape) -> Option<S
                 zonal |= matches!(refusal, Refusal::Label { key, .. } if ZONE_KEYS.contains(&key));
                 refusal.to_string()
             }
-            None if template.fits(&one) => return None,
             None => format!("a new node offers {} mCPU, {} MiB", template.cpu_millis, template.memory_bytes >> 20),
         };
         by_reason.entry(reason).or_default().push(&group.id);
@@ -102,7 +108,7 @@ fn why_not(groups: &[(&NodeGroup, Resources)], shape: &PendingShape) -> Option<S
     if zonal && groups.iter().any(|(g, _)| g.zones.len() > 1) {
         why.push_str(" (a group in several zones promises no zone: give the zone a group of its own)");
     }
-    Some(why)
+    why
 }
 
 fn named(ids: &[&str]) -> String {

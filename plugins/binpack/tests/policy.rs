@@ -1,7 +1,7 @@
 //! binpack's logic, tested natively through the SDK harness.
 
 use ballast_sdk::prelude::*;
-use ballast_sdk::testing::{GroupBuilder, Harness, NodeBuilder, SnapshotBuilder, labels};
+use ballast_sdk::testing::{GroupBuilder, Harness, NodeBuilder, SnapshotBuilder, labels, scaled_to};
 use binpack::Binpack;
 
 fn two_empty_groups() -> SnapshotBuilder {
@@ -370,22 +370,12 @@ fn balanced() -> Harness<Binpack> {
     Harness::<Binpack>::with_settings(serde_json::json!({"balance-similar-groups": {"enabled": true}})).unwrap()
 }
 
-fn sizes(decisions: &[Decision]) -> Vec<(String, u32)> {
-    decisions
-        .iter()
-        .filter_map(|d| match &d.action {
-            Action::ScaleTo { group, size } => Some((group.clone(), *size)),
-            _ => None,
-        })
-        .collect()
-}
-
 #[test]
 fn a_scale_up_is_spread_over_groups_alike_but_for_their_zone_smallest_first() {
     // 16 pods of 900m: two a node, 8 nodes, over groups at 2, 1 and 1.
     let snapshot = per_zone_groups([2, 1, 1], [2, 1, 1]).pending_pods("shop", "web", 16, "900m", "1Gi").build();
     let decisions = balanced().evaluate(&snapshot).unwrap();
-    let grown = sizes(&decisions);
+    let grown = scaled_to(&decisions);
     assert_eq!(grown, [("general-1a".into(), 4), ("general-1b".into(), 4), ("general-1c".into(), 4)], "{decisions:?}");
     assert!(
         decisions[0].reason.contains("spread over similar groups: general-1a +2, general-1b +3, general-1c +3"),
@@ -394,7 +384,7 @@ fn a_scale_up_is_spread_over_groups_alike_but_for_their_zone_smallest_first() {
     );
     // Off (the default), Cluster Autoscaler's default too: all in one.
     let alone = Harness::<Binpack>::new().evaluate(&snapshot).unwrap();
-    assert_eq!(sizes(&alone).len(), 1, "{alone:?}");
+    assert_eq!(scaled_to(&alone).len(), 1, "{alone:?}");
 }
 
 #[test]
@@ -402,7 +392,7 @@ fn the_nodes_a_spread_scale_up_has_booting_are_room_in_any_of_the_groups() {
     let snapshot = per_zone_groups([4, 4, 4], [2, 1, 1]).pending_pods("shop", "web", 16, "900m", "1Gi").build();
     assert!(balanced().evaluate(&snapshot).unwrap().is_empty(), "8 nodes booting hold the 16 pods");
     let more = per_zone_groups([4, 4, 4], [2, 1, 1]).pending_pods("shop", "web", 20, "900m", "1Gi").build();
-    let grown = sizes(&balanced().evaluate(&more).unwrap());
+    let grown = scaled_to(&balanced().evaluate(&more).unwrap());
     assert_eq!(grown, [("general-1a".into(), 5), ("general-1b".into(), 5)], "two more nodes, the first two of equals");
 }
 
@@ -416,11 +406,11 @@ fn pods_one_zone_admits_and_groups_of_another_type_are_not_spread() {
         ..PendingPod::default()
     };
     let snapshot = per_zone_groups([1, 1, 1], [1, 1, 1]).pending_pod(zonal).build();
-    assert_eq!(sizes(&balanced().evaluate(&snapshot).unwrap()), [("general-1b".into(), 2)]);
+    assert_eq!(scaled_to(&balanced().evaluate(&snapshot).unwrap()), [("general-1b".into(), 2)]);
 
     let mut snapshot = per_zone_groups([1, 1, 1], [1, 1, 1]).pending_pods("shop", "web", 4, "900m", "1Gi").build();
     snapshot.node_groups[2].instance_types[0].name = "m5a.large".into();
     snapshot.node_groups[2].instance_types[0].price_per_hour = 0.2;
-    let grown = sizes(&balanced().evaluate(&snapshot).unwrap());
+    let grown = scaled_to(&balanced().evaluate(&snapshot).unwrap());
     assert_eq!(grown, [("general-1a".into(), 2), ("general-1b".into(), 2)], "general-1c launches another type");
 }

@@ -1,7 +1,7 @@
 //! consolidation's logic, tested natively.
 
 use ballast_sdk::prelude::*;
-use ballast_sdk::testing::{GroupBuilder, Harness, NodeBuilder, SnapshotBuilder, deployment, running};
+use ballast_sdk::testing::{GroupBuilder, Harness, NodeBuilder, SnapshotBuilder, deployment, running, scaled_to};
 use consolidation::{Consolidation, Settings};
 
 fn removed(decisions: &[Decision]) -> Vec<String> {
@@ -220,16 +220,6 @@ fn tolerating_spot(shape: PodShape) -> PodShape {
     PodShape { tolerations: vec![toleration], ..shape }
 }
 
-fn grown(decisions: &[Decision]) -> Vec<(String, u32)> {
-    decisions
-        .iter()
-        .filter_map(|d| match &d.action {
-            Action::ScaleTo { group, size } => Some((group.clone(), *size)),
-            _ => None,
-        })
-        .collect()
-}
-
 #[test]
 fn pods_known_by_shape_move_to_any_group_that_admits_them_and_no_further() {
     // od-2's one pod tolerates spot and fits beside the one on the spot node; the on-demand
@@ -246,7 +236,7 @@ fn pods_known_by_shape_move_to_any_group_that_admits_them_and_no_further() {
     let decisions = evaluate(&snapshot, Settings::default());
     assert_eq!(removed(&decisions), ["od-2"]);
     assert!(decisions[0].reason.contains("od-2's 1 pods fit on 1 other node(s)"), "{}", decisions[0].reason);
-    assert!(grown(&decisions).is_empty());
+    assert!(scaled_to(&decisions).is_empty());
 
     // The same pod without the toleration has nowhere to go: the spot node's taint refuses it
     // (the spot node itself is held by a PDB here, so only od-2 is weighed).
@@ -269,7 +259,7 @@ fn a_node_whose_pods_fit_on_a_cheaper_group_is_replaced_launch_first_then_draine
         .pods_on("od-2", tolerating_spot(running("shop", "web", 2, "750m", "2Gi")))
         .build();
     let decisions = harness.evaluate(&before).unwrap();
-    assert_eq!(grown(&decisions), [("spot".to_string(), 1)], "{decisions:?}");
+    assert_eq!(scaled_to(&decisions), [("spot".to_string(), 1)], "{decisions:?}");
     assert!(removed(&decisions).is_empty(), "launch first: nothing is drained before the new node is up");
     let reason = &decisions[0].reason;
     assert!(reason.contains("replace od-2 (m5.large in on-demand at $0.0960/h) by a new m5.large in spot"), "{reason}");
@@ -290,7 +280,7 @@ fn a_node_whose_pods_fit_on_a_cheaper_group_is_replaced_launch_first_then_draine
         .build();
     let decisions = harness.evaluate(&ready).unwrap();
     assert_eq!(removed(&decisions), ["od-2"], "{decisions:?}");
-    assert!(grown(&decisions).is_empty());
+    assert!(scaled_to(&decisions).is_empty());
 }
 
 #[test]
@@ -310,9 +300,9 @@ fn with_replace_after_cooldown_no_node_is_launched_for_a_group_that_may_not_shri
     let in_cooldown = cluster(1_120_000);
     assert!(evaluate(&in_cooldown, after_cooldown.clone()).is_empty(), "refused: on-demand may not shrink yet");
     // Karpenter's way (the plugin's default): launch now, drain once the cooldown allows.
-    assert_eq!(grown(&evaluate(&in_cooldown, Settings::default())), [("spot".to_string(), 1)]);
+    assert_eq!(scaled_to(&evaluate(&in_cooldown, Settings::default())), [("spot".to_string(), 1)]);
     // When the cooldown ends before the new node can be Ready (3 minutes), it starts.
-    assert_eq!(grown(&evaluate(&cluster(1_450_000), after_cooldown.clone())), [("spot".to_string(), 1)]);
+    assert_eq!(scaled_to(&evaluate(&cluster(1_450_000), after_cooldown.clone())), [("spot".to_string(), 1)]);
     // Unless the groups boot faster than that: Ready in a minute, it would wait 90 s.
     let quick_boot = Settings { replace_ready_within_seconds: 60, ..after_cooldown };
     assert!(evaluate(&cluster(1_450_000), quick_boot).is_empty(), "refused: Ready 90 s before od-2 may go");
@@ -334,7 +324,7 @@ fn no_replacement_or_merge_launches_in_a_group_whose_launch_failed_lately() {
             Some(s) => cluster.launch_failed("spot", NOW - s * 1000, 2, "InsufficientInstanceCapacity"),
             None => cluster,
         };
-        grown(&evaluate(&cluster.build(), settings))
+        scaled_to(&evaluate(&cluster.build(), settings))
     };
     let spot = vec![("spot".to_string(), 1)];
     assert_eq!(replacing(None, Settings::default()), spot);
@@ -346,7 +336,7 @@ fn no_replacement_or_merge_launches_in_a_group_whose_launch_failed_lately() {
     let off = Settings { failed_group_wait_seconds: 0, ..Settings::default() };
     assert_eq!(replacing(Some(60), off), spot, "off");
 
-    let merging = |cluster: SnapshotBuilder| grown(&evaluate(&cluster.at_millis(NOW).build(), Settings::default()));
+    let merging = |cluster: SnapshotBuilder| scaled_to(&evaluate(&cluster.at_millis(NOW).build(), Settings::default()));
     assert_eq!(merging(two_small_nodes((0, 2), 0)), [("compute".to_string(), 1)]);
     let failed = two_small_nodes((0, 2), 0).launch_failed("compute", NOW - 60_000, 1, "InsufficientInstanceCapacity");
     assert_eq!(merging(failed), [], "no merge into it either");
@@ -430,7 +420,7 @@ fn two_nodes_whose_pods_fit_on_one_cheaper_node_are_merged_launch_first() {
     // Neither node's pods fit on the other, and one c5.xlarge alone costs more than one
     // m5.large: no removal, no single replacement. Together they fit on one c5.xlarge.
     let decisions = harness.evaluate(&two_small_nodes((0, 2), 0).build()).unwrap();
-    assert_eq!(grown(&decisions), [("compute".to_string(), 1)], "{decisions:?}");
+    assert_eq!(scaled_to(&decisions), [("compute".to_string(), 1)], "{decisions:?}");
     assert!(removed(&decisions).is_empty(), "launch first: nothing is drained before the new node is up");
     let reason = &decisions[0].reason;
     assert!(
@@ -446,7 +436,7 @@ fn two_nodes_whose_pods_fit_on_one_cheaper_node_are_merged_launch_first() {
     let ready = two_small_nodes((0, 2), 1).node(NodeBuilder::new("c", "compute").allocatable("4", "8Gi"));
     let decisions = harness.evaluate(&ready.build()).unwrap();
     assert_eq!(removed(&decisions), ["a"], "one at a time within the disruption budget: {decisions:?}");
-    assert!(grown(&decisions).is_empty(), "{decisions:?}");
+    assert!(scaled_to(&decisions).is_empty(), "{decisions:?}");
 }
 
 #[test]
@@ -520,11 +510,11 @@ fn with_shrink_replace_wait_a_scale_in_launches_no_merge_or_replacement_but_its_
     assert!(decisions.is_empty(), "{decisions:?}");
     assert!(policy.evaluate(&web(0, 6, 1_300_000)).unwrap().is_empty(), "still within 300 s of the fall");
     // 300 s after the fall, with web steady, the merge goes ahead.
-    assert_eq!(grown(&policy.evaluate(&web(0, 6, 1_311_000)).unwrap()), [("compute".to_string(), 1)]);
+    assert_eq!(scaled_to(&policy.evaluate(&web(0, 6, 1_311_000)).unwrap()), [("compute".to_string(), 1)]);
     // Off (the default), the fall changes nothing.
     let mut off = harness(Settings::default());
     off.evaluate(&web(2, 7, 1_000_000)).unwrap();
-    assert_eq!(grown(&off.evaluate(&web(0, 6, 1_010_000)).unwrap()), [("compute".to_string(), 1)]);
+    assert_eq!(scaled_to(&off.evaluate(&web(0, 6, 1_010_000)).unwrap()), [("compute".to_string(), 1)]);
 
     // A single replacement waits the same way. od-3, cordoned, uses the disruption budget
     // at first sight, so nothing starts while web is first followed.
@@ -540,7 +530,7 @@ fn with_shrink_replace_wait_a_scale_in_launches_no_merge_or_replacement_but_its_
     let mut policy = harness(settings.clone());
     assert!(policy.evaluate(&spot(3, 1_000_000, true)).unwrap().is_empty());
     assert!(policy.evaluate(&spot(2, 1_010_000, false)).unwrap().is_empty(), "web fell: no replacement");
-    assert_eq!(grown(&policy.evaluate(&spot(2, 1_311_000, false)).unwrap()), [("spot".to_string(), 1)]);
+    assert_eq!(scaled_to(&policy.evaluate(&spot(2, 1_311_000, false)).unwrap()), [("spot".to_string(), 1)]);
 
     // Removals launch nothing and still go: b's pod fits on a while web scales in.
     let mut policy = harness(Settings { disruption_budget: 1.0, ..settings });

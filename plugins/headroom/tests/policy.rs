@@ -1,22 +1,12 @@
 //! headroom's logic, tested natively.
 
 use ballast_sdk::prelude::*;
-use ballast_sdk::testing::{GroupBuilder, Harness, NodeBuilder, SnapshotBuilder, cron_run, deployment};
+use ballast_sdk::testing::{GroupBuilder, Harness, NodeBuilder, SnapshotBuilder, cron_run, deployment, scaled_to};
 use headroom::Headroom;
 use serde_json::json;
 
 fn evaluate(snapshot: &SnapshotData, settings: serde_json::Value) -> Vec<Decision> {
     Harness::<Headroom>::with_settings(settings).unwrap().evaluate(snapshot).unwrap()
-}
-
-fn sizes(decisions: &[Decision]) -> Vec<(String, u32)> {
-    decisions
-        .iter()
-        .filter_map(|d| match &d.action {
-            Action::ScaleTo { group, size } => Some((group.clone(), *size)),
-            _ => None,
-        })
-        .collect()
 }
 
 /// Two groups: m5 (2 CPU, $0.096) and c5 (4 CPU, $0.17: the cheaper slot for 1-CPU pods).
@@ -35,24 +25,24 @@ fn a_short_reserve_grows_the_cheapest_slot_puts_the_rest_where_it_costs_least_an
     // One slot free; five more: a c5 node (four slots at $0.0425 a slot), and the fifth on an
     // m5 node ($0.096), not on a second c5 ($0.17).
     let decisions = evaluate(&cluster().build(), reserve.clone());
-    assert_eq!(sizes(&decisions), [("c5".to_string(), 1), ("m5".to_string(), 2)]);
+    assert_eq!(scaled_to(&decisions), [("c5".to_string(), 1), ("m5".to_string(), 2)]);
     assert!(decisions[1].reason.contains("the cheapest for what is left over"), "{}", decisions[1].reason);
     // binpack asked for 3 c5 nodes for pending pods: the reserve comes on top.
     let busy = cluster()
         .proposal("binpack", Decision::new(Action::ScaleTo { group: "c5".into(), size: 3 }, "pending"))
         .build();
-    assert_eq!(sizes(&evaluate(&busy, reserve)), [("c5".to_string(), 4), ("m5".to_string(), 2)]);
+    assert_eq!(scaled_to(&evaluate(&busy, reserve)), [("c5".to_string(), 4), ("m5".to_string(), 2)]);
     // Seven short: one c5 node and three left over, cheaper on a second c5 ($0.17) than on
     // two m5 ($0.192).
     let seven = json!({"reserves": [{"count": 8, "cpu": "1", "memory": "1Gi"}]});
-    assert_eq!(sizes(&evaluate(&cluster().build(), seven)), [("c5".to_string(), 2)]);
+    assert_eq!(scaled_to(&evaluate(&cluster().build(), seven)), [("c5".to_string(), 2)]);
 }
 
 #[test]
 fn an_exact_reserve_holds_its_group_and_an_ample_one_says_nothing() {
     let one = json!({"reserves": [{"count": 1, "cpu": "1", "memory": "1Gi"}]});
     let decisions = evaluate(&cluster().build(), one);
-    assert_eq!(sizes(&decisions), [("m5".to_string(), 1)], "losing m5-a would leave no room");
+    assert_eq!(scaled_to(&decisions), [("m5".to_string(), 1)], "losing m5-a would leave no room");
     assert!(decisions[0].reason.contains("keeps spare room"), "{}", decisions[0].reason);
     let roomy = cluster().node(NodeBuilder::new("m5-b", "m5").allocatable("2", "8Gi")).build();
     let one = json!({"reserves": [{"count": 1, "cpu": "1", "memory": "1Gi"}]});
@@ -99,7 +89,7 @@ fn a_burst_that_recurs_at_a_steady_period_gets_room_before_it_is_due() {
     // Due at 45 min; room is asked for from 2 min before: 12 slots, 1 free, so three c5 nodes.
     assert!(policy.evaluate(&at(42 * minute, false)).unwrap().is_empty(), "3 min ahead: not yet");
     let decisions = policy.evaluate(&at(43 * minute + 30_000, false)).unwrap();
-    assert_eq!(sizes(&decisions), [("c5".to_string(), 3)]);
+    assert_eq!(scaled_to(&decisions), [("c5".to_string(), 3)]);
     assert!(decisions[0].reason.contains("the next burst of deployment/data/etl (12 pods"), "{}", decisions[0].reason);
     assert!(decisions[0].reason.contains("every 15 min"), "{}", decisions[0].reason);
     // Once it has arrived, it is pending pods' business (binpack's), not headroom's.
@@ -112,7 +102,7 @@ fn a_burst_that_recurs_at_a_steady_period_gets_room_before_it_is_due() {
 fn a_burst_absorbed_by_its_room_keeps_the_cadence_and_is_not_asked_for_twice() {
     let mut policy = learnt_every_15_minutes();
     let minute = MINUTE;
-    assert_eq!(sizes(&policy.evaluate(&at(43 * minute + 30_000, false)).unwrap()), [("c5".to_string(), 3)]);
+    assert_eq!(scaled_to(&policy.evaluate(&at(43 * minute + 30_000, false)).unwrap()), [("c5".to_string(), 3)]);
     // Due at 45 min, it lands on the room made for it: no pod is seen pending, and the room
     // is full. Headroom does not ask for the same burst again.
     assert!(policy.evaluate(&at(45 * minute, false)).unwrap().is_empty(), "due: no second helping");
@@ -120,7 +110,7 @@ fn a_burst_absorbed_by_its_room_keeps_the_cadence_and_is_not_asked_for_twice() {
     // The next one is due at 60 min and gets its room.
     assert!(policy.evaluate(&at(57 * minute, false)).unwrap().is_empty(), "3 min ahead: not yet");
     let decisions = policy.evaluate(&at(58 * minute + 30_000, false)).unwrap();
-    assert_eq!(sizes(&decisions), [("c5".to_string(), 3)], "the cadence was kept");
+    assert_eq!(scaled_to(&decisions), [("c5".to_string(), 3)], "the cadence was kept");
     assert!(decisions[0].reason.contains("due at 01:00:00 UTC"), "{}", decisions[0].reason);
 }
 
@@ -138,7 +128,7 @@ fn with_min_bursts_2_the_third_burst_gets_room_from_one_interval() {
         policy.evaluate(&at(28 * minute + 30_000, false)).unwrap()
     };
     let guessed = after_two(json!({"recurring": {"min-bursts": 2}}));
-    assert_eq!(sizes(&guessed), [("c5".to_string(), 3)]);
+    assert_eq!(scaled_to(&guessed), [("c5".to_string(), 3)]);
     assert!(guessed[0].reason.contains("due at 00:30:00 UTC (every 15 min)"), "{}", guessed[0].reason);
     assert!(after_two(json!({"recurring": {}})).is_empty(), "the default waits for a third burst");
     let error = Harness::<Headroom>::with_settings(json!({"recurring": {"min-bursts": 4}})).err().unwrap();
@@ -155,7 +145,7 @@ fn a_burst_that_lands_early_in_its_room_is_counted_when_its_replicas_appear() {
     let etl = |ms: u64, replicas: u32| {
         cluster().at_millis(1_767_571_200_000 + ms).workload(deployment("data", "etl", replicas, "1", "1Gi")).build()
     };
-    assert_eq!(sizes(&policy.evaluate(&etl(43 * minute + 30_000, 0)).unwrap()), [("c5".to_string(), 3)]);
+    assert_eq!(scaled_to(&policy.evaluate(&etl(43 * minute + 30_000, 0)).unwrap()), [("c5".to_string(), 3)]);
     // 10 s before it is due, its 14 pods start in the room and the spare room beside it at
     // once: none is seen pending.
     assert!(policy.evaluate(&etl(44 * minute + 50_000, 14)).unwrap().is_empty(), "no second helping");
@@ -164,7 +154,7 @@ fn a_burst_that_lands_early_in_its_room_is_counted_when_its_replicas_appear() {
     assert!(policy.evaluate(&etl(56 * minute, 0)).unwrap().is_empty(), "3 min 40 s ahead: not yet");
     // What was asked for was enough: the next room is for 12 again, not 14.
     let decisions = policy.evaluate(&etl(58 * minute, 0)).unwrap();
-    assert_eq!(sizes(&decisions), [("c5".to_string(), 3)]);
+    assert_eq!(scaled_to(&decisions), [("c5".to_string(), 3)]);
     assert!(decisions[0].reason.contains("(12 pods"), "{}", decisions[0].reason);
     assert!(decisions[0].reason.contains("due at 00:59:40 UTC"), "{}", decisions[0].reason);
 }
@@ -196,7 +186,7 @@ fn a_climbing_workload_gets_room_for_what_its_rate_adds_within_the_lead_time() {
     let decisions = policy.evaluate(&storefront(30, 16, 4)).unwrap();
     // 12 in 30 s is 0.4 a second: 36 more within 90 s. Four 250m slots are free on m5-a;
     // 32 more is two c5 nodes (sixteen slots each, the cheapest slot).
-    assert_eq!(sizes(&decisions), [("c5".to_string(), 2)]);
+    assert_eq!(scaled_to(&decisions), [("c5".to_string(), 2)]);
     let reason = &decisions[0].reason;
     assert!(reason.contains("the climb of deployment/shop/storefront (+12 replicas in 30 s): 36 more"), "{reason}");
     // On top of what binpack asked for the pods pending now.
@@ -206,7 +196,7 @@ fn a_climbing_workload_gets_room_for_what_its_rate_adds_within_the_lead_time() {
         .proposal("binpack", Decision::new(Action::ScaleTo { group: "c5".into(), size: 1 }, "pending"))
         .build();
     let decisions = policy.evaluate(&busy).unwrap();
-    assert_eq!(sizes(&decisions), [("c5".to_string(), 3)], "{decisions:?}");
+    assert_eq!(scaled_to(&decisions), [("c5".to_string(), 3)], "{decisions:?}");
 }
 
 #[test]
@@ -225,7 +215,7 @@ fn a_climb_into_groups_that_deliver_slowly_gets_room_for_what_it_adds_in_their_b
     assert!(reason.contains("72 more of") && reason.contains("within 180 s"), "{reason}");
     // 72 less the four free slots on m5-a: 68, four c5 nodes (64) and the four left over
     // on a new m5 ($0.096 against a fifth c5's $0.17).
-    assert_eq!(sizes(&decisions), [("c5".to_string(), 4), ("m5".to_string(), 2)]);
+    assert_eq!(scaled_to(&decisions), [("c5".to_string(), 4), ("m5".to_string(), 2)]);
 }
 
 /// The storefront climbs as above under a HorizontalPodAutoscaler with `max` replicas.
@@ -244,7 +234,7 @@ fn a_climb_expects_no_more_than_its_autoscaler_lets_it_reach() {
     // Four fit on m5-a's free room; the four left are one m5 node ($0.096, eight slots),
     // not the two c5 nodes (32 slots) the rate alone asks for.
     let decisions = policy.evaluate(&autoscaled_storefront(30, 16, 24)).unwrap();
-    assert_eq!(sizes(&decisions), [("m5".to_string(), 2)]);
+    assert_eq!(scaled_to(&decisions), [("m5".to_string(), 2)]);
     let reason = &decisions[0].reason;
     assert!(reason.contains(": 8 more of"), "{reason}");
     assert!(reason.contains("up to its autoscaler's max-replicas 24"), "{reason}");
@@ -255,7 +245,7 @@ fn a_climb_expects_no_more_than_its_autoscaler_lets_it_reach() {
     for (t, replicas) in [(0, 4), (10, 8), (20, 12)] {
         policy.evaluate(&autoscaled_storefront(t, replicas, 100)).unwrap();
     }
-    assert_eq!(sizes(&policy.evaluate(&autoscaled_storefront(30, 16, 100)).unwrap()), [("c5".to_string(), 2)]);
+    assert_eq!(scaled_to(&policy.evaluate(&autoscaled_storefront(30, 16, 100)).unwrap()), [("c5".to_string(), 2)]);
 }
 
 #[test]
@@ -321,7 +311,7 @@ fn a_scheduled_run_gets_room_for_all_its_pods_before_its_first_run() {
     // is free; 11 more: two c5 nodes (8 slots) and three left over, cheaper on a third c5
     // ($0.17) than on two m5 ($0.192).
     let decisions = evaluate(&with_run(60_000).build(), scheduled());
-    assert_eq!(sizes(&decisions), [("c5".to_string(), 3)]);
+    assert_eq!(scaled_to(&decisions), [("c5".to_string(), 3)]);
     assert!(
         decisions[0].reason.contains("the run of job/data/etl due at 09:01:00 UTC (12 pods"),
         "{}",
@@ -346,17 +336,17 @@ fn a_run_gets_its_room_as_far_ahead_as_the_groups_that_would_hold_it_took_to_del
     // still wait and leave the run's pods waiting for the rest of a boot; due in 180 s, not
     // yet: one delivery slower than the rest does not move the lead.
     let slow = |in_ms| with_run(in_ms).provisioned("c5", &[150, 180, 170, 160]).build();
-    assert_eq!(sizes(&evaluate(&slow(170_000), scheduled())), [("c5".to_string(), 3)]);
+    assert_eq!(scaled_to(&evaluate(&slow(170_000), scheduled())), [("c5".to_string(), 3)]);
     assert!(evaluate(&slow(180_000), scheduled()).is_empty(), "beyond the second slowest delivery");
     let outlier = |in_ms| with_run(in_ms).provisioned("c5", &[60, 600, 70]).build();
     assert!(evaluate(&outlier(100_000), scheduled()).is_empty(), "one 10-minute boot among fast ones");
     let fixed = json!({"scheduled": {"lead-seconds": 90}, "fixed-lead": true});
     assert!(evaluate(&slow(170_000), fixed.clone()).is_empty(), "fixed-lead keeps the setting");
-    assert_eq!(sizes(&evaluate(&slow(90_000), fixed)), [("c5".to_string(), 3)]);
+    assert_eq!(scaled_to(&evaluate(&slow(90_000), fixed)), [("c5".to_string(), 3)]);
 
     // Groups faster than the setting keep its 90 s.
     let fast = |in_ms| with_run(in_ms).provisioned("c5", &[50]).provisioned("m5", &[40, 50]).build();
-    assert_eq!(sizes(&evaluate(&fast(90_000), scheduled())), [("c5".to_string(), 3)]);
+    assert_eq!(scaled_to(&evaluate(&fast(90_000), scheduled())), [("c5".to_string(), 3)]);
     assert!(evaluate(&fast(100_000), scheduled()).is_empty(), "100 s ahead");
 
     // Only the groups that admit the run's pods count: a tainted GPU group's 10-minute
@@ -370,7 +360,7 @@ fn a_run_gets_its_room_as_far_ahead_as_the_groups_that_would_hold_it_took_to_del
         with_run(in_ms).group(gpu).provisioned("c5", &[50]).provisioned("gpu", &[600]).build()
     };
     assert!(evaluate(&beside_gpu(170_000), scheduled()).is_empty(), "the GPU group's boots are not the run's");
-    assert_eq!(sizes(&evaluate(&beside_gpu(90_000), scheduled())), [("c5".to_string(), 3)]);
+    assert_eq!(scaled_to(&evaluate(&beside_gpu(90_000), scheduled())), [("c5".to_string(), 3)]);
 }
 
 #[test]
@@ -385,7 +375,7 @@ fn a_new_node_is_counted_without_the_room_its_daemonset_pods_take() {
         ..Workload::default()
     };
     let decisions = evaluate(&with_run(60_000).workload(agent).build(), scheduled());
-    assert_eq!(sizes(&decisions), [("c5".to_string(), 4)]);
+    assert_eq!(scaled_to(&decisions), [("c5".to_string(), 4)]);
 }
 
 #[test]
@@ -407,7 +397,7 @@ fn a_workload_with_a_schedule_gets_room_by_its_schedule_not_by_its_learnt_bursts
     let mut before_60 = at(58 * MINUTE + 30_000, false);
     before_60.scheduled_runs.push(run(60));
     let decisions = policy.evaluate(&before_60).unwrap();
-    assert_eq!(sizes(&decisions), [("c5".to_string(), 3)]);
+    assert_eq!(scaled_to(&decisions), [("c5".to_string(), 3)]);
     assert!(
         decisions[0].reason.contains("the run of deployment/data/etl due at 01:00:00 UTC"),
         "{}",
@@ -435,13 +425,16 @@ fn a_group_is_not_held_while_the_host_refuses_removals_there_after_it_grew() {
         s
     };
     let mut policy = Harness::<Headroom>::with_settings(reserve.clone()).unwrap();
-    assert_eq!(sizes(&policy.evaluate(&cluster().build()).unwrap()), [("c5".to_string(), 1), ("m5".to_string(), 2)]);
+    assert_eq!(
+        scaled_to(&policy.evaluate(&cluster().build()).unwrap()),
+        [("c5".to_string(), 1), ("m5".to_string(), 2)]
+    );
     // Exactly enough now: losing any node would leave too little, but the host refuses
     // removals in both groups for 600 s after they grew, so no hold is proposed meanwhile.
     assert!(policy.evaluate(&grown(10, 600)).unwrap().is_empty(), "within the cooldown");
     let held = policy.evaluate(&grown(600, 600)).unwrap();
-    assert_eq!(sizes(&held), [("c5".to_string(), 1), ("m5".to_string(), 2)], "after it: both held");
+    assert_eq!(scaled_to(&held), [("c5".to_string(), 1), ("m5".to_string(), 2)], "after it: both held");
     assert!(held.iter().all(|d| d.reason.contains("keeps spare room")), "{held:#?}");
     // A host configured with a shorter cooldown is read, not assumed: the hold comes then.
-    assert_eq!(sizes(&policy.evaluate(&grown(10, 0)).unwrap()), [("c5".to_string(), 1), ("m5".to_string(), 2)]);
+    assert_eq!(scaled_to(&policy.evaluate(&grown(10, 0)).unwrap()), [("c5".to_string(), 1), ("m5".to_string(), 2)]);
 }

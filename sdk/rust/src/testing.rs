@@ -424,3 +424,15 @@ pub fn cron_run(
 pub fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
+
+/// Each `ScaleTo` among `decisions` as (group, size), in order: what a test of a scale-up
+/// compares.
+pub fn scaled_to(decisions: &[Decision]) -> Vec<(String, u32)> {
+    decisions
+        .iter()
+        .filter_map(|d| match &d.action {
+            Action::ScaleTo { group, size } => Some((group.clone(), *size)),
+            _ => None,
+        })
+        .collect()
+}
