@@ -34,19 +34,14 @@ pub struct Unplaceable<'a> {
 /// exists. The work is one pass over the pending shapes and the groups; pods are named only
 /// for the shapes found unplaceable.
 pub fn find(snapshot: &SnapshotData) -> Vec<Unplaceable<'_>> {
-    let groups: Vec<(&NodeGroup, Resources)> = snapshot
-        .node_groups
-        .iter()
-        .filter(|g| g.kind == NodeGroupKind::Asg && g.max_size > 0)
-        .map(|g| (g, g.launch_allocatable()))
-        .collect();
+    let groups = ballast_sdk::growable(&snapshot.node_groups);
     let fargate = snapshot.node_groups.iter().any(|g| g.kind == NodeGroupKind::Fargate);
     // Most shapes fit some group: that is asked first, with nothing written; Fargate and the
     // reasons only for the rest.
     let unplaceable: Vec<(&PendingShape, Arc<str>)> = snapshot
         .pending_shapes()
         .iter()
-        .filter(|shape| !groups.iter().any(|(g, template)| g.admits(*shape) && template.fits(&one_pod(shape))))
+        .filter(|shape| !ballast_sdk::new_node_takes(&groups, shape))
         .filter(|shape| !(fargate && may_run_on_fargate(snapshot, shape)))
         .map(|shape| (shape, Arc::from(why_not(&groups, shape))))
         .collect();
@@ -75,11 +70,6 @@ fn of_shape(pod: &PendingPod, shape: &PendingShape) -> bool {
         && pod.node_selector == shape.node_selector
         && pod.affinity_keys == shape.affinity_keys
         && pod.tolerations == shape.tolerations
-}
-
-/// What one pod of the shape takes on a node: its requests and a pod slot.
-fn one_pod(shape: &PendingShape) -> Resources {
-    Resources { pods: shape.requests.pods.max(1), ..shape.requests }
 }
 
 /// Why no group takes a shape none does, the groups gathered by reason.

@@ -51,7 +51,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use model::*;
-pub use snapshot::{PodsSource, STUCK_AFTER_SECONDS, Snapshot, SnapshotData};
+pub use snapshot::{PodsSource, STUCK_AFTER_SECONDS, Snapshot, SnapshotData, growable, new_node_takes};
 
 /// The version of the `ballast:policy` WIT package this SDK builds plugins against.
 pub const INTERFACE_VERSION: &str = "0.1.10";

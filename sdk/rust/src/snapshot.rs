@@ -61,16 +61,8 @@ pub trait Snapshot {
     /// A group at its max still counts: its pods may wait for room a removal elsewhere in it
     /// would hand back to them.
     fn pods_wait_for_nodes(&self) -> bool {
-        let groups: Vec<(&NodeGroup, Resources)> = self
-            .node_groups()
-            .iter()
-            .filter(|g| g.kind == NodeGroupKind::Asg && g.max_size > 0)
-            .map(|g| (g, g.launch_allocatable()))
-            .collect();
-        self.pending_shapes().iter().any(|shape| {
-            let one = Resources { pods: shape.requests.pods.max(1), ..shape.requests };
-            groups.iter().any(|(g, template)| g.admits(shape) && template.fits(&one))
-        })
+        let groups = growable(self.node_groups());
+        self.pending_shapes().iter().any(|shape| new_node_takes(&groups, shape))
     }
     fn workloads(&self) -> &[Workload];
     fn fargate_pricing(&self) -> &FargatePricing;
@@ -213,6 +205,24 @@ pub struct SnapshotData {
     /// Worked out from `pending_pods` on first use; never written to a file.
     #[serde(skip)]
     pub shapes: DerivedShapes,
+}
+
+/// The Auto Scaling groups that may grow (a max-size above 0), each with what a new node of it
+/// offers ([`NodeGroup::launch_allocatable`]): what [`new_node_takes`] asks.
+pub fn growable(groups: &[NodeGroup]) -> Vec<(&NodeGroup, Resources)> {
+    groups
+        .iter()
+        .filter(|g| g.kind == NodeGroupKind::Asg && g.max_size > 0)
+        .map(|g| (g, g.launch_allocatable()))
+        .collect()
+}
+
+/// Whether a new node of one of the `growable` groups takes a pod of the shape: the group
+/// admits it and the node holds its requests and a pod slot. The rule of
+/// [`Snapshot::pods_wait_for_nodes`].
+pub fn new_node_takes(growable: &[(&NodeGroup, Resources)], shape: &PendingShape) -> bool {
+    let one = Resources { pods: shape.requests.pods.max(1), ..shape.requests };
+    growable.iter().any(|(g, template)| g.admits(shape) && template.fits(&one))
 }
 
 /// Looks up one node's pods by shape: how a host hands over `pods-on-node` without building
