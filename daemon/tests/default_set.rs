@@ -581,3 +581,48 @@ fn groups_alike_but_for_their_zone_grow_together() {
     );
     assert!((b - u).abs() <= 0.02 * u, "the same cost: ${b:.2} balanced, ${u:.2} not");
 }
+
+/// A change freeze in business hours: a disruption window (`0 9 * * mon-fri`, 4 hours, no
+/// node may leave) over a web tier that shrinks at 09:00. The nodes it no longer needs stay
+/// until the window shuts at 13:00 and go then; without the window they go within the hour.
+/// The policies see the window on every node and propose no removal it would refuse.
+#[test]
+fn a_disruption_window_keeps_every_node_until_it_shuts() {
+    let text = |windows: &str| {
+        format!(
+            "name: freeze\nduration: 7h\nstart: \"08:00\"\nnode-groups:\n  - {{id: general, instance-types: [m5.large], min-size: 1, max-size: 20, desired-size: 1}}\nguardrails:\n  disruption-budget: {{windows: [{windows}]}}\nworkloads:\n  - {{name: agent, namespace: kube-system, kind: daemon-set, requests: {{cpu: 100m, memory: 128Mi}}}}\n  - {{name: web, requests: {{cpu: 900m, memory: 1Gi}}, replicas: {{linear: [{{at: 0s, replicas: 16}}, {{at: 1h, replicas: 16}}, {{at: 1h30m, replicas: 3}}, {{at: 7h, replicas: 3}}]}}}}\n"
+        )
+    };
+    let removals_began = |windows: &str| {
+        let scenario = Scenario::parse(Path::new("freeze.yaml"), &text(windows)).unwrap();
+        let start = ballast::sim::world::EPOCH_MILLIS + scenario.start_of_day();
+        let (report, recorder) = recorded_with(1, scenario, defaults());
+        let mut began = Vec::new();
+        let mut refused_for_the_window = 0;
+        for record in recorder.records() {
+            let Record::Decision(d) = record else { continue };
+            if matches!(d.result, ActionResult::Started) {
+                began.push(Duration::from_millis(d.at_millis - start));
+            }
+            if d.guard.rules().contains(&ballast::engine::rule::Rule::DisruptionWindow) {
+                refused_for_the_window += 1;
+            }
+        }
+        (began, refused_for_the_window, report.summary)
+    };
+    let (open, shut) = (Duration::from_secs(3600), Duration::from_secs(5 * 3600));
+
+    let (free, _, free_summary) = removals_began("");
+    assert!(free.iter().any(|t| *t > open && *t < shut), "without a window, removals by day: {free:?}");
+
+    let (frozen, refused, frozen_summary) = removals_began("{schedule: '0 9 * * mon-fri', duration: 4h, nodes: 0}");
+    assert!(frozen.iter().all(|t| *t < open || *t >= shut), "no removal began 09:00-13:00 UTC: {frozen:?}");
+    assert!(frozen.iter().any(|t| *t >= shut), "the idle nodes went once the window shut: {frozen:?}");
+    assert_eq!(refused, 0, "no policy proposed what the window holds");
+    assert!(
+        frozen_summary.total_cost > free_summary.total_cost,
+        "the idle nodes cost until 13:00: ${:.2} frozen, ${:.2} not",
+        frozen_summary.total_cost,
+        free_summary.total_cost
+    );
+}

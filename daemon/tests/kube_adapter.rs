@@ -154,6 +154,7 @@ async fn a_garbage_quantity_is_counted_and_named_and_its_object_treated_as_unkno
             fargate_pricing: Default::default(),
             backoff: &|_| false,
             being_removed: &|_| false,
+            removals_under_way: 0,
             cooldown: &|g| ballast_sdk::GroupCooldown { group: g.into(), ..Default::default() },
             placement_cooldowns: Vec::new(),
             metrics: Vec::new(),

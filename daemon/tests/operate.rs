@@ -198,19 +198,29 @@ async fn published(site: &Site, admin: &str) {
     assert!(counted.is_some_and(|n| n >= 1.0), "publications counted: {counted:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn nodes_left_empty_are_drained_and_terminated_after_the_unneeded_time() {
+/// Two empty nodes of `general`, and an engine that removes them once binpack has found them
+/// unneeded for 4 s, with the disruption budget's `windows` as given.
+async fn two_empty_nodes(windows: &str) -> (Site, String) {
     let site = Site::start(2).await;
     let instances = site.group().await.1;
     assert_eq!(instances.len(), 2);
     for (i, instance) in instances.iter().enumerate() {
         site.standin.create(node(&format!("n{i}"), instance, "general")).unwrap();
     }
-    let engine = "  tick-interval: 1s\n  guardrails:\n    min-node-age: 0s\n    \
-                  disruption-budget: {percent: 100, min: 2}\n    \
-                  cooldown: {scale-down-after-scale-up: 0s, after-scale-down: 0s}\n";
-    let policies = "  - {plugin: binpack, settings: {unneeded-seconds: 4}}\n";
-    let mut daemon = site.replica("ops", engine, policies, "");
+    let engine = format!(
+        "  tick-interval: 1s\n  guardrails:\n    min-node-age: 0s\n    \
+         disruption-budget: {{percent: 100, min: 2, windows: [{windows}]}}\n    \
+         cooldown: {{scale-down-after-scale-up: 0s, after-scale-down: 0s}}\n"
+    );
+    (site, engine)
+}
+
+const UNNEEDED_AFTER_4S: &str = "  - {plugin: binpack, settings: {unneeded-seconds: 4}}\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_left_empty_are_drained_and_terminated_after_the_unneeded_time() {
+    let (site, engine) = two_empty_nodes("").await;
+    let mut daemon = site.replica("ops", &engine, UNNEEDED_AFTER_4S, "");
     let admin = announced(&mut daemon, "metrics and health");
     let emptied = eventually(Duration::from_secs(60), async || site.group().await == (0, Vec::new())).await;
     if emptied.is_none() {
@@ -240,6 +250,34 @@ async fn nodes_left_empty_are_drained_and_terminated_after_the_unneeded_time() {
     let counted =
         eventually(Duration::from_secs(10), async || sample(&get(&admin, "/metrics", None).2, removed) == Some(2.0));
     assert!(counted.await.is_some(), "{}", get(&admin, "/metrics", None).2);
+    stop(daemon);
+}
+
+/// The same two empty nodes under a disruption window that is always open and lets no node
+/// leave (a change freeze): twelve ticks on, three times the unneeded time, both nodes are
+/// still there, neither cordoned, and any removal a policy proposed was refused for the
+/// window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_disruption_window_that_lets_no_node_leave_keeps_empty_nodes() {
+    let (site, engine) = two_empty_nodes("{schedule: '* * * * *', duration: 2m, nodes: 0}").await;
+    let daemon = site.replica("ops", &engine, UNNEEDED_AFTER_4S, "");
+    let path = site.journal();
+    let ticks = |journal: &[Value]| journal.iter().filter(|r| r["record"] == "tick").count();
+    if eventually(Duration::from_secs(60), async || ticks(&records(&path)) >= 12).await.is_none() {
+        fail(daemon, "twelve ticks were never recorded");
+    }
+    let (desired, instances) = site.group().await;
+    assert_eq!((desired, instances.len()), (2, 2), "the window kept both nodes");
+    for i in 0..2 {
+        let node = site.standin.get("v1", "Node", "", &format!("n{i}")).unwrap();
+        assert_ne!(node["spec"]["unschedulable"], true, "never cordoned: {node}");
+    }
+    let journal = records(&path);
+    assert!(!journal.iter().any(|r| r["record"] == "removal"), "no removal began: {journal:#?}");
+    for decision in journal.iter().filter(|r| r["record"] == "decision") {
+        assert_eq!(decision["result"], "not-applied", "{decision:#}");
+        assert!(decision.to_string().contains("disruption-window"), "refused for the window: {decision:#}");
+    }
     stop(daemon);
 }
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::duration;
+use crate::window::DisruptionWindow;
 
 /// What the engine does with the decisions that pass the guardrails.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -165,6 +166,8 @@ impl Default for Cooldown {
 /// (its `max-scale-down-parallelism`, 10) while it drains one node at a time. Set it for
 /// Karpenter's default budget, which counts empty nodes too.
 ///
+/// `windows` adds scheduled limits beside it (see [`crate::window`]).
+///
 /// # Caveats
 /// Empty is judged on the tick's snapshot: a pod the scheduler binds to such a node before
 /// it is cordoned is evicted by its drain outside the budget (its PDB still applies).
@@ -174,11 +177,13 @@ pub struct DisruptionBudget {
     pub percent: f64,
     pub min: u32,
     pub count_empty_nodes: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub windows: Vec<DisruptionWindow>,
 }
 
 impl Default for DisruptionBudget {
     fn default() -> Self {
-        DisruptionBudget { percent: 10.0, min: 1, count_empty_nodes: false }
+        DisruptionBudget { percent: 10.0, min: 1, count_empty_nodes: false, windows: Vec::new() }
     }
 }
 
@@ -219,6 +224,9 @@ impl EngineConfig {
                 "guardrails.disruption-budget.percent: must be in [0, 100], got {}",
                 g.disruption_budget.percent
             ));
+        }
+        if let Some(i) = g.disruption_budget.windows.iter().position(|w| w.duration.is_zero()) {
+            return Err(format!("guardrails.disruption-budget.windows[{i}].duration: must be more than 0, got 0s"));
         }
         if !(0.0..=1.0).contains(&g.max_unready_fraction) {
             return Err(format!("guardrails.max-unready-fraction: must be in [0, 1], got {}", g.max_unready_fraction));

@@ -17,13 +17,15 @@
 //! - [`schedule`]: periodic and batched event-driven ticks;
 //! - [`config`], [`state`]: settings, and what is remembered between ticks;
 //! - [`handover`]: what a leader leaves for the next one;
-//! - [`unplaceable`]: pending pods no node group can hold, and why.
+//! - [`unplaceable`]: pending pods no node group can hold, and why;
+//! - [`cron`], [`window`]: cron schedules, and the disruption windows they open.
 
 pub mod actuate;
 pub mod announce;
 pub mod config;
 pub mod control;
 pub mod cost;
+pub mod cron;
 pub mod duration;
 pub mod eks;
 pub mod failure;
@@ -47,6 +49,7 @@ pub mod series;
 pub mod state;
 pub mod unplaceable;
 pub mod unreadable;
+pub mod window;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -321,6 +324,7 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
             fargate_pricing: pricing,
             backoff: &backoff,
             being_removed: &being_removed,
+            removals_under_way: state.drains.len(),
             cooldown: &cooldown,
             placement_cooldowns: state.placement_cooldowns(now, self.config.guardrails.cooldown.placement),
             metrics: self.series.as_ref().map(series::SeriesStore::latest).unwrap_or_default(),

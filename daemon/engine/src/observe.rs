@@ -75,6 +75,8 @@ pub struct ObserveContext<'a> {
     pub backoff: &'a dyn Fn(&str) -> bool,
     /// Nodes being removed (already cordoned by the engine).
     pub being_removed: &'a dyn Fn(&str) -> bool,
+    /// How many: what an open disruption window counts against its limit.
+    pub removals_under_way: usize,
     /// Where a group stands against the host's cooldowns.
     pub cooldown: &'a dyn Fn(&str) -> ballast_sdk::GroupCooldown,
     /// The workloads the host's placement cooldown holds at `now_millis`.
@@ -109,6 +111,7 @@ pub fn observe(cluster: ClusterView, mut groups: Vec<GroupView>, cx: &ObserveCon
     let mut lost_in_group: HashMap<&str, u32> = HashMap::new();
     let mut unready = 0;
     let mut pods_on_nodes: HashMap<Arc<str>, Arc<NodePods>> = HashMap::new();
+    let window_hold = window_hold(&cluster, cx);
     for view in &cluster.nodes {
         let listed_in = view.instance_id.as_deref().and_then(|id| instance_group.get(id).copied());
         let group = if view.fargate {
@@ -137,6 +140,8 @@ pub fn observe(cluster: ClusterView, mut groups: Vec<GroupView>, cx: &ObserveCon
             Some("annotated cluster-autoscaler.kubernetes.io/scale-down-disabled=true".to_string())
         } else if group.is_none() {
             Some("not in a managed node group".to_string())
+        } else if let Some(window) = &window_hold {
+            Some(window.clone())
         } else if age_ms < min_age_ms {
             Some(format!(
                 "only {} old; nodes are kept at least {}",
@@ -281,6 +286,18 @@ pub fn observe(cluster: ClusterView, mut groups: Vec<GroupView>, cx: &ObserveCon
 
 /// A node's pods by shape as policies see them (contract 0.1.4 `pods-on-node`), worked out
 /// only for the nodes a policy asks about.
+/// What holds every node while the most restrictive disruption window open has no room
+/// left, so that policies see it and propose nothing the guardrails would refuse.
+fn window_hold(cluster: &ClusterView, cx: &ObserveContext<'_>) -> Option<String> {
+    let windows = &cx.guardrails.disruption_budget.windows;
+    if windows.is_empty() {
+        return None;
+    }
+    let ec2_nodes = cluster.nodes.iter().filter(|n| !n.fargate).count();
+    let open = crate::window::most_restrictive(windows, cx.now_millis, ec2_nodes)?;
+    (cx.removals_under_way >= open.allowed).then(|| open.describe(cx.removals_under_way))
+}
+
 fn pod_shapes(pods: &NodePods) -> Vec<ballast_sdk::PodShape> {
     pods.shapes
         .iter()

@@ -58,6 +58,8 @@ pub enum Rule {
     MaxStepDown,
     /// The cluster-wide disruption budget is spent.
     DisruptionBudget,
+    /// A scheduled disruption window is open and its limit is reached.
+    DisruptionWindow,
     /// The decision names a workload the cluster does not have.
     UnknownWorkload,
     /// An earlier decision placed the workload this tick.

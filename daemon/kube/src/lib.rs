@@ -3,8 +3,8 @@
 //!
 //! - [`watch`]: kube-runtime watchers for pods, nodes, workload owners, budgets, claims,
 //!   CronJobs and HorizontalPodAutoscalers, folded into [`store`] one event at a time;
-//! - [`cron`], [`autoscaler`]: a CronJob's schedule and an autoscaler's bounds, as the
-//!   snapshot serves them;
+//! - [`autoscaler`]: an autoscaler's bounds, as the snapshot serves them (a CronJob's
+//!   schedule is read by [`ballast_engine::cron`]);
 //! - [`metrics`]: usage from metrics.k8s.io, when served;
 //! - [`convert`]: Kubernetes objects to the engine's views;
 //! - [`actions`]: cordon, eviction, placement patches and Events;
@@ -19,7 +19,6 @@
 pub mod actions;
 pub mod autoscaler;
 pub mod convert;
-pub mod cron;
 pub mod handover;
 pub mod leader;
 pub mod metrics;

@@ -196,6 +196,7 @@ impl World {
             fargate_pricing: Default::default(),
             backoff: &backoff,
             being_removed: &being_removed,
+            removals_under_way: drains.len(),
             cooldown: &cooldown,
             placement_cooldowns: self.state.placement_cooldowns(NOW, self.config.cooldown.placement),
             metrics: Vec::new(),

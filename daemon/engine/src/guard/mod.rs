@@ -14,8 +14,9 @@
 //! - Node removal: not a node with a removal blocker (PDB, no controller, local storage,
 //!   safe-to-evict, scale-down-disabled, too young), not within the group's scale-down
 //!   cooldowns, at most `max-step-down` per group per tick, within the disruption budget
-//!   (which a node with nothing to evict does not use, unless `count-empty-nodes`), and not
-//!   while too many nodes are unready.
+//!   (which a node with nothing to evict does not use, unless `count-empty-nodes`), within
+//!   the limit of the most restrictive disruption window open (which every node uses), and
+//!   not while too many nodes are unready.
 //! - Placement: never a Fargate-ineligible workload on Fargate, never on Fargate without a
 //!   Fargate profile.
 
@@ -30,6 +31,7 @@ use super::rule::{Rule, Why};
 use super::state::EngineState;
 use crate::duration::display as dur;
 use crate::policies::Proposed;
+use crate::window::{self, OpenWindow};
 
 /// What passed the guardrails, ready to act on.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -48,20 +50,22 @@ pub struct Guard<'a> {
     pub now: u64,
 }
 
-/// The cluster-wide disruption budget for this tick: EC2 nodes, and how many may be leaving.
+/// The cluster-wide disruption budget for this tick: EC2 nodes, how many may be leaving, and
+/// the most restrictive disruption window open.
 #[derive(Default)]
-struct Budget {
+struct Budget<'a> {
     nodes: usize,
     allowed: usize,
+    window: Option<OpenWindow<'a>>,
 }
 
 /// Running tallies while proposals are judged in order.
 #[derive(Default)]
-struct Tally {
+struct Tally<'a> {
     removed_in_group: BTreeMap<String, u32>,
     removing: BTreeSet<String>,
     removals: usize,
-    budget: Budget,
+    budget: Budget<'a>,
     growing: BTreeSet<String>,
     placed: BTreeSet<WorkloadRef>,
 }
@@ -72,7 +76,11 @@ impl Guard<'_> {
         let mut plan = Plan::default();
         let mut outcomes: Vec<Option<GuardOutcome>> = vec![None; proposals.len()];
         let nodes = self.obs.snapshot.nodes.iter().filter(|n| n.group.as_deref() != Some(FARGATE_GROUP)).count();
-        let budget = Budget { nodes, allowed: self.config.disruption_budget.allowed(nodes) };
+        let budget = Budget {
+            nodes,
+            allowed: self.config.disruption_budget.allowed(nodes),
+            window: window::most_restrictive(&self.config.disruption_budget.windows, self.now, nodes),
+        };
         let mut tally = Tally { budget, ..Tally::default() };
 
         // Scale proposals, per group: the largest target wins.
@@ -332,6 +340,13 @@ impl Guard<'_> {
         };
         if tally.removing.contains(name) || self.state.drains.contains_key(name) {
             return refuse(Rule::AlreadyBeingRemoved, "already being removed".into());
+        }
+        // Before the node's blockers: a window with no room left is one of them.
+        if let Some(window) = &tally.budget.window {
+            let leaving = self.state.drains.len() + tally.removing.len();
+            if leaving >= window.allowed {
+                return refuse(Rule::DisruptionWindow, window.describe(leaving));
+            }
         }
         if let Some(blocker) = &node.removal_blocker {
             return refuse(Rule::RemovalBlocked, blocker.clone());

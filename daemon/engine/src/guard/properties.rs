@@ -86,6 +86,8 @@ struct Scenario {
     max_step_up: u32,
     max_step_down: u32,
     budget_percent: f64,
+    /// A disruption window: open at `NOW` or not, and how many nodes it lets leave.
+    window: Option<(bool, u32)>,
     fargate: bool,
     proposals: Vec<Action>,
 }
@@ -97,17 +99,12 @@ fn scenario() -> impl Strategy<Value = Scenario> {
         1u32..5,
         1u32..4,
         0.0f64..60.0,
+        prop::option::of((any::<bool>(), 0u32..4)),
         any::<bool>(),
         prop::collection::vec(action(), 0..10),
     )
-        .prop_map(|(groups, draining, max_step_up, max_step_down, budget_percent, fargate, proposals)| Scenario {
-            groups,
-            draining,
-            max_step_up,
-            max_step_down,
-            budget_percent,
-            fargate,
-            proposals,
+        .prop_map(|(groups, draining, max_step_up, max_step_down, budget_percent, window, fargate, proposals)| {
+            Scenario { groups, draining, max_step_up, max_step_down, budget_percent, window, fargate, proposals }
         })
 }
 
@@ -122,6 +119,12 @@ fn world(s: &Scenario) -> World {
     w.config.max_step_up = s.max_step_up;
     w.config.max_step_down = s.max_step_down;
     w.config.disruption_budget.percent = s.budget_percent;
+    if let Some((open, nodes)) = s.window {
+        // `NOW` is 04:00 UTC.
+        let schedule = if open { "0 4 * * *" } else { "0 5 * * *" };
+        let yaml = format!("{{schedule: '{schedule}', duration: 1h, nodes: {nodes}}}");
+        w.config.disruption_budget.windows = vec![serde_yaml::from_str(&yaml).expect("a window")];
+    }
     for (g, spec) in s.groups.iter().enumerate() {
         let id = format!("g{g}");
         let mut view = group(&id, spec.min, spec.max, spec.desired);
@@ -205,6 +208,13 @@ fn check(s: &Scenario) -> Result<(), TestCaseError> {
     let disrupting = disrupting.count();
     let in_flight = w.state.drains.len() + disrupting;
     prop_assert!(disrupting == 0 || in_flight <= allowed, "{in_flight} removals in flight, {allowed} allowed");
+    if let Some((true, nodes)) = s.window {
+        let leaving = w.state.drains.len() + plan.removals.len();
+        prop_assert!(
+            plan.removals.is_empty() || leaving <= nodes as usize,
+            "{leaving} nodes leaving in a window that allows {nodes}"
+        );
+    }
     let mut removed = plan.removals.iter().map(|(n, _)| n).collect::<Vec<_>>();
     removed.sort();
     let before = removed.len();

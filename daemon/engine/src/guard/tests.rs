@@ -54,6 +54,11 @@ fn place(workload: ballast_sdk::WorkloadRef, target: PlacementTarget) -> Action 
     Action::Place { workload, target }
 }
 fn nothing(_: &mut World) {}
+/// A disruption window as a configuration file writes it.
+fn window(schedule: &str, duration: &str, nodes: &str) -> crate::window::DisruptionWindow {
+    let yaml = format!("{{schedule: '{schedule}', duration: {duration}, nodes: '{nodes}'}}");
+    serde_yaml::from_str(&yaml).expect("a window that reads")
+}
 
 fn cases() -> Vec<Case> {
     vec![
@@ -268,6 +273,32 @@ fn cases() -> Vec<Case> {
             )],
         },
         Case {
+            name: "a removal while a disruption window that allows none is open",
+            setup: |w| w.config.disruption_budget.windows = vec![window("0 4 * * *", "1h", "0")],
+            proposals: || vec![remove(&["w1"])],
+            expect: vec![refused(
+                &[Rule::DisruptionWindow],
+                "node w1: disruption window `0 4 * * *` (1h, UTC) open since 1970-01-05T04:00:00Z allows 0 node(s) \
+                 leaving (0), 0 already are",
+            )],
+        },
+        Case {
+            name: "removals past an open window's limit",
+            setup: |w| {
+                w.config.disruption_budget.min = 4;
+                w.config.disruption_budget.windows =
+                    vec![window("@daily", "8h", "1"), window("0 4 * * *", "1h", "50%")];
+            },
+            proposals: || vec![remove(&["w1", "w2"])],
+            expect: vec![changed(&[Rule::DisruptionWindow], "node w2: disruption window `@daily` (8h, UTC)")],
+        },
+        Case {
+            name: "a removal while the window is shut",
+            setup: |w| w.config.disruption_budget.windows = vec![window("0 5 * * *", "1h", "0")],
+            proposals: || vec![remove(&["w1"])],
+            expect: vec![accepted()],
+        },
+        Case {
             name: "an unknown workload",
             setup: nothing,
             proposals: || {
@@ -402,6 +433,7 @@ fn every_rule_of_the_guard_is_covered_by_a_case() {
         Rule::BelowMinSize,
         Rule::MaxStepDown,
         Rule::DisruptionBudget,
+        Rule::DisruptionWindow,
         Rule::UnknownWorkload,
         Rule::AlreadyPlaced,
         Rule::NoFargateProfile,
@@ -447,6 +479,29 @@ fn empty_nodes_go_together_past_the_disruption_budget_unless_it_counts_them() {
 }
 
 #[test]
+fn an_open_disruption_window_holds_empty_nodes_and_counts_drains_under_way() {
+    let mut world = World::default();
+    world.group_mut("web").min_size = 0;
+    world.config.disruption_budget.min = 4;
+    world.pods.retain(|p| !["web-1", "web-2"].contains(&&*p.name));
+    world.config.disruption_budget.windows = vec![window("0 4 * * mon", "2h", "2")];
+    let removed = |plan: &Plan| plan.removals.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+
+    let (plan, outcomes) = world.judge(&[remove(&["w1", "w2", "w3"])]);
+    assert_eq!(removed(&plan), ["w1", "w2"], "w1 and w2 are empty, yet the window counts them");
+    check(&outcomes[0], &changed(&[Rule::DisruptionWindow], "node w3: disruption window `0 4 * * mon`")).unwrap();
+
+    world.draining("w4");
+    let (plan, outcomes) = world.judge(&[remove(&["w1", "w2"])]);
+    assert_eq!(removed(&plan), ["w1"], "w4's drain is one of the two");
+    check(&outcomes[0], &changed(&[Rule::DisruptionWindow], "allows 2 node(s) leaving (2), 2 already are")).unwrap();
+
+    world.config.disruption_budget.windows = vec![window("0 4 * * tue", "2h", "0")];
+    let (plan, _) = world.judge(&[remove(&["w1", "w2"])]);
+    assert_eq!(removed(&plan), ["w1", "w2"], "Monday: Tuesday's window is shut");
+}
+
+#[test]
 fn accepted_and_changed_proposals_form_the_plan() {
     let world = World::default();
     let (plan, _) = world.judge(&[scale_to("web", 1000), remove(&["w1"]), place(web(), PlacementTarget::Fargate)]);
@@ -483,6 +538,15 @@ fn every_removal_blocker_is_named_on_its_node() {
             },
             "w1",
             "not in a managed node group",
+        ),
+        (
+            "an open disruption window with no room left",
+            |w| {
+                w.config.disruption_budget.windows = vec![window("0 4 * * *", "1h", "1")];
+                w.draining("w4");
+            },
+            "w1",
+            "disruption window `0 4 * * *` (1h, UTC) open since 1970-01-05T04:00:00Z allows 1 node(s) leaving (1), 1 already are",
         ),
         (
             "too young",

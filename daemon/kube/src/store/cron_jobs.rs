@@ -8,7 +8,7 @@ use ballast_sdk::{Placement, Resources, ScheduledRun, WorkloadKind, WorkloadRef}
 use k8s_openapi::api::batch::v1::CronJob;
 
 use super::{ClusterStore, convert, key, kinds};
-use crate::cron::Schedule;
+use ballast_engine::cron::Schedule;
 
 pub(super) struct CronEntry {
     schedule: Schedule,

@@ -1,6 +1,7 @@
-//! CronJob schedules: the standard five-field cron syntax as Kubernetes reads it (minute,
+//! Cron schedules: the standard five-field cron syntax as Kubernetes reads it (minute,
 //! hour, day of month, month, day of week; `*`, `?`, lists, ranges, steps, month and day
-//! names, and the `@hourly`-style macros), and the next time a schedule fires.
+//! names, and the `@hourly`-style macros), the next time a schedule fires, and whether a
+//! window it opens is open. CronJobs' next runs and the disruption budget's windows read it.
 //!
 //! # Caveats
 //! `@every` and seconds fields are not Kubernetes CronJob syntax and are refused. Like the
@@ -101,6 +102,14 @@ impl Schedule {
         None
     }
 
+    /// When the schedule fired within `span` up to `at` (`at` included): a window that opens
+    /// when the schedule fires and lasts `span` is open at `at` since then. The earliest such
+    /// firing; none when the window is shut.
+    pub fn fired_within(&self, at: Timestamp, span: jiff::SignedDuration, zone: &TimeZone) -> Option<Timestamp> {
+        let opened = self.next_after(at.checked_sub(span).ok()?, zone)?;
+        (opened <= at).then_some(opened)
+    }
+
     fn day_matches(&self, date: Date) -> bool {
         let day = has(self.days, date.day() as u32);
         let weekday = has(self.weekdays, date.weekday().to_sunday_zero_offset() as u32);
@@ -184,6 +193,18 @@ mod tests {
         assert_eq!(next("30 9 * * MON-FRI", "2026-11-27T10:00:00Z"), "2026-11-30T09:30:00Z", "Friday to Monday");
         assert_eq!(next("0 0 1 jan *", "2026-11-24T00:00:00Z"), "2027-01-01T00:00:00Z");
         assert_eq!(next("5/20 * * * *", "2026-11-24T09:46:00Z"), "2026-11-24T10:05:00Z", "5, 25 and 45");
+    }
+
+    #[test]
+    fn a_window_is_open_from_a_firing_for_its_span_and_shut_at_its_end() {
+        let weekdays = Schedule::parse("0 9 * * mon-fri").unwrap();
+        let eight_hours = jiff::SignedDuration::from_hours(8);
+        let open = |at: &str| weekdays.fired_within(utc(at), eight_hours, &TimeZone::UTC).map(|t| t.to_string());
+        assert_eq!(open("2026-11-27T08:59:59Z"), None, "Friday, before nine");
+        assert_eq!(open("2026-11-27T09:00:00Z").as_deref(), Some("2026-11-27T09:00:00Z"), "the firing minute itself");
+        assert_eq!(open("2026-11-27T16:59:59Z").as_deref(), Some("2026-11-27T09:00:00Z"));
+        assert_eq!(open("2026-11-27T17:00:00Z"), None, "eight hours on, shut");
+        assert_eq!(open("2026-11-28T10:00:00Z"), None, "Saturday");
     }
 
     #[test]
