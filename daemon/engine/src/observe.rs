@@ -136,8 +136,8 @@ pub fn observe(cluster: ClusterView, mut groups: Vec<GroupView>, cx: &ObserveCon
             Some("a Fargate node: it goes when its pod does".to_string())
         } else if (cx.being_removed)(&view.name) {
             Some("already being removed".to_string())
-        } else if view.scale_down_disabled {
-            Some("annotated cluster-autoscaler.kubernetes.io/scale-down-disabled=true".to_string())
+        } else if let Some(annotation) = view.kept_by {
+            Some(format!("annotated {annotation}=true"))
         } else if group.is_none() {
             Some("not in a managed node group".to_string())
         } else if let Some(window) = &window_hold {
@@ -331,6 +331,9 @@ fn pod_blocker(pod: &PodShape, name: &str, budgets: &HashMap<(&str, &str), u32>)
         return Some(format!("{}: {unreadable}; its needs are unknown", id()));
     }
     let template = &pod.template;
+    if template.do_not_disrupt {
+        return Some(format!("{} is annotated karpenter.sh/do-not-disrupt=true", id()));
+    }
     if template.safe_to_evict == Some(false) {
         return Some(format!("{} is annotated cluster-autoscaler.kubernetes.io/safe-to-evict=false", id()));
     }

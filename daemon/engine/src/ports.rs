@@ -146,8 +146,11 @@ pub struct NodeView {
     pub created_at_millis: u64,
     /// An EKS Fargate node (one pod each).
     pub fargate: bool,
-    /// `cluster-autoscaler.kubernetes.io/scale-down-disabled: "true"`.
-    pub scale_down_disabled: bool,
+    /// The annotation, set to `"true"`, that keeps the node from any voluntary removal:
+    /// Cluster Autoscaler's `cluster-autoscaler.kubernetes.io/scale-down-disabled` or
+    /// Karpenter's `karpenter.sh/do-not-disrupt` (so a cluster moving from either keeps its
+    /// promises).
+    pub kept_by: Option<&'static str>,
     /// The group its labels name (`eks.amazonaws.com/nodegroup`, `kops.k8s.io/instancegroup`),
     /// used when no group lists its instance yet (a node registered before the group's
     /// description caught up).
@@ -203,6 +206,9 @@ pub struct PodTemplate {
     /// `cluster-autoscaler.kubernetes.io/safe-to-evict`: `Some(false)` pins the pod,
     /// `Some(true)` allows moving it despite other blockers.
     pub safe_to_evict: Option<bool>,
+    /// Karpenter's `karpenter.sh/do-not-disrupt: "true"`: pins the pod, whatever
+    /// `safe_to_evict` says (Karpenter's users annotate pods so).
+    pub do_not_disrupt: bool,
 }
 
 /// One pod as an adapter reads it, before it is counted: adapters turn these into each

@@ -44,7 +44,7 @@ pub enum Rule {
     /// The node is already being removed.
     AlreadyBeingRemoved,
     /// The node has a removal blocker (PDB, no controller, local storage, safe-to-evict,
-    /// scale-down-disabled, too young, Fargate, unmanaged).
+    /// scale-down-disabled, do-not-disrupt, too young, Fargate, unmanaged).
     RemovalBlocked,
     /// No Auto Scaling group instance is known behind the node.
     NoInstance,

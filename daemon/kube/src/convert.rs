@@ -16,6 +16,9 @@ use ballast_engine::unreadable::BadValue;
 
 pub const SAFE_TO_EVICT: &str = "cluster-autoscaler.kubernetes.io/safe-to-evict";
 pub const SCALE_DOWN_DISABLED: &str = "cluster-autoscaler.kubernetes.io/scale-down-disabled";
+/// Karpenter's: on a pod, it may not be evicted for a voluntary removal; on a node, the node
+/// may not be removed.
+pub const DO_NOT_DISRUPT: &str = "karpenter.sh/do-not-disrupt";
 pub const MIRROR: &str = "kubernetes.io/config.mirror";
 pub const COMPUTE_TYPE: &str = "eks.amazonaws.com/compute-type";
 /// The taint and annotation of a node Ballast is removing (see [`RemovalMark`]).
@@ -151,6 +154,7 @@ pub fn template(meta: &ObjectMeta, spec: &PodSpec) -> PodTemplate {
         tolerations,
         local_storage,
         safe_to_evict: annotation(meta, SAFE_TO_EVICT).map(|v| v == "true"),
+        do_not_disrupt: annotation(meta, DO_NOT_DISRUPT) == Some("true"),
     }
 }
 
@@ -247,7 +251,7 @@ pub fn node(node: &Node, group_labels: &[String]) -> Result<NodeView, BadValue> 
         cordoned: spec.and_then(|s| s.unschedulable).unwrap_or(false),
         created_at_millis: millis(meta.creation_timestamp.as_ref()),
         fargate: label(meta, COMPUTE_TYPE) == Some("fargate"),
-        scale_down_disabled: annotation(meta, SCALE_DOWN_DISABLED) == Some("true"),
+        kept_by: [SCALE_DOWN_DISABLED, DO_NOT_DISRUPT].into_iter().find(|a| annotation(meta, a) == Some("true")),
         group_label: group_labels.iter().find_map(|k| label(meta, k)).map(str::to_string),
         removal_mark: removal_mark(node),
         replaces: annotation(meta, REPLACES).map(str::to_string),
@@ -377,6 +381,30 @@ mod tests {
         let written = serde_json::to_string(&released).unwrap();
         assert!(written.contains(r#""released-by":"n-new""#), "{written}");
         assert_eq!(node(&marked(&written), &[]).unwrap().removal_mark, Some(released));
+    }
+
+    #[test]
+    fn karpenters_do_not_disrupt_keeps_a_pod_and_a_node_as_cluster_autoscalers_annotations_do() {
+        let spec: PodSpec = serde_json::from_value(json!({"containers": []})).expect("a pod spec");
+        let annotated = |pairs: &[(&str, &str)]| ObjectMeta {
+            annotations: Some(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
+            ..ObjectMeta::default()
+        };
+        let kept = template(&annotated(&[(DO_NOT_DISRUPT, "true"), (SAFE_TO_EVICT, "true")]), &spec);
+        assert!(kept.do_not_disrupt && kept.safe_to_evict == Some(true));
+        assert!(!template(&annotated(&[(DO_NOT_DISRUPT, "false")]), &spec).do_not_disrupt);
+
+        let node_with = |pairs: &[(&str, &str)]| -> Node {
+            let mut n: Node = serde_json::from_value(json!({"metadata": {"name": "n"},
+                "spec": {"providerID": "aws:///us-east-1a/i-0abc"}}))
+            .expect("a valid node");
+            n.metadata.annotations = annotated(pairs).annotations;
+            n
+        };
+        let kept_by = |pairs: &[(&str, &str)]| node(&node_with(pairs), &[]).unwrap().kept_by;
+        assert_eq!(kept_by(&[(DO_NOT_DISRUPT, "true")]), Some(DO_NOT_DISRUPT));
+        assert_eq!(kept_by(&[(SCALE_DOWN_DISABLED, "true")]), Some(SCALE_DOWN_DISABLED));
+        assert_eq!(kept_by(&[(DO_NOT_DISRUPT, "no")]), None);
     }
 
     #[test]

@@ -278,7 +278,7 @@ impl World {
                 cordoned: node.cordoned,
                 created_at_millis: node.ready_at,
                 fargate: node.fargate,
-                scale_down_disabled: false,
+                kept_by: None,
                 group_label: None,
                 removal_mark: node.removal_mark.clone(),
                 replaces: node.replaces.clone(),

@@ -84,7 +84,7 @@ pub fn node(name: &str, instance: Option<&str>, group: Option<&str>) -> NodeView
         cordoned: false,
         created_at_millis: 0,
         fargate: false,
-        scale_down_disabled: false,
+        kept_by: None,
         group_label: group.map(str::to_string),
         removal_mark: None,
         replaces: None,

@@ -12,11 +12,11 @@
 //!   of its own choosing without draining them. Such a proposal is turned into the removal of
 //!   the least utilised removable nodes.
 //! - Node removal: not a node with a removal blocker (PDB, no controller, local storage,
-//!   safe-to-evict, scale-down-disabled, too young), not within the group's scale-down
-//!   cooldowns, at most `max-step-down` per group per tick, within the disruption budget
-//!   (which a node with nothing to evict does not use, unless `count-empty-nodes`), within
-//!   the limit of the most restrictive disruption window open (which every node uses), and
-//!   not while too many nodes are unready.
+//!   safe-to-evict, scale-down-disabled, do-not-disrupt, too young), not within the group's
+//!   scale-down cooldowns, at most `max-step-down` per group per tick, within the disruption
+//!   budget (which a node with nothing to evict does not use, unless `count-empty-nodes`),
+//!   within the limit of the most restrictive disruption window open (which every node
+//!   uses), and not while too many nodes are unready.
 //! - Placement: never a Fargate-ineligible workload on Fargate, never on Fargate without a
 //!   Fargate profile.
 

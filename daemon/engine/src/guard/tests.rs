@@ -528,7 +528,18 @@ fn every_removal_blocker_is_named_on_its_node() {
             "w1",
             "already being removed",
         ),
-        ("scale-down disabled", |w| w.node_mut("w1").scale_down_disabled = true, "w1", "scale-down-disabled=true"),
+        (
+            "scale-down disabled",
+            |w| w.node_mut("w1").kept_by = Some("cluster-autoscaler.kubernetes.io/scale-down-disabled"),
+            "w1",
+            "annotated cluster-autoscaler.kubernetes.io/scale-down-disabled=true",
+        ),
+        (
+            "do-not-disrupt node",
+            |w| w.node_mut("w1").kept_by = Some("karpenter.sh/do-not-disrupt"),
+            "w1",
+            "annotated karpenter.sh/do-not-disrupt=true",
+        ),
         (
             "no managed group",
             |w| {
@@ -555,6 +566,16 @@ fn every_removal_blocker_is_named_on_its_node() {
             "only 1m old; nodes are kept at least 10m",
         ),
         ("safe-to-evict=false", |w| w.template_mut("web-1").safe_to_evict = Some(false), "w1", "safe-to-evict=false"),
+        (
+            "do-not-disrupt pod, though safe to evict",
+            |w| {
+                let template = w.template_mut("web-1");
+                template.do_not_disrupt = true;
+                template.safe_to_evict = Some(true);
+            },
+            "w1",
+            "pod shop/web-1 is annotated karpenter.sh/do-not-disrupt=true",
+        ),
         ("PDB allows none", |w| w.budget("web-1", 0), "w1", "which allows no disruption now"),
         (
             "PDB unknown",
