@@ -15,6 +15,7 @@ use std::process::Command;
 const PACKAGES: &[&str] = &[
     "binpack",
     "consolidation",
+    "expiry",
     "fargate-placement",
     "headroom",
     "static-size",
@@ -33,6 +34,7 @@ const WATCHED: &[&str] = &[
     "sdk/wit",
     "plugins/binpack",
     "plugins/consolidation",
+    "plugins/expiry",
     "plugins/fargate-placement",
     "plugins/headroom",
     "plugins/static-size",

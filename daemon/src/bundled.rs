@@ -20,6 +20,11 @@ pub const PLUGINS: &[BundledPlugin] = &[
         wasm: include_bytes!(concat!(env!("BALLAST_PLUGIN_DIR"), "/consolidation.wasm")),
     },
     BundledPlugin {
+        name: "expiry",
+        summary: "Karpenter's expireAfter: nodes past an age replaced, successor first",
+        wasm: include_bytes!(concat!(env!("BALLAST_PLUGIN_DIR"), "/expiry.wasm")),
+    },
+    BundledPlugin {
         name: "fargate-placement",
         summary: "per workload, Fargate or EC2 by cost and eligibility",
         wasm: include_bytes!(concat!(env!("BALLAST_PLUGIN_DIR"), "/fargate_placement.wasm")),

@@ -626,3 +626,50 @@ fn a_disruption_window_keeps_every_node_until_it_shuts() {
         free_summary.total_cost
     );
 }
+
+/// Node rotation (`expiry`, before `consolidation` in the default chain): nodes an hour old
+/// are replaced one at a time, each group grown by one first and the old node drained once
+/// the new one is Ready (and the host lets the group shrink), so the pods on it move to a
+/// node already there and never wait for a boot. In a group at its max-size there is no
+/// room for a successor: each node goes outright, and its pods wait for the node launched
+/// after it.
+#[test]
+fn expired_nodes_are_replaced_one_at_a_time_and_their_pods_do_not_wait_for_a_boot() {
+    let run = |max_size: u32| {
+        let text = format!(
+            "name: rotation\nduration: 2h\nnode-groups:\n  - {{id: general, instance-types: [m5.large], min-size: 2, max-size: {max_size}, desired-size: 3}}\nworkloads:\n  - {{name: agent, namespace: kube-system, kind: daemon-set, requests: {{cpu: 100m, memory: 128Mi}}}}\n  - {{name: web, requests: {{cpu: 900m, memory: 1Gi}}, replicas: {{constant: 5}}}}\n"
+        );
+        let mut chain = defaults();
+        let at = chain.iter().position(|p| p.name == "consolidation").unwrap();
+        chain.insert(at, policy("expiry", json!({"expire-after-seconds": 3600})));
+        let scenario = Scenario::parse(Path::new("rotation.yaml"), &text).unwrap();
+        let start = ballast::sim::world::EPOCH_MILLIS + scenario.start_of_day();
+        let (report, recorder) = recorded_with(1, scenario, chain);
+        let records: Vec<_> = recorder
+            .records()
+            .filter_map(|r| match r {
+                Record::Decision(d) if d.plugin == "expiry" => Some(d.clone()),
+                _ => None,
+            })
+            .collect();
+        let rotated: Vec<Duration> = records
+            .iter()
+            .filter(|d| matches!(d.result, ActionResult::Started))
+            .map(|d| Duration::from_millis(d.at_millis - start))
+            .collect();
+        let records: Vec<String> = records.iter().map(|d| format!("tick {}: {}", d.tick, d.reason)).collect();
+        (report.summary, rotated, records)
+    };
+    let (summary, rotated, records) = run(10);
+    // Each rotation: its start, each kind of wait (first tick and folded rest), its removal.
+    assert!(records.len() <= 6 * 3, "a rotation's waits fold into a few records: {records:#?}");
+    assert_eq!(rotated.len(), 3, "each of the three first nodes, once: {rotated:?}");
+    assert!(rotated[0] >= Duration::from_secs(3600), "none before it is an hour old: {rotated:?}");
+    assert!(rotated.windows(2).all(|w| w[1] - w[0] >= Duration::from_secs(600)), "one at a time: {rotated:?}");
+    assert_eq!(summary.pending_pod_minutes, 0.0, "{summary:?}");
+    assert_eq!(summary.peak_nodes, 4, "one successor at a time: {summary:?}");
+
+    let (outright, rotated, _) = run(3);
+    assert_eq!(rotated.len(), 3, "{rotated:?}");
+    assert!(outright.pending_pod_minutes > 1.0, "the drained pods waited for a boot: {outright:?}");
+}
