@@ -2,7 +2,8 @@
 //! Kubernetes API stand-in and moto. A node whose pods would fit on one node of a group at
 //! least 20% cheaper is replaced: the cheaper group grows first, and only once its new node
 //! is Ready is the old node cordoned, drained through the Eviction API and terminated with a
-//! decrement of its group. Merges (several nodes into one cheaper new node) go the same way.
+//! decrement of its group. Merges (several nodes into one cheaper new node) go the same way,
+//! and so do rotations of nodes past their age (`expiry`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benchmarks fail loudly
 
@@ -170,5 +171,75 @@ async fn two_nodes_are_merged_into_one_cheaper_node_launched_before_they_are_dra
         reason.starts_with("merge n0, n1 ($0.1920/h together) into a new c5.xlarge in big at $0.1700/h, 11% less"),
         "{reason}"
     );
+    stop(daemon);
+}
+
+/// Node rotation through `ballast run` (`expiry`, then `consolidation`): n0, registered long
+/// ago, is past `expire-after-seconds`. Its group grows first; while the successor's kubelet
+/// has not registered, n0 keeps its pods. Once the successor is Ready, n0 is cordoned,
+/// drained and terminated with a decrement, and the successor, empty until then, is never
+/// taken by consolidation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_node_is_rotated_its_successor_launched_and_ready_before_it_is_drained() {
+    let site = Site::start(1).await;
+    let old = site.group().await.1;
+    site.standin.create(node("n0", &old[0], "general")).unwrap();
+    site.standin.create(deployment("web")).unwrap();
+    site.standin.create(replica_set("web-rs", "web")).unwrap();
+    for i in 0..2 {
+        site.standin
+            .create(running_pod(&format!("web-{i}"), "n0", Some(("ReplicaSet", "web-rs")), json!({"app": "web"})))
+            .unwrap();
+    }
+    let engine = "  tick-interval: 1s\n  guardrails:\n    min-node-age: 0s\n    \
+                  cooldown: {scale-down-after-scale-up: 0s, after-scale-down: 0s}\n";
+    let policies = "  - {plugin: expiry, settings: {expire-after-seconds: 3600}}\n  - {plugin: consolidation}\n";
+    let daemon = site.replica("rotator", engine, policies, "");
+
+    let grown = eventually(Duration::from_secs(40), async || site.group().await.1.len() == 2).await;
+    if grown.is_none() {
+        fail(daemon, &format!("no successor was launched: {:?}", site.group().await));
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let n0 = site.standin.get("v1", "Node", "", "n0").unwrap();
+    assert_ne!(n0["spec"]["unschedulable"], true, "n0 cordoned before its successor registered: {n0}");
+
+    let successor = site.group().await.1.into_iter().find(|i| *i != old[0]).unwrap();
+    let mut c0 = node("c0", &successor, "general");
+    c0["metadata"]["creationTimestamp"] =
+        json!(humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string());
+    site.standin.create(c0).unwrap();
+    // The drain begins; the ReplicaSet's new pods land on c0, as the scheduler would put them.
+    let cordoned = async || site.standin.get("v1", "Node", "", "n0").unwrap()["spec"]["unschedulable"] == true;
+    if eventually(Duration::from_secs(30), cordoned).await.is_none() {
+        fail(daemon, "n0 was never cordoned once its successor was Ready");
+    }
+    for i in 0..2 {
+        let pod = running_pod(&format!("web-new-{i}"), "c0", Some(("ReplicaSet", "web-rs")), json!({"app": "web"}));
+        site.standin.create(pod).unwrap();
+    }
+    let rotated =
+        eventually(Duration::from_secs(60), async || site.group().await == (1, vec![successor.clone()])).await;
+    if rotated.is_none() {
+        fail(daemon, &format!("n0 was not rotated out: general {:?}", site.group().await));
+    }
+    let n0 = site.standin.get("v1", "Node", "", "n0").unwrap();
+    assert_eq!(n0["spec"]["unschedulable"], true, "cordoned before termination: {n0}");
+    assert!(site.standin.get("v1", "Pod", "default", "web-0").is_none(), "web-0 evicted from n0");
+    let c0 = site.standin.get("v1", "Node", "", "c0").unwrap();
+    assert_ne!(c0["spec"]["unschedulable"], true, "the successor stays: {c0}");
+
+    let journal = records(&site.journal());
+    let by_expiry = |what: &str| {
+        journal
+            .iter()
+            .find(|r| r["record"] == "decision" && r["plugin"] == "expiry" && r["proposed"][what].is_object())
+            .unwrap_or_else(|| panic!("an expiry {what} decision in:\n{journal:#?}"))
+    };
+    let (grow, remove) = (by_expiry("scale-to"), by_expiry("remove-nodes"));
+    assert_eq!(grow["proposed"]["scale-to"], json!({"group": "general", "size": 2}), "{grow}");
+    assert!(grow["reason"].as_str().unwrap().contains("node n0 is"), "{grow}");
+    assert_eq!(remove["proposed"]["remove-nodes"]["nodes"], json!(["n0"]), "{remove}");
+    assert!(remove["reason"].as_str().unwrap().contains("its successor is Ready"), "{remove}");
     stop(daemon);
 }

@@ -9,9 +9,10 @@
 //!   grows by one, and once a node of that group newer than the request is Ready and the
 //!   host's cooldowns let the group shrink, the old node is removed (cordoned, drained,
 //!   terminated with a decrement).
-//! - While a rotation is under way its group is asked to keep its size, so that a later
-//!   policy of the chain (`consolidation`) does not take back the successor, empty until
-//!   the drain, first. Put `expiry` before `consolidation` in the chain.
+//! - While a rotation is under way, until the old node is gone, its group is asked to keep
+//!   its size, so that a later policy of the chain (`consolidation`) does not take back the
+//!   successor, empty until the drain, first. Put `expiry` before `consolidation` in the
+//!   chain.
 //! - At most `max-at-once` nodes are rotated at once (removals of expired nodes under way
 //!   count), one begun a tick, and none begun while pods wait for nodes: capacity is short,
 //!   and a successor would go to the waiting pods.
@@ -60,8 +61,13 @@ impl Policy for Expiry {
     fn evaluate(snapshot: &dyn Snapshot, settings: &Settings, state: &mut State) -> Result<Vec<Decision>, String> {
         let now = snapshot.taken_at_millis();
         let mut decisions = follow(snapshot, settings, state, now);
-        let expired_leaving =
-            snapshot.nodes().iter().filter(|n| n.cordoned && n.age_seconds >= settings.expire_after_seconds).count();
+        let expired_leaving = snapshot
+            .nodes()
+            .iter()
+            .filter(|n| {
+                n.cordoned && n.age_seconds >= settings.expire_after_seconds && !state.rotations.contains_key(&n.name)
+            })
+            .count();
         let room = (settings.max_at_once as usize).saturating_sub(state.rotations.len() + expired_leaving);
         if room > 0 && !snapshot.pods_wait_for_nodes() {
             decisions.extend(begin(snapshot, settings, state, now));
@@ -71,14 +77,27 @@ impl Policy for Expiry {
 }
 
 /// Carries each rotation on: the old node goes once its successor is Ready (or the wait for
-/// it is over) and the host lets its group shrink; until then the group keeps its size. A
-/// rotation ends when its node is cordoned (its drain is the host's now) or gone.
+/// it is over) and the host lets its group shrink. Until it is gone, drain included, the
+/// group keeps its size: the successor is empty until the old node's pods land on it.
 fn follow(snapshot: &dyn Snapshot, settings: &Settings, state: &mut State, now: u64) -> Vec<Decision> {
     let (nodes, groups) = (snapshot.nodes(), snapshot.node_groups());
     let mut decisions = Vec::new();
     state.rotations.retain(|name, rotation| {
-        let Some(old) = nodes.iter().find(|n| &n.name == name).filter(|n| !n.cordoned) else { return false };
+        let Some(old) = nodes.iter().find(|n| &n.name == name) else { return false };
         let Some(group) = groups.iter().find(|g| g.id == rotation.group) else { return false };
+        let keep = |waiting_for: &str| {
+            Decision::new(
+                Action::ScaleTo { group: group.id.clone(), size: group.desired_size },
+                format!(
+                    "keep group {} at {} while node {name} is rotated: {waiting_for}",
+                    group.id, group.desired_size
+                ),
+            )
+        };
+        if old.cordoned {
+            decisions.push(keep("its removal is under way"));
+            return true;
+        }
         let successor = nodes.iter().any(|n| {
             n.group.as_deref() == Some(group.id.as_str())
                 && n.ready
@@ -102,12 +121,9 @@ fn follow(snapshot: &dyn Snapshot, settings: &Settings, state: &mut State, now: 
                 Action::RemoveNodes { nodes: vec![name.clone()] },
                 format!("node {name} is {age} old, past expire-after {}: {how}", span(settings.expire_after_seconds)),
             ));
-            return true;
+            "its removal is under way".to_string()
         };
-        decisions.push(Decision::new(
-            Action::ScaleTo { group: group.id.clone(), size: group.desired_size },
-            format!("keep group {} at {} while node {name} is rotated: {waiting_for}", group.id, group.desired_size),
-        ));
+        decisions.push(keep(&waiting_for));
         true
     });
     decisions

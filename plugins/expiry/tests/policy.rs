@@ -64,10 +64,11 @@ fn the_oldest_expired_node_gets_its_successor_first_and_goes_once_it_is_ready_an
     let due = expiry.evaluate(&ready(T0 + 600_000)).unwrap();
     assert_eq!(removed(&due), ["old-a"], "{due:?}");
     assert!(due[0].reason.contains("its successor is Ready"), "{}", due[0].reason);
+    assert_eq!(scaled_to(&due), [("general".to_string(), 4)], "the empty successor is held as the drain begins");
 }
 
 #[test]
-fn a_rotation_ends_when_its_node_is_cordoned_and_the_next_begins() {
+fn a_rotation_holds_its_group_until_its_node_is_gone_and_the_next_begins() {
     let mut expiry = harness(json!({"expire-after-seconds": 30 * DAY}));
     expiry.evaluate(&cluster(0).build()).unwrap();
     let draining = || {
@@ -80,7 +81,20 @@ fn a_rotation_ends_when_its_node_is_cordoned_and_the_next_begins() {
             .build()
     };
     let decisions = expiry.evaluate(&draining()).unwrap();
-    assert!(decisions.is_empty(), "old-a's drain, an expired node leaving, is the one at a time: {decisions:?}");
+    assert_eq!(scaled_to(&decisions), [("general".to_string(), 4)], "held while old-a drains: {decisions:?}");
+    assert!(decisions[0].reason.contains("node old-a is rotated: its removal is under way"), "{}", decisions[0].reason);
+    let gone = || {
+        SnapshotBuilder::new()
+            .at_millis(T0 + 760_000)
+            .group(GroupBuilder::asg("general").instance_type("m5.large", "2", "8Gi", 0.096).sizes(1, 3, 10))
+            .node(NodeBuilder::new("old-b", "general").age_seconds(35 * DAY))
+            .node(NodeBuilder::new("successor", "general").age_seconds(660))
+            .build()
+    };
+    let next = expiry.evaluate(&gone()).unwrap();
+    assert_eq!(scaled_to(&next), [("general".to_string(), 4)], "old-a gone, old-b begins: {next:?}");
+    assert!(next[0].reason.contains("node old-b"), "{}", next[0].reason);
+
     let mut two = harness(json!({"expire-after-seconds": 30 * DAY, "max-at-once": 2}));
     let next = two.evaluate(&draining()).unwrap();
     assert_eq!(scaled_to(&next), [("general".to_string(), 5)], "with two at once, old-b begins: {next:?}");
