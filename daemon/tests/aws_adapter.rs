@@ -422,7 +422,8 @@ fn event(detail_type: &str, detail: serde_json::Value) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn spot_warnings_are_read_from_the_queue_once_and_a_bad_message_is_reported_not_retried() {
+async fn spot_warnings_and_scheduled_retirements_are_read_from_the_queue_once_and_a_bad_message_is_reported_not_retried()
+ {
     let moto = Moto::start().await;
     let config = sdk_config(&moto.url).await;
     group(&config, "general", "m5.large", &ca_tags(), 2).await;
@@ -436,18 +437,27 @@ async fn spot_warnings_are_read_from_the_queue_once_and_a_bad_message_is_reporte
     let victim = groups[0].instances[0].id.clone();
 
     let warning = json!({"instance-id": victim, "instance-action": "terminate"});
+    let retired = groups[0].instances[1].id.clone();
+    let retirement = json!({"service": "EC2", "eventTypeCategory": "scheduledChange",
+        "eventTypeCode": "AWS_EC2_INSTANCE_RETIREMENT_SCHEDULED", "startTime": "Tue, 06 Jan 2026 10:00:00 GMT",
+        "affectedEntities": [{"entityValue": retired}]});
     for body in [
         event("EC2 Spot Instance Interruption Warning", warning),
         event("EC2 Instance Rebalance Recommendation", json!({"instance-id": victim})),
         event("EC2 Spot Instance Interruption Warning", json!({"instance-action": "terminate"})),
+        event("AWS Health Event", retirement),
     ] {
         sqs.send_message().queue_url(&queue).message_body(body).send().await.unwrap();
     }
     let warnings = capacity.interruptions().await.unwrap();
-    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
     assert_eq!(warnings[0].instance_id, victim);
     assert_eq!(warnings[0].at_millis, 1_767_607_200_000);
     assert_eq!(warnings[0].deadline_millis, warnings[0].at_millis + 120_000, "EC2's two minutes");
+    assert_eq!(warnings[1].instance_id, retired, "the scheduled retirement's instance");
+    assert_eq!(warnings[1].deadline_millis, warnings[1].at_millis + 86_400_000, "due at its startTime, a day on");
+    let code = ballast::engine::ports::InterruptionCause::Scheduled("AWS_EC2_INSTANCE_RETIREMENT_SCHEDULED".into());
+    assert_eq!(warnings[1].cause, code);
 
     assert!(capacity.interruptions().await.unwrap().is_empty(), "each message is handed out once");
     let attributes = sqs

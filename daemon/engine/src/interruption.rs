@@ -1,5 +1,6 @@
 //! Spot interruptions: EC2 gives two minutes' warning before it reclaims a spot instance.
-//! The engine cordons the node and starts its replacement at once, as Karpenter does,
+//! An AWS Health scheduled change (an instance retirement, a system reboot) gives days; both
+//! are handled alike. The engine cordons the node and starts its replacement at once, as Karpenter does,
 //! instead of waiting for the pods to go pending after the instance dies. Unlike Karpenter,
 //! it evicts the pods only once the replacement is Ready (or when the reclaim is
 //! `spot-eviction-margin` away): a node boots in about a minute, well inside the notice, so
@@ -11,7 +12,7 @@ use ballast_sdk::Action;
 
 use super::observe::Observation;
 use super::policies::Policies;
-use super::ports::{Capacity, Cluster, Interruption};
+use super::ports::{Capacity, Cluster, Interruption, InterruptionCause};
 use super::record::{ActionResult, DecisionRecord, GuardOutcome, Record};
 use super::state::{Drain, EvictionHold};
 use super::{Engine, HOST};
@@ -98,11 +99,19 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
             } else {
                 format!("no replacement: {group} is at its max-size {max}")
             };
-            let reason = format!(
-                "spot interruption warning for {} (reclaimed in {} s): cordoned {node}; {replacement}",
-                warning.instance_id,
-                warning.deadline_millis.saturating_sub(now) / 1000,
-            );
+            let due = std::time::Duration::from_secs(warning.deadline_millis.saturating_sub(now) / 1000);
+            let reason = match &warning.cause {
+                InterruptionCause::SpotReclaim => format!(
+                    "spot interruption warning for {} (reclaimed in {} s): cordoned {node}; {replacement}",
+                    warning.instance_id,
+                    due.as_secs(),
+                ),
+                scheduled => format!(
+                    "{scheduled} for {} (due in {}): cordoned {node}; {replacement}",
+                    warning.instance_id,
+                    crate::duration::display(due),
+                ),
+            };
             self.recorder.record(Record::Decision(DecisionRecord {
                 tick,
                 at_millis: now,

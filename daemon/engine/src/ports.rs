@@ -439,11 +439,41 @@ pub struct Interruption {
     pub at_millis: u64,
     /// When the instance will be stopped or terminated.
     pub deadline_millis: u64,
+    pub cause: InterruptionCause,
 }
 
 impl Interruption {
     /// EC2's notice before it reclaims a spot instance.
     pub const NOTICE_MS: u64 = 120_000;
+
+    /// EC2 reclaims a spot instance, [`Interruption::NOTICE_MS`] after `at_millis`.
+    pub fn spot(instance_id: impl Into<String>, at_millis: u64) -> Self {
+        Interruption {
+            instance_id: instance_id.into(),
+            at_millis,
+            deadline_millis: at_millis + Self::NOTICE_MS,
+            cause: InterruptionCause::SpotReclaim,
+        }
+    }
+}
+
+/// Why an instance will go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum InterruptionCause {
+    /// EC2 reclaims a spot instance.
+    SpotReclaim,
+    /// An AWS Health scheduled change for the instance (a retirement, a system reboot,
+    /// maintenance), by its event type code: `AWS_EC2_INSTANCE_RETIREMENT_SCHEDULED`...
+    Scheduled(String),
+}
+
+impl std::fmt::Display for InterruptionCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            InterruptionCause::SpotReclaim => f.write_str("spot interruption warning"),
+            InterruptionCause::Scheduled(code) => write!(f, "scheduled change {code}"),
+        }
+    }
 }
 
 /// Where time comes from: the wall clock in the daemon, a virtual one in the simulator.

@@ -23,9 +23,9 @@ impl World {
                     continue;
                 }
                 let Some(instance_id) = self.nodes[node].as_ref().and_then(|n| n.instance_id.clone()) else { continue };
-                let deadline = self.now + Interruption::NOTICE_MS;
-                self.notices.push(Interruption { instance_id, at_millis: self.now, deadline_millis: deadline });
-                self.doomed.insert((deadline, node));
+                let notice = Interruption::spot(instance_id, self.now);
+                self.doomed.insert((notice.deadline_millis, node));
+                self.notices.push(notice);
                 self.meter.interruptions += 1;
             }
         }

@@ -4,7 +4,7 @@
 use super::*;
 
 fn warn(id: &str, at: u64) -> Interruption {
-    Interruption { instance_id: id.into(), at_millis: at, deadline_millis: at + Interruption::NOTICE_MS }
+    Interruption::spot(id, at)
 }
 
 /// A node of group `web` that joined at `joined`, Ready and empty.
@@ -77,6 +77,39 @@ fn a_spot_warning_cordons_its_node_starts_the_replacement_and_evicts_once_the_re
     show(&world, &faulty);
     assert_eq!(tick_at(&mut engine, &faulty, NOW + 120_000), ["set web to 4"]);
     assert_eq!(removals(&engine), vec![RemovalOutcome::Completed { evicted: 1 }]);
+}
+
+/// An instance retirement AWS Health schedules a day ahead goes the same way: cordoned, its
+/// replacement at once, its pods held only until the replacement is Ready, not for the day.
+#[test]
+fn a_scheduled_retirement_is_replaced_at_once_and_its_pods_move_once_the_replacement_is_ready() {
+    let mut world = World::default();
+    let (faulty, mut engine) = engine(&world);
+    let retirement = Interruption {
+        instance_id: "i-w2".into(),
+        at_millis: NOW,
+        deadline_millis: NOW + 86_400_000,
+        cause: crate::ports::InterruptionCause::Scheduled("AWS_EC2_INSTANCE_RETIREMENT_SCHEDULED".into()),
+    };
+    faulty.interruptions.lock().unwrap().push(retirement);
+    assert_eq!(tick_at(&mut engine, &faulty, NOW), ["set web to 5", "mark w2"]);
+    let reason = engine
+        .recorder()
+        .records()
+        .find_map(|r| match r {
+            Record::Decision(d) if d.plugin == crate::HOST => Some(d.reason.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert!(
+        reason
+            .starts_with("scheduled change AWS_EC2_INSTANCE_RETIREMENT_SCHEDULED for i-w2 (due in 1day): cordoned w2"),
+        "{reason}"
+    );
+    join(&mut world, "w5", NOW + 40_000);
+    world.group_mut("web").desired_size = 5;
+    show(&world, &faulty);
+    assert_eq!(tick_at(&mut engine, &faulty, NOW + 60_000), ["mark w2", "evict shop/web-2"], "a day early");
 }
 
 #[test]
