@@ -15,7 +15,8 @@
 //!   chain.
 //! - At most `max-at-once` nodes are rotated at once (removals of expired nodes under way
 //!   count), one begun a tick, and none begun while pods wait for nodes: capacity is short,
-//!   and a successor would go to the waiting pods.
+//!   and a successor would go to the waiting pods. With `hours` (a maintenance window,
+//!   `[{from: "01:00", to: "05:00", days: [sat, sun]}]`, UTC), rotations begin only then.
 //! - A group at its max-size gets no successor: the old node is removed outright, its pods
 //!   rescheduled on the others' room or on nodes the scale-up policies launch for them. So is
 //!   a node whose successor is not Ready within `successor-wait-seconds` (900): expiry is a
@@ -69,7 +70,7 @@ impl Policy for Expiry {
             })
             .count();
         let room = (settings.max_at_once as usize).saturating_sub(state.rotations.len() + expired_leaving);
-        if room > 0 && !snapshot.pods_wait_for_nodes() {
+        if room > 0 && settings.in_hours(now) && !snapshot.pods_wait_for_nodes() {
             decisions.extend(begin(snapshot, settings, state, now));
         }
         Ok(decisions)

@@ -1,6 +1,7 @@
 //! What `expiry` is told: how old a node may grow, how many rotate at once, how long a
-//! successor may take.
+//! successor may take, and in which hours rotations begin.
 
+use ballast_sdk::hours::Window;
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -13,11 +14,14 @@ pub struct Settings {
     /// A successor not Ready by then is waited for no longer: the old node is removed
     /// outright.
     pub successor_wait_seconds: u64,
+    /// Rotations begin only within these hours (UTC; `from`, `to`, optional `days`), a
+    /// maintenance window; empty: at any time. One begun goes on past the window's end.
+    pub hours: Vec<Window>,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { expire_after_seconds: 720 * 3600, max_at_once: 1, successor_wait_seconds: 900 }
+        Settings { expire_after_seconds: 720 * 3600, max_at_once: 1, successor_wait_seconds: 900, hours: Vec::new() }
     }
 }
 
@@ -29,6 +33,14 @@ impl Settings {
         if self.max_at_once == 0 {
             return Err("max-at-once must be at least 1, got 0".into());
         }
+        for (i, window) in self.hours.iter().enumerate() {
+            window.validate().map_err(|e| format!("hours[{i}].{e}"))?;
+        }
         Ok(())
+    }
+
+    /// Whether a rotation may begin at `now_millis`.
+    pub fn in_hours(&self, now_millis: u64) -> bool {
+        self.hours.is_empty() || self.hours.iter().any(|w| w.contains(now_millis))
     }
 }

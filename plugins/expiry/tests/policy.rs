@@ -117,6 +117,20 @@ fn a_group_at_its_max_size_loses_the_node_outright_and_a_successor_that_never_co
     assert!(late[0].reason.contains("its successor did not come in time"), "{}", late[0].reason);
 }
 
+/// T0 is Monday 00:00 UTC.
+#[test]
+fn rotations_begin_only_within_their_hours_and_one_begun_goes_on_past_them() {
+    let night = json!({"expire-after-seconds": 30 * DAY, "hours": [{"from": "01:00", "to": "05:00", "days": ["mon"]}]});
+    let mut expiry = harness(night.clone());
+    assert!(expiry.evaluate(&cluster(0).build()).unwrap().is_empty(), "00:00 is before the window");
+    let begun = expiry.evaluate(&cluster(3600).build()).unwrap();
+    assert_eq!(scaled_to(&begun), [("general".to_string(), 4)], "01:00 Monday: {begun:?}");
+    let after = sized(5 * 3600, 4, 10).node(NodeBuilder::new("successor", "general").age_seconds(600)).build();
+    assert_eq!(removed(&expiry.evaluate(&after).unwrap()), ["old-a"], "05:00: the rotation begun goes on");
+    let tuesday = harness(night).evaluate(&cluster(DAY + 3600).build()).unwrap();
+    assert!(tuesday.is_empty(), "Tuesday is not in the window: {tuesday:?}");
+}
+
 #[test]
 fn young_blocked_and_waiting_clusters_are_left_alone_and_bad_settings_name_the_field() {
     let young = harness(json!({"expire-after-seconds": 50 * DAY})).evaluate(&cluster(0).build()).unwrap();
@@ -135,6 +149,8 @@ fn young_blocked_and_waiting_clusters_are_left_alone_and_bad_settings_name_the_f
     let none = harness(json!({"expire-after-seconds": 30 * DAY})).evaluate(&waiting).unwrap();
     assert!(none.is_empty(), "pods wait for nodes: no rotation begins {none:?}");
 
+    let error = Harness::<Expiry>::with_settings(json!({"hours": [{"from": "1am", "to": "05:00"}]})).err().unwrap();
+    assert!(error.contains("hours[0].from: `1am` is not a time of day"), "{error}");
     let error = Harness::<Expiry>::with_settings(json!({"expire-after-seconds": 0})).err().unwrap();
     assert!(error.contains("expire-after-seconds must be more than 0, got 0"), "{error}");
     let error = Harness::<Expiry>::with_settings(json!({"expire-after": "30d"})).err().unwrap();

@@ -38,7 +38,6 @@
 mod lead;
 mod ramp;
 mod recurring;
-mod schedule;
 mod scheduled;
 mod slots;
 
@@ -47,10 +46,10 @@ use std::collections::BTreeMap;
 use ballast_sdk::prelude::*;
 use serde::{Deserialize, Serialize};
 
+pub use ballast_sdk::hours::Window;
 use lead::Lead;
 pub use ramp::Ramp;
 pub use recurring::{Burst, Recurring};
-pub use schedule::Window;
 pub use scheduled::Scheduled;
 use slots::Need;
 

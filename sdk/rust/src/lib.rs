@@ -36,6 +36,7 @@
 //! - [`log`]: logging through the host.
 
 pub mod fargate;
+pub mod hours;
 pub mod log;
 pub mod model;
 pub mod quantity;

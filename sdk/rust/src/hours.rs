@@ -1,4 +1,5 @@
-//! When a reserve applies: windows of the day (UTC), optionally on some weekdays only.
+//! Hours of the week a policy acts in: windows of the day (UTC), optionally on some
+//! weekdays only (`headroom`'s scheduled reserves, `expiry`'s rotation hours).
 
 use serde::{Deserialize, Serialize};
 
