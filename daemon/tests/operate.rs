@@ -255,12 +255,13 @@ async fn nodes_left_empty_are_drained_and_terminated_after_the_unneeded_time() {
 
 /// The same two empty nodes under a disruption window that is always open and lets no node
 /// leave (a change freeze): twelve ticks on, three times the unneeded time, both nodes are
-/// still there, neither cordoned, and any removal a policy proposed was refused for the
-/// window.
+/// still there, neither cordoned, any removal a policy proposed was refused for the window,
+/// and `/metrics` shows the window open.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_open_disruption_window_that_lets_no_node_leave_keeps_empty_nodes() {
     let (site, engine) = two_empty_nodes("{schedule: '* * * * *', duration: 2m, nodes: 0}").await;
-    let daemon = site.replica("ops", &engine, UNNEEDED_AFTER_4S, "");
+    let mut daemon = site.replica("ops", &engine, UNNEEDED_AFTER_4S, "");
+    let admin = announced(&mut daemon, "metrics and health");
     let path = site.journal();
     let ticks = |journal: &[Value]| journal.iter().filter(|r| r["record"] == "tick").count();
     if eventually(Duration::from_secs(60), async || ticks(&records(&path)) >= 12).await.is_none() {
@@ -278,6 +279,10 @@ async fn an_open_disruption_window_that_lets_no_node_leave_keeps_empty_nodes() {
         assert_eq!(decision["result"], "not-applied", "{decision:#}");
         assert!(decision.to_string().contains("disruption-window"), "refused for the window: {decision:#}");
     }
+    let metrics = get(&admin, "/metrics", None).2;
+    let open = sample(&metrics, "ballast_disruption_window_open{schedule=\"* * * * *\",duration=\"2m\"}");
+    assert_eq!(open, Some(1.0), "{metrics}");
+    promtool_check(&metrics);
     stop(daemon);
 }
 

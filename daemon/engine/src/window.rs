@@ -67,6 +67,17 @@ impl CronSchedule {
     }
 }
 
+impl DisruptionWindow {
+    /// When the window last opened, if it is open at `now_millis` (its earliest firing
+    /// within its duration).
+    pub fn open_since(&self, now_millis: u64) -> Option<u64> {
+        let now = Timestamp::from_millisecond(i64::try_from(now_millis).ok()?).ok()?;
+        let span = SignedDuration::try_from(self.duration).ok()?;
+        let opened = self.schedule.parsed.fired_within(now, span, &TimeZone::UTC)?;
+        u64::try_from(opened.as_millisecond()).ok()
+    }
+}
+
 /// A window's limit: a count of nodes or a percentage of them.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum NodeLimit {
@@ -166,16 +177,10 @@ impl OpenWindow<'_> {
 /// The most restrictive of `windows` open at `now_millis`, for a cluster of `nodes` EC2
 /// nodes; none when all are shut.
 pub fn most_restrictive(windows: &[DisruptionWindow], now_millis: u64, nodes: usize) -> Option<OpenWindow<'_>> {
-    if windows.is_empty() {
-        return None;
-    }
-    let now = Timestamp::from_millisecond(i64::try_from(now_millis).ok()?).ok()?;
     windows
         .iter()
         .filter_map(|window| {
-            let span = SignedDuration::try_from(window.duration).ok()?;
-            let opened = window.schedule.parsed.fired_within(now, span, &TimeZone::UTC)?;
-            let since_millis = u64::try_from(opened.as_millisecond()).ok()?;
+            let since_millis = window.open_since(now_millis)?;
             Some(OpenWindow { window, allowed: window.nodes.allowed(nodes), since_millis })
         })
         .min_by_key(|open| open.allowed)

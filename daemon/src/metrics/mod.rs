@@ -58,6 +58,7 @@ labels!(PluginInfoLabels { plugin, mode, sha256 });
 labels!(ReloadLabels { plugin, result });
 labels!(AdapterLabel { adapter });
 labels!(VersionLabel { version });
+labels!(WindowLabels { schedule, duration });
 
 type FloatGauge = Gauge<f64, AtomicU64>;
 type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
@@ -77,6 +78,7 @@ pub(crate) struct Families {
     pub evictions: Family<ResultLabel, Counter>,
     pub unschedulable: Gauge,
     pub unplaceable: Gauge,
+    pub disruption_windows: Family<WindowLabels, Gauge>,
     pub nodes: Family<StateLabel, Gauge>,
     pub drains: Gauge,
     pub group_min: Family<GroupLabel, Gauge>,
@@ -144,6 +146,7 @@ impl Metrics {
             evictions: Family::default(),
             unschedulable: Gauge::default(),
             unplaceable: Gauge::default(),
+            disruption_windows: Family::default(),
             nodes: Family::default(),
             drains: Gauge::default(),
             group_min: Family::default(),
@@ -212,6 +215,11 @@ fn register(r: &mut Registry, f: &Families) {
         "unplaceable_pods",
         "Pods waiting at the last tick that no node group can hold, nor Fargate (each told why by a NotTriggerScaleUp event)",
         f.unplaceable.clone(),
+    );
+    r.register(
+        "disruption_window_open",
+        "1 while a configured disruption window is open at the last tick (voluntary removals held to its limit), else 0",
+        f.disruption_windows.clone(),
     );
     r.register("nodes", "Nodes at the last tick, by state", f.nodes.clone());
     r.register("drains_in_progress", "Nodes being drained for removal", f.drains.clone());

@@ -62,6 +62,14 @@ impl Metrics {
         let snapshot = &observed.obs.snapshot;
         f.unschedulable.set(snapshot.pending_pods.len() as i64);
         f.unplaceable.set(observed.unplaceable_pods as i64);
+        f.disruption_windows.clear();
+        for window in &observed.guardrails.disruption_budget.windows {
+            let labels = WindowLabels {
+                schedule: window.schedule.as_str().to_string(),
+                duration: crate::engine::duration::display(window.duration),
+            };
+            f.disruption_windows.get_or_create(&labels).set(i64::from(window.open_since(observed.at_millis).is_some()));
+        }
         let (unready, all) = observed.obs.unready;
         f.nodes.get_or_create(&StateLabel { state: "ready".into() }).set((all - unready.min(all)) as i64);
         f.nodes.get_or_create(&StateLabel { state: "unready".into() }).set(unready as i64);
