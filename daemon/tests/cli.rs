@@ -123,7 +123,7 @@ fn an_unknown_plugin_lists_the_bundled_ones() {
     let out = ballast(&["plugin", "run", "nonesuch"]);
     assert!(!out.status.success());
     assert!(
-        stderr(&out).contains("not a bundled policy (bundled: binpack, consolidation, fargate-placement, headroom, thresholds, static-size)"),
+        stderr(&out).contains("not a bundled policy (bundled: binpack, consolidation, expiry, fargate-placement, headroom, thresholds, static-size)"),
         "{}",
         stderr(&out)
     );

@@ -284,8 +284,6 @@ pub fn observe(cluster: ClusterView, mut groups: Vec<GroupView>, cx: &ObserveCon
     }
 }
 
-/// A node's pods by shape as policies see them (contract 0.1.4 `pods-on-node`), worked out
-/// only for the nodes a policy asks about.
 /// What holds every node while the most restrictive disruption window open has no room
 /// left, so that policies see it and propose nothing the guardrails would refuse.
 fn window_hold(cluster: &ClusterView, cx: &ObserveContext<'_>) -> Option<String> {
@@ -298,6 +296,8 @@ fn window_hold(cluster: &ClusterView, cx: &ObserveContext<'_>) -> Option<String>
     (cx.removals_under_way >= open.allowed).then(|| open.describe(cx.removals_under_way))
 }
 
+/// A node's pods by shape as policies see them (contract 0.1.4 `pods-on-node`), worked out
+/// only for the nodes a policy asks about.
 fn pod_shapes(pods: &NodePods) -> Vec<ballast_sdk::PodShape> {
     pods.shapes
         .iter()

@@ -153,6 +153,8 @@ impl<'de> Deserialize<'de> for NodeLimit {
 pub struct OpenWindow<'a> {
     pub window: &'a DisruptionWindow,
     pub allowed: usize,
+    /// The EC2 nodes a percentage is of.
+    pub nodes: usize,
     /// When it opened (its earliest firing within its duration), in milliseconds.
     pub since_millis: u64,
 }
@@ -164,12 +166,15 @@ impl OpenWindow<'_> {
             .ok()
             .and_then(|ms| Timestamp::from_millisecond(ms).ok())
             .map_or_else(|| format!("{} ms", self.since_millis), |t| t.to_string());
+        let of = match self.window.nodes {
+            NodeLimit::Count(_) => String::new(),
+            NodeLimit::Percent(p) => format!(" ({p}% of {})", self.nodes),
+        };
         format!(
-            "disruption window `{}` ({}, UTC) open since {since} allows {} node(s) leaving ({}), {leaving} already are",
+            "disruption window `{}` ({}, UTC) open since {since} allows {} node(s) leaving{of}, {leaving} already are",
             self.window.schedule.as_str(),
             duration::display(self.window.duration),
             self.allowed,
-            self.window.nodes,
         )
     }
 }
@@ -181,7 +186,7 @@ pub fn most_restrictive(windows: &[DisruptionWindow], now_millis: u64, nodes: us
         .iter()
         .filter_map(|window| {
             let since_millis = window.open_since(now_millis)?;
-            Some(OpenWindow { window, allowed: window.nodes.allowed(nodes), since_millis })
+            Some(OpenWindow { window, allowed: window.nodes.allowed(nodes), nodes, since_millis })
         })
         .min_by_key(|open| open.allowed)
 }
@@ -235,13 +240,18 @@ mod tests {
         assert_eq!(friday("08:00:00"), None, "both shut");
         let morning = friday("10:00:00").unwrap();
         assert_eq!((morning.allowed, morning.since_millis), (3, millis("2026-11-27T09:00:00Z")), "25% of 10 is 2.5: 3");
+        assert!(
+            morning.describe(0).contains("allows 3 node(s) leaving (25% of 10), 0 already are"),
+            "{}",
+            morning.describe(0)
+        );
         assert_eq!(friday("12:30:00").unwrap().allowed, 1, "lunch is stricter");
         assert_eq!(friday("17:00:00"), None);
         let saturday_noon = most_restrictive(&windows, millis("2026-11-28T12:10:00Z"), 10).unwrap();
         assert_eq!(saturday_noon.allowed, 1);
         assert!(
             saturday_noon.describe(1).contains(
-                "`0 12 * * *` (1h, UTC) open since 2026-11-28T12:00:00Z allows 1 node(s) leaving (1), 1 already are"
+                "`0 12 * * *` (1h, UTC) open since 2026-11-28T12:00:00Z allows 1 node(s) leaving, 1 already are"
             ),
             "{}",
             saturday_noon.describe(1)
