@@ -40,12 +40,25 @@ fn typed_node(name: &str, instance: &str, group: &str, instance_type: &str, allo
     n
 }
 
-/// A replica running consolidation alone, free to act at once: 1 s ticks, no minimum node
-/// age, no cooldowns.
+/// An engine free to act at once: 1 s ticks, no minimum node age, no cooldowns.
+const AT_ONCE: &str = "  tick-interval: 1s\n  guardrails:\n    min-node-age: 0s\n    \
+                       cooldown: {scale-down-after-scale-up: 0s, after-scale-down: 0s}\n";
+
+/// A replica running consolidation alone, free to act at once.
 fn consolidating(site: &Site, name: &str) -> Child {
-    let engine = "  tick-interval: 1s\n  guardrails:\n    min-node-age: 0s\n    \
-                  cooldown: {scale-down-after-scale-up: 0s, after-scale-down: 0s}\n";
-    site.replica(name, engine, "  - {plugin: consolidation}\n", "")
+    site.replica(name, AT_ONCE, "  - {plugin: consolidation}\n", "")
+}
+
+/// Node `n0` of `general` running two pods of Deployment `web`.
+fn web_on_n0(site: &Site, instance: &str) {
+    site.standin.create(node("n0", instance, "general")).unwrap();
+    site.standin.create(deployment("web")).unwrap();
+    site.standin.create(replica_set("web-rs", "web")).unwrap();
+    for i in 0..2 {
+        site.standin
+            .create(running_pod(&format!("web-{i}"), "n0", Some(("ReplicaSet", "web-rs")), json!({"app": "web"})))
+            .unwrap();
+    }
 }
 
 /// consolidation's first decision proposing `what` (`scale-to`, `remove-nodes`).
@@ -66,14 +79,7 @@ async fn a_node_is_replaced_by_a_cheaper_one_launched_before_it_is_drained() {
     let site = Site::start(1).await;
     node_group(&site.aws, "cheap", InstanceType::T3Medium, 0).await;
     let old = site.group().await.1;
-    site.standin.create(node("n0", &old[0], "general")).unwrap();
-    site.standin.create(deployment("web")).unwrap();
-    site.standin.create(replica_set("web-rs", "web")).unwrap();
-    for i in 0..2 {
-        site.standin
-            .create(running_pod(&format!("web-{i}"), "n0", Some(("ReplicaSet", "web-rs")), json!({"app": "web"})))
-            .unwrap();
-    }
+    web_on_n0(&site, &old[0]);
     let daemon = consolidating(&site, "replacer");
 
     // The cheaper group grows first; the old node keeps its pods meanwhile.
@@ -183,18 +189,9 @@ async fn two_nodes_are_merged_into_one_cheaper_node_launched_before_they_are_dra
 async fn an_expired_node_is_rotated_its_successor_launched_and_ready_before_it_is_drained() {
     let site = Site::start(1).await;
     let old = site.group().await.1;
-    site.standin.create(node("n0", &old[0], "general")).unwrap();
-    site.standin.create(deployment("web")).unwrap();
-    site.standin.create(replica_set("web-rs", "web")).unwrap();
-    for i in 0..2 {
-        site.standin
-            .create(running_pod(&format!("web-{i}"), "n0", Some(("ReplicaSet", "web-rs")), json!({"app": "web"})))
-            .unwrap();
-    }
-    let engine = "  tick-interval: 1s\n  guardrails:\n    min-node-age: 0s\n    \
-                  cooldown: {scale-down-after-scale-up: 0s, after-scale-down: 0s}\n";
+    web_on_n0(&site, &old[0]);
     let policies = "  - {plugin: expiry, settings: {expire-after-seconds: 3600}}\n  - {plugin: consolidation}\n";
-    let daemon = site.replica("rotator", engine, policies, "");
+    let daemon = site.replica("rotator", AT_ONCE, policies, "");
 
     let grown = eventually(Duration::from_secs(40), async || site.group().await.1.len() == 2).await;
     if grown.is_none() {

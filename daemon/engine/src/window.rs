@@ -136,15 +136,18 @@ impl<'de> Deserialize<'de> for NodeLimit {
         #[derive(Deserialize)]
         #[serde(untagged)]
         enum Written {
-            Count(u32),
+            Whole(i64),
+            Number(f64),
             Text(String),
         }
-        match Written::deserialize(d)
+        let text = match Written::deserialize(d)
             .map_err(|_| serde::de::Error::custom("must be a count of nodes or a percentage such as \"20%\""))?
         {
-            Written::Count(n) => Ok(NodeLimit::Count(n)),
-            Written::Text(text) => text.parse().map_err(serde::de::Error::custom),
-        }
+            Written::Whole(n) => n.to_string(),
+            Written::Number(n) => n.to_string(),
+            Written::Text(text) => text,
+        };
+        text.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -220,7 +223,11 @@ mod tests {
         assert!(bad_nodes.contains("`half` is neither a count of nodes nor a percentage"), "{bad_nodes}");
         let over = window("{schedule: '@daily', duration: 1h, nodes: '120%'}").unwrap_err();
         assert!(over.contains("`120%`: a percentage must be in [0, 100]"), "{over}");
-        assert!(window("{schedule: '@daily', duration: 1h, nodes: -1}").is_err());
+        let negative = window("{schedule: '@daily', duration: 1h, nodes: -1}").unwrap_err();
+        assert!(negative.contains("`-1` is neither a count of nodes nor a percentage"), "{negative}");
+        let fraction = window("{schedule: '@daily', duration: 1h, nodes: 2.5}").unwrap_err();
+        assert!(fraction.contains("`2.5` is neither"), "{fraction}");
+        assert_eq!(window("{schedule: '@daily', duration: 1h, nodes: 4}").unwrap().nodes, NodeLimit::Count(4));
     }
 
     #[test]

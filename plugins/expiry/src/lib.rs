@@ -25,7 +25,8 @@
 //! # Caveats
 //! The host refuses to shrink a group for `scale-down-after-scale-up` (10 min) after it grew,
 //! the successor's own growth included: each rotation runs both nodes that long, and a group
-//! of N expired nodes takes about N times that to rotate with `max-at-once` 1.
+//! of N expired nodes takes about N times that to rotate with `max-at-once` 1. A group held
+//! at one size (min-size = max-size) cannot rotate: nothing is proposed for its nodes.
 
 mod settings;
 
@@ -146,7 +147,9 @@ fn begin(snapshot: &dyn Snapshot, settings: &Settings, state: &mut State, now: u
         })
         .filter_map(|n| {
             let group = groups.iter().find(|g| g.kind == NodeGroupKind::Asg && Some(&g.id) == n.group.as_ref())?;
-            Some((n, group))
+            // No room above for a successor, none below to lose the node: it cannot rotate.
+            let fixed = group.desired_size >= group.max_size && group.desired_size <= group.min_size;
+            (!fixed).then_some((n, group))
         })
         .max_by(|(a, _), (b, _)| a.age_seconds.cmp(&b.age_seconds).then_with(|| b.name.cmp(&a.name)))?;
     let expired = format!(

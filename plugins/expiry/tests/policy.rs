@@ -107,6 +107,14 @@ fn a_group_at_its_max_size_loses_the_node_outright_and_a_successor_that_never_co
     let decisions = harness(json!({"expire-after-seconds": 30 * DAY})).evaluate(&full).unwrap();
     assert_eq!(removed(&decisions), ["old-a"]);
     assert!(decisions[0].reason.contains("at its max-size of 3: no successor first"), "{}", decisions[0].reason);
+    let fixed = SnapshotBuilder::new()
+        .at_millis(T0)
+        .group(GroupBuilder::asg("general").instance_type("m5.large", "2", "8Gi", 0.096).sizes(2, 2, 2))
+        .node(NodeBuilder::new("old-a", "general").age_seconds(40 * DAY))
+        .node(NodeBuilder::new("old-b", "general").age_seconds(35 * DAY))
+        .build();
+    let none = harness(json!({"expire-after-seconds": 30 * DAY})).evaluate(&fixed).unwrap();
+    assert!(none.is_empty(), "min = max: no successor above, no loss below: {none:?}");
 
     let mut expiry = harness(json!({"expire-after-seconds": 30 * DAY, "successor-wait-seconds": 600}));
     expiry.evaluate(&cluster(0).build()).unwrap();
