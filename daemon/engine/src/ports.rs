@@ -201,7 +201,8 @@ pub struct PodTemplate {
     /// Label keys named by required node affinity terms.
     pub affinity_keys: Vec<String>,
     pub tolerations: Vec<Toleration>,
-    /// Uses emptyDir or hostPath: data is lost if the pod moves.
+    /// Uses emptyDir or hostPath: data is lost if the pod moves (volumes named in
+    /// `cluster-autoscaler.kubernetes.io/safe-to-evict-local-volumes` do not count).
     pub local_storage: bool,
     /// `cluster-autoscaler.kubernetes.io/safe-to-evict`: `Some(false)` pins the pod,
     /// `Some(true)` allows moving it despite other blockers.

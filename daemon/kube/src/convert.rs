@@ -15,6 +15,8 @@ use ballast_engine::ports::{FargateTraits, NodeView, PodTemplate, RemovalMark};
 use ballast_engine::unreadable::BadValue;
 
 pub const SAFE_TO_EVICT: &str = "cluster-autoscaler.kubernetes.io/safe-to-evict";
+/// Cluster Autoscaler's: the pod's local volumes (comma-separated names) it may lose.
+pub const SAFE_TO_EVICT_LOCAL_VOLUMES: &str = "cluster-autoscaler.kubernetes.io/safe-to-evict-local-volumes";
 pub const SCALE_DOWN_DISABLED: &str = "cluster-autoscaler.kubernetes.io/scale-down-disabled";
 /// Karpenter's: on a pod, it may not be evicted for a voluntary removal; on a node, the node
 /// may not be removed.
@@ -147,7 +149,15 @@ pub fn template(meta: &ObjectMeta, spec: &PodSpec) -> PodTemplate {
             effect: t.effect.as_deref().and_then(TaintEffect::parse),
         })
         .collect();
-    let local_storage = spec.volumes.iter().flatten().any(|v| v.empty_dir.is_some() || v.host_path.is_some());
+    // Local volumes hold data a move would lose, unless the pod says it may lose them.
+    let may_lose: Vec<&str> = annotation(meta, SAFE_TO_EVICT_LOCAL_VOLUMES)
+        .map(|v| v.split(',').map(str::trim).collect())
+        .unwrap_or_default();
+    let local_storage = spec
+        .volumes
+        .iter()
+        .flatten()
+        .any(|v| (v.empty_dir.is_some() || v.host_path.is_some()) && !may_lose.contains(&v.name.as_str()));
     PodTemplate {
         node_selector,
         affinity_keys,
@@ -405,6 +415,21 @@ mod tests {
         assert_eq!(kept_by(&[(DO_NOT_DISRUPT, "true")]), Some(DO_NOT_DISRUPT));
         assert_eq!(kept_by(&[(SCALE_DOWN_DISABLED, "true")]), Some(SCALE_DOWN_DISABLED));
         assert_eq!(kept_by(&[(DO_NOT_DISRUPT, "no")]), None);
+    }
+
+    #[test]
+    fn local_volumes_keep_a_pod_unless_it_names_them_all_safe_to_lose() {
+        let spec: PodSpec = serde_json::from_value(json!({"containers": [], "volumes": [
+            {"name": "scratch", "emptyDir": {}}, {"name": "logs", "hostPath": {"path": "/var/log"}},
+            {"name": "config", "configMap": {"name": "c"}}]}))
+        .expect("a pod spec");
+        let with = |value: Option<&str>| {
+            let annotations = value.map(|v| [(SAFE_TO_EVICT_LOCAL_VOLUMES.to_string(), v.to_string())].into());
+            template(&ObjectMeta { annotations, ..ObjectMeta::default() }, &spec).local_storage
+        };
+        assert!(with(None), "emptyDir and hostPath");
+        assert!(with(Some("scratch")), "logs is not named");
+        assert!(!with(Some("scratch, logs")), "both named: the move loses nothing the pod keeps");
     }
 
     #[test]
