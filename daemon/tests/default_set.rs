@@ -676,3 +676,21 @@ fn expired_nodes_are_replaced_one_at_a_time_and_their_pods_do_not_wait_for_a_boo
     assert_eq!(rotated.len(), 3, "{rotated:?}");
     assert!(outright.pending_pod_minutes > 1.0, "the drained pods waited for a boot: {outright:?}");
 }
+
+/// Pods annotated `karpenter.sh/do-not-disrupt` (the scenario's `do-not-disrupt`) keep
+/// their node: consolidation would replace the m5.large web runs on by a cheaper t3.medium
+/// and move its pod; with the annotation the pod stays, and so does the dearer node.
+#[test]
+fn a_pod_that_must_not_be_disrupted_keeps_its_node_when_a_cheaper_one_would_do() {
+    let run = |do_not_disrupt: bool| {
+        let text = format!(
+            "name: pinned\nduration: 1h\nnode-groups:\n  - {{id: general, instance-types: [m5.large], min-size: 0, max-size: 5, desired-size: 1}}\n  - {{id: small, instance-types: [t3.medium], min-size: 0, max-size: 5}}\nworkloads:\n  - {{name: web, do-not-disrupt: {do_not_disrupt}, requests: {{cpu: 500m, memory: 1Gi}}, replicas: {{constant: 1}}}}\n"
+        );
+        let scenario = Scenario::parse(Path::new("pinned.yaml"), &text).unwrap();
+        recorded_with(1, scenario, defaults()).0.summary
+    };
+    let (free, kept) = (run(false), run(true));
+    assert_eq!((free.pods_evicted, free.nodes_removed), (1, 1), "replaced by a t3.medium: {free:?}");
+    assert_eq!((kept.pods_evicted, kept.nodes_removed), (0, 0), "the pod and its node stay: {kept:?}");
+    assert!(kept.total_cost > free.total_cost, "${:.3} kept, ${:.3} replaced", kept.total_cost, free.total_cost);
+}

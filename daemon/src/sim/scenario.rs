@@ -298,6 +298,9 @@ pub struct WorkloadSpec {
     /// `cluster-autoscaler.kubernetes.io/safe-to-evict`.
     #[serde(default)]
     pub safe_to_evict: Option<bool>,
+    /// `karpenter.sh/do-not-disrupt: "true"`.
+    #[serde(default)]
+    pub do_not_disrupt: bool,
     #[serde(default)]
     pub disruption_budget: Option<Budget>,
 }

@@ -220,7 +220,7 @@ impl SimWorkload {
             tolerations: spec.tolerations.clone(),
             local_storage: spec.local_storage,
             safe_to_evict: spec.safe_to_evict,
-            do_not_disrupt: false,
+            do_not_disrupt: spec.do_not_disrupt,
         };
         let curve = spec
             .replicas
