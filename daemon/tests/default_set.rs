@@ -627,8 +627,9 @@ fn a_disruption_window_keeps_every_node_until_it_shuts() {
     );
 }
 
-/// Node rotation (`expiry`, before `consolidation` in the default chain): nodes an hour old
-/// are replaced one at a time, each group grown by one first and the old node drained once
+/// Node rotation (`expiry` at its defaults, before `consolidation` in the default chain):
+/// nodes that started 719 hours old reach the 720 hours of `expire-after-seconds` an hour in
+/// and are replaced one at a time, each group grown by one first and the old node drained once
 /// the new one is Ready (and the host lets the group shrink), so the pods on it move to a
 /// node already there and never wait for a boot; the successor, empty until then (and, with
 /// no minimum node age, removable), is not taken by consolidation. In a group at its max-size there is no
@@ -638,11 +639,11 @@ fn a_disruption_window_keeps_every_node_until_it_shuts() {
 fn expired_nodes_are_replaced_one_at_a_time_and_their_pods_do_not_wait_for_a_boot() {
     let run = |max_size: u32| {
         let text = format!(
-            "name: rotation\nduration: 2h\nguardrails: {{min-node-age: 0s}}\nnode-groups:\n  - {{id: general, instance-types: [m5.large], min-size: 2, max-size: {max_size}, desired-size: 3}}\nworkloads:\n  - {{name: agent, namespace: kube-system, kind: daemon-set, requests: {{cpu: 100m, memory: 128Mi}}}}\n  - {{name: web, requests: {{cpu: 900m, memory: 1Gi}}, replicas: {{constant: 5}}}}\n"
+            "name: rotation\nduration: 2h\nguardrails: {{min-node-age: 0s}}\nnode-groups:\n  - {{id: general, instance-types: [m5.large], min-size: 2, max-size: {max_size}, desired-size: 3, initial-node-age: 719h}}\nworkloads:\n  - {{name: agent, namespace: kube-system, kind: daemon-set, requests: {{cpu: 100m, memory: 128Mi}}}}\n  - {{name: web, requests: {{cpu: 900m, memory: 1Gi}}, replicas: {{constant: 5}}}}\n"
         );
         let mut chain = defaults();
         let at = chain.iter().position(|p| p.name == "consolidation").unwrap();
-        chain.insert(at, policy("expiry", json!({"expire-after-seconds": 3600})));
+        chain.insert(at, policy("expiry", json!({})));
         let scenario = Scenario::parse(Path::new("rotation.yaml"), &text).unwrap();
         let start = ballast::sim::world::EPOCH_MILLIS + scenario.start_of_day();
         let (report, recorder) = recorded_with(1, scenario, chain);

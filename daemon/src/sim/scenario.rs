@@ -92,6 +92,10 @@ pub struct GroupSpec {
     /// dies): they stay, cost and count in the group until something replaces them.
     #[serde(default)]
     pub node_losses: Vec<NodeLoss>,
+    /// How long the nodes Ready at the start have been running (their Node objects' age):
+    /// what node rotation (`expiry`) reads.
+    #[serde(default, with = "duration")]
+    pub initial_node_age: Duration,
 }
 
 /// `nodes` Ready nodes of a group (picked at random, seeded) lost `at` a time after the start.

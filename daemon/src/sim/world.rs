@@ -318,13 +318,13 @@ impl World {
             unreachable: BTreeSet::new(),
         };
         world.price_bounds(scenario.fargate.is_some());
-        // The starting nodes are up and Ready at time zero.
-        for g in 0..world.groups.len() {
+        // The starting nodes are up and Ready at time zero, registered their age before.
+        for (g, spec) in scenario.node_groups.iter().enumerate() {
+            let registered = world.now.saturating_sub(spec.initial_node_age.as_millis() as u64);
             for _ in 0..world.groups[g].desired {
                 let node = world.launch(g);
-                let now = world.now;
                 if let Some(n) = world.nodes[node].as_mut() {
-                    n.ready_at = now;
+                    n.ready_at = registered;
                 }
             }
         }
