@@ -137,7 +137,7 @@ impl AwsCapacity {
                 match parse(m.body().unwrap_or_default()) {
                     Ok(Message::Warnings(w)) => warnings.extend(w),
                     Ok(Message::Other(kind)) => {
-                        tracing::debug!(%kind, "interruption queue: not a spot warning; dropped")
+                        tracing::debug!(%kind, "interruption queue: not a warning of an instance's end; dropped")
                     }
                     Err(error) => {
                         let id = m.message_id().unwrap_or("(no id)");

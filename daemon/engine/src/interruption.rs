@@ -1,10 +1,11 @@
 //! Spot interruptions: EC2 gives two minutes' warning before it reclaims a spot instance.
 //! An AWS Health scheduled change (an instance retirement, a system reboot) gives days; both
-//! are handled alike. The engine cordons the node and starts its replacement at once, as Karpenter does,
-//! instead of waiting for the pods to go pending after the instance dies. Unlike Karpenter,
-//! it evicts the pods only once the replacement is Ready (or when the reclaim is
-//! `spot-eviction-margin` away): a node boots in about a minute, well inside the notice, so
-//! the pods move once, straight to a node that can take them, instead of waiting pending.
+//! are handled alike. The engine cordons the node and starts its replacement at once, as
+//! Karpenter does, instead of waiting for the pods to go pending after the instance dies.
+//! Unlike Karpenter, it evicts the pods only once the replacement is Ready (or when the
+//! reclaim is `spot-eviction-margin` away): a node boots in about a minute, well inside the
+//! notice, so the pods move once, straight to a node that can take them, instead of waiting
+//! pending.
 
 use std::collections::BTreeMap;
 
