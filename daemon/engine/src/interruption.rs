@@ -8,6 +8,7 @@
 //! pending.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use ballast_sdk::Action;
 
@@ -29,8 +30,9 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
     /// at once (a growth: the scale-down cooldowns count from it, as from any other); the
     /// drain's terminate-with-decrement brings the size back. While the
     /// replacement boots the pods stay: they are evicted once a node that joined the group
-    /// after the warning is Ready, or `spot-eviction-margin` before the reclaim, whichever
-    /// comes first (see [`Engine::release_held_evictions`]). With no replacement (the group
+    /// after the warning is Ready, or `spot-eviction-margin` before the reclaim, or half the
+    /// `drain-timeout` on (a change due days away), whichever comes first (see
+    /// [`Engine::release_held_evictions`]). With no replacement (the group
     /// backs off from a failed launch, or is at max-size) they are evicted at once, so they
     /// go pending and policies place them elsewhere. No guardrail holds this back (minimum
     /// age, disruption budget, cooldowns): the node goes whatever is decided. Every warning
@@ -88,10 +90,18 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
             };
             raised.insert(group.clone(), size);
             let replacement = if size > desired {
+                let latest = match self.hold_until(&warning, now) {
+                    until if until + self.margin_millis() >= warning.deadline_millis => format!(
+                        "{} s before the reclaim at the latest",
+                        self.config.guardrails.spot_eviction_margin.as_secs()
+                    ),
+                    until => {
+                        format!("for {} at the most", crate::duration::display(Duration::from_millis(until - now)))
+                    }
+                };
                 format!(
                     "its replacement started at once ({group} {desired} -> {size}); its pods stay until the \
-                     replacement is Ready, {} s before the reclaim at the latest",
-                    self.config.guardrails.spot_eviction_margin.as_secs()
+                     replacement is Ready, {latest}"
                 )
             } else if backing_off {
                 format!(
@@ -139,6 +149,19 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
         }
     }
 
+    fn margin_millis(&self) -> u64 {
+        self.config.guardrails.spot_eviction_margin.as_millis() as u64
+    }
+
+    /// How long a warned node's pods wait for its replacement: until `spot-eviction-margin`
+    /// before the instance goes, and no longer than half the drain timeout, so that a
+    /// replacement that never comes for a change due days away (a retirement) leaves the
+    /// drain time to evict before it is abandoned.
+    fn hold_until(&self, warning: &Interruption, now: u64) -> u64 {
+        let half_timeout = self.config.guardrails.drain_timeout.as_millis() as u64 / 2;
+        warning.deadline_millis.saturating_sub(self.margin_millis()).min(now + half_timeout)
+    }
+
     /// Raises the group to `size` (if above `desired`) and marks the node for removal;
     /// says whether the group was raised.
     #[allow(clippy::too_many_arguments)]
@@ -163,8 +186,7 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
                 Err(error) => tracing::warn!(%group, %error, "cannot start the replacement of an interrupted node"),
             }
         }
-        let margin = self.config.guardrails.spot_eviction_margin.as_millis() as u64;
-        let until_millis = warning.deadline_millis.saturating_sub(margin);
+        let until_millis = self.hold_until(warning, now);
         let drain = Drain {
             group: group.to_string(),
             instance_id: warning.instance_id.clone(),

@@ -106,10 +106,31 @@ fn a_scheduled_retirement_is_replaced_at_once_and_its_pods_move_once_the_replace
             .starts_with("scheduled change AWS_EC2_INSTANCE_RETIREMENT_SCHEDULED for i-w2 (due in 1day): cordoned w2"),
         "{reason}"
     );
+    assert!(reason.ends_with("its pods stay until the replacement is Ready, for 5m at the most"), "{reason}");
     join(&mut world, "w5", NOW + 40_000);
     world.group_mut("web").desired_size = 5;
     show(&world, &faulty);
     assert_eq!(tick_at(&mut engine, &faulty, NOW + 60_000), ["mark w2", "evict shop/web-2"], "a day early");
+}
+
+/// A retirement whose replacement never becomes Ready: its pods do not wait the day, nor
+/// past the drain timeout (10 min) that would abandon the drain and leave the node to die
+/// with them. Half that timeout on, they are evicted, and go where policies send them.
+#[test]
+fn a_retirement_whose_replacement_never_comes_is_drained_within_the_drain_timeout() {
+    let world = World::default();
+    let (faulty, mut engine) = engine(&world);
+    let retirement = Interruption {
+        instance_id: "i-w2".into(),
+        at_millis: NOW,
+        deadline_millis: NOW + 86_400_000,
+        cause: crate::ports::InterruptionCause::Scheduled("AWS_EC2_INSTANCE_RETIREMENT_SCHEDULED".into()),
+    };
+    faulty.interruptions.lock().unwrap().push(retirement);
+    assert_eq!(tick_at(&mut engine, &faulty, NOW), ["set web to 5", "mark w2"]);
+    show(&world, &faulty);
+    assert_eq!(tick_at(&mut engine, &faulty, NOW + 299_000), Vec::<String>::new(), "still held");
+    assert_eq!(tick_at(&mut engine, &faulty, NOW + 300_000), ["mark w2", "evict shop/web-2"], "5 min on");
 }
 
 #[test]
