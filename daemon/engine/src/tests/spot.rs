@@ -7,6 +7,16 @@ fn warn(id: &str, at: u64) -> Interruption {
     Interruption::spot(id, at)
 }
 
+/// AWS Health's retirement of `id`'s instance, scheduled a day after `at`.
+fn retirement(id: &str, at: u64) -> Interruption {
+    Interruption {
+        instance_id: id.into(),
+        at_millis: at,
+        deadline_millis: at + 86_400_000,
+        cause: crate::ports::InterruptionCause::Scheduled("AWS_EC2_INSTANCE_RETIREMENT_SCHEDULED".into()),
+    }
+}
+
 /// A node of group `web` that joined at `joined`, Ready and empty.
 fn join(world: &mut World, name: &str, joined: u64) {
     let mut node = crate::guard::fixture::node(name, Some(&format!("i-{name}")), Some("web"));
@@ -85,13 +95,7 @@ fn a_spot_warning_cordons_its_node_starts_the_replacement_and_evicts_once_the_re
 fn a_scheduled_retirement_is_replaced_at_once_and_its_pods_move_once_the_replacement_is_ready() {
     let mut world = World::default();
     let (faulty, mut engine) = engine(&world);
-    let retirement = Interruption {
-        instance_id: "i-w2".into(),
-        at_millis: NOW,
-        deadline_millis: NOW + 86_400_000,
-        cause: crate::ports::InterruptionCause::Scheduled("AWS_EC2_INSTANCE_RETIREMENT_SCHEDULED".into()),
-    };
-    faulty.interruptions.lock().unwrap().push(retirement);
+    faulty.interruptions.lock().unwrap().push(retirement("i-w2", NOW));
     assert_eq!(tick_at(&mut engine, &faulty, NOW), ["set web to 5", "mark w2"]);
     let reason = engine
         .recorder()
@@ -120,13 +124,7 @@ fn a_scheduled_retirement_is_replaced_at_once_and_its_pods_move_once_the_replace
 fn a_retirement_whose_replacement_never_comes_is_drained_within_the_drain_timeout() {
     let world = World::default();
     let (faulty, mut engine) = engine(&world);
-    let retirement = Interruption {
-        instance_id: "i-w2".into(),
-        at_millis: NOW,
-        deadline_millis: NOW + 86_400_000,
-        cause: crate::ports::InterruptionCause::Scheduled("AWS_EC2_INSTANCE_RETIREMENT_SCHEDULED".into()),
-    };
-    faulty.interruptions.lock().unwrap().push(retirement);
+    faulty.interruptions.lock().unwrap().push(retirement("i-w2", NOW));
     assert_eq!(tick_at(&mut engine, &faulty, NOW), ["set web to 5", "mark w2"]);
     show(&world, &faulty);
     assert_eq!(tick_at(&mut engine, &faulty, NOW + 299_000), Vec::<String>::new(), "still held");
