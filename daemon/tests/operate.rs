@@ -286,6 +286,38 @@ async fn an_open_disruption_window_that_lets_no_node_leave_keeps_empty_nodes() {
     stop(daemon);
 }
 
+/// The same two nodes, both under-used: n0 runs one pod annotated
+/// `karpenter.sh/do-not-disrupt: "true"` (of a ReplicaSet: nothing else would keep it), n1
+/// two plain ones. The lighter n0 would go; n1 goes instead, n0 is never cordoned and its
+/// pod never evicted (without the annotation, n0 is drained and the test fails).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_annotated_do_not_disrupt_keeps_its_node_in_the_running_daemon() {
+    let (site, engine) = two_empty_nodes("").await;
+    site.standin.create(deployment("web")).unwrap();
+    site.standin.create(replica_set("web-rs", "web")).unwrap();
+    let mut pod = running_pod("web-0", "n0", Some(("ReplicaSet", "web-rs")), json!({"app": "web"}));
+    pod["metadata"]["annotations"] = json!({"karpenter.sh/do-not-disrupt": "true"});
+    site.standin.create(pod).unwrap();
+    for i in 1..3 {
+        let other = running_pod(&format!("web-{i}"), "n1", Some(("ReplicaSet", "web-rs")), json!({"app": "web"}));
+        site.standin.create(other).unwrap();
+    }
+    let daemon = site.replica("ops", &engine, UNNEEDED_AFTER_4S, "");
+    if eventually(Duration::from_secs(60), async || site.group().await.1.len() == 1).await.is_none() {
+        fail(daemon, &format!("neither under-used node was removed: {:?}", site.group().await));
+    }
+    let path = site.journal();
+    let ticks = |journal: &[Value]| journal.iter().filter(|r| r["record"] == "tick").count();
+    let later = ticks(&records(&path)) + 8;
+    if eventually(Duration::from_secs(30), async || ticks(&records(&path)) >= later).await.is_none() {
+        fail(daemon, "eight more ticks were never recorded");
+    }
+    let n0 = site.standin.get("v1", "Node", "", "n0").expect("n0 is still there");
+    assert_ne!(n0["spec"]["unschedulable"], true, "n0 never cordoned: {n0}");
+    assert!(site.standin.get("v1", "Pod", "default", "web-0").is_some(), "web-0 never evicted");
+    stop(daemon);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fargate_ineligible_workload_is_never_steered_to_fargate() {
     let site = Site::start(1).await;
