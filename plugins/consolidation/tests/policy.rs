@@ -1,18 +1,10 @@
 //! consolidation's logic, tested natively.
 
 use ballast_sdk::prelude::*;
-use ballast_sdk::testing::{GroupBuilder, Harness, NodeBuilder, SnapshotBuilder, deployment, running, scaled_to};
+use ballast_sdk::testing::{
+    GroupBuilder, Harness, NodeBuilder, SnapshotBuilder, deployment, removed, running, scaled_to,
+};
 use consolidation::{Consolidation, Settings};
-
-fn removed(decisions: &[Decision]) -> Vec<String> {
-    decisions
-        .iter()
-        .flat_map(|d| match &d.action {
-            Action::RemoveNodes { nodes } => nodes.clone(),
-            _ => Vec::new(),
-        })
-        .collect()
-}
 
 /// Four m5.xlarge nodes (4 CPU, 16 GiB) running 1-CPU pods: `a` is full, `b` half full,
 /// `c` has one pod, `d` is empty.

@@ -1,8 +1,7 @@
 //! expiry's logic, tested natively: successor first, the old node once the successor is
 //! Ready and the group may shrink, one at a time, outright where no successor can come.
 
-use ballast_sdk::prelude::*;
-use ballast_sdk::testing::{GroupBuilder, Harness, NodeBuilder, SnapshotBuilder, scaled_to};
+use ballast_sdk::testing::{GroupBuilder, Harness, NodeBuilder, SnapshotBuilder, removed, scaled_to};
 use expiry::Expiry;
 use serde_json::json;
 
@@ -23,17 +22,6 @@ fn sized(at_seconds: u64, desired: u32, max: u32) -> SnapshotBuilder {
         .node(NodeBuilder::new("old-a", "general").allocatable("2", "8Gi").age_seconds(age(40)))
         .node(NodeBuilder::new("old-b", "general").allocatable("2", "8Gi").age_seconds(age(35)))
         .node(NodeBuilder::new("new", "general").allocatable("2", "8Gi").age_seconds(age(2)))
-}
-
-fn removed(decisions: &[Decision]) -> Vec<String> {
-    decisions
-        .iter()
-        .filter_map(|d| match &d.action {
-            Action::RemoveNodes { nodes } => Some(nodes.clone()),
-            _ => None,
-        })
-        .flatten()
-        .collect()
 }
 
 fn harness(settings: serde_json::Value) -> Harness<Expiry> {

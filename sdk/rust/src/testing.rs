@@ -425,6 +425,18 @@ pub fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
+/// The nodes every `RemoveNodes` among `decisions` names, in order: what a test of a
+/// removal compares.
+pub fn removed(decisions: &[Decision]) -> Vec<String> {
+    decisions
+        .iter()
+        .flat_map(|d| match &d.action {
+            Action::RemoveNodes { nodes } => nodes.clone(),
+            _ => Vec::new(),
+        })
+        .collect()
+}
+
 /// Each `ScaleTo` among `decisions` as (group, size), in order: what a test of a scale-up
 /// compares.
 pub fn scaled_to(decisions: &[Decision]) -> Vec<(String, u32)> {
