@@ -464,6 +464,8 @@ async fn ballast_ctl_runs_every_subcommand_in_every_format_and_prints_the_server
     assert!(!ok && err.contains("UNAUTHENTICATED"), "{err}");
     let (ok, _, err) = daemon.ctl(Some("read"), &["mode", "set", "dry-run", "--reason", "x"]);
     assert!(!ok && err.contains("PERMISSION_DENIED"), "{err}");
+    let (ok, _, err) = daemon.ctl(Some("read"), &["replace", "node", "any", "--reason", "x"]);
+    assert!(!ok && err.contains("PERMISSION_DENIED"), "a replacement needs write access: {err}");
     let writes: Vec<Vec<&str>> = vec![
         vec!["mode", "set", "dry-run", "--reason", "try ctl"],
         vec!["plugins", "load", "extra", "--path", "bundled:thresholds", "--mode", "shadow", "--reason", "r"],
@@ -515,11 +517,21 @@ async fn python_grpcio_lists_the_services_by_reflection_and_calls_them() {
     let out = Command::new(python)
         .arg(root.join("tests/grpc/client.py"))
         .arg(daemon.url.trim_start_matches("http://"))
+        .arg(WRITE_TOKEN)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    for line in ["services: ", "status: mode=ENGINE_MODE_ENFORCE", "groups: general", "decisions: ", "explain: node "] {
+    let lines = [
+        "services: ",
+        "status: mode=ENGINE_MODE_ENFORCE",
+        "groups: general",
+        "decisions: ",
+        "explain: node ",
+        "replace: replacement asked by ops (from python): cordoned ",
+        "not found: name: node no-such-node: no such node in the cluster",
+    ];
+    for line in lines {
         assert!(stdout.contains(line), "missing '{line}' in:\n{stdout}");
     }
 }

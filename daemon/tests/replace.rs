@@ -240,3 +240,74 @@ async fn an_expired_node_is_rotated_its_successor_launched_and_ready_before_it_i
     assert!(remove["reason"].as_str().unwrap().contains("its successor is Ready"), "{remove}");
     stop(daemon);
 }
+
+/// An operator asks for n0's replacement through the control API, with the real CLI
+/// (`ballast ctl replace node`). The answer is the tick's decision record, naming who asked
+/// and why. n0's group grows first and n0 is cordoned at once, but its pods stay while the
+/// replacement boots; once the replacement is Ready they are evicted and n0 is terminated
+/// with a decrement. consolidation, running beside it, does not take the empty replacement.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_an_operator_asks_to_replace_gets_its_replacement_before_its_pods_are_evicted() {
+    let site = Site::start(1).await;
+    let old = site.group().await.1;
+    web_on_n0(&site, &old[0]);
+    // The host's cooldowns at their defaults: the replacement's growth holds the group.
+    let engine = "  tick-interval: 1s\n  guardrails:\n    min-node-age: 0s\n";
+    let mut daemon = site.replica("operated", engine, "  - {plugin: consolidation}\n", "");
+    let control = support::daemon::announced(&mut daemon, "control API");
+    let ctl = |args: &[&str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ballast"));
+        command.args(["ctl", "--server", &format!("http://{control}"), "--token-file"]);
+        command.arg(site.operator_token()).args(args).output().unwrap()
+    };
+    let leading = |r: &Value| r["record"] == "tick" && r["standby"] != true && r["saw"]["nodes"] == 1;
+    let ready = async || records(&site.journal()).iter().any(leading);
+    if eventually(Duration::from_secs(30), ready).await.is_none() {
+        fail(daemon, "the daemon never saw n0");
+    }
+
+    let unknown = ctl(&["replace", "node", "n9", "--reason", "typo"]);
+    let said = String::from_utf8_lossy(&unknown.stderr);
+    assert!(!unknown.status.success() && said.contains("NOT_FOUND") && said.contains("node n9"), "{said}");
+    let asked = ctl(&["replace", "node", "n0", "--reason", "kernel patch"]);
+    let answer = String::from_utf8_lossy(&asked.stdout);
+    assert!(asked.status.success(), "{answer}{}", String::from_utf8_lossy(&asked.stderr));
+    assert!(
+        answer.contains("replacement asked by operator (kernel patch): cordoned n0; its replacement started at once (general 1 -> 2)"),
+        "{answer}"
+    );
+    assert_eq!(site.group().await.0, 2, "the replacement is launched at once");
+    let n0 = site.standin.get("v1", "Node", "", "n0").unwrap();
+    assert_eq!(n0["spec"]["unschedulable"], true, "n0 cordoned at once: {n0}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(site.standin.get("v1", "Pod", "default", "web-0").is_some(), "web-0 evicted before a replacement is Ready");
+
+    let successor = site.group().await.1.into_iter().find(|i| *i != old[0]).unwrap();
+    let mut c0 = node("c0", &successor, "general");
+    c0["metadata"]["creationTimestamp"] =
+        json!(humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string());
+    site.standin.create(c0).unwrap();
+    let evicted = async || site.standin.get("v1", "Pod", "default", "web-0").is_none();
+    if eventually(Duration::from_secs(30), evicted).await.is_none() {
+        fail(daemon, "n0's pods were never evicted once its replacement was Ready");
+    }
+    for i in 0..2 {
+        let pod = running_pod(&format!("web-new-{i}"), "c0", Some(("ReplicaSet", "web-rs")), json!({"app": "web"}));
+        site.standin.create(pod).unwrap();
+    }
+    let replaced =
+        eventually(Duration::from_secs(60), async || site.group().await == (1, vec![successor.clone()])).await;
+    if replaced.is_none() {
+        fail(daemon, &format!("n0 was not terminated with a decrement: general {:?}", site.group().await));
+    }
+    let c0 = site.standin.get("v1", "Node", "", "c0").unwrap();
+    assert_ne!(c0["spec"]["unschedulable"], true, "the replacement stays: {c0}");
+    let journal = records(&site.journal());
+    let asked: Vec<(&Value, &Value)> =
+        journal.iter().filter(|r| r["record"] == "control").map(|r| (&r["caller"], &r["change"])).collect();
+    let (operator, n9, n0) = (json!("operator"), json!("replace node n9"), json!("replace node n0"));
+    assert_eq!(asked, [(&operator, &n9), (&operator, &n0)], "each request is a control record");
+    let refused = journal.iter().find(|r| r["guard"]["outcome"] == "refused").expect("n9's refusal is recorded");
+    assert_eq!(refused["guard"]["why"][0]["rule"], "unknown-node", "{refused}");
+    stop(daemon);
+}

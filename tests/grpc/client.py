@@ -1,8 +1,9 @@
 """An independent client of Ballast's control API: Python grpcio, with no generated code.
 
 It learns the services and message types from the server by reflection (grpcio-reflection),
-then calls Status.Get, NodeGroups.List, Decisions.List and Explain.Node, printing one line
-per call for daemon/tests/control.rs to check. Usage: client.py HOST:PORT
+then calls Status.Get, NodeGroups.List, Decisions.List, Explain.Node and, with a write
+token, Nodes.Replace, printing one line per call for daemon/tests/control.rs to check.
+Usage: client.py HOST:PORT WRITE_TOKEN
 """
 
 import sys
@@ -13,14 +14,14 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
 
-def main(address: str) -> None:
+def main(address: str, token: str) -> None:
     channel = grpc.insecure_channel(address)
     reflection = ProtoReflectionDescriptorDatabase(channel)
     services = sorted(reflection.get_services())
     print("services:", ", ".join(services))
     pool = descriptor_pool.DescriptorPool(reflection)
 
-    def call(service: str, method: str, request: dict) -> dict:
+    def call(service: str, method: str, request: dict, metadata: tuple = ()) -> dict:
         descriptor = pool.FindServiceByName(service).FindMethodByName(method)
         request_type = message_factory.GetMessageClass(descriptor.input_type)
         response_type = message_factory.GetMessageClass(descriptor.output_type)
@@ -29,7 +30,7 @@ def main(address: str) -> None:
             request_serializer=request_type.SerializeToString,
             response_deserializer=response_type.FromString,
         )
-        answer = stub(json_format.ParseDict(request, request_type()), timeout=10)
+        answer = stub(json_format.ParseDict(request, request_type()), timeout=40, metadata=metadata)
         return json_format.MessageToDict(answer, preserving_proto_field_name=True)
 
     health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service="ballast.v1.Status"))
@@ -51,6 +52,18 @@ def main(address: str) -> None:
     explained = call("ballast.v1.Explain", "Node", {"name": node})
     print("explain:", explained["summary"])
 
+    writer = (("authorization", f"Bearer {token}"),)
+    staying = next(n["name"] for g in groups["groups"] if g["id"] != "fargate" for n in g.get("nodes", [])
+                   if not n.get("being_removed"))
+    replaced = call("ballast.v1.Nodes", "Replace", {"name": staying, "reason": "from python"}, writer)
+    print("replace:", replaced["decision"]["decision"]["reason"])
+    try:
+        call("ballast.v1.Nodes", "Replace", {"name": "no-such-node", "reason": "from python"}, writer)
+        raise SystemExit("an unknown node was replaced")
+    except grpc.RpcError as error:
+        assert error.code() == grpc.StatusCode.NOT_FOUND, error
+        print("not found:", error.details())
+
     try:
         call("ballast.v1.Decisions", "List", {"page_size": 5000})
         raise SystemExit("a page of 5000 was accepted")
@@ -60,4 +73,4 @@ def main(address: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], sys.argv[2])

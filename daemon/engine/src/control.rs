@@ -1,5 +1,6 @@
-//! Changes to a running engine asked for by someone (the control API): its mode, and the
-//! plugins of its chain. Applied between ticks, each recorded with who asked and why.
+//! Changes to a running engine asked for by someone (the control API): its mode, the
+//! plugins of its chain, and node replacements. Applied between ticks, each recorded with who
+//! asked and why.
 
 use super::policies::{PluginMode, Policies, PolicyEntry};
 use super::record::{ControlRecord, Record};
@@ -21,6 +22,12 @@ pub enum Change<E> {
         entries: Vec<E>,
         notes: Vec<String>,
     },
+    /// Replaces a node as an instance retirement is handled, at a tick run at once; what
+    /// became of it (done, or refused and why) is that tick's decision record.
+    ReplaceNode {
+        node: String,
+        answer: super::asked::Answer,
+    },
 }
 
 fn short(digest: &str) -> &str {
@@ -39,6 +46,14 @@ pub struct Asked {
 pub enum ChangeError {
     #[error("no plugin named '{0}' is loaded")]
     NoSuchPlugin(String),
+    /// Acting is asked for while the engine is paused: it would never be done.
+    #[error(
+        "the engine is paused: nothing is acted on; set its mode to enforce (or dry-run to see what would be done)"
+    )]
+    Paused,
+    /// Acting is asked of a replica that does not lead: it would never be done.
+    #[error("this replica is not the leader: ask the one that holds the lease")]
+    NotLeading,
 }
 
 impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
@@ -78,6 +93,17 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
                     .ok_or_else(|| ChangeError::NoSuchPlugin(plugin.clone()))?;
                 self.policies.set_mode(&plugin, mode);
                 format!("plugin {plugin} mode {before} -> {mode}")
+            }
+            Change::ReplaceNode { node, answer } => {
+                if self.config.mode == super::Mode::Paused {
+                    return Err(ChangeError::Paused);
+                }
+                if !self.may_act() {
+                    return Err(ChangeError::NotLeading);
+                }
+                let description = format!("replace node {node}");
+                self.ask_replacement(node, asked, answer);
+                description
             }
             Change::Chain { entries, notes } => {
                 let names: Vec<String> = entries

@@ -117,23 +117,27 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
                     warning.instance_id,
                     due.as_secs(),
                 ),
+                asked @ InterruptionCause::Asked { .. } => format!("{asked}: cordoned {node}; {replacement}"),
                 scheduled => format!(
                     "{scheduled} for {} (due in {}): cordoned {node}; {replacement}",
                     warning.instance_id,
                     crate::duration::display(due),
                 ),
             };
-            self.recorder.record(Record::Decision(DecisionRecord {
+            let record = Record::Decision(DecisionRecord {
                 tick,
                 at_millis: now,
                 plugin: HOST.to_string(),
-                proposed: Action::RemoveNodes { nodes: vec![node] },
+                proposed: Action::RemoveNodes { nodes: vec![node.clone()] },
                 reason,
                 guard: GuardOutcome::Accepted,
                 result,
                 repeated: None,
-            }));
+            });
+            self.record_answered(&node, record);
         }
+        // A node asked for and not acted on (gone since it was checked) answers nothing.
+        self.asked_answers.clear();
         done
     }
 

@@ -18,10 +18,13 @@
 //! - [`config`], [`state`]: settings, and what is remembered between ticks;
 //! - [`handover`]: what a leader leaves for the next one;
 //! - [`unplaceable`]: pending pods no node group can hold, and why;
-//! - [`cron`], [`window`]: cron schedules, and the disruption windows they open.
+//! - [`cron`], [`window`]: cron schedules, and the disruption windows they open;
+//! - [`interruption`], [`asked`]: spot warnings, scheduled changes and asked-for node
+//!   replacements, each a drain with its replacement started first.
 
 pub mod actuate;
 pub mod announce;
+pub mod asked;
 pub mod config;
 pub mod control;
 pub mod cost;
@@ -113,6 +116,10 @@ pub struct Engine<C, P, Q: Policies> {
     led: bool,
     /// What each unplaceable pod was last told (`unplaceable::announcements`).
     told_unplaceable: HashMap<(String, String), Arc<str>>,
+    /// Node replacements asked for through the control API, for the next tick.
+    asked_replacements: Vec<asked::ReplaceRequest>,
+    /// Who waits for this tick's decision on a node whose replacement was asked for.
+    asked_answers: HashMap<String, asked::Answer>,
 }
 
 /// What the guardrails would make of shadow-mode proposals were they enforced: guarded after
@@ -179,6 +186,8 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
             handover: None,
             led: false,
             told_unplaceable: HashMap::new(),
+            asked_replacements: Vec::new(),
+            asked_answers: HashMap::new(),
         }
     }
 
@@ -363,17 +372,20 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
         if self.config.mode == Mode::Enforce && self.may_act() {
             self.adopt_marked(&cluster, now, tick).await;
         }
-        // Spot warnings are acted on before the snapshot policies see is final, so that it
-        // shows the replacements' growth (sizes, cooldowns) and the warned nodes draining.
+        // Spot warnings (and replacements asked for) are acted on before the snapshot policies
+        // see is final, so that it shows the replacements' growth (sizes, cooldowns) and the
+        // warned nodes draining.
         let warnings = if self.config.mode != Mode::Paused && self.may_act() {
             self.read_interruptions().await
         } else {
             Vec::new()
         };
-        let mut obs = if warnings.is_empty() {
+        let mut obs = if warnings.is_empty() && self.asked_replacements.is_empty() {
             self.observation(cluster, groups, pricing, now)
         } else {
             let warned = self.observation(cluster.clone(), groups.clone(), pricing.clone(), now);
+            let mut warnings = warnings;
+            warnings.extend(self.asked_interruptions(&warned, now, tick));
             let raised = self.handle_interruptions(&warned, warnings, now, tick).await;
             let mut groups = groups;
             for group in &mut groups {

@@ -49,6 +49,8 @@ pub struct NodeFacts {
     /// It was Ready once and is not now (see [`was_ready_once`]); an unready node that is
     /// not lost never became Ready.
     pub lost: bool,
+    /// The annotation that keeps it from any voluntary removal ([`super::ports::NodeView::kept_by`]).
+    pub kept_by: Option<&'static str>,
     /// What runs on it; a drain evicts [`NodePods::evictable`].
     pub pods: Arc<NodePods>,
 }
@@ -178,6 +180,7 @@ pub fn observe(cluster: ClusterView, mut groups: Vec<GroupView>, cx: &ObserveCon
                 listed: listed_in.is_some(),
                 unready_since: view.unready_since_millis.filter(|_| !view.ready),
                 lost: was_ready_once(view),
+                kept_by: view.kept_by,
                 pods: view.pods.clone(),
             },
         );

@@ -466,6 +466,8 @@ pub enum InterruptionCause {
     /// An AWS Health scheduled change for the instance (a retirement, a system reboot,
     /// maintenance), by its event type code: `AWS_EC2_INSTANCE_RETIREMENT_SCHEDULED`...
     Scheduled(String),
+    /// Someone asked for the node's replacement through the control API.
+    Asked { caller: String, reason: String },
 }
 
 impl std::fmt::Display for InterruptionCause {
@@ -473,6 +475,7 @@ impl std::fmt::Display for InterruptionCause {
         match self {
             InterruptionCause::SpotReclaim => f.write_str("spot interruption warning"),
             InterruptionCause::Scheduled(code) => write!(f, "scheduled change {code}"),
+            InterruptionCause::Asked { caller, reason } => write!(f, "replacement asked by {caller} ({reason})"),
         }
     }
 }

@@ -16,6 +16,8 @@ pub struct TickSchedule {
     last_tick: Option<u64>,
     /// First and latest arrival of the open batch.
     batch: Option<(u64, u64)>,
+    /// A tick was asked for (a change that acts at once); the next tick covers it.
+    asked: bool,
 }
 
 impl TickSchedule {
@@ -26,7 +28,13 @@ impl TickSchedule {
             max_ms: batching.max.as_millis() as u64,
             last_tick: None,
             batch: None,
+            asked: false,
         }
+    }
+
+    /// A tick is wanted at once (a node replacement asked for through the control API).
+    pub fn ask(&mut self) {
+        self.asked = true;
     }
 
     /// New pending pods were seen at `now`.
@@ -39,6 +47,9 @@ impl TickSchedule {
 
     /// Whether a tick is due at `now`, and why.
     pub fn due(&self, now: u64) -> Option<Trigger> {
+        if self.asked {
+            return Some(Trigger::Manual);
+        }
         if let Some((first, last)) = self.batch
             && (now.saturating_sub(last) >= self.idle_ms || now.saturating_sub(first) >= self.max_ms)
         {
@@ -54,6 +65,9 @@ impl TickSchedule {
     /// The earliest time a tick can be due, for a runner that sleeps until then.
     pub fn next_due(&self) -> u64 {
         let periodic = self.last_tick.map_or(0, |t| t + self.interval_ms);
+        if self.asked {
+            return 0;
+        }
         match self.batch {
             Some((first, last)) => periodic.min((last + self.idle_ms).min(first + self.max_ms)),
             None => periodic,
@@ -64,6 +78,7 @@ impl TickSchedule {
     pub fn ticked(&mut self, now: u64) {
         self.last_tick = Some(now);
         self.batch = None;
+        self.asked = false;
     }
 }
 

@@ -10,7 +10,8 @@ use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
 use super::ControlState;
 use super::service::{
-    DecisionsService, ExplainService, ModeService, NodeGroupsService, PluginsService, SimulateService, StatusService,
+    DecisionsService, ExplainService, ModeService, NodeGroupsService, NodesService, PluginsService, SimulateService,
+    StatusService,
 };
 use super::settings::TlsFiles;
 
@@ -94,6 +95,7 @@ pub async fn serve(
     for name in [
         "ballast.v1.Status",
         "ballast.v1.NodeGroups",
+        "ballast.v1.Nodes",
         "ballast.v1.Decisions",
         "ballast.v1.Plugins",
         "ballast.v1.Mode",
@@ -124,6 +126,7 @@ pub async fn serve(
         .add_service(reflection_v1alpha)
         .add_service(capped!(v1::status_server::StatusServer<_>, StatusService(state.clone())))
         .add_service(capped!(v1::node_groups_server::NodeGroupsServer<_>, NodeGroupsService(state.clone())))
+        .add_service(capped!(v1::nodes_server::NodesServer<_>, NodesService(state.clone())))
         .add_service(capped!(v1::decisions_server::DecisionsServer<_>, DecisionsService(state.clone())))
         .add_service(capped!(v1::plugins_server::PluginsServer<_>, PluginsService(state.clone())))
         .add_service(capped!(v1::mode_server::ModeServer<_>, ModeService(state.clone())))

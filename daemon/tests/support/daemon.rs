@@ -49,10 +49,17 @@ fn config(engine: &str, policies: &str, aws: &str, moto_url: &str, journal: &Pat
          kubernetes: {{leader: {{lease-duration: 3s, renew-deadline: 2s, retry-period: 500ms}}}}\n\
          aws: {{cluster-name: e2e, region: us-east-1, endpoint-url: \"{moto_url}\", max-calls-per-second: 100, publish-metrics: true{aws}}}\n\
          journal: {}\n\
-         control: {{listen: \"127.0.0.1:0\"}}\n\
+         control: {{listen: \"127.0.0.1:0\", tokens: [{{name: operator, file: \"{}\", access: write}}]}}\n\
          admin: {{listen: \"127.0.0.1:0\"}}\n",
-        journal.display()
+        journal.display(),
+        operator_token(journal).display()
     )
+}
+
+/// The write token of the control API's `operator` (beside the journal; see
+/// [`Site::operator_token`]).
+fn operator_token(journal: &Path) -> std::path::PathBuf {
+    journal.with_file_name("operator.token")
 }
 
 /// Starts `ballast run` with `config` as replica `identity`; stderr is captured.
@@ -117,11 +124,17 @@ impl Site {
         node_group(&aws, "general", InstanceType::M5Large, desired).await;
         let dir = tempfile::tempdir().expect("a temporary directory");
         std::fs::write(dir.path().join("kubeconfig"), standin.kubeconfig()).expect("kubeconfig written");
+        std::fs::write(dir.path().join("operator.token"), "operator-secret").expect("token written");
         Site { standin, moto, aws, dir }
     }
 
     pub fn journal(&self) -> std::path::PathBuf {
         self.dir.path().join("decisions.jsonl")
+    }
+
+    /// A file holding the control API's write token (`operator`), for `ballast ctl --token-file`.
+    pub fn operator_token(&self) -> std::path::PathBuf {
+        operator_token(&self.journal())
     }
 
     /// Writes the configuration (`engine` and `policies` YAML blocks, then `extra` top-level

@@ -2,6 +2,7 @@
 //! `failure` says, and an engine whose gate closes mid-tick stops acting at once; spot
 //! warnings and node repair on the same fakes, in their own modules.
 
+mod asked;
 mod handover;
 mod provisioning;
 mod repair;

@@ -60,6 +60,17 @@ enum CtlCommand {
     },
     /// Run a scenario or the live snapshot through a policy set, with no side effects.
     Simulate(SimulateArgs),
+    /// Replace a node: its replacement is launched first, then its pods are evicted (PDBs
+    /// honoured) and it is terminated, as an instance retirement is handled.
+    Replace {
+        #[arg(value_enum)]
+        what: Replaceable,
+        /// The node's name.
+        name: String,
+        /// Why: it goes in the decision record.
+        #[arg(long)]
+        reason: String,
+    },
     /// Why a pod is pending, a node not removed, a workload not on Fargate.
     Explain {
         #[arg(value_enum)]
@@ -67,6 +78,11 @@ enum CtlCommand {
         /// `NAMESPACE/NAME` for pods and workloads, the node's name for nodes.
         name: String,
     },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Replaceable {
+    Node,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -258,6 +274,20 @@ async fn dispatch(c: &Clients, command: CtlCommand, format: Format) -> anyhow::R
             show::print(format, &answer.map_err(failed)?.into_inner(), show::mode)
         }
         CtlCommand::Simulate(args) => simulate(c, args, format).await,
+        CtlCommand::Replace { what: Replaceable::Node, name, reason } => {
+            let request = pb::ReplaceNodeRequest { name: name.clone(), reason };
+            let answer = client!(c, nodes_client::NodesClient).replace(request).await.map_err(failed)?.into_inner();
+            match answer.decision {
+                Some(record) => {
+                    let page = pb::ListDecisionsResponse { records: vec![record], next_page_token: String::new() };
+                    show::print(format, &page, show::record_lines)
+                }
+                None => {
+                    outln!("asked; not decided within the wait: see `ballast ctl decisions --node {name}`");
+                    Ok(())
+                }
+            }
+        }
         CtlCommand::Explain { what, name } => {
             let mut explain = client!(c, explain_client::ExplainClient);
             let request = pb::ExplainRequest { name };

@@ -3,6 +3,7 @@
 mod decisions;
 mod explain;
 mod groups;
+mod nodes;
 mod plugins;
 mod simulate;
 mod status;
@@ -12,12 +13,14 @@ use std::sync::Arc;
 pub use decisions::DecisionsService;
 pub use explain::ExplainService;
 pub use groups::NodeGroupsService;
+pub use nodes::NodesService;
 pub use plugins::PluginsService;
 pub use simulate::SimulateService;
 pub use status::{ModeService, StatusService};
 use tonic::Status;
 
 use super::ControlState;
+use crate::engine::control::ChangeError;
 use crate::engine::live::Observed;
 use crate::runner::Command;
 
@@ -40,8 +43,16 @@ async fn apply(
         .map_err(|_| Status::unavailable("the engine loop is stopping"))?;
     match answer.await {
         Ok(Ok(done)) => Ok(done),
-        Ok(Err(error)) => Err(Status::not_found(format!("name: {error}"))),
+        Ok(Err(error)) => Err(refused(error)),
         Err(_) => Err(Status::unavailable("the engine loop stopped before applying the change")),
+    }
+}
+
+/// The status of a change the engine refused.
+fn refused(error: ChangeError) -> Status {
+    match error {
+        ChangeError::NoSuchPlugin(_) => Status::not_found(format!("name: {error}")),
+        ChangeError::Paused | ChangeError::NotLeading => Status::failed_precondition(error.to_string()),
     }
 }
 
