@@ -464,8 +464,10 @@ async fn ballast_ctl_runs_every_subcommand_in_every_format_and_prints_the_server
     assert!(!ok && err.contains("UNAUTHENTICATED"), "{err}");
     let (ok, _, err) = daemon.ctl(Some("read"), &["mode", "set", "dry-run", "--reason", "x"]);
     assert!(!ok && err.contains("PERMISSION_DENIED"), "{err}");
-    let (ok, _, err) = daemon.ctl(Some("read"), &["replace", "node", "any", "--reason", "x"]);
-    assert!(!ok && err.contains("PERMISSION_DENIED"), "a replacement needs write access: {err}");
+    for args in [["replace", "node", "any"], ["replace", "group", "general"]] {
+        let (ok, _, err) = daemon.ctl(Some("read"), &[&args[..], &["--reason", "x"]].concat());
+        assert!(!ok && err.contains("PERMISSION_DENIED"), "{args:?} needs write access: {err}");
+    }
     let writes: Vec<Vec<&str>> = vec![
         vec!["mode", "set", "dry-run", "--reason", "try ctl"],
         vec!["plugins", "load", "extra", "--path", "bundled:thresholds", "--mode", "shadow", "--reason", "r"],

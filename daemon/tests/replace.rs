@@ -241,6 +241,19 @@ async fn an_expired_node_is_rotated_its_successor_launched_and_ready_before_it_i
     stop(daemon);
 }
 
+/// `ballast ctl ARGS` against the control API at `control`, with the operator's write token.
+fn ctl(site: &Site, control: &str, args: &[&str]) -> std::process::Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ballast"));
+    command.args(["ctl", "--server", &format!("http://{control}"), "--token-file"]);
+    command.arg(site.operator_token()).args(args).output().unwrap()
+}
+
+/// Waits for a tick of the leader that saw `nodes` nodes.
+async fn leading_with(site: &Site, nodes: usize) -> bool {
+    let leading = |r: &Value| r["record"] == "tick" && r["standby"] != true && r["saw"]["nodes"] == nodes;
+    eventually(Duration::from_secs(30), async || records(&site.journal()).iter().any(leading)).await.is_some()
+}
+
 /// An operator asks for n0's replacement through the control API, with the real CLI
 /// (`ballast ctl replace node`). The answer is the tick's decision record, naming who asked
 /// and why. n0's group grows first and n0 is cordoned at once, but its pods stay while the
@@ -255,14 +268,8 @@ async fn a_node_an_operator_asks_to_replace_gets_its_replacement_before_its_pods
     let engine = "  tick-interval: 1s\n  guardrails:\n    min-node-age: 0s\n";
     let mut daemon = site.replica("operated", engine, "  - {plugin: consolidation}\n", "");
     let control = support::daemon::announced(&mut daemon, "control API");
-    let ctl = |args: &[&str]| {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_ballast"));
-        command.args(["ctl", "--server", &format!("http://{control}"), "--token-file"]);
-        command.arg(site.operator_token()).args(args).output().unwrap()
-    };
-    let leading = |r: &Value| r["record"] == "tick" && r["standby"] != true && r["saw"]["nodes"] == 1;
-    let ready = async || records(&site.journal()).iter().any(leading);
-    if eventually(Duration::from_secs(30), ready).await.is_none() {
+    let ctl = |args: &[&str]| ctl(&site, &control, args);
+    if !leading_with(&site, 1).await {
         fail(daemon, "the daemon never saw n0");
     }
 
@@ -309,5 +316,84 @@ async fn a_node_an_operator_asks_to_replace_gets_its_replacement_before_its_pods
     assert_eq!(asked, [(&operator, &n9), (&operator, &n0)], "each request is a control record");
     let refused = journal.iter().find(|r| r["guard"]["outcome"] == "refused").expect("n9's refusal is recorded");
     assert_eq!(refused["guard"]["why"][0]["rule"], "unknown-node", "{refused}");
+    stop(daemon);
+}
+
+/// An operator replaces group `general` after a new AMI (`ballast ctl replace group`): n0
+/// and n1, each running a pod of `web`, are replaced one at a time, oldest first: each is
+/// cordoned as its replacement is launched, and at no moment are both old nodes leaving. The
+/// nodes launched for the roll are not replaced, and the roll ends with a control record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_an_operator_asks_to_replace_is_rolled_one_node_at_a_time_replacements_first() {
+    let site = Site::start(2).await;
+    let old = site.group().await.1;
+    site.standin.create(deployment("web")).unwrap();
+    site.standin.create(replica_set("web-rs", "web")).unwrap();
+    for (i, instance) in old.iter().enumerate() {
+        site.standin.create(node(&format!("n{i}"), instance, "general")).unwrap();
+        let pod =
+            running_pod(&format!("web-{i}"), &format!("n{i}"), Some(("ReplicaSet", "web-rs")), json!({"app": "web"}));
+        site.standin.create(pod).unwrap();
+    }
+    let engine = "  tick-interval: 1s\n  guardrails:\n    min-node-age: 0s\n";
+    let policies = "  - {plugin: binpack, settings: {scale-down: false}}\n";
+    let mut daemon = site.replica("rolling", engine, policies, "");
+    let control = support::daemon::announced(&mut daemon, "control API");
+    if !leading_with(&site, 2).await {
+        fail(daemon, "the daemon never saw n0 and n1");
+    }
+    let asked = ctl(&site, &control, &["replace", "group", "general", "--reason", "AMI 2026.11"]);
+    let answer = String::from_utf8_lossy(&asked.stdout);
+    assert!(asked.status.success(), "{answer}{}", String::from_utf8_lossy(&asked.stderr));
+    assert!(answer.contains("replace group general: 2 node(s), 1 at a time, oldest first: n0, n1"), "{answer}");
+
+    // The kubelets of new instances register; an evicted pod comes back on the newest node.
+    let mut registered: Vec<String> = Vec::new();
+    let mut both_cordoned = false;
+    let rolled = eventually(Duration::from_secs(90), async || {
+        let (desired, instances) = site.group().await;
+        let new: Vec<String> =
+            instances.iter().filter(|i| !old.contains(i) && !registered.contains(i)).cloned().collect();
+        for instance in new {
+            let mut n = node(&format!("r{}", registered.len()), &instance, "general");
+            n["metadata"]["creationTimestamp"] =
+                json!(humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string());
+            site.standin.create(n).unwrap();
+            registered.push(instance);
+        }
+        for i in 0..2 {
+            if site.standin.get("v1", "Pod", "default", &format!("web-{i}")).is_none()
+                && site.standin.get("v1", "Pod", "default", &format!("web-again-{i}")).is_none()
+            {
+                let newest = format!("r{}", registered.len() - 1);
+                let pod = running_pod(
+                    &format!("web-again-{i}"),
+                    &newest,
+                    Some(("ReplicaSet", "web-rs")),
+                    json!({"app": "web"}),
+                );
+                site.standin.create(pod).unwrap();
+            }
+        }
+        let cordoned_old = (0..2)
+            .filter(|i| instances.contains(&old[*i]))
+            .filter(|i| site.standin.get("v1", "Node", "", &format!("n{i}")).unwrap()["spec"]["unschedulable"] == true)
+            .count();
+        both_cordoned |= cordoned_old > 1;
+        desired == 2 && instances.len() == 2 && !instances.iter().any(|i| old.contains(i))
+    })
+    .await;
+    if rolled.is_none() {
+        fail(daemon, &format!("general was not rolled: {:?}, registered {registered:?}", site.group().await));
+    }
+    assert!(!both_cordoned, "both old nodes were leaving at once");
+    assert_eq!(registered.len(), 2, "one replacement each, none for the roll's own nodes: {registered:?}");
+    let done = async || {
+        let ended = |r: &Value| r["record"] == "control" && r["change"] == "replace group general: done, 2 replaced";
+        records(&site.journal()).iter().any(ended)
+    };
+    if eventually(Duration::from_secs(10), done).await.is_none() {
+        fail(daemon, "the roll did not end with a control record");
+    }
     stop(daemon);
 }

@@ -87,12 +87,12 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
     }
 
     /// The instance behind `node` if it may be replaced, or why not.
-    fn replaceable(&self, obs: &Observation, node: &str) -> Result<String, Why> {
+    pub(super) fn replaceable(&self, obs: &Observation, node: &str) -> Result<String, Why> {
         let refuse = |rule, message: String| Err(Why::new(rule, format!("node {node}: {message}")));
         let Some(facts) = obs.nodes.get(node) else {
             return refuse(Rule::UnknownNode, "no such node in the cluster".into());
         };
-        if self.state.drains.contains_key(node) {
+        if self.state.drains.contains_key(node) || self.state.removed.contains(node) {
             return refuse(Rule::AlreadyBeingRemoved, "already being removed".into());
         }
         let group = match facts.group.as_deref() {

@@ -28,6 +28,13 @@ pub enum Change<E> {
         node: String,
         answer: super::asked::Answer,
     },
+    /// Replaces every node the group has now, `at_once` at a time (see [`super::roll`]).
+    ReplaceGroup {
+        group: String,
+        at_once: u32,
+    },
+    /// Stops replacing the group; drains under way go on.
+    CancelGroupReplacement(String),
 }
 
 fn short(digest: &str) -> &str {
@@ -54,9 +61,26 @@ pub enum ChangeError {
     /// Acting is asked of a replica that does not lead: it would never be done.
     #[error("this replica is not the leader: ask the one that holds the lease")]
     NotLeading,
+    #[error("no node group '{0}' is managed")]
+    NoSuchGroup(String),
+    #[error("group {group} is already being replaced, asked by {caller}: cancel that first")]
+    AlreadyReplacing { group: String, caller: String },
+    #[error("group '{0}' is not being replaced")]
+    NotReplacing(String),
 }
 
 impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
+    /// Whether a change that acts (a replacement) would ever be acted on here.
+    fn may_be_asked_to_act(&self) -> Result<(), ChangeError> {
+        if self.config.mode == super::Mode::Paused {
+            return Err(ChangeError::Paused);
+        }
+        if !self.may_act() {
+            return Err(ChangeError::NotLeading);
+        }
+        Ok(())
+    }
+
     /// Makes `change`, records it with `asked`, and returns what the record says changed.
     ///
     /// # Guarantees
@@ -95,16 +119,16 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
                 format!("plugin {plugin} mode {before} -> {mode}")
             }
             Change::ReplaceNode { node, answer } => {
-                if self.config.mode == super::Mode::Paused {
-                    return Err(ChangeError::Paused);
-                }
-                if !self.may_act() {
-                    return Err(ChangeError::NotLeading);
-                }
+                self.may_be_asked_to_act()?;
                 let description = format!("replace node {node}");
                 self.ask_replacement(node, asked, answer);
                 description
             }
+            Change::ReplaceGroup { group, at_once } => {
+                self.may_be_asked_to_act()?;
+                self.ask_roll(group, at_once, asked, now)?
+            }
+            Change::CancelGroupReplacement(group) => self.cancel_roll(&group)?,
             Change::Chain { entries, notes } => {
                 let names: Vec<String> = entries
                     .iter()

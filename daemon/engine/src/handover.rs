@@ -43,6 +43,10 @@ pub struct Handover {
     /// Nodes replaced for not being Ready: replaced once.
     #[serde(default)]
     pub repaired: BTreeSet<String>,
+    /// Groups being replaced node by node (written only while there are some, so a replica
+    /// of an earlier version can read the handover of one that rolls nothing).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub rolls: BTreeMap<String, super::roll::Roll>,
     /// The policies' own states, opaque to the engine ([`Policies::hand_over`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policies: Option<serde_json::Value>,
@@ -158,6 +162,7 @@ impl EngineState {
             removed: self.removed.clone(),
             replacements: self.replacements.clone(),
             repaired: self.repaired.clone(),
+            rolls: self.rolls.clone(),
             policies: None,
         }
     }
@@ -177,6 +182,8 @@ impl EngineState {
         self.removed.extend(left.removed.iter().cloned());
         self.replacements.extend(left.replacements.iter().cloned());
         self.repaired.extend(left.repaired.iter().cloned());
+        // The last leader's rolls are the latest: it started their replacements.
+        self.rolls.extend(left.rolls.clone());
     }
 }
 

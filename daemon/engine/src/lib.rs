@@ -19,8 +19,8 @@
 //! - [`handover`]: what a leader leaves for the next one;
 //! - [`unplaceable`]: pending pods no node group can hold, and why;
 //! - [`cron`], [`window`]: cron schedules, and the disruption windows they open;
-//! - [`interruption`], [`asked`]: spot warnings, scheduled changes and asked-for node
-//!   replacements, each a drain with its replacement started first.
+//! - [`interruption`], [`asked`], [`roll`]: spot warnings, scheduled changes, node and
+//!   group replacements asked for, each a drain with its replacement started first.
 
 pub mod actuate;
 pub mod announce;
@@ -46,6 +46,7 @@ pub mod ports;
 mod provisioning;
 pub mod record;
 pub mod repair;
+pub mod roll;
 pub mod rule;
 pub mod schedule;
 pub mod series;
@@ -380,12 +381,16 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
         } else {
             Vec::new()
         };
-        let mut obs = if warnings.is_empty() && self.asked_replacements.is_empty() {
+        let rolling = !self.state.rolls.is_empty() && self.config.mode == Mode::Enforce && self.may_act();
+        let mut obs = if warnings.is_empty() && self.asked_replacements.is_empty() && !rolling {
             self.observation(cluster, groups, pricing, now)
         } else {
             let warned = self.observation(cluster.clone(), groups.clone(), pricing.clone(), now);
             let mut warnings = warnings;
             warnings.extend(self.asked_interruptions(&warned, now, tick));
+            if rolling {
+                warnings.extend(self.rolling_interruptions(&warned, now));
+            }
             let raised = self.handle_interruptions(&warned, warnings, now, tick).await;
             let mut groups = groups;
             for group in &mut groups {

@@ -187,6 +187,8 @@ pub struct EngineState {
     pub replacements: std::collections::BTreeSet<String>,
     /// Nodes replaced for not being Ready, until they leave the cluster: replaced once.
     pub repaired: std::collections::BTreeSet<String>,
+    /// Groups being replaced node by node, asked through the control API.
+    pub rolls: BTreeMap<String, super::roll::Roll>,
 }
 
 impl EngineState {

@@ -6,6 +6,7 @@ mod asked;
 mod handover;
 mod provisioning;
 mod repair;
+mod roll;
 mod spot;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

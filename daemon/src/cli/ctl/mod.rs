@@ -60,16 +60,23 @@ enum CtlCommand {
     },
     /// Run a scenario or the live snapshot through a policy set, with no side effects.
     Simulate(SimulateArgs),
-    /// Replace a node: its replacement is launched first, then its pods are evicted (PDBs
-    /// honoured) and it is terminated, as an instance retirement is handled.
+    /// Replace a node, or every node of a group (after a new AMI): each replacement is
+    /// launched first, then the old node's pods are evicted (PDBs honoured) and it is
+    /// terminated, as an instance retirement is handled.
     Replace {
         #[arg(value_enum)]
         what: Replaceable,
-        /// The node's name.
+        /// The node's name, or the group's id.
         name: String,
-        /// Why: it goes in the decision record.
+        /// Why: it goes in the records.
         #[arg(long)]
         reason: String,
+        /// For a group: how many of its nodes may be leaving at once.
+        #[arg(long, default_value_t = 1)]
+        at_once: u32,
+        /// For a group: stop replacing it (drains under way go on).
+        #[arg(long)]
+        cancel: bool,
     },
     /// Why a pod is pending, a node not removed, a workload not on Fargate.
     Explain {
@@ -83,6 +90,7 @@ enum CtlCommand {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Replaceable {
     Node,
+    Group,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -274,7 +282,16 @@ async fn dispatch(c: &Clients, command: CtlCommand, format: Format) -> anyhow::R
             show::print(format, &answer.map_err(failed)?.into_inner(), show::mode)
         }
         CtlCommand::Simulate(args) => simulate(c, args, format).await,
-        CtlCommand::Replace { what: Replaceable::Node, name, reason } => {
+        CtlCommand::Replace { what: Replaceable::Group, name: group, reason, at_once, cancel } => {
+            let mut groups = client!(c, node_groups_client::NodeGroupsClient);
+            let answer = match cancel {
+                true => groups.cancel_replace(pb::CancelNodeGroupReplacementRequest { group, reason }).await,
+                false => groups.replace(pb::ReplaceNodeGroupRequest { group, at_once, reason }).await,
+            };
+            outln!("{}", answer.map_err(failed)?.into_inner().change);
+            Ok(())
+        }
+        CtlCommand::Replace { what: Replaceable::Node, name, reason, .. } => {
             let request = pb::ReplaceNodeRequest { name: name.clone(), reason };
             let answer = client!(c, nodes_client::NodesClient).replace(request).await.map_err(failed)?.into_inner();
             match answer.decision {

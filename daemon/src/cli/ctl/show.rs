@@ -151,6 +151,16 @@ pub fn groups(g: &pb::ListNodeGroupsResponse) -> String {
         ]);
     }
     let mut out = t.to_string();
+    for (id, r) in g.groups.iter().filter_map(|g| Some((&g.id, g.replacement.as_ref()?))) {
+        out.push_str(&format!(
+            "\n{id}: replacing its nodes from before {}, {} at a time, {} started; asked by {}: {}",
+            time(r.since_unix_millis),
+            r.at_once,
+            r.started,
+            r.asked_by,
+            r.reason
+        ));
+    }
     let nodes: Vec<&pb::Node> = g.groups.iter().flat_map(|g| &g.nodes).collect();
     if !nodes.is_empty() {
         let mut n = render::table(&["node", "group", "type", "ready", "utilisation", "pods", "removal"]);

@@ -9,7 +9,9 @@ use tonic::{Request, Response, Status};
 use super::super::ControlState;
 use super::super::convert::{self, kebab};
 use super::super::settings::Access;
+use crate::engine::control::Asked;
 use crate::engine::live::Observed;
+use crate::policy::Change;
 
 pub struct NodeGroupsService(pub Arc<ControlState>);
 
@@ -33,6 +35,37 @@ impl pb::node_groups_server::NodeGroups for NodeGroupsService {
             .map(|g| group(g, &observed, body.nodes))
             .collect();
         Ok(Response::new(pb::ListNodeGroupsResponse { groups, observed_unix_millis: observed.at_millis as i64 }))
+    }
+
+    async fn replace(
+        &self,
+        request: Request<pb::ReplaceNodeGroupRequest>,
+    ) -> Result<Response<pb::ReplaceNodeGroupResponse>, Status> {
+        let caller = self.0.credentials.authorize(&request, Access::Write)?;
+        let body = request.into_inner();
+        let group = required_group(&body.group)?;
+        let asked = Asked { caller: caller.name, reason: super::reason(&body.reason)? };
+        let change = super::apply(&self.0, Change::ReplaceGroup { group, at_once: body.at_once }, asked).await?;
+        Ok(Response::new(pb::ReplaceNodeGroupResponse { change }))
+    }
+
+    async fn cancel_replace(
+        &self,
+        request: Request<pb::CancelNodeGroupReplacementRequest>,
+    ) -> Result<Response<pb::ReplaceNodeGroupResponse>, Status> {
+        let caller = self.0.credentials.authorize(&request, Access::Write)?;
+        let body = request.into_inner();
+        let group = required_group(&body.group)?;
+        let asked = Asked { caller: caller.name, reason: super::reason(&body.reason)? };
+        let change = super::apply(&self.0, Change::CancelGroupReplacement(group), asked).await?;
+        Ok(Response::new(pb::ReplaceNodeGroupResponse { change }))
+    }
+}
+
+fn required_group(group: &str) -> Result<String, Status> {
+    match group.trim() {
+        "" => Err(Status::invalid_argument("group: required; the node group's id")),
+        group => Ok(group.to_string()),
     }
 }
 
@@ -64,6 +97,13 @@ fn group(g: &NodeGroup, observed: &Observed, with_nodes: bool) -> pb::NodeGroup 
         labels: g.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         zones: g.zones.clone(),
         recent_provisioning_seconds: state.map(|s| s.provisioned.clone()).unwrap_or_default(),
+        replacement: observed.state.rolls.get(&g.id).map(|r| pb::GroupReplacement {
+            since_unix_millis: r.before_millis as i64,
+            at_once: r.at_once,
+            asked_by: r.caller.clone(),
+            reason: r.reason.clone(),
+            started: r.started,
+        }),
     }
 }
 

@@ -52,6 +52,10 @@ async fn apply(
 fn refused(error: ChangeError) -> Status {
     match error {
         ChangeError::NoSuchPlugin(_) => Status::not_found(format!("name: {error}")),
+        ChangeError::NoSuchGroup(_) => Status::not_found(format!("group: {error}")),
+        ChangeError::NotReplacing(_) | ChangeError::AlreadyReplacing { .. } => {
+            Status::failed_precondition(format!("group: {error}"))
+        }
         ChangeError::Paused | ChangeError::NotLeading => Status::failed_precondition(error.to_string()),
     }
 }
