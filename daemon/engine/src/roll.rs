@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::control::{Asked, ChangeError};
-use super::observe::Observation;
+use super::observe::{FARGATE_GROUP, Observation};
 use super::policies::Policies;
 use super::ports::{Capacity, Cluster, Interruption, InterruptionCause};
 use super::record::{ControlRecord, Record};
@@ -85,14 +85,17 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
     ///
     /// # Guarantees
     /// Per group, nodes created before the roll was asked are taken oldest first, so that at
-    /// most `at-once` of the group's nodes are being removed at a time (drains of any cause
-    /// count). Nothing starts while the group backs off from a failed launch: a replacement
-    /// that cannot launch would only take capacity away. A node that may not be replaced
+    /// most `at-once` of the group's nodes are being removed at a time, and no more nodes of
+    /// the cluster than its disruption budget and the most restrictive open disruption
+    /// window allow (drains of any cause count; a roll is a voluntary disruption, as
+    /// Karpenter's drift is). Nothing starts while the group backs off from a failed launch:
+    /// a replacement that cannot launch would only take capacity away. A node that may not be replaced
     /// (annotated, or running a pod annotated `karpenter.sh/do-not-disrupt`) is left and
     /// named when the roll ends. The roll ends, with a control record, once no node it
     /// covers is left or leaving; it also ends if its group is gone.
     pub(super) fn rolling_interruptions(&mut self, obs: &Observation, now: u64) -> Vec<Interruption> {
         let mut warnings = Vec::new();
+        let mut room = self.disruption_room(obs, now);
         let groups: Vec<String> = self.state.rolls.keys().cloned().collect();
         for group in groups {
             let Some(roll) = self.state.rolls.get(&group).cloned() else { continue };
@@ -113,7 +116,7 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
                 self.end_roll(&group, &roll, format!("done, {} replaced{kept}", roll.started), now);
                 continue;
             }
-            let take = roll.at_once.saturating_sub(leaving) as usize;
+            let take = (roll.at_once.saturating_sub(leaving) as usize).min(room);
             let reason = format!("replace group {group}: {}", roll.reason);
             let cause = InterruptionCause::Asked { caller: roll.caller.clone(), reason };
             let mut started = 0;
@@ -123,11 +126,22 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
                 warnings.push(Interruption { instance_id, at_millis: now, deadline_millis, cause: cause.clone() });
                 started += 1;
             }
+            room -= started as usize;
             if let Some(roll) = self.state.rolls.get_mut(&group) {
                 roll.started += started;
             }
         }
         warnings
+    }
+
+    /// How many more nodes may start leaving now: the disruption budget, or the most
+    /// restrictive open disruption window if lower, less the drains under way.
+    fn disruption_room(&self, obs: &Observation, now: u64) -> usize {
+        let budget = &self.config.guardrails.disruption_budget;
+        let nodes = obs.snapshot.nodes.iter().filter(|n| n.group.as_deref() != Some(FARGATE_GROUP)).count();
+        let window = super::window::most_restrictive(&budget.windows, now, nodes).map(|w| w.allowed);
+        let allowed = window.map_or(budget.allowed(nodes), |w| w.min(budget.allowed(nodes)));
+        allowed.saturating_sub(self.state.drains.len())
     }
 
     /// `group`'s nodes created before `before`, not leaving, oldest first; and those kept

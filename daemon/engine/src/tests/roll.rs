@@ -106,12 +106,16 @@ fn a_group_is_replaced_oldest_node_first_one_at_a_time_each_replacement_launched
 fn a_roll_survives_a_change_of_leader_and_waits_while_its_group_backs_off() {
     let world = two_nodes();
     let (faulty, mut engine) = engine(&world);
+    // Room for both in the disruption budget (10% of two nodes allows one).
+    let room = |e: &mut TestEngine| e.config.guardrails.disruption_budget.percent = 100.0;
+    room(&mut engine);
     tick_at(&mut engine, &faulty, NOW - 10_000);
     engine.change(Change::ReplaceGroup { group: "web".into(), at_once: 2 }, &ops(), NOW - 5_000).unwrap();
     let left = engine.state.handover(NOW - 5_000, "a");
     assert_eq!(left.rolls.get("web").map(|r| (r.at_once, r.caller.as_str())), Some((2, "ops")));
 
     let (faulty, mut next) = super::engine(&world);
+    room(&mut next);
     next.state.take_over(&left);
     next.state.group("web").backoff =
         Some(crate::state::BackoffState { until: NOW + 60_000, reason: "no capacity".into() });
@@ -141,4 +145,18 @@ fn replacing_a_group_is_refused_for_an_unknown_group_or_twice_and_can_be_cancell
     assert_eq!(cancel(&mut engine), Ok("cancel replacement of group web (0 started; drains under way go on)".into()));
     assert_eq!(cancel(&mut engine), Err(ChangeError::NotReplacing("web".into())));
     assert_eq!(tick_at(&mut engine, &faulty, NOW + 1_000), Vec::<String>::new(), "cancelled before it began");
+}
+
+#[test]
+fn a_roll_waits_while_an_open_disruption_window_or_the_budget_has_no_room() {
+    let world = two_nodes();
+    let (faulty, mut engine) = engine(&world);
+    let window = serde_yaml::from_str("{schedule: \"0 0 * * *\", duration: 24h, nodes: 0}").unwrap();
+    engine.config.guardrails.disruption_budget.windows = vec![window];
+    tick_at(&mut engine, &faulty, NOW - 10_000);
+    engine.change(Change::ReplaceGroup { group: "web".into(), at_once: 2 }, &ops(), NOW - 5_000).unwrap();
+    assert_eq!(tick_at(&mut engine, &faulty, NOW), Vec::<String>::new(), "a change freeze holds the roll");
+    engine.config.guardrails.disruption_budget.windows.clear();
+    let calls = tick_at(&mut engine, &faulty, NOW + 10_000);
+    assert_eq!(calls, ["set web to 3", "mark w1"], "the budget (10% of two nodes, at least one) allows one of two");
 }
