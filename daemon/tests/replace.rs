@@ -338,7 +338,8 @@ async fn a_group_an_operator_asks_to_replace_is_rolled_one_node_at_a_time_replac
     let engine = "  tick-interval: 1s\n  guardrails:\n    min-node-age: 0s\n";
     let policies = "  - {plugin: binpack, settings: {scale-down: false}}\n";
     let mut daemon = site.replica("rolling", engine, policies, "");
-    let control = support::daemon::announced(&mut daemon, "control API");
+    let [control, admin] =
+        support::daemon::announced_each(&mut daemon, &["control API", "metrics and health"]).try_into().unwrap();
     if !leading_with(&site, 2).await {
         fail(daemon, "the daemon never saw n0 and n1");
     }
@@ -350,6 +351,7 @@ async fn a_group_an_operator_asks_to_replace_is_rolled_one_node_at_a_time_replac
     // The kubelets of new instances register; an evicted pod comes back on the newest node.
     let mut registered: Vec<String> = Vec::new();
     let mut both_cordoned = false;
+    let mut started_seen = 0.0_f64;
     let rolled = eventually(Duration::from_secs(90), async || {
         let (desired, instances) = site.group().await;
         let new: Vec<String> =
@@ -380,6 +382,9 @@ async fn a_group_an_operator_asks_to_replace_is_rolled_one_node_at_a_time_replac
             .filter(|i| site.standin.get("v1", "Node", "", &format!("n{i}")).unwrap()["spec"]["unschedulable"] == true)
             .count();
         both_cordoned |= cordoned_old > 1;
+        let series = "ballast_node_group_replacement_started{node_group=\"general\"}";
+        let scrape = support::daemon::get(&admin, "/metrics", None).2;
+        started_seen = started_seen.max(support::daemon::sample(&scrape, series).unwrap_or(0.0));
         desired == 2 && instances.len() == 2 && !instances.iter().any(|i| old.contains(i))
     })
     .await;
@@ -387,6 +392,7 @@ async fn a_group_an_operator_asks_to_replace_is_rolled_one_node_at_a_time_replac
         fail(daemon, &format!("general was not rolled: {:?}, registered {registered:?}", site.group().await));
     }
     assert!(!both_cordoned, "both old nodes were leaving at once");
+    assert!(started_seen >= 1.0, "/metrics showed the roll under way");
     assert_eq!(registered.len(), 2, "one replacement each, none for the roll's own nodes: {registered:?}");
     let done = async || {
         let ended = |r: &Value| r["record"] == "control" && r["change"] == "replace group general: done, 2 replaced";
@@ -395,5 +401,7 @@ async fn a_group_an_operator_asks_to_replace_is_rolled_one_node_at_a_time_replac
     if eventually(Duration::from_secs(10), done).await.is_none() {
         fail(daemon, "the roll did not end with a control record");
     }
+    let gone = async || !support::daemon::get(&admin, "/metrics", None).2.contains("replacement_started{");
+    assert!(eventually(Duration::from_secs(10), gone).await.is_some(), "the series goes with the roll");
     stop(daemon);
 }

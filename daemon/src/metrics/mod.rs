@@ -86,6 +86,7 @@ pub(crate) struct Families {
     pub group_desired: Family<GroupLabel, Gauge>,
     pub group_ready: Family<GroupLabel, Gauge>,
     pub group_backoff: Family<BackoffLabels, Gauge>,
+    pub group_replacing: Family<GroupLabel, Gauge>,
     pub group_provisioning: Histograms<GroupLabel>,
     pub group_cost: Family<GroupLabel, FloatGauge>,
     pub fargate_cost: FloatGauge,
@@ -154,6 +155,7 @@ impl Metrics {
             group_desired: Family::default(),
             group_ready: Family::default(),
             group_backoff: Family::default(),
+            group_replacing: Family::default(),
             group_provisioning: Family::new_with_constructor(provisioning_histogram),
             group_cost: Family::default(),
             fargate_cost: FloatGauge::default(),
@@ -228,6 +230,11 @@ fn register(r: &mut Registry, f: &Families) {
     r.register("node_group_desired_size", "A node group's desired size", f.group_desired.clone());
     r.register("node_group_ready_nodes", "A node group's ready nodes", f.group_ready.clone());
     r.register("node_group_backoff", "1 while a node group is in provisioning back-off", f.group_backoff.clone());
+    r.register(
+        "node_group_replacement_started",
+        "While a node group is replaced node by node (ctl replace group): the replacements started so far",
+        f.group_replacing.clone(),
+    );
     r.register(
         "node_group_provisioning_duration_seconds",
         "From the tick that asked a node group for a node to the tick that saw it Ready",

@@ -78,6 +78,10 @@ impl Metrics {
             family.clear();
         }
         f.group_backoff.clear();
+        f.group_replacing.clear();
+        for (group, roll) in &observed.state.rolls {
+            f.group_replacing.get_or_create(&GroupLabel { node_group: group.clone() }).set(i64::from(roll.started));
+        }
         f.group_cost.clear();
         let cost = crate::engine::cost::cost_per_hour(snapshot);
         for g in &snapshot.node_groups {
