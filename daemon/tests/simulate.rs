@@ -133,6 +133,16 @@ fn a_bad_scenario_names_the_file_the_field_and_the_value() {
         late_loss,
         "bad.yaml: field `node-groups[0].node-losses[0].at`: `2h` is not before the end of the run (1h)"
     );
+    let replacement =
+        |r: &str| scenario_error(&GOOD.replace("max-size: 5", &format!("max-size: 5, replacements: [{r}]")));
+    assert_eq!(
+        replacement("{at: 1h}"),
+        "bad.yaml: field `node-groups[0].replacements[0].at`: `1h` is not before the end of the run (1h)"
+    );
+    assert_eq!(
+        replacement("{at: 10m, at-once: 0}"),
+        "bad.yaml: field `node-groups[0].replacements[0].at-once`: must be at least 1, got 0"
+    );
 
     let upside_down =
         scenario_error(&GOOD.replace("node-group: general", "autoscaler: {min-replicas: 5, max-replicas: 3}"));

@@ -278,6 +278,12 @@ pub async fn simulated(
         anyhow::bail!("--speed {}: must be more than 0 and at most 10000", args.speed);
     }
     let scenario = crate::sim::scenario::resolve(scenario)?;
+    if scenario.node_groups.iter().any(|g| !g.replacements.is_empty()) {
+        tracing::warn!(
+            "the scenario's node-groups[].replacements are rehearsed by `ballast simulate`; here, ask with \
+             `ballast ctl replace group`"
+        );
+    }
     let sim = Simulation { scenario, seed: args.seed, policies: Vec::new(), mode: config.engine.mode, journal: None };
     let engine_config = sim.engine_config();
     let world = SimHandle::new(World::new(&sim.scenario, sim.seed));

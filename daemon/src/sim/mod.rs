@@ -10,7 +10,8 @@
 //!   `scheduler`: binding pods;
 //! - [`adapters`]: the engine's traits over the world; [`meter`]: cost, waiting, utilisation;
 //!   [`bound`]: the lower bound on cost every report carries;
-//! - [`run`]: the driver and the report.
+//! - [`run`]: the driver and the report; `operator`: the scenario's group replacements,
+//!   asked of the engine when their time comes.
 
 pub mod adapters;
 pub mod bound;
@@ -18,6 +19,7 @@ pub mod catalogue;
 mod controllers;
 mod loss;
 pub mod meter;
+mod operator;
 pub mod run;
 pub mod scenario;
 mod scheduler;

@@ -171,6 +171,7 @@ impl Simulation {
         let mut peak_nodes = 0;
         let mut peak_group_sizes: BTreeMap<String, u32> = BTreeMap::new();
         let mut next_sample = 0;
+        let mut operator = super::operator::Operator::new(&self.scenario);
         loop {
             if stop.load(std::sync::atomic::Ordering::Relaxed) {
                 return Err(SimError::Stopped(display_duration(world.lock().elapsed_ms())));
@@ -185,6 +186,7 @@ impl Simulation {
                 }
                 (w.now(), w.elapsed_ms(), w.now() >= w.end())
             };
+            operator.act(&mut engine, elapsed, now);
             if let Some(trigger) = engine.due(now) {
                 let outcome = runtime.block_on(engine.tick(now, trigger));
                 ticks += 1;

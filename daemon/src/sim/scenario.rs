@@ -96,6 +96,20 @@ pub struct GroupSpec {
     /// what node rotation (`expiry`) reads.
     #[serde(default, with = "duration")]
     pub initial_node_age: Duration,
+    /// Moments at which an operator replaces every node of the group
+    /// (`ballast ctl replace group`), to rehearse a rollout of a new AMI.
+    #[serde(default)]
+    pub replacements: Vec<GroupReplacement>,
+}
+
+/// The group is replaced node by node `at` a time after the start, `at-once` at a time.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct GroupReplacement {
+    #[serde(with = "duration")]
+    pub at: Duration,
+    #[serde(default = "one")]
+    pub at_once: u32,
 }
 
 /// `nodes` Ready nodes of a group (picked at random, seeded) lost `at` a time after the start.
@@ -345,6 +359,18 @@ impl Scenario {
         time_of_day(&self.start).unwrap_or(0)
     }
 
+    /// `at` is within the run, or why not.
+    fn before_end(&self, at: Duration) -> Result<(), String> {
+        match at < self.duration {
+            true => Ok(()),
+            false => Err(format!(
+                "`{}` is not before the end of the run ({})",
+                duration::display(at),
+                duration::display(self.duration)
+            )),
+        }
+    }
+
     fn validate(&self, path: &Path) -> Result<(), InputError> {
         let field = |field: String, message: String| InputError::Field { path: path.to_path_buf(), field, message };
         if self.duration.is_zero() {
@@ -420,16 +446,16 @@ impl Scenario {
                 if loss.nodes == 0 {
                     return Err(field(format!("node-groups[{i}].node-losses[{j}].nodes"), "must be at least 1".into()));
                 }
-                if loss.at >= self.duration {
+                self.before_end(loss.at).map_err(|m| field(format!("node-groups[{i}].node-losses[{j}].at"), m))?;
+            }
+            for (j, r) in g.replacements.iter().enumerate() {
+                if r.at_once == 0 {
                     return Err(field(
-                        format!("node-groups[{i}].node-losses[{j}].at"),
-                        format!(
-                            "`{}` is not before the end of the run ({})",
-                            duration::display(loss.at),
-                            duration::display(self.duration)
-                        ),
+                        format!("node-groups[{i}].replacements[{j}].at-once"),
+                        "must be at least 1, got 0".into(),
                     ));
                 }
+                self.before_end(r.at).map_err(|m| field(format!("node-groups[{i}].replacements[{j}].at"), m))?;
             }
         }
         for (i, w) in self.workloads.iter().enumerate() {
