@@ -82,7 +82,8 @@ pub struct DaemonConfig {
     /// `/metrics`, `/healthz`, `/readyz`.
     pub admin: crate::metrics::admin::AdminSettings,
     /// How often the configuration file and the policies' component files are looked at;
-    /// a change reloads the policies (other sections need a restart). `0s` turns it off.
+    /// a change reloads the policies and the engine's guardrails (other settings need a
+    /// restart). `0s` turns it off.
     #[serde(with = "crate::duration")]
     pub reload_interval: std::time::Duration,
 }

@@ -286,6 +286,36 @@ async fn an_open_disruption_window_that_lets_no_node_leave_keeps_empty_nodes() {
     stop(daemon);
 }
 
+/// A change freeze lifted while the daemon runs: the same two empty nodes, kept by a window
+/// that lets none leave, go within seconds once the configuration file is written again
+/// without it (as a ConfigMap update is), with no restart; the reload is a control record
+/// naming the field that changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lifting_a_change_freeze_in_the_configuration_file_lets_empty_nodes_go_without_a_restart() {
+    let window = "{schedule: '* * * * *', duration: 2m, nodes: 0}";
+    let (site, engine) = two_empty_nodes(window).await;
+    let reload = "reload-interval: 1s\n";
+    let daemon = site.replica("ops", &engine, UNNEEDED_AFTER_4S, reload);
+    let path = site.journal();
+    let ticks = |journal: &[Value]| journal.iter().filter(|r| r["record"] == "tick").count();
+    if eventually(Duration::from_secs(60), async || ticks(&records(&path)) >= 8).await.is_none() {
+        fail(daemon, "eight ticks were never recorded");
+    }
+    assert_eq!(site.group().await.0, 2, "the freeze keeps both past the unneeded time");
+
+    let lifted = engine.replace(&format!("windows: [{window}]"), "windows: []");
+    site.write_config(&lifted, UNNEEDED_AFTER_4S, "", reload);
+    let emptied = eventually(Duration::from_secs(60), async || site.group().await == (0, Vec::new())).await;
+    if emptied.is_none() {
+        fail(daemon, &format!("the nodes stayed after the freeze was lifted: {:?}", site.group().await));
+    }
+    let journal = records(&path);
+    let reloaded = journal.iter().find(|r| r["record"] == "control" && r["caller"] == "config-reload");
+    let reloaded = reloaded.unwrap_or_else(|| panic!("no reload recorded: {journal:#?}"));
+    assert_eq!(reloaded["change"], "guardrails: disruption-budget.windows changed", "{reloaded}");
+    stop(daemon);
+}
+
 /// The same two nodes, both under-used: n0 runs one pod annotated
 /// `karpenter.sh/do-not-disrupt: "true"` (of a ReplicaSet: nothing else would keep it), n1
 /// two plain ones. The lighter n0 would go; n1 goes instead, n0 is never cordoned and its

@@ -212,6 +212,34 @@ impl Default for Backoff {
     }
 }
 
+impl Guardrails {
+    /// The fields (`cooldown.after-scale-down`, `disruption-budget.windows`) whose values
+    /// differ in `new`, as the configuration names them.
+    pub fn changed_fields(&self, new: &Guardrails) -> Vec<String> {
+        let (Ok(old), Ok(new)) = (serde_json::to_value(self), serde_json::to_value(new)) else { return Vec::new() };
+        let mut changed = Vec::new();
+        differences("", &old, &new, &mut changed);
+        changed
+    }
+}
+
+/// The paths under `prefix` at which `a` and `b` differ, one level of nesting deep.
+fn differences(prefix: &str, a: &serde_json::Value, b: &serde_json::Value, out: &mut Vec<String>) {
+    use serde_json::Value::Object;
+    match (a, b) {
+        (Object(a), Object(b)) if prefix.matches('.').count() < 1 => {
+            let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+            for key in keys {
+                let null = serde_json::Value::Null;
+                let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+                differences(&path, a.get(key).unwrap_or(&null), b.get(key).unwrap_or(&null), out);
+            }
+        }
+        _ if a != b => out.push(prefix.to_string()),
+        _ => {}
+    }
+}
+
 impl EngineConfig {
     /// Checks values serde cannot: each error names the field and the value.
     pub fn validate(&self) -> Result<(), String> {
@@ -242,5 +270,22 @@ impl EngineConfig {
             return Err("ring-size: must be at least 1".into());
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changed_fields_names_what_differs_as_the_configuration_does() {
+        let old = Guardrails::default();
+        let mut new = old.clone();
+        new.min_node_age = Duration::from_secs(60);
+        new.cooldown.after_scale_down = Duration::ZERO;
+        new.disruption_budget.percent = 20.0;
+        let changed = old.changed_fields(&new);
+        assert_eq!(changed, ["cooldown.after-scale-down", "disruption-budget.percent", "min-node-age"]);
+        assert!(old.changed_fields(&old).is_empty());
     }
 }

@@ -35,6 +35,8 @@ pub enum Change<E> {
     },
     /// Stops replacing the group; drains under way go on.
     CancelGroupReplacement(String),
+    /// New guardrails, as a configuration reload read them; the next tick guards with them.
+    Guardrails(Box<super::config::Guardrails>),
 }
 
 fn short(digest: &str) -> &str {
@@ -67,6 +69,9 @@ pub enum ChangeError {
     AlreadyReplacing { group: String, caller: String },
     #[error("group '{0}' is not being replaced")]
     NotReplacing(String),
+    /// The new guardrails do not validate (the message names the field and the value).
+    #[error("{0}")]
+    InvalidGuardrails(String),
 }
 
 impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
@@ -79,6 +84,18 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
             return Err(ChangeError::NotLeading);
         }
         Ok(())
+    }
+
+    /// Guards with `guardrails` from the next tick; says which fields changed.
+    fn set_guardrails(&mut self, guardrails: super::config::Guardrails) -> Result<String, ChangeError> {
+        let config = super::EngineConfig { guardrails, ..self.config.clone() };
+        config.validate().map_err(ChangeError::InvalidGuardrails)?;
+        let changed = self.config.guardrails.changed_fields(&config.guardrails);
+        self.config.guardrails = config.guardrails;
+        Ok(match changed.is_empty() {
+            true => "guardrails unchanged".into(),
+            false => format!("guardrails: {} changed", changed.join(", ")),
+        })
     }
 
     /// Makes `change`, records it with `asked`, and returns what the record says changed.
@@ -129,6 +146,7 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
                 self.ask_roll(group, at_once, asked, now)?
             }
             Change::CancelGroupReplacement(group) => self.cancel_roll(&group)?,
+            Change::Guardrails(guardrails) => self.set_guardrails(*guardrails)?,
             Change::Chain { entries, notes } => {
                 let names: Vec<String> = entries
                     .iter()

@@ -147,7 +147,7 @@ fn start_companions(
         crate::metrics::publish::spawn(live.clone(), metrics.clone(), publish, quitting.clone());
     }
     if !config.reload_interval.is_zero() {
-        let reloader = Reloader::new(stack.config_path.clone(), config.policies.clone(), stack.host.clone());
+        let reloader = Reloader::new(stack.config_path.clone(), config, stack.host.clone());
         let (every, stop) = (config.reload_interval, quitting.clone());
         let queries = stack.queries.clone();
         tokio::spawn(crate::reload::run(reloader, live, commands, metrics.clone(), queries, every, stop));

@@ -145,10 +145,17 @@ impl Site {
 
     /// As [`Site::replica`], with `aws` added to the `aws` mapping (`, key: value`).
     pub fn replica_with_aws(&self, identity: &str, engine: &str, policies: &str, aws: &str, extra: &str) -> Child {
+        let path = self.write_config(engine, policies, aws, extra);
+        start(&path, identity, &self.dir.path().join("kubeconfig"))
+    }
+
+    /// Writes the configuration file a replica started by [`Site::replica`] reads (again,
+    /// as a ConfigMap update would); returns its path.
+    pub fn write_config(&self, engine: &str, policies: &str, aws: &str, extra: &str) -> std::path::PathBuf {
         let path = self.dir.path().join("ballast.yaml");
         std::fs::write(&path, config(engine, policies, aws, &self.moto.url, &self.journal()) + extra)
             .expect("config written");
-        start(&path, identity, &self.dir.path().join("kubeconfig"))
+        path
     }
 
     /// As [`Site::replica`], with a journal and a configuration file of its own

@@ -160,3 +160,27 @@ fn a_roll_waits_while_an_open_disruption_window_or_the_budget_has_no_room() {
     let calls = tick_at(&mut engine, &faulty, NOW + 10_000);
     assert_eq!(calls, ["set web to 3", "mark w1"], "the budget (10% of two nodes, at least one) allows one of two");
 }
+
+/// New guardrails (a configuration reload) guard the next tick: a change freeze added while
+/// running holds the roll, and guardrails that do not validate are refused, the running ones
+/// kept.
+#[test]
+fn guardrails_changed_while_running_take_effect_at_the_next_tick_and_bad_ones_are_refused() {
+    let world = two_nodes();
+    let (faulty, mut engine) = engine(&world);
+    tick_at(&mut engine, &faulty, NOW - 10_000);
+    engine.change(Change::ReplaceGroup { group: "web".into(), at_once: 1 }, &ops(), NOW - 5_000).unwrap();
+    let mut frozen = engine.config.guardrails.clone();
+    frozen.disruption_budget.windows =
+        vec![serde_yaml::from_str("{schedule: \"0 0 * * *\", duration: 24h, nodes: 0}").unwrap()];
+    let reload = |g: &crate::config::Guardrails| Change::Guardrails(Box::new(g.clone()));
+    let done = engine.change(reload(&frozen), &ops(), NOW - 4_000);
+    assert_eq!(done, Ok("guardrails: disruption-budget.windows changed".into()));
+    assert_eq!(tick_at(&mut engine, &faulty, NOW), Vec::<String>::new(), "the freeze holds the roll");
+
+    let mut bad = frozen.clone();
+    bad.disruption_budget.percent = 150.0;
+    let refused = engine.change(reload(&bad), &ops(), NOW);
+    assert!(matches!(&refused, Err(ChangeError::InvalidGuardrails(e)) if e.contains("150")), "{refused:?}");
+    assert_eq!(engine.config.guardrails, frozen, "the running guardrails stay");
+}

@@ -57,6 +57,7 @@ fn refused(error: ChangeError) -> Status {
             Status::failed_precondition(format!("group: {error}"))
         }
         ChangeError::Paused | ChangeError::NotLeading => Status::failed_precondition(error.to_string()),
+        ChangeError::InvalidGuardrails(_) => Status::invalid_argument(error.to_string()),
     }
 }
 

@@ -2,7 +2,10 @@
 //! optionally pinned by SHA-256, loaded again when a file or the configuration changes
 //! (including the symlink swap a ConfigMap update makes), the last good version kept when
 //! a new one fails to load or validate. Each reload is recorded (a `control` record by
-//! `policy-reload`) and counted in `ballast_policy_reloads_total{plugin,result}`.
+//! `policy-reload`) and counted in `ballast_policy_reloads_total{plugin,result}`. The
+//! engine's guardrails are reloaded too (a `control` record by `config-reload` naming the
+//! fields that changed); its other settings are read at start, and a change to them is
+//! noted in the reload's record as waiting for a restart.
 //!
 //! Files are polled (`reload-interval`): a kubelet updates a mounted ConfigMap by swapping
 //! a symlink, which a poll of the resolved path sees whatever the filesystem.
@@ -15,6 +18,8 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::daemon_config::{DaemonConfig, PolicyEntry};
+use crate::engine::EngineConfig;
+use crate::engine::config::Guardrails;
 use crate::engine::control::Asked;
 use crate::engine::series::SeriesQuery;
 use crate::metrics::{Metrics, ReloadLabels};
@@ -147,6 +152,10 @@ pub struct Reload {
     /// The CloudWatch queries the configuration names now (as before when it could not be
     /// read).
     pub queries: Vec<SeriesQuery>,
+    /// The engine's guardrails, when the configuration changed them.
+    pub guardrails: Option<Guardrails>,
+    /// Engine settings read at start only that the configuration changed (`engine.tick-interval`).
+    pub restart_only: Vec<String>,
 }
 
 impl Reload {
@@ -162,14 +171,25 @@ impl Reload {
 pub struct Reloader {
     config_path: Option<PathBuf>,
     policies: Vec<PolicyEntry>,
+    /// The engine settings as last read.
+    engine: EngineConfig,
+    /// What the last read of the configuration changed in them.
+    engine_changes: (Option<Guardrails>, Vec<String>),
     host: PolicyHost,
     stamps: BTreeMap<PathBuf, Option<Stamp>>,
 }
 
 impl Reloader {
     /// Starts from the configuration the daemon started with.
-    pub fn new(config_path: Option<PathBuf>, policies: Vec<PolicyEntry>, host: PolicyHost) -> Self {
-        let mut reloader = Reloader { config_path, policies, host, stamps: BTreeMap::new() };
+    pub fn new(config_path: Option<PathBuf>, config: &DaemonConfig, host: PolicyHost) -> Self {
+        let mut reloader = Reloader {
+            config_path,
+            policies: config.policies.clone(),
+            engine: config.engine.clone(),
+            engine_changes: (None, Vec::new()),
+            host,
+            stamps: BTreeMap::new(),
+        };
         reloader.stamps = reloader.watched().into_iter().map(|p| (p.clone(), stamp(&p))).collect();
         reloader
     }
@@ -200,6 +220,8 @@ impl Reloader {
                 outcomes: vec![("configuration".into(), Outcome::KeptPrevious(error))],
                 changed,
                 queries: self.queries(),
+                guardrails: None,
+                restart_only: Vec::new(),
             },
         };
         Some(reload)
@@ -209,15 +231,18 @@ impl Reloader {
         let Some(path) = &self.config_path else { return Ok(()) };
         let config: DaemonConfig = crate::input_file::load(path).map_err(|e| format!("{e:#}"))?;
         config.validate_series().map_err(|e| format!("{}: {e}", path.display()))?;
+        config.engine.validate().map_err(|e| format!("{}: engine.{e}", path.display()))?;
         if config.policies != self.policies {
             tracing::info!(file = %path.display(), "the configuration's policies changed");
         }
         self.policies = config.policies;
+        self.engine_changes = engine_changes(&self.engine, &config.engine);
+        self.engine = config.engine;
         Ok(())
     }
 
     /// The configured chain, reusing running entries that did not change.
-    fn plan(&self, running: &[ChainEntry], changed: Vec<PathBuf>) -> Reload {
+    fn plan(&mut self, running: &[ChainEntry], changed: Vec<PathBuf>) -> Reload {
         let mut entries = Vec::new();
         let mut outcomes = Vec::new();
         for configured in &self.policies {
@@ -228,7 +253,8 @@ impl Reloader {
         let kept = |r: &ChainEntry| entries.iter().any(|e| e.source == r.source);
         let removed = running.iter().filter(|r| !kept(r)).map(|r| (r.plugin.name().to_string(), Outcome::Removed));
         outcomes.extend(removed.collect::<Vec<_>>());
-        Reload { entries, outcomes, changed, queries: self.queries() }
+        let (guardrails, restart_only) = std::mem::take(&mut self.engine_changes);
+        Reload { entries, outcomes, changed, queries: self.queries(), guardrails, restart_only }
     }
 
     /// The CloudWatch queries of the configured policies.
@@ -255,6 +281,19 @@ impl Reloader {
             (Err(error), None) => (configured.plugin.clone(), Outcome::Failed(error), None),
         }
     }
+}
+
+/// What changed from `was` to `now`: the guardrails (taken live), and the settings read at
+/// start only, by their field.
+fn engine_changes(was: &EngineConfig, now: &EngineConfig) -> (Option<Guardrails>, Vec<String>) {
+    let guardrails = (was.guardrails != now.guardrails).then(|| now.guardrails.clone());
+    let restart_only = [
+        ("engine.mode", was.mode != now.mode),
+        ("engine.tick-interval", was.tick_interval != now.tick_interval),
+        ("engine.batching", was.batching != now.batching),
+        ("engine.ring-size", was.ring_size != now.ring_size),
+    ];
+    (guardrails, restart_only.into_iter().filter(|(_, changed)| *changed).map(|(f, _)| f.to_string()).collect())
 }
 
 /// The running entry is what `configured` asks for: the same component (`digest`), settings
@@ -295,10 +334,16 @@ pub async fn run(
         .await;
         let Ok((back, reload)) = polled else { return };
         reloader = back;
-        let Some(reload) = reload else { continue };
+        let Some(mut reload) = reload else { continue };
         let new_queries = *queries.borrow() != reload.queries;
-        if reload.is_noop(&live.plugins()) && !new_queries {
-            tracing::debug!("policy files touched, nothing changed");
+        let chain_changed = !reload.is_noop(&live.plugins()) || new_queries || !reload.restart_only.is_empty();
+        if let Some(guardrails) = reload.guardrails.take()
+            && !send_guardrails(&commands, guardrails, &reload.changed).await
+        {
+            return;
+        }
+        if !chain_changed {
+            tracing::debug!("policy files touched, no policy changed");
             continue;
         }
         for (plugin, outcome) in &reload.outcomes {
@@ -327,6 +372,24 @@ pub async fn run(
     }
 }
 
+/// Sends new guardrails to the runner and waits until they are applied; false when the
+/// runner has stopped.
+async fn send_guardrails(commands: &mpsc::Sender<Command>, guardrails: Guardrails, files: &[PathBuf]) -> bool {
+    let files: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
+    let asked = Asked { caller: "config-reload".into(), reason: format!("changed: {}", files.join(", ")) };
+    let (reply, answer) = oneshot::channel();
+    let change = Change::Guardrails(Box::new(guardrails));
+    if commands.send(Command { change, asked, reply }).await.is_err() {
+        return false;
+    }
+    match answer.await {
+        Ok(Ok(done)) => tracing::info!(%done, "guardrails reloaded"),
+        Ok(Err(error)) => tracing::error!(%error, "the new guardrails were refused; the running ones stay"),
+        Err(_) => return false,
+    }
+    true
+}
+
 /// Sends the reload to the runner and waits until it is applied (its record names the
 /// queries when `new_queries`); false when the runner has stopped.
 async fn send(commands: &mpsc::Sender<Command>, reload: Reload, new_queries: bool) -> bool {
@@ -345,6 +408,12 @@ async fn send(commands: &mpsc::Sender<Command>, reload: Reload, new_queries: boo
             _ => None,
         })
         .collect();
+    if !reload.restart_only.is_empty() {
+        notes.push(format!(
+            "{} changed: read at start only, applied at the next restart",
+            reload.restart_only.join(", ")
+        ));
+    }
     if new_queries {
         let names: Vec<&str> = reload.queries.iter().map(|q| q.name.as_str()).collect();
         notes.push(format!(
@@ -361,138 +430,4 @@ async fn send(commands: &mpsc::Sender<Command>, reload: Reload, new_queries: boo
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::policy::{HostConfig, PluginMode};
-
-    fn host() -> PolicyHost {
-        let cache = std::env::var_os("BALLAST_CACHE_DIR").map(PathBuf::from);
-        PolicyHost::new(HostConfig { cache_dir: cache, ..HostConfig::default() }).unwrap()
-    }
-
-    fn wasm(name: &str) -> &'static [u8] {
-        crate::bundled::plugin(name).unwrap().wasm
-    }
-
-    fn entry(path: &Path) -> PolicyEntry {
-        PolicyEntry::named(&path.display().to_string())
-    }
-
-    fn digest(bytes: &[u8]) -> String {
-        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes))
-    }
-
-    #[test]
-    fn a_pin_that_does_not_match_refuses_the_file_naming_both_digests() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("policy.wasm");
-        std::fs::write(&path, wasm("static-size")).unwrap();
-        let pinned = PolicyEntry { sha256: Some("ab".repeat(32)), ..entry(&path) };
-        let error = load_entry(&host(), &pinned).err().unwrap();
-        assert!(error.contains(&digest(wasm("static-size"))) && error.contains(&"ab".repeat(32)), "{error}");
-        let right = PolicyEntry { sha256: Some(digest(wasm("static-size")).to_uppercase()), ..entry(&path) };
-        assert_eq!(load_entry(&host(), &right).unwrap().plugin.name(), "policy");
-    }
-
-    #[test]
-    fn a_change_reloads_a_broken_file_keeps_the_running_version_and_no_change_is_quiet() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("policy.wasm");
-        std::fs::write(&path, wasm("static-size")).unwrap();
-        let host = host();
-        let running = vec![load_entry(&host, &entry(&path)).unwrap()];
-        let mut reloader = Reloader::new(None, vec![entry(&path)], host);
-        assert!(reloader.poll(&running).is_none(), "nothing changed");
-
-        std::fs::write(&path, wasm("binpack")).unwrap();
-        let reload = reloader.poll(&running).expect("the file changed");
-        assert_eq!(reload.outcomes, [("policy".to_string(), Outcome::Loaded)]);
-        assert_eq!(reload.entries[0].plugin.info().digest, digest(wasm("binpack")));
-        let running = reload.entries;
-
-        std::fs::write(&path, b"not a component").unwrap();
-        let reload = reloader.poll(&running).expect("the file changed");
-        assert!(
-            matches!(&reload.outcomes[0].1, Outcome::KeptPrevious(e) if e.contains("policy.wasm")),
-            "{:?}",
-            reload.outcomes
-        );
-        assert_eq!(reload.entries[0].plugin.info().digest, digest(wasm("binpack")), "binpack still runs");
-        assert!(reloader.poll(&reload.entries).is_none(), "reported once");
-    }
-
-    #[test]
-    fn the_configuration_file_changes_a_mode_without_loading_again_and_a_bad_one_keeps_the_chain() {
-        let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("ballast.yaml");
-        std::fs::write(&config, "policies: [{plugin: binpack}]\n").unwrap();
-        let host = host();
-        let running = vec![load_entry(&host, &PolicyEntry::named("binpack")).unwrap()];
-        let mut reloader = Reloader::new(Some(config.clone()), vec![PolicyEntry::named("binpack")], host);
-
-        std::fs::write(&config, "policies: [{plugin: binpack, mode: shadow}]\n").unwrap();
-        let reload = reloader.poll(&running).expect("the configuration changed");
-        assert_eq!(reload.outcomes, [("binpack".to_string(), Outcome::Unchanged)]);
-        assert_eq!(reload.entries[0].mode, PluginMode::Shadow);
-        assert!(!reload.is_noop(&running), "a mode change is a change");
-
-        std::fs::write(&config, "policies: [{plugin: binpack, mode: loud}]\n").unwrap();
-        let reload = reloader.poll(&running).expect("the configuration changed");
-        assert!(
-            matches!(&reload.outcomes[0], (what, Outcome::KeptPrevious(e)) if what == "configuration" && e.contains("loud"))
-        );
-        assert_eq!(reload.entries.len(), 1);
-    }
-
-    #[test]
-    fn a_running_policy_the_configuration_does_not_name_is_reported_removed() {
-        let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("ballast.yaml");
-        std::fs::write(&config, "policies: [{plugin: binpack}]\n").unwrap();
-        let host = host();
-        // binpack from the configuration, static-size as the control API would have added it.
-        let running = vec![
-            load_entry(&host, &PolicyEntry::named("binpack")).unwrap(),
-            load_entry(&host, &PolicyEntry::named("static-size")).unwrap(),
-        ];
-        let mut reloader = Reloader::new(Some(config.clone()), vec![PolicyEntry::named("binpack")], host);
-
-        std::fs::write(&config, "policies: [{plugin: binpack, mode: shadow}]\n").unwrap();
-        let reload = reloader.poll(&running).expect("the configuration changed");
-        assert_eq!(
-            reload.outcomes,
-            [("binpack".to_string(), Outcome::Unchanged), ("static-size".to_string(), Outcome::Removed)]
-        );
-        assert_eq!(reload.entries.len(), 1);
-        assert!(!reload.is_noop(&running));
-    }
-
-    #[test]
-    fn a_change_of_queries_alone_is_carried_and_a_bad_query_keeps_the_old_ones() {
-        let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("ballast.yaml");
-        std::fs::write(&config, "policies: [{plugin: binpack}]\n").unwrap();
-        let host = host();
-        let running = vec![load_entry(&host, &PolicyEntry::named("binpack")).unwrap()];
-        let mut reloader = Reloader::new(Some(config.clone()), vec![PolicyEntry::named("binpack")], host);
-
-        let with = |metrics: &str| format!("policies: [{{plugin: binpack, metrics: [{metrics}]}}]\n");
-        std::fs::write(&config, with("{name: depth, namespace: AWS/SQS, metric: ApproximateNumberOfMessagesVisible}"))
-            .unwrap();
-        let reload = reloader.poll(&running).expect("the configuration changed");
-        assert_eq!(reload.outcomes, [("binpack".to_string(), Outcome::Unchanged)]);
-        assert!(reload.is_noop(&running), "the chain is as it runs");
-        let names: Vec<&str> = reload.queries.iter().map(|q| q.name.as_str()).collect();
-        assert_eq!(names, ["depth"]);
-
-        std::fs::write(&config, with("{name: depth, namespace: AWS/SQS, metric: Depth, period: 90s}")).unwrap();
-        let reload = reloader.poll(&reload.entries).expect("the configuration changed");
-        assert!(
-            matches!(&reload.outcomes[0], (what, Outcome::KeptPrevious(e))
-                if what == "configuration" && e.contains("policies[0].metrics[0].period") && e.contains("90s")),
-            "{:?}",
-            reload.outcomes
-        );
-        assert_eq!(reload.queries[0].metric, "ApproximateNumberOfMessagesVisible", "the last good queries stay");
-    }
-}
+mod tests;
