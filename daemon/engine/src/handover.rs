@@ -23,8 +23,12 @@ use super::ports::{Capacity, Cluster};
 use super::state::{EngineState, GroupState};
 
 /// What one leader left: enough for the next to keep every cooldown and back-off.
+///
+/// Fields it does not know (left by a newer version of Ballast, in a rolling upgrade or a
+/// rollback) do not make it unusable: they are kept apart in `unknown` and named in the log
+/// of the replica that takes it over, which goes on with what it knows.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(rename_all = "kebab-case")]
 pub struct Handover {
     /// The time of the tick that left it, milliseconds since the Unix epoch.
     pub at_millis: u64,
@@ -50,6 +54,18 @@ pub struct Handover {
     /// The policies' own states, opaque to the engine ([`Policies::hand_over`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policies: Option<serde_json::Value>,
+    /// Fields this version does not know, by name.
+    #[serde(flatten, skip_serializing)]
+    pub unknown: BTreeMap<String, serde_json::Value>,
+}
+
+impl Handover {
+    /// The fields of this handover this version of Ballast does not know
+    /// (`rolls`, `groups.general.surge`), which it leaves aside.
+    pub fn unknown_fields(&self) -> Vec<String> {
+        let groups = self.groups.iter().flat_map(|(id, g)| g.unknown.keys().map(move |k| format!("groups.{id}.{k}")));
+        self.unknown.keys().cloned().chain(groups).collect()
+    }
 }
 
 /// When a workload was last moved between Fargate and EC2.
@@ -147,6 +163,7 @@ impl GroupState {
             present: left.present,
             looked_at: left.looked_at,
             provisioned: if left.provisioned.is_empty() { self.provisioned.clone() } else { left.provisioned.clone() },
+            unknown: Default::default(),
         }
     }
 }
@@ -164,6 +181,7 @@ impl EngineState {
             repaired: self.repaired.clone(),
             rolls: self.rolls.clone(),
             policies: None,
+            unknown: BTreeMap::new(),
         }
     }
 
@@ -234,6 +252,13 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
             }
             Err(error) => return Err(error),
         };
+        let unknown = left.unknown_fields();
+        if !unknown.is_empty() {
+            tracing::warn!(
+                ?unknown,
+                "the last leader (a newer version?) left fields this version does not know; they are left aside"
+            );
+        }
         self.state.take_over(&left);
         let from = left.left_by.clone();
         self.live.set_taken_over(Some(TakenOver { from, at_millis: now, left_at_millis: left.at_millis }));
@@ -301,6 +326,24 @@ mod tests {
         assert_eq!((merged.asked, merged.present, merged.provisioned), (vec![Some(70_000)], Some(4), vec![80]));
         let kept = GroupState { provisioned: vec![60], ..mine }.taken_over(&GroupState::default());
         assert_eq!(kept.provisioned, [60], "a leader that timed nothing leaves this replica's figures");
+    }
+
+    /// In a rolling upgrade (or a rollback), a replica of this version may take over from a
+    /// newer one: the fields it does not know are left aside and named, and what it knows
+    /// (here a roll and a group's cooldown) is taken over as usual.
+    #[test]
+    fn a_handover_from_a_newer_version_is_taken_with_the_fields_it_does_not_know_named() {
+        let text = r#"{"at-millis": 10, "left-by": "replica-new", "drift": {"general": true},
+            "groups": {"general": {"last-scale-up": 7, "surge": 2}},
+            "rolls": {"general": {"before-millis": 5, "at-once": 1, "caller": "ops", "reason": "AMI", "started": 1}}}"#;
+        let left: Handover = serde_json::from_str(text).unwrap();
+        assert_eq!(left.unknown_fields(), ["drift", "groups.general.surge"]);
+        let mut state = EngineState::default();
+        state.take_over(&left);
+        assert_eq!(state.groups["general"].last_scale_up, Some(7));
+        assert_eq!(state.rolls["general"].started, 1);
+        let again = serde_json::to_string(&state.handover(11, "replica-old")).unwrap();
+        assert!(!again.contains("drift") && !again.contains("surge"), "not written back: {again}");
     }
 
     #[test]

@@ -8,8 +8,10 @@ use ballast_sdk::Action;
 use super::config::{Backoff, Cooldown};
 use super::record::{ActionResult, DecisionRecord, Record, RemovalOutcome, TickRecord};
 
+/// What the engine remembers of a group between ticks (and leaves in the handover: fields a
+/// newer version wrote are kept apart in `unknown`, see [`super::handover::Handover`]).
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(default, rename_all = "kebab-case")]
 pub struct GroupState {
     pub last_scale_up: Option<u64>,
     pub last_scale_down: Option<u64>,
@@ -34,6 +36,9 @@ pub struct GroupState {
     /// Seconds from ask to Ready of the last deliveries, oldest first (`provisioning-times`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub provisioned: Vec<u32>,
+    /// Fields a newer version left in the handover that this one does not know.
+    #[serde(flatten, skip_serializing)]
+    pub unknown: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
