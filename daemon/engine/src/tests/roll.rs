@@ -142,6 +142,14 @@ fn replacing_a_group_is_refused_for_an_unknown_group_or_twice_and_can_be_cancell
     let twice = engine.change(group("web"), &ops(), NOW);
     assert_eq!(twice, Err(ChangeError::AlreadyReplacing { group: "web".into(), caller: "ops".into() }));
     let cancel = |e: &mut TestEngine| e.change(Change::CancelGroupReplacement("web".into()), &ops(), NOW);
+    // In dry-run, asking says what would be replaced and keeps nothing.
+    assert!(cancel(&mut engine).is_ok());
+    engine.set_mode(crate::Mode::DryRun);
+    let dry = engine.change(group("web"), &ops(), NOW).unwrap();
+    assert!(dry.starts_with("dry-run, nothing started: replace group web: 1 node(s)"), "{dry}");
+    assert!(engine.state.rolls.is_empty(), "a dry run keeps nothing to start later");
+    engine.set_mode(crate::Mode::Enforce);
+    engine.change(group("web"), &ops(), NOW).unwrap();
     assert_eq!(cancel(&mut engine), Ok("cancel replacement of group web (0 started; drains under way go on)".into()));
     assert_eq!(cancel(&mut engine), Err(ChangeError::NotReplacing("web".into())));
     assert_eq!(tick_at(&mut engine, &faulty, NOW + 1_000), Vec::<String>::new(), "cancelled before it began");
