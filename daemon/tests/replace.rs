@@ -276,6 +276,12 @@ async fn a_node_an_operator_asks_to_replace_gets_its_replacement_before_its_pods
     let unknown = ctl(&["replace", "node", "n9", "--reason", "typo"]);
     let said = String::from_utf8_lossy(&unknown.stderr);
     assert!(!unknown.status.success() && said.contains("NOT_FOUND") && said.contains("node n9"), "{said}");
+    let dry = ctl(&["replace", "node", "n0", "--reason", "kernel patch", "--dry-run"]);
+    let said = String::from_utf8_lossy(&dry.stdout);
+    assert!(dry.status.success() && said.contains("dry-run") && said.contains("cordoned n0"), "{said}");
+    assert_eq!(site.group().await.0, 1, "a dry run launches nothing");
+    let n0 = site.standin.get("v1", "Node", "", "n0").unwrap();
+    assert_ne!(n0["spec"]["unschedulable"], true, "a dry run cordons nothing: {n0}");
     let asked = ctl(&["replace", "node", "n0", "--reason", "kernel patch"]);
     let answer = String::from_utf8_lossy(&asked.stdout);
     assert!(asked.status.success(), "{answer}{}", String::from_utf8_lossy(&asked.stderr));
@@ -313,7 +319,8 @@ async fn a_node_an_operator_asks_to_replace_gets_its_replacement_before_its_pods
     let asked: Vec<(&Value, &Value)> =
         journal.iter().filter(|r| r["record"] == "control").map(|r| (&r["caller"], &r["change"])).collect();
     let (operator, n9, n0) = (json!("operator"), json!("replace node n9"), json!("replace node n0"));
-    assert_eq!(asked, [(&operator, &n9), (&operator, &n0)], "each request is a control record");
+    let n0_dry = json!("replace node n0 (dry-run)");
+    assert_eq!(asked, [(&operator, &n9), (&operator, &n0_dry), (&operator, &n0)], "each request is a control record");
     let refused = journal.iter().find(|r| r["guard"]["outcome"] == "refused").expect("n9's refusal is recorded");
     assert_eq!(refused["guard"]["why"][0]["rule"], "unknown-node", "{refused}");
     stop(daemon);

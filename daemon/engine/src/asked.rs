@@ -24,13 +24,15 @@ pub type Answer = oneshot::Sender<Stamped>;
 pub struct ReplaceRequest {
     pub node: String,
     pub asked: Asked,
+    /// Only say what would be done: recorded as a dry run whatever the engine's mode.
+    pub dry_run: bool,
     pub answer: Answer,
 }
 
 impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
     /// Queues the replacement of `node` and makes a tick due at once.
-    pub(super) fn ask_replacement(&mut self, node: String, asked: &Asked, answer: Answer) {
-        self.asked_replacements.push(ReplaceRequest { node, asked: asked.clone(), answer });
+    pub(super) fn ask_replacement(&mut self, node: String, asked: &Asked, dry_run: bool, answer: Answer) {
+        self.asked_replacements.push(ReplaceRequest { node, asked: asked.clone(), dry_run, answer });
         self.schedule.ask();
     }
 
@@ -66,6 +68,9 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
             self.asked_answers.insert(request.node.clone(), request.answer);
             match self.replaceable(obs, &request.node) {
                 Ok(instance_id) => {
+                    if request.dry_run {
+                        self.asked_dry_runs.insert(instance_id.clone());
+                    }
                     warnings.push(Interruption { instance_id, at_millis: now, deadline_millis: due, cause });
                 }
                 Err(why) => {

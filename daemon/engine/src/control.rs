@@ -26,12 +26,16 @@ pub enum Change<E> {
     /// became of it (done, or refused and why) is that tick's decision record.
     ReplaceNode {
         node: String,
+        /// Only record what would be done.
+        dry_run: bool,
         answer: super::asked::Answer,
     },
     /// Replaces every node the group has now, `at_once` at a time (see [`super::roll`]).
     ReplaceGroup {
         group: String,
         at_once: u32,
+        /// Only say which nodes it would replace.
+        dry_run: bool,
     },
     /// Stops replacing the group; drains under way go on.
     CancelGroupReplacement(String),
@@ -135,15 +139,18 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
                 self.policies.set_mode(&plugin, mode);
                 format!("plugin {plugin} mode {before} -> {mode}")
             }
-            Change::ReplaceNode { node, answer } => {
+            Change::ReplaceNode { node, dry_run, answer } => {
                 self.may_be_asked_to_act()?;
-                let description = format!("replace node {node}");
-                self.ask_replacement(node, asked, answer);
+                let description = match dry_run {
+                    true => format!("replace node {node} (dry-run)"),
+                    false => format!("replace node {node}"),
+                };
+                self.ask_replacement(node, asked, dry_run, answer);
                 description
             }
-            Change::ReplaceGroup { group, at_once } => {
+            Change::ReplaceGroup { group, at_once, dry_run } => {
                 self.may_be_asked_to_act()?;
-                self.ask_roll(group, at_once, asked, now)?
+                self.ask_roll(group, at_once, dry_run, asked, now)?
             }
             Change::CancelGroupReplacement(group) => self.cancel_roll(&group)?,
             Change::Guardrails(guardrails) => self.set_guardrails(*guardrails)?,

@@ -79,7 +79,8 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
             let max = obs.groups.get(&group).map_or(0, |g| g.max);
             let backing_off = self.state.groups.get(&group).is_some_and(|g| g.backing_off(now).is_some());
             let size = if backing_off { desired } else { (desired + 1).min(max.max(desired)) };
-            let result = if self.config.mode != super::Mode::Enforce || !self.may_act() {
+            let dry_run = self.asked_dry_runs.remove(&warning.instance_id);
+            let result = if dry_run || self.config.mode != super::Mode::Enforce || !self.may_act() {
                 ActionResult::DryRun
             } else {
                 let (result, grown) = self.replace(&warning, &node, &group, size, desired, now, tick).await;
@@ -138,6 +139,7 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
         }
         // A node asked for and not acted on (gone since it was checked) answers nothing.
         self.asked_answers.clear();
+        self.asked_dry_runs.clear();
         done
     }
 

@@ -121,6 +121,8 @@ pub struct Engine<C, P, Q: Policies> {
     asked_replacements: Vec<asked::ReplaceRequest>,
     /// Who waits for this tick's decision on a node whose replacement was asked for.
     asked_answers: HashMap<String, asked::Answer>,
+    /// The instances of this tick's asked replacements that are only to be described.
+    asked_dry_runs: std::collections::HashSet<String>,
 }
 
 /// What the guardrails would make of shadow-mode proposals were they enforced: guarded after
@@ -189,6 +191,7 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
             told_unplaceable: HashMap::new(),
             asked_replacements: Vec::new(),
             asked_answers: HashMap::new(),
+            asked_dry_runs: Default::default(),
         }
     }
 

@@ -38,12 +38,13 @@ struct Due<'a> {
 
 impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
     /// Starts replacing `group`'s nodes, as of `now`, and makes a tick due at once; says
-    /// which nodes, as the last observation had them. In dry-run it only says so: nothing
-    /// is started, and nothing is kept to start later.
+    /// which nodes, as the last observation had them. Asked as a dry run, or in dry-run
+    /// mode, it only says so: nothing is started, and nothing is kept to start later.
     pub(super) fn ask_roll(
         &mut self,
         group: String,
         at_once: u32,
+        dry_run: bool,
         asked: &Asked,
         now: u64,
     ) -> Result<String, ChangeError> {
@@ -64,7 +65,7 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
         if !kept.is_empty() {
             description.push_str(&format!("; kept: {}", kept.join("; ")));
         }
-        if self.config.mode == super::Mode::DryRun {
+        if dry_run || self.config.mode == super::Mode::DryRun {
             return Ok(format!("dry-run, nothing started: {description}"));
         }
         let roll = Roll {

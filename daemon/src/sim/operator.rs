@@ -47,7 +47,7 @@ impl Operator {
                     crate::engine::duration::display(std::time::Duration::from_millis(r.at_millis))
                 ),
             };
-            let change = Change::ReplaceGroup { group: r.group.clone(), at_once: r.at_once };
+            let change = Change::ReplaceGroup { group: r.group.clone(), at_once: r.at_once, dry_run: false };
             if let Err(error) = engine.change(change, &asked, now) {
                 tracing::warn!(group = %r.group, %error, "the scenario's replacement was refused");
             }

@@ -15,8 +15,16 @@ fn alice() -> Asked {
 
 /// Asks for `node`'s replacement; the receiver gets the decision the next tick makes of it.
 fn ask(engine: &mut TestEngine, node: &str) -> (Result<String, ChangeError>, oneshot::Receiver<Stamped>) {
+    ask_how(engine, node, false)
+}
+
+fn ask_how(
+    engine: &mut TestEngine,
+    node: &str,
+    dry_run: bool,
+) -> (Result<String, ChangeError>, oneshot::Receiver<Stamped>) {
     let (answer, decided) = oneshot::channel();
-    let done = engine.change(Change::ReplaceNode { node: node.into(), answer }, &alice(), NOW);
+    let done = engine.change(Change::ReplaceNode { node: node.into(), dry_run, answer }, &alice(), NOW);
     (done, decided)
 }
 
@@ -170,4 +178,21 @@ fn a_paused_engine_or_a_standby_replica_refuses_the_request_and_dry_run_records_
     let d = decision(decided);
     assert_eq!(d.result, ActionResult::DryRun);
     assert!(d.reason.contains("its replacement started at once (web 4 -> 5)"), "what it would do: {}", d.reason);
+}
+
+#[test]
+fn a_replacement_asked_as_a_dry_run_is_recorded_as_one_and_changes_nothing_in_an_enforcing_engine() {
+    let world = World::default();
+    let (faulty, mut engine) = engine(&world);
+    let (done, decided) = ask_how(&mut engine, "w2", true);
+    assert_eq!(done, Ok("replace node w2 (dry-run)".to_string()));
+    assert_eq!(tick_at(&mut engine, &faulty, NOW), Vec::<String>::new(), "nothing done");
+    let d = decision(decided);
+    assert_eq!(d.result, ActionResult::DryRun);
+    assert!(d.reason.contains("cordoned w2; its replacement started at once (web 4 -> 5)"), "{}", d.reason);
+    assert!(engine.state.drains.is_empty());
+    // Asked again for real, it is done.
+    let (_, decided) = ask(&mut engine, "w2");
+    assert_eq!(tick_at(&mut engine, &faulty, NOW + 10_000), ["set web to 5", "mark w2"]);
+    assert_eq!(decision(decided).result, ActionResult::Started);
 }

@@ -69,7 +69,8 @@ fn a_group_is_replaced_oldest_node_first_one_at_a_time_each_replacement_launched
     let mut world = two_nodes();
     let (faulty, mut engine) = engine(&world);
     tick_at(&mut engine, &faulty, NOW - 10_000);
-    let asked = engine.change(Change::ReplaceGroup { group: "web".into(), at_once: 1 }, &ops(), NOW - 5_000);
+    let asked =
+        engine.change(Change::ReplaceGroup { group: "web".into(), at_once: 1, dry_run: false }, &ops(), NOW - 5_000);
     assert_eq!(asked, Ok("replace group web: 2 node(s), 1 at a time, oldest first: w1, w2".into()));
     show(&world, &faulty);
     assert_eq!(tick_at(&mut engine, &faulty, NOW), ["set web to 3", "mark w1"], "the oldest, its replacement first");
@@ -110,7 +111,9 @@ fn a_roll_survives_a_change_of_leader_and_waits_while_its_group_backs_off() {
     let room = |e: &mut TestEngine| e.config.guardrails.disruption_budget.percent = 100.0;
     room(&mut engine);
     tick_at(&mut engine, &faulty, NOW - 10_000);
-    engine.change(Change::ReplaceGroup { group: "web".into(), at_once: 2 }, &ops(), NOW - 5_000).unwrap();
+    engine
+        .change(Change::ReplaceGroup { group: "web".into(), at_once: 2, dry_run: false }, &ops(), NOW - 5_000)
+        .unwrap();
     let left = engine.state.handover(NOW - 5_000, "a");
     assert_eq!(left.rolls.get("web").map(|r| (r.at_once, r.caller.as_str())), Some((2, "ops")));
 
@@ -130,7 +133,7 @@ fn replacing_a_group_is_refused_for_an_unknown_group_or_twice_and_can_be_cancell
     let mut world = two_nodes();
     world.template_mut("web-2").do_not_disrupt = true;
     let (faulty, mut engine) = engine(&world);
-    let group = |g: &str| Change::ReplaceGroup { group: g.into(), at_once: 1 };
+    let group = |g: &str| Change::ReplaceGroup { group: g.into(), at_once: 1, dry_run: false };
     assert_eq!(engine.change(group("web"), &ops(), NOW), Err(ChangeError::NoSuchGroup("web".into())), "nothing seen");
     tick_at(&mut engine, &faulty, NOW - 10_000);
     assert_eq!(engine.change(group("nope"), &ops(), NOW), Err(ChangeError::NoSuchGroup("nope".into())));
@@ -162,7 +165,9 @@ fn a_roll_waits_while_an_open_disruption_window_or_the_budget_has_no_room() {
     let window = serde_yaml::from_str("{schedule: \"0 0 * * *\", duration: 24h, nodes: 0}").unwrap();
     engine.config.guardrails.disruption_budget.windows = vec![window];
     tick_at(&mut engine, &faulty, NOW - 10_000);
-    engine.change(Change::ReplaceGroup { group: "web".into(), at_once: 2 }, &ops(), NOW - 5_000).unwrap();
+    engine
+        .change(Change::ReplaceGroup { group: "web".into(), at_once: 2, dry_run: false }, &ops(), NOW - 5_000)
+        .unwrap();
     assert_eq!(tick_at(&mut engine, &faulty, NOW), Vec::<String>::new(), "a change freeze holds the roll");
     engine.config.guardrails.disruption_budget.windows.clear();
     let calls = tick_at(&mut engine, &faulty, NOW + 10_000);
@@ -177,7 +182,9 @@ fn guardrails_changed_while_running_take_effect_at_the_next_tick_and_bad_ones_ar
     let world = two_nodes();
     let (faulty, mut engine) = engine(&world);
     tick_at(&mut engine, &faulty, NOW - 10_000);
-    engine.change(Change::ReplaceGroup { group: "web".into(), at_once: 1 }, &ops(), NOW - 5_000).unwrap();
+    engine
+        .change(Change::ReplaceGroup { group: "web".into(), at_once: 1, dry_run: false }, &ops(), NOW - 5_000)
+        .unwrap();
     let mut frozen = engine.config.guardrails.clone();
     frozen.disruption_budget.windows =
         vec![serde_yaml::from_str("{schedule: \"0 0 * * *\", duration: 24h, nodes: 0}").unwrap()];

@@ -77,6 +77,10 @@ enum CtlCommand {
         /// For a group: stop replacing it (drains under way go on).
         #[arg(long)]
         cancel: bool,
+        /// Only say what would be done (recorded as a dry run for a node; nothing kept for
+        /// a group).
+        #[arg(long, conflicts_with = "cancel")]
+        dry_run: bool,
     },
     /// Why a pod is pending, a node not removed, a workload not on Fargate.
     Explain {
@@ -282,17 +286,17 @@ async fn dispatch(c: &Clients, command: CtlCommand, format: Format) -> anyhow::R
             show::print(format, &answer.map_err(failed)?.into_inner(), show::mode)
         }
         CtlCommand::Simulate(args) => simulate(c, args, format).await,
-        CtlCommand::Replace { what: Replaceable::Group, name: group, reason, at_once, cancel } => {
+        CtlCommand::Replace { what: Replaceable::Group, name: group, reason, at_once, cancel, dry_run } => {
             let mut groups = client!(c, node_groups_client::NodeGroupsClient);
             let answer = match cancel {
                 true => groups.cancel_replace(pb::CancelNodeGroupReplacementRequest { group, reason }).await,
-                false => groups.replace(pb::ReplaceNodeGroupRequest { group, at_once, reason }).await,
+                false => groups.replace(pb::ReplaceNodeGroupRequest { group, at_once, reason, dry_run }).await,
             };
             outln!("{}", answer.map_err(failed)?.into_inner().change);
             Ok(())
         }
-        CtlCommand::Replace { what: Replaceable::Node, name, reason, .. } => {
-            let request = pb::ReplaceNodeRequest { name: name.clone(), reason };
+        CtlCommand::Replace { what: Replaceable::Node, name, reason, dry_run, .. } => {
+            let request = pb::ReplaceNodeRequest { name: name.clone(), reason, dry_run };
             let answer = client!(c, nodes_client::NodesClient).replace(request).await.map_err(failed)?.into_inner();
             match answer.decision {
                 Some(record) => {

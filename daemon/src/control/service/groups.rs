@@ -45,7 +45,9 @@ impl pb::node_groups_server::NodeGroups for NodeGroupsService {
         let body = request.into_inner();
         let group = required_group(&body.group)?;
         let asked = Asked { caller: caller.name, reason: super::reason(&body.reason)? };
-        let change = super::apply(&self.0, Change::ReplaceGroup { group, at_once: body.at_once }, asked).await?;
+        let change =
+            super::apply(&self.0, Change::ReplaceGroup { group, at_once: body.at_once, dry_run: body.dry_run }, asked)
+                .await?;
         Ok(Response::new(pb::ReplaceNodeGroupResponse { change }))
     }
 

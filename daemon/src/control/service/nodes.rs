@@ -33,7 +33,7 @@ impl pb::nodes_server::Nodes for NodesService {
         };
         let asked = Asked { caller: caller.name, reason: super::reason(&body.reason)? };
         let (answer, decided) = tokio::sync::oneshot::channel();
-        super::apply(&self.0, Change::ReplaceNode { node, answer }, asked).await?;
+        super::apply(&self.0, Change::ReplaceNode { node, dry_run: body.dry_run, answer }, asked).await?;
         let decision = match tokio::time::timeout(DECISION_WAIT, decided).await {
             Ok(Ok(stamped)) => stamped,
             // Not decided yet (a long tick), or the node went before the tick acted on it.
