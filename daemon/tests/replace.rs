@@ -326,25 +326,97 @@ async fn a_node_an_operator_asks_to_replace_gets_its_replacement_before_its_pods
     stop(daemon);
 }
 
+/// What the test plays besides Ballast while group `general` (n0 and n1, each running a
+/// pod of `web`) is replaced: the kubelet of each new instance registers its node once the
+/// instance has booted (1.5 s: a creation time, to the second, after the launch), and the
+/// ReplicaSet brings each evicted pod back on the newest node.
+struct Kubelets<'a> {
+    site: &'a Site,
+    old: Vec<String>,
+    /// New instances, and when each was first seen.
+    booting: Vec<(String, std::time::Instant)>,
+    registered: Vec<String>,
+}
+
+impl<'a> Kubelets<'a> {
+    async fn start(site: &'a Site) -> Kubelets<'a> {
+        let old = site.group().await.1;
+        site.standin.create(deployment("web")).unwrap();
+        site.standin.create(replica_set("web-rs", "web")).unwrap();
+        for (i, instance) in old.iter().enumerate() {
+            site.standin.create(node(&format!("n{i}"), instance, "general")).unwrap();
+            let pod = running_pod(&format!("web-{i}"), &format!("n{i}"), Some(("ReplicaSet", "web-rs")), web());
+            site.standin.create(pod).unwrap();
+        }
+        Kubelets { site, old, booting: Vec::new(), registered: Vec::new() }
+    }
+
+    /// Registers the new instances' nodes and brings evicted pods back; returns the group.
+    async fn step(&mut self) -> (i32, Vec<String>) {
+        let (desired, instances) = self.site.group().await;
+        let known = |i: &String| self.old.contains(i) || self.booting.iter().any(|(b, _)| b == i);
+        let launched: Vec<String> = instances.iter().filter(|i| !known(i)).cloned().collect();
+        self.booting.extend(launched.into_iter().map(|i| (i, std::time::Instant::now())));
+        let booted = |(i, at): &(String, std::time::Instant)| {
+            (at.elapsed() > Duration::from_millis(1_500) && !self.registered.contains(i)).then(|| i.clone())
+        };
+        let new: Vec<String> = self.booting.iter().filter_map(booted).collect();
+        for instance in new {
+            let mut n = node(&format!("r{}", self.registered.len()), &instance, "general");
+            n["metadata"]["creationTimestamp"] =
+                json!(humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string());
+            self.site.standin.create(n).unwrap();
+            self.registered.push(instance);
+        }
+        let pod = |name: &str| self.site.standin.get("v1", "Pod", "default", name);
+        for i in 0..2 {
+            if pod(&format!("web-{i}")).is_none() && pod(&format!("web-again-{i}")).is_none() {
+                let newest = format!("r{}", self.registered.len() - 1);
+                let again = running_pod(&format!("web-again-{i}"), &newest, Some(("ReplicaSet", "web-rs")), web());
+                self.site.standin.create(again).unwrap();
+            }
+        }
+        (desired, instances)
+    }
+
+    /// The old nodes still in the group and cordoned.
+    fn old_cordoned(&self, instances: &[String]) -> usize {
+        let cordoned = |i: usize| {
+            self.site.standin.get("v1", "Node", "", &format!("n{i}")).unwrap()["spec"]["unschedulable"] == true
+        };
+        (0..2).filter(|i| instances.contains(&self.old[*i]) && cordoned(*i)).count()
+    }
+
+    /// Every old node replaced, the group back at its size.
+    fn rolled(&self, (desired, instances): &(i32, Vec<String>)) -> bool {
+        *desired == 2 && instances.len() == 2 && !instances.iter().any(|i| self.old.contains(i))
+    }
+}
+
+fn web() -> Value {
+    json!({"app": "web"})
+}
+
+/// The control record that ends the replacement of `general`, once it is in the journal.
+async fn roll_ended(site: &Site) -> bool {
+    let ended = |r: &Value| r["record"] == "control" && r["change"] == "replace group general: done, 2 replaced";
+    eventually(Duration::from_secs(10), async || records(&site.journal()).iter().any(ended)).await.is_some()
+}
+
+const ROLLING: (&str, &str) = (
+    "  tick-interval: 1s\n  guardrails:\n    min-node-age: 0s\n",
+    "  - {plugin: binpack, settings: {scale-down: false}}\n",
+);
+
 /// An operator replaces group `general` after a new AMI (`ballast ctl replace group`): n0
-/// and n1, each running a pod of `web`, are replaced one at a time, oldest first: each is
-/// cordoned as its replacement is launched, and at no moment are both old nodes leaving. The
-/// nodes launched for the roll are not replaced, and the roll ends with a control record.
+/// and n1 are replaced one at a time, oldest first: each is cordoned as its replacement is
+/// launched, and at no moment are both old nodes leaving. The nodes launched for the roll
+/// are not replaced, `/metrics` shows it under way, and it ends with a control record.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_an_operator_asks_to_replace_is_rolled_one_node_at_a_time_replacements_first() {
     let site = Site::start(2).await;
-    let old = site.group().await.1;
-    site.standin.create(deployment("web")).unwrap();
-    site.standin.create(replica_set("web-rs", "web")).unwrap();
-    for (i, instance) in old.iter().enumerate() {
-        site.standin.create(node(&format!("n{i}"), instance, "general")).unwrap();
-        let pod =
-            running_pod(&format!("web-{i}"), &format!("n{i}"), Some(("ReplicaSet", "web-rs")), json!({"app": "web"}));
-        site.standin.create(pod).unwrap();
-    }
-    let engine = "  tick-interval: 1s\n  guardrails:\n    min-node-age: 0s\n";
-    let policies = "  - {plugin: binpack, settings: {scale-down: false}}\n";
-    let mut daemon = site.replica("rolling", engine, policies, "");
+    let mut kubelets = Kubelets::start(&site).await;
+    let mut daemon = site.replica("rolling", ROLLING.0, ROLLING.1, "");
     let [control, admin] =
         support::daemon::announced_each(&mut daemon, &["control API", "metrics and health"]).try_into().unwrap();
     if !leading_with(&site, 2).await {
@@ -355,60 +427,65 @@ async fn a_group_an_operator_asks_to_replace_is_rolled_one_node_at_a_time_replac
     assert!(asked.status.success(), "{answer}{}", String::from_utf8_lossy(&asked.stderr));
     assert!(answer.contains("replace group general: 2 node(s), 1 at a time, oldest first: n0, n1"), "{answer}");
 
-    // The kubelets of new instances register; an evicted pod comes back on the newest node.
-    let mut registered: Vec<String> = Vec::new();
     let mut both_cordoned = false;
     let mut started_seen = 0.0_f64;
     let rolled = eventually(Duration::from_secs(90), async || {
-        let (desired, instances) = site.group().await;
-        let new: Vec<String> =
-            instances.iter().filter(|i| !old.contains(i) && !registered.contains(i)).cloned().collect();
-        for instance in new {
-            let mut n = node(&format!("r{}", registered.len()), &instance, "general");
-            n["metadata"]["creationTimestamp"] =
-                json!(humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string());
-            site.standin.create(n).unwrap();
-            registered.push(instance);
-        }
-        for i in 0..2 {
-            if site.standin.get("v1", "Pod", "default", &format!("web-{i}")).is_none()
-                && site.standin.get("v1", "Pod", "default", &format!("web-again-{i}")).is_none()
-            {
-                let newest = format!("r{}", registered.len() - 1);
-                let pod = running_pod(
-                    &format!("web-again-{i}"),
-                    &newest,
-                    Some(("ReplicaSet", "web-rs")),
-                    json!({"app": "web"}),
-                );
-                site.standin.create(pod).unwrap();
-            }
-        }
-        let cordoned_old = (0..2)
-            .filter(|i| instances.contains(&old[*i]))
-            .filter(|i| site.standin.get("v1", "Node", "", &format!("n{i}")).unwrap()["spec"]["unschedulable"] == true)
-            .count();
-        both_cordoned |= cordoned_old > 1;
+        let group = kubelets.step().await;
+        both_cordoned |= kubelets.old_cordoned(&group.1) > 1;
         let series = "ballast_node_group_replacement_started{node_group=\"general\"}";
         let scrape = support::daemon::get(&admin, "/metrics", None).2;
         started_seen = started_seen.max(support::daemon::sample(&scrape, series).unwrap_or(0.0));
-        desired == 2 && instances.len() == 2 && !instances.iter().any(|i| old.contains(i))
+        kubelets.rolled(&group)
     })
     .await;
     if rolled.is_none() {
-        fail(daemon, &format!("general was not rolled: {:?}, registered {registered:?}", site.group().await));
+        fail(
+            daemon,
+            &format!("general was not rolled: {:?}, registered {:?}", site.group().await, kubelets.registered),
+        );
     }
     assert!(!both_cordoned, "both old nodes were leaving at once");
     assert!(started_seen >= 1.0, "/metrics showed the roll under way");
-    assert_eq!(registered.len(), 2, "one replacement each, none for the roll's own nodes: {registered:?}");
-    let done = async || {
-        let ended = |r: &Value| r["record"] == "control" && r["change"] == "replace group general: done, 2 replaced";
-        records(&site.journal()).iter().any(ended)
-    };
-    if eventually(Duration::from_secs(10), done).await.is_none() {
+    assert_eq!(kubelets.registered.len(), 2, "one replacement each, none for the roll's own nodes");
+    if !roll_ended(&site).await {
         fail(daemon, "the roll did not end with a control record");
     }
     let gone = async || !support::daemon::get(&admin, "/metrics", None).2.contains("replacement_started{");
     assert!(eventually(Duration::from_secs(10), gone).await.is_some(), "the series goes with the roll");
     stop(daemon);
+}
+
+/// A group replacement survives a restart: the daemon is stopped once n0's replacement has
+/// launched, and started again; reading the handover it left (and n0's removal mark), it
+/// carries the roll on to n1 and to its end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_replacement_goes_on_after_the_daemon_restarts() {
+    let site = Site::start(2).await;
+    let mut kubelets = Kubelets::start(&site).await;
+    let mut first = site.replica("first", ROLLING.0, ROLLING.1, "");
+    let control = support::daemon::announced(&mut first, "control API");
+    if !leading_with(&site, 2).await {
+        fail(first, "the daemon never saw n0 and n1");
+    }
+    let asked = ctl(&site, &control, &["replace", "group", "general", "--reason", "AMI 2026.11"]);
+    assert!(asked.status.success(), "{}", String::from_utf8_lossy(&asked.stderr));
+    if eventually(Duration::from_secs(30), async || site.group().await.0 == 3).await.is_none() {
+        fail(first, "n0's replacement was never launched");
+    }
+    stop(first);
+
+    let second = site.replica("second", ROLLING.0, ROLLING.1, "");
+    let rolled = eventually(Duration::from_secs(90), async || {
+        let group = kubelets.step().await;
+        kubelets.rolled(&group)
+    })
+    .await;
+    if rolled.is_none() {
+        fail(second, &format!("the restarted daemon did not finish the roll: {:?}", site.group().await));
+    }
+    assert_eq!(kubelets.registered.len(), 2, "one replacement each, none twice");
+    if !roll_ended(&site).await {
+        fail(second, "the roll did not end with a control record");
+    }
+    stop(second);
 }
