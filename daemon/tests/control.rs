@@ -531,6 +531,7 @@ async fn python_grpcio_lists_the_services_by_reflection_and_calls_them() {
         "decisions: ",
         "explain: node ",
         "replace: replacement asked by ops (from python): cordoned ",
+        "replace group: dry-run, nothing started: replace group general: ",
         "not found: name: node no-such-node: no such node in the cluster",
     ];
     for line in lines {

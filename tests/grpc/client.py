@@ -2,7 +2,7 @@
 
 It learns the services and message types from the server by reflection (grpcio-reflection),
 then calls Status.Get, NodeGroups.List, Decisions.List, Explain.Node and, with a write
-token, Nodes.Replace, printing one line per call for daemon/tests/control.rs to check.
+token, Nodes.Replace and NodeGroups.Replace (as a dry run), printing one line per call for daemon/tests/control.rs to check.
 Usage: client.py HOST:PORT WRITE_TOKEN
 """
 
@@ -57,6 +57,8 @@ def main(address: str, token: str) -> None:
                    if not n.get("being_removed"))
     replaced = call("ballast.v1.Nodes", "Replace", {"name": staying, "reason": "from python"}, writer)
     print("replace:", replaced["decision"]["decision"]["reason"])
+    group = {"group": "general", "reason": "from python", "dry_run": True}
+    print("replace group:", call("ballast.v1.NodeGroups", "Replace", group, writer)["change"])
     try:
         call("ballast.v1.Nodes", "Replace", {"name": "no-such-node", "reason": "from python"}, writer)
         raise SystemExit("an unknown node was replaced")
