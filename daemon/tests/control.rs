@@ -464,6 +464,8 @@ async fn ballast_ctl_runs_every_subcommand_in_every_format_and_prints_the_server
     assert!(!ok && err.contains("UNAUTHENTICATED"), "{err}");
     let (ok, _, err) = daemon.ctl(Some("read"), &["mode", "set", "dry-run", "--reason", "x"]);
     assert!(!ok && err.contains("PERMISSION_DENIED"), "{err}");
+    let (ok, _, err) = daemon.ctl(Some("write"), &["replace", "node", "any", "--cancel", "--reason", "x"]);
+    assert!(!ok && err.contains("--cancel and --at-once are for a group"), "never a node replaced instead: {err}");
     for args in [["replace", "node", "any"], ["replace", "group", "general"]] {
         let (ok, _, err) = daemon.ctl(Some("read"), &[&args[..], &["--reason", "x"]].concat());
         assert!(!ok && err.contains("PERMISSION_DENIED"), "{args:?} needs write access: {err}");

@@ -71,9 +71,9 @@ enum CtlCommand {
         /// Why: it goes in the records.
         #[arg(long)]
         reason: String,
-        /// For a group: how many of its nodes may be leaving at once.
-        #[arg(long, default_value_t = 1)]
-        at_once: u32,
+        /// For a group: how many of its nodes may be leaving at once (1 when not given).
+        #[arg(long)]
+        at_once: Option<u32>,
         /// For a group: stop replacing it (drains under way go on).
         #[arg(long)]
         cancel: bool,
@@ -290,12 +290,18 @@ async fn dispatch(c: &Clients, command: CtlCommand, format: Format) -> anyhow::R
             let mut groups = client!(c, node_groups_client::NodeGroupsClient);
             let answer = match cancel {
                 true => groups.cancel_replace(pb::CancelNodeGroupReplacementRequest { group, reason }).await,
-                false => groups.replace(pb::ReplaceNodeGroupRequest { group, at_once, reason, dry_run }).await,
+                false => {
+                    let at_once = at_once.unwrap_or(1);
+                    groups.replace(pb::ReplaceNodeGroupRequest { group, at_once, reason, dry_run }).await
+                }
             };
             outln!("{}", answer.map_err(failed)?.into_inner().change);
             Ok(())
         }
-        CtlCommand::Replace { what: Replaceable::Node, name, reason, dry_run, .. } => {
+        CtlCommand::Replace { what: Replaceable::Node, name, reason, dry_run, at_once, cancel } => {
+            if cancel || at_once.is_some() {
+                anyhow::bail!("--cancel and --at-once are for a group (`ctl replace group NAME`), not a node");
+            }
             let request = pb::ReplaceNodeRequest { name: name.clone(), reason, dry_run };
             let answer = client!(c, nodes_client::NodesClient).replace(request).await.map_err(failed)?.into_inner();
             match answer.decision {
