@@ -48,8 +48,14 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
         let _ = answer.send(Stamped::new(id, record));
     }
 
-    /// The asked-for replacements as interruption warnings, each due a drain timeout from
-    /// `now` (so the pods wait for the replacement for half of it at the most).
+    /// An asked-for replacement of `instance_id` as an interruption warning, due a drain
+    /// timeout from `now` (so the pods wait for the replacement for half of it at the most).
+    pub(super) fn asked_warning(&self, instance_id: String, cause: InterruptionCause, now: u64) -> Interruption {
+        let deadline_millis = now + self.config.guardrails.drain_timeout.as_millis() as u64;
+        Interruption { instance_id, at_millis: now, deadline_millis, cause }
+    }
+
+    /// The asked-for replacements as interruption warnings ([`Engine::asked_warning`]).
     ///
     /// # Guarantees
     /// A node that is unknown, on Fargate, outside a managed group, without a listed
@@ -61,7 +67,6 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
     /// honours PDBs, and is abandoned at `drain-timeout` if they never allow it.
     pub(super) fn asked_interruptions(&mut self, obs: &Observation, now: u64, tick: u64) -> Vec<Interruption> {
         let requests = std::mem::take(&mut self.asked_replacements);
-        let due = now + self.config.guardrails.drain_timeout.as_millis() as u64;
         let mut warnings = Vec::with_capacity(requests.len());
         for request in requests {
             let cause = InterruptionCause::Asked { caller: request.asked.caller, reason: request.asked.reason };
@@ -71,7 +76,7 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
                     if request.dry_run {
                         self.asked_dry_runs.insert(instance_id.clone());
                     }
-                    warnings.push(Interruption { instance_id, at_millis: now, deadline_millis: due, cause });
+                    warnings.push(self.asked_warning(instance_id, cause, now));
                 }
                 Err(why) => {
                     let refused = Record::Decision(DecisionRecord {

@@ -94,9 +94,9 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
     /// the cluster than its disruption budget and the most restrictive open disruption
     /// window allow (drains of any cause count; a roll is a voluntary disruption, as
     /// Karpenter's drift is). Nothing starts while the group backs off from a failed launch:
-    /// a replacement that cannot launch would only take capacity away. A node that may not be replaced
-    /// (annotated, or running a pod annotated `karpenter.sh/do-not-disrupt`) is left and
-    /// named when the roll ends. The roll ends, with a control record, once no node it
+    /// a replacement that cannot launch would only take capacity away. A node that may not
+    /// be replaced (annotated, or running a pod annotated `karpenter.sh/do-not-disrupt`) is
+    /// left and named when the roll ends. The roll ends, with a control record, once no node it
     /// covers is left or leaving; it also ends if its group is gone.
     pub(super) fn rolling_interruptions(&mut self, obs: &Observation, now: u64) -> Vec<Interruption> {
         let mut warnings = Vec::new();
@@ -127,8 +127,7 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
             let mut started = 0;
             for node in due.into_iter().take(take) {
                 let Some(instance_id) = obs.nodes.get(node.name).and_then(|f| f.instance_id.clone()) else { continue };
-                let deadline_millis = now + self.config.guardrails.drain_timeout.as_millis() as u64;
-                warnings.push(Interruption { instance_id, at_millis: now, deadline_millis, cause: cause.clone() });
+                warnings.push(self.asked_warning(instance_id, cause.clone(), now));
                 started += 1;
             }
             room -= started as usize;

@@ -64,10 +64,10 @@ impl TickSchedule {
 
     /// The earliest time a tick can be due, for a runner that sleeps until then.
     pub fn next_due(&self) -> u64 {
-        let periodic = self.last_tick.map_or(0, |t| t + self.interval_ms);
         if self.asked {
             return 0;
         }
+        let periodic = self.last_tick.map_or(0, |t| t + self.interval_ms);
         match self.batch {
             Some((first, last)) => periodic.min((last + self.idle_ms).min(first + self.max_ms)),
             None => periodic,
