@@ -68,7 +68,7 @@ fn an_asked_replacement_ticks_at_once_launches_the_replacement_first_and_answers
     assert_eq!(control, Some(("alice".into(), "replace node w2".into(), "kernel CVE-2026-1234".into())));
 
     // The pods move once the replacement is Ready, not before.
-    join_web(&mut world, "w5");
+    join(&mut world, "w5", NOW + 40_000);
     world.node_mut("w5").ready = false;
     world.group_mut("web").desired_size = 5;
     show(&world, &faulty);
@@ -76,19 +76,6 @@ fn an_asked_replacement_ticks_at_once_launches_the_replacement_first_and_answers
     world.node_mut("w5").ready = true;
     show(&world, &faulty);
     assert_eq!(tick_at(&mut engine, &faulty, NOW + 70_000), ["mark w2", "evict shop/web-2"]);
-}
-
-/// A Ready node of `web` that joined at NOW + 40 s.
-fn join_web(world: &mut World, name: &str) {
-    let mut node = crate::guard::fixture::node(name, Some(&format!("i-{name}")), Some("web"));
-    node.created_at_millis = NOW + 40_000;
-    world.cluster.nodes.push(node);
-    world.group_mut("web").instances.push(InstanceView {
-        id: format!("i-{name}"),
-        zone: "us-east-1a".into(),
-        instance_type: "m5.large".into(),
-        lifecycle: InstanceLifecycle::InService,
-    });
 }
 
 #[test]

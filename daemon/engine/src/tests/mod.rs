@@ -329,6 +329,19 @@ fn nothing_is_acted_on_in_dry_run_or_paused_not_even_a_marked_node() {
     }
 }
 
+/// A node of group `web` that joined at `joined`, Ready and empty.
+pub(super) fn join(world: &mut World, name: &str, joined: u64) {
+    let mut node = crate::guard::fixture::node(name, Some(&format!("i-{name}")), Some("web"));
+    node.created_at_millis = joined;
+    world.cluster.nodes.push(node);
+    world.group_mut("web").instances.push(InstanceView {
+        id: format!("i-{name}"),
+        zone: "us-east-1a".into(),
+        instance_type: "m5.large".into(),
+        lifecycle: InstanceLifecycle::InService,
+    });
+}
+
 /// Shows the engine the cluster and groups as `world` has them now, and forgets past calls.
 fn show(world: &World, faulty: &Faulty) {
     *faulty.view.lock().unwrap() = world.view();

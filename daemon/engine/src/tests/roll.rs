@@ -23,19 +23,6 @@ fn two_nodes() -> World {
     world
 }
 
-/// A Ready node `name` of `web`, launched at `at`.
-fn launched(world: &mut World, name: &str, at: u64) {
-    let mut node = crate::guard::fixture::node(name, Some(&format!("i-{name}")), Some("web"));
-    node.created_at_millis = at;
-    world.cluster.nodes.push(node);
-    world.group_mut("web").instances.push(InstanceView {
-        id: format!("i-{name}"),
-        zone: "us-east-1a".into(),
-        instance_type: "m5.large".into(),
-        lifecycle: InstanceLifecycle::InService,
-    });
-}
-
 fn controls(engine: &TestEngine) -> Vec<ControlRecord> {
     engine
         .recorder()
@@ -50,7 +37,7 @@ fn controls(engine: &TestEngine) -> Vec<ControlRecord> {
 /// Replaces `node` (its replacement `new` launched at `at`): the hold is released once `new`
 /// is Ready, the pod moves to it, the node is terminated with a decrement and goes.
 fn replace(world: &mut World, engine: &mut TestEngine, faulty: &Faulty, node: &str, pod: &str, new: &str, at: u64) {
-    launched(world, new, at);
+    join(world, new, at);
     show(world, faulty);
     let calls = tick_at(engine, faulty, at + 20_000);
     assert_eq!(calls, [format!("mark {node}"), format!("evict shop/{pod}")], "{node}'s pods move once {new} is Ready");

@@ -17,19 +17,6 @@ fn retirement(id: &str, at: u64) -> Interruption {
     }
 }
 
-/// A node of group `web` that joined at `joined`, Ready and empty.
-fn join(world: &mut World, name: &str, joined: u64) {
-    let mut node = crate::guard::fixture::node(name, Some(&format!("i-{name}")), Some("web"));
-    node.created_at_millis = joined;
-    world.cluster.nodes.push(node);
-    world.group_mut("web").instances.push(InstanceView {
-        id: format!("i-{name}"),
-        zone: "us-east-1a".into(),
-        instance_type: "m5.large".into(),
-        lifecycle: InstanceLifecycle::InService,
-    });
-}
-
 /// EC2 took `node`'s instance: the node and its pod `pod` are gone.
 fn reclaimed(world: &mut World, node: &str, pod: &str) {
     world.cluster.nodes.retain(|n| &*n.name != node);
