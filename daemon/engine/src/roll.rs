@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::control::{Asked, ChangeError};
-use super::observe::{FARGATE_GROUP, Observation};
+use super::observe::Observation;
 use super::policies::Policies;
 use super::ports::{Capacity, Cluster, Interruption, InterruptionCause};
 use super::record::{ControlRecord, Record};
@@ -100,7 +100,8 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
     /// covers is left or leaving; it also ends if its group is gone.
     pub(super) fn rolling_interruptions(&mut self, obs: &Observation, now: u64) -> Vec<Interruption> {
         let mut warnings = Vec::new();
-        let mut room = self.disruption_room(obs, now);
+        let budget = &self.config.guardrails.disruption_budget;
+        let mut room = super::guard::Budget::at(obs, budget, now).room(self.state.drains.len());
         let groups: Vec<String> = self.state.rolls.keys().cloned().collect();
         for group in groups {
             let Some(roll) = self.state.rolls.get(&group).cloned() else { continue };
@@ -136,16 +137,6 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
             }
         }
         warnings
-    }
-
-    /// How many more nodes may start leaving now: the disruption budget, or the most
-    /// restrictive open disruption window if lower, less the drains under way.
-    fn disruption_room(&self, obs: &Observation, now: u64) -> usize {
-        let budget = &self.config.guardrails.disruption_budget;
-        let nodes = obs.snapshot.nodes.iter().filter(|n| n.group.as_deref() != Some(FARGATE_GROUP)).count();
-        let window = super::window::most_restrictive(&budget.windows, now, nodes).map(|w| w.allowed);
-        let allowed = window.map_or(budget.allowed(nodes), |w| w.min(budget.allowed(nodes)));
-        allowed.saturating_sub(self.state.drains.len())
     }
 
     /// `group`'s nodes created before `before`, not leaving, oldest first; and those kept

@@ -53,10 +53,25 @@ pub struct Guard<'a> {
 /// The cluster-wide disruption budget for this tick: EC2 nodes, how many may be leaving, and
 /// the most restrictive disruption window open.
 #[derive(Default)]
-struct Budget<'a> {
+pub(crate) struct Budget<'a> {
     nodes: usize,
     allowed: usize,
     window: Option<OpenWindow<'a>>,
+}
+
+impl<'a> Budget<'a> {
+    /// The budget `config` gives the cluster `obs` shows, with the window open at `now`.
+    pub(crate) fn at(obs: &Observation, config: &'a super::config::DisruptionBudget, now: u64) -> Self {
+        let nodes = obs.snapshot.nodes.iter().filter(|n| n.group.as_deref() != Some(FARGATE_GROUP)).count();
+        Budget { nodes, allowed: config.allowed(nodes), window: window::most_restrictive(&config.windows, now, nodes) }
+    }
+
+    /// How many more nodes may start leaving, with `leaving` under way: the budget, or the
+    /// open window's limit if lower.
+    pub(crate) fn room(&self, leaving: usize) -> usize {
+        let window = self.window.as_ref().map_or(usize::MAX, |w| w.allowed);
+        self.allowed.min(window).saturating_sub(leaving)
+    }
 }
 
 /// Running tallies while proposals are judged in order.
@@ -75,12 +90,7 @@ impl Guard<'_> {
     pub fn run(&self, proposals: &[Proposed]) -> (Plan, Vec<GuardOutcome>) {
         let mut plan = Plan::default();
         let mut outcomes: Vec<Option<GuardOutcome>> = vec![None; proposals.len()];
-        let nodes = self.obs.snapshot.nodes.iter().filter(|n| n.group.as_deref() != Some(FARGATE_GROUP)).count();
-        let budget = Budget {
-            nodes,
-            allowed: self.config.disruption_budget.allowed(nodes),
-            window: window::most_restrictive(&self.config.disruption_budget.windows, self.now, nodes),
-        };
+        let budget = Budget::at(self.obs, &self.config.disruption_budget, self.now);
         let mut tally = Tally { budget, ..Tally::default() };
 
         // Scale proposals, per group: the largest target wins.
