@@ -259,6 +259,8 @@ async fn leading_with(site: &Site, nodes: usize) -> bool {
 /// and why. n0's group grows first and n0 is cordoned at once, but its pods stay while the
 /// replacement boots; once the replacement is Ready they are evicted and n0 is terminated
 /// with a decrement. consolidation, running beside it, does not take the empty replacement.
+/// Before that: an unknown node is NOT_FOUND, n0 is refused while it runs a pod annotated
+/// `karpenter.sh/do-not-disrupt`, and a dry run launches and cordons nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_an_operator_asks_to_replace_gets_its_replacement_before_its_pods_are_evicted() {
     let site = Site::start(1).await;
@@ -276,6 +278,18 @@ async fn a_node_an_operator_asks_to_replace_gets_its_replacement_before_its_pods
     let unknown = ctl(&["replace", "node", "n9", "--reason", "typo"]);
     let said = String::from_utf8_lossy(&unknown.stderr);
     assert!(!unknown.status.success() && said.contains("NOT_FOUND") && said.contains("node n9"), "{said}");
+    // A pod that must not be disrupted keeps its node, asked or not; once it is gone, n0 may go.
+    let mut pinned = running_pod("pinned", "n0", Some(("ReplicaSet", "web-rs")), json!({"app": "web"}));
+    pinned["metadata"]["annotations"] = json!({"karpenter.sh/do-not-disrupt": "true"});
+    site.standin.create(pinned).unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await; // two ticks: the pod is in the snapshot
+    let kept = ctl(&["replace", "node", "n0", "--reason", "kernel patch"]);
+    let said = String::from_utf8_lossy(&kept.stderr);
+    assert!(!kept.status.success() && said.contains("FAILED_PRECONDITION"), "{said}");
+    assert!(said.contains("pod default/pinned is annotated karpenter.sh/do-not-disrupt=true"), "{said}");
+    assert_eq!(site.group().await.0, 1, "nothing launched for a kept node");
+    site.standin.delete("v1", "Pod", "default", "pinned").unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
     let dry = ctl(&["replace", "node", "n0", "--reason", "kernel patch", "--dry-run"]);
     let said = String::from_utf8_lossy(&dry.stdout);
     assert!(dry.status.success() && said.contains("dry-run") && said.contains("cordoned n0"), "{said}");
@@ -320,9 +334,11 @@ async fn a_node_an_operator_asks_to_replace_gets_its_replacement_before_its_pods
         journal.iter().filter(|r| r["record"] == "control").map(|r| (&r["caller"], &r["change"])).collect();
     let (operator, n9, n0) = (json!("operator"), json!("replace node n9"), json!("replace node n0"));
     let n0_dry = json!("replace node n0 (dry-run)");
-    assert_eq!(asked, [(&operator, &n9), (&operator, &n0_dry), (&operator, &n0)], "each request is a control record");
-    let refused = journal.iter().find(|r| r["guard"]["outcome"] == "refused").expect("n9's refusal is recorded");
-    assert_eq!(refused["guard"]["why"][0]["rule"], "unknown-node", "{refused}");
+    let each = [(&operator, &n9), (&operator, &n0), (&operator, &n0_dry), (&operator, &n0)];
+    assert_eq!(asked, each, "each request is a control record");
+    let refused: Vec<&Value> =
+        journal.iter().filter(|r| r["guard"]["outcome"] == "refused").map(|r| &r["guard"]["why"][0]["rule"]).collect();
+    assert_eq!(refused, [&json!("unknown-node"), &json!("removal-blocked")], "the refusals are recorded");
     stop(daemon);
 }
 
