@@ -505,3 +505,36 @@ async fn a_group_replacement_goes_on_after_the_daemon_restarts() {
     }
     stop(second);
 }
+
+/// A group replacement is a voluntary disruption: under a disruption window that lets no node
+/// leave (a change freeze), the asked roll starts nothing, however long it waits, while
+/// `ctl groups` shows it asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_freeze_holds_a_group_replacement_in_the_running_daemon() {
+    let site = Site::start(2).await;
+    let _kubelets = Kubelets::start(&site).await;
+    let frozen = format!(
+        "{}    disruption-budget: {{windows: [{{schedule: '* * * * *', duration: 2m, nodes: 0}}]}}\n",
+        ROLLING.0
+    );
+    let mut daemon = site.replica("frozen", &frozen, ROLLING.1, "");
+    let control = support::daemon::announced(&mut daemon, "control API");
+    if !leading_with(&site, 2).await {
+        fail(daemon, "the daemon never saw n0 and n1");
+    }
+    let asked = ctl(&site, &control, &["replace", "group", "general", "--reason", "AMI 2026.11"]);
+    assert!(asked.status.success(), "{}", String::from_utf8_lossy(&asked.stderr));
+    let ticks = |journal: &[Value]| journal.iter().filter(|r| r["record"] == "tick").count();
+    let from = ticks(&records(&site.journal()));
+    if eventually(Duration::from_secs(30), async || ticks(&records(&site.journal())) >= from + 6).await.is_none() {
+        fail(daemon, "six more ticks were never recorded");
+    }
+    assert_eq!(site.group().await.0, 2, "nothing launched during the freeze");
+    for i in 0..2 {
+        let node = site.standin.get("v1", "Node", "", &format!("n{i}")).unwrap();
+        assert_ne!(node["spec"]["unschedulable"], true, "nothing cordoned during the freeze: {node}");
+    }
+    let groups = String::from_utf8_lossy(&ctl(&site, &control, &["groups"]).stdout).into_owned();
+    assert!(groups.contains("general: replacing its nodes from before") && groups.contains("0 started"), "{groups}");
+    stop(daemon);
+}
