@@ -61,6 +61,23 @@ fn web_on_n0(site: &Site, instance: &str) {
     }
 }
 
+/// The Node the kubelet of `instance` (group `general`) registers now.
+fn registered_now(name: &str, instance: &str) -> Value {
+    let mut n = node(name, instance, "general");
+    n["metadata"]["creationTimestamp"] =
+        json!(humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string());
+    n
+}
+
+/// The two pods `web`'s ReplicaSet makes again for those evicted, bound to c0 as the
+/// scheduler would.
+fn web_new_on_c0(site: &Site) {
+    for i in 0..2 {
+        let pod = running_pod(&format!("web-new-{i}"), "c0", Some(("ReplicaSet", "web-rs")), json!({"app": "web"}));
+        site.standin.create(pod).unwrap();
+    }
+}
+
 /// consolidation's first decision proposing `what` (`scale-to`, `remove-nodes`).
 fn decision<'a>(journal: &'a [Value], what: &str) -> &'a Value {
     journal
@@ -202,19 +219,13 @@ async fn an_expired_node_is_rotated_its_successor_launched_and_ready_before_it_i
     assert_ne!(n0["spec"]["unschedulable"], true, "n0 cordoned before its successor registered: {n0}");
 
     let successor = site.group().await.1.into_iter().find(|i| *i != old[0]).unwrap();
-    let mut c0 = node("c0", &successor, "general");
-    c0["metadata"]["creationTimestamp"] =
-        json!(humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string());
-    site.standin.create(c0).unwrap();
+    site.standin.create(registered_now("c0", &successor)).unwrap();
     // The drain begins; the ReplicaSet's new pods land on c0, as the scheduler would put them.
     let cordoned = async || site.standin.get("v1", "Node", "", "n0").unwrap()["spec"]["unschedulable"] == true;
     if eventually(Duration::from_secs(30), cordoned).await.is_none() {
         fail(daemon, "n0 was never cordoned once its successor was Ready");
     }
-    for i in 0..2 {
-        let pod = running_pod(&format!("web-new-{i}"), "c0", Some(("ReplicaSet", "web-rs")), json!({"app": "web"}));
-        site.standin.create(pod).unwrap();
-    }
+    web_new_on_c0(&site);
     let rotated =
         eventually(Duration::from_secs(60), async || site.group().await == (1, vec![successor.clone()])).await;
     if rotated.is_none() {
@@ -310,18 +321,12 @@ async fn a_node_an_operator_asks_to_replace_gets_its_replacement_before_its_pods
     assert!(site.standin.get("v1", "Pod", "default", "web-0").is_some(), "web-0 evicted before a replacement is Ready");
 
     let successor = site.group().await.1.into_iter().find(|i| *i != old[0]).unwrap();
-    let mut c0 = node("c0", &successor, "general");
-    c0["metadata"]["creationTimestamp"] =
-        json!(humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string());
-    site.standin.create(c0).unwrap();
+    site.standin.create(registered_now("c0", &successor)).unwrap();
     let evicted = async || site.standin.get("v1", "Pod", "default", "web-0").is_none();
     if eventually(Duration::from_secs(30), evicted).await.is_none() {
         fail(daemon, "n0's pods were never evicted once its replacement was Ready");
     }
-    for i in 0..2 {
-        let pod = running_pod(&format!("web-new-{i}"), "c0", Some(("ReplicaSet", "web-rs")), json!({"app": "web"}));
-        site.standin.create(pod).unwrap();
-    }
+    web_new_on_c0(&site);
     let replaced =
         eventually(Duration::from_secs(60), async || site.group().await == (1, vec![successor.clone()])).await;
     if replaced.is_none() {
@@ -378,10 +383,8 @@ impl<'a> Kubelets<'a> {
         };
         let new: Vec<String> = self.booting.iter().filter_map(booted).collect();
         for instance in new {
-            let mut n = node(&format!("r{}", self.registered.len()), &instance, "general");
-            n["metadata"]["creationTimestamp"] =
-                json!(humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string());
-            self.site.standin.create(n).unwrap();
+            let name = format!("r{}", self.registered.len());
+            self.site.standin.create(registered_now(&name, &instance)).unwrap();
             self.registered.push(instance);
         }
         let pod = |name: &str| self.site.standin.get("v1", "Pod", "default", name);

@@ -20,6 +20,18 @@ fn configured(policies: Vec<PolicyEntry>) -> DaemonConfig {
     DaemonConfig { policies, ..DaemonConfig::default() }
 }
 
+/// A configuration file naming binpack alone (in a directory kept while it is held),
+/// binpack running from it, and a reloader watching it.
+fn binpack_configured() -> (tempfile::TempDir, PathBuf, Vec<ChainEntry>, Reloader) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("ballast.yaml");
+    std::fs::write(&config, "policies: [{plugin: binpack}]\n").unwrap();
+    let host = host();
+    let running = vec![load_entry(&host, &PolicyEntry::named("binpack")).unwrap()];
+    let reloader = Reloader::new(Some(config.clone()), &configured(vec![PolicyEntry::named("binpack")]), host);
+    (dir, config, running, reloader)
+}
+
 fn digest(bytes: &[u8]) -> String {
     hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes))
 }
@@ -65,12 +77,7 @@ fn a_change_reloads_a_broken_file_keeps_the_running_version_and_no_change_is_qui
 
 #[test]
 fn the_configuration_file_changes_a_mode_without_loading_again_and_a_bad_one_keeps_the_chain() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("ballast.yaml");
-    std::fs::write(&config, "policies: [{plugin: binpack}]\n").unwrap();
-    let host = host();
-    let running = vec![load_entry(&host, &PolicyEntry::named("binpack")).unwrap()];
-    let mut reloader = Reloader::new(Some(config.clone()), &configured(vec![PolicyEntry::named("binpack")]), host);
+    let (_dir, config, running, mut reloader) = binpack_configured();
 
     std::fs::write(&config, "policies: [{plugin: binpack, mode: shadow}]\n").unwrap();
     let reload = reloader.poll(&running).expect("the configuration changed");
@@ -88,13 +95,8 @@ fn the_configuration_file_changes_a_mode_without_loading_again_and_a_bad_one_kee
 
 #[test]
 fn guardrails_are_carried_live_settings_read_at_start_are_noted_and_bad_ones_name_the_field() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("ballast.yaml");
+    let (_dir, config, running, mut reloader) = binpack_configured();
     let policies = "policies: [{plugin: binpack}]\n";
-    std::fs::write(&config, policies).unwrap();
-    let host = host();
-    let running = vec![load_entry(&host, &PolicyEntry::named("binpack")).unwrap()];
-    let mut reloader = Reloader::new(Some(config.clone()), &configured(vec![PolicyEntry::named("binpack")]), host);
 
     let freeze =
         "engine: {guardrails: {disruption-budget: {windows: [{schedule: '0 9 * * *', duration: 8h, nodes: 0}]}}}\n";
@@ -125,16 +127,9 @@ fn guardrails_are_carried_live_settings_read_at_start_are_noted_and_bad_ones_nam
 
 #[test]
 fn a_running_policy_the_configuration_does_not_name_is_reported_removed() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("ballast.yaml");
-    std::fs::write(&config, "policies: [{plugin: binpack}]\n").unwrap();
-    let host = host();
+    let (_dir, config, mut running, mut reloader) = binpack_configured();
     // binpack from the configuration, static-size as the control API would have added it.
-    let running = vec![
-        load_entry(&host, &PolicyEntry::named("binpack")).unwrap(),
-        load_entry(&host, &PolicyEntry::named("static-size")).unwrap(),
-    ];
-    let mut reloader = Reloader::new(Some(config.clone()), &configured(vec![PolicyEntry::named("binpack")]), host);
+    running.push(load_entry(&host(), &PolicyEntry::named("static-size")).unwrap());
 
     std::fs::write(&config, "policies: [{plugin: binpack, mode: shadow}]\n").unwrap();
     let reload = reloader.poll(&running).expect("the configuration changed");
@@ -148,12 +143,7 @@ fn a_running_policy_the_configuration_does_not_name_is_reported_removed() {
 
 #[test]
 fn a_change_of_queries_alone_is_carried_and_a_bad_query_keeps_the_old_ones() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("ballast.yaml");
-    std::fs::write(&config, "policies: [{plugin: binpack}]\n").unwrap();
-    let host = host();
-    let running = vec![load_entry(&host, &PolicyEntry::named("binpack")).unwrap()];
-    let mut reloader = Reloader::new(Some(config.clone()), &configured(vec![PolicyEntry::named("binpack")]), host);
+    let (_dir, config, running, mut reloader) = binpack_configured();
 
     let with = |metrics: &str| format!("policies: [{{plugin: binpack, metrics: [{metrics}]}}]\n");
     std::fs::write(&config, with("{name: depth, namespace: AWS/SQS, metric: ApproximateNumberOfMessagesVisible}"))

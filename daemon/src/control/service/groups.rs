@@ -9,7 +9,6 @@ use tonic::{Request, Response, Status};
 use super::super::ControlState;
 use super::super::convert::{self, kebab};
 use super::super::settings::Access;
-use crate::engine::control::Asked;
 use crate::engine::live::Observed;
 use crate::policy::Change;
 
@@ -44,7 +43,7 @@ impl pb::node_groups_server::NodeGroups for NodeGroupsService {
         let caller = self.0.credentials.authorize(&request, Access::Write)?;
         let body = request.into_inner();
         let group = required_group(&body.group)?;
-        let asked = Asked { caller: caller.name, reason: super::reason(&body.reason)? };
+        let asked = super::asked(caller, &body.reason)?;
         let change =
             super::apply(&self.0, Change::ReplaceGroup { group, at_once: body.at_once, dry_run: body.dry_run }, asked)
                 .await?;
@@ -58,7 +57,7 @@ impl pb::node_groups_server::NodeGroups for NodeGroupsService {
         let caller = self.0.credentials.authorize(&request, Access::Write)?;
         let body = request.into_inner();
         let group = required_group(&body.group)?;
-        let asked = Asked { caller: caller.name, reason: super::reason(&body.reason)? };
+        let asked = super::asked(caller, &body.reason)?;
         let change = super::apply(&self.0, Change::CancelGroupReplacement(group), asked).await?;
         Ok(Response::new(pb::ReplaceNodeGroupResponse { change }))
     }

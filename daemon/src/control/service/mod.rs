@@ -68,3 +68,8 @@ fn reason(reason: &str) -> Result<String, Status> {
         r => Ok(r.to_string()),
     }
 }
+
+/// Who asked for a change (an authorised caller) and why ([`reason`]).
+fn asked(caller: crate::control::auth::Caller, reason_given: &str) -> Result<crate::engine::control::Asked, Status> {
+    Ok(crate::engine::control::Asked { caller: caller.name, reason: reason(reason_given)? })
+}

@@ -9,7 +9,6 @@ use tonic::{Request, Response, Status};
 use super::super::ControlState;
 use super::super::convert;
 use super::super::settings::Access;
-use crate::engine::control::Asked;
 use crate::engine::record::{GuardOutcome, Record};
 use crate::engine::rule::{self, Rule};
 use crate::policy::Change;
@@ -31,7 +30,7 @@ impl pb::nodes_server::Nodes for NodesService {
             "" => return Err(Status::invalid_argument("name: required; the name of the node to replace")),
             name => name.to_string(),
         };
-        let asked = Asked { caller: caller.name, reason: super::reason(&body.reason)? };
+        let asked = super::asked(caller, &body.reason)?;
         let (answer, decided) = tokio::sync::oneshot::channel();
         super::apply(&self.0, Change::ReplaceNode { node, dry_run: body.dry_run, answer }, asked).await?;
         let decision = match tokio::time::timeout(DECISION_WAIT, decided).await {

@@ -149,7 +149,7 @@ impl pb::plugins_server::Plugins for PluginsService {
         let body = request.into_inner();
         let name = plugin_name(&body.name)?;
         let mode = mode("mode", body.mode, Some(PluginMode::Enforce))?;
-        let asked = Asked { caller: caller.name, reason: super::reason(&body.reason)? };
+        let asked = super::asked(caller, &body.reason)?;
         let component = match body.component {
             Some(pb::load_plugin_request::Component::Wasm(bytes)) => {
                 Component { bytes: bytes.into(), source: "upload".into() }
@@ -174,7 +174,7 @@ impl pb::plugins_server::Plugins for PluginsService {
     ) -> Result<Response<pb::UnloadPluginResponse>, Status> {
         let caller = self.0.credentials.authorize(&request, Access::Write)?;
         let body = request.into_inner();
-        let asked = Asked { caller: caller.name, reason: super::reason(&body.reason)? };
+        let asked = super::asked(caller, &body.reason)?;
         super::apply(&self.0, Change::Unload(body.name), asked).await?;
         Ok(Response::new(pb::UnloadPluginResponse {}))
     }
@@ -182,7 +182,7 @@ impl pb::plugins_server::Plugins for PluginsService {
     async fn reload(&self, request: Request<pb::ReloadPluginRequest>) -> Result<Response<pb::PluginStatus>, Status> {
         let caller = self.0.credentials.authorize(&request, Access::Write)?;
         let body = request.into_inner();
-        let asked = Asked { caller: caller.name, reason: super::reason(&body.reason)? };
+        let asked = super::asked(caller, &body.reason)?;
         let current = self.entry(&body.name)?;
         if current.source == "upload" {
             return Err(Status::failed_precondition(format!(
@@ -233,7 +233,7 @@ impl pb::plugins_server::Plugins for PluginsService {
         let caller = self.0.credentials.authorize(&request, Access::Write)?;
         let body = request.into_inner();
         let mode = mode("mode", body.mode, None)?;
-        let asked = Asked { caller: caller.name, reason: super::reason(&body.reason)? };
+        let asked = super::asked(caller, &body.reason)?;
         super::apply(&self.0, Change::PluginMode { plugin: body.name.clone(), mode }, asked).await?;
         Ok(Response::new(plugin_status(&self.entry(&body.name)?)))
     }

@@ -10,7 +10,6 @@ use super::super::convert;
 use super::super::settings::Access;
 use super::plugins::plugin_status;
 use crate::engine::Mode;
-use crate::engine::control::Asked;
 use crate::policy::Change;
 
 pub struct StatusService(pub Arc<ControlState>);
@@ -90,7 +89,7 @@ impl pb::mode_server::Mode for ModeService {
                 )));
             }
         };
-        let asked = Asked { caller: caller.name, reason: super::reason(&body.reason)? };
+        let asked = super::asked(caller, &body.reason)?;
         super::apply(&self.0, Change::Mode(mode), asked).await?;
         Ok(Response::new(pb::GetModeResponse { mode: convert::mode(self.0.live.mode()) as i32 }))
     }
