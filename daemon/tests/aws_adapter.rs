@@ -559,3 +559,53 @@ async fn cluster_autoscalers_scale_down_threshold_tag_changes_which_nodes_binpac
     assert!(count >= 1, "the bad tag is counted");
     assert!(last.unwrap().contains("autoscaling-options/scaledownutilizationthreshold"), "named");
 }
+
+/// A new launch template version (`$Latest` moving to a new AMI) makes the instances launched
+/// before it drifted, and only those; a mixed instances group's image is its template's. Each
+/// instance's image is read once (DescribeInstances), whatever the number of observations.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_launched_before_a_new_launch_template_version_have_drifted() {
+    let moto = Moto::start().await;
+    let config = sdk_config(&moto.url).await;
+    group(&config, "general", "m5.large", &ca_tags(), 2).await;
+    mixed_group(&config, "mixed", &[("m5.large", None)], None, &ca_tags()).await;
+    let settings = AwsSettings { image_ttl: std::time::Duration::ZERO, ..settings() };
+    let capacity = AwsCapacity::from_config(&config, settings).unwrap();
+    let described = |c: &AwsCapacity| {
+        let ops = c.calls_by_operation();
+        ops.iter().find(|(op, _)| op.name == "DescribeInstances").map_or(0, |(_, n)| n.calls)
+    };
+    let groups = capacity.node_groups().await.unwrap();
+    assert_eq!(groups[0].image.as_deref(), Some("ami-12c6146b"));
+    assert!(groups[0].instances.iter().all(|i| i.image.as_deref() == Some("ami-12c6146b")), "{groups:?}");
+    assert_eq!(groups[1].image.as_deref(), Some("ami-12c6146b"), "the mixed policy's template");
+    assert!(ballast::engine::drift::drifted(&groups).is_empty());
+
+    aws_sdk_ec2::Client::new(&config)
+        .create_launch_template_version()
+        .launch_template_name("general-lt")
+        .source_version("1")
+        .launch_template_data(RequestLaunchTemplateData::builder().image_id("ami-1234abcd").build())
+        .send()
+        .await
+        .unwrap();
+    let asg = aws_sdk_autoscaling::Client::new(&config);
+    asg.set_desired_capacity().auto_scaling_group_name("general").desired_capacity(3).send().await.unwrap();
+    let groups = capacity.node_groups().await.unwrap();
+    assert_eq!(groups[0].image.as_deref(), Some("ami-1234abcd"));
+    let drifted = ballast::engine::drift::drifted(&groups);
+    let old: Vec<&str> = groups[0]
+        .instances
+        .iter()
+        .filter(|i| i.image.as_deref() == Some("ami-12c6146b"))
+        .map(|i| i.id.as_str())
+        .collect();
+    assert_eq!((old.len(), drifted.len()), (2, 2), "{drifted:?}");
+    assert!(
+        old.iter()
+            .all(|id| drifted[id].to_string() == "launched from ami-12c6146b; its group now launches ami-1234abcd")
+    );
+    assert_eq!(described(&capacity), 2, "the first two instances, then the new one");
+    capacity.node_groups().await.unwrap();
+    assert_eq!(described(&capacity), 2, "nothing new to read");
+}

@@ -4,8 +4,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use aws_sdk_autoscaling::types::{AutoScalingGroup, Filter, LifecycleState, ScalingActivityStatusCode};
-use aws_sdk_ec2::types::InstanceType as Ec2InstanceType;
+use aws_sdk_autoscaling::types::{
+    AutoScalingGroup, Filter, LaunchConfiguration, LifecycleState, ScalingActivityStatusCode,
+};
+use aws_sdk_ec2::types::{InstanceType as Ec2InstanceType, ResponseLaunchTemplateData};
 use ballast_sdk::{CAPACITY_TYPE_LABEL, CapacityType, InstanceType};
 
 use super::templates::{self, LaunchSource, TypeFacts};
@@ -95,39 +97,55 @@ impl AwsCapacity {
         }
         let types = match source {
             LaunchSource::Types(types) => types.clone(),
-            LaunchSource::Template { id, name, version } => {
-                self.inner.limit.acquire().await;
-                let out = self
-                    .inner
-                    .ec2
-                    .describe_launch_template_versions()
-                    .set_launch_template_id(id.clone())
-                    .set_launch_template_name(if id.is_some() { None } else { name.clone() })
-                    .versions(version)
-                    .send()
-                    .await
-                    .map_err(|e| aws_error("describe launch template versions", e))?;
-                out.launch_template_versions()
-                    .iter()
-                    .filter_map(|v| v.launch_template_data()?.instance_type().map(|t| t.as_str().to_string()))
-                    .collect()
-            }
-            LaunchSource::LaunchConfiguration(name) => {
-                self.inner.limit.acquire().await;
-                let out = self
-                    .inner
-                    .asg
-                    .describe_launch_configurations()
-                    .launch_configuration_names(name)
-                    .send()
-                    .await
-                    .map_err(|e| aws_error("describe launch configurations", e))?;
-                out.launch_configurations().iter().filter_map(|c| c.instance_type().map(str::to_string)).collect()
-            }
+            LaunchSource::Template { .. } => self
+                .template_data(source)
+                .await?
+                .iter()
+                .filter_map(|data| data.instance_type().map(|t| t.as_str().to_string()))
+                .collect(),
+            LaunchSource::LaunchConfiguration(name) => self
+                .launch_configuration(name)
+                .await?
+                .and_then(|c| c.instance_type().map(str::to_string))
+                .into_iter()
+                .collect(),
             LaunchSource::Unknown => Vec::new(),
         };
         self.inner.launch_types.lock().await.insert(key, types.clone());
         Ok(types)
+    }
+
+    /// What a launch template's version holds (DescribeLaunchTemplateVersions, with aliases
+    /// such as `resolve:ssm:` resolved); nothing for any other source.
+    pub(super) async fn template_data(&self, source: &LaunchSource) -> AdapterResult<Vec<ResponseLaunchTemplateData>> {
+        let LaunchSource::Template { id, name, version } = source else { return Ok(Vec::new()) };
+        self.inner.limit.acquire().await;
+        let out = self
+            .inner
+            .ec2
+            .describe_launch_template_versions()
+            .set_launch_template_id(id.clone())
+            .set_launch_template_name(if id.is_some() { None } else { name.clone() })
+            .versions(version)
+            .resolve_alias(true)
+            .send()
+            .await
+            .map_err(|e| aws_error("describe launch template versions", e))?;
+        Ok(out.launch_template_versions().iter().filter_map(|v| v.launch_template_data().cloned()).collect())
+    }
+
+    /// A launch configuration by name (DescribeLaunchConfigurations).
+    pub(super) async fn launch_configuration(&self, name: &str) -> AdapterResult<Option<LaunchConfiguration>> {
+        self.inner.limit.acquire().await;
+        let out = self
+            .inner
+            .asg
+            .describe_launch_configurations()
+            .launch_configuration_names(name)
+            .send()
+            .await
+            .map_err(|e| aws_error("describe launch configurations", e))?;
+        Ok(out.launch_configurations().first().cloned())
     }
 
     /// DescribeInstanceTypes for the names not cached.
@@ -264,6 +282,8 @@ impl AwsCapacity {
                 zone: i.availability_zone().unwrap_or_default().to_string(),
                 instance_type: i.instance_type().unwrap_or_default().to_string(),
                 lifecycle: lifecycle(i.lifecycle_state()),
+                // Read with DescribeInstances once the views are made ([`super::images`]).
+                image: None,
             })
             .collect();
         let desired = sizes.desired;
@@ -281,6 +301,7 @@ impl AwsCapacity {
             instances,
             last_launch_failure,
             options,
+            image: None,
         })
     }
 }

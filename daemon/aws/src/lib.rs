@@ -7,6 +7,7 @@
 //! - [`prices`]: the bundled on-demand table, config overrides, spot prices;
 //! - [`cloudwatch`]: metric queries in, Ballast's figures out;
 //! - [`interruptions`]: spot interruption warnings from the SQS queue EventBridge feeds;
+//! - [`images`]: the machine image each group launches and each instance runs (drift);
 //! - [`calls`]: client-side rate limit and counters of attempts and throttling.
 //!
 //! Changing a size re-reads the group first: a desired capacity someone else changed since
@@ -17,6 +18,7 @@
 pub mod calls;
 pub mod cloudwatch;
 pub mod groups;
+pub mod images;
 pub mod interruptions;
 pub mod prices;
 pub mod settings;
@@ -57,6 +59,8 @@ struct Inner {
     stats: Arc<CallStats>,
     types: Mutex<TtlCache<TypeFacts>>,
     launch_types: Mutex<TtlCache<Vec<String>>>,
+    launch_images: Mutex<TtlCache<Option<String>>>,
+    instance_images: Mutex<images::InstanceImages>,
     prices: prices::Prices,
     spot_read: Mutex<TtlCache<()>>,
     /// Each group's desired capacity as last observed, to notice changes made by others.
@@ -171,6 +175,8 @@ impl AwsCapacity {
                 limit: calls::RateLimit::per_second(settings.max_calls_per_second),
                 types: Mutex::new(TtlCache::new(settings.template_ttl)),
                 launch_types: Mutex::new(TtlCache::new(settings.template_ttl)),
+                launch_images: Mutex::new(TtlCache::new(settings.image_ttl)),
+                instance_images: Mutex::new(images::InstanceImages::default()),
                 spot_read: Mutex::new(TtlCache::new(settings.price_ttl)),
                 prices: prices::Prices::new(settings.on_demand_prices.clone()),
                 settings,
@@ -307,6 +313,7 @@ impl Capacity for AwsCapacity {
                 }
             }
         }
+        self.add_images(&groups, &mut views).await;
         let mut observed = self.inner.observed.lock().await;
         for view in &views {
             observed.insert(view.id.clone(), view.desired_size);

@@ -28,6 +28,11 @@ pub struct AwsSettings {
     /// How long spot prices are kept before being read again.
     #[serde(with = "ballast_engine::duration")]
     pub price_ttl: Duration,
+    /// How long the machine image a group launches (its launch template version's, or its
+    /// launch configuration's) is kept before being read again: how soon a new one is seen
+    /// and the nodes running the old one count as drifted.
+    #[serde(with = "ballast_engine::duration")]
+    pub image_ttl: Duration,
     /// Max pods per node when not worked out from the instance type's ENI limits (for
     /// clusters with prefix delegation or a custom CNI).
     pub max_pods: Option<u32>,
@@ -62,6 +67,7 @@ impl Default for AwsSettings {
             discover_by_tags: true,
             template_ttl: Duration::from_secs(3600),
             price_ttl: Duration::from_secs(3600),
+            image_ttl: Duration::from_secs(300),
             max_pods: None,
             on_demand_prices: BTreeMap::new(),
             spot_prices: true,

@@ -133,6 +133,19 @@ pub fn launch_source(group: &AutoScalingGroup) -> (LaunchSource, bool) {
     }
 }
 
+/// Where a group's machine image comes from: its launch template (a mixed instances
+/// policy's, whose overrides name types, not images) or its launch configuration.
+pub fn image_source(group: &AutoScalingGroup) -> LaunchSource {
+    let mixed = group.mixed_instances_policy().and_then(|p| p.launch_template()?.launch_template_specification());
+    if let Some(spec) = mixed.or(group.launch_template()) {
+        return template(spec.launch_template_id(), spec.launch_template_name(), spec.version());
+    }
+    match group.launch_configuration_name() {
+        Some(name) => LaunchSource::LaunchConfiguration(name.to_string()),
+        None => LaunchSource::Unknown,
+    }
+}
+
 fn template(id: Option<&str>, name: Option<&str>, version: Option<&str>) -> LaunchSource {
     LaunchSource::Template {
         id: id.map(str::to_string),

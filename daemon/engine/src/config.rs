@@ -106,6 +106,7 @@ pub struct Guardrails {
     /// Above this fraction of unready nodes (and more than 3), nothing is removed: the
     /// cluster is unhealthy and utilisation figures cannot be trusted (Cluster Autoscaler: 45%).
     pub max_unready_fraction: f64,
+    pub drift: DriftReplacement,
 }
 
 impl Default for Guardrails {
@@ -121,7 +122,29 @@ impl Default for Guardrails {
             replace_unready_after: Duration::from_secs(1200),
             backoff: Backoff::default(),
             max_unready_fraction: 0.45,
+            drift: DriftReplacement::default(),
         }
+    }
+}
+
+/// Nodes launched from a machine image (AMI) their group no longer launches, after a new
+/// launch template version or launch configuration ([`crate::drift`]), are always reported;
+/// with `replace` they are replaced as `ballast ctl replace group` replaces a group: oldest
+/// first, each successor launched before the node's pods are evicted, at most `at-once` of
+/// a group's nodes leaving at a time, within the disruption budget and windows (Karpenter
+/// replaces drifted nodes the same way). Off by default, so that upgrading Ballast never
+/// starts replacing a fleet whose template moved on long ago.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
+pub struct DriftReplacement {
+    pub replace: bool,
+    /// How many of a group's nodes may be leaving at once (drains of any cause count).
+    pub at_once: u32,
+}
+
+impl Default for DriftReplacement {
+    fn default() -> Self {
+        DriftReplacement { replace: false, at_once: 1 }
     }
 }
 
@@ -265,6 +288,9 @@ impl EngineConfig {
                 duration::display(g.backoff.initial),
                 duration::display(g.backoff.max)
             ));
+        }
+        if g.drift.at_once == 0 {
+            return Err("guardrails.drift.at-once: must be at least 1, got 0".into());
         }
         if self.ring_size == 0 {
             return Err("ring-size: must be at least 1".into());

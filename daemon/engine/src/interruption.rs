@@ -118,7 +118,9 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
                     warning.instance_id,
                     due.as_secs(),
                 ),
-                asked @ InterruptionCause::Asked { .. } => format!("{asked}: cordoned {node}; {replacement}"),
+                asked @ (InterruptionCause::Asked { .. } | InterruptionCause::Drifted(_)) => {
+                    format!("{asked}: cordoned {node}; {replacement}")
+                }
                 scheduled => format!(
                     "{scheduled} for {} (due in {}): cordoned {node}; {replacement}",
                     warning.instance_id,

@@ -29,6 +29,7 @@ pub mod config;
 pub mod control;
 pub mod cost;
 pub mod cron;
+pub mod drift;
 pub mod duration;
 pub mod eks;
 pub mod failure;
@@ -384,7 +385,8 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
         } else {
             Vec::new()
         };
-        let rolling = !self.state.rolls.is_empty() && self.config.mode == Mode::Enforce && self.may_act();
+        let drifting = self.config.guardrails.drift.replace && !drift::drifted(&groups).is_empty();
+        let rolling = (!self.state.rolls.is_empty() || drifting) && self.config.mode == Mode::Enforce && self.may_act();
         let mut obs = if warnings.is_empty() && self.asked_replacements.is_empty() && !rolling {
             self.observation(cluster, groups, pricing, now)
         } else {

@@ -53,6 +53,8 @@ pub struct NodeFacts {
     pub kept_by: Option<&'static str>,
     /// What runs on it; a drain evicts [`NodePods::evictable`].
     pub pods: Arc<NodePods>,
+    /// It runs an image its group no longer launches.
+    pub drift: Option<crate::drift::Drift>,
 }
 
 /// One observation, ready for plugins and guardrails.
@@ -103,6 +105,7 @@ pub fn observe(cluster: ClusterView, mut groups: Vec<GroupView>, cx: &ObserveCon
         }
     }
     let known: std::collections::HashSet<&str> = groups.iter().map(|g| g.id.as_str()).collect();
+    let drifted = crate::drift::drifted(&groups);
     let budgets: HashMap<(&str, &str), u32> =
         cluster.disruption_budgets.iter().map(|b| ((&*b.namespace, &*b.name), b.disruptions_allowed)).collect();
     let pending: Vec<PendingPod> = cluster.pending.iter().map(|p| pending_pod(p, cx.now_millis)).collect();
@@ -182,6 +185,7 @@ pub fn observe(cluster: ClusterView, mut groups: Vec<GroupView>, cx: &ObserveCon
                 lost: was_ready_once(view),
                 kept_by: view.kept_by,
                 pods: view.pods.clone(),
+                drift: view.instance_id.as_deref().and_then(|id| drifted.get(id).cloned()),
             },
         );
     }

@@ -357,6 +357,8 @@ pub struct InstanceView {
     pub instance_type: String,
     /// Launched but not yet in service, or leaving: either way not capacity to count on.
     pub lifecycle: InstanceLifecycle,
+    /// The machine image (AMI) it was launched from, when known.
+    pub image: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -389,6 +391,9 @@ pub struct GroupView {
     pub last_launch_failure: Option<LaunchFailure>,
     /// Cluster Autoscaler's per-group settings (its `autoscaling-options` tags).
     pub options: ballast_sdk::GroupOptions,
+    /// The machine image (AMI) the group launches now (its launch template's version or its
+    /// launch configuration), when known: an instance launched from another has drifted.
+    pub image: Option<String>,
 }
 
 /// A metric series to read (CloudWatch `GetMetricData` in AWS).
@@ -468,6 +473,8 @@ pub enum InterruptionCause {
     Scheduled(String),
     /// Someone asked for the node's replacement through the control API.
     Asked { caller: String, reason: String },
+    /// The node runs an image its group no longer launches ([`crate::drift`]).
+    Drifted(crate::drift::Drift),
 }
 
 impl std::fmt::Display for InterruptionCause {
@@ -476,6 +483,7 @@ impl std::fmt::Display for InterruptionCause {
             InterruptionCause::SpotReclaim => f.write_str("spot interruption warning"),
             InterruptionCause::Scheduled(code) => write!(f, "scheduled change {code}"),
             InterruptionCause::Asked { caller, reason } => write!(f, "replacement asked by {caller} ({reason})"),
+            InterruptionCause::Drifted(drift) => write!(f, "drifted ({drift})"),
         }
     }
 }

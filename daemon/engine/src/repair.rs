@@ -88,7 +88,8 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
         }
     }
 
-    fn backing_off(&self, group: Option<&str>, now: u64) -> bool {
+    /// Whether `group` backs off from a failed launch at `now`.
+    pub(super) fn backing_off(&self, group: Option<&str>, now: u64) -> bool {
         group.and_then(|g| self.state.groups.get(g)).is_some_and(|g| g.backing_off(now).is_some())
     }
 

@@ -30,9 +30,9 @@ pub struct Roll {
     pub started: u32,
 }
 
-/// A node of the group, older than the roll, not yet leaving.
-struct Due<'a> {
-    name: &'a str,
+/// A node of the group a roll covers, not yet leaving.
+pub(super) struct Due<'a> {
+    pub name: &'a str,
     created_millis: u64,
 }
 
@@ -55,7 +55,7 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
             return Err(ChangeError::AlreadyReplacing { group, caller: roll.caller.clone() });
         }
         let at_once = at_once.max(1);
-        let (due, kept) = self.due_nodes(obs, &group, now, now);
+        let (due, kept) = self.due_nodes(obs, &group, |_, created| created < now, now);
         let names: Vec<&str> = due.iter().map(|d| d.name).collect();
         let mut description = format!(
             "replace group {group}: {} node(s), {at_once} at a time, oldest first: {}",
@@ -86,7 +86,9 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
         Ok(format!("cancel replacement of group {group} ({} started; drains under way go on)", roll.started))
     }
 
-    /// The nodes of every group being replaced whose turn has come, as interruption warnings.
+    /// The nodes of every group being replaced whose turn has come, as interruption warnings;
+    /// then, with `guardrails.drift.replace`, the drifted nodes' ([`Engine::drifted_interruptions`]),
+    /// within the room the rolls left.
     ///
     /// # Guarantees
     /// Per group, nodes created before the roll was asked are taken oldest first, so that at
@@ -109,11 +111,11 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
                 self.end_roll(&group, &roll, "its group is gone".into(), now);
                 continue;
             }
-            if self.state.groups.get(&group).is_some_and(|g| g.backing_off(now).is_some()) {
+            if self.backing_off(Some(&group), now) {
                 continue;
             }
-            let leaving = self.state.drains.values().filter(|d| d.group == group).count() as u32;
-            let (due, kept) = self.due_nodes(obs, &group, roll.before_millis, now);
+            let leaving = self.leaving(&group);
+            let (due, kept) = self.due_nodes(obs, &group, |_, created| created < roll.before_millis, now);
             if due.is_empty() && leaving == 0 {
                 let kept = match kept.is_empty() {
                     true => String::new(),
@@ -136,18 +138,32 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
                 roll.started += started;
             }
         }
+        if self.config.guardrails.drift.replace {
+            warnings.extend(self.drifted_interruptions(obs, now, &mut room));
+        }
         warnings
     }
 
-    /// `group`'s nodes created before `before`, not leaving, oldest first; and those kept
-    /// from replacement, each with why.
-    fn due_nodes<'o>(&self, obs: &'o Observation, group: &str, before: u64, now: u64) -> (Vec<Due<'o>>, Vec<String>) {
+    /// How many of `group`'s nodes are being drained, whatever the cause.
+    pub(super) fn leaving(&self, group: &str) -> u32 {
+        self.state.drains.values().filter(|d| d.group == group).count() as u32
+    }
+
+    /// `group`'s nodes that `covers` (by name and creation, Unix millis), not leaving, oldest
+    /// first; and those kept from replacement, each with why.
+    pub(super) fn due_nodes<'o>(
+        &self,
+        obs: &'o Observation,
+        group: &str,
+        covers: impl Fn(&str, u64) -> bool,
+        now: u64,
+    ) -> (Vec<Due<'o>>, Vec<String>) {
         let mut due = Vec::new();
         let mut kept = Vec::new();
         for node in obs.snapshot.nodes.iter().filter(|n| n.group.as_deref() == Some(group)) {
             let created_millis = now.saturating_sub(node.age_seconds * 1000);
             let leaving = self.state.drains.contains_key(&node.name) || self.state.removed.contains(&node.name);
-            if created_millis >= before || leaving {
+            if leaving || !covers(&node.name, created_millis) {
                 continue;
             }
             match self.replaceable(obs, &node.name) {

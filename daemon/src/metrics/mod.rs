@@ -87,6 +87,7 @@ pub(crate) struct Families {
     pub group_ready: Family<GroupLabel, Gauge>,
     pub group_backoff: Family<BackoffLabels, Gauge>,
     pub group_replacing: Family<GroupLabel, Gauge>,
+    pub group_drifted: Family<GroupLabel, Gauge>,
     pub group_provisioning: Histograms<GroupLabel>,
     pub group_cost: Family<GroupLabel, FloatGauge>,
     pub fargate_cost: FloatGauge,
@@ -156,6 +157,7 @@ impl Metrics {
             group_ready: Family::default(),
             group_backoff: Family::default(),
             group_replacing: Family::default(),
+            group_drifted: Family::default(),
             group_provisioning: Family::new_with_constructor(provisioning_histogram),
             group_cost: Family::default(),
             fargate_cost: FloatGauge::default(),
@@ -234,6 +236,11 @@ fn register(r: &mut Registry, f: &Families) {
         "node_group_replacement_started",
         "While a node group is replaced node by node (ctl replace group): the replacements started so far",
         f.group_replacing.clone(),
+    );
+    r.register(
+        "node_group_drifted_nodes",
+        "A node group's nodes launched from a machine image it no longer launches (replaced when guardrails.drift.replace is set)",
+        f.group_drifted.clone(),
     );
     r.register(
         "node_group_provisioning_duration_seconds",

@@ -74,7 +74,7 @@ impl Metrics {
         f.nodes.get_or_create(&StateLabel { state: "ready".into() }).set((all - unready.min(all)) as i64);
         f.nodes.get_or_create(&StateLabel { state: "unready".into() }).set(unready as i64);
         f.drains.set(observed.state.drains.len() as i64);
-        for family in [&f.group_min, &f.group_max, &f.group_desired, &f.group_ready] {
+        for family in [&f.group_min, &f.group_max, &f.group_desired, &f.group_ready, &f.group_drifted] {
             family.clear();
         }
         f.group_backoff.clear();
@@ -84,12 +84,17 @@ impl Metrics {
         }
         f.group_cost.clear();
         let cost = crate::engine::cost::cost_per_hour(snapshot);
+        let mut drifted: std::collections::HashMap<&str, i64> = std::collections::HashMap::new();
+        for facts in observed.obs.nodes.values().filter(|f| f.drift.is_some()) {
+            *drifted.entry(facts.group.as_deref().unwrap_or_default()).or_default() += 1;
+        }
         for g in &snapshot.node_groups {
             let label = GroupLabel { node_group: g.id.clone() };
             f.group_min.get_or_create(&label).set(i64::from(g.min_size));
             f.group_max.get_or_create(&label).set(i64::from(g.max_size));
             f.group_desired.get_or_create(&label).set(i64::from(g.desired_size));
             f.group_ready.get_or_create(&label).set(i64::from(g.ready_nodes));
+            f.group_drifted.get_or_create(&label).set(drifted.get(g.id.as_str()).copied().unwrap_or(0));
             f.group_cost.get_or_create(&label).set(cost.groups.get(&g.id).copied().unwrap_or(0.0));
             if let Some(b) = observed.state.groups.get(&g.id).and_then(|s| s.backing_off(observed.at_millis)) {
                 f.group_backoff

@@ -152,10 +152,12 @@ impl Capacity for SimHandle {
                         zone: n.zone.clone(),
                         instance_type: n.instance_type.clone(),
                         lifecycle: if n.ready { InstanceLifecycle::InService } else { InstanceLifecycle::Pending },
+                        image: None,
                     })
                     .collect(),
                 last_launch_failure: g.last_failure.clone(),
                 options: Default::default(),
+                image: None,
             })
             .collect())
     }

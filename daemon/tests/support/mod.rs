@@ -171,10 +171,12 @@ impl Capacity for RecordingCapacity {
                     zone: "us-east-1a".into(),
                     instance_type: "m5.large".into(),
                     lifecycle: InstanceLifecycle::InService,
+                    image: None,
                 })
                 .collect(),
             last_launch_failure: None,
             options: Default::default(),
+            image: None,
         }])
     }
 

@@ -68,6 +68,7 @@ pub fn group(id: &str, min: u32, max: u32, desired: u32) -> GroupView {
         instances: Vec::new(),
         last_launch_failure: None,
         options: Default::default(),
+        image: None,
     }
 }
 
@@ -131,6 +132,7 @@ impl Default for World {
                 zone: "us-east-1a".into(),
                 instance_type: "m5.large".into(),
                 lifecycle: InstanceLifecycle::InService,
+                image: None,
             });
             cluster.nodes.push(node(&name, Some(&instance), Some("web")));
             pods.push(pod(&format!("web-{}", i + 1), Some(&name), Some(web()), cpu));

@@ -135,6 +135,7 @@ fn world(s: &Scenario) -> World {
                 zone: "us-east-1a".into(),
                 instance_type: "m5.large".into(),
                 lifecycle: InstanceLifecycle::InService,
+                image: None,
             });
             w.cluster.nodes.push(node(&name, Some(&instance), Some(&id)));
             if let Some(cpu) = cpu {

@@ -3,6 +3,7 @@
 //! warnings and node repair on the same fakes, in their own modules.
 
 mod asked;
+mod drift;
 mod handover;
 mod provisioning;
 mod repair;
@@ -339,6 +340,7 @@ pub(super) fn join(world: &mut World, name: &str, joined: u64) {
         zone: "us-east-1a".into(),
         instance_type: "m5.large".into(),
         lifecycle: InstanceLifecycle::InService,
+        image: None,
     });
 }
 

@@ -11,7 +11,7 @@ fn ops() -> Asked {
 }
 
 /// Group `web` with w1 (the oldest, running web-1) and w2 (running web-2), desired 2.
-fn two_nodes() -> World {
+pub(super) fn two_nodes() -> World {
     let mut world = World::default();
     for gone in ["w3", "w4"] {
         world.cluster.nodes.retain(|n| &*n.name != gone);

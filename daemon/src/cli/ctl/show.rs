@@ -162,6 +162,9 @@ pub fn groups(g: &pb::ListNodeGroupsResponse) -> String {
         ));
     }
     let nodes: Vec<&pb::Node> = g.groups.iter().flat_map(|g| &g.nodes).collect();
+    for node in nodes.iter().filter(|n| !n.drift.is_empty()) {
+        out.push_str(&format!("\n{} drifted: {}", node.name, node.drift));
+    }
     if !nodes.is_empty() {
         let mut n = render::table(&["node", "group", "type", "ready", "utilisation", "pods", "removal"]);
         for node in nodes {

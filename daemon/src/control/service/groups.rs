@@ -124,5 +124,11 @@ pub fn node(n: &Node, observed: &Observed) -> pb::Node {
         being_removed: observed.state.drains.contains_key(&n.name),
         age_seconds: n.age_seconds,
         pod_count: n.pod_count,
+        drift: observed
+            .obs
+            .nodes
+            .get(n.name.as_str())
+            .and_then(|f| f.drift.as_ref())
+            .map_or_else(String::new, |d| d.to_string()),
     }
 }

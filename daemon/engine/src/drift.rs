@@ -1,0 +1,77 @@
+//! Drift: a node launched from a machine image (AMI) its group no longer launches, after a
+//! new launch template version (a new default, or `$Latest` moved on) or a changed launch
+//! configuration. Always reported (`ballast ctl nodes`, `ballast_node_group_drifted_nodes`);
+//! replaced when `guardrails.drift.replace` is set ([`crate::config::DriftReplacement`]), the
+//! way a roll replaces a group ([`super::roll`]).
+
+use std::collections::{BTreeSet, HashMap};
+
+use super::Engine;
+use super::observe::Observation;
+use super::policies::Policies;
+use super::ports::{Capacity, Cluster, GroupView, InstanceLifecycle, Interruption, InterruptionCause};
+
+/// What a drifted node was launched from, and what its group launches now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Drift {
+    pub launched: String,
+    pub current: String,
+}
+
+impl std::fmt::Display for Drift {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "launched from {}; its group now launches {}", self.launched, self.current)
+    }
+}
+
+/// Each drifted instance of `groups`, by instance id. An instance or group whose image is
+/// unknown has not drifted: nothing is replaced on a guess.
+pub fn drifted(groups: &[GroupView]) -> HashMap<&str, Drift> {
+    let mut out = HashMap::new();
+    for group in groups {
+        let Some(current) = &group.image else { continue };
+        for instance in &group.instances {
+            let Some(launched) = instance.image.as_ref().filter(|image| *image != current) else { continue };
+            if instance.lifecycle != InstanceLifecycle::Terminating {
+                out.insert(instance.id.as_str(), Drift { launched: launched.clone(), current: current.clone() });
+            }
+        }
+    }
+    out
+}
+
+impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
+    /// The drifted nodes whose turn has come, as interruption warnings: each is replaced as
+    /// a roll replaces a node, successor first.
+    ///
+    /// # Guarantees
+    /// Per group, drifted nodes are taken oldest first, so that at most `drift.at-once` of
+    /// the group's nodes are being removed at a time (drains of any cause count), and no more
+    /// than `room` in all: what the disruption budget and the open windows leave. Nothing
+    /// starts in a group backing off from a failed launch, nor in one being rolled (the roll
+    /// covers its nodes). A node that may not be replaced (annotated, or running a pod
+    /// annotated `karpenter.sh/do-not-disrupt`) is left as it is, drifted.
+    pub(super) fn drifted_interruptions(&self, obs: &Observation, now: u64, room: &mut usize) -> Vec<Interruption> {
+        let at_once = self.config.guardrails.drift.at_once;
+        let groups: BTreeSet<&str> =
+            obs.nodes.values().filter(|f| f.drift.is_some()).filter_map(|f| f.group.as_deref()).collect();
+        let mut warnings = Vec::new();
+        for group in groups {
+            if self.state.rolls.contains_key(group) || self.backing_off(Some(group), now) {
+                continue;
+            }
+            let drifted = |name: &str, _| obs.nodes.get(name).is_some_and(|f| f.drift.is_some());
+            let (due, _) = self.due_nodes(obs, group, drifted, now);
+            let take = (at_once.saturating_sub(self.leaving(group)) as usize).min(*room);
+            for node in due.into_iter().take(take) {
+                let Some(facts) = obs.nodes.get(node.name) else { continue };
+                let (Some(instance_id), Some(drift)) = (facts.instance_id.clone(), facts.drift.clone()) else {
+                    continue;
+                };
+                warnings.push(self.asked_warning(instance_id, InterruptionCause::Drifted(drift), now));
+                *room -= 1;
+            }
+        }
+        warnings
+    }
+}

@@ -1,0 +1,99 @@
+//! Drifted nodes (launched from an image their group no longer launches): reported always,
+//! replaced only with `guardrails.drift.replace`, as a roll replaces them: oldest first,
+//! `at-once` per group, within the disruption budget, not while the group backs off, never a
+//! node that may not be disrupted.
+
+use super::roll::two_nodes;
+use super::*;
+
+/// `two_nodes` with group web launching `ami-new`, and `drifted` launched from `ami-old`.
+fn drifted(drifted: &[&str]) -> World {
+    let mut world = two_nodes();
+    let web = world.group_mut("web");
+    web.image = Some("ami-new".into());
+    for instance in &mut web.instances {
+        let old = drifted.iter().any(|n| instance.id == format!("i-{n}"));
+        instance.image = Some(if old { "ami-old" } else { "ami-new" }.into());
+    }
+    world
+}
+
+fn drift_of(engine: &TestEngine, node: &str) -> Option<String> {
+    let observed = engine.live.observed()?;
+    observed.obs.nodes.get(node)?.drift.as_ref().map(ToString::to_string)
+}
+
+fn host_reasons(engine: &TestEngine) -> Vec<String> {
+    let records = engine.recorder().records();
+    records
+        .filter_map(|r| match r {
+            Record::Decision(d) if d.plugin == crate::HOST => Some(d.reason),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_drifted_node_is_reported_and_left_alone_until_drift_replacement_is_on_then_replaced_first() {
+    let world = drifted(&["w1"]);
+    let (faulty, mut engine) = engine(&world);
+    assert_eq!(tick_at(&mut engine, &faulty, NOW), Vec::<String>::new(), "off by default: nothing replaced");
+    assert_eq!(drift_of(&engine, "w1").as_deref(), Some("launched from ami-old; its group now launches ami-new"));
+    assert_eq!(drift_of(&engine, "w2"), None, "w2 runs the group's image");
+
+    engine.config.guardrails.drift.replace = true;
+    let calls = tick_at(&mut engine, &faulty, NOW + 10_000);
+    assert_eq!(calls, ["set web to 3", "mark w1"], "its successor first, then w1 is cordoned");
+    let reasons = host_reasons(&engine);
+    assert_eq!(reasons.len(), 1, "{reasons:?}");
+    assert!(
+        reasons[0].starts_with("drifted (launched from ami-old; its group now launches ami-new): cordoned w1"),
+        "{reasons:?}"
+    );
+}
+
+#[test]
+fn drifted_nodes_go_one_of_a_group_at_a_time_within_the_budget_and_not_while_it_backs_off() {
+    let mut world = drifted(&["w1", "w2"]);
+    let (faulty, mut engine) = engine(&world);
+    engine.config.guardrails.drift.replace = true;
+    engine.config.guardrails.disruption_budget.percent = 100.0;
+    engine.state.group("web").backoff =
+        Some(crate::state::BackoffState { until: NOW + 10_000, reason: "no capacity".into() });
+    assert_eq!(tick_at(&mut engine, &faulty, NOW), Vec::<String>::new(), "a successor could not launch now");
+    let calls = tick_at(&mut engine, &faulty, NOW + 10_000);
+    assert_eq!(calls, ["set web to 3", "mark w1"], "the oldest; at-once 1");
+    world.group_mut("web").desired_size = 3;
+    show(&world, &faulty);
+    assert_eq!(
+        tick_at(&mut engine, &faulty, NOW + 20_000),
+        Vec::<String>::new(),
+        "at-once 1: w2 waits for w1 to go, though the budget has room"
+    );
+
+    let (faulty, mut engine) = super::engine(&drifted(&["w1", "w2"]));
+    engine.config.guardrails.drift = crate::config::DriftReplacement { replace: true, at_once: 2 };
+    let calls = tick_at(&mut engine, &faulty, NOW);
+    assert_eq!(calls, ["set web to 3", "mark w1"], "at-once 2, but the budget (10% of two, at least 1) allows one");
+    let (faulty, mut engine) = super::engine(&drifted(&["w1", "w2"]));
+    engine.config.guardrails.drift = crate::config::DriftReplacement { replace: true, at_once: 2 };
+    engine.config.guardrails.disruption_budget.percent = 100.0;
+    let calls = tick_at(&mut engine, &faulty, NOW);
+    assert_eq!(calls, ["set web to 3", "mark w1", "set web to 4", "mark w2"], "both, the budget allowing");
+}
+
+#[test]
+fn a_drifted_node_running_a_do_not_disrupt_pod_or_of_unknown_image_is_not_replaced() {
+    let mut world = drifted(&["w1", "w2"]);
+    world.template_mut("web-1").do_not_disrupt = true;
+    world.group_mut("web").instances[1].image = None;
+    let (faulty, mut engine) = engine(&world);
+    engine.config.guardrails.drift.replace = true;
+    assert_eq!(tick_at(&mut engine, &faulty, NOW), Vec::<String>::new(), "w1 is kept; w2's image is not known");
+    assert!(drift_of(&engine, "w1").is_some() && drift_of(&engine, "w2").is_none());
+
+    let (faulty, mut engine) = super::engine(&drifted(&["w1"]));
+    engine.config.guardrails.drift.replace = true;
+    engine.set_mode(crate::Mode::DryRun);
+    assert_eq!(tick_at(&mut engine, &faulty, NOW), Vec::<String>::new(), "dry-run replaces nothing");
+}
