@@ -541,3 +541,55 @@ async fn a_change_freeze_holds_a_group_replacement_in_the_running_daemon() {
     assert!(groups.contains("general: replacing its nodes from before") && groups.contains("0 started"), "{groups}");
     stop(daemon);
 }
+
+/// A new AMI in the launch template with drift replacement on
+/// (`engine.guardrails.drift.replace`): nobody asks, yet n0 and n1, launched from the old
+/// image, are replaced one at a time, each successor (from the new image) launched first;
+/// `/metrics` counts the drifted nodes and falls back to 0, and the decision records say why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_drifted_from_a_new_launch_template_version_are_replaced_one_at_a_time() {
+    let site = Site::start(2).await;
+    let mut kubelets = Kubelets::start(&site).await;
+    let engine = format!("{}    drift: {{replace: true}}\n", ROLLING.0);
+    let mut daemon = site.replica_with_aws("drift", &engine, ROLLING.1, ", image-ttl: 0s", "");
+    let admin = support::daemon::announced(&mut daemon, "metrics and health");
+    if !leading_with(&site, 2).await {
+        fail(daemon, "the daemon never saw n0 and n1");
+    }
+    let drifted = async || {
+        let scrape = support::daemon::get(&admin, "/metrics", None).2;
+        support::daemon::sample(&scrape, "ballast_node_group_drifted_nodes{node_group=\"general\"}")
+    };
+    assert_eq!(drifted().await, Some(0.0), "nothing drifted before the new image");
+    aws_sdk_ec2::Client::new(&site.aws)
+        .create_launch_template_version()
+        .launch_template_name("general-lt")
+        .source_version("1")
+        .launch_template_data(aws_sdk_ec2::types::RequestLaunchTemplateData::builder().image_id("ami-1234abcd").build())
+        .send()
+        .await
+        .unwrap();
+
+    let (mut both_cordoned, mut drifted_seen) = (false, 0.0_f64);
+    let rolled = eventually(Duration::from_secs(90), async || {
+        let group = kubelets.step().await;
+        both_cordoned |= kubelets.old_cordoned(&group.1) > 1;
+        drifted_seen = drifted_seen.max(drifted().await.unwrap_or(0.0));
+        kubelets.rolled(&group)
+    })
+    .await;
+    if rolled.is_none() {
+        fail(daemon, &format!("the drifted nodes were not replaced: {:?}", site.group().await));
+    }
+    assert!(!both_cordoned, "both old nodes were leaving at once");
+    assert!(drifted_seen >= 1.0, "/metrics counted the drifted nodes");
+    assert_eq!(kubelets.registered.len(), 2, "one replacement each: the new nodes run the new image");
+    let journal = records(&site.journal());
+    for node in ["n0", "n1"] {
+        let why = format!("drifted (launched from ami-12c6146b; its group now launches ami-1234abcd): cordoned {node}");
+        assert!(journal.iter().any(|r| r["reason"].as_str().is_some_and(|s| s.starts_with(&why))), "{why}");
+    }
+    let settled = async || drifted().await == Some(0.0);
+    assert!(eventually(Duration::from_secs(10), settled).await.is_some(), "no node left drifted");
+    stop(daemon);
+}

@@ -313,5 +313,16 @@ mod tests {
         let changed = old.changed_fields(&new);
         assert_eq!(changed, ["cooldown.after-scale-down", "disruption-budget.percent", "min-node-age"]);
         assert!(old.changed_fields(&old).is_empty());
+        new.drift.replace = true;
+        assert!(old.changed_fields(&new).contains(&"drift.replace".to_string()));
+    }
+
+    #[test]
+    fn drift_replacement_is_off_unless_asked_and_at_once_zero_is_refused_by_name() {
+        let config: EngineConfig = serde_yaml::from_str("guardrails: {drift: {at-once: 0}}").unwrap();
+        assert!(!config.guardrails.drift.replace, "off by default");
+        assert_eq!(config.validate(), Err("guardrails.drift.at-once: must be at least 1, got 0".into()));
+        let typo = serde_yaml::from_str::<EngineConfig>("guardrails: {drift: {replace: true, at_one: 2}}");
+        assert!(typo.unwrap_err().to_string().contains("at_one"), "an unknown field is refused");
     }
 }
