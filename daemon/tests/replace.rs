@@ -542,17 +542,20 @@ async fn a_change_freeze_holds_a_group_replacement_in_the_running_daemon() {
     stop(daemon);
 }
 
-/// A new AMI in the launch template with drift replacement on
-/// (`engine.guardrails.drift.replace`): nobody asks, yet n0 and n1, launched from the old
-/// image, are replaced one at a time, each successor (from the new image) launched first;
-/// `/metrics` counts the drifted nodes and falls back to 0, and the decision records say why.
+/// A new AMI in the launch template (its `$Latest` version): n0 and n1, launched from the old
+/// image, have drifted. With drift replacement off (the default) they are only reported (`ctl
+/// groups`, `/metrics`) and nothing is launched; once `engine.guardrails.drift.replace` is
+/// set in the configuration file (reloaded, no restart), nobody asks, yet they are replaced
+/// one at a time, each successor (from the new image) launched first; the count falls back
+/// to 0 and the decision records say why.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn nodes_drifted_from_a_new_launch_template_version_are_replaced_one_at_a_time() {
+async fn drifted_nodes_are_reported_and_once_drift_replacement_is_on_replaced_one_at_a_time() {
     let site = Site::start(2).await;
     let mut kubelets = Kubelets::start(&site).await;
-    let engine = format!("{}    drift: {{replace: true}}\n", ROLLING.0);
-    let mut daemon = site.replica_with_aws("drift", &engine, ROLLING.1, ", image-ttl: 0s", "");
-    let admin = support::daemon::announced(&mut daemon, "metrics and health");
+    let (aws, reload) = (", image-ttl: 0s", "reload-interval: 500ms\n");
+    let mut daemon = site.replica_with_aws("drift", ROLLING.0, ROLLING.1, aws, reload);
+    let [control, admin] =
+        support::daemon::announced_each(&mut daemon, &["control API", "metrics and health"]).try_into().unwrap();
     if !leading_with(&site, 2).await {
         fail(daemon, "the daemon never saw n0 and n1");
     }
@@ -569,27 +572,36 @@ async fn nodes_drifted_from_a_new_launch_template_version_are_replaced_one_at_a_
         .send()
         .await
         .unwrap();
+    if eventually(Duration::from_secs(30), async || drifted().await == Some(2.0)).await.is_none() {
+        fail(daemon, "/metrics never counted n0 and n1 drifted");
+    }
+    let groups = |args: &[&str]| String::from_utf8_lossy(&ctl(&site, &control, args).stdout).into_owned();
+    let summary = groups(&["groups"]);
+    assert!(summary.contains("general: 2 node(s) launched from an image it no longer launches"), "{summary}");
+    let listed = groups(&["groups", "--nodes"]);
+    let why = "drifted: launched from ami-12c6146b; its group now launches ami-1234abcd";
+    assert!(listed.contains(&format!("n0 {why}")) && listed.contains(&format!("n1 {why}")), "{listed}");
+    assert_eq!(site.group().await.0, 2, "reported only: nothing launched");
 
-    let (mut both_cordoned, mut drifted_seen) = (false, 0.0_f64);
+    let engine = format!("{}    drift: {{replace: true}}\n", ROLLING.0);
+    site.write_config(&engine, ROLLING.1, aws, reload);
+    let (mut both_cordoned, mut drifted_left) = (false, 2.0_f64);
     let rolled = eventually(Duration::from_secs(90), async || {
         let group = kubelets.step().await;
         both_cordoned |= kubelets.old_cordoned(&group.1) > 1;
-        drifted_seen = drifted_seen.max(drifted().await.unwrap_or(0.0));
-        kubelets.rolled(&group)
+        drifted_left = drifted().await.unwrap_or(drifted_left);
+        kubelets.rolled(&group) && drifted_left == 0.0
     })
     .await;
     if rolled.is_none() {
-        fail(daemon, &format!("the drifted nodes were not replaced: {:?}", site.group().await));
+        fail(daemon, &format!("the drifted nodes were not replaced: {:?}, {drifted_left} left", site.group().await));
     }
     assert!(!both_cordoned, "both old nodes were leaving at once");
-    assert!(drifted_seen >= 1.0, "/metrics counted the drifted nodes");
     assert_eq!(kubelets.registered.len(), 2, "one replacement each: the new nodes run the new image");
     let journal = records(&site.journal());
     for node in ["n0", "n1"] {
         let why = format!("drifted (launched from ami-12c6146b; its group now launches ami-1234abcd): cordoned {node}");
         assert!(journal.iter().any(|r| r["reason"].as_str().is_some_and(|s| s.starts_with(&why))), "{why}");
     }
-    let settled = async || drifted().await == Some(0.0);
-    assert!(eventually(Duration::from_secs(10), settled).await.is_some(), "no node left drifted");
     stop(daemon);
 }

@@ -98,6 +98,7 @@ fn group(g: &NodeGroup, observed: &Observed, with_nodes: bool) -> pb::NodeGroup 
         labels: g.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         zones: g.zones.clone(),
         recent_provisioning_seconds: state.map(|s| s.provisioned.clone()).unwrap_or_default(),
+        drifted_nodes: nodes.iter().filter(|n| drift(&n.name, observed).is_some()).count() as u32,
         replacement: observed.state.rolls.get(&g.id).map(|r| pb::GroupReplacement {
             since_unix_millis: r.before_millis as i64,
             at_once: r.at_once,
@@ -124,11 +125,10 @@ pub fn node(n: &Node, observed: &Observed) -> pb::Node {
         being_removed: observed.state.drains.contains_key(&n.name),
         age_seconds: n.age_seconds,
         pod_count: n.pod_count,
-        drift: observed
-            .obs
-            .nodes
-            .get(n.name.as_str())
-            .and_then(|f| f.drift.as_ref())
-            .map_or_else(String::new, |d| d.to_string()),
+        drift: drift(&n.name, observed).map_or_else(String::new, ToString::to_string),
     }
+}
+
+fn drift<'o>(node: &str, observed: &'o Observed) -> Option<&'o crate::engine::drift::Drift> {
+    observed.obs.nodes.get(node)?.drift.as_ref()
 }
