@@ -602,6 +602,10 @@ async fn drifted_nodes_are_reported_and_once_drift_replacement_is_on_replaced_on
     for node in ["n0", "n1"] {
         let why = format!("drifted (launched from ami-12c6146b; its group now launches ami-1234abcd): cordoned {node}");
         assert!(journal.iter().any(|r| r["reason"].as_str().is_some_and(|s| s.starts_with(&why))), "{why}");
+        let events = site.standin.list("events.k8s.io/v1", "Event", None);
+        let told = |e: &Value| e["regarding"]["name"] == node && e["reason"] == "Drifted";
+        let event = events.iter().find(|e| told(e)).unwrap_or_else(|| panic!("no Drifted event on {node}: {events:?}"));
+        assert!(event["note"].as_str().is_some_and(|n| n.starts_with(&why)), "{event}");
     }
     stop(daemon);
 }

@@ -4,8 +4,21 @@
 
 use ballast_sdk::{Action, PlacementTarget};
 
-use super::ports::{Announcement, Subject};
+use super::ports::{Announcement, InterruptionCause, Subject};
 use super::record::RemovalOutcome;
+
+/// The announcement on a node that is replaced for `cause` (warned of a spot reclaim or an
+/// EC2 scheduled change, asked for, drifted), with the decision record's `reason`. A warning
+/// when the instance itself is going, whatever Ballast does.
+pub fn interrupted(node: &str, cause: &InterruptionCause, reason: &str) -> Announcement {
+    let (reason_code, warning) = match cause {
+        InterruptionCause::SpotReclaim => ("SpotInterrupted", true),
+        InterruptionCause::Scheduled(_) => ("ScheduledChange", true),
+        InterruptionCause::Asked { .. } => ("ReplacementAsked", false),
+        InterruptionCause::Drifted(_) => ("Drifted", false),
+    };
+    Announcement { subject: Subject::Node(node.to_string()), reason: reason_code, note: reason.to_string(), warning }
+}
 
 /// Announcements for a decision that was applied (as the guardrails let it through).
 pub fn applied(plugin: &str, actions: &[Action], reason: &str) -> Vec<Announcement> {

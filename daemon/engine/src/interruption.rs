@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use ballast_sdk::Action;
 
+use super::announce;
 use super::observe::Observation;
 use super::policies::Policies;
 use super::ports::{Capacity, Cluster, Interruption, InterruptionCause};
@@ -127,6 +128,9 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
                     crate::duration::display(due),
                 ),
             };
+            if matches!(result, ActionResult::Started | ActionResult::Done) {
+                self.cluster.announce(announce::interrupted(&node, &warning.cause, &reason)).await;
+            }
             let record = Record::Decision(DecisionRecord {
                 tick,
                 at_millis: now,

@@ -50,6 +50,10 @@ fn a_drifted_node_is_reported_and_left_alone_until_drift_replacement_is_on_then_
         reasons[0].starts_with("drifted (launched from ami-old; its group now launches ami-new): cordoned w1"),
         "{reasons:?}"
     );
+    let announced = faulty.announced.lock().unwrap().clone();
+    let on_w1: Vec<_> = announced.iter().filter(|a| a.subject == Subject::Node("w1".into())).collect();
+    assert_eq!(on_w1.len(), 1, "kubectl describe node w1 says why: {announced:?}");
+    assert_eq!((on_w1[0].reason, on_w1[0].warning, &on_w1[0].note), ("Drifted", false, &reasons[0]));
 }
 
 #[test]

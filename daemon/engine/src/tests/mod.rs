@@ -35,6 +35,8 @@ pub(crate) struct Faulty {
     marks: Arc<Mutex<std::collections::BTreeMap<String, RemovalMark>>>,
     /// The replacement claims written: the node each new node replaces.
     claims: Arc<Mutex<std::collections::BTreeMap<String, String>>>,
+    /// What was announced (Kubernetes Events in a cluster), in order.
+    announced: Arc<Mutex<Vec<Announcement>>>,
 }
 
 impl Faulty {
@@ -48,7 +50,9 @@ impl Faulty {
 }
 
 impl Cluster for Faulty {
-    async fn announce(&self, _: Announcement) {}
+    async fn announce(&self, announcement: Announcement) {
+        self.announced.lock().unwrap().push(announcement);
+    }
     async fn observe(&self) -> AdapterResult<ClusterView> {
         Ok(self.view.lock().unwrap().clone())
     }

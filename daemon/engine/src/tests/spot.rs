@@ -49,6 +49,9 @@ fn a_spot_warning_cordons_its_node_starts_the_replacement_and_evicts_once_the_re
     assert!(reason.contains("spot interruption warning for i-w2"), "{reason}");
     assert!(reason.contains("web 4 -> 5"), "{reason}");
     assert!(reason.contains("its pods stay until the replacement is Ready, 45 s before the reclaim"), "{reason}");
+    let announced = faulty.announced.lock().unwrap().clone();
+    let event = (Subject::Node("w2".into()), "SpotInterrupted", true, reason.clone());
+    assert_eq!(announced.into_iter().map(|a| (a.subject, a.reason, a.warning, a.note)).collect::<Vec<_>>(), [event]);
     // The policies of that tick saw the replacement's growth and the warned node going.
     let seen = engine.policies.1.lock().unwrap().last().cloned().expect("the policies ran");
     let web = seen.node_groups.iter().find(|g| g.id == "web").unwrap();
