@@ -695,38 +695,3 @@ fn a_pod_that_must_not_be_disrupted_keeps_its_node_when_a_cheaper_one_would_do()
     assert_eq!((kept.pods_evicted, kept.nodes_removed), (0, 0), "the pod and its node stay: {kept:?}");
     assert!(kept.total_cost > free.total_cost, "${:.3} kept, ${:.3} replaced", kept.total_cost, free.total_cost);
 }
-
-/// A rollout of a new AMI rehearsed (the scenario's `replacements`, as `ballast ctl replace
-/// group` asks): under a steady web load, the default set's group is replaced one node at a
-/// time an hour in, each node's successor launched before its pods move, so they never wait;
-/// the nodes launched for the roll, and after it, are not replaced, and the roll ends.
-#[test]
-fn a_rehearsed_group_replacement_moves_every_node_once_and_no_pod_waits() {
-    let text = "name: rollout\nduration: 3h\nnode-groups:\n  - {id: general, instance-types: [m5.large], min-size: 2, max-size: 10, desired-size: 4, replacements: [{at: 1h}]}\nworkloads:\n  - {name: web, requests: {cpu: 900m, memory: 1Gi}, replicas: {constant: 7}}\n";
-    let scenario = Scenario::parse(Path::new("rollout.yaml"), text).unwrap();
-    let start = ballast::sim::world::EPOCH_MILLIS + scenario.start_of_day();
-    let (report, recorder) = recorded_with(1, scenario, defaults());
-    let replaced: Vec<(Duration, String)> = recorder
-        .records()
-        .filter_map(|r| match r {
-            Record::Decision(d) if d.reason.starts_with("replacement asked by scenario") => {
-                Some((Duration::from_millis(d.at_millis - start), d.reason.clone()))
-            }
-            _ => None,
-        })
-        .collect();
-    let ended: Vec<String> = recorder
-        .records()
-        .filter_map(|r| match r {
-            Record::Control(c) if c.caller == "ballast" => Some(c.change.clone()),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(ended, ["replace group general: done, 4 replaced"], "{replaced:#?}");
-    assert_eq!(replaced.len(), 4, "each node once: {replaced:#?}");
-    assert!(replaced[0].0 >= Duration::from_secs(3600), "not before it was asked: {replaced:#?}");
-    assert!(replaced.windows(2).all(|w| w[1].0 > w[0].0), "one at a time: {replaced:#?}");
-    let summary = report.summary;
-    assert_eq!(summary.pending_pod_minutes, 0.0, "no pod waited for a boot: {summary:?}");
-    assert!(summary.peak_nodes <= 5, "one successor at a time: {summary:?}");
-}

@@ -12,7 +12,7 @@ use ballast::engine::record::Record;
 use ballast::sim::Simulation;
 use ballast::sim::scenario::{self, Scenario};
 use serde_json::json;
-use support::sim::{defaults, host, policy, root, simulate};
+use support::sim::{defaults, host, policy, recorded_with, root, simulate};
 
 mod support;
 
@@ -142,6 +142,11 @@ fn a_bad_scenario_names_the_file_the_field_and_the_value() {
     assert_eq!(
         replacement("{at: 10m, at-once: 0}"),
         "bad.yaml: field `node-groups[0].replacements[0].at-once`: must be at least 1, got 0"
+    );
+    let late_image = scenario_error(&GOOD.replace("max-size: 5", "max-size: 5, new-images: [{at: 30m}, {at: 90m}]"));
+    assert_eq!(
+        late_image,
+        "bad.yaml: field `node-groups[0].new-images[1].at`: `1h 30m` is not before the end of the run (1h)"
     );
 
     let upside_down =
@@ -320,4 +325,75 @@ fn a_journal_survives_a_kill_in_the_middle_of_a_simulation() {
     let out = ballast(&["decisions", "--journal", journal_path.to_str().unwrap(), "--tail", "5"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stderr).contains("skipped an unreadable record"));
+}
+
+/// A rollout of a new AMI rehearsed (the scenario's `replacements`, as `ballast ctl replace
+/// group` asks): under a steady web load, the default set's group is replaced one node at a
+/// time an hour in, each node's successor launched before its pods move, so they never wait;
+/// the nodes launched for the roll, and after it, are not replaced, and the roll ends.
+#[test]
+fn a_rehearsed_group_replacement_moves_every_node_once_and_no_pod_waits() {
+    let text = "name: rollout\nduration: 3h\nnode-groups:\n  - {id: general, instance-types: [m5.large], min-size: 2, max-size: 10, desired-size: 4, replacements: [{at: 1h}]}\nworkloads:\n  - {name: web, requests: {cpu: 900m, memory: 1Gi}, replicas: {constant: 7}}\n";
+    let scenario = Scenario::parse(Path::new("rollout.yaml"), text).unwrap();
+    let start = ballast::sim::world::EPOCH_MILLIS + scenario.start_of_day();
+    let (report, recorder) = recorded_with(1, scenario, defaults());
+    let replaced: Vec<(Duration, String)> = recorder
+        .records()
+        .filter_map(|r| match r {
+            Record::Decision(d) if d.reason.starts_with("replacement asked by scenario") => {
+                Some((Duration::from_millis(d.at_millis - start), d.reason.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    let ended: Vec<String> = recorder
+        .records()
+        .filter_map(|r| match r {
+            Record::Control(c) if c.caller == "ballast" => Some(c.change.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ended, ["replace group general: done, 4 replaced"], "{replaced:#?}");
+    assert_eq!(replaced.len(), 4, "each node once: {replaced:#?}");
+    assert!(replaced[0].0 >= Duration::from_secs(3600), "not before it was asked: {replaced:#?}");
+    assert!(replaced.windows(2).all(|w| w[1].0 > w[0].0), "one at a time: {replaced:#?}");
+    let summary = report.summary;
+    assert_eq!(summary.pending_pod_minutes, 0.0, "no pod waited for a boot: {summary:?}");
+    assert!(summary.peak_nodes <= 5, "one successor at a time: {summary:?}");
+}
+
+/// A new AMI rehearsed (the scenario's `new-images`): with `guardrails.drift.replace`, the
+/// four nodes launched from the old image are replaced one at a time from the hour the new
+/// one comes, successors first, so no pod waits, and the successors (new image) are left;
+/// without it, nothing is replaced.
+#[test]
+fn a_rehearsed_new_image_replaces_the_drifted_nodes_once_drift_replacement_is_on() {
+    let run = |replace: bool| {
+        let text = format!(
+            "name: new-image\nduration: 3h\nguardrails: {{drift: {{replace: {replace}}}}}\nnode-groups:\n  - {{id: general, instance-types: [m5.large], min-size: 2, max-size: 10, desired-size: 4, new-images: [{{at: 1h}}]}}\nworkloads:\n  - {{name: web, requests: {{cpu: 900m, memory: 1Gi}}, replicas: {{constant: 7}}}}\n"
+        );
+        let scenario = Scenario::parse(Path::new("new-image.yaml"), &text).unwrap();
+        let start = ballast::sim::world::EPOCH_MILLIS + scenario.start_of_day();
+        let (report, recorder) = recorded_with(1, scenario, defaults());
+        let replaced: Vec<(Duration, String)> = recorder
+            .records()
+            .filter_map(|r| match r {
+                Record::Decision(d) if d.reason.starts_with("drifted (") => {
+                    Some((Duration::from_millis(d.at_millis - start), d.reason.clone()))
+                }
+                _ => None,
+            })
+            .collect();
+        (report.summary, replaced)
+    };
+    let (summary, replaced) = run(true);
+    assert_eq!(replaced.len(), 4, "each old node once, no successor: {replaced:#?}");
+    let why = "drifted (launched from general-image-1; its group now launches general-image-2): cordoned general-0001";
+    assert!(replaced[0].1.starts_with(why), "{replaced:#?}");
+    assert!(replaced[0].0 >= Duration::from_secs(3600), "not before the new image: {replaced:#?}");
+    assert!(replaced.windows(2).all(|w| w[1].0 > w[0].0), "one at a time: {replaced:#?}");
+    assert_eq!(summary.pending_pod_minutes, 0.0, "no pod waited for a boot: {summary:?}");
+    assert!(summary.peak_nodes <= 5, "one successor at a time: {summary:?}");
+    let (kept, none) = run(false);
+    assert!(none.is_empty() && kept.nodes_removed == 0, "drift replacement off: {none:?} {kept:?}");
 }

@@ -152,12 +152,12 @@ impl Capacity for SimHandle {
                         zone: n.zone.clone(),
                         instance_type: n.instance_type.clone(),
                         lifecycle: if n.ready { InstanceLifecycle::InService } else { InstanceLifecycle::Pending },
-                        image: None,
+                        image: g.image_name(n.image),
                     })
                     .collect(),
                 last_launch_failure: g.last_failure.clone(),
                 options: Default::default(),
-                image: None,
+                image: g.image_name(g.image_at(world.elapsed_ms())),
             })
             .collect())
     }

@@ -131,6 +131,7 @@ impl World {
                 cordoned: false,
                 removal_mark: None,
                 replaces: None,
+                image: 0,
                 fargate: true,
                 requested: Resources::ZERO,
                 used: Resources::ZERO,

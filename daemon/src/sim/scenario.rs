@@ -100,6 +100,19 @@ pub struct GroupSpec {
     /// (`ballast ctl replace group`), to rehearse a rollout of a new AMI.
     #[serde(default)]
     pub replacements: Vec<GroupReplacement>,
+    /// Moments (after the start) at which the group's launch template gets a new machine
+    /// image: the nodes launched before have drifted, and are replaced when the engine's
+    /// `guardrails.drift.replace` is set, to rehearse drift replacement.
+    #[serde(default)]
+    pub new_images: Vec<NewImage>,
+}
+
+/// The group's launch template gets a new machine image `at` a time after the start.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct NewImage {
+    #[serde(with = "duration")]
+    pub at: Duration,
 }
 
 /// The group is replaced node by node `at` a time after the start, `at-once` at a time.
@@ -456,6 +469,9 @@ impl Scenario {
                     ));
                 }
                 self.before_end(r.at).map_err(|m| field(format!("node-groups[{i}].replacements[{j}].at"), m))?;
+            }
+            for (j, image) in g.new_images.iter().enumerate() {
+                self.before_end(image.at).map_err(|m| field(format!("node-groups[{i}].new-images[{j}].at"), m))?;
             }
         }
         for (i, w) in self.workloads.iter().enumerate() {

@@ -44,9 +44,23 @@ pub(super) struct SimGroup {
     pub interruptions: Vec<(u64, u64, f64)>,
     /// Node losses not yet due: when (millis after the start) and how many nodes.
     pub losses: Vec<(u64, u32)>,
+    /// When (millis after the start) its launch template gets a new machine image.
+    pub new_images: Vec<u64>,
 }
 
 impl SimGroup {
+    /// The machine image the group launches `elapsed` millis after the start: the first,
+    /// plus one for each new image by then.
+    pub fn image_at(&self, elapsed: u64) -> u32 {
+        1 + self.new_images.iter().filter(|&&at| at <= elapsed).count() as u32
+    }
+
+    /// An image as the adapters name it; none for a group whose image never changes, so
+    /// drift is not looked for in scenarios without new images.
+    pub fn image_name(&self, image: u32) -> Option<String> {
+        (!self.new_images.is_empty()).then(|| format!("{}-image-{image}", self.id))
+    }
+
     /// The group a scenario describes, with no instances yet: spot types at the spot price,
     /// the group's own label, its capacity type's and those every node registers with
     /// ([`node_labels::add_well_known`]) among its labels.
@@ -86,6 +100,7 @@ impl SimGroup {
                 .map(|w| (w.from.as_millis() as u64, w.to.as_millis() as u64, w.per_hour))
                 .collect(),
             losses: g.node_losses.iter().map(|l| (l.at.as_millis() as u64, l.nodes)).collect(),
+            new_images: g.new_images.iter().map(|i| i.at.as_millis() as u64).collect(),
         };
         let launched = group.launch_type().name.clone();
         let node = NewNode {
@@ -122,6 +137,8 @@ pub(super) struct SimNode {
     pub removal_mark: Option<crate::engine::ports::RemovalMark>,
     /// The node it replaces (see `Cluster::claim_replacement`).
     pub replaces: Option<String>,
+    /// The machine image it was launched from ([`SimGroup::image_at`]); 0 on Fargate.
+    pub image: u32,
     pub fargate: bool,
     pub requested: Resources,
     pub used: Resources,

@@ -58,6 +58,7 @@ impl World {
         group.launched += 1;
         let serial = group.launched;
         let itype = group.launch_type().clone();
+        let image = group.image_at(self.now - self.start);
         let zone = group.zones[(serial as usize - 1) % group.zones.len()].clone();
         let id = self.nodes.len();
         let name: Arc<str> = Arc::from(format!("{}-{serial:04}", group.id));
@@ -75,6 +76,7 @@ impl World {
             cordoned: false,
             removal_mark: None,
             replaces: None,
+            image,
             fargate: false,
             requested: Resources::ZERO,
             used: Resources::ZERO,
