@@ -11,6 +11,8 @@
 //! Each tick leaves a handover for the next leader, as `ballast run` does (in memory here;
 //! the ConfigMap write is off the tick); after each size the bench prints the last one's
 //! size as JSON, the ConfigMap's text, and the time to encode it.
+//! The last size is run again with every node drifted (each group given a new image a
+//! second in, drift replacement off): what finding and showing drift costs a tick at worst.
 //!
 //! `cargo bench -p ballast --bench engine`
 
@@ -42,10 +44,18 @@ fn ticks(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let mut group = c.benchmark_group("engine tick");
     group.sample_size(20).measurement_time(Duration::from_secs(10));
-    let sizes =
-        [(10, 50, "500 nodes, 15k pods"), (100, 50, "5000 nodes, 150k pods"), (300, 50, "15000 nodes, 450k pods")];
-    for (groups, nodes_per_group, label) in sizes {
-        let scenario = synthetic::scenario(groups, nodes_per_group, 30, 24).unwrap();
+    let sizes = [
+        (10, 50, false, "500 nodes, 15k pods"),
+        (100, 50, false, "5000 nodes, 150k pods"),
+        (300, 50, false, "15000 nodes, 450k pods"),
+        (300, 50, true, "15000 nodes, 450k pods, every node drifted"),
+    ];
+    for (groups, nodes_per_group, drifted, label) in sizes {
+        let mut scenario = synthetic::scenario(groups, nodes_per_group, 30, 24).unwrap();
+        if drifted {
+            let new_image = ballast::sim::scenario::NewImage { at: Duration::from_secs(1) };
+            scenario.node_groups.iter_mut().for_each(|g| g.new_images = vec![new_image.clone()]);
+        }
         let journal = dir.path().join(format!("{groups}.jsonl"));
         let sim =
             Simulation { scenario, seed: 1, policies: policies(), mode: Mode::Enforce, journal: Some(journal.clone()) };

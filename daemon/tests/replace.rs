@@ -575,12 +575,14 @@ async fn drifted_nodes_are_reported_and_once_drift_replacement_is_on_replaced_on
     if eventually(Duration::from_secs(30), async || drifted().await == Some(2.0)).await.is_none() {
         fail(daemon, "/metrics never counted n0 and n1 drifted");
     }
-    let groups = |args: &[&str]| String::from_utf8_lossy(&ctl(&site, &control, args).stdout).into_owned();
-    let summary = groups(&["groups"]);
+    let said = |args: &[&str]| String::from_utf8_lossy(&ctl(&site, &control, args).stdout).into_owned();
+    let summary = said(&["groups"]);
     assert!(summary.contains("general: 2 node(s) launched from an image it no longer launches"), "{summary}");
-    let listed = groups(&["groups", "--nodes"]);
+    let listed = said(&["groups", "--nodes"]);
     let why = "drifted: launched from ami-12c6146b; its group now launches ami-1234abcd";
     assert!(listed.contains(&format!("n0 {why}")) && listed.contains(&format!("n1 {why}")), "{listed}");
+    let explained = said(&["explain", "node", "n0"]);
+    assert!(explained.contains("it stays: drift replacement is off"), "{explained}");
     assert_eq!(site.group().await.0, 2, "reported only: nothing launched");
 
     let engine = format!("{}    drift: {{replace: true}}\n", ROLLING.0);

@@ -134,9 +134,15 @@ pub fn launch_source(group: &AutoScalingGroup) -> (LaunchSource, bool) {
 }
 
 /// Where a group's machine image comes from: its launch template (a mixed instances
-/// policy's, whose overrides name types, not images) or its launch configuration.
+/// policy's) or its launch configuration. Unknown when an override of a mixed instances
+/// policy brings a template of its own (an arm64 AMI for its Graviton types, say): the group
+/// then launches more than one image, and none of its instances is judged drifted.
 pub fn image_source(group: &AutoScalingGroup) -> LaunchSource {
-    let mixed = group.mixed_instances_policy().and_then(|p| p.launch_template()?.launch_template_specification());
+    let policy = group.mixed_instances_policy().and_then(|p| p.launch_template());
+    if policy.is_some_and(|t| t.overrides().iter().any(|o| o.launch_template_specification().is_some())) {
+        return LaunchSource::Unknown;
+    }
+    let mixed = policy.and_then(|t| t.launch_template_specification());
     if let Some(spec) = mixed.or(group.launch_template()) {
         return template(spec.launch_template_id(), spec.launch_template_name(), spec.version());
     }
@@ -269,6 +275,33 @@ mod tests {
         );
         let capacity = with_resource_tags(Resources::default(), &resources);
         assert_eq!(capacity.gpus, 4);
+    }
+
+    #[test]
+    fn a_groups_image_comes_from_its_template_unless_an_override_brings_its_own() {
+        use aws_sdk_autoscaling::types::{
+            LaunchTemplate, LaunchTemplateOverrides, LaunchTemplateSpecification, MixedInstancesPolicy,
+        };
+        let spec = |name: &str| LaunchTemplateSpecification::builder().launch_template_name(name).build();
+        let mixed = |overrides: Vec<LaunchTemplateOverrides>| {
+            let template =
+                LaunchTemplate::builder().launch_template_specification(spec("x86")).set_overrides(Some(overrides));
+            let policy = MixedInstancesPolicy::builder().launch_template(template.build()).build();
+            AutoScalingGroup::builder().mixed_instances_policy(policy).build()
+        };
+        let x86 = LaunchTemplateOverrides::builder().instance_type("m5.large").build();
+        let template =
+            |name: &str| LaunchSource::Template { id: None, name: Some(name.into()), version: "$Default".into() };
+        assert_eq!(image_source(&mixed(vec![x86.clone()])), template("x86"));
+        let graviton = LaunchTemplateOverrides::builder()
+            .instance_type("m7g.large")
+            .launch_template_specification(spec("arm64"))
+            .build();
+        assert_eq!(image_source(&mixed(vec![x86, graviton])), LaunchSource::Unknown, "two images: none to judge by");
+        let plain = AutoScalingGroup::builder().launch_template(spec("plain")).build();
+        assert_eq!(image_source(&plain), template("plain"));
+        let configured = AutoScalingGroup::builder().launch_configuration_name("lc-1").build();
+        assert_eq!(image_source(&configured), LaunchSource::LaunchConfiguration("lc-1".into()));
     }
 
     #[test]

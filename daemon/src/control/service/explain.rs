@@ -88,6 +88,13 @@ impl pb::explain_server::Explain for ExplainService {
         if node.cordoned {
             facts.push("cordoned".into());
         }
+        if !view.drift.is_empty() {
+            let then = match observed.guardrails.drift.replace {
+                true => "replaced in its turn (engine.guardrails.drift.replace), as the disruption budget allows",
+                false => "it stays: drift replacement is off (engine.guardrails.drift.replace)",
+            };
+            facts.push(format!("drifted: {}; {then}", view.drift));
+        }
         let summary = match (&node.removal_blocker, view.being_removed) {
             (_, true) => format!("node {name} is being removed (drain in progress)"),
             (Some(blocker), _) => format!("node {name} may not be removed: {blocker}"),
