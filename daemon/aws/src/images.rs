@@ -5,6 +5,7 @@
 //! (an instance's image never changes).
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Instant;
 
 use aws_sdk_autoscaling::types::AutoScalingGroup;
@@ -20,7 +21,8 @@ const IDS_PER_CALL: usize = 200;
 /// The image each instance was launched from, as read so far.
 #[derive(Default)]
 pub struct InstanceImages {
-    known: HashMap<String, String>,
+    /// Instances sharing an image share its name.
+    known: HashMap<String, Arc<str>>,
     /// After a failed DescribeInstances, not asked again before this: a missing permission
     /// would otherwise be asked for, and logged, every tick.
     quiet_until: Option<Instant>,
@@ -51,14 +53,14 @@ impl AwsCapacity {
     }
 
     /// The image `group` launches now, cached for `image-ttl`.
-    async fn launch_image(&self, group: &AutoScalingGroup) -> Option<String> {
+    async fn launch_image(&self, group: &AutoScalingGroup) -> Option<Arc<str>> {
         let source = templates::image_source(group);
         let key = format!("{source:?}");
         if let Some(image) = self.inner.launch_images.lock().await.get(&key) {
             return image;
         }
         let image = match self.read_launch_image(&source).await {
-            Ok(image) => image,
+            Ok(image) => image.map(Arc::from),
             Err(error) => {
                 let group = group.auto_scaling_group_name().unwrap_or_default();
                 tracing::warn!(group, %error, "cannot read the image the group launches: its nodes' drift is not judged");
@@ -92,7 +94,14 @@ impl AwsCapacity {
         }
         for chunk in missing.chunks(IDS_PER_CALL) {
             match self.launched_images(chunk).await {
-                Ok(found) => images.known.extend(found),
+                Ok(found) => {
+                    let mut names: HashMap<String, Arc<str>> =
+                        images.known.values().map(|name| (name.to_string(), name.clone())).collect();
+                    for (id, image) in found {
+                        let name = names.entry(image).or_insert_with_key(|image| Arc::from(image.as_str()));
+                        images.known.insert(id, name.clone());
+                    }
+                }
                 Err(error) => {
                     tracing::warn!(%error, "cannot read the images instances run: their drift is not judged");
                     images.quiet_until = Some(Instant::now() + self.inner.settings.image_ttl);

@@ -5,17 +5,18 @@
 //! way a roll replaces a group ([`super::roll`]).
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use super::Engine;
 use super::observe::Observation;
 use super::policies::Policies;
-use super::ports::{Capacity, Cluster, GroupView, InstanceLifecycle, Interruption, InterruptionCause};
+use super::ports::{Capacity, Cluster, GroupView, InstanceLifecycle, InstanceView, Interruption, InterruptionCause};
 
 /// What a drifted node was launched from, and what its group launches now.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Drift {
-    pub launched: String,
-    pub current: String,
+    pub launched: Arc<str>,
+    pub current: Arc<str>,
 }
 
 impl std::fmt::Display for Drift {
@@ -24,20 +25,24 @@ impl std::fmt::Display for Drift {
     }
 }
 
-/// Each drifted instance of `groups`, by instance id. An instance or group whose image is
-/// unknown has not drifted: nothing is replaced on a guess.
+/// Whether `instance` of `group` has drifted. An instance or group whose image is unknown has
+/// not: nothing is replaced on a guess; nor has one already leaving.
+pub fn of(group: &GroupView, instance: &InstanceView) -> Option<Drift> {
+    let current = group.image.as_ref()?;
+    let launched = instance.image.as_ref().filter(|image| *image != current)?;
+    let leaving = instance.lifecycle == InstanceLifecycle::Terminating;
+    (!leaving).then(|| Drift { launched: launched.clone(), current: current.clone() })
+}
+
+/// Each drifted instance of `groups`, by instance id.
 pub fn drifted(groups: &[GroupView]) -> HashMap<&str, Drift> {
-    let mut out = HashMap::new();
-    for group in groups {
-        let Some(current) = &group.image else { continue };
-        for instance in &group.instances {
-            let Some(launched) = instance.image.as_ref().filter(|image| *image != current) else { continue };
-            if instance.lifecycle != InstanceLifecycle::Terminating {
-                out.insert(instance.id.as_str(), Drift { launched: launched.clone(), current: current.clone() });
-            }
-        }
-    }
-    out
+    let instances = groups.iter().flat_map(|g| g.instances.iter().map(move |i| (g, i)));
+    instances.filter_map(|(g, i)| Some((i.id.as_str(), of(g, i)?))).collect()
+}
+
+/// Whether any instance of `groups` has drifted: what a tick checks before it looks further.
+pub fn any(groups: &[GroupView]) -> bool {
+    groups.iter().any(|g| g.instances.iter().any(|i| of(g, i).is_some()))
 }
 
 impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
@@ -47,11 +52,11 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
     /// # Guarantees
     /// Per group, drifted nodes are taken oldest first, so that at most `drift.at-once` of
     /// the group's nodes are being removed at a time (drains of any cause count), and no more
-    /// than `room` in all: what the disruption budget and the open windows leave. Nothing
+    /// than `room` in all: what the disruption budget and the open windows holding drift leave. Nothing
     /// starts in a group backing off from a failed launch, nor in one being rolled (the roll
     /// covers its nodes). A node that may not be replaced (annotated, or running a pod
     /// annotated `karpenter.sh/do-not-disrupt`) is left as it is, drifted.
-    pub(super) fn drifted_interruptions(&self, obs: &Observation, now: u64, room: &mut usize) -> Vec<Interruption> {
+    pub(super) fn drifted_interruptions(&self, obs: &Observation, now: u64, mut room: usize) -> Vec<Interruption> {
         let at_once = self.config.guardrails.drift.at_once;
         let groups: BTreeSet<&str> =
             obs.nodes.values().filter(|f| f.drift.is_some()).filter_map(|f| f.group.as_deref()).collect();
@@ -62,14 +67,14 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
             }
             let drifted = |name: &str, _| obs.nodes.get(name).is_some_and(|f| f.drift.is_some());
             let (due, _) = self.due_nodes(obs, group, drifted, now);
-            let take = (at_once.saturating_sub(self.leaving(group)) as usize).min(*room);
+            let take = (at_once.saturating_sub(self.leaving(group)) as usize).min(room);
             for node in due.into_iter().take(take) {
                 let Some(facts) = obs.nodes.get(node.name) else { continue };
                 let (Some(instance_id), Some(drift)) = (facts.instance_id.clone(), facts.drift.clone()) else {
                     continue;
                 };
                 warnings.push(self.asked_warning(instance_id, InterruptionCause::Drifted(drift), now));
-                *room -= 1;
+                room -= 1;
             }
         }
         warnings

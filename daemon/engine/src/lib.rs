@@ -385,7 +385,7 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
         } else {
             Vec::new()
         };
-        let drifting = self.config.guardrails.drift.replace && !drift::drifted(&groups).is_empty();
+        let drifting = self.config.guardrails.drift.replace && drift::any(&groups);
         let rolling = (!self.state.rolls.is_empty() || drifting) && self.config.mode == Mode::Enforce && self.may_act();
         let mut obs = if warnings.is_empty() && self.asked_replacements.is_empty() && !rolling {
             self.observation(cluster, groups, pricing, now)

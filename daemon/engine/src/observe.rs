@@ -14,7 +14,8 @@ use ballast_sdk::{
 
 use super::config::Guardrails;
 use super::ports::{
-    ClusterView, GroupView, InstanceLifecycle, LaunchFailure, NodePods, PendingPodView, PodShape, WorkloadView,
+    ClusterView, GroupView, InstanceLifecycle, InstanceView, LaunchFailure, NodePods, PendingPodView, PodShape,
+    WorkloadView,
 };
 
 /// The id of the node group that stands for the cluster's Fargate profile.
@@ -98,14 +99,13 @@ pub fn was_ready_once(view: &super::ports::NodeView) -> bool {
 
 pub fn observe(cluster: ClusterView, mut groups: Vec<GroupView>, cx: &ObserveContext<'_>) -> Observation {
     groups.sort_by(|a, b| a.id.cmp(&b.id));
-    let mut instance_group: HashMap<&str, &str> = HashMap::new();
+    let mut instance_group: HashMap<&str, (&GroupView, &InstanceView)> = HashMap::new();
     for group in &groups {
         for instance in &group.instances {
-            instance_group.insert(instance.id.as_str(), group.id.as_str());
+            instance_group.insert(instance.id.as_str(), (group, instance));
         }
     }
     let known: std::collections::HashSet<&str> = groups.iter().map(|g| g.id.as_str()).collect();
-    let drifted = crate::drift::drifted(&groups);
     let budgets: HashMap<(&str, &str), u32> =
         cluster.disruption_budgets.iter().map(|b| ((&*b.namespace, &*b.name), b.disruptions_allowed)).collect();
     let pending: Vec<PendingPod> = cluster.pending.iter().map(|p| pending_pod(p, cx.now_millis)).collect();
@@ -118,7 +118,8 @@ pub fn observe(cluster: ClusterView, mut groups: Vec<GroupView>, cx: &ObserveCon
     let mut pods_on_nodes: HashMap<Arc<str>, Arc<NodePods>> = HashMap::new();
     let window_hold = window_hold(&cluster, cx);
     for view in &cluster.nodes {
-        let listed_in = view.instance_id.as_deref().and_then(|id| instance_group.get(id).copied());
+        let listed = view.instance_id.as_deref().and_then(|id| instance_group.get(id).copied());
+        let listed_in = listed.map(|(group, _)| group.id.as_str());
         let group = if view.fargate {
             Some(FARGATE_GROUP)
         } else {
@@ -185,7 +186,7 @@ pub fn observe(cluster: ClusterView, mut groups: Vec<GroupView>, cx: &ObserveCon
                 lost: was_ready_once(view),
                 kept_by: view.kept_by,
                 pods: view.pods.clone(),
-                drift: view.instance_id.as_deref().and_then(|id| drifted.get(id).cloned()),
+                drift: listed.and_then(|(group, instance)| crate::drift::of(group, instance)),
             },
         );
     }
@@ -299,7 +300,8 @@ fn window_hold(cluster: &ClusterView, cx: &ObserveContext<'_>) -> Option<String>
         return None;
     }
     let ec2_nodes = cluster.nodes.iter().filter(|n| !n.fargate).count();
-    let open = crate::window::most_restrictive(windows, cx.now_millis, ec2_nodes)?;
+    let open =
+        crate::window::most_restrictive(windows, crate::window::DisruptionReason::Policies, cx.now_millis, ec2_nodes)?;
     (cx.removals_under_way >= open.allowed).then(|| open.describe(cx.removals_under_way))
 }
 

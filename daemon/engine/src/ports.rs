@@ -358,7 +358,7 @@ pub struct InstanceView {
     /// Launched but not yet in service, or leaving: either way not capacity to count on.
     pub lifecycle: InstanceLifecycle,
     /// The machine image (AMI) it was launched from, when known.
-    pub image: Option<String>,
+    pub image: Option<Arc<str>>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -393,7 +393,7 @@ pub struct GroupView {
     pub options: ballast_sdk::GroupOptions,
     /// The machine image (AMI) the group launches now (its launch template's version or its
     /// launch configuration), when known: an instance launched from another has drifted.
-    pub image: Option<String>,
+    pub image: Option<Arc<str>>,
 }
 
 /// A metric series to read (CloudWatch `GetMetricData` in AWS).

@@ -8,10 +8,12 @@
 use serde::{Deserialize, Serialize};
 
 use super::control::{Asked, ChangeError};
+use super::guard::Budget;
 use super::observe::Observation;
 use super::policies::Policies;
 use super::ports::{Capacity, Cluster, Interruption, InterruptionCause};
 use super::record::{ControlRecord, Record};
+use super::window::DisruptionReason;
 use super::{Engine, HOST};
 
 /// A group being replaced node by node. Kept in the engine state and the handover, so a
@@ -88,14 +90,14 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
 
     /// The nodes of every group being replaced whose turn has come, as interruption warnings;
     /// then, with `guardrails.drift.replace`, the drifted nodes' ([`Engine::drifted_interruptions`]),
-    /// within the room the rolls left.
+    /// the rolls' counted as leaving.
     ///
     /// # Guarantees
     /// Per group, nodes created before the roll was asked are taken oldest first, so that at
     /// most `at-once` of the group's nodes are being removed at a time, and no more nodes of
     /// the cluster than its disruption budget and the most restrictive open disruption
-    /// window allow (drains of any cause count; a roll is a voluntary disruption, as
-    /// Karpenter's drift is). Nothing starts while the group backs off from a failed launch:
+    /// window holding group replacements allow (drains of any cause count; a roll is a
+    /// voluntary disruption, as Karpenter's drift is). Nothing starts while the group backs off from a failed launch:
     /// a replacement that cannot launch would only take capacity away. A node that may not
     /// be replaced (annotated, or running a pod annotated `karpenter.sh/do-not-disrupt`) is
     /// left and named when the roll ends. The roll ends, with a control record, once no node it
@@ -103,7 +105,12 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
     pub(super) fn rolling_interruptions(&mut self, obs: &Observation, now: u64) -> Vec<Interruption> {
         let mut warnings = Vec::new();
         let budget = &self.config.guardrails.disruption_budget;
-        let mut room = super::guard::Budget::at(obs, budget, now).room(self.state.drains.len());
+        let reason = DisruptionReason::GroupReplacement;
+        let mut room = Budget::at(obs, budget, reason, now).room(self.state.drains.len());
+        let drift_room = self.config.guardrails.drift.replace.then(|| {
+            // Nodes the rolls start this tick are taken from it below.
+            Budget::at(obs, budget, DisruptionReason::Drift, now).room(self.state.drains.len())
+        });
         let groups: Vec<String> = self.state.rolls.keys().cloned().collect();
         for group in groups {
             let Some(roll) = self.state.rolls.get(&group).cloned() else { continue };
@@ -138,8 +145,9 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
                 roll.started += started;
             }
         }
-        if self.config.guardrails.drift.replace {
-            warnings.extend(self.drifted_interruptions(obs, now, &mut room));
+        if let Some(room) = drift_room {
+            let room = room.saturating_sub(warnings.len());
+            warnings.extend(self.drifted_interruptions(obs, now, room));
         }
         warnings
     }

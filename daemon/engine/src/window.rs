@@ -6,7 +6,9 @@
 //! While one is open, voluntary removals (what plugins propose, and scale-downs turned into
 //! drains) are held to its limit, every node counted, empty ones too: a window is a promise
 //! about nodes, not about pods. When several are open the smallest limit holds, and the
-//! cluster-wide budget keeps holding beside them.
+//! cluster-wide budget keeps holding beside them. A window that lists `reasons` holds only
+//! removals for those (Karpenter's budget `reasons`): `[drift]` open from 06:00 for 20 hours
+//! with `nodes: 0` lets drifted nodes go only at night, and consolidation any time.
 //!
 //! # Caveats
 //! A window does not hold what is not voluntary: a spot node warned of its interruption, a
@@ -33,6 +35,22 @@ pub struct DisruptionWindow {
     /// How many nodes may be leaving while it is open: a count (`0` removes nothing) or a
     /// percentage of the cluster's EC2 nodes (`"20%"`, rounded up as Karpenter rounds).
     pub nodes: NodeLimit,
+    /// The removals it holds; every voluntary one when empty. Nodes leaving for any reason
+    /// count against its limit.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reasons: Vec<DisruptionReason>,
+}
+
+/// Why a node is removed, as a disruption window may name it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DisruptionReason {
+    /// Proposed by a policy: consolidation, a scale-down, a replacement by a cheaper node.
+    Policies,
+    /// Drift replacement (`guardrails.drift.replace`).
+    Drift,
+    /// A group replaced node by node (`ballast ctl replace group`).
+    GroupReplacement,
 }
 
 /// A cron schedule as written, parsed once when the configuration is read.
@@ -68,6 +86,11 @@ impl CronSchedule {
 }
 
 impl DisruptionWindow {
+    /// Whether it holds removals for `reason`.
+    pub fn holds(&self, reason: DisruptionReason) -> bool {
+        self.reasons.is_empty() || self.reasons.contains(&reason)
+    }
+
     /// When the window last opened, if it is open at `now_millis` (its earliest firing
     /// within its duration).
     pub fn open_since(&self, now_millis: u64) -> Option<u64> {
@@ -182,11 +205,17 @@ impl OpenWindow<'_> {
     }
 }
 
-/// The most restrictive of `windows` open at `now_millis`, for a cluster of `nodes` EC2
-/// nodes; none when all are shut.
-pub fn most_restrictive(windows: &[DisruptionWindow], now_millis: u64, nodes: usize) -> Option<OpenWindow<'_>> {
+/// The most restrictive of `windows` holding removals for `reason` open at `now_millis`, for
+/// a cluster of `nodes` EC2 nodes; none when all are shut.
+pub fn most_restrictive(
+    windows: &[DisruptionWindow],
+    reason: DisruptionReason,
+    now_millis: u64,
+    nodes: usize,
+) -> Option<OpenWindow<'_>> {
     windows
         .iter()
+        .filter(|window| window.holds(reason))
         .filter_map(|window| {
             let since_millis = window.open_since(now_millis)?;
             Some(OpenWindow { window, allowed: window.nodes.allowed(nodes), nodes, since_millis })
@@ -243,7 +272,8 @@ mod tests {
             window("{schedule: '0 9 * * mon-fri', duration: 8h, nodes: '25%'}").unwrap(),
             window("{schedule: '0 12 * * *', duration: 1h, nodes: 1}").unwrap(),
         ];
-        let friday = |at: &str| most_restrictive(&windows, millis(&format!("2026-11-27T{at}Z")), 10);
+        let friday =
+            |at: &str| most_restrictive(&windows, DisruptionReason::Policies, millis(&format!("2026-11-27T{at}Z")), 10);
         assert_eq!(friday("08:00:00"), None, "both shut");
         let morning = friday("10:00:00").unwrap();
         assert_eq!((morning.allowed, morning.since_millis), (3, millis("2026-11-27T09:00:00Z")), "25% of 10 is 2.5: 3");
@@ -254,7 +284,8 @@ mod tests {
         );
         assert_eq!(friday("12:30:00").unwrap().allowed, 1, "lunch is stricter");
         assert_eq!(friday("17:00:00"), None);
-        let saturday_noon = most_restrictive(&windows, millis("2026-11-28T12:10:00Z"), 10).unwrap();
+        let saturday_noon =
+            most_restrictive(&windows, DisruptionReason::Policies, millis("2026-11-28T12:10:00Z"), 10).unwrap();
         assert_eq!(saturday_noon.allowed, 1);
         assert!(
             saturday_noon.describe(1).contains(
@@ -263,5 +294,19 @@ mod tests {
             "{}",
             saturday_noon.describe(1)
         );
+    }
+
+    #[test]
+    fn a_window_that_lists_reasons_holds_only_those_removals() {
+        let windows = vec![window("{schedule: '0 6 * * *', duration: 20h, nodes: 0, reasons: [drift]}").unwrap()];
+        let at = millis("2026-11-27T12:00:00Z");
+        assert_eq!(most_restrictive(&windows, DisruptionReason::Drift, at, 10).map(|w| w.allowed), Some(0));
+        assert_eq!(most_restrictive(&windows, DisruptionReason::Policies, at, 10), None, "consolidation goes on");
+        assert_eq!(most_restrictive(&windows, DisruptionReason::GroupReplacement, at, 10), None);
+        assert_eq!(most_restrictive(&windows, DisruptionReason::Drift, millis("2026-11-27T03:00:00Z"), 10), None);
+        let every = window("{schedule: '@daily', duration: 1h, nodes: 0}").unwrap();
+        assert!(every.holds(DisruptionReason::Drift) && every.holds(DisruptionReason::Policies), "none listed: all");
+        let bad = window("{schedule: '@daily', duration: 1h, nodes: 0, reasons: [drifted]}").unwrap_err();
+        assert!(bad.contains("unknown variant `drifted`") && bad.contains("`drift`"), "{bad}");
     }
 }

@@ -46,6 +46,8 @@ pub(super) struct SimGroup {
     pub losses: Vec<(u64, u32)>,
     /// When (millis after the start) its launch template gets a new machine image.
     pub new_images: Vec<u64>,
+    /// The names of its images, the first at index 0; none when it never gets a new one.
+    pub image_names: Vec<Arc<str>>,
 }
 
 impl SimGroup {
@@ -57,8 +59,8 @@ impl SimGroup {
 
     /// An image as the adapters name it; none for a group whose image never changes, so
     /// drift is not looked for in scenarios without new images.
-    pub fn image_name(&self, image: u32) -> Option<String> {
-        (!self.new_images.is_empty()).then(|| format!("{}-image-{image}", self.id))
+    pub fn image_name(&self, image: u32) -> Option<Arc<str>> {
+        self.image_names.get((image as usize).checked_sub(1)?).cloned()
     }
 
     /// The group a scenario describes, with no instances yet: spot types at the spot price,
@@ -101,6 +103,10 @@ impl SimGroup {
                 .collect(),
             losses: g.node_losses.iter().map(|l| (l.at.as_millis() as u64, l.nodes)).collect(),
             new_images: g.new_images.iter().map(|i| i.at.as_millis() as u64).collect(),
+            image_names: match g.new_images.len() {
+                0 => Vec::new(),
+                n => (1..=n + 1).map(|i| Arc::from(format!("{}-image-{i}", g.id))).collect(),
+            },
         };
         let launched = group.launch_type().name.clone();
         let node = NewNode {

@@ -31,7 +31,7 @@ use super::rule::{Rule, Why};
 use super::state::EngineState;
 use crate::duration::display as dur;
 use crate::policies::Proposed;
-use crate::window::{self, OpenWindow};
+use crate::window::{self, DisruptionReason, OpenWindow};
 
 /// What passed the guardrails, ready to act on.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -60,10 +60,17 @@ pub(crate) struct Budget<'a> {
 }
 
 impl<'a> Budget<'a> {
-    /// The budget `config` gives the cluster `obs` shows, with the window open at `now`.
-    pub(crate) fn at(obs: &Observation, config: &'a super::config::DisruptionBudget, now: u64) -> Self {
+    /// The budget `config` gives the cluster `obs` shows for removals for `reason`, with the
+    /// window holding them open at `now`.
+    pub(crate) fn at(
+        obs: &Observation,
+        config: &'a super::config::DisruptionBudget,
+        reason: DisruptionReason,
+        now: u64,
+    ) -> Self {
         let nodes = obs.snapshot.nodes.iter().filter(|n| n.group.as_deref() != Some(FARGATE_GROUP)).count();
-        Budget { nodes, allowed: config.allowed(nodes), window: window::most_restrictive(&config.windows, now, nodes) }
+        let window = window::most_restrictive(&config.windows, reason, now, nodes);
+        Budget { nodes, allowed: config.allowed(nodes), window }
     }
 
     /// How many more nodes may start leaving, with `leaving` under way: the budget, or the
@@ -90,7 +97,7 @@ impl Guard<'_> {
     pub fn run(&self, proposals: &[Proposed]) -> (Plan, Vec<GuardOutcome>) {
         let mut plan = Plan::default();
         let mut outcomes: Vec<Option<GuardOutcome>> = vec![None; proposals.len()];
-        let budget = Budget::at(self.obs, &self.config.disruption_budget, self.now);
+        let budget = Budget::at(self.obs, &self.config.disruption_budget, DisruptionReason::Policies, self.now);
         let mut tally = Tally { budget, ..Tally::default() };
 
         // Scale proposals, per group: the largest target wins.

@@ -293,6 +293,16 @@ fn cases() -> Vec<Case> {
             expect: vec![changed(&[Rule::DisruptionWindow], "node w2: disruption window `@daily` (8h, UTC)")],
         },
         Case {
+            name: "a removal while an open window holds only drift replacement",
+            setup: |w| {
+                let mut drift_only = window("0 4 * * *", "1h", "0");
+                drift_only.reasons = vec![crate::window::DisruptionReason::Drift];
+                w.config.disruption_budget.windows = vec![drift_only];
+            },
+            proposals: || vec![remove(&["w1"])],
+            expect: vec![accepted()],
+        },
+        Case {
             name: "a removal while the window is shut",
             setup: |w| w.config.disruption_budget.windows = vec![window("0 5 * * *", "1h", "0")],
             proposals: || vec![remove(&["w1"])],

@@ -101,3 +101,21 @@ fn a_drifted_node_running_a_do_not_disrupt_pod_or_of_unknown_image_is_not_replac
     engine.set_mode(crate::Mode::DryRun);
     assert_eq!(tick_at(&mut engine, &faulty, NOW), Vec::<String>::new(), "dry-run replaces nothing");
 }
+
+/// A window that holds drift alone (Karpenter's budget `reasons`): drift waits, a group
+/// replacement asked meanwhile does not.
+#[test]
+fn a_window_for_drift_alone_holds_drift_replacement_and_not_a_group_replacement() {
+    let world = drifted(&["w1"]);
+    let (faulty, mut engine) = engine(&world);
+    engine.config.guardrails.drift.replace = true;
+    let window = "{schedule: \"0 0 * * *\", duration: 24h, nodes: 0, reasons: [drift]}";
+    engine.config.guardrails.disruption_budget.windows = vec![serde_yaml::from_str(window).unwrap()];
+    assert_eq!(tick_at(&mut engine, &faulty, NOW), Vec::<String>::new(), "the window holds drift");
+    let asked = crate::control::Asked { caller: "ops".into(), reason: "kernel".into() };
+    let roll = crate::control::Change::ReplaceGroup { group: "web".into(), at_once: 1, dry_run: false };
+    engine.change(roll, &asked, NOW + 1_000).unwrap();
+    let calls = tick_at(&mut engine, &faulty, NOW + 10_000);
+    assert_eq!(calls, ["set web to 3", "mark w1"], "the roll is not drift: the window lets it go");
+    assert!(host_reasons(&engine)[0].starts_with("replacement asked by ops"), "{:?}", host_reasons(&engine));
+}
