@@ -280,7 +280,8 @@ async fn an_open_disruption_window_that_lets_no_node_leave_keeps_empty_nodes() {
         assert!(decision.to_string().contains("disruption-window"), "refused for the window: {decision:#}");
     }
     let metrics = get(&admin, "/metrics", None).2;
-    let open = sample(&metrics, "ballast_disruption_window_open{schedule=\"* * * * *\",duration=\"2m\"}");
+    let open =
+        sample(&metrics, "ballast_disruption_window_open{schedule=\"* * * * *\",duration=\"2m\",reasons=\"all\"}");
     assert_eq!(open, Some(1.0), "{metrics}");
     promtool_check(&metrics);
     stop(daemon);

@@ -546,8 +546,9 @@ async fn a_change_freeze_holds_a_group_replacement_in_the_running_daemon() {
 /// image, have drifted. With drift replacement off (the default) they are only reported (`ctl
 /// groups`, `/metrics`) and nothing is launched; once `engine.guardrails.drift.replace` is
 /// set in the configuration file (reloaded, no restart), nobody asks, yet they are replaced
-/// one at a time, each successor (from the new image) launched first; the count falls back
-/// to 0 and the decision records say why.
+/// one at a time, each successor (from the new image) launched first, through a disruption
+/// window that holds group replacements only; the count falls back to 0, the decision
+/// records and the nodes' Events say why.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drifted_nodes_are_reported_and_once_drift_replacement_is_on_replaced_one_at_a_time() {
     let site = Site::start(2).await;
@@ -585,7 +586,9 @@ async fn drifted_nodes_are_reported_and_once_drift_replacement_is_on_replaced_on
     assert!(explained.contains("it stays: drift replacement is off"), "{explained}");
     assert_eq!(site.group().await.0, 2, "reported only: nothing launched");
 
-    let engine = format!("{}    drift: {{replace: true}}\n", ROLLING.0);
+    // With a change freeze for group replacements only: drift is not held by it.
+    let freeze = "{schedule: '* * * * *', duration: 2m, nodes: 0, reasons: [group-replacement]}";
+    let engine = format!("{}    drift: {{replace: true}}\n    disruption-budget: {{windows: [{freeze}]}}\n", ROLLING.0);
     site.write_config(&engine, ROLLING.1, aws, reload);
     let (mut both_cordoned, mut drifted_left) = (false, 2.0_f64);
     let rolled = eventually(Duration::from_secs(90), async || {
@@ -609,5 +612,8 @@ async fn drifted_nodes_are_reported_and_once_drift_replacement_is_on_replaced_on
         let event = events.iter().find(|e| told(e)).unwrap_or_else(|| panic!("no Drifted event on {node}: {events:?}"));
         assert!(event["note"].as_str().is_some_and(|n| n.starts_with(&why)), "{event}");
     }
+    let scrape = support::daemon::get(&admin, "/metrics", None).2;
+    let window = "ballast_disruption_window_open{schedule=\"* * * * *\",duration=\"2m\",reasons=\"group-replacement\"}";
+    assert_eq!(support::daemon::sample(&scrape, window), Some(1.0), "{scrape}");
     stop(daemon);
 }

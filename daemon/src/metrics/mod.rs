@@ -58,7 +58,7 @@ labels!(PluginInfoLabels { plugin, mode, sha256 });
 labels!(ReloadLabels { plugin, result });
 labels!(AdapterLabel { adapter });
 labels!(VersionLabel { version });
-labels!(WindowLabels { schedule, duration });
+labels!(WindowLabels { schedule, duration, reasons });
 
 type FloatGauge = Gauge<f64, AtomicU64>;
 type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;

@@ -67,6 +67,10 @@ impl Metrics {
             let labels = WindowLabels {
                 schedule: window.schedule.as_str().to_string(),
                 duration: crate::engine::duration::display(window.duration),
+                reasons: match window.reasons.is_empty() {
+                    true => "all".to_string(),
+                    false => window.reasons.iter().map(crate::control::convert::kebab).collect::<Vec<_>>().join(","),
+                },
             };
             f.disruption_windows.get_or_create(&labels).set(i64::from(window.open_since(observed.at_millis).is_some()));
         }
