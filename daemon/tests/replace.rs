@@ -615,5 +615,11 @@ async fn drifted_nodes_are_reported_and_once_drift_replacement_is_on_replaced_on
     let scrape = support::daemon::get(&admin, "/metrics", None).2;
     let window = "ballast_disruption_window_open{schedule=\"* * * * *\",duration=\"2m\",reasons=\"group-replacement\"}";
     assert_eq!(support::daemon::sample(&scrape, window), Some(1.0), "{scrape}");
+    let removed = async || {
+        let scrape = support::daemon::get(&admin, "/metrics", None).2;
+        support::daemon::sample(&scrape, "ballast_nodes_removed_total{node_group=\"general\",reason=\"drifted\"}")
+    };
+    let counted = eventually(Duration::from_secs(10), async || removed().await == Some(2.0)).await;
+    assert!(counted.is_some(), "both removals counted as drifted: {:?}", removed().await);
     stop(daemon);
 }

@@ -118,6 +118,7 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
                 interrupted: false,
                 hold: None,
                 released_by: None,
+                cause: None,
             };
             let result = self.begin_drain(node, drain).await.map_err(|e| self.failed(Step::Mark, &e));
             if result.is_ok() {
@@ -212,6 +213,7 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
                     interrupted: mark.interrupted,
                     hold: mark.hold_until_millis.map(|until_millis| EvictionHold { until_millis }),
                     released_by: mark.released_by.clone(),
+                    cause: None,
                 },
             );
             // The node that released this drain's hold replaces it: it releases no other.
@@ -337,6 +339,7 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
                     group: drain.group.clone(),
                     started_tick: drain.started_tick,
                     outcome,
+                    cause: drain.cause.map(str::to_string),
                 }));
             }
         }

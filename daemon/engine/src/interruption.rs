@@ -208,6 +208,7 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
             interrupted: size > desired,
             hold: (size > desired && until_millis > now).then_some(EvictionHold { until_millis }),
             released_by: None,
+            cause: Some(warning.cause.removal_reason()),
         };
         let result = match self.begin_drain(node, drain).await {
             Ok(()) => ActionResult::Started,

@@ -477,6 +477,19 @@ pub enum InterruptionCause {
     Drifted(crate::drift::Drift),
 }
 
+impl InterruptionCause {
+    /// What a removal begun for it is counted as (`ballast_nodes_removed_total`'s `reason`),
+    /// beside a policy's `empty` and `underutilized`.
+    pub fn removal_reason(&self) -> &'static str {
+        match self {
+            InterruptionCause::SpotReclaim => "spot-interrupted",
+            InterruptionCause::Scheduled(_) => "scheduled-change",
+            InterruptionCause::Asked { .. } => "replacement-asked",
+            InterruptionCause::Drifted(_) => "drifted",
+        }
+    }
+}
+
 impl std::fmt::Display for InterruptionCause {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

@@ -357,6 +357,10 @@ pub struct RemovalRecord {
     pub started_tick: u64,
     #[serde(flatten)]
     pub outcome: RemovalOutcome,
+    /// Why it was begun when no policy asked: `drifted`, `spot-interrupted`,
+    /// `scheduled-change` or `replacement-asked`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
 }
 
 /// A record with its id: its position in the history (the journal's line order, counting

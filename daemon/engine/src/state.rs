@@ -169,6 +169,9 @@ pub struct Drain {
     pub hold: Option<EvictionHold>,
     /// The new node whose readiness released the hold: it replaces this node and no other.
     pub released_by: Option<String>,
+    /// Why it was begun when no policy asked ([`crate::ports::InterruptionCause::removal_reason`]);
+    /// not known for a drain adopted from a removal mark after a restart.
+    pub cause: Option<&'static str>,
 }
 
 /// A warned spot node's pods stay where they run until a node that joined its group after
@@ -363,6 +366,7 @@ mod tests {
                 group: "web".into(),
                 started_tick: 2,
                 outcome: RemovalOutcome::Completed { evicted: 2 },
+                cause: None,
             }),
             tick(4, 4_000, 4, Some(90_000)),
         ];

@@ -122,6 +122,7 @@ pub fn record(stamped: &Stamped) -> pb::Record {
                 outcome: outcome.into(),
                 evicted,
                 why,
+                cause: rm.cause.clone().unwrap_or_default(),
             })
         }
         Record::Control(c) => Kind::Control(pb::ControlRecord {

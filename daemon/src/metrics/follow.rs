@@ -68,9 +68,14 @@ impl Metrics {
             }
             Record::Removal(r) => match &r.outcome {
                 RemovalOutcome::Completed { evicted } => {
-                    // As Cluster Autoscaler's scaled_down_nodes_total: empty, or moved pods.
-                    let reason = if *evicted == 0 { "empty" } else { "underutilized" };
-                    let labels = RemovalLabels { node_group: r.group.clone(), reason: reason.into() };
+                    // As Cluster Autoscaler's scaled_down_nodes_total: empty, or moved pods;
+                    // or why the interruption path began it.
+                    let reason = match (&r.cause, evicted) {
+                        (Some(cause), _) => cause.clone(),
+                        (None, 0) => "empty".into(),
+                        (None, _) => "underutilized".into(),
+                    };
+                    let labels = RemovalLabels { node_group: r.group.clone(), reason };
                     f.nodes_removed.get_or_create(&labels).inc();
                 }
                 RemovalOutcome::Abandoned { .. } => {

@@ -332,7 +332,7 @@ mod tests {
         });
         m.count(&decision);
         m.count(&decision);
-        let removal = |evicted| {
+        let removal = |evicted, cause: Option<&str>| {
             Record::Removal(RemovalRecord {
                 tick: 2,
                 at_millis: 0,
@@ -340,10 +340,12 @@ mod tests {
                 group: "general".into(),
                 started_tick: 1,
                 outcome: RemovalOutcome::Completed { evicted },
+                cause: cause.map(str::to_string),
             })
         };
-        m.count(&removal(0));
-        m.count(&removal(3));
+        m.count(&removal(0, None));
+        m.count(&removal(3, None));
+        m.count(&removal(2, Some("drifted")));
         let text = m.render(Format::Text);
         let line = |series: &str| text.lines().find(|l| l.starts_with(series)).map(str::to_string);
         assert_eq!(
@@ -356,6 +358,7 @@ mod tests {
         );
         assert!(line("ballast_nodes_removed_total{node_group=\"general\",reason=\"empty\"} 1").is_some(), "{text}");
         assert!(line("ballast_nodes_removed_total{node_group=\"general\",reason=\"underutilized\"} 1").is_some());
+        assert!(line("ballast_nodes_removed_total{node_group=\"general\",reason=\"drifted\"} 1").is_some(), "{text}");
         assert!(line("ballast_build_info{version=").is_some());
     }
 

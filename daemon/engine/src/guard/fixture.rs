@@ -243,5 +243,6 @@ pub fn drain_since_now(group: &str, instance_id: &str) -> Drain {
         interrupted: false,
         hold: None,
         released_by: None,
+        cause: None,
     }
 }

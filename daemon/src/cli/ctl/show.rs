@@ -224,7 +224,11 @@ fn columns(r: &pb::Record) -> (String, String, String, String) {
             t.error.clone(),
         ),
         Some(Kind::Removal(rm)) => {
-            ("(removal)".into(), format!("node {} of {}", rm.node, rm.group), rm.outcome.clone(), rm.why.clone())
+            let why = match rm.cause.is_empty() {
+                true => rm.why.clone(),
+                false => format!("{} {}", rm.cause, rm.why).trim_end().to_string(),
+            };
+            ("(removal)".into(), format!("node {} of {}", rm.node, rm.group), rm.outcome.clone(), why)
         }
         Some(Kind::Control(c)) => {
             (format!("(control: {})", c.caller), c.change.clone(), String::new(), c.reason.clone())
