@@ -569,6 +569,8 @@ async fn instances_launched_before_a_new_launch_template_version_have_drifted() 
     let config = sdk_config(&moto.url).await;
     group(&config, "general", "m5.large", &ca_tags(), 2).await;
     mixed_group(&config, "mixed", &[("m5.large", None)], None, &ca_tags()).await;
+    let eks = [ca_tags(), vec![("eks:nodegroup-name", "managed")]].concat();
+    group(&config, "managed", "m5.large", &eks, 0).await;
     let settings = AwsSettings { image_ttl: std::time::Duration::ZERO, ..settings() };
     let capacity = AwsCapacity::from_config(&config, settings).unwrap();
     let described = |c: &AwsCapacity| {
@@ -578,7 +580,9 @@ async fn instances_launched_before_a_new_launch_template_version_have_drifted() 
     let groups = capacity.node_groups().await.unwrap();
     assert_eq!(groups[0].image.as_deref(), Some("ami-12c6146b"));
     assert!(groups[0].instances.iter().all(|i| i.image.as_deref() == Some("ami-12c6146b")), "{groups:?}");
-    assert_eq!(groups[1].image.as_deref(), Some("ami-12c6146b"), "the mixed policy's template");
+    assert_eq!(groups[2].image.as_deref(), Some("ami-12c6146b"), "the mixed policy's template");
+    let updating_itself: Vec<bool> = groups.iter().map(|g| g.updates_itself).collect();
+    assert_eq!(updating_itself, [false, true, false], "EKS rolls its managed node group (general, managed, mixed)");
     assert!(ballast::engine::drift::drifted(&groups).is_empty());
 
     aws_sdk_ec2::Client::new(&config)

@@ -52,17 +52,19 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
     /// # Guarantees
     /// Per group, drifted nodes are taken oldest first, so that at most `drift.at-once` of
     /// the group's nodes are being removed at a time (drains of any cause count), and no more
-    /// than `room` in all: what the disruption budget and the open windows holding drift leave. Nothing
-    /// starts in a group backing off from a failed launch, nor in one being rolled (the roll
-    /// covers its nodes). A node that may not be replaced (annotated, or running a pod
-    /// annotated `karpenter.sh/do-not-disrupt`) is left as it is, drifted.
+    /// than `room` in all: what the disruption budget and the open windows holding drift
+    /// leave. Nothing starts in a group backing off from a failed launch, in one being rolled
+    /// (the roll covers its nodes), nor in an EKS managed node group (EKS rolls its nodes
+    /// itself on an image update). A node that may not be replaced (annotated, or running a
+    /// pod annotated `karpenter.sh/do-not-disrupt`) is left as it is, drifted.
     pub(super) fn drifted_interruptions(&self, obs: &Observation, now: u64, mut room: usize) -> Vec<Interruption> {
         let at_once = self.config.guardrails.drift.at_once;
         let groups: BTreeSet<&str> =
             obs.nodes.values().filter(|f| f.drift.is_some()).filter_map(|f| f.group.as_deref()).collect();
         let mut warnings = Vec::new();
         for group in groups {
-            if self.state.rolls.contains_key(group) || self.backing_off(Some(group), now) {
+            let updates_itself = obs.groups.get(group).is_some_and(|g| g.updates_itself);
+            if updates_itself || self.state.rolls.contains_key(group) || self.backing_off(Some(group), now) {
                 continue;
             }
             let drifted = |name: &str, _| obs.nodes.get(name).is_some_and(|f| f.drift.is_some());

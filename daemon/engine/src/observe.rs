@@ -34,6 +34,8 @@ pub struct GroupFacts {
     /// Nodes that were Ready once and are not now (see [`was_ready_once`]): lost, not booting,
     /// so not awaited by the provisioning watch.
     pub lost: u32,
+    /// See [`GroupView::updates_itself`].
+    pub updates_itself: bool,
 }
 
 /// What the engine knows about a node beyond the snapshot.
@@ -219,6 +221,7 @@ pub fn observe(cluster: ClusterView, mut groups: Vec<GroupView>, cx: &ObserveCon
                 instances,
                 ready,
                 lost: lost_in_group.get(group.id.as_str()).copied().unwrap_or(0),
+                updates_itself: group.updates_itself,
             },
         );
     }
@@ -244,6 +247,7 @@ pub fn observe(cluster: ClusterView, mut groups: Vec<GroupView>, cx: &ObserveCon
                 instances: on_fargate,
                 ready,
                 lost: 0,
+                updates_itself: false,
             },
         );
     }

@@ -394,6 +394,9 @@ pub struct GroupView {
     /// The machine image (AMI) the group launches now (its launch template's version or its
     /// launch configuration), when known: an instance launched from another has drifted.
     pub image: Option<Arc<str>>,
+    /// Its nodes are replaced by the service that owns it when its image changes (an EKS
+    /// managed node group: UpdateNodegroupVersion rolls them), so drift is shown, not acted on.
+    pub updates_itself: bool,
 }
 
 /// A metric series to read (CloudWatch `GetMetricData` in AWS).

@@ -87,7 +87,7 @@ fn drifted_nodes_go_one_of_a_group_at_a_time_within_the_budget_and_not_while_it_
 }
 
 #[test]
-fn a_drifted_node_running_a_do_not_disrupt_pod_or_of_unknown_image_is_not_replaced() {
+fn a_drifted_node_running_a_do_not_disrupt_pod_of_unknown_image_or_in_an_eks_managed_group_is_not_replaced() {
     let mut world = drifted(&["w1", "w2"]);
     world.template_mut("web-1").do_not_disrupt = true;
     world.group_mut("web").instances[1].image = None;
@@ -100,6 +100,13 @@ fn a_drifted_node_running_a_do_not_disrupt_pod_or_of_unknown_image_is_not_replac
     engine.config.guardrails.drift.replace = true;
     engine.set_mode(crate::Mode::DryRun);
     assert_eq!(tick_at(&mut engine, &faulty, NOW), Vec::<String>::new(), "dry-run replaces nothing");
+
+    let mut managed = drifted(&["w1"]);
+    managed.group_mut("web").updates_itself = true;
+    let (faulty, mut engine) = super::engine(&managed);
+    engine.config.guardrails.drift.replace = true;
+    assert_eq!(tick_at(&mut engine, &faulty, NOW), Vec::<String>::new(), "EKS rolls its managed node groups");
+    assert!(drift_of(&engine, "w1").is_some(), "shown all the same");
 }
 
 /// A window that holds drift alone (Karpenter's budget `reasons`): drift waits, a group

@@ -89,9 +89,13 @@ impl pb::explain_server::Explain for ExplainService {
             facts.push("cordoned".into());
         }
         if !view.drift.is_empty() {
-            let then = match observed.guardrails.drift.replace {
-                true => "replaced in its turn (engine.guardrails.drift.replace), as the disruption budget allows",
-                false => "it stays: drift replacement is off (engine.guardrails.drift.replace)",
+            let eks = node.group.as_ref().and_then(|g| observed.obs.groups.get(g)).is_some_and(|g| g.updates_itself);
+            let then = match (eks, observed.guardrails.drift.replace) {
+                (true, _) => "EKS replaces a managed node group's nodes itself (UpdateNodegroupVersion)",
+                (false, true) => {
+                    "replaced in its turn (engine.guardrails.drift.replace), as the disruption budget allows"
+                }
+                (false, false) => "it stays: drift replacement is off (engine.guardrails.drift.replace)",
             };
             facts.push(format!("drifted: {}; {then}", view.drift));
         }
