@@ -542,6 +542,18 @@ async fn a_change_freeze_holds_a_group_replacement_in_the_running_daemon() {
     stop(daemon);
 }
 
+/// A new `$Latest` version of general's launch template, launching `image`.
+async fn new_image(site: &Site, image: &str) {
+    let data = aws_sdk_ec2::types::RequestLaunchTemplateData::builder().image_id(image).build();
+    let new = aws_sdk_ec2::Client::new(&site.aws).create_launch_template_version();
+    new.launch_template_name("general-lt").source_version("1").launch_template_data(data).send().await.unwrap();
+}
+
+/// The value of `series` on the daemon's `/metrics` at `admin`.
+fn sampled(admin: &str, series: &str) -> Option<f64> {
+    support::daemon::sample(&support::daemon::get(admin, "/metrics", None).2, series)
+}
+
 /// A new AMI in the launch template (its `$Latest` version): n0 and n1, launched from the old
 /// image, have drifted. With drift replacement off (the default) they are only reported (`ctl
 /// groups`, `/metrics`) and nothing is launched; once `engine.guardrails.drift.replace` is
@@ -560,20 +572,10 @@ async fn drifted_nodes_are_reported_and_once_drift_replacement_is_on_replaced_on
     if !leading_with(&site, 2).await {
         fail(daemon, "the daemon never saw n0 and n1");
     }
-    let drifted = async || {
-        let scrape = support::daemon::get(&admin, "/metrics", None).2;
-        support::daemon::sample(&scrape, "ballast_node_group_drifted_nodes{node_group=\"general\"}")
-    };
-    assert_eq!(drifted().await, Some(0.0), "nothing drifted before the new image");
-    aws_sdk_ec2::Client::new(&site.aws)
-        .create_launch_template_version()
-        .launch_template_name("general-lt")
-        .source_version("1")
-        .launch_template_data(aws_sdk_ec2::types::RequestLaunchTemplateData::builder().image_id("ami-1234abcd").build())
-        .send()
-        .await
-        .unwrap();
-    if eventually(Duration::from_secs(30), async || drifted().await == Some(2.0)).await.is_none() {
+    let drifted = || sampled(&admin, "ballast_node_group_drifted_nodes{node_group=\"general\"}");
+    assert_eq!(drifted(), Some(0.0), "nothing drifted before the new image");
+    new_image(&site, "ami-1234abcd").await;
+    if eventually(Duration::from_secs(30), async || drifted() == Some(2.0)).await.is_none() {
         fail(daemon, "/metrics never counted n0 and n1 drifted");
     }
     let said = |args: &[&str]| String::from_utf8_lossy(&ctl(&site, &control, args).stdout).into_owned();
@@ -594,7 +596,7 @@ async fn drifted_nodes_are_reported_and_once_drift_replacement_is_on_replaced_on
     let rolled = eventually(Duration::from_secs(90), async || {
         let group = kubelets.step().await;
         both_cordoned |= kubelets.old_cordoned(&group.1) > 1;
-        drifted_left = drifted().await.unwrap_or(drifted_left);
+        drifted_left = drifted().unwrap_or(drifted_left);
         kubelets.rolled(&group) && drifted_left == 0.0
     })
     .await;
@@ -612,14 +614,10 @@ async fn drifted_nodes_are_reported_and_once_drift_replacement_is_on_replaced_on
         let event = events.iter().find(|e| told(e)).unwrap_or_else(|| panic!("no Drifted event on {node}: {events:?}"));
         assert!(event["note"].as_str().is_some_and(|n| n.starts_with(&why)), "{event}");
     }
-    let scrape = support::daemon::get(&admin, "/metrics", None).2;
     let window = "ballast_disruption_window_open{schedule=\"* * * * *\",duration=\"2m\",reasons=\"group-replacement\"}";
-    assert_eq!(support::daemon::sample(&scrape, window), Some(1.0), "{scrape}");
-    let removed = async || {
-        let scrape = support::daemon::get(&admin, "/metrics", None).2;
-        support::daemon::sample(&scrape, "ballast_nodes_removed_total{node_group=\"general\",reason=\"drifted\"}")
-    };
-    let counted = eventually(Duration::from_secs(10), async || removed().await == Some(2.0)).await;
-    assert!(counted.is_some(), "both removals counted as drifted: {:?}", removed().await);
+    assert_eq!(sampled(&admin, window), Some(1.0), "the freeze of group replacements is open");
+    let removed = || sampled(&admin, "ballast_nodes_removed_total{node_group=\"general\",reason=\"drifted\"}");
+    let counted = eventually(Duration::from_secs(10), async || removed() == Some(2.0)).await;
+    assert!(counted.is_some(), "both removals counted as drifted: {:?}", removed());
     stop(daemon);
 }

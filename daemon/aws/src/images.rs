@@ -92,11 +92,11 @@ impl AwsCapacity {
         if missing.is_empty() || images.quiet_until.is_some_and(|until| Instant::now() < until) {
             return;
         }
+        let mut names: HashMap<String, Arc<str>> =
+            images.known.values().map(|name| (name.to_string(), name.clone())).collect();
         for chunk in missing.chunks(IDS_PER_CALL) {
             match self.launched_images(chunk).await {
                 Ok(found) => {
-                    let mut names: HashMap<String, Arc<str>> =
-                        images.known.values().map(|name| (name.to_string(), name.clone())).collect();
                     for (id, image) in found {
                         let name = names.entry(image).or_insert_with_key(|image| Arc::from(image.as_str()));
                         images.known.insert(id, name.clone());

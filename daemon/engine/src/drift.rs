@@ -1,10 +1,11 @@
 //! Drift: a node launched from a machine image (AMI) its group no longer launches, after a
 //! new launch template version (a new default, or `$Latest` moved on) or a changed launch
-//! configuration. Always reported (`ballast ctl nodes`, `ballast_node_group_drifted_nodes`);
+//! configuration. Always reported (`ballast ctl groups`, `ctl explain node`,
+//! `ballast_node_group_drifted_nodes`);
 //! replaced when `guardrails.drift.replace` is set ([`crate::config::DriftReplacement`]), the
 //! way a roll replaces a group ([`super::roll`]).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use super::Engine;
@@ -32,12 +33,6 @@ pub fn of(group: &GroupView, instance: &InstanceView) -> Option<Drift> {
     let launched = instance.image.as_ref().filter(|image| *image != current)?;
     let leaving = instance.lifecycle == InstanceLifecycle::Terminating;
     (!leaving).then(|| Drift { launched: launched.clone(), current: current.clone() })
-}
-
-/// Each drifted instance of `groups`, by instance id.
-pub fn drifted(groups: &[GroupView]) -> HashMap<&str, Drift> {
-    let instances = groups.iter().flat_map(|g| g.instances.iter().map(move |i| (g, i)));
-    instances.filter_map(|(g, i)| Some((i.id.as_str(), of(g, i)?))).collect()
 }
 
 /// Whether any instance of `groups` has drifted: what a tick checks before it looks further.

@@ -32,7 +32,7 @@ pub struct Roll {
     pub started: u32,
 }
 
-/// A node of the group a roll covers, not yet leaving.
+/// A node of the group a roll (or drift) covers, not yet leaving.
 pub(super) struct Due<'a> {
     pub name: &'a str,
     created_millis: u64,
@@ -97,11 +97,12 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
     /// most `at-once` of the group's nodes are being removed at a time, and no more nodes of
     /// the cluster than its disruption budget and the most restrictive open disruption
     /// window holding group replacements allow (drains of any cause count; a roll is a
-    /// voluntary disruption, as Karpenter's drift is). Nothing starts while the group backs off from a failed launch:
-    /// a replacement that cannot launch would only take capacity away. A node that may not
-    /// be replaced (annotated, or running a pod annotated `karpenter.sh/do-not-disrupt`) is
-    /// left and named when the roll ends. The roll ends, with a control record, once no node it
-    /// covers is left or leaving; it also ends if its group is gone.
+    /// voluntary disruption, as Karpenter's drift is). Nothing starts while the group backs
+    /// off from a failed launch: a replacement that cannot launch would only take capacity
+    /// away. A node that may not be replaced (annotated, or running a pod annotated
+    /// `karpenter.sh/do-not-disrupt`) is left and named when the roll ends. The roll ends,
+    /// with a control record, once no node it covers is left or leaving; it also ends if
+    /// its group is gone.
     pub(super) fn rolling_interruptions(&mut self, obs: &Observation, now: u64) -> Vec<Interruption> {
         let mut warnings = Vec::new();
         let budget = &self.config.guardrails.disruption_budget;
