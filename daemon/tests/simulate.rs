@@ -327,39 +327,54 @@ fn a_journal_survives_a_kill_in_the_middle_of_a_simulation() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("skipped an unreadable record"));
 }
 
+/// Runs the default set over `text` (seed 1); returns its summary and the host's decisions
+/// whose reason starts with `reason`, each with its time since the start, and its control
+/// records' changes.
+fn rehearsed(text: &str, reason: &str) -> (ballast::sim::Summary, Vec<(Duration, String)>, Vec<String>) {
+    let scenario = Scenario::parse(Path::new("rehearsal.yaml"), text).unwrap();
+    let start = ballast::sim::world::EPOCH_MILLIS + scenario.start_of_day();
+    let (report, recorder) = recorded_with(1, scenario, defaults());
+    let (mut replaced, mut controls) = (Vec::new(), Vec::new());
+    for record in recorder.records() {
+        match record {
+            Record::Decision(d) if d.reason.starts_with(reason) => {
+                replaced.push((Duration::from_millis(d.at_millis - start), d.reason.clone()));
+            }
+            Record::Control(c) if c.caller == "ballast" => controls.push(c.change.clone()),
+            _ => {}
+        }
+    }
+    (report.summary, replaced, controls)
+}
+
+/// Four m5.large of group general under web's 7 replicas of 900m for 3 h, with `extra` in the
+/// group's entry and `guardrails` at the top.
+fn four_nodes_under_web(extra: &str, guardrails: &str) -> String {
+    format!(
+        "name: rehearsal\nduration: 3h\nguardrails: {{{guardrails}}}\nnode-groups:\n  - {{id: general, instance-types: [m5.large], min-size: 2, max-size: 10, desired-size: 4, {extra}}}\nworkloads:\n  - {{name: web, requests: {{cpu: 900m, memory: 1Gi}}, replicas: {{constant: 7}}}}\n"
+    )
+}
+
+/// Replacements started at or after an hour in, one at a time, with no pod waiting and at
+/// most one successor beside the four nodes.
+fn one_at_a_time_from_the_hour(summary: &ballast::sim::Summary, replaced: &[(Duration, String)]) {
+    assert!(replaced[0].0 >= Duration::from_secs(3600), "not before its hour: {replaced:#?}");
+    assert!(replaced.windows(2).all(|w| w[1].0 > w[0].0), "one at a time: {replaced:#?}");
+    assert_eq!(summary.pending_pod_minutes, 0.0, "no pod waited for a boot: {summary:?}");
+    assert!(summary.peak_nodes <= 5, "one successor at a time: {summary:?}");
+}
+
 /// A rollout of a new AMI rehearsed (the scenario's `replacements`, as `ballast ctl replace
 /// group` asks): under a steady web load, the default set's group is replaced one node at a
 /// time an hour in, each node's successor launched before its pods move, so they never wait;
 /// the nodes launched for the roll, and after it, are not replaced, and the roll ends.
 #[test]
 fn a_rehearsed_group_replacement_moves_every_node_once_and_no_pod_waits() {
-    let text = "name: rollout\nduration: 3h\nnode-groups:\n  - {id: general, instance-types: [m5.large], min-size: 2, max-size: 10, desired-size: 4, replacements: [{at: 1h}]}\nworkloads:\n  - {name: web, requests: {cpu: 900m, memory: 1Gi}, replicas: {constant: 7}}\n";
-    let scenario = Scenario::parse(Path::new("rollout.yaml"), text).unwrap();
-    let start = ballast::sim::world::EPOCH_MILLIS + scenario.start_of_day();
-    let (report, recorder) = recorded_with(1, scenario, defaults());
-    let replaced: Vec<(Duration, String)> = recorder
-        .records()
-        .filter_map(|r| match r {
-            Record::Decision(d) if d.reason.starts_with("replacement asked by scenario") => {
-                Some((Duration::from_millis(d.at_millis - start), d.reason.clone()))
-            }
-            _ => None,
-        })
-        .collect();
-    let ended: Vec<String> = recorder
-        .records()
-        .filter_map(|r| match r {
-            Record::Control(c) if c.caller == "ballast" => Some(c.change.clone()),
-            _ => None,
-        })
-        .collect();
+    let text = four_nodes_under_web("replacements: [{at: 1h}]", "");
+    let (summary, replaced, ended) = rehearsed(&text, "replacement asked by scenario");
     assert_eq!(ended, ["replace group general: done, 4 replaced"], "{replaced:#?}");
     assert_eq!(replaced.len(), 4, "each node once: {replaced:#?}");
-    assert!(replaced[0].0 >= Duration::from_secs(3600), "not before it was asked: {replaced:#?}");
-    assert!(replaced.windows(2).all(|w| w[1].0 > w[0].0), "one at a time: {replaced:#?}");
-    let summary = report.summary;
-    assert_eq!(summary.pending_pod_minutes, 0.0, "no pod waited for a boot: {summary:?}");
-    assert!(summary.peak_nodes <= 5, "one successor at a time: {summary:?}");
+    one_at_a_time_from_the_hour(&summary, &replaced);
 }
 
 /// A new AMI rehearsed (the scenario's `new-images`): with `guardrails.drift.replace`, the
@@ -369,31 +384,14 @@ fn a_rehearsed_group_replacement_moves_every_node_once_and_no_pod_waits() {
 #[test]
 fn a_rehearsed_new_image_replaces_the_drifted_nodes_once_drift_replacement_is_on() {
     let run = |replace: bool| {
-        let text = format!(
-            "name: new-image\nduration: 3h\nguardrails: {{drift: {{replace: {replace}}}}}\nnode-groups:\n  - {{id: general, instance-types: [m5.large], min-size: 2, max-size: 10, desired-size: 4, new-images: [{{at: 1h}}]}}\nworkloads:\n  - {{name: web, requests: {{cpu: 900m, memory: 1Gi}}, replicas: {{constant: 7}}}}\n"
-        );
-        let scenario = Scenario::parse(Path::new("new-image.yaml"), &text).unwrap();
-        let start = ballast::sim::world::EPOCH_MILLIS + scenario.start_of_day();
-        let (report, recorder) = recorded_with(1, scenario, defaults());
-        let replaced: Vec<(Duration, String)> = recorder
-            .records()
-            .filter_map(|r| match r {
-                Record::Decision(d) if d.reason.starts_with("drifted (") => {
-                    Some((Duration::from_millis(d.at_millis - start), d.reason.clone()))
-                }
-                _ => None,
-            })
-            .collect();
-        (report.summary, replaced)
+        let text = four_nodes_under_web("new-images: [{at: 1h}]", &format!("drift: {{replace: {replace}}}"));
+        rehearsed(&text, "drifted (")
     };
-    let (summary, replaced) = run(true);
+    let (summary, replaced, _) = run(true);
     assert_eq!(replaced.len(), 4, "each old node once, no successor: {replaced:#?}");
     let why = "drifted (launched from general-image-1; its group now launches general-image-2): cordoned general-0001";
     assert!(replaced[0].1.starts_with(why), "{replaced:#?}");
-    assert!(replaced[0].0 >= Duration::from_secs(3600), "not before the new image: {replaced:#?}");
-    assert!(replaced.windows(2).all(|w| w[1].0 > w[0].0), "one at a time: {replaced:#?}");
-    assert_eq!(summary.pending_pod_minutes, 0.0, "no pod waited for a boot: {summary:?}");
-    assert!(summary.peak_nodes <= 5, "one successor at a time: {summary:?}");
-    let (kept, none) = run(false);
+    one_at_a_time_from_the_hour(&summary, &replaced);
+    let (kept, none, _) = run(false);
     assert!(none.is_empty() && kept.nodes_removed == 0, "drift replacement off: {none:?} {kept:?}");
 }
