@@ -563,8 +563,10 @@ async fn cluster_autoscalers_scale_down_threshold_tag_changes_which_nodes_binpac
 }
 
 /// A new launch template version (`$Latest` moving to a new AMI) makes the instances launched
-/// before it drifted, and only those; a mixed instances group's image is its template's. Each
-/// instance's image is read once (DescribeInstances), whatever the number of observations.
+/// before it drifted, and only those, though the group's image was read (and kept) before
+/// it: the instance launched from the new version is not taken for drifted against the old
+/// image. A mixed instances group's image is its template's. Each instance's image is read
+/// once (DescribeInstances), whatever the number of observations.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instances_launched_before_a_new_launch_template_version_have_drifted() {
     let moto = Moto::start().await;
@@ -573,8 +575,10 @@ async fn instances_launched_before_a_new_launch_template_version_have_drifted() 
     mixed_group(&config, "mixed", &[("m5.large", None)], None, &ca_tags()).await;
     let eks = [ca_tags(), vec![("eks:nodegroup-name", "managed")]].concat();
     group(&config, "managed", "m5.large", &eks, 0).await;
-    let settings = AwsSettings { image_ttl: std::time::Duration::ZERO, ..settings() };
-    let capacity = AwsCapacity::from_config(&config, settings).unwrap();
+    // The group's image is kept for the default five minutes: the new version is seen because
+    // an instance launched from it says so (its template version tag), not because the
+    // image was read again by chance.
+    let capacity = AwsCapacity::from_config(&config, settings()).unwrap();
     let described = |c: &AwsCapacity| {
         let ops = c.calls_by_operation();
         ops.iter().find(|(op, _)| op.name == "DescribeInstances").map_or(0, |(_, n)| n.calls)
@@ -591,14 +595,14 @@ async fn instances_launched_before_a_new_launch_template_version_have_drifted() 
     };
     assert!(drifted(&groups).is_empty());
 
-    aws_sdk_ec2::Client::new(&config)
-        .create_launch_template_version()
-        .launch_template_name("general-lt")
-        .source_version("1")
-        .launch_template_data(RequestLaunchTemplateData::builder().image_id("ami-1234abcd").build())
-        .send()
-        .await
-        .unwrap();
+    let ec2 = aws_sdk_ec2::Client::new(&config);
+    let data = RequestLaunchTemplateData::builder().image_id("ami-1234abcd").build();
+    let new = ec2.create_launch_template_version().launch_template_name("general-lt").source_version("1");
+    new.launch_template_data(data).send().await.unwrap();
+    // Made the default too: moto tags an instance with its template's default version, where
+    // EC2 tags it with the version it was launched from ($Latest here).
+    let default = ec2.modify_launch_template().launch_template_name("general-lt").default_version("2");
+    default.send().await.unwrap();
     let asg = aws_sdk_autoscaling::Client::new(&config);
     asg.set_desired_capacity().auto_scaling_group_name("general").desired_capacity(3).send().await.unwrap();
     let groups = capacity.node_groups().await.unwrap();

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use aws_sdk_autoscaling::types::{
     AutoScalingGroup, Filter, LaunchConfiguration, LifecycleState, ScalingActivityStatusCode,
 };
-use aws_sdk_ec2::types::{InstanceType as Ec2InstanceType, ResponseLaunchTemplateData};
+use aws_sdk_ec2::types::{InstanceType as Ec2InstanceType, LaunchTemplateVersion};
 use ballast_sdk::{CAPACITY_TYPE_LABEL, CapacityType, InstanceType};
 
 use super::templates::{self, LaunchSource, TypeFacts};
@@ -101,7 +101,7 @@ impl AwsCapacity {
                 .template_data(source)
                 .await?
                 .iter()
-                .filter_map(|data| data.instance_type().map(|t| t.as_str().to_string()))
+                .filter_map(|v| v.launch_template_data()?.instance_type().map(|t| t.as_str().to_string()))
                 .collect(),
             LaunchSource::LaunchConfiguration(name) => self
                 .launch_configuration(name)
@@ -115,9 +115,9 @@ impl AwsCapacity {
         Ok(types)
     }
 
-    /// What a launch template's version holds (DescribeLaunchTemplateVersions, with aliases
-    /// such as `resolve:ssm:` resolved); nothing for any other source.
-    pub(super) async fn template_data(&self, source: &LaunchSource) -> AdapterResult<Vec<ResponseLaunchTemplateData>> {
+    /// A launch template's version, with what it holds (DescribeLaunchTemplateVersions, with
+    /// aliases such as `resolve:ssm:` resolved); nothing for any other source.
+    pub(super) async fn template_data(&self, source: &LaunchSource) -> AdapterResult<Vec<LaunchTemplateVersion>> {
         let LaunchSource::Template { id, name, version } = source else { return Ok(Vec::new()) };
         self.inner.limit.acquire().await;
         let out = self
@@ -131,7 +131,7 @@ impl AwsCapacity {
             .send()
             .await
             .map_err(|e| aws_error("describe launch template versions", e))?;
-        Ok(out.launch_template_versions().iter().filter_map(|v| v.launch_template_data().cloned()).collect())
+        Ok(out.launch_template_versions().to_vec())
     }
 
     /// A launch configuration by name (DescribeLaunchConfigurations).

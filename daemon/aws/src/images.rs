@@ -2,7 +2,11 @@
 //! launches now, read from its launch template version (`$Default`, `$Latest` or a number,
 //! aliases such as `resolve:ssm:` resolved) or its launch configuration and kept for
 //! `image-ttl`; and the one each instance was launched from, read once with DescribeInstances
-//! (an instance's image never changes).
+//! (an instance's image never changes), with the template version it came from.
+//!
+//! An instance launched from a later version of its group's template than the one read
+//! means the template moved on since: the group's image is read again at once, so that a
+//! node launched from the new image is never taken for drifted against the old one.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -17,12 +21,29 @@ use super::{AwsCapacity, aws_error};
 
 /// DescribeInstances filter values per call.
 const IDS_PER_CALL: usize = 200;
+/// The tags EC2 puts on an instance launched from a launch template.
+const TEMPLATE_ID_TAG: &str = "aws:ec2launchtemplate:id";
+const TEMPLATE_VERSION_TAG: &str = "aws:ec2launchtemplate:version";
 
-/// The image each instance was launched from, as read so far.
+/// An image, and the launch template version it comes from (none for a launch configuration).
+#[derive(Clone, Debug)]
+pub struct Origin {
+    image: Arc<str>,
+    template: Option<(String, i64)>,
+}
+
+impl Origin {
+    /// It comes from a later version of the same template than `group`'s as read.
+    fn newer_than(&self, group: &Origin) -> bool {
+        matches!((&self.template, &group.template), (Some((a, va)), Some((b, vb))) if a == b && va > vb)
+    }
+}
+
+/// Where each instance was launched from, as read so far.
 #[derive(Default)]
 pub struct InstanceImages {
     /// Instances sharing an image share its name.
-    known: HashMap<String, Arc<str>>,
+    known: HashMap<String, Origin>,
     /// After a failed DescribeInstances, not asked again before this: a missing permission
     /// would otherwise be asked for, and logged, every tick.
     quiet_until: Option<Instant>,
@@ -35,49 +56,68 @@ impl AwsCapacity {
     /// Best effort: an image that cannot be read is left unknown (and logged), so drift is
     /// not judged for it, and the observation goes on: scaling does not wait for drift.
     pub(super) async fn add_images(&self, groups: &[AutoScalingGroup], views: &mut [GroupView]) {
-        for view in views.iter_mut() {
-            if let Some(group) = groups.iter().find(|g| g.auto_scaling_group_name() == Some(view.id.as_str())) {
-                view.image = self.launch_image(group).await;
-            }
+        let group_of = |view: &GroupView| groups.iter().find(|g| g.auto_scaling_group_name() == Some(view.id.as_str()));
+        let mut launches = Vec::with_capacity(views.len());
+        for view in views.iter() {
+            launches.push(match group_of(view) {
+                Some(group) => self.launch_image(group, false).await,
+                None => None,
+            });
         }
         let ids: Vec<&str> = views
             .iter()
-            .filter(|v| v.image.is_some())
-            .flat_map(|v| v.instances.iter().map(|i| i.id.as_str()))
+            .zip(&launches)
+            .filter(|(_, launch)| launch.is_some())
+            .flat_map(|(v, _)| v.instances.iter().map(|i| i.id.as_str()))
             .collect();
         let mut images = self.inner.instance_images.lock().await;
         self.read_instance_images(&ids, &mut images).await;
-        for instance in views.iter_mut().flat_map(|v| v.instances.iter_mut()) {
-            instance.image = images.known.get(&instance.id).cloned();
+        for (view, mut launch) in views.iter_mut().zip(launches) {
+            let origin = |id: &str| images.known.get(id);
+            let newer =
+                |read: &Origin| view.instances.iter().any(|i| origin(&i.id).is_some_and(|o| o.newer_than(read)));
+            if let (Some(read), Some(group)) = (&launch, group_of(view))
+                && newer(read)
+            {
+                launch = self.launch_image(group, true).await;
+            }
+            view.image = launch.map(|l| l.image);
+            for instance in &mut view.instances {
+                instance.image = images.known.get(&instance.id).map(|o| o.image.clone());
+            }
         }
     }
 
-    /// The image `group` launches now, cached for `image-ttl`.
-    async fn launch_image(&self, group: &AutoScalingGroup) -> Option<Arc<str>> {
+    /// The image `group` launches now, kept for `image-ttl` unless `again`.
+    async fn launch_image(&self, group: &AutoScalingGroup, again: bool) -> Option<Origin> {
         let source = templates::image_source(group);
         let key = format!("{source:?}");
-        if let Some(image) = self.inner.launch_images.lock().await.get(&key) {
-            return image;
+        if !again && let Some(origin) = self.inner.launch_images.lock().await.get(&key) {
+            return origin;
         }
-        let image = match self.read_launch_image(&source).await {
-            Ok(image) => image.map(Arc::from),
+        let origin = match self.read_launch_image(&source).await {
+            Ok(origin) => origin,
             Err(error) => {
                 let group = group.auto_scaling_group_name().unwrap_or_default();
                 tracing::warn!(group, %error, "cannot read the image the group launches: its nodes' drift is not judged");
                 None
             }
         };
-        self.inner.launch_images.lock().await.insert(key, image.clone());
-        image
+        self.inner.launch_images.lock().await.insert(key, origin.clone());
+        origin
     }
 
-    async fn read_launch_image(&self, source: &LaunchSource) -> AdapterResult<Option<String>> {
+    async fn read_launch_image(&self, source: &LaunchSource) -> AdapterResult<Option<Origin>> {
         Ok(match source {
-            LaunchSource::Template { .. } => {
-                self.template_data(source).await?.iter().find_map(|data| data.image_id().map(str::to_string))
-            }
+            LaunchSource::Template { .. } => self.template_data(source).await?.iter().find_map(|version| {
+                let image = version.launch_template_data()?.image_id()?;
+                let template = version.launch_template_id().map(str::to_string).zip(version.version_number());
+                Some(Origin { image: Arc::from(image), template })
+            }),
             LaunchSource::LaunchConfiguration(name) => {
-                self.launch_configuration(name).await?.and_then(|c| c.image_id().map(str::to_string))
+                let configuration = self.launch_configuration(name).await?;
+                let image = configuration.as_ref().and_then(|c| c.image_id());
+                image.map(|image| Origin { image: Arc::from(image), template: None })
             }
             LaunchSource::Types(_) | LaunchSource::Unknown => None,
         })
@@ -93,13 +133,13 @@ impl AwsCapacity {
             return;
         }
         let mut names: HashMap<String, Arc<str>> =
-            images.known.values().map(|name| (name.to_string(), name.clone())).collect();
+            images.known.values().map(|o| (o.image.to_string(), o.image.clone())).collect();
         for chunk in missing.chunks(IDS_PER_CALL) {
             match self.launched_images(chunk).await {
                 Ok(found) => {
-                    for (id, image) in found {
-                        let name = names.entry(image).or_insert_with_key(|image| Arc::from(image.as_str()));
-                        images.known.insert(id, name.clone());
+                    for (id, image, template) in found {
+                        let image = names.entry(image).or_insert_with_key(|image| Arc::from(image.as_str())).clone();
+                        images.known.insert(id, Origin { image, template });
                     }
                 }
                 Err(error) => {
@@ -112,8 +152,8 @@ impl AwsCapacity {
     }
 
     /// DescribeInstances by an `instance-id` filter (an id no longer known is skipped, where
-    /// `InstanceIds` would fail the call).
-    async fn launched_images(&self, ids: &[String]) -> AdapterResult<Vec<(String, String)>> {
+    /// `InstanceIds` would fail the call): each instance's image and template version.
+    async fn launched_images(&self, ids: &[String]) -> AdapterResult<Vec<(String, String, Option<(String, i64)>)>> {
         let filter = Filter::builder().name("instance-id").set_values(Some(ids.to_vec())).build();
         let mut pages = self.inner.ec2.describe_instances().filters(filter).into_paginator().send();
         let mut out = Vec::with_capacity(ids.len());
@@ -122,8 +162,11 @@ impl AwsCapacity {
             let Some(page) = pages.next().await else { break };
             let page = page.map_err(|e| aws_error("describe instances", e))?;
             for instance in page.reservations().iter().flat_map(|r| r.instances()) {
+                let tag = |key: &str| instance.tags().iter().find(|t| t.key() == Some(key)).and_then(|t| t.value());
+                let version = tag(TEMPLATE_VERSION_TAG).and_then(|v| v.parse::<i64>().ok());
+                let template = tag(TEMPLATE_ID_TAG).map(str::to_string).zip(version);
                 if let (Some(id), Some(image)) = (instance.instance_id(), instance.image_id()) {
-                    out.push((id.to_string(), image.to_string()));
+                    out.push((id.to_string(), image.to_string(), template));
                 }
             }
         }
