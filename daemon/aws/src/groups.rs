@@ -98,7 +98,7 @@ impl AwsCapacity {
         let types = match source {
             LaunchSource::Types(types) => types.clone(),
             LaunchSource::Template { .. } => self
-                .template_data(source)
+                .template_versions(source)
                 .await?
                 .iter()
                 .filter_map(|v| v.launch_template_data()?.instance_type().map(|t| t.as_str().to_string()))
@@ -117,7 +117,7 @@ impl AwsCapacity {
 
     /// A launch template's version, with what it holds (DescribeLaunchTemplateVersions, with
     /// aliases such as `resolve:ssm:` resolved); nothing for any other source.
-    pub(super) async fn template_data(&self, source: &LaunchSource) -> AdapterResult<Vec<LaunchTemplateVersion>> {
+    pub(super) async fn template_versions(&self, source: &LaunchSource) -> AdapterResult<Vec<LaunchTemplateVersion>> {
         let LaunchSource::Template { id, name, version } = source else { return Ok(Vec::new()) };
         self.inner.limit.acquire().await;
         let out = self

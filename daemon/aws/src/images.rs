@@ -109,7 +109,7 @@ impl AwsCapacity {
 
     async fn read_launch_image(&self, source: &LaunchSource) -> AdapterResult<Option<Origin>> {
         Ok(match source {
-            LaunchSource::Template { .. } => self.template_data(source).await?.iter().find_map(|version| {
+            LaunchSource::Template { .. } => self.template_versions(source).await?.iter().find_map(|version| {
                 let image = version.launch_template_data()?.image_id()?;
                 let template = version.launch_template_id().map(str::to_string).zip(version.version_number());
                 Some(Origin { image: Arc::from(image), template })
