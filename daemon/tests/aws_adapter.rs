@@ -619,3 +619,42 @@ async fn instances_launched_before_a_new_launch_template_version_have_drifted() 
     capacity.node_groups().await.unwrap();
     assert_eq!(described(&capacity), 2, "nothing new to read");
 }
+
+/// A launch template's default set back to an older version (a rolled-back AMI) under a group
+/// launching `$Default`: a node launched from it after the group's image was read makes the
+/// adapter read the image again, so that node is not taken for drifted and the one left on
+/// the withdrawn image is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_default_version_set_back_is_read_again_once_a_node_launches_from_it() {
+    let moto = Moto::start().await;
+    let config = sdk_config(&moto.url).await;
+    let ec2 = aws_sdk_ec2::Client::new(&config);
+    let data =
+        |image: &str| RequestLaunchTemplateData::builder().image_id(image).instance_type(Ec2Type::M5Large).build();
+    let first = ec2.create_launch_template().launch_template_name("back-lt").launch_template_data(data("ami-12c6146b"));
+    first.send().await.unwrap();
+    let second = ec2.create_launch_template_version().launch_template_name("back-lt").source_version("1");
+    second.launch_template_data(data("ami-1234abcd")).send().await.unwrap();
+    let set_default = |v: &str| ec2.modify_launch_template().launch_template_name("back-lt").default_version(v).send();
+    set_default("2").await.unwrap();
+    let spec = LaunchTemplateSpecification::builder().launch_template_name("back-lt").version("$Default").build();
+    let asg = aws_sdk_autoscaling::Client::new(&config);
+    let mut create = asg.create_auto_scaling_group().auto_scaling_group_name("back").launch_template(spec);
+    for (k, v) in ca_tags() {
+        create =
+            create.tags(Tag::builder().key(k).value(v).resource_id("back").resource_type("auto-scaling-group").build());
+    }
+    create.min_size(0).max_size(5).desired_capacity(1).availability_zones("us-east-1a").send().await.unwrap();
+    let capacity = AwsCapacity::from_config(&config, settings()).unwrap();
+    assert_eq!(capacity.node_groups().await.unwrap()[0].image.as_deref(), Some("ami-1234abcd"));
+
+    set_default("1").await.unwrap();
+    // EC2 gives launch times to the second: the next node launches in a later one.
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    asg.set_desired_capacity().auto_scaling_group_name("back").desired_capacity(2).send().await.unwrap();
+    let groups = capacity.node_groups().await.unwrap();
+    assert_eq!(groups[0].image.as_deref(), Some("ami-12c6146b"), "read again: the rolled-back image");
+    let drift = |i| ballast::engine::drift::of(&groups[0], i).map(|d| d.to_string());
+    let drifted: Vec<String> = groups[0].instances.iter().filter_map(drift).collect();
+    assert_eq!(drifted, ["launched from ami-1234abcd; its group now launches ami-12c6146b"], "{groups:?}");
+}

@@ -4,9 +4,10 @@
 //! `image-ttl`; and the one each instance was launched from, read once with DescribeInstances
 //! (an instance's image never changes), with the template version it came from.
 //!
-//! An instance launched from a later version of its group's template than the one read
-//! means the template moved on since: the group's image is read again at once, so that a
-//! node launched from the new image is never taken for drifted against the old one.
+//! An instance launched from another version of its group's template than the one read,
+//! either a later version or launched after the reading (a default set back to an older
+//! version), means the template moved since: the group's image is read again at once, so
+//! that a node launched from the new image is never taken for drifted against the old one.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -25,18 +26,37 @@ const IDS_PER_CALL: usize = 200;
 const TEMPLATE_ID_TAG: &str = "aws:ec2launchtemplate:id";
 const TEMPLATE_VERSION_TAG: &str = "aws:ec2launchtemplate:version";
 
-/// An image, and the launch template version it comes from (none for a launch configuration).
+/// An image, the launch template version it comes from (none for a launch configuration),
+/// and when: an instance's launch, a group's reading (Unix millis).
 #[derive(Clone, Debug)]
 pub struct Origin {
     image: Arc<str>,
     template: Option<(String, i64)>,
+    at_millis: u64,
 }
 
 impl Origin {
-    /// It comes from a later version of the same template than `group`'s as read.
-    fn newer_than(&self, group: &Origin) -> bool {
-        matches!((&self.template, &group.template), (Some((a, va)), Some((b, vb))) if a == b && va > vb)
+    /// An instance from another version of the template `read` (a group's) came from, and
+    /// either a later one or launched after the reading: what the group launches has changed
+    /// since it was read. A wrong guess (clocks apart) costs one reading more, not a node.
+    fn shows_stale(&self, read: &Origin) -> bool {
+        let (Some((id, version)), Some((read_id, read_version))) = (&self.template, &read.template) else {
+            return false;
+        };
+        id == read_id && version != read_version && (version > read_version || self.at_millis > read.at_millis)
     }
+}
+
+fn now_millis() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// One instance as DescribeInstances tells it.
+struct Launched {
+    id: String,
+    image: String,
+    template: Option<(String, i64)>,
+    at_millis: u64,
 }
 
 /// Where each instance was launched from, as read so far.
@@ -75,7 +95,7 @@ impl AwsCapacity {
         for (view, mut launch) in views.iter_mut().zip(launches) {
             let origin = |id: &str| images.known.get(id);
             let newer =
-                |read: &Origin| view.instances.iter().any(|i| origin(&i.id).is_some_and(|o| o.newer_than(read)));
+                |read: &Origin| view.instances.iter().any(|i| origin(&i.id).is_some_and(|o| o.shows_stale(read)));
             if let (Some(read), Some(group)) = (&launch, group_of(view))
                 && newer(read)
             {
@@ -112,12 +132,12 @@ impl AwsCapacity {
             LaunchSource::Template { .. } => self.template_versions(source).await?.iter().find_map(|version| {
                 let image = version.launch_template_data()?.image_id()?;
                 let template = version.launch_template_id().map(str::to_string).zip(version.version_number());
-                Some(Origin { image: Arc::from(image), template })
+                Some(Origin { image: Arc::from(image), template, at_millis: now_millis() })
             }),
             LaunchSource::LaunchConfiguration(name) => {
                 let configuration = self.launch_configuration(name).await?;
                 let image = configuration.as_ref().and_then(|c| c.image_id());
-                image.map(|image| Origin { image: Arc::from(image), template: None })
+                image.map(|image| Origin { image: Arc::from(image), template: None, at_millis: now_millis() })
             }
             LaunchSource::Types(_) | LaunchSource::Unknown => None,
         })
@@ -137,9 +157,9 @@ impl AwsCapacity {
         for chunk in missing.chunks(IDS_PER_CALL) {
             match self.launched_images(chunk).await {
                 Ok(found) => {
-                    for (id, image, template) in found {
+                    for Launched { id, image, template, at_millis } in found {
                         let image = names.entry(image).or_insert_with_key(|image| Arc::from(image.as_str())).clone();
-                        images.known.insert(id, Origin { image, template });
+                        images.known.insert(id, Origin { image, template, at_millis });
                     }
                 }
                 Err(error) => {
@@ -152,8 +172,8 @@ impl AwsCapacity {
     }
 
     /// DescribeInstances by an `instance-id` filter (an id no longer known is skipped, where
-    /// `InstanceIds` would fail the call): each instance's image and template version.
-    async fn launched_images(&self, ids: &[String]) -> AdapterResult<Vec<(String, String, Option<(String, i64)>)>> {
+    /// `InstanceIds` would fail the call): each instance's image, template version and launch.
+    async fn launched_images(&self, ids: &[String]) -> AdapterResult<Vec<Launched>> {
         let filter = Filter::builder().name("instance-id").set_values(Some(ids.to_vec())).build();
         let mut pages = self.inner.ec2.describe_instances().filters(filter).into_paginator().send();
         let mut out = Vec::with_capacity(ids.len());
@@ -165,8 +185,10 @@ impl AwsCapacity {
                 let tag = |key: &str| instance.tags().iter().find(|t| t.key() == Some(key)).and_then(|t| t.value());
                 let version = tag(TEMPLATE_VERSION_TAG).and_then(|v| v.parse::<i64>().ok());
                 let template = tag(TEMPLATE_ID_TAG).map(str::to_string).zip(version);
+                let at_millis =
+                    instance.launch_time().and_then(|t| t.to_millis().ok()).map_or(0, |ms| ms.max(0) as u64);
                 if let (Some(id), Some(image)) = (instance.instance_id(), instance.image_id()) {
-                    out.push((id.to_string(), image.to_string(), template));
+                    out.push(Launched { id: id.to_string(), image: image.to_string(), template, at_millis });
                 }
             }
         }
