@@ -4,10 +4,10 @@
 //! `image-ttl`; and the one each instance was launched from, read once with DescribeInstances
 //! (an instance's image never changes), with the template version it came from.
 //!
-//! An instance launched from another version of its group's template than the one read,
-//! either a later version or launched after the reading (a default set back to an older
-//! version), means the template moved since: the group's image is read again at once, so
-//! that a node launched from the new image is never taken for drifted against the old one.
+//! An instance launched since the group's image was read, from another version of its
+//! template (a later one, or an older default set back), means the template moved since:
+//! the group's image is read again at once, so that a node launched from the new image is
+//! never taken for drifted against the old one.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -36,14 +36,16 @@ pub struct Origin {
 }
 
 impl Origin {
-    /// An instance from another version of the template `read` (a group's) came from, and
-    /// either a later one or launched after the reading: what the group launches has changed
-    /// since it was read. A wrong guess (clocks apart) costs one reading more, not a node.
+    /// An instance launched, since the reading `read` (a group's), from another version of
+    /// the template it came from: what the group launches has changed since it was read.
+    /// EC2 gives launch times to the second, so "since" starts a second before the reading;
+    /// a wrong guess (clocks apart) costs one reading more, not a node, and an instance
+    /// older than the new reading is never taken for a sign again.
     fn shows_stale(&self, read: &Origin) -> bool {
         let (Some((id, version)), Some((read_id, read_version))) = (&self.template, &read.template) else {
             return false;
         };
-        id == read_id && version != read_version && (version > read_version || self.at_millis > read.at_millis)
+        id == read_id && version != read_version && self.at_millis + 1_000 > read.at_millis
     }
 }
 
@@ -94,10 +96,10 @@ impl AwsCapacity {
         self.read_instance_images(&ids, &mut images).await;
         for (view, mut launch) in views.iter_mut().zip(launches) {
             let origin = |id: &str| images.known.get(id);
-            let newer =
+            let stale =
                 |read: &Origin| view.instances.iter().any(|i| origin(&i.id).is_some_and(|o| o.shows_stale(read)));
             if let (Some(read), Some(group)) = (&launch, group_of(view))
-                && newer(read)
+                && stale(read)
             {
                 launch = self.launch_image(group, true).await;
             }
@@ -193,5 +195,28 @@ impl AwsCapacity {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_instance_launched_since_the_reading_from_another_version_shows_it_stale() {
+        let origin = |version, at_millis| Origin {
+            image: Arc::from("ami-1"),
+            template: Some(("lt-1".into(), version)),
+            at_millis,
+        };
+        let read = origin(2, 10_000);
+        assert!(origin(3, 10_500).shows_stale(&read), "a later version, launched since");
+        assert!(origin(1, 12_000).shows_stale(&read), "a default set back");
+        assert!(origin(3, 9_500).shows_stale(&read), "launch times are cut to the second");
+        assert!(!origin(1, 5_000).shows_stale(&read), "an old node of an old version has drifted: no sign");
+        assert!(!origin(3, 5_000).shows_stale(&read), "nor does one older than the reading: read once, not every tick");
+        assert!(!origin(2, 12_000).shows_stale(&read), "the version read");
+        let other = Origin { template: Some(("lt-2".into(), 3)), ..origin(3, 12_000) };
+        assert!(!other.shows_stale(&read), "another template: the group's own key changes with it");
     }
 }
