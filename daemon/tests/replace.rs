@@ -621,3 +621,38 @@ async fn drifted_nodes_are_reported_and_once_drift_replacement_is_on_replaced_on
     assert!(counted.is_some(), "both removals counted as drifted: {:?}", removed());
     stop(daemon);
 }
+
+/// Drift replacement never takes a node running a pod annotated `karpenter.sh/do-not-disrupt`,
+/// in the running daemon: of two drifted nodes, n1 is replaced and n0, running the pinned
+/// pod, stays, never cordoned, its pod never evicted, and still counted drifted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drift_replacement_leaves_a_node_running_a_do_not_disrupt_pod() {
+    let site = Site::start(2).await;
+    let mut kubelets = Kubelets::start(&site).await;
+    let pinned = json!({"metadata": {"annotations": {"karpenter.sh/do-not-disrupt": "true"}}});
+    site.standin.patch("v1", "Pod", "default", "web-0", &pinned).unwrap();
+    let engine = format!("{}    drift: {{replace: true}}\n", ROLLING.0);
+    let mut daemon = site.replica_with_aws("drift", &engine, ROLLING.1, ", image-ttl: 0s", "");
+    let admin = support::daemon::announced(&mut daemon, "metrics and health");
+    if !leading_with(&site, 2).await {
+        fail(daemon, "the daemon never saw n0 and n1");
+    }
+    new_image(&site, "ami-1234abcd").await;
+    let n0_cordoned = || site.standin.get("v1", "Node", "", "n0").unwrap()["spec"]["unschedulable"] == true;
+    let mut ever_cordoned = false;
+    let replaced = eventually(Duration::from_secs(60), async || {
+        let (_, instances) = kubelets.step().await;
+        ever_cordoned |= n0_cordoned();
+        !instances.contains(&kubelets.old[1]) && kubelets.registered.len() == 1
+    })
+    .await;
+    if replaced.is_none() {
+        fail(daemon, &format!("n1 was not replaced: {:?}", site.group().await));
+    }
+    let drifted = || sampled(&admin, "ballast_node_group_drifted_nodes{node_group=\"general\"}");
+    assert!(eventually(Duration::from_secs(10), async || drifted() == Some(1.0)).await.is_some(), "{:?}", drifted());
+    assert!(!ever_cordoned && !n0_cordoned(), "n0 runs a do-not-disrupt pod: never cordoned");
+    assert!(site.standin.get("v1", "Pod", "default", "web-0").is_some(), "its pod never evicted");
+    assert!(site.group().await.1.contains(&kubelets.old[0]), "n0 stays");
+    stop(daemon);
+}
