@@ -102,7 +102,8 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
     /// away. A node that may not be replaced (annotated, or running a pod annotated
     /// `karpenter.sh/do-not-disrupt`) is left and named when the roll ends. The roll ends,
     /// with a control record, once no node it covers is left or leaving; it also ends if
-    /// its group is gone.
+    /// its group is gone. In dry-run no roll advances, and the drifted nodes' warnings are
+    /// recorded as would-be replacements ([`Engine::handle_interruptions`]), nothing done.
     pub(super) fn rolling_interruptions(&mut self, obs: &Observation, now: u64) -> Vec<Interruption> {
         let mut warnings = Vec::new();
         let budget = &self.config.guardrails.disruption_budget;
@@ -112,7 +113,10 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
             // Nodes the rolls start this tick are taken from it below.
             Budget::at(obs, budget, DisruptionReason::Drift, now).room(self.state.drains.len())
         });
-        let groups: Vec<String> = self.state.rolls.keys().cloned().collect();
+        let groups: Vec<String> = match self.config.mode {
+            super::Mode::Enforce => self.state.rolls.keys().cloned().collect(),
+            _ => Vec::new(),
+        };
         for group in groups {
             let Some(roll) = self.state.rolls.get(&group).cloned() else { continue };
             if !obs.groups.contains_key(&group) {

@@ -5,6 +5,8 @@
 
 use super::roll::two_nodes;
 use super::*;
+use crate::DecisionRecord;
+use ballast_sdk::Action;
 
 /// `two_nodes` with group web launching `ami-new`, and `drifted` launched from `ami-old`.
 fn drifted(drifted: &[&str]) -> World {
@@ -96,11 +98,6 @@ fn a_drifted_node_running_a_do_not_disrupt_pod_of_unknown_image_or_in_an_eks_man
     assert_eq!(tick_at(&mut engine, &faulty, NOW), Vec::<String>::new(), "w1 is kept; w2's image is not known");
     assert!(drift_of(&engine, "w1").is_some() && drift_of(&engine, "w2").is_none());
 
-    let (faulty, mut engine) = super::engine(&drifted(&["w1"]));
-    engine.config.guardrails.drift.replace = true;
-    engine.set_mode(crate::Mode::DryRun);
-    assert_eq!(tick_at(&mut engine, &faulty, NOW), Vec::<String>::new(), "dry-run replaces nothing");
-
     let mut managed = drifted(&["w1"]);
     managed.group_mut("web").updates_itself = true;
     let (faulty, mut engine) = super::engine(&managed);
@@ -125,4 +122,28 @@ fn a_window_for_drift_alone_holds_drift_replacement_and_not_a_group_replacement(
     let calls = tick_at(&mut engine, &faulty, NOW + 10_000);
     assert_eq!(calls, ["set web to 3", "mark w1"], "the roll is not drift: the window lets it go");
     assert!(host_reasons(&engine)[0].starts_with("replacement asked by ops"), "{:?}", host_reasons(&engine));
+}
+
+/// Dry-run shows what drift replacement would do before it is turned on for real: the
+/// would-be replacement is recorded, once however many ticks it stands, and nothing is done.
+#[test]
+fn in_dry_run_a_drifted_node_is_recorded_as_a_would_be_replacement_and_nothing_is_done() {
+    let (faulty, mut engine) = engine(&drifted(&["w1"]));
+    engine.config.guardrails.drift.replace = true;
+    engine.set_mode(crate::Mode::DryRun);
+    assert_eq!(tick_at(&mut engine, &faulty, NOW), Vec::<String>::new(), "dry-run replaces nothing");
+    assert_eq!(tick_at(&mut engine, &faulty, NOW + 10_000), Vec::<String>::new());
+    let records: Vec<DecisionRecord> = engine
+        .recorder()
+        .records()
+        .filter_map(|r| match r {
+            Record::Decision(d) if d.plugin == crate::HOST => Some(d),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(records.len(), 1, "the same would-be replacement on two ticks is one record: {records:?}");
+    assert_eq!(records[0].result, ActionResult::DryRun);
+    assert_eq!(records[0].proposed, Action::RemoveNodes { nodes: vec!["w1".into()] });
+    assert!(records[0].reason.starts_with("drifted (launched from ami-old"), "{:?}", records[0].reason);
+    assert!(faulty.announced.lock().unwrap().is_empty(), "no Event says a node was taken");
 }
