@@ -7,70 +7,16 @@ mod support;
 
 use std::collections::BTreeMap;
 
-use aws_sdk_autoscaling::types::{LaunchTemplateSpecification, Tag};
-use aws_sdk_ec2::types::{InstanceType as Ec2Type, RequestLaunchTemplateData};
 use ballast::aws::cloudwatch::Figures;
 use ballast::aws::{AwsCapacity, AwsSettings};
-use ballast::engine::ports::{
-    AdapterResult, Announcement, Capacity, Cluster, ClusterView, Eviction, GroupView, MetricQuery,
-};
+use ballast::engine::ports::{AdapterResult, Announcement, Capacity, Cluster, ClusterView, Eviction, MetricQuery};
 use ballast::engine::record::{Recorder, Trigger};
 use ballast::engine::{Engine, EngineConfig};
 use ballast::policy::PolicyChain;
 use ballast_sdk::{PlacementTarget, WorkloadRef};
 use serde_json::json;
-use support::moto::{Fault, Moto, Proxy, mixed_group, sdk_config};
+use support::moto::{self, Fault, Moto, Proxy, aws_settings, ca_tags, mixed_group, sdk_config, template_group};
 use support::*;
-
-const CLUSTER: &str = "prod";
-
-/// A launch template of `instance_type` and a group using it, tagged with `tags`.
-async fn group(config: &aws_config::SdkConfig, name: &str, instance_type: &str, tags: &[(&str, &str)], desired: i32) {
-    let ec2 = aws_sdk_ec2::Client::new(config);
-    let template = format!("{name}-lt");
-    ec2.create_launch_template()
-        .launch_template_name(&template)
-        .launch_template_data(
-            RequestLaunchTemplateData::builder()
-                .image_id("ami-12c6146b")
-                .instance_type(Ec2Type::from(instance_type))
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    let asg = aws_sdk_autoscaling::Client::new(config);
-    let mut create = asg
-        .create_auto_scaling_group()
-        .auto_scaling_group_name(name)
-        .min_size(0)
-        .max_size(10)
-        .desired_capacity(desired)
-        .availability_zones("us-east-1a")
-        .launch_template(
-            LaunchTemplateSpecification::builder().launch_template_name(&template).version("$Latest").build(),
-        );
-    for (k, v) in tags {
-        create = create.tags(
-            Tag::builder()
-                .key(*k)
-                .value(*v)
-                .resource_id(name)
-                .resource_type("auto-scaling-group")
-                .propagate_at_launch(true)
-                .build(),
-        );
-    }
-    create.send().await.unwrap();
-}
-
-fn ca_tags() -> Vec<(&'static str, &'static str)> {
-    vec![("k8s.io/cluster-autoscaler/enabled", "true"), ("k8s.io/cluster-autoscaler/prod", "owned")]
-}
-
-fn settings() -> AwsSettings {
-    AwsSettings { cluster_name: CLUSTER.into(), max_calls_per_second: 1000.0, ..AwsSettings::default() }
-}
 
 async fn asg_state(config: &aws_config::SdkConfig, name: &str) -> (i32, usize) {
     let out = aws_sdk_autoscaling::Client::new(config)
@@ -90,9 +36,9 @@ async fn groups_tagged_for_the_cluster_are_found_and_offer_a_template_from_zero(
     let mut tags = ca_tags();
     tags.push(("k8s.io/cluster-autoscaler/node-template/label/workload", "web"));
     tags.push(("k8s.io/cluster-autoscaler/node-template/taint/dedicated", "web:NoSchedule"));
-    group(&config, "general", "m5.large", &tags, 0).await;
-    group(&config, "own-tag", "c5.xlarge", &[("ballast.dev/cluster", CLUSTER)], 0).await;
-    group(
+    template_group(&config, "general", "m5.large", &tags, 0).await;
+    template_group(&config, "own-tag", "c5.xlarge", &[("ballast.dev/cluster", moto::CLUSTER)], 0).await;
+    template_group(
         &config,
         "other-cluster",
         "m5.large",
@@ -100,9 +46,9 @@ async fn groups_tagged_for_the_cluster_are_found_and_offer_a_template_from_zero(
         0,
     )
     .await;
-    group(&config, "untagged", "m5.large", &[], 0).await;
+    template_group(&config, "untagged", "m5.large", &[], 0).await;
 
-    let capacity = AwsCapacity::from_config(&config, settings()).unwrap();
+    let capacity = AwsCapacity::from_config(&config, aws_settings()).unwrap();
     let groups = capacity.node_groups().await.unwrap();
     let ids: Vec<&str> = groups.iter().map(|g| g.id.as_str()).collect();
     assert_eq!(ids, ["general", "own-tag"]);
@@ -130,11 +76,11 @@ async fn groups_tagged_for_the_cluster_are_found_and_offer_a_template_from_zero(
 async fn a_groups_template_carries_the_labels_its_nodes_register_with() {
     let moto = Moto::start().await;
     let config = sdk_config(&moto.url).await;
-    group(&config, "graviton", "m6g.large", &ca_tags(), 0).await;
+    template_group(&config, "graviton", "m6g.large", &ca_tags(), 0).await;
     let mut windows = ca_tags();
     windows.push(("k8s.io/cluster-autoscaler/node-template/label/kubernetes.io/os", "windows"));
-    group(&config, "windows", "m5.large", &windows, 0).await;
-    group(&config, "two-zones", "m5.large", &ca_tags(), 0).await;
+    template_group(&config, "windows", "m5.large", &windows, 0).await;
+    template_group(&config, "two-zones", "m5.large", &ca_tags(), 0).await;
     aws_sdk_autoscaling::Client::new(&config)
         .update_auto_scaling_group()
         .auto_scaling_group_name("two-zones")
@@ -144,7 +90,7 @@ async fn a_groups_template_carries_the_labels_its_nodes_register_with() {
         .await
         .unwrap();
 
-    let capacity = AwsCapacity::from_config(&config, settings()).unwrap();
+    let capacity = AwsCapacity::from_config(&config, aws_settings()).unwrap();
     let groups = capacity.node_groups().await.unwrap();
     let labels = |id: &str| groups.iter().find(|g| g.id == id).map(|g| g.labels.clone()).unwrap();
     let graviton = labels("graviton");
@@ -200,8 +146,8 @@ impl Cluster for EmptyCluster {
 async fn the_engine_scales_a_group_up_and_a_removal_terminates_with_a_decrement() {
     let moto = Moto::start().await;
     let config = sdk_config(&moto.url).await;
-    group(&config, "general", "m5.large", &ca_tags(), 1).await;
-    let capacity = AwsCapacity::from_config(&config, settings()).unwrap();
+    template_group(&config, "general", "m5.large", &ca_tags(), 1).await;
+    let capacity = AwsCapacity::from_config(&config, aws_settings()).unwrap();
 
     let plugin = host()
         .load(scripted(json!([{"action": {"scale-to": {"group": "general", "size": 3}}, "reason": "3 pods pending"}])))
@@ -234,8 +180,8 @@ async fn the_engine_scales_a_group_up_and_a_removal_terminates_with_a_decrement(
 async fn a_replaced_instance_leaves_the_group_and_the_group_keeps_its_size() {
     let moto = Moto::start().await;
     let config = sdk_config(&moto.url).await;
-    group(&config, "general", "m5.large", &ca_tags(), 2).await;
-    let capacity = AwsCapacity::from_config(&config, settings()).unwrap();
+    template_group(&config, "general", "m5.large", &ca_tags(), 2).await;
+    let capacity = AwsCapacity::from_config(&config, aws_settings()).unwrap();
     let before = capacity.node_groups().await.unwrap();
     let broken = before[0].instances[0].id.clone();
     capacity.replace_instance("general", &broken).await.unwrap();
@@ -254,8 +200,8 @@ async fn a_replaced_instance_leaves_the_group_and_the_group_keeps_its_size() {
 async fn a_size_changed_by_someone_else_is_not_overwritten() {
     let moto = Moto::start().await;
     let config = sdk_config(&moto.url).await;
-    group(&config, "general", "m5.large", &ca_tags(), 1).await;
-    let capacity = AwsCapacity::from_config(&config, settings()).unwrap();
+    template_group(&config, "general", "m5.large", &ca_tags(), 1).await;
+    let capacity = AwsCapacity::from_config(&config, aws_settings()).unwrap();
     capacity.node_groups().await.unwrap();
     aws_sdk_autoscaling::Client::new(&config)
         .set_desired_capacity()
@@ -276,8 +222,8 @@ async fn a_size_changed_by_someone_else_is_not_overwritten() {
 async fn cloudwatch_series_are_read_and_ballast_figures_published() {
     let moto = Moto::start().await;
     let config = sdk_config(&moto.url).await;
-    group(&config, "general", "m5.large", &ca_tags(), 0).await;
-    let capacity = AwsCapacity::from_config(&config, AwsSettings { publish_metrics: true, ..settings() }).unwrap();
+    template_group(&config, "general", "m5.large", &ca_tags(), 0).await;
+    let capacity = AwsCapacity::from_config(&config, AwsSettings { publish_metrics: true, ..aws_settings() }).unwrap();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
     let cw = aws_sdk_cloudwatch::Client::new(&config);
     for (i, value) in [10.0, 20.0, 30.0].into_iter().enumerate() {
@@ -312,7 +258,7 @@ async fn cloudwatch_series_are_read_and_ballast_figures_published() {
     let pending = MetricQuery {
         namespace: "Ballast".into(),
         name: "PendingPods".into(),
-        dimensions: BTreeMap::from([("ClusterName".to_string(), CLUSTER.to_string())]),
+        dimensions: BTreeMap::from([("ClusterName".to_string(), moto::CLUSTER.to_string())]),
         ..query
     };
     let read = capacity.query_metric(&pending).await.unwrap();
@@ -324,9 +270,9 @@ async fn throttling_and_lost_answers_are_retried_without_scaling_twice() {
     let moto = Moto::start().await;
     let proxy = Proxy::start(&moto.url).await;
     let direct = sdk_config(&moto.url).await;
-    group(&direct, "general", "m5.large", &ca_tags(), 1).await;
+    template_group(&direct, "general", "m5.large", &ca_tags(), 1).await;
     let config = sdk_config(&proxy.url).await;
-    let capacity = AwsCapacity::from_config(&config, settings()).unwrap();
+    let capacity = AwsCapacity::from_config(&config, aws_settings()).unwrap();
     capacity.node_groups().await.unwrap();
 
     proxy.fail("SetDesiredCapacity", &[Fault::Refuse(400, "Throttling"), Fault::Refuse(500, "InternalFailure")]);
@@ -356,8 +302,8 @@ async fn a_refusal_reads_the_same_each_time_without_its_request_id() {
     let moto = Moto::start().await;
     let proxy = Proxy::start(&moto.url).await;
     let direct = sdk_config(&moto.url).await;
-    group(&direct, "general", "m5.large", &ca_tags(), 1).await;
-    let capacity = AwsCapacity::from_config(&sdk_config(&proxy.url).await, settings()).unwrap();
+    template_group(&direct, "general", "m5.large", &ca_tags(), 1).await;
+    let capacity = AwsCapacity::from_config(&sdk_config(&proxy.url).await, aws_settings()).unwrap();
     let victim = capacity.node_groups().await.unwrap()[0].instances[0].id.clone();
     let denied = Fault::Refuse(403, "AccessDenied");
     proxy.fail("TerminateInstanceInAutoScalingGroup", &[denied, Fault::Refuse(403, "AccessDenied")]);
@@ -377,7 +323,7 @@ async fn a_mixed_instances_group_reports_every_type_in_its_order_with_capacity_a
     let cheapest_first = [("m5.large", None), ("m5a.large", None)];
     mixed_group(&config, "cheapest-first", &cheapest_first, Some("lowest-price"), &ca_tags()).await;
 
-    let capacity = AwsCapacity::from_config(&config, settings()).unwrap();
+    let capacity = AwsCapacity::from_config(&config, aws_settings()).unwrap();
     let groups = capacity.node_groups().await.unwrap();
     let group = |id: &str| groups.iter().find(|g| g.id == id).unwrap();
     let types: Vec<(&str, u64, u64, f64)> = group("mixed")
@@ -401,7 +347,7 @@ async fn a_weighted_group_is_reported_and_left_alone() {
     mixed_group(&config, "plain", &[("m5.large", Some("1")), ("m5a.large", None)], None, &ca_tags()).await;
     mixed_group(&config, "weighted", &[("m5.large", Some("2")), ("m5.xlarge", Some("4"))], None, &ca_tags()).await;
 
-    let capacity = AwsCapacity::from_config(&config, settings()).unwrap();
+    let capacity = AwsCapacity::from_config(&config, aws_settings()).unwrap();
     let groups = capacity.node_groups().await.unwrap();
     let ids: Vec<&str> = groups.iter().map(|g| g.id.as_str()).collect();
     assert_eq!(ids, ["plain"]);
@@ -428,11 +374,11 @@ async fn spot_warnings_and_scheduled_retirements_are_read_from_the_queue_once_an
  {
     let moto = Moto::start().await;
     let config = sdk_config(&moto.url).await;
-    group(&config, "general", "m5.large", &ca_tags(), 2).await;
+    template_group(&config, "general", "m5.large", &ca_tags(), 2).await;
     let sqs = aws_sdk_sqs::Client::new(&config);
     let created = sqs.create_queue().queue_name("ballast-interruptions").send().await.unwrap();
     let queue = created.queue_url().unwrap().to_string();
-    let settings = AwsSettings { interruption_queue: Some("ballast-interruptions".into()), ..settings() };
+    let settings = AwsSettings { interruption_queue: Some("ballast-interruptions".into()), ..aws_settings() };
     let capacity = AwsCapacity::from_config(&config, settings).unwrap();
     let groups = capacity.node_groups().await.unwrap();
     assert_eq!(groups[0].labels.get(ballast_sdk::CAPACITY_TYPE_LABEL).map(String::as_str), Some("ON_DEMAND"));
@@ -538,12 +484,12 @@ async fn cluster_autoscalers_scale_down_threshold_tag_changes_which_nodes_binpac
     loose.push((&unneeded, "5m0s"));
     let mut broken = ca_tags();
     broken.push((&threshold, "most"));
-    group(&config, "plain", "m5.xlarge", &ca_tags(), 0).await;
-    group(&config, "strict", "m5.xlarge", &strict, 0).await;
-    group(&config, "loose", "m5.xlarge", &loose, 0).await;
-    group(&config, "broken", "m5.xlarge", &broken, 0).await;
+    template_group(&config, "plain", "m5.xlarge", &ca_tags(), 0).await;
+    template_group(&config, "strict", "m5.xlarge", &strict, 0).await;
+    template_group(&config, "loose", "m5.xlarge", &loose, 0).await;
+    template_group(&config, "broken", "m5.xlarge", &broken, 0).await;
 
-    let capacity = AwsCapacity::from_config(&config, settings()).unwrap();
+    let capacity = AwsCapacity::from_config(&config, aws_settings()).unwrap();
     let groups = capacity.node_groups().await.unwrap();
     let by_id = |id: &str| groups.iter().find(|g| g.id == id).unwrap();
     assert_eq!(by_id("loose").options.scale_down_utilization_threshold, Some(0.6));
@@ -560,101 +506,4 @@ async fn cluster_autoscalers_scale_down_threshold_tag_changes_which_nodes_binpac
     let (count, last) = capacity.unreadable();
     assert!(count >= 1, "the bad tag is counted");
     assert!(last.unwrap().contains("autoscaling-options/scaledownutilizationthreshold"), "named");
-}
-
-/// A new launch template version (`$Latest` moving to a new AMI) makes the instances launched
-/// before it drifted, and only those, though the group's image was read (and kept) before
-/// it: the instance launched from the new version is not taken for drifted against the old
-/// image. A mixed instances group's image is its template's. Each instance's image is read
-/// once (DescribeInstances), whatever the number of observations.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn instances_launched_before_a_new_launch_template_version_have_drifted() {
-    let moto = Moto::start().await;
-    let config = sdk_config(&moto.url).await;
-    group(&config, "general", "m5.large", &ca_tags(), 2).await;
-    mixed_group(&config, "mixed", &[("m5.large", None)], None, &ca_tags()).await;
-    let eks = [ca_tags(), vec![("eks:nodegroup-name", "managed")]].concat();
-    group(&config, "managed", "m5.large", &eks, 0).await;
-    // The group's image is kept for the default five minutes: the new version is seen because
-    // an instance launched from it says so (its template version tag), not because the
-    // image was read again by chance.
-    let capacity = AwsCapacity::from_config(&config, settings()).unwrap();
-    let described = |c: &AwsCapacity| {
-        let ops = c.calls_by_operation();
-        ops.iter().find(|(op, _)| op.name == "DescribeInstances").map_or(0, |(_, n)| n.calls)
-    };
-    let groups = capacity.node_groups().await.unwrap();
-    assert_eq!(groups[0].image.as_deref(), Some("ami-12c6146b"));
-    assert!(groups[0].instances.iter().all(|i| i.image.as_deref() == Some("ami-12c6146b")), "{groups:?}");
-    assert_eq!(groups[2].image.as_deref(), Some("ami-12c6146b"), "the mixed policy's template");
-    let updating_itself: Vec<bool> = groups.iter().map(|g| g.updates_itself).collect();
-    assert_eq!(updating_itself, [false, true, false], "EKS rolls its managed node group (general, managed, mixed)");
-    let drifted = |groups: &[GroupView]| -> Vec<(String, String)> {
-        let instances = groups.iter().flat_map(|g| g.instances.iter().map(move |i| (g, i)));
-        instances.filter_map(|(g, i)| Some((i.id.clone(), ballast::engine::drift::of(g, i)?.to_string()))).collect()
-    };
-    assert!(drifted(&groups).is_empty());
-
-    let ec2 = aws_sdk_ec2::Client::new(&config);
-    let data = RequestLaunchTemplateData::builder().image_id("ami-1234abcd").build();
-    let new = ec2.create_launch_template_version().launch_template_name("general-lt").source_version("1");
-    new.launch_template_data(data).send().await.unwrap();
-    // Made the default too: moto tags an instance with its template's default version, where
-    // EC2 tags it with the version it was launched from ($Latest here).
-    let default = ec2.modify_launch_template().launch_template_name("general-lt").default_version("2");
-    default.send().await.unwrap();
-    let asg = aws_sdk_autoscaling::Client::new(&config);
-    asg.set_desired_capacity().auto_scaling_group_name("general").desired_capacity(3).send().await.unwrap();
-    let groups = capacity.node_groups().await.unwrap();
-    assert_eq!(groups[0].image.as_deref(), Some("ami-1234abcd"));
-    let old: Vec<(String, String)> = groups[0]
-        .instances
-        .iter()
-        .filter(|i| i.image.as_deref() == Some("ami-12c6146b"))
-        .map(|i| (i.id.clone(), "launched from ami-12c6146b; its group now launches ami-1234abcd".to_string()))
-        .collect();
-    assert_eq!(old.len(), 2, "{groups:?}");
-    assert_eq!(drifted(&groups), old, "the two launched before the new version, and only those");
-    assert_eq!(described(&capacity), 2, "the first two instances, then the new one");
-    capacity.node_groups().await.unwrap();
-    assert_eq!(described(&capacity), 2, "nothing new to read");
-}
-
-/// A launch template's default set back to an older version (a rolled-back AMI) under a group
-/// launching `$Default`: a node launched from it after the group's image was read makes the
-/// adapter read the image again, so that node is not taken for drifted and the one left on
-/// the withdrawn image is.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_default_version_set_back_is_read_again_once_a_node_launches_from_it() {
-    let moto = Moto::start().await;
-    let config = sdk_config(&moto.url).await;
-    let ec2 = aws_sdk_ec2::Client::new(&config);
-    let data =
-        |image: &str| RequestLaunchTemplateData::builder().image_id(image).instance_type(Ec2Type::M5Large).build();
-    let first = ec2.create_launch_template().launch_template_name("back-lt").launch_template_data(data("ami-12c6146b"));
-    first.send().await.unwrap();
-    let second = ec2.create_launch_template_version().launch_template_name("back-lt").source_version("1");
-    second.launch_template_data(data("ami-1234abcd")).send().await.unwrap();
-    let set_default = |v: &str| ec2.modify_launch_template().launch_template_name("back-lt").default_version(v).send();
-    set_default("2").await.unwrap();
-    let spec = LaunchTemplateSpecification::builder().launch_template_name("back-lt").version("$Default").build();
-    let asg = aws_sdk_autoscaling::Client::new(&config);
-    let mut create = asg.create_auto_scaling_group().auto_scaling_group_name("back").launch_template(spec);
-    for (k, v) in ca_tags() {
-        create =
-            create.tags(Tag::builder().key(k).value(v).resource_id("back").resource_type("auto-scaling-group").build());
-    }
-    create.min_size(0).max_size(5).desired_capacity(1).availability_zones("us-east-1a").send().await.unwrap();
-    let capacity = AwsCapacity::from_config(&config, settings()).unwrap();
-    assert_eq!(capacity.node_groups().await.unwrap()[0].image.as_deref(), Some("ami-1234abcd"));
-
-    set_default("1").await.unwrap();
-    // EC2 gives launch times to the second: the next node launches in a later one.
-    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
-    asg.set_desired_capacity().auto_scaling_group_name("back").desired_capacity(2).send().await.unwrap();
-    let groups = capacity.node_groups().await.unwrap();
-    assert_eq!(groups[0].image.as_deref(), Some("ami-12c6146b"), "read again: the rolled-back image");
-    let drift = |i| ballast::engine::drift::of(&groups[0], i).map(|d| d.to_string());
-    let drifted: Vec<String> = groups[0].instances.iter().filter_map(drift).collect();
-    assert_eq!(drifted, ["launched from ami-1234abcd; its group now launches ami-12c6146b"], "{groups:?}");
 }

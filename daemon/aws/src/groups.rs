@@ -302,6 +302,7 @@ impl AwsCapacity {
             last_launch_failure,
             options,
             image: None,
+            launched_types: None,
             updates_itself: group.tags().iter().any(|t| t.key() == Some(templates::EKS_NODEGROUP_TAG)),
         })
     }

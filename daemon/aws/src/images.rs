@@ -8,6 +8,10 @@
 //! template (a later one, or an older default set back), means the template moved since:
 //! the group's image is read again at once, so that a node launched from the new image is
 //! never taken for drifted against the old one.
+//!
+//! The instance types a group launches are read with its image (its template version's or
+//! launch configuration's type), or are its mixed instances policy's overrides, so that an
+//! instance of a type the group no longer launches has drifted too.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -17,7 +21,7 @@ use aws_sdk_autoscaling::types::AutoScalingGroup;
 use aws_sdk_ec2::types::Filter;
 use ballast_engine::ports::{AdapterResult, GroupView};
 
-use super::templates::{self, LaunchSource};
+use super::templates::{self, LaunchSource, TypesSource};
 use super::{AwsCapacity, aws_error};
 
 /// DescribeInstances filter values per call.
@@ -49,6 +53,14 @@ impl Origin {
     }
 }
 
+/// What a group launches, as read: its image (with its template version and the reading's
+/// time) and the instance type its template version or launch configuration names.
+#[derive(Clone, Debug)]
+pub struct Launch {
+    origin: Origin,
+    instance_type: Option<Arc<str>>,
+}
+
 fn now_millis() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
@@ -72,7 +84,8 @@ pub struct InstanceImages {
 }
 
 impl AwsCapacity {
-    /// Fills in the image each view's group launches and each of its instances runs.
+    /// Fills in the image each view's group launches and each of its instances runs, and the
+    /// instance types the group launches.
     ///
     /// # Caveats
     /// Best effort: an image that cannot be read is left unknown (and logged), so drift is
@@ -98,20 +111,31 @@ impl AwsCapacity {
             let origin = |id: &str| images.known.get(id);
             let stale =
                 |read: &Origin| view.instances.iter().any(|i| origin(&i.id).is_some_and(|o| o.shows_stale(read)));
-            if let (Some(read), Some(group)) = (&launch, group_of(view))
-                && stale(read)
+            let group = group_of(view);
+            if let (Some(read), Some(group)) = (&launch, group)
+                && stale(&read.origin)
             {
                 launch = self.launch_image(group, true).await;
             }
-            view.image = launch.map(|l| l.image);
+            // A type read with the image is trusted only while every instance's version is
+            // known: one launched from a version the reading predates would re-read it above.
+            let all_known = view.instances.iter().all(|i| origin(&i.id).is_some());
+            view.launched_types = match group.map(templates::types_source) {
+                Some(TypesSource::Listed(types)) => Some(types.into_iter().map(Arc::from).collect()),
+                Some(TypesSource::FromLaunch) if all_known => {
+                    launch.as_ref().and_then(|l| Some(vec![l.instance_type.clone()?]))
+                }
+                Some(TypesSource::FromLaunch | TypesSource::Unknown) | None => None,
+            };
+            view.image = launch.map(|l| l.origin.image);
             for instance in &mut view.instances {
                 instance.image = images.known.get(&instance.id).map(|o| o.image.clone());
             }
         }
     }
 
-    /// The image `group` launches now, kept for `image-ttl` unless `again`.
-    async fn launch_image(&self, group: &AutoScalingGroup, again: bool) -> Option<Origin> {
+    /// The image (and type) `group` launches now, kept for `image-ttl` unless `again`.
+    async fn launch_image(&self, group: &AutoScalingGroup, again: bool) -> Option<Launch> {
         let source = templates::image_source(group);
         let key = format!("{source:?}");
         if !again && let Some(origin) = self.inner.launch_images.lock().await.get(&key) {
@@ -129,17 +153,20 @@ impl AwsCapacity {
         origin
     }
 
-    async fn read_launch_image(&self, source: &LaunchSource) -> AdapterResult<Option<Origin>> {
+    async fn read_launch_image(&self, source: &LaunchSource) -> AdapterResult<Option<Launch>> {
         Ok(match source {
             LaunchSource::Template { .. } => self.template_versions(source).await?.iter().find_map(|version| {
-                let image = version.launch_template_data()?.image_id()?;
+                let data = version.launch_template_data()?;
                 let template = version.launch_template_id().map(str::to_string).zip(version.version_number());
-                Some(Origin { image: Arc::from(image), template, at_millis: now_millis() })
+                let origin = Origin { image: Arc::from(data.image_id()?), template, at_millis: now_millis() };
+                Some(Launch { origin, instance_type: data.instance_type().map(|t| Arc::from(t.as_str())) })
             }),
             LaunchSource::LaunchConfiguration(name) => {
                 let configuration = self.launch_configuration(name).await?;
-                let image = configuration.as_ref().and_then(|c| c.image_id());
-                image.map(|image| Origin { image: Arc::from(image), template: None, at_millis: now_millis() })
+                configuration.as_ref().and_then(|c| {
+                    let origin = Origin { image: Arc::from(c.image_id()?), template: None, at_millis: now_millis() };
+                    Some(Launch { origin, instance_type: c.instance_type().map(Arc::from) })
+                })
             }
             LaunchSource::Types(_) | LaunchSource::Unknown => None,
         })

@@ -59,7 +59,7 @@ struct Inner {
     stats: Arc<CallStats>,
     types: Mutex<TtlCache<TypeFacts>>,
     launch_types: Mutex<TtlCache<Vec<String>>>,
-    launch_images: Mutex<TtlCache<Option<images::Origin>>>,
+    launch_images: Mutex<TtlCache<Option<images::Launch>>>,
     instance_images: Mutex<images::InstanceImages>,
     prices: prices::Prices,
     spot_read: Mutex<TtlCache<()>>,

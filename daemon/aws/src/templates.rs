@@ -152,6 +152,28 @@ pub fn image_source(group: &AutoScalingGroup) -> LaunchSource {
     }
 }
 
+/// Where the instance types a group launches are named.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TypesSource {
+    /// Its mixed instances policy's overrides, each naming its type.
+    Listed(Vec<String>),
+    /// Its launch template version or launch configuration (read with its image).
+    FromLaunch,
+    /// Not all named: an override chooses types by attributes (`InstanceRequirements`).
+    Unknown,
+}
+
+/// Where `group`'s instance types are named ([`TypesSource`]).
+pub fn types_source(group: &AutoScalingGroup) -> TypesSource {
+    let policy = group.mixed_instances_policy().and_then(|p| p.launch_template());
+    let overrides = policy.map(|t| t.overrides()).unwrap_or_default();
+    if overrides.is_empty() {
+        return TypesSource::FromLaunch;
+    }
+    let types: Option<Vec<String>> = overrides.iter().map(|o| o.instance_type().map(str::to_string)).collect();
+    types.map_or(TypesSource::Unknown, TypesSource::Listed)
+}
+
 fn template(id: Option<&str>, name: Option<&str>, version: Option<&str>) -> LaunchSource {
     LaunchSource::Template {
         id: id.map(str::to_string),
@@ -330,5 +352,25 @@ mod tests {
             ]
         );
         assert!(bad[1].to_string().contains("\"1.5\""), "{}", bad[1]);
+    }
+
+    #[test]
+    fn a_groups_types_are_its_overrides_when_each_names_one_else_its_templates() {
+        use aws_sdk_autoscaling::types::{
+            InstanceRequirements, LaunchTemplate, LaunchTemplateOverrides, MixedInstancesPolicy,
+        };
+        let mixed = |overrides: Vec<LaunchTemplateOverrides>| {
+            let template = LaunchTemplate::builder().set_overrides(Some(overrides)).build();
+            let policy = MixedInstancesPolicy::builder().launch_template(template).build();
+            AutoScalingGroup::builder().mixed_instances_policy(policy).build()
+        };
+        let typed = |t: &str| LaunchTemplateOverrides::builder().instance_type(t).build();
+        let listed = mixed(vec![typed("m5.large"), typed("m6i.large")]);
+        assert_eq!(types_source(&listed), TypesSource::Listed(vec!["m5.large".into(), "m6i.large".into()]));
+        let by_attributes =
+            LaunchTemplateOverrides::builder().instance_requirements(InstanceRequirements::builder().build());
+        assert_eq!(types_source(&mixed(vec![typed("m5.large"), by_attributes.build()])), TypesSource::Unknown);
+        assert_eq!(types_source(&mixed(Vec::new())), TypesSource::FromLaunch, "no overrides: the template's");
+        assert_eq!(types_source(&AutoScalingGroup::builder().build()), TypesSource::FromLaunch);
     }
 }

@@ -127,8 +127,9 @@ impl Default for Guardrails {
     }
 }
 
-/// Nodes launched from a machine image (AMI) their group no longer launches, after a new
-/// launch template version or launch configuration ([`crate::drift`]), are always reported;
+/// Nodes of a machine image (AMI) or instance type their group no longer launches, after a
+/// new launch template version, launch configuration or overrides ([`crate::drift`]), are
+/// always reported;
 /// with `replace` they are replaced as `ballast ctl replace group` replaces a group: oldest
 /// first, each successor launched before the node's pods are evicted, at most `at-once` of
 /// a group's nodes leaving at a time, within the disruption budget and windows (Karpenter

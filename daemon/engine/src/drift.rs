@@ -1,7 +1,8 @@
 //! Drift: a node launched from a machine image (AMI) its group no longer launches, after a
 //! new launch template version (a new default, or `$Latest` moved on) or a changed launch
-//! configuration. Always reported (`ballast ctl groups`, `ctl explain node`,
-//! `ballast_node_group_drifted_nodes`);
+//! configuration; or of an instance type it no longer launches (a template's type changed,
+//! a mixed instances policy's overrides without it). Always reported (`ballast ctl groups`,
+//! `ctl explain node`, `ballast_node_group_drifted_nodes`);
 //! replaced when `guardrails.drift.replace` is set ([`crate::config::DriftReplacement`]), the
 //! way a roll replaces a group ([`super::roll`]).
 
@@ -16,23 +17,53 @@ use super::ports::{Capacity, Cluster, GroupView, InstanceLifecycle, InstanceView
 /// What a drifted node was launched from, and what its group launches now.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Drift {
+    pub what: Drifted,
     pub launched: Arc<str>,
+    /// The image, or the instance types (comma separated).
     pub current: Arc<str>,
+}
+
+/// What a node differs from its group by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Drifted {
+    Image,
+    InstanceType,
 }
 
 impl std::fmt::Display for Drift {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "launched from {}; its group now launches {}", self.launched, self.current)
+        let (launched, current) = (&self.launched, &self.current);
+        match self.what {
+            Drifted::Image => write!(f, "launched from {launched}; its group now launches {current}"),
+            Drifted::InstanceType => write!(f, "launched as {launched}; its group now launches {current}"),
+        }
     }
 }
 
-/// Whether `instance` of `group` has drifted. An instance or group whose image is unknown has
-/// not: nothing is replaced on a guess; nor has one already leaving.
+/// Whether `instance` of `group` has drifted: its image first, then its instance type. An
+/// instance or group whose image or types are unknown has not (by that measure): nothing is
+/// replaced on a guess; nor has one already leaving.
 pub fn of(group: &GroupView, instance: &InstanceView) -> Option<Drift> {
+    if instance.lifecycle == InstanceLifecycle::Terminating {
+        return None;
+    }
+    image(group, instance).or_else(|| instance_type(group, instance))
+}
+
+fn image(group: &GroupView, instance: &InstanceView) -> Option<Drift> {
     let current = group.image.as_ref()?;
     let launched = instance.image.as_ref().filter(|image| *image != current)?;
-    let leaving = instance.lifecycle == InstanceLifecycle::Terminating;
-    (!leaving).then(|| Drift { launched: launched.clone(), current: current.clone() })
+    Some(Drift { what: Drifted::Image, launched: launched.clone(), current: current.clone() })
+}
+
+fn instance_type(group: &GroupView, instance: &InstanceView) -> Option<Drift> {
+    let types = group.launched_types.as_ref().filter(|types| !types.is_empty())?;
+    let launched = instance.instance_type.as_str();
+    if launched.is_empty() || types.iter().any(|t| **t == *launched) {
+        return None;
+    }
+    let current = types.iter().map(|t| &**t).collect::<Vec<_>>().join(", ");
+    Some(Drift { what: Drifted::InstanceType, launched: Arc::from(launched), current: Arc::from(current) })
 }
 
 /// Whether any instance of `groups` has drifted: what a tick checks before it looks further.

@@ -394,6 +394,9 @@ pub struct GroupView {
     /// The machine image (AMI) the group launches now (its launch template's version or its
     /// launch configuration), when known: an instance launched from another has drifted.
     pub image: Option<Arc<str>>,
+    /// Every instance type the group launches now, when all are known (not when an override
+    /// chooses types by attributes): an instance of another type has drifted.
+    pub launched_types: Option<Vec<Arc<str>>>,
     /// Its nodes are replaced by the service that owns it when its image changes (an EKS
     /// managed node group: UpdateNodegroupVersion rolls them), so drift is shown, not acted on.
     pub updates_itself: bool,
@@ -476,7 +479,8 @@ pub enum InterruptionCause {
     Scheduled(String),
     /// Someone asked for the node's replacement through the control API.
     Asked { caller: String, reason: String },
-    /// The node runs an image its group no longer launches ([`crate::drift`]).
+    /// The node runs an image, or is of an instance type, its group no longer launches
+    /// ([`crate::drift`]).
     Drifted(crate::drift::Drift),
 }
 

@@ -158,6 +158,7 @@ impl Capacity for SimHandle {
                 last_launch_failure: g.last_failure.clone(),
                 options: Default::default(),
                 image: g.image_name(g.image_at(world.elapsed_ms())),
+                launched_types: None,
                 updates_itself: false,
             })
             .collect())

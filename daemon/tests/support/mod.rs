@@ -177,6 +177,7 @@ impl Capacity for RecordingCapacity {
             last_launch_failure: None,
             options: Default::default(),
             image: None,
+            launched_types: None,
             updates_itself: false,
         }])
     }

@@ -227,3 +227,65 @@ pub async fn mixed_group(
     }
     create.send().await.expect("Auto Scaling group");
 }
+
+/// The cluster the AWS adapter's tests tag their groups for.
+pub const CLUSTER: &str = "prod";
+
+/// Cluster Autoscaler's discovery tags for [`CLUSTER`].
+pub fn ca_tags() -> Vec<(&'static str, &'static str)> {
+    vec![("k8s.io/cluster-autoscaler/enabled", "true"), ("k8s.io/cluster-autoscaler/prod", "owned")]
+}
+
+/// The adapter's settings for [`CLUSTER`], calls unthrottled.
+pub fn aws_settings() -> ballast::aws::AwsSettings {
+    ballast::aws::AwsSettings { cluster_name: CLUSTER.into(), max_calls_per_second: 1000.0, ..Default::default() }
+}
+
+/// A launch template of `instance_type` (image `ami-12c6146b`) and a group using it, tagged with `tags`.
+pub async fn template_group(
+    config: &aws_config::SdkConfig,
+    name: &str,
+    instance_type: &str,
+    tags: &[(&str, &str)],
+    desired: i32,
+) {
+    let ec2 = aws_sdk_ec2::Client::new(config);
+    let template = format!("{name}-lt");
+    ec2.create_launch_template()
+        .launch_template_name(&template)
+        .launch_template_data(
+            aws_sdk_ec2::types::RequestLaunchTemplateData::builder()
+                .image_id("ami-12c6146b")
+                .instance_type(aws_sdk_ec2::types::InstanceType::from(instance_type))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let asg = aws_sdk_autoscaling::Client::new(config);
+    let mut create = asg
+        .create_auto_scaling_group()
+        .auto_scaling_group_name(name)
+        .min_size(0)
+        .max_size(10)
+        .desired_capacity(desired)
+        .availability_zones("us-east-1a")
+        .launch_template(
+            aws_sdk_autoscaling::types::LaunchTemplateSpecification::builder()
+                .launch_template_name(&template)
+                .version("$Latest")
+                .build(),
+        );
+    for (k, v) in tags {
+        create = create.tags(
+            aws_sdk_autoscaling::types::Tag::builder()
+                .key(*k)
+                .value(*v)
+                .resource_id(name)
+                .resource_type("auto-scaling-group")
+                .propagate_at_launch(true)
+                .build(),
+        );
+    }
+    create.send().await.unwrap();
+}

@@ -69,6 +69,7 @@ pub fn group(id: &str, min: u32, max: u32, desired: u32) -> GroupView {
         last_launch_failure: None,
         options: Default::default(),
         image: None,
+        launched_types: None,
         updates_itself: false,
     }
 }

@@ -1,4 +1,4 @@
-//! Drifted nodes (launched from an image their group no longer launches): reported always,
+//! Drifted nodes (of an image or instance type their group no longer launches): reported always,
 //! replaced only with `guardrails.drift.replace`, as a roll replaces them: oldest first,
 //! `at-once` per group, within the disruption budget, not while the group backs off, never a
 //! node that may not be disrupted.
@@ -146,4 +146,38 @@ fn in_dry_run_a_drifted_node_is_recorded_as_a_would_be_replacement_and_nothing_i
     assert_eq!(records[0].proposed, Action::RemoveNodes { nodes: vec!["w1".into()] });
     assert!(records[0].reason.starts_with("drifted (launched from ami-old"), "{:?}", records[0].reason);
     assert!(faulty.announced.lock().unwrap().is_empty(), "no Event says a node was taken");
+}
+
+/// A group whose types changed (a template's new type, overrides without the old one): its
+/// nodes of another type have drifted, and are replaced like image drift. Types not all
+/// known, or an instance's type unknown, judge nothing; an image drift is named first.
+#[test]
+fn a_node_of_an_instance_type_its_group_no_longer_launches_has_drifted_and_is_replaced() {
+    let mut world = two_nodes();
+    world.group_mut("web").launched_types = Some(vec!["m6i.large".into(), "m5.large".into()]);
+    world.group_mut("web").instances[0].instance_type = "m4.large".into();
+    world.group_mut("web").instances[1].instance_type = String::new();
+    let (faulty, mut engine) = engine(&world);
+    engine.config.guardrails.drift.replace = true;
+    let calls = tick_at(&mut engine, &faulty, NOW);
+    assert_eq!(calls, ["set web to 3", "mark w1"]);
+    assert_eq!(
+        drift_of(&engine, "w1").as_deref(),
+        Some("launched as m4.large; its group now launches m6i.large, m5.large")
+    );
+    assert_eq!(drift_of(&engine, "w2"), None, "its type is not known");
+    assert!(host_reasons(&engine)[0].starts_with("drifted (launched as m4.large; "), "{:?}", host_reasons(&engine));
+
+    for types in [None, Some(Vec::new())] {
+        world.group_mut("web").launched_types = types;
+        let (faulty, mut engine) = super::engine(&world);
+        engine.config.guardrails.drift.replace = true;
+        assert_eq!(tick_at(&mut engine, &faulty, NOW), Vec::<String>::new(), "types not known: no drift");
+    }
+    let mut both = drifted(&["w1"]);
+    both.group_mut("web").launched_types = Some(vec!["m6i.large".into()]);
+    let (faulty, mut engine) = super::engine(&both);
+    tick_at(&mut engine, &faulty, NOW);
+    assert_eq!(drift_of(&engine, "w1").as_deref(), Some("launched from ami-old; its group now launches ami-new"));
+    assert_eq!(drift_of(&engine, "w2").as_deref(), Some("launched as m5.large; its group now launches m6i.large"));
 }
