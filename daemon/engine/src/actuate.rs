@@ -14,7 +14,7 @@ use super::announce;
 use super::failure::{Disposition, Step, disposition};
 use super::observe::Observation;
 use super::policies::Policies;
-use super::ports::{Capacity, Cluster, ClusterView, Eviction, RemovalMark};
+use super::ports::{Capacity, Cluster, ClusterView, Eviction, InterruptionCause, RemovalMark};
 use super::record::{ActionResult, Record, RemovalOutcome, RemovalRecord};
 use super::state::{Drain, EvictionHold};
 use super::{Engine, guard::Plan};
@@ -160,6 +160,7 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
             interrupted: drain.interrupted,
             hold_until_millis: drain.hold.as_ref().map(|h| h.until_millis),
             released_by: drain.released_by.clone(),
+            cause: drain.cause.map(str::to_string),
         }
     }
 
@@ -213,7 +214,7 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
                     interrupted: mark.interrupted,
                     hold: mark.hold_until_millis.map(|until_millis| EvictionHold { until_millis }),
                     released_by: mark.released_by.clone(),
-                    cause: None,
+                    cause: mark.cause.as_deref().and_then(InterruptionCause::removal_reason_named),
                 },
             );
             // The node that released this drain's hold replaces it: it releases no other.

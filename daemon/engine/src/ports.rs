@@ -191,6 +191,11 @@ pub struct RemovalMark {
     /// that node replaces this one, and lets it release no other.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub released_by: Option<String>,
+    /// Why it was begun when no policy asked (`drifted`, `spot-interrupted`, ...: see
+    /// [`InterruptionCause::removal_reason`]), so the removal is counted under it after a
+    /// restart too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
 }
 
 /// Scheduling constraints and disruption traits of a pod. Pods of one workload share them, so
@@ -484,16 +489,25 @@ pub enum InterruptionCause {
     Drifted(crate::drift::Drift),
 }
 
+/// The removal reasons of [`InterruptionCause::removal_reason`].
+const REMOVAL_REASONS: [&str; 4] = ["spot-interrupted", "scheduled-change", "replacement-asked", "drifted"];
+
 impl InterruptionCause {
     /// What a removal begun for it is counted as (`ballast_nodes_removed_total`'s `reason`),
     /// beside a policy's `empty` and `underutilized`.
     pub fn removal_reason(&self) -> &'static str {
         match self {
-            InterruptionCause::SpotReclaim => "spot-interrupted",
-            InterruptionCause::Scheduled(_) => "scheduled-change",
-            InterruptionCause::Asked { .. } => "replacement-asked",
-            InterruptionCause::Drifted(_) => "drifted",
+            InterruptionCause::SpotReclaim => REMOVAL_REASONS[0],
+            InterruptionCause::Scheduled(_) => REMOVAL_REASONS[1],
+            InterruptionCause::Asked { .. } => REMOVAL_REASONS[2],
+            InterruptionCause::Drifted(_) => REMOVAL_REASONS[3],
         }
+    }
+
+    /// The removal reason named `name` (as a removal mark keeps it); none for a name this
+    /// version does not know (a mark written by a later one).
+    pub fn removal_reason_named(name: &str) -> Option<&'static str> {
+        REMOVAL_REASONS.iter().find(|r| **r == name).copied()
     }
 }
 

@@ -170,7 +170,7 @@ pub struct Drain {
     /// The new node whose readiness released the hold: it replaces this node and no other.
     pub released_by: Option<String>,
     /// Why it was begun when no policy asked ([`crate::ports::InterruptionCause::removal_reason`]);
-    /// not known for a drain adopted from a removal mark after a restart.
+    /// kept in its removal mark, so a drain adopted after a restart knows it too.
     pub cause: Option<&'static str>,
 }
 

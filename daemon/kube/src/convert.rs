@@ -286,6 +286,7 @@ fn removal_mark(node: &Node) -> Option<RemovalMark> {
             interrupted: false,
             hold_until_millis: None,
             released_by: None,
+            cause: None,
         }),
         None => None,
     }
@@ -387,9 +388,15 @@ mod tests {
         let written = serde_json::to_string(&held).unwrap();
         assert!(written.contains(r#""hold-until-millis":75000"#), "{written}");
         assert_eq!(node(&marked(&written), &[]).unwrap().removal_mark, Some(held.clone()));
-        let released = RemovalMark { hold_until_millis: None, released_by: Some("n-new".into()), ..held };
+        let released = RemovalMark {
+            hold_until_millis: None,
+            released_by: Some("n-new".into()),
+            cause: Some("spot-interrupted".into()),
+            ..held
+        };
         let written = serde_json::to_string(&released).unwrap();
         assert!(written.contains(r#""released-by":"n-new""#), "{written}");
+        assert!(written.contains(r#""cause":"spot-interrupted""#), "{written}");
         assert_eq!(node(&marked(&written), &[]).unwrap().removal_mark, Some(released));
     }
 

@@ -294,6 +294,7 @@ fn nothing_is_acted_on_in_dry_run_or_paused_not_even_a_marked_node() {
             interrupted: false,
             hold_until_millis: None,
             released_by: None,
+            cause: None,
         });
         let faulty = Faulty::default();
         *faulty.view.lock().unwrap() = world.view();

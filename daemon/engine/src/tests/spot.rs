@@ -189,6 +189,16 @@ fn a_restarted_engine_keeps_holding_a_warned_nodes_pods_until_its_replacement_is
     reclaimed(&mut world, "w2", "web-2");
     show(&world, &faulty);
     assert_eq!(tick_at(&mut restarted, &faulty, NOW + 120_000), ["set web to 4"]);
+    // Its removal is counted as the spot interruption it was (the mark kept the cause).
+    let causes: Vec<Option<String>> = restarted
+        .recorder()
+        .records()
+        .filter_map(|r| match r {
+            Record::Removal(r) => Some(r.cause),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(causes, [Some("spot-interrupted".to_string())]);
 }
 
 /// A new engine on `world`, where w5 replaced w3 and w1 is held: w5 does not release w1,
