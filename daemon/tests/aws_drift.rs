@@ -183,3 +183,37 @@ async fn without_the_instances_versions_a_templates_type_judges_nothing() {
     assert_eq!(groups[0].image.as_deref(), Some("ami-12c6146b"), "the group's own reading stands");
     assert_eq!(groups[0].launched_types, None, "{groups:?}");
 }
+
+/// A new template version changing neither image nor type (EBS optimisation here): the nodes
+/// launched from the version before have drifted, by their `aws:ec2launchtemplate:version`
+/// tag, and the node launched from the new one has not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_launched_from_a_template_version_their_group_no_longer_launches_have_drifted() {
+    let moto = Moto::start().await;
+    let config = sdk_config(&moto.url).await;
+    template_group(&config, "general", "m5.large", &ca_tags(), 2).await;
+    let capacity = AwsCapacity::from_config(&config, aws_settings()).unwrap();
+    let groups = capacity.node_groups().await.unwrap();
+    let template = groups[0].template.clone().expect("the group's template version");
+    assert_eq!(template.version, 1);
+    assert!(groups[0].instances.iter().all(|i| i.template.as_ref() == Some(&template)), "{groups:?}");
+
+    let ec2 = aws_sdk_ec2::Client::new(&config);
+    let data = RequestLaunchTemplateData::builder()
+        .image_id("ami-12c6146b")
+        .instance_type(Ec2Type::M5Large)
+        .ebs_optimized(true)
+        .build();
+    let new = ec2.create_launch_template_version().launch_template_name("general-lt").source_version("1");
+    new.launch_template_data(data).send().await.unwrap();
+    // moto tags an instance with its template's default version (EC2: the one launched from).
+    ec2.modify_launch_template().launch_template_name("general-lt").default_version("2").send().await.unwrap();
+    let asg = aws_sdk_autoscaling::Client::new(&config);
+    asg.set_desired_capacity().auto_scaling_group_name("general").desired_capacity(3).send().await.unwrap();
+    let groups = capacity.node_groups().await.unwrap();
+    let drift = |i| ballast::engine::drift::of(&groups[0], i).map(|d| d.to_string());
+    let drifted: Vec<String> = groups[0].instances.iter().filter_map(drift).collect();
+    let id = &template.id;
+    let expected = format!("launched from {id} version 1; its group now launches {id} version 2");
+    assert_eq!(drifted, [expected.clone(), expected], "the two launched before the new version: {groups:?}");
+}

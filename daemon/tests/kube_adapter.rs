@@ -145,6 +145,7 @@ async fn a_garbage_quantity_is_counted_and_named_and_its_object_treated_as_unkno
         options: Default::default(),
         image: None,
         launched_types: None,
+        template: None,
         updates_itself: false,
     };
     let obs = ballast::engine::observe::observe(

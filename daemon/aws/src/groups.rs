@@ -284,6 +284,7 @@ impl AwsCapacity {
                 lifecycle: lifecycle(i.lifecycle_state()),
                 // Read with DescribeInstances once the views are made ([`super::images`]).
                 image: None,
+                template: None,
             })
             .collect();
         let desired = sizes.desired;
@@ -303,6 +304,7 @@ impl AwsCapacity {
             options,
             image: None,
             launched_types: None,
+            template: None,
             updates_itself: group.tags().iter().any(|t| t.key() == Some(templates::EKS_NODEGROUP_TAG)),
         })
     }

@@ -19,7 +19,7 @@ use std::time::Instant;
 
 use aws_sdk_autoscaling::types::AutoScalingGroup;
 use aws_sdk_ec2::types::Filter;
-use ballast_engine::ports::{AdapterResult, GroupView};
+use ballast_engine::ports::{AdapterResult, GroupView, TemplateVersion};
 
 use super::templates::{self, LaunchSource, TypesSource};
 use super::{AwsCapacity, aws_error};
@@ -40,8 +40,9 @@ pub struct Origin {
 }
 
 impl Origin {
-    /// An instance launched, since the reading `read` (a group's), from another version of
-    /// the template it came from: what the group launches has changed since it was read.
+    /// An instance launched, since the reading `read` (a group's), from another template
+    /// version (of the same template, or of one recreated under its name): what the group
+    /// launches has changed since it was read.
     /// EC2 gives launch times to the second, so "since" starts a second before the reading;
     /// a wrong guess (clocks apart) costs one reading more, not a node, and an instance
     /// older than the new reading is never taken for a sign again.
@@ -49,7 +50,12 @@ impl Origin {
         let (Some((id, version)), Some((read_id, read_version))) = (&self.template, &read.template) else {
             return false;
         };
-        id == read_id && version != read_version && self.at_millis + 1_000 > read.at_millis
+        (id, version) != (read_id, read_version) && self.at_millis + 1_000 > read.at_millis
+    }
+
+    fn template_version(&self) -> Option<TemplateVersion> {
+        let (id, version) = self.template.as_ref()?;
+        Some(TemplateVersion { id: Arc::from(id.as_str()), version: *version })
     }
 }
 
@@ -127,9 +133,12 @@ impl AwsCapacity {
                 }
                 Some(TypesSource::FromLaunch | TypesSource::Unknown) | None => None,
             };
+            view.template = launch.as_ref().and_then(|l| l.origin.template_version());
             view.image = launch.map(|l| l.origin.image);
             for instance in &mut view.instances {
-                instance.image = images.known.get(&instance.id).map(|o| o.image.clone());
+                let origin = images.known.get(&instance.id);
+                instance.image = origin.map(|o| o.image.clone());
+                instance.template = origin.and_then(Origin::template_version);
             }
         }
     }
@@ -244,6 +253,7 @@ mod tests {
         assert!(!origin(3, 5_000).shows_stale(&read), "nor does one older than the reading: read once, not every tick");
         assert!(!origin(2, 12_000).shows_stale(&read), "the version read");
         let other = Origin { template: Some(("lt-2".into(), 3)), ..origin(3, 12_000) };
-        assert!(!other.shows_stale(&read), "another template: the group's own key changes with it");
+        assert!(other.shows_stale(&read), "another template (one recreated under the group's template's name)");
+        assert!(!Origin { template: None, ..origin(3, 12_000) }.shows_stale(&read), "no version tag: no sign");
     }
 }

@@ -1,7 +1,9 @@
 //! Drift: a node launched from a machine image (AMI) its group no longer launches, after a
 //! new launch template version (a new default, or `$Latest` moved on) or a changed launch
 //! configuration; or of an instance type it no longer launches (a template's type changed,
-//! a mixed instances policy's overrides without it). Always reported (`ballast ctl groups`,
+//! a mixed instances policy's overrides without it); or from a launch template version its
+//! group no longer launches (whatever changed in it: user data, security groups, ...).
+//! Always reported (`ballast ctl groups`,
 //! `ctl explain node`, `ballast_node_group_drifted_nodes`);
 //! replaced when `guardrails.drift.replace` is set ([`crate::config::DriftReplacement`]), the
 //! way a roll replaces a group ([`super::roll`]).
@@ -19,7 +21,7 @@ use super::ports::{Capacity, Cluster, GroupView, InstanceLifecycle, InstanceView
 pub struct Drift {
     pub what: Drifted,
     pub launched: Arc<str>,
-    /// The image, or the instance types (comma separated).
+    /// The image, the instance types (comma separated) or the template version.
     pub current: Arc<str>,
 }
 
@@ -28,32 +30,43 @@ pub struct Drift {
 pub enum Drifted {
     Image,
     InstanceType,
+    TemplateVersion,
 }
 
 impl std::fmt::Display for Drift {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let (launched, current) = (&self.launched, &self.current);
         match self.what {
-            Drifted::Image => write!(f, "launched from {launched}; its group now launches {current}"),
+            Drifted::Image | Drifted::TemplateVersion => {
+                write!(f, "launched from {launched}; its group now launches {current}")
+            }
             Drifted::InstanceType => write!(f, "launched as {launched}; its group now launches {current}"),
         }
     }
 }
 
-/// Whether `instance` of `group` has drifted: its image first, then its instance type. An
-/// instance or group whose image or types are unknown has not (by that measure): nothing is
+/// Whether `instance` of `group` has drifted: its image first, then its instance type, then
+/// its launch template version (the most telling difference is named). An instance or
+/// group whose image, types or version are unknown has not (by that measure): nothing is
 /// replaced on a guess; nor has one already leaving.
 pub fn of(group: &GroupView, instance: &InstanceView) -> Option<Drift> {
     if instance.lifecycle == InstanceLifecycle::Terminating {
         return None;
     }
-    image(group, instance).or_else(|| instance_type(group, instance))
+    image(group, instance).or_else(|| instance_type(group, instance)).or_else(|| template(group, instance))
 }
 
 fn image(group: &GroupView, instance: &InstanceView) -> Option<Drift> {
     let current = group.image.as_ref()?;
     let launched = instance.image.as_ref().filter(|image| *image != current)?;
     Some(Drift { what: Drifted::Image, launched: launched.clone(), current: current.clone() })
+}
+
+fn template(group: &GroupView, instance: &InstanceView) -> Option<Drift> {
+    let current = group.template.as_ref()?;
+    let launched = instance.template.as_ref().filter(|launched| *launched != current)?;
+    let (launched, current) = (Arc::from(launched.to_string()), Arc::from(current.to_string()));
+    Some(Drift { what: Drifted::TemplateVersion, launched, current })
 }
 
 fn instance_type(group: &GroupView, instance: &InstanceView) -> Option<Drift> {

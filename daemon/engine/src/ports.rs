@@ -364,6 +364,21 @@ pub struct InstanceView {
     pub lifecycle: InstanceLifecycle,
     /// The machine image (AMI) it was launched from, when known.
     pub image: Option<Arc<str>>,
+    /// The launch template version it was launched from, when known.
+    pub template: Option<TemplateVersion>,
+}
+
+/// A launch template's id and one of its version numbers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TemplateVersion {
+    pub id: Arc<str>,
+    pub version: i64,
+}
+
+impl std::fmt::Display for TemplateVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} version {}", self.id, self.version)
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -402,6 +417,10 @@ pub struct GroupView {
     /// Every instance type the group launches now, when all are known (not when an override
     /// chooses types by attributes): an instance of another type has drifted.
     pub launched_types: Option<Vec<Arc<str>>>,
+    /// The launch template version it launches now (`$Latest` or `$Default` resolved), when
+    /// known: an instance launched from another has drifted, whatever changed in it (user
+    /// data, security groups, ...).
+    pub template: Option<TemplateVersion>,
     /// Its nodes are replaced by the service that owns it when its image changes (an EKS
     /// managed node group: UpdateNodegroupVersion rolls them), so drift is shown, not acted on.
     pub updates_itself: bool,

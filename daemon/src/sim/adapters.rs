@@ -153,12 +153,14 @@ impl Capacity for SimHandle {
                         instance_type: n.instance_type.clone(),
                         lifecycle: if n.ready { InstanceLifecycle::InService } else { InstanceLifecycle::Pending },
                         image: g.image_name(n.image),
+                        template: None,
                     })
                     .collect(),
                 last_launch_failure: g.last_failure.clone(),
                 options: Default::default(),
                 image: g.image_name(g.image_at(world.elapsed_ms())),
                 launched_types: None,
+                template: None,
                 updates_itself: false,
             })
             .collect())

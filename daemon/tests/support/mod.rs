@@ -172,12 +172,14 @@ impl Capacity for RecordingCapacity {
                     instance_type: "m5.large".into(),
                     lifecycle: InstanceLifecycle::InService,
                     image: None,
+                    template: None,
                 })
                 .collect(),
             last_launch_failure: None,
             options: Default::default(),
             image: None,
             launched_types: None,
+            template: None,
             updates_itself: false,
         }])
     }

@@ -70,6 +70,7 @@ pub fn group(id: &str, min: u32, max: u32, desired: u32) -> GroupView {
         options: Default::default(),
         image: None,
         launched_types: None,
+        template: None,
         updates_itself: false,
     }
 }
@@ -135,6 +136,7 @@ impl Default for World {
                 instance_type: "m5.large".into(),
                 lifecycle: InstanceLifecycle::InService,
                 image: None,
+                template: None,
             });
             cluster.nodes.push(node(&name, Some(&instance), Some("web")));
             pods.push(pod(&format!("web-{}", i + 1), Some(&name), Some(web()), cpu));

@@ -136,6 +136,7 @@ fn world(s: &Scenario) -> World {
                 instance_type: "m5.large".into(),
                 lifecycle: InstanceLifecycle::InService,
                 image: None,
+                template: None,
             });
             w.cluster.nodes.push(node(&name, Some(&instance), Some(&id)));
             if let Some(cpu) = cpu {

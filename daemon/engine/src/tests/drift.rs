@@ -181,3 +181,32 @@ fn a_node_of_an_instance_type_its_group_no_longer_launches_has_drifted_and_is_re
     assert_eq!(drift_of(&engine, "w1").as_deref(), Some("launched from ami-old; its group now launches ami-new"));
     assert_eq!(drift_of(&engine, "w2").as_deref(), Some("launched as m5.large; its group now launches m6i.large"));
 }
+
+/// A new launch template version that changed neither image nor type (user data, security
+/// groups): the nodes launched from the old version have drifted all the same. An image or
+/// type difference is named first; a version unknown on either side judges nothing.
+#[test]
+fn a_node_launched_from_a_template_version_its_group_no_longer_launches_has_drifted() {
+    let version = |version| Some(TemplateVersion { id: "lt-1".into(), version });
+    let mut world = two_nodes();
+    world.group_mut("web").template = version(4);
+    world.group_mut("web").instances[0].template = version(3);
+    world.group_mut("web").instances[1].template = version(4);
+    let (faulty, mut engine) = engine(&world);
+    engine.config.guardrails.drift.replace = true;
+    assert_eq!(tick_at(&mut engine, &faulty, NOW), ["set web to 3", "mark w1"]);
+    let expected = "launched from lt-1 version 3; its group now launches lt-1 version 4";
+    assert_eq!(drift_of(&engine, "w1").as_deref(), Some(expected));
+    assert_eq!(drift_of(&engine, "w2"), None, "the group's version");
+
+    world.group_mut("web").instances[0].template = None;
+    let (faulty, mut engine) = super::engine(&world);
+    tick_at(&mut engine, &faulty, NOW);
+    assert_eq!(drift_of(&engine, "w1"), None, "its version is not known");
+    let mut both = drifted(&["w1"]);
+    both.group_mut("web").template = version(4);
+    both.group_mut("web").instances[0].template = version(3);
+    let (faulty, mut engine) = super::engine(&both);
+    tick_at(&mut engine, &faulty, NOW);
+    assert_eq!(drift_of(&engine, "w1").as_deref(), Some("launched from ami-old; its group now launches ami-new"));
+}

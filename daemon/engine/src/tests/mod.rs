@@ -346,6 +346,7 @@ pub(super) fn join(world: &mut World, name: &str, joined: u64) {
         instance_type: "m5.large".into(),
         lifecycle: InstanceLifecycle::InService,
         image: None,
+        template: None,
     });
 }
 

@@ -92,6 +92,7 @@ fn nodes_asked_before_the_engine_looked_or_before_a_failure_are_not_timed() {
             instance_type: "m5.large".into(),
             lifecycle: InstanceLifecycle::InService,
             image: None,
+            template: None,
         };
         world.group_mut("web").instances.push(instance);
     }
