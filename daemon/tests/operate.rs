@@ -11,27 +11,12 @@ mod support;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::daemon::{Site, announced, get, sample};
+use support::daemon::{Site, announced, fail, get, records, sample, stop};
 use support::*;
-
-fn records(journal: &Path) -> Vec<Value> {
-    std::fs::read_to_string(journal).unwrap_or_default().lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
-}
-
-fn stop(mut child: Child) -> String {
-    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    let _ = child.stdout.take();
-    let output = child.wait_with_output().unwrap();
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-fn fail(child: Child, what: &str) -> ! {
-    panic!("{what}; daemon log:\n{}", stop(child));
-}
 
 fn promtool_check(metrics: &str) {
     let promtool = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/tools/prometheus/usr/bin/promtool");

@@ -7,6 +7,7 @@ use std::process::{Child, Command, Stdio};
 use aws_config::SdkConfig;
 use aws_sdk_autoscaling::types::{LaunchTemplateSpecification, Tag};
 use aws_sdk_ec2::types::{InstanceType, RequestLaunchTemplateData};
+use serde_json::Value;
 
 /// Group `name` of `instance_type` (min 0, max 10) tagged for cluster `e2e` as Cluster
 /// Autoscaler's discovery expects, with `desired` instances.
@@ -173,6 +174,20 @@ impl Site {
         self.dir.path().join(format!("{identity}.jsonl"))
     }
 
+    /// `ballast ctl` against the control API at `control`, with the operator's token.
+    pub fn ctl(&self, control: &str, args: &[&str]) -> std::process::Output {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ballast"));
+        command.args(["ctl", "--server", &format!("http://{control}"), "--token-file"]);
+        command.arg(self.operator_token()).args(args).output().expect("ballast ctl runs")
+    }
+
+    /// Waits for a tick of the leader that saw `nodes` nodes.
+    pub async fn leading_with(&self, nodes: usize) -> bool {
+        let leading = |r: &Value| r["record"] == "tick" && r["standby"] != true && r["saw"]["nodes"] == nodes;
+        let seen = async || records(&self.journal()).iter().any(leading);
+        super::eventually(std::time::Duration::from_secs(30), seen).await.is_some()
+    }
+
     /// The desired capacity of `general` and its instances.
     pub async fn group(&self) -> (i32, Vec<String>) {
         self.group_named("general").await
@@ -186,6 +201,24 @@ impl Site {
         let ids = g.instances().iter().filter_map(|i| i.instance_id().map(str::to_string)).collect();
         (g.desired_capacity().unwrap_or(-1), ids)
     }
+}
+
+/// The records of the journal at `journal` (none if it cannot be read yet).
+pub fn records(journal: &Path) -> Vec<Value> {
+    std::fs::read_to_string(journal).unwrap_or_default().lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+}
+
+/// Stops a replica with SIGTERM and returns what it logged.
+pub fn stop(mut child: Child) -> String {
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill runs");
+    let _ = child.stdout.take();
+    let output = child.wait_with_output().expect("the replica exits");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Fails the test with `what`, and the replica's log.
+pub fn fail(child: Child, what: &str) -> ! {
+    panic!("{what}; daemon log:\n{}", stop(child));
 }
 
 /// An HTTP/1.0 GET on loopback: status, content type and body.

@@ -39,6 +39,14 @@ pub fn node(name: &str, instance: &str, group: &str) -> Value {
                    "conditions": [{"type": "Ready", "status": "True"}]}})
 }
 
+/// The Node the kubelet of `instance` (group `general`) registers now.
+pub fn registered_now(name: &str, instance: &str) -> Value {
+    let mut n = node(name, instance, "general");
+    n["metadata"]["creationTimestamp"] =
+        json!(humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string());
+    n
+}
+
 /// A running, ready pod on `node` controlled by `owner` (kind, name).
 pub fn running_pod(name: &str, node: &str, owner: Option<(&str, &str)>, labels: Value) -> Value {
     let mut pod = json!({"apiVersion": "v1", "kind": "Pod",

@@ -90,12 +90,14 @@ impl pb::explain_server::Explain for ExplainService {
         }
         if !view.drift.is_empty() {
             let eks = node.group.as_ref().and_then(|g| observed.obs.groups.get(g)).is_some_and(|g| g.updates_itself);
-            let then = match (eks, observed.guardrails.drift.replace) {
-                (true, _) => "EKS replaces a managed node group's nodes itself (UpdateNodegroupVersion)",
-                (false, true) => {
+            let dry_run = self.0.live.mode() == crate::engine::Mode::DryRun;
+            let then = match (eks, observed.guardrails.drift.replace, dry_run) {
+                (true, _, _) => "EKS replaces a managed node group's nodes itself (UpdateNodegroupVersion)",
+                (false, true, false) => {
                     "replaced in its turn (engine.guardrails.drift.replace), as the disruption budget allows"
                 }
-                (false, false) => "it stays: drift replacement is off (engine.guardrails.drift.replace)",
+                (false, true, true) => "dry-run: its replacement is recorded in its turn, and not done",
+                (false, false, _) => "it stays: drift replacement is off (engine.guardrails.drift.replace)",
             };
             facts.push(format!("drifted: {}; {then}", view.drift));
         }
