@@ -269,7 +269,7 @@ async fn a_node_an_operator_asks_to_replace_gets_its_replacement_before_its_pods
     tokio::time::sleep(Duration::from_secs(2)).await;
     let dry = ctl(&["replace", "node", "n0", "--reason", "kernel patch", "--dry-run"]);
     let said = String::from_utf8_lossy(&dry.stdout);
-    assert!(dry.status.success() && said.contains("dry-run") && said.contains("cordoned n0"), "{said}");
+    assert!(dry.status.success() && said.contains("dry-run") && said.contains("would cordon n0"), "{said}");
     assert_eq!(site.group().await.0, 1, "a dry run launches nothing");
     let n0 = site.standin.get("v1", "Node", "", "n0").unwrap();
     assert_ne!(n0["spec"]["unschedulable"], true, "a dry run cordons nothing: {n0}");

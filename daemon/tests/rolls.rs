@@ -273,7 +273,11 @@ async fn drifted_nodes_are_reported_and_once_drift_replacement_is_on_replaced_on
     }
     let rehearsed = records(&site.journal()).into_iter().find(would).unwrap();
     assert_eq!(rehearsed["result"]["result"], "dry-run", "{rehearsed}");
-    assert!(rehearsed["reason"].as_str().is_some_and(|r| r.starts_with("drifted (launched from ami-12c6146b")));
+    let reason = rehearsed["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.starts_with("drifted (launched from ami-12c6146b") && reason.contains("would cordon n0"),
+        "{reason}"
+    );
     let explained = said(&["explain", "node", "n0"]);
     assert!(explained.contains("dry-run: its replacement is recorded in its turn"), "{explained}");
     assert_eq!(site.group().await.0, 2, "a rehearsal launches nothing");

@@ -91,43 +91,8 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
                 result
             };
             raised.insert(group.clone(), size);
-            let replacement = if size > desired {
-                let latest = match self.hold_until(&warning, now) {
-                    until if until + self.margin_millis() >= warning.deadline_millis => format!(
-                        "{} s before the reclaim at the latest",
-                        self.config.guardrails.spot_eviction_margin.as_secs()
-                    ),
-                    until => {
-                        format!("for {} at the most", crate::duration::display(Duration::from_millis(until - now)))
-                    }
-                };
-                format!(
-                    "its replacement started at once ({group} {desired} -> {size}); its pods stay until the \
-                     replacement is Ready, {latest}"
-                )
-            } else if backing_off {
-                format!(
-                    "no replacement in {group}, which cannot launch now (backing off): its pods go where policies send them"
-                )
-            } else {
-                format!("no replacement: {group} is at its max-size {max}")
-            };
-            let due = std::time::Duration::from_secs(warning.deadline_millis.saturating_sub(now) / 1000);
-            let reason = match &warning.cause {
-                InterruptionCause::SpotReclaim => format!(
-                    "spot interruption warning for {} (reclaimed in {} s): cordoned {node}; {replacement}",
-                    warning.instance_id,
-                    due.as_secs(),
-                ),
-                asked @ (InterruptionCause::Asked { .. } | InterruptionCause::Drifted(_)) => {
-                    format!("{asked}: cordoned {node}; {replacement}")
-                }
-                scheduled => format!(
-                    "{scheduled} for {} (due in {}): cordoned {node}; {replacement}",
-                    warning.instance_id,
-                    crate::duration::display(due),
-                ),
-            };
+            let taken = Taken { node: &node, group: &group, desired, size, max, backing_off };
+            let reason = self.interruption_reason(&warning, &taken, result != ActionResult::DryRun, now);
             if matches!(result, ActionResult::Started | ActionResult::Done) {
                 self.cluster.announce(announce::interrupted(&node, &warning.cause, &reason)).await;
             }
@@ -172,6 +137,48 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
     fn hold_until(&self, warning: &Interruption, now: u64) -> u64 {
         let half_timeout = self.config.guardrails.drain_timeout.as_millis() as u64 / 2;
         warning.deadline_millis.saturating_sub(self.margin_millis()).min(now + half_timeout)
+    }
+
+    /// What a warning's decision record says: its cause, then what was done about its node,
+    /// or, when not `acted` (dry-run), what would have been.
+    fn interruption_reason(&self, warning: &Interruption, taken: &Taken<'_>, acted: bool, now: u64) -> String {
+        let Taken { node, group, desired, size, max, backing_off } = *taken;
+        let would = |done: &str, not_done: &str| if acted { done.to_string() } else { not_done.to_string() };
+        let replacement = if size > desired {
+            let latest = match self.hold_until(warning, now) {
+                until if until + self.margin_millis() >= warning.deadline_millis => format!(
+                    "{} s before the reclaim at the latest",
+                    self.config.guardrails.spot_eviction_margin.as_secs()
+                ),
+                until => format!("for {} at the most", crate::duration::display(Duration::from_millis(until - now))),
+            };
+            format!(
+                "its replacement {} at once ({group} {desired} -> {size}); its pods {} until the replacement is \
+                 Ready, {latest}",
+                would("started", "would start"),
+                would("stay", "would stay"),
+            )
+        } else if backing_off {
+            format!(
+                "no replacement in {group}, which cannot launch now (backing off): its pods {} where policies send them",
+                would("go", "would go"),
+            )
+        } else {
+            format!("no replacement: {group} is at its max-size {max}")
+        };
+        let taken = format!("{} {node}; {replacement}", would("cordoned", "would cordon"));
+        let due = Duration::from_secs(warning.deadline_millis.saturating_sub(now) / 1000);
+        match &warning.cause {
+            InterruptionCause::SpotReclaim => format!(
+                "spot interruption warning for {} (reclaimed in {} s): {taken}",
+                warning.instance_id,
+                due.as_secs(),
+            ),
+            asked @ (InterruptionCause::Asked { .. } | InterruptionCause::Drifted(_)) => format!("{asked}: {taken}"),
+            scheduled => {
+                format!("{scheduled} for {} (due in {}): {taken}", warning.instance_id, crate::duration::display(due))
+            }
+        }
     }
 
     /// Raises the group to `size` (if above `desired`) and marks the node for removal;
@@ -283,6 +290,17 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
             );
         }
     }
+}
+
+/// A warned node, its group and what its replacement did to the group's size.
+#[derive(Clone, Copy)]
+struct Taken<'a> {
+    node: &'a str,
+    group: &'a str,
+    desired: u32,
+    size: u32,
+    max: u32,
+    backing_off: bool,
 }
 
 /// A Ready, schedulable node of `group` that joined after `since` and is not already some

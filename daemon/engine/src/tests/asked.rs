@@ -164,7 +164,7 @@ fn a_paused_engine_or_a_standby_replica_refuses_the_request_and_dry_run_records_
     assert_eq!(tick_at(&mut engine, &faulty, NOW), Vec::<String>::new(), "dry-run changes nothing");
     let d = decision(decided);
     assert_eq!(d.result, ActionResult::DryRun);
-    assert!(d.reason.contains("its replacement started at once (web 4 -> 5)"), "what it would do: {}", d.reason);
+    assert!(d.reason.contains("its replacement would start at once (web 4 -> 5)"), "what it would do: {}", d.reason);
 }
 
 #[test]
@@ -176,7 +176,7 @@ fn a_replacement_asked_as_a_dry_run_is_recorded_as_one_and_changes_nothing_in_an
     assert_eq!(tick_at(&mut engine, &faulty, NOW), Vec::<String>::new(), "nothing done");
     let d = decision(decided);
     assert_eq!(d.result, ActionResult::DryRun);
-    assert!(d.reason.contains("cordoned w2; its replacement started at once (web 4 -> 5)"), "{}", d.reason);
+    assert!(d.reason.contains("would cordon w2; its replacement would start at once (web 4 -> 5)"), "{}", d.reason);
     assert!(engine.state.drains.is_empty());
     // Asked again for real, it is done.
     let (_, decided) = ask(&mut engine, "w2");

@@ -144,7 +144,9 @@ fn in_dry_run_a_drifted_node_is_recorded_as_a_would_be_replacement_and_nothing_i
     assert_eq!(records.len(), 1, "the same would-be replacement on two ticks is one record: {records:?}");
     assert_eq!(records[0].result, ActionResult::DryRun);
     assert_eq!(records[0].proposed, Action::RemoveNodes { nodes: vec!["w1".into()] });
-    assert!(records[0].reason.starts_with("drifted (launched from ami-old"), "{:?}", records[0].reason);
+    let reason = &records[0].reason;
+    assert!(reason.starts_with("drifted (launched from ami-old"), "{reason:?}");
+    assert!(reason.contains("would cordon w1; its replacement would start at once (web 2 -> 3)"), "{reason:?}");
     assert!(faulty.announced.lock().unwrap().is_empty(), "no Event says a node was taken");
 }
 
