@@ -1,5 +1,5 @@
-//! Drift against moto: the image and the instance types each Auto Scaling group launches
-//! now, against what each of its instances was launched from.
+//! Drift against moto: the image, instance types and template version each Auto Scaling group
+//! launches now, against what each of its instances was launched from.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benchmarks fail loudly
 

@@ -252,7 +252,10 @@ async fn drifted_nodes_are_reported_and_once_drift_replacement_is_on_replaced_on
     }
     let said = |args: &[&str]| String::from_utf8_lossy(&site.ctl(&control, args).stdout).into_owned();
     let summary = said(&["groups"]);
-    assert!(summary.contains("general: 2 node(s) of an image or instance type it no longer launches"), "{summary}");
+    assert!(
+        summary.contains("general: 2 drifted node(s): of an image, type or template version it no longer launches"),
+        "{summary}"
+    );
     let listed = said(&["groups", "--nodes"]);
     let why = "drifted: launched from ami-12c6146b; its group now launches ami-1234abcd";
     assert!(listed.contains(&format!("n0 {why}")) && listed.contains(&format!("n1 {why}")), "{listed}");

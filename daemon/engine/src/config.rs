@@ -127,8 +127,8 @@ impl Default for Guardrails {
     }
 }
 
-/// Nodes of a machine image (AMI) or instance type their group no longer launches, after a
-/// new launch template version, launch configuration or overrides ([`crate::drift`]), are
+/// Nodes of a machine image (AMI), instance type or launch template version their group no
+/// longer launches, after a new version, launch configuration or overrides ([`crate::drift`]), are
 /// always reported;
 /// with `replace` they are replaced as `ballast ctl replace group` replaces a group: oldest
 /// first, each successor launched before the node's pods are evicted, at most `at-once` of

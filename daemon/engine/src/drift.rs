@@ -3,10 +3,9 @@
 //! configuration; or of an instance type it no longer launches (a template's type changed,
 //! a mixed instances policy's overrides without it); or from a launch template version its
 //! group no longer launches (whatever changed in it: user data, security groups, ...).
-//! Always reported (`ballast ctl groups`,
-//! `ctl explain node`, `ballast_node_group_drifted_nodes`);
-//! replaced when `guardrails.drift.replace` is set ([`crate::config::DriftReplacement`]), the
-//! way a roll replaces a group ([`super::roll`]).
+//! Always reported (`ballast ctl groups`, `ctl explain node`,
+//! `ballast_node_group_drifted_nodes`); replaced when `guardrails.drift.replace` is set
+//! ([`crate::config::DriftReplacement`]), the way a roll replaces a group ([`super::roll`]).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

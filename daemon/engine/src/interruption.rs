@@ -166,17 +166,17 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
         } else {
             format!("no replacement: {group} is at its max-size {max}")
         };
-        let taken = format!("{} {node}; {replacement}", would("cordoned", "would cordon"));
+        let done = format!("{} {node}; {replacement}", would("cordoned", "would cordon"));
         let due = Duration::from_secs(warning.deadline_millis.saturating_sub(now) / 1000);
         match &warning.cause {
             InterruptionCause::SpotReclaim => format!(
-                "spot interruption warning for {} (reclaimed in {} s): {taken}",
+                "spot interruption warning for {} (reclaimed in {} s): {done}",
                 warning.instance_id,
                 due.as_secs(),
             ),
-            asked @ (InterruptionCause::Asked { .. } | InterruptionCause::Drifted(_)) => format!("{asked}: {taken}"),
+            asked @ (InterruptionCause::Asked { .. } | InterruptionCause::Drifted(_)) => format!("{asked}: {done}"),
             scheduled => {
-                format!("{scheduled} for {} (due in {}): {taken}", warning.instance_id, crate::duration::display(due))
+                format!("{scheduled} for {} (due in {}): {done}", warning.instance_id, crate::duration::display(due))
             }
         }
     }

@@ -56,7 +56,7 @@ pub struct NodeFacts {
     pub kept_by: Option<&'static str>,
     /// What runs on it; a drain evicts [`NodePods::evictable`].
     pub pods: Arc<NodePods>,
-    /// It runs an image, or is of an instance type, its group no longer launches.
+    /// It is of an image, instance type or template version its group no longer launches.
     pub drift: Option<crate::drift::Drift>,
 }
 

@@ -503,7 +503,7 @@ pub enum InterruptionCause {
     Scheduled(String),
     /// Someone asked for the node's replacement through the control API.
     Asked { caller: String, reason: String },
-    /// The node runs an image, or is of an instance type, its group no longer launches
+    /// The node is of an image, instance type or template version its group no longer launches
     /// ([`crate::drift`]).
     Drifted(crate::drift::Drift),
 }

@@ -239,7 +239,7 @@ fn register(r: &mut Registry, f: &Families) {
     );
     r.register(
         "node_group_drifted_nodes",
-        "A node group's nodes of a machine image or instance type it no longer launches (replaced when guardrails.drift.replace is set)",
+        "A node group's nodes of a machine image, instance type or launch template version it no longer launches (replaced when guardrails.drift.replace is set)",
         f.group_drifted.clone(),
     );
     r.register(

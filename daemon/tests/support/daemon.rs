@@ -5,38 +5,14 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 use aws_config::SdkConfig;
-use aws_sdk_autoscaling::types::{LaunchTemplateSpecification, Tag};
-use aws_sdk_ec2::types::{InstanceType, RequestLaunchTemplateData};
+use aws_sdk_ec2::types::InstanceType;
 use serde_json::Value;
 
 /// Group `name` of `instance_type` (min 0, max 10) tagged for cluster `e2e` as Cluster
 /// Autoscaler's discovery expects, with `desired` instances.
 pub async fn node_group(aws: &SdkConfig, name: &str, instance_type: InstanceType, desired: i32) {
-    let template = format!("{name}-lt");
-    aws_sdk_ec2::Client::new(aws)
-        .create_launch_template()
-        .launch_template_name(&template)
-        .launch_template_data(
-            RequestLaunchTemplateData::builder().image_id("ami-12c6146b").instance_type(instance_type).build(),
-        )
-        .send()
-        .await
-        .expect("launch template");
-    let mut create = aws_sdk_autoscaling::Client::new(aws)
-        .create_auto_scaling_group()
-        .auto_scaling_group_name(name)
-        .min_size(0)
-        .max_size(10)
-        .desired_capacity(desired)
-        .availability_zones("us-east-1a")
-        .launch_template(
-            LaunchTemplateSpecification::builder().launch_template_name(&template).version("$Latest").build(),
-        );
-    for (k, v) in [("k8s.io/cluster-autoscaler/enabled", "true"), ("k8s.io/cluster-autoscaler/e2e", "owned")] {
-        create =
-            create.tags(Tag::builder().key(k).value(v).resource_id(name).resource_type("auto-scaling-group").build());
-    }
-    create.send().await.expect("Auto Scaling group");
+    let tags = [("k8s.io/cluster-autoscaler/enabled", "true"), ("k8s.io/cluster-autoscaler/e2e", "owned")];
+    super::moto::template_group(aws, name, instance_type.as_str(), &tags, desired).await;
 }
 
 /// The daemon's configuration for cluster `e2e` against moto at `moto_url` (publishing its

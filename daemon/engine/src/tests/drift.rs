@@ -1,11 +1,10 @@
-//! Drifted nodes (of an image or instance type their group no longer launches): reported always,
+//! Drifted nodes (of an image, type or template version their group no longer launches): reported always,
 //! replaced only with `guardrails.drift.replace`, as a roll replaces them: oldest first,
 //! `at-once` per group, within the disruption budget, not while the group backs off, never a
 //! node that may not be disrupted.
 
 use super::roll::two_nodes;
 use super::*;
-use crate::DecisionRecord;
 use ballast_sdk::Action;
 
 /// `two_nodes` with group web launching `ami-new`, and `drifted` launched from `ami-old`.
@@ -26,13 +25,7 @@ fn drift_of(engine: &TestEngine, node: &str) -> Option<String> {
 }
 
 fn host_reasons(engine: &TestEngine) -> Vec<String> {
-    let records = engine.recorder().records();
-    records
-        .filter_map(|r| match r {
-            Record::Decision(d) if d.plugin == crate::HOST => Some(d.reason),
-            _ => None,
-        })
-        .collect()
+    host_decisions(engine).into_iter().map(|d| d.reason).collect()
 }
 
 #[test]
@@ -133,14 +126,7 @@ fn in_dry_run_a_drifted_node_is_recorded_as_a_would_be_replacement_and_nothing_i
     engine.set_mode(crate::Mode::DryRun);
     assert_eq!(tick_at(&mut engine, &faulty, NOW), Vec::<String>::new(), "dry-run replaces nothing");
     assert_eq!(tick_at(&mut engine, &faulty, NOW + 10_000), Vec::<String>::new());
-    let records: Vec<DecisionRecord> = engine
-        .recorder()
-        .records()
-        .filter_map(|r| match r {
-            Record::Decision(d) if d.plugin == crate::HOST => Some(d),
-            _ => None,
-        })
-        .collect();
+    let records = host_decisions(&engine);
     assert_eq!(records.len(), 1, "the same would-be replacement on two ticks is one record: {records:?}");
     assert_eq!(records[0].result, ActionResult::DryRun);
     assert_eq!(records[0].proposed, Action::RemoveNodes { nodes: vec!["w1".into()] });

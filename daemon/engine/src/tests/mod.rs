@@ -351,6 +351,15 @@ pub(super) fn join(world: &mut World, name: &str, joined: u64) {
 }
 
 /// Shows the engine the cluster and groups as `world` has them now, and forgets past calls.
+/// The decisions the host (`ballast`) recorded so far, oldest first.
+fn host_decisions(engine: &TestEngine) -> Vec<crate::record::DecisionRecord> {
+    let decisions = engine.recorder().records().filter_map(|r| match r {
+        Record::Decision(d) if d.plugin == crate::HOST => Some(d),
+        _ => None,
+    });
+    decisions.collect()
+}
+
 fn show(world: &World, faulty: &Faulty) {
     *faulty.view.lock().unwrap() = world.view();
     *faulty.groups.lock().unwrap() = world.groups.clone();

@@ -10,17 +10,6 @@ fn lost(world: &mut World, node: &str, minutes: u64) {
     node.unready_since_millis = Some(NOW - minutes * 60_000);
 }
 
-fn host_decisions(engine: &TestEngine) -> Vec<crate::record::DecisionRecord> {
-    engine
-        .recorder()
-        .records()
-        .filter_map(|r| match r {
-            Record::Decision(d) if d.plugin == crate::HOST => Some(d.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
 #[test]
 fn a_node_not_ready_for_twenty_minutes_is_replaced_once_with_its_groups_size_kept() {
     let mut world = World::default();

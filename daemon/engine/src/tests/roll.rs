@@ -78,14 +78,7 @@ fn a_group_is_replaced_oldest_node_first_one_at_a_time_each_replacement_launched
     let last = controls(&engine).pop().unwrap();
     assert_eq!(last.change, "replace group web: done, 2 replaced", "{last:?}");
     assert_eq!(last.reason, "asked by ops: AMI 2026.11");
-    let reasons: Vec<String> = engine
-        .recorder()
-        .records()
-        .filter_map(|r| match r {
-            Record::Decision(d) if d.plugin == crate::HOST => Some(d.reason),
-            _ => None,
-        })
-        .collect();
+    let reasons: Vec<String> = host_decisions(&engine).into_iter().map(|d| d.reason).collect();
     assert_eq!(reasons.len(), 2, "{reasons:?}");
     assert!(reasons[0].starts_with("replacement asked by ops (replace group web: AMI 2026.11): cordoned w1"));
 }

@@ -35,14 +35,7 @@ fn a_spot_warning_cordons_its_node_starts_the_replacement_and_evicts_once_the_re
     assert!(engine.state.drains.get("w2").is_some_and(|d| d.interrupted));
     let told = engine.state.cooldown("web", &engine.config.guardrails.cooldown);
     assert_eq!(told.last_scale_up_millis, Some(NOW), "the replacement is a growth the cooldowns count from");
-    let records: Vec<_> = engine
-        .recorder()
-        .records()
-        .filter_map(|r| match r {
-            Record::Decision(d) if d.plugin == crate::HOST => Some(d),
-            _ => None,
-        })
-        .collect();
+    let records = host_decisions(&engine);
     assert_eq!(records.len(), 1, "the unknown instance is not a decision: {records:?}");
     assert_eq!(records[0].result, ActionResult::Started);
     let reason = &records[0].reason;
@@ -87,14 +80,7 @@ fn a_scheduled_retirement_is_replaced_at_once_and_its_pods_move_once_the_replace
     let (faulty, mut engine) = engine(&world);
     faulty.interruptions.lock().unwrap().push(retirement("i-w2", NOW));
     assert_eq!(tick_at(&mut engine, &faulty, NOW), ["set web to 5", "mark w2"]);
-    let reason = engine
-        .recorder()
-        .records()
-        .find_map(|r| match r {
-            Record::Decision(d) if d.plugin == crate::HOST => Some(d.reason.clone()),
-            _ => None,
-        })
-        .unwrap();
+    let reason = host_decisions(&engine).remove(0).reason;
     assert!(
         reason
             .starts_with("scheduled change AWS_EC2_INSTANCE_RETIREMENT_SCHEDULED for i-w2 (due in 1day): cordoned w2"),

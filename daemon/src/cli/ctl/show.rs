@@ -164,7 +164,7 @@ pub fn groups(g: &pb::ListNodeGroupsResponse) -> String {
     for group in g.groups.iter().filter(|g| g.drifted_nodes > 0 && g.nodes.is_empty()) {
         let (id, n) = (&group.id, group.drifted_nodes);
         out.push_str(&format!(
-            "\n{id}: {n} node(s) of an image or instance type it no longer launches (--nodes names them)"
+            "\n{id}: {n} drifted node(s): of an image, type or template version it no longer launches (--nodes names them)"
         ));
     }
     let nodes: Vec<&pb::Node> = g.groups.iter().flat_map(|g| &g.nodes).collect();
