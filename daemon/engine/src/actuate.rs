@@ -214,7 +214,7 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
                     interrupted: mark.interrupted,
                     hold: mark.hold_until_millis.map(|until_millis| EvictionHold { until_millis }),
                     released_by: mark.released_by.clone(),
-                    cause: mark.cause.as_deref().and_then(InterruptionCause::removal_reason_named),
+                    cause: mark.cause.as_deref().and_then(|cause| known_cause(&node.name, cause)),
                 },
             );
             // The node that released this drain's hold replaces it: it releases no other.
@@ -355,4 +355,18 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
             tracing::warn!(group = %drain.group, %error, "cannot lower the group after an interrupted node died");
         }
     }
+}
+
+/// The removal reason a mark names, if this version knows it; one written by a later
+/// version is logged, naming it, and the removal is counted by what it evicts.
+fn known_cause(node: &str, cause: &str) -> Option<&'static str> {
+    let known = InterruptionCause::removal_reason_named(cause);
+    if known.is_none() {
+        tracing::warn!(
+            node,
+            cause,
+            "the removal mark's cause is not one this version knows; counted as empty or underutilized"
+        );
+    }
+    known
 }

@@ -385,12 +385,10 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
         } else {
             Vec::new()
         };
-        // Drift replacement runs in dry-run too, so its would-be replacements are recorded;
-        // a roll, asked for in enforce mode, does not advance in dry-run.
+        // Drift replacement runs in dry-run too, so its would-be replacements are recorded (a
+        // roll does not advance in dry-run: `rolling_interruptions`).
         let drifting = self.config.guardrails.drift.replace && drift::any(&groups);
-        let rolling = ((!self.state.rolls.is_empty() && self.config.mode == Mode::Enforce) || drifting)
-            && self.config.mode != Mode::Paused
-            && self.may_act();
+        let rolling = (!self.state.rolls.is_empty() || drifting) && self.config.mode != Mode::Paused && self.may_act();
         let mut obs = if warnings.is_empty() && self.asked_replacements.is_empty() && !rolling {
             self.observation(cluster, groups, pricing, now)
         } else {
