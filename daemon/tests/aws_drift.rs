@@ -5,9 +5,11 @@
 
 mod support;
 
+use std::time::Duration;
+
 use aws_sdk_autoscaling::types::{LaunchTemplateSpecification, Tag};
 use aws_sdk_ec2::types::{InstanceType as Ec2Type, RequestLaunchTemplateData};
-use ballast::aws::AwsCapacity;
+use ballast::aws::{AwsCapacity, AwsSettings};
 use ballast::engine::ports::{Capacity, GroupView};
 use support::moto::{Fault, Moto, Proxy, aws_settings, ca_tags, mixed_group, sdk_config, template_group};
 
@@ -165,6 +167,46 @@ async fn nodes_of_an_instance_type_their_group_no_longer_launches_have_drifted()
             "general launched as m5.large; its group now launches m5.xlarge",
         ]
     );
+}
+
+/// A group's launch template is read once for its instance types and its image, and kept for
+/// `image-ttl` (an hour here): a new version of another type is what the group's new nodes are
+/// priced and sized as from the observation in which a node launched from it shows up, not an
+/// hour later, and drift judges by that same reading.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_template_versions_type_is_priced_once_a_node_of_it_shows() {
+    let moto = Moto::start().await;
+    let config = sdk_config(&moto.url).await;
+    template_group(&config, "general", "m5.large", &ca_tags(), 1).await;
+    let settings = AwsSettings { image_ttl: Duration::from_secs(3600), ..aws_settings() };
+    let capacity = AwsCapacity::from_config(&config, settings).unwrap();
+    let read = |c: &AwsCapacity| {
+        let ops = c.calls_by_operation();
+        ops.iter().find(|(op, _)| op.name == "DescribeLaunchTemplateVersions").map_or(0, |(_, n)| n.calls)
+    };
+    let priced =
+        |groups: &[GroupView]| -> Vec<String> { groups[0].instance_types.iter().map(|t| t.name.clone()).collect() };
+    let judged = |groups: &[GroupView]| {
+        groups[0].launched_types.as_ref().map(|t| t.iter().map(|t| t.to_string()).collect::<Vec<_>>())
+    };
+    let groups = capacity.node_groups().await.unwrap();
+    assert_eq!(priced(&groups), ["m5.large"]);
+    assert_eq!(read(&capacity), 1, "one reading for the types and the image");
+
+    let ec2 = aws_sdk_ec2::Client::new(&config);
+    let data = RequestLaunchTemplateData::builder().image_id("ami-12c6146b").instance_type(Ec2Type::M5Xlarge).build();
+    let new = ec2.create_launch_template_version().launch_template_name("general-lt").source_version("1");
+    new.launch_template_data(data).send().await.unwrap();
+    ec2.modify_launch_template().launch_template_name("general-lt").default_version("2").send().await.unwrap();
+    let groups = capacity.node_groups().await.unwrap();
+    assert_eq!((priced(&groups), read(&capacity)), (vec!["m5.large".to_string()], 1), "kept: no node shows it yet");
+
+    let asg = aws_sdk_autoscaling::Client::new(&config);
+    asg.set_desired_capacity().auto_scaling_group_name("general").desired_capacity(2).send().await.unwrap();
+    let groups = capacity.node_groups().await.unwrap();
+    assert_eq!(priced(&groups), ["m5.xlarge"], "read again in the observation the new node shows up in");
+    assert_eq!(judged(&groups), Some(vec!["m5.xlarge".to_string()]), "drift's reading is the same");
+    assert_eq!(read(&capacity), 2);
 }
 
 /// Without the instances' template versions (DescribeInstances refused: a permission

@@ -32,6 +32,20 @@ fn lifecycle(state: Option<&LifecycleState>) -> InstanceLifecycle {
     }
 }
 
+/// A group's instances as described; their images and template versions are read with
+/// DescribeInstances once the views are made ([`super::images`]).
+fn instance_views(group: &AutoScalingGroup) -> Vec<InstanceView> {
+    let view = |i: &aws_sdk_autoscaling::types::Instance| InstanceView {
+        id: i.instance_id().unwrap_or_default().to_string(),
+        zone: i.availability_zone().unwrap_or_default().to_string(),
+        instance_type: i.instance_type().unwrap_or_default().to_string(),
+        lifecycle: lifecycle(i.lifecycle_state()),
+        image: None,
+        template: None,
+    };
+    group.instances().iter().map(view).collect()
+}
+
 fn tagged_for(group: &AutoScalingGroup, cluster: &str) -> bool {
     let has = |key: &str| group.tags().iter().any(|t| t.key() == Some(key));
     let ballast = group.tags().iter().any(|t| t.key() == Some(BALLAST_CLUSTER_TAG) && t.value() == Some(cluster));
@@ -89,30 +103,17 @@ impl AwsCapacity {
         Ok(found.into_values().collect())
     }
 
-    /// Instance type names a launch template or configuration names, cached.
+    /// Instance type names a group's launch source names: a mixed instances policy's
+    /// overrides, or the type of its launch template version or launch configuration, read
+    /// with its image for drift ([`Self::launch`], kept for `image-ttl`).
     async fn launch_types(&self, source: &LaunchSource) -> AdapterResult<Vec<String>> {
-        let key = format!("{source:?}");
-        if let Some(types) = self.inner.launch_types.lock().await.get(&key) {
-            return Ok(types);
-        }
-        let types = match source {
+        Ok(match source {
             LaunchSource::Types(types) => types.clone(),
-            LaunchSource::Template { .. } => self
-                .template_versions(source)
-                .await?
-                .iter()
-                .filter_map(|v| v.launch_template_data()?.instance_type().map(|t| t.as_str().to_string()))
-                .collect(),
-            LaunchSource::LaunchConfiguration(name) => self
-                .launch_configuration(name)
-                .await?
-                .and_then(|c| c.instance_type().map(str::to_string))
-                .into_iter()
-                .collect(),
+            LaunchSource::Template { .. } | LaunchSource::LaunchConfiguration(_) => {
+                self.launch(source).await?.and_then(|l| Some(l.instance_type()?.to_string())).into_iter().collect()
+            }
             LaunchSource::Unknown => Vec::new(),
-        };
-        self.inner.launch_types.lock().await.insert(key, types.clone());
-        Ok(types)
+        })
     }
 
     /// A launch template's version, with what it holds (DescribeLaunchTemplateVersions, with
@@ -224,6 +225,31 @@ impl AwsCapacity {
             .max_by_key(|f| f.at_millis)
     }
 
+    /// The types named, in order, each with its capacity (the group's resource tags applied)
+    /// and its price: on-demand, or spot in a spot group where a spot price is known.
+    fn priced(
+        &self,
+        names: &[String],
+        facts: &BTreeMap<String, TypeFacts>,
+        spot: bool,
+        resources: &BTreeMap<String, String>,
+    ) -> Vec<InstanceType> {
+        let settings = &self.inner.settings;
+        let priced = |name: &String| {
+            let facts = facts.get(name)?;
+            let capacity = templates::with_resource_tags(facts.capacity(settings.max_pods), resources);
+            let (on_demand, _) = self.inner.prices.on_demand(name, facts.vcpus, facts.memory_mib as f64 / 1024.0);
+            let price = if spot { self.inner.prices.spot(name).unwrap_or(on_demand) } else { on_demand };
+            Some(InstanceType {
+                name: name.clone(),
+                capacity,
+                allocatable: ballast_engine::eks::allocatable(capacity),
+                price_per_hour: price,
+            })
+        };
+        names.iter().filter_map(priced).collect()
+    }
+
     /// A described group as the engine sees it, with its sizes already read.
     pub(super) async fn view(&self, group: &AutoScalingGroup, sizes: Sizes) -> AdapterResult<GroupView> {
         let settings = &self.inner.settings;
@@ -246,21 +272,7 @@ impl AwsCapacity {
         // What EKS managed node groups label their nodes with; a node-template tag wins.
         let capacity = if spot { CapacityType::Spot } else { CapacityType::OnDemand };
         labels.entry(CAPACITY_TYPE_LABEL.to_string()).or_insert_with(|| capacity.label().to_string());
-        let mut instance_types: Vec<InstanceType> = ordered
-            .iter()
-            .filter_map(|name| {
-                let facts = facts.get(name)?;
-                let capacity = templates::with_resource_tags(facts.capacity(settings.max_pods), &resources);
-                let (on_demand, _) = self.inner.prices.on_demand(name, facts.vcpus, facts.memory_mib as f64 / 1024.0);
-                let price = if spot { self.inner.prices.spot(name).unwrap_or(on_demand) } else { on_demand };
-                Some(InstanceType {
-                    name: name.clone(),
-                    capacity,
-                    allocatable: ballast_engine::eks::allocatable(capacity),
-                    price_per_hour: price,
-                })
-            })
-            .collect();
+        let mut instance_types = self.priced(&ordered, &facts, spot, &resources);
         // The first type is the one an on-demand group launches first (`launch_type`).
         if !spot && templates::on_demand_lowest_price(group) {
             instance_types.sort_by(|a, b| a.price_per_hour.total_cmp(&b.price_per_hour));
@@ -274,19 +286,7 @@ impl AwsCapacity {
             };
             node_labels::add_well_known(&mut labels, &node);
         }
-        let instances: Vec<InstanceView> = group
-            .instances()
-            .iter()
-            .map(|i| InstanceView {
-                id: i.instance_id().unwrap_or_default().to_string(),
-                zone: i.availability_zone().unwrap_or_default().to_string(),
-                instance_type: i.instance_type().unwrap_or_default().to_string(),
-                lifecycle: lifecycle(i.lifecycle_state()),
-                // Read with DescribeInstances once the views are made ([`super::images`]).
-                image: None,
-                template: None,
-            })
-            .collect();
+        let instances = instance_views(group);
         let desired = sizes.desired;
         let launched = instances.iter().filter(|i| i.lifecycle != InstanceLifecycle::Terminating).count() as u32;
         let last_launch_failure = if launched < desired { self.last_failure(&id).await } else { None };

@@ -1,17 +1,22 @@
-//! The machine images drift is judged by ([`ballast_engine::drift`]): the one each group
-//! launches now, read from its launch template version (`$Default`, `$Latest` or a number,
-//! aliases such as `resolve:ssm:` resolved) or its launch configuration and kept for
-//! `image-ttl`; and the one each instance was launched from, read once with DescribeInstances
-//! (an instance's image never changes), with the template version it came from.
+//! What each group launches and what each instance was launched from, for two readers: drift
+//! ([`ballast_engine::drift`]) and the instance types a group's view prices
+//! ([`super::groups`]).
 //!
-//! An instance launched since the group's image was read, from another version of its
-//! template (a later one, or an older default set back), means the template moved since:
-//! the group's image is read again at once, so that a node launched from the new image is
-//! never taken for drifted against the old one.
+//! A group's launch is read from its launch template version (`$Default`, `$Latest` or a
+//! number, aliases such as `resolve:ssm:` resolved) or its launch configuration, once for
+//! both readers ([`Launch`]: image, template version, instance type), and kept for
+//! `image-ttl`. Each instance's origin (its image and the template version it came from) is
+//! read once with DescribeInstances: an instance's image never changes.
 //!
-//! The instance types a group launches are read with its image (its template version's or
-//! launch configuration's type), or are its mixed instances policy's overrides, so that an
-//! instance of a type the group no longer launches has drifted too.
+//! An instance launched since the group's launch was read, from another version of its
+//! template (a later one, or an older default set back), means the template moved since: the
+//! reading is dropped before the views are made ([`AwsCapacity::read_origins`]), so the same
+//! observation reads it again. A node launched from the new version is never taken for
+//! drifted against the old one, and a new version's instance type is what the group's next
+//! nodes are priced and sized at from that observation on.
+//!
+//! The instance types drift judges by are the launch's, or a mixed instances policy's
+//! overrides, so that an instance of a type the group no longer launches has drifted too.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -30,8 +35,8 @@ const IDS_PER_CALL: usize = 200;
 const TEMPLATE_ID_TAG: &str = "aws:ec2launchtemplate:id";
 const TEMPLATE_VERSION_TAG: &str = "aws:ec2launchtemplate:version";
 
-/// An image, the launch template version it comes from (none for a launch configuration),
-/// and when: an instance's launch, a group's reading (Unix millis).
+/// Where an instance was launched from: its image, the launch template version (none for a
+/// launch configuration), and when (Unix millis).
 #[derive(Clone, Debug)]
 pub struct Origin {
     image: Arc<str>,
@@ -46,7 +51,7 @@ impl Origin {
     /// EC2 gives launch times to the second, so "since" starts a second before the reading;
     /// a wrong guess (clocks apart) costs one reading more, not a node, and an instance
     /// older than the new reading is never taken for a sign again.
-    fn shows_stale(&self, read: &Origin) -> bool {
+    fn shows_stale(&self, read: &Launch) -> bool {
         let (Some((id, version)), Some((read_id, read_version))) = (&self.template, &read.template) else {
             return false;
         };
@@ -54,21 +59,48 @@ impl Origin {
     }
 
     fn template_version(&self) -> Option<TemplateVersion> {
-        let (id, version) = self.template.as_ref()?;
-        Some(TemplateVersion { id: Arc::from(id.as_str()), version: *version })
+        template_version(self.template.as_ref())
     }
 }
 
-/// What a group launches, as read: its image (with its template version and the reading's
-/// time) and the instance type its template version or launch configuration names.
+fn template_version(template: Option<&(String, i64)>) -> Option<TemplateVersion> {
+    let (id, version) = template?;
+    Some(TemplateVersion { id: Arc::from(id.as_str()), version: *version })
+}
+
+/// What a group launches, as read from its launch template version or launch configuration:
+/// the image, the template version (none for a launch configuration), the instance type it
+/// names, and when it was read (Unix millis).
 #[derive(Clone, Debug)]
 pub struct Launch {
-    origin: Origin,
+    image: Option<Arc<str>>,
+    template: Option<(String, i64)>,
     instance_type: Option<Arc<str>>,
+    at_millis: u64,
+}
+
+impl Launch {
+    /// The instance type the launch names, if it names one.
+    pub fn instance_type(&self) -> Option<&str> {
+        self.instance_type.as_deref()
+    }
+}
+
+/// A source's launch as last read: kept for `image-ttl` either way, a failure so that drift
+/// asks again (and says so) once per `image-ttl`, not every tick.
+#[derive(Clone)]
+pub enum LaunchReading {
+    /// Read: `None` when the template version or launch configuration was not found.
+    Read(Option<Launch>),
+    Failed,
 }
 
 fn now_millis() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+fn key(source: &LaunchSource) -> String {
+    format!("{source:?}")
 }
 
 /// One instance as DescribeInstances tells it.
@@ -90,8 +122,51 @@ pub struct InstanceImages {
 }
 
 impl AwsCapacity {
-    /// Fills in the image each view's group launches and each of its instances runs, and the
-    /// instance types the group launches.
+    /// What `source` launches, read at most once per `image-ttl` for every reader.
+    ///
+    /// # Errors
+    /// The describe call's. A failure is not reused by this function: the next call reads
+    /// again (a group's instance types cannot wait `image-ttl`).
+    pub(super) async fn launch(&self, source: &LaunchSource) -> AdapterResult<Option<Launch>> {
+        if let Some(LaunchReading::Read(launch)) = self.inner.launches.lock().await.get(&key(source)) {
+            return Ok(launch);
+        }
+        let read = self.read_launch(source).await;
+        let reading = match &read {
+            Ok(launch) => LaunchReading::Read(launch.clone()),
+            Err(_) => LaunchReading::Failed,
+        };
+        self.inner.launches.lock().await.insert(key(source), reading);
+        read
+    }
+
+    /// Reads where each instance of `groups` was launched from (each instance once), and drops
+    /// a group's launch reading that an instance launched since shows stale, so the views
+    /// made next read it again.
+    ///
+    /// # Caveats
+    /// Best effort: an instance whose origin cannot be read shows nothing, and its group's
+    /// reading stands until `image-ttl` ends.
+    pub(super) async fn read_origins(&self, groups: &[AutoScalingGroup]) {
+        let judged = |group: &&AutoScalingGroup| templates::image_source(group) != LaunchSource::Unknown;
+        let ids: Vec<&str> =
+            groups.iter().filter(judged).flat_map(|g| g.instances().iter().filter_map(|i| i.instance_id())).collect();
+        let mut images = self.inner.instance_images.lock().await;
+        self.read_instance_images(&ids, &mut images).await;
+        let mut launches = self.inner.launches.lock().await;
+        for group in groups.iter().filter(judged) {
+            let key = key(&templates::image_source(group));
+            let Some(LaunchReading::Read(Some(read))) = launches.get(&key) else { continue };
+            let origins = group.instances().iter().filter_map(|i| images.known.get(i.instance_id()?));
+            if origins.into_iter().any(|origin| origin.shows_stale(&read)) {
+                launches.remove(&key);
+            }
+        }
+    }
+
+    /// Fills in the image each view's group launches and each of its instances runs, the
+    /// template version of each, and the instance types the group launches, from the
+    /// readings [`Self::read_origins`] and the views left.
     ///
     /// # Caveats
     /// Best effort: an image that cannot be read is left unknown (and logged), so drift is
@@ -101,82 +176,68 @@ impl AwsCapacity {
         let mut launches = Vec::with_capacity(views.len());
         for view in views.iter() {
             launches.push(match group_of(view) {
-                Some(group) => self.launch_image(group, false).await,
+                Some(group) => self.launch_for_drift(group).await,
                 None => None,
             });
         }
-        let ids: Vec<&str> = views
-            .iter()
-            .zip(&launches)
-            .filter(|(_, launch)| launch.is_some())
-            .flat_map(|(v, _)| v.instances.iter().map(|i| i.id.as_str()))
-            .collect();
-        let mut images = self.inner.instance_images.lock().await;
-        self.read_instance_images(&ids, &mut images).await;
-        for (view, mut launch) in views.iter_mut().zip(launches) {
+        let images = self.inner.instance_images.lock().await;
+        for (view, launch) in views.iter_mut().zip(launches) {
             let origin = |id: &str| images.known.get(id);
-            let stale =
-                |read: &Origin| view.instances.iter().any(|i| origin(&i.id).is_some_and(|o| o.shows_stale(read)));
-            let group = group_of(view);
-            if let (Some(read), Some(group)) = (&launch, group)
-                && stale(&read.origin)
-            {
-                launch = self.launch_image(group, true).await;
-            }
             // A type read with the image is trusted only while every instance's version is
-            // known: one launched from a version the reading predates would re-read it above.
+            // known: one launched from a version the reading predates would have had it read
+            // again ([`Self::read_origins`]).
             let all_known = view.instances.iter().all(|i| origin(&i.id).is_some());
-            view.launched_types = match group.map(templates::types_source) {
+            view.launched_types = match group_of(view).map(templates::types_source) {
                 Some(TypesSource::Listed(types)) => Some(types.into_iter().map(Arc::from).collect()),
                 Some(TypesSource::FromLaunch) if all_known => {
                     launch.as_ref().and_then(|l| Some(vec![l.instance_type.clone()?]))
                 }
                 Some(TypesSource::FromLaunch | TypesSource::Unknown) | None => None,
             };
-            view.template = launch.as_ref().and_then(|l| l.origin.template_version());
-            view.image = launch.map(|l| l.origin.image);
+            view.template = launch.as_ref().and_then(|l| template_version(l.template.as_ref()));
+            view.image = launch.and_then(|l| l.image);
             for instance in &mut view.instances {
-                let origin = images.known.get(&instance.id);
+                let origin = origin(&instance.id);
                 instance.image = origin.map(|o| o.image.clone());
                 instance.template = origin.and_then(Origin::template_version);
             }
         }
     }
 
-    /// The image (and type) `group` launches now, kept for `image-ttl` unless `again`.
-    async fn launch_image(&self, group: &AutoScalingGroup, again: bool) -> Option<Launch> {
+    /// What `group` launches, for drift: a failure is logged once per `image-ttl`, and judges
+    /// nothing meanwhile.
+    async fn launch_for_drift(&self, group: &AutoScalingGroup) -> Option<Launch> {
         let source = templates::image_source(group);
-        let key = format!("{source:?}");
-        if !again && let Some(origin) = self.inner.launch_images.lock().await.get(&key) {
-            return origin;
+        if source == LaunchSource::Unknown
+            || matches!(self.inner.launches.lock().await.get(&key(&source)), Some(LaunchReading::Failed))
+        {
+            return None;
         }
-        let origin = match self.read_launch_image(&source).await {
-            Ok(origin) => origin,
-            Err(error) => {
-                let group = group.auto_scaling_group_name().unwrap_or_default();
-                tracing::warn!(group, %error, "cannot read the image the group launches: its nodes' drift is not judged");
-                None
-            }
-        };
-        self.inner.launch_images.lock().await.insert(key, origin.clone());
-        origin
+        self.launch(&source).await.unwrap_or_else(|error| {
+            let group = group.auto_scaling_group_name().unwrap_or_default();
+            tracing::warn!(group, %error, "cannot read the image the group launches: its nodes' drift is not judged");
+            None
+        })
     }
 
-    async fn read_launch_image(&self, source: &LaunchSource) -> AdapterResult<Option<Launch>> {
+    async fn read_launch(&self, source: &LaunchSource) -> AdapterResult<Option<Launch>> {
+        let at_millis = now_millis();
         Ok(match source {
             LaunchSource::Template { .. } => self.template_versions(source).await?.iter().find_map(|version| {
                 let data = version.launch_template_data()?;
-                let template = version.launch_template_id().map(str::to_string).zip(version.version_number());
-                let origin = Origin { image: Arc::from(data.image_id()?), template, at_millis: now_millis() };
-                Some(Launch { origin, instance_type: data.instance_type().map(|t| Arc::from(t.as_str())) })
-            }),
-            LaunchSource::LaunchConfiguration(name) => {
-                let configuration = self.launch_configuration(name).await?;
-                configuration.as_ref().and_then(|c| {
-                    let origin = Origin { image: Arc::from(c.image_id()?), template: None, at_millis: now_millis() };
-                    Some(Launch { origin, instance_type: c.instance_type().map(Arc::from) })
+                Some(Launch {
+                    image: data.image_id().map(Arc::from),
+                    template: version.launch_template_id().map(str::to_string).zip(version.version_number()),
+                    instance_type: data.instance_type().map(|t| Arc::from(t.as_str())),
+                    at_millis,
                 })
-            }
+            }),
+            LaunchSource::LaunchConfiguration(name) => self.launch_configuration(name).await?.map(|c| Launch {
+                image: c.image_id().map(Arc::from),
+                template: None,
+                instance_type: c.instance_type().map(Arc::from),
+                at_millis,
+            }),
             LaunchSource::Types(_) | LaunchSource::Unknown => None,
         })
     }
@@ -245,7 +306,12 @@ mod tests {
             template: Some(("lt-1".into(), version)),
             at_millis,
         };
-        let read = origin(2, 10_000);
+        let read = Launch {
+            image: Some(Arc::from("ami-1")),
+            template: Some(("lt-1".into(), 2)),
+            instance_type: None,
+            at_millis: 10_000,
+        };
         assert!(origin(3, 10_500).shows_stale(&read), "a later version, launched since");
         assert!(origin(1, 12_000).shows_stale(&read), "a default set back");
         assert!(origin(3, 9_500).shows_stale(&read), "launch times are cut to the second");

@@ -58,8 +58,8 @@ struct Inner {
     limit: calls::RateLimit,
     stats: Arc<CallStats>,
     types: Mutex<TtlCache<TypeFacts>>,
-    launch_types: Mutex<TtlCache<Vec<String>>>,
-    launch_images: Mutex<TtlCache<Option<images::Launch>>>,
+    /// What each launch template version or launch configuration launches, for `image-ttl`.
+    launches: Mutex<TtlCache<images::LaunchReading>>,
     instance_images: Mutex<images::InstanceImages>,
     prices: prices::Prices,
     spot_read: Mutex<TtlCache<()>>,
@@ -174,8 +174,7 @@ impl AwsCapacity {
             inner: Arc::new(Inner {
                 limit: calls::RateLimit::per_second(settings.max_calls_per_second),
                 types: Mutex::new(TtlCache::new(settings.template_ttl)),
-                launch_types: Mutex::new(TtlCache::new(settings.template_ttl)),
-                launch_images: Mutex::new(TtlCache::new(settings.image_ttl)),
+                launches: Mutex::new(TtlCache::new(settings.image_ttl)),
                 instance_images: Mutex::new(images::InstanceImages::default()),
                 spot_read: Mutex::new(TtlCache::new(settings.price_ttl)),
                 prices: prices::Prices::new(settings.on_demand_prices.clone()),
@@ -303,6 +302,7 @@ impl AwsCapacity {
 impl Capacity for AwsCapacity {
     async fn node_groups(&self) -> AdapterResult<Vec<GroupView>> {
         let groups = self.describe_groups(None).await?;
+        self.read_origins(&groups).await;
         let mut views = Vec::with_capacity(groups.len());
         for group in &groups {
             match templates::unweighted(group).and_then(|()| groups::Sizes::of(group)) {

@@ -28,9 +28,11 @@ pub struct AwsSettings {
     /// How long spot prices are kept before being read again.
     #[serde(with = "ballast_engine::duration")]
     pub price_ttl: Duration,
-    /// How long the machine image a group launches (its launch template version's, or its
-    /// launch configuration's) is kept before being read again: how soon a new one is seen
-    /// and the nodes running the old one count as drifted.
+    /// How long what a group launches (its launch template version's, or its launch
+    /// configuration's, image and instance type) is kept before being read again: how soon a
+    /// new one is seen, new nodes are priced and sized as its type, and the nodes of the old
+    /// one count as drifted. Read again at once when a node launched from another version
+    /// of the template turns up.
     #[serde(with = "ballast_engine::duration")]
     pub image_ttl: Duration,
     /// Max pods per node when not worked out from the instance type's ENI limits (for

@@ -1,7 +1,8 @@
 //! What a new node of a group will be, known before any exists (scale from zero): the group's
-//! instance types from its launch template, launch configuration or mixed instances policy,
-//! their capacity from DescribeInstanceTypes (cached for `template-ttl`), and the labels and
-//! taints Cluster Autoscaler's node-template tags declare.
+//! instance types from its launch template or launch configuration (read with its image,
+//! [`super::images`], for `image-ttl`) or its mixed instances policy, their capacity from
+//! DescribeInstanceTypes (cached for `template-ttl`), and the labels and taints Cluster
+//! Autoscaler's node-template tags declare.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
@@ -61,6 +62,10 @@ impl<V: Clone> TtlCache<V> {
 
     pub fn insert(&mut self, key: String, value: V) {
         self.entries.insert(key, (Instant::now(), value));
+    }
+
+    pub fn remove(&mut self, key: &str) {
+        self.entries.remove(key);
     }
 }
 
