@@ -12,7 +12,7 @@ use ballast_sdk::{Action, WorkloadRef};
 
 use super::announce;
 use super::failure::{Disposition, Step, disposition};
-use super::observe::Observation;
+use super::observe::{NodeFacts, Observation};
 use super::policies::Policies;
 use super::ports::{Capacity, Cluster, ClusterView, Eviction, InterruptionCause, RemovalMark};
 use super::record::{ActionResult, Record, RemovalOutcome, RemovalRecord};
@@ -246,7 +246,6 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
     /// Moves every drain one step: evict what is left, terminate what is empty, abandon what
     /// took too long.
     pub(super) async fn advance_drains(&mut self, obs: &Observation, now: u64, tick: u64) {
-        let timeout = self.config.guardrails.drain_timeout.as_millis() as u64;
         for node in self.release_held_evictions(obs, now) {
             self.note_release(&node).await;
         }
@@ -256,94 +255,116 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
                 return;
             }
             let Some(drain) = self.state.drains.get(&node).cloned() else { continue };
-            let facts = obs.nodes.get(node.as_str());
-            let outcome = match facts {
-                None if drain.interrupted => {
-                    self.undo_replacement(obs, &drain).await;
-                    Some(RemovalOutcome::Completed { evicted: drain.evicted })
-                }
-                None => Some(RemovalOutcome::Completed { evicted: drain.evicted }),
-                Some(facts) if facts.pods.evictable_count() == 0 => {
-                    let terminated = self.capacity.terminate_instance(&drain.group, &drain.instance_id).await;
-                    match terminated.map_err(|e| self.failed(Step::Terminate, &e)) {
-                        Ok(()) | Err(Disposition::AlreadyDone) => {
-                            Some(RemovalOutcome::Completed { evicted: drain.evicted })
-                        }
-                        Err(Disposition::Retry(error)) => {
-                            tracing::info!(%node, %error, "termination throttled; retried next tick");
-                            None
-                        }
-                        Err(error) if now.saturating_sub(drain.started_at) >= timeout => {
-                            Some(RemovalOutcome::Abandoned { why: format!("cannot terminate: {error}") })
-                        }
-                        Err(error) => {
-                            tracing::warn!(%node, %error, "cannot terminate the drained node's instance; will retry");
-                            None
-                        }
-                    }
-                }
-                Some(_) if now.saturating_sub(drain.started_at) >= timeout => {
-                    let left = facts.map_or(0, |f| f.pods.evictable_count());
-                    let cleared = self.cluster.clear_removal(&node).await;
-                    match cleared.map_err(|e| self.failed(Step::Clear, &e)) {
-                        Ok(()) | Err(Disposition::AlreadyDone) => {}
-                        Err(error) => {
-                            // The mark stays, so the next tick (or the next leader) tries again.
-                            tracing::warn!(%node, %error, "cannot uncordon an abandoned drain; will retry");
-                            continue;
-                        }
-                    }
-                    Some(RemovalOutcome::Abandoned {
-                        why: format!(
-                            "{left} pod(s) still on the node after {}",
-                            crate::duration::display(self.config.guardrails.drain_timeout)
-                        ),
-                    })
-                }
-                Some(_) if drain.hold.is_some() => None,
-                Some(facts) => {
-                    let mut evicted = 0;
-                    for (namespace, pod) in facts.pods.evictable() {
-                        match self.cluster.evict(namespace, pod).await {
-                            Ok(Eviction::Evicted) => {
-                                evicted += 1;
-                                self.cluster.announce(announce::evicted(namespace, pod, &node)).await;
-                            }
-                            Ok(Eviction::Gone) => {}
-                            Ok(Eviction::Blocked { reason }) => {
-                                tracing::debug!(%node, %namespace, %pod, %reason, "eviction refused; will retry")
-                            }
-                            Err(error) => match self.failed(Step::Evict, &error) {
-                                Disposition::AlreadyDone => {}
-                                other => {
-                                    tracing::warn!(%node, %namespace, %pod, error = %other, "eviction failed; retried next tick")
-                                }
-                            },
-                        }
-                    }
-                    if let Some(d) = self.state.drains.get_mut(&node) {
-                        d.evicted += evicted;
-                    }
-                    None
-                }
-            };
-            if let Some(outcome) = outcome {
-                self.state.drains.remove(&node);
-                if matches!(outcome, RemovalOutcome::Completed { .. }) {
-                    self.state.removed.insert(node.clone());
-                }
-                self.cluster.announce(announce::removal(&node, &drain.group, &outcome)).await;
-                self.recorder.record(Record::Removal(RemovalRecord {
-                    tick,
-                    at_millis: now,
-                    node: node.clone(),
-                    group: drain.group.clone(),
-                    started_tick: drain.started_tick,
-                    outcome,
-                    cause: drain.cause.map(str::to_string),
-                }));
+            if let Some(outcome) = self.advance_drain(&node, &drain, obs, now).await {
+                self.end_drain(&node, &drain, outcome, now, tick).await;
             }
         }
+    }
+
+    /// One step of one drain; its outcome once it has ended.
+    async fn advance_drain(
+        &mut self,
+        node: &str,
+        drain: &Drain,
+        obs: &Observation,
+        now: u64,
+    ) -> Option<RemovalOutcome> {
+        let timed_out = now.saturating_sub(drain.started_at) >= self.config.guardrails.drain_timeout.as_millis() as u64;
+        match obs.nodes.get(node) {
+            None if drain.interrupted => {
+                self.undo_replacement(obs, drain).await;
+                Some(RemovalOutcome::Completed { evicted: drain.evicted })
+            }
+            None => Some(RemovalOutcome::Completed { evicted: drain.evicted }),
+            Some(facts) if facts.pods.evictable_count() == 0 => self.terminate_drained(node, drain, timed_out).await,
+            Some(facts) if timed_out => self.abandon_drain(node, facts.pods.evictable_count()).await,
+            Some(_) if drain.hold.is_some() => None,
+            Some(facts) => {
+                let evicted = self.evict_all(node, facts).await;
+                if let Some(d) = self.state.drains.get_mut(node) {
+                    d.evicted += evicted;
+                }
+                None
+            }
+        }
+    }
+
+    /// Terminates a drained node's instance with a decrement of its group: completed once
+    /// done (or found done), abandoned when it keeps failing past the drain timeout.
+    async fn terminate_drained(&mut self, node: &str, drain: &Drain, timed_out: bool) -> Option<RemovalOutcome> {
+        let terminated = self.capacity.terminate_instance(&drain.group, &drain.instance_id).await;
+        match terminated.map_err(|e| self.failed(Step::Terminate, &e)) {
+            Ok(()) | Err(Disposition::AlreadyDone) => Some(RemovalOutcome::Completed { evicted: drain.evicted }),
+            Err(Disposition::Retry(error)) => {
+                tracing::info!(%node, %error, "termination throttled; retried next tick");
+                None
+            }
+            Err(error) if timed_out => Some(RemovalOutcome::Abandoned { why: format!("cannot terminate: {error}") }),
+            Err(error) => {
+                tracing::warn!(%node, %error, "cannot terminate the drained node's instance; will retry");
+                None
+            }
+        }
+    }
+
+    /// Gives up a drain past its timeout with `left` pods still on the node: uncordoned and
+    /// its mark cleared, or left marked (and nothing ended) when that fails, so the next tick
+    /// (or the next leader) tries again.
+    async fn abandon_drain(&mut self, node: &str, left: usize) -> Option<RemovalOutcome> {
+        let cleared = self.cluster.clear_removal(node).await;
+        match cleared.map_err(|e| self.failed(Step::Clear, &e)) {
+            Ok(()) | Err(Disposition::AlreadyDone) => {}
+            Err(error) => {
+                tracing::warn!(%node, %error, "cannot uncordon an abandoned drain; will retry");
+                return None;
+            }
+        }
+        let timeout = crate::duration::display(self.config.guardrails.drain_timeout);
+        Some(RemovalOutcome::Abandoned { why: format!("{left} pod(s) still on the node after {timeout}") })
+    }
+
+    /// Asks the Eviction API to evict each evictable pod on the node; how many it evicted.
+    /// A refusal (a PodDisruptionBudget) or a failure is asked again next tick.
+    async fn evict_all(&mut self, node: &str, facts: &NodeFacts) -> u32 {
+        let mut evicted = 0;
+        for (namespace, pod) in facts.pods.evictable() {
+            match self.cluster.evict(namespace, pod).await {
+                Ok(Eviction::Evicted) => {
+                    evicted += 1;
+                    self.cluster.announce(announce::evicted(namespace, pod, node)).await;
+                }
+                Ok(Eviction::Gone) => {}
+                Ok(Eviction::Blocked { reason }) => {
+                    tracing::debug!(%node, %namespace, %pod, %reason, "eviction refused; will retry")
+                }
+                Err(error) => match self.failed(Step::Evict, &error) {
+                    Disposition::AlreadyDone => {}
+                    other => {
+                        tracing::warn!(%node, %namespace, %pod, error = %other, "eviction failed; retried next tick")
+                    }
+                },
+            }
+        }
+        evicted
+    }
+
+    /// A drain has ended: forgotten (a completed node remembered as removed), announced on
+    /// the node and recorded.
+    async fn end_drain(&mut self, node: &str, drain: &Drain, outcome: RemovalOutcome, now: u64, tick: u64) {
+        self.state.drains.remove(node);
+        if matches!(outcome, RemovalOutcome::Completed { .. }) {
+            self.state.removed.insert(node.to_string());
+        }
+        self.cluster.announce(announce::removal(node, &drain.group, &outcome)).await;
+        self.recorder.record(Record::Removal(RemovalRecord {
+            tick,
+            at_millis: now,
+            node: node.to_string(),
+            group: drain.group.clone(),
+            started_tick: drain.started_tick,
+            outcome,
+            cause: drain.cause.map(str::to_string),
+        }));
     }
 
     /// An interrupted instance died before its drain could terminate it with a decrement: the

@@ -6,6 +6,7 @@
 //! `ballast simulate`, and wasm plugins or plain Rust for policies.
 //!
 //! # Layout
+//! - `tick`: one tick, phase by phase, in the order above;
 //! - [`ports`]: the cluster, capacity and clock traits and what they return;
 //! - [`pods`]: pods counted by shape, kept by the adapters as pods change;
 //! - [`policies`]: the policies port (what a plugin host implements);
@@ -52,27 +53,22 @@ pub mod rule;
 pub mod schedule;
 pub mod series;
 pub mod state;
+mod tick;
 pub mod unplaceable;
 pub mod unreadable;
 pub mod window;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use ballast_sdk::SnapshotData;
-
 pub use config::{EngineConfig, Mode};
-use guard::{Guard, Plan};
-use observe::{Observation, ObserveContext};
+use guard::Plan;
 pub use ports::{Capacity, Clock, Cluster};
-use record::{
-    ActionResult, DecisionRecord, GroupSummary, GuardOutcome, PluginRun, Record, Recorder, SnapshotSummary, TickRecord,
-    Trigger,
-};
+use record::{ActionResult, DecisionRecord, GuardOutcome, Record, Recorder, Trigger};
 use schedule::TickSchedule;
 use state::EngineState;
 
-use policies::{Evaluation, Policies, Proposed};
+use policies::{Policies, Proposed};
 
 /// The name decisions of the host itself are recorded under.
 pub const HOST: &str = "ballast";
@@ -124,17 +120,6 @@ pub struct Engine<C, P, Q: Policies> {
     asked_answers: HashMap<String, asked::Answer>,
     /// The instances of this tick's asked replacements that are only to be described.
     asked_dry_runs: std::collections::HashSet<String>,
-}
-
-/// What the guardrails would make of shadow-mode proposals were they enforced: guarded after
-/// the enforced ones, as a plugin at the end of the chain would be.
-fn shadowed_outcomes(guard: &Guard<'_>, enforced: &[Proposed], shadowed: &[Proposed]) -> Vec<GuardOutcome> {
-    if shadowed.is_empty() {
-        return Vec::new();
-    }
-    let all: Vec<Proposed> = enforced.iter().chain(shadowed).cloned().collect();
-    let (_, mut outcomes) = guard.run(&all);
-    outcomes.split_off(enforced.len().min(outcomes.len()))
 }
 
 /// The record of what became of a plugin's proposal.
@@ -317,228 +302,6 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
             plugin_errors: outcome.plugin_errors,
             throttled_calls: self.throttled,
         });
-    }
-
-    /// What the views show, with what the engine remembers (back-offs, drains, cooldowns).
-    fn observation(
-        &self,
-        cluster: ports::ClusterView,
-        groups: Vec<ports::GroupView>,
-        pricing: ballast_sdk::FargatePricing,
-        now: u64,
-    ) -> Observation {
-        let state = &self.state;
-        let backoff = |g: &str| state.groups.get(g).is_some_and(|s| s.backing_off(now).is_some());
-        let being_removed = |n: &str| state.drains.contains_key(n);
-        let cooldown = |g: &str| state.cooldown(g, &self.config.guardrails.cooldown);
-        let cx = ObserveContext {
-            now_millis: now,
-            guardrails: &self.config.guardrails,
-            fargate: self.fargate,
-            fargate_pricing: pricing,
-            backoff: &backoff,
-            being_removed: &being_removed,
-            removals_under_way: state.drains.len(),
-            cooldown: &cooldown,
-            placement_cooldowns: state.placement_cooldowns(now, self.config.guardrails.cooldown.placement),
-            metrics: self.series.as_ref().map(series::SeriesStore::latest).unwrap_or_default(),
-        };
-        observe::observe(cluster, groups, &cx)
-    }
-
-    async fn run_tick(&mut self, now: u64, trigger: Trigger) -> TickOutcome {
-        self.tick += 1;
-        self.schedule.ticked(now);
-        let tick = self.tick;
-
-        let observed = async {
-            let cluster = self.cluster.observe().await?;
-            let groups = self.capacity.node_groups().await?;
-            let pricing = self.capacity.fargate_pricing().await?;
-            Ok::<_, ports::AdapterError>((cluster, groups, pricing))
-        }
-        .await;
-        let (cluster, groups, pricing) = match observed {
-            Ok(views) => views,
-            Err(error) => {
-                tracing::warn!(%error, "observation failed; nothing done this tick");
-                let message = error.to_string();
-                self.record_tick(now, trigger, SnapshotSummary::default(), &[], Some(message.clone()), false);
-                return TickOutcome { tick, error: Some(message), ..TickOutcome::default() };
-            }
-        };
-
-        if let Err(error) = self.lead_or_stand_by(now).await {
-            let message = error.to_string();
-            tracing::warn!(%message, "not leading until the last leader's handover is read");
-            self.record_tick(now, trigger, SnapshotSummary::default(), &[], Some(message.clone()), false);
-            return TickOutcome { tick, error: Some(message), ..TickOutcome::default() };
-        }
-        if self.config.mode == Mode::Enforce && self.may_act() {
-            self.adopt_marked(&cluster, now, tick).await;
-        }
-        // Spot warnings (and replacements asked for) are acted on before the snapshot policies
-        // see is final, so that it shows the replacements' growth (sizes, cooldowns) and the
-        // warned nodes draining.
-        let warnings = if self.config.mode != Mode::Paused && self.may_act() {
-            self.read_interruptions().await
-        } else {
-            Vec::new()
-        };
-        // Drift replacement runs in dry-run too, so its would-be replacements are recorded (a
-        // roll does not advance in dry-run: `rolling_interruptions`).
-        let drifting = self.config.guardrails.drift.replace && drift::any(&groups);
-        let rolling = (!self.state.rolls.is_empty() || drifting) && self.config.mode != Mode::Paused && self.may_act();
-        let mut obs = if warnings.is_empty() && self.asked_replacements.is_empty() && !rolling {
-            self.observation(cluster, groups, pricing, now)
-        } else {
-            let warned = self.observation(cluster.clone(), groups.clone(), pricing.clone(), now);
-            let mut warnings = warnings;
-            warnings.extend(self.asked_interruptions(&warned, now, tick));
-            if rolling {
-                warnings.extend(self.rolling_interruptions(&warned, now));
-            }
-            let raised = self.handle_interruptions(&warned, warnings, now, tick).await;
-            let mut groups = groups;
-            for group in &mut groups {
-                group.desired_size = raised.get(&group.id).copied().unwrap_or(group.desired_size);
-            }
-            self.observation(cluster, groups, pricing, now)
-        };
-        let watched = self.watch_provisioning(&mut obs, now);
-        let obs = Arc::new(obs);
-        let unplaceable = unplaceable::find(&obs.snapshot);
-        let summary =
-            SnapshotSummary { unplaceable_pods: unplaceable.len(), ..self.summary(&obs, now, &watched.delivered) };
-        let told = match self.config.mode {
-            Mode::Enforce if self.may_act() => unplaceable::announcements(&unplaceable, &mut self.told_unplaceable),
-            _ => Vec::new(),
-        };
-        self.live.set_leading(self.may_act(), now);
-        self.live.set_observed(live::Observed {
-            at_millis: now,
-            obs: obs.clone(),
-            state: self.state.clone(),
-            guardrails: self.config.guardrails.clone(),
-            unplaceable_pods: unplaceable.len(),
-        });
-
-        if self.config.mode == Mode::Paused {
-            self.record_tick(now, trigger, summary, &[], None, false);
-            return TickOutcome { tick, ..TickOutcome::default() };
-        }
-        if !self.may_act() {
-            self.record_tick(now, trigger, summary, &[], None, true);
-            return TickOutcome { tick, standby: true, ..TickOutcome::default() };
-        }
-
-        for announcement in told {
-            self.cluster.announce(announcement).await;
-        }
-        self.repair_unready(&obs, now, tick).await;
-        let Evaluation { proposals, calls } = self.policies.evaluate(obs.snapshot.clone()).await;
-        tracing::debug!(proposals = proposals.len(), "policies evaluated");
-        let runs: Vec<PluginRun> = calls.iter().map(PluginRun::from).collect();
-        self.record_tick(now, trigger, summary, &runs, None, false);
-        self.reset_failed_groups(watched.resets, now, tick).await;
-
-        let (proposals, shadowed): (Vec<_>, Vec<_>) = proposals.into_iter().partition(|p| !p.shadow);
-        let guard = Guard { obs: &obs, config: &self.config.guardrails, state: &self.state, now };
-        let (plan, outcomes) = guard.run(&proposals);
-        let shadow_outcomes = shadowed_outcomes(&guard, &proposals, &shadowed);
-        let mut outcome = TickOutcome {
-            tick,
-            proposed: proposals.len(),
-            plugin_errors: runs.iter().filter(|r| r.error.is_some()).count(),
-            ..TickOutcome::default()
-        };
-        for guard in &outcomes {
-            match guard {
-                GuardOutcome::Accepted => outcome.accepted += 1,
-                GuardOutcome::Changed { .. } => outcome.changed += 1,
-                GuardOutcome::Refused { .. } => outcome.refused += 1,
-            }
-        }
-
-        let results = match self.config.mode {
-            Mode::Enforce => self.actuate(&plan, &obs, now, tick).await,
-            _ => actuate::Results::default(),
-        };
-        for (proposal, guard) in proposals.iter().zip(outcomes) {
-            let result = match self.config.mode {
-                _ if matches!(guard, GuardOutcome::Refused { .. }) => ActionResult::NotApplied,
-                Mode::DryRun => ActionResult::DryRun,
-                _ => results.for_actions(&guard.applied(&proposal.decision.action)),
-            };
-            if matches!(result, ActionResult::Done | ActionResult::Started) {
-                for announcement in announce::applied(
-                    &proposal.plugin,
-                    &guard.applied(&proposal.decision.action),
-                    &proposal.decision.reason,
-                ) {
-                    self.cluster.announce(announcement).await;
-                }
-            }
-            self.recorder.record(decision_record(proposal, tick, now, guard, result));
-        }
-        for (proposal, guard) in shadowed.iter().zip(shadow_outcomes) {
-            let result = match guard {
-                GuardOutcome::Refused { .. } => ActionResult::NotApplied,
-                _ => ActionResult::Shadow,
-            };
-            self.recorder.record(decision_record(proposal, tick, now, guard, result));
-        }
-        if self.config.mode == Mode::Enforce {
-            self.advance_drains(&obs, now, tick).await;
-        }
-        outcome.plan = plan;
-        outcome
-    }
-
-    fn summary(&self, obs: &Observation, now: u64, delivered: &BTreeMap<String, Vec<u32>>) -> SnapshotSummary {
-        let s: &SnapshotData = &obs.snapshot;
-        SnapshotSummary {
-            nodes: s.nodes.len(),
-            ready_nodes: s.nodes.iter().filter(|n| n.ready).count(),
-            pending_pods: s.pending_pods.len(),
-            workloads: s.workloads.len(),
-            nodes_being_removed: self.state.drains.len(),
-            unplaceable_pods: 0,
-            groups: obs
-                .groups
-                .iter()
-                .map(|(id, g)| GroupSummary {
-                    id: id.clone(),
-                    min: g.min,
-                    max: g.max,
-                    desired: g.desired,
-                    ready: g.ready,
-                    backoff_until_millis: self.state.groups.get(id).and_then(|s| s.backing_off(now)).map(|b| b.until),
-                    delivered_seconds: delivered.get(id).cloned().unwrap_or_default(),
-                })
-                .collect(),
-        }
-    }
-
-    fn record_tick(
-        &mut self,
-        now: u64,
-        trigger: Trigger,
-        saw: SnapshotSummary,
-        plugins: &[PluginRun],
-        error: Option<String>,
-        standby: bool,
-    ) {
-        self.recorder.record(Record::Tick(TickRecord {
-            tick: self.tick,
-            at_millis: now,
-            mode: self.config.mode,
-            trigger,
-            error,
-            standby,
-            saw,
-            plugins: plugins.to_vec(),
-        }));
     }
 }
 

@@ -14,8 +14,8 @@ use ballast_sdk::{
 
 use super::config::Guardrails;
 use super::ports::{
-    ClusterView, GroupView, InstanceLifecycle, InstanceView, LaunchFailure, NodePods, PendingPodView, PodShape,
-    WorkloadView,
+    ClusterView, GroupView, InstanceLifecycle, InstanceView, LaunchFailure, NodePods, NodeView, PendingPodView,
+    PodShape, WorkloadView,
 };
 
 /// The id of the node group that stands for the cluster's Fargate profile.
@@ -94,164 +94,19 @@ pub struct ObserveContext<'a> {
 
 /// A node that is not Ready but was once: it stopped being Ready well after it registered
 /// (a node that never became Ready has been unready since about when it registered).
-pub fn was_ready_once(view: &super::ports::NodeView) -> bool {
+pub fn was_ready_once(view: &NodeView) -> bool {
     const BOOT_MS: u64 = 60_000;
     !view.ready && view.unready_since_millis.is_some_and(|since| since >= view.created_at_millis + BOOT_MS)
 }
 
+/// The snapshot and the facts behind it, from the views and what the engine remembers
+/// (`cx`): nodes with their removal blockers, then groups with their ready and lost nodes.
 pub fn observe(cluster: ClusterView, mut groups: Vec<GroupView>, cx: &ObserveContext<'_>) -> Observation {
     groups.sort_by(|a, b| a.id.cmp(&b.id));
-    let mut instance_group: HashMap<&str, (&GroupView, &InstanceView)> = HashMap::new();
-    for group in &groups {
-        for instance in &group.instances {
-            instance_group.insert(instance.id.as_str(), (group, instance));
-        }
-    }
-    let known: std::collections::HashSet<&str> = groups.iter().map(|g| g.id.as_str()).collect();
-    let budgets: HashMap<(&str, &str), u32> =
-        cluster.disruption_budgets.iter().map(|b| ((&*b.namespace, &*b.name), b.disruptions_allowed)).collect();
+    let seen = observe_nodes(&cluster, &groups, cx);
+    let GroupsSeen { node_groups, facts: group_facts } = observe_groups(&cluster, &groups, &seen, cx);
+    let NodesSeen { nodes, facts, unready, pods_on_nodes, .. } = seen;
     let pending: Vec<PendingPod> = cluster.pending.iter().map(|p| pending_pod(p, cx.now_millis)).collect();
-
-    let mut nodes = Vec::with_capacity(cluster.nodes.len());
-    let mut facts = HashMap::with_capacity(cluster.nodes.len());
-    let mut ready_in_group: HashMap<&str, u32> = HashMap::new();
-    let mut lost_in_group: HashMap<&str, u32> = HashMap::new();
-    let mut unready = 0;
-    let mut pods_on_nodes: HashMap<Arc<str>, Arc<NodePods>> = HashMap::new();
-    let window_hold = window_hold(&cluster, cx);
-    for view in &cluster.nodes {
-        let listed = view.instance_id.as_deref().and_then(|id| instance_group.get(id).copied());
-        let listed_in = listed.map(|(group, _)| group.id.as_str());
-        let group = if view.fargate {
-            Some(FARGATE_GROUP)
-        } else {
-            listed_in.or_else(|| view.group_label.as_deref().filter(|g| known.contains(g)))
-        };
-        if view.ready {
-            if let Some(g) = group {
-                *ready_in_group.entry(g).or_default() += 1;
-            }
-        } else {
-            unready += 1;
-            if let Some(g) = group.filter(|_| was_ready_once(view)) {
-                *lost_in_group.entry(g).or_default() += 1;
-            }
-        }
-        let pods = &view.pods;
-        let age_ms = cx.now_millis.saturating_sub(view.created_at_millis);
-        let min_age_ms = cx.guardrails.min_node_age.as_millis() as u64;
-        let blocker = if view.fargate {
-            Some("a Fargate node: it goes when its pod does".to_string())
-        } else if (cx.being_removed)(&view.name) {
-            Some("already being removed".to_string())
-        } else if let Some(annotation) = view.kept_by {
-            Some(format!("annotated {annotation}=true"))
-        } else if group.is_none() {
-            Some("not in a managed node group".to_string())
-        } else if let Some(window) = &window_hold {
-            Some(window.clone())
-        } else if age_ms < min_age_ms {
-            Some(format!(
-                "only {} old; nodes are kept at least {}",
-                crate::duration::display(std::time::Duration::from_millis(age_ms)),
-                crate::duration::display(cx.guardrails.min_node_age)
-            ))
-        } else {
-            node_blocker(pods, &budgets)
-        };
-        nodes.push(Node {
-            name: view.name.to_string(),
-            group: group.map(str::to_string),
-            instance_type: view.instance_type.clone(),
-            zone: view.zone.clone(),
-            allocatable: view.allocatable,
-            requested: pods.requested,
-            usage: view.usage,
-            ready: view.ready,
-            // The engine cordoned it, though the view may have been read just before.
-            cordoned: view.cordoned || (cx.being_removed)(&view.name),
-            age_seconds: age_ms / 1000,
-            pod_count: pods.count,
-            removal_blocker: blocker,
-        });
-        if !view.fargate {
-            pods_on_nodes.insert(view.name.clone(), pods.clone());
-        }
-        facts.insert(
-            view.name.clone(),
-            NodeFacts {
-                index: nodes.len() - 1,
-                group: group.map(str::to_string),
-                instance_id: view.instance_id.clone(),
-                listed: listed_in.is_some(),
-                unready_since: view.unready_since_millis.filter(|_| !view.ready),
-                lost: was_ready_once(view),
-                kept_by: view.kept_by,
-                pods: view.pods.clone(),
-                drift: listed.and_then(|(group, instance)| crate::drift::of(group, instance)),
-            },
-        );
-    }
-
-    let mut node_groups = Vec::with_capacity(groups.len() + 1);
-    let mut group_facts = BTreeMap::new();
-    for group in &groups {
-        let ready = ready_in_group.get(group.id.as_str()).copied().unwrap_or(0);
-        let instances = group.instances.iter().filter(|i| i.lifecycle != InstanceLifecycle::Terminating).count() as u32;
-        let offered_max = if (cx.backoff)(&group.id) { group.desired_size.min(group.max_size) } else { group.max_size };
-        node_groups.push(NodeGroup {
-            id: group.id.clone(),
-            kind: NodeGroupKind::Asg,
-            min_size: group.min_size,
-            max_size: offered_max,
-            desired_size: group.desired_size,
-            ready_nodes: ready,
-            instance_types: group.instance_types.clone(),
-            labels: group.labels.clone(),
-            taints: group.taints.clone(),
-            zones: group.zones.clone(),
-        });
-        group_facts.insert(
-            group.id.clone(),
-            GroupFacts {
-                kind: NodeGroupKind::Asg,
-                min: group.min_size,
-                max: group.max_size,
-                desired: group.desired_size,
-                instances,
-                ready,
-                lost: lost_in_group.get(group.id.as_str()).copied().unwrap_or(0),
-                updates_itself: group.updates_itself,
-            },
-        );
-    }
-    if cx.fargate {
-        let on_fargate = cluster.nodes.iter().filter(|n| n.fargate).count() as u32;
-        let ready = ready_in_group.get(FARGATE_GROUP).copied().unwrap_or(0);
-        node_groups.push(NodeGroup {
-            id: FARGATE_GROUP.to_string(),
-            kind: NodeGroupKind::Fargate,
-            min_size: 0,
-            max_size: u32::MAX,
-            desired_size: on_fargate,
-            ready_nodes: ready,
-            ..NodeGroup::default()
-        });
-        group_facts.insert(
-            FARGATE_GROUP.to_string(),
-            GroupFacts {
-                kind: NodeGroupKind::Fargate,
-                min: 0,
-                max: u32::MAX,
-                desired: on_fargate,
-                instances: on_fargate,
-                ready,
-                lost: 0,
-                updates_itself: false,
-            },
-        );
-    }
-
     let workloads = cluster.workloads.iter().map(workload).collect();
     let total_nodes = cluster.nodes.len();
     let mut scheduled_runs = cluster.scheduled_runs;
@@ -294,6 +149,198 @@ pub fn observe(cluster: ClusterView, mut groups: Vec<GroupView>, cx: &ObserveCon
             .filter_map(|g| g.last_launch_failure.clone().map(|f| (g.id.clone(), f)))
             .collect(),
     }
+}
+
+/// The nodes as the snapshot shows them and the facts behind each, with what the groups'
+/// counts need.
+struct NodesSeen<'a> {
+    nodes: Vec<Node>,
+    facts: HashMap<Arc<str>, NodeFacts>,
+    /// Ready nodes by group (Fargate's included).
+    ready_in_group: HashMap<&'a str, u32>,
+    /// Nodes that were Ready once and are not now, by group.
+    lost_in_group: HashMap<&'a str, u32>,
+    unready: usize,
+    pods_on_nodes: HashMap<Arc<str>, Arc<NodePods>>,
+}
+
+fn observe_nodes<'a>(cluster: &'a ClusterView, groups: &'a [GroupView], cx: &ObserveContext<'_>) -> NodesSeen<'a> {
+    let mut instance_group: HashMap<&str, (&GroupView, &InstanceView)> = HashMap::new();
+    for group in groups {
+        for instance in &group.instances {
+            instance_group.insert(instance.id.as_str(), (group, instance));
+        }
+    }
+    let known: std::collections::HashSet<&str> = groups.iter().map(|g| g.id.as_str()).collect();
+    let budgets: HashMap<(&str, &str), u32> =
+        cluster.disruption_budgets.iter().map(|b| ((&*b.namespace, &*b.name), b.disruptions_allowed)).collect();
+    let window_hold = window_hold(cluster, cx);
+    let mut seen = NodesSeen {
+        nodes: Vec::with_capacity(cluster.nodes.len()),
+        facts: HashMap::with_capacity(cluster.nodes.len()),
+        ready_in_group: HashMap::new(),
+        lost_in_group: HashMap::new(),
+        unready: 0,
+        pods_on_nodes: HashMap::new(),
+    };
+    for view in &cluster.nodes {
+        let listed = view.instance_id.as_deref().and_then(|id| instance_group.get(id).copied());
+        let listed_in = listed.map(|(group, _)| group.id.as_str());
+        let group = if view.fargate {
+            Some(FARGATE_GROUP)
+        } else {
+            listed_in.or_else(|| view.group_label.as_deref().filter(|g| known.contains(g)))
+        };
+        if view.ready {
+            if let Some(g) = group {
+                *seen.ready_in_group.entry(g).or_default() += 1;
+            }
+        } else {
+            seen.unready += 1;
+            if let Some(g) = group.filter(|_| was_ready_once(view)) {
+                *seen.lost_in_group.entry(g).or_default() += 1;
+            }
+        }
+        let blocker = removal_blocker(view, group, window_hold.as_deref(), &budgets, cx);
+        seen.nodes.push(snapshot_node(view, group, blocker, cx));
+        if !view.fargate {
+            seen.pods_on_nodes.insert(view.name.clone(), view.pods.clone());
+        }
+        let facts = NodeFacts {
+            index: seen.nodes.len() - 1,
+            group: group.map(str::to_string),
+            instance_id: view.instance_id.clone(),
+            listed: listed_in.is_some(),
+            unready_since: view.unready_since_millis.filter(|_| !view.ready),
+            lost: was_ready_once(view),
+            kept_by: view.kept_by,
+            pods: view.pods.clone(),
+            drift: listed.and_then(|(group, instance)| crate::drift::of(group, instance)),
+        };
+        seen.facts.insert(view.name.clone(), facts);
+    }
+    seen
+}
+
+/// Why a node may not be removed, the first reason that holds; none when it may.
+fn removal_blocker(
+    view: &NodeView,
+    group: Option<&str>,
+    window_hold: Option<&str>,
+    budgets: &HashMap<(&str, &str), u32>,
+    cx: &ObserveContext<'_>,
+) -> Option<String> {
+    let age_ms = cx.now_millis.saturating_sub(view.created_at_millis);
+    if view.fargate {
+        Some("a Fargate node: it goes when its pod does".to_string())
+    } else if (cx.being_removed)(&view.name) {
+        Some("already being removed".to_string())
+    } else if let Some(annotation) = view.kept_by {
+        Some(format!("annotated {annotation}=true"))
+    } else if group.is_none() {
+        Some("not in a managed node group".to_string())
+    } else if let Some(window) = window_hold {
+        Some(window.to_string())
+    } else if age_ms < cx.guardrails.min_node_age.as_millis() as u64 {
+        Some(format!(
+            "only {} old; nodes are kept at least {}",
+            crate::duration::display(std::time::Duration::from_millis(age_ms)),
+            crate::duration::display(cx.guardrails.min_node_age)
+        ))
+    } else {
+        node_blocker(&view.pods, budgets)
+    }
+}
+
+fn snapshot_node(
+    view: &NodeView,
+    group: Option<&str>,
+    removal_blocker: Option<String>,
+    cx: &ObserveContext<'_>,
+) -> Node {
+    Node {
+        name: view.name.to_string(),
+        group: group.map(str::to_string),
+        instance_type: view.instance_type.clone(),
+        zone: view.zone.clone(),
+        allocatable: view.allocatable,
+        requested: view.pods.requested,
+        usage: view.usage,
+        ready: view.ready,
+        // The engine cordoned it, though the view may have been read just before.
+        cordoned: view.cordoned || (cx.being_removed)(&view.name),
+        age_seconds: cx.now_millis.saturating_sub(view.created_at_millis) / 1000,
+        pod_count: view.pods.count,
+        removal_blocker,
+    }
+}
+
+/// The groups as the snapshot offers them to plugins, and the facts behind each.
+struct GroupsSeen {
+    node_groups: Vec<NodeGroup>,
+    facts: BTreeMap<String, GroupFacts>,
+}
+
+fn observe_groups(
+    cluster: &ClusterView,
+    groups: &[GroupView],
+    nodes: &NodesSeen<'_>,
+    cx: &ObserveContext<'_>,
+) -> GroupsSeen {
+    let mut seen = GroupsSeen { node_groups: Vec::with_capacity(groups.len() + 1), facts: BTreeMap::new() };
+    for group in groups {
+        let ready = nodes.ready_in_group.get(group.id.as_str()).copied().unwrap_or(0);
+        let instances = group.instances.iter().filter(|i| i.lifecycle != InstanceLifecycle::Terminating).count() as u32;
+        let offered_max = if (cx.backoff)(&group.id) { group.desired_size.min(group.max_size) } else { group.max_size };
+        seen.node_groups.push(NodeGroup {
+            id: group.id.clone(),
+            kind: NodeGroupKind::Asg,
+            min_size: group.min_size,
+            max_size: offered_max,
+            desired_size: group.desired_size,
+            ready_nodes: ready,
+            instance_types: group.instance_types.clone(),
+            labels: group.labels.clone(),
+            taints: group.taints.clone(),
+            zones: group.zones.clone(),
+        });
+        let facts = GroupFacts {
+            kind: NodeGroupKind::Asg,
+            min: group.min_size,
+            max: group.max_size,
+            desired: group.desired_size,
+            instances,
+            ready,
+            lost: nodes.lost_in_group.get(group.id.as_str()).copied().unwrap_or(0),
+            updates_itself: group.updates_itself,
+        };
+        seen.facts.insert(group.id.clone(), facts);
+    }
+    if cx.fargate {
+        let on_fargate = cluster.nodes.iter().filter(|n| n.fargate).count() as u32;
+        let ready = nodes.ready_in_group.get(FARGATE_GROUP).copied().unwrap_or(0);
+        seen.node_groups.push(NodeGroup {
+            id: FARGATE_GROUP.to_string(),
+            kind: NodeGroupKind::Fargate,
+            min_size: 0,
+            max_size: u32::MAX,
+            desired_size: on_fargate,
+            ready_nodes: ready,
+            ..NodeGroup::default()
+        });
+        let facts = GroupFacts {
+            kind: NodeGroupKind::Fargate,
+            min: 0,
+            max: u32::MAX,
+            desired: on_fargate,
+            instances: on_fargate,
+            ready,
+            lost: 0,
+            updates_itself: false,
+        };
+        seen.facts.insert(FARGATE_GROUP.to_string(), facts);
+    }
+    seen
 }
 
 /// What holds every node while the most restrictive disruption window open has no room

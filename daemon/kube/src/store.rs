@@ -10,23 +10,22 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
-use ballast_sdk::{HorizontalAutoscaler, Placement, Resources, WorkloadKind, WorkloadRef};
+use ballast_sdk::{HorizontalAutoscaler, Resources, WorkloadKind, WorkloadRef};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod, PodTemplateSpec};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 
 mod cron_jobs;
+mod view;
 
 use cron_jobs::CronEntry;
 
 use super::convert;
-use super::pod_index::{OwnerPods, PodEntry, PodIndex};
+use super::pod_index::{PodEntry, PodIndex};
 use super::settings::KubeSettings;
 use super::volumes::{self, Volumes};
-use ballast_engine::ports::{
-    ClusterView, DisruptionBudgetView, FargateTraits, NodeView, PodTemplate, PodView, WorkloadView,
-};
+use ballast_engine::ports::{FargateTraits, NodeView, PodTemplate, PodView};
 use ballast_engine::unreadable::Unreadable;
 
 pub(super) type Key = (String, String);
@@ -535,25 +534,6 @@ impl ClusterStore {
         self.pods.set_usage(&pods);
     }
 
-    fn placement(&self, template: &PodTemplateSpec, pods: Option<&OwnerPods>) -> Placement {
-        let s = &self.settings;
-        let labels = template.metadata.as_ref().and_then(|m| m.labels.as_ref());
-        let label = labels.and_then(|l| l.get(&s.placement_label));
-        let group =
-            template.spec.as_ref().and_then(|t| t.node_selector.as_ref()).and_then(|n| n.get(&s.group_selector_label));
-        if label == Some(&s.fargate_value) {
-            Placement::Fargate
-        } else if let Some(group) = group {
-            Placement::Ec2(Some(group.clone()))
-        } else if label == Some(&s.ec2_value) || pods.is_some_and(|p| p.on_ec2 > 0) {
-            Placement::Ec2(None)
-        } else if pods.is_some_and(|p| p.on_fargate > 0) {
-            Placement::Fargate
-        } else {
-            Placement::Unplaced
-        }
-    }
-
     /// A HorizontalPodAutoscaler: the bounds it keeps its target within. One whose bounds
     /// do not hold is reported as unreadable and bounds nothing.
     pub fn apply_autoscaler(&mut self, hpa: &HorizontalPodAutoscaler) {
@@ -566,47 +546,6 @@ impl ClusterStore {
             }
             Ok(None) => {}
             Err(bad) => bad.report_to(&self.unreadable, &format!("HorizontalPodAutoscaler {}/{}", key.0, key.1)),
-        }
-    }
-
-    /// The cluster as the engine sees it at `now_millis`, from the cache alone: nodes with
-    /// their counted pods, the pending pods, the workloads, the CronJobs' next runs and the
-    /// autoscalers' bounds.
-    /// Never walks the running pods.
-    pub fn view(&self, now_millis: u64) -> ClusterView {
-        let nodes: Vec<NodeView> =
-            self.nodes.values().map(|n| NodeView { pods: self.pods.on_node(&n.name), ..n.clone() }).collect();
-        let workloads = self
-            .workloads
-            .iter()
-            .map(|(id, w)| {
-                let owned = self.pods.owner(id);
-                WorkloadView {
-                    id: id.clone(),
-                    replicas: w.replicas,
-                    requests_per_replica: w.requests,
-                    placement: self.placement(&w.template, owned),
-                    fargate_traits: w.traits.clone(),
-                    usage_per_replica: owned.filter(|o| o.measured > 0).map(OwnerPods::mean_usage),
-                }
-            })
-            .collect();
-        let disruption_budgets = self
-            .budgets
-            .iter()
-            .map(|((ns, name), b)| DisruptionBudgetView {
-                namespace: ns.as_str().into(),
-                name: name.as_str().into(),
-                disruptions_allowed: b.allowed,
-            })
-            .collect();
-        ClusterView {
-            nodes,
-            pending: self.pods.pending(),
-            workloads,
-            disruption_budgets,
-            scheduled_runs: self.scheduled_runs(now_millis),
-            horizontal_autoscalers: self.autoscalers.values().cloned().collect(),
         }
     }
 }

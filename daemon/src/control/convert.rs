@@ -5,7 +5,10 @@ use ballast_sdk::{Action, PlacementTarget, Resources, WorkloadRef};
 use serde::Serialize;
 
 use crate::engine::Mode;
-use crate::engine::record::{GuardOutcome, Record, RemovalOutcome, Stamped};
+use crate::engine::record::{
+    ChosenOption, DecisionRecord, ExpanderRecord, GroupSummary, GuardOutcome, Record, RemovalOutcome, RemovalRecord,
+    Stamped, TickRecord,
+};
 use crate::policy::PluginMode;
 
 /// A unit enum's kebab-case name, as the journal writes it.
@@ -61,94 +64,15 @@ pub fn record(stamped: &Stamped) -> pb::Record {
     use pb::record::Kind;
     let r = &stamped.record;
     let kind = match r {
-        Record::Tick(t) => Kind::TickRecord(pb::TickRecord {
-            mode: mode(t.mode) as i32,
-            trigger: kebab(&t.trigger),
-            error: t.error.clone().unwrap_or_default(),
-            standby: t.standby,
-            nodes: t.saw.nodes as u32,
-            ready_nodes: t.saw.ready_nodes as u32,
-            pending_pods: t.saw.pending_pods as u32,
-            workloads: t.saw.workloads as u32,
-            nodes_being_removed: t.saw.nodes_being_removed as u32,
-            unplaceable_pods: t.saw.unplaceable_pods as u32,
-            groups: t
-                .saw
-                .groups
-                .iter()
-                .map(|g| pb::GroupSize {
-                    id: g.id.clone(),
-                    min: g.min,
-                    max: g.max,
-                    desired: g.desired,
-                    ready: g.ready,
-                    backoff_until_unix_millis: g.backoff_until_millis.unwrap_or(0) as i64,
-                    delivered_seconds: g.delivered_seconds.clone(),
-                })
-                .collect(),
-            plugins: t.plugins.iter().map(plugin_run).collect(),
-        }),
-        Record::Decision(d) => {
-            let (applied, why) = match &d.guard {
-                GuardOutcome::Accepted => (Vec::new(), Vec::new()),
-                GuardOutcome::Changed { applied, why } => (applied.iter().map(action).collect(), why.clone()),
-                GuardOutcome::Refused { why } => (Vec::new(), why.clone()),
-            };
-            Kind::Decision(pb::DecisionRecord {
-                plugin: d.plugin.clone(),
-                proposed: Some(action(&d.proposed)),
-                reason: d.reason.clone(),
-                guard: d.guard.name().into(),
-                applied,
-                why: why.iter().map(|w| pb::Why { rule: kebab(&w.rule), message: w.message.clone() }).collect(),
-                result: d.result.name().into(),
-                error: d.result.error().unwrap_or_default().to_string(),
-                failure_kind: d.result.failure_kind().map(|k| kebab(&k)).unwrap_or_default(),
-                repeat_count: d.repeated.as_ref().map_or(0, |r| r.count),
-                first_tick: d.repeated.as_ref().map_or(0, |r| r.first_tick),
-                last_tick: d.repeated.as_ref().map_or(0, |r| r.last_tick),
-                first_id: d.repeated.as_ref().map_or(0, |r| r.first_id),
-            })
-        }
-        Record::Removal(rm) => {
-            let (outcome, evicted, why) = match &rm.outcome {
-                RemovalOutcome::Completed { evicted } => ("completed", *evicted, String::new()),
-                RemovalOutcome::Abandoned { why } => ("abandoned", 0, why.clone()),
-            };
-            Kind::Removal(pb::RemovalRecord {
-                node: rm.node.clone(),
-                group: rm.group.clone(),
-                started_tick: rm.started_tick,
-                outcome: outcome.into(),
-                evicted,
-                why,
-                cause: rm.cause.clone().unwrap_or_default(),
-            })
-        }
+        Record::Tick(t) => Kind::TickRecord(tick_record(t)),
+        Record::Decision(d) => Kind::Decision(decision_record(d)),
+        Record::Removal(rm) => Kind::Removal(removal_record(rm)),
         Record::Control(c) => Kind::Control(pb::ControlRecord {
             caller: c.caller.clone(),
             change: c.change.clone(),
             reason: c.reason.clone(),
         }),
-        Record::Expander(e) => Kind::Expander(pb::ExpanderRecord {
-            offered: e
-                .offered
-                .iter()
-                .map(|o| pb::ExpanderOffer { group: o.group.clone(), node_count: o.node_count, pods: o.pods as u32 })
-                .collect(),
-            chosen: e
-                .chosen
-                .iter()
-                .map(|c| pb::ExpanderChoice {
-                    group: c.group.clone(),
-                    plugin: c.plugin.clone(),
-                    proposed: Some(action(&c.proposed)),
-                    reason: c.reason.clone(),
-                })
-                .collect(),
-            plugins: e.plugins.iter().map(plugin_run).collect(),
-            error: e.error.clone().unwrap_or_default(),
-        }),
+        Record::Expander(e) => Kind::Expander(expander_record(e)),
     };
     pb::Record {
         id: stamped.id,
@@ -156,6 +80,90 @@ pub fn record(stamped: &Stamped) -> pb::Record {
         at_unix_millis: r.at_millis() as i64,
         kind: Some(kind),
         json: stamped.json().to_string(),
+    }
+}
+
+fn tick_record(t: &TickRecord) -> pb::TickRecord {
+    let group = |g: &GroupSummary| pb::GroupSize {
+        id: g.id.clone(),
+        min: g.min,
+        max: g.max,
+        desired: g.desired,
+        ready: g.ready,
+        backoff_until_unix_millis: g.backoff_until_millis.unwrap_or(0) as i64,
+        delivered_seconds: g.delivered_seconds.clone(),
+    };
+    pb::TickRecord {
+        mode: mode(t.mode) as i32,
+        trigger: kebab(&t.trigger),
+        error: t.error.clone().unwrap_or_default(),
+        standby: t.standby,
+        nodes: t.saw.nodes as u32,
+        ready_nodes: t.saw.ready_nodes as u32,
+        pending_pods: t.saw.pending_pods as u32,
+        workloads: t.saw.workloads as u32,
+        nodes_being_removed: t.saw.nodes_being_removed as u32,
+        unplaceable_pods: t.saw.unplaceable_pods as u32,
+        groups: t.saw.groups.iter().map(group).collect(),
+        plugins: t.plugins.iter().map(plugin_run).collect(),
+    }
+}
+
+fn decision_record(d: &DecisionRecord) -> pb::DecisionRecord {
+    let (applied, why) = match &d.guard {
+        GuardOutcome::Accepted => (Vec::new(), Vec::new()),
+        GuardOutcome::Changed { applied, why } => (applied.iter().map(action).collect(), why.clone()),
+        GuardOutcome::Refused { why } => (Vec::new(), why.clone()),
+    };
+    pb::DecisionRecord {
+        plugin: d.plugin.clone(),
+        proposed: Some(action(&d.proposed)),
+        reason: d.reason.clone(),
+        guard: d.guard.name().into(),
+        applied,
+        why: why.iter().map(|w| pb::Why { rule: kebab(&w.rule), message: w.message.clone() }).collect(),
+        result: d.result.name().into(),
+        error: d.result.error().unwrap_or_default().to_string(),
+        failure_kind: d.result.failure_kind().map(|k| kebab(&k)).unwrap_or_default(),
+        repeat_count: d.repeated.as_ref().map_or(0, |r| r.count),
+        first_tick: d.repeated.as_ref().map_or(0, |r| r.first_tick),
+        last_tick: d.repeated.as_ref().map_or(0, |r| r.last_tick),
+        first_id: d.repeated.as_ref().map_or(0, |r| r.first_id),
+    }
+}
+
+fn removal_record(rm: &RemovalRecord) -> pb::RemovalRecord {
+    let (outcome, evicted, why) = match &rm.outcome {
+        RemovalOutcome::Completed { evicted } => ("completed", *evicted, String::new()),
+        RemovalOutcome::Abandoned { why } => ("abandoned", 0, why.clone()),
+    };
+    pb::RemovalRecord {
+        node: rm.node.clone(),
+        group: rm.group.clone(),
+        started_tick: rm.started_tick,
+        outcome: outcome.into(),
+        evicted,
+        why,
+        cause: rm.cause.clone().unwrap_or_default(),
+    }
+}
+
+fn expander_record(e: &ExpanderRecord) -> pb::ExpanderRecord {
+    let choice = |c: &ChosenOption| pb::ExpanderChoice {
+        group: c.group.clone(),
+        plugin: c.plugin.clone(),
+        proposed: Some(action(&c.proposed)),
+        reason: c.reason.clone(),
+    };
+    pb::ExpanderRecord {
+        offered: e
+            .offered
+            .iter()
+            .map(|o| pb::ExpanderOffer { group: o.group.clone(), node_count: o.node_count, pods: o.pods as u32 })
+            .collect(),
+        chosen: e.chosen.iter().map(choice).collect(),
+        plugins: e.plugins.iter().map(plugin_run).collect(),
+        error: e.error.clone().unwrap_or_default(),
     }
 }
 

@@ -14,7 +14,7 @@ use super::scenario::Scenario;
 use super::world::World;
 use crate::engine::journal::Journal;
 use crate::engine::record::Recorder;
-use crate::engine::{EngineConfig, Mode};
+use crate::engine::{EngineConfig, Mode, TickOutcome};
 use crate::policy::Engine;
 use crate::policy::{LoadError, PluginSpec, PolicyChain, PolicyHost};
 
@@ -168,8 +168,7 @@ impl Simulation {
         let sample_every = (total / 720).max(60_000);
         let mut counts = DecisionCounts::default();
         let mut ticks = 0;
-        let mut peak_nodes = 0;
-        let mut peak_group_sizes: BTreeMap<String, u32> = BTreeMap::new();
+        let mut peaks = Peaks::default();
         let mut next_sample = 0;
         let mut operator = super::operator::Operator::new(&self.scenario);
         loop {
@@ -188,33 +187,15 @@ impl Simulation {
             };
             operator.act(&mut engine, elapsed, now);
             if let Some(trigger) = engine.due(now) {
-                let outcome = runtime.block_on(engine.tick(now, trigger));
+                counts.add(&runtime.block_on(engine.tick(now, trigger)));
                 ticks += 1;
-                counts.proposed += outcome.proposed as u64;
-                counts.accepted += outcome.accepted as u64;
-                counts.changed += outcome.changed as u64;
-                counts.refused += outcome.refused as u64;
-                counts.plugin_errors += outcome.plugin_errors as u64;
             }
             {
                 let mut w = world.lock();
-                let nodes = w.nodes.iter().flatten().filter(|n| !n.fargate).count() as u32;
-                peak_nodes = peak_nodes.max(nodes);
-                for g in &w.groups {
-                    let peak = peak_group_sizes.entry(g.id.clone()).or_default();
-                    *peak = (*peak).max(g.desired);
-                }
+                let nodes = peaks.see(&w);
                 if elapsed >= next_sample || done {
                     next_sample += sample_every;
-                    let sample = Sample {
-                        minute: elapsed as f64 / 60_000.0,
-                        demand_vcpu: w.meter.demand_cpu as f64 / 1000.0,
-                        capacity_vcpu: w.meter.capacity_cpu as f64 / 1000.0,
-                        pending_pods: w.pending.len() as u32,
-                        nodes,
-                        cost_per_hour: w.meter.cost_rate,
-                        lower_bound_per_hour: w.meter.bound_rate.per_hour(),
-                    };
+                    let sample = sample(&w, elapsed, nodes);
                     w.meter.samples.push(sample);
                 }
                 if done {
@@ -228,11 +209,16 @@ impl Simulation {
         }
         progress(total, total);
         engine.recorder().close_runs(world.lock().now());
-        let w = world.lock();
+        let report = self.report(&world.lock(), peaks, ticks, counts);
+        Ok(report)
+    }
+
+    /// The report of a run that has ended in `w`.
+    fn report(&self, w: &World, peaks: Peaks, ticks: u64, decisions: DecisionCounts) -> SimReport {
         let m = w.meter();
         let still_waiting = w.pending.iter().filter_map(|&p| w.pods[p].as_ref()).map(|p| w.now() - p.created_at).max();
-        let hours = total as f64 / 3_600_000.0;
-        Ok(SimReport {
+        let hours = self.scenario.duration.as_millis() as f64 / 3_600_000.0;
+        SimReport {
             scenario: self.scenario.name.clone(),
             seed: self.seed,
             policies: self.policies.iter().map(|p| p.name.clone()).collect(),
@@ -254,13 +240,56 @@ impl Simulation {
                 pods_on_fargate: m.pods_started_on_fargate,
                 pods_on_ec2: m.pods_started_on_ec2,
                 mean_utilisation: round(m.mean_utilisation(), 4),
-                peak_nodes,
+                peak_nodes: peaks.nodes,
                 ticks,
-                decisions: counts,
+                decisions,
             },
-            peak_group_sizes,
+            peak_group_sizes: peaks.group_sizes,
             series: m.samples.clone(),
-        })
+        }
+    }
+}
+
+impl DecisionCounts {
+    fn add(&mut self, outcome: &TickOutcome) {
+        self.proposed += outcome.proposed as u64;
+        self.accepted += outcome.accepted as u64;
+        self.changed += outcome.changed as u64;
+        self.refused += outcome.refused as u64;
+        self.plugin_errors += outcome.plugin_errors as u64;
+    }
+}
+
+/// The most a run reached: EC2 nodes, and each group's desired size.
+#[derive(Default)]
+struct Peaks {
+    nodes: u32,
+    group_sizes: BTreeMap<String, u32>,
+}
+
+impl Peaks {
+    /// Takes in the world as it is now; its EC2 nodes.
+    fn see(&mut self, w: &World) -> u32 {
+        let nodes = w.nodes.iter().flatten().filter(|n| !n.fargate).count() as u32;
+        self.nodes = self.nodes.max(nodes);
+        for g in &w.groups {
+            let peak = self.group_sizes.entry(g.id.clone()).or_default();
+            *peak = (*peak).max(g.desired);
+        }
+        nodes
+    }
+}
+
+/// The chart's point at `elapsed` millis into the run.
+fn sample(w: &World, elapsed: u64, nodes: u32) -> Sample {
+    Sample {
+        minute: elapsed as f64 / 60_000.0,
+        demand_vcpu: w.meter.demand_cpu as f64 / 1000.0,
+        capacity_vcpu: w.meter.capacity_cpu as f64 / 1000.0,
+        pending_pods: w.pending.len() as u32,
+        nodes,
+        cost_per_hour: w.meter.cost_rate,
+        lower_bound_per_hour: w.meter.bound_rate.per_hour(),
     }
 }
 

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use ballast::engine::ports::{
     AdapterResult, Capacity, GroupView, InstanceLifecycle, InstanceView, MetricPoint, MetricQuery,
 };
+use ballast::kubernetes::{KubeCluster, KubeSettings};
 use ballast::policy::{HostConfig, PluginLimits, PluginSpec, PolicyHost};
 use ballast_sdk::{FargatePricing, InstanceType, Resources};
 use kube_standin::StandIn;
@@ -20,6 +21,13 @@ use serde_json::{Value, json};
 
 pub fn config(standin: &StandIn) -> kube::Config {
     kube::Config::new(standin.url().parse().expect("the stand-in's URL"))
+}
+
+/// The Kubernetes adapter against `standin`, its caches synced.
+pub async fn started(standin: &StandIn, settings: KubeSettings) -> KubeCluster {
+    let cluster = KubeCluster::start(config(standin), settings).expect("the adapter starts");
+    tokio::time::timeout(Duration::from_secs(10), cluster.synced()).await.expect("caches sync");
+    cluster
 }
 
 pub fn client(standin: &StandIn) -> kube::Client {

@@ -25,13 +25,26 @@ use std::collections::{BTreeMap, BTreeSet};
 use ballast_sdk::{Action, NodeGroupKind, PlacementTarget, WorkloadRef};
 
 use super::config::Guardrails;
-use super::observe::{FARGATE_GROUP, Observation};
+use super::observe::{FARGATE_GROUP, GroupFacts, Observation};
 use super::record::GuardOutcome;
 use super::rule::{Rule, Why};
 use super::state::EngineState;
 use crate::duration::display as dur;
 use crate::policies::Proposed;
 use crate::window::{self, DisruptionReason, OpenWindow};
+
+/// A refusal for one rule.
+fn refused(rule: Rule, why: String) -> GuardOutcome {
+    GuardOutcome::Refused { why: vec![Why::new(rule, why)] }
+}
+
+/// A scale target: as the plugin asked it (negative for a `scale-by` below zero), and as a
+/// size.
+#[derive(Clone, Copy)]
+struct ScaleTarget {
+    asked: i64,
+    size: u32,
+}
 
 /// What passed the guardrails, ready to act on.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -159,7 +172,6 @@ impl Guard<'_> {
     /// `asked` is the target as the plugin meant it, before any clamping (a `scale-by` of
     /// `i32::MIN` asks for a negative size, and the reason says so).
     fn scale(&self, group: &str, asked: i64, plan: &mut Plan, tally: &mut Tally) -> GuardOutcome {
-        let refused = |rule: Rule, why: String| GuardOutcome::Refused { why: vec![Why::new(rule, why)] };
         let Some(facts) = self.obs.groups.get(group) else {
             let known: Vec<&str> = self.obs.groups.keys().map(String::as_str).collect();
             return refused(Rule::UnknownGroup, format!("no node group `{group}`; known: {}", known.join(", ")));
@@ -170,78 +182,25 @@ impl Guard<'_> {
                 format!("`{group}` is Fargate: its capacity follows pods and has no size to set"),
             );
         }
-        let desired = facts.desired;
-        let mut why = Vec::new();
-        if asked == i64::from(desired) {
+        if asked == i64::from(facts.desired) {
             return GuardOutcome::Accepted;
         }
-        let target = u32::try_from(asked.max(0)).unwrap_or(u32::MAX);
-        let state = self.state.groups.get(group);
-        let size = if asked > i64::from(desired) {
-            if let Some(backoff) = state.and_then(|s| s.backing_off(self.now)) {
-                return refused(
-                    Rule::BackingOff,
-                    format!(
-                        "group {group} is backing off for another {} after a provisioning failure: {}",
-                        dur(std::time::Duration::from_millis(backoff.until - self.now)),
-                        backoff.reason
-                    ),
-                );
+        let target = ScaleTarget { asked, size: u32::try_from(asked.max(0)).unwrap_or(u32::MAX) };
+        let mut why = Vec::new();
+        let size = if asked > i64::from(facts.desired) {
+            match self.grown_size(group, facts, target, &mut why) {
+                Ok(size) => {
+                    tally.growing.insert(group.to_string());
+                    size
+                }
+                Err(refusal) => return refusal,
             }
-            let cooldown = self.config.cooldown.after_scale_up.as_millis() as u64;
-            if let Some(last) = state.and_then(|s| s.last_scale_up)
-                && self.now < last + cooldown
-            {
-                return refused(
-                    Rule::ScaleUpCooldown,
-                    format!(
-                        "group {group} grew {} ago; the scale-up cooldown is {}",
-                        dur(std::time::Duration::from_millis(self.now - last)),
-                        dur(self.config.cooldown.after_scale_up)
-                    ),
-                );
-            }
-            if desired >= facts.max {
-                return refused(Rule::AtMaxSize, format!("group {group} is already at its max-size of {}", facts.max));
-            }
-            let mut size = target;
-            if size > facts.max {
-                why.push(Why::new(
-                    Rule::ClampedToMaxSize,
-                    format!("clamped to the group's max-size of {} (asked {asked})", facts.max),
-                ));
-                size = facts.max;
-            }
-            let step = desired.saturating_add(self.config.max_step_up);
-            if size > step {
-                why.push(Why::new(
-                    Rule::MaxStepUp,
-                    format!("limited to +{} nodes per tick (max-step-up)", self.config.max_step_up),
-                ));
-                size = step;
-            }
-            tally.growing.insert(group.to_string());
-            size
         } else {
-            if desired <= facts.min {
-                return refused(Rule::AtMinSize, format!("group {group} is already at its min-size of {}", facts.min));
+            match self.shrunk_size(group, facts, target, &mut why) {
+                Ok(size) if size < facts.instances => return self.convert_to_removals(group, size, why, plan, tally),
+                Ok(size) => size,
+                Err(refusal) => return refusal,
             }
-            if let Some(why) = self.scale_down_refusal(group) {
-                return GuardOutcome::Refused { why: vec![why] };
-            }
-            let mut size = target;
-            if size < facts.min {
-                why.push(Why::new(
-                    Rule::ClampedToMinSize,
-                    format!("clamped to the group's min-size of {} (asked {asked})", facts.min),
-                ));
-                size = facts.min;
-            }
-            let running = facts.instances;
-            if size < running {
-                return self.convert_to_removals(group, size, why, plan, tally);
-            }
-            size
         };
         plan.scales.insert(group.to_string(), size);
         if why.is_empty() {
@@ -249,6 +208,81 @@ impl Guard<'_> {
         } else {
             GuardOutcome::Changed { applied: vec![Action::ScaleTo { group: group.to_string(), size }], why }
         }
+    }
+
+    /// The size a growth of `group` comes to within its back-off, cooldown, max-size and
+    /// step limit (each limit that applied added to `why`), or its refusal.
+    fn grown_size(
+        &self,
+        group: &str,
+        facts: &GroupFacts,
+        target: ScaleTarget,
+        why: &mut Vec<Why>,
+    ) -> Result<u32, GuardOutcome> {
+        let state = self.state.groups.get(group);
+        if let Some(backoff) = state.and_then(|s| s.backing_off(self.now)) {
+            return Err(refused(
+                Rule::BackingOff,
+                format!(
+                    "group {group} is backing off for another {} after a provisioning failure: {}",
+                    dur(std::time::Duration::from_millis(backoff.until - self.now)),
+                    backoff.reason
+                ),
+            ));
+        }
+        let cooldown = self.config.cooldown.after_scale_up.as_millis() as u64;
+        if let Some(last) = state.and_then(|s| s.last_scale_up)
+            && self.now < last + cooldown
+        {
+            return Err(refused(
+                Rule::ScaleUpCooldown,
+                format!(
+                    "group {group} grew {} ago; the scale-up cooldown is {}",
+                    dur(std::time::Duration::from_millis(self.now - last)),
+                    dur(self.config.cooldown.after_scale_up)
+                ),
+            ));
+        }
+        if facts.desired >= facts.max {
+            return Err(refused(Rule::AtMaxSize, format!("group {group} is already at its max-size of {}", facts.max)));
+        }
+        let mut size = target.size;
+        if size > facts.max {
+            let message = format!("clamped to the group's max-size of {} (asked {})", facts.max, target.asked);
+            why.push(Why::new(Rule::ClampedToMaxSize, message));
+            size = facts.max;
+        }
+        let step = facts.desired.saturating_add(self.config.max_step_up);
+        if size > step {
+            let message = format!("limited to +{} nodes per tick (max-step-up)", self.config.max_step_up);
+            why.push(Why::new(Rule::MaxStepUp, message));
+            size = step;
+        }
+        Ok(size)
+    }
+
+    /// The size a shrink of `group` comes to within its min-size (added to `why` when it
+    /// applied), or its refusal: at min-size, or a scale-down the cooldowns or an open
+    /// disruption window hold.
+    fn shrunk_size(
+        &self,
+        group: &str,
+        facts: &GroupFacts,
+        target: ScaleTarget,
+        why: &mut Vec<Why>,
+    ) -> Result<u32, GuardOutcome> {
+        if facts.desired <= facts.min {
+            return Err(refused(Rule::AtMinSize, format!("group {group} is already at its min-size of {}", facts.min)));
+        }
+        if let Some(refusal) = self.scale_down_refusal(group) {
+            return Err(GuardOutcome::Refused { why: vec![refusal] });
+        }
+        if target.size < facts.min {
+            let message = format!("clamped to the group's min-size of {} (asked {})", facts.min, target.asked);
+            why.push(Why::new(Rule::ClampedToMinSize, message));
+            return Ok(facts.min);
+        }
+        Ok(target.size)
     }
 
     /// A scale-down below the running instances, done safely: drain and terminate the least
@@ -465,7 +499,6 @@ impl Guard<'_> {
         plan: &mut Plan,
         tally: &mut Tally,
     ) -> GuardOutcome {
-        let refused = |rule: Rule, why: String| GuardOutcome::Refused { why: vec![Why::new(rule, why)] };
         let Some(found) = self.obs.workload(workload) else {
             return refused(Rule::UnknownWorkload, format!("no workload {workload}"));
         };
@@ -517,5 +550,7 @@ impl Guard<'_> {
 pub mod fixture;
 #[cfg(test)]
 mod properties;
+#[cfg(test)]
+mod snapshot_tests;
 #[cfg(test)]
 mod tests;

@@ -19,7 +19,7 @@ enum Kind {
 }
 
 /// What one proposal must come to.
-struct Expect {
+pub(super) struct Expect {
     kind: Kind,
     /// Rules that must all be among those that spoke.
     rules: &'static [Rule],
@@ -33,7 +33,7 @@ const fn accepted() -> Expect {
 const fn changed(rules: &'static [Rule], says: &'static str) -> Expect {
     Expect { kind: Kind::Changed, rules, says }
 }
-const fn refused(rules: &'static [Rule], says: &'static str) -> Expect {
+pub(super) const fn refused(rules: &'static [Rule], says: &'static str) -> Expect {
     Expect { kind: Kind::Refused, rules, says }
 }
 
@@ -44,18 +44,18 @@ struct Case {
     expect: Vec<Expect>,
 }
 
-fn scale_to(group: &str, size: u32) -> Action {
+pub(super) fn scale_to(group: &str, size: u32) -> Action {
     Action::ScaleTo { group: group.into(), size }
 }
-fn remove(nodes: &[&str]) -> Action {
+pub(super) fn remove(nodes: &[&str]) -> Action {
     Action::RemoveNodes { nodes: nodes.iter().map(|n| n.to_string()).collect() }
 }
-fn place(workload: ballast_sdk::WorkloadRef, target: PlacementTarget) -> Action {
+pub(super) fn place(workload: ballast_sdk::WorkloadRef, target: PlacementTarget) -> Action {
     Action::Place { workload, target }
 }
 fn nothing(_: &mut World) {}
 /// A disruption window as a configuration file writes it.
-fn window(schedule: &str, duration: &str, nodes: &str) -> crate::window::DisruptionWindow {
+pub(super) fn window(schedule: &str, duration: &str, nodes: &str) -> crate::window::DisruptionWindow {
     let yaml = format!("{{schedule: '{schedule}', duration: {duration}, nodes: '{nodes}'}}");
     serde_yaml::from_str(&yaml).expect("a window that reads")
 }
@@ -370,7 +370,7 @@ fn cases() -> Vec<Case> {
     ]
 }
 
-fn check(outcome: &GuardOutcome, expect: &Expect) -> Result<(), String> {
+pub(super) fn check(outcome: &GuardOutcome, expect: &Expect) -> Result<(), String> {
     let (kind, why): (Kind, &[Why]) = match outcome {
         GuardOutcome::Accepted => (Kind::Accepted, &[]),
         GuardOutcome::Changed { why, .. } => (Kind::Changed, why),
@@ -522,205 +522,4 @@ fn accepted_and_changed_proposals_form_the_plan() {
     let (plan, outcomes) = world.judge(&[scale_to("web", 3)]);
     assert_eq!(plan.removals, vec![("w1".to_string(), "web".to_string())], "the least used node goes");
     assert_eq!(outcomes[0].applied(&scale_to("web", 3)), vec![remove(&["w1"])]);
-}
-
-/// One case per removal blocker the observation works out, with the words a plugin sees.
-#[test]
-fn every_removal_blocker_is_named_on_its_node() {
-    type Setup = fn(&mut World);
-    let cases: Vec<(&str, Setup, &str, &str)> = vec![
-        ("Fargate node", |w| w.node_mut("w1").fargate = true, "w1", "a Fargate node: it goes when its pod does"),
-        (
-            "being removed",
-            |w| {
-                w.draining("w1");
-            },
-            "w1",
-            "already being removed",
-        ),
-        (
-            "scale-down disabled",
-            |w| w.node_mut("w1").kept_by = Some("cluster-autoscaler.kubernetes.io/scale-down-disabled"),
-            "w1",
-            "annotated cluster-autoscaler.kubernetes.io/scale-down-disabled=true",
-        ),
-        (
-            "do-not-disrupt node",
-            |w| w.node_mut("w1").kept_by = Some("karpenter.sh/do-not-disrupt"),
-            "w1",
-            "annotated karpenter.sh/do-not-disrupt=true",
-        ),
-        (
-            "no managed group",
-            |w| {
-                let n = w.node_mut("w1");
-                n.instance_id = Some("i-elsewhere".into());
-                n.group_label = None;
-            },
-            "w1",
-            "not in a managed node group",
-        ),
-        (
-            "an open disruption window with no room left",
-            |w| {
-                w.config.disruption_budget.windows = vec![window("0 4 * * *", "1h", "1")];
-                w.draining("w4");
-            },
-            "w1",
-            "disruption window `0 4 * * *` (1h, UTC) open since 1970-01-05T04:00:00Z allows 1 node(s) leaving, 1 already are",
-        ),
-        (
-            "too young",
-            |w| w.node_mut("w1").created_at_millis = NOW - 60_000,
-            "w1",
-            "only 1m old; nodes are kept at least 10m",
-        ),
-        ("safe-to-evict=false", |w| w.template_mut("web-1").safe_to_evict = Some(false), "w1", "safe-to-evict=false"),
-        (
-            "do-not-disrupt pod, though safe to evict",
-            |w| {
-                let template = w.template_mut("web-1");
-                template.do_not_disrupt = true;
-                template.safe_to_evict = Some(true);
-            },
-            "w1",
-            "pod shop/web-1 is annotated karpenter.sh/do-not-disrupt=true",
-        ),
-        ("PDB allows none", |w| w.budget("web-1", 0), "w1", "which allows no disruption now"),
-        (
-            "PDB unknown",
-            |w| w.pod_mut("web-1").disruption_budget = Some("ghost".into()),
-            "w1",
-            "its PodDisruptionBudget ghost is not known",
-        ),
-        ("no controller", |w| w.pod_mut("web-1").owner = None, "w1", "has no controller"),
-        ("local storage", |w| w.template_mut("web-1").local_storage = true, "w1", "uses local storage"),
-        (
-            "kube-system without PDB",
-            |w| w.pod_mut("web-1").namespace = "kube-system".into(),
-            "w1",
-            "kube-system pod without a PodDisruptionBudget",
-        ),
-        (
-            "unreadable requests",
-            |w| w.pod_mut("web-1").unreadable = Some("spec.containers[c].resources.requests.cpu = \"12x\"".into()),
-            "w1",
-            "\"12x\"; its needs are unknown",
-        ),
-    ];
-    let mut failures = Vec::new();
-    for (name, setup, node, says) in cases {
-        let mut world = World::default();
-        setup(&mut world);
-        let obs = world.observe();
-        let blocker = obs.snapshot.nodes.iter().find(|n| n.name == node).and_then(|n| n.removal_blocker.clone());
-        match &blocker {
-            Some(b) if b.contains(says) => {}
-            other => failures.push(format!("{name}: expected {says:?}, got {other:?}")),
-        }
-        let (plan, _) = world.judge_observed(&obs, &[remove(&[node])]);
-        if !plan.removals.is_empty() {
-            failures.push(format!("{name}: the blocked node was planned for removal"));
-        }
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
-
-    // safe-to-evict=true lets a pod without a controller go, and a DaemonSet or mirror pod
-    // never blocks.
-    let mut world = World::default();
-    world.pod_mut("web-1").owner = None;
-    world.template_mut("web-1").safe_to_evict = Some(true);
-    assert_eq!(world.observe().snapshot.nodes[0].removal_blocker, None);
-}
-
-#[test]
-fn every_fargate_blocker_is_named_on_its_workload() {
-    use crate::ports::FargateTraits;
-    let traits = |f: &dyn Fn(&mut FargateTraits)| {
-        let mut t = FargateTraits::default();
-        f(&mut t);
-        t
-    };
-    let cases = [
-        ("EBS", traits(&|t| t.ebs_volume = true), "mounts an EBS-backed volume"),
-        ("privileged", traits(&|t| t.privileged = true), "runs a privileged container"),
-        ("hostNetwork", traits(&|t| t.host_network = true), "uses hostNetwork or hostPort"),
-        ("GPU", traits(&|t| t.gpu = true), "requests GPUs"),
-        ("platform", traits(&|t| t.unsupported_platform = true), "selects Arm or Windows nodes"),
-        (
-            "owner's pin",
-            traits(&|t| t.pinned_by_owner = Some("payments".into())),
-            "pinned to node group `payments` by its own nodeSelector",
-        ),
-    ];
-    for (name, traits, says) in cases {
-        let mut world = World::default();
-        world.cluster.workloads[0].fargate_traits = traits;
-        let obs = world.observe();
-        let blocker = obs.workload(&web()).and_then(|w| w.fargate_blocker.clone());
-        assert!(blocker.as_deref().is_some_and(|b| b.contains(says)), "{name}: {blocker:?}");
-        let (plan, outcomes) = world.judge_observed(&obs, &[place(web(), PlacementTarget::Fargate)]);
-        assert!(plan.placements.is_empty(), "{name}");
-        check(&outcomes[0], &refused(&[Rule::FargateIneligible], says)).unwrap();
-    }
-    let world = World::default();
-    let agent = super::fixture::workload(ballast_sdk::WorkloadKind::DaemonSet, "kube-system", "agent");
-    let (_, outcomes) = world.judge(&[place(agent, PlacementTarget::Fargate)]);
-    check(&outcomes[0], &refused(&[Rule::FargateIneligible], "a DaemonSet")).unwrap();
-}
-
-/// What the snapshot tells plugins of a group's cooldowns (contract 0.1.6) is what the guard
-/// then judges: a shrink is refused for a cooldown exactly while the snapshot says it is not
-/// allowed yet, and likewise a growth.
-#[test]
-fn the_cooldowns_plugins_read_are_those_the_guard_applies() {
-    let cooldown_rules = [Rule::ScaleDownAfterScaleUp, Rule::ScaleDownCooldown, Rule::ScaleUpCooldown];
-    let minutes = [None, Some(0), Some(1), Some(9), Some(10), Some(11), Some(30)];
-    let mut checked = 0;
-    for up in minutes {
-        for down in minutes {
-            let mut world = World::default();
-            world.config.cooldown.after_scale_up = std::time::Duration::from_secs(300);
-            let state = world.state.group("web");
-            state.last_scale_up = ago(up);
-            state.last_scale_down = ago(down);
-            let obs = world.observe();
-            let told = ballast_sdk::Snapshot::cooldown_of(&*obs.snapshot, "web").cloned().unwrap();
-            assert_eq!((told.last_scale_up_millis, told.last_scale_down_millis), (ago(up), ago(down)));
-            let (_, shrink) = world.judge_observed(&obs, &[scale_to("web", 3)]);
-            let (_, grow) = world.judge_observed(&obs, &[scale_to("web", 6)]);
-            let outcomes = [&shrink[0], &grow[0]];
-            let by_cooldown = |o: &GuardOutcome| {
-                matches!(o, GuardOutcome::Refused { .. }) && o.rules().iter().any(|r| cooldown_rules.contains(r))
-            };
-            assert_eq!(by_cooldown(outcomes[0]), !told.may_shrink(NOW), "up {up:?} down {down:?}: {outcomes:?}");
-            assert_eq!(by_cooldown(outcomes[1]), NOW < told.scale_up_allowed_at_millis, "up {up:?}: {outcomes:?}");
-            checked += 1;
-        }
-    }
-    assert_eq!(checked, 49);
-}
-
-/// What the snapshot tells plugins of a workload's placement cooldown (contract 0.1.8) is
-/// what the guard then judges: a move is refused for it exactly while the snapshot says the
-/// workload may not move.
-#[test]
-fn the_placement_cooldown_plugins_read_is_the_one_the_guard_applies() {
-    for minutes in [None, Some(0), Some(1), Some(29), Some(30), Some(31), Some(120)] {
-        let mut world = World::default();
-        if let Some(at) = ago(minutes) {
-            world.state.placed_at.insert(web(), at);
-        }
-        let obs = world.observe();
-        let may = ballast_sdk::Snapshot::may_place(&*obs.snapshot, &web());
-        let listed = obs.snapshot.placement_cooldowns.iter().any(|c| c.workload == web());
-        assert_eq!(listed, !may, "{minutes:?}: listed only while it holds");
-        let (_, outcomes) = world.judge_observed(&obs, &[place(web(), PlacementTarget::Fargate)]);
-        let refused = outcomes[0].rules().contains(&Rule::PlacementCooldown);
-        assert_eq!(refused, !may, "{minutes:?} minutes ago: {outcomes:?}");
-    }
-}
-
-fn ago(minutes: Option<u64>) -> Option<u64> {
-    minutes.map(|m| NOW - m * 60_000)
 }

@@ -1,0 +1,201 @@
+//! A scenario's checks, run when it is read: each error names the field at fault (with its
+//! index) and the value.
+
+use std::path::Path;
+use std::time::Duration;
+
+use ballast_sdk::WorkloadKind;
+
+use super::{GroupSpec, Scenario, Target, WorkloadSpec, catalogue};
+use crate::duration;
+use crate::input_file::InputError;
+use crate::sim::trace::time_of_day;
+
+/// A field whose value does not hold, and why.
+struct Invalid {
+    field: String,
+    message: String,
+}
+
+fn invalid(field: String, message: impl Into<String>) -> Invalid {
+    Invalid { field, message: message.into() }
+}
+
+impl Scenario {
+    pub(super) fn validate(&self, path: &Path) -> Result<(), InputError> {
+        self.check().map_err(|Invalid { field, message }| InputError::Field {
+            path: path.to_path_buf(),
+            field,
+            message,
+        })
+    }
+
+    fn check(&self) -> Result<(), Invalid> {
+        if self.duration.is_zero() {
+            return Err(invalid("duration".into(), "must be more than 0s"));
+        }
+        if self.tick.is_zero() || self.tick > self.duration {
+            let message = format!("`{}` must be more than 0s and at most the duration", duration::display(self.tick));
+            return Err(invalid("tick".into(), message));
+        }
+        time_of_day(&self.start).map_err(|m| invalid("start".into(), m))?;
+        if self.node_groups.is_empty() {
+            return Err(invalid("node-groups".into(), "at least one node group is needed"));
+        }
+        let mut ids: Vec<&str> = Vec::new();
+        for (i, g) in self.node_groups.iter().enumerate() {
+            if ids.contains(&g.id.as_str()) {
+                return Err(invalid(format!("node-groups[{i}].id"), format!("`{}` is used by two node groups", g.id)));
+            }
+            ids.push(g.id.as_str());
+            self.check_group(i, g)?;
+        }
+        for (i, w) in self.workloads.iter().enumerate() {
+            if self.workloads[..i].iter().any(|o| o.name == w.name) {
+                return Err(invalid(format!("workloads[{i}].name"), format!("`{}` is used by two workloads", w.name)));
+            }
+            self.check_workload(i, w, &ids)?;
+        }
+        Ok(())
+    }
+
+    fn check_group(&self, i: usize, g: &GroupSpec) -> Result<(), Invalid> {
+        let at = |f: &str| format!("node-groups[{i}].{f}");
+        if g.instance_types.is_empty() {
+            return Err(invalid(at("instance-types"), "at least one instance type is needed"));
+        }
+        for (j, name) in g.instance_types.iter().enumerate() {
+            if self.instance_type(name).is_none() {
+                let known: Vec<&str> = catalogue::names().collect();
+                return Err(invalid(
+                    at(&format!("instance-types[{j}]")),
+                    format!(
+                        "unknown instance type `{name}`; known: {} (or define it under instance-types)",
+                        known.join(", ")
+                    ),
+                ));
+            }
+        }
+        if g.min_size > g.max_size {
+            return Err(invalid(at("min-size"), format!("{} is above max-size {}", g.min_size, g.max_size)));
+        }
+        if let Some(d) = g.desired_size
+            && (d < g.min_size || d > g.max_size)
+        {
+            let message = format!("{d} is outside min-size {} and max-size {}", g.min_size, g.max_size);
+            return Err(invalid(at("desired-size"), message));
+        }
+        if g.zones.is_empty() {
+            return Err(invalid(at("zones"), "at least one zone is needed"));
+        }
+        self.check_group_events(i, g)
+    }
+
+    /// What happens to a group during the run: interruptions, node losses, replacements and
+    /// new images.
+    fn check_group_events(&self, i: usize, g: &GroupSpec) -> Result<(), Invalid> {
+        let at = |f: String| format!("node-groups[{i}].{f}");
+        if !g.interruptions.is_empty() && g.capacity_type != ballast_sdk::CapacityType::Spot {
+            let message = "only spot instances are interrupted: set capacity-type: spot";
+            return Err(invalid(at("interruptions".into()), message));
+        }
+        for (j, w) in g.interruptions.iter().enumerate() {
+            if w.to <= w.from {
+                let message =
+                    format!("`{}` must be after from `{}`", duration::display(w.to), duration::display(w.from));
+                return Err(invalid(at(format!("interruptions[{j}].to")), message));
+            }
+            if !(w.per_hour >= 0.0 && w.per_hour <= 60.0) {
+                let message = format!("must be in [0, 60], got {}", w.per_hour);
+                return Err(invalid(at(format!("interruptions[{j}].per-hour")), message));
+            }
+        }
+        for (j, loss) in g.node_losses.iter().enumerate() {
+            if loss.nodes == 0 {
+                return Err(invalid(at(format!("node-losses[{j}].nodes")), "must be at least 1"));
+            }
+            self.before_end(loss.at).map_err(|m| invalid(at(format!("node-losses[{j}].at")), m))?;
+        }
+        for (j, r) in g.replacements.iter().enumerate() {
+            if r.at_once == 0 {
+                return Err(invalid(at(format!("replacements[{j}].at-once")), "must be at least 1, got 0"));
+            }
+            self.before_end(r.at).map_err(|m| invalid(at(format!("replacements[{j}].at")), m))?;
+        }
+        for (j, image) in g.new_images.iter().enumerate() {
+            self.before_end(image.at).map_err(|m| invalid(at(format!("new-images[{j}].at")), m))?;
+        }
+        Ok(())
+    }
+
+    fn check_workload(&self, i: usize, w: &WorkloadSpec, groups: &[&str]) -> Result<(), Invalid> {
+        let at = |f: &str| format!("workloads[{i}].{f}");
+        if let Some(group) = &w.node_group
+            && !groups.contains(&group.as_str())
+        {
+            let message = format!("unknown node group `{group}`; known: {}", groups.join(", "));
+            return Err(invalid(at("node-group"), message));
+        }
+        if !(0.0..=1.0).contains(&w.usage) {
+            return Err(invalid(at("usage"), format!("must be a fraction in [0, 1], got {}", w.usage)));
+        }
+        if w.requests.cpu_millis == 0 && w.requests.memory_bytes == 0 {
+            return Err(invalid(at("requests"), "a pod must request some cpu or memory"));
+        }
+        check_kind(w, &at)?;
+        if let Some(trace) = &w.replicas {
+            trace.validate().map_err(|m| invalid(at("replicas"), m))?;
+        }
+        if let Some(a) = &w.autoscaler {
+            if w.replicas.is_none() {
+                let message = "an autoscaler scales `replicas`, which this workload has none of";
+                return Err(invalid(at("autoscaler"), message));
+            }
+            if a.max_replicas == 0 || a.max_replicas < a.min_replicas {
+                let message =
+                    format!("{} must be at least 1 and at least min-replicas {}", a.max_replicas, a.min_replicas);
+                return Err(invalid(at("autoscaler.max-replicas"), message));
+            }
+        }
+        if let Some(b) = &w.batches
+            && b.every.is_zero()
+        {
+            return Err(invalid(at("batches.every"), "must be more than 0s"));
+        }
+        if w.placement == Target::Fargate && self.fargate.is_none() {
+            return Err(invalid(at("placement"), "`fargate` needs a `fargate:` profile in the scenario"));
+        }
+        Ok(())
+    }
+
+    /// `at` is within the run, or why not.
+    fn before_end(&self, at: Duration) -> Result<(), String> {
+        match at < self.duration {
+            true => Ok(()),
+            false => Err(format!(
+                "`{}` is not before the end of the run ({})",
+                duration::display(at),
+                duration::display(self.duration)
+            )),
+        }
+    }
+}
+
+/// A workload's kind against how its pods are counted: a job runs batches, a daemon-set one
+/// pod a node, the others replicas. `at` names a field of the workload.
+fn check_kind(w: &WorkloadSpec, at: &dyn Fn(&str) -> String) -> Result<(), Invalid> {
+    match (w.kind, &w.replicas, &w.batches) {
+        (WorkloadKind::Job, _, None) => Err(invalid(at("batches"), "a job needs `batches`")),
+        (WorkloadKind::Job, Some(_), _) => Err(invalid(at("replicas"), "a job runs `batches`, not `replicas`")),
+        (WorkloadKind::DaemonSet, Some(_), _) | (WorkloadKind::DaemonSet, _, Some(_)) => {
+            Err(invalid(at("kind"), "a daemon-set runs one pod per node: no replicas or batches"))
+        }
+        (WorkloadKind::Deployment | WorkloadKind::StatefulSet | WorkloadKind::ReplicaSet, None, _) => {
+            Err(invalid(at("replicas"), format!("a {:?} needs `replicas`", w.kind).to_lowercase()))
+        }
+        (WorkloadKind::Other, ..) => {
+            Err(invalid(at("kind"), "`other` cannot be simulated; use deployment, stateful-set, daemon-set or job"))
+        }
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,152 @@
+//! What the Kubernetes adapter reads of demand to come, against the API stand-in: each
+//! CronJob's next run and each HorizontalPodAutoscaler's bounds, in the snapshot policies get.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benchmarks fail loudly
+
+mod support;
+
+use std::time::Duration;
+
+use ballast::engine::Clock;
+use ballast::engine::ports::{Cluster, SystemClock};
+use ballast::kubernetes::KubeSettings;
+use ballast_sdk::{WorkloadKind, WorkloadRef};
+use kube_standin::StandIn;
+use serde_json::json;
+use support::*;
+
+/// A CronJob in `data` whose runs start `parallelism` pods of 1500m / 3Gi on the batch group.
+fn cron_job(name: &str, schedule: &str, extra: serde_json::Value) -> serde_json::Value {
+    let mut cron = json!({"apiVersion": "batch/v1", "kind": "CronJob",
+        "metadata": {"name": name, "namespace": "data"},
+        "spec": {"schedule": schedule, "jobTemplate": {"spec": {"parallelism": 40, "template": {"spec": {
+            "restartPolicy": "Never",
+            "tolerations": [{"key": "workload", "operator": "Exists"}],
+            "containers": [{"name": "etl", "image": "etl",
+                "resources": {"requests": {"cpu": "1500m", "memory": "3Gi"}}}]}}}}}});
+    if let serde_json::Value::Object(fields) = extra {
+        cron["spec"].as_object_mut().unwrap().extend(fields);
+    }
+    cron
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cronjobs_next_run_reaches_the_snapshot_and_a_schedule_that_does_not_read_is_named() {
+    let standin = StandIn::start().await.unwrap();
+    standin.create(cron_job("etl", "*/15 * * * *", json!({}))).unwrap();
+    standin.create(cron_job("paused", "*/15 * * * *", json!({"suspend": true}))).unwrap();
+    standin.create(cron_job("broken", "61 * * * *", json!({}))).unwrap();
+    standin.create(cron_job("berlin", "0 2 * * *", json!({"timeZone": "Europe/Berlin"}))).unwrap();
+    let cluster = started(&standin, KubeSettings::default()).await;
+
+    let before = SystemClock.now_millis();
+    let view = cluster.observe().await.unwrap();
+    let names: Vec<&str> = view.scheduled_runs.iter().map(|r| r.owner.name.as_str()).collect();
+    assert_eq!(names, ["berlin", "etl"], "not the suspended one, nor the one whose schedule does not read");
+    let etl = &view.scheduled_runs[1];
+    assert_eq!(etl.owner, WorkloadRef { kind: WorkloadKind::Job, namespace: "data".into(), name: "etl".into() });
+    let quarter = 15 * 60_000;
+    assert_eq!(etl.due_at_millis % quarter, 0, "on a quarter hour");
+    assert!(etl.due_at_millis > before - 60_000 && etl.due_at_millis <= before + quarter, "the next quarter hour");
+    assert_eq!((etl.pods, etl.requests.cpu_millis, etl.requests.memory_bytes), (40, 1500, 3 << 30));
+    assert_eq!(etl.tolerations.len(), 1, "{:?}", etl.tolerations);
+    assert!(!etl.on_fargate);
+    let berlin = view.scheduled_runs[0].due_at_millis;
+    assert_eq!(berlin % 3_600_000, 0, "02:00 in Berlin is on the hour in UTC too");
+    assert!(berlin > before - 60_000 && berlin <= before + 24 * 3_600_000, "within a day");
+
+    let status = cluster.status();
+    let named = status.last_unreadable.expect("the broken schedule is named");
+    assert!(named.contains("CronJob data/broken") && named.contains("spec.schedule"), "{named}");
+    assert!(named.contains("minute: 61 is outside 0-59"), "{named}");
+
+    // A deleted CronJob has no more runs.
+    standin.delete("batch/v1", "CronJob", "data", "etl").unwrap();
+    eventually(Duration::from_secs(10), async || {
+        cluster.observe().await.unwrap().scheduled_runs.iter().all(|r| r.owner.name != "etl")
+    })
+    .await
+    .expect("etl's runs are gone");
+
+    // A request that does not parse is named by its whole path in the CronJob.
+    let mut odd = cron_job("odd", "*/15 * * * *", json!({}));
+    odd["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]["cpu"] =
+        json!("12x");
+    standin.create(odd).unwrap();
+    eventually(Duration::from_secs(10), async || {
+        cluster.status().last_unreadable.is_some_and(|named| named.contains("CronJob data/odd"))
+    })
+    .await
+    .expect("the odd request is reported");
+    let named = cluster.status().last_unreadable.unwrap();
+    assert!(named.contains("spec.jobTemplate.spec.template.spec.containers[etl].resources.requests.cpu"), "{named}");
+    assert!(cluster.observe().await.unwrap().scheduled_runs.iter().all(|r| r.owner.name != "odd"), "no runs");
+}
+
+/// A HorizontalPodAutoscaler (autoscaling/v2) in `shop` on Deployment `target`.
+fn autoscaler(name: &str, target: &str, min: Option<i32>, max: i32) -> serde_json::Value {
+    let mut hpa = json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": name, "namespace": "shop"},
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": target},
+            "maxReplicas": max,
+            "metrics": [{"type": "Resource", "resource": {"name": "cpu",
+                "target": {"type": "Utilization", "averageUtilization": 60}}}]}});
+    if let Some(min) = min {
+        hpa["spec"]["minReplicas"] = json!(min);
+    }
+    hpa
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_autoscalers_bounds_reach_the_snapshot_and_bounds_that_do_not_hold_are_named() {
+    let standin = StandIn::start().await.unwrap();
+    standin.create(autoscaler("storefront", "storefront", Some(4), 60)).unwrap();
+    standin.create(autoscaler("cart", "cart", None, 12)).unwrap();
+    standin.create(autoscaler("upside-down", "search", Some(10), 3)).unwrap();
+    let cluster = started(&standin, KubeSettings::default()).await;
+
+    let view = cluster.observe().await.unwrap();
+    let bounds: Vec<(&str, u32, u32)> =
+        view.horizontal_autoscalers.iter().map(|a| (a.target.name.as_str(), a.min_replicas, a.max_replicas)).collect();
+    assert_eq!(bounds, [("cart", 1, 12), ("storefront", 4, 60)], "minReplicas defaults to 1; not the upside-down one");
+    let storefront = &view.horizontal_autoscalers[1].target;
+    assert_eq!(
+        *storefront,
+        WorkloadRef { kind: WorkloadKind::Deployment, namespace: "shop".into(), name: "storefront".into() }
+    );
+    let named = cluster.status().last_unreadable.expect("the upside-down bounds are named");
+    assert!(named.contains("HorizontalPodAutoscaler shop/upside-down"), "{named}");
+    assert!(named.contains("spec.maxReplicas = \"3\""), "{named}");
+
+    // A changed max is followed; a deleted autoscaler bounds nothing.
+    standin
+        .patch("autoscaling/v2", "HorizontalPodAutoscaler", "shop", "storefront", &json!({"spec": {"maxReplicas": 80}}))
+        .unwrap();
+    standin.delete("autoscaling/v2", "HorizontalPodAutoscaler", "shop", "cart").unwrap();
+    eventually(Duration::from_secs(10), async || {
+        let view = cluster.observe().await.unwrap();
+        view.horizontal_autoscalers.len() == 1 && view.horizontal_autoscalers[0].max_replicas == 80
+    })
+    .await
+    .expect("the new max is read and the deleted autoscaler is gone");
+}
+
+/// A ClusterRole from before autoscalers were read forbids listing them. The adapter still
+/// syncs and observes (policies see no autoscalers), and once the role allows it, the
+/// autoscalers arrive without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forbidden_autoscaler_list_leaves_the_rest_working_and_is_read_once_allowed() {
+    let standin = StandIn::start().await.unwrap();
+    standin.create(autoscaler("storefront", "storefront", Some(4), 60)).unwrap();
+    standin.inject(Some("GET"), "horizontalpodautoscalers", 403, 3);
+    let cluster = started(&standin, KubeSettings::default()).await;
+    let view = cluster.observe().await.expect("observes without the autoscalers");
+    assert!(view.horizontal_autoscalers.is_empty(), "{:?}", view.horizontal_autoscalers);
+
+    // The role is fixed (the injected answers run out): the watch's retry lists them.
+    eventually(Duration::from_secs(30), async || {
+        cluster.observe().await.is_ok_and(|v| v.horizontal_autoscalers.len() == 1)
+    })
+    .await
+    .expect("the autoscaler is read once the list is allowed");
+}
