@@ -76,7 +76,7 @@ fn bad_settings_are_refused_with_the_plugins_message() {
 fn test_reports_each_case_and_fails_on_a_mismatch() {
     let out = ballast(&["plugin", "test", "binpack", "plugins/binpack/cases"]);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
-    assert!(stdout(&out).contains("3 passed, 0 failed"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("5 passed, 0 failed"), "{}", stdout(&out));
 
     let dir = tempfile::tempdir().unwrap();
     let snapshot = root().join("tests/fixtures/snapshots/two-groups.yaml");

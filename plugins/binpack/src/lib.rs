@@ -7,6 +7,10 @@
 //!   or `price` (the lowest cost per pod placed, as Karpenter: pods that tolerate a cheap
 //!   spot group go there even when an on-demand group could take everything). Repeats for
 //!   pods the chosen group cannot take (a GPU pod, a selector).
+//! - **Priorities** (`priorities`, none by default, as Cluster Autoscaler's priority
+//!   expander and in its ConfigMap's form, `{50: [".*-spot-.*"], 10: [".*"]}`): groups of the
+//!   highest priority that can place pending pods are chosen from first, by `expander`
+//!   (see [`priority`]).
 //! - **Scale down**: a node whose requests stay below `utilisation-threshold` of its
 //!   allocatable for `unneeded-seconds` is proposed for removal, if what it runs fits in the
 //!   spare room of the nodes that stay. Defaults are Cluster Autoscaler's (0.5, 10 min).
@@ -29,6 +33,7 @@
 
 pub mod balance;
 pub mod growth;
+pub mod priority;
 mod scale_down;
 mod scale_up;
 
@@ -48,6 +53,9 @@ pub struct Settings {
     pub headroom: f64,
     /// How scale-up picks among the groups that fit pending pods.
     pub expander: Expander,
+    /// Groups preferred by id, as Cluster Autoscaler's priority expander: the highest
+    /// priority among the groups that fit is chosen from first.
+    pub priorities: priority::Priorities,
     /// How a workload's recent growth weighs in choosing a group.
     pub growth: growth::Growth,
     /// Spread scale-ups over similar groups (one per zone), as Cluster Autoscaler's
@@ -73,6 +81,7 @@ impl Default for Settings {
             scale_down: true,
             headroom: 0.1,
             expander: Expander::MostPods,
+            priorities: priority::Priorities::default(),
             growth: growth::Growth::default(),
             balance_similar_groups: balance::Balance::default(),
         }
@@ -102,6 +111,7 @@ impl Policy for Binpack {
         if !(0.0..1.0).contains(&settings.headroom) {
             return Err(format!("headroom must be in [0, 1), got {}", settings.headroom));
         }
+        settings.priorities.compile()?;
         settings.growth.validate()
     }
 
@@ -110,7 +120,8 @@ impl Policy for Binpack {
             state.growth.observe(snapshot, snapshot.taken_at_millis(), &settings.growth);
         }
         let expected = |owner: &WorkloadRef| state.growth.expected(snapshot, owner, &settings.growth);
-        let mut decisions = scale_up::plan(snapshot, settings.expander, &settings.balance_similar_groups, &expected);
+        let choice = scale_up::Choice { expander: settings.expander, priorities: &settings.priorities.compile()? };
+        let mut decisions = scale_up::plan(snapshot, &choice, &settings.balance_similar_groups, &expected);
         // Never shrink while pods wait for room a new node would give; a pod no group can
         // hold waits whatever runs, and must not keep idle nodes for as long as it waits.
         if settings.scale_down && !snapshot.pods_wait_for_nodes() {

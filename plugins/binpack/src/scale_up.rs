@@ -7,6 +7,14 @@
 use ballast_sdk::prelude::*;
 
 use crate::balance::{self, Balance};
+use crate::priority::Ranked;
+
+/// How a group is chosen among those that fit: the highest priority first, then by the
+/// expander.
+pub struct Choice<'a> {
+    pub expander: crate::Expander,
+    pub priorities: &'a Ranked,
+}
 
 /// How many pods of one shape (an index into the pending shapes).
 #[derive(Clone, Copy)]
@@ -54,7 +62,7 @@ impl<'a> Offer<'a> {
 /// the chosen group would get are spread over it and the groups similar to it.
 pub fn plan(
     snapshot: &dyn Snapshot,
-    expander: crate::Expander,
+    choice: &Choice<'_>,
     balance: &Balance,
     expected: &dyn Fn(&WorkloadRef) -> u32,
 ) -> Vec<Decision> {
@@ -93,13 +101,13 @@ pub fn plan(
             })
             .filter(|o| o.now.pods() > 0)
             .collect();
-        let Some(best) = offers.iter().min_by(|a, b| rank(expander, a.ranked(), b.ranked())) else {
+        let Some(best) = offers.iter().min_by(|a, b| rank(choice, a.ranked(), b.ranked())) else {
             break;
         };
         let admits_all = |g: &NodeGroup| best.now.placed.iter().all(|p| g.admits(&shapes[p.shape]));
         let set = balance.set(best.now.group, groups.iter().map(|(g, _)| *g), admits_all);
         if best.now.new_nodes > 0 {
-            decisions.extend(grow(&set, best.now.new_nodes, &reason(best, &offers, shapes)));
+            decisions.extend(grow(&set, best.now.new_nodes, &reason(best, &offers, shapes, choice.priorities)));
         }
         let best = &best.now;
         for placed in &best.placed {
@@ -151,15 +159,19 @@ fn soon(shapes: &[PendingShape], waiting: &[Pods], expected: &dyn Fn(&WorkloadRe
     extra
 }
 
-/// Orders two fits, better first: by `most-pods`, most pods placed, then lowest cost, then
-/// fewest nodes; by `price`, lowest cost per pod placed, then most pods, then fewest nodes.
-fn rank(expander: crate::Expander, a: &Fit, b: &Fit) -> std::cmp::Ordering {
+/// Orders two fits, better first: the higher priority; then by `most-pods`, most pods
+/// placed, then lowest cost, then fewest nodes; by `price`, lowest cost per pod placed, then
+/// most pods, then fewest nodes.
+fn rank(choice: &Choice<'_>, a: &Fit, b: &Fit) -> std::cmp::Ordering {
     let per_pod = |f: &Fit| f.cost() / f.pods().max(1) as f64;
-    match expander {
-        crate::Expander::MostPods => b.pods().cmp(&a.pods()).then(a.cost().total_cmp(&b.cost())),
-        crate::Expander::Price => per_pod(a).total_cmp(&per_pod(b)).then(b.pods().cmp(&a.pods())),
-    }
-    .then(a.new_nodes.cmp(&b.new_nodes))
+    let priority = |f: &Fit| choice.priorities.of(&f.group.id);
+    priority(b).cmp(&priority(a)).then_with(|| {
+        match choice.expander {
+            crate::Expander::MostPods => b.pods().cmp(&a.pods()).then(a.cost().total_cmp(&b.cost())),
+            crate::Expander::Price => per_pod(a).total_cmp(&per_pod(b)).then(b.pods().cmp(&a.pods())),
+        }
+        .then(a.new_nodes.cmp(&b.new_nodes))
+    })
 }
 
 /// Packs `waiting` pods (largest first) onto the group's `booting` nodes (asked for, booting,
@@ -221,7 +233,7 @@ fn owners(best: &Fit, shapes: &[PendingShape]) -> String {
     }
 }
 
-fn reason(offer: &Offer, all: &[Offer], shapes: &[PendingShape]) -> String {
+fn reason(offer: &Offer, all: &[Offer], shapes: &[PendingShape], priorities: &Ranked) -> String {
     let best = &offer.now;
     let count = best.pods();
     let sample = &shapes[best.placed[0].shape].requests;
@@ -259,6 +271,12 @@ fn reason(offer: &Offer, all: &[Offer], shapes: &[PendingShape]) -> String {
             ahead.new_nodes,
             ahead.cost()
         ));
+    }
+    if !priorities.is_empty() {
+        match priorities.of(&best.group.id) {
+            Some(priority) => text.push_str(&format!("; priority {priority}")),
+            None => text.push_str("; no priority matches the groups that fit"),
+        }
     }
     if !others.is_empty() {
         text.push_str(&format!("; cheapest of {} groups (others: {})", all.len(), others.join("; ")));

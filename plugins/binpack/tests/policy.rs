@@ -200,6 +200,54 @@ fn the_price_expander_sends_pods_that_tolerate_spot_there_and_the_rest_on_demand
     );
 }
 
+/// Priorities, as Cluster Autoscaler's priority expander and in its ConfigMap's form: the
+/// on-demand group listed highest gets the pods though spot is cheaper per pod; what it cannot
+/// take at its max-size goes to the next priority, not to the unlisted group cheaper than
+/// it; without priorities the price expander takes spot; a pattern that does not compile is
+/// refused naming it.
+#[test]
+fn priorities_choose_the_highest_listed_group_that_fits_then_the_next() {
+    let snapshot = |on_demand_max: u32| {
+        SnapshotBuilder::new()
+            .group(GroupBuilder::asg("general-on-demand").instance_type("m5.large", "2", "8Gi", 0.096).sizes(
+                0,
+                0,
+                on_demand_max,
+            ))
+            .group(
+                GroupBuilder::asg("general-spot")
+                    .instance_type("m5.large", "2", "8Gi", 0.0336)
+                    .sizes(0, 0, 20)
+                    .label(CAPACITY_TYPE_LABEL, "SPOT"),
+            )
+            .group(GroupBuilder::asg("c5").instance_type("c5.large", "2", "4Gi", 0.085).sizes(0, 0, 20))
+            .pending_pods("shop", "web", 12, "500m", "1Gi")
+            .build()
+    };
+    let decide = |settings: serde_json::Value, on_demand_max: u32| -> Vec<Decision> {
+        Harness::<Binpack>::with_settings(settings).unwrap().evaluate(&snapshot(on_demand_max)).unwrap()
+    };
+    let actions = |decisions: &[Decision]| -> Vec<Action> { decisions.iter().map(|d| d.action.clone()).collect() };
+    let prioritised = serde_json::json!({"expander": "price", "priorities": {"50": ["-on-demand$"], "10": ["spot"]}});
+
+    let decisions = decide(prioritised.clone(), 20);
+    assert_eq!(actions(&decisions), [Action::ScaleTo { group: "general-on-demand".into(), size: 3 }]);
+    assert!(decisions[0].reason.contains("; priority 50"), "{}", decisions[0].reason);
+    assert_eq!(
+        actions(&decide(prioritised, 1)),
+        [
+            Action::ScaleTo { group: "general-on-demand".into(), size: 1 },
+            Action::ScaleTo { group: "general-spot".into(), size: 2 }
+        ]
+    );
+    assert_eq!(
+        actions(&decide(serde_json::json!({"expander": "price"}), 20)),
+        [Action::ScaleTo { group: "general-spot".into(), size: 3 }]
+    );
+    let err = Harness::<Binpack>::with_settings(serde_json::json!({"priorities": {"10": ["spot-(a"]}})).err().unwrap();
+    assert!(err.contains("priorities.10[0]: `spot-(a` is not a regular expression"), "{err}");
+}
+
 #[test]
 fn a_mixed_instances_spot_group_is_priced_at_the_type_it_launches_not_its_dearest() {
     // The spot group lists m5.xlarge first and the cheaper m5a.large after it; EC2 launches
