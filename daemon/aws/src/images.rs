@@ -157,8 +157,8 @@ impl AwsCapacity {
         for group in groups.iter().filter(judged) {
             let key = key(&templates::image_source(group));
             let Some(LaunchReading::Read(Some(read))) = launches.get(&key) else { continue };
-            let origins = group.instances().iter().filter_map(|i| images.known.get(i.instance_id()?));
-            if origins.into_iter().any(|origin| origin.shows_stale(&read)) {
+            let mut origins = group.instances().iter().filter_map(|i| images.known.get(i.instance_id()?));
+            if origins.any(|origin| origin.shows_stale(&read)) {
                 launches.remove(&key);
             }
         }

@@ -107,25 +107,28 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
     /// # Guarantees
     /// Takes effect at the next tick; a refused change changes nothing and records nothing.
     pub fn change(&mut self, change: Change<Q::Entry>, asked: &Asked, now: u64) -> Result<String, ChangeError> {
-        let description = match change {
+        let description = self.apply(change, asked, now)?;
+        self.live.set_plugins(self.policies.entries().to_vec());
+        tracing::info!(caller = %asked.caller, change = %description, reason = %asked.reason, "changed by request");
+        self.recorder.record(Record::Control(ControlRecord {
+            tick: self.tick,
+            at_millis: now,
+            caller: asked.caller.clone(),
+            change: description.clone(),
+            reason: asked.reason.clone(),
+        }));
+        Ok(description)
+    }
+
+    /// Makes `change`; what changed, as the record says it.
+    fn apply(&mut self, change: Change<Q::Entry>, asked: &Asked, now: u64) -> Result<String, ChangeError> {
+        Ok(match change {
             Change::Mode(mode) => {
                 let before = self.mode();
                 self.set_mode(mode);
                 format!("mode {before} -> {mode}")
             }
-            Change::Load(entry) => {
-                let what = format!(
-                    "plugin {} (sha256 {}) from {} in {} mode",
-                    entry.name(),
-                    entry.digest(),
-                    entry.source(),
-                    entry.mode()
-                );
-                match self.policies.insert(entry) {
-                    Some(_) => format!("replace {what}"),
-                    None => format!("load {what}"),
-                }
-            }
+            Change::Load(entry) => self.load(entry),
             Change::Unload(name) => {
                 self.policies.remove(&name).ok_or_else(|| ChangeError::NoSuchPlugin(name.clone()))?;
                 format!("unload plugin {name}")
@@ -154,29 +157,35 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
             }
             Change::CancelGroupReplacement(group) => self.cancel_roll(&group)?,
             Change::Guardrails(guardrails) => self.set_guardrails(*guardrails)?,
-            Change::Chain { entries, notes } => {
-                let names: Vec<String> = entries
-                    .iter()
-                    .map(|e| format!("{} ({}, sha256 {})", e.name(), e.mode(), short(e.digest())))
-                    .collect();
-                self.policies.replace_all(entries);
-                let mut description = format!("chain {}", names.join(", "));
-                for note in notes {
-                    description.push_str("; ");
-                    description.push_str(&note);
-                }
-                description
-            }
-        };
-        self.live.set_plugins(self.policies.entries().to_vec());
-        tracing::info!(caller = %asked.caller, change = %description, reason = %asked.reason, "changed by request");
-        self.recorder.record(Record::Control(ControlRecord {
-            tick: self.tick,
-            at_millis: now,
-            caller: asked.caller.clone(),
-            change: description.clone(),
-            reason: asked.reason.clone(),
-        }));
-        Ok(description)
+            Change::Chain { entries, notes } => self.replace_chain(entries, notes),
+        })
+    }
+
+    /// Loads a plugin at the end of the chain, or in the place of the one of its name.
+    fn load(&mut self, entry: Q::Entry) -> String {
+        let what = format!(
+            "plugin {} (sha256 {}) from {} in {} mode",
+            entry.name(),
+            entry.digest(),
+            entry.source(),
+            entry.mode()
+        );
+        match self.policies.insert(entry) {
+            Some(_) => format!("replace {what}"),
+            None => format!("load {what}"),
+        }
+    }
+
+    /// A whole chain in the place of the one running, with the notes its reload made.
+    fn replace_chain(&mut self, entries: Vec<Q::Entry>, notes: Vec<String>) -> String {
+        let names: Vec<String> =
+            entries.iter().map(|e| format!("{} ({}, sha256 {})", e.name(), e.mode(), short(e.digest()))).collect();
+        self.policies.replace_all(entries);
+        let mut description = format!("chain {}", names.join(", "));
+        for note in notes {
+            description.push_str("; ");
+            description.push_str(&note);
+        }
+        description
     }
 }

@@ -7,18 +7,26 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::failure;
-use super::observe::Observation;
+use super::observe::{GroupFacts, Observation};
 use super::policies::Policies;
-use super::ports::{Capacity, Cluster};
+use super::ports::{Capacity, Cluster, LaunchFailure};
 use super::record::{ActionResult, DecisionRecord, GuardOutcome, Record};
 use super::{Engine, HOST, Mode};
 
 /// What the provisioning watch found this tick.
 pub(super) struct Watched {
-    /// Groups whose desired size goes back to their instances: size, and why.
-    pub resets: Vec<(String, u32, String)>,
+    /// Groups whose desired size goes back to their instances.
+    pub resets: Vec<Reset>,
     /// Seconds each node a group delivered this tick took, by group.
     pub delivered: BTreeMap<String, Vec<u32>>,
+}
+
+/// A group that failed to provision, brought back to the instances it has.
+pub(super) struct Reset {
+    pub group: String,
+    pub size: u32,
+    /// What failed.
+    pub reason: String,
 }
 
 impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
@@ -31,83 +39,99 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
     /// counting them as on their way would never look elsewhere. Returns those resets, and
     /// the nodes each group delivered this tick, timed.
     pub(super) fn watch_provisioning(&mut self, obs: &mut Observation, now: u64) -> Watched {
-        let backoff = self.config.guardrails.backoff.clone();
-        let timeout = backoff.timeout.as_millis() as u64;
         let mut backing_off = Vec::new();
-        let mut resets = Vec::new();
-        let mut delivered = BTreeMap::new();
+        let mut watched = Watched { resets: Vec::new(), delivered: BTreeMap::new() };
         for (id, facts) in &obs.groups {
             if facts.kind != ballast_sdk::NodeGroupKind::Asg {
                 continue;
             }
-            let state = self.state.group(id);
-            let mut failure = None;
-            if let Some(f) = obs.launch_failures.get(id)
-                && state.failure_seen_at.is_none_or(|seen| f.at_millis > seen)
-            {
-                state.failure_seen_at = Some(f.at_millis);
-                failure = Some(format!("launch failed: {}", f.message));
-            }
-            // A node that was Ready and is no longer is lost, not awaited: node repair
-            // replaces it; it is no launch failure to back off from.
-            let here = facts.ready + facts.lost;
-            let timed = state.time_provisioning(here, facts.desired, now);
-            if !timed.is_empty() {
-                delivered.insert(id.clone(), timed);
-            }
-            if here >= facts.desired {
-                state.satisfied();
-            } else {
-                let since = *state.waiting_since.get_or_insert(now);
-                if failure.is_none() && now.saturating_sub(since) >= timeout {
-                    failure = Some(format!(
-                        "{} of {} nodes not ready after {}",
-                        facts.desired - here,
-                        facts.desired,
-                        crate::duration::display(backoff.timeout)
-                    ));
-                }
-            }
-            if let Some(reason) = failure {
-                let until = state.fail(now, reason.clone(), &backoff);
+            if let Some(reason) = self.provisioning_failure(id, facts, obs.launch_failures.get(id), now, &mut watched) {
+                let until = self.state.group(id).fail(now, reason.clone(), &self.config.guardrails.backoff);
                 tracing::warn!(group = %id, %reason, until, "node group backing off");
                 let keep = facts.instances.max(facts.min);
                 if facts.desired > keep {
-                    resets.push((id.clone(), keep, reason));
+                    watched.resets.push(Reset { group: id.clone(), size: keep, reason });
                 }
             }
-            if state.backing_off(now).is_some() {
+            if self.state.group(id).backing_off(now).is_some() {
                 backing_off.push(id.clone());
             }
         }
-        for (id, keep, _) in &resets {
-            if let Some(facts) = obs.groups.get_mut(id) {
-                facts.desired = *keep;
+        for reset in &watched.resets {
+            if let Some(facts) = obs.groups.get_mut(&reset.group) {
+                facts.desired = reset.size;
             }
         }
-        if let Some(snapshot) = Arc::get_mut(&mut obs.snapshot) {
-            let state = &self.state;
-            snapshot.launch_failures = (snapshot.node_groups.iter())
-                .filter_map(|g| state.groups.get(&g.id).and_then(|s| s.launch_failure(&g.id, now)))
-                .collect();
-            snapshot.provisioning_times = (snapshot.node_groups.iter())
-                .filter_map(|g| state.groups.get(&g.id).and_then(|s| s.provisioning_time(&g.id)))
-                .collect();
-            for group in snapshot.node_groups.iter_mut() {
-                if let Some((_, keep, _)) = resets.iter().find(|(id, ..)| *id == group.id) {
-                    group.desired_size = *keep;
-                }
-                if backing_off.contains(&group.id) {
-                    group.max_size = group.max_size.min(group.desired_size);
-                }
+        self.show_provisioning(obs, &watched.resets, &backing_off, now);
+        watched
+    }
+
+    /// Why `id` failed to provision this tick, if it did: a launch failure not seen before,
+    /// or nodes not Ready past the back-off timeout. Times the nodes it delivered.
+    fn provisioning_failure(
+        &mut self,
+        id: &str,
+        facts: &GroupFacts,
+        launch_failure: Option<&LaunchFailure>,
+        now: u64,
+        watched: &mut Watched,
+    ) -> Option<String> {
+        let timeout = self.config.guardrails.backoff.timeout;
+        let state = self.state.group(id);
+        let mut failure = None;
+        if let Some(f) = launch_failure
+            && state.failure_seen_at.is_none_or(|seen| f.at_millis > seen)
+        {
+            state.failure_seen_at = Some(f.at_millis);
+            failure = Some(format!("launch failed: {}", f.message));
+        }
+        // A node that was Ready and is no longer is lost, not awaited: node repair
+        // replaces it; it is no launch failure to back off from.
+        let here = facts.ready + facts.lost;
+        let timed = state.time_provisioning(here, facts.desired, now);
+        if !timed.is_empty() {
+            watched.delivered.insert(id.to_string(), timed);
+        }
+        if here >= facts.desired {
+            state.satisfied();
+        } else {
+            let since = *state.waiting_since.get_or_insert(now);
+            if failure.is_none() && now.saturating_sub(since) >= timeout.as_millis() as u64 {
+                failure = Some(format!(
+                    "{} of {} nodes not ready after {}",
+                    facts.desired - here,
+                    facts.desired,
+                    crate::duration::display(timeout)
+                ));
             }
         }
-        Watched { resets, delivered }
+        failure
+    }
+
+    /// What the snapshot shows of provisioning: groups' launch failures and provisioning
+    /// times, desired sizes reset, and max-size held at the current size while backing off.
+    fn show_provisioning(&self, obs: &mut Observation, resets: &[Reset], backing_off: &[String], now: u64) {
+        let Some(snapshot) = Arc::get_mut(&mut obs.snapshot) else { return };
+        let state = &self.state;
+        snapshot.launch_failures = (snapshot.node_groups.iter())
+            .filter_map(|g| state.groups.get(&g.id).and_then(|s| s.launch_failure(&g.id, now)))
+            .collect();
+        snapshot.provisioning_times = (snapshot.node_groups.iter())
+            .filter_map(|g| state.groups.get(&g.id).and_then(|s| s.provisioning_time(&g.id)))
+            .collect();
+        for group in snapshot.node_groups.iter_mut() {
+            if let Some(reset) = resets.iter().find(|r| r.group == group.id) {
+                group.desired_size = reset.size;
+            }
+            if backing_off.contains(&group.id) {
+                group.max_size = group.max_size.min(group.desired_size);
+            }
+        }
     }
 
     /// Brings failed groups back to the instances they have, and records it.
-    pub(super) async fn reset_failed_groups(&mut self, resets: Vec<(String, u32, String)>, now: u64, tick: u64) {
-        for (group, size, reason) in resets {
+    pub(super) async fn reset_failed_groups(&mut self, resets: Vec<Reset>, now: u64, tick: u64) {
+        for Reset { group, size, reason } in resets {
             let result = match self.config.mode {
                 Mode::Enforce => match self.capacity.set_desired_size(&group, size).await {
                     Ok(()) => ActionResult::Done,

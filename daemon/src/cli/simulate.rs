@@ -98,56 +98,61 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     };
 
     if let Some(path) = &args.report {
-        let value = if runs.len() == 1 {
-            serde_json::to_value(&runs[0].1)?
-        } else {
-            serde_json::Value::Array(
-                runs.iter()
-                    .map(|(set, r)| {
-                        let mut v = serde_json::to_value(r).unwrap_or_default();
-                        v["set"] = set.clone().into();
-                        v
-                    })
-                    .collect(),
-            )
-        };
-        std::fs::write(path, serde_json::to_string_pretty(&value)? + "\n")
-            .with_context(|| format!("cannot write the report to {}", path.display()))?;
+        write_report(path, &runs)?;
     }
     if let Some(path) = &args.chart {
         let lines: Vec<chart::Run> = runs.iter().map(|(set, r)| chart::Run { label: set, series: &r.series }).collect();
         let title = format!("{}: {}, seed {seed}", scenario.name, scenario.description);
         chart::draw(path, &title, &lines)?;
     }
-
     match args.output {
         Output::Json => {
             let reports: Vec<&SimReport> = runs.iter().map(|(_, r)| r).collect();
             outln!("{}", serde_json::to_string_pretty(&reports)?);
         }
-        Output::Table => {
-            outln!(
-                "{} ({}), {} simulated, seed {seed}{}",
-                scenario.name,
-                scenario.description,
-                crate::duration::display(scenario.duration),
-                if mode == Mode::DryRun { ", dry-run: nothing acted on" } else { "" }
-            );
-            if runs.len() == 1 {
-                outln!("policies: {}", runs[0].1.policies.join(" -> "));
-                outln!("{}", summary_table(&runs[0].1));
-            } else {
-                outln!("{}", compare_table(&runs));
-            }
-            if let Some(path) = &args.chart {
-                outln!("chart: {}", path.display());
-            }
-            if let Some(path) = &args.report {
-                outln!("report: {}", path.display());
-            }
-        }
+        Output::Table => print_tables(&args, &scenario, seed, mode, &runs),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The report file: one run's report, or each set's with its name.
+fn write_report(path: &std::path::Path, runs: &[(String, SimReport)]) -> anyhow::Result<()> {
+    let value = if let [(_, report)] = runs {
+        serde_json::to_value(report)?
+    } else {
+        let mut reports = Vec::with_capacity(runs.len());
+        for (set, report) in runs {
+            let mut value = serde_json::to_value(report)?;
+            value["set"] = set.clone().into();
+            reports.push(value);
+        }
+        serde_json::Value::Array(reports)
+    };
+    std::fs::write(path, serde_json::to_string_pretty(&value)? + "\n")
+        .with_context(|| format!("cannot write the report to {}", path.display()))
+}
+
+/// The summary table of one run, or the comparison of several, under the scenario's line.
+fn print_tables(args: &SimulateArgs, scenario: &Scenario, seed: u64, mode: Mode, runs: &[(String, SimReport)]) {
+    outln!(
+        "{} ({}), {} simulated, seed {seed}{}",
+        scenario.name,
+        scenario.description,
+        crate::duration::display(scenario.duration),
+        if mode == Mode::DryRun { ", dry-run: nothing acted on" } else { "" }
+    );
+    if let [(_, report)] = runs {
+        outln!("policies: {}", report.policies.join(" -> "));
+        outln!("{}", summary_table(report));
+    } else {
+        outln!("{}", compare_table(runs));
+    }
+    if let Some(path) = &args.chart {
+        outln!("chart: {}", path.display());
+    }
+    if let Some(path) = &args.report {
+        outln!("report: {}", path.display());
+    }
 }
 
 /// A set of policies to run: a `--compare` name (built-in, or policies joined by `+`), or

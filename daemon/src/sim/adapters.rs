@@ -10,7 +10,7 @@ use ballast_sdk::{
 };
 
 use super::scenario::NODE_GROUP_LABEL;
-use super::world::{World, disruptions_allowed};
+use super::world::{SimNode, SimWorkload, World, disruptions_allowed};
 use crate::engine::ports::{
     AdapterError, AdapterErrorKind, AdapterResult, Capacity, Clock, Cluster, ClusterView, DisruptionBudgetView,
     Eviction, GroupView, InstanceLifecycle, InstanceView, Interruption, MetricPoint, MetricQuery, NodeView,
@@ -271,26 +271,8 @@ impl World {
     /// bind time, and the pods waiting for capacity. Never walks the running pods.
     pub(super) fn cluster_view(&self) -> ClusterView {
         let mut view = ClusterView::default();
-        for node in self.nodes.iter().flatten().filter(|n| n.ready || n.lost_at.is_some()) {
-            view.nodes.push(NodeView {
-                name: node.name.clone(),
-                instance_id: node.instance_id.clone(),
-                instance_type: node.instance_type.clone(),
-                zone: node.zone.clone(),
-                allocatable: node.allocatable,
-                usage: Some(node.used),
-                ready: node.ready,
-                unready_since_millis: node.lost_at,
-                cordoned: node.cordoned,
-                created_at_millis: node.ready_at,
-                fargate: node.fargate,
-                kept_by: None,
-                group_label: None,
-                removal_mark: node.removal_mark.clone(),
-                replaces: node.replaces.clone(),
-                pods: node.tally.clone(),
-            });
-        }
+        let shown = self.nodes.iter().flatten().filter(|n| n.ready || n.lost_at.is_some());
+        view.nodes = shown.map(node_view).collect();
         for pod in self.pending.iter().filter_map(|&p| self.pods[p].as_ref()) {
             if pod.unschedulable {
                 view.pending.push(PendingPodView {
@@ -301,55 +283,83 @@ impl World {
             }
         }
         for (i, w) in self.workloads.iter().enumerate() {
-            let live = w.pods.len() as u32;
-            let replicas = if w.curve.is_some() { w.wanted } else { live };
-            let placement = if w.fargate {
-                Placement::Fargate
-            } else {
-                let mut groups = w.running_in_group.keys();
-                match (groups.next(), groups.next()) {
-                    (Some(&only), None) => Placement::Ec2(Some(self.groups[only].id.clone())),
-                    _ => Placement::Ec2(None),
-                }
-            };
-            view.workloads.push(WorkloadView {
-                id: (*w.id).clone(),
-                replicas,
-                requests_per_replica: w.requests,
-                placement,
-                fargate_traits: w.fargate_traits.clone(),
-                usage_per_replica: Some(super::world::scale(&w.requests, w.spec.usage)),
-            });
-            if let Some(bounds) = &w.spec.autoscaler {
-                view.horizontal_autoscalers.push(HorizontalAutoscaler {
-                    target: (*w.id).clone(),
-                    min_replicas: bounds.min_replicas,
-                    max_replicas: bounds.max_replicas,
-                });
-            }
-            if let (Some(&next), Some(batches)) = (w.batch_times.first(), &w.spec.batches) {
-                view.scheduled_runs.push(ScheduledRun {
-                    owner: (*w.id).clone(),
-                    due_at_millis: self.start + next,
-                    pods: batches.pods,
-                    requests: w.requests,
-                    node_selector: w.template.node_selector.clone(),
-                    affinity_keys: w.template.affinity_keys.clone(),
-                    tolerations: w.template.tolerations.clone(),
-                    on_fargate: w.fargate,
-                });
-            }
-            if let (Some(budget), Some(name)) = (&w.spec.disruption_budget, &w.budget_name)
-                && w.spec.kind != WorkloadKind::DaemonSet
-            {
-                view.disruption_budgets.push(DisruptionBudgetView {
-                    namespace: w.namespace.clone(),
-                    name: name.clone(),
-                    disruptions_allowed: disruptions_allowed(budget, w.wanted, self.healthy(i)),
-                });
-            }
+            self.show_workload(&mut view, i, w);
         }
         view
+    }
+
+    /// A workload as the API shows it, with its autoscaler, its CronJob's next run and its
+    /// disruption budget, each where it has one.
+    fn show_workload(&self, view: &mut ClusterView, i: usize, w: &SimWorkload) {
+        let live = w.pods.len() as u32;
+        let replicas = if w.curve.is_some() { w.wanted } else { live };
+        let placement = if w.fargate {
+            Placement::Fargate
+        } else {
+            let mut groups = w.running_in_group.keys();
+            match (groups.next(), groups.next()) {
+                (Some(&only), None) => Placement::Ec2(Some(self.groups[only].id.clone())),
+                _ => Placement::Ec2(None),
+            }
+        };
+        view.workloads.push(WorkloadView {
+            id: (*w.id).clone(),
+            replicas,
+            requests_per_replica: w.requests,
+            placement,
+            fargate_traits: w.fargate_traits.clone(),
+            usage_per_replica: Some(super::world::scale(&w.requests, w.spec.usage)),
+        });
+        if let Some(bounds) = &w.spec.autoscaler {
+            view.horizontal_autoscalers.push(HorizontalAutoscaler {
+                target: (*w.id).clone(),
+                min_replicas: bounds.min_replicas,
+                max_replicas: bounds.max_replicas,
+            });
+        }
+        if let (Some(&next), Some(batches)) = (w.batch_times.first(), &w.spec.batches) {
+            view.scheduled_runs.push(ScheduledRun {
+                owner: (*w.id).clone(),
+                due_at_millis: self.start + next,
+                pods: batches.pods,
+                requests: w.requests,
+                node_selector: w.template.node_selector.clone(),
+                affinity_keys: w.template.affinity_keys.clone(),
+                tolerations: w.template.tolerations.clone(),
+                on_fargate: w.fargate,
+            });
+        }
+        if let (Some(budget), Some(name)) = (&w.spec.disruption_budget, &w.budget_name)
+            && w.spec.kind != WorkloadKind::DaemonSet
+        {
+            view.disruption_budgets.push(DisruptionBudgetView {
+                namespace: w.namespace.clone(),
+                name: name.clone(),
+                disruptions_allowed: disruptions_allowed(budget, w.wanted, self.healthy(i)),
+            });
+        }
+    }
+}
+
+/// A node as the API shows it, with the pods it runs as counted at bind time.
+fn node_view(node: &SimNode) -> NodeView {
+    NodeView {
+        name: node.name.clone(),
+        instance_id: node.instance_id.clone(),
+        instance_type: node.instance_type.clone(),
+        zone: node.zone.clone(),
+        allocatable: node.allocatable,
+        usage: Some(node.used),
+        ready: node.ready,
+        unready_since_millis: node.lost_at,
+        cordoned: node.cordoned,
+        created_at_millis: node.ready_at,
+        fargate: node.fargate,
+        kept_by: None,
+        group_label: None,
+        removal_mark: node.removal_mark.clone(),
+        replaces: node.replaces.clone(),
+        pods: node.tally.clone(),
     }
 }
 
