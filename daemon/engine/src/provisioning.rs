@@ -45,7 +45,14 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
             if facts.kind != ballast_sdk::NodeGroupKind::Asg {
                 continue;
             }
-            if let Some(reason) = self.provisioning_failure(id, facts, obs.launch_failures.get(id), now, &mut watched) {
+            // A node that was Ready and is no longer is lost, not awaited: node repair
+            // replaces it; it is no launch failure to back off from.
+            let here = facts.ready + facts.lost;
+            let timed = self.state.group(id).time_provisioning(here, facts.desired, now);
+            if !timed.is_empty() {
+                watched.delivered.insert(id.clone(), timed);
+            }
+            if let Some(reason) = self.provisioning_failure(id, facts, here, obs.launch_failures.get(id), now) {
                 let until = self.state.group(id).fail(now, reason.clone(), &self.config.guardrails.backoff);
                 tracing::warn!(group = %id, %reason, until, "node group backing off");
                 let keep = facts.instances.max(facts.min);
@@ -67,14 +74,14 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
     }
 
     /// Why `id` failed to provision this tick, if it did: a launch failure not seen before,
-    /// or nodes not Ready past the back-off timeout. Times the nodes it delivered.
+    /// or nodes not Ready past the back-off timeout (`here` of them present).
     fn provisioning_failure(
         &mut self,
         id: &str,
         facts: &GroupFacts,
+        here: u32,
         launch_failure: Option<&LaunchFailure>,
         now: u64,
-        watched: &mut Watched,
     ) -> Option<String> {
         let timeout = self.config.guardrails.backoff.timeout;
         let state = self.state.group(id);
@@ -84,13 +91,6 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
         {
             state.failure_seen_at = Some(f.at_millis);
             failure = Some(format!("launch failed: {}", f.message));
-        }
-        // A node that was Ready and is no longer is lost, not awaited: node repair
-        // replaces it; it is no launch failure to back off from.
-        let here = facts.ready + facts.lost;
-        let timed = state.time_provisioning(here, facts.desired, now);
-        if !timed.is_empty() {
-            watched.delivered.insert(id.to_string(), timed);
         }
         if here >= facts.desired {
             state.satisfied();
