@@ -484,3 +484,58 @@ async fn watches_recover_from_dropped_connections_and_410_without_losing_an_upda
     assert!(cluster.status().watch_errors > 0, "the refused watches were seen as errors");
     assert_eq!(expected().len(), 15);
 }
+
+/// Pod priority as Cluster Autoscaler reads it. A pod below the cutoff (-10) and a pod the
+/// scheduler nominated to a node after preempting there are not waiting for capacity, so no
+/// policy sizes for them; an expendable pod on a node holds no room and keeps no node, even
+/// under a budget that allows it no disruption: the drain asks it to leave and the instance
+/// goes without waiting for it. A pause pod at -1 (the usual overprovisioning) still counts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expendable_and_nominated_pods_cause_no_scale_up_and_keep_no_node() {
+    let standin = StandIn::start().await.unwrap();
+    standin.create(node("n1", "i-1", "general")).unwrap();
+    let mut filler = running_pod("filler-1", "n1", Some(("ReplicaSet", "filler-5d8f")), json!({"app": "filler"}));
+    filler["spec"]["priority"] = json!(-20);
+    standin.create(filler).unwrap();
+    standin.create(budget("filler", 1)).unwrap();
+    let pending = |name: &str, priority: Option<i32>, nominated: Option<&str>| {
+        let mut pod = pending_pod(name, None);
+        pod["spec"]["priority"] = json!(priority);
+        pod["status"]["nominatedNodeName"] = json!(nominated);
+        pod
+    };
+    standin.create(pending("batch-1", Some(-20), None)).unwrap();
+    standin.create(pending("web-1", Some(1000), Some("n1"))).unwrap();
+    standin.create(pending("pause-1", Some(-1), None)).unwrap();
+    standin.create(pending("web-2", None, None)).unwrap();
+
+    let cluster = started(&standin, KubeSettings::default()).await;
+    eventually(Duration::from_secs(10), async || cluster.observe().await.unwrap().pending.len() >= 2)
+        .await
+        .expect("the pending pods appear");
+    eventually(Duration::from_secs(2), async || {
+        cluster.observe().await.unwrap().disruption_budgets.iter().any(|b| b.disruptions_allowed == 0)
+    })
+    .await
+    .expect("the budget's status reaches the cache");
+    let view = cluster.observe().await.unwrap();
+    let waiting: Vec<&str> = view.pending.iter().map(|p| &*p.name).collect();
+    assert_eq!(waiting, ["pause-1", "web-2"]);
+    let n1 = &view.nodes[0].pods;
+    assert_eq!((n1.count, n1.requested.cpu_millis), (0, 0), "the filler's 250m counts as free room");
+
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    let capacity = RecordingCapacity::new("only", &["i-1"], calls.clone());
+    let plugin = host()
+        .load(scripted(json!([{"action": {"remove-nodes": {"nodes": ["n1"]}}, "reason": "n1 holds only filler"}])))
+        .unwrap();
+    let config = EngineConfig::default();
+    let mut engine =
+        Engine::new(cluster.clone(), capacity, PolicyChain::new(vec![plugin]), config, Recorder::new(100, None));
+    engine.tick(SystemClock.now_millis(), Trigger::Manual).await;
+    assert_eq!(standin.get("v1", "Node", "", "n1").unwrap()["spec"]["unschedulable"], json!(true), "accepted");
+    assert!(standin.get("v1", "Pod", "default", "filler-1").is_some(), "its budget refused the eviction");
+    engine.tick(SystemClock.now_millis(), Trigger::Manual).await;
+    let calls: Vec<String> = calls.lock().unwrap().iter().map(|c| c.what.clone()).collect();
+    assert_eq!(calls, ["terminate i-1 in general"], "the drain does not wait for an expendable pod");
+}

@@ -276,8 +276,8 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
                 Some(RemovalOutcome::Completed { evicted: drain.evicted })
             }
             None => Some(RemovalOutcome::Completed { evicted: drain.evicted }),
-            Some(facts) if facts.pods.evictable_count() == 0 => self.terminate_drained(node, drain, timed_out).await,
-            Some(facts) if timed_out => self.abandon_drain(node, facts.pods.evictable_count()).await,
+            Some(facts) if facts.pods.must_move_count() == 0 => self.terminate_drained(node, drain, timed_out).await,
+            Some(facts) if timed_out => self.abandon_drain(node, facts.pods.must_move_count()).await,
             Some(_) if drain.hold.is_some() => None,
             Some(facts) => {
                 let evicted = self.evict_all(node, facts).await;

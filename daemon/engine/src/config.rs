@@ -107,6 +107,15 @@ pub struct Guardrails {
     /// cluster is unhealthy and utilisation figures cannot be trusted (Cluster Autoscaler: 45%).
     pub max_unready_fraction: f64,
     pub drift: DriftReplacement,
+    /// A pod with an emptyDir or hostPath volume (not named in its
+    /// `safe-to-evict-local-volumes`) keeps its node, as Cluster Autoscaler's
+    /// `--skip-nodes-with-local-storage` (same default). `false` lets the node go, the data
+    /// in those volumes lost with the pod, as Karpenter does.
+    pub skip_nodes_with_local_storage: bool,
+    /// A kube-system pod without a PodDisruptionBudget keeps its node, as Cluster
+    /// Autoscaler's `--skip-nodes-with-system-pods` (same default). `false` lets it be
+    /// evicted like any other pod, as Karpenter does.
+    pub skip_nodes_with_system_pods: bool,
 }
 
 impl Default for Guardrails {
@@ -123,6 +132,8 @@ impl Default for Guardrails {
             backoff: Backoff::default(),
             max_unready_fraction: 0.45,
             drift: DriftReplacement::default(),
+            skip_nodes_with_local_storage: true,
+            skip_nodes_with_system_pods: true,
         }
     }
 }

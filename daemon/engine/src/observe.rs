@@ -248,7 +248,7 @@ fn removal_blocker(
             crate::duration::display(cx.guardrails.min_node_age)
         ))
     } else {
-        node_blocker(&view.pods, budgets)
+        node_blocker(&view.pods, budgets, cx.guardrails)
     }
 }
 
@@ -357,10 +357,12 @@ fn window_hold(cluster: &ClusterView, cx: &ObserveContext<'_>) -> Option<String>
 }
 
 /// A node's pods by shape as policies see them (contract 0.1.4 `pods-on-node`), worked out
-/// only for the nodes a policy asks about.
+/// only for the nodes a policy asks about. Expendable pods are left out: no other pod makes
+/// room for them.
 fn pod_shapes(pods: &NodePods) -> Vec<ballast_sdk::PodShape> {
     pods.shapes
         .iter()
+        .filter(|on| !on.shape.expendable)
         .map(|on| ballast_sdk::PodShape {
             namespace: on.shape.namespace.to_string(),
             owner: on.shape.owner.as_deref().cloned(),
@@ -376,16 +378,17 @@ fn pod_shapes(pods: &NodePods) -> Vec<ballast_sdk::PodShape> {
 
 /// Why a pod keeps this node, if one does: the first blocking pod of the first blocking shape.
 /// A shape is judged once, however many of its pods the node runs.
-fn node_blocker(pods: &NodePods, budgets: &HashMap<(&str, &str), u32>) -> Option<String> {
+fn node_blocker(pods: &NodePods, budgets: &HashMap<(&str, &str), u32>, rules: &Guardrails) -> Option<String> {
     pods.shapes
         .iter()
-        .filter(|s| s.shape.evictable())
-        .find_map(|s| s.pods.first().and_then(|name| pod_blocker(&s.shape, name, budgets)))
+        .filter(|s| s.shape.must_move())
+        .find_map(|s| s.pods.first().and_then(|name| pod_blocker(&s.shape, name, budgets, rules)))
 }
 
 /// Why a pod of this shape keeps its node, if it does (Cluster Autoscaler's drainability
-/// rules). `name` is one pod of the shape on the node, for the message.
-fn pod_blocker(pod: &PodShape, name: &str, budgets: &HashMap<(&str, &str), u32>) -> Option<String> {
+/// rules, local storage and system pods as `rules` say). `name` is one pod of the shape on
+/// the node, for the message.
+fn pod_blocker(pod: &PodShape, name: &str, budgets: &HashMap<(&str, &str), u32>, rules: &Guardrails) -> Option<String> {
     let id = || format!("pod {}/{name}", pod.namespace);
     if let Some(unreadable) = &pod.unreadable {
         return Some(format!("{}: {unreadable}; its needs are unknown", id()));
@@ -416,10 +419,10 @@ fn pod_blocker(pod: &PodShape, name: &str, budgets: &HashMap<(&str, &str), u32>)
     if pod.owner.is_none() {
         return Some(format!("{} has no controller: evicted, it would not come back", id()));
     }
-    if template.local_storage {
+    if template.local_storage && rules.skip_nodes_with_local_storage {
         return Some(format!("{} uses local storage (emptyDir or hostPath) that a move would lose", id()));
     }
-    if &*pod.namespace == "kube-system" && pod.disruption_budget.is_none() {
+    if &*pod.namespace == "kube-system" && pod.disruption_budget.is_none() && rules.skip_nodes_with_system_pods {
         return Some(format!("{} is a kube-system pod without a PodDisruptionBudget", id()));
     }
     None

@@ -33,6 +33,12 @@ pub struct PodShape {
     /// Their requests could not be read (named field and value): their node is not removed
     /// and they are not sized for while pending.
     pub unreadable: Option<String>,
+    /// Their priority is below the cluster's cutoff (Cluster Autoscaler's expendable pods,
+    /// `kubernetes.expendable-pods-priority-cutoff`): they run only on room nothing else
+    /// wants, so they cause no scale-up, their room counts as free, they keep no node and
+    /// need no room elsewhere when it goes. A drain still asks them to leave, but does not
+    /// wait for them.
+    pub expendable: bool,
 }
 
 impl PodShape {
@@ -43,6 +49,11 @@ impl PodShape {
     /// A drain evicts it: everything but DaemonSet and mirror pods.
     pub fn evictable(&self) -> bool {
         !self.is_daemon() && !self.mirror
+    }
+
+    /// A drain must see it gone before the node goes: evictable and not expendable.
+    pub fn must_move(&self) -> bool {
+        self.evictable() && !self.expendable
     }
 }
 
@@ -55,6 +66,7 @@ impl PartialEq for PodShape {
             && self.disruption_budget == other.disruption_budget
             && self.mirror == other.mirror
             && self.unreadable == other.unreadable
+            && self.expendable == other.expendable
     }
 }
 
@@ -67,6 +79,7 @@ impl Hash for PodShape {
         self.requests.hash(state);
         Arc::as_ptr(&self.template).hash(state);
         self.disruption_budget.hash(state);
+        self.expendable.hash(state);
     }
 }
 
@@ -81,8 +94,10 @@ pub struct ShapeOnNode {
 /// What runs on a node: totals and the pods by shape.
 #[derive(Clone, Debug, Default)]
 pub struct NodePods {
-    /// Sum of the requests of every pod bound to the node.
+    /// Sum of the requests of the pods bound to the node, expendable ones left out: any other
+    /// pod takes their room (see [`PodShape::expendable`]).
     pub requested: Resources,
+    /// The pods bound to the node, expendable ones left out.
     pub count: u32,
     /// Shapes in the order their first pod arrived; a shape with no pod left is dropped.
     pub shapes: Vec<ShapeOnNode>,
@@ -90,8 +105,10 @@ pub struct NodePods {
 
 impl NodePods {
     pub fn add(&mut self, shape: &Arc<PodShape>, name: Arc<str>) {
-        self.requested = self.requested.saturating_add(&shape.requests);
-        self.count += 1;
+        if !shape.expendable {
+            self.requested = self.requested.saturating_add(&shape.requests);
+            self.count += 1;
+        }
         match self.shapes.iter_mut().find(|s| s.shape == *shape) {
             Some(entry) => entry.pods.push(name),
             None => self.shapes.push(ShapeOnNode { shape: shape.clone(), pods: vec![name] }),
@@ -107,12 +124,14 @@ impl NodePods {
         if entry.pods.is_empty() {
             self.shapes.remove(at);
         }
-        self.requested = self.requested.saturating_sub(&shape.requests);
-        self.count = self.count.saturating_sub(1);
+        if !shape.expendable {
+            self.requested = self.requested.saturating_sub(&shape.requests);
+            self.count = self.count.saturating_sub(1);
+        }
         true
     }
 
-    /// The pods a drain must evict, as (namespace, name).
+    /// The pods a drain asks to leave, as (namespace, name).
     pub fn evictable(&self) -> impl Iterator<Item = (&Arc<str>, &Arc<str>)> {
         self.shapes
             .iter()
@@ -120,8 +139,9 @@ impl NodePods {
             .flat_map(|s| s.pods.iter().map(move |p| (&s.shape.namespace, p)))
     }
 
-    pub fn evictable_count(&self) -> usize {
-        self.shapes.iter().filter(|s| s.shape.evictable()).map(|s| s.pods.len()).sum()
+    /// The pods a drain must see gone before the node goes ([`PodShape::must_move`]).
+    pub fn must_move_count(&self) -> usize {
+        self.shapes.iter().filter(|s| s.shape.must_move()).map(|s| s.pods.len()).sum()
     }
 }
 
@@ -180,7 +200,7 @@ impl NodeTally {
     pub fn remove(&mut self, node: &str, shape: &PodShape, pod: &str) {
         let Some(entry) = self.nodes.get_mut(node) else { return };
         Arc::make_mut(entry).remove(shape, pod);
-        if entry.count == 0 {
+        if entry.shapes.is_empty() {
             self.nodes.remove(node);
         }
     }
@@ -197,7 +217,11 @@ mod tests {
 
     fn shape(interner: &mut ShapeInterner, template: &Arc<PodTemplate>, cpu: u64, daemon: bool) -> Arc<PodShape> {
         let kind = if daemon { WorkloadKind::DaemonSet } else { WorkloadKind::Deployment };
-        interner.acquire(PodShape {
+        interner.acquire(shape_of(kind, template, cpu))
+    }
+
+    fn shape_of(kind: WorkloadKind, template: &Arc<PodTemplate>, cpu: u64) -> PodShape {
+        PodShape {
             namespace: "default".into(),
             owner: Some(Arc::new(WorkloadRef { kind, namespace: "default".into(), name: "web".into() })),
             requests: Resources::pod(cpu, 1 << 30),
@@ -205,7 +229,8 @@ mod tests {
             disruption_budget: None,
             mirror: false,
             unreadable: None,
-        })
+            expendable: false,
+        }
     }
 
     #[test]
@@ -242,10 +267,35 @@ mod tests {
         tally.remove("n1", &web, "web-1");
         assert_eq!(seen.count, 3, "a view taken before a change keeps what it saw");
         let now = tally.of("n1");
-        assert_eq!((now.count, now.requested.cpu_millis, now.evictable_count()), (2, 600, 1));
+        assert_eq!((now.count, now.requested.cpu_millis, now.must_move_count()), (2, 600, 1));
         tally.remove("n1", &web, "web-2");
         tally.remove("n1", &agent, "agent-1");
         assert_eq!(tally.of("n1").count, 0);
         assert!(tally.nodes.is_empty(), "an empty node is forgotten");
+    }
+
+    #[test]
+    fn an_expendable_pod_is_asked_to_leave_but_holds_no_room_and_keeps_no_node() {
+        let template = Arc::new(PodTemplate::default());
+        let mut interner = ShapeInterner::default();
+        let web = interner.acquire(shape_of(WorkloadKind::Deployment, &template, 500));
+        let filler =
+            interner.acquire(PodShape { expendable: true, ..shape_of(WorkloadKind::Deployment, &template, 1500) });
+        assert!(!Arc::ptr_eq(&web, &interner.acquire(shape_of(WorkloadKind::Deployment, &template, 1500))));
+        let mut tally = NodeTally::default();
+        let node: Arc<str> = "n1".into();
+        tally.add(&node, &filler, "filler-1".into());
+        tally.add(&node, &web, "web-1".into());
+        let seen = tally.of("n1");
+        assert_eq!((seen.count, seen.requested.cpu_millis, seen.must_move_count()), (1, 500, 1));
+        let evictable: Vec<&str> = seen.evictable().map(|(_, p)| &**p).collect();
+        assert_eq!(evictable, ["filler-1", "web-1"], "a drain asks both to leave");
+
+        tally.remove("n1", &web, "web-1");
+        let only_filler = tally.of("n1");
+        assert_eq!((only_filler.count, only_filler.requested.cpu_millis, only_filler.must_move_count()), (0, 0, 0));
+        assert_eq!(only_filler.evictable().count(), 1, "the node still lists the pod a drain asks to leave");
+        tally.remove("n1", &filler, "filler-1");
+        assert!(tally.nodes.is_empty());
     }
 }

@@ -231,7 +231,9 @@ pub struct PodView {
     pub owner: Option<Arc<WorkloadRef>>,
     pub template: Arc<PodTemplate>,
     /// The scheduler reported it unschedulable (`PodScheduled=False`, reason
-    /// `Unschedulable`): it is waiting for capacity. A pod waiting for Fargate is not.
+    /// `Unschedulable`) and nominated no node for it: it is waiting for capacity. A pod
+    /// waiting for Fargate is not, nor one nominated to a node whose lower-priority pods it
+    /// preempts (it runs there once they leave).
     pub unschedulable: bool,
     pub created_at_millis: u64,
     /// The PodDisruptionBudget selecting it, by name in the pod's namespace.
@@ -241,6 +243,8 @@ pub struct PodView {
     /// Its requests could not be read (named field and value): its node is not removed and
     /// it is not sized for while pending.
     pub unreadable: Option<String>,
+    /// Its priority is below the cluster's cutoff: see [`PodShape::expendable`].
+    pub expendable: bool,
 }
 
 impl PodView {
@@ -254,12 +258,13 @@ impl PodView {
             disruption_budget: self.disruption_budget.clone(),
             mirror: self.mirror,
             unreadable: self.unreadable.clone(),
+            expendable: self.expendable,
         }
     }
 
-    /// Unbound, reported unschedulable, and readable: sized for by the engine.
+    /// Unbound, reported unschedulable, readable and not expendable: sized for by the engine.
     pub fn waits_for_capacity(&self) -> bool {
-        self.node.is_none() && self.unschedulable && self.unreadable.is_none()
+        self.node.is_none() && self.unschedulable && self.unreadable.is_none() && !self.expendable
     }
 }
 

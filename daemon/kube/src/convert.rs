@@ -201,14 +201,23 @@ pub fn taints(node: &Node) -> Vec<Taint> {
 }
 
 /// The scheduler gave up on the pod for want of room (`PodScheduled=False`, reason
-/// `Unschedulable`): it waits for capacity.
+/// `Unschedulable`) and nominated no node for it: it waits for capacity. A pod nominated to a
+/// node (`status.nominatedNodeName`) preempted lower-priority pods there and runs once they
+/// leave; Cluster Autoscaler leaves such pods out of scale-up too.
 pub fn unschedulable(pod: &Pod) -> bool {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .into_iter()
+    let Some(status) = pod.status.as_ref() else { return false };
+    let refused = status
+        .conditions
+        .iter()
         .flatten()
-        .any(|c| c.type_ == "PodScheduled" && c.status == "False" && c.reason.as_deref() == Some("Unschedulable"))
+        .any(|c| c.type_ == "PodScheduled" && c.status == "False" && c.reason.as_deref() == Some("Unschedulable"));
+    refused && status.nominated_node_name.as_deref().is_none_or(str::is_empty)
+}
+
+/// Its priority (`spec.priority`, set by the Priority admission plugin) is below `cutoff`.
+/// A pod with none is never expendable, as in Cluster Autoscaler.
+pub fn expendable(spec: &PodSpec, cutoff: i32) -> bool {
+    spec.priority.is_some_and(|p| p < cutoff)
 }
 
 pub fn finished(pod: &Pod) -> bool {
@@ -453,6 +462,25 @@ mod tests {
         let new = pod(json!({"metadata": {"name": "p"}, "status": {"phase": "Pending"}}));
         assert!(unschedulable(&waiting));
         assert!(!unschedulable(&new));
+    }
+
+    #[test]
+    fn a_pod_nominated_after_preempting_waits_for_its_victims_not_for_capacity() {
+        let nominated = |node: &str| {
+            pod(json!({"metadata": {"name": "p"}, "status": {"phase": "Pending", "nominatedNodeName": node,
+                "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable"}]}}))
+        };
+        assert!(!unschedulable(&nominated("n1")));
+        assert!(unschedulable(&nominated("")), "an empty nomination names no node");
+    }
+
+    #[test]
+    fn a_pod_is_expendable_only_below_the_cutoff_and_never_without_a_priority() {
+        let with = |priority: Option<i32>| PodSpec { priority, ..PodSpec::default() };
+        assert!(expendable(&with(Some(-11)), -10));
+        assert!(!expendable(&with(Some(-10)), -10), "at the cutoff is not below it");
+        assert!(!expendable(&with(Some(-1)), -10), "an overprovisioning pause pod (-1) still counts");
+        assert!(!expendable(&with(None), -10));
     }
 
     #[test]

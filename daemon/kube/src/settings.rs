@@ -20,6 +20,10 @@ pub struct KubeSettings {
     pub ec2_value: String,
     /// The node label a workload's nodeSelector uses to pin it to one EC2 group.
     pub group_selector_label: String,
+    /// Pods whose `spec.priority` is below this are expendable, as Cluster Autoscaler's
+    /// `--expendable-pods-priority-cutoff` (same default, -10): they cause no scale-up, keep no
+    /// node and hold no room (see `PodShape::expendable`). Pods with no priority are not.
+    pub expendable_pods_priority_cutoff: i32,
     /// How often usage is read from metrics.k8s.io.
     #[serde(with = "ballast_engine::duration")]
     pub metrics_interval: Duration,
@@ -40,6 +44,7 @@ impl Default for KubeSettings {
             fargate_value: "fargate".into(),
             ec2_value: "ec2".into(),
             group_selector_label: "eks.amazonaws.com/nodegroup".into(),
+            expendable_pods_priority_cutoff: -10,
             metrics_interval: Duration::from_secs(15),
             reporter: "ballast".into(),
             leader: LeaderSettings::default(),

@@ -340,6 +340,7 @@ impl ClusterStore {
             created_at_millis: convert::millis(pod.metadata.creation_timestamp.as_ref()),
             disruption_budget,
             mirror: convert::mirror(pod),
+            expendable: convert::expendable(spec, self.settings.expendable_pods_priority_cutoff),
         };
         self.pods.insert(key, PodEntry { view, controller, labels, on_fargate, usage, claims });
         newly_pending

@@ -275,6 +275,7 @@ impl SimWorkload {
             disruption_budget: budget_name.clone(),
             mirror: false,
             unreadable: None,
+            expendable: false,
         });
         SimWorkload {
             id,

@@ -109,6 +109,7 @@ pub fn pod(name: &str, node: Option<&str>, owner: Option<WorkloadRef>, cpu_milli
         disruption_budget: None,
         mirror: false,
         unreadable: None,
+        expendable: false,
     }
 }
 

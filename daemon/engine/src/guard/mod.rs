@@ -11,8 +11,9 @@
 //!   instances already running, because an Auto Scaling group would then terminate instances
 //!   of its own choosing without draining them. Such a proposal is turned into the removal of
 //!   the least utilised removable nodes.
-//! - Node removal: not a node with a removal blocker (PDB, no controller, local storage,
-//!   safe-to-evict, scale-down-disabled, do-not-disrupt, too young), not within the group's
+//! - Node removal: not a node with a removal blocker (PDB, no controller, local storage and
+//!   kube-system pods unless `skip-nodes-with-*` is off, safe-to-evict, scale-down-disabled,
+//!   do-not-disrupt, too young; an expendable pod is never one), not within the group's
 //!   scale-down cooldowns, at most `max-step-down` per group per tick, within the disruption
 //!   budget (which a node with nothing to evict does not use, unless `count-empty-nodes`),
 //!   within the limit of the most restrictive disruption window open (which every node
@@ -380,7 +381,7 @@ impl Guard<'_> {
     /// would evict, or the budget counts empty nodes too.
     fn uses_budget(&self, name: &str) -> bool {
         self.config.disruption_budget.count_empty_nodes
-            || self.obs.node(name).is_none_or(|(_, facts)| facts.pods.evictable_count() > 0)
+            || self.obs.node(name).is_none_or(|(_, facts)| facts.pods.must_move_count() > 0)
     }
 
     /// Why this node may not start draining now, if it may not.

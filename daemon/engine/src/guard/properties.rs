@@ -206,7 +206,7 @@ fn check(s: &Scenario) -> Result<(), TestCaseError> {
     let allowed = w.config.disruption_budget.allowed(ec2_nodes);
     // Empty nodes disrupt nothing and are not held to the budget (`count-empty-nodes` off).
     let disrupting =
-        plan.removals.iter().filter(|(n, _)| obs.node(n).is_some_and(|(_, f)| f.pods.evictable_count() > 0));
+        plan.removals.iter().filter(|(n, _)| obs.node(n).is_some_and(|(_, f)| f.pods.must_move_count() > 0));
     let disrupting = disrupting.count();
     let in_flight = w.state.drains.len() + disrupting;
     prop_assert!(disrupting == 0 || in_flight <= allowed, "{in_flight} removals in flight, {allowed} allowed");

@@ -2,7 +2,7 @@
 //! and Fargate blocker named on its node or workload, and the cooldowns the snapshot gives
 //! are those the guard applies. The fixture is described in [`super::fixture`].
 
-use ballast_sdk::PlacementTarget;
+use ballast_sdk::{PlacementTarget, Snapshot as _};
 
 use super::fixture::{NOW, World, web};
 use super::tests::{check, place, refused, remove, scale_to, window};
@@ -116,6 +116,53 @@ fn every_removal_blocker_is_named_on_its_node() {
     world.pod_mut("web-1").owner = None;
     world.template_mut("web-1").safe_to_evict = Some(true);
     assert_eq!(world.observe().snapshot.nodes[0].removal_blocker, None);
+}
+
+/// With Cluster Autoscaler's `--skip-nodes-with-local-storage=false` and
+/// `--skip-nodes-with-system-pods=false` (Karpenter's behaviour), neither keeps a node; the
+/// other blockers still do.
+#[test]
+fn local_storage_and_system_pods_keep_no_node_when_the_guardrails_say_so() {
+    let blocked = |local: bool, system: bool| {
+        let mut world = World::default();
+        world.config.skip_nodes_with_local_storage = local;
+        world.config.skip_nodes_with_system_pods = system;
+        world.template_mut("web-1").local_storage = true;
+        world.pod_mut("web-2").namespace = "kube-system".into();
+        let obs = world.observe();
+        let blocker =
+            |node: &str| obs.snapshot.nodes.iter().find(|n| n.name == node).and_then(|n| n.removal_blocker.clone());
+        [blocker("w1").is_some(), blocker("w2").is_some()]
+    };
+    assert_eq!(blocked(true, true), [true, true]);
+    assert_eq!(blocked(false, true), [false, true]);
+    assert_eq!(blocked(true, false), [true, false]);
+    let mut world = World::default();
+    world.config.skip_nodes_with_local_storage = false;
+    world.template_mut("web-1").local_storage = true;
+    world.template_mut("web-1").safe_to_evict = Some(false);
+    let (plan, _) = world.judge(&[remove(&["w1"])]);
+    assert!(plan.removals.is_empty(), "safe-to-evict=false still keeps it");
+}
+
+/// An expendable pod (priority below the cutoff) keeps no node, whatever would block
+/// another pod: a budget allowing no disruption, no controller, local storage. The node
+/// counts as empty, and plugins see neither its requests nor its shape.
+#[test]
+fn an_expendable_pod_keeps_no_node_and_holds_no_room() {
+    let mut world = World::default();
+    world.budget("web-1", 0);
+    let pod = world.pod_mut("web-1");
+    pod.expendable = true;
+    pod.owner = None;
+    world.template_mut("web-1").local_storage = true;
+    let obs = world.observe();
+    let w1 = obs.snapshot.nodes.iter().find(|n| n.name == "w1").expect("w1");
+    assert_eq!((w1.removal_blocker.as_deref(), w1.requested.cpu_millis, w1.pod_count), (None, 0, 0));
+    let shapes = obs.snapshot.pods_on_node("w1");
+    assert!(shapes.is_empty(), "the expendable pod is not offered to be moved: {shapes:?}");
+    let (plan, _) = world.judge_observed(&obs, &[remove(&["w1"])]);
+    assert_eq!(plan.removals, [("w1".to_string(), "web".to_string())]);
 }
 
 #[test]
