@@ -521,6 +521,20 @@ async fn expendable_and_nominated_pods_cause_no_scale_up_and_keep_no_node() {
     let view = cluster.observe().await.unwrap();
     let waiting: Vec<&str> = view.pending.iter().map(|p| &*p.name).collect();
     assert_eq!(waiting, ["pause-1", "web-2"]);
+    let passed_over: Vec<(&str, &str)> = view.passed_over.iter().map(|p| (&*p.name, &*p.why)).collect();
+    assert_eq!(
+        passed_over,
+        [
+            (
+                "batch-1",
+                "its priority -20 is below kubernetes.expendable-pods-priority-cutoff (-10): an expendable pod causes no scale-up"
+            ),
+            (
+                "web-1",
+                "the scheduler nominated node n1 for it, where it preempts lower-priority pods: it runs there once they leave"
+            ),
+        ]
+    );
     let n1 = &view.nodes[0].pods;
     assert_eq!((n1.count, n1.requested.cpu_millis), (0, 0), "the filler's 250m counts as free room");
 

@@ -169,6 +169,42 @@ async fn pods_selecting_a_nodes_well_known_labels_scale_the_group_that_carries_t
     stop(daemon);
 }
 
+/// Pod priority in the real process, as Cluster Autoscaler reads it: an expendable pod
+/// (priority -20, under the cutoff of -10) and a pod the scheduler nominated to a node after
+/// preempting there grow no group, while a plain pod beside them gets its node (one CPU each:
+/// an m5.large holds one); `ballast ctl explain pod` says why the first two wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expendable_and_nominated_pods_grow_no_group_and_explain_says_why() {
+    let site = Site::start(0).await;
+    site.standin.create(pending_with("filler-0", json!({"priority": -20}))).unwrap();
+    let mut nominated = pending_with("urgent-0", json!({"priority": 1000}));
+    nominated["status"]["nominatedNodeName"] = json!("n9");
+    site.standin.create(nominated).unwrap();
+    site.standin.create(pending_with("web-0", json!({}))).unwrap();
+    let mut daemon = site.replica("priority", "  tick-interval: 1s\n", "  - {plugin: binpack}\n", "");
+    let control = announced(&mut daemon, "control API");
+    if eventually(Duration::from_secs(30), async || site.group().await.0 > 0).await.is_none() {
+        fail(daemon, "the group never grew for web-0");
+    }
+    let journal = site.journal();
+    let grown = records(&journal).iter().filter(|r| r["record"] == "tick").count();
+    let ticks = || records(&journal).iter().filter(|r| r["record"] == "tick").count();
+    if eventually(Duration::from_secs(30), async || ticks() >= grown + 3).await.is_none() {
+        fail(daemon, "three more ticks were never recorded");
+    }
+    assert_eq!(site.group().await.0, 1, "one node, for web-0 alone");
+    let explained =
+        |pod: &str| String::from_utf8_lossy(&site.ctl(&control, &["explain", "pod", pod]).stdout).into_owned();
+    let filler = explained("default/filler-0");
+    assert!(
+        filler.contains("is pending, and no group grows for it: its priority -20 is below kubernetes.expendable-pods-priority-cutoff (-10)"),
+        "{filler}"
+    );
+    let urgent = explained("default/urgent-0");
+    assert!(urgent.contains("the scheduler nominated node n9 for it"), "{urgent}");
+    stop(daemon);
+}
+
 /// Each tick's figures reach CloudWatch (moto's), under `Ballast` by cluster.
 async fn published(site: &Site, admin: &str) {
     let cloudwatch = aws_sdk_cloudwatch::Client::new(&site.aws);

@@ -69,6 +69,9 @@ pub struct Observation {
     pub unready: (usize, usize),
     /// Each group's most recent failed launch, as the capacity side reports it.
     pub launch_failures: BTreeMap<String, LaunchFailure>,
+    /// Pods the scheduler refused that nothing is sized for, and why (see
+    /// [`ClusterView::passed_over`]).
+    pub passed_over: Vec<super::ports::PassedOverPod>,
 }
 
 /// Inputs to [`observe`] besides the views.
@@ -148,6 +151,7 @@ pub fn observe(cluster: ClusterView, mut groups: Vec<GroupView>, cx: &ObserveCon
             .iter()
             .filter_map(|g| g.last_launch_failure.clone().map(|f| (g.id.clone(), f)))
             .collect(),
+        passed_over: cluster.passed_over,
     }
 }
 

@@ -70,6 +70,9 @@ pub struct ClusterView {
     pub scheduled_runs: Vec<ballast_sdk::ScheduledRun>,
     /// The HorizontalPodAutoscalers whose bounds read, in any order.
     pub horizontal_autoscalers: Vec<ballast_sdk::HorizontalAutoscaler>,
+    /// Pods the scheduler refused that nothing is sized for (expendable, or nominated to a
+    /// node where they preempt), with why: what `explain pod` says of them.
+    pub passed_over: Vec<PassedOverPod>,
 }
 
 impl ClusterView {
@@ -117,6 +120,15 @@ pub struct PodSeen<'a> {
     /// None while it waits for capacity.
     pub node: Option<&'a Arc<str>>,
     pub shape: &'a Arc<PodShape>,
+}
+
+/// A pod the scheduler refused that is not waiting for capacity, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PassedOverPod {
+    pub namespace: Arc<str>,
+    pub name: Arc<str>,
+    /// For people: its expendable priority, or the node the scheduler nominated for it.
+    pub why: Arc<str>,
 }
 
 /// A pod waiting for capacity.

@@ -205,19 +205,44 @@ pub fn taints(node: &Node) -> Vec<Taint> {
 /// node (`status.nominatedNodeName`) preempted lower-priority pods there and runs once they
 /// leave; Cluster Autoscaler leaves such pods out of scale-up too.
 pub fn unschedulable(pod: &Pod) -> bool {
-    let Some(status) = pod.status.as_ref() else { return false };
-    let refused = status
-        .conditions
-        .iter()
+    refused(pod) && nominated_node(pod).is_none()
+}
+
+/// `PodScheduled=False`, reason `Unschedulable`.
+fn refused(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .into_iter()
         .flatten()
-        .any(|c| c.type_ == "PodScheduled" && c.status == "False" && c.reason.as_deref() == Some("Unschedulable"));
-    refused && status.nominated_node_name.as_deref().is_none_or(str::is_empty)
+        .any(|c| c.type_ == "PodScheduled" && c.status == "False" && c.reason.as_deref() == Some("Unschedulable"))
+}
+
+fn nominated_node(pod: &Pod) -> Option<&str> {
+    pod.status.as_ref().and_then(|s| s.nominated_node_name.as_deref()).filter(|n| !n.is_empty())
 }
 
 /// Its priority (`spec.priority`, set by the Priority admission plugin) is below `cutoff`.
 /// A pod with none is never expendable, as in Cluster Autoscaler.
 pub fn expendable(spec: &PodSpec, cutoff: i32) -> bool {
     spec.priority.is_some_and(|p| p < cutoff)
+}
+
+/// Why a pod the scheduler refused is not sized for, if it is not: it is expendable, or
+/// nominated to a node where it preempts. For people (`explain pod`).
+pub fn passed_over(pod: &Pod, spec: &PodSpec, cutoff: i32) -> Option<String> {
+    if !refused(pod) {
+        return None;
+    }
+    match (spec.priority, nominated_node(pod)) {
+        (Some(priority), _) if priority < cutoff => Some(format!(
+            "its priority {priority} is below kubernetes.expendable-pods-priority-cutoff ({cutoff}): an expendable pod causes no scale-up"
+        )),
+        (_, Some(node)) => Some(format!(
+            "the scheduler nominated node {node} for it, where it preempts lower-priority pods: it runs there once they leave"
+        )),
+        _ => None,
+    }
 }
 
 pub fn finished(pod: &Pod) -> bool {
@@ -472,6 +497,9 @@ mod tests {
         };
         assert!(!unschedulable(&nominated("n1")));
         assert!(unschedulable(&nominated("")), "an empty nomination names no node");
+        let why = passed_over(&nominated("n1"), &PodSpec::default(), -10).unwrap_or_default();
+        assert!(why.starts_with("the scheduler nominated node n1 for it"), "{why}");
+        assert_eq!(passed_over(&nominated(""), &PodSpec::default(), -10), None);
     }
 
     #[test]

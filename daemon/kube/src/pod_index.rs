@@ -14,7 +14,7 @@ use ballast_sdk::{Resources, WorkloadKind, WorkloadRef};
 
 use super::store::Key;
 use ballast_engine::pods::{NodeTally, ShapeInterner};
-use ballast_engine::ports::{NodePods, PendingPodView, PodShape, PodView};
+use ballast_engine::ports::{NodePods, PassedOverPod, PendingPodView, PodShape, PodView};
 
 pub(super) struct PodEntry {
     pub view: PodView,
@@ -25,6 +25,8 @@ pub(super) struct PodEntry {
     pub usage: Option<Resources>,
     /// The claims it mounts by name, which may pin it to a zone (`volumes.rs`).
     pub claims: Vec<String>,
+    /// Refused by the scheduler but not sized for, and why (`convert::passed_over`).
+    pub passed_over: Option<Arc<str>>,
 }
 
 struct Indexed {
@@ -64,6 +66,8 @@ pub(super) struct PodIndex {
     nodes: NodeTally,
     /// Pods waiting for capacity, in key order (the order plugins see).
     pending: BTreeSet<Key>,
+    /// Pods refused by the scheduler that are not sized for (see [`PodEntry::passed_over`]).
+    passed_over: BTreeSet<Key>,
     owners: HashMap<Arc<WorkloadRef>, OwnerPods>,
 }
 
@@ -92,6 +96,8 @@ impl PodIndex {
             self.nodes.add(node, &shape, entry.view.name.clone());
         } else if entry.view.waits_for_capacity() {
             self.pending.insert(key.clone());
+        } else if entry.passed_over.is_some() {
+            self.passed_over.insert(key.clone());
         }
         self.count_owner(&entry, true);
         self.pods.insert(key, Indexed { entry, shape });
@@ -103,6 +109,7 @@ impl PodIndex {
             self.nodes.remove(node, &shape, &entry.view.name);
         }
         self.pending.remove(key);
+        self.passed_over.remove(key);
         self.count_owner(&entry, false);
         self.shapes.release(&shape);
         Some(entry)
@@ -172,6 +179,17 @@ impl PodIndex {
             .collect()
     }
 
+    pub fn passed_over(&self) -> Vec<PassedOverPod> {
+        self.passed_over
+            .iter()
+            .filter_map(|key| self.pods.get(key))
+            .filter_map(|i| {
+                let why = i.entry.passed_over.clone()?;
+                Some(PassedOverPod { namespace: i.entry.view.namespace.clone(), name: i.entry.view.name.clone(), why })
+            })
+            .collect()
+    }
+
     pub fn owner(&self, id: &WorkloadRef) -> Option<&OwnerPods> {
         self.owners.get(id)
     }
@@ -197,6 +215,7 @@ mod tests {
             on_fargate: false,
             usage: Some(Resources::pod(cpu / 2, 1 << 20)),
             claims: Vec::new(),
+            passed_over: None,
         }
     }
 

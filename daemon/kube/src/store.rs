@@ -316,6 +316,8 @@ impl ClusterStore {
         let labels = pod.metadata.labels.clone().unwrap_or_default();
         let disruption_budget = self.budget_for(&key.0, &labels);
         let unschedulable = convert::unschedulable(pod);
+        let cutoff = self.settings.expendable_pods_priority_cutoff;
+        let passed_over = convert::passed_over(pod, spec, cutoff).map(Arc::from);
         let previous = self.pods.get(&key);
         let newly_pending = unschedulable && !previous.is_some_and(|p| p.view.unschedulable);
         let usage = previous.and_then(|p| p.usage);
@@ -340,9 +342,9 @@ impl ClusterStore {
             created_at_millis: convert::millis(pod.metadata.creation_timestamp.as_ref()),
             disruption_budget,
             mirror: convert::mirror(pod),
-            expendable: convert::expendable(spec, self.settings.expendable_pods_priority_cutoff),
+            expendable: convert::expendable(spec, cutoff),
         };
-        self.pods.insert(key, PodEntry { view, controller, labels, on_fargate, usage, claims });
+        self.pods.insert(key, PodEntry { view, controller, labels, on_fargate, usage, claims, passed_over });
         newly_pending
     }
 

@@ -44,6 +44,7 @@ impl ClusterStore {
         ClusterView {
             nodes,
             pending: self.pods.pending(),
+            passed_over: self.pods.passed_over(),
             workloads,
             disruption_budgets,
             scheduled_runs: self.scheduled_runs(now_millis),

@@ -61,7 +61,11 @@ impl pb::explain_server::Explain for ExplainService {
         let snapshot = &observed.obs.snapshot;
         let subject = format!("pod {ns}/{pod}");
         let Some(p) = snapshot.pending_pods.iter().find(|p| p.namespace == ns && p.name == pod) else {
-            let summary = format!("{subject} was not pending at the last observation");
+            let passed_over = observed.obs.passed_over.iter().find(|p| *p.namespace == ns && *p.name == pod);
+            let summary = match passed_over {
+                Some(passed) => format!("{subject} is pending, and no group grows for it: {}", passed.why),
+                None => format!("{subject} was not pending at the last observation"),
+            };
             let facts = vec![format!("{} pods were pending", snapshot.pending_pods.len())];
             return Ok(Response::new(self.answer(&observed, subject, summary, facts, &[])));
         };
