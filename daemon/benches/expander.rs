@@ -94,6 +94,7 @@ fn pod(i: usize) -> Vec<u8> {
                     ]),
                     ..Default::default()
                 }),
+                restart_policy: None,
             }],
             ..Default::default()
         }),

@@ -174,6 +174,7 @@ fn pod(name: &str, tolerates_spot: bool) -> k8s::Pod {
                     requests: quantities(&[("cpu", "500m"), ("memory", "1Gi")]),
                     ..Default::default()
                 }),
+                restart_policy: None,
             }],
             tolerations,
             ..Default::default()
@@ -285,6 +286,28 @@ async fn byte_encoded_objects_enveloped_or_not_and_the_deprecated_fields_get_the
         assert_eq!(expander.best(three_groups(tolerate, Form::Messages)).await.unwrap(), bytes);
         assert_eq!(expander.best(three_groups(tolerate, Form::Enveloped)).await.unwrap(), bytes);
     }
+}
+
+/// A native sidecar (an init container with `restartPolicy: Always`, as Istio runs its proxy)
+/// runs beside the app, so each pod asks 500m + 1500m: more than an m5.large's 1930m, and
+/// the answer is the c5.xlarge. Counted as an init container (the larger of 500m and
+/// 1500m), an m5.large would seem to hold one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pods_native_sidecar_counts_beside_its_containers() {
+    let expander = Expander::start(DEFAULT_POLICIES);
+    let mut request = three_groups(false, Form::Messages);
+    let sidecar = k8s::Container {
+        name: Some("proxy".into()),
+        resources: Some(k8s::ResourceRequirements {
+            requests: quantities(&[("cpu", "1500m"), ("memory", "128Mi")]),
+            ..Default::default()
+        }),
+        restart_policy: Some("Always".into()),
+    };
+    for pod in request.options.iter_mut().flat_map(|o| o.pod.iter_mut()) {
+        pod.spec.as_mut().unwrap().init_containers.push(sidecar.clone());
+    }
+    assert_eq!(expander.best(request).await.unwrap(), ["compute"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

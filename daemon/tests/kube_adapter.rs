@@ -521,7 +521,7 @@ async fn expendable_and_nominated_pods_cause_no_scale_up_and_keep_no_node() {
     let view = cluster.observe().await.unwrap();
     let waiting: Vec<&str> = view.pending.iter().map(|p| &*p.name).collect();
     assert_eq!(waiting, ["pause-1", "web-2"]);
-    let passed_over: Vec<(&str, &str)> = view.passed_over.iter().map(|p| (&*p.name, &*p.why)).collect();
+    let passed_over: Vec<(&str, &str)> = view.passed_over.iter().map(|p| (&*p.name, &*p.passed_over.why)).collect();
     assert_eq!(
         passed_over,
         [

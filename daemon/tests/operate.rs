@@ -169,20 +169,27 @@ async fn pods_selecting_a_nodes_well_known_labels_scale_the_group_that_carries_t
     stop(daemon);
 }
 
-/// Pod priority in the real process, as Cluster Autoscaler reads it: an expendable pod
-/// (priority -20, under the cutoff of -10) and a pod the scheduler nominated to a node after
-/// preempting there grow no group, while a plain pod beside them gets its node (one CPU each:
-/// an m5.large holds one); `ballast ctl explain pod` says why the first two wait.
+/// The pods Cluster Autoscaler passes over, in the real process: an expendable pod
+/// (priority -20, under the cutoff of -10), a pod the scheduler nominated to a node after
+/// preempting there, and a DaemonSet's pod that its node has no room for (a new node runs
+/// its own: sized for, it grew the group by a node it cannot use) grow no group, while a plain
+/// pod beside them gets its node (one CPU each: an m5.large holds one); `ballast ctl explain
+/// pod` says why each of the others waits, and `/metrics` counts them by reason.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn expendable_and_nominated_pods_grow_no_group_and_explain_says_why() {
+async fn pods_cluster_autoscaler_passes_over_grow_no_group_and_explain_says_why() {
     let site = Site::start(0).await;
     site.standin.create(pending_with("filler-0", json!({"priority": -20}))).unwrap();
     let mut nominated = pending_with("urgent-0", json!({"priority": 1000}));
     nominated["status"]["nominatedNodeName"] = json!("n9");
     site.standin.create(nominated).unwrap();
+    site.standin.create(daemon_set("agent")).unwrap();
+    let mut agent = pending_pod("agent-n9", Some(("DaemonSet", "agent")));
+    agent["spec"]["containers"][0]["resources"]["requests"]["cpu"] = json!("1");
+    site.standin.create(agent).unwrap();
     site.standin.create(pending_with("web-0", json!({}))).unwrap();
     let mut daemon = site.replica("priority", "  tick-interval: 1s\n", "  - {plugin: binpack}\n", "");
-    let control = announced(&mut daemon, "control API");
+    let [control, admin] =
+        support::daemon::announced_each(&mut daemon, &["control API", "metrics and health"]).try_into().unwrap();
     if eventually(Duration::from_secs(30), async || site.group().await.0 > 0).await.is_none() {
         fail(daemon, "the group never grew for web-0");
     }
@@ -202,6 +209,13 @@ async fn expendable_and_nominated_pods_grow_no_group_and_explain_says_why() {
     );
     let urgent = explained("default/urgent-0");
     assert!(urgent.contains("the scheduler nominated node n9 for it"), "{urgent}");
+    let agent = explained("default/agent-n9");
+    assert!(agent.contains("a DaemonSet's pod runs only on the node it was made for"), "{agent}");
+    let metrics = get(&admin, "/metrics", None).2;
+    for reason in ["daemon-set", "expendable", "nominated"] {
+        let series = format!("ballast_passed_over_pods{{reason=\"{reason}\"}}");
+        assert_eq!(sample(&metrics, &series), Some(1.0), "{series}");
+    }
     stop(daemon);
 }
 

@@ -70,8 +70,8 @@ pub struct ClusterView {
     pub scheduled_runs: Vec<ballast_sdk::ScheduledRun>,
     /// The HorizontalPodAutoscalers whose bounds read, in any order.
     pub horizontal_autoscalers: Vec<ballast_sdk::HorizontalAutoscaler>,
-    /// Pods the scheduler refused that nothing is sized for (expendable, or nominated to a
-    /// node where they preempt), with why: what `explain pod` says of them.
+    /// Pods the scheduler refused that nothing is sized for (a DaemonSet's, expendable, or
+    /// nominated to a node where they preempt), with why: what `explain pod` says of them.
     pub passed_over: Vec<PassedOverPod>,
 }
 
@@ -127,8 +127,40 @@ pub struct PodSeen<'a> {
 pub struct PassedOverPod {
     pub namespace: Arc<str>,
     pub name: Arc<str>,
-    /// For people: its expendable priority, or the node the scheduler nominated for it.
+    pub passed_over: PassedOver,
+}
+
+/// Why a pod the scheduler refused waits for no capacity.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PassedOver {
+    pub reason: PassOver,
+    /// For people: the DaemonSet's pod, its expendable priority, or the node the scheduler
+    /// nominated for it.
     pub why: Arc<str>,
+}
+
+/// The pods Cluster Autoscaler passes over too.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PassOver {
+    /// A DaemonSet's pod runs only on the node it was made for.
+    DaemonSet,
+    /// Its priority is below the cutoff.
+    Expendable,
+    /// Nominated to a node where it preempts lower-priority pods.
+    Nominated,
+}
+
+impl PassOver {
+    pub const ALL: [PassOver; 3] = [PassOver::DaemonSet, PassOver::Expendable, PassOver::Nominated];
+
+    /// Its name in metrics' `reason` label.
+    pub fn label(self) -> &'static str {
+        match self {
+            PassOver::DaemonSet => "daemon-set",
+            PassOver::Expendable => "expendable",
+            PassOver::Nominated => "nominated",
+        }
+    }
 }
 
 /// A pod waiting for capacity.
@@ -243,9 +275,8 @@ pub struct PodView {
     pub owner: Option<Arc<WorkloadRef>>,
     pub template: Arc<PodTemplate>,
     /// The scheduler reported it unschedulable (`PodScheduled=False`, reason
-    /// `Unschedulable`) and nominated no node for it: it is waiting for capacity. A pod
-    /// waiting for Fargate is not, nor one nominated to a node whose lower-priority pods it
-    /// preempts (it runs there once they leave).
+    /// `Unschedulable`) and it is waiting for capacity. A pod waiting for Fargate is not, nor
+    /// one the adapter passes over (see [`ClusterView::passed_over`]).
     pub unschedulable: bool,
     pub created_at_millis: u64,
     /// The PodDisruptionBudget selecting it, by name in the pod's namespace.

@@ -1,8 +1,9 @@
 //! From Kubernetes objects to the engine's views: pure functions, one object at a time, so
 //! the store can convert on each watch event rather than on each tick.
 //!
-//! Requests follow the scheduler's arithmetic: the larger of the containers' sum and the
-//! largest init container, plus pod overhead.
+//! Requests follow the scheduler's arithmetic: the larger of what runs (the containers and the
+//! sidecars) and what starts (each init container beside the sidecars before it), pod-level
+//! requests where set, plus pod overhead.
 
 use std::collections::BTreeMap;
 
@@ -11,7 +12,7 @@ use k8s_openapi::api::core::v1::{Node, NodeSelector, PersistentVolumeClaim, Pod,
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 
-use ballast_engine::ports::{FargateTraits, NodeView, PodTemplate, RemovalMark};
+use ballast_engine::ports::{FargateTraits, NodeView, PassOver, PassedOver, PodTemplate, RemovalMark};
 use ballast_engine::unreadable::BadValue;
 
 pub const SAFE_TO_EVICT: &str = "cluster-autoscaler.kubernetes.io/safe-to-evict";
@@ -76,7 +77,12 @@ fn max_each(a: Resources, b: Resources) -> Resources {
     }
 }
 
-/// What a pod with this spec asks the scheduler for, one pod slot included.
+/// What a pod with this spec asks the scheduler for, one pod slot included, as the
+/// scheduler adds it up (`PodRequests` in Kubernetes' component-helpers). Sidecars (init
+/// containers with `restartPolicy: Always`) run beside the containers, so they add to what
+/// runs, and every init container after a sidecar starts beside it; the pod needs the
+/// larger of what runs and what starts. Pod-level requests (`spec.resources.requests`, CPU
+/// and memory) replace the containers' where set. Overhead comes on top.
 ///
 /// # Errors
 /// The first request that does not parse, e.g. `spec.containers[web].resources.requests.cpu`.
@@ -86,17 +92,36 @@ pub fn requests(spec: &PodSpec) -> Result<Resources, BadValue> {
         resources(c.resources.as_ref().and_then(|r| r.requests.as_ref()), "")
             .map_err(|bad| bad.under(&format!("spec.{kind}[{}].resources.requests", c.name)))
     };
-    let mut sum = Resources::default();
+    let mut running = Resources::default();
     for c in &spec.containers {
-        sum = sum.saturating_add(&of("containers", c)?);
+        running = running.saturating_add(&of("containers", c)?);
     }
-    let mut init = Resources::default();
+    let (mut sidecars, mut starting) = (Resources::default(), Resources::default());
     for c in spec.init_containers.iter().flatten() {
-        init = max_each(init, of("initContainers", c)?);
+        let asked = of("initContainers", c)?;
+        if c.restart_policy.as_deref() == Some("Always") {
+            running = running.saturating_add(&asked);
+            sidecars = sidecars.saturating_add(&asked);
+            starting = max_each(starting, sidecars);
+        } else {
+            starting = max_each(starting, asked.saturating_add(&sidecars));
+        }
     }
-    let mut total = max_each(sum, init).saturating_add(&resources(spec.overhead.as_ref(), "spec.overhead")?);
+    let mut total = with_pod_level(max_each(running, starting), spec)?;
+    total = total.saturating_add(&resources(spec.overhead.as_ref(), "spec.overhead")?);
     total.pods = 1;
     Ok(total)
+}
+
+/// `containers` with the CPU and memory the pod's own `spec.resources.requests` sets instead.
+fn with_pod_level(containers: Resources, spec: &PodSpec) -> Result<Resources, BadValue> {
+    let Some(list) = spec.resources.as_ref().and_then(|r| r.requests.as_ref()) else { return Ok(containers) };
+    let pod = resources(Some(list), "spec.resources.requests")?;
+    Ok(Resources {
+        cpu_millis: if list.contains_key("cpu") { pod.cpu_millis } else { containers.cpu_millis },
+        memory_bytes: if list.contains_key("memory") { pod.memory_bytes } else { containers.memory_bytes },
+        ..containers
+    })
 }
 
 /// The node group a workload's owner pins it to: the template's nodeSelector on
@@ -201,15 +226,8 @@ pub fn taints(node: &Node) -> Vec<Taint> {
 }
 
 /// The scheduler gave up on the pod for want of room (`PodScheduled=False`, reason
-/// `Unschedulable`) and nominated no node for it: it waits for capacity. A pod nominated to a
-/// node (`status.nominatedNodeName`) preempted lower-priority pods there and runs once they
-/// leave; Cluster Autoscaler leaves such pods out of scale-up too.
-pub fn unschedulable(pod: &Pod) -> bool {
-    refused(pod) && nominated_node(pod).is_none()
-}
-
-/// `PodScheduled=False`, reason `Unschedulable`.
-fn refused(pod: &Pod) -> bool {
+/// `Unschedulable`). It waits for capacity unless [`passed_over`] says why not.
+pub fn refused(pod: &Pod) -> bool {
     pod.status
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
@@ -228,21 +246,36 @@ pub fn expendable(spec: &PodSpec, cutoff: i32) -> bool {
     spec.priority.is_some_and(|p| p < cutoff)
 }
 
-/// Why a pod the scheduler refused is not sized for, if it is not: it is expendable, or
-/// nominated to a node where it preempts. For people (`explain pod`).
-pub fn passed_over(pod: &Pod, spec: &PodSpec, cutoff: i32) -> Option<String> {
+/// Why a pod the scheduler refused waits for no capacity, if it does not (Cluster Autoscaler
+/// passes over the same pods): a DaemonSet's pod (`daemon`) can run only on the node it was
+/// made for, which no new node changes; an expendable one causes no scale-up; one nominated
+/// to a node (`status.nominatedNodeName`) preempted lower-priority pods there and runs once
+/// they leave. For people (`explain pod`).
+pub fn passed_over(pod: &Pod, spec: &PodSpec, daemon: bool, cutoff: i32) -> Option<PassedOver> {
     if !refused(pod) {
         return None;
     }
-    match (spec.priority, nominated_node(pod)) {
-        (Some(priority), _) if priority < cutoff => Some(format!(
-            "its priority {priority} is below kubernetes.expendable-pods-priority-cutoff ({cutoff}): an expendable pod causes no scale-up"
-        )),
-        (_, Some(node)) => Some(format!(
-            "the scheduler nominated node {node} for it, where it preempts lower-priority pods: it runs there once they leave"
-        )),
-        _ => None,
-    }
+    let (reason, why) = match (daemon, spec.priority, nominated_node(pod)) {
+        (true, _, _) => (
+            PassOver::DaemonSet,
+            "a DaemonSet's pod runs only on the node it was made for: a new node runs its own and makes no room for this one"
+                .to_string(),
+        ),
+        (_, Some(priority), _) if priority < cutoff => (
+            PassOver::Expendable,
+            format!(
+                "its priority {priority} is below kubernetes.expendable-pods-priority-cutoff ({cutoff}): an expendable pod causes no scale-up"
+            ),
+        ),
+        (_, _, Some(node)) => (
+            PassOver::Nominated,
+            format!(
+                "the scheduler nominated node {node} for it, where it preempts lower-priority pods: it runs there once they leave"
+            ),
+        ),
+        _ => return None,
+    };
+    Some(PassedOver { reason, why: why.into() })
 }
 
 pub fn finished(pod: &Pod) -> bool {
@@ -391,6 +424,37 @@ mod tests {
         assert_eq!((r.cpu_millis, r.memory_bytes, r.gpus, r.pods), (2100, 1 << 30, 1, 1));
     }
 
+    /// Native sidecars (Kubernetes 1.29 on, as Istio and log shippers run them) add to what
+    /// runs, and an init container after one starts beside it.
+    #[test]
+    fn sidecars_run_beside_the_containers_and_the_init_containers_after_them() {
+        let cpu = |containers: serde_json::Value, init: serde_json::Value| {
+            let p = pod(json!({"metadata": {"name": "p"}, "spec": {"containers": containers, "initContainers": init}}));
+            requests(p.spec.as_ref().unwrap()).unwrap().cpu_millis
+        };
+        let app = json!([{"name": "app", "resources": {"requests": {"cpu": "500m"}}}]);
+        let proxy = json!({"name": "proxy", "restartPolicy": "Always", "resources": {"requests": {"cpu": "300m"}}});
+        let migrate = |cpu: &str| json!({"name": "migrate", "resources": {"requests": {"cpu": cpu}}});
+        assert_eq!(cpu(app.clone(), json!([proxy.clone()])), 800, "the sidecar runs beside the app");
+        assert_eq!(cpu(app.clone(), json!([proxy.clone(), migrate("1")])), 1300, "migrate starts beside the proxy");
+        assert_eq!(cpu(app.clone(), json!([migrate("1"), proxy])), 1000, "migrate ends before the proxy starts");
+        assert_eq!(cpu(app, json!([migrate("1")])), 1000, "an init container alone: the larger phase");
+    }
+
+    #[test]
+    fn pod_level_requests_replace_the_containers_cpu_and_memory_where_set() {
+        let p = pod(json!({"metadata": {"name": "p"}, "spec": {
+            "resources": {"requests": {"cpu": "2"}},
+            "containers": [{"name": "a", "resources": {"requests": {"cpu": "250m", "memory": "1Gi"}}}],
+            "overhead": {"cpu": "100m"}}}));
+        let r = requests(p.spec.as_ref().unwrap()).unwrap();
+        assert_eq!((r.cpu_millis, r.memory_bytes), (2100, 1 << 30), "CPU the pod's own, memory the containers'");
+        let bad = pod(json!({"metadata": {"name": "p"}, "spec": {"resources": {"requests": {"memory": "lots"}},
+            "containers": []}}));
+        let error = requests(bad.spec.as_ref().unwrap()).unwrap_err().to_string();
+        assert!(error.contains("spec.resources.requests.memory") && error.contains("lots"), "{error}");
+    }
+
     #[test]
     fn a_node_that_is_not_ready_says_since_when_and_a_ready_one_does_not() {
         let node_with = |status: &str| -> Node {
@@ -485,8 +549,12 @@ mod tests {
         let waiting = pod(json!({"metadata": {"name": "p"}, "status": {"phase": "Pending",
             "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable"}]}}));
         let new = pod(json!({"metadata": {"name": "p"}, "status": {"phase": "Pending"}}));
-        assert!(unschedulable(&waiting));
-        assert!(!unschedulable(&new));
+        assert!(refused(&waiting));
+        assert!(!refused(&new));
+        assert_eq!(passed_over(&waiting, &PodSpec::default(), false, -10), None, "it waits for capacity");
+        let daemon = passed_over(&waiting, &PodSpec::default(), true, -10).expect("passed over");
+        assert_eq!(daemon.reason, PassOver::DaemonSet);
+        assert!(daemon.why.starts_with("a DaemonSet's pod runs only on the node it was made for"), "{daemon:?}");
     }
 
     #[test]
@@ -495,11 +563,10 @@ mod tests {
             pod(json!({"metadata": {"name": "p"}, "status": {"phase": "Pending", "nominatedNodeName": node,
                 "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable"}]}}))
         };
-        assert!(!unschedulable(&nominated("n1")));
-        assert!(unschedulable(&nominated("")), "an empty nomination names no node");
-        let why = passed_over(&nominated("n1"), &PodSpec::default(), -10).unwrap_or_default();
-        assert!(why.starts_with("the scheduler nominated node n1 for it"), "{why}");
-        assert_eq!(passed_over(&nominated(""), &PodSpec::default(), -10), None);
+        let over = passed_over(&nominated("n1"), &PodSpec::default(), false, -10).expect("passed over");
+        assert_eq!(over.reason, PassOver::Nominated);
+        assert!(over.why.starts_with("the scheduler nominated node n1 for it"), "{over:?}");
+        assert_eq!(passed_over(&nominated(""), &PodSpec::default(), false, -10), None, "an empty one names no node");
     }
 
     #[test]

@@ -14,7 +14,7 @@ use ballast_sdk::{Resources, WorkloadKind, WorkloadRef};
 
 use super::store::Key;
 use ballast_engine::pods::{NodeTally, ShapeInterner};
-use ballast_engine::ports::{NodePods, PassedOverPod, PendingPodView, PodShape, PodView};
+use ballast_engine::ports::{NodePods, PassedOver, PassedOverPod, PendingPodView, PodShape, PodView};
 
 pub(super) struct PodEntry {
     pub view: PodView,
@@ -26,7 +26,7 @@ pub(super) struct PodEntry {
     /// The claims it mounts by name, which may pin it to a zone (`volumes.rs`).
     pub claims: Vec<String>,
     /// Refused by the scheduler but not sized for, and why (`convert::passed_over`).
-    pub passed_over: Option<Arc<str>>,
+    pub passed_over: Option<PassedOver>,
 }
 
 struct Indexed {
@@ -184,8 +184,11 @@ impl PodIndex {
             .iter()
             .filter_map(|key| self.pods.get(key))
             .filter_map(|i| {
-                let why = i.entry.passed_over.clone()?;
-                Some(PassedOverPod { namespace: i.entry.view.namespace.clone(), name: i.entry.view.name.clone(), why })
+                Some(PassedOverPod {
+                    namespace: i.entry.view.namespace.clone(),
+                    name: i.entry.view.name.clone(),
+                    passed_over: i.entry.passed_over.clone()?,
+                })
             })
             .collect()
     }

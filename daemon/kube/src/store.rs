@@ -315,9 +315,10 @@ impl ClusterStore {
         };
         let labels = pod.metadata.labels.clone().unwrap_or_default();
         let disruption_budget = self.budget_for(&key.0, &labels);
-        let unschedulable = convert::unschedulable(pod);
         let cutoff = self.settings.expendable_pods_priority_cutoff;
-        let passed_over = convert::passed_over(pod, spec, cutoff).map(Arc::from);
+        let daemon = controller.as_ref().is_some_and(|(kind, _)| *kind == WorkloadKind::DaemonSet);
+        let passed_over = convert::passed_over(pod, spec, daemon, cutoff);
+        let unschedulable = convert::refused(pod) && passed_over.is_none();
         let previous = self.pods.get(&key);
         let newly_pending = unschedulable && !previous.is_some_and(|p| p.view.unschedulable);
         let usage = previous.and_then(|p| p.usage);

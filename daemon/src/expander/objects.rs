@@ -96,13 +96,14 @@ pub fn node(n: &pb::Node) -> core::Node {
 fn container(c: &pb::Container) -> core::Container {
     core::Container {
         name: c.name.clone().unwrap_or_default(),
-        resources: c.resources.as_ref().map(|r| core::ResourceRequirements {
-            limits: quantities(&r.limits),
-            requests: quantities(&r.requests),
-            claims: None,
-        }),
+        resources: c.resources.as_ref().map(requirements),
+        restart_policy: c.restart_policy.clone(),
         ..core::Container::default()
     }
+}
+
+fn requirements(r: &pb::ResourceRequirements) -> core::ResourceRequirements {
+    core::ResourceRequirements { limits: quantities(&r.limits), requests: quantities(&r.requests), claims: None }
 }
 
 fn affinity(a: &pb::Affinity) -> core::Affinity {
@@ -155,6 +156,7 @@ pub fn pod(p: &pb::Pod) -> core::Pod {
         tolerations: (!s.tolerations.is_empty()).then(|| s.tolerations.iter().map(toleration).collect()),
         priority: s.priority,
         overhead: quantities(&s.overhead),
+        resources: s.resources.as_ref().map(requirements),
         ..core::PodSpec::default()
     });
     core::Pod { metadata: meta(p.metadata.as_ref()), spec, status: None }

@@ -53,6 +53,7 @@ labels!(GroupLabel { node_group });
 labels!(BackoffLabels { node_group, reason });
 labels!(ApiLabels { service, operation });
 labels!(StateLabel { state });
+labels!(ReasonLabel { reason });
 labels!(ModeLabel { mode });
 labels!(PluginInfoLabels { plugin, mode, sha256 });
 labels!(ReloadLabels { plugin, result });
@@ -78,6 +79,7 @@ pub(crate) struct Families {
     pub evictions: Family<ResultLabel, Counter>,
     pub unschedulable: Gauge,
     pub unplaceable: Gauge,
+    pub passed_over: Family<ReasonLabel, Gauge>,
     pub disruption_windows: Family<WindowLabels, Gauge>,
     pub nodes: Family<StateLabel, Gauge>,
     pub drains: Gauge,
@@ -148,6 +150,7 @@ impl Metrics {
             evictions: Family::default(),
             unschedulable: Gauge::default(),
             unplaceable: Gauge::default(),
+            passed_over: Family::default(),
             disruption_windows: Family::default(),
             nodes: Family::default(),
             drains: Gauge::default(),
@@ -219,6 +222,11 @@ fn register(r: &mut Registry, f: &Families) {
         "unplaceable_pods",
         "Pods waiting at the last tick that no node group can hold, nor Fargate (each told why by a NotTriggerScaleUp event)",
         f.unplaceable.clone(),
+    );
+    r.register(
+        "passed_over_pods",
+        "Pods the scheduler refused at the last tick that no group grows for, as Cluster Autoscaler passes them over, by reason (daemon-set, expendable, nominated)",
+        f.passed_over.clone(),
     );
     r.register(
         "disruption_window_open",

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use super::*;
 use crate::aws::{CallCounts, Operation};
+use crate::engine::ports::PassOver;
 use crate::kubernetes::EvictionCounts;
 use crate::kubernetes::handover::WriteCounts;
 
@@ -62,6 +63,10 @@ impl Metrics {
         let snapshot = &observed.obs.snapshot;
         f.unschedulable.set(snapshot.pending_pods.len() as i64);
         f.unplaceable.set(observed.unplaceable_pods as i64);
+        for reason in PassOver::ALL {
+            let count = observed.obs.passed_over.iter().filter(|p| p.passed_over.reason == reason).count();
+            f.passed_over.get_or_create(&ReasonLabel { reason: reason.label().into() }).set(count as i64);
+        }
         f.disruption_windows.clear();
         for window in &observed.guardrails.disruption_budget.windows {
             let labels = WindowLabels {

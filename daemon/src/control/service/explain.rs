@@ -63,7 +63,7 @@ impl pb::explain_server::Explain for ExplainService {
         let Some(p) = snapshot.pending_pods.iter().find(|p| p.namespace == ns && p.name == pod) else {
             let passed_over = observed.obs.passed_over.iter().find(|p| *p.namespace == ns && *p.name == pod);
             let summary = match passed_over {
-                Some(passed) => format!("{subject} is pending, and no group grows for it: {}", passed.why),
+                Some(passed) => format!("{subject} is pending, and no group grows for it: {}", passed.passed_over.why),
                 None => format!("{subject} was not pending at the last observation"),
             };
             let facts = vec![format!("{} pods were pending", snapshot.pending_pods.len())];
