@@ -487,9 +487,10 @@ async fn watches_recover_from_dropped_connections_and_410_without_losing_an_upda
 
 /// Pod priority as Cluster Autoscaler reads it. A pod below the cutoff (-10) and a pod the
 /// scheduler nominated to a node after preempting there are not waiting for capacity, so no
-/// policy sizes for them; an expendable pod on a node holds no room and keeps no node, even
-/// under a budget that allows it no disruption: the drain asks it to leave and the instance
-/// goes without waiting for it. A pause pod at -1 (the usual overprovisioning) still counts.
+/// policy sizes for them; the nominated pod keeps its node until it runs there (or goes). An
+/// expendable pod on a node holds no room and keeps no node, even under a budget that allows
+/// it no disruption: the drain asks it to leave and the instance goes without waiting for
+/// it. A pause pod at -1 (the usual overprovisioning) still counts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expendable_and_nominated_pods_cause_no_scale_up_and_keep_no_node() {
     let standin = StandIn::start().await.unwrap();
@@ -546,8 +547,15 @@ async fn expendable_and_nominated_pods_cause_no_scale_up_and_keep_no_node() {
     let config = EngineConfig::default();
     let mut engine =
         Engine::new(cluster.clone(), capacity, PolicyChain::new(vec![plugin]), config, Recorder::new(100, None));
+    let cordoned = || standin.get("v1", "Node", "", "n1").unwrap()["spec"]["unschedulable"] == json!(true);
     engine.tick(SystemClock.now_millis(), Trigger::Manual).await;
-    assert_eq!(standin.get("v1", "Node", "", "n1").unwrap()["spec"]["unschedulable"], json!(true), "accepted");
+    assert!(!cordoned(), "web-1, nominated to run on n1, keeps it");
+    standin.delete("v1", "Pod", "default", "web-1").unwrap();
+    eventually(Duration::from_secs(2), async || cluster.observe().await.unwrap().passed_over.len() == 1)
+        .await
+        .expect("web-1 leaves the cache");
+    engine.tick(SystemClock.now_millis(), Trigger::Manual).await;
+    assert!(cordoned(), "accepted once nothing is nominated to n1");
     assert!(standin.get("v1", "Pod", "default", "filler-1").is_some(), "its budget refused the eviction");
     engine.tick(SystemClock.now_millis(), Trigger::Manual).await;
     let calls: Vec<String> = calls.lock().unwrap().iter().map(|c| c.what.clone()).collect();

@@ -14,8 +14,8 @@ use ballast_sdk::{
 
 use super::config::Guardrails;
 use super::ports::{
-    ClusterView, GroupView, InstanceLifecycle, InstanceView, LaunchFailure, NodePods, NodeView, PendingPodView,
-    PodShape, WorkloadView,
+    ClusterView, GroupView, InstanceLifecycle, InstanceView, LaunchFailure, NodePods, NodeView, PassedOverPod,
+    PendingPodView, PodShape, WorkloadView,
 };
 
 /// The id of the node group that stands for the cluster's Fargate profile.
@@ -176,9 +176,15 @@ fn observe_nodes<'a>(cluster: &'a ClusterView, groups: &'a [GroupView], cx: &Obs
         }
     }
     let known: std::collections::HashSet<&str> = groups.iter().map(|g| g.id.as_str()).collect();
-    let budgets: HashMap<(&str, &str), u32> =
-        cluster.disruption_budgets.iter().map(|b| ((&*b.namespace, &*b.name), b.disruptions_allowed)).collect();
-    let window_hold = window_hold(cluster, cx);
+    let blockers = Blockers {
+        budgets: cluster
+            .disruption_budgets
+            .iter()
+            .map(|b| ((&*b.namespace, &*b.name), b.disruptions_allowed))
+            .collect(),
+        window_hold: window_hold(cluster, cx),
+        nominated: cluster.passed_over.iter().filter_map(|p| Some((&**p.passed_over.node.as_ref()?, p))).collect(),
+    };
     let mut seen = NodesSeen {
         nodes: Vec::with_capacity(cluster.nodes.len()),
         facts: HashMap::with_capacity(cluster.nodes.len()),
@@ -205,7 +211,7 @@ fn observe_nodes<'a>(cluster: &'a ClusterView, groups: &'a [GroupView], cx: &Obs
                 *seen.lost_in_group.entry(g).or_default() += 1;
             }
         }
-        let blocker = removal_blocker(view, group, window_hold.as_deref(), &budgets, cx);
+        let blocker = removal_blocker(view, group, &blockers, cx);
         seen.nodes.push(snapshot_node(view, group, blocker, cx));
         if !view.fargate {
             seen.pods_on_nodes.insert(view.name.clone(), view.pods.clone());
@@ -226,12 +232,21 @@ fn observe_nodes<'a>(cluster: &'a ClusterView, groups: &'a [GroupView], cx: &Obs
     seen
 }
 
+/// What the cluster as a whole holds against removing its nodes.
+struct Blockers<'a> {
+    /// Disruptions each PodDisruptionBudget allows now, by namespace and name.
+    budgets: HashMap<(&'a str, &'a str), u32>,
+    /// An open disruption window that lets no node leave, as it says so.
+    window_hold: Option<String>,
+    /// Pods nominated to run on a node once the lower-priority pods they preempt leave.
+    nominated: HashMap<&'a str, &'a PassedOverPod>,
+}
+
 /// Why a node may not be removed, the first reason that holds; none when it may.
 fn removal_blocker(
     view: &NodeView,
     group: Option<&str>,
-    window_hold: Option<&str>,
-    budgets: &HashMap<(&str, &str), u32>,
+    blockers: &Blockers<'_>,
     cx: &ObserveContext<'_>,
 ) -> Option<String> {
     let age_ms = cx.now_millis.saturating_sub(view.created_at_millis);
@@ -243,16 +258,21 @@ fn removal_blocker(
         Some(format!("annotated {annotation}=true"))
     } else if group.is_none() {
         Some("not in a managed node group".to_string())
-    } else if let Some(window) = window_hold {
-        Some(window.to_string())
+    } else if let Some(window) = &blockers.window_hold {
+        Some(window.clone())
     } else if age_ms < cx.guardrails.min_node_age.as_millis() as u64 {
         Some(format!(
             "only {} old; nodes are kept at least {}",
             crate::duration::display(std::time::Duration::from_millis(age_ms)),
             crate::duration::display(cx.guardrails.min_node_age)
         ))
+    } else if let Some(pod) = blockers.nominated.get(&*view.name) {
+        Some(format!(
+            "pod {}/{} is nominated to run here once the lower-priority pods it preempts leave",
+            pod.namespace, pod.name
+        ))
     } else {
-        node_blocker(&view.pods, budgets, cx.guardrails)
+        node_blocker(&view.pods, &blockers.budgets, cx.guardrails)
     }
 }
 

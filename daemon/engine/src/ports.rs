@@ -134,6 +134,9 @@ pub struct PassedOverPod {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PassedOver {
     pub reason: PassOver,
+    /// The node the scheduler nominated for it ([`PassOver::Nominated`]): it keeps that node
+    /// from removal until it runs there.
+    pub node: Option<Arc<str>>,
     /// For people: the DaemonSet's pod, its expendable priority, or the node the scheduler
     /// nominated for it.
     pub why: Arc<str>,

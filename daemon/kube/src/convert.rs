@@ -6,6 +6,7 @@
 //! requests where set, plus pod overhead.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use ballast_sdk::{Resources, Taint, TaintEffect, Toleration};
 use k8s_openapi::api::core::v1::{Node, NodeSelector, PersistentVolumeClaim, Pod, PodSpec, PodTemplateSpec};
@@ -275,7 +276,8 @@ pub fn passed_over(pod: &Pod, spec: &PodSpec, daemon: bool, cutoff: i32) -> Opti
         ),
         _ => return None,
     };
-    Some(PassedOver { reason, why: why.into() })
+    let node = nominated_node(pod).filter(|_| reason == PassOver::Nominated).map(Arc::from);
+    Some(PassedOver { reason, why: why.into(), node })
 }
 
 pub fn finished(pod: &Pod) -> bool {
@@ -564,7 +566,7 @@ mod tests {
                 "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable"}]}}))
         };
         let over = passed_over(&nominated("n1"), &PodSpec::default(), false, -10).expect("passed over");
-        assert_eq!(over.reason, PassOver::Nominated);
+        assert_eq!((over.reason, over.node.as_deref()), (PassOver::Nominated, Some("n1")));
         assert!(over.why.starts_with("the scheduler nominated node n1 for it"), "{over:?}");
         assert_eq!(passed_over(&nominated(""), &PodSpec::default(), false, -10), None, "an empty one names no node");
     }

@@ -81,6 +81,19 @@ fn every_removal_blocker_is_named_on_its_node() {
         ("no controller", |w| w.pod_mut("web-1").owner = None, "w1", "has no controller"),
         ("local storage", |w| w.template_mut("web-1").local_storage = true, "w1", "uses local storage"),
         (
+            "a pod nominated to run here",
+            |w| {
+                use crate::ports::{PassOver, PassedOver, PassedOverPod};
+                w.cluster.passed_over.push(PassedOverPod {
+                    namespace: "shop".into(),
+                    name: "urgent-1".into(),
+                    passed_over: PassedOver { reason: PassOver::Nominated, why: "".into(), node: Some("w1".into()) },
+                });
+            },
+            "w1",
+            "pod shop/urgent-1 is nominated to run here once the lower-priority pods it preempts leave",
+        ),
+        (
             "kube-system without PDB",
             |w| w.pod_mut("web-1").namespace = "kube-system".into(),
             "w1",
