@@ -14,11 +14,10 @@
 //! - Node removal: not a node with a removal blocker (PDB, no controller, local storage and
 //!   kube-system pods unless `skip-nodes-with-*` is off, safe-to-evict, scale-down-disabled,
 //!   do-not-disrupt, too young, a pod nominated to run on it; an expendable pod is never
-//!   one), not within the group's
-//!   scale-down cooldowns, at most `max-step-down` per group per tick, within the disruption
-//!   budget (which a node with nothing to evict does not use, unless `count-empty-nodes`),
-//!   within the limit of the most restrictive disruption window open (which every node
-//!   uses), and not while too many nodes are unready.
+//!   one), not within the group's scale-down cooldowns, at most `max-step-down` per group
+//!   per tick, within the disruption budget (which a node with nothing to evict does not
+//!   use, unless `count-empty-nodes`), within the limit of the most restrictive disruption
+//!   window open (which every node uses), and not while too many nodes are unready.
 //! - Placement: never a Fargate-ineligible workload on Fargate, never on Fargate without a
 //!   Fargate profile.
 
