@@ -71,7 +71,7 @@ pub struct Observation {
     pub launch_failures: BTreeMap<String, LaunchFailure>,
     /// Pods the scheduler refused that nothing is sized for, and why (see
     /// [`ClusterView::passed_over`]).
-    pub passed_over: Vec<super::ports::PassedOverPod>,
+    pub passed_over: Vec<PassedOverPod>,
 }
 
 /// Inputs to [`observe`] besides the views.

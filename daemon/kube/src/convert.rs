@@ -247,15 +247,12 @@ pub fn expendable(spec: &PodSpec, cutoff: i32) -> bool {
     spec.priority.is_some_and(|p| p < cutoff)
 }
 
-/// Why a pod the scheduler refused waits for no capacity, if it does not (Cluster Autoscaler
-/// passes over the same pods): a DaemonSet's pod (`daemon`) can run only on the node it was
-/// made for, which no new node changes; an expendable one causes no scale-up; one nominated
-/// to a node (`status.nominatedNodeName`) preempted lower-priority pods there and runs once
-/// they leave. For people (`explain pod`).
+/// Why a pod the scheduler [`refused`] waits for no capacity, if it does not (Cluster
+/// Autoscaler passes over the same pods): a DaemonSet's pod (`daemon`) can run only on the
+/// node it was made for, which no new node changes; an expendable one causes no scale-up; one
+/// nominated to a node (`status.nominatedNodeName`) preempted lower-priority pods there and
+/// runs once they leave. For people (`explain pod`).
 pub fn passed_over(pod: &Pod, spec: &PodSpec, daemon: bool, cutoff: i32) -> Option<PassedOver> {
-    if !refused(pod) {
-        return None;
-    }
     let (reason, why) = match (daemon, spec.priority, nominated_node(pod)) {
         (true, _, _) => (
             PassOver::DaemonSet,

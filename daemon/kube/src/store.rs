@@ -317,8 +317,9 @@ impl ClusterStore {
         let disruption_budget = self.budget_for(&key.0, &labels);
         let cutoff = self.settings.expendable_pods_priority_cutoff;
         let daemon = controller.as_ref().is_some_and(|(kind, _)| *kind == WorkloadKind::DaemonSet);
-        let passed_over = convert::passed_over(pod, spec, daemon, cutoff);
-        let unschedulable = convert::refused(pod) && passed_over.is_none();
+        let refused = convert::refused(pod);
+        let passed_over = refused.then(|| convert::passed_over(pod, spec, daemon, cutoff)).flatten();
+        let unschedulable = refused && passed_over.is_none();
         let previous = self.pods.get(&key);
         let newly_pending = unschedulable && !previous.is_some_and(|p| p.view.unschedulable);
         let usage = previous.and_then(|p| p.usage);
