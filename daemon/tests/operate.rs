@@ -288,6 +288,37 @@ async fn nodes_left_empty_are_drained_and_terminated_after_the_unneeded_time() {
     stop(daemon);
 }
 
+/// Pod priority's two promises about removal, in the running daemon, on the same two empty
+/// nodes: a pod the scheduler nominated to n0 after preempting there keeps n0 (never
+/// cordoned), while n1, running only an expendable pod (priority -20) under a budget that
+/// allows it no disruption, is drained and its instance terminated without waiting for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nominated_pod_keeps_its_node_and_an_expendable_pod_keeps_none_in_the_running_daemon() {
+    let (site, engine) = two_empty_nodes("").await;
+    let instances = site.group().await.1;
+    let mut urgent = pending_with("urgent-0", json!({"priority": 1000}));
+    urgent["status"]["nominatedNodeName"] = json!("n0");
+    site.standin.create(urgent).unwrap();
+    let mut filler = running_pod("filler-0", "n1", Some(("ReplicaSet", "filler-rs")), json!({"app": "filler"}));
+    filler["spec"]["priority"] = json!(-20);
+    site.standin.create(filler).unwrap();
+    site.standin.create(budget("filler", 1)).unwrap();
+    let daemon = site.replica("ops", &engine, UNNEEDED_AFTER_4S, "");
+    if eventually(Duration::from_secs(60), async || site.group().await.1 == instances[..1]).await.is_none() {
+        fail(daemon, &format!("n1 alone was not removed: {:?}", site.group().await));
+    }
+    let path = site.journal();
+    let ticks = |journal: &[Value]| journal.iter().filter(|r| r["record"] == "tick").count();
+    let later = ticks(&records(&path)) + 8;
+    if eventually(Duration::from_secs(30), async || ticks(&records(&path)) >= later).await.is_none() {
+        fail(daemon, "eight more ticks were never recorded");
+    }
+    assert_eq!(site.group().await.1, instances[..1], "n0 is still there");
+    let n0 = site.standin.get("v1", "Node", "", "n0").expect("n0");
+    assert_ne!(n0["spec"]["unschedulable"], true, "n0 never cordoned: {n0}");
+    stop(daemon);
+}
+
 /// The same two empty nodes under a disruption window that is always open and lets no node
 /// leave (a change freeze): twelve ticks on, three times the unneeded time, both nodes are
 /// still there, neither cordoned, any removal a policy proposed was refused for the window,

@@ -259,7 +259,7 @@ pub fn passed_over(pod: &Pod, spec: &PodSpec, daemon: bool, cutoff: i32) -> Opti
             "a DaemonSet's pod runs only on the node it was made for: a new node runs its own and makes no room for this one"
                 .to_string(),
         ),
-        (_, Some(priority), _) if priority < cutoff => (
+        (_, Some(priority), _) if expendable(spec, cutoff) => (
             PassOver::Expendable,
             format!(
                 "its priority {priority} is below kubernetes.expendable-pods-priority-cutoff ({cutoff}): an expendable pod causes no scale-up"
