@@ -65,9 +65,10 @@ pub const DEFAULT_CHAIN: &[&str] = &["binpack", "headroom", "consolidation", "fa
 /// 10 minutes (`growth`), so a climb a pod at a time buys nodes that fill rather than the
 /// cheapest for one pod, and spreads a scale-up over groups alike but for their zone
 /// (`balance-similar-groups`), as Cluster Autoscaler does with
-/// `--balance-similar-node-groups`, at the same price. headroom learns bursts that recur at a steady period, reads CronJob
-/// schedules, and asks for their room 90 s before each is due (a node's boot, 60-75 s in the
-/// shipped scenarios, and a tick), or longer before where the group that would hold it took
+/// `--balance-similar-node-groups`, at the same price. headroom keeps the room the cluster's
+/// CapacityBuffers ask for (contract 0.1.11), learns bursts that recur at a steady period,
+/// reads CronJob schedules, and asks for their room 90 s before each is due (a node's boot,
+/// 60-75 s in the shipped scenarios, and a tick), or longer before where the group that would hold it took
 /// longer to deliver its last nodes (contract 0.1.10). With `ramp` (its defaults: a climb of
 /// 5 replicas in 3 steps within 60 s) it makes room for what a climbing workload adds within
 /// that lead.

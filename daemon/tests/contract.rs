@@ -218,6 +218,23 @@ fn full_snapshot() -> SnapshotData {
         ProvisioningTime { group: d.s("group"), recent_seconds: vec![d.u(), d.u(), d.u()] },
         ProvisioningTime { group: d.s("group"), recent_seconds: Vec::new() },
     ];
+    let capacity_buffers = vec![
+        CapacityBuffer {
+            namespace: d.s("ns"),
+            name: d.s("buffer"),
+            pods: d.u(),
+            requests: d.resources(),
+            node_selector: BTreeMap::from([(d.s("buffer-key"), d.s("buffer-value"))]),
+            affinity_keys: vec![d.s("buffer-affinity")],
+            tolerations: vec![Toleration {
+                key: d.s("buffer-tol"),
+                operator_exists: true,
+                value: String::new(),
+                effect: None,
+            }],
+        },
+        CapacityBuffer { namespace: d.s("ns"), name: d.s("empty"), ..CapacityBuffer::default() },
+    ];
     let fargate_pricing = FargatePricing {
         per_vcpu_hour: d.f(),
         per_gb_hour: d.f(),
@@ -244,6 +261,7 @@ fn full_snapshot() -> SnapshotData {
         placement_cooldowns,
         launch_failures,
         provisioning_times,
+        capacity_buffers,
         pods_source: Default::default(),
         shapes: Default::default(),
         group_options: vec![
@@ -327,6 +345,7 @@ fn every_field_of_a_snapshot_reaches_a_plugin_as_sent() {
     assert_eq!(got.placement_cooldowns, snapshot.placement_cooldowns, "placement-cooldowns, field by field");
     assert_eq!(got.launch_failures, snapshot.launch_failures, "launch-failures, field by field");
     assert_eq!(got.provisioning_times, snapshot.provisioning_times, "provisioning-times, field by field");
+    assert_eq!(got.capacity_buffers, snapshot.capacity_buffers, "capacity-buffers, field by field");
     assert_eq!(got.fargate_pricing, snapshot.fargate_pricing);
     let expected: Vec<Proposal> =
         proposed.into_iter().map(|decision| Proposal { plugin: "scripted".into(), decision }).collect();

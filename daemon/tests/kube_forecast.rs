@@ -150,3 +150,66 @@ async fn a_forbidden_autoscaler_list_leaves_the_rest_working_and_is_read_once_al
     .await
     .expect("the autoscaler is read once the list is allowed");
 }
+
+/// A PodTemplate in `default` for spare pods of 2 CPU / 4Gi on the general pool, tolerating
+/// the batch taint.
+fn pod_template(name: &str) -> serde_json::Value {
+    json!({"apiVersion": "v1", "kind": "PodTemplate", "metadata": {"name": name, "namespace": "default"},
+        "template": {"spec": {"nodeSelector": {"pool": "general"},
+            "tolerations": [{"key": "workload", "operator": "Exists"}],
+            "containers": [{"name": "pause", "image": "pause",
+                "resources": {"requests": {"cpu": "2", "memory": "4Gi"}}}]}}})
+}
+
+/// A CapacityBuffer (autoscaling.x-k8s.io/v1beta1) in `default`.
+fn capacity_buffer(name: &str, spec: serde_json::Value) -> serde_json::Value {
+    json!({"apiVersion": "autoscaling.x-k8s.io/v1beta1", "kind": "CapacityBuffer",
+        "metadata": {"name": name, "namespace": "default"}, "spec": spec})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capacity_buffers_reach_the_snapshot_sized_as_their_spec_says_and_one_that_does_not_read_is_named() {
+    let standin = StandIn::start().await.unwrap();
+    standin.create(pod_template("spare")).unwrap();
+    standin.create(deployment("web")).unwrap();
+    let template = |name: &str| json!({"podTemplateRef": {"name": name}, "replicas": 5, "limits": {"cpu": "6"}});
+    standin.create(capacity_buffer("fixed", template("spare"))).unwrap();
+    let web = json!({"scalableRef": {"apiGroup": "apps", "kind": "Deployment", "name": "web"}, "percentage": 50});
+    standin.create(capacity_buffer("share", web)).unwrap();
+    let standby = json!({"provisioningStrategy": "buffer.x-k8s.io/standby", "podTemplateRef": {"name": "spare"}});
+    standin.create(capacity_buffer("standby", standby)).unwrap();
+    standin.create(capacity_buffer("dangling", template("later"))).unwrap();
+    standin
+        .create(capacity_buffer("broken", json!({"podTemplateRef": {"name": "spare"}, "replicas": "five"})))
+        .unwrap();
+    let cluster = started(&standin, KubeSettings::default()).await;
+
+    let view = cluster.observe().await.unwrap();
+    let sized: Vec<(&str, u32)> = view.capacity_buffers.iter().map(|b| (b.name.as_str(), b.pods)).collect();
+    // 5 asked, but 6 CPU hold 3 pods of 2; half of web's 3 replicas, rounded up. Not another
+    // strategy's, nor one whose PodTemplate is missing, nor one that does not read.
+    assert_eq!(sized, [("fixed", 3), ("share", 2)]);
+    let fixed = &view.capacity_buffers[0];
+    assert_eq!(
+        (fixed.namespace.as_str(), fixed.requests.cpu_millis, fixed.requests.memory_bytes),
+        ("default", 2000, 4 << 30)
+    );
+    assert_eq!(fixed.node_selector.get("pool").map(String::as_str), Some("general"));
+    assert_eq!(fixed.tolerations.len(), 1, "{:?}", fixed.tolerations);
+    assert_eq!(view.capacity_buffers[1].requests.cpu_millis, 250, "web's pods");
+    let named = cluster.status().last_unreadable.expect("the broken buffer is named");
+    assert!(named.contains("CapacityBuffer default/broken") && named.contains("spec.replicas = \"five\""), "{named}");
+
+    // Web scaled to 10 takes its buffer to 5; the missing PodTemplate arriving resolves the
+    // dangling buffer; a deleted buffer keeps no room.
+    standin.patch("apps/v1", "Deployment", "default", "web", &json!({"spec": {"replicas": 10}})).unwrap();
+    standin.create(pod_template("later")).unwrap();
+    standin.delete("autoscaling.x-k8s.io/v1beta1", "CapacityBuffer", "default", "fixed").unwrap();
+    eventually(Duration::from_secs(10), async || {
+        let view = cluster.observe().await.unwrap();
+        let sized: Vec<(&str, u32)> = view.capacity_buffers.iter().map(|b| (b.name.as_str(), b.pods)).collect();
+        sized == [("dangling", 3), ("share", 5)]
+    })
+    .await
+    .expect("the buffers follow their workload, their template and their deletion");
+}

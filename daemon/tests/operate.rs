@@ -219,6 +219,49 @@ async fn pods_cluster_autoscaler_passes_over_grow_no_group_and_explain_says_why(
     stop(daemon);
 }
 
+/// A CapacityBuffer written for Cluster Autoscaler or Karpenter keeps its room under Ballast,
+/// in the real process: a buffer of 3 pods of one CPU from a PodTemplate grows moto's
+/// `general` (m5.large: one such pod a node, its allocatable less what the system reserves)
+/// by three nodes with no pod pending, headroom's
+/// decision names the buffer, and the group grows no further once the room is on its way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_capacity_buffer_grows_the_group_for_room_no_pod_asks_for_yet() {
+    let site = Site::start(0).await;
+    site.standin
+        .create(
+            json!({"apiVersion": "v1", "kind": "PodTemplate", "metadata": {"name": "spare", "namespace": "default"},
+            "template": {"spec": {"containers": [{"name": "pause", "image": "pause",
+                "resources": {"requests": {"cpu": "1", "memory": "1Gi"}}}]}}}),
+        )
+        .unwrap();
+    site.standin
+        .create(json!({"apiVersion": "autoscaling.x-k8s.io/v1beta1", "kind": "CapacityBuffer",
+            "metadata": {"name": "web-headroom", "namespace": "default"},
+            "spec": {"provisioningStrategy": "buffer.x-k8s.io/active-capacity",
+                "podTemplateRef": {"name": "spare"}, "replicas": 3}}))
+        .unwrap();
+    let policies = "  - {plugin: binpack}\n  - {plugin: headroom}\n";
+    let mut daemon = site.replica("buffers", "  tick-interval: 1s\n", policies, "");
+    announced(&mut daemon, "metrics and health");
+    if eventually(Duration::from_secs(30), async || site.group().await.0 > 0).await.is_none() {
+        fail(daemon, "the group never grew for the buffer");
+    }
+    let journal = site.journal();
+    let ticks = || records(&journal).iter().filter(|r| r["record"] == "tick").count();
+    let grown = ticks();
+    if eventually(Duration::from_secs(30), async || ticks() >= grown + 3).await.is_none() {
+        fail(daemon, "three more ticks were never recorded");
+    }
+    assert_eq!(site.group().await.0, 3, "room for three pods of one CPU: three m5.large, and no more");
+    let asked = records(&journal)
+        .into_iter()
+        .find(|r| r["record"] == "decision" && r["plugin"] == "headroom")
+        .expect("headroom's decision is recorded");
+    let reason = asked["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("CapacityBuffer default/web-headroom (3 pods of 1 cpu"), "{reason}");
+    stop(daemon);
+}
+
 /// Each tick's figures reach CloudWatch (moto's), under `Ballast` by cluster.
 async fn published(site: &Site, admin: &str) {
     let cloudwatch = aws_sdk_cloudwatch::Client::new(&site.aws);

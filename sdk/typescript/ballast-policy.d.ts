@@ -1,9 +1,9 @@
-// Type declarations for the `ballast:policy@0.1.10` world as componentize-js presents it to a
+// Type declarations for the `ballast:policy@0.1.11` world as componentize-js presents it to a
 // plugin: records are objects with camelCase fields, variants are `{ tag, val }`, enums are
 // kebab-case strings, `option<T>` is `T | undefined`, and u64 values are `bigint`.
 // Keep in step with sdk/wit/policy.wit.
 
-declare module "ballast:policy/types@0.1.10" {
+declare module "ballast:policy/types@0.1.11" {
   export interface Resources { cpuMillis: bigint; memoryBytes: bigint; pods: number; gpus: number }
   export interface Label { key: string; value: string }
   export type TaintEffect = "no-schedule" | "prefer-no-schedule" | "no-execute";
@@ -77,19 +77,25 @@ declare module "ballast:policy/types@0.1.10" {
   }
   /** How long an Auto Scaling group took to deliver its last few nodes, oldest first (since 0.1.10). */
   export interface ProvisioningTime { group: string; recentSeconds: Uint32Array }
+  /** A CapacityBuffer the host resolved: spare room for `pods` pods of this shape (since 0.1.11). */
+  export interface CapacityBuffer {
+    namespace: string; name: string; pods: number; requests: Resources; nodeSelector: Label[]; affinityKeys: string[];
+    tolerations: Toleration[];
+  }
 }
 
-declare module "ballast:policy/host@0.1.10" {
+declare module "ballast:policy/host@0.1.11" {
   export type Level = "trace" | "debug" | "info" | "warn" | "error";
   export function log(level: Level, message: string): void;
   export function nowMillis(): bigint;
 }
 
-declare module "ballast:policy/snapshot@0.1.10" {
+declare module "ballast:policy/snapshot@0.1.11" {
   import type {
     FargatePricing, GroupCooldown, GroupOptions, HorizontalAutoscaler, MetricSeries, Node, NodeGroup, PendingPod,
     LaunchFailure, PendingShape, PlacementCooldown, PodShape, Proposal, ProvisioningTime, ScheduledRun, Workload,
-  } from "ballast:policy/types@0.1.10";
+    CapacityBuffer,
+  } from "ballast:policy/types@0.1.11";
   export class Snapshot {
     takenAtMillis(): bigint;
     nodeGroups(): NodeGroup[];
@@ -121,14 +127,16 @@ declare module "ballast:policy/snapshot@0.1.10" {
     launchFailures(): LaunchFailure[];
     /** How long each group took to deliver its last few nodes (since 0.1.10). */
     provisioningTimes(): ProvisioningTime[];
+    /** The CapacityBuffers whose pod shape and size resolve, by namespace and name (since 0.1.11). */
+    capacityBuffers(): CapacityBuffer[];
   }
 }
 
 /** What the plugin's `policy` export must look like. Throw a string to return an error. */
 declare interface BallastPolicyExport {
   validateSettings(settings: string): void;
-  evaluate(snapshot: import("ballast:policy/snapshot@0.1.10").Snapshot): {
-    decisions: import("ballast:policy/types@0.1.10").Decision[];
+  evaluate(snapshot: import("ballast:policy/snapshot@0.1.11").Snapshot): {
+    decisions: import("ballast:policy/types@0.1.11").Decision[];
     state?: Uint8Array;
   };
 }

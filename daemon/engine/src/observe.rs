@@ -116,6 +116,8 @@ pub fn observe(cluster: ClusterView, mut groups: Vec<GroupView>, cx: &ObserveCon
     scheduled_runs.sort_by(|a, b| (a.due_at_millis, &a.owner).cmp(&(b.due_at_millis, &b.owner)));
     let mut horizontal_autoscalers = cluster.horizontal_autoscalers;
     horizontal_autoscalers.sort_by(|a, b| a.target.cmp(&b.target));
+    let mut capacity_buffers = cluster.capacity_buffers;
+    capacity_buffers.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
     Observation {
         snapshot: Arc::new(SnapshotData {
             taken_at_millis: cx.now_millis,
@@ -139,6 +141,7 @@ pub fn observe(cluster: ClusterView, mut groups: Vec<GroupView>, cx: &ObserveCon
             // Filled in by the engine once this tick's failures are counted.
             launch_failures: Vec::new(),
             provisioning_times: Vec::new(),
+            capacity_buffers,
             pods_source: ballast_sdk::PodsSource::new(move |node| {
                 pods_on_nodes.get(node).map(|pods| pod_shapes(pods)).unwrap_or_default()
             }),

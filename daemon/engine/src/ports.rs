@@ -70,6 +70,8 @@ pub struct ClusterView {
     pub scheduled_runs: Vec<ballast_sdk::ScheduledRun>,
     /// The HorizontalPodAutoscalers whose bounds read, in any order.
     pub horizontal_autoscalers: Vec<ballast_sdk::HorizontalAutoscaler>,
+    /// The CapacityBuffers whose pod shape and size resolve, in any order.
+    pub capacity_buffers: Vec<ballast_sdk::CapacityBuffer>,
     /// Pods the scheduler refused that nothing is sized for (a DaemonSet's, expendable, or
     /// nominated to a node where they preempt), with why: what `explain pod` says of them.
     pub passed_over: Vec<PassedOverPod>,

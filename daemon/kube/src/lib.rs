@@ -18,6 +18,7 @@
 
 pub mod actions;
 pub mod autoscaler;
+pub mod capacity_buffer;
 pub mod convert;
 pub mod handover;
 pub mod leader;

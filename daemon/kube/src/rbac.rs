@@ -41,6 +41,13 @@ pub const CLUSTER_RULES: &[Rule] = &[
         used_by: "watch.rs: workloads' replica bounds",
     },
     Rule {
+        api_groups: &["autoscaling.x-k8s.io"],
+        resources: &["capacitybuffers"],
+        verbs: READ,
+        used_by: "watch.rs: spare room CapacityBuffers ask for",
+    },
+    Rule { api_groups: &[""], resources: &["podtemplates"], verbs: READ, used_by: "watch.rs: CapacityBuffers' pods" },
+    Rule {
         api_groups: &["policy"],
         resources: &["poddisruptionbudgets"],
         verbs: READ,

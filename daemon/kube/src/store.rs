@@ -16,9 +16,11 @@ use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, 
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 
+mod buffers;
 mod cron_jobs;
 mod view;
 
+use buffers::{BufferEntry, TemplateEntry};
 use cron_jobs::CronEntry;
 
 use super::convert;
@@ -49,6 +51,8 @@ pub mod kinds {
     pub const VOLUMES: &str = "persistentvolumes";
     pub const CRON_JOBS: &str = "cronjobs";
     pub const AUTOSCALERS: &str = "horizontalpodautoscalers";
+    pub const CAPACITY_BUFFERS: &str = "capacitybuffers";
+    pub const POD_TEMPLATES: &str = "podtemplates";
     pub const ALL: &[&str] = &[
         PODS,
         NODES,
@@ -62,11 +66,14 @@ pub mod kinds {
         VOLUMES,
         CRON_JOBS,
         AUTOSCALERS,
+        CAPACITY_BUFFERS,
+        POD_TEMPLATES,
     ];
     /// Kinds that only tell policies more: when the API server refuses to list one
     /// (forbidden by a ClusterRole from before it was read, or not served), it counts as
     /// listed and empty, and the engine acts on the rest ([`super::ClusterStore::forgo`]).
-    pub const OPTIONAL: &[&str] = &[AUTOSCALERS, VOLUMES];
+    /// The CapacityBuffer CRD is only there where Cluster Autoscaler or Karpenter installed it.
+    pub const OPTIONAL: &[&str] = &[AUTOSCALERS, VOLUMES, CAPACITY_BUFFERS, POD_TEMPLATES];
 }
 
 struct WorkloadEntry {
@@ -98,6 +105,10 @@ pub struct ClusterStore {
     cron_jobs: BTreeMap<Key, CronEntry>,
     /// HorizontalPodAutoscalers whose bounds were readable.
     autoscalers: BTreeMap<Key, HorizontalAutoscaler>,
+    /// CapacityBuffers of the active-capacity strategy whose spec was readable.
+    buffers: BTreeMap<Key, BufferEntry>,
+    /// PodTemplates whose requests were readable (what a CapacityBuffer may name).
+    pod_templates: BTreeMap<Key, TemplateEntry>,
     /// One `Arc` per owner and per template, shared by the pods of a workload.
     owners: HashMap<WorkloadRef, Arc<WorkloadRef>>,
     templates: HashMap<WorkloadRef, Arc<PodTemplate>>,
@@ -158,6 +169,8 @@ impl ClusterStore {
             budgets: BTreeMap::new(),
             cron_jobs: BTreeMap::new(),
             autoscalers: BTreeMap::new(),
+            buffers: BTreeMap::new(),
+            pod_templates: BTreeMap::new(),
             volumes: Volumes::default(),
             owners: HashMap::new(),
             templates: HashMap::new(),
@@ -220,6 +233,8 @@ impl ClusterStore {
             }
             kinds::CRON_JOBS => self.cron_jobs.keys().filter(|k| !seen.contains(*k)).cloned().collect(),
             kinds::AUTOSCALERS => self.autoscalers.keys().filter(|k| !seen.contains(*k)).cloned().collect(),
+            kinds::CAPACITY_BUFFERS => self.buffers.keys().filter(|k| !seen.contains(*k)).cloned().collect(),
+            kinds::POD_TEMPLATES => self.pod_templates.keys().filter(|k| !seen.contains(*k)).cloned().collect(),
             other => {
                 let kind = workload_kind_of(other);
                 self.workloads
@@ -267,6 +282,12 @@ impl ClusterStore {
             }
             kinds::AUTOSCALERS => {
                 self.autoscalers.remove(key);
+            }
+            kinds::CAPACITY_BUFFERS => {
+                self.buffers.remove(key);
+            }
+            kinds::POD_TEMPLATES => {
+                self.pod_templates.remove(key);
             }
             other => {
                 let id = WorkloadRef { kind: workload_kind_of(other), namespace: key.0.clone(), name: key.1.clone() };

@@ -14,7 +14,7 @@ use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
-use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod, PodTemplate};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event, watcher};
@@ -23,6 +23,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::watch as signal;
 use tokio::task::JoinHandle;
 
+use super::capacity_buffer::CapacityBufferObject;
 use super::store::{self, ClusterStore, kinds};
 use ballast_sdk::WorkloadKind;
 
@@ -233,6 +234,26 @@ pub fn spawn_all(client: &Client, feed: &Arc<Feed>) -> Vec<JoinHandle<()>> {
             kinds::AUTOSCALERS,
             |s, a: &HorizontalPodAutoscaler| {
                 s.apply_autoscaler(a);
+                false
+            },
+        )),
+        tokio::spawn(run(
+            Api::<CapacityBufferObject>::all(c.clone()),
+            config.clone(),
+            f.clone(),
+            kinds::CAPACITY_BUFFERS,
+            |s, b: &CapacityBufferObject| {
+                s.apply_capacity_buffer(b);
+                false
+            },
+        )),
+        tokio::spawn(run(
+            Api::<PodTemplate>::all(c.clone()),
+            config.clone(),
+            f.clone(),
+            kinds::POD_TEMPLATES,
+            |s, t| {
+                s.apply_pod_template(t);
                 false
             },
         )),

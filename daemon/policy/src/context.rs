@@ -284,6 +284,9 @@ impl snapshot::HostSnapshot for PluginCtx {
     fn provisioning_times(&mut self, _: Resource<SnapshotResource>) -> wasmtime::Result<Vec<types::ProvisioningTime>> {
         Ok(self.input.snapshot.provisioning_times())
     }
+    fn capacity_buffers(&mut self, _: Resource<SnapshotResource>) -> wasmtime::Result<Vec<types::CapacityBuffer>> {
+        Ok(self.input.snapshot.capacity_buffers())
+    }
     fn drop(&mut self, handle: Resource<SnapshotResource>) -> wasmtime::Result<()> {
         self.table.delete(handle)?;
         Ok(())

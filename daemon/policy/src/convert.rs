@@ -175,6 +175,18 @@ pub fn provisioning_time(t: &m::ProvisioningTime) -> w::ProvisioningTime {
     w::ProvisioningTime { group: t.group.clone(), recent_seconds: t.recent_seconds.clone() }
 }
 
+pub fn capacity_buffer(b: &m::CapacityBuffer) -> w::CapacityBuffer {
+    w::CapacityBuffer {
+        namespace: b.namespace.clone(),
+        name: b.name.clone(),
+        pods: b.pods,
+        requests: resources(&b.requests),
+        node_selector: labels(&b.node_selector),
+        affinity_keys: b.affinity_keys.clone(),
+        tolerations: tolerations(&b.tolerations),
+    }
+}
+
 pub fn pod_shape(p: &m::PodShape) -> w::PodShape {
     w::PodShape {
         namespace: p.namespace.clone(),

@@ -93,6 +93,10 @@ impl SharedSnapshot {
         self.data.provisioning_times.iter().map(convert::provisioning_time).collect()
     }
 
+    pub fn capacity_buffers(&self) -> Vec<w::CapacityBuffer> {
+        self.data.capacity_buffers.iter().map(convert::capacity_buffer).collect()
+    }
+
     pub fn pods_on_node(&self, node: &str) -> Vec<w::PodShape> {
         self.data.pods_on_node(node).iter().map(convert::pod_shape).collect()
     }

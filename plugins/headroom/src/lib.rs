@@ -3,6 +3,11 @@
 //! pods) and Karpenter keep asking for, without the pause pods.
 //!
 //! - **Reserves** (`reserves`): room for N pods of a given shape, always or on a schedule.
+//! - **CapacityBuffers**: the cluster's CapacityBuffer objects (`autoscaling.x-k8s.io`, the
+//!   resource Cluster Autoscaler and Karpenter share), as the host resolves them (contract
+//!   0.1.11 `capacity-buffers`): each a reserve for its pods in the groups that admit them,
+//!   so buffers written for either peer keep their room under Ballast.
+//!   `ignore-capacity-buffers: true` leaves them to another autoscaler.
 //! - **Recurring bursts** (`recurring`): a workload whose pending pods arrive in bursts at a
 //!   steady period (a job fanning out every 15 minutes) is learnt from what the snapshots
 //!   show, and room for its next burst is asked for `lead-seconds` before it is due, so the
@@ -57,6 +62,8 @@ use slots::Need;
 #[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
 pub struct Settings {
     pub reserves: Vec<Reserve>,
+    /// Keep no room for the cluster's CapacityBuffers (another autoscaler keeps it).
+    pub ignore_capacity_buffers: bool,
     /// Learn recurring bursts of pending pods and make room before the next one.
     pub recurring: Option<Recurring>,
     /// Make room ahead of workloads whose replica count is climbing.
@@ -103,6 +110,20 @@ impl Reserve {
 
     fn shape(&self) -> Resources {
         Resources { cpu_millis: self.cpu, memory_bytes: self.memory, pods: 1, gpus: 0 }
+    }
+}
+
+/// Room for a CapacityBuffer's pods in the groups that admit them, held while there is enough.
+fn buffer_need(buffer: &CapacityBuffer) -> Need<'_> {
+    Need {
+        what: format!(
+            "CapacityBuffer {}/{} ({} pods of {})",
+            buffer.namespace, buffer.name, buffer.pods, buffer.requests
+        ),
+        shape: Resources { pods: 1, ..buffer.requests },
+        count: buffer.pods,
+        admits: Box::new(move |g: &NodeGroup| g.admits(buffer)),
+        hold: true,
     }
 }
 
@@ -171,6 +192,9 @@ impl Policy for Headroom {
             .filter(|r| r.schedule.is_empty() || r.schedule.iter().any(|w| w.contains(now)))
             .map(Reserve::need)
             .collect();
+        if !settings.ignore_capacity_buffers {
+            needs.extend(snapshot.capacity_buffers().iter().filter(|b| b.pods > 0).map(buffer_need));
+        }
         needs.extend(runs.into_iter().map(scheduled::need));
         needs.extend(expected.iter().map(recurring::Expected::need));
         needs.extend(climbing.iter().map(ramp::Expected::need));

@@ -1,7 +1,9 @@
 //! headroom's logic, tested natively.
 
 use ballast_sdk::prelude::*;
-use ballast_sdk::testing::{GroupBuilder, Harness, NodeBuilder, SnapshotBuilder, cron_run, deployment, scaled_to};
+use ballast_sdk::testing::{
+    GroupBuilder, Harness, NodeBuilder, SnapshotBuilder, buffer, cron_run, deployment, labels, scaled_to,
+};
 use headroom::Headroom;
 use serde_json::json;
 
@@ -58,6 +60,47 @@ fn a_reserve_out_of_its_window_asks_for_nothing_and_bad_settings_name_the_field(
     assert!(error.contains("reserves[0].schedule[0].from") && error.contains("`25:00`"), "{error}");
     let empty = json!({"reserves": [{"count": 1, "cpu": "0", "memory": "0"}]});
     assert!(Harness::<Headroom>::with_settings(empty).err().unwrap().contains("reserves[0]"));
+}
+
+#[test]
+fn a_capacity_buffer_gets_room_in_the_groups_its_pods_may_use_unless_buffers_are_ignored() {
+    // Six pods of 1 CPU, as the reserve above: one slot free, a c5 node and an m5 node more.
+    let six = cluster().capacity_buffer(buffer("web", "spare", 6, "1", "1Gi")).build();
+    let decisions = evaluate(&six, json!({}));
+    assert_eq!(scaled_to(&decisions), [("c5".to_string(), 1), ("m5".to_string(), 2)]);
+    assert!(
+        decisions[0].reason.contains("CapacityBuffer web/spare (6 pods of 1 cpu / 1Gi memory)"),
+        "{}",
+        decisions[0].reason
+    );
+    assert!(evaluate(&six, json!({"ignore-capacity-buffers": true})).is_empty(), "another autoscaler keeps it");
+    // Pods that select the general pool get their room there alone: five more slots are three
+    // m5 nodes of two, though c5 slots are cheaper.
+    let pools = SnapshotBuilder::new()
+        .at_millis(1_767_571_200_000)
+        .group(
+            GroupBuilder::asg("m5")
+                .instance_type("m5.large", "2", "8Gi", 0.096)
+                .sizes(1, 1, 10)
+                .label("pool", "general"),
+        )
+        .group(
+            GroupBuilder::asg("c5")
+                .instance_type("c5.xlarge", "4", "8Gi", 0.17)
+                .sizes(0, 0, 10)
+                .label("pool", "compute"),
+        )
+        .node(NodeBuilder::new("m5-a", "m5").allocatable("2", "8Gi").requested("1", "1Gi", 3));
+    let general =
+        CapacityBuffer { node_selector: labels(&[("pool", "general")]), ..buffer("web", "spare", 6, "1", "1Gi") };
+    assert_eq!(scaled_to(&evaluate(&pools.capacity_buffer(general).build(), json!({}))), [("m5".to_string(), 4)]);
+    // Room for one pod exactly: the group is held, so consolidation leaves the room; a buffer
+    // of no pods asks for nothing.
+    let one = cluster().capacity_buffer(buffer("web", "spare", 1, "1", "1Gi")).build();
+    let decisions = evaluate(&one, json!({}));
+    assert_eq!(scaled_to(&decisions), [("m5".to_string(), 1)]);
+    assert!(decisions[0].reason.contains("keeps spare room for CapacityBuffer web/spare"), "{}", decisions[0].reason);
+    assert!(evaluate(&cluster().capacity_buffer(buffer("web", "spare", 0, "1", "1Gi")).build(), json!({})).is_empty());
 }
 
 const MINUTE: u64 = 60_000;

@@ -65,6 +65,7 @@ struct WasmSnapshot<'a> {
     placement_cooldowns: OnceCell<Vec<m::PlacementCooldown>>,
     launch_failures: OnceCell<Vec<m::LaunchFailure>>,
     provisioning_times: OnceCell<Vec<m::ProvisioningTime>>,
+    capacity_buffers: OnceCell<Vec<m::CapacityBuffer>>,
 }
 
 impl<'a> WasmSnapshot<'a> {
@@ -86,6 +87,7 @@ impl<'a> WasmSnapshot<'a> {
             placement_cooldowns: OnceCell::new(),
             launch_failures: OnceCell::new(),
             provisioning_times: OnceCell::new(),
+            capacity_buffers: OnceCell::new(),
         }
     }
 }
@@ -159,6 +161,9 @@ impl Snapshot for WasmSnapshot<'_> {
                 .map(|t| m::ProvisioningTime { group: t.group, recent_seconds: t.recent_seconds })
                 .collect()
         })
+    }
+    fn capacity_buffers(&self) -> &[m::CapacityBuffer] {
+        self.capacity_buffers.get_or_init(|| self.handle.capacity_buffers().into_iter().map(capacity_buffer).collect())
     }
 }
 
@@ -309,6 +314,18 @@ fn scheduled_run(r: w::ScheduledRun) -> m::ScheduledRun {
         affinity_keys: r.affinity_keys,
         tolerations: tolerations(r.tolerations),
         on_fargate: r.on_fargate,
+    }
+}
+
+fn capacity_buffer(b: w::CapacityBuffer) -> m::CapacityBuffer {
+    m::CapacityBuffer {
+        namespace: b.namespace,
+        name: b.name,
+        pods: b.pods,
+        requests: resources(b.requests),
+        node_selector: labels(b.node_selector),
+        affinity_keys: b.affinity_keys,
+        tolerations: tolerations(b.tolerations),
     }
 }
 

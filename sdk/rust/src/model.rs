@@ -397,6 +397,25 @@ impl ProvisioningTime {
     }
 }
 
+/// A CapacityBuffer (`autoscaling.x-k8s.io`, the resource Cluster Autoscaler and Karpenter
+/// share) as the host resolved it (interface 0.1.11): spare room wanted for `pods` pods that
+/// do not exist, each of this shape. What [`crate::Snapshot::capacity_buffers`] returns.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
+pub struct CapacityBuffer {
+    pub namespace: String,
+    pub name: String,
+    /// How many pods the room is for: the buffer's `replicas`, or its `percentage` of its
+    /// workload's replicas rounded up if more, capped by what its `limits` hold.
+    pub pods: u32,
+    /// What each pod requests.
+    pub requests: Resources,
+    pub node_selector: BTreeMap<String, String>,
+    /// Label keys named by required node affinity terms.
+    pub affinity_keys: Vec<String>,
+    pub tolerations: Vec<Toleration>,
+}
+
 /// Where a pod may be scheduled: what [`NodeGroup::admits`] reads.
 pub trait Constraints {
     fn node_selector(&self) -> &BTreeMap<String, String>;
@@ -421,7 +440,7 @@ macro_rules! constraints_from_fields {
     )+};
 }
 
-constraints_from_fields!(PendingPod, PendingShape, PodShape, ScheduledRun);
+constraints_from_fields!(PendingPod, PendingShape, PodShape, ScheduledRun, CapacityBuffer);
 
 /// The requests of the DaemonSet pods that every node runs, a new one too: those of the
 /// DaemonSets with a pod for each of the `ready_nodes` (`pods` counts them). A new node

@@ -6,9 +6,9 @@ use std::sync::{Arc, OnceLock};
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    FargatePricing, GroupCooldown, GroupOptions, HorizontalAutoscaler, LaunchFailure, MetricSeries, Node, NodeGroup,
-    NodeGroupKind, PendingPod, PendingShape, PlacementCooldown, PodShape, Proposal, ProvisioningTime, Resources,
-    ScheduledRun, Workload, WorkloadRef,
+    CapacityBuffer, FargatePricing, GroupCooldown, GroupOptions, HorizontalAutoscaler, LaunchFailure, MetricSeries,
+    Node, NodeGroup, NodeGroupKind, PendingPod, PendingShape, PlacementCooldown, PodShape, Proposal, ProvisioningTime,
+    Resources, ScheduledRun, Workload, WorkloadRef,
 };
 
 /// How long after it registered a node that is not Ready is taken for lost or stuck rather
@@ -130,6 +130,12 @@ pub trait Snapshot {
         &[]
     }
 
+    /// The cluster's CapacityBuffers whose pod shape and size resolve, by namespace and
+    /// name (interface 0.1.11); empty from an older host.
+    fn capacity_buffers(&self) -> &[CapacityBuffer] {
+        &[]
+    }
+
     /// One group's recent provisioning times, if the host has seen it deliver (see
     /// [`Snapshot::provisioning_times`]).
     fn provisioning_time_of(&self, group: &str) -> Option<&ProvisioningTime> {
@@ -199,6 +205,8 @@ pub struct SnapshotData {
     pub launch_failures: Vec<LaunchFailure>,
     /// How long each group took to deliver its last few nodes (interface 0.1.10).
     pub provisioning_times: Vec<ProvisioningTime>,
+    /// The CapacityBuffers that resolve, by namespace and name (interface 0.1.11).
+    pub capacity_buffers: Vec<CapacityBuffer>,
     /// Where a host's snapshot finds a node's pods, only when a policy asks: never written.
     #[serde(skip)]
     pub pods_source: PodsSource,
@@ -315,6 +323,9 @@ impl Snapshot for SnapshotData {
     }
     fn provisioning_times(&self) -> &[ProvisioningTime] {
         &self.provisioning_times
+    }
+    fn capacity_buffers(&self) -> &[CapacityBuffer] {
+        &self.capacity_buffers
     }
     fn pods_on_node(&self, node: &str) -> Vec<PodShape> {
         match self.pods_on_nodes.get(node) {

@@ -240,6 +240,12 @@ impl SnapshotBuilder {
         self
     }
 
+    /// Adds a resolved CapacityBuffer (interface 0.1.11 `capacity-buffers`).
+    pub fn capacity_buffer(mut self, buffer: CapacityBuffer) -> Self {
+        self.data.capacity_buffers.push(buffer);
+        self
+    }
+
     pub fn build(self) -> SnapshotData {
         self.data
     }
@@ -417,6 +423,18 @@ pub fn cron_run(
         pods,
         requests: Resources::pod(cpu(cpu_q), memory(memory_q)),
         ..ScheduledRun::default()
+    }
+}
+
+/// A CapacityBuffer `namespace/name` for `pods` pods of `cpu` and `memory`: for
+/// [`SnapshotBuilder::capacity_buffer`].
+pub fn buffer(namespace: &str, name: &str, pods: u32, cpu_q: &str, memory_q: &str) -> CapacityBuffer {
+    CapacityBuffer {
+        namespace: namespace.to_string(),
+        name: name.to_string(),
+        pods,
+        requests: Resources::pod(cpu(cpu_q), memory(memory_q)),
+        ..CapacityBuffer::default()
     }
 }
 

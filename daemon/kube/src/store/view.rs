@@ -1,6 +1,6 @@
 //! The cluster as the engine sees it, assembled from the cache on demand: nodes with their
 //! counted pods, the pending pods, the workloads with their placement, the disruption
-//! budgets, the CronJobs' next runs and the autoscalers' bounds.
+//! budgets, the CronJobs' next runs, the autoscalers' bounds and the CapacityBuffers.
 
 use ballast_engine::ports::{ClusterView, DisruptionBudgetView, NodeView, WorkloadView};
 use ballast_sdk::Placement;
@@ -49,6 +49,7 @@ impl ClusterStore {
             disruption_budgets,
             scheduled_runs: self.scheduled_runs(now_millis),
             horizontal_autoscalers: self.autoscalers.values().cloned().collect(),
+            capacity_buffers: self.capacity_buffers(),
         }
     }
 

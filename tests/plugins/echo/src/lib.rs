@@ -59,6 +59,8 @@ impl Policy for Echo {
                 launch_failures: snapshot.launch_failures().to_vec(),
                 // `provisioning-times` (0.1.10).
                 provisioning_times: snapshot.provisioning_times().to_vec(),
+                // `capacity-buffers` (0.1.11).
+                capacity_buffers: snapshot.capacity_buffers().to_vec(),
                 pods_source: Default::default(),
                 shapes: Default::default(),
             },
