@@ -90,6 +90,37 @@ fn the_summary_counts_the_pods_drains_evicted() {
     assert!((1..=most).contains(&default.pods_evicted), "{default:?}");
 }
 
+/// Web spikes from 1 to 8 replicas of 1 CPU every 30 minutes, 5 minutes each, on m5.large
+/// (one such pod a node); `extra` is added to the workload.
+fn spiking_web(extra: &str) -> String {
+    format!(
+        "name: spikes\nduration: 3h\nnode-groups:\n  - {{id: general, instance-types: [m5.large], min-size: 1, max-size: 20}}\nworkloads:\n  - {{name: web, requests: {{cpu: 1, memory: 1Gi}}, replicas: {{spikes: {{base: 1, peak: 8, every: 30m, length: 5m, start: 10m}}}}{extra}}}\n"
+    )
+}
+
+/// What a CapacityBuffer buys, before it is applied to a cluster: the same spikes with a buffer
+/// for 7 more web pods wait a fraction of the time, for the room kept between them.
+#[test]
+fn a_capacity_buffer_in_a_scenario_shows_what_its_room_buys_and_costs() {
+    let run = |text: &str| {
+        let scenario = Scenario::parse(Path::new("spikes.yaml"), text).unwrap();
+        let policies = vec![policy("binpack", json!(null)), policy("headroom", json!(null))];
+        let sim = Simulation { scenario, seed: 1, policies, mode: Mode::Enforce, journal: None };
+        sim.run(&host(), &mut |_, _| {}).unwrap().summary
+    };
+    let without = run(&spiking_web(""));
+    let with = run(&spiking_web(", capacity-buffer: {replicas: 7}"));
+    assert!(
+        with.pending_pod_minutes * 4.0 < without.pending_pod_minutes,
+        "pending pod-minutes {} with the buffer, {} without",
+        with.pending_pod_minutes,
+        without.pending_pod_minutes
+    );
+    assert!(with.total_cost > without.total_cost, "${} with, ${} without", with.total_cost, without.total_cost);
+    let empty = scenario_error(&spiking_web(", capacity-buffer: {}"));
+    assert!(empty.contains("workloads[0].capacity-buffer") && empty.contains("asks for no room"), "{empty}");
+}
+
 fn scenario_error(text: &str) -> String {
     Scenario::parse(Path::new("bad.yaml"), text).unwrap_err().to_string()
 }

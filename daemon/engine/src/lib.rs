@@ -26,6 +26,7 @@
 pub mod actuate;
 pub mod announce;
 pub mod asked;
+pub mod buffer;
 pub mod config;
 pub mod control;
 pub mod cost;

@@ -8,8 +8,9 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
+use ballast_engine::buffer::{BufferLimits, BufferSize};
 use ballast_engine::unreadable::BadValue;
-use ballast_sdk::{Resources, WorkloadKind, WorkloadRef};
+use ballast_sdk::{WorkloadKind, WorkloadRef};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Deserialize;
@@ -61,21 +62,11 @@ pub enum ShapeSource {
     Workload(WorkloadRef),
 }
 
-/// What a buffer's spec asks for, read.
+/// What a buffer's spec asks for, read: where its pods' shape comes from, and how many.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BufferSpec {
     pub source: ShapeSource,
-    pub replicas: Option<u32>,
-    pub percentage: Option<u32>,
-    /// Caps on the buffer's total requests; a resource not named is not capped.
-    pub limits: Limits,
-}
-
-/// `spec.limits`: CPU and memory the buffer's pods may request in all, where set.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Limits {
-    pub cpu_millis: Option<u64>,
-    pub memory_bytes: Option<u64>,
+    pub size: BufferSize,
 }
 
 impl BufferSpec {
@@ -95,47 +86,21 @@ impl BufferSpec {
         let source = match (template.transpose()?.flatten(), workload.transpose()?) {
             (Some(name), None) => ShapeSource::PodTemplate(name.to_string()),
             (None, Some(workload)) => ShapeSource::Workload(workload),
-            (template, workload) => {
-                return Err(bad(
-                    "podTemplateRef",
-                    &format!("{template:?}, scalableRef {:?}", workload.map(|w| w.to_string())),
-                    "exactly one of podTemplateRef.name and scalableRef must be set",
-                ));
+            (template, _) => {
+                let set = if template.is_some() { "both" } else { "neither" };
+                return Err(bad("podTemplateRef|scalableRef", set, "a buffer names exactly one of them"));
             }
         };
         let percentage = count(spec, "percentage")?;
         if percentage.is_some() && matches!(source, ShapeSource::PodTemplate(_)) {
             return Err(bad("percentage", &shown(&spec["percentage"]), "a percentage needs a scalableRef"));
         }
-        Ok(Some(BufferSpec { source, replicas: count(spec, "replicas")?, percentage, limits: limits(spec)? }))
-    }
-
-    /// How many pods of `requests` the buffer keeps room for, with `workload_replicas` the
-    /// replicas of its scalableRef: the larger of `replicas` and `percentage` of them
-    /// (rounded up), capped by what `limits` hold; with neither, as many as `limits` hold;
-    /// with nothing set, none.
-    pub fn pods(&self, requests: &Resources, workload_replicas: Option<u32>) -> u32 {
-        let by_share = self
-            .percentage
-            .zip(workload_replicas)
-            .map(|(percent, replicas)| (u64::from(percent) * u64::from(replicas)).div_ceil(100));
-        let wanted = match (self.replicas.map(u64::from), by_share) {
-            (Some(a), Some(b)) => Some(a.max(b)),
-            (a, b) => a.or(b),
-        };
-        let within = |limit: Option<u64>, each: u64| limit.map(|l| l.checked_div(each).unwrap_or(u64::MAX));
-        let held = match (
-            within(self.limits.cpu_millis, requests.cpu_millis),
-            within(self.limits.memory_bytes, requests.memory_bytes),
-        ) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        let pods = match (wanted, held) {
-            (Some(w), Some(h)) => w.min(h),
-            (w, h) => w.or(h).unwrap_or(0),
-        };
-        u32::try_from(pods).unwrap_or(u32::MAX)
+        let size = BufferSize { replicas: count(spec, "replicas")?, percentage, limits: limits(spec)? };
+        if size.is_empty() {
+            let error = "a buffer sets replicas, percentage (with a scalableRef) or limits";
+            return Err(bad("replicas", "", error));
+        }
+        Ok(Some(BufferSpec { source, size }))
     }
 }
 
@@ -196,12 +161,12 @@ fn workload(reference: &Value) -> Result<WorkloadRef, BadValue> {
 }
 
 /// `spec.limits`: CPU and memory, each a quantity.
-fn limits(spec: &Value) -> Result<Limits, BadValue> {
-    let Some(list) = spec.get("limits").filter(|l| !l.is_null()) else { return Ok(Limits::default()) };
+fn limits(spec: &Value) -> Result<BufferLimits, BadValue> {
+    let Some(list) = spec.get("limits").filter(|l| !l.is_null()) else { return Ok(BufferLimits::default()) };
     let list: BTreeMap<String, Quantity> =
         serde_json::from_value(list.clone()).map_err(|error| bad("limits", &list.to_string(), &error.to_string()))?;
     let read = crate::convert::resources(Some(&list), "limits")?;
-    Ok(Limits {
+    Ok(BufferLimits {
         cpu_millis: list.contains_key("cpu").then_some(read.cpu_millis),
         memory_bytes: list.contains_key("memory").then_some(read.memory_bytes),
     })
@@ -216,37 +181,14 @@ mod tests {
         BufferSpec::read(&spec).map_err(|b| b.to_string())
     }
 
-    fn pod(cpu_millis: u64, memory_bytes: u64) -> Resources {
-        Resources { cpu_millis, memory_bytes, pods: 1, gpus: 0 }
-    }
-
-    const GI: u64 = 1 << 30;
-
-    #[test]
-    fn the_sizing_rules_cluster_autoscaler_and_karpenter_document() {
-        let spec = |s: Value| read(s).unwrap().unwrap();
-        let web = json!({"scalableRef": {"apiGroup": "apps", "kind": "Deployment", "name": "web"}});
-        let with = |extra: Value| {
-            let mut s = web.clone();
-            s.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
-            spec(s)
-        };
-        let one_cpu = pod(1000, GI);
-        assert_eq!(with(json!({"replicas": 5})).pods(&one_cpu, Some(10)), 5);
-        assert_eq!(with(json!({"percentage": 20})).pods(&one_cpu, Some(10)), 2);
-        assert_eq!(with(json!({"percentage": 20})).pods(&one_cpu, Some(24)), 5, "4.8 rounds up");
-        assert_eq!(with(json!({"replicas": 5, "percentage": 80})).pods(&one_cpu, Some(10)), 8);
-        assert_eq!(with(json!({"replicas": 10, "limits": {"cpu": "3"}})).pods(&one_cpu, Some(10)), 3);
-        assert_eq!(with(json!({"limits": {"cpu": "5"}})).pods(&one_cpu, Some(10)), 5);
-        assert_eq!(with(json!({"replicas": 10, "limits": {"cpu": "20", "memory": "4Gi"}})).pods(&one_cpu, None), 4);
-        assert_eq!(with(json!({})).pods(&one_cpu, Some(10)), 0, "nothing asked");
-    }
-
     #[test]
     fn a_template_buffer_names_its_pod_template_and_another_strategy_is_not_ours() {
         let got = read(json!({"podTemplateRef": {"name": "spare"}, "replicas": 3})).unwrap().unwrap();
         assert_eq!(got.source, ShapeSource::PodTemplate("spare".into()));
-        assert_eq!(got.replicas, Some(3));
+        assert_eq!(got.size, BufferSize { replicas: Some(3), ..BufferSize::default() });
+        let capped = read(json!({"podTemplateRef": {"name": "spare"}, "limits": {"cpu": "6", "memory": "12Gi"}}));
+        let limits = capped.unwrap().unwrap().size.limits;
+        assert_eq!((limits.cpu_millis, limits.memory_bytes), (Some(6000), Some(12 << 30)));
         let other = json!({"provisioningStrategy": "buffer.x-k8s.io/standby", "podTemplateRef": {"name": "spare"}});
         assert_eq!(read(other).unwrap(), None);
     }
@@ -263,11 +205,15 @@ mod tests {
             err(json!({"scalableRef": {"kind": "CronJob", "name": "etl"}}))
                 .starts_with("scalableRef.kind = \"CronJob\"")
         );
-        assert!(err(json!({"replicas": 2})).contains("exactly one of podTemplateRef.name and scalableRef"));
+        assert_eq!(
+            err(json!({"replicas": 2})),
+            r#"podTemplateRef|scalableRef = "neither" cannot be read (a buffer names exactly one of them)"#
+        );
         assert!(
             err(json!({"podTemplateRef": {"name": "spare"}, "limits": {"cpu": "lots"}}))
                 .starts_with("limits.cpu = \"lots\"")
         );
         assert!(err(json!({"podTemplateRef": {"name": "spare"}, "percentage": 10})).starts_with("percentage = \"10\""));
+        assert!(err(json!({"podTemplateRef": {"name": "spare"}})).contains("a buffer sets replicas, percentage"));
     }
 }

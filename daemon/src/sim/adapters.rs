@@ -6,7 +6,8 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use ballast_sdk::{
-    FargatePricing, HorizontalAutoscaler, Placement, PlacementTarget, ScheduledRun, WorkloadKind, WorkloadRef,
+    CapacityBuffer, FargatePricing, HorizontalAutoscaler, Placement, PlacementTarget, ScheduledRun, WorkloadKind,
+    WorkloadRef,
 };
 
 use super::scenario::NODE_GROUP_LABEL;
@@ -329,6 +330,7 @@ impl World {
                 on_fargate: w.fargate,
             });
         }
+        view.capacity_buffers.extend(capacity_buffer(w, replicas));
         if let (Some(budget), Some(name)) = (&w.spec.disruption_budget, &w.budget_name)
             && w.spec.kind != WorkloadKind::DaemonSet
         {
@@ -342,6 +344,20 @@ impl World {
 }
 
 /// A node as the API shows it, with the pods it runs as counted at bind time.
+/// The CapacityBuffer a workload's scenario gives it, sized for its `replicas` now.
+fn capacity_buffer(w: &SimWorkload, replicas: u32) -> Option<CapacityBuffer> {
+    let size = w.spec.capacity_buffer.as_ref()?;
+    Some(CapacityBuffer {
+        namespace: w.namespace.to_string(),
+        name: w.spec.name.clone(),
+        pods: size.pods(&w.requests, Some(replicas)),
+        requests: w.requests,
+        node_selector: w.template.node_selector.clone(),
+        affinity_keys: w.template.affinity_keys.clone(),
+        tolerations: w.template.tolerations.clone(),
+    })
+}
+
 fn node_view(node: &SimNode) -> NodeView {
     NodeView {
         name: node.name.clone(),

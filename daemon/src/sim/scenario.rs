@@ -13,6 +13,7 @@ use super::catalogue;
 mod validate;
 use super::trace::{Trace, time_of_day};
 use crate::duration;
+use crate::engine::buffer::BufferSize;
 use crate::engine::config::{Batching, Guardrails};
 use crate::input_file::{self, InputError};
 
@@ -336,6 +337,10 @@ pub struct WorkloadSpec {
     pub do_not_disrupt: bool,
     #[serde(default)]
     pub disruption_budget: Option<Budget>,
+    /// A CapacityBuffer that follows the workload (its `scalableRef`): spare room for more of
+    /// its pods, sized as in a cluster.
+    #[serde(default)]
+    pub capacity_buffer: Option<BufferSize>,
 }
 
 fn default_namespace() -> String {

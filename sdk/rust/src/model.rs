@@ -405,8 +405,9 @@ impl ProvisioningTime {
 pub struct CapacityBuffer {
     pub namespace: String,
     pub name: String,
-    /// How many pods the room is for: the buffer's `replicas`, or its `percentage` of its
-    /// workload's replicas rounded up if more, capped by what its `limits` hold.
+    /// How many pods the room is for: the smallest of the buffer's `replicas`, its
+    /// `percentage` of its workload's replicas (rounded up) and what its `limits` hold,
+    /// among those it sets.
     pub pods: u32,
     /// What each pod requests.
     pub requests: Resources,

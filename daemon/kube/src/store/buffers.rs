@@ -79,7 +79,7 @@ impl ClusterStore {
                 Ok(pods) => Some(CapacityBuffer {
                     namespace: key.0.clone(),
                     name: key.1.clone(),
-                    pods: entry.spec.pods(&pods.requests, pods.workload_replicas),
+                    pods: entry.spec.size.pods(&pods.requests, pods.workload_replicas),
                     requests: pods.requests,
                     node_selector: pods.template.node_selector,
                     affinity_keys: pods.template.affinity_keys,

@@ -165,7 +165,7 @@ impl Scenario {
         if w.placement == Target::Fargate && self.fargate.is_none() {
             return Err(invalid(at("placement"), "`fargate` needs a `fargate:` profile in the scenario"));
         }
-        Ok(())
+        check_buffer(w, &at)
     }
 
     /// `at` is within the run, or why not.
@@ -178,6 +178,20 @@ impl Scenario {
                 duration::display(self.duration)
             )),
         }
+    }
+}
+
+/// A workload's CapacityBuffer asks for some room, and follows a workload with replicas.
+fn check_buffer(w: &WorkloadSpec, at: &dyn Fn(&str) -> String) -> Result<(), Invalid> {
+    match &w.capacity_buffer {
+        Some(buffer) if buffer.is_empty() => {
+            Err(invalid(at("capacity-buffer"), "asks for no room: set replicas, percentage or limits"))
+        }
+        Some(_) if w.replicas.is_none() => Err(invalid(
+            at("capacity-buffer"),
+            format!("follows a workload's replicas, and a {:?} has none", w.kind).to_lowercase(),
+        )),
+        _ => Ok(()),
     }
 }
 
