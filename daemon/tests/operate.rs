@@ -222,8 +222,8 @@ async fn pods_cluster_autoscaler_passes_over_grow_no_group_and_explain_says_why(
 /// A CapacityBuffer written for Cluster Autoscaler or Karpenter keeps its room under Ballast,
 /// in the real process: a buffer of 3 pods of one CPU from a PodTemplate grows moto's
 /// `general` (m5.large: one such pod a node, its allocatable less what the system reserves)
-/// by three nodes with no pod pending, headroom's
-/// decision names the buffer, and the group grows no further once the room is on its way.
+/// by three nodes with no pod pending, headroom's decision names the buffer, the group grows
+/// no further once the room is on its way, and `/metrics` shows the buffer's size.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_capacity_buffer_grows_the_group_for_room_no_pod_asks_for_yet() {
     let site = Site::start(0).await;
@@ -242,7 +242,7 @@ async fn a_capacity_buffer_grows_the_group_for_room_no_pod_asks_for_yet() {
         .unwrap();
     let policies = "  - {plugin: binpack}\n  - {plugin: headroom}\n";
     let mut daemon = site.replica("buffers", "  tick-interval: 1s\n", policies, "");
-    announced(&mut daemon, "metrics and health");
+    let admin = announced(&mut daemon, "metrics and health");
     if eventually(Duration::from_secs(30), async || site.group().await.0 > 0).await.is_none() {
         fail(daemon, "the group never grew for the buffer");
     }
@@ -259,6 +259,8 @@ async fn a_capacity_buffer_grows_the_group_for_room_no_pod_asks_for_yet() {
         .expect("headroom's decision is recorded");
     let reason = asked["reason"].as_str().unwrap_or_default();
     assert!(reason.contains("CapacityBuffer default/web-headroom (3 pods of 1 cpu"), "{reason}");
+    let series = "ballast_capacity_buffer_pods{namespace=\"default\",name=\"web-headroom\"}";
+    assert_eq!(sample(&get(&admin, "/metrics", None).2, series), Some(3.0), "{series}");
     stop(daemon);
 }
 

@@ -90,26 +90,23 @@ fn the_summary_counts_the_pods_drains_evicted() {
     assert!((1..=most).contains(&default.pods_evicted), "{default:?}");
 }
 
-/// Web spikes from 1 to 8 replicas of 1 CPU every 30 minutes, 5 minutes each, on m5.large
-/// (one such pod a node); `extra` is added to the workload.
-fn spiking_web(extra: &str) -> String {
-    format!(
-        "name: spikes\nduration: 3h\nnode-groups:\n  - {{id: general, instance-types: [m5.large], min-size: 1, max-size: 20}}\nworkloads:\n  - {{name: web, requests: {{cpu: 1, memory: 1Gi}}, replicas: {{spikes: {{base: 1, peak: 8, every: 30m, length: 5m, start: 10m}}}}{extra}}}\n"
-    )
-}
-
-/// What a CapacityBuffer buys, before it is applied to a cluster: the same spikes with a buffer
-/// for 7 more web pods wait a fraction of the time, for the room kept between them.
+/// What a CapacityBuffer buys, before it is applied to a cluster: the example scenario's
+/// spikes (1 to 8 web pods of one CPU on m5.large, one a node) with its buffer for 7 more
+/// pods wait a fraction of the time they wait without it, for the room kept between them.
 #[test]
 fn a_capacity_buffer_in_a_scenario_shows_what_its_room_buys_and_costs() {
+    let path = root().join("deploy/examples/scenarios/capacity-buffer.yaml");
+    let with_buffer = std::fs::read_to_string(&path).unwrap();
+    let line = "    capacity-buffer: {replicas: 7}\n";
+    assert!(with_buffer.contains(line), "the example carries its buffer");
     let run = |text: &str| {
-        let scenario = Scenario::parse(Path::new("spikes.yaml"), text).unwrap();
+        let scenario = Scenario::parse(&path, text).unwrap();
         let policies = vec![policy("binpack", json!(null)), policy("headroom", json!(null))];
         let sim = Simulation { scenario, seed: 1, policies, mode: Mode::Enforce, journal: None };
         sim.run(&host(), &mut |_, _| {}).unwrap().summary
     };
-    let without = run(&spiking_web(""));
-    let with = run(&spiking_web(", capacity-buffer: {replicas: 7}"));
+    let with = run(&with_buffer);
+    let without = run(&with_buffer.replace(line, ""));
     assert!(
         with.pending_pod_minutes * 4.0 < without.pending_pod_minutes,
         "pending pod-minutes {} with the buffer, {} without",
@@ -117,7 +114,7 @@ fn a_capacity_buffer_in_a_scenario_shows_what_its_room_buys_and_costs() {
         without.pending_pod_minutes
     );
     assert!(with.total_cost > without.total_cost, "${} with, ${} without", with.total_cost, without.total_cost);
-    let empty = scenario_error(&spiking_web(", capacity-buffer: {}"));
+    let empty = scenario_error(&with_buffer.replace(line, "    capacity-buffer: {}\n"));
     assert!(empty.contains("workloads[0].capacity-buffer") && empty.contains("asks for no room"), "{empty}");
 }
 

@@ -62,7 +62,10 @@ pub struct SimulateArgs {
 /// The built-in policy sets `--compare` knows.
 const SETS: &[(&str, &str)] = &[
     ("default", "binpack, headroom, consolidation, fargate-placement: the bundled default policies"),
-    ("ca-like", "binpack alone: Cluster Autoscaler-like bin-packing, no Fargate"),
+    (
+        "ca-like",
+        "binpack alone: Cluster Autoscaler-like bin-packing, no Fargate (and headroom for a scenario's CapacityBuffers)",
+    ),
     ("karpenter-like", "binpack up, consolidation down (WhenEmptyOrUnderutilized, consolidateAfter 0 s, 10% budget)"),
     ("escalator-like", "thresholds: Escalator-like utilisation thresholds"),
     ("static-min", "static-size at each group's min-size"),
@@ -198,7 +201,7 @@ fn run_sets(
                 let settings = serde_json::json!({ "sizes": reference.peak_group_sizes, "otherwise": "min" });
                 vec![bundled_spec("static-size", settings)?]
             }
-            PolicySet::Named(other) => set_specs(other, &args.settings)?,
+            PolicySet::Named(other) => keeping_buffers(set_specs(other, &args.settings)?, other, scenario)?,
         };
         let sim = Simulation { scenario: scenario.clone(), seed, policies, mode, journal: args.journal.clone() };
         let report = simulate(&sim, host, &format!("{name}{tag}"), args.output)?;
@@ -342,6 +345,17 @@ fn set_specs(set: &str, settings: &[String]) -> anyhow::Result<Vec<PluginSpec>> 
     })
 }
 
+/// The peers keep CapacityBuffers too: on a scenario with any, `ca-like` and `karpenter-like`
+/// keep them with `headroom` (buffers alone, at its default settings) after `binpack`, so
+/// that a comparison prices the same room in every set.
+fn keeping_buffers(mut specs: Vec<PluginSpec>, set: &str, scenario: &Scenario) -> anyhow::Result<Vec<PluginSpec>> {
+    let buffered = scenario.workloads.iter().any(|w| w.capacity_buffer.is_some());
+    if buffered && matches!(set, "ca-like" | "karpenter-like") {
+        specs.insert(1.min(specs.len()), bundled_spec("headroom", serde_json::Value::Null)?);
+    }
+    Ok(specs)
+}
+
 fn money(x: f64) -> String {
     format!("${x:.2}")
 }
@@ -422,4 +436,27 @@ fn compare_table(runs: &[(String, SimReport)]) -> comfy_table::Table {
         ]);
     }
     t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chain(set: &str, buffer: &str) -> Vec<String> {
+        let text = format!(
+            "name: t\nduration: 1h\nnode-groups:\n  - {{id: general, instance-types: [m5.large], min-size: 1, max-size: 5}}\nworkloads:\n  - {{name: web, requests: {{cpu: 500m}}, replicas: {{constant: 3}}{buffer}}}\n"
+        );
+        let scenario = Scenario::parse(std::path::Path::new("t.yaml"), &text).expect("a scenario");
+        let specs = keeping_buffers(set_specs(set, &[]).expect("a set"), set, &scenario).expect("bundled");
+        specs.into_iter().map(|s| s.name).collect()
+    }
+
+    #[test]
+    fn the_peer_baselines_keep_a_scenarios_capacity_buffers_as_the_peers_do() {
+        let buffered = ", capacity-buffer: {replicas: 2}";
+        assert_eq!(chain("ca-like", ""), ["binpack"]);
+        assert_eq!(chain("ca-like", buffered), ["binpack", "headroom"]);
+        assert_eq!(chain("karpenter-like", buffered), ["binpack", "headroom", "consolidation"]);
+        assert_eq!(chain("escalator-like", buffered), ["thresholds"], "Escalator has no buffers");
+    }
 }

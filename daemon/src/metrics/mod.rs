@@ -58,6 +58,7 @@ labels!(ModeLabel { mode });
 labels!(PluginInfoLabels { plugin, mode, sha256 });
 labels!(ReloadLabels { plugin, result });
 labels!(AdapterLabel { adapter });
+labels!(BufferLabels { namespace, name });
 labels!(VersionLabel { version });
 labels!(WindowLabels { schedule, duration, reasons });
 
@@ -80,6 +81,7 @@ pub(crate) struct Families {
     pub unschedulable: Gauge,
     pub unplaceable: Gauge,
     pub passed_over: Family<ReasonLabel, Gauge>,
+    pub capacity_buffers: Family<BufferLabels, Gauge>,
     pub disruption_windows: Family<WindowLabels, Gauge>,
     pub nodes: Family<StateLabel, Gauge>,
     pub drains: Gauge,
@@ -151,6 +153,7 @@ impl Metrics {
             unschedulable: Gauge::default(),
             unplaceable: Gauge::default(),
             passed_over: Family::default(),
+            capacity_buffers: Family::default(),
             disruption_windows: Family::default(),
             nodes: Family::default(),
             drains: Gauge::default(),
@@ -227,6 +230,11 @@ fn register(r: &mut Registry, f: &Families) {
         "passed_over_pods",
         "Pods the scheduler refused at the last tick that no group grows for, as Cluster Autoscaler passes them over, by reason (daemon-set, expendable, nominated)",
         f.passed_over.clone(),
+    );
+    r.register(
+        "capacity_buffer_pods",
+        "The pods each CapacityBuffer keeps room for at the last tick, as resolved from its spec (a buffer that does not resolve is absent)",
+        f.capacity_buffers.clone(),
     );
     r.register(
         "disruption_window_open",

@@ -38,6 +38,15 @@ fn set_total(counter: &Counter, total: u64) {
     counter.inner().store(total, std::sync::atomic::Ordering::Relaxed);
 }
 
+/// One series per CapacityBuffer resolved at the last tick; a deleted one's series goes.
+fn set_buffers(family: &Family<BufferLabels, Gauge>, buffers: &[ballast_sdk::CapacityBuffer]) {
+    family.clear();
+    for buffer in buffers {
+        let labels = BufferLabels { namespace: buffer.namespace.clone(), name: buffer.name.clone() };
+        family.get_or_create(&labels).set(i64::from(buffer.pods));
+    }
+}
+
 impl Metrics {
     pub(super) fn refresh(&self) {
         self.refresh_engine();
@@ -67,6 +76,7 @@ impl Metrics {
             let count = observed.obs.passed_over.iter().filter(|p| p.passed_over.reason == reason).count();
             f.passed_over.get_or_create(&ReasonLabel { reason: reason.label().into() }).set(count as i64);
         }
+        set_buffers(&f.capacity_buffers, &snapshot.capacity_buffers);
         f.disruption_windows.clear();
         for window in &observed.guardrails.disruption_budget.windows {
             let labels = WindowLabels {
