@@ -213,3 +213,18 @@ async fn capacity_buffers_reach_the_snapshot_sized_as_their_spec_says_and_one_th
     .await
     .expect("the buffers follow their workload, their template and their deletion");
 }
+
+/// Most clusters have no CapacityBuffer CRD: its list answers 404. The adapter syncs and
+/// observes with no buffers, and the absence is not a watch fault: none is counted (what
+/// `ballast_kube_watch_restarts_total` shows), however often the watch asks again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_capacity_buffer_crd_there_are_no_buffers_and_no_watch_fault() {
+    let standin = StandIn::start().await.unwrap();
+    standin.inject(Some("GET"), "capacitybuffers", 404, 1000);
+    let cluster = started(&standin, KubeSettings::default()).await;
+    let view = cluster.observe().await.expect("observes without buffers");
+    assert!(view.capacity_buffers.is_empty(), "{:?}", view.capacity_buffers);
+    // Long enough for the watch's back-off (0.8 s, then doubling) to ask again twice.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(cluster.status().watch_errors, 0, "a kind not served is not a watch error");
+}

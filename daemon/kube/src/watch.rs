@@ -85,18 +85,25 @@ async fn run<K>(
                 tracing::debug!(kind, "watch cache synced");
                 false
             }
-            Err(error) => {
-                feed.errors.fetch_add(1, Ordering::Relaxed);
-                if kinds::OPTIONAL.contains(&kind) && refused(&error) && feed.write().forgo(kind) {
-                    tracing::warn!(
+            Err(error) if kinds::OPTIONAL.contains(&kind) && refused(&error).is_some() => {
+                // Not served (a CRD not installed) or not allowed: the usual state of an
+                // optional kind, not a watch fault. Said once; the watch keeps asking.
+                let first = feed.write().forgo(kind);
+                match refused(&error) {
+                    Some(403) if first => tracing::warn!(
                         kind,
                         %error,
                         "cannot list; policies see none until it can (the ClusterRole may predate it); \
                          the other watches go on, and this one keeps retrying"
-                    );
-                } else {
-                    tracing::warn!(kind, %error, "watch failed; retrying with back-off");
+                    ),
+                    _ if first => tracing::info!(kind, "not served here; policies see none until it is"),
+                    _ => tracing::debug!(kind, %error, "still cannot list"),
                 }
+                continue;
+            }
+            Err(error) => {
+                feed.errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(kind, %error, "watch failed; retrying with back-off");
                 continue;
             }
         };
@@ -107,9 +114,15 @@ async fn run<K>(
     }
 }
 
-/// The API server refused the list outright: forbidden (RBAC) or not served (API version).
-fn refused(error: &watcher::Error) -> bool {
-    matches!(error, watcher::Error::InitialListFailed(kube::Error::Api(status)) if matches!(status.code, 403 | 404))
+/// The status with which the API server refused the list outright: 403 forbidden (RBAC) or
+/// 404 not served (an API version, a CRD not installed).
+fn refused(error: &watcher::Error) -> Option<u16> {
+    match error {
+        watcher::Error::InitialListFailed(kube::Error::Api(status)) if matches!(status.code, 403 | 404) => {
+            Some(status.code)
+        }
+        _ => None,
+    }
 }
 
 fn replicas(n: Option<i32>) -> u32 {
