@@ -333,6 +333,45 @@ async fn nodes_left_empty_are_drained_and_terminated_after_the_unneeded_time() {
     stop(daemon);
 }
 
+/// A CapacityBuffer's promise about removal, in the running daemon, on the same two empty
+/// nodes: while a buffer wants room for two pods of one CPU (one a node), `consolidation`
+/// removes neither, since `headroom` holds the group; once the buffer is deleted, both go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_capacity_buffers_room_is_not_consolidated_away_and_goes_with_the_buffer() {
+    let (site, engine) = two_empty_nodes("").await;
+    site.standin
+        .create(
+            json!({"apiVersion": "v1", "kind": "PodTemplate", "metadata": {"name": "spare", "namespace": "default"},
+            "template": {"spec": {"containers": [{"name": "pause", "image": "pause",
+                "resources": {"requests": {"cpu": "1", "memory": "1Gi"}}}]}}}),
+        )
+        .unwrap();
+    site.standin
+        .create(json!({"apiVersion": "autoscaling.x-k8s.io/v1beta1", "kind": "CapacityBuffer",
+            "metadata": {"name": "spare", "namespace": "default"},
+            "spec": {"podTemplateRef": {"name": "spare"}, "replicas": 2}}))
+        .unwrap();
+    let policies = "  - {plugin: headroom}\n  - {plugin: consolidation}\n";
+    let mut daemon = site.replica("buffered", &engine, policies, "");
+    announced(&mut daemon, "metrics and health");
+    let journal = site.journal();
+    let ticks = || records(&journal).iter().filter(|r| r["record"] == "tick").count();
+    if eventually(Duration::from_secs(30), async || ticks() >= 6).await.is_none() {
+        fail(daemon, "six ticks were never recorded");
+    }
+    assert_eq!(site.group().await.0, 2, "the buffer's room stays");
+    for i in 0..2 {
+        let node = site.standin.get("v1", "Node", "", &format!("n{i}")).unwrap();
+        assert!(node["spec"]["unschedulable"].is_null(), "never cordoned: {node}");
+    }
+    site.standin.delete("autoscaling.x-k8s.io/v1beta1", "CapacityBuffer", "default", "spare").unwrap();
+    let emptied = eventually(Duration::from_secs(60), async || site.group().await == (0, Vec::new())).await;
+    if emptied.is_none() {
+        fail(daemon, &format!("the empty nodes were not removed once the buffer went: {:?}", site.group().await));
+    }
+    stop(daemon);
+}
+
 /// Pod priority's two promises about removal, in the running daemon, on the same two empty
 /// nodes: a pod the scheduler nominated to n0 after preempting there keeps n0 (never
 /// cordoned), while n1, running only an expendable pod (priority -20) under a budget that

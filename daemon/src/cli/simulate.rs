@@ -66,7 +66,10 @@ const SETS: &[(&str, &str)] = &[
         "ca-like",
         "binpack alone: Cluster Autoscaler-like bin-packing, no Fargate (and headroom for a scenario's CapacityBuffers)",
     ),
-    ("karpenter-like", "binpack up, consolidation down (WhenEmptyOrUnderutilized, consolidateAfter 0 s, 10% budget)"),
+    (
+        "karpenter-like",
+        "binpack up, consolidation down (WhenEmptyOrUnderutilized, consolidateAfter 0 s, 10% budget; and headroom for a scenario's CapacityBuffers)",
+    ),
     ("escalator-like", "thresholds: Escalator-like utilisation thresholds"),
     ("static-min", "static-size at each group's min-size"),
     ("static-peak", "static-size at the largest size the default set reached, all the time"),

@@ -343,7 +343,6 @@ impl World {
     }
 }
 
-/// A node as the API shows it, with the pods it runs as counted at bind time.
 /// The CapacityBuffer a workload's scenario gives it, sized for its `replicas` now.
 fn capacity_buffer(w: &SimWorkload, replicas: u32) -> Option<CapacityBuffer> {
     let size = w.spec.capacity_buffer.as_ref()?;
@@ -358,6 +357,7 @@ fn capacity_buffer(w: &SimWorkload, replicas: u32) -> Option<CapacityBuffer> {
     })
 }
 
+/// A node as the API shows it, with the pods it runs as counted at bind time.
 fn node_view(node: &SimNode) -> NodeView {
     NodeView {
         name: node.name.clone(),
