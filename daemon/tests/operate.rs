@@ -219,6 +219,22 @@ async fn pods_cluster_autoscaler_passes_over_grow_no_group_and_explain_says_why(
     stop(daemon);
 }
 
+/// A PodTemplate `spare` of pods asking one CPU and 1Gi, and a CapacityBuffer `name` of the
+/// active-capacity strategy keeping room for `replicas` of them, in `default`.
+fn spare_room(site: &Site, name: &str, replicas: u32) {
+    let template = json!({"apiVersion": "v1", "kind": "PodTemplate",
+        "metadata": {"name": "spare", "namespace": "default"},
+        "template": {"spec": {"containers": [{"name": "pause", "image": "pause",
+            "resources": {"requests": {"cpu": "1", "memory": "1Gi"}}}]}}});
+    site.standin.create(template).unwrap();
+    site.standin
+        .create(json!({"apiVersion": "autoscaling.x-k8s.io/v1beta1", "kind": "CapacityBuffer",
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {"provisioningStrategy": "buffer.x-k8s.io/active-capacity",
+                "podTemplateRef": {"name": "spare"}, "replicas": replicas}}))
+        .unwrap();
+}
+
 /// A CapacityBuffer written for Cluster Autoscaler or Karpenter keeps its room under Ballast,
 /// in the real process: a buffer of 3 pods of one CPU from a PodTemplate grows moto's
 /// `general` (m5.large: one such pod a node, its allocatable less what the system reserves)
@@ -227,19 +243,7 @@ async fn pods_cluster_autoscaler_passes_over_grow_no_group_and_explain_says_why(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_capacity_buffer_grows_the_group_for_room_no_pod_asks_for_yet() {
     let site = Site::start(0).await;
-    site.standin
-        .create(
-            json!({"apiVersion": "v1", "kind": "PodTemplate", "metadata": {"name": "spare", "namespace": "default"},
-            "template": {"spec": {"containers": [{"name": "pause", "image": "pause",
-                "resources": {"requests": {"cpu": "1", "memory": "1Gi"}}}]}}}),
-        )
-        .unwrap();
-    site.standin
-        .create(json!({"apiVersion": "autoscaling.x-k8s.io/v1beta1", "kind": "CapacityBuffer",
-            "metadata": {"name": "web-headroom", "namespace": "default"},
-            "spec": {"provisioningStrategy": "buffer.x-k8s.io/active-capacity",
-                "podTemplateRef": {"name": "spare"}, "replicas": 3}}))
-        .unwrap();
+    spare_room(&site, "web-headroom", 3);
     let policies = "  - {plugin: binpack}\n  - {plugin: headroom}\n";
     let mut daemon = site.replica("buffers", "  tick-interval: 1s\n", policies, "");
     let admin = announced(&mut daemon, "metrics and health");
@@ -339,18 +343,7 @@ async fn nodes_left_empty_are_drained_and_terminated_after_the_unneeded_time() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_capacity_buffers_room_is_not_consolidated_away_and_goes_with_the_buffer() {
     let (site, engine) = two_empty_nodes("").await;
-    site.standin
-        .create(
-            json!({"apiVersion": "v1", "kind": "PodTemplate", "metadata": {"name": "spare", "namespace": "default"},
-            "template": {"spec": {"containers": [{"name": "pause", "image": "pause",
-                "resources": {"requests": {"cpu": "1", "memory": "1Gi"}}}]}}}),
-        )
-        .unwrap();
-    site.standin
-        .create(json!({"apiVersion": "autoscaling.x-k8s.io/v1beta1", "kind": "CapacityBuffer",
-            "metadata": {"name": "spare", "namespace": "default"},
-            "spec": {"podTemplateRef": {"name": "spare"}, "replicas": 2}}))
-        .unwrap();
+    spare_room(&site, "spare", 2);
     let policies = "  - {plugin: headroom}\n  - {plugin: consolidation}\n";
     let mut daemon = site.replica("buffered", &engine, policies, "");
     announced(&mut daemon, "metrics and health");
