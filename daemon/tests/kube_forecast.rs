@@ -1,5 +1,6 @@
 //! What the Kubernetes adapter reads of demand to come, against the API stand-in: each
-//! CronJob's next run and each HorizontalPodAutoscaler's bounds, in the snapshot policies get.
+//! CronJob's next run, each HorizontalPodAutoscaler's bounds and each CapacityBuffer's room,
+//! in the snapshot policies get; and what each buffer is told in its status.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benchmarks fail loudly
 
@@ -227,4 +228,63 @@ async fn without_the_capacity_buffer_crd_there_are_no_buffers_and_no_watch_fault
     // Long enough for the watch's back-off (0.8 s, then doubling) to ask again twice.
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(cluster.status().watch_errors, 0, "a kind not served is not a watch error");
+}
+
+/// What Ballast makes of each buffer is written in its status, as Cluster Autoscaler writes
+/// it: the pods room is kept for and `ReadyForProvisioning`, or why none is kept, naming the
+/// field and value; nothing on another strategy's buffer; no write when nothing changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_buffer_is_told_in_its_status_what_room_is_kept_for_it_or_why_none_is() {
+    let standin = StandIn::start().await.unwrap();
+    standin.create(pod_template("spare")).unwrap();
+    let template = |name: &str| json!({"podTemplateRef": {"name": name}, "replicas": 5, "limits": {"cpu": "6"}});
+    standin.create(capacity_buffer("fixed", template("spare"))).unwrap();
+    standin.create(capacity_buffer("dangling", template("later"))).unwrap();
+    let broken = json!({"podTemplateRef": {"name": "spare"}, "replicas": "five"});
+    standin.create(capacity_buffer("broken", broken)).unwrap();
+    let standby = json!({"provisioningStrategy": "buffer.x-k8s.io/standby", "podTemplateRef": {"name": "spare"}});
+    standin.create(capacity_buffer("standby", standby)).unwrap();
+    let cluster = started(&standin, KubeSettings::default()).await;
+    let buffer = |name: &str| standin.get("autoscaling.x-k8s.io/v1beta1", "CapacityBuffer", "default", name).unwrap();
+    let ready = |name: &str| {
+        let status = buffer(name)["status"].clone();
+        let conditions = status["conditions"].as_array().cloned().unwrap_or_default();
+        let ready = conditions.into_iter().find(|c| c["type"] == "ReadyForProvisioning").unwrap_or_default();
+        (status, ready)
+    };
+
+    cluster.update_status(1_764_000_000_000).await;
+    let (status, condition) = ready("fixed");
+    assert_eq!((status["replicas"].as_u64(), status["podTemplateRef"]["name"].as_str()), (Some(3), Some("spare")));
+    assert_eq!(status["provisioningStrategy"], "buffer.x-k8s.io/active-capacity");
+    assert_eq!(
+        (condition["status"].as_str(), condition["reason"].as_str()),
+        (Some("True"), Some("AttributesSetSuccessfully"))
+    );
+    assert_eq!(condition["lastTransitionTime"], "2025-11-24T16:00:00Z");
+    let (status, condition) = ready("broken");
+    assert_eq!((condition["status"].as_str(), condition["reason"].as_str()), (Some("False"), Some("InvalidSpec")));
+    assert!(condition["message"].as_str().unwrap().starts_with(r#"spec.replicas = "five""#), "{condition}");
+    assert!(status["replicas"].is_null(), "{status}");
+    let (_, condition) = ready("dangling");
+    assert_eq!(condition["reason"], "PodShapeUnknown");
+    assert!(condition["message"].as_str().unwrap().contains("no readable PodTemplate default/later"), "{condition}");
+    assert!(buffer("standby").get("status").is_none_or(|s| s.is_null()), "another strategy's buffer is not ours");
+
+    let version = |name: &str| buffer(name)["metadata"]["resourceVersion"].clone();
+    let written = version("fixed");
+    cluster.update_status(1_764_000_060_000).await;
+    assert_eq!(version("fixed"), written, "a status that says it already is not written again");
+
+    // The template arriving resolves the dangling buffer: ready from the tick that sees it.
+    standin.create(pod_template("later")).unwrap();
+    eventually(Duration::from_secs(10), async || {
+        cluster.update_status(1_764_000_120_000).await;
+        ready("dangling").1["status"] == "True"
+    })
+    .await
+    .expect("a buffer that resolves is told so");
+    let (status, condition) = ready("dangling");
+    assert_eq!(status["replicas"], 3);
+    assert_eq!(condition["lastTransitionTime"], "2025-11-24T16:02:00Z", "not ready to ready is a transition");
 }

@@ -265,7 +265,18 @@ async fn a_capacity_buffer_grows_the_group_for_room_no_pod_asks_for_yet() {
     assert!(reason.contains("CapacityBuffer default/web-headroom (3 pods of 1 cpu"), "{reason}");
     let series = "ballast_capacity_buffer_pods{namespace=\"default\",name=\"web-headroom\"}";
     assert_eq!(sample(&get(&admin, "/metrics", None).2, series), Some(3.0), "{series}");
+    // The buffer is told what is kept for it, as Cluster Autoscaler's controller tells it.
+    let status = buffer_status(&site, "web-headroom");
+    assert_eq!(status["replicas"], 3, "{status}");
+    assert_eq!(status["conditions"][0]["type"], "ReadyForProvisioning", "{status}");
+    assert_eq!(status["conditions"][0]["status"], "True", "{status}");
     stop(daemon);
+}
+
+/// The status of CapacityBuffer `name` in `default`, as `kubectl get cb -o yaml` shows it.
+fn buffer_status(site: &Site, name: &str) -> Value {
+    let buffer = site.standin.get("autoscaling.x-k8s.io/v1beta1", "CapacityBuffer", "default", name);
+    buffer.map(|b| b["status"].clone()).unwrap_or_default()
 }
 
 /// Each tick's figures reach CloudWatch (moto's), under `Ballast` by cluster.
@@ -551,6 +562,7 @@ async fn a_fargate_ineligible_workload_is_never_steered_to_fargate() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dry_run_changes_nothing_and_records_everything() {
     let site = Site::start(0).await;
+    spare_room(&site, "web-headroom", 2);
     let mut daemon = site.replica("ops", "  tick-interval: 1s\n  mode: dry-run\n", "  - {plugin: binpack}\n", "");
     let admin = announced(&mut daemon, "metrics and health");
     for i in 0..3 {
@@ -575,6 +587,8 @@ async fn dry_run_changes_nothing_and_records_everything() {
         "ballast_decisions_total{plugin=\"binpack\",action=\"scale-to\",guard=\"accepted\",result=\"dry-run\"}";
     assert!(sample(&metrics, counted).is_some_and(|n| n >= 1.0), "{metrics}");
     assert!(!metrics.contains("operation=\"SetDesiredCapacity\""), "no SetDesiredCapacity call: {metrics}");
+    let status = buffer_status(&site, "web-headroom");
+    assert!(status.is_null(), "a dry run writes no buffer status (another autoscaler may): {status}");
     // The same dry-run decision tick after tick is one record while it lasts; stopping ends
     // the run, and its closing record says how many ticks it was made on.
     let first = decision["tick"].as_u64().unwrap();

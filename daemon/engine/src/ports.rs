@@ -405,6 +405,15 @@ pub trait Cluster: Send + Sync {
     /// Steers a workload's future pods to Fargate or EC2 (a label its Fargate profile selects).
     fn place(&self, workload: &WorkloadRef, target: &PlacementTarget)
     -> impl Future<Output = AdapterResult<()>> + Send;
+    /// Brings the status the adapter keeps on cluster objects up to date (a CapacityBuffer's
+    /// replicas and conditions), writing only what changed. Called once a tick by the
+    /// replica that acts, in enforce mode, so a dry run beside another autoscaler writes
+    /// nothing; `at_millis` stamps a condition that changes. Best effort, like
+    /// [`Cluster::announce`]: the adapter logs a failure and the next tick tries again.
+    fn update_status(&self, at_millis: u64) -> impl Future<Output = ()> + Send {
+        let _ = at_millis;
+        async {}
+    }
 }
 
 /// One instance of a node group.

@@ -79,6 +79,9 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
         for announcement in told {
             self.cluster.announce(announcement).await;
         }
+        if self.config.mode == Mode::Enforce {
+            self.cluster.update_status(now).await;
+        }
         self.repair_unready(&obs, now, tick).await;
         let Evaluation { proposals, calls } = self.policies.evaluate(obs.snapshot.clone()).await;
         tracing::debug!(proposals = proposals.len(), "policies evaluated");

@@ -226,6 +226,10 @@ impl Cluster for KubeCluster {
         result.map_err(|e| adapter_error(operation, e))
     }
 
+    async fn update_status(&self, at_millis: u64) {
+        self.write_buffer_statuses(at_millis).await;
+    }
+
     async fn announce(&self, announcement: Announcement) {
         let Some(reference) = Self::reference(&announcement.subject) else { return };
         let mut note = announcement.note;

@@ -16,16 +16,20 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Deserialize;
 use serde_json::Value;
 
+pub mod status;
+
 /// The provisioning strategy Ballast keeps room for; the CRD's default.
 pub const ACTIVE_CAPACITY: &str = "buffer.x-k8s.io/active-capacity";
 
-/// A CapacityBuffer object as watched: its metadata and its spec, unread.
+/// A CapacityBuffer object as watched: its metadata, and its spec and status unread.
 #[derive(Clone, Debug, Default, Deserialize)]
 pub struct CapacityBufferObject {
     #[serde(default)]
     pub metadata: ObjectMeta,
     #[serde(default)]
     pub spec: Option<Value>,
+    #[serde(default)]
+    pub status: Option<Value>,
 }
 
 impl kube::Resource for CapacityBufferObject {

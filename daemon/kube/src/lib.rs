@@ -62,6 +62,8 @@ struct Inner {
     metrics: Arc<Mutex<MetricsStatus>>,
     recorder: Recorder,
     evictions: Evictions,
+    /// Whether the log has said that CapacityBuffer status may not be written (once).
+    buffer_status_refused: std::sync::atomic::AtomicBool,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -143,6 +145,7 @@ impl KubeCluster {
                 metrics,
                 recorder,
                 evictions: Evictions::default(),
+                buffer_status_refused: false.into(),
                 tasks,
             }),
         })

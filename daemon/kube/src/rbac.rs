@@ -78,6 +78,12 @@ pub const CLUSTER_RULES: &[Rule] = &[
         used_by: "actions.rs: placement patches a pod template",
     },
     Rule {
+        api_groups: &["autoscaling.x-k8s.io"],
+        resources: &["capacitybuffers/status"],
+        verbs: &["patch"],
+        used_by: "capacity_buffer/status.rs: a buffer's replicas and conditions",
+    },
+    Rule {
         api_groups: &["events.k8s.io"],
         resources: &["events"],
         verbs: &["create", "patch"],

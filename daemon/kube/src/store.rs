@@ -20,6 +20,7 @@ mod buffers;
 mod cron_jobs;
 mod view;
 
+pub use buffers::StatusPatch;
 use buffers::{BufferEntry, TemplateEntry};
 use cron_jobs::CronEntry;
 
