@@ -169,7 +169,7 @@ async fn a_garbage_quantity_is_counted_and_named_and_its_object_treated_as_unkno
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_removal_drains_all_but_daemonset_pods_waits_at_the_budget_and_records_events() {
+async fn a_removal_drains_waits_at_the_budget_asks_daemonset_pods_last_and_records_events() {
     let standin = StandIn::start().await.unwrap();
     for (n, i) in [("n1", "i-1"), ("n2", "i-2")] {
         standin.create(node(n, i, "general")).unwrap();
@@ -183,6 +183,11 @@ async fn a_removal_drains_all_but_daemonset_pods_waits_at_the_budget_and_records
     standin.create(budget("web", 2)).unwrap();
     standin.create(daemon_set("agent")).unwrap();
     standin.create(running_pod("agent-n1", "n1", Some(("DaemonSet", "agent")), json!({"app": "agent"}))).unwrap();
+    // A DaemonSet whose pods decline to be asked (Cluster Autoscaler's annotation).
+    standin.create(daemon_set("logs")).unwrap();
+    let mut logs = running_pod("logs-n1", "n1", Some(("DaemonSet", "logs")), json!({"app": "logs"}));
+    logs["metadata"]["annotations"] = json!({"cluster-autoscaler.kubernetes.io/enable-ds-eviction": "false"});
+    standin.create(logs).unwrap();
 
     let cluster = started(&standin, KubeSettings::default()).await;
     let calls = Arc::new(Mutex::new(Vec::new()));
@@ -216,7 +221,7 @@ async fn a_removal_drains_all_but_daemonset_pods_waits_at_the_budget_and_records
     // Tick 1: cordon n1; the budget allows one eviction and refuses the second.
     engine.tick(SystemClock.now_millis(), Trigger::Manual).await;
     assert_eq!(standin.get("v1", "Node", "", "n1").unwrap()["spec"]["unschedulable"], json!(true));
-    assert_eq!(pods(), ["agent-n1", "web-2", "web-3"], "one web pod evicted, the DaemonSet pod left");
+    assert_eq!(pods(), ["agent-n1", "logs-n1", "web-2", "web-3"], "one web pod evicted, the DaemonSet pods left");
     assert_eq!(cluster.evict("default", "web-2").await.unwrap(), Eviction::Blocked {
         reason: "Cannot evict pod as it would violate the pod's disruption budget. (The disruption budget web needs 2 healthy pods and has 2 currently)".into()
     });
@@ -224,22 +229,24 @@ async fn a_removal_drains_all_but_daemonset_pods_waits_at_the_budget_and_records
     // Tick 2: still blocked; nothing is terminated while a pod remains.
     allowed(0).await;
     engine.tick(SystemClock.now_millis(), Trigger::Manual).await;
-    assert_eq!(pods(), ["agent-n1", "web-2", "web-3"]);
+    assert_eq!(pods(), ["agent-n1", "logs-n1", "web-2", "web-3"]);
     assert!(calls.lock().unwrap().is_empty());
 
     // The Deployment's replacement runs elsewhere: the budget allows one more.
     standin.create(running_pod("web-4", "n2", rs, json!({"app": "web"}))).unwrap();
     allowed(1).await;
     engine.tick(SystemClock.now_millis(), Trigger::Manual).await;
-    assert_eq!(pods(), ["agent-n1", "web-3", "web-4"]);
+    assert_eq!(pods(), ["agent-n1", "logs-n1", "web-3", "web-4"]);
 
-    // Once the cache shows the node empty, its instance goes with a decrement.
+    // Once the cache shows the node empty, its DaemonSet pods are asked to leave (those that
+    // do not decline) and its instance goes with a decrement.
     eventually(Duration::from_secs(2), async || !cluster.observe().await.unwrap().pods().any(|p| &**p.name == "web-2"))
         .await
         .unwrap();
     engine.tick(SystemClock.now_millis(), Trigger::Manual).await;
     let calls: Vec<String> = calls.lock().unwrap().iter().map(|c| c.what.clone()).collect();
     assert_eq!(calls, ["terminate i-1 in general"]);
+    assert_eq!(pods(), ["logs-n1", "web-3", "web-4"], "the agent asked to stop before its node went");
 
     let events = standin.list("events.k8s.io/v1", "Event", None);
     let about = |kind: &str, name: &str, reason: &str| {

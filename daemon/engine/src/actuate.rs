@@ -102,8 +102,8 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
                 results.removals.insert(node.clone(), Err(Disposition::Failed(STOOD_DOWN.into())));
                 continue;
             }
-            let instance_id = obs.nodes.get(node.as_str()).and_then(|f| f.instance_id.clone());
-            let Some(instance_id) = instance_id else {
+            let facts = obs.nodes.get(node.as_str());
+            let Some(instance_id) = facts.and_then(|f| f.instance_id.clone()) else {
                 results
                     .removals
                     .insert(node.clone(), Err(Disposition::Failed(format!("node {node} has no instance id"))));
@@ -119,6 +119,8 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
                 hold: None,
                 released_by: None,
                 cause: None,
+                occupied: facts.is_some_and(|f| f.pods.must_move_count() > 0),
+                daemons_asked: false,
             };
             let result = self.begin_drain(node, drain).await.map_err(|e| self.failed(Step::Mark, &e));
             if result.is_ok() {
@@ -161,6 +163,7 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
             hold_until_millis: drain.hold.as_ref().map(|h| h.until_millis),
             released_by: drain.released_by.clone(),
             cause: drain.cause.map(str::to_string),
+            occupied: drain.occupied,
         }
     }
 
@@ -215,6 +218,8 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
                     hold: mark.hold_until_millis.map(|until_millis| EvictionHold { until_millis }),
                     released_by: mark.released_by.clone(),
                     cause: mark.cause.as_deref().and_then(|cause| known_cause(&node.name, cause)),
+                    occupied: mark.occupied,
+                    daemons_asked: false,
                 },
             );
             // The node that released this drain's hold replaces it: it releases no other.
@@ -276,7 +281,10 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
                 Some(RemovalOutcome::Completed { evicted: drain.evicted })
             }
             None => Some(RemovalOutcome::Completed { evicted: drain.evicted }),
-            Some(facts) if facts.pods.must_move_count() == 0 => self.terminate_drained(node, drain, timed_out).await,
+            Some(facts) if facts.pods.must_move_count() == 0 => {
+                self.evict_daemons(node, drain, facts).await;
+                self.terminate_drained(node, drain, timed_out).await
+            }
             Some(facts) if timed_out => self.abandon_drain(node, facts.pods.must_move_count()).await,
             Some(_) if drain.hold.is_some() => None,
             Some(facts) => {
@@ -346,6 +354,34 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
             }
         }
         evicted
+    }
+
+    /// Asks the node's DaemonSet pods to leave before its instance goes, so agents such as
+    /// log shippers stop gracefully: once a drain, best effort and not waited for, as Cluster
+    /// Autoscaler does. On a node that had pods to move unless
+    /// `daemonset-eviction-for-occupied-nodes` is off, on one that had none only with
+    /// `daemonset-eviction-for-empty-nodes`; a pod's `enable-ds-eviction` annotation decides
+    /// for itself.
+    async fn evict_daemons(&mut self, node: &str, drain: &Drain, facts: &NodeFacts) {
+        if drain.daemons_asked {
+            return;
+        }
+        let rules = &self.config.guardrails;
+        let by_default = match drain.occupied {
+            true => rules.daemonset_eviction_for_occupied_nodes,
+            false => rules.daemonset_eviction_for_empty_nodes,
+        };
+        for (namespace, pod) in facts.pods.daemon_pods_to_evict(by_default) {
+            match self.cluster.evict(namespace, pod).await {
+                Ok(answer) => tracing::debug!(%node, %namespace, %pod, ?answer, "DaemonSet pod asked to leave"),
+                Err(error) => {
+                    tracing::debug!(%node, %namespace, %pod, %error, "DaemonSet pod not evicted; the node goes anyway")
+                }
+            }
+        }
+        if let Some(d) = self.state.drains.get_mut(node) {
+            d.daemons_asked = true;
+        }
     }
 
     /// A drain has ended: forgotten (a completed node remembered as removed), announced on

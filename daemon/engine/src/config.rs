@@ -116,6 +116,15 @@ pub struct Guardrails {
     /// Autoscaler's `--skip-nodes-with-system-pods` (same default). `false` lets it be
     /// evicted like any other pod, as Karpenter does.
     pub skip_nodes_with_system_pods: bool,
+    /// A node that had pods to move has its DaemonSet pods asked to leave (through the
+    /// Eviction API, best effort and not waited for) once the rest are gone and before its
+    /// instance goes, so agents such as log shippers stop gracefully; as Cluster
+    /// Autoscaler's `--daemonset-eviction-for-occupied-nodes` (same default). A pod's
+    /// `cluster-autoscaler.kubernetes.io/enable-ds-eviction` decides for itself.
+    pub daemonset_eviction_for_occupied_nodes: bool,
+    /// The same for a node that had nothing to move (Cluster Autoscaler's
+    /// `--daemonset-eviction-for-empty-nodes`, same default: off).
+    pub daemonset_eviction_for_empty_nodes: bool,
 }
 
 impl Default for Guardrails {
@@ -134,6 +143,8 @@ impl Default for Guardrails {
             drift: DriftReplacement::default(),
             skip_nodes_with_local_storage: true,
             skip_nodes_with_system_pods: true,
+            daemonset_eviction_for_occupied_nodes: true,
+            daemonset_eviction_for_empty_nodes: false,
         }
     }
 }

@@ -81,17 +81,18 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
             let backing_off = self.state.groups.get(&group).is_some_and(|g| g.backing_off(now).is_some());
             let size = if backing_off { desired } else { (desired + 1).min(max.max(desired)) };
             let dry_run = self.asked_dry_runs.remove(&warning.instance_id);
+            let taken = Taken { node: &node, group: &group, desired, size, max, backing_off };
             let result = if dry_run || self.config.mode != super::Mode::Enforce || !self.may_act() {
                 ActionResult::DryRun
             } else {
-                let (result, grown) = self.replace(&warning, &node, &group, size, desired, now, tick).await;
+                let occupied = obs.nodes.get(node.as_str()).is_some_and(|f| f.pods.must_move_count() > 0);
+                let (result, grown) = self.replace(&warning, &taken, occupied, now, tick).await;
                 if grown {
                     done.insert(group.clone(), size);
                 }
                 result
             };
             raised.insert(group.clone(), size);
-            let taken = Taken { node: &node, group: &group, desired, size, max, backing_off };
             let reason = self.interruption_reason(&warning, &taken, result != ActionResult::DryRun, now);
             if matches!(result, ActionResult::Started | ActionResult::Done) {
                 self.cluster.announce(announce::interrupted(&node, &warning.cause, &reason)).await;
@@ -183,17 +184,15 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
 
     /// Raises the group to `size` (if above `desired`) and marks the node for removal;
     /// says whether the group was raised.
-    #[allow(clippy::too_many_arguments)]
     async fn replace(
         &mut self,
         warning: &Interruption,
-        node: &str,
-        group: &str,
-        size: u32,
-        desired: u32,
+        taken: &Taken<'_>,
+        occupied: bool,
         now: u64,
         tick: u64,
     ) -> (ActionResult, bool) {
+        let Taken { node, group, size, desired, .. } = *taken;
         let mut grown = false;
         if size > desired {
             match self.capacity.set_desired_size(group, size).await {
@@ -216,6 +215,8 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
             hold: (size > desired && until_millis > now).then_some(EvictionHold { until_millis }),
             released_by: None,
             cause: Some(warning.cause.removal_reason()),
+            occupied,
+            daemons_asked: false,
         };
         let result = match self.begin_drain(node, drain).await {
             Ok(()) => ActionResult::Started,

@@ -131,6 +131,17 @@ impl NodePods {
         true
     }
 
+    /// The DaemonSet pods asked to leave before the node goes, as (namespace, name): those
+    /// whose `enable-ds-eviction` annotation says so, or `by_default` when they have none.
+    pub fn daemon_pods_to_evict(&self, by_default: bool) -> impl Iterator<Item = (&Arc<str>, &Arc<str>)> {
+        self.shapes
+            .iter()
+            .filter(move |s| {
+                s.shape.is_daemon() && !s.shape.mirror && s.shape.template.daemonset_eviction.unwrap_or(by_default)
+            })
+            .flat_map(|s| s.pods.iter().map(move |p| (&s.shape.namespace, p)))
+    }
+
     /// The pods a drain asks to leave, as (namespace, name).
     pub fn evictable(&self) -> impl Iterator<Item = (&Arc<str>, &Arc<str>)> {
         self.shapes

@@ -245,6 +245,10 @@ pub struct RemovalMark {
     /// restart too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cause: Option<String>,
+    /// The node had pods to move when its removal began (see [`crate::state::Drain::occupied`]).
+    /// Absent from marks written before it existed: taken as empty.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub occupied: bool,
 }
 
 /// Scheduling constraints and disruption traits of a pod. Pods of one workload share them, so
@@ -264,6 +268,10 @@ pub struct PodTemplate {
     /// Karpenter's `karpenter.sh/do-not-disrupt: "true"`: pins the pod, whatever
     /// `safe_to_evict` says (Karpenter's users annotate pods so).
     pub do_not_disrupt: bool,
+    /// `cluster-autoscaler.kubernetes.io/enable-ds-eviction` on a DaemonSet's pod: whether
+    /// it is asked to leave before its node goes, whatever the node (see
+    /// [`crate::config::Guardrails::daemonset_eviction_for_occupied_nodes`]).
+    pub daemonset_eviction: Option<bool>,
 }
 
 /// One pod as an adapter reads it, before it is counted: adapters turn these into each

@@ -172,6 +172,11 @@ pub struct Drain {
     /// Why it was begun when no policy asked ([`crate::ports::InterruptionCause::removal_reason`]);
     /// kept in its removal mark, so a drain adopted after a restart knows it too.
     pub cause: Option<&'static str>,
+    /// The node had pods to move when the drain began: its DaemonSet pods are asked to leave
+    /// before it goes unless `daemonset-eviction-for-occupied-nodes` is off. Kept in its mark.
+    pub occupied: bool,
+    /// Its DaemonSet pods have been asked to leave (once a drain, best effort).
+    pub daemons_asked: bool,
 }
 
 /// A warned spot node's pods stay where they run until a node that joined its group after

@@ -19,6 +19,9 @@ use ballast_engine::unreadable::BadValue;
 pub const SAFE_TO_EVICT: &str = "cluster-autoscaler.kubernetes.io/safe-to-evict";
 /// Cluster Autoscaler's: the pod's local volumes (comma-separated names) it may lose.
 pub const SAFE_TO_EVICT_LOCAL_VOLUMES: &str = "cluster-autoscaler.kubernetes.io/safe-to-evict-local-volumes";
+/// Cluster Autoscaler's, on a DaemonSet's pod: `"true"` or `"false"`, whether it is asked to
+/// leave before its node goes, whatever the node held.
+pub const ENABLE_DS_EVICTION: &str = "cluster-autoscaler.kubernetes.io/enable-ds-eviction";
 pub const SCALE_DOWN_DISABLED: &str = "cluster-autoscaler.kubernetes.io/scale-down-disabled";
 /// Karpenter's: on a pod, it may not be evicted for a voluntary removal; on a node, the node
 /// may not be removed.
@@ -191,6 +194,7 @@ pub fn template(meta: &ObjectMeta, spec: &PodSpec) -> PodTemplate {
         local_storage,
         safe_to_evict: annotation(meta, SAFE_TO_EVICT).map(|v| v == "true"),
         do_not_disrupt: annotation(meta, DO_NOT_DISRUPT) == Some("true"),
+        daemonset_eviction: annotation(meta, ENABLE_DS_EVICTION).map(|v| v == "true"),
     }
 }
 
@@ -353,6 +357,7 @@ fn removal_mark(node: &Node) -> Option<RemovalMark> {
             hold_until_millis: None,
             released_by: None,
             cause: None,
+            occupied: false,
         }),
         None => None,
     }

@@ -245,6 +245,7 @@ impl SimWorkload {
             local_storage: spec.local_storage,
             safe_to_evict: spec.safe_to_evict,
             do_not_disrupt: spec.do_not_disrupt,
+            daemonset_eviction: None,
         };
         let curve = spec
             .replicas

@@ -249,5 +249,7 @@ pub fn drain_since_now(group: &str, instance_id: &str) -> Drain {
         hold: None,
         released_by: None,
         cause: None,
+        occupied: false,
+        daemons_asked: false,
     }
 }

@@ -3,6 +3,7 @@
 //! warnings and node repair on the same fakes, in their own modules.
 
 mod asked;
+mod daemons;
 mod drift;
 mod handover;
 mod provisioning;
@@ -295,6 +296,7 @@ fn nothing_is_acted_on_in_dry_run_or_paused_not_even_a_marked_node() {
             hold_until_millis: None,
             released_by: None,
             cause: None,
+            occupied: false,
         });
         let faulty = Faulty::default();
         *faulty.view.lock().unwrap() = world.view();
