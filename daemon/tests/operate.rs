@@ -315,6 +315,11 @@ const UNNEEDED_AFTER_4S: &str = "  - {plugin: binpack, settings: {unneeded-secon
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_left_empty_are_drained_and_terminated_after_the_unneeded_time() {
     let (site, engine) = two_empty_nodes("").await;
+    // An agent of a DaemonSet on n0 needs no room elsewhere, so n0 goes too; it had no pod
+    // to move, so the agent is not asked to leave (Cluster Autoscaler's
+    // `--daemonset-eviction-for-empty-nodes`, off).
+    site.standin.create(daemon_set("agent")).unwrap();
+    site.standin.create(running_pod("agent-n0", "n0", Some(("DaemonSet", "agent")), json!({"app": "agent"}))).unwrap();
     let mut daemon = site.replica("ops", &engine, UNNEEDED_AFTER_4S, "");
     let admin = announced(&mut daemon, "metrics and health");
     let emptied = eventually(Duration::from_secs(60), async || site.group().await == (0, Vec::new())).await;
@@ -325,6 +330,7 @@ async fn nodes_left_empty_are_drained_and_terminated_after_the_unneeded_time() {
         let node = site.standin.get("v1", "Node", "", &format!("n{i}")).unwrap();
         assert_eq!(node["spec"]["unschedulable"], true, "cordoned before termination: {node}");
     }
+    assert!(site.standin.get("v1", "Pod", "default", "agent-n0").is_some(), "an empty node's agent is not evicted");
     // Each removal's record is written after the call that terminated its instance returns.
     let path = site.journal();
     let completed =

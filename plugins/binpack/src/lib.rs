@@ -12,8 +12,9 @@
 //!   highest priority that can place pending pods are chosen from first, by `expander`
 //!   (see [`priority`]).
 //! - **Scale down**: a node whose requests stay below `utilisation-threshold` of its
-//!   allocatable for `unneeded-seconds` is proposed for removal, if what it runs fits in the
-//!   spare room of the nodes that stay. Defaults are Cluster Autoscaler's (0.5, 10 min).
+//!   allocatable for `unneeded-seconds` is proposed for removal, if the pods a drain moves
+//!   fit in the spare room of the nodes that stay (its DaemonSet and static pods go with it,
+//!   as in Cluster Autoscaler's simulation). Defaults are Cluster Autoscaler's (0.5, 10 min).
 //!   Nothing while pods wait that a new node would hold; a pod no group can hold (too big
 //!   for every launch type, a selector no group carries) holds nothing back.
 //!

@@ -35,6 +35,16 @@ impl GroupRule {
     }
 }
 
+/// What a node's removal needs room for elsewhere: what its pods request, less the DaemonSet
+/// and static pods a drain leaves to go with the node, as Cluster Autoscaler's scale-down
+/// simulation leaves them out (they still count towards utilisation, as there).
+fn moving_load(snapshot: &dyn Snapshot, node: &Node) -> Resources {
+    let shapes = snapshot.pods_on_node(&node.name);
+    let staying = (shapes.iter().filter(|s| !s.moves_on_drain))
+        .fold(Resources::ZERO, |sum, s| sum.saturating_add(&Resources { pods: 1, ..s.requests }.times(s.count)));
+    Resources { pods: node.pod_count, ..node.requested }.saturating_sub(&staying)
+}
+
 pub fn plan(snapshot: &dyn Snapshot, settings: &Settings, state: &mut Under) -> Vec<Decision> {
     let now = snapshot.taken_at_millis();
     let options: HashMap<&str, &GroupOptions> =
@@ -89,7 +99,7 @@ pub fn plan(snapshot: &dyn Snapshot, settings: &Settings, state: &mut Under) -> 
     for node in candidates {
         let group = node.group.as_deref().unwrap_or_default();
         let Some(budget) = removable_per_group.get_mut(group) else { continue };
-        let load = Resources { pods: node.pod_count, ..node.requested };
+        let load = moving_load(snapshot, node);
         let elsewhere = spare.saturating_sub(&room(node));
         if *budget == 0 || !elsewhere.fits(&load) {
             continue;

@@ -1,7 +1,7 @@
 //! binpack's logic, tested natively through the SDK harness.
 
 use ballast_sdk::prelude::*;
-use ballast_sdk::testing::{GroupBuilder, Harness, NodeBuilder, SnapshotBuilder, labels, scaled_to};
+use ballast_sdk::testing::{GroupBuilder, Harness, NodeBuilder, SnapshotBuilder, labels, removed, running, scaled_to};
 use binpack::Binpack;
 
 fn two_empty_groups() -> SnapshotBuilder {
@@ -127,6 +127,37 @@ fn removes_a_node_idle_for_ten_minutes() {
     assert_eq!(decisions.len(), 1, "{decisions:?}");
     assert_eq!(decisions[0].action, Action::RemoveNodes { nodes: vec!["idle".into()] });
     assert!(decisions[0].reason.contains("idle at 10% for 10 min"), "{}", decisions[0].reason);
+}
+
+/// A group of `m5` nodes at rest, each running only a DaemonSet's agent (as every node of a
+/// cluster does): the agent goes with its node and needs no room elsewhere, so the last
+/// node is as removable as the others, as Cluster Autoscaler's scale-down finds it.
+#[test]
+fn daemonset_pods_need_no_room_elsewhere_so_the_last_idle_node_goes_too() {
+    let agent = |count| PodShape {
+        owner: Some(WorkloadRef {
+            kind: WorkloadKind::DaemonSet,
+            namespace: "kube-system".into(),
+            name: "agent".into(),
+        }),
+        moves_on_drain: false,
+        ..running("kube-system", "agent", count, "300m", "512Mi")
+    };
+    let idle = |at| {
+        (SnapshotBuilder::new().at_millis(at))
+            .group(GroupBuilder::asg("m5").instance_type("m5.large", "2", "8Gi", 0.096).sizes(0, 2, 10))
+            .node(NodeBuilder::new("a", "m5").allocatable("2", "8Gi"))
+            .node(NodeBuilder::new("b", "m5").allocatable("2", "8Gi"))
+            .pods_on("a", agent(1))
+            .pods_on("b", agent(1))
+    };
+    let mut harness = Harness::<Binpack>::new();
+    assert!(harness.evaluate(&idle(0).build()).unwrap().is_empty());
+    let decisions = harness.evaluate(&idle(10 * 60_000).build()).unwrap();
+    assert_eq!(removed(&decisions), ["a", "b"], "{decisions:?}");
+    // A workload's pod on `b` has to move: it fits on `a` only if `a` stays.
+    let busy = idle(10 * 60_000).pods_on("b", running("shop", "web", 1, "250m", "1Gi")).build();
+    assert_eq!(removed(&harness.evaluate(&busy).unwrap()), ["a"]);
 }
 
 #[test]
