@@ -137,14 +137,20 @@ fn where_max_size_cuts_equal_pods_the_same_sizes_are_asked_for() {
     assert_eq!(actions(&before), actions(&now));
 }
 
+/// Each scenario without its DaemonSets: since session 46 today's binpack leaves a removed
+/// node's DaemonSet pods out of the room it asks elsewhere (a change of rule, as Cluster
+/// Autoscaler simulates a scale-down, not of contract), and with agents on every node the
+/// two scale down differently where the spare room is tight.
 #[test]
 fn every_shipped_scenario_reports_the_same_with_binpack_built_before_shapes() {
     let host = host();
     for (name, _) in scenario::BUILT_IN {
+        let mut without_agents = scenario::resolve(name).unwrap();
+        without_agents.workloads.retain(|w| w.kind != ballast_sdk::WorkloadKind::DaemonSet);
         let run = |binpack: PluginSpec| {
             let policies = vec![binpack, bundled::spec("fargate-placement", serde_json::Value::Null).unwrap()];
             let sim = Simulation {
-                scenario: scenario::resolve(name).unwrap(),
+                scenario: without_agents.clone(),
                 seed: 7,
                 policies,
                 mode: Mode::Enforce,
