@@ -287,4 +287,17 @@ async fn each_buffer_is_told_in_its_status_what_room_is_kept_for_it_or_why_none_
     let (status, condition) = ready("dangling");
     assert_eq!(status["replicas"], 3);
     assert_eq!(condition["lastTransitionTime"], "2025-11-24T16:02:00Z", "not ready to ready is a transition");
+
+    // Not allowed to write status (a ClusterRole from before it was granted): the room
+    // follows the spec all the same, and the status is left as it was.
+    standin.inject(Some("PATCH"), "capacitybuffers/fixed/status", 403, 100);
+    let fewer = json!({"spec": {"replicas": 2}});
+    standin.patch("autoscaling.x-k8s.io/v1beta1", "CapacityBuffer", "default", "fixed", &fewer).unwrap();
+    eventually(Duration::from_secs(10), async || {
+        cluster.update_status(1_764_000_180_000).await;
+        cluster.observe().await.unwrap().capacity_buffers.iter().any(|b| b.name == "fixed" && b.pods == 2)
+    })
+    .await
+    .expect("the buffer's room follows its spec");
+    assert_eq!(ready("fixed").0["replicas"], 3, "the refused write changed nothing");
 }

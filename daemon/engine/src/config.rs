@@ -116,6 +116,12 @@ pub struct Guardrails {
     /// Autoscaler's `--skip-nodes-with-system-pods` (same default). `false` lets it be
     /// evicted like any other pod, as Karpenter does.
     pub skip_nodes_with_system_pods: bool,
+    /// A pod whose controller is a custom one (a kind other than ReplicaSet, StatefulSet,
+    /// DaemonSet, Job and ReplicationController, e.g. a KubeVirt VirtualMachineInstance)
+    /// keeps its node, as Cluster Autoscaler's `--skip-nodes-with-custom-controller-pods`
+    /// (same default): evicted, it may not come back. `false` lets it be evicted, as
+    /// Karpenter does. `safe-to-evict: "true"` on the pod lets it go either way.
+    pub skip_nodes_with_custom_controller_pods: bool,
     /// A node that had pods to move has its DaemonSet pods asked to leave (through the
     /// Eviction API, best effort and not waited for) once the rest are gone and before its
     /// instance goes, so agents such as log shippers stop gracefully; as Cluster
@@ -143,6 +149,7 @@ impl Default for Guardrails {
             drift: DriftReplacement::default(),
             skip_nodes_with_local_storage: true,
             skip_nodes_with_system_pods: true,
+            skip_nodes_with_custom_controller_pods: true,
             daemonset_eviction_for_occupied_nodes: true,
             daemonset_eviction_for_empty_nodes: false,
         }

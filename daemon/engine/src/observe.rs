@@ -446,6 +446,11 @@ fn pod_blocker(pod: &PodShape, name: &str, budgets: &HashMap<(&str, &str), u32>,
     if pod.owner.is_none() {
         return Some(format!("{} has no controller: evicted, it would not come back", id()));
     }
+    if let Some(controller) = &template.custom_controller
+        && rules.skip_nodes_with_custom_controller_pods
+    {
+        return Some(format!("{} is controlled by {controller}, a custom controller that may not bring it back", id()));
+    }
     if template.local_storage && rules.skip_nodes_with_local_storage {
         return Some(format!("{} uses local storage (emptyDir or hostPath) that a move would lose", id()));
     }

@@ -272,6 +272,11 @@ pub struct PodTemplate {
     /// it is asked to leave before its node goes, whatever the node (see
     /// [`crate::config::Guardrails::daemonset_eviction_for_occupied_nodes`]).
     pub daemonset_eviction: Option<bool>,
+    /// The pod's controller when it is of a kind Kubernetes does not itself recreate pods
+    /// for (not a ReplicaSet, StatefulSet, DaemonSet, Job or ReplicationController), as
+    /// "Kind name": a custom controller, which may not bring an evicted pod back (see
+    /// [`crate::config::Guardrails::skip_nodes_with_custom_controller_pods`]).
+    pub custom_controller: Option<String>,
 }
 
 /// One pod as an adapter reads it, before it is counted: adapters turn these into each

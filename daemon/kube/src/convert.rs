@@ -195,7 +195,17 @@ pub fn template(meta: &ObjectMeta, spec: &PodSpec) -> PodTemplate {
         safe_to_evict: annotation(meta, SAFE_TO_EVICT).map(|v| v == "true"),
         do_not_disrupt: annotation(meta, DO_NOT_DISRUPT) == Some("true"),
         daemonset_eviction: annotation(meta, ENABLE_DS_EVICTION).map(|v| v == "true"),
+        custom_controller: custom_controller(meta),
     }
+}
+
+/// The controller of a pod, as "Kind name", when it is of a kind Kubernetes does not itself
+/// recreate pods for; a mirror pod's Node is not one (mirror pods are never evicted).
+fn custom_controller(meta: &ObjectMeta) -> Option<String> {
+    const RECREATING: &[&str] =
+        &["ReplicaSet", "Deployment", "StatefulSet", "DaemonSet", "Job", "ReplicationController", "Node"];
+    let controller = meta.owner_references.iter().flatten().find(|o| o.controller == Some(true))?;
+    (!RECREATING.contains(&controller.kind.as_str())).then(|| format!("{} {}", controller.kind, controller.name))
 }
 
 /// The labels a pod's required node affinity pins to one value, which admit it as a node
@@ -559,6 +569,21 @@ mod tests {
         let daemon = passed_over(&waiting, &PodSpec::default(), true, -10).expect("passed over");
         assert_eq!(daemon.reason, PassOver::DaemonSet);
         assert!(daemon.why.starts_with("a DaemonSet's pod runs only on the node it was made for"), "{daemon:?}");
+    }
+
+    #[test]
+    fn a_pod_of_a_custom_controller_is_told_from_one_kubernetes_recreates() {
+        let owned_by = |kind: &str| {
+            let meta: ObjectMeta = serde_json::from_value(json!({"name": "p", "ownerReferences": [
+                {"apiVersion": "x/v1", "kind": kind, "name": "owner", "uid": "u", "controller": true}]}))
+            .unwrap();
+            template(&meta, &PodSpec::default()).custom_controller
+        };
+        assert_eq!(owned_by("VirtualMachineInstance").as_deref(), Some("VirtualMachineInstance owner"));
+        for kind in ["ReplicaSet", "Deployment", "StatefulSet", "DaemonSet", "Job", "ReplicationController", "Node"] {
+            assert_eq!(owned_by(kind), None, "{kind}");
+        }
+        assert_eq!(template(&ObjectMeta::default(), &PodSpec::default()).custom_controller, None, "no controller");
     }
 
     #[test]

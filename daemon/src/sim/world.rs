@@ -246,6 +246,7 @@ impl SimWorkload {
             safe_to_evict: spec.safe_to_evict,
             do_not_disrupt: spec.do_not_disrupt,
             daemonset_eviction: None,
+            custom_controller: None,
         };
         let curve = spec
             .replicas

@@ -81,6 +81,12 @@ fn every_removal_blocker_is_named_on_its_node() {
         ("no controller", |w| w.pod_mut("web-1").owner = None, "w1", "has no controller"),
         ("local storage", |w| w.template_mut("web-1").local_storage = true, "w1", "uses local storage"),
         (
+            "a custom controller",
+            |w| w.template_mut("web-1").custom_controller = Some("VirtualMachineInstance vm-1".into()),
+            "w1",
+            "pod shop/web-1 is controlled by VirtualMachineInstance vm-1, a custom controller",
+        ),
+        (
             "a pod nominated to run here",
             |w| {
                 use crate::ports::{PassOver, PassedOver, PassedOverPod};
@@ -131,25 +137,32 @@ fn every_removal_blocker_is_named_on_its_node() {
     assert_eq!(world.observe().snapshot.nodes[0].removal_blocker, None);
 }
 
-/// With Cluster Autoscaler's `--skip-nodes-with-local-storage=false` and
-/// `--skip-nodes-with-system-pods=false` (Karpenter's behaviour), neither keeps a node; the
-/// other blockers still do.
+/// With Cluster Autoscaler's `--skip-nodes-with-local-storage=false`,
+/// `--skip-nodes-with-system-pods=false` and `--skip-nodes-with-custom-controller-pods=false`
+/// (Karpenter's behaviour), none keeps a node; the other blockers still do.
 #[test]
-fn local_storage_and_system_pods_keep_no_node_when_the_guardrails_say_so() {
-    let blocked = |local: bool, system: bool| {
+fn local_storage_system_and_custom_controller_pods_keep_no_node_when_the_guardrails_say_so() {
+    let blocked = |local: bool, system: bool, custom: bool| {
         let mut world = World::default();
         world.config.skip_nodes_with_local_storage = local;
         world.config.skip_nodes_with_system_pods = system;
+        world.config.skip_nodes_with_custom_controller_pods = custom;
         world.template_mut("web-1").local_storage = true;
         world.pod_mut("web-2").namespace = "kube-system".into();
+        world.template_mut("web-3").custom_controller = Some("VirtualMachineInstance vm-1".into());
         let obs = world.observe();
         let blocker =
             |node: &str| obs.snapshot.nodes.iter().find(|n| n.name == node).and_then(|n| n.removal_blocker.clone());
-        [blocker("w1").is_some(), blocker("w2").is_some()]
+        [blocker("w1").is_some(), blocker("w2").is_some(), blocker("w3").is_some()]
     };
-    assert_eq!(blocked(true, true), [true, true]);
-    assert_eq!(blocked(false, true), [false, true]);
-    assert_eq!(blocked(true, false), [true, false]);
+    assert_eq!(blocked(true, true, true), [true, true, true]);
+    assert_eq!(blocked(false, true, true), [false, true, true]);
+    assert_eq!(blocked(true, false, true), [true, false, true]);
+    assert_eq!(blocked(true, true, false), [true, true, false]);
+    let mut world = World::default();
+    world.template_mut("web-3").custom_controller = Some("VirtualMachineInstance vm-1".into());
+    world.template_mut("web-3").safe_to_evict = Some(true);
+    assert_eq!(world.observe().snapshot.nodes[2].removal_blocker, None, "safe-to-evict=true lets it go");
     let mut world = World::default();
     world.config.skip_nodes_with_local_storage = false;
     world.template_mut("web-1").local_storage = true;
