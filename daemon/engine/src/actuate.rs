@@ -1,10 +1,11 @@
 //! Acting on a plan, and carrying drains across ticks.
 //!
 //! A removal is several steps, one tick apart at most: cordon; evict every pod but DaemonSet
-//! and mirror pods through the Eviction API (a PodDisruptionBudget may refuse, and the next
-//! tick tries again); once the node holds no evictable pod, terminate its instance with a
-//! decrement, so the Auto Scaling group does not replace it. A drain that outlives
-//! `drain-timeout` is abandoned and the node uncordoned.
+//! and mirror pods through the Eviction API, critical ones once the rest are gone (a
+//! PodDisruptionBudget may refuse, and the next tick tries again); once the node holds no
+//! pod it must see gone, ask its DaemonSet pods to leave (see `evict_daemons`) and
+//! terminate its instance with a decrement, so the Auto Scaling group does not replace it.
+//! A drain that outlives `drain-timeout` is abandoned and the node uncordoned.
 
 use std::collections::BTreeMap;
 
@@ -331,11 +332,12 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
         Some(RemovalOutcome::Abandoned { why: format!("{left} pod(s) still on the node after {timeout}") })
     }
 
-    /// Asks the Eviction API to evict each evictable pod on the node; how many it evicted.
+    /// Asks the Eviction API to evict each pod on the node a drain evicts now (critical pods
+    /// last: [`super::pods::NodePods::to_evict_now`]); how many it evicted.
     /// A refusal (a PodDisruptionBudget) or a failure is asked again next tick.
     async fn evict_all(&mut self, node: &str, facts: &NodeFacts) -> u32 {
         let mut evicted = 0;
-        for (namespace, pod) in facts.pods.evictable() {
+        for (namespace, pod) in facts.pods.to_evict_now() {
             match self.cluster.evict(namespace, pod).await {
                 Ok(Eviction::Evicted) => {
                     evicted += 1;

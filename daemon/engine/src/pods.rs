@@ -142,6 +142,18 @@ impl NodePods {
             .flat_map(|s| s.pods.iter().map(move |p| (&s.shape.namespace, p)))
     }
 
+    /// The pods a drain asks to leave now, as (namespace, name): all of [`Self::evictable`],
+    /// but a critical one (`system-cluster-critical`, `system-node-critical`) only once no
+    /// other pod the drain must see gone is left, so that cluster services such as DNS keep
+    /// serving while the rest move (Karpenter drains in that order).
+    pub fn to_evict_now(&self) -> impl Iterator<Item = (&Arc<str>, &Arc<str>)> {
+        let others_left = self.shapes.iter().any(|s| s.shape.must_move() && !s.shape.template.critical);
+        self.shapes
+            .iter()
+            .filter(move |s| s.shape.evictable() && !(others_left && s.shape.template.critical))
+            .flat_map(|s| s.pods.iter().map(move |p| (&s.shape.namespace, p)))
+    }
+
     /// The pods a drain asks to leave, as (namespace, name).
     pub fn evictable(&self) -> impl Iterator<Item = (&Arc<str>, &Arc<str>)> {
         self.shapes
@@ -283,6 +295,27 @@ mod tests {
         tally.remove("n1", &agent, "agent-1");
         assert_eq!(tally.of("n1").count, 0);
         assert!(tally.nodes.is_empty(), "an empty node is forgotten");
+    }
+
+    #[test]
+    fn a_critical_pod_is_asked_to_leave_once_the_others_are_gone() {
+        let mut interner = ShapeInterner::default();
+        let critical = Arc::new(PodTemplate { critical: true, ..PodTemplate::default() });
+        let dns = interner.acquire(shape_of(WorkloadKind::Deployment, &critical, 100));
+        let web = interner.acquire(shape_of(WorkloadKind::Deployment, &Arc::new(PodTemplate::default()), 500));
+        let filler = interner.acquire(PodShape {
+            expendable: true,
+            ..shape_of(WorkloadKind::Deployment, &Arc::new(PodTemplate::default()), 200)
+        });
+        let mut tally = NodeTally::default();
+        let node: Arc<str> = "n1".into();
+        for (shape, name) in [(&dns, "dns-1"), (&web, "web-1"), (&filler, "filler-1")] {
+            tally.add(&node, shape, name.into());
+        }
+        let now = |tally: &NodeTally| tally.of("n1").to_evict_now().map(|(_, p)| p.to_string()).collect::<Vec<_>>();
+        assert_eq!(now(&tally), ["web-1", "filler-1"], "DNS keeps serving while the web pod moves");
+        tally.remove("n1", &web, "web-1");
+        assert_eq!(now(&tally), ["dns-1", "filler-1"], "an expendable pod does not hold it back");
     }
 
     #[test]

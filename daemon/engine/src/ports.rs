@@ -277,6 +277,9 @@ pub struct PodTemplate {
     /// "Kind name": a custom controller, which may not bring an evicted pod back (see
     /// [`crate::config::Guardrails::skip_nodes_with_custom_controller_pods`]).
     pub custom_controller: Option<String>,
+    /// Of priority class `system-cluster-critical` or `system-node-critical` (DNS, the CNI's
+    /// controllers, metrics-server): a drain asks it to leave after the other pods.
+    pub critical: bool,
 }
 
 /// One pod as an adapter reads it, before it is counted: adapters turn these into each

@@ -196,6 +196,7 @@ pub fn template(meta: &ObjectMeta, spec: &PodSpec) -> PodTemplate {
         do_not_disrupt: annotation(meta, DO_NOT_DISRUPT) == Some("true"),
         daemonset_eviction: annotation(meta, ENABLE_DS_EVICTION).map(|v| v == "true"),
         custom_controller: custom_controller(meta),
+        critical: matches!(spec.priority_class_name.as_deref(), Some("system-cluster-critical" | "system-node-critical")),
     }
 }
 
@@ -584,6 +585,14 @@ mod tests {
             assert_eq!(owned_by(kind), None, "{kind}");
         }
         assert_eq!(template(&ObjectMeta::default(), &PodSpec::default()).custom_controller, None, "no controller");
+    }
+
+    #[test]
+    fn a_pod_of_a_system_priority_class_is_critical() {
+        let of = |class: &str| PodSpec { priority_class_name: Some(class.into()), ..PodSpec::default() };
+        let critical = |spec: &PodSpec| template(&ObjectMeta::default(), spec).critical;
+        assert!(critical(&of("system-cluster-critical")) && critical(&of("system-node-critical")));
+        assert!(!critical(&of("high-priority")) && !critical(&PodSpec::default()));
     }
 
     #[test]

@@ -247,6 +247,7 @@ impl SimWorkload {
             do_not_disrupt: spec.do_not_disrupt,
             daemonset_eviction: None,
             custom_controller: None,
+            critical: false,
         };
         let curve = spec
             .replicas

@@ -4,6 +4,7 @@
 
 mod asked;
 mod daemons;
+mod drain_order;
 mod drift;
 mod handover;
 mod provisioning;
