@@ -149,13 +149,8 @@ fn every_shipped_scenario_reports_the_same_with_binpack_built_before_shapes() {
         without_agents.workloads.retain(|w| w.kind != ballast_sdk::WorkloadKind::DaemonSet);
         let run = |binpack: PluginSpec| {
             let policies = vec![binpack, bundled::spec("fargate-placement", serde_json::Value::Null).unwrap()];
-            let sim = Simulation {
-                scenario: without_agents.clone(),
-                seed: 7,
-                policies,
-                mode: Mode::Enforce,
-                journal: None,
-            };
+            let sim =
+                Simulation { scenario: without_agents.clone(), seed: 7, policies, mode: Mode::Enforce, journal: None };
             sim.run(&host, &mut |_, _| {}).unwrap()
         };
         let (before, now) = (run(binpack_before_shapes()), run(binpack_now()));

@@ -196,7 +196,10 @@ pub fn template(meta: &ObjectMeta, spec: &PodSpec) -> PodTemplate {
         do_not_disrupt: annotation(meta, DO_NOT_DISRUPT) == Some("true"),
         daemonset_eviction: annotation(meta, ENABLE_DS_EVICTION).map(|v| v == "true"),
         custom_controller: custom_controller(meta),
-        critical: matches!(spec.priority_class_name.as_deref(), Some("system-cluster-critical" | "system-node-critical")),
+        critical: matches!(
+            spec.priority_class_name.as_deref(),
+            Some("system-cluster-critical" | "system-node-critical")
+        ),
     }
 }
 
