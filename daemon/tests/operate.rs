@@ -273,6 +273,36 @@ async fn a_capacity_buffer_grows_the_group_for_room_no_pod_asks_for_yet() {
     stop(daemon);
 }
 
+/// A cluster-wide limit holds in the process users run, whatever binpack asks: five pods of
+/// one CPU (one a node on moto's m5.large) under `limits: {nodes: 2}` grow `general` to two
+/// nodes and no further, and the decision records the limit that spoke, naming its value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_wide_node_limit_caps_the_groups_whatever_the_policies_ask() {
+    let site = Site::start(0).await;
+    for i in 0..5 {
+        site.standin.create(pending_with(&format!("web-{i}"), json!({}))).unwrap();
+    }
+    let engine = "  tick-interval: 1s\n  guardrails:\n    limits: {nodes: 2}\n";
+    let mut daemon = site.replica("limited", engine, "  - {plugin: binpack}\n", "");
+    announced(&mut daemon, "metrics and health");
+    if eventually(Duration::from_secs(30), async || site.group().await.0 > 0).await.is_none() {
+        fail(daemon, "the group never grew");
+    }
+    let journal = site.journal();
+    let ticks = || records(&journal).iter().filter(|r| r["record"] == "tick").count();
+    let grown = ticks();
+    if eventually(Duration::from_secs(30), async || ticks() >= grown + 3).await.is_none() {
+        fail(daemon, "three more ticks were never recorded");
+    }
+    assert_eq!(site.group().await.0, 2, "five pods wait, but the cluster may have two nodes");
+    let limited = records(&journal)
+        .into_iter()
+        .find(|r| r["record"] == "decision" && r.to_string().contains("cluster-limit"))
+        .unwrap_or_else(|| panic!("no decision names the limit:\n{:#?}", records(&journal)));
+    assert!(limited.to_string().contains("guardrails.limits.nodes = 2 nodes"), "{limited}");
+    stop(daemon);
+}
+
 /// The status of CapacityBuffer `name` in `default`, as `kubectl get cb -o yaml` shows it.
 fn buffer_status(site: &Site, name: &str) -> Value {
     let buffer = site.standin.get("autoscaling.x-k8s.io/v1beta1", "CapacityBuffer", "default", name);

@@ -90,19 +90,19 @@ struct Cpu(#[serde(with = "ballast_sdk::quantity::cpu")] u64);
 #[serde(transparent)]
 struct Memory(#[serde(with = "ballast_sdk::quantity::memory")] u64);
 
-fn cpu_in<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+pub(crate) fn cpu_in<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
     Ok(Option::<Cpu>::deserialize(d)?.map(|q| q.0))
 }
 
-fn memory_in<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+pub(crate) fn memory_in<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
     Ok(Option::<Memory>::deserialize(d)?.map(|q| q.0))
 }
 
-fn cpu_out<S: Serializer>(millis: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn cpu_out<S: Serializer>(millis: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
     ballast_sdk::quantity::cpu::serialize(&millis.unwrap_or_default(), s)
 }
 
-fn memory_out<S: Serializer>(bytes: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn memory_out<S: Serializer>(bytes: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
     ballast_sdk::quantity::memory::serialize(&bytes.unwrap_or_default(), s)
 }
 

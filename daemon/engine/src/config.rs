@@ -106,6 +106,8 @@ pub struct Guardrails {
     /// Above this fraction of unready nodes (and more than 3), nothing is removed: the
     /// cluster is unhealthy and utilisation figures cannot be trusted (Cluster Autoscaler: 45%).
     pub max_unready_fraction: f64,
+    /// Cluster-wide ceilings on what the managed groups grow to (none by default).
+    pub limits: ClusterLimits,
     pub drift: DriftReplacement,
     /// A pod with an emptyDir or hostPath volume (not named in its
     /// `safe-to-evict-local-volumes`) keeps its node, as Cluster Autoscaler's
@@ -146,6 +148,7 @@ impl Default for Guardrails {
             replace_unready_after: Duration::from_secs(1200),
             backoff: Backoff::default(),
             max_unready_fraction: 0.45,
+            limits: ClusterLimits::default(),
             drift: DriftReplacement::default(),
             skip_nodes_with_local_storage: true,
             skip_nodes_with_system_pods: true,
@@ -154,6 +157,37 @@ impl Default for Guardrails {
             daemonset_eviction_for_empty_nodes: false,
         }
     }
+}
+
+/// The most nodes, CPU and memory the Auto Scaling groups Ballast manages may come to,
+/// whatever the policies ask: Cluster Autoscaler's `--max-nodes-total`, `--cores-total` and
+/// `--memory-total` (their maxima), Karpenter's NodePool `limits`. Counted at the groups'
+/// desired sizes, each node as its group's launch type's capacity (as Karpenter counts its
+/// limits). A scale-up that would pass one is lowered to what fits, or refused when nothing
+/// does, naming the limit; nothing is removed to get back under a limit that was lowered.
+///
+/// # Caveats
+/// A replacement (a spot warning's, drift's, a repair's, a roll's) adds a node for one that
+/// is leaving, and may pass a limit while the old one drains.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterLimits {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nodes: Option<u32>,
+    #[serde(
+        rename = "cpu",
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::buffer::cpu_out",
+        deserialize_with = "crate::buffer::cpu_in"
+    )]
+    pub cpu_millis: Option<u64>,
+    #[serde(
+        rename = "memory",
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::buffer::memory_out",
+        deserialize_with = "crate::buffer::memory_in"
+    )]
+    pub memory_bytes: Option<u64>,
 }
 
 /// Nodes of a machine image (AMI), instance type or launch template version their group no

@@ -23,6 +23,8 @@ pub enum Rule {
     ClampedToMaxSize,
     /// The growth was lowered to `max-step-up`.
     MaxStepUp,
+    /// The growth was lowered or refused by a cluster-wide limit (`limits`).
+    ClusterLimit,
     /// The group is already at its min-size.
     AtMinSize,
     /// The target was raised to the group's min-size.

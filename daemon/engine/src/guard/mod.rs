@@ -6,7 +6,8 @@
 //! - Several scale proposals for one group: the largest target wins (availability before
 //!   cost); the others are recorded as superseded.
 //! - Scale-up: not while the group backs off, not within the scale-up cooldown, at most
-//!   `max-step-up` nodes per tick, never past `max-size`.
+//!   `max-step-up` nodes per tick, never past `max-size`, nor past a cluster-wide `limits`
+//!   (nodes, CPU, memory of the managed groups together; see [`limits`]).
 //! - Scale-down: never below `min-size`; never by lowering desired capacity below the
 //!   instances already running, because an Auto Scaling group would then terminate instances
 //!   of its own choosing without draining them. Such a proposal is turned into the removal of
@@ -20,6 +21,8 @@
 //!   window open (which every node uses), and not while too many nodes are unready.
 //! - Placement: never a Fargate-ineligible workload on Fargate, never on Fargate without a
 //!   Fargate profile.
+
+mod limits;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -103,6 +106,8 @@ struct Tally<'a> {
     removals: usize,
     budget: Budget<'a>,
     growing: BTreeSet<String>,
+    /// The managed groups' size with the growth planned so far.
+    cluster: limits::ClusterSize,
     placed: BTreeSet<WorkloadRef>,
 }
 
@@ -112,7 +117,7 @@ impl Guard<'_> {
         let mut plan = Plan::default();
         let mut outcomes: Vec<Option<GuardOutcome>> = vec![None; proposals.len()];
         let budget = Budget::at(self.obs, &self.config.disruption_budget, DisruptionReason::Policies, self.now);
-        let mut tally = Tally { budget, ..Tally::default() };
+        let mut tally = Tally { budget, cluster: self.cluster_size(), ..Tally::default() };
 
         // Scale proposals, per group: the largest target wins.
         let mut by_group: BTreeMap<&str, Vec<(usize, i64)>> = BTreeMap::new();
@@ -189,9 +194,11 @@ impl Guard<'_> {
         let target = ScaleTarget { asked, size: u32::try_from(asked.max(0)).unwrap_or(u32::MAX) };
         let mut why = Vec::new();
         let size = if asked > i64::from(facts.desired) {
-            match self.grown_size(group, facts, target, &mut why) {
+            let grown = self.grown_size(group, facts, target, &mut why);
+            match grown.and_then(|size| self.within_limits(group, facts, size, &tally.cluster, &mut why)) {
                 Ok(size) => {
                     tally.growing.insert(group.to_string());
+                    tally.cluster.add(size - facts.desired, &self.node_capacity(group));
                     size
                 }
                 Err(refusal) => return refusal,

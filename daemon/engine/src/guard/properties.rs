@@ -89,6 +89,8 @@ struct Scenario {
     /// A disruption window: open at `NOW` or not, and how many nodes it lets leave.
     window: Option<(bool, u32)>,
     fargate: bool,
+    /// A cluster-wide limit on the managed groups' nodes.
+    limit_nodes: Option<u32>,
     proposals: Vec<Action>,
 }
 
@@ -101,11 +103,24 @@ fn scenario() -> impl Strategy<Value = Scenario> {
         0.0f64..60.0,
         prop::option::of((any::<bool>(), 0u32..4)),
         any::<bool>(),
+        prop::option::of(0u32..12),
         prop::collection::vec(action(), 0..10),
     )
-        .prop_map(|(groups, draining, max_step_up, max_step_down, budget_percent, window, fargate, proposals)| {
-            Scenario { groups, draining, max_step_up, max_step_down, budget_percent, window, fargate, proposals }
-        })
+        .prop_map(
+            |(groups, draining, max_step_up, max_step_down, budget_percent, window, fargate, limit_nodes, proposals)| {
+                Scenario {
+                    groups,
+                    draining,
+                    max_step_up,
+                    max_step_down,
+                    budget_percent,
+                    window,
+                    fargate,
+                    limit_nodes,
+                    proposals,
+                }
+            },
+        )
 }
 
 fn world(s: &Scenario) -> World {
@@ -119,6 +134,7 @@ fn world(s: &Scenario) -> World {
     w.config.max_step_up = s.max_step_up;
     w.config.max_step_down = s.max_step_down;
     w.config.disruption_budget.percent = s.budget_percent;
+    w.config.limits.nodes = s.limit_nodes;
     if let Some((open, nodes)) = s.window {
         // `NOW` is 04:00 UTC.
         let schedule = if open { "0 4 * * *" } else { "0 5 * * *" };
@@ -179,6 +195,13 @@ fn check(s: &Scenario) -> Result<(), TestCaseError> {
         prop_assert!(size <= facts.desired + w.config.max_step_up, "{group} grew past max-step-up");
         prop_assert!(size >= facts.instances.min(facts.desired), "{group} lowered below its running instances");
         prop_assert!(group != FARGATE_GROUP);
+    }
+    // No growth takes the managed groups past a cluster-wide node limit.
+    let grown = plan.scales.iter().any(|(g, &size)| size > obs.groups[g].desired);
+    let managed = obs.groups.iter().filter(|(_, f)| f.kind == ballast_sdk::NodeGroupKind::Asg);
+    let total: u32 = managed.map(|(g, f)| plan.scales.get(g).copied().unwrap_or(0).max(f.desired)).sum();
+    if let Some(limit) = w.config.limits.nodes.filter(|_| grown) {
+        prop_assert!(total <= limit, "the groups grew to {total} nodes past the limit of {limit}");
     }
     let mut leaving: BTreeMap<&str, u32> = BTreeMap::new();
     for (node, group) in &plan.removals {

@@ -132,6 +132,34 @@ fn cases() -> Vec<Case> {
             expect: vec![changed(&[Rule::MaxStepUp], "limited to +2 nodes per tick")],
         },
         Case {
+            name: "a growth past the cluster's node limit",
+            setup: |w| w.config.limits.nodes = Some(6),
+            proposals: || vec![scale_to("web", 9)],
+            expect: vec![changed(
+                &[Rule::ClusterLimit],
+                "limited to +2 nodes by guardrails.limits.nodes = 6 nodes: the managed groups come to 4 nodes",
+            )],
+        },
+        Case {
+            name: "a cluster at its CPU limit",
+            setup: |w| w.config.limits.cpu_millis = Some(9000),
+            proposals: || vec![scale_to("web", 5)],
+            expect: vec![refused(
+                &[Rule::ClusterLimit],
+                "at the cluster's limit, guardrails.limits.cpu = 9 CPU: the managed groups come to 8 CPU at their \
+                 desired sizes, a node of group web adds 2 CPU",
+            )],
+        },
+        Case {
+            name: "two groups growing in one tick share a memory limit",
+            setup: |w| w.config.limits.memory_bytes = Some(48 << 30),
+            proposals: || vec![scale_to("batch", 2), scale_to("web", 6)],
+            expect: vec![
+                accepted(),
+                refused(&[Rule::ClusterLimit], "guardrails.limits.memory = 48.0 GiB: the managed groups come to 48.0 GiB"),
+            ],
+        },
+        Case {
             name: "a group at its min-size",
             setup: |w| w.group_mut("web").min_size = 4,
             proposals: || vec![scale_to("web", 0)],
@@ -426,6 +454,7 @@ fn every_rule_of_the_guard_is_covered_by_a_case() {
         Rule::AtMaxSize,
         Rule::ClampedToMaxSize,
         Rule::MaxStepUp,
+        Rule::ClusterLimit,
         Rule::AtMinSize,
         Rule::ClampedToMinSize,
         Rule::UnreadyBrake,
