@@ -50,6 +50,10 @@ pub struct Settings {
     pub unneeded_seconds: u64,
     /// Turn scale-down off entirely.
     pub scale_down: bool,
+    /// Leave DaemonSet pods out of a node's utilisation, as Cluster Autoscaler's
+    /// `--ignore-daemonsets-utilization` (same default: off); a group's
+    /// `ignoredaemonsetsutilization` tag says it for its own nodes.
+    pub ignore_daemonsets_utilization: bool,
     /// Fraction of spare room kept free on remaining nodes when checking a removal.
     pub headroom: f64,
     /// How scale-up picks among the groups that fit pending pods.
@@ -80,6 +84,7 @@ impl Default for Settings {
             utilisation_threshold: 0.5,
             unneeded_seconds: 600,
             scale_down: true,
+            ignore_daemonsets_utilization: false,
             headroom: 0.1,
             expander: Expander::MostPods,
             priorities: priority::Priorities::default(),

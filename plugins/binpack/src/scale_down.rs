@@ -17,6 +17,7 @@ struct GroupRule {
     threshold: f64,
     gpu_threshold: f64,
     unneeded_seconds: u64,
+    ignore_daemonsets: bool,
 }
 
 impl GroupRule {
@@ -27,6 +28,8 @@ impl GroupRule {
             threshold,
             gpu_threshold: options.and_then(|o| o.scale_down_gpu_utilization_threshold).unwrap_or(threshold),
             unneeded_seconds: options.and_then(|o| o.scale_down_unneeded_seconds).unwrap_or(settings.unneeded_seconds),
+            ignore_daemonsets: (options.and_then(|o| o.ignore_daemonsets_utilization))
+                .unwrap_or(settings.ignore_daemonsets_utilization),
         }
     }
 
@@ -35,13 +38,28 @@ impl GroupRule {
     }
 }
 
+/// What the node's pods of `which` shapes request in all, each pod counted as one pod slot.
+fn requests_of(snapshot: &dyn Snapshot, node: &Node, which: impl Fn(&PodShape) -> bool) -> Resources {
+    let shapes = snapshot.pods_on_node(&node.name);
+    (shapes.iter().filter(|s| which(s)))
+        .fold(Resources::ZERO, |sum, s| sum.saturating_add(&Resources { pods: 1, ..s.requests }.times(s.count)))
+}
+
+/// A node's utilisation as `rule` measures it: its DaemonSet pods left out when the rule
+/// ignores them.
+fn utilisation_by_rule(snapshot: &dyn Snapshot, node: &Node, rule: &GroupRule) -> f64 {
+    if !rule.ignore_daemonsets {
+        return node.utilisation();
+    }
+    let daemons = requests_of(snapshot, node, |s| s.owner.as_ref().is_some_and(|o| o.kind == WorkloadKind::DaemonSet));
+    node.requested.saturating_sub(&daemons).utilisation_of(&node.allocatable)
+}
+
 /// What a node's removal needs room for elsewhere: what its pods request, less the DaemonSet
 /// and static pods a drain leaves to go with the node, as Cluster Autoscaler's scale-down
 /// simulation leaves them out (they still count towards utilisation, as there).
 fn moving_load(snapshot: &dyn Snapshot, node: &Node) -> Resources {
-    let shapes = snapshot.pods_on_node(&node.name);
-    let staying = (shapes.iter().filter(|s| !s.moves_on_drain))
-        .fold(Resources::ZERO, |sum, s| sum.saturating_add(&Resources { pods: 1, ..s.requests }.times(s.count)));
+    let staying = requests_of(snapshot, node, |s| !s.moves_on_drain);
     Resources { pods: node.pod_count, ..node.requested }.saturating_sub(&staying)
 }
 
@@ -56,10 +74,13 @@ pub fn plan(snapshot: &dyn Snapshot, settings: &Settings, state: &mut Under) -> 
     let managed = |n: &Node| n.group.as_deref().is_some_and(|g| groups.contains_key(g)) && n.ready && !n.cordoned;
 
     // Who is under the threshold now, and since when.
+    let utilised: HashMap<&str, f64> = (nodes.iter().filter(|n| managed(n)))
+        .map(|n| (n.name.as_str(), utilisation_by_rule(snapshot, n, &rule(n.group.as_deref().unwrap_or_default()))))
+        .collect();
+    let utilisation = |n: &Node| utilised.get(n.name.as_str()).copied().unwrap_or_else(|| n.utilisation());
     let mut since = BTreeMap::new();
     for node in nodes.iter().filter(|n| managed(n)) {
-        let utilisation = node.utilisation();
-        if utilisation < rule(node.group.as_deref().unwrap_or_default()).threshold_for(node) {
+        if utilisation(node) < rule(node.group.as_deref().unwrap_or_default()).threshold_for(node) {
             let first = state.get(&node.name).copied().unwrap_or(now);
             since.insert(node.name.clone(), first);
         }
@@ -75,7 +96,7 @@ pub fn plan(snapshot: &dyn Snapshot, settings: &Settings, state: &mut Under) -> 
     if candidates.is_empty() {
         return Vec::new();
     }
-    candidates.sort_by(|a, b| a.utilisation().total_cmp(&b.utilisation()).then(a.name.cmp(&b.name)));
+    candidates.sort_by(|a, b| utilisation(a).total_cmp(&utilisation(b)).then(a.name.cmp(&b.name)));
 
     // Spare room on every schedulable node, less headroom. Removing a node takes away its own
     // room and needs room elsewhere for its load; candidates are taken one at a time, so the
@@ -117,7 +138,7 @@ pub fn plan(snapshot: &dyn Snapshot, settings: &Settings, state: &mut Under) -> 
                 .iter()
                 .map(|n| {
                     let idle_min = now.saturating_sub(state[&n.name]) / 60_000;
-                    format!("{} at {:.0}% for {idle_min} min", n.name, n.utilisation() * 100.0)
+                    format!("{} at {:.0}% for {idle_min} min", n.name, utilisation(n) * 100.0)
                 })
                 .collect();
             Decision::new(

@@ -160,6 +160,42 @@ fn daemonset_pods_need_no_room_elsewhere_so_the_last_idle_node_goes_too() {
     assert_eq!(removed(&harness.evaluate(&busy).unwrap()), ["a"]);
 }
 
+/// A node whose own pods use 15% of it but whose agent brings it to 55% is no candidate,
+/// unless DaemonSet pods are left out of utilisation: by the setting (Cluster Autoscaler's
+/// `--ignore-daemonsets-utilization`) or by the group's `ignoredaemonsetsutilization` tag.
+#[test]
+fn daemonset_pods_are_left_out_of_utilisation_by_the_setting_or_the_groups_tag() {
+    let agent = PodShape {
+        owner: Some(WorkloadRef { kind: WorkloadKind::DaemonSet, namespace: "kube-system".into(), name: "agent".into() }),
+        moves_on_drain: false,
+        ..running("kube-system", "agent", 1, "800m", "512Mi")
+    };
+    let cluster = |at, tagged: Option<bool>| {
+        let mut snapshot = (SnapshotBuilder::new().at_millis(at))
+            .group(GroupBuilder::asg("m5").instance_type("m5.large", "2", "8Gi", 0.096).sizes(0, 2, 10))
+            .node(NodeBuilder::new("a", "m5").allocatable("2", "8Gi"))
+            .node(NodeBuilder::new("b", "m5").allocatable("2", "8Gi"))
+            .pods_on("a", running("shop", "web", 1, "300m", "1Gi"))
+            .pods_on("a", agent.clone())
+            .pods_on("b", running("shop", "web", 3, "400m", "1Gi"))
+            .build();
+        if let Some(ignore) = tagged {
+            let options = GroupOptions { group: "m5".into(), ignore_daemonsets_utilization: Some(ignore), ..Default::default() };
+            snapshot.group_options.push(options);
+        }
+        snapshot
+    };
+    let removed_after_ten_minutes = |mut harness: Harness<Binpack>, tagged| {
+        harness.evaluate(&cluster(0, tagged)).unwrap();
+        removed(&harness.evaluate(&cluster(10 * 60_000, tagged)).unwrap())
+    };
+    assert!(removed_after_ten_minutes(Harness::new(), None).is_empty(), "55% used, agent counted");
+    let ignoring = || Harness::<Binpack>::with_settings(serde_json::json!({"ignore-daemonsets-utilization": true}));
+    assert_eq!(removed_after_ten_minutes(ignoring().unwrap(), None), ["a"]);
+    assert_eq!(removed_after_ten_minutes(Harness::new(), Some(true)), ["a"], "the group's tag");
+    assert!(removed_after_ten_minutes(ignoring().unwrap(), Some(false)).is_empty(), "the tag over the setting");
+}
+
 #[test]
 fn keeps_blocked_nodes_min_size_and_waits_for_pending_pods() {
     let mut harness = Harness::<Binpack>::new();
