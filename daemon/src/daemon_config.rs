@@ -176,6 +176,37 @@ mod tests {
         assert!(error.contains("policy-state-max-age: 10s") && error.contains("engine.tick-interval (10s)"), "{error}");
     }
 
+    /// Every setting `deploy/from-cluster-autoscaler.md` names for a Cluster Autoscaler flag
+    /// is a key of the configuration, and the default it gives there is the default.
+    #[test]
+    fn the_cluster_autoscaler_flag_table_names_real_settings_and_their_defaults() {
+        let text = include_str!("../../deploy/from-cluster-autoscaler.md");
+        let defaults = serde_json::to_value(DaemonConfig::default()).unwrap();
+        let mut checked = 0;
+        for row in text.lines().filter(|l| l.starts_with("| `--")) {
+            let ballast = row.split(" | ").nth(1).unwrap_or_default();
+            for (i, part) in ballast.split('`').enumerate().filter(|(i, _)| i % 2 == 1) {
+                let top = ["engine.", "kubernetes.", "aws."].iter().any(|p| part.starts_with(p));
+                if !top && part != "leader-election" {
+                    continue;
+                }
+                let pointer = format!("/{}", part.replace('.', "/"));
+                let value = defaults.pointer(&pointer).unwrap_or_else(|| panic!("{part}: no such setting ({row})"));
+                let after = ballast.split('`').nth(i + 1).unwrap_or_default();
+                let given = after.strip_prefix(" (").and_then(|a| a.split([' ', ')', ';', ',']).next());
+                let shown = match value {
+                    serde_json::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                if let Some(given) = given.filter(|_| !value.is_object() && !value.is_array()) {
+                    assert_eq!(given, shown, "{part}'s default ({row})");
+                }
+                checked += 1;
+            }
+        }
+        assert!(checked >= 20, "only {checked} settings named");
+    }
+
     #[test]
     fn the_handover_is_on_unless_turned_off_with_null() {
         let parse = |text| crate::input_file::parse::<DaemonConfig>(Path::new("b.yaml"), text).unwrap();
