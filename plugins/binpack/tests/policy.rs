@@ -166,7 +166,11 @@ fn daemonset_pods_need_no_room_elsewhere_so_the_last_idle_node_goes_too() {
 #[test]
 fn daemonset_pods_are_left_out_of_utilisation_by_the_setting_or_the_groups_tag() {
     let agent = PodShape {
-        owner: Some(WorkloadRef { kind: WorkloadKind::DaemonSet, namespace: "kube-system".into(), name: "agent".into() }),
+        owner: Some(WorkloadRef {
+            kind: WorkloadKind::DaemonSet,
+            namespace: "kube-system".into(),
+            name: "agent".into(),
+        }),
         moves_on_drain: false,
         ..running("kube-system", "agent", 1, "800m", "512Mi")
     };
@@ -180,7 +184,8 @@ fn daemonset_pods_are_left_out_of_utilisation_by_the_setting_or_the_groups_tag()
             .pods_on("b", running("shop", "web", 3, "400m", "1Gi"))
             .build();
         if let Some(ignore) = tagged {
-            let options = GroupOptions { group: "m5".into(), ignore_daemonsets_utilization: Some(ignore), ..Default::default() };
+            let options =
+                GroupOptions { group: "m5".into(), ignore_daemonsets_utilization: Some(ignore), ..Default::default() };
             snapshot.group_options.push(options);
         }
         snapshot

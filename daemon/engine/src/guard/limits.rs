@@ -49,7 +49,7 @@ impl Limit {
 
     fn shown(&self, value: u64) -> String {
         match self.name {
-            "cpu" if value % 1000 == 0 => format!("{} CPU", value / 1000),
+            "cpu" if value.is_multiple_of(1000) => format!("{} CPU", value / 1000),
             "cpu" => format!("{value}m CPU"),
             "memory" => format!("{:.1} GiB", value as f64 / GIB),
             _ => format!("{value} nodes"),

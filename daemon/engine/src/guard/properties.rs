@@ -107,7 +107,17 @@ fn scenario() -> impl Strategy<Value = Scenario> {
         prop::collection::vec(action(), 0..10),
     )
         .prop_map(
-            |(groups, draining, max_step_up, max_step_down, budget_percent, window, fargate, limit_nodes, proposals)| {
+            |(
+                groups,
+                draining,
+                max_step_up,
+                max_step_down,
+                budget_percent,
+                window,
+                fargate,
+                limit_nodes,
+                proposals,
+            )| {
                 Scenario {
                     groups,
                     draining,

@@ -156,7 +156,10 @@ fn cases() -> Vec<Case> {
             proposals: || vec![scale_to("batch", 2), scale_to("web", 6)],
             expect: vec![
                 accepted(),
-                refused(&[Rule::ClusterLimit], "guardrails.limits.memory = 48.0 GiB: the managed groups come to 48.0 GiB"),
+                refused(
+                    &[Rule::ClusterLimit],
+                    "guardrails.limits.memory = 48.0 GiB: the managed groups come to 48.0 GiB",
+                ),
             ],
         },
         Case {
