@@ -219,6 +219,22 @@ async fn pods_cluster_autoscaler_passes_over_grow_no_group_and_explain_says_why(
     stop(daemon);
 }
 
+/// Waits for `general` to grow and then for three more ticks, so that its size is where the
+/// policies and guardrails leave it; fails with the daemon's log otherwise. The daemon and
+/// the journal's path, to go on with.
+async fn grown_and_settled(site: &Site, daemon: std::process::Child) -> (std::process::Child, std::path::PathBuf) {
+    if eventually(Duration::from_secs(30), async || site.group().await.0 > 0).await.is_none() {
+        fail(daemon, "the group never grew");
+    }
+    let journal = site.journal();
+    let ticks = || records(&journal).iter().filter(|r| r["record"] == "tick").count();
+    let grown = ticks();
+    if eventually(Duration::from_secs(30), async || ticks() >= grown + 3).await.is_none() {
+        fail(daemon, "three more ticks were never recorded");
+    }
+    (daemon, journal)
+}
+
 /// A PodTemplate `spare` of pods asking one CPU and 1Gi, and a CapacityBuffer `name` of the
 /// active-capacity strategy keeping room for `replicas` of them, in `default`.
 fn spare_room(site: &Site, name: &str, replicas: u32) {
@@ -247,15 +263,7 @@ async fn a_capacity_buffer_grows_the_group_for_room_no_pod_asks_for_yet() {
     let policies = "  - {plugin: binpack}\n  - {plugin: headroom}\n";
     let mut daemon = site.replica("buffers", "  tick-interval: 1s\n", policies, "");
     let admin = announced(&mut daemon, "metrics and health");
-    if eventually(Duration::from_secs(30), async || site.group().await.0 > 0).await.is_none() {
-        fail(daemon, "the group never grew for the buffer");
-    }
-    let journal = site.journal();
-    let ticks = || records(&journal).iter().filter(|r| r["record"] == "tick").count();
-    let grown = ticks();
-    if eventually(Duration::from_secs(30), async || ticks() >= grown + 3).await.is_none() {
-        fail(daemon, "three more ticks were never recorded");
-    }
+    let (daemon, journal) = grown_and_settled(&site, daemon).await;
     assert_eq!(site.group().await.0, 3, "room for three pods of one CPU: three m5.large, and no more");
     let asked = records(&journal)
         .into_iter()
@@ -285,15 +293,7 @@ async fn a_cluster_wide_node_limit_caps_the_groups_whatever_the_policies_ask() {
     let engine = "  tick-interval: 1s\n  guardrails:\n    limits: {nodes: 2}\n";
     let mut daemon = site.replica("limited", engine, "  - {plugin: binpack}\n", "");
     announced(&mut daemon, "metrics and health");
-    if eventually(Duration::from_secs(30), async || site.group().await.0 > 0).await.is_none() {
-        fail(daemon, "the group never grew");
-    }
-    let journal = site.journal();
-    let ticks = || records(&journal).iter().filter(|r| r["record"] == "tick").count();
-    let grown = ticks();
-    if eventually(Duration::from_secs(30), async || ticks() >= grown + 3).await.is_none() {
-        fail(daemon, "three more ticks were never recorded");
-    }
+    let (daemon, journal) = grown_and_settled(&site, daemon).await;
     assert_eq!(site.group().await.0, 2, "five pods wait, but the cluster may have two nodes");
     let limited = records(&journal)
         .into_iter()

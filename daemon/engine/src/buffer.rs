@@ -11,7 +11,7 @@
 //! smaller, a percentage rounded up.
 
 use ballast_sdk::Resources;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 /// What a CapacityBuffer asks for, its pods' shape aside: `replicas`, `percentage` of its
 /// workload's replicas, and `limits` on what its pods request in all. In a scenario:
@@ -31,19 +31,9 @@ pub struct BufferSize {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BufferLimits {
-    #[serde(
-        rename = "cpu",
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "cpu_out",
-        deserialize_with = "cpu_in"
-    )]
+    #[serde(rename = "cpu", skip_serializing_if = "Option::is_none", with = "optional::cpu")]
     pub cpu_millis: Option<u64>,
-    #[serde(
-        rename = "memory",
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "memory_out",
-        deserialize_with = "memory_in"
-    )]
+    #[serde(rename = "memory", skip_serializing_if = "Option::is_none", with = "optional::memory")]
     pub memory_bytes: Option<u64>,
 }
 
@@ -81,29 +71,43 @@ fn smaller(a: Option<u64>, b: Option<u64>) -> Option<u64> {
     }
 }
 
-/// A quantity read with one of the SDK's quantity readers.
-#[derive(Deserialize)]
-#[serde(transparent)]
-struct Cpu(#[serde(with = "ballast_sdk::quantity::cpu")] u64);
+/// An optional CPU or memory quantity as a user writes it (`"1500m"`, `"4Gi"`), for
+/// `#[serde(with = ...)]` on an `Option<u64>` of millicores or bytes: here and in the
+/// guardrails' cluster `limits`.
+pub(crate) mod optional {
+    use serde::{Deserialize, Deserializer, Serializer};
 
-#[derive(Deserialize)]
-#[serde(transparent)]
-struct Memory(#[serde(with = "ballast_sdk::quantity::memory")] u64);
+    pub(crate) mod cpu {
+        use super::*;
 
-pub(crate) fn cpu_in<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-    Ok(Option::<Cpu>::deserialize(d)?.map(|q| q.0))
-}
+        #[derive(Deserialize)]
+        #[serde(transparent)]
+        struct Cpu(#[serde(with = "ballast_sdk::quantity::cpu")] u64);
 
-pub(crate) fn memory_in<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-    Ok(Option::<Memory>::deserialize(d)?.map(|q| q.0))
-}
+        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+            Ok(Option::<Cpu>::deserialize(d)?.map(|q| q.0))
+        }
 
-pub(crate) fn cpu_out<S: Serializer>(millis: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
-    ballast_sdk::quantity::cpu::serialize(&millis.unwrap_or_default(), s)
-}
+        pub(crate) fn serialize<S: Serializer>(millis: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
+            ballast_sdk::quantity::cpu::serialize(&millis.unwrap_or_default(), s)
+        }
+    }
 
-pub(crate) fn memory_out<S: Serializer>(bytes: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
-    ballast_sdk::quantity::memory::serialize(&bytes.unwrap_or_default(), s)
+    pub(crate) mod memory {
+        use super::*;
+
+        #[derive(Deserialize)]
+        #[serde(transparent)]
+        struct Memory(#[serde(with = "ballast_sdk::quantity::memory")] u64);
+
+        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+            Ok(Option::<Memory>::deserialize(d)?.map(|q| q.0))
+        }
+
+        pub(crate) fn serialize<S: Serializer>(bytes: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
+            ballast_sdk::quantity::memory::serialize(&bytes.unwrap_or_default(), s)
+        }
+    }
 }
 
 #[cfg(test)]

@@ -174,20 +174,17 @@ impl Default for Guardrails {
 pub struct ClusterLimits {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nodes: Option<u32>,
-    #[serde(
-        rename = "cpu",
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "crate::buffer::cpu_out",
-        deserialize_with = "crate::buffer::cpu_in"
-    )]
+    #[serde(rename = "cpu", skip_serializing_if = "Option::is_none", with = "crate::buffer::optional::cpu")]
     pub cpu_millis: Option<u64>,
-    #[serde(
-        rename = "memory",
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "crate::buffer::memory_out",
-        deserialize_with = "crate::buffer::memory_in"
-    )]
+    #[serde(rename = "memory", skip_serializing_if = "Option::is_none", with = "crate::buffer::optional::memory")]
     pub memory_bytes: Option<u64>,
+}
+
+impl ClusterLimits {
+    /// No limit is set (the default): growth is not counted.
+    pub fn is_unset(&self) -> bool {
+        *self == ClusterLimits::default()
+    }
 }
 
 /// Nodes of a machine image (AMI), instance type or launch template version their group no
@@ -366,6 +363,17 @@ impl EngineConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cluster_limits_read_as_quantities_and_a_bad_one_is_named() {
+        let read = |yaml: &str| serde_yaml::from_str::<Guardrails>(yaml).map(|g| g.limits);
+        let limits = read("limits: {nodes: 200, cpu: '800', memory: 3Ti}").unwrap();
+        assert_eq!((limits.nodes, limits.cpu_millis, limits.memory_bytes), (Some(200), Some(800_000), Some(3 << 40)));
+        assert!(read("{}").unwrap().is_unset());
+        let error = read("limits: {cpu: lots}").unwrap_err().to_string();
+        assert!(error.contains("limits.cpu") && error.contains("lots"), "{error}");
+        assert!(read("limits: {cores: 8}").unwrap_err().to_string().contains("cores"));
+    }
 
     #[test]
     fn changed_fields_names_what_differs_as_the_configuration_does() {

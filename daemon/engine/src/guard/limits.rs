@@ -77,9 +77,13 @@ impl Guard<'_> {
         launched.map_or(Resources::ZERO, |t| t.capacity)
     }
 
-    /// What the managed Auto Scaling groups come to now.
+    /// What the managed Auto Scaling groups come to now; not counted (zero) when no limit is
+    /// set, as then nothing reads it.
     pub(super) fn cluster_size(&self) -> ClusterSize {
         let mut size = ClusterSize::default();
+        if self.config.limits.is_unset() {
+            return size;
+        }
         for (id, facts) in self.obs.groups.iter().filter(|(_, f)| f.kind == NodeGroupKind::Asg) {
             size.add(facts.desired, &self.node_capacity(id));
         }
@@ -97,6 +101,9 @@ impl Guard<'_> {
         why: &mut Vec<Why>,
     ) -> Result<u32, GuardOutcome> {
         let limits = &self.config.limits;
+        if limits.is_unset() {
+            return Ok(size);
+        }
         let node = self.node_capacity(group);
         let checks = [
             Limit { name: "nodes", limit: limits.nodes.map(u64::from), used: cluster.nodes, per_node: 1 },

@@ -198,7 +198,9 @@ impl Guard<'_> {
             match grown.and_then(|size| self.within_limits(group, facts, size, &tally.cluster, &mut why)) {
                 Ok(size) => {
                     tally.growing.insert(group.to_string());
-                    tally.cluster.add(size - facts.desired, &self.node_capacity(group));
+                    if !self.config.limits.is_unset() {
+                        tally.cluster.add(size - facts.desired, &self.node_capacity(group));
+                    }
                     size
                 }
                 Err(refusal) => return refusal,
