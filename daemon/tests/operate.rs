@@ -513,11 +513,28 @@ async fn lifting_a_change_freeze_in_the_configuration_file_lets_empty_nodes_go_w
 /// pod never evicted (without the annotation, n0 is drained and the test fails).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pod_annotated_do_not_disrupt_keeps_its_node_in_the_running_daemon() {
+    let mut pod = running_pod("web-0", "n0", Some(("ReplicaSet", "web-rs")), json!({"app": "web"}));
+    pod["metadata"]["annotations"] = json!({"karpenter.sh/do-not-disrupt": "true"});
+    keeps_its_node(pod).await;
+}
+
+/// The same with a pod of a custom controller (a KubeVirt VirtualMachineInstance, Cluster
+/// Autoscaler's `--skip-nodes-with-custom-controller-pods`, on by default): evicted, it may
+/// not come back, so n0 stays and n1 goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_of_a_custom_controller_keeps_its_node_in_the_running_daemon() {
+    let mut pod = running_pod("web-0", "n0", None, json!({"app": "vm"}));
+    pod["metadata"]["ownerReferences"] = json!([{"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstance",
+        "name": "vm-0", "uid": "uid-vm-0", "controller": true}]);
+    keeps_its_node(pod).await;
+}
+
+/// On two empty nodes, n0 runs `pod` (named web-0) and n1 two plain pods of a ReplicaSet: n1
+/// goes, n0 is never cordoned and web-0 never evicted.
+async fn keeps_its_node(pod: Value) {
     let (site, engine) = two_empty_nodes("").await;
     site.standin.create(deployment("web")).unwrap();
     site.standin.create(replica_set("web-rs", "web")).unwrap();
-    let mut pod = running_pod("web-0", "n0", Some(("ReplicaSet", "web-rs")), json!({"app": "web"}));
-    pod["metadata"]["annotations"] = json!({"karpenter.sh/do-not-disrupt": "true"});
     site.standin.create(pod).unwrap();
     for i in 1..3 {
         let other = running_pod(&format!("web-{i}"), "n1", Some(("ReplicaSet", "web-rs")), json!({"app": "web"}));
