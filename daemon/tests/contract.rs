@@ -235,6 +235,10 @@ fn full_snapshot() -> SnapshotData {
         },
         CapacityBuffer { namespace: d.s("ns"), name: d.s("empty"), ..CapacityBuffer::default() },
     ];
+    let per_node_limits = vec![
+        PerNodeLimit { workload: d.workload(WorkloadKind::Deployment), max_pods: d.u() },
+        PerNodeLimit { workload: d.workload(WorkloadKind::StatefulSet), max_pods: d.u() },
+    ];
     let fargate_pricing = FargatePricing {
         per_vcpu_hour: d.f(),
         per_gb_hour: d.f(),
@@ -262,6 +266,7 @@ fn full_snapshot() -> SnapshotData {
         launch_failures,
         provisioning_times,
         capacity_buffers,
+        per_node_limits,
         pods_source: Default::default(),
         shapes: Default::default(),
         group_options: vec![
@@ -346,6 +351,7 @@ fn every_field_of_a_snapshot_reaches_a_plugin_as_sent() {
     assert_eq!(got.launch_failures, snapshot.launch_failures, "launch-failures, field by field");
     assert_eq!(got.provisioning_times, snapshot.provisioning_times, "provisioning-times, field by field");
     assert_eq!(got.capacity_buffers, snapshot.capacity_buffers, "capacity-buffers, field by field");
+    assert_eq!(got.per_node_limits, snapshot.per_node_limits, "per-node-limits, field by field");
     assert_eq!(got.fargate_pricing, snapshot.fargate_pricing);
     let expected: Vec<Proposal> =
         proposed.into_iter().map(|decision| Proposal { plugin: "scripted".into(), decision }).collect();

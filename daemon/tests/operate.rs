@@ -303,6 +303,29 @@ async fn a_cluster_wide_node_limit_caps_the_groups_whatever_the_policies_ask() {
     stop(daemon);
 }
 
+/// A Deployment kept one pod to a node by required pod anti-affinity gets a node per pod in
+/// the real process: three of its small pods, which one m5.large would hold by their
+/// requests, grow moto's `general` to three nodes in one step, as the scheduler will place
+/// them (one node would leave two waiting for another round).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_kept_apart_by_anti_affinity_get_a_node_each() {
+    let site = Site::start(0).await;
+    let mut web = deployment("web");
+    web["spec"]["template"]["spec"]["affinity"] = json!({"podAntiAffinity": {
+        "requiredDuringSchedulingIgnoredDuringExecution": [
+            {"topologyKey": "kubernetes.io/hostname", "labelSelector": {"matchLabels": {"app": "web"}}}]}});
+    site.standin.create(web).unwrap();
+    site.standin.create(replica_set("web-1", "web")).unwrap();
+    for i in 0..3 {
+        site.standin.create(pending_pod(&format!("web-1-{i}"), Some(("ReplicaSet", "web-1")))).unwrap();
+    }
+    let mut daemon = site.replica("apart", "  tick-interval: 1s\n", "  - {plugin: binpack}\n", "");
+    announced(&mut daemon, "metrics and health");
+    let (daemon, journal) = grown_and_settled(&site, daemon).await;
+    assert_eq!(site.group().await.0, 3, "one node a web pod:\n{:#?}", records(&journal));
+    stop(daemon);
+}
+
 /// The status of CapacityBuffer `name` in `default`, as `kubectl get cb -o yaml` shows it.
 fn buffer_status(site: &Site, name: &str) -> Value {
     let buffer = site.standin.get("autoscaling.x-k8s.io/v1beta1", "CapacityBuffer", "default", name);

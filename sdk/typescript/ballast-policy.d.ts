@@ -1,9 +1,9 @@
-// Type declarations for the `ballast:policy@0.1.11` world as componentize-js presents it to a
+// Type declarations for the `ballast:policy@0.1.12` world as componentize-js presents it to a
 // plugin: records are objects with camelCase fields, variants are `{ tag, val }`, enums are
 // kebab-case strings, `option<T>` is `T | undefined`, and u64 values are `bigint`.
 // Keep in step with sdk/wit/policy.wit.
 
-declare module "ballast:policy/types@0.1.11" {
+declare module "ballast:policy/types@0.1.12" {
   export interface Resources { cpuMillis: bigint; memoryBytes: bigint; pods: number; gpus: number }
   export interface Label { key: string; value: string }
   export type TaintEffect = "no-schedule" | "prefer-no-schedule" | "no-execute";
@@ -82,20 +82,22 @@ declare module "ballast:policy/types@0.1.11" {
     namespace: string; name: string; pods: number; requests: Resources; nodeSelector: Label[]; affinityKeys: string[];
     tolerations: Toleration[];
   }
+  /** At most `maxPods` pods of a workload on one node: anti-affinity, a hostname spread (since 0.1.12). */
+  export interface PerNodeLimit { workload: WorkloadRef; maxPods: number }
 }
 
-declare module "ballast:policy/host@0.1.11" {
+declare module "ballast:policy/host@0.1.12" {
   export type Level = "trace" | "debug" | "info" | "warn" | "error";
   export function log(level: Level, message: string): void;
   export function nowMillis(): bigint;
 }
 
-declare module "ballast:policy/snapshot@0.1.11" {
+declare module "ballast:policy/snapshot@0.1.12" {
   import type {
     FargatePricing, GroupCooldown, GroupOptions, HorizontalAutoscaler, MetricSeries, Node, NodeGroup, PendingPod,
     LaunchFailure, PendingShape, PlacementCooldown, PodShape, Proposal, ProvisioningTime, ScheduledRun, Workload,
-    CapacityBuffer,
-  } from "ballast:policy/types@0.1.11";
+    CapacityBuffer, PerNodeLimit,
+  } from "ballast:policy/types@0.1.12";
   export class Snapshot {
     takenAtMillis(): bigint;
     nodeGroups(): NodeGroup[];
@@ -129,14 +131,16 @@ declare module "ballast:policy/snapshot@0.1.11" {
     provisioningTimes(): ProvisioningTime[];
     /** The CapacityBuffers whose pod shape and size resolve, by namespace and name (since 0.1.11). */
     capacityBuffers(): CapacityBuffer[];
+    /** The workloads that limit their pods per node, by workload (since 0.1.12). */
+    perNodeLimits(): PerNodeLimit[];
   }
 }
 
 /** What the plugin's `policy` export must look like. Throw a string to return an error. */
 declare interface BallastPolicyExport {
   validateSettings(settings: string): void;
-  evaluate(snapshot: import("ballast:policy/snapshot@0.1.11").Snapshot): {
-    decisions: import("ballast:policy/types@0.1.11").Decision[];
+  evaluate(snapshot: import("ballast:policy/snapshot@0.1.12").Snapshot): {
+    decisions: import("ballast:policy/types@0.1.12").Decision[];
     state?: Uint8Array;
   };
 }

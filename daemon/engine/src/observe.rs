@@ -111,6 +111,7 @@ pub fn observe(cluster: ClusterView, mut groups: Vec<GroupView>, cx: &ObserveCon
     let NodesSeen { nodes, facts, unready, pods_on_nodes, .. } = seen;
     let pending: Vec<PendingPod> = cluster.pending.iter().map(|p| pending_pod(p, cx.now_millis)).collect();
     let workloads = cluster.workloads.iter().map(workload).collect();
+    let per_node_limits = per_node_limits(&cluster.workloads);
     let total_nodes = cluster.nodes.len();
     let mut scheduled_runs = cluster.scheduled_runs;
     scheduled_runs.sort_by(|a, b| (a.due_at_millis, &a.owner).cmp(&(b.due_at_millis, &b.owner)));
@@ -142,6 +143,7 @@ pub fn observe(cluster: ClusterView, mut groups: Vec<GroupView>, cx: &ObserveCon
             launch_failures: Vec::new(),
             provisioning_times: Vec::new(),
             capacity_buffers,
+            per_node_limits,
             pods_source: ballast_sdk::PodsSource::new(move |node| {
                 pods_on_nodes.get(node).map(|pods| pod_shapes(pods)).unwrap_or_default()
             }),
@@ -505,6 +507,16 @@ fn workload(view: &WorkloadView) -> Workload {
         fargate_blocker: fargate_blocker(&view.id, &view.fargate_traits),
         usage_per_replica: view.usage_per_replica,
     }
+}
+
+/// The workloads that limit their pods per node, by workload.
+fn per_node_limits(workloads: &[WorkloadView]) -> Vec<ballast_sdk::PerNodeLimit> {
+    let mut limits: Vec<_> = workloads
+        .iter()
+        .filter_map(|w| Some(ballast_sdk::PerNodeLimit { workload: w.id.clone(), max_pods: w.max_per_node? }))
+        .collect();
+    limits.sort_by(|a, b| a.workload.cmp(&b.workload));
+    limits
 }
 
 impl Observation {

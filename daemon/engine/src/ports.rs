@@ -355,6 +355,9 @@ pub struct WorkloadView {
     pub placement: Placement,
     pub fargate_traits: FargateTraits,
     pub usage_per_replica: Option<Resources>,
+    /// At most this many of its pods on one node, as the scheduler keeps them (required pod
+    /// anti-affinity or a hostname topology spread; see [`ballast_sdk::PerNodeLimit`]).
+    pub max_per_node: Option<u32>,
 }
 
 #[derive(Clone, Debug)]

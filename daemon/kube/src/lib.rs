@@ -6,7 +6,8 @@
 //! - [`autoscaler`]: an autoscaler's bounds, as the snapshot serves them (a CronJob's
 //!   schedule is read by [`ballast_engine::cron`]);
 //! - [`metrics`]: usage from metrics.k8s.io, when served;
-//! - [`convert`]: Kubernetes objects to the engine's views;
+//! - [`convert`]: Kubernetes objects to the engine's views ([`per_node`]: a workload's pods
+//!   per node, from its anti-affinity and spread);
 //! - [`actions`]: cordon, eviction, placement patches and Events;
 //! - [`leader`]: Lease-based leader election, so only one replica acts;
 //! - [`handover`]: what the leader leaves for the next one, in a ConfigMap beside the Lease;
@@ -23,6 +24,7 @@ pub mod convert;
 pub mod handover;
 pub mod leader;
 pub mod metrics;
+pub mod per_node;
 mod pod_index;
 pub mod rbac;
 pub mod settings;

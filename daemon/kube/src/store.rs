@@ -83,6 +83,7 @@ struct WorkloadEntry {
     claim_templates: Vec<PersistentVolumeClaim>,
     requests: Resources,
     traits: FargateTraits,
+    max_per_node: Option<u32>,
 }
 
 struct BudgetEntry {
@@ -548,8 +549,10 @@ impl ClusterStore {
         let claim_templates = claim_templates.to_vec();
         let pinned_by_owner = convert::pinned_by_owner(meta, &template, &self.settings.group_selector_label);
         let traits = FargateTraits { pinned_by_owner, ..self.traits(&key.0, &template, &claim_templates) };
+        let max_per_node = crate::per_node::max_per_node(&template, &key.0);
         let id = WorkloadRef { kind, namespace: key.0, name: key.1 };
-        self.workloads.insert(id, WorkloadEntry { replicas, template, claim_templates, requests, traits });
+        let entry = WorkloadEntry { replicas, template, claim_templates, requests, traits, max_per_node };
+        self.workloads.insert(id, entry);
     }
 
     /// Usage read from metrics.k8s.io, replacing what was known.

@@ -287,6 +287,9 @@ impl snapshot::HostSnapshot for PluginCtx {
     fn capacity_buffers(&mut self, _: Resource<SnapshotResource>) -> wasmtime::Result<Vec<types::CapacityBuffer>> {
         Ok(self.input.snapshot.capacity_buffers())
     }
+    fn per_node_limits(&mut self, _: Resource<SnapshotResource>) -> wasmtime::Result<Vec<types::PerNodeLimit>> {
+        Ok(self.input.snapshot.per_node_limits())
+    }
     fn drop(&mut self, handle: Resource<SnapshotResource>) -> wasmtime::Result<()> {
         self.table.delete(handle)?;
         Ok(())

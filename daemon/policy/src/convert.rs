@@ -143,6 +143,10 @@ pub fn horizontal_autoscaler(a: &m::HorizontalAutoscaler) -> w::HorizontalAutosc
     }
 }
 
+pub fn per_node_limit(l: &m::PerNodeLimit) -> w::PerNodeLimit {
+    w::PerNodeLimit { workload: workload_ref(&l.workload), max_pods: l.max_pods }
+}
+
 pub fn group_cooldown(c: &m::GroupCooldown) -> w::GroupCooldown {
     w::GroupCooldown {
         group: c.group.clone(),

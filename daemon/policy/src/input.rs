@@ -97,6 +97,10 @@ impl SharedSnapshot {
         self.data.capacity_buffers.iter().map(convert::capacity_buffer).collect()
     }
 
+    pub fn per_node_limits(&self) -> Vec<w::PerNodeLimit> {
+        self.data.per_node_limits.iter().map(convert::per_node_limit).collect()
+    }
+
     pub fn pods_on_node(&self, node: &str) -> Vec<w::PodShape> {
         self.data.pods_on_node(node).iter().map(convert::pod_shape).collect()
     }

@@ -315,6 +315,7 @@ impl World {
             placement,
             fargate_traits: w.fargate_traits.clone(),
             usage_per_replica: Some(super::world::scale(&w.requests, w.spec.usage)),
+            max_per_node: w.spec.max_per_node,
         });
         if let Some(bounds) = &w.spec.autoscaler {
             view.horizontal_autoscalers.push(HorizontalAutoscaler {

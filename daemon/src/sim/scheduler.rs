@@ -1,5 +1,6 @@
 //! The simulated kube-scheduler: binds pending EC2 pods to Ready, uncordoned nodes where
-//! their requests fit, honouring node selectors and NoSchedule / NoExecute taints.
+//! their requests fit, honouring node selectors, NoSchedule / NoExecute taints and a
+//! workload's pods per node (its `max-per-node`: anti-affinity, a hostname spread).
 //!
 //! First fit in node order. Pods of one workload are alike, so a sweep remembers where the
 //! last one of each workload landed (or that none fitted) and the next starts there: a sweep
@@ -28,7 +29,7 @@ impl World {
             let mut found = None;
             for (pos, &n) in nodes.iter().enumerate().skip(start) {
                 let Some(node) = self.nodes[n].as_ref() else { continue };
-                if !node.allocatable.saturating_sub(&node.requested).fits(&requests) {
+                if !node.allocatable.saturating_sub(&node.requested).fits(&requests) || self.at_per_node_limit(n, w) {
                     continue;
                 }
                 let group = node.group.unwrap_or(usize::MAX);
@@ -55,5 +56,13 @@ impl World {
                 }
             }
         }
+    }
+
+    /// Node `n` already runs as many pods of workload `w` as one node may.
+    fn at_per_node_limit(&self, n: usize, w: usize) -> bool {
+        let Some(max) = self.workloads[w].spec.max_per_node else { return false };
+        let Some(node) = self.nodes[n].as_ref() else { return false };
+        let here = node.pods.iter().filter(|&&p| self.pods[p].as_ref().is_some_and(|p| p.workload == w)).count();
+        here >= max as usize
     }
 }

@@ -14,7 +14,9 @@
 //! - **Scale down**: a node whose requests stay below `utilisation-threshold` of its
 //!   allocatable for `unneeded-seconds` is proposed for removal, if the pods a drain moves
 //!   fit in the spare room of the nodes that stay (its DaemonSet and static pods go with it,
-//!   as in Cluster Autoscaler's simulation). Defaults are Cluster Autoscaler's (0.5, 10 min).
+//!   as in Cluster Autoscaler's simulation), and each pod of a workload that limits its pods
+//!   per node (anti-affinity, a hostname spread) has a node that stays below that limit.
+//!   Defaults are Cluster Autoscaler's (0.5, 10 min).
 //!   Nothing while pods wait that a new node would hold; a pod no group can hold (too big
 //!   for every launch type, a selector no group carries) holds nothing back.
 //!
@@ -26,6 +28,10 @@
 //!   waiting as it grows has each group priced by what its new nodes will hold once the
 //!   workload has grown for the horizon at its recent rate (see [`growth`]).
 //!
+//! Scale-up puts at most as many pods of a workload on one new node as it limits its pods
+//! per node to (contract 0.1.12 `per-node-limits`): a Deployment kept one to a node by
+//! anti-affinity gets a node a pod.
+//!
 //! Mixed-instances groups are sized and priced by the type EC2 launches for them (a spot
 //! group's cheapest, an on-demand group's first: `launch_type`), as Cluster Autoscaler sizes
 //! them by their first type. Sized by their smallest type instead, a group whose types
@@ -34,6 +40,7 @@
 
 pub mod balance;
 pub mod growth;
+mod kept_apart;
 pub mod priority;
 mod scale_down;
 mod scale_up;

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use ballast_sdk::prelude::*;
 
 use crate::Settings;
+use crate::kept_apart::KeptApart;
 
 /// Since when (snapshot millis) each node has been under the threshold.
 pub type Under = BTreeMap<String, u64>;
@@ -111,8 +112,9 @@ pub fn plan(snapshot: &dyn Snapshot, settings: &Settings, state: &mut Under) -> 
         }
         .saturating_sub(&n.requested)
     };
-    let mut spare =
-        nodes.iter().filter(|n| n.ready && !n.cordoned).fold(Resources::ZERO, |acc, n| acc.saturating_add(&room(n)));
+    let schedulable: Vec<&Node> = nodes.iter().filter(|n| n.ready && !n.cordoned).collect();
+    let mut spare = schedulable.iter().fold(Resources::ZERO, |acc, n| acc.saturating_add(&room(n)));
+    let mut kept_apart = KeptApart::new(snapshot);
 
     let mut removable_per_group: HashMap<&str, u32> =
         groups.iter().map(|(id, g)| (*id, g.desired_size.saturating_sub(g.min_size))).collect();
@@ -122,9 +124,10 @@ pub fn plan(snapshot: &dyn Snapshot, settings: &Settings, state: &mut Under) -> 
         let Some(budget) = removable_per_group.get_mut(group) else { continue };
         let load = moving_load(snapshot, node);
         let elsewhere = spare.saturating_sub(&room(node));
-        if *budget == 0 || !elsewhere.fits(&load) {
+        if *budget == 0 || !elsewhere.fits(&load) || !kept_apart.fit_elsewhere(node, &schedulable) {
             continue;
         }
+        kept_apart.going(node);
         *budget -= 1;
         spare = elsewhere.saturating_sub(&load);
         chosen.entry(group).or_default().push(node);

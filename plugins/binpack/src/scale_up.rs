@@ -4,6 +4,8 @@
 //! Deployment crosses the plugin boundary as one record. The packing itself still places
 //! pod by pod, so the plan is the one per-pod first-fit decreasing gives.
 
+use std::collections::HashMap;
+
 use ballast_sdk::prelude::*;
 
 use crate::balance::{self, Balance};
@@ -88,6 +90,10 @@ pub fn plan(
         .collect();
     balance.pool(&mut groups);
 
+    // Pods of a workload that limits them per node (anti-affinity, a hostname spread) go at
+    // most that many to a new node, as the scheduler will place them.
+    let per_node: Vec<Option<u32>> =
+        shapes.iter().map(|s| s.owner.as_ref().and_then(|o| snapshot.max_per_node(o))).collect();
     let extra = soon(shapes, &waiting, expected);
     let growing = extra.iter().any(|&n| n > 0);
     while !waiting.is_empty() && !groups.is_empty() {
@@ -96,8 +102,8 @@ pub fn plan(
         let offers: Vec<Offer> = groups
             .iter()
             .map(|&(g, booting)| Offer {
-                now: fit(g, booting, shapes, &waiting),
-                ahead: growing.then(|| fit(g, booting, shapes, &ahead)),
+                now: fit(g, booting, shapes, &per_node, &waiting),
+                ahead: growing.then(|| fit(g, booting, shapes, &per_node, &ahead)),
             })
             .filter(|o| o.now.pods() > 0)
             .collect();
@@ -176,11 +182,20 @@ fn rank(choice: &Choice<'_>, a: &Fit, b: &Fit) -> std::cmp::Ordering {
 
 /// Packs `waiting` pods (largest first) onto the group's `booting` nodes (asked for, booting,
 /// or registered lately but not Ready: the scheduler cannot use them, but soon will), then
-/// onto new ones up to the group's max.
-fn fit<'a>(group: &'a NodeGroup, booting: u32, shapes: &[PendingShape], waiting: &[Pods]) -> Fit<'a> {
+/// onto new ones up to the group's max. A shape whose workload limits its pods per node
+/// (`per_node`, by shape) puts at most that many of the workload's pods on one node.
+fn fit<'a>(
+    group: &'a NodeGroup,
+    booting: u32,
+    shapes: &[PendingShape],
+    per_node: &[Option<u32>],
+    waiting: &[Pods],
+) -> Fit<'a> {
     let template = group.launch_allocatable();
     let limit = (booting + group.max_size.saturating_sub(group.desired_size)) as usize;
     let mut bins: Vec<Resources> = vec![template; booting as usize];
+    // Pods of each limited workload per bin.
+    let mut taken: HashMap<(&WorkloadRef, usize), u32> = HashMap::new();
     let mut placed = Vec::new();
     for w in waiting {
         let shape = &shapes[w.shape];
@@ -188,12 +203,16 @@ fn fit<'a>(group: &'a NodeGroup, booting: u32, shapes: &[PendingShape], waiting:
         if !group.admits(shape) || !template.fits(&request) {
             continue;
         }
+        let limited = shape.owner.as_ref().zip(per_node[w.shape]);
         // Pods of a shape are alike and bins only fill up, so the next pod of the shape never
         // fits before where the last one went: the search resumes there.
         let mut from = 0;
         let mut count = 0;
         for _ in 0..w.count {
-            let index = match bins[from..].iter().position(|free| free.fits(&request)) {
+            let index = match bins[from..].iter().enumerate().position(|(i, free)| {
+                free.fits(&request)
+                    && limited.is_none_or(|(owner, max)| taken.get(&(owner, from + i)).is_none_or(|&n| n < max))
+            }) {
                 Some(offset) => from + offset,
                 None if bins.len() < limit => {
                     bins.push(template);
@@ -203,6 +222,9 @@ fn fit<'a>(group: &'a NodeGroup, booting: u32, shapes: &[PendingShape], waiting:
             };
             let free = &mut bins[index];
             *free = free.saturating_sub(&request);
+            if let Some((owner, _)) = limited {
+                *taken.entry((owner, index)).or_default() += 1;
+            }
             from = index;
             count += 1;
         }

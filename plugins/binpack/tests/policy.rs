@@ -30,6 +30,24 @@ fn scales_the_cheapest_group_that_fits() {
 }
 
 #[test]
+fn pods_kept_apart_get_a_node_each_and_share_it_with_others() {
+    // Four 500m web pods fill one c5.large; anti-affinity keeps them one to a node. The
+    // worker's pods may share those nodes.
+    let web = WorkloadRef { kind: WorkloadKind::Deployment, namespace: "default".into(), name: "web".into() };
+    let pending = || {
+        two_empty_groups()
+            .pending_pods("default", "web", 4, "500m", "1Gi")
+            .pending_pods("default", "worker", 3, "500m", "1Gi")
+    };
+    let scaled = |snapshot: &SnapshotData| Harness::<Binpack>::new().evaluate(snapshot).unwrap()[0].action.clone();
+    assert_eq!(scaled(&pending().build()), Action::ScaleTo { group: "c5".into(), size: 2 }, "7 pods packed");
+    let apart = pending().per_node_limit(web.clone(), 1).build();
+    assert_eq!(scaled(&apart), Action::ScaleTo { group: "c5".into(), size: 4 }, "one web pod a node, workers beside");
+    let two_a_node = pending().per_node_limit(web, 2).build();
+    assert_eq!(scaled(&two_a_node), Action::ScaleTo { group: "c5".into(), size: 2 });
+}
+
+#[test]
 fn memory_bound_pods_go_where_memory_is_cheaper() {
     // 3 GiB pods: one per c5.large (4 GiB), two per m5.large (8 GiB).
     let snapshot = two_empty_groups().pending_pods("default", "cache", 6, "250m", "3Gi").build();
@@ -158,6 +176,34 @@ fn daemonset_pods_need_no_room_elsewhere_so_the_last_idle_node_goes_too() {
     // A workload's pod on `b` has to move: it fits on `a` only if `a` stays.
     let busy = idle(10 * 60_000).pods_on("b", running("shop", "web", 1, "250m", "1Gi")).build();
     assert_eq!(removed(&harness.evaluate(&busy).unwrap()), ["a"]);
+}
+
+/// Three idle nodes, one web pod each: by room two could go. Kept one to a node
+/// (anti-affinity) none can, as Cluster Autoscaler's simulation finds; two to a node, one.
+#[test]
+fn a_pod_kept_apart_needs_a_node_below_its_limit_to_go_to() {
+    let web = WorkloadRef { kind: WorkloadKind::Deployment, namespace: "shop".into(), name: "web".into() };
+    let idle = |at, limit: Option<u32>| {
+        let mut snapshot = (SnapshotBuilder::new().at_millis(at))
+            .group(GroupBuilder::asg("m5").instance_type("m5.large", "2", "8Gi", 0.096).sizes(0, 3, 10));
+        for node in ["a", "b", "c"] {
+            snapshot = snapshot
+                .node(NodeBuilder::new(node, "m5").allocatable("2", "8Gi"))
+                .pods_on(node, running("shop", "web", 1, "250m", "1Gi"));
+        }
+        match limit {
+            Some(max) => snapshot.per_node_limit(web.clone(), max).build(),
+            None => snapshot.build(),
+        }
+    };
+    let removed_after_ten_minutes = |limit| {
+        let mut harness = Harness::<Binpack>::new();
+        harness.evaluate(&idle(0, limit)).unwrap();
+        removed(&harness.evaluate(&idle(10 * 60_000, limit)).unwrap()).len()
+    };
+    assert_eq!(removed_after_ten_minutes(None), 2);
+    assert_eq!(removed_after_ten_minutes(Some(1)), 0);
+    assert_eq!(removed_after_ten_minutes(Some(2)), 1);
 }
 
 /// A node whose own pods use 15% of it but whose agent brings it to 55% is no candidate,

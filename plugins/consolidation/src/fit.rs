@@ -13,6 +13,8 @@
 
 use ballast_sdk::prelude::*;
 
+use super::apart::Apart;
+
 /// What must move off a node: its pods and their requests, DaemonSet pods aside.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Load {
@@ -36,23 +38,51 @@ pub struct Left {
     pub count: u32,
 }
 
+/// `count` pods of `shapes[shape]` placed on `targets[target]`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Placed {
+    pub target: usize,
+    pub shape: usize,
+    pub count: u32,
+}
+
 /// The room a trial placement took, by target index, so that it can be given back.
 #[derive(Debug, Default)]
-pub struct Taken(Vec<(usize, Resources)>);
+pub struct Taken {
+    room: Vec<(usize, Resources)>,
+    /// The pods placed by shape, from [`place_shapes`].
+    placed: Vec<Placed>,
+    /// Pods of workloads kept apart it counted, as (workload, target, pods) ([`Apart`]).
+    apart: Vec<(usize, usize, u32)>,
+}
 
 impl Taken {
+    /// The targets that received pods, by index (one may appear more than once).
+    pub fn receivers(&self) -> impl Iterator<Item = usize> + '_ {
+        self.room.iter().map(|(i, _)| *i)
+    }
+
+    /// Where [`place_shapes`] put the pods, by shape (nothing from [`place`]).
+    pub fn placed(&self) -> &[Placed] {
+        &self.placed
+    }
+
     /// How many targets received pods.
     pub fn spread(&self) -> usize {
-        let mut seen: Vec<usize> = self.0.iter().map(|(i, _)| *i).collect();
+        let mut seen: Vec<usize> = self.receivers().collect();
         seen.sort_unstable();
         seen.dedup();
         seen.len()
     }
 
-    /// Returns the room to the targets it was taken from (the same slice, unchanged since).
-    pub fn give_back(self, targets: &mut [Target]) {
-        for (i, room) in self.0 {
+    /// Returns the room to the targets it was taken from (the same slice, unchanged since),
+    /// and uncounts its pods of workloads kept apart.
+    pub fn give_back(self, targets: &mut [Target], apart: &mut Apart) {
+        for (i, room) in self.room {
             targets[i].free = targets[i].free.saturating_add(&room);
+        }
+        for (w, t, pods) in self.apart {
+            apart.remove(w, t, pods);
         }
     }
 }
@@ -63,10 +93,12 @@ impl Taken {
 /// (none: they all fit).
 ///
 /// `on` names the targets whose group admits the shape: at 5,000 nodes in a hundred groups,
-/// a pod that selects one group has fifty targets to try, not five thousand.
+/// a pod that selects one group has fifty targets to try, not five thousand. A target takes
+/// a pod of a workload kept apart only while `apart` gives it room for one.
 pub fn place_shapes<P: AsRef<[usize]>>(
     shapes: &[PodShape],
     targets: &mut [Target],
+    apart: &mut Apart,
     on: impl Fn(usize) -> P,
 ) -> (Taken, Vec<Left>) {
     let mut order: Vec<usize> = (0..shapes.len()).collect();
@@ -76,20 +108,27 @@ pub fn place_shapes<P: AsRef<[usize]>>(
     for i in order {
         let shape = &shapes[i];
         let request = Resources { pods: 1, ..shape.requests };
+        let limited = apart.limited(shape);
         let mut count = shape.count;
         for &t in on(i).as_ref() {
             if count == 0 {
                 break;
             }
             let Some(target) = targets.get_mut(t) else { continue };
+            let most = limited.map_or(u32::MAX, |w| apart.room(w, t));
             let mut here = 0;
-            while count > 0 && target.free.fits(&request) {
+            while count > 0 && here < most && target.free.fits(&request) {
                 target.free = target.free.saturating_sub(&request);
                 count -= 1;
                 here += 1;
             }
             if here > 0 {
-                taken.0.push((t, request.times(here)));
+                taken.room.push((t, request.times(here)));
+                taken.placed.push(Placed { target: t, shape: i, count: here });
+                if let Some(w) = limited {
+                    apart.add(w, t, here);
+                    taken.apart.push((w, t, here));
+                }
             }
         }
         if count > 0 {
@@ -147,7 +186,7 @@ pub fn place(load: &Load, largest: &Resources, group: usize, targets: &mut [Targ
     for &(i, take) in &plan {
         let used = slot.times(take as u32);
         targets[i].free = targets[i].free.saturating_sub(&used);
-        taken.0.push((i, used));
+        taken.room.push((i, used));
     }
     Some(taken)
 }

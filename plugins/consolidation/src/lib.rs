@@ -64,6 +64,7 @@
 //! (a replacement's new node then stays empty and goes as spare after the replacement ends).
 
 mod admitted;
+mod apart;
 mod fit;
 mod merge;
 mod replace;
@@ -75,6 +76,7 @@ use std::collections::BTreeMap;
 use ballast_sdk::prelude::*;
 use serde::{Deserialize, Serialize};
 
+pub use apart::Apart;
 pub use fit::{Left, Load, Taken, Target, place, place_shapes};
 pub use settings::Settings;
 
@@ -207,6 +209,8 @@ struct Plan<'a> {
     cooldowns: BTreeMap<&'a str, &'a GroupCooldown>,
     /// Which group admits which shape, by the shape's constraints.
     admitted: admitted::Admitted,
+    /// Pods of workloads that limit them per node, on each target.
+    apart: Apart,
 }
 
 /// The groups earlier policies of the chain asked to keep or grow this tick.
@@ -364,6 +368,8 @@ impl<'a> Plan<'a> {
             c.target = position[c.target];
         }
         wait_for_shrinks(snapshot, &mut candidates, &mut state.followed, now, settings);
+        let mut apart = Apart::new(snapshot);
+        apart.count_if_needed(snapshot, &targets, candidates.iter().flat_map(|c| c.shapes.iter().flatten()));
         // A price that is not a number is never at most a ceiling: such a group is never
         // offered; nor is one whose launches failed lately.
         let failed_lately = |g: &NodeGroup| {
@@ -392,6 +398,7 @@ impl<'a> Plan<'a> {
             budget: allowed.saturating_sub(in_flight),
             cooldowns: snapshot.group_cooldowns().iter().map(|c| (c.group.as_str(), c)).collect(),
             admitted: admitted::Admitted::default(),
+            apart,
         }
     }
 
@@ -412,7 +419,7 @@ impl<'a> Plan<'a> {
             Some(shapes) => {
                 let admitted = self.admitted.rows(&self.indexed, shapes);
                 let (by_group, everywhere) = (&self.by_group, &self.everywhere);
-                place_shapes(shapes, &mut self.targets, |shape| {
+                place_shapes(shapes, &mut self.targets, &mut self.apart, |shape| {
                     admitted::positions(by_group, admitted[shape], everywhere)
                 })
             }
@@ -425,7 +432,7 @@ impl<'a> Plan<'a> {
 
     /// Undoes a [`Plan::trial`].
     fn restore(&mut self, trial: Trial) {
-        trial.taken.give_back(&mut self.targets);
+        trial.taken.give_back(&mut self.targets, &mut self.apart);
         self.targets[trial.own].free = trial.mine;
     }
 
@@ -448,9 +455,17 @@ impl<'a> Plan<'a> {
         let mut chosen: BTreeMap<String, Vec<String>> = BTreeMap::new();
         let mut reasons: BTreeMap<String, Vec<String>> = BTreeMap::new();
         let mut unfit = Vec::new();
+        // Pods of chosen nodes, by the target they are to move to: a target chosen in turn
+        // takes them along.
+        let mut received = Received::default();
         let candidates = std::mem::take(&mut self.candidates);
-        for c in candidates {
+        for mut c in candidates {
             let group = c.group.id.as_str();
+            if !received.take_along(&mut c) {
+                let first = self.state.removable_since.get(&c.node.name).copied().unwrap_or(self.now);
+                since.insert(c.node.name.clone(), first);
+                continue;
+            }
             let trial = self.trial(&c);
             if !trial.left.is_empty() {
                 self.restore(trial);
@@ -470,6 +485,7 @@ impl<'a> Plan<'a> {
                 continue;
             }
             let spread = trial.taken.spread();
+            received.record(&c, &trial.taken);
             if budgeted {
                 self.budget -= 1;
             }
@@ -496,6 +512,45 @@ impl<'a> Plan<'a> {
             decisions.extend(self.replacement(&unfit));
         }
         decisions
+    }
+}
+
+/// Pods of the nodes chosen this evaluation, by the target each is to move to: a target
+/// chosen after them must find them room too, or they would have nowhere to go.
+#[derive(Default)]
+struct Received {
+    pods: BTreeMap<usize, Vec<PodShape>>,
+    /// Targets that took pods known only by their total (from a host before 0.1.4).
+    unknown: std::collections::BTreeSet<usize>,
+}
+
+impl Received {
+    /// Adds to `c` the pods its node is to receive; false if they are not known by shape,
+    /// when `c` stays this tick.
+    fn take_along(&mut self, c: &mut Candidate<'_>) -> bool {
+        if self.unknown.contains(&c.target) {
+            return false;
+        }
+        let Some(pods) = self.pods.remove(&c.target) else { return true };
+        let Some(shapes) = c.shapes.as_mut() else { return false };
+        for pod in pods {
+            c.load.pods += pod.count;
+            c.load.requests = c.load.requests.saturating_add(&pod.requests.times(pod.count));
+            shapes.push(pod);
+        }
+        true
+    }
+
+    /// Notes where chosen `c`'s pods go.
+    fn record(&mut self, c: &Candidate<'_>, taken: &Taken) {
+        match &c.shapes {
+            Some(shapes) => {
+                for p in taken.placed() {
+                    self.pods.entry(p.target).or_default().push(PodShape { count: p.count, ..shapes[p.shape].clone() });
+                }
+            }
+            None => self.unknown.extend(taken.receivers()),
+        }
     }
 }
 

@@ -87,7 +87,7 @@ impl<'a> Plan<'a> {
             left.extend(unplaced.iter().map(|l| PodShape { count: l.count, ..shapes[l.shape].clone() }));
         }
         for room in taken.into_iter().rev() {
-            room.give_back(&mut self.targets);
+            room.give_back(&mut self.targets, &mut self.apart);
         }
         for (target, free) in own {
             self.targets[target].free = free;

@@ -126,6 +126,7 @@ impl<'a> Plan<'a> {
         let free = group.guaranteed_allocatable().saturating_sub(&self.daemonsets.requests);
         let free = Resources { pods: free.pods.saturating_sub(self.daemonsets.pods), ..free };
         let mut new = [Target { node: String::new(), group: 0, free }];
-        pods.iter().all(|p| group.admits(p)) && place_shapes(pods, &mut new, |_| [0]).1.is_empty()
+        let mut apart = self.apart.empty_nodes();
+        pods.iter().all(|p| group.admits(p)) && place_shapes(pods, &mut new, &mut apart, |_| [0]).1.is_empty()
     }
 }

@@ -440,6 +440,9 @@ fn no_merge_without_enough_saving_below_min_size_or_when_turned_off() {
     assert!(with(two_small_nodes((0, 2), 0), Settings { replace: false, ..Settings::default() }).is_empty());
     // general at min-size 1 may not lose both.
     assert!(with(two_small_nodes((1, 2), 0), Settings::default()).is_empty());
+    // web keeps at most 3 pods a node: the new node would take 6.
+    let web = WorkloadRef { kind: WorkloadKind::Deployment, namespace: "shop".into(), name: "web".into() };
+    assert!(with(two_small_nodes((0, 2), 0).per_node_limit(web, 3), Settings::default()).is_empty());
     // compute at its max-size cannot grow for them.
     let full = SnapshotBuilder::new()
         .group(GroupBuilder::asg("general").instance_type("m5.large", "2", "8Gi", 0.096).sizes(0, 2, 10))
@@ -535,4 +538,49 @@ fn a_setting_of_the_wrong_kind_is_refused_naming_its_field_and_value() {
     let bad = Harness::<Consolidation>::with_settings(serde_json::json!({"shrink-replace-wait-seconds": -1}));
     let error = bad.err().unwrap();
     assert!(error.contains("shrink-replace-wait-seconds: invalid value: integer `-1`, expected u64"), "{error}");
+}
+
+#[test]
+fn pods_kept_apart_move_only_to_nodes_under_their_limit() {
+    // Three nodes, one 500m web pod each: packed, two would go. Kept one to a node
+    // (anti-affinity), none can; two to a node, one can.
+    let web = WorkloadRef { kind: WorkloadKind::Deployment, namespace: "shop".into(), name: "web".into() };
+    let spread = || {
+        let mut snapshot = SnapshotBuilder::new()
+            .group(GroupBuilder::asg("general").instance_type("m5.xlarge", "4", "16Gi", 0.192).sizes(1, 3, 10))
+            .workload(deployment("shop", "web", 3, "500m", "1Gi"));
+        for node in ["a", "b", "c"] {
+            snapshot = snapshot
+                .node(NodeBuilder::new(node, "general").allocatable("4", "16Gi"))
+                .pods_on(node, running("shop", "web", 1, "500m", "1Gi"));
+        }
+        snapshot
+    };
+    let all = Settings { disruption_budget: 1.0, ..Settings::default() };
+    assert_eq!(removed(&evaluate(&spread().build(), all.clone())).len(), 2, "packed onto one node");
+    let apart = spread().per_node_limit(web.clone(), 1).build();
+    assert_eq!(removed(&evaluate(&apart, all.clone())), Vec::<String>::new(), "no node may take a second");
+    let two = spread().per_node_limit(web, 2).build();
+    assert_eq!(removed(&evaluate(&two, all)).len(), 1, "one node takes a second, none a third");
+}
+
+#[test]
+fn a_node_that_takes_a_removed_nodes_pods_goes_too_only_if_they_fit_elsewhere_as_well() {
+    // a runs one 1-CPU pod, b two, c `on_c` (4 CPU each). a's pod fits on b; b's two would
+    // fit on c, but b then has a's pod to move as well: it goes only if c holds all three.
+    let cluster = |on_c: u32| {
+        SnapshotBuilder::new()
+            .group(GroupBuilder::asg("general").instance_type("m5.xlarge", "4", "16Gi", 0.192).sizes(1, 3, 10))
+            .workload(deployment("shop", "web", 3 + on_c, "1", "2Gi"))
+            .node(NodeBuilder::new("a", "general").allocatable("4", "16Gi"))
+            .node(NodeBuilder::new("b", "general").allocatable("4", "16Gi"))
+            .node(NodeBuilder::new("c", "general").allocatable("4", "16Gi"))
+            .pods_on("a", running("shop", "web", 1, "1", "2Gi"))
+            .pods_on("b", running("shop", "web", 2, "1", "2Gi"))
+            .pods_on("c", running("shop", "web", on_c, "1", "2Gi"))
+            .build()
+    };
+    let all = Settings { disruption_budget: 1.0, ..Settings::default() };
+    assert_eq!(removed(&evaluate(&cluster(2), all.clone())), ["a"], "c has room for two of b's three");
+    assert_eq!(removed(&evaluate(&cluster(1), all)).len(), 2, "with one pod on c, two nodes' pods fit on the third");
 }

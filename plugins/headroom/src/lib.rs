@@ -104,6 +104,7 @@ impl Reserve {
                 Some(id) => &g.id == id,
                 None => g.taints.is_empty(),
             }),
+            owner: None,
             hold: true,
         }
     }
@@ -123,6 +124,7 @@ fn buffer_need(buffer: &CapacityBuffer) -> Need<'_> {
         shape: Resources { pods: 1, ..buffer.requests },
         count: buffer.pods,
         admits: Box::new(move |g: &NodeGroup| g.admits(buffer)),
+        owner: None,
         hold: true,
     }
 }

@@ -85,6 +85,7 @@ impl Expected {
             shape: Resources { pods: 1, ..self.requests },
             count: self.count,
             admits: Box::new(move |g: &NodeGroup| admits(g, self.shape.as_ref())),
+            owner: self.shape.as_ref().and_then(|s| s.owner.as_ref()),
             hold: false,
         }
     }

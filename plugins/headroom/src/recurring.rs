@@ -92,6 +92,7 @@ impl Expected {
             shape: Resources { pods: 1, ..self.shape.requests },
             count: self.count,
             admits: Box::new(move |g: &NodeGroup| g.admits(&self.shape)),
+            owner: self.shape.owner.as_ref(),
             hold: true,
         }
     }

@@ -54,6 +54,7 @@ pub fn need(run: &ScheduledRun) -> Need<'_> {
         shape: Resources { pods: 1, ..run.requests },
         count: run.pods,
         admits: Box::new(move |g: &NodeGroup| g.admits(run)),
+        owner: Some(&run.owner),
         hold: true,
     }
 }

@@ -10,6 +10,9 @@ pub struct Need<'a> {
     pub shape: Resources,
     pub count: u32,
     pub admits: Box<dyn Fn(&NodeGroup) -> bool + 'a>,
+    /// The workload the pods are of, if known: one that limits its pods per node (contract
+    /// 0.1.12) gets at most that many slots a node, less those it already runs there.
+    pub owner: Option<&'a WorkloadRef>,
     /// When there is enough room, propose to hold the group a removal would leave short.
     /// Not for a ramp: its pods are pending meanwhile, and consolidation removes nothing
     /// while pods are pending or soon after a group grew.
@@ -46,7 +49,7 @@ pub fn plan(snapshot: &dyn Snapshot, need: &Need<'_>, planned: &BTreeMap<String,
         .node_groups()
         .iter()
         .filter(|g| g.kind == NodeGroupKind::Asg && !g.instance_types.is_empty() && (need.admits)(g))
-        .map(|g| slots(snapshot, g, &need.shape, &overhead, planned.get(&g.id).map(|p| p.0)))
+        .map(|g| slots(snapshot, g, need, &overhead, planned.get(&g.id).map(|p| p.0)))
         .collect();
     let spare: u64 = groups.iter().map(|s| s.spare).sum();
     let want = need.count as u64;
@@ -123,20 +126,33 @@ impl Slots<'_> {
 fn slots<'a>(
     snapshot: &dyn Snapshot,
     group: &'a NodeGroup,
-    shape: &Resources,
+    need: &Need<'_>,
     overhead: &Resources,
     planned: Option<u32>,
 ) -> Slots<'a> {
+    let shape = &need.shape;
     let count = |free: &Resources| {
         let per = |f: u64, n: u64| f.checked_div(n).unwrap_or(u64::MAX);
         per(free.cpu_millis, shape.cpu_millis).min(per(free.memory_bytes, shape.memory_bytes)).min(free.pods as u64)
     };
-    let per_node = count(&group.launch_allocatable().saturating_sub(overhead));
+    let limit = need.owner.and_then(|o| Some((o, snapshot.max_per_node(o)? as u64)));
+    // What the limit leaves on a node, knowing its pods only when there is a limit.
+    let kept_apart = |n: &Node| match limit {
+        None => u64::MAX,
+        Some((owner, max)) => {
+            let here: u32 = (snapshot.pods_on_node(&n.name).iter())
+                .filter(|s| s.owner.as_ref() == Some(owner))
+                .map(|s| s.count)
+                .sum();
+            max.saturating_sub(here as u64)
+        }
+    };
+    let per_node = count(&group.launch_allocatable().saturating_sub(overhead)).min(limit.map_or(u64::MAX, |l| l.1));
     let on_nodes: Vec<u64> = snapshot
         .nodes()
         .iter()
         .filter(|n| n.group.as_deref() == Some(&group.id) && n.ready && !n.cordoned)
-        .map(|n| count(&n.allocatable.saturating_sub(&n.requested)))
+        .map(|n| count(&n.allocatable.saturating_sub(&n.requested)).min(kept_apart(n)))
         .collect();
     let booting = snapshot.booting(group) as u64;
     let earlier = snapshot

@@ -349,6 +349,22 @@ fn scheduled() -> serde_json::Value {
 }
 
 #[test]
+fn a_run_whose_pods_are_kept_apart_gets_room_a_node_at_most_its_limit() {
+    let etl = WorkloadRef { kind: WorkloadKind::Job, namespace: "data".into(), name: "etl".into() };
+    // Two pods a node: an m5 node holds two (the cheaper slot now), a c5 node two as well.
+    // m5-a has one slot free; 11 more: five m5 nodes and one for the last pod.
+    let two = with_run(60_000).per_node_limit(etl.clone(), 2).build();
+    assert_eq!(scaled_to(&evaluate(&two, scheduled())), [("m5".to_string(), 7)]);
+    // One a node: m5 takes nine more (its max), c5 the rest; an etl pod already on m5-a
+    // leaves it no slot.
+    let one = || with_run(60_000).per_node_limit(etl.clone(), 1);
+    assert_eq!(scaled_to(&evaluate(&one().build(), scheduled())), [("c5".to_string(), 2), ("m5".to_string(), 10)]);
+    let running_there = PodShape { owner: Some(etl.clone()), count: 1, moves_on_drain: true, ..PodShape::default() };
+    let occupied = one().pods_on("m5-a", running_there).build();
+    assert_eq!(scaled_to(&evaluate(&occupied, scheduled())), [("c5".to_string(), 3), ("m5".to_string(), 10)]);
+}
+
+#[test]
 fn a_scheduled_run_gets_room_for_all_its_pods_before_its_first_run() {
     // Nothing learnt, nothing pending: the schedule alone says 12 pods come in 60 s. One slot
     // is free; 11 more: two c5 nodes (8 slots) and three left over, cheaper on a third c5

@@ -66,6 +66,7 @@ struct WasmSnapshot<'a> {
     launch_failures: OnceCell<Vec<m::LaunchFailure>>,
     provisioning_times: OnceCell<Vec<m::ProvisioningTime>>,
     capacity_buffers: OnceCell<Vec<m::CapacityBuffer>>,
+    per_node_limits: OnceCell<Vec<m::PerNodeLimit>>,
 }
 
 impl<'a> WasmSnapshot<'a> {
@@ -88,6 +89,7 @@ impl<'a> WasmSnapshot<'a> {
             launch_failures: OnceCell::new(),
             provisioning_times: OnceCell::new(),
             capacity_buffers: OnceCell::new(),
+            per_node_limits: OnceCell::new(),
         }
     }
 }
@@ -164,6 +166,13 @@ impl Snapshot for WasmSnapshot<'_> {
     }
     fn capacity_buffers(&self) -> &[m::CapacityBuffer] {
         self.capacity_buffers.get_or_init(|| self.handle.capacity_buffers().into_iter().map(capacity_buffer).collect())
+    }
+    fn per_node_limits(&self) -> &[m::PerNodeLimit] {
+        self.per_node_limits.get_or_init(|| {
+            (self.handle.per_node_limits().into_iter())
+                .map(|l| m::PerNodeLimit { workload: workload_ref(l.workload), max_pods: l.max_pods })
+                .collect()
+        })
     }
 }
 

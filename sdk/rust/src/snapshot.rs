@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{
     CapacityBuffer, FargatePricing, GroupCooldown, GroupOptions, HorizontalAutoscaler, LaunchFailure, MetricSeries,
-    Node, NodeGroup, NodeGroupKind, PendingPod, PendingShape, PlacementCooldown, PodShape, Proposal, ProvisioningTime,
-    Resources, ScheduledRun, Workload, WorkloadRef,
+    Node, NodeGroup, NodeGroupKind, PendingPod, PendingShape, PerNodeLimit, PlacementCooldown, PodShape, Proposal,
+    ProvisioningTime, Resources, ScheduledRun, Workload, WorkloadRef,
 };
 
 /// How long after it registered a node that is not Ready is taken for lost or stuck rather
@@ -136,6 +136,18 @@ pub trait Snapshot {
         &[]
     }
 
+    /// The workloads whose pods may not share a node beyond a count, by workload (interface
+    /// 0.1.12); empty from an older host, and a workload without such a rule is not listed.
+    fn per_node_limits(&self) -> &[PerNodeLimit] {
+        &[]
+    }
+
+    /// How many pods of `workload` one node may run, if the scheduler limits it (see
+    /// [`Snapshot::per_node_limits`]).
+    fn max_per_node(&self, workload: &WorkloadRef) -> Option<u32> {
+        self.per_node_limits().iter().find(|l| &l.workload == workload).map(|l| l.max_pods)
+    }
+
     /// One group's recent provisioning times, if the host has seen it deliver (see
     /// [`Snapshot::provisioning_times`]).
     fn provisioning_time_of(&self, group: &str) -> Option<&ProvisioningTime> {
@@ -207,6 +219,8 @@ pub struct SnapshotData {
     pub provisioning_times: Vec<ProvisioningTime>,
     /// The CapacityBuffers that resolve, by namespace and name (interface 0.1.11).
     pub capacity_buffers: Vec<CapacityBuffer>,
+    /// The workloads whose pods may not share a node beyond a count (interface 0.1.12).
+    pub per_node_limits: Vec<PerNodeLimit>,
     /// Where a host's snapshot finds a node's pods, only when a policy asks: never written.
     #[serde(skip)]
     pub pods_source: PodsSource,
@@ -326,6 +340,9 @@ impl Snapshot for SnapshotData {
     }
     fn capacity_buffers(&self) -> &[CapacityBuffer] {
         &self.capacity_buffers
+    }
+    fn per_node_limits(&self) -> &[PerNodeLimit] {
+        &self.per_node_limits
     }
     fn pods_on_node(&self, node: &str) -> Vec<PodShape> {
         match self.pods_on_nodes.get(node) {

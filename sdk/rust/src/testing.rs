@@ -246,6 +246,14 @@ impl SnapshotBuilder {
         self
     }
 
+    /// Says at most `max_pods` pods of `workload` run on one node (interface 0.1.12
+    /// `per-node-limits`).
+    pub fn per_node_limit(mut self, workload: WorkloadRef, max_pods: u32) -> Self {
+        self.data.per_node_limits.retain(|l| l.workload != workload);
+        self.data.per_node_limits.push(PerNodeLimit { workload, max_pods });
+        self
+    }
+
     pub fn build(self) -> SnapshotData {
         self.data
     }

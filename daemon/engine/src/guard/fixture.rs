@@ -121,6 +121,7 @@ fn workload_view(id: WorkloadRef, traits: FargateTraits) -> WorkloadView {
         placement: Placement::Ec2(None),
         fargate_traits: traits,
         usage_per_replica: None,
+        max_per_node: None,
     }
 }
 

@@ -29,6 +29,7 @@ impl ClusterStore {
                     placement: self.placement(&w.template, owned),
                     fargate_traits: w.traits.clone(),
                     usage_per_replica: owned.filter(|o| o.measured > 0).map(OwnerPods::mean_usage),
+                    max_per_node: w.max_per_node,
                 }
             })
             .collect();

@@ -162,6 +162,9 @@ impl Scenario {
         {
             return Err(invalid(at("batches.every"), "must be more than 0s"));
         }
+        if w.max_per_node == Some(0) {
+            return Err(invalid(at("max-per-node"), "must be at least 1, got 0"));
+        }
         if w.placement == Target::Fargate && self.fargate.is_none() {
             return Err(invalid(at("placement"), "`fargate` needs a `fargate:` profile in the scenario"));
         }

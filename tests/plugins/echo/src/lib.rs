@@ -61,6 +61,8 @@ impl Policy for Echo {
                 provisioning_times: snapshot.provisioning_times().to_vec(),
                 // `capacity-buffers` (0.1.11).
                 capacity_buffers: snapshot.capacity_buffers().to_vec(),
+                // `per-node-limits` (0.1.12).
+                per_node_limits: snapshot.per_node_limits().to_vec(),
                 pods_source: Default::default(),
                 shapes: Default::default(),
             },

@@ -1,0 +1,140 @@
+//! How many pods of a workload one node may run, read from its pod template as the scheduler
+//! reads it: a required pod anti-affinity on the node's hostname against the workload's own
+//! pods allows 1, a hostname topology spread that may not be broken allows its `maxSkew` (a
+//! node added empty may take that many before the skew is reached).
+//!
+//! # Caveats
+//! - A term that selects its namespaces by `namespaceSelector` (other than the empty one,
+//!   which selects all) is not judged: the namespaces' labels are not watched.
+//! - Zone-wide rules (a spread on `topology.kubernetes.io/zone`) limit no single node and
+//!   are not read here.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{PodAffinityTerm, PodTemplateSpec, TopologySpreadConstraint};
+
+use crate::store::selects;
+
+/// The label every node carries with its own name: a rule over it is a rule per node.
+pub const HOSTNAME: &str = "kubernetes.io/hostname";
+
+/// At most this many of the template's pods on one node, if its rules say; `namespace` is
+/// the workload's.
+pub fn max_per_node(template: &PodTemplateSpec, namespace: &str) -> Option<u32> {
+    let spec = template.spec.as_ref()?;
+    let empty = BTreeMap::new();
+    let labels = template.metadata.as_ref().and_then(|m| m.labels.as_ref()).unwrap_or(&empty);
+    let anti_affinity = spec
+        .affinity
+        .as_ref()
+        .and_then(|a| a.pod_anti_affinity.as_ref())
+        .and_then(|a| a.required_during_scheduling_ignored_during_execution.as_ref())
+        .into_iter()
+        .flatten()
+        .any(|term| term.topology_key == HOSTNAME && repels_own(term, labels, namespace))
+        .then_some(1);
+    let spread = spec
+        .topology_spread_constraints
+        .iter()
+        .flatten()
+        .filter(|c| binds_per_node(c, labels))
+        .map(|c| u32::try_from(c.max_skew).unwrap_or(1).max(1))
+        .min();
+    anti_affinity.into_iter().chain(spread).min()
+}
+
+/// The term keeps a pod away from the pods of its own template.
+fn repels_own(term: &PodAffinityTerm, labels: &BTreeMap<String, String>, namespace: &str) -> bool {
+    let in_own_namespace = match (&term.namespace_selector, term.namespaces.as_deref()) {
+        (Some(selector), _) if selector.match_labels.is_none() && selector.match_expressions.is_none() => true,
+        (Some(_), Some(listed)) => listed.iter().any(|n| n == namespace),
+        (Some(_), None) => false,
+        (None, None | Some([])) => true,
+        (None, Some(listed)) => listed.iter().any(|n| n == namespace),
+    };
+    // `mismatchLabelKeys` selects pods whose value differs from the pod's own: never its own.
+    let mismatch = term.mismatch_label_keys.iter().flatten().any(|k| labels.contains_key(k));
+    in_own_namespace && !mismatch && term.label_selector.as_ref().is_some_and(|s| selects(s, labels))
+}
+
+/// A spread over single nodes that the scheduler will not break, counting the template's pods.
+fn binds_per_node(constraint: &TopologySpreadConstraint, labels: &BTreeMap<String, String>) -> bool {
+    constraint.topology_key == HOSTNAME
+        && constraint.when_unsatisfiable == "DoNotSchedule"
+        && constraint.label_selector.as_ref().is_some_and(|s| selects(s, labels))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    /// A template labelled app=web, tier=front with `rules` (affinity and spread) in its spec.
+    fn template(rules: Value) -> PodTemplateSpec {
+        let mut spec = json!({"containers": [{"name": "c"}]});
+        for (key, value) in rules.as_object().into_iter().flatten() {
+            spec[key] = value.clone();
+        }
+        serde_json::from_value(json!({"metadata": {"labels": {"app": "web", "tier": "front"}}, "spec": spec})).unwrap()
+    }
+
+    fn anti_affinity(term: Value) -> Value {
+        json!({"affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [term]}}})
+    }
+
+    fn spread(key: &str, skew: i32, unsatisfiable: &str) -> Value {
+        json!({"topologySpreadConstraints": [{
+            "topologyKey": key, "maxSkew": skew, "whenUnsatisfiable": unsatisfiable,
+            "labelSelector": {"matchLabels": {"app": "web"}},
+        }]})
+    }
+
+    #[test]
+    fn anti_affinity_against_its_own_pods_on_the_hostname_allows_one() {
+        let own = |selector: Value| anti_affinity(json!({"topologyKey": HOSTNAME, "labelSelector": selector}));
+        let one = |rules| max_per_node(&template(rules), "shop");
+        assert_eq!(one(own(json!({"matchLabels": {"app": "web"}}))), Some(1));
+        let by_expression = json!({"matchExpressions": [{"key": "app", "operator": "In", "values": ["web", "api"]}]});
+        assert_eq!(one(own(by_expression)), Some(1));
+        assert_eq!(one(own(json!({}))), Some(1), "the empty selector selects every pod, its own too");
+        assert_eq!(one(own(json!({"matchLabels": {"app": "db"}}))), None, "kept from another app's pods only");
+        let zone = anti_affinity(
+            json!({"topologyKey": "topology.kubernetes.io/zone", "labelSelector": {"matchLabels": {"app": "web"}}}),
+        );
+        assert_eq!(one(zone), None, "a zone-wide rule limits no single node");
+        let preferred = json!({"affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+            {"weight": 100, "podAffinityTerm": {"topologyKey": HOSTNAME, "labelSelector": {"matchLabels": {"app": "web"}}}},
+        ]}}});
+        assert_eq!(one(preferred), None, "a preference the scheduler may break");
+        assert_eq!(one(json!({})), None);
+    }
+
+    #[test]
+    fn anti_affinity_counts_only_when_its_namespaces_hold_the_workload() {
+        let term = |extra: Value| {
+            let mut t = json!({"topologyKey": HOSTNAME, "labelSelector": {"matchLabels": {"app": "web"}}});
+            for (k, v) in extra.as_object().into_iter().flatten() {
+                t[k] = v.clone();
+            }
+            max_per_node(&template(anti_affinity(t)), "shop")
+        };
+        assert_eq!(term(json!({"namespaces": ["shop", "ops"]})), Some(1));
+        assert_eq!(term(json!({"namespaces": ["ops"]})), None, "other namespaces' pods only");
+        assert_eq!(term(json!({"namespaceSelector": {}})), Some(1), "every namespace");
+        assert_eq!(term(json!({"namespaceSelector": {"matchLabels": {"team": "a"}}})), None, "not judged");
+        assert_eq!(term(json!({"mismatchLabelKeys": ["tier"]})), None, "pods of another tier only");
+        assert_eq!(term(json!({"matchLabelKeys": ["tier"]})), Some(1), "pods of its own tier: its own");
+    }
+
+    #[test]
+    fn a_hostname_spread_that_may_not_be_broken_allows_its_skew() {
+        let limit = |rules| max_per_node(&template(rules), "shop");
+        assert_eq!(limit(spread(HOSTNAME, 2, "DoNotSchedule")), Some(2));
+        assert_eq!(limit(spread(HOSTNAME, 2, "ScheduleAnyway")), None, "a preference");
+        assert_eq!(limit(spread("topology.kubernetes.io/zone", 1, "DoNotSchedule")), None, "zone-wide");
+        let mut both = spread(HOSTNAME, 3, "DoNotSchedule");
+        both["affinity"] = anti_affinity(json!({"topologyKey": HOSTNAME, "labelSelector": {}}))["affinity"].clone();
+        assert_eq!(limit(both), Some(1), "the tighter rule holds");
+    }
+}
