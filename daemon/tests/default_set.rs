@@ -478,14 +478,15 @@ fn groups_alike_but_for_their_zone_grow_together() {
     assert!((b - u).abs() <= 0.02 * u, "the same cost: ${b:.2} balanced, ${u:.2} not");
 }
 
-/// Four web replicas kept one to a node (required pod anti-affinity on the hostname), beside
-/// an api whose pods go anywhere: the default set buys a node per web pod at once, and
-/// removes none of them as under-used, since no web pod has anywhere else to go.
+/// deploy/examples/scenarios/kept-apart.yaml: four web replicas kept one to a node (required
+/// pod anti-affinity on the hostname), beside an api whose pods go anywhere. The default set
+/// buys a node per web pod at once, and removes none of them as under-used, since no web pod
+/// has anywhere else to go.
 #[test]
 fn pods_kept_apart_get_their_nodes_at_once_and_keep_them() {
-    let text = "name: apart\nduration: 2h\nnode-groups:\n  - {id: general, instance-types: [m5.large], min-size: 0, max-size: 20}\nworkloads:\n  - {name: web, requests: {cpu: 250m, memory: 512Mi}, replicas: {constant: 4}, max-per-node: 1}\n  - {name: api, requests: {cpu: 250m, memory: 512Mi}, replicas: {constant: 4}}\n";
-    let scenario = Scenario::parse(Path::new("apart.yaml"), text).unwrap();
-    let (report, _) = recorded_with(1, scenario, defaults());
+    let path = root().join("deploy/examples/scenarios/kept-apart.yaml");
+    let scenario = scenario::resolve(path.to_str().unwrap()).unwrap();
+    let (report, _) = recorded_with(scenario.seed, scenario, defaults());
     let summary = &report.summary;
     assert_eq!(summary.nodes_removed, 0, "a web pod's node has no other web pod's room to give: {summary:?}");
     assert_eq!(summary.scale_ups, 1, "four nodes in one step, not one per round of pending pods: {summary:?}");

@@ -13,7 +13,7 @@
 
 use ballast_sdk::prelude::*;
 
-use super::apart::Apart;
+use super::kept_apart::KeptApart;
 
 /// What must move off a node: its pods and their requests, DaemonSet pods aside.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -52,7 +52,7 @@ pub struct Taken {
     room: Vec<(usize, Resources)>,
     /// The pods placed by shape, from [`place_shapes`].
     placed: Vec<Placed>,
-    /// Pods of workloads kept apart it counted, as (workload, target, pods) ([`Apart`]).
+    /// Pods of workloads kept apart it counted, as (workload, target, pods) ([`KeptApart`]).
     apart: Vec<(usize, usize, u32)>,
 }
 
@@ -77,7 +77,7 @@ impl Taken {
 
     /// Returns the room to the targets it was taken from (the same slice, unchanged since),
     /// and uncounts its pods of workloads kept apart.
-    pub fn give_back(self, targets: &mut [Target], apart: &mut Apart) {
+    pub fn give_back(self, targets: &mut [Target], apart: &mut KeptApart) {
         for (i, room) in self.room {
             targets[i].free = targets[i].free.saturating_add(&room);
         }
@@ -98,7 +98,7 @@ impl Taken {
 pub fn place_shapes<P: AsRef<[usize]>>(
     shapes: &[PodShape],
     targets: &mut [Target],
-    apart: &mut Apart,
+    apart: &mut KeptApart,
     on: impl Fn(usize) -> P,
 ) -> (Taken, Vec<Left>) {
     let mut order: Vec<usize> = (0..shapes.len()).collect();

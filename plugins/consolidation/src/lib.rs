@@ -64,9 +64,10 @@
 //! (a replacement's new node then stays empty and goes as spare after the replacement ends).
 
 mod admitted;
-mod apart;
 mod fit;
+mod kept_apart;
 mod merge;
+mod received;
 mod replace;
 mod settings;
 mod shrink;
@@ -76,8 +77,8 @@ use std::collections::BTreeMap;
 use ballast_sdk::prelude::*;
 use serde::{Deserialize, Serialize};
 
-pub use apart::Apart;
 pub use fit::{Left, Load, Taken, Target, place, place_shapes};
+pub use kept_apart::KeptApart;
 pub use settings::Settings;
 
 /// The most candidates weighed in one evaluation, lightest first: each is a placement over
@@ -210,7 +211,7 @@ struct Plan<'a> {
     /// Which group admits which shape, by the shape's constraints.
     admitted: admitted::Admitted,
     /// Pods of workloads that limit them per node, on each target.
-    apart: Apart,
+    apart: KeptApart,
 }
 
 /// The groups earlier policies of the chain asked to keep or grow this tick.
@@ -368,7 +369,7 @@ impl<'a> Plan<'a> {
             c.target = position[c.target];
         }
         wait_for_shrinks(snapshot, &mut candidates, &mut state.followed, now, settings);
-        let mut apart = Apart::new(snapshot);
+        let mut apart = KeptApart::new(snapshot);
         apart.count_if_needed(snapshot, &targets, candidates.iter().flat_map(|c| c.shapes.iter().flatten()));
         // A price that is not a number is never at most a ceiling: such a group is never
         // offered; nor is one whose launches failed lately.
@@ -457,7 +458,7 @@ impl<'a> Plan<'a> {
         let mut unfit = Vec::new();
         // Pods of chosen nodes, by the target they are to move to: a target chosen in turn
         // takes them along.
-        let mut received = Received::default();
+        let mut received = received::Received::default();
         let candidates = std::mem::take(&mut self.candidates);
         for mut c in candidates {
             let group = c.group.id.as_str();
@@ -512,45 +513,6 @@ impl<'a> Plan<'a> {
             decisions.extend(self.replacement(&unfit));
         }
         decisions
-    }
-}
-
-/// Pods of the nodes chosen this evaluation, by the target each is to move to: a target
-/// chosen after them must find them room too, or they would have nowhere to go.
-#[derive(Default)]
-struct Received {
-    pods: BTreeMap<usize, Vec<PodShape>>,
-    /// Targets that took pods known only by their total (from a host before 0.1.4).
-    unknown: std::collections::BTreeSet<usize>,
-}
-
-impl Received {
-    /// Adds to `c` the pods its node is to receive; false if they are not known by shape,
-    /// when `c` stays this tick.
-    fn take_along(&mut self, c: &mut Candidate<'_>) -> bool {
-        if self.unknown.contains(&c.target) {
-            return false;
-        }
-        let Some(pods) = self.pods.remove(&c.target) else { return true };
-        let Some(shapes) = c.shapes.as_mut() else { return false };
-        for pod in pods {
-            c.load.pods += pod.count;
-            c.load.requests = c.load.requests.saturating_add(&pod.requests.times(pod.count));
-            shapes.push(pod);
-        }
-        true
-    }
-
-    /// Notes where chosen `c`'s pods go.
-    fn record(&mut self, c: &Candidate<'_>, taken: &Taken) {
-        match &c.shapes {
-            Some(shapes) => {
-                for p in taken.placed() {
-                    self.pods.entry(p.target).or_default().push(PodShape { count: p.count, ..shapes[p.shape].clone() });
-                }
-            }
-            None => self.unknown.extend(taken.receivers()),
-        }
     }
 }
 

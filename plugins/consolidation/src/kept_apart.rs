@@ -15,23 +15,23 @@ use super::fit::Target;
 
 /// The limited workloads and their pods on each target.
 #[derive(Clone, Debug, Default)]
-pub struct Apart {
+pub struct KeptApart {
     /// Each limited workload's limit, by its index here.
     limits: Vec<(WorkloadRef, u32)>,
     /// Pods of a limited workload (its index) on a target (its index in the plan's targets).
     on_target: HashMap<(usize, usize), u32>,
 }
 
-impl Apart {
+impl KeptApart {
     /// The limits the snapshot serves, nothing counted yet.
     pub fn new(snapshot: &dyn Snapshot) -> Self {
         let limits = snapshot.per_node_limits().iter().map(|l| (l.workload.clone(), l.max_pods)).collect();
-        Apart { limits, on_target: HashMap::new() }
+        KeptApart { limits, on_target: HashMap::new() }
     }
 
     /// The same limits, for nodes that run none of their pods (a new node).
     pub fn empty_nodes(&self) -> Self {
-        Apart { limits: self.limits.clone(), on_target: HashMap::new() }
+        KeptApart { limits: self.limits.clone(), on_target: HashMap::new() }
     }
 
     /// The index of the workload `shape` belongs to, if it limits its pods per node.
@@ -71,7 +71,7 @@ impl Apart {
         *self.on_target.entry((w, t)).or_default() += pods;
     }
 
-    /// Takes back what [`Apart::add`] counted.
+    /// Takes back what [`KeptApart::add`] counted.
     pub fn remove(&mut self, w: usize, t: usize, pods: u32) {
         if let Some(here) = self.on_target.get_mut(&(w, t)) {
             *here = here.saturating_sub(pods);
