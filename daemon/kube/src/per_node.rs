@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{PodAffinityTerm, PodTemplateSpec, TopologySpreadConstraint};
+use k8s_openapi::api::core::v1::{PodAffinityTerm, PodSpec, PodTemplateSpec, TopologySpreadConstraint};
 
 use crate::store::selects;
 
@@ -21,9 +21,14 @@ pub const HOSTNAME: &str = "kubernetes.io/hostname";
 /// At most this many of the template's pods on one node, if its rules say; `namespace` is
 /// the workload's.
 pub fn max_per_node(template: &PodTemplateSpec, namespace: &str) -> Option<u32> {
-    let spec = template.spec.as_ref()?;
     let empty = BTreeMap::new();
     let labels = template.metadata.as_ref().and_then(|m| m.labels.as_ref()).unwrap_or(&empty);
+    of_pod(labels, template.spec.as_ref()?, namespace)
+}
+
+/// At most this many pods like this one (its `labels` and `spec`, in `namespace`) on one
+/// node, if its rules say.
+pub fn of_pod(labels: &BTreeMap<String, String>, spec: &PodSpec, namespace: &str) -> Option<u32> {
     let anti_affinity = spec
         .affinity
         .as_ref()

@@ -11,7 +11,9 @@ use ballast_proto::k8s::io::apimachinery::pkg::apis::meta::v1 as pbmeta;
 use ballast_proto::k8s::io::apimachinery::pkg::runtime::Unknown;
 use k8s_openapi::api::core::v1 as core;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
+    LabelSelector, LabelSelectorRequirement, ObjectMeta, OwnerReference,
+};
 use prost::Message;
 
 /// What precedes an object in Kubernetes' protobuf wire encoding (then a `runtime.Unknown`).
@@ -106,10 +108,62 @@ fn requirements(r: &pb::ResourceRequirements) -> core::ResourceRequirements {
     core::ResourceRequirements { limits: quantities(&r.limits), requests: quantities(&r.requests), claims: None }
 }
 
+fn selector(s: &pbmeta::LabelSelector) -> LabelSelector {
+    let expressions: Vec<LabelSelectorRequirement> = s
+        .match_expressions
+        .iter()
+        .map(|e| LabelSelectorRequirement {
+            key: e.key.clone().unwrap_or_default(),
+            operator: e.operator.clone().unwrap_or_default(),
+            values: Some(e.values.clone()),
+        })
+        .collect();
+    LabelSelector {
+        match_labels: strings(&s.match_labels),
+        match_expressions: (!expressions.is_empty()).then_some(expressions),
+    }
+}
+
+fn strings_list(list: &[String]) -> Option<Vec<String>> {
+    (!list.is_empty()).then(|| list.to_vec())
+}
+
+/// The required anti-affinity terms: what keeps a pod off a node (see
+/// [`crate::kubernetes::per_node`]).
+fn anti_affinity(a: &pb::PodAntiAffinity) -> core::PodAntiAffinity {
+    let term = |t: &pb::PodAffinityTerm| core::PodAffinityTerm {
+        label_selector: t.label_selector.as_ref().map(selector),
+        namespaces: strings_list(&t.namespaces),
+        topology_key: t.topology_key.clone().unwrap_or_default(),
+        namespace_selector: t.namespace_selector.as_ref().map(selector),
+        match_label_keys: strings_list(&t.match_label_keys),
+        mismatch_label_keys: strings_list(&t.mismatch_label_keys),
+    };
+    core::PodAntiAffinity {
+        required_during_scheduling_ignored_during_execution: (!a
+            .required_during_scheduling_ignored_during_execution
+            .is_empty())
+        .then(|| a.required_during_scheduling_ignored_during_execution.iter().map(term).collect()),
+        preferred_during_scheduling_ignored_during_execution: None,
+    }
+}
+
+fn spread(c: &pb::TopologySpreadConstraint) -> core::TopologySpreadConstraint {
+    core::TopologySpreadConstraint {
+        max_skew: c.max_skew.unwrap_or_default(),
+        topology_key: c.topology_key.clone().unwrap_or_default(),
+        when_unsatisfiable: c.when_unsatisfiable.clone().unwrap_or_default(),
+        label_selector: c.label_selector.as_ref().map(selector),
+        match_label_keys: strings_list(&c.match_label_keys),
+        ..core::TopologySpreadConstraint::default()
+    }
+}
+
 fn affinity(a: &pb::Affinity) -> core::Affinity {
     let required =
         a.node_affinity.as_ref().and_then(|n| n.required_during_scheduling_ignored_during_execution.as_ref());
     core::Affinity {
+        pod_anti_affinity: a.pod_anti_affinity.as_ref().map(anti_affinity),
         node_affinity: required.map(|r| core::NodeAffinity {
             required_during_scheduling_ignored_during_execution: Some(core::NodeSelector {
                 node_selector_terms: r
@@ -153,6 +207,8 @@ pub fn pod(p: &pb::Pod) -> core::Pod {
         node_selector: strings(&s.node_selector),
         node_name: s.node_name.clone(),
         affinity: s.affinity.as_ref().map(affinity),
+        topology_spread_constraints: (!s.topology_spread_constraints.is_empty())
+            .then(|| s.topology_spread_constraints.iter().map(spread).collect()),
         tolerations: (!s.tolerations.is_empty()).then(|| s.tolerations.iter().map(toleration).collect()),
         priority: s.priority,
         overhead: quantities(&s.overhead),

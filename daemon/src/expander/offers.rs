@@ -3,7 +3,8 @@
 //! Each option becomes a node group from its template node: the instance type, capacity,
 //! allocatable, labels, taints and zone of a node the group would add, priced from the
 //! bundled table (or `on-demand-prices`), with `desired-size` 0 and `max-size` the option's
-//! node count, the room CA offers. The pending pods are those of every option, once each.
+//! node count, the room CA offers. The pending pods are those of every option, once each,
+//! with the per-node limits their anti-affinity and hostname spread set (`per-node-limits`).
 //! Nothing else is known: the snapshot has no nodes and no workloads, so a policy sizes each
 //! group for the pending pods alone, which is the question CA asks.
 
@@ -11,7 +12,9 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use ballast_proto::grpcplugin as ca;
 use ballast_proto::k8s::io::api::core::v1 as pb;
-use ballast_sdk::{CAPACITY_TYPE_LABEL, InstanceType, NodeGroup, NodeGroupKind, PendingPod, SnapshotData, WorkloadRef};
+use ballast_sdk::{
+    CAPACITY_TYPE_LABEL, InstanceType, NodeGroup, NodeGroupKind, PendingPod, PerNodeLimit, SnapshotData, WorkloadRef,
+};
 use k8s_openapi::api::core::v1 as core;
 
 use super::objects;
@@ -89,6 +92,11 @@ pub fn read(request: &ca::BestOptionsRequest, pricing: &Pricing, now_millis: u64
         taken_at_millis: now_millis,
         node_groups: groups,
         pending_pods: pods.by_name.into_values().collect(),
+        per_node_limits: pods
+            .per_node
+            .into_iter()
+            .map(|(workload, max_pods)| PerNodeLimit { workload, max_pods })
+            .collect(),
         ..SnapshotData::default()
     };
     Ok(Offers { offers, snapshot })
@@ -99,6 +107,9 @@ pub fn read(request: &ca::BestOptionsRequest, pricing: &Pricing, now_millis: u64
 #[derive(Default)]
 struct Pods<'r> {
     by_name: BTreeMap<(String, String), PendingPod>,
+    /// The pods' owners that keep them apart, with how many a node may run (the tightest a
+    /// pod of theirs says).
+    per_node: BTreeMap<WorkloadRef, u32>,
     /// Serialised pods already read.
     bytes_seen: HashSet<&'r [u8]>,
 }
@@ -130,7 +141,11 @@ impl<'r> Pods<'r> {
         Ok(option.pod_bytes.len())
     }
 
-    fn add(&mut self, pod: PendingPod) {
+    fn add(&mut self, (pod, per_node): (PendingPod, Option<u32>)) {
+        if let Some((owner, max)) = pod.owner.clone().zip(per_node) {
+            let limit = self.per_node.entry(owner).or_insert(max);
+            *limit = (*limit).min(max);
+        }
         self.by_name.entry((pod.namespace.clone(), pod.name.clone())).or_insert(pod);
     }
 }
@@ -151,7 +166,8 @@ fn template(request: &ca::BestOptionsRequest, group: &str, at: &str) -> Result<(
     }
 }
 
-fn pending(pod: &core::Pod, field: &str) -> Result<PendingPod, BadRequest> {
+/// The pod as policies see it, and how many like it a node may run if it says.
+fn pending(pod: &core::Pod, field: &str) -> Result<(PendingPod, Option<u32>), BadRequest> {
     let meta = &pod.metadata;
     let spec = pod.spec.as_ref().ok_or_else(|| bad(format!("{field}.spec"), "missing"))?;
     let requests = convert::requests(spec)
@@ -159,7 +175,9 @@ fn pending(pod: &core::Pod, field: &str) -> Result<PendingPod, BadRequest> {
     let template = convert::template(meta, spec);
     let namespace = meta.namespace.clone().unwrap_or_else(|| "default".into());
     let owner = controller(meta).map(|(kind, name)| WorkloadRef { kind, namespace: namespace.clone(), name });
-    Ok(PendingPod {
+    let per_node =
+        crate::kubernetes::per_node::of_pod(meta.labels.as_ref().unwrap_or(&BTreeMap::new()), spec, &namespace);
+    let pod = PendingPod {
         name: meta.name.clone().ok_or_else(|| bad(format!("{field}.metadata.name"), "missing"))?,
         namespace,
         requests,
@@ -168,7 +186,8 @@ fn pending(pod: &core::Pod, field: &str) -> Result<PendingPod, BadRequest> {
         affinity_keys: template.affinity_keys,
         tolerations: template.tolerations,
         age_seconds: 0,
-    })
+    };
+    Ok((pod, per_node))
 }
 
 fn label<'a>(node: &'a core::Node, key: &str) -> Option<&'a str> {
