@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use ballast_proto::v1 as pb;
-use ballast_sdk::{NodeGroupKind, PendingPod, Placement, SnapshotData};
+use ballast_sdk::{NodeGroupKind, PendingPod, Placement, Snapshot, SnapshotData};
 use tonic::{Request, Response, Status};
 
 use super::super::ControlState;
@@ -168,6 +168,12 @@ fn pending_pod(snapshot: &SnapshotData, observed: &Observed, p: &PendingPod) -> 
         p.requests.cpu_millis,
         p.requests.memory_bytes >> 20
     )];
+    if let Some((owner, max)) = p.owner.as_ref().and_then(|o| Some((o, snapshot.max_per_node(o)?))) {
+        facts.push(format!(
+            "kept apart: at most {max} of {owner}'s pods on one node (required pod anti-affinity or a \
+             topology spread on kubernetes.io/hostname), so it needs a node that runs fewer"
+        ));
+    }
     let mut admitting = Vec::new();
     for g in snapshot.node_groups.iter().filter(|g| g.kind == NodeGroupKind::Asg) {
         if let Some(refusal) = g.refusal(p) {
@@ -252,5 +258,26 @@ mod tests {
 
         let huge = pending_pod(&obs.snapshot, &observed, &pending("huge"));
         assert!(huge.admitting.is_empty() && huge.summary.ends_with("no node group can run it"), "{}", huge.summary);
+        assert!(!waiting.facts.iter().any(|f| f.starts_with("kept apart")), "{:?}", waiting.facts);
+    }
+
+    #[test]
+    fn a_pending_pod_kept_apart_says_how_many_of_its_workloads_pods_a_node_may_run() {
+        let mut world = fixture::World::default();
+        world.pods.push(fixture::pod("web-9", None, Some(fixture::web()), 500));
+        world.cluster.workloads[0].max_per_node = Some(1);
+        let obs = Arc::new(world.observe());
+        let observed = Observed {
+            at_millis: NOW,
+            obs: obs.clone(),
+            state: world.state.clone(),
+            guardrails: world.config.clone(),
+            unplaceable_pods: 0,
+        };
+        let web9 = obs.snapshot.pending_pods.iter().find(|p| p.name == "web-9").unwrap();
+        let waiting = pending_pod(&obs.snapshot, &observed, web9);
+        let told = "kept apart: at most 1 of deployment/shop/web's pods on one node (required pod anti-affinity or a \
+                    topology spread on kubernetes.io/hostname), so it needs a node that runs fewer";
+        assert!(waiting.facts.iter().any(|f| f == told), "{:?}", waiting.facts);
     }
 }
