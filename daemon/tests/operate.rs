@@ -579,6 +579,38 @@ async fn keeps_its_node(pod: Value) {
     stop(daemon);
 }
 
+/// Two under-used nodes, each running one pod of a Deployment kept one to a node by
+/// anti-affinity: by room either pod fits beside the other, but the scheduler would not put
+/// it there, so in the real process neither node is cordoned, drained or terminated (with the
+/// limit withheld from the policies, one goes within the unneeded time).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_pod_is_kept_apart_from_the_others_is_not_removed() {
+    let (site, engine) = two_empty_nodes("").await;
+    let mut web = deployment("web");
+    web["spec"]["template"]["spec"]["affinity"] = json!({"podAntiAffinity": {
+        "requiredDuringSchedulingIgnoredDuringExecution": [
+            {"topologyKey": "kubernetes.io/hostname", "labelSelector": {"matchLabels": {"app": "web"}}}]}});
+    site.standin.create(web).unwrap();
+    site.standin.create(replica_set("web-rs", "web")).unwrap();
+    for i in 0..2 {
+        let pod =
+            running_pod(&format!("web-{i}"), &format!("n{i}"), Some(("ReplicaSet", "web-rs")), json!({"app": "web"}));
+        site.standin.create(pod).unwrap();
+    }
+    let daemon = site.replica("ops", &engine, UNNEEDED_AFTER_4S, "");
+    let path = site.journal();
+    let ticks = |journal: &[Value]| journal.iter().filter(|r| r["record"] == "tick").count();
+    if eventually(Duration::from_secs(30), async || ticks(&records(&path)) >= 10).await.is_none() {
+        fail(daemon, "ten ticks were never recorded");
+    }
+    assert_eq!(site.group().await.1.len(), 2, "{:#?}", records(&path));
+    for i in 0..2 {
+        let node = site.standin.get("v1", "Node", "", &format!("n{i}")).unwrap();
+        assert_ne!(node["spec"]["unschedulable"], true, "n{i} never cordoned: {node}");
+    }
+    stop(daemon);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fargate_ineligible_workload_is_never_steered_to_fargate() {
     let site = Site::start(1).await;
