@@ -25,37 +25,40 @@ pub struct KeptApart<'s> {
     /// Pods of each limited workload on the nodes chosen to go.
     moving: HashMap<WorkloadRef, u32>,
     gone: BTreeSet<String>,
+    /// The last node checked and its pods kept apart, for its going.
+    checked: Option<(String, Vec<Apart>)>,
 }
 
 impl<'s> KeptApart<'s> {
     pub fn new(snapshot: &'s dyn Snapshot) -> Self {
-        KeptApart { snapshot, counts: None, moving: HashMap::new(), gone: BTreeSet::new() }
+        KeptApart { snapshot, counts: None, moving: HashMap::new(), gone: BTreeSet::new(), checked: None }
     }
 
-    /// The node's pods of workloads kept apart.
-    fn on(&self, node: &Node) -> Vec<Apart> {
+    /// Of a node's pods (`shapes`), those of workloads kept apart that a drain moves.
+    fn of(&self, shapes: &[PodShape]) -> Vec<Apart> {
         if self.snapshot.per_node_limits().is_empty() {
             return Vec::new();
         }
-        (self.snapshot.pods_on_node(&node.name).into_iter())
-            .filter(|s| s.moves_on_drain)
+        (shapes.iter().filter(|s| s.moves_on_drain))
             .filter_map(|s| {
-                let workload = s.owner?;
+                let workload = s.owner.clone()?;
                 let max = self.snapshot.max_per_node(&workload)?;
                 Some(Apart { workload, pods: s.count, max })
             })
             .collect()
     }
 
-    /// True if `node`'s pods kept apart each have a place on the `schedulable` nodes that
-    /// stay, after those of the nodes already chosen to go.
-    pub fn fit_elsewhere(&mut self, node: &Node, schedulable: &[&Node]) -> bool {
-        let mine = self.on(node);
-        if mine.is_empty() {
+    /// True if the pods kept apart among `node`'s (`shapes`) each have a place on the
+    /// `schedulable` nodes that stay, after those of the nodes already chosen to go.
+    pub fn fit_elsewhere(&mut self, node: &Node, shapes: &[PodShape], schedulable: &[&Node]) -> bool {
+        let mine = self.of(shapes);
+        let empty = mine.is_empty();
+        self.checked = Some((node.name.clone(), mine));
+        if empty {
             return true;
         }
         self.count(schedulable);
-        let Some(counts) = &self.counts else { return true };
+        let (Some(counts), Some((_, mine))) = (&self.counts, &self.checked) else { return true };
         let staying = || schedulable.iter().filter(|n| n.name != node.name && !self.gone.contains(&n.name));
         mine.iter().all(|a| {
             let here = |n: &Node| counts.get(&a.workload).and_then(|c| c.get(&n.name)).copied().unwrap_or(0);
@@ -64,9 +67,13 @@ impl<'s> KeptApart<'s> {
         })
     }
 
-    /// Counts `node` as going: its pods kept apart take places elsewhere.
+    /// Counts `node`, the last checked, as going: its pods kept apart take places elsewhere.
     pub fn going(&mut self, node: &Node) {
-        for a in self.on(node) {
+        let mine = match self.checked.take() {
+            Some((checked, mine)) if checked == node.name => mine,
+            _ => self.of(&self.snapshot.pods_on_node(&node.name)),
+        };
+        for a in mine {
             *self.moving.entry(a.workload).or_default() += a.pods;
         }
         self.gone.insert(node.name.clone());

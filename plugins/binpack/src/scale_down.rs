@@ -39,9 +39,8 @@ impl GroupRule {
     }
 }
 
-/// What the node's pods of `which` shapes request in all, each pod counted as one pod slot.
-fn requests_of(snapshot: &dyn Snapshot, node: &Node, which: impl Fn(&PodShape) -> bool) -> Resources {
-    let shapes = snapshot.pods_on_node(&node.name);
+/// What the pods of `which` of `shapes` request in all, each pod counted as one pod slot.
+fn requests_of(shapes: &[PodShape], which: impl Fn(&PodShape) -> bool) -> Resources {
     (shapes.iter().filter(|s| which(s)))
         .fold(Resources::ZERO, |sum, s| sum.saturating_add(&Resources { pods: 1, ..s.requests }.times(s.count)))
 }
@@ -52,15 +51,16 @@ fn utilisation_by_rule(snapshot: &dyn Snapshot, node: &Node, rule: &GroupRule) -
     if !rule.ignore_daemonsets {
         return node.utilisation();
     }
-    let daemons = requests_of(snapshot, node, |s| s.owner.as_ref().is_some_and(|o| o.kind == WorkloadKind::DaemonSet));
+    let shapes = snapshot.pods_on_node(&node.name);
+    let daemons = requests_of(&shapes, |s| s.owner.as_ref().is_some_and(|o| o.kind == WorkloadKind::DaemonSet));
     node.requested.saturating_sub(&daemons).utilisation_of(&node.allocatable)
 }
 
 /// What a node's removal needs room for elsewhere: what its pods request, less the DaemonSet
 /// and static pods a drain leaves to go with the node, as Cluster Autoscaler's scale-down
 /// simulation leaves them out (they still count towards utilisation, as there).
-fn moving_load(snapshot: &dyn Snapshot, node: &Node) -> Resources {
-    let staying = requests_of(snapshot, node, |s| !s.moves_on_drain);
+fn moving_load(node: &Node, shapes: &[PodShape]) -> Resources {
+    let staying = requests_of(shapes, |s| !s.moves_on_drain);
     Resources { pods: node.pod_count, ..node.requested }.saturating_sub(&staying)
 }
 
@@ -122,9 +122,10 @@ pub fn plan(snapshot: &dyn Snapshot, settings: &Settings, state: &mut Under) -> 
     for node in candidates {
         let group = node.group.as_deref().unwrap_or_default();
         let Some(budget) = removable_per_group.get_mut(group) else { continue };
-        let load = moving_load(snapshot, node);
+        let shapes = snapshot.pods_on_node(&node.name);
+        let load = moving_load(node, &shapes);
         let elsewhere = spare.saturating_sub(&room(node));
-        if *budget == 0 || !elsewhere.fits(&load) || !kept_apart.fit_elsewhere(node, &schedulable) {
+        if *budget == 0 || !elsewhere.fits(&load) || !kept_apart.fit_elsewhere(node, &shapes, &schedulable) {
             continue;
         }
         kept_apart.going(node);
