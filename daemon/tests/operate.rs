@@ -303,6 +303,16 @@ async fn a_cluster_wide_node_limit_caps_the_groups_whatever_the_policies_ask() {
     stop(daemon);
 }
 
+/// Deployment `name` whose pods are kept one to a node by a required pod anti-affinity on the
+/// hostname against its own pods (labelled `app: <name>`).
+fn kept_one_to_a_node(name: &str) -> Value {
+    let mut deployment = deployment(name);
+    deployment["spec"]["template"]["spec"]["affinity"] = json!({"podAntiAffinity": {
+        "requiredDuringSchedulingIgnoredDuringExecution": [
+            {"topologyKey": "kubernetes.io/hostname", "labelSelector": {"matchLabels": {"app": name}}}]}});
+    deployment
+}
+
 /// A Deployment kept one pod to a node by required pod anti-affinity gets a node per pod in
 /// the real process: three of its small pods, which one m5.large would hold by their
 /// requests, grow moto's `general` to three nodes in one step, as the scheduler will place
@@ -310,11 +320,7 @@ async fn a_cluster_wide_node_limit_caps_the_groups_whatever_the_policies_ask() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pods_kept_apart_by_anti_affinity_get_a_node_each() {
     let site = Site::start(0).await;
-    let mut web = deployment("web");
-    web["spec"]["template"]["spec"]["affinity"] = json!({"podAntiAffinity": {
-        "requiredDuringSchedulingIgnoredDuringExecution": [
-            {"topologyKey": "kubernetes.io/hostname", "labelSelector": {"matchLabels": {"app": "web"}}}]}});
-    site.standin.create(web).unwrap();
+    site.standin.create(kept_one_to_a_node("web")).unwrap();
     site.standin.create(replica_set("web-1", "web")).unwrap();
     for i in 0..3 {
         site.standin.create(pending_pod(&format!("web-1-{i}"), Some(("ReplicaSet", "web-1")))).unwrap();
@@ -586,11 +592,7 @@ async fn keeps_its_node(pod: Value) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_whose_pod_is_kept_apart_from_the_others_is_not_removed() {
     let (site, engine) = two_empty_nodes("").await;
-    let mut web = deployment("web");
-    web["spec"]["template"]["spec"]["affinity"] = json!({"podAntiAffinity": {
-        "requiredDuringSchedulingIgnoredDuringExecution": [
-            {"topologyKey": "kubernetes.io/hostname", "labelSelector": {"matchLabels": {"app": "web"}}}]}});
-    site.standin.create(web).unwrap();
+    site.standin.create(kept_one_to_a_node("web")).unwrap();
     site.standin.create(replica_set("web-rs", "web")).unwrap();
     for i in 0..2 {
         let pod =

@@ -214,6 +214,19 @@ mod tests {
     use crate::engine::guard::fixture::{self, NOW};
     use crate::engine::state::BackoffState;
 
+    /// The world observed at the fixture's time, as the control API holds it.
+    fn observed(world: &fixture::World) -> (Arc<crate::engine::observe::Observation>, Observed) {
+        let obs = Arc::new(world.observe());
+        let observed = Observed {
+            at_millis: NOW,
+            obs: obs.clone(),
+            state: world.state.clone(),
+            guardrails: world.config.clone(),
+            unplaceable_pods: 0,
+        };
+        (obs, observed)
+    }
+
     #[test]
     fn a_pending_pod_is_explained_group_by_group() {
         let mut world = fixture::World::default();
@@ -225,14 +238,7 @@ mod tests {
         world.pods.push(arm);
         let backoff = BackoffState { until: NOW + 60_000, reason: "launch failed: no capacity".into() };
         world.state.group("batch").backoff = Some(backoff);
-        let obs = Arc::new(world.observe());
-        let observed = Observed {
-            at_millis: NOW,
-            obs: obs.clone(),
-            state: world.state.clone(),
-            guardrails: world.config.clone(),
-            unplaceable_pods: 0,
-        };
+        let (obs, observed) = observed(&world);
         let pending = |name: &str| obs.snapshot.pending_pods.iter().find(|p| p.name == name).cloned().unwrap();
 
         let waiting = pending_pod(&obs.snapshot, &observed, &pending("web-9"));
@@ -266,14 +272,7 @@ mod tests {
         let mut world = fixture::World::default();
         world.pods.push(fixture::pod("web-9", None, Some(fixture::web()), 500));
         world.cluster.workloads[0].max_per_node = Some(1);
-        let obs = Arc::new(world.observe());
-        let observed = Observed {
-            at_millis: NOW,
-            obs: obs.clone(),
-            state: world.state.clone(),
-            guardrails: world.config.clone(),
-            unplaceable_pods: 0,
-        };
+        let (obs, observed) = observed(&world);
         let web9 = obs.snapshot.pending_pods.iter().find(|p| p.name == "web-9").unwrap();
         let waiting = pending_pod(&obs.snapshot, &observed, web9);
         let told = "kept apart: at most 1 of deployment/shop/web's pods on one node (required pod anti-affinity or a \
