@@ -355,8 +355,8 @@ pub struct WorkloadView {
     pub placement: Placement,
     pub fargate_traits: FargateTraits,
     pub usage_per_replica: Option<Resources>,
-    /// At most this many of its pods on one node, as the scheduler keeps them (required pod
-    /// anti-affinity or a hostname topology spread; see [`ballast_sdk::PerNodeLimit`]).
+    /// At most this many of its pods on one node, as the scheduler keeps them (a required pod
+    /// anti-affinity on the hostname; see [`ballast_sdk::PerNodeLimit`]).
     pub max_per_node: Option<u32>,
 }
 

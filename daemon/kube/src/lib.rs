@@ -7,7 +7,7 @@
 //!   schedule is read by [`ballast_engine::cron`]);
 //! - [`metrics`]: usage from metrics.k8s.io, when served;
 //! - [`convert`]: Kubernetes objects to the engine's views ([`per_node`]: a workload's pods
-//!   per node, from its anti-affinity and spread);
+//!   per node, from its anti-affinity);
 //! - [`actions`]: cordon, eviction, placement patches and Events;
 //! - [`leader`]: Lease-based leader election, so only one replica acts;
 //! - [`handover`]: what the leader leaves for the next one, in a ConfigMap beside the Lease;

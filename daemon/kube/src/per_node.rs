@@ -1,17 +1,19 @@
 //! How many pods of a workload one node may run, read from its pod template as the scheduler
 //! reads it: a required pod anti-affinity on the node's hostname against the workload's own
-//! pods allows 1, a hostname topology spread that may not be broken allows its `maxSkew` (a
-//! node added empty may take that many before the skew is reached).
+//! pods allows 1 on every node, whatever else runs.
 //!
 //! # Caveats
+//! - A hostname topology spread is not read, even one that may not be broken: it caps a
+//!   node at the fewest of the workload's pods on any eligible node plus `maxSkew`, a cap
+//!   that rises as the workload grows (100 replicas over 20 nodes put 5 or 6 on each). Read
+//!   as `maxSkew` alone it would buy a node a pod for a large workload, and keep them.
 //! - A term that selects its namespaces by `namespaceSelector` (other than the empty one,
 //!   which selects all) is not judged: the namespaces' labels are not watched.
-//! - Zone-wide rules (a spread on `topology.kubernetes.io/zone`) limit no single node and
-//!   are not read here.
+//! - Zone-wide rules limit no single node and are not read here.
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{PodAffinityTerm, PodSpec, PodTemplateSpec, TopologySpreadConstraint};
+use k8s_openapi::api::core::v1::{PodAffinityTerm, PodSpec, PodTemplateSpec};
 
 use crate::store::selects;
 
@@ -29,23 +31,14 @@ pub fn max_per_node(template: &PodTemplateSpec, namespace: &str) -> Option<u32> 
 /// At most this many pods like this one (its `labels` and `spec`, in `namespace`) on one
 /// node, if its rules say.
 pub fn of_pod(labels: &BTreeMap<String, String>, spec: &PodSpec, namespace: &str) -> Option<u32> {
-    let anti_affinity = spec
-        .affinity
+    spec.affinity
         .as_ref()
         .and_then(|a| a.pod_anti_affinity.as_ref())
         .and_then(|a| a.required_during_scheduling_ignored_during_execution.as_ref())
         .into_iter()
         .flatten()
         .any(|term| term.topology_key == HOSTNAME && repels_own(term, labels, namespace))
-        .then_some(1);
-    let spread = spec
-        .topology_spread_constraints
-        .iter()
-        .flatten()
-        .filter(|c| binds_per_node(c, labels))
-        .map(|c| u32::try_from(c.max_skew).unwrap_or(1).max(1))
-        .min();
-    anti_affinity.into_iter().chain(spread).min()
+        .then_some(1)
 }
 
 /// The term keeps a pod away from the pods of its own template.
@@ -62,20 +55,13 @@ fn repels_own(term: &PodAffinityTerm, labels: &BTreeMap<String, String>, namespa
     in_own_namespace && !mismatch && term.label_selector.as_ref().is_some_and(|s| selects(s, labels))
 }
 
-/// A spread over single nodes that the scheduler will not break, counting the template's pods.
-fn binds_per_node(constraint: &TopologySpreadConstraint, labels: &BTreeMap<String, String>) -> bool {
-    constraint.topology_key == HOSTNAME
-        && constraint.when_unsatisfiable == "DoNotSchedule"
-        && constraint.label_selector.as_ref().is_some_and(|s| selects(s, labels))
-}
-
 #[cfg(test)]
 mod tests {
     use serde_json::{Value, json};
 
     use super::*;
 
-    /// A template labelled app=web, tier=front with `rules` (affinity and spread) in its spec.
+    /// A template labelled app=web, tier=front with `rules` (affinity, spread) in its spec.
     fn template(rules: Value) -> PodTemplateSpec {
         let mut spec = json!({"containers": [{"name": "c"}]});
         for (key, value) in rules.as_object().into_iter().flatten() {
@@ -88,9 +74,10 @@ mod tests {
         json!({"affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [term]}}})
     }
 
-    fn spread(key: &str, skew: i32, unsatisfiable: &str) -> Value {
+    /// A hostname topology spread the scheduler may not break.
+    fn spread(skew: i32) -> Value {
         json!({"topologySpreadConstraints": [{
-            "topologyKey": key, "maxSkew": skew, "whenUnsatisfiable": unsatisfiable,
+            "topologyKey": HOSTNAME, "maxSkew": skew, "whenUnsatisfiable": "DoNotSchedule",
             "labelSelector": {"matchLabels": {"app": "web"}},
         }]})
     }
@@ -133,13 +120,13 @@ mod tests {
     }
 
     #[test]
-    fn a_hostname_spread_that_may_not_be_broken_allows_its_skew() {
+    fn a_hostname_spread_caps_no_node_by_itself() {
+        // Its cap is the fewest pods on any eligible node plus the skew: not a number a
+        // template says.
         let limit = |rules| max_per_node(&template(rules), "shop");
-        assert_eq!(limit(spread(HOSTNAME, 2, "DoNotSchedule")), Some(2));
-        assert_eq!(limit(spread(HOSTNAME, 2, "ScheduleAnyway")), None, "a preference");
-        assert_eq!(limit(spread("topology.kubernetes.io/zone", 1, "DoNotSchedule")), None, "zone-wide");
-        let mut both = spread(HOSTNAME, 3, "DoNotSchedule");
+        assert_eq!(limit(spread(1)), None);
+        let mut both = spread(3);
         both["affinity"] = anti_affinity(json!({"topologyKey": HOSTNAME, "labelSelector": {}}))["affinity"].clone();
-        assert_eq!(limit(both), Some(1), "the tighter rule holds");
+        assert_eq!(limit(both), Some(1), "anti-affinity beside it still holds");
     }
 }

@@ -148,17 +148,6 @@ fn anti_affinity(a: &pb::PodAntiAffinity) -> core::PodAntiAffinity {
     }
 }
 
-fn spread(c: &pb::TopologySpreadConstraint) -> core::TopologySpreadConstraint {
-    core::TopologySpreadConstraint {
-        max_skew: c.max_skew.unwrap_or_default(),
-        topology_key: c.topology_key.clone().unwrap_or_default(),
-        when_unsatisfiable: c.when_unsatisfiable.clone().unwrap_or_default(),
-        label_selector: c.label_selector.as_ref().map(selector),
-        match_label_keys: strings_list(&c.match_label_keys),
-        ..core::TopologySpreadConstraint::default()
-    }
-}
-
 fn affinity(a: &pb::Affinity) -> core::Affinity {
     let required =
         a.node_affinity.as_ref().and_then(|n| n.required_during_scheduling_ignored_during_execution.as_ref());
@@ -207,8 +196,6 @@ pub fn pod(p: &pb::Pod) -> core::Pod {
         node_selector: strings(&s.node_selector),
         node_name: s.node_name.clone(),
         affinity: s.affinity.as_ref().map(affinity),
-        topology_spread_constraints: (!s.topology_spread_constraints.is_empty())
-            .then(|| s.topology_spread_constraints.iter().map(spread).collect()),
         tolerations: (!s.tolerations.is_empty()).then(|| s.tolerations.iter().map(toleration).collect()),
         priority: s.priority,
         overhead: quantities(&s.overhead),

@@ -4,7 +4,7 @@
 //! allocatable, labels, taints and zone of a node the group would add, priced from the
 //! bundled table (or `on-demand-prices`), with `desired-size` 0 and `max-size` the option's
 //! node count, the room CA offers. The pending pods are those of every option, once each,
-//! with the per-node limits their anti-affinity and hostname spread set (`per-node-limits`).
+//! with the per-node limit their required pod anti-affinity sets (`per-node-limits`).
 //! Nothing else is known: the snapshot has no nodes and no workloads, so a policy sizes each
 //! group for the pending pods alone, which is the question CA asks.
 

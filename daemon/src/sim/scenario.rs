@@ -337,9 +337,8 @@ pub struct WorkloadSpec {
     pub do_not_disrupt: bool,
     #[serde(default)]
     pub disruption_budget: Option<Budget>,
-    /// At most this many of its pods on one node: 1 is a required pod anti-affinity on
-    /// `kubernetes.io/hostname` against its own pods, more a hostname topology spread's
-    /// `maxSkew` with `whenUnsatisfiable: DoNotSchedule`. The scheduler keeps to it.
+    /// At most this many of its pods on one node (1: a required pod anti-affinity on
+    /// `kubernetes.io/hostname` against its own pods). The scheduler keeps to it.
     #[serde(default)]
     pub max_per_node: Option<u32>,
     /// A CapacityBuffer that follows the workload (its `scalableRef`): spare room for more of

@@ -1,6 +1,6 @@
 //! The simulated kube-scheduler: binds pending EC2 pods to Ready, uncordoned nodes where
 //! their requests fit, honouring node selectors, NoSchedule / NoExecute taints and a
-//! workload's pods per node (its `max-per-node`: anti-affinity, a hostname spread).
+//! workload's pods per node (its `max-per-node`, as a required pod anti-affinity keeps them).
 //!
 //! First fit in node order. Pods of one workload are alike, so a sweep remembers where the
 //! last one of each workload landed (or that none fitted) and the next starts there: a sweep

@@ -1,5 +1,5 @@
 //! Pods kept apart on a node scale-down would remove: a workload that limits its pods per
-//! node (required pod anti-affinity, a hostname topology spread; contract 0.1.12
+//! node (a required pod anti-affinity on the hostname; contract 0.1.12
 //! `per-node-limits`) needs, for each such pod, a node that stays and holds fewer of its
 //! pods than the limit, as Cluster Autoscaler's scale-down simulation checks. Spare room
 //! alone would let such a node go and leave its pod waiting for a node bought for it.

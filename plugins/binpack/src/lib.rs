@@ -15,7 +15,7 @@
 //!   allocatable for `unneeded-seconds` is proposed for removal, if the pods a drain moves
 //!   fit in the spare room of the nodes that stay (its DaemonSet and static pods go with it,
 //!   as in Cluster Autoscaler's simulation), and each pod of a workload that limits its pods
-//!   per node (anti-affinity, a hostname spread) has a node that stays below that limit.
+//!   per node (a required pod anti-affinity) has a node that stays below that limit.
 //!   Defaults are Cluster Autoscaler's (0.5, 10 min).
 //!   Nothing while pods wait that a new node would hold; a pod no group can hold (too big
 //!   for every launch type, a selector no group carries) holds nothing back.

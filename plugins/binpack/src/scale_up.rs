@@ -90,7 +90,7 @@ pub fn plan(
         .collect();
     balance.pool(&mut groups);
 
-    // Pods of a workload that limits them per node (anti-affinity, a hostname spread) go at
+    // Pods of a workload that limits them per node (a required pod anti-affinity) go at
     // most that many to a new node, as the scheduler will place them.
     let per_node: Vec<Option<u32>> =
         shapes.iter().map(|s| s.owner.as_ref().and_then(|o| snapshot.max_per_node(o))).collect();

@@ -1,7 +1,6 @@
-//! Pods kept apart: a workload that limits its pods per node (required pod anti-affinity or a
-//! hostname topology spread, contract 0.1.12 `per-node-limits`) has a pod placed on a node
-//! only while the node holds fewer of its pods than the limit, as the scheduler will place
-//! it. Without this a node whose pod could only go where its workload already runs would be
+//! Pods kept apart: a workload that limits its pods per node (a required pod anti-affinity;
+//! contract 0.1.12 `per-node-limits`) has a pod placed on a node only while the node holds
+//! fewer of its pods than the limit, as the scheduler will place it. Without this a node whose pod could only go where its workload already runs would be
 //! removed, its pod left waiting and a node bought for it: churn.
 //!
 //! The other nodes' pods of such workloads are counted once per evaluation, and only when a

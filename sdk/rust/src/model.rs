@@ -300,8 +300,7 @@ pub struct ScheduledRun {
 
 /// At most `max_pods` pods of a workload on any one node, as the scheduler keeps them
 /// (interface 0.1.12): 1 for a required pod anti-affinity on `kubernetes.io/hostname` that
-/// selects the workload's own pods, a hostname topology spread's `maxSkew` when it may not be
-/// broken. What [`crate::Snapshot::per_node_limits`] returns.
+/// selects the workload's own pods. What [`crate::Snapshot::per_node_limits`] returns.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
 pub struct PerNodeLimit {

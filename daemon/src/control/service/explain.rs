@@ -170,8 +170,8 @@ fn pending_pod(snapshot: &SnapshotData, observed: &Observed, p: &PendingPod) -> 
     )];
     if let Some((owner, max)) = p.owner.as_ref().and_then(|o| Some((o, snapshot.max_per_node(o)?))) {
         facts.push(format!(
-            "kept apart: at most {max} of {owner}'s pods on one node (required pod anti-affinity or a \
-             topology spread on kubernetes.io/hostname), so it needs a node that runs fewer"
+            "kept apart: at most {max} of {owner}'s pods on one node (required pod anti-affinity on \
+             kubernetes.io/hostname), so it needs a node that runs fewer"
         ));
     }
     let mut admitting = Vec::new();
@@ -275,8 +275,8 @@ mod tests {
         let (obs, observed) = observed(&world);
         let web9 = obs.snapshot.pending_pods.iter().find(|p| p.name == "web-9").unwrap();
         let waiting = pending_pod(&obs.snapshot, &observed, web9);
-        let told = "kept apart: at most 1 of deployment/shop/web's pods on one node (required pod anti-affinity or a \
-                    topology spread on kubernetes.io/hostname), so it needs a node that runs fewer";
+        let told = "kept apart: at most 1 of deployment/shop/web's pods on one node (required pod anti-affinity on \
+                    kubernetes.io/hostname), so it needs a node that runs fewer";
         assert!(waiting.facts.iter().any(|f| f == told), "{:?}", waiting.facts);
     }
 }
