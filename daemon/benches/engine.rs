@@ -12,7 +12,10 @@
 //! the ConfigMap write is off the tick); after each size the bench prints the last one's
 //! size as JSON, the ConfigMap's text, and the time to encode it.
 //! The last size is run again with every node drifted (each group given a new image a
-//! second in, drift replacement off): what finding and showing drift costs a tick at worst.
+//! second in, drift replacement off): what finding and showing drift costs a tick at worst;
+//! and again with a tenth of the workloads kept one pod to a node (`max-per-node: 1`, as a
+//! required pod anti-affinity keeps them): binpack's scale-down and consolidation then read
+//! every node's pods when a candidate runs such a pod, which nearly every node does.
 //!
 //! `cargo bench -p ballast --bench engine`
 
@@ -38,6 +41,14 @@ fn policies() -> Vec<PluginSpec> {
     specs
 }
 
+/// What the synthetic cluster is given beyond its size.
+#[derive(Clone, Copy, Debug)]
+enum Variant {
+    Plain,
+    Drifted,
+    KeptApart,
+}
+
 fn ticks(c: &mut Criterion) {
     let host = PolicyHost::new(HostConfig { deterministic: false, ..HostConfig::default() }).unwrap();
     let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
@@ -45,18 +56,25 @@ fn ticks(c: &mut Criterion) {
     let mut group = c.benchmark_group("engine tick");
     group.sample_size(20).measurement_time(Duration::from_secs(10));
     let sizes = [
-        (10, 50, false, "500 nodes, 15k pods"),
-        (100, 50, false, "5000 nodes, 150k pods"),
-        (300, 50, false, "15000 nodes, 450k pods"),
-        (300, 50, true, "15000 nodes, 450k pods, every node drifted"),
+        (10, 50, Variant::Plain, "500 nodes, 15k pods"),
+        (100, 50, Variant::Plain, "5000 nodes, 150k pods"),
+        (300, 50, Variant::Plain, "15000 nodes, 450k pods"),
+        (300, 50, Variant::Drifted, "15000 nodes, 450k pods, every node drifted"),
+        (300, 50, Variant::KeptApart, "15000 nodes, 450k pods, a tenth of the workloads kept apart"),
     ];
-    for (groups, nodes_per_group, drifted, label) in sizes {
+    for (groups, nodes_per_group, variant, label) in sizes {
         let mut scenario = synthetic::scenario(groups, nodes_per_group, 30, 24).unwrap();
-        if drifted {
-            let new_image = ballast::sim::scenario::NewImage { at: Duration::from_secs(1) };
-            scenario.node_groups.iter_mut().for_each(|g| g.new_images = vec![new_image.clone()]);
+        match variant {
+            Variant::Plain => {}
+            Variant::Drifted => {
+                let new_image = ballast::sim::scenario::NewImage { at: Duration::from_secs(1) };
+                scenario.node_groups.iter_mut().for_each(|g| g.new_images = vec![new_image.clone()]);
+            }
+            Variant::KeptApart => {
+                scenario.workloads.iter_mut().skip(1).step_by(10).for_each(|w| w.max_per_node = Some(1));
+            }
         }
-        let journal = dir.path().join(format!("{groups}.jsonl"));
+        let journal = dir.path().join(format!("{groups}-{variant:?}.jsonl"));
         let sim =
             Simulation { scenario, seed: 1, policies: policies(), mode: Mode::Enforce, journal: Some(journal.clone()) };
         let (world, engine) = sim.prepare(&host).unwrap();
