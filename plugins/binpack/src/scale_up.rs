@@ -4,7 +4,7 @@
 //! Deployment crosses the plugin boundary as one record. The packing itself still places
 //! pod by pod, so the plan is the one per-pod first-fit decreasing gives.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use ballast_sdk::prelude::*;
 
@@ -78,7 +78,7 @@ pub fn plan(
         let (ra, rb) = (&shapes[a].requests, &shapes[b].requests);
         (rb.cpu_millis, rb.memory_bytes).cmp(&(ra.cpu_millis, ra.memory_bytes))
     });
-    let mut waiting: Vec<Pods> = order.into_iter().map(|shape| Pods { shape, count: shapes[shape].count }).collect();
+    let waiting: Vec<Pods> = order.iter().map(|&shape| Pods { shape, count: shapes[shape].count }).collect();
     let mut decisions = Vec::new();
     // Each group with the nodes it has on their way, read once (a host call per group that
     // has some).
@@ -89,6 +89,13 @@ pub fn plan(
         .map(|g| (g, snapshot.booting(g)))
         .collect();
     balance.pool(&mut groups);
+    // The shapes each group admits, largest first, worked out once: each round then offers
+    // a group only its own pods (with a pod pinned to each of 300 groups, a round no longer
+    // asks every group about every shape).
+    let admitted: HashMap<&str, Vec<usize>> = groups
+        .iter()
+        .map(|(g, _)| (g.id.as_str(), order.iter().copied().filter(|&s| g.admits(&shapes[s])).collect()))
+        .collect();
 
     // Pods of a workload that limits them per node (a required pod anti-affinity) go at
     // most that many to a new node, as the scheduler will place them.
@@ -96,34 +103,50 @@ pub fn plan(
         shapes.iter().map(|s| s.owner.as_ref().and_then(|o| snapshot.max_per_node(o))).collect();
     let extra = soon(shapes, &waiting, expected);
     let growing = extra.iter().any(|&n| n > 0);
-    while !waiting.is_empty() && !groups.is_empty() {
-        let ahead: Vec<Pods> =
-            waiting.iter().map(|w| Pods { count: w.count.saturating_add(extra[w.shape]), ..*w }).collect();
-        let offers: Vec<Offer> = groups
-            .iter()
-            .map(|&(g, booting)| Offer {
-                now: fit(g, booting, shapes, &per_node, &waiting),
-                ahead: growing.then(|| fit(g, booting, shapes, &per_node, &ahead)),
-            })
-            .filter(|o| o.now.pods() > 0)
-            .collect();
-        let Some(best) = offers.iter().min_by(|a, b| rank(choice, a.ranked(), b.ranked())) else {
+    // Pods still waiting, by shape; which groups admit each shape, to know whose offer a
+    // round's placement changes.
+    let mut remaining: Vec<u32> = shapes.iter().map(|s| s.count).collect();
+    let mut admitting: Vec<Vec<&str>> = vec![Vec::new(); shapes.len()];
+    for (group, own) in &admitted {
+        own.iter().for_each(|&s| admitting[s].push(group));
+    }
+    let none = vec![0; shapes.len()];
+    // Each group's offer, made again only when pods it admits were placed elsewhere.
+    let mut offers: HashMap<&str, Offer> = HashMap::new();
+    let mut stale: HashSet<&str> = groups.iter().map(|(g, _)| g.id.as_str()).collect();
+    while remaining.iter().any(|&n| n > 0) && !groups.is_empty() {
+        for &(g, booting) in groups.iter().filter(|(g, _)| stale.contains(g.id.as_str())) {
+            let own = admitted.get(g.id.as_str()).map_or(&[][..], Vec::as_slice);
+            let waiting_for = |more: &[u32]| -> Vec<Pods> {
+                (own.iter().filter(|&&s| remaining[s] > 0))
+                    .map(|&s| Pods { shape: s, count: remaining[s].saturating_add(more[s]) })
+                    .collect()
+            };
+            let offer = Offer {
+                now: fit(g, booting, shapes, &per_node, &waiting_for(&none)),
+                ahead: growing.then(|| fit(g, booting, shapes, &per_node, &waiting_for(&extra))),
+            };
+            offers.insert(g.id.as_str(), offer);
+        }
+        stale.clear();
+        // In the groups' order, as ties are broken by it.
+        let open: Vec<&Offer> =
+            groups.iter().filter_map(|(g, _)| offers.get(g.id.as_str())).filter(|o| o.now.pods() > 0).collect();
+        let Some(best) = open.iter().copied().min_by(|a, b| rank(choice, a.ranked(), b.ranked())) else {
             break;
         };
         let admits_all = |g: &NodeGroup| best.now.placed.iter().all(|p| g.admits(&shapes[p.shape]));
         let set = balance.set(best.now.group, groups.iter().map(|(g, _)| *g), admits_all);
         if best.now.new_nodes > 0 {
-            decisions.extend(grow(&set, best.now.new_nodes, &reason(best, &offers, shapes, choice.priorities)));
+            decisions.extend(grow(&set, best.now.new_nodes, &reason(best, &open, shapes, choice.priorities)));
         }
-        let best = &best.now;
-        for placed in &best.placed {
-            if let Some(w) = waiting.iter_mut().find(|w| w.shape == placed.shape) {
-                w.count -= placed.count.min(w.count);
-            }
+        for placed in &best.now.placed {
+            remaining[placed.shape] -= placed.count.min(remaining[placed.shape]);
+            stale.extend(admitting[placed.shape].iter().copied());
         }
-        waiting.retain(|w| w.count > 0);
-        let chosen: Vec<String> = set.iter().map(|g| g.id.clone()).collect();
-        groups.retain(|(g, _)| !chosen.contains(&g.id));
+        let chosen: Vec<&str> = set.iter().map(|g| g.id.as_str()).collect();
+        groups.retain(|(g, _)| !chosen.contains(&g.id.as_str()));
+        offers.retain(|id, _| !chosen.contains(id));
     }
     decisions
 }
@@ -255,7 +278,7 @@ fn owners(best: &Fit, shapes: &[PendingShape]) -> String {
     }
 }
 
-fn reason(offer: &Offer, all: &[Offer], shapes: &[PendingShape], priorities: &Ranked) -> String {
+fn reason(offer: &Offer, all: &[&Offer], shapes: &[PendingShape], priorities: &Ranked) -> String {
     let best = &offer.now;
     let count = best.pods();
     let sample = &shapes[best.placed[0].shape].requests;
