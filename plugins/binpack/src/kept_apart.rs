@@ -5,9 +5,11 @@
 //! alone would let such a node go and leave its pod waiting for a node bought for it.
 //!
 //! The other nodes' pods are counted once, and only when a node to remove runs such a pod
-//! (a host call per node then; none in a cluster without such rules).
+//! (a host call per node then; none in a cluster without such rules); from then on, the
+//! places left on the nodes that stay are kept as a total per workload, so a node is judged
+//! without walking the others.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 
 use ballast_sdk::prelude::*;
 
@@ -15,35 +17,43 @@ use ballast_sdk::prelude::*;
 struct Apart {
     workload: WorkloadRef,
     pods: u32,
-    max: u32,
+}
+
+/// Where the limited workloads' pods may still go.
+struct Places {
+    /// Pods of the limited workloads on each node that runs some.
+    here: HashMap<String, HashMap<WorkloadRef, u32>>,
+    /// Places left for each limited workload on the schedulable nodes not chosen to go.
+    staying: HashMap<WorkloadRef, u32>,
 }
 
 pub struct KeptApart<'s> {
     snapshot: &'s dyn Snapshot,
-    /// Pods of each limited workload by node, counted on first need.
-    counts: Option<HashMap<WorkloadRef, HashMap<String, u32>>>,
+    /// Each limited workload's limit.
+    limits: HashMap<WorkloadRef, u32>,
+    /// Counted on first need.
+    places: Option<Places>,
     /// Pods of each limited workload on the nodes chosen to go.
     moving: HashMap<WorkloadRef, u32>,
-    gone: BTreeSet<String>,
     /// The last node checked and its pods kept apart, for its going.
     checked: Option<(String, Vec<Apart>)>,
 }
 
 impl<'s> KeptApart<'s> {
     pub fn new(snapshot: &'s dyn Snapshot) -> Self {
-        KeptApart { snapshot, counts: None, moving: HashMap::new(), gone: BTreeSet::new(), checked: None }
+        let limits = snapshot.per_node_limits().iter().map(|l| (l.workload.clone(), l.max_pods)).collect();
+        KeptApart { snapshot, limits, places: None, moving: HashMap::new(), checked: None }
     }
 
     /// Of a node's pods (`shapes`), those of workloads kept apart that a drain moves.
     fn of(&self, shapes: &[PodShape]) -> Vec<Apart> {
-        if self.snapshot.per_node_limits().is_empty() {
+        if self.limits.is_empty() {
             return Vec::new();
         }
         (shapes.iter().filter(|s| s.moves_on_drain))
             .filter_map(|s| {
-                let workload = s.owner.clone()?;
-                let max = self.snapshot.max_per_node(&workload)?;
-                Some(Apart { workload, pods: s.count, max })
+                let workload = s.owner.clone().filter(|o| self.limits.contains_key(o))?;
+                Some(Apart { workload, pods: s.count })
             })
             .collect()
     }
@@ -52,22 +62,23 @@ impl<'s> KeptApart<'s> {
     /// `schedulable` nodes that stay, after those of the nodes already chosen to go.
     pub fn fit_elsewhere(&mut self, node: &Node, shapes: &[PodShape], schedulable: &[&Node]) -> bool {
         let mine = self.of(shapes);
-        let empty = mine.is_empty();
-        self.checked = Some((node.name.clone(), mine));
-        if empty {
-            return true;
+        if !mine.is_empty() {
+            self.count(schedulable);
         }
-        self.count(schedulable);
-        let (Some(counts), Some((_, mine))) = (&self.counts, &self.checked) else { return true };
-        let staying = || schedulable.iter().filter(|n| n.name != node.name && !self.gone.contains(&n.name));
-        mine.iter().all(|a| {
-            let here = |n: &Node| counts.get(&a.workload).and_then(|c| c.get(&n.name)).copied().unwrap_or(0);
-            let places: u32 = staying().map(|n| a.max.saturating_sub(here(n))).sum();
-            places >= a.pods + self.moving.get(&a.workload).copied().unwrap_or(0)
-        })
+        let fit = match &self.places {
+            Some(places) => mine.iter().all(|a| {
+                let staying = places.staying.get(&a.workload).copied().unwrap_or(0);
+                let elsewhere = staying.saturating_sub(place(&self.limits, &places.here, &a.workload, &node.name));
+                elsewhere >= a.pods + self.moving.get(&a.workload).copied().unwrap_or(0)
+            }),
+            None => true,
+        };
+        self.checked = Some((node.name.clone(), mine));
+        fit
     }
 
-    /// Counts `node`, the last checked, as going: its pods kept apart take places elsewhere.
+    /// Counts `node`, the last checked, as going: its pods kept apart take places elsewhere,
+    /// and its own places are no longer there.
     pub fn going(&mut self, node: &Node) {
         let mine = match self.checked.take() {
             Some((checked, mine)) if checked == node.name => mine,
@@ -76,22 +87,43 @@ impl<'s> KeptApart<'s> {
         for a in mine {
             *self.moving.entry(a.workload).or_default() += a.pods;
         }
-        self.gone.insert(node.name.clone());
+        let Some(Places { here, staying }) = self.places.as_mut() else { return };
+        for (workload, left) in staying.iter_mut() {
+            *left = left.saturating_sub(place(&self.limits, here, workload, &node.name));
+        }
     }
 
-    /// Counts the limited workloads' pods on `schedulable`, the first time only.
+    /// Counts the limited workloads' places on `schedulable`, the first time only.
     fn count(&mut self, schedulable: &[&Node]) {
-        let snapshot = self.snapshot;
-        self.counts.get_or_insert_with(|| {
-            let mut counts: HashMap<WorkloadRef, HashMap<String, u32>> = HashMap::new();
-            for node in schedulable {
-                for shape in snapshot.pods_on_node(&node.name) {
-                    if let Some(owner) = shape.owner.filter(|o| snapshot.max_per_node(o).is_some()) {
-                        *counts.entry(owner).or_default().entry(node.name.clone()).or_default() += shape.count;
-                    }
+        if self.places.is_some() {
+            return;
+        }
+        let mut here: HashMap<String, HashMap<WorkloadRef, u32>> = HashMap::new();
+        for node in schedulable {
+            for shape in self.snapshot.pods_on_node(&node.name) {
+                if let Some(owner) = shape.owner.filter(|o| self.limits.contains_key(o)) {
+                    *here.entry(node.name.clone()).or_default().entry(owner).or_default() += shape.count;
                 }
             }
-            counts
-        });
+        }
+        let nodes = schedulable.len() as u32;
+        let mut staying: HashMap<WorkloadRef, u32> =
+            self.limits.iter().map(|(w, &max)| (w.clone(), max.saturating_mul(nodes))).collect();
+        for (workload, &pods) in here.values().flatten() {
+            let used = pods.min(self.limits.get(workload).copied().unwrap_or(0));
+            staying.entry(workload.clone()).and_modify(|p| *p = p.saturating_sub(used));
+        }
+        self.places = Some(Places { here, staying });
     }
+}
+
+/// How many more pods of `workload` node `name` takes, given the pods `here`.
+fn place(
+    limits: &HashMap<WorkloadRef, u32>,
+    here: &HashMap<String, HashMap<WorkloadRef, u32>>,
+    workload: &WorkloadRef,
+    name: &str,
+) -> u32 {
+    let pods = here.get(name).and_then(|h| h.get(workload)).copied().unwrap_or(0);
+    limits.get(workload).copied().unwrap_or(0).saturating_sub(pods)
 }

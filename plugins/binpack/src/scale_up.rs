@@ -4,12 +4,16 @@
 //! Deployment crosses the plugin boundary as one record. The packing itself still places
 //! pod by pod, so the plan is the one per-pod first-fit decreasing gives.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use ballast_sdk::prelude::*;
 
 use crate::balance::{self, Balance};
 use crate::priority::Ranked;
+
+mod offers;
+
+use offers::Offers;
 
 /// How a group is chosen among those that fit: the highest priority first, then by the
 /// expander.
@@ -20,13 +24,13 @@ pub struct Choice<'a> {
 
 /// How many pods of one shape (an index into the pending shapes).
 #[derive(Clone, Copy)]
-struct Pods {
+pub(crate) struct Pods {
     shape: usize,
     count: u32,
 }
 
 /// A group's answer for a set of pods: how many it places on how many new nodes.
-struct Fit<'a> {
+pub(crate) struct Fit<'a> {
     group: &'a NodeGroup,
     template: Resources,
     price: f64,
@@ -47,7 +51,7 @@ impl Fit<'_> {
 
 /// A group's fit for the pods waiting now, and the fit it is ranked by: those pods with the
 /// ones their workloads are expected to add soon, when any are.
-struct Offer<'a> {
+pub(crate) struct Offer<'a> {
     now: Fit<'a>,
     ahead: Option<Fit<'a>>,
 }
@@ -78,7 +82,6 @@ pub fn plan(
         let (ra, rb) = (&shapes[a].requests, &shapes[b].requests);
         (rb.cpu_millis, rb.memory_bytes).cmp(&(ra.cpu_millis, ra.memory_bytes))
     });
-    let waiting: Vec<Pods> = order.iter().map(|&shape| Pods { shape, count: shapes[shape].count }).collect();
     let mut decisions = Vec::new();
     // Each group with the nodes it has on their way, read once (a host call per group that
     // has some).
@@ -89,49 +92,11 @@ pub fn plan(
         .map(|g| (g, snapshot.booting(g)))
         .collect();
     balance.pool(&mut groups);
-    // The shapes each group admits, largest first, worked out once: each round then offers
-    // a group only its own pods (with a pod pinned to each of 300 groups, a round no longer
-    // asks every group about every shape).
-    let admitted: HashMap<&str, Vec<usize>> = groups
-        .iter()
-        .map(|(g, _)| (g.id.as_str(), order.iter().copied().filter(|&s| g.admits(&shapes[s])).collect()))
-        .collect();
-
-    // Pods of a workload that limits them per node (a required pod anti-affinity) go at
-    // most that many to a new node, as the scheduler will place them.
-    let per_node: Vec<Option<u32>> =
-        shapes.iter().map(|s| s.owner.as_ref().and_then(|o| snapshot.max_per_node(o))).collect();
-    let extra = soon(shapes, &waiting, expected);
-    let growing = extra.iter().any(|&n| n > 0);
-    // Pods still waiting, by shape; which groups admit each shape, to know whose offer a
-    // round's placement changes.
-    let mut remaining: Vec<u32> = shapes.iter().map(|s| s.count).collect();
-    let mut admitting: Vec<Vec<&str>> = vec![Vec::new(); shapes.len()];
-    for (group, own) in &admitted {
-        own.iter().for_each(|&s| admitting[s].push(group));
-    }
-    let none = vec![0; shapes.len()];
-    // Each group's offer, made again only when pods it admits were placed elsewhere.
-    let mut offers: HashMap<&str, Offer> = HashMap::new();
-    let mut stale: HashSet<&str> = groups.iter().map(|(g, _)| g.id.as_str()).collect();
-    while remaining.iter().any(|&n| n > 0) && !groups.is_empty() {
-        for &(g, booting) in groups.iter().filter(|(g, _)| stale.contains(g.id.as_str())) {
-            let own = admitted.get(g.id.as_str()).map_or(&[][..], Vec::as_slice);
-            let waiting_for = |more: &[u32]| -> Vec<Pods> {
-                (own.iter().filter(|&&s| remaining[s] > 0))
-                    .map(|&s| Pods { shape: s, count: remaining[s].saturating_add(more[s]) })
-                    .collect()
-            };
-            let offer = Offer {
-                now: fit(g, booting, shapes, &per_node, &waiting_for(&none)),
-                ahead: growing.then(|| fit(g, booting, shapes, &per_node, &waiting_for(&extra))),
-            };
-            offers.insert(g.id.as_str(), offer);
-        }
-        stale.clear();
-        // In the groups' order, as ties are broken by it.
-        let open: Vec<&Offer> =
-            groups.iter().filter_map(|(g, _)| offers.get(g.id.as_str())).filter(|o| o.now.pods() > 0).collect();
+    let extra = soon(shapes, &order, expected);
+    let mut offers = Offers::new(snapshot, shapes, &order, &groups, extra);
+    while offers.waiting() && !groups.is_empty() {
+        offers.refresh(&groups);
+        let open = offers.open(&groups);
         let Some(best) = open.iter().copied().min_by(|a, b| rank(choice, a.ranked(), b.ranked())) else {
             break;
         };
@@ -140,13 +105,10 @@ pub fn plan(
         if best.now.new_nodes > 0 {
             decisions.extend(grow(&set, best.now.new_nodes, &reason(best, &open, shapes, choice.priorities)));
         }
-        for placed in &best.now.placed {
-            remaining[placed.shape] -= placed.count.min(remaining[placed.shape]);
-            stale.extend(admitting[placed.shape].iter().copied());
-        }
+        let placed = best.now.placed.clone();
         let chosen: Vec<&str> = set.iter().map(|g| g.id.as_str()).collect();
+        offers.take(&placed, &chosen);
         groups.retain(|(g, _)| !chosen.contains(&g.id.as_str()));
-        offers.retain(|id, _| !chosen.contains(id));
     }
     decisions
 }
@@ -176,13 +138,13 @@ fn grow(set: &[&NodeGroup], nodes: u32, reason: &str) -> Vec<Decision> {
 }
 
 /// The pods each waiting shape's workload is expected to add soon, by shape index (the first
-/// shape of a workload carries them all).
-fn soon(shapes: &[PendingShape], waiting: &[Pods], expected: &dyn Fn(&WorkloadRef) -> u32) -> Vec<u32> {
+/// shape of a workload in `order` carries them all).
+fn soon(shapes: &[PendingShape], order: &[usize], expected: &dyn Fn(&WorkloadRef) -> u32) -> Vec<u32> {
     let mut extra = vec![0; shapes.len()];
     let mut seen = std::collections::BTreeSet::new();
-    for w in waiting {
-        if let Some(owner) = shapes[w.shape].owner.as_ref().filter(|&o| seen.insert(o)) {
-            extra[w.shape] = expected(owner);
+    for &shape in order {
+        if let Some(owner) = shapes[shape].owner.as_ref().filter(|&o| seen.insert(o)) {
+            extra[shape] = expected(owner);
         }
     }
     extra
@@ -207,7 +169,7 @@ fn rank(choice: &Choice<'_>, a: &Fit, b: &Fit) -> std::cmp::Ordering {
 /// or registered lately but not Ready: the scheduler cannot use them, but soon will), then
 /// onto new ones up to the group's max. A shape whose workload limits its pods per node
 /// (`per_node`, by shape) puts at most that many of the workload's pods on one node.
-fn fit<'a>(
+pub(crate) fn fit<'a>(
     group: &'a NodeGroup,
     booting: u32,
     shapes: &[PendingShape],

@@ -1,22 +1,32 @@
 //! Pods kept apart: a workload that limits its pods per node (a required pod anti-affinity;
 //! contract 0.1.12 `per-node-limits`) has a pod placed on a node only while the node holds
-//! fewer of its pods than the limit, as the scheduler will place it. Without this a node whose pod could only go where its workload already runs would be
-//! removed, its pod left waiting and a node bought for it: churn.
+//! fewer of its pods than the limit, as the scheduler will place it. Without this a node
+//! whose pod could only go where its workload already runs would be removed, its pod left
+//! waiting and a node bought for it: churn.
 //!
 //! The other nodes' pods of such workloads are counted once per evaluation, and only when a
 //! candidate runs one (a host call per node then; none in a cluster without such rules).
 
 use std::collections::HashMap;
+use std::rc::Rc;
 
 use ballast_sdk::prelude::*;
 
 use super::fit::Target;
 
+/// The limited workloads, read once an evaluation and shared by every placement.
+#[derive(Debug, Default)]
+struct Limits {
+    /// Each limited workload's index.
+    index: HashMap<WorkloadRef, usize>,
+    /// Its limit, by that index.
+    max: Vec<u32>,
+}
+
 /// The limited workloads and their pods on each target.
 #[derive(Clone, Debug, Default)]
 pub struct KeptApart {
-    /// Each limited workload's limit, by its index here.
-    limits: Vec<(WorkloadRef, u32)>,
+    limits: Rc<Limits>,
     /// Pods of a limited workload (its index) on a target (its index in the plan's targets).
     on_target: HashMap<(usize, usize), u32>,
 }
@@ -24,8 +34,12 @@ pub struct KeptApart {
 impl KeptApart {
     /// The limits the snapshot serves, nothing counted yet.
     pub fn new(snapshot: &dyn Snapshot) -> Self {
-        let limits = snapshot.per_node_limits().iter().map(|l| (l.workload.clone(), l.max_pods)).collect();
-        KeptApart { limits, on_target: HashMap::new() }
+        let mut limits = Limits::default();
+        for l in snapshot.per_node_limits() {
+            limits.index.insert(l.workload.clone(), limits.max.len());
+            limits.max.push(l.max_pods);
+        }
+        KeptApart { limits: Rc::new(limits), on_target: HashMap::new() }
     }
 
     /// The same limits, for nodes that run none of their pods (a new node).
@@ -35,8 +49,7 @@ impl KeptApart {
 
     /// The index of the workload `shape` belongs to, if it limits its pods per node.
     pub fn limited(&self, shape: &PodShape) -> Option<usize> {
-        let owner = shape.owner.as_ref()?;
-        self.limits.iter().position(|(w, _)| w == owner)
+        self.limits.index.get(shape.owner.as_ref()?).copied()
     }
 
     /// Counts the limited workloads' pods on `targets` (one host call a target), when any of
@@ -47,7 +60,7 @@ impl KeptApart {
         targets: &[Target],
         mut shapes: impl Iterator<Item = &'s PodShape>,
     ) {
-        if self.limits.is_empty() || !shapes.any(|s| self.limited(s).is_some()) {
+        if self.limits.max.is_empty() || !shapes.any(|s| self.limited(s).is_some()) {
             return;
         }
         for (t, target) in targets.iter().enumerate() {
@@ -62,7 +75,7 @@ impl KeptApart {
     /// How many more pods of workload `w` target `t` takes.
     pub fn room(&self, w: usize, t: usize) -> u32 {
         let here = self.on_target.get(&(w, t)).copied().unwrap_or(0);
-        self.limits[w].1.saturating_sub(here)
+        self.limits.max[w].saturating_sub(here)
     }
 
     /// Counts `pods` more of workload `w` on target `t`.
