@@ -239,6 +239,17 @@ fn full_snapshot() -> SnapshotData {
         PerNodeLimit { workload: d.workload(WorkloadKind::Deployment), max_pods: d.u() },
         PerNodeLimit { workload: d.workload(WorkloadKind::StatefulSet), max_pods: d.u() },
     ];
+    let zone_spreads = vec![
+        ZoneSpread {
+            workload: d.workload(WorkloadKind::Deployment),
+            max_skew: d.u(),
+            pods_by_zone: vec![
+                ZonePods { zone: d.s("zone"), pods: d.u() },
+                ZonePods { zone: d.s("zone"), pods: d.u() },
+            ],
+        },
+        ZoneSpread { workload: d.workload(WorkloadKind::StatefulSet), max_skew: d.u(), pods_by_zone: Vec::new() },
+    ];
     let fargate_pricing = FargatePricing {
         per_vcpu_hour: d.f(),
         per_gb_hour: d.f(),
@@ -267,6 +278,7 @@ fn full_snapshot() -> SnapshotData {
         provisioning_times,
         capacity_buffers,
         per_node_limits,
+        zone_spreads,
         pods_source: Default::default(),
         shapes: Default::default(),
         group_options: vec![
@@ -352,6 +364,7 @@ fn every_field_of_a_snapshot_reaches_a_plugin_as_sent() {
     assert_eq!(got.provisioning_times, snapshot.provisioning_times, "provisioning-times, field by field");
     assert_eq!(got.capacity_buffers, snapshot.capacity_buffers, "capacity-buffers, field by field");
     assert_eq!(got.per_node_limits, snapshot.per_node_limits, "per-node-limits, field by field");
+    assert_eq!(got.zone_spreads, snapshot.zone_spreads, "zone-spreads, field by field");
     assert_eq!(got.fargate_pricing, snapshot.fargate_pricing);
     let expected: Vec<Proposal> =
         proposed.into_iter().map(|decision| Proposal { plugin: "scripted".into(), decision }).collect();

@@ -1,9 +1,9 @@
-// Type declarations for the `ballast:policy@0.1.12` world as componentize-js presents it to a
+// Type declarations for the `ballast:policy@0.1.13` world as componentize-js presents it to a
 // plugin: records are objects with camelCase fields, variants are `{ tag, val }`, enums are
 // kebab-case strings, `option<T>` is `T | undefined`, and u64 values are `bigint`.
 // Keep in step with sdk/wit/policy.wit.
 
-declare module "ballast:policy/types@0.1.12" {
+declare module "ballast:policy/types@0.1.13" {
   export interface Resources { cpuMillis: bigint; memoryBytes: bigint; pods: number; gpus: number }
   export interface Label { key: string; value: string }
   export type TaintEffect = "no-schedule" | "prefer-no-schedule" | "no-execute";
@@ -84,20 +84,24 @@ declare module "ballast:policy/types@0.1.12" {
   }
   /** At most `maxPods` pods of a workload on one node: a required pod anti-affinity (since 0.1.12). */
   export interface PerNodeLimit { workload: WorkloadRef; maxPods: number }
+  /** A workload's pods on nodes in one zone (since 0.1.13). */
+  export interface ZonePods { zone: string; pods: number }
+  /** A workload kept within `maxSkew` over zones by a zone topology spread (since 0.1.13). */
+  export interface ZoneSpread { workload: WorkloadRef; maxSkew: number; podsByZone: ZonePods[] }
 }
 
-declare module "ballast:policy/host@0.1.12" {
+declare module "ballast:policy/host@0.1.13" {
   export type Level = "trace" | "debug" | "info" | "warn" | "error";
   export function log(level: Level, message: string): void;
   export function nowMillis(): bigint;
 }
 
-declare module "ballast:policy/snapshot@0.1.12" {
+declare module "ballast:policy/snapshot@0.1.13" {
   import type {
     FargatePricing, GroupCooldown, GroupOptions, HorizontalAutoscaler, MetricSeries, Node, NodeGroup, PendingPod,
     LaunchFailure, PendingShape, PlacementCooldown, PodShape, Proposal, ProvisioningTime, ScheduledRun, Workload,
-    CapacityBuffer, PerNodeLimit,
-  } from "ballast:policy/types@0.1.12";
+    CapacityBuffer, PerNodeLimit, ZoneSpread,
+  } from "ballast:policy/types@0.1.13";
   export class Snapshot {
     takenAtMillis(): bigint;
     nodeGroups(): NodeGroup[];
@@ -133,14 +137,16 @@ declare module "ballast:policy/snapshot@0.1.12" {
     capacityBuffers(): CapacityBuffer[];
     /** The workloads that limit their pods per node, by workload (since 0.1.12). */
     perNodeLimits(): PerNodeLimit[];
+    /** The workloads the scheduler keeps spread over zones, by workload (since 0.1.13). */
+    zoneSpreads(): ZoneSpread[];
   }
 }
 
 /** What the plugin's `policy` export must look like. Throw a string to return an error. */
 declare interface BallastPolicyExport {
   validateSettings(settings: string): void;
-  evaluate(snapshot: import("ballast:policy/snapshot@0.1.12").Snapshot): {
-    decisions: import("ballast:policy/types@0.1.12").Decision[];
+  evaluate(snapshot: import("ballast:policy/snapshot@0.1.13").Snapshot): {
+    decisions: import("ballast:policy/types@0.1.13").Decision[];
     state?: Uint8Array;
   };
 }

@@ -112,6 +112,7 @@ pub fn observe(cluster: ClusterView, mut groups: Vec<GroupView>, cx: &ObserveCon
     let pending: Vec<PendingPod> = cluster.pending.iter().map(|p| pending_pod(p, cx.now_millis)).collect();
     let workloads = cluster.workloads.iter().map(workload).collect();
     let per_node_limits = per_node_limits(&cluster.workloads);
+    let zone_spreads = zone_spreads(&cluster.workloads, &cluster.nodes);
     let total_nodes = cluster.nodes.len();
     let mut scheduled_runs = cluster.scheduled_runs;
     scheduled_runs.sort_by(|a, b| (a.due_at_millis, &a.owner).cmp(&(b.due_at_millis, &b.owner)));
@@ -144,6 +145,7 @@ pub fn observe(cluster: ClusterView, mut groups: Vec<GroupView>, cx: &ObserveCon
             provisioning_times: Vec::new(),
             capacity_buffers,
             per_node_limits,
+            zone_spreads,
             pods_source: ballast_sdk::PodsSource::new(move |node| {
                 pods_on_nodes.get(node).map(|pods| pod_shapes(pods)).unwrap_or_default()
             }),
@@ -517,6 +519,33 @@ fn per_node_limits(workloads: &[WorkloadView]) -> Vec<ballast_sdk::PerNodeLimit>
         .collect();
     limits.sort_by(|a, b| a.workload.cmp(&b.workload));
     limits
+}
+
+/// The workloads kept spread over zones, by workload, with their pods on the nodes of each
+/// zone (Fargate's aside: each pod there is a node of its own, outside any group's zones).
+/// Walks the nodes' shapes only when some workload is spread.
+fn zone_spreads(workloads: &[WorkloadView], nodes: &[NodeView]) -> Vec<ballast_sdk::ZoneSpread> {
+    let mut by_workload: BTreeMap<&WorkloadRef, (u32, BTreeMap<&str, u32>)> =
+        workloads.iter().filter_map(|w| Some((&w.id, (w.max_zone_skew?, BTreeMap::new())))).collect();
+    if by_workload.is_empty() {
+        return Vec::new();
+    }
+    for node in nodes.iter().filter(|n| !n.fargate) {
+        for on in &node.pods.shapes {
+            let Some((_, zones)) = on.shape.owner.as_deref().and_then(|o| by_workload.get_mut(o)) else { continue };
+            *zones.entry(node.zone.as_str()).or_default() += on.pods.len() as u32;
+        }
+    }
+    (by_workload.into_iter())
+        .map(|(workload, (max_skew, zones))| ballast_sdk::ZoneSpread {
+            workload: workload.clone(),
+            max_skew,
+            pods_by_zone: (zones.into_iter())
+                .filter(|(_, pods)| *pods > 0)
+                .map(|(zone, pods)| ballast_sdk::ZonePods { zone: zone.to_string(), pods })
+                .collect(),
+        })
+        .collect()
 }
 
 impl Observation {

@@ -358,6 +358,9 @@ pub struct WorkloadView {
     /// At most this many of its pods on one node, as the scheduler keeps them (a required pod
     /// anti-affinity on the hostname; see [`ballast_sdk::PerNodeLimit`]).
     pub max_per_node: Option<u32>,
+    /// The most more of its pods one zone may hold than the zone with the fewest, as the
+    /// scheduler keeps them (a zone topology spread; see [`ballast_sdk::ZoneSpread`]).
+    pub max_zone_skew: Option<u32>,
 }
 
 #[derive(Clone, Debug)]

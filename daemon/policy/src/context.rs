@@ -290,6 +290,9 @@ impl snapshot::HostSnapshot for PluginCtx {
     fn per_node_limits(&mut self, _: Resource<SnapshotResource>) -> wasmtime::Result<Vec<types::PerNodeLimit>> {
         Ok(self.input.snapshot.per_node_limits())
     }
+    fn zone_spreads(&mut self, _: Resource<SnapshotResource>) -> wasmtime::Result<Vec<types::ZoneSpread>> {
+        Ok(self.input.snapshot.zone_spreads())
+    }
     fn drop(&mut self, handle: Resource<SnapshotResource>) -> wasmtime::Result<()> {
         self.table.delete(handle)?;
         Ok(())

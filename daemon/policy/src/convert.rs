@@ -147,6 +147,14 @@ pub fn per_node_limit(l: &m::PerNodeLimit) -> w::PerNodeLimit {
     w::PerNodeLimit { workload: workload_ref(&l.workload), max_pods: l.max_pods }
 }
 
+pub fn zone_spread(s: &m::ZoneSpread) -> w::ZoneSpread {
+    w::ZoneSpread {
+        workload: workload_ref(&s.workload),
+        max_skew: s.max_skew,
+        pods_by_zone: s.pods_by_zone.iter().map(|z| w::ZonePods { zone: z.zone.clone(), pods: z.pods }).collect(),
+    }
+}
+
 pub fn group_cooldown(c: &m::GroupCooldown) -> w::GroupCooldown {
     w::GroupCooldown {
         group: c.group.clone(),

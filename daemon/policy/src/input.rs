@@ -101,6 +101,10 @@ impl SharedSnapshot {
         self.data.per_node_limits.iter().map(convert::per_node_limit).collect()
     }
 
+    pub fn zone_spreads(&self) -> Vec<w::ZoneSpread> {
+        self.data.zone_spreads.iter().map(convert::zone_spread).collect()
+    }
+
     pub fn pods_on_node(&self, node: &str) -> Vec<w::PodShape> {
         self.data.pods_on_node(node).iter().map(convert::pod_shape).collect()
     }

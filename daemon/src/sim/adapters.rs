@@ -316,6 +316,7 @@ impl World {
             fargate_traits: w.fargate_traits.clone(),
             usage_per_replica: Some(super::world::scale(&w.requests, w.spec.usage)),
             max_per_node: w.spec.max_per_node,
+            max_zone_skew: w.spec.max_zone_skew,
         });
         if let Some(bounds) = &w.spec.autoscaler {
             view.horizontal_autoscalers.push(HorizontalAutoscaler {

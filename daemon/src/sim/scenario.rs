@@ -341,6 +341,11 @@ pub struct WorkloadSpec {
     /// `kubernetes.io/hostname` against its own pods). The scheduler keeps to it.
     #[serde(default)]
     pub max_per_node: Option<u32>,
+    /// At most this many more of its pods in one zone than in the zone with the fewest (a
+    /// topology spread on `topology.kubernetes.io/zone` with `whenUnsatisfiable:
+    /// DoNotSchedule` and this `maxSkew`). The scheduler keeps to it.
+    #[serde(default)]
+    pub max_zone_skew: Option<u32>,
     /// A CapacityBuffer that follows the workload (its `scalableRef`): spare room for more of
     /// its pods, sized as in a cluster.
     #[serde(default)]

@@ -30,7 +30,10 @@
 //!
 //! Scale-up puts at most as many pods of a workload on one new node as it limits its pods
 //! per node to (contract 0.1.12 `per-node-limits`): a Deployment kept one to a node by
-//! anti-affinity gets a node a pod.
+//! anti-affinity gets a node a pod. A workload the scheduler keeps spread over zones
+//! (contract 0.1.13 `zone-spreads`) has its waiting pods shared over the zones as the
+//! scheduler will fill them, a group in one zone taking its zone's share; scale-down lets
+//! its pods go only to room in their own zone (see [`zones`]).
 //!
 //! Mixed-instances groups are sized and priced by the type EC2 launches for them (a spot
 //! group's cheapest, an on-demand group's first: `launch_type`), as Cluster Autoscaler sizes
@@ -44,6 +47,7 @@ mod kept_apart;
 pub mod priority;
 mod scale_down;
 mod scale_up;
+mod zones;
 
 use ballast_sdk::prelude::*;
 use serde::{Deserialize, Serialize};

@@ -8,6 +8,7 @@ use ballast_sdk::prelude::*;
 
 use crate::Settings;
 use crate::kept_apart::KeptApart;
+use crate::zones::ZoneRoom;
 
 /// Since when (snapshot millis) each node has been under the threshold.
 pub type Under = BTreeMap<String, u64>;
@@ -115,6 +116,7 @@ pub fn plan(snapshot: &dyn Snapshot, settings: &Settings, state: &mut Under) -> 
     let schedulable: Vec<&Node> = nodes.iter().filter(|n| n.ready && !n.cordoned).collect();
     let mut spare = schedulable.iter().fold(Resources::ZERO, |acc, n| acc.saturating_add(&room(n)));
     let mut kept_apart = KeptApart::new(snapshot);
+    let mut zones = ZoneRoom::new(snapshot, &schedulable, room);
 
     let mut removable_per_group: HashMap<&str, u32> =
         groups.iter().map(|(id, g)| (*id, g.desired_size.saturating_sub(g.min_size))).collect();
@@ -124,11 +126,17 @@ pub fn plan(snapshot: &dyn Snapshot, settings: &Settings, state: &mut Under) -> 
         let Some(budget) = removable_per_group.get_mut(group) else { continue };
         let shapes = snapshot.pods_on_node(&node.name);
         let load = moving_load(node, &shapes);
-        let elsewhere = spare.saturating_sub(&room(node));
-        if *budget == 0 || !elsewhere.fits(&load) || !kept_apart.fit_elsewhere(node, &shapes, &schedulable) {
+        let (own, zoned) = (room(node), zones.load(&shapes));
+        let elsewhere = spare.saturating_sub(&own);
+        if *budget == 0
+            || !elsewhere.fits(&load)
+            || !zones.fits(node, &own, &zoned)
+            || !kept_apart.fit_elsewhere(node, &shapes, &schedulable)
+        {
             continue;
         }
         kept_apart.going(node);
+        zones.going(node, &own, &zoned);
         *budget -= 1;
         spare = elsewhere.saturating_sub(&load);
         chosen.entry(group).or_default().push(node);

@@ -101,13 +101,17 @@ pub fn plan(
             break;
         };
         let admits_all = |g: &NodeGroup| best.now.placed.iter().all(|p| g.admits(&shapes[p.shape]));
-        let set = balance.set(best.now.group, groups.iter().map(|(g, _)| *g), admits_all);
+        // Pods kept spread over zones were given to the group's zone: its nodes stay there.
+        let set = match offers.zoned(&best.now.placed) {
+            true => vec![best.now.group],
+            false => balance.set(best.now.group, groups.iter().map(|(g, _)| *g), admits_all),
+        };
         if best.now.new_nodes > 0 {
             decisions.extend(grow(&set, best.now.new_nodes, &reason(best, &open, shapes, choice.priorities)));
         }
-        let placed = best.now.placed.clone();
+        let (group, placed) = (best.now.group, best.now.placed.clone());
         let chosen: Vec<&str> = set.iter().map(|g| g.id.as_str()).collect();
-        offers.take(&placed, &chosen);
+        offers.take(group, &placed, &chosen);
         groups.retain(|(g, _)| !chosen.contains(&g.id.as_str()));
     }
     decisions

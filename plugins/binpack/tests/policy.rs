@@ -580,3 +580,68 @@ fn pods_one_zone_admits_and_groups_of_another_type_are_not_spread() {
     let grown = scaled_to(&balanced().evaluate(&snapshot).unwrap());
     assert_eq!(grown, [("general-1a".into(), 2), ("general-1b".into(), 2)], "general-1c launches another type");
 }
+
+/// One m5.large group per zone, the one in us-east-1a cheapest.
+fn a_group_per_zone() -> SnapshotBuilder {
+    SnapshotBuilder::new()
+        .group(
+            GroupBuilder::asg("1a").instance_type("m5.large", "2", "8Gi", 0.090).sizes(0, 0, 20).zones(&["us-east-1a"]),
+        )
+        .group(
+            GroupBuilder::asg("1b").instance_type("m5.large", "2", "8Gi", 0.096).sizes(0, 0, 20).zones(&["us-east-1b"]),
+        )
+        .group(
+            GroupBuilder::asg("1c").instance_type("m5.large", "2", "8Gi", 0.096).sizes(0, 0, 20).zones(&["us-east-1c"]),
+        )
+}
+
+/// Six web pods wait; two of its pods run in us-east-1a, two in us-east-1b, none in
+/// us-east-1c. Kept within one pod of each other over zones, the scheduler puts two in
+/// us-east-1c first, then one in each zone in turn (3 in 1c, 2 in 1a, 1 in 1b): that is where
+/// the nodes go, not all to the cheapest zone, where most pods would find their room refused.
+#[test]
+fn pods_kept_spread_over_zones_get_nodes_in_the_zones_short_of_them() {
+    let web = WorkloadRef { kind: WorkloadKind::Deployment, namespace: "default".into(), name: "web".into() };
+    let pending = || a_group_per_zone().pending_pods("default", "web", 6, "500m", "1Gi");
+    let grown = |snapshot: &SnapshotData| {
+        let decisions = Harness::<Binpack>::new().evaluate(snapshot).unwrap();
+        let mut sizes = scaled_to(&decisions);
+        sizes.sort();
+        sizes
+    };
+    assert_eq!(grown(&pending().build()), vec![("1a".into(), 2)], "spread nowhere: packed in the cheapest zone");
+    let spread = pending().zone_spread(web.clone(), 1, &[("us-east-1a", 2), ("us-east-1b", 2)]).build();
+    assert_eq!(grown(&spread), vec![("1a".into(), 1), ("1b".into(), 1), ("1c".into(), 1)], "4 to 1c, 1 to each other");
+    let lopsided = pending().zone_spread(web, 1, &[("us-east-1a", 4), ("us-east-1b", 0)]).build();
+    assert_eq!(grown(&lopsided), vec![("1b".into(), 1), ("1c".into(), 1)], "3 to 1b, 3 to 1c, none to 1a");
+}
+
+/// Two idle nodes in us-east-1a and one in us-east-1b, a web pod each. By room either
+/// us-east-1a node could go; with web kept spread over zones, its pod must find room in its
+/// own zone, so one us-east-1a node goes and the us-east-1b one stays.
+#[test]
+fn a_pod_kept_spread_over_zones_needs_room_in_its_own_zone_to_move() {
+    let web = WorkloadRef { kind: WorkloadKind::Deployment, namespace: "shop".into(), name: "web".into() };
+    let idle = |at, spread: bool| {
+        let mut snapshot = (SnapshotBuilder::new().at_millis(at))
+            .group(GroupBuilder::asg("m5").instance_type("m5.large", "2", "8Gi", 0.096).sizes(0, 3, 10));
+        for (node, zone) in [("a1", "us-east-1a"), ("a2", "us-east-1a"), ("b1", "us-east-1b")] {
+            snapshot = snapshot
+                .node(NodeBuilder::new(node, "m5").allocatable("2", "8Gi").zone(zone))
+                .pods_on(node, running("shop", "web", 1, "250m", "1Gi"));
+        }
+        match spread {
+            true => snapshot.zone_spread(web.clone(), 1, &[("us-east-1a", 2), ("us-east-1b", 1)]).build(),
+            false => snapshot.build(),
+        }
+    };
+    let removed_after_ten_minutes = |spread| {
+        let mut harness = Harness::<Binpack>::new();
+        harness.evaluate(&idle(0, spread)).unwrap();
+        let mut gone = removed(&harness.evaluate(&idle(10 * 60_000, spread)).unwrap());
+        gone.sort();
+        gone
+    };
+    assert_eq!(removed_after_ten_minutes(false), vec!["a1".to_string(), "a2".to_string()]);
+    assert_eq!(removed_after_ten_minutes(true), vec!["a1".to_string()]);
+}

@@ -71,6 +71,7 @@ mod received;
 mod replace;
 mod settings;
 mod shrink;
+mod zoned;
 
 use std::collections::BTreeMap;
 
@@ -212,6 +213,8 @@ struct Plan<'a> {
     admitted: admitted::Admitted,
     /// Pods of workloads that limit them per node, on each target.
     apart: KeptApart,
+    /// The workloads kept spread over zones, and each target's zone.
+    zoned: zoned::Zoned<'a>,
 }
 
 /// The groups earlier policies of the chain asked to keep or grow this tick.
@@ -318,10 +321,12 @@ impl<'a> Plan<'a> {
         let ready: Vec<(&Node, usize)> = managed.into_iter().filter(|(n, _)| n.ready && !n.cordoned).collect();
         let daemonsets = daemonset_load(snapshot.workloads(), ready.len());
         let mut targets = Vec::with_capacity(ready.len());
+        let mut zones = Vec::with_capacity(ready.len());
         let mut candidates = Vec::new();
         for (node, gi) in ready {
             let free = node.allocatable.saturating_sub(&node.requested);
             targets.push(Target { node: node.name.clone(), group: gi, free });
+            zones.push(node.zone.as_str());
             let load = Load {
                 pods: node.pod_count.saturating_sub(daemonsets.pods),
                 requests: node.requested.saturating_sub(&daemonsets.requests),
@@ -400,6 +405,7 @@ impl<'a> Plan<'a> {
             cooldowns: snapshot.group_cooldowns().iter().map(|c| (c.group.as_str(), c)).collect(),
             admitted: admitted::Admitted::default(),
             apart,
+            zoned: zoned::Zoned::new(snapshot, zones, &position),
         }
     }
 
@@ -419,9 +425,13 @@ impl<'a> Plan<'a> {
         match &c.shapes {
             Some(shapes) => {
                 let admitted = self.admitted.rows(&self.indexed, shapes);
-                let (by_group, everywhere) = (&self.by_group, &self.everywhere);
+                let (by_group, everywhere, zoned) = (&self.by_group, &self.everywhere, &self.zoned);
                 place_shapes(shapes, &mut self.targets, &mut self.apart, |shape| {
-                    admitted::positions(by_group, admitted[shape], everywhere)
+                    zoned.within(
+                        &shapes[shape],
+                        &c.node.zone,
+                        admitted::positions(by_group, admitted[shape], everywhere),
+                    )
                 })
             }
             None => match place(&c.load, &self.largest, self.targets[own].group, &mut self.targets) {

@@ -96,18 +96,21 @@ impl<'a> Plan<'a> {
         self.restore(trial);
         let price = c.price();
         let ceiling = price * (1.0 - self.settings.replace_min_saving);
-        let best = self.cheapest_holding(&left, ceiling, Some(&c.group.id))?;
+        let zone = self.zoned.new_node_zone(&left, std::iter::once(c.node.zone.as_str())).ok()?;
+        let best = self.cheapest_holding(&left, ceiling, Some(&c.group.id), zone)?;
         let pods = shapes.iter().map(|s| s.count).sum();
         Some((Offer { group: best, price: best.launch_price_per_hour() }, price, pods))
     }
 
     /// The cheapest group other than `except`'s, at most `ceiling` an hour and able to grow,
-    /// whose one new node holds `pods`; of those as cheap, the first by id.
+    /// whose one new node holds `pods` and launches in `zone` if one is asked; of those as
+    /// cheap, the first by id.
     pub(crate) fn cheapest_holding(
         &self,
         pods: &[PodShape],
         ceiling: f64,
         except: Option<&str>,
+        zone: Option<&str>,
     ) -> Option<&'a NodeGroup> {
         // Cheapest first: the first that holds them is the one, and none past the ceiling
         // is tried.
@@ -116,6 +119,7 @@ impl<'a> Plan<'a> {
             .take_while(|(price, _)| *price <= ceiling)
             .map(|(_, g)| *g)
             .filter(|g| Some(g.id.as_str()) != except && g.desired_size < g.max_size && !g.instance_types.is_empty())
+            .filter(|g| super::zoned::launches_in(g, zone))
             .find(|g| self.holds(g, pods))
     }
 

@@ -584,3 +584,54 @@ fn a_node_that_takes_a_removed_nodes_pods_goes_too_only_if_they_fit_elsewhere_as
     assert_eq!(removed(&evaluate(&cluster(2), all.clone())), ["a"], "c has room for two of b's three");
     assert_eq!(removed(&evaluate(&cluster(1), all)).len(), 2, "with one pod on c, two nodes' pods fit on the third");
 }
+
+/// Three nodes with a 500m web pod each, `a` and `b` in us-east-1a, `c` in us-east-1b. Packed,
+/// two would go; web kept spread over zones, `c`'s pod has no other node in its zone, so only
+/// one of `a` and `b` goes.
+#[test]
+fn pods_kept_spread_over_zones_move_only_within_their_zone() {
+    let web = WorkloadRef { kind: WorkloadKind::Deployment, namespace: "shop".into(), name: "web".into() };
+    let cluster = || {
+        let mut snapshot = SnapshotBuilder::new()
+            .group(GroupBuilder::asg("general").instance_type("m5.xlarge", "4", "16Gi", 0.192).sizes(1, 3, 10))
+            .workload(deployment("shop", "web", 3, "500m", "1Gi"));
+        for (node, zone) in [("a", "us-east-1a"), ("b", "us-east-1a"), ("c", "us-east-1b")] {
+            snapshot = snapshot
+                .node(NodeBuilder::new(node, "general").allocatable("4", "16Gi").zone(zone))
+                .pods_on(node, running("shop", "web", 1, "500m", "1Gi"));
+        }
+        snapshot
+    };
+    let all = Settings { disruption_budget: 1.0, ..Settings::default() };
+    assert_eq!(removed(&evaluate(&cluster().build(), all.clone())).len(), 2, "packed onto one node");
+    let spread = cluster().zone_spread(web, 1, &[("us-east-1a", 2), ("us-east-1b", 1)]).build();
+    assert_eq!(removed(&evaluate(&spread, all)), ["a"], "c's pod has no room in us-east-1b but its own");
+}
+
+/// od-2's web pods, kept spread over zones, fit on no other node (od-1, full, is held by a
+/// PDB): a node of a cheaper group replaces od-2 only if that group launches in its zone alone.
+#[test]
+fn pods_kept_spread_over_zones_are_replaced_only_by_a_node_in_their_zone() {
+    let web = WorkloadRef { kind: WorkloadKind::Deployment, namespace: "shop".into(), name: "web".into() };
+    let replacing = |spot_zones: &[&str]| {
+        let spot = GroupBuilder::asg("spot").instance_type("m5.large", "2", "8Gi", 0.035).sizes(0, 0, 10);
+        let snapshot = SnapshotBuilder::new()
+            .group(GroupBuilder::asg("on-demand").instance_type("m5.large", "2", "8Gi", 0.096).sizes(1, 2, 10))
+            .group(spot.zones(spot_zones))
+            .node(
+                NodeBuilder::new("od-1", "on-demand")
+                    .instance_type("m5.large")
+                    .allocatable("2", "8Gi")
+                    .blocked("a PDB"),
+            )
+            .node(NodeBuilder::new("od-2", "on-demand").instance_type("m5.large").allocatable("2", "8Gi"))
+            .pods_on("od-1", running("shop", "api", 2, "1", "2Gi"))
+            .pods_on("od-2", running("shop", "web", 2, "750m", "2Gi"))
+            .zone_spread(web.clone(), 1, &[("us-east-1a", 2)])
+            .build();
+        scaled_to(&evaluate(&snapshot, Settings::default()))
+    };
+    assert_eq!(replacing(&["us-east-1a"]), [("spot".to_string(), 1)]);
+    assert_eq!(replacing(&["us-east-1b"]), []);
+    assert_eq!(replacing(&["us-east-1a", "us-east-1b"]), [], "EC2 may launch it in either zone");
+}

@@ -67,6 +67,7 @@ struct WasmSnapshot<'a> {
     provisioning_times: OnceCell<Vec<m::ProvisioningTime>>,
     capacity_buffers: OnceCell<Vec<m::CapacityBuffer>>,
     per_node_limits: OnceCell<Vec<m::PerNodeLimit>>,
+    zone_spreads: OnceCell<Vec<m::ZoneSpread>>,
 }
 
 impl<'a> WasmSnapshot<'a> {
@@ -90,6 +91,7 @@ impl<'a> WasmSnapshot<'a> {
             provisioning_times: OnceCell::new(),
             capacity_buffers: OnceCell::new(),
             per_node_limits: OnceCell::new(),
+            zone_spreads: OnceCell::new(),
         }
     }
 }
@@ -173,6 +175,17 @@ impl Snapshot for WasmSnapshot<'_> {
                 .map(|l| m::PerNodeLimit { workload: workload_ref(l.workload), max_pods: l.max_pods })
                 .collect()
         })
+    }
+    fn zone_spreads(&self) -> &[m::ZoneSpread] {
+        self.zone_spreads.get_or_init(|| self.handle.zone_spreads().into_iter().map(zone_spread).collect())
+    }
+}
+
+fn zone_spread(s: w::ZoneSpread) -> m::ZoneSpread {
+    m::ZoneSpread {
+        workload: workload_ref(s.workload),
+        max_skew: s.max_skew,
+        pods_by_zone: s.pods_by_zone.into_iter().map(|z| m::ZonePods { zone: z.zone, pods: z.pods }).collect(),
     }
 }
 

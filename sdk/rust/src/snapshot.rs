@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::{
     CapacityBuffer, FargatePricing, GroupCooldown, GroupOptions, HorizontalAutoscaler, LaunchFailure, MetricSeries,
     Node, NodeGroup, NodeGroupKind, PendingPod, PendingShape, PerNodeLimit, PlacementCooldown, PodShape, Proposal,
-    ProvisioningTime, Resources, ScheduledRun, Workload, WorkloadRef,
+    ProvisioningTime, Resources, ScheduledRun, Workload, WorkloadRef, ZoneSpread,
 };
 
 /// How long after it registered a node that is not Ready is taken for lost or stuck rather
@@ -148,6 +148,17 @@ pub trait Snapshot {
         self.per_node_limits().iter().find(|l| &l.workload == workload).map(|l| l.max_pods)
     }
 
+    /// The workloads the scheduler keeps spread over zones, by workload (interface 0.1.13);
+    /// empty from an older host, and a workload without such a rule is not listed.
+    fn zone_spreads(&self) -> &[ZoneSpread] {
+        &[]
+    }
+
+    /// How `workload` is kept spread over zones, if it is (see [`Snapshot::zone_spreads`]).
+    fn zone_spread(&self, workload: &WorkloadRef) -> Option<&ZoneSpread> {
+        self.zone_spreads().iter().find(|s| &s.workload == workload)
+    }
+
     /// One group's recent provisioning times, if the host has seen it deliver (see
     /// [`Snapshot::provisioning_times`]).
     fn provisioning_time_of(&self, group: &str) -> Option<&ProvisioningTime> {
@@ -221,6 +232,8 @@ pub struct SnapshotData {
     pub capacity_buffers: Vec<CapacityBuffer>,
     /// The workloads whose pods may not share a node beyond a count (interface 0.1.12).
     pub per_node_limits: Vec<PerNodeLimit>,
+    /// The workloads the scheduler keeps spread over zones (interface 0.1.13).
+    pub zone_spreads: Vec<ZoneSpread>,
     /// Where a host's snapshot finds a node's pods, only when a policy asks: never written.
     #[serde(skip)]
     pub pods_source: PodsSource,
@@ -343,6 +356,9 @@ impl Snapshot for SnapshotData {
     }
     fn per_node_limits(&self) -> &[PerNodeLimit] {
         &self.per_node_limits
+    }
+    fn zone_spreads(&self) -> &[ZoneSpread] {
+        &self.zone_spreads
     }
     fn pods_on_node(&self, node: &str) -> Vec<PodShape> {
         match self.pods_on_nodes.get(node) {

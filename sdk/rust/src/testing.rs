@@ -254,6 +254,15 @@ impl SnapshotBuilder {
         self
     }
 
+    /// Says the scheduler keeps `workload` within `max_skew` over zones, with its pods on
+    /// nodes by zone as given (interface 0.1.13 `zone-spreads`).
+    pub fn zone_spread(mut self, workload: WorkloadRef, max_skew: u32, pods_by_zone: &[(&str, u32)]) -> Self {
+        self.data.zone_spreads.retain(|s| s.workload != workload);
+        let pods_by_zone = pods_by_zone.iter().map(|&(zone, pods)| ZonePods { zone: zone.into(), pods }).collect();
+        self.data.zone_spreads.push(ZoneSpread { workload, max_skew, pods_by_zone });
+        self
+    }
+
     pub fn build(self) -> SnapshotData {
         self.data
     }
@@ -323,6 +332,12 @@ impl GroupBuilder {
         self
     }
 
+    /// The zones its instances launch in (`us-east-1a` unless told).
+    pub fn zones(mut self, zones: &[&str]) -> Self {
+        self.0.zones = zones.iter().map(|z| z.to_string()).collect();
+        self
+    }
+
     pub fn build(self) -> NodeGroup {
         self.0
     }
@@ -359,6 +374,12 @@ impl NodeBuilder {
     pub fn requested(mut self, cpu_q: &str, memory_q: &str, pods: u32) -> Self {
         self.0.requested = Resources { cpu_millis: cpu(cpu_q), memory_bytes: memory(memory_q), pods, gpus: 0 };
         self.0.pod_count = pods;
+        self
+    }
+
+    /// Its zone (`us-east-1a` unless told).
+    pub fn zone(mut self, zone: &str) -> Self {
+        self.0.zone = zone.to_string();
         self
     }
 

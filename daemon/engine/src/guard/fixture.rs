@@ -122,6 +122,7 @@ fn workload_view(id: WorkloadRef, traits: FargateTraits) -> WorkloadView {
         fargate_traits: traits,
         usage_per_replica: None,
         max_per_node: None,
+        max_zone_skew: None,
     }
 }
 

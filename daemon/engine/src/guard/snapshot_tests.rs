@@ -282,3 +282,20 @@ fn the_placement_cooldown_plugins_read_is_the_one_the_guard_applies() {
 fn ago(minutes: Option<u64>) -> Option<u64> {
     minutes.map(|m| NOW - m * 60_000)
 }
+
+/// A workload kept spread over zones is listed with its skew and its pods on the nodes of
+/// each zone (a Fargate node's aside); a workload without the rule is not listed.
+#[test]
+fn a_workload_kept_spread_over_zones_is_told_with_its_pods_by_zone() {
+    let mut world = World::default();
+    world.cluster.workloads[0].max_zone_skew = Some(2);
+    world.node_mut("w3").zone = "us-east-1b".into();
+    world.node_mut("w4").zone = "us-east-1b".into();
+    world.node_mut("w4").fargate = true;
+    let obs = world.observe();
+    let spreads = obs.snapshot.zone_spreads();
+    assert_eq!(spreads.len(), 1, "{spreads:?}");
+    assert_eq!((&spreads[0].workload, spreads[0].max_skew), (&web(), 2));
+    let by_zone: Vec<(&str, u32)> = spreads[0].pods_by_zone.iter().map(|z| (z.zone.as_str(), z.pods)).collect();
+    assert_eq!(by_zone, [("us-east-1a", 2), ("us-east-1b", 1)]);
+}

@@ -30,6 +30,7 @@ impl ClusterStore {
                     fargate_traits: w.traits.clone(),
                     usage_per_replica: owned.filter(|o| o.measured > 0).map(OwnerPods::mean_usage),
                     max_per_node: w.max_per_node,
+                    max_zone_skew: w.max_zone_skew,
                 }
             })
             .collect();

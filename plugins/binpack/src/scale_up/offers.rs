@@ -11,6 +11,7 @@ use std::collections::{HashMap, HashSet};
 use ballast_sdk::prelude::*;
 
 use super::{Offer, Pods, fit};
+use crate::zones::Shares;
 
 pub(crate) struct Offers<'a> {
     shapes: &'a [PendingShape],
@@ -25,6 +26,8 @@ pub(crate) struct Offers<'a> {
     remaining: Vec<u32>,
     /// Pods each shape's workload is expected to add soon, by shape (see `soon`).
     extra: Vec<u32>,
+    /// Each zone's share of the pods of workloads kept spread over zones.
+    shares: Shares,
     none: Vec<u32>,
     made: HashMap<&'a str, Offer<'a>>,
     stale: HashSet<&'a str>,
@@ -50,12 +53,14 @@ impl<'a> Offers<'a> {
         for (group, own) in &admitted {
             own.iter().for_each(|&s| admitting[s].push(group));
         }
+        let remaining: Vec<u32> = shapes.iter().map(|s| s.count).collect();
         Offers {
             shapes,
             per_node,
             admitted,
             admitting,
-            remaining: shapes.iter().map(|s| s.count).collect(),
+            shares: Shares::new(snapshot, shapes, &remaining),
+            remaining,
             extra,
             none: vec![0; shapes.len()],
             made: HashMap::new(),
@@ -86,20 +91,37 @@ impl<'a> Offers<'a> {
         (groups.iter().filter_map(|(g, _)| self.made.get(g.id.as_str()))).filter(|o| o.now.pods() > 0).collect()
     }
 
-    /// Takes the pods `placed` from those waiting, and drops the `chosen` groups' offers.
-    pub(crate) fn take(&mut self, placed: &[Pods], chosen: &[&str]) {
+    /// True if some of `placed` are of a workload kept spread over zones.
+    pub(crate) fn zoned(&self, placed: &[Pods]) -> bool {
+        self.shares.any(placed.iter().map(|p| p.shape))
+    }
+
+    /// Takes the pods `placed` on new nodes of `group` from those waiting, and drops the
+    /// `chosen` groups' offers.
+    pub(crate) fn take(&mut self, group: &NodeGroup, placed: &[Pods], chosen: &[&str]) {
         for p in placed {
+            self.shares.give(p.shape, group, p.count);
             self.remaining[p.shape] -= p.count.min(self.remaining[p.shape]);
             self.stale.extend(self.admitting[p.shape].iter().copied());
         }
         self.made.retain(|id, _| !chosen.contains(id));
     }
 
-    /// The pods of the shapes `group` admits still waiting, with `more` of each shape.
+    /// The pods of the shapes `group` admits still waiting, with `more` of each shape; of a
+    /// workload kept spread over zones, no more than the group's zone's share.
     fn waiting_for(&self, group: &NodeGroup, more: &[u32]) -> Vec<Pods> {
         let own = self.admitted.get(group.id.as_str()).map_or(&[][..], Vec::as_slice);
+        let mut given: HashMap<usize, u32> = HashMap::new();
         (own.iter().filter(|&&s| self.remaining[s] > 0))
-            .map(|&s| Pods { shape: s, count: self.remaining[s].saturating_add(more[s]) })
+            .map(|&s| {
+                let count = self.remaining[s].saturating_add(more[s]);
+                let Some((w, share)) = self.shares.cap(s, group) else { return Pods { shape: s, count } };
+                let given = given.entry(w).or_default();
+                let count = count.min(share.saturating_sub(*given));
+                *given += count;
+                Pods { shape: s, count }
+            })
+            .filter(|p| p.count > 0)
             .collect()
     }
 }

@@ -63,6 +63,8 @@ impl Policy for Echo {
                 capacity_buffers: snapshot.capacity_buffers().to_vec(),
                 // `per-node-limits` (0.1.12).
                 per_node_limits: snapshot.per_node_limits().to_vec(),
+                // `zone-spreads` (0.1.13).
+                zone_spreads: snapshot.zone_spreads().to_vec(),
                 pods_source: Default::default(),
                 shapes: Default::default(),
             },

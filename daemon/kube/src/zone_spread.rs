@@ -1,0 +1,71 @@
+//! How far a workload's pods may lean to one zone, read from its pod template as the
+//! scheduler reads it: a topology spread on the zone label with `whenUnsatisfiable:
+//! DoNotSchedule` whose selector takes in the workload's own pods keeps each zone within
+//! `maxSkew` of the zone with the fewest.
+//!
+//! # Caveats
+//! - `minDomains` is not read: with fewer zones than it names, the scheduler counts the
+//!   fewest as none, which this reading does not know.
+//! - `nodeAffinityPolicy` and `nodeTaintsPolicy` are not read: which zones count is left to
+//!   the policies, from the groups that admit the pods.
+//! - A spread whose selector takes in other workloads' pods too is read as over its own
+//!   pods alone.
+
+use std::collections::BTreeMap;
+
+use ballast_engine::node_labels::ZONE_KEYS;
+use k8s_openapi::api::core::v1::PodTemplateSpec;
+
+use crate::store::selects;
+
+/// The most more pods of the template one zone may hold than the zone with the fewest, if
+/// its rules say (the smallest `maxSkew` of the zone spreads that may not be broken).
+pub fn max_zone_skew(template: &PodTemplateSpec) -> Option<u32> {
+    let empty = BTreeMap::new();
+    let labels = template.metadata.as_ref().and_then(|m| m.labels.as_ref()).unwrap_or(&empty);
+    (template.spec.as_ref()?.topology_spread_constraints.iter().flatten())
+        .filter(|c| ZONE_KEYS.contains(&c.topology_key.as_str()) && c.when_unsatisfiable == "DoNotSchedule")
+        .filter(|c| c.label_selector.as_ref().is_some_and(|s| selects(s, labels)))
+        .map(|c| u32::try_from(c.max_skew).unwrap_or(0).max(1))
+        .min()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    /// A template labelled app=web with `constraints` as its topology spreads.
+    fn template(constraints: Value) -> PodTemplateSpec {
+        let spec = json!({"containers": [{"name": "c"}], "topologySpreadConstraints": constraints});
+        serde_json::from_value(json!({"metadata": {"labels": {"app": "web"}}, "spec": spec})).unwrap()
+    }
+
+    fn spread(key: &str, skew: i32, when: &str, selector: Value) -> Value {
+        json!({"topologyKey": key, "maxSkew": skew, "whenUnsatisfiable": when, "labelSelector": selector})
+    }
+
+    #[test]
+    fn a_zone_spread_that_may_not_be_broken_over_its_own_pods_gives_its_skew() {
+        let own = json!({"matchLabels": {"app": "web"}});
+        let skew = |constraints| max_zone_skew(&template(constraints));
+        assert_eq!(skew(json!([spread("topology.kubernetes.io/zone", 1, "DoNotSchedule", own.clone())])), Some(1));
+        let beta = spread("failure-domain.beta.kubernetes.io/zone", 2, "DoNotSchedule", own.clone());
+        assert_eq!(skew(json!([beta])), Some(2), "the deprecated zone label");
+        let two = json!([
+            spread("topology.kubernetes.io/zone", 3, "DoNotSchedule", own.clone()),
+            spread("topology.kubernetes.io/zone", 2, "DoNotSchedule", json!({})),
+        ]);
+        assert_eq!(skew(two), Some(2), "the tighter of two");
+        let lax = spread("topology.kubernetes.io/zone", 1, "ScheduleAnyway", own.clone());
+        assert_eq!(skew(json!([lax])), None, "a preference the scheduler may break");
+        let hostname = spread("kubernetes.io/hostname", 1, "DoNotSchedule", own.clone());
+        assert_eq!(skew(json!([hostname])), None, "a spread over nodes, not zones");
+        let other = spread("topology.kubernetes.io/zone", 1, "DoNotSchedule", json!({"matchLabels": {"app": "db"}}));
+        assert_eq!(skew(json!([other])), None, "another app's pods only");
+        let unselected =
+            json!({"topologyKey": "topology.kubernetes.io/zone", "maxSkew": 1, "whenUnsatisfiable": "DoNotSchedule"});
+        assert_eq!(skew(json!([unselected])), None, "no selector: it counts no pods");
+    }
+}
