@@ -160,6 +160,17 @@ struct Waiting {
     admitting: Vec<String>,
 }
 
+/// What a zone spread asks of a pod, with where its workload's pods run now.
+fn kept_spread(spread: &ballast_sdk::ZoneSpread) -> String {
+    let now: Vec<String> = spread.pods_by_zone.iter().map(|z| format!("{} in {}", z.pods, z.zone)).collect();
+    let now = if now.is_empty() { "none on nodes yet".to_string() } else { now.join(", ") };
+    format!(
+        "kept spread over zones: at most {} more of {}'s pods in one zone than in the zone with the fewest \
+         (a topology spread on topology.kubernetes.io/zone), so it needs room in a zone that runs fewer; now {now}",
+        spread.max_skew, spread.workload
+    )
+}
+
 /// Why a pending pod waits: which groups admit it, and what keeps each from giving it a node.
 fn pending_pod(snapshot: &SnapshotData, observed: &Observed, p: &PendingPod) -> Waiting {
     let mut facts = vec![format!(
@@ -173,6 +184,9 @@ fn pending_pod(snapshot: &SnapshotData, observed: &Observed, p: &PendingPod) -> 
             "kept apart: at most {max} of {owner}'s pods on one node (required pod anti-affinity on \
              kubernetes.io/hostname), so it needs a node that runs fewer"
         ));
+    }
+    if let Some(spread) = p.owner.as_ref().and_then(|o| snapshot.zone_spread(o)) {
+        facts.push(kept_spread(spread));
     }
     let mut admitting = Vec::new();
     for g in snapshot.node_groups.iter().filter(|g| g.kind == NodeGroupKind::Asg) {
@@ -264,7 +278,7 @@ mod tests {
 
         let huge = pending_pod(&obs.snapshot, &observed, &pending("huge"));
         assert!(huge.admitting.is_empty() && huge.summary.ends_with("no node group can run it"), "{}", huge.summary);
-        assert!(!waiting.facts.iter().any(|f| f.starts_with("kept apart")), "{:?}", waiting.facts);
+        assert!(!waiting.facts.iter().any(|f| f.starts_with("kept ")), "{:?}", waiting.facts);
     }
 
     #[test]
@@ -277,6 +291,21 @@ mod tests {
         let waiting = pending_pod(&obs.snapshot, &observed, web9);
         let told = "kept apart: at most 1 of deployment/shop/web's pods on one node (required pod anti-affinity on \
                     kubernetes.io/hostname), so it needs a node that runs fewer";
+        assert!(waiting.facts.iter().any(|f| f == told), "{:?}", waiting.facts);
+    }
+
+    #[test]
+    fn a_pending_pod_kept_spread_over_zones_says_the_skew_and_where_its_workloads_pods_run() {
+        let mut world = fixture::World::default();
+        world.pods.push(fixture::pod("web-9", None, Some(fixture::web()), 500));
+        world.cluster.workloads[0].max_zone_skew = Some(1);
+        world.node_mut("w4").zone = "us-east-1b".into();
+        let (obs, observed) = observed(&world);
+        let web9 = obs.snapshot.pending_pods.iter().find(|p| p.name == "web-9").unwrap();
+        let waiting = pending_pod(&obs.snapshot, &observed, web9);
+        let told = "kept spread over zones: at most 1 more of deployment/shop/web's pods in one zone than in the zone \
+                    with the fewest (a topology spread on topology.kubernetes.io/zone), so it needs room in a zone that \
+                    runs fewer; now 3 in us-east-1a, 1 in us-east-1b";
         assert!(waiting.facts.iter().any(|f| f == told), "{:?}", waiting.facts);
     }
 }
