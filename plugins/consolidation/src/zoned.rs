@@ -42,25 +42,36 @@ impl<'a> Zoned<'a> {
         Cow::Owned(at.iter().copied().filter(|&t| self.zone_of.get(t) == Some(&zone)).collect())
     }
 
-    /// The zone a new node must launch in to take `left`, pods of nodes in `zones`: none when
-    /// no pod of `left` is bound; `Err` when bound pods come from more than one zone.
-    pub(crate) fn new_node_zone<'z>(
+    /// Where one new node may be to take `left`, the pods of nodes in `zones` that found no
+    /// room on the others: anywhere when none of them is bound, else in their zone; none
+    /// when bound pods come from nodes of more than one zone.
+    pub(crate) fn new_node<'z>(
         &self,
         left: &[PodShape],
         mut zones: impl Iterator<Item = &'z str>,
-    ) -> Result<Option<&'z str>, ()> {
+    ) -> Option<NewNode<'z>> {
         if !left.iter().any(|p| self.bound(p)) {
-            return Ok(None);
+            return Some(NewNode::Anywhere);
         }
-        let first = zones.next().ok_or(())?;
-        match zones.all(|z| z == first) {
-            true => Ok(Some(first)),
-            false => Err(()),
-        }
+        let first = zones.next()?;
+        zones.all(|z| z == first).then_some(NewNode::In(first))
     }
 }
 
-/// True if a new node of `group` is surely in `zone` (or no zone is asked).
-pub(crate) fn launches_in(group: &NodeGroup, zone: Option<&str>) -> bool {
-    zone.is_none_or(|z| matches!(group.zones.as_slice(), [only] if only == z))
+/// Where a replacement or merge node may be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum NewNode<'z> {
+    Anywhere,
+    /// In this zone, surely: of a group that launches there alone.
+    In(&'z str),
+}
+
+impl NewNode<'_> {
+    /// True if a new node of `group` is surely where it may be.
+    pub(crate) fn allows(self, group: &NodeGroup) -> bool {
+        match self {
+            NewNode::Anywhere => true,
+            NewNode::In(zone) => matches!(group.zones.as_slice(), [only] if only == zone),
+        }
+    }
 }
