@@ -4,9 +4,9 @@
 //! pods wait, and is bought again when consolidation takes it away: churn.
 //!
 //! Scale-up ([`Shares`]) gives each zone its share of a workload's waiting pods, as the
-//! scheduler will fill them: each next pod to the zone with the fewest (its pods on nodes now
-//! and those already given), over the zones its pods may run in (those where it runs now and
-//! those of the groups that admit it). A group in one zone takes at most its zone's share; a
+//! scheduler will fill them ([`ZoneSpread::shares`]: each next pod to the zone with the
+//! fewest), over the zones its pods may run in (those where it runs now and those of the
+//! groups that admit it). A group in one zone takes at most its zone's share; a
 //! group in several is not held to one (which zone EC2 picks is not known ahead).
 //!
 //! Scale-down ([`ZoneRoom`]) lets a node go only if its spread pods fit in the room of the
@@ -40,14 +40,9 @@ impl Shares {
             if pods == 0 {
                 continue;
             }
-            let mut zones: BTreeMap<&str, u32> =
-                spread.pods_by_zone.iter().map(|z| (z.zone.as_str(), z.pods)).collect();
             let admitting = (snapshot.node_groups().iter())
                 .filter(|g| g.kind == NodeGroupKind::Asg && mine.iter().any(|&s| g.admits(&shapes[s])));
-            for zone in admitting.flat_map(|g| &g.zones) {
-                zones.entry(zone.as_str()).or_default();
-            }
-            left[w] = fill(&zones, pods);
+            left[w] = spread.shares(admitting.flat_map(|g| g.zones.iter().map(String::as_str)), pods);
         }
         Shares { of_shape, left }
     }
@@ -73,22 +68,6 @@ impl Shares {
             *left = left.saturating_sub(count);
         }
     }
-}
-
-/// `pods` given one at a time to the zone with the fewest (`zones`: those there now), ties to
-/// the first by name: how many each zone gets.
-fn fill(zones: &BTreeMap<&str, u32>, pods: u32) -> BTreeMap<String, u32> {
-    let mut level: Vec<(u32, &str)> = zones.iter().map(|(z, n)| (*n, *z)).collect();
-    let mut given: BTreeMap<String, u32> = zones.keys().map(|z| (z.to_string(), 0)).collect();
-    if level.is_empty() {
-        return given;
-    }
-    for _ in 0..pods {
-        let Some(fewest) = level.iter_mut().min() else { break };
-        fewest.0 += 1;
-        *given.entry(fewest.1.to_string()).or_default() += 1;
-    }
-    given
 }
 
 /// Spare room by zone, for the spread pods of nodes a scale-down removes.
@@ -134,19 +113,5 @@ impl ZoneRoom {
         if let Some(spare) = self.spare.get_mut(&node.zone) {
             *spare = spare.saturating_sub(own).saturating_sub(load);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn each_pod_goes_to_the_zone_with_the_fewest() {
-        let zones = BTreeMap::from([("a", 3), ("b", 3), ("c", 0)]);
-        let given = fill(&zones, 9);
-        assert_eq!(given, BTreeMap::from([("a".into(), 2), ("b".into(), 2), ("c".into(), 5)]));
-        assert_eq!(fill(&zones, 2), BTreeMap::from([("a".into(), 0), ("b".into(), 0), ("c".into(), 2)]));
-        assert!(fill(&BTreeMap::new(), 4).is_empty());
     }
 }

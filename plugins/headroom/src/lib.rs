@@ -33,6 +33,10 @@
 //! instead, so a group that boots in three minutes gets its room three minutes ahead.
 //! `fixed-lead: true` keeps `lead-seconds` always.
 //!
+//! A need for pods of a workload kept spread over zones (contract 0.1.13 `zone-spreads`) is
+//! split over the zones as the scheduler will fill them, each part made in its own zone's
+//! groups (see [`zones`]).
+//!
 //! Each need counts the slots its shape has in the free room of Ready schedulable nodes and
 //! in nodes on their way, of the groups that admit it. Nodes earlier policies of the chain
 //! asked for this tick are for pending pods, not spare: the need is added on top of them.
@@ -45,8 +49,10 @@ mod ramp;
 mod recurring;
 mod scheduled;
 mod slots;
+mod zones;
 
 use std::collections::BTreeMap;
+use std::rc::Rc;
 
 use ballast_sdk::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -100,7 +106,7 @@ impl Reserve {
             what: format!("{} pods of {}", self.count, self.shape()),
             shape: self.shape(),
             count: self.count,
-            admits: Box::new(move |g: &NodeGroup| match &self.group {
+            admits: Rc::new(move |g: &NodeGroup| match &self.group {
                 Some(id) => &g.id == id,
                 None => g.taints.is_empty(),
             }),
@@ -123,7 +129,7 @@ fn buffer_need(buffer: &CapacityBuffer) -> Need<'_> {
         ),
         shape: Resources { pods: 1, ..buffer.requests },
         count: buffer.pods,
-        admits: Box::new(move |g: &NodeGroup| g.admits(buffer)),
+        admits: Rc::new(move |g: &NodeGroup| g.admits(buffer)),
         owner: None,
         hold: true,
     }
@@ -200,6 +206,7 @@ impl Policy for Headroom {
         needs.extend(runs.into_iter().map(scheduled::need));
         needs.extend(expected.iter().map(recurring::Expected::need));
         needs.extend(climbing.iter().map(ramp::Expected::need));
+        let needs: Vec<Need> = needs.into_iter().flat_map(|need| zones::split(snapshot, need)).collect();
         let mut targets: BTreeMap<String, (u32, String)> = BTreeMap::new();
         for need in &needs {
             for ask in slots::plan(snapshot, need, &targets) {

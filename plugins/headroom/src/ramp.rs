@@ -12,6 +12,7 @@
 //! within the lead time.
 
 use std::collections::BTreeMap;
+use std::rc::Rc;
 
 use ballast_sdk::prelude::*;
 use ballast_sdk::replicas::{self, ReplicaHistory, Sample};
@@ -84,7 +85,7 @@ impl Expected {
             ),
             shape: Resources { pods: 1, ..self.requests },
             count: self.count,
-            admits: Box::new(move |g: &NodeGroup| admits(g, self.shape.as_ref())),
+            admits: Rc::new(move |g: &NodeGroup| admits(g, self.shape.as_ref())),
             owner: self.shape.as_ref().and_then(|s| s.owner.as_ref()),
             hold: false,
         }

@@ -3,6 +3,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use std::rc::Rc;
+
 use ballast_sdk::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -91,7 +93,7 @@ impl Expected {
             ),
             shape: Resources { pods: 1, ..self.shape.requests },
             count: self.count,
-            admits: Box::new(move |g: &NodeGroup| g.admits(&self.shape)),
+            admits: Rc::new(move |g: &NodeGroup| g.admits(&self.shape)),
             owner: self.shape.owner.as_ref(),
             hold: true,
         }

@@ -1,6 +1,8 @@
 //! Scheduled runs: a CronJob's next run is known before any of its pods exist, so its room
 //! is asked for `lead-seconds` before it is due, from its first run on (no bursts to learn).
 
+use std::rc::Rc;
+
 use ballast_sdk::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -53,7 +55,7 @@ pub fn need(run: &ScheduledRun) -> Need<'_> {
         ),
         shape: Resources { pods: 1, ..run.requests },
         count: run.pods,
-        admits: Box::new(move |g: &NodeGroup| g.admits(run)),
+        admits: Rc::new(move |g: &NodeGroup| g.admits(run)),
         owner: Some(&run.owner),
         hold: true,
     }

@@ -1,15 +1,17 @@
 //! Counting a shape's slots in a group, and sizing the group for a need.
 
 use std::collections::BTreeMap;
+use std::rc::Rc;
 
 use ballast_sdk::prelude::*;
 
 /// Room wanted for `count` pods of `shape`, in the groups `admits` accepts.
+#[derive(Clone)]
 pub struct Need<'a> {
     pub what: String,
     pub shape: Resources,
     pub count: u32,
-    pub admits: Box<dyn Fn(&NodeGroup) -> bool + 'a>,
+    pub admits: Rc<dyn Fn(&NodeGroup) -> bool + 'a>,
     /// The workload the pods are of, if known: one that limits its pods per node (contract
     /// 0.1.12) gets at most that many slots a node, less those it already runs there.
     pub owner: Option<&'a WorkloadRef>,

@@ -497,3 +497,26 @@ fn a_group_is_not_held_while_the_host_refuses_removals_there_after_it_grew() {
     // A host configured with a shorter cooldown is read, not assumed: the hold comes then.
     assert_eq!(scaled_to(&policy.evaluate(&grown(10, 0)).unwrap()), [("c5".to_string(), 1), ("m5".to_string(), 2)]);
 }
+
+/// etl's run of 12 one-CPU pods, due in a minute, with a c5.xlarge group (four slots a node)
+/// in each of three zones. Kept spread over zones with four pods already in us-east-1a, the
+/// run's pods go five to us-east-1b, five to us-east-1c and two to us-east-1a, so the room is
+/// made there, not all in the first group.
+#[test]
+fn a_run_of_pods_kept_spread_over_zones_gets_room_in_each_zone_for_its_share() {
+    let etl = WorkloadRef { kind: WorkloadKind::Job, namespace: "data".into(), name: "etl".into() };
+    let now = 1_767_571_200_000 + 9 * 3_600_000;
+    let zoned = || {
+        let mut snapshot = SnapshotBuilder::new().at_millis(now);
+        for zone in ["a", "b", "c"] {
+            let group = GroupBuilder::asg(&format!("1{zone}")).instance_type("c5.xlarge", "4", "8Gi", 0.17);
+            snapshot = snapshot.group(group.sizes(0, 0, 10).zones(&[&format!("us-east-1{zone}")]));
+        }
+        snapshot.scheduled_run(cron_run("data", "etl", now + 60_000, 12, "1", "1Gi"))
+    };
+    assert_eq!(scaled_to(&evaluate(&zoned().build(), scheduled())), [("1a".to_string(), 3)], "spread nowhere");
+    let spread = zoned().zone_spread(etl, 1, &[("us-east-1a", 4)]).build();
+    let decisions = evaluate(&spread, scheduled());
+    assert_eq!(scaled_to(&decisions), [("1a".to_string(), 1), ("1b".to_string(), 2), ("1c".to_string(), 2)]);
+    assert!(decisions[1].reason.contains("(5 of them in us-east-1b, where the spread puts them)"), "{decisions:?}");
+}

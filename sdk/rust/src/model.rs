@@ -13,12 +13,14 @@ use crate::quantity;
 
 mod decision;
 mod group;
+mod zone;
 
 pub use decision::{Action, Decision, PlacementTarget, Proposal};
 pub use group::{
     CAPACITY_TYPE_LABEL, CapacityType, GroupCooldown, GroupOptions, InstanceType, NodeGroup, NodeGroupKind, Refusal,
     launch_type,
 };
+pub use zone::{ZonePods, ZoneSpread};
 
 /// An amount of compute: a node's allocatable or requested total, or a pod's requests.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -306,35 +308,6 @@ pub struct ScheduledRun {
 pub struct PerNodeLimit {
     pub workload: WorkloadRef,
     pub max_pods: u32,
-}
-
-/// A workload the scheduler keeps spread over zones (interface 0.1.13): a topology spread on
-/// `topology.kubernetes.io/zone` with `whenUnsatisfiable: DoNotSchedule` over its own pods. A
-/// pod goes to a zone only if that zone then holds at most `max_skew` more of them than the
-/// zone with the fewest, among the zones with a node its pods may run on. `pods_by_zone`: its
-/// pods on nodes now, by zone, zones with none left out. What
-/// [`crate::Snapshot::zone_spreads`] returns.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
-pub struct ZoneSpread {
-    pub workload: WorkloadRef,
-    pub max_skew: u32,
-    pub pods_by_zone: Vec<ZonePods>,
-}
-
-impl ZoneSpread {
-    /// The workload's pods on nodes in `zone`.
-    pub fn pods_in(&self, zone: &str) -> u32 {
-        self.pods_by_zone.iter().find(|z| z.zone == zone).map_or(0, |z| z.pods)
-    }
-}
-
-/// How many of a workload's pods run on nodes in one zone (interface 0.1.13).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
-pub struct ZonePods {
-    pub zone: String,
-    pub pods: u32,
 }
 
 /// A HorizontalPodAutoscaler's bounds on the workload it scales (interface 0.1.7): what
