@@ -478,15 +478,20 @@ fn groups_alike_but_for_their_zone_grow_together() {
     assert!((b - u).abs() <= 0.02 * u, "the same cost: ${b:.2} balanced, ${u:.2} not");
 }
 
+/// A scenario of deploy/examples/scenarios under the default set, at the scenario's own seed.
+fn example_at_its_seed(file: &str) -> ballast::sim::SimReport {
+    let path = root().join("deploy/examples/scenarios").join(file);
+    let scenario = scenario::resolve(path.to_str().unwrap()).unwrap();
+    recorded_with(scenario.seed, scenario, defaults()).0
+}
+
 /// deploy/examples/scenarios/kept-apart.yaml: four web replicas kept one to a node (required
 /// pod anti-affinity on the hostname), beside an api whose pods go anywhere. The default set
 /// buys a node per web pod at once, and removes none of them as under-used, since no web pod
 /// has anywhere else to go.
 #[test]
 fn pods_kept_apart_get_their_nodes_at_once_and_keep_them() {
-    let path = root().join("deploy/examples/scenarios/kept-apart.yaml");
-    let scenario = scenario::resolve(path.to_str().unwrap()).unwrap();
-    let (report, _) = recorded_with(scenario.seed, scenario, defaults());
+    let report = example_at_its_seed("kept-apart.yaml");
     let summary = &report.summary;
     assert_eq!(summary.nodes_removed, 0, "a web pod's node has no other web pod's room to give: {summary:?}");
     assert_eq!(summary.scale_ups, 1, "four nodes in one step, not one per round of pending pods: {summary:?}");
@@ -500,9 +505,7 @@ fn pods_kept_apart_get_their_nodes_at_once_and_keep_them() {
 /// contract before 0.1.13), it made 44 scale-ups and removed 41 nodes, pods waiting 140 s.
 #[test]
 fn pods_kept_spread_over_zones_get_nodes_in_their_zones_and_wait_no_longer_than_a_boot() {
-    let path = root().join("deploy/examples/scenarios/spread-over-zones.yaml");
-    let scenario = scenario::resolve(path.to_str().unwrap()).unwrap();
-    let (report, _) = recorded_with(scenario.seed, scenario, defaults());
+    let report = example_at_its_seed("spread-over-zones.yaml");
     let summary = &report.summary;
     assert!(summary.worst_pending_seconds <= 90.0, "a boot is 60 s give or take a fifth: {summary:?}");
     assert!(summary.scale_ups <= 20 && summary.nodes_removed <= 20, "{summary:?}");
@@ -516,9 +519,7 @@ fn pods_kept_spread_over_zones_get_nodes_in_their_zones_and_wait_no_longer_than_
 /// most of it stood empty while the pods waited (139.1 pending pod-minutes, 202 s at worst).
 #[test]
 fn a_climb_kept_spread_over_zones_gets_its_room_in_every_zone() {
-    let path = root().join("deploy/examples/scenarios/sale-over-zones.yaml");
-    let scenario = scenario::resolve(path.to_str().unwrap()).unwrap();
-    let (report, _) = recorded_with(scenario.seed, scenario, defaults());
+    let report = example_at_its_seed("sale-over-zones.yaml");
     let summary = &report.summary;
     assert!(summary.worst_pending_seconds <= 90.0, "a boot is 60 s give or take a fifth: {summary:?}");
     assert!(summary.pending_pod_minutes < 60.0, "{summary:?}");

@@ -551,7 +551,10 @@ impl ClusterStore {
         let pinned_by_owner = convert::pinned_by_owner(meta, &template, &self.settings.group_selector_label);
         let traits = FargateTraits { pinned_by_owner, ..self.traits(&key.0, &template, &claim_templates) };
         let max_per_node = crate::per_node::max_per_node(&template, &key.0);
-        let max_zone_skew = crate::zone_spread::max_zone_skew(&template);
+        let max_zone_skew = crate::zone_spread::max_zone_skew(&template).unwrap_or_else(|bad| {
+            bad.report_to(&self.unreadable, &format!("{kind:?} {}/{}", key.0, key.1));
+            None
+        });
         let id = WorkloadRef { kind, namespace: key.0, name: key.1 };
         let entry =
             WorkloadEntry { replicas, template, claim_templates, requests, traits, max_per_node, max_zone_skew };

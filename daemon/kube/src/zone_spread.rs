@@ -14,20 +14,32 @@
 use std::collections::BTreeMap;
 
 use ballast_engine::node_labels::ZONE_KEYS;
+use ballast_engine::unreadable::BadValue;
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 
 use crate::store::selects;
 
 /// The most more pods of the template one zone may hold than the zone with the fewest, if
-/// its rules say (the smallest `maxSkew` of the zone spreads that may not be broken).
-pub fn max_zone_skew(template: &PodTemplateSpec) -> Option<u32> {
+/// its rules say (the smallest `maxSkew` of the zone spreads that may not be broken). A
+/// `maxSkew` below 1 (which the API server refuses) is an error naming it.
+pub fn max_zone_skew(template: &PodTemplateSpec) -> Result<Option<u32>, BadValue> {
     let empty = BTreeMap::new();
     let labels = template.metadata.as_ref().and_then(|m| m.labels.as_ref()).unwrap_or(&empty);
-    (template.spec.as_ref()?.topology_spread_constraints.iter().flatten())
-        .filter(|c| ZONE_KEYS.contains(&c.topology_key.as_str()) && c.when_unsatisfiable == "DoNotSchedule")
-        .filter(|c| c.label_selector.as_ref().is_some_and(|s| selects(s, labels)))
-        .map(|c| u32::try_from(c.max_skew).unwrap_or(0).max(1))
-        .min()
+    let Some(spec) = template.spec.as_ref() else { return Ok(None) };
+    let mut skew: Option<u32> = None;
+    for (i, c) in spec.topology_spread_constraints.iter().flatten().enumerate() {
+        let zonal = ZONE_KEYS.contains(&c.topology_key.as_str()) && c.when_unsatisfiable == "DoNotSchedule";
+        if !zonal || !c.label_selector.as_ref().is_some_and(|s| selects(s, labels)) {
+            continue;
+        }
+        let max = u32::try_from(c.max_skew).ok().filter(|&m| m >= 1).ok_or_else(|| BadValue {
+            field: format!("spec.template.spec.topologySpreadConstraints[{i}].maxSkew"),
+            value: c.max_skew.to_string(),
+            error: "must be at least 1".into(),
+        })?;
+        skew = Some(skew.map_or(max, |s| s.min(max)));
+    }
+    Ok(skew)
 }
 
 #[cfg(test)]
@@ -49,7 +61,7 @@ mod tests {
     #[test]
     fn a_zone_spread_that_may_not_be_broken_over_its_own_pods_gives_its_skew() {
         let own = json!({"matchLabels": {"app": "web"}});
-        let skew = |constraints| max_zone_skew(&template(constraints));
+        let skew = |constraints| max_zone_skew(&template(constraints)).unwrap();
         assert_eq!(skew(json!([spread("topology.kubernetes.io/zone", 1, "DoNotSchedule", own.clone())])), Some(1));
         let beta = spread("failure-domain.beta.kubernetes.io/zone", 2, "DoNotSchedule", own.clone());
         assert_eq!(skew(json!([beta])), Some(2), "the deprecated zone label");
@@ -67,5 +79,19 @@ mod tests {
         let unselected =
             json!({"topologyKey": "topology.kubernetes.io/zone", "maxSkew": 1, "whenUnsatisfiable": "DoNotSchedule"});
         assert_eq!(skew(json!([unselected])), None, "no selector: it counts no pods");
+    }
+
+    #[test]
+    fn a_skew_below_one_is_an_error_naming_the_constraint_and_its_value() {
+        let own = json!({"matchLabels": {"app": "web"}});
+        let constraints = json!([
+            spread("kubernetes.io/hostname", 1, "DoNotSchedule", own.clone()),
+            spread("topology.kubernetes.io/zone", 0, "DoNotSchedule", own),
+        ]);
+        let bad = max_zone_skew(&template(constraints)).unwrap_err();
+        assert_eq!(
+            bad.to_string(),
+            "spec.template.spec.topologySpreadConstraints[1].maxSkew = \"0\" cannot be read (must be at least 1)"
+        );
     }
 }

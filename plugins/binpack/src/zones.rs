@@ -33,9 +33,15 @@ impl Shares {
             snapshot.zone_spreads().iter().enumerate().map(|(i, s)| (&s.workload, i)).collect();
         let of_shape: Vec<Option<usize>> =
             shapes.iter().map(|s| s.owner.as_ref().and_then(|o| index.get(o).copied())).collect();
+        // Each spread workload's pending shapes, in one pass over the shapes.
+        let mut theirs: Vec<Vec<usize>> = vec![Vec::new(); index.len()];
+        for (s, w) in of_shape.iter().enumerate() {
+            if let Some(w) = w {
+                theirs[*w].push(s);
+            }
+        }
         let mut left = vec![BTreeMap::new(); index.len()];
-        for (w, spread) in snapshot.zone_spreads().iter().enumerate() {
-            let mine: Vec<usize> = (0..shapes.len()).filter(|&s| of_shape[s] == Some(w)).collect();
+        for (w, (spread, mine)) in snapshot.zone_spreads().iter().zip(&theirs).enumerate() {
             let pods: u32 = mine.iter().map(|&s| waiting[s]).sum();
             if pods == 0 {
                 continue;

@@ -2,7 +2,6 @@
 //! period. Learnt from the snapshots; the next burst is expected one period after the last.
 
 use std::collections::{BTreeMap, BTreeSet};
-
 use std::rc::Rc;
 
 use ballast_sdk::prelude::*;
