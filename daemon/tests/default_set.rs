@@ -515,12 +515,14 @@ fn pods_kept_spread_over_zones_get_nodes_in_their_zones_and_wait_no_longer_than_
 
 /// deploy/examples/scenarios/sale-over-zones.yaml: a storefront kept spread over three zones
 /// climbs 4 -> 60 in five minutes, twice. `headroom`'s room ahead of the climb is split over
-/// the zones as the scheduler fills them, so no pod waits much past a boot; made in one zone,
-/// most of it stood empty while the pods waited (139.1 pending pod-minutes, 202 s at worst).
+/// the zones as the scheduler fills them, so no pod waits much past a boot, and the pods wait
+/// less than under Cluster Autoscaler's settings (32.0 pending pod-minutes). Made in one zone,
+/// most of the room stood empty while the pods waited (139.1 pending pod-minutes, 202 s at
+/// worst); split only while the climb had a pod pending, 39.7.
 #[test]
 fn a_climb_kept_spread_over_zones_gets_its_room_in_every_zone() {
     let report = example_at_its_seed("sale-over-zones.yaml");
     let summary = &report.summary;
     assert!(summary.worst_pending_seconds <= 90.0, "a boot is 60 s give or take a fifth: {summary:?}");
-    assert!(summary.pending_pod_minutes < 60.0, "{summary:?}");
+    assert!(summary.pending_pod_minutes < 30.0, "{summary:?}");
 }

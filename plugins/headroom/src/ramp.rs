@@ -62,7 +62,7 @@ pub struct Climbs {
 
 /// Room wanted ahead of one climbing workload.
 pub struct Expected {
-    workload: String,
+    workload: WorkloadRef,
     requests: Resources,
     /// Where its pods may go: one of its pods pending now, if any.
     shape: Option<PendingShape>,
@@ -86,7 +86,7 @@ impl Expected {
             shape: Resources { pods: 1, ..self.requests },
             count: self.count,
             admits: Rc::new(move |g: &NodeGroup| admits(g, self.shape.as_ref())),
-            owner: self.shape.as_ref().and_then(|s| s.owner.as_ref()),
+            owner: Some(&self.workload),
             hold: false,
         }
     }
@@ -135,7 +135,7 @@ impl Climbs {
                     _ => (at_rate, None),
                 };
                 (count > 0).then(|| Expected {
-                    workload: w.id.to_string(),
+                    workload: w.id.clone(),
                     requests: w.requests_per_replica,
                     shape,
                     grew: rate.grew,
