@@ -20,13 +20,17 @@ pub(crate) struct Zoned<'a> {
 
 impl<'a> Zoned<'a> {
     /// `zones`: each target's zone in the order targets were made; `position`: where each
-    /// of them went when the targets were sorted.
+    /// of them went when the targets were sorted. Kept only when some workload is spread.
     pub(crate) fn new(snapshot: &'a dyn Snapshot, zones: Vec<&'a str>, position: &[usize]) -> Self {
-        let mut zone_of = vec![""; zones.len()];
-        for (zone, &at) in zones.into_iter().zip(position) {
-            zone_of[at] = zone;
+        let spread: HashSet<&WorkloadRef> = snapshot.zone_spreads().iter().map(|s| &s.workload).collect();
+        let mut zone_of = Vec::new();
+        if !spread.is_empty() {
+            zone_of = vec![""; zones.len()];
+            for (zone, &at) in zones.into_iter().zip(position) {
+                zone_of[at] = zone;
+            }
         }
-        Zoned { spread: snapshot.zone_spreads().iter().map(|s| &s.workload).collect(), zone_of }
+        Zoned { spread, zone_of }
     }
 
     /// True if `shape`'s workload is kept spread over zones.

@@ -540,22 +540,25 @@ fn a_setting_of_the_wrong_kind_is_refused_naming_its_field_and_value() {
     assert!(error.contains("shrink-replace-wait-seconds: invalid value: integer `-1`, expected u64"), "{error}");
 }
 
+/// m5.xlarge nodes `(name, zone)` of `general`, one 500m web pod each.
+fn a_web_pod_on_each(nodes: &[(&str, &str)]) -> SnapshotBuilder {
+    let mut snapshot = SnapshotBuilder::new()
+        .group(GroupBuilder::asg("general").instance_type("m5.xlarge", "4", "16Gi", 0.192).sizes(1, 3, 10))
+        .workload(deployment("shop", "web", 3, "500m", "1Gi"));
+    for &(node, zone) in nodes {
+        snapshot = snapshot
+            .node(NodeBuilder::new(node, "general").allocatable("4", "16Gi").zone(zone))
+            .pods_on(node, running("shop", "web", 1, "500m", "1Gi"));
+    }
+    snapshot
+}
+
 #[test]
 fn pods_kept_apart_move_only_to_nodes_under_their_limit() {
     // Three nodes, one 500m web pod each: packed, two would go. Kept one to a node
     // (anti-affinity), none can; two to a node, one can.
     let web = WorkloadRef { kind: WorkloadKind::Deployment, namespace: "shop".into(), name: "web".into() };
-    let spread = || {
-        let mut snapshot = SnapshotBuilder::new()
-            .group(GroupBuilder::asg("general").instance_type("m5.xlarge", "4", "16Gi", 0.192).sizes(1, 3, 10))
-            .workload(deployment("shop", "web", 3, "500m", "1Gi"));
-        for node in ["a", "b", "c"] {
-            snapshot = snapshot
-                .node(NodeBuilder::new(node, "general").allocatable("4", "16Gi"))
-                .pods_on(node, running("shop", "web", 1, "500m", "1Gi"));
-        }
-        snapshot
-    };
+    let spread = || a_web_pod_on_each(&[("a", "us-east-1a"), ("b", "us-east-1a"), ("c", "us-east-1a")]);
     let all = Settings { disruption_budget: 1.0, ..Settings::default() };
     assert_eq!(removed(&evaluate(&spread().build(), all.clone())).len(), 2, "packed onto one node");
     let apart = spread().per_node_limit(web.clone(), 1).build();
@@ -591,17 +594,7 @@ fn a_node_that_takes_a_removed_nodes_pods_goes_too_only_if_they_fit_elsewhere_as
 #[test]
 fn pods_kept_spread_over_zones_move_only_within_their_zone() {
     let web = WorkloadRef { kind: WorkloadKind::Deployment, namespace: "shop".into(), name: "web".into() };
-    let cluster = || {
-        let mut snapshot = SnapshotBuilder::new()
-            .group(GroupBuilder::asg("general").instance_type("m5.xlarge", "4", "16Gi", 0.192).sizes(1, 3, 10))
-            .workload(deployment("shop", "web", 3, "500m", "1Gi"));
-        for (node, zone) in [("a", "us-east-1a"), ("b", "us-east-1a"), ("c", "us-east-1b")] {
-            snapshot = snapshot
-                .node(NodeBuilder::new(node, "general").allocatable("4", "16Gi").zone(zone))
-                .pods_on(node, running("shop", "web", 1, "500m", "1Gi"));
-        }
-        snapshot
-    };
+    let cluster = || a_web_pod_on_each(&[("a", "us-east-1a"), ("b", "us-east-1a"), ("c", "us-east-1b")]);
     let all = Settings { disruption_budget: 1.0, ..Settings::default() };
     assert_eq!(removed(&evaluate(&cluster().build(), all.clone())).len(), 2, "packed onto one node");
     let spread = cluster().zone_spread(web, 1, &[("us-east-1a", 2), ("us-east-1b", 1)]).build();

@@ -29,11 +29,6 @@ pub struct ZonePods {
 }
 
 impl ZoneSpread {
-    /// The workload's pods on nodes in `zone`.
-    pub fn pods_in(&self, zone: &str) -> u32 {
-        self.pods_by_zone.iter().find(|z| z.zone == zone).map_or(0, |z| z.pods)
-    }
-
     /// Where `pods` more of the workload go, by zone, as the scheduler fills them: each next
     /// pod to the zone with the fewest (those there now and those already given), ties to the
     /// first by name, over `zones` (where room could be made) and the zones where it runs.
