@@ -168,27 +168,30 @@ async fn a_garbage_quantity_is_counted_and_named_and_its_object_treated_as_unkno
     assert!(ballast_sdk::Snapshot::pods_on_node(&*obs.snapshot, "n3").is_empty(), "n3 is not in the snapshot");
 }
 
-/// A Deployment's zone spread, read from its template through the real watch: its skew
-/// reaches the view; a skew of 0 (which a real API server refuses) is counted and named, and
-/// the workload is taken as not spread.
+/// A Deployment's zone and hostname spreads, read from its template through the real watch:
+/// each skew reaches the view as the one it is; a skew of 0 (which a real API server refuses)
+/// is counted and named, and the workload is taken as not spread.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_zone_spread_is_read_from_the_template_and_a_bad_skew_is_named() {
+async fn a_spread_is_read_from_the_template_and_a_bad_skew_is_named() {
     let standin = StandIn::start().await.unwrap();
-    let spread = |name: &str, skew: i32| {
+    let spread = |name: &str, key: &str, skew: i32| {
         let mut d = deployment(name);
         d["spec"]["template"]["spec"]["topologySpreadConstraints"] = json!([{
-            "topologyKey": "topology.kubernetes.io/zone", "maxSkew": skew, "whenUnsatisfiable": "DoNotSchedule",
+            "topologyKey": key, "maxSkew": skew, "whenUnsatisfiable": "DoNotSchedule",
             "labelSelector": {"matchLabels": {"app": name}}}]);
         d
     };
-    standin.create(spread("web", 2)).unwrap();
-    standin.create(spread("api", 0)).unwrap();
+    standin.create(spread("web", "topology.kubernetes.io/zone", 2)).unwrap();
+    standin.create(spread("cache", "kubernetes.io/hostname", 3)).unwrap();
+    standin.create(spread("api", "topology.kubernetes.io/zone", 0)).unwrap();
     let cluster = started(&standin, KubeSettings::default()).await;
     let skew = |view: &ballast::engine::ports::ClusterView, name: &str| {
-        view.workloads.iter().find(|w| w.id.name == name).map(|w| w.max_zone_skew)
+        view.workloads.iter().find(|w| w.id.name == name).map(|w| (w.max_zone_skew, w.max_node_skew))
     };
     let view = cluster.observe().await.unwrap();
-    assert_eq!((skew(&view, "web"), skew(&view, "api")), (Some(Some(2)), Some(None)));
+    assert_eq!(skew(&view, "web"), Some((Some(2), None)));
+    assert_eq!(skew(&view, "cache"), Some((None, Some(3))));
+    assert_eq!(skew(&view, "api"), Some((None, None)));
     let status = cluster.status();
     assert_eq!(status.unreadable_values, 1, "{status:?}");
     let named = status.last_unreadable.unwrap_or_default();

@@ -42,6 +42,7 @@ pub mod interruption;
 pub mod journal;
 pub mod live;
 pub mod node_labels;
+pub mod node_spread;
 pub mod observe;
 pub mod pods;
 pub mod policies;

@@ -72,6 +72,9 @@ pub struct Observation {
     /// Pods the scheduler refused that nothing is sized for, and why (see
     /// [`ClusterView::passed_over`]).
     pub passed_over: Vec<PassedOverPod>,
+    /// The workloads kept spread over nodes, with their skew: their cap per node is in the
+    /// snapshot's per-node limits (see [`crate::node_spread::caps`]).
+    pub node_skews: BTreeMap<WorkloadRef, u32>,
 }
 
 /// Inputs to [`observe`] besides the views.
@@ -111,7 +114,8 @@ pub fn observe(cluster: ClusterView, mut groups: Vec<GroupView>, cx: &ObserveCon
     let NodesSeen { nodes, facts, unready, pods_on_nodes, .. } = seen;
     let pending: Vec<PendingPod> = cluster.pending.iter().map(|p| pending_pod(p, cx.now_millis)).collect();
     let workloads = cluster.workloads.iter().map(workload).collect();
-    let per_node_limits = per_node_limits(&cluster.workloads);
+    let spread_caps = crate::node_spread::caps(&cluster, &nodes, &node_groups, cx.being_removed);
+    let per_node_limits = per_node_limits(&cluster.workloads, &spread_caps);
     let zone_spreads = zone_spreads(&cluster.workloads, &cluster.nodes);
     let total_nodes = cluster.nodes.len();
     let mut scheduled_runs = cluster.scheduled_runs;
@@ -159,6 +163,7 @@ pub fn observe(cluster: ClusterView, mut groups: Vec<GroupView>, cx: &ObserveCon
             .filter_map(|g| g.last_launch_failure.clone().map(|f| (g.id.clone(), f)))
             .collect(),
         passed_over: cluster.passed_over,
+        node_skews: cluster.workloads.iter().filter_map(|w| Some((w.id.clone(), w.max_node_skew?))).collect(),
     }
 }
 
@@ -511,11 +516,21 @@ fn workload(view: &WorkloadView) -> Workload {
     }
 }
 
-/// The workloads that limit their pods per node, by workload.
-fn per_node_limits(workloads: &[WorkloadView]) -> Vec<ballast_sdk::PerNodeLimit> {
+/// The workloads that limit their pods per node, by workload: kept apart, or spread over
+/// nodes (`spread_caps`, the cap each spread sets now), the tighter where both.
+fn per_node_limits(
+    workloads: &[WorkloadView],
+    spread_caps: &HashMap<WorkloadRef, u32>,
+) -> Vec<ballast_sdk::PerNodeLimit> {
     let mut limits: Vec<_> = workloads
         .iter()
-        .filter_map(|w| Some(ballast_sdk::PerNodeLimit { workload: w.id.clone(), max_pods: w.max_per_node? }))
+        .filter_map(|w| {
+            let max_pods = match (w.max_per_node, spread_caps.get(&w.id)) {
+                (Some(a), Some(&b)) => a.min(b),
+                (a, b) => a.or(b.copied())?,
+            };
+            Some(ballast_sdk::PerNodeLimit { workload: w.id.clone(), max_pods })
+        })
         .collect();
     limits.sort_by(|a, b| a.workload.cmp(&b.workload));
     limits

@@ -361,6 +361,10 @@ pub struct WorkloadView {
     /// The most more of its pods one zone may hold than the zone with the fewest, as the
     /// scheduler keeps them (a zone topology spread; see [`ballast_sdk::ZoneSpread`]).
     pub max_zone_skew: Option<u32>,
+    /// The most more of its pods one node may run than the node with the fewest, as the
+    /// scheduler keeps them (a topology spread on `kubernetes.io/hostname`): plugins get it
+    /// as the cap per node it sets now (see [`crate::node_spread::caps`]).
+    pub max_node_skew: Option<u32>,
 }
 
 #[derive(Clone, Debug)]

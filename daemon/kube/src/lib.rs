@@ -7,7 +7,7 @@
 //!   schedule is read by [`ballast_engine::cron`]);
 //! - [`metrics`]: usage from metrics.k8s.io, when served;
 //! - [`convert`]: Kubernetes objects to the engine's views ([`per_node`]: a workload's pods
-//!   per node, from its anti-affinity; [`zone_spread`]: how far they may lean to one zone);
+//!   per node, from its anti-affinity; [`spread`]: how far they may lean to one zone or node);
 //! - [`actions`]: cordon, eviction, placement patches and Events;
 //! - [`leader`]: Lease-based leader election, so only one replica acts;
 //! - [`handover`]: what the leader leaves for the next one, in a ConfigMap beside the Lease;
@@ -28,10 +28,10 @@ pub mod per_node;
 mod pod_index;
 pub mod rbac;
 pub mod settings;
+pub mod spread;
 pub mod store;
 pub mod volumes;
 pub mod watch;
-pub mod zone_spread;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

@@ -3,10 +3,10 @@
 //! pods allows 1 on every node, whatever else runs.
 //!
 //! # Caveats
-//! - A hostname topology spread is not read, even one that may not be broken: it caps a
-//!   node at the fewest of the workload's pods on any eligible node plus `maxSkew`, a cap
-//!   that rises as the workload grows (100 replicas over 20 nodes put 5 or 6 on each). Read
-//!   as `maxSkew` alone it would buy a node a pod for a large workload, and keep them.
+//! - A hostname topology spread is read in [`crate::spread`], not here: it caps a node at the
+//!   fewest of the workload's pods on any eligible node plus `maxSkew`, a cap that rises as
+//!   the workload grows (100 replicas over 20 nodes put 5 or 6 on each), so the engine works
+//!   it out from where the pods run.
 //! - A term that selects its namespaces by `namespaceSelector` (other than the empty one,
 //!   which selects all) is not judged: the namespaces' labels are not watched.
 //! - Zone-wide rules limit no single node and are not read here.

@@ -29,7 +29,7 @@ use super::pod_index::{PodEntry, PodIndex};
 use super::settings::KubeSettings;
 use super::volumes::{self, Volumes};
 use ballast_engine::ports::{FargateTraits, NodeView, PodTemplate, PodView};
-use ballast_engine::unreadable::Unreadable;
+use ballast_engine::unreadable::{BadValue, Unreadable};
 
 pub(super) type Key = (String, String);
 
@@ -85,6 +85,7 @@ struct WorkloadEntry {
     traits: FargateTraits,
     max_per_node: Option<u32>,
     max_zone_skew: Option<u32>,
+    max_node_skew: Option<u32>,
 }
 
 struct BudgetEntry {
@@ -551,13 +552,25 @@ impl ClusterStore {
         let pinned_by_owner = convert::pinned_by_owner(meta, &template, &self.settings.group_selector_label);
         let traits = FargateTraits { pinned_by_owner, ..self.traits(&key.0, &template, &claim_templates) };
         let max_per_node = crate::per_node::max_per_node(&template, &key.0);
-        let max_zone_skew = crate::zone_spread::max_zone_skew(&template).unwrap_or_else(|bad| {
-            bad.report_to(&self.unreadable, &format!("{kind:?} {}/{}", key.0, key.1));
-            None
-        });
+        let skew = |read: fn(&PodTemplateSpec) -> Result<Option<u32>, BadValue>| {
+            read(&template).unwrap_or_else(|bad| {
+                bad.report_to(&self.unreadable, &format!("{kind:?} {}/{}", key.0, key.1));
+                None
+            })
+        };
+        let max_zone_skew = skew(crate::spread::max_zone_skew);
+        let max_node_skew = skew(crate::spread::max_node_skew);
         let id = WorkloadRef { kind, namespace: key.0, name: key.1 };
-        let entry =
-            WorkloadEntry { replicas, template, claim_templates, requests, traits, max_per_node, max_zone_skew };
+        let entry = WorkloadEntry {
+            replicas,
+            template,
+            claim_templates,
+            requests,
+            traits,
+            max_per_node,
+            max_zone_skew,
+            max_node_skew,
+        };
         self.workloads.insert(id, entry);
     }
 

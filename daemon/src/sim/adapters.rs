@@ -317,6 +317,7 @@ impl World {
             usage_per_replica: Some(super::world::scale(&w.requests, w.spec.usage)),
             max_per_node: w.spec.max_per_node,
             max_zone_skew: w.spec.max_zone_skew,
+            max_node_skew: w.spec.max_node_skew,
         });
         if let Some(bounds) = &w.spec.autoscaler {
             view.horizontal_autoscalers.push(HorizontalAutoscaler {

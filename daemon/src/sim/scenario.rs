@@ -346,6 +346,11 @@ pub struct WorkloadSpec {
     /// DoNotSchedule` and this `maxSkew`). The scheduler keeps to it.
     #[serde(default)]
     pub max_zone_skew: Option<u32>,
+    /// At most this many more of its pods on one node than on the node with the fewest (a
+    /// topology spread on `kubernetes.io/hostname` with `whenUnsatisfiable: DoNotSchedule`
+    /// and this `maxSkew`). The scheduler keeps to it.
+    #[serde(default)]
+    pub max_node_skew: Option<u32>,
     /// A CapacityBuffer that follows the workload (its `scalableRef`): spare room for more of
     /// its pods, sized as in a cluster.
     #[serde(default)]

@@ -1,13 +1,14 @@
 //! The simulated kube-scheduler: binds pending EC2 pods to Ready, uncordoned nodes where
 //! their requests fit, honouring node selectors, NoSchedule / NoExecute taints, a
 //! workload's pods per node (its `max-per-node`, as a required pod anti-affinity keeps them)
-//! and its skew over zones (its `max-zone-skew`, as a topology spread on
-//! `topology.kubernetes.io/zone` with `whenUnsatisfiable: DoNotSchedule` keeps it).
+//! and its skew over zones and nodes (its `max-zone-skew` and `max-node-skew`, as topology
+//! spreads on `topology.kubernetes.io/zone` and `kubernetes.io/hostname` with
+//! `whenUnsatisfiable: DoNotSchedule` keep them).
 //!
 //! First fit in node order. Pods of one workload are alike, so a sweep remembers where the
 //! last one of each workload landed (or that none fitted) and the next starts there: a sweep
-//! costs about pods + workloads x nodes, not pods x nodes. A workload spread over zones starts
-//! each pod from the first node: a zone it was kept out of opens as the others fill.
+//! costs about pods + workloads x nodes, not pods x nodes. A spread workload starts each pod
+//! from the first node: a zone or node it was kept out of opens as the others fill.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -23,26 +24,25 @@ impl World {
             self.pending.iter().copied().filter(|&p| self.pods[p].as_ref().is_some_and(|p| !p.fargate)).collect();
         let mut cursor: HashMap<usize, usize> = HashMap::new();
         let mut admits: HashMap<(usize, usize), bool> = HashMap::new();
-        let mut spreads: HashMap<usize, ZoneCounts> = HashMap::new();
+        let mut spreads: HashMap<usize, Spread> = HashMap::new();
         for pod in waiting {
             let Some(w) = self.pods[pod].as_ref().map(|p| p.workload) else { continue };
             let requests = self.workloads[w].requests;
             // A group's answer holds for all its nodes unless the pods select a zone.
             let by_node = self.selects_zone(w);
-            let skew = self.workloads[w].spec.max_zone_skew;
-            if skew.is_some() && !spreads.contains_key(&w) {
-                spreads.insert(w, self.zone_counts(w));
+            let spread =
+                self.workloads[w].spec.max_zone_skew.is_some() || self.workloads[w].spec.max_node_skew.is_some();
+            if spread && !spreads.contains_key(&w) {
+                spreads.insert(w, self.spread(w));
             }
-            let start = if skew.is_some() { 0 } else { cursor.get(&w).copied().unwrap_or(0) };
+            let start = if spread { 0 } else { cursor.get(&w).copied().unwrap_or(0) };
             let mut found = None;
             for (pos, &n) in nodes.iter().enumerate().skip(start) {
                 let Some(node) = self.nodes[n].as_ref() else { continue };
                 if !node.allocatable.saturating_sub(&node.requested).fits(&requests) || self.at_per_node_limit(n, w) {
                     continue;
                 }
-                if let (Some(skew), Some(counts)) = (skew, spreads.get(&w))
-                    && !counts.may_take(&node.zone, skew)
-                {
+                if spreads.get(&w).is_some_and(|s| !s.may_take(n, &node.zone)) {
                     continue;
                 }
                 let group = node.group.unwrap_or(usize::MAX);
@@ -59,8 +59,8 @@ impl World {
             match found {
                 Some((pos, n)) => {
                     cursor.insert(w, pos);
-                    if let (Some(counts), Some(node)) = (spreads.get_mut(&w), self.nodes[n].as_ref()) {
-                        *counts.0.entry(node.zone.clone()).or_default() += 1;
+                    if let (Some(spread), Some(node)) = (spreads.get_mut(&w), self.nodes[n].as_ref()) {
+                        spread.took(n, &node.zone);
                     }
                     self.bind(pod, n);
                 }
@@ -82,30 +82,55 @@ impl World {
         here >= max as usize
     }
 
-    /// Workload `w`'s pods in each zone that has a Ready node that admits them (cordoned or
-    /// not: the scheduler's domains are the nodes its affinity allows, whatever their taints).
-    fn zone_counts(&self, w: usize) -> ZoneCounts {
-        let mut counts = ZoneCounts(BTreeMap::new());
+    /// Workload `w`'s pods in each zone and on each node that is Ready and admits them
+    /// (cordoned or not: the scheduler's domains are the nodes its affinity allows, whatever
+    /// their taints).
+    fn spread(&self, w: usize) -> Spread {
+        let spec = &self.workloads[w].spec;
+        let mut spread = Spread { zone_skew: spec.max_zone_skew, node_skew: spec.max_node_skew, ..Spread::default() };
         for (i, node) in self.nodes.iter().enumerate() {
             let Some(node) = node.as_ref().filter(|n| n.ready && !n.fargate) else { continue };
             if !self.node_admits(i, w) {
                 continue;
             }
             let here = node.pods.iter().filter(|&&p| self.pods[p].as_ref().is_some_and(|p| p.workload == w)).count();
-            *counts.0.entry(node.zone.clone()).or_default() += here as u32;
+            *spread.zones.entry(node.zone.clone()).or_default() += here as u32;
+            spread.nodes.insert(i, here as u32);
         }
-        counts
+        spread.count_fewest();
+        spread
     }
 }
 
-/// A workload's pods by zone, over the zones its pods may run in.
-struct ZoneCounts(BTreeMap<String, u32>);
+/// A workload's pods by zone and by node, over the zones and nodes its pods may run on, and
+/// how far it may lean to one.
+#[derive(Default)]
+struct Spread {
+    zone_skew: Option<u32>,
+    node_skew: Option<u32>,
+    zones: BTreeMap<String, u32>,
+    nodes: HashMap<usize, u32>,
+    /// The fewest in a zone and on a node, as last counted.
+    fewest: (u32, u32),
+}
 
-impl ZoneCounts {
-    /// One more pod in `zone` leaves it at most `skew` above the zone with the fewest.
-    fn may_take(&self, zone: &str, skew: u32) -> bool {
-        let fewest = self.0.values().copied().min().unwrap_or(0);
-        self.0.get(zone).copied().unwrap_or(0) < fewest + skew
+impl Spread {
+    /// One more pod on node `n` in `zone` leaves each within its skew of the fewest.
+    fn may_take(&self, n: usize, zone: &str) -> bool {
+        let within = |here: Option<&u32>, fewest: u32, skew: u32| here.copied().unwrap_or(0) < fewest + skew;
+        self.zone_skew.is_none_or(|skew| within(self.zones.get(zone), self.fewest.0, skew))
+            && self.node_skew.is_none_or(|skew| within(self.nodes.get(&n), self.fewest.1, skew))
+    }
+
+    fn took(&mut self, n: usize, zone: &str) {
+        *self.zones.entry(zone.to_string()).or_default() += 1;
+        *self.nodes.entry(n).or_default() += 1;
+        self.count_fewest();
+    }
+
+    fn count_fewest(&mut self) {
+        let fewest = |counts: &mut dyn Iterator<Item = &u32>| counts.min().copied().unwrap_or(0);
+        self.fewest = (fewest(&mut self.zones.values()), fewest(&mut self.nodes.values()));
     }
 }
 
@@ -132,6 +157,26 @@ mod tests {
             *by_zone.entry(node.zone.clone()).or_default() += node.pods.len();
         }
         by_zone
+    }
+
+    /// Five web pods bound at the start on three nodes of one group (three each by room),
+    /// `rule` added to web: the pods on each node, in node order.
+    fn bound_by_node(rule: &str) -> Vec<usize> {
+        let text = format!(
+            "name: t\nduration: 1h\nnode-groups:\n\
+             \x20 - {{id: a, instance-types: [m5.large], min-size: 3, max-size: 5}}\n\
+             workloads:\n  - {{name: web, requests: {{cpu: 600m}}, replicas: {{constant: 5}}{rule}}}\n"
+        );
+        let world = World::new(&Scenario::parse(Path::new("t.yaml"), &text).unwrap(), 1);
+        world.nodes.iter().flatten().map(|n| n.pods.len()).collect()
+    }
+
+    #[test]
+    fn pods_kept_spread_over_nodes_are_bound_within_the_skew() {
+        assert_eq!(bound_by_node(""), [3, 2, 0], "first fit");
+        assert_eq!(bound_by_node(", max-node-skew: 1"), [2, 2, 1]);
+        assert_eq!(bound_by_node(", max-node-skew: 2"), [2, 2, 1], "the third waits for one on the empty node");
+        assert_eq!(bound_by_node(", max-node-skew: 3"), [3, 2, 0]);
     }
 
     #[test]

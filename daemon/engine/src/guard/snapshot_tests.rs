@@ -299,3 +299,64 @@ fn a_workload_kept_spread_over_zones_is_told_with_its_pods_by_zone() {
     let by_zone: Vec<(&str, u32)> = spreads[0].pods_by_zone.iter().map(|z| (z.zone.as_str(), z.pods)).collect();
     assert_eq!(by_zone, [("us-east-1a", 2), ("us-east-1b", 1)]);
 }
+
+/// A workload kept spread over nodes is told as the cap per node it sets now: the fewest of
+/// its pods on a node that counts, plus its skew. Nodes being removed do not count, nor those
+/// whose group's labels refuse its pods; a tainted one does, as the scheduler counts it.
+#[test]
+fn a_workload_kept_spread_over_nodes_is_told_the_cap_its_fewest_node_sets() {
+    let cap = web_cap;
+    let mut world = World::default();
+    assert_eq!(cap(&world), None, "no spread, no cap");
+    world.cluster.workloads[0].max_node_skew = Some(1);
+    assert_eq!(cap(&world), Some(2), "one web pod on each of w1..w4");
+    for (i, node) in ["w1", "w2", "w3"].into_iter().enumerate() {
+        world.pods.push(super::fixture::pod(&format!("web-{}", i + 5), Some(node), Some(web()), 100));
+    }
+    assert_eq!(cap(&world), Some(2), "w4 still runs one");
+    world.draining("w4");
+    assert_eq!(cap(&world), Some(3), "w4 is being removed: the others run two");
+    world.cluster.nodes.push(super::fixture::node("b1", None, Some("batch")));
+    assert_eq!(cap(&world), Some(1), "b1 runs none of them");
+    world.group_mut("batch").taints.push(ballast_sdk::Taint {
+        key: "dedicated".into(),
+        value: "batch".into(),
+        effect: ballast_sdk::TaintEffect::NoSchedule,
+    });
+    assert_eq!(cap(&world), Some(1), "a taint does not keep b1 from counting");
+    world.group_mut("web").labels.insert("pool".into(), "web".into());
+    for pod in world.pods.iter_mut().filter(|p| p.owner.as_deref() == Some(&web())) {
+        std::sync::Arc::make_mut(&mut pod.template).node_selector.insert("pool".into(), "web".into());
+    }
+    assert_eq!(cap(&world), Some(3), "batch's labels refuse web's pods: b1 does not count");
+    world.cluster.nodes.push(super::fixture::node("x1", None, None));
+    assert_eq!(cap(&world), Some(1), "a node of no known group counts");
+    world.cluster.workloads[0].max_per_node = Some(1);
+    world.cluster.nodes.pop();
+    assert_eq!(cap(&world), Some(1), "kept apart as well: the tighter holds");
+}
+
+/// Pods of a spread workload waiting for a node fill the nodes with the fewest first, as the
+/// scheduler does, and the cap told is the one after; a node they may not go to keeps the
+/// fewest where it is.
+#[test]
+fn a_spread_workload_s_waiting_pods_raise_its_cap_as_they_fill_the_nodes_with_the_fewest() {
+    let mut world = World::default();
+    world.cluster.workloads[0].max_node_skew = Some(1);
+    world.cluster.nodes.push(super::fixture::node("w5", None, Some("web")));
+    assert_eq!(web_cap(&world), Some(1), "w5 runs none of them");
+    for i in 0..3 {
+        world.pods.push(super::fixture::pod(&format!("web-new-{i}"), None, Some(web()), 100));
+    }
+    assert_eq!(web_cap(&world), Some(2), "the first goes to w5, and then every node runs one");
+    world.node_mut("w5").cordoned = true;
+    assert_eq!(web_cap(&world), Some(1), "none goes to a cordoned w5, which still counts");
+}
+
+/// The most web pods the snapshot says one node may run, if it says.
+fn web_cap(world: &World) -> Option<u32> {
+    let obs = world.observe();
+    let limits = obs.snapshot.per_node_limits();
+    assert!(limits.iter().all(|l| l.workload == web()), "{limits:?}");
+    limits.first().map(|l| l.max_pods)
+}

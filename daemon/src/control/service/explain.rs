@@ -180,10 +180,17 @@ fn pending_pod(snapshot: &SnapshotData, observed: &Observed, p: &PendingPod) -> 
         p.requests.memory_bytes >> 20
     )];
     if let Some((owner, max)) = p.owner.as_ref().and_then(|o| Some((o, snapshot.max_per_node(o)?))) {
-        facts.push(format!(
-            "kept apart: at most {max} of {owner}'s pods on one node (required pod anti-affinity on \
-             kubernetes.io/hostname), so it needs a node that runs fewer"
-        ));
+        facts.push(match observed.obs.node_skews.get(owner) {
+            Some(skew) => format!(
+                "kept spread over nodes: at most {skew} more of {owner}'s pods on one node than on the node with \
+                 the fewest (a topology spread on kubernetes.io/hostname), so at most {max} on one node now, once \
+                 its waiting pods fill the nodes with the fewest; it needs a node that runs fewer"
+            ),
+            None => format!(
+                "kept apart: at most {max} of {owner}'s pods on one node (required pod anti-affinity on \
+                 kubernetes.io/hostname), so it needs a node that runs fewer"
+            ),
+        });
     }
     if let Some(spread) = p.owner.as_ref().and_then(|o| snapshot.zone_spread(o)) {
         facts.push(kept_spread(spread));
@@ -291,6 +298,20 @@ mod tests {
         let waiting = pending_pod(&obs.snapshot, &observed, web9);
         let told = "kept apart: at most 1 of deployment/shop/web's pods on one node (required pod anti-affinity on \
                     kubernetes.io/hostname), so it needs a node that runs fewer";
+        assert!(waiting.facts.iter().any(|f| f == told), "{:?}", waiting.facts);
+    }
+
+    #[test]
+    fn a_pending_pod_kept_spread_over_nodes_says_the_skew_and_the_cap_it_sets_now() {
+        let mut world = fixture::World::default();
+        world.pods.push(fixture::pod("web-9", None, Some(fixture::web()), 500));
+        world.cluster.workloads[0].max_node_skew = Some(1);
+        let (obs, observed) = observed(&world);
+        let web9 = obs.snapshot.pending_pods.iter().find(|p| p.name == "web-9").unwrap();
+        let waiting = pending_pod(&obs.snapshot, &observed, web9);
+        let told = "kept spread over nodes: at most 1 more of deployment/shop/web's pods on one node than on the node \
+                    with the fewest (a topology spread on kubernetes.io/hostname), so at most 2 on one node now, once \
+                    its waiting pods fill the nodes with the fewest; it needs a node that runs fewer";
         assert!(waiting.facts.iter().any(|f| f == told), "{:?}", waiting.facts);
     }
 

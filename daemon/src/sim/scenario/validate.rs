@@ -168,6 +168,9 @@ impl Scenario {
         if w.max_zone_skew == Some(0) {
             return Err(invalid(at("max-zone-skew"), "must be at least 1, got 0"));
         }
+        if w.max_node_skew == Some(0) {
+            return Err(invalid(at("max-node-skew"), "must be at least 1, got 0"));
+        }
         if w.placement == Target::Fargate && self.fargate.is_none() {
             return Err(invalid(at("placement"), "`fargate` needs a `fargate:` profile in the scenario"));
         }
