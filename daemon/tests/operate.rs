@@ -332,12 +332,12 @@ async fn pods_kept_apart_by_anti_affinity_get_a_node_each() {
     stop(daemon);
 }
 
-/// A Deployment whose pods the scheduler keeps within one of even over zones (a topology
-/// spread on the zone label that may not be broken).
-fn spread_over_zones(name: &str) -> Value {
+/// A Deployment whose pods the scheduler keeps within one of even over the domains of `key`
+/// (a topology spread that may not be broken).
+fn spread_over(name: &str, key: &str) -> Value {
     let mut deployment = deployment(name);
     deployment["spec"]["template"]["spec"]["topologySpreadConstraints"] = json!([{
-        "topologyKey": "topology.kubernetes.io/zone", "maxSkew": 1, "whenUnsatisfiable": "DoNotSchedule",
+        "topologyKey": key, "maxSkew": 1, "whenUnsatisfiable": "DoNotSchedule",
         "labelSelector": {"matchLabels": {"app": name}}}]);
     deployment
 }
@@ -356,7 +356,7 @@ async fn pods_kept_spread_over_zones_get_a_node_in_the_zone_short_of_them() {
     east_b.availability_zones("us-east-1b").send().await.unwrap();
     let instance = site.group().await.1[0].clone();
     site.standin.create(node("n0", &instance, "general")).unwrap();
-    site.standin.create(spread_over_zones("web")).unwrap();
+    site.standin.create(spread_over("web", "topology.kubernetes.io/zone")).unwrap();
     site.standin.create(replica_set("web-1", "web")).unwrap();
     for i in 0..2 {
         let owner = Some(("ReplicaSet", "web-1"));
@@ -375,6 +375,39 @@ async fn pods_kept_spread_over_zones_get_a_node_in_the_zone_short_of_them() {
     }
     assert_eq!(site.group_named("east-b").await.0, 1, "{:#?}", records(&journal));
     assert_eq!(site.group().await.0, 1, "general keeps its one node: {:#?}", records(&journal));
+    stop(daemon);
+}
+
+/// Pods kept spread over nodes get as many nodes as the scheduler will fill, in the real
+/// process: n1, full with a batch pod beside it, runs one web pod and n0 two, so no node may
+/// run more than two until n1 runs more. Four web pods wait: `general` grows by two nodes,
+/// two pods each. Told nothing of the spread, binpack bought one node for all four (they fit
+/// by their requests), on which the scheduler would bind two.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_kept_spread_over_nodes_get_as_many_nodes_as_the_scheduler_will_fill() {
+    let site = Site::start(2).await;
+    for (i, instance) in site.group().await.1.iter().enumerate() {
+        site.standin.create(node(&format!("n{i}"), instance, "general")).unwrap();
+    }
+    site.standin.create(spread_over("web", "kubernetes.io/hostname")).unwrap();
+    site.standin.create(replica_set("web-1", "web")).unwrap();
+    site.standin.create(deployment("batch")).unwrap();
+    site.standin.create(replica_set("batch-1", "batch")).unwrap();
+    let web = Some(("ReplicaSet", "web-1"));
+    for (pod, on) in [("web-1-0", "n0"), ("web-1-1", "n0"), ("web-1-2", "n1")] {
+        site.standin.create(running_pod(pod, on, web, json!({"app": "web"}))).unwrap();
+    }
+    let mut batch = running_pod("batch-1-0", "n1", Some(("ReplicaSet", "batch-1")), json!({"app": "batch"}));
+    batch["spec"]["containers"][0]["resources"]["requests"] = json!({"cpu": "1500m", "memory": "1Gi"});
+    site.standin.create(batch).unwrap();
+    for i in 3..7 {
+        site.standin.create(pending_pod(&format!("web-1-{i}"), web)).unwrap();
+    }
+    let daemon = site.replica("nodes", "  tick-interval: 1s\n", "  - {plugin: binpack}\n", "");
+    if eventually(Duration::from_secs(30), async || site.group().await.0 > 3).await.is_none() {
+        fail(daemon, "general never grew by a node for each two waiting web pods");
+    }
+    assert_eq!(site.group().await.0, 4, "{:#?}", records(&site.journal()));
     stop(daemon);
 }
 
