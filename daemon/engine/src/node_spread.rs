@@ -5,10 +5,11 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::sync::Arc;
 
 use ballast_sdk::{Constraints, Node, NodeGroup, Refusal, Resources, WorkloadRef};
 
-use super::ports::{ClusterView, NodeView, PodTemplate};
+use super::ports::{ClusterView, NodeView, PodShape, PodTemplate};
 
 /// The most pods of each workload kept spread over nodes that one node may run (see
 /// [`WorkloadView::max_node_skew`](super::ports::WorkloadView::max_node_skew)): the fewest
@@ -48,53 +49,96 @@ pub fn caps(
     if skews.is_empty() {
         return HashMap::new();
     }
-    let rules =
-        Rules { templates: templates(cluster, &skews), groups: groups.iter().map(|g| (g.id.as_str(), g)).collect() };
+    let seen = Seen::walk(cluster, nodes, &skews, being_removed);
+    let rules = Rules { templates: &seen.templates, groups: groups.iter().map(|g| (g.id.as_str(), g)).collect() };
     let waiting = waiting(cluster, &skews);
-    let mut nodes_in: HashMap<Option<&str>, u32> = HashMap::new();
-    let mut with_pods: HashMap<&WorkloadRef, Fewest> = HashMap::new();
-    let mut domains: HashMap<&WorkloadRef, Vec<Domain>> = HashMap::new();
-    for (view, node) in cluster.nodes.iter().zip(nodes) {
-        if view.fargate || view.removal_mark.is_some() || being_removed(&view.name) {
-            continue;
-        }
-        let group = node.group.as_deref();
-        *nodes_in.entry(group).or_default() += 1;
-        let mut here: HashMap<&WorkloadRef, u32> = HashMap::new();
-        for on in &view.pods.shapes {
-            if let Some(owner) = on.shape.owner.as_deref().filter(|o| skews.contains_key(o)) {
-                *here.entry(owner).or_default() += on.pods.len() as u32;
-            }
-        }
-        for (&workload, wait) in waiting.iter().filter(|&(&w, _)| rules.counts(group, w)) {
-            let room = if rules.fills(view, group, workload) { room_for(view, wait) } else { 0 };
-            domains.entry(workload).or_default().push(Domain { pods: here.get(workload).copied().unwrap_or(0), room });
-        }
-        for (workload, pods) in here.into_iter().filter(|&(w, _)| rules.counts(group, w)) {
-            let fewest = with_pods.entry(workload).or_insert(Fewest { nodes: 0, pods: u32::MAX });
-            (fewest.nodes, fewest.pods) = (fewest.nodes + 1, fewest.pods.min(pods));
-        }
-    }
     (skews.into_iter())
         .map(|(w, skew)| {
             let fewest = match waiting.get(w) {
-                Some(wait) => filled(domains.remove(w).unwrap_or_default(), wait.pods, skew),
-                None => {
-                    let counting: u32 = nodes_in.iter().filter(|&(&g, _)| rules.counts(g, w)).map(|(_, n)| n).sum();
-                    // A node that counts and runs none of them sets the fewest at none.
-                    with_pods.get(w).filter(|f| f.nodes == counting).map_or(0, |f| f.pods)
-                }
+                Some(wait) => filled(seen.domains(w, wait, &rules), wait.pods, skew),
+                None => seen.fewest(w, &rules),
             };
             (w.clone(), fewest + skew)
         })
         .collect()
 }
 
-/// The fewest of a workload's pods on the nodes that count and run some: how many such
-/// nodes, and the fewest pods on one.
-struct Fewest {
-    nodes: u32,
+/// The nodes that may count for a spread (all but Fargate's and those being removed), by
+/// group, with the spread workloads' pods on each.
+struct Seen<'a> {
+    by_group: HashMap<Option<&'a str>, Vec<&'a NodeView>>,
+    /// Each spread workload's pods on the nodes that run some, with the node's group.
+    pods_of: HashMap<&'a WorkloadRef, HashMap<&'a str, PodsOn<'a>>>,
+    /// The template of each spread workload's pods, from the first pending or running pod.
+    templates: HashMap<&'a WorkloadRef, &'a PodTemplate>,
+}
+
+#[derive(Clone, Copy)]
+struct PodsOn<'a> {
+    group: Option<&'a str>,
     pods: u32,
+}
+
+impl<'a> Seen<'a> {
+    fn walk(
+        cluster: &'a ClusterView,
+        nodes: &'a [Node],
+        skews: &BTreeMap<&WorkloadRef, u32>,
+        being_removed: &dyn Fn(&str) -> bool,
+    ) -> Self {
+        let mut seen = Seen { by_group: HashMap::new(), pods_of: HashMap::new(), templates: HashMap::new() };
+        // Shapes are shared between nodes: each is looked up once, by its address.
+        let mut spread: HashMap<*const PodShape, Option<&WorkloadRef>> = HashMap::new();
+        let mut owner_of = |shape: &'a Arc<PodShape>| {
+            *spread
+                .entry(Arc::as_ptr(shape))
+                .or_insert_with(|| shape.owner.as_deref().filter(|o| skews.contains_key(o)))
+        };
+        for shape in cluster.pending.iter().map(|p| &p.shape) {
+            if let Some(owner) = owner_of(shape) {
+                seen.templates.entry(owner).or_insert(&*shape.template);
+            }
+        }
+        for (view, node) in cluster.nodes.iter().zip(nodes) {
+            if view.fargate || view.removal_mark.is_some() || being_removed(&view.name) {
+                continue;
+            }
+            let group = node.group.as_deref();
+            seen.by_group.entry(group).or_default().push(view);
+            for on in &view.pods.shapes {
+                if let Some(owner) = owner_of(&on.shape) {
+                    seen.templates.entry(owner).or_insert(&*on.shape.template);
+                    let here = seen.pods_of.entry(owner).or_default();
+                    here.entry(&view.name).or_insert(PodsOn { group, pods: 0 }).pods += on.pods.len() as u32;
+                }
+            }
+        }
+        seen
+    }
+
+    /// The fewest of `workload`'s pods on a node that counts: none if one runs none.
+    fn fewest(&self, workload: &WorkloadRef, rules: &Rules<'_>) -> u32 {
+        let counting: usize =
+            self.by_group.iter().filter(|&(&g, _)| rules.counts(g, workload)).map(|(_, n)| n.len()).sum();
+        let on_nodes = self.pods_of.get(workload).into_iter().flat_map(|p| p.values());
+        let running: Vec<u32> = on_nodes.filter(|p| rules.counts(p.group, workload)).map(|p| p.pods).collect();
+        if running.len() < counting { 0 } else { running.into_iter().min().unwrap_or(0) }
+    }
+
+    /// Every node that counts for `workload`, with its pods of it and its room for more.
+    fn domains(&self, workload: &WorkloadRef, wait: &Waiting, rules: &Rules<'_>) -> Vec<Domain> {
+        let pods_of = self.pods_of.get(workload);
+        let mut domains = Vec::new();
+        for (&group, views) in self.by_group.iter().filter(|&(&g, _)| rules.counts(g, workload)) {
+            let admitted = rules.admits(group, workload);
+            for view in views {
+                let pods = pods_of.and_then(|p| p.get(&*view.name)).map_or(0, |p| p.pods);
+                let room = if admitted && view.ready && !view.cordoned { room_for(view, wait) } else { 0 };
+                domains.push(Domain { pods, room });
+            }
+        }
+        domains
+    }
 }
 
 /// A node that counts for a workload's spread: its pods of the workload, and how many more
@@ -163,25 +207,9 @@ fn waiting<'a>(cluster: &'a ClusterView, skews: &BTreeMap<&WorkloadRef, u32>) ->
     waiting
 }
 
-/// The template of each spread workload's pods, from the first pending or running pod of it.
-fn templates<'a>(
-    cluster: &'a ClusterView,
-    skews: &BTreeMap<&WorkloadRef, u32>,
-) -> HashMap<&'a WorkloadRef, &'a PodTemplate> {
-    let pending = cluster.pending.iter().map(|p| &p.shape);
-    let running = cluster.nodes.iter().flat_map(|n| n.pods.shapes.iter().map(|on| &on.shape));
-    let mut templates = HashMap::new();
-    for shape in pending.chain(running) {
-        if let Some(owner) = shape.owner.as_deref().filter(|o| skews.contains_key(o)) {
-            templates.entry(owner).or_insert(&*shape.template);
-        }
-    }
-    templates
-}
-
 /// Which nodes count for a workload's spread, and which it may go to.
 struct Rules<'a> {
-    templates: HashMap<&'a WorkloadRef, &'a PodTemplate>,
+    templates: &'a HashMap<&'a WorkloadRef, &'a PodTemplate>,
     groups: HashMap<&'a str, &'a NodeGroup>,
 }
 
@@ -197,13 +225,13 @@ impl Rules<'_> {
         }
     }
 
-    /// The node may take one of the pods now: Ready, uncordoned, of a group that admits them.
-    fn fills(&self, view: &NodeView, group: Option<&str>, workload: &WorkloadRef) -> bool {
-        let admitted = match (group.and_then(|g| self.groups.get(g)), self.templates.get(workload)) {
+    /// A node of `group` may take one of the pods, taints included, if it is Ready and
+    /// uncordoned: its group is known and admits them.
+    fn admits(&self, group: Option<&str>, workload: &WorkloadRef) -> bool {
+        match (group.and_then(|g| self.groups.get(g)), self.templates.get(workload)) {
             (Some(group), Some(template)) => group.admits(*template),
             _ => false,
-        };
-        view.ready && !view.cordoned && admitted
+        }
     }
 }
 
