@@ -82,7 +82,7 @@ declare module "ballast:policy/types@0.1.13" {
     namespace: string; name: string; pods: number; requests: Resources; nodeSelector: Label[]; affinityKeys: string[];
     tolerations: Toleration[];
   }
-  /** At most `maxPods` pods of a workload on one node: a required pod anti-affinity (since 0.1.12). */
+  /** At most `maxPods` pods of a workload on one node: a required pod anti-affinity, or the cap a hostname topology spread sets now (since 0.1.12). */
   export interface PerNodeLimit { workload: WorkloadRef; maxPods: number }
   /** A workload's pods on nodes in one zone (since 0.1.13). */
   export interface ZonePods { zone: string; pods: number }

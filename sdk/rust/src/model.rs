@@ -302,7 +302,10 @@ pub struct ScheduledRun {
 
 /// At most `max_pods` pods of a workload on any one node, as the scheduler keeps them
 /// (interface 0.1.12): 1 for a required pod anti-affinity on `kubernetes.io/hostname` that
-/// selects the workload's own pods. What [`crate::Snapshot::per_node_limits`] returns.
+/// selects the workload's own pods; for a topology spread on the hostname that may not be
+/// broken, the cap it sets now (the fewest of the workload's pods on a node that counts, once
+/// its waiting pods have filled the nodes with the fewest, plus `maxSkew`), which rises as the
+/// workload grows. What [`crate::Snapshot::per_node_limits`] returns.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
 pub struct PerNodeLimit {
