@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use ballast_sdk::{Constraints, Node, NodeGroup, Refusal, Resources, WorkloadRef};
 
+use super::observe::was_ready_once;
 use super::ports::{ClusterView, NodeView, PodShape, PodTemplate};
 
 /// The most pods of each workload kept spread over nodes that one node may run (see
@@ -24,8 +25,9 @@ use super::ports::{ClusterView, NodeView, PodShape, PodTemplate};
 /// Fargate's, those being removed and those whose group's labels refuse the workload's pods
 /// (its node selector or the keys its node affinity requires); taints do not matter (the
 /// scheduler's default `nodeTaintsPolicy: Ignore`), and a node whose group is unknown
-/// counts. Only a Ready, uncordoned node of a group that admits the pods, taints included,
-/// is filled, with as many as its free room holds.
+/// counts. Only an uncordoned node of a group that admits the pods, taints included, is
+/// filled, with as many as its free room holds: a Ready one, or one still booting (never
+/// Ready yet), which the waiting pods will fill once it is; not one that was lost.
 ///
 /// # Caveats
 /// - A node being removed is left out although the scheduler counts it until it is gone:
@@ -133,7 +135,10 @@ impl<'a> Seen<'a> {
             let admitted = rules.admits(group, workload);
             for view in views {
                 let pods = pods_of.and_then(|p| p.get(&*view.name)).map_or(0, |p| p.pods);
-                let room = if admitted && view.ready && !view.cordoned { room_for(view, wait) } else { 0 };
+                // A node still booting is counted by the scheduler (its not-ready taint aside)
+                // and takes pods once Ready: the waiting pods will fill it.
+                let booting = !view.ready && !was_ready_once(view);
+                let room = if admitted && (view.ready || booting) && !view.cordoned { room_for(view, wait) } else { 0 };
                 domains.push(Domain { pods, room });
             }
         }

@@ -110,16 +110,23 @@ struct Spread {
     node_skew: Option<u32>,
     zones: BTreeMap<String, u32>,
     nodes: HashMap<usize, u32>,
-    /// The fewest in a zone and on a node, as last counted.
-    fewest: (u32, u32),
+    /// As last counted.
+    fewest: Fewest,
+}
+
+/// The fewest of a workload's pods in a zone and on a node.
+#[derive(Default)]
+struct Fewest {
+    in_zone: u32,
+    on_node: u32,
 }
 
 impl Spread {
     /// One more pod on node `n` in `zone` leaves each within its skew of the fewest.
     fn may_take(&self, n: usize, zone: &str) -> bool {
         let within = |here: Option<&u32>, fewest: u32, skew: u32| here.copied().unwrap_or(0) < fewest + skew;
-        self.zone_skew.is_none_or(|skew| within(self.zones.get(zone), self.fewest.0, skew))
-            && self.node_skew.is_none_or(|skew| within(self.nodes.get(&n), self.fewest.1, skew))
+        self.zone_skew.is_none_or(|skew| within(self.zones.get(zone), self.fewest.in_zone, skew))
+            && self.node_skew.is_none_or(|skew| within(self.nodes.get(&n), self.fewest.on_node, skew))
     }
 
     fn took(&mut self, n: usize, zone: &str) {
@@ -130,7 +137,7 @@ impl Spread {
 
     fn count_fewest(&mut self) {
         let fewest = |counts: &mut dyn Iterator<Item = &u32>| counts.min().copied().unwrap_or(0);
-        self.fewest = (fewest(&mut self.zones.values()), fewest(&mut self.nodes.values()));
+        self.fewest = Fewest { in_zone: fewest(&mut self.zones.values()), on_node: fewest(&mut self.nodes.values()) };
     }
 }
 

@@ -349,6 +349,11 @@ fn a_spread_workload_s_waiting_pods_raise_its_cap_as_they_fill_the_nodes_with_th
         world.pods.push(super::fixture::pod(&format!("web-new-{i}"), None, Some(web()), 100));
     }
     assert_eq!(web_cap(&world), Some(2), "the first goes to w5, and then every node runs one");
+    world.node_mut("w5").ready = false;
+    assert_eq!(web_cap(&world), Some(2), "w5 still boots: it takes the first once Ready");
+    world.node_mut("w5").unready_since_millis = Some(NOW);
+    assert_eq!(web_cap(&world), Some(1), "w5 was lost: it takes none, and still counts");
+    world.node_mut("w5").ready = true;
     world.node_mut("w5").cordoned = true;
     assert_eq!(web_cap(&world), Some(1), "none goes to a cordoned w5, which still counts");
 }
