@@ -75,6 +75,7 @@ struct Seen<'a> {
     templates: HashMap<&'a WorkloadRef, &'a PodTemplate>,
 }
 
+/// A spread workload's pods on one node, and the node's group.
 #[derive(Clone, Copy)]
 struct PodsOn<'a> {
     group: Option<&'a str>,
@@ -230,8 +231,8 @@ impl Rules<'_> {
         }
     }
 
-    /// A node of `group` may take one of the pods, taints included, if it is Ready and
-    /// uncordoned: its group is known and admits them.
+    /// A node of `group` may take the pods, taints included: its group is known and admits
+    /// them.
     fn admits(&self, group: Option<&str>, workload: &WorkloadRef) -> bool {
         match (group.and_then(|g| self.groups.get(g)), self.templates.get(workload)) {
             (Some(group), Some(template)) => group.admits(*template),

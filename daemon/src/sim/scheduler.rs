@@ -95,15 +95,17 @@ impl World {
             }
             let here = node.pods.iter().filter(|&&p| self.pods[p].as_ref().is_some_and(|p| p.workload == w)).count();
             *spread.zones.entry(node.zone.clone()).or_default() += here as u32;
-            spread.nodes.insert(i, here as u32);
+            if spread.node_skew.is_some() {
+                spread.nodes.insert(i, here as u32);
+            }
         }
         spread.count_fewest();
         spread
     }
 }
 
-/// A workload's pods by zone and by node, over the zones and nodes its pods may run on, and
-/// how far it may lean to one.
+/// A workload's pods by zone and by node (nodes counted only when it is spread over nodes),
+/// over the zones and nodes its pods may run on, and how far it may lean to one.
 #[derive(Default)]
 struct Spread {
     zone_skew: Option<u32>,
@@ -131,7 +133,9 @@ impl Spread {
 
     fn took(&mut self, n: usize, zone: &str) {
         *self.zones.entry(zone.to_string()).or_default() += 1;
-        *self.nodes.entry(n).or_default() += 1;
+        if self.node_skew.is_some() {
+            *self.nodes.entry(n).or_default() += 1;
+        }
         self.count_fewest();
     }
 

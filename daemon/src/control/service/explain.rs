@@ -236,6 +236,16 @@ mod tests {
     use crate::engine::state::BackoffState;
 
     /// The world observed at the fixture's time, as the control API holds it.
+    /// Why web-9, a web pod of 500 mCPU, waits in the fixture cluster as `setup` leaves it.
+    fn web9_waiting(setup: impl FnOnce(&mut fixture::World)) -> Waiting {
+        let mut world = fixture::World::default();
+        world.pods.push(fixture::pod("web-9", None, Some(fixture::web()), 500));
+        setup(&mut world);
+        let (obs, observed) = observed(&world);
+        let web9 = obs.snapshot.pending_pods.iter().find(|p| p.name == "web-9").unwrap();
+        pending_pod(&obs.snapshot, &observed, web9)
+    }
+
     fn observed(world: &fixture::World) -> (Arc<crate::engine::observe::Observation>, Observed) {
         let obs = Arc::new(world.observe());
         let observed = Observed {
@@ -290,12 +300,7 @@ mod tests {
 
     #[test]
     fn a_pending_pod_kept_apart_says_how_many_of_its_workloads_pods_a_node_may_run() {
-        let mut world = fixture::World::default();
-        world.pods.push(fixture::pod("web-9", None, Some(fixture::web()), 500));
-        world.cluster.workloads[0].max_per_node = Some(1);
-        let (obs, observed) = observed(&world);
-        let web9 = obs.snapshot.pending_pods.iter().find(|p| p.name == "web-9").unwrap();
-        let waiting = pending_pod(&obs.snapshot, &observed, web9);
+        let waiting = web9_waiting(|world| world.cluster.workloads[0].max_per_node = Some(1));
         let told = "kept apart: at most 1 of deployment/shop/web's pods on one node (required pod anti-affinity on \
                     kubernetes.io/hostname), so it needs a node that runs fewer";
         assert!(waiting.facts.iter().any(|f| f == told), "{:?}", waiting.facts);
@@ -303,12 +308,7 @@ mod tests {
 
     #[test]
     fn a_pending_pod_kept_spread_over_nodes_says_the_skew_and_the_cap_it_sets_now() {
-        let mut world = fixture::World::default();
-        world.pods.push(fixture::pod("web-9", None, Some(fixture::web()), 500));
-        world.cluster.workloads[0].max_node_skew = Some(1);
-        let (obs, observed) = observed(&world);
-        let web9 = obs.snapshot.pending_pods.iter().find(|p| p.name == "web-9").unwrap();
-        let waiting = pending_pod(&obs.snapshot, &observed, web9);
+        let waiting = web9_waiting(|world| world.cluster.workloads[0].max_node_skew = Some(1));
         let told = "kept spread over nodes: at most 1 more of deployment/shop/web's pods on one node than on the node \
                     with the fewest (a topology spread on kubernetes.io/hostname), so at most 2 on one node now, once \
                     its waiting pods fill the nodes with the fewest; it needs a node that runs fewer";
@@ -317,13 +317,10 @@ mod tests {
 
     #[test]
     fn a_pending_pod_kept_spread_over_zones_says_the_skew_and_where_its_workloads_pods_run() {
-        let mut world = fixture::World::default();
-        world.pods.push(fixture::pod("web-9", None, Some(fixture::web()), 500));
-        world.cluster.workloads[0].max_zone_skew = Some(1);
-        world.node_mut("w4").zone = "us-east-1b".into();
-        let (obs, observed) = observed(&world);
-        let web9 = obs.snapshot.pending_pods.iter().find(|p| p.name == "web-9").unwrap();
-        let waiting = pending_pod(&obs.snapshot, &observed, web9);
+        let waiting = web9_waiting(|world| {
+            world.cluster.workloads[0].max_zone_skew = Some(1);
+            world.node_mut("w4").zone = "us-east-1b".into();
+        });
         let told = "kept spread over zones: at most 1 more of deployment/shop/web's pods in one zone than in the zone \
                     with the fewest (a topology spread on topology.kubernetes.io/zone), so it needs room in a zone that \
                     runs fewer; now 3 in us-east-1a, 1 in us-east-1b";
