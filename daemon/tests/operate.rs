@@ -332,6 +332,17 @@ async fn pods_kept_apart_by_anti_affinity_get_a_node_each() {
     stop(daemon);
 }
 
+/// Waits until the daemon has recorded three more ticks (failing, with its log, if it does not).
+async fn three_more_ticks(site: &Site, daemon: std::process::Child) -> std::process::Child {
+    let journal = site.journal();
+    let ticks = |journal: &[Value]| journal.iter().filter(|r| r["record"] == "tick").count();
+    let settled = ticks(&records(&journal)) + 3;
+    if eventually(Duration::from_secs(30), async || ticks(&records(&journal)) >= settled).await.is_none() {
+        fail(daemon, "three more ticks were never recorded");
+    }
+    daemon
+}
+
 /// A Deployment whose pods the scheduler keeps within one of even over the domains of `key`
 /// (a topology spread that may not be broken).
 fn spread_over(name: &str, key: &str) -> Value {
@@ -367,12 +378,8 @@ async fn pods_kept_spread_over_zones_get_a_node_in_the_zone_short_of_them() {
     if eventually(Duration::from_secs(30), async || site.group_named("east-b").await.0 > 0).await.is_none() {
         fail(daemon, "east-b never grew for the pods us-east-1a may not take");
     }
+    let daemon = three_more_ticks(&site, daemon).await;
     let journal = site.journal();
-    let ticks = |journal: &[Value]| journal.iter().filter(|r| r["record"] == "tick").count();
-    let settled = ticks(&records(&journal)) + 3;
-    if eventually(Duration::from_secs(30), async || ticks(&records(&journal)) >= settled).await.is_none() {
-        fail(daemon, "three more ticks were never recorded");
-    }
     assert_eq!(site.group_named("east-b").await.0, 1, "{:#?}", records(&journal));
     assert_eq!(site.group().await.0, 1, "general keeps its one node: {:#?}", records(&journal));
     stop(daemon);
@@ -407,7 +414,8 @@ async fn pods_kept_spread_over_nodes_get_as_many_nodes_as_the_scheduler_will_fil
     if eventually(Duration::from_secs(30), async || site.group().await.0 > 3).await.is_none() {
         fail(daemon, "general never grew by a node for each two waiting web pods");
     }
-    assert_eq!(site.group().await.0, 4, "{:#?}", records(&site.journal()));
+    let daemon = three_more_ticks(&site, daemon).await;
+    assert_eq!(site.group().await.0, 4, "no more while they boot: {:#?}", records(&site.journal()));
     stop(daemon);
 }
 
