@@ -169,7 +169,8 @@ async fn a_garbage_quantity_is_counted_and_named_and_its_object_treated_as_unkno
 }
 
 /// A Deployment's zone and hostname spreads, read from its template through the real watch:
-/// each skew reaches the view as the one it is; a skew of 0 (which a real API server refuses)
+/// each skew reaches the view as the one it is, the hostname spread with the nodes it counts
+/// (`nodeTaintsPolicy: Honor`); a skew of 0 (which a real API server refuses)
 /// is counted and named, and the workload is taken as not spread.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_spread_is_read_from_the_template_and_a_bad_skew_is_named() {
@@ -182,7 +183,9 @@ async fn a_spread_is_read_from_the_template_and_a_bad_skew_is_named() {
         d
     };
     standin.create(spread("web", "topology.kubernetes.io/zone", 2)).unwrap();
-    standin.create(spread("cache", "kubernetes.io/hostname", 3)).unwrap();
+    let mut cache = spread("cache", "kubernetes.io/hostname", 3);
+    cache["spec"]["template"]["spec"]["topologySpreadConstraints"][0]["nodeTaintsPolicy"] = json!("Honor");
+    standin.create(cache).unwrap();
     standin.create(spread("api", "topology.kubernetes.io/zone", 0)).unwrap();
     let cluster = started(&standin, KubeSettings::default()).await;
     let skew = |view: &ballast::engine::ports::ClusterView, name: &str| {
@@ -191,6 +194,8 @@ async fn a_spread_is_read_from_the_template_and_a_bad_skew_is_named() {
     let view = cluster.observe().await.unwrap();
     assert_eq!(skew(&view, "web"), Some((Some(2), None)));
     assert_eq!(skew(&view, "cache"), Some((None, Some(3))));
+    let cache = view.workloads.iter().find(|w| w.id.name == "cache").map(|w| w.node_inclusion);
+    assert!(cache.is_some_and(|c| c.honors_taints && !c.ignores_affinity), "{cache:?}");
     assert_eq!(skew(&view, "api"), Some((None, None)));
     let status = cluster.status();
     assert_eq!(status.unreadable_values, 1, "{status:?}");

@@ -7,10 +7,10 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::sync::Arc;
 
-use ballast_sdk::{Constraints, Node, NodeGroup, Refusal, Resources, WorkloadRef};
+use ballast_sdk::{Constraints, Node, NodeGroup, Refusal, Resources, TaintEffect, WorkloadRef};
 
 use super::observe::was_ready_once;
-use super::ports::{ClusterView, NodeView, PodShape, PodTemplate};
+use super::ports::{ClusterView, NodeInclusion, NodeView, PodShape, PodTemplate};
 
 /// The most pods of each workload kept spread over nodes that one node may run (see
 /// [`WorkloadView::max_node_skew`](super::ports::WorkloadView::max_node_skew)): the fewest
@@ -23,9 +23,11 @@ use super::ports::{ClusterView, NodeView, PodShape, PodTemplate};
 /// # Guarantees
 /// The fewest is never put above what the scheduler would reach: every node counts but
 /// Fargate's, those being removed and those whose group's labels refuse the workload's pods
-/// (its node selector or the keys its node affinity requires); taints do not matter (the
-/// scheduler's default `nodeTaintsPolicy: Ignore`), and a node whose group is unknown
-/// counts. Only an uncordoned node of a group that admits the pods, taints included, is
+/// (its node selector or the keys its node affinity requires); taints do not matter, and a
+/// node whose group is unknown counts. So the scheduler's defaults have it; a spread's
+/// `nodeTaintsPolicy: Honor` leaves out nodes whose taints the pods do not tolerate and
+/// cordoned or unready ones, `nodeAffinityPolicy: Ignore` counts nodes whatever their labels
+/// ([`NodeInclusion`]). Only an uncordoned node of a group that admits the pods, taints included, is
 /// filled, with as many as its free room holds: a Ready one, or one still booting (never
 /// Ready yet), which the waiting pods will fill once it is; not one that was lost.
 ///
@@ -46,39 +48,59 @@ pub fn caps(
     groups: &[NodeGroup],
     being_removed: &dyn Fn(&str) -> bool,
 ) -> HashMap<WorkloadRef, u32> {
-    let skews: BTreeMap<&WorkloadRef, u32> =
-        cluster.workloads.iter().filter_map(|w| Some((&w.id, w.max_node_skew?))).collect();
-    if skews.is_empty() {
+    let spreads: BTreeMap<&WorkloadRef, Spread> = (cluster.workloads.iter())
+        .filter_map(|w| Some((&w.id, Spread { max_skew: w.max_node_skew?, inclusion: w.node_inclusion })))
+        .collect();
+    if spreads.is_empty() {
         return HashMap::new();
     }
-    let seen = Seen::walk(cluster, nodes, &skews, being_removed);
-    let rules = Rules { templates: &seen.templates, groups: groups.iter().map(|g| (g.id.as_str(), g)).collect() };
-    let waiting = waiting(cluster, &skews);
-    (skews.into_iter())
-        .map(|(w, skew)| {
+    let seen = Seen::walk(cluster, nodes, &spreads, being_removed);
+    let rules = Rules {
+        spreads: &spreads,
+        templates: &seen.templates,
+        groups: groups.iter().map(|g| (g.id.as_str(), g)).collect(),
+    };
+    let waiting = waiting(cluster, &spreads);
+    (spreads.iter())
+        .map(|(&w, spread)| {
             let fewest = match waiting.get(w) {
-                Some(wait) => filled(seen.domains(w, wait, &rules), wait.pods, skew),
+                Some(wait) => filled(seen.domains(w, wait, &rules), wait.pods, spread.max_skew),
                 None => seen.fewest(w, &rules),
             };
-            (w.clone(), fewest + skew)
+            (w.clone(), fewest + spread.max_skew)
         })
         .collect()
+}
+
+/// A workload's spread over nodes.
+#[derive(Clone, Copy)]
+struct Spread {
+    max_skew: u32,
+    inclusion: NodeInclusion,
+}
+
+/// What decides whether a node counts, but for the workload: its group, and whether it
+/// carries a taint for being cordoned or not Ready.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct Place<'a> {
+    group: Option<&'a str>,
+    held: bool,
 }
 
 /// The nodes that may count for a spread (all but Fargate's and those being removed), by
 /// group, with the spread workloads' pods on each.
 struct Seen<'a> {
-    by_group: HashMap<Option<&'a str>, Vec<&'a NodeView>>,
+    by_place: HashMap<Place<'a>, Vec<&'a NodeView>>,
     /// Each spread workload's pods on the nodes that run some, with the node's group.
     pods_of: HashMap<&'a WorkloadRef, HashMap<&'a str, PodsOn<'a>>>,
     /// The template of each spread workload's pods, from the first pending or running pod.
     templates: HashMap<&'a WorkloadRef, &'a PodTemplate>,
 }
 
-/// A spread workload's pods on one node, and the node's group.
+/// A spread workload's pods on one node, and where the node stands.
 #[derive(Clone, Copy)]
 struct PodsOn<'a> {
-    group: Option<&'a str>,
+    place: Place<'a>,
     pods: u32,
 }
 
@@ -86,16 +108,16 @@ impl<'a> Seen<'a> {
     fn walk(
         cluster: &'a ClusterView,
         nodes: &'a [Node],
-        skews: &BTreeMap<&WorkloadRef, u32>,
+        spreads: &BTreeMap<&WorkloadRef, Spread>,
         being_removed: &dyn Fn(&str) -> bool,
     ) -> Self {
-        let mut seen = Seen { by_group: HashMap::new(), pods_of: HashMap::new(), templates: HashMap::new() };
+        let mut seen = Seen { by_place: HashMap::new(), pods_of: HashMap::new(), templates: HashMap::new() };
         // Shapes are shared between nodes: each is looked up once, by its address.
         let mut spread: HashMap<*const PodShape, Option<&WorkloadRef>> = HashMap::new();
         let mut owner_of = |shape: &'a Arc<PodShape>| {
             *spread
                 .entry(Arc::as_ptr(shape))
-                .or_insert_with(|| shape.owner.as_deref().filter(|o| skews.contains_key(o)))
+                .or_insert_with(|| shape.owner.as_deref().filter(|o| spreads.contains_key(o)))
         };
         for shape in cluster.pending.iter().map(|p| &p.shape) {
             if let Some(owner) = owner_of(shape) {
@@ -106,13 +128,13 @@ impl<'a> Seen<'a> {
             if view.fargate || view.removal_mark.is_some() || being_removed(&view.name) {
                 continue;
             }
-            let group = node.group.as_deref();
-            seen.by_group.entry(group).or_default().push(view);
+            let place = Place { group: node.group.as_deref(), held: view.cordoned || !view.ready };
+            seen.by_place.entry(place).or_default().push(view);
             for on in &view.pods.shapes {
                 if let Some(owner) = owner_of(&on.shape) {
                     seen.templates.entry(owner).or_insert(&*on.shape.template);
                     let here = seen.pods_of.entry(owner).or_default();
-                    here.entry(&view.name).or_insert(PodsOn { group, pods: 0 }).pods += on.pods.len() as u32;
+                    here.entry(&view.name).or_insert(PodsOn { place, pods: 0 }).pods += on.pods.len() as u32;
                 }
             }
         }
@@ -122,9 +144,9 @@ impl<'a> Seen<'a> {
     /// The fewest of `workload`'s pods on a node that counts: none if one runs none.
     fn fewest(&self, workload: &WorkloadRef, rules: &Rules<'_>) -> u32 {
         let counting: usize =
-            self.by_group.iter().filter(|&(&g, _)| rules.counts(g, workload)).map(|(_, n)| n.len()).sum();
+            self.by_place.iter().filter(|&(&p, _)| rules.counts(p, workload)).map(|(_, n)| n.len()).sum();
         let on_nodes = self.pods_of.get(workload).into_iter().flat_map(|p| p.values());
-        let running: Vec<u32> = on_nodes.filter(|p| rules.counts(p.group, workload)).map(|p| p.pods).collect();
+        let running: Vec<u32> = on_nodes.filter(|p| rules.counts(p.place, workload)).map(|p| p.pods).collect();
         if running.len() < counting { 0 } else { running.into_iter().min().unwrap_or(0) }
     }
 
@@ -132,8 +154,8 @@ impl<'a> Seen<'a> {
     fn domains(&self, workload: &WorkloadRef, wait: &Waiting, rules: &Rules<'_>) -> Vec<Domain> {
         let pods_of = self.pods_of.get(workload);
         let mut domains = Vec::new();
-        for (&group, views) in self.by_group.iter().filter(|&(&g, _)| rules.counts(g, workload)) {
-            let admitted = rules.admits(group, workload);
+        for (&place, views) in self.by_place.iter().filter(|&(&p, _)| rules.counts(p, workload)) {
+            let admitted = rules.admits(place.group, workload);
             for view in views {
                 let pods = pods_of.and_then(|p| p.get(&*view.name)).map_or(0, |p| p.pods);
                 // A node still booting is counted by the scheduler (its not-ready taint aside)
@@ -203,10 +225,13 @@ fn room_for(view: &NodeView, wait: &Waiting) -> u32 {
 }
 
 /// Each spread workload's pods waiting for a node, from the view's pending pods.
-fn waiting<'a>(cluster: &'a ClusterView, skews: &BTreeMap<&WorkloadRef, u32>) -> HashMap<&'a WorkloadRef, Waiting> {
+fn waiting<'a>(
+    cluster: &'a ClusterView,
+    spreads: &BTreeMap<&WorkloadRef, Spread>,
+) -> HashMap<&'a WorkloadRef, Waiting> {
     let mut waiting: HashMap<&WorkloadRef, Waiting> = HashMap::new();
     for pod in &cluster.pending {
-        if let Some(owner) = pod.shape.owner.as_deref().filter(|o| skews.contains_key(o)) {
+        if let Some(owner) = pod.shape.owner.as_deref().filter(|o| spreads.contains_key(o)) {
             waiting.entry(owner).or_insert(Waiting { pods: 0, requests: pod.shape.requests }).pods += 1;
         }
     }
@@ -215,17 +240,26 @@ fn waiting<'a>(cluster: &'a ClusterView, skews: &BTreeMap<&WorkloadRef, u32>) ->
 
 /// Which nodes count for a workload's spread, and which it may go to.
 struct Rules<'a> {
+    spreads: &'a BTreeMap<&'a WorkloadRef, Spread>,
     templates: &'a HashMap<&'a WorkloadRef, &'a PodTemplate>,
     groups: HashMap<&'a str, &'a NodeGroup>,
 }
 
 impl Rules<'_> {
-    /// A node of `group` counts for `workload`'s spread: its group is unknown, or its labels
-    /// admit the pods (a taint does not keep a node from counting).
-    fn counts(&self, group: Option<&str>, workload: &WorkloadRef) -> bool {
-        match (group.and_then(|g| self.groups.get(g)), self.templates.get(workload)) {
-            (Some(group), Some(template)) => {
-                !matches!(group.refusal(*template), Some(Refusal::Label { .. } | Refusal::AffinityKey(_)))
+    /// A node at `place` counts for `workload`'s spread: as the scheduler's defaults have
+    /// it, its group is unknown or its labels admit the pods, whatever its taints; a spread
+    /// that honours taints does not count a node whose taints the pods do not tolerate (nor
+    /// a cordoned or unready one), and one that ignores node affinity counts it whatever its
+    /// labels.
+    fn counts(&self, place: Place<'_>, workload: &WorkloadRef) -> bool {
+        let inclusion = self.spreads.get(workload).map(|s| s.inclusion).unwrap_or_default();
+        if inclusion.honors_taints && place.held {
+            return false;
+        }
+        match (place.group.and_then(|g| self.groups.get(g)), self.templates.get(workload)) {
+            (Some(group), Some(&template)) => {
+                let labels = !matches!(group.refusal(template), Some(Refusal::Label { .. } | Refusal::AffinityKey(_)));
+                (labels || inclusion.ignores_affinity) && !(inclusion.honors_taints && untolerated(group, template))
             }
             _ => true,
         }
@@ -239,6 +273,13 @@ impl Rules<'_> {
             _ => false,
         }
     }
+}
+
+/// The group's nodes carry a taint the pods do not tolerate (a preference aside).
+fn untolerated(group: &NodeGroup, template: &PodTemplate) -> bool {
+    (group.taints.iter())
+        .filter(|t| t.effect != TaintEffect::PreferNoSchedule)
+        .any(|t| !template.tolerations.iter().any(|tol| tol.tolerates(t)))
 }
 
 impl Constraints for PodTemplate {

@@ -365,6 +365,21 @@ pub struct WorkloadView {
     /// scheduler keeps them (a topology spread on `kubernetes.io/hostname`): plugins get it
     /// as the cap per node it sets now (see [`crate::node_spread::caps`]).
     pub max_node_skew: Option<u32>,
+    /// Which nodes that spread counts (its `nodeTaintsPolicy` and `nodeAffinityPolicy`).
+    pub node_inclusion: NodeInclusion,
+}
+
+/// Which nodes a topology spread counts when it finds the domain with the fewest pods, as its
+/// `nodeTaintsPolicy` and `nodeAffinityPolicy` say. The default is the scheduler's: every
+/// node the pods' node selector and required node affinity allow, whatever its taints.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NodeInclusion {
+    /// `nodeTaintsPolicy: Honor`: a node with a taint the pods do not tolerate does not
+    /// count, a cordoned or not-Ready one neither (their taints).
+    pub honors_taints: bool,
+    /// `nodeAffinityPolicy: Ignore`: a node counts whatever the pods' node selector and
+    /// affinity say.
+    pub ignores_affinity: bool,
 }
 
 #[derive(Clone, Debug)]

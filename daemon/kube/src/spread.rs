@@ -6,17 +6,19 @@
 //! # Caveats
 //! - `minDomains` is not read: with fewer domains than it names, the scheduler counts the
 //!   fewest as none, which this reading does not know.
-//! - `nodeAffinityPolicy` and `nodeTaintsPolicy` are not read: which zones count is left to
-//!   the policies, from the groups that admit the pods; which nodes count, to the engine
-//!   (every node whose group's labels admit them, taints aside, as the scheduler's defaults).
+//! - A zone spread's `nodeAffinityPolicy` and `nodeTaintsPolicy` are not read: which zones
+//!   count is left to the policies, from the groups that admit the pods. A hostname spread's
+//!   are, and the engine counts the nodes they say (by default every node whose group's
+//!   labels admit the pods, taints aside).
 //! - A spread whose selector takes in other workloads' pods too is read as over its own
 //!   pods alone.
 
 use std::collections::BTreeMap;
 
 use ballast_engine::node_labels::ZONE_KEYS;
+use ballast_engine::ports::NodeInclusion;
 use ballast_engine::unreadable::BadValue;
-use k8s_openapi::api::core::v1::PodTemplateSpec;
+use k8s_openapi::api::core::v1::{PodTemplateSpec, TopologySpreadConstraint};
 
 use crate::per_node::HOSTNAME;
 use crate::store::selects;
@@ -25,22 +27,45 @@ use crate::store::selects;
 /// its rules say (the smallest `maxSkew` of the zone spreads that may not be broken). A
 /// `maxSkew` below 1 (which the API server refuses) is an error naming it.
 pub fn max_zone_skew(template: &PodTemplateSpec) -> Result<Option<u32>, BadValue> {
-    max_skew(template, &ZONE_KEYS)
+    Ok(tightest(template, &ZONE_KEYS)?.map(|held| held.skew))
 }
 
 /// The most more pods of the template one node may run than the node with the fewest, if
-/// its rules say (a spread on `kubernetes.io/hostname`); errors as [`max_zone_skew`].
-pub fn max_node_skew(template: &PodTemplateSpec) -> Result<Option<u32>, BadValue> {
-    max_skew(template, &[HOSTNAME])
+/// its rules say (a spread on `kubernetes.io/hostname`), with the nodes that spread counts;
+/// errors as [`max_zone_skew`], and for a node policy other than `Honor` or `Ignore`.
+pub fn node_spread(template: &PodTemplateSpec) -> Result<Option<(u32, NodeInclusion)>, BadValue> {
+    let Some(Held { skew, index: i, constraint: c }) = tightest(template, &[HOSTNAME])? else { return Ok(None) };
+    let honors = |policy: &Option<String>, name: &str, default: bool| match policy.as_deref() {
+        None => Ok(default),
+        Some("Honor") => Ok(true),
+        Some("Ignore") => Ok(false),
+        Some(other) => Err(BadValue {
+            field: format!("spec.template.spec.topologySpreadConstraints[{i}].{name}"),
+            value: other.to_string(),
+            error: "must be Honor or Ignore".into(),
+        }),
+    };
+    let inclusion = NodeInclusion {
+        honors_taints: honors(&c.node_taints_policy, "nodeTaintsPolicy", false)?,
+        ignores_affinity: !honors(&c.node_affinity_policy, "nodeAffinityPolicy", true)?,
+    };
+    Ok(Some((skew, inclusion)))
 }
 
-/// The smallest `maxSkew` of the spreads over one of `keys` that may not be broken and take
-/// in the template's own pods.
-fn max_skew(template: &PodTemplateSpec, keys: &[&str]) -> Result<Option<u32>, BadValue> {
+/// A spread that may not be broken: its `maxSkew`, read, and where it stands in the template.
+struct Held<'a> {
+    skew: u32,
+    index: usize,
+    constraint: &'a TopologySpreadConstraint,
+}
+
+/// Of the spreads over one of `keys` that may not be broken and take in the template's own
+/// pods, the one with the smallest `maxSkew` (the first of equals).
+fn tightest<'a>(template: &'a PodTemplateSpec, keys: &[&str]) -> Result<Option<Held<'a>>, BadValue> {
     let empty = BTreeMap::new();
     let labels = template.metadata.as_ref().and_then(|m| m.labels.as_ref()).unwrap_or(&empty);
     let Some(spec) = template.spec.as_ref() else { return Ok(None) };
-    let mut skew: Option<u32> = None;
+    let mut tightest: Option<Held<'a>> = None;
     for (i, c) in spec.topology_spread_constraints.iter().flatten().enumerate() {
         let held = keys.contains(&c.topology_key.as_str()) && c.when_unsatisfiable == "DoNotSchedule";
         if !held || !c.label_selector.as_ref().is_some_and(|s| selects(s, labels)) {
@@ -51,9 +76,11 @@ fn max_skew(template: &PodTemplateSpec, keys: &[&str]) -> Result<Option<u32>, Ba
             value: c.max_skew.to_string(),
             error: "must be at least 1".into(),
         })?;
-        skew = Some(skew.map_or(max, |s| s.min(max)));
+        if tightest.as_ref().is_none_or(|t| max < t.skew) {
+            tightest = Some(Held { skew: max, index: i, constraint: c });
+        }
     }
-    Ok(skew)
+    Ok(tightest)
 }
 
 #[cfg(test)]
@@ -98,7 +125,7 @@ mod tests {
     #[test]
     fn a_hostname_spread_that_may_not_be_broken_gives_its_skew_over_nodes() {
         let own = json!({"matchLabels": {"app": "web"}});
-        let skew = |constraints| max_node_skew(&template(constraints)).unwrap();
+        let skew = |constraints| node_spread(&template(constraints)).unwrap().map(|(skew, _)| skew);
         assert_eq!(skew(json!([spread(HOSTNAME, 2, "DoNotSchedule", own.clone())])), Some(2));
         let both = json!([
             spread("topology.kubernetes.io/zone", 1, "DoNotSchedule", own.clone()),
@@ -107,10 +134,30 @@ mod tests {
         assert_eq!(skew(both.clone()), Some(3), "the zone spread is not one over nodes");
         assert_eq!(max_zone_skew(&template(both)).unwrap(), Some(1), "nor the other way round");
         assert_eq!(skew(json!([spread(HOSTNAME, 1, "ScheduleAnyway", own)])), None, "a preference");
-        let bad = max_node_skew(&template(json!([spread(HOSTNAME, -1, "DoNotSchedule", json!({}))]))).unwrap_err();
+        let bad = node_spread(&template(json!([spread(HOSTNAME, -1, "DoNotSchedule", json!({}))]))).unwrap_err();
         assert_eq!(
             bad.to_string(),
             "spec.template.spec.topologySpreadConstraints[0].maxSkew = \"-1\" cannot be read (must be at least 1)"
+        );
+    }
+
+    #[test]
+    fn a_hostname_spread_s_node_policies_say_which_nodes_count() {
+        let with = |policies: Value| {
+            let mut s = spread(HOSTNAME, 1, "DoNotSchedule", json!({"matchLabels": {"app": "web"}}));
+            for (k, v) in policies.as_object().into_iter().flatten() {
+                s[k] = v.clone();
+            }
+            node_spread(&template(json!([s]))).map(|s| s.map(|(_, inclusion)| inclusion))
+        };
+        let inclusion = |honors_taints, ignores_affinity| Ok(Some(NodeInclusion { honors_taints, ignores_affinity }));
+        assert_eq!(with(json!({})), inclusion(false, false), "the scheduler's defaults");
+        assert_eq!(with(json!({"nodeTaintsPolicy": "Honor"})), inclusion(true, false));
+        assert_eq!(with(json!({"nodeAffinityPolicy": "Ignore", "nodeTaintsPolicy": "Ignore"})), inclusion(false, true));
+        let bad = with(json!({"nodeTaintsPolicy": "honor"})).unwrap_err();
+        assert_eq!(
+            bad.to_string(),
+            "spec.template.spec.topologySpreadConstraints[0].nodeTaintsPolicy = \"honor\" cannot be read (must be Honor or Ignore)"
         );
     }
 

@@ -28,7 +28,7 @@ use super::convert;
 use super::pod_index::{PodEntry, PodIndex};
 use super::settings::KubeSettings;
 use super::volumes::{self, Volumes};
-use ballast_engine::ports::{FargateTraits, NodeView, PodTemplate, PodView};
+use ballast_engine::ports::{FargateTraits, NodeInclusion, NodeView, PodTemplate, PodView};
 use ballast_engine::unreadable::{BadValue, Unreadable};
 
 pub(super) type Key = (String, String);
@@ -86,6 +86,7 @@ struct WorkloadEntry {
     max_per_node: Option<u32>,
     max_zone_skew: Option<u32>,
     max_node_skew: Option<u32>,
+    node_inclusion: NodeInclusion,
 }
 
 struct BudgetEntry {
@@ -552,14 +553,17 @@ impl ClusterStore {
         let pinned_by_owner = convert::pinned_by_owner(meta, &template, &self.settings.group_selector_label);
         let traits = FargateTraits { pinned_by_owner, ..self.traits(&key.0, &template, &claim_templates) };
         let max_per_node = crate::per_node::max_per_node(&template, &key.0);
-        let skew = |read: fn(&PodTemplateSpec) -> Result<Option<u32>, BadValue>| {
-            read(&template).unwrap_or_else(|bad| {
-                bad.report_to(&self.unreadable, &format!("{kind:?} {}/{}", key.0, key.1));
-                None
-            })
-        };
-        let max_zone_skew = skew(crate::spread::max_zone_skew);
-        let max_node_skew = skew(crate::spread::max_node_skew);
+        let unreadable = |bad: BadValue| bad.report_to(&self.unreadable, &format!("{kind:?} {}/{}", key.0, key.1));
+        let max_zone_skew = crate::spread::max_zone_skew(&template).unwrap_or_else(|bad| {
+            unreadable(bad);
+            None
+        });
+        let node_spread = crate::spread::node_spread(&template).unwrap_or_else(|bad| {
+            unreadable(bad);
+            None
+        });
+        let (max_node_skew, node_inclusion) =
+            node_spread.map_or((None, NodeInclusion::default()), |(s, i)| (Some(s), i));
         let id = WorkloadRef { kind, namespace: key.0, name: key.1 };
         let entry = WorkloadEntry {
             replicas,
@@ -570,6 +574,7 @@ impl ClusterStore {
             max_per_node,
             max_zone_skew,
             max_node_skew,
+            node_inclusion,
         };
         self.workloads.insert(id, entry);
     }

@@ -124,6 +124,7 @@ fn workload_view(id: WorkloadRef, traits: FargateTraits) -> WorkloadView {
         max_per_node: None,
         max_zone_skew: None,
         max_node_skew: None,
+        node_inclusion: Default::default(),
     }
 }
 

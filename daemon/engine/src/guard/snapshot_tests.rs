@@ -365,3 +365,34 @@ fn web_cap(world: &World) -> Option<u32> {
     assert!(limits.iter().all(|l| l.workload == web()), "{limits:?}");
     limits.first().map(|l| l.max_pods)
 }
+
+/// A spread that honours taints (`nodeTaintsPolicy: Honor`) does not count a node whose
+/// taints its pods do not tolerate, nor a cordoned one; one that ignores node affinity
+/// (`nodeAffinityPolicy: Ignore`) counts a node whatever its labels.
+#[test]
+fn a_spread_s_node_policies_decide_which_nodes_count() {
+    let mut world = World::default();
+    world.cluster.workloads[0].max_node_skew = Some(1);
+    world.cluster.nodes.push(super::fixture::node("b1", None, Some("batch")));
+    world.group_mut("batch").taints.push(ballast_sdk::Taint {
+        key: "dedicated".into(),
+        value: "batch".into(),
+        effect: ballast_sdk::TaintEffect::NoSchedule,
+    });
+    assert_eq!(web_cap(&world), Some(1), "by default b1 counts, tainted and running none");
+    world.cluster.workloads[0].node_inclusion.honors_taints = true;
+    assert_eq!(web_cap(&world), Some(2), "honouring taints, b1 does not count");
+    world.cluster.nodes.push(super::fixture::node("w5", None, Some("web")));
+    world.node_mut("w5").cordoned = true;
+    assert_eq!(web_cap(&world), Some(2), "nor a cordoned w5");
+    world.cluster.workloads[0].node_inclusion.honors_taints = false;
+    assert_eq!(web_cap(&world), Some(1), "taints ignored, w5 and b1 count");
+    world.cluster.nodes.retain(|n| &*n.name != "w5");
+    world.group_mut("web").labels.insert("pool".into(), "web".into());
+    for pod in world.pods.iter_mut().filter(|p| p.owner.as_deref() == Some(&web())) {
+        std::sync::Arc::make_mut(&mut pod.template).node_selector.insert("pool".into(), "web".into());
+    }
+    assert_eq!(web_cap(&world), Some(2), "batch's labels refuse web's pods: b1 does not count");
+    world.cluster.workloads[0].node_inclusion.ignores_affinity = true;
+    assert_eq!(web_cap(&world), Some(1), "ignoring node affinity, b1 counts");
+}
