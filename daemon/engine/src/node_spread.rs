@@ -27,9 +27,10 @@ use super::ports::{ClusterView, NodeInclusion, NodeView, PodShape, PodTemplate};
 /// node whose group is unknown counts. So the scheduler's defaults have it; a spread's
 /// `nodeTaintsPolicy: Honor` leaves out nodes whose taints the pods do not tolerate and
 /// cordoned or unready ones, `nodeAffinityPolicy: Ignore` counts nodes whatever their labels
-/// ([`NodeInclusion`]). Only an uncordoned node of a group that admits the pods, taints included, is
-/// filled, with as many as its free room holds: a Ready one, or one still booting (never
-/// Ready yet), which the waiting pods will fill once it is; not one that was lost.
+/// ([`NodeInclusion`]). Only an uncordoned node of a group that admits the pods, taints
+/// included, is filled, with as many as its free room holds: a Ready one, or one still
+/// booting (never Ready yet), which the waiting pods will fill once it is; not one that was
+/// lost.
 ///
 /// # Caveats
 /// - A node being removed is left out although the scheduler counts it until it is gone:
@@ -88,10 +89,10 @@ struct Place<'a> {
 }
 
 /// The nodes that may count for a spread (all but Fargate's and those being removed), by
-/// group, with the spread workloads' pods on each.
+/// place, with the spread workloads' pods on each.
 struct Seen<'a> {
     by_place: HashMap<Place<'a>, Vec<&'a NodeView>>,
-    /// Each spread workload's pods on the nodes that run some, with the node's group.
+    /// Each spread workload's pods on the nodes that run some, with the node's place.
     pods_of: HashMap<&'a WorkloadRef, HashMap<&'a str, PodsOn<'a>>>,
     /// The template of each spread workload's pods, from the first pending or running pod.
     templates: HashMap<&'a WorkloadRef, &'a PodTemplate>,
