@@ -56,14 +56,12 @@ pub fn caps(
         return HashMap::new();
     }
     let seen = Seen::walk(cluster, nodes, &spreads, being_removed);
-    let rules = Rules {
-        spreads: &spreads,
-        templates: &seen.templates,
-        groups: groups.iter().map(|g| (g.id.as_str(), g)).collect(),
-    };
+    let groups: HashMap<&str, &NodeGroup> = groups.iter().map(|g| (g.id.as_str(), g)).collect();
     let waiting = waiting(cluster, &spreads);
     (spreads.iter())
         .map(|(&w, spread)| {
+            let rules =
+                Rules { groups: &groups, template: seen.templates.get(w).copied(), inclusion: spread.inclusion };
             let fewest = match waiting.get(w) {
                 Some(wait) => filled(seen.domains(w, wait, &rules), wait.pods, spread.max_skew),
                 None => seen.fewest(w, &rules),
@@ -144,10 +142,9 @@ impl<'a> Seen<'a> {
 
     /// The fewest of `workload`'s pods on a node that counts: none if one runs none.
     fn fewest(&self, workload: &WorkloadRef, rules: &Rules<'_>) -> u32 {
-        let counting: usize =
-            self.by_place.iter().filter(|&(&p, _)| rules.counts(p, workload)).map(|(_, n)| n.len()).sum();
+        let counting: usize = self.by_place.iter().filter(|&(&p, _)| rules.counts(p)).map(|(_, n)| n.len()).sum();
         let on_nodes = self.pods_of.get(workload).into_iter().flat_map(|p| p.values());
-        let running: Vec<u32> = on_nodes.filter(|p| rules.counts(p.place, workload)).map(|p| p.pods).collect();
+        let running: Vec<u32> = on_nodes.filter(|p| rules.counts(p.place)).map(|p| p.pods).collect();
         if running.len() < counting { 0 } else { running.into_iter().min().unwrap_or(0) }
     }
 
@@ -155,8 +152,8 @@ impl<'a> Seen<'a> {
     fn domains(&self, workload: &WorkloadRef, wait: &Waiting, rules: &Rules<'_>) -> Vec<Domain> {
         let pods_of = self.pods_of.get(workload);
         let mut domains = Vec::new();
-        for (&place, views) in self.by_place.iter().filter(|&(&p, _)| rules.counts(p, workload)) {
-            let admitted = rules.admits(place.group, workload);
+        for (&place, views) in self.by_place.iter().filter(|&(&p, _)| rules.counts(p)) {
+            let admitted = rules.admits(place.group);
             for view in views {
                 let pods = pods_of.and_then(|p| p.get(&*view.name)).map_or(0, |p| p.pods);
                 // A node still booting is counted by the scheduler (its not-ready taint aside)
@@ -239,26 +236,27 @@ fn waiting<'a>(
     waiting
 }
 
-/// Which nodes count for a workload's spread, and which it may go to.
+/// Which nodes count for one workload's spread, and which its pods may go to.
 struct Rules<'a> {
-    spreads: &'a BTreeMap<&'a WorkloadRef, Spread>,
-    templates: &'a HashMap<&'a WorkloadRef, &'a PodTemplate>,
-    groups: HashMap<&'a str, &'a NodeGroup>,
+    groups: &'a HashMap<&'a str, &'a NodeGroup>,
+    /// Its pods' template, if any of them is seen.
+    template: Option<&'a PodTemplate>,
+    inclusion: NodeInclusion,
 }
 
 impl Rules<'_> {
-    /// A node at `place` counts for `workload`'s spread: as the scheduler's defaults have
-    /// it, its group is unknown or its labels admit the pods, whatever its taints; a spread
-    /// that honours taints does not count a node whose taints the pods do not tolerate (nor
-    /// a cordoned or unready one), and one that ignores node affinity counts it whatever its
+    /// A node at `place` counts for the spread: as the scheduler's defaults have it, its
+    /// group is unknown or its labels admit the pods, whatever its taints; a spread that
+    /// honours taints does not count a node whose taints the pods do not tolerate (nor a
+    /// cordoned or unready one), and one that ignores node affinity counts it whatever its
     /// labels.
-    fn counts(&self, place: Place<'_>, workload: &WorkloadRef) -> bool {
-        let inclusion = self.spreads.get(workload).map(|s| s.inclusion).unwrap_or_default();
+    fn counts(&self, place: Place<'_>) -> bool {
+        let inclusion = self.inclusion;
         if inclusion.honors_taints && place.held {
             return false;
         }
-        match (place.group.and_then(|g| self.groups.get(g)), self.templates.get(workload)) {
-            (Some(group), Some(&template)) => {
+        match (place.group.and_then(|g| self.groups.get(g)), self.template) {
+            (Some(group), Some(template)) => {
                 let labels = !matches!(group.refusal(template), Some(Refusal::Label { .. } | Refusal::AffinityKey(_)));
                 (labels || inclusion.ignores_affinity) && !(inclusion.honors_taints && untolerated(group, template))
             }
@@ -268,9 +266,9 @@ impl Rules<'_> {
 
     /// A node of `group` may take the pods, taints included: its group is known and admits
     /// them.
-    fn admits(&self, group: Option<&str>, workload: &WorkloadRef) -> bool {
-        match (group.and_then(|g| self.groups.get(g)), self.templates.get(workload)) {
-            (Some(group), Some(template)) => group.admits(*template),
+    fn admits(&self, group: Option<&str>) -> bool {
+        match (group.and_then(|g| self.groups.get(g)), self.template) {
+            (Some(group), Some(template)) => group.admits(template),
             _ => false,
         }
     }
