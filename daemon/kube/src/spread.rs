@@ -33,7 +33,7 @@ pub fn max_zone_skew(template: &PodTemplateSpec) -> Result<Option<u32>, BadValue
 /// The most more pods of the template one node may run than the node with the fewest, if
 /// its rules say (a spread on `kubernetes.io/hostname`), with the nodes that spread counts;
 /// errors as [`max_zone_skew`], and for a node policy other than `Honor` or `Ignore`.
-pub fn node_spread(template: &PodTemplateSpec) -> Result<Option<(u32, NodeInclusion)>, BadValue> {
+pub fn node_spread(template: &PodTemplateSpec) -> Result<Option<NodeSpread>, BadValue> {
     let Some(Held { skew, index: i, constraint: c }) = tightest(template, &[HOSTNAME])? else { return Ok(None) };
     let honors = |policy: &Option<String>, name: &str, default: bool| match policy.as_deref() {
         None => Ok(default),
@@ -49,7 +49,15 @@ pub fn node_spread(template: &PodTemplateSpec) -> Result<Option<(u32, NodeInclus
         honors_taints: honors(&c.node_taints_policy, "nodeTaintsPolicy", false)?,
         ignores_affinity: !honors(&c.node_affinity_policy, "nodeAffinityPolicy", true)?,
     };
-    Ok(Some((skew, inclusion)))
+    Ok(Some(NodeSpread { max_skew: skew, inclusion }))
+}
+
+/// A spread over nodes that may not be broken, as [`node_spread`] reads it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NodeSpread {
+    pub max_skew: u32,
+    /// The nodes it counts.
+    pub inclusion: NodeInclusion,
 }
 
 /// A spread that may not be broken: its `maxSkew`, read, and where it stands in the template.
@@ -125,7 +133,7 @@ mod tests {
     #[test]
     fn a_hostname_spread_that_may_not_be_broken_gives_its_skew_over_nodes() {
         let own = json!({"matchLabels": {"app": "web"}});
-        let skew = |constraints| node_spread(&template(constraints)).unwrap().map(|(skew, _)| skew);
+        let skew = |constraints| node_spread(&template(constraints)).unwrap().map(|s| s.max_skew);
         assert_eq!(skew(json!([spread(HOSTNAME, 2, "DoNotSchedule", own.clone())])), Some(2));
         let both = json!([
             spread("topology.kubernetes.io/zone", 1, "DoNotSchedule", own.clone()),
@@ -148,7 +156,7 @@ mod tests {
             for (k, v) in policies.as_object().into_iter().flatten() {
                 s[k] = v.clone();
             }
-            node_spread(&template(json!([s]))).map(|s| s.map(|(_, inclusion)| inclusion))
+            node_spread(&template(json!([s]))).map(|s| s.map(|s| s.inclusion))
         };
         let inclusion = |honors_taints, ignores_affinity| Ok(Some(NodeInclusion { honors_taints, ignores_affinity }));
         assert_eq!(with(json!({})), inclusion(false, false), "the scheduler's defaults");

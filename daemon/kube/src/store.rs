@@ -562,8 +562,8 @@ impl ClusterStore {
             unreadable(bad);
             None
         });
-        let (max_node_skew, node_inclusion) =
-            node_spread.map_or((None, NodeInclusion::default()), |(s, i)| (Some(s), i));
+        let max_node_skew = node_spread.map(|s| s.max_skew);
+        let node_inclusion = node_spread.map(|s| s.inclusion).unwrap_or_default();
         let id = WorkloadRef { kind, namespace: key.0, name: key.1 };
         let entry = WorkloadEntry {
             replicas,
