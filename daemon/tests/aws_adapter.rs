@@ -13,7 +13,7 @@ use ballast::engine::ports::{AdapterResult, Announcement, Capacity, Cluster, Clu
 use ballast::engine::record::{Recorder, Trigger};
 use ballast::engine::{Engine, EngineConfig};
 use ballast::policy::PolicyChain;
-use ballast_sdk::{PlacementTarget, WorkloadRef};
+use ballast_sdk::{PlacementTarget, Resources, WorkloadRef};
 use serde_json::json;
 use support::moto::{self, Fault, Moto, Proxy, aws_settings, ca_tags, mixed_group, sdk_config, template_group};
 use support::*;
@@ -36,6 +36,7 @@ async fn groups_tagged_for_the_cluster_are_found_and_offer_a_template_from_zero(
     let mut tags = ca_tags();
     tags.push(("k8s.io/cluster-autoscaler/node-template/label/workload", "web"));
     tags.push(("k8s.io/cluster-autoscaler/node-template/taint/dedicated", "web:NoSchedule"));
+    tags.push(("k8s.io/cluster-autoscaler/node-template/resources/ephemeral-storage", "100Gi"));
     template_group(&config, "general", "m5.large", &tags, 0).await;
     template_group(&config, "own-tag", "c5.xlarge", &[("ballast.dev/cluster", moto::CLUSTER)], 0).await;
     template_group(
@@ -61,11 +62,14 @@ async fn groups_tagged_for_the_cluster_are_found_and_offer_a_template_from_zero(
     assert_eq!((m5.capacity.cpu_millis, m5.capacity.memory_bytes), (2000, 8 << 30));
     assert_eq!(m5.capacity.pods, 29, "max pods from m5.large's ENI limits (3 x 10)");
     assert_eq!(m5.allocatable.cpu_millis, 1930);
+    assert_eq!(m5.capacity.ephemeral_storage_bytes, 100 << 30, "the root volume its tag says");
+    assert_eq!(m5.allocatable.ephemeral_storage_bytes, 89 << 30, "less 1 GiB kube-reserved and 10% for eviction");
     assert_eq!(m5.price_per_hour, 0.096);
     assert_eq!(general.labels.get("workload").map(String::as_str), Some("web"));
     assert_eq!(general.taints.len(), 1);
     let c5 = &groups[1].instance_types[0];
     assert_eq!((c5.name.as_str(), c5.capacity.cpu_millis, c5.price_per_hour), ("c5.xlarge", 4000, 0.17));
+    assert_eq!(c5.allocatable.ephemeral_storage_bytes, Resources::STORAGE_NOT_KNOWN, "no tag: not known");
 }
 
 /// A pod that selects a label every node registers with (`kubernetes.io/os: linux`, the default

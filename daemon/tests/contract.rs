@@ -36,7 +36,14 @@ impl Distinct {
         format!("{what}-{}", self.n())
     }
     fn resources(&mut self) -> Resources {
-        Resources { cpu_millis: self.n(), memory_bytes: self.n() << 10, pods: self.u(), gpus: self.u() }
+        // Ephemeral storage does not cross the interface (0 on both sides).
+        Resources {
+            cpu_millis: self.n(),
+            memory_bytes: self.n() << 10,
+            pods: self.u(),
+            gpus: self.u(),
+            ..Resources::ZERO
+        }
     }
     fn taint(&mut self, effect: TaintEffect) -> Taint {
         Taint { key: self.s("taint-key"), value: self.s("taint-value"), effect }

@@ -219,6 +219,52 @@ async fn pods_cluster_autoscaler_passes_over_grow_no_group_and_explain_says_why(
     stop(daemon);
 }
 
+/// Pods asking more ephemeral storage than a group's nodes offer grow no group, in the real
+/// process: `general`'s node reports what a 20 GiB root volume leaves pods (16.99Gi), and no
+/// tag says otherwise, so a CI runner asking 50Gi is told why by a `NotTriggerScaleUp` event
+/// and `ballast ctl explain pod`, and counted in `/metrics`, while a pod asking 5Gi beside it
+/// gets its node. Told nothing of the disk, binpack would buy a node the runner cannot use.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_asking_more_disk_than_the_groups_nodes_offer_grow_no_group() {
+    let site = Site::start(1).await;
+    let instance = site.group().await.1[0].clone();
+    let mut n0 = node("n0", &instance, "general");
+    n0["status"]["allocatable"]["ephemeral-storage"] = json!("18242267924");
+    site.standin.create(n0).unwrap();
+    for (name, disk) in [("runner-0", "50Gi"), ("web-0", "5Gi")] {
+        let mut pod = pending_with(name, json!({}));
+        pod["spec"]["containers"][0]["resources"]["requests"]["ephemeral-storage"] = json!(disk);
+        site.standin.create(pod).unwrap();
+    }
+    let mut daemon = site.replica("disk", "  tick-interval: 1s\n", "  - {plugin: binpack}\n", "");
+    let [control, admin] =
+        support::daemon::announced_each(&mut daemon, &["control API", "metrics and health"]).try_into().unwrap();
+    if eventually(Duration::from_secs(30), async || site.group().await.0 > 1).await.is_none() {
+        fail(daemon, "the group never grew for web-0");
+    }
+    let journal = site.journal();
+    let ticks = || records(&journal).iter().filter(|r| r["record"] == "tick").count();
+    let grown = ticks();
+    if eventually(Duration::from_secs(30), async || ticks() >= grown + 3).await.is_none() {
+        fail(daemon, "three more ticks were never recorded");
+    }
+    assert_eq!(site.group().await.0, 2, "one node more, for web-0 alone");
+    let events = site.standin.list("events.k8s.io/v1", "Event", None);
+    let told: Vec<&Value> =
+        events.iter().filter(|e| e["regarding"]["name"] == "runner-0" && e["reason"] == "NotTriggerScaleUp").collect();
+    assert_eq!(told.len(), 1, "told once: {told:?}");
+    let note = told[0]["note"].as_str().unwrap_or_default();
+    let why = "it asks 50Gi of ephemeral storage and no group's new node offers that much (general 16.99Gi)";
+    assert!(note.contains(why), "the event names the disk and the group: {note}");
+    let explained = site.ctl(&control, &["explain", "pod", "default/runner-0"]);
+    let explained = String::from_utf8_lossy(&explained.stdout);
+    assert!(explained.contains(&format!("is pending, and no group grows for it: {why}")), "{explained}");
+    let metrics = get(&admin, "/metrics", None).2;
+    assert_eq!(sample(&metrics, "ballast_passed_over_pods{reason=\"ephemeral-storage\"}"), Some(1.0));
+    assert_eq!(sample(&metrics, "ballast_unplaceable_pods"), Some(1.0));
+    stop(daemon);
+}
+
 /// Waits for `general` to grow and then for three more ticks, so that its size is where the
 /// policies and guardrails leave it; fails with the daemon's log otherwise. The daemon and
 /// the journal's path, to go on with.

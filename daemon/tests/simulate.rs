@@ -74,6 +74,31 @@ fn the_lower_bound_of_a_tiny_scenario_is_what_it_is_by_hand_and_no_set_beats_it(
     assert!(static_peak.cost_to_bound > default.cost_to_bound, "{static_peak:?}");
 }
 
+/// Pods that ask more ephemeral storage than any group's nodes offer buy no node: a node
+/// bought for them would leave them waiting, its disk too small, and a policy that reads CPU
+/// and memory alone would buy another, and another. Given a larger root volume, the group
+/// grows for them.
+#[test]
+fn pods_asking_more_disk_than_any_group_offers_buy_no_node() {
+    let run = |disk: &str| {
+        let text = format!(
+            "name: disk\nduration: 1h\nnode-groups:\n  - {{id: general, instance-types: [m5.large], min-size: 1, \
+             max-size: 10, ephemeral-storage: {disk}}}\nworkloads:\n  - {{name: web, requests: {{cpu: 500m, memory: \
+             1Gi}}, replicas: {{constant: 1}}}}\n  - {{name: runner, requests: {{cpu: 1, memory: 1Gi, \
+             ephemeral-storage: 30Gi}}, replicas: {{constant: 3}}}}\n"
+        );
+        let scenario = Scenario::parse(Path::new("disk.yaml"), &text).unwrap();
+        let sim = Simulation { scenario, seed: 1, policies: defaults(), mode: Mode::Enforce, journal: None };
+        sim.run(&host(), &mut |_, _| {}).unwrap().summary
+    };
+    let small = run("20Gi");
+    assert_eq!((small.scale_ups, small.peak_nodes), (0, 1), "17Gi a node holds no runner pod: {small:?}");
+    assert!(small.pending_pod_minutes > 170.0, "the three wait the hour: {small:?}");
+    let large = run("40Gi");
+    assert_eq!(large.peak_nodes, 3, "one runner pod a node beside web, by CPU: {large:?}");
+    assert!(large.pending_pod_minutes < 10.0, "{large:?}");
+}
+
 /// Every shipped scenario under the default set: the bound holds, and the journal stays
 /// readable: no proposal that changed nothing (refused, unchanged) is more than a tenth of
 /// the decision records, unless it is one folded run (its first record and its count).

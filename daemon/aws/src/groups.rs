@@ -232,12 +232,12 @@ impl AwsCapacity {
         names: &[String],
         facts: &BTreeMap<String, TypeFacts>,
         spot: bool,
-        resources: &BTreeMap<String, String>,
+        resources: &templates::ResourceTags,
     ) -> Vec<InstanceType> {
         let settings = &self.inner.settings;
         let priced = |name: &String| {
             let facts = facts.get(name)?;
-            let capacity = templates::with_resource_tags(facts.capacity(settings.max_pods), resources);
+            let capacity = resources.apply(facts.capacity(settings.max_pods));
             let (on_demand, _) = self.inner.prices.on_demand(name, facts.vcpus, facts.memory_mib as f64 / 1024.0);
             let price = if spot { self.inner.prices.spot(name).unwrap_or(on_demand) } else { on_demand };
             Some(InstanceType {
@@ -264,9 +264,10 @@ impl AwsCapacity {
         if spot && settings.spot_prices {
             self.refresh_spot(&names).await;
         }
-        let (mut labels, taints, resources) = templates::node_template(group);
+        let templates::NodeTemplate { mut labels, taints, resources, unreadable: bad_tags } =
+            templates::node_template(group);
         let (options, unreadable) = templates::autoscaling_options(group);
-        for bad in unreadable {
+        for bad in bad_tags.iter().chain(&unreadable) {
             bad.report_to(&self.inner.unreadable, &format!("Auto Scaling group {id}"));
         }
         // What EKS managed node groups label their nodes with; a node-template tag wins.

@@ -34,13 +34,15 @@ pub struct TypeFacts {
 }
 
 impl TypeFacts {
-    /// Capacity as the kubelet reports it, max pods from the ENI limits unless configured.
+    /// Capacity as the kubelet reports it, max pods from the ENI limits unless configured;
+    /// ephemeral storage not known (the root volume is the launch template's, not the type's).
     pub fn capacity(&self, max_pods: Option<u32>) -> Resources {
         Resources {
             cpu_millis: self.vcpus * 1000,
             memory_bytes: self.memory_mib << 20,
             pods: max_pods.unwrap_or_else(|| ballast_engine::eks::max_pods(self.max_enis, self.ipv4_per_eni)),
             gpus: self.gpus,
+            ephemeral_storage_bytes: Resources::STORAGE_NOT_KNOWN,
         }
     }
 }
@@ -187,32 +189,92 @@ fn template(id: Option<&str>, name: Option<&str>, version: Option<&str>) -> Laun
     }
 }
 
-/// Labels, taints and extra resources from the group's node-template tags.
-pub fn node_template(group: &AutoScalingGroup) -> (BTreeMap<String, String>, Vec<Taint>, BTreeMap<String, String>) {
-    let mut labels = BTreeMap::new();
-    let mut taints = Vec::new();
-    let mut resources = BTreeMap::new();
+/// What a group's node-template tags say its nodes carry.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct NodeTemplate {
+    pub labels: BTreeMap<String, String>,
+    pub taints: Vec<Taint>,
+    pub resources: ResourceTags,
+    /// Tags that could not be read, each left out of the above.
+    pub unreadable: Vec<BadValue>,
+}
+
+/// Labels, taints and resources from the group's node-template tags, as Cluster Autoscaler
+/// reads them (`label/KEY: VALUE`, `taint/KEY: VALUE:Effect`, `resources/NAME: QUANTITY`).
+///
+/// # Errors
+/// A taint without an effect Kubernetes knows, a resource quantity that does not parse, or a
+/// resource Ballast does not count is named in `unreadable` and left out; the other tags
+/// still apply.
+pub fn node_template(group: &AutoScalingGroup) -> NodeTemplate {
+    let mut template = NodeTemplate::default();
     for tag in group.tags() {
         let (Some(key), value) = (tag.key(), tag.value().unwrap_or_default()) else { continue };
+        let bad = |error: &str| BadValue { field: format!("tag {key}"), value: value.to_string(), error: error.into() };
         if let Some(label) = key.strip_prefix(LABEL_TAG) {
-            labels.insert(label.to_string(), value.to_string());
+            template.labels.insert(label.to_string(), value.to_string());
         } else if let Some(taint) = key.strip_prefix(TAINT_TAG) {
             let (value, effect) = value.rsplit_once(':').unwrap_or(("", value));
             match ballast_sdk::TaintEffect::parse(effect) {
-                Some(effect) => taints.push(Taint { key: taint.to_string(), value: value.to_string(), effect }),
-                None => tracing::warn!(
-                    tag = key,
-                    value,
-                    "node-template taint tag has no valid effect (value:Effect); ignored"
-                ),
+                Some(effect) => {
+                    template.taints.push(Taint { key: taint.to_string(), value: value.to_string(), effect })
+                }
+                None => {
+                    template.unreadable.push(bad("not VALUE:Effect with NoSchedule, PreferNoSchedule or NoExecute"))
+                }
             }
         } else if let Some(resource) = key.strip_prefix(RESOURCE_TAG) {
-            resources.insert(resource.to_string(), value.to_string());
+            if let Err(error) = template.resources.read(resource, value.trim()) {
+                template.unreadable.push(bad(&error));
+            }
         } else if key == EKS_NODEGROUP_TAG {
-            labels.insert("eks.amazonaws.com/nodegroup".to_string(), value.to_string());
+            template.labels.insert("eks.amazonaws.com/nodegroup".to_string(), value.to_string());
         }
     }
-    (labels, taints, resources)
+    template
+}
+
+/// The capacity a group's `resources/NAME` tags give its nodes, where they give one.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ResourceTags {
+    cpu_millis: Option<u64>,
+    memory_bytes: Option<u64>,
+    pods: Option<u32>,
+    gpus: Option<u32>,
+    ephemeral_storage_bytes: Option<u64>,
+}
+
+impl ResourceTags {
+    /// Reads one `resources/NAME` tag.
+    fn read(&mut self, name: &str, value: &str) -> Result<(), String> {
+        let parsed = |scale| ballast_sdk::quantity::parse(value, scale);
+        let count = |scale| parsed(scale).and_then(|n| u32::try_from(n).map_err(|_| "too large a count".to_string()));
+        match name {
+            "cpu" => self.cpu_millis = Some(parsed(1000.0)?),
+            "memory" => self.memory_bytes = Some(parsed(1.0)?),
+            "pods" => self.pods = Some(count(1.0)?),
+            "nvidia.com/gpu" | "amd.com/gpu" => self.gpus = Some(count(1.0)?),
+            "ephemeral-storage" => self.ephemeral_storage_bytes = Some(parsed(1.0)?),
+            _ => {
+                return Err(
+                    "not a resource Ballast counts (cpu, memory, pods, ephemeral-storage, nvidia.com/gpu, amd.com/gpu)"
+                        .into(),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// `capacity` with what the tags give instead, where they give it.
+    pub fn apply(&self, capacity: Resources) -> Resources {
+        Resources {
+            cpu_millis: self.cpu_millis.unwrap_or(capacity.cpu_millis),
+            memory_bytes: self.memory_bytes.unwrap_or(capacity.memory_bytes),
+            pods: self.pods.unwrap_or(capacity.pods),
+            gpus: self.gpus.unwrap_or(capacity.gpus),
+            ephemeral_storage_bytes: self.ephemeral_storage_bytes.unwrap_or(capacity.ephemeral_storage_bytes),
+        }
+    }
 }
 
 /// Cluster Autoscaler's per-group settings from the group's `autoscaling-options` tags, as CA
@@ -260,21 +322,6 @@ fn read_option(options: &mut ballast_sdk::GroupOptions, option: &str, value: &st
     Ok(())
 }
 
-/// Capacity with the node-template resource tags applied (GPUs, or a pod limit).
-pub fn with_resource_tags(mut capacity: Resources, tags: &BTreeMap<String, String>) -> Resources {
-    for (name, value) in tags {
-        let parsed = |scale| ballast_sdk::quantity::parse(value, scale).ok();
-        match name.as_str() {
-            "cpu" => capacity.cpu_millis = parsed(1000.0).unwrap_or(capacity.cpu_millis),
-            "memory" => capacity.memory_bytes = parsed(1.0).unwrap_or(capacity.memory_bytes),
-            "pods" => capacity.pods = parsed(1.0).map_or(capacity.pods, |p| p as u32),
-            "nvidia.com/gpu" | "amd.com/gpu" => capacity.gpus = parsed(1.0).map_or(capacity.gpus, |g| g as u32),
-            _ => {}
-        }
-    }
-    capacity
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -287,9 +334,11 @@ mod tests {
             .tags(tag("k8s.io/cluster-autoscaler/node-template/label/workload", "batch"))
             .tags(tag("k8s.io/cluster-autoscaler/node-template/taint/dedicated", "batch:NoSchedule"))
             .tags(tag("k8s.io/cluster-autoscaler/node-template/resources/nvidia.com/gpu", "4"))
+            .tags(tag("k8s.io/cluster-autoscaler/node-template/resources/ephemeral-storage", "100Gi"))
             .tags(tag("eks:nodegroup-name", "gpu-nodes"))
             .build();
-        let (labels, taints, resources) = node_template(&group);
+        let NodeTemplate { labels, taints, resources, unreadable } = node_template(&group);
+        assert_eq!(unreadable, vec![]);
         assert_eq!(labels["workload"], "batch");
         assert_eq!(labels["eks.amazonaws.com/nodegroup"], "gpu-nodes");
         assert_eq!(
@@ -300,8 +349,33 @@ mod tests {
                 effect: ballast_sdk::TaintEffect::NoSchedule
             }]
         );
-        let capacity = with_resource_tags(Resources::default(), &resources);
-        assert_eq!(capacity.gpus, 4);
+        let capacity = resources.apply(Resources { cpu_millis: 2000, ..Resources::default() });
+        assert_eq!((capacity.gpus, capacity.ephemeral_storage_bytes, capacity.cpu_millis), (4, 100 << 30, 2000));
+    }
+
+    /// A tag Cluster Autoscaler would read but Ballast cannot is named, not passed over: a
+    /// group whose node-template says its disk in a way not understood would otherwise be
+    /// taken to hold what it cannot, or the reverse.
+    #[test]
+    fn node_template_tags_that_cannot_be_read_are_named_and_the_others_kept() {
+        let tag = |k: &str, v: &str| TagDescription::builder().key(k).value(v).build();
+        let group = AutoScalingGroup::builder()
+            .tags(tag("k8s.io/cluster-autoscaler/node-template/resources/ephemeral-storage", "100 gigs"))
+            .tags(tag("k8s.io/cluster-autoscaler/node-template/resources/vpc.amazonaws.com/pod-eni", "9"))
+            .tags(tag("k8s.io/cluster-autoscaler/node-template/resources/pods", "58"))
+            .tags(tag("k8s.io/cluster-autoscaler/node-template/taint/dedicated", "batch:Sometimes"))
+            .build();
+        let template = node_template(&group);
+        let named: Vec<String> = template.unreadable.iter().map(ToString::to_string).collect();
+        assert_eq!(named.len(), 3, "{named:?}");
+        assert!(named[0].starts_with(
+            "tag k8s.io/cluster-autoscaler/node-template/resources/ephemeral-storage = \"100 gigs\" cannot be read"
+        ));
+        assert!(named[1].contains("pod-eni = \"9\" cannot be read (not a resource Ballast counts"), "{}", named[1]);
+        assert!(named[2].contains("taint/dedicated = \"batch:Sometimes\" cannot be read"), "{}", named[2]);
+        assert!(template.taints.is_empty());
+        let capacity = template.resources.apply(Resources { ephemeral_storage_bytes: 7, ..Resources::default() });
+        assert_eq!((capacity.pods, capacity.ephemeral_storage_bytes), (58, 7), "the readable tag applied alone");
     }
 
     #[test]

@@ -122,7 +122,7 @@ mod tests {
 
     #[test]
     fn the_sizing_rule_the_crd_documents() {
-        let one_cpu = Resources { cpu_millis: 1000, memory_bytes: GI, pods: 1, gpus: 0 };
+        let one_cpu = Resources { cpu_millis: 1000, memory_bytes: GI, pods: 1, gpus: 0, ..Resources::ZERO };
         assert_eq!(size("{replicas: 5}").pods(&one_cpu, Some(10)), 5);
         assert_eq!(size("{percentage: 20}").pods(&one_cpu, Some(10)), 2, "the CRD's example");
         assert_eq!(size("{percentage: 20}").pods(&one_cpu, Some(24)), 5, "4.8 rounds up");

@@ -31,6 +31,7 @@ pub mod config;
 pub mod control;
 pub mod cost;
 pub mod cron;
+pub mod disk;
 pub mod drift;
 pub mod duration;
 pub mod eks;

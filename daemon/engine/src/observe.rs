@@ -110,10 +110,12 @@ pub fn was_ready_once(view: &NodeView) -> bool {
 pub fn observe(cluster: ClusterView, mut groups: Vec<GroupView>, cx: &ObserveContext<'_>) -> Observation {
     groups.sort_by(|a, b| a.id.cmp(&b.id));
     let seen = observe_nodes(&cluster, &groups, cx);
-    let GroupsSeen { node_groups, facts: group_facts } = observe_groups(&cluster, &groups, &seen, cx);
+    let GroupsSeen { mut node_groups, facts: group_facts } = observe_groups(&cluster, &groups, &seen, cx);
     let NodesSeen { nodes, facts, unready, pods_on_nodes, .. } = seen;
+    crate::disk::learn_group_disks(&mut node_groups, &nodes);
+    let workloads: Vec<Workload> = cluster.workloads.iter().map(workload).collect();
     let pending: Vec<PendingPod> = cluster.pending.iter().map(|p| pending_pod(p, cx.now_millis)).collect();
-    let workloads = cluster.workloads.iter().map(workload).collect();
+    let (pending, refused_for_disk) = crate::disk::refused_for_disk(pending, &node_groups, &workloads);
     let spread_caps = crate::node_spread::caps(&cluster, &nodes, &node_groups, cx.being_removed);
     let per_node_limits = per_node_limits(&cluster.workloads, &spread_caps);
     let zone_spreads = zone_spreads(&cluster.workloads, &cluster.nodes);
@@ -162,7 +164,7 @@ pub fn observe(cluster: ClusterView, mut groups: Vec<GroupView>, cx: &ObserveCon
             .iter()
             .filter_map(|g| g.last_launch_failure.clone().map(|f| (g.id.clone(), f)))
             .collect(),
-        passed_over: cluster.passed_over,
+        passed_over: cluster.passed_over.into_iter().chain(refused_for_disk).collect(),
         node_skews: cluster.workloads.iter().filter_map(|w| Some((w.id.clone(), w.max_node_skew?))).collect(),
     }
 }

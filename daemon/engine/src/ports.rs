@@ -153,10 +153,12 @@ pub enum PassOver {
     Expendable,
     /// Nominated to a node where it preempts lower-priority pods.
     Nominated,
+    /// It asks more ephemeral storage than any group's new node offers ([`crate::disk`]).
+    Disk,
 }
 
 impl PassOver {
-    pub const ALL: [PassOver; 3] = [PassOver::DaemonSet, PassOver::Expendable, PassOver::Nominated];
+    pub const ALL: [PassOver; 4] = [PassOver::DaemonSet, PassOver::Expendable, PassOver::Nominated, PassOver::Disk];
 
     /// Its name in metrics' `reason` label.
     pub fn label(self) -> &'static str {
@@ -164,6 +166,7 @@ impl PassOver {
             PassOver::DaemonSet => "daemon-set",
             PassOver::Expendable => "expendable",
             PassOver::Nominated => "nominated",
+            PassOver::Disk => "ephemeral-storage",
         }
     }
 }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use ballast_sdk::{NodeGroup, NodeGroupKind, PendingPod, PendingShape, Refusal, Resources, Snapshot, SnapshotData};
 
 use super::node_labels::ZONE_KEYS;
-use super::ports::{Announcement, Subject};
+use super::ports::{Announcement, PassOver, PassedOverPod, Subject};
 
 /// Events posted on unplaceable pods per tick at most; the others follow on later ticks.
 pub const ANNOUNCED_PER_TICK: usize = 20;
@@ -21,7 +21,8 @@ const NAMED: usize = 3;
 
 /// A pending pod no node group can hold, and why not, group by group.
 pub struct Unplaceable<'a> {
-    pub pod: &'a PendingPod,
+    pub namespace: &'a str,
+    pub name: &'a str,
     pub why: Arc<str>,
 }
 
@@ -53,9 +54,19 @@ pub fn find(snapshot: &SnapshotData) -> Vec<Unplaceable<'_>> {
         .iter()
         .filter_map(|pod| {
             let (_, why) = unplaceable.iter().find(|(shape, _)| of_shape(pod, shape))?;
-            Some(Unplaceable { pod, why: why.clone() })
+            Some(Unplaceable { namespace: &pod.namespace, name: &pod.name, why: why.clone() })
         })
         .collect()
+}
+
+/// The pods the host took out of the snapshot because no group's disk holds them
+/// ([`crate::disk`]): unplaceable too, told as the others are.
+pub fn refused_for_disk(passed_over: &[PassedOverPod]) -> impl Iterator<Item = Unplaceable<'_>> {
+    passed_over.iter().filter(|p| p.passed_over.reason == PassOver::Disk).map(|p| Unplaceable {
+        namespace: &p.namespace,
+        name: &p.name,
+        why: p.passed_over.why.clone(),
+    })
 }
 
 fn may_run_on_fargate(snapshot: &SnapshotData, shape: &PendingShape) -> bool {
@@ -112,21 +123,20 @@ fn named(ids: &[&str]) -> String {
 /// at most [`ANNOUNCED_PER_TICK`]. `told` keeps what each pod was told and forgets the pods
 /// that no longer wait unplaceable, so one that comes back is told again.
 pub fn announcements(found: &[Unplaceable<'_>], told: &mut HashMap<(String, String), Arc<str>>) -> Vec<Announcement> {
-    let waiting: HashSet<(&str, &str)> =
-        found.iter().map(|u| (u.pod.namespace.as_str(), u.pod.name.as_str())).collect();
+    let waiting: HashSet<(&str, &str)> = found.iter().map(|u| (u.namespace, u.name)).collect();
     told.retain(|(namespace, name), _| waiting.contains(&(namespace.as_str(), name.as_str())));
     let mut out = Vec::new();
     for u in found {
         if out.len() == ANNOUNCED_PER_TICK {
             break;
         }
-        let key = (u.pod.namespace.clone(), u.pod.name.clone());
+        let key = (u.namespace.to_string(), u.name.to_string());
         if told.get(&key).is_some_and(|why| *why == u.why) {
             continue;
         }
         told.insert(key, u.why.clone());
         out.push(Announcement {
-            subject: Subject::Pod { namespace: u.pod.namespace.clone(), name: u.pod.name.clone() },
+            subject: Subject::Pod { namespace: u.namespace.to_string(), name: u.name.to_string() },
             reason: "NotTriggerScaleUp",
             note: format!("pod didn't trigger scale-up: {}", u.why),
             warning: false,
@@ -142,7 +152,7 @@ mod tests {
     use super::*;
 
     fn group(id: &str, zones: &[&str], cpu_millis: u64) -> NodeGroup {
-        let allocatable = Resources { cpu_millis, memory_bytes: 7 << 30, pods: 29, gpus: 0 };
+        let allocatable = Resources { cpu_millis, memory_bytes: 7 << 30, pods: 29, gpus: 0, ..Resources::ZERO };
         let mut labels = BTreeMap::new();
         if let [zone] = zones {
             labels.insert("topology.kubernetes.io/zone".to_string(), zone.to_string());
@@ -183,7 +193,7 @@ mod tests {
         let groups = vec![group("east-a", &["us-east-1a"], 1930), group("spread", &["us-east-1a", "us-east-1b"], 1930)];
         let s = snapshot(groups, vec![pod("db0", 500, &zone_c), pod("db1", 500, &zone_c), pod("web0", 500, &[])]);
         let found = find(&s);
-        let names: Vec<&str> = found.iter().map(|u| u.pod.name.as_str()).collect();
+        let names: Vec<&str> = found.iter().map(|u| u.name).collect();
         assert_eq!(names, ["db0", "db1"], "web0 fits a new node of either group");
         let why = &found[0].why;
         assert!(why.starts_with("no node group can hold it (500 mCPU, 1024 MiB): "), "{why}");

@@ -53,8 +53,8 @@ fn quantity(list: &BTreeMap<String, Quantity>, at: &str, key: &str, scale: f64) 
     })
 }
 
-/// CPU, memory, pods and GPUs of a resource list found at `at` (for errors, e.g.
-/// `status.allocatable`).
+/// CPU, memory, pods, GPUs and ephemeral storage of a resource list found at `at` (for
+/// errors, e.g. `spec.overhead`).
 ///
 /// # Errors
 /// The first quantity that does not parse, named by its field path.
@@ -69,8 +69,25 @@ pub fn resources(list: Option<&BTreeMap<String, Quantity>>, at: &str) -> Result<
         memory_bytes: quantity(list, at, "memory", 1.0)?,
         pods: u32::try_from(quantity(list, at, "pods", 1.0)?).unwrap_or(u32::MAX),
         gpus: u32::try_from(gpus).unwrap_or(u32::MAX),
+        ephemeral_storage_bytes: quantity(list, at, EPHEMERAL_STORAGE, 1.0)?,
     })
 }
+
+/// A node's allocatable: as [`resources`], but a list that does not say its ephemeral storage
+/// (a kubelet always does; a hand-written node may not) leaves it not known
+/// ([`Resources::STORAGE_NOT_KNOWN`]), not 0, so the node is not taken for one without a disk.
+///
+/// # Errors
+/// The first quantity that does not parse, named by its field path.
+pub fn node_allocatable(list: Option<&BTreeMap<String, Quantity>>) -> Result<Resources, BadValue> {
+    let mut allocatable = resources(list, "status.allocatable")?;
+    if !list.is_some_and(|l| l.contains_key(EPHEMERAL_STORAGE)) {
+        allocatable.ephemeral_storage_bytes = Resources::STORAGE_NOT_KNOWN;
+    }
+    Ok(allocatable)
+}
+
+const EPHEMERAL_STORAGE: &str = "ephemeral-storage";
 
 fn max_each(a: Resources, b: Resources) -> Resources {
     Resources {
@@ -78,6 +95,7 @@ fn max_each(a: Resources, b: Resources) -> Resources {
         memory_bytes: a.memory_bytes.max(b.memory_bytes),
         pods: a.pods.max(b.pods),
         gpus: a.gpus.max(b.gpus),
+        ephemeral_storage_bytes: a.ephemeral_storage_bytes.max(b.ephemeral_storage_bytes),
     }
 }
 
@@ -338,7 +356,7 @@ pub fn node(node: &Node, group_labels: &[String]) -> Result<NodeView, BadValue> 
             .unwrap_or_default()
             .to_string(),
         zone,
-        allocatable: resources(status.and_then(|s| s.allocatable.as_ref()), "status.allocatable")?,
+        allocatable: node_allocatable(status.and_then(|s| s.allocatable.as_ref()))?,
         usage: None,
         ready,
         unready_since_millis,
@@ -471,6 +489,28 @@ mod tests {
             "containers": []}}));
         let error = requests(bad.spec.as_ref().unwrap()).unwrap_err().to_string();
         assert!(error.contains("spec.resources.requests.memory") && error.contains("lots"), "{error}");
+    }
+
+    /// Ephemeral storage is asked as CPU is (the larger of what runs and what starts) and a
+    /// node offers what its kubelet reports; a node that does not say is not taken for one
+    /// without a disk.
+    #[test]
+    fn ephemeral_storage_is_read_from_pods_and_nodes() {
+        let p = pod(json!({"metadata": {"name": "p"}, "spec": {
+            "containers": [{"name": "a", "resources": {"requests": {"ephemeral-storage": "2Gi"}}},
+                           {"name": "b", "resources": {"requests": {"ephemeral-storage": "1Gi"}}}],
+            "initContainers": [{"name": "i", "resources": {"requests": {"ephemeral-storage": "5Gi"}}}]}}));
+        assert_eq!(requests(p.spec.as_ref().unwrap()).unwrap().ephemeral_storage_bytes, 5 << 30);
+        let node_with = |allocatable: serde_json::Value| -> Node {
+            serde_json::from_value(json!({"metadata": {"name": "n"}, "status": {"allocatable": allocatable}}))
+                .expect("a valid node")
+        };
+        let said = node(&node_with(json!({"cpu": "2", "ephemeral-storage": "18242267924"})), &[]).unwrap();
+        assert_eq!(said.allocatable.ephemeral_storage_bytes, 18_242_267_924);
+        let unsaid = node(&node_with(json!({"cpu": "2"})), &[]).unwrap();
+        assert_eq!(unsaid.allocatable.ephemeral_storage_bytes, Resources::STORAGE_NOT_KNOWN);
+        let bad = node(&node_with(json!({"ephemeral-storage": "lots"})), &[]).unwrap_err().to_string();
+        assert!(bad.contains("status.allocatable.ephemeral-storage = \"lots\" cannot be read"), "{bad}");
     }
 
     #[test]

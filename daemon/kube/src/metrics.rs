@@ -42,7 +42,7 @@ fn usage(value: Option<&Value>, at: &str) -> Result<Resources, BadValue> {
             error,
         })
     };
-    Ok(Resources { cpu_millis: q("cpu", 1000.0)?, memory_bytes: q("memory", 1.0)?, pods: 0, gpus: 0 })
+    Ok(Resources { cpu_millis: q("cpu", 1000.0)?, memory_bytes: q("memory", 1.0)?, ..Resources::ZERO })
 }
 
 type Usage = (HashMap<String, Resources>, HashMap<(String, String), Resources>);

@@ -51,6 +51,7 @@ impl OwnerPods {
             memory_bytes: self.usage.memory_bytes / n,
             pods: 1,
             gpus: self.usage.gpus / self.measured.max(1),
+            ephemeral_storage_bytes: 0,
         }
     }
 

@@ -36,7 +36,13 @@ pub fn plugin_mode(mode: PluginMode) -> pb::PluginMode {
 }
 
 pub fn resources(r: &Resources) -> pb::Resources {
-    pb::Resources { cpu_millis: r.cpu_millis, memory_bytes: r.memory_bytes, pods: r.pods, gpus: r.gpus }
+    pb::Resources {
+        cpu_millis: r.cpu_millis,
+        memory_bytes: r.memory_bytes,
+        pods: r.pods,
+        gpus: r.gpus,
+        ephemeral_storage_bytes: r.ephemeral_storage_bytes,
+    }
 }
 
 pub fn workload(w: &WorkloadRef) -> pb::WorkloadRef {

@@ -32,7 +32,14 @@ const TYPES: &[(&str, u64, u64, u32, u32, f64)] = &[
 /// A known instance type by name.
 pub fn instance_type(name: &str) -> Option<InstanceType> {
     let &(name, vcpus, gib, max_pods, gpus, price) = TYPES.iter().find(|t| t.0 == name)?;
-    let capacity = Resources { cpu_millis: vcpus * 1000, memory_bytes: gib * GIB, pods: max_pods, gpus };
+    let capacity = Resources {
+        cpu_millis: vcpus * 1000,
+        memory_bytes: gib * GIB,
+        pods: max_pods,
+        gpus,
+        // The root volume is the group's (`ephemeral-storage` on a scenario's group).
+        ephemeral_storage_bytes: Resources::STORAGE_NOT_KNOWN,
+    };
     Some(InstanceType {
         name: name.to_string(),
         capacity,

@@ -123,6 +123,7 @@ impl World {
                     memory_bytes: size.memory_mib << 20,
                     pods: 1,
                     gpus: 0,
+                    ephemeral_storage_bytes: Resources::STORAGE_NOT_KNOWN,
                 },
                 price_per_hour: price,
                 ready_at: self.now,

@@ -80,6 +80,11 @@ pub struct GroupSpec {
     /// From launch to Ready; each node varies by up to ±20% (seeded).
     #[serde(default = "sixty_seconds", with = "duration")]
     pub provisioning_delay: Duration,
+    /// Each node's ephemeral storage, its root volume (`20Gi`, the EKS default): pods get it
+    /// less 1 GiB and 10%, as the EKS AMI's kubelet keeps. Absent, not known: a node then
+    /// holds any pod's request, as a real group at zero without a node-template tag.
+    #[serde(default, with = "optional_quantity")]
+    pub ephemeral_storage: Option<u64>,
     /// Windows in which launches fail (insufficient capacity).
     #[serde(default)]
     pub launch_failures: Vec<Window>,
@@ -414,5 +419,21 @@ pub fn resolve(arg: &str) -> Result<Scenario, InputError> {
     match BUILT_IN.iter().find(|(name, _)| *name == arg) {
         Some((name, text)) => Scenario::parse(Path::new(&format!("<built-in {name}>")), text),
         None => Scenario::load(Path::new(arg)),
+    }
+}
+
+/// An optional quantity of bytes (`20Gi`), as the SDK writes memory.
+mod optional_quantity {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    struct Bytes(#[serde(with = "ballast_sdk::quantity::memory")] u64);
+
+    pub fn serialize<S: Serializer>(bytes: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
+        bytes.map(Bytes).serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        Ok(Option::<Bytes>::deserialize(d)?.map(|b| b.0))
     }
 }

@@ -82,6 +82,10 @@ impl SimGroup {
                     if g.capacity_type == ballast_sdk::CapacityType::Spot {
                         t.price_per_hour *= super::catalogue::SPOT_PRICE_RATIO;
                     }
+                    if let Some(disk) = g.ephemeral_storage {
+                        t.capacity.ephemeral_storage_bytes = disk;
+                        t.allocatable.ephemeral_storage_bytes = crate::eks::allocatable_storage(disk);
+                    }
                     t
                 })
                 .collect(),
@@ -477,12 +481,7 @@ impl World {
 }
 
 pub(super) fn scale(r: &Resources, f: f64) -> Resources {
-    Resources {
-        cpu_millis: (r.cpu_millis as f64 * f) as u64,
-        memory_bytes: (r.memory_bytes as f64 * f) as u64,
-        pods: r.pods,
-        gpus: r.gpus,
-    }
+    Resources { cpu_millis: (r.cpu_millis as f64 * f) as u64, memory_bytes: (r.memory_bytes as f64 * f) as u64, ..*r }
 }
 
 /// How many pods of a workload a disruption budget lets go now.

@@ -164,7 +164,7 @@ impl RecordingCapacity {
 
 impl Capacity for RecordingCapacity {
     async fn node_groups(&self) -> AdapterResult<Vec<GroupView>> {
-        let capacity = Resources { cpu_millis: 2000, memory_bytes: 8 << 30, pods: 29, gpus: 0 };
+        let capacity = Resources { cpu_millis: 2000, memory_bytes: 8 << 30, pods: 29, gpus: 0, ..Resources::ZERO };
         Ok(vec![GroupView {
             id: "general".into(),
             min_size: 0,

@@ -108,8 +108,7 @@ pub fn plan(snapshot: &dyn Snapshot, settings: &Settings, state: &mut Under) -> 
         Resources {
             cpu_millis: (n.allocatable.cpu_millis as f64 * keep) as u64,
             memory_bytes: (n.allocatable.memory_bytes as f64 * keep) as u64,
-            pods: n.allocatable.pods,
-            gpus: n.allocatable.gpus,
+            ..n.allocatable
         }
         .saturating_sub(&n.requested)
     };

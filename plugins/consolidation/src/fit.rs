@@ -154,6 +154,7 @@ pub fn slot(load: &Load, largest: &Resources) -> Resources {
         memory_bytes: load.requests.memory_bytes.min(largest.memory_bytes),
         pods: 1,
         gpus: load.requests.gpus.min(largest.gpus),
+        ephemeral_storage_bytes: load.requests.ephemeral_storage_bytes.min(largest.ephemeral_storage_bytes),
     }
 }
 
@@ -198,15 +199,18 @@ mod tests {
     const GIB: u64 = 1 << 30;
 
     fn target(name: &str, cpu: u64, memory: u64, pods: u32) -> Target {
-        let free = Resources { cpu_millis: cpu, memory_bytes: memory, pods, gpus: 0 };
+        let free = Resources { cpu_millis: cpu, memory_bytes: memory, pods, gpus: 0, ..Resources::ZERO };
         Target { node: name.into(), group: 0, free }
     }
 
     #[test]
     fn pods_are_counted_at_the_largest_size_they_could_be() {
-        let largest = Resources { cpu_millis: 1000, memory_bytes: 2 * GIB, pods: 1, gpus: 0 };
+        let largest = Resources { cpu_millis: 1000, memory_bytes: 2 * GIB, pods: 1, gpus: 0, ..Resources::ZERO };
         // Three pods, 1.5 CPU in all: each could be 1 CPU, so three 1-CPU slots are needed.
-        let load = Load { pods: 3, requests: Resources { cpu_millis: 1500, memory_bytes: GIB, pods: 3, gpus: 0 } };
+        let load = Load {
+            pods: 3,
+            requests: Resources { cpu_millis: 1500, memory_bytes: GIB, pods: 3, gpus: 0, ..Resources::ZERO },
+        };
         let mut two = vec![target("a", 1000, 8 * GIB, 10), target("b", 1000, 8 * GIB, 10)];
         assert!(place(&load, &largest, 0, &mut two).is_none(), "1.5 CPU free in total is not proof");
         assert_eq!(two[0].free.cpu_millis, 1000, "a failed placement takes nothing");
@@ -214,7 +218,10 @@ mod tests {
         assert_eq!(place(&load, &largest, 0, &mut three).map(|t| t.spread()), Some(2));
         assert_eq!(three.iter().map(|t| t.free.cpu_millis).sum::<u64>(), 0);
         // A single small pod needs only its own size.
-        let one = Load { pods: 1, requests: Resources { cpu_millis: 200, memory_bytes: GIB, pods: 1, gpus: 0 } };
+        let one = Load {
+            pods: 1,
+            requests: Resources { cpu_millis: 200, memory_bytes: GIB, pods: 1, gpus: 0, ..Resources::ZERO },
+        };
         let mut small = vec![target("a", 250, 2 * GIB, 1)];
         assert_eq!(place(&one, &largest, 0, &mut small).map(|t| t.spread()), Some(1));
         // Pod slots count too.

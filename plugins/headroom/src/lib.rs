@@ -116,7 +116,7 @@ impl Reserve {
     }
 
     fn shape(&self) -> Resources {
-        Resources { cpu_millis: self.cpu, memory_bytes: self.memory, pods: 1, gpus: 0 }
+        Resources { cpu_millis: self.cpu, memory_bytes: self.memory, pods: 1, gpus: 0, ..Resources::ZERO }
     }
 }
 

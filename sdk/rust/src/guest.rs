@@ -210,7 +210,14 @@ fn metric_series(s: w::MetricSeries) -> m::MetricSeries {
 }
 
 fn resources(r: w::Resources) -> m::Resources {
-    m::Resources { cpu_millis: r.cpu_millis, memory_bytes: r.memory_bytes, pods: r.pods, gpus: r.gpus }
+    // The interface does not carry ephemeral storage yet (see `Resources::ephemeral_storage_bytes`).
+    m::Resources {
+        cpu_millis: r.cpu_millis,
+        memory_bytes: r.memory_bytes,
+        pods: r.pods,
+        gpus: r.gpus,
+        ephemeral_storage_bytes: 0,
+    }
 }
 
 fn labels(list: Vec<w::Label>) -> std::collections::BTreeMap<String, String> {

@@ -35,18 +35,35 @@ pub struct Resources {
     /// Pod slots: a node's max pods, or 1 for a pod.
     pub pods: u32,
     pub gpus: u32,
+    /// Local ephemeral storage in bytes (`ephemeral-storage`): what a pod asks, what a node
+    /// offers. [`Resources::STORAGE_NOT_KNOWN`] on a node no one has said the disk of, which
+    /// then holds any request. Files write it as a quantity: `ephemeral-storage: 10Gi`.
+    ///
+    /// # Caveats
+    /// The host reads and keeps it (what no group can hold is not scaled for); the policy
+    /// interface does not carry it yet, so inside a plugin it is always 0.
+    #[serde(rename = "ephemeral-storage", with = "quantity::memory", skip_serializing_if = "is_zero")]
+    pub ephemeral_storage_bytes: u64,
+}
+
+fn is_zero(bytes: &u64) -> bool {
+    *bytes == 0
 }
 
 impl Resources {
-    pub const ZERO: Resources = Resources { cpu_millis: 0, memory_bytes: 0, pods: 0, gpus: 0 };
+    pub const ZERO: Resources =
+        Resources { cpu_millis: 0, memory_bytes: 0, pods: 0, gpus: 0, ephemeral_storage_bytes: 0 };
+    /// A node's ephemeral storage when nothing says it (a group at zero without a
+    /// node-template tag): it holds any request, as before storage was read.
+    pub const STORAGE_NOT_KNOWN: u64 = u64::MAX;
 
     pub fn new(cpu_millis: u64, memory_bytes: u64) -> Self {
-        Resources { cpu_millis, memory_bytes, pods: 0, gpus: 0 }
+        Resources { cpu_millis, memory_bytes, ..Resources::ZERO }
     }
 
     /// A pod's requests: `pods` is 1.
     pub fn pod(cpu_millis: u64, memory_bytes: u64) -> Self {
-        Resources { cpu_millis, memory_bytes, pods: 1, gpus: 0 }
+        Resources { cpu_millis, memory_bytes, pods: 1, ..Resources::ZERO }
     }
 
     /// True if `other` fits in `self` in every dimension.
@@ -55,6 +72,7 @@ impl Resources {
             && other.memory_bytes <= self.memory_bytes
             && other.pods <= self.pods
             && other.gpus <= self.gpus
+            && other.ephemeral_storage_bytes <= self.ephemeral_storage_bytes
     }
 
     pub fn saturating_sub(&self, other: &Resources) -> Resources {
@@ -63,6 +81,7 @@ impl Resources {
             memory_bytes: self.memory_bytes.saturating_sub(other.memory_bytes),
             pods: self.pods.saturating_sub(other.pods),
             gpus: self.gpus.saturating_sub(other.gpus),
+            ephemeral_storage_bytes: self.ephemeral_storage_bytes.saturating_sub(other.ephemeral_storage_bytes),
         }
     }
 
@@ -72,6 +91,7 @@ impl Resources {
             memory_bytes: self.memory_bytes.saturating_add(other.memory_bytes),
             pods: self.pods.saturating_add(other.pods),
             gpus: self.gpus.saturating_add(other.gpus),
+            ephemeral_storage_bytes: self.ephemeral_storage_bytes.saturating_add(other.ephemeral_storage_bytes),
         }
     }
 
@@ -82,6 +102,7 @@ impl Resources {
             memory_bytes: self.memory_bytes.min(other.memory_bytes),
             pods: self.pods.min(other.pods),
             gpus: self.gpus.min(other.gpus),
+            ephemeral_storage_bytes: self.ephemeral_storage_bytes.min(other.ephemeral_storage_bytes),
         }
     }
 
@@ -92,6 +113,7 @@ impl Resources {
             memory_bytes: self.memory_bytes.saturating_mul(u64::from(n)),
             pods: self.pods.saturating_mul(n),
             gpus: self.gpus.saturating_mul(n),
+            ephemeral_storage_bytes: self.ephemeral_storage_bytes.saturating_mul(u64::from(n)),
         }
     }
 
@@ -113,6 +135,9 @@ impl fmt::Display for Resources {
         )?;
         if self.gpus > 0 {
             write!(f, " / {} gpu", self.gpus)?;
+        }
+        if self.ephemeral_storage_bytes > 0 && self.ephemeral_storage_bytes != Resources::STORAGE_NOT_KNOWN {
+            write!(f, " / {} ephemeral-storage", quantity::display_memory(self.ephemeral_storage_bytes))?;
         }
         Ok(())
     }

@@ -296,8 +296,13 @@ impl GroupBuilder {
 
     /// Adds an instance type whose allocatable equals its capacity, with 110 pod slots.
     pub fn instance_type(mut self, name: &str, cpu_q: &str, memory_q: &str, price_per_hour: f64) -> Self {
-        let capacity =
-            Resources { cpu_millis: cpu(cpu_q), memory_bytes: memory(memory_q), pods: DEFAULT_MAX_PODS, gpus: 0 };
+        let capacity = Resources {
+            cpu_millis: cpu(cpu_q),
+            memory_bytes: memory(memory_q),
+            pods: DEFAULT_MAX_PODS,
+            gpus: 0,
+            ..Resources::ZERO
+        };
         self.0.instance_types.push(InstanceType {
             name: name.to_string(),
             capacity,
@@ -372,7 +377,8 @@ impl NodeBuilder {
 
     /// Sets the node's summed pod requests and its pod count.
     pub fn requested(mut self, cpu_q: &str, memory_q: &str, pods: u32) -> Self {
-        self.0.requested = Resources { cpu_millis: cpu(cpu_q), memory_bytes: memory(memory_q), pods, gpus: 0 };
+        self.0.requested =
+            Resources { cpu_millis: cpu(cpu_q), memory_bytes: memory(memory_q), pods, gpus: 0, ..Resources::ZERO };
         self.0.pod_count = pods;
         self
     }
