@@ -72,6 +72,37 @@ async fn groups_tagged_for_the_cluster_are_found_and_offer_a_template_from_zero(
     assert_eq!(c5.allocatable.ephemeral_storage_bytes, Resources::STORAGE_NOT_KNOWN, "no tag: not known");
 }
 
+/// A group whose disk no tag says is sized by its launch template: the largest EBS volume it
+/// maps (Bottlerocket keeps pods' storage on its second, data volume), so a group at zero
+/// offers its disk to pods that ask for one; a node-template tag still wins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_groups_disk_is_the_largest_volume_its_launch_template_maps_unless_a_tag_says_it() {
+    use aws_sdk_ec2::types::{LaunchTemplateBlockDeviceMappingRequest, LaunchTemplateEbsBlockDeviceRequest};
+    let moto = Moto::start().await;
+    let config = sdk_config(&moto.url).await;
+    let volume = |device: &str, gib: i32| {
+        let ebs = LaunchTemplateEbsBlockDeviceRequest::builder().volume_size(gib).build();
+        LaunchTemplateBlockDeviceMappingRequest::builder().device_name(device).ebs(ebs).build()
+    };
+    let bottlerocket = || moto::launch_data("m5.large").block_device_mappings(volume("/dev/xvda", 2));
+    let bottlerocket = || bottlerocket().block_device_mappings(volume("/dev/xvdb", 50)).build();
+    moto::template_group_of(&config, "mapped", bottlerocket(), &ca_tags(), 0).await;
+    let mut tagged = ca_tags();
+    tagged.push(("k8s.io/cluster-autoscaler/node-template/resources/ephemeral-storage", "100Gi"));
+    moto::template_group_of(&config, "tagged", bottlerocket(), &tagged, 0).await;
+    template_group(&config, "unmapped", "m5.large", &ca_tags(), 0).await;
+
+    let capacity = AwsCapacity::from_config(&config, aws_settings()).unwrap();
+    let groups = capacity.node_groups().await.unwrap();
+    let disk = |id: &str| {
+        let group = groups.iter().find(|g| g.id == id).expect("the group is found");
+        group.instance_types[0].allocatable.ephemeral_storage_bytes
+    };
+    assert_eq!(disk("mapped"), 44 << 30, "50 GiB less 1 GiB and 10%");
+    assert_eq!(disk("tagged"), 89 << 30, "the tag's 100 GiB");
+    assert_eq!(disk("unmapped"), Resources::STORAGE_NOT_KNOWN, "no volume, no tag");
+}
+
 /// A pod that selects a label every node registers with (`kubernetes.io/os: linux`, the default
 /// of many charts; an architecture; a zone) is admitted by a group only if the group's template
 /// carries it: each group's labels are those its nodes will carry, from DescribeInstanceTypes

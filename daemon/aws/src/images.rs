@@ -1,10 +1,10 @@
 //! What each group launches and what each instance was launched from, for two readers: drift
-//! ([`ballast_engine::drift`]) and the instance types a group's view prices
-//! ([`super::groups`]).
+//! ([`ballast_engine::drift`]) and the instance types a group's view prices and sizes
+//! ([`super::groups`]; the disk the launch maps, where no node-template tag says it).
 //!
 //! A group's launch is read from its launch template version (`$Default`, `$Latest` or a
 //! number, aliases such as `resolve:ssm:` resolved) or its launch configuration, once for
-//! both readers ([`Launch`]: image, template version, instance type), and kept for
+//! both readers ([`Launch`]: image, template version, instance type, disk), and kept for
 //! `image-ttl`. Each instance's origin (its image and the template version it came from) is
 //! read once with DescribeInstances: an instance's image never changes.
 //!
@@ -25,6 +25,7 @@ use std::time::Instant;
 use aws_sdk_autoscaling::types::AutoScalingGroup;
 use aws_sdk_ec2::types::Filter;
 use ballast_engine::ports::{AdapterResult, GroupView, TemplateVersion};
+use ballast_sdk::Resources;
 
 use super::templates::{self, LaunchSource, TypesSource};
 use super::{AwsCapacity, aws_error};
@@ -70,13 +71,21 @@ fn template_version(template: Option<&(String, i64)>) -> Option<TemplateVersion>
 
 /// What a group launches, as read from its launch template version or launch configuration:
 /// the image, the template version (none for a launch configuration), the instance type it
-/// names, and when it was read (Unix millis).
+/// names, the disk it maps, and when it was read (Unix millis).
 #[derive(Clone, Debug)]
 pub struct Launch {
     image: Option<Arc<str>>,
     template: Option<(String, i64)>,
     instance_type: Option<Arc<str>>,
+    disk_bytes: Option<u64>,
     at_millis: u64,
+}
+
+/// The largest EBS volume a launch maps, in bytes: the root volume of the EKS AMIs
+/// (`/dev/xvda`), the data volume of Bottlerocket's (`/dev/xvdb`, where the kubelet keeps
+/// pods' ephemeral storage).
+fn largest_volume(gib: impl Iterator<Item = i32>) -> Option<u64> {
+    gib.filter_map(|size| u64::try_from(size).ok()).max().map(|size| size << 30)
 }
 
 impl Launch {
@@ -93,6 +102,14 @@ pub enum LaunchReading {
     /// Read: `None` when the template version or launch configuration was not found.
     Read(Option<Launch>),
     Failed,
+}
+
+/// Gives the types whose disk no node-template tag says the disk the launch maps.
+fn with_disk(types: &mut [ballast_sdk::InstanceType], bytes: u64) {
+    for t in types.iter_mut().filter(|t| t.capacity.ephemeral_storage_bytes == Resources::STORAGE_NOT_KNOWN) {
+        t.capacity.ephemeral_storage_bytes = bytes;
+        t.allocatable.ephemeral_storage_bytes = ballast_engine::eks::allocatable_storage(bytes);
+    }
 }
 
 fn now_millis() -> u64 {
@@ -195,6 +212,9 @@ impl AwsCapacity {
                 Some(TypesSource::FromLaunch | TypesSource::Unknown) | None => None,
             };
             view.template = launch.as_ref().and_then(|l| template_version(l.template.as_ref()));
+            if let Some(bytes) = launch.as_ref().and_then(|l| l.disk_bytes) {
+                with_disk(&mut view.instance_types, bytes);
+            }
             view.image = launch.and_then(|l| l.image);
             for instance in &mut view.instances {
                 let origin = origin(&instance.id);
@@ -229,6 +249,9 @@ impl AwsCapacity {
                     image: data.image_id().map(Arc::from),
                     template: version.launch_template_id().map(str::to_string).zip(version.version_number()),
                     instance_type: data.instance_type().map(|t| Arc::from(t.as_str())),
+                    disk_bytes: largest_volume(
+                        data.block_device_mappings().iter().filter_map(|m| m.ebs()?.volume_size()),
+                    ),
                     at_millis,
                 })
             }),
@@ -236,6 +259,7 @@ impl AwsCapacity {
                 image: c.image_id().map(Arc::from),
                 template: None,
                 instance_type: c.instance_type().map(Arc::from),
+                disk_bytes: largest_volume(c.block_device_mappings().iter().filter_map(|m| m.ebs()?.volume_size())),
                 at_millis,
             }),
             LaunchSource::Types(_) | LaunchSource::Unknown => None,
@@ -310,6 +334,7 @@ mod tests {
             image: Some(Arc::from("ami-1")),
             template: Some(("lt-1".into(), 2)),
             instance_type: None,
+            disk_bytes: None,
             at_millis: 10_000,
         };
         assert!(origin(3, 10_500).shows_stale(&read), "a later version, launched since");

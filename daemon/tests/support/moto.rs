@@ -249,19 +249,27 @@ pub async fn template_group(
     tags: &[(&str, &str)],
     desired: i32,
 ) {
+    template_group_of(config, name, launch_data(instance_type).build(), tags, desired).await;
+}
+
+/// What [`template_group`]'s launch template holds, to add to.
+pub fn launch_data(instance_type: &str) -> aws_sdk_ec2::types::builders::RequestLaunchTemplateDataBuilder {
+    aws_sdk_ec2::types::RequestLaunchTemplateData::builder()
+        .image_id("ami-12c6146b")
+        .instance_type(aws_sdk_ec2::types::InstanceType::from(instance_type))
+}
+
+/// A launch template holding `data` and a group using it, tagged with `tags`.
+pub async fn template_group_of(
+    config: &aws_config::SdkConfig,
+    name: &str,
+    data: aws_sdk_ec2::types::RequestLaunchTemplateData,
+    tags: &[(&str, &str)],
+    desired: i32,
+) {
     let ec2 = aws_sdk_ec2::Client::new(config);
     let template = format!("{name}-lt");
-    ec2.create_launch_template()
-        .launch_template_name(&template)
-        .launch_template_data(
-            aws_sdk_ec2::types::RequestLaunchTemplateData::builder()
-                .image_id("ami-12c6146b")
-                .instance_type(aws_sdk_ec2::types::InstanceType::from(instance_type))
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    ec2.create_launch_template().launch_template_name(&template).launch_template_data(data).send().await.unwrap();
     let asg = aws_sdk_autoscaling::Client::new(config);
     let mut create = asg
         .create_auto_scaling_group()
