@@ -16,12 +16,12 @@ use super::ports::{PassOver, PassedOver, PassedOverPod};
 /// Groups a reason names before it says how many more.
 const NAMED: usize = 3;
 
-/// Gives each Auto Scaling group whose disk no one has said (no node-template tag) the disk
-/// its nodes report: the least allocatable ephemeral storage among them, as Cluster
-/// Autoscaler takes a running node for its group's template.
+/// Gives each Auto Scaling group whose disk no one has said (no node-template tag, no volume
+/// in its launch template) the disk its nodes report: the least allocatable ephemeral
+/// storage among them, as Cluster Autoscaler takes a running node for its group's template.
 ///
 /// # Caveats
-/// A group at zero whose disk is not tagged stays not known, and a new node of it is taken to
+/// A group at zero whose disk nothing says stays not known, and a new node of it is taken to
 /// hold any request. A node launched from an older launch template with another volume size
 /// counts as any other.
 pub fn learn_group_disks(groups: &mut [NodeGroup], nodes: &[ballast_sdk::Node]) {

@@ -7,7 +7,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::sync::Arc;
 
-use ballast_sdk::{Constraints, Node, NodeGroup, Refusal, Resources, TaintEffect, WorkloadRef};
+use ballast_sdk::{Constraints, Node, NodeGroup, Refusal, Resources, WorkloadRef};
 
 use super::observe::was_ready_once;
 use super::ports::{ClusterView, NodeInclusion, NodeView, PodShape, PodTemplate};
@@ -258,7 +258,8 @@ impl Rules<'_> {
         match (place.group.and_then(|g| self.groups.get(g)), self.template) {
             (Some(group), Some(template)) => {
                 let labels = !matches!(group.refusal(template), Some(Refusal::Label { .. } | Refusal::AffinityKey(_)));
-                (labels || inclusion.ignores_affinity) && !(inclusion.honors_taints && untolerated(group, template))
+                (labels || inclusion.ignores_affinity)
+                    && !(inclusion.honors_taints && group.untolerated_taint(template).is_some())
             }
             _ => true,
         }
@@ -272,13 +273,6 @@ impl Rules<'_> {
             _ => false,
         }
     }
-}
-
-/// The group's nodes carry a taint the pods do not tolerate (a preference aside).
-fn untolerated(group: &NodeGroup, template: &PodTemplate) -> bool {
-    (group.taints.iter())
-        .filter(|t| t.effect != TaintEffect::PreferNoSchedule)
-        .any(|t| !template.tolerations.iter().any(|tol| tol.tolerates(t)))
 }
 
 impl Constraints for PodTemplate {

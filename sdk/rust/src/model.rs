@@ -53,8 +53,8 @@ fn is_zero(bytes: &u64) -> bool {
 impl Resources {
     pub const ZERO: Resources =
         Resources { cpu_millis: 0, memory_bytes: 0, pods: 0, gpus: 0, ephemeral_storage_bytes: 0 };
-    /// A node's ephemeral storage when nothing says it (a group at zero without a
-    /// node-template tag): it holds any request, as before storage was read.
+    /// A node's ephemeral storage when nothing says it (a group at zero whose node-template
+    /// tags and launch template say no disk): it holds any request, as before storage was read.
     pub const STORAGE_NOT_KNOWN: u64 = u64::MAX;
 
     pub fn new(cpu_millis: u64, memory_bytes: u64) -> Self {

@@ -131,11 +131,16 @@ impl NodeGroup {
         if let Some(key) = pod.affinity_keys().iter().find(|k| !self.labels.contains_key(*k)) {
             return Some(Refusal::AffinityKey(key));
         }
-        self.taints
-            .iter()
+        self.untolerated_taint(pod).map(Refusal::Taint)
+    }
+
+    /// The first taint of the group's nodes that keeps off pods with these constraints (one
+    /// they do not tolerate; a `PreferNoSchedule` taint keeps nothing off), whatever their
+    /// labels: the taint half of [`NodeGroup::refusal`].
+    pub fn untolerated_taint(&self, pod: &impl Constraints) -> Option<&Taint> {
+        (self.taints.iter())
             .filter(|t| t.effect != TaintEffect::PreferNoSchedule)
             .find(|t| !pod.tolerations().iter().any(|tol| tol.tolerates(t)))
-            .map(Refusal::Taint)
     }
 }
 
