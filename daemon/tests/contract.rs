@@ -35,8 +35,13 @@ impl Distinct {
     fn s(&mut self, what: &str) -> String {
         format!("{what}-{}", self.n())
     }
+    /// Resources with ephemeral storage, for the records whose storage crosses the interface
+    /// (0.1.14: node groups' allocatable, nodes, pending pods and shapes, pods on nodes).
+    fn disk(&mut self) -> Resources {
+        Resources { ephemeral_storage_bytes: self.n() << 20, ..self.resources() }
+    }
     fn resources(&mut self) -> Resources {
-        // Ephemeral storage does not cross the interface (0 on both sides).
+        // Where ephemeral storage does not cross the interface (0 on both sides).
         Resources {
             cpu_millis: self.n(),
             memory_bytes: self.n() << 10,
@@ -69,7 +74,7 @@ fn full_snapshot() -> SnapshotData {
             instance_types: vec![InstanceType {
                 name: d.s("type"),
                 capacity: d.resources(),
-                allocatable: d.resources(),
+                allocatable: d.disk(),
                 price_per_hour: d.f(),
             }],
             labels: BTreeMap::from([(d.s("label-key"), d.s("label-value"))]),
@@ -83,8 +88,8 @@ fn full_snapshot() -> SnapshotData {
             group: (i < 2).then(|| groups[i].id.clone()),
             instance_type: d.s("type"),
             zone: d.s("zone"),
-            allocatable: d.resources(),
-            requested: d.resources(),
+            allocatable: d.disk(),
+            requested: d.disk(),
             usage: (i != 1).then(|| d.resources()),
             ready: i != 0,
             cordoned: i == 0,
@@ -96,7 +101,7 @@ fn full_snapshot() -> SnapshotData {
     let pending_pods = vec![PendingPod {
         namespace: d.s("ns"),
         name: d.s("pod"),
-        requests: d.resources(),
+        requests: d.disk(),
         owner: Some(d.workload(WorkloadKind::Job)),
         node_selector: BTreeMap::from([(d.s("selector-key"), d.s("selector-value"))]),
         affinity_keys: vec![d.s("affinity"), d.s("affinity")],
@@ -114,8 +119,7 @@ fn full_snapshot() -> SnapshotData {
     // A second pod of the first one's shape, waiting longer, and a pod of a shape of its own.
     let twin =
         PendingPod { name: d.s("twin"), age_seconds: pending_pods[0].age_seconds + 1000, ..pending_pods[0].clone() };
-    let other =
-        PendingPod { name: d.s("other"), requests: d.resources(), age_seconds: d.n(), ..pending_pods[0].clone() };
+    let other = PendingPod { name: d.s("other"), requests: d.disk(), age_seconds: d.n(), ..pending_pods[0].clone() };
     let pending_pods = [pending_pods, vec![twin, other]].concat();
     let workloads = vec![
         Workload {
@@ -155,7 +159,7 @@ fn full_snapshot() -> SnapshotData {
     let mut running = |kind, moves_on_drain| PodShape {
         namespace: d.s("ns"),
         owner: Some(d.workload(kind)),
-        requests: d.resources(),
+        requests: d.disk(),
         node_selector: BTreeMap::from([(d.s("selector-key"), d.s("selector-value"))]),
         affinity_keys: vec![d.s("affinity")],
         tolerations: vec![Toleration {

@@ -99,6 +99,24 @@ fn pods_asking_more_disk_than_any_group_offers_buy_no_node() {
     assert!(large.pending_pod_minutes < 10.0, "{large:?}");
 }
 
+/// Pods that ask more disk than the cheaper group's nodes offer get nodes of the group whose
+/// disk holds them (interface 0.1.14 hands policies the disks): CI runners asking 30Gi beside
+/// `general` (m5.large, 20 GiB root volumes, cheaper a node) and `builders` (m5.xlarge,
+/// 100 GiB) grow `builders` by two nodes (89Gi each holds two), and wait a boot.
+#[test]
+fn pods_asking_more_disk_than_the_cheaper_group_offers_get_the_group_whose_disk_holds_them() {
+    let text = "name: disk\nduration: 1h\nnode-groups:\n  - {id: general, instance-types: [m5.large], min-size: 1, \
+                max-size: 10, ephemeral-storage: 20Gi}\n  - {id: builders, instance-types: [m5.xlarge], min-size: 0, \
+                max-size: 10, ephemeral-storage: 100Gi}\nworkloads:\n  - {name: web, requests: {cpu: 500m, memory: \
+                1Gi}, replicas: {constant: 1}}\n  - {name: runner, requests: {cpu: 1, memory: 1Gi, ephemeral-storage: \
+                30Gi}, replicas: {constant: 3}}\n";
+    let scenario = Scenario::parse(Path::new("disk.yaml"), text).unwrap();
+    let sim = Simulation { scenario, seed: 1, policies: defaults(), mode: Mode::Enforce, journal: None };
+    let summary = sim.run(&host(), &mut |_, _| {}).unwrap().summary;
+    assert_eq!((summary.scale_ups, summary.peak_nodes), (1, 3), "one scale-up of builders by two: {summary:?}");
+    assert!(summary.pending_pod_minutes < 5.0, "the runners wait a boot: {summary:?}");
+}
+
 /// Every shipped scenario under the default set: the bound holds, and the journal stays
 /// readable: no proposal that changed nothing (refused, unchanged) is more than a tenth of
 /// the decision records, unless it is one folded run (its first record and its count).

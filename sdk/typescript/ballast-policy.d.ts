@@ -1,9 +1,9 @@
-// Type declarations for the `ballast:policy@0.1.13` world as componentize-js presents it to a
+// Type declarations for the `ballast:policy@0.1.14` world as componentize-js presents it to a
 // plugin: records are objects with camelCase fields, variants are `{ tag, val }`, enums are
 // kebab-case strings, `option<T>` is `T | undefined`, and u64 values are `bigint`.
 // Keep in step with sdk/wit/policy.wit.
 
-declare module "ballast:policy/types@0.1.13" {
+declare module "ballast:policy/types@0.1.14" {
   export interface Resources { cpuMillis: bigint; memoryBytes: bigint; pods: number; gpus: number }
   export interface Label { key: string; value: string }
   export type TaintEffect = "no-schedule" | "prefer-no-schedule" | "no-execute";
@@ -88,20 +88,22 @@ declare module "ballast:policy/types@0.1.13" {
   export interface ZonePods { zone: string; pods: number }
   /** A workload kept within `maxSkew` over zones by a zone topology spread (since 0.1.13). */
   export interface ZoneSpread { workload: WorkloadRef; maxSkew: number; podsByZone: ZonePods[] }
+  /** A node's ephemeral storage in bytes; 2^64-1 allocatable where its disk is not known (since 0.1.14). */
+  export interface NodeStorage { node: string; allocatableBytes: bigint; requestedBytes: bigint }
 }
 
-declare module "ballast:policy/host@0.1.13" {
+declare module "ballast:policy/host@0.1.14" {
   export type Level = "trace" | "debug" | "info" | "warn" | "error";
   export function log(level: Level, message: string): void;
   export function nowMillis(): bigint;
 }
 
-declare module "ballast:policy/snapshot@0.1.13" {
+declare module "ballast:policy/snapshot@0.1.14" {
   import type {
     FargatePricing, GroupCooldown, GroupOptions, HorizontalAutoscaler, MetricSeries, Node, NodeGroup, PendingPod,
     LaunchFailure, PendingShape, PlacementCooldown, PodShape, Proposal, ProvisioningTime, ScheduledRun, Workload,
-    CapacityBuffer, PerNodeLimit, ZoneSpread,
-  } from "ballast:policy/types@0.1.13";
+    CapacityBuffer, PerNodeLimit, ZoneSpread, NodeStorage,
+  } from "ballast:policy/types@0.1.14";
   export class Snapshot {
     takenAtMillis(): bigint;
     nodeGroups(): NodeGroup[];
@@ -139,14 +141,20 @@ declare module "ballast:policy/snapshot@0.1.13" {
     perNodeLimits(): PerNodeLimit[];
     /** The workloads the scheduler keeps spread over zones, by workload (since 0.1.13). */
     zoneSpreads(): ZoneSpread[];
+    /** Ephemeral storage, which `Resources` does not carry, beside the getter each completes (since 0.1.14). */
+    nodeGroupStorage(): BigUint64Array[];
+    nodeStorage(): NodeStorage[];
+    pendingPodStorage(): BigUint64Array;
+    pendingShapeStorage(): BigUint64Array;
+    podsOnNodeStorage(node: string): BigUint64Array;
   }
 }
 
 /** What the plugin's `policy` export must look like. Throw a string to return an error. */
 declare interface BallastPolicyExport {
   validateSettings(settings: string): void;
-  evaluate(snapshot: import("ballast:policy/snapshot@0.1.13").Snapshot): {
-    decisions: import("ballast:policy/types@0.1.13").Decision[];
+  evaluate(snapshot: import("ballast:policy/snapshot@0.1.14").Snapshot): {
+    decisions: import("ballast:policy/types@0.1.14").Decision[];
     state?: Uint8Array;
   };
 }

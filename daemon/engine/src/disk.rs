@@ -3,9 +3,10 @@
 //!
 //! A pod's `ephemeral-storage` request is held against a node's allocatable as CPU and memory
 //! are: a node bought for a pod its disk cannot hold leaves it waiting, and a policy that
-//! reads CPU and memory alone buys another. The policy interface does not carry storage
-//! yet, so the host takes such pods out of what policies see and says why, as Cluster
-//! Autoscaler posts `NotTriggerScaleUp` for them.
+//! reads CPU and memory alone buys another. Policies see disks since contract 0.1.14, but
+//! one built before, or with an SDK that does not read the `*-storage` getters, does not, so
+//! the host takes the pods no group's disk holds out of what policies see and says why, as
+//! Cluster Autoscaler posts `NotTriggerScaleUp` for them.
 
 use std::sync::Arc;
 

@@ -293,6 +293,21 @@ impl snapshot::HostSnapshot for PluginCtx {
     fn zone_spreads(&mut self, _: Resource<SnapshotResource>) -> wasmtime::Result<Vec<types::ZoneSpread>> {
         Ok(self.input.snapshot.zone_spreads())
     }
+    fn node_group_storage(&mut self, _: Resource<SnapshotResource>) -> wasmtime::Result<Vec<Vec<u64>>> {
+        Ok(self.input.snapshot.node_group_storage())
+    }
+    fn node_storage(&mut self, _: Resource<SnapshotResource>) -> wasmtime::Result<Vec<types::NodeStorage>> {
+        Ok(self.input.snapshot.node_storage())
+    }
+    fn pending_pod_storage(&mut self, _: Resource<SnapshotResource>) -> wasmtime::Result<Vec<u64>> {
+        Ok(self.input.snapshot.pending_pod_storage())
+    }
+    fn pending_shape_storage(&mut self, _: Resource<SnapshotResource>) -> wasmtime::Result<Vec<u64>> {
+        Ok(self.input.snapshot.pending_shape_storage())
+    }
+    fn pods_on_node_storage(&mut self, _: Resource<SnapshotResource>, node: String) -> wasmtime::Result<Vec<u64>> {
+        Ok(self.input.snapshot.pods_on_node_storage(&node))
+    }
     fn drop(&mut self, handle: Resource<SnapshotResource>) -> wasmtime::Result<()> {
         self.table.delete(handle)?;
         Ok(())

@@ -108,6 +108,35 @@ impl SharedSnapshot {
     pub fn pods_on_node(&self, node: &str) -> Vec<w::PodShape> {
         self.data.pods_on_node(node).iter().map(convert::pod_shape).collect()
     }
+
+    pub fn node_group_storage(&self) -> Vec<Vec<u64>> {
+        let disks = |g: &ballast_sdk::NodeGroup| {
+            g.instance_types.iter().map(|t| t.allocatable.ephemeral_storage_bytes).collect()
+        };
+        self.data.node_groups.iter().map(disks).collect()
+    }
+
+    pub fn node_storage(&self) -> Vec<w::NodeStorage> {
+        (self.data.nodes.iter())
+            .map(|n| w::NodeStorage {
+                node: n.name.clone(),
+                allocatable_bytes: n.allocatable.ephemeral_storage_bytes,
+                requested_bytes: n.requested.ephemeral_storage_bytes,
+            })
+            .collect()
+    }
+
+    pub fn pending_pod_storage(&self) -> Vec<u64> {
+        self.data.pending_pods.iter().map(|p| p.requests.ephemeral_storage_bytes).collect()
+    }
+
+    pub fn pending_shape_storage(&self) -> Vec<u64> {
+        self.data.pending_shapes().iter().map(|s| s.requests.ephemeral_storage_bytes).collect()
+    }
+
+    pub fn pods_on_node_storage(&self, node: &str) -> Vec<u64> {
+        self.data.pods_on_node(node).iter().map(|p| p.requests.ephemeral_storage_bytes).collect()
+    }
 }
 
 /// Everything one plugin's evaluation reads.

@@ -144,6 +144,7 @@ fn slots(free: &Resources, slot: &Resources) -> u64 {
     per(free.cpu_millis, slot.cpu_millis)
         .min(per(free.memory_bytes, slot.memory_bytes))
         .min(per(free.gpus as u64, slot.gpus as u64))
+        .min(per(free.ephemeral_storage_bytes, slot.ephemeral_storage_bytes))
         .min(free.pods as u64)
 }
 
@@ -154,7 +155,9 @@ pub fn slot(load: &Load, largest: &Resources) -> Resources {
         memory_bytes: load.requests.memory_bytes.min(largest.memory_bytes),
         pods: 1,
         gpus: load.requests.gpus.min(largest.gpus),
-        ephemeral_storage_bytes: load.requests.ephemeral_storage_bytes.min(largest.ephemeral_storage_bytes),
+        // No workload tells a plugin what disk its pods ask: any pod here may ask all the
+        // load's.
+        ephemeral_storage_bytes: load.requests.ephemeral_storage_bytes,
     }
 }
 

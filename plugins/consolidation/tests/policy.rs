@@ -37,6 +37,29 @@ fn empty_then_lightest_nodes_go_when_their_pods_fit_on_the_others() {
     assert!(decisions[0].reason.contains("c's 1 pods fit on 1 other node(s)"), "{}", decisions[0].reason);
 }
 
+/// A pod's ephemeral storage is held against a node's disk as its CPU is (interface 0.1.14):
+/// `c`'s runner asks 30Gi; with 17Gi left on every other node's disk it stays, with 59Gi left
+/// on `b`'s it goes there.
+#[test]
+fn a_node_whose_pods_disk_no_other_node_has_free_stays() {
+    let with_b_using = |b_used: &str| {
+        let mut runner = running("ci", "runner", 1, "1", "2Gi");
+        runner.requests.ephemeral_storage_bytes = 30 << 30;
+        let node = |name| NodeBuilder::new(name, "general").allocatable("4", "16Gi");
+        SnapshotBuilder::new()
+            .group(GroupBuilder::asg("general").instance_type("m5.xlarge", "4", "16Gi", 0.192).sizes(1, 3, 10))
+            .node(node("a").requested("4", "8Gi", 4).disk("89Gi", "72Gi"))
+            .node(node("b").requested("2", "4Gi", 2).disk("89Gi", b_used))
+            .node(node("c").disk("89Gi", "0"))
+            .pods_on("c", runner)
+            .workload(deployment("ci", "runner", 1, "1", "2Gi"))
+            .build()
+    };
+    let all = Settings { disruption_budget: 1.0, ..Settings::default() };
+    assert_eq!(removed(&evaluate(&with_b_using("72Gi"), all.clone())), Vec::<String>::new(), "17Gi free on b");
+    assert_eq!(removed(&evaluate(&with_b_using("30Gi"), all)), ["c"], "59Gi free on b");
+}
+
 #[test]
 fn a_load_that_fits_only_if_its_pods_were_small_stays() {
     // c runs 1 CPU in two pods, but a 1-CPU pod exists in the cluster: each could be 1 CPU,

@@ -3,6 +3,7 @@
 //! [`crate::export_policy!`]; nothing here is public API.
 
 use std::cell::OnceCell;
+use std::collections::HashMap;
 
 use crate::log::Level;
 use crate::model as m;
@@ -68,6 +69,8 @@ struct WasmSnapshot<'a> {
     capacity_buffers: OnceCell<Vec<m::CapacityBuffer>>,
     per_node_limits: OnceCell<Vec<m::PerNodeLimit>>,
     zone_spreads: OnceCell<Vec<m::ZoneSpread>>,
+    /// Each node's ephemeral storage by name (allocatable, requested): 0.1.14.
+    node_disks: OnceCell<HashMap<String, (u64, u64)>>,
 }
 
 impl<'a> WasmSnapshot<'a> {
@@ -92,8 +95,33 @@ impl<'a> WasmSnapshot<'a> {
             capacity_buffers: OnceCell::new(),
             per_node_limits: OnceCell::new(),
             zone_spreads: OnceCell::new(),
+            node_disks: OnceCell::new(),
         }
     }
+
+    /// `nodes` with the ephemeral storage the interface hands beside them.
+    fn with_disks(&self, mut nodes: Vec<m::Node>) -> Vec<m::Node> {
+        let disks = self.node_disks.get_or_init(|| {
+            (self.handle.node_storage().into_iter())
+                .map(|s| (s.node, (s.allocatable_bytes, s.requested_bytes)))
+                .collect()
+        });
+        for n in &mut nodes {
+            if let Some(&(allocatable, requested)) = disks.get(&n.name) {
+                n.allocatable.ephemeral_storage_bytes = allocatable;
+                n.requested.ephemeral_storage_bytes = requested;
+            }
+        }
+        nodes
+    }
+}
+
+/// Sets each request's ephemeral storage from the list the interface hands beside them.
+fn with_storage<T>(mut items: Vec<T>, storage: Vec<u64>, requests: impl Fn(&mut T) -> &mut m::Resources) -> Vec<T> {
+    for (item, bytes) in items.iter_mut().zip(storage) {
+        requests(item).ephemeral_storage_bytes = bytes;
+    }
+    items
 }
 
 impl Snapshot for WasmSnapshot<'_> {
@@ -101,22 +129,36 @@ impl Snapshot for WasmSnapshot<'_> {
         self.handle.taken_at_millis()
     }
     fn node_groups(&self) -> &[m::NodeGroup] {
-        self.node_groups.get_or_init(|| self.handle.node_groups().into_iter().map(node_group).collect())
+        self.node_groups.get_or_init(|| {
+            let mut groups: Vec<m::NodeGroup> = self.handle.node_groups().into_iter().map(node_group).collect();
+            for (group, disks) in groups.iter_mut().zip(self.handle.node_group_storage()) {
+                for (t, bytes) in group.instance_types.iter_mut().zip(disks) {
+                    t.allocatable.ephemeral_storage_bytes = bytes;
+                }
+            }
+            groups
+        })
     }
     fn nodes(&self) -> &[m::Node] {
-        self.nodes.get_or_init(|| self.handle.nodes().into_iter().map(node).collect())
+        self.nodes.get_or_init(|| self.with_disks(self.handle.nodes().into_iter().map(node).collect()))
     }
     fn nodes_in_group(&self, group: &str) -> Vec<m::Node> {
         match self.nodes.get() {
             Some(all) => all.iter().filter(|n| n.group.as_deref() == Some(group)).cloned().collect(),
-            None => self.handle.nodes_in_group(group).into_iter().map(node).collect(),
+            None => self.with_disks(self.handle.nodes_in_group(group).into_iter().map(node).collect()),
         }
     }
     fn pending_pods(&self) -> &[m::PendingPod] {
-        self.pending_pods.get_or_init(|| self.handle.pending_pods().into_iter().map(pending_pod).collect())
+        self.pending_pods.get_or_init(|| {
+            let pods = self.handle.pending_pods().into_iter().map(pending_pod).collect();
+            with_storage(pods, self.handle.pending_pod_storage(), |p| &mut p.requests)
+        })
     }
     fn pending_shapes(&self) -> &[m::PendingShape] {
-        self.pending_shapes.get_or_init(|| self.handle.pending_shapes().into_iter().map(pending_shape).collect())
+        self.pending_shapes.get_or_init(|| {
+            let shapes = self.handle.pending_shapes().into_iter().map(pending_shape).collect();
+            with_storage(shapes, self.handle.pending_shape_storage(), |s| &mut s.requests)
+        })
     }
     fn workloads(&self) -> &[m::Workload] {
         self.workloads.get_or_init(|| self.handle.workloads().into_iter().map(workload).collect())
@@ -140,7 +182,8 @@ impl Snapshot for WasmSnapshot<'_> {
         self.group_options.get_or_init(|| self.handle.group_options().into_iter().map(group_options).collect())
     }
     fn pods_on_node(&self, node: &str) -> Vec<m::PodShape> {
-        self.handle.pods_on_node(node).into_iter().map(pod_shape).collect()
+        let shapes = self.handle.pods_on_node(node).into_iter().map(pod_shape).collect();
+        with_storage(shapes, self.handle.pods_on_node_storage(node), |s| &mut s.requests)
     }
     fn scheduled_runs(&self) -> &[m::ScheduledRun] {
         self.scheduled_runs.get_or_init(|| self.handle.scheduled_runs().into_iter().map(scheduled_run).collect())
@@ -210,7 +253,7 @@ fn metric_series(s: w::MetricSeries) -> m::MetricSeries {
 }
 
 fn resources(r: w::Resources) -> m::Resources {
-    // The interface does not carry ephemeral storage yet (see `Resources::ephemeral_storage_bytes`).
+    // Ephemeral storage comes in lists of its own (0.1.14), set where they complete a record.
     m::Resources {
         cpu_millis: r.cpu_millis,
         memory_bytes: r.memory_bytes,

@@ -40,8 +40,9 @@ pub struct Resources {
     /// then holds any request. Files write it as a quantity: `ephemeral-storage: 10Gi`.
     ///
     /// # Caveats
-    /// The host reads and keeps it (what no group can hold is not scaled for); the policy
-    /// interface does not carry it yet, so inside a plugin it is always 0.
+    /// Inside a plugin (interface 0.1.14) it is set on node groups' allocatable, nodes'
+    /// allocatable and requested, pending pods and shapes, and the pods on a node; elsewhere
+    /// (a type's capacity, workloads, scheduled runs, buffers, usage) it is 0.
     #[serde(rename = "ephemeral-storage", with = "quantity::memory", skip_serializing_if = "is_zero")]
     pub ephemeral_storage_bytes: u64,
 }

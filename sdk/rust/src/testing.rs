@@ -389,6 +389,13 @@ impl NodeBuilder {
         self
     }
 
+    /// Its ephemeral storage: what pods may ask of it and what those on it ask.
+    pub fn disk(mut self, allocatable_q: &str, requested_q: &str) -> Self {
+        self.0.allocatable.ephemeral_storage_bytes = memory(allocatable_q);
+        self.0.requested.ephemeral_storage_bytes = memory(requested_q);
+        self
+    }
+
     pub fn age_seconds(mut self, seconds: u64) -> Self {
         self.0.age_seconds = seconds;
         self
