@@ -89,7 +89,7 @@ declare module "ballast:policy/types@0.1.14" {
   /** A workload kept within `maxSkew` over zones by a zone topology spread (since 0.1.13). */
   export interface ZoneSpread { workload: WorkloadRef; maxSkew: number; podsByZone: ZonePods[] }
   /** A node's ephemeral storage in bytes; 2^64-1 allocatable where its disk is not known (since 0.1.14). */
-  export interface NodeStorage { node: string; allocatableBytes: bigint; requestedBytes: bigint }
+  export interface NodeStorage { allocatableBytes: bigint; requestedBytes: bigint }
 }
 
 declare module "ballast:policy/host@0.1.14" {
@@ -144,6 +144,7 @@ declare module "ballast:policy/snapshot@0.1.14" {
     /** Ephemeral storage, which `Resources` does not carry, beside the getter each completes (since 0.1.14). */
     nodeGroupStorage(): BigUint64Array[];
     nodeStorage(): NodeStorage[];
+    nodesInGroupStorage(group: string): NodeStorage[];
     pendingPodStorage(): BigUint64Array;
     pendingShapeStorage(): BigUint64Array;
     podsOnNodeStorage(node: string): BigUint64Array;

@@ -8,14 +8,12 @@
 //! the host takes the pods no group's disk holds out of what policies see and says why, as
 //! Cluster Autoscaler posts `NotTriggerScaleUp` for them.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use ballast_sdk::{NodeGroup, NodeGroupKind, PendingPod, Resources, Workload};
 
 use super::ports::{PassOver, PassedOver, PassedOverPod};
-
-/// Groups a reason names before it says how many more.
-const NAMED: usize = 3;
 
 /// Gives each Auto Scaling group whose disk no one has said (no node-template tag, no volume
 /// in its launch template) the disk its nodes report: the least allocatable ephemeral
@@ -26,14 +24,14 @@ const NAMED: usize = 3;
 /// hold any request. A node launched from an older launch template with another volume size
 /// counts as any other.
 pub fn learn_group_disks(groups: &mut [NodeGroup], nodes: &[ballast_sdk::Node]) {
+    let mut reported: HashMap<&str, u64> = HashMap::new();
+    for n in nodes.iter().filter(|n| n.allocatable.ephemeral_storage_bytes != Resources::STORAGE_NOT_KNOWN) {
+        let Some(group) = n.group.as_deref() else { continue };
+        let least = reported.entry(group).or_insert(u64::MAX);
+        *least = (*least).min(n.allocatable.ephemeral_storage_bytes);
+    }
     for group in groups.iter_mut().filter(|g| g.kind == NodeGroupKind::Asg) {
-        let reported = nodes
-            .iter()
-            .filter(|n| n.group.as_deref() == Some(group.id.as_str()))
-            .map(|n| n.allocatable.ephemeral_storage_bytes)
-            .filter(|&bytes| bytes != Resources::STORAGE_NOT_KNOWN)
-            .min();
-        let Some(bytes) = reported else { continue };
+        let Some(&bytes) = reported.get(group.id.as_str()) else { continue };
         for t in group.instance_types.iter_mut() {
             if t.allocatable.ephemeral_storage_bytes == Resources::STORAGE_NOT_KNOWN {
                 t.allocatable.ephemeral_storage_bytes = bytes;
@@ -103,16 +101,12 @@ fn disk_refusal(
 
 fn why(asked: u64, offered: &[(&str, u64)]) -> String {
     let gib = |bytes: u64| ballast_sdk::quantity::display_memory(bytes);
-    let mut named: Vec<String> =
-        offered.iter().take(NAMED).map(|(id, bytes)| format!("{id} {}", gib(*bytes))).collect();
-    if offered.len() > NAMED {
-        named.push(format!("and {} more", offered.len() - NAMED));
-    }
+    let groups: Vec<String> = offered.iter().map(|(id, bytes)| format!("{id} {}", gib(*bytes))).collect();
     format!(
         "it asks {} of ephemeral storage and no group's new node offers that much ({}); give a group a larger \
          root volume (and its node-template tag resources/ephemeral-storage while it is at zero)",
         gib(asked),
-        named.join(", ")
+        crate::unplaceable::named(&groups.iter().map(String::as_str).collect::<Vec<_>>())
     )
 }
 

@@ -112,7 +112,8 @@ fn why_not(groups: &[(&NodeGroup, Resources)], shape: &PendingShape) -> String {
     why
 }
 
-fn named(ids: &[&str]) -> String {
+/// The first few of `ids`, and how many more.
+pub(crate) fn named(ids: &[&str]) -> String {
     match ids.len() {
         n if n <= NAMED => ids.join(", "),
         n => format!("{} and {} more", ids[..NAMED].join(", "), n - NAMED),

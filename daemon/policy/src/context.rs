@@ -299,6 +299,13 @@ impl snapshot::HostSnapshot for PluginCtx {
     fn node_storage(&mut self, _: Resource<SnapshotResource>) -> wasmtime::Result<Vec<types::NodeStorage>> {
         Ok(self.input.snapshot.node_storage())
     }
+    fn nodes_in_group_storage(
+        &mut self,
+        _: Resource<SnapshotResource>,
+        group: String,
+    ) -> wasmtime::Result<Vec<types::NodeStorage>> {
+        Ok(self.input.snapshot.nodes_in_group_storage(&group))
+    }
     fn pending_pod_storage(&mut self, _: Resource<SnapshotResource>) -> wasmtime::Result<Vec<u64>> {
         Ok(self.input.snapshot.pending_pod_storage())
     }

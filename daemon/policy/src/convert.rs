@@ -9,6 +9,13 @@ fn resources(r: &m::Resources) -> w::Resources {
     w::Resources { cpu_millis: r.cpu_millis, memory_bytes: r.memory_bytes, pods: r.pods, gpus: r.gpus }
 }
 
+pub fn node_storage(n: &m::Node) -> w::NodeStorage {
+    w::NodeStorage {
+        allocatable_bytes: n.allocatable.ephemeral_storage_bytes,
+        requested_bytes: n.requested.ephemeral_storage_bytes,
+    }
+}
+
 fn labels(map: &std::collections::BTreeMap<String, String>) -> Vec<w::Label> {
     map.iter().map(|(k, v)| w::Label { key: k.clone(), value: v.clone() }).collect()
 }

@@ -117,13 +117,11 @@ impl SharedSnapshot {
     }
 
     pub fn node_storage(&self) -> Vec<w::NodeStorage> {
-        (self.data.nodes.iter())
-            .map(|n| w::NodeStorage {
-                node: n.name.clone(),
-                allocatable_bytes: n.allocatable.ephemeral_storage_bytes,
-                requested_bytes: n.requested.ephemeral_storage_bytes,
-            })
-            .collect()
+        self.data.nodes.iter().map(convert::node_storage).collect()
+    }
+
+    pub fn nodes_in_group_storage(&self, group: &str) -> Vec<w::NodeStorage> {
+        self.data.nodes.iter().filter(|n| n.group.as_deref() == Some(group)).map(convert::node_storage).collect()
     }
 
     pub fn pending_pod_storage(&self) -> Vec<u64> {

@@ -3,7 +3,6 @@
 //! [`crate::export_policy!`]; nothing here is public API.
 
 use std::cell::OnceCell;
-use std::collections::HashMap;
 
 use crate::log::Level;
 use crate::model as m;
@@ -69,8 +68,6 @@ struct WasmSnapshot<'a> {
     capacity_buffers: OnceCell<Vec<m::CapacityBuffer>>,
     per_node_limits: OnceCell<Vec<m::PerNodeLimit>>,
     zone_spreads: OnceCell<Vec<m::ZoneSpread>>,
-    /// Each node's ephemeral storage by name (allocatable, requested): 0.1.14.
-    node_disks: OnceCell<HashMap<String, (u64, u64)>>,
 }
 
 impl<'a> WasmSnapshot<'a> {
@@ -95,25 +92,17 @@ impl<'a> WasmSnapshot<'a> {
             capacity_buffers: OnceCell::new(),
             per_node_limits: OnceCell::new(),
             zone_spreads: OnceCell::new(),
-            node_disks: OnceCell::new(),
         }
     }
+}
 
-    /// `nodes` with the ephemeral storage the interface hands beside them.
-    fn with_disks(&self, mut nodes: Vec<m::Node>) -> Vec<m::Node> {
-        let disks = self.node_disks.get_or_init(|| {
-            (self.handle.node_storage().into_iter())
-                .map(|s| (s.node, (s.allocatable_bytes, s.requested_bytes)))
-                .collect()
-        });
-        for n in &mut nodes {
-            if let Some(&(allocatable, requested)) = disks.get(&n.name) {
-                n.allocatable.ephemeral_storage_bytes = allocatable;
-                n.requested.ephemeral_storage_bytes = requested;
-            }
-        }
-        nodes
+/// `nodes` with the ephemeral storage the interface hands beside them (0.1.14).
+fn with_disks(mut nodes: Vec<m::Node>, disks: Vec<w::NodeStorage>) -> Vec<m::Node> {
+    for (n, disk) in nodes.iter_mut().zip(disks) {
+        n.allocatable.ephemeral_storage_bytes = disk.allocatable_bytes;
+        n.requested.ephemeral_storage_bytes = disk.requested_bytes;
     }
+    nodes
 }
 
 /// Sets each request's ephemeral storage from the list the interface hands beside them.
@@ -140,12 +129,16 @@ impl Snapshot for WasmSnapshot<'_> {
         })
     }
     fn nodes(&self) -> &[m::Node] {
-        self.nodes.get_or_init(|| self.with_disks(self.handle.nodes().into_iter().map(node).collect()))
+        self.nodes
+            .get_or_init(|| with_disks(self.handle.nodes().into_iter().map(node).collect(), self.handle.node_storage()))
     }
     fn nodes_in_group(&self, group: &str) -> Vec<m::Node> {
         match self.nodes.get() {
             Some(all) => all.iter().filter(|n| n.group.as_deref() == Some(group)).cloned().collect(),
-            None => self.with_disks(self.handle.nodes_in_group(group).into_iter().map(node).collect()),
+            None => {
+                let nodes = self.handle.nodes_in_group(group).into_iter().map(node).collect();
+                with_disks(nodes, self.handle.nodes_in_group_storage(group))
+            }
         }
     }
     fn pending_pods(&self) -> &[m::PendingPod] {
