@@ -239,15 +239,7 @@ async fn pods_asking_more_disk_than_the_groups_nodes_offer_grow_no_group() {
     let mut daemon = site.replica("disk", "  tick-interval: 1s\n", "  - {plugin: binpack}\n", "");
     let [control, admin] =
         support::daemon::announced_each(&mut daemon, &["control API", "metrics and health"]).try_into().unwrap();
-    if eventually(Duration::from_secs(30), async || site.group().await.0 > 1).await.is_none() {
-        fail(daemon, "the group never grew for web-0");
-    }
-    let journal = site.journal();
-    let ticks = || records(&journal).iter().filter(|r| r["record"] == "tick").count();
-    let grown = ticks();
-    if eventually(Duration::from_secs(30), async || ticks() >= grown + 3).await.is_none() {
-        fail(daemon, "three more ticks were never recorded");
-    }
+    let (daemon, _) = grown_past_and_settled(&site, daemon, 1).await;
     assert_eq!(site.group().await.0, 2, "one node more, for web-0 alone");
     let events = site.standin.list("events.k8s.io/v1", "Event", None);
     let told: Vec<&Value> =
@@ -269,7 +261,16 @@ async fn pods_asking_more_disk_than_the_groups_nodes_offer_grow_no_group() {
 /// policies and guardrails leave it; fails with the daemon's log otherwise. The daemon and
 /// the journal's path, to go on with.
 async fn grown_and_settled(site: &Site, daemon: std::process::Child) -> (std::process::Child, std::path::PathBuf) {
-    if eventually(Duration::from_secs(30), async || site.group().await.0 > 0).await.is_none() {
+    grown_past_and_settled(site, daemon, 0).await
+}
+
+/// As [`grown_and_settled`], `general` growing past `size`.
+async fn grown_past_and_settled(
+    site: &Site,
+    daemon: std::process::Child,
+    size: i32,
+) -> (std::process::Child, std::path::PathBuf) {
+    if eventually(Duration::from_secs(30), async || site.group().await.0 > size).await.is_none() {
         fail(daemon, "the group never grew");
     }
     let journal = site.journal();
