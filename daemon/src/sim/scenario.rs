@@ -82,7 +82,8 @@ pub struct GroupSpec {
     pub provisioning_delay: Duration,
     /// Each node's ephemeral storage, its root volume (`20Gi`, the EKS default): pods get it
     /// less 1 GiB and 10%, as the EKS AMI's kubelet keeps. Absent, not known: a node then
-    /// holds any pod's request, as a real group at zero without a node-template tag.
+    /// holds any pod's request, as a real group at zero whose tags and launch template say
+    /// no disk.
     #[serde(default, with = "optional_quantity")]
     pub ephemeral_storage: Option<u64>,
     /// Windows in which launches fail (insufficient capacity).
