@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use ballast_sdk::{
-    FargatePricing, Node, NodeGroup, NodeGroupKind, PendingPod, Placement, SnapshotData, Workload, WorkloadKind,
-    WorkloadRef,
+    FargatePricing, Node, NodeGroup, NodeGroupKind, PendingPod, Placement, Resources, SnapshotData, Workload,
+    WorkloadKind, WorkloadRef,
 };
 
 use super::config::Guardrails;
@@ -113,7 +113,7 @@ pub fn observe(cluster: ClusterView, mut groups: Vec<GroupView>, cx: &ObserveCon
     let GroupsSeen { mut node_groups, facts: group_facts } = observe_groups(&cluster, &groups, &seen, cx);
     let NodesSeen { nodes, facts, unready, pods_on_nodes, .. } = seen;
     crate::disk::learn_group_disks(&mut node_groups, &nodes);
-    let workloads: Vec<Workload> = cluster.workloads.iter().map(workload).collect();
+    let workloads: Vec<Workload> = cluster.workloads.iter().map(|w| workload(w, &cx.fargate_pricing)).collect();
     let pending: Vec<PendingPod> = cluster.pending.iter().map(|p| pending_pod(p, cx.now_millis)).collect();
     let (pending, refused_for_disk) = crate::disk::refused_for_disk(pending, &node_groups, &workloads);
     let spread_caps = crate::node_spread::caps(&cluster, &nodes, &node_groups, cx.being_removed);
@@ -485,8 +485,13 @@ fn pending_pod(pod: &PendingPodView, now_millis: u64) -> PendingPod {
     }
 }
 
-/// Why a workload cannot run on Fargate, if it cannot.
-pub fn fargate_blocker(id: &WorkloadRef, traits: &super::ports::FargateTraits) -> Option<String> {
+/// Why a workload whose pods each ask `requests` cannot run on Fargate, if it cannot.
+pub fn fargate_blocker(
+    id: &WorkloadRef,
+    traits: &super::ports::FargateTraits,
+    requests: &Resources,
+    pricing: &FargatePricing,
+) -> Option<String> {
     let why = if id.kind == WorkloadKind::DaemonSet {
         "a DaemonSet (Fargate runs one pod per node and no DaemonSets)"
     } else if traits.ebs_volume {
@@ -502,18 +507,35 @@ pub fn fargate_blocker(id: &WorkloadRef, traits: &super::ports::FargateTraits) -
     } else if let Some(group) = &traits.pinned_by_owner {
         return Some(format!("pinned to node group `{group}` by its own nodeSelector, which Ballast keeps"));
     } else {
-        return None;
+        return too_large_for_fargate(requests, pricing);
     };
     Some(why.to_string())
 }
 
-fn workload(view: &WorkloadView) -> Workload {
+/// Why pods asking `requests` are more than Fargate runs, if they are.
+fn too_large_for_fargate(requests: &Resources, pricing: &FargatePricing) -> Option<String> {
+    if requests.ephemeral_storage_bytes > FargatePricing::MAX_EPHEMERAL_STORAGE_BYTES {
+        let bytes = ballast_sdk::quantity::display_memory;
+        return Some(format!(
+            "asks {} of ephemeral storage a pod, more than Fargate's {}",
+            bytes(requests.ephemeral_storage_bytes),
+            bytes(FargatePricing::MAX_EPHEMERAL_STORAGE_BYTES)
+        ));
+    }
+    let largest = pricing.sizes.iter().max_by_key(|s| (s.cpu_millis, s.memory_mib_max))?;
+    pricing.billed_size(requests).is_none().then(|| {
+        let largest = Resources::pod(largest.cpu_millis, largest.memory_mib_max << 20);
+        format!("asks {requests} a pod, more than Fargate's largest size ({largest}) less its overhead")
+    })
+}
+
+fn workload(view: &WorkloadView, pricing: &FargatePricing) -> Workload {
     Workload {
         id: view.id.clone(),
         replicas: view.replicas,
         requests_per_replica: view.requests_per_replica,
         placement: view.placement.clone(),
-        fargate_blocker: fargate_blocker(&view.id, &view.fargate_traits),
+        fargate_blocker: fargate_blocker(&view.id, &view.fargate_traits, &view.requests_per_replica, pricing),
         usage_per_replica: view.usage_per_replica,
     }
 }

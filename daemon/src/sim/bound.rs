@@ -110,8 +110,13 @@ impl super::world::World {
                     .fold(Resources::ZERO, |acc, &d| acc.saturating_add(&self.workloads[d].requests));
                 offers.extend(group.types.iter().map(|t| Offer { instance_type: t, daemonsets }));
             }
-            let eligible =
-                fargate && crate::engine::observe::fargate_blocker(&workload.id, &workload.fargate_traits).is_none();
+            let blocker = crate::engine::observe::fargate_blocker(
+                &workload.id,
+                &workload.fargate_traits,
+                &workload.requests,
+                &self.pricing,
+            );
+            let eligible = fargate && blocker.is_none();
             let on_fargate = eligible.then(|| self.pricing.pod_price_per_hour(&workload.requests)).flatten();
             let bound = pod_bound(&workload.requests, &offers, on_fargate);
             self.workloads[w].bound = bound;

@@ -10,12 +10,22 @@ pub struct FargateBilledSize {
 }
 
 impl FargatePricing {
+    /// The most ephemeral storage an EKS Fargate pod may ask for: 175 GiB (20 GiB come with
+    /// every pod; what it asks beyond them is billed by the GB-hour, which Ballast does not
+    /// price yet).
+    pub const MAX_EPHEMERAL_STORAGE_BYTES: u64 = 175 << 30;
+
     /// Rounds a pod's requests up to the smallest allowed Fargate size, after adding the
-    /// memory overhead Fargate reserves. None if no size is large enough.
+    /// memory overhead Fargate reserves. None if no size is large enough, or if the pod asks
+    /// more ephemeral storage than Fargate gives a pod
+    /// ([`FargatePricing::MAX_EPHEMERAL_STORAGE_BYTES`]).
     ///
     /// A pod asking 1 vCPU and 8 GiB needs 8.25 GiB, which 1 vCPU cannot pair with, so it is
     /// billed as 2 vCPU and 9 GiB.
     pub fn billed_size(&self, requests: &Resources) -> Option<FargateBilledSize> {
+        if requests.ephemeral_storage_bytes > Self::MAX_EPHEMERAL_STORAGE_BYTES {
+            return None;
+        }
         let memory_mib = requests.memory_bytes.div_ceil(1 << 20) + self.overhead_mib;
         self.sizes
             .iter()
@@ -61,6 +71,14 @@ mod tests {
         assert_eq!(size, FargateBilledSize { cpu_millis: 250, memory_mib: 2048 });
         // Too large for any size.
         assert_eq!(p.billed_size(&Resources::pod(32000, GIB)), None);
+    }
+
+    #[test]
+    fn a_pod_asking_more_disk_than_fargate_gives_has_no_size() {
+        let p = FargatePricing::default();
+        let with_disk = |gib: u64| Resources { ephemeral_storage_bytes: gib * GIB, ..Resources::pod(500, GIB) };
+        assert_eq!(p.billed_size(&with_disk(175)), p.billed_size(&Resources::pod(500, GIB)), "175Gi is allowed");
+        assert_eq!(p.billed_size(&with_disk(176)), None);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! and Fargate blocker named on its node or workload, and the cooldowns the snapshot gives
 //! are those the guard applies. The fixture is described in [`super::fixture`].
 
-use ballast_sdk::{PlacementTarget, Snapshot as _};
+use ballast_sdk::{PlacementTarget, Resources, Snapshot as _};
 
 use super::fixture::{NOW, World, web};
 use super::tests::{check, place, refused, remove, scale_to, window};
@@ -225,6 +225,35 @@ fn every_fargate_blocker_is_named_on_its_workload() {
     let agent = super::fixture::workload(ballast_sdk::WorkloadKind::DaemonSet, "kube-system", "agent");
     let (_, outcomes) = world.judge(&[place(agent, PlacementTarget::Fargate)]);
     check(&outcomes[0], &refused(&[Rule::FargateIneligible], "a DaemonSet")).unwrap();
+}
+
+/// A workload whose pods Fargate would not start (more disk than it gives a pod, more CPU or
+/// memory than its largest size) is not placed there: its pods would wait for ever.
+#[test]
+fn a_workload_larger_than_fargate_runs_is_not_placed_there() {
+    const GIB: u64 = 1 << 30;
+    let disk = |gib: u64| Resources { ephemeral_storage_bytes: gib * GIB, ..Resources::pod(500, GIB) };
+    let cases = [
+        ("175Gi of disk", disk(175), None),
+        ("176Gi of disk", disk(176), Some("asks 176Gi of ephemeral storage a pod, more than Fargate's 175Gi")),
+        ("32 CPUs", Resources::pod(32_000, GIB), Some("more than Fargate's largest size (16 cpu / 120Gi memory)")),
+        ("120Gi of memory", Resources::pod(1000, 120 * GIB), Some("less its overhead")),
+    ];
+    for (name, requests, says) in cases {
+        let mut world = World::default();
+        world.cluster.workloads[0].requests_per_replica = requests;
+        let obs = world.observe();
+        let blocker = obs.workload(&web()).and_then(|w| w.fargate_blocker.clone());
+        let (plan, outcomes) = world.judge_observed(&obs, &[place(web(), PlacementTarget::Fargate)]);
+        match says {
+            None => assert_eq!((blocker, plan.placements.len()), (None, 1), "{name}"),
+            Some(says) => {
+                assert!(blocker.as_deref().is_some_and(|b| b.contains(says)), "{name}: {blocker:?}");
+                assert!(plan.placements.is_empty(), "{name}");
+                check(&outcomes[0], &refused(&[Rule::FargateIneligible], says)).unwrap();
+            }
+        }
+    }
 }
 
 /// What the snapshot tells plugins of a group's cooldowns (contract 0.1.6) is what the guard
