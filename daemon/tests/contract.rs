@@ -36,7 +36,8 @@ impl Distinct {
         format!("{what}-{}", self.n())
     }
     /// Resources with ephemeral storage, for the records whose storage crosses the interface
-    /// (0.1.14: node groups' allocatable, nodes, pending pods and shapes, pods on nodes).
+    /// (0.1.14: node groups' allocatable, nodes, pending pods and shapes, pods on nodes;
+    /// 0.1.15: workloads' requests, scheduled runs, capacity buffers).
     fn disk(&mut self) -> Resources {
         Resources { ephemeral_storage_bytes: self.n() << 20, ..self.resources() }
     }
@@ -125,7 +126,7 @@ fn full_snapshot() -> SnapshotData {
         Workload {
             id: d.workload(WorkloadKind::Deployment),
             replicas: d.u(),
-            requests_per_replica: d.resources(),
+            requests_per_replica: d.disk(),
             placement: Placement::Ec2(Some(groups[0].id.clone())),
             fargate_blocker: None,
             usage_per_replica: Some(d.resources()),
@@ -133,7 +134,7 @@ fn full_snapshot() -> SnapshotData {
         Workload {
             id: d.workload(WorkloadKind::StatefulSet),
             replicas: d.u(),
-            requests_per_replica: d.resources(),
+            requests_per_replica: d.disk(),
             placement: Placement::Fargate,
             fargate_blocker: Some(d.s("fargate-blocker")),
             usage_per_replica: None,
@@ -141,7 +142,7 @@ fn full_snapshot() -> SnapshotData {
         Workload {
             id: d.workload(WorkloadKind::DaemonSet),
             replicas: d.u(),
-            requests_per_replica: d.resources(),
+            requests_per_replica: d.disk(),
             placement: Placement::Unplaced,
             fargate_blocker: None,
             usage_per_replica: None,
@@ -149,7 +150,7 @@ fn full_snapshot() -> SnapshotData {
         Workload {
             id: d.workload(WorkloadKind::ReplicaSet),
             replicas: d.u(),
-            requests_per_replica: d.resources(),
+            requests_per_replica: d.disk(),
             placement: Placement::Ec2(None),
             fargate_blocker: None,
             usage_per_replica: None,
@@ -180,7 +181,7 @@ fn full_snapshot() -> SnapshotData {
             owner: d.workload(WorkloadKind::Job),
             due_at_millis: d.n(),
             pods: d.u(),
-            requests: d.resources(),
+            requests: d.disk(),
             node_selector: BTreeMap::from([(d.s("run-key"), d.s("run-value"))]),
             affinity_keys: vec![d.s("run-affinity")],
             tolerations: vec![Toleration {
@@ -234,7 +235,7 @@ fn full_snapshot() -> SnapshotData {
             namespace: d.s("ns"),
             name: d.s("buffer"),
             pods: d.u(),
-            requests: d.resources(),
+            requests: d.disk(),
             node_selector: BTreeMap::from([(d.s("buffer-key"), d.s("buffer-value"))]),
             affinity_keys: vec![d.s("buffer-affinity")],
             tolerations: vec![Toleration {

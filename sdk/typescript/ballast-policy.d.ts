@@ -1,9 +1,9 @@
-// Type declarations for the `ballast:policy@0.1.14` world as componentize-js presents it to a
+// Type declarations for the `ballast:policy@0.1.15` world as componentize-js presents it to a
 // plugin: records are objects with camelCase fields, variants are `{ tag, val }`, enums are
 // kebab-case strings, `option<T>` is `T | undefined`, and u64 values are `bigint`.
 // Keep in step with sdk/wit/policy.wit.
 
-declare module "ballast:policy/types@0.1.14" {
+declare module "ballast:policy/types@0.1.15" {
   export interface Resources { cpuMillis: bigint; memoryBytes: bigint; pods: number; gpus: number }
   export interface Label { key: string; value: string }
   export type TaintEffect = "no-schedule" | "prefer-no-schedule" | "no-execute";
@@ -92,18 +92,18 @@ declare module "ballast:policy/types@0.1.14" {
   export interface NodeStorage { allocatableBytes: bigint; requestedBytes: bigint }
 }
 
-declare module "ballast:policy/host@0.1.14" {
+declare module "ballast:policy/host@0.1.15" {
   export type Level = "trace" | "debug" | "info" | "warn" | "error";
   export function log(level: Level, message: string): void;
   export function nowMillis(): bigint;
 }
 
-declare module "ballast:policy/snapshot@0.1.14" {
+declare module "ballast:policy/snapshot@0.1.15" {
   import type {
     FargatePricing, GroupCooldown, GroupOptions, HorizontalAutoscaler, MetricSeries, Node, NodeGroup, PendingPod,
     LaunchFailure, PendingShape, PlacementCooldown, PodShape, Proposal, ProvisioningTime, ScheduledRun, Workload,
     CapacityBuffer, PerNodeLimit, ZoneSpread, NodeStorage,
-  } from "ballast:policy/types@0.1.14";
+  } from "ballast:policy/types@0.1.15";
   export class Snapshot {
     takenAtMillis(): bigint;
     nodeGroups(): NodeGroup[];
@@ -148,14 +148,18 @@ declare module "ballast:policy/snapshot@0.1.14" {
     pendingPodStorage(): BigUint64Array;
     pendingShapeStorage(): BigUint64Array;
     podsOnNodeStorage(node: string): BigUint64Array;
+    /** The same for what is not running yet (since 0.1.15): each workload's replica, run's and buffer's pod. */
+    workloadStorage(): BigUint64Array;
+    scheduledRunStorage(): BigUint64Array;
+    capacityBufferStorage(): BigUint64Array;
   }
 }
 
 /** What the plugin's `policy` export must look like. Throw a string to return an error. */
 declare interface BallastPolicyExport {
   validateSettings(settings: string): void;
-  evaluate(snapshot: import("ballast:policy/snapshot@0.1.14").Snapshot): {
-    decisions: import("ballast:policy/types@0.1.14").Decision[];
+  evaluate(snapshot: import("ballast:policy/snapshot@0.1.15").Snapshot): {
+    decisions: import("ballast:policy/types@0.1.15").Decision[];
     state?: Uint8Array;
   };
 }

@@ -315,6 +315,15 @@ impl snapshot::HostSnapshot for PluginCtx {
     fn pods_on_node_storage(&mut self, _: Resource<SnapshotResource>, node: String) -> wasmtime::Result<Vec<u64>> {
         Ok(self.input.snapshot.pods_on_node_storage(&node))
     }
+    fn workload_storage(&mut self, _: Resource<SnapshotResource>) -> wasmtime::Result<Vec<u64>> {
+        Ok(self.input.snapshot.workload_storage())
+    }
+    fn scheduled_run_storage(&mut self, _: Resource<SnapshotResource>) -> wasmtime::Result<Vec<u64>> {
+        Ok(self.input.snapshot.scheduled_run_storage())
+    }
+    fn capacity_buffer_storage(&mut self, _: Resource<SnapshotResource>) -> wasmtime::Result<Vec<u64>> {
+        Ok(self.input.snapshot.capacity_buffer_storage())
+    }
     fn drop(&mut self, handle: Resource<SnapshotResource>) -> wasmtime::Result<()> {
         self.table.delete(handle)?;
         Ok(())

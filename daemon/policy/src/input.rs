@@ -135,6 +135,18 @@ impl SharedSnapshot {
     pub fn pods_on_node_storage(&self, node: &str) -> Vec<u64> {
         self.data.pods_on_node(node).iter().map(|p| p.requests.ephemeral_storage_bytes).collect()
     }
+
+    pub fn workload_storage(&self) -> Vec<u64> {
+        self.data.workloads.iter().map(|w| w.requests_per_replica.ephemeral_storage_bytes).collect()
+    }
+
+    pub fn scheduled_run_storage(&self) -> Vec<u64> {
+        self.data.scheduled_runs.iter().map(|r| r.requests.ephemeral_storage_bytes).collect()
+    }
+
+    pub fn capacity_buffer_storage(&self) -> Vec<u64> {
+        self.data.capacity_buffers.iter().map(|b| b.requests.ephemeral_storage_bytes).collect()
+    }
 }
 
 /// Everything one plugin's evaluation reads.

@@ -138,16 +138,6 @@ pub fn place_shapes<P: AsRef<[usize]>>(
     (taken, left)
 }
 
-/// How many slots of `slot` a free room holds.
-fn slots(free: &Resources, slot: &Resources) -> u64 {
-    let per = |free: u64, need: u64| free.checked_div(need).unwrap_or(u64::MAX);
-    per(free.cpu_millis, slot.cpu_millis)
-        .min(per(free.memory_bytes, slot.memory_bytes))
-        .min(per(free.gpus as u64, slot.gpus as u64))
-        .min(per(free.ephemeral_storage_bytes, slot.ephemeral_storage_bytes))
-        .min(free.pods as u64)
-}
-
 /// The slot one pod of `load` surely fits in, given the largest request of any pod.
 pub fn slot(load: &Load, largest: &Resources) -> Resources {
     Resources {
@@ -155,9 +145,7 @@ pub fn slot(load: &Load, largest: &Resources) -> Resources {
         memory_bytes: load.requests.memory_bytes.min(largest.memory_bytes),
         pods: 1,
         gpus: load.requests.gpus.min(largest.gpus),
-        // No workload tells a plugin what disk its pods ask: any pod here may ask all the
-        // load's.
-        ephemeral_storage_bytes: load.requests.ephemeral_storage_bytes,
+        ephemeral_storage_bytes: load.requests.ephemeral_storage_bytes.min(largest.ephemeral_storage_bytes),
     }
 }
 
@@ -174,7 +162,7 @@ pub fn place(load: &Load, largest: &Resources, group: usize, targets: &mut [Targ
     let mut left = load.pods as u64;
     let mut plan = Vec::new();
     for i in order {
-        let take = slots(&targets[i].free, &slot).min(left);
+        let take = targets[i].free.slots_for(&slot).min(left);
         if take > 0 {
             plan.push((i, take));
             left -= take;
@@ -230,5 +218,21 @@ mod tests {
         // Pod slots count too.
         let mut full = vec![target("a", 4000, 8 * GIB, 0)];
         assert!(place(&one, &largest, 0, &mut full).is_none());
+    }
+
+    /// Since 0.1.15 workloads carry their pods' disk, so a pod known only by its node's total
+    /// asks at most the largest any workload asks, not all of the node's.
+    #[test]
+    fn pods_known_by_their_total_ask_at_most_the_largest_disk_a_workload_asks() {
+        let with_disk = |r: Resources, gib: u64| Resources { ephemeral_storage_bytes: gib * GIB, ..r };
+        let cpu = Resources { cpu_millis: 500, memory_bytes: GIB, pods: 1, gpus: 0, ..Resources::ZERO };
+        let load = Load { pods: 2, requests: with_disk(cpu.times(2), 40) };
+        let disks = || {
+            let mut two = vec![target("a", 4000, 8 * GIB, 10), target("b", 4000, 8 * GIB, 10)];
+            two.iter_mut().for_each(|t| t.free.ephemeral_storage_bytes = 30 * GIB);
+            two
+        };
+        assert_eq!(place(&load, &with_disk(cpu, 30), 0, &mut disks()).map(|t| t.spread()), Some(2));
+        assert!(place(&load, &with_disk(cpu, 35), 0, &mut disks()).is_none(), "one pod may ask 35Gi");
     }
 }

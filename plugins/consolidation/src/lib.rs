@@ -610,7 +610,7 @@ fn largest_pod(workloads: &[Workload]) -> Resources {
             memory_bytes: acc.memory_bytes.max(w.requests_per_replica.memory_bytes),
             pods: 1,
             gpus: acc.gpus.max(w.requests_per_replica.gpus),
-            ..Resources::ZERO
+            ephemeral_storage_bytes: acc.ephemeral_storage_bytes.max(w.requests_per_replica.ephemeral_storage_bytes),
         },
     )
 }

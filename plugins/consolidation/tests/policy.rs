@@ -39,20 +39,26 @@ fn empty_then_lightest_nodes_go_when_their_pods_fit_on_the_others() {
 
 /// A pod's ephemeral storage is held against a node's disk as its CPU is (interface 0.1.14):
 /// `c`'s runner asks 30Gi; with 17Gi left on every other node's disk it stays, with 59Gi left
-/// on `b`'s it goes there.
+/// on `b`'s it goes there. `b`'s two pods, known only by their total, may each ask as much as
+/// the largest disk a workload asks (0.1.15), 36Gi, which `c`'s 59Gi free holds once.
 #[test]
 fn a_node_whose_pods_disk_no_other_node_has_free_stays() {
     let with_b_using = |b_used: &str| {
         let mut runner = running("ci", "runner", 1, "1", "2Gi");
         runner.requests.ephemeral_storage_bytes = 30 << 30;
+        let with_disk = |mut w: Workload, gib: u64| {
+            w.requests_per_replica.ephemeral_storage_bytes = gib << 30;
+            w
+        };
         let node = |name| NodeBuilder::new(name, "general").allocatable("4", "16Gi");
         SnapshotBuilder::new()
             .group(GroupBuilder::asg("general").instance_type("m5.xlarge", "4", "16Gi", 0.192).sizes(1, 3, 10))
             .node(node("a").requested("4", "8Gi", 4).disk("89Gi", "72Gi"))
             .node(node("b").requested("2", "4Gi", 2).disk("89Gi", b_used))
-            .node(node("c").disk("89Gi", "0"))
+            .node(node("c").requested("1", "2Gi", 1).disk("89Gi", "30Gi"))
             .pods_on("c", runner)
-            .workload(deployment("ci", "runner", 1, "1", "2Gi"))
+            .workload(with_disk(deployment("ci", "runner", 1, "1", "2Gi"), 30))
+            .workload(with_disk(deployment("ci", "cache", 2, "1", "2Gi"), 36))
             .build()
     };
     let all = Settings { disruption_budget: 1.0, ..Settings::default() };

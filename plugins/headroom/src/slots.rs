@@ -133,10 +133,7 @@ fn slots<'a>(
     planned: Option<u32>,
 ) -> Slots<'a> {
     let shape = &need.shape;
-    let count = |free: &Resources| {
-        let per = |f: u64, n: u64| f.checked_div(n).unwrap_or(u64::MAX);
-        per(free.cpu_millis, shape.cpu_millis).min(per(free.memory_bytes, shape.memory_bytes)).min(free.pods as u64)
-    };
+    let count = |free: &Resources| free.slots_for(shape);
     let limit = need.owner.and_then(|o| Some((o, snapshot.max_per_node(o)? as u64)));
     // What the limit leaves on a node, knowing its pods only when there is a limit.
     let kept_apart = |n: &Node| match limit {

@@ -348,6 +348,29 @@ fn scheduled() -> serde_json::Value {
     json!({"scheduled": {"lead-seconds": 90}})
 }
 
+/// A run whose pods ask more disk than the cheaper slot's nodes offer gets room where its
+/// pods fit by disk too (interface 0.1.15 hands policies a run's disk): 30Gi pods beside m5
+/// nodes of 89Gi (two a node) and c5 nodes of 17Gi (none).
+#[test]
+fn a_run_gets_room_on_the_group_whose_disk_holds_its_pods() {
+    let now = 1_767_571_200_000 + 9 * 3_600_000;
+    let mut run = cron_run("data", "etl", now + 60_000, 12, "1", "1Gi");
+    run.requests.ephemeral_storage_bytes = 30 << 30;
+    let disks = |m5: &str, c5: &str| {
+        SnapshotBuilder::new()
+            .at_millis(now)
+            .group(GroupBuilder::asg("m5").instance_type("m5.large", "2", "8Gi", 0.096).disk(m5).sizes(1, 1, 10))
+            .group(GroupBuilder::asg("c5").instance_type("c5.xlarge", "4", "8Gi", 0.17).disk(c5).sizes(0, 0, 10))
+            .node(NodeBuilder::new("m5-a", "m5").allocatable("2", "8Gi").requested("1", "1Gi", 3).disk(m5, "0"))
+            .scheduled_run(run.clone())
+            .build()
+    };
+    // m5-a holds one; 11 more at two a node.
+    assert_eq!(scaled_to(&evaluate(&disks("89Gi", "17Gi"), scheduled())), [("m5".to_string(), 7)]);
+    // Both disks hold four: the cheaper slot, as without disks.
+    assert_eq!(scaled_to(&evaluate(&disks("200Gi", "200Gi"), scheduled())), [("c5".to_string(), 3)]);
+}
+
 #[test]
 fn a_run_whose_pods_are_kept_apart_gets_room_a_node_at_most_its_limit() {
     let etl = WorkloadRef { kind: WorkloadKind::Job, namespace: "data".into(), name: "etl".into() };

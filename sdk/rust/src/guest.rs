@@ -154,7 +154,10 @@ impl Snapshot for WasmSnapshot<'_> {
         })
     }
     fn workloads(&self) -> &[m::Workload] {
-        self.workloads.get_or_init(|| self.handle.workloads().into_iter().map(workload).collect())
+        self.workloads.get_or_init(|| {
+            let workloads = self.handle.workloads().into_iter().map(workload).collect();
+            with_storage(workloads, self.handle.workload_storage(), |w| &mut w.requests_per_replica)
+        })
     }
     fn fargate_pricing(&self) -> &m::FargatePricing {
         self.fargate.get_or_init(|| fargate_pricing(self.handle.fargate_pricing()))
@@ -179,7 +182,10 @@ impl Snapshot for WasmSnapshot<'_> {
         with_storage(shapes, self.handle.pods_on_node_storage(node), |s| &mut s.requests)
     }
     fn scheduled_runs(&self) -> &[m::ScheduledRun] {
-        self.scheduled_runs.get_or_init(|| self.handle.scheduled_runs().into_iter().map(scheduled_run).collect())
+        self.scheduled_runs.get_or_init(|| {
+            let runs = self.handle.scheduled_runs().into_iter().map(scheduled_run).collect();
+            with_storage(runs, self.handle.scheduled_run_storage(), |r| &mut r.requests)
+        })
     }
     fn group_cooldowns(&self) -> &[m::GroupCooldown] {
         self.group_cooldowns.get_or_init(|| self.handle.group_cooldowns().into_iter().map(group_cooldown).collect())
@@ -203,7 +209,10 @@ impl Snapshot for WasmSnapshot<'_> {
         })
     }
     fn capacity_buffers(&self) -> &[m::CapacityBuffer] {
-        self.capacity_buffers.get_or_init(|| self.handle.capacity_buffers().into_iter().map(capacity_buffer).collect())
+        self.capacity_buffers.get_or_init(|| {
+            let buffers = self.handle.capacity_buffers().into_iter().map(capacity_buffer).collect();
+            with_storage(buffers, self.handle.capacity_buffer_storage(), |b| &mut b.requests)
+        })
     }
     fn per_node_limits(&self) -> &[m::PerNodeLimit] {
         self.per_node_limits.get_or_init(|| {
@@ -246,7 +255,8 @@ fn metric_series(s: w::MetricSeries) -> m::MetricSeries {
 }
 
 fn resources(r: w::Resources) -> m::Resources {
-    // Ephemeral storage comes in lists of its own (0.1.14), set where they complete a record.
+    // Ephemeral storage comes in lists of its own (0.1.14, 0.1.15), set where they complete a
+    // record.
     m::Resources {
         cpu_millis: r.cpu_millis,
         memory_bytes: r.memory_bytes,

@@ -40,9 +40,10 @@ pub struct Resources {
     /// then holds any request. Files write it as a quantity: `ephemeral-storage: 10Gi`.
     ///
     /// # Caveats
-    /// Inside a plugin (interface 0.1.14) it is set on node groups' allocatable, nodes'
-    /// allocatable and requested, pending pods and shapes, and the pods on a node; elsewhere
-    /// (a type's capacity, workloads, scheduled runs, buffers, usage) it is 0.
+    /// Inside a plugin (interface 0.1.15) it is set on node groups' allocatable, nodes'
+    /// allocatable and requested, pending pods and shapes, the pods on a node, workloads'
+    /// requests, scheduled runs and capacity buffers; elsewhere (a type's capacity, usage) it
+    /// is 0.
     #[serde(rename = "ephemeral-storage", with = "quantity::memory", skip_serializing_if = "is_zero")]
     pub ephemeral_storage_bytes: u64,
 }
@@ -74,6 +75,18 @@ impl Resources {
             && other.pods <= self.pods
             && other.gpus <= self.gpus
             && other.ephemeral_storage_bytes <= self.ephemeral_storage_bytes
+    }
+
+    /// How many pods each asking `pod` fit in `self`, one pod slot each: the fewest over CPU,
+    /// memory, GPUs, ephemeral storage and pod slots (a resource the pod does not ask does
+    /// not limit it).
+    pub fn slots_for(&self, pod: &Resources) -> u64 {
+        let per = |free: u64, need: u64| free.checked_div(need).unwrap_or(u64::MAX);
+        per(self.cpu_millis, pod.cpu_millis)
+            .min(per(self.memory_bytes, pod.memory_bytes))
+            .min(per(self.gpus.into(), pod.gpus.into()))
+            .min(per(self.ephemeral_storage_bytes, pod.ephemeral_storage_bytes))
+            .min(self.pods.into())
     }
 
     pub fn saturating_sub(&self, other: &Resources) -> Resources {

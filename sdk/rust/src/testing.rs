@@ -312,6 +312,15 @@ impl GroupBuilder {
         self
     }
 
+    /// Sets the ephemeral storage of the instance types added so far: what a new node's disk
+    /// offers pods.
+    pub fn disk(mut self, allocatable_q: &str) -> Self {
+        for t in &mut self.0.instance_types {
+            t.allocatable.ephemeral_storage_bytes = memory(allocatable_q);
+        }
+        self
+    }
+
     /// Sets min, desired and max.
     pub fn sizes(mut self, min: u32, desired: u32, max: u32) -> Self {
         self.0.min_size = min;
