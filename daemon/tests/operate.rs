@@ -257,6 +257,38 @@ async fn pods_asking_more_disk_than_the_groups_nodes_offer_grow_no_group() {
     stop(daemon);
 }
 
+/// A pod asking more disk than the cheaper group's nodes offer gets a node of the group whose
+/// disk holds it, in the real process: `general`'s node reports 16.99Gi, `builders`
+/// (m5.xlarge, at zero) says 100Gi in its node-template tag (89Gi less the EKS reserve), and a
+/// CI runner asks 30Gi. Told nothing of the disks, binpack would grow `general`, its node
+/// the cheaper, and the runner would wait there for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_asking_more_disk_than_the_cheaper_group_offers_gets_the_group_whose_disk_holds_it() {
+    let site = Site::start(1).await;
+    let tags = [
+        ("k8s.io/cluster-autoscaler/enabled", "true"),
+        ("k8s.io/cluster-autoscaler/e2e", "owned"),
+        ("k8s.io/cluster-autoscaler/node-template/resources/ephemeral-storage", "100Gi"),
+    ];
+    support::moto::template_group(&site.aws, "builders", "m5.xlarge", &tags, 0).await;
+    let instance = site.group().await.1[0].clone();
+    let mut n0 = node("n0", &instance, "general");
+    n0["status"]["allocatable"]["ephemeral-storage"] = json!("18242267924");
+    site.standin.create(n0).unwrap();
+    let mut runner = pending_with("runner-0", json!({}));
+    runner["spec"]["containers"][0]["resources"]["requests"]["ephemeral-storage"] = json!("30Gi");
+    site.standin.create(runner).unwrap();
+    let daemon = site.replica("disk", "  tick-interval: 1s\n", "  - {plugin: binpack}\n", "");
+    if eventually(Duration::from_secs(30), async || site.group_named("builders").await.0 > 0).await.is_none() {
+        fail(daemon, "builders never grew for the runner");
+    }
+    let daemon = three_more_ticks(&site, daemon).await;
+    let journal = site.journal();
+    assert_eq!(site.group_named("builders").await.0, 1, "{:#?}", records(&journal));
+    assert_eq!(site.group().await.0, 1, "general keeps its one node: {:#?}", records(&journal));
+    stop(daemon);
+}
+
 /// Waits for `general` to grow and then for three more ticks, so that its size is where the
 /// policies and guardrails leave it; fails with the daemon's log otherwise. The daemon and
 /// the journal's path, to go on with.
