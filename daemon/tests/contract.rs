@@ -265,6 +265,7 @@ fn full_snapshot() -> SnapshotData {
     let fargate_pricing = FargatePricing {
         per_vcpu_hour: d.f(),
         per_gb_hour: d.f(),
+        per_storage_gb_hour: d.f(),
         overhead_mib: d.n(),
         sizes: vec![FargateSize {
             cpu_millis: d.n(),

@@ -152,6 +152,8 @@ declare module "ballast:policy/snapshot@0.1.15" {
     workloadStorage(): BigUint64Array;
     scheduledRunStorage(): BigUint64Array;
     capacityBufferStorage(): BigUint64Array;
+    /** Dollars per GB-hour of a Fargate pod's disk beyond the 20 GiB included (since 0.1.15). */
+    fargateStoragePrice(): number;
   }
 }
 

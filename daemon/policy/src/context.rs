@@ -324,6 +324,9 @@ impl snapshot::HostSnapshot for PluginCtx {
     fn capacity_buffer_storage(&mut self, _: Resource<SnapshotResource>) -> wasmtime::Result<Vec<u64>> {
         Ok(self.input.snapshot.capacity_buffer_storage())
     }
+    fn fargate_storage_price(&mut self, _: Resource<SnapshotResource>) -> wasmtime::Result<f64> {
+        Ok(self.input.snapshot.data().fargate_pricing.per_storage_gb_hour)
+    }
     fn drop(&mut self, handle: Resource<SnapshotResource>) -> wasmtime::Result<()> {
         self.table.delete(handle)?;
         Ok(())

@@ -286,12 +286,7 @@ fn choose<'a>(
                         ),
                         None => "no EC2 group admits it or can grow for it".to_string(),
                     };
-                    format!(
-                        "{}: {why}; Fargate {} vCPU / {} GiB at ${price:.4}/h per replica",
-                        workload.id,
-                        size.cpu_millis as f64 / 1000.0,
-                        size.memory_mib as f64 / 1024.0
-                    )
+                    format!("{}: {why}; Fargate {size} at ${price:.4}/h per replica", workload.id)
                 }),
                 beats_hysteresis: true,
             })
@@ -305,10 +300,8 @@ fn choose<'a>(
             let coming = (!fargate_wins).then(|| ec2.coming(workload));
             let reason = move || {
                 format!(
-                    "{}: Fargate {} vCPU / {} GiB at ${fargate_price:.4}/h per replica vs {}; {} saves ${saving:.4}/h for {} replicas",
+                    "{}: Fargate {size} at ${fargate_price:.4}/h per replica vs {}; {} saves ${saving:.4}/h for {} replicas",
                     workload.id,
-                    size.cpu_millis as f64 / 1000.0,
-                    size.memory_mib as f64 / 1024.0,
                     ec2.describe(settings),
                     if fargate_wins { "Fargate" } else { "EC2" },
                     workload.replicas

@@ -39,6 +39,25 @@ fn small_pods_go_to_fargate_when_ec2_is_full() {
     assert_first_reason(&decisions, "Fargate 0.25 vCPU / 1 GiB");
 }
 
+/// Fargate bills a pod's disk beyond the 20 GiB included (interface 0.1.15). The api's pods
+/// asking 20Gi are given 27 GiB and billed for 7: $0.0153/h a pod against $0.0146/h without,
+/// still under a new m5.large's $0.0320/h a pod. Asking 160Gi, 161 GiB are billed ($0.0179/h
+/// more, $0.0324/h a pod): EC2 costs less.
+#[test]
+fn a_pods_disk_beyond_what_fargate_includes_counts_in_its_price() {
+    let with_disk = |gib: u64| {
+        let mut api = deployment("web", "api", 3, "250m", "512Mi");
+        api.requests_per_replica.ephemeral_storage_bytes = gib << 30;
+        Harness::<FargatePlacement>::new().evaluate(&cluster().workload(api).build()).unwrap()
+    };
+    let decisions = with_disk(20);
+    assert_eq!(place(&decisions), vec![("api".into(), PlacementTarget::Fargate)]);
+    assert_first_reason(&decisions, "Fargate 0.25 vCPU / 1 GiB / 7 GiB of disk beyond the 20 included at $0.0153/h");
+    let decisions = with_disk(160);
+    assert_eq!(place(&decisions), vec![("api".into(), PlacementTarget::Ec2(None))]);
+    assert_first_reason(&decisions, "at $0.0324/h per replica vs EC2 $0.0320/h");
+}
+
 #[test]
 fn rounding_makes_awkward_sizes_cheaper_on_ec2() {
     // 250m / 1800Mi plus 256 MiB overhead passes 2 GB, so Fargate bills 0.5 vCPU / 3 GB

@@ -7,13 +7,28 @@ use crate::model::{FargatePricing, Resources};
 pub struct FargateBilledSize {
     pub cpu_millis: u64,
     pub memory_mib: u64,
+    /// Ephemeral storage billed beyond the 20 GiB every pod gets, in GiB.
+    pub extra_storage_gib: u64,
+}
+
+impl std::fmt::Display for FargateBilledSize {
+    /// `0.25 vCPU / 1 GiB`, and the disk billed beyond what is included when there is some:
+    /// `0.25 vCPU / 1 GiB / 7 GiB of disk beyond the 20 included`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} vCPU / {} GiB", self.cpu_millis as f64 / 1000.0, self.memory_mib as f64 / 1024.0)?;
+        if self.extra_storage_gib > 0 {
+            let included = FargatePricing::INCLUDED_STORAGE_GIB;
+            write!(f, " / {} GiB of disk beyond the {included} included", self.extra_storage_gib)?;
+        }
+        Ok(())
+    }
 }
 
 impl FargatePricing {
-    /// The most ephemeral storage an EKS Fargate pod may ask for: 175 GiB (20 GiB come with
-    /// every pod; what it asks beyond them is billed by the GB-hour, which Ballast does not
-    /// price yet).
+    /// The most ephemeral storage an EKS Fargate pod may ask for: 175 GiB.
     pub const MAX_EPHEMERAL_STORAGE_BYTES: u64 = 175 << 30;
+    /// What every EKS Fargate pod gets without paying for it: 20 GiB.
+    pub const INCLUDED_STORAGE_GIB: u64 = 20;
 
     /// Rounds a pod's requests up to the smallest allowed Fargate size, after adding the
     /// memory overhead Fargate reserves. None if no size is large enough, or if the pod asks
@@ -21,11 +36,15 @@ impl FargatePricing {
     /// ([`FargatePricing::MAX_EPHEMERAL_STORAGE_BYTES`]).
     ///
     /// A pod asking 1 vCPU and 8 GiB needs 8.25 GiB, which 1 vCPU cannot pair with, so it is
-    /// billed as 2 vCPU and 9 GiB.
+    /// billed as 2 vCPU and 9 GiB. Its disk is what it asks, 10% more for the file system
+    /// and 5 GiB for Fargate's own components, in whole GiB; what passes the 20 GiB included
+    /// is billed: a pod asking 30Gi pays for 18 GiB.
     pub fn billed_size(&self, requests: &Resources) -> Option<FargateBilledSize> {
         if requests.ephemeral_storage_bytes > Self::MAX_EPHEMERAL_STORAGE_BYTES {
             return None;
         }
+        let disk_gib = (requests.ephemeral_storage_bytes + requests.ephemeral_storage_bytes / 10).div_ceil(1 << 30) + 5;
+        let extra_storage_gib = disk_gib.saturating_sub(Self::INCLUDED_STORAGE_GIB);
         let memory_mib = requests.memory_bytes.div_ceil(1 << 20) + self.overhead_mib;
         self.sizes
             .iter()
@@ -34,15 +53,20 @@ impl FargatePricing {
                 let step = s.memory_mib_step.max(1);
                 let above_min = memory_mib.saturating_sub(s.memory_mib_min);
                 let memory = s.memory_mib_min + above_min.div_ceil(step) * step;
-                (memory <= s.memory_mib_max)
-                    .then_some(FargateBilledSize { cpu_millis: s.cpu_millis, memory_mib: memory })
+                (memory <= s.memory_mib_max).then_some(FargateBilledSize {
+                    cpu_millis: s.cpu_millis,
+                    memory_mib: memory,
+                    extra_storage_gib,
+                })
             })
             .min_by(|a, b| self.hourly_price(a).total_cmp(&self.hourly_price(b)).then(a.cpu_millis.cmp(&b.cpu_millis)))
     }
 
     /// US dollars per hour for one pod of this size.
     pub fn hourly_price(&self, size: &FargateBilledSize) -> f64 {
-        size.cpu_millis as f64 / 1000.0 * self.per_vcpu_hour + size.memory_mib as f64 / 1024.0 * self.per_gb_hour
+        size.cpu_millis as f64 / 1000.0 * self.per_vcpu_hour
+            + size.memory_mib as f64 / 1024.0 * self.per_gb_hour
+            + size.extra_storage_gib as f64 * self.per_storage_gb_hour
     }
 
     /// US dollars per hour to run one pod with these requests, if Fargate has a size for it.
@@ -62,13 +86,13 @@ mod tests {
         let p = FargatePricing::default();
         // The example from the EKS documentation: 1 vCPU / 8 GB is billed as 2 vCPU / 9 GB.
         let size = p.billed_size(&Resources::pod(1000, 8 * GIB)).unwrap();
-        assert_eq!(size, FargateBilledSize { cpu_millis: 2000, memory_mib: 9 * 1024 });
+        assert_eq!(size, FargateBilledSize { cpu_millis: 2000, memory_mib: 9 * 1024, extra_storage_gib: 0 });
         // 100m / 128Mi plus 256 MiB overhead fits the smallest size.
         let size = p.billed_size(&Resources::pod(100, 128 << 20)).unwrap();
-        assert_eq!(size, FargateBilledSize { cpu_millis: 250, memory_mib: 512 });
+        assert_eq!(size, FargateBilledSize { cpu_millis: 250, memory_mib: 512, extra_storage_gib: 0 });
         // 250m / 1Gi needs 1.25 GiB: 0.25 vCPU jumps to 2 GB.
         let size = p.billed_size(&Resources::pod(250, GIB)).unwrap();
-        assert_eq!(size, FargateBilledSize { cpu_millis: 250, memory_mib: 2048 });
+        assert_eq!(size, FargateBilledSize { cpu_millis: 250, memory_mib: 2048, extra_storage_gib: 0 });
         // Too large for any size.
         assert_eq!(p.billed_size(&Resources::pod(32000, GIB)), None);
     }
@@ -77,8 +101,20 @@ mod tests {
     fn a_pod_asking_more_disk_than_fargate_gives_has_no_size() {
         let p = FargatePricing::default();
         let with_disk = |gib: u64| Resources { ephemeral_storage_bytes: gib * GIB, ..Resources::pod(500, GIB) };
-        assert_eq!(p.billed_size(&with_disk(175)), p.billed_size(&Resources::pod(500, GIB)), "175Gi is allowed");
+        assert!(p.billed_size(&with_disk(175)).is_some(), "175Gi is allowed");
         assert_eq!(p.billed_size(&with_disk(176)), None);
+    }
+
+    /// The EKS documentation's example: two containers asking 50 GiB each are given 115 GiB
+    /// and billed for 95. Up to 13Gi asked (19 GiB given) costs nothing.
+    #[test]
+    fn disk_beyond_the_20_gib_included_is_billed_by_the_gb_hour() {
+        let p = FargatePricing::default();
+        let with_disk = |gib: u64| Resources { ephemeral_storage_bytes: gib * GIB, ..Resources::pod(500, GIB) };
+        let extra = |gib: u64| p.billed_size(&with_disk(gib)).map(|s| s.extra_storage_gib);
+        assert_eq!([extra(0), extra(13), extra(14), extra(30), extra(100)], [0, 0, 1, 18, 95].map(Some));
+        let price = |gib| p.pod_price_per_hour(&with_disk(gib)).unwrap();
+        assert!((price(100) - price(0) - 95.0 * 0.000111).abs() < 1e-12);
     }
 
     #[test]

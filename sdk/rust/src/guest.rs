@@ -160,7 +160,10 @@ impl Snapshot for WasmSnapshot<'_> {
         })
     }
     fn fargate_pricing(&self) -> &m::FargatePricing {
-        self.fargate.get_or_init(|| fargate_pricing(self.handle.fargate_pricing()))
+        self.fargate.get_or_init(|| {
+            let pricing = fargate_pricing(self.handle.fargate_pricing());
+            m::FargatePricing { per_storage_gb_hour: self.handle.fargate_storage_price(), ..pricing }
+        })
     }
     fn proposals(&self) -> &[m::Proposal] {
         self.proposals.get_or_init(|| {
@@ -483,6 +486,8 @@ fn fargate_pricing(f: w::FargatePricing) -> m::FargatePricing {
     m::FargatePricing {
         per_vcpu_hour: f.per_vcpu_hour,
         per_gb_hour: f.per_gb_hour,
+        // Handed beside it (0.1.15), set by the caller.
+        per_storage_gb_hour: 0.0,
         overhead_mib: f.overhead_mib,
         sizes: f
             .sizes

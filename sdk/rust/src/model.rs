@@ -614,6 +614,9 @@ pub struct FargateSize {
 pub struct FargatePricing {
     pub per_vcpu_hour: f64,
     pub per_gb_hour: f64,
+    /// US dollars per GB-hour of ephemeral storage beyond the 20 GiB every pod gets (see
+    /// [`FargatePricing::billed_size`]); in plugins since interface 0.1.15.
+    pub per_storage_gb_hour: f64,
     pub overhead_mib: u64,
     pub sizes: Vec<FargateSize>,
 }
@@ -630,6 +633,7 @@ impl Default for FargatePricing {
         FargatePricing {
             per_vcpu_hour: 0.04048,
             per_gb_hour: 0.004445,
+            per_storage_gb_hour: 0.000111,
             overhead_mib: 256,
             sizes: vec![
                 // 0.25 vCPU allows 0.5, 1 and 2 GB: a 512 MiB step from 0.5 to 1, then 2.

@@ -294,7 +294,9 @@ impl GroupBuilder {
         })
     }
 
-    /// Adds an instance type whose allocatable equals its capacity, with 110 pod slots.
+    /// Adds an instance type whose allocatable equals its capacity, with 110 pod slots and a
+    /// disk no one has said (it holds any request, as the host hands it; see
+    /// [`GroupBuilder::disk`]).
     pub fn instance_type(mut self, name: &str, cpu_q: &str, memory_q: &str, price_per_hour: f64) -> Self {
         let capacity = Resources {
             cpu_millis: cpu(cpu_q),
@@ -303,12 +305,8 @@ impl GroupBuilder {
             gpus: 0,
             ..Resources::ZERO
         };
-        self.0.instance_types.push(InstanceType {
-            name: name.to_string(),
-            capacity,
-            allocatable: capacity,
-            price_per_hour,
-        });
+        let allocatable = Resources { ephemeral_storage_bytes: Resources::STORAGE_NOT_KNOWN, ..capacity };
+        self.0.instance_types.push(InstanceType { name: name.to_string(), capacity, allocatable, price_per_hour });
         self
     }
 
@@ -368,7 +366,12 @@ impl NodeBuilder {
             zone: "us-east-1a".to_string(),
             ready: true,
             age_seconds: 3600,
-            allocatable: Resources { pods: DEFAULT_MAX_PODS, ..Resources::ZERO },
+            // A disk no one has said, as the host hands it: it holds any request.
+            allocatable: Resources {
+                pods: DEFAULT_MAX_PODS,
+                ephemeral_storage_bytes: Resources::STORAGE_NOT_KNOWN,
+                ..Resources::ZERO
+            },
             ..Node::default()
         })
     }
