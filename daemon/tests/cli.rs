@@ -145,6 +145,30 @@ fn run_names_the_file_and_field_of_a_bad_setting() {
 }
 
 #[test]
+fn run_names_a_bad_fargate_price_or_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("ballast.yaml");
+    let refused = |pricing: &str| {
+        std::fs::write(&config, format!("aws: {{cluster-name: prod, fargate-pricing: {pricing}}}\n")).unwrap();
+        let output = ballast(&["run", "--config", config.to_str().unwrap()]);
+        assert!(!output.status.success(), "{pricing}");
+        stderr(&output)
+    };
+    let price = refused("{per-storage-gb-hour: -0.1}");
+    assert!(
+        price.contains("ballast.yaml: aws.fargate-pricing.per-storage-gb-hour must be a non-negative price, not -0.1"),
+        "{price}"
+    );
+    let size =
+        refused("{sizes: [{cpu-millis: 1000, memory-mib-min: 4096, memory-mib-max: 2048, memory-mib-step: 1024}]}");
+    assert!(size.contains("aws.fargate-pricing.sizes[0] must have"), "{size}");
+    assert!(
+        size.contains("{cpu-millis: 1000, memory-mib-min: 4096, memory-mib-max: 2048, memory-mib-step: 1024}"),
+        "{size}"
+    );
+}
+
+#[test]
 fn run_logs_one_json_object_per_line_with_the_tick_and_plugin_spans() {
     use std::io::{BufRead, BufReader};
     let dir = tempfile::tempdir().unwrap();

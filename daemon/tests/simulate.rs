@@ -185,6 +185,27 @@ fn scenario_error(text: &str) -> String {
 
 const GOOD: &str = "name: t\nduration: 1h\nnode-groups:\n  - {id: general, instance-types: [m5.large], min-size: 1, max-size: 5}\nworkloads:\n  - {name: web, requests: {cpu: 500m}, replicas: {constant: 3}, node-group: general}\n";
 
+/// A workload placed on Fargate whose pods Fargate would not start is a mistake in the file,
+/// named as one, not a run in which its pods wait for ever.
+#[test]
+fn a_workload_placed_on_fargate_that_cannot_run_there_is_named() {
+    let placed = GOOD.replace("node-group: general", "placement: fargate");
+    let profiled = |text: String| format!("{text}fargate: {{provisioning-delay: 45s}}\n");
+    let with_profile = |requests: &str| profiled(placed.replace("cpu: 500m", requests));
+    assert_eq!(
+        scenario_error(&placed),
+        "bad.yaml: field `workloads[0].placement`: `fargate` needs a `fargate:` profile in the scenario"
+    );
+    assert!(Scenario::parse(Path::new("good.yaml"), &with_profile("cpu: 500m, ephemeral-storage: 175Gi")).is_ok());
+    assert_eq!(
+        scenario_error(&with_profile("cpu: 500m, ephemeral-storage: 200Gi")),
+        "bad.yaml: field `workloads[0].placement`: `fargate`, but its pods cannot run there: asks 200Gi of \
+         ephemeral storage a pod, more than Fargate's 175Gi"
+    );
+    let ebs = scenario_error(&profiled(placed.replace("placement: fargate", "placement: fargate, volume: ebs")));
+    assert!(ebs.ends_with("cannot run there: mounts an EBS-backed volume (Fargate supports EFS only)"), "{ebs}");
+}
+
 #[test]
 fn a_bad_scenario_names_the_file_the_field_and_the_value() {
     assert!(Scenario::parse(Path::new("good.yaml"), GOOD).is_ok());

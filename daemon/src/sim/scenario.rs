@@ -371,6 +371,21 @@ fn default_usage() -> f64 {
     0.6
 }
 
+impl WorkloadSpec {
+    /// What in the workload keeps it off Fargate, as the kube adapter reads it from a pod
+    /// template.
+    pub fn fargate_traits(&self) -> crate::engine::ports::FargateTraits {
+        crate::engine::ports::FargateTraits {
+            ebs_volume: self.volume == Volume::Ebs,
+            privileged: self.privileged,
+            host_network: self.host_network,
+            gpu: self.requests.gpus > 0,
+            unsupported_platform: false,
+            pinned_by_owner: self.node_group.clone(),
+        }
+    }
+}
+
 impl Scenario {
     /// Reads and checks a scenario file.
     ///

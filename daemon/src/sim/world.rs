@@ -18,7 +18,7 @@ mod provision;
 use crate::engine::node_labels::{self, Arch, NewNode};
 
 use super::meter::Meter;
-use super::scenario::{Budget, GroupSpec, NODE_GROUP_LABEL, Scenario, Target, Volume, WorkloadSpec};
+use super::scenario::{Budget, GroupSpec, NODE_GROUP_LABEL, Scenario, Target, WorkloadSpec};
 use super::trace::ReplicaCurve;
 use crate::engine::ports::{FargateTraits, LaunchFailure, NodePods, PodShape, PodTemplate};
 
@@ -268,7 +268,6 @@ impl SimWorkload {
                     .collect()
             })
             .unwrap_or_default();
-        let gpu = spec.requests.gpus > 0;
         let id = Arc::new(WorkloadRef { kind: spec.kind, namespace: spec.namespace.clone(), name: spec.name.clone() });
         let namespace: Arc<str> = Arc::from(spec.namespace.as_str());
         let budget_name: Option<Arc<str>> = spec.disruption_budget.as_ref().map(|_| Arc::from(spec.name.as_str()));
@@ -294,14 +293,7 @@ impl SimWorkload {
             curve,
             batch_times,
             fargate: spec.placement == Target::Fargate,
-            fargate_traits: FargateTraits {
-                ebs_volume: spec.volume == Volume::Ebs,
-                privileged: spec.privileged,
-                host_network: spec.host_network,
-                gpu,
-                unsupported_platform: false,
-                pinned_by_owner: spec.node_group.clone(),
-            },
+            fargate_traits: spec.fargate_traits(),
             pods: Vec::new(),
             running: 0,
             running_in_group: BTreeMap::new(),

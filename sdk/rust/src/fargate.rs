@@ -62,6 +62,32 @@ impl FargatePricing {
             .min_by(|a, b| self.hourly_price(a).total_cmp(&self.hourly_price(b)).then(a.cpu_millis.cmp(&b.cpu_millis)))
     }
 
+    /// Checks prices and sizes; the error names the field (within `fargate-pricing`) and the
+    /// value.
+    pub fn check(&self) -> Result<(), String> {
+        let prices = [
+            ("per-vcpu-hour", self.per_vcpu_hour),
+            ("per-gb-hour", self.per_gb_hour),
+            ("per-storage-gb-hour", self.per_storage_gb_hour),
+        ];
+        if let Some((field, price)) = prices.iter().find(|(_, p)| !(*p >= 0.0 && p.is_finite())) {
+            return Err(format!("{field} must be a non-negative price, not {price}"));
+        }
+        if self.sizes.is_empty() {
+            return Err("sizes is empty: no pod could run on Fargate".into());
+        }
+        for (i, s) in self.sizes.iter().enumerate() {
+            if s.cpu_millis == 0 || s.memory_mib_step == 0 || s.memory_mib_min > s.memory_mib_max {
+                return Err(format!(
+                    "sizes[{i}] must have cpu-millis and memory-mib-step above 0 and memory-mib-min at most \
+                     memory-mib-max, not {{cpu-millis: {}, memory-mib-min: {}, memory-mib-max: {}, memory-mib-step: {}}}",
+                    s.cpu_millis, s.memory_mib_min, s.memory_mib_max, s.memory_mib_step
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// US dollars per hour for one pod of this size.
     pub fn hourly_price(&self, size: &FargateBilledSize) -> f64 {
         size.cpu_millis as f64 / 1000.0 * self.per_vcpu_hour

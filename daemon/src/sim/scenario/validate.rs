@@ -171,10 +171,23 @@ impl Scenario {
         if w.max_node_skew == Some(0) {
             return Err(invalid(at("max-node-skew"), "must be at least 1, got 0"));
         }
-        if w.placement == Target::Fargate && self.fargate.is_none() {
-            return Err(invalid(at("placement"), "`fargate` needs a `fargate:` profile in the scenario"));
+        if w.placement == Target::Fargate {
+            self.fits_fargate(w).map_err(|why| invalid(at("placement"), why))?;
         }
         check_buffer(w, &at)
+    }
+
+    /// A workload placed on Fargate can run there, or why not.
+    fn fits_fargate(&self, w: &WorkloadSpec) -> Result<(), String> {
+        if self.fargate.is_none() {
+            return Err("`fargate` needs a `fargate:` profile in the scenario".into());
+        }
+        let id = ballast_sdk::WorkloadRef { kind: w.kind, namespace: w.namespace.clone(), name: w.name.clone() };
+        let pricing = ballast_sdk::FargatePricing::default();
+        match crate::engine::observe::fargate_blocker(&id, &w.fargate_traits(), &w.requests, &pricing) {
+            Some(blocker) => Err(format!("`fargate`, but its pods cannot run there: {blocker}")),
+            None => Ok(()),
+        }
     }
 
     /// `at` is within the run, or why not.
