@@ -63,6 +63,10 @@ fn a_bad_snapshot_names_the_file_and_field() {
     assert!(!out.status.success());
     let text = stderr(&out);
     assert!(text.contains("bad.yaml: field `node-groups[0].max-size`") && text.contains("twenty"), "{text}");
+    std::fs::write(&path, "fargate-pricing: {per-gb-hour: -1}\n").unwrap();
+    let text = stderr(&ballast(&["plugin", "run", "binpack", "--snapshot", path.to_str().unwrap()]));
+    let says = "bad.yaml: field `fargate-pricing.per-gb-hour`: must be a non-negative price, not -1";
+    assert!(text.contains(says), "{text}");
 }
 
 #[test]
@@ -155,17 +159,12 @@ fn run_names_a_bad_fargate_price_or_size() {
         stderr(&output)
     };
     let price = refused("{per-storage-gb-hour: -0.1}");
-    assert!(
-        price.contains("ballast.yaml: aws.fargate-pricing.per-storage-gb-hour must be a non-negative price, not -0.1"),
-        "{price}"
-    );
+    let says = "ballast.yaml: aws.fargate-pricing.per-storage-gb-hour: must be a non-negative price, not -0.1";
+    assert!(price.contains(says), "{price}");
     let size =
         refused("{sizes: [{cpu-millis: 1000, memory-mib-min: 4096, memory-mib-max: 2048, memory-mib-step: 1024}]}");
-    assert!(size.contains("aws.fargate-pricing.sizes[0] must have"), "{size}");
-    assert!(
-        size.contains("{cpu-millis: 1000, memory-mib-min: 4096, memory-mib-max: 2048, memory-mib-step: 1024}"),
-        "{size}"
-    );
+    assert!(size.contains("aws.fargate-pricing.sizes[0]: must have"), "{size}");
+    assert!(size.contains(r#""memory-mib-min":4096,"memory-mib-max":2048"#), "{size}");
 }
 
 #[test]

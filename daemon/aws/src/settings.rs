@@ -104,6 +104,6 @@ impl AwsSettings {
         if let Some((name, price)) = self.on_demand_prices.iter().find(|(_, p)| !(**p >= 0.0 && p.is_finite())) {
             return Err(format!("aws.on-demand-prices.{name} must be a non-negative price, not {price}"));
         }
-        self.fargate_pricing.check().map_err(|e| format!("aws.fargate-pricing.{e}"))
+        self.fargate_pricing.check().map_err(|e| format!("aws.fargate-pricing.{}: {}", e.field, e.message))
     }
 }

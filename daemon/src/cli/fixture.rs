@@ -150,8 +150,18 @@ pub fn run_case(
 }
 
 fn snapshot(dir: &Path, value: serde_json::Value) -> Result<SnapshotData, String> {
-    match value {
-        serde_json::Value::String(file) => input_file::load(&dir.join(file)).map_err(|e| e.to_string()),
-        inline => input_file::from_value(Path::new("snapshot"), inline).map_err(|e| e.to_string()),
-    }
+    let (origin, snapshot): (String, SnapshotData) = match value {
+        serde_json::Value::String(file) => {
+            let path = dir.join(file);
+            (path.display().to_string(), input_file::load(&path).map_err(|e| e.to_string())?)
+        }
+        inline => {
+            ("snapshot".into(), input_file::from_value(Path::new("snapshot"), inline).map_err(|e| e.to_string())?)
+        }
+    };
+    let bad = |e: ballast_sdk::fargate::InvalidPricing| {
+        format!("{origin}: field `fargate-pricing.{}`: {}", e.field, e.message)
+    };
+    snapshot.fargate_pricing.check().map_err(bad)?;
+    Ok(snapshot)
 }

@@ -130,10 +130,17 @@ pub(super) fn parse_settings(flag: &str, text: &str) -> anyhow::Result<serde_jso
 }
 
 fn read_snapshot(path: Option<&Path>) -> anyhow::Result<SnapshotData> {
-    Ok(match path {
-        Some(path) => input_file::load(path)?,
-        None => input_file::parse(Path::new("<bundled example snapshot>"), bundled::EXAMPLE_SNAPSHOT)?,
-    })
+    let (origin, snapshot): (&Path, SnapshotData) = match path {
+        Some(path) => (path, input_file::load(path)?),
+        None => {
+            let origin = Path::new("<bundled example snapshot>");
+            (origin, input_file::parse(origin, bundled::EXAMPLE_SNAPSHOT)?)
+        }
+    };
+    match snapshot.fargate_pricing.check() {
+        Ok(()) => Ok(snapshot),
+        Err(e) => anyhow::bail!("{}: field `fargate-pricing.{}`: {}", origin.display(), e.field, e.message),
+    }
 }
 
 fn inspect(wasm: &str, output: Output) -> anyhow::Result<ExitCode> {

@@ -1,6 +1,6 @@
 //! Fargate sizing and price: what a pod is billed as, and what that costs.
 
-use crate::model::{FargatePricing, Resources};
+use crate::model::{FargatePricing, FargateSize, Resources};
 
 /// The size Fargate bills a pod at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -9,6 +9,15 @@ pub struct FargateBilledSize {
     pub memory_mib: u64,
     /// Ephemeral storage billed beyond the 20 GiB every pod gets, in GiB.
     pub extra_storage_gib: u64,
+}
+
+/// A field of [`FargatePricing`] whose value does not hold (see [`FargatePricing::check`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvalidPricing {
+    /// Within `fargate-pricing`: `per-vcpu-hour`, `sizes[1]`.
+    pub field: String,
+    /// Why, with the value.
+    pub message: String,
 }
 
 impl std::fmt::Display for FargateBilledSize {
@@ -62,30 +71,33 @@ impl FargatePricing {
             .min_by(|a, b| self.hourly_price(a).total_cmp(&self.hourly_price(b)).then(a.cpu_millis.cmp(&b.cpu_millis)))
     }
 
-    /// Checks prices and sizes; the error names the field (within `fargate-pricing`) and the
-    /// value.
-    pub fn check(&self) -> Result<(), String> {
+    /// Checks prices and sizes: prices non-negative, at least one size, each with CPU, a
+    /// memory step and its memory range the right way round.
+    pub fn check(&self) -> Result<(), InvalidPricing> {
         let prices = [
             ("per-vcpu-hour", self.per_vcpu_hour),
             ("per-gb-hour", self.per_gb_hour),
             ("per-storage-gb-hour", self.per_storage_gb_hour),
         ];
         if let Some((field, price)) = prices.iter().find(|(_, p)| !(*p >= 0.0 && p.is_finite())) {
-            return Err(format!("{field} must be a non-negative price, not {price}"));
+            let message = format!("must be a non-negative price, not {price}");
+            return Err(InvalidPricing { field: field.to_string(), message });
         }
         if self.sizes.is_empty() {
-            return Err("sizes is empty: no pod could run on Fargate".into());
+            let message = "is empty: no pod could run on Fargate".to_string();
+            return Err(InvalidPricing { field: "sizes".into(), message });
         }
-        for (i, s) in self.sizes.iter().enumerate() {
-            if s.cpu_millis == 0 || s.memory_mib_step == 0 || s.memory_mib_min > s.memory_mib_max {
-                return Err(format!(
-                    "sizes[{i}] must have cpu-millis and memory-mib-step above 0 and memory-mib-min at most \
-                     memory-mib-max, not {{cpu-millis: {}, memory-mib-min: {}, memory-mib-max: {}, memory-mib-step: {}}}",
-                    s.cpu_millis, s.memory_mib_min, s.memory_mib_max, s.memory_mib_step
-                ));
-            }
+        let bad = |s: &FargateSize| s.cpu_millis == 0 || s.memory_mib_step == 0 || s.memory_mib_min > s.memory_mib_max;
+        match self.sizes.iter().position(bad) {
+            None => Ok(()),
+            Some(i) => Err(InvalidPricing {
+                field: format!("sizes[{i}]"),
+                message: format!(
+                    "must have cpu-millis and memory-mib-step above 0 and memory-mib-min at most memory-mib-max, not {}",
+                    serde_json::to_string(&self.sizes[i]).unwrap_or_default()
+                ),
+            }),
         }
-        Ok(())
     }
 
     /// US dollars per hour for one pod of this size.
