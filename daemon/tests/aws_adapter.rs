@@ -72,6 +72,20 @@ async fn groups_tagged_for_the_cluster_are_found_and_offer_a_template_from_zero(
     assert_eq!(c5.allocatable.ephemeral_storage_bytes, Resources::STORAGE_NOT_KNOWN, "no tag: not known");
 }
 
+/// A group's GPUs come from DescribeInstanceTypes, AWS Neuron devices (inf2, trn1) counted as
+/// the kube adapter counts them on nodes and pods, so a group at zero holds a pod asking one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_groups_gpus_and_neuron_devices_are_read_from_its_instance_type() {
+    let moto = Moto::start().await;
+    let config = sdk_config(&moto.url).await;
+    template_group(&config, "gpu", "g5.xlarge", &ca_tags(), 0).await;
+    template_group(&config, "inferentia", "inf2.xlarge", &ca_tags(), 0).await;
+    let capacity = AwsCapacity::from_config(&config, aws_settings()).unwrap();
+    let groups = capacity.node_groups().await.unwrap();
+    let gpus: Vec<(&str, u32)> = groups.iter().map(|g| (g.id.as_str(), g.instance_types[0].capacity.gpus)).collect();
+    assert_eq!(gpus, [("gpu", 1), ("inferentia", 1)]);
+}
+
 /// A group whose disk no tag says is sized by its launch template: the largest EBS volume it
 /// maps (Bottlerocket keeps pods' storage on its second, data volume), so a group at zero
 /// offers its disk to pods that ask for one; a node-template tag still wins.

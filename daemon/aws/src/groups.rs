@@ -181,9 +181,7 @@ impl AwsCapacity {
                 let facts = TypeFacts {
                     vcpus: info.v_cpu_info().and_then(|v| v.default_v_cpus()).unwrap_or(0).max(0) as u64,
                     memory_mib: info.memory_info().and_then(|m| m.size_in_mib()).unwrap_or(0).max(0) as u64,
-                    gpus: info
-                        .gpu_info()
-                        .map_or(0, |g| g.gpus().iter().filter_map(|d| d.count()).sum::<i32>().max(0) as u32),
+                    gpus: accelerators(info),
                     max_enis: network.and_then(|n| n.maximum_network_interfaces()).unwrap_or(1).max(1) as u32,
                     ipv4_per_eni: network.and_then(|n| n.ipv4_addresses_per_interface()).unwrap_or(2).max(2) as u32,
                     arch: info
@@ -339,4 +337,12 @@ impl Sizes {
             desired: read("DesiredCapacity", group.desired_capacity())?,
         })
     }
+}
+
+/// A type's GPUs and AWS Neuron devices (Inferentia, Trainium), which the kube adapter counts
+/// alike on pods and nodes ([`ballast_sdk::Resources::GPU_RESOURCES`]).
+fn accelerators(info: &aws_sdk_ec2::types::InstanceTypeInfo) -> u32 {
+    let gpus = info.gpu_info().map_or(0, |g| g.gpus().iter().filter_map(|d| d.count()).sum::<i32>());
+    let neuron = info.neuron_info().map_or(0, |n| n.neuron_devices().iter().filter_map(|d| d.count()).sum::<i32>());
+    gpus.saturating_add(neuron).max(0) as u32
 }

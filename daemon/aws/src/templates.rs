@@ -253,13 +253,11 @@ impl ResourceTags {
             "cpu" => self.cpu_millis = Some(parsed(1000.0)?),
             "memory" => self.memory_bytes = Some(parsed(1.0)?),
             "pods" => self.pods = Some(count(1.0)?),
-            "nvidia.com/gpu" | "amd.com/gpu" => self.gpus = Some(count(1.0)?),
+            gpu if Resources::GPU_RESOURCES.contains(&gpu) => self.gpus = Some(count(1.0)?),
             "ephemeral-storage" => self.ephemeral_storage_bytes = Some(parsed(1.0)?),
             _ => {
-                return Err(
-                    "not a resource Ballast counts (cpu, memory, pods, ephemeral-storage, nvidia.com/gpu, amd.com/gpu)"
-                        .into(),
-                );
+                let known = Resources::GPU_RESOURCES.join(", ");
+                return Err(format!("not a resource Ballast counts (cpu, memory, pods, ephemeral-storage, {known})"));
             }
         }
         Ok(())
@@ -351,6 +349,19 @@ mod tests {
         );
         let capacity = resources.apply(Resources { cpu_millis: 2000, ..Resources::default() });
         assert_eq!((capacity.gpus, capacity.ephemeral_storage_bytes, capacity.cpu_millis), (4, 100 << 30, 2000));
+    }
+
+    /// AWS Neuron devices (Inferentia, Trainium) count as the kube adapter counts them on pods
+    /// and nodes: as GPUs, so a group of inf2 nodes at zero is known to hold a pod asking one.
+    #[test]
+    fn a_neuron_device_tag_counts_as_gpus() {
+        let tag = |k: &str, v: &str| TagDescription::builder().key(k).value(v).build();
+        let group = AutoScalingGroup::builder()
+            .tags(tag("k8s.io/cluster-autoscaler/node-template/resources/aws.amazon.com/neuron", "1"))
+            .build();
+        let NodeTemplate { resources, unreadable, .. } = node_template(&group);
+        assert_eq!(unreadable, vec![]);
+        assert_eq!(resources.apply(Resources::default()).gpus, 1);
     }
 
     /// A tag Cluster Autoscaler would read but Ballast cannot is named, not passed over: a

@@ -35,7 +35,6 @@ pub const REPLACES: &str = "ballast.dev/replaces";
 /// On a workload Ballast placed in one node group: that group, so the nodeSelector it wrote
 /// is told from one its owner wrote (an owner's pin Ballast keeps).
 pub const PLACED_GROUP: &str = "ballast.dev/placed-group";
-const GPU_RESOURCES: &[&str] = &["nvidia.com/gpu", "amd.com/gpu", "aws.amazon.com/neuron"];
 /// Provisioners whose claims Fargate can mount (EFS, statically provisioned).
 const FARGATE_MOUNTABLE: &[&str] = &["efs.csi.aws.com"];
 
@@ -61,7 +60,7 @@ fn quantity(list: &BTreeMap<String, Quantity>, at: &str, key: &str, scale: f64) 
 pub fn resources(list: Option<&BTreeMap<String, Quantity>>, at: &str) -> Result<Resources, BadValue> {
     let Some(list) = list else { return Ok(Resources::default()) };
     let mut gpus = 0u64;
-    for g in GPU_RESOURCES {
+    for g in Resources::GPU_RESOURCES {
         gpus = gpus.saturating_add(quantity(list, at, g, 1.0)?);
     }
     Ok(Resources {

@@ -34,6 +34,7 @@ pub struct Resources {
     pub memory_bytes: u64,
     /// Pod slots: a node's max pods, or 1 for a pod.
     pub pods: u32,
+    /// Accelerators: the extended resources of [`Resources::GPU_RESOURCES`], summed.
     pub gpus: u32,
     /// Local ephemeral storage in bytes (`ephemeral-storage`): what a pod asks, what a node
     /// offers. [`Resources::STORAGE_NOT_KNOWN`] on a node no one has said the disk of, which
@@ -67,6 +68,10 @@ impl Resources {
     pub fn pod(cpu_millis: u64, memory_bytes: u64) -> Self {
         Resources { cpu_millis, memory_bytes, pods: 1, ..Resources::ZERO }
     }
+
+    /// The extended resources counted as [`Resources::gpus`]: NVIDIA and AMD GPUs and AWS
+    /// Neuron devices (Inferentia, Trainium).
+    pub const GPU_RESOURCES: [&str; 3] = ["nvidia.com/gpu", "amd.com/gpu", "aws.amazon.com/neuron"];
 
     /// True if `other` fits in `self` in every dimension.
     pub fn fits(&self, other: &Resources) -> bool {
