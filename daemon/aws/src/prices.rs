@@ -51,6 +51,12 @@ const ON_DEMAND_US_EAST_1: &[(&str, f64)] = &[
     ("g4dn.xlarge", 0.526),
     ("g4dn.2xlarge", 0.752),
     ("g5.xlarge", 1.006),
+    // AWS Neuron (added 2026-11-29): their accelerators cost far more than an estimate by
+    // vCPU and memory would say.
+    ("inf2.xlarge", 0.7582),
+    ("inf2.8xlarge", 1.9679),
+    ("trn1.2xlarge", 1.3438),
+    ("trn1.32xlarge", 21.50),
 ];
 
 /// Where a price came from, for the reasons plugins write and for the logs.
