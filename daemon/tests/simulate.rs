@@ -119,17 +119,13 @@ fn pods_asking_more_disk_than_the_cheaper_group_offers_get_the_group_whose_disk_
 
 /// A scheduled job whose pods ask more disk than the cheaper group's nodes offer gets its
 /// room ahead of each run on the group whose disk holds them (interface 0.1.15 hands
-/// policies a run's disk): four 30Gi builds every half hour beside `general` (m5.large,
-/// 20 GiB root volumes) and `builders` (m5.xlarge, 100 GiB). Room bought on `general` would
-/// leave each run waiting a boot for binpack's `builders` node.
+/// policies a run's disk): deploy/examples/scenarios/ci-builds.yaml, four 30Gi builds every
+/// half hour beside `general` (m5.large, 20 GiB root volumes) and `builders` (m5.xlarge,
+/// 100 GiB). Room bought on `general` would leave each run waiting a boot for binpack's
+/// `builders` node.
 #[test]
 fn a_scheduled_runs_room_is_bought_where_its_pods_disk_fits() {
-    let text = "name: disk\nduration: 2h\nnode-groups:\n  - {id: general, instance-types: [m5.large], min-size: 1, \
-                max-size: 10, ephemeral-storage: 20Gi}\n  - {id: builders, instance-types: [m5.xlarge], min-size: 0, \
-                max-size: 10, ephemeral-storage: 100Gi}\nworkloads:\n  - {name: web, requests: {cpu: 500m, memory: \
-                1Gi}, replicas: {constant: 1}}\n  - {name: build, kind: job, requests: {cpu: 1, memory: 1Gi, \
-                ephemeral-storage: 30Gi}, batches: {start: 20m, every: 30m, pods: 4, run-for: 10m}}\n";
-    let scenario = Scenario::parse(Path::new("disk.yaml"), text).unwrap();
+    let scenario = Scenario::load(&root().join("deploy/examples/scenarios/ci-builds.yaml")).unwrap();
     let sim = Simulation { scenario, seed: 1, policies: defaults(), mode: Mode::Enforce, journal: None };
     let summary = sim.run(&host(), &mut |_, _| {}).unwrap().summary;
     assert!(summary.pending_pod_minutes < 1.0, "each run's room is ready when it starts: {summary:?}");
