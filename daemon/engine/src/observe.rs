@@ -522,11 +522,12 @@ fn too_large_for_fargate(requests: &Resources, pricing: &FargatePricing) -> Opti
             bytes(FargatePricing::MAX_EPHEMERAL_STORAGE_BYTES)
         ));
     }
-    let largest = pricing.sizes.iter().max_by_key(|s| (s.cpu_millis, s.memory_mib_max))?;
-    pricing.billed_size(requests).is_none().then(|| {
-        let largest = Resources::pod(largest.cpu_millis, largest.memory_mib_max << 20);
-        format!("asks {requests} a pod, more than Fargate's largest size ({largest}) less its overhead")
-    })
+    if pricing.billed_size(requests).is_some() {
+        return None;
+    }
+    let largest = pricing.sizes.iter().max_by_key(|s| (s.cpu_millis, s.memory_mib_max));
+    let largest = largest.map(|s| Resources::pod(s.cpu_millis, s.memory_mib_max << 20)).unwrap_or(Resources::ZERO);
+    Some(format!("asks {requests} a pod, more than Fargate's largest size ({largest}) less its overhead"))
 }
 
 fn workload(view: &WorkloadView, pricing: &FargatePricing) -> Workload {

@@ -35,7 +35,10 @@ class Policy(exports.Policy):
         # groups, pods and workloads: snapshot.metrics(), the CloudWatch series this policy's
         # configuration names (each a types.MetricSeries: name, points, read_at_millis, error).
         # pending_shapes() groups the pending pods (alike for placement) with a count: far
-        # cheaper than pending_pods() when many replicas wait.
+        # cheaper than pending_pods() when many replicas wait. Ephemeral storage is not in
+        # `resources`: each *_storage() getter lists it beside the getter it completes, in
+        # the same order (pending_shape_storage()[i] is what each pod of pending_shapes()[i]
+        # asks; node_group_storage(), node_storage(), workload_storage() and so on).
         pending = sum(shape.count for shape in snapshot.pending_shapes())
         decisions = []
         for group in snapshot.node_groups():
