@@ -278,13 +278,19 @@ async fn a_pod_asking_more_disk_than_the_cheaper_group_offers_gets_the_group_who
     let mut runner = pending_with("runner-0", json!({}));
     runner["spec"]["containers"][0]["resources"]["requests"]["ephemeral-storage"] = json!("30Gi");
     site.standin.create(runner).unwrap();
-    let daemon = site.replica("disk", "  tick-interval: 1s\n", "  - {plugin: binpack}\n", "");
-    if eventually(Duration::from_secs(30), async || site.group_named("builders").await.0 > 0).await.is_none() {
-        fail(daemon, "builders never grew for the runner");
+    binpack_grows_only(&site, "builders", "builders never grew for the runner").await;
+}
+
+/// Runs binpack until `group` grows, then three more ticks: `group` has grown by one node and
+/// `general` kept its one. Fails with `never` and the daemon's log if `group` never grows.
+async fn binpack_grows_only(site: &Site, group: &str, never: &str) {
+    let daemon = site.replica(group, "  tick-interval: 1s\n", "  - {plugin: binpack}\n", "");
+    if eventually(Duration::from_secs(30), async || site.group_named(group).await.0 > 0).await.is_none() {
+        fail(daemon, never);
     }
-    let daemon = three_more_ticks(&site, daemon).await;
+    let daemon = three_more_ticks(site, daemon).await;
     let journal = site.journal();
-    assert_eq!(site.group_named("builders").await.0, 1, "{:#?}", records(&journal));
+    assert_eq!(site.group_named(group).await.0, 1, "{:#?}", records(&journal));
     assert_eq!(site.group().await.0, 1, "general keeps its one node: {:#?}", records(&journal));
     stop(daemon);
 }
@@ -453,15 +459,7 @@ async fn pods_kept_spread_over_zones_get_a_node_in_the_zone_short_of_them() {
         site.standin.create(running_pod(&format!("web-1-{i}"), "n0", owner, json!({"app": "web"}))).unwrap();
         site.standin.create(pending_pod(&format!("web-1-{}", i + 2), owner)).unwrap();
     }
-    let daemon = site.replica("zones", "  tick-interval: 1s\n", "  - {plugin: binpack}\n", "");
-    if eventually(Duration::from_secs(30), async || site.group_named("east-b").await.0 > 0).await.is_none() {
-        fail(daemon, "east-b never grew for the pods us-east-1a may not take");
-    }
-    let daemon = three_more_ticks(&site, daemon).await;
-    let journal = site.journal();
-    assert_eq!(site.group_named("east-b").await.0, 1, "{:#?}", records(&journal));
-    assert_eq!(site.group().await.0, 1, "general keeps its one node: {:#?}", records(&journal));
-    stop(daemon);
+    binpack_grows_only(&site, "east-b", "east-b never grew for the pods us-east-1a may not take").await;
 }
 
 /// Pods kept spread over nodes get as many nodes as the scheduler will fill, in the real
