@@ -159,9 +159,6 @@ fn snapshot(dir: &Path, value: serde_json::Value) -> Result<SnapshotData, String
             ("snapshot".into(), input_file::from_value(Path::new("snapshot"), inline).map_err(|e| e.to_string())?)
         }
     };
-    let bad = |e: ballast_sdk::fargate::InvalidPricing| {
-        format!("{origin}: field `fargate-pricing.{}`: {}", e.field, e.message)
-    };
-    snapshot.fargate_pricing.check().map_err(bad)?;
+    snapshot.fargate_pricing.check().map_err(|e| format!("{origin}: {e}"))?;
     Ok(snapshot)
 }

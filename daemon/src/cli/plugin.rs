@@ -139,7 +139,7 @@ fn read_snapshot(path: Option<&Path>) -> anyhow::Result<SnapshotData> {
     };
     match snapshot.fargate_pricing.check() {
         Ok(()) => Ok(snapshot),
-        Err(e) => anyhow::bail!("{}: field `fargate-pricing.{}`: {}", origin.display(), e.field, e.message),
+        Err(e) => anyhow::bail!("{}: {e}", origin.display()),
     }
 }
 

@@ -20,6 +20,13 @@ pub struct InvalidPricing {
     pub message: String,
 }
 
+impl std::fmt::Display for InvalidPricing {
+    /// As a file's field: ``field `fargate-pricing.per-gb-hour`: must be ...``.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "field `fargate-pricing.{}`: {}", self.field, self.message)
+    }
+}
+
 impl std::fmt::Display for FargateBilledSize {
     /// `0.25 vCPU / 1 GiB`, and the disk billed beyond what is included when there is some:
     /// `0.25 vCPU / 1 GiB / 7 GiB of disk beyond the 20 included`.
