@@ -657,7 +657,29 @@ impl Default for FargatePricing {
 
 #[cfg(test)]
 mod tests {
-    use super::ProvisioningTime;
+    use super::{ProvisioningTime, Resources};
+
+    /// A node's slots for a pod are limited by whichever resource runs out first, GPUs and
+    /// disk included; a resource the pod does not ask, or a disk not known, limits nothing.
+    #[test]
+    fn slots_for_a_pod_are_the_fewest_any_resource_allows() {
+        const GIB: u64 = 1 << 30;
+        let node =
+            Resources { gpus: 4, ephemeral_storage_bytes: 89 * GIB, pods: 29, ..Resources::pod(16_000, 64 * GIB) };
+        let pod = |f: &dyn Fn(&mut Resources)| {
+            let mut pod = Resources::pod(1000, GIB);
+            f(&mut pod);
+            node.slots_for(&pod)
+        };
+        assert_eq!(pod(&|_| {}), 16, "CPU");
+        assert_eq!(pod(&|p| p.memory_bytes = 16 * GIB), 4, "memory");
+        assert_eq!(pod(&|p| p.gpus = 1), 4, "GPUs");
+        assert_eq!(pod(&|p| p.ephemeral_storage_bytes = 30 * GIB), 2, "disk");
+        assert_eq!(pod(&|p| p.cpu_millis = 100), 29, "pod slots");
+        let unknown = Resources { ephemeral_storage_bytes: Resources::STORAGE_NOT_KNOWN, ..node };
+        let disk = Resources { ephemeral_storage_bytes: 30 * GIB, ..Resources::pod(1000, GIB) };
+        assert_eq!(unknown.slots_for(&disk), 16, "a disk not known holds any request");
+    }
 
     #[test]
     fn a_groups_lead_is_its_second_slowest_recent_delivery_so_one_outlier_does_not_move_it() {
