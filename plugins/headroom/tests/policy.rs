@@ -367,7 +367,7 @@ fn a_run_gets_room_on_the_group_whose_disk_holds_its_pods() {
     };
     // m5-a holds one; 11 more at two a node.
     assert_eq!(scaled_to(&evaluate(&disks("89Gi", "17Gi"), scheduled())), [("m5".to_string(), 7)]);
-    // Both disks hold four: the cheaper slot, as without disks.
+    // Disks that hold what the CPUs do: the cheaper slot, as without disks.
     assert_eq!(scaled_to(&evaluate(&disks("200Gi", "200Gi"), scheduled())), [("c5".to_string(), 3)]);
 }
 
