@@ -793,12 +793,18 @@ async fn a_fargate_ineligible_workload_is_never_steered_to_fargate() {
     let mut payments = deployment("payments");
     payments["spec"]["template"]["spec"]["nodeSelector"] = json!({"eks.amazonaws.com/nodegroup": "general"});
     site.standin.create(payments).unwrap();
+    // More disk than Fargate gives a pod (175 GiB): its pods would never start there.
+    let mut cache = deployment("cache");
+    cache["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]["ephemeral-storage"] = json!("200Gi");
+    site.standin.create(cache).unwrap();
 
     let scripted = PathBuf::from(env!("BALLAST_PLUGIN_DIR")).join("scripted_policy.wasm");
     let to_fargate = json!([
         {"action": {"place": {"workload": {"kind": "deployment", "namespace": "default", "name": "agent"},
             "target": "fargate"}}, "reason": "cheaper on Fargate"},
         {"action": {"place": {"workload": {"kind": "deployment", "namespace": "default", "name": "payments"},
+            "target": "fargate"}}, "reason": "cheaper on Fargate"},
+        {"action": {"place": {"workload": {"kind": "deployment", "namespace": "default", "name": "cache"},
             "target": "fargate"}}, "reason": "cheaper on Fargate"},
     ]);
     let policies = format!("  - {{plugin: \"{}\", settings: {{decisions: {to_fargate}}}}}\n", scripted.display());
@@ -814,7 +820,7 @@ async fn a_fargate_ineligible_workload_is_never_steered_to_fargate() {
     };
     let both = eventually(Duration::from_secs(40), async || {
         let journal = records(&journal);
-        journal.iter().any(refused("agent")) && journal.iter().any(refused("payments"))
+        ["agent", "payments", "cache"].into_iter().all(|name| journal.iter().any(refused(name)))
     });
     if both.await.is_none() {
         fail(daemon, &format!("no refused placements:\n{:#?}", records(&journal)));
@@ -830,6 +836,11 @@ async fn a_fargate_ineligible_workload_is_never_steered_to_fargate() {
     assert!(why.contains("pinned to node group `general` by its own nodeSelector"), "{why}");
     let template = &site.standin.get("apps/v1", "Deployment", "default", "payments").unwrap()["spec"]["template"];
     assert_eq!(template["spec"]["nodeSelector"], json!({"eks.amazonaws.com/nodegroup": "general"}), "the pin is kept");
+    let too_large = records(&journal).into_iter().find(refused("cache")).unwrap();
+    let why = too_large["guard"]["why"].to_string();
+    assert!(why.contains("asks 200Gi of ephemeral storage a pod, more than Fargate's 175Gi"), "{why}");
+    let template = &site.standin.get("apps/v1", "Deployment", "default", "cache").unwrap()["spec"]["template"];
+    assert!(template["spec"]["nodeSelector"].is_null(), "the pod template was not steered: {template}");
     stop(daemon);
 }
 

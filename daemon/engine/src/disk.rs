@@ -91,9 +91,7 @@ fn disk_refusal(
     if otherwise.is_empty() || otherwise.iter().any(|&(_, offered)| offered >= asked) {
         return None;
     }
-    let on_fargate =
-        pod.owner.as_ref().is_some_and(|o| workloads.iter().any(|w| &w.id == o && w.fargate_blocker.is_none()));
-    if fargate && on_fargate {
+    if fargate && crate::unplaceable::may_run_on_fargate(workloads, pod.owner.as_ref()) {
         return None;
     }
     Some(why(asked, &otherwise))

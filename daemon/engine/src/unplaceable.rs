@@ -9,7 +9,10 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-use ballast_sdk::{NodeGroup, NodeGroupKind, PendingPod, PendingShape, Refusal, Resources, Snapshot, SnapshotData};
+use ballast_sdk::{
+    NodeGroup, NodeGroupKind, PendingPod, PendingShape, Refusal, Resources, Snapshot, SnapshotData, Workload,
+    WorkloadRef,
+};
 
 use super::node_labels::ZONE_KEYS;
 use super::ports::{Announcement, PassOver, PassedOverPod, Subject};
@@ -43,7 +46,7 @@ pub fn find(snapshot: &SnapshotData) -> Vec<Unplaceable<'_>> {
         .pending_shapes()
         .iter()
         .filter(|shape| !ballast_sdk::new_node_takes(&groups, shape))
-        .filter(|shape| !(fargate && may_run_on_fargate(snapshot, shape)))
+        .filter(|shape| !(fargate && may_run_on_fargate(&snapshot.workloads, shape.owner.as_ref())))
         .map(|shape| (shape, Arc::from(why_not(&groups, shape))))
         .collect();
     if unplaceable.is_empty() {
@@ -69,9 +72,10 @@ pub fn refused_for_disk(passed_over: &[PassedOverPod]) -> impl Iterator<Item = U
     })
 }
 
-fn may_run_on_fargate(snapshot: &SnapshotData, shape: &PendingShape) -> bool {
-    let Some(owner) = &shape.owner else { return false };
-    snapshot.workloads.iter().any(|w| &w.id == owner && w.fargate_blocker.is_none())
+/// True if the pods of `owner` may run on Fargate: it is a workload with no Fargate blocker
+/// (a pod without one may not).
+pub(crate) fn may_run_on_fargate(workloads: &[Workload], owner: Option<&WorkloadRef>) -> bool {
+    owner.is_some_and(|owner| workloads.iter().any(|w| &w.id == owner && w.fargate_blocker.is_none()))
 }
 
 fn of_shape(pod: &PendingPod, shape: &PendingShape) -> bool {
