@@ -268,6 +268,13 @@ fn a_bad_scenario_names_the_file_the_field_and_the_value() {
     assert_eq!(no_skew, "bad.yaml: field `workloads[0].max-zone-skew`: must be at least 1, got 0");
     let no_node_skew = scenario_error(&GOOD.replace("node-group: general", "max-node-skew: 0"));
     assert_eq!(no_node_skew, "bad.yaml: field `workloads[0].max-node-skew`: must be at least 1, got 0");
+    let no_domains = scenario_error(&GOOD.replace("node-group: general", "max-node-skew: 1, min-node-domains: 0"));
+    assert_eq!(no_domains, "bad.yaml: field `workloads[0].min-node-domains`: must be at least 1, got 0");
+    let unspread = scenario_error(&GOOD.replace("node-group: general", "min-node-domains: 3"));
+    assert_eq!(
+        unspread,
+        "bad.yaml: field `workloads[0].min-node-domains`: 3, but no max-node-skew: it is that spread's"
+    );
 
     let bad_duration = scenario_error(&GOOD.replace("duration: 1h", "duration: soon"));
     assert!(bad_duration.contains("field `duration`") && bad_duration.contains("`soon`"), "{bad_duration}");

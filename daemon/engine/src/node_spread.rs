@@ -42,7 +42,12 @@ use super::ports::{ClusterView, NodeInclusion, NodeView, PodShape, PodTemplate};
 ///   where they went.
 /// - A group whose nodes differ in a label the pods select (a zone, in a group over
 ///   several) is judged by its own labels.
-/// - `minDomains` is not read.
+/// - A spread's `minDomains` is kept to as the scheduler keeps it: while fewer nodes count,
+///   the fewest is none, and so is it when just as many count and none of the workload's
+///   pods wait, since a node that went would leave too few: its pods could then go only to
+///   nodes running fewer than `maxSkew`. So a removal that would strand them is not made.
+///   While too few count, each new node is planned for `maxSkew` pods, more nodes than the
+///   scheduler fills once enough are up; `consolidation` merges them later.
 pub fn caps(
     cluster: &ClusterView,
     nodes: &[Node],
@@ -50,7 +55,11 @@ pub fn caps(
     being_removed: &dyn Fn(&str) -> bool,
 ) -> HashMap<WorkloadRef, u32> {
     let spreads: BTreeMap<&WorkloadRef, Spread> = (cluster.workloads.iter())
-        .filter_map(|w| Some((&w.id, Spread { max_skew: w.max_node_skew?, inclusion: w.node_inclusion })))
+        .filter_map(|w| {
+            let spread =
+                Spread { max_skew: w.max_node_skew?, min_domains: w.min_node_domains, inclusion: w.node_inclusion };
+            Some((&w.id, spread))
+        })
         .collect();
     if spreads.is_empty() {
         return HashMap::new();
@@ -62,9 +71,15 @@ pub fn caps(
         .map(|(&w, spread)| {
             let rules =
                 Rules { groups: &groups, template: seen.templates.get(w).copied(), inclusion: spread.inclusion };
+            let counting = seen.counting(&rules);
+            // Fewer than its minDomains and `spare` count: the scheduler takes the fewest as
+            // none now (`spare` 0), or would once a node went (1).
+            let too_few = |spare: u32| spread.min_domains.is_some_and(|m| counting < m.saturating_add(spare) as usize);
             let fewest = match waiting.get(w) {
+                _ if too_few(0) => 0,
+                None if too_few(1) => 0,
                 Some(wait) => filled(seen.domains(w, wait, &rules), wait.pods, spread.max_skew),
-                None => seen.fewest(w, &rules),
+                None => seen.fewest(w, counting, &rules),
             };
             (w.clone(), fewest + spread.max_skew)
         })
@@ -75,6 +90,7 @@ pub fn caps(
 #[derive(Clone, Copy)]
 struct Spread {
     max_skew: u32,
+    min_domains: Option<u32>,
     inclusion: NodeInclusion,
 }
 
@@ -140,9 +156,14 @@ impl<'a> Seen<'a> {
         seen
     }
 
-    /// The fewest of `workload`'s pods on a node that counts: none if one runs none.
-    fn fewest(&self, workload: &WorkloadRef, rules: &Rules<'_>) -> u32 {
-        let counting: usize = self.by_place.iter().filter(|&(&p, _)| rules.counts(p)).map(|(_, n)| n.len()).sum();
+    /// How many nodes count for a workload's spread.
+    fn counting(&self, rules: &Rules<'_>) -> usize {
+        self.by_place.iter().filter(|&(&p, _)| rules.counts(p)).map(|(_, n)| n.len()).sum()
+    }
+
+    /// The fewest of `workload`'s pods on a node that counts (`counting` of them): none if
+    /// one runs none.
+    fn fewest(&self, workload: &WorkloadRef, counting: usize, rules: &Rules<'_>) -> u32 {
         let on_nodes = self.pods_of.get(workload).into_iter().flat_map(|p| p.values());
         let running: Vec<u32> = on_nodes.filter(|p| rules.counts(p.place)).map(|p| p.pods).collect();
         if running.len() < counting { 0 } else { running.into_iter().min().unwrap_or(0) }

@@ -368,6 +368,9 @@ pub struct WorkloadView {
     /// scheduler keeps them (a topology spread on `kubernetes.io/hostname`): plugins get it
     /// as the cap per node it sets now (see [`crate::node_spread::caps`]).
     pub max_node_skew: Option<u32>,
+    /// That spread's `minDomains`: while fewer nodes count for it, the scheduler takes the
+    /// fewest as none, so each node runs at most `max_node_skew` of its pods.
+    pub min_node_domains: Option<u32>,
     /// Which nodes that spread counts (its `nodeTaintsPolicy` and `nodeAffinityPolicy`).
     pub node_inclusion: NodeInclusion,
 }

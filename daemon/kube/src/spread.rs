@@ -4,8 +4,8 @@
 //! each zone (each node) within `maxSkew` of the one with the fewest.
 //!
 //! # Caveats
-//! - `minDomains` is not read: with fewer domains than it names, the scheduler counts the
-//!   fewest as none, which this reading does not know.
+//! - A hostname spread's `minDomains` is read; a zone spread's is not: with fewer zones than
+//!   it names, the scheduler counts the fewest as none, which this reading does not know.
 //! - A zone spread's `nodeAffinityPolicy` and `nodeTaintsPolicy` are not read: which zones
 //!   count is left to the policies, from the groups that admit the pods. A hostname spread's
 //!   are, and the engine counts the nodes they say (by default every node whose group's
@@ -31,8 +31,9 @@ pub fn max_zone_skew(template: &PodTemplateSpec) -> Result<Option<u32>, BadValue
 }
 
 /// The most more pods of the template one node may run than the node with the fewest, if
-/// its rules say (a spread on `kubernetes.io/hostname`), with the nodes that spread counts;
-/// errors as [`max_zone_skew`], and for a node policy other than `Honor` or `Ignore`.
+/// its rules say (a spread on `kubernetes.io/hostname`), with the nodes that spread counts
+/// and its `minDomains`; errors as [`max_zone_skew`], for a node policy other than `Honor`
+/// or `Ignore`, and for a `minDomains` below 1 (which the API server refuses).
 pub fn node_spread(template: &PodTemplateSpec) -> Result<Option<NodeSpread>, BadValue> {
     let Some(Held { skew, index: i, constraint: c }) = tightest(template, &[HOSTNAME])? else { return Ok(None) };
     let honors = |policy: &Option<String>, name: &str, default: bool| match policy.as_deref() {
@@ -49,13 +50,23 @@ pub fn node_spread(template: &PodTemplateSpec) -> Result<Option<NodeSpread>, Bad
         honors_taints: honors(&c.node_taints_policy, "nodeTaintsPolicy", false)?,
         ignores_affinity: !honors(&c.node_affinity_policy, "nodeAffinityPolicy", true)?,
     };
-    Ok(Some(NodeSpread { max_skew: skew, inclusion }))
+    let min_domains = match c.min_domains {
+        None => None,
+        Some(m) => Some(u32::try_from(m).ok().filter(|&m| m >= 1).ok_or_else(|| BadValue {
+            field: format!("spec.template.spec.topologySpreadConstraints[{i}].minDomains"),
+            value: m.to_string(),
+            error: "must be at least 1".into(),
+        })?),
+    };
+    Ok(Some(NodeSpread { max_skew: skew, min_domains, inclusion }))
 }
 
 /// A spread over nodes that may not be broken, as [`node_spread`] reads it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NodeSpread {
     pub max_skew: u32,
+    /// Its `minDomains`: while fewer nodes count, the scheduler takes the fewest as none.
+    pub min_domains: Option<u32>,
     /// The nodes it counts.
     pub inclusion: NodeInclusion,
 }
@@ -166,6 +177,21 @@ mod tests {
         assert_eq!(
             bad.to_string(),
             "spec.template.spec.topologySpreadConstraints[0].nodeTaintsPolicy = \"honor\" cannot be read (must be Honor or Ignore)"
+        );
+    }
+
+    #[test]
+    fn a_hostname_spread_s_min_domains_is_read() {
+        let with = |min_domains: Value| {
+            let mut s = spread(HOSTNAME, 1, "DoNotSchedule", json!({"matchLabels": {"app": "web"}}));
+            s["minDomains"] = min_domains;
+            node_spread(&template(json!([s]))).map(|s| s.and_then(|s| s.min_domains))
+        };
+        assert_eq!(with(json!(3)), Ok(Some(3)));
+        assert_eq!(with(Value::Null), Ok(None), "not set");
+        assert_eq!(
+            with(json!(0)).unwrap_err().to_string(),
+            "spec.template.spec.topologySpreadConstraints[0].minDomains = \"0\" cannot be read (must be at least 1)"
         );
     }
 

@@ -86,6 +86,7 @@ struct WorkloadEntry {
     max_per_node: Option<u32>,
     max_zone_skew: Option<u32>,
     max_node_skew: Option<u32>,
+    min_node_domains: Option<u32>,
     node_inclusion: NodeInclusion,
 }
 
@@ -563,6 +564,7 @@ impl ClusterStore {
             None
         });
         let max_node_skew = node_spread.map(|s| s.max_skew);
+        let min_node_domains = node_spread.and_then(|s| s.min_domains);
         let node_inclusion = node_spread.map(|s| s.inclusion).unwrap_or_default();
         let id = WorkloadRef { kind, namespace: key.0, name: key.1 };
         let entry = WorkloadEntry {
@@ -574,6 +576,7 @@ impl ClusterStore {
             max_per_node,
             max_zone_skew,
             max_node_skew,
+            min_node_domains,
             node_inclusion,
         };
         self.workloads.insert(id, entry);

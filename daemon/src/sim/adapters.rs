@@ -318,6 +318,7 @@ impl World {
             max_per_node: w.spec.max_per_node,
             max_zone_skew: w.spec.max_zone_skew,
             max_node_skew: w.spec.max_node_skew,
+            min_node_domains: w.spec.min_node_domains,
             node_inclusion: Default::default(),
         });
         if let Some(bounds) = &w.spec.autoscaler {

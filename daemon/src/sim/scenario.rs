@@ -357,6 +357,10 @@ pub struct WorkloadSpec {
     /// and this `maxSkew`). The scheduler keeps to it.
     #[serde(default)]
     pub max_node_skew: Option<u32>,
+    /// That spread's `minDomains`: while fewer nodes its pods may run on are Ready, the
+    /// scheduler takes the fewest as none, so each node runs at most `max-node-skew` of them.
+    #[serde(default)]
+    pub min_node_domains: Option<u32>,
     /// A CapacityBuffer that follows the workload (its `scalableRef`): spare room for more of
     /// its pods, sized as in a cluster.
     #[serde(default)]

@@ -87,7 +87,12 @@ impl World {
     /// their taints).
     fn spread(&self, w: usize) -> Spread {
         let spec = &self.workloads[w].spec;
-        let mut spread = Spread { zone_skew: spec.max_zone_skew, node_skew: spec.max_node_skew, ..Spread::default() };
+        let mut spread = Spread {
+            zone_skew: spec.max_zone_skew,
+            node_skew: spec.max_node_skew,
+            min_node_domains: spec.min_node_domains.unwrap_or(0),
+            ..Spread::default()
+        };
         for (i, node) in self.nodes.iter().enumerate() {
             let Some(node) = node.as_ref().filter(|n| n.ready && !n.fargate) else { continue };
             if !self.node_admits(i, w) {
@@ -110,6 +115,8 @@ impl World {
 struct Spread {
     zone_skew: Option<u32>,
     node_skew: Option<u32>,
+    /// While fewer nodes count, the fewest on a node is none.
+    min_node_domains: u32,
     zones: BTreeMap<String, u32>,
     nodes: HashMap<usize, u32>,
     /// As last counted.
@@ -141,7 +148,11 @@ impl Spread {
 
     fn count_fewest(&mut self) {
         let fewest = |counts: &mut dyn Iterator<Item = &u32>| counts.min().copied().unwrap_or(0);
-        self.fewest = Fewest { in_zone: fewest(&mut self.zones.values()), on_node: fewest(&mut self.nodes.values()) };
+        let on_node = match self.nodes.len() < self.min_node_domains as usize {
+            true => 0,
+            false => fewest(&mut self.nodes.values()),
+        };
+        self.fewest = Fewest { in_zone: fewest(&mut self.zones.values()), on_node };
     }
 }
 
@@ -188,6 +199,9 @@ mod tests {
         assert_eq!(bound_by_node(", max-node-skew: 1"), [2, 2, 1]);
         assert_eq!(bound_by_node(", max-node-skew: 2"), [2, 2, 1], "the third waits for one on the empty node");
         assert_eq!(bound_by_node(", max-node-skew: 3"), [3, 2, 0]);
+        let min_domains = |m| bound_by_node(&format!(", max-node-skew: 1, min-node-domains: {m}"));
+        assert_eq!(min_domains(4), [1, 1, 1], "three nodes, four must count: two wait for a fourth");
+        assert_eq!(min_domains(3), [2, 2, 1]);
     }
 
     #[test]

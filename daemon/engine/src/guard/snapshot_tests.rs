@@ -387,6 +387,29 @@ fn a_spread_workload_s_waiting_pods_raise_its_cap_as_they_fill_the_nodes_with_th
     assert_eq!(web_cap(&world), Some(1), "none goes to a cordoned w5, which still counts");
 }
 
+/// A spread's `minDomains`: while fewer nodes count, the scheduler takes the fewest as none,
+/// so the cap is the skew alone, waiting pods or not; with just as many and none waiting, it
+/// is too, since a node that went would leave too few for its pods to go anywhere but where
+/// fewer than the skew run. Once more count, the fewest is read again.
+#[test]
+fn a_spread_s_min_domains_holds_the_cap_to_its_skew_while_too_few_nodes_count() {
+    let mut world = World::default();
+    world.cluster.workloads[0].max_node_skew = Some(1);
+    world.cluster.workloads[0].min_node_domains = Some(5);
+    for i in 0..3 {
+        world.pods.push(super::fixture::pod(&format!("web-new-{i}"), None, Some(web()), 100));
+    }
+    assert_eq!(web_cap(&world), Some(1), "four nodes count, five must: none may run two");
+    world.cluster.nodes.push(super::fixture::node("w5", None, Some("web")));
+    assert_eq!(web_cap(&world), Some(2), "five count: the first goes to w5, then each runs one");
+    world.pods.retain(|p| p.node.is_some());
+    world.pods.push(super::fixture::pod("web-5", Some("w5"), Some(web()), 100));
+    assert_eq!(web_cap(&world), Some(1), "each runs one and none waits: one node going would leave four");
+    world.cluster.nodes.push(super::fixture::node("w6", None, Some("web")));
+    world.pods.push(super::fixture::pod("web-6", Some("w6"), Some(web()), 100));
+    assert_eq!(web_cap(&world), Some(2), "six count, each runs one");
+}
+
 /// The most web pods the snapshot says one node may run, if it says.
 fn web_cap(world: &World) -> Option<u32> {
     let obs = world.observe();

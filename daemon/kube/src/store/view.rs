@@ -32,6 +32,7 @@ impl ClusterStore {
                     max_per_node: w.max_per_node,
                     max_zone_skew: w.max_zone_skew,
                     max_node_skew: w.max_node_skew,
+                    min_node_domains: w.min_node_domains,
                     node_inclusion: w.node_inclusion,
                 }
             })

@@ -171,6 +171,13 @@ impl Scenario {
         if w.max_node_skew == Some(0) {
             return Err(invalid(at("max-node-skew"), "must be at least 1, got 0"));
         }
+        match (w.min_node_domains, w.max_node_skew) {
+            (Some(0), _) => return Err(invalid(at("min-node-domains"), "must be at least 1, got 0")),
+            (Some(m), None) => {
+                return Err(invalid(at("min-node-domains"), format!("{m}, but no max-node-skew: it is that spread's")));
+            }
+            _ => {}
+        }
         if w.placement == Target::Fargate {
             self.fits_fargate(w).map_err(|why| invalid(at("placement"), why))?;
         }
