@@ -7,10 +7,10 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::sync::Arc;
 
-use ballast_sdk::{Constraints, Node, NodeGroup, Refusal, Resources, WorkloadRef};
+use ballast_sdk::{Constraints, Node, NodeGroup, PendingPod, Refusal, Resources, WorkloadRef};
 
 use super::observe::was_ready_once;
-use super::ports::{ClusterView, NodeInclusion, NodeView, PodShape, PodTemplate};
+use super::ports::{ClusterView, NodeInclusion, NodeView, PassOver, PassedOver, PassedOverPod, PodShape, PodTemplate};
 
 /// The most pods of each workload kept spread over nodes that one node may run (see
 /// [`WorkloadView::max_node_skew`](super::ports::WorkloadView::max_node_skew)): the fewest
@@ -32,14 +32,18 @@ use super::ports::{ClusterView, NodeInclusion, NodeView, PodShape, PodTemplate};
 /// booting (never Ready yet), which the waiting pods will fill once it is; not one that was
 /// lost.
 ///
+/// A node being removed is left out although the scheduler counts it until it is gone: while
+/// it stands drained, with none of the pods, the scheduler's cap is `maxSkew` alone and the
+/// pods it evicted wait for it to go. The cap given is the one after, and the waiting pods
+/// the fill places are told as awaiting that removal ([`NodeSpreads::awaiting_removal`]),
+/// so policies buy no node for that wait.
+///
 /// # Caveats
-/// - A node being removed is left out although the scheduler counts it until it is gone:
-///   while it stands drained, with none of the pods, the scheduler's cap is `maxSkew` alone
-///   and the pods it evicted wait for it to go. The cap given is the one after, so policies
-///   buy no node for that wait.
 /// - The fill takes the room as free for the workload's pods alone: other pods waiting for
 ///   the same room may leave the fewest lower, and the cap with it, until the next tick sees
 ///   where they went.
+/// - A pod told as awaiting a removal is one the fill places; any other reason it waits for
+///   (room another workload's waiting pods take first) goes unseen until the node is gone.
 /// - A group whose nodes differ in a label the pods select (a zone, in a group over
 ///   several) is judged by its own labels.
 /// - A spread's `minDomains` is kept to as the scheduler keeps it: while fewer nodes count,
@@ -53,7 +57,7 @@ pub fn caps(
     nodes: &[Node],
     groups: &[NodeGroup],
     being_removed: &dyn Fn(&str) -> bool,
-) -> HashMap<WorkloadRef, u32> {
+) -> NodeSpreads {
     let spreads: BTreeMap<&WorkloadRef, Spread> = (cluster.workloads.iter())
         .filter_map(|w| {
             let spread =
@@ -62,28 +66,73 @@ pub fn caps(
         })
         .collect();
     if spreads.is_empty() {
-        return HashMap::new();
+        return NodeSpreads::default();
     }
     let seen = Seen::walk(cluster, nodes, &spreads, being_removed);
     let groups: HashMap<&str, &NodeGroup> = groups.iter().map(|g| (g.id.as_str(), g)).collect();
     let waiting = waiting(cluster, &spreads);
-    (spreads.iter())
-        .map(|(&w, spread)| {
-            let rules =
-                Rules { groups: &groups, template: seen.templates.get(w).copied(), inclusion: spread.inclusion };
-            let counting = seen.counting(&rules);
-            // Fewer than its minDomains and `spare` count: the scheduler takes the fewest as
-            // none now (`spare` 0), or would once a node went (1).
-            let too_few = |spare: u32| spread.min_domains.is_some_and(|m| counting < m.saturating_add(spare) as usize);
-            let fewest = match waiting.get(w) {
-                _ if too_few(0) => 0,
-                None if too_few(1) => 0,
-                Some(wait) => filled(seen.domains(w, wait, &rules), wait.pods, spread.max_skew),
-                None => seen.fewest(w, counting, &rules),
+    let mut found = NodeSpreads::default();
+    for (&w, spread) in &spreads {
+        let rules = Rules { groups: &groups, template: seen.templates.get(w).copied(), inclusion: spread.inclusion };
+        let counting = seen.counting(&rules);
+        // Fewer than its minDomains and `spare` count: the scheduler takes the fewest as
+        // none now (`spare` 0), or would once a node went (1).
+        let too_few = |spare: u32| spread.min_domains.is_some_and(|m| counting < m.saturating_add(spare) as usize);
+        let fill = match waiting.get(w) {
+            _ if too_few(0) => Fill::default(),
+            None if too_few(1) => Fill::default(),
+            Some(wait) => filled(seen.domains(w, wait, &rules), wait.pods, spread.max_skew),
+            None => Fill { fewest: seen.fewest(w, counting, &rules), placed: 0 },
+        };
+        if fill.placed > 0 && seen.leaving.iter().any(|&place| rules.counts(place)) {
+            found.awaiting_removal.insert(w.clone(), fill.placed);
+        }
+        found.caps.insert(w.clone(), fill.fewest + spread.max_skew);
+    }
+    found
+}
+
+/// What the host tells of the workloads kept spread over nodes ([`caps`]).
+#[derive(Default)]
+pub struct NodeSpreads {
+    /// The most pods of each that one node may run.
+    pub caps: HashMap<WorkloadRef, u32>,
+    /// Of each one's waiting pods, how many wait only for a node being removed to go: the
+    /// scheduler counts that node, drained, as the one with the fewest until it is gone, and
+    /// then puts them on the room the other nodes have.
+    pub awaiting_removal: HashMap<WorkloadRef, u32>,
+}
+
+/// Takes out of `pending` the pods that await a removal, as many of each workload's as
+/// `awaiting` says, and tells them as passed over: no node need be bought for them.
+pub fn awaiting_removal(
+    pending: Vec<PendingPod>,
+    mut awaiting: HashMap<WorkloadRef, u32>,
+) -> (Vec<PendingPod>, Vec<PassedOverPod>) {
+    if awaiting.is_empty() {
+        return (pending, Vec::new());
+    }
+    let why: Arc<str> = Arc::from(
+        "kept spread over nodes, it waits for a node being removed to go: the scheduler counts that node, \
+         drained, as the one with the fewest of its workload's pods until it is gone, and then puts it on room \
+         the other nodes have",
+    );
+    let mut passed = Vec::new();
+    let waiting = (pending.into_iter())
+        .filter(|pod| {
+            let Some(left) = pod.owner.as_ref().and_then(|o| awaiting.get_mut(o)).filter(|left| **left > 0) else {
+                return true;
             };
-            (w.clone(), fewest + spread.max_skew)
+            *left -= 1;
+            passed.push(PassedOverPod {
+                namespace: Arc::from(pod.namespace.as_str()),
+                name: Arc::from(pod.name.as_str()),
+                passed_over: PassedOver { reason: PassOver::AwaitsRemoval, node: None, why: why.clone() },
+            });
+            false
         })
-        .collect()
+        .collect();
+    (waiting, passed)
 }
 
 /// A workload's spread over nodes.
@@ -106,6 +155,8 @@ struct Place<'a> {
 /// place, with the spread workloads' pods on each.
 struct Seen<'a> {
     by_place: HashMap<Place<'a>, Vec<&'a NodeView>>,
+    /// Where the nodes being removed stand: the scheduler counts them until they are gone.
+    leaving: Vec<Place<'a>>,
     /// Each spread workload's pods on the nodes that run some, with the node's place.
     pods_of: HashMap<&'a WorkloadRef, HashMap<&'a str, PodsOn<'a>>>,
     /// The template of each spread workload's pods, from the first pending or running pod.
@@ -126,7 +177,8 @@ impl<'a> Seen<'a> {
         spreads: &BTreeMap<&WorkloadRef, Spread>,
         being_removed: &dyn Fn(&str) -> bool,
     ) -> Self {
-        let mut seen = Seen { by_place: HashMap::new(), pods_of: HashMap::new(), templates: HashMap::new() };
+        let mut seen =
+            Seen { by_place: HashMap::new(), leaving: Vec::new(), pods_of: HashMap::new(), templates: HashMap::new() };
         // Shapes are shared between nodes: each is looked up once, by its address.
         let mut spread: HashMap<*const PodShape, Option<&WorkloadRef>> = HashMap::new();
         let mut owner_of = |shape: &'a Arc<PodShape>| {
@@ -140,10 +192,16 @@ impl<'a> Seen<'a> {
             }
         }
         for (view, node) in cluster.nodes.iter().zip(nodes) {
-            if view.fargate || view.removal_mark.is_some() || being_removed(&view.name) {
+            if view.fargate {
                 continue;
             }
-            let place = Place { group: node.group.as_deref(), held: view.cordoned || !view.ready };
+            let group = node.group.as_deref();
+            if view.removal_mark.is_some() || being_removed(&view.name) {
+                // Cordoned by its removal, if not yet by the cluster.
+                seen.leaving.push(Place { group, held: true });
+                continue;
+            }
+            let place = Place { group, held: view.cordoned || !view.ready };
             seen.by_place.entry(place).or_default().push(view);
             for on in &view.pods.shapes {
                 if let Some(owner) = owner_of(&on.shape) {
@@ -201,13 +259,24 @@ struct Waiting {
     requests: Resources,
 }
 
+/// Where a spread workload's waiting pods leave it once they have gone where they may.
+#[derive(Default)]
+struct Fill {
+    /// The fewest of its pods on a node that counts.
+    fewest: u32,
+    /// How many of the waiting pods went to room a node has.
+    placed: u32,
+}
+
 /// The fewest of the workload's pods on a node once `pods` more have gone, each to a node
 /// with the fewest that has room (the scheduler's spread scoring leans so), none to one the
-/// skew keeps them from.
-fn filled(domains: Vec<Domain>, mut pods: u32, skew: u32) -> u32 {
+/// skew keeps them from; and how many went.
+fn filled(domains: Vec<Domain>, pods: u32, skew: u32) -> Fill {
     if domains.is_empty() {
-        return 0;
+        return Fill::default();
     }
+    let waiting = pods;
+    let mut pods = pods;
     let mut full = domains.iter().filter(|d| d.room == 0).map(|d| d.pods).min().unwrap_or(u32::MAX);
     let mut open: BinaryHeap<Reverse<(u32, u32)>> =
         domains.iter().filter(|d| d.room > 0).map(|d| Reverse((d.pods, d.room))).collect();
@@ -224,7 +293,7 @@ fn filled(domains: Vec<Domain>, mut pods: u32, skew: u32) -> u32 {
             full = full.min(on + 1);
         }
     }
-    full.min(open.peek().map_or(u32::MAX, |Reverse((on, _))| *on))
+    Fill { fewest: full.min(open.peek().map_or(u32::MAX, |Reverse((on, _))| *on)), placed: waiting - pods }
 }
 
 /// How many pods asking `wait.requests` the node's free room holds, at most as many as wait.

@@ -116,8 +116,9 @@ pub fn observe(cluster: ClusterView, mut groups: Vec<GroupView>, cx: &ObserveCon
     let workloads: Vec<Workload> = cluster.workloads.iter().map(|w| workload(w, &cx.fargate_pricing)).collect();
     let pending: Vec<PendingPod> = cluster.pending.iter().map(|p| pending_pod(p, cx.now_millis)).collect();
     let (pending, refused_for_disk) = crate::disk::refused_for_disk(pending, &node_groups, &workloads);
-    let spread_caps = crate::node_spread::caps(&cluster, &nodes, &node_groups, cx.being_removed);
-    let per_node_limits = per_node_limits(&cluster.workloads, &spread_caps);
+    let node_spreads = crate::node_spread::caps(&cluster, &nodes, &node_groups, cx.being_removed);
+    let (pending, awaiting_removal) = crate::node_spread::awaiting_removal(pending, node_spreads.awaiting_removal);
+    let per_node_limits = per_node_limits(&cluster.workloads, &node_spreads.caps);
     let zone_spreads = zone_spreads(&cluster.workloads, &cluster.nodes);
     let total_nodes = cluster.nodes.len();
     let mut scheduled_runs = cluster.scheduled_runs;
@@ -164,7 +165,7 @@ pub fn observe(cluster: ClusterView, mut groups: Vec<GroupView>, cx: &ObserveCon
             .iter()
             .filter_map(|g| g.last_launch_failure.clone().map(|f| (g.id.clone(), f)))
             .collect(),
-        passed_over: cluster.passed_over.into_iter().chain(refused_for_disk).collect(),
+        passed_over: cluster.passed_over.into_iter().chain(refused_for_disk).chain(awaiting_removal).collect(),
         node_skews: cluster.workloads.iter().filter_map(|w| Some((w.id.clone(), w.max_node_skew?))).collect(),
     }
 }

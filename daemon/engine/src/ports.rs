@@ -155,10 +155,14 @@ pub enum PassOver {
     Nominated,
     /// It asks more ephemeral storage than any group's new node offers ([`crate::disk`]).
     Disk,
+    /// Kept spread over nodes, it waits for a node being removed to go, and then fits on
+    /// room the others have ([`crate::node_spread`]).
+    AwaitsRemoval,
 }
 
 impl PassOver {
-    pub const ALL: [PassOver; 4] = [PassOver::DaemonSet, PassOver::Expendable, PassOver::Nominated, PassOver::Disk];
+    pub const ALL: [PassOver; 5] =
+        [PassOver::DaemonSet, PassOver::Expendable, PassOver::Nominated, PassOver::Disk, PassOver::AwaitsRemoval];
 
     /// Its name in metrics' `reason` label.
     pub fn label(self) -> &'static str {
@@ -167,6 +171,7 @@ impl PassOver {
             PassOver::Expendable => "expendable",
             PassOver::Nominated => "nominated",
             PassOver::Disk => "ephemeral-storage",
+            PassOver::AwaitsRemoval => "awaits-removal",
         }
     }
 }

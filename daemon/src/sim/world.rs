@@ -426,6 +426,9 @@ impl World {
         if let Some(g) = node.group {
             self.groups[g].instances.retain(|&n| n != id);
         }
+        // A node gone, empty or not, may let a pod kept spread go where the skew kept it out
+        // (kube-scheduler retries such pods when a node is deleted).
+        self.schedule_dirty = true;
     }
 
     /// True if the workload's pods may run on the node: its group admits them, but for the

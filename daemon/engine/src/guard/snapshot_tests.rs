@@ -6,6 +6,7 @@ use ballast_sdk::{PlacementTarget, Resources, Snapshot as _};
 
 use super::fixture::{NOW, World, web};
 use super::tests::{check, place, refused, remove, scale_to, window};
+use crate::ports::PassOver;
 use crate::record::GuardOutcome;
 use crate::rule::Rule;
 
@@ -89,7 +90,7 @@ fn every_removal_blocker_is_named_on_its_node() {
         (
             "a pod nominated to run here",
             |w| {
-                use crate::ports::{PassOver, PassedOver, PassedOverPod};
+                use crate::ports::{PassedOver, PassedOverPod};
                 w.cluster.passed_over.push(PassedOverPod {
                     namespace: "shop".into(),
                     name: "urgent-1".into(),
@@ -408,6 +409,33 @@ fn a_spread_s_min_domains_holds_the_cap_to_its_skew_while_too_few_nodes_count() 
     world.cluster.nodes.push(super::fixture::node("w6", None, Some("web")));
     world.pods.push(super::fixture::pod("web-6", Some("w6"), Some(web()), 100));
     assert_eq!(web_cap(&world), Some(2), "six count, each runs one");
+}
+
+/// A pod of a spread workload evicted by a drain waits while the drained node stands: the
+/// scheduler counts it as the node with the fewest, none, until it is gone. One that will
+/// then fit on another node's room is told as passed over, not pending, so no policy buys a
+/// node for it; one that will not fit stays pending.
+#[test]
+fn a_spread_pod_that_waits_only_for_a_drained_node_to_go_is_not_waiting_for_capacity() {
+    let mut world = World::default();
+    world.cluster.workloads[0].max_node_skew = Some(1);
+    world.pods.retain(|p| p.node.as_deref() != Some("w4"));
+    world.pods.push(super::fixture::pod("web-new", None, Some(web()), 100));
+    let pending = |world: &World| {
+        let obs = world.observe();
+        let passed: Vec<_> = obs.passed_over.iter().map(|p| (p.name.to_string(), p.passed_over.reason)).collect();
+        (obs.snapshot.pending_pods.iter().map(|p| p.name.clone()).collect::<Vec<_>>(), passed)
+    };
+    assert_eq!(pending(&world), (vec!["web-new".to_string()], vec![]), "no node is being removed");
+    world.draining("w4");
+    assert_eq!(pending(&world), (vec![], vec![("web-new".to_string(), PassOver::AwaitsRemoval)]));
+    world.cluster.workloads[0].node_inclusion.honors_taints = true;
+    assert_eq!(pending(&world).1, vec![], "w4, cordoned, does not count when taints are honoured");
+    world.cluster.workloads[0].node_inclusion.honors_taints = false;
+    for node in ["w1", "w2", "w3"] {
+        world.node_mut(node).allocatable.cpu_millis = 100;
+    }
+    assert_eq!(pending(&world).0, vec!["web-new".to_string()], "no room for it on the others");
 }
 
 /// The most web pods the snapshot says one node may run, if it says.
