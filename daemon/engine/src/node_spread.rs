@@ -46,12 +46,13 @@ use super::ports::{ClusterView, NodeInclusion, NodeView, PassOver, PassedOver, P
 ///   (room another workload's waiting pods take first) goes unseen until the node is gone.
 /// - A group whose nodes differ in a label the pods select (a zone, in a group over
 ///   several) is judged by its own labels.
-/// - A spread's `minDomains` is kept to as the scheduler keeps it: while fewer nodes count,
-///   the fewest is none, and so is it when just as many count and none of the workload's
-///   pods wait, since a node that went would leave too few: its pods could then go only to
-///   nodes running fewer than `maxSkew`. So a removal that would strand them is not made.
-///   While too few count, each new node is planned for `maxSkew` pods, more nodes than the
-///   scheduler fills once enough are up; `consolidation` merges them later.
+/// - A spread's `minDomains`: while fewer nodes count, the scheduler takes the fewest as
+///   none, so each node runs at most `maxSkew`. The cap told then shares the waiting pods
+///   over the nodes still missing (at least `maxSkew`), so the nodes bought for them are as
+///   many as bring the count up, not one for each `maxSkew` of them; the nodes already up
+///   take their share once enough count. With none waiting, the cap is `maxSkew` while too
+///   few count and also when just as many do, since a node that went would leave too few:
+///   so a removal that would strand its pods is not made.
 pub fn caps(
     cluster: &ClusterView,
     nodes: &[Node],
@@ -75,12 +76,18 @@ pub fn caps(
     for (&w, spread) in &spreads {
         let rules = Rules { groups: &groups, template: seen.templates.get(w).copied(), inclusion: spread.inclusion };
         let counting = seen.counting(&rules);
-        // Fewer than its minDomains and `spare` count: the scheduler takes the fewest as
-        // none now (`spare` 0), or would once a node went (1).
-        let too_few = |spare: u32| spread.min_domains.is_some_and(|m| counting < m.saturating_add(spare) as usize);
+        // How many more must count than do, for its minDomains and `spare` more: while any,
+        // the scheduler takes the fewest as none (`spare` 0), or would once a node went (1).
+        let short =
+            |spare: u32| spread.min_domains.map_or(0, |m| (m.saturating_add(spare) as usize).saturating_sub(counting));
         let fill = match waiting.get(w) {
-            _ if too_few(0) => Fill::default(),
-            None if too_few(1) => Fill::default(),
+            // The waiting pods are planned over the nodes still to come, as evenly as the
+            // scheduler fills them once enough count.
+            Some(wait) if short(0) > 0 => {
+                let even = wait.pods.div_ceil(short(0) as u32);
+                Fill { fewest: even.saturating_sub(spread.max_skew), placed: 0 }
+            }
+            None if short(1) > 0 => Fill::default(),
             Some(wait) => filled(seen.domains(w, wait, &rules), wait.pods, spread.max_skew),
             None => Fill { fewest: seen.fewest(w, counting, &rules), placed: 0 },
         };

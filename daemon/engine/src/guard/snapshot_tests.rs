@@ -388,10 +388,11 @@ fn a_spread_workload_s_waiting_pods_raise_its_cap_as_they_fill_the_nodes_with_th
     assert_eq!(web_cap(&world), Some(1), "none goes to a cordoned w5, which still counts");
 }
 
-/// A spread's `minDomains`: while fewer nodes count, the scheduler takes the fewest as none,
-/// so the cap is the skew alone, waiting pods or not; with just as many and none waiting, it
-/// is too, since a node that went would leave too few for its pods to go anywhere but where
-/// fewer than the skew run. Once more count, the fewest is read again.
+/// A spread's `minDomains`: while fewer nodes count, the scheduler takes the fewest as none.
+/// The waiting pods are planned over the nodes still missing, not `maxSkew` a node; with none
+/// waiting the cap is the skew alone, and so it is with just as many counting, since a node
+/// that went would leave too few for its pods to go anywhere but where fewer than the skew
+/// run. Once more count, the fewest is read again.
 #[test]
 fn a_spread_s_min_domains_holds_the_cap_to_its_skew_while_too_few_nodes_count() {
     let mut world = World::default();
@@ -400,7 +401,15 @@ fn a_spread_s_min_domains_holds_the_cap_to_its_skew_while_too_few_nodes_count() 
     for i in 0..3 {
         world.pods.push(super::fixture::pod(&format!("web-new-{i}"), None, Some(web()), 100));
     }
-    assert_eq!(web_cap(&world), Some(1), "four nodes count, five must: none may run two");
+    assert_eq!(web_cap(&world), Some(3), "four nodes count, five must: the three go to the one missing");
+    world.cluster.workloads[0].min_node_domains = Some(7);
+    assert_eq!(web_cap(&world), Some(1), "three missing: one each");
+    world.pods.retain(|p| p.node.is_some());
+    assert_eq!(web_cap(&world), Some(1), "none waits: the skew alone");
+    for i in 0..3 {
+        world.pods.push(super::fixture::pod(&format!("web-new-{i}"), None, Some(web()), 100));
+    }
+    world.cluster.workloads[0].min_node_domains = Some(5);
     world.cluster.nodes.push(super::fixture::node("w5", None, Some("web")));
     assert_eq!(web_cap(&world), Some(2), "five count: the first goes to w5, then each runs one");
     world.pods.retain(|p| p.node.is_some());
