@@ -496,6 +496,90 @@ async fn pods_kept_spread_over_nodes_get_as_many_nodes_as_the_scheduler_will_fil
     stop(daemon);
 }
 
+/// A Deployment kept on at least three nodes (a spread over nodes with `minDomains: 3`) gets
+/// them, in the real process: `general` runs one node, n0, with room for all three web pods
+/// and one of them, but until three nodes count the scheduler binds no second one there.
+/// `general` grows by two nodes, one waiting pod each, and no more while they boot. Told
+/// nothing of minDomains, binpack bought one node for both, where the scheduler would bind
+/// one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_kept_on_at_least_min_domains_nodes_get_that_many_nodes() {
+    let site = Site::start(1).await;
+    let instance = site.group().await.1[0].clone();
+    site.standin.create(node("n0", &instance, "general")).unwrap();
+    let mut web = spread_over("web", "kubernetes.io/hostname");
+    web["spec"]["template"]["spec"]["topologySpreadConstraints"][0]["minDomains"] = json!(3);
+    site.standin.create(web).unwrap();
+    site.standin.create(replica_set("web-1", "web")).unwrap();
+    let owner = Some(("ReplicaSet", "web-1"));
+    site.standin.create(running_pod("web-1-0", "n0", owner, json!({"app": "web"}))).unwrap();
+    for i in 1..3 {
+        site.standin.create(pending_pod(&format!("web-1-{i}"), owner)).unwrap();
+    }
+    let daemon = site.replica("domains", "  tick-interval: 1s\n", "  - {plugin: binpack}\n", "");
+    let (daemon, journal) = grown_past_and_settled(&site, daemon, 1).await;
+    assert_eq!(site.group().await.0, 3, "a node each for the two waiting: {:#?}", records(&journal));
+    stop(daemon);
+}
+
+/// A pod kept spread over nodes that waits only for a drained node to go is not bought a
+/// node, in the real process. A scripted policy removes n1; its drain evicts web's pod there
+/// and then waits on a PodDisruptionBudget for the second of two db pods. web's replacement
+/// pod waits: the scheduler counts n1, cordoned and running none of web's pods, as the node
+/// with the fewest, so n0 (running one) may not take it until n1 is gone; then it may. Over
+/// the ticks that follow, `general` does not grow; `/metrics` counts the pod as passed over
+/// (`awaits-removal`) and `ballast ctl explain pod` says why. Before, binpack bought a node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spread_pod_waiting_for_a_drained_node_to_go_is_not_bought_a_node() {
+    let site = Site::start(2).await;
+    let mut instances = site.group().await.1;
+    instances.sort();
+    for (i, instance) in instances.iter().enumerate() {
+        site.standin.create(node(&format!("n{i}"), instance, "general")).unwrap();
+    }
+    site.standin.create(spread_over("web", "kubernetes.io/hostname")).unwrap();
+    site.standin.create(replica_set("web-1", "web")).unwrap();
+    site.standin.create(deployment("db")).unwrap();
+    site.standin.create(replica_set("db-1", "db")).unwrap();
+    let web = Some(("ReplicaSet", "web-1"));
+    for (pod, on) in [("web-1-0", "n0"), ("web-1-1", "n1")] {
+        site.standin.create(running_pod(pod, on, web, json!({"app": "web"}))).unwrap();
+    }
+    for pod in ["db-1-0", "db-1-1"] {
+        site.standin.create(running_pod(pod, "n1", Some(("ReplicaSet", "db-1")), json!({"app": "db"}))).unwrap();
+    }
+    site.standin.create(budget("db", 1)).unwrap();
+    let scripted = PathBuf::from(env!("BALLAST_PLUGIN_DIR")).join("scripted_policy.wasm");
+    let remove = json!([{"action": {"remove-nodes": {"nodes": ["n1"]}}, "reason": "n1 is under-used"}]);
+    let policies = format!(
+        "  - {{plugin: \"{}\", settings: {{decisions: {remove}, ticks: 1}}}}\n  - {{plugin: binpack}}\n",
+        scripted.display()
+    );
+    let engine = "  tick-interval: 1s\n  guardrails:\n    min-node-age: 0s\n    drain-timeout: 10m\n";
+    let mut daemon = site.replica("awaits", engine, &policies, "");
+    let [control, admin] =
+        support::daemon::announced_each(&mut daemon, &["control API", "metrics and health"]).try_into().unwrap();
+    let pods = || site.standin.list("v1", "Pod", Some("default"));
+    let evicted = async || !pods().iter().any(|p| p["metadata"]["name"] == "web-1-1");
+    if eventually(Duration::from_secs(30), evicted).await.is_none() {
+        fail(daemon, "the drain of n1 never evicted web-1-1");
+    }
+    // Its ReplicaSet makes another, which the scheduler cannot place while n1 stands.
+    site.standin.create(pending_pod("web-1-2", web)).unwrap();
+    let daemon = three_more_ticks(&site, three_more_ticks(&site, daemon).await).await;
+    let journal = site.journal();
+    assert_eq!(site.group().await.0, 2, "no node bought for web-1-2: {:#?}", records(&journal));
+    let metrics = get(&admin, "/metrics", None).2;
+    assert_eq!(sample(&metrics, "ballast_passed_over_pods{reason=\"awaits-removal\"}"), Some(1.0), "{metrics}");
+    let explained = site.ctl(&control, &["explain", "pod", "default/web-1-2"]);
+    let explained = String::from_utf8_lossy(&explained.stdout);
+    assert!(
+        explained.contains("no group grows for it: kept spread over nodes, it waits for a node being removed to go"),
+        "{explained}"
+    );
+    stop(daemon);
+}
+
 /// The status of CapacityBuffer `name` in `default`, as `kubectl get cb -o yaml` shows it.
 fn buffer_status(site: &Site, name: &str) -> Value {
     let buffer = site.standin.get("autoscaling.x-k8s.io/v1beta1", "CapacityBuffer", "default", name);
