@@ -522,6 +522,47 @@ async fn pods_kept_on_at_least_min_domains_nodes_get_that_many_nodes() {
     stop(daemon);
 }
 
+/// Pods kept spread over more zones than any group launches in grow no group, in the real
+/// process: web asks for at least two zones (`minDomains: 2`, `maxSkew: 1`) and runs one pod
+/// in us-east-1a, the only zone of moto's `general`. Until a second zone counts the
+/// scheduler puts no second web pod there, so its two waiting pods wait however many nodes
+/// are bought: `general` keeps its one node, and a `NotTriggerScaleUp` event, `ballast ctl
+/// explain pod` and `/metrics` say why. Told nothing of minDomains, binpack bought a node
+/// that would have stood empty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_kept_spread_over_more_zones_than_the_groups_have_grow_no_group() {
+    let site = Site::start(1).await;
+    let instance = site.group().await.1[0].clone();
+    site.standin.create(node("n0", &instance, "general")).unwrap();
+    let mut web = spread_over("web", "topology.kubernetes.io/zone");
+    web["spec"]["template"]["spec"]["topologySpreadConstraints"][0]["minDomains"] = json!(2);
+    site.standin.create(web).unwrap();
+    site.standin.create(replica_set("web-1", "web")).unwrap();
+    let owner = Some(("ReplicaSet", "web-1"));
+    site.standin.create(running_pod("web-1-0", "n0", owner, json!({"app": "web"}))).unwrap();
+    for i in 1..3 {
+        site.standin.create(pending_pod(&format!("web-1-{i}"), owner)).unwrap();
+    }
+    let mut daemon = site.replica("zones", "  tick-interval: 1s\n", "  - {plugin: binpack}\n", "");
+    let [control, admin] =
+        support::daemon::announced_each(&mut daemon, &["control API", "metrics and health"]).try_into().unwrap();
+    let daemon = three_more_ticks(&site, three_more_ticks(&site, daemon).await).await;
+    assert_eq!(site.group().await.0, 1, "no node for pods no node can run: {:#?}", records(&site.journal()));
+    let why = "kept spread over at least 2 zones (minDomains), but the nodes and groups its pods may run on are in 1 \
+               (us-east-1a): until 2 count the scheduler puts at most 1 in a zone, so at most 1 run";
+    let events = site.standin.list("events.k8s.io/v1", "Event", None);
+    let told = events.iter().filter(|e| e["regarding"]["name"] == "web-1-1" && e["reason"] == "NotTriggerScaleUp");
+    let notes: Vec<&str> = told.filter_map(|e| e["note"].as_str()).collect();
+    assert!(notes.len() == 1 && notes[0].contains(why), "told once, why: {notes:?}");
+    let explained = site.ctl(&control, &["explain", "pod", "default/web-1-2"]);
+    let explained = String::from_utf8_lossy(&explained.stdout);
+    assert!(explained.contains(&format!("no group grows for it: {why}")), "{explained}");
+    let metrics = get(&admin, "/metrics", None).2;
+    assert_eq!(sample(&metrics, "ballast_passed_over_pods{reason=\"too-few-zones\"}"), Some(2.0), "{metrics}");
+    assert_eq!(sample(&metrics, "ballast_unplaceable_pods"), Some(2.0), "{metrics}");
+    stop(daemon);
+}
+
 /// A pod kept spread over nodes that waits only for a drained node to go is not bought a
 /// node, in the real process. A scripted policy removes n1; its drain evicts web's pod there
 /// and then waits on a PodDisruptionBudget for the second of two db pods. web's replacement

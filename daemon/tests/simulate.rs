@@ -285,6 +285,8 @@ fn a_bad_scenario_names_the_file_the_field_and_the_value() {
     assert_eq!(no_node_skew, "bad.yaml: field `workloads[0].max-node-skew`: must be at least 1, got 0");
     let no_domains = scenario_error(&GOOD.replace("node-group: general", "max-node-skew: 1, min-node-domains: 0"));
     assert_eq!(no_domains, "bad.yaml: field `workloads[0].min-node-domains`: must be at least 1, got 0");
+    let no_zones = scenario_error(&GOOD.replace("node-group: general", "max-zone-skew: 1, min-zone-domains: 0"));
+    assert_eq!(no_zones, "bad.yaml: field `workloads[0].min-zone-domains`: must be at least 1, got 0");
     let unspread = scenario_error(&GOOD.replace("node-group: general", "min-node-domains: 3"));
     assert_eq!(
         unspread,

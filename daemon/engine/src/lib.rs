@@ -60,6 +60,7 @@ mod tick;
 pub mod unplaceable;
 pub mod unreadable;
 pub mod window;
+pub mod zone_domains;
 
 use std::collections::HashMap;
 use std::sync::Arc;

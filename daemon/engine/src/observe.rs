@@ -120,6 +120,16 @@ pub fn observe(cluster: ClusterView, mut groups: Vec<GroupView>, cx: &ObserveCon
     let (pending, awaiting_removal) = crate::node_spread::awaiting_removal(pending, node_spreads.awaiting_removal);
     let per_node_limits = per_node_limits(&cluster.workloads, &node_spreads.caps);
     let zone_spreads = zone_spreads(&cluster.workloads, &cluster.nodes);
+    let fargate = node_groups.iter().any(|g| g.kind == ballast_sdk::NodeGroupKind::Fargate);
+    let fargate_ok = |w: &WorkloadRef| fargate && crate::unplaceable::may_run_on_fargate(&workloads, Some(w));
+    let (pending, too_few_zones) = crate::zone_domains::too_few_zones(
+        pending,
+        &cluster.workloads,
+        &zone_spreads,
+        &node_groups,
+        &nodes,
+        &fargate_ok,
+    );
     let total_nodes = cluster.nodes.len();
     let mut scheduled_runs = cluster.scheduled_runs;
     scheduled_runs.sort_by(|a, b| (a.due_at_millis, &a.owner).cmp(&(b.due_at_millis, &b.owner)));
@@ -165,7 +175,13 @@ pub fn observe(cluster: ClusterView, mut groups: Vec<GroupView>, cx: &ObserveCon
             .iter()
             .filter_map(|g| g.last_launch_failure.clone().map(|f| (g.id.clone(), f)))
             .collect(),
-        passed_over: cluster.passed_over.into_iter().chain(refused_for_disk).chain(awaiting_removal).collect(),
+        passed_over: cluster
+            .passed_over
+            .into_iter()
+            .chain(refused_for_disk)
+            .chain(awaiting_removal)
+            .chain(too_few_zones)
+            .collect(),
         node_skews: cluster.workloads.iter().filter_map(|w| Some((w.id.clone(), w.max_node_skew?))).collect(),
     }
 }

@@ -158,11 +158,20 @@ pub enum PassOver {
     /// Kept spread over nodes, it waits for a node being removed to go, and then fits on
     /// room the others have ([`crate::node_spread`]).
     AwaitsRemoval,
+    /// Kept spread over more zones (its `minDomains`) than any node its pods may run on is
+    /// in, it is past what the zones there are may hold ([`crate::zone_domains`]).
+    TooFewZones,
 }
 
 impl PassOver {
-    pub const ALL: [PassOver; 5] =
-        [PassOver::DaemonSet, PassOver::Expendable, PassOver::Nominated, PassOver::Disk, PassOver::AwaitsRemoval];
+    pub const ALL: [PassOver; 6] = [
+        PassOver::DaemonSet,
+        PassOver::Expendable,
+        PassOver::Nominated,
+        PassOver::Disk,
+        PassOver::AwaitsRemoval,
+        PassOver::TooFewZones,
+    ];
 
     /// Its name in metrics' `reason` label.
     pub fn label(self) -> &'static str {
@@ -172,7 +181,13 @@ impl PassOver {
             PassOver::Nominated => "nominated",
             PassOver::Disk => "ephemeral-storage",
             PassOver::AwaitsRemoval => "awaits-removal",
+            PassOver::TooFewZones => "too-few-zones",
         }
+    }
+
+    /// No capacity added could run it: it is told as unplaceable too.
+    pub fn unplaceable(self) -> bool {
+        matches!(self, PassOver::Disk | PassOver::TooFewZones)
     }
 }
 
@@ -369,6 +384,9 @@ pub struct WorkloadView {
     /// The most more of its pods one zone may hold than the zone with the fewest, as the
     /// scheduler keeps them (a zone topology spread; see [`ballast_sdk::ZoneSpread`]).
     pub max_zone_skew: Option<u32>,
+    /// That spread's `minDomains`: while fewer zones count, the scheduler takes the fewest as
+    /// none, so each zone holds at most `max_zone_skew` of its pods.
+    pub min_zone_domains: Option<u32>,
     /// The most more of its pods one node may run than the node with the fewest, as the
     /// scheduler keeps them (a topology spread on `kubernetes.io/hostname`): plugins get it
     /// as the cap per node it sets now (see [`crate::node_spread::caps`]).

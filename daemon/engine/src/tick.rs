@@ -165,7 +165,7 @@ impl<C: Cluster, P: Capacity, Q: Policies> Engine<C, P, Q> {
     /// what the tick's record says of it and what unplaceable pods are to be told.
     fn publish_observed(&mut self, obs: &Arc<Observation>, delivered: &BTreeMap<String, Vec<u32>>, now: u64) -> Seen {
         let mut unplaceable = unplaceable::find(&obs.snapshot);
-        unplaceable.extend(unplaceable::refused_for_disk(&obs.passed_over));
+        unplaceable.extend(unplaceable::passed_over_for_good(&obs.passed_over));
         let summary = SnapshotSummary { unplaceable_pods: unplaceable.len(), ..self.summary(obs, now, delivered) };
         let told = match self.config.mode {
             Mode::Enforce if self.may_act() => unplaceable::announcements(&unplaceable, &mut self.told_unplaceable),

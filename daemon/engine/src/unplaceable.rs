@@ -62,10 +62,11 @@ pub fn find(snapshot: &SnapshotData) -> Vec<Unplaceable<'_>> {
         .collect()
 }
 
-/// The pods the host took out of the snapshot because no group's disk holds them
-/// ([`crate::disk`]): unplaceable too, told as the others are.
-pub fn refused_for_disk(passed_over: &[PassedOverPod]) -> impl Iterator<Item = Unplaceable<'_>> {
-    passed_over.iter().filter(|p| p.passed_over.reason == PassOver::Disk).map(|p| Unplaceable {
+/// The pods the host took out of the snapshot because no capacity added could run them (no
+/// group's disk holds them, [`crate::disk`], or too few zones, [`crate::zone_domains`]):
+/// unplaceable too, told as the others are.
+pub fn passed_over_for_good(passed_over: &[PassedOverPod]) -> impl Iterator<Item = Unplaceable<'_>> {
+    passed_over.iter().filter(|p| PassOver::unplaceable(p.passed_over.reason)).map(|p| Unplaceable {
         namespace: &p.namespace,
         name: &p.name,
         why: p.passed_over.why.clone(),

@@ -4,8 +4,8 @@
 //! each zone (each node) within `maxSkew` of the one with the fewest.
 //!
 //! # Caveats
-//! - A hostname spread's `minDomains` is read; a zone spread's is not: with fewer zones than
-//!   it names, the scheduler counts the fewest as none, which this reading does not know.
+//! - Of several spreads that may not be broken over one key, the one with the smallest
+//!   `maxSkew` is read, with its `minDomains`.
 //! - A zone spread's `nodeAffinityPolicy` and `nodeTaintsPolicy` are not read: which zones
 //!   count is left to the policies, from the groups that admit the pods. A hostname spread's
 //!   are, and the engine counts the nodes they say (by default every node whose group's
@@ -30,12 +30,29 @@ pub fn max_zone_skew(template: &PodTemplateSpec) -> Result<Option<u32>, BadValue
     Ok(tightest(template, &ZONE_KEYS)?.map(|held| held.skew))
 }
 
+/// That zone spread's `minDomains`, if it sets one; errors as [`max_zone_skew`], and for a
+/// `minDomains` below 1 (which the API server refuses).
+pub fn min_zone_domains(template: &PodTemplateSpec) -> Result<Option<u32>, BadValue> {
+    tightest(template, &ZONE_KEYS)?.map_or(Ok(None), |held| min_domains(&held))
+}
+
+/// A held spread's `minDomains`, read.
+fn min_domains(held: &Held<'_>) -> Result<Option<u32>, BadValue> {
+    let Some(m) = held.constraint.min_domains else { return Ok(None) };
+    u32::try_from(m).ok().filter(|&m| m >= 1).map(Some).ok_or_else(|| BadValue {
+        field: format!("spec.template.spec.topologySpreadConstraints[{}].minDomains", held.index),
+        value: m.to_string(),
+        error: "must be at least 1".into(),
+    })
+}
+
 /// The most more pods of the template one node may run than the node with the fewest, if
 /// its rules say (a spread on `kubernetes.io/hostname`), with the nodes that spread counts
 /// and its `minDomains`; errors as [`max_zone_skew`], for a node policy other than `Honor`
 /// or `Ignore`, and for a `minDomains` below 1 (which the API server refuses).
 pub fn node_spread(template: &PodTemplateSpec) -> Result<Option<NodeSpread>, BadValue> {
-    let Some(Held { skew, index: i, constraint: c }) = tightest(template, &[HOSTNAME])? else { return Ok(None) };
+    let Some(held) = tightest(template, &[HOSTNAME])? else { return Ok(None) };
+    let Held { skew, index: i, constraint: c } = held;
     let honors = |policy: &Option<String>, name: &str, default: bool| match policy.as_deref() {
         None => Ok(default),
         Some("Honor") => Ok(true),
@@ -50,15 +67,7 @@ pub fn node_spread(template: &PodTemplateSpec) -> Result<Option<NodeSpread>, Bad
         honors_taints: honors(&c.node_taints_policy, "nodeTaintsPolicy", false)?,
         ignores_affinity: !honors(&c.node_affinity_policy, "nodeAffinityPolicy", true)?,
     };
-    let min_domains = match c.min_domains {
-        None => None,
-        Some(m) => Some(u32::try_from(m).ok().filter(|&m| m >= 1).ok_or_else(|| BadValue {
-            field: format!("spec.template.spec.topologySpreadConstraints[{i}].minDomains"),
-            value: m.to_string(),
-            error: "must be at least 1".into(),
-        })?),
-    };
-    Ok(Some(NodeSpread { max_skew: skew, min_domains, inclusion }))
+    Ok(Some(NodeSpread { max_skew: skew, min_domains: min_domains(&held)?, inclusion }))
 }
 
 /// A spread over nodes that may not be broken, as [`node_spread`] reads it.
@@ -192,6 +201,23 @@ mod tests {
         assert_eq!(
             with(json!(0)).unwrap_err().to_string(),
             "spec.template.spec.topologySpreadConstraints[0].minDomains = \"0\" cannot be read (must be at least 1)"
+        );
+    }
+
+    #[test]
+    fn a_zone_spread_s_min_domains_is_read_from_the_spread_that_holds() {
+        let own = json!({"matchLabels": {"app": "web"}});
+        let mut loose = spread("topology.kubernetes.io/zone", 2, "DoNotSchedule", own.clone());
+        loose["minDomains"] = json!(5);
+        let mut tight = spread("topology.kubernetes.io/zone", 1, "DoNotSchedule", own);
+        tight["minDomains"] = json!(3);
+        let read = |constraints| min_zone_domains(&template(constraints));
+        assert_eq!(read(json!([loose.clone(), tight.clone()])), Ok(Some(3)), "the tighter skew's");
+        assert_eq!(read(json!([loose])), Ok(Some(5)));
+        tight["minDomains"] = json!(-1);
+        assert_eq!(
+            read(json!([tight])).unwrap_err().to_string(),
+            "spec.template.spec.topologySpreadConstraints[0].minDomains = \"-1\" cannot be read (must be at least 1)"
         );
     }
 

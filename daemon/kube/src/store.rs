@@ -85,6 +85,7 @@ struct WorkloadEntry {
     traits: FargateTraits,
     max_per_node: Option<u32>,
     max_zone_skew: Option<u32>,
+    min_zone_domains: Option<u32>,
     max_node_skew: Option<u32>,
     min_node_domains: Option<u32>,
     node_inclusion: NodeInclusion,
@@ -559,6 +560,10 @@ impl ClusterStore {
             unreadable(bad);
             None
         });
+        let min_zone_domains = crate::spread::min_zone_domains(&template).unwrap_or_else(|bad| {
+            unreadable(bad);
+            None
+        });
         let node_spread = crate::spread::node_spread(&template).unwrap_or_else(|bad| {
             unreadable(bad);
             None
@@ -575,6 +580,7 @@ impl ClusterStore {
             traits,
             max_per_node,
             max_zone_skew,
+            min_zone_domains,
             max_node_skew,
             min_node_domains,
             node_inclusion,

@@ -317,6 +317,7 @@ impl World {
             usage_per_replica: Some(super::world::scale(&w.requests, w.spec.usage)),
             max_per_node: w.spec.max_per_node,
             max_zone_skew: w.spec.max_zone_skew,
+            min_zone_domains: w.spec.min_zone_domains,
             max_node_skew: w.spec.max_node_skew,
             min_node_domains: w.spec.min_node_domains,
             node_inclusion: Default::default(),

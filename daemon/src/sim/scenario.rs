@@ -352,6 +352,11 @@ pub struct WorkloadSpec {
     /// DoNotSchedule` and this `maxSkew`). The scheduler keeps to it.
     #[serde(default)]
     pub max_zone_skew: Option<u32>,
+    /// That spread's `minDomains`: while fewer zones with a Ready node its pods may run on
+    /// count, the scheduler takes the fewest as none, so each zone holds at most
+    /// `max-zone-skew` of them.
+    #[serde(default)]
+    pub min_zone_domains: Option<u32>,
     /// At most this many more of its pods on one node than on the node with the fewest (a
     /// topology spread on `kubernetes.io/hostname` with `whenUnsatisfiable: DoNotSchedule`
     /// and this `maxSkew`). The scheduler keeps to it.

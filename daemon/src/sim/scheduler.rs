@@ -90,6 +90,7 @@ impl World {
         let mut spread = Spread {
             zone_skew: spec.max_zone_skew,
             node_skew: spec.max_node_skew,
+            min_zone_domains: spec.min_zone_domains.unwrap_or(0),
             min_node_domains: spec.min_node_domains.unwrap_or(0),
             ..Spread::default()
         };
@@ -115,6 +116,8 @@ impl World {
 struct Spread {
     zone_skew: Option<u32>,
     node_skew: Option<u32>,
+    /// While fewer zones count, the fewest in a zone is none.
+    min_zone_domains: u32,
     /// While fewer nodes count, the fewest on a node is none.
     min_node_domains: u32,
     zones: BTreeMap<String, u32>,
@@ -148,11 +151,14 @@ impl Spread {
 
     fn count_fewest(&mut self) {
         let fewest = |counts: &mut dyn Iterator<Item = &u32>| counts.min().copied().unwrap_or(0);
-        let on_node = match self.nodes.len() < self.min_node_domains as usize {
+        let counted = |domains: usize, min: u32, counts: &mut dyn Iterator<Item = &u32>| match domains < min as usize {
             true => 0,
-            false => fewest(&mut self.nodes.values()),
+            false => fewest(counts),
         };
-        self.fewest = Fewest { in_zone: fewest(&mut self.zones.values()), on_node };
+        self.fewest = Fewest {
+            in_zone: counted(self.zones.len(), self.min_zone_domains, &mut self.zones.values()),
+            on_node: counted(self.nodes.len(), self.min_node_domains, &mut self.nodes.values()),
+        };
     }
 }
 
@@ -214,5 +220,11 @@ mod tests {
             zones(4, 1),
             "the fourth in us-east-1a waits for one in us-east-1b"
         );
+        assert_eq!(
+            bound_by_zone(", max-zone-skew: 1, min-zone-domains: 3"),
+            zones(1, 1),
+            "two zones, three must count"
+        );
+        assert_eq!(bound_by_zone(", max-zone-skew: 2, min-zone-domains: 2"), zones(3, 2));
     }
 }

@@ -123,6 +123,7 @@ fn workload_view(id: WorkloadRef, traits: FargateTraits) -> WorkloadView {
         usage_per_replica: None,
         max_per_node: None,
         max_zone_skew: None,
+        min_zone_domains: None,
         min_node_domains: None,
         max_node_skew: None,
         node_inclusion: Default::default(),

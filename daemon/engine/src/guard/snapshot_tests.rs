@@ -447,6 +447,47 @@ fn a_spread_pod_that_waits_only_for_a_drained_node_to_go_is_not_waiting_for_capa
     assert_eq!(pending(&world).0, vec!["web-new".to_string()], "no room for it on the others");
 }
 
+/// A workload kept spread over more zones (its `minDomains`) than its pods may run in: the
+/// zones hold at most `maxSkew` each, and the waiting pods past that are passed over as
+/// unplaceable, named with the zones there are. Room a zone still has keeps the first of
+/// them pending; a group in another zone takes them all back, and so does Fargate.
+#[test]
+fn pods_kept_spread_over_more_zones_than_there_are_are_passed_over() {
+    let mut world = World::default();
+    world.cluster.workloads[0].max_zone_skew = Some(1);
+    world.cluster.workloads[0].min_zone_domains = Some(2);
+    world.cluster.workloads[0].fargate_traits.privileged = true;
+    for i in 0..2 {
+        world.pods.push(super::fixture::pod(&format!("web-new-{i}"), None, Some(web()), 100));
+    }
+    let split = |world: &World| {
+        let obs = world.observe();
+        let pending: Vec<String> = obs.snapshot.pending_pods.iter().map(|p| p.name.clone()).collect();
+        let passed: Vec<(String, PassOver, String)> = obs
+            .passed_over
+            .iter()
+            .map(|p| (p.name.to_string(), p.passed_over.reason, p.passed_over.why.to_string()))
+            .collect();
+        (pending, passed)
+    };
+    let (pending, passed) = split(&world);
+    assert!(pending.is_empty(), "{pending:?}");
+    assert_eq!(passed.len(), 2, "{passed:?}");
+    assert_eq!(passed[0].1, PassOver::TooFewZones);
+    let why = "kept spread over at least 2 zones (minDomains), but the nodes and groups its pods may run on are in 1 \
+               (us-east-1a): until 2 count the scheduler puts at most 1 in a zone, so at most 1 run";
+    assert!(passed[0].2.starts_with(why), "{}", passed[0].2);
+    world.cluster.workloads[0].max_zone_skew = Some(5);
+    let (pending, passed) = split(&world);
+    assert_eq!((pending, passed.len()), (vec!["web-new-0".to_string()], 1), "four run, five may");
+    world.group_mut("web").zones.push("us-east-1b".into());
+    let both = vec!["web-new-0".to_string(), "web-new-1".to_string()];
+    assert_eq!(split(&world), (both.clone(), vec![]), "two zones count");
+    world.group_mut("web").zones.pop();
+    world.cluster.workloads[0].fargate_traits.privileged = false;
+    assert_eq!(split(&world), (both, vec![]), "Fargate, which has a profile, may run them");
+}
+
 /// The most web pods the snapshot says one node may run, if it says.
 fn web_cap(world: &World) -> Option<u32> {
     let obs = world.observe();

@@ -31,6 +31,7 @@ impl ClusterStore {
                     usage_per_replica: owned.filter(|o| o.measured > 0).map(OwnerPods::mean_usage),
                     max_per_node: w.max_per_node,
                     max_zone_skew: w.max_zone_skew,
+                    min_zone_domains: w.min_zone_domains,
                     max_node_skew: w.max_node_skew,
                     min_node_domains: w.min_node_domains,
                     node_inclusion: w.node_inclusion,

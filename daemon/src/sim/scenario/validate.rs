@@ -17,6 +17,17 @@ struct Invalid {
     message: String,
 }
 
+/// A spread's `min-{over}-domains` is at least 1 and beside its `max-{over}-skew`, or the
+/// field and why not.
+fn min_domains(min: Option<u32>, skew: Option<u32>, over: &str) -> Result<(), (String, String)> {
+    let field = format!("min-{over}-domains");
+    match (min, skew) {
+        (Some(0), _) => Err((field, "must be at least 1, got 0".into())),
+        (Some(m), None) => Err((field, format!("{m}, but no max-{over}-skew: it is that spread's"))),
+        _ => Ok(()),
+    }
+}
+
 fn invalid(field: String, message: impl Into<String>) -> Invalid {
     Invalid { field, message: message.into() }
 }
@@ -171,13 +182,8 @@ impl Scenario {
         if w.max_node_skew == Some(0) {
             return Err(invalid(at("max-node-skew"), "must be at least 1, got 0"));
         }
-        match (w.min_node_domains, w.max_node_skew) {
-            (Some(0), _) => return Err(invalid(at("min-node-domains"), "must be at least 1, got 0")),
-            (Some(m), None) => {
-                return Err(invalid(at("min-node-domains"), format!("{m}, but no max-node-skew: it is that spread's")));
-            }
-            _ => {}
-        }
+        min_domains(w.min_node_domains, w.max_node_skew, "node").map_err(|(field, why)| invalid(at(&field), why))?;
+        min_domains(w.min_zone_domains, w.max_zone_skew, "zone").map_err(|(field, why)| invalid(at(&field), why))?;
         if w.placement == Target::Fargate {
             self.fits_fargate(w).map_err(|why| invalid(at("placement"), why))?;
         }

@@ -1,0 +1,115 @@
+//! Pods kept spread over more zones than they can ever run in: a zone spread's `minDomains`
+//! asks that many zones, and while fewer count the scheduler takes the zone with the fewest
+//! as holding none, so each zone holds at most `maxSkew` of the workload's pods. Where the
+//! nodes its pods may run on, and the groups that would launch more, are in fewer zones than
+//! that, the pods past what those zones hold wait however many nodes are bought: they are
+//! passed over as unplaceable, with a reason that says so, and no policy buys for them
+//! (Cluster Autoscaler's simulation finds no group that helps them either).
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use ballast_sdk::{Node, NodeGroup, NodeGroupKind, PendingPod, WorkloadRef, ZoneSpread};
+
+use super::ports::{PassOver, PassedOver, PassedOverPod, WorkloadView};
+
+/// Takes out of `pending` the pods of each workload with a zone spread's `minDomains` that the
+/// zones its pods may run in cannot hold: those zones (of the nodes whose group admits its
+/// pods, or is not known, and of the Auto Scaling groups that admit them and may grow) are
+/// fewer than `minDomains`, so at most `maxSkew` a zone run. `spreads`: its pods by zone now.
+/// A workload whose pods may go to Fargate (`fargate_ok`) is left alone.
+///
+/// # Guarantees
+/// A pod is taken out only when no node of any group could ever let it run while the spread
+/// and the groups stay as they are; the first waiting pods, up to what the zones still hold,
+/// stay pending.
+pub fn too_few_zones(
+    pending: Vec<PendingPod>,
+    views: &[WorkloadView],
+    spreads: &[ZoneSpread],
+    groups: &[NodeGroup],
+    nodes: &[Node],
+    fargate_ok: &dyn Fn(&WorkloadRef) -> bool,
+) -> (Vec<PendingPod>, Vec<PassedOverPod>) {
+    let asked: HashMap<&WorkloadRef, (u32, u32)> = (views.iter())
+        .filter_map(|w| Some((&w.id, (w.min_zone_domains?, w.max_zone_skew?))))
+        .filter(|(id, _)| !fargate_ok(id))
+        .collect();
+    if asked.is_empty() {
+        return (pending, Vec::new());
+    }
+    let mut left: HashMap<&WorkloadRef, Left> = HashMap::new();
+    let mut passed = Vec::new();
+    let mut waiting = Vec::with_capacity(pending.len());
+    for pod in pending {
+        let Some((owner, &(min_domains, skew))) = pod.owner.as_ref().and_then(|o| asked.get_key_value(o)) else {
+            waiting.push(pod);
+            continue;
+        };
+        let left = left.entry(owner).or_insert_with(|| Left::new(&pod, min_domains, skew, spreads, groups, nodes));
+        match (left.room, &left.why) {
+            (0, Some(why)) => passed.push(PassedOverPod {
+                namespace: Arc::from(pod.namespace.as_str()),
+                name: Arc::from(pod.name.as_str()),
+                passed_over: PassedOver { reason: PassOver::TooFewZones, node: None, why: why.clone() },
+            }),
+            _ => {
+                left.room = left.room.saturating_sub(1);
+                waiting.push(pod);
+            }
+        }
+    }
+    (waiting, passed)
+}
+
+/// What is left for one workload's waiting pods: how many more the zones hold, and, when
+/// they are too few, why the rest wait for ever.
+struct Left {
+    room: u32,
+    why: Option<Arc<str>>,
+}
+
+impl Left {
+    fn new(
+        pod: &PendingPod,
+        min_domains: u32,
+        skew: u32,
+        spreads: &[ZoneSpread],
+        groups: &[NodeGroup],
+        nodes: &[Node],
+    ) -> Self {
+        let zones = zones_for(pod, groups, nodes);
+        if zones.len() >= min_domains as usize {
+            return Left { room: u32::MAX, why: None };
+        }
+        let owner = pod.owner.as_ref();
+        let running: u32 = (spreads.iter().filter(|s| Some(&s.workload) == owner))
+            .flat_map(|s| s.pods_by_zone.iter().map(|z| z.pods))
+            .sum();
+        let most = skew.saturating_mul(zones.len() as u32);
+        let named: Vec<&str> = zones.iter().copied().collect();
+        let why = Arc::from(format!(
+            "kept spread over at least {min_domains} zones (minDomains), but the nodes and groups its pods may run \
+             on are in {} ({}): until {min_domains} count the scheduler puts at most {skew} in a zone, so at most \
+             {most} run; add a group in another zone or lower minDomains",
+            zones.len(),
+            if named.is_empty() { "none".to_string() } else { named.join(", ") },
+        ));
+        Left { room: most.saturating_sub(running), why: Some(why) }
+    }
+}
+
+/// The zones `pod` may run in: those of the nodes whose group admits it (or is not known),
+/// and of the Auto Scaling groups that admit it and may grow.
+fn zones_for<'a>(pod: &PendingPod, groups: &'a [NodeGroup], nodes: &'a [Node]) -> BTreeSet<&'a str> {
+    let by_id: HashMap<&str, &NodeGroup> = groups.iter().map(|g| (g.id.as_str(), g)).collect();
+    let growable = groups.iter().filter(|g| g.kind == NodeGroupKind::Asg && g.max_size > 0 && g.admits(pod));
+    let from_nodes = nodes.iter().filter(|n| match n.group.as_deref().and_then(|g| by_id.get(g)) {
+        Some(group) => group.kind == NodeGroupKind::Asg && group.admits(pod),
+        None => true,
+    });
+    (growable.flat_map(|g| g.zones.iter().map(String::as_str)))
+        .chain(from_nodes.map(|n| n.zone.as_str()))
+        .filter(|zone| !zone.is_empty())
+        .collect()
+}
