@@ -74,7 +74,14 @@ pub struct Observation {
     pub passed_over: Vec<PassedOverPod>,
     /// The workloads kept spread over nodes, with their skew: their cap per node is in the
     /// snapshot's per-node limits (see [`crate::node_spread::caps`]).
-    pub node_skews: BTreeMap<WorkloadRef, u32>,
+    pub node_skews: BTreeMap<WorkloadRef, NodeSkew>,
+}
+
+/// A spread over nodes as read: its `maxSkew`, and its `minDomains` if it sets one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NodeSkew {
+    pub max_skew: u32,
+    pub min_domains: Option<u32>,
 }
 
 /// Inputs to [`observe`] besides the views.
@@ -182,7 +189,12 @@ pub fn observe(cluster: ClusterView, mut groups: Vec<GroupView>, cx: &ObserveCon
             .chain(awaiting_removal)
             .chain(too_few_zones)
             .collect(),
-        node_skews: cluster.workloads.iter().filter_map(|w| Some((w.id.clone(), w.max_node_skew?))).collect(),
+        node_skews: (cluster.workloads.iter())
+            .filter_map(|w| {
+                let skew = NodeSkew { max_skew: w.max_node_skew?, min_domains: w.min_node_domains };
+                Some((w.id.clone(), skew))
+            })
+            .collect(),
     }
 }
 

@@ -182,9 +182,14 @@ fn pending_pod(snapshot: &SnapshotData, observed: &Observed, p: &PendingPod) -> 
     if let Some((owner, max)) = p.owner.as_ref().and_then(|o| Some((o, snapshot.max_per_node(o)?))) {
         facts.push(match observed.obs.node_skews.get(owner) {
             Some(skew) => format!(
-                "kept spread over nodes: at most {skew} more of {owner}'s pods on one node than on the node with \
-                 the fewest (a topology spread on kubernetes.io/hostname), so at most {max} on one node now, once \
-                 its waiting pods fill the nodes with the fewest; it needs a node that runs fewer"
+                "kept spread over nodes: at most {} more of {owner}'s pods on one node than on the node with \
+                 the fewest (a topology spread on kubernetes.io/hostname{}), so at most {max} on one node now, once \
+                 its waiting pods fill the nodes with the fewest; it needs a node that runs fewer",
+                skew.max_skew,
+                skew.min_domains.map_or(String::new(), |m| format!(
+                    "; minDomains {m}: until {m} nodes count, none runs more than {}",
+                    skew.max_skew
+                )),
             ),
             None => format!(
                 "kept apart: at most {max} of {owner}'s pods on one node (required pod anti-affinity on \
@@ -312,6 +317,15 @@ mod tests {
         let told = "kept spread over nodes: at most 1 more of deployment/shop/web's pods on one node than on the node \
                     with the fewest (a topology spread on kubernetes.io/hostname), so at most 2 on one node now, once \
                     its waiting pods fill the nodes with the fewest; it needs a node that runs fewer";
+        assert!(waiting.facts.iter().any(|f| f == told), "{:?}", waiting.facts);
+        let waiting = web9_waiting(|world| {
+            world.cluster.workloads[0].max_node_skew = Some(1);
+            world.cluster.workloads[0].min_node_domains = Some(9);
+        });
+        let told = "kept spread over nodes: at most 1 more of deployment/shop/web's pods on one node than on the node \
+                    with the fewest (a topology spread on kubernetes.io/hostname; minDomains 9: until 9 nodes count, \
+                    none runs more than 1), so at most 1 on one node now, once its waiting pods fill the nodes with \
+                    the fewest; it needs a node that runs fewer";
         assert!(waiting.facts.iter().any(|f| f == told), "{:?}", waiting.facts);
     }
 
