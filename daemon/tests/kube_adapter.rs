@@ -182,9 +182,12 @@ async fn a_spread_is_read_from_the_template_and_a_bad_skew_is_named() {
             "labelSelector": {"matchLabels": {"app": name}}}]);
         d
     };
-    standin.create(spread("web", "topology.kubernetes.io/zone", 2)).unwrap();
+    let mut web = spread("web", "topology.kubernetes.io/zone", 2);
+    web["spec"]["template"]["spec"]["topologySpreadConstraints"][0]["minDomains"] = json!(3);
+    standin.create(web).unwrap();
     let mut cache = spread("cache", "kubernetes.io/hostname", 3);
     cache["spec"]["template"]["spec"]["topologySpreadConstraints"][0]["nodeTaintsPolicy"] = json!("Honor");
+    cache["spec"]["template"]["spec"]["topologySpreadConstraints"][0]["minDomains"] = json!(4);
     standin.create(cache).unwrap();
     standin.create(spread("api", "topology.kubernetes.io/zone", 0)).unwrap();
     let cluster = started(&standin, KubeSettings::default()).await;
@@ -196,6 +199,10 @@ async fn a_spread_is_read_from_the_template_and_a_bad_skew_is_named() {
     assert_eq!(skew(&view, "cache"), Some((None, Some(3))));
     let cache = view.workloads.iter().find(|w| w.id.name == "cache").map(|w| w.node_inclusion);
     assert!(cache.is_some_and(|c| c.honors_taints && !c.ignores_affinity), "{cache:?}");
+    let domains = |name: &str| {
+        view.workloads.iter().find(|w| w.id.name == name).map(|w| (w.min_zone_domains, w.min_node_domains))
+    };
+    assert_eq!((domains("web"), domains("cache")), (Some((Some(3), None)), Some((None, Some(4)))), "minDomains");
     assert_eq!(skew(&view, "api"), Some((None, None)));
     let status = cluster.status();
     assert_eq!(status.unreadable_values, 1, "{status:?}");

@@ -24,16 +24,20 @@ use crate::per_node::HOSTNAME;
 use crate::store::selects;
 
 /// The most more pods of the template one zone may hold than the zone with the fewest, if
-/// its rules say (the smallest `maxSkew` of the zone spreads that may not be broken). A
-/// `maxSkew` below 1 (which the API server refuses) is an error naming it.
-pub fn max_zone_skew(template: &PodTemplateSpec) -> Result<Option<u32>, BadValue> {
-    Ok(tightest(template, &ZONE_KEYS)?.map(|held| held.skew))
+/// its rules say (the smallest `maxSkew` of the zone spreads that may not be broken), with
+/// that spread's `minDomains`. A `maxSkew` or `minDomains` below 1 (which the API server
+/// refuses) is an error naming it.
+pub fn zone_spread(template: &PodTemplateSpec) -> Result<Option<ZoneSpread>, BadValue> {
+    let Some(held) = tightest(template, &ZONE_KEYS)? else { return Ok(None) };
+    Ok(Some(ZoneSpread { max_skew: held.skew, min_domains: min_domains(&held)? }))
 }
 
-/// That zone spread's `minDomains`, if it sets one; errors as [`max_zone_skew`], and for a
-/// `minDomains` below 1 (which the API server refuses).
-pub fn min_zone_domains(template: &PodTemplateSpec) -> Result<Option<u32>, BadValue> {
-    tightest(template, &ZONE_KEYS)?.map_or(Ok(None), |held| min_domains(&held))
+/// A spread over zones that may not be broken, as [`zone_spread`] reads it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ZoneSpread {
+    pub max_skew: u32,
+    /// Its `minDomains`: while fewer zones count, the scheduler takes the fewest as none.
+    pub min_domains: Option<u32>,
 }
 
 /// A held spread's `minDomains`, read.
@@ -48,8 +52,8 @@ fn min_domains(held: &Held<'_>) -> Result<Option<u32>, BadValue> {
 
 /// The most more pods of the template one node may run than the node with the fewest, if
 /// its rules say (a spread on `kubernetes.io/hostname`), with the nodes that spread counts
-/// and its `minDomains`; errors as [`max_zone_skew`], for a node policy other than `Honor`
-/// or `Ignore`, and for a `minDomains` below 1 (which the API server refuses).
+/// and its `minDomains`; errors as [`zone_spread`], and for a node policy other than `Honor`
+/// or `Ignore`.
 pub fn node_spread(template: &PodTemplateSpec) -> Result<Option<NodeSpread>, BadValue> {
     let Some(held) = tightest(template, &[HOSTNAME])? else { return Ok(None) };
     let Held { skew, index: i, constraint: c } = held;
@@ -116,6 +120,10 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
+
+    fn max_zone_skew(template: &PodTemplateSpec) -> Result<Option<u32>, BadValue> {
+        Ok(zone_spread(template)?.map(|z| z.max_skew))
+    }
 
     /// A template labelled app=web with `constraints` as its topology spreads.
     fn template(constraints: Value) -> PodTemplateSpec {
@@ -211,7 +219,7 @@ mod tests {
         loose["minDomains"] = json!(5);
         let mut tight = spread("topology.kubernetes.io/zone", 1, "DoNotSchedule", own);
         tight["minDomains"] = json!(3);
-        let read = |constraints| min_zone_domains(&template(constraints));
+        let read = |constraints| zone_spread(&template(constraints)).map(|z| z.and_then(|z| z.min_domains));
         assert_eq!(read(json!([loose.clone(), tight.clone()])), Ok(Some(3)), "the tighter skew's");
         assert_eq!(read(json!([loose])), Ok(Some(5)));
         tight["minDomains"] = json!(-1);

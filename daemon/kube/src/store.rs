@@ -556,14 +556,12 @@ impl ClusterStore {
         let traits = FargateTraits { pinned_by_owner, ..self.traits(&key.0, &template, &claim_templates) };
         let max_per_node = crate::per_node::max_per_node(&template, &key.0);
         let unreadable = |bad: BadValue| bad.report_to(&self.unreadable, &format!("{kind:?} {}/{}", key.0, key.1));
-        let max_zone_skew = crate::spread::max_zone_skew(&template).unwrap_or_else(|bad| {
+        let zone_spread = crate::spread::zone_spread(&template).unwrap_or_else(|bad| {
             unreadable(bad);
             None
         });
-        let min_zone_domains = crate::spread::min_zone_domains(&template).unwrap_or_else(|bad| {
-            unreadable(bad);
-            None
-        });
+        let (max_zone_skew, min_zone_domains) =
+            (zone_spread.map(|z| z.max_skew), zone_spread.and_then(|z| z.min_domains));
         let node_spread = crate::spread::node_spread(&template).unwrap_or_else(|bad| {
             unreadable(bad);
             None
