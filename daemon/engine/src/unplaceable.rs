@@ -15,7 +15,7 @@ use ballast_sdk::{
 };
 
 use super::node_labels::ZONE_KEYS;
-use super::ports::{Announcement, PassOver, PassedOverPod, Subject};
+use super::ports::{Announcement, PassedOverPod, Subject};
 
 /// Events posted on unplaceable pods per tick at most; the others follow on later ticks.
 pub const ANNOUNCED_PER_TICK: usize = 20;
@@ -66,7 +66,7 @@ pub fn find(snapshot: &SnapshotData) -> Vec<Unplaceable<'_>> {
 /// group's disk holds them, [`crate::disk`], or too few zones, [`crate::zone_domains`]):
 /// unplaceable too, told as the others are.
 pub fn passed_over_for_good(passed_over: &[PassedOverPod]) -> impl Iterator<Item = Unplaceable<'_>> {
-    passed_over.iter().filter(|p| PassOver::unplaceable(p.passed_over.reason)).map(|p| Unplaceable {
+    passed_over.iter().filter(|p| p.passed_over.reason.unplaceable()).map(|p| Unplaceable {
         namespace: &p.namespace,
         name: &p.name,
         why: p.passed_over.why.clone(),

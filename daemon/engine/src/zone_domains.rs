@@ -31,8 +31,8 @@ pub fn too_few_zones(
     nodes: &[Node],
     fargate_ok: &dyn Fn(&WorkloadRef) -> bool,
 ) -> (Vec<PendingPod>, Vec<PassedOverPod>) {
-    let asked: HashMap<&WorkloadRef, (u32, u32)> = (views.iter())
-        .filter_map(|w| Some((&w.id, (w.min_zone_domains?, w.max_zone_skew?))))
+    let asked: HashMap<&WorkloadRef, Asked> = (views.iter())
+        .filter_map(|w| Some((&w.id, Asked { min_domains: w.min_zone_domains?, max_skew: w.max_zone_skew? })))
         .filter(|(id, _)| !fargate_ok(id))
         .collect();
     if asked.is_empty() {
@@ -42,11 +42,11 @@ pub fn too_few_zones(
     let mut passed = Vec::new();
     let mut waiting = Vec::with_capacity(pending.len());
     for pod in pending {
-        let Some((owner, &(min_domains, skew))) = pod.owner.as_ref().and_then(|o| asked.get_key_value(o)) else {
+        let Some((owner, &spread)) = pod.owner.as_ref().and_then(|o| asked.get_key_value(o)) else {
             waiting.push(pod);
             continue;
         };
-        let left = left.entry(owner).or_insert_with(|| Left::new(&pod, min_domains, skew, spreads, groups, nodes));
+        let left = left.entry(owner).or_insert_with(|| Left::new(&pod, spread, spreads, groups, nodes));
         match (left.room, &left.why) {
             (0, Some(why)) => passed.push(PassedOverPod {
                 namespace: Arc::from(pod.namespace.as_str()),
@@ -62,6 +62,13 @@ pub fn too_few_zones(
     (waiting, passed)
 }
 
+/// What a workload's zone spread asks: `minDomains` zones, `maxSkew` a zone while fewer count.
+#[derive(Clone, Copy)]
+struct Asked {
+    min_domains: u32,
+    max_skew: u32,
+}
+
 /// What is left for one workload's waiting pods: how many more the zones hold, and, when
 /// they are too few, why the rest wait for ever.
 struct Left {
@@ -70,14 +77,8 @@ struct Left {
 }
 
 impl Left {
-    fn new(
-        pod: &PendingPod,
-        min_domains: u32,
-        skew: u32,
-        spreads: &[ZoneSpread],
-        groups: &[NodeGroup],
-        nodes: &[Node],
-    ) -> Self {
+    fn new(pod: &PendingPod, asked: Asked, spreads: &[ZoneSpread], groups: &[NodeGroup], nodes: &[Node]) -> Self {
+        let Asked { min_domains, max_skew: skew } = asked;
         let zones = zones_for(pod, groups, nodes);
         if zones.len() >= min_domains as usize {
             return Left { room: u32::MAX, why: None };
