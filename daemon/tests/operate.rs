@@ -505,10 +505,20 @@ async fn pods_kept_spread_over_nodes_get_as_many_nodes_as_the_scheduler_will_fil
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pods_kept_on_at_least_min_domains_nodes_get_that_many_nodes() {
     let site = Site::start(1).await;
+    one_running_two_waiting(&site, "kubernetes.io/hostname", 3).await;
+    let daemon = site.replica("domains", "  tick-interval: 1s\n", "  - {plugin: binpack}\n", "");
+    let (daemon, journal) = grown_past_and_settled(&site, daemon, 1).await;
+    assert_eq!(site.group().await.0, 3, "a node each for the two waiting: {:#?}", records(&journal));
+    stop(daemon);
+}
+
+/// `general`'s one node, n0, running web-1-0 of a Deployment spread over `key` with
+/// `minDomains: min_domains`, and two more of its pods waiting.
+async fn one_running_two_waiting(site: &Site, key: &str, min_domains: u32) {
     let instance = site.group().await.1[0].clone();
     site.standin.create(node("n0", &instance, "general")).unwrap();
-    let mut web = spread_over("web", "kubernetes.io/hostname");
-    web["spec"]["template"]["spec"]["topologySpreadConstraints"][0]["minDomains"] = json!(3);
+    let mut web = spread_over("web", key);
+    web["spec"]["template"]["spec"]["topologySpreadConstraints"][0]["minDomains"] = json!(min_domains);
     site.standin.create(web).unwrap();
     site.standin.create(replica_set("web-1", "web")).unwrap();
     let owner = Some(("ReplicaSet", "web-1"));
@@ -516,10 +526,6 @@ async fn pods_kept_on_at_least_min_domains_nodes_get_that_many_nodes() {
     for i in 1..3 {
         site.standin.create(pending_pod(&format!("web-1-{i}"), owner)).unwrap();
     }
-    let daemon = site.replica("domains", "  tick-interval: 1s\n", "  - {plugin: binpack}\n", "");
-    let (daemon, journal) = grown_past_and_settled(&site, daemon, 1).await;
-    assert_eq!(site.group().await.0, 3, "a node each for the two waiting: {:#?}", records(&journal));
-    stop(daemon);
 }
 
 /// Pods kept spread over more zones than any group launches in grow no group, in the real
@@ -532,17 +538,7 @@ async fn pods_kept_on_at_least_min_domains_nodes_get_that_many_nodes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pods_kept_spread_over_more_zones_than_the_groups_have_grow_no_group() {
     let site = Site::start(1).await;
-    let instance = site.group().await.1[0].clone();
-    site.standin.create(node("n0", &instance, "general")).unwrap();
-    let mut web = spread_over("web", "topology.kubernetes.io/zone");
-    web["spec"]["template"]["spec"]["topologySpreadConstraints"][0]["minDomains"] = json!(2);
-    site.standin.create(web).unwrap();
-    site.standin.create(replica_set("web-1", "web")).unwrap();
-    let owner = Some(("ReplicaSet", "web-1"));
-    site.standin.create(running_pod("web-1-0", "n0", owner, json!({"app": "web"}))).unwrap();
-    for i in 1..3 {
-        site.standin.create(pending_pod(&format!("web-1-{i}"), owner)).unwrap();
-    }
+    one_running_two_waiting(&site, "topology.kubernetes.io/zone", 2).await;
     let mut daemon = site.replica("zones", "  tick-interval: 1s\n", "  - {plugin: binpack}\n", "");
     let [control, admin] =
         support::daemon::announced_each(&mut daemon, &["control API", "metrics and health"]).try_into().unwrap();

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use ballast_sdk::{NodeGroup, NodeGroupKind, PendingPod, Resources, Workload};
 
-use super::ports::{PassOver, PassedOver, PassedOverPod};
+use super::ports::{PassOver, PassedOverPod};
 
 /// Gives each Auto Scaling group whose disk no one has said (no node-template tag, no volume
 /// in its launch template) the disk its nodes report: the least allocatable ephemeral
@@ -61,7 +61,7 @@ pub fn refused_for_disk(
         .into_iter()
         .filter(|pod| match disk_refusal(pod, &growable, fargate, workloads) {
             Some(why) => {
-                refused.push(passed_over(pod, why));
+                refused.push(PassedOverPod::taken_out(pod, PassOver::Disk, Arc::from(why)));
                 false
             }
             None => true,
@@ -106,14 +106,6 @@ fn why(asked: u64, offered: &[(&str, u64)]) -> String {
         gib(asked),
         crate::unplaceable::named(&groups.iter().map(String::as_str).collect::<Vec<_>>())
     )
-}
-
-fn passed_over(pod: &PendingPod, why: String) -> PassedOverPod {
-    PassedOverPod {
-        namespace: Arc::from(pod.namespace.as_str()),
-        name: Arc::from(pod.name.as_str()),
-        passed_over: PassedOver { reason: PassOver::Disk, node: None, why: Arc::from(why) },
-    }
 }
 
 #[cfg(test)]

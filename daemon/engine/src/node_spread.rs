@@ -10,10 +10,11 @@ use std::sync::Arc;
 use ballast_sdk::{Constraints, Node, NodeGroup, PendingPod, Refusal, Resources, WorkloadRef};
 
 use super::observe::was_ready_once;
-use super::ports::{ClusterView, NodeInclusion, NodeView, PassOver, PassedOver, PassedOverPod, PodShape, PodTemplate};
+use super::ports::{ClusterView, NodeInclusion, NodeView, PassOver, PassedOverPod, PodShape, PodTemplate};
 
-/// The most pods of each workload kept spread over nodes that one node may run (see
-/// [`WorkloadView::max_node_skew`](super::ports::WorkloadView::max_node_skew)): the fewest
+/// What the host tells of each workload kept spread over nodes ([`NodeSpreads`]). Its cap,
+/// the most of its pods one node may run (see
+/// [`WorkloadView::max_node_skew`](super::ports::WorkloadView::max_node_skew)), is the fewest
 /// of its pods on a node that counts, plus its skew, once its waiting pods have filled the
 /// nodes with the fewest that have room for them, as the scheduler fills them. `nodes` are
 /// the snapshot's, one for each of the view's nodes in its order; `being_removed` names the
@@ -131,11 +132,7 @@ pub fn awaiting_removal(
                 return true;
             };
             *left -= 1;
-            passed.push(PassedOverPod {
-                namespace: Arc::from(pod.namespace.as_str()),
-                name: Arc::from(pod.name.as_str()),
-                passed_over: PassedOver { reason: PassOver::AwaitsRemoval, node: None, why: why.clone() },
-            });
+            passed.push(PassedOverPod::taken_out(pod, PassOver::AwaitsRemoval, why.clone()));
             false
         })
         .collect();

@@ -132,6 +132,17 @@ pub struct PassedOverPod {
     pub passed_over: PassedOver,
 }
 
+impl PassedOverPod {
+    /// A waiting pod the host itself takes out of the snapshot's pending pods, for `reason`.
+    pub fn taken_out(pod: &ballast_sdk::PendingPod, reason: PassOver, why: Arc<str>) -> Self {
+        PassedOverPod {
+            namespace: Arc::from(pod.namespace.as_str()),
+            name: Arc::from(pod.name.as_str()),
+            passed_over: PassedOver { reason, node: None, why },
+        }
+    }
+}
+
 /// Why a pod the scheduler refused waits for no capacity.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PassedOver {

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use ballast_sdk::{Node, NodeGroup, NodeGroupKind, PendingPod, WorkloadRef, ZoneSpread};
 
-use super::ports::{PassOver, PassedOver, PassedOverPod, WorkloadView};
+use super::ports::{PassOver, PassedOverPod, WorkloadView};
 
 /// Takes out of `pending` the pods of each workload with a zone spread's `minDomains` that the
 /// zones its pods may run in cannot hold: those zones (of the nodes whose group admits its
@@ -48,11 +48,7 @@ pub fn too_few_zones(
         };
         let left = left.entry(owner).or_insert_with(|| Left::new(&pod, spread, spreads, groups, nodes));
         match (left.room, &left.why) {
-            (0, Some(why)) => passed.push(PassedOverPod {
-                namespace: Arc::from(pod.namespace.as_str()),
-                name: Arc::from(pod.name.as_str()),
-                passed_over: PassedOver { reason: PassOver::TooFewZones, node: None, why: why.clone() },
-            }),
+            (0, Some(why)) => passed.push(PassedOverPod::taken_out(&pod, PassOver::TooFewZones, why.clone())),
             _ => {
                 left.room = left.room.saturating_sub(1);
                 waiting.push(pod);
