@@ -17,13 +17,13 @@ struct Invalid {
     message: String,
 }
 
-/// A spread's `min-{over}-domains` is at least 1 and beside its `max-{over}-skew`, or the
-/// field and why not.
-fn min_domains(min: Option<u32>, skew: Option<u32>, over: &str) -> Result<(), (String, String)> {
-    let field = format!("min-{over}-domains");
+/// A spread's `min-{over}-domains` is at least 1 and beside its `max-{over}-skew`, or why
+/// not, at the field `at` names.
+fn min_domains(min: Option<u32>, skew: Option<u32>, over: &str, at: &dyn Fn(&str) -> String) -> Result<(), Invalid> {
+    let field = at(&format!("min-{over}-domains"));
     match (min, skew) {
-        (Some(0), _) => Err((field, "must be at least 1, got 0".into())),
-        (Some(m), None) => Err((field, format!("{m}, but no max-{over}-skew: it is that spread's"))),
+        (Some(0), _) => Err(invalid(field, "must be at least 1, got 0")),
+        (Some(m), None) => Err(invalid(field, format!("{m}, but no max-{over}-skew: it is that spread's"))),
         _ => Ok(()),
     }
 }
@@ -182,8 +182,8 @@ impl Scenario {
         if w.max_node_skew == Some(0) {
             return Err(invalid(at("max-node-skew"), "must be at least 1, got 0"));
         }
-        min_domains(w.min_node_domains, w.max_node_skew, "node").map_err(|(field, why)| invalid(at(&field), why))?;
-        min_domains(w.min_zone_domains, w.max_zone_skew, "zone").map_err(|(field, why)| invalid(at(&field), why))?;
+        min_domains(w.min_node_domains, w.max_node_skew, "node", &at)?;
+        min_domains(w.min_zone_domains, w.max_zone_skew, "zone", &at)?;
         if w.placement == Target::Fargate {
             self.fits_fargate(w).map_err(|why| invalid(at("placement"), why))?;
         }
