@@ -14,6 +14,7 @@ use std::sync::Arc;
 use ballast_sdk::{NodeGroup, NodeGroupKind, PendingPod, Resources, Workload};
 
 use super::ports::{PassOver, PassedOverPod};
+use super::unplaceable::FargateFallback;
 
 /// Gives each Auto Scaling group whose disk no one has said (no node-template tag, no volume
 /// in its launch template) the disk its nodes report: the least allocatable ephemeral
@@ -55,11 +56,11 @@ pub fn refused_for_disk(
     workloads: &[Workload],
 ) -> (Vec<PendingPod>, Vec<PassedOverPod>) {
     let growable = ballast_sdk::growable(groups);
-    let fargate = groups.iter().any(|g| g.kind == NodeGroupKind::Fargate);
+    let fargate = FargateFallback::new(groups, workloads);
     let mut refused = Vec::new();
     let waiting = pending
         .into_iter()
-        .filter(|pod| match disk_refusal(pod, &growable, fargate, workloads) {
+        .filter(|pod| match disk_refusal(pod, &growable, &fargate) {
             Some(why) => {
                 refused.push(PassedOverPod::taken_out(pod, PassOver::Disk, Arc::from(why)));
                 false
@@ -74,8 +75,7 @@ pub fn refused_for_disk(
 fn disk_refusal(
     pod: &PendingPod,
     growable: &[(&NodeGroup, Resources)],
-    fargate: bool,
-    workloads: &[Workload],
+    fargate: &FargateFallback<'_>,
 ) -> Option<String> {
     let asked = pod.requests.ephemeral_storage_bytes;
     if asked == 0 {
@@ -91,7 +91,7 @@ fn disk_refusal(
     if otherwise.is_empty() || otherwise.iter().any(|&(_, offered)| offered >= asked) {
         return None;
     }
-    if fargate && crate::unplaceable::may_run_on_fargate(workloads, pod.owner.as_ref()) {
+    if fargate.takes(pod.owner.as_ref()) {
         return None;
     }
     Some(why(asked, &otherwise))

@@ -127,16 +127,9 @@ pub fn observe(cluster: ClusterView, mut groups: Vec<GroupView>, cx: &ObserveCon
     let (pending, awaiting_removal) = crate::node_spread::awaiting_removal(pending, node_spreads.awaiting_removal);
     let per_node_limits = per_node_limits(&cluster.workloads, &node_spreads.caps);
     let zone_spreads = zone_spreads(&cluster.workloads, &cluster.nodes);
-    let fargate = node_groups.iter().any(|g| g.kind == ballast_sdk::NodeGroupKind::Fargate);
-    let fargate_ok = |w: &WorkloadRef| fargate && crate::unplaceable::may_run_on_fargate(&workloads, Some(w));
-    let (pending, too_few_zones) = crate::zone_domains::too_few_zones(
-        pending,
-        &cluster.workloads,
-        &zone_spreads,
-        &node_groups,
-        &nodes,
-        &fargate_ok,
-    );
+    let fargate = crate::unplaceable::FargateFallback::new(&node_groups, &workloads);
+    let (pending, too_few_zones) =
+        crate::zone_domains::too_few_zones(pending, &cluster.workloads, &zone_spreads, &node_groups, &nodes, &fargate);
     let total_nodes = cluster.nodes.len();
     let mut scheduled_runs = cluster.scheduled_runs;
     scheduled_runs.sort_by(|a, b| (a.due_at_millis, &a.owner).cmp(&(b.due_at_millis, &b.owner)));

@@ -39,14 +39,14 @@ pub struct Unplaceable<'a> {
 /// for the shapes found unplaceable.
 pub fn find(snapshot: &SnapshotData) -> Vec<Unplaceable<'_>> {
     let groups = ballast_sdk::growable(&snapshot.node_groups);
-    let fargate = snapshot.node_groups.iter().any(|g| g.kind == NodeGroupKind::Fargate);
+    let fargate = FargateFallback::new(&snapshot.node_groups, &snapshot.workloads);
     // Most shapes fit some group: that is asked first, with nothing written; Fargate and the
     // reasons only for the rest.
     let unplaceable: Vec<(&PendingShape, Arc<str>)> = snapshot
         .pending_shapes()
         .iter()
         .filter(|shape| !ballast_sdk::new_node_takes(&groups, shape))
-        .filter(|shape| !(fargate && may_run_on_fargate(&snapshot.workloads, shape.owner.as_ref())))
+        .filter(|shape| !fargate.takes(shape.owner.as_ref()))
         .map(|shape| (shape, Arc::from(why_not(&groups, shape))))
         .collect();
     if unplaceable.is_empty() {
@@ -73,10 +73,24 @@ pub fn passed_over_for_good(passed_over: &[PassedOverPod]) -> impl Iterator<Item
     })
 }
 
-/// True if the pods of `owner` may run on Fargate: it is a workload with no Fargate blocker
-/// (a pod without one may not).
-pub(crate) fn may_run_on_fargate(workloads: &[Workload], owner: Option<&WorkloadRef>) -> bool {
-    owner.is_some_and(|owner| workloads.iter().any(|w| &w.id == owner && w.fargate_blocker.is_none()))
+/// Whether Fargate may take a waiting pod that no node will: the cluster has a Fargate
+/// profile and the pod's owner is a workload with no Fargate blocker (a pod without one may
+/// not go there). What the disk refusal, the zone count and "unplaceable" all ask first.
+pub struct FargateFallback<'a> {
+    profile: bool,
+    workloads: &'a [Workload],
+}
+
+impl<'a> FargateFallback<'a> {
+    pub fn new(groups: &[NodeGroup], workloads: &'a [Workload]) -> Self {
+        FargateFallback { profile: groups.iter().any(|g| g.kind == NodeGroupKind::Fargate), workloads }
+    }
+
+    /// True if the pods of `owner` may run on Fargate.
+    pub fn takes(&self, owner: Option<&WorkloadRef>) -> bool {
+        self.profile
+            && owner.is_some_and(|owner| self.workloads.iter().any(|w| &w.id == owner && w.fargate_blocker.is_none()))
+    }
 }
 
 fn of_shape(pod: &PendingPod, shape: &PendingShape) -> bool {

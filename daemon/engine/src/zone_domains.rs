@@ -12,12 +12,13 @@ use std::sync::Arc;
 use ballast_sdk::{Node, NodeGroup, NodeGroupKind, PendingPod, WorkloadRef, ZoneSpread};
 
 use super::ports::{PassOver, PassedOverPod, WorkloadView};
+use super::unplaceable::FargateFallback;
 
 /// Takes out of `pending` the pods of each workload with a zone spread's `minDomains` that the
 /// zones its pods may run in cannot hold: those zones (of the nodes whose group admits its
 /// pods, or is not known, and of the Auto Scaling groups that admit them and may grow) are
 /// fewer than `minDomains`, so at most `maxSkew` a zone run. `spreads`: its pods by zone now.
-/// A workload whose pods may go to Fargate (`fargate_ok`) is left alone.
+/// A workload whose pods Fargate may take instead (`fargate`) is left alone.
 ///
 /// # Guarantees
 /// A pod is taken out only when no node of any group could ever let it run while the spread
@@ -29,11 +30,11 @@ pub fn too_few_zones(
     spreads: &[ZoneSpread],
     groups: &[NodeGroup],
     nodes: &[Node],
-    fargate_ok: &dyn Fn(&WorkloadRef) -> bool,
+    fargate: &FargateFallback<'_>,
 ) -> (Vec<PendingPod>, Vec<PassedOverPod>) {
     let asked: HashMap<&WorkloadRef, Asked> = (views.iter())
         .filter_map(|w| Some((&w.id, Asked { min_domains: w.min_zone_domains?, max_skew: w.max_zone_skew? })))
-        .filter(|(id, _)| !fargate_ok(id))
+        .filter(|(id, _)| !fargate.takes(Some(id)))
         .collect();
     if asked.is_empty() {
         return (pending, Vec::new());
