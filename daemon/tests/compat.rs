@@ -97,7 +97,7 @@ fn binpack_built_before_shapes_is_served_and_decides_what_the_current_one_does()
     let host = host();
     let old = host.load(binpack_before_shapes()).unwrap();
     assert_eq!(old.info().policy_version.as_deref(), Some("0.1.1"), "the fixture predates pending-shapes");
-    assert_eq!(ballast_sdk::INTERFACE_VERSION, "0.1.15");
+    assert_eq!(ballast_sdk::INTERFACE_VERSION, "0.1.16");
 
     let snapshot = mixed_pending(100);
     let taint = Taint { key: "dedicated".into(), value: "batch".into(), effect: TaintEffect::NoSchedule };

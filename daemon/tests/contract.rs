@@ -262,6 +262,13 @@ fn full_snapshot() -> SnapshotData {
         },
         ZoneSpread { workload: d.workload(WorkloadKind::StatefulSet), max_skew: d.u(), pods_by_zone: Vec::new() },
     ];
+    let kept_away = vec![
+        KeptAway {
+            workload: d.workload(WorkloadKind::Deployment),
+            apart_from: vec![d.workload(WorkloadKind::StatefulSet), d.workload(WorkloadKind::Job)],
+        },
+        KeptAway { workload: d.workload(WorkloadKind::StatefulSet), apart_from: Vec::new() },
+    ];
     let fargate_pricing = FargatePricing {
         per_vcpu_hour: d.f(),
         per_gb_hour: d.f(),
@@ -292,6 +299,7 @@ fn full_snapshot() -> SnapshotData {
         capacity_buffers,
         per_node_limits,
         zone_spreads,
+        kept_away,
         pods_source: Default::default(),
         shapes: Default::default(),
         group_options: vec![
@@ -378,6 +386,7 @@ fn every_field_of_a_snapshot_reaches_a_plugin_as_sent() {
     assert_eq!(got.capacity_buffers, snapshot.capacity_buffers, "capacity-buffers, field by field");
     assert_eq!(got.per_node_limits, snapshot.per_node_limits, "per-node-limits, field by field");
     assert_eq!(got.zone_spreads, snapshot.zone_spreads, "zone-spreads, field by field");
+    assert_eq!(got.kept_away, snapshot.kept_away, "kept-away, field by field");
     assert_eq!(got.fargate_pricing, snapshot.fargate_pricing);
     let expected: Vec<Proposal> =
         proposed.into_iter().map(|decision| Proposal { plugin: "scripted".into(), decision }).collect();

@@ -213,6 +213,31 @@ async fn a_spread_is_read_from_the_template_and_a_bad_skew_is_named() {
     );
 }
 
+/// A Deployment kept off another's nodes by a required pod anti-affinity on the hostname,
+/// read through the real watch: the view names the workload it is kept from, and no other (a
+/// zone-wide rule against a third keeps no node).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workload_kept_off_anothers_nodes_names_it() {
+    let standin = StandIn::start().await.unwrap();
+    let mut indexer = deployment("indexer");
+    indexer["spec"]["template"]["spec"]["affinity"] = json!({"podAntiAffinity": {
+        "requiredDuringSchedulingIgnoredDuringExecution": [
+            {"topologyKey": "kubernetes.io/hostname", "labelSelector": {"matchLabels": {"app": "web"}}},
+            {"topologyKey": "topology.kubernetes.io/zone", "labelSelector": {"matchLabels": {"app": "batch"}}}]}});
+    standin.create(indexer).unwrap();
+    standin.create(deployment("web")).unwrap();
+    standin.create(deployment("batch")).unwrap();
+    let cluster = started(&standin, KubeSettings::default()).await;
+    let view = cluster.observe().await.unwrap();
+    let kept_away = |name: &str| {
+        let w = view.workloads.iter().find(|w| w.id.name == name);
+        w.map(|w| w.kept_away.iter().map(|o| o.name.clone()).collect::<Vec<_>>())
+    };
+    assert_eq!(kept_away("indexer"), Some(vec!["web".to_string()]));
+    assert_eq!(kept_away("web"), Some(vec![]), "the engine pairs them both ways; the adapter reads each side's own");
+    assert_eq!(kept_away("batch"), Some(vec![]));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_removal_drains_waits_at_the_budget_asks_daemonset_pods_last_and_records_events() {
     let standin = StandIn::start().await.unwrap();

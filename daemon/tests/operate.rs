@@ -870,6 +870,23 @@ async fn keeps_its_node(pod: Value) {
     stop(daemon);
 }
 
+/// Runs binpack (unneeded after 4 s) on [`two_empty_nodes`] for ten ticks, and asserts that
+/// neither n0 nor n1 was cordoned or terminated.
+async fn both_nodes_stay(site: &Site, engine: &str) {
+    let daemon = site.replica("ops", engine, UNNEEDED_AFTER_4S, "");
+    let path = site.journal();
+    let ticks = |journal: &[Value]| journal.iter().filter(|r| r["record"] == "tick").count();
+    if eventually(Duration::from_secs(30), async || ticks(&records(&path)) >= 10).await.is_none() {
+        fail(daemon, "ten ticks were never recorded");
+    }
+    assert_eq!(site.group().await.1.len(), 2, "{:#?}", records(&path));
+    for i in 0..2 {
+        let node = site.standin.get("v1", "Node", "", &format!("n{i}")).unwrap();
+        assert_ne!(node["spec"]["unschedulable"], true, "n{i} never cordoned: {node}");
+    }
+    stop(daemon);
+}
+
 /// Two under-used nodes, each running one pod of a Deployment kept one to a node by
 /// anti-affinity: by room either pod fits beside the other, but the scheduler would not put
 /// it there, so in the real process neither node is cordoned, drained or terminated (with the
@@ -884,18 +901,30 @@ async fn a_node_whose_pod_is_kept_apart_from_the_others_is_not_removed() {
             running_pod(&format!("web-{i}"), &format!("n{i}"), Some(("ReplicaSet", "web-rs")), json!({"app": "web"}));
         site.standin.create(pod).unwrap();
     }
-    let daemon = site.replica("ops", &engine, UNNEEDED_AFTER_4S, "");
-    let path = site.journal();
-    let ticks = |journal: &[Value]| journal.iter().filter(|r| r["record"] == "tick").count();
-    if eventually(Duration::from_secs(30), async || ticks(&records(&path)) >= 10).await.is_none() {
-        fail(daemon, "ten ticks were never recorded");
+    both_nodes_stay(&site, &engine).await;
+}
+
+/// Two under-used nodes, a web pod on one and an indexer pod on the other, the indexer's
+/// template keeping its pods off the web tier's nodes (a required pod anti-affinity on the
+/// hostname against `app: web`): by room either pod fits beside the other, but the scheduler
+/// would not put it there, so in the real process neither node is cordoned, drained or
+/// terminated (with the rule withheld from the policies, one goes within the unneeded time).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_pod_is_kept_off_anothers_nodes_is_not_removed() {
+    let (site, engine) = two_empty_nodes("").await;
+    let mut indexer = deployment("indexer");
+    indexer["spec"]["template"]["spec"]["affinity"] = json!({"podAntiAffinity": {
+        "requiredDuringSchedulingIgnoredDuringExecution": [
+            {"topologyKey": "kubernetes.io/hostname", "labelSelector": {"matchLabels": {"app": "web"}}}]}});
+    site.standin.create(indexer).unwrap();
+    site.standin.create(deployment("web")).unwrap();
+    for (i, app) in ["web", "indexer"].into_iter().enumerate() {
+        let owner = format!("{app}-rs");
+        site.standin.create(replica_set(&owner, app)).unwrap();
+        let pod = running_pod(&format!("{app}-0"), &format!("n{i}"), Some(("ReplicaSet", &owner)), json!({"app": app}));
+        site.standin.create(pod).unwrap();
     }
-    assert_eq!(site.group().await.1.len(), 2, "{:#?}", records(&path));
-    for i in 0..2 {
-        let node = site.standin.get("v1", "Node", "", &format!("n{i}")).unwrap();
-        assert_ne!(node["spec"]["unschedulable"], true, "n{i} never cordoned: {node}");
-    }
-    stop(daemon);
+    both_nodes_stay(&site, &engine).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,9 +8,9 @@
 // Settings (JSON): {"scale-up-threshold": 0.7, "scale-down-threshold": 0.3, "groups": ["web"]}
 
 /// <reference path="../../sdk/typescript/ballast-policy.d.ts" />
-import { log } from "ballast:policy/host@0.1.15";
-import type { Snapshot } from "ballast:policy/snapshot@0.1.15";
-import type { Decision, Node, NodeGroup, PendingShape } from "ballast:policy/types@0.1.15";
+import { log } from "ballast:policy/host@0.1.16";
+import type { Snapshot } from "ballast:policy/snapshot@0.1.16";
+import type { Decision, Node, NodeGroup, PendingShape } from "ballast:policy/types@0.1.16";
 
 interface Settings {
   scaleUp: number;

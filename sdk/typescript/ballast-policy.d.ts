@@ -1,9 +1,9 @@
-// Type declarations for the `ballast:policy@0.1.15` world as componentize-js presents it to a
+// Type declarations for the `ballast:policy@0.1.16` world as componentize-js presents it to a
 // plugin: records are objects with camelCase fields, variants are `{ tag, val }`, enums are
 // kebab-case strings, `option<T>` is `T | undefined`, and u64 values are `bigint`.
 // Keep in step with sdk/wit/policy.wit.
 
-declare module "ballast:policy/types@0.1.15" {
+declare module "ballast:policy/types@0.1.16" {
   export interface Resources { cpuMillis: bigint; memoryBytes: bigint; pods: number; gpus: number }
   export interface Label { key: string; value: string }
   export type TaintEffect = "no-schedule" | "prefer-no-schedule" | "no-execute";
@@ -90,20 +90,22 @@ declare module "ballast:policy/types@0.1.15" {
   export interface ZoneSpread { workload: WorkloadRef; maxSkew: number; podsByZone: ZonePods[] }
   /** A node's ephemeral storage in bytes; 2^64-1 allocatable where its disk is not known (since 0.1.14). */
   export interface NodeStorage { allocatableBytes: bigint; requestedBytes: bigint }
+  /** A workload whose pods may not share a node with those of `apartFrom`, listed under both (since 0.1.16). */
+  export interface KeptAway { workload: WorkloadRef; apartFrom: WorkloadRef[] }
 }
 
-declare module "ballast:policy/host@0.1.15" {
+declare module "ballast:policy/host@0.1.16" {
   export type Level = "trace" | "debug" | "info" | "warn" | "error";
   export function log(level: Level, message: string): void;
   export function nowMillis(): bigint;
 }
 
-declare module "ballast:policy/snapshot@0.1.15" {
+declare module "ballast:policy/snapshot@0.1.16" {
   import type {
     FargatePricing, GroupCooldown, GroupOptions, HorizontalAutoscaler, MetricSeries, Node, NodeGroup, PendingPod,
     LaunchFailure, PendingShape, PlacementCooldown, PodShape, Proposal, ProvisioningTime, ScheduledRun, Workload,
-    CapacityBuffer, PerNodeLimit, ZoneSpread, NodeStorage,
-  } from "ballast:policy/types@0.1.15";
+    CapacityBuffer, PerNodeLimit, ZoneSpread, NodeStorage, KeptAway,
+  } from "ballast:policy/types@0.1.16";
   export class Snapshot {
     takenAtMillis(): bigint;
     nodeGroups(): NodeGroup[];
@@ -154,14 +156,16 @@ declare module "ballast:policy/snapshot@0.1.15" {
     capacityBufferStorage(): BigUint64Array;
     /** Dollars per GB-hour of a Fargate pod's disk beyond the 20 GiB included (since 0.1.15). */
     fargateStoragePrice(): number;
+    /** The workloads kept off the nodes of other workloads' pods, by workload (since 0.1.16). */
+    keptAway(): KeptAway[];
   }
 }
 
 /** What the plugin's `policy` export must look like. Throw a string to return an error. */
 declare interface BallastPolicyExport {
   validateSettings(settings: string): void;
-  evaluate(snapshot: import("ballast:policy/snapshot@0.1.15").Snapshot): {
-    decisions: import("ballast:policy/types@0.1.15").Decision[];
+  evaluate(snapshot: import("ballast:policy/snapshot@0.1.16").Snapshot): {
+    decisions: import("ballast:policy/types@0.1.16").Decision[];
     state?: Uint8Array;
   };
 }

@@ -41,6 +41,7 @@ pub mod guard;
 pub mod handover;
 pub mod interruption;
 pub mod journal;
+pub mod kept_away;
 pub mod live;
 pub mod node_labels;
 pub mod node_spread;

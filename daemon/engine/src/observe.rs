@@ -127,6 +127,7 @@ pub fn observe(cluster: ClusterView, mut groups: Vec<GroupView>, cx: &ObserveCon
     let (pending, awaiting_removal) = crate::node_spread::awaiting_removal(pending, node_spreads.awaiting_removal);
     let per_node_limits = per_node_limits(&cluster.workloads, &node_spreads.caps);
     let zone_spreads = zone_spreads(&cluster.workloads, &cluster.nodes);
+    let kept_away = crate::kept_away::pairs(&cluster.workloads);
     let fargate = crate::unplaceable::FargateFallback::new(&node_groups, &workloads);
     let (pending, too_few_zones) =
         crate::zone_domains::too_few_zones(pending, &cluster.workloads, &zone_spreads, &node_groups, &nodes, &fargate);
@@ -163,6 +164,7 @@ pub fn observe(cluster: ClusterView, mut groups: Vec<GroupView>, cx: &ObserveCon
             capacity_buffers,
             per_node_limits,
             zone_spreads,
+            kept_away,
             pods_source: ballast_sdk::PodsSource::new(move |node| {
                 pods_on_nodes.get(node).map(|pods| pod_shapes(pods)).unwrap_or_default()
             }),

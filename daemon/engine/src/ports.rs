@@ -407,6 +407,10 @@ pub struct WorkloadView {
     pub min_node_domains: Option<u32>,
     /// Which nodes that spread counts (its `nodeTaintsPolicy` and `nodeAffinityPolicy`).
     pub node_inclusion: NodeInclusion,
+    /// The workloads whose pods its pods may not share a node with, as its own pod template
+    /// says (a required pod anti-affinity on the hostname against their pods); the engine
+    /// hands each pair to policies both ways ([`crate::kept_away`]).
+    pub kept_away: Vec<WorkloadRef>,
 }
 
 /// Which nodes a topology spread counts when it finds the domain with the fewest pods, as its

@@ -12,7 +12,9 @@ use std::sync::Arc;
 
 use ballast_sdk::{HorizontalAutoscaler, Resources, WorkloadKind, WorkloadRef};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod, PodTemplateSpec};
+use k8s_openapi::api::core::v1::{
+    Node, PersistentVolume, PersistentVolumeClaim, Pod, PodAffinityTerm, PodTemplateSpec,
+};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 
@@ -89,6 +91,9 @@ struct WorkloadEntry {
     max_node_skew: Option<u32>,
     min_node_domains: Option<u32>,
     node_inclusion: NodeInclusion,
+    /// Its required pod anti-affinity terms on the hostname, read against the other
+    /// workloads' templates each view ([`crate::per_node::keeps_off`]).
+    repels: Vec<PodAffinityTerm>,
 }
 
 struct BudgetEntry {
@@ -555,6 +560,7 @@ impl ClusterStore {
         let pinned_by_owner = convert::pinned_by_owner(meta, &template, &self.settings.group_selector_label);
         let traits = FargateTraits { pinned_by_owner, ..self.traits(&key.0, &template, &claim_templates) };
         let max_per_node = crate::per_node::max_per_node(&template, &key.0);
+        let repels = crate::per_node::hostname_repels(&template);
         let unreadable = |bad: BadValue| bad.report_to(&self.unreadable, &format!("{kind:?} {}/{}", key.0, key.1));
         let zone_spread = crate::spread::zone_spread(&template).unwrap_or_else(|bad| {
             unreadable(bad);
@@ -582,6 +588,7 @@ impl ClusterStore {
             max_node_skew,
             min_node_domains,
             node_inclusion,
+            repels,
         };
         self.workloads.insert(id, entry);
     }

@@ -327,6 +327,9 @@ impl snapshot::HostSnapshot for PluginCtx {
     fn fargate_storage_price(&mut self, _: Resource<SnapshotResource>) -> wasmtime::Result<f64> {
         Ok(self.input.snapshot.data().fargate_pricing.per_storage_gb_hour)
     }
+    fn kept_away(&mut self, _: Resource<SnapshotResource>) -> wasmtime::Result<Vec<types::KeptAway>> {
+        Ok(self.input.snapshot.kept_away())
+    }
     fn drop(&mut self, handle: Resource<SnapshotResource>) -> wasmtime::Result<()> {
         self.table.delete(handle)?;
         Ok(())

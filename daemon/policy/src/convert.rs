@@ -162,6 +162,10 @@ pub fn zone_spread(s: &m::ZoneSpread) -> w::ZoneSpread {
     }
 }
 
+pub fn kept_away(k: &m::KeptAway) -> w::KeptAway {
+    w::KeptAway { workload: workload_ref(&k.workload), apart_from: k.apart_from.iter().map(workload_ref).collect() }
+}
+
 pub fn group_cooldown(c: &m::GroupCooldown) -> w::GroupCooldown {
     w::GroupCooldown {
         group: c.group.clone(),

@@ -105,6 +105,10 @@ impl SharedSnapshot {
         self.data.zone_spreads.iter().map(convert::zone_spread).collect()
     }
 
+    pub fn kept_away(&self) -> Vec<w::KeptAway> {
+        self.data.kept_away.iter().map(convert::kept_away).collect()
+    }
+
     pub fn pods_on_node(&self, node: &str) -> Vec<w::PodShape> {
         self.data.pods_on_node(node).iter().map(convert::pod_shape).collect()
     }

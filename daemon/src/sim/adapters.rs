@@ -321,6 +321,10 @@ impl World {
             max_node_skew: w.spec.max_node_skew,
             min_node_domains: w.spec.min_node_domains,
             node_inclusion: Default::default(),
+            kept_away: (w.spec.kept_away.iter())
+                .filter_map(|name| self.workloads.iter().find(|o| &o.spec.name == name))
+                .map(|o| (*o.id).clone())
+                .collect(),
         });
         if let Some(bounds) = &w.spec.autoscaler {
             view.horizontal_autoscalers.push(HorizontalAutoscaler {

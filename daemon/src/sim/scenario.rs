@@ -366,6 +366,11 @@ pub struct WorkloadSpec {
     /// scheduler takes the fewest as none, so each node runs at most `max-node-skew` of them.
     #[serde(default)]
     pub min_node_domains: Option<u32>,
+    /// The workloads (by name) whose pods its pods may not share a node with (a required pod
+    /// anti-affinity on `kubernetes.io/hostname` against their pods). The scheduler keeps it
+    /// both ways, as it keeps such a rule.
+    #[serde(default)]
+    pub kept_away: Vec<String>,
     /// A CapacityBuffer that follows the workload (its `scalableRef`): spare room for more of
     /// its pods, sized as in a cluster.
     #[serde(default)]

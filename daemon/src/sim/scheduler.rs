@@ -1,7 +1,8 @@
 //! The simulated kube-scheduler: binds pending EC2 pods to Ready, uncordoned nodes where
 //! their requests fit, honouring node selectors, NoSchedule / NoExecute taints, a
-//! workload's pods per node (its `max-per-node`, as a required pod anti-affinity keeps them)
-//! and its skew over zones and nodes (its `max-zone-skew` and `max-node-skew`, as topology
+//! workload's pods per node (its `max-per-node`, as a required pod anti-affinity keeps them),
+//! the workloads it is kept away from (its `kept-away`, either side's, as such a rule
+//! against another workload's pods keeps them off each other's nodes) and its skew over zones and nodes (its `max-zone-skew` and `max-node-skew`, as topology
 //! spreads on `topology.kubernetes.io/zone` and `kubernetes.io/hostname` with
 //! `whenUnsatisfiable: DoNotSchedule` keep them).
 //!
@@ -25,6 +26,7 @@ impl World {
         let mut cursor: HashMap<usize, usize> = HashMap::new();
         let mut admits: HashMap<(usize, usize), bool> = HashMap::new();
         let mut spreads: HashMap<usize, Spread> = HashMap::new();
+        let mut away: HashMap<usize, Vec<usize>> = HashMap::new();
         for pod in waiting {
             let Some(w) = self.pods[pod].as_ref().map(|p| p.workload) else { continue };
             let requests = self.workloads[w].requests;
@@ -35,11 +37,15 @@ impl World {
             if spread && !spreads.contains_key(&w) {
                 spreads.insert(w, self.spread(w));
             }
+            let away = away.entry(w).or_insert_with(|| self.kept_away(w));
             let start = if spread { 0 } else { cursor.get(&w).copied().unwrap_or(0) };
             let mut found = None;
             for (pos, &n) in nodes.iter().enumerate().skip(start) {
                 let Some(node) = self.nodes[n].as_ref() else { continue };
-                if !node.allocatable.saturating_sub(&node.requested).fits(&requests) || self.at_per_node_limit(n, w) {
+                if !node.allocatable.saturating_sub(&node.requested).fits(&requests)
+                    || self.at_per_node_limit(n, w)
+                    || self.runs_any(n, away)
+                {
                     continue;
                 }
                 if spreads.get(&w).is_some_and(|s| !s.may_take(n, &node.zone)) {
@@ -80,6 +86,25 @@ impl World {
         let Some(node) = self.nodes[n].as_ref() else { return false };
         let here = node.pods.iter().filter(|&&p| self.pods[p].as_ref().is_some_and(|p| p.workload == w)).count();
         here >= max as usize
+    }
+
+    /// The workloads whose pods workload `w`'s may not share a node with: those it names, and
+    /// those that name it.
+    fn kept_away(&self, w: usize) -> Vec<usize> {
+        let name = &self.workloads[w].spec.name;
+        (0..self.workloads.len())
+            .filter(|&o| o != w)
+            .filter(|&o| {
+                let other = &self.workloads[o].spec;
+                self.workloads[w].spec.kept_away.contains(&other.name) || other.kept_away.contains(name)
+            })
+            .collect()
+    }
+
+    /// Node `n` runs a pod of one of `workloads`.
+    fn runs_any(&self, n: usize, workloads: &[usize]) -> bool {
+        let Some(node) = self.nodes[n].as_ref().filter(|_| !workloads.is_empty()) else { return false };
+        node.pods.iter().any(|&p| self.pods[p].as_ref().is_some_and(|p| workloads.contains(&p.workload)))
     }
 
     /// Workload `w`'s pods in each zone and on each node that is Ready and admits them
@@ -226,5 +251,36 @@ mod tests {
             "two zones, three must count"
         );
         assert_eq!(bound_by_zone(", max-zone-skew: 2, min-zone-domains: 2"), zones(3, 2));
+    }
+
+    /// Two web and two indexer pods bound at the start on three nodes of one group (three
+    /// each by room), `web_rule` added to web and `indexer_rule` to the indexer: which
+    /// workloads each node runs, in node order.
+    fn bound_beside_web(web_rule: &str, indexer_rule: &str) -> Vec<String> {
+        let text = format!(
+            "name: t\nduration: 1h\nnode-groups:\n\
+             \x20 - {{id: a, instance-types: [m5.large], min-size: 3, max-size: 5}}\n\
+             workloads:\n  - {{name: web, requests: {{cpu: 600m}}, replicas: {{constant: 2}}{web_rule}}}\n\
+             \x20 - {{name: indexer, requests: {{cpu: 600m}}, replicas: {{constant: 2}}{indexer_rule}}}\n"
+        );
+        let world = World::new(&Scenario::parse(Path::new("t.yaml"), &text).unwrap(), 1);
+        (world.nodes.iter().flatten())
+            .map(|n| {
+                let mut names: Vec<&str> = (n.pods.iter())
+                    .filter_map(|&p| world.pods[p].as_ref())
+                    .map(|p| world.workloads[p.workload].spec.name.as_str())
+                    .collect();
+                names.dedup();
+                names.join("+")
+            })
+            .collect()
+    }
+
+    #[test]
+    fn pods_kept_away_from_anothers_are_bound_only_to_nodes_free_of_theirs() {
+        assert_eq!(bound_beside_web("", ""), ["web+indexer", "indexer", ""], "first fit");
+        let apart = ["web", "indexer", ""];
+        assert_eq!(bound_beside_web("", ", kept-away: [web]"), apart);
+        assert_eq!(bound_beside_web(", kept-away: [indexer]", ""), apart, "the web tier's rule holds both ways");
     }
 }

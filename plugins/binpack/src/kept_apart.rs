@@ -2,12 +2,19 @@
 //! node (a required pod anti-affinity on the hostname; contract 0.1.12
 //! `per-node-limits`) needs, for each such pod, a node that stays and holds fewer of its
 //! pods than the limit, as Cluster Autoscaler's scale-down simulation checks. Spare room
-//! alone would let such a node go and leave its pod waiting for a node bought for it.
+//! alone would let such a node go and leave its pod waiting for a node bought for it. A
+//! workload kept away from others' nodes (contract 0.1.16 `kept-away`) has a place only on a
+//! node that runs none of their pods.
 //!
 //! The other nodes' pods are counted once, and only when a node to remove runs such a pod
 //! (a host call per node then; none in a cluster without such rules); from then on, the
 //! places left on the nodes that stay are kept as a total per workload, so a node is judged
 //! without walking the others.
+//!
+//! # Caveats
+//! Places are counted per workload: a staying node that runs none of either of two workloads
+//! kept away from each other counts a place for each, though the first pod to land there
+//! closes it to the other.
 
 use std::collections::HashMap;
 
@@ -29,8 +36,10 @@ struct Places {
 
 pub struct KeptApart<'s> {
     snapshot: &'s dyn Snapshot,
-    /// Each limited workload's limit.
+    /// Each limited workload's limit (`u32::MAX` for one only kept away from others).
     limits: HashMap<WorkloadRef, u32>,
+    /// The workloads whose pods each workload's may not share a node with.
+    away: HashMap<WorkloadRef, Vec<WorkloadRef>>,
     /// Counted on first need.
     places: Option<Places>,
     /// Pods of each limited workload on the nodes chosen to go.
@@ -41,8 +50,14 @@ pub struct KeptApart<'s> {
 
 impl<'s> KeptApart<'s> {
     pub fn new(snapshot: &'s dyn Snapshot) -> Self {
-        let limits = snapshot.per_node_limits().iter().map(|l| (l.workload.clone(), l.max_pods)).collect();
-        KeptApart { snapshot, limits, places: None, moving: HashMap::new(), checked: None }
+        let mut limits: HashMap<WorkloadRef, u32> =
+            snapshot.per_node_limits().iter().map(|l| (l.workload.clone(), l.max_pods)).collect();
+        let away: HashMap<WorkloadRef, Vec<WorkloadRef>> =
+            snapshot.kept_away().iter().map(|k| (k.workload.clone(), k.apart_from.clone())).collect();
+        for workload in away.keys() {
+            limits.entry(workload.clone()).or_insert(u32::MAX);
+        }
+        KeptApart { snapshot, limits, away, places: None, moving: HashMap::new(), checked: None }
     }
 
     /// Of a node's pods (`shapes`), those of workloads kept apart that a drain moves.
@@ -68,7 +83,7 @@ impl<'s> KeptApart<'s> {
         let fit = match &self.places {
             Some(places) => mine.iter().all(|a| {
                 let staying = places.staying.get(&a.workload).copied().unwrap_or(0);
-                let elsewhere = staying.saturating_sub(place(&self.limits, &places.here, &a.workload, &node.name));
+                let elsewhere = staying.saturating_sub(self.place(&places.here, &a.workload, &node.name));
                 elsewhere >= a.pods + self.moving.get(&a.workload).copied().unwrap_or(0)
             }),
             None => true,
@@ -87,10 +102,12 @@ impl<'s> KeptApart<'s> {
         for a in mine {
             *self.moving.entry(a.workload).or_default() += a.pods;
         }
-        let Some(Places { here, staying }) = self.places.as_mut() else { return };
+        let Some(places) = self.places.take() else { return };
+        let Places { here, mut staying } = places;
         for (workload, left) in staying.iter_mut() {
-            *left = left.saturating_sub(place(&self.limits, here, workload, &node.name));
+            *left = left.saturating_sub(self.place(&here, workload, &node.name));
         }
+        self.places = Some(Places { here, staying });
     }
 
     /// Counts the limited workloads' places on `schedulable`, the first time only.
@@ -107,23 +124,33 @@ impl<'s> KeptApart<'s> {
             }
         }
         let nodes = schedulable.len() as u32;
-        let mut staying: HashMap<WorkloadRef, u32> =
-            self.limits.iter().map(|(w, &max)| (w.clone(), max.saturating_mul(nodes))).collect();
+        let mut staying: HashMap<WorkloadRef, u32> = HashMap::new();
+        for (w, &max) in &self.limits {
+            // A workload kept away from others: a node at a time, as each may run theirs.
+            let places = match self.away.contains_key(w) {
+                true => schedulable.iter().fold(0u32, |sum, n| sum.saturating_add(self.place(&here, w, &n.name))),
+                false => max.saturating_mul(nodes),
+            };
+            staying.insert(w.clone(), places);
+        }
         for (workload, &pods) in here.values().flatten() {
+            if self.away.contains_key(workload) {
+                continue;
+            }
             let used = pods.min(self.limits.get(workload).copied().unwrap_or(0));
             staying.entry(workload.clone()).and_modify(|p| *p = p.saturating_sub(used));
         }
         self.places = Some(Places { here, staying });
     }
-}
 
-/// How many more pods of `workload` node `name` takes, given the pods `here`.
-fn place(
-    limits: &HashMap<WorkloadRef, u32>,
-    here: &HashMap<String, HashMap<WorkloadRef, u32>>,
-    workload: &WorkloadRef,
-    name: &str,
-) -> u32 {
-    let pods = here.get(name).and_then(|h| h.get(workload)).copied().unwrap_or(0);
-    limits.get(workload).copied().unwrap_or(0).saturating_sub(pods)
+    /// How many more pods of `workload` node `name` takes, given the pods `here`: none where
+    /// it runs a pod of a workload `workload` is kept away from.
+    fn place(&self, here: &HashMap<String, HashMap<WorkloadRef, u32>>, workload: &WorkloadRef, name: &str) -> u32 {
+        let on_node = here.get(name);
+        let pods_of = |w: &WorkloadRef| on_node.and_then(|h| h.get(w)).copied().unwrap_or(0);
+        if self.away.get(workload).is_some_and(|away| away.iter().any(|o| pods_of(o) > 0)) {
+            return 0;
+        }
+        self.limits.get(workload).copied().unwrap_or(0).saturating_sub(pods_of(workload))
+    }
 }

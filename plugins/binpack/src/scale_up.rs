@@ -4,7 +4,7 @@
 //! Deployment crosses the plugin boundary as one record. The packing itself still places
 //! pod by pod, so the plan is the one per-pod first-fit decreasing gives.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use ballast_sdk::prelude::*;
 
@@ -47,6 +47,14 @@ impl Fit<'_> {
     fn pods(&self) -> u32 {
         self.placed.iter().map(|p| p.count).sum()
     }
+}
+
+/// What keeps the pods of each waiting shape (by index) from sharing a new node.
+pub(crate) struct NodeRules<'a> {
+    /// At most this many of the shape's workload's pods on one node (`per-node-limits`).
+    pub(crate) per_node: Vec<Option<u32>>,
+    /// The workloads whose pods the shape's may not share a node with (`kept-away`).
+    pub(crate) away: Vec<&'a [WorkloadRef]>,
 }
 
 /// A group's fit for the pods waiting now, and the fit it is ranked by: those pods with the
@@ -172,12 +180,13 @@ fn rank(choice: &Choice<'_>, a: &Fit, b: &Fit) -> std::cmp::Ordering {
 /// Packs `waiting` pods (largest first) onto the group's `booting` nodes (asked for, booting,
 /// or registered lately but not Ready: the scheduler cannot use them, but soon will), then
 /// onto new ones up to the group's max. A shape whose workload limits its pods per node
-/// (`per_node`, by shape) puts at most that many of the workload's pods on one node.
+/// (`rules.per_node`) puts at most that many of the workload's pods on one node, and none on
+/// a node given a pod of a workload it is kept away from (`rules.away`).
 pub(crate) fn fit<'a>(
     group: &'a NodeGroup,
     booting: u32,
-    shapes: &[PendingShape],
-    per_node: &[Option<u32>],
+    shapes: &'a [PendingShape],
+    rules: &NodeRules<'a>,
     waiting: &[Pods],
 ) -> Fit<'a> {
     let template = group.launch_allocatable();
@@ -185,6 +194,8 @@ pub(crate) fn fit<'a>(
     let mut bins: Vec<Resources> = vec![template; booting as usize];
     // Pods of each limited workload per bin.
     let mut taken: HashMap<(&WorkloadRef, usize), u32> = HashMap::new();
+    // The bins given pods of each workload kept away from others.
+    let mut present: HashSet<(&WorkloadRef, usize)> = HashSet::new();
     let mut placed = Vec::new();
     for w in waiting {
         let shape = &shapes[w.shape];
@@ -192,7 +203,8 @@ pub(crate) fn fit<'a>(
         if !group.admits(shape) || !template.fits(&request) {
             continue;
         }
-        let limited = shape.owner.as_ref().zip(per_node[w.shape]);
+        let limited = shape.owner.as_ref().zip(rules.per_node[w.shape]);
+        let away = rules.away[w.shape];
         // Pods of a shape are alike and bins only fill up, so the next pod of the shape never
         // fits before where the last one went: the search resumes there.
         let mut from = 0;
@@ -201,6 +213,7 @@ pub(crate) fn fit<'a>(
             let index = match bins[from..].iter().enumerate().position(|(i, free)| {
                 free.fits(&request)
                     && limited.is_none_or(|(owner, max)| taken.get(&(owner, from + i)).is_none_or(|&n| n < max))
+                    && away.iter().all(|other| !present.contains(&(other, from + i)))
             }) {
                 Some(offset) => from + offset,
                 None if bins.len() < limit => {
@@ -213,6 +226,9 @@ pub(crate) fn fit<'a>(
             *free = free.saturating_sub(&request);
             if let Some((owner, _)) = limited {
                 *taken.entry((owner, index)).or_default() += 1;
+            }
+            if let Some(owner) = shape.owner.as_ref().filter(|_| !away.is_empty()) {
+                present.insert((owner, index));
             }
             from = index;
             count += 1;

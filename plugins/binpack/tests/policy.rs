@@ -47,6 +47,22 @@ fn pods_kept_apart_get_a_node_each_and_share_it_with_others() {
     assert_eq!(scaled(&two_a_node), Action::ScaleTo { group: "c5".into(), size: 2 });
 }
 
+/// Two web and two indexer pods fill one c5.large by their requests; the indexer kept off the
+/// web tier's nodes (anti-affinity against its pods), they need two, one for each.
+#[test]
+fn pods_kept_away_from_anothers_share_no_new_node_with_them() {
+    let of = |name: &str| WorkloadRef { kind: WorkloadKind::Deployment, namespace: "default".into(), name: name.into() };
+    let pending = || {
+        two_empty_groups()
+            .pending_pods("default", "web", 2, "500m", "1Gi")
+            .pending_pods("default", "indexer", 2, "500m", "1Gi")
+    };
+    let scaled = |snapshot: &SnapshotData| Harness::<Binpack>::new().evaluate(snapshot).unwrap()[0].action.clone();
+    assert_eq!(scaled(&pending().build()), Action::ScaleTo { group: "c5".into(), size: 1 }, "4 pods packed");
+    let away = pending().kept_away(of("indexer"), of("web")).build();
+    assert_eq!(scaled(&away), Action::ScaleTo { group: "c5".into(), size: 2 }, "a node each");
+}
+
 #[test]
 fn memory_bound_pods_go_where_memory_is_cheaper() {
     // 3 GiB pods: one per c5.large (4 GiB), two per m5.large (8 GiB).
@@ -204,6 +220,36 @@ fn a_pod_kept_apart_needs_a_node_below_its_limit_to_go_to() {
     assert_eq!(removed_after_ten_minutes(None), 2);
     assert_eq!(removed_after_ten_minutes(Some(1)), 0);
     assert_eq!(removed_after_ten_minutes(Some(2)), 1);
+}
+
+/// Three idle nodes, an indexer pod on `a` and a web pod on `b` and on `c`: by room two could
+/// go. The indexer kept off the web tier's nodes, `a` cannot (its pod has nowhere to go), and
+/// of `b` and `c` one, its web pod going beside the other's.
+#[test]
+fn a_pod_kept_away_from_anothers_needs_a_node_free_of_theirs_to_go_to() {
+    let of = |name: &str| WorkloadRef { kind: WorkloadKind::Deployment, namespace: "shop".into(), name: name.into() };
+    let idle = |at, away: bool| {
+        let mut snapshot = (SnapshotBuilder::new().at_millis(at))
+            .group(GroupBuilder::asg("m5").instance_type("m5.large", "2", "8Gi", 0.096).sizes(0, 3, 10));
+        for (node, workload) in [("a", "indexer"), ("b", "web"), ("c", "web")] {
+            snapshot = snapshot
+                .node(NodeBuilder::new(node, "m5").allocatable("2", "8Gi"))
+                .pods_on(node, running("shop", workload, 1, "250m", "1Gi"));
+        }
+        match away {
+            true => snapshot.kept_away(of("indexer"), of("web")).build(),
+            false => snapshot.build(),
+        }
+    };
+    let removed_after_ten_minutes = |away| {
+        let mut harness = Harness::<Binpack>::new();
+        harness.evaluate(&idle(0, away)).unwrap();
+        removed(&harness.evaluate(&idle(10 * 60_000, away)).unwrap())
+    };
+    assert_eq!(removed_after_ten_minutes(false).len(), 2);
+    let kept = removed_after_ten_minutes(true);
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_ne!(kept[0], "a", "the indexer's pod has no node free of the web tier's to go to");
 }
 
 /// A node whose own pods use 15% of it but whose agent brings it to 55% is no candidate,

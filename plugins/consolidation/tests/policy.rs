@@ -596,6 +596,53 @@ fn pods_kept_apart_move_only_to_nodes_under_their_limit() {
     assert_eq!(removed(&evaluate(&two, all)).len(), 1, "one node takes a second, none a third");
 }
 
+/// Three nodes: an indexer pod on `a`, a web pod on `b` and on `c`. Packed, two would go.
+/// The indexer kept off the web tier's nodes (anti-affinity against its pods), `a` cannot,
+/// and of `b` and `c` one, its web pod going beside the other's.
+#[test]
+fn pods_kept_away_from_anothers_move_only_to_nodes_free_of_theirs() {
+    let of = |name: &str| WorkloadRef { kind: WorkloadKind::Deployment, namespace: "shop".into(), name: name.into() };
+    let three = || {
+        let mut three = SnapshotBuilder::new()
+            .group(GroupBuilder::asg("general").instance_type("m5.xlarge", "4", "16Gi", 0.192).sizes(1, 3, 10))
+            .workload(deployment("shop", "web", 2, "500m", "1Gi"))
+            .workload(deployment("shop", "indexer", 1, "500m", "1Gi"));
+        for (node, workload) in [("a", "indexer"), ("b", "web"), ("c", "web")] {
+            three = three
+                .node(NodeBuilder::new(node, "general").allocatable("4", "16Gi"))
+                .pods_on(node, running("shop", workload, 1, "500m", "1Gi"));
+        }
+        three
+    };
+    let all = Settings { disruption_budget: 1.0, ..Settings::default() };
+    assert_eq!(removed(&evaluate(&three().build(), all.clone())).len(), 2, "packed onto one node");
+    let kept = removed(&evaluate(&three().kept_away(of("indexer"), of("web")).build(), all));
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_ne!(kept[0], "a", "the indexer's pod has no node free of the web tier's to go to");
+}
+
+/// Two m5.large nodes, web's pods on one and the indexer's on the other, fit on one cheaper
+/// c5.xlarge; kept off each other's nodes, they are not merged onto it.
+#[test]
+fn pods_kept_away_from_anothers_are_not_merged_onto_one_node_with_them() {
+    let of = |name: &str| WorkloadRef { kind: WorkloadKind::Deployment, namespace: "shop".into(), name: name.into() };
+    let two = || {
+        SnapshotBuilder::new()
+            .group(GroupBuilder::asg("general").instance_type("m5.large", "2", "8Gi", 0.096).sizes(0, 2, 10))
+            .group(GroupBuilder::asg("compute").instance_type("c5.xlarge", "4", "8Gi", 0.17).sizes(0, 0, 10))
+            .node(NodeBuilder::new("a", "general").instance_type("m5.large").allocatable("2", "8Gi"))
+            .node(NodeBuilder::new("b", "general").instance_type("m5.large").allocatable("2", "8Gi"))
+            .pods_on("a", running("shop", "web", 3, "500m", "1Gi"))
+            .pods_on("b", running("shop", "indexer", 3, "500m", "1Gi"))
+            .workload(deployment("shop", "web", 3, "500m", "1Gi"))
+            .workload(deployment("shop", "indexer", 3, "500m", "1Gi"))
+    };
+    let merged = evaluate(&two().build(), Settings::default());
+    assert_eq!(scaled_to(&merged), [("compute".to_string(), 1)], "{merged:?}");
+    let apart = evaluate(&two().kept_away(of("indexer"), of("web")).build(), Settings::default());
+    assert!(scaled_to(&apart).is_empty(), "{apart:?}");
+}
+
 #[test]
 fn a_node_that_takes_a_removed_nodes_pods_goes_too_only_if_they_fit_elsewhere_as_well() {
     // a runs one 1-CPU pod, b two, c `on_c` (4 CPU each). a's pod fits on b; b's two would

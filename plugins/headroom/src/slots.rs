@@ -135,16 +135,20 @@ fn slots<'a>(
     let shape = &need.shape;
     let count = |free: &Resources| free.slots_for(shape);
     let limit = need.owner.and_then(|o| Some((o, snapshot.max_per_node(o)? as u64)));
-    // What the limit leaves on a node, knowing its pods only when there is a limit.
-    let kept_apart = |n: &Node| match limit {
-        None => u64::MAX,
-        Some((owner, max)) => {
-            let here: u32 = (snapshot.pods_on_node(&n.name).iter())
-                .filter(|s| s.owner.as_ref() == Some(owner))
-                .map(|s| s.count)
-                .sum();
-            max.saturating_sub(here as u64)
+    let away = need.owner.map_or(&[][..], |o| snapshot.kept_away_from(o));
+    // What the limit leaves on a node (none where it runs a pod of a workload the owner is
+    // kept away from), knowing its pods only when there is a rule.
+    let kept_apart = |n: &Node| {
+        if limit.is_none() && away.is_empty() {
+            return u64::MAX;
         }
+        let pods = snapshot.pods_on_node(&n.name);
+        if pods.iter().any(|s| s.owner.as_ref().is_some_and(|o| away.contains(o))) {
+            return 0;
+        }
+        let Some((owner, max)) = limit else { return u64::MAX };
+        let here: u32 = pods.iter().filter(|s| s.owner.as_ref() == Some(owner)).map(|s| s.count).sum();
+        max.saturating_sub(here as u64)
     };
     let per_node = count(&group.launch_allocatable().saturating_sub(overhead)).min(limit.map_or(u64::MAX, |l| l.1));
     let on_nodes: Vec<u64> = snapshot

@@ -385,6 +385,13 @@ fn a_run_whose_pods_are_kept_apart_gets_room_a_node_at_most_its_limit() {
     let running_there = PodShape { owner: Some(etl.clone()), count: 1, moves_on_drain: true, ..PodShape::default() };
     let occupied = one().pods_on("m5-a", running_there).build();
     assert_eq!(scaled_to(&evaluate(&occupied, scheduled())), [("c5".to_string(), 3), ("m5".to_string(), 10)]);
+    // A web pod on m5-a leaves its slot to etl, unless etl is kept off the web tier's nodes.
+    let web = WorkloadRef { kind: WorkloadKind::Deployment, namespace: "shop".into(), name: "web".into() };
+    let web_there = || PodShape { owner: Some(web.clone()), count: 1, moves_on_drain: true, ..PodShape::default() };
+    let beside = one().pods_on("m5-a", web_there()).build();
+    assert_eq!(scaled_to(&evaluate(&beside, scheduled())), [("c5".to_string(), 2), ("m5".to_string(), 10)]);
+    let away = one().pods_on("m5-a", web_there()).kept_away(etl.clone(), web.clone()).build();
+    assert_eq!(scaled_to(&evaluate(&away, scheduled())), [("c5".to_string(), 3), ("m5".to_string(), 10)]);
 }
 
 #[test]

@@ -68,6 +68,7 @@ struct WasmSnapshot<'a> {
     capacity_buffers: OnceCell<Vec<m::CapacityBuffer>>,
     per_node_limits: OnceCell<Vec<m::PerNodeLimit>>,
     zone_spreads: OnceCell<Vec<m::ZoneSpread>>,
+    kept_away: OnceCell<Vec<m::KeptAway>>,
 }
 
 impl<'a> WasmSnapshot<'a> {
@@ -92,6 +93,7 @@ impl<'a> WasmSnapshot<'a> {
             capacity_buffers: OnceCell::new(),
             per_node_limits: OnceCell::new(),
             zone_spreads: OnceCell::new(),
+            kept_away: OnceCell::new(),
         }
     }
 }
@@ -226,6 +228,16 @@ impl Snapshot for WasmSnapshot<'_> {
     }
     fn zone_spreads(&self) -> &[m::ZoneSpread] {
         self.zone_spreads.get_or_init(|| self.handle.zone_spreads().into_iter().map(zone_spread).collect())
+    }
+    fn kept_away(&self) -> &[m::KeptAway] {
+        self.kept_away.get_or_init(|| {
+            (self.handle.kept_away().into_iter())
+                .map(|k| m::KeptAway {
+                    workload: workload_ref(k.workload),
+                    apart_from: k.apart_from.into_iter().map(workload_ref).collect(),
+                })
+                .collect()
+        })
     }
 }
 

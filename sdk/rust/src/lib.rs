@@ -55,7 +55,7 @@ pub use model::*;
 pub use snapshot::{PodsSource, STUCK_AFTER_SECONDS, Snapshot, SnapshotData, growable, new_node_takes};
 
 /// The version of the `ballast:policy` WIT package this SDK builds plugins against.
-pub const INTERFACE_VERSION: &str = "0.1.15";
+pub const INTERFACE_VERSION: &str = "0.1.16";
 
 /// Everything a policy usually needs.
 pub mod prelude {

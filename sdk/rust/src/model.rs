@@ -357,6 +357,18 @@ pub struct PerNodeLimit {
     pub max_pods: u32,
 }
 
+/// A workload whose pods the scheduler keeps off the nodes that run other workloads' pods
+/// (interface 0.1.16): a required pod anti-affinity on `kubernetes.io/hostname` in one's pod
+/// template whose selector takes in the other's pods. The scheduler holds the rule both ways,
+/// so each pair is listed under both. What [`crate::Snapshot::kept_away`] returns.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
+pub struct KeptAway {
+    pub workload: WorkloadRef,
+    /// The workloads whose pods its pods may not share a node with.
+    pub apart_from: Vec<WorkloadRef>,
+}
+
 /// A HorizontalPodAutoscaler's bounds on the workload it scales (interface 0.1.7): what
 /// [`crate::Snapshot::horizontal_autoscalers`] returns. A workload at its `max_replicas`
 /// grows no further however fast it climbed.

@@ -6,9 +6,9 @@ use std::sync::{Arc, OnceLock};
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    CapacityBuffer, FargatePricing, GroupCooldown, GroupOptions, HorizontalAutoscaler, LaunchFailure, MetricSeries,
-    Node, NodeGroup, NodeGroupKind, PendingPod, PendingShape, PerNodeLimit, PlacementCooldown, PodShape, Proposal,
-    ProvisioningTime, Resources, ScheduledRun, Workload, WorkloadRef, ZoneSpread,
+    CapacityBuffer, FargatePricing, GroupCooldown, GroupOptions, HorizontalAutoscaler, KeptAway, LaunchFailure,
+    MetricSeries, Node, NodeGroup, NodeGroupKind, PendingPod, PendingShape, PerNodeLimit, PlacementCooldown, PodShape,
+    Proposal, ProvisioningTime, Resources, ScheduledRun, Workload, WorkloadRef, ZoneSpread,
 };
 
 /// How long after it registered a node that is not Ready is taken for lost or stuck rather
@@ -159,6 +159,19 @@ pub trait Snapshot {
         self.zone_spreads().iter().find(|s| &s.workload == workload)
     }
 
+    /// The workloads whose pods may not share a node with other workloads' pods, by workload
+    /// (interface 0.1.16); empty from an older host, and a workload with no such rule, its
+    /// own or another's, is not listed.
+    fn kept_away(&self) -> &[KeptAway] {
+        &[]
+    }
+
+    /// The workloads whose pods `workload`'s may not share a node with (see
+    /// [`Snapshot::kept_away`]); empty when none.
+    fn kept_away_from(&self, workload: &WorkloadRef) -> &[WorkloadRef] {
+        self.kept_away().iter().find(|k| &k.workload == workload).map_or(&[], |k| &k.apart_from)
+    }
+
     /// One group's recent provisioning times, if the host has seen it deliver (see
     /// [`Snapshot::provisioning_times`]).
     fn provisioning_time_of(&self, group: &str) -> Option<&ProvisioningTime> {
@@ -234,6 +247,8 @@ pub struct SnapshotData {
     pub per_node_limits: Vec<PerNodeLimit>,
     /// The workloads the scheduler keeps spread over zones (interface 0.1.13).
     pub zone_spreads: Vec<ZoneSpread>,
+    /// The workloads whose pods may not share a node with others' (interface 0.1.16).
+    pub kept_away: Vec<KeptAway>,
     /// Where a host's snapshot finds a node's pods, only when a policy asks: never written.
     #[serde(skip)]
     pub pods_source: PodsSource,
@@ -359,6 +374,9 @@ impl Snapshot for SnapshotData {
     }
     fn zone_spreads(&self) -> &[ZoneSpread] {
         &self.zone_spreads
+    }
+    fn kept_away(&self) -> &[KeptAway] {
+        &self.kept_away
     }
     fn pods_on_node(&self, node: &str) -> Vec<PodShape> {
         match self.pods_on_nodes.get(node) {

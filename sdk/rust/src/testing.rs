@@ -263,6 +263,18 @@ impl SnapshotBuilder {
         self
     }
 
+    /// Says the scheduler keeps the pods of `a` and `b` off each other's nodes (interface
+    /// 0.1.16 `kept-away`), listed under both as a host lists it.
+    pub fn kept_away(mut self, a: WorkloadRef, b: WorkloadRef) -> Self {
+        for (one, other) in [(a.clone(), b.clone()), (b, a)] {
+            match self.data.kept_away.iter_mut().find(|k| k.workload == one) {
+                Some(k) => k.apart_from.push(other),
+                None => self.data.kept_away.push(KeptAway { workload: one, apart_from: vec![other] }),
+            }
+        }
+        self
+    }
+
     pub fn build(self) -> SnapshotData {
         self.data
     }

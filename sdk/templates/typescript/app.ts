@@ -9,9 +9,9 @@
 // This one keeps `warm-nodes` nodes in every EC2 node group that has pods waiting.
 
 /// <reference path="../../typescript/ballast-policy.d.ts" />
-import { log } from "ballast:policy/host@0.1.15";
-import type { Snapshot } from "ballast:policy/snapshot@0.1.15";
-import type { Decision } from "ballast:policy/types@0.1.15";
+import { log } from "ballast:policy/host@0.1.16";
+import type { Snapshot } from "ballast:policy/snapshot@0.1.16";
+import type { Decision } from "ballast:policy/types@0.1.16";
 
 function parseSettings(text: string): { warmNodes: number } {
   const raw = text.trim() && text.trim() !== "null" ? JSON.parse(text) : {};

@@ -127,6 +127,7 @@ fn workload_view(id: WorkloadRef, traits: FargateTraits) -> WorkloadView {
         min_node_domains: None,
         max_node_skew: None,
         node_inclusion: Default::default(),
+        kept_away: Vec::new(),
     }
 }
 

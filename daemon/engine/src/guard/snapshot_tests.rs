@@ -526,3 +526,25 @@ fn a_spread_s_node_policies_decide_which_nodes_count() {
     world.cluster.workloads[0].node_inclusion.ignores_affinity = true;
     assert_eq!(web_cap(&world), Some(1), "ignoring node affinity, b1 counts");
 }
+
+/// A rule one workload's template holds against another's pods reaches policies under both
+/// workloads, as the scheduler checks it from both sides; a rule against a workload no one
+/// observes, or against the workload's own pods (a per-node limit), pairs nothing.
+#[test]
+fn a_workload_kept_off_anothers_nodes_is_told_under_both() {
+    let mut world = World::default();
+    let (web, db) = (world.cluster.workloads[0].id.clone(), world.cluster.workloads[1].id.clone());
+    let gone = ballast_sdk::WorkloadRef { name: "gone".into(), ..web.clone() };
+    world.cluster.workloads[0].kept_away = vec![db.clone(), gone, web.clone()];
+    let obs = world.observe();
+    let told: Vec<(String, Vec<String>)> = (obs.snapshot.kept_away().iter())
+        .map(|k| (k.workload.name.clone(), k.apart_from.iter().map(|o| o.name.clone()).collect()))
+        .collect();
+    assert_eq!(told, [("web".to_string(), vec!["db".to_string()]), ("db".to_string(), vec!["web".to_string()])]);
+    assert_eq!(obs.snapshot.kept_away_from(&db), [web.clone()]);
+    world.cluster.workloads[1].kept_away = vec![web.clone()];
+    assert_eq!(world.observe().snapshot.kept_away().len(), 2, "a rule on each side is one pair");
+    world.cluster.workloads[0].kept_away.clear();
+    world.cluster.workloads[1].kept_away.clear();
+    assert!(world.observe().snapshot.kept_away().is_empty());
+}

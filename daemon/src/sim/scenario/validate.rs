@@ -182,12 +182,29 @@ impl Scenario {
         if w.max_node_skew == Some(0) {
             return Err(invalid(at("max-node-skew"), "must be at least 1, got 0"));
         }
+        self.check_kept_away(w, &at)?;
         min_domains(w.min_node_domains, w.max_node_skew, "node", &at)?;
         min_domains(w.min_zone_domains, w.max_zone_skew, "zone", &at)?;
         if w.placement == Target::Fargate {
             self.fits_fargate(w).map_err(|why| invalid(at("placement"), why))?;
         }
         check_buffer(w, &at)
+    }
+
+    /// Each workload a workload is kept away from is another workload of the scenario.
+    fn check_kept_away(&self, w: &WorkloadSpec, at: &dyn Fn(&str) -> String) -> Result<(), Invalid> {
+        for (j, name) in w.kept_away.iter().enumerate() {
+            let field = || at(&format!("kept-away[{j}]"));
+            if name == &w.name {
+                let message = format!("`{name}` is this workload itself: to keep its pods one to a node, use `max-per-node: 1`");
+                return Err(invalid(field(), message));
+            }
+            if !self.workloads.iter().any(|o| &o.name == name) {
+                let known: Vec<&str> = self.workloads.iter().map(|o| o.name.as_str()).collect();
+                return Err(invalid(field(), format!("unknown workload `{name}`; known: {}", known.join(", "))));
+            }
+        }
+        Ok(())
     }
 
     /// A workload placed on Fargate can run there, or why not.

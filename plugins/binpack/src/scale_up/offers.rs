@@ -10,14 +10,13 @@ use std::collections::{HashMap, HashSet};
 
 use ballast_sdk::prelude::*;
 
-use super::{Offer, Pods, fit};
+use super::{NodeRules, Offer, Pods, fit};
 use crate::zones::Shares;
 
 pub(crate) struct Offers<'a> {
     shapes: &'a [PendingShape],
-    /// At most this many pods of each shape's workload on one node (a required pod
-    /// anti-affinity), by shape.
-    per_node: Vec<Option<u32>>,
+    /// What keeps each shape's pods from sharing a new node.
+    rules: NodeRules<'a>,
     /// The shapes each group admits, largest first.
     admitted: HashMap<&'a str, Vec<usize>>,
     /// The groups admitting each shape.
@@ -36,7 +35,7 @@ pub(crate) struct Offers<'a> {
 impl<'a> Offers<'a> {
     /// `order`: the shapes largest first; `groups`: those a plan may grow.
     pub(crate) fn new(
-        snapshot: &dyn Snapshot,
+        snapshot: &'a dyn Snapshot,
         shapes: &'a [PendingShape],
         order: &[usize],
         groups: &[(&'a NodeGroup, u32)],
@@ -45,6 +44,8 @@ impl<'a> Offers<'a> {
         let limits: HashMap<&WorkloadRef, u32> =
             snapshot.per_node_limits().iter().map(|l| (&l.workload, l.max_pods)).collect();
         let per_node = shapes.iter().map(|s| s.owner.as_ref().and_then(|o| limits.get(o).copied())).collect();
+        let away = shapes.iter().map(|s| s.owner.as_ref().map_or(&[][..], |o| snapshot.kept_away_from(o))).collect();
+        let rules = NodeRules { per_node, away };
         let admitted: HashMap<&str, Vec<usize>> = groups
             .iter()
             .map(|(g, _)| (g.id.as_str(), order.iter().copied().filter(|&s| g.admits(&shapes[s])).collect()))
@@ -56,7 +57,7 @@ impl<'a> Offers<'a> {
         let remaining: Vec<u32> = shapes.iter().map(|s| s.count).collect();
         Offers {
             shapes,
-            per_node,
+            rules,
             admitted,
             admitting,
             shares: Shares::new(snapshot, shapes, &remaining),
@@ -78,8 +79,8 @@ impl<'a> Offers<'a> {
         let growing = self.extra.iter().any(|&n| n > 0);
         for &(g, booting) in groups.iter().filter(|(g, _)| self.stale.contains(g.id.as_str())) {
             let offer = Offer {
-                now: fit(g, booting, self.shapes, &self.per_node, &self.waiting_for(g, &self.none)),
-                ahead: growing.then(|| fit(g, booting, self.shapes, &self.per_node, &self.waiting_for(g, &self.extra))),
+                now: fit(g, booting, self.shapes, &self.rules, &self.waiting_for(g, &self.none)),
+                ahead: growing.then(|| fit(g, booting, self.shapes, &self.rules, &self.waiting_for(g, &self.extra))),
             };
             self.made.insert(g.id.as_str(), offer);
         }

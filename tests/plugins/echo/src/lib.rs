@@ -65,6 +65,8 @@ impl Policy for Echo {
                 per_node_limits: snapshot.per_node_limits().to_vec(),
                 // `zone-spreads` (0.1.13).
                 zone_spreads: snapshot.zone_spreads().to_vec(),
+                // `kept-away` (0.1.16).
+                kept_away: snapshot.kept_away().to_vec(),
                 pods_source: Default::default(),
                 shapes: Default::default(),
             },
