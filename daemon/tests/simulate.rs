@@ -300,7 +300,8 @@ fn a_bad_scenario_names_the_file_the_field_and_the_value() {
     assert_eq!(no_node_skew, "bad.yaml: field `workloads[0].max-node-skew`: must be at least 1, got 0");
     let no_domains = scenario_error(&GOOD.replace("node-group: general", "max-node-skew: 1, min-node-domains: 0"));
     assert_eq!(no_domains, "bad.yaml: field `workloads[0].min-node-domains`: must be at least 1, got 0");
-    let kept_from = |names: &str| scenario_error(&GOOD.replace("node-group: general", &format!("kept-away: [{names}]")));
+    let kept_from =
+        |names: &str| scenario_error(&GOOD.replace("node-group: general", &format!("kept-away: [{names}]")));
     assert_eq!(kept_from("db"), "bad.yaml: field `workloads[0].kept-away[0]`: unknown workload `db`; known: web");
     assert_eq!(
         kept_from("web"),

@@ -182,9 +182,10 @@ mod tests {
         let mut zone = against(json!({"matchLabels": {"app": "indexer"}}));
         zone["topologyKey"] = json!("topology.kubernetes.io/zone");
         assert!(!keeps_web_off(zone, indexer.clone(), "shop"), "a zone-wide rule keeps no node");
-        let web = template(json!({"affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
-            {"weight": 100, "podAffinityTerm": against(json!({"matchLabels": {"app": "indexer"}}))},
-        ]}}}));
+        let web =
+            template(json!({"affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+                {"weight": 100, "podAffinityTerm": against(json!({"matchLabels": {"app": "indexer"}}))},
+            ]}}}));
         assert!(hostname_repels(&web).is_empty(), "a preference the scheduler may break");
     }
 

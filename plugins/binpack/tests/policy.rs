@@ -51,7 +51,8 @@ fn pods_kept_apart_get_a_node_each_and_share_it_with_others() {
 /// web tier's nodes (anti-affinity against its pods), they need two, one for each.
 #[test]
 fn pods_kept_away_from_anothers_share_no_new_node_with_them() {
-    let of = |name: &str| WorkloadRef { kind: WorkloadKind::Deployment, namespace: "default".into(), name: name.into() };
+    let of =
+        |name: &str| WorkloadRef { kind: WorkloadKind::Deployment, namespace: "default".into(), name: name.into() };
     let pending = || {
         two_empty_groups()
             .pending_pods("default", "web", 2, "500m", "1Gi")

@@ -541,7 +541,7 @@ fn a_workload_kept_off_anothers_nodes_is_told_under_both() {
         .map(|k| (k.workload.name.clone(), k.apart_from.iter().map(|o| o.name.clone()).collect()))
         .collect();
     assert_eq!(told, [("web".to_string(), vec!["db".to_string()]), ("db".to_string(), vec!["web".to_string()])]);
-    assert_eq!(obs.snapshot.kept_away_from(&db), [web.clone()]);
+    assert_eq!(obs.snapshot.kept_away_from(&db), std::slice::from_ref(&web));
     world.cluster.workloads[1].kept_away = vec![web.clone()];
     assert_eq!(world.observe().snapshot.kept_away().len(), 2, "a rule on each side is one pair");
     world.cluster.workloads[0].kept_away.clear();

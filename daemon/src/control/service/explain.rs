@@ -200,6 +200,14 @@ fn pending_pod(snapshot: &SnapshotData, observed: &Observed, p: &PendingPod) -> 
     if let Some(spread) = p.owner.as_ref().and_then(|o| snapshot.zone_spread(o)) {
         facts.push(kept_spread(spread));
     }
+    if let Some(away) = p.owner.as_ref().map(|o| snapshot.kept_away_from(o)).filter(|a| !a.is_empty()) {
+        let names: Vec<String> = away.iter().map(ToString::to_string).collect();
+        facts.push(format!(
+            "kept away from the pods of {} (required pod anti-affinity on kubernetes.io/hostname, its rule or \
+             theirs), so it needs a node that runs none of them",
+            names.join(", ")
+        ));
+    }
     let mut admitting = Vec::new();
     for g in snapshot.node_groups.iter().filter(|g| g.kind == NodeGroupKind::Asg) {
         if let Some(refusal) = g.refusal(p) {
@@ -308,6 +316,17 @@ mod tests {
         let waiting = web9_waiting(|world| world.cluster.workloads[0].max_per_node = Some(1));
         let told = "kept apart: at most 1 of deployment/shop/web's pods on one node (required pod anti-affinity on \
                     kubernetes.io/hostname), so it needs a node that runs fewer";
+        assert!(waiting.facts.iter().any(|f| f == told), "{:?}", waiting.facts);
+    }
+
+    #[test]
+    fn a_pending_pod_kept_off_anothers_nodes_names_that_workload() {
+        let waiting = web9_waiting(|world| {
+            let db = world.cluster.workloads[1].id.clone();
+            world.cluster.workloads[0].kept_away = vec![db];
+        });
+        let told = "kept away from the pods of stateful-set/shop/db (required pod anti-affinity on \
+                    kubernetes.io/hostname, its rule or theirs), so it needs a node that runs none of them";
         assert!(waiting.facts.iter().any(|f| f == told), "{:?}", waiting.facts);
     }
 

@@ -196,7 +196,8 @@ impl Scenario {
         for (j, name) in w.kept_away.iter().enumerate() {
             let field = || at(&format!("kept-away[{j}]"));
             if name == &w.name {
-                let message = format!("`{name}` is this workload itself: to keep its pods one to a node, use `max-per-node: 1`");
+                let message =
+                    format!("`{name}` is this workload itself: to keep its pods one to a node, use `max-per-node: 1`");
                 return Err(invalid(field(), message));
             }
             if !self.workloads.iter().any(|o| &o.name == name) {
