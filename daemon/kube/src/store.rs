@@ -20,6 +20,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 
 mod buffers;
 mod cron_jobs;
+mod kept_away;
 mod view;
 
 pub use buffers::StatusPatch;
@@ -91,9 +92,10 @@ struct WorkloadEntry {
     max_node_skew: Option<u32>,
     min_node_domains: Option<u32>,
     node_inclusion: NodeInclusion,
-    /// Its required pod anti-affinity terms on the hostname, read against the other
-    /// workloads' templates each view ([`crate::per_node::keeps_off`]).
+    /// Its required pod anti-affinity terms on the hostname.
     repels: Vec<PodAffinityTerm>,
+    /// The other workloads those terms keep its pods off the nodes of ([`kept_away`]).
+    kept_away: Vec<WorkloadRef>,
 }
 
 struct BudgetEntry {
@@ -274,7 +276,7 @@ impl ClusterStore {
             }
             kinds::REPLICA_SETS => {
                 self.replica_sets.remove(key);
-                self.workloads.remove(&WorkloadRef {
+                self.forget_workload(&WorkloadRef {
                     kind: WorkloadKind::ReplicaSet,
                     namespace: key.0.clone(),
                     name: key.1.clone(),
@@ -303,7 +305,7 @@ impl ClusterStore {
             }
             other => {
                 let id = WorkloadRef { kind: workload_kind_of(other), namespace: key.0.clone(), name: key.1.clone() };
-                self.workloads.remove(&id);
+                self.forget_workload(&id);
             }
         }
     }
@@ -589,8 +591,9 @@ impl ClusterStore {
             min_node_domains,
             node_inclusion,
             repels,
+            kept_away: Vec::new(),
         };
-        self.workloads.insert(id, entry);
+        self.insert_workload(id, entry);
     }
 
     /// Usage read from metrics.k8s.io, replacing what was known.

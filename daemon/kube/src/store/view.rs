@@ -3,11 +3,10 @@
 //! budgets, the CronJobs' next runs, the autoscalers' bounds and the CapacityBuffers.
 
 use ballast_engine::ports::{ClusterView, DisruptionBudgetView, NodeView, WorkloadView};
-use ballast_sdk::{Placement, WorkloadRef};
+use ballast_sdk::Placement;
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 
-use super::{ClusterStore, WorkloadEntry};
-use crate::per_node::{PodOf, keeps_off};
+use super::ClusterStore;
 use crate::pod_index::OwnerPods;
 
 impl ClusterStore {
@@ -36,7 +35,7 @@ impl ClusterStore {
                     max_node_skew: w.max_node_skew,
                     min_node_domains: w.min_node_domains,
                     node_inclusion: w.node_inclusion,
-                    kept_away: self.kept_away(id, w),
+                    kept_away: w.kept_away.clone(),
                 }
             })
             .collect();
@@ -59,22 +58,6 @@ impl ClusterStore {
             horizontal_autoscalers: self.autoscalers.values().cloned().collect(),
             capacity_buffers: self.capacity_buffers(),
         }
-    }
-
-    /// The other workloads whose pods `w`'s own rules keep its pods off the nodes of (the
-    /// other side's rules are theirs: the engine pairs them both ways). A pass over the
-    /// workloads for each that has such a rule; none for the rest.
-    fn kept_away(&self, id: &WorkloadRef, w: &WorkloadEntry) -> Vec<WorkloadRef> {
-        if w.repels.is_empty() {
-            return Vec::new();
-        }
-        let own = PodOf::template(&w.template, &id.namespace);
-        (self.workloads.iter())
-            .filter(|(other, o)| {
-                *other != id && keeps_off(&w.repels, own, PodOf::template(&o.template, &other.namespace))
-            })
-            .map(|(other, _)| other.clone())
-            .collect()
     }
 
     pub(super) fn placement(&self, template: &PodTemplateSpec, pods: Option<&OwnerPods>) -> Placement {
