@@ -238,6 +238,30 @@ async fn a_workload_kept_off_anothers_nodes_names_it() {
     assert_eq!(kept_away("batch"), Some(vec![]));
 }
 
+/// A Deployment kept in the zones of another's pods by a required pod affinity on the zone,
+/// read through the real watch: the view names the workload whose zones it keeps to (and
+/// not one a hostname affinity names).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workload_kept_in_anothers_zones_names_it() {
+    let standin = StandIn::start().await.unwrap();
+    let mut api = deployment("api");
+    api["spec"]["template"]["spec"]["affinity"] = json!({"podAffinity": {
+        "requiredDuringSchedulingIgnoredDuringExecution": [
+            {"topologyKey": "topology.kubernetes.io/zone", "labelSelector": {"matchLabels": {"app": "db"}}},
+            {"topologyKey": "kubernetes.io/hostname", "labelSelector": {"matchLabels": {"app": "cache"}}}]}});
+    standin.create(api).unwrap();
+    standin.create(deployment("db")).unwrap();
+    standin.create(deployment("cache")).unwrap();
+    let cluster = started(&standin, KubeSettings::default()).await;
+    let view = cluster.observe().await.unwrap();
+    let near = |name: &str| {
+        let w = view.workloads.iter().find(|w| w.id.name == name);
+        w.map(|w| w.zone_affinity.iter().map(|o| o.name.clone()).collect::<Vec<_>>())
+    };
+    assert_eq!(near("api"), Some(vec!["db".to_string()]));
+    assert_eq!(near("db"), Some(vec![]));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_removal_drains_waits_at_the_budget_asks_daemonset_pods_last_and_records_events() {
     let standin = StandIn::start().await.unwrap();

@@ -14,6 +14,9 @@ use crate::ports::WorkloadView;
 /// a rule against a workload that is not observed, or against the workload itself (a limit
 /// per node, not a pair), is left out.
 pub fn pairs(workloads: &[WorkloadView]) -> Vec<KeptAway> {
+    if workloads.iter().all(|w| w.kept_away.is_empty()) {
+        return Vec::new();
+    }
     let known: BTreeSet<&WorkloadRef> = workloads.iter().map(|w| &w.id).collect();
     let mut from: BTreeMap<&WorkloadRef, Vec<&WorkloadRef>> = BTreeMap::new();
     for w in workloads {

@@ -61,6 +61,7 @@ mod tick;
 pub mod unplaceable;
 pub mod unreadable;
 pub mod window;
+pub mod zone_affinity;
 pub mod zone_domains;
 
 use std::collections::HashMap;

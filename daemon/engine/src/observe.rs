@@ -75,6 +75,9 @@ pub struct Observation {
     /// The workloads kept spread over nodes, with their skew: their cap per node is in the
     /// snapshot's per-node limits (see [`crate::node_spread::caps`]).
     pub node_skews: BTreeMap<WorkloadRef, NodeSkew>,
+    /// The workloads kept in the zone of other workloads' pods, with that zone, where it is
+    /// one ([`crate::zone_affinity`]): their pods select it in the snapshot.
+    pub zone_pins: Arc<HashMap<WorkloadRef, String>>,
 }
 
 /// A spread over nodes as read: its `maxSkew`, and its `minDomains` if it sets one.
@@ -121,7 +124,8 @@ pub fn observe(cluster: ClusterView, mut groups: Vec<GroupView>, cx: &ObserveCon
     let NodesSeen { nodes, facts, unready, pods_on_nodes, .. } = seen;
     crate::disk::learn_group_disks(&mut node_groups, &nodes);
     let workloads: Vec<Workload> = cluster.workloads.iter().map(|w| workload(w, &cx.fargate_pricing)).collect();
-    let pending: Vec<PendingPod> = cluster.pending.iter().map(|p| pending_pod(p, cx.now_millis)).collect();
+    let pins = Arc::new(crate::zone_affinity::pins(&cluster.workloads, &cluster.nodes));
+    let pending: Vec<PendingPod> = cluster.pending.iter().map(|p| pending_pod(p, cx.now_millis, &pins)).collect();
     let (pending, refused_for_disk) = crate::disk::refused_for_disk(pending, &node_groups, &workloads);
     let node_spreads = crate::node_spread::caps(&cluster, &nodes, &node_groups, cx.being_removed);
     let (pending, awaiting_removal) = crate::node_spread::awaiting_removal(pending, node_spreads.awaiting_removal);
@@ -165,8 +169,9 @@ pub fn observe(cluster: ClusterView, mut groups: Vec<GroupView>, cx: &ObserveCon
             per_node_limits,
             zone_spreads,
             kept_away,
-            pods_source: ballast_sdk::PodsSource::new(move |node| {
-                pods_on_nodes.get(node).map(|pods| pod_shapes(pods)).unwrap_or_default()
+            pods_source: ballast_sdk::PodsSource::new({
+                let pins = pins.clone();
+                move |node| pods_on_nodes.get(node).map(|pods| pod_shapes(pods, &pins)).unwrap_or_default()
             }),
             shapes: Default::default(),
         }),
@@ -190,6 +195,7 @@ pub fn observe(cluster: ClusterView, mut groups: Vec<GroupView>, cx: &ObserveCon
                 Some((w.id.clone(), skew))
             })
             .collect(),
+        zone_pins: pins,
     }
 }
 
@@ -421,19 +427,25 @@ fn window_hold(cluster: &ClusterView, cx: &ObserveContext<'_>) -> Option<String>
 /// A node's pods by shape as policies see them (contract 0.1.4 `pods-on-node`), worked out
 /// only for the nodes a policy asks about. Expendable pods are left out: no other pod makes
 /// room for them.
-fn pod_shapes(pods: &NodePods) -> Vec<ballast_sdk::PodShape> {
+/// A node's pods by shape as policies see them, each selecting the zone its workload is
+/// pinned to if it is ([`crate::zone_affinity`]).
+fn pod_shapes(pods: &NodePods, pins: &HashMap<WorkloadRef, String>) -> Vec<ballast_sdk::PodShape> {
     pods.shapes
         .iter()
         .filter(|on| !on.shape.expendable)
-        .map(|on| ballast_sdk::PodShape {
-            namespace: on.shape.namespace.to_string(),
-            owner: on.shape.owner.as_deref().cloned(),
-            requests: on.shape.requests,
-            node_selector: on.shape.template.node_selector.clone(),
-            affinity_keys: on.shape.template.affinity_keys.clone(),
-            tolerations: on.shape.template.tolerations.clone(),
-            count: on.pods.len() as u32,
-            moves_on_drain: on.shape.evictable(),
+        .map(|on| {
+            let mut node_selector = on.shape.template.node_selector.clone();
+            crate::zone_affinity::pin(&mut node_selector, on.shape.owner.as_deref(), pins);
+            ballast_sdk::PodShape {
+                namespace: on.shape.namespace.to_string(),
+                owner: on.shape.owner.as_deref().cloned(),
+                requests: on.shape.requests,
+                node_selector,
+                affinity_keys: on.shape.template.affinity_keys.clone(),
+                tolerations: on.shape.template.tolerations.clone(),
+                count: on.pods.len() as u32,
+                moves_on_drain: on.shape.evictable(),
+            }
         })
         .collect()
 }
@@ -495,14 +507,18 @@ fn pod_blocker(pod: &PodShape, name: &str, budgets: &HashMap<(&str, &str), u32>,
     None
 }
 
-fn pending_pod(pod: &PendingPodView, now_millis: u64) -> PendingPod {
+/// A pending pod as policies see it, selecting the zone its workload is pinned to if it is
+/// ([`crate::zone_affinity`]).
+fn pending_pod(pod: &PendingPodView, now_millis: u64, pins: &HashMap<WorkloadRef, String>) -> PendingPod {
     let shape = &pod.shape;
+    let mut node_selector = shape.template.node_selector.clone();
+    crate::zone_affinity::pin(&mut node_selector, shape.owner.as_deref(), pins);
     PendingPod {
         namespace: shape.namespace.to_string(),
         name: pod.name.to_string(),
         requests: shape.requests,
         owner: shape.owner.as_deref().cloned(),
-        node_selector: shape.template.node_selector.clone(),
+        node_selector,
         affinity_keys: shape.template.affinity_keys.clone(),
         tolerations: shape.template.tolerations.clone(),
         age_seconds: now_millis.saturating_sub(pod.created_at_millis) / 1000,

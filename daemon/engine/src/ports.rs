@@ -411,6 +411,10 @@ pub struct WorkloadView {
     /// says (a required pod anti-affinity on the hostname against their pods); the engine
     /// hands each pair to policies both ways ([`crate::kept_away`]).
     pub kept_away: Vec<WorkloadRef>,
+    /// The workloads whose pods its pods must share a zone with, as its own pod template says
+    /// (a required pod affinity on `topology.kubernetes.io/zone` taking in their pods, its own
+    /// included when the term takes them in); see [`crate::zone_affinity`].
+    pub zone_affinity: Vec<WorkloadRef>,
 }
 
 /// Which nodes a topology spread counts when it finds the domain with the fewest pods, as its

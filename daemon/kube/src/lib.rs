@@ -18,6 +18,7 @@
 //! their watch event arrives.
 
 pub mod actions;
+pub mod affinity;
 pub mod autoscaler;
 pub mod capacity_buffer;
 pub mod convert;

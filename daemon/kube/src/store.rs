@@ -12,20 +12,19 @@ use std::sync::Arc;
 
 use ballast_sdk::{HorizontalAutoscaler, Resources, WorkloadKind, WorkloadRef};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{
-    Node, PersistentVolume, PersistentVolumeClaim, Pod, PodAffinityTerm, PodTemplateSpec,
-};
+use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod, PodTemplateSpec};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 
 mod buffers;
 mod cron_jobs;
-mod kept_away;
+mod related;
 mod view;
 
 pub use buffers::StatusPatch;
 use buffers::{BufferEntry, TemplateEntry};
 use cron_jobs::CronEntry;
+use related::Related;
 
 use super::convert;
 use super::pod_index::{PodEntry, PodIndex};
@@ -92,10 +91,12 @@ struct WorkloadEntry {
     max_node_skew: Option<u32>,
     min_node_domains: Option<u32>,
     node_inclusion: NodeInclusion,
-    /// Its required pod anti-affinity terms on the hostname.
-    repels: Vec<PodAffinityTerm>,
-    /// The other workloads those terms keep its pods off the nodes of ([`kept_away`]).
-    kept_away: Vec<WorkloadRef>,
+    /// Its required pod anti-affinity terms on the hostname, with the other workloads they
+    /// keep its pods off the nodes of ([`related`]).
+    kept_away: Related,
+    /// Its required pod affinity terms on the zone, with the workloads (itself among them
+    /// when taken in) whose zones they keep its pods in.
+    zone_affinity: Related,
 }
 
 struct BudgetEntry {
@@ -562,7 +563,8 @@ impl ClusterStore {
         let pinned_by_owner = convert::pinned_by_owner(meta, &template, &self.settings.group_selector_label);
         let traits = FargateTraits { pinned_by_owner, ..self.traits(&key.0, &template, &claim_templates) };
         let max_per_node = crate::per_node::max_per_node(&template, &key.0);
-        let repels = crate::per_node::hostname_repels(&template);
+        let kept_away = Related::new(crate::affinity::hostname_repels(&template));
+        let zone_affinity = Related::new(crate::affinity::zone_affinity(&template));
         let unreadable = |bad: BadValue| bad.report_to(&self.unreadable, &format!("{kind:?} {}/{}", key.0, key.1));
         let zone_spread = crate::spread::zone_spread(&template).unwrap_or_else(|bad| {
             unreadable(bad);
@@ -590,8 +592,8 @@ impl ClusterStore {
             max_node_skew,
             min_node_domains,
             node_inclusion,
-            repels,
-            kept_away: Vec::new(),
+            kept_away,
+            zone_affinity,
         };
         self.insert_workload(id, entry);
     }

@@ -294,6 +294,14 @@ impl World {
         view
     }
 
+    /// The workloads of these names.
+    fn named(&self, names: &[String]) -> Vec<WorkloadRef> {
+        (names.iter())
+            .filter_map(|name| self.workloads.iter().find(|o| &o.spec.name == name))
+            .map(|o| (*o.id).clone())
+            .collect()
+    }
+
     /// A workload as the API shows it, with its autoscaler, its CronJob's next run and its
     /// disruption budget, each where it has one.
     fn show_workload(&self, view: &mut ClusterView, i: usize, w: &SimWorkload) {
@@ -321,10 +329,8 @@ impl World {
             max_node_skew: w.spec.max_node_skew,
             min_node_domains: w.spec.min_node_domains,
             node_inclusion: Default::default(),
-            kept_away: (w.spec.kept_away.iter())
-                .filter_map(|name| self.workloads.iter().find(|o| &o.spec.name == name))
-                .map(|o| (*o.id).clone())
-                .collect(),
+            kept_away: self.named(&w.spec.kept_away),
+            zone_affinity: self.named(&w.spec.zone_affinity),
         });
         if let Some(bounds) = &w.spec.autoscaler {
             view.horizontal_autoscalers.push(HorizontalAutoscaler {

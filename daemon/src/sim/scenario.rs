@@ -371,6 +371,11 @@ pub struct WorkloadSpec {
     /// both ways, as it keeps such a rule.
     #[serde(default)]
     pub kept_away: Vec<String>,
+    /// The workloads (by name) whose pods its pods must share a zone with (a required pod
+    /// affinity on `topology.kubernetes.io/zone` taking in their pods). The scheduler keeps it:
+    /// a pod goes only to a zone with a node that runs one of theirs.
+    #[serde(default)]
+    pub zone_affinity: Vec<String>,
     /// A CapacityBuffer that follows the workload (its `scalableRef`): spare room for more of
     /// its pods, sized as in a cluster.
     #[serde(default)]

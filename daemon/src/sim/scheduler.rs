@@ -2,7 +2,9 @@
 //! their requests fit, honouring node selectors, NoSchedule / NoExecute taints, a
 //! workload's pods per node (its `max-per-node`, as a required pod anti-affinity keeps them),
 //! the workloads it is kept away from (its `kept-away`, either side's, as such a rule
-//! against another workload's pods keeps them off each other's nodes) and its skew over zones and nodes (its `max-zone-skew` and `max-node-skew`, as topology
+//! against another workload's pods keeps them off each other's nodes), the zones of the
+//! workloads it is kept near (its `zone-affinity`: only a zone with a Ready node running one
+//! of their pods) and its skew over zones and nodes (its `max-zone-skew` and `max-node-skew`, as topology
 //! spreads on `topology.kubernetes.io/zone` and `kubernetes.io/hostname` with
 //! `whenUnsatisfiable: DoNotSchedule` keep them).
 //!
@@ -11,9 +13,9 @@
 //! costs about pods + workloads x nodes, not pods x nodes. A spread workload starts each pod
 //! from the first node: a zone or node it was kept out of opens as the others fill.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use super::world::World;
+use super::world::{SimNode, World};
 
 impl World {
     pub(super) fn schedule(&mut self) {
@@ -27,6 +29,7 @@ impl World {
         let mut admits: HashMap<(usize, usize), bool> = HashMap::new();
         let mut spreads: HashMap<usize, Spread> = HashMap::new();
         let mut away: HashMap<usize, Vec<usize>> = HashMap::new();
+        let mut near: HashMap<usize, Option<BTreeSet<String>>> = HashMap::new();
         for pod in waiting {
             let Some(w) = self.pods[pod].as_ref().map(|p| p.workload) else { continue };
             let requests = self.workloads[w].requests;
@@ -38,6 +41,7 @@ impl World {
                 spreads.insert(w, self.spread(w));
             }
             let away = away.entry(w).or_insert_with(|| self.kept_away(w));
+            let near = near.entry(w).or_insert_with(|| self.zones_near(w));
             let start = if spread { 0 } else { cursor.get(&w).copied().unwrap_or(0) };
             let mut found = None;
             for (pos, &n) in nodes.iter().enumerate().skip(start) {
@@ -45,6 +49,7 @@ impl World {
                 if !node.allocatable.saturating_sub(&node.requested).fits(&requests)
                     || self.at_per_node_limit(n, w)
                     || self.runs_any(n, away)
+                    || near.as_ref().is_some_and(|zones| !zones.contains(&node.zone))
                 {
                     continue;
                 }
@@ -101,9 +106,29 @@ impl World {
             .collect()
     }
 
+    /// The zones workload `w`'s pods may go to, if it is kept near other workloads: those
+    /// with a Ready node that runs one of their pods.
+    fn zones_near(&self, w: usize) -> Option<BTreeSet<String>> {
+        let names = &self.workloads[w].spec.zone_affinity;
+        if names.is_empty() {
+            return None;
+        }
+        let targets: Vec<usize> =
+            (0..self.workloads.len()).filter(|&o| names.contains(&self.workloads[o].spec.name)).collect();
+        let zones = (self.nodes.iter().flatten())
+            .filter(|n| n.ready && !n.fargate && self.runs_pods_of(n, &targets))
+            .map(|n| n.zone.clone())
+            .collect();
+        Some(zones)
+    }
+
     /// Node `n` runs a pod of one of `workloads`.
     fn runs_any(&self, n: usize, workloads: &[usize]) -> bool {
         let Some(node) = self.nodes[n].as_ref().filter(|_| !workloads.is_empty()) else { return false };
+        self.runs_pods_of(node, workloads)
+    }
+
+    fn runs_pods_of(&self, node: &SimNode, workloads: &[usize]) -> bool {
         node.pods.iter().any(|&p| self.pods[p].as_ref().is_some_and(|p| workloads.contains(&p.workload)))
     }
 
@@ -282,5 +307,32 @@ mod tests {
         let apart = ["web", "indexer", ""];
         assert_eq!(bound_beside_web("", ", kept-away: [web]"), apart);
         assert_eq!(bound_beside_web(", kept-away: [indexer]", ""), apart, "the web tier's rule holds both ways");
+    }
+
+    /// A db pod pinned to group `a` (us-east-1a) and four api pods bound at the start, one
+    /// node in each of us-east-1a and us-east-1b (three api pods each by room), `rule` added
+    /// to the api: the api pods bound in each zone.
+    fn api_by_zone(rule: &str) -> BTreeMap<String, usize> {
+        let text = format!(
+            "name: t\nduration: 1h\nnode-groups:\n\
+             \x20 - {{id: a, instance-types: [m5.large], min-size: 1, max-size: 5, zones: [us-east-1a]}}\n\
+             \x20 - {{id: b, instance-types: [m5.large], min-size: 1, max-size: 5, zones: [us-east-1b]}}\n\
+             workloads:\n  - {{name: db, requests: {{cpu: 100m}}, replicas: {{constant: 1}}, node-group: a}}\n\
+             \x20 - {{name: api, requests: {{cpu: 600m}}, replicas: {{constant: 4}}{rule}}}\n"
+        );
+        let world = World::new(&Scenario::parse(Path::new("t.yaml"), &text).unwrap(), 1);
+        let mut by_zone = BTreeMap::new();
+        for node in world.nodes.iter().flatten() {
+            let api = node.pods.iter().filter_map(|&p| world.pods[p].as_ref()).filter(|p| p.workload == 1).count();
+            *by_zone.entry(node.zone.clone()).or_default() += api;
+        }
+        by_zone
+    }
+
+    #[test]
+    fn pods_kept_near_anothers_are_bound_only_in_their_zones() {
+        let zones = |a: usize, b: usize| BTreeMap::from([("us-east-1a".to_string(), a), ("us-east-1b".to_string(), b)]);
+        assert_eq!(api_by_zone(""), zones(3, 1), "first fit");
+        assert_eq!(api_by_zone(", zone-affinity: [db]"), zones(3, 0), "the fourth waits for a node in db's zone");
     }
 }

@@ -128,6 +128,7 @@ fn workload_view(id: WorkloadRef, traits: FargateTraits) -> WorkloadView {
         max_node_skew: None,
         node_inclusion: Default::default(),
         kept_away: Vec::new(),
+        zone_affinity: Vec::new(),
     }
 }
 

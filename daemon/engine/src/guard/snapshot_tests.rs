@@ -548,3 +548,35 @@ fn a_workload_kept_off_anothers_nodes_is_told_under_both() {
     world.cluster.workloads[1].kept_away.clear();
     assert!(world.observe().snapshot.kept_away().is_empty());
 }
+
+/// A workload kept in the zones of db's pods (a required pod affinity on the zone): while
+/// db's pods all run in one zone, its waiting pods and its pods on nodes select that zone,
+/// so no group of another zone is grown for them and no move takes them out of it; where
+/// db runs in two zones, or nowhere, nothing is pinned, and a zone the pod selects itself
+/// is kept.
+#[test]
+fn pods_kept_in_the_zone_of_anothers_pods_select_that_zone() {
+    let mut world = World::default();
+    world.cluster.workloads[0].zone_affinity = vec![super::fixture::db()];
+    world.pods.push(super::fixture::pod("web-new", None, Some(web()), 100));
+    world.pods.push(super::fixture::pod("db-0", Some("w2"), Some(super::fixture::db()), 100));
+    world.node_mut("w2").zone = "us-east-1b".into();
+    let zones = |world: &World| {
+        let obs = world.observe();
+        let pending = obs.snapshot.pending_pods.iter().find(|p| &*p.name == "web-new").map(|p| p.node_selector.clone());
+        let on_w1 = obs.snapshot.pods_on_node("w1").into_iter().find(|s| s.owner == Some(web()));
+        let zone = |selector: Option<std::collections::BTreeMap<String, String>>| {
+            selector.and_then(|s| s.get("topology.kubernetes.io/zone").cloned())
+        };
+        (zone(pending), zone(on_w1.map(|s| s.node_selector)))
+    };
+    let b = Some("us-east-1b".to_string());
+    assert_eq!(zones(&world), (b.clone(), b.clone()));
+    world.pods.push(super::fixture::pod("db-1", Some("w3"), Some(super::fixture::db()), 100));
+    assert_eq!(zones(&world), (None, None), "db runs in two zones");
+    world.pods.retain(|p| p.owner.as_deref() != Some(&super::fixture::db()));
+    assert_eq!(zones(&world), (None, None), "db runs nowhere");
+    world.pods.push(super::fixture::pod("db-0", Some("w2"), Some(super::fixture::db()), 100));
+    world.template_mut("web-new").node_selector.insert("topology.kubernetes.io/zone".into(), "us-east-1c".into());
+    assert_eq!(zones(&world).0, Some("us-east-1c".to_string()), "its own zone selector stands");
+}

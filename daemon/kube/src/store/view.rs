@@ -35,7 +35,8 @@ impl ClusterStore {
                     max_node_skew: w.max_node_skew,
                     min_node_domains: w.min_node_domains,
                     node_inclusion: w.node_inclusion,
-                    kept_away: w.kept_away.clone(),
+                    kept_away: w.kept_away.workloads.clone(),
+                    zone_affinity: w.zone_affinity.workloads.clone(),
                 }
             })
             .collect();

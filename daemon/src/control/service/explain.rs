@@ -208,6 +208,12 @@ fn pending_pod(snapshot: &SnapshotData, observed: &Observed, p: &PendingPod) -> 
             names.join(", ")
         ));
     }
+    if let Some(zone) = p.owner.as_ref().and_then(|o| observed.obs.zone_pins.get(o)) {
+        facts.push(format!(
+            "kept in {zone}, where the pods its required pod affinity on topology.kubernetes.io/zone takes in run, \
+             so only a node in {zone} takes it"
+        ));
+    }
     let mut admitting = Vec::new();
     for g in snapshot.node_groups.iter().filter(|g| g.kind == NodeGroupKind::Asg) {
         if let Some(refusal) = g.refusal(p) {
@@ -327,6 +333,18 @@ mod tests {
         });
         let told = "kept away from the pods of stateful-set/shop/db (required pod anti-affinity on \
                     kubernetes.io/hostname, its rule or theirs), so it needs a node that runs none of them";
+        assert!(waiting.facts.iter().any(|f| f == told), "{:?}", waiting.facts);
+    }
+
+    #[test]
+    fn a_pending_pod_kept_in_the_zone_of_anothers_pods_names_the_zone() {
+        let waiting = web9_waiting(|world| {
+            let db = world.cluster.workloads[1].id.clone();
+            world.cluster.workloads[0].zone_affinity = vec![db.clone()];
+            world.pods.push(fixture::pod("db-0", Some("w1"), Some(db), 100));
+        });
+        let told = "kept in us-east-1a, where the pods its required pod affinity on topology.kubernetes.io/zone takes \
+                    in run, so only a node in us-east-1a takes it";
         assert!(waiting.facts.iter().any(|f| f == told), "{:?}", waiting.facts);
     }
 

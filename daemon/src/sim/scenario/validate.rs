@@ -191,14 +191,17 @@ impl Scenario {
         check_buffer(w, &at)
     }
 
-    /// Each workload a workload is kept away from is another workload of the scenario.
+    /// Each workload a workload is kept away from, or kept in the zones of, is another
+    /// workload of the scenario.
     fn check_kept_away(&self, w: &WorkloadSpec, at: &dyn Fn(&str) -> String) -> Result<(), Invalid> {
-        for (j, name) in w.kept_away.iter().enumerate() {
-            let field = || at(&format!("kept-away[{j}]"));
+        const ONE_A_NODE: &str = "to keep its pods one to a node, use `max-per-node: 1`";
+        const ANYWHERE: &str = "its own pods alone are no zone to keep to";
+        let away = w.kept_away.iter().enumerate().map(|(j, name)| (format!("kept-away[{j}]"), name, ONE_A_NODE));
+        let near = w.zone_affinity.iter().enumerate().map(|(j, name)| (format!("zone-affinity[{j}]"), name, ANYWHERE));
+        for (field, name, itself) in away.chain(near) {
+            let field = || at(&field);
             if name == &w.name {
-                let message =
-                    format!("`{name}` is this workload itself: to keep its pods one to a node, use `max-per-node: 1`");
-                return Err(invalid(field(), message));
+                return Err(invalid(field(), format!("`{name}` is this workload itself: {itself}")));
             }
             if !self.workloads.iter().any(|o| &o.name == name) {
                 let known: Vec<&str> = self.workloads.iter().map(|o| o.name.as_str()).collect();
