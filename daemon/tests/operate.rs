@@ -438,13 +438,9 @@ fn spread_over(name: &str, key: &str) -> Value {
     deployment
 }
 
-/// Pods kept spread over zones get their node in the zone short of them, in the real process:
-/// web runs two pods in us-east-1a (moto's `general`, one node with room to spare) and none
-/// in us-east-1b, so its two waiting pods may only go to us-east-1b. `east-b` (m5.xlarge, in
-/// us-east-1b) grows for them, though a node of `general` costs less and would hold them:
-/// one there would stand empty while they wait.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pods_kept_spread_over_zones_get_a_node_in_the_zone_short_of_them() {
+/// moto's `general` (one m5.large node, n0, in us-east-1a) and an empty `east-b` (m5.xlarge,
+/// in us-east-1b).
+async fn beside_east_b() -> Site {
     let site = Site::start(1).await;
     support::daemon::node_group(&site.aws, "east-b", aws_sdk_ec2::types::InstanceType::M5Xlarge, 0).await;
     let autoscaling = aws_sdk_autoscaling::Client::new(&site.aws);
@@ -452,6 +448,17 @@ async fn pods_kept_spread_over_zones_get_a_node_in_the_zone_short_of_them() {
     east_b.availability_zones("us-east-1b").send().await.unwrap();
     let instance = site.group().await.1[0].clone();
     site.standin.create(node("n0", &instance, "general")).unwrap();
+    site
+}
+
+/// Pods kept spread over zones get their node in the zone short of them, in the real process:
+/// web runs two pods in us-east-1a (moto's `general`, one node with room to spare) and none
+/// in us-east-1b, so its two waiting pods may only go to us-east-1b. `east-b` (m5.xlarge, in
+/// us-east-1b) grows for them, though a node of `general` costs less and would hold them:
+/// one there would stand empty while they wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_kept_spread_over_zones_get_a_node_in_the_zone_short_of_them() {
+    let site = beside_east_b().await;
     site.standin.create(spread_over("web", "topology.kubernetes.io/zone")).unwrap();
     site.standin.create(replica_set("web-1", "web")).unwrap();
     for i in 0..2 {
@@ -460,6 +467,33 @@ async fn pods_kept_spread_over_zones_get_a_node_in_the_zone_short_of_them() {
         site.standin.create(pending_pod(&format!("web-1-{}", i + 2), owner)).unwrap();
     }
     binpack_grows_only(&site, "east-b", "east-b never grew for the pods us-east-1a may not take").await;
+}
+
+/// Pods kept in the zone of another workload's pods get their node in that zone, in the real
+/// process: db's pod runs on a node in us-east-1b, and two api pods, kept in db's zone by a
+/// required pod affinity on the zone, wait. `east-b` (m5.xlarge, in us-east-1b) grows for
+/// them, though a node of `general` (us-east-1a) costs less and would hold them: one there
+/// would stand empty while they wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_kept_in_anothers_zone_get_a_node_in_that_zone() {
+    let site = beside_east_b().await;
+    let mut db_node = node("db-node", "i-0db", "databases");
+    db_node["metadata"]["labels"]["topology.kubernetes.io/zone"] = json!("us-east-1b");
+    db_node["spec"]["providerID"] = json!("aws:///us-east-1b/i-0db");
+    site.standin.create(db_node).unwrap();
+    site.standin.create(deployment("db")).unwrap();
+    site.standin.create(replica_set("db-1", "db")).unwrap();
+    site.standin.create(running_pod("db-1-0", "db-node", Some(("ReplicaSet", "db-1")), json!({"app": "db"}))).unwrap();
+    let mut api = deployment("api");
+    api["spec"]["template"]["spec"]["affinity"] = json!({"podAffinity": {
+        "requiredDuringSchedulingIgnoredDuringExecution": [
+            {"topologyKey": "topology.kubernetes.io/zone", "labelSelector": {"matchLabels": {"app": "db"}}}]}});
+    site.standin.create(api).unwrap();
+    site.standin.create(replica_set("api-1", "api")).unwrap();
+    for i in 0..2 {
+        site.standin.create(pending_pod(&format!("api-1-{i}"), Some(("ReplicaSet", "api-1")))).unwrap();
+    }
+    binpack_grows_only(&site, "east-b", "east-b never grew for the pods kept in db's zone").await;
 }
 
 /// Pods kept spread over nodes get as many nodes as the scheduler will fill, in the real

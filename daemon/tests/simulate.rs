@@ -131,6 +131,13 @@ fn a_scheduled_runs_room_is_bought_where_its_pods_disk_fits() {
     assert!(summary.pending_pod_minutes < 1.0, "each run's room is ready when it starts: {summary:?}");
 }
 
+/// The summary of deploy/examples/scenarios/`name`.yaml under the default set at `seed`.
+fn shipped_under_defaults(name: &str, seed: u64) -> ballast::sim::Summary {
+    let scenario = Scenario::load(&root().join(format!("deploy/examples/scenarios/{name}.yaml"))).unwrap();
+    let sim = Simulation { scenario, seed, policies: defaults(), mode: Mode::Enforce, journal: None };
+    sim.run(&host(), &mut |_, _| {}).unwrap().summary
+}
+
 /// A web tier kept on at least three nodes (maxSkew 1 over nodes, minDomains 3) from a
 /// one-node night through a day's climb and fall, deploy/examples/scenarios/
 /// at-least-three-nodes.yaml: the default set buys the nodes the scheduler will fill and
@@ -138,9 +145,7 @@ fn a_scheduled_runs_room_is_bought_where_its_pods_disk_fits() {
 /// scale-ups and evicted 16 pods in the 6 h at this seed.
 #[test]
 fn a_web_tier_kept_on_three_nodes_gets_them_without_churn() {
-    let scenario = Scenario::load(&root().join("deploy/examples/scenarios/at-least-three-nodes.yaml")).unwrap();
-    let sim = Simulation { scenario, seed: 1, policies: defaults(), mode: Mode::Enforce, journal: None };
-    let summary = sim.run(&host(), &mut |_, _| {}).unwrap().summary;
+    let summary = shipped_under_defaults("at-least-three-nodes", 1);
     assert_eq!(summary.pods_evicted, 0, "no web pod moved twice: {summary:?}");
     assert!(summary.scale_ups <= 5, "a node bought for the night's three, then for the climb: {summary:?}");
     assert!(summary.pending_pod_minutes < 10.0, "{summary:?}");
@@ -153,9 +158,7 @@ fn a_web_tier_kept_on_three_nodes_gets_them_without_churn() {
 /// nodes and evicted 15 pods, for 17.2 pending pod-minutes.
 #[test]
 fn pods_kept_off_the_web_tiers_nodes_keep_a_node_they_may_run_on() {
-    let scenario = Scenario::load(&root().join("deploy/examples/scenarios/kept-away.yaml")).unwrap();
-    let sim = Simulation { scenario, seed: 3, policies: defaults(), mode: Mode::Enforce, journal: None };
-    let summary = sim.run(&host(), &mut |_, _| {}).unwrap().summary;
+    let summary = shipped_under_defaults("kept-away", 3);
     assert_eq!(summary.pods_evicted, 0, "no indexer pod moved where it waits: {summary:?}");
     assert!(summary.scale_ups <= 2, "{summary:?}");
     assert!(summary.pending_pod_minutes < 5.0, "{summary:?}");
@@ -168,9 +171,7 @@ fn pods_kept_off_the_web_tiers_nodes_keep_a_node_they_may_run_on() {
 /// removed and 447.6 pending pod-minutes, for $11.08 against $6.16.
 #[test]
 fn pods_kept_in_their_databases_zone_get_nodes_there() {
-    let scenario = Scenario::load(&root().join("deploy/examples/scenarios/near-the-database.yaml")).unwrap();
-    let sim = Simulation { scenario, seed: 4, policies: defaults(), mode: Mode::Enforce, journal: None };
-    let summary = sim.run(&host(), &mut |_, _| {}).unwrap().summary;
+    let summary = shipped_under_defaults("near-the-database", 4);
     assert!(summary.scale_ups <= 3, "{summary:?}");
     assert!(summary.nodes_removed <= 2, "{summary:?}");
     assert!(summary.pending_pod_minutes < 30.0, "{summary:?}");

@@ -89,13 +89,13 @@ fn term_takes_in(term: &PodAffinityTerm, own: PodOf<'_>, other: PodOf<'_>) -> bo
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use serde_json::{Value, json};
 
     use super::*;
 
-    /// A template labelled app=web, tier=front with `rules` (affinity) in its spec.
-    fn template(rules: Value) -> PodTemplateSpec {
+    /// A template labelled app=web, tier=front with `rules` (affinity, spread) in its spec.
+    pub(crate) fn template(rules: Value) -> PodTemplateSpec {
         let mut spec = json!({"containers": [{"name": "c"}]});
         for (key, value) in rules.as_object().into_iter().flatten() {
             spec[key] = value.clone();
@@ -103,7 +103,8 @@ mod tests {
         serde_json::from_value(json!({"metadata": {"labels": {"app": "web", "tier": "front"}}, "spec": spec})).unwrap()
     }
 
-    fn anti_affinity(term: Value) -> Value {
+    /// The required pod anti-affinity `term`, as a spec's rules.
+    pub(crate) fn anti_affinity(term: Value) -> Value {
         json!({"affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [term]}}})
     }
 

@@ -41,19 +41,7 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
-
-    /// A template labelled app=web, tier=front with `rules` (affinity, spread) in its spec.
-    fn template(rules: Value) -> PodTemplateSpec {
-        let mut spec = json!({"containers": [{"name": "c"}]});
-        for (key, value) in rules.as_object().into_iter().flatten() {
-            spec[key] = value.clone();
-        }
-        serde_json::from_value(json!({"metadata": {"labels": {"app": "web", "tier": "front"}}, "spec": spec})).unwrap()
-    }
-
-    fn anti_affinity(term: Value) -> Value {
-        json!({"affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [term]}}})
-    }
+    use crate::affinity::tests::{anti_affinity, template};
 
     /// A hostname topology spread the scheduler may not break.
     fn spread(skew: i32) -> Value {
