@@ -49,6 +49,7 @@ enum Variant {
     Plain,
     Drifted,
     KeptApart,
+    KeptAway,
     Spread,
     NodeSpread,
 }
@@ -65,6 +66,7 @@ fn ticks(c: &mut Criterion) {
         (300, 50, Variant::Plain, "15000 nodes, 450k pods"),
         (300, 50, Variant::Drifted, "15000 nodes, 450k pods, every node drifted"),
         (300, 50, Variant::KeptApart, "15000 nodes, 450k pods, a tenth of the workloads kept apart"),
+        (300, 50, Variant::KeptAway, "15000 nodes, 450k pods, a tenth of the workloads kept off the next one's nodes"),
         (300, 50, Variant::Spread, "15000 nodes, 450k pods, a tenth of the workloads spread over zones"),
         (300, 50, Variant::NodeSpread, "15000 nodes, 450k pods, a tenth of the workloads spread over nodes"),
     ];
@@ -78,6 +80,12 @@ fn ticks(c: &mut Criterion) {
             }
             Variant::KeptApart => {
                 scenario.workloads.iter_mut().skip(1).step_by(10).for_each(|w| w.max_per_node = Some(1));
+            }
+            Variant::KeptAway => {
+                let names: Vec<String> = scenario.workloads.iter().map(|w| w.name.clone()).collect();
+                for (i, w) in scenario.workloads.iter_mut().enumerate().skip(1).step_by(10) {
+                    w.kept_away = names.get(i + 1).cloned().into_iter().collect();
+                }
             }
             Variant::Spread => {
                 // Groups in three zones in turn; a spread workload's pods may go to any group.
