@@ -425,10 +425,9 @@ fn window_hold(cluster: &ClusterView, cx: &ObserveContext<'_>) -> Option<String>
 }
 
 /// A node's pods by shape as policies see them (contract 0.1.4 `pods-on-node`), worked out
-/// only for the nodes a policy asks about. Expendable pods are left out: no other pod makes
+/// only for the nodes a policy asks about, each selecting the zone its workload is pinned to
+/// if it is ([`crate::zone_affinity`]). Expendable pods are left out: no other pod makes
 /// room for them.
-/// A node's pods by shape as policies see them, each selecting the zone its workload is
-/// pinned to if it is ([`crate::zone_affinity`]).
 fn pod_shapes(pods: &NodePods, pins: &HashMap<WorkloadRef, String>) -> Vec<ballast_sdk::PodShape> {
     pods.shapes
         .iter()

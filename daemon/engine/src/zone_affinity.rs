@@ -3,7 +3,8 @@
 //! pods ([`WorkloadView::zone_affinity`]), as charts set to keep an API beside its database
 //! and off cross-zone traffic. Where those pods all run in one zone, the workload's pods are
 //! handed to policies as selecting that zone, so no group of another zone is grown for
-//! them, and no move takes them out of it: a node there stands empty while they wait.
+//! them and no move takes them out of it (a node in another zone stands empty while they
+//! wait).
 //!
 //! # Caveats
 //! - Where the pods taken in run in several zones, nothing is pinned: a group in a zone
@@ -12,6 +13,8 @@
 //!   scheduler asks a zone that holds a pod of each term's).
 //! - Where none of those pods runs yet, nothing is pinned (the scheduler runs the pods
 //!   nowhere, unless their own term takes them in).
+//! - Pods on Fargate are not counted: a zone where those pods run only on Fargate does not
+//!   pin.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 

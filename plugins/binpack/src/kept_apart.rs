@@ -124,11 +124,16 @@ impl<'s> KeptApart<'s> {
             }
         }
         let nodes = schedulable.len() as u32;
+        // Nodes that run none of these workloads' pods: each has all of every limit free.
+        let bare = nodes.saturating_sub(here.len() as u32);
         let mut staying: HashMap<WorkloadRef, u32> = HashMap::new();
         for (w, &max) in &self.limits {
-            // A workload kept away from others: a node at a time, as each may run theirs.
+            // A workload kept away from others: each node with such pods judged alone, as
+            // it may run theirs.
             let places = match self.away.contains_key(w) {
-                true => schedulable.iter().fold(0u32, |sum, n| sum.saturating_add(self.place(&here, w, &n.name))),
+                true => {
+                    here.keys().fold(max.saturating_mul(bare), |sum, n| sum.saturating_add(self.place(&here, w, n)))
+                }
                 false => max.saturating_mul(nodes),
             };
             staying.insert(w.clone(), places);

@@ -20,7 +20,6 @@ use super::{ClusterStore, WorkloadEntry};
 use crate::affinity::{PodOf, takes_in};
 
 /// A workload's terms of one kind, with the workloads they take in.
-#[derive(Default)]
 pub(super) struct Related {
     pub(super) terms: Vec<PodAffinityTerm>,
     pub(super) workloads: Vec<WorkloadRef>,
