@@ -240,7 +240,8 @@ async fn a_workload_kept_off_anothers_nodes_names_it() {
 
 /// A Deployment kept in the zones of another's pods by a required pod affinity on the zone,
 /// read through the real watch: the view names the workload whose zones it keeps to (and
-/// not one a hostname affinity names).
+/// not one a hostname affinity names); one kept one pod a zone by a required anti-affinity
+/// on the zone against its own pods reads as at most 1 a zone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_workload_kept_in_anothers_zones_names_it() {
     let standin = StandIn::start().await.unwrap();
@@ -252,6 +253,11 @@ async fn a_workload_kept_in_anothers_zones_names_it() {
     standin.create(api).unwrap();
     standin.create(deployment("db")).unwrap();
     standin.create(deployment("cache")).unwrap();
+    let mut quorum = deployment("quorum");
+    quorum["spec"]["template"]["spec"]["affinity"] = json!({"podAntiAffinity": {
+        "requiredDuringSchedulingIgnoredDuringExecution": [
+            {"topologyKey": "topology.kubernetes.io/zone", "labelSelector": {"matchLabels": {"app": "quorum"}}}]}});
+    standin.create(quorum).unwrap();
     let cluster = started(&standin, KubeSettings::default()).await;
     let view = cluster.observe().await.unwrap();
     let near = |name: &str| {
@@ -260,6 +266,8 @@ async fn a_workload_kept_in_anothers_zones_names_it() {
     };
     assert_eq!(near("api"), Some(vec!["db".to_string()]));
     assert_eq!(near("db"), Some(vec![]));
+    let per_zone = |name: &str| view.workloads.iter().find(|w| w.id.name == name).map(|w| w.max_per_zone);
+    assert_eq!((per_zone("api"), per_zone("quorum")), (Some(None), Some(Some(1))), "one quorum pod a zone");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,7 +4,7 @@
 //! The removal and Fargate blockers are worked out here, once, by the host: a plugin sees why
 //! a node cannot go, and the guardrails refuse it whatever a plugin says.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use ballast_sdk::{
@@ -130,11 +130,12 @@ pub fn observe(cluster: ClusterView, mut groups: Vec<GroupView>, cx: &ObserveCon
     let node_spreads = crate::node_spread::caps(&cluster, &nodes, &node_groups, cx.being_removed);
     let (pending, awaiting_removal) = crate::node_spread::awaiting_removal(pending, node_spreads.awaiting_removal);
     let per_node_limits = per_node_limits(&cluster.workloads, &node_spreads.caps);
-    let zone_spreads = zone_spreads(&cluster.workloads, &cluster.nodes);
+    let by_zone = pods_by_zone(&cluster.workloads, &cluster.nodes);
+    let zone_spreads = zone_spreads(&cluster.workloads, &by_zone);
     let kept_away = crate::kept_away::pairs(&cluster.workloads);
     let fargate = crate::unplaceable::FargateFallback::new(&node_groups, &workloads);
     let (pending, too_few_zones) =
-        crate::zone_domains::too_few_zones(pending, &cluster.workloads, &zone_spreads, &node_groups, &nodes, &fargate);
+        crate::zone_domains::too_few_zones(pending, &cluster.workloads, &by_zone, &node_groups, &nodes, &fargate);
     let total_nodes = cluster.nodes.len();
     let mut scheduled_runs = cluster.scheduled_runs;
     scheduled_runs.sort_by(|a, b| (a.due_at_millis, &a.owner).cmp(&(b.due_at_millis, &b.owner)));
@@ -601,30 +602,45 @@ fn per_node_limits(
 }
 
 /// The workloads kept spread over zones, by workload, with their pods on the nodes of each
-/// zone (Fargate's aside: each pod there is a node of its own, outside any group's zones).
-/// Walks the nodes' shapes only when some workload is spread.
-fn zone_spreads(workloads: &[WorkloadView], nodes: &[NodeView]) -> Vec<ballast_sdk::ZoneSpread> {
-    let mut by_workload: BTreeMap<&WorkloadRef, (u32, BTreeMap<&str, u32>)> =
-        workloads.iter().filter_map(|w| Some((&w.id, (w.max_zone_skew?, BTreeMap::new())))).collect();
-    if by_workload.is_empty() {
-        return Vec::new();
+/// zone (`by_zone`, from [`pods_by_zone`]).
+fn zone_spreads(workloads: &[WorkloadView], by_zone: &PodsByZone) -> Vec<ballast_sdk::ZoneSpread> {
+    let mut spreads: Vec<ballast_sdk::ZoneSpread> = (workloads.iter())
+        .filter_map(|w| {
+            let pods_by_zone = by_zone.get(&w.id).into_iter().flatten();
+            Some(ballast_sdk::ZoneSpread {
+                workload: w.id.clone(),
+                max_skew: w.max_zone_skew?,
+                pods_by_zone: pods_by_zone
+                    .map(|(zone, &pods)| ballast_sdk::ZonePods { zone: zone.clone(), pods })
+                    .collect(),
+            })
+        })
+        .collect();
+    spreads.sort_by(|a, b| a.workload.cmp(&b.workload));
+    spreads
+}
+
+/// Each workload's pods on the nodes of each zone that has any, by workload.
+pub type PodsByZone = HashMap<WorkloadRef, BTreeMap<String, u32>>;
+
+/// The pods by zone of the workloads that ask something of zones (a zone spread, or at most
+/// so many a zone), Fargate's aside: each pod there is a node of its own, outside any group's
+/// zones. Walks the nodes' shapes only when some workload asks.
+fn pods_by_zone(workloads: &[WorkloadView], nodes: &[NodeView]) -> PodsByZone {
+    let wanted: HashSet<&WorkloadRef> =
+        (workloads.iter()).filter(|w| w.max_zone_skew.is_some() || w.max_per_zone.is_some()).map(|w| &w.id).collect();
+    let mut by_zone = PodsByZone::new();
+    if wanted.is_empty() {
+        return by_zone;
     }
     for node in nodes.iter().filter(|n| !n.fargate) {
-        for on in &node.pods.shapes {
-            let Some((_, zones)) = on.shape.owner.as_deref().and_then(|o| by_workload.get_mut(o)) else { continue };
-            *zones.entry(node.zone.as_str()).or_default() += on.pods.len() as u32;
+        for on in node.pods.shapes.iter().filter(|on| !on.pods.is_empty()) {
+            let Some(owner) = on.shape.owner.as_deref().filter(|o| wanted.contains(o)) else { continue };
+            let zones = by_zone.entry(owner.clone()).or_default();
+            *zones.entry(node.zone.clone()).or_default() += on.pods.len() as u32;
         }
     }
-    (by_workload.into_iter())
-        .map(|(workload, (max_skew, zones))| ballast_sdk::ZoneSpread {
-            workload: workload.clone(),
-            max_skew,
-            pods_by_zone: (zones.into_iter())
-                .filter(|(_, pods)| *pods > 0)
-                .map(|(zone, pods)| ballast_sdk::ZonePods { zone: zone.to_string(), pods })
-                .collect(),
-        })
-        .collect()
+    by_zone
 }
 
 impl Observation {

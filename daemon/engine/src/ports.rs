@@ -170,7 +170,8 @@ pub enum PassOver {
     /// room the others have ([`crate::node_spread`]).
     AwaitsRemoval,
     /// Kept spread over more zones (its `minDomains`) than any node its pods may run on is
-    /// in, it is past what the zones there are may hold ([`crate::zone_domains`]).
+    /// in, or kept to so many a zone and every zone it may run in holding as many, it is past
+    /// what the zones there are may hold ([`crate::zone_domains`]).
     TooFewZones,
 }
 
@@ -415,6 +416,10 @@ pub struct WorkloadView {
     /// (a required pod affinity on `topology.kubernetes.io/zone` taking in their pods, its own
     /// included when the term takes them in); see [`crate::zone_affinity`].
     pub zone_affinity: Vec<WorkloadRef>,
+    /// At most this many of its pods in one zone, as the scheduler keeps them (a required pod
+    /// anti-affinity on `topology.kubernetes.io/zone` against its own pods: 1); see
+    /// [`crate::zone_domains`].
+    pub max_per_zone: Option<u32>,
 }
 
 /// Which nodes a topology spread counts when it finds the domain with the fewest pods, as its

@@ -4,21 +4,26 @@
 //! nodes its pods may run on, and the groups that would launch more, are in fewer zones than
 //! that, the pods past what those zones hold wait however many nodes are bought: they are
 //! passed over as unplaceable, with a reason that says so, and no policy buys for them
-//! (Cluster Autoscaler's simulation finds no group that helps them either).
+//! (Cluster Autoscaler's simulation finds no group that helps them either). So are the pods
+//! of a workload kept to so many a zone (a required pod anti-affinity on the zone against
+//! its own pods: one a zone, as quorum charts set) past what those zones still hold: a
+//! rollout's surge pod, say, waits for an old pod to go, not for a node.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-use ballast_sdk::{Node, NodeGroup, NodeGroupKind, PendingPod, WorkloadRef, ZoneSpread};
+use ballast_sdk::{Node, NodeGroup, NodeGroupKind, PendingPod, WorkloadRef};
 
+use super::observe::PodsByZone;
 use super::ports::{PassOver, PassedOverPod, WorkloadView};
 use super::unplaceable::FargateFallback;
 
-/// Takes out of `pending` the pods of each workload with a zone spread's `minDomains` that the
-/// zones its pods may run in cannot hold: those zones (of the nodes whose group admits its
-/// pods, or is not known, and of the Auto Scaling groups that admit them and may grow) are
-/// fewer than `minDomains`, so at most `maxSkew` a zone run. `spreads`: its pods by zone now.
-/// A workload whose pods Fargate may take instead (`fargate`) is left alone.
+/// Takes out of `pending` the pods of each workload that the zones its pods may run in cannot
+/// hold: those zones (of the nodes whose group admits its pods, or is not known, and of the
+/// Auto Scaling groups that admit them and may grow) are fewer than its zone spread's
+/// `minDomains`, so at most `maxSkew` a zone run; or each holds as many as it keeps to a zone.
+/// `by_zone`: its pods by zone now. A workload whose pods Fargate may take instead
+/// (`fargate`) is left alone.
 ///
 /// # Guarantees
 /// A pod is taken out only when no node of any group could ever let it run while the spread
@@ -27,13 +32,13 @@ use super::unplaceable::FargateFallback;
 pub fn too_few_zones(
     pending: Vec<PendingPod>,
     views: &[WorkloadView],
-    spreads: &[ZoneSpread],
+    by_zone: &PodsByZone,
     groups: &[NodeGroup],
     nodes: &[Node],
     fargate: &FargateFallback<'_>,
 ) -> (Vec<PendingPod>, Vec<PassedOverPod>) {
     let asked: HashMap<&WorkloadRef, Asked> = (views.iter())
-        .filter_map(|w| Some((&w.id, Asked { min_domains: w.min_zone_domains?, max_skew: w.max_zone_skew? })))
+        .filter_map(|w| Some((&w.id, Asked::of(w)?)))
         .filter(|(id, _)| !fargate.takes(Some(id)))
         .collect();
     if asked.is_empty() {
@@ -47,7 +52,8 @@ pub fn too_few_zones(
             waiting.push(pod);
             continue;
         };
-        let left = left.entry(owner).or_insert_with(|| Left::new(&pod, spread, spreads, groups, nodes));
+        let running = by_zone.get(owner);
+        let left = left.entry(owner).or_insert_with(|| Left::new(&pod, spread, running, groups, nodes));
         match (left.room, &left.why) {
             (0, Some(why)) => passed.push(PassedOverPod::taken_out(&pod, PassOver::TooFewZones, why.clone())),
             _ => {
@@ -59,11 +65,23 @@ pub fn too_few_zones(
     (waiting, passed)
 }
 
-/// What a workload's zone spread asks: `minDomains` zones, `maxSkew` a zone while fewer count.
+/// What a workload's rules ask of zones.
 #[derive(Clone, Copy)]
-struct Asked {
-    min_domains: u32,
-    max_skew: u32,
+enum Asked {
+    /// A zone spread's `minDomains` zones, `maxSkew` a zone while fewer count.
+    Domains { min_domains: u32, max_skew: u32 },
+    /// At most this many of its pods in any zone.
+    PerZone(u32),
+}
+
+impl Asked {
+    fn of(w: &WorkloadView) -> Option<Asked> {
+        match (w.min_zone_domains.zip(w.max_zone_skew), w.max_per_zone) {
+            (Some((min_domains, max_skew)), _) => Some(Asked::Domains { min_domains, max_skew }),
+            (None, Some(max)) => Some(Asked::PerZone(max)),
+            (None, None) => None,
+        }
+    }
 }
 
 /// What is left for one workload's waiting pods: how many more the zones hold, and, when
@@ -74,26 +92,43 @@ struct Left {
 }
 
 impl Left {
-    fn new(pod: &PendingPod, asked: Asked, spreads: &[ZoneSpread], groups: &[NodeGroup], nodes: &[Node]) -> Self {
-        let Asked { min_domains, max_skew: skew } = asked;
+    /// `running`: the workload's pods by zone now.
+    fn new(
+        pod: &PendingPod,
+        asked: Asked,
+        running: Option<&std::collections::BTreeMap<String, u32>>,
+        groups: &[NodeGroup],
+        nodes: &[Node],
+    ) -> Self {
         let zones = zones_for(pod, groups, nodes);
-        if zones.len() >= min_domains as usize {
-            return Left { room: u32::MAX, why: None };
-        }
-        let owner = pod.owner.as_ref();
-        let running: u32 = (spreads.iter().filter(|s| Some(&s.workload) == owner))
-            .flat_map(|s| s.pods_by_zone.iter().map(|z| z.pods))
-            .sum();
-        let most = skew.saturating_mul(zones.len() as u32);
         let named: Vec<&str> = zones.iter().copied().collect();
-        let why = Arc::from(format!(
-            "kept spread over at least {min_domains} zones (minDomains), but the nodes and groups its pods may run \
-             on are in {} ({}): until {min_domains} count the scheduler puts at most {skew} in a zone, so at most \
-             {most} run; add a group in another zone or lower minDomains",
-            zones.len(),
-            if named.is_empty() { "none".to_string() } else { named.join(", ") },
-        ));
-        Left { room: most.saturating_sub(running), why: Some(why) }
+        let named = if named.is_empty() { "none".to_string() } else { named.join(", ") };
+        let in_zone = |zone: &str| running.and_then(|r| r.get(zone)).copied().unwrap_or(0);
+        match asked {
+            Asked::Domains { min_domains, .. } if zones.len() >= min_domains as usize => {
+                Left { room: u32::MAX, why: None }
+            }
+            Asked::Domains { min_domains, max_skew: skew } => {
+                let most = skew.saturating_mul(zones.len() as u32);
+                let why = Arc::from(format!(
+                    "kept spread over at least {min_domains} zones (minDomains), but the nodes and groups its pods \
+                     may run on are in {} ({named}): until {min_domains} count the scheduler puts at most {skew} in \
+                     a zone, so at most {most} run; add a group in another zone or lower minDomains",
+                    zones.len(),
+                ));
+                let all: u32 = running.into_iter().flat_map(|r| r.values()).sum();
+                Left { room: most.saturating_sub(all), why: Some(why) }
+            }
+            Asked::PerZone(max) => {
+                let room = zones.iter().map(|z| max.saturating_sub(in_zone(z))).sum();
+                let why = Arc::from(format!(
+                    "kept to at most {max} a zone (required pod anti-affinity on topology.kubernetes.io/zone against \
+                     its own pods), and each zone its pods may run in ({named}) holds that many already: it waits \
+                     for one of them to go, not for a node; add a group in another zone or run fewer replicas"
+                ));
+                Left { room, why: Some(why) }
+            }
+        }
     }
 }
 

@@ -50,6 +50,20 @@ pub fn hostname_repels(template: &PodTemplateSpec) -> Vec<PodAffinityTerm> {
     template.spec.as_ref().map(|spec| hostname_anti_affinity(spec).cloned().collect()).unwrap_or_default()
 }
 
+/// At most this many of the template's pods (in `namespace`) in one zone, if its rules say: a
+/// required pod anti-affinity on the zone that takes in its own pods allows 1.
+pub fn max_per_zone(template: &PodTemplateSpec, namespace: &str) -> Option<u32> {
+    let own = PodOf::template(template, namespace);
+    let terms = (template.spec.as_ref())
+        .and_then(|s| s.affinity.as_ref())
+        .and_then(|a| a.pod_anti_affinity.as_ref())
+        .and_then(|a| a.required_during_scheduling_ignored_during_execution.as_ref())
+        .into_iter()
+        .flatten()
+        .filter(|term| ZONE_KEYS.contains(&term.topology_key.as_str()));
+    takes_in(terms, own, own).then_some(1)
+}
+
 /// The required pod affinity terms on the zone in a pod template: those that keep its pods
 /// in the zones of the pods they take in.
 pub fn zone_affinity(template: &PodTemplateSpec) -> Vec<PodAffinityTerm> {
@@ -155,6 +169,19 @@ pub(crate) mod tests {
         assert!(!keeps_web_off(term(json!({"matchLabelKeys": ["tier"]})), indexer("back"), "shop"), "another tier");
         assert!(keeps_web_off(term(json!({"mismatchLabelKeys": ["tier"]})), indexer("back"), "shop"));
         assert!(!keeps_web_off(term(json!({"mismatchLabelKeys": ["tier"]})), indexer("front"), "shop"), "its tier");
+    }
+
+    #[test]
+    fn anti_affinity_on_the_zone_against_its_own_pods_allows_one_a_zone() {
+        let against = |key: &str, app: &str| {
+            anti_affinity(json!({"topologyKey": key, "labelSelector": {"matchLabels": {"app": app}}}))
+        };
+        let one = |rules| max_per_zone(&template(rules), "shop");
+        assert_eq!(one(against("topology.kubernetes.io/zone", "web")), Some(1));
+        assert_eq!(one(against("failure-domain.beta.kubernetes.io/zone", "web")), Some(1));
+        assert_eq!(one(against("topology.kubernetes.io/zone", "db")), None, "kept from another app's pods only");
+        assert_eq!(one(against(HOSTNAME, "web")), None, "a rule per node");
+        assert_eq!(one(json!({})), None);
     }
 
     #[test]

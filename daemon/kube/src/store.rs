@@ -91,6 +91,7 @@ struct WorkloadEntry {
     max_node_skew: Option<u32>,
     min_node_domains: Option<u32>,
     node_inclusion: NodeInclusion,
+    max_per_zone: Option<u32>,
     /// Its required pod anti-affinity terms on the hostname, with the other workloads they
     /// keep its pods off the nodes of ([`related`]).
     kept_away: Related,
@@ -563,6 +564,7 @@ impl ClusterStore {
         let pinned_by_owner = convert::pinned_by_owner(meta, &template, &self.settings.group_selector_label);
         let traits = FargateTraits { pinned_by_owner, ..self.traits(&key.0, &template, &claim_templates) };
         let max_per_node = crate::per_node::max_per_node(&template, &key.0);
+        let max_per_zone = crate::affinity::max_per_zone(&template, &key.0);
         let kept_away = Related::new(crate::affinity::hostname_repels(&template));
         let zone_affinity = Related::new(crate::affinity::zone_affinity(&template));
         let unreadable = |bad: BadValue| bad.report_to(&self.unreadable, &format!("{kind:?} {}/{}", key.0, key.1));
@@ -592,6 +594,7 @@ impl ClusterStore {
             max_node_skew,
             min_node_domains,
             node_inclusion,
+            max_per_zone,
             kept_away,
             zone_affinity,
         };

@@ -376,6 +376,10 @@ pub struct WorkloadSpec {
     /// a pod goes only to a zone with a node that runs one of theirs.
     #[serde(default)]
     pub zone_affinity: Vec<String>,
+    /// At most this many of its pods in one zone (1: a required pod anti-affinity on
+    /// `topology.kubernetes.io/zone` against its own pods). The scheduler keeps to it.
+    #[serde(default)]
+    pub max_per_zone: Option<u32>,
     /// A CapacityBuffer that follows the workload (its `scalableRef`): spare room for more of
     /// its pods, sized as in a cluster.
     #[serde(default)]

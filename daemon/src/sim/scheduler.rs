@@ -4,7 +4,8 @@
 //! the workloads it is kept away from (its `kept-away`, either side's, as such a rule
 //! against another workload's pods keeps them off each other's nodes), the zones of the
 //! workloads it is kept near (its `zone-affinity`: only a zone with a Ready node running one
-//! of their pods) and its skew over zones and nodes (its `max-zone-skew` and `max-node-skew`, as topology
+//! of their pods), its pods a zone (its `max-per-zone`, as a required pod anti-affinity on
+//! the zone against its own pods keeps them) and its skew over zones and nodes (its `max-zone-skew` and `max-node-skew`, as topology
 //! spreads on `topology.kubernetes.io/zone` and `kubernetes.io/hostname` with
 //! `whenUnsatisfiable: DoNotSchedule` keep them).
 //!
@@ -30,6 +31,7 @@ impl World {
         let mut spreads: HashMap<usize, Spread> = HashMap::new();
         let mut away: HashMap<usize, Vec<usize>> = HashMap::new();
         let mut near: HashMap<usize, Option<BTreeSet<String>>> = HashMap::new();
+        let mut per_zone: HashMap<usize, BTreeMap<String, u32>> = HashMap::new();
         for pod in waiting {
             let Some(w) = self.pods[pod].as_ref().map(|p| p.workload) else { continue };
             let requests = self.workloads[w].requests;
@@ -42,6 +44,10 @@ impl World {
             }
             let away = away.entry(w).or_insert_with(|| self.kept_away(w));
             let near = near.entry(w).or_insert_with(|| self.zones_near(w));
+            let max_per_zone = self.workloads[w].spec.max_per_zone;
+            if max_per_zone.is_some() && !per_zone.contains_key(&w) {
+                per_zone.insert(w, self.pods_by_zone(w));
+            }
             let start = if spread { 0 } else { cursor.get(&w).copied().unwrap_or(0) };
             let mut found = None;
             for (pos, &n) in nodes.iter().enumerate().skip(start) {
@@ -50,6 +56,9 @@ impl World {
                     || self.at_per_node_limit(n, w)
                     || self.runs_any(n, away)
                     || near.as_ref().is_some_and(|zones| !zones.contains(&node.zone))
+                    || max_per_zone.is_some_and(|max| {
+                        per_zone.get(&w).and_then(|z| z.get(&node.zone)).is_some_and(|&here| here >= max)
+                    })
                 {
                     continue;
                 }
@@ -72,6 +81,9 @@ impl World {
                     cursor.insert(w, pos);
                     if let (Some(spread), Some(node)) = (spreads.get_mut(&w), self.nodes[n].as_ref()) {
                         spread.took(n, &node.zone);
+                    }
+                    if let (Some(zones), Some(node)) = (per_zone.get_mut(&w), self.nodes[n].as_ref()) {
+                        *zones.entry(node.zone.clone()).or_default() += 1;
                     }
                     self.bind(pod, n);
                 }
@@ -120,6 +132,16 @@ impl World {
             .map(|n| n.zone.clone())
             .collect();
         Some(zones)
+    }
+
+    /// Workload `w`'s pods on Ready nodes, by zone.
+    fn pods_by_zone(&self, w: usize) -> BTreeMap<String, u32> {
+        let mut by_zone = BTreeMap::new();
+        for node in self.nodes.iter().flatten().filter(|n| n.ready && !n.fargate) {
+            let here = node.pods.iter().filter(|&&p| self.pods[p].as_ref().is_some_and(|p| p.workload == w)).count();
+            *by_zone.entry(node.zone.clone()).or_default() += here as u32;
+        }
+        by_zone
     }
 
     /// Node `n` runs a pod of one of `workloads`.
@@ -327,6 +349,13 @@ mod tests {
             *by_zone.entry(node.zone.clone()).or_default() += api;
         }
         by_zone
+    }
+
+    #[test]
+    fn pods_kept_to_so_many_a_zone_are_bound_within_it() {
+        let zones = |a: usize, b: usize| BTreeMap::from([("us-east-1a".to_string(), a), ("us-east-1b".to_string(), b)]);
+        assert_eq!(bound_by_zone(", max-per-zone: 1"), zones(1, 1), "three wait for a third zone");
+        assert_eq!(bound_by_zone(", max-per-zone: 2"), zones(2, 2));
     }
 
     #[test]

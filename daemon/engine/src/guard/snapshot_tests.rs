@@ -580,3 +580,33 @@ fn pods_kept_in_the_zone_of_anothers_pods_select_that_zone() {
     world.template_mut("web-new").node_selector.insert("topology.kubernetes.io/zone".into(), "us-east-1c".into());
     assert_eq!(zones(&world).0, Some("us-east-1c".to_string()), "its own zone selector stands");
 }
+
+/// A workload kept to one pod a zone (a required pod anti-affinity on the zone against its
+/// own pods) whose pods already run in every zone its group launches in: a waiting pod is
+/// passed over as unplaceable, named with the zones, for no node helps it; a group in
+/// another zone gives it room, and it waits as before.
+#[test]
+fn a_pod_kept_one_a_zone_with_every_zone_taken_is_passed_over() {
+    let mut world = World::default();
+    world.cluster.workloads[0].max_per_zone = Some(1);
+    world.cluster.workloads[0].fargate_traits.privileged = true;
+    world.pods.push(super::fixture::pod("web-new", None, Some(web()), 100));
+    let split = |world: &World| {
+        let obs = world.observe();
+        let pending: Vec<String> = obs.snapshot.pending_pods.iter().map(|p| p.name.clone()).collect();
+        let passed: Vec<(PassOver, String)> =
+            obs.passed_over.iter().map(|p| (p.passed_over.reason, p.passed_over.why.to_string())).collect();
+        (pending, passed)
+    };
+    let (pending, passed) = split(&world);
+    assert!(pending.is_empty(), "{pending:?}");
+    let why = "kept to at most 1 a zone (required pod anti-affinity on topology.kubernetes.io/zone against its own \
+               pods), and each zone its pods may run in (us-east-1a) holds that many already: it waits for one of \
+               them to go, not for a node; add a group in another zone or run fewer replicas";
+    assert_eq!(passed, [(PassOver::TooFewZones, why.to_string())]);
+    world.group_mut("batch").zones = vec!["us-east-1b".into()];
+    assert_eq!(split(&world), (vec!["web-new".to_string()], vec![]), "us-east-1b has room for one");
+    world.group_mut("batch").zones = vec!["us-east-1a".into()];
+    world.cluster.workloads[0].fargate_traits.privileged = false;
+    assert_eq!(split(&world).0, vec!["web-new".to_string()], "Fargate, which has a profile, may run it");
+}

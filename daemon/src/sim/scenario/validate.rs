@@ -176,6 +176,9 @@ impl Scenario {
         if w.max_per_node == Some(0) {
             return Err(invalid(at("max-per-node"), "must be at least 1, got 0"));
         }
+        if w.max_per_zone == Some(0) {
+            return Err(invalid(at("max-per-zone"), "must be at least 1, got 0"));
+        }
         if w.max_zone_skew == Some(0) {
             return Err(invalid(at("max-zone-skew"), "must be at least 1, got 0"));
         }
