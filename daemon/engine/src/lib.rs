@@ -46,6 +46,7 @@ pub mod live;
 pub mod node_labels;
 pub mod node_spread;
 pub mod observe;
+pub mod placement_rules;
 pub mod pods;
 pub mod policies;
 pub mod ports;

@@ -4,7 +4,7 @@
 //! The removal and Fargate blockers are worked out here, once, by the host: a plugin sees why
 //! a node cannot go, and the guardrails refuse it whatever a plugin says.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use ballast_sdk::{
@@ -129,9 +129,9 @@ pub fn observe(cluster: ClusterView, mut groups: Vec<GroupView>, cx: &ObserveCon
     let (pending, refused_for_disk) = crate::disk::refused_for_disk(pending, &node_groups, &workloads);
     let node_spreads = crate::node_spread::caps(&cluster, &nodes, &node_groups, cx.being_removed);
     let (pending, awaiting_removal) = crate::node_spread::awaiting_removal(pending, node_spreads.awaiting_removal);
-    let per_node_limits = per_node_limits(&cluster.workloads, &node_spreads.caps);
-    let by_zone = pods_by_zone(&cluster.workloads, &cluster.nodes);
-    let zone_spreads = zone_spreads(&cluster.workloads, &by_zone);
+    let per_node_limits = crate::placement_rules::per_node_limits(&cluster.workloads, &node_spreads.caps);
+    let by_zone = crate::placement_rules::pods_by_zone(&cluster.workloads, &cluster.nodes);
+    let zone_spreads = crate::placement_rules::zone_spreads(&cluster.workloads, &by_zone);
     let kept_away = crate::kept_away::pairs(&cluster.workloads);
     let fargate = crate::unplaceable::FargateFallback::new(&node_groups, &workloads);
     let (pending, too_few_zones) =
@@ -579,68 +579,6 @@ fn workload(view: &WorkloadView, pricing: &FargatePricing) -> Workload {
         fargate_blocker: fargate_blocker(&view.id, &view.fargate_traits, &view.requests_per_replica, pricing),
         usage_per_replica: view.usage_per_replica,
     }
-}
-
-/// The workloads that limit their pods per node, by workload: kept apart, or spread over
-/// nodes (`spread_caps`, the cap each spread sets now), the tighter where both.
-fn per_node_limits(
-    workloads: &[WorkloadView],
-    spread_caps: &HashMap<WorkloadRef, u32>,
-) -> Vec<ballast_sdk::PerNodeLimit> {
-    let mut limits: Vec<_> = workloads
-        .iter()
-        .filter_map(|w| {
-            let max_pods = match (w.max_per_node, spread_caps.get(&w.id)) {
-                (Some(a), Some(&b)) => a.min(b),
-                (a, b) => a.or(b.copied())?,
-            };
-            Some(ballast_sdk::PerNodeLimit { workload: w.id.clone(), max_pods })
-        })
-        .collect();
-    limits.sort_by(|a, b| a.workload.cmp(&b.workload));
-    limits
-}
-
-/// The workloads kept spread over zones, by workload, with their pods on the nodes of each
-/// zone (`by_zone`, from [`pods_by_zone`]).
-fn zone_spreads(workloads: &[WorkloadView], by_zone: &PodsByZone) -> Vec<ballast_sdk::ZoneSpread> {
-    let mut spreads: Vec<ballast_sdk::ZoneSpread> = (workloads.iter())
-        .filter_map(|w| {
-            let pods_by_zone = by_zone.get(&w.id).into_iter().flatten();
-            Some(ballast_sdk::ZoneSpread {
-                workload: w.id.clone(),
-                max_skew: w.max_zone_skew?,
-                pods_by_zone: pods_by_zone
-                    .map(|(zone, &pods)| ballast_sdk::ZonePods { zone: zone.clone(), pods })
-                    .collect(),
-            })
-        })
-        .collect();
-    spreads.sort_by(|a, b| a.workload.cmp(&b.workload));
-    spreads
-}
-
-/// Each workload's pods on the nodes of each zone that has any, by workload.
-pub type PodsByZone = HashMap<WorkloadRef, BTreeMap<String, u32>>;
-
-/// The pods by zone of the workloads that ask something of zones (a zone spread, or at most
-/// so many a zone), Fargate's aside: each pod there is a node of its own, outside any group's
-/// zones. Walks the nodes' shapes only when some workload asks.
-fn pods_by_zone(workloads: &[WorkloadView], nodes: &[NodeView]) -> PodsByZone {
-    let wanted: HashSet<&WorkloadRef> =
-        (workloads.iter()).filter(|w| w.max_zone_skew.is_some() || w.max_per_zone.is_some()).map(|w| &w.id).collect();
-    let mut by_zone = PodsByZone::new();
-    if wanted.is_empty() {
-        return by_zone;
-    }
-    for node in nodes.iter().filter(|n| !n.fargate) {
-        for on in node.pods.shapes.iter().filter(|on| !on.pods.is_empty()) {
-            let Some(owner) = on.shape.owner.as_deref().filter(|o| wanted.contains(o)) else { continue };
-            let zones = by_zone.entry(owner.clone()).or_default();
-            *zones.entry(node.zone.clone()).or_default() += on.pods.len() as u32;
-        }
-    }
-    by_zone
 }
 
 impl Observation {

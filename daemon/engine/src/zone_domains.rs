@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use ballast_sdk::{Node, NodeGroup, NodeGroupKind, PendingPod, WorkloadRef};
 
-use super::observe::PodsByZone;
+use super::placement_rules::PodsByZone;
 use super::ports::{PassOver, PassedOverPod, WorkloadView};
 use super::unplaceable::FargateFallback;
 
@@ -26,9 +26,9 @@ use super::unplaceable::FargateFallback;
 /// (`fargate`) is left alone.
 ///
 /// # Guarantees
-/// A pod is taken out only when no node of any group could ever let it run while the spread
-/// and the groups stay as they are; the first waiting pods, up to what the zones still hold,
-/// stay pending.
+/// A pod is taken out only when no node of any group could ever let it run while the rule,
+/// the groups and the workload's running pods stay as they are; the first waiting pods, up
+/// to what the zones still hold, stay pending.
 pub fn too_few_zones(
     pending: Vec<PendingPod>,
     views: &[WorkloadView],
