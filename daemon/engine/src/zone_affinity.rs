@@ -56,8 +56,14 @@ pub fn pin(
     owner: Option<&WorkloadRef>,
     pins: &HashMap<WorkloadRef, String>,
 ) {
-    let Some(zone) = owner.and_then(|o| pins.get(o)) else { return };
+    if let Some(zone) = owner.and_then(|o| pins.get(o)) {
+        select_zone(node_selector, zone);
+    }
+}
+
+/// Adds `zone` to a pod's `node_selector`, unless it selects a zone already.
+pub fn select_zone(node_selector: &mut BTreeMap<String, String>, zone: &str) {
     if !ZONE_KEYS.iter().any(|k| node_selector.contains_key(*k)) {
-        node_selector.insert(ZONE.to_string(), zone.clone());
+        node_selector.insert(ZONE.to_string(), zone.to_string());
     }
 }

@@ -7,7 +7,9 @@
 //! (Cluster Autoscaler's simulation finds no group that helps them either). So are the pods
 //! of a workload kept to so many a zone (a required pod anti-affinity on the zone against
 //! its own pods: one a zone, as quorum charts set) past what those zones still hold: a
-//! rollout's surge pod, say, waits for an old pod to go, not for a node.
+//! rollout's surge pod, say, waits for an old pod to go, not for a node. Where one zone alone
+//! has room for such a workload (its pod there lost with its node), its waiting pods select
+//! that zone, so no node is bought in a zone that holds one already.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -58,6 +60,10 @@ pub fn too_few_zones(
             (0, Some(why)) => passed.push(PassedOverPod::taken_out(&pod, PassOver::TooFewZones, why.clone())),
             _ => {
                 left.room = left.room.saturating_sub(1);
+                let mut pod = pod;
+                if let Some(zone) = &left.only_zone {
+                    crate::zone_affinity::select_zone(&mut pod.node_selector, zone);
+                }
                 waiting.push(pod);
             }
         }
@@ -89,6 +95,8 @@ impl Asked {
 struct Left {
     room: u32,
     why: Option<Arc<str>>,
+    /// The one zone with room left for a workload kept to so many a zone, if one alone has.
+    only_zone: Option<String>,
 }
 
 impl Left {
@@ -106,7 +114,7 @@ impl Left {
         let in_zone = |zone: &str| running.and_then(|r| r.get(zone)).copied().unwrap_or(0);
         match asked {
             Asked::Domains { min_domains, .. } if zones.len() >= min_domains as usize => {
-                Left { room: u32::MAX, why: None }
+                Left { room: u32::MAX, why: None, only_zone: None }
             }
             Asked::Domains { min_domains, max_skew: skew } => {
                 let most = skew.saturating_mul(zones.len() as u32);
@@ -117,7 +125,7 @@ impl Left {
                     zones.len(),
                 ));
                 let all: u32 = running.into_iter().flat_map(|r| r.values()).sum();
-                Left { room: most.saturating_sub(all), why: Some(why) }
+                Left { room: most.saturating_sub(all), why: Some(why), only_zone: None }
             }
             Asked::PerZone(max) => {
                 let room = zones.iter().map(|z| max.saturating_sub(in_zone(z))).sum();
@@ -126,7 +134,12 @@ impl Left {
                      its own pods), and each zone its pods may run in ({named}) holds that many already: it waits \
                      for one of them to go, not for a node; add a group in another zone or run fewer replicas"
                 ));
-                Left { room, why: Some(why) }
+                let open: Vec<&str> = zones.iter().copied().filter(|z| in_zone(z) < max).collect();
+                let only_zone = match open[..] {
+                    [zone] => Some(zone.to_string()),
+                    _ => None,
+                };
+                Left { room, why: Some(why), only_zone }
             }
         }
     }

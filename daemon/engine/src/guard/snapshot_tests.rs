@@ -584,7 +584,7 @@ fn pods_kept_in_the_zone_of_anothers_pods_select_that_zone() {
 /// A workload kept to one pod a zone (a required pod anti-affinity on the zone against its
 /// own pods) whose pods already run in every zone its group launches in: a waiting pod is
 /// passed over as unplaceable, named with the zones, for no node helps it; a group in
-/// another zone gives it room, and it waits as before.
+/// another zone gives it room, and it waits as before, selecting that zone.
 #[test]
 fn a_pod_kept_one_a_zone_with_every_zone_taken_is_passed_over() {
     let mut world = World::default();
@@ -606,6 +606,9 @@ fn a_pod_kept_one_a_zone_with_every_zone_taken_is_passed_over() {
     assert_eq!(passed, [(PassOver::TooFewZones, why.to_string())]);
     world.group_mut("batch").zones = vec!["us-east-1b".into()];
     assert_eq!(split(&world), (vec!["web-new".to_string()], vec![]), "us-east-1b has room for one");
+    let obs = world.observe();
+    let zone = obs.snapshot.pending_pods[0].node_selector.get("topology.kubernetes.io/zone").cloned();
+    assert_eq!(zone.as_deref(), Some("us-east-1b"), "it selects the one zone with room");
     world.group_mut("batch").zones = vec!["us-east-1a".into()];
     world.cluster.workloads[0].fargate_traits.privileged = false;
     assert_eq!(split(&world).0, vec!["web-new".to_string()], "Fargate, which has a profile, may run it");
