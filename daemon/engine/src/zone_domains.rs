@@ -11,7 +11,7 @@
 //! has room for such a workload (its pod there lost with its node), its waiting pods select
 //! that zone, so no node is bought in a zone that holds one already.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use ballast_sdk::{Node, NodeGroup, NodeGroupKind, PendingPod, WorkloadRef};
@@ -104,7 +104,7 @@ impl Left {
     fn new(
         pod: &PendingPod,
         asked: Asked,
-        running: Option<&std::collections::BTreeMap<String, u32>>,
+        running: Option<&BTreeMap<String, u32>>,
         groups: &[NodeGroup],
         nodes: &[Node],
     ) -> Self {

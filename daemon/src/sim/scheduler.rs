@@ -101,7 +101,7 @@ impl World {
     fn at_per_node_limit(&self, n: usize, w: usize) -> bool {
         let Some(max) = self.workloads[w].spec.max_per_node else { return false };
         let Some(node) = self.nodes[n].as_ref() else { return false };
-        let here = node.pods.iter().filter(|&&p| self.pods[p].as_ref().is_some_and(|p| p.workload == w)).count();
+        let here = self.pods_on(node, w);
         here >= max as usize
     }
 
@@ -138,7 +138,7 @@ impl World {
     fn pods_by_zone(&self, w: usize) -> BTreeMap<String, u32> {
         let mut by_zone = BTreeMap::new();
         for node in self.nodes.iter().flatten().filter(|n| n.ready && !n.fargate) {
-            let here = node.pods.iter().filter(|&&p| self.pods[p].as_ref().is_some_and(|p| p.workload == w)).count();
+            let here = self.pods_on(node, w);
             *by_zone.entry(node.zone.clone()).or_default() += here as u32;
         }
         by_zone
@@ -148,6 +148,11 @@ impl World {
     fn runs_any(&self, n: usize, workloads: &[usize]) -> bool {
         let Some(node) = self.nodes[n].as_ref().filter(|_| !workloads.is_empty()) else { return false };
         self.runs_pods_of(node, workloads)
+    }
+
+    /// How many of workload `w`'s pods `node` runs.
+    fn pods_on(&self, node: &SimNode, w: usize) -> usize {
+        node.pods.iter().filter(|&&p| self.pods[p].as_ref().is_some_and(|p| p.workload == w)).count()
     }
 
     fn runs_pods_of(&self, node: &SimNode, workloads: &[usize]) -> bool {
@@ -171,7 +176,7 @@ impl World {
             if !self.node_admits(i, w) {
                 continue;
             }
-            let here = node.pods.iter().filter(|&&p| self.pods[p].as_ref().is_some_and(|p| p.workload == w)).count();
+            let here = self.pods_on(node, w);
             *spread.zones.entry(node.zone.clone()).or_default() += here as u32;
             if spread.node_skew.is_some() {
                 spread.nodes.insert(i, here as u32);
