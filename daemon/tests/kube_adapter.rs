@@ -239,9 +239,9 @@ async fn a_workload_kept_off_anothers_nodes_names_it() {
 }
 
 /// A Deployment kept in the zones of another's pods by a required pod affinity on the zone,
-/// read through the real watch: the view names the workload whose zones it keeps to (and
-/// not one a hostname affinity names); one kept one pod a zone by a required anti-affinity
-/// on the zone against its own pods reads as at most 1 a zone.
+/// read through the real watch: the view names the workload whose zones it keeps to, and
+/// apart the one a hostname affinity keeps it on the nodes of; one kept one pod a zone by a
+/// required anti-affinity on the zone against its own pods reads as at most 1 a zone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_workload_kept_in_anothers_zones_names_it() {
     let standin = StandIn::start().await.unwrap();
@@ -266,6 +266,11 @@ async fn a_workload_kept_in_anothers_zones_names_it() {
     };
     assert_eq!(near("api"), Some(vec!["db".to_string()]));
     assert_eq!(near("db"), Some(vec![]));
+    let beside = |name: &str| {
+        let w = view.workloads.iter().find(|w| w.id.name == name);
+        w.map(|w| w.kept_beside.iter().map(|o| o.name.clone()).collect::<Vec<_>>())
+    };
+    assert_eq!((beside("api"), beside("cache")), (Some(vec!["cache".to_string()]), Some(vec![])));
     let per_zone = |name: &str| view.workloads.iter().find(|w| w.id.name == name).map(|w| w.max_per_zone);
     assert_eq!((per_zone("api"), per_zone("quorum")), (Some(None), Some(Some(1))), "one quorum pod a zone");
 }

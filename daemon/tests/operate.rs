@@ -961,6 +961,72 @@ async fn a_node_whose_pod_is_kept_off_anothers_nodes_is_not_removed() {
     both_nodes_stay(&site, &engine).await;
 }
 
+/// A Deployment `cache` whose template keeps its pods on the nodes of `app: web`'s pods (a
+/// required pod affinity on the hostname), with its ReplicaSet `cache-rs`.
+fn cache_kept_beside_web(site: &Site) {
+    let mut cache = deployment("cache");
+    cache["spec"]["template"]["spec"]["affinity"] = json!({"podAffinity": {
+        "requiredDuringSchedulingIgnoredDuringExecution": [
+            {"topologyKey": "kubernetes.io/hostname", "labelSelector": {"matchLabels": {"app": "web"}}}]}});
+    site.standin.create(cache).unwrap();
+    site.standin.create(replica_set("cache-rs", "cache")).unwrap();
+}
+
+/// A cache pod waits for room beside the web tier's pods, in the real process: its template
+/// keeps it on their nodes, and n0, the one node running them, is full for it. A new node
+/// would run no web pod, so `general` keeps its one node, and a `NotTriggerScaleUp` event
+/// and `/metrics` say why (told nothing of the rule, binpack bought a node that would have
+/// stood empty).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_kept_on_anothers_nodes_is_bought_no_node() {
+    let site = Site::start(1).await;
+    let instance = site.group().await.1[0].clone();
+    site.standin.create(node("n0", &instance, "general")).unwrap();
+    site.standin.create(deployment("web")).unwrap();
+    site.standin.create(replica_set("web-rs", "web")).unwrap();
+    let mut web = running_pod("web-0", "n0", Some(("ReplicaSet", "web-rs")), json!({"app": "web"}));
+    web["spec"]["containers"][0]["resources"]["requests"]["cpu"] = json!("1800m");
+    site.standin.create(web).unwrap();
+    cache_kept_beside_web(&site);
+    let mut waiting = pending_pod("cache-0", Some(("ReplicaSet", "cache-rs")));
+    waiting["metadata"]["labels"] = json!({"app": "cache"});
+    site.standin.create(waiting).unwrap();
+    let mut daemon = site.replica("beside", "  tick-interval: 1s\n", "  - {plugin: binpack}\n", "");
+    let admin = announced(&mut daemon, "metrics and health");
+    let daemon = three_more_ticks(&site, three_more_ticks(&site, daemon).await).await;
+    assert_eq!(site.group().await.0, 1, "no node for a pod no new node can run: {:#?}", records(&site.journal()));
+    let why = "kept on a node running pods of deployment/default/web (a required pod affinity on \
+               kubernetes.io/hostname): every node running them is full for it, and a new node would run none of them";
+    let events = site.standin.list("events.k8s.io/v1", "Event", None);
+    let told = events.iter().filter(|e| e["regarding"]["name"] == "cache-0" && e["reason"] == "NotTriggerScaleUp");
+    let notes: Vec<&str> = told.filter_map(|e| e["note"].as_str()).collect();
+    assert!(notes.len() == 1 && notes[0].contains(why), "told once, why: {notes:?}");
+    let metrics = get(&admin, "/metrics", None).2;
+    assert_eq!(sample(&metrics, "ballast_passed_over_pods{reason=\"kept-beside\"}"), Some(1.0), "{metrics}");
+    stop(daemon);
+}
+
+/// Two under-used nodes: n0 held by a pod annotated safe-to-evict=false, n1 running only a
+/// cache pod whose template keeps it on the nodes of the web tier's pods, which run nowhere
+/// now. By room the cache pod fits on n0, but there it would wait for a web pod, so in the
+/// real process n1 is never cordoned, drained or terminated (with the hold withheld, binpack
+/// removes it within the unneeded time).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_running_a_pod_kept_on_anothers_nodes_is_not_removed() {
+    let (site, engine) = two_empty_nodes("").await;
+    site.standin.create(deployment("web")).unwrap();
+    cache_kept_beside_web(&site);
+    site.standin
+        .create(running_pod("cache-0", "n1", Some(("ReplicaSet", "cache-rs")), json!({"app": "cache"})))
+        .unwrap();
+    site.standin.create(deployment("pinned")).unwrap();
+    site.standin.create(replica_set("pinned-rs", "pinned")).unwrap();
+    let mut pinned = running_pod("pinned-0", "n0", Some(("ReplicaSet", "pinned-rs")), json!({"app": "pinned"}));
+    pinned["metadata"]["annotations"] = json!({"cluster-autoscaler.kubernetes.io/safe-to-evict": "false"});
+    site.standin.create(pinned).unwrap();
+    both_nodes_stay(&site, &engine).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fargate_ineligible_workload_is_never_steered_to_fargate() {
     let site = Site::start(1).await;

@@ -42,6 +42,7 @@ pub mod handover;
 pub mod interruption;
 pub mod journal;
 pub mod kept_away;
+pub mod kept_beside;
 pub mod live;
 pub mod node_labels;
 pub mod node_spread;

@@ -173,16 +173,20 @@ pub enum PassOver {
     /// in, or kept to so many a zone and every zone it may run in holding as many, it is past
     /// what the zones there are may hold ([`crate::zone_domains`]).
     TooFewZones,
+    /// Kept on the nodes of other workloads' pods, it waits for room on those, which no new
+    /// node runs ([`crate::kept_beside`]).
+    KeptBeside,
 }
 
 impl PassOver {
-    pub const ALL: [PassOver; 6] = [
+    pub const ALL: [PassOver; 7] = [
         PassOver::DaemonSet,
         PassOver::Expendable,
         PassOver::Nominated,
         PassOver::Disk,
         PassOver::AwaitsRemoval,
         PassOver::TooFewZones,
+        PassOver::KeptBeside,
     ];
 
     /// Its name in metrics' `reason` label.
@@ -194,12 +198,13 @@ impl PassOver {
             PassOver::Disk => "ephemeral-storage",
             PassOver::AwaitsRemoval => "awaits-removal",
             PassOver::TooFewZones => "too-few-zones",
+            PassOver::KeptBeside => "kept-beside",
         }
     }
 
     /// No capacity added could run it: it is told as unplaceable too.
     pub fn unplaceable(self) -> bool {
-        matches!(self, PassOver::Disk | PassOver::TooFewZones)
+        matches!(self, PassOver::Disk | PassOver::TooFewZones | PassOver::KeptBeside)
     }
 }
 
@@ -416,6 +421,10 @@ pub struct WorkloadView {
     /// (a required pod affinity on `topology.kubernetes.io/zone` taking in their pods, its own
     /// included when the term takes them in); see [`crate::zone_affinity`].
     pub zone_affinity: Vec<WorkloadRef>,
+    /// The workloads on whose pods' nodes its pods must run, as its own pod template says (a
+    /// required pod affinity on `kubernetes.io/hostname` taking in their pods, its own
+    /// included when the term takes them in); see [`crate::kept_beside`].
+    pub kept_beside: Vec<WorkloadRef>,
     /// At most this many of its pods in one zone, as the scheduler keeps them (a required pod
     /// anti-affinity on `topology.kubernetes.io/zone` against its own pods: 1); see
     /// [`crate::zone_domains`].

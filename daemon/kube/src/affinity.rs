@@ -3,7 +3,8 @@
 //! `matchLabelKeys` and `mismatchLabelKeys` to the pod's own values of those labels. Read
 //! against other workloads' templates, a term on `kubernetes.io/hostname` in an anti-affinity
 //! keeps two workloads off each other's nodes; a term on `topology.kubernetes.io/zone` in an
-//! affinity keeps a workload in the zones of another's pods.
+//! affinity keeps a workload in the zones of another's pods, and one on the hostname on the
+//! nodes of another's pods.
 //!
 //! # Caveats
 //! A term that picks its namespaces by `namespaceSelector` labels (other than the empty
@@ -67,13 +68,24 @@ pub fn max_per_zone(template: &PodTemplateSpec, namespace: &str) -> Option<u32> 
 /// The required pod affinity terms on the zone in a pod template: those that keep its pods
 /// in the zones of the pods they take in.
 pub fn zone_affinity(template: &PodTemplateSpec) -> Vec<PodAffinityTerm> {
+    required_affinity(template, &ZONE_KEYS)
+}
+
+/// The required pod affinity terms on the hostname in a pod template: those that keep its
+/// pods on the nodes of the pods they take in.
+pub fn hostname_affinity(template: &PodTemplateSpec) -> Vec<PodAffinityTerm> {
+    required_affinity(template, &[HOSTNAME])
+}
+
+/// The required pod affinity terms in a pod template on one of `keys`.
+fn required_affinity(template: &PodTemplateSpec, keys: &[&str]) -> Vec<PodAffinityTerm> {
     (template.spec.as_ref())
         .and_then(|s| s.affinity.as_ref())
         .and_then(|a| a.pod_affinity.as_ref())
         .and_then(|a| a.required_during_scheduling_ignored_during_execution.as_ref())
         .into_iter()
         .flatten()
-        .filter(|term| ZONE_KEYS.contains(&term.topology_key.as_str()))
+        .filter(|term| keys.contains(&term.topology_key.as_str()))
         .cloned()
         .collect()
 }
@@ -185,12 +197,15 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn affinity_on_the_zone_is_read_and_others_are_not() {
+    fn affinity_on_the_zone_or_the_hostname_is_read_and_others_are_not() {
         let term = |key: &str| json!({"topologyKey": key, "labelSelector": {"matchLabels": {"app": "db"}}});
         let required = |term: Value| json!({"affinity": {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [term]}}});
         assert_eq!(zone_affinity(&template(required(term("topology.kubernetes.io/zone")))).len(), 1);
         assert_eq!(zone_affinity(&template(required(term("failure-domain.beta.kubernetes.io/zone")))).len(), 1);
         assert!(zone_affinity(&template(required(term(HOSTNAME)))).is_empty(), "a rule per node, not per zone");
+        assert_eq!(hostname_affinity(&template(required(term(HOSTNAME)))).len(), 1);
+        assert!(hostname_affinity(&template(required(term("topology.kubernetes.io/zone")))).is_empty());
+        assert!(hostname_affinity(&template(anti_affinity(term(HOSTNAME)))).is_empty(), "kept off, not beside");
         assert!(zone_affinity(&template(anti_affinity(term("topology.kubernetes.io/zone")))).is_empty());
         let preferred = json!({"affinity": {"podAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
             {"weight": 100, "podAffinityTerm": term("topology.kubernetes.io/zone")}]}}});

@@ -99,6 +99,9 @@ struct WorkloadEntry {
     /// Its required pod affinity terms on the zone, with the workloads (itself among them
     /// when taken in) whose zones they keep its pods in.
     zone_affinity: Related,
+    /// Its required pod affinity terms on the hostname, with the workloads (itself among them
+    /// when taken in) on whose pods' nodes they keep its pods.
+    kept_beside: Related,
 }
 
 struct BudgetEntry {

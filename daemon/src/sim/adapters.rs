@@ -331,6 +331,7 @@ impl World {
             node_inclusion: Default::default(),
             kept_away: self.named(&w.spec.kept_away),
             zone_affinity: self.named(&w.spec.zone_affinity),
+            kept_beside: self.named(&w.spec.kept_beside),
             max_per_zone: w.spec.max_per_zone,
         });
         if let Some(bounds) = &w.spec.autoscaler {

@@ -376,6 +376,11 @@ pub struct WorkloadSpec {
     /// a pod goes only to a zone with a node that runs one of theirs.
     #[serde(default)]
     pub zone_affinity: Vec<String>,
+    /// The workloads (by name) on whose pods' nodes its pods must run (a required pod
+    /// affinity on `kubernetes.io/hostname` taking in their pods). The scheduler keeps it: a
+    /// pod goes only to a node that runs one of theirs.
+    #[serde(default)]
+    pub kept_beside: Vec<String>,
     /// At most this many of its pods in one zone (1: a required pod anti-affinity on
     /// `topology.kubernetes.io/zone` against its own pods). The scheduler keeps to it.
     #[serde(default)]

@@ -4,7 +4,8 @@
 //! the workloads it is kept away from (its `kept-away`, either side's, as such a rule
 //! against another workload's pods keeps them off each other's nodes), the zones of the
 //! workloads it is kept near (its `zone-affinity`: only a zone with a Ready node running one
-//! of their pods), its pods a zone (its `max-per-zone`, as a required pod anti-affinity on
+//! of their pods), the workloads it is kept beside (its `kept-beside`: only a node running
+//! one of their pods), its pods a zone (its `max-per-zone`, as a required pod anti-affinity on
 //! the zone against its own pods keeps them) and its skew over zones and nodes (its `max-zone-skew` and `max-node-skew`, as topology
 //! spreads on `topology.kubernetes.io/zone` and `kubernetes.io/hostname` with
 //! `whenUnsatisfiable: DoNotSchedule` keep them).
@@ -31,6 +32,7 @@ impl World {
         let mut spreads: HashMap<usize, Spread> = HashMap::new();
         let mut away: HashMap<usize, Vec<usize>> = HashMap::new();
         let mut near: HashMap<usize, Option<BTreeSet<String>>> = HashMap::new();
+        let mut beside: HashMap<usize, Vec<usize>> = HashMap::new();
         let mut per_zone: HashMap<usize, BTreeMap<String, u32>> = HashMap::new();
         for pod in waiting {
             let Some(w) = self.pods[pod].as_ref().map(|p| p.workload) else { continue };
@@ -44,6 +46,7 @@ impl World {
             }
             let away = away.entry(w).or_insert_with(|| self.kept_away(w));
             let near = near.entry(w).or_insert_with(|| self.zones_near(w));
+            let beside = beside.entry(w).or_insert_with(|| self.indices(&self.workloads[w].spec.kept_beside));
             let max_per_zone = self.workloads[w].spec.max_per_zone;
             if max_per_zone.is_some() && !per_zone.contains_key(&w) {
                 per_zone.insert(w, self.pods_by_zone(w));
@@ -55,6 +58,7 @@ impl World {
                 if !node.allocatable.saturating_sub(&node.requested).fits(&requests)
                     || self.at_per_node_limit(n, w)
                     || self.runs_any(n, away)
+                    || (!beside.is_empty() && !self.runs_any(n, beside))
                     || near.as_ref().is_some_and(|zones| !zones.contains(&node.zone))
                     || max_per_zone.is_some_and(|max| {
                         per_zone.get(&w).and_then(|z| z.get(&node.zone)).is_some_and(|&here| here >= max)
@@ -125,13 +129,17 @@ impl World {
         if names.is_empty() {
             return None;
         }
-        let targets: Vec<usize> =
-            (0..self.workloads.len()).filter(|&o| names.contains(&self.workloads[o].spec.name)).collect();
+        let targets = self.indices(names);
         let zones = (self.nodes.iter().flatten())
             .filter(|n| n.ready && !n.fargate && self.runs_pods_of(n, &targets))
             .map(|n| n.zone.clone())
             .collect();
         Some(zones)
+    }
+
+    /// The workloads `names` names.
+    fn indices(&self, names: &[String]) -> Vec<usize> {
+        (0..self.workloads.len()).filter(|&o| names.contains(&self.workloads[o].spec.name)).collect()
     }
 
     /// Workload `w`'s pods on Ready nodes, by zone.
@@ -334,6 +342,14 @@ mod tests {
         let apart = ["web", "indexer", ""];
         assert_eq!(bound_beside_web("", ", kept-away: [web]"), apart);
         assert_eq!(bound_beside_web(", kept-away: [indexer]", ""), apart, "the web tier's rule holds both ways");
+    }
+
+    #[test]
+    fn pods_kept_beside_anothers_are_bound_only_to_nodes_running_theirs() {
+        let beside = ["web+indexer", "", ""];
+        assert_eq!(bound_beside_web("", ", kept-beside: [web]"), beside, "the second waits for room beside web");
+        let first = bound_beside_web(", kept-beside: [indexer]", "");
+        assert_eq!(first, ["indexer", "", ""], "web, swept first, finds no indexer pod yet");
     }
 
     /// A db pod pinned to group `a` (us-east-1a) and four api pods bound at the start, one

@@ -129,6 +129,7 @@ fn workload_view(id: WorkloadRef, traits: FargateTraits) -> WorkloadView {
         node_inclusion: Default::default(),
         kept_away: Vec::new(),
         zone_affinity: Vec::new(),
+        kept_beside: Vec::new(),
         max_per_zone: None,
     }
 }

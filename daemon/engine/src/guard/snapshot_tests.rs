@@ -101,6 +101,12 @@ fn every_removal_blocker_is_named_on_its_node() {
             "pod shop/urgent-1 is nominated to run here once the lower-priority pods it preempts leave",
         ),
         (
+            "a pod kept beside another workload's pods",
+            |w| w.cluster.workloads[0].kept_beside = vec![super::fixture::db()],
+            "w1",
+            "pod shop/web-1 is kept on a node running pods of stateful-set/shop/db (a required pod affinity",
+        ),
+        (
             "kube-system without PDB",
             |w| w.pod_mut("web-1").namespace = "kube-system".into(),
             "w1",
@@ -612,4 +618,40 @@ fn a_pod_kept_one_a_zone_with_every_zone_taken_is_passed_over() {
     world.group_mut("batch").zones = vec!["us-east-1a".into()];
     world.cluster.workloads[0].fargate_traits.privileged = false;
     assert_eq!(split(&world).0, vec!["web-new".to_string()], "Fargate, which has a profile, may run it");
+}
+
+/// A workload kept on the nodes of another's pods (a required pod affinity on the hostname):
+/// its waiting pod is passed over as unplaceable while the other's pods run on nodes full for
+/// it, for a new node runs none of them; it waits for a node as before while one of the
+/// other's pods waits too, or while its own term takes in its own pods and none runs yet.
+#[test]
+fn a_pod_kept_beside_anothers_pods_waits_for_room_beside_them_not_for_a_node() {
+    let mut world = World::default();
+    let db = super::fixture::db();
+    world.cluster.workloads[1].kept_beside = vec![web()];
+    world.pods.push(super::fixture::pod("db-new", None, Some(db.clone()), 100));
+    let split = |world: &World| {
+        let obs = world.observe();
+        let pending: Vec<String> = obs.snapshot.pending_pods.iter().map(|p| p.name.clone()).collect();
+        let passed: Vec<(PassOver, String)> =
+            obs.passed_over.iter().map(|p| (p.passed_over.reason, p.passed_over.why.to_string())).collect();
+        (pending, passed)
+    };
+    let why = |now: &str| {
+        format!(
+            "kept on a node running pods of deployment/shop/web (a required pod affinity on kubernetes.io/hostname): \
+             {now}, and a new node would run none of them"
+        )
+    };
+    let (pending, passed) = split(&world);
+    assert!(pending.is_empty(), "{pending:?}");
+    assert_eq!(passed, [(PassOver::KeptBeside, why("every node running them is full for it"))]);
+    world.pods.push(super::fixture::pod("web-new", None, Some(web()), 100));
+    assert_eq!(split(&world).0, ["db-new", "web-new"], "a new node may take both");
+    world.pods.retain(|p| p.owner.as_ref().is_none_or(|o| **o != web()));
+    assert_eq!(split(&world).1, [(PassOver::KeptBeside, why("none of them runs or waits"))]);
+    world.cluster.workloads[1].kept_beside = vec![db.clone()];
+    assert_eq!(split(&world), (vec!["db-new".to_string()], vec![]), "the first of its own pods goes anywhere");
+    world.pods.push(super::fixture::pod("db-0", Some("w1"), Some(db), 100));
+    assert_eq!(split(&world).0, Vec::<String>::new(), "the rest go beside the first");
 }

@@ -2,8 +2,8 @@
 //! change and go, so a view reads them without judging every rule against every template
 //! each tick: its required pod anti-affinity terms on the hostname (the workloads it is kept
 //! off the nodes of, itself aside: that is a limit per node) and its required pod affinity
-//! terms on the zone (the workloads it is kept in the zones of, itself included)
-//! ([`crate::affinity::takes_in`]).
+//! terms on the zone and on the hostname (the workloads it is kept in the zones of, or on the
+//! nodes of, itself included) ([`crate::affinity::takes_in`]).
 //!
 //! # Guarantees
 //! After [`ClusterStore::insert_workload`] or [`ClusterStore::forget_workload`], each entry's
@@ -38,9 +38,10 @@ struct Kind {
     itself: bool,
 }
 
-const KINDS: [Kind; 2] = [
+const KINDS: [Kind; 3] = [
     Kind { of: |e| &e.kept_away, of_mut: |e| &mut e.kept_away, itself: false },
     Kind { of: |e| &e.zone_affinity, of_mut: |e| &mut e.zone_affinity, itself: true },
+    Kind { of: |e| &e.kept_beside, of_mut: |e| &mut e.kept_beside, itself: true },
 ];
 
 impl ClusterStore {

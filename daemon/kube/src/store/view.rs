@@ -37,6 +37,7 @@ impl ClusterStore {
                     node_inclusion: w.node_inclusion,
                     kept_away: w.kept_away.workloads.clone(),
                     zone_affinity: w.zone_affinity.workloads.clone(),
+                    kept_beside: w.kept_beside.workloads.clone(),
                     max_per_zone: w.max_per_zone,
                 }
             })

@@ -71,6 +71,7 @@ impl ClusterStore {
         let max_per_zone = crate::affinity::max_per_zone(&template, &key.0);
         let kept_away = Related::new(crate::affinity::hostname_repels(&template));
         let zone_affinity = Related::new(crate::affinity::zone_affinity(&template));
+        let kept_beside = Related::new(crate::affinity::hostname_affinity(&template));
         let unreadable = |bad: BadValue| bad.report_to(&self.unreadable, &format!("{kind:?} {}/{}", key.0, key.1));
         let zone_spread = crate::spread::zone_spread(&template).unwrap_or_else(|bad| {
             unreadable(bad);
@@ -101,6 +102,7 @@ impl ClusterStore {
             max_per_zone,
             kept_away,
             zone_affinity,
+            kept_beside,
         };
         self.insert_workload(id, entry);
     }

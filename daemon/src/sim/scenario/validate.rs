@@ -194,14 +194,16 @@ impl Scenario {
         check_buffer(w, &at)
     }
 
-    /// Each workload a workload is kept away from, or kept in the zones of, is another
-    /// workload of the scenario.
+    /// Each workload a workload is kept away from, kept in the zones of, or kept beside, is
+    /// another workload of the scenario.
     fn check_kept_away(&self, w: &WorkloadSpec, at: &dyn Fn(&str) -> String) -> Result<(), Invalid> {
         const ONE_A_NODE: &str = "to keep its pods one to a node, use `max-per-node: 1`";
         const ANYWHERE: &str = "its own pods alone are no zone to keep to";
+        const ONE_NODE: &str = "keeping all its pods on one node is not simulated";
         let away = w.kept_away.iter().enumerate().map(|(j, name)| (format!("kept-away[{j}]"), name, ONE_A_NODE));
         let near = w.zone_affinity.iter().enumerate().map(|(j, name)| (format!("zone-affinity[{j}]"), name, ANYWHERE));
-        for (field, name, itself) in away.chain(near) {
+        let beside = w.kept_beside.iter().enumerate().map(|(j, name)| (format!("kept-beside[{j}]"), name, ONE_NODE));
+        for (field, name, itself) in away.chain(near).chain(beside) {
             let field = || at(&field);
             if name == &w.name {
                 return Err(invalid(field(), format!("`{name}` is this workload itself: {itself}")));
