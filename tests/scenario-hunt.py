@@ -9,6 +9,13 @@ machine. Each is run once with `ballast simulate --compare default ca-like karpe
 
     python3 tests/scenario-hunt.py target/release/ballast 0 140 /tmp/hunt
 
+With `--rules` last, each scenario (another one for the same number, named `hunt-rules-N`)
+also puts its groups in zones and gives some workloads the placement rules the scheduler
+keeps: pods per node and per zone, spreads over nodes and zones (with `minDomains`), and
+kept away from, in the zones of, or on the nodes of another workload's pods.
+
+    python3 tests/scenario-hunt.py target/release/ballast 0 150 /tmp/hunt-rules --rules
+
 prints a line a scenario (cost, ratio to the lower bound and pending pod-minutes of each
 set, flags where `default` is dearer or waits longer) and a summary: the totals, and the
 scenarios where `default` is dominated (dearer and waiting longer than a baseline). The
@@ -46,7 +53,10 @@ def trace(r):
     return "{linear: [" + ", ".join(f"{{at: {p}m, replicas: {r.randint(1, 40)}}}" for p in points) + "]}"
 
 
-def group(r, g, lines, tainted):
+ZONES = ["us-east-1a", "us-east-1b", "us-east-1c"]
+
+
+def group(r, g, lines, tainted, rules=False):
     types = r.sample(TYPES, r.choice([1, 1, 2, 3]))
     low = r.choice([0, 0, 1, 2])
     lines += [f"  - id: g{g}",
@@ -55,6 +65,8 @@ def group(r, g, lines, tainted):
               f"    max-size: {r.choice([20, 30, 50])}",
               f"    desired-size: {low + r.randint(0, 3)}",
               f"    provisioning-delay: {r.choice([45, 60, 75, 90])}s"]
+    if rules:
+        lines.append(f"    zones: [{', '.join(r.sample(ZONES, r.choice([1, 1, 2, 3])))}]")
     if g > 0 and r.random() < 0.4:
         lines.append(f"    taints: [{{key: pool, value: g{g}, effect: NoSchedule}}]")
         tainted.append(f"g{g}")
@@ -68,7 +80,25 @@ def group(r, g, lines, tainted):
             lines.append(f"    launch-failures: [{{from: {start}m, to: {start + 30}m}}]")
 
 
-def workload(r, w, tainted):
+def placement_rule(r, w, count):
+    """One rule the scheduler keeps for workload `w` of `count`, or none."""
+    others = [o for o in range(count) if o != w]
+    kind = r.choice(["per-node", "node-skew", "zone-skew", "per-zone", "away", "near", "beside", None, None])
+    if kind == "per-node":
+        return f"max-per-node: {r.choice([1, 1, 2])}"
+    if kind == "node-skew":
+        return "max-node-skew: 1" + (f", min-node-domains: {r.randint(2, 4)}" if r.random() < 0.3 else "")
+    if kind == "zone-skew":
+        return "max-zone-skew: 1" + (f", min-zone-domains: {r.randint(2, 3)}" if r.random() < 0.3 else "")
+    if kind == "per-zone":
+        return "max-per-zone: 1"
+    if kind in ("away", "near", "beside") and others:
+        field = {"away": "kept-away", "near": "zone-affinity", "beside": "kept-beside"}[kind]
+        return f"{field}: [w{r.choice(others)}]"
+    return None
+
+
+def workload(r, w, tainted, rules=None):
     parts = [f"name: w{w}", f"namespace: ns{w % 3}",
              f"requests: {{cpu: {r.choice(['100m', '250m', '500m', '750m', '1', '1500m', '2'])}, "
              f"memory: {r.choice(['256Mi', '512Mi', '1Gi', '2Gi', '3Gi', '4Gi'])}}}"]
@@ -83,22 +113,28 @@ def workload(r, w, tainted):
             parts.append(f"disruption-budget: {{max-unavailable: {r.randint(1, 3)}}}")
     if tainted and r.random() < 0.5:
         parts.append("tolerations: [" + ", ".join(f"{{key: pool, value: {t}}}" for t in tainted) + "]")
+    if rules is not None and not any(p.startswith("kind: job") for p in parts):
+        rule = placement_rule(r, w, rules)
+        if rule:
+            parts.append(rule)
     return "  - {" + ", ".join(parts) + "}"
 
 
-def scenario(number):
-    r = random.Random(number)
-    lines = [f"name: hunt-{number}", "duration: 4h", "tick: 10s", f"seed: {number}",
+def scenario(number, rules=False):
+    r = random.Random(f"rules-{number}") if rules else random.Random(number)
+    name = f"hunt-rules-{number}" if rules else f"hunt-{number}"
+    lines = [f"name: {name}", "duration: 4h", "tick: 10s", f"seed: {number}",
              f"start: \"{r.randint(0, 23):02d}:00\"", "node-groups:"]
     tainted = []
     for g in range(r.randint(1, 3)):
-        group(r, g, lines, tainted)
+        group(r, g, lines, tainted, rules)
     if r.random() < 0.4:
         lines.append("fargate: {provisioning-delay: 45s}")
     lines += ["workloads:",
               "  - {name: agent, namespace: kube-system, kind: daemon-set, requests: {cpu: 100m, memory: 128Mi}, "
               "tolerations: [{key: pool, operator-exists: true}]}"]
-    lines += [workload(r, w, tainted) for w in range(r.randint(2, 6))]
+    count = r.randint(2, 6)
+    lines += [workload(r, w, tainted, count if rules else None) for w in range(count)]
     return "\n".join(lines) + "\n"
 
 
@@ -121,16 +157,18 @@ def dominated(d, other):
 
 
 def main():
-    if len(sys.argv) != 5:
+    rules = sys.argv[5:] == ["--rules"]
+    if len(sys.argv) != 5 + rules:
         sys.exit(__doc__)
     binary, first, end, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
     os.makedirs(out, exist_ok=True)
     totals = {"default": [0.0, 0.0], "ca-like": [0.0, 0.0], "karpenter-like": [0.0, 0.0]}
     beaten = {"ca-like": [], "karpenter-like": []}
     for number in range(first, end):
-        path = os.path.join(out, f"hunt-{number}.yaml")
+        text = scenario(number, rules)
+        path = os.path.join(out, text.split("\n", 1)[0].removeprefix("name: ") + ".yaml")
         with open(path, "w") as f:
-            f.write(scenario(number))
+            f.write(text)
         run = subprocess.run([binary, "simulate", "--scenario", path, "--compare", "default", "ca-like",
                               "karpenter-like", "-o", "json"], capture_output=True, text=True)
         if run.returncode != 0:
