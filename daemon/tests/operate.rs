@@ -1002,7 +1002,7 @@ async fn a_pod_kept_on_anothers_nodes_is_bought_no_node() {
     let notes: Vec<&str> = told.filter_map(|e| e["note"].as_str()).collect();
     assert!(notes.len() == 1 && notes[0].contains(why), "told once, why: {notes:?}");
     let metrics = get(&admin, "/metrics", None).2;
-    assert_eq!(sample(&metrics, "ballast_passed_over_pods{reason=\"kept-beside\"}"), Some(1.0), "{metrics}");
+    assert_eq!(sample(&metrics, "ballast_passed_over_pods{reason=\"pod-affinity\"}"), Some(1.0), "{metrics}");
     stop(daemon);
 }
 

@@ -136,8 +136,8 @@ pub fn observe(cluster: ClusterView, mut groups: Vec<GroupView>, cx: &ObserveCon
     let fargate = crate::unplaceable::FargateFallback::new(&node_groups, &workloads);
     let (pending, too_few_zones) =
         crate::zone_domains::too_few_zones(pending, &cluster.workloads, &by_zone, &node_groups, &nodes, &fargate);
-    let (pending, kept_beside) =
-        crate::kept_beside::KeptBeside::new(&cluster.workloads).waits_for_ever(pending, &cluster.nodes);
+    let (pending, near_nothing) =
+        crate::pod_affinity::PodAffinity::new(&cluster.workloads).waits_for_ever(pending, &cluster.nodes);
     let total_nodes = cluster.nodes.len();
     let mut scheduled_runs = cluster.scheduled_runs;
     scheduled_runs.sort_by(|a, b| (a.due_at_millis, &a.owner).cmp(&(b.due_at_millis, &b.owner)));
@@ -191,7 +191,7 @@ pub fn observe(cluster: ClusterView, mut groups: Vec<GroupView>, cx: &ObserveCon
             .chain(refused_for_disk)
             .chain(awaiting_removal)
             .chain(too_few_zones)
-            .chain(kept_beside)
+            .chain(near_nothing)
             .collect(),
         node_skews: (cluster.workloads.iter())
             .filter_map(|w| {
@@ -232,7 +232,7 @@ fn observe_nodes<'a>(cluster: &'a ClusterView, groups: &'a [GroupView], cx: &Obs
             .collect(),
         window_hold: window_hold(cluster, cx),
         nominated: cluster.passed_over.iter().filter_map(|p| Some((&**p.passed_over.node.as_ref()?, p))).collect(),
-        kept_beside: crate::kept_beside::KeptBeside::new(&cluster.workloads),
+        pod_affinity: crate::pod_affinity::PodAffinity::new(&cluster.workloads),
     };
     let mut seen = NodesSeen {
         nodes: Vec::with_capacity(cluster.nodes.len()),
@@ -290,7 +290,7 @@ struct Blockers<'a> {
     /// Pods nominated to run on a node once the lower-priority pods they preempt leave.
     nominated: HashMap<&'a str, &'a PassedOverPod>,
     /// Pods kept on the nodes of other workloads' pods, which are not moved.
-    kept_beside: crate::kept_beside::KeptBeside<'a>,
+    pod_affinity: crate::pod_affinity::PodAffinity<'a>,
 }
 
 /// Why a node may not be removed, the first reason that holds; none when it may.
@@ -323,7 +323,7 @@ fn removal_blocker(
             pod.namespace, pod.name
         ))
     } else {
-        node_blocker(&view.pods, &blockers.budgets, cx.guardrails).or_else(|| blockers.kept_beside.holds(&view.pods))
+        node_blocker(&view.pods, &blockers.budgets, cx.guardrails).or_else(|| blockers.pod_affinity.holds(&view.pods))
     }
 }
 

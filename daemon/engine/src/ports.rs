@@ -173,9 +173,9 @@ pub enum PassOver {
     /// in, or kept to so many a zone and every zone it may run in holding as many, it is past
     /// what the zones there are may hold ([`crate::zone_domains`]).
     TooFewZones,
-    /// Kept on the nodes of other workloads' pods, it waits for room on those, which no new
-    /// node runs ([`crate::kept_beside`]).
-    KeptBeside,
+    /// Kept on the nodes of other workloads' pods, it waits for room on those; kept in their
+    /// zones, it waits for one of them to run: no new node runs them ([`crate::pod_affinity`]).
+    PodAffinity,
 }
 
 impl PassOver {
@@ -186,7 +186,7 @@ impl PassOver {
         PassOver::Disk,
         PassOver::AwaitsRemoval,
         PassOver::TooFewZones,
-        PassOver::KeptBeside,
+        PassOver::PodAffinity,
     ];
 
     /// Its name in metrics' `reason` label.
@@ -198,13 +198,13 @@ impl PassOver {
             PassOver::Disk => "ephemeral-storage",
             PassOver::AwaitsRemoval => "awaits-removal",
             PassOver::TooFewZones => "too-few-zones",
-            PassOver::KeptBeside => "kept-beside",
+            PassOver::PodAffinity => "pod-affinity",
         }
     }
 
     /// No capacity added could run it: it is told as unplaceable too.
     pub fn unplaceable(self) -> bool {
-        matches!(self, PassOver::Disk | PassOver::TooFewZones | PassOver::KeptBeside)
+        matches!(self, PassOver::Disk | PassOver::TooFewZones | PassOver::PodAffinity)
     }
 }
 
@@ -423,7 +423,7 @@ pub struct WorkloadView {
     pub zone_affinity: Vec<WorkloadRef>,
     /// The workloads on whose pods' nodes its pods must run, as its own pod template says (a
     /// required pod affinity on `kubernetes.io/hostname` taking in their pods, its own
-    /// included when the term takes them in); see [`crate::kept_beside`].
+    /// included when the term takes them in); see [`crate::pod_affinity`].
     pub kept_beside: Vec<WorkloadRef>,
     /// At most this many of its pods in one zone, as the scheduler keeps them (a required pod
     /// anti-affinity on `topology.kubernetes.io/zone` against its own pods: 1); see

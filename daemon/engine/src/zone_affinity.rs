@@ -11,8 +11,9 @@
 //!   that runs none of them may still be grown.
 //! - Of several such terms, the zones of all their workloads are read as one set (the
 //!   scheduler asks a zone that holds a pod of each term's).
-//! - Where none of those pods runs yet, nothing is pinned (the scheduler runs the pods
-//!   nowhere, unless their own term takes them in).
+//! - Where none of those pods runs yet, nothing is pinned: the scheduler runs the pods
+//!   nowhere, unless their own term takes them in, and [`crate::pod_affinity`] passes them
+//!   over while none of those pods waits either.
 //! - Pods on Fargate are not counted: a zone where those pods run only on Fargate does not
 //!   pin.
 

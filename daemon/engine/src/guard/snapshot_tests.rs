@@ -645,13 +645,39 @@ fn a_pod_kept_beside_anothers_pods_waits_for_room_beside_them_not_for_a_node() {
     };
     let (pending, passed) = split(&world);
     assert!(pending.is_empty(), "{pending:?}");
-    assert_eq!(passed, [(PassOver::KeptBeside, why("every node running them is full for it"))]);
+    assert_eq!(passed, [(PassOver::PodAffinity, why("every node running them is full for it"))]);
     world.pods.push(super::fixture::pod("web-new", None, Some(web()), 100));
     assert_eq!(split(&world).0, ["db-new", "web-new"], "a new node may take both");
     world.pods.retain(|p| p.owner.as_ref().is_none_or(|o| **o != web()));
-    assert_eq!(split(&world).1, [(PassOver::KeptBeside, why("none of them runs or waits"))]);
+    assert_eq!(split(&world).1, [(PassOver::PodAffinity, why("none of them runs or waits"))]);
     world.cluster.workloads[1].kept_beside = vec![db.clone()];
     assert_eq!(split(&world), (vec!["db-new".to_string()], vec![]), "the first of its own pods goes anywhere");
     world.pods.push(super::fixture::pod("db-0", Some("w1"), Some(db), 100));
     assert_eq!(split(&world).0, Vec::<String>::new(), "the rest go beside the first");
+}
+
+/// A workload kept in the zones of another's pods (a required pod affinity on the zone)
+/// while none of them runs: its waiting pod is passed over as unplaceable, for a new node
+/// runs none of them; it waits for a node as before once one of them runs (in any zone) or
+/// waits.
+#[test]
+fn a_pod_kept_in_the_zone_of_pods_that_run_nowhere_is_passed_over() {
+    let mut world = World::default();
+    let db = super::fixture::db();
+    world.cluster.workloads[0].zone_affinity = vec![db.clone()];
+    world.pods.push(super::fixture::pod("web-new", None, Some(web()), 100));
+    let split = |world: &World| {
+        let obs = world.observe();
+        let pending: Vec<String> = obs.snapshot.pending_pods.iter().map(|p| p.name.clone()).collect();
+        let passed: Vec<(PassOver, String)> =
+            obs.passed_over.iter().map(|p| (p.passed_over.reason, p.passed_over.why.to_string())).collect();
+        (pending, passed)
+    };
+    let why = "kept in a zone running pods of stateful-set/shop/db (a required pod affinity on \
+               topology.kubernetes.io/zone): none of them runs or waits, and a new node would run none of them";
+    assert_eq!(split(&world), (vec![], vec![(PassOver::PodAffinity, why.to_string())]));
+    world.pods.push(super::fixture::pod("db-0", None, Some(db.clone()), 100));
+    assert_eq!(split(&world).0, ["web-new", "db-0"], "a new node may take both");
+    world.pod_mut("db-0").node = Some("w2".into());
+    assert_eq!(split(&world), (vec!["web-new".to_string()], vec![]), "db runs: a node in its zone helps");
 }
