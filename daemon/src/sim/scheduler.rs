@@ -34,6 +34,7 @@ impl World {
         let mut near: HashMap<usize, Option<BTreeSet<String>>> = HashMap::new();
         let mut beside: HashMap<usize, Vec<usize>> = HashMap::new();
         let mut per_zone: HashMap<usize, BTreeMap<String, u32>> = HashMap::new();
+        let (mut bound_any, mut waits_near) = (false, false);
         for pod in waiting {
             let Some(w) = self.pods[pod].as_ref().map(|p| p.workload) else { continue };
             let requests = self.workloads[w].requests;
@@ -90,14 +91,21 @@ impl World {
                         *zones.entry(node.zone.clone()).or_default() += 1;
                     }
                     self.bind(pod, n);
+                    bound_any = true;
                 }
                 None => {
+                    waits_near |= near.is_some() || !beside.is_empty();
                     cursor.insert(w, nodes.len());
                     if let Some(p) = self.pods[pod].as_mut() {
                         p.unschedulable = true;
                     }
                 }
             }
+        }
+        // A pod kept near others' pods that found none may find one a pod bound in this sweep
+        // brought (kube-scheduler moves such pods back to its queue when a pod is assigned).
+        if bound_any && waits_near {
+            self.mark_schedule_dirty();
         }
     }
 
@@ -377,6 +385,22 @@ mod tests {
         let zones = |a: usize, b: usize| BTreeMap::from([("us-east-1a".to_string(), a), ("us-east-1b".to_string(), b)]);
         assert_eq!(bound_by_zone(", max-per-zone: 1"), zones(1, 1), "three wait for a third zone");
         assert_eq!(bound_by_zone(", max-per-zone: 2"), zones(2, 2));
+    }
+
+    /// The api listed before the db: its pods are swept before the db's pod binds, find no
+    /// zone, and are retried once it has.
+    #[test]
+    fn pods_kept_near_a_pod_bound_after_them_are_retried() {
+        let text = "name: t\nduration: 1h\nnode-groups:\n\
+                    \x20 - {id: a, instance-types: [m5.large], min-size: 1, max-size: 5, zones: [us-east-1a]}\n\
+                    workloads:\n\
+                    \x20 - {name: api, requests: {cpu: 100m}, replicas: {constant: 2}, zone-affinity: [db]}\n\
+                    \x20 - {name: db, requests: {cpu: 100m}, replicas: {constant: 1}}\n";
+        let mut world = World::new(&Scenario::parse(Path::new("t.yaml"), text).unwrap(), 1);
+        let bound = |world: &World| world.nodes.iter().flatten().map(|n| n.pods.len()).sum::<usize>();
+        assert_eq!(bound(&world), 1, "the db alone in the first sweep");
+        world.step(1_000);
+        assert_eq!(bound(&world), 3);
     }
 
     #[test]
