@@ -39,7 +39,9 @@
 //!
 //! It bounds policies that run the demand. A policy that leaves pods waiting (e.g. a static
 //! size too small for the peak) can cost less than the bound: its pending pod-minutes show
-//! what it saved on. A pod that nothing can hold (no type of an admitting group is large
+//! what it saved on. So can every policy where a workload's own rules keep some of its
+//! demand from ever running (more replicas than zones for one kept one a zone, pods kept
+//! near pods that run nowhere): the bound still charges those replicas. A pod that nothing can hold (no type of an admitting group is large
 //! enough, and Fargate is no option) adds nothing: no policy can pay for it, and it shows
 //! as pending time in every set. Every type a group lists counts, though the simulator
 //! launches only the group's launch type (an on-demand group's first, a spot group's
