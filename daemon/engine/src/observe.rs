@@ -119,7 +119,8 @@ pub fn was_ready_once(view: &NodeView) -> bool {
 /// (`cx`): nodes with their removal blockers, then groups with their ready and lost nodes.
 pub fn observe(cluster: ClusterView, mut groups: Vec<GroupView>, cx: &ObserveContext<'_>) -> Observation {
     groups.sort_by(|a, b| a.id.cmp(&b.id));
-    let seen = observe_nodes(&cluster, &groups, cx);
+    let affinity = crate::pod_affinity::PodAffinity::new(&cluster.workloads);
+    let seen = observe_nodes(&cluster, &groups, &affinity, cx);
     let GroupsSeen { mut node_groups, facts: group_facts } = observe_groups(&cluster, &groups, &seen, cx);
     let NodesSeen { nodes, facts, unready, pods_on_nodes, .. } = seen;
     crate::disk::learn_group_disks(&mut node_groups, &nodes);
@@ -136,8 +137,7 @@ pub fn observe(cluster: ClusterView, mut groups: Vec<GroupView>, cx: &ObserveCon
     let fargate = crate::unplaceable::FargateFallback::new(&node_groups, &workloads);
     let (pending, too_few_zones) =
         crate::zone_domains::too_few_zones(pending, &cluster.workloads, &by_zone, &node_groups, &nodes, &fargate);
-    let (pending, near_nothing) =
-        crate::pod_affinity::PodAffinity::new(&cluster.workloads).waits_for_ever(pending, &cluster.nodes);
+    let (pending, near_nothing) = affinity.waits_for_ever(pending, &cluster.nodes);
     let total_nodes = cluster.nodes.len();
     let mut scheduled_runs = cluster.scheduled_runs;
     scheduled_runs.sort_by(|a, b| (a.due_at_millis, &a.owner).cmp(&(b.due_at_millis, &b.owner)));
@@ -216,7 +216,12 @@ struct NodesSeen<'a> {
     pods_on_nodes: HashMap<Arc<str>, Arc<NodePods>>,
 }
 
-fn observe_nodes<'a>(cluster: &'a ClusterView, groups: &'a [GroupView], cx: &ObserveContext<'_>) -> NodesSeen<'a> {
+fn observe_nodes<'a>(
+    cluster: &'a ClusterView,
+    groups: &'a [GroupView],
+    affinity: &'a crate::pod_affinity::PodAffinity<'a>,
+    cx: &ObserveContext<'_>,
+) -> NodesSeen<'a> {
     let mut instance_group: HashMap<&str, (&GroupView, &InstanceView)> = HashMap::new();
     for group in groups {
         for instance in &group.instances {
@@ -232,7 +237,7 @@ fn observe_nodes<'a>(cluster: &'a ClusterView, groups: &'a [GroupView], cx: &Obs
             .collect(),
         window_hold: window_hold(cluster, cx),
         nominated: cluster.passed_over.iter().filter_map(|p| Some((&**p.passed_over.node.as_ref()?, p))).collect(),
-        pod_affinity: crate::pod_affinity::PodAffinity::new(&cluster.workloads),
+        pod_affinity: affinity,
     };
     let mut seen = NodesSeen {
         nodes: Vec::with_capacity(cluster.nodes.len()),
@@ -290,7 +295,7 @@ struct Blockers<'a> {
     /// Pods nominated to run on a node once the lower-priority pods they preempt leave.
     nominated: HashMap<&'a str, &'a PassedOverPod>,
     /// Pods kept on the nodes of other workloads' pods, which are not moved.
-    pod_affinity: crate::pod_affinity::PodAffinity<'a>,
+    pod_affinity: &'a crate::pod_affinity::PodAffinity<'a>,
 }
 
 /// Why a node may not be removed, the first reason that holds; none when it may.

@@ -147,6 +147,9 @@ impl World {
 
     /// The workloads `names` names.
     fn indices(&self, names: &[String]) -> Vec<usize> {
+        if names.is_empty() {
+            return Vec::new();
+        }
         (0..self.workloads.len()).filter(|&o| names.contains(&self.workloads[o].spec.name)).collect()
     }
 
