@@ -195,6 +195,23 @@ fn pods_kept_in_the_zone_of_a_database_not_yet_running_buy_no_node_until_it_runs
     assert!(summary.peak_nodes <= 7, "{summary:?}");
 }
 
+/// A quorum kept one replica a zone, asked for five in a cluster with one zone and a Fargate
+/// profile: Fargate could run it, but it is placed on EC2, where four replicas wait for a zone
+/// whatever nodes are bought, so the group does not grow for them. Left pending because
+/// Fargate could run them (mutation-checked), binpack grew the group to its max of 10 in 9
+/// scale-ups, $0.90 an hour for one running pod.
+#[test]
+fn replicas_kept_one_a_zone_past_the_zones_buy_no_node_though_fargate_could_run_them() {
+    let text = "name: quorum\nduration: 1h\nnode-groups:\n  - {id: general, instance-types: [m5.large], min-size: 1, \
+                max-size: 10, zones: [us-east-1a]}\nfargate: {provisioning-delay: 45s}\nworkloads:\n  - {name: quorum, \
+                requests: {cpu: 250m, memory: 512Mi}, replicas: {constant: 5}, max-per-zone: 1}\n";
+    let scenario = Scenario::parse(Path::new("quorum.yaml"), text).unwrap();
+    let policies = vec![policy("binpack", json!({}))];
+    let sim = Simulation { scenario, seed: 1, policies, mode: Mode::Enforce, journal: None };
+    let summary = sim.run(&host(), &mut |_, _| {}).unwrap().summary;
+    assert_eq!((summary.scale_ups, summary.peak_nodes), (0, 1), "{summary:?}");
+}
+
 /// An API kept in its database's zone, beside three groups of one zone each,
 /// deploy/examples/scenarios/near-the-database.yaml: the default set grows only the group in
 /// the database's zone for it. With the pin withheld (mutation-checked) it balanced the

@@ -91,6 +91,11 @@ impl<'a> FargateFallback<'a> {
         self.profile
             && owner.is_some_and(|owner| self.workloads.iter().any(|w| &w.id == owner && w.fargate_blocker.is_none()))
     }
+
+    /// True if `owner` is placed on Fargate, so its pods go there.
+    pub fn placed_there(&self, owner: &WorkloadRef) -> bool {
+        self.profile && self.workloads.iter().any(|w| &w.id == owner && w.placement == ballast_sdk::Placement::Fargate)
+    }
 }
 
 fn of_shape(pod: &PendingPod, shape: &PendingShape) -> bool {

@@ -24,8 +24,10 @@ use super::unplaceable::FargateFallback;
 /// hold: those zones (of the nodes whose group admits its pods, or is not known, and of the
 /// Auto Scaling groups that admit them and may grow) are fewer than its zone spread's
 /// `minDomains`, so at most `maxSkew` a zone run; or each holds as many as it keeps to a zone.
-/// `by_zone`: its pods by zone now. A workload whose pods Fargate may take instead
-/// (`fargate`) is left alone.
+/// `by_zone`: its pods by zone now. A workload placed on Fargate (`fargate`) is left alone:
+/// its pods go there. One Fargate could take but that runs on EC2 is not: its pods wait for a
+/// zone there whatever nodes are bought, and a policy that reads the groups' labels alone
+/// bought them (scenario 150 of the rules hunt grew a group to its max).
 ///
 /// # Guarantees
 /// A pod is taken out only when no node of any group could ever let it run while the rule,
@@ -41,7 +43,7 @@ pub fn too_few_zones(
 ) -> (Vec<PendingPod>, Vec<PassedOverPod>) {
     let asked: HashMap<&WorkloadRef, Asked> = (views.iter())
         .filter_map(|w| Some((&w.id, Asked::of(w)?)))
-        .filter(|(id, _)| !fargate.takes(Some(id)))
+        .filter(|(id, _)| !fargate.placed_there(id))
         .collect();
     if asked.is_empty() {
         return (pending, Vec::new());

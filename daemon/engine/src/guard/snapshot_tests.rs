@@ -456,7 +456,8 @@ fn a_spread_pod_that_waits_only_for_a_drained_node_to_go_is_not_waiting_for_capa
 /// A workload kept spread over more zones (its `minDomains`) than its pods may run in: the
 /// zones hold at most `maxSkew` each, and the waiting pods past that are passed over as
 /// unplaceable, named with the zones there are. Room a zone still has keeps the first of
-/// them pending; a group in another zone takes them all back, and so does Fargate.
+/// them pending; a group in another zone takes them all back, and so does a placement on
+/// Fargate (Fargate's mere eligibility does not: on EC2 they wait).
 #[test]
 fn pods_kept_spread_over_more_zones_than_there_are_are_passed_over() {
     let mut world = World::default();
@@ -491,7 +492,9 @@ fn pods_kept_spread_over_more_zones_than_there_are_are_passed_over() {
     assert_eq!(split(&world), (both.clone(), vec![]), "two zones count");
     world.group_mut("web").zones.pop();
     world.cluster.workloads[0].fargate_traits.privileged = false;
-    assert_eq!(split(&world), (both, vec![]), "Fargate, which has a profile, may run them");
+    assert_eq!(split(&world).1.len(), 1, "Fargate may run them, but they are placed on EC2");
+    world.cluster.workloads[0].placement = ballast_sdk::Placement::Fargate;
+    assert_eq!(split(&world), (both, vec![]), "placed on Fargate, they go there");
 }
 
 /// The most web pods the snapshot says one node may run, if it says.
@@ -617,7 +620,9 @@ fn a_pod_kept_one_a_zone_with_every_zone_taken_is_passed_over() {
     assert_eq!(zone.as_deref(), Some("us-east-1b"), "it selects the one zone with room");
     world.group_mut("batch").zones = vec!["us-east-1a".into()];
     world.cluster.workloads[0].fargate_traits.privileged = false;
-    assert_eq!(split(&world).0, vec!["web-new".to_string()], "Fargate, which has a profile, may run it");
+    assert!(split(&world).0.is_empty(), "Fargate may run it, but it is placed on EC2, where it waits for a zone");
+    world.cluster.workloads[0].placement = ballast_sdk::Placement::Fargate;
+    assert_eq!(split(&world).0, vec!["web-new".to_string()], "placed on Fargate, it goes there");
 }
 
 /// A workload kept on the nodes of another's pods (a required pod affinity on the hostname):
