@@ -484,11 +484,7 @@ async fn pods_kept_in_anothers_zone_get_a_node_in_that_zone() {
     site.standin.create(deployment("db")).unwrap();
     site.standin.create(replica_set("db-1", "db")).unwrap();
     site.standin.create(running_pod("db-1-0", "db-node", Some(("ReplicaSet", "db-1")), json!({"app": "db"}))).unwrap();
-    let mut api = deployment("api");
-    api["spec"]["template"]["spec"]["affinity"] = json!({"podAffinity": {
-        "requiredDuringSchedulingIgnoredDuringExecution": [
-            {"topologyKey": "topology.kubernetes.io/zone", "labelSelector": {"matchLabels": {"app": "db"}}}]}});
-    site.standin.create(api).unwrap();
+    site.standin.create(kept_near("api", "topology.kubernetes.io/zone", "db")).unwrap();
     site.standin.create(replica_set("api-1", "api")).unwrap();
     for i in 0..2 {
         site.standin.create(pending_pod(&format!("api-1-{i}"), Some(("ReplicaSet", "api-1")))).unwrap();
@@ -961,14 +957,20 @@ async fn a_node_whose_pod_is_kept_off_anothers_nodes_is_not_removed() {
     both_nodes_stay(&site, &engine).await;
 }
 
+/// A Deployment `name` whose template keeps its pods in the domain of `key` (the hostname, a
+/// zone) of `app: <app>`'s pods (a required pod affinity).
+fn kept_near(name: &str, key: &str, app: &str) -> Value {
+    let mut deployment = deployment(name);
+    deployment["spec"]["template"]["spec"]["affinity"] = json!({"podAffinity": {
+        "requiredDuringSchedulingIgnoredDuringExecution": [
+            {"topologyKey": key, "labelSelector": {"matchLabels": {"app": app}}}]}});
+    deployment
+}
+
 /// A Deployment `cache` whose template keeps its pods on the nodes of `app: web`'s pods (a
 /// required pod affinity on the hostname), with its ReplicaSet `cache-rs`.
 fn cache_kept_beside_web(site: &Site) {
-    let mut cache = deployment("cache");
-    cache["spec"]["template"]["spec"]["affinity"] = json!({"podAffinity": {
-        "requiredDuringSchedulingIgnoredDuringExecution": [
-            {"topologyKey": "kubernetes.io/hostname", "labelSelector": {"matchLabels": {"app": "web"}}}]}});
-    site.standin.create(cache).unwrap();
+    site.standin.create(kept_near("cache", "kubernetes.io/hostname", "web")).unwrap();
     site.standin.create(replica_set("cache-rs", "cache")).unwrap();
 }
 

@@ -590,6 +590,15 @@ fn pods_kept_in_the_zone_of_anothers_pods_select_that_zone() {
     assert_eq!(zones(&world).0, Some("us-east-1c".to_string()), "its own zone selector stands");
 }
 
+/// The snapshot's waiting pods, and the pods the host passed over with their reasons.
+fn pending_and_passed(world: &World) -> (Vec<String>, Vec<(PassOver, String)>) {
+    let obs = world.observe();
+    let pending: Vec<String> = obs.snapshot.pending_pods.iter().map(|p| p.name.clone()).collect();
+    let passed: Vec<(PassOver, String)> =
+        obs.passed_over.iter().map(|p| (p.passed_over.reason, p.passed_over.why.to_string())).collect();
+    (pending, passed)
+}
+
 /// A workload kept to one pod a zone (a required pod anti-affinity on the zone against its
 /// own pods) whose pods already run in every zone its group launches in: a waiting pod is
 /// passed over as unplaceable, named with the zones, for no node helps it; a group in
@@ -600,13 +609,7 @@ fn a_pod_kept_one_a_zone_with_every_zone_taken_is_passed_over() {
     world.cluster.workloads[0].max_per_zone = Some(1);
     world.cluster.workloads[0].fargate_traits.privileged = true;
     world.pods.push(super::fixture::pod("web-new", None, Some(web()), 100));
-    let split = |world: &World| {
-        let obs = world.observe();
-        let pending: Vec<String> = obs.snapshot.pending_pods.iter().map(|p| p.name.clone()).collect();
-        let passed: Vec<(PassOver, String)> =
-            obs.passed_over.iter().map(|p| (p.passed_over.reason, p.passed_over.why.to_string())).collect();
-        (pending, passed)
-    };
+    let split = pending_and_passed;
     let (pending, passed) = split(&world);
     assert!(pending.is_empty(), "{pending:?}");
     let why = "kept to at most 1 a zone (required pod anti-affinity on topology.kubernetes.io/zone against its own \
@@ -635,13 +638,7 @@ fn a_pod_kept_beside_anothers_pods_waits_for_room_beside_them_not_for_a_node() {
     let db = super::fixture::db();
     world.cluster.workloads[1].kept_beside = vec![web()];
     world.pods.push(super::fixture::pod("db-new", None, Some(db.clone()), 100));
-    let split = |world: &World| {
-        let obs = world.observe();
-        let pending: Vec<String> = obs.snapshot.pending_pods.iter().map(|p| p.name.clone()).collect();
-        let passed: Vec<(PassOver, String)> =
-            obs.passed_over.iter().map(|p| (p.passed_over.reason, p.passed_over.why.to_string())).collect();
-        (pending, passed)
-    };
+    let split = pending_and_passed;
     let why = |now: &str| {
         format!(
             "kept on a node running pods of deployment/shop/web (a required pod affinity on kubernetes.io/hostname): \
@@ -671,13 +668,7 @@ fn a_pod_kept_in_the_zone_of_pods_that_run_nowhere_is_passed_over() {
     let db = super::fixture::db();
     world.cluster.workloads[0].zone_affinity = vec![db.clone()];
     world.pods.push(super::fixture::pod("web-new", None, Some(web()), 100));
-    let split = |world: &World| {
-        let obs = world.observe();
-        let pending: Vec<String> = obs.snapshot.pending_pods.iter().map(|p| p.name.clone()).collect();
-        let passed: Vec<(PassOver, String)> =
-            obs.passed_over.iter().map(|p| (p.passed_over.reason, p.passed_over.why.to_string())).collect();
-        (pending, passed)
-    };
+    let split = pending_and_passed;
     let why = "kept in a zone running pods of stateful-set/shop/db (a required pod affinity on \
                topology.kubernetes.io/zone): none of them runs or waits, and a new node would run none of them";
     assert_eq!(split(&world), (vec![], vec![(PassOver::PodAffinity, why.to_string())]));
