@@ -94,7 +94,7 @@ impl<'a> PodAffinity<'a> {
         let wanted: HashSet<&WorkloadRef> = self.near.values().flat_map(|(_, of)| of.iter()).collect();
         let waiting: HashSet<WorkloadRef> =
             pending.iter().filter_map(|p| p.owner.as_ref()).filter(|o| wanted.contains(o)).cloned().collect();
-        let running = running(&wanted, nodes);
+        let running = crate::zone_affinity::zones_running(&wanted, nodes);
         let mut why: HashMap<WorkloadRef, Option<Arc<str>>> = HashMap::new();
         let mut passed = Vec::new();
         let mut left = Vec::with_capacity(pending.len());
@@ -105,7 +105,7 @@ impl<'a> PodAffinity<'a> {
             };
             let why = why.entry((*owner).clone()).or_insert_with(|| {
                 let other_waits = of.iter().any(|o| o != *owner && waiting.contains(o));
-                let any_runs = of.iter().any(|o| running.contains(o));
+                let any_runs = of.iter().any(|o| running.contains_key(o));
                 let first_anywhere = !any_runs && of.contains(owner);
                 let forever = !other_waits && !first_anywhere && (near == Near::Node || !any_runs);
                 forever.then(|| Arc::from(why_waiting(near, of, any_runs)))
@@ -117,19 +117,6 @@ impl<'a> PodAffinity<'a> {
         }
         (left, passed)
     }
-}
-
-/// Of `wanted`, the workloads that have a pod on a node (Fargate's aside).
-fn running(wanted: &HashSet<&WorkloadRef>, nodes: &[NodeView]) -> HashSet<WorkloadRef> {
-    let mut running = HashSet::new();
-    for node in nodes.iter().filter(|n| !n.fargate) {
-        for on in node.pods.shapes.iter().filter(|on| !on.pods.is_empty()) {
-            if let Some(owner) = on.shape.owner.as_deref().filter(|o| wanted.contains(o)) {
-                running.insert(owner.clone());
-            }
-        }
-    }
-    running
 }
 
 fn why_waiting(near: Near, of: &[WorkloadRef], any_runs: bool) -> String {

@@ -31,14 +31,7 @@ pub fn pins(workloads: &[WorkloadView], nodes: &[NodeView]) -> HashMap<WorkloadR
         return HashMap::new();
     }
     let wanted: HashSet<&WorkloadRef> = asking.iter().flat_map(|w| &w.zone_affinity).collect();
-    let mut zones: HashMap<&WorkloadRef, BTreeSet<&str>> = HashMap::new();
-    for node in nodes.iter().filter(|n| !n.fargate) {
-        for on in node.pods.shapes.iter().filter(|on| !on.pods.is_empty()) {
-            if let Some(owner) = on.shape.owner.as_deref().filter(|o| wanted.contains(o)) {
-                zones.entry(owner).or_default().insert(node.zone.as_str());
-            }
-        }
-    }
+    let zones = zones_running(&wanted, nodes);
     (asking.into_iter())
         .filter_map(|w| {
             let all: BTreeSet<&str> = w.zone_affinity.iter().filter_map(|t| zones.get(t)).flatten().copied().collect();
@@ -48,6 +41,22 @@ pub fn pins(workloads: &[WorkloadView], nodes: &[NodeView]) -> HashMap<WorkloadR
             }
         })
         .collect()
+}
+
+/// The zones where each of `wanted` has a pod on a node (Fargate's aside), for those that have.
+pub fn zones_running<'a>(
+    wanted: &HashSet<&WorkloadRef>,
+    nodes: &'a [NodeView],
+) -> HashMap<&'a WorkloadRef, BTreeSet<&'a str>> {
+    let mut zones: HashMap<&WorkloadRef, BTreeSet<&str>> = HashMap::new();
+    for node in nodes.iter().filter(|n| !n.fargate) {
+        for on in node.pods.shapes.iter().filter(|on| !on.pods.is_empty()) {
+            if let Some(owner) = on.shape.owner.as_deref().filter(|o| wanted.contains(o)) {
+                zones.entry(owner).or_default().insert(node.zone.as_str());
+            }
+        }
+    }
+    zones
 }
 
 /// Adds the zone of `owner`'s pin to a pod's `node_selector`, unless it selects a zone
